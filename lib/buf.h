@@ -1,0 +1,36 @@
+/*
+ * buf.h: a growable byte buffer with a read offset, used for line input,
+ * output queues and IPC batches.  Bytes data[off..len) are pending.
+ */
+#ifndef TALKNET_BUF_H
+#define TALKNET_BUF_H
+
+#include <stddef.h>
+
+struct buf {
+	char	*data;
+	size_t	 off;	/* first pending byte */
+	size_t	 len;	/* one past the last pending byte */
+	size_t	 cap;	/* allocated size of data */
+};
+
+/* Sets an empty buffer; nothing is allocated until the first append. */
+void	 buf_init(struct buf *);
+/* Frees the storage and leaves the buffer empty. */
+void	 buf_free(struct buf *);
+/* Number of pending bytes. */
+size_t	 buf_pending(const struct buf *);
+/* First pending byte. */
+char	*buf_head(const struct buf *);
+/* Makes room for n more bytes at data+len; returns 0, or -1 on ENOMEM. */
+int	 buf_reserve(struct buf *, size_t n);
+/* Appends n bytes; returns 0, or -1 on ENOMEM. */
+int	 buf_append(struct buf *, const void *, size_t n);
+/* Marks n bytes written into the reserved space as pending. */
+void	 buf_commit(struct buf *, size_t n);
+/* Drops n pending bytes from the front (consumed or written out). */
+void	 buf_drain(struct buf *, size_t n);
+/* Drops everything pending, keeping the storage. */
+void	 buf_reset(struct buf *);
+
+#endif

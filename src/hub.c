@@ -1,0 +1,1038 @@
+/*
+ * hub.c: the router.  One process, one epoll loop.  Every worker holds
+ * one Unix stream connection to the hub; the hub owns the users and rooms
+ * table (it is its only writer), turns each request into JSON lines for
+ * the recipients' workers, and batches them: a line is appended to each
+ * recipient's output buffer, and every dirty buffer is written once at
+ * the end of the loop iteration.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/tree.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "ipc.h"
+#include "log.h"
+#include "proto.h"
+#include "shm.h"
+#include "talknetd.h"
+#include "utf8.h"
+#include "xmalloc.h"
+
+#define HUB_READ_SIZE		(64 * 1024)
+#define HUB_MAX_EVENTS		256
+#define SLOT_NONE		UINT32_MAX
+
+/* One worker's channel. */
+struct hub_conn {
+	int			 fd;
+	pid_t			 pid;
+	uint32_t		 slot;		/* its row in the users table */
+	int			 hello;		/* HELLO received */
+	int			 parted;	/* DISCONNECT done, CLOSE sent */
+	int			 dead;		/* to be dropped this round */
+	int			 dirty;		/* out has frames to write */
+	int			 want_out;	/* EPOLLOUT is registered */
+	struct buf		 in;
+	struct buf		 out;
+	char			 addr[64];
+	TAILQ_ENTRY(hub_conn)	 dirty_entry;
+	TAILQ_ENTRY(hub_conn)	 dead_entry;
+	TAILQ_ENTRY(hub_conn)	 ident_entry;	/* identified, in order */
+	RB_ENTRY(hub_conn)	 name_entry;
+};
+
+/* A room, indexed by name; the room itself lives in the table. */
+struct hub_room {
+	uint32_t		 idx;
+	RB_ENTRY(hub_room)	 entry;
+};
+
+TAILQ_HEAD(conn_list, hub_conn);
+RB_HEAD(user_tree, hub_conn);
+RB_HEAD(room_tree, hub_room);
+
+static struct {
+	const struct config	*cfg;
+	struct shm_table	 tab;
+	int			 epfd;
+	int			 lfd;
+	size_t			 out_cap;	/* per-worker backlog limit */
+	struct hub_conn		**conns;	/* by slot */
+	uint32_t		*free_users;	/* stack of free user rows */
+	uint32_t		 nfree_users;
+	uint32_t		*free_rooms;	/* stack of free room rows */
+	uint32_t		 nfree_rooms;
+	struct conn_list	 dirty;
+	struct conn_list	 dead;
+	struct conn_list	 idents;
+	struct user_tree	 users;
+	struct room_tree	 rooms;
+	struct buf		 line;		/* one encoded JSON line */
+	struct str		*list;		/* user lists being encoded */
+	size_t			 nlist;
+	struct str		*args;		/* strings of one request */
+	size_t			 nargs;
+	struct str		 key;		/* name looked up in the trees */
+} hub;
+
+/* The name of a user row, or the look-up key for SLOT_NONE. */
+static struct str
+hub_user_key(const struct hub_conn *c)
+{
+	struct shm_user	*u;
+	struct str	 s;
+
+	if (c->slot == SLOT_NONE)
+		return hub.key;
+	u = shm_user(&hub.tab, c->slot);
+	s.p = shm_user_name(&hub.tab, u);
+	s.len = u->name_len;
+	return s;
+}
+
+/* The name of a room row, or the look-up key for SLOT_NONE. */
+static struct str
+hub_room_key(const struct hub_room *r)
+{
+	struct shm_room	*row;
+	struct str	 s;
+
+	if (r->idx == SLOT_NONE)
+		return hub.key;
+	row = shm_room(&hub.tab, r->idx);
+	s.p = shm_room_name(&hub.tab, row);
+	s.len = row->name_len;
+	return s;
+}
+
+/* Orders two names: by bytes, then by length.  Names are case-sensitive. */
+static int
+hub_str_cmp(struct str a, struct str b)
+{
+	int	r;
+
+	r = memcmp(a.p, b.p, a.len < b.len ? a.len : b.len);
+	if (r != 0)
+		return r;
+	return (a.len > b.len) - (a.len < b.len);
+}
+
+/* Orders users by name. */
+static int
+hub_user_cmp(struct hub_conn *a, struct hub_conn *b)
+{
+	return hub_str_cmp(hub_user_key(a), hub_user_key(b));
+}
+
+/* Orders rooms by name. */
+static int
+hub_room_cmp(struct hub_room *a, struct hub_room *b)
+{
+	return hub_str_cmp(hub_room_key(a), hub_room_key(b));
+}
+
+/* libbsd's tree.h marks static generators __unused but leaves it undefined. */
+#ifndef __unused
+#define __unused __attribute__((__unused__))
+#endif
+RB_GENERATE_STATIC(user_tree, hub_conn, name_entry, hub_user_cmp)
+RB_GENERATE_STATIC(room_tree, hub_room, entry, hub_room_cmp)
+
+/* Finds an identified user by name. */
+static struct hub_conn *
+hub_user_find(struct str name)
+{
+	struct hub_conn	key;
+
+	key.slot = SLOT_NONE;
+	hub.key = name;
+	return RB_FIND(user_tree, &hub.users, &key);
+}
+
+/* Finds a room by name. */
+static struct hub_room *
+hub_room_find(struct str name)
+{
+	struct hub_room	key;
+
+	key.idx = SLOT_NONE;
+	hub.key = name;
+	return RB_FIND(room_tree, &hub.rooms, &key);
+}
+
+/* The table row of a connection's user. */
+static struct shm_user *
+hub_row(const struct hub_conn *c)
+{
+	return shm_user(&hub.tab, c->slot);
+}
+
+/* A connection's user name. */
+static struct str
+hub_name(const struct hub_conn *c)
+{
+	return hub_user_key(c);
+}
+
+/* Whether a connection's user has identified. */
+static int
+hub_identified(const struct hub_conn *c)
+{
+	return hub_row(c)->state == USER_IDENTIFIED;
+}
+
+/* Queues a connection for the end-of-round write. */
+static void
+hub_mark_dirty(struct hub_conn *c)
+{
+	if (!c->dirty) {
+		c->dirty = 1;
+		TAILQ_INSERT_TAIL(&hub.dirty, c, dirty_entry);
+	}
+}
+
+/* Schedules a connection to be dropped at the end of the round. */
+static void
+hub_kill(struct hub_conn *c, const char *why)
+{
+	if (c->dead)
+		return;
+	log_info("worker %ld (%s): dropped: %s", (long)c->pid, c->addr, why);
+	c->dead = 1;
+	TAILQ_INSERT_TAIL(&hub.dead, c, dead_entry);
+}
+
+/* Appends one frame for a worker, dropping it if its backlog is full. */
+static void
+hub_put(struct hub_conn *c, uint16_t type, const void *p, size_t len)
+{
+	if (c->dead)
+		return;
+	ipc_put(&c->out, type, c->slot, p, len);
+	hub_mark_dirty(c);
+	if (buf_pending(&c->out) > hub.out_cap)
+		hub_kill(c, "backlog over the limit");
+}
+
+/* Encodes m once into the shared line buffer. */
+static void
+hub_encode(const struct msg *m)
+{
+	buf_reset(&hub.line);
+	if (proto_encode(&hub.line, m) == -1)
+		fatal("proto_encode");
+}
+
+/* Sends the encoded line to one worker. */
+static void
+hub_send(struct hub_conn *c)
+{
+	hub_put(c, IPC_LINE, buf_head(&hub.line), buf_pending(&hub.line));
+}
+
+/* Sends a RESPONSE to one worker. */
+static void
+hub_respond(struct hub_conn *c, enum msg_type op, enum result res,
+    struct str extra)
+{
+	struct msg	m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_RESPONSE;
+	m.op = op;
+	m.res = res;
+	m.extra = extra;
+	m.has_extra = 1;
+	hub_encode(&m);
+	hub_send(c);
+}
+
+/* Sends the encoded line to every identified user but one. */
+static void
+hub_send_others(const struct hub_conn *except)
+{
+	struct hub_conn	*c;
+
+	TAILQ_FOREACH(c, &hub.idents, ident_entry) {
+		if (c != except)
+			hub_send(c);
+	}
+}
+
+/* Sends the encoded line to every member of a room but one. */
+static void
+hub_send_room(struct shm_room *row, const struct hub_conn *except)
+{
+	uint64_t	*members = shm_room_members(&hub.tab, row);
+	uint64_t	 w;
+	uint32_t	 i, slot;
+
+	for (i = 0; i < hub.tab.hdr->bitmap_words; i++) {
+		for (w = members[i]; w != 0; w &= w - 1) {
+			slot = i * 64 + (uint32_t)__builtin_ctzll(w);
+			if (hub.conns[slot] != NULL &&
+			    hub.conns[slot] != except)
+				hub_send(hub.conns[slot]);
+		}
+	}
+}
+
+/* The name of a room row. */
+static struct str
+hub_room_name(struct shm_room *row)
+{
+	struct str	s;
+
+	s.p = shm_room_name(&hub.tab, row);
+	s.len = row->name_len;
+	return s;
+}
+
+/* Makes sure the list array holds n entries. */
+static void
+hub_list_reserve(size_t n)
+{
+	if (n > hub.nlist) {
+		hub.list = xreallocarray(hub.list, n, sizeof(*hub.list));
+		hub.nlist = n;
+	}
+}
+
+/* Forgets a room whose row the table freed when it emptied. */
+static void
+hub_room_forget(struct hub_room *r)
+{
+	RB_REMOVE(room_tree, &hub.rooms, r);
+	hub.free_rooms[hub.nfree_rooms++] = r->idx;
+	free(r);
+}
+
+/* Takes a user out of a room, telling the others; may end the room. */
+static void
+hub_room_leave(struct hub_conn *c, struct hub_room *r)
+{
+	struct shm_room	*row = shm_room(&hub.tab, r->idx);
+	struct msg	 m;
+
+	if (shm_room_leave(&hub.tab, r->idx, c->slot) == 0) {
+		hub_room_forget(r);
+		return;
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_LEFT_ROOM;
+	m.roomname = hub_room_name(row);
+	m.username = hub_name(c);
+	hub_encode(&m);
+	hub_send_room(row, c);
+}
+
+/*
+ * The DISCONNECT semantics: leave every room (LEFT_ROOM to the others),
+ * drop the user's invitations, then DISCONNECTED to every other user.
+ * The row stays taken by the connection until its channel closes.
+ */
+static void
+hub_part(struct hub_conn *c)
+{
+	struct hub_room	*r, *next;
+	struct msg	 m;
+
+	if (!hub_identified(c))
+		return;
+	shm_begin(&hub.tab);
+	RB_FOREACH_SAFE(r, room_tree, &hub.rooms, next) {
+		shm_room_uninvite(&hub.tab, r->idx, c->slot);
+		if (shm_room_is_member(&hub.tab, r->idx, c->slot))
+			hub_room_leave(c, r);
+	}
+	TAILQ_REMOVE(&hub.idents, c, ident_entry);
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_DISCONNECTED;
+	m.username = hub_name(c);
+	hub_encode(&m);
+	hub_send_others(c);
+	RB_REMOVE(user_tree, &hub.users, c);
+	shm_user_unidentify(&hub.tab, c->slot);
+	shm_commit(&hub.tab);
+}
+
+/* IDENTIFY: takes a free name, or says it is taken. */
+static void
+hub_identify(struct hub_conn *c, const struct str *a)
+{
+	struct ipc_identified	 id;
+	struct msg		 m;
+
+	memset(&id, 0, sizeof(id));
+	id.slot = c->slot;
+	if (hub_user_find(a[0]) != NULL) {
+		hub_respond(c, MSG_IDENTIFY, RES_USER_ALREADY_EXISTS, a[0]);
+		hub_put(c, IPC_IDENTIFIED, &id, sizeof(id));
+		return;
+	}
+	shm_begin(&hub.tab);
+	shm_user_identify(&hub.tab, c->slot, a[0].p, a[0].len);
+	shm_commit(&hub.tab);
+	if (RB_INSERT(user_tree, &hub.users, c) != NULL)
+		fatalx("%s: name indexed twice", __func__);
+	TAILQ_INSERT_TAIL(&hub.idents, c, ident_entry);
+
+	hub_respond(c, MSG_IDENTIFY, RES_SUCCESS, a[0]);
+	id.ok = 1;
+	hub_put(c, IPC_IDENTIFIED, &id, sizeof(id));
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_NEW_USER;
+	m.username = a[0];
+	hub_encode(&m);
+	hub_send_others(c);
+}
+
+/* STATUS: a change is told to every other user; no reply. */
+static void
+hub_status(struct hub_conn *c, const struct str *a)
+{
+	struct shm_user	*u = hub_row(c);
+	struct msg	 m;
+	int		 st = proto_status_lookup(a[0].p, a[0].len);
+
+	if ((uint32_t)st == u->status)
+		return;
+	shm_begin(&hub.tab);
+	u->status = (uint32_t)st;
+	shm_commit(&hub.tab);
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_NEW_STATUS;
+	m.username = hub_name(c);
+	m.st = (enum user_status)st;
+	hub_encode(&m);
+	hub_send_others(c);
+}
+
+/* USERS: every identified user with its status, in order of arrival. */
+static void
+hub_users(struct hub_conn *c, const struct str *a)
+{
+	struct hub_conn	*u;
+	struct msg	 m;
+	size_t		 n = 0;
+
+	(void)a;
+	hub_list_reserve(2 * (size_t)hub.tab.hdr->nidentified);
+	TAILQ_FOREACH(u, &hub.idents, ident_entry) {
+		hub.list[n++] = hub_name(u);
+		hub.list[n++] = str_c(proto_status_name(hub_row(u)->status));
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_USER_LIST;
+	m.list = hub.list;
+	m.nlist = n / 2;
+	hub_encode(&m);
+	hub_send(c);
+}
+
+/* TEXT: a private message to one user. */
+static void
+hub_text(struct hub_conn *c, const struct str *a)
+{
+	struct hub_conn	*to;
+	struct msg	 m;
+
+	if ((to = hub_user_find(a[0])) == NULL) {
+		hub_respond(c, MSG_TEXT, RES_NO_SUCH_USER, a[0]);
+		return;
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_TEXT_FROM;
+	m.username = hub_name(c);
+	m.text = a[1];
+	hub_encode(&m);
+	hub_send(to);
+}
+
+/* PUBLIC_TEXT: to every other identified user; no reply. */
+static void
+hub_public_text(struct hub_conn *c, const struct str *a)
+{
+	struct msg	m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_PUBLIC_TEXT_FROM;
+	m.username = hub_name(c);
+	m.text = a[0];
+	hub_encode(&m);
+	hub_send_others(c);
+}
+
+/* NEW_ROOM: creates a room whose only member is its creator. */
+static void
+hub_new_room(struct hub_conn *c, const struct str *a)
+{
+	struct hub_room	*r;
+
+	if (hub_room_find(a[0]) != NULL) {
+		hub_respond(c, MSG_NEW_ROOM, RES_ROOM_ALREADY_EXISTS, a[0]);
+		return;
+	}
+	if (hub.nfree_rooms == 0) {
+		hub_respond(c, MSG_NEW_ROOM, RES_TOO_MANY_ROOMS, a[0]);
+		return;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->idx = hub.free_rooms[--hub.nfree_rooms];
+	shm_begin(&hub.tab);
+	shm_room_create(&hub.tab, r->idx, a[0].p, a[0].len, c->slot);
+	shm_commit(&hub.tab);
+	if (RB_INSERT(room_tree, &hub.rooms, r) != NULL)
+		fatalx("%s: room indexed twice", __func__);
+	hub_respond(c, MSG_NEW_ROOM, RES_SUCCESS, a[0]);
+}
+
+/*
+ * Finds the room a request names and checks the sender is a member,
+ * answering NO_SUCH_ROOM or NOT_JOINED itself.  Returns the row or NULL.
+ */
+static struct shm_room *
+hub_member_room(struct hub_conn *c, enum msg_type op, struct str name,
+    struct hub_room **rp)
+{
+	struct hub_room	*r;
+	struct shm_room	*row;
+
+	if ((r = hub_room_find(name)) == NULL) {
+		hub_respond(c, op, RES_NO_SUCH_ROOM, name);
+		return NULL;
+	}
+	row = shm_room(&hub.tab, r->idx);
+	if (!shm_bit_test(shm_room_members(&hub.tab, row), c->slot)) {
+		hub_respond(c, op, RES_NOT_JOINED, name);
+		return NULL;
+	}
+	if (rp != NULL)
+		*rp = r;
+	return row;
+}
+
+/* INVITE: all or nothing; new invitees get INVITATION, no reply. */
+static void
+hub_invite(struct hub_conn *c, const struct str *a, size_t n)
+{
+	struct hub_room	*r;
+	struct shm_room	*row;
+	struct hub_conn	*to;
+	struct msg	 m;
+	size_t		 i;
+
+	if ((row = hub_member_room(c, MSG_INVITE, a[0], &r)) == NULL)
+		return;
+	for (i = 1; i < n; i++) {
+		if (hub_user_find(a[i]) == NULL) {
+			hub_respond(c, MSG_INVITE, RES_NO_SUCH_USER, a[i]);
+			return;
+		}
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_INVITATION;
+	m.username = hub_name(c);
+	m.roomname = hub_room_name(row);
+	hub_encode(&m);
+	shm_begin(&hub.tab);
+	for (i = 1; i < n; i++) {
+		to = hub_user_find(a[i]);
+		if (to == c || shm_room_is_member(&hub.tab, r->idx, to->slot) ||
+		    shm_room_is_invited(&hub.tab, r->idx, to->slot))
+			continue;
+		shm_room_invite(&hub.tab, r->idx, to->slot);
+		hub_send(to);
+	}
+	shm_commit(&hub.tab);
+}
+
+/* JOIN_ROOM: an invited user becomes a member. */
+static void
+hub_join_room(struct hub_conn *c, const struct str *a)
+{
+	struct hub_room	*r;
+	struct shm_room	*row;
+	struct msg	 m;
+
+	if ((r = hub_room_find(a[0])) == NULL) {
+		hub_respond(c, MSG_JOIN_ROOM, RES_NO_SUCH_ROOM, a[0]);
+		return;
+	}
+	row = shm_room(&hub.tab, r->idx);
+	if (shm_room_is_member(&hub.tab, r->idx, c->slot)) {
+		hub_respond(c, MSG_JOIN_ROOM, RES_SUCCESS, a[0]);
+		return;
+	}
+	if (!shm_room_is_invited(&hub.tab, r->idx, c->slot)) {
+		hub_respond(c, MSG_JOIN_ROOM, RES_NOT_INVITED, a[0]);
+		return;
+	}
+	shm_begin(&hub.tab);
+	shm_room_join(&hub.tab, r->idx, c->slot);
+	shm_commit(&hub.tab);
+	hub_respond(c, MSG_JOIN_ROOM, RES_SUCCESS, a[0]);
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_JOINED_ROOM;
+	m.roomname = hub_room_name(row);
+	m.username = hub_name(c);
+	hub_encode(&m);
+	hub_send_room(row, c);
+}
+
+/* ROOM_USERS: the members of a room the sender is in. */
+static void
+hub_room_users(struct hub_conn *c, const struct str *a)
+{
+	struct shm_room	*row;
+	uint64_t	*members, w;
+	struct hub_conn	*u;
+	struct msg	 m;
+	uint32_t	 i;
+	size_t		 n = 0;
+
+	if ((row = hub_member_room(c, MSG_ROOM_USERS, a[0], NULL)) == NULL)
+		return;
+	members = shm_room_members(&hub.tab, row);
+	hub_list_reserve(2 * (size_t)row->nmembers);
+	for (i = 0; i < hub.tab.hdr->bitmap_words; i++) {
+		for (w = members[i]; w != 0; w &= w - 1) {
+			u = hub.conns[i * 64 + (uint32_t)__builtin_ctzll(w)];
+			if (u == NULL || n / 2 >= row->nmembers)
+				continue;
+			hub.list[n++] = hub_name(u);
+			hub.list[n++] =
+			    str_c(proto_status_name(hub_row(u)->status));
+		}
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_ROOM_USER_LIST;
+	m.roomname = hub_room_name(row);
+	m.list = hub.list;
+	m.nlist = n / 2;
+	hub_encode(&m);
+	hub_send(c);
+}
+
+/* ROOM_TEXT: to every other member; no reply. */
+static void
+hub_room_text(struct hub_conn *c, const struct str *a)
+{
+	struct shm_room	*row;
+	struct msg	 m;
+
+	if ((row = hub_member_room(c, MSG_ROOM_TEXT, a[0], NULL)) == NULL)
+		return;
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_ROOM_TEXT_FROM;
+	m.roomname = hub_room_name(row);
+	m.username = hub_name(c);
+	m.text = a[1];
+	hub_encode(&m);
+	hub_send_room(row, c);
+}
+
+/* LEAVE_ROOM: LEFT_ROOM to the others; an empty room disappears. */
+static void
+hub_leave_room(struct hub_conn *c, const struct str *a)
+{
+	struct hub_room	*r;
+
+	if (hub_member_room(c, MSG_LEAVE_ROOM, a[0], &r) == NULL)
+		return;
+	shm_begin(&hub.tab);
+	hub_room_leave(c, r);
+	shm_commit(&hub.tab);
+}
+
+/* DISCONNECT: the semantics of the protocol, then CLOSE to the worker. */
+static void
+hub_disconnect(struct hub_conn *c)
+{
+	hub_part(c);
+	c->parted = 1;
+	hub_put(c, IPC_CLOSE, NULL, 0);
+}
+
+/*
+ * Checks the strings of a request as the protocol requires.  The worker
+ * checked them already; a worker that sends bad ones is not trusted.
+ */
+static int
+hub_check_args(enum msg_type t, const struct str *a, size_t n)
+{
+	const struct config	*cfg = hub.cfg;
+	size_t			 i;
+
+	switch (t) {
+	case MSG_IDENTIFY:
+		return utf8_name_valid(a[0].p, a[0].len, cfg->max_name);
+	case MSG_STATUS:
+		return proto_status_lookup(a[0].p, a[0].len) != -1;
+	case MSG_TEXT:
+		return utf8_name_valid(a[0].p, a[0].len, cfg->max_name) &&
+		    utf8_valid(a[1].p, a[1].len);
+	case MSG_PUBLIC_TEXT:
+		return utf8_valid(a[0].p, a[0].len);
+	case MSG_INVITE:
+		for (i = 1; i < n; i++)
+			if (!utf8_name_valid(a[i].p, a[i].len, cfg->max_name))
+				return 0;
+		return utf8_name_valid(a[0].p, a[0].len, cfg->max_room);
+	case MSG_NEW_ROOM:
+	case MSG_JOIN_ROOM:
+	case MSG_ROOM_USERS:
+	case MSG_LEAVE_ROOM:
+		return utf8_name_valid(a[0].p, a[0].len, cfg->max_room);
+	case MSG_ROOM_TEXT:
+		return utf8_name_valid(a[0].p, a[0].len, cfg->max_room) &&
+		    utf8_valid(a[1].p, a[1].len);
+	case MSG_USERS:
+	case MSG_DISCONNECT:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Runs one request from a worker; returns -1 to drop the worker. */
+static int
+hub_request(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
+{
+	enum msg_type	 t = ipc_request_msg(h->type);
+	long		 n;
+
+	if ((n = ipc_get_strs(p, h->len, NULL, 0)) == -1 ||
+	    ipc_check_request(h->type, n) == -1)
+		return -1;
+	if ((size_t)n > hub.nargs) {
+		hub.args = xreallocarray(hub.args, (size_t)n,
+		    sizeof(*hub.args));
+		hub.nargs = (size_t)n;
+	}
+	(void)ipc_get_strs(p, h->len, hub.args, hub.nargs);
+	if (!hub_check_args(t, hub.args, (size_t)n))
+		return -1;
+	if (c->parted)
+		return -1;
+	if (t == MSG_DISCONNECT) {
+		hub_disconnect(c);
+		return 0;
+	}
+	/* The worker answers NOT_IDENTIFIED and double IDENTIFY itself. */
+	if (hub_identified(c) != (t != MSG_IDENTIFY))
+		return -1;
+
+	switch (t) {
+	case MSG_IDENTIFY:
+		hub_identify(c, hub.args);
+		return 0;
+	case MSG_STATUS:
+		hub_status(c, hub.args);
+		return 0;
+	case MSG_USERS:
+		hub_users(c, hub.args);
+		return 0;
+	case MSG_TEXT:
+		hub_text(c, hub.args);
+		return 0;
+	case MSG_PUBLIC_TEXT:
+		hub_public_text(c, hub.args);
+		return 0;
+	case MSG_NEW_ROOM:
+		hub_new_room(c, hub.args);
+		return 0;
+	case MSG_INVITE:
+		hub_invite(c, hub.args, (size_t)n);
+		return 0;
+	case MSG_JOIN_ROOM:
+		hub_join_room(c, hub.args);
+		return 0;
+	case MSG_ROOM_USERS:
+		hub_room_users(c, hub.args);
+		return 0;
+	case MSG_ROOM_TEXT:
+		hub_room_text(c, hub.args);
+		return 0;
+	case MSG_LEAVE_ROOM:
+		hub_leave_room(c, hub.args);
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* The dispatcher: one frame from a worker; returns -1 to drop it. */
+static int
+hub_dispatch(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
+{
+	struct str	addr;
+
+	switch (h->type) {
+	case IPC_HELLO:
+		if (c->hello || ipc_get_strs(p, h->len, &addr, 1) != 1)
+			return -1;
+		c->hello = 1;
+		(void)strlcpy(c->addr, "?", sizeof(c->addr));
+		if (addr.len < sizeof(c->addr) && utf8_valid(addr.p, addr.len)) {
+			memcpy(c->addr, addr.p, addr.len);
+			c->addr[addr.len] = '\0';
+		}
+		log_debug("worker %ld (%s): hello, row %u", (long)c->pid,
+		    c->addr, c->slot);
+		return 0;
+	default:
+		if (!c->hello || ipc_request_msg(h->type) == MSG_NONE)
+			return -1;
+		return hub_request(c, h, p);
+	}
+}
+
+/* Reads what a worker sent and runs every complete frame. */
+static void
+hub_read(struct hub_conn *c)
+{
+	struct ipc_hdr	 h;
+	const char	*p;
+	ssize_t		 n;
+	int		 r, eof = 0;
+
+	xbuf_reserve(&c->in, HUB_READ_SIZE);
+	n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		log_warn("worker %ld: read", (long)c->pid);
+		eof = 1;
+	} else if (n == 0)
+		eof = 1;
+	else
+		buf_commit(&c->in, (size_t)n);
+
+	while (!c->dead && (r = ipc_get(&c->in, &h, &p)) != 0) {
+		if (r == -1 || hub_dispatch(c, &h, p) == -1) {
+			hub_kill(c, "malformed frame");
+			return;
+		}
+	}
+	if (eof)
+		hub_kill(c, "channel closed");
+}
+
+/* Accepts new worker channels, giving each a row in the users table. */
+static void
+hub_accept(void)
+{
+	struct epoll_event	 ev;
+	struct ucred		 cred;
+	socklen_t		 len;
+	struct hub_conn		*c;
+	int			 fd;
+
+	for (;;) {
+		fd = accept4(hub.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN)
+				log_warn("hub: accept");
+			return;
+		}
+		len = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+			log_warn("hub: SO_PEERCRED");
+			close(fd);
+			continue;
+		}
+		if (hub.nfree_users == 0) {
+			log_warnx("hub: worker %ld refused: table full",
+			    (long)cred.pid);
+			close(fd);
+			continue;
+		}
+		c = xcalloc(1, sizeof(*c));
+		c->fd = fd;
+		c->pid = cred.pid;
+		c->slot = hub.free_users[--hub.nfree_users];
+		(void)strlcpy(c->addr, "?", sizeof(c->addr));
+		buf_init(&c->in);
+		buf_init(&c->out);
+		hub.conns[c->slot] = c;
+		shm_begin(&hub.tab);
+		shm_user_attach(&hub.tab, c->slot, cred.pid);
+		shm_commit(&hub.tab);
+
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN;
+		ev.data.ptr = c;
+		if (epoll_ctl(hub.epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
+			fatal("hub: epoll_ctl add");
+	}
+}
+
+/* Drops a connection: DISCONNECT semantics, then frees its row. */
+static void
+hub_drop(struct hub_conn *c)
+{
+	hub_part(c);
+	if (c->dirty)
+		TAILQ_REMOVE(&hub.dirty, c, dirty_entry);
+	/* Closing the fd also removes it from the epoll set. */
+	close(c->fd);
+	shm_begin(&hub.tab);
+	shm_user_detach(&hub.tab, c->slot);
+	shm_commit(&hub.tab);
+	hub.conns[c->slot] = NULL;
+	hub.free_users[hub.nfree_users++] = c->slot;
+	buf_free(&c->in);
+	buf_free(&c->out);
+	free(c);
+}
+
+/* Writes each dirty worker's batch once; waits for EPOLLOUT if partial. */
+static void
+hub_flush(void)
+{
+	struct epoll_event	 ev;
+	struct hub_conn		*c;
+	ssize_t			 n;
+	int			 want;
+
+	while ((c = TAILQ_FIRST(&hub.dirty)) != NULL) {
+		TAILQ_REMOVE(&hub.dirty, c, dirty_entry);
+		c->dirty = 0;
+		if (c->dead)
+			continue;
+		n = write(c->fd, buf_head(&c->out), buf_pending(&c->out));
+		if (n == -1 && errno != EAGAIN && errno != EINTR) {
+			hub_kill(c, "write failed");
+			continue;
+		}
+		if (n > 0)
+			buf_drain(&c->out, (size_t)n);
+		want = buf_pending(&c->out) > 0;
+		if (want != c->want_out) {
+			memset(&ev, 0, sizeof(ev));
+			ev.events = EPOLLIN | (want ? EPOLLOUT : 0);
+			ev.data.ptr = c;
+			if (epoll_ctl(hub.epfd, EPOLL_CTL_MOD, c->fd, &ev) == -1)
+				fatal("hub: epoll_ctl mod");
+			c->want_out = want;
+		}
+	}
+}
+
+/* Ends the round: drops dead workers and writes every batch. */
+static void
+hub_end_round(void)
+{
+	struct hub_conn	*c;
+
+	while (!TAILQ_EMPTY(&hub.dead) || !TAILQ_EMPTY(&hub.dirty)) {
+		while ((c = TAILQ_FIRST(&hub.dead)) != NULL) {
+			TAILQ_REMOVE(&hub.dead, c, dead_entry);
+			hub_drop(c);
+		}
+		hub_flush();
+	}
+}
+
+/* Maps the table writable and lays it out empty. */
+static void
+hub_map(const struct runtime *rt)
+{
+	void	*mem;
+
+	/* Only the hub maps the segment writable: it is the table's writer. */
+	mem = mmap(NULL, rt->shm_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+	    rt->shm_fd, 0);
+	if (mem == MAP_FAILED)
+		fatal("hub: mmap");
+	close(rt->shm_fd);
+	shm_format(mem, rt->shm_size, hub.cfg->max_clients,
+	    hub.cfg->max_rooms, hub.cfg->max_name, hub.cfg->max_room);
+	hub.tab.hdr = mem;
+	hub.tab.size = rt->shm_size;
+}
+
+/* The hub process: set up, then route until killed. */
+void
+hub_main(const struct config *cfg, const struct runtime *rt)
+{
+	struct epoll_event	 ev, evs[HUB_MAX_EVENTS];
+	struct hub_conn		*c;
+	uint32_t		 i;
+	int			 n, k;
+
+	setproctitle("hub");
+	/* Die with the master, so no hub outlives the service. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
+		fatal("hub: prctl");
+
+	hub.cfg = cfg;
+	hub.lfd = rt->hub_listen_fd;
+	hub.out_cap = 2 * cfg->max_queue + 2 * cfg->max_line + 65536;
+	TAILQ_INIT(&hub.dirty);
+	TAILQ_INIT(&hub.dead);
+	TAILQ_INIT(&hub.idents);
+	RB_INIT(&hub.users);
+	RB_INIT(&hub.rooms);
+	buf_init(&hub.line);
+	hub_map(rt);
+
+	hub.conns = xcalloc(cfg->max_clients, sizeof(*hub.conns));
+	hub.free_users = xcalloc(cfg->max_clients, sizeof(*hub.free_users));
+	for (i = 0; i < cfg->max_clients; i++)
+		hub.free_users[hub.nfree_users++] =
+		    (uint32_t)(cfg->max_clients - 1 - i);
+	hub.free_rooms = xcalloc(cfg->max_rooms, sizeof(*hub.free_rooms));
+	for (i = 0; i < cfg->max_rooms; i++)
+		hub.free_rooms[hub.nfree_rooms++] =
+		    (uint32_t)(cfg->max_rooms - 1 - i);
+
+	if ((hub.epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		fatal("hub: epoll_create1");
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.ptr = NULL;
+	if (epoll_ctl(hub.epfd, EPOLL_CTL_ADD, hub.lfd, &ev) == -1)
+		fatal("hub: epoll_ctl");
+	log_debug("hub: ready, %zu bytes of table", rt->shm_size);
+
+	for (;;) {
+		n = epoll_wait(hub.epfd, evs, HUB_MAX_EVENTS, -1);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			fatal("hub: epoll_wait");
+		}
+		for (k = 0; k < n; k++) {
+			if ((c = evs[k].data.ptr) == NULL) {
+				hub_accept();
+				continue;
+			}
+			if (c->dead)
+				continue;
+			if (evs[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				hub_read(c);
+			if ((evs[k].events & EPOLLOUT) && !c->dead)
+				hub_mark_dirty(c);
+		}
+		hub_end_round();
+	}
+}

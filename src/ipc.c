@@ -1,0 +1,164 @@
+/*
+ * ipc.c: building and checking the frames between workers and the hub.
+ * No I/O here: the callers batch frames in a struct buf and write it out
+ * once per loop iteration.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "buf.h"
+#include "ipc.h"
+#include "log.h"
+#include "xmalloc.h"
+
+/* How many strings each request carries: {min, max}. */
+static const struct {
+	long	min;
+	long	max;
+} ipc_request_strs[MSG_REQUEST_LAST + 1] = {
+	[MSG_IDENTIFY]		= { 1, 1 },	/* username */
+	[MSG_STATUS]		= { 1, 1 },	/* status */
+	[MSG_USERS]		= { 0, 0 },
+	[MSG_TEXT]		= { 2, 2 },	/* username, text */
+	[MSG_PUBLIC_TEXT]	= { 1, 1 },	/* text */
+	[MSG_NEW_ROOM]		= { 1, 1 },	/* roomname */
+	[MSG_INVITE]		= { 2, INT32_MAX }, /* roomname, usernames */
+	[MSG_JOIN_ROOM]		= { 1, 1 },	/* roomname */
+	[MSG_ROOM_USERS]	= { 1, 1 },	/* roomname */
+	[MSG_ROOM_TEXT]		= { 2, 2 },	/* roomname, text */
+	[MSG_LEAVE_ROOM]	= { 1, 1 },	/* roomname */
+	[MSG_DISCONNECT]	= { 0, 0 },
+};
+
+/* Appends one frame with a fixed payload to b. */
+void
+ipc_put(struct buf *b, uint16_t type, uint32_t peer, const void *payload,
+    size_t len)
+{
+	struct ipc_hdr	h;
+
+	if (len > IPC_MAX_PAYLOAD)
+		fatalx("%s: payload of %zu bytes", __func__, len);
+	memset(&h, 0, sizeof(h));
+	h.version = IPC_VERSION;
+	h.type = type;
+	h.len = (uint32_t)len;
+	h.peer = peer;
+	xbuf_reserve(b, sizeof(h) + len);
+	xbuf_append(b, &h, sizeof(h));
+	if (len > 0)
+		xbuf_append(b, payload, len);
+}
+
+/*
+ * Starts a frame whose payload follows.  Returns the header's offset from
+ * the first pending byte, which stays true if the buffer compacts.
+ */
+size_t
+ipc_begin(struct buf *b, uint16_t type, uint32_t peer)
+{
+	ipc_put(b, type, peer, NULL, 0);
+	return b->len - sizeof(struct ipc_hdr) - b->off;
+}
+
+/* Appends one length-prefixed string to the frame being built. */
+void
+ipc_put_str(struct buf *b, const char *p, size_t len)
+{
+	uint32_t	n;
+
+	if (len > IPC_MAX_PAYLOAD)
+		fatalx("%s: string of %zu bytes", __func__, len);
+	n = (uint32_t)len;
+	xbuf_reserve(b, sizeof(n) + len);
+	xbuf_append(b, &n, sizeof(n));
+	if (len > 0)
+		xbuf_append(b, p, len);
+}
+
+/* Ends the frame started at hdroff by writing its payload length. */
+void
+ipc_end(struct buf *b, size_t hdroff)
+{
+	struct ipc_hdr	h;
+	size_t		len;
+
+	char		*hp = b->data + b->off + hdroff;
+
+	memcpy(&h, hp, sizeof(h));
+	len = b->len - b->off - hdroff - sizeof(h);
+	if (len > IPC_MAX_PAYLOAD)
+		fatalx("%s: payload of %zu bytes", __func__, len);
+	h.len = (uint32_t)len;
+	memcpy(hp, &h, sizeof(h));
+}
+
+/* Takes the next frame from b, checking its header. */
+int
+ipc_get(struct buf *b, struct ipc_hdr *h, const char **payload)
+{
+	size_t	avail = buf_pending(b);
+
+	if (avail < sizeof(*h))
+		return 0;
+	memcpy(h, buf_head(b), sizeof(*h));
+	if (h->version != IPC_VERSION || h->len > IPC_MAX_PAYLOAD)
+		return -1;
+	if (avail - sizeof(*h) < h->len)
+		return 0;
+	*payload = buf_head(b) + sizeof(*h);
+	buf_drain(b, sizeof(*h) + h->len);
+	return 1;
+}
+
+/* Splits a string-list payload into strs; -1 if it is malformed. */
+long
+ipc_get_strs(const char *payload, size_t len, struct str *strs, size_t max)
+{
+	size_t		off = 0;
+	long		n = 0;
+	uint32_t	slen;
+
+	while (off < len) {
+		if (len - off < sizeof(slen))
+			return -1;
+		memcpy(&slen, payload + off, sizeof(slen));
+		off += sizeof(slen);
+		if (slen > len - off)
+			return -1;
+		if (strs != NULL && (size_t)n < max) {
+			strs[n].p = payload + off;
+			strs[n].len = slen;
+		}
+		off += slen;
+		if (n == INT32_MAX)
+			return -1;
+		n++;
+	}
+	return n;
+}
+
+/* Checks the number of strings a request frame carries. */
+int
+ipc_check_request(uint16_t type, long nstrs)
+{
+	enum msg_type	m = ipc_request_msg(type);
+
+	if (m == MSG_NONE)
+		return -1;
+	if (nstrs < ipc_request_strs[m].min || nstrs > ipc_request_strs[m].max)
+		return -1;
+	return 0;
+}
+
+/* The protocol request a request frame type stands for, or MSG_NONE. */
+enum msg_type
+ipc_request_msg(uint16_t type)
+{
+	if (type < IPC_REQ_BASE + MSG_REQUEST_FIRST ||
+	    type > IPC_REQ_BASE + MSG_REQUEST_LAST)
+		return MSG_NONE;
+	return (enum msg_type)(type - IPC_REQ_BASE);
+}

@@ -1,0 +1,88 @@
+/*
+ * ipc.h: the wire format between the worker processes and the hub.
+ *
+ * Every frame is a fixed 16-byte header followed by len payload bytes,
+ * in host byte order (both ends are the same binary on the same host).
+ * The version is checked on every frame; a frame with another version,
+ * an unknown type, a payload over the limit or a payload that does not
+ * match its type exactly is a protocol error that drops its sender only.
+ *
+ * Requests (worker to hub) carry their fields as a list of strings, each
+ * a uint32_t length followed by that many bytes, with nothing left over.
+ * The hub never trusts identity from a payload: the sender is the
+ * channel the frame arrived on, and the hub stamps peer itself.
+ */
+#ifndef TALKNETD_IPC_H
+#define TALKNETD_IPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "proto.h"
+
+#define IPC_VERSION		1
+#define IPC_MAX_PAYLOAD		(64U * 1024 * 1024)
+
+struct ipc_hdr {
+	uint16_t	version;	/* IPC_VERSION */
+	uint16_t	type;		/* enum ipc_type */
+	uint32_t	len;		/* payload bytes after the header */
+	uint32_t	peer;		/* worker slot, stamped by the hub */
+	uint32_t	seq;		/* sender's frame counter */
+};
+
+enum ipc_type {
+	/* 0x01xx: worker to hub.  Requests are IPC_REQ_BASE + enum msg_type. */
+	IPC_REQ_BASE		= 0x0100,
+	IPC_REQ_IDENTIFY	= IPC_REQ_BASE + MSG_IDENTIFY,
+	IPC_REQ_DISCONNECT	= IPC_REQ_BASE + MSG_DISCONNECT,
+	IPC_HELLO		= 0x0180,	/* first frame: client address */
+
+	/* 0x02xx: hub to worker. */
+	IPC_LINE		= 0x0200,	/* one JSON line for the client */
+	IPC_IDENTIFIED		= 0x0201,	/* struct ipc_identified */
+	IPC_CLOSE		= 0x0202,	/* disconnect done: close now */
+};
+
+/* IPC_IDENTIFIED: the answer to IPC_REQ_IDENTIFY. */
+struct ipc_identified {
+	uint32_t	ok;		/* 1: identified as slot's name */
+	uint32_t	slot;		/* the worker's row in the table */
+};
+
+/* Bytes the header takes on the wire. */
+#define IPC_HDR_LEN		sizeof(struct ipc_hdr)
+
+/* Appends one frame with a fixed payload to b. */
+void	 ipc_put(struct buf *b, uint16_t type, uint32_t peer,
+	    const void *payload, size_t len);
+/* Starts a frame whose payload follows; returns its header's offset. */
+size_t	 ipc_begin(struct buf *b, uint16_t type, uint32_t peer);
+/* Appends one length-prefixed string to the frame being built. */
+void	 ipc_put_str(struct buf *b, const char *p, size_t len);
+/* Ends the frame started at hdroff by writing its payload length. */
+void	 ipc_end(struct buf *b, size_t hdroff);
+
+/*
+ * Takes the next frame from b.  Returns 1 and sets *h and *payload (valid
+ * until b changes), 0 when the frame is not complete yet, -1 when the
+ * header is bad (version, length): the peer must be dropped.
+ */
+int	 ipc_get(struct buf *b, struct ipc_hdr *h, const char **payload);
+/*
+ * Splits a string-list payload.  Returns the number of strings (up to
+ * max filled into strs), or -1 when a length runs past the end.  With
+ * strs NULL it only counts.
+ */
+long	 ipc_get_strs(const char *payload, size_t len, struct str *strs,
+	    size_t max);
+/*
+ * Checks that a request frame of this type carries an acceptable number
+ * of strings; returns 0, or -1 for an unknown type or a wrong count.
+ */
+int	 ipc_check_request(uint16_t type, long nstrs);
+/* The protocol request a request frame type stands for, or MSG_NONE. */
+enum msg_type ipc_request_msg(uint16_t type);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * log.c: the daemon's logger.  Every process logs through it; lines carry
+ * the pid so the roles can be told apart.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static int	log_foreground = 1;
+static int	log_level = LOG_LEVEL_INFO;
+
+static const char *const log_names[] = {
+	"error", "warning", "info", "debug"
+};
+static const int log_prio[] = {
+	LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG
+};
+
+/* Sets the destination (stderr when foreground) and the highest level. */
+void
+log_init(int foreground, int level)
+{
+	log_foreground = foreground;
+	log_level = level;
+	if (!foreground)
+		openlog("talknetd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+/* Formats one line and sends it where the logger points. */
+static void
+log_vwrite(int level, int with_errno, const char *fmt, va_list ap)
+{
+	char	msg[1024];
+	int	saved = errno;
+
+	if (level > log_level)
+		return;
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (with_errno) {
+		(void)strlcat(msg, ": ", sizeof(msg));
+		(void)strlcat(msg, strerror(saved), sizeof(msg));
+	}
+	if (log_foreground)
+		(void)fprintf(stderr, "talknetd[%ld]: %s: %s\n",
+		    (long)getpid(), log_names[level], msg);
+	else
+		syslog(log_prio[level], "%s: %s", log_names[level], msg);
+	errno = saved;
+}
+
+/* Logs a warning with strerror(errno) appended. */
+void
+log_warn(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_WARNING, 1, fmt, ap);
+	va_end(ap);
+}
+
+/* Logs a warning. */
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_WARNING, 0, fmt, ap);
+	va_end(ap);
+}
+
+/* Logs an ordinary event. */
+void
+log_info(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_INFO, 0, fmt, ap);
+	va_end(ap);
+}
+
+/* Logs a detail useful when debugging. */
+void
+log_debug(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_DEBUG, 0, fmt, ap);
+	va_end(ap);
+}
+
+/* Logs an impossible condition with strerror(errno) and exits 1. */
+void
+fatal(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_ERROR, 1, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+/* Logs an impossible condition and exits 1. */
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_ERROR, 0, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

@@ -1,0 +1,497 @@
+/*
+ * master.c: the parent of every talknetd process.  It owns the listening
+ * sockets, the shared-memory segment and the hub's Unix socket; it
+ * starts the hub, forks one worker per accepted connection, reaps them,
+ * and restarts the hub if it dies.  It never reads client traffic.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/tree.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "log.h"
+#include "shm.h"
+#include "talknetd.h"
+#include "xmalloc.h"
+
+#define MASTER_BACKLOG		1024
+#define MASTER_ACCEPT_BURST	64
+#define MASTER_PAUSE_MS		200	/* after EMFILE or a failed fork */
+#define MASTER_STOP_MS		3000	/* children get this long on exit */
+
+/* A live worker process. */
+struct child {
+	pid_t			pid;
+	RB_ENTRY(child)		entry;
+};
+RB_HEAD(child_tree, child);
+
+static struct {
+	struct config		*cfg;
+	struct runtime		 rt;
+	pid_t			 hub_pid;
+	time_t			 hub_started;
+	struct child_tree	 children;
+	size_t			 nchildren;
+	int			 sigpipe[2];	/* self-pipe: handler to loop */
+	int			 stopping;
+} master;
+
+/* Orders children by pid. */
+static int
+child_cmp(struct child *a, struct child *b)
+{
+	return (a->pid > b->pid) - (a->pid < b->pid);
+}
+
+/* libbsd's tree.h marks static generators __unused but leaves it undefined. */
+#ifndef __unused
+#define __unused __attribute__((__unused__))
+#endif
+RB_GENERATE_STATIC(child_tree, child, entry, child_cmp)
+
+/* Binds every configured address; returns 0, or -1 after logging. */
+int
+master_listen(struct config *cfg)
+{
+	struct sockaddr_storage	 ss;
+	struct listen_addr	*a;
+	socklen_t		 sslen;
+	char			 name[128];
+	size_t			 i;
+	int			 fd, one = 1, bound = 0;
+
+	for (i = 0; i < cfg->nlisten; i++) {
+		a = &cfg->listen[i];
+		fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		if (fd == -1) {
+			if (a->optional) {
+				log_debug("%s: %s", a->text, strerror(errno));
+				continue;
+			}
+			log_warn("socket %s", a->text);
+			return -1;
+		}
+		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one)) == -1)
+			log_warn("SO_REUSEADDR %s", a->text);
+		/* "*" binds IPv4 and IPv6 separately; keep them apart. */
+		if (a->ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+		    IPV6_V6ONLY, &one, sizeof(one)) == -1)
+			log_warn("IPV6_V6ONLY %s", a->text);
+		if (bind(fd, (struct sockaddr *)&a->ss, a->sslen) == -1 ||
+		    listen(fd, MASTER_BACKLOG) == -1) {
+			if (a->optional && (errno == EADDRNOTAVAIL ||
+			    errno == EAFNOSUPPORT)) {
+				close(fd);
+				continue;
+			}
+			log_warn("bind %s", a->text);
+			close(fd);
+			return -1;
+		}
+		sslen = sizeof(ss);
+		if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
+			fatal("getsockname");
+		sockaddr_fmt((struct sockaddr *)&ss, sslen, name, sizeof(name));
+		log_info("listening on %s", name);
+		a->fd = fd;
+		bound++;
+	}
+	if (bound == 0) {
+		log_warnx("no address to listen on");
+		return -1;
+	}
+	return 0;
+}
+
+/* Records the signal for the main loop; async-signal-safe. */
+static void
+master_signal(int sig)
+{
+	unsigned char	c = (unsigned char)sig;
+	int		saved = errno;
+
+	(void)write(master.sigpipe[1], &c, 1);
+	errno = saved;
+}
+
+/* Installs the master's signal handlers. */
+static void
+master_signals(void)
+{
+	struct sigaction	sa;
+
+	if (pipe2(master.sigpipe, O_NONBLOCK | O_CLOEXEC) == -1)
+		fatal("pipe2");
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = master_signal;
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(SIGCHLD, &sa, NULL) == -1 ||
+	    sigaction(SIGTERM, &sa, NULL) == -1 ||
+	    sigaction(SIGINT, &sa, NULL) == -1 ||
+	    sigaction(SIGHUP, &sa, NULL) == -1)
+		fatal("sigaction");
+	sa.sa_handler = SIG_IGN;
+	if (sigaction(SIGPIPE, &sa, NULL) == -1)
+		fatal("sigaction");
+}
+
+/*
+ * What every child does first: the master's handlers and self-pipe are
+ * not theirs, and no child may keep a listening socket.
+ */
+static void
+master_child_setup(void)
+{
+	struct sigaction	sa;
+	size_t			i;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_DFL;
+	(void)sigaction(SIGCHLD, &sa, NULL);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+	(void)sigaction(SIGHUP, &sa, NULL);
+	close(master.sigpipe[0]);
+	close(master.sigpipe[1]);
+	for (i = 0; i < master.cfg->nlisten; i++)
+		if (master.cfg->listen[i].fd != -1)
+			close(master.cfg->listen[i].fd);
+}
+
+/* Forks the hub; it inherits the hub socket and the writable shm fd. */
+static void
+master_start_hub(void)
+{
+	pid_t	pid;
+
+	switch (pid = fork()) {
+	case -1:
+		log_warn("fork hub");
+		return;
+	case 0:
+		master_child_setup();
+		hub_main(master.cfg, &master.rt);
+		/* NOTREACHED */
+	default:
+		master.hub_pid = pid;
+		master.hub_started = time(NULL);
+		log_info("hub started, pid %ld", (long)pid);
+	}
+}
+
+/* Creates the private run directory and binds the hub's socket in it. */
+static void
+master_hub_socket(void)
+{
+	struct sockaddr_un	 sun;
+	const char		*base;
+	int			 fd;
+
+	if ((base = getenv("RUNTIME_DIRECTORY")) == NULL &&
+	    (base = getenv("TMPDIR")) == NULL)
+		base = "/tmp";
+	if ((size_t)snprintf(master.rt.rundir, sizeof(master.rt.rundir),
+	    "%s/talknetd.XXXXXX", base) >= sizeof(master.rt.rundir))
+		fatalx("run directory name too long: %s", base);
+	/* mkdtemp makes it 0700: only our own uid may reach the hub. */
+	if (mkdtemp(master.rt.rundir) == NULL)
+		fatal("mkdtemp %s", master.rt.rundir);
+	if ((size_t)snprintf(master.rt.hubpath, sizeof(master.rt.hubpath),
+	    "%s/hub.sock", master.rt.rundir) >= sizeof(master.rt.hubpath))
+		fatalx("hub socket path too long");
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlcpy(sun.sun_path, master.rt.hubpath, sizeof(sun.sun_path)) >=
+	    sizeof(sun.sun_path))
+		fatalx("hub socket path too long: %s", master.rt.hubpath);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		fatal("socket");
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+		fatal("bind %s", master.rt.hubpath);
+	if (listen(fd, MASTER_BACKLOG) == -1)
+		fatal("listen %s", master.rt.hubpath);
+	/* The master keeps this socket, so a restarted hub gets the same. */
+	master.rt.hub_listen_fd = fd;
+}
+
+/*
+ * Creates the shared table.  The writable fd goes to the hub only; the
+ * master maps the segment read-only from a read-only fd, so the workers
+ * it forks inherit a mapping that mprotect cannot make writable.
+ */
+static void
+master_shm_create(void)
+{
+	struct config	*cfg = master.cfg;
+	void		*mem;
+	size_t		 size;
+	int		 fd, rofd;
+
+	size = shm_size(cfg->max_clients, cfg->max_rooms, cfg->max_name,
+	    cfg->max_room);
+	if (size == 0)
+		fatalx("table size overflows");
+	(void)snprintf(master.rt.shmname, sizeof(master.rt.shmname),
+	    "/talknetd.%ld", (long)getpid());
+	fd = shm_open(master.rt.shmname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600);
+	if (fd == -1)
+		fatal("shm_open %s", master.rt.shmname);
+	if (ftruncate(fd, (off_t)size) == -1)
+		fatal("ftruncate %s", master.rt.shmname);
+	if ((rofd = shm_open(master.rt.shmname, O_RDONLY | O_CLOEXEC, 0)) == -1)
+		fatal("shm_open %s", master.rt.shmname);
+	mem = mmap(NULL, size, PROT_READ, MAP_SHARED, rofd, 0);
+	if (mem == MAP_FAILED)
+		fatal("mmap");
+	close(rofd);
+	master.rt.shm_fd = fd;
+	master.rt.shm_ro = mem;
+	master.rt.shm_size = size;
+	log_info("table %s: %zu bytes for %zu clients and %zu rooms",
+	    master.rt.shmname, size, cfg->max_clients, cfg->max_rooms);
+}
+
+/* Forks one worker for an accepted connection. */
+static int
+master_fork_worker(int fd, struct sockaddr *sa, socklen_t salen)
+{
+	struct child	*c;
+	pid_t		 pid;
+
+	switch (pid = fork()) {
+	case -1:
+		log_warn("fork worker");
+		return -1;
+	case 0:
+		master_child_setup();
+		close(master.rt.hub_listen_fd);
+		worker_main(master.cfg, &master.rt, fd, sa, salen);
+		/* NOTREACHED */
+	default:
+		c = xcalloc(1, sizeof(*c));
+		c->pid = pid;
+		RB_INSERT(child_tree, &master.children, c);
+		master.nchildren++;
+		return 0;
+	}
+}
+
+/* Accepts connections on one listener; returns -1 to pause accepting. */
+static int
+master_accept(int lfd)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	char			 name[128];
+	int			 fd, i;
+
+	for (i = 0; i < MASTER_ACCEPT_BURST; i++) {
+		sslen = sizeof(ss);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
+		    SOCK_CLOEXEC);
+		if (fd == -1) {
+			switch (errno) {
+			case EINTR:
+			case ECONNABORTED:
+				continue;
+			case EAGAIN:
+				return 0;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				log_warn("accept");
+				return -1;
+			default:
+				log_warn("accept");
+				return 0;
+			}
+		}
+		sockaddr_fmt((struct sockaddr *)&ss, sslen, name, sizeof(name));
+		if (master.nchildren >= master.cfg->max_clients) {
+			log_warnx("connection from %s refused: %zu clients "
+			    "(--max-clients)", name, master.nchildren);
+			close(fd);
+			continue;
+		}
+		if (master_fork_worker(fd, (struct sockaddr *)&ss, sslen) ==
+		    -1) {
+			close(fd);
+			return -1;
+		}
+		/* The worker owns the client now; the master keeps no copy. */
+		close(fd);
+		log_debug("connection from %s", name);
+	}
+	return 0;
+}
+
+/* Reaps every child that exited; restarts the hub if it was one. */
+static void
+master_reap(void)
+{
+	struct child	 key, *c;
+	pid_t		 pid;
+	int		 status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == master.hub_pid) {
+			master.hub_pid = 0;
+			if (!master.stopping)
+				log_warnx("hub %ld exited (status 0x%x)",
+				    (long)pid, status);
+			continue;
+		}
+		key.pid = pid;
+		if ((c = RB_FIND(child_tree, &master.children, &key)) != NULL) {
+			RB_REMOVE(child_tree, &master.children, c);
+			free(c);
+			master.nchildren--;
+		}
+		if (WIFSIGNALED(status) && !master.stopping)
+			log_warnx("worker %ld killed by signal %d", (long)pid,
+			    WTERMSIG(status));
+	}
+}
+
+/* Stops every child, removes the table and the hub socket, and exits. */
+static void
+master_shutdown(void)
+{
+	struct child	*c;
+	struct timespec	 ts = { 0, 20 * 1000 * 1000 };
+	size_t		 i;
+	int		 waited;
+
+	master.stopping = 1;
+	log_info("shutting down");
+	for (i = 0; i < master.cfg->nlisten; i++)
+		if (master.cfg->listen[i].fd != -1)
+			close(master.cfg->listen[i].fd);
+	if (master.hub_pid > 0)
+		(void)kill(master.hub_pid, SIGTERM);
+	RB_FOREACH(c, child_tree, &master.children)
+		(void)kill(c->pid, SIGTERM);
+	for (waited = 0; waited < MASTER_STOP_MS; waited += 20) {
+		master_reap();
+		if (master.hub_pid == 0 && master.nchildren == 0)
+			break;
+		(void)nanosleep(&ts, NULL);
+	}
+	if (master.hub_pid > 0)
+		(void)kill(master.hub_pid, SIGKILL);
+	RB_FOREACH(c, child_tree, &master.children)
+		(void)kill(c->pid, SIGKILL);
+	while (master.hub_pid > 0 || master.nchildren > 0) {
+		if (waitpid(-1, NULL, 0) == -1 && errno == ECHILD)
+			break;
+		master_reap();
+	}
+	if (shm_unlink(master.rt.shmname) == -1)
+		log_warn("shm_unlink %s", master.rt.shmname);
+	if (unlink(master.rt.hubpath) == -1)
+		log_warn("unlink %s", master.rt.hubpath);
+	if (rmdir(master.rt.rundir) == -1)
+		log_warn("rmdir %s", master.rt.rundir);
+	log_info("stopped");
+	exit(0);
+}
+
+/* Handles the signals the handler recorded. */
+static void
+master_dispatch_signals(void)
+{
+	unsigned char	sigs[64];
+	ssize_t		n, i;
+
+	while ((n = read(master.sigpipe[0], sigs, sizeof(sigs))) > 0) {
+		for (i = 0; i < n; i++) {
+			switch (sigs[i]) {
+			case SIGCHLD:
+				master_reap();
+				break;
+			case SIGTERM:
+			case SIGINT:
+				master_shutdown();
+				break;
+			case SIGHUP:
+				log_info("SIGHUP: nothing to reload");
+				break;
+			}
+		}
+	}
+}
+
+/* The master process: set up, start the hub, accept until told to stop. */
+int
+master_main(struct config *cfg)
+{
+	struct pollfd	 pfd[TALKNETD_MAX_LISTEN + 1];
+	size_t		 i, npfd;
+	int		 timeout, paused = 0;
+
+	setproctitle("master");
+	master.cfg = cfg;
+	RB_INIT(&master.children);
+	master_signals();
+	master_hub_socket();
+	master_shm_create();
+	master_start_hub();
+
+	for (;;) {
+		npfd = 0;
+		pfd[npfd].fd = master.sigpipe[0];
+		pfd[npfd++].events = POLLIN;
+		for (i = 0; i < cfg->nlisten && !paused; i++) {
+			if (cfg->listen[i].fd == -1)
+				continue;
+			pfd[npfd].fd = cfg->listen[i].fd;
+			pfd[npfd++].events = POLLIN;
+		}
+		timeout = -1;
+		if (paused || master.hub_pid == 0)
+			timeout = MASTER_PAUSE_MS;
+		if (poll(pfd, npfd, timeout) == -1) {
+			if (errno == EINTR)
+				continue;
+			fatal("poll");
+		}
+		paused = 0;
+		if (pfd[0].revents & POLLIN)
+			master_dispatch_signals();
+		/* A hub that keeps dying is restarted at most once a second. */
+		if (master.hub_pid == 0 && time(NULL) > master.hub_started)
+			master_start_hub();
+		for (i = 1; i < npfd; i++) {
+			if ((pfd[i].revents & POLLIN) &&
+			    master_accept(pfd[i].fd) == -1)
+				paused = 1;
+		}
+	}
+}

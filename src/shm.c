@@ -1,0 +1,315 @@
+/*
+ * shm.c: layout of and access to the users and rooms table.  The
+ * mapping itself (shm_open, mmap) is done by its owners, the master and
+ * the hub; this file only computes offsets, so it can be unit-tested
+ * over plain memory.
+ */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "shm.h"
+
+#define SHM_ALIGN	8
+
+/* Rounds n up to the table's alignment. */
+static size_t
+shm_align(size_t n)
+{
+	return (n + SHM_ALIGN - 1) & ~(size_t)(SHM_ALIGN - 1);
+}
+
+/* Bytes needed for a name of max code points (4 bytes each in UTF-8). */
+static size_t
+shm_name_bytes(size_t max_cp)
+{
+	return shm_align(max_cp * 4);
+}
+
+/* Bytes a table for these limits takes; 0 if it would overflow. */
+size_t
+shm_size(size_t max_users, size_t max_rooms, size_t max_name, size_t max_room)
+{
+	size_t	words, user_stride, room_stride;
+
+	if (max_users == 0 || max_users > UINT32_MAX / 2 ||
+	    max_rooms == 0 || max_rooms > UINT32_MAX / 2 ||
+	    max_name == 0 || max_name > 65536 ||
+	    max_room == 0 || max_room > 65536)
+		return 0;
+	words = (max_users + 63) / 64;
+	user_stride = sizeof(struct shm_user) + shm_name_bytes(max_name);
+	room_stride = sizeof(struct shm_room) + 2 * words * sizeof(uint64_t) +
+	    shm_name_bytes(max_room);
+	if (user_stride > SIZE_MAX / max_users ||
+	    room_stride > SIZE_MAX / max_rooms)
+		return 0;
+	return shm_align(sizeof(struct shm_hdr)) + user_stride * max_users +
+	    room_stride * max_rooms;
+}
+
+/* Lays out an empty table over mem. */
+void
+shm_format(void *mem, size_t size, size_t max_users, size_t max_rooms,
+    size_t max_name, size_t max_room)
+{
+	struct shm_hdr	*h = mem;
+	size_t		 words = (max_users + 63) / 64;
+
+	memset(mem, 0, size);
+	h->magic = SHM_MAGIC;
+	h->version = SHM_VERSION;
+	h->size = size;
+	h->max_users = (uint32_t)max_users;
+	h->max_rooms = (uint32_t)max_rooms;
+	h->name_bytes = (uint32_t)shm_name_bytes(max_name);
+	h->room_bytes = (uint32_t)shm_name_bytes(max_room);
+	h->bitmap_words = (uint32_t)words;
+	h->user_stride = (uint32_t)(sizeof(struct shm_user) + h->name_bytes);
+	h->room_stride = (uint32_t)(sizeof(struct shm_room) +
+	    2 * words * sizeof(uint64_t) + h->room_bytes);
+	h->users_off = shm_align(sizeof(struct shm_hdr));
+	h->rooms_off = h->users_off + (uint64_t)h->user_stride * max_users;
+	h->gen = 0;
+}
+
+/* Checks a mapped header against its mapping size. */
+int
+shm_check(const void *mem, size_t size)
+{
+	const struct shm_hdr	*h = mem;
+	size_t			 words;
+
+	if (size < sizeof(*h) || h->magic != SHM_MAGIC ||
+	    h->version != SHM_VERSION || h->size != size)
+		return -1;
+	if (h->max_users == 0 || h->max_rooms == 0)
+		return -1;
+	words = ((size_t)h->max_users + 63) / 64;
+	if (h->bitmap_words != words ||
+	    h->user_stride != sizeof(struct shm_user) + h->name_bytes ||
+	    h->room_stride != sizeof(struct shm_room) +
+	    2 * words * sizeof(uint64_t) + h->room_bytes)
+		return -1;
+	if (h->users_off != shm_align(sizeof(*h)) ||
+	    h->rooms_off != h->users_off + (uint64_t)h->user_stride *
+	    h->max_users ||
+	    h->rooms_off + (uint64_t)h->room_stride * h->max_rooms != size)
+		return -1;
+	return 0;
+}
+
+/* Row i of the users. */
+struct shm_user *
+shm_user(const struct shm_table *t, uint32_t i)
+{
+	return (struct shm_user *)((char *)t->hdr + t->hdr->users_off +
+	    (size_t)i * t->hdr->user_stride);
+}
+
+/* Row i of the rooms. */
+struct shm_room *
+shm_room(const struct shm_table *t, uint32_t i)
+{
+	return (struct shm_room *)((char *)t->hdr + t->hdr->rooms_off +
+	    (size_t)i * t->hdr->room_stride);
+}
+
+/* A user's name bytes. */
+char *
+shm_user_name(const struct shm_table *t, struct shm_user *u)
+{
+	(void)t;
+	return (char *)(u + 1);
+}
+
+/* A room's name bytes, after its two bitmaps. */
+char *
+shm_room_name(const struct shm_table *t, struct shm_room *r)
+{
+	return (char *)(shm_room_invited(t, r) + t->hdr->bitmap_words);
+}
+
+/* A room's member bitmap, indexed by user row. */
+uint64_t *
+shm_room_members(const struct shm_table *t, struct shm_room *r)
+{
+	(void)t;
+	return (uint64_t *)(r + 1);
+}
+
+/* A room's invited bitmap, indexed by user row. */
+uint64_t *
+shm_room_invited(const struct shm_table *t, struct shm_room *r)
+{
+	return shm_room_members(t, r) + t->hdr->bitmap_words;
+}
+
+/* Tests bit i. */
+int
+shm_bit_test(const uint64_t *map, uint32_t i)
+{
+	return (map[i / 64] >> (i % 64)) & 1;
+}
+
+/* Sets bit i. */
+void
+shm_bit_set(uint64_t *map, uint32_t i)
+{
+	map[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+/* Clears bit i. */
+void
+shm_bit_clear(uint64_t *map, uint32_t i)
+{
+	map[i / 64] &= ~((uint64_t)1 << (i % 64));
+}
+
+/*
+ * Marks the table as being changed.  The barrier keeps the compiler and
+ * CPU from moving row writes before the odd generation is visible, so a
+ * reader (or a restarted hub) can tell a torn update.
+ */
+void
+shm_begin(const struct shm_table *t)
+{
+	t->hdr->gen++;
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+/* Marks the table as consistent again (gen even). */
+void
+shm_commit(const struct shm_table *t)
+{
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	t->hdr->gen++;
+}
+
+/* Gives user row i to a worker's connection. */
+void
+shm_user_attach(const struct shm_table *t, uint32_t i, int32_t pid)
+{
+	struct shm_user	*u = shm_user(t, i);
+
+	memset(u, 0, t->hdr->user_stride);
+	u->state = USER_CONNECTED;
+	u->pid = pid;
+}
+
+/* Names user row i and makes it ACTIVE. */
+void
+shm_user_identify(const struct shm_table *t, uint32_t i, const char *name,
+    size_t len)
+{
+	struct shm_user	*u = shm_user(t, i);
+
+	memcpy(shm_user_name(t, u), name, len);
+	u->name_len = (uint32_t)len;
+	u->status = 0;		/* STATUS_ACTIVE */
+	u->seq = ++t->hdr->seq;
+	u->state = USER_IDENTIFIED;
+	t->hdr->nidentified++;
+}
+
+/* Takes the name back: the row stays attached, unidentified. */
+void
+shm_user_unidentify(const struct shm_table *t, uint32_t i)
+{
+	struct shm_user	*u = shm_user(t, i);
+
+	if (u->state != USER_IDENTIFIED)
+		return;
+	memset(shm_user_name(t, u), 0, t->hdr->name_bytes);
+	u->name_len = 0;
+	u->status = 0;
+	u->state = USER_CONNECTED;
+	t->hdr->nidentified--;
+}
+
+/* Frees user row i. */
+void
+shm_user_detach(const struct shm_table *t, uint32_t i)
+{
+	shm_user_unidentify(t, i);
+	memset(shm_user(t, i), 0, t->hdr->user_stride);
+}
+
+/* Creates room row r with its creator as the only member. */
+void
+shm_room_create(const struct shm_table *t, uint32_t r, const char *name,
+    size_t len, uint32_t creator)
+{
+	struct shm_room	*row = shm_room(t, r);
+
+	memset(row, 0, t->hdr->room_stride);
+	memcpy(shm_room_name(t, row), name, len);
+	row->name_len = (uint32_t)len;
+	row->seq = ++t->hdr->seq;
+	shm_bit_set(shm_room_members(t, row), creator);
+	row->nmembers = 1;
+	row->in_use = 1;
+	t->hdr->nrooms++;
+}
+
+/* Whether user u is a member of room r. */
+int
+shm_room_is_member(const struct shm_table *t, uint32_t r, uint32_t u)
+{
+	return shm_bit_test(shm_room_members(t, shm_room(t, r)), u);
+}
+
+/* Whether user u is invited to room r. */
+int
+shm_room_is_invited(const struct shm_table *t, uint32_t r, uint32_t u)
+{
+	return shm_bit_test(shm_room_invited(t, shm_room(t, r)), u);
+}
+
+/* Invites user u to room r; members and the invited are left alone. */
+void
+shm_room_invite(const struct shm_table *t, uint32_t r, uint32_t u)
+{
+	if (!shm_room_is_member(t, r, u))
+		shm_bit_set(shm_room_invited(t, shm_room(t, r)), u);
+}
+
+/* Drops user u's invitation to room r, if any. */
+void
+shm_room_uninvite(const struct shm_table *t, uint32_t r, uint32_t u)
+{
+	shm_bit_clear(shm_room_invited(t, shm_room(t, r)), u);
+}
+
+/* Makes user u a member, using up the invitation. */
+void
+shm_room_join(const struct shm_table *t, uint32_t r, uint32_t u)
+{
+	struct shm_room	*row = shm_room(t, r);
+
+	shm_bit_clear(shm_room_invited(t, row), u);
+	if (!shm_bit_test(shm_room_members(t, row), u)) {
+		shm_bit_set(shm_room_members(t, row), u);
+		row->nmembers++;
+	}
+}
+
+/* Removes member u from room r; frees the row when it empties. */
+uint32_t
+shm_room_leave(const struct shm_table *t, uint32_t r, uint32_t u)
+{
+	struct shm_room	*row = shm_room(t, r);
+
+	if (shm_bit_test(shm_room_members(t, row), u)) {
+		shm_bit_clear(shm_room_members(t, row), u);
+		row->nmembers--;
+	}
+	if (row->nmembers == 0) {
+		memset(row, 0, t->hdr->room_stride);
+		t->hdr->nrooms--;
+		return 0;
+	}
+	return row->nmembers;
+}

@@ -1,0 +1,136 @@
+/*
+ * shm.h: the users and rooms table, in POSIX shared memory.
+ *
+ * The master creates and sizes the segment, the hub is its only writer,
+ * and the workers map it read-only.  Everything is in fixed-size rows
+ * addressed by index, with no pointers, so a restarted hub can map the
+ * same segment and resume from it.
+ *
+ * Layout: one struct shm_hdr, then max_users user rows, then max_rooms
+ * room rows.  A user row is struct shm_user followed by the name bytes.
+ * A room row is struct shm_room, then two bitmaps over the user rows
+ * (members, then invited), then the name bytes.
+ *
+ * Consistency: gen is odd while the hub is changing the table and even
+ * when the table is consistent (shm_begin/shm_commit).
+ */
+#ifndef TALKNETD_SHM_H
+#define TALKNETD_SHM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHM_MAGIC	0x544b4e54U	/* "TKNT" */
+#define SHM_VERSION	1
+
+enum shm_user_state {
+	USER_FREE = 0,		/* no worker */
+	USER_CONNECTED,		/* a worker, not identified yet */
+	USER_IDENTIFIED
+};
+
+struct shm_hdr {
+	uint32_t	magic;
+	uint32_t	version;
+	uint64_t	size;		/* bytes of the whole segment */
+	uint32_t	max_users;
+	uint32_t	max_rooms;
+	uint32_t	name_bytes;	/* room for a user name */
+	uint32_t	room_bytes;	/* room for a room name */
+	uint32_t	bitmap_words;	/* uint64_t words per bitmap */
+	uint32_t	user_stride;
+	uint32_t	room_stride;
+	uint32_t	pad;
+	uint64_t	users_off;
+	uint64_t	rooms_off;
+	volatile uint64_t gen;		/* odd while an update is under way */
+	uint64_t	seq;		/* orders identifications and rooms */
+	uint32_t	nidentified;
+	uint32_t	nrooms;
+};
+
+struct shm_user {
+	uint32_t	state;		/* enum shm_user_state */
+	int32_t		pid;		/* the worker's process */
+	uint32_t	status;		/* enum user_status */
+	uint32_t	name_len;
+	uint64_t	seq;		/* when it identified */
+	/* followed by name_bytes bytes of name */
+};
+
+struct shm_room {
+	uint32_t	in_use;
+	uint32_t	name_len;
+	uint32_t	nmembers;
+	uint32_t	pad;
+	uint64_t	seq;		/* when it was created */
+	/* followed by members[bitmap_words], invited[bitmap_words], name */
+};
+
+/* A mapped table: the header pointer and the base it was mapped at. */
+struct shm_table {
+	struct shm_hdr	*hdr;
+	size_t		 size;
+};
+
+/* Bytes a table for these limits takes; 0 if it would overflow. */
+size_t	 shm_size(size_t max_users, size_t max_rooms, size_t max_name,
+	    size_t max_room);
+/* Lays out an empty table over mem (size bytes, zeroed or not). */
+void	 shm_format(void *mem, size_t size, size_t max_users,
+	    size_t max_rooms, size_t max_name, size_t max_room);
+/* Checks a mapped header against its mapping size; 0 if sane, -1 if not. */
+int	 shm_check(const void *mem, size_t size);
+
+/* Row i of the users, or of the rooms. */
+struct shm_user	*shm_user(const struct shm_table *, uint32_t i);
+struct shm_room	*shm_room(const struct shm_table *, uint32_t i);
+/* A user's or room's name bytes. */
+char		*shm_user_name(const struct shm_table *, struct shm_user *);
+char		*shm_room_name(const struct shm_table *, struct shm_room *);
+/* A room's member and invited bitmaps, indexed by user row. */
+uint64_t	*shm_room_members(const struct shm_table *, struct shm_room *);
+uint64_t	*shm_room_invited(const struct shm_table *, struct shm_room *);
+
+/* Bit operations over the bitmaps. */
+int	 shm_bit_test(const uint64_t *, uint32_t);
+void	 shm_bit_set(uint64_t *, uint32_t);
+void	 shm_bit_clear(uint64_t *, uint32_t);
+
+/* Marks the table as being changed (gen odd), and as consistent again. */
+void	 shm_begin(const struct shm_table *);
+void	 shm_commit(const struct shm_table *);
+
+/*
+ * Updates, for the hub only (the table's single writer).  The caller
+ * brackets each request's updates with shm_begin/shm_commit; names are
+ * already checked and fit their rows.
+ */
+/* Gives user row i to a worker's connection. */
+void	 shm_user_attach(const struct shm_table *, uint32_t i, int32_t pid);
+/* Names user row i and makes it ACTIVE. */
+void	 shm_user_identify(const struct shm_table *, uint32_t i,
+	    const char *name, size_t len);
+/* Takes the name back: the row stays attached, unidentified. */
+void	 shm_user_unidentify(const struct shm_table *, uint32_t i);
+/* Frees user row i. */
+void	 shm_user_detach(const struct shm_table *, uint32_t i);
+/* Creates room row r with its creator as the only member. */
+void	 shm_room_create(const struct shm_table *, uint32_t r,
+	    const char *name, size_t len, uint32_t creator);
+/* Whether user u is a member, or invited, of room r. */
+int	 shm_room_is_member(const struct shm_table *, uint32_t r, uint32_t u);
+int	 shm_room_is_invited(const struct shm_table *, uint32_t r, uint32_t u);
+/* Invites user u to room r; members and the invited are left alone. */
+void	 shm_room_invite(const struct shm_table *, uint32_t r, uint32_t u);
+/* Drops user u's invitation to room r, if any. */
+void	 shm_room_uninvite(const struct shm_table *, uint32_t r, uint32_t u);
+/* Makes user u a member, using up the invitation. */
+void	 shm_room_join(const struct shm_table *, uint32_t r, uint32_t u);
+/*
+ * Removes member u from room r and returns how many members are left;
+ * at 0 the room row is freed with its invitations.
+ */
+uint32_t shm_room_leave(const struct shm_table *, uint32_t r, uint32_t u);
+
+#endif

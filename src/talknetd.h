@@ -1,0 +1,72 @@
+/*
+ * talknetd.h: the daemon's configuration and the entry point of each
+ * process role (master, hub, worker).
+ */
+#ifndef TALKNETD_H
+#define TALKNETD_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <stddef.h>
+
+#define TALKNETD_DEFAULT_PORT		"8001"
+#define TALKNETD_MAX_LISTEN		16
+
+/* Defaults of the limits; each has an option. */
+#define DEFAULT_MAX_CLIENTS		1000
+#define DEFAULT_MAX_ROOMS		1000
+#define DEFAULT_MAX_QUEUE		(1024 * 1024)
+
+/* Ceilings that keep the shared table's size sane. */
+#define LIMIT_MAX_CLIENTS		100000
+#define LIMIT_MAX_ROOMS			100000
+#define LIMIT_MAX_NAME			256
+#define LIMIT_MAX_LINE			(16 * 1024 * 1024)
+#define LIMIT_MAX_QUEUE			(1024 * 1024 * 1024)
+
+struct listen_addr {
+	char			 text[128];	/* as given, for logs */
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	int			 optional;	/* "*": may lack IPv6 */
+	int			 fd;
+};
+
+struct config {
+	int			 foreground;
+	int			 log_level;
+	struct listen_addr	 listen[TALKNETD_MAX_LISTEN];
+	size_t			 nlisten;
+	size_t			 max_clients;
+	size_t			 max_rooms;
+	size_t			 max_name;
+	size_t			 max_room;
+	size_t			 max_line;
+	size_t			 max_queue;
+};
+
+/* What the master hands each child: paths and fds it will need. */
+struct runtime {
+	char	 rundir[256];		/* private 0700 directory */
+	char	 hubpath[300];		/* the hub's Unix socket */
+	char	 shmname[64];		/* "/talknetd.<master pid>" */
+	int	 hub_listen_fd;		/* bound by the master, owned by the hub */
+	int	 shm_fd;		/* O_RDWR: only the hub maps it writable */
+	const void *shm_ro;		/* the master's read-only mapping */
+	size_t	 shm_size;
+};
+
+/* master.c */
+int	 master_listen(struct config *);
+int	 master_main(struct config *) __attribute__((noreturn));
+
+/* hub.c */
+void	 hub_main(const struct config *, const struct runtime *)
+	    __attribute__((noreturn));
+
+/* worker.c */
+void	 worker_main(const struct config *, const struct runtime *, int fd,
+	    const struct sockaddr *, socklen_t) __attribute__((noreturn));
+
+#endif

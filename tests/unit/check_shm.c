@@ -1,0 +1,234 @@
+/*
+ * check_shm.c: unit tests of the shared table's layout, over plain
+ * memory: sizes, row addressing, bitmaps and the header check.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shm.h"
+
+/* Allocates and formats a table. */
+static struct shm_table
+table_new(size_t users, size_t rooms, size_t name, size_t room)
+{
+	struct shm_table	t;
+	size_t			size = shm_size(users, rooms, name, room);
+	void			*mem;
+
+	ck_assert_uint_gt(size, 0);
+	mem = aligned_alloc(64, (size + 63) & ~(size_t)63);
+	ck_assert_ptr_nonnull(mem);
+	shm_format(mem, size, users, rooms, name, room);
+	t.hdr = mem;
+	t.size = size;
+	return t;
+}
+
+START_TEST(test_layout)
+{
+	struct shm_table	 t = table_new(1000, 1000, 8, 16);
+	struct shm_user		*u0, *u999;
+	struct shm_room		*r0, *r999;
+	char			*end = (char *)t.hdr + t.size;
+
+	ck_assert_int_eq(shm_check(t.hdr, t.size), 0);
+	ck_assert_uint_eq(t.hdr->bitmap_words, 16);
+	u0 = shm_user(&t, 0);
+	u999 = shm_user(&t, 999);
+	r0 = shm_room(&t, 0);
+	r999 = shm_room(&t, 999);
+	ck_assert_ptr_eq((char *)u999 + t.hdr->user_stride, (char *)r0);
+	ck_assert_ptr_eq((char *)r999 + t.hdr->room_stride, end);
+	ck_assert_ptr_eq(shm_user_name(&t, u0), (char *)(u0 + 1));
+	/* The name space holds max_name code points of 4 bytes. */
+	ck_assert_uint_ge(t.hdr->name_bytes, 8 * 4);
+	ck_assert_uint_ge(t.hdr->room_bytes, 16 * 4);
+	ck_assert_ptr_eq(shm_room_name(&t, r999) + t.hdr->room_bytes, end);
+	free(t.hdr);
+}
+END_TEST
+
+START_TEST(test_bitmaps)
+{
+	struct shm_table	 t = table_new(130, 3, 8, 16);
+	struct shm_room		*r = shm_room(&t, 1);
+	uint64_t		*m = shm_room_members(&t, r);
+	uint64_t		*inv = shm_room_invited(&t, r);
+	uint32_t		 i;
+
+	ck_assert_uint_eq(t.hdr->bitmap_words, 3);
+	shm_bit_set(m, 0);
+	shm_bit_set(m, 64);
+	shm_bit_set(m, 129);
+	shm_bit_set(inv, 5);
+	for (i = 0; i < 130; i++) {
+		ck_assert_int_eq(shm_bit_test(m, i),
+		    i == 0 || i == 64 || i == 129);
+		ck_assert_int_eq(shm_bit_test(inv, i), i == 5);
+	}
+	shm_bit_clear(m, 64);
+	ck_assert_int_eq(shm_bit_test(m, 64), 0);
+	ck_assert_int_eq(shm_bit_test(m, 129), 1);
+	/* Writing room 1 leaves rooms 0 and 2 untouched. */
+	memset(shm_room_name(&t, r), 'x', t.hdr->room_bytes);
+	ck_assert_uint_eq(shm_room(&t, 2)->in_use, 0);
+	ck_assert_uint_eq(shm_room_members(&t, shm_room(&t, 2))[0], 0);
+	ck_assert_int_eq(shm_check(t.hdr, t.size), 0);
+	free(t.hdr);
+}
+END_TEST
+
+START_TEST(test_check_rejects)
+{
+	struct shm_table	t = table_new(10, 10, 8, 16);
+
+	ck_assert_int_eq(shm_check(t.hdr, t.size - 8), -1);
+	t.hdr->magic ^= 1;
+	ck_assert_int_eq(shm_check(t.hdr, t.size), -1);
+	t.hdr->magic ^= 1;
+	t.hdr->version++;
+	ck_assert_int_eq(shm_check(t.hdr, t.size), -1);
+	t.hdr->version--;
+	t.hdr->room_stride += 8;
+	ck_assert_int_eq(shm_check(t.hdr, t.size), -1);
+	t.hdr->room_stride -= 8;
+	ck_assert_int_eq(shm_check(t.hdr, t.size), 0);
+	free(t.hdr);
+}
+END_TEST
+
+START_TEST(test_generation)
+{
+	struct shm_table	t = table_new(10, 10, 8, 16);
+
+	ck_assert_uint_eq(t.hdr->gen, 0);
+	shm_begin(&t);
+	ck_assert_uint_eq(t.hdr->gen & 1, 1);
+	shm_commit(&t);
+	ck_assert_uint_eq(t.hdr->gen, 2);
+	free(t.hdr);
+}
+END_TEST
+
+START_TEST(test_size_limits)
+{
+	ck_assert_uint_eq(shm_size(0, 10, 8, 16), 0);
+	ck_assert_uint_eq(shm_size(10, 0, 8, 16), 0);
+	ck_assert_uint_eq(shm_size(10, 10, 0, 16), 0);
+	ck_assert_uint_gt(shm_size(1, 1, 1, 1), 0);
+	/* More clients cost more per room: two bitmaps of one bit each. */
+	ck_assert_uint_gt(shm_size(1000, 1000, 8, 16),
+	    shm_size(64, 1000, 8, 16));
+}
+END_TEST
+
+START_TEST(test_users)
+{
+	struct shm_table	 t = table_new(4, 2, 8, 16);
+	struct shm_user		*u = shm_user(&t, 2);
+
+	shm_user_attach(&t, 2, 1234);
+	ck_assert_uint_eq(u->state, USER_CONNECTED);
+	ck_assert_int_eq(u->pid, 1234);
+	shm_user_identify(&t, 2, "K\xc3\xa9vin", 6);
+	ck_assert_uint_eq(u->state, USER_IDENTIFIED);
+	ck_assert_uint_eq(u->name_len, 6);
+	ck_assert(memcmp(shm_user_name(&t, u), "K\xc3\xa9vin", 6) == 0);
+	ck_assert_uint_eq(t.hdr->nidentified, 1);
+	ck_assert_uint_gt(u->seq, 0);
+	shm_user_unidentify(&t, 2);
+	ck_assert_uint_eq(u->state, USER_CONNECTED);
+	ck_assert_uint_eq(t.hdr->nidentified, 0);
+	ck_assert_int_eq(u->pid, 1234);
+	/* Unidentifying twice does not count twice. */
+	shm_user_unidentify(&t, 2);
+	ck_assert_uint_eq(t.hdr->nidentified, 0);
+	shm_user_identify(&t, 2, "Luis", 4);
+	shm_user_detach(&t, 2);
+	ck_assert_uint_eq(u->state, USER_FREE);
+	ck_assert_uint_eq(t.hdr->nidentified, 0);
+	ck_assert_int_eq(shm_check(t.hdr, t.size), 0);
+	free(t.hdr);
+}
+END_TEST
+
+START_TEST(test_rooms)
+{
+	struct shm_table	 t = table_new(70, 2, 8, 16);
+	struct shm_room		*row = shm_room(&t, 1);
+
+	shm_room_create(&t, 1, "Room 1", 6, 0);
+	ck_assert_uint_eq(row->in_use, 1);
+	ck_assert_uint_eq(row->nmembers, 1);
+	ck_assert_uint_eq(t.hdr->nrooms, 1);
+	ck_assert(memcmp(shm_room_name(&t, row), "Room 1", 6) == 0);
+	ck_assert_int_eq(shm_room_is_member(&t, 1, 0), 1);
+	ck_assert_int_eq(shm_room_is_member(&t, 1, 69), 0);
+
+	/* Inviting a member does nothing; inviting others marks them. */
+	shm_room_invite(&t, 1, 0);
+	ck_assert_int_eq(shm_room_is_invited(&t, 1, 0), 0);
+	shm_room_invite(&t, 1, 69);
+	shm_room_invite(&t, 1, 5);
+	ck_assert_int_eq(shm_room_is_invited(&t, 1, 69), 1);
+	ck_assert_int_eq(shm_room_is_member(&t, 1, 69), 0);
+
+	/* Joining uses the invitation up; joining again counts once. */
+	shm_room_join(&t, 1, 69);
+	ck_assert_int_eq(shm_room_is_invited(&t, 1, 69), 0);
+	ck_assert_int_eq(shm_room_is_member(&t, 1, 69), 1);
+	ck_assert_uint_eq(row->nmembers, 2);
+	shm_room_join(&t, 1, 69);
+	ck_assert_uint_eq(row->nmembers, 2);
+
+	shm_room_uninvite(&t, 1, 5);
+	ck_assert_int_eq(shm_room_is_invited(&t, 1, 5), 0);
+	shm_room_invite(&t, 1, 5);
+
+	/* Leaving: the last one out frees the row and its invitations. */
+	ck_assert_uint_eq(shm_room_leave(&t, 1, 0), 1);
+	ck_assert_int_eq(shm_room_is_member(&t, 1, 0), 0);
+	ck_assert_uint_eq(shm_room_leave(&t, 1, 69), 0);
+	ck_assert_uint_eq(row->in_use, 0);
+	ck_assert_uint_eq(row->name_len, 0);
+	ck_assert_int_eq(shm_room_is_invited(&t, 1, 5), 0);
+	ck_assert_uint_eq(t.hdr->nrooms, 0);
+	/* Room 0 was never touched. */
+	ck_assert_uint_eq(shm_room(&t, 0)->in_use, 0);
+	free(t.hdr);
+}
+END_TEST
+
+/* Collects the table tests. */
+static Suite *
+shm_suite(void)
+{
+	Suite	*s = suite_create("shm");
+	TCase	*tc = tcase_create("table");
+
+	tcase_add_test(tc, test_layout);
+	tcase_add_test(tc, test_bitmaps);
+	tcase_add_test(tc, test_check_rejects);
+	tcase_add_test(tc, test_generation);
+	tcase_add_test(tc, test_size_limits);
+	tcase_add_test(tc, test_users);
+	tcase_add_test(tc, test_rooms);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner	*sr = srunner_create(shm_suite());
+	int	 failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
