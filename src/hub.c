@@ -30,6 +30,7 @@
 #include "proto.h"
 #include "shm.h"
 #include "talknetd.h"
+#include "title.h"
 #include "utf8.h"
 #include "xmalloc.h"
 
@@ -979,7 +980,7 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	uint32_t		 i;
 	int			 n, k;
 
-	setproctitle("hub");
+	title_set("hub");
 	/* Die with the master, so no hub outlives the service. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
 		fatal("hub: prctl");

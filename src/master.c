@@ -30,6 +30,7 @@
 #include "log.h"
 #include "shm.h"
 #include "talknetd.h"
+#include "title.h"
 #include "xmalloc.h"
 
 #define MASTER_BACKLOG		1024
@@ -456,7 +457,7 @@ master_main(struct config *cfg)
 	size_t		 i, npfd;
 	int		 timeout, paused = 0;
 
-	setproctitle("master");
+	title_set("master");
 	master.cfg = cfg;
 	RB_INIT(&master.children);
 	master_signals();

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "proto.h"
 #include "talknetd.h"
+#include "title.h"
 
 #define EX_USAGE_CODE	64	/* sysexits.h EX_USAGE */
 
@@ -108,7 +109,9 @@ options(struct config *cfg, int argc, char *argv[])
 {
 	int	ch;
 
-	while ((ch = getopt_long(argc, argv, "dfhl:V", talknetd_options,
+	/* One line of our own per error, instead of getopt's and a usage. */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":dfhl:V", talknetd_options,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'd':
@@ -150,8 +153,13 @@ options(struct config *cfg, int argc, char *argv[])
 		case 'V':
 			(void)printf("talknetd %s\n", PACKAGE_VERSION);
 			exit(0);
+		case ':':
+			(void)fprintf(stderr, "talknetd: %s needs an argument "
+			    "(see talknetd --help)\n", argv[optind - 1]);
+			exit(EX_USAGE_CODE);
 		default:
-			usage(stderr);
+			(void)fprintf(stderr, "talknetd: unknown option %s "
+			    "(see talknetd --help)\n", argv[optind - 1]);
 			exit(EX_USAGE_CODE);
 		}
 	}
@@ -170,7 +178,7 @@ main(int argc, char *argv[])
 {
 	static struct config	cfg;
 
-	setproctitle_init(argc, argv, environ);
+	title_init(argc, argv, environ);
 	cfg.log_level = LOG_LEVEL_INFO;
 	cfg.max_clients = DEFAULT_MAX_CLIENTS;
 	cfg.max_rooms = DEFAULT_MAX_ROOMS;

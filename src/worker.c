@@ -33,6 +33,7 @@
 #include "proto.h"
 #include "shm.h"
 #include "talknetd.h"
+#include "title.h"
 #include "xmalloc.h"
 
 #define WORKER_READ_SIZE	(16 * 1024)
@@ -251,7 +252,7 @@ worker_identified(const char *p, size_t len)
 		return -1;
 	memcpy(name, shm_user_name(&w.tab, u), u->name_len);
 	name[u->name_len] = '\0';
-	setproctitle("worker %s %s", name, w.addr);
+	title_set("worker %s %s", name, w.addr);
 	w.ident = IDENT_DONE;
 	return 0;
 }
@@ -416,7 +417,7 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 
 	w.cfg = cfg;
 	sockaddr_fmt(sa, salen, w.addr, sizeof(w.addr));
-	setproctitle("worker (unidentified) %s", w.addr);
+	title_set("worker (unidentified) %s", w.addr);
 	worker_close_fds(fd);
 	/* Die with the master, so no worker outlives the service. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
