@@ -1,0 +1,136 @@
+/*
+ * buf.c: a growable byte buffer with a read offset.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+#define BUF_MIN_CAP	256
+
+/* Sets an empty buffer; nothing is allocated until the first append. */
+void
+buf_init(struct buf *b)
+{
+	b->data = NULL;
+	b->off = 0;
+	b->len = 0;
+	b->cap = 0;
+}
+
+/* Frees the storage and leaves the buffer empty. */
+void
+buf_free(struct buf *b)
+{
+	free(b->data);
+	buf_init(b);
+}
+
+/* Number of pending bytes. */
+size_t
+buf_pending(const struct buf *b)
+{
+	return b->len - b->off;
+}
+
+/* First pending byte. */
+char *
+buf_head(const struct buf *b)
+{
+	if (b->data == NULL)
+		return NULL;
+	return b->data + b->off;
+}
+
+/* Moves the pending bytes to the front of the storage. */
+static void
+buf_compact(struct buf *b)
+{
+	size_t	pending = b->len - b->off;
+
+	if (b->off == 0)
+		return;
+	if (pending > 0)
+		memmove(b->data, b->data + b->off, pending);
+	b->off = 0;
+	b->len = pending;
+}
+
+/* Makes room for n more bytes at data+len; returns 0, or -1 on ENOMEM. */
+int
+buf_reserve(struct buf *b, size_t n)
+{
+	size_t	 pending, need, cap;
+	char	*p;
+
+	if (b->cap - b->len >= n)
+		return 0;
+	pending = b->len - b->off;
+	if (b->cap - pending >= n) {
+		buf_compact(b);
+		return 0;
+	}
+	if (n > SIZE_MAX - pending) {
+		errno = ENOMEM;
+		return -1;
+	}
+	need = pending + n;
+	cap = b->cap < BUF_MIN_CAP ? BUF_MIN_CAP : b->cap;
+	while (cap < need) {
+		if (cap > SIZE_MAX / 2) {
+			cap = need;
+			break;
+		}
+		cap *= 2;
+	}
+	buf_compact(b);
+	if ((p = realloc(b->data, cap)) == NULL)
+		return -1;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+/* Appends n bytes; returns 0, or -1 on ENOMEM. */
+int
+buf_append(struct buf *b, const void *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (buf_reserve(b, n) == -1)
+		return -1;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+/* Marks n bytes written into the reserved space as pending. */
+void
+buf_commit(struct buf *b, size_t n)
+{
+	if (n > b->cap - b->len)
+		n = b->cap - b->len;
+	b->len += n;
+}
+
+/* Drops n pending bytes from the front (consumed or written out). */
+void
+buf_drain(struct buf *b, size_t n)
+{
+	if (n >= b->len - b->off) {
+		b->off = 0;
+		b->len = 0;
+		return;
+	}
+	b->off += n;
+}
+
+/* Drops everything pending, keeping the storage. */
+void
+buf_reset(struct buf *b)
+{
+	b->off = 0;
+	b->len = 0;
+}

@@ -1,0 +1,153 @@
+/*
+ * check_buf.c: unit tests for lib/buf.c.
+ */
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+START_TEST(test_empty)
+{
+	struct buf	b;
+
+	buf_init(&b);
+	ck_assert_uint_eq(buf_pending(&b), 0);
+	ck_assert_ptr_null(b.data);
+	buf_reset(&b);
+	buf_drain(&b, 10);
+	ck_assert_uint_eq(buf_pending(&b), 0);
+	ck_assert_int_eq(buf_append(&b, "", 0), 0);
+	ck_assert_ptr_null(b.data);
+	buf_free(&b);
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_append_drain)
+{
+	struct buf	b;
+
+	buf_init(&b);
+	ck_assert_int_eq(buf_append(&b, "hello", 5), 0);
+	ck_assert_int_eq(buf_append(&b, " world", 6), 0);
+	ck_assert_uint_eq(buf_pending(&b), 11);
+	ck_assert_int_eq(memcmp(buf_head(&b), "hello world", 11), 0);
+	buf_drain(&b, 6);
+	ck_assert_uint_eq(buf_pending(&b), 5);
+	ck_assert_int_eq(memcmp(buf_head(&b), "world", 5), 0);
+	buf_drain(&b, 100);
+	ck_assert_uint_eq(buf_pending(&b), 0);
+	ck_assert_uint_eq(b.off, 0);
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_reserve_commit)
+{
+	struct buf	b;
+
+	buf_init(&b);
+	ck_assert_int_eq(buf_reserve(&b, 10), 0);
+	ck_assert_uint_ge(b.cap - b.len, 10);
+	memcpy(b.data + b.len, "abc", 3);
+	buf_commit(&b, 3);
+	ck_assert_uint_eq(buf_pending(&b), 3);
+	ck_assert_int_eq(memcmp(buf_head(&b), "abc", 3), 0);
+	buf_reset(&b);
+	ck_assert_uint_eq(buf_pending(&b), 0);
+	ck_assert_ptr_nonnull(b.data);
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_compact)
+{
+	struct buf	 b;
+	char		*data;
+	size_t		 cap;
+	char		 chunk[100];
+
+	memset(chunk, 'x', sizeof(chunk));
+	buf_init(&b);
+	ck_assert_int_eq(buf_reserve(&b, 1), 0);
+	cap = b.cap;
+	while (b.cap - b.len >= sizeof(chunk))
+		ck_assert_int_eq(buf_append(&b, chunk, sizeof(chunk)), 0);
+	/* Drain most, then append: must compact instead of growing. */
+	buf_drain(&b, buf_pending(&b) - 1);
+	data = b.data;
+	ck_assert_int_eq(buf_append(&b, "y", 1), 0);
+	ck_assert_int_eq(buf_reserve(&b, cap - 2), 0);
+	ck_assert_ptr_eq(b.data, data);
+	ck_assert_uint_eq(b.cap, cap);
+	ck_assert_uint_eq(b.off, 0);
+	ck_assert_int_eq(memcmp(buf_head(&b), "xy", 2), 0);
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_grow_large)
+{
+	struct buf	 b;
+	size_t		 i, n = 100000;
+	char		*big;
+
+	big = malloc(n);
+	ck_assert_ptr_nonnull(big);
+	for (i = 0; i < n; i++)
+		big[i] = (char)(i % 251);
+	buf_init(&b);
+	for (i = 0; i < n; i += 1000)
+		ck_assert_int_eq(buf_append(&b, big + i, 1000), 0);
+	ck_assert_uint_eq(buf_pending(&b), n);
+	ck_assert_int_eq(memcmp(buf_head(&b), big, n), 0);
+	buf_free(&b);
+	free(big);
+}
+END_TEST
+
+START_TEST(test_overflow)
+{
+	struct buf	b;
+
+	buf_init(&b);
+	ck_assert_int_eq(buf_append(&b, "ab", 2), 0);
+	ck_assert_int_eq(buf_reserve(&b, SIZE_MAX), -1);
+	ck_assert_int_eq(buf_reserve(&b, SIZE_MAX - 1), -1);
+	ck_assert_uint_eq(buf_pending(&b), 2);
+	ck_assert_int_eq(memcmp(buf_head(&b), "ab", 2), 0);
+	buf_free(&b);
+}
+END_TEST
+
+/* The buf test suite. */
+static Suite *
+buf_suite(void)
+{
+	Suite	*s = suite_create("buf");
+	TCase	*tc = tcase_create("core");
+
+	tcase_add_test(tc, test_empty);
+	tcase_add_test(tc, test_append_drain);
+	tcase_add_test(tc, test_reserve_commit);
+	tcase_add_test(tc, test_compact);
+	tcase_add_test(tc, test_grow_large);
+	tcase_add_test(tc, test_overflow);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+/* Runs the suite; exits non-zero on failure. */
+int
+main(void)
+{
+	SRunner	*sr = srunner_create(buf_suite());
+	int	 failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
