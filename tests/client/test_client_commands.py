@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""talknet client: every command of the table in both directions, against
+a real talknetd with a raw-socket peer.  Outgoing: what the peer receives.
+Incoming: what the client prints for each message type and error result.
+"""
+
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tnclient import (Daemon, Peer, identified, run,  # noqa: E402
+                      sanitizer_report)
+
+
+def finish(c):
+    """Ends the client's input and checks that it exits 0."""
+    c.close_stdin()
+    rc = c.wait()
+    c.kill()
+    assert rc == 0, "exit status %r, stderr %r" % (rc, c.err)
+
+
+def pair(ctx):
+    """Starts a peer and an identified client; returns (peer, client)."""
+    a, b = ctx["name"]("al"), ctx["name"]("bo")
+    p = Peer(ctx["port"], b)
+    c = identified(ctx["port"], a)
+    p.expect({"type": "NEW_USER", "username": a})
+    return p, c, a, b
+
+
+def test_public_text(ctx):
+    p, c, a, b = pair(ctx)
+    try:
+        c.send(">hello world/with slash")
+        p.expect({"type": "PUBLIC_TEXT_FROM", "username": a,
+                  "text": "hello world/with slash"})
+        p.send({"type": "PUBLIC_TEXT", "text": "yo \"there\" \\ ü"})
+        c.expect("[public] %s: yo \"there\" \\ ü" % b)
+        finish(c)
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_private_text(ctx):
+    p, c, a, b = pair(ctx)
+    try:
+        c.send("txfrom/%s/a/b c" % b)
+        p.expect({"type": "TEXT_FROM", "username": a, "text": "a/b c"})
+        p.send({"type": "TEXT", "username": a, "text": "yo"})
+        c.expect("[private] %s: yo" % b)
+        finish(c)
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_status_and_users(ctx):
+    p, c, a, b = pair(ctx)
+    try:
+        c.send("status/BUSY")
+        p.expect({"type": "NEW_STATUS", "username": a, "status": "BUSY"})
+        p.send({"type": "STATUS", "status": "AWAY"})
+        c.expect("* %s is now AWAY" % b)
+        c.send("status/ACTIVE")
+        p.expect({"type": "NEW_STATUS", "username": a, "status": "ACTIVE"})
+        c.send("all/")
+        line = c.expect(re.compile(r"^users: "))
+        assert "%s (ACTIVE)" % a in line, line
+        assert "%s (AWAY)" % b in line, line
+        c.send("status/SLEEPY")
+        c.expect_err(re.compile(r"^talknet: malformed command"))
+        finish(c)
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_rooms_both_ways(ctx):
+    p, c, a, b = pair(ctx)
+    room = "Room " + a
+    try:
+        c.send("room/" + room)
+        c.expect("* created room " + room)
+        c.send("room/" + room)
+        c.expect("! room already exists: " + room)
+        c.send("INVITE/ <%s> <%s>" % (b, room))
+        p.expect({"type": "INVITATION", "username": a, "roomname": room})
+        p.send({"type": "JOIN_ROOM", "roomname": room})
+        p.expect({"type": "RESPONSE", "operation": "JOIN_ROOM",
+                  "result": "SUCCESS", "extra": room})
+        c.expect("* %s joined %s" % (b, room))
+        c.send("ROOM_CONTENT/" + room)
+        line = c.expect(re.compile("^users in %s: " % re.escape(room)))
+        assert "%s (ACTIVE)" % a in line and "%s (ACTIVE)" % b in line, \
+            line
+        c.send("TX_ROOM/%s/hi all/x" % room)
+        p.expect({"type": "ROOM_TEXT_FROM", "roomname": room,
+                  "username": a, "text": "hi all/x"})
+        p.send({"type": "ROOM_TEXT", "roomname": room, "text": "hey"})
+        c.expect("[%s] %s: hey" % (room, b))
+        c.send("LEAVE/" + room)
+        p.expect({"type": "LEFT_ROOM", "roomname": room, "username": a})
+
+        # The other way round: the peer's room, the client invited.
+        room2 = "R2 " + b
+        p.send({"type": "NEW_ROOM", "roomname": room2})
+        p.expect({"type": "RESPONSE", "operation": "NEW_ROOM",
+                  "result": "SUCCESS"})
+        p.send({"type": "INVITE", "roomname": room2, "usernames": [a]})
+        c.expect("* invitation from %s to %s (JOIN/%s to accept)"
+                 % (b, room2, room2))
+        c.send("JOIN/" + room2)
+        c.expect("* joined " + room2)
+        p.expect({"type": "JOINED_ROOM", "roomname": room2, "username": a})
+        p.send({"type": "LEAVE_ROOM", "roomname": room2})
+        c.expect("* %s left %s" % (b, room2))
+        finish(c)
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_invite_many(ctx):
+    p, c, a, b = pair(ctx)
+    d = ctx["name"]("ca")
+    p2 = Peer(ctx["port"], d)
+    room = "Big " + a
+    try:
+        c.send("room/" + room)
+        c.expect("* created room " + room)
+        c.send("INVITE/  <%s   %s>   <%s>  " % (b, d, room))
+        p.expect({"type": "INVITATION", "username": a, "roomname": room})
+        p2.expect({"type": "INVITATION", "username": a, "roomname": room})
+        c.send("INVITE/ <> <%s>" % room)
+        c.expect_err(re.compile(r"^talknet: malformed command"))
+        c.send("INVITE/ %s %s" % (b, room))
+        c.expect_err(re.compile(r"^talknet: malformed command"))
+        finish(c)
+    finally:
+        c.kill()
+        p.close()
+        p2.close()
+
+
+def test_error_results(ctx):
+    p, c, a, b = pair(ctx)
+    ghost = ctx["name"]("gh")
+    proom = "P " + b
+    try:
+        c.send("txfrom/%s/boo" % ghost)
+        c.expect("! no such user: " + ghost)
+        for cmd in ("JOIN/nope", "TX_ROOM/nope/x", "ROOM_CONTENT/nope",
+                    "LEAVE/nope", "INVITE/ <%s> <nope>" % b):
+            c.send(cmd)
+            c.expect("! no such room: nope")
+        p.send({"type": "NEW_ROOM", "roomname": proom})
+        p.expect({"type": "RESPONSE", "operation": "NEW_ROOM",
+                  "result": "SUCCESS"})
+        c.send("JOIN/" + proom)
+        c.expect("! not invited to room: " + proom)
+        for cmd in ("ROOM_CONTENT/" + proom, "TX_ROOM/%s/x" % proom,
+                    "LEAVE/" + proom, "INVITE/ <%s> <%s>" % (b, proom)):
+            c.send(cmd)
+            c.expect("! not a member of room: " + proom)
+        room = "Mine " + a
+        c.send("room/" + room)
+        c.expect("* created room " + room)
+        c.send("INVITE/ <%s %s> <%s>" % (b, ghost, room))
+        c.expect("! no such user: " + ghost)
+        p.quiet((a, b, ghost))
+        finish(c)
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_new_user_and_disconnected(ctx):
+    a, b = ctx["name"]("al"), ctx["name"]("bo")
+    c = identified(ctx["port"], a)
+    p = None
+    try:
+        p = Peer(ctx["port"], b)
+        c.expect("* %s connected" % b)
+        p.send({"type": "DISCONNECT"})
+        c.expect("* %s disconnected" % b)
+        finish(c)
+    finally:
+        c.kill()
+        if p:
+            p.close()
+
+
+def test_raw_json_line(ctx):
+    p, c, a, b = pair(ctx)
+    try:
+        c.send('{"type":"PUBLIC_TEXT","text":"raw!","extra_key":1}')
+        p.expect({"type": "PUBLIC_TEXT_FROM", "username": a,
+                  "text": "raw!"})
+        c.send('{"type":"DISCONNECT"}')
+        p.expect({"type": "DISCONNECTED", "username": a})
+        rc = c.wait()
+        assert rc == 0, (rc, c.err)
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_invalid_closes(ctx):
+    p, c, a, b = pair(ctx)
+    try:
+        c.send('{"type":"BOGUS"}')
+        c.expect("! the server rejected a message as invalid")
+        c.expect_err("talknet: connection closed by server")
+        p.expect({"type": "DISCONNECTED", "username": a})
+        rc = c.wait()
+        assert rc == 1, (rc, c.err)
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_escapes_control_chars(ctx):
+    p, c, a, b = pair(ctx)
+    try:
+        p.send({"type": "PUBLIC_TEXT", "text": "\x1b[2Jboom\x07\ttab"})
+        c.expect("[public] %s: \\x1b[2Jboom\\x07\\x09tab" % b)
+        p.send({"type": "TEXT", "username": a,
+                "text": "c1\u009b31m del\x7f nul\x00 end"})
+        c.expect("[private] %s: c1\\u009b31m del\\x7f nul\\x00 end" % b)
+        finish(c)
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_unknown_and_malformed(ctx):
+    p, c, a, b = pair(ctx)
+    try:
+        for line in ("hello", "ALL/", "txfrom/nobody", "room/",
+                     "TX_ROOM/only", "JOIN/", "status/"):
+            c.send(line)
+            c.expect_err(re.compile(r"^talknet: (unknown|malformed) "
+                                    r"command.*help/"))
+        c.send(">after")
+        msg = p.expect({"type": "PUBLIC_TEXT_FROM", "username": a})
+        assert msg["text"] == "after", msg
+        c.send("help/")
+        c.expect(re.compile(r"^\s+txfrom/USER/text\s"))
+        c.expect(re.compile(r"^\s+INVITE/ <USER \.\.\.> <ROOM>\s"))
+        c.expect(re.compile(r"^\s+quit/\s"))
+        p.quiet((a, b))
+        finish(c)
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_quit(ctx):
+    p, c, a, b = pair(ctx)
+    try:
+        c.send("quit/")
+        p.expect({"type": "DISCONNECTED", "username": a})
+        rc = c.wait()
+        assert rc == 0, (rc, c.err)
+        c.expect_err("talknet: connection closed")
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_too_many_rooms(ctx):
+    d = Daemon("--max-rooms", "1")
+    c = None
+    try:
+        c = identified(d.port, ctx["name"]("al"))
+        c.send("room/first")
+        c.expect("* created room first")
+        c.send("room/second")
+        c.expect("! too many rooms on the server: second")
+        finish(c)
+    finally:
+        if c:
+            c.kill()
+        rep = sanitizer_report(d.stop())
+        assert rep is None, rep
+
+
+if __name__ == "__main__":
+    run([test_public_text, test_private_text, test_status_and_users,
+         test_rooms_both_ways, test_invite_many, test_error_results,
+         test_new_user_and_disconnected, test_raw_json_line,
+         test_invalid_closes, test_escapes_control_chars,
+         test_unknown_and_malformed, test_quit, test_too_many_rooms])

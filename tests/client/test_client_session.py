@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""talknet client: the session around the commands, against a real
+talknetd: the name from the first line, a taken name, end of input, a
+refused connection, --raw, --json, the server going away, the options.
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tnclient import (SKIP, TALKNET, Client, Daemon, Peer,  # noqa: E402
+                      identified, run, sanitizer_report)
+
+
+def test_name_from_first_line(ctx):
+    a, b = ctx["name"]("al"), ctx["name"]("bo")
+    p = Peer(ctx["port"], b)
+    c = Client(ctx["port"])
+    try:
+        c.send(a)
+        c.expect("* identified as " + a)
+        p.expect({"type": "NEW_USER", "username": a})
+        c.send(">first")
+        p.expect({"type": "PUBLIC_TEXT_FROM", "username": a,
+                  "text": "first"})
+        c.close_stdin()
+        assert c.wait() == 0, c.err
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_whole_script_at_once(ctx):
+    """Commands piped before the IDENTIFY reply wait for it, in order."""
+    a, b = ctx["name"]("al"), ctx["name"]("bo")
+    p = Peer(ctx["port"], b)
+    c = Client(ctx["port"])
+    try:
+        c.proc.stdin.write(("%s\n>one\ntxfrom/%s/two\n>three"
+                            % (a, b)).encode())
+        c.close_stdin()
+        p.expect({"type": "NEW_USER", "username": a})
+        p.expect({"type": "PUBLIC_TEXT_FROM", "username": a,
+                  "text": "one"})
+        p.expect({"type": "TEXT_FROM", "username": a, "text": "two"})
+        p.expect({"type": "PUBLIC_TEXT_FROM", "username": a,
+                  "text": "three"})
+        p.expect({"type": "DISCONNECTED", "username": a})
+        assert c.wait() == 0, c.err
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_name_taken_on_pipe(ctx):
+    b = ctx["name"]("bo")
+    p = Peer(ctx["port"], b)
+    try:
+        for args, first in ((("-n", b), None), ((), b)):
+            c = Client(ctx["port"], *args)
+            try:
+                if first:
+                    c.send(first)
+                start = time.monotonic()
+                rc = c.wait()
+                assert rc == 1, (rc, c.err)
+                assert time.monotonic() - start < 3
+                c.expect_err(re.compile(r"^talknet: .*%s.*already taken"
+                                        % b))
+            finally:
+                c.kill()
+        p.quiet((b,))
+    finally:
+        p.close()
+
+
+def test_invalid_name_on_pipe(ctx):
+    for args in (("-n", "tab\tname"), ("-n", "")):
+        c = Client(ctx["port"], *args)
+        try:
+            assert c.wait() == 1, c.err
+            c.expect_err(re.compile(r"^talknet: invalid username"))
+        finally:
+            c.kill()
+    c = Client(ctx["port"])
+    try:
+        c.send("bad\x1bname")
+        assert c.wait() == 1, c.err
+        c.expect_err(re.compile(r"^talknet: invalid username"))
+    finally:
+        c.kill()
+
+
+def test_end_of_input_before_name(ctx):
+    c = Client(ctx["port"])
+    try:
+        c.close_stdin()
+        assert c.wait() == 1, c.err
+        c.expect_err("talknet: no username given")
+    finally:
+        c.kill()
+
+
+def test_end_of_input_disconnects(ctx):
+    a, b = ctx["name"]("al"), ctx["name"]("bo")
+    p = Peer(ctx["port"], b)
+    c = identified(ctx["port"], a)
+    try:
+        p.expect({"type": "NEW_USER", "username": a})
+        start = time.monotonic()
+        c.close_stdin()
+        p.expect({"type": "DISCONNECTED", "username": a})
+        assert c.wait() == 0, c.err
+        assert time.monotonic() - start < 2.5
+        c.expect_err("talknet: connection closed")
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_refused(ctx):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    c = Client(port, "-n", "x")
+    try:
+        start = time.monotonic()
+        assert c.wait() == 1
+        assert time.monotonic() - start < 3
+        c.kill()
+        assert c.err == ["talknet: connect to 127.0.0.1 port %d: "
+                         "Connection refused" % port], c.err
+        assert c.out == [], c.out
+    finally:
+        c.kill()
+
+
+def test_localhost_name(ctx):
+    """A host name resolves; every address is tried in turn."""
+    a = ctx["name"]("lo")
+    c = Client(ctx["port"], "-n", a, host="localhost")
+    try:
+        c.expect("* identified as " + a)
+        c.close_stdin()
+        assert c.wait() == 0, c.err
+    finally:
+        c.kill()
+
+
+def test_ipv6(ctx):
+    """An IPv6 literal, against a daemon on ::1 (skipped without IPv6)."""
+    try:
+        s = socket.socket(socket.AF_INET6)
+        s.bind(("::1", 0))
+        s.close()
+    except OSError:
+        return SKIP
+    d = Daemon(listen="[::1]:0")
+    c = None
+    try:
+        a = ctx["name"]("v6")
+        c = Client(d.port, "-n", a, host="::1")
+        c.expect("* identified as " + a)
+        c.close_stdin()
+        assert c.wait() == 0, c.err
+    finally:
+        if c:
+            c.kill()
+        rep = sanitizer_report(d.stop())
+        assert rep is None, rep
+
+
+def test_raw_mode(ctx):
+    r, b = ctx["name"]("ra"), ctx["name"]("bo")
+    p = Peer(ctx["port"], b)
+    c = Client(ctx["port"], "--raw")
+    try:
+        c.send('{"type":"IDENTIFY","username":"%s"}' % r)
+        c.expect('{"type":"RESPONSE","operation":"IDENTIFY",'
+                 '"result":"SUCCESS","extra":"%s"}' % r)
+        p.expect({"type": "NEW_USER", "username": r})
+        c.send('{"type":"PUBLIC_TEXT","text":"via raw"}')
+        p.expect({"type": "PUBLIC_TEXT_FROM", "username": r,
+                  "text": "via raw"})
+        c.send(">not a command in raw mode")
+        c.expect('{"type":"RESPONSE","operation":"INVALID",'
+                 '"result":"INVALID"}')
+        p.expect({"type": "DISCONNECTED", "username": r})
+        assert c.wait() == 1, c.err
+        c.expect_err("talknet: connection closed by server")
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_raw_mode_sends_nothing_itself(ctx):
+    """--raw sends no IDENTIFY; the end of input ends it with status 0."""
+    c = Client(ctx["port"], "--raw")
+    try:
+        c.send('{"type":"USERS"}')
+        c.expect('{"type":"RESPONSE","operation":"INVALID",'
+                 '"result":"NOT_IDENTIFIED"}')
+        assert c.wait() == 1, c.err
+    finally:
+        c.kill()
+    r, b = ctx["name"]("ra"), ctx["name"]("bo")
+    p = Peer(ctx["port"], b)
+    c = Client(ctx["port"], "--raw")
+    try:
+        c.send('{"type":"IDENTIFY","username":"%s"}' % r)
+        p.expect({"type": "NEW_USER", "username": r})
+        p.send({"type": "TEXT", "username": r, "text": "hi raw"})
+        c.expect('{"type":"TEXT_FROM","username":"%s","text":"hi raw"}' % b)
+        c.close_stdin()
+        p.expect({"type": "DISCONNECTED", "username": r})
+        assert c.wait() == 0, c.err
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_json_mode(ctx):
+    a, b, d = ctx["name"]("js"), ctx["name"]("bo"), ctx["name"]("wi")
+    c = Client(ctx["port"], "--json", "-n", a)
+    p = w = None
+    try:
+        c.expect('{"type":"RESPONSE","operation":"IDENTIFY",'
+                 '"result":"SUCCESS","extra":"%s"}' % a)
+        w = Peer(ctx["port"], d)
+        c.expect('{"type":"NEW_USER","username":"%s"}' % d)
+        p = Peer(ctx["port"], b)
+        c.expect('{"type":"NEW_USER","username":"%s"}' % b)
+        # The witness gets the same line: the client prints it verbatim.
+        p.send({"type": "PUBLIC_TEXT", "text": "é \x1b \"q\" \\"})
+        while True:
+            line = w.recv_line()
+            assert line is not None
+            if json.loads(line)["type"] == "PUBLIC_TEXT_FROM":
+                break
+        c.expect(line)
+        c.send("all/")
+        line = c.expect(re.compile(r'^\{"type":"USER_LIST"'))
+        users = json.loads(line)["users"]
+        assert users.get(a) == "ACTIVE" and users.get(b) == "ACTIVE", users
+        c.send("txfrom/nobody/x")
+        c.expect('{"type":"RESPONSE","operation":"TEXT",'
+                 '"result":"NO_SUCH_USER","extra":"nobody"}')
+        c.close_stdin()
+        assert c.wait() == 0, c.err
+    finally:
+        c.kill()
+        for x in (p, w):
+            if x:
+                x.close()
+
+
+def test_server_goes_away(ctx):
+    d = Daemon()
+    c = None
+    try:
+        c = identified(d.port, ctx["name"]("al"))
+        d.stop()
+        c.expect_err("talknet: connection closed by server")
+        assert c.wait() == 1, c.err
+    finally:
+        if c:
+            c.kill()
+        rep = sanitizer_report(d.stop())
+        assert rep is None, rep
+
+
+def test_options(ctx):
+    def call(*args):
+        r = subprocess.run([TALKNET] + list(args), stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=5)
+        return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+    rc, out, err = call("-h")
+    assert rc == 0 and out.startswith("usage: talknet ") and "--raw" in out
+    rc, out, err = call("--help")
+    assert rc == 0 and out.startswith("usage: talknet ")
+    rc, out, err = call("-V")
+    assert rc == 0 and re.match(r"^talknet \d+\.\d+", out), out
+    rc, out, err = call("--version")
+    assert rc == 0 and out.startswith("talknet ")
+    for bad in (("--bogus",), ("-n",), ("a", "1", "extra"),
+                ("--raw", "-n", "x", "127.0.0.1", str(ctx["port"])),
+                ("127.0.0.1", "0"), ("127.0.0.1", "65536")):
+        rc, out, err = call(*bad)
+        assert rc == 1, (bad, rc, err)
+        assert err.startswith("talknet: ") or err.startswith("usage:") \
+            or "option" in err, (bad, err)
+
+
+if __name__ == "__main__":
+    run([test_name_from_first_line, test_whole_script_at_once,
+         test_name_taken_on_pipe, test_invalid_name_on_pipe,
+         test_end_of_input_before_name, test_end_of_input_disconnects,
+         test_refused, test_localhost_name, test_ipv6, test_raw_mode,
+         test_raw_mode_sends_nothing_itself, test_json_mode,
+         test_server_goes_away, test_options])

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""talknet client on a terminal, inside a private tmux server: the name
+prompt, the line editor, incoming messages that must not garble the line
+being typed, escaping, and the terminal restored on exit.
+Skipped (77) when tmux is not installed.
+"""
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tnclient import SKIP, TALKNET, Peer, run  # noqa: E402
+
+TMUX = shutil.which("tmux")
+
+
+class Pane:
+    """One tmux pane running a shell command, on a private socket."""
+
+    def __init__(self, command):
+        self.dir = tempfile.mkdtemp(prefix="talknet-tty-")
+        self.sock = os.path.join(self.dir, "tmux.sock")
+        env = dict(os.environ, TERM="xterm")
+        env.pop("TMUX", None)
+        self.env = env
+        self.tmux("-f", "/dev/null", "new-session", "-d", "-x", "100",
+                  "-y", "30", "sh", "-c", command)
+
+    def tmux(self, *args):
+        r = subprocess.run([TMUX, "-S", self.sock] + list(args),
+                           env=self.env, capture_output=True, timeout=10)
+        if r.returncode != 0:
+            raise AssertionError("tmux %r: %s" % (args, r.stderr))
+        return r.stdout.decode("utf-8", "replace")
+
+    def keys(self, *keys):
+        self.tmux("send-keys", "-t", "0", *keys)
+
+    def text(self, s):
+        self.tmux("send-keys", "-t", "0", "-l", s)
+
+    def screen(self):
+        return self.tmux("capture-pane", "-p", "-t", "0").rstrip("\n")
+
+    def lines(self):
+        return [x for x in self.screen().split("\n") if x.strip()]
+
+    def wait(self, pred, what, timeout=5):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s = self.screen()
+            if pred(s):
+                return s
+            time.sleep(0.05)
+        raise AssertionError("screen never showed %s:\n%s"
+                             % (what, self.screen()))
+
+    def wait_last(self, want, timeout=5):
+        """Waits until the last non-empty line is exactly want."""
+        def last(s):
+            ls = [x for x in s.split("\n") if x.strip()]
+            return bool(ls) and ls[-1].rstrip() == want
+        return self.wait(last, "last line %r" % want, timeout)
+
+    def close(self):
+        subprocess.run([TMUX, "-S", self.sock, "kill-server"], env=self.env,
+                       capture_output=True, timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def start(ctx):
+    cmd = ("old=$(stty -g); %s 127.0.0.1 %d; rc=$?; "
+           "[ \"$old\" = \"$(stty -g)\" ] && echo TTY-RESTORED; "
+           "echo EXIT=$rc; sleep 30"
+           % (shlex.quote(TALKNET), ctx["port"]))
+    return Pane(cmd)
+
+
+def test_editor_keeps_typed_line(ctx):
+    if TMUX is None:
+        return SKIP
+    a, b = ctx["name"]("tt"), ctx["name"]("pe")
+    p = Peer(ctx["port"], b)
+    pane = start(ctx)
+    try:
+        pane.wait_last("username:")
+        pane.text(a)
+        pane.keys("Enter")
+        pane.wait(lambda s: "* identified as " + a in s, "identified")
+        pane.wait_last(a + ">")
+        p.expect({"type": "NEW_USER", "username": a})
+
+        # A message arrives while a line is half typed.
+        pane.text(">partial typ")
+        pane.wait_last(a + "> >partial typ")
+        p.send({"type": "PUBLIC_TEXT", "text": "interrupt"})
+        pane.wait(lambda x: "[public] %s: interrupt" % b in x, "the message")
+        s = pane.wait_last(a + "> >partial typ")
+        assert s.count(">partial typ") == 1, s
+        lines = [x.rstrip() for x in s.split("\n") if x.strip()]
+        assert lines[-2] == "[public] %s: interrupt" % b, s
+
+        # Backspace, then finish the line.
+        pane.keys("BSpace", "BSpace", "BSpace")
+        pane.text("ed")
+        pane.wait_last(a + "> >partial ed")
+        pane.keys("Enter")
+        p.expect({"type": "PUBLIC_TEXT_FROM", "username": a,
+                  "text": "partial ed"})
+        pane.wait_last(a + ">")
+
+        # ^U erases the line; UTF-8 is typed and erased whole.
+        pane.text("junk")
+        pane.keys("C-u")
+        pane.text(">héllo üé")
+        pane.keys("BSpace")
+        pane.wait_last(a + "> >héllo ü")
+        pane.keys("Enter")
+        p.expect({"type": "PUBLIC_TEXT_FROM", "username": a,
+                  "text": "héllo ü"})
+
+        # A peer cannot drive the terminal.
+        p.send({"type": "TEXT", "username": a,
+                "text": "\x1b[2J\x1b[31mred"})
+        s = pane.wait(lambda x: "red" in x, "the escaped text")
+        assert "[private] %s: \\x1b[2J\\x1b[31mred" % b in s, s
+
+        # Many messages while typing: the typed line stays last.
+        pane.text("txfrom/%s/xy" % b)
+        for i in range(20):
+            p.send({"type": "PUBLIC_TEXT", "text": "flood %d" % i})
+        s = pane.wait(lambda x: "flood 19" in x, "the flood")
+        pane.wait_last("%s> txfrom/%s/xy" % (a, b))
+        pane.keys("Enter")
+        p.expect({"type": "TEXT_FROM", "username": a, "text": "xy"})
+
+        # ^D on an empty line quits; the terminal is restored.
+        pane.keys("C-d")
+        p.expect({"type": "DISCONNECTED", "username": a})
+        s = pane.wait(lambda x: "EXIT=" in x, "the exit")
+        assert "EXIT=0" in s and "TTY-RESTORED" in s, s
+    finally:
+        pane.close()
+        p.close()
+
+
+def test_taken_name_asks_again(ctx):
+    if TMUX is None:
+        return SKIP
+    a, b = ctx["name"]("tt"), ctx["name"]("pe")
+    p = Peer(ctx["port"], b)
+    pane = start(ctx)
+    try:
+        pane.wait_last("username:")
+        pane.text(b)
+        pane.keys("Enter")
+        pane.wait(lambda s: "! name already taken: " + b in s, "taken")
+        pane.wait_last("username:")
+        pane.text(a)
+        pane.keys("Enter")
+        pane.wait_last(a + ">")
+        p.expect({"type": "NEW_USER", "username": a})
+        pane.keys("C-c")
+        p.expect({"type": "DISCONNECTED", "username": a})
+        s = pane.wait(lambda x: "EXIT=" in x, "the exit")
+        assert "EXIT=0" in s and "TTY-RESTORED" in s, s
+    finally:
+        pane.close()
+        p.close()
+
+
+if __name__ == "__main__":
+    run([test_editor_keeps_typed_line, test_taken_name_asks_again])

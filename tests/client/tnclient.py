@@ -1,0 +1,335 @@
+"""Helpers for the talknet client tests: a talknetd on a private loopback
+port, raw-socket peers, and the built client driven through pipes.
+
+Standard library only.  Every wait is bounded.  Each test file exits 0
+when all its tests pass, 1 when one fails, 77 when a tool is missing.
+"""
+
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+SKIP = 77
+TIMEOUT = 5.0
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:")
+
+
+def tool(env, default):
+    """Returns the absolute path of a built program, or None."""
+    path = os.environ.get(env, default)
+    if not os.path.isabs(path):
+        path = os.path.abspath(path)
+    return path if os.access(path, os.X_OK) else None
+
+
+TALKNET = tool("TALKNET", "./src/talknet")
+TALKNETD = tool("TALKNETD", "./src/talknetd")
+
+
+def sanitizer_report(text):
+    """Returns the first sanitizer line in text, or None."""
+    for line in text.splitlines():
+        if any(m in line for m in SANITIZER_MARKS):
+            return line
+    return None
+
+
+def lines_reader(stream, q, keep):
+    """Moves the lines of a binary stream into a queue until EOF."""
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        keep.append(line)
+        q.put(line)
+    q.put(None)
+
+
+class Daemon:
+    """A talknetd on 127.0.0.1 and a port the kernel chose."""
+
+    def __init__(self, *args, listen="127.0.0.1:0"):
+        self.proc = subprocess.Popen(
+            [TALKNETD, "-f", "-l", listen] + list(args),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+        self.lines = []
+        self.q = queue.Queue()
+        threading.Thread(target=lines_reader,
+                         args=(self.proc.stderr, self.q, self.lines),
+                         daemon=True).start()
+        self.port = None
+        deadline = time.monotonic() + 10
+        while self.port is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.stop()
+                raise RuntimeError("talknetd did not start: %r"
+                                   % self.lines)
+            try:
+                line = self.q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                self.stop()
+                raise RuntimeError("talknetd exited: %r" % self.lines)
+            m = re.search(r"listening on (?:127\.0\.0\.1|\[::1\]):(\d+)",
+                          line)
+            if m:
+                self.port = int(m.group(1))
+
+    def stop(self):
+        """Stops the daemon by its pid; returns its stderr."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        time.sleep(0.05)
+        return "\n".join(self.lines)
+
+
+class Peer:
+    """A raw-socket TalkNet client, the other side of the tests."""
+
+    def __init__(self, port, name=None):
+        self.sock = socket.create_connection(("127.0.0.1", port),
+                                             timeout=TIMEOUT)
+        self.rbuf = b""
+        if name is not None:
+            self.identify(name)
+
+    def send(self, obj):
+        """Sends a dict as one compact JSON line, or a str as it is."""
+        if isinstance(obj, dict):
+            obj = json.dumps(obj, ensure_ascii=False,
+                             separators=(",", ":"))
+        if not obj.endswith("\n"):
+            obj += "\n"
+        self.sock.sendall(obj.encode("utf-8"))
+
+    def recv_line(self, timeout=TIMEOUT):
+        """Returns the next line as text, or None on timeout or close."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.rbuf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                return None
+            except OSError:
+                return None
+            if not data:
+                return None
+            self.rbuf += data
+        line, self.rbuf = self.rbuf.split(b"\n", 1)
+        return line.decode("utf-8")
+
+    def recv(self, timeout=TIMEOUT):
+        """Returns the next message as a dict, or None."""
+        line = self.recv_line(timeout)
+        return None if line is None else json.loads(line)
+
+    def expect(self, want, timeout=TIMEOUT):
+        """Waits for a message holding every key and value of want."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            left = deadline - time.monotonic()
+            msg = self.recv(max(left, 0)) if left > 0 else None
+            if msg is None:
+                raise AssertionError("peer never got %r; got %r"
+                                     % (want, seen))
+            seen.append(msg)
+            if all(msg.get(k) == v for k, v in want.items()):
+                return msg
+
+    def quiet(self, about, timeout=0.3):
+        """Asserts that nothing about these user names (or without a
+        user name) arrives for a moment.  Other users' news is skipped:
+        a peer of an earlier test may still be going away."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            line = self.recv_line(left)
+            if line is None:
+                return
+            user = json.loads(line).get("username")
+            if user is None or user in about:
+                raise AssertionError("peer got unexpected %r" % line)
+
+    def identify(self, name):
+        self.send({"type": "IDENTIFY", "username": name})
+        self.expect({"type": "RESPONSE", "operation": "IDENTIFY",
+                     "result": "SUCCESS"})
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Client:
+    """The built talknet, driven through pipes."""
+
+    def __init__(self, port, *args, host="127.0.0.1", env=None):
+        argv = [TALKNET] + list(args)
+        if host is not None:
+            argv.append(host)
+        if port is not None:
+            argv.append(str(port))
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env)
+        self.out, self.err = [], []
+        self.outq, self.errq = queue.Queue(), queue.Queue()
+        for stream, q, keep in ((self.proc.stdout, self.outq, self.out),
+                                (self.proc.stderr, self.errq, self.err)):
+            threading.Thread(target=lines_reader, args=(stream, q, keep),
+                             daemon=True).start()
+
+    def send(self, line):
+        """Writes one input line."""
+        self.proc.stdin.write(line.encode("utf-8") + b"\n")
+        self.proc.stdin.flush()
+
+    def close_stdin(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def _expect(self, q, want, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("client never printed %r; stdout %r "
+                                     "stderr %r" % (want, self.out,
+                                                    self.err))
+            try:
+                line = q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                q.put(None)
+                raise AssertionError("client output ended before %r; "
+                                     "stdout %r stderr %r"
+                                     % (want, self.out, self.err))
+            if callable(want):
+                if want(line):
+                    return line
+            elif isinstance(want, re.Pattern):
+                if want.search(line):
+                    return line
+            elif line == want:
+                return line
+
+    def expect(self, want, timeout=TIMEOUT):
+        """Waits for a stdout line: equal to a str, or matching."""
+        return self._expect(self.outq, want, timeout)
+
+    def expect_err(self, want, timeout=TIMEOUT):
+        """Waits for a stderr line: equal to a str, or matching."""
+        return self._expect(self.errq, want, timeout)
+
+    def wait(self, timeout=TIMEOUT):
+        """Waits for the exit; returns the status."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("client did not exit; stdout %r stderr %r"
+                                 % (self.out, self.err))
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.close_stdin()
+        time.sleep(0.02)
+        rep = sanitizer_report("\n".join(self.err))
+        if rep:
+            raise AssertionError("client sanitizer report: %s" % rep)
+
+
+def identified(port, name, *args):
+    """Starts a client named with -n and waits until it is identified."""
+    c = Client(port, "-n", name, *args)
+    c.expect("* identified as " + name)
+    return c
+
+
+class Names:
+    """Short unique user names (the protocol allows 8 code points)."""
+
+    def __init__(self):
+        self.n = 0
+
+    def __call__(self, base):
+        self.n += 1
+        return "%s%d" % (base[:4], self.n)
+
+
+def run(tests, need_daemon=True, daemon_args=()):
+    """Runs test functions f(ctx) against one daemon; exits 0, 1 or 77."""
+    if TALKNET is None:
+        print("SKIP: no talknet client at %s"
+              % os.environ.get("TALKNET", "./src/talknet"))
+        sys.exit(SKIP)
+    daemon = None
+    if need_daemon:
+        if TALKNETD is None:
+            print("SKIP: no talknetd at %s"
+                  % os.environ.get("TALKNETD", "./src/talknetd"))
+            sys.exit(SKIP)
+        daemon = Daemon(*daemon_args)
+    failed = 0
+    skipped = 0
+    try:
+        ctx = {"daemon": daemon, "port": daemon.port if daemon else None,
+               "name": Names()}
+        for t in tests:
+            start = time.monotonic()
+            try:
+                r = t(ctx)
+            except Exception:
+                failed += 1
+                print("FAIL: %s" % t.__name__)
+                traceback.print_exc(file=sys.stdout)
+                continue
+            if r == SKIP:
+                skipped += 1
+                print("SKIP: %s" % t.__name__)
+            else:
+                print("PASS: %s (%.2fs)" % (t.__name__,
+                                           time.monotonic() - start))
+            sys.stdout.flush()
+    finally:
+        if daemon is not None:
+            log = daemon.stop()
+            rep = sanitizer_report(log)
+            if rep:
+                failed += 1
+                print("FAIL: daemon sanitizer report: %s" % rep)
+            if failed:
+                print("--- talknetd stderr ---\n%s" % log)
+    if failed:
+        sys.exit(1)
+    if skipped == len(tests):
+        sys.exit(SKIP)
+    sys.exit(0)

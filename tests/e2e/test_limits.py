@@ -1,0 +1,402 @@
+"""The daemon's limits: --max-name, --max-room, --max-line, --max-rooms,
+--max-clients and --max-queue."""
+
+import select
+import socket
+import time
+
+import tnlib
+from tnlib import (Client, Server, connect_users, disconnected,
+                   expect_nothing, new_room, new_user, public_from, req, resp)
+
+
+def test_max_name_raises_the_name_limit():
+    with Server("--max-name", "12") as s:
+        a = Client(s).identify("ABCDEFGHIJKL")
+        b = Client(s).identify("\u00e9" * 12)
+        a.expect(new_user("\u00e9" * 12))
+        b.send(req("TEXT", username="ABCDEFGHIJKL", text="hi"))
+        a.expect(tnlib.text_from("\u00e9" * 12, "hi"))
+        new_room(a, "R")
+        tnlib.invite(a, "R", b)
+        c = Client(s)
+        c.send(req("IDENTIFY", username="ABCDEFGHIJKLM"))
+        c.expect_invalid_close()
+        expect_nothing(a, b)
+        # The room limit stays at its default.
+        a.send(req("NEW_ROOM", roomname="Q" * 17))
+        a.expect_invalid_close()
+
+
+def test_max_room_raises_the_room_limit():
+    with Server("--max-room", "20") as s:
+        a, b = connect_users(s, "A", "B")
+        new_room(a, "R" * 20)
+        new_room(a, "\u65e5" * 20)
+        tnlib.invite(a, "R" * 20, b)
+        tnlib.join(b, "R" * 20, [a])
+        a.send(req("NEW_ROOM", roomname="R" * 21))
+        a.expect_invalid_close()
+        b.expect(tnlib.left_room("R" * 20, "A"))
+        b.expect(disconnected("A"))
+        # The name limit stays at its default.
+        c = Client(s)
+        c.send(req("IDENTIFY", username="N" * 9))
+        c.expect_invalid_close()
+
+
+def line_of(n, text_char=b"x"):
+    """A PUBLIC_TEXT line of exactly n bytes before its terminator."""
+    head = b'{"type":"PUBLIC_TEXT","text":"'
+    tail = b'"}'
+    k = n - len(head) - len(tail)
+    assert k >= 0
+    return head + text_char * k + tail, "x" * k
+
+
+def test_max_line_1024():
+    with Server("--max-line", "1024") as s:
+        a, b = connect_users(s, "A", "B")
+        line, text = line_of(1024)
+        a.send(line + b"\n")
+        b.expect(public_from("A", text))
+        a.send(line + b"\r\n")          # the "\r" is not part of the line
+        b.expect(public_from("A", text))
+        line, text = line_of(1025)
+        a.send(line + b"\n", ignore_errors=True)
+        a.expect(tnlib.INVALID)
+        a.expect_closed()
+        b.expect(disconnected("A"))
+        expect_nothing(b)
+
+
+def test_endless_line_is_cut_off_promptly():
+    with Server("--max-line", "1024") as s:
+        obs = Client(s).identify("Obs")
+        c = Client(s).identify("A")
+        obs.expect(new_user("A"))
+        chunk = b"y" * 65536
+        sent = 0
+        limit = 64 << 20            # far more than any socket buffers hold
+        t0 = time.monotonic()
+        c.send(b'{"type":"PUBLIC_TEXT","text":"')
+        got_reply = False
+        while sent < limit and time.monotonic() - t0 < 10:
+            r, w, _ = select.select([c.sock], [c.sock], [], 0.5)
+            if r:
+                got_reply = True
+                break
+            if w:
+                try:
+                    sent += c.sock.send(chunk)
+                except BlockingIOError:
+                    pass
+                except (BrokenPipeError, ConnectionResetError):
+                    got_reply = True
+                    break
+        dt = time.monotonic() - t0
+        assert got_reply, ("still no reply nor close after streaming %d "
+                           "bytes in %.1f s: the server buffers the line"
+                           % (sent, dt))
+        print("  cut off after %d bytes sent, %.2f s" % (sent, dt))
+        c.expect(tnlib.INVALID)
+        c.expect_closed()
+        obs.expect(disconnected("A"))
+        expect_nothing(obs)
+
+
+def test_max_rooms():
+    with Server("--max-rooms", "2") as s:
+        a, b = connect_users(s, "A", "B")
+        new_room(a, "r1")
+        new_room(b, "r2")
+        a.send(req("NEW_ROOM", roomname="r3"))
+        a.expect(b'{"type":"RESPONSE","operation":"NEW_ROOM",'
+                 b'"result":"TOO_MANY_ROOMS","extra":"r3"}\n')
+        b.send(req("NEW_ROOM", roomname="r4"))
+        b.expect(resp("NEW_ROOM", "TOO_MANY_ROOMS", "r4"))
+        # An existing name is still ROOM_ALREADY_EXISTS or TOO_MANY_ROOMS;
+        # protocol.md does not order those two, so it is not checked.
+        # The connection stays open and a freed slot can be used.
+        a.send(req("LEAVE_ROOM", roomname="r1"))
+        new_room(a, "r3")
+        b.send(req("NEW_ROOM", roomname="r1"))
+        b.expect(resp("NEW_ROOM", "TOO_MANY_ROOMS", "r1"))
+        # A disconnect frees rooms too.
+        b.send(req("DISCONNECT"))
+        b.expect_closed()
+        a.expect(disconnected("B"))
+        new_room(a, "r4")
+        expect_nothing(a)
+
+
+def test_max_clients():
+    with Server("--max-clients", "3") as s:
+        a, b = connect_users(s, "A", "B")
+        c = Client(s)                     # the third, unidentified
+        time.sleep(0.1)
+        d = Client(s)                     # the fourth: closed by the server
+        lines = d.expect_closed(timeout=3, allow_lines=True)
+        if lines:
+            print("  note: the refused connection got %r" % lines)
+        # The others are unaffected.
+        expect_nothing(a, b, c)
+        c.identify("C")
+        a.expect(new_user("C"))
+        b.expect(new_user("C"))
+        # One leaves; then a new connection is accepted.
+        c.send(req("DISCONNECT"))
+        c.expect_closed()
+        a.expect(disconnected("C"))
+        b.expect(disconnected("C"))
+        e = tnlib.identify_new(s, "E")
+        a.expect(new_user("E"))
+        b.expect(new_user("E"))
+        f = Client(s)
+        f.expect_closed(timeout=3, allow_lines=True)
+        expect_nothing(a, b, e)
+
+
+def test_slow_reader_is_dropped_others_unaffected():
+    with Server("--max-queue", "65536") as s:
+        slow = Client(s, rcvbuf=4096)
+        slow.identify("Slow")
+        fl, rd = connect_users(s, "Flood", "Reader", existing=[slow])
+        # From here on, slow never reads.
+        text = "z" * 1000
+        total_max = 40000                 # about 41 MB if ever needed
+        window = 16
+        out = b""
+        sent = 0
+        bufs = {fl: b"", rd: b""}
+        rd_next = 0
+        dropped = {fl: False, rd: False}
+        drop_at = None
+        t0 = time.monotonic()
+        deadline = t0 + 40
+        while time.monotonic() < deadline:
+            if drop_at is None and all(dropped.values()):
+                drop_at = sent
+            stop_at = total_max if drop_at is None else \
+                min(total_max, drop_at + 1000)
+            # The flooder keeps at most `window` messages ahead of the
+            # reader, so a client that does read never has more than about
+            # 16 KiB queued; the one that never reads piles up without end.
+            k = min(window - (sent - rd_next), stop_at - sent)
+            if not out and k > 0:
+                out = b"".join(tnlib.compact(
+                    req("PUBLIC_TEXT", text="%06d" % (sent + i) + text))
+                    for i in range(k))
+                sent += k
+            if not out and sent >= stop_at and rd_next == sent and \
+                    all(dropped.values()):
+                break
+            wlist = [fl.sock] if out else []
+            r, w, _ = select.select([fl.sock, rd.sock], wlist, [], 0.5)
+            if w:
+                try:
+                    n = fl.sock.send(out)
+                    out = out[n:]
+                except BlockingIOError:
+                    pass
+            for sk in r:
+                c = fl if sk is fl.sock else rd
+                try:
+                    data = sk.recv(1 << 20)
+                except BlockingIOError:
+                    continue
+                assert data, "%r was closed by the server" % c
+                bufs[c] += data
+                *lines, bufs[c] = bufs[c].split(b"\n")
+                for line in lines:
+                    m = tnlib.check_line(line + b"\n")
+                    if m == disconnected("Slow") and not dropped[c]:
+                        dropped[c] = True
+                    elif c is rd and m["type"] == "PUBLIC_TEXT_FROM":
+                        assert m["username"] == "Flood", m
+                        seq = int(m["text"][:6])
+                        assert seq == rd_next, \
+                            "Reader got %d, expected %d" % (seq, rd_next)
+                        assert m["text"][6:] == text
+                        rd_next += 1
+                    else:
+                        raise AssertionError("%r got unexpected %r"
+                                             % (c, line))
+        dt = time.monotonic() - t0
+        print("  flooded %d messages; Slow dropped: %r; Reader got %d; "
+              "%.1f s" % (sent, list(dropped.values()), rd_next, dt))
+        assert all(dropped.values()), \
+            "Slow was never disconnected (DISCONNECTED seen by Flood/Reader: " \
+            "%r) after %d messages" % (list(dropped.values()), sent)
+        assert not out, "the flooder could not send it all"
+        assert rd_next == sent, "Reader got %d of %d" % (rd_next, sent)
+        # Slow: whatever was queued, then the end.
+        slow.sock.setblocking(False)
+        n = 0
+        t1 = time.monotonic()
+        while time.monotonic() - t1 < 10:
+            try:
+                slow.recv_raw(timeout=2)
+                n += 1
+            except tnlib.Closed:
+                break
+        assert slow.eof, "Slow's connection was not closed"
+        # The survivors still talk.
+        rd.send(req("TEXT", username="Flood", text="ok?"))
+        fl.expect(tnlib.text_from("Reader", "ok?"))
+        fl.send(req("USERS"))
+        fl.expect(tnlib.user_list({"Flood": "ACTIVE", "Reader": "ACTIVE"}))
+
+
+def test_big_messages_with_a_large_max_line():
+    # The queue must hold one whole message.
+    with Server("--max-line", "2000000", "--max-queue", "16000000") as s:
+        a, b, c = connect_users(s, "A", "B", "C")
+        t = ("0123456789\u00e9\u65e5\U0001F600\"\\" * 70000)[:1400000]
+        a.send(req("PUBLIC_TEXT", text=t))
+        b.expect(public_from("A", t), timeout=10)
+        c.expect(public_from("A", t), timeout=10)
+        a.send(req("TEXT", username="B", text=t))
+        b.expect(tnlib.text_from("A", t), timeout=10)
+        tnlib.make_room(a, "R", members=[b, c])
+        c.send(req("ROOM_TEXT", roomname="R", text=t))
+        a.expect(tnlib.room_text_from("R", "C", t), timeout=10)
+        b.expect(tnlib.room_text_from("R", "C", t), timeout=10)
+        expect_nothing(a, b, c)
+
+
+def test_names_at_the_ceiling():
+    with Server("--max-name", "256", "--max-room", "256") as s:
+        n1 = "\U0001F600" * 256               # 1024 bytes
+        n2 = "\u00e9" * 255 + "x"
+        room = "\u65e5" * 255 + "\U0001F600"
+        a, b = connect_users(s, n1, n2)
+        new_room(a, room)
+        tnlib.invite(a, room, b)
+        tnlib.join(b, room, [a])
+        b.send(req("ROOM_TEXT", roomname=room, text="hi"))
+        a.expect(tnlib.room_text_from(room, n2, "hi"))
+        a.send(req("ROOM_USERS", roomname=room))
+        a.expect(tnlib.room_user_list(room, {n1: "ACTIVE", n2: "ACTIVE"}))
+        assert b.users() == {n1: "ACTIVE", n2: "ACTIVE"}
+        b.send(req("STATUS", status="AWAY"))
+        a.expect(tnlib.new_status(n2, "AWAY"))
+        c = Client(s)
+        c.send(req("IDENTIFY", username="\U0001F600" * 257))
+        c.expect_invalid_close()
+        a.send(req("NEW_ROOM", roomname="x" * 257))
+        a.expect_invalid_close()
+        b.expect(tnlib.left_room(room, n1))
+        b.expect(disconnected(n1))
+
+
+def test_user_list_longer_than_64k():
+    with Server("--max-name", "256") as s:
+        names = ["%03d" % i + "\U0001F600" * 253 for i in range(70)]
+        cs = []
+        for n in names:
+            c = Client(s)
+            c.identify(n)
+            cs.append(c)
+        for i, c in enumerate(cs):
+            for n in names[i + 1:]:
+                c.expect(new_user(n))
+        want = {n: "ACTIVE" for n in names}
+        cs[0].send(req("USERS"))
+        raw, got = cs[0].recv_line()
+        assert len(raw) > 65536, len(raw)
+        assert got == tnlib.user_list(want), "USER_LIST of %d bytes differs" \
+            % len(raw)
+        new_room(cs[5], "big")
+        tnlib.invite(cs[5], "big", *cs[6:])
+        members = [cs[5]]
+        for c in cs[6:]:
+            tnlib.join(c, "big", members)
+            members.append(c)
+        cs[7].send(req("ROOM_USERS", roomname="big"))
+        got = cs[7].recv()
+        assert got == tnlib.room_user_list("big", {n: "ACTIVE"
+                                                   for n in names[5:]})
+
+
+def test_room_table_churn():
+    with Server("--max-rooms", "50") as s:
+        a, b = connect_users(s, "A", "B")
+        for rnd in range(3):
+            batch = b"".join(tnlib.compact(req("NEW_ROOM",
+                                               roomname="r%d-%d" % (rnd, i)))
+                             for i in range(51))
+            a.send(batch)
+            for i in range(50):
+                a.expect(resp("NEW_ROOM", "SUCCESS", "r%d-%d" % (rnd, i)))
+            a.expect(resp("NEW_ROOM", "TOO_MANY_ROOMS", "r%d-50" % rnd))
+            b.send(req("NEW_ROOM", roomname="b"))
+            b.expect(resp("NEW_ROOM", "TOO_MANY_ROOMS", "b"))
+            a.send(b"".join(tnlib.compact(req("LEAVE_ROOM",
+                                              roomname="r%d-%d" % (rnd, i)))
+                            for i in range(50)))
+            a.send(req("ROOM_USERS", roomname="r%d-49" % rnd))
+            a.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", "r%d-49" % rnd))
+        expect_nothing(a, b)
+
+
+def test_user_table_churn():
+    with Server("--max-clients", "5") as s:
+        obs = Client(s).identify("obs")
+        for i in range(40):
+            n = "u%d" % (i % 7)
+            c = tnlib.identify_new(s, n)
+            obs.expect(new_user(n))
+            c.send(req("PUBLIC_TEXT", text="hi %d" % i))
+            obs.expect(public_from(n, "hi %d" % i))
+            if i % 2:
+                c.send(req("DISCONNECT"))
+            else:
+                c.close()
+            obs.expect(disconnected(n))
+        assert obs.users() == {"obs": "ACTIVE"}
+        # The slots all came back: four more fit at once.
+        more = []
+        for n in ("w1", "w2", "w3", "w4"):
+            more.append(tnlib.identify_new(s, n))
+            for o in [obs] + more[:-1]:
+                o.expect(new_user(n))
+        assert len(obs.users()) == 5
+
+
+def test_client_that_never_reads_its_replies():
+    # Requests pile up replies the client never reads: its own queue fills
+    # and it is disconnected; nobody else notices anything but that.
+    with Server("--max-queue", "65536") as s:
+        a, b = connect_users(s, "A", "B")
+        x = Client(s, rcvbuf=4096).identify("X")
+        a.expect(new_user("X"))
+        b.expect(new_user("X"))
+        burst = b'{"type":"USERS"}\n' * 2000
+        t0 = time.monotonic()
+        sent = 0
+        gone = False
+        while time.monotonic() - t0 < 20 and sent < 200 and not gone:
+            try:
+                x._sendall(burst, timeout=0.5)
+                sent += 1
+            except (BrokenPipeError, ConnectionResetError):
+                gone = True
+            except AssertionError:          # x's send buffer is full
+                pass
+            # The others go on talking meanwhile.
+            a.send(req("TEXT", username="B", text="ping %d" % sent))
+            got = b.recv()
+            while got == disconnected("X"):
+                gone = True
+                got = b.recv()
+            assert got == tnlib.text_from("A", "ping %d" % sent), got
+        a.expect(disconnected("X"), timeout=5)
+        if not gone:
+            b.expect(disconnected("X"), timeout=5)
+        expect_nothing(a, b)
+        print("  X dropped after %d bursts of 2000 USERS" % sent)
+
+
+if __name__ == "__main__":
+    tnlib.main(globals())

@@ -1,0 +1,338 @@
+"""Ordering and delivery under load: 50 clients each send 100 PUBLIC_TEXT;
+everyone gets all the others' messages, per sender in order
+(protocol.md, Ordering and delivery)."""
+
+import selectors
+import time
+
+import tnlib
+from tnlib import Client, Server, req, resp
+
+NCLIENTS = 50
+NMSG = 100
+OVERALL = 60.0
+
+
+def test_fifty_clients_hundred_messages_each():
+    with Server() as s:
+        cs = []
+        for i in range(NCLIENTS):
+            c = Client(s)
+            c.identify("u%d" % i)
+            cs.append(c)
+        # Client i hears of every later one, in order of identification.
+        for i, c in enumerate(cs):
+            for j in range(i + 1, NCLIENTS):
+                c.expect(tnlib.new_user("u%d" % j))
+
+        sel = selectors.DefaultSelector()
+        out = {}
+        inbuf = {}
+        nextseq = {}
+        count = {}
+        for i, c in enumerate(cs):
+            out[i] = b"".join(tnlib.compact(
+                req("PUBLIC_TEXT", text="%d:%d" % (i, k)))
+                for k in range(NMSG))
+            inbuf[i] = b""
+            nextseq[i] = [0] * NCLIENTS
+            count[i] = 0
+            sel.register(c.sock, selectors.EVENT_READ | selectors.EVENT_WRITE,
+                         i)
+        want = (NCLIENTS - 1) * NMSG
+        t0 = time.monotonic()
+        deadline = t0 + OVERALL
+        done = 0
+        while done < NCLIENTS:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                short = {i: count[i] for i in count if count[i] < want}
+                raise AssertionError(
+                    "not delivered within %.0f s: %d clients short, e.g. %r"
+                    % (OVERALL, len(short), dict(list(short.items())[:5])))
+            for key, ev in sel.select(min(left, 1.0)):
+                i = key.data
+                c = cs[i]
+                if ev & selectors.EVENT_WRITE and out[i]:
+                    try:
+                        n = c.sock.send(out[i])
+                        out[i] = out[i][n:]
+                    except BlockingIOError:
+                        pass
+                    if not out[i]:
+                        sel.modify(c.sock, selectors.EVENT_READ, i)
+                if ev & selectors.EVENT_READ:
+                    try:
+                        data = c.sock.recv(1 << 20)
+                    except BlockingIOError:
+                        continue
+                    assert data, "u%d was disconnected" % i
+                    inbuf[i] += data
+                    *lines, inbuf[i] = inbuf[i].split(b"\n")
+                    for line in lines:
+                        m = tnlib.check_line(line + b"\n")
+                        assert m["type"] == "PUBLIC_TEXT_FROM", \
+                            "u%d got %r" % (i, line)
+                        snd, seq = (int(x) for x in m["text"].split(":"))
+                        assert m["username"] == "u%d" % snd, line
+                        assert snd != i, "u%d got its own message" % i
+                        assert seq == nextseq[i][snd], \
+                            "u%d got %d:%d, expected %d:%d" % (
+                                i, snd, seq, snd, nextseq[i][snd])
+                        nextseq[i][snd] += 1
+                        count[i] += 1
+                        if count[i] == want:
+                            done += 1
+                        assert count[i] <= want
+        dt = time.monotonic() - t0
+        print("  %d messages delivered (%d x %d) in %.2f s"
+              % (NCLIENTS * want, NCLIENTS, want, dt))
+        sel.close()
+        for c in cs:
+            c.sock.setblocking(False)
+        tnlib.expect_nothing(cs, timeout=0.3)
+
+
+def test_replies_in_request_order():
+    with Server() as s:
+        a, b = tnlib.connect_users(s, "A", "B")
+        reqs = []
+        want = []
+        for i in range(30):
+            r = "r%d" % i
+            reqs += [req("NEW_ROOM", roomname=r), req("USERS"),
+                     req("TEXT", username="nobody%d" % i, text="x"),
+                     req("ROOM_USERS", roomname=r),
+                     req("JOIN_ROOM", roomname=r),
+                     req("NEW_ROOM", roomname=r),
+                     req("ROOM_TEXT", roomname="zz", text="x"),
+                     req("LEAVE_ROOM", roomname=r),      # empties it: no reply
+                     req("LEAVE_ROOM", roomname=r)]
+            want += [tnlib.resp("NEW_ROOM", "SUCCESS", r),
+                     tnlib.user_list({"A": "ACTIVE", "B": "ACTIVE"}),
+                     tnlib.resp("TEXT", "NO_SUCH_USER", "nobody%d" % i),
+                     tnlib.room_user_list(r, {"A": "ACTIVE"}),
+                     tnlib.resp("JOIN_ROOM", "SUCCESS", r),
+                     tnlib.resp("NEW_ROOM", "ROOM_ALREADY_EXISTS", r),
+                     tnlib.resp("ROOM_TEXT", "NO_SUCH_ROOM", "zz"),
+                     tnlib.resp("LEAVE_ROOM", "NO_SUCH_ROOM", r)]
+        a.send(b"".join(tnlib.compact(x) for x in reqs))
+        for w in want:
+            a.expect(w)
+        tnlib.expect_nothing(a, b)
+
+
+class Model:
+    """What protocol.md says the server state is, kept alongside."""
+
+    def __init__(self):
+        self.users = {}      # name -> [client, status]
+        self.rooms = {}      # room -> {"members": set(), "invited": set()}
+
+    def others(self, name):
+        return [(n, u[0]) for n, u in self.users.items() if n != name]
+
+    def user_list(self):
+        return tnlib.user_list({n: u[1] for n, u in self.users.items()})
+
+
+def test_random_operations_match_a_model():
+    import os
+    import random
+    import signal
+    seed = int(os.environ.get("TN_SEED", "0")) or random.randrange(1 << 30)
+    print("  seed %d (set TN_SEED to replay)" % seed)
+    rnd = random.Random(seed)
+    NAMES = ["ana", "bob", "cy", "dee", "eve", "fay"]
+    ROOMS = ["r1", "r2", "R1", "r 3"]
+    STATUSES = ["ACTIVE", "AWAY", "BUSY"]
+    with Server() as s:
+        m = Model()
+        obs = Client(s).identify("zz")           # always there to see
+        m.users["zz"] = [obs, "ACTIVE"]
+        exp = {}                                 # client -> [expected]
+        log = []
+
+        def want(c, msg):
+            exp.setdefault(c, []).append(msg)
+
+        def check(actor):
+            if actor is not None:
+                actor.send(req("USERS"))
+                want(actor, m.user_list())
+            for c, msgs in list(exp.items()):
+                for w in msgs:
+                    if isinstance(w, list):          # any order
+                        c.expect_unordered(w)
+                    else:
+                        c.expect(w)
+            exp.clear()
+
+        def leave_session(name, how):
+            c = m.users[name][0]
+            shared = {}
+            for r, room in list(m.rooms.items()):
+                room["invited"].discard(name)
+                if name in room["members"]:
+                    room["members"].discard(name)
+                    for o in room["members"]:
+                        shared.setdefault(o, []).append(
+                            tnlib.left_room(r, name))
+                    if not room["members"]:
+                        del m.rooms[r]
+            del m.users[name]
+            for o, oc in m.others(None):
+                if shared.get(o):
+                    want(oc, shared[o])
+                want(oc, tnlib.disconnected(name))
+            if how == "disconnect":
+                c.send(req("DISCONNECT"))
+                c.expect_closed()
+            elif how == "close":
+                c.close()
+            elif how == "invalid":
+                c.send(b"[]\n")
+                c.expect(tnlib.INVALID)
+                c.expect_closed()
+            else:
+                os.kill(s.worker_pid(c), signal.SIGKILL)
+                c.expect_closed()
+
+        for step in range(500):
+            names = [n for n in m.users if n != "zz"]
+            op = rnd.choice(["identify"] * (4 if len(names) < 3 else 1) +
+                            ["status", "text", "public", "new_room",
+                             "new_room", "invite", "invite", "invite",
+                             "join", "join", "join", "room_users",
+                             "room_text", "room_text", "leave"])
+            if rnd.random() < 0.04:
+                op = "quit"
+            if op == "identify" or not names:
+                if len(names) >= len(NAMES):
+                    continue
+                c = Client(s)
+                n = rnd.choice(NAMES)
+                log.append((step, "identify", n))
+                while n in m.users:
+                    c.send(req("IDENTIFY", username=n))
+                    c.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", n))
+                    n = rnd.choice(NAMES)
+                c.send(req("IDENTIFY", username=n))
+                c.expect(resp("IDENTIFY", "SUCCESS", n))
+                c.name = n
+                for o, oc in m.others(n):
+                    want(oc, tnlib.new_user(n))
+                m.users[n] = [c, "ACTIVE"]
+                check(c)
+                continue
+            me = rnd.choice(names)
+            c = m.users[me][0]
+            if m.rooms and rnd.random() < 0.7:
+                r = rnd.choice(sorted(m.rooms))
+            else:
+                r = rnd.choice(ROOMS)
+            room = m.rooms.get(r)
+            log.append((step, op, me, r))
+            if op == "status":
+                st = rnd.choice(STATUSES)
+                c.send(req("STATUS", status=st))
+                if st != m.users[me][1]:
+                    m.users[me][1] = st
+                    for o, oc in m.others(me):
+                        want(oc, tnlib.new_status(me, st))
+            elif op == "text":
+                to = rnd.choice(NAMES + ["zz"])
+                c.send(req("TEXT", username=to, text="t%d" % step))
+                if to in m.users:
+                    want(m.users[to][0], tnlib.text_from(me, "t%d" % step))
+                else:
+                    want(c, resp("TEXT", "NO_SUCH_USER", to))
+            elif op == "public":
+                c.send(req("PUBLIC_TEXT", text="p%d" % step))
+                for o, oc in m.others(me):
+                    want(oc, tnlib.public_from(me, "p%d" % step))
+            elif op == "new_room":
+                c.send(req("NEW_ROOM", roomname=r))
+                if room:
+                    want(c, resp("NEW_ROOM", "ROOM_ALREADY_EXISTS", r))
+                else:
+                    m.rooms[r] = {"members": {me}, "invited": set()}
+                    want(c, resp("NEW_ROOM", "SUCCESS", r))
+            elif op == "invite":
+                lst = [rnd.choice(NAMES + ["zz"]) if rnd.random() < 0.1
+                       else rnd.choice(sorted(m.users))
+                       for _ in range(rnd.randint(1, 4))]
+                c.send(req("INVITE", roomname=r, usernames=lst))
+                missing = [x for x in lst if x not in m.users]
+                if not room:
+                    want(c, resp("INVITE", "NO_SUCH_ROOM", r))
+                elif me not in room["members"]:
+                    want(c, resp("INVITE", "NOT_JOINED", r))
+                elif missing:
+                    want(c, resp("INVITE", "NO_SUCH_USER", missing[0]))
+                else:
+                    for x in lst:
+                        if x in room["members"] or x in room["invited"]:
+                            continue
+                        room["invited"].add(x)
+                        want(m.users[x][0], tnlib.invitation(me, r))
+            elif op == "join":
+                c.send(req("JOIN_ROOM", roomname=r))
+                if not room:
+                    want(c, resp("JOIN_ROOM", "NO_SUCH_ROOM", r))
+                elif me in room["members"]:
+                    want(c, resp("JOIN_ROOM", "SUCCESS", r))
+                elif me not in room["invited"]:
+                    want(c, resp("JOIN_ROOM", "NOT_INVITED", r))
+                else:
+                    room["invited"].discard(me)
+                    want(c, resp("JOIN_ROOM", "SUCCESS", r))
+                    for o in room["members"]:
+                        want(m.users[o][0], tnlib.joined_room(r, me))
+                    room["members"].add(me)
+            elif op == "room_users":
+                c.send(req("ROOM_USERS", roomname=r))
+                if not room:
+                    want(c, resp("ROOM_USERS", "NO_SUCH_ROOM", r))
+                elif me not in room["members"]:
+                    want(c, resp("ROOM_USERS", "NOT_JOINED", r))
+                else:
+                    want(c, tnlib.room_user_list(
+                        r, {n: m.users[n][1] for n in room["members"]}))
+            elif op == "room_text":
+                c.send(req("ROOM_TEXT", roomname=r, text="r%d" % step))
+                if not room:
+                    want(c, resp("ROOM_TEXT", "NO_SUCH_ROOM", r))
+                elif me not in room["members"]:
+                    want(c, resp("ROOM_TEXT", "NOT_JOINED", r))
+                else:
+                    for o in room["members"] - {me}:
+                        want(m.users[o][0],
+                             tnlib.room_text_from(r, me, "r%d" % step))
+            elif op == "leave":
+                c.send(req("LEAVE_ROOM", roomname=r))
+                if not room:
+                    want(c, resp("LEAVE_ROOM", "NO_SUCH_ROOM", r))
+                elif me not in room["members"]:
+                    want(c, resp("LEAVE_ROOM", "NOT_JOINED", r))
+                else:
+                    room["members"].discard(me)
+                    for o in room["members"]:
+                        want(m.users[o][0], tnlib.left_room(r, me))
+                    if not room["members"]:
+                        del m.rooms[r]
+            elif op == "quit":
+                leave_session(me, rnd.choice(["disconnect", "close",
+                                              "invalid", "kill"]))
+                check(None)
+                continue
+            try:
+                check(c)
+            except AssertionError:
+                print("  last operations: %r" % log[-15:])
+                raise
+        tnlib.expect_nothing([u[0] for u in m.users.values()])
+
+
+if __name__ == "__main__":
+    tnlib.main(globals())

@@ -1,0 +1,205 @@
+"""Processes: one forked worker per connection, the hub, process titles,
+reaping, and a clean exit on SIGTERM."""
+
+import os
+import signal
+import time
+
+import tnlib
+from tnlib import (Client, Server, connect_users, pid_alive, proc_stat,
+                   proc_title, wait_until)
+
+
+def titles(s):
+    return {p: proc_title(p) for p in s.children()}
+
+
+def test_master_hub_and_one_worker_per_connection():
+    with Server() as s:
+        assert proc_title(s.pid) == "talknetd: master", proc_title(s.pid)
+        hub = s.hub_pid()
+        assert proc_stat(hub)[1] == s.pid, "the hub is not the master's child"
+        cs = [Client(s) for _ in range(3)]
+
+        def ready():
+            t = titles(s)
+            want = {"talknetd: hub"} | {
+                "talknetd: worker (unidentified) 127.0.0.1:%d" % c.local_port
+                for c in cs}
+            return set(t.values()) == want and len(t) == 4 and t
+        try:
+            t = wait_until(ready, 3, what="hub + 3 unidentified workers")
+        except AssertionError:
+            raise AssertionError("children of the master: %r" % titles(s))
+        workers = [p for p, v in t.items() if "worker" in v]
+        assert len(set(workers)) == 3
+        for p in workers:
+            assert proc_stat(p)[1] == s.pid
+            assert p != hub and p != s.pid
+        # Each worker is its own process: it alone holds its client's
+        # socket (not the master, the hub or another worker).
+        for c in cs:
+            wp = s.worker_pid(c)
+            assert wp in workers
+            holders = tnlib._socket_holders([s.pid] + s.descendants(),
+                                            s.port, c.local_port)
+            assert holders == [wp], "socket of port %d held by %r, worker " \
+                "%d" % (c.local_port, holders, wp)
+
+        names = ["Kimberly", "Luis", "\u00e9t\u00e9"]
+        for c, n in zip(cs, names):
+            c.identify(n)
+        for c in cs:
+            c.drain(0.1)
+
+        def renamed():
+            t = titles(s)
+            want = {"talknetd: hub"} | {
+                "talknetd: worker %s 127.0.0.1:%d" % (n, c.local_port)
+                for c, n in zip(cs, names)}
+            return set(t.values()) == want and t
+        try:
+            wait_until(renamed, 3, what="workers titled with their user")
+        except AssertionError:
+            raise AssertionError("children of the master: %r" % titles(s))
+        assert proc_title(s.pid) == "talknetd: master"
+
+
+def test_worker_exits_and_is_reaped():
+    with Server() as s:
+        a, b = connect_users(s, "A", "B")
+        wa = s.worker_pid(a)
+        wb = s.worker_pid(b)
+        a.send(tnlib.req("DISCONNECT"))
+        a.expect_closed()
+        b.expect(tnlib.disconnected("A"))
+        b.close()
+        # Gone, not left as a zombie child of the master.
+        wait_until(lambda: proc_stat(wa) is None and proc_stat(wb) is None,
+                   3, what=lambda: "the workers to exit and be reaped "
+                   "(states %r %r)" % (proc_stat(wa), proc_stat(wb)))
+        wait_until(lambda: len(s.children()) == 1, 3,
+                   what=lambda: "only the hub left (children %r)" % titles(s))
+
+
+def test_killed_worker_is_reaped_and_master_survives():
+    with Server() as s:
+        a, b = connect_users(s, "A", "B")
+        wa = s.worker_pid(a)
+        os.kill(wa, signal.SIGKILL)
+        a.expect_closed()
+        b.expect(tnlib.disconnected("A"))
+        wait_until(lambda: proc_stat(wa) is None, 3,
+                   what=lambda: "the killed worker to be reaped (state %r)"
+                   % (proc_stat(wa),))
+        assert s.alive()
+        c = Client(s).identify("A")
+        b.expect(tnlib.new_user("A"))
+
+
+def test_many_connections_many_workers():
+    with Server() as s:
+        cs = [Client(s) for _ in range(20)]
+        wait_until(lambda: len(s.children()) == 21, 5,
+                   what=lambda: "21 children (have %r)" % titles(s))
+        for c in cs:
+            c.close()
+        wait_until(lambda: len(s.children()) == 1, 5,
+                   what=lambda: "the workers to be reaped (have %r)"
+                   % titles(s))
+
+
+def test_sigterm_clean_exit():
+    s = Server()
+    try:
+        a, b = connect_users(s, "A", "B")
+        u = Client(s)
+        tnlib.new_room(a, "R")
+        shm = "/dev/shm/talknetd.%d" % s.pid
+        assert os.path.exists(shm), "%s does not exist" % shm
+        wait_until(lambda: len(s.children()) == 4, 3,
+                   what="hub + 3 workers")
+        kids = s.descendants()
+        t0 = time.monotonic()
+        rc = s.terminate(5)
+        dt = time.monotonic() - t0
+        assert rc is not None, "the master did not exit within 5 s of SIGTERM"
+        assert rc == 0, "exit status %r after SIGTERM" % rc
+        wait_until(lambda: not any(pid_alive(k) for k in kids), 3,
+                   what=lambda: "every child to exit (alive: %r)"
+                   % [(k, proc_title(k)) for k in kids if pid_alive(k)])
+        assert not os.path.exists(shm), "%s was not removed" % shm
+        for c in (a, b, u):
+            c.expect_closed(allow_lines=True)
+        print("  exited in %.2f s" % dt)
+    finally:
+        s.stop()
+
+
+def test_sigterm_idle():
+    s = Server()
+    try:
+        shm = "/dev/shm/talknetd.%d" % s.pid
+        wait_until(lambda: os.path.exists(shm), 3, what=shm)
+        kids = s.descendants()
+        rc = s.terminate(5)
+        assert rc == 0, "exit status %r after SIGTERM" % rc
+        wait_until(lambda: not any(pid_alive(k) for k in kids), 3,
+                   what="the hub to exit")
+        assert not os.path.exists(shm), "%s was not removed" % shm
+    finally:
+        s.stop()
+
+
+def test_title_stays_unidentified_after_refused_name():
+    with Server() as s:
+        a = Client(s).identify("Kimberly")
+        b = Client(s)
+        b.send(tnlib.req("IDENTIFY", username="Kimberly"))
+        b.expect(tnlib.resp("IDENTIFY", "USER_ALREADY_EXISTS", "Kimberly"))
+        want = "talknetd: worker (unidentified) 127.0.0.1:%d" % b.local_port
+        wait_until(lambda: want in titles(s).values(), 3,
+                   what=lambda: "%r among %r" % (want, titles(s)))
+        time.sleep(0.2)
+        assert want in titles(s).values(), titles(s)
+        b.identify("Luis")
+        want = "talknetd: worker Luis 127.0.0.1:%d" % b.local_port
+        wait_until(lambda: want in titles(s).values(), 3,
+                   what=lambda: "%r among %r" % (want, titles(s)))
+
+
+def nfds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def test_no_fd_leak_in_master_and_hub():
+    with Server() as s:
+        obs = Client(s).identify("obs")
+        hub = s.hub_pid()
+        tnlib.new_room(obs, "R")
+        wait_until(lambda: len(s.children()) == 2, 3, what="hub + 1 worker")
+        base = (nfds(s.pid), nfds(hub))
+        for i in range(60):
+            c = tnlib.identify_new(s, "u%d" % (i % 5))
+            obs.expect(tnlib.new_user(c.name))
+            tnlib.invite(obs, "R", c)
+            if i % 2:
+                tnlib.join(c, "R", [obs])
+            if i % 3 == 0:
+                c.send(tnlib.req("DISCONNECT"))
+            elif i % 3 == 1:
+                c.close()
+            else:
+                os.kill(s.worker_pid(c), signal.SIGKILL)
+            if i % 2:
+                obs.expect(tnlib.left_room("R", c.name))
+            obs.expect(tnlib.disconnected(c.name))
+        wait_until(lambda: len(s.children()) == 2, 3,
+                   what=lambda: "the workers to be reaped: %r" % titles(s))
+        wait_until(lambda: (nfds(s.pid), nfds(hub)) == base, 3,
+                   what=lambda: "fds of master and hub back to %r, have %r"
+                   % (base, (nfds(s.pid), nfds(hub))))
+
+
+if __name__ == "__main__":
+    tnlib.main(globals())

@@ -1,0 +1,324 @@
+"""NEW_ROOM, JOIN_ROOM, ROOM_USERS, ROOM_TEXT and LEAVE_ROOM
+(protocol.md, Rooms and the messages of the same names)."""
+
+import tnlib
+from tnlib import (Client, Server, barrier, connect_users, expect_nothing,
+                   invite, join, joined_room, left_room, make_room, new_room,
+                   req, resp, room_text_from, room_user_list)
+
+R = "Room 1"
+
+
+def test_new_room_success_and_already_exists():
+    with Server() as s:
+        a, b = connect_users(s, "Kimberly", "Luis")
+        a.send(b'{"type":"NEW_ROOM","roomname":"Room 1"}\n')
+        a.expect(b'{"type":"RESPONSE","operation":"NEW_ROOM",'
+                 b'"result":"SUCCESS","extra":"Room 1"}\n')
+        a.send(req("NEW_ROOM", roomname=R))
+        a.expect(b'{"type":"RESPONSE","operation":"NEW_ROOM",'
+                 b'"result":"ROOM_ALREADY_EXISTS","extra":"Room 1"}\n')
+        b.send(req("NEW_ROOM", roomname=R))
+        b.expect(resp("NEW_ROOM", "ROOM_ALREADY_EXISTS", R))
+        expect_nothing(a, b)
+        # The creator is the only member.
+        a.send(req("ROOM_USERS", roomname=R))
+        a.expect(b'{"type":"ROOM_USER_LIST","roomname":"Room 1",'
+                 b'"users":{"Kimberly":"ACTIVE"}}\n')
+        b.send(req("ROOM_USERS", roomname=R))
+        b.expect(resp("ROOM_USERS", "NOT_JOINED", R))
+
+
+def test_room_names_case_sensitive():
+    with Server() as s:
+        a, b = connect_users(s, "Kimberly", "Luis")
+        new_room(a, "Room")
+        new_room(b, "room")
+        new_room(a, "ROOM")
+        a.send(req("NEW_ROOM", roomname="Room"))
+        a.expect(resp("NEW_ROOM", "ROOM_ALREADY_EXISTS", "Room"))
+        # An invitation to "room" does not let a join "Room".
+        invite(b, "room", a)
+        b.send(req("JOIN_ROOM", roomname="Room"))
+        b.expect(resp("JOIN_ROOM", "NOT_INVITED", "Room"))
+        join(a, "room", [b])
+        a.send(req("ROOM_USERS", roomname="room"))
+        got = a.recv()
+        assert got == room_user_list("room", {"Luis": "ACTIVE",
+                                              "Kimberly": "ACTIVE"}), got
+        b.send(req("ROOM_USERS", roomname="ROOM"))
+        b.expect(resp("ROOM_USERS", "NOT_JOINED", "ROOM"))
+
+
+def test_room_names_with_spaces_and_multibyte():
+    with Server() as s:
+        a, b = connect_users(s, "Kimberly", "Luis")
+        for name in ("  Room  1 ", " ", "a b c d e f g h ",
+                     "\u00e9" * 16, "\u65e5\u672c \U0001F600"):
+            make_room(a, name, members=[b])
+            a.send(req("ROOM_TEXT", roomname=name, text="in " + name))
+            b.expect(room_text_from(name, "Kimberly", "in " + name))
+            b.send(req("ROOM_USERS", roomname=name))
+            assert b.recv() == room_user_list(
+                name, {"Kimberly": "ACTIVE", "Luis": "ACTIVE"})
+        # "Room 1" and "Room  1" are different rooms.
+        new_room(a, "Room 1")
+        new_room(a, "Room  1")
+        expect_nothing(a, b)
+
+
+def test_join_room_success_and_joined_room_to_others():
+    with Server() as s:
+        u = Client(s)
+        a, b, c, d = connect_users(s, "Kimberly", "Luis", "Antonio", "Dora")
+        make_room(a, R, members=[c])
+        invite(a, R, b)
+        b.send(b'{"type":"JOIN_ROOM","roomname":"Room 1"}\n')
+        b.expect(b'{"type":"RESPONSE","operation":"JOIN_ROOM",'
+                 b'"result":"SUCCESS","extra":"Room 1"}\n')
+        a.expect(b'{"type":"JOINED_ROOM","roomname":"Room 1",'
+                 b'"username":"Luis"}\n')
+        c.expect(joined_room(R, "Luis"))
+        barrier(b, d)
+        expect_nothing(a, b, c, d, u)
+        b.send(req("ROOM_USERS", roomname=R))
+        assert b.recv() == room_user_list(
+            R, {"Kimberly": "ACTIVE", "Luis": "ACTIVE", "Antonio": "ACTIVE"})
+
+
+def test_rejoin_by_member_is_success_only():
+    with Server() as s:
+        a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
+        make_room(a, R, members=[b])
+        for x in (b, a, b):
+            x.send(req("JOIN_ROOM", roomname=R))
+            x.expect(resp("JOIN_ROOM", "SUCCESS", R))
+        # Had a JOINED_ROOM been sent, it would precede these room texts.
+        b.send(req("ROOM_TEXT", roomname=R, text="sync-b"))
+        a.expect(room_text_from(R, "Luis", "sync-b"))
+        a.send(req("ROOM_TEXT", roomname=R, text="sync-a"))
+        b.expect(room_text_from(R, "Kimberly", "sync-a"))
+        expect_nothing(a, b, c)
+
+
+def test_join_errors():
+    with Server() as s:
+        a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
+        c.send(req("JOIN_ROOM", roomname=R))
+        c.expect(b'{"type":"RESPONSE","operation":"JOIN_ROOM",'
+                 b'"result":"NO_SUCH_ROOM","extra":"Room 1"}\n')
+        make_room(a, R, invited=[b])
+        c.send(req("JOIN_ROOM", roomname=R))
+        c.expect(b'{"type":"RESPONSE","operation":"JOIN_ROOM",'
+                 b'"result":"NOT_INVITED","extra":"Room 1"}\n')
+        c.send(req("JOIN_ROOM", roomname="room 1"))
+        c.expect(resp("JOIN_ROOM", "NO_SUCH_ROOM", "room 1"))
+        expect_nothing(a, b, c)
+        # The connection stays usable after an error reply.
+        join(b, R, [a])
+
+
+def test_invitation_used_up_after_join():
+    with Server() as s:
+        a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
+        make_room(a, R, members=[b])
+        b.send(req("LEAVE_ROOM", roomname=R))
+        a.expect(left_room(R, "Luis"))
+        # a is still a member, so the room exists: b needs a new invitation.
+        b.send(req("JOIN_ROOM", roomname=R))
+        b.expect(resp("JOIN_ROOM", "NOT_INVITED", R))
+        invite(a, R, b)
+        join(b, R, [a])
+        expect_nothing(a, b, c)
+
+
+def test_room_users():
+    with Server() as s:
+        a, b, c, d = connect_users(s, "Kimberly", "Luis", "Antonio", "Dora")
+        a.send(req("STATUS", status="AWAY"))
+        for x in (b, c, d):
+            x.expect(tnlib.new_status("Kimberly", "AWAY"))
+        make_room(a, R, members=[b], invited=[c])
+        b.send(req("STATUS", status="BUSY"))
+        for x in (a, c, d):
+            x.expect(tnlib.new_status("Luis", "BUSY"))
+        want = room_user_list(R, {"Kimberly": "AWAY", "Luis": "BUSY"})
+        a.send(req("ROOM_USERS", roomname=R))
+        got = a.expect(want)
+        assert list(got.keys()) == ["type", "roomname", "users"]
+        b.send(req("ROOM_USERS", roomname=R))
+        b.expect(want)
+        # Invited but not joined, and never invited: NOT_JOINED.
+        c.send(req("ROOM_USERS", roomname=R))
+        c.expect(b'{"type":"RESPONSE","operation":"ROOM_USERS",'
+                 b'"result":"NOT_JOINED","extra":"Room 1"}\n')
+        d.send(req("ROOM_USERS", roomname=R))
+        d.expect(resp("ROOM_USERS", "NOT_JOINED", R))
+        d.send(req("ROOM_USERS", roomname="Nope"))
+        d.expect(b'{"type":"RESPONSE","operation":"ROOM_USERS",'
+                 b'"result":"NO_SUCH_ROOM","extra":"Nope"}\n')
+        expect_nothing(a, b, c, d)
+
+
+def test_room_text_to_other_members_only():
+    with Server() as s:
+        u = Client(s)
+        a, b, c, d, e = connect_users(s, "Kimberly", "Luis", "Antonio",
+                                      "Dora", "Eva")
+        make_room(a, R, members=[b, e], invited=[c])
+        a.send(b'{"type":"ROOM_TEXT","roomname":"Room 1",'
+               b'"text":"Hello Room 1!"}\n')
+        b.expect(b'{"type":"ROOM_TEXT_FROM","roomname":"Room 1",'
+                 b'"username":"Kimberly","text":"Hello Room 1!"}\n')
+        e.expect(room_text_from(R, "Kimberly", "Hello Room 1!"))
+        barrier(a, c, d)          # the invitee and the outsider got nothing
+        expect_nothing(a, b, c, d, e, u)
+        b.send(req("ROOM_TEXT", roomname=R, text="\u00e9\\\"\x01"))
+        a.expect(room_text_from(R, "Luis", "\u00e9\\\"\x01"))
+        e.expect(room_text_from(R, "Luis", "\u00e9\\\"\x01"))
+        expect_nothing(a, b, c, d, e, u)
+
+
+def test_room_text_errors():
+    with Server() as s:
+        a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
+        make_room(a, R, invited=[b])
+        b.send(req("ROOM_TEXT", roomname=R, text="x"))
+        b.expect(b'{"type":"RESPONSE","operation":"ROOM_TEXT",'
+                 b'"result":"NOT_JOINED","extra":"Room 1"}\n')
+        c.send(req("ROOM_TEXT", roomname=R, text="x"))
+        c.expect(resp("ROOM_TEXT", "NOT_JOINED", R))
+        c.send(req("ROOM_TEXT", roomname="Nope", text="x"))
+        c.expect(b'{"type":"RESPONSE","operation":"ROOM_TEXT",'
+                 b'"result":"NO_SUCH_ROOM","extra":"Nope"}\n')
+        expect_nothing(a, b, c)
+
+
+def test_leave_room():
+    with Server() as s:
+        a, b, c, d = connect_users(s, "Kimberly", "Luis", "Antonio", "Dora")
+        make_room(a, R, members=[b, c])
+        b.send(b'{"type":"LEAVE_ROOM","roomname":"Room 1"}\n')
+        a.expect(b'{"type":"LEFT_ROOM","roomname":"Room 1",'
+                 b'"username":"Luis"}\n')
+        c.expect(left_room(R, "Luis"))
+        barrier(b, d)
+        expect_nothing(a, b, c, d)
+        a.send(req("ROOM_USERS", roomname=R))
+        assert a.recv() == room_user_list(R, {"Kimberly": "ACTIVE",
+                                              "Antonio": "ACTIVE"})
+        # b is no longer a member.
+        b.send(req("ROOM_TEXT", roomname=R, text="x"))
+        b.expect(resp("ROOM_TEXT", "NOT_JOINED", R))
+        a.send(req("ROOM_TEXT", roomname=R, text="after"))
+        c.expect(room_text_from(R, "Kimberly", "after"))
+        expect_nothing(a, b, c, d)
+
+
+def test_leave_room_errors():
+    with Server() as s:
+        a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
+        make_room(a, R, members=[b], invited=[c])
+        b.send(req("LEAVE_ROOM", roomname=R))
+        a.expect(left_room(R, "Luis"))
+        b.send(req("LEAVE_ROOM", roomname=R))
+        b.expect(b'{"type":"RESPONSE","operation":"LEAVE_ROOM",'
+                 b'"result":"NOT_JOINED","extra":"Room 1"}\n')
+        c.send(req("LEAVE_ROOM", roomname=R))        # invited only
+        c.expect(resp("LEAVE_ROOM", "NOT_JOINED", R))
+        c.send(req("LEAVE_ROOM", roomname="Nope"))
+        c.expect(b'{"type":"RESPONSE","operation":"LEAVE_ROOM",'
+                 b'"result":"NO_SUCH_ROOM","extra":"Nope"}\n')
+        expect_nothing(a, b, c)
+
+
+def test_room_disappears_when_last_member_leaves():
+    with Server() as s:
+        a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
+        make_room(a, R, members=[b], invited=[c])
+        b.send(req("LEAVE_ROOM", roomname=R))
+        a.expect(left_room(R, "Luis"))
+        a.send(req("LEAVE_ROOM", roomname=R))
+        # Nobody is left to be told.
+        expect_nothing(a, b, c)
+        for x, op, extra in ((a, "ROOM_USERS", {}), (a, "ROOM_TEXT",
+                                                     {"text": "x"}),
+                             (a, "LEAVE_ROOM", {}), (c, "JOIN_ROOM", {}),
+                             (b, "JOIN_ROOM", {})):
+            x.send(req(op, roomname=R, **extra))
+            x.expect(resp(op, "NO_SUCH_ROOM", R))
+        a.send(req("INVITE", roomname=R, usernames=["Luis"]))
+        a.expect(resp("INVITE", "NO_SUCH_ROOM", R))
+        # The name is free again and the old invitation is gone.
+        b.send(req("NEW_ROOM", roomname=R))
+        b.expect(resp("NEW_ROOM", "SUCCESS", R))
+        c.send(req("JOIN_ROOM", roomname=R))
+        c.expect(resp("JOIN_ROOM", "NOT_INVITED", R))
+        a.send(req("JOIN_ROOM", roomname=R))
+        a.expect(resp("JOIN_ROOM", "NOT_INVITED", R))
+        b.send(req("ROOM_USERS", roomname=R))
+        b.expect(room_user_list(R, {"Luis": "ACTIVE"}))
+        expect_nothing(a, b, c)
+
+
+def test_single_member_room_leave_and_recreate():
+    with Server() as s:
+        a = Client(s).identify("Kimberly")
+        for _ in range(5):
+            new_room(a, R)
+            a.send(req("LEAVE_ROOM", roomname=R))
+        a.send(req("ROOM_USERS", roomname=R))
+        a.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", R))
+
+
+def test_rooms_are_separate():
+    with Server() as s:
+        a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
+        make_room(a, "R1", members=[b])
+        make_room(a, "R2", members=[c])
+        make_room(b, "R3", members=[c])
+        a.send(req("ROOM_TEXT", roomname="R1", text="one"))
+        b.expect(room_text_from("R1", "Kimberly", "one"))
+        a.send(req("ROOM_TEXT", roomname="R2", text="two"))
+        c.expect(room_text_from("R2", "Kimberly", "two"))
+        c.send(req("ROOM_TEXT", roomname="R3", text="three"))
+        b.expect(room_text_from("R3", "Antonio", "three"))
+        a.send(req("ROOM_TEXT", roomname="R3", text="x"))
+        a.expect(resp("ROOM_TEXT", "NOT_JOINED", "R3"))
+        expect_nothing(a, b, c)
+        c.send(req("LEAVE_ROOM", roomname="R2"))
+        a.expect(left_room("R2", "Antonio"))
+        c.send(req("ROOM_TEXT", roomname="R3", text="still"))
+        b.expect(room_text_from("R3", "Antonio", "still"))
+        expect_nothing(a, b, c)
+
+
+def test_invitation_survives_inviter_leaving():
+    with Server() as s:
+        a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
+        make_room(a, R, members=[c], invited=[b])
+        a.send(req("LEAVE_ROOM", roomname=R))
+        c.expect(left_room(R, "Kimberly"))
+        # The room still exists (c), so b's invitation still stands.
+        join(b, R, [c])
+        b.send(req("ROOM_USERS", roomname=R))
+        assert b.recv() == room_user_list(R, {"Antonio": "ACTIVE",
+                                              "Luis": "ACTIVE"})
+        expect_nothing(a, b, c)
+
+
+def test_invitation_survives_inviter_disconnect():
+    with Server() as s:
+        a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
+        make_room(a, R, members=[c], invited=[b])
+        a.send(req("DISCONNECT"))
+        a.expect_closed()
+        c.expect(left_room(R, "Kimberly"))
+        c.expect(tnlib.disconnected("Kimberly"))
+        b.expect(tnlib.disconnected("Kimberly"))
+        join(b, R, [c])
+        expect_nothing(b, c)
+
+
+if __name__ == "__main__":
+    tnlib.main(globals())

@@ -1,0 +1,112 @@
+"""STATUS and USERS (protocol.md, STATUS and USERS)."""
+
+import tnlib
+from tnlib import (Client, Server, barrier, connect_users, disconnected,
+                   expect_nothing, new_status, public_from, req)
+
+
+def test_status_change_goes_to_every_other_identified_user():
+    with Server() as s:
+        u = Client(s)                              # unidentified
+        a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
+        a.send(b'{"type":"STATUS","status":"AWAY"}\n')
+        b.expect(b'{"type":"NEW_STATUS","username":"Kimberly",'
+                 b'"status":"AWAY"}\n')
+        c.expect(new_status("Kimberly", "AWAY"))
+        expect_nothing(a, b, c, u)
+        for st in ("BUSY", "ACTIVE", "AWAY"):
+            a.send(tnlib.req("STATUS", status=st))
+            b.expect(new_status("Kimberly", st))
+            c.expect(new_status("Kimberly", st))
+        expect_nothing(a, b, c, u)
+
+
+def test_same_status_does_nothing():
+    with Server() as s:
+        a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
+        # Every user starts ACTIVE: ACTIVE is no change.
+        a.send(req("STATUS", status="ACTIVE"))
+        a.send(req("PUBLIC_TEXT", text="after ACTIVE"))
+        b.expect(public_from("Kimberly", "after ACTIVE"))
+        c.expect(public_from("Kimberly", "after ACTIVE"))
+        a.send(req("STATUS", status="BUSY"))
+        b.expect(new_status("Kimberly", "BUSY"))
+        c.expect(new_status("Kimberly", "BUSY"))
+        a.send(req("STATUS", status="BUSY"))
+        a.send(req("STATUS", status="BUSY"))
+        # Messages from one sender keep their order: had BUSY been
+        # announced again it would come before this text.
+        a.send(req("PUBLIC_TEXT", text="after BUSY"))
+        b.expect(public_from("Kimberly", "after BUSY"))
+        c.expect(public_from("Kimberly", "after BUSY"))
+        expect_nothing(a, b, c)
+        assert b.users()["Kimberly"] == "BUSY"
+
+
+def test_status_only_to_others():
+    with Server() as s:
+        a, b = connect_users(s, "Kimberly", "Luis")
+        a.send(req("STATUS", status="AWAY"))
+        b.expect(new_status("Kimberly", "AWAY"))
+        barrier(b, a)           # a got nothing before b's token
+        expect_nothing(a, b)
+
+
+def test_bad_status_is_invalid():
+    with Server() as s:
+        obs = connect_users(s, "Luis")[0]
+        for bad in ('"away"', '"OFFLINE"', '""', '"ACTIVE "', '" AWAY"',
+                    '"BUSY\\u0000"'):
+            a = Client(s).identify("Kim")
+            obs.expect(tnlib.new_user("Kim"))
+            a.send(('{"type":"STATUS","status":%s}\n' % bad).encode())
+            a.expect_invalid_close()
+            obs.expect(disconnected("Kim"))
+        expect_nothing(obs)
+        assert obs.users() == {"Luis": "ACTIVE"}
+
+
+def test_users_lists_everyone_with_status():
+    with Server() as s:
+        a = Client(s).identify("Kimberly")
+        a.send(b'{"type":"USERS"}\n')
+        a.expect(b'{"type":"USER_LIST","users":{"Kimberly":"ACTIVE"}}\n')
+        u = Client(s)                              # unidentified: not listed
+        b, c = connect_users(s, "Luis", "Antonio", existing=[a])
+        b.send(req("STATUS", status="AWAY"))
+        a.expect(new_status("Luis", "AWAY"))
+        c.expect(new_status("Luis", "AWAY"))
+        c.send(req("STATUS", status="BUSY"))
+        a.expect(new_status("Antonio", "BUSY"))
+        b.expect(new_status("Antonio", "BUSY"))
+        want = {"Kimberly": "ACTIVE", "Luis": "AWAY", "Antonio": "BUSY"}
+        for x in (a, b, c):
+            assert x.users() == want
+        b.send(req("USERS"))
+        b.expect(tnlib.user_list(want))
+        expect_nothing(a, b, c, u)
+
+
+def test_users_after_disconnect():
+    with Server() as s:
+        a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
+        b.send(req("DISCONNECT"))
+        b.expect_closed()
+        a.expect(disconnected("Luis"))
+        c.expect(disconnected("Luis"))
+        assert a.users() == {"Kimberly": "ACTIVE", "Antonio": "ACTIVE"}
+
+
+def test_users_replies_in_request_order():
+    with Server() as s:
+        a, b = connect_users(s, "Kimberly", "Luis")
+        a.send(b'{"type":"USERS"}\n{"type":"STATUS","status":"AWAY"}\n'
+               b'{"type":"USERS"}\n')
+        assert a.recv()["users"] == {"Kimberly": "ACTIVE", "Luis": "ACTIVE"}
+        assert a.recv()["users"] == {"Kimberly": "AWAY", "Luis": "ACTIVE"}
+        b.expect(new_status("Kimberly", "AWAY"))
+        expect_nothing(a, b)
+
+
+if __name__ == "__main__":
+    tnlib.main(globals())
