@@ -33,6 +33,13 @@ log_init(int foreground, int level)
 		openlog("talknetd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
+/* Changes the highest level logged (SIGHUP). */
+void
+log_set_level(int level)
+{
+	log_level = level;
+}
+
 /* Formats one line and sends it where the logger points. */
 static void
 log_vwrite(int level, int with_errno, const char *fmt, va_list ap)

@@ -13,6 +13,8 @@
 
 /* Sets the destination (stderr when foreground) and the highest level. */
 void	log_init(int foreground, int level);
+/* Changes the highest level logged (SIGHUP). */
+void	log_set_level(int level);
 /* Logs a warning with strerror(errno) appended. */
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* Logs a warning. */

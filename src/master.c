@@ -18,7 +18,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <libutil.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +30,10 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "conf.h"
 #include "log.h"
 #include "shm.h"
+#include "systemd.h"
 #include "talknetd.h"
 #include "title.h"
 #include "xmalloc.h"
@@ -47,6 +52,14 @@ RB_HEAD(child_tree, child);
 
 static struct {
 	struct config		*cfg;
+	reload_fn		 reload;
+	struct pidfh		*pidfh;		/* -p */
+	uid_t			 uid;		/* -u: what children run as */
+	gid_t			 gid;
+	int			 drop;		/* children drop to uid/gid */
+	int			 ready_fd;	/* daemon mode: tell the parent */
+	int			 status_dirty;	/* client count to report */
+	time_t			 status_sent;
 	struct runtime		 rt;
 	pid_t			 hub_pid;
 	time_t			 hub_started;
@@ -69,8 +82,51 @@ child_cmp(struct child *a, struct child *b)
 #endif
 RB_GENERATE_STATIC(child_tree, child, entry, child_cmp)
 
+/*
+ * Takes the listening sockets systemd passed instead of binding.
+ * Returns 1 when there were some, 0 when not, -1 on a bad environment.
+ */
+static int
+master_listen_systemd(struct config *cfg)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	int			 n, i, type;
+
+	if ((n = systemd_listen_fds()) <= 0)
+		return n;
+	if (n > TALKNETD_MAX_LISTEN) {
+		log_warnx("systemd passed %d sockets, more than %d", n,
+		    TALKNETD_MAX_LISTEN);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		struct listen_addr *a = &cfg->listen[i];
+
+		memset(a, 0, sizeof(*a));
+		a->fd = SYSTEMD_LISTEN_FDS_START + i;
+		sslen = sizeof(type);
+		if (getsockopt(a->fd, SOL_SOCKET, SO_TYPE, &type, &sslen) ==
+		    -1 || type != SOCK_STREAM) {
+			log_warnx("fd %d from systemd is not a stream socket",
+			    a->fd);
+			return -1;
+		}
+		sslen = sizeof(ss);
+		if (getsockname(a->fd, (struct sockaddr *)&ss, &sslen) == -1) {
+			log_warn("getsockname fd %d", a->fd);
+			return -1;
+		}
+		sockaddr_fmt((struct sockaddr *)&ss, sslen, a->text,
+		    sizeof(a->text));
+		log_info("listening on %s (socket from systemd)", a->text);
+	}
+	cfg->nlisten = (size_t)n;
+	return 1;
+}
+
 /* Binds every configured address; returns 0, or -1 after logging. */
-int
+static int
 master_listen(struct config *cfg)
 {
 	struct sockaddr_storage	 ss;
@@ -80,6 +136,12 @@ master_listen(struct config *cfg)
 	size_t			 i;
 	int			 fd, one = 1, bound = 0;
 
+	switch (master_listen_systemd(cfg)) {
+	case 1:
+		return 0;
+	case -1:
+		return -1;
+	}
 	for (i = 0; i < cfg->nlisten; i++) {
 		a = &cfg->listen[i];
 		fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
@@ -177,9 +239,26 @@ master_child_setup(void)
 	(void)sigaction(SIGHUP, &sa, NULL);
 	close(master.sigpipe[0]);
 	close(master.sigpipe[1]);
+	if (master.ready_fd != -1)
+		close(master.ready_fd);
 	for (i = 0; i < master.cfg->nlisten; i++)
 		if (master.cfg->listen[i].fd != -1)
 			close(master.cfg->listen[i].fd);
+	/* The pidfile is the master's: only it may remove it. */
+	if (master.pidfh != NULL)
+		close(pidfile_fileno(master.pidfh));
+	/*
+	 * The hub and the workers never need root: they were handed every
+	 * fd they use.  Drop groups, then gid, then uid, and fail closed.
+	 */
+	if (master.drop) {
+		if (setgroups(1, &master.gid) == -1)
+			fatal("setgroups");
+		if (setresgid(master.gid, master.gid, master.gid) == -1)
+			fatal("setresgid");
+		if (setresuid(master.uid, master.uid, master.uid) == -1)
+			fatal("setresuid");
+	}
 }
 
 /* Forks the hub; it inherits the hub socket and the writable shm fd. */
@@ -234,6 +313,10 @@ master_hub_socket(void)
 		fatal("socket");
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
 		fatal("bind %s", master.rt.hubpath);
+	/* Workers running as -u USER must reach the hub: hand them both. */
+	if (master.drop && (chown(master.rt.rundir, master.uid, master.gid) ==
+	    -1 || chown(master.rt.hubpath, master.uid, master.gid) == -1))
+		fatal("chown %s", master.rt.rundir);
 	if (listen(fd, MASTER_BACKLOG) == -1)
 		fatal("listen %s", master.rt.hubpath);
 	/* The master keeps this socket, so a restarted hub gets the same. */
@@ -299,6 +382,7 @@ master_fork_worker(int fd, struct sockaddr *sa, socklen_t salen)
 		c->pid = pid;
 		RB_INSERT(child_tree, &master.children, c);
 		master.nchildren++;
+		master.status_dirty = 1;
 		return 0;
 	}
 }
@@ -374,6 +458,7 @@ master_reap(void)
 			RB_REMOVE(child_tree, &master.children, c);
 			free(c);
 			master.nchildren--;
+			master.status_dirty = 1;
 		}
 		if (WIFSIGNALED(status) && !master.stopping)
 			log_warnx("worker %ld killed by signal %d", (long)pid,
@@ -392,6 +477,7 @@ master_shutdown(void)
 
 	master.stopping = 1;
 	log_info("shutting down");
+	(void)systemd_notify("STOPPING=1");
 	for (i = 0; i < master.cfg->nlisten; i++)
 		if (master.cfg->listen[i].fd != -1)
 			close(master.cfg->listen[i].fd);
@@ -420,8 +506,54 @@ master_shutdown(void)
 		log_warn("unlink %s", master.rt.hubpath);
 	if (rmdir(master.rt.rundir) == -1)
 		log_warn("rmdir %s", master.rt.rundir);
+	if (master.pidfh != NULL && pidfile_remove(master.pidfh) == -1)
+		log_warn("pidfile_remove");
 	log_info("stopped");
 	exit(0);
+}
+
+/*
+ * SIGHUP: re-reads the configuration.  Live settings apply to the
+ * connections accepted from now on; the others need a restart.
+ */
+static void
+master_reload(void)
+{
+	struct config	*cur = master.cfg, *next;
+	const char	*key;
+	char		 err[512];
+
+	(void)systemd_notify("RELOADING=1");
+	next = xcalloc(1, sizeof(*next));
+	if (master.reload(next, err, sizeof(err)) == -1) {
+		log_warnx("reload: %s; keeping the running configuration",
+		    err);
+	} else {
+		if ((key = conf_restart_needed(cur, next)) != NULL)
+			log_warnx("reload: %s changed: that needs a restart",
+			    key);
+		cur->log_level = next->log_level;
+		cur->max_line = next->max_line;
+		cur->max_queue = next->max_queue;
+		log_set_level(cur->log_level);
+		log_info("reloaded: log-level %d, max-line %zu, max-queue %zu",
+		    cur->log_level, cur->max_line, cur->max_queue);
+	}
+	free(next);
+	(void)systemd_notify("READY=1");
+}
+
+/* Tells systemd how many clients there are, at most once a second. */
+static void
+master_status(void)
+{
+	time_t	now = time(NULL);
+
+	if (!master.status_dirty || now == master.status_sent)
+		return;
+	master.status_dirty = 0;
+	master.status_sent = now;
+	(void)systemd_notify("STATUS=%zu clients", master.nchildren);
 }
 
 /* Handles the signals the handler recorded. */
@@ -442,28 +574,137 @@ master_dispatch_signals(void)
 				master_shutdown();
 				break;
 			case SIGHUP:
-				log_info("SIGHUP: nothing to reload");
+				master_reload();
 				break;
 			}
 		}
 	}
 }
 
+/* Looks up -u USER; the master itself keeps root for its clean-up. */
+static void
+master_user(void)
+{
+	struct passwd	*pw;
+
+	if (master.cfg->user[0] == '\0') {
+		if (geteuid() == 0)
+			log_warnx("running as root: use -u USER so the hub and "
+			    "the workers do not");
+		return;
+	}
+	if ((pw = getpwnam(master.cfg->user)) == NULL)
+		fatalx("user %s: no such user", master.cfg->user);
+	if (geteuid() != 0)
+		fatalx("-u %s needs talknetd to start as root",
+		    master.cfg->user);
+	master.uid = pw->pw_uid;
+	master.gid = pw->pw_gid;
+	master.drop = 1;
+}
+
+/* Opens the pidfile; a second instance with the same one stops here. */
+static void
+master_pidfile(void)
+{
+	pid_t	other;
+
+	if (master.cfg->pidfile[0] == '\0')
+		return;
+	master.pidfh = pidfile_open(master.cfg->pidfile, 0644, &other);
+	if (master.pidfh == NULL) {
+		if (errno == EEXIST)
+			fatalx("already running as pid %ld (pidfile %s)",
+			    (long)other, master.cfg->pidfile);
+		fatal("pidfile %s", master.cfg->pidfile);
+	}
+}
+
+/*
+ * Daemon mode: the parent waits on a pipe and exits 0 only when the
+ * daemon says it is ready; if the daemon dies first, the parent exits 1
+ * (its errors went to the same stderr).
+ */
+static void
+master_daemonize(void)
+{
+	int	p[2];
+	char	c;
+	pid_t	pid;
+
+	master.ready_fd = -1;
+	if (master.cfg->foreground)
+		return;
+	if (pipe2(p, O_CLOEXEC) == -1)
+		fatal("pipe2");
+	switch (pid = fork()) {
+	case -1:
+		fatal("fork");
+	case 0:
+		close(p[0]);
+		master.ready_fd = p[1];
+		if (setsid() == -1)
+			fatal("setsid");
+		if (chdir("/") == -1)
+			fatal("chdir /");
+		return;
+	default:
+		close(p[1]);
+		if (read(p[0], &c, 1) == 1)
+			_exit(0);
+		(void)fprintf(stderr, "talknetd: the daemon did not start\n");
+		_exit(1);
+	}
+}
+
+/* Daemon mode, once serving: syslog, no terminal, and tell the parent. */
+static void
+master_detach(void)
+{
+	int	fd;
+
+	if (master.ready_fd == -1)
+		return;
+	log_init(0, master.cfg->log_level);
+	if ((fd = open("/dev/null", O_RDWR)) == -1)
+		fatal("/dev/null");
+	if (dup2(fd, STDIN_FILENO) == -1 || dup2(fd, STDOUT_FILENO) == -1 ||
+	    dup2(fd, STDERR_FILENO) == -1)
+		fatal("dup2");
+	if (fd > STDERR_FILENO)
+		close(fd);
+	if (write(master.ready_fd, "", 1) != 1)
+		fatal("write to the starting parent");
+	close(master.ready_fd);
+	master.ready_fd = -1;
+}
+
 /* The master process: set up, start the hub, accept until told to stop. */
-int
-master_main(struct config *cfg)
+void
+master_main(struct config *cfg, reload_fn reload)
 {
 	struct pollfd	 pfd[TALKNETD_MAX_LISTEN + 1];
 	size_t		 i, npfd;
 	int		 timeout, paused = 0;
 
-	title_set("master");
 	master.cfg = cfg;
+	master.reload = reload;
 	RB_INIT(&master.children);
+	master_user();
+	master_pidfile();
+	master_daemonize();
+	title_set("master");
+	if (master_listen(cfg) == -1)
+		exit(1);
+	if (master.pidfh != NULL && pidfile_write(master.pidfh) == -1)
+		fatal("pidfile_write");
 	master_signals();
 	master_hub_socket();
 	master_shm_create();
+	master_detach();
 	master_start_hub();
+	(void)systemd_notify("READY=1\nSTATUS=0 clients\nMAINPID=%ld",
+	    (long)getpid());
 
 	for (;;) {
 		npfd = 0;
@@ -476,6 +717,8 @@ master_main(struct config *cfg)
 			pfd[npfd++].events = POLLIN;
 		}
 		timeout = -1;
+		if (master.status_dirty)
+			timeout = 1000;
 		if (paused || master.hub_pid == 0)
 			timeout = MASTER_PAUSE_MS;
 		if (poll(pfd, npfd, timeout) == -1) {
@@ -494,5 +737,6 @@ master_main(struct config *cfg)
 			    master_accept(pfd[i].fd) == -1)
 				paused = 1;
 		}
+		master_status();
 	}
 }

@@ -1,48 +1,59 @@
 /*
- * talknetd.c: main() of the TalkNet chat daemon: options, then the master.
+ * talknetd.c: main() of the TalkNet chat daemon: the command line, the
+ * configuration file over it, then the master.
  */
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/stat.h>
 
-#include <err.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "addr.h"
+#include "conf.h"
 #include "log.h"
 #include "proto.h"
 #include "talknetd.h"
 #include "title.h"
 
-#define EX_USAGE_CODE	64	/* sysexits.h EX_USAGE */
+#define EX_USAGE_CODE		64	/* sysexits.h EX_USAGE */
+#define DEFAULT_CONF_FILE	SYSCONFDIR "/talknetd.conf"
+#define MAX_CLI_SETTINGS	64
 
 extern char **environ;
 
-enum {
-	OPT_MAX_CLIENTS = 256,
-	OPT_MAX_ROOMS,
-	OPT_MAX_NAME,
-	OPT_MAX_ROOM,
-	OPT_MAX_LINE,
-	OPT_MAX_QUEUE
-};
+/* What the command line said: settings to lay over the file's. */
+static struct {
+	const char	*conf_file;	/* -c, or NULL for the default */
+	int		 check_only;	/* -n */
+	int		 foreground;	/* -f */
+	const char	*key[MAX_CLI_SETTINGS];
+	const char	*value[MAX_CLI_SETTINGS];
+	size_t		 n;
+	int		 listen;	/* some -l was given */
+} cli;
 
 static const struct option talknetd_options[] = {
-	{ "foreground",		no_argument,		NULL, 'f' },
-	{ "listen",		required_argument,	NULL, 'l' },
+	{ "config",		required_argument,	NULL, 'c' },
 	{ "debug",		no_argument,		NULL, 'd' },
-	{ "max-clients",	required_argument,	NULL, OPT_MAX_CLIENTS },
-	{ "max-rooms",		required_argument,	NULL, OPT_MAX_ROOMS },
-	{ "max-name",		required_argument,	NULL, OPT_MAX_NAME },
-	{ "max-room",		required_argument,	NULL, OPT_MAX_ROOM },
-	{ "max-line",		required_argument,	NULL, OPT_MAX_LINE },
-	{ "max-queue",		required_argument,	NULL, OPT_MAX_QUEUE },
+	{ "foreground",		no_argument,		NULL, 'f' },
 	{ "help",		no_argument,		NULL, 'h' },
+	{ "listen",		required_argument,	NULL, 'l' },
+	{ "check",		no_argument,		NULL, 'n' },
+	{ "pidfile",		required_argument,	NULL, 'p' },
+	{ "user",		required_argument,	NULL, 'u' },
 	{ "version",		no_argument,		NULL, 'V' },
+	{ "log-level",		required_argument,	NULL, 0 },
+	{ "max-clients",	required_argument,	NULL, 0 },
+	{ "max-rooms",		required_argument,	NULL, 0 },
+	{ "max-name",		required_argument,	NULL, 0 },
+	{ "max-room",		required_argument,	NULL, 0 },
+	{ "max-line",		required_argument,	NULL, 0 },
+	{ "max-queue",		required_argument,	NULL, 0 },
 	{ NULL,			0,			NULL, 0 }
 };
 
@@ -51,101 +62,92 @@ static void
 usage(FILE *f)
 {
 	(void)fprintf(f,
-	    "usage: talknetd [-dfhV] [-l ADDR:PORT]... [--max-clients N] "
-	    "[--max-rooms N]\n"
-	    "                [--max-name N] [--max-room N] [--max-line BYTES] "
-	    "[--max-queue BYTES]\n"
-	    "  -f, --foreground     stay in the foreground, log to stderr\n"
+	    "usage: talknetd [-dfhnV] [-c FILE] [-l ADDR:PORT]... [-p PIDFILE] "
+	    "[-u USER]\n"
+	    "                [--max-clients N] [--max-rooms N] [--max-name N] "
+	    "[--max-room N]\n"
+	    "                [--max-line BYTES] [--max-queue BYTES] "
+	    "[--log-level LEVEL]\n"
+	    "  -c, --config FILE    read settings from FILE (default "
+	    DEFAULT_CONF_FILE ")\n"
 	    "  -d, --debug          log debug messages too\n"
+	    "  -f, --foreground     stay in the foreground, log to stderr\n"
 	    "  -l, --listen ADDR:PORT  listen there (repeatable; default "
 	    "*:" TALKNETD_DEFAULT_PORT ")\n"
+	    "  -n, --check          check the configuration and exit\n"
+	    "  -p, --pidfile FILE   write the pid there\n"
+	    "  -u, --user USER      run the hub and workers as USER\n"
 	    "      --max-clients N  connections at once (default %d)\n"
 	    "      --max-rooms N    rooms at once (default %d)\n"
 	    "      --max-name N     code points in a user name (default %d)\n"
 	    "      --max-room N     code points in a room name (default %d)\n"
 	    "      --max-line BYTES longest input line (default %d)\n"
 	    "      --max-queue BYTES output queued per client (default %d)\n"
+	    "      --log-level L    error, warning, info (default) or debug\n"
 	    "  -h, --help           show this help\n"
 	    "  -V, --version        show the version\n",
 	    DEFAULT_MAX_CLIENTS, DEFAULT_MAX_ROOMS, PROTO_MAX_NAME,
 	    PROTO_MAX_ROOM, PROTO_MAX_LINE, DEFAULT_MAX_QUEUE);
 }
 
-/* Parses a numeric option or exits with EX_USAGE. */
-static size_t
-option_number(const char *name, const char *arg, long long min, long long max)
+/* Remembers one setting of the command line, checking it at once. */
+static void
+cli_setting(const char *key, const char *value)
 {
-	const char	*errstr;
-	long long	 n;
+	static struct config	scratch;
+	char			err[256];
 
-	n = strtonum(arg, min, max, &errstr);
-	if (errstr != NULL) {
-		(void)fprintf(stderr, "talknetd: --%s %s: %s (%lld to %lld)\n",
-		    name, arg, errstr, min, max);
+	if (cli.n == MAX_CLI_SETTINGS) {
+		(void)fprintf(stderr, "talknetd: too many options\n");
 		exit(EX_USAGE_CODE);
 	}
-	return (size_t)n;
-}
-
-/* Adds the addresses of one -l option, or exits with EX_USAGE. */
-static void
-option_listen(struct config *cfg, const char *arg)
-{
-	char	err[256];
-	int	n;
-
-	n = addr_parse(arg, &cfg->listen[cfg->nlisten],
-	    TALKNETD_MAX_LISTEN - cfg->nlisten, err, sizeof(err));
-	if (n == -1) {
-		(void)fprintf(stderr, "talknetd: -l %s\n", err);
+	/* Check it now, so a bad option is a usage error (64). */
+	if (strcmp(key, "listen") == 0)
+		scratch.nlisten = 0;
+	if (conf_set(&scratch, key, value, err, sizeof(err)) == -1) {
+		(void)fprintf(stderr, "talknetd: --%s %s\n", key, err);
 		exit(EX_USAGE_CODE);
 	}
-	cfg->nlisten += (size_t)n;
+	if (strcmp(key, "listen") == 0)
+		cli.listen = 1;
+	cli.key[cli.n] = key;
+	cli.value[cli.n++] = value;
 }
 
-/* Parses the command line into cfg. */
+/* Parses the command line into cli. */
 static void
-options(struct config *cfg, int argc, char *argv[])
+options(int argc, char *argv[])
 {
-	int	ch;
+	int	ch, idx;
 
 	/* One line of our own per error, instead of getopt's and a usage. */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":dfhl:V", talknetd_options,
-	    NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":c:dfhl:np:u:V",
+	    talknetd_options, &idx)) != -1) {
 		switch (ch) {
+		case 0:
+			cli_setting(talknetd_options[idx].name, optarg);
+			break;
+		case 'c':
+			cli.conf_file = optarg;
+			break;
 		case 'd':
-			cfg->log_level = LOG_LEVEL_DEBUG;
+			cli_setting("log-level", "debug");
 			break;
 		case 'f':
-			cfg->foreground = 1;
+			cli.foreground = 1;
 			break;
 		case 'l':
-			option_listen(cfg, optarg);
+			cli_setting("listen", optarg);
 			break;
-		case OPT_MAX_CLIENTS:
-			cfg->max_clients = option_number("max-clients", optarg,
-			    1, LIMIT_MAX_CLIENTS);
+		case 'n':
+			cli.check_only = 1;
 			break;
-		case OPT_MAX_ROOMS:
-			cfg->max_rooms = option_number("max-rooms", optarg,
-			    1, LIMIT_MAX_ROOMS);
+		case 'p':
+			cli_setting("pidfile", optarg);
 			break;
-		case OPT_MAX_NAME:
-			cfg->max_name = option_number("max-name", optarg,
-			    1, LIMIT_MAX_NAME);
-			break;
-		case OPT_MAX_ROOM:
-			cfg->max_room = option_number("max-room", optarg,
-			    1, LIMIT_MAX_NAME);
-			break;
-		case OPT_MAX_LINE:
-			cfg->max_line = option_number("max-line", optarg,
-			    64, LIMIT_MAX_LINE);
-			break;
-		case OPT_MAX_QUEUE:
-			cfg->max_queue = option_number("max-queue", optarg,
-			    4096, LIMIT_MAX_QUEUE);
+		case 'u':
+			cli_setting("user", optarg);
 			break;
 		case 'h':
 			usage(stdout);
@@ -168,8 +170,51 @@ options(struct config *cfg, int argc, char *argv[])
 		    argv[optind]);
 		exit(EX_USAGE_CODE);
 	}
-	if (cfg->nlisten == 0)
-		option_listen(cfg, "*:" TALKNETD_DEFAULT_PORT);
+}
+
+/*
+ * Builds the configuration: defaults, then the file, then the command
+ * line over both.  Returns 0, or -1 with the reason in err.
+ */
+static int
+configure(struct config *cfg, char *err, size_t errlen)
+{
+	struct stat	 sb;
+	const char	*path = cli.conf_file;
+	char		 why[256];
+	size_t		 i;
+
+	conf_defaults(cfg);
+	if (path == NULL && stat(DEFAULT_CONF_FILE, &sb) == 0)
+		path = DEFAULT_CONF_FILE;
+	if (path != NULL && conf_load(cfg, path, err, errlen) == -1)
+		return -1;
+	/* Addresses on the command line replace the file's. */
+	if (cli.listen)
+		cfg->nlisten = 0;
+	for (i = 0; i < cli.n; i++) {
+		if (conf_set(cfg, cli.key[i], cli.value[i], why,
+		    sizeof(why)) == -1) {
+			(void)snprintf(err, errlen, "--%s %s", cli.key[i], why);
+			return -1;
+		}
+	}
+	if (cfg->nlisten == 0 && conf_set(cfg, "listen",
+	    "*:" TALKNETD_DEFAULT_PORT, err, errlen) == -1)
+		return -1;
+	if (cfg->user[0] != '\0' && getpwnam(cfg->user) == NULL) {
+		(void)snprintf(err, errlen, "user %s: no such user", cfg->user);
+		return -1;
+	}
+	cfg->foreground = cli.foreground;
+	return 0;
+}
+
+/* Re-reads the configuration for SIGHUP. */
+static int
+reconfigure(struct config *cfg, char *err, size_t errlen)
+{
+	return configure(cfg, err, errlen);
 }
 
 /* Starts the daemon. */
@@ -177,25 +222,18 @@ int
 main(int argc, char *argv[])
 {
 	static struct config	cfg;
+	char			err[512];
 
 	title_init(argc, argv, environ);
-	cfg.log_level = LOG_LEVEL_INFO;
-	cfg.max_clients = DEFAULT_MAX_CLIENTS;
-	cfg.max_rooms = DEFAULT_MAX_ROOMS;
-	cfg.max_name = PROTO_MAX_NAME;
-	cfg.max_room = PROTO_MAX_ROOM;
-	cfg.max_line = PROTO_MAX_LINE;
-	cfg.max_queue = DEFAULT_MAX_QUEUE;
-	options(&cfg, argc, argv);
-
-	if (!cfg.foreground) {
-		/* Daemon mode (with syslog) is not there yet: say so. */
-		(void)fprintf(stderr, "talknetd: only -f (foreground) is "
-		    "supported in this version\n");
-		exit(EX_USAGE_CODE);
-	}
-	log_init(cfg.foreground, cfg.log_level);
-	if (master_listen(&cfg) == -1)
+	options(argc, argv);
+	if (configure(&cfg, err, sizeof(err)) == -1) {
+		(void)fprintf(stderr, "talknetd: %s\n", err);
 		exit(1);
-	master_main(&cfg);
+	}
+	if (cli.check_only) {
+		(void)printf("configuration OK\n");
+		exit(0);
+	}
+	log_init(1, cfg.log_level);
+	master_main(&cfg, reconfigure);
 }

@@ -33,9 +33,15 @@ struct listen_addr {
 	int			 fd;
 };
 
+/*
+ * Everything the daemon can be told, by the command line or by the
+ * configuration file (conf.c); the keys are the long option names.
+ */
 struct config {
 	int			 foreground;
 	int			 log_level;
+	char			 user[64];	/* empty: stay as started */
+	char			 pidfile[256];	/* empty: none */
 	struct listen_addr	 listen[TALKNETD_MAX_LISTEN];
 	size_t			 nlisten;
 	size_t			 max_clients;
@@ -57,9 +63,11 @@ struct runtime {
 	size_t	 shm_size;
 };
 
+/* Re-reads the configuration (SIGHUP); 0, or -1 with the reason. */
+typedef int (*reload_fn)(struct config *, char *, size_t);
+
 /* master.c */
-int	 master_listen(struct config *);
-int	 master_main(struct config *) __attribute__((noreturn));
+void	 master_main(struct config *, reload_fn) __attribute__((noreturn));
 
 /* hub.c */
 void	 hub_main(const struct config *, const struct runtime *)

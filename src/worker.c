@@ -40,6 +40,7 @@
 #define WORKER_HUB_READ_SIZE	(64 * 1024)
 #define WORKER_HUB_HIGH		(256 * 1024)	/* stop reading the client */
 #define WORKER_LINGER_MS	2000		/* flush time after CLOSE */
+#define WORKER_STOP_MS		1000		/* flush time on SIGTERM */
 #define WORKER_CLIENT_FD	3
 
 enum ident_state {
@@ -65,8 +66,33 @@ static struct {
 	int			 rd_done;	/* no more client input */
 	int			 wr_dead;	/* the client cannot be written */
 	enum result		 final;		/* reply after CLOSE, if any */
-	struct timespec		 close_at;
+	int			 linger_ms;	/* flush time once closed */
 } w;
+
+static volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
+
+/* Records SIGTERM; the loop flushes the queue, then exits. */
+static void
+worker_sigterm(int sig)
+{
+	(void)sig;
+	worker_stop = 1;
+}
+
+/*
+ * Stops serving without the hub: no more input, and the queue gets a
+ * short while to reach the client before the worker exits.
+ */
+static void
+worker_wind_down(const char *why)
+{
+	log_debug("worker %s: %s", w.addr, why);
+	w.rd_done = 1;
+	w.closing = 1;
+	w.closed = 1;
+	w.final = RES_NONE;
+	w.linger_ms = WORKER_STOP_MS;
+}
 
 /* Milliseconds on the monotonic clock. */
 static int64_t
@@ -293,8 +319,10 @@ worker_hub_read(void)
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		log_warnx("worker %s: hub channel closed", w.addr);
-		exit(1);
+		if (!worker_stop)
+			log_warnx("worker %s: hub channel closed", w.addr);
+		worker_wind_down("hub channel closed");
+		return;
 	}
 	buf_commit(&w.hin, (size_t)n);
 	while ((r = ipc_get(&w.hin, &h, &p)) == 1) {
@@ -412,10 +440,17 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 {
 	struct pollfd	 pfd[2];
 	struct proto_limits lim;
+	struct sigaction act;
 	int		 one = 1, timeout;
 	int64_t		 deadline = 0;
 
 	w.cfg = cfg;
+	w.linger_ms = WORKER_LINGER_MS;
+	memset(&act, 0, sizeof(act));
+	sigemptyset(&act.sa_mask);
+	act.sa_handler = worker_sigterm;
+	if (sigaction(SIGTERM, &act, NULL) == -1)
+		fatal("worker: sigaction");
 	sockaddr_fmt(sa, salen, w.addr, sizeof(w.addr));
 	title_set("worker (unidentified) %s", w.addr);
 	worker_close_fds(fd);
@@ -441,12 +476,14 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	worker_connect_hub(rt);
 
 	for (;;) {
+		if (worker_stop && !w.closed)
+			worker_wind_down("SIGTERM");
 		if (w.closed) {
 			worker_final_reply();
 			if (w.wr_dead || buf_pending(&w.out) == 0)
 				worker_finish();
 			if (deadline == 0)
-				deadline = worker_now_ms() + WORKER_LINGER_MS;
+				deadline = worker_now_ms() + w.linger_ms;
 			else if (worker_now_ms() >= deadline)
 				worker_finish();
 		}
@@ -462,8 +499,10 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 			pfd[0].fd = -1;
 		pfd[1].fd = w.hfd;
 		pfd[1].events = w.closed ? 0 : POLLIN;
-		if (buf_pending(&w.hout) > 0)
+		if (buf_pending(&w.hout) > 0 && !w.closed)
 			pfd[1].events |= POLLOUT;
+		if (pfd[1].events == 0)
+			pfd[1].fd = -1;
 		timeout = -1;
 		if (deadline != 0)
 			timeout = (int)(deadline - worker_now_ms()) + 1;
@@ -482,10 +521,8 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 				w.wr_dead = 1;
 			worker_input();
 		}
-		if (worker_write(w.hfd, &w.hout) == -1) {
-			log_warn("worker %s: write to hub", w.addr);
-			exit(1);
-		}
+		if (!w.closed && worker_write(w.hfd, &w.hout) == -1)
+			worker_wind_down("hub channel broken");
 		if (!w.wr_dead && worker_write(w.cfd, &w.out) == -1) {
 			log_debug("worker %s: write: %s", w.addr,
 			    strerror(errno));

@@ -1,0 +1,261 @@
+/*
+ * conf.c: one table of settings serves the command line and the
+ * configuration file.  Numbers are parsed with strtonum and addresses
+ * with addr_parse, and every error says what was wrong and where.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "conf.h"
+#include "log.h"
+#include "proto.h"
+#include "talknetd.h"
+
+#define CONF_LINE_MAX	1024
+
+enum conf_kind {
+	CONF_SIZE,		/* a number in [min, max] */
+	CONF_LISTEN,		/* ADDR:PORT, repeatable */
+	CONF_STRING,		/* a bounded string */
+	CONF_LOG_LEVEL		/* error, warning, info, debug */
+};
+
+/* One setting: its key, how to read it, where it goes. */
+struct conf_key {
+	const char	*key;
+	enum conf_kind	 kind;
+	size_t		 off;		/* in struct config */
+	long long	 min;
+	long long	 max;
+	size_t		 len;		/* CONF_STRING: size of the field */
+	int		 live;		/* changes without a restart */
+};
+
+static const struct conf_key conf_keys[] = {
+	{ "listen", CONF_LISTEN, 0, 0, 0, 0, 0 },
+	{ "max-clients", CONF_SIZE, offsetof(struct config, max_clients),
+	    1, LIMIT_MAX_CLIENTS, 0, 0 },
+	{ "max-rooms", CONF_SIZE, offsetof(struct config, max_rooms),
+	    1, LIMIT_MAX_ROOMS, 0, 0 },
+	{ "max-name", CONF_SIZE, offsetof(struct config, max_name),
+	    1, LIMIT_MAX_NAME, 0, 0 },
+	{ "max-room", CONF_SIZE, offsetof(struct config, max_room),
+	    1, LIMIT_MAX_NAME, 0, 0 },
+	{ "max-line", CONF_SIZE, offsetof(struct config, max_line),
+	    64, LIMIT_MAX_LINE, 0, 1 },
+	{ "max-queue", CONF_SIZE, offsetof(struct config, max_queue),
+	    4096, LIMIT_MAX_QUEUE, 0, 1 },
+	{ "user", CONF_STRING, offsetof(struct config, user), 0, 0,
+	    sizeof(((struct config *)NULL)->user), 0 },
+	{ "pidfile", CONF_STRING, offsetof(struct config, pidfile), 0, 0,
+	    sizeof(((struct config *)NULL)->pidfile), 0 },
+	{ "log-level", CONF_LOG_LEVEL, offsetof(struct config, log_level),
+	    0, 0, 0, 1 },
+};
+
+static const char *const conf_log_levels[] = {
+	"error", "warning", "info", "debug"
+};
+
+/* Finds a key's row, or NULL. */
+static const struct conf_key *
+conf_find(const char *key)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++)
+		if (strcmp(conf_keys[i].key, key) == 0)
+			return &conf_keys[i];
+	return NULL;
+}
+
+/* Whether a key exists. */
+int
+conf_known(const char *key)
+{
+	return conf_find(key) != NULL;
+}
+
+/* Whether a key may change without a restart. */
+int
+conf_live(const char *key)
+{
+	const struct conf_key	*k = conf_find(key);
+
+	return k != NULL && k->live;
+}
+
+/* Fills cfg with the defaults of every setting. */
+void
+conf_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->max_clients = DEFAULT_MAX_CLIENTS;
+	cfg->max_rooms = DEFAULT_MAX_ROOMS;
+	cfg->max_name = PROTO_MAX_NAME;
+	cfg->max_room = PROTO_MAX_ROOM;
+	cfg->max_line = PROTO_MAX_LINE;
+	cfg->max_queue = DEFAULT_MAX_QUEUE;
+}
+
+/* Sets one key from its text value; -1 with the reason in err. */
+int
+conf_set(struct config *cfg, const char *key, const char *value, char *err,
+    size_t errlen)
+{
+	const struct conf_key	*k;
+	const char		*errstr;
+	long long		 n;
+	size_t			 i;
+	int			 r;
+
+	if ((k = conf_find(key)) == NULL) {
+		(void)snprintf(err, errlen, "unknown key");
+		return -1;
+	}
+	switch (k->kind) {
+	case CONF_SIZE:
+		n = strtonum(value, k->min, k->max, &errstr);
+		if (errstr != NULL) {
+			(void)snprintf(err, errlen, "%s: %s (%lld to %lld)",
+			    value, errstr, k->min, k->max);
+			return -1;
+		}
+		*(size_t *)(void *)((char *)cfg + k->off) = (size_t)n;
+		return 0;
+	case CONF_LISTEN:
+		r = addr_parse(value, &cfg->listen[cfg->nlisten],
+		    TALKNETD_MAX_LISTEN - cfg->nlisten, err, errlen);
+		if (r == -1)
+			return -1;
+		cfg->nlisten += (size_t)r;
+		return 0;
+	case CONF_STRING:
+		if (*value == '\0') {
+			(void)snprintf(err, errlen, "empty value");
+			return -1;
+		}
+		if (strlcpy((char *)cfg + k->off, value, k->len) >= k->len) {
+			(void)snprintf(err, errlen, "%s: longer than %zu bytes",
+			    value, k->len - 1);
+			return -1;
+		}
+		return 0;
+	case CONF_LOG_LEVEL:
+		for (i = 0; i < sizeof(conf_log_levels) /
+		    sizeof(conf_log_levels[0]); i++) {
+			if (strcmp(value, conf_log_levels[i]) == 0) {
+				cfg->log_level = (int)i;
+				return 0;
+			}
+		}
+		(void)snprintf(err, errlen, "%s: not one of error, warning, "
+		    "info, debug", value);
+		return -1;
+	}
+	(void)snprintf(err, errlen, "bad key kind");
+	return -1;
+}
+
+/* Strips white space from both ends of s, in place. */
+static char *
+conf_trim(char *s)
+{
+	char	*end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+/* Reads "key = value" lines from path into cfg. */
+int
+conf_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	FILE	*f;
+	char	 line[CONF_LINE_MAX + 2], why[256], *key, *value, *eq, *hash;
+	size_t	 lineno = 0, len;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		(void)snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		len = strlen(line);
+		if (len > CONF_LINE_MAX && line[len - 1] != '\n') {
+			(void)snprintf(err, errlen, "%s:%zu: line longer than "
+			    "%d bytes", path, lineno, CONF_LINE_MAX);
+			goto fail;
+		}
+		if ((hash = strchr(line, '#')) != NULL)
+			*hash = '\0';
+		key = conf_trim(line);
+		if (*key == '\0')
+			continue;
+		if ((eq = strchr(key, '=')) == NULL) {
+			(void)snprintf(err, errlen, "%s:%zu: %s: expected "
+			    "key = value", path, lineno, key);
+			goto fail;
+		}
+		*eq = '\0';
+		key = conf_trim(key);
+		value = conf_trim(eq + 1);
+		if (conf_set(cfg, key, value, why, sizeof(why)) == -1) {
+			(void)snprintf(err, errlen, "%s:%zu: %s: %s", path,
+			    lineno, key, why);
+			goto fail;
+		}
+	}
+	if (ferror(f)) {
+		(void)snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	fclose(f);
+	return 0;
+fail:
+	fclose(f);
+	return -1;
+}
+
+/* Names the first setting that needs a restart to change, or NULL. */
+const char *
+conf_restart_needed(const struct config *a, const struct config *b)
+{
+	size_t	i;
+
+	if (a->nlisten != b->nlisten)
+		return "listen";
+	for (i = 0; i < a->nlisten; i++)
+		if (a->listen[i].sslen != b->listen[i].sslen ||
+		    memcmp(&a->listen[i].ss, &b->listen[i].ss,
+		    a->listen[i].sslen) != 0)
+			return "listen";
+	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
+		const struct conf_key *k = &conf_keys[i];
+
+		if (k->live || k->kind == CONF_LISTEN)
+			continue;
+		if (k->kind == CONF_SIZE &&
+		    *(const size_t *)(const void *)((const char *)a + k->off) !=
+		    *(const size_t *)(const void *)((const char *)b + k->off))
+			return k->key;
+		if (k->kind == CONF_STRING &&
+		    strcmp((const char *)a + k->off, (const char *)b + k->off))
+			return k->key;
+	}
+	return NULL;
+}

@@ -1,0 +1,37 @@
+/*
+ * conf.h: the daemon's settings, from the command line and from the
+ * configuration file.  Both go through conf_set, so a key means the same
+ * thing in either place and is checked the same way.
+ */
+#ifndef TALKNETD_CONF_H
+#define TALKNETD_CONF_H
+
+#include <stddef.h>
+
+struct config;
+
+/* Fills cfg with the defaults of every setting. */
+void	 conf_defaults(struct config *);
+/*
+ * Sets one key (a long option name: "max-clients") from its text value.
+ * Returns 0, or -1 with the reason in err ("abc: invalid (1 to 100)").
+ */
+int	 conf_set(struct config *, const char *key, const char *value,
+	    char *err, size_t errlen);
+/*
+ * Reads "key = value" lines ('#' starts a comment) from path into cfg.
+ * Returns 0, or -1 with "PATH:LINE: key: reason" in err.
+ */
+int	 conf_load(struct config *, const char *path, char *err,
+	    size_t errlen);
+/* Whether a key exists and whether it may change without a restart. */
+int	 conf_known(const char *key);
+int	 conf_live(const char *key);
+/*
+ * Names the first setting that differs between two configurations and
+ * needs a restart to take effect, or NULL when there is none.
+ */
+const char *conf_restart_needed(const struct config *,
+	    const struct config *);
+
+#endif
