@@ -344,6 +344,17 @@ master_shm_create(void)
 	    "/talknetd.%ld", (long)getpid());
 	fd = shm_open(master.rt.shmname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
 	    0600);
+	/*
+	 * The name carries our pid, so an object already there was left by
+	 * a dead master that had the same pid: it is stale.
+	 */
+	if (fd == -1 && errno == EEXIST) {
+		log_warnx("removing stale %s", master.rt.shmname);
+		if (shm_unlink(master.rt.shmname) == -1)
+			fatal("shm_unlink %s", master.rt.shmname);
+		fd = shm_open(master.rt.shmname, O_RDWR | O_CREAT | O_EXCL |
+		    O_CLOEXEC, 0600);
+	}
 	if (fd == -1)
 		fatal("shm_open %s", master.rt.shmname);
 	if (ftruncate(fd, (off_t)size) == -1)

@@ -6,7 +6,7 @@ import time
 
 import tnlib
 from tnlib import (Client, Server, connect_users, expect_nothing, public_from,
-                   req, resp, text_from)
+                   req, text_from)
 
 SUCCESS_A = (b'{"type":"RESPONSE","operation":"IDENTIFY","result":"SUCCESS",'
              b'"extra":"A"}\n')

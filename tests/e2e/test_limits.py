@@ -2,7 +2,6 @@
 --max-clients and --max-queue."""
 
 import select
-import socket
 import time
 
 import tnlib

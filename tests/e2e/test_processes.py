@@ -201,5 +201,22 @@ def test_no_fd_leak_in_master_and_hub():
                    % (base, (nfds(s.pid), nfds(hub))))
 
 
+def test_hub_killed_is_restarted():
+    # Not in protocol.md: the master restarts a hub that died, and the
+    # daemon serves new connections again.
+    with Server() as s:
+        a = Client(s).identify("A")
+        hub = s.hub_pid()
+        os.kill(hub, signal.SIGKILL)
+        a.expect_closed(timeout=5, allow_lines=True)
+        wait_until(lambda: [p for p in s.titled("talknetd: hub") if p != hub],
+                   5, what=lambda: "a new hub (children %r)" % titles(s))
+        assert s.alive()
+        b = tnlib.identify_new(s, "A", timeout=5)
+        c = Client(s).identify("C")
+        b.expect(tnlib.new_user("C"))
+        assert c.users() == {"A": "ACTIVE", "C": "ACTIVE"}
+
+
 if __name__ == "__main__":
     tnlib.main(globals())

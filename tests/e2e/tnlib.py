@@ -15,7 +15,6 @@ reads whole lines and checks every line the server sends against the
 framing and encoding rules of protocol.md.  Every wait has a timeout.
 """
 
-import errno
 import json
 import os
 import re
