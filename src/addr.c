@@ -31,7 +31,12 @@ addr_fill(struct listen_addr *a, const char *host, const char *port,
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
 	if ((r = getaddrinfo(host, port, &hints, &res)) != 0) {
-		(void)snprintf(err, errlen, "%s: %s", text, gai_strerror(r));
+		if (r == EAI_NONAME)
+			(void)snprintf(err, errlen, "%s: not a numeric IPv4 "
+			    "address, [IPv6] address or *", text);
+		else
+			(void)snprintf(err, errlen, "%s: %s", text,
+			    gai_strerror(r));
 		return -1;
 	}
 	if (res->ai_addrlen > sizeof(a->ss)) {
@@ -53,8 +58,8 @@ int
 addr_parse(const char *text, struct listen_addr *out, size_t max, char *err,
     size_t errlen)
 {
-	char		 host[128];
-	const char	*colon, *port, *errstr;
+	char		 host[128], any4[32], any6[32];
+	const char	*colon, *port, *errstr, *h = text;
 	size_t		 hlen;
 
 	if ((colon = strrchr(text, ':')) == NULL) {
@@ -70,22 +75,24 @@ addr_parse(const char *text, struct listen_addr *out, size_t max, char *err,
 	}
 	hlen = (size_t)(colon - text);
 	if (hlen >= 2 && text[0] == '[' && text[hlen - 1] == ']') {
-		text++;
+		h++;
 		hlen -= 2;
 	}
 	if (hlen == 0 || hlen >= sizeof(host)) {
 		(void)snprintf(err, errlen, "%s: bad address", text);
 		return -1;
 	}
-	memcpy(host, text, hlen);
+	memcpy(host, h, hlen);
 	host[hlen] = '\0';
 	if (strcmp(host, "*") == 0) {
 		if (max < 2) {
 			(void)snprintf(err, errlen, "too many addresses");
 			return -1;
 		}
-		if (addr_fill(&out[0], "0.0.0.0", port, "0.0.0.0", err,
-		    errlen) == -1 || addr_fill(&out[1], "::", port, "[::]",
+		(void)snprintf(any4, sizeof(any4), "0.0.0.0:%s", port);
+		(void)snprintf(any6, sizeof(any6), "[::]:%s", port);
+		if (addr_fill(&out[0], "0.0.0.0", port, any4, err,
+		    errlen) == -1 || addr_fill(&out[1], "::", port, any6,
 		    err, errlen) == -1)
 			return -1;
 		/* A host without IPv6 still serves IPv4. */
@@ -96,7 +103,7 @@ addr_parse(const char *text, struct listen_addr *out, size_t max, char *err,
 		(void)snprintf(err, errlen, "too many addresses");
 		return -1;
 	}
-	if (addr_fill(&out[0], host, port, host, err, errlen) == -1)
+	if (addr_fill(&out[0], host, port, text, err, errlen) == -1)
 		return -1;
 	return 1;
 }

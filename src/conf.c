@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,11 +146,17 @@ conf_set(struct config *cfg, const char *key, const char *value, char *err,
 			(void)snprintf(err, errlen, "empty value");
 			return -1;
 		}
-		if (strlcpy((char *)cfg + k->off, value, k->len) >= k->len) {
-			(void)snprintf(err, errlen, "%s: longer than %zu bytes",
-			    value, k->len - 1);
+		if (strlen(value) >= k->len) {
+			(void)snprintf(err, errlen, "longer than %zu bytes",
+			    k->len - 1);
 			return -1;
 		}
+		/* Checked here, so the error names the file and line. */
+		if (strcmp(k->key, "user") == 0 && getpwnam(value) == NULL) {
+			(void)snprintf(err, errlen, "%s: no such user", value);
+			return -1;
+		}
+		(void)strlcpy((char *)cfg + k->off, value, k->len);
 		return 0;
 	case CONF_LOG_LEVEL:
 		for (i = 0; i < sizeof(conf_log_levels) /

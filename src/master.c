@@ -61,6 +61,7 @@ static struct {
 	int			 status_dirty;	/* client count to report */
 	time_t			 status_sent;
 	struct runtime		 rt;
+	pid_t			 pid;		/* the master's own */
 	pid_t			 hub_pid;
 	time_t			 hub_started;
 	struct child_tree	 children;
@@ -477,6 +478,45 @@ master_reap(void)
 	}
 }
 
+/*
+ * Removes what the master created, as far as it got: the table, the
+ * hub's socket and directory, the pidfile.  Each is forgotten once
+ * removed, so running it twice is harmless.
+ */
+static void
+master_cleanup(void)
+{
+	if (master.rt.shmname[0] != '\0') {
+		if (shm_unlink(master.rt.shmname) == -1)
+			log_warn("shm_unlink %s", master.rt.shmname);
+		master.rt.shmname[0] = '\0';
+	}
+	if (master.rt.hubpath[0] != '\0') {
+		if (unlink(master.rt.hubpath) == -1 && errno != ENOENT)
+			log_warn("unlink %s", master.rt.hubpath);
+		master.rt.hubpath[0] = '\0';
+	}
+	if (master.rt.rundir[0] != '\0') {
+		if (rmdir(master.rt.rundir) == -1)
+			log_warn("rmdir %s", master.rt.rundir);
+		master.rt.rundir[0] = '\0';
+	}
+	if (master.pidfh != NULL) {
+		if (pidfile_remove(master.pidfh) == -1)
+			log_warn("pidfile_remove");
+		master.pidfh = NULL;
+	}
+}
+
+/* A master that exits on an error still removes what it created. */
+static void
+master_atexit(void)
+{
+	/* Children inherit the handler; only the master's own exit counts. */
+	if (getpid() == master.pid)
+		master_cleanup();
+}
+
 /* Stops every child, removes the table and the hub socket, and exits. */
 static void
 master_shutdown(void)
@@ -511,14 +551,7 @@ master_shutdown(void)
 			break;
 		master_reap();
 	}
-	if (shm_unlink(master.rt.shmname) == -1)
-		log_warn("shm_unlink %s", master.rt.shmname);
-	if (unlink(master.rt.hubpath) == -1)
-		log_warn("unlink %s", master.rt.hubpath);
-	if (rmdir(master.rt.rundir) == -1)
-		log_warn("rmdir %s", master.rt.rundir);
-	if (master.pidfh != NULL && pidfile_remove(master.pidfh) == -1)
-		log_warn("pidfile_remove");
+	master_cleanup();
 	log_info("stopped");
 	exit(0);
 }
@@ -704,6 +737,9 @@ master_main(struct config *cfg, reload_fn reload)
 	master_user();
 	master_pidfile();
 	master_daemonize();
+	master.pid = getpid();
+	if (atexit(master_atexit) != 0)
+		fatalx("atexit");
 	title_set("master");
 	if (master_listen(cfg) == -1)
 		exit(1);

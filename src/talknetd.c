@@ -7,8 +7,9 @@
 #include <sys/types.h>
 #include <sys/stat.h>
 
+#include <errno.h>
 #include <getopt.h>
-#include <pwd.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,7 +130,12 @@ options(int argc, char *argv[])
 			cli_setting(talknetd_options[idx].name, optarg);
 			break;
 		case 'c':
-			cli.conf_file = optarg;
+			/* A daemon runs in "/": SIGHUP must find the file. */
+			if ((cli.conf_file = realpath(optarg, NULL)) == NULL) {
+				(void)fprintf(stderr, "talknetd: %s: %s\n",
+				    optarg, strerror(errno));
+				exit(1);
+			}
 			break;
 		case 'd':
 			cli_setting("log-level", "debug");
@@ -202,9 +208,19 @@ configure(struct config *cfg, char *err, size_t errlen)
 	if (cfg->nlisten == 0 && conf_set(cfg, "listen",
 	    "*:" TALKNETD_DEFAULT_PORT, err, errlen) == -1)
 		return -1;
-	if (cfg->user[0] != '\0' && getpwnam(cfg->user) == NULL) {
-		(void)snprintf(err, errlen, "user %s: no such user", cfg->user);
-		return -1;
+	/* A daemon runs in "/": make a relative pidfile absolute now. */
+	if (cfg->pidfile[0] != '\0' && cfg->pidfile[0] != '/') {
+		char	cwd[PATH_MAX], abs[PATH_MAX];
+
+		if (getcwd(cwd, sizeof(cwd)) == NULL ||
+		    (size_t)snprintf(abs, sizeof(abs), "%s/%s", cwd,
+		    cfg->pidfile) >= sizeof(abs) ||
+		    strlcpy(cfg->pidfile, abs, sizeof(cfg->pidfile)) >=
+		    sizeof(cfg->pidfile)) {
+			(void)snprintf(err, errlen, "pidfile: the absolute "
+			    "path is too long");
+			return -1;
+		}
 	}
 	cfg->foreground = cli.foreground;
 	return 0;

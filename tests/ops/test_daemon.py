@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""talknetd without -f (issue 4): it daemonizes, the starting process
+exits 0 only once the daemon listens (non-zero if it cannot start), -p
+writes a pidfile that keeps a second instance out and goes away on exit,
+and SIGTERM leaves nothing behind."""
+
+import os
+import signal
+import socket
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import opslib  # noqa: E402
+from opslib import tnlib  # noqa: E402
+from tnlib import new_user  # noqa: E402
+
+T = opslib.TIMEOUT
+SUBREAPER = opslib.become_subreaper()
+
+
+class Daemon:
+    """A talknetd started in daemon mode with a pidfile in a temp dir.
+    stop() always ends it (and the processes it started), by pid."""
+
+    def __init__(self, *opts, tag="daemon"):
+        self.dir = opslib.tempdir(tag)
+        self.pidfile = os.path.join(self.dir, "tn.pid")
+        self.argv = [opslib.TALKNETD, "-p", self.pidfile] + list(opts)
+        self.pid = None
+        self.kids = []
+
+    def start(self):
+        """Runs the starting process to its end: (status, stdout, stderr)."""
+        # TMPDIR puts the hub's run directory where we can check it.
+        rc, out, err = opslib.run(self.argv, env={"TMPDIR": self.dir})
+        probs = opslib.sanitizer_problems(out + err)
+        assert not probs, "sanitizer report from the starting process: " \
+            "%s" % err
+        if os.path.exists(self.pidfile):
+            text = open(self.pidfile).read()
+            if text.strip().isdigit():
+                self.pid = int(text.strip())
+        return rc, out, err
+
+    def port(self):
+        ports = tnlib.wait_until(lambda: opslib.listening_ports(self.pid),
+                                 T, what="a listening socket of the daemon")
+        assert len(ports) == 1, ports
+        return ports.pop()
+
+    def stop(self):
+        if self.pid is not None and opslib.alive(self.pid) and \
+                opslib.is_talknetd(self.pid):
+            opslib.kill_tree(self.pid, opslib.tree_pids(self.pid))
+        for k in self.kids:
+            if opslib.alive(k) and opslib.is_talknetd(k):
+                opslib.kill_tree(k)
+
+
+def test_daemon_with_pidfile():
+    d = Daemon("-l", "127.0.0.1:0")
+    try:
+        rc, out, err = d.start()
+        assert rc == 0, "starting process: exit %r, stderr %r" % (rc, err)
+        assert out == "", "stdout %r" % out
+        assert "error" not in err, err
+        # The pidfile holds the master's pid, written by libbsd (no
+        # trailing newline, or at most one).
+        text = open(d.pidfile).read()
+        assert text.rstrip("\n").isdigit() and text.count("\n") <= 1, \
+            "pidfile holds %r" % text
+        pid = int(text)
+        assert d.pid == pid
+        assert opslib.alive(pid), "no process %d" % pid
+        assert tnlib.proc_title(pid) == "talknetd: master", \
+            tnlib.proc_title(pid)
+        # Detached: its own session, cwd /, stdio on /dev/null.
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+        fields = st[st.rfind(")") + 2:].split()
+        sid = int(fields[3])
+        assert sid == pid, "session %d, expected setsid (%d)" % (sid, pid)
+        assert os.readlink("/proc/%d/cwd" % pid) == "/", \
+            os.readlink("/proc/%d/cwd" % pid)
+        fds = opslib.fd_targets(pid)
+        for fd in (0, 1, 2):
+            assert fds.get(fd) == "/dev/null", \
+                "fd %d of the daemon is %r" % (fd, fds.get(fd))
+        # Exit 0 meant "listening": the first connection gets in at once.
+        port = d.port()
+        a = tnlib.Client(port)
+        a.identify("daemon1")
+        b = tnlib.Client(port)
+        b.identify("daemon2")
+        a.expect(new_user("daemon2"))
+        kids = opslib.tree_pids(pid)
+        assert len(kids) == 3, "expected the hub and 2 workers, got %r" \
+            % [(k, tnlib.proc_title(k)) for k in kids]
+        shm = opslib.shm_path(pid)
+        assert os.path.exists(shm), "no %s" % shm
+        rundirs = [n for n in os.listdir(d.dir) if n.startswith("talknetd.")]
+        assert len(rundirs) == 1, os.listdir(d.dir)
+
+        # A second instance with the same pidfile is refused.
+        rc2, out2, err2 = opslib.run(d.argv)
+        assert rc2 == 1, "second instance: exit %r, stderr %r" % (rc2, err2)
+        assert "already running as pid %d" % pid in err2, err2
+        assert open(d.pidfile).read() == text, "the pidfile changed"
+        assert opslib.alive(pid)
+        a.send(tnlib.req("PUBLIC_TEXT", text="still here"))
+        b.expect(tnlib.public_from("daemon1", "still here"))
+
+        # SIGTERM: exit 0, the clients get EOF, nothing is left.
+        os.kill(pid, signal.SIGTERM)
+        a.expect_closed(timeout=5)
+        b.expect_closed(timeout=5)
+        status = opslib.reap(pid, 6)
+        assert status is not None, "daemon still running 6 s after SIGTERM"
+        if SUBREAPER:
+            assert status == 0, "daemon exit status %r" % status
+        left = [k for k in kids if opslib.alive(k)]
+        assert not left, "left behind: %r" % left
+        assert not os.path.exists(d.pidfile), "pidfile not removed"
+        assert not os.path.exists(shm), "%s not removed" % shm
+        rundirs = [n for n in os.listdir(d.dir) if n.startswith("talknetd.")]
+        assert not rundirs, "run directory left: %r" % rundirs
+    finally:
+        d.stop()
+
+
+def test_second_instance_pidfile_from_config_file():
+    """The pidfile key of the config file works like -p."""
+    d = Daemon("-l", "127.0.0.1:0")
+    conf = os.path.join(d.dir, "talknetd.conf")
+    opslib.write_file(conf, "pidfile = %s\nlisten = 127.0.0.1:0\n"
+                      % d.pidfile)
+    d.argv = [opslib.TALKNETD, "-c", conf]
+    try:
+        rc, out, err = d.start()
+        assert rc == 0, "exit %r, stderr %r" % (rc, err)
+        assert d.pid and opslib.alive(d.pid)
+        rc2, out2, err2 = opslib.run(d.argv + ["-f"])
+        assert rc2 == 1, "second instance (-f): exit %r, stderr %r" \
+            % (rc2, err2)
+        assert "already running as pid %d" % d.pid in err2, err2
+        tnlib.Client(d.port()).identify("conf")
+        os.kill(d.pid, signal.SIGTERM)
+        assert opslib.reap(d.pid, 6) is not None
+        assert not os.path.exists(d.pidfile)
+    finally:
+        d.stop()
+
+
+def test_cannot_bind_exits_nonzero():
+    """The daemon cannot bind (port in use): the starting process exits
+    non-zero, with the reason on its stderr, and no daemon stays."""
+    hold = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    d = None
+    try:
+        hold.bind(("127.0.0.1", 0))
+        hold.listen(1)
+        port = hold.getsockname()[1]
+        before = set(tnlib.all_pids())
+        d = Daemon("-l", "127.0.0.1:%d" % port)
+        rc, out, err = d.start()
+        assert rc != 0, "starting process exited 0 though the port was " \
+            "taken; stderr %r" % err
+        assert rc == 1, "exit %r (want 1)" % rc
+        assert "Address already in use" in err, err
+        new = [p for p in set(tnlib.all_pids()) - before
+               if opslib.alive(p) and opslib.is_talknetd(p)]
+        d.kids = new
+        assert not new, "talknetd processes left: %r" % new
+    finally:
+        hold.close()
+        if d is not None:
+            d.stop()
+
+
+def test_bad_config_fails_before_detaching():
+    """Configuration errors in daemon mode reach the starting process's
+    stderr: a bad option exits 64, a bad file 1 (naming file and line)."""
+    d = Daemon("--max-line", "1")
+    try:
+        rc, out, err = d.start()
+        assert rc == 64, "exit %r, stderr %r" % (rc, err)
+        assert "--max-line" in err, err
+        conf = os.path.join(d.dir, "bad.conf")
+        opslib.write_file(conf, "listen = 127.0.0.1:0\nmax-lines = 9\n")
+        d.argv = [opslib.TALKNETD, "-c", conf]
+        rc, out, err = d.start()
+        assert rc == 1, "exit %r, stderr %r" % (rc, err)
+        assert err == "talknetd: %s:2: max-lines: unknown key\n" % conf, err
+        assert not os.path.exists(d.pidfile)
+    finally:
+        d.stop()
+
+
+if __name__ == "__main__":
+    opslib.main(globals())

@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""talknetd's signals (issue 4): SIGTERM and SIGINT stop gracefully with
+clients connected (queued output delivered, then EOF; exit 0; no process,
+shm object or run directory left), SIGHUP re-reads the config file."""
+
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import opslib  # noqa: E402
+from opslib import tnlib  # noqa: E402
+from tnlib import req, resp, new_user  # noqa: E402
+
+T = opslib.TIMEOUT
+BIG = 2000          # bytes: over max-line 1024, under 4096
+
+
+def _leftovers(s, kids, rundir_parent):
+    """What a stopped daemon left behind."""
+    out = []
+    left = [k for k in kids if opslib.alive(k)]
+    if left:
+        out.append("processes still running: %r"
+                   % [(k, tnlib.proc_title(k)) for k in left])
+    if os.path.exists(opslib.shm_path(s.pid)):
+        out.append("%s still exists" % opslib.shm_path(s.pid))
+    rd = [n for n in os.listdir(rundir_parent) if n.startswith("talknetd.")]
+    if rd:
+        out.append("run directory left in %s: %r" % (rundir_parent, rd))
+    return out
+
+
+def _wait_gone(kids, timeout=3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(opslib.alive(k)
+                                              for k in kids):
+        time.sleep(0.02)
+
+
+def _three_clients(s):
+    """alice and bob identified and in room "r", carol unidentified."""
+    alice = tnlib.Client(s, rcvbuf=4096)
+    alice.identify("alice")
+    bob = tnlib.Client(s)
+    bob.identify("bob")
+    alice.expect(new_user("bob"))
+    tnlib.make_room(alice, "r", members=[bob])
+    carol = tnlib.Client(s)
+    return alice, bob, carol
+
+
+def _read_all(client, timeout):
+    """Every byte until EOF (fast: no per-line checks); AssertionError if
+    the connection is still open after timeout s."""
+    data = bytearray(client.buf)
+    client.buf = b""
+    sock = client.sock
+    sock.setblocking(True)
+    sock.settimeout(0.5)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            d = sock.recv(1 << 20)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            raise AssertionError("connection reset after %d bytes"
+                                 % len(data))
+        if not d:
+            return bytes(data)
+        data += d
+    raise AssertionError("still open after %.0f s (%d bytes read)"
+                         % (timeout, len(data)))
+
+
+# Output queued for a client that does not read: more than the kernel's
+# socket buffers hold (tcp_wmem's maximum is typically 4 MiB), so part of
+# it waits in the worker's own queue when the signal comes.
+NQUEUED = 2500
+
+
+def _stop_with_clients(sig):
+    d = opslib.tempdir("stop")
+    s = opslib.EnvServer("--max-queue", str(16 << 20), env={"TMPDIR": d})
+    alice, bob, carol = _three_clients(s)
+    texts = ["%04d " % i + "t" * 1995 for i in range(NQUEUED)]
+    for t in texts:
+        bob.send(req("TEXT", username="alice", text=t))
+    # The hub routed them all before it answers bob's USERS.
+    bob.users()
+    time.sleep(0.5)
+    kids = opslib.tree_pids(s.pid)
+    assert len(kids) == 4, "expected the hub and 3 workers: %r" \
+        % [(k, tnlib.proc_title(k)) for k in kids]
+    shm = opslib.shm_path(s.pid)
+    assert os.path.exists(shm), "no %s while running" % shm
+    rd = [n for n in os.listdir(d) if n.startswith("talknetd.")]
+    assert len(rd) == 1, "run directory in TMPDIR: %r" % os.listdir(d)
+
+    t0 = time.monotonic()
+    os.kill(s.pid, sig)
+    s.terminated = True
+    # alice gets everything queued for her, in order, then EOF.
+    want = b"".join(tnlib.compact(tnlib.text_from("bob", t)) for t in texts)
+    got = _read_all(alice, 5)
+    if got != want:
+        n = got.count(b"\n")
+        raise AssertionError("alice got %d bytes (%d lines) of the %d "
+                             "queued for her before EOF" % (len(got), n,
+                                                            len(want)))
+    bob.expect_closed(timeout=5)
+    carol.expect_closed(timeout=5)
+    try:
+        status = s.proc.wait(6)
+    except Exception:
+        raise AssertionError("talknetd still running 6 s after signal %d"
+                             % sig)
+    dt = time.monotonic() - t0
+    assert status == 0, "exit status %r after signal %d" % (status, sig)
+    assert dt < 5, "took %.1f s to stop" % dt
+    _wait_gone(kids)
+    problems = _leftovers(s, kids, d)
+    assert not problems, "; ".join(problems)
+    s.wait_log(r"stopped")
+
+
+def test_sigterm_graceful_with_clients():
+    _stop_with_clients(signal.SIGTERM)
+
+
+def test_sigint_same_as_sigterm():
+    _stop_with_clients(signal.SIGINT)
+
+
+def test_sigterm_idle_and_busy_clients_mixed():
+    """SIGTERM while a client is half-way through a line and another is
+    waiting to identify: still exit 0 promptly, nothing left."""
+    d = opslib.tempdir("stop2")
+    s = opslib.EnvServer(env={"TMPDIR": d})
+    a = tnlib.Client(s)
+    a.identify("half")
+    a.send(b'{"type":"PUBLIC_TEXT","te')
+    b = tnlib.Client(s)
+    kids = opslib.tree_pids(s.pid)
+    t0 = time.monotonic()
+    assert s.terminate(timeout=6) == 0
+    assert time.monotonic() - t0 < 5
+    a.expect_closed(timeout=3)
+    b.expect_closed(timeout=3)
+    _wait_gone(kids)
+    problems = _leftovers(s, kids, d)
+    assert not problems, "; ".join(problems)
+
+
+def _reloaded(ns):
+    """Waits for a reload to finish: RELOADING=1 then READY=1 (STATUS
+    lines may come in between)."""
+    assert opslib.next_state(ns) == "RELOADING=1", ns.texts()
+    assert opslib.next_state(ns) == "READY=1", ns.texts()
+
+
+def test_sighup_reload_live_settings():
+    """max-line and log-level change for connections accepted after the
+    SIGHUP; connections accepted before keep their limit."""
+    d = opslib.tempdir("hup")
+    conf = os.path.join(d, "talknetd.conf")
+    opslib.write_file(conf, "# before\nmax-line = 1024\nlog-level = info\n")
+    ns = opslib.NotifySocket()
+    s = opslib.EnvServer("-c", conf, env=ns.env())
+    assert ns.next().startswith("READY=1"), ns.texts()
+    old = tnlib.Client(s)
+    old.identify("old")
+    c1 = tnlib.Client(s)
+    c1.send(opslib.padded_identify("big1", BIG))
+    c1.expect_invalid_close()
+    assert "debug:" not in s.log_text()
+
+    opslib.write_file(conf, "# after\nmax-line = 4096\nlog-level = debug\n")
+    os.kill(s.pid, signal.SIGHUP)
+    _reloaded(ns)
+    s.wait_log(r"reloaded")
+    c2 = tnlib.Client(s)
+    c2.send(opslib.padded_identify("big2", BIG))
+    c2.expect(resp("IDENTIFY", "SUCCESS", "big2"))
+    old.expect(new_user("big2"))
+    s.wait_log(r"debug: connection from 127\.0\.0\.1:%d" % c2.local_port)
+    # old was accepted under max-line 1024 and keeps it.
+    old.send(req("PUBLIC_TEXT", text="o" * BIG))
+    old.expect_invalid_close()
+    assert s.alive()
+
+    # Back down: the next connection gets 1024 again.
+    opslib.write_file(conf, "max-line = 1024\n")
+    os.kill(s.pid, signal.SIGHUP)
+    _reloaded(ns)
+    c3 = tnlib.Client(s)
+    c3.send(opslib.padded_identify("big3", BIG))
+    c3.expect_invalid_close()
+    c4 = tnlib.Client(s)
+    c4.identify("small")
+
+
+def test_sighup_restart_needed():
+    """A changed listen or max-clients is logged as needing a restart and
+    is not applied; the daemon keeps serving where it was."""
+    d = opslib.tempdir("hup2")
+    conf = os.path.join(d, "talknetd.conf")
+    opslib.write_file(conf, "listen = 127.0.0.1:0\nmax-clients = 2\n")
+    s = opslib.FileServer("-c", conf)
+    port = s.port
+    opslib.write_file(conf, "listen = 127.0.0.1:0\nmax-clients = 5\n")
+    os.kill(s.pid, signal.SIGHUP)
+    s.wait_log(r"max-clients changed: that needs a restart")
+    s.wait_log(r"reloaded")
+    # Still 2 clients at most.
+    a = tnlib.Client(s)
+    a.identify("one")
+    b = tnlib.Client(s)
+    b.identify("two")
+    a.expect(new_user("two"))
+    c = tnlib.Client(s)
+    c.expect_closed(timeout=T)
+    s.wait_log(r"refused: 2 clients")
+
+    opslib.write_file(conf, "listen = 127.0.0.2:0\nmax-clients = 2\n")
+    os.kill(s.pid, signal.SIGHUP)
+    s.wait_log(r"listen changed: that needs a restart")
+    b.close()
+    a.expect(tnlib.disconnected("two"))
+    e = tnlib.identify_new(s, "three")
+    a.expect(new_user("three"))
+    assert opslib.listening_ports(s.pid) == {port}, \
+        opslib.listening_ports(s.pid)
+    assert e.local_port
+
+
+def test_sighup_broken_file_keeps_config():
+    """A broken or missing file on SIGHUP is logged and ignored: the old
+    configuration stays, in full, and the daemon keeps serving."""
+    d = opslib.tempdir("hup3")
+    conf = os.path.join(d, "talknetd.conf")
+    opslib.write_file(conf, "max-line = 1024\n")
+    s = opslib.EnvServer("-c", conf)
+    opslib.write_file(conf, "max-line = 4096\nbogus = 1\n")
+    os.kill(s.pid, signal.SIGHUP)
+    s.wait_log(r"reload: %s:2: bogus: unknown key; keeping the running "
+               r"configuration" % conf.replace(".", r"\."))
+    c = tnlib.Client(s)
+    c.send(opslib.padded_identify("big", BIG))
+    c.expect_invalid_close()     # max-line = 4096 was not half-applied
+    os.unlink(conf)
+    os.kill(s.pid, signal.SIGHUP)
+    s.wait_log(r"No such file or directory; keeping the running "
+               r"configuration")
+    assert "reloaded" not in s.log_text()
+    c2 = tnlib.Client(s)
+    c2.identify("alive")
+    assert s.alive()
+
+
+def test_command_line_overrides_file_across_reload():
+    """--max-line on the command line beats the file's, at start and
+    after SIGHUP."""
+    d = opslib.tempdir("hup4")
+    conf = os.path.join(d, "talknetd.conf")
+    opslib.write_file(conf, "max-line = 1024\n")
+    ns = opslib.NotifySocket()
+    s = opslib.EnvServer("-c", conf, "--max-line", "4096", env=ns.env())
+    assert ns.next().startswith("READY=1"), ns.texts()
+    c = tnlib.Client(s)
+    c.send(opslib.padded_identify("big", BIG))
+    c.expect(resp("IDENTIFY", "SUCCESS", "big"))
+    opslib.write_file(conf, "max-line = 512\n")
+    os.kill(s.pid, signal.SIGHUP)
+    _reloaded(ns)
+    c2 = tnlib.Client(s)
+    c2.send(opslib.padded_identify("big2", BIG))
+    c2.expect(resp("IDENTIFY", "SUCCESS", "big2"))
+    c.expect(new_user("big2"))
+
+
+if __name__ == "__main__":
+    opslib.main(globals())
