@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +37,17 @@
 
 #define HUB_READ_SIZE		(64 * 1024)
 #define HUB_MAX_EVENTS		256
+#define HUB_GRACE_MS		3000	/* for workers to come back */
+#define HUB_GRACE_TICK_MS	100
 #define SLOT_NONE		UINT32_MAX
 
-/* One worker's channel. */
+/*
+ * One worker's channel.  After a hub restart, a worker's row in the
+ * table gets a detached conn (fd -1) that keeps its place, and lines for
+ * it queue up, until the worker reconnects or the grace period ends.
+ */
 struct hub_conn {
-	int			 fd;
+	int			 fd;		/* -1: detached */
 	pid_t			 pid;
 	uint32_t		 slot;		/* its row in the users table */
 	int			 hello;		/* HELLO received */
@@ -73,6 +80,8 @@ static struct {
 	int			 epfd;
 	int			 lfd;
 	size_t			 out_cap;	/* per-worker backlog limit */
+	int64_t			 grace_until;	/* 0, or when detached rows go */
+	size_t			 ndetached;
 	struct hub_conn		**conns;	/* by slot */
 	uint32_t		*free_users;	/* stack of free user rows */
 	uint32_t		 nfree_users;
@@ -355,7 +364,6 @@ hub_part(struct hub_conn *c)
 
 	if (!hub_identified(c))
 		return;
-	shm_begin(&hub.tab);
 	RB_FOREACH_SAFE(r, room_tree, &hub.rooms, next) {
 		shm_room_uninvite(&hub.tab, r->idx, c->slot);
 		if (shm_room_is_member(&hub.tab, r->idx, c->slot))
@@ -369,7 +377,6 @@ hub_part(struct hub_conn *c)
 	hub_send_others(c);
 	RB_REMOVE(user_tree, &hub.users, c);
 	shm_user_unidentify(&hub.tab, c->slot);
-	shm_commit(&hub.tab);
 }
 
 /* IDENTIFY: takes a free name, or says it is taken. */
@@ -386,9 +393,7 @@ hub_identify(struct hub_conn *c, const struct str *a)
 		hub_put(c, IPC_IDENTIFIED, &id, sizeof(id));
 		return;
 	}
-	shm_begin(&hub.tab);
 	shm_user_identify(&hub.tab, c->slot, a[0].p, a[0].len);
-	shm_commit(&hub.tab);
 	if (RB_INSERT(user_tree, &hub.users, c) != NULL)
 		fatalx("%s: name indexed twice", __func__);
 	TAILQ_INSERT_TAIL(&hub.idents, c, ident_entry);
@@ -413,9 +418,7 @@ hub_status(struct hub_conn *c, const struct str *a)
 
 	if ((uint32_t)st == u->status)
 		return;
-	shm_begin(&hub.tab);
 	u->status = (uint32_t)st;
-	shm_commit(&hub.tab);
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_NEW_STATUS;
 	m.username = hub_name(c);
@@ -495,9 +498,7 @@ hub_new_room(struct hub_conn *c, const struct str *a)
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->idx = hub.free_rooms[--hub.nfree_rooms];
-	shm_begin(&hub.tab);
 	shm_room_create(&hub.tab, r->idx, a[0].p, a[0].len, c->slot);
-	shm_commit(&hub.tab);
 	if (RB_INSERT(room_tree, &hub.rooms, r) != NULL)
 		fatalx("%s: room indexed twice", __func__);
 	hub_respond(c, MSG_NEW_ROOM, RES_SUCCESS, a[0]);
@@ -551,7 +552,6 @@ hub_invite(struct hub_conn *c, const struct str *a, size_t n)
 	m.username = hub_name(c);
 	m.roomname = hub_room_name(row);
 	hub_encode(&m);
-	shm_begin(&hub.tab);
 	for (i = 1; i < n; i++) {
 		to = hub_user_find(a[i]);
 		if (to == c || shm_room_is_member(&hub.tab, r->idx, to->slot) ||
@@ -560,7 +560,6 @@ hub_invite(struct hub_conn *c, const struct str *a, size_t n)
 		shm_room_invite(&hub.tab, r->idx, to->slot);
 		hub_send(to);
 	}
-	shm_commit(&hub.tab);
 }
 
 /* JOIN_ROOM: an invited user becomes a member. */
@@ -584,9 +583,7 @@ hub_join_room(struct hub_conn *c, const struct str *a)
 		hub_respond(c, MSG_JOIN_ROOM, RES_NOT_INVITED, a[0]);
 		return;
 	}
-	shm_begin(&hub.tab);
 	shm_room_join(&hub.tab, r->idx, c->slot);
-	shm_commit(&hub.tab);
 	hub_respond(c, MSG_JOIN_ROOM, RES_SUCCESS, a[0]);
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_JOINED_ROOM;
@@ -656,9 +653,7 @@ hub_leave_room(struct hub_conn *c, const struct str *a)
 
 	if (hub_member_room(c, MSG_LEAVE_ROOM, a[0], &r) == NULL)
 		return;
-	shm_begin(&hub.tab);
 	hub_room_leave(c, r);
-	shm_commit(&hub.tab);
 }
 
 /* DISCONNECT: the semantics of the protocol, then CLOSE to the worker. */
@@ -711,11 +706,14 @@ hub_check_args(enum msg_type t, const struct str *a, size_t n)
 	}
 }
 
+static void	hub_run(struct hub_conn *, enum msg_type, size_t);
+
 /* Runs one request from a worker; returns -1 to drop the worker. */
 static int
 hub_request(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 {
 	enum msg_type	 t = ipc_request_msg(h->type);
+	struct shm_user	*row = hub_row(c);
 	long		 n;
 
 	if ((n = ipc_get_strs(p, h->len, NULL, 0)) == -1 ||
@@ -729,74 +727,161 @@ hub_request(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 	(void)ipc_get_strs(p, h->len, hub.args, hub.nargs);
 	if (!hub_check_args(t, hub.args, (size_t)n))
 		return -1;
-	if (c->parted)
-		return -1;
-	if (t == MSG_DISCONNECT) {
-		hub_disconnect(c);
+	/*
+	 * A request resent after a hub restart that already ran is skipped;
+	 * only its CLOSE, if it was DISCONNECT, may have been lost.
+	 */
+	if (h->seq <= row->last_seq) {
+		if (t == MSG_DISCONNECT) {
+			c->parted = 1;
+			hub_put(c, IPC_CLOSE, NULL, 0);
+		}
 		return 0;
 	}
-	/* The worker answers NOT_IDENTIFIED and double IDENTIFY itself. */
-	if (hub_identified(c) != (t != MSG_IDENTIFY))
+	if (h->seq != row->last_seq + 1 || c->parted)
 		return -1;
+	/* The worker answers NOT_IDENTIFIED and double IDENTIFY itself. */
+	if (t != MSG_DISCONNECT && hub_identified(c) != (t != MSG_IDENTIFY))
+		return -1;
+	/* The request's effects and its seq land in one table update. */
+	shm_begin(&hub.tab);
+	hub_run(c, t, (size_t)n);
+	row->last_seq = h->seq;
+	shm_commit(&hub.tab);
+	return 0;
+}
 
+/* Runs one checked request: the one switch over request types. */
+static void
+hub_run(struct hub_conn *c, enum msg_type t, size_t n)
+{
 	switch (t) {
 	case MSG_IDENTIFY:
 		hub_identify(c, hub.args);
-		return 0;
+		return;
 	case MSG_STATUS:
 		hub_status(c, hub.args);
-		return 0;
+		return;
 	case MSG_USERS:
 		hub_users(c, hub.args);
-		return 0;
+		return;
 	case MSG_TEXT:
 		hub_text(c, hub.args);
-		return 0;
+		return;
 	case MSG_PUBLIC_TEXT:
 		hub_public_text(c, hub.args);
-		return 0;
+		return;
 	case MSG_NEW_ROOM:
 		hub_new_room(c, hub.args);
-		return 0;
+		return;
 	case MSG_INVITE:
-		hub_invite(c, hub.args, (size_t)n);
-		return 0;
+		hub_invite(c, hub.args, n);
+		return;
 	case MSG_JOIN_ROOM:
 		hub_join_room(c, hub.args);
-		return 0;
+		return;
 	case MSG_ROOM_USERS:
 		hub_room_users(c, hub.args);
-		return 0;
+		return;
 	case MSG_ROOM_TEXT:
 		hub_room_text(c, hub.args);
-		return 0;
+		return;
 	case MSG_LEAVE_ROOM:
 		hub_leave_room(c, hub.args);
-		return 0;
+		return;
+	case MSG_DISCONNECT:
+		hub_disconnect(c);
+		return;
 	default:
-		return -1;
+		fatalx("%s: request type %d", __func__, t);
 	}
+}
+
+/*
+ * A worker that was connected before a hub restart takes its detached
+ * row back.  Its identity is still the channel: the row must belong to
+ * the same process (SO_PEERCRED), or the worker is dropped.  The live
+ * conn c takes the detached one's place in every index.
+ */
+static int
+hub_reattach(struct hub_conn *c, uint32_t slot)
+{
+	struct hub_conn	*old;
+
+	if (slot >= hub.cfg->max_clients || (old = hub.conns[slot]) == NULL ||
+	    old->fd != -1 || old->dead || old->pid != c->pid)
+		return -1;
+	c->slot = slot;
+	c->hello = old->hello;
+	c->parted = old->parted;
+	hub.conns[slot] = c;
+	if (hub_identified(old)) {
+		TAILQ_INSERT_BEFORE(old, c, ident_entry);
+		TAILQ_REMOVE(&hub.idents, old, ident_entry);
+		RB_REMOVE(user_tree, &hub.users, old);
+		RB_INSERT(user_tree, &hub.users, c);
+	}
+	/* Lines queued while it was away go out first. */
+	if (buf_pending(&old->out) > 0) {
+		xbuf_append(&c->out, buf_head(&old->out),
+		    buf_pending(&old->out));
+		hub_mark_dirty(c);
+	}
+	if (old->dirty)
+		TAILQ_REMOVE(&hub.dirty, old, dirty_entry);
+	buf_free(&old->in);
+	buf_free(&old->out);
+	free(old);
+	hub.ndetached--;
+	log_info("worker %ld (%s): back on row %u", (long)c->pid, c->addr,
+	    slot);
+	return 0;
+}
+
+/* HELLO: gives a new worker a row, or a returning one its own. */
+static int
+hub_hello(struct hub_conn *c, const char *p, size_t len)
+{
+	struct ipc_hello	hello;
+	struct ipc_welcome	welcome;
+
+	if (c->slot != SLOT_NONE || ipc_get_hello(p, len, &hello) == -1)
+		return -1;
+	(void)strlcpy(c->addr, hello.addr, sizeof(c->addr));
+	if (!utf8_valid(c->addr, strlen(c->addr)))
+		(void)strlcpy(c->addr, "?", sizeof(c->addr));
+	if (hello.slot != IPC_SLOT_NEW) {
+		if (hub_reattach(c, hello.slot) == -1)
+			return -1;
+	} else {
+		if (hub.nfree_users == 0) {
+			log_warnx("worker %ld (%s) refused: table full",
+			    (long)c->pid, c->addr);
+			return -1;
+		}
+		c->slot = hub.free_users[--hub.nfree_users];
+		hub.conns[c->slot] = c;
+		shm_begin(&hub.tab);
+		shm_user_attach(&hub.tab, c->slot, c->pid);
+		shm_commit(&hub.tab);
+	}
+	c->hello = 1;
+	memset(&welcome, 0, sizeof(welcome));
+	welcome.slot = c->slot;
+	welcome.last_seq = hub_row(c)->last_seq;
+	hub_put(c, IPC_WELCOME, &welcome, sizeof(welcome));
+	log_debug("worker %ld (%s): hello, row %u", (long)c->pid, c->addr,
+	    c->slot);
+	return 0;
 }
 
 /* The dispatcher: one frame from a worker; returns -1 to drop it. */
 static int
 hub_dispatch(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 {
-	struct str	addr;
-
 	switch (h->type) {
 	case IPC_HELLO:
-		if (c->hello || ipc_get_strs(p, h->len, &addr, 1) != 1)
-			return -1;
-		c->hello = 1;
-		(void)strlcpy(c->addr, "?", sizeof(c->addr));
-		if (addr.len < sizeof(c->addr) && utf8_valid(addr.p, addr.len)) {
-			memcpy(c->addr, addr.p, addr.len);
-			c->addr[addr.len] = '\0';
-		}
-		log_debug("worker %ld (%s): hello, row %u", (long)c->pid,
-		    c->addr, c->slot);
-		return 0;
+		return hub_hello(c, p, h->len);
 	default:
 		if (!c->hello || ipc_request_msg(h->type) == MSG_NONE)
 			return -1;
@@ -860,23 +945,14 @@ hub_accept(void)
 			close(fd);
 			continue;
 		}
-		if (hub.nfree_users == 0) {
-			log_warnx("hub: worker %ld refused: table full",
-			    (long)cred.pid);
-			close(fd);
-			continue;
-		}
+		/* The row comes with HELLO: new, or the worker's own. */
 		c = xcalloc(1, sizeof(*c));
 		c->fd = fd;
 		c->pid = cred.pid;
-		c->slot = hub.free_users[--hub.nfree_users];
+		c->slot = SLOT_NONE;
 		(void)strlcpy(c->addr, "?", sizeof(c->addr));
 		buf_init(&c->in);
 		buf_init(&c->out);
-		hub.conns[c->slot] = c;
-		shm_begin(&hub.tab);
-		shm_user_attach(&hub.tab, c->slot, cred.pid);
-		shm_commit(&hub.tab);
 
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN;
@@ -890,16 +966,21 @@ hub_accept(void)
 static void
 hub_drop(struct hub_conn *c)
 {
-	hub_part(c);
+	if (c->slot != SLOT_NONE) {
+		shm_begin(&hub.tab);
+		hub_part(c);
+		shm_user_detach(&hub.tab, c->slot);
+		shm_commit(&hub.tab);
+		hub.conns[c->slot] = NULL;
+		hub.free_users[hub.nfree_users++] = c->slot;
+	}
 	if (c->dirty)
 		TAILQ_REMOVE(&hub.dirty, c, dirty_entry);
 	/* Closing the fd also removes it from the epoll set. */
-	close(c->fd);
-	shm_begin(&hub.tab);
-	shm_user_detach(&hub.tab, c->slot);
-	shm_commit(&hub.tab);
-	hub.conns[c->slot] = NULL;
-	hub.free_users[hub.nfree_users++] = c->slot;
+	if (c->fd != -1)
+		close(c->fd);
+	else
+		hub.ndetached--;
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c);
@@ -917,7 +998,8 @@ hub_flush(void)
 	while ((c = TAILQ_FIRST(&hub.dirty)) != NULL) {
 		TAILQ_REMOVE(&hub.dirty, c, dirty_entry);
 		c->dirty = 0;
-		if (c->dead)
+		/* A detached worker's lines wait for it to come back. */
+		if (c->dead || c->fd == -1)
 			continue;
 		n = write(c->fd, buf_head(&c->out), buf_pending(&c->out));
 		if (n == -1 && errno != EAGAIN && errno != EINTR) {
@@ -953,11 +1035,133 @@ hub_end_round(void)
 	}
 }
 
-/* Maps the table writable and lays it out empty. */
+/* Milliseconds on the monotonic clock. */
+static int64_t
+hub_now_ms(void)
+{
+	struct timespec	ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		fatal("clock_gettime");
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Orders identified users by when they identified. */
+static int
+hub_seq_cmp(const void *a, const void *b)
+{
+	const struct hub_conn	*x = *(struct hub_conn *const *)a;
+	const struct hub_conn	*y = *(struct hub_conn *const *)b;
+	uint64_t		 sx = hub_row(x)->seq, sy = hub_row(y)->seq;
+
+	return (sx > sy) - (sx < sy);
+}
+
+/*
+ * A restarted hub takes the table as the last one left it: repairs what
+ * a crash mid-update may have torn, then rebuilds its private indices.
+ * Every attached row gets a detached conn until its worker comes back.
+ */
+static void
+hub_resume(void)
+{
+	struct shm_hdr	 *h = hub.tab.hdr;
+	struct shm_user	 *u;
+	struct hub_conn	 *c, **idents;
+	struct hub_room	 *r;
+	size_t		  nidents = 0, k;
+	uint32_t	  i;
+	unsigned	  fixes;
+
+	if ((fixes = shm_repair(&hub.tab)) > 0)
+		log_warnx("hub: table repaired (%u fixes)", fixes);
+	idents = xcalloc(h->max_users, sizeof(*idents));
+	for (i = h->max_users; i-- > 0; ) {
+		u = shm_user(&hub.tab, i);
+		if (u->state == USER_FREE) {
+			hub.free_users[hub.nfree_users++] = i;
+			continue;
+		}
+		c = xcalloc(1, sizeof(*c));
+		c->fd = -1;
+		c->pid = u->pid;
+		c->slot = i;
+		c->hello = 1;
+		(void)strlcpy(c->addr, "(away)", sizeof(c->addr));
+		buf_init(&c->in);
+		buf_init(&c->out);
+		hub.conns[i] = c;
+		hub.ndetached++;
+		if (u->state == USER_IDENTIFIED) {
+			if (RB_INSERT(user_tree, &hub.users, c) != NULL) {
+				/* Two rows with one name: keep the first. */
+				shm_user_unidentify(&hub.tab, i);
+				continue;
+			}
+			idents[nidents++] = c;
+		}
+	}
+	qsort(idents, nidents, sizeof(*idents), hub_seq_cmp);
+	for (k = 0; k < nidents; k++)
+		TAILQ_INSERT_TAIL(&hub.idents, idents[k], ident_entry);
+	free(idents);
+	for (i = h->max_rooms; i-- > 0; ) {
+		if (!shm_room(&hub.tab, i)->in_use) {
+			hub.free_rooms[hub.nfree_rooms++] = i;
+			continue;
+		}
+		r = xcalloc(1, sizeof(*r));
+		r->idx = i;
+		if (RB_INSERT(room_tree, &hub.rooms, r) != NULL) {
+			/* Two rooms with one name: keep the first. */
+			log_warnx("hub: room row %u repeats a name", i);
+			memset(shm_room(&hub.tab, i), 0,
+			    hub.tab.hdr->room_stride);
+			hub.tab.hdr->nrooms--;
+			hub.free_rooms[hub.nfree_rooms++] = i;
+			free(r);
+		}
+	}
+	hub.grace_until = hub_now_ms() + HUB_GRACE_MS;
+	log_info("hub: resumed %u users (%zu identified) and %u rooms",
+	    h->max_users - hub.nfree_users, nidents, h->nrooms);
+}
+
+/*
+ * During the grace period after a restart, drops the rows whose worker
+ * died meanwhile; when it ends, drops every row still detached.
+ */
+static void
+hub_grace(void)
+{
+	struct hub_conn	*c;
+	uint32_t	 i;
+	int		 over;
+
+	if (hub.grace_until == 0)
+		return;
+	over = hub_now_ms() >= hub.grace_until;
+	for (i = 0; i < hub.cfg->max_clients; i++) {
+		if ((c = hub.conns[i]) == NULL || c->fd != -1 || c->dead)
+			continue;
+		if (over)
+			hub_kill(c, "did not come back");
+		else if (kill(c->pid, 0) == -1 && errno == ESRCH)
+			hub_kill(c, "exited while the hub was down");
+	}
+	if (over || hub.ndetached == 0)
+		hub.grace_until = 0;
+}
+
+/*
+ * Maps the table writable.  A table a previous hub left is resumed;
+ * otherwise (a fresh, zeroed segment) it is laid out empty.
+ */
 static void
 hub_map(const struct runtime *rt)
 {
 	void	*mem;
+	int	 resume;
 
 	/* Only the hub maps the segment writable: it is the table's writer. */
 	mem = mmap(NULL, rt->shm_size, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -965,10 +1169,31 @@ hub_map(const struct runtime *rt)
 	if (mem == MAP_FAILED)
 		fatal("hub: mmap");
 	close(rt->shm_fd);
-	shm_format(mem, rt->shm_size, hub.cfg->max_clients,
-	    hub.cfg->max_rooms, hub.cfg->max_name, hub.cfg->max_room);
 	hub.tab.hdr = mem;
 	hub.tab.size = rt->shm_size;
+	resume = shm_check(mem, rt->shm_size) == 0 &&
+	    hub.tab.hdr->max_users == hub.cfg->max_clients &&
+	    hub.tab.hdr->max_rooms == hub.cfg->max_rooms;
+	if (!resume)
+		shm_format(mem, rt->shm_size, hub.cfg->max_clients,
+		    hub.cfg->max_rooms, hub.cfg->max_name, hub.cfg->max_room);
+	hub.conns = xcalloc(hub.cfg->max_clients, sizeof(*hub.conns));
+	hub.free_users = xcalloc(hub.cfg->max_clients,
+	    sizeof(*hub.free_users));
+	hub.free_rooms = xcalloc(hub.cfg->max_rooms, sizeof(*hub.free_rooms));
+	if (resume) {
+		hub_resume();
+		return;
+	}
+	/* Lowest rows first: the stacks pop from the end. */
+	for (hub.nfree_users = 0; hub.nfree_users < hub.cfg->max_clients;
+	    hub.nfree_users++)
+		hub.free_users[hub.nfree_users] = (uint32_t)
+		    (hub.cfg->max_clients - 1 - hub.nfree_users);
+	for (hub.nfree_rooms = 0; hub.nfree_rooms < hub.cfg->max_rooms;
+	    hub.nfree_rooms++)
+		hub.free_rooms[hub.nfree_rooms] = (uint32_t)
+		    (hub.cfg->max_rooms - 1 - hub.nfree_rooms);
 }
 
 /* The hub process: set up, then route until killed. */
@@ -977,8 +1202,7 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 {
 	struct epoll_event	 ev, evs[HUB_MAX_EVENTS];
 	struct hub_conn		*c;
-	uint32_t		 i;
-	int			 n, k;
+	int			 n, k, timeout;
 
 	title_set("hub");
 	/* Die with the master, so no hub outlives the service. */
@@ -996,16 +1220,6 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	buf_init(&hub.line);
 	hub_map(rt);
 
-	hub.conns = xcalloc(cfg->max_clients, sizeof(*hub.conns));
-	hub.free_users = xcalloc(cfg->max_clients, sizeof(*hub.free_users));
-	for (i = 0; i < cfg->max_clients; i++)
-		hub.free_users[hub.nfree_users++] =
-		    (uint32_t)(cfg->max_clients - 1 - i);
-	hub.free_rooms = xcalloc(cfg->max_rooms, sizeof(*hub.free_rooms));
-	for (i = 0; i < cfg->max_rooms; i++)
-		hub.free_rooms[hub.nfree_rooms++] =
-		    (uint32_t)(cfg->max_rooms - 1 - i);
-
 	if ((hub.epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		fatal("hub: epoll_create1");
 	memset(&ev, 0, sizeof(ev));
@@ -1016,7 +1230,8 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	log_debug("hub: ready, %zu bytes of table", rt->shm_size);
 
 	for (;;) {
-		n = epoll_wait(hub.epfd, evs, HUB_MAX_EVENTS, -1);
+		timeout = hub.grace_until != 0 ? HUB_GRACE_TICK_MS : -1;
+		n = epoll_wait(hub.epfd, evs, HUB_MAX_EVENTS, timeout);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
@@ -1034,6 +1249,7 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 			if ((evs[k].events & EPOLLOUT) && !c->dead)
 				hub_mark_dirty(c);
 		}
+		hub_grace();
 		hub_end_round();
 	}
 }

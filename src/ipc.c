@@ -95,6 +95,30 @@ ipc_end(struct buf *b, size_t hdroff)
 	memcpy(hp, &h, sizeof(h));
 }
 
+/* Sets the seq of the frame whose header is at hdroff. */
+void
+ipc_set_seq(struct buf *b, size_t hdroff, uint32_t seq)
+{
+	struct ipc_hdr	 h;
+	char		*hp = b->data + b->off + hdroff;
+
+	memcpy(&h, hp, sizeof(h));
+	h.seq = seq;
+	memcpy(hp, &h, sizeof(h));
+}
+
+/* Checks a HELLO payload: exact size and a NUL-terminated address. */
+int
+ipc_get_hello(const char *payload, size_t len, struct ipc_hello *hello)
+{
+	if (len != sizeof(*hello))
+		return -1;
+	memcpy(hello, payload, sizeof(*hello));
+	if (memchr(hello->addr, '\0', sizeof(hello->addr)) == NULL)
+		return -1;
+	return 0;
+}
+
 /* Takes the next frame from b, checking its header. */
 int
 ipc_get(struct buf *b, struct ipc_hdr *h, const char **payload)

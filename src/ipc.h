@@ -11,6 +11,12 @@
  * a uint32_t length followed by that many bytes, with nothing left over.
  * The hub never trusts identity from a payload: the sender is the
  * channel the frame arrived on, and the hub stamps peer itself.
+ *
+ * Requests carry a sequence number (seq, from 1 per worker).  The hub
+ * stores the last one it ran in the worker's row of the shared table, in
+ * the same update as the request's effects.  A worker keeps every request
+ * until its row shows it ran, and after a hub restart sends the rest
+ * again; the hub skips a seq it has already run.
  */
 #ifndef TALKNETD_IPC_H
 #define TALKNETD_IPC_H
@@ -37,12 +43,29 @@ enum ipc_type {
 	IPC_REQ_BASE		= 0x0100,
 	IPC_REQ_IDENTIFY	= IPC_REQ_BASE + MSG_IDENTIFY,
 	IPC_REQ_DISCONNECT	= IPC_REQ_BASE + MSG_DISCONNECT,
-	IPC_HELLO		= 0x0180,	/* first frame: client address */
+	IPC_HELLO		= 0x0180,	/* first frame: struct ipc_hello */
 
 	/* 0x02xx: hub to worker. */
 	IPC_LINE		= 0x0200,	/* one JSON line for the client */
 	IPC_IDENTIFIED		= 0x0201,	/* struct ipc_identified */
 	IPC_CLOSE		= 0x0202,	/* disconnect done: close now */
+	IPC_WELCOME		= 0x0203,	/* struct ipc_welcome */
+};
+
+#define IPC_SLOT_NEW		UINT32_MAX
+
+/* IPC_HELLO: a new worker, or one coming back after a hub restart. */
+struct ipc_hello {
+	uint32_t	slot;		/* IPC_SLOT_NEW, or its row so far */
+	uint32_t	pad;
+	char		addr[64];	/* the client, NUL-terminated */
+};
+
+/* IPC_WELCOME: the worker's row, and the last request that ran. */
+struct ipc_welcome {
+	uint32_t	slot;
+	uint32_t	pad;
+	uint64_t	last_seq;
 };
 
 /* IPC_IDENTIFIED: the answer to IPC_REQ_IDENTIFY. */
@@ -59,6 +82,13 @@ void	 ipc_put(struct buf *b, uint16_t type, uint32_t peer,
 	    const void *payload, size_t len);
 /* Starts a frame whose payload follows; returns its header's offset. */
 size_t	 ipc_begin(struct buf *b, uint16_t type, uint32_t peer);
+/* Sets the seq of the frame whose header is at hdroff. */
+void	 ipc_set_seq(struct buf *b, size_t hdroff, uint32_t seq);
+/*
+ * Checks a HELLO payload: exact size and a NUL-terminated address.
+ * Returns 0 and fills *hello, or -1.
+ */
+int	 ipc_get_hello(const char *payload, size_t len, struct ipc_hello *);
 /* Appends one length-prefixed string to the frame being built. */
 void	 ipc_put_str(struct buf *b, const char *p, size_t len);
 /* Ends the frame started at hdroff by writing its payload length. */

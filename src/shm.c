@@ -313,3 +313,90 @@ shm_room_leave(const struct shm_table *t, uint32_t r, uint32_t u)
 	}
 	return row->nmembers;
 }
+
+/* Whether user row i holds an identified user. */
+static int
+shm_user_live(const struct shm_table *t, uint32_t i)
+{
+	return i < t->hdr->max_users &&
+	    shm_user(t, i)->state == USER_IDENTIFIED;
+}
+
+/* Keeps only the bits of identified users in one bitmap word. */
+static uint64_t
+shm_live_bits(const struct shm_table *t, uint32_t word, uint64_t bits)
+{
+	uint64_t	w, keep = 0;
+	uint32_t	b;
+
+	for (w = bits; w != 0; w &= w - 1) {
+		b = (uint32_t)__builtin_ctzll(w);
+		if (shm_user_live(t, word * 64 + b))
+			keep |= (uint64_t)1 << b;
+	}
+	return keep;
+}
+
+/* Repairs a table a dead hub may have left mid-update. */
+unsigned
+shm_repair(const struct shm_table *t)
+{
+	struct shm_hdr	*h = t->hdr;
+	struct shm_user	*u;
+	struct shm_room	*r;
+	uint64_t	*m, *inv, keep;
+	uint32_t	 i, j, nidentified = 0, nrooms = 0, n;
+	unsigned	 fixes = 0;
+
+	for (i = 0; i < h->max_users; i++) {
+		u = shm_user(t, i);
+		if (u->state > USER_IDENTIFIED ||
+		    (u->state == USER_IDENTIFIED && (u->name_len == 0 ||
+		    u->name_len > h->name_bytes))) {
+			memset(u, 0, h->user_stride);
+			fixes++;
+		}
+		if (u->state == USER_IDENTIFIED)
+			nidentified++;
+	}
+	for (i = 0; i < h->max_rooms; i++) {
+		r = shm_room(t, i);
+		if (!r->in_use)
+			continue;
+		m = shm_room_members(t, r);
+		inv = shm_room_invited(t, r);
+		n = 0;
+		for (j = 0; j < h->bitmap_words; j++) {
+			/* Only identified users may be members or invited,
+			 * and a member is not invited. */
+			keep = shm_live_bits(t, j, m[j]);
+			if (keep != m[j])
+				fixes++;
+			m[j] = keep;
+			keep = shm_live_bits(t, j, inv[j]) & ~m[j];
+			if (keep != inv[j])
+				fixes++;
+			inv[j] = keep;
+			n += (uint32_t)__builtin_popcountll(m[j]);
+		}
+		if (r->name_len == 0 || r->name_len > h->room_bytes)
+			n = 0;
+		if (n != r->nmembers)
+			fixes++;
+		r->nmembers = n;
+		if (n == 0) {
+			memset(r, 0, h->room_stride);
+			continue;
+		}
+		nrooms++;
+	}
+	if (nidentified != h->nidentified || nrooms != h->nrooms)
+		fixes++;
+	h->nidentified = nidentified;
+	h->nrooms = nrooms;
+	if (h->gen & 1) {
+		h->gen++;
+		fixes++;
+	}
+	return fixes;
+}

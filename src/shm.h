@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define SHM_MAGIC	0x544b4e54U	/* "TKNT" */
-#define SHM_VERSION	1
+#define SHM_VERSION	2
 
 enum shm_user_state {
 	USER_FREE = 0,		/* no worker */
@@ -55,6 +55,7 @@ struct shm_user {
 	uint32_t	status;		/* enum user_status */
 	uint32_t	name_len;
 	uint64_t	seq;		/* when it identified */
+	uint64_t	last_seq;	/* the worker's last request that ran */
 	/* followed by name_bytes bytes of name */
 };
 
@@ -81,6 +82,13 @@ void	 shm_format(void *mem, size_t size, size_t max_users,
 	    size_t max_rooms, size_t max_name, size_t max_room);
 /* Checks a mapped header against its mapping size; 0 if sane, -1 if not. */
 int	 shm_check(const void *mem, size_t size);
+/*
+ * Makes a table a dead hub left consistent again: rows with a bad state
+ * or name are cleared, room bits point only at identified users, member
+ * counts are recounted, empty rooms are freed, and gen is made even.
+ * Returns how many things it had to fix.
+ */
+unsigned shm_repair(const struct shm_table *);
 
 /* Row i of the users, or of the rooms. */
 struct shm_user	*shm_user(const struct shm_table *, uint32_t i);

@@ -41,6 +41,8 @@
 #define WORKER_HUB_HIGH		(256 * 1024)	/* stop reading the client */
 #define WORKER_LINGER_MS	2000		/* flush time after CLOSE */
 #define WORKER_STOP_MS		1000		/* flush time on SIGTERM */
+#define WORKER_HUB_RETRY_MS	10000		/* wait for a new hub */
+#define WORKER_HUB_TICK_MS	50		/* between connect tries */
 #define WORKER_CLIENT_FD	3
 
 enum ident_state {
@@ -52,12 +54,20 @@ enum ident_state {
 static struct {
 	const struct config	*cfg;
 	int			 cfd;		/* the client's TCP socket */
-	int			 hfd;		/* the channel to the hub */
+	int			 hfd;		/* the channel to the hub, or -1 */
+	const struct runtime	*rt;
+	uint32_t		 slot;		/* row in the table */
+	uint32_t		 seq;		/* last request's seq */
+	uint32_t		 ident_seq;	/* seq of the pending IDENTIFY */
+	char			 ident_name[4 * LIMIT_MAX_NAME + 1];
+	int64_t			 hub_lost_at;	/* 0 while connected */
 	char			 addr[64];
 	struct framer		 in;		/* client input */
 	struct buf		 out;		/* client output queue */
 	struct buf		 hin;		/* frames from the hub */
-	struct buf		 hout;		/* frames to the hub */
+	struct buf		 hctl;		/* HELLO, sent before hout */
+	struct buf		 hout;		/* requests the hub has not run */
+	size_t			 hsent;		/* bytes of hout written */
 	struct proto_parser	 parser;
 	struct shm_table	 tab;		/* read-only */
 	enum ident_state	 ident;
@@ -70,6 +80,8 @@ static struct {
 } w;
 
 static volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
+
+static void	worker_hub_lost(void);
 
 /* Records SIGTERM; the loop flushes the queue, then exits. */
 static void
@@ -105,16 +117,63 @@ worker_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Starts a request frame with the next seq.  The frame stays in hout
+ * until the worker's row shows the hub ran it (worker_trim).
+ */
+static size_t
+worker_request(enum msg_type t)
+{
+	size_t	hdr;
+
+	hdr = ipc_begin(&w.hout, (uint16_t)(IPC_REQ_BASE + t), 0);
+	ipc_set_seq(&w.hout, hdr, ++w.seq);
+	return hdr;
+}
+
 /* Asks the hub for the DISCONNECT semantics; the answer is CLOSE. */
 static void
 worker_leave(enum result final)
 {
+	size_t	hdr;
+
 	if (w.closing)
 		return;
 	w.closing = 1;
 	w.final = final;
 	w.rd_done = 1;
-	ipc_put(&w.hout, IPC_REQ_DISCONNECT, 0, NULL, 0);
+	hdr = worker_request(MSG_DISCONNECT);
+	ipc_end(&w.hout, hdr);
+}
+
+/*
+ * Drops the requests the hub has run, as the worker's row in the shared
+ * table says; they need not be sent again after a hub restart.
+ */
+static void
+worker_trim(uint64_t last_seq)
+{
+	struct ipc_hdr	h;
+	size_t		len;
+
+	while (buf_pending(&w.hout) >= sizeof(h)) {
+		memcpy(&h, buf_head(&w.hout), sizeof(h));
+		if (h.seq > last_seq)
+			break;
+		len = sizeof(h) + h.len;
+		buf_drain(&w.hout, len);
+		w.hsent = w.hsent > len ? w.hsent - len : 0;
+	}
+}
+
+/* The last request the hub ran, from the worker's row (read-only). */
+static uint64_t
+worker_last_seq(void)
+{
+	if (w.slot == IPC_SLOT_NEW)
+		return 0;
+	return __atomic_load_n(&shm_user(&w.tab, w.slot)->last_seq,
+	    __ATOMIC_ACQUIRE);
 }
 
 /* Forwards one valid request to the hub as a frame of strings. */
@@ -123,7 +182,7 @@ worker_forward(const struct msg *m)
 {
 	size_t	hdr, i;
 
-	hdr = ipc_begin(&w.hout, (uint16_t)(IPC_REQ_BASE + m->type), 0);
+	hdr = worker_request(m->type);
 	switch (m->type) {
 	case MSG_IDENTIFY:
 		ipc_put_str(&w.hout, m->username.p, m->username.len);
@@ -183,8 +242,13 @@ worker_line(const char *line, size_t len)
 		return;
 	}
 	worker_forward(&m);
-	if (m.type == MSG_IDENTIFY)
+	if (m.type == MSG_IDENTIFY) {
 		w.ident = IDENT_PENDING;
+		w.ident_seq = w.seq;
+		/* Kept to answer the client if the hub dies mid-answer. */
+		memcpy(w.ident_name, m.username.p, m.username.len);
+		w.ident_name[m.username.len] = '\0';
+	}
 }
 
 /*
@@ -255,25 +319,19 @@ worker_queue(const char *p, size_t len)
 	xbuf_append(&w.out, p, len);
 }
 
-/* Takes the answer to IDENTIFY: on success, the process title changes. */
+/* Ends a pending IDENTIFY; on success, the process title changes. */
 static int
-worker_identified(const char *p, size_t len)
+worker_ident_done(int ok)
 {
-	struct ipc_identified	 id;
-	struct shm_user		*u;
-	char			 name[4 * LIMIT_MAX_NAME + 1];
+	struct shm_user	*u;
+	char		 name[4 * LIMIT_MAX_NAME + 1];
 
-	if (len != sizeof(id) || w.ident != IDENT_PENDING)
-		return -1;
-	memcpy(&id, p, sizeof(id));
-	if (!id.ok) {
+	if (!ok) {
 		w.ident = IDENT_NONE;
 		return 0;
 	}
-	if (id.slot >= w.tab.hdr->max_users)
-		return -1;
 	/* The row is read from the shared table, mapped read-only here. */
-	u = shm_user(&w.tab, id.slot);
+	u = shm_user(&w.tab, w.slot);
 	if (u->name_len >= sizeof(name) || u->name_len > w.tab.hdr->name_bytes)
 		return -1;
 	memcpy(name, shm_user_name(&w.tab, u), u->name_len);
@@ -281,6 +339,55 @@ worker_identified(const char *p, size_t len)
 	title_set("worker %s %s", name, w.addr);
 	w.ident = IDENT_DONE;
 	return 0;
+}
+
+/* Takes the answer to IDENTIFY. */
+static int
+worker_identified(const char *p, size_t len)
+{
+	struct ipc_identified	 id;
+
+	if (len != sizeof(id) || w.ident != IDENT_PENDING)
+		return -1;
+	memcpy(&id, p, sizeof(id));
+	if (id.slot != w.slot)
+		return -1;
+	return worker_ident_done(id.ok);
+}
+
+/*
+ * Takes the hub's WELCOME: the worker's row, and the last request that
+ * ran.  After a hub restart, an IDENTIFY that ran but whose answer died
+ * with the old hub is settled from the table, and the client gets the
+ * RESPONSE the old hub would have sent.
+ */
+static int
+worker_welcome(const char *p, size_t len)
+{
+	struct ipc_welcome	 wel;
+	struct msg		 m;
+	int			 ok;
+
+	if (len != sizeof(wel))
+		return -1;
+	memcpy(&wel, p, sizeof(wel));
+	if (wel.slot >= w.tab.hdr->max_users ||
+	    (w.slot != IPC_SLOT_NEW && wel.slot != w.slot))
+		return -1;
+	w.slot = wel.slot;
+	worker_trim(wel.last_seq);
+	if (w.ident != IDENT_PENDING || wel.last_seq < w.ident_seq)
+		return 0;
+	ok = shm_user(&w.tab, w.slot)->state == USER_IDENTIFIED;
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_RESPONSE;
+	m.op = MSG_IDENTIFY;
+	m.res = ok ? RES_SUCCESS : RES_USER_ALREADY_EXISTS;
+	m.extra = str_c(w.ident_name);
+	m.has_extra = 1;
+	if (!w.wr_dead && proto_encode(&w.out, &m) == -1)
+		fatal("proto_encode");
+	return worker_ident_done(ok);
 }
 
 /* The dispatcher: one frame from the hub; returns -1 on a bad frame. */
@@ -295,6 +402,8 @@ worker_dispatch(const struct ipc_hdr *h, const char *p)
 		return 0;
 	case IPC_IDENTIFIED:
 		return worker_identified(p, h->len);
+	case IPC_WELCOME:
+		return worker_welcome(p, h->len);
 	case IPC_CLOSE:
 		if (h->len != 0 || !w.closing)
 			return -1;
@@ -319,9 +428,7 @@ worker_hub_read(void)
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		if (!worker_stop)
-			log_warnx("worker %s: hub channel closed", w.addr);
-		worker_wind_down("hub channel closed");
+		worker_hub_lost();
 		return;
 	}
 	buf_commit(&w.hin, (size_t)n);
@@ -396,27 +503,88 @@ worker_final_reply(void)
 		fatal("proto_encode");
 }
 
-/* Connects to the hub's socket and says hello. */
-static void
-worker_connect_hub(const struct runtime *rt)
+/*
+ * Tries to connect to the hub's socket and queues HELLO, naming the row
+ * the worker had if it had one.  Everything the hub has not run is sent
+ * again after it.  Returns 0, or -1 to try again later.
+ */
+static int
+worker_hub_connect(void)
 {
 	struct sockaddr_un	sun;
-	size_t			hdr;
+	struct ipc_hello	hello;
+	int			fd;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
-	if (strlcpy(sun.sun_path, rt->hubpath, sizeof(sun.sun_path)) >=
+	if (strlcpy(sun.sun_path, w.rt->hubpath, sizeof(sun.sun_path)) >=
 	    sizeof(sun.sun_path))
 		fatalx("worker: hub path too long");
-	if ((w.hfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		fatal("worker: socket");
-	if (connect(w.hfd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
-		fatal("worker: connect %s", rt->hubpath);
-	if (fcntl(w.hfd, F_SETFL, O_NONBLOCK) == -1)
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		close(fd);
+		return -1;
+	}
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) == -1)
 		fatal("worker: fcntl");
-	hdr = ipc_begin(&w.hout, IPC_HELLO, 0);
-	ipc_put_str(&w.hout, w.addr, strlen(w.addr));
-	ipc_end(&w.hout, hdr);
+	w.hfd = fd;
+	w.hub_lost_at = 0;
+	w.hsent = 0;
+	buf_reset(&w.hin);
+	buf_reset(&w.hctl);
+	memset(&hello, 0, sizeof(hello));
+	hello.slot = w.slot;
+	(void)strlcpy(hello.addr, w.addr, sizeof(hello.addr));
+	ipc_put(&w.hctl, IPC_HELLO, 0, &hello, sizeof(hello));
+	return 0;
+}
+
+/*
+ * The hub went away (it crashed; the master starts another).  The
+ * worker keeps its client, keeps what the hub has not run, and tries to
+ * reconnect; past WORKER_HUB_RETRY_MS it gives up.
+ */
+static void
+worker_hub_lost(void)
+{
+	if (w.hfd == -1)
+		return;
+	close(w.hfd);
+	w.hfd = -1;
+	w.hub_lost_at = worker_now_ms();
+	buf_reset(&w.hin);
+	if (!worker_stop && !w.closed)
+		log_info("worker %s: hub channel closed, reconnecting",
+		    w.addr);
+}
+
+/* Writes HELLO, then the requests not yet written, to the hub. */
+static void
+worker_hub_write(void)
+{
+	ssize_t	n;
+
+	if (w.hfd == -1)
+		return;
+	if (buf_pending(&w.hctl) > 0) {
+		if (worker_write(w.hfd, &w.hctl) == -1) {
+			worker_hub_lost();
+			return;
+		}
+		if (buf_pending(&w.hctl) > 0)
+			return;
+	}
+	if (w.hsent >= buf_pending(&w.hout))
+		return;
+	n = write(w.hfd, buf_head(&w.hout) + w.hsent,
+	    buf_pending(&w.hout) - w.hsent);
+	if (n == -1) {
+		if (errno != EAGAIN && errno != EINTR)
+			worker_hub_lost();
+		return;
+	}
+	w.hsent += (size_t)n;
 }
 
 /* Keeps only the client socket and stdio: a worker needs nothing else. */
@@ -445,6 +613,9 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	int64_t		 deadline = 0;
 
 	w.cfg = cfg;
+	w.rt = rt;
+	w.hfd = -1;
+	w.slot = IPC_SLOT_NEW;
 	w.linger_ms = WORKER_LINGER_MS;
 	memset(&act, 0, sizeof(act));
 	sigemptyset(&act.sa_mask);
@@ -469,15 +640,23 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	framer_init(&w.in, cfg->max_line);
 	buf_init(&w.out);
 	buf_init(&w.hin);
+	buf_init(&w.hctl);
 	buf_init(&w.hout);
 	lim.max_name = cfg->max_name;
 	lim.max_room = cfg->max_room;
 	proto_parser_init(&w.parser, &lim);
-	worker_connect_hub(rt);
+	w.hub_lost_at = worker_now_ms();
 
 	for (;;) {
 		if (worker_stop && !w.closed)
 			worker_wind_down("SIGTERM");
+		if (w.hfd == -1 && !w.closed && worker_hub_connect() == -1 &&
+		    worker_now_ms() - w.hub_lost_at > WORKER_HUB_RETRY_MS) {
+			log_warnx("worker %s: no hub for %d ms", w.addr,
+			    WORKER_HUB_RETRY_MS);
+			worker_wind_down("no hub");
+		}
+		worker_trim(worker_last_seq());
 		if (w.closed) {
 			worker_final_reply();
 			if (w.wr_dead || buf_pending(&w.out) == 0)
@@ -489,8 +668,13 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 		}
 		pfd[0].fd = w.cfd;
 		pfd[0].events = 0;
+		/*
+		 * Back-pressure counts what is not yet written to the hub:
+		 * requests written but not yet seen to run are trimmed on
+		 * a later round, and nothing wakes the worker for that.
+		 */
 		if (!w.rd_done && w.ident != IDENT_PENDING &&
-		    buf_pending(&w.hout) < WORKER_HUB_HIGH)
+		    buf_pending(&w.hout) - w.hsent < WORKER_HUB_HIGH)
 			pfd[0].events |= POLLIN;
 		if (!w.wr_dead && buf_pending(&w.out) > 0)
 			pfd[0].events |= POLLOUT;
@@ -499,13 +683,18 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 			pfd[0].fd = -1;
 		pfd[1].fd = w.hfd;
 		pfd[1].events = w.closed ? 0 : POLLIN;
-		if (buf_pending(&w.hout) > 0 && !w.closed)
+		if (!w.closed && (buf_pending(&w.hctl) > 0 ||
+		    w.hsent < buf_pending(&w.hout)))
 			pfd[1].events |= POLLOUT;
-		if (pfd[1].events == 0)
+		if (pfd[1].events == 0 || w.hfd == -1)
 			pfd[1].fd = -1;
 		timeout = -1;
 		if (deadline != 0)
 			timeout = (int)(deadline - worker_now_ms()) + 1;
+		/* Without a hub, try again soon. */
+		if (w.hfd == -1 && !w.closed &&
+		    (timeout == -1 || timeout > WORKER_HUB_TICK_MS))
+			timeout = WORKER_HUB_TICK_MS;
 		if (poll(pfd, 2, timeout) == -1) {
 			if (errno == EINTR)
 				continue;
@@ -521,8 +710,8 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 				w.wr_dead = 1;
 			worker_input();
 		}
-		if (!w.closed && worker_write(w.hfd, &w.hout) == -1)
-			worker_wind_down("hub channel broken");
+		if (!w.closed)
+			worker_hub_write();
 		if (!w.wr_dead && worker_write(w.cfd, &w.out) == -1) {
 			log_debug("worker %s: write: %s", w.addr,
 			    strerror(errno));

@@ -6,7 +6,7 @@ import signal
 import time
 
 import tnlib
-from tnlib import (Client, Server, connect_users, pid_alive, proc_stat,
+from tnlib import (Client, Server, connect_users, pid_alive, proc_stat, req, resp,
                    proc_title, wait_until)
 
 
@@ -202,20 +202,66 @@ def test_no_fd_leak_in_master_and_hub():
 
 
 def test_hub_killed_is_restarted():
-    # Not in protocol.md: the master restarts a hub that died, and the
-    # daemon serves new connections again.
+    # The master restarts a hub that died; the new hub resumes from the
+    # shared table and the workers reconnect: clients stay connected and
+    # keep their names, statuses, rooms and invitations.
     with Server() as s:
-        a = Client(s).identify("A")
+        a, b, c = tnlib.connect_users(s, "A", "B", "C")
+        b.send(req("STATUS", status="AWAY"))
+        a.expect(tnlib.new_status("B", "AWAY"))
+        c.expect(tnlib.new_status("B", "AWAY"))
+        tnlib.make_room(a, "R", members=[b])
+        a.send(req("INVITE", roomname="R", usernames=["C"]))
+        c.expect(tnlib.invitation("A", "R"))
         hub = s.hub_pid()
         os.kill(hub, signal.SIGKILL)
-        a.expect_closed(timeout=5, allow_lines=True)
         wait_until(lambda: [p for p in s.titled("talknetd: hub") if p != hub],
-                   5, what=lambda: "a new hub (children %r)" % titles(s))
+                   2, what=lambda: "a new hub (children %r)" % titles(s))
         assert s.alive()
-        b = tnlib.identify_new(s, "A", timeout=5)
-        c = Client(s).identify("C")
-        b.expect(tnlib.new_user("C"))
-        assert c.users() == {"A": "ACTIVE", "C": "ACTIVE"}
+        # Nobody was disconnected, and the state is all there.
+        assert a.users() == {"A": "ACTIVE", "B": "AWAY", "C": "ACTIVE"}
+        a.send(req("ROOM_USERS", roomname="R"))
+        a.expect(tnlib.room_user_list("R", {"A": "ACTIVE", "B": "AWAY"}))
+        c.send(req("JOIN_ROOM", roomname="R"))
+        c.expect(resp("JOIN_ROOM", "SUCCESS", "R"))
+        a.expect(tnlib.joined_room("R", "C"))
+        b.expect(tnlib.joined_room("R", "C"))
+        # Names stay taken; a newcomer is served as usual.
+        d = Client(s)
+        d.send(req("IDENTIFY", username="A"))
+        d.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "A"))
+        d.identify("D")
+        for x in (a, b, c):
+            x.expect(tnlib.new_user("D"))
+        b.send(req("ROOM_TEXT", roomname="R", text="still here"))
+        a.expect(tnlib.room_text_from("R", "B", "still here"))
+        c.expect(tnlib.room_text_from("R", "B", "still here"))
+        tnlib.expect_nothing(a, b, c, d)
+
+
+def test_worker_gone_while_hub_down():
+    # A worker that dies while the hub is down is noticed by the new hub:
+    # the others get its DISCONNECT semantics, and its name is free.
+    with Server() as s:
+        a, b = tnlib.connect_users(s, "A", "B")
+        tnlib.make_room(a, "R", members=[b])
+        hub = s.hub_pid()
+        os.kill(hub, signal.SIGSTOP)
+        try:
+            wpid = s.worker_pid(b)
+            os.kill(wpid, signal.SIGKILL)
+            time.sleep(0.2)
+            os.kill(hub, signal.SIGKILL)
+        finally:
+            try:
+                os.kill(hub, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        a.expect(tnlib.left_room("R", "B"), timeout=5)
+        a.expect(tnlib.disconnected("B"), timeout=5)
+        e = tnlib.identify_new(s, "B", timeout=5)
+        a.expect(tnlib.new_user("B"))
+        tnlib.expect_nothing(a, e)
 
 
 if __name__ == "__main__":

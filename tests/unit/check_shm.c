@@ -203,6 +203,51 @@ START_TEST(test_rooms)
 }
 END_TEST
 
+START_TEST(test_repair)
+{
+	struct shm_table	 t = table_new(70, 3, 8, 16);
+	struct shm_room		*r0 = shm_room(&t, 0), *r1 = shm_room(&t, 1);
+
+	shm_user_attach(&t, 0, 10);
+	shm_user_identify(&t, 0, "a", 1);
+	shm_user_attach(&t, 65, 11);
+	shm_user_identify(&t, 65, "b", 1);
+	shm_room_create(&t, 0, "R", 1, 0);
+	shm_room_invite(&t, 0, 65);
+	ck_assert_uint_eq(shm_repair(&t), 0);
+
+	/* A hub died halfway through b leaving and a joining room 1. */
+	shm_begin(&t);
+	shm_room_create(&t, 1, "S", 1, 65);
+	shm_bit_set(shm_room_members(&t, r1), 0);	/* nmembers not yet */
+	shm_user_unidentify(&t, 65);			/* b's bits remain */
+	ck_assert_uint_eq(t.hdr->gen & 1, 1);
+	ck_assert_uint_gt(shm_repair(&t), 0);
+	ck_assert_uint_eq(t.hdr->gen & 1, 0);
+	/* b's invitation to R is gone; S holds only a, counted right. */
+	ck_assert_int_eq(shm_room_is_invited(&t, 0, 65), 0);
+	ck_assert_int_eq(shm_room_is_member(&t, 1, 65), 0);
+	ck_assert_int_eq(shm_room_is_member(&t, 1, 0), 1);
+	ck_assert_uint_eq(r1->nmembers, 1);
+	ck_assert_uint_eq(r0->nmembers, 1);
+	ck_assert_uint_eq(t.hdr->nrooms, 2);
+	ck_assert_uint_eq(t.hdr->nidentified, 1);
+
+	/* A room left with no identified member is freed. */
+	shm_user_unidentify(&t, 0);
+	ck_assert_uint_gt(shm_repair(&t), 0);
+	ck_assert_uint_eq(r0->in_use, 0);
+	ck_assert_uint_eq(r1->in_use, 0);
+	ck_assert_uint_eq(t.hdr->nrooms, 0);
+	/* A bad state is cleared; a second pass finds nothing. */
+	shm_user(&t, 3)->state = 77;
+	ck_assert_uint_gt(shm_repair(&t), 0);
+	ck_assert_uint_eq(shm_user(&t, 3)->state, USER_FREE);
+	ck_assert_uint_eq(shm_repair(&t), 0);
+	free(t.hdr);
+}
+END_TEST
+
 /* Collects the table tests. */
 static Suite *
 shm_suite(void)
@@ -217,6 +262,7 @@ shm_suite(void)
 	tcase_add_test(tc, test_size_limits);
 	tcase_add_test(tc, test_users);
 	tcase_add_test(tc, test_rooms);
+	tcase_add_test(tc, test_repair);
 	suite_add_tcase(s, tc);
 	return s;
 }
