@@ -55,6 +55,15 @@ static const struct conf_key conf_keys[] = {
 	    64, LIMIT_MAX_LINE, 0, 1 },
 	{ "max-queue", CONF_SIZE, offsetof(struct config, max_queue),
 	    4096, LIMIT_MAX_QUEUE, 0, 1 },
+	{ "max-clients-per-ip", CONF_SIZE,
+	    offsetof(struct config, max_clients_per_ip), 0, LIMIT_MAX_CLIENTS,
+	    0, 1 },
+	{ "login-timeout", CONF_SIZE, offsetof(struct config, login_timeout),
+	    0, 86400, 0, 1 },
+	{ "rate-limit", CONF_SIZE, offsetof(struct config, rate_limit),
+	    0, 1000000, 0, 1 },
+	{ "rate-burst", CONF_SIZE, offsetof(struct config, rate_burst),
+	    1, 1000000, 0, 1 },
 	{ "user", CONF_STRING, offsetof(struct config, user), 0, 0,
 	    sizeof(((struct config *)NULL)->user), 0 },
 	{ "pidfile", CONF_STRING, offsetof(struct config, pidfile), 0, 0,
@@ -107,6 +116,10 @@ conf_defaults(struct config *cfg)
 	cfg->max_room = PROTO_MAX_ROOM;
 	cfg->max_line = PROTO_MAX_LINE;
 	cfg->max_queue = DEFAULT_MAX_QUEUE;
+	cfg->max_clients_per_ip = DEFAULT_MAX_CLIENTS_PER_IP;
+	cfg->login_timeout = DEFAULT_LOGIN_TIMEOUT;
+	cfg->rate_limit = DEFAULT_RATE_LIMIT;
+	cfg->rate_burst = DEFAULT_RATE_BURST;
 }
 
 /* Sets one key from its text value; -1 with the reason in err. */

@@ -43,9 +43,19 @@
 #define MASTER_PAUSE_MS		200	/* after EMFILE or a failed fork */
 #define MASTER_STOP_MS		3000	/* children get this long on exit */
 
+/* How many live workers serve clients from one address. */
+struct ip_count {
+	int			family;
+	unsigned char		addr[16];
+	size_t			n;
+	RB_ENTRY(ip_count)	entry;
+};
+RB_HEAD(ip_tree, ip_count);
+
 /* A live worker process. */
 struct child {
 	pid_t			pid;
+	struct ip_count		*ip;
 	RB_ENTRY(child)		entry;
 };
 RB_HEAD(child_tree, child);
@@ -65,6 +75,7 @@ static struct {
 	pid_t			 hub_pid;
 	time_t			 hub_started;
 	struct child_tree	 children;
+	struct ip_tree		 ips;
 	size_t			 nchildren;
 	int			 sigpipe[2];	/* self-pipe: handler to loop */
 	int			 stopping;
@@ -82,6 +93,68 @@ child_cmp(struct child *a, struct child *b)
 #define __unused __attribute__((__unused__))
 #endif
 RB_GENERATE_STATIC(child_tree, child, entry, child_cmp)
+
+/* Orders client addresses. */
+static int
+ip_cmp(struct ip_count *a, struct ip_count *b)
+{
+	if (a->family != b->family)
+		return (a->family > b->family) - (a->family < b->family);
+	return memcmp(a->addr, b->addr, sizeof(a->addr));
+}
+
+RB_GENERATE_STATIC(ip_tree, ip_count, entry, ip_cmp)
+
+/* Fills the look-up key of a client address (IPv4, IPv6 or other). */
+static void
+ip_key(struct ip_count *key, const struct sockaddr *sa)
+{
+	memset(key, 0, sizeof(*key));
+	key->family = sa->sa_family;
+	if (sa->sa_family == AF_INET)
+		memcpy(key->addr, &((const struct sockaddr_in *)(const void *)
+		    sa)->sin_addr, 4);
+	else if (sa->sa_family == AF_INET6)
+		memcpy(key->addr, &((const struct sockaddr_in6 *)(const void *)
+		    sa)->sin6_addr, 16);
+}
+
+/*
+ * Counts one more worker for the client's address; NULL when the
+ * address already has --max-clients-per-ip of them.
+ */
+static struct ip_count *
+ip_take(const struct sockaddr *sa)
+{
+	struct ip_count	key, *ip;
+
+	ip_key(&key, sa);
+	if ((ip = RB_FIND(ip_tree, &master.ips, &key)) == NULL) {
+		ip = xcalloc(1, sizeof(*ip));
+		*ip = key;
+		RB_INSERT(ip_tree, &master.ips, ip);
+	}
+	if (master.cfg->max_clients_per_ip != 0 &&
+	    ip->n >= master.cfg->max_clients_per_ip) {
+		if (ip->n == 0) {
+			RB_REMOVE(ip_tree, &master.ips, ip);
+			free(ip);
+		}
+		return NULL;
+	}
+	ip->n++;
+	return ip;
+}
+
+/* Counts one worker less for an address. */
+static void
+ip_release(struct ip_count *ip)
+{
+	if (ip == NULL || --ip->n > 0)
+		return;
+	RB_REMOVE(ip_tree, &master.ips, ip);
+	free(ip);
+}
 
 /*
  * Takes the listening sockets systemd passed instead of binding.
@@ -375,7 +448,8 @@ master_shm_create(void)
 
 /* Forks one worker for an accepted connection. */
 static int
-master_fork_worker(int fd, struct sockaddr *sa, socklen_t salen)
+master_fork_worker(int fd, struct sockaddr *sa, socklen_t salen,
+    struct ip_count *ip)
 {
 	struct child	*c;
 	pid_t		 pid;
@@ -392,6 +466,7 @@ master_fork_worker(int fd, struct sockaddr *sa, socklen_t salen)
 	default:
 		c = xcalloc(1, sizeof(*c));
 		c->pid = pid;
+		c->ip = ip;
 		RB_INSERT(child_tree, &master.children, c);
 		master.nchildren++;
 		master.status_dirty = 1;
@@ -404,6 +479,7 @@ static int
 master_accept(int lfd)
 {
 	struct sockaddr_storage	 ss;
+	struct ip_count		*ip;
 	socklen_t		 sslen;
 	char			 name[128];
 	int			 fd, i;
@@ -437,8 +513,16 @@ master_accept(int lfd)
 			close(fd);
 			continue;
 		}
-		if (master_fork_worker(fd, (struct sockaddr *)&ss, sslen) ==
+		if ((ip = ip_take((struct sockaddr *)&ss)) == NULL) {
+			log_warnx("connection from %s refused: %zu from that "
+			    "address (--max-clients-per-ip)", name,
+			    master.cfg->max_clients_per_ip);
+			close(fd);
+			continue;
+		}
+		if (master_fork_worker(fd, (struct sockaddr *)&ss, sslen, ip) ==
 		    -1) {
+			ip_release(ip);
 			close(fd);
 			return -1;
 		}
@@ -468,6 +552,7 @@ master_reap(void)
 		key.pid = pid;
 		if ((c = RB_FIND(child_tree, &master.children, &key)) != NULL) {
 			RB_REMOVE(child_tree, &master.children, c);
+			ip_release(c->ip);
 			free(c);
 			master.nchildren--;
 			master.status_dirty = 1;
@@ -579,6 +664,10 @@ master_reload(void)
 		cur->log_level = next->log_level;
 		cur->max_line = next->max_line;
 		cur->max_queue = next->max_queue;
+		cur->max_clients_per_ip = next->max_clients_per_ip;
+		cur->login_timeout = next->login_timeout;
+		cur->rate_limit = next->rate_limit;
+		cur->rate_burst = next->rate_burst;
 		log_set_level(cur->log_level);
 		log_info("reloaded: log-level %d, max-line %zu, max-queue %zu",
 		    cur->log_level, cur->max_line, cur->max_queue);
@@ -734,6 +823,7 @@ master_main(struct config *cfg, reload_fn reload)
 	master.cfg = cfg;
 	master.reload = reload;
 	RB_INIT(&master.children);
+	RB_INIT(&master.ips);
 	master_user();
 	master_pidfile();
 	master_daemonize();

@@ -55,6 +55,10 @@ static const struct option talknetd_options[] = {
 	{ "max-room",		required_argument,	NULL, 0 },
 	{ "max-line",		required_argument,	NULL, 0 },
 	{ "max-queue",		required_argument,	NULL, 0 },
+	{ "max-clients-per-ip",	required_argument,	NULL, 0 },
+	{ "login-timeout",	required_argument,	NULL, 0 },
+	{ "rate-limit",		required_argument,	NULL, 0 },
+	{ "rate-burst",		required_argument,	NULL, 0 },
 	{ NULL,			0,			NULL, 0 }
 };
 
@@ -84,11 +88,21 @@ usage(FILE *f)
 	    "      --max-room N     code points in a room name (default %d)\n"
 	    "      --max-line BYTES longest input line (default %d)\n"
 	    "      --max-queue BYTES output queued per client (default %d)\n"
+	    "      --max-clients-per-ip N  connections from one address "
+	    "(default %d; 0: no cap)\n"
+	    "      --login-timeout S  close what has not identified in S "
+	    "seconds (default %d; 0: never)\n"
+	    "      --rate-limit N   messages per second read from a client "
+	    "(default %d; 0: no limit)\n"
+	    "      --rate-burst N   messages a client may send at once "
+	    "(default %d)\n"
 	    "      --log-level L    error, warning, info (default) or debug\n"
 	    "  -h, --help           show this help\n"
 	    "  -V, --version        show the version\n",
 	    DEFAULT_MAX_CLIENTS, DEFAULT_MAX_ROOMS, PROTO_MAX_NAME,
-	    PROTO_MAX_ROOM, PROTO_MAX_LINE, DEFAULT_MAX_QUEUE);
+	    PROTO_MAX_ROOM, PROTO_MAX_LINE, DEFAULT_MAX_QUEUE,
+	    DEFAULT_MAX_CLIENTS_PER_IP, DEFAULT_LOGIN_TIMEOUT,
+	    DEFAULT_RATE_LIMIT, DEFAULT_RATE_BURST);
 }
 
 /* Remembers one setting of the command line, checking it at once. */

@@ -17,6 +17,10 @@
 #define DEFAULT_MAX_CLIENTS		1000
 #define DEFAULT_MAX_ROOMS		1000
 #define DEFAULT_MAX_QUEUE		(1024 * 1024)
+#define DEFAULT_MAX_CLIENTS_PER_IP	16
+#define DEFAULT_LOGIN_TIMEOUT		20	/* seconds */
+#define DEFAULT_RATE_LIMIT		20	/* messages per second */
+#define DEFAULT_RATE_BURST		50
 
 /* Ceilings that keep the shared table's size sane. */
 #define LIMIT_MAX_CLIENTS		100000
@@ -50,6 +54,10 @@ struct config {
 	size_t			 max_room;
 	size_t			 max_line;
 	size_t			 max_queue;
+	size_t			 max_clients_per_ip;	/* 0: no cap */
+	size_t			 login_timeout;		/* seconds, 0: none */
+	size_t			 rate_limit;		/* msgs/s, 0: none */
+	size_t			 rate_burst;
 };
 
 /* What the master hands each child: paths and fds it will need. */

@@ -61,6 +61,9 @@ static struct {
 	uint32_t		 ident_seq;	/* seq of the pending IDENTIFY */
 	char			 ident_name[4 * LIMIT_MAX_NAME + 1];
 	int64_t			 hub_lost_at;	/* 0 while connected */
+	int64_t			 login_deadline; /* 0: none */
+	double			 tokens;	/* rate limit's bucket */
+	int64_t			 tokens_at;	/* when it was last filled */
 	char			 addr[64];
 	struct framer		 in;		/* client input */
 	struct buf		 out;		/* client output queue */
@@ -104,6 +107,17 @@ worker_wind_down(const char *why)
 	w.closed = 1;
 	w.final = RES_NONE;
 	w.linger_ms = WORKER_STOP_MS;
+}
+
+/* The sooner of two poll timeouts (-1: none; 0 or less for b: none). */
+static int
+worker_min_timeout(int a, int b)
+{
+	if (b <= 0)
+		return a;
+	if (a < 0 || b < a)
+		return b;
+	return a;
 }
 
 /* Milliseconds on the monotonic clock. */
@@ -252,6 +266,37 @@ worker_line(const char *line, size_t len)
 }
 
 /*
+ * The input rate limit: a token bucket of --rate-burst tokens, filled
+ * at --rate-limit a second, one token a message.  Lines past the limit
+ * stay buffered and the client is read no further until tokens come
+ * back, so a flood is slowed down by TCP, never dropped.
+ */
+static void
+worker_refill(void)
+{
+	int64_t	now;
+
+	if (w.cfg->rate_limit == 0)
+		return;
+	now = worker_now_ms();
+	w.tokens += (double)(now - w.tokens_at) * (double)w.cfg->rate_limit /
+	    1000.0;
+	if (w.tokens > (double)w.cfg->rate_burst)
+		w.tokens = (double)w.cfg->rate_burst;
+	w.tokens_at = now;
+}
+
+/* Milliseconds until the bucket holds a token again (0: now). */
+static int
+worker_token_wait_ms(void)
+{
+	if (w.cfg->rate_limit == 0 || w.tokens >= 1.0)
+		return 0;
+	return (int)((1.0 - w.tokens) * 1000.0 / (double)w.cfg->rate_limit) +
+	    1;
+}
+
+/*
  * Runs the complete lines buffered from the client.  While an IDENTIFY
  * is pending the rest waits: whether they are allowed depends on it.
  */
@@ -263,6 +308,9 @@ worker_input(void)
 	enum frame_result	 r;
 
 	while (!w.closing && w.ident != IDENT_PENDING) {
+		worker_refill();
+		if (worker_token_wait_ms() > 0)
+			break;
 		r = framer_next(&w.in, &line, &len);
 		if (r == FRAME_NONE)
 			break;
@@ -272,9 +320,12 @@ worker_input(void)
 			worker_leave(RES_INVALID);
 			break;
 		}
+		if (w.cfg->rate_limit != 0)
+			w.tokens -= 1.0;
 		worker_line(line, len);
 	}
-	if (w.rd_done && !w.closing && w.ident != IDENT_PENDING)
+	if (w.rd_done && !w.closing && w.ident != IDENT_PENDING &&
+	    (framer_pending(&w.in) == 0 || worker_token_wait_ms() == 0))
 		worker_leave(RES_NONE);
 }
 
@@ -338,6 +389,7 @@ worker_ident_done(int ok)
 	name[u->name_len] = '\0';
 	title_set("worker %s %s", name, w.addr);
 	w.ident = IDENT_DONE;
+	w.login_deadline = 0;
 	return 0;
 }
 
@@ -646,6 +698,11 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	lim.max_room = cfg->max_room;
 	proto_parser_init(&w.parser, &lim);
 	w.hub_lost_at = worker_now_ms();
+	w.tokens = (double)cfg->rate_burst;
+	w.tokens_at = worker_now_ms();
+	if (cfg->login_timeout > 0)
+		w.login_deadline = worker_now_ms() +
+		    (int64_t)cfg->login_timeout * 1000;
 
 	for (;;) {
 		if (worker_stop && !w.closed)
@@ -657,6 +714,17 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 			worker_wind_down("no hub");
 		}
 		worker_trim(worker_last_seq());
+		if (w.login_deadline != 0 && !w.closing &&
+		    worker_now_ms() >= w.login_deadline) {
+			log_info("worker %s: not identified after %zu s, "
+			    "closing", w.addr, w.cfg->login_timeout);
+			w.login_deadline = 0;
+			worker_leave(RES_NONE);
+		}
+		/* Lines held back by the rate limit may run now. */
+		worker_refill();
+		if (framer_pending(&w.in) > 0)
+			worker_input();
 		if (w.closed) {
 			worker_final_reply();
 			if (w.wr_dead || buf_pending(&w.out) == 0)
@@ -674,6 +742,7 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 		 * a later round, and nothing wakes the worker for that.
 		 */
 		if (!w.rd_done && w.ident != IDENT_PENDING &&
+		    worker_token_wait_ms() == 0 &&
 		    buf_pending(&w.hout) - w.hsent < WORKER_HUB_HIGH)
 			pfd[0].events |= POLLIN;
 		if (!w.wr_dead && buf_pending(&w.out) > 0)
@@ -692,9 +761,13 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 		if (deadline != 0)
 			timeout = (int)(deadline - worker_now_ms()) + 1;
 		/* Without a hub, try again soon. */
-		if (w.hfd == -1 && !w.closed &&
-		    (timeout == -1 || timeout > WORKER_HUB_TICK_MS))
-			timeout = WORKER_HUB_TICK_MS;
+		if (w.hfd == -1 && !w.closed)
+			timeout = worker_min_timeout(timeout,
+			    WORKER_HUB_TICK_MS);
+		timeout = worker_min_timeout(timeout, worker_token_wait_ms());
+		if (w.login_deadline != 0)
+			timeout = worker_min_timeout(timeout,
+			    (int)(w.login_deadline - worker_now_ms()) + 1);
 		if (poll(pfd, 2, timeout) == -1) {
 			if (errno == EINTR)
 				continue;

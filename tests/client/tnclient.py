@@ -57,7 +57,8 @@ class Daemon:
 
     def __init__(self, *args, listen="127.0.0.1:0"):
         self.proc = subprocess.Popen(
-            [TALKNETD, "-f", "-l", listen] + list(args),
+            [TALKNETD, "-f", "-l", listen, "--max-clients-per-ip", "0",
+             "--rate-limit", "0"] + list(args),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE)
         self.lines = []

@@ -397,5 +397,51 @@ def test_client_that_never_reads_its_replies():
         print("  X dropped after %d bursts of 2000 USERS" % sent)
 
 
+def test_max_clients_per_ip():
+    # The cap counts live connections from one address; 0 lifts it.
+    with Server("--max-clients-per-ip", "2") as s:
+        a, b = connect_users(s, "A", "B")
+        c = Client(s)
+        c.expect_closed(timeout=3)
+        assert any("--max-clients-per-ip" in l for l in s.log), s.log
+        b.send(req("DISCONNECT"))
+        b.expect_closed()
+        a.expect(disconnected("B"))
+        d = tnlib.identify_new(s, "D", timeout=5)
+        a.expect(new_user("D"))
+        expect_nothing(a, d)
+
+
+def test_login_timeout():
+    # A connection that does not identify in time is closed; one that
+    # identified is never timed out for being idle.
+    with Server("--login-timeout", "1") as s:
+        a = Client(s).identify("A")
+        lazy = Client(s)
+        t0 = time.monotonic()
+        lazy.expect_closed(timeout=4)
+        dt = time.monotonic() - t0
+        assert 0.8 <= dt <= 3.5, dt
+        time.sleep(1.2)
+        a.send(req("USERS"))
+        a.expect(tnlib.user_list({"A": "ACTIVE"}))
+        expect_nothing(a)
+
+
+def test_rate_limit_slows_but_never_drops():
+    # 10 a second with a burst of 5: 25 messages take about 2 s, and every
+    # one of them arrives, in order.
+    with Server("--rate-limit", "10", "--rate-burst", "5") as s:
+        a, b = connect_users(s, "A", "B")
+        t0 = time.monotonic()
+        for i in range(25):
+            a.send(req("PUBLIC_TEXT", text="m%d" % i))
+        for i in range(25):
+            b.expect(public_from("A", "m%d" % i), timeout=5)
+        dt = time.monotonic() - t0
+        assert 1.5 <= dt <= 4.5, "25 messages at 10/s burst 5 took %.2f s" % dt
+        expect_nothing(a, b)
+
+
 if __name__ == "__main__":
     tnlib.main(globals())

@@ -49,6 +49,10 @@ LOOPBACK = "127.0.0.1"
 # Messages, as protocol.md spells them (key order matters)
 
 
+# Options that switch off the flood limits meant for the internet.
+LIFT_LIMITS = ["--max-clients-per-ip", "0", "--rate-limit", "0"]
+
+
 def compact(obj):
     """The exact bytes the server must send for obj (when no escapes differ)."""
     return json.dumps(obj, separators=(",", ":"),
@@ -381,7 +385,9 @@ class Server:
             self.start()
 
     def argv(self):
-        a = [TALKNETD, "-f"]
+        # Every test client comes from 127.0.0.1 and many send fast: lift
+        # the per-address cap and the rate limit unless a test sets them.
+        a = [TALKNETD, "-f"] + LIFT_LIMITS
         for l in self.listen:
             a += ["-l", l]
         return a + self.opts

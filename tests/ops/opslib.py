@@ -333,7 +333,7 @@ class FileServer(tnlib.Server):
             self.start()
 
     def argv(self):
-        return [TALKNETD, "-f"] + self.opts
+        return [TALKNETD, "-f"] + tnlib.LIFT_LIMITS + self.opts
 
     def start(self):
         with patched_env(self.env):
@@ -399,7 +399,7 @@ class ActivatedServer(tnlib.Server):
         a = [SSA, "-l", "127.0.0.1:%d" % self.ssa_port]
         for k, v in self.setenv.items():
             a += ["-E", "%s=%s" % (k, v)]
-        return a + [TALKNETD, "-f"] + self.opts
+        return a + [TALKNETD, "-f"] + tnlib.LIFT_LIMITS + self.opts
 
     def start(self):
         if not os.access(TALKNETD, os.X_OK):
