@@ -403,7 +403,7 @@ def test_max_clients_per_ip():
         a, b = connect_users(s, "A", "B")
         c = Client(s)
         c.expect_closed(timeout=3)
-        assert any("--max-clients-per-ip" in l for l in s.log), s.log
+        s.wait_log(r"refused: 2 from that address \(--max-clients-per-ip\)")
         b.send(req("DISCONNECT"))
         b.expect_closed()
         a.expect(disconnected("B"))
