@@ -406,9 +406,9 @@ static void
 master_shm_create(void)
 {
 	struct config	*cfg = master.cfg;
-	void		*mem;
+	const void	*mem;
 	size_t		 size;
-	int		 fd, rofd;
+	int		 fd;
 
 	size = shm_size(cfg->max_clients, cfg->max_rooms, cfg->max_name,
 	    cfg->max_room);
@@ -433,12 +433,8 @@ master_shm_create(void)
 		fatal("shm_open %s", master.rt.shmname);
 	if (ftruncate(fd, (off_t)size) == -1)
 		fatal("ftruncate %s", master.rt.shmname);
-	if ((rofd = shm_open(master.rt.shmname, O_RDONLY | O_CLOEXEC, 0)) == -1)
-		fatal("shm_open %s", master.rt.shmname);
-	mem = mmap(NULL, size, PROT_READ, MAP_SHARED, rofd, 0);
-	if (mem == MAP_FAILED)
-		fatal("mmap");
-	close(rofd);
+	if ((mem = shm_map_readonly(master.rt.shmname, size)) == NULL)
+		fatal("mapping %s read-only", master.rt.shmname);
 	master.rt.shm_fd = fd;
 	master.rt.shm_ro = mem;
 	master.rt.shm_size = size;

@@ -6,9 +6,15 @@
  */
 #include "config.h"
 
+#include <sys/types.h>
+#include <sys/mman.h>
+
+#include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "shm.h"
 
@@ -99,6 +105,23 @@ shm_check(const void *mem, size_t size)
 	    h->rooms_off + (uint64_t)h->room_stride * h->max_rooms != size)
 		return -1;
 	return 0;
+}
+
+/* Maps the named segment read-only from a read-only descriptor. */
+const void *
+shm_map_readonly(const char *name, size_t size)
+{
+	void	*mem;
+	int	 fd, saved;
+
+	/* O_RDONLY: a PROT_WRITE upgrade of a MAP_SHARED map then fails. */
+	if ((fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0)) == -1)
+		return NULL;
+	mem = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return mem == MAP_FAILED ? NULL : mem;
 }
 
 /* Row i of the users. */

@@ -90,6 +90,13 @@ int	 shm_check(const void *mem, size_t size);
  */
 unsigned shm_repair(const struct shm_table *);
 
+/*
+ * Maps the named segment read-only from a read-only descriptor, so that
+ * mprotect cannot make the mapping writable: what the master hands to
+ * every worker.  Returns NULL with errno set on failure.
+ */
+const void	*shm_map_readonly(const char *name, size_t size);
+
 /* Row i of the users, or of the rooms. */
 struct shm_user	*shm_user(const struct shm_table *, uint32_t i);
 struct shm_room	*shm_room(const struct shm_table *, uint32_t i);

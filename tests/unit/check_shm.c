@@ -4,8 +4,15 @@
  */
 #include "config.h"
 
+#include <sys/mman.h>
+
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -248,6 +255,67 @@ START_TEST(test_repair)
 }
 END_TEST
 
+/* Creates a formatted segment and maps it as the master does for workers. */
+static const struct shm_hdr *
+map_worker_view(char *name, size_t namelen)
+{
+	const void	*ro;
+	size_t		 size = shm_size(10, 10, 8, 16);
+	void		*rw;
+	int		 fd;
+
+	(void)snprintf(name, namelen, "/talknetd-check.%ld", (long)getpid());
+	(void)shm_unlink(name);
+	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ne(fd, -1);
+	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+	rw = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(rw, MAP_FAILED);
+	shm_format(rw, size, 10, 10, 8, 16);
+	close(fd);
+	ro = shm_map_readonly(name, size);
+	ck_assert_ptr_nonnull(ro);
+	ck_assert_int_eq(shm_check(ro, size), 0);
+	return ro;
+}
+
+START_TEST(test_readonly_cannot_be_made_writable)
+{
+	char			 name[64];
+	const struct shm_hdr	*h = map_worker_view(name, sizeof(name));
+
+	ck_assert_int_eq(mprotect((void *)(uintptr_t)h, sizeof(*h),
+	    PROT_READ | PROT_WRITE), -1);
+	ck_assert_int_eq(errno, EACCES);
+	(void)shm_unlink(name);
+}
+END_TEST
+
+/* Ends the forked test with a status of its own on SIGSEGV. */
+static void
+on_segv(int sig)
+{
+	(void)sig;
+	_exit(42);
+}
+
+START_TEST(test_readonly_write_faults)
+{
+	char			 name[64];
+	const struct shm_hdr	*h = map_worker_view(name, sizeof(name));
+	struct sigaction	 sa;
+
+	(void)shm_unlink(name);
+	/* Our own handler, so the sanitizers' does not turn it into 1. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_segv;
+	ck_assert_int_eq(sigaction(SIGSEGV, &sa, NULL), 0);
+	/* What a compromised worker would try: this must fault. */
+	*(volatile uint32_t *)(uintptr_t)&h->nrooms = 7;
+	ck_abort_msg("writing the read-only table did not fault");
+}
+END_TEST
+
 /* Collects the table tests. */
 static Suite *
 shm_suite(void)
@@ -263,6 +331,8 @@ shm_suite(void)
 	tcase_add_test(tc, test_users);
 	tcase_add_test(tc, test_rooms);
 	tcase_add_test(tc, test_repair);
+	tcase_add_test(tc, test_readonly_cannot_be_made_writable);
+	tcase_add_exit_test(tc, test_readonly_write_faults, 42);
 	suite_add_tcase(s, tc);
 	return s;
 }
