@@ -665,8 +665,11 @@ master_reload(void)
 		cur->rate_limit = next->rate_limit;
 		cur->rate_burst = next->rate_burst;
 		log_set_level(cur->log_level);
-		log_info("reloaded: log-level %d, max-line %zu, max-queue %zu",
-		    cur->log_level, cur->max_line, cur->max_queue);
+		log_info("reloaded: log-level %d, max-line %zu, max-queue %zu, "
+		    "max-clients-per-ip %zu, login-timeout %zu, rate-limit %zu, "
+		    "rate-burst %zu", cur->log_level, cur->max_line,
+		    cur->max_queue, cur->max_clients_per_ip, cur->login_timeout,
+		    cur->rate_limit, cur->rate_burst);
 	}
 	free(next);
 	(void)systemd_notify("READY=1");
