@@ -134,3 +134,11 @@ buf_reset(struct buf *b)
 	b->off = 0;
 	b->len = 0;
 }
+
+/* Frees an empty buffer's storage when it is larger than keep bytes. */
+void
+buf_shrink(struct buf *b, size_t keep)
+{
+	if (b->off == b->len && b->cap > keep)
+		buf_free(b);
+}

@@ -32,5 +32,10 @@ void	 buf_commit(struct buf *, size_t n);
 void	 buf_drain(struct buf *, size_t n);
 /* Drops everything pending, keeping the storage. */
 void	 buf_reset(struct buf *);
+/*
+ * Gives the storage back when nothing is pending and more than keep
+ * bytes are allocated, so a burst does not pin memory for good.
+ */
+void	 buf_shrink(struct buf *, size_t keep);
 
 #endif

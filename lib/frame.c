@@ -156,3 +156,14 @@ framer_pending(const struct framer *f)
 {
 	return buf_pending(&f->in);
 }
+
+/* Frees the buffer when nothing is pending and it grew past keep bytes. */
+void
+framer_shrink(struct framer *f, size_t keep)
+{
+	if (framer_pending(f) == 0) {
+		buf_shrink(&f->in, keep);
+		if (f->in.data == NULL)
+			f->scan = 0;
+	}
+}

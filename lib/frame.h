@@ -45,6 +45,8 @@ int	 framer_feed(struct framer *, const char *p, size_t n);
  * terminator.  Empty lines are never returned.
  */
 enum frame_result framer_next(struct framer *, const char **line, size_t *len);
+/* Frees the buffer when nothing is pending and it grew past keep bytes. */
+void	 framer_shrink(struct framer *, size_t keep);
 /* Bytes buffered and not yet returned as lines. */
 size_t	 framer_pending(const struct framer *);
 

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -37,7 +38,8 @@
 #include "xmalloc.h"
 
 #define WORKER_READ_SIZE	(16 * 1024)
-#define WORKER_HUB_READ_SIZE	(64 * 1024)
+#define WORKER_HUB_READ_SIZE	(16 * 1024)
+#define WORKER_KEEP		(32 * 1024)	/* buffer kept when idle */
 #define WORKER_HUB_HIGH		(256 * 1024)	/* stop reading the client */
 #define WORKER_LINGER_MS	2000		/* flush time after CLOSE */
 #define WORKER_STOP_MS		1000		/* flush time on SIGTERM */
@@ -664,6 +666,12 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	int		 one = 1, timeout;
 	int64_t		 deadline = 0;
 
+	/*
+	 * Thousands of workers: a burst's buffers go back to the kernel
+	 * when freed instead of staying in each process's heap.
+	 */
+	(void)mallopt(M_MMAP_THRESHOLD, WORKER_KEEP);
+	(void)mallopt(M_TRIM_THRESHOLD, WORKER_KEEP);
 	w.cfg = cfg;
 	w.rt = rt;
 	w.hfd = -1;
@@ -792,5 +800,11 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 			buf_reset(&w.out);
 			worker_leave(RES_NONE);
 		}
+		/* An idle worker holds no more than a little of each. */
+		buf_shrink(&w.out, WORKER_KEEP);
+		buf_shrink(&w.hin, WORKER_KEEP);
+		framer_shrink(&w.in, WORKER_KEEP);
+		if (w.hsent == 0)
+			buf_shrink(&w.hout, WORKER_KEEP);
 	}
 }
