@@ -830,11 +830,12 @@ master_main(struct config *cfg, reload_fn reload)
 	if (atexit(master_atexit) != 0)
 		fatalx("atexit");
 	title_set("master");
+	/* Handlers first: a signal right after "listening" must not kill. */
+	master_signals();
 	if (master_listen(cfg) == -1)
 		exit(1);
 	if (master.pidfh != NULL && pidfile_write(master.pidfh) == -1)
 		fatal("pidfile_write");
-	master_signals();
 	master_hub_socket();
 	master_shm_create();
 	master_detach();
