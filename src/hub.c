@@ -17,6 +17,7 @@
 #include <sys/tree.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <time.h>
 #include <stdint.h>
@@ -36,6 +37,7 @@
 #include "xmalloc.h"
 
 #define HUB_READ_SIZE		(64 * 1024)
+#define HUB_KEEP		(128 * 1024)	/* buffer kept when idle */
 #define HUB_MAX_EVENTS		256
 #define HUB_GRACE_MS		3000	/* for workers to come back */
 #define HUB_GRACE_TICK_MS	100
@@ -916,6 +918,7 @@ hub_read(struct hub_conn *c)
 			return;
 		}
 	}
+	buf_shrink(&c->in, HUB_KEEP);
 	if (eof)
 		hub_kill(c, "channel closed");
 }
@@ -1008,6 +1011,7 @@ hub_flush(void)
 		}
 		if (n > 0)
 			buf_drain(&c->out, (size_t)n);
+		buf_shrink(&c->out, HUB_KEEP);
 		want = buf_pending(&c->out) > 0;
 		if (want != c->want_out) {
 			memset(&ev, 0, sizeof(ev));
@@ -1209,6 +1213,9 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
 		fatal("hub: prctl");
 
+	/* Bursts must not pin memory: big chunks go back when freed. */
+	(void)mallopt(M_MMAP_THRESHOLD, HUB_KEEP);
+	(void)mallopt(M_TRIM_THRESHOLD, HUB_KEEP);
 	hub.cfg = cfg;
 	hub.lfd = rt->hub_listen_fd;
 	hub.out_cap = 2 * cfg->max_queue + 2 * cfg->max_line + 65536;

@@ -80,6 +80,7 @@ static struct {
 	int			 closed;	/* the hub answered CLOSE */
 	int			 rd_done;	/* no more client input */
 	int			 wr_dead;	/* the client cannot be written */
+	int			 cut;		/* over --max-queue: no more */
 	enum result		 final;		/* reply after CLOSE, if any */
 	int			 linger_ms;	/* flush time once closed */
 } w;
@@ -359,13 +360,23 @@ worker_client_read(void)
 static void
 worker_queue(const char *p, size_t len)
 {
-	if (w.wr_dead)
+	const char	*head, *nl;
+
+	if (w.wr_dead || w.cut)
 		return;
 	if (buf_pending(&w.out) + len > w.cfg->max_queue) {
 		log_info("worker %s: output queue over %zu bytes, "
 		    "disconnecting", w.addr, w.cfg->max_queue);
-		w.wr_dead = 1;
-		buf_reset(&w.out);
+		/*
+		 * Keep only the first queued line, which may be half
+		 * written: the client never gets a partial line.
+		 */
+		w.cut = 1;
+		head = buf_head(&w.out);
+		if ((nl = memchr(head, '\n', buf_pending(&w.out))) != NULL)
+			w.out.len = w.out.off + (size_t)(nl - head) + 1;
+		else
+			buf_reset(&w.out);
 		worker_leave(RES_NONE);
 		return;
 	}

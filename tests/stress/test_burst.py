@@ -1,0 +1,150 @@
+"""Stress: connect bursts of 2,000 clients in 2 s (--max-clients 2100),
+each IDENTIFYing at once; all are served (IDENTIFY SUCCESS and every
+NEW_USER), then all go away (half DISCONNECT, half just close).  Two
+bursts in a row; after each, the fd counts of master and hub and the
+number of the master's children are back at baseline, and the master's
+VmRSS stays flat: the first burst may raise it once (its heap holds one
+record per child at the peak), later bursts must not.  Under a
+sanitizer (libasan mapped in the master) the RSS is only reported: the
+allocator's quarantine grows by design."""
+
+import sys
+sys.dont_write_bytecode = True   # keep the source tree clean
+import os
+import time
+
+import stresslib
+from stresslib import figure, note
+import tnlib
+from tnlib import Server, compact, req, resp
+
+N = int(os.environ.get("TN_STRESS_BURST", "2000"))
+SPREAD = 2.0                # seconds over which the N connects are spread
+BURSTS = 3
+
+
+def _burst(s, k, st):
+    pool = stresslib.Pool(s.port)
+    names = ["b%d_%04d" % (k, i) for i in range(N)]
+    ok_id = {compact(resp("IDENTIFY", "SUCCESS", n))[:-1]: n for n in names}
+    nu_prefix = b'{"type":"NEW_USER","username":"b%d_' % k
+    gone_prefix = b'{"type":"DISCONNECTED","username":"b%d_' % k
+    c_st = {"id": 0, "nu": 0, "gone": 0, "bad": []}
+
+    def on_line(c, raw):
+        if raw.startswith(nu_prefix):
+            c_st["nu"] += 1
+        elif raw.startswith(gone_prefix):
+            c_st["gone"] += 1
+        elif ok_id.get(raw) == c.name:
+            c_st["id"] += 1
+        elif len(c_st["bad"]) < 10:
+            c_st["bad"].append("%r got %r" % (c, raw[:200]))
+
+    def on_eof(c):
+        if not c.data:
+            c_st["bad"].append("%r: closed by the server" % c)
+
+    pool.on_line = on_line
+    pool.on_eof = on_eof
+    try:
+        t0 = time.monotonic()
+        for i, n in enumerate(names):
+            due = t0 + i * SPREAD / N
+            while True:
+                left = due - time.monotonic()
+                if left <= 0:
+                    break
+                pool.poll(left)
+            c = pool.connect(n, timeout=15)
+            c.send(req("IDENTIFY", username=n))
+        t_conn = time.monotonic() - t0
+        pool.run_until(lambda: c_st["id"] == N or c_st["bad"], 60,
+                       what=lambda: "%d IDENTIFY SUCCESS (have %d)"
+                       % (N, c_st["id"]))
+        assert not c_st["bad"], c_st["bad"]
+        t_id = time.monotonic() - t0
+        want = N * (N - 1) // 2
+        pool.run_until(lambda: c_st["nu"] == want or c_st["bad"], 180,
+                       what=lambda: "%d NEW_USER (have %d)"
+                       % (want, c_st["nu"]))
+        assert not c_st["bad"], c_st["bad"]
+        t_all = time.monotonic() - t0
+        nkids = len(s.children())
+        assert nkids == N + 1, "%d children for %d clients" % (nkids, N)
+        mem = stresslib.tree_memory(s)
+        # All go: half say DISCONNECT, half just close.
+        t1 = time.monotonic()
+        for c in pool.conns:
+            c.data = True       # an EOF from now on is expected
+            if c.idx % 2:
+                c.send(req("DISCONNECT"))
+            else:
+                pool.close(c)
+        pool.run_until(lambda: all(c.eof for c in pool.conns), 60,
+                       what=lambda: "the DISCONNECTs to be answered with "
+                       "EOF (%d left)" % sum(1 for c in pool.conns
+                                             if not c.eof))
+        assert not c_st["bad"], c_st["bad"]
+    finally:
+        pool.close_all()
+    st["t_conn"].append(t_conn)
+    st["t_id"].append(t_id)
+    st["t_all"].append(t_all)
+    st["mem"].append(mem)
+    return t1
+
+
+def test_connect_bursts():
+    stresslib.raise_nofile(2 * N + 300)
+    stresslib.need_processes(N)
+    st = {"t_conn": [], "t_id": [], "t_all": [], "mem": [], "settle": [],
+          "rss": []}
+    with Server("--max-clients", str(N + 100)) as s:
+        hub = s.hub_pid()
+        tnlib.wait_until(lambda: len(s.children()) == 1, 3, what="the hub")
+        base = stresslib.baseline(s, hub)
+        sanitized = stresslib.sanitized(s.pid)
+        rss0 = stresslib.status_kb(s.pid, "VmRSS")
+        for k in range(BURSTS):
+            t1 = _burst(s, k, st)
+            stresslib.wait_baseline(s, hub, base, timeout=60)
+            st["settle"].append(time.monotonic() - t1)
+            st["rss"].append(stresslib.status_kb(s.pid, "VmRSS"))
+            st.setdefault("hub_rss", []).append(
+                stresslib.status_kb(hub, "VmRSS"))
+            assert s.titled("talknetd: hub") == [hub], "the hub changed"
+        # Nobody is left.
+        f = tnlib.Client(s).identify("fresh")
+        assert f.users() == {"fresh": "ACTIVE"}
+        hwm_hub = stresslib.status_kb(hub, "VmHWM")
+    for k in range(BURSTS):
+        m = st["mem"][k]
+        figure("burst.%d.connect" % (k + 1), "%d connects in %.2f s; all "
+               "identified after %.2f s; all %d NEW_USER after %.2f s"
+               % (N, st["t_conn"][k], st["t_id"][k], N * (N - 1) // 2,
+                  st["t_all"][k]))
+        figure("burst.%d.tree" % (k + 1), "Pss sum %d kB over %d procs"
+               % (m["pss_sum_kb"], m["procs"]))
+        figure("burst.%d.teardown" % (k + 1), "%.2f s until fds and "
+               "children back at baseline" % st["settle"][k])
+    figure("burst.baseline", "master fds %d, hub fds %d, children %d "
+           "(same after each burst)" % base)
+    figure("burst.master_rss", "%d kB before, %s kB after the bursts"
+           % (rss0, " kB, ".join(str(r) for r in st["rss"])))
+    figure("burst.hub", "VmRSS %s kB after each burst; VmHWM %s kB"
+           % (" kB, ".join(str(r) for r in st["hub_rss"]), hwm_hub))
+    if sanitized:
+        note("sanitizer build: the master's RSS is reported, not checked")
+        return
+    # Flat: the first burst may grow the heap once (about 64 bytes per
+    # concurrent child); after that, not a page more per burst.
+    grow = st["rss"][0] - rss0
+    assert grow <= 256 + N * 128 // 1024, \
+        "the master's RSS grew by %d kB in the first burst" % grow
+    assert st["rss"][-1] - st["rss"][0] <= 64, \
+        "the master's RSS grew between bursts: %r" % st["rss"]
+
+
+if __name__ == "__main__":
+    stresslib.run(globals())
