@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "ipc.h"
 #include "log.h"
 #include "proto.h"
@@ -1039,17 +1040,6 @@ hub_end_round(void)
 	}
 }
 
-/* Milliseconds on the monotonic clock. */
-static int64_t
-hub_now_ms(void)
-{
-	struct timespec	ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		fatal("clock_gettime");
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Orders identified users by when they identified. */
 static int
 hub_seq_cmp(const void *a, const void *b)
@@ -1126,7 +1116,7 @@ hub_resume(void)
 			free(r);
 		}
 	}
-	hub.grace_until = hub_now_ms() + HUB_GRACE_MS;
+	hub.grace_until = clock_now_ms() + HUB_GRACE_MS;
 	log_info("hub: resumed %u users (%zu identified) and %u rooms",
 	    h->max_users - hub.nfree_users, nidents, h->nrooms);
 }
@@ -1144,7 +1134,7 @@ hub_grace(void)
 
 	if (hub.grace_until == 0)
 		return;
-	over = hub_now_ms() >= hub.grace_until;
+	over = clock_now_ms() >= hub.grace_until;
 	for (i = 0; i < hub.cfg->max_clients; i++) {
 		if ((c = hub.conns[i]) == NULL || c->fd != -1 || c->dead)
 			continue;

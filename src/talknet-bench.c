@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "proto.h"
 
 #ifndef PACKAGE_VERSION
@@ -301,17 +302,6 @@ usage(FILE *f, int status)
 "  -V, --version            show the version\n",
 	    getprogname(), getprogname());
 	exit(status);
-}
-
-/* Returns CLOCK_MONOTONIC in nanoseconds. */
-static int64_t
-mono_ns(void)
-{
-	struct timespec	ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		err(1, "clock_gettime");
-	return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
 }
 
 /* Records SIGINT or SIGTERM for the main loop. */
@@ -923,7 +913,7 @@ static void
 conn_lost(struct bench *b, struct conn *c, const char *why)
 {
 	enum cstate	old = c->st;
-	int64_t		now = mono_ns();
+	int64_t		now = clock_now_ns();
 
 	conn_close(b, c);
 	if (b->ph >= PH_TEARDOWN)
@@ -1111,7 +1101,7 @@ bench_on_text(struct bench *b, struct conn *c, const char *text, size_t len,
 	/* A closed-loop pinger sends the next one as soon as this is back. */
 	if (b->o->wl == WL_PRIVATE && b->o->rate == 0 &&
 	    bench_sending(b, now))
-		bench_send(b, c, mono_ns());
+		bench_send(b, c, clock_now_ns());
 }
 
 /* Handles a RESPONSE: the set-up steps, or an error from the server. */
@@ -1404,7 +1394,7 @@ conn_read(struct bench *b, struct conn *c)
 			return;
 		}
 		buf_commit(&c->in, (size_t)r);
-		now = mono_ns();
+		now = clock_now_ns();
 		/* Not buf_head(): the reserve above made data non-NULL. */
 		used = conn_lines(b, c, c->in.data + c->in.off,
 		    buf_pending(&c->in), now);
@@ -1558,7 +1548,7 @@ bench_begin(struct bench *b, int64_t now)
 	if (o->rate == 0)
 		for (i = 0; i < b->n; i++)
 			if (b->c[i].sender && b->c[i].st == C_READY)
-				bench_send(b, &b->c[i], mono_ns());
+				bench_send(b, &b->c[i], clock_now_ns());
 }
 
 /* Sends what the senders' schedules say is due, a bounded burst each. */
@@ -1576,7 +1566,7 @@ bench_send_due(struct bench *b, int64_t now)
 		if (!c->sender || c->st != C_READY)
 			continue;
 		for (k = 0; k < SEND_BURST && c->next_ns <= now; k++) {
-			t = mono_ns();
+			t = clock_now_ns();
 			if (t >= b->t_end)
 				break;
 			if (t - c->next_ns > b->max_lag_ns)
@@ -1730,20 +1720,20 @@ bench_run(struct bench *b)
 	int64_t			now;
 	int			nev, i;
 
-	b->t0 = mono_ns();
+	b->t0 = clock_now_ns();
 	b->t_progress = b->t0 + NS;
 	b->deadline = b->t0 + (int64_t)(o->setup_timeout + o->warmup +
 	    o->duration + o->drain) * NS + 2 * TEARDOWN_NS;
 	if (o->wl == WL_CONNECT)
 		b->t_phase_end = b->t0 + (int64_t)o->duration * NS;
 	while (b->ph != PH_DONE) {
-		now = mono_ns();
+		now = clock_now_ns();
 		bench_tick(b, now);
 		bench_progress(b, now, 0);
 		if (b->ph == PH_DONE)
 			break;
 		nev = epoll_wait(b->ep, evs, MAX_EVENTS,
-		    bench_timeout(b, mono_ns()));
+		    bench_timeout(b, clock_now_ns()));
 		if (nev == -1) {
 			if (errno == EINTR)
 				continue;
@@ -1755,7 +1745,7 @@ bench_run(struct bench *b)
 	for (i = 0; i < (int)b->n; i++)
 		if (b->c[i].fd >= 0)
 			conn_close(b, &b->c[i]);
-	bench_progress(b, mono_ns(), 1);
+	bench_progress(b, clock_now_ns(), 1);
 }
 
 /* --- results ------------------------------------------------------------ */

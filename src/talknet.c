@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "frame.h"
 #include "proto.h"
 #include "utf8.h"
@@ -132,17 +133,6 @@ usage(FILE *f, int status)
 	fprintf(f, "usage: %s [-n|--name NAME] [--json] [--raw] [-h|--help] "
 	    "[-V|--version] [HOST [PORT]]\n", getprogname());
 	exit(status);
-}
-
-/* Returns monotonic time in milliseconds. */
-static long long
-now_ms(void)
-{
-	struct timespec	ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		err(1, "clock_gettime");
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Records a signal for the main loop. */
@@ -419,7 +409,7 @@ send_quit(struct client *c)
 	send_msg(c, &m);
 	c->said_bye = 1;
 	c->state = ST_QUIT;
-	c->deadline = now_ms() + QUIT_TIMEOUT_MS;
+	c->deadline = clock_now_ms() + QUIT_TIMEOUT_MS;
 }
 
 /* Sends IDENTIFY with the chosen name. */
@@ -602,7 +592,7 @@ input_command(struct client *c, const char *p, size_t len)
 			send_line(c, p, len);
 			c->said_bye = 1;
 			c->state = ST_QUIT;
-			c->deadline = now_ms() + QUIT_TIMEOUT_MS;
+			c->deadline = clock_now_ms() + QUIT_TIMEOUT_MS;
 			return;
 		}
 		send_line(c, p, len);
@@ -709,7 +699,7 @@ input_end(struct client *c)
 {
 	if (c->mode == MODE_RAW) {
 		c->state = ST_QUIT;
-		c->deadline = now_ms() + QUIT_TIMEOUT_MS;
+		c->deadline = clock_now_ms() + QUIT_TIMEOUT_MS;
 		return;
 	}
 	switch (c->state) {
@@ -1228,7 +1218,7 @@ net_connect(const char *host, const char *port)
 	hints.ai_socktype = SOCK_STREAM;
 	if ((error = getaddrinfo(host, port, &hints, &res)) != 0)
 		errx(1, "%s port %s: %s", host, port, gai_strerror(error));
-	deadline = now_ms() + CONNECT_TIMEOUT_MS;
+	deadline = clock_now_ms() + CONNECT_TIMEOUT_MS;
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, ai->ai_protocol);
@@ -1245,7 +1235,7 @@ net_connect(const char *host, const char *port)
 		pfd.fd = fd;
 		pfd.events = POLLOUT;
 		for (;;) {
-			left = deadline - now_ms();
+			left = deadline - clock_now_ms();
 			if (left <= 0) {
 				n = 0;
 				break;
@@ -1346,7 +1336,7 @@ client_loop(struct client *c, const sigset_t *waitmask)
 					err(1, "shutdown");
 				c->shut = 1;
 			}
-			left = c->deadline - now_ms();
+			left = c->deadline - clock_now_ms();
 			if (left <= 0)
 				client_exit(c, 0);
 			ts.tv_sec = left / 1000;

@@ -28,6 +28,7 @@
 
 #include "addr.h"
 #include "buf.h"
+#include "clock.h"
 #include "frame.h"
 #include "ipc.h"
 #include "log.h"
@@ -121,17 +122,6 @@ worker_min_timeout(int a, int b)
 	if (a < 0 || b < a)
 		return b;
 	return a;
-}
-
-/* Milliseconds on the monotonic clock. */
-static int64_t
-worker_now_ms(void)
-{
-	struct timespec	ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		fatal("clock_gettime");
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /*
@@ -281,7 +271,7 @@ worker_refill(void)
 
 	if (w.cfg->rate_limit == 0)
 		return;
-	now = worker_now_ms();
+	now = clock_now_ms();
 	w.tokens += (double)(now - w.tokens_at) * (double)w.cfg->rate_limit /
 	    1000.0;
 	if (w.tokens > (double)w.cfg->rate_burst)
@@ -533,14 +523,14 @@ worker_finish(void)
 {
 	struct pollfd	pfd;
 	char		junk[4096];
-	int64_t		end = worker_now_ms() + 500;
+	int64_t		end = clock_now_ms() + 500;
 	int		i;
 
 	if (!w.wr_dead && shutdown(w.cfd, SHUT_WR) == 0) {
-		for (i = 0; i < 64 && worker_now_ms() < end; i++) {
+		for (i = 0; i < 64 && clock_now_ms() < end; i++) {
 			pfd.fd = w.cfd;
 			pfd.events = POLLIN;
-			if (poll(&pfd, 1, (int)(end - worker_now_ms())) <= 0)
+			if (poll(&pfd, 1, (int)(end - clock_now_ms())) <= 0)
 				break;
 			if (read(w.cfd, junk, sizeof(junk)) <= 0)
 				break;
@@ -617,7 +607,7 @@ worker_hub_lost(void)
 		return;
 	close(w.hfd);
 	w.hfd = -1;
-	w.hub_lost_at = worker_now_ms();
+	w.hub_lost_at = clock_now_ms();
 	buf_reset(&w.hin);
 	if (!worker_stop && !w.closed)
 		log_info("worker %s: hub channel closed, reconnecting",
@@ -716,25 +706,25 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	lim.max_name = cfg->max_name;
 	lim.max_room = cfg->max_room;
 	proto_parser_init(&w.parser, &lim);
-	w.hub_lost_at = worker_now_ms();
+	w.hub_lost_at = clock_now_ms();
 	w.tokens = (double)cfg->rate_burst;
-	w.tokens_at = worker_now_ms();
+	w.tokens_at = clock_now_ms();
 	if (cfg->login_timeout > 0)
-		w.login_deadline = worker_now_ms() +
+		w.login_deadline = clock_now_ms() +
 		    (int64_t)cfg->login_timeout * 1000;
 
 	for (;;) {
 		if (worker_stop && !w.closed)
 			worker_wind_down("SIGTERM");
 		if (w.hfd == -1 && !w.closed && worker_hub_connect() == -1 &&
-		    worker_now_ms() - w.hub_lost_at > WORKER_HUB_RETRY_MS) {
+		    clock_now_ms() - w.hub_lost_at > WORKER_HUB_RETRY_MS) {
 			log_warnx("worker %s: no hub for %d ms", w.addr,
 			    WORKER_HUB_RETRY_MS);
 			worker_wind_down("no hub");
 		}
 		worker_trim(worker_last_seq());
 		if (w.login_deadline != 0 && !w.closing &&
-		    worker_now_ms() >= w.login_deadline) {
+		    clock_now_ms() >= w.login_deadline) {
 			log_info("worker %s: not identified after %zu s, "
 			    "closing", w.addr, w.cfg->login_timeout);
 			w.login_deadline = 0;
@@ -749,8 +739,8 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 			if (w.wr_dead || buf_pending(&w.out) == 0)
 				worker_finish();
 			if (deadline == 0)
-				deadline = worker_now_ms() + w.linger_ms;
-			else if (worker_now_ms() >= deadline)
+				deadline = clock_now_ms() + w.linger_ms;
+			else if (clock_now_ms() >= deadline)
 				worker_finish();
 		}
 		pfd[0].fd = w.cfd;
@@ -778,7 +768,7 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 			pfd[1].fd = -1;
 		timeout = -1;
 		if (deadline != 0)
-			timeout = (int)(deadline - worker_now_ms()) + 1;
+			timeout = (int)(deadline - clock_now_ms()) + 1;
 		/* Without a hub, try again soon. */
 		if (w.hfd == -1 && !w.closed)
 			timeout = worker_min_timeout(timeout,
@@ -786,7 +776,7 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 		timeout = worker_min_timeout(timeout, worker_token_wait_ms());
 		if (w.login_deadline != 0)
 			timeout = worker_min_timeout(timeout,
-			    (int)(w.login_deadline - worker_now_ms()) + 1);
+			    (int)(w.login_deadline - clock_now_ms()) + 1);
 		if (poll(pfd, 2, timeout) == -1) {
 			if (errno == EINTR)
 				continue;
