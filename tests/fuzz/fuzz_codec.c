@@ -1,0 +1,358 @@
+/*
+ * fuzz_codec.c: libFuzzer target for the framer and the protocol codec.
+ *
+ * The input is the byte stream a client sends, and the end of the input
+ * ends its last line (the stream is the input and one '\n').  Its first
+ * two bytes also choose the line limit and how the stream is cut into
+ * reads; they stay part of the stream, so plain JSON lines work as seeds
+ * as they are:
+ *
+ *   data[0] >= 0x80: max_line is (data[0] & 0x7f) + 1, so TOOLONG is
+ *                    reached; otherwise max_line is PROTO_MAX_LINE.
+ *   data[1] & 3:     0 one read, 1 one byte per read, 2 reads of 1-8
+ *                    bytes, 3 reads of 1-300 bytes (sizes from a PRNG
+ *                    seeded by data[0..1] and the length).
+ *
+ * Checked: the framer returns exactly the lines a simple model of
+ * frame.h returns (so never an empty one nor one over max_line), says
+ * TOOLONG exactly when the model does, keeps its buffer within max_line
+ * plus one read, and goes on working after framer_shrink (called
+ * between reads, as an idle worker does).  Every line goes through
+ * proto_parse_request and proto_parse_reply; whatever parses is encoded
+ * again, and the encoding ends in exactly one '\n', has no raw byte
+ * below 0x20, is valid UTF-8, parses back to the same message field by
+ * field, and encodes back to the same bytes.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "buf.h"
+#include "frame.h"
+#include "proto.h"
+#include "utf8.h"
+#include "fuzz.h"
+
+#define FRAME_MIN_CAP	256	/* as in lib/frame.c */
+
+/* A small PRNG for read sizes; never 0 once seeded with a non-zero. */
+static uint32_t
+xorshift32(uint32_t *s)
+{
+	uint32_t	x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	*s = x;
+	return x;
+}
+
+/* Whether two decoded strings are the same, unset ones included. */
+static int
+str_same(struct str a, struct str b)
+{
+	if ((a.p == NULL) != (b.p == NULL) || a.len != b.len)
+		return 0;
+	return a.len == 0 || memcmp(a.p, b.p, a.len) == 0;
+}
+
+/* Checks parse(encode(m)) == m, field by field. */
+static void
+check_same_msg(const struct msg *a, const struct msg *b)
+{
+	size_t	i, n;
+
+	FUZZ_CHECK(a->type == b->type);
+	FUZZ_CHECK(str_same(a->username, b->username));
+	FUZZ_CHECK(str_same(a->roomname, b->roomname));
+	FUZZ_CHECK(str_same(a->text, b->text));
+	FUZZ_CHECK(str_same(a->status, b->status));
+	FUZZ_CHECK(a->st == b->st);
+	FUZZ_CHECK(str_same(a->operation, b->operation));
+	FUZZ_CHECK(a->op == b->op);
+	FUZZ_CHECK(str_same(a->result, b->result));
+	FUZZ_CHECK(a->res == b->res);
+	FUZZ_CHECK(str_same(a->extra, b->extra));
+	FUZZ_CHECK(a->has_extra == b->has_extra);
+	FUZZ_CHECK(a->nlist == b->nlist);
+	FUZZ_CHECK((a->list == NULL) == (b->list == NULL));
+	n = a->nlist;
+	if (a->type == MSG_USER_LIST || a->type == MSG_ROOM_USER_LIST)
+		n *= 2;
+	for (i = 0; i < n; i++)
+		FUZZ_CHECK(str_same(a->list[i], b->list[i]));
+}
+
+/* Checks what the protocol promises about a parsed request. */
+static void
+check_request(const struct msg *m, const struct proto_limits *lim)
+{
+	size_t	i;
+
+	FUZZ_CHECK(m->type >= MSG_REQUEST_FIRST &&
+	    m->type <= MSG_REQUEST_LAST);
+	if (m->username.p != NULL)
+		FUZZ_CHECK(utf8_name_valid(m->username.p, m->username.len,
+		    lim->max_name));
+	if (m->roomname.p != NULL)
+		FUZZ_CHECK(utf8_name_valid(m->roomname.p, m->roomname.len,
+		    lim->max_room));
+	if (m->text.p != NULL)
+		FUZZ_CHECK(utf8_valid(m->text.p, m->text.len));
+	switch (m->type) {
+	case MSG_IDENTIFY:
+	case MSG_TEXT:
+		FUZZ_CHECK(m->username.p != NULL);
+		break;
+	case MSG_STATUS:
+		FUZZ_CHECK(m->status.p != NULL);
+		FUZZ_CHECK(proto_status_lookup(m->status.p, m->status.len) ==
+		    (int)m->st);
+		break;
+	case MSG_INVITE:
+		FUZZ_CHECK(m->nlist >= 1 && m->list != NULL);
+		for (i = 0; i < m->nlist; i++)
+			FUZZ_CHECK(utf8_name_valid(m->list[i].p,
+			    m->list[i].len, lim->max_name));
+		break;
+	case MSG_NEW_ROOM:
+	case MSG_JOIN_ROOM:
+	case MSG_ROOM_USERS:
+	case MSG_ROOM_TEXT:
+	case MSG_LEAVE_ROOM:
+		FUZZ_CHECK(m->roomname.p != NULL);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Checks what the protocol promises about a parsed server message. */
+static void
+check_reply(const struct msg *m)
+{
+	FUZZ_CHECK(m->type > MSG_REQUEST_LAST && m->type < MSG_TYPE_COUNT);
+	if (m->type == MSG_RESPONSE) {
+		FUZZ_CHECK(m->operation.p != NULL && m->result.p != NULL);
+		FUZZ_CHECK(m->res == proto_result_lookup(m->result.p,
+		    m->result.len));
+		FUZZ_CHECK(m->op == MSG_NONE ||
+		    (m->op >= MSG_REQUEST_FIRST && m->op <= MSG_REQUEST_LAST));
+		if (m->op != MSG_NONE)
+			FUZZ_CHECK(proto_type_lookup(m->operation.p,
+			    m->operation.len) == m->op);
+		FUZZ_CHECK(m->has_extra == (m->extra.p != NULL));
+	}
+}
+
+/*
+ * Encodes m, checks the line, parses it back with pp2 and checks that
+ * the result is m and encodes to the same bytes.
+ */
+static void
+check_roundtrip(struct proto_parser *pp2, struct buf *enc,
+    const struct msg *m, int request)
+{
+	struct msg	 m2;
+	const char	*out;
+	size_t		 n, i;
+	int		 r;
+
+	buf_reset(enc);
+	FUZZ_CHECK(proto_encode(enc, m) == 0);
+	out = buf_head(enc);
+	n = buf_pending(enc);
+	FUZZ_CHECK(n >= 2 && out[n - 1] == '\n');
+	for (i = 0; i + 1 < n; i++)
+		FUZZ_CHECK((unsigned char)out[i] >= 0x20);
+	FUZZ_CHECK(utf8_valid(out, n));
+
+	if (request)
+		r = proto_parse_request(pp2, out, n - 1, &m2);
+	else
+		r = proto_parse_reply(pp2, out, n - 1, &m2);
+	FUZZ_CHECK(r == 0);
+	check_same_msg(m, &m2);
+
+	/* The encoding is canonical: m2 encodes to the same bytes. */
+	FUZZ_CHECK(proto_encode(enc, &m2) == 0);
+	FUZZ_CHECK(buf_pending(enc) == 2 * n);
+	out = buf_head(enc);
+	FUZZ_CHECK(memcmp(out, out + n, n) == 0);
+}
+
+/* Runs one line through both parsers and the encoder. */
+static void
+check_line(struct proto_parser *pp, struct proto_parser *pp2,
+    struct buf *enc, const char *line, size_t len)
+{
+	struct msg	m;
+
+	if (proto_parse_request(pp, line, len, &m) == 0) {
+		FUZZ_CHECK(utf8_valid(line, len));
+		check_request(&m, &pp->lim);
+		check_roundtrip(pp2, enc, &m, 1);
+	} else
+		FUZZ_CHECK(m.type == MSG_NONE);
+	if (proto_parse_reply(pp, line, len, &m) == 0) {
+		FUZZ_CHECK(utf8_valid(line, len));
+		check_reply(&m);
+		check_roundtrip(pp2, enc, &m, 0);
+	} else
+		FUZZ_CHECK(m.type == MSG_NONE);
+}
+
+/* Where the model of frame.h is in the stream. */
+struct model {
+	size_t	pos;	/* start of the current line */
+	size_t	scan;	/* bytes from pos on known to hold no terminator */
+};
+
+/*
+ * The model of frame.h over the first fed bytes of the stream.  Returns
+ * the next event; on FRAME_LINE sets *line and *len, and moves past the
+ * line's terminator.  It remembers how far it searched, as the framer
+ * does, so that one-byte reads of a long line stay linear.
+ */
+static enum frame_result
+model_next(struct model *md, const uint8_t *s, size_t fed, size_t max_line,
+    const char **line, size_t *len)
+{
+	size_t	q, n, l;
+
+	for (;;) {
+		q = md->pos + md->scan;
+		for (; q < fed; q++)
+			if (s[q] == '\n' || s[q] == '\0')
+				break;
+		if (q == fed) {
+			l = fed - md->pos;
+			md->scan = l;
+			if (l > max_line + 1 ||
+			    (l == max_line + 1 && s[fed - 1] != '\r'))
+				return FRAME_TOOLONG;
+			return FRAME_NONE;
+		}
+		n = q - md->pos;
+		if (s[q] == '\n' && n > 0 && s[q - 1] == '\r')
+			n--;
+		if (n > max_line)
+			return FRAME_TOOLONG;
+		*line = (const char *)s + md->pos;
+		md->pos = q + 1;
+		md->scan = 0;
+		if (n == 0)
+			continue;
+		*len = n;
+		return FRAME_LINE;
+	}
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *input, size_t insize)
+{
+	struct framer		 f;
+	struct proto_parser	 pp, pp2;
+	struct buf		 enc;
+	enum frame_result	 r, want_r;
+	const char		*line, *want_line;
+	char			*dst;
+	struct model		 md = { 0, 0 };
+	size_t			 max_line, fed = 0, len, want_len;
+	size_t			 chunk, want, avail, max_want = 0, n;
+	size_t			 keep, cap;
+	uint32_t		 rng;
+	int			 mode;
+	uint8_t			*data;
+	size_t			 size = insize + 1;
+
+	/* The end of the input ends the last line, as in the seeds. */
+	if ((data = malloc(size)) == NULL)
+		return 0;
+	if (insize > 0)
+		memcpy(data, input, insize);
+	data[insize] = '\n';
+	max_line = PROTO_MAX_LINE;
+	if (insize > 0 && (input[0] & 0x80))
+		max_line = (size_t)(input[0] & 0x7f) + 1;
+	mode = insize > 1 ? input[1] & 3 : 0;
+	rng = ((uint32_t)(insize > 0 ? input[0] : 0) << 8 |
+	    (insize > 1 ? input[1] : 0)) ^ ((uint32_t)insize << 16) ^
+	    0x9e3779b9U;
+	if (rng == 0)
+		rng = 1;
+
+	framer_init(&f, max_line);
+	proto_parser_init(&pp, NULL);
+	proto_parser_init(&pp2, NULL);
+	buf_init(&enc);
+
+	while (fed < size) {
+		switch (mode) {
+		case 0:
+			chunk = size - fed;
+			break;
+		case 1:
+			chunk = 1;
+			break;
+		case 2:
+			chunk = 1 + xorshift32(&rng) % 8;
+			break;
+		default:
+			chunk = 1 + xorshift32(&rng) % 300;
+			break;
+		}
+		if (chunk > size - fed)
+			chunk = size - fed;
+		/* Read the way the daemon does: ask for room, fill part. */
+		want = 1 + xorshift32(&rng) % 512;
+		if (want > max_want)
+			max_want = want;
+		dst = framer_space(&f, want, &avail);
+		FUZZ_CHECK(dst != NULL && avail >= want);
+		n = chunk < avail ? chunk : avail;
+		memcpy(dst, data + fed, n);
+		framer_commit(&f, n);
+		fed += n;
+		/* An endless line never grows the buffer past one read. */
+		FUZZ_CHECK(f.in.cap <= FRAME_MIN_CAP ||
+		    f.in.cap <= max_line + max_want + 2);
+
+		for (;;) {
+			r = framer_next(&f, &line, &len);
+			want_r = model_next(&md, data, fed, max_line,
+			    &want_line, &want_len);
+			FUZZ_CHECK(r == want_r);
+			if (r != FRAME_LINE)
+				break;
+			FUZZ_CHECK(len > 0 && len <= max_line);
+			FUZZ_CHECK(len == want_len &&
+			    memcmp(line, want_line, len) == 0);
+			check_line(&pp, &pp2, &enc, line, len);
+		}
+		if (r == FRAME_TOOLONG)
+			break;	/* the daemon drops the client here */
+		FUZZ_CHECK(framer_pending(&f) == fed - md.pos);
+		/* An idle worker may give the buffer back between reads. */
+		if ((xorshift32(&rng) & 7) == 0) {
+			keep = xorshift32(&rng) % 1024;
+			cap = f.in.cap;
+			n = framer_pending(&f);
+			framer_shrink(&f, keep);
+			FUZZ_CHECK(framer_pending(&f) == n);
+			if (n == 0 && cap > keep)
+				FUZZ_CHECK(f.in.data == NULL && f.in.cap == 0);
+			else
+				FUZZ_CHECK(f.in.cap == cap);
+		}
+	}
+
+	buf_free(&enc);
+	proto_parser_free(&pp2);
+	proto_parser_free(&pp);
+	framer_free(&f);
+	free(data);
+	return 0;
+}

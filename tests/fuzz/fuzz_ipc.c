@@ -1,0 +1,300 @@
+/*
+ * fuzz_ipc.c: libFuzzer target for the frames a worker sends the hub.
+ *
+ * A compromised worker is hostile, so the hub must survive any bytes on
+ * its channel.  The input is two control bytes and then the channel's
+ * byte stream:
+ *
+ *   data[0]: how the stream is cut into reads (as data[1] of
+ *            fuzz_codec.c: 0 one read, 1 one byte per read, 2 reads of
+ *            1-8 bytes, 3 reads of 1-300 bytes; the other bits seed the
+ *            read sizes);
+ *   data[1]: the configured limits: max_name is 1 + (data[1] & 15) and
+ *            max_room is 1 + (data[1] >> 4) code points.
+ *
+ * Each frame goes through what hub_read, hub_dispatch, hub_hello and
+ * hub_request do with it (ipc_get, ipc_get_hello, ipc_request_msg,
+ * ipc_get_strs, ipc_check_request, and the content checks of
+ * hub_check_args), with the hub's per-worker state reduced to its flags
+ * and last seq.  A frame the hub would drop its worker for ends the
+ * input, as hub_kill ends the channel.
+ *
+ * Checked: no crash or sanitizer report; ipc_get returns a payload
+ * inside the buffer, right after the header it returns, and drains
+ * exactly that frame; -1 from ipc_get stays -1 for that buffer even when
+ * well-formed bytes follow; ipc_get_strs counts and splits alike and
+ * every string lies inside the payload.
+ */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "buf.h"
+#include "ipc.h"
+#include "proto.h"
+#include "utf8.h"
+#include "xmalloc.h"
+#include "fuzz.h"
+
+/* What the hub keeps per worker, as far as frame handling needs it. */
+struct sim_conn {
+	int		 hello;		/* HELLO received (c->slot set) */
+	int		 identified;
+	int		 parted;
+	uint64_t	 last_seq;	/* the row's last_seq */
+	char		 addr[64];
+	size_t		 max_name;	/* hub.cfg->max_name */
+	size_t		 max_room;	/* hub.cfg->max_room */
+	struct str	*args;		/* hub.args */
+	size_t		 nargs;
+};
+
+/* A small PRNG for read sizes; never 0 once seeded with a non-zero. */
+static uint32_t
+xorshift32(uint32_t *s)
+{
+	uint32_t	x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	*s = x;
+	return x;
+}
+
+/*
+ * Mirrors hub_check_args in src/hub.c: the content checks of a request's
+ * strings.  Keep the two in step; src/hub.c is not linked here because
+ * it is the whole hub process.
+ */
+static int
+sim_check_args(const struct sim_conn *c, enum msg_type t,
+    const struct str *a, size_t n)
+{
+	size_t	i;
+
+	switch (t) {
+	case MSG_IDENTIFY:
+		return utf8_name_valid(a[0].p, a[0].len, c->max_name);
+	case MSG_STATUS:
+		return proto_status_lookup(a[0].p, a[0].len) != -1;
+	case MSG_TEXT:
+		return utf8_name_valid(a[0].p, a[0].len, c->max_name) &&
+		    utf8_valid(a[1].p, a[1].len);
+	case MSG_PUBLIC_TEXT:
+		return utf8_valid(a[0].p, a[0].len);
+	case MSG_INVITE:
+		for (i = 1; i < n; i++)
+			if (!utf8_name_valid(a[i].p, a[i].len, c->max_name))
+				return 0;
+		return utf8_name_valid(a[0].p, a[0].len, c->max_room);
+	case MSG_NEW_ROOM:
+	case MSG_JOIN_ROOM:
+	case MSG_ROOM_USERS:
+	case MSG_LEAVE_ROOM:
+		return utf8_name_valid(a[0].p, a[0].len, c->max_room);
+	case MSG_ROOM_TEXT:
+		return utf8_name_valid(a[0].p, a[0].len, c->max_room) &&
+		    utf8_valid(a[1].p, a[1].len);
+	case MSG_USERS:
+	case MSG_DISCONNECT:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Mirrors hub_hello: a HELLO frame; -1 to drop the worker. */
+static int
+sim_hello(struct sim_conn *c, const char *p, size_t len)
+{
+	struct ipc_hello	hello;
+
+	if (c->hello || ipc_get_hello(p, len, &hello) == -1)
+		return -1;
+	FUZZ_CHECK(len == sizeof(hello));
+	FUZZ_CHECK(memchr(hello.addr, '\0', sizeof(hello.addr)) != NULL);
+	(void)strlcpy(c->addr, hello.addr, sizeof(c->addr));
+	if (!utf8_valid(c->addr, strlen(c->addr)))
+		(void)strlcpy(c->addr, "?", sizeof(c->addr));
+	/*
+	 * The hub gives a returning worker its old row only if it belongs
+	 * to the same process; this target accepts any slot so that the
+	 * requests after it are explored as well.
+	 */
+	c->hello = 1;
+	return 0;
+}
+
+/* Mirrors hub_request: one request frame; -1 to drop the worker. */
+static int
+sim_request(struct sim_conn *c, const struct ipc_hdr *h, const char *p)
+{
+	enum msg_type	 t = ipc_request_msg(h->type);
+	long		 n, n2, i;
+	const char	*end = p + h->len;
+
+	FUZZ_CHECK(t >= MSG_REQUEST_FIRST && t <= MSG_REQUEST_LAST);
+	if ((n = ipc_get_strs(p, h->len, NULL, 0)) == -1 ||
+	    ipc_check_request(h->type, n) == -1)
+		return -1;
+	FUZZ_CHECK(n >= 0 && (size_t)n <= h->len / sizeof(uint32_t));
+	if ((size_t)n > c->nargs) {
+		c->args = xreallocarray(c->args, (size_t)n,
+		    sizeof(*c->args));
+		c->nargs = (size_t)n;
+	}
+	n2 = ipc_get_strs(p, h->len, c->args, c->nargs);
+	FUZZ_CHECK(n2 == n);
+	/* Every string lies inside the payload, one after the other. */
+	for (i = 0; i < n; i++) {
+		FUZZ_CHECK(c->args[i].p >= p + sizeof(uint32_t));
+		FUZZ_CHECK(c->args[i].len <= (size_t)(end - c->args[i].p));
+		if (i > 0)
+			FUZZ_CHECK(c->args[i].p == c->args[i - 1].p +
+			    c->args[i - 1].len + sizeof(uint32_t));
+	}
+	if (n > 0)
+		FUZZ_CHECK(c->args[n - 1].p + c->args[n - 1].len == end);
+	if (!sim_check_args(c, t, c->args, (size_t)n))
+		return -1;
+	/* A resent request that already ran is skipped. */
+	if (h->seq <= c->last_seq) {
+		if (t == MSG_DISCONNECT)
+			c->parted = 1;
+		return 0;
+	}
+	if (h->seq != c->last_seq + 1 || c->parted)
+		return -1;
+	if (t != MSG_DISCONNECT && c->identified != (t != MSG_IDENTIFY))
+		return -1;
+	/* hub_run: only the state frame handling depends on. */
+	if (t == MSG_IDENTIFY)
+		c->identified = 1;
+	else if (t == MSG_DISCONNECT)
+		c->parted = 1;
+	c->last_seq = h->seq;
+	return 0;
+}
+
+/* Mirrors hub_dispatch: one frame from a worker; -1 to drop it. */
+static int
+sim_dispatch(struct sim_conn *c, const struct ipc_hdr *h, const char *p)
+{
+	switch (h->type) {
+	case IPC_HELLO:
+		return sim_hello(c, p, h->len);
+	default:
+		if (!c->hello || ipc_request_msg(h->type) == MSG_NONE)
+			return -1;
+		return sim_request(c, h, p);
+	}
+}
+
+/* Checks that a bad header keeps failing, whatever follows it. */
+static void
+check_sticky(struct buf *b)
+{
+	struct ipc_hdr		 h;
+	struct ipc_hello	 hello;
+	const char		*p;
+
+	FUZZ_CHECK(ipc_get(b, &h, &p) == -1);
+	memset(&hello, 0, sizeof(hello));
+	hello.slot = IPC_SLOT_NEW;
+	ipc_put(b, IPC_HELLO, 0, &hello, sizeof(hello));
+	FUZZ_CHECK(ipc_get(b, &h, &p) == -1);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct sim_conn	 c;
+	struct buf	 b;
+	struct ipc_hdr	 h;
+	const char	*p, *head;
+	size_t		 fed = 0, chunk, want, avail, n, pending;
+	uint32_t	 rng;
+	int		 mode, r, dropped = 0;
+
+	if (size < 2)
+		return 0;
+	memset(&c, 0, sizeof(c));
+	c.max_name = 1 + (data[1] & 15);
+	c.max_room = 1 + (data[1] >> 4);
+	mode = data[0] & 3;
+	rng = ((uint32_t)data[0] << 8 | data[1]) ^ ((uint32_t)size << 16) ^
+	    0x9e3779b9U;
+	if (rng == 0)
+		rng = 1;
+	data += 2;
+	size -= 2;
+	buf_init(&b);
+
+	while (fed < size && !dropped) {
+		switch (mode) {
+		case 0:
+			chunk = size - fed;
+			break;
+		case 1:
+			chunk = 1;
+			break;
+		case 2:
+			chunk = 1 + xorshift32(&rng) % 8;
+			break;
+		default:
+			chunk = 1 + xorshift32(&rng) % 300;
+			break;
+		}
+		if (chunk > size - fed)
+			chunk = size - fed;
+		/* Read as hub_read does: reserve, then fill part of it. */
+		want = 1 + xorshift32(&rng) % 512;
+		xbuf_reserve(&b, want);
+		avail = b.cap - b.len;
+		FUZZ_CHECK(avail >= want);
+		n = chunk < avail ? chunk : avail;
+		memcpy(b.data + b.len, data + fed, n);
+		buf_commit(&b, n);
+		fed += n;
+
+		for (;;) {
+			head = buf_head(&b);
+			pending = buf_pending(&b);
+			p = NULL;
+			r = ipc_get(&b, &h, &p);
+			if (r == 0) {
+				FUZZ_CHECK(buf_pending(&b) == pending);
+				break;
+			}
+			if (r == -1) {
+				FUZZ_CHECK(pending >= IPC_HDR_LEN);
+				FUZZ_CHECK(buf_pending(&b) == pending);
+				check_sticky(&b);
+				dropped = 1;
+				break;
+			}
+			FUZZ_CHECK(r == 1);
+			FUZZ_CHECK(h.version == IPC_VERSION &&
+			    h.len <= IPC_MAX_PAYLOAD);
+			FUZZ_CHECK(pending >= IPC_HDR_LEN &&
+			    h.len <= pending - IPC_HDR_LEN);
+			FUZZ_CHECK(memcmp(&h, head, sizeof(h)) == 0);
+			FUZZ_CHECK(p == head + IPC_HDR_LEN);
+			FUZZ_CHECK(p >= b.data &&
+			    (size_t)(p - b.data) + h.len <= b.cap);
+			FUZZ_CHECK(buf_pending(&b) ==
+			    pending - IPC_HDR_LEN - h.len);
+			if (sim_dispatch(&c, &h, p) == -1) {
+				dropped = 1;	/* hub_kill */
+				break;
+			}
+		}
+	}
+
+	free(c.args);
+	buf_free(&b);
+	return 0;
+}
