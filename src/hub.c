@@ -83,6 +83,7 @@ static struct {
 	int			 epfd;
 	int			 lfd;
 	size_t			 out_cap;	/* per-worker backlog limit */
+	uint32_t		 max_frame;	/* longest request payload */
 	int64_t			 grace_until;	/* 0, or when detached rows go */
 	size_t			 ndetached;
 	struct hub_conn		**conns;	/* by slot */
@@ -913,7 +914,8 @@ hub_read(struct hub_conn *c)
 	else
 		buf_commit(&c->in, (size_t)n);
 
-	while (!c->dead && (r = ipc_get(&c->in, &h, &p)) != 0) {
+	while (!c->dead && (r = ipc_get_max(&c->in, hub.max_frame, &h,
+	    &p)) != 0) {
 		if (r == -1 || hub_dispatch(c, &h, p) == -1) {
 			hub_kill(c, "malformed frame");
 			return;
@@ -1209,6 +1211,13 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	hub.cfg = cfg;
 	hub.lfd = rt->hub_listen_fd;
 	hub.out_cap = 2 * cfg->max_queue + 2 * cfg->max_line + 65536;
+	/*
+	 * A request comes from one line of at most max_line bytes, and each
+	 * of its strings costs the line at least as much as the 4-byte
+	 * prefix does the frame: no honest payload is longer than this.
+	 * A hostile worker cannot make the hub buffer or allocate more.
+	 */
+	hub.max_frame = (uint32_t)(2 * cfg->max_line + 4096);
 	TAILQ_INIT(&hub.dirty);
 	TAILQ_INIT(&hub.dead);
 	TAILQ_INIT(&hub.idents);

@@ -123,12 +123,21 @@ ipc_get_hello(const char *payload, size_t len, struct ipc_hello *hello)
 int
 ipc_get(struct buf *b, struct ipc_hdr *h, const char **payload)
 {
+	return ipc_get_max(b, IPC_MAX_PAYLOAD, h, payload);
+}
+
+/* Takes the next frame from b, of at most max payload bytes. */
+int
+ipc_get_max(struct buf *b, uint32_t max, struct ipc_hdr *h,
+    const char **payload)
+{
 	size_t	avail = buf_pending(b);
 
 	if (avail < sizeof(*h))
 		return 0;
 	memcpy(h, buf_head(b), sizeof(*h));
-	if (h->version != IPC_VERSION || h->len > IPC_MAX_PAYLOAD)
+	if (h->version != IPC_VERSION || h->len > max ||
+	    h->len > IPC_MAX_PAYLOAD)
 		return -1;
 	if (avail - sizeof(*h) < h->len)
 		return 0;

@@ -101,6 +101,12 @@ void	 ipc_end(struct buf *b, size_t hdroff);
  */
 int	 ipc_get(struct buf *b, struct ipc_hdr *h, const char **payload);
 /*
+ * The same, for a peer whose frames are never longer than max bytes of
+ * payload: a longer header is -1 at once, before its payload is read.
+ */
+int	 ipc_get_max(struct buf *b, uint32_t max, struct ipc_hdr *h,
+	    const char **payload);
+/*
  * Splits a string-list payload.  Returns the number of strings (up to
  * max filled into strs), or -1 when a length runs past the end.  With
  * strs NULL it only counts.

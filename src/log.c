@@ -40,6 +40,9 @@ log_set_level(int level)
 	log_level = level;
 }
 
+static void	log_vwrite(int, int, const char *, va_list)
+		    __attribute__((format(printf, 3, 0)));
+
 /* Formats one line and sends it where the logger points. */
 static void
 log_vwrite(int level, int with_errno, const char *fmt, va_list ap)

@@ -2506,6 +2506,7 @@ bench_init_clients(struct bench *b)
 		err(1, "calloc");
 }
 
+/* Parses the options, runs one workload (or draws charts), reports. */
 int
 main(int argc, char *argv[])
 {

@@ -183,6 +183,26 @@ START_TEST(test_compaction_keeps_frame)
 }
 END_TEST
 
+START_TEST(test_max_frame)
+{
+	struct buf	 b;
+	struct ipc_hdr	 h;
+	const char	*p;
+	char		 big[100];
+
+	/* A header over the peer's limit fails before its payload comes. */
+	buf_init(&b);
+	memset(big, 'x', sizeof(big));
+	ipc_put(&b, IPC_LINE, 0, big, sizeof(big));
+	b.len = b.off + sizeof(struct ipc_hdr);
+	ck_assert_int_eq(ipc_get_max(&b, 99, &h, &p), -1);
+	ck_assert_int_eq(ipc_get_max(&b, 100, &h, &p), 0);
+	b.len = b.off + sizeof(struct ipc_hdr) + sizeof(big);
+	ck_assert_int_eq(ipc_get_max(&b, 100, &h, &p), 1);
+	buf_free(&b);
+}
+END_TEST
+
 /* Collects the IPC tests. */
 static Suite *
 ipc_suite(void)
@@ -197,6 +217,7 @@ ipc_suite(void)
 	tcase_add_test(tc, test_strs_malformed);
 	tcase_add_test(tc, test_request_counts);
 	tcase_add_test(tc, test_compaction_keeps_frame);
+	tcase_add_test(tc, test_max_frame);
 	suite_add_tcase(s, tc);
 	return s;
 }
