@@ -264,5 +264,26 @@ def test_worker_gone_while_hub_down():
         tnlib.expect_nothing(a, e)
 
 
+def test_master_killed_leaves_no_orphans():
+    # If the master dies (kill -9), the hub and every worker exit too
+    # (PR_SET_PDEATHSIG): systemd then restarts a clean service.
+    with Server() as s:
+        a, b = connect_users(s, "A", "B")
+        kids = list(s.children())
+        assert len(kids) == 3, titles(s)
+        s.terminated = True
+        os.kill(s.pid, signal.SIGKILL)
+        s.proc.wait(5)
+        wait_until(lambda: not [k for k in kids if pid_alive(k)], 5,
+                   what=lambda: "children %r to exit" % kids)
+        a.expect_closed(timeout=5, allow_lines=True)
+        b.expect_closed(timeout=5, allow_lines=True)
+        # A killed master cannot unlink its table; do it for it.
+        try:
+            os.unlink("/dev/shm/talknetd.%d" % s.pid)
+        except FileNotFoundError:
+            pass
+
+
 if __name__ == "__main__":
     tnlib.main(globals())
