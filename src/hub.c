@@ -669,47 +669,6 @@ hub_disconnect(struct hub_conn *c)
 	hub_put(c, IPC_CLOSE, NULL, 0);
 }
 
-/*
- * Checks the strings of a request as the protocol requires.  The worker
- * checked them already; a worker that sends bad ones is not trusted.
- */
-static int
-hub_check_args(enum msg_type t, const struct str *a, size_t n)
-{
-	const struct config	*cfg = hub.cfg;
-	size_t			 i;
-
-	switch (t) {
-	case MSG_IDENTIFY:
-		return utf8_name_valid(a[0].p, a[0].len, cfg->max_name);
-	case MSG_STATUS:
-		return proto_status_lookup(a[0].p, a[0].len) != -1;
-	case MSG_TEXT:
-		return utf8_name_valid(a[0].p, a[0].len, cfg->max_name) &&
-		    utf8_valid(a[1].p, a[1].len);
-	case MSG_PUBLIC_TEXT:
-		return utf8_valid(a[0].p, a[0].len);
-	case MSG_INVITE:
-		for (i = 1; i < n; i++)
-			if (!utf8_name_valid(a[i].p, a[i].len, cfg->max_name))
-				return 0;
-		return utf8_name_valid(a[0].p, a[0].len, cfg->max_room);
-	case MSG_NEW_ROOM:
-	case MSG_JOIN_ROOM:
-	case MSG_ROOM_USERS:
-	case MSG_LEAVE_ROOM:
-		return utf8_name_valid(a[0].p, a[0].len, cfg->max_room);
-	case MSG_ROOM_TEXT:
-		return utf8_name_valid(a[0].p, a[0].len, cfg->max_room) &&
-		    utf8_valid(a[1].p, a[1].len);
-	case MSG_USERS:
-	case MSG_DISCONNECT:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 static void	hub_run(struct hub_conn *, enum msg_type, size_t);
 
 /* Runs one request from a worker; returns -1 to drop the worker. */
@@ -729,7 +688,8 @@ hub_request(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 		hub.nargs = (size_t)n;
 	}
 	(void)ipc_get_strs(p, h->len, hub.args, hub.nargs);
-	if (!hub_check_args(t, hub.args, (size_t)n))
+	if (!ipc_check_args(t, hub.args, (size_t)n, hub.cfg->max_name,
+	    hub.cfg->max_room))
 		return -1;
 	/*
 	 * A request resent after a hub restart that already ran is skipped;

@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "ipc.h"
 #include "log.h"
+#include "utf8.h"
 #include "xmalloc.h"
 
 /* How many strings each request carries: {min, max}. */
@@ -184,6 +185,44 @@ ipc_check_request(uint16_t type, long nstrs)
 	if (nstrs < ipc_request_strs[m].min || nstrs > ipc_request_strs[m].max)
 		return -1;
 	return 0;
+}
+
+/* Checks the strings of a request as the protocol requires. */
+int
+ipc_check_args(enum msg_type t, const struct str *a, size_t n,
+    size_t max_name, size_t max_room)
+{
+	size_t	i;
+
+	switch (t) {
+	case MSG_IDENTIFY:
+		return utf8_name_valid(a[0].p, a[0].len, max_name);
+	case MSG_STATUS:
+		return proto_status_lookup(a[0].p, a[0].len) != -1;
+	case MSG_TEXT:
+		return utf8_name_valid(a[0].p, a[0].len, max_name) &&
+		    utf8_valid(a[1].p, a[1].len);
+	case MSG_PUBLIC_TEXT:
+		return utf8_valid(a[0].p, a[0].len);
+	case MSG_INVITE:
+		for (i = 1; i < n; i++)
+			if (!utf8_name_valid(a[i].p, a[i].len, max_name))
+				return 0;
+		return utf8_name_valid(a[0].p, a[0].len, max_room);
+	case MSG_NEW_ROOM:
+	case MSG_JOIN_ROOM:
+	case MSG_ROOM_USERS:
+	case MSG_LEAVE_ROOM:
+		return utf8_name_valid(a[0].p, a[0].len, max_room);
+	case MSG_ROOM_TEXT:
+		return utf8_name_valid(a[0].p, a[0].len, max_room) &&
+		    utf8_valid(a[1].p, a[1].len);
+	case MSG_USERS:
+	case MSG_DISCONNECT:
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 /* The protocol request a request frame type stands for, or MSG_NONE. */

@@ -118,6 +118,14 @@ long	 ipc_get_strs(const char *payload, size_t len, struct str *strs,
  * of strings; returns 0, or -1 for an unknown type or a wrong count.
  */
 int	 ipc_check_request(uint16_t type, long nstrs);
+/*
+ * Checks the strings of a request as the protocol requires: names within
+ * max_name (users) or max_room (rooms) code points, texts valid UTF-8, a
+ * known status.  The worker checked them already; the hub checks again,
+ * since a worker is not trusted.  Returns 1 if they are good.
+ */
+int	 ipc_check_args(enum msg_type, const struct str *a, size_t n,
+	    size_t max_name, size_t max_room);
 /* The protocol request a request frame type stands for, or MSG_NONE. */
 enum msg_type ipc_request_msg(uint16_t type);
 

@@ -14,8 +14,8 @@
  *
  * Each frame goes through what hub_read, hub_dispatch, hub_hello and
  * hub_request do with it (ipc_get, ipc_get_hello, ipc_request_msg,
- * ipc_get_strs, ipc_check_request, and the content checks of
- * hub_check_args), with the hub's per-worker state reduced to its flags
+ * ipc_get_strs, ipc_check_request, and ipc_check_args, the same content
+ * checks the hub runs), with its per-worker state reduced to its flags
  * and last seq.  A frame the hub would drop its worker for ends the
  * input, as hub_kill ends the channel.
  *
@@ -62,48 +62,6 @@ xorshift32(uint32_t *s)
 	x ^= x << 5;
 	*s = x;
 	return x;
-}
-
-/*
- * Mirrors hub_check_args in src/hub.c: the content checks of a request's
- * strings.  Keep the two in step; src/hub.c is not linked here because
- * it is the whole hub process.
- */
-static int
-sim_check_args(const struct sim_conn *c, enum msg_type t,
-    const struct str *a, size_t n)
-{
-	size_t	i;
-
-	switch (t) {
-	case MSG_IDENTIFY:
-		return utf8_name_valid(a[0].p, a[0].len, c->max_name);
-	case MSG_STATUS:
-		return proto_status_lookup(a[0].p, a[0].len) != -1;
-	case MSG_TEXT:
-		return utf8_name_valid(a[0].p, a[0].len, c->max_name) &&
-		    utf8_valid(a[1].p, a[1].len);
-	case MSG_PUBLIC_TEXT:
-		return utf8_valid(a[0].p, a[0].len);
-	case MSG_INVITE:
-		for (i = 1; i < n; i++)
-			if (!utf8_name_valid(a[i].p, a[i].len, c->max_name))
-				return 0;
-		return utf8_name_valid(a[0].p, a[0].len, c->max_room);
-	case MSG_NEW_ROOM:
-	case MSG_JOIN_ROOM:
-	case MSG_ROOM_USERS:
-	case MSG_LEAVE_ROOM:
-		return utf8_name_valid(a[0].p, a[0].len, c->max_room);
-	case MSG_ROOM_TEXT:
-		return utf8_name_valid(a[0].p, a[0].len, c->max_room) &&
-		    utf8_valid(a[1].p, a[1].len);
-	case MSG_USERS:
-	case MSG_DISCONNECT:
-		return 1;
-	default:
-		return 0;
-	}
 }
 
 /* Mirrors hub_hello: a HELLO frame; -1 to drop the worker. */
@@ -158,7 +116,7 @@ sim_request(struct sim_conn *c, const struct ipc_hdr *h, const char *p)
 	}
 	if (n > 0)
 		FUZZ_CHECK(c->args[n - 1].p + c->args[n - 1].len == end);
-	if (!sim_check_args(c, t, c->args, (size_t)n))
+	if (!ipc_check_args(t, c->args, (size_t)n, c->max_name, c->max_room))
 		return -1;
 	/* A resent request that already ran is skipped. */
 	if (h->seq <= c->last_seq) {

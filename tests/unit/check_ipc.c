@@ -203,6 +203,32 @@ START_TEST(test_max_frame)
 }
 END_TEST
 
+START_TEST(test_check_args)
+{
+	struct str	a[3];
+
+	a[0] = str_c("Luis");
+	ck_assert_int_eq(ipc_check_args(MSG_IDENTIFY, a, 1, 8, 16), 1);
+	a[0] = str_c("123456789");		/* 9 code points */
+	ck_assert_int_eq(ipc_check_args(MSG_IDENTIFY, a, 1, 8, 16), 0);
+	a[0] = str_c("a\tb");			/* a control character */
+	ck_assert_int_eq(ipc_check_args(MSG_IDENTIFY, a, 1, 8, 16), 0);
+	a[0] = str_c("AWAY");
+	ck_assert_int_eq(ipc_check_args(MSG_STATUS, a, 1, 8, 16), 1);
+	a[0] = str_c("SLEEPY");
+	ck_assert_int_eq(ipc_check_args(MSG_STATUS, a, 1, 8, 16), 0);
+	a[0] = str_c("Room 1");
+	a[1] = str_c("\xff");			/* text that is not UTF-8 */
+	ck_assert_int_eq(ipc_check_args(MSG_ROOM_TEXT, a, 2, 8, 16), 0);
+	a[1] = str_c("Luis");
+	a[2] = str_c("");			/* an empty invitee */
+	ck_assert_int_eq(ipc_check_args(MSG_INVITE, a, 3, 8, 16), 0);
+	a[2] = str_c("Ana");
+	ck_assert_int_eq(ipc_check_args(MSG_INVITE, a, 3, 8, 16), 1);
+	ck_assert_int_eq(ipc_check_args(MSG_RESPONSE, a, 0, 8, 16), 0);
+}
+END_TEST
+
 /* Collects the IPC tests. */
 static Suite *
 ipc_suite(void)
@@ -218,6 +244,7 @@ ipc_suite(void)
 	tcase_add_test(tc, test_request_counts);
 	tcase_add_test(tc, test_compaction_keeps_frame);
 	tcase_add_test(tc, test_max_frame);
+	tcase_add_test(tc, test_check_args);
 	suite_add_tcase(s, tc);
 	return s;
 }
