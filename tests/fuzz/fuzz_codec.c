@@ -36,19 +36,6 @@
 
 #define FRAME_MIN_CAP	256	/* as in lib/frame.c */
 
-/* A small PRNG for read sizes; never 0 once seeded with a non-zero. */
-static uint32_t
-xorshift32(uint32_t *s)
-{
-	uint32_t	x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	*s = x;
-	return x;
-}
-
 /* Whether two decoded strings are the same, unset ones included. */
 static int
 str_same(struct str a, struct str b)
@@ -290,22 +277,7 @@ LLVMFuzzerTestOneInput(const uint8_t *input, size_t insize)
 	buf_init(&enc);
 
 	while (fed < size) {
-		switch (mode) {
-		case 0:
-			chunk = size - fed;
-			break;
-		case 1:
-			chunk = 1;
-			break;
-		case 2:
-			chunk = 1 + xorshift32(&rng) % 8;
-			break;
-		default:
-			chunk = 1 + xorshift32(&rng) % 300;
-			break;
-		}
-		if (chunk > size - fed)
-			chunk = size - fed;
+		chunk = fuzz_chunk(mode, &rng, size - fed);
 		/* Read the way the daemon does: ask for room, fill part. */
 		want = 1 + xorshift32(&rng) % 512;
 		if (want > max_want)

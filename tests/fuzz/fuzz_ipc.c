@@ -51,19 +51,6 @@ struct sim_conn {
 	size_t		 nargs;
 };
 
-/* A small PRNG for read sizes; never 0 once seeded with a non-zero. */
-static uint32_t
-xorshift32(uint32_t *s)
-{
-	uint32_t	x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	*s = x;
-	return x;
-}
-
 /* Mirrors hub_hello: a HELLO frame; -1 to drop the worker. */
 static int
 sim_hello(struct sim_conn *c, const char *p, size_t len)
@@ -192,22 +179,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf_init(&b);
 
 	while (fed < size && !dropped) {
-		switch (mode) {
-		case 0:
-			chunk = size - fed;
-			break;
-		case 1:
-			chunk = 1;
-			break;
-		case 2:
-			chunk = 1 + xorshift32(&rng) % 8;
-			break;
-		default:
-			chunk = 1 + xorshift32(&rng) % 300;
-			break;
-		}
-		if (chunk > size - fed)
-			chunk = size - fed;
+		chunk = fuzz_chunk(mode, &rng, size - fed);
 		/* Read as hub_read does: reserve, then fill part of it. */
 		want = 1 + xorshift32(&rng) % 512;
 		xbuf_reserve(&b, want);
