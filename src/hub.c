@@ -102,6 +102,7 @@ static struct {
 	struct str		*args;		/* strings of one request */
 	size_t			 nargs;
 	struct str		 key;		/* name looked up in the trees */
+	char			*rbuf;		/* HUB_READ_SIZE, for every read */
 } hub;
 
 /* The name of a user row, or the look-up key for SLOT_NONE. */
@@ -862,8 +863,12 @@ hub_read(struct hub_conn *c)
 	ssize_t		 n;
 	int		 r, eof = 0;
 
-	xbuf_reserve(&c->in, HUB_READ_SIZE);
-	n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
+	/*
+	 * One read buffer for every worker: a channel keeps a buffer of its
+	 * own only for a frame that arrived in part, so thousands of idle
+	 * channels cost no read buffers.
+	 */
+	n = read(c->fd, hub.rbuf, HUB_READ_SIZE);
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;
@@ -872,7 +877,7 @@ hub_read(struct hub_conn *c)
 	} else if (n == 0)
 		eof = 1;
 	else
-		buf_commit(&c->in, (size_t)n);
+		xbuf_append(&c->in, hub.rbuf, (size_t)n);
 
 	while (!c->dead && (r = ipc_get_max(&c->in, hub.max_frame, &h,
 	    &p)) != 0) {
@@ -1184,6 +1189,7 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	RB_INIT(&hub.users);
 	RB_INIT(&hub.rooms);
 	buf_init(&hub.line);
+	hub.rbuf = xcalloc(1, HUB_READ_SIZE);
 	hub_map(rt);
 
 	if ((hub.epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <libutil.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -42,6 +43,7 @@
 #define MASTER_ACCEPT_BURST	64
 #define MASTER_PAUSE_MS		200	/* after EMFILE or a failed fork */
 #define MASTER_STOP_MS		3000	/* children get this long on exit */
+#define MASTER_WORKER_KEEP	(32 * 1024)	/* malloc keeps this, no more */
 
 /* How many live workers serve clients from one address. */
 struct ip_count {
@@ -444,8 +446,7 @@ master_shm_create(void)
 
 /* Forks one worker for an accepted connection. */
 static int
-master_fork_worker(int fd, struct sockaddr *sa, socklen_t salen,
-    struct ip_count *ip)
+master_fork_worker(int fd, const char *addr, struct ip_count *ip)
 {
 	struct child	*c;
 	pid_t		 pid;
@@ -457,7 +458,7 @@ master_fork_worker(int fd, struct sockaddr *sa, socklen_t salen,
 	case 0:
 		master_child_setup();
 		close(master.rt.hub_listen_fd);
-		worker_main(master.cfg, &master.rt, fd, sa, salen);
+		worker_main(master.cfg, &master.rt, fd, addr);
 		/* NOTREACHED */
 	default:
 		c = xcalloc(1, sizeof(*c));
@@ -516,8 +517,7 @@ master_accept(int lfd)
 			close(fd);
 			continue;
 		}
-		if (master_fork_worker(fd, (struct sockaddr *)&ss, sslen, ip) ==
-		    -1) {
+		if (master_fork_worker(fd, name, ip) == -1) {
 			ip_release(ip);
 			close(fd);
 			return -1;
@@ -821,6 +821,14 @@ master_main(struct config *cfg, reload_fn reload)
 
 	master.cfg = cfg;
 	master.reload = reload;
+	/*
+	 * Set once here and inherited by every worker: thousands of them,
+	 * so a burst's buffers go back to the kernel when freed instead of
+	 * staying in each heap, and no worker touches malloc's state to
+	 * set it (each page it writes is a copy-on-write fault).
+	 */
+	(void)mallopt(M_MMAP_THRESHOLD, MASTER_WORKER_KEEP);
+	(void)mallopt(M_TRIM_THRESHOLD, MASTER_WORKER_KEEP);
 	RB_INIT(&master.children);
 	RB_INIT(&master.ips);
 	master_user();

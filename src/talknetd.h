@@ -83,6 +83,6 @@ void	 hub_main(const struct config *, const struct runtime *)
 
 /* worker.c */
 void	 worker_main(const struct config *, const struct runtime *, int fd,
-	    const struct sockaddr *, socklen_t) __attribute__((noreturn));
+	    const char *addr) __attribute__((noreturn));
 
 #endif

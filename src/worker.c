@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 
 #include <netinet/in.h>
@@ -16,7 +17,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -38,8 +38,7 @@
 #include "title.h"
 #include "xmalloc.h"
 
-#define WORKER_READ_SIZE	(16 * 1024)
-#define WORKER_HUB_READ_SIZE	(16 * 1024)
+#define WORKER_READ_SIZE	(16 * 1024)	/* one read, client or hub */
 #define WORKER_KEEP		(32 * 1024)	/* buffer kept when idle */
 #define WORKER_HUB_HIGH		(256 * 1024)	/* stop reading the client */
 #define WORKER_LINGER_MS	2000		/* flush time after CLOSE */
@@ -80,13 +79,22 @@ static struct {
 	int			 closing;	/* DISCONNECT sent to the hub */
 	int			 closed;	/* the hub answered CLOSE */
 	int			 rd_done;	/* no more client input */
+	int			 rd_eof;	/* the client half-closed */
 	int			 wr_dead;	/* the client cannot be written */
 	int			 cut;		/* over --max-queue: no more */
 	enum result		 final;		/* reply after CLOSE, if any */
 	int			 linger_ms;	/* flush time once closed */
-} w;
+} w __attribute__((aligned(2048)));	/* one page: one copy-on-write fault */
 
 static volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
+
+/*
+ * Every read lands here first.  Static, not on the stack: the stack
+ * probes of a large frame would touch all its pages, while here only
+ * the pages a read fills are ever faulted in, and the master never
+ * touches this, so they are fresh zero pages rather than copies.
+ */
+static char			worker_scratch[WORKER_READ_SIZE];
 
 static void	worker_hub_lost(void);
 
@@ -326,23 +334,25 @@ worker_input(void)
 static void
 worker_client_read(void)
 {
-	char	*p;
-	size_t	 avail;
-	ssize_t	 n;
+	ssize_t	n;
 
-	if ((p = framer_space(&w.in, WORKER_READ_SIZE, &avail)) == NULL)
-		fatal("framer_space");
-	n = read(w.cfd, p, avail);
+	/*
+	 * Read into the scratch and keep only what arrived: an idle
+	 * worker's buffers stay as small as its last lines, not as big as
+	 * a read.
+	 */
+	n = read(w.cfd, worker_scratch, sizeof(worker_scratch));
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;
 		log_debug("worker %s: read: %s", w.addr, strerror(errno));
 		w.rd_done = 1;
 		w.wr_dead = 1;
-	} else if (n == 0)
+	} else if (n == 0) {
 		w.rd_done = 1;
-	else
-		framer_commit(&w.in, (size_t)n);
+		w.rd_eof = 1;
+	} else if (framer_feed(&w.in, worker_scratch, (size_t)n) == -1)
+		fatal("framer_feed");
 	worker_input();
 }
 
@@ -478,15 +488,15 @@ worker_hub_read(void)
 	ssize_t		 n;
 	int		 r;
 
-	xbuf_reserve(&w.hin, WORKER_HUB_READ_SIZE);
-	n = read(w.hfd, w.hin.data + w.hin.len, w.hin.cap - w.hin.len);
+	/* As for the client: the buffer keeps only a partial frame. */
+	n = read(w.hfd, worker_scratch, sizeof(worker_scratch));
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
 		worker_hub_lost();
 		return;
 	}
-	buf_commit(&w.hin, (size_t)n);
+	xbuf_append(&w.hin, worker_scratch, (size_t)n);
 	while ((r = ipc_get(&w.hin, &h, &p)) == 1) {
 		if (worker_dispatch(&h, p) == -1)
 			fatalx("worker %s: bad frame 0x%04x from the hub",
@@ -526,7 +536,8 @@ worker_finish(void)
 	int64_t		end = clock_now_ms() + 500;
 	int		i;
 
-	if (!w.wr_dead && shutdown(w.cfd, SHUT_WR) == 0) {
+	/* After the client's EOF nothing unread is left to cause a reset. */
+	if (!w.wr_dead && !w.rd_eof && shutdown(w.cfd, SHUT_WR) == 0) {
 		for (i = 0; i < 64 && clock_now_ms() < end; i++) {
 			pfd.fd = w.cfd;
 			pfd.events = POLLIN;
@@ -537,7 +548,7 @@ worker_finish(void)
 		}
 	}
 	close(w.cfd);
-	exit(0);
+	_exit(0);
 }
 
 /* Appends the final INVALID or NOT_IDENTIFIED reply after CLOSE. */
@@ -614,32 +625,43 @@ worker_hub_lost(void)
 		    w.addr);
 }
 
-/* Writes HELLO, then the requests not yet written, to the hub. */
+/*
+ * Writes HELLO, then the requests not yet written, to the hub: one
+ * writev, so a new worker's HELLO and first request wake the hub once.
+ */
 static void
 worker_hub_write(void)
 {
-	ssize_t	n;
+	struct iovec	iov[2];
+	size_t		ctl;
+	ssize_t		n;
+	int		niov = 0;
 
 	if (w.hfd == -1)
 		return;
-	if (buf_pending(&w.hctl) > 0) {
-		if (worker_write(w.hfd, &w.hctl) == -1) {
-			worker_hub_lost();
-			return;
-		}
-		if (buf_pending(&w.hctl) > 0)
-			return;
+	if ((ctl = buf_pending(&w.hctl)) > 0) {
+		iov[niov].iov_base = buf_head(&w.hctl);
+		iov[niov++].iov_len = ctl;
 	}
-	if (w.hsent >= buf_pending(&w.hout))
+	if (w.hsent < buf_pending(&w.hout)) {
+		iov[niov].iov_base = buf_head(&w.hout) + w.hsent;
+		iov[niov++].iov_len = buf_pending(&w.hout) - w.hsent;
+	}
+	if (niov == 0)
 		return;
-	n = write(w.hfd, buf_head(&w.hout) + w.hsent,
-	    buf_pending(&w.hout) - w.hsent);
+	n = writev(w.hfd, iov, niov);
 	if (n == -1) {
 		if (errno != EAGAIN && errno != EINTR)
 			worker_hub_lost();
 		return;
 	}
-	w.hsent += (size_t)n;
+	/* HELLO goes first and whole before any request counts as sent. */
+	if ((size_t)n < ctl) {
+		buf_drain(&w.hctl, (size_t)n);
+		return;
+	}
+	buf_drain(&w.hctl, ctl);
+	w.hsent += (size_t)n - ctl;
 }
 
 /* Keeps only the client socket and stdio: a worker needs nothing else. */
@@ -659,7 +681,7 @@ worker_close_fds(int fd)
 /* The worker process: serve one client until it leaves. */
 void
 worker_main(const struct config *cfg, const struct runtime *rt, int fd,
-    const struct sockaddr *sa, socklen_t salen)
+    const char *addr)
 {
 	struct pollfd	 pfd[2];
 	struct proto_limits lim;
@@ -667,12 +689,6 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	int		 one = 1, timeout;
 	int64_t		 deadline = 0;
 
-	/*
-	 * Thousands of workers: a burst's buffers go back to the kernel
-	 * when freed instead of staying in each process's heap.
-	 */
-	(void)mallopt(M_MMAP_THRESHOLD, WORKER_KEEP);
-	(void)mallopt(M_TRIM_THRESHOLD, WORKER_KEEP);
 	w.cfg = cfg;
 	w.rt = rt;
 	w.hfd = -1;
@@ -683,7 +699,8 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	act.sa_handler = worker_sigterm;
 	if (sigaction(SIGTERM, &act, NULL) == -1)
 		fatal("worker: sigaction");
-	sockaddr_fmt(sa, salen, w.addr, sizeof(w.addr));
+	/* The master formatted the address already: no resolver code here. */
+	(void)strlcpy(w.addr, addr, sizeof(w.addr));
 	title_set("worker (unidentified) %s", w.addr);
 	worker_close_fds(fd);
 	/* Die with the master, so no worker outlives the service. */
