@@ -80,6 +80,7 @@ static struct {
 	struct ip_tree		 ips;
 	size_t			 nchildren;
 	int			 sigpipe[2];	/* self-pipe: handler to loop */
+	int			 spare_fd;	/* given up to refuse at EMFILE */
 	int			 stopping;
 } master;
 
@@ -315,6 +316,8 @@ master_child_setup(void)
 	(void)sigaction(SIGHUP, &sa, NULL);
 	close(master.sigpipe[0]);
 	close(master.sigpipe[1]);
+	if (master.spare_fd != -1)
+		close(master.spare_fd);
 	if (master.ready_fd != -1)
 		close(master.ready_fd);
 	for (i = 0; i < master.cfg->nlisten; i++)
@@ -453,7 +456,7 @@ master_fork_worker(int fd, const char *addr, struct ip_count *ip)
 
 	switch (pid = fork()) {
 	case -1:
-		log_warn("fork worker");
+		log_warn("connection from %s refused: fork", addr);
 		return -1;
 	case 0:
 		master_child_setup();
@@ -469,6 +472,36 @@ master_fork_worker(int fd, const char *addr, struct ip_count *ip)
 		master.status_dirty = 1;
 		return 0;
 	}
+}
+
+/*
+ * Out of fds: the waiting client would sit in the backlog until it gave
+ * up.  Give back the spare fd for a moment, so it can be accepted and
+ * closed cleanly, then take the spare again.
+ */
+static void
+master_refuse(int lfd)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		sslen = sizeof(ss);
+	char			name[128];
+	int			fd;
+
+	log_warn("accept");
+	if (master.spare_fd == -1) {
+		master.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		return;
+	}
+	close(master.spare_fd);
+	fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_CLOEXEC);
+	if (fd != -1) {
+		sockaddr_fmt((struct sockaddr *)&ss, sslen, name, sizeof(name));
+		log_warnx("connection from %s refused: out of file "
+		    "descriptors", name);
+		close(fd);
+	}
+	/* -1 until an fd is free again; the next EMFILE tries once more. */
+	master.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 /* Accepts connections on one listener; returns -1 to pause accepting. */
@@ -494,6 +527,8 @@ master_accept(int lfd)
 				return 0;
 			case EMFILE:
 			case ENFILE:
+				master_refuse(lfd);
+				return -1;
 			case ENOBUFS:
 			case ENOMEM:
 				log_warn("accept");
@@ -821,6 +856,9 @@ master_main(struct config *cfg, reload_fn reload)
 
 	master.cfg = cfg;
 	master.reload = reload;
+	/* Held in reserve: master_refuse spends it to turn a client away. */
+	if ((master.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
+		fatal("/dev/null");
 	/*
 	 * Set once here and inherited by every worker: thousands of them,
 	 * so a burst's buffers go back to the kernel when freed instead of

@@ -484,11 +484,11 @@ static void
 worker_hub_read(void)
 {
 	struct ipc_hdr	 h;
+	struct buf	 scratch, *src;
 	const char	*p;
 	ssize_t		 n;
 	int		 r;
 
-	/* As for the client: the buffer keeps only a partial frame. */
 	n = read(w.hfd, worker_scratch, sizeof(worker_scratch));
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -496,14 +496,28 @@ worker_hub_read(void)
 		worker_hub_lost();
 		return;
 	}
-	xbuf_append(&w.hin, worker_scratch, (size_t)n);
-	while ((r = ipc_get(&w.hin, &h, &p)) == 1) {
+	/*
+	 * Frames run straight from the scratch; hin keeps only a frame
+	 * that arrived in part, so it never grows to a whole batch.
+	 */
+	if (buf_pending(&w.hin) > 0) {
+		xbuf_append(&w.hin, worker_scratch, (size_t)n);
+		src = &w.hin;
+	} else {
+		scratch.data = worker_scratch;
+		scratch.off = 0;
+		scratch.len = scratch.cap = (size_t)n;
+		src = &scratch;
+	}
+	while ((r = ipc_get(src, &h, &p)) == 1) {
 		if (worker_dispatch(&h, p) == -1)
 			fatalx("worker %s: bad frame 0x%04x from the hub",
 			    w.addr, h.type);
 	}
 	if (r == -1)
 		fatalx("worker %s: bad frame header from the hub", w.addr);
+	if (src == &scratch && buf_pending(&scratch) > 0)
+		xbuf_append(&w.hin, buf_head(&scratch), buf_pending(&scratch));
 	/* An IDENTIFY answer may let buffered lines run. */
 	worker_input();
 }

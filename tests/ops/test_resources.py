@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""talknetd out of resources (issue 6): when the master cannot take a
+file descriptor (EMFILE) or cannot fork a worker (EAGAIN), the waiting
+client gets a clean close at once, the refusal is logged, the master
+pauses accepting instead of spinning, and service resumes by itself as
+soon as the resource is back.  The limits are lowered on the running
+master only (prlimit), so the hub and the workers already there keep
+theirs."""
+
+import os
+import pwd
+import resource
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import opslib  # noqa: E402
+from opslib import tnlib  # noqa: E402
+
+SPIN_CPU_S = 0.3      # master CPU allowed over a 1 s refusal window
+
+
+def _cpu_s(pid):
+    """User plus system CPU seconds of pid."""
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _fds(pid):
+    """The fd numbers pid has open."""
+    return {int(n) for n in os.listdir("/proc/%d/fd" % pid)}
+
+
+def _refused_then_served(s, limit, restore, what):
+    """Clients are closed cleanly while the limit holds; the master does
+    not spin; after restore() a new client is served."""
+    cpu0 = _cpu_s(s.pid)
+    t0 = time.monotonic()
+    limit()
+    refused = []
+    for _ in range(3):
+        c = tnlib.Client(s)
+        c.expect_closed(timeout=5)
+        refused.append(c)
+    # A client that keeps trying costs the master little: it pauses.
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        c = tnlib.Client(s)
+        c.expect_closed(timeout=5)
+    cpu = _cpu_s(s.pid) - cpu0
+    assert cpu < SPIN_CPU_S * (time.monotonic() - t0), \
+        "master used %.2f s of CPU in %.1f s while refusing (%s)" \
+        % (cpu, time.monotonic() - t0, what)
+    restore()
+    # Service comes back without a restart; the pause is short.
+    t1 = time.monotonic()
+    ok = tnlib.Client(s)
+    ok.identify("back")
+    assert time.monotonic() - t1 < 2.0, "service took %.1f s to resume" \
+        % (time.monotonic() - t1)
+    for c in refused:
+        c.close()
+
+
+def test_out_of_fds_refuses_politely_and_resumes():
+    s = tnlib.Server()
+    a = tnlib.Client(s)
+    a.identify("anna")
+    pid = s.pid
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    # The next fd the master would take is the lowest free number;
+    # capping the limit there makes accept4 fail with EMFILE.
+    used = _fds(pid)
+    lowest = min(set(range(len(used) + 1)) - used)
+
+    def limit():
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest, hard))
+
+    def restore():
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+
+    _refused_then_served(s, limit, restore, "EMFILE")
+    s.wait_log(r"connection from 127\.0\.0\.1:\d+ refused: out of file "
+               r"descriptors")
+    # Whoever was already connected never noticed.
+    a.expect(tnlib.new_user("back"))
+    assert a.users() == {"anna": "ACTIVE", "back": "ACTIVE"}
+    assert _fds(pid) == used, "master fds %r, were %r" % (_fds(pid), used)
+    assert s.terminate() == 0
+
+
+def _nobody():
+    """uid and gid of nobody, when this test may run a master as nobody."""
+    if os.geteuid() != 0:
+        raise tnlib.Skip("needs root (RLIMIT_NPROC does not bind root, so "
+                         "the master runs as nobody)")
+    for tool in ("setpriv", "prlimit"):
+        if shutil.which(tool) is None:
+            raise tnlib.Skip("%s not found (util-linux)" % tool)
+    try:
+        pw = pwd.getpwnam("nobody")
+    except KeyError:
+        raise tnlib.Skip("no user 'nobody'")
+    return pw.pw_uid, pw.pw_gid
+
+
+def _as(uid, gid):
+    """A command prefix that runs what follows as uid:gid."""
+    return ["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid,
+            "--clear-groups", "--"]
+
+
+class NobodyServer(tnlib.Server):
+    """A talknetd whose master itself runs as nobody."""
+
+    def __init__(self, uid, gid, *opts):
+        self.uid, self.gid = uid, gid
+        super().__init__(*opts)
+
+    def argv(self):
+        return _as(self.uid, self.gid) + super().argv()
+
+
+def _set_nproc(uid, gid, pid, soft):
+    """Sets pid's soft RLIMIT_NPROC.  As nobody: root here may lack
+    CAP_SYS_RESOURCE, and an owner may always set its own soft limit."""
+    st = opslib.run(_as(uid, gid) + ["prlimit", "--pid", str(pid),
+                                     "--nproc=%s:" % soft])
+    assert st[0] == 0, "prlimit failed: %r" % (st,)
+
+
+def _tasks_of(uid):
+    """Tasks (threads) that uid runs, as RLIMIT_NPROC counts them."""
+    n = 0
+    for p in tnlib.all_pids():
+        st = opslib.proc_status(p)
+        if st is not None and int(st["Uid"].split()[0]) == uid:
+            n += int(st.get("Threads", "1"))
+    return n
+
+
+def test_fork_failure_refuses_politely_and_resumes():
+    uid, gid = _nobody()
+    if opslib.run(_as(uid, gid) + ["test", "-x", tnlib.TALKNETD])[0] != 0:
+        raise tnlib.Skip("nobody cannot run %s" % tnlib.TALKNETD)
+    s = NobodyServer(uid, gid)
+    a = tnlib.Client(s)
+    a.identify("anna")
+    pid = s.pid
+    with open("/proc/%d/limits" % pid) as f:
+        soft = [ln.split()[2] for ln in f if ln.startswith("Max processes")][0]
+
+    def limit():
+        # No room for one more process of nobody's: fork fails, EAGAIN.
+        _set_nproc(uid, gid, pid, _tasks_of(uid))
+
+    def restore():
+        _set_nproc(uid, gid, pid, soft)
+
+    _refused_then_served(s, limit, restore, "fork")
+    s.wait_log(r"connection from 127\.0\.0\.1:\d+ refused: fork: "
+               r"Resource temporarily unavailable")
+    a.expect(tnlib.new_user("back"))
+    assert a.users() == {"anna": "ACTIVE", "back": "ACTIVE"}
+    assert s.terminate() == 0
+
+
+if __name__ == "__main__":
+    opslib.main(globals())
