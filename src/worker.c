@@ -84,17 +84,17 @@ static struct {
 	int			 cut;		/* over --max-queue: no more */
 	enum result		 final;		/* reply after CLOSE, if any */
 	int			 linger_ms;	/* flush time once closed */
-} w __attribute__((aligned(2048)));	/* one page: one copy-on-write fault */
+	/*
+	 * Every read lands here first, right after the state above: a
+	 * worker's small reads and its state share one page, so they cost
+	 * one copy-on-write fault.  Not on the stack: the stack probes of
+	 * a large frame would touch all of its pages.
+	 */
+	char			 scratch[WORKER_READ_SIZE];
+} w __attribute__((aligned(4096)));
 
 static volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
 
-/*
- * Every read lands here first.  Static, not on the stack: the stack
- * probes of a large frame would touch all its pages, while here only
- * the pages a read fills are ever faulted in, and the master never
- * touches this, so they are fresh zero pages rather than copies.
- */
-static char			worker_scratch[WORKER_READ_SIZE];
 
 static void	worker_hub_lost(void);
 
@@ -341,7 +341,7 @@ worker_client_read(void)
 	 * worker's buffers stay as small as its last lines, not as big as
 	 * a read.
 	 */
-	n = read(w.cfd, worker_scratch, sizeof(worker_scratch));
+	n = read(w.cfd, w.scratch, sizeof(w.scratch));
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;
@@ -351,7 +351,7 @@ worker_client_read(void)
 	} else if (n == 0) {
 		w.rd_done = 1;
 		w.rd_eof = 1;
-	} else if (framer_feed(&w.in, worker_scratch, (size_t)n) == -1)
+	} else if (framer_feed(&w.in, w.scratch, (size_t)n) == -1)
 		fatal("framer_feed");
 	worker_input();
 }
@@ -484,12 +484,12 @@ static void
 worker_hub_read(void)
 {
 	struct ipc_hdr	 h;
-	struct buf	 scratch, *src;
+	struct buf	 rb, *src;
 	const char	*p;
 	ssize_t		 n;
 	int		 r;
 
-	n = read(w.hfd, worker_scratch, sizeof(worker_scratch));
+	n = read(w.hfd, w.scratch, sizeof(w.scratch));
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -501,13 +501,13 @@ worker_hub_read(void)
 	 * that arrived in part, so it never grows to a whole batch.
 	 */
 	if (buf_pending(&w.hin) > 0) {
-		xbuf_append(&w.hin, worker_scratch, (size_t)n);
+		xbuf_append(&w.hin, w.scratch, (size_t)n);
 		src = &w.hin;
 	} else {
-		scratch.data = worker_scratch;
-		scratch.off = 0;
-		scratch.len = scratch.cap = (size_t)n;
-		src = &scratch;
+		rb.data = w.scratch;
+		rb.off = 0;
+		rb.len = rb.cap = (size_t)n;
+		src = &rb;
 	}
 	while ((r = ipc_get(src, &h, &p)) == 1) {
 		if (worker_dispatch(&h, p) == -1)
@@ -516,8 +516,8 @@ worker_hub_read(void)
 	}
 	if (r == -1)
 		fatalx("worker %s: bad frame header from the hub", w.addr);
-	if (src == &scratch && buf_pending(&scratch) > 0)
-		xbuf_append(&w.hin, buf_head(&scratch), buf_pending(&scratch));
+	if (src == &rb && buf_pending(&rb) > 0)
+		xbuf_append(&w.hin, buf_head(&rb), buf_pending(&rb));
 	/* An IDENTIFY answer may let buffered lines run. */
 	worker_input();
 }
