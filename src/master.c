@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/tree.h>
@@ -44,6 +45,7 @@
 #define MASTER_PAUSE_MS		200	/* after EMFILE or a failed fork */
 #define MASTER_STOP_MS		3000	/* children get this long on exit */
 #define MASTER_WORKER_KEEP	(32 * 1024)	/* malloc keeps this, no more */
+#define MASTER_FD_SLACK		64	/* hub fds beyond one per client */
 
 /* How many live workers serve clients from one address. */
 struct ip_count {
@@ -770,6 +772,39 @@ master_user(void)
 	master.drop = 1;
 }
 
+/*
+ * The hub holds one channel per worker, so it needs about max-clients
+ * descriptors; children inherit the limit.  Raise the soft limit as far
+ * as the hard one allows, and say so if that is still short.
+ */
+static void
+master_fd_limit(void)
+{
+	struct rlimit	rl;
+	rlim_t		need;
+
+	need = (rlim_t)master.cfg->max_clients + MASTER_FD_SLACK;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("getrlimit");
+		return;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >
+		    need ? need : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("setrlimit");
+		else
+			log_debug("open files limit raised to %llu",
+			    (unsigned long long)rl.rlim_cur);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur !=
+	    RLIM_INFINITY && rl.rlim_cur < need)
+		log_warnx("open files limit %llu is below the %llu that "
+		    "--max-clients %zu needs: raise it (LimitNOFILE=, "
+		    "ulimit -n)", (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)need, master.cfg->max_clients);
+}
+
 /* Opens the pidfile; a second instance with the same one stops here. */
 static void
 master_pidfile(void)
@@ -870,6 +905,7 @@ master_main(struct config *cfg, reload_fn reload)
 	RB_INIT(&master.children);
 	RB_INIT(&master.ips);
 	master_user();
+	master_fd_limit();
 	master_pidfile();
 	master_daemonize();
 	master.pid = getpid();

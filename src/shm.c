@@ -64,7 +64,13 @@ shm_format(void *mem, size_t size, size_t max_users, size_t max_rooms,
 	struct shm_hdr	*h = mem;
 	size_t		 words = (max_users + 63) / 64;
 
-	memset(mem, 0, size);
+	/*
+	 * A shared mapping is zeroed by freeing its pages: a table sized
+	 * for 20,000 rooms is 100 MB, and writing zeros would make every
+	 * page of it resident for good.  Other memory is cleared by hand.
+	 */
+	if (madvise(mem, size, MADV_REMOVE) == -1)
+		memset(mem, 0, size);
 	h->magic = SHM_MAGIC;
 	h->version = SHM_VERSION;
 	h->size = size;

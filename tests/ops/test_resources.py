@@ -167,5 +167,46 @@ def test_fork_failure_refuses_politely_and_resumes():
     assert s.terminate() == 0
 
 
+class LimitedServer(tnlib.Server):
+    """A talknetd started with a given RLIMIT_NOFILE."""
+
+    def __init__(self, soft, hard, *opts):
+        self.nofile = (soft, hard)
+        super().__init__(*opts)
+
+    def argv(self):
+        return ["prlimit", "--nofile=%d:%d" % self.nofile, "--"] + \
+            super().argv()
+
+
+def _soft_nofile(pid):
+    """pid's soft RLIMIT_NOFILE, from /proc."""
+    with open("/proc/%d/limits" % pid) as f:
+        return [ln.split()[3] for ln in f
+                if ln.startswith("Max open files")][0]
+
+
+def test_fd_limit_raised_for_max_clients_or_warned():
+    if shutil.which("prlimit") is None:
+        raise tnlib.Skip("prlimit not found (util-linux)")
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        raise tnlib.Skip("hard open files limit %d is too low" % hard)
+    # A soft limit below what --max-clients needs is raised (the hub
+    # inherits it), up to the hard limit.
+    s = LimitedServer(256, hard, "--max-clients", "1000")
+    assert _soft_nofile(s.pid) == "1064", _soft_nofile(s.pid)
+    assert _soft_nofile(s.hub_pid()) == "1064"
+    assert "open files limit" not in s.log_text(), s.log_text()
+    assert s.terminate() == 0
+    # A hard limit below it cannot be raised: the daemon says so.
+    s = LimitedServer(256, 512, "--max-clients", "1000")
+    s.wait_log(r"warning: open files limit 512 is below the 1064 that "
+               r"--max-clients 1000 needs")
+    a = tnlib.Client(s)
+    a.identify("anna")
+    assert s.terminate() == 0
+
+
 if __name__ == "__main__":
     opslib.main(globals())

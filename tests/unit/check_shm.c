@@ -291,6 +291,57 @@ START_TEST(test_readonly_cannot_be_made_writable)
 }
 END_TEST
 
+/* Pages of [p, p + size) resident in memory, by mincore(). */
+static size_t
+resident_pages(void *p, size_t size)
+{
+	long		 pg = sysconf(_SC_PAGESIZE);
+	size_t		 n = (size + (size_t)pg - 1) / (size_t)pg, i, in = 0;
+	unsigned char	*vec = calloc(n, 1);
+
+	ck_assert_ptr_nonnull(vec);
+	ck_assert_int_eq(mincore(p, size, vec), 0);
+	for (i = 0; i < n; i++)
+		in += vec[i] & 1;
+	free(vec);
+	return in;
+}
+
+/*
+ * Formatting a shared segment, fresh or dirty, leaves only the pages it
+ * writes resident: a table sized for many rooms costs what is used.
+ */
+START_TEST(test_format_leaves_pages_free)
+{
+	char	 name[64];
+	size_t	 size = shm_size(2000, 2000, 16, 16);
+	void	*rw;
+	int	 fd;
+
+	(void)snprintf(name, sizeof(name), "/talknetd-check.%ld",
+	    (long)getpid());
+	(void)shm_unlink(name);
+	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ne(fd, -1);
+	(void)shm_unlink(name);
+	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+	rw = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(rw, MAP_FAILED);
+	close(fd);
+	ck_assert_uint_gt(size, 256 * 4096);
+	shm_format(rw, size, 2000, 2000, 16, 16);
+	ck_assert_uint_le(resident_pages(rw, size), 4);
+	/* A dirty table (a hub that could not resume) is cleared too. */
+	memset(rw, 0x5a, size);
+	shm_format(rw, size, 2000, 2000, 16, 16);
+	ck_assert_uint_le(resident_pages(rw, size), 4);
+	ck_assert_int_eq(shm_check(rw, size), 0);
+	ck_assert_int_eq(((unsigned char *)rw)[size - 1], 0);
+	ck_assert_uint_le(resident_pages(rw, size), 5);
+	ck_assert_int_eq(munmap(rw, size), 0);
+}
+END_TEST
+
 /* Ends the forked test with a status of its own on SIGSEGV. */
 static void
 on_segv(int sig)
@@ -331,6 +382,7 @@ shm_suite(void)
 	tcase_add_test(tc, test_users);
 	tcase_add_test(tc, test_rooms);
 	tcase_add_test(tc, test_repair);
+	tcase_add_test(tc, test_format_leaves_pages_free);
 	tcase_add_test(tc, test_readonly_cannot_be_made_writable);
 	tcase_add_exit_test(tc, test_readonly_write_faults, 42);
 	suite_add_tcase(s, tc);
