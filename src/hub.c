@@ -42,6 +42,7 @@
 #define HUB_MAX_EVENTS		256
 #define HUB_GRACE_MS		3000	/* for workers to come back */
 #define HUB_GRACE_TICK_MS	100
+#define HUB_TRIM_IDLE_MS	1000	/* quiet time before malloc_trim */
 #define SLOT_NONE		UINT32_MAX
 
 /*
@@ -103,6 +104,7 @@ static struct {
 	size_t			 nargs;
 	struct str		 key;		/* name looked up in the trees */
 	char			*rbuf;		/* HUB_READ_SIZE, for every read */
+	size_t			 ndropped;	/* workers gone since the trim */
 } hub;
 
 /* The name of a user row, or the look-up key for SLOT_NONE. */
@@ -966,6 +968,7 @@ hub_drop(struct hub_conn *c)
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c);
+	hub.ndropped++;
 }
 
 /* Writes each dirty worker's batch once; waits for EPOLLOUT if partial. */
@@ -1214,11 +1217,22 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 
 	for (;;) {
 		timeout = hub.grace_until != 0 ? HUB_GRACE_TICK_MS : -1;
+		if (hub.ndropped > 0 && timeout == -1)
+			timeout = HUB_TRIM_IDLE_MS;
 		n = epoll_wait(hub.epfd, evs, HUB_MAX_EVENTS, timeout);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
 			fatal("hub: epoll_wait");
+		}
+		/*
+		 * Quiet after workers left: give their memory back.  Freed
+		 * chunks amid live ones stay in the heap otherwise, and
+		 * bursts of thousands of clients would ratchet it up.
+		 */
+		if (n == 0 && hub.ndropped > 0) {
+			(void)malloc_trim(0);
+			hub.ndropped = 0;
 		}
 		for (k = 0; k < n; k++) {
 			if ((c = evs[k].data.ptr) == NULL) {
