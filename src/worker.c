@@ -26,7 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "addr.h"
 #include "buf.h"
 #include "clock.h"
 #include "frame.h"
@@ -94,7 +93,6 @@ static struct {
 } w __attribute__((aligned(4096)));
 
 static volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
-
 
 static void	worker_hub_lost(void);
 

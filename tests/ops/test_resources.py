@@ -175,7 +175,10 @@ class LimitedServer(tnlib.Server):
         super().__init__(*opts)
 
     def argv(self):
-        return ["prlimit", "--nofile=%d:%d" % self.nofile, "--"] + \
+        soft, hard = self.nofile
+        if hard == resource.RLIM_INFINITY:
+            hard = "unlimited"
+        return ["prlimit", "--nofile=%s:%s" % (soft, hard), "--"] + \
             super().argv()
 
 
