@@ -879,17 +879,7 @@ hub_read(struct hub_conn *c)
 		eof = 1;
 	} else if (n == 0)
 		eof = 1;
-	else if (buf_pending(&c->in) > 0)
-		xbuf_append(&c->in, hub.rbuf, (size_t)n);
-
-	/* Frames run straight from rbuf unless a partial one was kept. */
-	src = &c->in;
-	if (n > 0 && buf_pending(&c->in) == 0) {
-		rb.data = hub.rbuf;
-		rb.off = 0;
-		rb.len = rb.cap = (size_t)n;
-		src = &rb;
-	}
+	src = ipc_feed(&c->in, &rb, hub.rbuf, eof ? 0 : (size_t)n);
 	while (!c->dead && (r = ipc_get_max(src, hub.max_frame, &h,
 	    &p)) != 0) {
 		if (r == -1 || hub_dispatch(c, &h, p) == -1) {
@@ -897,8 +887,8 @@ hub_read(struct hub_conn *c)
 			return;
 		}
 	}
-	if (src == &rb && !c->dead && buf_pending(&rb) > 0)
-		xbuf_append(&c->in, buf_head(&rb), buf_pending(&rb));
+	if (!c->dead)
+		ipc_keep_rest(&c->in, src);
 	buf_shrink(&c->in, HUB_KEEP);
 	if (eof)
 		hub_kill(c, "channel closed");

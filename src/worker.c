@@ -494,19 +494,8 @@ worker_hub_read(void)
 		worker_hub_lost();
 		return;
 	}
-	/*
-	 * Frames run straight from the scratch; hin keeps only a frame
-	 * that arrived in part, so it never grows to a whole batch.
-	 */
-	if (buf_pending(&w.hin) > 0) {
-		xbuf_append(&w.hin, w.scratch, (size_t)n);
-		src = &w.hin;
-	} else {
-		rb.data = w.scratch;
-		rb.off = 0;
-		rb.len = rb.cap = (size_t)n;
-		src = &rb;
-	}
+	/* hin keeps only a frame that arrived in part, never a batch. */
+	src = ipc_feed(&w.hin, &rb, w.scratch, (size_t)n);
 	while ((r = ipc_get(src, &h, &p)) == 1) {
 		if (worker_dispatch(&h, p) == -1)
 			fatalx("worker %s: bad frame 0x%04x from the hub",
@@ -514,8 +503,7 @@ worker_hub_read(void)
 	}
 	if (r == -1)
 		fatalx("worker %s: bad frame header from the hub", w.addr);
-	if (src == &rb && buf_pending(&rb) > 0)
-		xbuf_append(&w.hin, buf_head(&rb), buf_pending(&rb));
+	ipc_keep_rest(&w.hin, src);
 	/* An IDENTIFY answer may let buffered lines run. */
 	worker_input();
 }
