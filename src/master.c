@@ -781,24 +781,25 @@ static void
 master_fd_limit(void)
 {
 	struct rlimit	rl;
-	rlim_t		need;
+	rlim_t		need, had;
 
 	need = (rlim_t)master.cfg->max_clients + MASTER_FD_SLACK;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
 		log_warn("getrlimit");
 		return;
 	}
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
-		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >
-		    need ? need : rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
-			log_warn("setrlimit");
-		else
-			log_debug("open files limit raised to %llu",
-			    (unsigned long long)rl.rlim_cur);
-	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur !=
-	    RLIM_INFINITY && rl.rlim_cur < need)
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return;
+	had = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ?
+	    need : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("setrlimit");
+		rl.rlim_cur = had;
+	} else
+		log_debug("open files limit raised to %llu",
+		    (unsigned long long)rl.rlim_cur);
+	if (rl.rlim_cur < need)
 		log_warnx("open files limit %llu is below the %llu that "
 		    "--max-clients %zu needs: raise it (LimitNOFILE=, "
 		    "ulimit -n)", (unsigned long long)rl.rlim_cur,

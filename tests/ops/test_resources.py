@@ -30,7 +30,16 @@ def _cpu_s(pid):
 
 def _fds(pid):
     """The fd numbers pid has open."""
-    return {int(n) for n in os.listdir("/proc/%d/fd" % pid)}
+    return set(opslib.fd_targets(pid))
+
+
+def _soft_limit(pid, name):
+    """pid's soft limit called name in /proc/PID/limits, as text."""
+    with open("/proc/%d/limits" % pid) as f:
+        for ln in f:
+            if ln.startswith(name):
+                return ln[len(name):].split()[0]
+    raise AssertionError("no %r in /proc/%d/limits" % (name, pid))
 
 
 def _refused_then_served(s, limit, restore, what):
@@ -149,8 +158,7 @@ def test_fork_failure_refuses_politely_and_resumes():
     a = tnlib.Client(s)
     a.identify("anna")
     pid = s.pid
-    with open("/proc/%d/limits" % pid) as f:
-        soft = [ln.split()[2] for ln in f if ln.startswith("Max processes")][0]
+    soft = _soft_limit(pid, "Max processes")
 
     def limit():
         # No room for one more process of nobody's: fork fails, EAGAIN.
@@ -182,13 +190,6 @@ class LimitedServer(tnlib.Server):
             super().argv()
 
 
-def _soft_nofile(pid):
-    """pid's soft RLIMIT_NOFILE, from /proc."""
-    with open("/proc/%d/limits" % pid) as f:
-        return [ln.split()[3] for ln in f
-                if ln.startswith("Max open files")][0]
-
-
 def test_fd_limit_raised_for_max_clients_or_warned():
     if shutil.which("prlimit") is None:
         raise tnlib.Skip("prlimit not found (util-linux)")
@@ -198,8 +199,9 @@ def test_fd_limit_raised_for_max_clients_or_warned():
     # A soft limit below what --max-clients needs is raised (the hub
     # inherits it), up to the hard limit.
     s = LimitedServer(256, hard, "--max-clients", "1000")
-    assert _soft_nofile(s.pid) == "1064", _soft_nofile(s.pid)
-    assert _soft_nofile(s.hub_pid()) == "1064"
+    for pid in (s.pid, s.hub_pid()):
+        soft = _soft_limit(pid, "Max open files")
+        assert soft == "1064", "pid %d: soft open files limit %s" % (pid, soft)
     assert "open files limit" not in s.log_text(), s.log_text()
     assert s.terminate() == 0
     # A hard limit below it cannot be raised: the daemon says so.
