@@ -14,18 +14,28 @@
 void
 buf_init(struct buf *b)
 {
-	b->data = NULL;
-	b->off = 0;
-	b->len = 0;
-	b->cap = 0;
+	buf_init_store(b, NULL, 0);
 }
 
-/* Frees the storage and leaves the buffer empty. */
+/* Sets an empty buffer that starts in the caller's storage of cap bytes. */
+void
+buf_init_store(struct buf *b, char *store, size_t cap)
+{
+	b->store = store;
+	b->store_cap = store == NULL ? 0 : cap;
+	b->data = b->store;
+	b->off = 0;
+	b->len = 0;
+	b->cap = b->store_cap;
+}
+
+/* Frees heap storage and leaves the buffer empty (in its store, if any). */
 void
 buf_free(struct buf *b)
 {
-	free(b->data);
-	buf_init(b);
+	if (b->data != b->store)
+		free(b->data);
+	buf_init_store(b, b->store, b->store_cap);
 }
 
 /* Number of pending bytes. */
@@ -63,7 +73,6 @@ int
 buf_reserve(struct buf *b, size_t n)
 {
 	size_t	 pending, need, cap;
-	char	*p;
 
 	if (b->cap - b->len >= n)
 		return 0;
@@ -85,8 +94,37 @@ buf_reserve(struct buf *b, size_t n)
 		}
 		cap *= 2;
 	}
+	return buf_resize(b, cap);
+}
+
+/* Sets the capacity to cap bytes (at least what is pending). */
+int
+buf_resize(struct buf *b, size_t cap)
+{
+	size_t	 pending = b->len - b->off;
+	char	*p;
+
 	buf_compact(b);
-	if ((p = realloc(b->data, cap)) == NULL)
+	if (cap < pending)
+		cap = pending;
+	if (cap == b->cap)
+		return 0;
+	if (b->store != NULL && cap <= b->store_cap) {
+		/* Back into the store: it is always big enough for this. */
+		if (b->data != b->store) {
+			memcpy(b->store, b->data, pending);
+			free(b->data);
+			b->data = b->store;
+		}
+		b->cap = b->store_cap;
+		return 0;
+	}
+	if (b->data == b->store && b->store != NULL) {
+		/* The store is not the heap's: copy out of it, never realloc. */
+		if ((p = malloc(cap)) == NULL)
+			return -1;
+		memcpy(p, b->data, pending);
+	} else if ((p = realloc(b->data, cap)) == NULL)
 		return -1;
 	b->data = p;
 	b->cap = cap;
@@ -135,10 +173,10 @@ buf_reset(struct buf *b)
 	b->len = 0;
 }
 
-/* Frees an empty buffer's storage when it is larger than keep bytes. */
+/* Frees an empty buffer's heap storage when it is larger than keep bytes. */
 void
 buf_shrink(struct buf *b, size_t keep)
 {
-	if (b->off == b->len && b->cap > keep)
+	if (b->off == b->len && b->cap > keep && b->data != b->store)
 		buf_free(b);
 }

@@ -11,13 +11,25 @@ struct buf {
 	char	*data;
 	size_t	 off;	/* first pending byte */
 	size_t	 len;	/* one past the last pending byte */
-	size_t	 cap;	/* allocated size of data */
+	size_t	 cap;	/* size of data */
+	char	*store;	/* the owner's fixed storage, or NULL */
+	size_t	 store_cap;
 };
 
 /* Sets an empty buffer; nothing is allocated until the first append. */
 void	 buf_init(struct buf *);
-/* Frees the storage and leaves the buffer empty. */
+/*
+ * Sets an empty buffer that starts in the caller's storage of cap bytes
+ * and moves to the heap only when it outgrows it.
+ */
+void	 buf_init_store(struct buf *, char *store, size_t cap);
+/* Frees heap storage and leaves the buffer empty (in its store, if any). */
 void	 buf_free(struct buf *);
+/*
+ * Sets the capacity to cap bytes, at least what is pending, moving the
+ * pending bytes to the front; returns 0, or -1 on ENOMEM.
+ */
+int	 buf_resize(struct buf *, size_t cap);
 /* Number of pending bytes. */
 size_t	 buf_pending(const struct buf *);
 /* First pending byte. */

@@ -3,7 +3,6 @@
  */
 #include <errno.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
@@ -15,7 +14,14 @@
 void
 framer_init(struct framer *f, size_t max_line)
 {
-	buf_init(&f->in);
+	framer_init_store(f, max_line, NULL, 0);
+}
+
+/* The same, starting in the caller's storage of cap bytes. */
+void
+framer_init_store(struct framer *f, size_t max_line, char *store, size_t cap)
+{
+	buf_init_store(&f->in, store, cap);
 	f->max_line = max_line;
 	f->scan = 0;
 }
@@ -38,16 +44,9 @@ framer_grow(struct framer *f, size_t want)
 {
 	struct buf	*b = &f->in;
 	size_t		 pending = b->len - b->off, need, cap, bound;
-	char		*p;
 
-	if (b->off > 0) {
-		if (pending > 0)
-			memmove(b->data, b->data + b->off, pending);
-		b->off = 0;
-		b->len = pending;
-	}
-	if (b->cap - b->len >= want)
-		return 0;
+	if (b->cap - pending >= want)
+		return buf_resize(b, b->cap);	/* compacting is enough */
 	if (want > SIZE_MAX - pending ||
 	    f->max_line > SIZE_MAX - want - 2) {
 		errno = ENOMEM;
@@ -62,11 +61,7 @@ framer_grow(struct framer *f, size_t want)
 		cap *= 2;
 	if (cap < need || cap > bound)
 		cap = cap < need ? need : bound;
-	if ((p = realloc(b->data, cap)) == NULL)
-		return -1;
-	b->data = p;
-	b->cap = cap;
-	return 0;
+	return buf_resize(b, cap);
 }
 
 /* Returns where the next read may put up to *avail bytes (at least 1). */
@@ -163,7 +158,6 @@ framer_shrink(struct framer *f, size_t keep)
 {
 	if (framer_pending(f) == 0) {
 		buf_shrink(&f->in, keep);
-		if (f->in.data == NULL)
-			f->scan = 0;
+		f->scan = 0;
 	}
 }

@@ -28,6 +28,9 @@ enum frame_result {
 
 /* Sets up an empty framer for lines of at most max_line bytes. */
 void	 framer_init(struct framer *, size_t max_line);
+/* The same, starting in the caller's storage of cap bytes (see buf.h). */
+void	 framer_init_store(struct framer *, size_t max_line, char *store,
+	    size_t cap);
 /* Frees the framer's buffer. */
 void	 framer_free(struct framer *);
 /*

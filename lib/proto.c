@@ -266,12 +266,30 @@ proto_parser_init(struct proto_parser *pp, const struct proto_limits *lim)
 	}
 }
 
-/* Frees what the parser allocated. */
+/* Lets the parser start in the caller's storage. */
+void
+proto_parser_store(struct proto_parser *pp, void *tok, size_t tok_bytes,
+    char *scratch, size_t scratch_bytes)
+{
+	proto_parser_free(pp);
+	if (tok != NULL && tok_bytes >= sizeof(jsmntok_t)) {
+		pp->tok_store = pp->tok = tok;
+		pp->ntok = (unsigned int)(tok_bytes / sizeof(jsmntok_t));
+	}
+	if (scratch != NULL && scratch_bytes > 0) {
+		pp->scratch_store = pp->scratch = scratch;
+		pp->nscratch = scratch_bytes;
+	}
+}
+
+/* Frees what the parser allocated, and forgets the caller's storage. */
 void
 proto_parser_free(struct proto_parser *pp)
 {
-	free(pp->tok);
-	free(pp->scratch);
+	if (pp->tok != pp->tok_store)
+		free(pp->tok);
+	if (pp->scratch != pp->scratch_store)
+		free(pp->scratch);
 	free(pp->list);
 	pp->tok = NULL;
 	pp->ntok = 0;
@@ -279,6 +297,24 @@ proto_parser_free(struct proto_parser *pp)
 	pp->nscratch = 0;
 	pp->list = NULL;
 	pp->nlistcap = 0;
+	pp->tok_store = NULL;
+	pp->scratch_store = NULL;
+}
+
+/*
+ * Grows p from old to n bytes like realloc, but copies out of the
+ * owner's storage instead of handing it to the allocator.
+ */
+static void *
+proto_realloc(void *p, const void *store, size_t old, size_t n)
+{
+	void	*q;
+
+	if (p == NULL || p != store)
+		return realloc(p, n);
+	if ((q = malloc(n)) != NULL)
+		memcpy(q, p, old);
+	return q;
 }
 
 /* --- strict JSON grammar ----------------------------------------------- */
@@ -599,7 +635,8 @@ proto_grow_tok(struct proto_parser *pp, size_t n)
 		errno = ENOMEM;
 		return -1;
 	}
-	if ((t = realloc(pp->tok, cap * sizeof(*t))) == NULL)
+	if ((t = proto_realloc(pp->tok, pp->tok_store,
+	    (size_t)pp->ntok * sizeof(*t), cap * sizeof(*t))) == NULL)
 		return -1;
 	pp->tok = t;
 	pp->ntok = (unsigned int)cap;
@@ -614,7 +651,8 @@ proto_grow_scratch(struct proto_parser *pp, size_t n)
 
 	if (n <= pp->nscratch)
 		return 0;
-	if ((s = realloc(pp->scratch, n)) == NULL)
+	if ((s = proto_realloc(pp->scratch, pp->scratch_store, pp->nscratch,
+	    n)) == NULL)
 		return -1;
 	pp->scratch = s;
 	pp->nscratch = n;

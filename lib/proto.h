@@ -125,10 +125,19 @@ struct proto_parser {
 	size_t		 nscratch;
 	struct str	*list;
 	size_t		 nlistcap;
+	void		*tok_store;	/* the owner's storage, or NULL */
+	char		*scratch_store;
 };
 
 /* Sets up a parser with these limits (NULL: the protocol defaults). */
 void	 proto_parser_init(struct proto_parser *, const struct proto_limits *);
+/*
+ * Lets the parser start in the caller's storage: tok_bytes (aligned
+ * like an int) for tokens, scratch_bytes for decoded strings.  Lines
+ * that need more move that part to the heap.
+ */
+void	 proto_parser_store(struct proto_parser *, void *tok, size_t tok_bytes,
+	    char *scratch, size_t scratch_bytes);
 /* Frees what the parser allocated. */
 void	 proto_parser_free(struct proto_parser *);
 

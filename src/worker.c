@@ -45,6 +45,15 @@
 #define WORKER_HUB_RETRY_MS	10000		/* wait for a new hub */
 #define WORKER_HUB_TICK_MS	50		/* between connect tries */
 #define WORKER_CLIENT_FD	3
+/* First storage of each buffer; past these a buffer moves to the heap. */
+#define WORKER_STORE_IN		256	/* client input */
+#define WORKER_STORE_OUT	512	/* client output */
+#define WORKER_STORE_HIN	256	/* a frame split between reads */
+#define WORKER_STORE_HCTL	128	/* HELLO */
+#define WORKER_STORE_HOUT	512	/* requests the hub has not run */
+#define WORKER_STORE_TOK	64	/* the parser's tokens (ints) */
+#define WORKER_STORE_STR	256	/* the parser's decoded strings */
+#define WORKER_STORE_NAME	64	/* the name of a pending IDENTIFY */
 
 enum ident_state {
 	IDENT_NONE,		/* not identified */
@@ -60,7 +69,7 @@ static struct {
 	uint32_t		 slot;		/* row in the table */
 	uint32_t		 seq;		/* last request's seq */
 	uint32_t		 ident_seq;	/* seq of the pending IDENTIFY */
-	char			 ident_name[4 * LIMIT_MAX_NAME + 1];
+	struct buf		 ident_name;	/* of the pending IDENTIFY */
 	int64_t			 hub_lost_at;	/* 0 while connected */
 	int64_t			 login_deadline; /* 0: none */
 	double			 tokens;	/* rate limit's bucket */
@@ -83,6 +92,20 @@ static struct {
 	int			 cut;		/* over --max-queue: no more */
 	enum result		 final;		/* reply after CLOSE, if any */
 	int			 linger_ms;	/* flush time once closed */
+	/*
+	 * The buffers start here, in the state's page.  A worker whose
+	 * traffic fits never calls malloc, so it never writes the heap
+	 * pages and malloc's state that it shares with the master: each
+	 * page written would be one more copy per client.
+	 */
+	char			 store_in[WORKER_STORE_IN];
+	char			 store_out[WORKER_STORE_OUT];
+	char			 store_hin[WORKER_STORE_HIN];
+	char			 store_hctl[WORKER_STORE_HCTL];
+	char			 store_hout[WORKER_STORE_HOUT];
+	int			 store_tok[WORKER_STORE_TOK];
+	char			 store_str[WORKER_STORE_STR];
+	char			 store_name[WORKER_STORE_NAME];
 	/*
 	 * Every read lands here first, right after the state above: a
 	 * worker's small reads and its state share one page, so they cost
@@ -259,8 +282,8 @@ worker_line(const char *line, size_t len)
 		w.ident = IDENT_PENDING;
 		w.ident_seq = w.seq;
 		/* Kept to answer the client if the hub dies mid-answer. */
-		memcpy(w.ident_name, m.username.p, m.username.len);
-		w.ident_name[m.username.len] = '\0';
+		buf_reset(&w.ident_name);
+		xbuf_append(&w.ident_name, m.username.p, m.username.len);
 	}
 }
 
@@ -386,19 +409,21 @@ static int
 worker_ident_done(int ok)
 {
 	struct shm_user	*u;
-	char		 name[4 * LIMIT_MAX_NAME + 1];
 
 	if (!ok) {
 		w.ident = IDENT_NONE;
 		return 0;
 	}
-	/* The row is read from the shared table, mapped read-only here. */
+	/*
+	 * The row is read from the shared table, mapped read-only here; the
+	 * name is printed from it with its length, not copied to the stack.
+	 */
 	u = shm_user(&w.tab, w.slot);
-	if (u->name_len >= sizeof(name) || u->name_len > w.tab.hdr->name_bytes)
+	if (u->name_len > 4 * LIMIT_MAX_NAME ||
+	    u->name_len > w.tab.hdr->name_bytes)
 		return -1;
-	memcpy(name, shm_user_name(&w.tab, u), u->name_len);
-	name[u->name_len] = '\0';
-	title_set("worker %s %s", name, w.addr);
+	title_set("worker %.*s %s", (int)u->name_len,
+	    shm_user_name(&w.tab, u), w.addr);
 	w.ident = IDENT_DONE;
 	w.login_deadline = 0;
 	return 0;
@@ -446,7 +471,8 @@ worker_welcome(const char *p, size_t len)
 	m.type = MSG_RESPONSE;
 	m.op = MSG_IDENTIFY;
 	m.res = ok ? RES_SUCCESS : RES_USER_ALREADY_EXISTS;
-	m.extra = str_c(w.ident_name);
+	m.extra.p = buf_head(&w.ident_name);
+	m.extra.len = buf_pending(&w.ident_name);
 	m.has_extra = 1;
 	if (!w.wr_dead && proto_encode(&w.out, &m) == -1)
 		fatal("proto_encode");
@@ -532,7 +558,6 @@ static void
 worker_finish(void)
 {
 	struct pollfd	pfd;
-	char		junk[4096];
 	int64_t		end = clock_now_ms() + 500;
 	int		i;
 
@@ -543,7 +568,7 @@ worker_finish(void)
 			pfd.events = POLLIN;
 			if (poll(&pfd, 1, (int)(end - clock_now_ms())) <= 0)
 				break;
-			if (read(w.cfd, junk, sizeof(junk)) <= 0)
+			if (read(w.cfd, w.scratch, sizeof(w.scratch)) <= 0)
 				break;
 		}
 	}
@@ -715,14 +740,18 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	if (fcntl(w.cfd, F_SETFL, O_NONBLOCK) == -1)
 		fatal("worker: fcntl");
 	(void)setsockopt(w.cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	framer_init(&w.in, cfg->max_line);
-	buf_init(&w.out);
-	buf_init(&w.hin);
-	buf_init(&w.hctl);
-	buf_init(&w.hout);
+	framer_init_store(&w.in, cfg->max_line, w.store_in,
+	    sizeof(w.store_in));
+	buf_init_store(&w.out, w.store_out, sizeof(w.store_out));
+	buf_init_store(&w.hin, w.store_hin, sizeof(w.store_hin));
+	buf_init_store(&w.hctl, w.store_hctl, sizeof(w.store_hctl));
+	buf_init_store(&w.hout, w.store_hout, sizeof(w.store_hout));
 	lim.max_name = cfg->max_name;
 	lim.max_room = cfg->max_room;
 	proto_parser_init(&w.parser, &lim);
+	proto_parser_store(&w.parser, w.store_tok, sizeof(w.store_tok),
+	    w.store_str, sizeof(w.store_str));
+	buf_init_store(&w.ident_name, w.store_name, sizeof(w.store_name));
 	w.hub_lost_at = clock_now_ms();
 	w.tokens = (double)cfg->rate_burst;
 	w.tokens_at = clock_now_ms();

@@ -122,6 +122,51 @@ START_TEST(test_overflow)
 }
 END_TEST
 
+START_TEST(test_store)
+{
+	struct buf	b;
+	char		store[16], big[100];
+	size_t		i;
+
+	for (i = 0; i < sizeof(big); i++)
+		big[i] = (char)('a' + i % 26);
+	buf_init_store(&b, store, sizeof(store));
+	ck_assert_ptr_eq(b.data, store);
+	ck_assert_int_eq(buf_append(&b, big, 10), 0);
+	buf_drain(&b, 4);
+	/* Compacting in place is enough: the bytes stay in the store. */
+	ck_assert_int_eq(buf_append(&b, big + 10, 10), 0);
+	ck_assert_ptr_eq(b.data, store);
+	ck_assert_uint_eq(buf_pending(&b), 16);
+	ck_assert_int_eq(memcmp(buf_head(&b), big + 4, 16), 0);
+	/* Outgrowing it moves the pending bytes to the heap. */
+	ck_assert_int_eq(buf_append(&b, big + 20, 80), 0);
+	ck_assert_ptr_ne(b.data, store);
+	ck_assert_uint_eq(buf_pending(&b), 96);
+	ck_assert_int_eq(memcmp(buf_head(&b), big + 4, 96), 0);
+	/* Not while bytes are pending; then back into the store. */
+	buf_shrink(&b, 0);
+	ck_assert_ptr_ne(b.data, store);
+	buf_drain(&b, 96);
+	buf_shrink(&b, 0);
+	ck_assert_ptr_eq(b.data, store);
+	ck_assert_uint_eq(b.cap, sizeof(store));
+	/* Shrinking or freeing a buffer in its store frees nothing. */
+	buf_shrink(&b, 0);
+	ck_assert_int_eq(buf_append(&b, "xy", 2), 0);
+	buf_free(&b);
+	ck_assert_ptr_eq(b.data, store);
+	ck_assert_uint_eq(buf_pending(&b), 0);
+	/* A resize that fits goes back into the store with its bytes. */
+	ck_assert_int_eq(buf_append(&b, big, 40), 0);
+	buf_drain(&b, 30);
+	ck_assert_int_eq(buf_resize(&b, 12), 0);
+	ck_assert_ptr_eq(b.data, store);
+	ck_assert_int_eq(memcmp(buf_head(&b), big + 30, 10), 0);
+	buf_free(&b);
+}
+END_TEST
+
 /* The buf test suite. */
 static Suite *
 buf_suite(void)
@@ -135,6 +180,7 @@ buf_suite(void)
 	tcase_add_test(tc, test_compact);
 	tcase_add_test(tc, test_grow_large);
 	tcase_add_test(tc, test_overflow);
+	tcase_add_test(tc, test_store);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -311,6 +311,41 @@ START_TEST(test_space_reuse)
 }
 END_TEST
 
+/* A framer in a small store gives the same lines, and returns to it. */
+START_TEST(test_store)
+{
+	struct framer	 f;
+	struct got	 g;
+	char		 store[8];
+	const char	*line;
+	size_t		 n = sizeof(stream) - 1, k, len;
+
+	for (k = 0; k <= n; k++) {
+		memset(&g, 0, sizeof(g));
+		framer_init_store(&f, 100, store, sizeof(store));
+		ck_assert_int_eq(framer_feed(&f, stream, k), 0);
+		drain(&f, &g);
+		ck_assert_int_eq(framer_feed(&f, stream + k, n - k), 0);
+		drain(&f, &g);
+		check_got(&g);
+		framer_shrink(&f, 0);
+		ck_assert_ptr_eq(f.in.data, store);
+		framer_free(&f);
+		ck_assert_ptr_eq(f.in.data, store);
+	}
+	/* Lines that fit never leave the store. */
+	framer_init_store(&f, 100, store, sizeof(store));
+	ck_assert_int_eq(framer_feed(&f, "ab\ncd", 5), 0);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
+	ck_assert_int_eq(framer_feed(&f, "efgh\n", 5), 0);
+	ck_assert_ptr_eq(f.in.data, store);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
+	ck_assert_uint_eq(len, 6);
+	ck_assert_int_eq(memcmp(line, "cdefgh", 6), 0);
+	framer_free(&f);
+}
+END_TEST
+
 /* The frame test suite. */
 static Suite *
 frame_suite(void)
@@ -325,6 +360,7 @@ frame_suite(void)
 	tcase_add_test(tc, test_split_three);
 	tcase_add_test(tc, test_empty_frames);
 	tcase_add_test(tc, test_space_reuse);
+	tcase_add_test(tc, test_store);
 	suite_add_tcase(s, tc);
 	tcase_add_test(tl, test_limit_boundary);
 	tcase_add_test(tl, test_limit_bytewise);

@@ -3,6 +3,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,53 @@ parse_req(const char *line, size_t len, struct proto_parser *pp,
 }
 
 /* --- requests that parse --------------------------------------------- */
+
+/* A parser in small stores parses the same, moving to the heap for more. */
+START_TEST(test_parser_store)
+{
+	struct proto_parser	 pp;
+	struct msg		 m;
+	int			 tok[4 * 10];	/* 8 to 10 tokens */
+	char			 scratch[64], text[200];
+	char			 l[300];
+	const char		*id = "{\"type\":\"IDENTIFY\",\"username\":\"Kim\"}";
+	int			 i;
+
+	proto_parser_init(&pp, NULL);
+	proto_parser_store(&pp, tok, sizeof(tok), scratch, sizeof(scratch));
+	ck_assert_ptr_eq(pp.tok, tok);
+	ck_assert_uint_ge(pp.ntok, 8);
+	ck_assert_int_eq(parse_req(id, strlen(id), &pp, &m), 0);
+	ck_assert_int_eq(m.type, MSG_IDENTIFY);
+	ck_assert(str_is(m.username, "Kim"));
+	/* Short lines stay in the stores. */
+	ck_assert_ptr_eq(pp.tok, tok);
+	ck_assert_ptr_eq(pp.scratch, scratch);
+	/* A long text and many tokens move both parts to the heap. */
+	for (i = 0; i < (int)sizeof(text) - 1; i++)
+		text[i] = (char)('a' + i % 26);
+	text[sizeof(text) - 1] = '\0';
+	(void)snprintf(l, sizeof(l), "{\"type\":\"TEXT\",\"username\":\"Kim\","
+	    "\"text\":\"%s\"}", text);
+	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
+	ck_assert_int_eq(m.type, MSG_TEXT);
+	ck_assert(str_is(m.text, text));
+	ck_assert_ptr_eq(pp.tok, tok);
+	ck_assert_ptr_ne(pp.scratch, scratch);
+	(void)snprintf(l, sizeof(l), "{\"type\":\"INVITE\",\"roomname\":\"R\","
+	    "\"usernames\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\"]}");
+	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
+	ck_assert_int_eq(m.type, MSG_INVITE);
+	ck_assert_uint_eq(m.nlist, 7);
+	ck_assert_ptr_ne(pp.tok, tok);
+	ck_assert_int_eq(parse_req(id, strlen(id), &pp, &m), 0);
+	ck_assert(str_is(m.username, "Kim"));
+	/* Freeing frees only the heap parts (ASan would see a bad free). */
+	proto_parser_free(&pp);
+	ck_assert_ptr_null(pp.tok);
+	ck_assert_ptr_null(pp.scratch);
+}
+END_TEST
 
 START_TEST(test_req_each_type)
 {
@@ -1159,6 +1207,7 @@ proto_suite(void)
 	TCase	*te = tcase_create("encode");
 
 	tcase_add_test(tr, test_req_each_type);
+	tcase_add_test(tr, test_parser_store);
 	tcase_add_loop_test(tr, test_req_valid, 0,
 	    (int)(sizeof(req_valid) / sizeof(req_valid[0])));
 	tcase_add_loop_test(tr, test_req_invalid, 0,
