@@ -34,6 +34,7 @@
 #include "addr.h"
 #include "conf.h"
 #include "log.h"
+#include "nodepool.h"
 #include "shm.h"
 #include "systemd.h"
 #include "talknetd.h"
@@ -72,19 +73,29 @@ static struct {
 	gid_t			 gid;
 	int			 drop;		/* children drop to uid/gid */
 	int			 ready_fd;	/* daemon mode: tell the parent */
-	int			 status_dirty;	/* client count to report */
-	time_t			 status_sent;
 	struct runtime		 rt;
 	pid_t			 pid;		/* the master's own */
 	pid_t			 hub_pid;
 	time_t			 hub_started;
-	struct child_tree	 children;
-	struct ip_tree		 ips;
-	size_t			 nchildren;
 	int			 sigpipe[2];	/* self-pipe: handler to loop */
 	int			 spare_fd;	/* given up to refuse at EMFILE */
 	int			 stopping;
 } master;
+
+/*
+ * What changes with every client.  It lives in a mapping that no child
+ * inherits (see nodepool.c), so the master's writes here leave no stale
+ * copy of a page behind in each worker.
+ */
+static struct {
+	struct child_tree	 children;
+	struct ip_tree		 ips;
+	struct nodepool		 child_pool;
+	struct nodepool		 ip_pool;
+	size_t			 nchildren;
+	int			 status_dirty;	/* client count to report */
+	time_t			 status_sent;
+} *live;
 
 /* Orders children by pid. */
 static int
@@ -125,8 +136,9 @@ ip_key(struct ip_count *key, const struct sockaddr *sa)
 }
 
 /*
- * Counts one more worker for the client's address; NULL when the
- * address already has --max-clients-per-ip of them.
+ * Counts one more worker for the client's address.  NULL when the
+ * address already has --max-clients-per-ip of them (errno EUSERS), or
+ * when memory ran out (ENOMEM).
  */
 static struct ip_count *
 ip_take(const struct sockaddr *sa)
@@ -134,17 +146,19 @@ ip_take(const struct sockaddr *sa)
 	struct ip_count	key, *ip;
 
 	ip_key(&key, sa);
-	if ((ip = RB_FIND(ip_tree, &master.ips, &key)) == NULL) {
-		ip = xcalloc(1, sizeof(*ip));
+	if ((ip = RB_FIND(ip_tree, &live->ips, &key)) == NULL) {
+		if ((ip = nodepool_get(&live->ip_pool)) == NULL)
+			return NULL;
 		*ip = key;
-		RB_INSERT(ip_tree, &master.ips, ip);
+		RB_INSERT(ip_tree, &live->ips, ip);
 	}
 	if (master.cfg->max_clients_per_ip != 0 &&
 	    ip->n >= master.cfg->max_clients_per_ip) {
 		if (ip->n == 0) {
-			RB_REMOVE(ip_tree, &master.ips, ip);
-			free(ip);
+			RB_REMOVE(ip_tree, &live->ips, ip);
+			nodepool_put(&live->ip_pool, ip);
 		}
+		errno = EUSERS;
 		return NULL;
 	}
 	ip->n++;
@@ -157,8 +171,8 @@ ip_release(struct ip_count *ip)
 {
 	if (ip == NULL || --ip->n > 0)
 		return;
-	RB_REMOVE(ip_tree, &master.ips, ip);
-	free(ip);
+	RB_REMOVE(ip_tree, &live->ips, ip);
+	nodepool_put(&live->ip_pool, ip);
 }
 
 /*
@@ -456,9 +470,14 @@ master_fork_worker(int fd, const char *addr, struct ip_count *ip)
 	struct child	*c;
 	pid_t		 pid;
 
+	if ((c = nodepool_get(&live->child_pool)) == NULL) {
+		log_warn("connection from %s refused", addr);
+		return -1;
+	}
 	switch (pid = fork()) {
 	case -1:
 		log_warn("connection from %s refused: fork", addr);
+		nodepool_put(&live->child_pool, c);
 		return -1;
 	case 0:
 		master_child_setup();
@@ -466,12 +485,11 @@ master_fork_worker(int fd, const char *addr, struct ip_count *ip)
 		worker_main(master.cfg, &master.rt, fd, addr);
 		/* NOTREACHED */
 	default:
-		c = xcalloc(1, sizeof(*c));
 		c->pid = pid;
 		c->ip = ip;
-		RB_INSERT(child_tree, &master.children, c);
-		master.nchildren++;
-		master.status_dirty = 1;
+		RB_INSERT(child_tree, &live->children, c);
+		live->nchildren++;
+		live->status_dirty = 1;
 		return 0;
 	}
 }
@@ -541,13 +559,18 @@ master_accept(int lfd)
 			}
 		}
 		sockaddr_fmt((struct sockaddr *)&ss, sslen, name, sizeof(name));
-		if (master.nchildren >= master.cfg->max_clients) {
+		if (live->nchildren >= master.cfg->max_clients) {
 			log_warnx("connection from %s refused: %zu clients "
-			    "(--max-clients)", name, master.nchildren);
+			    "(--max-clients)", name, live->nchildren);
 			close(fd);
 			continue;
 		}
 		if ((ip = ip_take((struct sockaddr *)&ss)) == NULL) {
+			if (errno != EUSERS) {
+				log_warn("connection from %s refused", name);
+				close(fd);
+				return -1;
+			}
 			log_warnx("connection from %s refused: %zu from that "
 			    "address (--max-clients-per-ip)", name,
 			    master.cfg->max_clients_per_ip);
@@ -583,12 +606,12 @@ master_reap(void)
 			continue;
 		}
 		key.pid = pid;
-		if ((c = RB_FIND(child_tree, &master.children, &key)) != NULL) {
-			RB_REMOVE(child_tree, &master.children, c);
+		if ((c = RB_FIND(child_tree, &live->children, &key)) != NULL) {
+			RB_REMOVE(child_tree, &live->children, c);
 			ip_release(c->ip);
-			free(c);
-			master.nchildren--;
-			master.status_dirty = 1;
+			nodepool_put(&live->child_pool, c);
+			live->nchildren--;
+			live->status_dirty = 1;
 		}
 		if (WIFSIGNALED(status) && !master.stopping)
 			log_warnx("worker %ld killed by signal %d", (long)pid,
@@ -652,19 +675,19 @@ master_shutdown(void)
 			close(master.cfg->listen[i].fd);
 	if (master.hub_pid > 0)
 		(void)kill(master.hub_pid, SIGTERM);
-	RB_FOREACH(c, child_tree, &master.children)
+	RB_FOREACH(c, child_tree, &live->children)
 		(void)kill(c->pid, SIGTERM);
 	for (waited = 0; waited < MASTER_STOP_MS; waited += 20) {
 		master_reap();
-		if (master.hub_pid == 0 && master.nchildren == 0)
+		if (master.hub_pid == 0 && live->nchildren == 0)
 			break;
 		(void)nanosleep(&ts, NULL);
 	}
 	if (master.hub_pid > 0)
 		(void)kill(master.hub_pid, SIGKILL);
-	RB_FOREACH(c, child_tree, &master.children)
+	RB_FOREACH(c, child_tree, &live->children)
 		(void)kill(c->pid, SIGKILL);
-	while (master.hub_pid > 0 || master.nchildren > 0) {
+	while (master.hub_pid > 0 || live->nchildren > 0) {
 		if (waitpid(-1, NULL, 0) == -1 && errno == ECHILD)
 			break;
 		master_reap();
@@ -718,11 +741,11 @@ master_status(void)
 {
 	time_t	now = time(NULL);
 
-	if (!master.status_dirty || now == master.status_sent)
+	if (!live->status_dirty || now == live->status_sent)
 		return;
-	master.status_dirty = 0;
-	master.status_sent = now;
-	(void)systemd_notify("STATUS=%zu clients", master.nchildren);
+	live->status_dirty = 0;
+	live->status_sent = now;
+	(void)systemd_notify("STATUS=%zu clients", live->nchildren);
 }
 
 /* Handles the signals the handler recorded. */
@@ -903,13 +926,18 @@ master_main(struct config *cfg, reload_fn reload)
 	 */
 	(void)mallopt(M_MMAP_THRESHOLD, MASTER_WORKER_KEEP);
 	(void)mallopt(M_TRIM_THRESHOLD, MASTER_WORKER_KEEP);
-	RB_INIT(&master.children);
-	RB_INIT(&master.ips);
 	master_user();
 	master_fd_limit();
 	master_pidfile();
 	master_daemonize();
 	master.pid = getpid();
+	/* After daemonizing: the daemon is a child, and would not have it. */
+	if ((live = nodepool_map(sizeof(*live))) == NULL)
+		fatal("mmap");
+	RB_INIT(&live->children);
+	RB_INIT(&live->ips);
+	nodepool_init(&live->child_pool, sizeof(struct child));
+	nodepool_init(&live->ip_pool, sizeof(struct ip_count));
 	if (atexit(master_atexit) != 0)
 		fatalx("atexit");
 	title_set("master");
@@ -937,7 +965,7 @@ master_main(struct config *cfg, reload_fn reload)
 			pfd[npfd++].events = POLLIN;
 		}
 		timeout = -1;
-		if (master.status_dirty)
+		if (live->status_dirty)
 			timeout = 1000;
 		if (paused || master.hub_pid == 0)
 			timeout = MASTER_PAUSE_MS;
