@@ -14,6 +14,41 @@ def titles(s):
     return {p: proc_title(p) for p in s.children()}
 
 
+def heap_private_kib(pid):
+    """Private_Dirty of a process's [heap] mapping, in kB (0 if none)."""
+    total, in_heap = 0, False
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            first = line.split()[0]
+            if not first.endswith(":"):         # a mapping's header line
+                in_heap = line.rstrip().endswith("[heap]")
+            elif in_heap and first == "Private_Dirty:":
+                total += int(line.split()[1])
+    return total
+
+
+def test_idle_workers_have_no_heap_page_of_their_own():
+    """An idle worker holds no private copy of a heap page: its buffers
+    start in its own state, so small traffic never calls malloc, and
+    the master keeps its per-client records out of what children
+    inherit, so later accepts leave no stale copy behind either."""
+    with Server() as s:
+        anna, ben = connect_users(s, "anna", "ben")
+        ben.send(req("PUBLIC_TEXT", text="hello"))
+        anna.expect(tnlib.public_from("ben", "hello"))
+        anna.send(req("TEXT", username="ben", text="hi ben"))
+        ben.expect(tnlib.text_from("anna", "hi ben"))
+        # More accepts and exits after theirs.
+        others = connect_users(s, "carl", "dora", existing=[anna, ben])
+        for c in others:
+            c.close()
+            for o in (anna, ben):
+                o.expect(tnlib.disconnected(c.name))
+        for c in (anna, ben):
+            kib = heap_private_kib(s.worker_pid(c))
+            assert kib == 0, "worker holds %d kB of private heap" % kib
+
+
 def test_master_hub_and_one_worker_per_connection():
     with Server() as s:
         assert proc_title(s.pid) == "talknetd: master", proc_title(s.pid)
