@@ -15,6 +15,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/tree.h>
+#include <sys/uio.h>
 
 #include <errno.h>
 #include <malloc.h>
@@ -61,6 +62,8 @@ struct hub_conn {
 	int			 want_out;	/* EPOLLOUT is registered */
 	struct buf		 in;
 	struct buf		 out;
+	size_t			 share_off;	/* its part of hub.shared, */
+	size_t			 share_len;	/* queued after out */
 	char			 addr[64];
 	TAILQ_ENTRY(hub_conn)	 dirty_entry;
 	TAILQ_ENTRY(hub_conn)	 dead_entry;
@@ -98,6 +101,8 @@ static struct {
 	struct user_tree	 users;
 	struct room_tree	 rooms;
 	struct buf		 line;		/* one encoded JSON line */
+	struct buf		 shared;	/* this round's lines to many */
+	size_t			 shared_frame;	/* where the last one starts */
 	struct str		*list;		/* user lists being encoded */
 	size_t			 nlist;
 	struct str		*args;		/* strings of one request */
@@ -234,12 +239,60 @@ hub_kill(struct hub_conn *c, const char *why)
 	TAILQ_INSERT_TAIL(&hub.dead, c, dead_entry);
 }
 
+/*
+ * Copies a worker's part of the shared batch into its own queue: before
+ * anything else is queued for it, and for what a write did not take.
+ */
+static void
+hub_own_share(struct hub_conn *c)
+{
+	if (c->share_len == 0)
+		return;
+	xbuf_append(&c->out, buf_head(&hub.shared) + c->share_off,
+	    c->share_len);
+	c->share_len = 0;
+}
+
+/*
+ * Puts the encoded line into this round's shared batch once, for
+ * hub_share to give to each recipient: a broadcast is copied once, not
+ * once per worker, and hub_flush writes each worker's part from there.
+ */
+static void
+hub_share_line(void)
+{
+	hub.shared_frame = buf_pending(&hub.shared);
+	ipc_put(&hub.shared, IPC_LINE, IPC_SLOT_NEW, buf_head(&hub.line),
+	    buf_pending(&hub.line));
+}
+
+/* Queues the last shared line for one worker. */
+static void
+hub_share(struct hub_conn *c)
+{
+	size_t	end = buf_pending(&hub.shared);
+
+	if (c->dead)
+		return;
+	/* Its part must stay one run of the batch, last in its queue. */
+	if (c->share_len > 0 &&
+	    c->share_off + c->share_len != hub.shared_frame)
+		hub_own_share(c);
+	if (c->share_len == 0)
+		c->share_off = hub.shared_frame;
+	c->share_len = end - c->share_off;
+	hub_mark_dirty(c);
+	if (buf_pending(&c->out) + c->share_len > hub.out_cap)
+		hub_kill(c, "backlog over the limit");
+}
+
 /* Appends one frame for a worker, dropping it if its backlog is full. */
 static void
 hub_put(struct hub_conn *c, uint16_t type, const void *p, size_t len)
 {
 	if (c->dead)
 		return;
+	hub_own_share(c);
 	ipc_put(&c->out, type, c->slot, p, len);
 	hub_mark_dirty(c);
 	if (buf_pending(&c->out) > hub.out_cap)
@@ -285,9 +338,10 @@ hub_send_others(const struct hub_conn *except)
 {
 	struct hub_conn	*c;
 
+	hub_share_line();
 	TAILQ_FOREACH(c, &hub.idents, ident_entry) {
 		if (c != except)
-			hub_send(c);
+			hub_share(c);
 	}
 }
 
@@ -299,12 +353,13 @@ hub_send_room(struct shm_room *row, const struct hub_conn *except)
 	uint64_t	 w;
 	uint32_t	 i, slot;
 
+	hub_share_line();
 	for (i = 0; i < hub.tab.hdr->bitmap_words; i++) {
 		for (w = members[i]; w != 0; w &= w - 1) {
 			slot = i * 64 + (uint32_t)__builtin_ctzll(w);
 			if (hub.conns[slot] != NULL &&
 			    hub.conns[slot] != except)
-				hub_send(hub.conns[slot]);
+				hub_share(hub.conns[slot]);
 		}
 	}
 }
@@ -789,6 +844,7 @@ hub_reattach(struct hub_conn *c, uint32_t slot)
 		RB_INSERT(user_tree, &hub.users, c);
 	}
 	/* Lines queued while it was away go out first. */
+	hub_own_share(old);
 	if (buf_pending(&old->out) > 0) {
 		xbuf_append(&c->out, buf_head(&old->out),
 		    buf_pending(&old->out));
@@ -967,22 +1023,43 @@ hub_flush(void)
 {
 	struct epoll_event	 ev;
 	struct hub_conn		*c;
+	struct iovec		 iov[2];
 	ssize_t			 n;
+	size_t			 own;
 	int			 want;
 
 	while ((c = TAILQ_FIRST(&hub.dirty)) != NULL) {
 		TAILQ_REMOVE(&hub.dirty, c, dirty_entry);
 		c->dirty = 0;
-		/* A detached worker's lines wait for it to come back. */
-		if (c->dead || c->fd == -1)
+		if (c->dead) {
+			c->share_len = 0;
 			continue;
-		n = write(c->fd, buf_head(&c->out), buf_pending(&c->out));
+		}
+		/* A detached worker's lines wait for it to come back. */
+		if (c->fd == -1) {
+			hub_own_share(c);
+			continue;
+		}
+		/* Its own frames, then its part of the shared batch. */
+		iov[0].iov_base = buf_head(&c->out);
+		iov[0].iov_len = buf_pending(&c->out);
+		iov[1].iov_base = buf_head(&hub.shared) + c->share_off;
+		iov[1].iov_len = c->share_len;
+		n = writev(c->fd, iov, c->share_len > 0 ? 2 : 1);
 		if (n == -1 && errno != EAGAIN && errno != EINTR) {
+			c->share_len = 0;
 			hub_kill(c, "write failed");
 			continue;
 		}
-		if (n > 0)
-			buf_drain(&c->out, (size_t)n);
+		if (n > 0) {
+			own = (size_t)n < iov[0].iov_len ? (size_t)n :
+			    iov[0].iov_len;
+			buf_drain(&c->out, own);
+			c->share_off += (size_t)n - own;
+			c->share_len -= (size_t)n - own;
+		}
+		/* The batch is gone after this round: keep what is left. */
+		hub_own_share(c);
 		buf_shrink(&c->out, HUB_KEEP);
 		want = buf_pending(&c->out) > 0;
 		if (want != c->want_out) {
@@ -994,6 +1071,9 @@ hub_flush(void)
 			c->want_out = want;
 		}
 	}
+	/* Every part of the batch was written or copied above. */
+	buf_reset(&hub.shared);
+	buf_shrink(&hub.shared, HUB_KEEP);
 }
 
 /* Ends the round: drops dead workers and writes every batch. */
@@ -1193,6 +1273,7 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	RB_INIT(&hub.users);
 	RB_INIT(&hub.rooms);
 	buf_init(&hub.line);
+	buf_init(&hub.shared);
 	hub.rbuf = xcalloc(1, HUB_READ_SIZE);
 	hub_map(rt);
 

@@ -34,7 +34,8 @@ struct ipc_hdr {
 	uint16_t	version;	/* IPC_VERSION */
 	uint16_t	type;		/* enum ipc_type */
 	uint32_t	len;		/* payload bytes after the header */
-	uint32_t	peer;		/* worker slot, stamped by the hub */
+	uint32_t	peer;		/* worker slot, stamped by the hub;
+					   IPC_SLOT_NEW on a line to many */
 	uint32_t	seq;		/* sender's frame counter */
 };
 

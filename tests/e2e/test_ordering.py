@@ -122,6 +122,39 @@ def test_replies_in_request_order():
         tnlib.expect_nothing(a, b)
 
 
+def test_lines_to_many_and_to_one_keep_their_order():
+    """Lines to many (PUBLIC_TEXT, ROOM_TEXT: the hub queues them once in
+    a shared batch) and lines to one (TEXT), made in the same hub rounds,
+    reach each client in the order they were sent."""
+    with Server() as s:
+        a, b, c = tnlib.connect_users(s, "A", "B", "C")
+        tnlib.make_room(b, "r1", members=[a])
+        tnlib.make_room(b, "r2", members=[c])
+        reqs, want_a, want_c = [], [], []
+        for i in range(40):
+            t = "m%d" % i
+            reqs += [req("PUBLIC_TEXT", text="p" + t),
+                     req("TEXT", username="A", text="t" + t),
+                     req("ROOM_TEXT", roomname="r1", text="1" + t),
+                     req("ROOM_TEXT", roomname="r2", text="2" + t),
+                     req("TEXT", username="C", text="c" + t),
+                     req("PUBLIC_TEXT", text="q" + t)]
+            want_a += [tnlib.public_from("B", "p" + t),
+                       tnlib.text_from("B", "t" + t),
+                       tnlib.room_text_from("r1", "B", "1" + t),
+                       tnlib.public_from("B", "q" + t)]
+            want_c += [tnlib.public_from("B", "p" + t),
+                       tnlib.room_text_from("r2", "B", "2" + t),
+                       tnlib.text_from("B", "c" + t),
+                       tnlib.public_from("B", "q" + t)]
+        b.send(b"".join(tnlib.compact(x) for x in reqs))
+        for w in want_a:
+            a.expect(w)
+        for w in want_c:
+            c.expect(w)
+        tnlib.expect_nothing(a, b, c)
+
+
 class Model:
     """What protocol.md says the server state is, kept alongside."""
 
