@@ -1071,9 +1071,6 @@ hub_flush(void)
 			c->want_out = want;
 		}
 	}
-	/* Every part of the batch was written or copied above. */
-	buf_reset(&hub.shared);
-	buf_shrink(&hub.shared, HUB_KEEP);
 }
 
 /* Ends the round: drops dead workers and writes every batch. */
@@ -1089,6 +1086,13 @@ hub_end_round(void)
 		}
 		hub_flush();
 	}
+	/*
+	 * Every part of the shared batch was written or copied by now (a
+	 * worker with a part is dirty until flushed), and a line to many
+	 * may have had no one to go to: start the next round empty.
+	 */
+	buf_reset(&hub.shared);
+	buf_shrink(&hub.shared, HUB_KEEP);
 }
 
 /* Orders identified users by when they identified. */
