@@ -79,6 +79,11 @@ def test_out_of_fds_refuses_politely_and_resumes():
     a.identify("anna")
     pid = s.pid
     soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    # The master closes its copy of anna's socket just after the fork;
+    # count its fds only then, or the limit would leave that one free.
+    tnlib.wait_until(lambda: not tnlib._socket_holders(
+        [pid], tnlib._port_of(s), a.local_port), 5,
+        what="the master to close its copy of the client's socket")
     # The next fd the master would take is the lowest free number;
     # capping the limit there makes accept4 fail with EMFILE.
     used = _fds(pid)
