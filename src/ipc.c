@@ -140,9 +140,9 @@ ipc_feed(struct buf *keep, struct buf *view, char *data, size_t n)
 		xbuf_append(keep, data, n);
 		return keep;
 	}
-	view->data = data;
-	view->off = 0;
-	view->len = view->cap = n;
+	/* A buffer over data itself: never freed or grown past it. */
+	buf_init_store(view, data, n);
+	buf_commit(view, n);
 	return view;
 }
 
