@@ -240,6 +240,18 @@ hub_kill(struct hub_conn *c, const char *why)
 }
 
 /*
+ * After a frame was queued for a worker: marks it dirty, and drops it if
+ * its backlog (own frames and its part of the shared batch) is too big.
+ */
+static void
+hub_queued(struct hub_conn *c)
+{
+	hub_mark_dirty(c);
+	if (buf_pending(&c->out) + c->share_len > hub.out_cap)
+		hub_kill(c, "backlog over the limit");
+}
+
+/*
  * Copies a worker's part of the shared batch into its own queue: before
  * anything else is queued for it, and for what a write did not take.
  */
@@ -281,9 +293,7 @@ hub_share(struct hub_conn *c)
 	if (c->share_len == 0)
 		c->share_off = hub.shared_frame;
 	c->share_len = end - c->share_off;
-	hub_mark_dirty(c);
-	if (buf_pending(&c->out) + c->share_len > hub.out_cap)
-		hub_kill(c, "backlog over the limit");
+	hub_queued(c);
 }
 
 /* Appends one frame for a worker, dropping it if its backlog is full. */
@@ -294,9 +304,7 @@ hub_put(struct hub_conn *c, uint16_t type, const void *p, size_t len)
 		return;
 	hub_own_share(c);
 	ipc_put(&c->out, type, c->slot, p, len);
-	hub_mark_dirty(c);
-	if (buf_pending(&c->out) > hub.out_cap)
-		hub_kill(c, "backlog over the limit");
+	hub_queued(c);
 }
 
 /* Encodes m once into the shared line buffer. */
