@@ -92,6 +92,8 @@ static struct {
 	int			 cut;		/* over --max-queue: no more */
 	enum result		 final;		/* reply after CLOSE, if any */
 	int			 linger_ms;	/* flush time once closed */
+	int			 gathering;	/* lines gather in the scratch */
+	size_t			 gathered;	/* bytes of them, at its front */
 	/*
 	 * The buffers start here, in the state's page.  A worker whose
 	 * traffic fits never calls malloc, so it never writes the heap
@@ -377,6 +379,29 @@ worker_client_read(void)
 	worker_input();
 }
 
+/*
+ * Ends gathering: the lines gathered at the front of the scratch go to
+ * the client in one write, and only what the socket does not take is
+ * copied to the queue.
+ */
+static void
+worker_gather_flush(void)
+{
+	ssize_t	n = 0;
+
+	if (!w.gathering)
+		return;
+	w.gathering = 0;
+	if (w.gathered == 0)
+		return;
+	/* The queue was empty when gathering began, so order holds. */
+	if (!w.wr_dead && (n = write(w.cfd, w.scratch, w.gathered)) == -1)
+		n = 0;	/* the loop's own write meets the error again */
+	if ((size_t)n < w.gathered)
+		xbuf_append(&w.out, w.scratch + n, w.gathered - (size_t)n);
+	w.gathered = 0;
+}
+
 /* Queues a line for the client; a full queue disconnects the client. */
 static void
 worker_queue(const char *p, size_t len)
@@ -385,6 +410,22 @@ worker_queue(const char *p, size_t len)
 
 	if (w.wr_dead || w.cut)
 		return;
+	if (w.gathering && w.gathered + len > w.cfg->max_queue) {
+		worker_gather_flush();
+		/* What the client took is no longer queued: gather on. */
+		w.gathering = buf_pending(&w.out) == 0 &&
+		    len <= w.cfg->max_queue;
+	}
+	if (w.gathering) {
+		/*
+		 * p lies in the scratch past the lines gathered so far and
+		 * the frame headers between them, so moving it down never
+		 * overwrites a frame still to be read.
+		 */
+		memmove(w.scratch + w.gathered, p, len);
+		w.gathered += len;
+		return;
+	}
 	if (buf_pending(&w.out) + len > w.cfg->max_queue) {
 		log_info("worker %s: output queue over %zu bytes, "
 		    "disconnecting", w.addr, w.cfg->max_queue);
@@ -474,6 +515,7 @@ worker_welcome(const char *p, size_t len)
 	m.extra.p = buf_head(&w.ident_name);
 	m.extra.len = buf_pending(&w.ident_name);
 	m.has_extra = 1;
+	worker_gather_flush();
 	if (!w.wr_dead && proto_encode(&w.out, &m) == -1)
 		fatal("proto_encode");
 	return worker_ident_done(ok);
@@ -522,6 +564,12 @@ worker_hub_read(void)
 	}
 	/* hin keeps only a frame that arrived in part, never a batch. */
 	src = ipc_feed(&w.hin, &rb, w.scratch, (size_t)n);
+	/*
+	 * A batch read whole sends its lines from the scratch itself.  A
+	 * burst then never grows the queue onto the heap: each heap page a
+	 * worker writes is one it no longer shares with the master.
+	 */
+	w.gathering = src == &rb && buf_pending(&w.out) == 0;
 	while ((r = ipc_get(src, &h, &p)) == 1) {
 		if (worker_dispatch(&h, p) == -1)
 			fatalx("worker %s: bad frame 0x%04x from the hub",
@@ -529,7 +577,9 @@ worker_hub_read(void)
 	}
 	if (r == -1)
 		fatalx("worker %s: bad frame header from the hub", w.addr);
+	/* The lines sit below any partial frame, which is kept first. */
 	ipc_keep_rest(&w.hin, src);
+	worker_gather_flush();
 	/* An IDENTIFY answer may let buffered lines run. */
 	worker_input();
 }

@@ -156,6 +156,21 @@ def test_max_clients():
         expect_nothing(a, b, e)
 
 
+def test_a_batch_over_max_queue_reaches_a_client_that_reads():
+    """--max-queue counts what the client has not taken, so a reader that
+    keeps up gets a batch larger than the limit in one piece."""
+    with Server("--max-queue", "4096") as s:
+        anna, ben = connect_users(s, "anna", "ben")
+        texts = ["batch %02d %s" % (i, "y" * 140) for i in range(60)]
+        # One write: the hub runs all 60 in one round and sends anna's
+        # worker about 10 kB at once, more than twice her queue's limit.
+        ben.send(b"".join(tnlib.compact(req("PUBLIC_TEXT", text=t))
+                          for t in texts))
+        for t in texts:
+            anna.expect(tnlib.public_from("ben", t))
+        expect_nothing(anna, ben)
+
+
 def test_slow_reader_is_dropped_others_unaffected():
     with Server("--max-queue", "65536") as s:
         slow = Client(s, rcvbuf=4096)

@@ -6,8 +6,8 @@ import signal
 import time
 
 import tnlib
-from tnlib import (Client, Server, connect_users, pid_alive, proc_stat, req, resp,
-                   proc_title, wait_until)
+from tnlib import (Client, Server, compact, connect_users, pid_alive, proc_stat,
+                   proc_title, req, resp, wait_until)
 
 
 def titles(s):
@@ -47,6 +47,23 @@ def test_idle_workers_have_no_heap_page_of_their_own():
         for c in (anna, ben):
             kib = heap_private_kib(s.worker_pid(c))
             assert kib == 0, "worker holds %d kB of private heap" % kib
+
+
+def test_a_burst_of_lines_leaves_no_heap_page_either():
+    """A batch from the hub larger than the worker's output store goes to
+    the client straight from the read, so a burst calls no malloc."""
+    with Server() as s:
+        anna, ben = connect_users(s, "anna", "ben")
+        texts = ["burst %02d %s" % (i, "x" * 120) for i in range(40)]
+        # One write: ben's worker forwards it to the hub in one write,
+        # and the hub runs it in one round, so anna's worker reads the
+        # 40 lines (over 5 kB) as one batch.
+        ben.send(b"".join(compact(req("PUBLIC_TEXT", text=t))
+                          for t in texts))
+        for t in texts:
+            anna.expect(tnlib.public_from("ben", t))
+        kib = heap_private_kib(s.worker_pid(anna))
+        assert kib == 0, "worker holds %d kB of private heap" % kib
 
 
 def test_master_hub_and_one_worker_per_connection():
