@@ -85,6 +85,9 @@
 #define IRC_MAX_BYTES		400	/* text that fits a 512-byte IRC line */
 #define CDF_STEP		0.02	/* in "nines" (-log10(1 - p)) */
 #define CDF_MAX_NINES		6.0
+#define SETTLE_TICK_MS		250	/* MemAvailable read this often */
+#define SETTLE_WINDOW		9	/* readings: 2 s of them */
+#define SETTLE_SLACK_KIB	2048	/* it moved at most this much */
 
 enum workload {
 	WL_NONE = 0,
@@ -145,6 +148,8 @@ struct options {
 	const char	*title;
 	const char	*compare[MAX_COMPARE];
 	size_t		 ncompare;
+	unsigned int	 settle;	/* seconds to wait for memory to settle */
+	int		 set_settle;
 };
 
 /* A log-linear histogram of nanoseconds: 128 buckets per octave. */
@@ -181,6 +186,17 @@ struct conn {
 	TAILQ_ENTRY(conn) retry_entry;
 };
 TAILQ_HEAD(conn_queue, conn);
+
+/* The system's memory counters at one moment, from /proc/meminfo, KiB. */
+struct meminfo {
+	int		 ok;
+	long long	 avail;		/* MemAvailable */
+	long long	 anon;		/* AnonPages */
+	long long	 page_tables;	/* PageTables */
+	long long	 kernel_stack;	/* KernelStack */
+	long long	 slab;		/* Slab */
+	long long	 shmem;		/* Shmem */
+};
 
 /* A server process tree at one moment. */
 struct srvstat {
@@ -244,7 +260,9 @@ struct bench {
 	char		*text;		/* scratch for a message text */
 	/* server and machine samples */
 	struct srvstat	 srv_start, srv_m0, srv_end;
-	long long	 memavail_start, memavail_end;	/* KiB */
+	struct meminfo	 mem_start, mem_end;
+	double		 settle_s;	/* waited for memory to settle */
+	int		 settled;	/* it held still before the baseline */
 	long long	 selfrss_start, selfrss_end;	/* KiB */
 	struct rusage	 ru_start;
 	double		 bench_cpu_s;
@@ -292,6 +310,9 @@ usage(FILE *f, int status)
 "      --proto talknet|irc  protocol (default talknet)\n"
 "      --room               fanout in one room (always so over IRC)\n"
 "      --server-pid PID     sample CPU and memory of PID and its children\n"
+"      --settle S           seconds to wait at most for the system's memory\n"
+"                           to hold still before the baseline (hold 30,\n"
+"                           others 0: no wait)\n"
 "      --json               print the result as JSON on stdout\n"
 "      --label TEXT         name of this result in JSON and charts\n"
 "      --svg FILE           write the latency CDF as an SVG chart\n"
@@ -565,11 +586,34 @@ srv_sample(pid_t root, int mem, struct srvstat *s)
 	s->cpu_s = hz > 0 ? (double)ticks / (double)hz : 0;
 }
 
-/* Reads MemAvailable from /proc/meminfo, in KiB; -1 if unknown. */
-static long long
-memavail_kib(void)
+/* Reads the counters of struct meminfo in one pass; m->ok if all were there. */
+static void
+meminfo_read(struct meminfo *m)
 {
-	return proc_kib("/proc/meminfo", "MemAvailable");
+	static const char *const keys[] = { "MemAvailable", "AnonPages",
+	    "PageTables", "KernelStack", "Slab", "Shmem" };
+	long long	*vals[] = { &m->avail, &m->anon, &m->page_tables,
+			    &m->kernel_stack, &m->slab, &m->shmem };
+	FILE		*f;
+	char		 line[256];
+	size_t		 i, klen, found = 0;
+
+	memset(m, 0, sizeof(*m));
+	if ((f = fopen("/proc/meminfo", "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+			klen = strlen(keys[i]);
+			if (strncmp(line, keys[i], klen) != 0 ||
+			    line[klen] != ':')
+				continue;
+			*vals[i] = strtoll(line + klen + 1, NULL, 10);
+			found++;
+			break;
+		}
+	}
+	fclose(f);
+	m->ok = found == sizeof(keys) / sizeof(keys[0]);
 }
 
 /* Reads this process's resident size, in KiB; -1 if unknown. */
@@ -623,7 +667,7 @@ bench_resolve(struct bench *b)
 	b->salen = res->ai_addrlen;
 	freeaddrinfo(res);
 	if (!b->o->allow_remote && !addr_is_loopback((struct sockaddr *)&b->sa))
-		errx(1, "%s is not a loopback address; use --allow-remote "
+		errx(2, "%s is not a loopback address; use --allow-remote "
 		    "to load a remote server", b->o->host);
 	if (getnameinfo((struct sockaddr *)&b->sa, b->salen, host,
 	    sizeof(host), serv, sizeof(serv),
@@ -666,6 +710,13 @@ conn_watch(struct bench *b, struct conn *c, uint32_t ev)
 	if (epoll_ctl(b->ep, EPOLL_CTL_MOD, c->fd, &e) == -1)
 		err(1, "epoll_ctl");
 	c->ev = ev;
+}
+
+/* A client's name for messages; it has none before it identifies. */
+static const char *
+conn_label(const struct conn *c)
+{
+	return c->name[0] != '\0' ? c->name : "unnamed";
 }
 
 /* Closes the socket and frees the buffers; the state becomes C_CLOSED. */
@@ -934,12 +985,12 @@ conn_lost(struct bench *b, struct conn *c, const char *why)
 		return;
 	}
 	if (b->ph == PH_SETUP) {
-		bench_setup_error(b, "client %u (%s): %s", c->idx, c->name,
+		bench_setup_error(b, "client %u (%s): %s", c->idx, conn_label(c),
 		    why);
 		return;
 	}
 	b->disconnects++;
-	bench_note(b, "client %u (%s): %s", c->idx, c->name, why);
+	bench_note(b, "client %u (%s): %s", c->idx, conn_label(c), why);
 }
 
 /* --- messages ----------------------------------------------------------- */
@@ -1143,7 +1194,7 @@ bench_on_response(struct bench *b, struct conn *c, const struct msg *m,
 		return;
 	}
 	b->server_errors++;
-	bench_note(b, "client %u (%s): %.*s %.*s %.*s", c->idx, c->name,
+	bench_note(b, "client %u (%s): %.*s %.*s %.*s", c->idx, conn_label(c),
 	    (int)m->operation.len, m->operation.p, (int)m->result.len,
 	    m->result.p, (int)m->extra.len, m->extra.p);
 	if (b->ph == PH_SETUP)
@@ -1327,7 +1378,7 @@ bench_irc_line(struct bench *b, struct conn *c, const char *line, size_t len,
 	w = irc_word(&p, end, &wlen);	/* our nick */
 	(void)w;
 	b->server_errors++;
-	bench_note(b, "client %u (%s): %.*s", c->idx, c->name, (int)len, line);
+	bench_note(b, "client %u (%s): %.*s", c->idx, conn_label(c), (int)len, line);
 	if (b->ph == PH_SETUP && c->st != C_READY)
 		bench_setup_error(b, "%s", b->first_error);
 }
@@ -1451,6 +1502,50 @@ bench_sample(struct bench *b, struct srvstat *s, int mem)
 		srv_sample(b->o->server_pid, mem, s);
 }
 
+/*
+ * Waits until MemAvailable holds still, at most --settle seconds.  The
+ * kernel gives back what an earlier run's processes and sockets held over
+ * many seconds after they are gone (on a VM that reports free pages to
+ * its host, a quarter of a gigabyte took 18 s); a baseline taken meanwhile
+ * would count that return against this run, even below zero.
+ */
+static void
+bench_settle(struct bench *b)
+{
+	struct meminfo		 m;
+	struct timespec		 tick = { 0, SETTLE_TICK_MS * 1000000L };
+	long long		 win[SETTLE_WINDOW];
+	long long		 lo, hi;
+	int64_t			 t0, deadline;
+	unsigned int		 i, n = 0;
+
+	if (b->o->settle == 0)
+		return;
+	t0 = clock_now_ns();
+	deadline = t0 + (int64_t)b->o->settle * NS;
+	while (!got_signal) {
+		meminfo_read(&m);
+		if (!m.ok)
+			break;
+		win[n++ % SETTLE_WINDOW] = m.avail;
+		if (n >= SETTLE_WINDOW) {
+			lo = hi = win[0];
+			for (i = 1; i < SETTLE_WINDOW; i++) {
+				lo = win[i] < lo ? win[i] : lo;
+				hi = win[i] > hi ? win[i] : hi;
+			}
+			if (hi - lo <= SETTLE_SLACK_KIB) {
+				b->settled = 1;
+				break;
+			}
+		}
+		if (clock_now_ns() >= deadline)
+			break;
+		(void)nanosleep(&tick, NULL);
+	}
+	b->settle_s = (double)(clock_now_ns() - t0) / NS;
+}
+
 /* Takes the samples that close the measurement. */
 static void
 bench_finish(struct bench *b, int64_t now)
@@ -1459,7 +1554,7 @@ bench_finish(struct bench *b, int64_t now)
 
 	b->t_finish = now;
 	bench_sample(b, &b->srv_end, 1);
-	b->memavail_end = memavail_kib();
+	meminfo_read(&b->mem_end);
 	b->selfrss_end = self_rss_kib();
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		b->bench_cpu_s =
@@ -1489,6 +1584,17 @@ bench_teardown(struct bench *b, int64_t now)
 		else
 			conn_quit(b, c);
 	}
+}
+
+/* Ends a connect run; one connection that failed fails the run. */
+static void
+bench_connect_end(struct bench *b, int64_t now)
+{
+	if (b->connects_failed > 0)
+		bench_setup_error(b, "%" PRIu64 " of %" PRIu64 " connections "
+		    "failed, the first: %s", b->connects_failed,
+		    b->connects_failed + b->connects_ok, b->first_error);
+	bench_teardown(b, now);
 }
 
 /* Starts the connects that the concurrency limit allows. */
@@ -1634,13 +1740,13 @@ bench_tick(struct bench *b, int64_t now)
 		if (o->wl == WL_CONNECT) {
 			if ((b->next_new == b->n || now >= b->t_phase_end) &&
 			    b->inflight == 0 && TAILQ_EMPTY(&b->retryq)) {
-				bench_teardown(b, now);
+				bench_connect_end(b, now);
 			} else if (now >= b->t_phase_end +
 			    (int64_t)o->drain * NS) {
 				b->connects_failed += b->inflight;
 				bench_note(b, "%u connections still open after "
 				    "the drain time", b->inflight);
-				bench_teardown(b, now);
+				bench_connect_end(b, now);
 			}
 			return;
 		}
@@ -1764,7 +1870,16 @@ struct outcome {
 	double	 cpu_interval_s;
 	long long memavail_delta_kib;	/* bench's own growth taken out */
 	long long selfrss_delta_kib;
+	struct meminfo mem_delta;	/* growth, the bench's own taken out */
+	unsigned int nmem;		/* clients the memory is shared by */
 };
+
+/* Divides a memory figure among the clients; 0 when there were none. */
+static double
+per_client(long long kib, const struct outcome *r)
+{
+	return r->nmem > 0 ? (double)kib / r->nmem : 0;
+}
 
 /* Computes the derived figures. */
 static void
@@ -1803,9 +1918,22 @@ result_compute(const struct bench *b, struct outcome *r)
 	}
 	if (b->selfrss_start > 0 && b->selfrss_end > 0)
 		r->selfrss_delta_kib = b->selfrss_end - b->selfrss_start;
-	if (b->memavail_start > 0 && b->memavail_end > 0)
-		r->memavail_delta_kib = b->memavail_start - b->memavail_end -
+	/* A hold that fell short shares its memory among those it held. */
+	r->nmem = o->wl == WL_HOLD && b->nready > 0 ? b->nready : b->n;
+	if (b->mem_start.ok && b->mem_end.ok) {
+		r->memavail_delta_kib = b->mem_start.avail - b->mem_end.avail -
 		    r->selfrss_delta_kib;
+		r->mem_delta.ok = 1;
+		r->mem_delta.avail = r->memavail_delta_kib;
+		r->mem_delta.anon = b->mem_end.anon - b->mem_start.anon -
+		    r->selfrss_delta_kib;
+		r->mem_delta.page_tables = b->mem_end.page_tables -
+		    b->mem_start.page_tables;
+		r->mem_delta.kernel_stack = b->mem_end.kernel_stack -
+		    b->mem_start.kernel_stack;
+		r->mem_delta.slab = b->mem_end.slab - b->mem_start.slab;
+		r->mem_delta.shmem = b->mem_end.shmem - b->mem_start.shmem;
+	}
 }
 
 /* Formats milliseconds with a precision that suits their size. */
@@ -1897,7 +2025,7 @@ report_human(const struct bench *b, FILE *f)
 		    r.delivered_per_s, b->sent, r.missing, b->misordered,
 		    b->disconnects);
 		report_latency(b, f, "round trip ms");
-	} else if (o->wl == WL_HOLD && b->t_finish > 0) {
+	} else if (o->wl == WL_HOLD && b->nready == b->n && b->t_finish > 0) {
 		fprintf(f, "held %u clients for %u s, %" PRIu64
 		    " disconnects\n", b->nready, o->duration, b->disconnects);
 	}
@@ -1907,15 +2035,26 @@ report_human(const struct bench *b, FILE *f)
 		    r.cpu_interval_s > 0 ? 100 * r.cpu_s / r.cpu_interval_s :
 		    0, r.cpu_interval_s, b->srv_end.nproc,
 		    (double)b->srv_end.pss_kib / 1024,
-		    n ? (double)b->srv_end.pss_kib / n : 0,
+		    per_client((long long)b->srv_end.pss_kib, &r),
 		    (double)b->srv_end.rss_kib / 1024);
 	}
 	if (o->wl == WL_HOLD || b->srv_end.ok)
 		fprintf(f, "memavail delta %.1f MiB (%.1f KiB/client; the "
 		    "bench's own %.1f MiB taken out)\n",
 		    (double)r.memavail_delta_kib / 1024,
-		    n ? (double)r.memavail_delta_kib / n : 0,
+		    per_client(r.memavail_delta_kib, &r),
 		    (double)r.selfrss_delta_kib / 1024);
+	if (o->wl == WL_HOLD && r.mem_delta.ok)
+		fprintf(f, "per client KiB: anon %.1f  page tables %.1f  "
+		    "kernel stacks %.1f  slab %.1f  shmem %.1f\n",
+		    per_client(r.mem_delta.anon, &r),
+		    per_client(r.mem_delta.page_tables, &r),
+		    per_client(r.mem_delta.kernel_stack, &r),
+		    per_client(r.mem_delta.slab, &r),
+		    per_client(r.mem_delta.shmem, &r));
+	if (o->settle > 0)
+		fprintf(f, "memory %s after %.1f s before the baseline\n",
+		    b->settled ? "settled" : "still moving", b->settle_s);
 	fprintf(f, "bench cpu %.2f s", b->bench_cpu_s);
 	if (b->server_errors > 0 || b->foreign > 0)
 		fprintf(f, "  server errors %" PRIu64 "  foreign texts %"
@@ -2007,7 +2146,7 @@ report_json(const struct bench *b, FILE *f)
 	bench_label(b, label, sizeof(label));
 	fputs("{\"label\":", f);
 	json_str(f, label);
-	fprintf(f, ",\"workload\":\"%s\",\"proto\":\"%s\",\"server\":",
+	fprintf(f, ",\"workload\":\"%s\",\"proto\":\"%s\",\"address\":",
 	    workload_names[o->wl], o->proto == PK_IRC ? "irc" : "talknet");
 	json_str(f, b->addrtext);
 	fprintf(f, ",\"clients\":%u,\"senders\":%u,\"rate\":%u,\"bytes\":%u,"
@@ -2056,12 +2195,24 @@ report_json(const struct bench *b, FILE *f)
 	json_num(f, "cpu_interval_s", r.cpu_interval_s, 0);
 	fprintf(f, "\"pss_kib\":%" PRIu64 ",\"rss_kib\":%" PRIu64 ",",
 	    b->srv_end.pss_kib, b->srv_end.rss_kib);
-	json_num(f, "pss_per_client_kib", b->n ?
-	    (double)b->srv_end.pss_kib / b->n : 0, 1);
+	json_num(f, "pss_per_client_kib",
+	    per_client((long long)b->srv_end.pss_kib, &r), 1);
 	fprintf(f, "},\"memavail_delta_kib\":%lld,", r.memavail_delta_kib);
-	json_num(f, "memavail_per_client_kib", b->n ?
-	    (double)r.memavail_delta_kib / b->n : 0, 0);
+	json_num(f, "memavail_per_client_kib",
+	    per_client(r.memavail_delta_kib, &r), 0);
 	fprintf(f, "\"bench_rss_delta_kib\":%lld,", r.selfrss_delta_kib);
+	json_num(f, "settle_s", b->settle_s, 0);
+	fprintf(f, "\"settled\":%s,", b->settled ? "true" : "false");
+	fputs("\"meminfo_per_client_kib\":{", f);
+	json_num(f, "available", per_client(r.mem_delta.avail, &r), 0);
+	json_num(f, "anon", per_client(r.mem_delta.anon, &r), 0);
+	json_num(f, "page_tables", per_client(r.mem_delta.page_tables, &r),
+	    0);
+	json_num(f, "kernel_stack", per_client(r.mem_delta.kernel_stack,
+	    &r), 0);
+	json_num(f, "slab", per_client(r.mem_delta.slab, &r), 0);
+	json_num(f, "shmem", per_client(r.mem_delta.shmem, &r), 1);
+	fputs("},", f);
 	json_num(f, "bench_cpu_s", b->bench_cpu_s, 0);
 	fputs("\"cdf\":", f);
 	report_cdf(h, f);
@@ -2119,6 +2270,38 @@ read_file(const char *path)
 	return s;
 }
 
+/* Skips JSON white space. */
+static char *
+json_skip_ws(char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+/*
+ * Finds "key": in s and returns what follows the colon, white space
+ * skipped; NULL if it is not there.  Enough for our own results, written
+ * compactly or pretty-printed by another tool.
+ */
+static char *
+json_find(char *s, const char *key)
+{
+	char	*p = s, *q;
+	size_t	 klen = strlen(key);
+
+	while ((p = strchr(p, '"')) != NULL) {
+		q = p + 1;
+		if (strncmp(q, key, klen) == 0 && q[klen] == '"') {
+			q = json_skip_ws(q + klen + 1);
+			if (*q == ':')
+				return json_skip_ws(q + 1);
+		}
+		p = q;
+	}
+	return NULL;
+}
+
 /* Loads the label and CDF of a --json result; -1 if it has none. */
 static int
 series_load(const char *path, struct series *sr)
@@ -2131,9 +2314,8 @@ series_load(const char *path, struct series *sr)
 	if ((s = read_file(path)) == NULL)
 		return -1;
 	strlcpy(sr->label, path, sizeof(sr->label));
-	if ((p = strstr(s, "\"label\":\"")) != NULL) {
-		p += 9;
-		for (i = 0; *p != '\0' && *p != '"' &&
+	if ((p = json_find(s, "label")) != NULL && *p == '"') {
+		for (p++, i = 0; *p != '\0' && *p != '"' &&
 		    i + 1 < sizeof(sr->label); p++) {
 			if (*p == '\\' && p[1] != '\0')
 				p++;
@@ -2141,16 +2323,18 @@ series_load(const char *path, struct series *sr)
 		}
 		sr->label[i] = '\0';
 	}
-	if ((p = strstr(s, "\"latency_ms\":{\"count\":")) != NULL)
-		sr->count = strtod(p + 23, NULL);
-	if ((p = strstr(s, "\"cdf\":[")) == NULL) {
+	if ((p = json_find(s, "latency_ms")) != NULL &&
+	    (p = json_find(p, "count")) != NULL)
+		sr->count = strtod(p, NULL);
+	if ((p = json_find(s, "cdf")) == NULL || *p != '[') {
 		warnx("%s: no \"cdf\" in it", path);
 		free(s);
 		return -1;
 	}
-	p += 7;
+	p++;
 	for (;;) {
-		while (*p == ' ' || *p == ',' || *p == '\n')
+		while (*p == ',' || *p == ' ' || *p == '\t' || *p == '\n' ||
+		    *p == '\r')
 			p++;
 		if (*p != '[')
 			break;
@@ -2162,10 +2346,10 @@ series_load(const char *path, struct series *sr)
 			sr->pts = np;
 		}
 		sr->pts[sr->npts][0] = strtod(p + 1, &q);
-		if (q == p + 1 || *q != ',')
+		if (q == p + 1 || *(q = json_skip_ws(q)) != ',')
 			break;
 		sr->pts[sr->npts][1] = strtod(q + 1, &e);
-		if (e == q + 1 || *e != ']')
+		if (e == q + 1 || *(e = json_skip_ws(e)) != ']')
 			break;
 		sr->npts++;
 		p = e + 1;
@@ -2360,15 +2544,18 @@ static int
 bench_chart(const struct bench *b, const struct options *o)
 {
 	struct series	sr[MAX_COMPARE + 1];
-	size_t		nsr = 0, i;
+	size_t		nsr = 0, i, bad = 0;
 	char		title[256];
 	int		rv;
 
 	if (b != NULL && b->h.n > 0)
 		series_from_hist(b, &sr[nsr++]);
-	for (i = 0; i < o->ncompare; i++)
+	for (i = 0; i < o->ncompare; i++) {
 		if (series_load(o->compare[i], &sr[nsr]) == 0)
 			nsr++;
+		else
+			bad++;
+	}
 	if (nsr == 0) {
 		warnx("%s: no latencies to draw", o->svg);
 		return -1;
@@ -2387,7 +2574,8 @@ bench_chart(const struct bench *b, const struct options *o)
 	rv = svg_write(o->svg, title, sr, nsr);
 	for (i = 0; i < nsr; i++)
 		free(sr[i].pts);
-	return rv;
+	/* A result left out is an error, though the chart has the rest. */
+	return bad > 0 ? -1 : rv;
 }
 
 /* --- main --------------------------------------------------------------- */
@@ -2434,6 +2622,7 @@ enum {
 	OPT_SETUP_TIMEOUT,
 	OPT_CONCURRENCY,
 	OPT_PROTO,
+	OPT_SETTLE,
 	OPT_ROOM,
 	OPT_SERVER_PID,
 	OPT_JSON,
@@ -2459,6 +2648,7 @@ static const struct option longopts[] = {
 	{ "proto",		required_argument, NULL, OPT_PROTO },
 	{ "room",		no_argument,	   NULL, OPT_ROOM },
 	{ "server-pid",		required_argument, NULL, OPT_SERVER_PID },
+	{ "settle",		required_argument, NULL, OPT_SETTLE },
 	{ "json",		no_argument,	   NULL, OPT_JSON },
 	{ "label",		required_argument, NULL, OPT_LABEL },
 	{ "svg",		required_argument, NULL, OPT_SVG },
@@ -2585,6 +2775,10 @@ main(int argc, char *argv[])
 		case OPT_ROOM:
 			o.room = 1;
 			break;
+		case OPT_SETTLE:
+			o.settle = opt_num("--settle", optarg, 0, 3600);
+			o.set_settle = 1;
+			break;
 		case OPT_SERVER_PID:
 			o.server_pid = (pid_t)opt_num("--server-pid", optarg,
 			    1, INT_MAX);
@@ -2673,6 +2867,8 @@ main(int argc, char *argv[])
 			o.nclients = 1000;
 		if (!set_d)
 			o.duration = 2;
+		if (!o.set_settle)
+			o.settle = 30;
 		o.warmup = 0;
 		break;
 	case WL_NONE:
@@ -2715,7 +2911,12 @@ main(int argc, char *argv[])
 	bench_sample(b, &b->srv_start, 1);
 	if (o.server_pid > 0 && !b->srv_start.ok)
 		errx(1, "--server-pid %d: no such process", (int)o.server_pid);
-	b->memavail_start = memavail_kib();
+	if (o.settle > 0) {
+		bench_settle(b);
+		/* The server's CPU while we waited is not the run's. */
+		bench_sample(b, &b->srv_start, 1);
+	}
+	meminfo_read(&b->mem_start);
 	b->selfrss_start = self_rss_kib();
 	(void)getrusage(RUSAGE_SELF, &b->ru_start);
 
@@ -2727,8 +2928,12 @@ main(int argc, char *argv[])
 		report_human(b, o.json ? stderr : stdout);
 	if (o.svg != NULL && bench_chart(b, &o) == -1)
 		rv = 1;
-	if (b->failed)
+	if (b->failed) {
+		/* Said on stderr too, unless the report already went there. */
+		if (!o.json || o.quiet)
+			warnx("FAILED: %s", b->setup_error);
 		rv = 1;
+	}
 	if (fflush(stdout) == EOF)
 		err(1, "stdout");
 

@@ -1,0 +1,422 @@
+"""talknet-bench against a real talknetd on loopback: the counts of each
+workload (fanout public and in a room, private, connect, hold), the
+server's process count, failures reported rather than hidden, charts,
+usage errors and the memory figures of hold.  No test asserts a time or
+a rate, only counts, consistency and shapes: the machine may be loaded."""
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+
+import tnlib
+from tnlib import Server, proc_title
+
+BENCH = os.path.join(os.environ["TOP_BUILDDIR"], "src", "talknet-bench") \
+    if os.environ.get("TOP_BUILDDIR") else \
+    os.path.join(os.path.dirname(tnlib.TALKNETD), "talknet-bench")
+RUN_TIMEOUT = 30          # one bench run, far above what any run here needs
+DRAIN = 5                 # ends as soon as every copy is in: costs no time
+SVG_NS = "{http://www.w3.org/2000/svg}"
+MEMINFO_KEYS = ("available", "anon", "page_tables", "kernel_stack", "slab",
+                "shmem")
+USAGE = 2
+SETTLE_OFF = ["--settle", 0]  # hold waits for memory to settle: not here
+
+
+def start(args):
+    """Starts talknet-bench with args; the runner kills it if it stays."""
+    if not os.access(BENCH, os.X_OK):
+        raise tnlib.Skip("talknet-bench not found at %s" % BENCH)
+    p = subprocess.Popen([BENCH] + [str(a) for a in args],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.args_text = " ".join(str(a) for a in args)
+    tnlib._ctx.procs.append(p)
+    return p
+
+
+def finish(p, timeout=RUN_TIMEOUT):
+    """Waits for a started bench; returns (status, stdout, stderr)."""
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate(timeout=5)
+        raise AssertionError("talknet-bench %s still running after %d s; "
+                             "killed. stderr: %r" % (p.args_text, timeout,
+                                                     err[-2000:]))
+    out = out.decode("utf-8", "replace")
+    err = err.decode("utf-8", "replace")
+    for pat in tnlib.SANITIZER_PATTERNS:
+        assert pat not in err, "sanitizer report:\n%s" % err
+    return p.returncode, out, err
+
+
+def run(args, timeout=RUN_TIMEOUT):
+    """Runs talknet-bench with args; returns (status, stdout, stderr)."""
+    return finish(start(args), timeout)
+
+
+def parse(out, err=""):
+    """The one JSON object talknet-bench printed on stdout."""
+    try:
+        d = json.loads(out)
+    except ValueError as e:
+        raise AssertionError("stdout is not one JSON object (%s): %r; "
+                             "stderr %r" % (e, out[:500], err[-1000:]))
+    assert isinstance(d, dict), "JSON is not an object: %r" % out[:200]
+    return d
+
+
+def bench_json_out(server, *args, timeout=RUN_TIMEOUT):
+    """A --json run that must exit 0 with ok true: (result, its stdout)."""
+    rc, out, err = run(["-p", server.port, "--json", "--setup-timeout", 10]
+                       + list(args), timeout)
+    assert out.strip() or rc == 0, "exit %r and no JSON; stderr: %r" % (
+        rc, err[:400])
+    d = parse(out, err)
+    assert rc == 0 and d.get("ok") is True and d.get("error") == "", \
+        "exit %r, ok %r, error %r; stderr:\n%s" % (rc, d.get("ok"),
+                                                   d.get("error"), err)
+    return d, out
+
+
+def bench_json(server, *args, timeout=RUN_TIMEOUT):
+    """The result of bench_json_out alone."""
+    return bench_json_out(server, *args, timeout=timeout)[0]
+
+
+def dead_port():
+    """A bound loopback socket that does not listen: connects are refused."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((tnlib.LOOPBACK, 0))
+    return s
+
+
+def is_num(v):
+    """True for a JSON number (not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_latency_shape(d):
+    """Percentiles in order; the CDF climbs from (0, min) to (100, max)."""
+    lat = d["latency_ms"]
+    order = [lat[k] for k in ("min", "p50", "p90", "p99", "p999", "max")]
+    assert order == sorted(order), "latency percentiles out of order: %r" \
+        % lat
+    cdf = d["cdf"]
+    assert isinstance(cdf, list) and len(cdf) >= 2, "cdf: %r" % cdf
+    for pt in cdf:
+        assert isinstance(pt, list) and len(pt) == 2 and \
+            all(is_num(v) for v in pt), "cdf point %r" % (pt,)
+    assert cdf[0] == [0, lat["min"]], "cdf starts at %r, min %r" % (
+        cdf[0], lat["min"])
+    assert cdf[-1] == [100, lat["max"]], "cdf ends at %r, max %r" % (
+        cdf[-1], lat["max"])
+    for a, b in zip(cdf, cdf[1:]):
+        assert a[0] <= b[0] and a[1] <= b[1], "cdf goes back: %r then %r" \
+            % (a, b)
+
+
+def check_fanout(d, clients, room):
+    """Every copy of every message arrived once, in order, and timed."""
+    assert d["workload"] == "fanout" and d["room"] is room, d
+    assert d["setup"]["clients"] == clients, d["setup"]
+    assert d["sent"] > 0, "nothing sent"
+    assert d["expected"] == d["sent"] * (clients - 1), \
+        "expected %r for %r sent to %d others" % (d["expected"], d["sent"],
+                                                  clients - 1)
+    assert d["delivered"] == d["expected"], "delivered %r of %r" % (
+        d["delivered"], d["expected"])
+    assert d["missing"] == 0 and d["misordered"] == 0, \
+        "missing %r, misordered %r" % (d["missing"], d["misordered"])
+    assert d["disconnects"] == 0 and d["server_errors"] == 0 and \
+        d["foreign"] == 0, d
+    assert d["delivered_pct"] == 100, d["delivered_pct"]
+    assert d["latency_ms"]["count"] == d["delivered"], \
+        "%r latencies for %r copies" % (d["latency_ms"]["count"],
+                                        d["delivered"])
+    check_latency_shape(d)
+
+
+def test_fanout_public_every_copy_arrives():
+    """fanout to everyone: N-1 copies of each message, all counted."""
+    with Server() as s:
+        d = bench_json(s, "fanout", "-c", 20, "-s", 2, "-r", 100, "-d", 1,
+                       "--warmup", 0, "--drain", DRAIN)
+        check_fanout(d, 20, False)
+        assert d["senders"] == 2, d["senders"]
+
+
+def test_fanout_room_every_copy_arrives():
+    """fanout in one room: the same counts as to everyone."""
+    with Server() as s:
+        d = bench_json(s, "fanout", "--room", "-c", 20, "-s", 2, "-r", 100,
+                       "-d", 1, "--warmup", 0, "--drain", DRAIN)
+        check_fanout(d, 20, True)
+
+
+def test_private_every_round_trip_comes_back():
+    """private in pairs: each TEXT comes back once, and is timed."""
+    with Server() as s:
+        d = bench_json(s, "private", "-c", 4, "-r", 50, "-d", 1,
+                       "--warmup", 0, "--drain", DRAIN)
+        assert d["workload"] == "private" and d["senders"] == 2, d
+        assert d["setup"]["clients"] == 4, d["setup"]
+        assert d["sent"] > 0 and d["expected"] == d["sent"], d
+        assert d["delivered"] == d["expected"] and d["missing"] == 0, d
+        assert d["misordered"] == 0 and d["disconnects"] == 0, d
+        assert d["latency_ms"]["count"] > 0, d["latency_ms"]
+        assert d["latency_ms"]["count"] == d["delivered"], d["latency_ms"]
+        check_latency_shape(d)
+
+
+def test_connect_counts_every_connection():
+    """connect: 200 connect, identify and disconnect, none fails."""
+    with Server() as s:
+        d = bench_json(s, "connect", "-c", 200)
+        assert d["connects"]["ok"] == 200, d["connects"]
+        assert d["connects"]["failed"] == 0, d["connects"]
+        assert d["setup"]["clients"] == 200, d["setup"]
+        assert d["latency_ms"]["count"] == 200, d["latency_ms"]
+        check_latency_shape(d)
+
+
+def test_hold_counts_master_hub_and_one_worker_per_client():
+    """hold: server.procs is what /proc shows while the clients are held."""
+    with Server() as s:
+        args = ["-p", s.port, "--server-pid", s.pid, "--json", "hold",
+                "-c", 20, "-d", 1] + SETTLE_OFF
+        p = start(args)
+        # Watch the tree while the bench holds its clients (the last look
+        # at the most processes, when all have identified).
+        most, titles = 0, {}
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while p.poll() is None and time.monotonic() < deadline:
+            kids = s.descendants()
+            if len(kids) >= most:
+                most = len(kids)
+                titles = {k: proc_title(k) for k in kids}
+            time.sleep(0.02)
+        rc, out, err = finish(p, 5)
+        d = parse(out, err)
+        assert rc == 0 and d["ok"] is True, \
+            "exit %r, error %r; stderr:\n%s" % (rc, d["error"], err)
+        assert d["setup"]["clients"] == 20, d["setup"]
+        workers = [t for t in titles.values()
+                   if t and t.startswith("talknetd: worker ")
+                   and "(unidentified)" not in t]
+        hubs = [t for t in titles.values() if t == "talknetd: hub"]
+        assert len(workers) == 20 and len(hubs) == 1 and most == 21, \
+            "the master's descendants at most: %r" % titles
+        assert d["server"]["pid"] == s.pid, d["server"]
+        assert d["server"]["procs"] == 20 + 2 == most + 1, \
+            "server.procs %r, /proc showed the master and %d descendants" \
+            % (d["server"]["procs"], most)
+        assert d["server"]["pss_kib"] > 0, d["server"]
+
+
+class DefaultLimitsServer(Server):
+    """A talknetd with its own default limits (16 clients per address)."""
+
+    def argv(self):
+        """The harness's command line without tnlib.LIFT_LIMITS."""
+        a = [tnlib.TALKNETD, "-f"]
+        for l in self.listen:
+            a += ["-l", l]
+        return a + self.opts
+
+
+def test_per_address_limit_is_reported_as_a_failure():
+    """hold -c 20 against the default cap of 16 fails, and says why."""
+    with DefaultLimitsServer() as s:
+        rc, out, err = run(["-p", s.port, "--json", "--setup-timeout", 10,
+                            "hold", "-c", 20, "-d", 1] + SETTLE_OFF)
+        s.wait_log(r"max-clients-per-ip")
+        d = parse(out, err)
+        assert rc != 0 and d["ok"] is False, \
+            "exit %r and ok %r with the server refusing clients" % (
+                rc, d["ok"])
+        assert isinstance(d["error"], str) and d["error"].strip(), \
+            "no error: %r" % d["error"]
+        assert d["setup"]["clients"] < 20, d["setup"]
+
+
+def test_dead_port_fails_with_a_message():
+    """Nothing listens: --json says ok false and why, exit 1, promptly."""
+    hole = dead_port()
+    try:
+        port = hole.getsockname()[1]
+        rc, out, err = run(["-p", port, "--json", "--setup-timeout", 5,
+                            "fanout", "-c", 4, "-s", 1, "-r", 10, "-d", 1,
+                            "--warmup", 0, "--drain", 1], timeout=20)
+        d = parse(out, err)
+        assert rc == 1, "exit %r; stderr %r" % (rc, err)
+        assert d["ok"] is False, d
+        assert "refused" in d["error"].lower(), "error: %r" % d["error"]
+        assert "refused" in err.lower(), "stderr: %r" % err
+    finally:
+        hole.close()
+
+
+def test_dead_port_message_on_stderr_without_json():
+    """Nothing listens, plain output: exit 1, the reason on stderr."""
+    hole = dead_port()
+    try:
+        port = hole.getsockname()[1]
+        rc, out, err = run(["-p", port, "--setup-timeout", 5, "fanout",
+                            "-c", 4, "-s", 1, "-r", 10, "-d", 1,
+                            "--warmup", 0, "--drain", 1], timeout=20)
+        assert rc == 1, "exit %r; stderr %r" % (rc, err)
+        assert "refused" in err.lower(), \
+            "the failure is not on stderr: stderr %r, stdout %r" % (err, out)
+    finally:
+        hole.close()
+
+
+def test_connect_to_dead_port_is_a_failure():
+    """connect where every connection is refused is not an ok run."""
+    hole = dead_port()
+    try:
+        port = hole.getsockname()[1]
+        rc, out, err = run(["-p", port, "--json", "connect", "-c", 5, "-d", 2,
+                            "--drain", 1], timeout=20)
+        d = parse(out, err)
+        assert d["connects"]["ok"] == 0, d["connects"]
+        assert d["connects"]["ok"] + d["connects"]["failed"] == 5, \
+            d["connects"]
+        assert rc != 0 and d["ok"] is False and d["error"], \
+            "0 of 5 connections, yet exit %r, ok %r, error %r" % (
+                rc, d["ok"], d["error"])
+    finally:
+        hole.close()
+
+
+def test_chart_of_two_results_is_svg():
+    """--svg with two --compare results writes XML: an <svg>, two lines."""
+    labels = ['fan <&> "one"', "private two"]
+    with Server() as s, tempfile.TemporaryDirectory() as tmp:
+        a = os.path.join(tmp, "a.json")
+        b = os.path.join(tmp, "b.json")
+        svg = os.path.join(tmp, "cdf.svg")
+        for path, label, args in (
+                (a, labels[0], ["fanout", "-c", 6, "-s", 1, "-r", 50]),
+                (b, labels[1], ["private", "-c", 2, "-r", 20])):
+            d, out = bench_json_out(s, "--label", label, *args, "-d", 1,
+                                    "--warmup", 0, "--drain", DRAIN)
+            assert d["label"] == label, d["label"]
+            with open(path, "w") as f:
+                f.write(out)            # as `talknet-bench --json > a.json`
+        rc, out, err = run(["--svg", svg, "--compare", a, "--compare", b])
+        assert rc == 0, "exit %r; stderr %r" % (rc, err)
+        root = ET.parse(svg).getroot()
+        assert root.tag in ("svg", SVG_NS + "svg"), root.tag
+        lines = list(root.iter(SVG_NS + "polyline"))
+        assert len(lines) == 2, "%d lines in the chart" % len(lines)
+        for l in lines:
+            assert len(l.get("points", "").split()) >= 2, l.attrib
+        texts = [t.text for t in root.iter(SVG_NS + "text")]
+        for label in labels:
+            assert label in texts, "legend %r not in %r" % (label, texts)
+
+        # A result pretty-printed by another tool still draws.
+        pretty = os.path.join(tmp, "pretty.json")
+        with open(a) as f, open(pretty, "w") as g:
+            json.dump(json.load(f), g, indent=2)
+        rc, out, err = run(["--svg", svg, "--compare", pretty])
+        assert rc == 0, "pretty-printed: exit %r; stderr %r" % (rc, err)
+        assert len(list(ET.parse(svg).getroot().iter(
+            SVG_NS + "polyline"))) == 1
+
+        # One that cannot be read is an error, though the rest is drawn.
+        rc, out, err = run(["--svg", svg, "--compare", a, "--compare",
+                            os.path.join(tmp, "missing.json")])
+        assert rc == 1 and "missing.json" in err, \
+            "unreadable --compare: exit %r; stderr %r" % (rc, err)
+        assert len(list(ET.parse(svg).getroot().iter(
+            SVG_NS + "polyline"))) == 1
+
+
+def test_bad_options_exit_2_with_a_message():
+    """Usage errors: status 2, a message on stderr, nothing on stdout."""
+    hole = dead_port()
+    try:
+        port = hole.getsockname()[1]
+        for args, word in ((["--clients", "0", "hold"], "--clients"),
+                           (["-c", "abc", "fanout"], "abc"),
+                           (["nope"], "nope"),
+                           (["--proto", "nope", "hold"], "nope"),
+                           (["-r", "0", "fanout"], "rate"),
+                           (["-c", "2", "-s", "5", "fanout"], "senders"),
+                           (["--compare", "x.json", "fanout"], "--svg"),
+                           (["-H", "10.1.2.3", "hold"], "loopback"),
+                           ([], "usage")):
+            rc, out, err = run(["-p", port] + args, timeout=10)
+            assert rc == USAGE, "%r: exit %r (want 2), stderr %r" % (
+                args, rc, err)
+            assert word in err, "%r: %r not in stderr %r" % (args, word, err)
+            assert out == "", "%r: stdout %r" % (args, out)
+    finally:
+        hole.close()
+
+
+def test_json_has_no_duplicate_keys():
+    """Each key of the JSON result, at every level, appears once."""
+    def no_dups(pairs):
+        """A dict of pairs, or AssertionError on a repeated key."""
+        keys = [k for k, _ in pairs]
+        dups = sorted(set(k for k in keys if keys.count(k) > 1))
+        assert not dups, "duplicate keys %r in %r" % (dups, keys)
+        return dict(pairs)
+    with Server() as s:
+        rc, out, err = run(["-p", s.port, "--server-pid", s.pid, "--json",
+                            "connect", "-c", 5])
+        assert rc == 0, "exit %r; stderr %r" % (rc, err)
+        json.loads(out, object_pairs_hook=no_dups)
+
+
+def check_meminfo(d):
+    """meminfo_per_client_kib holds the six counters, all numbers."""
+    m = d.get("meminfo_per_client_kib")
+    assert isinstance(m, dict), "meminfo_per_client_kib: %r" % (m,)
+    for k in MEMINFO_KEYS:
+        assert k in m and is_num(m[k]), "meminfo_per_client_kib.%s: %r" % (
+            k, m)
+
+
+def test_hold_settle_0_takes_the_baseline_at_once():
+    """--settle 0: settle_s is 0; outside hold settling is off by default."""
+    with Server() as s:
+        d = bench_json(s, "--server-pid", s.pid, "hold", "-c", 20, "-d", 1,
+                       "--settle", 0)
+        assert is_num(d.get("settle_s")) and d["settle_s"] == 0, \
+            "settle_s: %r" % d.get("settle_s")
+        assert isinstance(d.get("settled"), bool), "settled: %r" % (
+            d.get("settled"),)
+        check_meminfo(d)
+        d = bench_json(s, "connect", "-c", 10)
+        assert is_num(d.get("settle_s")) and d["settle_s"] == 0, \
+            "connect: settle_s %r" % d.get("settle_s")
+
+
+def test_hold_settle_5_and_memory_per_client():
+    """--settle 5 waits at most about 5 s; the memory counters are numbers."""
+    # Not their values: they are the whole machine's, and even KernelStack
+    # per client went below 0 while other tests' workers exited (make -j).
+    with Server() as s:
+        d = bench_json(s, "--server-pid", s.pid, "hold", "-c", 20, "-d", 1,
+                       "--settle", 5)
+        assert is_num(d.get("settle_s")) and 0 <= d["settle_s"] <= 5 + 1, \
+            "settle_s: %r" % d.get("settle_s")
+        assert isinstance(d.get("settled"), bool), "settled: %r" % (
+            d.get("settled"),)
+        check_meminfo(d)
+        assert d["server"]["procs"] == 22, d["server"]
+
+
+if __name__ == "__main__":
+    tnlib.main(globals())
