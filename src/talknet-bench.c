@@ -148,7 +148,7 @@ struct options {
 	const char	*title;
 	const char	*compare[MAX_COMPARE];
 	size_t		 ncompare;
-	unsigned int	 settle;	/* seconds to wait for memory to settle */
+	unsigned int	 settle;	/* seconds to wait for memory to hold */
 	int		 set_settle;
 };
 
@@ -586,7 +586,7 @@ srv_sample(pid_t root, int mem, struct srvstat *s)
 	s->cpu_s = hz > 0 ? (double)ticks / (double)hz : 0;
 }
 
-/* Reads the counters of struct meminfo in one pass; m->ok if all were there. */
+/* Reads struct meminfo's counters in one pass; m->ok if all were there. */
 static void
 meminfo_read(struct meminfo *m)
 {
@@ -985,8 +985,8 @@ conn_lost(struct bench *b, struct conn *c, const char *why)
 		return;
 	}
 	if (b->ph == PH_SETUP) {
-		bench_setup_error(b, "client %u (%s): %s", c->idx, conn_label(c),
-		    why);
+		bench_setup_error(b, "client %u (%s): %s", c->idx,
+		    conn_label(c), why);
 		return;
 	}
 	b->disconnects++;
@@ -1378,7 +1378,8 @@ bench_irc_line(struct bench *b, struct conn *c, const char *line, size_t len,
 	w = irc_word(&p, end, &wlen);	/* our nick */
 	(void)w;
 	b->server_errors++;
-	bench_note(b, "client %u (%s): %.*s", c->idx, conn_label(c), (int)len, line);
+	bench_note(b, "client %u (%s): %.*s", c->idx, conn_label(c),
+	    (int)len, line);
 	if (b->ph == PH_SETUP && c->st != C_READY)
 		bench_setup_error(b, "%s", b->first_error);
 }

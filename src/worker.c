@@ -92,8 +92,8 @@ static struct {
 	int			 cut;		/* over --max-queue: no more */
 	enum result		 final;		/* reply after CLOSE, if any */
 	int			 linger_ms;	/* flush time once closed */
-	int			 gathering;	/* lines gather in the scratch */
-	size_t			 gathered;	/* bytes of them, at its front */
+	int			 gathering;	/* lines gather in scratch */
+	size_t			 gathered;	/* bytes of them, at its head */
 	/*
 	 * The buffers start here, in the state's page.  A worker whose
 	 * traffic fits never calls malloc, so it never writes the heap
