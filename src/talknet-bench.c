@@ -2039,13 +2039,14 @@ report_human(const struct bench *b, FILE *f)
 		    per_client((long long)b->srv_end.pss_kib, &r),
 		    (double)b->srv_end.rss_kib / 1024);
 	}
-	if (o->wl == WL_HOLD || b->srv_end.ok)
+	/* A failed run's machine-wide deltas mean nothing: left out. */
+	if ((o->wl == WL_HOLD || b->srv_end.ok) && !b->failed)
 		fprintf(f, "memavail delta %.1f MiB (%.1f KiB/client; the "
 		    "bench's own %.1f MiB taken out)\n",
 		    (double)r.memavail_delta_kib / 1024,
 		    per_client(r.memavail_delta_kib, &r),
 		    (double)r.selfrss_delta_kib / 1024);
-	if (o->wl == WL_HOLD && r.mem_delta.ok)
+	if (o->wl == WL_HOLD && r.mem_delta.ok && !b->failed)
 		fprintf(f, "per client KiB: anon %.1f  page tables %.1f  "
 		    "kernel stacks %.1f  slab %.1f  shmem %.1f\n",
 		    per_client(r.mem_delta.anon, &r),
