@@ -186,30 +186,38 @@ def test_connect_counts_every_connection():
         check_latency_shape(d)
 
 
+def identified_workers(titles):
+    """The titles of identified workers among {pid: title}."""
+    return [t for t in titles.values()
+            if t and t.startswith("talknetd: worker ")
+            and "(unidentified)" not in t]
+
+
 def test_hold_counts_master_hub_and_one_worker_per_client():
     """hold: server.procs is what /proc shows while the clients are held."""
     with Server() as s:
         args = ["-p", s.port, "--server-pid", s.pid, "--json", "hold",
                 "-c", 20, "-d", 1] + SETTLE_OFF
         p = start(args)
-        # Watch the tree while the bench holds its clients (the last look
-        # at the most processes, when all have identified).
-        most, titles = 0, {}
+        # Watch the tree while the bench holds its clients: keep the look
+        # with the most identified workers (at the end, exiting workers
+        # show no title while still counted).
+        most, titles, best = 0, {}, -1
         deadline = time.monotonic() + RUN_TIMEOUT
         while p.poll() is None and time.monotonic() < deadline:
             kids = s.descendants()
-            if len(kids) >= most:
-                most = len(kids)
-                titles = {k: proc_title(k) for k in kids}
+            most = max(most, len(kids))
+            look = {k: proc_title(k) for k in kids}
+            n = len(identified_workers(look))
+            if n > best:
+                best, titles = n, look
             time.sleep(0.02)
         rc, out, err = finish(p, 5)
         d = parse(out, err)
         assert rc == 0 and d["ok"] is True, \
             "exit %r, error %r; stderr:\n%s" % (rc, d["error"], err)
         assert d["setup"]["clients"] == 20, d["setup"]
-        workers = [t for t in titles.values()
-                   if t and t.startswith("talknetd: worker ")
-                   and "(unidentified)" not in t]
+        workers = identified_workers(titles)
         hubs = [t for t in titles.values() if t == "talknetd: hub"]
         assert len(workers) == 20 and len(hubs) == 1 and most == 21, \
             "the master's descendants at most: %r" % titles
