@@ -7,7 +7,6 @@ a rate, only counts, consistency and shapes: the machine may be loaded."""
 import json
 import os
 import socket
-import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -31,34 +30,12 @@ def start(args):
     """Starts talknet-bench with args; the runner kills it if it stays."""
     if not os.access(BENCH, os.X_OK):
         raise tnlib.Skip("talknet-bench not found at %s" % BENCH)
-    p = subprocess.Popen([BENCH] + [str(a) for a in args],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
-    p.args_text = " ".join(str(a) for a in args)
-    tnlib._ctx.procs.append(p)
-    return p
-
-
-def finish(p, timeout=RUN_TIMEOUT):
-    """Waits for a started bench; returns (status, stdout, stderr)."""
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate(timeout=5)
-        raise AssertionError("talknet-bench %s still running after %d s; "
-                             "killed. stderr: %r" % (p.args_text, timeout,
-                                                     err[-2000:]))
-    out = out.decode("utf-8", "replace")
-    err = err.decode("utf-8", "replace")
-    for pat in tnlib.SANITIZER_PATTERNS:
-        assert pat not in err, "sanitizer report:\n%s" % err
-    return p.returncode, out, err
+    return tnlib.start_program([BENCH] + list(args))
 
 
 def run(args, timeout=RUN_TIMEOUT):
     """Runs talknet-bench with args; returns (status, stdout, stderr)."""
-    return finish(start(args), timeout)
+    return tnlib.finish_program(start(args), timeout)
 
 
 def parse(out, err=""):
@@ -212,7 +189,7 @@ def test_hold_counts_master_hub_and_one_worker_per_client():
             if n > best:
                 best, titles = n, look
             time.sleep(0.02)
-        rc, out, err = finish(p, 5)
+        rc, out, err = tnlib.finish_program(p, 5)
         d = parse(out, err)
         assert rc == 0 and d["ok"] is True, \
             "exit %r, error %r; stderr:\n%s" % (rc, d["error"], err)
@@ -259,8 +236,7 @@ def test_per_address_limit_is_reported_as_a_failure():
 
 def test_dead_port_fails_with_a_message():
     """Nothing listens: --json says ok false and why, exit 1, promptly."""
-    hole = dead_port()
-    try:
+    with dead_port() as hole:
         port = hole.getsockname()[1]
         rc, out, err = run(["-p", port, "--json", "--setup-timeout", 5,
                             "fanout", "-c", 4, "-s", 1, "-r", 10, "-d", 1,
@@ -270,14 +246,11 @@ def test_dead_port_fails_with_a_message():
         assert d["ok"] is False, d
         assert "refused" in d["error"].lower(), "error: %r" % d["error"]
         assert "refused" in err.lower(), "stderr: %r" % err
-    finally:
-        hole.close()
 
 
 def test_dead_port_message_on_stderr_without_json():
     """Nothing listens, plain output: exit 1, the reason on stderr."""
-    hole = dead_port()
-    try:
+    with dead_port() as hole:
         port = hole.getsockname()[1]
         rc, out, err = run(["-p", port, "--setup-timeout", 5, "fanout",
                             "-c", 4, "-s", 1, "-r", 10, "-d", 1,
@@ -285,14 +258,11 @@ def test_dead_port_message_on_stderr_without_json():
         assert rc == 1, "exit %r; stderr %r" % (rc, err)
         assert "refused" in err.lower(), \
             "the failure is not on stderr: stderr %r, stdout %r" % (err, out)
-    finally:
-        hole.close()
 
 
 def test_connect_to_dead_port_is_a_failure():
     """connect where every connection is refused is not an ok run."""
-    hole = dead_port()
-    try:
+    with dead_port() as hole:
         port = hole.getsockname()[1]
         rc, out, err = run(["-p", port, "--json", "connect", "-c", 5, "-d", 2,
                             "--drain", 1], timeout=20)
@@ -303,8 +273,6 @@ def test_connect_to_dead_port_is_a_failure():
         assert rc != 0 and d["ok"] is False and d["error"], \
             "0 of 5 connections, yet exit %r, ok %r, error %r" % (
                 rc, d["ok"], d["error"])
-    finally:
-        hole.close()
 
 
 def test_chart_of_two_results_is_svg():
@@ -354,8 +322,7 @@ def test_chart_of_two_results_is_svg():
 
 def test_bad_options_exit_2_with_a_message():
     """Usage errors: status 2, a message on stderr, nothing on stdout."""
-    hole = dead_port()
-    try:
+    with dead_port() as hole:
         port = hole.getsockname()[1]
         for args, word in ((["--clients", "0", "hold"], "--clients"),
                            (["-c", "abc", "fanout"], "abc"),
@@ -371,8 +338,6 @@ def test_bad_options_exit_2_with_a_message():
                 args, rc, err)
             assert word in err, "%r: %r not in stderr %r" % (args, word, err)
             assert out == "", "%r: stdout %r" % (args, out)
-    finally:
-        hole.close()
 
 
 def test_json_has_no_duplicate_keys():

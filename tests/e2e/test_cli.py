@@ -3,7 +3,6 @@ addresses, IPv6, several listeners and a port in use."""
 
 import re
 import socket
-import subprocess
 
 import tnlib
 from tnlib import Client, Server, TALKNETD, new_user, req
@@ -14,21 +13,7 @@ EX_USAGE = 64
 def run(args, timeout=10):
     """Runs talknetd with args; returns (status, stdout, stderr).  A daemon
     that keeps running is killed and the test fails."""
-    p = subprocess.Popen([TALKNETD] + args, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    tnlib._ctx.procs.append(p)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate(timeout=5)
-        raise AssertionError("talknetd %s still running after %d s; killed. "
-                             "stderr: %r" % (" ".join(args), timeout, err))
-    out = out.decode("utf-8", "replace")
-    err = err.decode("utf-8", "replace")
-    for pat in tnlib.SANITIZER_PATTERNS:
-        assert pat not in err, "sanitizer report:\n%s" % err
-    return p.returncode, out, err
+    return tnlib.run_program([TALKNETD] + args, timeout)
 
 
 def test_help():

@@ -266,6 +266,39 @@ class Skip(Exception):
     pass
 
 
+def start_program(argv):
+    """Starts a program with stdin closed and its output piped; the runner
+    kills it if it is still running when the test ends."""
+    p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _ctx.procs.append(p)
+    return p
+
+
+def finish_program(p, timeout):
+    """Waits for a started program; returns (status, stdout, stderr).  One
+    that keeps running is killed and the test fails, as it does on a
+    sanitizer report."""
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate(timeout=5)
+        raise AssertionError("%s still running after %d s; killed. "
+                             "stderr: %r" % (" ".join(p.args), timeout,
+                                             err[-2000:]))
+    out = out.decode("utf-8", "replace")
+    err = err.decode("utf-8", "replace")
+    for pat in SANITIZER_PATTERNS:
+        assert pat not in err, "sanitizer report:\n%s" % err
+    return p.returncode, out, err
+
+
+def run_program(argv, timeout):
+    """Runs a program to its end: start_program, then finish_program."""
+    return finish_program(start_program(argv), timeout)
+
+
 # ---------------------------------------------------------------------------
 # /proc helpers
 
