@@ -445,25 +445,35 @@ ns_ms(uint64_t v)
 
 /* --- /proc samples ------------------------------------------------------ */
 
-/* Reads one "Key: N kB" value of a /proc file; -1 if it is not there. */
-static long long
-proc_kib(const char *path, const char *key)
+/*
+ * Reads "Key: N kB" values of a /proc file in one pass: vals[i] for
+ * keys[i], -1 for a key that is not there.  Returns how many were found.
+ */
+static size_t
+proc_kibs(const char *path, const char *const keys[], long long *const vals[],
+    size_t n)
 {
 	FILE		*f;
 	char		 line[256];
-	size_t		 klen = strlen(key);
-	long long	 v = -1;
+	size_t		 i, klen, found = 0;
 
+	for (i = 0; i < n; i++)
+		*vals[i] = -1;
 	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
-			v = strtoll(line + klen + 1, NULL, 10);
+		return 0;
+	while (found < n && fgets(line, sizeof(line), f) != NULL) {
+		for (i = 0; i < n; i++) {
+			klen = strlen(keys[i]);
+			if (strncmp(line, keys[i], klen) != 0 ||
+			    line[klen] != ':')
+				continue;
+			*vals[i] = strtoll(line + klen + 1, NULL, 10);
+			found++;
 			break;
 		}
 	}
 	fclose(f);
-	return v;
+	return found;
 }
 
 struct procent {
@@ -513,7 +523,9 @@ srv_sample(pid_t root, int mem, struct srvstat *s)
 	long		 hz = sysconf(_SC_CLK_TCK);
 	unsigned long long ticks = 0, ut, st, cut, cst;
 	int		 ppid;
-	long long	 v;
+	static const char *const mem_keys[] = { "Pss", "Rss" };
+	long long	 pss, rss;
+	long long	*const mem_vals[] = { &pss, &rss };
 
 	memset(s, 0, sizeof(*s));
 	if (root <= 0 || (d = opendir("/proc")) == NULL)
@@ -576,10 +588,11 @@ srv_sample(pid_t root, int mem, struct srvstat *s)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup",
 		    (int)p[i].pid);
-		if ((v = proc_kib(path, "Pss")) > 0)
-			s->pss_kib += (uint64_t)v;
-		if ((v = proc_kib(path, "Rss")) > 0)
-			s->rss_kib += (uint64_t)v;
+		(void)proc_kibs(path, mem_keys, mem_vals, 2);
+		if (pss > 0)
+			s->pss_kib += (uint64_t)pss;
+		if (rss > 0)
+			s->rss_kib += (uint64_t)rss;
 	}
 	free(p);
 	s->ok = s->nproc > 0;
@@ -592,35 +605,23 @@ meminfo_read(struct meminfo *m)
 {
 	static const char *const keys[] = { "MemAvailable", "AnonPages",
 	    "PageTables", "KernelStack", "Slab", "Shmem" };
-	long long	*vals[] = { &m->avail, &m->anon, &m->page_tables,
+	long long	*const vals[] = { &m->avail, &m->anon, &m->page_tables,
 			    &m->kernel_stack, &m->slab, &m->shmem };
-	FILE		*f;
-	char		 line[256];
-	size_t		 i, klen, found = 0;
+	size_t		 n = sizeof(keys) / sizeof(keys[0]);
 
-	memset(m, 0, sizeof(*m));
-	if ((f = fopen("/proc/meminfo", "r")) == NULL)
-		return;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-			klen = strlen(keys[i]);
-			if (strncmp(line, keys[i], klen) != 0 ||
-			    line[klen] != ':')
-				continue;
-			*vals[i] = strtoll(line + klen + 1, NULL, 10);
-			found++;
-			break;
-		}
-	}
-	fclose(f);
-	m->ok = found == sizeof(keys) / sizeof(keys[0]);
+	m->ok = proc_kibs("/proc/meminfo", keys, vals, n) == n;
 }
 
 /* Reads this process's resident size, in KiB; -1 if unknown. */
 static long long
 self_rss_kib(void)
 {
-	return proc_kib("/proc/self/status", "VmRSS");
+	static const char *const keys[] = { "VmRSS" };
+	long long	 v;
+	long long	*const vals[] = { &v };
+
+	(void)proc_kibs("/proc/self/status", keys, vals, 1);
+	return v;
 }
 
 /* --- the address -------------------------------------------------------- */
