@@ -14,17 +14,25 @@ def titles(s):
     return {p: proc_title(p) for p in s.children()}
 
 
-def heap_private_kib(pid):
-    """Private_Dirty of a process's [heap] mapping, in kB (0 if none)."""
-    total, in_heap = 0, False
+def private_kib(pid, names):
+    """Private_Dirty of a process's mappings whose name contains one of
+    names, in kB (0 if none)."""
+    total, counted = 0, False
     with open("/proc/%d/smaps" % pid) as f:
         for line in f:
             first = line.split()[0]
             if not first.endswith(":"):         # a mapping's header line
-                in_heap = line.rstrip().endswith("[heap]")
-            elif in_heap and first == "Private_Dirty:":
+                fields = line.split()
+                name = fields[5] if len(fields) > 5 else ""
+                counted = any(n in name for n in names)
+            elif counted and first == "Private_Dirty:":
                 total += int(line.split()[1])
     return total
+
+
+def heap_private_kib(pid):
+    """Private_Dirty of a process's [heap] mapping, in kB (0 if none)."""
+    return private_kib(pid, ["[heap]"])
 
 
 def test_idle_workers_have_no_heap_page_of_their_own():
@@ -64,6 +72,26 @@ def test_a_burst_of_lines_leaves_no_heap_page_either():
             anna.expect(tnlib.public_from("ben", t))
         kib = heap_private_kib(s.worker_pid(anna))
         assert kib == 0, "worker holds %d kB of private heap" % kib
+
+
+def test_workers_hold_no_copy_of_libc_or_ld_so_data():
+    """A worker is forked without libc's fork bookkeeping (_Fork), which
+    would reset ld.so's and libc's locks in both processes and so leave
+    every worker a private copy of those pages."""
+    with Server() as s:
+        anna, ben = connect_users(s, "anna", "ben")
+        ben.send(req("PUBLIC_TEXT", text="hello"))
+        anna.expect(tnlib.public_from("ben", "hello"))
+        for c in (anna, ben):
+            pid = s.worker_pid(c)
+            names = ["/libc.so", "/libc-", "/ld-linux"]
+            with open("/proc/%d/maps" % pid) as f:
+                if "libasan" in f.read():
+                    # The sanitizer runtime binds its own calls lazily:
+                    # a worker's first call of one writes ld.so's data.
+                    names.remove("/ld-linux")
+            kib = private_kib(pid, names)
+            assert kib == 0, "worker holds %d kB of libc or ld.so data" % kib
 
 
 def test_master_hub_and_one_worker_per_connection():
