@@ -464,13 +464,14 @@ master_shm_create(void)
 }
 
 /*
- * fork(2) for a worker.  glibc's fork() also runs the atfork handlers and
- * resets libc's and ld.so's locks in the child and in the master; each
- * page that writes is one more copy-on-write page in every live worker
- * (two of ld.so's data and one of libc's: 12 KiB a worker).  The master
- * is single-threaded and holds no lock here, and registers no atfork
- * handler, so it needs none of that: _Fork is the same system call
- * without it, and still gives the child its own thread id.
+ * fork(2) for a worker.  In the child, glibc's fork() also resets ld.so's
+ * locks and advances libc's fork generation, and runs the atfork
+ * handlers; each page that writes is one more copy-on-write page in
+ * every live worker (two of ld.so's data and one of libc's: 12 KiB a
+ * worker).  The master is single-threaded, holds no lock here and
+ * registers no atfork handler, so a worker needs none of that: _Fork is
+ * the same system call without it, and still gives the child its own
+ * thread id.
  */
 static pid_t
 master_fork_light(void)
