@@ -1870,9 +1870,9 @@ struct outcome {
 	uint64_t missing;
 	double	 cpu_s;		/* server CPU over cpu_interval_s */
 	double	 cpu_interval_s;
-	long long memavail_delta_kib;	/* bench's own growth taken out */
 	long long selfrss_delta_kib;
-	struct meminfo mem_delta;	/* growth, the bench's own taken out */
+	/* Growth (avail: MemAvailable's drop), the bench's own taken out. */
+	struct meminfo mem_delta;
 	unsigned int nmem;		/* clients the memory is shared by */
 };
 
@@ -1923,10 +1923,9 @@ result_compute(const struct bench *b, struct outcome *r)
 	/* A hold that fell short shares its memory among those it held. */
 	r->nmem = o->wl == WL_HOLD && b->nready > 0 ? b->nready : b->n;
 	if (b->mem_start.ok && b->mem_end.ok) {
-		r->memavail_delta_kib = b->mem_start.avail - b->mem_end.avail -
-		    r->selfrss_delta_kib;
 		r->mem_delta.ok = 1;
-		r->mem_delta.avail = r->memavail_delta_kib;
+		r->mem_delta.avail = b->mem_start.avail - b->mem_end.avail -
+		    r->selfrss_delta_kib;
 		r->mem_delta.anon = b->mem_end.anon - b->mem_start.anon -
 		    r->selfrss_delta_kib;
 		r->mem_delta.page_tables = b->mem_end.page_tables -
@@ -2044,8 +2043,8 @@ report_human(const struct bench *b, FILE *f)
 	if ((o->wl == WL_HOLD || b->srv_end.ok) && !b->failed)
 		fprintf(f, "memavail delta %.1f MiB (%.1f KiB/client; the "
 		    "bench's own %.1f MiB taken out)\n",
-		    (double)r.memavail_delta_kib / 1024,
-		    per_client(r.memavail_delta_kib, &r),
+		    (double)r.mem_delta.avail / 1024,
+		    per_client(r.mem_delta.avail, &r),
 		    (double)r.selfrss_delta_kib / 1024);
 	if (o->wl == WL_HOLD && r.mem_delta.ok && !b->failed)
 		fprintf(f, "per client KiB: anon %.1f  page tables %.1f  "
@@ -2200,9 +2199,9 @@ report_json(const struct bench *b, FILE *f)
 	    b->srv_end.pss_kib, b->srv_end.rss_kib);
 	json_num(f, "pss_per_client_kib",
 	    per_client((long long)b->srv_end.pss_kib, &r), 1);
-	fprintf(f, "},\"memavail_delta_kib\":%lld,", r.memavail_delta_kib);
+	fprintf(f, "},\"memavail_delta_kib\":%lld,", r.mem_delta.avail);
 	json_num(f, "memavail_per_client_kib",
-	    per_client(r.memavail_delta_kib, &r), 0);
+	    per_client(r.mem_delta.avail, &r), 0);
 	fprintf(f, "\"bench_rss_delta_kib\":%lld,", r.selfrss_delta_kib);
 	json_num(f, "settle_s", b->settle_s, 0);
 	fprintf(f, "\"settled\":%s,", b->settled ? "true" : "false");
