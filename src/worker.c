@@ -45,6 +45,8 @@
 #define WORKER_HUB_RETRY_MS	10000		/* wait for a new hub */
 #define WORKER_HUB_TICK_MS	50		/* between connect tries */
 #define WORKER_CLIENT_FD	3
+#define WORKER_PIPE_SIZE	(16 * 1024)	/* the send pipe's capacity */
+#define WORKER_SEND_ROUNDS	8		/* pipe fills per send */
 /* First storage of each buffer; past these a buffer moves to the heap. */
 #define WORKER_STORE_IN		256	/* client input */
 #define WORKER_STORE_OUT	512	/* client output */
@@ -65,6 +67,9 @@ static struct {
 	const struct config	*cfg;
 	int			 cfd;		/* the client's TCP socket */
 	int			 hfd;		/* the channel to the hub, or -1 */
+	int			 pipe_r;	/* the send pipe, or -1: write() */
+	int			 pipe_w;
+	size_t			 piped;		/* bytes in the send pipe */
 	const struct runtime	*rt;
 	uint32_t		 slot;		/* row in the table */
 	uint32_t		 seq;		/* last request's seq */
@@ -120,6 +125,7 @@ static struct {
 static volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
 
 static void	worker_hub_lost(void);
+static ssize_t	worker_send(const char *, size_t);
 
 /* Records SIGTERM; the loop flushes the queue, then exits. */
 static void
@@ -395,7 +401,7 @@ worker_gather_flush(void)
 	if (w.gathered == 0)
 		return;
 	/* The queue was empty when gathering began, so order holds. */
-	if (!w.wr_dead && (n = write(w.cfd, w.scratch, w.gathered)) == -1)
+	if (!w.wr_dead && (n = worker_send(w.scratch, w.gathered)) == -1)
 		n = 0;	/* the loop's own write meets the error again */
 	if ((size_t)n < w.gathered)
 		xbuf_append(&w.out, w.scratch + n, w.gathered - (size_t)n);
@@ -584,18 +590,105 @@ worker_hub_read(void)
 	worker_input();
 }
 
-/* Writes as much of a buffer as the socket takes; -1 on a dead socket. */
+/*
+ * Opens the send pipe.  What a process write()s to a TCP socket is
+ * copied into a page the kernel keeps for that process until it exits:
+ * 32 KiB unless net.core.high_order_alloc_disable is set.  With one
+ * process per client that is one such page per client.  Bytes written
+ * into a pipe and spliced to the socket travel in the pipe's own pages,
+ * which the kernel frees once they are sent.  Without a pipe (no
+ * splice(2), or no pipe to be had) the worker writes to the socket.
+ */
+static void
+worker_pipe_open(void)
+{
+	int	p[2];
+
+	w.pipe_r = w.pipe_w = -1;
+#ifdef HAVE_SPLICE
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1) {
+		log_debug("worker %s: pipe2: %s", w.addr, strerror(errno));
+		return;
+	}
+	/* Smaller than the default: what a stuck client pins is less,
+	 * and the user's pipe quota (fs.pipe-user-pages-soft) lasts for
+	 * more clients.  A refusal leaves the default, which works too. */
+	(void)fcntl(p[1], F_SETPIPE_SZ, WORKER_PIPE_SIZE);
+	w.pipe_r = p[0];
+	w.pipe_w = p[1];
+#else
+	(void)p;
+#endif
+}
+
+/*
+ * Sends bytes to the client, through the send pipe when there is one,
+ * and returns how many the kernel took: 0 when the socket is full, -1
+ * when it is dead.  Bytes taken may wait in the pipe: they go first on
+ * the next call, which may be made with len 0 just to push them.
+ */
+static ssize_t
+worker_send(const char *p, size_t len)
+{
+	size_t	off = 0;
+	ssize_t	n;
+	int	i;
+
+	if (w.pipe_w == -1) {
+		if (len == 0)
+			return 0;
+		if ((n = write(w.cfd, p, len)) == -1)
+			return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+		return n;
+	}
+#ifdef HAVE_SPLICE
+	for (i = 0; i < WORKER_SEND_ROUNDS; i++) {
+		if (off < len) {
+			n = write(w.pipe_w, p + off, len - off);
+			if (n == -1 && errno != EAGAIN && errno != EINTR)
+				return -1;
+			if (n > 0) {
+				off += (size_t)n;
+				w.piped += (size_t)n;
+			}
+		}
+		if (w.piped == 0)
+			break;
+		n = splice(w.pipe_r, NULL, w.cfd, NULL, w.piped,
+		    SPLICE_F_NONBLOCK);
+		if (n == -1)
+			return (errno == EAGAIN || errno == EINTR) ?
+			    (ssize_t)off : -1;
+		w.piped -= (size_t)n;
+		/* The socket is full, or everything went. */
+		if (n == 0 || w.piped > 0 || off == len)
+			break;
+	}
+#else
+	(void)i;
+	(void)n;
+#endif
+	return (ssize_t)off;
+}
+
+/* Bytes for the client not yet in its socket: the queue and the pipe. */
+static size_t
+worker_unsent(void)
+{
+	return buf_pending(&w.out) + w.piped;
+}
+
+/* Sends as much of the queue as the socket takes; -1 on a dead socket. */
 static int
-worker_write(int fd, struct buf *b)
+worker_write(void)
 {
 	ssize_t	n;
 
-	if (buf_pending(b) == 0)
+	if (worker_unsent() == 0)
 		return 0;
-	n = write(fd, buf_head(b), buf_pending(b));
-	if (n == -1)
-		return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-	buf_drain(b, (size_t)n);
+	if ((n = worker_send(buf_head(&w.out), buf_pending(&w.out))) == -1)
+		return -1;
+	buf_drain(&w.out, (size_t)n);
 	return 0;
 }
 
@@ -790,6 +883,7 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	if (fcntl(w.cfd, F_SETFL, O_NONBLOCK) == -1)
 		fatal("worker: fcntl");
 	(void)setsockopt(w.cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	worker_pipe_open();
 	framer_init_store(&w.in, cfg->max_line, w.store_in,
 	    sizeof(w.store_in));
 	buf_init_store(&w.out, w.store_out, sizeof(w.store_out));
@@ -832,7 +926,7 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 			worker_input();
 		if (w.closed) {
 			worker_final_reply();
-			if (w.wr_dead || buf_pending(&w.out) == 0)
+			if (w.wr_dead || worker_unsent() == 0)
 				worker_finish();
 			if (deadline == 0)
 				deadline = clock_now_ms() + w.linger_ms;
@@ -850,7 +944,7 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 		    worker_token_wait_ms() == 0 &&
 		    buf_pending(&w.hout) - w.hsent < WORKER_HUB_HIGH)
 			pfd[0].events |= POLLIN;
-		if (!w.wr_dead && buf_pending(&w.out) > 0)
+		if (!w.wr_dead && worker_unsent() > 0)
 			pfd[0].events |= POLLOUT;
 		/* Not watched at all, so a hung-up socket cannot spin us. */
 		if (pfd[0].events == 0)
@@ -890,11 +984,12 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 		}
 		if (!w.closed)
 			worker_hub_write();
-		if (!w.wr_dead && worker_write(w.cfd, &w.out) == -1) {
+		if (!w.wr_dead && worker_write() == -1) {
 			log_debug("worker %s: write: %s", w.addr,
 			    strerror(errno));
 			w.wr_dead = 1;
 			buf_reset(&w.out);
+			w.piped = 0;
 			worker_leave(RES_NONE);
 		}
 		/* An idle worker holds no more than a little of each. */

@@ -80,8 +80,9 @@ def test_hub_and_workers_run_as_nobody():
 
 
 def test_worker_fds_and_read_only_table():
-    """A worker keeps stdio, its client socket and its hub channel, and
-    nothing else; its mapping of the table is read-only."""
+    """A worker keeps stdio, its client socket, its hub channel and the
+    two ends of its send pipe, and nothing else; its mapping of the
+    table is read-only."""
     _nobody()
     s = tnlib.Server("-u", "nobody")
     a = tnlib.Client(s)
@@ -90,9 +91,13 @@ def test_worker_fds_and_read_only_table():
     fds = opslib.fd_targets(w)
     extra = {fd: t for fd, t in fds.items() if fd > 2}
     socks = [t for t in extra.values() if t.startswith("socket:")]
-    assert len(extra) == 2 and len(socks) == 2, \
-        "worker %d fds beyond stdio: %r (expected the client socket and " \
-        "the hub channel)" % (w, extra)
+    pipes = [t for t in extra.values() if t.startswith("pipe:")]
+    # The worker sends to its client through the pipe, so the kernel
+    # keeps no send page in the process (src/worker.c, worker_pipe_open).
+    assert len(extra) == 4 and len(socks) == 2 and len(pipes) == 2 \
+        and pipes[0] == pipes[1], \
+        "worker %d fds beyond stdio: %r (expected the client socket, " \
+        "the hub channel and both ends of one pipe)" % (w, extra)
     shm = opslib.shm_path(s.pid)
     with open("/proc/%d/maps" % w) as f:
         maps = [line.split() for line in f if shm in line]
