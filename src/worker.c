@@ -408,12 +408,26 @@ worker_gather_flush(void)
 	w.gathered = 0;
 }
 
+/*
+ * Drops the queue but for its first line, whose start may already be on
+ * its way to the client: the client never gets a line cut short.
+ */
+static void
+worker_queue_keep_head(void)
+{
+	const char	*head, *nl;
+
+	head = buf_head(&w.out);
+	if ((nl = memchr(head, '\n', buf_pending(&w.out))) != NULL)
+		w.out.len = w.out.off + (size_t)(nl - head) + 1;
+	else
+		buf_reset(&w.out);
+}
+
 /* Queues a line for the client; a full queue disconnects the client. */
 static void
 worker_queue(const char *p, size_t len)
 {
-	const char	*head, *nl;
-
 	if (w.wr_dead || w.cut)
 		return;
 	if (w.gathering && w.gathered + len > w.cfg->max_queue) {
@@ -435,16 +449,8 @@ worker_queue(const char *p, size_t len)
 	if (buf_pending(&w.out) + len > w.cfg->max_queue) {
 		log_info("worker %s: output queue over %zu bytes, "
 		    "disconnecting", w.addr, w.cfg->max_queue);
-		/*
-		 * Keep only the first queued line, which may be half
-		 * written: the client never gets a partial line.
-		 */
 		w.cut = 1;
-		head = buf_head(&w.out);
-		if ((nl = memchr(head, '\n', buf_pending(&w.out))) != NULL)
-			w.out.len = w.out.off + (size_t)(nl - head) + 1;
-		else
-			buf_reset(&w.out);
+		worker_queue_keep_head();
 		worker_leave(RES_NONE);
 		return;
 	}
@@ -732,7 +738,8 @@ worker_final_reply(void)
 	m.operation = str_c("INVALID");
 	m.res = w.final;
 	w.final = RES_NONE;
-	buf_reset(&w.out);	/* never mind the limit for the last line */
+	/* The reply comes after whole lines only, whatever the limit. */
+	worker_queue_keep_head();
 	if (proto_encode(&w.out, &m) == -1)
 		fatal("proto_encode");
 }

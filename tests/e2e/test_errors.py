@@ -372,5 +372,36 @@ def test_very_deep_nesting_does_not_hurt():
         assert obs.recv()["type"] == "USER_LIST"
 
 
+def test_invalid_after_a_backlog_ends_on_whole_lines():
+    """A client that stops reading with lines queued, then sends garbage,
+    gets whole lines and the INVALID reply: never a line cut where the
+    socket stopped taking bytes, glued to the reply."""
+    n = 6000
+    with Server("--max-queue", str(64 << 20)) as s:
+        slow = Client(s, rcvbuf=4096)
+        slow.identify("Slow")
+        fl, = connect_users(s, "Flood", existing=[slow])
+        text = "q" * 900
+        # About 5.5 MB for Slow, who reads nothing meanwhile: more than
+        # the kernel takes, so lines wait in its worker's queue.
+        fl.send(b"".join(tnlib.compact(req("PUBLIC_TEXT",
+                                           text="%04d" % i + text))
+                         for i in range(n)))
+        fl.send(req("USERS"))
+        fl.expect(tnlib.user_list({"Slow": "ACTIVE", "Flood": "ACTIVE"}))
+        slow.send(b"garbage\n")
+        lines = slow.expect_closed(timeout=20, allow_lines=True)
+        assert lines, "Slow got nothing before the close"
+        got = [tnlib.check_line(line) for line in lines]
+        assert lines[-1] == INVALID_LINE, \
+            "the last line is %r, not INVALID" % lines[-1][:120]
+        seqs = [int(m["text"][:4]) for m in got[:-1]
+                if m["type"] == "PUBLIC_TEXT_FROM"]
+        assert seqs == list(range(len(seqs))), \
+            "texts out of order or with gaps: %r" % seqs[:20]
+        print("  Slow got %d of %d texts, then INVALID" % (len(seqs), n))
+        fl.expect(disconnected("Slow"))
+
+
 if __name__ == "__main__":
     tnlib.main(globals())
