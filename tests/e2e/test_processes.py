@@ -94,6 +94,62 @@ def test_workers_hold_no_copy_of_libc_or_ld_so_data():
             assert kib == 0, "worker holds %d kB of libc or ld.so data" % kib
 
 
+def unit_environment():
+    """The Environment= settings of contrib/systemd/talknetd.service.in."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "..", "..", "contrib", "systemd",
+                        "talknetd.service.in")
+    env = {}
+    with open(path) as f:
+        for line in f:
+            if line.startswith("Environment="):
+                k, _, v = line[len("Environment="):].strip().partition("=")
+                env[k] = v
+    return env
+
+
+def anon_private_kib(pid):
+    """Private_Dirty of a process's nameless mappings but the binary's
+    bss (the one right after the binary's own), in kB: the thread block,
+    and anything else anonymous outside the heap and the stack."""
+    total, counted, prev = 0, False, ""
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            first = line.split()[0]
+            if not first.endswith(":"):         # a mapping's header line
+                fields = line.split()
+                name = fields[5] if len(fields) > 5 else ""
+                counted = name == "" and not prev.endswith("/talknetd")
+                prev = name or prev
+            elif counted and first == "Private_Dirty:":
+                total += int(line.split()[1])
+    return total
+
+
+def test_workers_under_the_unit_share_the_rseq_page():
+    """Under the environment talknetd.service sets (glibc's rseq off), a
+    worker owns one page of its thread block, not two: the kernel writes
+    the CPU number into a registered rseq area, in the block's second
+    page, each time the process is scheduled."""
+    env = unit_environment()
+    assert env.get("GLIBC_TUNABLES") == "glibc.pthread.rseq=0", \
+        "talknetd.service sets no GLIBC_TUNABLES=glibc.pthread.rseq=0: %r" \
+        % env
+    with Server(env=env) as s:
+        anna, ben = connect_users(s, "anna", "ben")
+        ben.send(req("PUBLIC_TEXT", text="hello"))
+        anna.expect(tnlib.public_from("ben", "hello"))
+        for c in (anna, ben):
+            pid = s.worker_pid(c)
+            with open("/proc/%d/maps" % pid) as f:
+                if "libasan" in f.read():
+                    raise tnlib.Skip("the sanitizer runtime has anonymous "
+                                     "mappings of its own")
+            kib = anon_private_kib(pid)
+            assert kib <= 4, "worker holds %d kB of anonymous pages " \
+                "(its thread block and more)" % kib
+
+
 def test_master_hub_and_one_worker_per_connection():
     with Server() as s:
         assert proc_title(s.pid) == "talknetd: master", proc_title(s.pid)

@@ -398,9 +398,10 @@ _LISTEN_RE = re.compile(r"listening on (\[[^\]]*\]|[^\s\[\]]+?):(\d+)")
 class Server:
     """A talknetd in the foreground on loopback, port chosen by the kernel."""
 
-    def __init__(self, *opts, listen=("127.0.0.1:0",), start=True):
+    def __init__(self, *opts, listen=("127.0.0.1:0",), start=True, env=None):
         self.opts = list(opts)
         self.listen = list(listen)
+        self.env = env         # added to the daemon's environment
         self.proc = None
         self.pid = None
         self.log = []          # decoded stderr lines
@@ -442,9 +443,10 @@ class Server:
     def start(self):
         if not os.access(TALKNETD, os.X_OK):
             raise Skip("talknetd not found at %s" % TALKNETD)
+        env = dict(os.environ, **self.env) if self.env else None
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE, env=env)
         self.pid = self.proc.pid
         for stream, prefix in ((self.proc.stderr, ""),
                                (self.proc.stdout, "[stdout] ")):

@@ -327,17 +327,11 @@ class FileServer(tnlib.Server):
     file (no -l), or from systemd: argv is TALKNETD -f OPTS."""
 
     def __init__(self, *opts, nlisten=1, env=None, start=True):
-        self.env = dict(env or {})
-        super().__init__(*opts, listen=["-"] * nlisten, start=False)
-        if start:
-            self.start()
+        super().__init__(*opts, listen=["-"] * nlisten, start=start,
+                         env=dict(env or {}))
 
     def argv(self):
         return [TALKNETD, "-f"] + tnlib.LIFT_LIMITS + self.opts
-
-    def start(self):
-        with patched_env(self.env):
-            return super().start()
 
 
 class EnvServer(tnlib.Server):
@@ -345,14 +339,7 @@ class EnvServer(tnlib.Server):
     environment variables."""
 
     def __init__(self, *opts, env=None, start=True, **kw):
-        self.env = dict(env or {})
-        super().__init__(*opts, start=False, **kw)
-        if start:
-            self.start()
-
-    def start(self):
-        with patched_env(self.env):
-            return super().start()
+        super().__init__(*opts, start=start, env=dict(env or {}), **kw)
 
 
 class patched_env:
