@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -47,6 +48,7 @@
 #define WORKER_CLIENT_FD	3
 #define WORKER_PIPE_SIZE	(16 * 1024)	/* the send pipe's capacity */
 #define WORKER_SEND_ROUNDS	8		/* pipe fills per send */
+#define WORKER_SCRATCH_IDLE_MS	1000		/* quiet, then scratch goes */
 /* First storage of each buffer; past these a buffer moves to the heap. */
 #define WORKER_STORE_IN		256	/* client input */
 #define WORKER_STORE_OUT	512	/* client output */
@@ -99,6 +101,9 @@ static struct {
 	int			 linger_ms;	/* flush time once closed */
 	int			 gathering;	/* lines gather in scratch */
 	size_t			 gathered;	/* bytes of them, at its head */
+	size_t			 scratch_first;	/* its bytes in the state page */
+	size_t			 scratch_used;	/* most written since given back */
+	int64_t			 scratch_idle_at; /* give back then; 0: none */
 	/*
 	 * The buffers start here, in the state's page.  A worker whose
 	 * traffic fits never calls malloc, so it never writes the heap
@@ -359,6 +364,45 @@ worker_input(void)
 		worker_leave(RES_NONE);
 }
 
+/*
+ * Notes that a read wrote n bytes of the scratch.  Past its first page
+ * each page written is the worker's own copy of the master's; a quiet
+ * while later they are given back (worker_scratch_release).
+ */
+static void
+worker_scratch_wrote(size_t n)
+{
+	if (n <= w.scratch_first)
+		return;
+	if (n > w.scratch_used)
+		w.scratch_used = n;
+	w.scratch_idle_at = clock_now_ms() + WORKER_SCRATCH_IDLE_MS;
+}
+
+/*
+ * Gives the scratch's pages past the first back to the kernel; the next
+ * read that reaches them gets zeroed pages.  Nothing stays in the
+ * scratch between reads, so nothing is lost.  Called once the worker has
+ * been quiet for a while, so a worker under steady load keeps them.
+ */
+static void
+worker_scratch_release(void)
+{
+	uintptr_t	lo, hi, end;
+	size_t		pg = (size_t)getpagesize();
+
+	lo = (uintptr_t)w.scratch + w.scratch_first;
+	hi = ((uintptr_t)w.scratch + w.scratch_used + pg - 1) & ~(pg - 1);
+	/* w is page-aligned, so its last page is its own. */
+	end = (uintptr_t)&w + sizeof(w);
+	if (hi > end)
+		hi = end;
+	if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED) == -1)
+		log_debug("worker %s: madvise: %s", w.addr, strerror(errno));
+	w.scratch_used = 0;
+	w.scratch_idle_at = 0;
+}
+
 /* Reads from the client into the framer. */
 static void
 worker_client_read(void)
@@ -380,8 +424,11 @@ worker_client_read(void)
 	} else if (n == 0) {
 		w.rd_done = 1;
 		w.rd_eof = 1;
-	} else if (framer_feed(&w.in, w.scratch, (size_t)n) == -1)
-		fatal("framer_feed");
+	} else {
+		worker_scratch_wrote((size_t)n);
+		if (framer_feed(&w.in, w.scratch, (size_t)n) == -1)
+			fatal("framer_feed");
+	}
 	worker_input();
 }
 
@@ -574,6 +621,7 @@ worker_hub_read(void)
 		worker_hub_lost();
 		return;
 	}
+	worker_scratch_wrote((size_t)n);
 	/* hin keeps only a frame that arrived in part, never a batch. */
 	src = ipc_feed(&w.hin, &rb, w.scratch, (size_t)n);
 	/*
@@ -861,7 +909,7 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	struct pollfd	 pfd[2];
 	struct proto_limits lim;
 	struct sigaction act;
-	int		 one = 1, timeout;
+	int		 one = 1, timeout, left;
 	int64_t		 deadline = 0;
 
 	w.cfg = cfg;
@@ -903,6 +951,9 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	proto_parser_store(&w.parser, w.store_tok, sizeof(w.store_tok),
 	    w.store_str, sizeof(w.store_str));
 	buf_init_store(&w.ident_name, w.store_name, sizeof(w.store_name));
+	/* The scratch's bytes before the next page boundary. */
+	w.scratch_first = (size_t)(-(uintptr_t)w.scratch &
+	    ((uintptr_t)getpagesize() - 1));
 	w.hub_lost_at = clock_now_ms();
 	w.tokens = (double)cfg->rate_burst;
 	w.tokens_at = clock_now_ms();
@@ -927,6 +978,9 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 			w.login_deadline = 0;
 			worker_leave(RES_NONE);
 		}
+		if (w.scratch_idle_at != 0 &&
+		    clock_now_ms() >= w.scratch_idle_at)
+			worker_scratch_release();
 		/* Lines held back by the rate limit may run now. */
 		worker_refill();
 		if (framer_pending(&w.in) > 0)
@@ -971,6 +1025,11 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 			timeout = worker_min_timeout(timeout,
 			    WORKER_HUB_TICK_MS);
 		timeout = worker_min_timeout(timeout, worker_token_wait_ms());
+		if (w.scratch_idle_at != 0) {
+			left = (int)(w.scratch_idle_at - clock_now_ms()) + 1;
+			timeout = worker_min_timeout(timeout,
+			    left > 0 ? left : 1);
+		}
 		if (w.login_deadline != 0)
 			timeout = worker_min_timeout(timeout,
 			    (int)(w.login_deadline - clock_now_ms()) + 1);

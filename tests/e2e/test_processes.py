@@ -150,6 +150,45 @@ def test_workers_under_the_unit_share_the_rseq_page():
                 "(its thread block and more)" % kib
 
 
+def bss_private_kib(pid):
+    """Private_Dirty of the nameless mapping right after talknetd's own
+    (its bss, where the worker's state and read scratch are), in kB."""
+    total, counted, prev = 0, False, ""
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            first = line.split()[0]
+            if not first.endswith(":"):         # a mapping's header line
+                fields = line.split()
+                name = fields[5] if len(fields) > 5 else ""
+                counted = name == "" and prev.endswith("/talknetd")
+                prev = name
+            elif counted and first == "Private_Dirty:":
+                total += int(line.split()[1])
+    return total
+
+
+def test_a_burst_leaves_no_scratch_pages_behind():
+    """A worker that read a batch bigger than a page gives those pages of
+    its read scratch back once it has been quiet for a second, and still
+    reads the next batch whole."""
+    with Server() as s:
+        anna, ben = connect_users(s, "anna", "ben")
+        texts = ["burst %02d %s" % (i, "b" * 150) for i in range(80)]
+        for rnd in range(2):
+            # One write: the hub sends anna's worker about 14 kB at once.
+            ben.send(b"".join(compact(req("PUBLIC_TEXT", text=t))
+                              for t in texts))
+            for t in texts:
+                anna.expect(tnlib.public_from("ben", t))
+            pid = s.worker_pid(anna)
+
+            wait_until(lambda: bss_private_kib(pid) <= 4, 5,
+                       what=lambda: "anna's worker to give back its "
+                       "scratch pages (bss private %d kB)"
+                       % bss_private_kib(pid))
+        tnlib.expect_nothing(anna, ben)
+
+
 def test_master_hub_and_one_worker_per_connection():
     with Server() as s:
         assert proc_title(s.pid) == "talknetd: master", proc_title(s.pid)
