@@ -14,20 +14,31 @@ def titles(s):
     return {p: proc_title(p) for p in s.children()}
 
 
-def private_kib(pid, names):
-    """Private_Dirty of a process's mappings whose name contains one of
-    names, in kB (0 if none)."""
-    total, counted = 0, False
+def smaps_private(pid):
+    """(name, in_bss, Private_Dirty in kB) for each mapping of a process:
+    name is "" for an anonymous one, and in_bss is true for the nameless
+    mappings right after talknetd's own (its bss, where a worker's state
+    and read scratch are)."""
+    out, last_named = [], ""
     with open("/proc/%d/smaps" % pid) as f:
         for line in f:
             first = line.split()[0]
             if not first.endswith(":"):         # a mapping's header line
                 fields = line.split()
                 name = fields[5] if len(fields) > 5 else ""
-                counted = any(n in name for n in names)
-            elif counted and first == "Private_Dirty:":
-                total += int(line.split()[1])
-    return total
+                out.append([name, name == "" and
+                            last_named.endswith("/talknetd"), 0])
+                last_named = name or last_named
+            elif first == "Private_Dirty:":
+                out[-1][2] += int(line.split()[1])
+    return out
+
+
+def private_kib(pid, names):
+    """Private_Dirty of a process's mappings whose name contains one of
+    names, in kB (0 if none)."""
+    return sum(kib for name, _, kib in smaps_private(pid)
+               if any(n in name for n in names))
 
 
 def heap_private_kib(pid):
@@ -110,20 +121,10 @@ def unit_environment():
 
 def anon_private_kib(pid):
     """Private_Dirty of a process's nameless mappings but the binary's
-    bss (the one right after the binary's own), in kB: the thread block,
-    and anything else anonymous outside the heap and the stack."""
-    total, counted, prev = 0, False, ""
-    with open("/proc/%d/smaps" % pid) as f:
-        for line in f:
-            first = line.split()[0]
-            if not first.endswith(":"):         # a mapping's header line
-                fields = line.split()
-                name = fields[5] if len(fields) > 5 else ""
-                counted = name == "" and not prev.endswith("/talknetd")
-                prev = name or prev
-            elif counted and first == "Private_Dirty:":
-                total += int(line.split()[1])
-    return total
+    bss, in kB: the thread block, and anything else anonymous outside
+    the heap and the stack."""
+    return sum(kib for name, in_bss, kib in smaps_private(pid)
+               if name == "" and not in_bss)
 
 
 def test_workers_under_the_unit_share_the_rseq_page():
@@ -151,20 +152,8 @@ def test_workers_under_the_unit_share_the_rseq_page():
 
 
 def bss_private_kib(pid):
-    """Private_Dirty of the nameless mapping right after talknetd's own
-    (its bss, where the worker's state and read scratch are), in kB."""
-    total, counted, prev = 0, False, ""
-    with open("/proc/%d/smaps" % pid) as f:
-        for line in f:
-            first = line.split()[0]
-            if not first.endswith(":"):         # a mapping's header line
-                fields = line.split()
-                name = fields[5] if len(fields) > 5 else ""
-                counted = name == "" and prev.endswith("/talknetd")
-                prev = name
-            elif counted and first == "Private_Dirty:":
-                total += int(line.split()[1])
-    return total
+    """Private_Dirty of talknetd's bss, in kB."""
+    return sum(kib for _, in_bss, kib in smaps_private(pid) if in_bss)
 
 
 def test_a_burst_leaves_no_scratch_pages_behind():
