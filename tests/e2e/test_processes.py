@@ -15,29 +15,28 @@ def titles(s):
 
 
 def smaps_private(pid):
-    """(name, in_bss, Private_Dirty in kB) for each mapping of a process:
-    name is "" for an anonymous one, and in_bss is true for the nameless
-    mappings right after talknetd's own (its bss, where a worker's state
-    and read scratch are)."""
-    out, last_named = [], ""
+    """[name, prev, last_named, Private_Dirty in kB] for each mapping of
+    a process, in address order: name is "" for an anonymous mapping,
+    prev the name of the mapping just before it, and last_named the
+    last non-empty name before it."""
+    out, prev, last_named = [], "", ""
     with open("/proc/%d/smaps" % pid) as f:
         for line in f:
             first = line.split()[0]
             if not first.endswith(":"):         # a mapping's header line
                 fields = line.split()
                 name = fields[5] if len(fields) > 5 else ""
-                out.append([name, name == "" and
-                            last_named.endswith("/talknetd"), 0])
-                last_named = name or last_named
+                out.append([name, prev, last_named, 0])
+                prev, last_named = name, name or last_named
             elif first == "Private_Dirty:":
-                out[-1][2] += int(line.split()[1])
+                out[-1][3] += int(line.split()[1])
     return out
 
 
 def private_kib(pid, names):
     """Private_Dirty of a process's mappings whose name contains one of
     names, in kB (0 if none)."""
-    return sum(kib for name, _, kib in smaps_private(pid)
+    return sum(kib for name, _, _, kib in smaps_private(pid)
                if any(n in name for n in names))
 
 
@@ -120,11 +119,11 @@ def unit_environment():
 
 
 def anon_private_kib(pid):
-    """Private_Dirty of a process's nameless mappings but the binary's
-    bss, in kB: the thread block, and anything else anonymous outside
-    the heap and the stack."""
-    return sum(kib for name, in_bss, kib in smaps_private(pid)
-               if name == "" and not in_bss)
+    """Private_Dirty of a process's nameless mappings but those after
+    talknetd's own (its bss), in kB: the thread block, and anything
+    else anonymous outside the heap and the stack."""
+    return sum(kib for name, _, last_named, kib in smaps_private(pid)
+               if name == "" and not last_named.endswith("/talknetd"))
 
 
 def test_workers_under_the_unit_share_the_rseq_page():
@@ -152,8 +151,10 @@ def test_workers_under_the_unit_share_the_rseq_page():
 
 
 def bss_private_kib(pid):
-    """Private_Dirty of talknetd's bss, in kB."""
-    return sum(kib for _, in_bss, kib in smaps_private(pid) if in_bss)
+    """Private_Dirty of the nameless mapping right after talknetd's own
+    (its bss, where the worker's state and read scratch are), in kB."""
+    return sum(kib for name, prev, _, kib in smaps_private(pid)
+               if name == "" and prev.endswith("/talknetd"))
 
 
 def test_a_burst_leaves_no_scratch_pages_behind():
