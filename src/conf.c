@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "log.h"
 #include "proto.h"
+#include "shm.h"
 #include "talknetd.h"
 
 #define CONF_LINE_MAX	1024
@@ -64,6 +65,8 @@ static const struct conf_key conf_keys[] = {
 	    0, 1000000, 0, 1 },
 	{ "rate-burst", CONF_SIZE, offsetof(struct config, rate_burst),
 	    1, 1000000, 0, 1 },
+	{ "stall-timeout", CONF_SIZE, offsetof(struct config, stall_timeout),
+	    0, 86400, 0, 1 },
 	{ "user", CONF_STRING, offsetof(struct config, user), 0, 0,
 	    sizeof(((struct config *)NULL)->user), 0 },
 	{ "pidfile", CONF_STRING, offsetof(struct config, pidfile), 0, 0,
@@ -120,6 +123,7 @@ conf_defaults(struct config *cfg)
 	cfg->login_timeout = DEFAULT_LOGIN_TIMEOUT;
 	cfg->rate_limit = DEFAULT_RATE_LIMIT;
 	cfg->rate_burst = DEFAULT_RATE_BURST;
+	cfg->stall_timeout = DEFAULT_STALL_TIMEOUT;
 }
 
 /* Sets one key from its text value; -1 with the reason in err. */
@@ -278,4 +282,18 @@ conf_restart_needed(const struct config *a, const struct config *b)
 			return k->key;
 	}
 	return NULL;
+}
+
+/* The settings a reload may change, as the hub and workers take them. */
+void
+conf_live_limits(const struct config *cfg, struct shm_live *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->log_level = (uint32_t)cfg->log_level;
+	l->max_line = cfg->max_line;
+	l->max_queue = cfg->max_queue;
+	l->login_timeout = cfg->login_timeout;
+	l->rate_limit = cfg->rate_limit;
+	l->rate_burst = cfg->rate_burst;
+	l->stall_timeout = cfg->stall_timeout;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 struct config;
+struct shm_live;
 
 /* Fills cfg with the defaults of every setting. */
 void	 conf_defaults(struct config *);
@@ -33,5 +34,8 @@ int	 conf_live(const char *key);
  */
 const char *conf_restart_needed(const struct config *,
 	    const struct config *);
+
+/* The settings a reload may change, as the hub and workers take them. */
+void	 conf_live_limits(const struct config *, struct shm_live *);
 
 #endif

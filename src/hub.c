@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <time.h>
@@ -29,6 +30,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "conf.h"
 #include "ipc.h"
 #include "log.h"
 #include "proto.h"
@@ -44,6 +46,10 @@
 #define HUB_GRACE_MS		3000	/* for workers to come back */
 #define HUB_GRACE_TICK_MS	100
 #define HUB_TRIM_IDLE_MS	1000	/* quiet time before malloc_trim */
+#define HUB_PACE_TICK_MS	50	/* pacing checks while senders wait */
+#define HUB_PACE_WINDOW_MS	1000	/* a pacing reader is measured over */
+#define HUB_PACE_MIN_RATE	(64 * 1024)	/* bytes/s to pace a sender */
+#define HUB_END_ROUND_PASSES	4	/* flushes per round, at most */
 #define SLOT_NONE		UINT32_MAX
 
 /*
@@ -60,6 +66,21 @@ struct hub_conn {
 	int			 dead;		/* to be dropped this round */
 	int			 dirty;		/* out has frames to write */
 	int			 want_out;	/* EPOLLOUT is registered */
+	int			 watched;	/* in the epoll set */
+	uint32_t		 close_reason;	/* enum ipc_close_reason */
+	/*
+	 * Flow control.  A sender whose line takes a reader's backlog over
+	 * the high-water mark is paused (not read) until that reader
+	 * drains; only a reader that drains at HUB_PACE_MIN_RATE may pace
+	 * anyone, and one that does not is stuck: it is cut when its
+	 * backlog reaches the cap, and nobody waits for it.
+	 */
+	int			 paused;	/* not read: a reader is behind */
+	struct hub_conn		*paced_by;	/* that reader */
+	int			 stuck;		/* too slow to pace anyone */
+	uint64_t		 drained;	/* bytes written to it, ever */
+	int64_t			 pace_at;	/* its pacing window began */
+	uint64_t		 pace_drained;	/* drained when it began */
 	struct buf		 in;
 	struct buf		 out;
 	size_t			 share_off;	/* its part of hub.shared, */
@@ -68,6 +89,7 @@ struct hub_conn {
 	TAILQ_ENTRY(hub_conn)	 dirty_entry;
 	TAILQ_ENTRY(hub_conn)	 dead_entry;
 	TAILQ_ENTRY(hub_conn)	 ident_entry;	/* identified, in order */
+	TAILQ_ENTRY(hub_conn)	 paused_entry;
 	RB_ENTRY(hub_conn)	 name_entry;
 };
 
@@ -86,8 +108,16 @@ static struct {
 	struct shm_table	 tab;
 	int			 epfd;
 	int			 lfd;
-	size_t			 out_cap;	/* per-worker backlog limit */
+	int			 ctl_fd;	/* the master's control pipe */
+	struct buf		 ctl_in;
+	struct shm_live		 live;		/* the limits in force */
+	size_t			 max_line_seen;	/* longest any worker has */
+	size_t			 q_low;		/* backlog: pacing ends */
+	size_t			 q_high;	/* backlog: senders pause */
+	size_t			 q_cap;		/* backlog: the reader is cut */
 	uint32_t		 max_frame;	/* longest request payload */
+	struct hub_conn		*reading;	/* whose frames run now */
+	uint64_t		 gen_before;	/* the last hub's generation */
 	int64_t			 grace_until;	/* 0, or when detached rows go */
 	size_t			 ndetached;
 	struct hub_conn		**conns;	/* by slot */
@@ -98,6 +128,7 @@ static struct {
 	struct conn_list	 dirty;
 	struct conn_list	 dead;
 	struct conn_list	 idents;
+	struct conn_list	 paused;
 	struct user_tree	 users;
 	struct room_tree	 rooms;
 	struct buf		 line;		/* one encoded JSON line */
@@ -228,27 +259,85 @@ hub_mark_dirty(struct hub_conn *c)
 	}
 }
 
-/* Schedules a connection to be dropped at the end of the round. */
+/*
+ * Schedules a connection to be dropped at the end of the round, saying
+ * why in the log and, in a CLOSE frame, to the worker.
+ */
 static void
-hub_kill(struct hub_conn *c, const char *why)
+hub_kill(struct hub_conn *c, uint32_t reason, const char *why)
 {
 	if (c->dead)
 		return;
 	log_info("worker %ld (%s): dropped: %s", (long)c->pid, c->addr, why);
 	c->dead = 1;
+	c->close_reason = reason;
 	TAILQ_INSERT_TAIL(&hub.dead, c, dead_entry);
 }
 
+/* Bytes queued for a worker and not yet written to its channel. */
+static size_t
+hub_backlog(const struct hub_conn *c)
+{
+	return buf_pending(&c->out) + c->share_len;
+}
+
+/* Sets the events a channel is watched for: input unless paused. */
+static void
+hub_watch(struct hub_conn *c)
+{
+	struct epoll_event	ev;
+
+	if (c->fd == -1 || !c->watched)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = (c->paused ? 0 : EPOLLIN) | (c->want_out ? EPOLLOUT : 0);
+	ev.data.ptr = c;
+	if (epoll_ctl(hub.epfd, EPOLL_CTL_MOD, c->fd, &ev) == -1)
+		fatal("hub: epoll_ctl mod");
+}
+
 /*
- * After a frame was queued for a worker: marks it dirty, and drops it if
- * its backlog (own frames and its part of the shared batch) is too big.
+ * Pauses sender s because reader r is behind: s is read no more until r
+ * drains, so TCP carries the back-pressure to s's client.  r's pacing
+ * window starts now, if it has none running.
+ */
+static void
+hub_pace(struct hub_conn *s, struct hub_conn *r)
+{
+	if (s->paused || s->dead)
+		return;
+	s->paused = 1;
+	s->paced_by = r;
+	TAILQ_INSERT_TAIL(&hub.paused, s, paused_entry);
+	if (r->pace_at == 0) {
+		r->pace_at = clock_now_ms();
+		r->pace_drained = r->drained;
+	}
+	hub_watch(s);
+	log_debug("worker %ld (%s): paused for worker %ld (%s)",
+	    (long)s->pid, s->addr, (long)r->pid, r->addr);
+}
+
+/*
+ * After a frame was queued for a worker: marks it dirty; pauses the
+ * sender if the worker's backlog is over the high-water mark and it
+ * drains well; drops it if the backlog is over the cap.
  */
 static void
 hub_queued(struct hub_conn *c)
 {
+	size_t	b = hub_backlog(c);
+
 	hub_mark_dirty(c);
-	if (buf_pending(&c->out) + c->share_len > hub.out_cap)
-		hub_kill(c, "backlog over the limit");
+	if (b > hub.q_cap) {
+		hub_kill(c, CLOSE_QUEUE, c->stuck ?
+		    "queue over the limit, draining too slowly" :
+		    "queue over the limit");
+		return;
+	}
+	if (b > hub.q_high && !c->stuck && c->fd != -1 &&
+	    hub.reading != NULL && hub.reading != c)
+		hub_pace(hub.reading, c);
 }
 
 /*
@@ -726,28 +815,68 @@ hub_leave_room(struct hub_conn *c, const struct str *a)
 	hub_room_leave(c, r);
 }
 
+/* Queues the CLOSE frame that ends a channel, with its reason. */
+static void
+hub_put_close(struct hub_conn *c, uint32_t reason)
+{
+	struct ipc_close	cl;
+
+	memset(&cl, 0, sizeof(cl));
+	cl.reason = reason;
+	hub_put(c, IPC_CLOSE, &cl, sizeof(cl));
+}
+
 /* DISCONNECT: the semantics of the protocol, then CLOSE to the worker. */
 static void
 hub_disconnect(struct hub_conn *c)
 {
 	hub_part(c);
 	c->parted = 1;
-	hub_put(c, IPC_CLOSE, NULL, 0);
+	hub_put_close(c, CLOSE_QUIT);
+}
+
+/*
+ * An IDENTIFY sent again after a hub restart, whose row the dead hub had
+ * already named with the same name but whose seq it had not stored: it
+ * crashed inside the update.  The identification stands; the answer and
+ * NEW_USER, which died with the old hub's round, go out now.
+ */
+static void
+hub_identify_again(struct hub_conn *c, const struct str *a)
+{
+	struct ipc_identified	 id;
+	struct msg		 m;
+
+	hub_respond(c, MSG_IDENTIFY, RES_SUCCESS, a[0]);
+	memset(&id, 0, sizeof(id));
+	id.ok = 1;
+	id.slot = c->slot;
+	hub_put(c, IPC_IDENTIFIED, &id, sizeof(id));
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_NEW_USER;
+	m.username = a[0];
+	hub_encode(&m);
+	hub_send_others(c);
 }
 
 static void	hub_run(struct hub_conn *, enum msg_type, size_t);
 
-/* Runs one request from a worker; returns -1 to drop the worker. */
-static int
-hub_request(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
+/*
+ * Checks a request frame and splits its strings into hub.args; returns
+ * NULL, or why the worker must be dropped.
+ */
+static const char *
+hub_request_args(struct hub_conn *c, const struct ipc_hdr *h,
+    const char *p, long *np)
 {
 	enum msg_type	 t = ipc_request_msg(h->type);
-	struct shm_user	*row = hub_row(c);
 	long		 n;
 
-	if ((n = ipc_get_strs(p, h->len, NULL, 0)) == -1 ||
-	    ipc_check_request(h->type, n) == -1)
-		return -1;
+	(void)c;
+	if ((n = ipc_get_strs(p, h->len, NULL, 0)) == -1)
+		return "request strings run past the frame";
+	if (ipc_check_request(h->type, n) == -1)
+		return "request with a wrong number of strings";
 	if ((size_t)n > hub.nargs) {
 		hub.args = xreallocarray(hub.args, (size_t)n,
 		    sizeof(*hub.args));
@@ -756,7 +885,23 @@ hub_request(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 	(void)ipc_get_strs(p, h->len, hub.args, hub.nargs);
 	if (!ipc_check_args(t, hub.args, (size_t)n, hub.cfg->max_name,
 	    hub.cfg->max_room))
-		return -1;
+		return "request with a bad name, text or status";
+	*np = n;
+	return NULL;
+}
+
+/* Runs one request from a worker; returns NULL, or why to drop it. */
+static const char *
+hub_request(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
+{
+	enum msg_type	 t = ipc_request_msg(h->type);
+	struct shm_user	*row = hub_row(c);
+	const char	*why;
+	long		 n;
+	int		 again = 0;
+
+	if ((why = hub_request_args(c, h, p, &n)) != NULL)
+		return why;
 	/*
 	 * A request resent after a hub restart that already ran is skipped;
 	 * only its CLOSE, if it was DISCONNECT, may have been lost.
@@ -764,21 +909,31 @@ hub_request(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 	if (h->seq <= row->last_seq) {
 		if (t == MSG_DISCONNECT) {
 			c->parted = 1;
-			hub_put(c, IPC_CLOSE, NULL, 0);
+			hub_put_close(c, CLOSE_QUIT);
 		}
-		return 0;
+		return NULL;
 	}
-	if (h->seq != row->last_seq + 1 || c->parted)
-		return -1;
+	if (h->seq != row->last_seq + 1)
+		return "request out of sequence";
+	if (c->parted)
+		return "request after DISCONNECT";
 	/* The worker answers NOT_IDENTIFIED and double IDENTIFY itself. */
-	if (t != MSG_DISCONNECT && hub_identified(c) != (t != MSG_IDENTIFY))
-		return -1;
+	if (t == MSG_IDENTIFY && hub_identified(c)) {
+		if (hub_str_cmp(hub_name(c), hub.args[0]) != 0)
+			return "IDENTIFY when identified";
+		again = 1;
+	} else if (t != MSG_DISCONNECT && t != MSG_IDENTIFY &&
+	    !hub_identified(c))
+		return "request before IDENTIFY";
 	/* The request's effects and its seq land in one table update. */
 	shm_begin(&hub.tab);
-	hub_run(c, t, (size_t)n);
+	if (again)
+		hub_identify_again(c, hub.args);
+	else
+		hub_run(c, t, (size_t)n);
 	row->last_seq = h->seq;
 	shm_commit(&hub.tab);
-	return 0;
+	return NULL;
 }
 
 /* Runs one checked request: the one switch over request types. */
@@ -869,26 +1024,49 @@ hub_reattach(struct hub_conn *c, uint32_t slot)
 	return 0;
 }
 
+/*
+ * The detached row of a worker that says it has none: the old hub gave
+ * it a row (and may have run its IDENTIFY) but died before the WELCOME
+ * reached it.  Found by the channel's pid, never by what the worker says.
+ */
+static uint32_t
+hub_detached_row(pid_t pid)
+{
+	uint32_t	i;
+
+	if (hub.ndetached == 0)
+		return SLOT_NONE;
+	for (i = 0; i < hub.cfg->max_clients; i++) {
+		if (hub.conns[i] != NULL && hub.conns[i]->fd == -1 &&
+		    !hub.conns[i]->dead && hub.conns[i]->pid == pid)
+			return i;
+	}
+	return SLOT_NONE;
+}
+
 /* HELLO: gives a new worker a row, or a returning one its own. */
-static int
+static const char *
 hub_hello(struct hub_conn *c, const char *p, size_t len)
 {
 	struct ipc_hello	hello;
 	struct ipc_welcome	welcome;
 
-	if (c->slot != SLOT_NONE || ipc_get_hello(p, len, &hello) == -1)
-		return -1;
+	if (c->slot != SLOT_NONE)
+		return "a second HELLO";
+	if (ipc_get_hello(p, len, &hello) == -1)
+		return "a malformed HELLO";
 	(void)strlcpy(c->addr, hello.addr, sizeof(c->addr));
 	if (!utf8_valid(c->addr, strlen(c->addr)))
 		(void)strlcpy(c->addr, "?", sizeof(c->addr));
-	if (hello.slot != IPC_SLOT_NEW) {
+	if (hello.slot == IPC_SLOT_NEW)
+		hello.slot = hub_detached_row(c->pid);
+	if (hello.slot != SLOT_NONE) {
 		if (hub_reattach(c, hello.slot) == -1)
-			return -1;
+			return "HELLO for a row that is not its own";
 	} else {
 		if (hub.nfree_users == 0) {
-			log_warnx("worker %ld (%s) refused: table full",
-			    (long)c->pid, c->addr);
-			return -1;
+			c->close_reason = CLOSE_REFUSED;
+			return "refused: table full";
 		}
 		c->slot = hub.free_users[--hub.nfree_users];
 		hub.conns[c->slot] = c;
@@ -903,32 +1081,60 @@ hub_hello(struct hub_conn *c, const char *p, size_t len)
 	hub_put(c, IPC_WELCOME, &welcome, sizeof(welcome));
 	log_debug("worker %ld (%s): hello, row %u", (long)c->pid, c->addr,
 	    c->slot);
-	return 0;
+	return NULL;
 }
 
-/* The dispatcher: one frame from a worker; returns -1 to drop it. */
-static int
+/* The dispatcher: one frame from a worker; NULL, or why to drop it. */
+static const char *
 hub_dispatch(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 {
-	switch (h->type) {
-	case IPC_HELLO:
+	if (h->type == IPC_HELLO)
 		return hub_hello(c, p, h->len);
-	default:
-		if (!c->hello || ipc_request_msg(h->type) == MSG_NONE)
-			return -1;
-		return hub_request(c, h, p);
+	if (!c->hello)
+		return "a frame before HELLO";
+	if (ipc_request_msg(h->type) == MSG_NONE)
+		return "a frame of unknown type";
+	return hub_request(c, h, p);
+}
+
+/*
+ * Runs the complete frames in src, as the sender c, until they run out
+ * or a reader that is behind pauses c; the rest stays in c's input.
+ */
+static void
+hub_run_frames(struct hub_conn *c, struct buf *src)
+{
+	struct ipc_hdr	 h;
+	const char	*p, *why;
+	int		 r;
+
+	hub.reading = c;
+	while (!c->dead && !c->paused &&
+	    (r = ipc_get_max(src, hub.max_frame, &h, &p)) != 0) {
+		if (r == -1) {
+			hub_kill(c, CLOSE_PROTOCOL, h.version != IPC_VERSION ?
+			    "a frame of another IPC version" :
+			    "a frame over the length limit");
+			break;
+		}
+		if ((why = hub_dispatch(c, &h, p)) != NULL) {
+			hub_kill(c, c->close_reason != 0 ? c->close_reason :
+			    CLOSE_PROTOCOL, why);
+			break;
+		}
 	}
+	hub.reading = NULL;
+	if (!c->dead)
+		ipc_keep_rest(&c->in, src);
 }
 
 /* Reads what a worker sent and runs every complete frame. */
 static void
 hub_read(struct hub_conn *c)
 {
-	struct ipc_hdr	 h;
 	struct buf	 rb, *src;
-	const char	*p;
 	ssize_t		 n;
-	int		 r, eof = 0;
+	int		 eof = 0;
 
 	/*
 	 * One read buffer for every worker: a channel keeps a buffer of its
@@ -944,18 +1150,10 @@ hub_read(struct hub_conn *c)
 	} else if (n == 0)
 		eof = 1;
 	src = ipc_feed(&c->in, &rb, hub.rbuf, eof ? 0 : (size_t)n);
-	while (!c->dead && (r = ipc_get_max(src, hub.max_frame, &h,
-	    &p)) != 0) {
-		if (r == -1 || hub_dispatch(c, &h, p) == -1) {
-			hub_kill(c, "malformed frame");
-			return;
-		}
-	}
-	if (!c->dead)
-		ipc_keep_rest(&c->in, src);
+	hub_run_frames(c, src);
 	buf_shrink(&c->in, HUB_KEEP);
 	if (eof)
-		hub_kill(c, "channel closed");
+		hub_kill(c, 0, "channel closed");
 }
 
 /* Accepts new worker channels, giving each a row in the users table. */
@@ -997,13 +1195,59 @@ hub_accept(void)
 		ev.data.ptr = c;
 		if (epoll_ctl(hub.epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
 			fatal("hub: epoll_ctl add");
+		c->watched = 1;
 	}
+}
+
+/* Takes a sender off the paused list. */
+static void
+hub_unpause(struct hub_conn *s)
+{
+	if (!s->paused)
+		return;
+	s->paused = 0;
+	s->paced_by = NULL;
+	TAILQ_REMOVE(&hub.paused, s, paused_entry);
+}
+
+/*
+ * Says CLOSE and its reason on a channel the hub drops on purpose, so
+ * the worker closes its client instead of reconnecting.  Only when
+ * nothing is pending for it: a frame half written would garble the
+ * CLOSE, and a worker that has a row sees it freed in the table anyway.
+ */
+static void
+hub_say_close(struct hub_conn *c)
+{
+	struct ipc_close	cl;
+	struct buf		b;
+	char			store[sizeof(struct ipc_hdr) + sizeof(cl)];
+
+	if (c->fd == -1 || c->close_reason == 0 || c->parted ||
+	    buf_pending(&c->out) > 0)
+		return;
+	memset(&cl, 0, sizeof(cl));
+	cl.reason = c->close_reason;
+	buf_init_store(&b, store, sizeof(store));
+	ipc_put(&b, IPC_CLOSE, c->slot, &cl, sizeof(cl));
+	/* Best effort: a full channel means a worker that reads no more. */
+	(void)send(c->fd, buf_head(&b), buf_pending(&b),
+	    MSG_DONTWAIT | MSG_NOSIGNAL);
+	buf_free(&b);
 }
 
 /* Drops a connection: DISCONNECT semantics, then frees its row. */
 static void
 hub_drop(struct hub_conn *c)
 {
+	struct hub_conn	*s, *next;
+
+	hub_unpause(c);
+	/* Whoever it paced goes on: hub_end_round runs their input. */
+	TAILQ_FOREACH_SAFE(s, &hub.paused, paused_entry, next) {
+		if (s->paced_by == c)
+			s->paced_by = NULL;
+	}
 	if (c->slot != SLOT_NONE) {
 		shm_begin(&hub.tab);
 		hub_part(c);
@@ -1014,6 +1258,9 @@ hub_drop(struct hub_conn *c)
 	}
 	if (c->dirty)
 		TAILQ_REMOVE(&hub.dirty, c, dirty_entry);
+	/* The row is free before the channel closes: a worker that sees
+	 * the close and then its row gone knows it was dropped. */
+	hub_say_close(c);
 	/* Closing the fd also removes it from the epoll set. */
 	if (c->fd != -1)
 		close(c->fd);
@@ -1029,7 +1276,6 @@ hub_drop(struct hub_conn *c)
 static void
 hub_flush(void)
 {
-	struct epoll_event	 ev;
 	struct hub_conn		*c;
 	struct iovec		 iov[2];
 	ssize_t			 n;
@@ -1056,10 +1302,11 @@ hub_flush(void)
 		n = writev(c->fd, iov, c->share_len > 0 ? 2 : 1);
 		if (n == -1 && errno != EAGAIN && errno != EINTR) {
 			c->share_len = 0;
-			hub_kill(c, "write failed");
+			hub_kill(c, 0, "write failed");
 			continue;
 		}
 		if (n > 0) {
+			c->drained += (uint64_t)n;
 			own = (size_t)n < iov[0].iov_len ? (size_t)n :
 			    iov[0].iov_len;
 			buf_drain(&c->out, own);
@@ -1069,16 +1316,101 @@ hub_flush(void)
 		/* The batch is gone after this round: keep what is left. */
 		hub_own_share(c);
 		buf_shrink(&c->out, HUB_KEEP);
+		/* Caught up: it may pace senders again if it falls behind. */
+		if (buf_pending(&c->out) <= hub.q_low) {
+			c->stuck = 0;
+			c->pace_at = 0;
+		}
 		want = buf_pending(&c->out) > 0;
 		if (want != c->want_out) {
-			memset(&ev, 0, sizeof(ev));
-			ev.events = EPOLLIN | (want ? EPOLLOUT : 0);
-			ev.data.ptr = c;
-			if (epoll_ctl(hub.epfd, EPOLL_CTL_MOD, c->fd, &ev) == -1)
-				fatal("hub: epoll_ctl mod");
 			c->want_out = want;
+			hub_watch(c);
 		}
 	}
+}
+
+/*
+ * Lets a sender taken off the paused list go on: watched for input
+ * again, and the frames it had sent meanwhile run now (they may pause
+ * it again).
+ */
+static void
+hub_pace_resume(struct hub_conn *s)
+{
+	struct epoll_event	ev;
+
+	if (s->dead)
+		return;
+	if (!s->watched) {
+		/* Its channel hung up while paused: see the rest, then EOF. */
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN | (s->want_out ? EPOLLOUT : 0);
+		ev.data.ptr = s;
+		if (epoll_ctl(hub.epfd, EPOLL_CTL_ADD, s->fd, &ev) == -1)
+			fatal("hub: epoll_ctl add");
+		s->watched = 1;
+	} else
+		hub_watch(s);
+	hub_run_frames(s, &s->in);
+}
+
+/*
+ * Whether reader r still paces its senders: it exists, is behind, and
+ * drained at HUB_PACE_MIN_RATE over its last window.  One that did not
+ * is stuck from now on, until it catches up.
+ */
+static int
+hub_still_pacing(struct hub_conn *r, int64_t now)
+{
+	int64_t	elapsed;
+
+	if (r == NULL || r->dead || r->stuck || hub_backlog(r) <= hub.q_low)
+		return 0;
+	elapsed = now - r->pace_at;
+	if (elapsed < HUB_PACE_WINDOW_MS)
+		return 1;
+	if ((r->drained - r->pace_drained) * 1000 <
+	    (uint64_t)HUB_PACE_MIN_RATE * (uint64_t)elapsed) {
+		log_info("worker %ld (%s): drains under %d bytes/s, senders "
+		    "no longer wait for it (%llu in %lld ms, backlog %zu)", (long)r->pid, r->addr,
+		    HUB_PACE_MIN_RATE, (unsigned long long)(r->drained - r->pace_drained), (long long)elapsed, hub_backlog(r));
+		r->stuck = 1;
+		return 0;
+	}
+	r->pace_at = now;
+	r->pace_drained = r->drained;
+	return 1;
+}
+
+/*
+ * Resumes the senders whose reader caught up or stopped pacing; returns
+ * whether any did.  They leave the list first, so running their frames
+ * may pause them again.
+ */
+static int
+hub_pace_check(void)
+{
+	struct conn_list	 go;
+	struct hub_conn		*s, *next;
+	int64_t			 now;
+
+	if (TAILQ_EMPTY(&hub.paused))
+		return 0;
+	TAILQ_INIT(&go);
+	now = clock_now_ms();
+	TAILQ_FOREACH_SAFE(s, &hub.paused, paused_entry, next) {
+		if (hub_still_pacing(s->paced_by, now))
+			continue;
+		hub_unpause(s);
+		TAILQ_INSERT_TAIL(&go, s, paused_entry);
+	}
+	if (TAILQ_EMPTY(&go))
+		return 0;
+	while ((s = TAILQ_FIRST(&go)) != NULL) {
+		TAILQ_REMOVE(&go, s, paused_entry);
+		hub_pace_resume(s);
+	}
+	return 1;
 }
 
 /* Ends the round: drops dead workers and writes every batch. */
@@ -1087,12 +1419,19 @@ hub_end_round(void)
 {
 	struct hub_conn	*c;
 
-	while (!TAILQ_EMPTY(&hub.dead) || !TAILQ_EMPTY(&hub.dirty)) {
-		while ((c = TAILQ_FIRST(&hub.dead)) != NULL) {
-			TAILQ_REMOVE(&hub.dead, c, dead_entry);
-			hub_drop(c);
+	int		 pass = 0;
+
+	for (;;) {
+		while (!TAILQ_EMPTY(&hub.dead) || !TAILQ_EMPTY(&hub.dirty)) {
+			while ((c = TAILQ_FIRST(&hub.dead)) != NULL) {
+				TAILQ_REMOVE(&hub.dead, c, dead_entry);
+				hub_drop(c);
+			}
+			hub_flush();
 		}
-		hub_flush();
+		/* Senders whose reader caught up run what they sent. */
+		if (++pass > HUB_END_ROUND_PASSES || !hub_pace_check())
+			break;
 	}
 	/*
 	 * Every part of the shared batch was written or copied by now (a
@@ -1202,9 +1541,9 @@ hub_grace(void)
 		if ((c = hub.conns[i]) == NULL || c->fd != -1 || c->dead)
 			continue;
 		if (over)
-			hub_kill(c, "did not come back");
+			hub_kill(c, CLOSE_GONE, "did not come back");
 		else if (kill(c->pid, 0) == -1 && errno == ESRCH)
-			hub_kill(c, "exited while the hub was down");
+			hub_kill(c, 0, "exited while the hub was down");
 	}
 	if (over || hub.ndetached == 0)
 		hub.grace_until = 0;
@@ -1228,6 +1567,8 @@ hub_map(const struct runtime *rt)
 	close(rt->shm_fd);
 	hub.tab.hdr = mem;
 	hub.tab.size = rt->shm_size;
+	if (rt->shm_size >= sizeof(*hub.tab.hdr))
+		hub.gen_before = hub.tab.hdr->hub_gen;
 	resume = shm_check(mem, rt->shm_size) == 0 &&
 	    hub.tab.hdr->max_users == hub.cfg->max_clients &&
 	    hub.tab.hdr->max_rooms == hub.cfg->max_rooms;
@@ -1253,11 +1594,123 @@ hub_map(const struct runtime *rt)
 		    (hub.cfg->max_rooms - 1 - hub.nfree_rooms);
 }
 
+/*
+ * Derives the hub's bounds from the limits in force and publishes the
+ * limits in the table, for the workers.  A request comes from one line
+ * of at most max-line bytes, and each of its strings costs the line at
+ * least as much as the 4-byte prefix does the frame, so no honest
+ * payload is longer than max_frame.  Workers started before a reload
+ * that lowered max-line may still send up to the old limit, so the hub
+ * takes the longest max-line any worker may have.
+ */
+static void
+hub_limits(void)
+{
+	if (hub.live.max_line > hub.max_line_seen)
+		hub.max_line_seen = hub.live.max_line;
+	hub.max_frame = (uint32_t)(2 * hub.max_line_seen + 4096);
+	hub.q_low = hub.live.max_queue / 4;
+	hub.q_high = hub.live.max_queue / 2;
+	hub.q_cap = 2 * hub.live.max_queue + 2 * hub.max_line_seen + 65536;
+	log_set_level((int)hub.live.log_level);
+	if (hub.tab.hdr != NULL)
+		shm_live_set(&hub.tab, &hub.live);
+}
+
+/*
+ * Reads the master's control pipe: limits a reload changed.  The master
+ * is trusted, but its frames are checked all the same; a bad one is
+ * logged and ignored.
+ */
+static void
+hub_ctl_read(void)
+{
+	struct ipc_hdr	 h;
+	struct shm_live	 l;
+	const char	*p;
+	char		 rb[512];
+	ssize_t		 n;
+	int		 r;
+
+	n = read(hub.ctl_fd, rb, sizeof(rb));
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* The master is gone; PR_SET_DEATHSIG ends the hub soon. */
+		(void)epoll_ctl(hub.epfd, EPOLL_CTL_DEL, hub.ctl_fd, NULL);
+		close(hub.ctl_fd);
+		hub.ctl_fd = -1;
+		return;
+	}
+	xbuf_append(&hub.ctl_in, rb, (size_t)n);
+	while ((r = ipc_get_max(&hub.ctl_in, sizeof(l), &h, &p)) == 1) {
+		if (h.type != IPC_LIMITS || h.len != sizeof(l)) {
+			log_warnx("hub: control frame 0x%04x ignored", h.type);
+			continue;
+		}
+		memcpy(&l, p, sizeof(l));
+		if (ipc_check_limits(&l) == -1) {
+			log_warnx("hub: limits out of range ignored");
+			continue;
+		}
+		hub.live = l;
+		hub_limits();
+		log_debug("hub: limits reloaded");
+	}
+	if (r == -1) {
+		log_warnx("hub: bad control frame; control pipe dropped");
+		buf_reset(&hub.ctl_in);
+	}
+}
+
+/* Sets up the epoll set: the hub's socket and the control pipe. */
+static void
+hub_epoll(void)
+{
+	struct epoll_event	ev;
+
+	if ((hub.epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		fatal("hub: epoll_create1");
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.ptr = NULL;
+	if (epoll_ctl(hub.epfd, EPOLL_CTL_ADD, hub.lfd, &ev) == -1)
+		fatal("hub: epoll_ctl");
+	if (hub.ctl_fd == -1)
+		return;
+	ev.data.ptr = &hub.ctl_fd;
+	if (fcntl(hub.ctl_fd, F_SETFL, O_NONBLOCK) == -1 ||
+	    epoll_ctl(hub.epfd, EPOLL_CTL_ADD, hub.ctl_fd, &ev) == -1)
+		fatal("hub: control pipe");
+}
+
+/*
+ * Handles one event of a worker's channel.  A paused sender is not
+ * read; if its channel hangs up meanwhile it leaves the epoll set, which
+ * would report the hang-up again and again, until it is resumed.
+ */
+static void
+hub_event(struct hub_conn *c, uint32_t events)
+{
+	if (c->dead)
+		return;
+	if (c->paused && (events & (EPOLLHUP | EPOLLERR))) {
+		if (epoll_ctl(hub.epfd, EPOLL_CTL_DEL, c->fd, NULL) == -1)
+			fatal("hub: epoll_ctl del");
+		c->watched = 0;
+		return;
+	}
+	if (!c->paused && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		hub_read(c);
+	if ((events & EPOLLOUT) && !c->dead)
+		hub_mark_dirty(c);
+}
+
 /* The hub process: set up, then route until killed. */
 void
 hub_main(const struct config *cfg, const struct runtime *rt)
 {
-	struct epoll_event	 ev, evs[HUB_MAX_EVENTS];
+	struct epoll_event	 evs[HUB_MAX_EVENTS];
 	struct hub_conn		*c;
 	int			 n, k, timeout;
 
@@ -1271,35 +1724,34 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	(void)mallopt(M_TRIM_THRESHOLD, HUB_KEEP);
 	hub.cfg = cfg;
 	hub.lfd = rt->hub_listen_fd;
-	hub.out_cap = 2 * cfg->max_queue + 2 * cfg->max_line + 65536;
-	/*
-	 * A request comes from one line of at most max_line bytes, and each
-	 * of its strings costs the line at least as much as the 4-byte
-	 * prefix does the frame: no honest payload is longer than this.
-	 * A hostile worker cannot make the hub buffer or allocate more.
-	 */
-	hub.max_frame = (uint32_t)(2 * cfg->max_line + 4096);
+	hub.ctl_fd = rt->hub_ctl_fd;
+	hub.max_line_seen = rt->max_line_seen;
+	conf_live_limits(cfg, &hub.live);
+	hub_limits();
 	TAILQ_INIT(&hub.dirty);
 	TAILQ_INIT(&hub.dead);
 	TAILQ_INIT(&hub.idents);
+	TAILQ_INIT(&hub.paused);
 	RB_INIT(&hub.users);
 	RB_INIT(&hub.rooms);
 	buf_init(&hub.line);
 	buf_init(&hub.shared);
 	hub.rbuf = xcalloc(1, HUB_READ_SIZE);
 	hub_map(rt);
-
-	if ((hub.epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
-		fatal("hub: epoll_create1");
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN;
-	ev.data.ptr = NULL;
-	if (epoll_ctl(hub.epfd, EPOLL_CTL_ADD, hub.lfd, &ev) == -1)
-		fatal("hub: epoll_ctl");
+	/*
+	 * A new generation tells workers that lost their channel that this
+	 * is a new hub, worth reconnecting to; the old one dropped them on
+	 * purpose if the generation did not change.
+	 */
+	hub.tab.hdr->hub_gen = hub.gen_before + 1;
+	hub_limits();
+	hub_epoll();
 	log_debug("hub: ready, %zu bytes of table", rt->shm_size);
 
 	for (;;) {
 		timeout = hub.grace_until != 0 ? HUB_GRACE_TICK_MS : -1;
+		if (!TAILQ_EMPTY(&hub.paused))
+			timeout = HUB_PACE_TICK_MS;
 		if (hub.ndropped > 0 && timeout == -1)
 			timeout = HUB_TRIM_IDLE_MS;
 		n = epoll_wait(hub.epfd, evs, HUB_MAX_EVENTS, timeout);
@@ -1318,16 +1770,12 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 			hub.ndropped = 0;
 		}
 		for (k = 0; k < n; k++) {
-			if ((c = evs[k].data.ptr) == NULL) {
+			if ((c = evs[k].data.ptr) == NULL)
 				hub_accept();
-				continue;
-			}
-			if (c->dead)
-				continue;
-			if (evs[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-				hub_read(c);
-			if ((evs[k].events & EPOLLOUT) && !c->dead)
-				hub_mark_dirty(c);
+			else if (evs[k].data.ptr == &hub.ctl_fd)
+				hub_ctl_read();
+			else
+				hub_event(c, evs[k].events);
 		}
 		hub_grace();
 		hub_end_round();

@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "ipc.h"
 #include "log.h"
+#include "talknetd.h"
 #include "utf8.h"
 #include "xmalloc.h"
 
@@ -260,4 +261,58 @@ ipc_request_msg(uint16_t type)
 	    type > IPC_REQ_BASE + MSG_REQUEST_LAST)
 		return MSG_NONE;
 	return (enum msg_type)(type - IPC_REQ_BASE);
+}
+
+/* Checks a CLOSE payload; returns its reason, or 0 if it is bad. */
+uint32_t
+ipc_get_close(const char *payload, size_t len)
+{
+	struct ipc_close	c;
+
+	if (len != sizeof(c))
+		return 0;
+	memcpy(&c, payload, sizeof(c));
+	if (c.reason == 0 || c.reason > CLOSE_REASON_LAST || c.pad != 0)
+		return 0;
+	return c.reason;
+}
+
+/* What a close reason means, for logs. */
+const char *
+ipc_close_reason_name(uint32_t reason)
+{
+	switch (reason) {
+	case CLOSE_QUIT:
+		return "quit";
+	case CLOSE_PROTOCOL:
+		return "protocol error";
+	case CLOSE_QUEUE:
+		return "queue over the limit";
+	case CLOSE_REFUSED:
+		return "refused";
+	case CLOSE_TIMEOUT:
+		return "no HELLO in time";
+	case CLOSE_GONE:
+		return "did not come back";
+	default:
+		return "unknown reason";
+	}
+}
+
+/* Checks reloaded limits against the ceilings the options allow. */
+int
+ipc_check_limits(const struct shm_live *l)
+{
+	if (l->log_level > 3 || l->pad != 0)
+		return -1;
+	if (l->max_line < 64 || l->max_line > LIMIT_MAX_LINE)
+		return -1;
+	if (l->max_queue < 4096 || l->max_queue > LIMIT_MAX_QUEUE)
+		return -1;
+	if (l->login_timeout > 86400 || l->stall_timeout > 86400)
+		return -1;
+	if (l->rate_limit > 1000000 || l->rate_burst < 1 ||
+	    l->rate_burst > 1000000)
+		return -1;
+	return 0;
 }

@@ -26,8 +26,9 @@
 
 #include "buf.h"
 #include "proto.h"
+#include "shm.h"
 
-#define IPC_VERSION		1
+#define IPC_VERSION		2
 #define IPC_MAX_PAYLOAD		(64U * 1024 * 1024)
 
 struct ipc_hdr {
@@ -49,8 +50,26 @@ enum ipc_type {
 	/* 0x02xx: hub to worker. */
 	IPC_LINE		= 0x0200,	/* one JSON line for the client */
 	IPC_IDENTIFIED		= 0x0201,	/* struct ipc_identified */
-	IPC_CLOSE		= 0x0202,	/* disconnect done: close now */
+	IPC_CLOSE		= 0x0202,	/* struct ipc_close: close now */
 	IPC_WELCOME		= 0x0203,	/* struct ipc_welcome */
+
+	/* 0x03xx: master to hub, over the hub's control pipe. */
+	IPC_LIMITS		= 0x0300,	/* struct shm_live: reloaded */
+};
+
+/*
+ * Why the hub closes a worker's channel.  The hub says it in a CLOSE
+ * frame before it closes, so the worker can tell a deliberate drop (it
+ * closes its client and exits) from a hub that died (it reconnects).
+ */
+enum ipc_close_reason {
+	CLOSE_QUIT = 1,		/* the DISCONNECT the worker asked for */
+	CLOSE_PROTOCOL,		/* the worker broke the IPC protocol */
+	CLOSE_QUEUE,		/* the client's queue went over the limit */
+	CLOSE_REFUSED,		/* no row for it, or a bad HELLO */
+	CLOSE_TIMEOUT,		/* no HELLO in time */
+	CLOSE_GONE,		/* it did not come back after a hub restart */
+	CLOSE_REASON_LAST = CLOSE_GONE
 };
 
 #define IPC_SLOT_NEW		UINT32_MAX
@@ -67,6 +86,12 @@ struct ipc_welcome {
 	uint32_t	slot;
 	uint32_t	pad;
 	uint64_t	last_seq;
+};
+
+/* IPC_CLOSE: the last frame on a channel. */
+struct ipc_close {
+	uint32_t	reason;		/* enum ipc_close_reason */
+	uint32_t	pad;
 };
 
 /* IPC_IDENTIFIED: the answer to IPC_REQ_IDENTIFY. */
@@ -139,5 +164,11 @@ int	 ipc_check_args(enum msg_type, const struct str *a, size_t n,
 	    size_t max_name, size_t max_room);
 /* The protocol request a request frame type stands for, or MSG_NONE. */
 enum msg_type ipc_request_msg(uint16_t type);
+/* Checks a CLOSE payload; returns its reason, or 0 if it is bad. */
+uint32_t ipc_get_close(const char *payload, size_t len);
+/* What a close reason means, for logs ("queue over the limit"). */
+const char *ipc_close_reason_name(uint32_t reason);
+/* Checks reloaded limits against the ceilings; 0 if sane, -1 if not. */
+int	 ipc_check_limits(const struct shm_live *);
 
 #endif

@@ -33,6 +33,7 @@
 
 #include "addr.h"
 #include "conf.h"
+#include "ipc.h"
 #include "log.h"
 #include "nodepool.h"
 #include "shm.h"
@@ -77,6 +78,7 @@ static struct {
 	pid_t			 pid;		/* the master's own */
 	pid_t			 hub_pid;
 	time_t			 hub_started;
+	int			 hub_ctl;	/* the control pipe to the hub */
 	int			 sigpipe[2];	/* self-pipe: handler to loop */
 	int			 spare_fd;	/* given up to refuse at EMFILE */
 	int			 stopping;
@@ -332,6 +334,8 @@ master_child_setup(void)
 	(void)sigaction(SIGHUP, &sa, NULL);
 	close(master.sigpipe[0]);
 	close(master.sigpipe[1]);
+	if (master.hub_ctl != -1)
+		close(master.hub_ctl);
 	if (master.spare_fd != -1)
 		close(master.spare_fd);
 	if (master.ready_fd != -1)
@@ -356,16 +360,38 @@ master_child_setup(void)
 	}
 }
 
-/* Forks the hub; it inherits the hub socket and the writable shm fd. */
+/*
+ * Forks the hub; it inherits the hub socket, the writable shm fd and the
+ * read end of a new control pipe, on which the master sends it what a
+ * reload changes.  The write end is the master's alone.
+ */
 static void
 master_start_hub(void)
 {
 	pid_t	pid;
+	int	p[2];
 
+	if (master.hub_ctl != -1) {
+		close(master.hub_ctl);
+		master.hub_ctl = -1;
+	}
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		log_warn("hub control pipe");
+		return;
+	}
+	/* A hub that does not read must never block the master. */
+	if (fcntl(p[1], F_SETFL, O_NONBLOCK) == -1) {
+		log_warn("hub control pipe");
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	master.rt.hub_ctl_fd = p[0];
+	master.hub_ctl = p[1];
 	switch (pid = fork()) {
 	case -1:
 		log_warn("fork hub");
-		return;
+		break;
 	case 0:
 		master_child_setup();
 		hub_main(master.cfg, &master.rt);
@@ -374,7 +400,39 @@ master_start_hub(void)
 		master.hub_pid = pid;
 		master.hub_started = time(NULL);
 		log_info("hub started, pid %ld", (long)pid);
+		break;
 	}
+	close(p[0]);
+	master.rt.hub_ctl_fd = -1;
+	if (pid == -1) {
+		close(master.hub_ctl);
+		master.hub_ctl = -1;
+	}
+}
+
+/*
+ * Sends the hub the limits a reload changed.  The hub writes them into
+ * the table, where every worker picks them up: one frame, smaller than
+ * PIPE_BUF, so it is written whole or not at all.
+ */
+static void
+master_send_limits(void)
+{
+	struct buf	b;
+	struct shm_live	l;
+	char		store[sizeof(struct ipc_hdr) + sizeof(l)];
+	ssize_t		n;
+
+	if (master.hub_ctl == -1)
+		return;
+	conf_live_limits(master.cfg, &l);
+	buf_init_store(&b, store, sizeof(store));
+	ipc_put(&b, IPC_LIMITS, 0, &l, sizeof(l));
+	n = write(master.hub_ctl, buf_head(&b), buf_pending(&b));
+	if (n != (ssize_t)buf_pending(&b))
+		log_warnx("reload: the hub did not take the new limits; "
+		    "they apply from its next start");
+	buf_free(&b);
 }
 
 /* Creates the private run directory and binds the hub's socket in it. */
@@ -620,6 +678,10 @@ master_reap(void)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == master.hub_pid) {
 			master.hub_pid = 0;
+			if (master.hub_ctl != -1) {
+				close(master.hub_ctl);
+				master.hub_ctl = -1;
+			}
 			if (!master.stopping)
 				log_warnx("hub %ld exited (status 0x%x)",
 				    (long)pid, status);
@@ -718,8 +780,10 @@ master_shutdown(void)
 }
 
 /*
- * SIGHUP: re-reads the configuration.  Live settings apply to the
- * connections accepted from now on; the others need a restart.
+ * SIGHUP: re-reads the configuration.  The live settings take effect in
+ * every process: the master's own, the hub's through its control pipe,
+ * and the workers' through the table.  A changed setting that needs a
+ * restart is refused, and the running value stays.
  */
 static void
 master_reload(void)
@@ -735,8 +799,8 @@ master_reload(void)
 		    err);
 	} else {
 		if ((key = conf_restart_needed(cur, next)) != NULL)
-			log_warnx("reload: %s changed: that needs a restart",
-			    key);
+			log_warnx("reload: %s changed: refused, it needs a "
+			    "restart; the other settings apply", key);
 		cur->log_level = next->log_level;
 		cur->max_line = next->max_line;
 		cur->max_queue = next->max_queue;
@@ -744,12 +808,17 @@ master_reload(void)
 		cur->login_timeout = next->login_timeout;
 		cur->rate_limit = next->rate_limit;
 		cur->rate_burst = next->rate_burst;
+		cur->stall_timeout = next->stall_timeout;
+		if (cur->max_line > master.rt.max_line_seen)
+			master.rt.max_line_seen = cur->max_line;
 		log_set_level(cur->log_level);
+		master_send_limits();
 		log_info("reloaded: log-level %d, max-line %zu, max-queue %zu, "
 		    "max-clients-per-ip %zu, login-timeout %zu, rate-limit %zu, "
-		    "rate-burst %zu", cur->log_level, cur->max_line,
-		    cur->max_queue, cur->max_clients_per_ip, cur->login_timeout,
-		    cur->rate_limit, cur->rate_burst);
+		    "rate-burst %zu, stall-timeout %zu", cur->log_level,
+		    cur->max_line, cur->max_queue, cur->max_clients_per_ip,
+		    cur->login_timeout, cur->rate_limit, cur->rate_burst,
+		    cur->stall_timeout);
 	}
 	free(next);
 	(void)systemd_notify("READY=1");
@@ -935,6 +1004,9 @@ master_main(struct config *cfg, reload_fn reload)
 
 	master.cfg = cfg;
 	master.reload = reload;
+	master.hub_ctl = -1;
+	master.rt.hub_ctl_fd = -1;
+	master.rt.max_line_seen = cfg->max_line;
 	/* Held in reserve: master_refuse spends it to turn a client away. */
 	if ((master.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
 		fatal("/dev/null");

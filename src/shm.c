@@ -217,6 +217,50 @@ shm_commit(const struct shm_table *t)
 	t->hdr->gen++;
 }
 
+/*
+ * Writes the live limits.  A seqlock, not shm_begin: workers read them
+ * without a lock, and a torn copy must never be taken for a new one.
+ */
+void
+shm_live_set(const struct shm_table *t, const struct shm_live *l)
+{
+	struct shm_hdr	*h = t->hdr;
+
+	__atomic_store_n(&h->live_gen, h->live_gen + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	memcpy(&h->live, l, sizeof(*l));
+	__atomic_store_n(&h->live_gen, h->live_gen + 1, __ATOMIC_RELEASE);
+}
+
+/* The generation of the live limits (odd: being written). */
+uint64_t
+shm_live_gen(const struct shm_table *t)
+{
+	return __atomic_load_n(&t->hdr->live_gen, __ATOMIC_ACQUIRE);
+}
+
+/* Reads a stable copy of the live limits, and its generation. */
+int
+shm_live_get(const struct shm_table *t, struct shm_live *l, uint64_t *gen)
+{
+	uint64_t	g1, g2;
+	int		i;
+
+	for (i = 0; i < 100; i++) {
+		g1 = shm_live_gen(t);
+		if (g1 & 1)
+			continue;
+		memcpy(l, (const void *)&t->hdr->live, sizeof(*l));
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		g2 = __atomic_load_n(&t->hdr->live_gen, __ATOMIC_RELAXED);
+		if (g1 == g2) {
+			*gen = g1;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 /* Gives user row i to a worker's connection. */
 void
 shm_user_attach(const struct shm_table *t, uint32_t i, int32_t pid)

@@ -21,12 +21,28 @@
 #include <stdint.h>
 
 #define SHM_MAGIC	0x544b4e54U	/* "TKNT" */
-#define SHM_VERSION	2
+#define SHM_VERSION	3
 
 enum shm_user_state {
 	USER_FREE = 0,		/* no worker */
 	USER_CONNECTED,		/* a worker, not identified yet */
 	USER_IDENTIFIED
+};
+
+/*
+ * The limits a reload (SIGHUP) may change.  The master sends them to the
+ * hub, the hub writes them here, and every worker applies them from here
+ * on its next loop: a reloaded limit holds in every process at once.
+ */
+struct shm_live {
+	uint32_t	log_level;
+	uint32_t	pad;
+	uint64_t	max_line;
+	uint64_t	max_queue;
+	uint64_t	login_timeout;	/* seconds, 0: none */
+	uint64_t	rate_limit;	/* messages a second, 0: none */
+	uint64_t	rate_burst;
+	uint64_t	stall_timeout;	/* seconds, 0: none */
 };
 
 struct shm_hdr {
@@ -47,6 +63,9 @@ struct shm_hdr {
 	uint64_t	seq;		/* orders identifications and rooms */
 	uint32_t	nidentified;
 	uint32_t	nrooms;
+	volatile uint64_t hub_gen;	/* one more for each hub started */
+	volatile uint64_t live_gen;	/* odd while live is being written */
+	struct shm_live	live;
 };
 
 struct shm_user {
@@ -111,6 +130,17 @@ uint64_t	*shm_room_invited(const struct shm_table *, struct shm_room *);
 int	 shm_bit_test(const uint64_t *, uint32_t);
 void	 shm_bit_set(uint64_t *, uint32_t);
 void	 shm_bit_clear(uint64_t *, uint32_t);
+
+/* Writes the live limits (the hub only). */
+void	 shm_live_set(const struct shm_table *, const struct shm_live *);
+/*
+ * Reads the live limits as of generation *gen (a seqlock: it retries
+ * while the hub writes).  Returns 0, or -1 if no stable copy was read.
+ */
+int	 shm_live_get(const struct shm_table *, struct shm_live *,
+	    uint64_t *gen);
+/* The generation of the live limits, to see cheaply if they changed. */
+uint64_t shm_live_gen(const struct shm_table *);
 
 /* Marks the table as being changed (gen odd), and as consistent again. */
 void	 shm_begin(const struct shm_table *);

@@ -59,6 +59,7 @@ static const struct option talknetd_options[] = {
 	{ "login-timeout",	required_argument,	NULL, 0 },
 	{ "rate-limit",		required_argument,	NULL, 0 },
 	{ "rate-burst",		required_argument,	NULL, 0 },
+	{ "stall-timeout",	required_argument,	NULL, 0 },
 	{ NULL,			0,			NULL, 0 }
 };
 
@@ -96,13 +97,15 @@ usage(FILE *f)
 	    "(default %d; 0: no limit)\n"
 	    "      --rate-burst N   messages a client may send at once "
 	    "(default %d)\n"
+	    "      --stall-timeout S  close a client that takes nothing queued "
+	    "for S seconds (default %d; 0: never)\n"
 	    "      --log-level L    error, warning, info (default) or debug\n"
 	    "  -h, --help           show this help\n"
 	    "  -V, --version        show the version\n",
 	    DEFAULT_MAX_CLIENTS, DEFAULT_MAX_ROOMS, PROTO_MAX_NAME,
 	    PROTO_MAX_ROOM, PROTO_MAX_LINE, DEFAULT_MAX_QUEUE,
 	    DEFAULT_MAX_CLIENTS_PER_IP, DEFAULT_LOGIN_TIMEOUT,
-	    DEFAULT_RATE_LIMIT, DEFAULT_RATE_BURST);
+	    DEFAULT_RATE_LIMIT, DEFAULT_RATE_BURST, DEFAULT_STALL_TIMEOUT);
 }
 
 /* Remembers one setting of the command line, checking it at once. */

@@ -21,6 +21,7 @@
 #define DEFAULT_LOGIN_TIMEOUT		20	/* seconds */
 #define DEFAULT_RATE_LIMIT		20	/* messages per second */
 #define DEFAULT_RATE_BURST		50
+#define DEFAULT_STALL_TIMEOUT		10	/* seconds without progress */
 
 /* Ceilings that keep the shared table's size sane. */
 #define LIMIT_MAX_CLIENTS		100000
@@ -58,6 +59,7 @@ struct config {
 	size_t			 login_timeout;		/* seconds, 0: none */
 	size_t			 rate_limit;		/* msgs/s, 0: none */
 	size_t			 rate_burst;
+	size_t			 stall_timeout;		/* seconds, 0: none */
 };
 
 /* What the master hands each child: paths and fds it will need. */
@@ -67,6 +69,8 @@ struct runtime {
 	char	 shmname[64];		/* "/talknetd.<master pid>" */
 	int	 hub_listen_fd;		/* bound by the master, owned by the hub */
 	int	 shm_fd;		/* O_RDWR: only the hub maps it writable */
+	int	 hub_ctl_fd;		/* the hub's end of its control pipe */
+	size_t	 max_line_seen;		/* longest max-line since the start */
 	const void *shm_ro;		/* the master's read-only mapping */
 	size_t	 shm_size;
 };

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -15,6 +16,8 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+
+#include <linux/sockios.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +32,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "conf.h"
 #include "frame.h"
 #include "ipc.h"
 #include "log.h"
@@ -44,7 +48,8 @@
 #define WORKER_LINGER_MS	2000		/* flush time after CLOSE */
 #define WORKER_STOP_MS		1000		/* flush time on SIGTERM */
 #define WORKER_HUB_RETRY_MS	10000		/* wait for a new hub */
-#define WORKER_HUB_TICK_MS	50		/* between connect tries */
+#define WORKER_HUB_TICK_MS	50		/* first wait between tries */
+#define WORKER_HUB_TICK_MAX_MS	1000		/* longest wait between tries */
 #define WORKER_CLIENT_FD	3
 #define WORKER_PIPE_SIZE	(16 * 1024)	/* the send pipe's capacity */
 #define WORKER_SEND_ROUNDS	8		/* pipe fills per send */
@@ -73,6 +78,17 @@ static struct {
 	int			 pipe_w;
 	size_t			 piped;		/* bytes in the send pipe */
 	const struct runtime	*rt;
+	pid_t			 pid;
+	struct shm_live		 lim;		/* the limits in force */
+	uint64_t		 live_gen;	/* the table's, when taken */
+	uint64_t		 hub_gen;	/* the hub connected to last */
+	int64_t			 hub_retry_at;	/* next connect try */
+	int			 hub_backoff_ms; /* wait after a failed try */
+	int64_t			 started_at;
+	uint64_t		 sent;		/* bytes the socket took, ever */
+	uint64_t		 acked_mark;	/* of them acked at the check */
+	int64_t			 stall_check_at; /* 0: nothing in flight */
+	sigset_t		 ppoll_mask;	/* SIGTERM let in, in ppoll */
 	uint32_t		 slot;		/* row in the table */
 	uint32_t		 seq;		/* last request's seq */
 	uint32_t		 ident_seq;	/* seq of the pending IDENTIFY */
@@ -311,13 +327,13 @@ worker_refill(void)
 {
 	int64_t	now;
 
-	if (w.cfg->rate_limit == 0)
+	if (w.lim.rate_limit == 0)
 		return;
 	now = clock_now_ms();
-	w.tokens += (double)(now - w.tokens_at) * (double)w.cfg->rate_limit /
+	w.tokens += (double)(now - w.tokens_at) * (double)w.lim.rate_limit /
 	    1000.0;
-	if (w.tokens > (double)w.cfg->rate_burst)
-		w.tokens = (double)w.cfg->rate_burst;
+	if (w.tokens > (double)w.lim.rate_burst)
+		w.tokens = (double)w.lim.rate_burst;
 	w.tokens_at = now;
 }
 
@@ -325,9 +341,9 @@ worker_refill(void)
 static int
 worker_token_wait_ms(void)
 {
-	if (w.cfg->rate_limit == 0 || w.tokens >= 1.0)
+	if (w.lim.rate_limit == 0 || w.tokens >= 1.0)
 		return 0;
-	return (int)((1.0 - w.tokens) * 1000.0 / (double)w.cfg->rate_limit) +
+	return (int)((1.0 - w.tokens) * 1000.0 / (double)w.lim.rate_limit) +
 	    1;
 }
 
@@ -351,11 +367,11 @@ worker_input(void)
 			break;
 		if (r == FRAME_TOOLONG) {
 			log_debug("worker %s: line over %zu bytes", w.addr,
-			    w.cfg->max_line);
+			    (size_t)w.lim.max_line);
 			worker_leave(RES_INVALID);
 			break;
 		}
-		if (w.cfg->rate_limit != 0)
+		if (w.lim.rate_limit != 0)
 			w.tokens -= 1.0;
 		worker_line(line, len);
 	}
@@ -471,17 +487,30 @@ worker_queue_keep_head(void)
 		buf_reset(&w.out);
 }
 
+/*
+ * The most the client queue may hold.  The worker reads the hub only
+ * while less than max-queue is unsent, and one read adds at most a line
+ * and a read's worth: only a hub channel that hung up, read to its end,
+ * can take the queue past this.
+ */
+static size_t
+worker_queue_cap(void)
+{
+	return (size_t)(w.lim.max_queue + 2 * w.lim.max_line) +
+	    2 * WORKER_READ_SIZE;
+}
+
 /* Queues a line for the client; a full queue disconnects the client. */
 static void
 worker_queue(const char *p, size_t len)
 {
 	if (w.wr_dead || w.cut)
 		return;
-	if (w.gathering && w.gathered + len > w.cfg->max_queue) {
+	if (w.gathering && w.gathered + len > w.lim.max_queue) {
 		worker_gather_flush();
 		/* What the client took is no longer queued: gather on. */
 		w.gathering = buf_pending(&w.out) == 0 &&
-		    len <= w.cfg->max_queue;
+		    len <= w.lim.max_queue;
 	}
 	if (w.gathering) {
 		/*
@@ -493,9 +522,9 @@ worker_queue(const char *p, size_t len)
 		w.gathered += len;
 		return;
 	}
-	if (buf_pending(&w.out) + len > w.cfg->max_queue) {
+	if (buf_pending(&w.out) + len > worker_queue_cap()) {
 		log_info("worker %s: output queue over %zu bytes, "
-		    "disconnecting", w.addr, w.cfg->max_queue);
+		    "disconnecting", w.addr, worker_queue_cap());
 		w.cut = 1;
 		worker_queue_keep_head();
 		worker_leave(RES_NONE);
@@ -580,6 +609,34 @@ worker_welcome(const char *p, size_t len)
 	return worker_ident_done(ok);
 }
 
+/*
+ * Takes the hub's CLOSE: the answer to DISCONNECT, or the hub dropping
+ * the worker on purpose, which closes the client.  Either way the worker
+ * flushes its queue and exits; it never reconnects after a CLOSE.
+ */
+static int
+worker_close_frame(const char *p, size_t len)
+{
+	uint32_t	reason;
+
+	if ((reason = ipc_get_close(p, len)) == 0)
+		return -1;
+	if (reason == CLOSE_QUIT && !w.closing)
+		return -1;
+	if (reason != CLOSE_QUIT) {
+		log_info("worker %s: closed by the hub: %s", w.addr,
+		    ipc_close_reason_name(reason));
+		w.closing = 1;
+		w.rd_done = 1;
+		if (reason == CLOSE_QUEUE && !w.cut) {
+			w.cut = 1;
+			worker_queue_keep_head();
+		}
+	}
+	w.closed = 1;
+	return 0;
+}
+
 /* The dispatcher: one frame from the hub; returns -1 on a bad frame. */
 static int
 worker_dispatch(const struct ipc_hdr *h, const char *p)
@@ -595,10 +652,7 @@ worker_dispatch(const struct ipc_hdr *h, const char *p)
 	case IPC_WELCOME:
 		return worker_welcome(p, h->len);
 	case IPC_CLOSE:
-		if (h->len != 0 || !w.closing)
-			return -1;
-		w.closed = 1;
-		return 0;
+		return worker_close_frame(p, h->len);
 	default:
 		return -1;
 	}
@@ -676,6 +730,23 @@ worker_pipe_open(void)
 }
 
 /*
+ * Counts bytes the client's socket took.  The first after a quiet time
+ * starts the stall check: everything sent before them was acked then.
+ */
+static void
+worker_sent(ssize_t n)
+{
+	if (n <= 0)
+		return;
+	if (w.stall_check_at == 0 && w.lim.stall_timeout != 0) {
+		w.acked_mark = w.sent;
+		w.stall_check_at = clock_now_ms() +
+		    (int64_t)w.lim.stall_timeout * 1000;
+	}
+	w.sent += (uint64_t)n;
+}
+
+/*
  * Sends bytes to the client, through the send pipe when there is one,
  * and returns how many the kernel took: 0 when the socket is full, -1
  * when it is dead.  Bytes taken may wait in the pipe: they go first on
@@ -693,6 +764,7 @@ worker_send(const char *p, size_t len)
 			return 0;
 		if ((n = write(w.cfd, p, len)) == -1)
 			return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+		worker_sent(n);
 		return n;
 	}
 #ifdef HAVE_SPLICE
@@ -714,6 +786,7 @@ worker_send(const char *p, size_t len)
 			return (errno == EAGAIN || errno == EINTR) ?
 			    (ssize_t)off : -1;
 		w.piped -= (size_t)n;
+		worker_sent(n);
 		/* The socket is full, or everything went. */
 		if (n == 0 || w.piped > 0 || off == len)
 			break;
@@ -809,16 +882,16 @@ worker_hub_connect(void)
 	if (strlcpy(sun.sun_path, w.rt->hubpath, sizeof(sun.sun_path)) >=
 	    sizeof(sun.sun_path))
 		fatalx("worker: hub path too long");
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		fatal("worker: socket");
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("worker %s: socket", w.addr);
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    fcntl(fd, F_SETFL, O_NONBLOCK) == -1) {
 		close(fd);
 		return -1;
 	}
-	if (fcntl(fd, F_SETFL, O_NONBLOCK) == -1)
-		fatal("worker: fcntl");
 	w.hfd = fd;
-	w.hub_lost_at = 0;
 	w.hsent = 0;
 	buf_reset(&w.hin);
 	buf_reset(&w.hctl);
@@ -830,9 +903,29 @@ worker_hub_connect(void)
 }
 
 /*
- * The hub went away (it crashed; the master starts another).  The
- * worker keeps its client, keeps what the hub has not run, and tries to
- * reconnect; past WORKER_HUB_RETRY_MS it gives up.
+ * Whether the hub dropped this worker on purpose: it frees the worker's
+ * row before it closes the channel, so a row that is free or another
+ * process's means the hub is done with it.  A hub that died leaves the
+ * row as it was.
+ */
+static int
+worker_dropped(void)
+{
+	struct shm_user	*u;
+
+	if (w.slot == IPC_SLOT_NEW)
+		return 0;
+	u = shm_user(&w.tab, w.slot);
+	return __atomic_load_n(&u->state, __ATOMIC_ACQUIRE) == USER_FREE ||
+	    __atomic_load_n(&u->pid, __ATOMIC_ACQUIRE) != w.pid;
+}
+
+/*
+ * The hub channel closed without a CLOSE.  If the hub dropped the worker
+ * on purpose, the worker closes its client and exits.  Otherwise the hub
+ * died: the master starts another, and the worker keeps its client and
+ * what the hub has not run, and reconnects once the new hub is there
+ * (worker_hub_retry); past WORKER_HUB_RETRY_MS it gives up.
  */
 static void
 worker_hub_lost(void)
@@ -841,11 +934,51 @@ worker_hub_lost(void)
 		return;
 	close(w.hfd);
 	w.hfd = -1;
-	w.hub_lost_at = clock_now_ms();
 	buf_reset(&w.hin);
-	if (!worker_stop && !w.closed)
-		log_info("worker %s: hub channel closed, reconnecting",
-		    w.addr);
+	if (w.closed || worker_stop)
+		return;
+	if (worker_dropped()) {
+		log_info("worker %s: dropped by the hub, closing", w.addr);
+		worker_wind_down("dropped by the hub");
+		return;
+	}
+	w.hub_lost_at = clock_now_ms();
+	w.hub_retry_at = w.hub_lost_at;
+	w.hub_backoff_ms = WORKER_HUB_TICK_MS;
+	log_info("worker %s: hub channel closed, waiting for a new hub",
+	    w.addr);
+}
+
+/*
+ * Without a hub: connects once a hub of a new generation runs, never
+ * again to the one that closed the channel, with a growing wait between
+ * tries; gives up WORKER_HUB_RETRY_MS after losing it.
+ */
+static void
+worker_hub_retry(void)
+{
+	int64_t		now;
+	uint64_t	gen;
+
+	if (w.hfd != -1 || w.closed)
+		return;
+	now = clock_now_ms();
+	if (now - w.hub_lost_at > WORKER_HUB_RETRY_MS) {
+		log_warnx("worker %s: no hub for %d ms", w.addr,
+		    WORKER_HUB_RETRY_MS);
+		worker_wind_down("no hub");
+		return;
+	}
+	if (now < w.hub_retry_at)
+		return;
+	gen = __atomic_load_n(&w.tab.hdr->hub_gen, __ATOMIC_ACQUIRE);
+	if (gen != 0 && gen != w.hub_gen && worker_hub_connect() == 0) {
+		w.hub_gen = gen;
+		return;
+	}
+	w.hub_retry_at = now + w.hub_backoff_ms;
+	if (w.hub_backoff_ms < WORKER_HUB_TICK_MAX_MS)
+		w.hub_backoff_ms *= 2;
 }
 
 /*
@@ -901,27 +1034,254 @@ worker_close_fds(int fd)
 	w.cfd = WORKER_CLIENT_FD;
 }
 
+/*
+ * Takes the limits in force from the table when a reload changed them:
+ * the hub writes them there, and the worker applies them at once.
+ */
+static void
+worker_live(void)
+{
+	struct shm_live	l;
+	uint64_t	g;
+
+	if (shm_live_gen(&w.tab) == w.live_gen)
+		return;
+	if (shm_live_get(&w.tab, &l, &g) == -1 || ipc_check_limits(&l) == -1)
+		return;
+	w.live_gen = g;
+	w.lim = l;
+	w.in.max_line = (size_t)l.max_line;
+	log_set_level((int)l.log_level);
+	if (w.ident == IDENT_NONE && !w.closing)
+		w.login_deadline = l.login_timeout == 0 ? 0 :
+		    w.started_at + (int64_t)l.login_timeout * 1000;
+	if (w.tokens > (double)l.rate_burst)
+		w.tokens = (double)l.rate_burst;
+}
+
+/*
+ * --stall-timeout: a client whose TCP acknowledged nothing since the
+ * last check, while bytes wait for it, takes nothing: it is cut.  The
+ * kernel's send buffer holds megabytes, so the worker's own queue alone
+ * would not show a client that stopped reading; SIOCOUTQ, the bytes the
+ * socket holds unacknowledged, does.
+ */
+static void
+worker_stall_check(int64_t now)
+{
+	uint64_t	acked;
+	int		outq = 0;
+
+	if (w.wr_dead || w.cut || w.lim.stall_timeout == 0) {
+		w.stall_check_at = 0;
+		return;
+	}
+	if (ioctl(w.cfd, SIOCOUTQ, &outq) == -1 || outq < 0)
+		outq = 0;
+	acked = w.sent - (uint64_t)outq;
+	if (outq == 0 && worker_unsent() == 0) {
+		w.stall_check_at = 0;
+		return;
+	}
+	if (acked != w.acked_mark) {
+		w.acked_mark = acked;
+		w.stall_check_at = now + (int64_t)w.lim.stall_timeout * 1000;
+		return;
+	}
+	log_info("worker %s: client took nothing for %zu s, disconnecting",
+	    w.addr, (size_t)w.lim.stall_timeout);
+	w.stall_check_at = 0;
+	w.cut = 1;
+	worker_queue_keep_head();
+	worker_leave(RES_NONE);
+}
+
+/*
+ * The timers of one loop: the login timeout, a client that takes
+ * nothing (--stall-timeout), and the scratch's pages given back.
+ */
+static void
+worker_timers(void)
+{
+	int64_t	now = clock_now_ms();
+
+	if (w.login_deadline != 0 && !w.closing && now >= w.login_deadline) {
+		log_info("worker %s: not identified after %zu s, closing",
+		    w.addr, (size_t)w.lim.login_timeout);
+		w.login_deadline = 0;
+		worker_leave(RES_NONE);
+	}
+	if (w.stall_check_at != 0 && now >= w.stall_check_at)
+		worker_stall_check(now);
+	if (w.scratch_idle_at != 0 && now >= w.scratch_idle_at)
+		worker_scratch_release();
+}
+
+/* Milliseconds until the sooner of the loop's deadlines, or -1. */
+static int
+worker_timeout(int64_t deadline)
+{
+	int64_t	now = clock_now_ms();
+	int	timeout = -1;
+
+	if (deadline != 0)
+		timeout = (int)(deadline - now) + 1;
+	if (w.hfd == -1 && !w.closed)
+		timeout = worker_min_timeout(timeout,
+		    w.hub_retry_at > now ? (int)(w.hub_retry_at - now) : 1);
+	timeout = worker_min_timeout(timeout, worker_token_wait_ms());
+	if (w.scratch_idle_at != 0)
+		timeout = worker_min_timeout(timeout, w.scratch_idle_at > now ?
+		    (int)(w.scratch_idle_at - now) + 1 : 1);
+	if (w.login_deadline != 0)
+		timeout = worker_min_timeout(timeout,
+		    (int)(w.login_deadline - now) + 1);
+	if (w.stall_check_at != 0)
+		timeout = worker_min_timeout(timeout, w.stall_check_at > now ?
+		    (int)(w.stall_check_at - now) + 1 : 1);
+	return timeout;
+}
+
+/*
+ * What to wait for.  The hub is read only while less than max-queue is
+ * unsent: a client that reads slowly slows down its hub channel, and the
+ * hub paces the senders or cuts the client (hub.c).  The hub channel
+ * stays in the set even when not read, so a hang-up is still seen.
+ */
+static void
+worker_poll_set(struct pollfd *pfd)
+{
+	pfd[0].fd = w.cfd;
+	pfd[0].events = 0;
+	/*
+	 * Back-pressure counts what is not yet written to the hub:
+	 * requests written but not yet seen to run are trimmed on a later
+	 * round, and nothing wakes the worker for that.
+	 */
+	if (!w.rd_done && w.ident != IDENT_PENDING &&
+	    worker_token_wait_ms() == 0 &&
+	    buf_pending(&w.hout) - w.hsent < WORKER_HUB_HIGH)
+		pfd[0].events |= POLLIN;
+	if (!w.wr_dead && worker_unsent() > 0)
+		pfd[0].events |= POLLOUT;
+	/* Not watched at all, so a hung-up socket cannot spin us. */
+	if (pfd[0].events == 0)
+		pfd[0].fd = -1;
+	pfd[1].fd = w.hfd;
+	pfd[1].events = 0;
+	if (!w.closed && worker_unsent() < w.lim.max_queue)
+		pfd[1].events |= POLLIN;
+	if (!w.closed && (buf_pending(&w.hctl) > 0 ||
+	    w.hsent < buf_pending(&w.hout)))
+		pfd[1].events |= POLLOUT;
+	if (w.closed)
+		pfd[1].fd = -1;
+}
+
+/* Handles what poll reported. */
+static void
+worker_events(const struct pollfd *pfd)
+{
+	if (pfd[1].fd != -1 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+		worker_hub_read();
+	if (pfd[0].revents & POLLIN)
+		worker_client_read();
+	else if (pfd[0].revents & (POLLHUP | POLLERR)) {
+		w.rd_done = 1;
+		if (pfd[0].revents & POLLERR)
+			w.wr_dead = 1;
+		worker_input();
+	}
+	if (!w.closed)
+		worker_hub_write();
+	if (!w.wr_dead && worker_write() == -1) {
+		log_debug("worker %s: write: %s", w.addr, strerror(errno));
+		w.wr_dead = 1;
+		buf_reset(&w.out);
+		w.piped = 0;
+		worker_leave(RES_NONE);
+	}
+	/* An idle worker holds no more than a little of each. */
+	buf_shrink(&w.out, WORKER_KEEP);
+	buf_shrink(&w.hin, WORKER_KEEP);
+	framer_shrink(&w.in, WORKER_KEEP);
+	if (w.hsent == 0)
+		buf_shrink(&w.hout, WORKER_KEEP);
+}
+
+/*
+ * SIGTERM is blocked but while the worker waits in ppoll: a signal
+ * that comes between the check of worker_stop and the wait is taken
+ * by the wait itself, never missed until the master's SIGKILL.
+ */
+static void
+worker_signals(void)
+{
+	struct sigaction	act;
+	sigset_t		block;
+
+	memset(&act, 0, sizeof(act));
+	sigemptyset(&act.sa_mask);
+	act.sa_handler = worker_sigterm;
+	if (sigaction(SIGTERM, &act, NULL) == -1)
+		fatal("worker: sigaction");
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &block, &w.ppoll_mask) == -1)
+		fatal("worker: sigprocmask");
+	sigdelset(&w.ppoll_mask, SIGTERM);
+}
+
+/* Sets up the buffers, the parser and the limits, mostly in w itself. */
+static void
+worker_setup(const struct config *cfg)
+{
+	struct proto_limits lim;
+
+	conf_live_limits(cfg, &w.lim);
+	framer_init_store(&w.in, (size_t)w.lim.max_line, w.store_in,
+	    sizeof(w.store_in));
+	buf_init_store(&w.out, w.store_out, sizeof(w.store_out));
+	buf_init_store(&w.hin, w.store_hin, sizeof(w.store_hin));
+	buf_init_store(&w.hctl, w.store_hctl, sizeof(w.store_hctl));
+	buf_init_store(&w.hout, w.store_hout, sizeof(w.store_hout));
+	lim.max_name = cfg->max_name;
+	lim.max_room = cfg->max_room;
+	proto_parser_init(&w.parser, &lim);
+	proto_parser_store(&w.parser, w.store_tok, sizeof(w.store_tok),
+	    w.store_str, sizeof(w.store_str));
+	buf_init_store(&w.ident_name, w.store_name, sizeof(w.store_name));
+	/* The scratch's bytes before the next page boundary. */
+	w.scratch_first = (size_t)(-(uintptr_t)w.scratch &
+	    ((uintptr_t)getpagesize() - 1));
+	w.started_at = clock_now_ms();
+	w.hub_lost_at = w.started_at;
+	w.hub_backoff_ms = WORKER_HUB_TICK_MS;
+	w.tokens = (double)w.lim.rate_burst;
+	w.tokens_at = w.started_at;
+	if (w.lim.login_timeout > 0)
+		w.login_deadline = w.started_at +
+		    (int64_t)w.lim.login_timeout * 1000;
+	worker_live();
+}
+
 /* The worker process: serve one client until it leaves. */
 void
 worker_main(const struct config *cfg, const struct runtime *rt, int fd,
     const char *addr)
 {
 	struct pollfd	 pfd[2];
-	struct proto_limits lim;
-	struct sigaction act;
-	int		 one = 1, timeout, left;
+	struct timespec	 ts, *tsp;
+	int		 one = 1, timeout;
 	int64_t		 deadline = 0;
 
 	w.cfg = cfg;
 	w.rt = rt;
+	w.pid = getpid();
 	w.hfd = -1;
 	w.slot = IPC_SLOT_NEW;
 	w.linger_ms = WORKER_LINGER_MS;
-	memset(&act, 0, sizeof(act));
-	sigemptyset(&act.sa_mask);
-	act.sa_handler = worker_sigterm;
-	if (sigaction(SIGTERM, &act, NULL) == -1)
-		fatal("worker: sigaction");
+	worker_signals();
 	/* The master formatted the address already: no resolver code here. */
 	(void)strlcpy(w.addr, addr, sizeof(w.addr));
 	title_set("worker (unidentified) %s", w.addr);
@@ -939,48 +1299,18 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 		fatal("worker: fcntl");
 	(void)setsockopt(w.cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	worker_pipe_open();
-	framer_init_store(&w.in, cfg->max_line, w.store_in,
-	    sizeof(w.store_in));
-	buf_init_store(&w.out, w.store_out, sizeof(w.store_out));
-	buf_init_store(&w.hin, w.store_hin, sizeof(w.store_hin));
-	buf_init_store(&w.hctl, w.store_hctl, sizeof(w.store_hctl));
-	buf_init_store(&w.hout, w.store_hout, sizeof(w.store_hout));
-	lim.max_name = cfg->max_name;
-	lim.max_room = cfg->max_room;
-	proto_parser_init(&w.parser, &lim);
-	proto_parser_store(&w.parser, w.store_tok, sizeof(w.store_tok),
-	    w.store_str, sizeof(w.store_str));
-	buf_init_store(&w.ident_name, w.store_name, sizeof(w.store_name));
-	/* The scratch's bytes before the next page boundary. */
-	w.scratch_first = (size_t)(-(uintptr_t)w.scratch &
-	    ((uintptr_t)getpagesize() - 1));
-	w.hub_lost_at = clock_now_ms();
-	w.tokens = (double)cfg->rate_burst;
-	w.tokens_at = clock_now_ms();
-	if (cfg->login_timeout > 0)
-		w.login_deadline = clock_now_ms() +
-		    (int64_t)cfg->login_timeout * 1000;
+	worker_setup(cfg);
 
 	for (;;) {
 		if (worker_stop && !w.closed)
 			worker_wind_down("SIGTERM");
-		if (w.hfd == -1 && !w.closed && worker_hub_connect() == -1 &&
-		    clock_now_ms() - w.hub_lost_at > WORKER_HUB_RETRY_MS) {
-			log_warnx("worker %s: no hub for %d ms", w.addr,
-			    WORKER_HUB_RETRY_MS);
-			worker_wind_down("no hub");
-		}
+		worker_live();
+		worker_hub_retry();
+		/* The client is gone and no hub is there to tell: done. */
+		if (w.hfd == -1 && !w.closed && w.wr_dead)
+			worker_finish();
 		worker_trim(worker_last_seq());
-		if (w.login_deadline != 0 && !w.closing &&
-		    clock_now_ms() >= w.login_deadline) {
-			log_info("worker %s: not identified after %zu s, "
-			    "closing", w.addr, w.cfg->login_timeout);
-			w.login_deadline = 0;
-			worker_leave(RES_NONE);
-		}
-		if (w.scratch_idle_at != 0 &&
-		    clock_now_ms() >= w.scratch_idle_at)
-			worker_scratch_release();
+		worker_timers();
 		/* Lines held back by the rate limit may run now. */
 		worker_refill();
 		if (framer_pending(&w.in) > 0)
@@ -994,75 +1324,18 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 			else if (clock_now_ms() >= deadline)
 				worker_finish();
 		}
-		pfd[0].fd = w.cfd;
-		pfd[0].events = 0;
-		/*
-		 * Back-pressure counts what is not yet written to the hub:
-		 * requests written but not yet seen to run are trimmed on
-		 * a later round, and nothing wakes the worker for that.
-		 */
-		if (!w.rd_done && w.ident != IDENT_PENDING &&
-		    worker_token_wait_ms() == 0 &&
-		    buf_pending(&w.hout) - w.hsent < WORKER_HUB_HIGH)
-			pfd[0].events |= POLLIN;
-		if (!w.wr_dead && worker_unsent() > 0)
-			pfd[0].events |= POLLOUT;
-		/* Not watched at all, so a hung-up socket cannot spin us. */
-		if (pfd[0].events == 0)
-			pfd[0].fd = -1;
-		pfd[1].fd = w.hfd;
-		pfd[1].events = w.closed ? 0 : POLLIN;
-		if (!w.closed && (buf_pending(&w.hctl) > 0 ||
-		    w.hsent < buf_pending(&w.hout)))
-			pfd[1].events |= POLLOUT;
-		if (pfd[1].events == 0 || w.hfd == -1)
-			pfd[1].fd = -1;
-		timeout = -1;
-		if (deadline != 0)
-			timeout = (int)(deadline - clock_now_ms()) + 1;
-		/* Without a hub, try again soon. */
-		if (w.hfd == -1 && !w.closed)
-			timeout = worker_min_timeout(timeout,
-			    WORKER_HUB_TICK_MS);
-		timeout = worker_min_timeout(timeout, worker_token_wait_ms());
-		if (w.scratch_idle_at != 0) {
-			left = (int)(w.scratch_idle_at - clock_now_ms()) + 1;
-			timeout = worker_min_timeout(timeout,
-			    left > 0 ? left : 1);
+		worker_poll_set(pfd);
+		tsp = NULL;
+		if ((timeout = worker_timeout(deadline)) >= 0) {
+			ts.tv_sec = timeout / 1000;
+			ts.tv_nsec = (long)(timeout % 1000) * 1000000L;
+			tsp = &ts;
 		}
-		if (w.login_deadline != 0)
-			timeout = worker_min_timeout(timeout,
-			    (int)(w.login_deadline - clock_now_ms()) + 1);
-		if (poll(pfd, 2, timeout) == -1) {
+		if (ppoll(pfd, 2, tsp, &w.ppoll_mask) == -1) {
 			if (errno == EINTR)
 				continue;
-			fatal("worker: poll");
+			fatal("worker: ppoll");
 		}
-		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))
-			worker_hub_read();
-		if (pfd[0].revents & POLLIN)
-			worker_client_read();
-		else if (pfd[0].revents & (POLLHUP | POLLERR)) {
-			w.rd_done = 1;
-			if (pfd[0].revents & POLLERR)
-				w.wr_dead = 1;
-			worker_input();
-		}
-		if (!w.closed)
-			worker_hub_write();
-		if (!w.wr_dead && worker_write() == -1) {
-			log_debug("worker %s: write: %s", w.addr,
-			    strerror(errno));
-			w.wr_dead = 1;
-			buf_reset(&w.out);
-			w.piped = 0;
-			worker_leave(RES_NONE);
-		}
-		/* An idle worker holds no more than a little of each. */
-		buf_shrink(&w.out, WORKER_KEEP);
-		buf_shrink(&w.hin, WORKER_KEEP);
-		framer_shrink(&w.in, WORKER_KEEP);
-		if (w.hsent == 0)
-			buf_shrink(&w.hout, WORKER_KEEP);
+		worker_events(pfd);
 	}
 }

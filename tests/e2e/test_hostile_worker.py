@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tnlib  # noqa: E402
 from tnlib import req, new_user, public_from, expect_nothing  # noqa: E402
 
-IPC_VERSION = 1
+IPC_VERSION = 2
 IPC_REQ_BASE = 0x0100
 IPC_HELLO = 0x0180
 IPC_LINE = 0x0200
@@ -151,7 +151,7 @@ def test_hello_claiming_another_row_is_refused():
     expect_nothing(anna, bob)
     anna.send(req("TEXT", username="bob", text="still here"))
     bob.expect(tnlib.text_from("anna", "still here"))
-    s.wait_log(r"malformed frame")
+    s.wait_log(r"dropped: HELLO for a row that is not its own")
 
 
 def test_requests_out_of_turn_drop_only_the_liar():

@@ -162,8 +162,9 @@ def _reloaded(ns):
 
 
 def test_sighup_reload_live_settings():
-    """max-line and log-level change for connections accepted after the
-    SIGHUP; connections accepted before keep their limit."""
+    """max-line and log-level change at once in every process: for the
+    connections accepted after the SIGHUP and for those accepted before
+    (issue 14: the hub and the workers apply a reload too)."""
     d = opslib.tempdir("hup")
     conf = os.path.join(d, "talknetd.conf")
     opslib.write_file(conf, "# before\nmax-line = 1024\nlog-level = info\n")
@@ -186,12 +187,12 @@ def test_sighup_reload_live_settings():
     c2.expect(resp("IDENTIFY", "SUCCESS", "big2"))
     old.expect(new_user("big2"))
     s.wait_log(r"debug: connection from 127\.0\.0\.1:%d" % c2.local_port)
-    # old was accepted under max-line 1024 and keeps it.
+    # old was accepted under max-line 1024, and takes the new one too.
     old.send(req("PUBLIC_TEXT", text="o" * BIG))
-    old.expect_invalid_close()
+    c2.expect(tnlib.public_from("old", "o" * BIG))
     assert s.alive()
 
-    # Back down: the next connection gets 1024 again.
+    # Back down: every connection gets 1024 again, old ones too.
     opslib.write_file(conf, "max-line = 1024\n")
     os.kill(s.pid, signal.SIGHUP)
     _reloaded(ns)
@@ -200,6 +201,82 @@ def test_sighup_reload_live_settings():
     c3.expect_invalid_close()
     c4 = tnlib.Client(s)
     c4.identify("small")
+    old.expect(new_user("small"))
+    c2.expect(new_user("small"))
+    tnlib.wait_until(lambda: _try_big(c2), T, what="max-line 1024 in c2")
+
+
+def _try_big(c):
+    """Sends a line over 1024 bytes; True once it is refused (INVALID)."""
+    c.send(req("PUBLIC_TEXT", text="b" * BIG))
+    c.expect_invalid_close()
+    return True
+
+
+def _loop_lines(s):
+    """Log lines a reconnecting or re-dropped worker would write."""
+    return len([x for x in s.log_text().splitlines()
+                if "dropped" in x or "reconnect" in x or "back on row" in x])
+
+
+def test_sighup_raised_max_line_reaches_the_hub():
+    """The issue's reproduction: max-line 1024, reloaded to 65536, then a
+    20 KB PUBLIC_TEXT.  The hub takes it (it used to drop the sender as a
+    malformed frame, and the worker reconnected in a loop), everyone gets
+    it, and no worker is dropped."""
+    d = opslib.tempdir("hupline")
+    conf = os.path.join(d, "talknetd.conf")
+    opslib.write_file(conf, "max-line = 1024\n")
+    ns = opslib.NotifySocket()
+    s = opslib.EnvServer("-c", conf, env=ns.env())
+    assert ns.next().startswith("READY=1"), ns.texts()
+    before = tnlib.Client(s)
+    before.identify("before")
+    opslib.write_file(conf, "max-line = 65536\n")
+    os.kill(s.pid, signal.SIGHUP)
+    _reloaded(ns)
+    after = tnlib.Client(s)
+    after.identify("after")
+    before.expect(new_user("after"))
+    text = "t" * 20000
+    after.send(req("PUBLIC_TEXT", text=text))
+    before.expect(tnlib.public_from("after", text))
+    before.send(req("PUBLIC_TEXT", text=text))
+    after.expect(tnlib.public_from("before", text))
+    time.sleep(0.5)
+    assert _loop_lines(s) == 0, s.log_text()
+    before.send(req("USERS"))
+    assert before.recv()["users"] == {"before": "ACTIVE", "after": "ACTIVE"}
+
+
+def test_sighup_max_queue_reaches_every_process():
+    """max-queue raised by a reload holds in the hub and in the workers
+    started before it: a client that reads nothing while 3 MB pile up,
+    then reads, gets them all (under the old 64 KiB it was cut)."""
+    d = opslib.tempdir("hupq")
+    conf = os.path.join(d, "talknetd.conf")
+    opslib.write_file(conf, "max-queue = 65536\n"
+                      "rate-limit = 0\nmax-clients-per-ip = 0\n")
+    ns = opslib.NotifySocket()
+    s = opslib.EnvServer("-c", conf, env=ns.env())
+    assert ns.next().startswith("READY=1"), ns.texts()
+    talker = tnlib.Client(s)
+    talker.identify("talker")
+    idle = tnlib.Client(s, rcvbuf=4096)
+    idle.identify("idle")
+    talker.expect(new_user("idle"))
+    opslib.write_file(conf, "max-queue = 16777216\n"
+                      "rate-limit = 0\nmax-clients-per-ip = 0\n")
+    os.kill(s.pid, signal.SIGHUP)
+    _reloaded(ns)
+    n = 100
+    for i in range(n):
+        talker.send(req("PUBLIC_TEXT", text="%03d %s" % (i, "q" * 30000)))
+    time.sleep(1.0)
+    for i in range(n):
+        idle.expect(tnlib.public_from("talker", "%03d %s" % (i, "q" * 30000)),
+                    timeout=T * 3)
+    assert "dropped" not in s.log_text(), s.log_text()
 
 
 def test_sighup_restart_needed():
@@ -212,7 +289,7 @@ def test_sighup_restart_needed():
     port = s.port
     opslib.write_file(conf, "listen = 127.0.0.1:0\nmax-clients = 5\n")
     os.kill(s.pid, signal.SIGHUP)
-    s.wait_log(r"max-clients changed: that needs a restart")
+    s.wait_log(r"max-clients changed: refused, it needs a restart")
     s.wait_log(r"reloaded")
     # Still 2 clients at most.
     a = tnlib.Client(s)
@@ -226,7 +303,7 @@ def test_sighup_restart_needed():
 
     opslib.write_file(conf, "listen = 127.0.0.2:0\nmax-clients = 2\n")
     os.kill(s.pid, signal.SIGHUP)
-    s.wait_log(r"listen changed: that needs a restart")
+    s.wait_log(r"listen changed: refused, it needs a restart")
     b.close()
     a.expect(tnlib.disconnected("two"))
     e = tnlib.identify_new(s, "three")
