@@ -1371,9 +1371,11 @@ hub_still_pacing(struct hub_conn *r, int64_t now)
 		return 1;
 	if ((r->drained - r->pace_drained) * 1000 <
 	    (uint64_t)HUB_PACE_MIN_RATE * (uint64_t)elapsed) {
-		log_info("worker %ld (%s): drains under %d bytes/s, senders "
-		    "no longer wait for it (%llu in %lld ms, backlog %zu)", (long)r->pid, r->addr,
-		    HUB_PACE_MIN_RATE, (unsigned long long)(r->drained - r->pace_drained), (long long)elapsed, hub_backlog(r));
+		log_info("worker %ld (%s): drained %llu bytes in %lld ms, "
+		    "under %d a second: senders no longer wait for it",
+		    (long)r->pid, r->addr,
+		    (unsigned long long)(r->drained - r->pace_drained),
+		    (long long)elapsed, HUB_PACE_MIN_RATE);
 		r->stuck = 1;
 		return 0;
 	}
