@@ -1169,7 +1169,8 @@ worker_poll_set(struct pollfd *pfd)
 		pfd[0].fd = -1;
 	pfd[1].fd = w.hfd;
 	pfd[1].events = 0;
-	if (!w.closed && worker_unsent() < w.lim.max_queue)
+	/* Once closing, only CLOSE matters: read on to find it. */
+	if (!w.closed && (w.closing || worker_unsent() < w.lim.max_queue))
 		pfd[1].events |= POLLIN;
 	if (!w.closed && (buf_pending(&w.hctl) > 0 ||
 	    w.hsent < buf_pending(&w.hout)))
