@@ -9,7 +9,7 @@ it rewrites the seeds next to it.
 import os
 import struct
 
-IPC_VERSION = 1
+IPC_VERSION = 2
 IPC_REQ_BASE = 0x0100
 IPC_HELLO = 0x0180
 IPC_SLOT_NEW = 0xFFFFFFFF
@@ -56,7 +56,8 @@ def main():
         "hello": seed(0, hello()),
         "hello-back": seed(1, hello(b"[::1]:5000", slot=3)),
         "identify": seed(2, hello(), ident),
-        "bad-version": seed(0, frame(IPC_HELLO, b"", version=2)),
+        "bad-version": seed(0, frame(IPC_HELLO, b"",
+                                     version=IPC_VERSION + 1)),
         "resent": seed(3, hello(), ident, ident, req(USERS, [], 2)),
         "disconnect-first": seed(0, hello(), req(DISCONNECT, [], 1)),
     }
