@@ -67,6 +67,8 @@ static const struct conf_key conf_keys[] = {
 	    1, 1000000, 0, 1 },
 	{ "stall-timeout", CONF_SIZE, offsetof(struct config, stall_timeout),
 	    0, 86400, 0, 1 },
+	{ "send-buffer", CONF_SIZE, offsetof(struct config, send_buffer),
+	    0, 16 * 1024 * 1024, 0, 1 },
 	{ "user", CONF_STRING, offsetof(struct config, user), 0, 0,
 	    sizeof(((struct config *)NULL)->user), 0 },
 	{ "pidfile", CONF_STRING, offsetof(struct config, pidfile), 0, 0,
@@ -124,6 +126,7 @@ conf_defaults(struct config *cfg)
 	cfg->rate_limit = DEFAULT_RATE_LIMIT;
 	cfg->rate_burst = DEFAULT_RATE_BURST;
 	cfg->stall_timeout = DEFAULT_STALL_TIMEOUT;
+	cfg->send_buffer = DEFAULT_SEND_BUFFER;
 }
 
 /* Sets one key from its text value; -1 with the reason in err. */

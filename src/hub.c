@@ -10,12 +10,15 @@
 
 #include <sys/types.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/tree.h>
 #include <sys/uio.h>
+
+#include <linux/sockios.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -80,7 +83,7 @@ struct hub_conn {
 	int			 stuck;		/* too slow to pace anyone */
 	uint64_t		 drained;	/* bytes written to it, ever */
 	int64_t			 pace_at;	/* its pacing window began */
-	uint64_t		 pace_drained;	/* drained when it began */
+	uint64_t		 pace_taken;	/* hub_taken() when it began */
 	struct buf		 in;
 	struct buf		 out;
 	size_t			 share_off;	/* its part of hub.shared, */
@@ -297,6 +300,25 @@ hub_watch(struct hub_conn *c)
 }
 
 /*
+ * Bytes a worker has read from its channel, ever.  What the hub wrote is
+ * not enough: a Unix socket reports room again only once three quarters
+ * of its buffer were read, so a worker reading steadily would look idle
+ * for a second at a time; SIOCOUTQ says what the worker has not read.
+ */
+static uint64_t
+hub_taken(const struct hub_conn *c)
+{
+	int	unread = 0;
+
+	if (c->fd == -1 || ioctl(c->fd, SIOCOUTQ, &unread) == -1 ||
+	    unread < 0)
+		unread = 0;
+	if ((uint64_t)unread > c->drained)
+		return 0;
+	return c->drained - (uint64_t)unread;
+}
+
+/*
  * Pauses sender s because reader r is behind: s is read no more until r
  * drains, so TCP carries the back-pressure to s's client.  r's pacing
  * window starts now, if it has none running.
@@ -311,7 +333,7 @@ hub_pace(struct hub_conn *s, struct hub_conn *r)
 	TAILQ_INSERT_TAIL(&hub.paused, s, paused_entry);
 	if (r->pace_at == 0) {
 		r->pace_at = clock_now_ms();
-		r->pace_drained = r->drained;
+		r->pace_taken = hub_taken(r);
 	}
 	hub_watch(s);
 	log_debug("worker %ld (%s): paused for worker %ld (%s)",
@@ -1362,25 +1384,25 @@ hub_pace_resume(struct hub_conn *s)
 static int
 hub_still_pacing(struct hub_conn *r, int64_t now)
 {
-	int64_t	elapsed;
+	uint64_t	taken;
+	int64_t		elapsed;
 
 	if (r == NULL || r->dead || r->stuck || hub_backlog(r) <= hub.q_low)
 		return 0;
 	elapsed = now - r->pace_at;
 	if (elapsed < HUB_PACE_WINDOW_MS)
 		return 1;
-	if ((r->drained - r->pace_drained) * 1000 <
-	    (uint64_t)HUB_PACE_MIN_RATE * (uint64_t)elapsed) {
-		log_info("worker %ld (%s): drained %llu bytes in %lld ms, "
+	taken = hub_taken(r) - r->pace_taken;
+	if (taken * 1000 < (uint64_t)HUB_PACE_MIN_RATE * (uint64_t)elapsed) {
+		log_info("worker %ld (%s): read %llu bytes in %lld ms, "
 		    "under %d a second: senders no longer wait for it",
-		    (long)r->pid, r->addr,
-		    (unsigned long long)(r->drained - r->pace_drained),
+		    (long)r->pid, r->addr, (unsigned long long)taken,
 		    (long long)elapsed, HUB_PACE_MIN_RATE);
 		r->stuck = 1;
 		return 0;
 	}
 	r->pace_at = now;
-	r->pace_drained = r->drained;
+	r->pace_taken = hub_taken(r);
 	return 1;
 }
 

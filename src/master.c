@@ -809,6 +809,7 @@ master_reload(void)
 		cur->rate_limit = next->rate_limit;
 		cur->rate_burst = next->rate_burst;
 		cur->stall_timeout = next->stall_timeout;
+		cur->send_buffer = next->send_buffer;
 		if (cur->max_line > master.rt.max_line_seen)
 			master.rt.max_line_seen = cur->max_line;
 		log_set_level(cur->log_level);

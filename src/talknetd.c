@@ -60,6 +60,7 @@ static const struct option talknetd_options[] = {
 	{ "rate-limit",		required_argument,	NULL, 0 },
 	{ "rate-burst",		required_argument,	NULL, 0 },
 	{ "stall-timeout",	required_argument,	NULL, 0 },
+	{ "send-buffer",	required_argument,	NULL, 0 },
 	{ NULL,			0,			NULL, 0 }
 };
 
@@ -99,13 +100,16 @@ usage(FILE *f)
 	    "(default %d)\n"
 	    "      --stall-timeout S  close a client that takes nothing queued "
 	    "for S seconds (default %d; 0: never)\n"
+	    "      --send-buffer BYTES  kernel send buffer per client "
+	    "(default %d; 0: the kernel's)\n"
 	    "      --log-level L    error, warning, info (default) or debug\n"
 	    "  -h, --help           show this help\n"
 	    "  -V, --version        show the version\n",
 	    DEFAULT_MAX_CLIENTS, DEFAULT_MAX_ROOMS, PROTO_MAX_NAME,
 	    PROTO_MAX_ROOM, PROTO_MAX_LINE, DEFAULT_MAX_QUEUE,
 	    DEFAULT_MAX_CLIENTS_PER_IP, DEFAULT_LOGIN_TIMEOUT,
-	    DEFAULT_RATE_LIMIT, DEFAULT_RATE_BURST, DEFAULT_STALL_TIMEOUT);
+	    DEFAULT_RATE_LIMIT, DEFAULT_RATE_BURST, DEFAULT_STALL_TIMEOUT,
+	    DEFAULT_SEND_BUFFER);
 }
 
 /* Remembers one setting of the command line, checking it at once. */

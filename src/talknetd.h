@@ -22,6 +22,7 @@
 #define DEFAULT_RATE_LIMIT		20	/* messages per second */
 #define DEFAULT_RATE_BURST		50
 #define DEFAULT_STALL_TIMEOUT		10	/* seconds without progress */
+#define DEFAULT_SEND_BUFFER		(64 * 1024)	/* SO_SNDBUF, 0: kernel's */
 
 /* Ceilings that keep the shared table's size sane. */
 #define LIMIT_MAX_CLIENTS		100000
@@ -60,6 +61,7 @@ struct config {
 	size_t			 rate_limit;		/* msgs/s, 0: none */
 	size_t			 rate_burst;
 	size_t			 stall_timeout;		/* seconds, 0: none */
+	size_t			 send_buffer;		/* bytes, 0: the kernel's */
 };
 
 /* What the master hands each child: paths and fds it will need. */

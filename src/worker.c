@@ -1266,6 +1266,27 @@ worker_setup(const struct config *cfg)
 	worker_live();
 }
 
+/*
+ * Sizes the client socket's send buffer (--send-buffer).  Left to the
+ * kernel, it grows to megabytes on a fast link, and the socket reports
+ * room again only when a third of it went: a client reading steadily
+ * would look idle for seconds to the hub's pacing (hub.c), and each
+ * client could pin that much kernel memory.  A failure is harmless: the
+ * kernel's size stays.
+ */
+static void
+worker_send_buffer(const struct config *cfg)
+{
+	int	size;
+
+	if (cfg->send_buffer == 0)
+		return;
+	size = (int)cfg->send_buffer;
+	if (setsockopt(w.cfd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) ==
+	    -1)
+		log_debug("worker %s: SO_SNDBUF: %s", w.addr, strerror(errno));
+}
+
 /* The worker process: serve one client until it leaves. */
 void
 worker_main(const struct config *cfg, const struct runtime *rt, int fd,
@@ -1299,6 +1320,7 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	if (fcntl(w.cfd, F_SETFL, O_NONBLOCK) == -1)
 		fatal("worker: fcntl");
 	(void)setsockopt(w.cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	worker_send_buffer(cfg);
 	worker_pipe_open();
 	worker_setup(cfg);
 
