@@ -78,7 +78,7 @@ struct hub_conn {
 	 * anyone, and one that does not is stuck: it is cut when its
 	 * backlog reaches the cap, and nobody waits for it.
 	 */
-	int			 paused;	/* not read: a reader is behind */
+	int			 paused;	/* unread: a reader is behind */
 	struct hub_conn		*paced_by;	/* that reader */
 	int			 stuck;		/* too slow to pace anyone */
 	uint64_t		 drained;	/* bytes written to it, ever */
@@ -94,6 +94,7 @@ struct hub_conn {
 	TAILQ_ENTRY(hub_conn)	 ident_entry;	/* identified, in order */
 	TAILQ_ENTRY(hub_conn)	 paused_entry;
 	RB_ENTRY(hub_conn)	 name_entry;
+	RB_ENTRY(hub_conn)	 pid_entry;	/* every conn with a row */
 };
 
 /* A room, indexed by name; the room itself lives in the table. */
@@ -104,6 +105,7 @@ struct hub_room {
 
 TAILQ_HEAD(conn_list, hub_conn);
 RB_HEAD(user_tree, hub_conn);
+RB_HEAD(pid_tree, hub_conn);
 RB_HEAD(room_tree, hub_room);
 
 static struct {
@@ -133,6 +135,7 @@ static struct {
 	struct conn_list	 idents;
 	struct conn_list	 paused;
 	struct user_tree	 users;
+	struct pid_tree		 pids;		/* one row per process */
 	struct room_tree	 rooms;
 	struct buf		 line;		/* one encoded JSON line */
 	struct buf		 shared;	/* this round's lines to many */
@@ -206,7 +209,15 @@ hub_room_cmp(struct hub_room *a, struct hub_room *b)
 #ifndef __unused
 #define __unused __attribute__((__unused__))
 #endif
+/* Orders connections by their worker's pid. */
+static int
+hub_pid_cmp(struct hub_conn *a, struct hub_conn *b)
+{
+	return (a->pid > b->pid) - (a->pid < b->pid);
+}
+
 RB_GENERATE_STATIC(user_tree, hub_conn, name_entry, hub_user_cmp)
+RB_GENERATE_STATIC(pid_tree, hub_conn, pid_entry, hub_pid_cmp)
 RB_GENERATE_STATIC(room_tree, hub_room, entry, hub_room_cmp)
 
 /* Finds an identified user by name. */
@@ -319,6 +330,22 @@ hub_taken(const struct hub_conn *c)
 }
 
 /*
+ * A detached reader came back as a new conn (hub_reattach): the senders
+ * it paced now wait for the new one, whose pacing window starts now.
+ */
+static void
+hub_pace_moved(struct hub_conn *old, struct hub_conn *c)
+{
+	struct hub_conn	*s;
+
+	TAILQ_FOREACH(s, &hub.paused, paused_entry) {
+		if (s->paced_by == old)
+			s->paced_by = c;
+	}
+	c->pace_at = 0;
+}
+
+/*
  * Pauses sender s because reader r is behind: s is read no more until r
  * drains, so TCP carries the back-pressure to s's client.  r's pacing
  * window starts now, if it has none running.
@@ -352,12 +379,16 @@ hub_queued(struct hub_conn *c)
 
 	hub_mark_dirty(c);
 	if (b > hub.q_cap) {
+		log_debug("worker %ld (%s): %zu bytes held, %zu in its part of "
+		    "the batch", (long)c->pid, c->addr, b, c->share_len);
 		hub_kill(c, CLOSE_QUEUE, c->stuck ?
 		    "queue over the limit, draining too slowly" :
 		    "queue over the limit");
 		return;
 	}
-	if (b > hub.q_high && !c->stuck && c->fd != -1 &&
+	/* A reader away after a hub restart paces until its grace ends. */
+	if (b > hub.q_high && !c->stuck &&
+	    (c->fd != -1 || hub.grace_until != 0) &&
 	    hub.reading != NULL && hub.reading != c)
 		hub_pace(hub.reading, c);
 }
@@ -1022,6 +1053,9 @@ hub_reattach(struct hub_conn *c, uint32_t slot)
 	c->hello = old->hello;
 	c->parted = old->parted;
 	hub.conns[slot] = c;
+	RB_REMOVE(pid_tree, &hub.pids, old);
+	RB_INSERT(pid_tree, &hub.pids, c);
+	hub_pace_moved(old, c);
 	if (hub_identified(old)) {
 		TAILQ_INSERT_BEFORE(old, c, ident_entry);
 		TAILQ_REMOVE(&hub.idents, old, ident_entry);
@@ -1054,16 +1088,24 @@ hub_reattach(struct hub_conn *c, uint32_t slot)
 static uint32_t
 hub_detached_row(pid_t pid)
 {
-	uint32_t	i;
+	struct hub_conn	key, *c;
 
-	if (hub.ndetached == 0)
+	key.pid = pid;
+	if ((c = RB_FIND(pid_tree, &hub.pids, &key)) == NULL ||
+	    c->fd != -1 || c->dead)
 		return SLOT_NONE;
-	for (i = 0; i < hub.cfg->max_clients; i++) {
-		if (hub.conns[i] != NULL && hub.conns[i]->fd == -1 &&
-		    !hub.conns[i]->dead && hub.conns[i]->pid == pid)
-			return i;
-	}
-	return SLOT_NONE;
+	return c->slot;
+}
+
+/* Whether a process already holds a row on a live channel. */
+static int
+hub_pid_has_row(pid_t pid)
+{
+	struct hub_conn	key, *c;
+
+	key.pid = pid;
+	return (c = RB_FIND(pid_tree, &hub.pids, &key)) != NULL &&
+	    c->fd != -1;
 }
 
 /* HELLO: gives a new worker a row, or a returning one its own. */
@@ -1086,12 +1128,17 @@ hub_hello(struct hub_conn *c, const char *p, size_t len)
 		if (hub_reattach(c, hello.slot) == -1)
 			return "HELLO for a row that is not its own";
 	} else {
+		/* A worker has one channel: more would be one process
+		 * taking rows for clients it does not have. */
+		if (hub_pid_has_row(c->pid))
+			return "a second channel from one process";
 		if (hub.nfree_users == 0) {
 			c->close_reason = CLOSE_REFUSED;
 			return "refused: table full";
 		}
 		c->slot = hub.free_users[--hub.nfree_users];
 		hub.conns[c->slot] = c;
+		RB_INSERT(pid_tree, &hub.pids, c);
 		shm_begin(&hub.tab);
 		shm_user_attach(&hub.tab, c->slot, c->pid);
 		shm_commit(&hub.tab);
@@ -1277,6 +1324,7 @@ hub_drop(struct hub_conn *c)
 		shm_commit(&hub.tab);
 		hub.conns[c->slot] = NULL;
 		hub.free_users[hub.nfree_users++] = c->slot;
+		RB_REMOVE(pid_tree, &hub.pids, c);
 	}
 	if (c->dirty)
 		TAILQ_REMOVE(&hub.dirty, c, dirty_entry);
@@ -1389,6 +1437,13 @@ hub_still_pacing(struct hub_conn *r, int64_t now)
 
 	if (r == NULL || r->dead || r->stuck || hub_backlog(r) <= hub.q_low)
 		return 0;
+	if (r->fd == -1)
+		return hub.grace_until != 0;
+	if (r->pace_at == 0) {
+		r->pace_at = now;
+		r->pace_taken = hub_taken(r);
+		return 1;
+	}
 	elapsed = now - r->pace_at;
 	if (elapsed < HUB_PACE_WINDOW_MS)
 		return 1;
@@ -1512,6 +1567,8 @@ hub_resume(void)
 		buf_init(&c->out);
 		hub.conns[i] = c;
 		hub.ndetached++;
+		/* Two rows of one pid: the second is not found by pid. */
+		(void)RB_INSERT(pid_tree, &hub.pids, c);
 		if (u->state == USER_IDENTIFIED) {
 			if (RB_INSERT(user_tree, &hub.users, c) != NULL) {
 				/* Two rows with one name: keep the first. */
@@ -1757,6 +1814,7 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	TAILQ_INIT(&hub.idents);
 	TAILQ_INIT(&hub.paused);
 	RB_INIT(&hub.users);
+	RB_INIT(&hub.pids);
 	RB_INIT(&hub.rooms);
 	buf_init(&hub.line);
 	buf_init(&hub.shared);

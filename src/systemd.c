@@ -89,7 +89,8 @@ systemd_notify(const char *fmt, ...)
 	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
-	n = sendto(fd, msg, strlen(msg), MSG_NOSIGNAL,
+	/* A busy service manager must never block the master. */
+	n = sendto(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT,
 	    (struct sockaddr *)&sun, len);
 	saved = errno;
 	close(fd);

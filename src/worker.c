@@ -85,7 +85,7 @@ static struct {
 	int64_t			 hub_retry_at;	/* next connect try */
 	int			 hub_backoff_ms; /* wait after a failed try */
 	int64_t			 started_at;
-	uint64_t		 sent;		/* bytes the socket took, ever */
+	uint64_t		 sent;		/* bytes the socket took */
 	uint64_t		 acked_mark;	/* of them acked at the check */
 	int64_t			 stall_check_at; /* 0: nothing in flight */
 	sigset_t		 ppoll_mask;	/* SIGTERM let in, in ppoll */
@@ -113,6 +113,7 @@ static struct {
 	int			 rd_eof;	/* the client half-closed */
 	int			 wr_dead;	/* the client cannot be written */
 	int			 cut;		/* over --max-queue: no more */
+	int			 hub_hup;	/* the hub hung up: read all */
 	enum result		 final;		/* reply after CLOSE, if any */
 	int			 linger_ms;	/* flush time once closed */
 	int			 gathering;	/* lines gather in scratch */
@@ -146,6 +147,7 @@ static struct {
 static volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
 
 static void	worker_hub_lost(void);
+static void	worker_stall_arm(void);
 static ssize_t	worker_send(const char *, size_t);
 
 /* Records SIGTERM; the loop flushes the queue, then exits. */
@@ -520,9 +522,11 @@ worker_queue(const char *p, size_t len)
 		 */
 		memmove(w.scratch + w.gathered, p, len);
 		w.gathered += len;
+		worker_stall_arm();
 		return;
 	}
-	if (buf_pending(&w.out) + len > worker_queue_cap()) {
+	/* A channel that hung up holds at most its socket buffer. */
+	if (!w.hub_hup && buf_pending(&w.out) + len > worker_queue_cap()) {
 		log_info("worker %s: output queue over %zu bytes, "
 		    "disconnecting", w.addr, worker_queue_cap());
 		w.cut = 1;
@@ -531,6 +535,7 @@ worker_queue(const char *p, size_t len)
 		return;
 	}
 	xbuf_append(&w.out, p, len);
+	worker_stall_arm();
 }
 
 /* Ends a pending IDENTIFY; on success, the process title changes. */
@@ -730,6 +735,20 @@ worker_pipe_open(void)
 }
 
 /*
+ * Starts the stall check when bytes wait for the client and none runs:
+ * its first look only notes what was acknowledged (the mark is unknown).
+ */
+static void
+worker_stall_arm(void)
+{
+	if (w.stall_check_at != 0 || w.lim.stall_timeout == 0)
+		return;
+	w.acked_mark = UINT64_MAX;
+	w.stall_check_at = clock_now_ms() +
+	    (int64_t)w.lim.stall_timeout * 1000;
+}
+
+/*
  * Counts bytes the client's socket took.  The first after a quiet time
  * starts the stall check: everything sent before them was acked then.
  */
@@ -893,6 +912,7 @@ worker_hub_connect(void)
 	}
 	w.hfd = fd;
 	w.hsent = 0;
+	w.hub_hup = 0;
 	buf_reset(&w.hin);
 	buf_reset(&w.hctl);
 	memset(&hello, 0, sizeof(hello));
@@ -971,8 +991,14 @@ worker_hub_retry(void)
 	}
 	if (now < w.hub_retry_at)
 		return;
+	/*
+	 * The hub that closed the channel is tried again only by a worker
+	 * it gave no row: its channel may have been over the hub's cap.  A
+	 * refusal on purpose says CLOSE, and the worker is gone by then.
+	 */
 	gen = __atomic_load_n(&w.tab.hdr->hub_gen, __ATOMIC_ACQUIRE);
-	if (gen != 0 && gen != w.hub_gen && worker_hub_connect() == 0) {
+	if (gen != 0 && (gen != w.hub_gen || w.slot == IPC_SLOT_NEW) &&
+	    worker_hub_connect() == 0) {
 		w.hub_gen = gen;
 		return;
 	}
@@ -1057,6 +1083,8 @@ worker_live(void)
 		    w.started_at + (int64_t)l.login_timeout * 1000;
 	if (w.tokens > (double)l.rate_burst)
 		w.tokens = (double)l.rate_burst;
+	w.stall_check_at = 0;
+	worker_stall_arm();
 }
 
 /*
@@ -1083,7 +1111,7 @@ worker_stall_check(int64_t now)
 		w.stall_check_at = 0;
 		return;
 	}
-	if (acked != w.acked_mark) {
+	if (acked != w.acked_mark || w.acked_mark == UINT64_MAX) {
 		w.acked_mark = acked;
 		w.stall_check_at = now + (int64_t)w.lim.stall_timeout * 1000;
 		return;
@@ -1183,6 +1211,10 @@ worker_poll_set(struct pollfd *pfd)
 static void
 worker_events(const struct pollfd *pfd)
 {
+	/* A dead hub's lines are delivered, not counted against the
+	 * queue: the channel is read to its end, then reconnected. */
+	if (pfd[1].fd != -1 && (pfd[1].revents & (POLLHUP | POLLERR)))
+		w.hub_hup = 1;
 	if (pfd[1].fd != -1 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
 		worker_hub_read();
 	if (pfd[0].revents & POLLIN)
