@@ -65,6 +65,50 @@ log_vwrite(int level, int with_errno, const char *fmt, va_list ap)
 	errno = saved;
 }
 
+/*
+ * Copies len bytes of peer data into dst as one printable line: a byte
+ * outside ' '..'~' becomes \n, \r, \t or \ooo, and a backslash \\, so
+ * a hostile name or address can neither add a line to the log nor send
+ * a terminal escape.  Too long a value ends in "...".  Returns dst.
+ */
+const char *
+log_escape(const void *p, size_t len, char *dst, size_t dstlen)
+{
+	const unsigned char	*s = p;
+	char			 e[5];
+	size_t			 i, o = 0, n;
+
+	if (dstlen == 0)
+		return dst;
+	for (i = 0; i < len; i++) {
+		if (s[i] >= ' ' && s[i] <= '~' && s[i] != '\\') {
+			e[0] = (char)s[i];
+			n = 1;
+		} else if (s[i] == '\\' || s[i] == '\n' || s[i] == '\r' ||
+		    s[i] == '\t') {
+			e[0] = '\\';
+			e[1] = s[i] == '\n' ? 'n' : s[i] == '\r' ? 'r' :
+			    s[i] == '\t' ? 't' : '\\';
+			n = 2;
+		} else {
+			(void)snprintf(e, sizeof(e), "\\%03o", s[i]);
+			n = 4;
+		}
+		/* Room for this, and for "..." should more follow. */
+		if (o + n + (i + 1 < len ? 3 : 0) >= dstlen) {
+			if (o + 3 < dstlen) {
+				memcpy(dst + o, "...", 3);
+				o += 3;
+			}
+			break;
+		}
+		memcpy(dst + o, e, n);
+		o += n;
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
 /* Logs a warning with strerror(errno) appended. */
 void
 log_warn(const char *fmt, ...)

@@ -67,6 +67,7 @@ struct runtime {
 	char	 shmname[64];		/* "/talknetd.<master pid>" */
 	int	 hub_listen_fd;		/* bound by the master, owned by the hub */
 	int	 shm_fd;		/* O_RDWR: only the hub maps it writable */
+	int	 release_fd;		/* workers' end: "my client is closed" */
 	const void *shm_ro;		/* the master's read-only mapping */
 	size_t	 shm_size;
 };
