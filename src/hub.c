@@ -51,10 +51,12 @@
  * Channels beyond max-clients: the master forks at most max-clients
  * workers it counts, but a worker that has gone may not have been seen
  * to close its channel yet when its successor connects, and workers
- * coming back after a hub restart reconnect in a burst.  The master
- * sizes the open files limit for this and the hub's own few fds.
+ * coming back after a hub restart reconnect in a burst.  A worker
+ * closes its channel before the master stops counting it, so a few
+ * dozen cover that lag.  48 and the hub's own fds (stdio, epoll, the
+ * listener, the spare) fit the master's MASTER_FD_SLACK of 64.
  */
-#define HUB_CHANNEL_MARGIN	64
+#define HUB_CHANNEL_MARGIN	48
 #define SLOT_NONE		UINT32_MAX
 
 /*

@@ -49,12 +49,13 @@
 #define MASTER_STOP_MS		3000	/* children get this long on exit */
 #define MASTER_WORKER_KEEP	(32 * 1024)	/* malloc keeps this, no more */
 /*
- * Hub fds beyond one per client: the hub takes up to 64 channels over
- * max-clients (HUB_CHANNEL_MARGIN in hub.c), and has a few of its own.
+ * Hub fds beyond one per client: up to 48 channels over max-clients
+ * (HUB_CHANNEL_MARGIN in hub.c), and a few of its own.
  */
-#define MASTER_FD_SLACK		128
+#define MASTER_FD_SLACK		64
 #define MASTER_RELEASE_BURST	256	/* release datagrams read per round */
 #define MASTER_LINGER_MS	2000	/* a released worker's time to exit */
+#define MASTER_LINGER_SLACK	64	/* released workers beyond max-clients */
 
 /* How many live workers serve clients from one address. */
 struct ip_count {
@@ -699,8 +700,9 @@ master_linger(void)
 
 /*
  * Whether --max-clients has room for one more worker.  Released workers
- * that still run are capped at max-clients too, so that the processes
- * stay within twice the limit.  Before refusing, the datagrams are read:
+ * that still run are capped at max-clients + MASTER_LINGER_SLACK, so
+ * that the processes stay within about twice the limit; each lingers
+ * half a second at most.  Before refusing, the datagrams are read:
  * a worker says it is done before its client sees the end, so a client
  * that connects again at once finds its place free.
  */
@@ -709,14 +711,15 @@ master_room(const char *name)
 {
 	size_t	max = master.cfg->max_clients;
 
-	if (live->nchildren >= max || live->nreleased >= max)
+	if (live->nchildren >= max ||
+	    live->nreleased >= max + MASTER_LINGER_SLACK)
 		master_release_read();
 	if (live->nchildren >= max) {
 		log_warnx("connection from %s refused: %zu clients "
 		    "(--max-clients)", name, live->nchildren);
 		return 0;
 	}
-	if (live->nreleased >= max) {
+	if (live->nreleased >= max + MASTER_LINGER_SLACK) {
 		log_warnx("connection from %s refused: %zu clients closing",
 		    name, live->nreleased);
 		return 0;
