@@ -1,7 +1,10 @@
 """The daemon's limits: --max-name, --max-room, --max-line, --max-rooms,
---max-clients and --max-queue."""
+--max-clients, --max-clients-per-ip, --max-queue, --login-timeout and
+--rate-limit."""
 
+import os
 import select
+import signal
 import time
 
 import tnlib
@@ -501,6 +504,27 @@ def test_a_closed_client_frees_its_address_place_at_once():
     with Server("--max-clients-per-ip", "2", "--login-timeout", "1") as s:
         _accepted_after_close(s, 2, 3)
         assert "from that address" not in s.log_text()
+
+
+def test_a_closed_worker_that_stays_is_killed():
+    # Once its client is closed a worker no longer counts against the
+    # limits; one that does not exit then (stopped here, as a hostile
+    # one might be) is killed, so uncounted processes cannot pile up.
+    with Server("--login-timeout", "1") as s:
+        c = Client(s)
+        w = s.worker_pid(c)
+        c.expect_closed(timeout=5)
+        os.kill(w, signal.SIGSTOP)
+        try:
+            tnlib.wait_until(lambda: not tnlib.pid_alive(w), 6,
+                             what="worker %d to be killed" % w)
+        finally:
+            if tnlib.pid_alive(w):
+                os.kill(w, signal.SIGCONT)
+        s.wait_log(r"worker %d killed by signal 9" % w)
+        d = Client(s).identify("after")
+        d.send(req("USERS"))
+        d.expect(tnlib.user_list({"after": "ACTIVE"}))
 
 
 if __name__ == "__main__":
