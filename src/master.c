@@ -629,7 +629,8 @@ master_release(struct child *c)
  * only give up its own place early (and lingering is cut short by
  * master_linger).  Without -u, workers run as root and CAP_SYS_ADMIN
  * lets one claim any pid: a compromised worker could free another's
- * place, letting up to max-clients more connections in.
+ * place (more connections get in), and so have master_linger kill that
+ * worker, which as root it could do itself anyway.
  */
 static void
 master_release_read(void)
