@@ -40,7 +40,6 @@
 #include "shm.h"
 #include "talknetd.h"
 #include "title.h"
-#include "utf8.h"
 #include "xmalloc.h"
 
 #define HUB_READ_SIZE		(64 * 1024)
@@ -53,6 +52,19 @@
 #define HUB_PACE_WINDOW_MS	1000	/* a pacing reader is measured over */
 #define HUB_PACE_MIN_RATE	(64 * 1024)	/* bytes/s to pace a sender */
 #define HUB_END_ROUND_PASSES	4	/* flushes per round, at most */
+#define HUB_HELLO_MS		5000	/* a new channel's time to say HELLO */
+#define HUB_PAUSE_MS		200	/* no accepting after EMFILE */
+#define HUB_ACCEPT_BURST	64	/* channels accepted per round */
+/*
+ * Channels beyond max-clients: the master forks at most max-clients
+ * workers it counts, but a worker that has gone may not have been seen
+ * to close its channel yet when its successor connects, and workers
+ * coming back after a hub restart reconnect in a burst.  A worker
+ * closes its channel before the master stops counting it, so a few
+ * dozen cover that lag.  48 and the hub's own fds (stdio, epoll, the
+ * listener, the spare) fit the master's MASTER_FD_SLACK of 64.
+ */
+#define HUB_CHANNEL_MARGIN	48
 #define SLOT_NONE		UINT32_MAX
 
 /*
@@ -84,6 +96,8 @@ struct hub_conn {
 	uint64_t		 drained;	/* bytes written to it, ever */
 	int64_t			 pace_at;	/* its pacing window began */
 	uint64_t		 pace_taken;	/* hub_taken() when it began */
+	int			 waiting;	/* on hub.waiting, no HELLO yet */
+	int64_t			 hello_by;	/* drop it then without HELLO */
 	struct buf		 in;
 	struct buf		 out;
 	size_t			 share_off;	/* its part of hub.shared, */
@@ -93,6 +107,7 @@ struct hub_conn {
 	TAILQ_ENTRY(hub_conn)	 dead_entry;
 	TAILQ_ENTRY(hub_conn)	 ident_entry;	/* identified, in order */
 	TAILQ_ENTRY(hub_conn)	 paused_entry;
+	TAILQ_ENTRY(hub_conn)	 wait_entry;	/* by hello_by */
 	RB_ENTRY(hub_conn)	 name_entry;
 	RB_ENTRY(hub_conn)	 pid_entry;	/* every conn with a row */
 };
@@ -147,6 +162,13 @@ static struct {
 	struct str		 key;		/* name looked up in the trees */
 	char			*rbuf;		/* HUB_READ_SIZE, for every read */
 	size_t			 ndropped;	/* workers gone since the trim */
+	struct conn_list	 waiting;	/* channels before HELLO */
+	size_t			 nchannels;	/* open channels (fd != -1) */
+	size_t			 max_channels;
+	size_t			 nrefused;	/* over the cap, not yet logged */
+	int64_t			 refused_logged;
+	int			 spare_fd;	/* given up to refuse at EMFILE */
+	int64_t			 paused_until;	/* 0, or accepting resumes */
 } hub;
 
 /* The name of a user row, or the look-up key for SLOT_NONE. */
@@ -1081,6 +1103,39 @@ hub_reattach(struct hub_conn *c, uint32_t slot)
 }
 
 /*
+ * Whether a HELLO's address is made of what sockaddr_fmt writes for an
+ * honest worker: "192.0.2.1:80", "[2001:db8::1]:80", "[fe80::1%eth0]:80"
+ * (an interface name: letters, digits, '-', '_', '.'), or "?".
+ */
+static int
+hub_addr_ok(const char *a)
+{
+	unsigned char	ch;
+
+	if (*a == '\0')
+		return 0;
+	for (; *a != '\0'; a++) {
+		ch = (unsigned char)*a;
+		if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= 'A' && ch <= 'Z'))
+			continue;
+		if (strchr(".:[]%-_?", ch) == NULL)
+			return 0;
+	}
+	return 1;
+}
+
+/* Takes a channel off the list of those that owe a HELLO. */
+static void
+hub_unwait(struct hub_conn *c)
+{
+	if (c->waiting) {
+		TAILQ_REMOVE(&hub.waiting, c, wait_entry);
+		c->waiting = 0;
+	}
+}
+
+/*
  * The detached row of a worker that says it has none: the old hub gave
  * it a row (and may have run its IDENTIFY) but died before the WELCOME
  * reached it.  Found by the channel's pid, never by what the worker says.
@@ -1114,14 +1169,20 @@ hub_hello(struct hub_conn *c, const char *p, size_t len)
 {
 	struct ipc_hello	hello;
 	struct ipc_welcome	welcome;
+	char			esc[LOG_ESCAPED(sizeof(hello.addr))];
 
 	if (c->slot != SLOT_NONE)
 		return "a second HELLO";
 	if (ipc_get_hello(p, len, &hello) == -1)
 		return "a malformed HELLO";
+	/* It goes into log lines: only what an address is made of. */
+	if (!hub_addr_ok(hello.addr)) {
+		log_warnx("worker %ld: HELLO with a bad address \"%s\"",
+		    (long)c->pid, log_escape(hello.addr, strlen(hello.addr),
+		    esc, sizeof(esc)));
+		return "a HELLO with a bad address";
+	}
 	(void)strlcpy(c->addr, hello.addr, sizeof(c->addr));
-	if (!utf8_valid(c->addr, strlen(c->addr)))
-		(void)strlcpy(c->addr, "?", sizeof(c->addr));
 	if (hello.slot == IPC_SLOT_NEW)
 		hello.slot = hub_detached_row(c->pid);
 	if (hello.slot != SLOT_NONE) {
@@ -1144,6 +1205,7 @@ hub_hello(struct hub_conn *c, const char *p, size_t len)
 		shm_commit(&hub.tab);
 	}
 	c->hello = 1;
+	hub_unwait(c);
 	memset(&welcome, 0, sizeof(welcome));
 	welcome.slot = c->slot;
 	welcome.last_seq = hub_row(c)->last_seq;
@@ -1225,24 +1287,119 @@ hub_read(struct hub_conn *c)
 		hub_kill(c, 0, "channel closed");
 }
 
-/* Accepts new worker channels, giving each a row in the users table. */
+/*
+ * Stops accepting for HUB_PAUSE_MS: out of fds or memory, accept would
+ * fail again at once, and a level-triggered listener would spin the
+ * loop.  The listener leaves the epoll set; hub_timers puts it back.
+ */
+static void
+hub_accept_pause(void)
+{
+	if (epoll_ctl(hub.epfd, EPOLL_CTL_DEL, hub.lfd, NULL) == -1)
+		fatal("hub: epoll_ctl del");
+	hub.paused_until = clock_now_ms() + HUB_PAUSE_MS;
+}
+
+/*
+ * Out of fds: the waiting worker would hang in the backlog until the
+ * pause ends, and again after.  Give back the spare fd for a moment so
+ * it can be accepted and closed (the worker tries again), then take the
+ * spare again.
+ */
+static void
+hub_refuse(void)
+{
+	int	fd, saved = errno;
+
+	if (hub.spare_fd != -1) {
+		close(hub.spare_fd);
+		if ((fd = accept4(hub.lfd, NULL, NULL, SOCK_CLOEXEC)) != -1)
+			close(fd);
+	}
+	/* -1 until an fd is free again; the next EMFILE tries once more. */
+	hub.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	errno = saved;
+}
+
+/* A channel over the cap was closed: says so at most once a second. */
+static void
+hub_over_cap(void)
+{
+	int64_t	now = clock_now_ms();
+
+	hub.nrefused++;
+	if (hub.refused_logged != 0 && now - hub.refused_logged < 1000)
+		return;
+	log_warnx("hub: %zu channel(s) refused: %zu open, the most "
+	    "(--max-clients + %d)", hub.nrefused, hub.nchannels,
+	    HUB_CHANNEL_MARGIN);
+	hub.nrefused = 0;
+	hub.refused_logged = now;
+}
+
+/* Takes one channel in; it gets its row with HELLO, new or its own. */
+static void
+hub_add(int fd, pid_t pid)
+{
+	struct epoll_event	 ev;
+	struct hub_conn		*c;
+
+	c = xcalloc(1, sizeof(*c));
+	c->fd = fd;
+	c->pid = pid;
+	c->slot = SLOT_NONE;
+	(void)strlcpy(c->addr, "?", sizeof(c->addr));
+	buf_init(&c->in);
+	buf_init(&c->out);
+	/* Accepted in time order: the list stays sorted by deadline. */
+	c->hello_by = clock_now_ms() + HUB_HELLO_MS;
+	c->waiting = 1;
+	TAILQ_INSERT_TAIL(&hub.waiting, c, wait_entry);
+	hub.nchannels++;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.ptr = c;
+	if (epoll_ctl(hub.epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
+		fatal("hub: epoll_ctl add");
+	c->watched = 1;
+}
+
+/*
+ * Accepts new worker channels, up to max-clients + HUB_CHANNEL_MARGIN
+ * of them; one over that is closed at once.  Out of fds or memory,
+ * accepting pauses (tmux's server_accept does the same).
+ */
 static void
 hub_accept(void)
 {
-	struct epoll_event	 ev;
-	struct ucred		 cred;
-	socklen_t		 len;
-	struct hub_conn		*c;
-	int			 fd;
+	struct ucred	cred;
+	socklen_t	len;
+	int		fd, i;
 
-	for (;;) {
+	for (i = 0; i < HUB_ACCEPT_BURST; i++) {
 		fd = accept4(hub.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
-			if (errno == EINTR || errno == ECONNABORTED)
+			switch (errno) {
+			case EINTR:
+			case ECONNABORTED:
 				continue;
-			if (errno != EAGAIN)
-				log_warn("hub: accept");
+			case EAGAIN:
+				return;
+			case EMFILE:
+			case ENFILE:
+				hub_refuse();
+				break;
+			}
+			/* One warning per pause, whatever the cause. */
+			log_warn("hub: accept (pausing %d ms)", HUB_PAUSE_MS);
+			hub_accept_pause();
 			return;
+		}
+		if (hub.nchannels >= hub.max_channels) {
+			close(fd);
+			hub_over_cap();
+			continue;
 		}
 		len = sizeof(cred);
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
@@ -1250,22 +1407,51 @@ hub_accept(void)
 			close(fd);
 			continue;
 		}
-		/* The row comes with HELLO: new, or the worker's own. */
-		c = xcalloc(1, sizeof(*c));
-		c->fd = fd;
-		c->pid = cred.pid;
-		c->slot = SLOT_NONE;
-		(void)strlcpy(c->addr, "?", sizeof(c->addr));
-		buf_init(&c->in);
-		buf_init(&c->out);
+		hub_add(fd, cred.pid);
+	}
+}
 
+/*
+ * The hub's timers: accepting resumes after a pause, and a channel that
+ * owes a HELLO past its deadline is dropped.
+ */
+static void
+hub_timers(void)
+{
+	struct epoll_event	 ev;
+	struct hub_conn		*c;
+	int64_t			 now = clock_now_ms();
+
+	if (hub.paused_until != 0 && now >= hub.paused_until) {
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN;
-		ev.data.ptr = c;
-		if (epoll_ctl(hub.epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
+		ev.data.ptr = NULL;
+		if (epoll_ctl(hub.epfd, EPOLL_CTL_ADD, hub.lfd, &ev) == -1)
 			fatal("hub: epoll_ctl add");
-		c->watched = 1;
+		hub.paused_until = 0;
 	}
+	while ((c = TAILQ_FIRST(&hub.waiting)) != NULL && c->hello_by <= now) {
+		hub_unwait(c);
+		hub_kill(c, CLOSE_TIMEOUT, "no HELLO in time");
+	}
+}
+
+/* The epoll timeout: the sooner of t and the hub's next timer. */
+static int
+hub_timeout(int t)
+{
+	struct hub_conn	*c;
+	int64_t		 next = 0, now = clock_now_ms();
+
+	if (hub.paused_until != 0)
+		next = hub.paused_until;
+	if ((c = TAILQ_FIRST(&hub.waiting)) != NULL &&
+	    (next == 0 || c->hello_by < next))
+		next = c->hello_by;
+	if (next == 0)
+		return t;
+	next = next > now ? next - now + 1 : 0;
+	return t == -1 || next < t ? (int)next : t;
 }
 
 /* Takes a sender off the paused list. */
@@ -1331,10 +1517,12 @@ hub_drop(struct hub_conn *c)
 	/* The row is free before the channel closes: a worker that sees
 	 * the close and then its row gone knows it was dropped. */
 	hub_say_close(c);
+	hub_unwait(c);
 	/* Closing the fd also removes it from the epoll set. */
-	if (c->fd != -1)
+	if (c->fd != -1) {
 		close(c->fd);
-	else
+		hub.nchannels--;
+	} else
 		hub.ndetached--;
 	buf_free(&c->in);
 	buf_free(&c->out);
@@ -1813,6 +2001,11 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	TAILQ_INIT(&hub.dead);
 	TAILQ_INIT(&hub.idents);
 	TAILQ_INIT(&hub.paused);
+	TAILQ_INIT(&hub.waiting);
+	hub.max_channels = cfg->max_clients + HUB_CHANNEL_MARGIN;
+	/* Held in reserve: hub_refuse spends it to turn a channel away. */
+	if ((hub.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
+		fatal("hub: /dev/null");
 	RB_INIT(&hub.users);
 	RB_INIT(&hub.pids);
 	RB_INIT(&hub.rooms);
@@ -1836,6 +2029,7 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 			timeout = HUB_PACE_TICK_MS;
 		if (hub.ndropped > 0 && timeout == -1)
 			timeout = HUB_TRIM_IDLE_MS;
+		timeout = hub_timeout(timeout);
 		n = epoll_wait(hub.epfd, evs, HUB_MAX_EVENTS, timeout);
 		if (n == -1) {
 			if (errno == EINTR)
@@ -1859,6 +2053,7 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 			else
 				hub_event(c, evs[k].events);
 		}
+		hub_timers();
 		hub_grace();
 		hub_end_round();
 	}

@@ -65,6 +65,58 @@ log_vwrite(int level, int with_errno, const char *fmt, va_list ap)
 	errno = saved;
 }
 
+/* Writes the escaped form of byte c into e (5 bytes); returns its length. */
+static size_t
+log_escape_byte(unsigned char c, char *e)
+{
+	if (c >= ' ' && c <= '~' && c != '\\') {
+		e[0] = (char)c;
+		return 1;
+	}
+	if (c == '\\' || c == '\n' || c == '\r' || c == '\t') {
+		e[0] = '\\';
+		e[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' :
+		    '\\';
+		return 2;
+	}
+	(void)snprintf(e, 5, "\\%03o", c);
+	return 4;
+}
+
+/*
+ * Copies len bytes of peer data into dst as one printable line: a byte
+ * outside ' '..'~' becomes \n, \r, \t or \ooo, and a backslash \\, so
+ * a hostile name or address can neither add a line to the log nor send
+ * a terminal escape.  Too long a value ends in "...".  Returns dst.
+ */
+const char *
+log_escape(const void *p, size_t len, char *dst, size_t dstlen)
+{
+	const unsigned char	*s = p;
+	char			 e[5];
+	size_t			 i, o = 0, n, total = 0, room;
+
+	if (dstlen == 0)
+		return dst;
+	for (i = 0; i < len; i++)
+		total += log_escape_byte(s[i], e);
+	/* Cut short: keep room for "..." after the last whole escape. */
+	room = total < dstlen ? dstlen - 1 : dstlen > 3 ? dstlen - 4 : 0;
+	for (i = 0; i < len; i++) {
+		n = log_escape_byte(s[i], e);
+		if (o + n > room)
+			break;
+		memcpy(dst + o, e, n);
+		o += n;
+	}
+	if (i < len && dstlen > 3) {
+		memcpy(dst + o, "...", 3);
+		o += 3;
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
 /* Logs a warning with strerror(errno) appended. */
 void
 log_warn(const char *fmt, ...)

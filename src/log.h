@@ -5,6 +5,7 @@
 #define TALKNETD_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 #define LOG_LEVEL_ERROR		0
 #define LOG_LEVEL_WARNING	1
@@ -15,6 +16,13 @@
 void	log_init(int foreground, int level);
 /* Changes the highest level logged (SIGHUP). */
 void	log_set_level(int level);
+/*
+ * Peer data made safe for one log line: bytes outside ' '..'~' escaped
+ * as \n, \t, \ooo; cut with "..." to fit dst.  Returns dst.
+ */
+const char *log_escape(const void *, size_t, char *dst, size_t dstlen);
+/* The size of dst that holds an escaped copy of n bytes, uncut. */
+#define LOG_ESCAPED(n)		(4 * (n) + 1)
 /* Logs a warning with strerror(errno) appended. */
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* Logs a warning. */

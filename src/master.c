@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 #include <sys/mman.h>
+#include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -25,6 +26,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +49,14 @@
 #define MASTER_PAUSE_MS		200	/* after EMFILE or a failed fork */
 #define MASTER_STOP_MS		3000	/* children get this long on exit */
 #define MASTER_WORKER_KEEP	(32 * 1024)	/* malloc keeps this, no more */
-#define MASTER_FD_SLACK		64	/* hub fds beyond one per client */
+/*
+ * Hub fds beyond one per client: up to 48 channels over max-clients
+ * (HUB_CHANNEL_MARGIN in hub.c), and a few of its own.
+ */
+#define MASTER_FD_SLACK		64
+#define MASTER_RELEASE_BURST	256	/* release datagrams read per round */
+#define MASTER_LINGER_MS	2000	/* a released worker's time to exit */
+#define MASTER_LINGER_SLACK	64	/* released workers beyond max-clients */
 
 /* How many live workers serve clients from one address. */
 struct ip_count {
@@ -58,12 +67,21 @@ struct ip_count {
 };
 RB_HEAD(ip_tree, ip_count);
 
-/* A live worker process. */
+/*
+ * A live worker process.  Once it says its client is closed it is
+ * "released": no longer counted against --max-clients and
+ * --max-clients-per-ip, though it runs for a moment more.
+ */
 struct child {
 	pid_t			pid;
-	struct ip_count		*ip;
+	struct ip_count		*ip;		/* NULL once released */
+	int			released;
+	int			killed;		/* lingered too long */
+	int64_t			released_at;	/* ms, monotonic */
 	RB_ENTRY(child)		entry;
+	TAILQ_ENTRY(child)	release_entry;	/* released, not killed */
 };
+TAILQ_HEAD(child_list, child);
 RB_HEAD(child_tree, child);
 
 static struct {
@@ -81,6 +99,7 @@ static struct {
 	int			 hub_ctl;	/* the control pipe to the hub */
 	int			 sigpipe[2];	/* self-pipe: handler to loop */
 	int			 spare_fd;	/* given up to refuse at EMFILE */
+	int			 release_fd;	/* workers say "client closed" */
 	int			 stopping;
 } master;
 
@@ -94,7 +113,9 @@ static struct {
 	struct ip_tree		 ips;
 	struct nodepool		 child_pool;
 	struct nodepool		 ip_pool;
-	size_t			 nchildren;
+	size_t			 nchildren;	/* counted: not released */
+	size_t			 nreleased;	/* released, not yet reaped */
+	struct child_list	 released;	/* in release order */
 	int			 status_dirty;	/* client count to report */
 	time_t			 status_sent;
 } *live;
@@ -336,6 +357,7 @@ master_child_setup(void)
 	close(master.sigpipe[1]);
 	if (master.hub_ctl != -1)
 		close(master.hub_ctl);
+	close(master.release_fd);
 	if (master.spare_fd != -1)
 		close(master.spare_fd);
 	if (master.ready_fd != -1)
@@ -394,6 +416,8 @@ master_start_hub(void)
 		break;
 	case 0:
 		master_child_setup();
+		/* Only workers report a closed client. */
+		close(master.rt.release_fd);
 		hub_main(master.cfg, &master.rt);
 		/* NOTREACHED */
 	default:
@@ -563,6 +587,7 @@ master_fork_worker(int fd, const char *addr, struct ip_count *ip)
 		worker_main(master.cfg, &master.rt, fd, addr);
 		/* NOTREACHED */
 	default:
+		memset(c, 0, sizeof(*c));
 		c->pid = pid;
 		c->ip = ip;
 		RB_INSERT(child_tree, &live->children, c);
@@ -602,6 +627,178 @@ master_refuse(int lfd)
 	master.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* Milliseconds of the monotonic clock. */
+static int64_t
+master_now_ms(void)
+{
+	struct timespec	ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		fatal("clock_gettime");
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Creates the socket on which workers say their client is closed.  One
+ * datagram socket pair: the master reads its end, and every worker
+ * inherits the other end (the hub closes it).  SO_PASSCRED makes the
+ * kernel stamp each datagram with its sender's pid, so a worker need
+ * not, and cannot, say which worker it is.
+ */
+static void
+master_release_open(void)
+{
+	int	sv[2], one = 1;
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+	    sv) == -1)
+		fatal("socketpair");
+	if (setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &one,
+	    sizeof(one)) == -1)
+		fatal("SO_PASSCRED");
+	master.release_fd = sv[0];
+	master.rt.release_fd = sv[1];
+}
+
+/*
+ * A worker closed its client: its --max-clients and per-address places
+ * are free now, though it may linger a moment (worker_finish).  Once
+ * only; the reap then frees nothing more.
+ */
+static void
+master_release(struct child *c)
+{
+	if (c->released)
+		return;
+	c->released = 1;
+	c->released_at = master_now_ms();
+	ip_release(c->ip);
+	c->ip = NULL;
+	live->nchildren--;
+	live->nreleased++;
+	TAILQ_INSERT_TAIL(&live->released, c, release_entry);
+	live->status_dirty = 1;
+}
+
+/*
+ * Reads the workers' "client closed" datagrams.  The sender is the pid
+ * the kernel wrote in the credentials, never anything in the datagram.
+ * A worker running as -u USER cannot put another pid there, so it can
+ * only give up its own place early (and lingering is cut short by
+ * master_linger).  Without -u, workers run as root and CAP_SYS_ADMIN
+ * lets one claim any pid: a compromised worker could free another's
+ * place (more connections get in), and so have master_linger kill that
+ * worker, which as root it could do itself anyway.
+ */
+static void
+master_release_read(void)
+{
+	union {
+		struct cmsghdr	hdr;
+		/* Room for the credentials only: fds a hostile worker
+		 * attaches do not fit, and the kernel closes them. */
+		char		buf[CMSG_SPACE(sizeof(struct ucred))];
+	}		 cbuf;
+	struct msghdr	 msg;
+	struct iovec	 iov;
+	struct cmsghdr	*cm;
+	struct ucred	 cred;
+	struct child	 key, *c;
+	char		 b;
+	int		 i;
+
+	for (i = 0; i < MASTER_RELEASE_BURST; i++) {
+		memset(&msg, 0, sizeof(msg));
+		iov.iov_base = &b;
+		iov.iov_len = 1;
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = cbuf.buf;
+		msg.msg_controllen = sizeof(cbuf.buf);
+		if (recvmsg(master.release_fd, &msg, MSG_DONTWAIT) == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				log_warn("recvmsg");
+			return;
+		}
+		cm = CMSG_FIRSTHDR(&msg);
+		if (cm == NULL || cm->cmsg_level != SOL_SOCKET ||
+		    cm->cmsg_type != SCM_CREDENTIALS ||
+		    cm->cmsg_len != CMSG_LEN(sizeof(cred)))
+			continue;
+		memcpy(&cred, CMSG_DATA(cm), sizeof(cred));
+		key.pid = cred.pid;
+		/* An unknown pid, or one released already: nothing. */
+		if ((c = RB_FIND(child_tree, &live->children, &key)) != NULL)
+			master_release(c);
+	}
+}
+
+/*
+ * A released worker has had MASTER_LINGER_MS to exit: kill it.  Its
+ * linger needs 500 ms at most; one that stays would be a process the
+ * limits no longer count.  Returns the ms to the next such, or -1.
+ */
+static int
+master_linger(void)
+{
+	struct child	*c;
+	int64_t		 now = master_now_ms();
+
+	while ((c = TAILQ_FIRST(&live->released)) != NULL) {
+		if (now - c->released_at < MASTER_LINGER_MS)
+			return (int)(c->released_at + MASTER_LINGER_MS - now);
+		TAILQ_REMOVE(&live->released, c, release_entry);
+		c->killed = 1;
+		/* Not reaped yet, so the pid is still this child's. */
+		(void)kill(c->pid, SIGKILL);
+	}
+	return -1;
+}
+
+/*
+ * Whether --max-clients has room for one more worker.  Released workers
+ * that still run are capped at max-clients + MASTER_LINGER_SLACK, so
+ * that the processes stay within about twice the limit; each lingers
+ * half a second at most.  Before refusing, the datagrams are read:
+ * a worker says it is done before its client sees the end, so a client
+ * that connects again at once finds its place free.
+ */
+static int
+master_room(const char *name)
+{
+	size_t	max = master.cfg->max_clients;
+
+	if (live->nchildren >= max ||
+	    live->nreleased >= max + MASTER_LINGER_SLACK)
+		master_release_read();
+	if (live->nchildren >= max) {
+		log_warnx("connection from %s refused: %zu clients "
+		    "(--max-clients)", name, live->nchildren);
+		return 0;
+	}
+	if (live->nreleased >= max + MASTER_LINGER_SLACK) {
+		log_warnx("connection from %s refused: %zu clients closing",
+		    name, live->nreleased);
+		return 0;
+	}
+	return 1;
+}
+
+/* Counts one more worker for an address, reading releases first if full. */
+static struct ip_count *
+master_ip_take(const struct sockaddr *sa)
+{
+	struct ip_count	*ip;
+
+	if ((ip = ip_take(sa)) == NULL && errno == EUSERS) {
+		master_release_read();
+		ip = ip_take(sa);
+	}
+	return ip;
+}
+
 /* Accepts connections on one listener; returns -1 to pause accepting. */
 static int
 master_accept(int lfd)
@@ -637,13 +834,11 @@ master_accept(int lfd)
 			}
 		}
 		sockaddr_fmt((struct sockaddr *)&ss, sslen, name, sizeof(name));
-		if (live->nchildren >= master.cfg->max_clients) {
-			log_warnx("connection from %s refused: %zu clients "
-			    "(--max-clients)", name, live->nchildren);
+		if (!master_room(name)) {
 			close(fd);
 			continue;
 		}
-		if ((ip = ip_take((struct sockaddr *)&ss)) == NULL) {
+		if ((ip = master_ip_take((struct sockaddr *)&ss)) == NULL) {
 			if (errno != EUSERS) {
 				log_warn("connection from %s refused", name);
 				close(fd);
@@ -690,9 +885,16 @@ master_reap(void)
 		key.pid = pid;
 		if ((c = RB_FIND(child_tree, &live->children, &key)) != NULL) {
 			RB_REMOVE(child_tree, &live->children, c);
-			ip_release(c->ip);
+			if (!c->released) {
+				ip_release(c->ip);
+				live->nchildren--;
+			} else {
+				if (!c->killed)
+					TAILQ_REMOVE(&live->released, c,
+					    release_entry);
+				live->nreleased--;
+			}
 			nodepool_put(&live->child_pool, c);
-			live->nchildren--;
 			live->status_dirty = 1;
 		}
 		if (WIFSIGNALED(status) && !master.stopping)
@@ -761,7 +963,7 @@ master_shutdown(void)
 		(void)kill(c->pid, SIGTERM);
 	for (waited = 0; waited < MASTER_STOP_MS; waited += 20) {
 		master_reap();
-		if (master.hub_pid == 0 && live->nchildren == 0)
+		if (master.hub_pid == 0 && RB_EMPTY(&live->children))
 			break;
 		(void)nanosleep(&ts, NULL);
 	}
@@ -769,7 +971,7 @@ master_shutdown(void)
 		(void)kill(master.hub_pid, SIGKILL);
 	RB_FOREACH(c, child_tree, &live->children)
 		(void)kill(c->pid, SIGKILL);
-	while (master.hub_pid > 0 || live->nchildren > 0) {
+	while (master.hub_pid > 0 || !RB_EMPTY(&live->children)) {
 		if (waitpid(-1, NULL, 0) == -1 && errno == ECHILD)
 			break;
 		master_reap();
@@ -999,9 +1201,9 @@ master_detach(void)
 void
 master_main(struct config *cfg, reload_fn reload)
 {
-	struct pollfd	 pfd[TALKNETD_MAX_LISTEN + 1];
+	struct pollfd	 pfd[TALKNETD_MAX_LISTEN + 2];
 	size_t		 i, npfd;
-	int		 timeout, paused = 0;
+	int		 timeout, left, paused = 0;
 
 	master.cfg = cfg;
 	master.reload = reload;
@@ -1029,6 +1231,7 @@ master_main(struct config *cfg, reload_fn reload)
 		fatal("mmap");
 	RB_INIT(&live->children);
 	RB_INIT(&live->ips);
+	TAILQ_INIT(&live->released);
 	nodepool_init(&live->child_pool, sizeof(struct child));
 	nodepool_init(&live->ip_pool, sizeof(struct ip_count));
 	if (atexit(master_atexit) != 0)
@@ -1041,6 +1244,7 @@ master_main(struct config *cfg, reload_fn reload)
 	if (master.pidfh != NULL && pidfile_write(master.pidfh) == -1)
 		fatal("pidfile_write");
 	master_hub_socket();
+	master_release_open();
 	master_shm_create();
 	master_detach();
 	master_start_hub();
@@ -1050,6 +1254,8 @@ master_main(struct config *cfg, reload_fn reload)
 	for (;;) {
 		npfd = 0;
 		pfd[npfd].fd = master.sigpipe[0];
+		pfd[npfd++].events = POLLIN;
+		pfd[npfd].fd = master.release_fd;
 		pfd[npfd++].events = POLLIN;
 		for (i = 0; i < cfg->nlisten && !paused; i++) {
 			if (cfg->listen[i].fd == -1)
@@ -1062,6 +1268,9 @@ master_main(struct config *cfg, reload_fn reload)
 			timeout = 1000;
 		if (paused || master.hub_pid == 0)
 			timeout = MASTER_PAUSE_MS;
+		if ((left = master_linger()) != -1 &&
+		    (timeout == -1 || left < timeout))
+			timeout = left;
 		if (poll(pfd, npfd, timeout) == -1) {
 			if (errno == EINTR)
 				continue;
@@ -1070,10 +1279,13 @@ master_main(struct config *cfg, reload_fn reload)
 		paused = 0;
 		if (pfd[0].revents & POLLIN)
 			master_dispatch_signals();
+		/* Releases first: they make room for the accepts below. */
+		if (pfd[1].revents & POLLIN)
+			master_release_read();
 		/* A hub that keeps dying is restarted at most once a second. */
 		if (master.hub_pid == 0 && time(NULL) > master.hub_started)
 			master_start_hub();
-		for (i = 1; i < npfd; i++) {
+		for (i = 2; i < npfd; i++) {
 			if ((pfd[i].revents & POLLIN) &&
 			    master_accept(pfd[i].fd) == -1)
 				paused = 1;

@@ -73,6 +73,7 @@ struct runtime {
 	int	 shm_fd;		/* O_RDWR: only the hub maps it writable */
 	int	 hub_ctl_fd;		/* the hub's end of its control pipe */
 	size_t	 max_line_seen;		/* longest max-line since the start */
+	int	 release_fd;		/* workers' end: "my client is closed" */
 	const void *shm_ro;		/* the master's read-only mapping */
 	size_t	 shm_size;
 };

@@ -51,6 +51,7 @@
 #define WORKER_HUB_TICK_MS	50		/* first wait between tries */
 #define WORKER_HUB_TICK_MAX_MS	1000		/* longest wait between tries */
 #define WORKER_CLIENT_FD	3
+#define WORKER_RELEASE_FD	4	/* "client closed", to the master */
 #define WORKER_PIPE_SIZE	(16 * 1024)	/* the send pipe's capacity */
 #define WORKER_SEND_ROUNDS	8		/* pipe fills per send */
 #define WORKER_SCRATCH_IDLE_MS	1000		/* quiet, then scratch goes */
@@ -839,6 +840,21 @@ worker_write(void)
 }
 
 /*
+ * Tells the master the client is being closed, so its --max-clients and
+ * per-address places are free before the client sees the end: a client
+ * that connects again at once is not refused for the one closing.  One
+ * byte; the kernel adds who sent it.  A failure (the master's queue is
+ * full) only means the place is freed when the master reaps us.
+ */
+static void
+worker_release(void)
+{
+	char	b = 0;
+
+	(void)send(WORKER_RELEASE_FD, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/*
  * Ends the connection once the hub said CLOSE and the queue is flushed:
  * half-close, then read what the client still sends for a moment, so the
  * kernel does not answer the last lines with a reset.
@@ -850,6 +866,12 @@ worker_finish(void)
 	int64_t		end = clock_now_ms() + 500;
 	int		i;
 
+	/* The hub has nothing more for us: its row is free from now. */
+	if (w.hfd != -1) {
+		close(w.hfd);
+		w.hfd = -1;
+	}
+	worker_release();
 	/* After the client's EOF nothing unread is left to cause a reset. */
 	if (!w.wr_dead && !w.rd_eof && shutdown(w.cfd, SHUT_WR) == 0) {
 		for (i = 0; i < 64 && clock_now_ms() < end; i++) {
@@ -1046,17 +1068,24 @@ worker_hub_write(void)
 	w.hsent += (size_t)n - ctl;
 }
 
-/* Keeps only the client socket and stdio: a worker needs nothing else. */
+/*
+ * Keeps only stdio, the client socket (as fd 3) and the release socket
+ * (as fd 4): a worker needs nothing else.  Both are first copied above
+ * fd 4, so that moving one into place cannot close the other.
+ */
 static void
-worker_close_fds(int fd)
+worker_close_fds(int fd, int release_fd)
 {
-	if (fd != WORKER_CLIENT_FD) {
-		if (dup2(fd, WORKER_CLIENT_FD) == -1)
-			fatal("worker: dup2");
-		close(fd);
-	}
+	int	cfd, rfd;
+
+	if ((cfd = fcntl(fd, F_DUPFD, WORKER_RELEASE_FD + 1)) == -1 ||
+	    (rfd = fcntl(release_fd, F_DUPFD, WORKER_RELEASE_FD + 1)) == -1)
+		fatal("worker: F_DUPFD");
+	if (dup2(cfd, WORKER_CLIENT_FD) == -1 ||
+	    dup2(rfd, WORKER_RELEASE_FD) == -1)
+		fatal("worker: dup2");
 	/* Listeners, the hub's socket and the writable shm fd all go. */
-	closefrom(WORKER_CLIENT_FD + 1);
+	closefrom(WORKER_RELEASE_FD + 1);
 	w.cfd = WORKER_CLIENT_FD;
 }
 
@@ -1339,7 +1368,7 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	/* The master formatted the address already: no resolver code here. */
 	(void)strlcpy(w.addr, addr, sizeof(w.addr));
 	title_set("worker (unidentified) %s", w.addr);
-	worker_close_fds(fd);
+	worker_close_fds(fd, rt->release_fd);
 	/* Die with the master, so no worker outlives the service. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
 		fatal("worker: prctl");

@@ -7,6 +7,8 @@ request out of turn drops only the liar.  The real clients never see a
 line they should not, and keep working."""
 
 import os
+import resource
+import select
 import socket
 import struct
 import sys
@@ -182,6 +184,144 @@ def test_requests_out_of_turn_drop_only_the_liar():
     assert anna.users() == {"anna": "ACTIVE", "bob": "ACTIVE"}
     bob.send(req("PUBLIC_TEXT", text="fine"))
     anna.expect(public_from("bob", "fine"))
+
+
+HELLO_S = 5           # HUB_HELLO_MS in src/hub.c
+CHANNEL_MARGIN = 48   # HUB_CHANNEL_MARGIN in src/hub.c
+
+
+def _closed_within(sock, timeout):
+    """True if the peer closes sock (EOF or reset) within timeout s."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_channel_without_hello_is_closed_after_the_deadline():
+    s = tnlib.Server()
+    anna = tnlib.Client(s).identify("anna")
+    mute = Liar(hub_socket_path(s))
+    t0 = time.monotonic()
+    assert _closed_within(mute.sock, HELLO_S + 5), \
+        "a channel that never said HELLO is still open after %d s" \
+        % (HELLO_S + 5)
+    dt = time.monotonic() - t0
+    assert dt >= HELLO_S - 1, "closed after %.1f s, before the deadline" % dt
+    s.wait_log(r"dropped: no HELLO in time")
+    mute.close()
+    bob = tnlib.Client(s).identify("bob")
+    anna.expect(new_user("bob"))
+    bob.send(req("TEXT", username="anna", text="hi"))
+    anna.expect(tnlib.text_from("bob", "hi"))
+
+
+def test_channels_over_the_cap_are_closed_at_once():
+    max_clients = 8
+    cap = max_clients + CHANNEL_MARGIN
+    extra = 10
+    s = tnlib.Server("--max-clients", str(max_clients))
+    s.hub_pid()                 # the hub's socket exists by then
+    path = hub_socket_path(s)
+    liars = [Liar(path) for _ in range(cap + extra)]
+    # The hub takes channels in the order they came: the last ones are
+    # over the cap and closed at once; the others wait for their HELLO.
+    closed = [i for i in range(cap, cap + extra)
+              if _closed_within(liars[i].sock, 2)]
+    assert len(closed) == extra, \
+        "of the %d channels over the cap, only %r were closed" \
+        % (extra, closed)
+    r, _, _ = select.select([l.sock for l in liars[:cap]], [], [], 0.3)
+    assert not r, "%d channels within the cap were closed early" % len(r)
+    s.wait_log(r"hub: \d+ channel\(s\) refused: %d open" % cap)
+    # A flood of them is one log line a second, not one each.
+    assert len([ln for ln in s.log if "channel(s) refused" in ln]) <= 3
+    for l in liars:
+        l.close()
+    anna, bob = tnlib.connect_users(s, "anna", "bob")
+    bob.send(req("TEXT", username="anna", text="still here"))
+    anna.expect(tnlib.text_from("bob", "still here"))
+
+
+def test_hello_address_cannot_forge_log_lines():
+    s = tnlib.Server()
+    anna = tnlib.Client(s).identify("anna")
+    evil = b"1.2.3.4:5\ntalknetd[1]: error: forged\x1b[2J\r\\"
+    liar = Liar(hub_socket_path(s))
+    liar.send(hello(SLOT_NEW, evil))
+    liar.expect_dropped()
+    liar.close()
+    s.wait_log(r'HELLO with a bad address "1\.2\.3\.4:5\\ntalknetd\[1\]: '
+               r'error: forged\\033\[2J\\r\\\\"')
+    # Also what an honest address may not hold, one at a time.
+    for addr in (b"", b"1.2.3.4 5", b"[::1]:80/x", b"\xc3\xa9:1"):
+        liar = Liar(hub_socket_path(s))
+        liar.send(hello(SLOT_NEW, addr))
+        liar.expect_dropped()
+        liar.close()
+    anna.send(req("USERS"))
+    anna.expect(tnlib.user_list({"anna": "ACTIVE"}))
+    for ln in s.log:
+        assert ln.startswith("talknetd["), "a log line not the daemon's " \
+            "own: %r" % ln
+        assert "forged" not in ln or "bad address" in ln, ln
+        assert "\x1b" not in ln and "\r" not in ln, ln
+    bob = tnlib.Client(s).identify("bob")
+    anna.expect(new_user("bob"))
+
+
+def _cpu_s(pid):
+    """User plus system CPU seconds of pid."""
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _nfds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def test_hub_out_of_fds_pauses_and_recovers():
+    s = tnlib.Server()
+    anna = tnlib.Client(s).identify("anna")
+    hub = s.hub_pid()
+    path = hub_socket_path(s)
+    # Baseline: what the hub costs over an idle second, in this run.
+    cpu0, t0 = _cpu_s(hub), time.monotonic()
+    time.sleep(1.0)
+    idle = _cpu_s(hub) - cpu0
+    idle_wall = time.monotonic() - t0
+    # Room for a few more channels only.
+    soft, hard = resource.prlimit(hub, resource.RLIMIT_NOFILE)
+    resource.prlimit(hub, resource.RLIMIT_NOFILE, (_nfds(hub) + 4, hard))
+    liars = [Liar(path) for _ in range(40)]
+    s.wait_log(r"hub: accept.*Too many open files")
+    nlog = len(s.log)
+    cpu1, t1 = _cpu_s(hub), time.monotonic()
+    time.sleep(1.0)
+    busy = _cpu_s(hub) - cpu1
+    busy_wall = time.monotonic() - t1
+    flood = len(s.log) - nlog
+    print("  hub CPU: idle %.2f s in %.1f s, out of fds %.2f s in %.1f s; "
+          "%d log lines" % (idle, idle_wall, busy, busy_wall, flood))
+    assert busy <= idle + 0.2 * busy_wall, \
+        "the hub used %.2f s of CPU in %.1f s out of fds (idle: %.2f s)" \
+        % (busy, busy_wall, idle)
+    # One warning per 200 ms pause, and a few drops.
+    assert flood <= 20, "%d log lines in %.1f s out of fds" \
+        % (flood, busy_wall)
+    for l in liars:
+        l.close()
+    # The rogue channels go; a real client gets in and talks.
+    bob = tnlib.identify_new(s, "bob", timeout=10)
+    anna.expect(new_user("bob"))
+    bob.send(req("TEXT", username="anna", text="back"))
+    anna.expect(tnlib.text_from("bob", "back"))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """The daemon's limits: --max-name, --max-room, --max-line, --max-rooms,
---max-clients and --max-queue."""
+--max-clients, --max-clients-per-ip, --max-queue, --login-timeout and
+--rate-limit."""
 
+import os
 import select
+import signal
 import time
 
 import tnlib
@@ -456,6 +459,72 @@ def test_rate_limit_slows_but_never_drops():
         dt = time.monotonic() - t0
         assert 1.5 <= dt <= 4.5, "25 messages at 10/s burst 5 took %.2f s" % dt
         expect_nothing(a, b)
+
+
+def _accepted_after_close(s, n, rounds):
+    """n clients are closed by the login timeout; as soon as each has seen
+    the end, n new ones connect and all are served.  Then those leave
+    with DISCONNECT, and the next round's n connect as soon as they have
+    seen the end.  A place counts until the server has closed, no longer:
+    the worker's linger after its half-close does not hold it."""
+    for r in range(rounds):
+        lazy = [Client(s) for _ in range(n)]
+        t0 = time.monotonic()
+        for c in lazy:
+            c.expect_closed(timeout=5)
+        # Accepted, not refused at once: they lasted to the timeout.
+        dt = time.monotonic() - t0
+        assert dt >= 0.5, "round %d: closed after %.2f s: refused" % (r, dt)
+        fresh = []
+        for i in range(n):
+            c = Client(s)
+            c.send(req("IDENTIFY", username="r%d-%d" % (r, i)))
+            fresh.append(c)
+        for i, c in enumerate(fresh):
+            try:
+                got = c.recv()
+            except tnlib.Closed:
+                raise AssertionError("round %d: client %d refused right "
+                                     "after the others were closed"
+                                     % (r, i))
+            assert got == resp("IDENTIFY", "SUCCESS", "r%d-%d" % (r, i)), \
+                got
+        for c in fresh:
+            c.send(req("DISCONNECT"))
+        for c in fresh:
+            c.expect_closed(allow_lines=True)
+
+
+def test_a_closed_client_frees_its_place_at_once():
+    with Server("--max-clients", "3", "--login-timeout", "1") as s:
+        _accepted_after_close(s, 3, 3)
+
+
+def test_a_closed_client_frees_its_address_place_at_once():
+    with Server("--max-clients-per-ip", "2", "--login-timeout", "1") as s:
+        _accepted_after_close(s, 2, 3)
+        assert "from that address" not in s.log_text()
+
+
+def test_a_closed_worker_that_stays_is_killed():
+    # Once its client is closed a worker no longer counts against the
+    # limits; one that does not exit then (stopped here, as a hostile
+    # one might be) is killed, so uncounted processes cannot pile up.
+    with Server("--login-timeout", "1") as s:
+        c = Client(s)
+        w = s.worker_pid(c)
+        c.expect_closed(timeout=5)
+        os.kill(w, signal.SIGSTOP)
+        try:
+            tnlib.wait_until(lambda: not tnlib.pid_alive(w), 6,
+                             what="worker %d to be killed" % w)
+        finally:
+            if tnlib.pid_alive(w):
+                os.kill(w, signal.SIGCONT)
+        s.wait_log(r"worker %d killed by signal 9" % w)
+        d = Client(s).identify("after")
+        d.send(req("USERS"))
+        d.expect(tnlib.user_list({"after": "ACTIVE"}))
 
 
 if __name__ == "__main__":

@@ -80,7 +80,8 @@ def test_hub_and_workers_run_as_nobody():
 
 
 def test_worker_fds_and_read_only_table():
-    """A worker keeps stdio, its client socket, its hub channel and the
+    """A worker keeps stdio, its client socket, its hub channel, the
+    socket on which it tells the master its client is closed and the
     two ends of its send pipe, and nothing else; its mapping of the
     table is read-only."""
     _nobody()
@@ -94,10 +95,11 @@ def test_worker_fds_and_read_only_table():
     pipes = [t for t in extra.values() if t.startswith("pipe:")]
     # The worker sends to its client through the pipe, so the kernel
     # keeps no send page in the process (src/worker.c, worker_pipe_open).
-    assert len(extra) == 4 and len(socks) == 2 and len(pipes) == 2 \
+    assert len(extra) == 5 and len(socks) == 3 and len(pipes) == 2 \
         and pipes[0] == pipes[1], \
         "worker %d fds beyond stdio: %r (expected the client socket, " \
-        "the hub channel and both ends of one pipe)" % (w, extra)
+        "the hub channel, the release socket and both ends of one " \
+        "pipe)" % (w, extra)
     shm = opslib.shm_path(s.pid)
     with open("/proc/%d/maps" % w) as f:
         maps = [line.split() for line in f if shm in line]
