@@ -18,7 +18,7 @@
 #define DEFAULT_MAX_ROOMS		1000
 #define DEFAULT_MAX_QUEUE		(1024 * 1024)
 #define DEFAULT_MAX_CLIENTS_PER_IP	16
-#define DEFAULT_LOGIN_TIMEOUT		20	/* seconds */
+#define DEFAULT_LOGIN_TIMEOUT		60	/* seconds */
 #define DEFAULT_RATE_LIMIT		20	/* messages per second */
 #define DEFAULT_RATE_BURST		50
 
