@@ -651,8 +651,11 @@ START_TEST(test_object_bytewise_linear)
 		framer_feed(&f, &c, 1);
 		if (k == max - 1)
 			break;
-		ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-		ck_assert_uint_eq(f.scan, framer_pending(&f));
+		/* One check per byte, not two ck_asserts: each one costs a
+		 * write to check's parent process. */
+		if (framer_next(&f, &line, &len) != FRAME_NONE ||
+		    f.scan != framer_pending(&f))
+			ck_abort_msg("byte %zu: a frame, or scanned again", k);
 	}
 	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
 	ck_assert_uint_eq(len, max);
@@ -671,7 +674,7 @@ START_TEST(test_depth_cap)
 
 	framer_init(&f, 1 << 20);
 	framer_feed(&f, "{\"a\":", 5);
-	for (k = 0; k < 100000; k++) {
+	for (k = 0; k < 20000; k++) {
 		framer_feed(&f, "[", 1);
 		while ((r = framer_next(&f, &line, &len)) == FRAME_LINE) {
 			if (nframes++ == 0) {
@@ -679,8 +682,9 @@ START_TEST(test_depth_cap)
 				ck_assert_int_eq(line[len - 1], '[');
 			}
 		}
-		ck_assert_int_eq(r, FRAME_NONE);
-		ck_assert_uint_le(f.depth, FRAME_MAX_DEPTH);
+		if (r != FRAME_NONE || f.depth > FRAME_MAX_DEPTH)
+			ck_abort_msg("byte %zu: result %d, depth %u", k, r,
+			    f.depth);
 	}
 	ck_assert_uint_eq(nframes, 1);
 	framer_free(&f);
