@@ -1,5 +1,6 @@
 /*
- * frame.c: splits a byte stream into protocol lines.
+ * frame.c: splits a byte stream into protocol frames: lines, and JSON
+ * objects that end where they close (see frame.h).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -9,6 +10,31 @@
 #include "frame.h"
 
 #define FRAME_MIN_CAP	256
+
+/* What the current frame is, as far as it is scanned (f->kind). */
+enum {
+	FRAME_K_START,		/* whitespace only, so far */
+	FRAME_K_OBJECT,		/* began with "{": ends where it closes */
+	FRAME_K_LINE		/* anything else: runs to a terminator */
+};
+
+/* How the scan of the current frame stopped. */
+enum frame_scan {
+	SCAN_MORE,		/* no end yet: wait for more bytes */
+	SCAN_TERM,		/* a terminator at f->scan ends the frame */
+	SCAN_CLOSE		/* the byte at f->scan is the frame's last */
+};
+
+/* Forgets the current frame's state: the next byte starts a frame. */
+static void
+framer_restart(struct framer *f)
+{
+	f->scan = 0;
+	f->depth = 0;
+	f->kind = f->lines ? FRAME_K_LINE : FRAME_K_START;
+	f->instr = 0;
+	f->esc = 0;
+}
 
 /* Sets up an empty framer for lines of at most max_line bytes. */
 void
@@ -23,7 +49,16 @@ framer_init_store(struct framer *f, size_t max_line, char *store, size_t cap)
 {
 	buf_init_store(&f->in, store, cap);
 	f->max_line = max_line;
-	f->scan = 0;
+	f->lines = 0;
+	framer_restart(f);
+}
+
+/* Makes the framer end frames at terminators only, as lines. */
+void
+framer_lines_only(struct framer *f)
+{
+	f->lines = 1;
+	framer_restart(f);
 }
 
 /* Frees the framer's buffer. */
@@ -31,7 +66,7 @@ void
 framer_free(struct framer *f)
 {
 	buf_free(&f->in);
-	f->scan = 0;
+	framer_restart(f);
 }
 
 /*
@@ -101,43 +136,126 @@ framer_feed(struct framer *f, const char *p, size_t n)
 	return 0;
 }
 
-/* Takes the next non-empty line, or says why there is none. */
+/*
+ * Takes one byte c of an object outside the terminators.  Returns 1,
+ * changing nothing, if c is the object's last byte: the closer that
+ * brings the depth back to zero outside a string, or an opener past
+ * FRAME_MAX_DEPTH, which cuts the frame short (it is not JSON anyway,
+ * and the depth never needs more than a small counter).
+ */
+static int
+framer_object_byte(struct framer *f, char c)
+{
+	if (f->instr) {
+		if (f->esc)
+			f->esc = 0;
+		else if (c == '\\')
+			f->esc = 1;
+		else if (c == '"')
+			f->instr = 0;
+		return 0;
+	}
+	switch (c) {
+	case '"':
+		f->instr = 1;
+		break;
+	case '{':
+	case '[':
+		if (f->depth >= FRAME_MAX_DEPTH)
+			return 1;
+		f->depth++;
+		break;
+	case '}':
+	case ']':
+		if (f->depth <= 1)
+			return 1;
+		f->depth--;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/*
+ * Scans the current frame, head[0..pending), from f->scan on, and says
+ * whether and how it ends.  On an end, f->scan is left on the end's
+ * byte and the state as it was before it, so a second call (after
+ * FRAME_TOOLONG) finds the same end.
+ */
+static enum frame_scan
+framer_scan(struct framer *f, const char *head, size_t pending)
+{
+	size_t	i;
+	char	c;
+
+	for (i = f->scan; i < pending; i++) {
+		c = head[i];
+		if (c == '\n' || c == '\0') {
+			f->scan = i;
+			return SCAN_TERM;
+		}
+		switch (f->kind) {
+		case FRAME_K_START:
+			if (c == '{') {
+				f->kind = FRAME_K_OBJECT;
+				f->depth = 1;
+			} else if (c != ' ' && c != '\t' && c != '\r')
+				f->kind = FRAME_K_LINE;
+			break;
+		case FRAME_K_OBJECT:
+			if (framer_object_byte(f, c)) {
+				f->scan = i;
+				return SCAN_CLOSE;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	f->scan = pending;
+	return SCAN_MORE;
+}
+
+/* Takes the next non-empty frame, or says why there is none. */
 enum frame_result
 framer_next(struct framer *f, const char **line, size_t *len)
 {
-	struct buf	*b = &f->in;
-	const char	*head, *end, *q;
-	size_t		 pending, n;
+	struct buf		*b = &f->in;
+	const char		*head;
+	size_t			 pending, n, used;
+	enum frame_scan		 r;
+	int			 blank;
 
 	for (;;) {
 		if ((pending = buf_pending(b)) == 0) {
-			f->scan = 0;
+			framer_restart(f);
 			return FRAME_NONE;
 		}
 		head = buf_head(b);
+		/* Cannot happen; start the frame over if it does. */
 		if (f->scan > pending)
-			f->scan = 0;
-		end = head + pending;
-		for (q = head + f->scan; q < end; q++)
-			if (*q == '\n' || *q == '\0')
-				break;
-		if (q == end) {
-			f->scan = pending;
-			/* A line of max_line bytes may still get its "\r\n". */
+			framer_restart(f);
+		if ((r = framer_scan(f, head, pending)) == SCAN_MORE) {
+			/* A frame of max_line bytes may still get "\r\n". */
 			if (pending > f->max_line + 1 ||
 			    (pending == f->max_line + 1 &&
 			    head[pending - 1] != '\r'))
 				return FRAME_TOOLONG;
 			return FRAME_NONE;
 		}
-		n = (size_t)(q - head);
-		if (*q == '\n' && n > 0 && head[n - 1] == '\r')
+		n = f->scan;
+		used = n + 1;
+		if (r == SCAN_CLOSE)
+			n++;
+		else if (head[n] == '\n' && n > 0 && head[n - 1] == '\r')
 			n--;
 		if (n > f->max_line)
 			return FRAME_TOOLONG;
-		f->scan = 0;
-		buf_drain(b, (size_t)(q - head) + 1);
-		if (n == 0)
+		blank = f->kind == FRAME_K_START;
+		framer_restart(f);
+		buf_drain(b, used);
+		if (n == 0 || blank)
 			continue;
 		*line = head;
 		*len = n;
@@ -158,6 +276,6 @@ framer_shrink(struct framer *f, size_t keep)
 {
 	if (framer_pending(f) == 0) {
 		buf_shrink(&f->in, keep);
-		f->scan = 0;
+		framer_restart(f);
 	}
 }

@@ -810,7 +810,7 @@ proto_get_field(struct proto_ctx *c, const struct proto_field *f, size_t i,
 			if (proto_name(c, j, c->pp->lim.max_name,
 			    &list[k]) == -1)
 				return -1;
-		m->list = list;
+		m->list = n > 0 ? list : NULL;
 		m->nlist = n;
 		break;
 	case F_USERS:
@@ -830,7 +830,7 @@ proto_get_field(struct proto_ctx *c, const struct proto_field *f, size_t i,
 			    list[2 * k + 1].p, list[2 * k + 1].len) == -1)
 				return -1;
 		}
-		m->list = list;
+		m->list = n > 0 ? list : NULL;
 		m->nlist = n;
 		break;
 	}

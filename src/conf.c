@@ -48,6 +48,10 @@ static const struct conf_key conf_keys[] = {
 	    1, LIMIT_MAX_CLIENTS, 0, 0 },
 	{ "max-rooms", CONF_SIZE, offsetof(struct config, max_rooms),
 	    1, LIMIT_MAX_ROOMS, 0, 0 },
+	/* Not live: the hub, forked at start, keeps the value it had. */
+	{ "max-rooms-per-user", CONF_SIZE,
+	    offsetof(struct config, max_rooms_per_user), 0, LIMIT_MAX_ROOMS,
+	    0, 0 },
 	{ "max-name", CONF_SIZE, offsetof(struct config, max_name),
 	    1, LIMIT_MAX_NAME, 0, 0 },
 	{ "max-room", CONF_SIZE, offsetof(struct config, max_room),
@@ -117,6 +121,7 @@ conf_defaults(struct config *cfg)
 	cfg->log_level = LOG_LEVEL_INFO;
 	cfg->max_clients = DEFAULT_MAX_CLIENTS;
 	cfg->max_rooms = DEFAULT_MAX_ROOMS;
+	cfg->max_rooms_per_user = DEFAULT_MAX_ROOMS_PER_USER;
 	cfg->max_name = PROTO_MAX_NAME;
 	cfg->max_room = PROTO_MAX_ROOM;
 	cfg->max_line = PROTO_MAX_LINE;

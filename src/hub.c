@@ -98,6 +98,7 @@ struct hub_conn {
 	uint64_t		 pace_taken;	/* hub_taken() when it began */
 	int			 waiting;	/* on hub.waiting, no HELLO yet */
 	int64_t			 hello_by;	/* drop it then without HELLO */
+	uint32_t		 rooms;		/* it created, still there */
 	struct buf		 in;
 	struct buf		 out;
 	size_t			 share_off;	/* its part of hub.shared, */
@@ -112,9 +113,15 @@ struct hub_conn {
 	RB_ENTRY(hub_conn)	 pid_entry;	/* every conn with a row */
 };
 
-/* A room, indexed by name; the room itself lives in the table. */
+/*
+ * A room, indexed by name; the room itself lives in the table.  Its
+ * creator's row and the room's seq outlive the row, which the table
+ * clears when the room empties, so the creator's count can drop then.
+ */
 struct hub_room {
 	uint32_t		 idx;
+	uint32_t		 creator;	/* user row */
+	uint64_t		 seq;		/* when it was created */
 	RB_ENTRY(hub_room)	 entry;
 };
 
@@ -557,10 +564,31 @@ hub_list_reserve(size_t n)
 	}
 }
 
+/*
+ * The conn of the user that created room r, if it is still there: the
+ * user in the creator's row identified before r was made (anyone who
+ * took the row later identified after), or NULL.
+ */
+static struct hub_conn *
+hub_room_creator(const struct hub_room *r)
+{
+	struct hub_conn	*c;
+
+	if (r->creator >= hub.tab.hdr->max_users ||
+	    (c = hub.conns[r->creator]) == NULL || !hub_identified(c) ||
+	    hub_row(c)->seq >= r->seq)
+		return NULL;
+	return c;
+}
+
 /* Forgets a room whose row the table freed when it emptied. */
 static void
 hub_room_forget(struct hub_room *r)
 {
+	struct hub_conn	*c;
+
+	if ((c = hub_room_creator(r)) != NULL && c->rooms > 0)
+		c->rooms--;
 	RB_REMOVE(room_tree, &hub.rooms, r);
 	hub.free_rooms[hub.nfree_rooms++] = r->idx;
 	free(r);
@@ -726,13 +754,17 @@ hub_new_room(struct hub_conn *c, const struct str *a)
 		hub_respond(c, MSG_NEW_ROOM, RES_ROOM_ALREADY_EXISTS, a[0]);
 		return;
 	}
-	if (hub.nfree_rooms == 0) {
+	if (hub.nfree_rooms == 0 || (hub.cfg->max_rooms_per_user != 0 &&
+	    c->rooms >= hub.cfg->max_rooms_per_user)) {
 		hub_respond(c, MSG_NEW_ROOM, RES_TOO_MANY_ROOMS, a[0]);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->idx = hub.free_rooms[--hub.nfree_rooms];
 	shm_room_create(&hub.tab, r->idx, a[0].p, a[0].len, c->slot);
+	r->creator = c->slot;
+	r->seq = shm_room(&hub.tab, r->idx)->seq;
+	c->rooms++;
 	if (RB_INSERT(room_tree, &hub.rooms, r) != NULL)
 		fatalx("%s: room indexed twice", __func__);
 	hub_respond(c, MSG_NEW_ROOM, RES_SUCCESS, a[0]);
@@ -1074,6 +1106,7 @@ hub_reattach(struct hub_conn *c, uint32_t slot)
 	c->slot = slot;
 	c->hello = old->hello;
 	c->parted = old->parted;
+	c->rooms = old->rooms;
 	hub.conns[slot] = c;
 	RB_REMOVE(pid_tree, &hub.pids, old);
 	RB_INSERT(pid_tree, &hub.pids, c);
@@ -1777,6 +1810,8 @@ hub_resume(void)
 		}
 		r = xcalloc(1, sizeof(*r));
 		r->idx = i;
+		r->creator = shm_room(&hub.tab, i)->creator;
+		r->seq = shm_room(&hub.tab, i)->seq;
 		if (RB_INSERT(room_tree, &hub.rooms, r) != NULL) {
 			/* Two rooms with one name: keep the first. */
 			log_warnx("hub: room row %u repeats a name", i);
@@ -1785,7 +1820,8 @@ hub_resume(void)
 			hub.tab.hdr->nrooms--;
 			hub.free_rooms[hub.nfree_rooms++] = i;
 			free(r);
-		}
+		} else if ((c = hub_room_creator(r)) != NULL)
+			c->rooms++;	/* the count is rebuilt, not kept */
 	}
 	hub.grace_until = clock_now_ms() + HUB_GRACE_MS;
 	log_info("hub: resumed %u users (%zu identified) and %u rooms",

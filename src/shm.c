@@ -323,6 +323,7 @@ shm_room_create(const struct shm_table *t, uint32_t r, const char *name,
 	row->seq = ++t->hdr->seq;
 	shm_bit_set(shm_room_members(t, row), creator);
 	row->nmembers = 1;
+	row->creator = creator;
 	row->in_use = 1;
 	t->hdr->nrooms++;
 }

@@ -82,7 +82,7 @@ struct shm_room {
 	uint32_t	in_use;
 	uint32_t	name_len;
 	uint32_t	nmembers;
-	uint32_t	pad;
+	uint32_t	creator;	/* the user row that created it */
 	uint64_t	seq;		/* when it was created */
 	/* followed by members[bitmap_words], invited[bitmap_words], name */
 };

@@ -1425,6 +1425,8 @@ main(int argc, char *argv[])
 
 	framer_init(&c->sock_in, SERVER_MAX_LINE);
 	framer_init(&c->std_in, INPUT_MAX_LINE);
+	/* Typed text is not JSON: "{x} y" is one line, not two frames. */
+	framer_lines_only(&c->std_in);
 	buf_init(&c->sock_out);
 	buf_init(&c->out);
 	buf_init(&c->ed.pend);

@@ -51,6 +51,7 @@ static const struct option talknetd_options[] = {
 	{ "log-level",		required_argument,	NULL, 0 },
 	{ "max-clients",	required_argument,	NULL, 0 },
 	{ "max-rooms",		required_argument,	NULL, 0 },
+	{ "max-rooms-per-user",	required_argument,	NULL, 0 },
 	{ "max-name",		required_argument,	NULL, 0 },
 	{ "max-room",		required_argument,	NULL, 0 },
 	{ "max-line",		required_argument,	NULL, 0 },
@@ -86,6 +87,8 @@ usage(FILE *f)
 	    "  -u, --user USER      run the hub and workers as USER\n"
 	    "      --max-clients N  connections at once (default %d)\n"
 	    "      --max-rooms N    rooms at once (default %d)\n"
+	    "      --max-rooms-per-user N  existing rooms one user created "
+	    "(default %d; 0: no cap)\n"
 	    "      --max-name N     code points in a user name (default %d)\n"
 	    "      --max-room N     code points in a room name (default %d)\n"
 	    "      --max-line BYTES longest input line (default %d)\n"
@@ -105,7 +108,8 @@ usage(FILE *f)
 	    "      --log-level L    error, warning, info (default) or debug\n"
 	    "  -h, --help           show this help\n"
 	    "  -V, --version        show the version\n",
-	    DEFAULT_MAX_CLIENTS, DEFAULT_MAX_ROOMS, PROTO_MAX_NAME,
+	    DEFAULT_MAX_CLIENTS, DEFAULT_MAX_ROOMS,
+	    DEFAULT_MAX_ROOMS_PER_USER, PROTO_MAX_NAME,
 	    PROTO_MAX_ROOM, PROTO_MAX_LINE, DEFAULT_MAX_QUEUE,
 	    DEFAULT_MAX_CLIENTS_PER_IP, DEFAULT_LOGIN_TIMEOUT,
 	    DEFAULT_RATE_LIMIT, DEFAULT_RATE_BURST, DEFAULT_STALL_TIMEOUT,

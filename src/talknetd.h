@@ -16,9 +16,10 @@
 /* Defaults of the limits; each has an option. */
 #define DEFAULT_MAX_CLIENTS		1000
 #define DEFAULT_MAX_ROOMS		1000
+#define DEFAULT_MAX_ROOMS_PER_USER	10	/* ngircd's MaxJoins */
 #define DEFAULT_MAX_QUEUE		(1024 * 1024)
 #define DEFAULT_MAX_CLIENTS_PER_IP	16
-#define DEFAULT_LOGIN_TIMEOUT		20	/* seconds */
+#define DEFAULT_LOGIN_TIMEOUT		60	/* seconds */
 #define DEFAULT_RATE_LIMIT		20	/* messages per second */
 #define DEFAULT_RATE_BURST		50
 #define DEFAULT_STALL_TIMEOUT		10	/* seconds without progress */
@@ -52,6 +53,7 @@ struct config {
 	size_t			 nlisten;
 	size_t			 max_clients;
 	size_t			 max_rooms;
+	size_t			 max_rooms_per_user;	/* 0: no cap */
 	size_t			 max_name;
 	size_t			 max_room;
 	size_t			 max_line;

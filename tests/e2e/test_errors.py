@@ -30,8 +30,10 @@ WELL_FORMED = [
 BAD = [
     ("not JSON", b"hello"),
     ("truncated JSON", b'{"type":"USERS"'),
-    ("trailing garbage", b'{"type":"USERS"} x'),
-    ("two objects", b'{"type":"USERS"}{"type":"USERS"}'),
+    # An object ends its frame where it closes, so '{...} x' and
+    # '{...}{...}' are a message and more (see test_framing.py).
+    ("garbage before an object", b'x {"type":"USERS"}'),
+    ("a closer before an object", b'}{"type":"USERS"}'),
     ("trailing comma", b'{"type":"USERS",}'),
     ("single quotes", b"{'type':'USERS'}"),
     ("bad escape", b'{"type":"PUBLIC_TEXT","text":"\\x41"}'),

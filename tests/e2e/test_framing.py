@@ -1,7 +1,11 @@
 """Framing: terminators, empty frames, split and batched reads, and the
 shape of what the server sends (protocol.md, Transport and framing)."""
 
+import os
 import random
+import re
+import signal
+import tempfile
 import time
 
 import tnlib
@@ -84,10 +88,22 @@ def test_empty_frames_ignored():
 def test_lone_cr_is_not_a_terminator():
     with Server() as s:
         a = Client(s).identify("A")
-        # The frame is '{"type":"USERS"}\r{"type":"USERS"}': not one object.
-        a.send(b'{"type":"USERS"}\r{"type":"USERS"}\n')
+        # A frame that does not start with an object runs to "\n": the
+        # "\r" does not end '[1]\r{"type":"USERS"}', which is INVALID.
+        a.send(b'[1]\r{"type":"USERS"}\n')
         a.expect(tnlib.INVALID)
         a.expect_closed()
+
+
+def test_lone_cr_between_objects_is_whitespace():
+    with Server() as s:
+        a = Client(s).identify("A")
+        # The first object ends the first frame; "\r" is JSON whitespace
+        # before the second object, not a terminator.
+        a.send(b'{"type":"USERS"}\r{"type":"USERS"}\n')
+        a.expect(tnlib.user_list({"A": "ACTIVE"}))
+        a.expect(tnlib.user_list({"A": "ACTIVE"}))
+        a.expect_nothing()
 
 
 def test_one_byte_writes():
@@ -207,6 +223,204 @@ def test_max_length_line_with_each_terminator():
         a.send(body[:-2] + b'x"}\n', ignore_errors=True)
         a.expect(tnlib.INVALID)
         a.expect_closed()
+
+
+# --- JSON objects end their own frame (protocol.md, "What the server
+# accepts as a terminator": the close of a top-level JSON object)
+
+def bare(msg):
+    """msg as the original TalkNet client writes it: compact JSON, no
+    terminator."""
+    return tnlib.compact(msg)[:-1]
+
+
+class RustClient(Client):
+    """Behaves like the original project's Rust client (MarcoRG345/TalkNet):
+    each request is one JSON object written with one write(2), with no
+    terminator at all, and then the client waits for the server's reply."""
+
+    def request(self, msg):
+        data = bare(msg)
+        n = self.sock.send(data)
+        assert n == len(data), "short write %d of %d" % (n, len(data))
+
+
+def test_original_client_without_terminator():
+    with Server() as s:
+        peer = Client(s).identify("peer")
+        r = RustClient(s)
+        r.request(req("IDENTIFY", username="rusty"))
+        r.expect(tnlib.resp("IDENTIFY", "SUCCESS", "rusty"))
+        peer.expect(tnlib.new_user("rusty"))
+        r.request(req("USERS"))
+        r.expect(tnlib.user_list({"peer": "ACTIVE", "rusty": "ACTIVE"}))
+        r.request(req("NEW_ROOM", roomname="sala"))
+        r.expect(tnlib.resp("NEW_ROOM", "SUCCESS", "sala"))
+        r.request(req("PUBLIC_TEXT", text="hola {todos}"))
+        peer.expect(public_from("rusty", "hola {todos}"))
+        r.request(req("TEXT", username="nadie", text="x"))
+        r.expect(tnlib.resp("TEXT", "NO_SUCH_USER", "nadie"))
+        r.request(req("DISCONNECT"))
+        r.expect_closed()
+        peer.expect(tnlib.disconnected("rusty"))
+        expect_nothing(peer)
+
+
+def test_two_objects_in_one_write():
+    with Server() as s:
+        c = Client(s)
+        c.send(bare(req("IDENTIFY", username="A")) + bare(req("USERS")))
+        c.expect(SUCCESS_A)
+        c.expect(tnlib.user_list({"A": "ACTIVE"}))
+        b = Client(s).identify("B")
+        c.expect(tnlib.new_user("B"))
+        # Ten in a row, and whitespace between them.
+        c.send(b" \t".join(bare(req("PUBLIC_TEXT", text="m%d" % i))
+                           for i in range(10)))
+        for i in range(10):
+            b.expect(public_from("A", "m%d" % i))
+        expect_nothing(b, c)
+
+
+def test_object_split_byte_by_byte_without_terminator():
+    with Server() as s:
+        a, b = connect_users(s, "A", "B")
+        t = 'x}{"]\\[\u00e9}'
+        msg = bare(req("PUBLIC_TEXT", text=t))
+        a.send_slowly(msg[:-1], chunk=1, pause=0.002)
+        # Nothing runs before the last "}" arrives.
+        expect_nothing(a, b)
+        a.send(msg[-1:])
+        b.expect(public_from("A", t))
+        expect_nothing(a, b)
+
+
+def test_braces_and_escapes_inside_strings():
+    with Server() as s:
+        a, b = connect_users(s, "A", "B")
+        # Each text would end (or never end) the frame early if braces,
+        # brackets or escaped quotes inside strings were counted.
+        texts = ['}', '{', '}}}"', '"}', '\\', '\\"}', '\\\\', ']', '[{',
+                 '{"type":"USERS"}']
+        a.send(b"".join(bare(req("PUBLIC_TEXT", text=t)) for t in texts))
+        for t in texts:
+            b.expect(public_from("A", t))
+        # Escapes written by hand: \" and \\ before the closing quote.
+        a.send(b'{"type":"PUBLIC_TEXT","text":"a\\"}\\\\"}')
+        b.expect(public_from("A", 'a"}\\'))
+        # A key with a brace, and nested values in an unknown key.
+        a.send(b'{"}{":"x","type":"USERS","n":[{"a":[1,{}]},[]]}')
+        a.expect(tnlib.user_list({"A": "ACTIVE", "B": "ACTIVE"}))
+        expect_nothing(a, b)
+
+
+def test_object_then_garbage_in_one_write():
+    with Server() as s:
+        a, b = connect_users(s, "A", "B")
+        # The object is a message; what follows it is not an object, so
+        # it runs to its terminator and is INVALID, as before.
+        a.send(b'{"type":"USERS"}[{"type":"USERS"}]\n', ignore_errors=True)
+        a.expect(tnlib.user_list({"A": "ACTIVE", "B": "ACTIVE"}))
+        a.expect(tnlib.INVALID)
+        a.expect_closed()
+        b.expect(tnlib.disconnected("A"))
+
+
+def test_non_object_garbage_waits_for_its_terminator():
+    with Server() as s:
+        a = Client(s).identify("A")
+        # No object starts here, so the braces inside do not end it.
+        a.send(b'x{"type":"USERS"}{"type":"USERS"}')
+        a.expect_nothing()
+        a.send(b'\n', ignore_errors=True)
+        a.expect(tnlib.INVALID)
+        a.expect_closed()
+        c = Client(s)
+        c.send(b'}{"type":"IDENTIFY","username":"C"}')
+        c.expect_nothing()
+        c.send(b'\r\n', ignore_errors=True)
+        c.expect(tnlib.INVALID)
+        c.expect_closed()
+
+
+def test_terminator_after_object_is_consumed():
+    with Server() as s:
+        c = Client(s)
+        c.send(bare(req("IDENTIFY", username="A")))
+        c.expect(SUCCESS_A)
+        # The "\r\n" that follows later is the old object's terminator:
+        # no empty frame, no INVALID, nothing at all.
+        c.send(b"\r")
+        c.expect_nothing()
+        c.send(b"\n")
+        c.expect_nothing()
+        for term in (b"\n", b"\r\n", b"\0", b" \r\n", b"\t\n"):
+            c.send(bare(req("USERS")))
+            c.expect(tnlib.user_list({"A": "ACTIVE"}))
+            c.send(term)
+            c.expect_nothing()
+        c.send(bare(req("USERS")) + b"\r\n" + bare(req("USERS")) + b"\0")
+        c.expect(tnlib.user_list({"A": "ACTIVE"}))
+        c.expect(tnlib.user_list({"A": "ACTIVE"}))
+        c.expect_nothing()
+
+
+def test_object_at_the_line_limit_without_terminator():
+    with Server("--max-line", "200") as s:
+        a, b = connect_users(s, "A", "B")
+        head = b'{"type":"PUBLIC_TEXT","text":"'
+        body = head + b"t" * (200 - len(head) - 2) + b'"}'
+        assert len(body) == 200
+        a.send(body)
+        b.expect(public_from("A", "t" * (200 - len(head) - 2)))
+        # One byte more, and still no terminator: INVALID at once.
+        a.send(body[:-2] + b'x"}', ignore_errors=True)
+        a.expect(tnlib.INVALID)
+        a.expect_closed()
+        b.expect(tnlib.disconnected("A"))
+
+
+def test_unclosed_string_counts_toward_the_limit():
+    with Server("--max-line", "200") as s:
+        a, b = connect_users(s, "A", "B")
+        # A string that never closes hides every "}" after it.
+        a.send(b'{"type":"PUBLIC_TEXT","text":"' + b"}" * 150)
+        a.expect_nothing()
+        a.send(b"}" * 100, ignore_errors=True)
+        a.expect(tnlib.INVALID)
+        a.expect_closed()
+        b.expect(tnlib.disconnected("A"))
+
+
+def test_hostile_nesting_without_terminator():
+    with Server() as s:
+        obs = Client(s).identify("Obs")
+        a = Client(s).identify("A")
+        obs.expect(tnlib.new_user("A"))
+        # The framer stops counting at its depth cap and ends the frame
+        # there; the codec finds it is not a JSON object.
+        a.send(b'{"type":"USERS","x":' + b"[" * 30000, ignore_errors=True)
+        a.expect(tnlib.INVALID)
+        a.expect_closed()
+        obs.expect(tnlib.disconnected("A"))
+        expect_nothing(obs)
+
+
+def test_login_timeout_default_is_60():
+    # Clients of other authors connect first and then ask a person for a
+    # name: the default gives a slow typist a minute (issue 14).  The
+    # running daemon says what it uses when it reloads.
+    rc, out, err = tnlib.run_program([tnlib.TALKNETD, "--help"], 10)
+    assert rc == 0, (rc, err)
+    assert re.search(r"--login-timeout S[^\n]*\n?[^\n]*\(default 60;",
+                     out), out
+    with tempfile.NamedTemporaryFile("w", suffix=".conf") as conf:
+        conf.write("# nothing: every setting at its default\n")
+        conf.flush()
+        with Server("-c", conf.name) as s:
+            os.kill(s.pid, signal.SIGHUP)
+            m = s.wait_log(r"reloaded: .*login-timeout (\d+)")
+            assert m.group(1) == "60", m.group(0)
 
 
 if __name__ == "__main__":

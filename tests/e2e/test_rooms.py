@@ -1,6 +1,9 @@
 """NEW_ROOM, JOIN_ROOM, ROOM_USERS, ROOM_TEXT and LEAVE_ROOM
 (protocol.md, Rooms and the messages of the same names)."""
 
+import os
+import signal
+
 import tnlib
 from tnlib import (Client, Server, barrier, connect_users, expect_nothing,
                    invite, join, joined_room, left_room, make_room, new_room,
@@ -318,6 +321,151 @@ def test_invitation_survives_inviter_disconnect():
         b.expect(tnlib.disconnected("Kimberly"))
         join(b, R, [c])
         expect_nothing(b, c)
+
+
+# --- --max-rooms-per-user (issue 14): the rooms a user created that still
+# exist; past the cap NEW_ROOM answers TOO_MANY_ROOMS.
+
+class DefaultRoomsServer(Server):
+    """A talknetd with the default rooms-per-user cap: the harness lifts
+    it (tnlib.LIFT_LIMITS) along with the other flood limits."""
+
+    def argv(self):
+        a = super().argv()
+        i = a.index("--max-rooms-per-user")
+        return a[:i] + a[i + 2:]
+
+
+def too_many(room):
+    return resp("NEW_ROOM", "TOO_MANY_ROOMS", room)
+
+
+def test_rooms_per_user_default_is_10():
+    with DefaultRoomsServer() as s:
+        a, b = connect_users(s, "A", "B")
+        for i in range(10):
+            new_room(a, "r%d" % i)
+        a.send(req("NEW_ROOM", roomname="r10"))
+        a.expect(b'{"type":"RESPONSE","operation":"NEW_ROOM",'
+                 b'"result":"TOO_MANY_ROOMS","extra":"r10"}\n')
+        # The cap is A's: B creates as usual, and the name A was refused
+        # is free.
+        new_room(b, "r10")
+        # Once one of A's rooms is gone, A may create again.
+        a.send(req("LEAVE_ROOM", roomname="r3"))
+        new_room(a, "r11")
+        a.send(req("NEW_ROOM", roomname="r12"))
+        a.expect(too_many("r12"))
+        expect_nothing(a, b)
+
+
+def test_rooms_per_user_counts_rooms_left_that_still_exist():
+    with Server("--max-rooms-per-user", "2") as s:
+        a, b = connect_users(s, "A", "B")
+        make_room(a, "r1", members=[b])
+        a.send(req("LEAVE_ROOM", roomname="r1"))
+        b.expect(left_room("r1", "A"))
+        # r1 still exists (B is in it): it still counts for A.
+        new_room(a, "r2")
+        a.send(req("NEW_ROOM", roomname="r3"))
+        a.expect(too_many("r3"))
+        # It stops counting when it disappears.
+        b.send(req("LEAVE_ROOM", roomname="r1"))
+        b.send(req("ROOM_USERS", roomname="r1"))
+        b.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", "r1"))
+        new_room(a, "r3")
+        a.send(req("NEW_ROOM", roomname="r4"))
+        a.expect(too_many("r4"))
+        # B's rooms are B's: joining r2 and r3 costs B nothing.
+        invite(a, "r2", b)
+        join(b, "r2", [a])
+        new_room(b, "b1")
+        new_room(b, "b2")
+        b.send(req("NEW_ROOM", roomname="b3"))
+        b.expect(too_many("b3"))
+        expect_nothing(a, b)
+
+
+def test_rooms_per_user_zero_lifts_the_cap():
+    with Server("--max-rooms-per-user", "0", "--max-rooms", "40") as s:
+        a = Client(s).identify("A")
+        a.send(b"".join(tnlib.compact(req("NEW_ROOM", roomname="r%d" % i))
+                        for i in range(41)))
+        for i in range(40):
+            a.expect(resp("NEW_ROOM", "SUCCESS", "r%d" % i))
+        # Only the server's cap is left.
+        a.expect(too_many("r40"))
+
+
+def test_rooms_per_user_belong_to_the_user_not_its_row():
+    # Two rows only: the newcomer gets the row A had.
+    with Server("--max-rooms-per-user", "2", "--max-clients", "2") as s:
+        a, b = connect_users(s, "A", "B")
+        make_room(a, "r1", members=[b])
+        make_room(a, "r2", members=[b])
+        a.send(req("DISCONNECT"))
+        a.expect_closed()
+        b.expect_unordered([left_room("r1", "A"), left_room("r2", "A")])
+        b.expect(tnlib.disconnected("A"))
+        # A newcomer in A's row, even one named A, starts at zero while
+        # A's rooms live on with B.
+        c = tnlib.identify_new(s, "A")
+        b.expect(tnlib.new_user("A"))
+        new_room(c, "c1")
+        # A's rooms disappearing does not count for the newcomer.
+        b.send(req("LEAVE_ROOM", roomname="r1"))
+        b.send(req("LEAVE_ROOM", roomname="r2"))
+        b.send(req("ROOM_USERS", roomname="r2"))
+        b.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", "r2"))
+        new_room(c, "c2")
+        c.send(req("NEW_ROOM", roomname="c3"))
+        c.expect(too_many("c3"))
+        expect_nothing(b, c)
+
+
+def test_rooms_per_user_survive_a_hub_restart():
+    with Server("--max-rooms-per-user", "2") as s:
+        a, b = connect_users(s, "A", "B")
+        make_room(a, "r1", members=[b])
+        a.send(req("LEAVE_ROOM", roomname="r1"))
+        b.expect(left_room("r1", "A"))
+        new_room(a, "r2")
+        hub = s.hub_pid()
+        os.kill(hub, signal.SIGKILL)
+        tnlib.wait_until(lambda: [p for p in s.titled("talknetd: hub")
+                                  if p != hub], 3, what="a new hub")
+        # The new hub counted them again from the table: still two.
+        a.send(req("NEW_ROOM", roomname="r3"))
+        a.expect(too_many("r3"))
+        b.send(req("LEAVE_ROOM", roomname="r1"))
+        b.send(req("ROOM_USERS", roomname="r1"))
+        b.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", "r1"))
+        new_room(a, "r3")
+        a.send(req("NEW_ROOM", roomname="r4"))
+        a.expect(too_many("r4"))
+        expect_nothing(a, b)
+
+
+def test_room_flood_from_one_address_leaves_rooms_for_others():
+    # The attack of issue 14: 16 connections from one address create
+    # rooms as fast as they can.  Each gets its 10; the table is never
+    # full, so anyone else can still create a room.
+    with DefaultRoomsServer() as s:
+        names = ["f%02d" % i for i in range(16)]
+        flood = connect_users(s, *names)
+        for c in flood:
+            c.send(b"".join(tnlib.compact(req("NEW_ROOM",
+                                              roomname="%s-%d" % (c.name, i)))
+                            for i in range(100)))
+        for c in flood:
+            got = [c.recv(timeout=10) for _ in range(100)]
+            ok = [m for m in got if m.get("type") == "RESPONSE" and
+                  m.get("result") == "SUCCESS"]
+            assert len(ok) == 10, (c.name, len(ok))
+            assert got[10:] == [too_many("%s-%d" % (c.name, i))
+                                for i in range(10, 100)], c.name
+        victim = Client(s).identify("victim")
+        new_room(victim, "mine")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ LOOPBACK = "127.0.0.1"
 
 
 # Options that switch off the flood limits meant for the internet.
-LIFT_LIMITS = ["--max-clients-per-ip", "0", "--rate-limit", "0"]
+LIFT_LIMITS = ["--max-clients-per-ip", "0", "--rate-limit", "0",
+               "--max-rooms-per-user", "0"]
 
 
 def compact(obj):

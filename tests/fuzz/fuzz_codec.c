@@ -2,7 +2,7 @@
  * fuzz_codec.c: libFuzzer target for the framer and the protocol codec.
  *
  * The input is the byte stream a client sends, and the end of the input
- * ends its last line (the stream is the input and one '\n').  Its first
+ * ends its last frame (the stream is the input and one '\n').  Its first
  * two bytes also choose the line limit and how the stream is cut into
  * reads; they stay part of the stream, so plain JSON lines work as seeds
  * as they are:
@@ -12,16 +12,20 @@
  *   data[1] & 3:     0 one read, 1 one byte per read, 2 reads of 1-8
  *                    bytes, 3 reads of 1-300 bytes (sizes from a PRNG
  *                    seeded by data[0..1] and the length).
+ *   data[1] & 0xc:   0xc: the framer frames lines only
+ *                    (framer_lines_only, as talknet reads its input).
  *
- * Checked: the framer returns exactly the lines a simple model of
- * frame.h returns (so never an empty one nor one over max_line), says
- * TOOLONG exactly when the model does, keeps its buffer within max_line
- * plus one read, and goes on working after framer_shrink (called
- * between reads, as an idle worker does).  Every line goes through
- * proto_parse_request and proto_parse_reply; whatever parses is encoded
- * again, and the encoding ends in exactly one '\n', has no raw byte
- * below 0x20, is valid UTF-8, parses back to the same message field by
- * field, and encodes back to the same bytes.
+ * Checked: the framer returns exactly the frames a plain model of the
+ * framing rules of protocol.md returns over the whole stream (so never
+ * an empty one nor one over max_line), says TOOLONG exactly when the
+ * model does, returns the same frames as a second framer fed the whole
+ * stream at once, keeps its nesting depth within FRAME_MAX_DEPTH and
+ * its buffer within max_line plus one read, and goes on working after
+ * framer_shrink (called between reads, as an idle worker does).  Every
+ * frame goes through proto_parse_request and proto_parse_reply;
+ * whatever parses is encoded again, and the encoding ends in exactly
+ * one '\n', has no raw byte below 0x20, is valid UTF-8, parses back to
+ * the same message field by field, and encodes back to the same bytes.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -191,63 +195,136 @@ check_line(struct proto_parser *pp, struct proto_parser *pp2,
 		FUZZ_CHECK(m.type == MSG_NONE);
 }
 
-/* Where the model of frame.h is in the stream. */
+/*
+ * The model of the framing rules, over the whole stream: where the
+ * frame at pos ends, worked out once from the stream's bytes alone, so
+ * it cannot depend on how the stream was cut into reads.
+ */
 struct model {
-	size_t	pos;	/* start of the current line */
-	size_t	scan;	/* bytes from pos on known to hold no terminator */
+	size_t	pos;	/* start of the current frame */
+	size_t	end;	/* one past its last byte or terminator; 0: unknown */
+	size_t	len;	/* its length without its terminator */
+	int	blank;	/* 1: whitespace (space, tab, CR) only */
+	int	lines;	/* 1: frames end at terminators only */
 };
 
+/* Sets md->end, md->len and md->blank for the frame at md->pos. */
+static void
+model_frame(struct model *md, const uint8_t *s, size_t size)
+{
+	size_t	i, depth = 0;
+	int	object = 0, other = md->lines, instr = 0, esc = 0;
+	uint8_t	c;
+
+	for (i = md->pos; i < size; i++) {
+		c = s[i];
+		if (c == '\n' || c == '\0') {
+			md->end = i + 1;
+			md->len = i - md->pos;
+			if (c == '\n' && md->len > 0 && s[i - 1] == '\r')
+				md->len--;
+			md->blank = !object && !other;
+			return;
+		}
+		if (!object && !other) {
+			if (c == '{') {
+				object = 1;
+				depth = 1;
+			} else if (c != ' ' && c != '\t' && c != '\r')
+				other = 1;
+			continue;
+		}
+		if (other)
+			continue;
+		if (instr) {
+			if (esc)
+				esc = 0;
+			else if (c == '\\')
+				esc = 1;
+			else if (c == '"')
+				instr = 0;
+			continue;
+		}
+		if (c == '"')
+			instr = 1;
+		else if ((c == '{' || c == '[') && depth == FRAME_MAX_DEPTH)
+			break;		/* the frame is cut here */
+		else if (c == '{' || c == '[')
+			depth++;
+		else if ((c == '}' || c == ']') && --depth == 0)
+			break;		/* the object closes */
+	}
+	/* The stream ends in '\n', so the loop broke at a frame's end. */
+	FUZZ_CHECK(i < size);
+	md->end = i + 1;
+	md->len = i + 1 - md->pos;
+	md->blank = 0;
+}
+
 /*
- * The model of frame.h over the first fed bytes of the stream.  Returns
- * the next event; on FRAME_LINE sets *line and *len, and moves past the
- * line's terminator.  It remembers how far it searched, as the framer
- * does, so that one-byte reads of a long line stay linear.
+ * What framer_next should return once the first fed bytes of the
+ * stream are read.  On FRAME_LINE sets *line and *len, and moves past
+ * the frame.
  */
 static enum frame_result
-model_next(struct model *md, const uint8_t *s, size_t fed, size_t max_line,
-    const char **line, size_t *len)
+model_next(struct model *md, const uint8_t *s, size_t size, size_t fed,
+    size_t max_line, const char **line, size_t *len)
 {
-	size_t	q, n, l;
+	size_t	l;
 
 	for (;;) {
-		q = md->pos + md->scan;
-		for (; q < fed; q++)
-			if (s[q] == '\n' || s[q] == '\0')
-				break;
-		if (q == fed) {
+		if (md->pos == fed)
+			return FRAME_NONE;
+		if (md->end == 0)
+			model_frame(md, s, size);
+		if (md->end > fed) {
+			/* Not all read: TOOLONG as soon as it must be. */
 			l = fed - md->pos;
-			md->scan = l;
 			if (l > max_line + 1 ||
 			    (l == max_line + 1 && s[fed - 1] != '\r'))
 				return FRAME_TOOLONG;
 			return FRAME_NONE;
 		}
-		n = q - md->pos;
-		if (s[q] == '\n' && n > 0 && s[q - 1] == '\r')
-			n--;
-		if (n > max_line)
+		if (md->len > max_line)
 			return FRAME_TOOLONG;
 		*line = (const char *)s + md->pos;
-		md->pos = q + 1;
-		md->scan = 0;
-		if (n == 0)
-			continue;
-		*len = n;
-		return FRAME_LINE;
+		*len = md->len;
+		md->pos = md->end;
+		md->end = 0;
+		if (*len > 0 && !md->blank)
+			return FRAME_LINE;
 	}
+}
+
+/*
+ * Checks the next frame of the framer fed the whole stream at once
+ * against what the framer fed in reads returned (r, line, len).
+ */
+static void
+check_whole(struct framer *whole, enum frame_result r, const char *line,
+    size_t len)
+{
+	enum frame_result	 wr;
+	const char		*wline;
+	size_t			 wlen;
+
+	wr = framer_next(whole, &wline, &wlen);
+	FUZZ_CHECK(wr == r);
+	if (r == FRAME_LINE)
+		FUZZ_CHECK(wlen == len && memcmp(wline, line, len) == 0);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *input, size_t insize)
 {
-	struct framer		 f;
+	struct framer		 f, whole;
 	struct proto_parser	 pp, pp2;
 	struct buf		 enc;
-	enum frame_result	 r, want_r;
-	const char		*line, *want_line;
+	enum frame_result	 r = FRAME_NONE, want_r;
+	const char		*line = NULL, *want_line = NULL;
 	char			*dst;
-	struct model		 md = { 0, 0 };
-	size_t			 max_line, fed = 0, len, want_len;
+	struct model		 md;
+	size_t			 max_line, fed = 0, len = 0, want_len = 0;
 	size_t			 chunk, want, avail, max_want = 0, n;
 	size_t			 keep, cap;
 	uint32_t		 rng;
@@ -265,6 +342,8 @@ LLVMFuzzerTestOneInput(const uint8_t *input, size_t insize)
 	if (insize > 0 && (input[0] & 0x80))
 		max_line = (size_t)(input[0] & 0x7f) + 1;
 	mode = insize > 1 ? input[1] & 3 : 0;
+	memset(&md, 0, sizeof(md));
+	md.lines = insize > 1 && (input[1] & 0xc) == 0xc;
 	rng = ((uint32_t)(insize > 0 ? input[0] : 0) << 8 |
 	    (insize > 1 ? input[1] : 0)) ^ ((uint32_t)insize << 16) ^
 	    0x9e3779b9U;
@@ -272,6 +351,12 @@ LLVMFuzzerTestOneInput(const uint8_t *input, size_t insize)
 		rng = 1;
 
 	framer_init(&f, max_line);
+	framer_init(&whole, max_line);
+	if (md.lines) {
+		framer_lines_only(&f);
+		framer_lines_only(&whole);
+	}
+	FUZZ_CHECK(framer_feed(&whole, (const char *)data, size) == 0);
 	proto_parser_init(&pp, NULL);
 	proto_parser_init(&pp2, NULL);
 	buf_init(&enc);
@@ -294,9 +379,12 @@ LLVMFuzzerTestOneInput(const uint8_t *input, size_t insize)
 
 		for (;;) {
 			r = framer_next(&f, &line, &len);
-			want_r = model_next(&md, data, fed, max_line,
+			want_r = model_next(&md, data, size, fed, max_line,
 			    &want_line, &want_len);
 			FUZZ_CHECK(r == want_r);
+			FUZZ_CHECK(f.depth <= FRAME_MAX_DEPTH);
+			if (r != FRAME_NONE)
+				check_whole(&whole, r, line, len);
 			if (r != FRAME_LINE)
 				break;
 			FUZZ_CHECK(len > 0 && len <= max_line);
@@ -321,7 +409,13 @@ LLVMFuzzerTestOneInput(const uint8_t *input, size_t insize)
 		}
 	}
 
+	/* Fed all, the two framers are at the same place. */
+	if (r != FRAME_TOOLONG) {
+		FUZZ_CHECK(framer_pending(&f) == 0);
+		check_whole(&whole, FRAME_NONE, NULL, 0);
+	}
 	buf_free(&enc);
+	framer_free(&whole);
 	proto_parser_free(&pp2);
 	proto_parser_free(&pp);
 	framer_free(&f);

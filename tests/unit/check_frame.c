@@ -346,6 +346,384 @@ START_TEST(test_store)
 }
 END_TEST
 
+/*
+ * Objects framed where they close: no terminator, two in a row, braces
+ * and escapes in strings, nesting, terminators and whitespace around
+ * them, bytes after them, and lines that do not start with an object.
+ */
+static const char ostream[] =
+    "{\"type\":\"IDENTIFY\",\"username\":\"a\"}"
+    "{\"type\":\"USERS\"}{\"type\":\"USERS\"}"
+    "{\"t\":\"}{\"}"
+    "{\"t\":\"\\\\\"}"
+    "{\"t\":\"\\\\\\\"}\"}"
+    "{\"a\":[{\"b\":[1,{}]}],\"c\":{}}\n"
+    "{\"d\":1}\r\n"
+    " \t{\"e\":2} \r\n"
+    "{\"f\":\"\xc3\xa9}\"}\0"
+    "{\"g\":3}xy\n"
+    "  \t \n"
+    "}{\"h\":4}\n"
+    "[{\"i\":5}]\n"
+    "{\"j\":\"\n"
+    "{]{[}]";
+static const char oexpect[] =
+    "{\"type\":\"IDENTIFY\",\"username\":\"a\"}|"
+    "{\"type\":\"USERS\"}|{\"type\":\"USERS\"}|"
+    "{\"t\":\"}{\"}|"
+    "{\"t\":\"\\\\\"}|"
+    "{\"t\":\"\\\\\\\"}\"}|"
+    "{\"a\":[{\"b\":[1,{}]}],\"c\":{}}|"
+    "{\"d\":1}|"
+    " \t{\"e\":2}|"
+    "{\"f\":\"\xc3\xa9}\"}|"
+    "{\"g\":3}|xy|"
+    "}{\"h\":4}|"
+    "[{\"i\":5}]|"
+    "{\"j\":\"|"
+    "{]|{[}]|";
+
+/* Feeds s[0..n) split at every point, byte by byte, and in a store. */
+static void
+check_stream(const char *s, size_t n, const char *want, int nwant)
+{
+	struct framer	 f;
+	struct got	 g;
+	char		 store[8];
+	size_t		 k;
+
+	for (k = 0; k <= n; k++) {
+		memset(&g, 0, sizeof(g));
+		if (k % 2)
+			framer_init(&f, 100);
+		else
+			framer_init_store(&f, 100, store, sizeof(store));
+		ck_assert_int_eq(framer_feed(&f, s, k), 0);
+		drain(&f, &g);
+		ck_assert_int_eq(framer_feed(&f, s + k, n - k), 0);
+		drain(&f, &g);
+		ck_assert_int_eq(g.toolong, 0);
+		ck_assert_int_eq(g.nlines, nwant);
+		ck_assert_uint_eq(g.len, strlen(want));
+		ck_assert_int_eq(memcmp(g.text, want, g.len), 0);
+		ck_assert_uint_eq(framer_pending(&f), 0);
+		framer_free(&f);
+	}
+	memset(&g, 0, sizeof(g));
+	framer_init(&f, 100);
+	for (k = 0; k < n; k++) {
+		ck_assert_int_eq(framer_feed(&f, s + k, 1), 0);
+		drain(&f, &g);
+		/* The frame's bytes are never scanned again. */
+		ck_assert_uint_eq(f.scan, framer_pending(&f));
+	}
+	ck_assert_int_eq(g.nlines, nwant);
+	ck_assert_int_eq(memcmp(g.text, want, strlen(want)), 0);
+	framer_free(&f);
+}
+
+START_TEST(test_objects_split_everywhere)
+{
+	check_stream(ostream, sizeof(ostream) - 1, oexpect, 17);
+}
+END_TEST
+
+/* The original TalkNet client: one object per write, no terminator. */
+START_TEST(test_object_without_terminator)
+{
+	static const char	 id[] =
+	    "{\"type\":\"IDENTIFY\",\"username\":\"a\"}";
+	struct framer		 f;
+	const char		*line;
+	size_t			 len, k;
+
+	framer_init(&f, 100);
+	for (k = 0; k + 1 < sizeof(id) - 1; k++) {
+		framer_feed(&f, id + k, 1);
+		ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
+	}
+	framer_feed(&f, id + k, 1);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
+	ck_assert_uint_eq(len, sizeof(id) - 1);
+	ck_assert_int_eq(memcmp(line, id, len), 0);
+	ck_assert_uint_eq(framer_pending(&f), 0);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
+	framer_free(&f);
+}
+END_TEST
+
+/* A terminator right after an object ends an empty frame: consumed. */
+START_TEST(test_terminator_after_object)
+{
+	struct framer		 f;
+	const char		*line;
+	size_t			 len;
+
+	framer_init(&f, 100);
+	framer_feed(&f, "{}\r", 3);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
+	ck_assert_uint_eq(len, 2);
+	/* "\r" may be the start of "\r\n": it waits. */
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
+	ck_assert_uint_eq(framer_pending(&f), 1);
+	framer_feed(&f, "\n", 1);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
+	ck_assert_uint_eq(framer_pending(&f), 0);
+	/* "\0" and "\n", and whitespace before them. */
+	framer_feed(&f, "{} \0{}\t\n{}\n\n", 12);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
+	ck_assert_uint_eq(framer_pending(&f), 0);
+	/* A "\r" then something else starts the next frame. */
+	framer_feed(&f, "{}\rx\n", 5);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
+	ck_assert_uint_eq(len, 2);
+	ck_assert_int_eq(memcmp(line, "\rx", 2), 0);
+	framer_free(&f);
+}
+END_TEST
+
+/* Braces, brackets and escaped quotes inside strings do not count. */
+START_TEST(test_strings_and_escapes)
+{
+	size_t	len;
+
+	ck_assert_int_eq(feed_next(100, "{\"a\":\"}\"", 8, &len), FRAME_NONE);
+	ck_assert_int_eq(feed_next(100, "{\"a\":\"}\"}", 9, &len), FRAME_LINE);
+	ck_assert_uint_eq(len, 9);
+	/* An escaped quote does not end the string... */
+	ck_assert_int_eq(feed_next(100, "{\"a\":\"\\\"}", 9, &len),
+	    FRAME_NONE);
+	/* ...an escaped backslash does not escape the quote after it. */
+	ck_assert_int_eq(feed_next(100, "{\"a\":\"\\\\\"}", 10, &len),
+	    FRAME_LINE);
+	ck_assert_uint_eq(len, 10);
+	ck_assert_int_eq(feed_next(100, "{\"a\":\"\\\\\\\"}", 11, &len),
+	    FRAME_NONE);
+	/* A key is a string too; a "\u" escape is plain bytes. */
+	ck_assert_int_eq(feed_next(100, "{\"}\\u007d\":1}", 13, &len),
+	    FRAME_LINE);
+	ck_assert_uint_eq(len, 13);
+	/* Raw UTF-8 bytes are opaque. */
+	ck_assert_int_eq(feed_next(100, "{\"\xf0\x9f\x98\x80\":\"\xff]\"}",
+	    13, &len), FRAME_LINE);
+	ck_assert_uint_eq(len, 13);
+}
+END_TEST
+
+/* Nesting: the frame ends at depth zero, whatever closes it. */
+START_TEST(test_nesting)
+{
+	size_t	len;
+
+	ck_assert_int_eq(feed_next(100, "{\"a\":[{},[]]", 12, &len),
+	    FRAME_NONE);
+	ck_assert_int_eq(feed_next(100, "{\"a\":[{},[]]}{", 14, &len),
+	    FRAME_LINE);
+	ck_assert_uint_eq(len, 13);
+	/* Mismatched: "]" closes "{"; the codec refuses such a frame. */
+	ck_assert_int_eq(feed_next(100, "{]", 2, &len), FRAME_LINE);
+	ck_assert_uint_eq(len, 2);
+	ck_assert_int_eq(feed_next(100, "{[}", 3, &len), FRAME_NONE);
+	ck_assert_int_eq(feed_next(100, "{[}]", 4, &len), FRAME_LINE);
+	ck_assert_uint_eq(len, 4);
+}
+END_TEST
+
+/* "}" outside an object, and anything else not "{", runs as a line. */
+START_TEST(test_not_an_object)
+{
+	static const char	*lines[] = {
+		"}", "}{}", "]{}", "[{}]{}", "x{}{}", "\"{}\"", "1{}", "\r}{}"
+	};
+	struct framer		 f;
+	const char		*line;
+	size_t			 len, i, n;
+
+	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		n = strlen(lines[i]);
+		framer_init(&f, 100);
+		framer_feed(&f, lines[i], n);
+		ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
+		framer_feed(&f, "\n", 1);
+		ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
+		ck_assert_uint_eq(len, n);
+		ck_assert_int_eq(memcmp(line, lines[i], n), 0);
+		ck_assert_uint_eq(framer_pending(&f), 0);
+		framer_free(&f);
+	}
+}
+END_TEST
+
+/* Terminators end a frame even inside an object or one of its strings. */
+START_TEST(test_terminator_inside_object)
+{
+	size_t	len;
+
+	ck_assert_int_eq(feed_next(100, "{\"a\":\"b\nc\"}", 11, &len),
+	    FRAME_LINE);
+	ck_assert_uint_eq(len, 7);
+	ck_assert_int_eq(feed_next(100, "{\"a\":\r\n1}", 9, &len),
+	    FRAME_LINE);
+	ck_assert_uint_eq(len, 5);
+	ck_assert_int_eq(feed_next(100, "{\"a\0\":1}", 8, &len), FRAME_LINE);
+	ck_assert_uint_eq(len, 3);
+}
+END_TEST
+
+/* Whitespace only is an empty frame; whitespace before "{" is kept. */
+START_TEST(test_whitespace)
+{
+	struct framer		 f;
+	const char		*line;
+	size_t			 len;
+
+	framer_init(&f, 10);
+	framer_feed(&f, " \t \r \n\t\0 \r\n", 11);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
+	ck_assert_uint_eq(framer_pending(&f), 0);
+	framer_feed(&f, " \r\t{} ", 6);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
+	ck_assert_uint_eq(len, 5);
+	ck_assert_int_eq(memcmp(line, " \r\t{}", 5), 0);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
+	/* Whitespace counts toward the limit all the same. */
+	framer_feed(&f, "          ", 10);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_TOOLONG);
+	framer_free(&f);
+	ck_assert_int_eq(feed_next(10, "         {}", 11, &len),
+	    FRAME_TOOLONG);
+	ck_assert_int_eq(feed_next(10, "        {}", 10, &len), FRAME_LINE);
+}
+END_TEST
+
+/* An object is held to max_line too, an open string included. */
+START_TEST(test_object_limit)
+{
+	struct framer		 f;
+	const char		*line;
+	size_t			 len, k;
+
+	ck_assert_int_eq(feed_next(10, "{\"a\":\"bc\"}", 10, &len),
+	    FRAME_LINE);
+	ck_assert_uint_eq(len, 10);
+	ck_assert_int_eq(feed_next(10, "{\"a\":\"bcd\"}", 11, &len),
+	    FRAME_TOOLONG);
+	ck_assert_int_eq(feed_next(10, "{\"a\":\"bcd\"}\n", 12, &len),
+	    FRAME_TOOLONG);
+	framer_init(&f, 10);
+	framer_feed(&f, "{\"a\":\"", 6);
+	for (k = 6; k < 10; k++) {
+		ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
+		framer_feed(&f, "}", 1);
+	}
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
+	framer_feed(&f, "}", 1);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_TOOLONG);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_TOOLONG);
+	framer_free(&f);
+}
+END_TEST
+
+/* 64 KiB objects one byte at a time: each byte scanned once. */
+START_TEST(test_object_bytewise_linear)
+{
+	struct framer		 f;
+	const char		*line;
+	size_t			 len, k, max = 65536;
+	char			 c;
+
+	framer_init(&f, max);
+	for (k = 0; k < max; k++) {
+		if (k == 0)
+			c = '{';
+		else if (k == 1 || k == 3 || k == 5 || k == max - 2)
+			c = '"';
+		else if (k == 4)
+			c = ':';
+		else if (k == max - 1)
+			c = '}';
+		else
+			c = "a{[}]\\\\"[k % 7];
+		framer_feed(&f, &c, 1);
+		if (k == max - 1)
+			break;
+		/* One check per byte, not two ck_asserts: each one costs a
+		 * write to check's parent process. */
+		if (framer_next(&f, &line, &len) != FRAME_NONE ||
+		    f.scan != framer_pending(&f))
+			ck_abort_msg("byte %zu: a frame, or scanned again", k);
+	}
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
+	ck_assert_uint_eq(len, max);
+	ck_assert_uint_eq(framer_pending(&f), 0);
+	framer_free(&f);
+}
+END_TEST
+
+/* Hostile nesting: the depth stops at FRAME_MAX_DEPTH and cuts there. */
+START_TEST(test_depth_cap)
+{
+	struct framer		 f;
+	const char		*line;
+	size_t			 len, k, nframes = 0;
+	enum frame_result	 r;
+
+	framer_init(&f, 1 << 20);
+	framer_feed(&f, "{\"a\":", 5);
+	for (k = 0; k < 20000; k++) {
+		framer_feed(&f, "[", 1);
+		while ((r = framer_next(&f, &line, &len)) == FRAME_LINE) {
+			if (nframes++ == 0) {
+				ck_assert_uint_eq(len, 5 + FRAME_MAX_DEPTH);
+				ck_assert_int_eq(line[len - 1], '[');
+			}
+		}
+		if (r != FRAME_NONE || f.depth > FRAME_MAX_DEPTH)
+			ck_abort_msg("byte %zu: result %d, depth %u", k, r,
+			    f.depth);
+	}
+	ck_assert_uint_eq(nframes, 1);
+	framer_free(&f);
+	/* Just under the cap the object closes as usual. */
+	framer_init(&f, 1000);
+	framer_feed(&f, "{", 1);
+	for (k = 1; k < FRAME_MAX_DEPTH; k++)
+		framer_feed(&f, "[", 1);
+	for (k = 1; k < FRAME_MAX_DEPTH; k++)
+		framer_feed(&f, "]", 1);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
+	framer_feed(&f, "}", 1);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
+	ck_assert_uint_eq(len, 2 * FRAME_MAX_DEPTH);
+	framer_free(&f);
+}
+END_TEST
+
+/* framer_lines_only: lines as typed, objects or not. */
+START_TEST(test_lines_only)
+{
+	struct framer		 f;
+	const char		*line;
+	size_t			 len;
+
+	framer_init(&f, 100);
+	framer_lines_only(&f);
+	framer_feed(&f, "{x} y{}{}", 9);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
+	framer_feed(&f, "\n \t\r\n", 5);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
+	ck_assert_uint_eq(len, 9);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
+	ck_assert_uint_eq(len, 2);
+	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
+	framer_free(&f);
+}
+END_TEST
+
 /* The frame test suite. */
 static Suite *
 frame_suite(void)
@@ -353,6 +731,7 @@ frame_suite(void)
 	Suite	*s = suite_create("frame");
 	TCase	*tc = tcase_create("split");
 	TCase	*tl = tcase_create("limit");
+	TCase	*to = tcase_create("objects");
 
 	tcase_add_test(tc, test_whole);
 	tcase_add_test(tc, test_split_everywhere);
@@ -365,7 +744,20 @@ frame_suite(void)
 	tcase_add_test(tl, test_limit_boundary);
 	tcase_add_test(tl, test_limit_bytewise);
 	tcase_add_test(tl, test_endless_line);
+	tcase_add_test(tl, test_object_limit);
+	tcase_add_test(tl, test_object_bytewise_linear);
+	tcase_add_test(tl, test_depth_cap);
 	suite_add_tcase(s, tl);
+	tcase_add_test(to, test_objects_split_everywhere);
+	tcase_add_test(to, test_object_without_terminator);
+	tcase_add_test(to, test_terminator_after_object);
+	tcase_add_test(to, test_strings_and_escapes);
+	tcase_add_test(to, test_nesting);
+	tcase_add_test(to, test_not_an_object);
+	tcase_add_test(to, test_terminator_inside_object);
+	tcase_add_test(to, test_whitespace);
+	tcase_add_test(to, test_lines_only);
+	suite_add_tcase(s, to);
 	return s;
 }
 
