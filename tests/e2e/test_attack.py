@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Attacks on the flow control, the reconnect rules and the hub's
+channel (issue 14, items 2 and 3), each turned into a test.
+
+A hostile client pair, a compromised worker (this process on the hub's
+socket, as test_hostile_worker.py does; it runs as root) and a hub that
+dies under load.  Every time bound is relative to a baseline measured
+in the same test, or generous against a mechanism's own period."""
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tnlib  # noqa: E402
+from tnlib import Client, Server, req, compact, new_user  # noqa: E402
+from test_hostile_worker import (Liar, hello, hub_socket_path,  # noqa: E402
+                                 SLOT_NEW, IPC_WELCOME)
+
+
+DEBUG = ["--log-level", os.environ.get("TN_ATTACK_LOG", "info")]
+
+
+class Reader:
+    """Reads a client's socket in a thread: as fast as it can, or chunk
+    bytes every pause seconds.  Counts the lines that contain each of
+    the markers, remembers their order, and notes EOF."""
+
+    def __init__(self, client, markers=(), chunk=1 << 20, pause=0.0):
+        self.client = client
+        self.markers = list(markers)
+        self.counts = {m: 0 for m in self.markers}
+        self.seen = {m: [] for m in self.markers}
+        self.chunk = chunk
+        self.pause = pause
+        self.eof = False
+        self.nbytes = 0
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        sock = self.client.sock
+        sock.setblocking(False)
+        buf = self.client.buf
+        self.client.buf = b""
+        while not self.stop.is_set():
+            try:
+                data = sock.recv(self.chunk)
+            except BlockingIOError:
+                data = None
+            except OSError:
+                data = b""
+            if data == b"":
+                self.eof = True
+                return
+            if data:
+                self.nbytes += len(data)
+                buf += data
+                lines = buf.split(b"\n")
+                buf = lines.pop()
+                with self.lock:
+                    for line in lines:
+                        for m in self.markers:
+                            if m in line:
+                                self.counts[m] += 1
+                                self.seen[m].append(line)
+            time.sleep(self.pause if self.pause else
+                       (0 if data else 0.002))
+
+    def count(self, marker):
+        with self.lock:
+            return self.counts[marker]
+
+    def wait(self, marker, n, timeout):
+        """Seconds until n lines with marker arrived, or None."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if self.count(marker) >= n:
+                return time.monotonic() - t0
+            time.sleep(0.01)
+        return None
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join(5)
+
+
+def _in_thread(fn, *args):
+    t = threading.Thread(target=fn, args=args, daemon=True)
+    t.start()
+    return t
+
+
+# FAILS on 921b309: a reader that drains 2.5 times HUB_PACE_MIN_RATE is
+# taken for stuck and cut.  The hub measures what it wrote to the
+# reader's channel; the worker reads that channel only while its queue
+# is under max-queue, and empties its queue only when TCP says POLLOUT.
+# Loopback TCP grows the worker's send buffer to 4 MB, and POLLOUT comes
+# only once a third of it was acknowledged: at 160 KB/s that is seconds
+# without one byte taken from the hub, so the hub logs "drained 0 bytes
+# in 1000 ms", stops pacing for it, and cuts it at the cap.  The flood
+# is one client inside the default rate limit (20 lines of 60 KB/s).
+def test_a_reader_at_160_kbps_is_not_taken_for_stuck():
+    s = Server("--rate-limit", "20", "--rate-burst", "50",
+               "--stall-timeout", "0", *DEBUG)
+    flooder = tnlib.identify_new(s, "flooder")
+    reader = Client(s, rcvbuf=16384)
+    reader.identify("reader")
+    flooder.expect(new_user("reader"))
+    r = Reader(reader, [b'"FLOOD'], chunk=8192, pause=0.05)
+    stop = threading.Event()
+    lines = [compact(req("PUBLIC_TEXT", text="FLOOD %05d %s" % (i, "F" *
+                                                                  60000)))
+             for i in range(400)]
+    _in_thread(_flood_lines, flooder, lines, stop)
+    try:
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and not r.eof:
+            time.sleep(0.1)
+        rate = r.nbytes / 8.0
+        print("  the reader took %d bytes in 8 s (%.0f KB/s), cut: %s"
+              % (r.nbytes, rate / 1000, r.eof))
+        assert not r.eof and "dropped" not in s.log_text(), \
+            "a reader taking %.0f KB/s was cut: %s" % (rate / 1000, [
+                x for x in s.log if "drained" in x or "dropped" in x])
+        got = [int(x.split(b"FLOOD ")[1][:5]) for x in r.seen[b'"FLOOD']]
+        assert got == list(range(len(got))), "out of order"
+    finally:
+        stop.set()
+        r.finish()
+
+
+def _flood_lines(client, lines, stop):
+    """Sends the lines in order, on a blocking socket, until stopped."""
+    sock = client.sock
+    sock.setblocking(True)
+    for line in lines:
+        if stop.is_set():
+            return
+        try:
+            sock.sendall(line)
+        except OSError:
+            return
+
+
+def _kill_hub(s):
+    """kill -9 the hub; returns once the master started another."""
+    old = s.hub_pid()
+    os.kill(old, signal.SIGKILL)
+    return tnlib.wait_until(
+        lambda: [p for p in s.titled("talknetd: hub") if p != old], 5,
+        what="a new hub")[0]
+
+
+# FAILS on 921b309: a hub that dies cuts every reader that was merely
+# behind.  A reader whose queue is full reads the hub no more, so its
+# channel holds a socket buffer of lines.  When the hub dies, the worker
+# sees the hang-up, reads the channel to its end whatever its queue
+# holds, goes over its queue's cap and disconnects its client, which did
+# nothing wrong and would have been served by the new hub.
+def test_a_hub_crash_does_not_cut_a_reader_that_is_behind():
+    s = Server("--stall-timeout", "0")
+    talker = tnlib.identify_new(s, "talker")
+    behind = Client(s, rcvbuf=4096)
+    behind.identify("behind")
+    talker.expect(new_user("behind"))
+    # 1.6 MB: over max-queue (1 MiB) plus the channel, under the hub's
+    # cap for a reader (2 MiB and more): nobody is cut for it.
+    for i in range(26):
+        talker.send(req("PUBLIC_TEXT", text="%02d %s" % (i, "b" * 60000)))
+    time.sleep(1.5)
+    assert "dropped" not in s.log_text(), s.log_text()
+    _kill_hub(s)
+    # The workers come back to the new hub; then a line to everyone.
+    time.sleep(2.5)
+    talker.send(req("PUBLIC_TEXT", text="after the crash"))
+    r = Reader(behind, [b"after the crash"])
+    try:
+        secs = r.wait(b"after the crash", 1, 10)
+        assert secs is not None, \
+            "the reader that was behind never got the line after the " \
+            "crash (eof %s); log: %s" % (r.eof, [x for x in s.log if
+                                                "queue" in x])
+    finally:
+        r.finish()
+    assert "output queue over" not in s.log_text()
+
+
+# FAILS on 921b309: one compromised worker takes every row of the table.
+# Nothing stops one process from opening many channels to the hub, and
+# each HELLO with no row gets a new one, so a worker whose client owns
+# it leaves no room for anyone: the next real client is refused with
+# "table full".  A worker has one channel at a time; the hub can refuse
+# a HELLO from a process that already holds a live one.
+def test_one_compromised_worker_cannot_take_every_row():
+    s = Server("--max-clients", "6")
+    anna = tnlib.identify_new(s, "anna")
+    path = hub_socket_path(s)
+    liars = []
+    welcomed = 0
+    for _ in range(8):
+        liar = Liar(path)
+        liars.append(liar)
+        liar.send(hello(SLOT_NEW))
+        try:
+            f = liar.next_frame()
+        except (socket.timeout, ConnectionResetError):
+            f = None
+        if f is not None and f[0] == IPC_WELCOME:
+            welcomed += 1
+    print("  one process got %d rows of 6" % welcomed)
+    bob = Client(s)
+    bob.send(req("IDENTIFY", username="bob"))
+    try:
+        got = bob.recv(timeout=tnlib.TIMEOUT)
+    except AssertionError as e:
+        got = "closed: %s" % e
+    assert isinstance(got, dict) and got.get("result") == "SUCCESS", \
+        "a real client after one process took %d rows: %r" % (welcomed, got)
+    anna.expect(new_user("bob"))
+    for liar in liars:
+        liar.close()
+
+
+if __name__ == "__main__":
+    tnlib.main(globals())
