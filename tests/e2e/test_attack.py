@@ -82,6 +82,8 @@ class Reader:
         while time.monotonic() - t0 < timeout:
             if self.count(marker) >= n:
                 return time.monotonic() - t0
+            if self.eof:
+                return None
             time.sleep(0.01)
         return None
 
@@ -164,17 +166,23 @@ def _kill_hub(s):
 # holds, goes over its queue's cap and disconnects its client, which did
 # nothing wrong and would have been served by the new hub.
 def test_a_hub_crash_does_not_cut_a_reader_that_is_behind():
-    s = Server("--stall-timeout", "0")
+    s = Server("--stall-timeout", "0", "--max-line", "4096")
     talker = tnlib.identify_new(s, "talker")
     behind = Client(s, rcvbuf=4096)
     behind.identify("behind")
     talker.expect(new_user("behind"))
-    # 1.6 MB: over max-queue (1 MiB) plus the channel, under the hub's
-    # cap for a reader (2 MiB and more): nobody is cut for it.
-    for i in range(26):
-        talker.send(req("PUBLIC_TEXT", text="%02d %s" % (i, "b" * 60000)))
+    # 6.2 MB: over the kernel's send buffer (up to 4 MB on loopback),
+    # max-queue (1 MiB) and the channel, under the hub's cap for a
+    # reader (2 MiB and more): nobody is cut for it.  Lines of 3 KB: the
+    # worker's own cap is max-queue + 2 max-line + 32 KiB.
+    talker.sock.setblocking(True)
+    talker.sock.sendall(b"".join(
+        compact(req("PUBLIC_TEXT", text="%04d %s" % (i, "b" * 3000)))
+        for i in range(2070)))
+    talker.sock.setblocking(False)
     time.sleep(1.5)
     assert "dropped" not in s.log_text(), s.log_text()
+    assert "output queue over" not in s.log_text(), s.log_text()
     _kill_hub(s)
     # The workers come back to the new hub; then a line to everyone.
     time.sleep(2.5)
