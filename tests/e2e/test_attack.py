@@ -231,6 +231,23 @@ def test_a_sender_paused_by_a_reader_that_leaves_goes_on():
         o.finish()
 
 
+def test_sigterm_during_a_paced_flood_stops_in_time():
+    """SIGTERM while the hub holds a flooding sender paused: the master
+    and every child are gone within the master's stop time (3 s) and a
+    margin, and the exit status is 0."""
+    s, sender, r, o, stop = _paced_flood("term")
+    kids = s.descendants()
+    try:
+        status = s.terminate(timeout=6)
+    finally:
+        stop.set()
+        r.finish()
+        o.finish()
+    assert status == 0, "status %r after SIGTERM" % status
+    tnlib.wait_until(lambda: not any(tnlib.pid_alive(k) for k in kids), 3,
+                     what="every child gone")
+
+
 def _kill_hub(s):
     """kill -9 the hub; returns once the master started another."""
     old = s.hub_pid()
