@@ -75,11 +75,10 @@ def test_stall_timeout_switched_on_by_reload_reaches_a_stalled_client():
     talker.expect(tnlib.disconnected("stuck"), timeout=T * 2)
 
 
-def test_sighup_storm_with_max_queue_swinging_under_a_flood():
-    """Forty reloads, max-queue swinging between its floor (4096) and
-    16 MiB and max-line between 64 and 65536, while a sender floods a
-    steady reader: the daemon stays up, the reader is never cut, and
-    gets every line whole and in order."""
+def _storm_once():
+    """One storm: forty reloads, 50 ms apart, under a flood of 30,000
+    lines to a reader taking 32 KB every 10 ms.  Returns None, or how
+    the reader was cut."""
     base = "rate-limit = 0\nmax-clients-per-ip = 0\nstall-timeout = 0\n"
     d = opslib.tempdir("storm")
     conf = os.path.join(d, "talknetd.conf")
@@ -90,40 +89,38 @@ def test_sighup_storm_with_max_queue_swinging_under_a_flood():
     reader = tnlib.Client(s)
     reader.identify("reader")
     sender.expect(new_user("reader"))
-    n = 3000
+    n = 30000
     data = b"".join(compact(req("PUBLIC_TEXT", text="%05d %s" % (i, "s" *
-                                                                 50)))
+                                                                 200)))
                     for i in range(n))
-    box = {}
-
-    def send():
-        sock = sender.sock
-        sock.setblocking(True)
-        try:
-            sock.sendall(data)
-        except OSError as e:
-            box["err"] = e
-    t = threading.Thread(target=send, daemon=True)
+    sender.sock.setblocking(True)
+    t = threading.Thread(target=sender.sock.sendall, args=(data,),
+                         daemon=True)
     t.start()
     got = 0
     buf = b""
     sock = reader.sock
     sock.setblocking(False)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 15
     k = 0
+    next_hup = 0
     while got < n and time.monotonic() < deadline:
-        if k < 40:
+        if k < 40 and time.monotonic() >= next_hup:
+            next_hup = time.monotonic() + 0.05
             q = 4096 if k % 2 else 16 * 1024 * 1024
-            ml = 65536 if k % 4 < 2 else 64
+            ml = 65536 if k % 4 < 2 else 512
             opslib.write_file(conf, base + "max-queue = %d\nmax-line = %d\n"
                               % (q, ml))
             os.kill(s.pid, signal.SIGHUP)
             k += 1
         try:
-            part = sock.recv(1 << 16)
+            part = sock.recv(32768)
         except BlockingIOError:
             part = None
-        assert part != b"", "the reader was cut after %d lines" % got
+        if part == b"":
+            why = [x for x in s.log if "dropped" in x]
+            s.stop()
+            return "cut after %d lines: %s" % (got, why)
         if part:
             buf += part
             lines = buf.split(b"\n")
@@ -134,11 +131,35 @@ def test_sighup_storm_with_max_queue_swinging_under_a_flood():
                 i = int(x.split(b'"text":"')[1][:5])
                 assert i == got, "line %d came as %d" % (i, got)
                 got += 1
-        time.sleep(0.005)
+        time.sleep(0.01)
     t.join(5)
     assert got == n, "%d of %d lines; log: %s" % (got, n, s.log[-20:])
     assert s.alive()
     assert "dropped" not in s.log_text(), s.log_text()
+    s.stop()
+    return None
+
+
+# FAILS on 921b309, intermittently (2 runs in 5 here; three storms a run): a
+# reload that lowers max-queue cuts a reader that drains well but was
+# behind under the higher limit.  max-queue swings between 4096 and
+# 16 MiB.  Under 16 MiB the hub lets megabytes build before it paces
+# anyone, while the reader's worker, which nothing wakes to apply the
+# new limit (it waits for POLLOUT on a large send buffer), may still
+# read the hub only under 4096 bytes; the next reload makes the hub's
+# cap about 200 KiB at once and the next line cuts the reader
+# ("dropped: queue over the limit", not "draining too slowly"), though
+# it reads about 3 MB/s.  The hub could pace the senders until such a
+# reader is under the new limit and cut only a stuck one; the worker
+# could be woken (or poll with a short timeout) to apply new limits.
+def test_sighup_storm_with_max_queue_swinging_under_a_flood():
+    """Forty reloads, max-queue swinging between its floor (4096) and
+    16 MiB and max-line between 512 and 65536, while a sender floods a
+    steady reader: the daemon stays up, the reader is never cut, and
+    gets every line whole and in order.  Three storms."""
+    for k in range(3):
+        why = _storm_once()
+        assert why is None, "storm %d: the reader was %s" % (k + 1, why)
 
 
 def test_a_hub_killed_again_and_again_leaves_no_worker_spinning():
