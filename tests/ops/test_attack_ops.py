@@ -140,8 +140,8 @@ def _storm_once():
     return None
 
 
-# FAILS on 921b309, intermittently (2 runs in 5 here; three storms a run): a
-# reload that lowers max-queue cuts a reader that drains well but was
+# FAILS on 921b309, intermittently (2 runs in 5 here; three storms a
+# run): a reload that lowers max-queue cuts a reader that drains well but was
 # behind under the higher limit.  max-queue swings between 4096 and
 # 16 MiB.  Under 16 MiB the hub lets megabytes build before it paces
 # anyone, while the reader's worker, which nothing wakes to apply the
