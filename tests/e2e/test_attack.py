@@ -105,8 +105,9 @@ def _in_thread(fn, *args):
 
 # FAILS on 921b309: a reader that drains 2 to 2.5 times HUB_PACE_MIN_RATE
 # (8 KB every 50 ms: 140 to 160 KB/s) is taken for stuck and cut.  The
-# hub measures what it wrote to the reader's channel; the worker reads that channel only while its queue
-# is under max-queue, and empties its queue only when TCP says POLLOUT.
+# hub measures what it wrote to the reader's channel; the worker reads
+# that channel only while its queue is under max-queue, and empties its
+# queue only when TCP says POLLOUT.
 # Loopback TCP grows the worker's send buffer to 4 MB, and POLLOUT comes
 # only once a third of it was acknowledged: at 160 KB/s that is seconds
 # without one byte taken from the hub, so the hub logs "drained 0 bytes
@@ -342,14 +343,14 @@ class PinnedServer(Server):
 
 
 # FAILS on 921b309, intermittently (1 run in 4 here, load average 50):
-# on a busy CPU a steady reader is taken for stuck and cut.  The daemon
-# runs on CPU 0 beside a busy loop (a slow machine); the reader takes 32 KB every 10 ms, 50 times HUB_PACE_MIN_RATE, yet
-# the hub logs "drained 0 bytes in 1000 ms" and cuts it.  What the hub
-# measures is what the worker took from the channel, and the worker
-# takes nothing while it waits for POLLOUT on a send buffer TCP grew to
-# 4 MB (POLLOUT comes when a third of it was acknowledged), the more so
-# when it gets the CPU late.  test_flow.py's first test fails the same
-# way under these conditions.
+# on a busy CPU a steady reader is taken for stuck and cut. The daemon runs on
+# CPU 0 beside a busy loop (a slow machine); the reader takes 32 KB every 10
+# ms, 50 times HUB_PACE_MIN_RATE, yet the hub logs "drained 0 bytes in 1000 ms"
+# and cuts it. What the hub measures is what the worker took from the channel,
+# and the worker takes nothing while it waits for POLLOUT on a send buffer TCP
+# grew to 4 MB (POLLOUT comes when a third of it was acknowledged), the more so
+# when it gets the CPU late. test_flow.py's first test fails the same way under
+# these conditions.
 def test_a_steady_reader_on_a_busy_cpu_is_not_cut():
     if shutil.which("taskset") is None or os.cpu_count() < 2:
         raise tnlib.Skip("needs taskset and two CPUs")
