@@ -96,6 +96,7 @@ struct hub_conn {
 	uint64_t		 drained;	/* bytes written to it, ever */
 	int64_t			 pace_at;	/* its pacing window began */
 	uint64_t		 pace_taken;	/* hub_taken() when it began */
+	size_t			 cap_extra;	/* held when max-queue fell */
 	int			 waiting;	/* on hub.waiting, no HELLO yet */
 	int64_t			 hello_by;	/* drop it then without HELLO */
 	uint32_t		 rooms;		/* it created, still there */
@@ -407,7 +408,7 @@ hub_queued(struct hub_conn *c)
 	size_t	b = hub_backlog(c);
 
 	hub_mark_dirty(c);
-	if (b > hub.q_cap) {
+	if (b > hub.q_cap + c->cap_extra) {
 		log_debug("worker %ld (%s): %zu bytes held, %zu in its part of "
 		    "the batch", (long)c->pid, c->addr, b, c->share_len);
 		hub_kill(c, CLOSE_QUEUE, c->stuck ?
@@ -1611,6 +1612,7 @@ hub_flush(void)
 		if (buf_pending(&c->out) <= hub.q_low) {
 			c->stuck = 0;
 			c->pace_at = 0;
+			c->cap_extra = 0;
 		}
 		want = buf_pending(&c->out) > 0;
 		if (want != c->want_out) {
@@ -1911,12 +1913,26 @@ hub_map(const struct runtime *rt)
 static void
 hub_limits(void)
 {
+	struct hub_conn	*c;
+	size_t		 b;
+	uint32_t	 i;
+
 	if (hub.live.max_line > hub.max_line_seen)
 		hub.max_line_seen = hub.live.max_line;
 	hub.max_frame = (uint32_t)(2 * hub.max_line_seen + 4096);
 	hub.q_low = hub.live.max_queue / 4;
 	hub.q_high = hub.live.max_queue / 2;
 	hub.q_cap = 2 * hub.live.max_queue + 2 * hub.max_line_seen + 65536;
+	/*
+	 * A lower max-queue does not cut a reader for what it was allowed
+	 * to hold: it keeps that much on top of the new cap until it has
+	 * caught up, and is paced meanwhile like any reader.
+	 */
+	for (i = 0; hub.conns != NULL && i < hub.cfg->max_clients; i++) {
+		if ((c = hub.conns[i]) != NULL &&
+		    (b = hub_backlog(c)) > hub.q_cap && b > c->cap_extra)
+			c->cap_extra = b;
+	}
 	log_set_level((int)hub.live.log_level);
 	if (hub.tab.hdr != NULL)
 		shm_live_set(&hub.tab, &hub.live);

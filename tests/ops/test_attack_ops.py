@@ -50,7 +50,7 @@ def _cpu_ticks(pids):
     return total
 
 
-# FAILS on 921b309: a stall-timeout switched on by a reload never reaches
+# Failed on 921b309: a stall-timeout switched on by a reload never reaches
 # a client that had already stopped reading.  The worker starts its stall
 # check only when the socket takes bytes (worker_sent); a client whose
 # window is shut takes none, so the check never starts, and the client
@@ -140,7 +140,7 @@ def _storm_once():
     return None
 
 
-# FAILS on 921b309, intermittently (2 runs in 5 here; three storms a
+# Failed on 921b309, intermittently (2 runs in 5 here; three storms a
 # run): a reload that lowers max-queue cuts a reader that drains well but was
 # behind under the higher limit.  max-queue swings between 4096 and
 # 16 MiB.  Under 16 MiB the hub lets megabytes build before it paces
@@ -192,7 +192,7 @@ def test_a_hub_killed_again_and_again_leaves_no_worker_spinning():
         c.expect(tnlib.public_from("w0", "still here"), timeout=T * 2)
 
 
-# FAILS on 921b309: the master blocks for good in sendto() to a
+# Failed on 921b309: the master blocks for good in sendto() to a
 # NOTIFY_SOCKET whose reader is slow.  A datagram socket queues 10
 # messages (net.unix.max_dgram_qlen); each reload sends two (RELOADING=1,
 # READY=1), so a few SIGHUPs while the service manager is busy fill it,
