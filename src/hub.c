@@ -1220,8 +1220,13 @@ hub_hello(struct hub_conn *c, const char *p, size_t len)
 	if (hello.slot == IPC_SLOT_NEW)
 		hello.slot = hub_detached_row(c->pid);
 	if (hello.slot != SLOT_NONE) {
-		if (hub_reattach(c, hello.slot) == -1)
+		if (hub_reattach(c, hello.slot) == -1) {
+			/* Its row went when the grace period ended. */
+			if (hello.slot < hub.cfg->max_clients &&
+			    hub.conns[hello.slot] == NULL)
+				c->close_reason = CLOSE_GONE;
 			return "HELLO for a row that is not its own";
+		}
 	} else {
 		/* A worker has one channel: more would be one process
 		 * taking rows for clients it does not have. */
@@ -1979,7 +1984,7 @@ hub_ctl_read(void)
 		log_debug("hub: limits reloaded");
 	}
 	if (r == -1) {
-		log_warnx("hub: bad control frame; control pipe dropped");
+		log_warnx("hub: bad control frame; its bytes dropped");
 		buf_reset(&hub.ctl_in);
 	}
 }

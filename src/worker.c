@@ -923,12 +923,14 @@ worker_hub_connect(void)
 	if (strlcpy(sun.sun_path, w.rt->hubpath, sizeof(sun.sun_path)) >=
 	    sizeof(sun.sun_path))
 		fatalx("worker: hub path too long");
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+	/* Non-blocking: a full backlog is EAGAIN, tried again later, not
+	 * a wait that only SIGKILL would end (SIGTERM waits for ppoll). */
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1) {
 		log_warn("worker %s: socket", w.addr);
 		return -1;
 	}
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    fcntl(fd, F_SETFL, O_NONBLOCK) == -1) {
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
 		close(fd);
 		return -1;
 	}
