@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "proto.h"
+#include "sandbox.h"
 #include "shm.h"
 #include "talknetd.h"
 #include "title.h"
@@ -925,6 +927,11 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	/* The master formatted the address already: no resolver code here. */
 	(void)strlcpy(w.addr, addr, sizeof(w.addr));
 	title_set("worker (unidentified) %s", w.addr);
+	/* glibc's syslog fd is about to be closed, or even to become the
+	 * client's fd 3: forget it, so syslog() reconnects instead of
+	 * writing log lines to the client. */
+	if (!cfg->foreground)
+		closelog();
 	worker_close_fds(fd);
 	/* Die with the master, so no worker outlives the service. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
@@ -960,6 +967,8 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	if (cfg->login_timeout > 0)
 		w.login_deadline = clock_now_ms() +
 		    (int64_t)cfg->login_timeout * 1000;
+	/* Set up: from here on the worker can only serve its client. */
+	sandbox_worker();
 
 	for (;;) {
 		if (worker_stop && !w.closed)
