@@ -36,6 +36,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -109,10 +110,13 @@ static const int sandbox_allow[] = {
 #ifdef SANDBOX_SANITIZERS
 /*
  * What ASan, UBSan and LeakSanitizer make at exit and to write a report:
- * read /proc/self/maps and the binary (symbols), and, for the leak check
- * at exit(), a tracer thread that ptraces the worker.  A sanitizer build
- * is for tests only; the filter stays on, and kill, execve and other
- * sockets stay denied.
+ * read /proc/self/maps and the binary (symbols), ask whether stderr is a
+ * terminal, probe memory through a pipe, and, for the leak check at
+ * exit(), run a tracer (a clone sharing the memory: CLONE_VM) that lists
+ * /proc/self/task and ptraces the worker.  Found with the kernel's
+ * seccomp log (dmesg, "type=1326") under the filter with SCMP_ACT_LOG.
+ * A sanitizer build is for tests only; the filter stays on, and kill,
+ * execve, fork and other sockets stay denied.
  */
 static const int sandbox_extra[] = {
 	SCMP_SYS(openat),
@@ -123,9 +127,13 @@ static const int sandbox_extra[] = {
 	SCMP_SYS(newfstatat),
 	SCMP_SYS(lseek),
 	SCMP_SYS(pread64),
+	SCMP_SYS(getdents),
 	SCMP_SYS(getdents64),
+	SCMP_SYS(ioctl),
+	SCMP_SYS(pipe),
+	SCMP_SYS(pipe2),
+	SCMP_SYS(fcntl),
 	SCMP_SYS(mprotect),
-	SCMP_SYS(clone),
 	SCMP_SYS(ptrace),
 	SCMP_SYS(prctl),
 	SCMP_SYS(wait4),
@@ -133,6 +141,7 @@ static const int sandbox_extra[] = {
 	SCMP_SYS(sigaltstack),
 	SCMP_SYS(rt_sigaction),
 	SCMP_SYS(gettid),
+	SCMP_SYS(getppid),
 	SCMP_SYS(futex),
 	SCMP_SYS(getrlimit),
 	SCMP_SYS(prlimit64),
@@ -183,6 +192,10 @@ sandbox_rules(scmp_filter_ctx ctx)
 	sandbox_rule(ctx, SCMP_SYS(mmap), 1, &arg);
 #ifndef SANDBOX_SANITIZERS
 	sandbox_rule(ctx, SCMP_SYS(mprotect), 1, &arg);
+#else
+	/* LeakSanitizer's tracer shares our memory; a fork would not. */
+	arg = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_VM, CLONE_VM);
+	sandbox_rule(ctx, SCMP_SYS(clone), 1, &arg);
 #endif
 }
 
