@@ -32,7 +32,6 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -199,42 +198,44 @@ sandbox_rules(scmp_filter_ctx ctx)
 #endif
 }
 
-/* Writes the filter as BPF and reads it back into sandbox_prog. */
+/*
+ * Writes the filter as BPF into a pipe and reads it back into
+ * sandbox_prog.  A pipe, not memfd_create: the systemd unit denies that.
+ * Non-blocking, so a program larger than the pipe fails instead of
+ * hanging (ours is about 80 instructions; a pipe holds at least 512).
+ */
 static void
 sandbox_export(scmp_filter_ctx ctx)
 {
-	struct stat	 st;
-	char		*p;
-	size_t		 size, off;
-	ssize_t		 n;
-	int		 fd, rc;
+	struct sock_filter	*prog;
+	size_t			 size = 0, max;
+	ssize_t			 n;
+	int			 p[2], rc;
 
-	/* An anonymous file: a pipe could be too small for the program. */
-	if ((fd = memfd_create("talknetd-sandbox", MFD_CLOEXEC)) == -1)
-		fatal("sandbox: memfd_create");
-	if ((rc = seccomp_export_bpf(ctx, fd)) < 0) {
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == -1)
+		fatal("sandbox: pipe2");
+	if ((rc = seccomp_export_bpf(ctx, p[1])) < 0) {
 		errno = -rc;
 		fatal("sandbox: seccomp_export_bpf");
 	}
-	if (fstat(fd, &st) == -1)
-		fatal("sandbox: fstat");
-	size = (size_t)st.st_size;
-	if (size == 0 || size % sizeof(struct sock_filter) != 0 ||
-	    size / sizeof(struct sock_filter) > BPF_MAXINSNS)
-		fatalx("sandbox: the filter has %zu bytes", size);
-	p = xcalloc(1, size);
-	for (off = 0; off < size; off += (size_t)n) {
-		n = pread(fd, p + off, size - off, (off_t)off);
-		if (n == -1 && errno == EINTR) {
-			n = 0;
+	close(p[1]);
+	max = BPF_MAXINSNS * sizeof(*prog);
+	prog = xcalloc(BPF_MAXINSNS, sizeof(*prog));
+	for (;;) {
+		n = read(p[0], (char *)prog + size, max - size);
+		if (n == -1 && errno == EINTR)
 			continue;
-		}
-		if (n <= 0)
+		if (n == -1)
 			fatal("sandbox: reading the filter back");
+		if (n == 0 || (size += (size_t)n) == max)
+			break;
 	}
-	close(fd);
-	sandbox_prog.len = (unsigned short)(size / sizeof(struct sock_filter));
-	sandbox_prog.filter = (struct sock_filter *)(void *)p;
+	close(p[0]);
+	if (size == 0 || size % sizeof(*prog) != 0)
+		fatalx("sandbox: the filter has %zu bytes", size);
+	prog = xreallocarray(prog, size / sizeof(*prog), sizeof(*prog));
+	sandbox_prog.len = (unsigned short)(size / sizeof(*prog));
+	sandbox_prog.filter = prog;
 }
 #endif /* HAVE_SECCOMP */
 
