@@ -262,12 +262,17 @@ sandbox_init(void)
 	scmp_filter_ctx	ctx;
 	int		rc;
 
+	/* Time zone rules now, so a worker's syslog() never opens them. */
+	tzset();
 	if (!sandbox_enabled()) {
 		log_warnx("running under valgrind: workers are not sandboxed");
 		return;
 	}
-	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == -1)
-		fatal("the kernel has no seccomp (build with --without-seccomp)");
+	/* A NULL program: EFAULT if the kernel takes filters, else EINVAL. */
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, NULL, 0, 0) != -1 ||
+	    errno != EFAULT)
+		fatal("no seccomp filters in this kernel (see "
+		    "--without-seccomp)");
 	/*
 	 * Kill the process, not the thread; the worker has one thread, and
 	 * a kernel before 4.14 (no KILL_PROCESS) gets the thread's kill.
@@ -289,10 +294,9 @@ sandbox_init(void)
 	log_debug("sandbox: workers' filter of %u instructions",
 	    (unsigned int)sandbox_prog.len);
 #else
+	tzset();
 	log_warnx("built without seccomp: workers are not sandboxed");
 #endif
-	/* Time zone rules now, so a worker's syslog() never opens them. */
-	tzset();
 }
 
 /*

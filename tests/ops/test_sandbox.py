@@ -104,7 +104,9 @@ def _probe(master, hub, worker, uid):
     def read_mem(pid):
         fd = os.open("/proc/%d/mem" % pid, os.O_RDONLY)
         try:
-            os.lseek(fd, 0x400000, os.SEEK_SET)
+            with open("/proc/%d/maps" % pid) as f:
+                start = int(f.readline().split("-")[0], 16)
+            os.lseek(fd, start, os.SEEK_SET)
             os.read(fd, 16)
         finally:
             os.close(fd)
