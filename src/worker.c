@@ -927,9 +927,9 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	/* The master formatted the address already: no resolver code here. */
 	(void)strlcpy(w.addr, addr, sizeof(w.addr));
 	title_set("worker (unidentified) %s", w.addr);
-	/* glibc's syslog fd is about to be closed, or even to become the
-	 * client's fd 3: forget it, so syslog() reconnects instead of
-	 * writing log lines to the client. */
+	/* glibc's syslog fd is about to be closed and its number reused
+	 * (the send pipe, the hub channel): forget it, so syslog()
+	 * reconnects rather than write to, or close, one of those. */
 	if (!cfg->foreground)
 		closelog();
 	worker_close_fds(fd);
