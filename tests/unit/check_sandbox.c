@@ -128,31 +128,35 @@ call_unix_socket(void)
 	return 0;
 }
 
+/* An Internet socket: a worker has no network of its own. */
 static int
 call_inet_socket(void)
 {
 	return socket(AF_INET, SOCK_STREAM, 0) == -1 ? -1 : 0;
 }
 
+/* kill(2), signal 0 to the parent: harmless if it were allowed. */
 static int
 call_kill(void)
 {
-	/* Signal 0 to the parent: harmless if it were allowed. */
 	return kill(parent, 0);
 }
 
+/* tgkill(2) to the parent, signal 0. */
 static int
 call_tgkill(void)
 {
 	return (int)syscall(SYS_tgkill, parent, parent, 0);
 }
 
+/* open(2) of a harmless file. */
 static int
 call_open(void)
 {
 	return open("/dev/null", O_RDONLY) == -1 ? -1 : 0;
 }
 
+/* execve(2) of /bin/true. */
 static int
 call_execve(void)
 {
@@ -161,12 +165,14 @@ call_execve(void)
 	return execve("/bin/true", argv, NULL);
 }
 
+/* ptrace(2): PTRACE_TRACEME. */
 static int
 call_ptrace(void)
 {
 	return (int)ptrace(PTRACE_TRACEME, 0, NULL, NULL);
 }
 
+/* fork, as clone(2) without CLONE_VM. */
 static int
 call_fork(void)
 {
@@ -177,12 +183,14 @@ call_fork(void)
 	return pid == -1 ? -1 : 0;
 }
 
+/* prctl(2): making itself dumpable again. */
 static int
 call_prctl(void)
 {
 	return prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 }
 
+/* Executable memory, new. */
 static int
 call_mmap_exec(void)
 {
@@ -190,6 +198,7 @@ call_mmap_exec(void)
 	    MAP_ANONYMOUS, -1, 0) == MAP_FAILED ? -1 : 0;
 }
 
+/* Executable memory, made so afterwards. */
 static int
 call_mprotect_exec(void)
 {
@@ -201,12 +210,14 @@ call_mprotect_exec(void)
 	return mprotect(m, 4096, PROT_READ | PROT_EXEC);
 }
 
+/* fcntl(2) other than F_GETFL and F_SETFL. */
 static int
 call_fcntl_dupfd(void)
 {
 	return fcntl(0, F_DUPFD, 100) == -1 ? -1 : 0;
 }
 
+/* bind(2): a worker never listens. */
 static int
 call_bind(void)
 {
@@ -347,6 +358,7 @@ sandbox_suite(void)
 	return s;
 }
 
+/* Builds the filter once, as the master does, and runs the cases. */
 int
 main(void)
 {
