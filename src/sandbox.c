@@ -202,7 +202,7 @@ sandbox_rules(scmp_filter_ctx ctx)
  * Writes the filter as BPF into a pipe and reads it back into
  * sandbox_prog.  A pipe, not memfd_create: the systemd unit denies that.
  * Non-blocking, so a program larger than the pipe fails instead of
- * hanging (ours is about 80 instructions; a pipe holds at least 512).
+ * hanging (ours is 51 instructions; a pipe holds at least 512).
  */
 static void
 sandbox_export(scmp_filter_ctx ctx)
