@@ -2041,6 +2041,10 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	int			 n, k, timeout;
 
 	title_set("hub");
+	/* The table's writer: no process of our uid may ptrace it (again:
+	 * dropping to -u USER reset the flag inherited from the master). */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		fatal("hub: prctl PR_SET_DUMPABLE");
 	/* Die with the master, so no hub outlives the service. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
 		fatal("hub: prctl");

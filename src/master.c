@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <sys/mman.h>
 #include <sys/queue.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -38,6 +39,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "nodepool.h"
+#include "sandbox.h"
 #include "shm.h"
 #include "systemd.h"
 #include "talknetd.h"
@@ -538,11 +540,19 @@ master_shm_create(void)
 		fatal("ftruncate %s", master.rt.shmname);
 	if ((mem = shm_map_readonly(master.rt.shmname, size)) == NULL)
 		fatal("mapping %s read-only", master.rt.shmname);
+	/*
+	 * Mapped, so the name can go: no process of our uid can open the
+	 * table any more.  The master keeps the only writable fd, for the
+	 * hubs it forks; workers close it (worker_close_fds).
+	 */
+	if (shm_unlink(master.rt.shmname) == -1)
+		fatal("shm_unlink %s", master.rt.shmname);
 	master.rt.shm_fd = fd;
 	master.rt.shm_ro = mem;
 	master.rt.shm_size = size;
 	log_info("table %s: %zu bytes for %zu clients and %zu rooms",
 	    master.rt.shmname, size, cfg->max_clients, cfg->max_rooms);
+	master.rt.shmname[0] = '\0';
 }
 
 /*
@@ -862,6 +872,19 @@ master_accept(int lfd)
 	return 0;
 }
 
+/* "SYS" for SIGSYS (a worker's forbidden system call), for the log. */
+static const char *
+master_signame(int sig)
+{
+#ifdef HAVE_SIGABBREV_NP
+	const char	*name;
+
+	if ((name = sigabbrev_np(sig)) != NULL)
+		return name;
+#endif
+	return sig == SIGSYS ? "SYS" : "?";
+}
+
 /* Reaps every child that exited; restarts the hub if it was one. */
 static void
 master_reap(void)
@@ -898,13 +921,15 @@ master_reap(void)
 			live->status_dirty = 1;
 		}
 		if (WIFSIGNALED(status) && !master.stopping)
-			log_warnx("worker %ld killed by signal %d", (long)pid,
-			    WTERMSIG(status));
+			log_warnx("worker %ld killed by signal %d (SIG%s)",
+			    (long)pid, WTERMSIG(status),
+			    master_signame(WTERMSIG(status)));
 	}
 }
 
 /*
- * Removes what the master created, as far as it got: the table, the
+ * Removes what the master created, as far as it got: the table's name
+ * (a start that failed before master_shm_create unlinked it), the
  * hub's socket and directory, the pidfile.  Each is forgotten once
  * removed, so running it twice is harmless.
  */
@@ -1205,6 +1230,13 @@ master_main(struct config *cfg, reload_fn reload)
 	size_t		 i, npfd;
 	int		 timeout, left, paused = 0;
 
+	/*
+	 * Not dumpable: a process of our uid (a worker, when there is no
+	 * -u) may not ptrace the master, read its memory or its fds
+	 * through /proc (the table's writable fd).  Children inherit it.
+	 */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		fatal("prctl PR_SET_DUMPABLE");
 	master.cfg = cfg;
 	master.reload = reload;
 	master.hub_ctl = -1;
@@ -1239,6 +1271,8 @@ master_main(struct config *cfg, reload_fn reload)
 	title_set("master");
 	/* Handlers first: a signal right after "listening" must not kill. */
 	master_signals();
+	/* The workers' filter, built once here rather than in each. */
+	sandbox_init();
 	if (master_listen(cfg) == -1)
 		exit(1);
 	if (master.pidfh != NULL && pidfile_write(master.pidfh) == -1)

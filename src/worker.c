@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "proto.h"
+#include "sandbox.h"
 #include "shm.h"
 #include "talknetd.h"
 #include "title.h"
@@ -1370,6 +1372,11 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	/* The master formatted the address already: no resolver code here. */
 	(void)strlcpy(w.addr, addr, sizeof(w.addr));
 	title_set("worker (unidentified) %s", w.addr);
+	/* glibc's syslog fd is about to be closed and its number reused
+	 * (the send pipe, the hub channel): forget it, so syslog()
+	 * reconnects rather than write to, or close, one of those. */
+	if (!cfg->foreground)
+		closelog();
 	worker_close_fds(fd, rt->release_fd);
 	/* Die with the master, so no worker outlives the service. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
@@ -1386,6 +1393,8 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	worker_send_buffer(cfg);
 	worker_pipe_open();
 	worker_setup(cfg);
+	/* Set up: from here on the worker can only serve its client. */
+	sandbox_worker();
 
 	for (;;) {
 		if (worker_stop && !w.closed)

@@ -159,7 +159,22 @@ def fd_targets(pid):
 
 
 def shm_path(master_pid):
+    """The table's name while the master creates it; it unlinks the name
+    once the table is mapped, so the path exists only in /proc/PID/maps,
+    marked " (deleted)"."""
     return "/dev/shm/talknetd.%d" % master_pid
+
+
+def shm_mapped(master_pid):
+    """True if the master maps its table and the name is gone."""
+    shm = shm_path(master_pid)
+    try:
+        with open("/proc/%d/maps" % master_pid) as f:
+            maps = [line for line in f if shm in line]
+    except OSError:
+        return False
+    return bool(maps) and not os.path.exists(shm) and \
+        all(line.rstrip("\n").endswith(" (deleted)") for line in maps)
 
 
 def become_subreaper():

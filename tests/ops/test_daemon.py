@@ -97,7 +97,8 @@ def test_daemon_with_pidfile():
         assert len(kids) == 3, "expected the hub and 2 workers, got %r" \
             % [(k, tnlib.proc_title(k)) for k in kids]
         shm = opslib.shm_path(pid)
-        assert os.path.exists(shm), "no %s" % shm
+        assert opslib.shm_mapped(pid), \
+            "the daemon does not map its table, or %s is still there" % shm
         rundirs = [n for n in os.listdir(d.dir) if n.startswith("talknetd.")]
         assert len(rundirs) == 1, os.listdir(d.dir)
 

@@ -94,8 +94,7 @@ def _stop_with_clients(sig):
     kids = opslib.tree_pids(s.pid)
     assert len(kids) == 4, "expected the hub and 3 workers: %r" \
         % [(k, tnlib.proc_title(k)) for k in kids]
-    shm = opslib.shm_path(s.pid)
-    assert os.path.exists(shm), "no %s while running" % shm
+    assert opslib.shm_mapped(s.pid), "no table mapped while running"
     rd = [n for n in os.listdir(d) if n.startswith("talknetd.")]
     assert len(rd) == 1, "run directory in TMPDIR: %r" % os.listdir(d)
 
