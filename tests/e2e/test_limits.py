@@ -437,9 +437,11 @@ def test_login_timeout():
         a = Client(s).identify("A")
         lazy = Client(s)
         t0 = time.monotonic()
-        lazy.expect_closed(timeout=4)
+        # Not before the second is up, and long before the default of
+        # 20 s: a loaded machine may well take a few seconds more.
+        lazy.expect_closed(timeout=10)
         dt = time.monotonic() - t0
-        assert 0.8 <= dt <= 3.5, dt
+        assert 0.8 <= dt <= 10, dt
         time.sleep(1.2)
         a.send(req("USERS"))
         a.expect(tnlib.user_list({"A": "ACTIVE"}))
@@ -448,16 +450,18 @@ def test_login_timeout():
 
 def test_rate_limit_slows_but_never_drops():
     # 10 a second with a burst of 5: 25 messages take about 2 s, and every
-    # one of them arrives, in order.
+    # one of them arrives, in order.  No machine is fast enough to beat
+    # the bucket; a loaded one may take longer, so the upper bound only
+    # tells a rate of 10 from one of a few a second.
     with Server("--rate-limit", "10", "--rate-burst", "5") as s:
         a, b = connect_users(s, "A", "B")
         t0 = time.monotonic()
         for i in range(25):
             a.send(req("PUBLIC_TEXT", text="m%d" % i))
         for i in range(25):
-            b.expect(public_from("A", "m%d" % i), timeout=5)
+            b.expect(public_from("A", "m%d" % i), timeout=10)
         dt = time.monotonic() - t0
-        assert 1.5 <= dt <= 4.5, "25 messages at 10/s burst 5 took %.2f s" % dt
+        assert 1.5 <= dt <= 10, "25 messages at 10/s burst 5 took %.2f s" % dt
         expect_nothing(a, b)
 
 

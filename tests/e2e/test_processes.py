@@ -84,10 +84,24 @@ def test_a_burst_of_lines_leaves_no_heap_page_either():
         assert kib == 0, "worker holds %d kB of private heap" % kib
 
 
+def config_defines(name):
+    """True if the build's config.h defines name (or cannot be found)."""
+    top = os.environ.get("TOP_BUILDDIR") or \
+        os.path.join(os.path.dirname(tnlib.TALKNETD), "..")
+    try:
+        with open(os.path.join(top, "config.h")) as f:
+            return ("#define %s 1" % name) in f.read()
+    except OSError:
+        return True
+
+
 def test_workers_hold_no_copy_of_libc_or_ld_so_data():
     """A worker is forked without libc's fork bookkeeping (_Fork), which
     would reset ld.so's and libc's locks in both processes and so leave
-    every worker a private copy of those pages."""
+    every worker a private copy of those pages.  Where libc has no
+    _Fork the master forks workers with fork(), and they do."""
+    if not config_defines("HAVE__FORK"):
+        raise tnlib.Skip("this libc has no _Fork: workers come from fork()")
     with Server() as s:
         anna, ben = connect_users(s, "anna", "ben")
         ben.send(req("PUBLIC_TEXT", text="hello"))
@@ -126,28 +140,43 @@ def anon_private_kib(pid):
                if name == "" and not last_named.endswith("/talknetd"))
 
 
-def test_workers_under_the_unit_share_the_rseq_page():
-    """Under the environment talknetd.service sets (glibc's rseq off), a
-    worker owns one page of its thread block, not two: the kernel writes
-    the CPU number into a registered rseq area, in the block's second
-    page, each time the process is scheduled."""
-    env = unit_environment()
-    assert env.get("GLIBC_TUNABLES") == "glibc.pthread.rseq=0", \
-        "talknetd.service sets no GLIBC_TUNABLES=glibc.pthread.rseq=0: %r" \
-        % env
+def idle_worker_anon_kib(env):
+    """anon_private_kib of an idle worker of a daemon run with env added
+    to its environment, after a line each way; None under the sanitizer
+    runtime, which has anonymous mappings of its own."""
     with Server(env=env) as s:
         anna, ben = connect_users(s, "anna", "ben")
         ben.send(req("PUBLIC_TEXT", text="hello"))
         anna.expect(tnlib.public_from("ben", "hello"))
-        for c in (anna, ben):
-            pid = s.worker_pid(c)
-            with open("/proc/%d/maps" % pid) as f:
-                if "libasan" in f.read():
-                    raise tnlib.Skip("the sanitizer runtime has anonymous "
-                                     "mappings of its own")
-            kib = anon_private_kib(pid)
-            assert kib <= 4, "worker holds %d kB of anonymous pages " \
-                "(its thread block and more)" % kib
+        pid = s.worker_pid(anna)
+        with open("/proc/%d/maps" % pid) as f:
+            if "libasan" in f.read():
+                return None
+        return anon_private_kib(pid)
+
+
+def test_workers_under_the_unit_share_the_rseq_page():
+    """Under the environment talknetd.service sets (glibc's rseq off), a
+    worker owns no more of its thread block than without it, and one
+    page less where glibc registers rseq and the area sits in a page of
+    its own: the kernel writes the CPU number into a registered rseq
+    area each time the process is scheduled.  Which page the area falls
+    in depends on the machine's TLS layout, so the same run measures a
+    worker under the default environment as the baseline."""
+    env = unit_environment()
+    assert env.get("GLIBC_TUNABLES") == "glibc.pthread.rseq=0", \
+        "talknetd.service sets no GLIBC_TUNABLES=glibc.pthread.rseq=0: %r" \
+        % env
+    base = idle_worker_anon_kib({"GLIBC_TUNABLES": ""})
+    if base is None:
+        raise tnlib.Skip("the sanitizer runtime has anonymous mappings of "
+                         "its own")
+    kib = idle_worker_anon_kib(env)
+    assert kib <= base, "under the unit's environment a worker holds %d " \
+        "kB of anonymous pages (its thread block and more), %d kB without " \
+        "it" % (kib, base)
+    print("  anonymous private: %d kB under the unit, %d kB without"
+          % (kib, base))
 
 
 def bss_private_kib(pid):
@@ -160,23 +189,41 @@ def bss_private_kib(pid):
 def test_a_burst_leaves_no_scratch_pages_behind():
     """A worker that read a batch bigger than a page gives those pages of
     its read scratch back once it has been quiet for a second, and still
-    reads the next batch whole."""
+    reads the next batch whole.  How much of the bss an idle worker owns
+    depends on the build and the machine (its state page, and whatever
+    else the linker put near it), so the worker's own figure when idle,
+    measured first, is the baseline it must come back to."""
     with Server() as s:
         anna, ben = connect_users(s, "anna", "ben")
+        ben.send(req("PUBLIC_TEXT", text="hello"))
+        anna.expect(tnlib.public_from("ben", "hello"))
+        pid = s.worker_pid(anna)
+        # Quiet for longer than the worker waits before it gives pages
+        # back: what is left is the idle worker's own.
+        time.sleep(1.5)
+        base = bss_private_kib(pid)
         texts = ["burst %02d %s" % (i, "b" * 150) for i in range(80)]
-        for rnd in range(2):
+        peaks = []
+        for rnd in range(3):
             # One write: the hub sends anna's worker about 14 kB at once.
             ben.send(b"".join(compact(req("PUBLIC_TEXT", text=t))
                               for t in texts))
             for t in texts:
                 anna.expect(tnlib.public_from("ben", t))
-            pid = s.worker_pid(anna)
-
-            wait_until(lambda: bss_private_kib(pid) <= 4, 5,
+            peaks.append(bss_private_kib(pid))
+            wait_until(lambda: bss_private_kib(pid) <= base, 10,
                        what=lambda: "anna's worker to give back its "
-                       "scratch pages (bss private %d kB)"
-                       % bss_private_kib(pid))
+                       "scratch pages (bss private %d kB, %d kB when idle "
+                       "before the burst)" % (bss_private_kib(pid), base))
         tnlib.expect_nothing(anna, ben)
+        # Read at once after the batch, the scratch shows the pages the
+        # burst wrote; unless this process was kept off the CPU for the
+        # worker's quiet second, every round, so one in three is plenty
+        # to show the test saw the pages come and go.
+        assert max(peaks) > base, "the bursts never showed in anna's " \
+            "worker's bss (%d kB idle, %r kB after each burst)" % (base, peaks)
+        print("  bss private: %d kB idle, %s kB after each burst"
+              % (base, peaks))
 
 
 def test_master_hub_and_one_worker_per_connection():
@@ -390,8 +437,10 @@ def test_hub_killed_is_restarted():
         c.expect(tnlib.invitation("A", "R"))
         hub = s.hub_pid()
         os.kill(hub, signal.SIGKILL)
+        # At once, or a second after the last start: 5 s leaves a loaded
+        # machine room, and a master that never restarts it still fails.
         wait_until(lambda: [p for p in s.titled("talknetd: hub") if p != hub],
-                   2, what=lambda: "a new hub (children %r)" % titles(s))
+                   5, what=lambda: "a new hub (children %r)" % titles(s))
         assert s.alive()
         # Nobody was disconnected, and the state is all there.
         assert a.users() == {"A": "ACTIVE", "B": "AWAY", "C": "ACTIVE"}

@@ -15,14 +15,17 @@ reads whole lines and checks every line the server sends against the
 framing and encoding rules of protocol.md.  Every wait has a timeout.
 """
 
+import atexit
 import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -44,6 +47,34 @@ SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "runtime error:",
                       "LeakSanitizer")
 
 LOOPBACK = "127.0.0.1"
+
+# The daemon binds its hub's socket at $TMPDIR/talknetd.XXXXXX/hub.sock,
+# and the tests bind theirs in temporary directories too; a Unix
+# socket's path has room for 107 bytes (sun_path).  Where TMPDIR is deep
+# (a CI runner's workspace) every test would fail before its first line,
+# so they all run under a short private TMPDIR instead.
+SHORT_TMPDIR = 40
+
+
+def use_short_tmpdir():
+    """Points TMPDIR (for this process and every child) at a private
+    directory under /tmp if the current one leaves too little room for
+    a socket's path; the directory is removed at exit."""
+    if len(tempfile.gettempdir()) <= SHORT_TMPDIR:
+        return
+    try:
+        d = tempfile.mkdtemp(prefix="tn-", dir="/tmp")
+    except OSError:
+        return
+    # Sticky and open to all, as /tmp is: daemons run as another user
+    # (-u nobody) make their run directories here too.
+    os.chmod(d, 0o1777)
+    os.environ["TMPDIR"] = d
+    tempfile.tempdir = d
+    atexit.register(shutil.rmtree, d, True)
+
+
+use_short_tmpdir()
 
 # ---------------------------------------------------------------------------
 # Messages, as protocol.md spells them (key order matters)

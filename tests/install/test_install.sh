@@ -43,6 +43,8 @@ talknet-print-dirs:
 	@echo "docdir=$(docdir)"
 	@echo "sysconfdir=$(sysconfdir)"
 	@echo "unitdir=$(systemdsystemunitdir)"
+talknet-long-page:
+	@$(edit) $(srcdir)/doc/talknetd.8.in >$(LONGPAGE)
 EOF
 if ! "$MAKE" --no-print-directory -s -C "$B" -f Makefile -f "$tmp/dirs.mk" \
     talknet-print-dirs >"$tmp/dirs" 2>"$tmp/dirs.err"; then
@@ -145,18 +147,42 @@ for f in "$mandir/man8/talknetd.8" "$unitdir/talknetd.service"; do
 done
 
 # --- the man pages render without a warning --------------------------------
+# lint_page file what: groff -ww, on its default device and on the
+# terminal man(1) uses, has nothing to say about the page.
+lint_page() {
+	if grep -q '^\.Dd' "$1"; then macros=-mdoc; else macros=-man; fi
+	for dev in "" -Tutf8; do
+		if out=$(groff "$macros" -ww $dev -z "$1" 2>&1) &&
+		    [ -z "$out" ]; then
+			ok "groff $macros -ww${dev:+ $dev} -z $2: no output"
+		else
+			fail "groff $macros -ww${dev:+ $dev} -z $2:"
+			say "$out" | sed 's/^/  /'
+		fi
+	done
+}
 if command -v groff >/dev/null 2>&1; then
 	for f in "$mandir/man8/talknetd.8" "$mandir/man1/talknet.1" \
 	    "$mandir/man7/talknet-protocol.7"; do
 		[ -f "$dest$f" ] || continue
-		if grep -q '^\.Dd' "$dest$f"; then macros=-mdoc; else macros=-man; fi
-		if out=$(groff "$macros" -ww -z "$dest$f" 2>&1) && [ -z "$out" ]; then
-			ok "groff $macros -ww -z $f: no output"
-		else
-			fail "groff $macros -ww -z $f:"
-			say "$out" | sed 's/^/  /'
-		fi
+		lint_page "$dest$f" "$f"
 	done
+	# The paths substituted into talknetd.8 are as long as the prefix:
+	# render it again as the Makefile makes it, with paths longer than
+	# any line and a directory name longer than a line by itself.
+	long=/opt/$(printf 'a-very-long-directory-name-%s' 1 2 3 4 5 6)
+	long=$long/$(printf 'and-another-%s' 1 2 3 4 5 6 7 8 9)/usr
+	if "$MAKE" --no-print-directory -s -C "$B" -f Makefile \
+	    -f "$tmp/dirs.mk" talknet-long-page prefix="$long" \
+	    sysconfdir="$long/etc" sbindir="$long/sbin" \
+	    LONGPAGE="$tmp/talknetd-long.8" >"$tmp/long.err" 2>&1 &&
+	    grep -q "$long/etc/talknetd.conf" "$tmp/talknetd-long.8"; then
+		lint_page "$tmp/talknetd-long.8" \
+		    "talknetd.8 with sysconfdir=$long/etc"
+	else
+		cat "$tmp/long.err"
+		fail "could not make talknetd.8 with a ${#long}-byte prefix"
+	fi
 else
 	say "# groff not found: man page rendering not checked"
 fi

@@ -42,9 +42,20 @@ def _soft_limit(pid, name):
     raise AssertionError("no %r in /proc/%d/limits" % (name, pid))
 
 
-def _refused_then_served(s, limit, restore, what):
+def _identified(s, name):
+    """A new client identified as name, and the seconds that took: the
+    same run's measure of how fast this machine serves a connection."""
+    t0 = time.monotonic()
+    c = tnlib.Client(s)
+    c.identify(name)
+    return c, time.monotonic() - t0
+
+
+def _refused_then_served(s, limit, restore, what, base):
     """Clients are closed cleanly while the limit holds; the master does
-    not spin; after restore() a new client is served."""
+    not spin; after restore() a new client is served within the pause
+    (200 ms) and a second, plus ten times what serving a connection took
+    (base seconds) earlier in the same run."""
     cpu0 = _cpu_s(s.pid)
     t0 = time.monotonic()
     limit()
@@ -64,19 +75,16 @@ def _refused_then_served(s, limit, restore, what):
         % (cpu, time.monotonic() - t0, what)
     restore()
     # Service comes back without a restart; the pause is short.
-    t1 = time.monotonic()
-    ok = tnlib.Client(s)
-    ok.identify("back")
-    assert time.monotonic() - t1 < 2.0, "service took %.1f s to resume" \
-        % (time.monotonic() - t1)
+    ok, took = _identified(s, "back")
+    assert took < 1.0 + max(1.0, 10 * base), "service took %.1f s to " \
+        "resume; the first client was served in %.2f s" % (took, base)
     for c in refused:
         c.close()
 
 
 def test_out_of_fds_refuses_politely_and_resumes():
     s = tnlib.Server()
-    a = tnlib.Client(s)
-    a.identify("anna")
+    a, base = _identified(s, "anna")
     pid = s.pid
     soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
     # The master closes its copy of anna's socket just after the fork;
@@ -95,7 +103,7 @@ def test_out_of_fds_refuses_politely_and_resumes():
     def restore():
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
 
-    _refused_then_served(s, limit, restore, "EMFILE")
+    _refused_then_served(s, limit, restore, "EMFILE", base)
     s.wait_log(r"connection from 127\.0\.0\.1:\d+ refused: out of file "
                r"descriptors")
     # Whoever was already connected never noticed.
@@ -145,34 +153,26 @@ def _set_nproc(uid, gid, pid, soft):
     assert st[0] == 0, "prlimit failed: %r" % (st,)
 
 
-def _tasks_of(uid):
-    """Tasks (threads) that uid runs, as RLIMIT_NPROC counts them."""
-    n = 0
-    for p in tnlib.all_pids():
-        st = opslib.proc_status(p)
-        if st is not None and int(st["Uid"].split()[0]) == uid:
-            n += int(st.get("Threads", "1"))
-    return n
-
-
 def test_fork_failure_refuses_politely_and_resumes():
     uid, gid = _nobody()
     if opslib.run(_as(uid, gid) + ["test", "-x", tnlib.TALKNETD])[0] != 0:
         raise tnlib.Skip("nobody cannot run %s" % tnlib.TALKNETD)
     s = NobodyServer(uid, gid)
-    a = tnlib.Client(s)
-    a.identify("anna")
+    a, base = _identified(s, "anna")
     pid = s.pid
     soft = _soft_limit(pid, "Max processes")
 
     def limit():
         # No room for one more process of nobody's: fork fails, EAGAIN.
-        _set_nproc(uid, gid, pid, _tasks_of(uid))
+        # Not nobody's task count now, which other tests on the machine
+        # (their hubs and workers as nobody) change any moment: one, and
+        # the master, its hub and anna's worker are over it already.
+        _set_nproc(uid, gid, pid, 1)
 
     def restore():
         _set_nproc(uid, gid, pid, soft)
 
-    _refused_then_served(s, limit, restore, "fork")
+    _refused_then_served(s, limit, restore, "fork", base)
     s.wait_log(r"connection from 127\.0\.0\.1:\d+ refused: fork: "
                r"Resource temporarily unavailable")
     a.expect(tnlib.new_user("back"))

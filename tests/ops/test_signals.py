@@ -75,22 +75,68 @@ def _read_all(client, timeout):
                          % (timeout, len(data)))
 
 
-# Output queued for a client that does not read: more than the kernel's
-# socket buffers hold (tcp_wmem's maximum is typically 4 MiB), so part of
-# it waits in the worker's own queue when the signal comes.
-NQUEUED = 2500
+def _tx_queue(s, client):
+    """Bytes the kernel holds to send on the server's side of client's
+    connection (tx_queue in /proc/net/tcp), or 0 if it is not there."""
+    local = "0100007F:%04X" % s.port
+    remote = "0100007F:%04X" % client.local_port
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            x = line.split()
+            if x[1] == local and x[2] == remote:
+                return int(x[4].split(":")[0], 16)
+    return 0
+
+
+def _settled_tx_queue(s, client):
+    """_tx_queue once it has not moved for 0.1 s (at most 5 s)."""
+    last = _tx_queue(s, client)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = _tx_queue(s, client)
+        if now == last:
+            break
+        last = now
+    return last
+
+
+# Messages bob sends alice at a time while her socket fills, and the
+# most in all (64 MB: more than any machine's TCP lets a socket hold).
+BATCH = 100
+MAX_QUEUED = 32000
+
+
+def _fill_until_queued(s, alice, bob):
+    """bob sends alice, who does not read, batches of 2 kB messages until
+    her socket's send buffer is full: as large as tcp_wmem lets it grow,
+    this machine's figure, measured.  The batch that found it full waits
+    in her worker's own queue (and its pipe) when the signal comes: that
+    the worker must still deliver, in its second of grace, however slow
+    the machine.  Returns the texts sent."""
+    texts = []
+    held = 0
+    while len(texts) < MAX_QUEUED:
+        batch = ["%05d " % (len(texts) + i) + "t" * 1994
+                 for i in range(BATCH)]
+        for t in batch:
+            bob.send(req("TEXT", username="alice", text=t))
+        texts += batch
+        # The hub routed them all before it answers bob's USERS.
+        bob.users()
+        now = _settled_tx_queue(s, alice)
+        if now - held < BATCH * 2000 // 2:
+            return texts
+        held = now
+    raise AssertionError("alice's socket took all of %d messages (%d "
+                         "bytes held)" % (len(texts), held))
 
 
 def _stop_with_clients(sig):
     d = opslib.tempdir("stop")
     s = opslib.EnvServer("--max-queue", str(16 << 20), env={"TMPDIR": d})
     alice, bob, carol = _three_clients(s)
-    texts = ["%04d " % i + "t" * 1995 for i in range(NQUEUED)]
-    for t in texts:
-        bob.send(req("TEXT", username="alice", text=t))
-    # The hub routed them all before it answers bob's USERS.
-    bob.users()
-    time.sleep(0.5)
+    texts = _fill_until_queued(s, alice, bob)
     kids = opslib.tree_pids(s.pid)
     assert len(kids) == 4, "expected the hub and 3 workers: %r" \
         % [(k, tnlib.proc_title(k)) for k in kids]

@@ -41,6 +41,13 @@ if ldd "$TALKNETD" 2>/dev/null | grep -q 'lib[at]san'; then
 	exit 77
 fi
 
+# The daemon binds $TMPDIR/talknetd.XXXXXX/hub.sock, and a Unix socket's
+# path has room for 107 bytes: where TMPDIR is deep, use /tmp.
+tmpdir=${TMPDIR:-}
+if [ "${#tmpdir}" -gt 40 ]; then
+	TMPDIR=/tmp
+	export TMPDIR
+fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tn-valgrind.XXXXXX") || exit 1
 vg_pid=
 cleanup() {
