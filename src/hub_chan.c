@@ -1,0 +1,751 @@
+/*
+ * hub_chan.c: one worker's channel in the hub: reading and checking its
+ * frames, HELLO and reattaching after a restart, queueing lines for it
+ * (its own buffer and its part of the round's shared batch), flow
+ * control (pacing senders behind a slow reader), the end-of-round
+ * flush, and dropping it.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/tree.h>
+#include <sys/uio.h>
+
+#include <linux/sockios.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "conf.h"
+#include "ipc.h"
+#include "log.h"
+#include "proto.h"
+#include "shm.h"
+#include "talknetd.h"
+#include "xmalloc.h"
+#include "hub.h"
+
+/* The table row of a connection's user. */
+struct shm_user *
+hub_row(const struct hub_conn *c)
+{
+	return shm_user(&hub.tab, c->slot);
+}
+
+/* A connection's user name. */
+struct str
+hub_name(const struct hub_conn *c)
+{
+	return hub_user_key(c);
+}
+
+/* Whether a connection's user has identified. */
+int
+hub_identified(const struct hub_conn *c)
+{
+	return hub_row(c)->state == USER_IDENTIFIED;
+}
+
+/* Queues a connection for the end-of-round write. */
+void
+hub_mark_dirty(struct hub_conn *c)
+{
+	if (!c->dirty) {
+		c->dirty = 1;
+		TAILQ_INSERT_TAIL(&hub.dirty, c, dirty_entry);
+	}
+}
+
+/*
+ * Schedules a connection to be dropped at the end of the round, saying
+ * why in the log and, in a CLOSE frame, to the worker.
+ */
+void
+hub_kill(struct hub_conn *c, uint32_t reason, const char *why)
+{
+	if (c->dead)
+		return;
+	log_info("worker %ld (%s): dropped: %s", (long)c->pid, c->addr, why);
+	c->dead = 1;
+	c->close_reason = reason;
+	TAILQ_INSERT_TAIL(&hub.dead, c, dead_entry);
+}
+
+/* Bytes queued for a worker and not yet written to its channel. */
+size_t
+hub_backlog(const struct hub_conn *c)
+{
+	return buf_pending(&c->out) + c->share_len;
+}
+
+/* Sets the events a channel is watched for: input unless paused. */
+static void
+hub_watch(struct hub_conn *c)
+{
+	struct epoll_event	ev;
+
+	if (c->fd == -1 || !c->watched)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = (c->paused ? 0 : EPOLLIN) | (c->want_out ? EPOLLOUT : 0);
+	ev.data.ptr = c;
+	if (epoll_ctl(hub.epfd, EPOLL_CTL_MOD, c->fd, &ev) == -1)
+		fatal("hub: epoll_ctl mod");
+}
+
+/*
+ * Bytes a worker has read from its channel, ever.  What the hub wrote is
+ * not enough: a Unix socket reports room again only once three quarters
+ * of its buffer were read, so a worker reading steadily would look idle
+ * for a second at a time; SIOCOUTQ says what the worker has not read.
+ */
+static uint64_t
+hub_taken(const struct hub_conn *c)
+{
+	int	unread = 0;
+
+	if (c->fd == -1 || ioctl(c->fd, SIOCOUTQ, &unread) == -1 ||
+	    unread < 0)
+		unread = 0;
+	if ((uint64_t)unread > c->drained)
+		return 0;
+	return c->drained - (uint64_t)unread;
+}
+
+/*
+ * A detached reader came back as a new conn (hub_reattach): the senders
+ * it paced now wait for the new one, whose pacing window starts now.
+ */
+static void
+hub_pace_moved(struct hub_conn *old, struct hub_conn *c)
+{
+	struct hub_conn	*s;
+
+	TAILQ_FOREACH(s, &hub.paused, paused_entry) {
+		if (s->paced_by == old)
+			s->paced_by = c;
+	}
+	c->pace_at = 0;
+}
+
+/*
+ * Pauses sender s because reader r is behind: s is read no more until r
+ * drains, so TCP carries the back-pressure to s's client.  r's pacing
+ * window starts now, if it has none running.
+ */
+static void
+hub_pace(struct hub_conn *s, struct hub_conn *r)
+{
+	if (s->paused || s->dead)
+		return;
+	s->paused = 1;
+	s->paced_by = r;
+	TAILQ_INSERT_TAIL(&hub.paused, s, paused_entry);
+	if (r->pace_at == 0) {
+		r->pace_at = clock_now_ms();
+		r->pace_taken = hub_taken(r);
+	}
+	hub_watch(s);
+	log_debug("worker %ld (%s): paused for worker %ld (%s)",
+	    (long)s->pid, s->addr, (long)r->pid, r->addr);
+}
+
+/*
+ * After a frame was queued for a worker: marks it dirty; pauses the
+ * sender if the worker's backlog is over the high-water mark and it
+ * drains well; drops it if the backlog is over the cap.
+ */
+static void
+hub_queued(struct hub_conn *c)
+{
+	size_t	b = hub_backlog(c);
+
+	hub_mark_dirty(c);
+	if (b > hub.q_cap + c->cap_extra) {
+		log_debug("worker %ld (%s): %zu bytes held, %zu in its part of "
+		    "the batch", (long)c->pid, c->addr, b, c->share_len);
+		hub_kill(c, CLOSE_QUEUE, c->stuck ?
+		    "queue over the limit, draining too slowly" :
+		    "queue over the limit");
+		return;
+	}
+	/* A reader away after a hub restart paces until its grace ends. */
+	if (b > hub.q_high && !c->stuck &&
+	    (c->fd != -1 || hub.grace_until != 0) &&
+	    hub.reading != NULL && hub.reading != c)
+		hub_pace(hub.reading, c);
+}
+
+/*
+ * Copies a worker's part of the shared batch into its own queue: before
+ * anything else is queued for it, and for what a write did not take.
+ */
+static void
+hub_own_share(struct hub_conn *c)
+{
+	if (c->share_len == 0)
+		return;
+	xbuf_append(&c->out, buf_head(&hub.shared) + c->share_off,
+	    c->share_len);
+	c->share_len = 0;
+}
+
+/*
+ * Puts the encoded line into this round's shared batch once, for
+ * hub_share to give to each recipient: a broadcast is copied once, not
+ * once per worker, and hub_flush writes each worker's part from there.
+ */
+void
+hub_share_line(void)
+{
+	hub.shared_frame = buf_pending(&hub.shared);
+	ipc_put(&hub.shared, IPC_LINE, IPC_SLOT_NEW, buf_head(&hub.line),
+	    buf_pending(&hub.line));
+}
+
+/* Queues the last shared line for one worker. */
+void
+hub_share(struct hub_conn *c)
+{
+	size_t	end = buf_pending(&hub.shared);
+
+	if (c->dead)
+		return;
+	/* Its part must stay one run of the batch, last in its queue. */
+	if (c->share_len > 0 &&
+	    c->share_off + c->share_len != hub.shared_frame)
+		hub_own_share(c);
+	if (c->share_len == 0)
+		c->share_off = hub.shared_frame;
+	c->share_len = end - c->share_off;
+	hub_queued(c);
+}
+
+/* Appends one frame for a worker, dropping it if its backlog is full. */
+void
+hub_put(struct hub_conn *c, uint16_t type, const void *p, size_t len)
+{
+	if (c->dead)
+		return;
+	hub_own_share(c);
+	ipc_put(&c->out, type, c->slot, p, len);
+	hub_queued(c);
+}
+
+/* Encodes m once into the shared line buffer. */
+void
+hub_encode(const struct msg *m)
+{
+	buf_reset(&hub.line);
+	if (proto_encode(&hub.line, m) == -1)
+		fatal("proto_encode");
+}
+
+/* Sends the encoded line to one worker. */
+void
+hub_send(struct hub_conn *c)
+{
+	hub_put(c, IPC_LINE, buf_head(&hub.line), buf_pending(&hub.line));
+}
+
+/*
+ * A worker that was connected before a hub restart takes its detached
+ * row back.  Its identity is still the channel: the row must belong to
+ * the same process (SO_PEERCRED), or the worker is dropped.  The live
+ * conn c takes the detached one's place in every index.
+ */
+static int
+hub_reattach(struct hub_conn *c, uint32_t slot)
+{
+	struct hub_conn	*old;
+
+	if (slot >= hub.cfg->max_clients || (old = hub.conns[slot]) == NULL ||
+	    old->fd != -1 || old->dead || old->pid != c->pid)
+		return -1;
+	c->slot = slot;
+	c->hello = old->hello;
+	c->parted = old->parted;
+	c->rooms = old->rooms;
+	hub.conns[slot] = c;
+	RB_REMOVE(pid_tree, &hub.pids, old);
+	RB_INSERT(pid_tree, &hub.pids, c);
+	hub_pace_moved(old, c);
+	if (hub_identified(old)) {
+		TAILQ_INSERT_BEFORE(old, c, ident_entry);
+		TAILQ_REMOVE(&hub.idents, old, ident_entry);
+		RB_REMOVE(user_tree, &hub.users, old);
+		RB_INSERT(user_tree, &hub.users, c);
+	}
+	/* Lines queued while it was away go out first. */
+	hub_own_share(old);
+	if (buf_pending(&old->out) > 0) {
+		xbuf_append(&c->out, buf_head(&old->out),
+		    buf_pending(&old->out));
+		hub_mark_dirty(c);
+	}
+	if (old->dirty)
+		TAILQ_REMOVE(&hub.dirty, old, dirty_entry);
+	buf_free(&old->in);
+	buf_free(&old->out);
+	free(old);
+	hub.ndetached--;
+	log_info("worker %ld (%s): back on row %u", (long)c->pid, c->addr,
+	    slot);
+	return 0;
+}
+
+/*
+ * Whether a HELLO's address is made of what sockaddr_fmt writes for an
+ * honest worker: "192.0.2.1:80", "[2001:db8::1]:80", "[fe80::1%eth0]:80"
+ * (an interface name: letters, digits, '-', '_', '.'), or "?".
+ */
+static int
+hub_addr_ok(const char *a)
+{
+	unsigned char	ch;
+
+	if (*a == '\0')
+		return 0;
+	for (; *a != '\0'; a++) {
+		ch = (unsigned char)*a;
+		if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= 'A' && ch <= 'Z'))
+			continue;
+		if (strchr(".:[]%-_?", ch) == NULL)
+			return 0;
+	}
+	return 1;
+}
+
+/* Takes a channel off the list of those that owe a HELLO. */
+void
+hub_unwait(struct hub_conn *c)
+{
+	if (c->waiting) {
+		TAILQ_REMOVE(&hub.waiting, c, wait_entry);
+		c->waiting = 0;
+	}
+}
+
+/*
+ * The detached row of a worker that says it has none: the old hub gave
+ * it a row (and may have run its IDENTIFY) but died before the WELCOME
+ * reached it.  Found by the channel's pid, never by what the worker says.
+ */
+static uint32_t
+hub_detached_row(pid_t pid)
+{
+	struct hub_conn	key, *c;
+
+	key.pid = pid;
+	if ((c = RB_FIND(pid_tree, &hub.pids, &key)) == NULL ||
+	    c->fd != -1 || c->dead)
+		return SLOT_NONE;
+	return c->slot;
+}
+
+/* Whether a process already holds a row on a live channel. */
+static int
+hub_pid_has_row(pid_t pid)
+{
+	struct hub_conn	key, *c;
+
+	key.pid = pid;
+	return (c = RB_FIND(pid_tree, &hub.pids, &key)) != NULL &&
+	    c->fd != -1;
+}
+
+/* HELLO: gives a new worker a row, or a returning one its own. */
+static const char *
+hub_hello(struct hub_conn *c, const char *p, size_t len)
+{
+	struct ipc_hello	hello;
+	struct ipc_welcome	welcome;
+	char			esc[LOG_ESCAPED(sizeof(hello.addr))];
+
+	if (c->slot != SLOT_NONE)
+		return "a second HELLO";
+	if (ipc_get_hello(p, len, &hello) == -1)
+		return "a malformed HELLO";
+	/* It goes into log lines: only what an address is made of. */
+	if (!hub_addr_ok(hello.addr)) {
+		log_warnx("worker %ld: HELLO with a bad address \"%s\"",
+		    (long)c->pid, log_escape(hello.addr, strlen(hello.addr),
+		    esc, sizeof(esc)));
+		return "a HELLO with a bad address";
+	}
+	(void)strlcpy(c->addr, hello.addr, sizeof(c->addr));
+	if (hello.slot == IPC_SLOT_NEW)
+		hello.slot = hub_detached_row(c->pid);
+	if (hello.slot != SLOT_NONE) {
+		if (hub_reattach(c, hello.slot) == -1) {
+			/* Its row went when the grace period ended. */
+			if (hello.slot < hub.cfg->max_clients &&
+			    hub.conns[hello.slot] == NULL)
+				c->close_reason = CLOSE_GONE;
+			return "HELLO for a row that is not its own";
+		}
+	} else {
+		/* A worker has one channel: more would be one process
+		 * taking rows for clients it does not have. */
+		if (hub_pid_has_row(c->pid))
+			return "a second channel from one process";
+		if (hub.nfree_users == 0) {
+			c->close_reason = CLOSE_REFUSED;
+			return "refused: table full";
+		}
+		c->slot = hub.free_users[--hub.nfree_users];
+		hub.conns[c->slot] = c;
+		RB_INSERT(pid_tree, &hub.pids, c);
+		shm_begin(&hub.tab);
+		shm_user_attach(&hub.tab, c->slot, c->pid);
+		shm_commit(&hub.tab);
+	}
+	c->hello = 1;
+	hub_unwait(c);
+	memset(&welcome, 0, sizeof(welcome));
+	welcome.slot = c->slot;
+	welcome.last_seq = hub_row(c)->last_seq;
+	hub_put(c, IPC_WELCOME, &welcome, sizeof(welcome));
+	log_debug("worker %ld (%s): hello, row %u", (long)c->pid, c->addr,
+	    c->slot);
+	return NULL;
+}
+
+/* The dispatcher: one frame from a worker; NULL, or why to drop it. */
+static const char *
+hub_dispatch(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
+{
+	if (h->type == IPC_HELLO)
+		return hub_hello(c, p, h->len);
+	if (!c->hello)
+		return "a frame before HELLO";
+	if (ipc_request_msg(h->type) == MSG_NONE)
+		return "a frame of unknown type";
+	return hub_request(c, h, p);
+}
+
+/*
+ * Runs the complete frames in src, as the sender c, until they run out
+ * or a reader that is behind pauses c; the rest stays in c's input.
+ */
+static void
+hub_run_frames(struct hub_conn *c, struct buf *src)
+{
+	struct ipc_hdr	 h;
+	const char	*p, *why;
+	int		 r;
+
+	hub.reading = c;
+	while (!c->dead && !c->paused &&
+	    (r = ipc_get_max(src, hub.max_frame, &h, &p)) != 0) {
+		if (r == -1) {
+			hub_kill(c, CLOSE_PROTOCOL, h.version != IPC_VERSION ?
+			    "a frame of another IPC version" :
+			    "a frame over the length limit");
+			break;
+		}
+		if ((why = hub_dispatch(c, &h, p)) != NULL) {
+			hub_kill(c, c->close_reason != 0 ? c->close_reason :
+			    CLOSE_PROTOCOL, why);
+			break;
+		}
+	}
+	hub.reading = NULL;
+	if (!c->dead)
+		ipc_keep_rest(&c->in, src);
+}
+
+/* Reads what a worker sent and runs every complete frame. */
+void
+hub_read(struct hub_conn *c)
+{
+	struct buf	 rb, *src;
+	ssize_t		 n;
+	int		 eof = 0;
+
+	/*
+	 * One read buffer for every worker: a channel keeps a buffer of its
+	 * own only for a frame that arrived in part, so thousands of idle
+	 * channels cost no read buffers.
+	 */
+	n = read(c->fd, hub.rbuf, HUB_READ_SIZE);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		log_warn("worker %ld: read", (long)c->pid);
+		eof = 1;
+	} else if (n == 0)
+		eof = 1;
+	src = ipc_feed(&c->in, &rb, hub.rbuf, eof ? 0 : (size_t)n);
+	hub_run_frames(c, src);
+	buf_shrink(&c->in, HUB_KEEP);
+	if (eof)
+		hub_kill(c, 0, "channel closed");
+}
+
+/* Takes a sender off the paused list. */
+static void
+hub_unpause(struct hub_conn *s)
+{
+	if (!s->paused)
+		return;
+	s->paused = 0;
+	s->paced_by = NULL;
+	TAILQ_REMOVE(&hub.paused, s, paused_entry);
+}
+
+/*
+ * Says CLOSE and its reason on a channel the hub drops on purpose, so
+ * the worker closes its client instead of reconnecting.  Only when
+ * nothing is pending for it: a frame half written would garble the
+ * CLOSE, and a worker that has a row sees it freed in the table anyway.
+ */
+static void
+hub_say_close(struct hub_conn *c)
+{
+	struct ipc_close	cl;
+	struct buf		b;
+	char			store[sizeof(struct ipc_hdr) + sizeof(cl)];
+
+	if (c->fd == -1 || c->close_reason == 0 || c->parted ||
+	    buf_pending(&c->out) > 0)
+		return;
+	memset(&cl, 0, sizeof(cl));
+	cl.reason = c->close_reason;
+	buf_init_store(&b, store, sizeof(store));
+	ipc_put(&b, IPC_CLOSE, c->slot, &cl, sizeof(cl));
+	/* Best effort: a full channel means a worker that reads no more. */
+	(void)send(c->fd, buf_head(&b), buf_pending(&b),
+	    MSG_DONTWAIT | MSG_NOSIGNAL);
+	buf_free(&b);
+}
+
+/* Drops a connection: DISCONNECT semantics, then frees its row. */
+static void
+hub_drop(struct hub_conn *c)
+{
+	struct hub_conn	*s, *next;
+
+	hub_unpause(c);
+	/* Whoever it paced goes on: hub_end_round runs their input. */
+	TAILQ_FOREACH_SAFE(s, &hub.paused, paused_entry, next) {
+		if (s->paced_by == c)
+			s->paced_by = NULL;
+	}
+	if (c->slot != SLOT_NONE) {
+		shm_begin(&hub.tab);
+		hub_part(c);
+		shm_user_detach(&hub.tab, c->slot);
+		shm_commit(&hub.tab);
+		hub.conns[c->slot] = NULL;
+		hub.free_users[hub.nfree_users++] = c->slot;
+		RB_REMOVE(pid_tree, &hub.pids, c);
+	}
+	if (c->dirty)
+		TAILQ_REMOVE(&hub.dirty, c, dirty_entry);
+	/* The row is free before the channel closes: a worker that sees
+	 * the close and then its row gone knows it was dropped. */
+	hub_say_close(c);
+	hub_unwait(c);
+	/* Closing the fd also removes it from the epoll set. */
+	if (c->fd != -1) {
+		close(c->fd);
+		hub.nchannels--;
+	} else
+		hub.ndetached--;
+	buf_free(&c->in);
+	buf_free(&c->out);
+	free(c);
+	hub.ndropped++;
+}
+
+/* Writes each dirty worker's batch once; waits for EPOLLOUT if partial. */
+static void
+hub_flush(void)
+{
+	struct hub_conn		*c;
+	struct iovec		 iov[2];
+	ssize_t			 n;
+	size_t			 own;
+	int			 want;
+
+	while ((c = TAILQ_FIRST(&hub.dirty)) != NULL) {
+		TAILQ_REMOVE(&hub.dirty, c, dirty_entry);
+		c->dirty = 0;
+		if (c->dead) {
+			c->share_len = 0;
+			continue;
+		}
+		/* A detached worker's lines wait for it to come back. */
+		if (c->fd == -1) {
+			hub_own_share(c);
+			continue;
+		}
+		/* Its own frames, then its part of the shared batch. */
+		iov[0].iov_base = buf_head(&c->out);
+		iov[0].iov_len = buf_pending(&c->out);
+		iov[1].iov_base = buf_head(&hub.shared) + c->share_off;
+		iov[1].iov_len = c->share_len;
+		n = writev(c->fd, iov, c->share_len > 0 ? 2 : 1);
+		if (n == -1 && errno != EAGAIN && errno != EINTR) {
+			c->share_len = 0;
+			hub_kill(c, 0, "write failed");
+			continue;
+		}
+		if (n > 0) {
+			c->drained += (uint64_t)n;
+			own = (size_t)n < iov[0].iov_len ? (size_t)n :
+			    iov[0].iov_len;
+			buf_drain(&c->out, own);
+			c->share_off += (size_t)n - own;
+			c->share_len -= (size_t)n - own;
+		}
+		/* The batch is gone after this round: keep what is left. */
+		hub_own_share(c);
+		buf_shrink(&c->out, HUB_KEEP);
+		/* Caught up: it may pace senders again if it falls behind. */
+		if (buf_pending(&c->out) <= hub.q_low) {
+			c->stuck = 0;
+			c->pace_at = 0;
+			c->cap_extra = 0;
+		}
+		want = buf_pending(&c->out) > 0;
+		if (want != c->want_out) {
+			c->want_out = want;
+			hub_watch(c);
+		}
+	}
+}
+
+/*
+ * Lets a sender taken off the paused list go on: watched for input
+ * again, and the frames it had sent meanwhile run now (they may pause
+ * it again).
+ */
+static void
+hub_pace_resume(struct hub_conn *s)
+{
+	struct epoll_event	ev;
+
+	if (s->dead)
+		return;
+	if (!s->watched) {
+		/* Its channel hung up while paused: see the rest, then EOF. */
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN | (s->want_out ? EPOLLOUT : 0);
+		ev.data.ptr = s;
+		if (epoll_ctl(hub.epfd, EPOLL_CTL_ADD, s->fd, &ev) == -1)
+			fatal("hub: epoll_ctl add");
+		s->watched = 1;
+	} else
+		hub_watch(s);
+	hub_run_frames(s, &s->in);
+}
+
+/*
+ * Whether reader r still paces its senders: it exists, is behind, and
+ * drained at HUB_PACE_MIN_RATE over its last window.  One that did not
+ * is stuck from now on, until it catches up.
+ */
+static int
+hub_still_pacing(struct hub_conn *r, int64_t now)
+{
+	uint64_t	taken;
+	int64_t		elapsed;
+
+	if (r == NULL || r->dead || r->stuck || hub_backlog(r) <= hub.q_low)
+		return 0;
+	if (r->fd == -1)
+		return hub.grace_until != 0;
+	if (r->pace_at == 0) {
+		r->pace_at = now;
+		r->pace_taken = hub_taken(r);
+		return 1;
+	}
+	elapsed = now - r->pace_at;
+	if (elapsed < HUB_PACE_WINDOW_MS)
+		return 1;
+	taken = hub_taken(r) - r->pace_taken;
+	if (taken * 1000 < (uint64_t)HUB_PACE_MIN_RATE * (uint64_t)elapsed) {
+		log_info("worker %ld (%s): read %llu bytes in %lld ms, "
+		    "under %d a second: senders no longer wait for it",
+		    (long)r->pid, r->addr, (unsigned long long)taken,
+		    (long long)elapsed, HUB_PACE_MIN_RATE);
+		r->stuck = 1;
+		return 0;
+	}
+	r->pace_at = now;
+	r->pace_taken = hub_taken(r);
+	return 1;
+}
+
+/*
+ * Resumes the senders whose reader caught up or stopped pacing; returns
+ * whether any did.  They leave the list first, so running their frames
+ * may pause them again.
+ */
+static int
+hub_pace_check(void)
+{
+	struct conn_list	 go;
+	struct hub_conn		*s, *next;
+	int64_t			 now;
+
+	if (TAILQ_EMPTY(&hub.paused))
+		return 0;
+	TAILQ_INIT(&go);
+	now = clock_now_ms();
+	TAILQ_FOREACH_SAFE(s, &hub.paused, paused_entry, next) {
+		if (hub_still_pacing(s->paced_by, now))
+			continue;
+		hub_unpause(s);
+		TAILQ_INSERT_TAIL(&go, s, paused_entry);
+	}
+	if (TAILQ_EMPTY(&go))
+		return 0;
+	while ((s = TAILQ_FIRST(&go)) != NULL) {
+		TAILQ_REMOVE(&go, s, paused_entry);
+		hub_pace_resume(s);
+	}
+	return 1;
+}
+
+/* Ends the round: drops dead workers and writes every batch. */
+void
+hub_end_round(void)
+{
+	struct hub_conn	*c;
+
+	int		 pass = 0;
+
+	for (;;) {
+		while (!TAILQ_EMPTY(&hub.dead) || !TAILQ_EMPTY(&hub.dirty)) {
+			while ((c = TAILQ_FIRST(&hub.dead)) != NULL) {
+				TAILQ_REMOVE(&hub.dead, c, dead_entry);
+				hub_drop(c);
+			}
+			hub_flush();
+		}
+		/* Senders whose reader caught up run what they sent. */
+		if (++pass > HUB_END_ROUND_PASSES || !hub_pace_check())
+			break;
+	}
+	/*
+	 * Every part of the shared batch was written or copied by now (a
+	 * worker with a part is dirty until flushed), and a line to many
+	 * may have had no one to go to: start the next round empty.
+	 */
+	buf_reset(&hub.shared);
+	buf_shrink(&hub.shared, HUB_KEEP);
+}
