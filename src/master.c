@@ -752,13 +752,7 @@ master_main(struct config *cfg, reload_fn reload)
 	master_daemonize();
 	master.pid = getpid();
 	/* After daemonizing: the daemon is a child, and would not have it. */
-	if ((live = nodepool_map(sizeof(*live))) == NULL)
-		fatal("mmap");
-	RB_INIT(&live->children);
-	RB_INIT(&live->ips);
-	TAILQ_INIT(&live->released);
-	nodepool_init(&live->child_pool, sizeof(struct child));
-	nodepool_init(&live->ip_pool, sizeof(struct ip_count));
+	master_live_init();
 	if (atexit(master_atexit) != 0)
 		fatalx("atexit");
 	title_set("master");

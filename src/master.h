@@ -95,6 +95,8 @@ extern struct master_live	*live;
 void	 master_child_setup(void);
 
 /* master_child.c */
+/* Sets up the per-client records, in memory no child inherits. */
+void	 master_live_init(void);
 /* Creates the socket on which workers say their client is closed. */
 void	 master_release_open(void);
 /* Reads the workers' "client closed" datagrams. */

@@ -117,6 +117,22 @@ ip_release(struct ip_count *ip)
 }
 
 /*
+ * Sets up the per-client records in a mapping no child inherits, so the
+ * master's writes there leave no stale page copy in each worker.
+ */
+void
+master_live_init(void)
+{
+	if ((live = nodepool_map(sizeof(*live))) == NULL)
+		fatal("mmap");
+	RB_INIT(&live->children);
+	RB_INIT(&live->ips);
+	TAILQ_INIT(&live->released);
+	nodepool_init(&live->child_pool, sizeof(struct child));
+	nodepool_init(&live->ip_pool, sizeof(struct ip_count));
+}
+
+/*
  * fork(2) for a worker.  In the child, glibc's fork() also resets ld.so's
  * locks and advances libc's fork generation, and runs the atfork
  * handlers; each page that writes is one more copy-on-write page in
