@@ -3,6 +3,8 @@
  * sockets, the shared-memory segment and the hub's Unix socket; it
  * starts the hub, forks one worker per accepted connection, reaps them,
  * and restarts the hub if it dies.  It never reads client traffic.
+ * This file is the process; master_child.c accepts, forks and counts
+ * the workers.
  */
 #include "config.h"
 
@@ -38,6 +40,7 @@
 #include "conf.h"
 #include "ipc.h"
 #include "log.h"
+#include "master.h"
 #include "nodepool.h"
 #include "sandbox.h"
 #include "shm.h"
@@ -47,7 +50,6 @@
 #include "xmalloc.h"
 
 #define MASTER_BACKLOG		1024
-#define MASTER_ACCEPT_BURST	64
 #define MASTER_PAUSE_MS		200	/* after EMFILE or a failed fork */
 #define MASTER_STOP_MS		3000	/* children get this long on exit */
 #define MASTER_WORKER_KEEP	(32 * 1024)	/* malloc keeps this, no more */
@@ -56,149 +58,12 @@
  * (HUB_CHANNEL_MARGIN in hub.c), and a few of its own.
  */
 #define MASTER_FD_SLACK		64
-#define MASTER_RELEASE_BURST	256	/* release datagrams read per round */
-#define MASTER_LINGER_MS	2000	/* a released worker's time to exit */
-#define MASTER_LINGER_SLACK	64	/* released workers beyond max-clients */
 
-/* How many live workers serve clients from one address. */
-struct ip_count {
-	int			family;
-	unsigned char		addr[16];
-	size_t			n;
-	RB_ENTRY(ip_count)	entry;
-};
-RB_HEAD(ip_tree, ip_count);
+/* The master's own state (master.h). */
+struct master_state	 master;
 
-/*
- * A live worker process.  Once it says its client is closed it is
- * "released": no longer counted against --max-clients and
- * --max-clients-per-ip, though it runs for a moment more.
- */
-struct child {
-	pid_t			pid;
-	struct ip_count		*ip;		/* NULL once released */
-	int			released;
-	int			killed;		/* lingered too long */
-	int64_t			released_at;	/* ms, monotonic */
-	RB_ENTRY(child)		entry;
-	TAILQ_ENTRY(child)	release_entry;	/* released, not killed */
-};
-TAILQ_HEAD(child_list, child);
-RB_HEAD(child_tree, child);
-
-static struct {
-	struct config		*cfg;
-	reload_fn		 reload;
-	struct pidfh		*pidfh;		/* -p */
-	uid_t			 uid;		/* -u: what children run as */
-	gid_t			 gid;
-	int			 drop;		/* children drop to uid/gid */
-	int			 ready_fd;	/* daemon mode: tell the parent */
-	struct runtime		 rt;
-	pid_t			 pid;		/* the master's own */
-	pid_t			 hub_pid;
-	time_t			 hub_started;
-	int			 hub_ctl;	/* the control pipe to the hub */
-	int			 sigpipe[2];	/* self-pipe: handler to loop */
-	int			 spare_fd;	/* given up to refuse at EMFILE */
-	int			 release_fd;	/* workers say "client closed" */
-	int			 stopping;
-} master;
-
-/*
- * What changes with every client.  It lives in a mapping that no child
- * inherits (see nodepool.c), so the master's writes here leave no stale
- * copy of a page behind in each worker.
- */
-static struct {
-	struct child_tree	 children;
-	struct ip_tree		 ips;
-	struct nodepool		 child_pool;
-	struct nodepool		 ip_pool;
-	size_t			 nchildren;	/* counted: not released */
-	size_t			 nreleased;	/* released, not yet reaped */
-	struct child_list	 released;	/* in release order */
-	int			 status_dirty;	/* client count to report */
-	time_t			 status_sent;
-} *live;
-
-/* Orders children by pid. */
-static int
-child_cmp(struct child *a, struct child *b)
-{
-	return (a->pid > b->pid) - (a->pid < b->pid);
-}
-
-/* libbsd's tree.h marks static generators __unused but leaves it undefined. */
-#ifndef __unused
-#define __unused __attribute__((__unused__))
-#endif
-RB_GENERATE_STATIC(child_tree, child, entry, child_cmp)
-
-/* Orders client addresses. */
-static int
-ip_cmp(struct ip_count *a, struct ip_count *b)
-{
-	if (a->family != b->family)
-		return (a->family > b->family) - (a->family < b->family);
-	return memcmp(a->addr, b->addr, sizeof(a->addr));
-}
-
-RB_GENERATE_STATIC(ip_tree, ip_count, entry, ip_cmp)
-
-/* Fills the look-up key of a client address (IPv4, IPv6 or other). */
-static void
-ip_key(struct ip_count *key, const struct sockaddr *sa)
-{
-	memset(key, 0, sizeof(*key));
-	key->family = sa->sa_family;
-	if (sa->sa_family == AF_INET)
-		memcpy(key->addr, &((const struct sockaddr_in *)(const void *)
-		    sa)->sin_addr, 4);
-	else if (sa->sa_family == AF_INET6)
-		memcpy(key->addr, &((const struct sockaddr_in6 *)(const void *)
-		    sa)->sin6_addr, 16);
-}
-
-/*
- * Counts one more worker for the client's address.  NULL when the
- * address already has --max-clients-per-ip of them (errno EUSERS), or
- * when memory ran out (ENOMEM).
- */
-static struct ip_count *
-ip_take(const struct sockaddr *sa)
-{
-	struct ip_count	key, *ip;
-
-	ip_key(&key, sa);
-	if ((ip = RB_FIND(ip_tree, &live->ips, &key)) == NULL) {
-		if ((ip = nodepool_get(&live->ip_pool)) == NULL)
-			return NULL;
-		*ip = key;
-		RB_INSERT(ip_tree, &live->ips, ip);
-	}
-	if (master.cfg->max_clients_per_ip != 0 &&
-	    ip->n >= master.cfg->max_clients_per_ip) {
-		if (ip->n == 0) {
-			RB_REMOVE(ip_tree, &live->ips, ip);
-			nodepool_put(&live->ip_pool, ip);
-		}
-		errno = EUSERS;
-		return NULL;
-	}
-	ip->n++;
-	return ip;
-}
-
-/* Counts one worker less for an address. */
-static void
-ip_release(struct ip_count *ip)
-{
-	if (ip == NULL || --ip->n > 0)
-		return;
-	RB_REMOVE(ip_tree, &live->ips, ip);
-	nodepool_put(&live->ip_pool, ip);
-}
+/* What changes with every client, in memory no child inherits. */
+struct master_live	*live;
 
 /*
  * Takes the listening sockets systemd passed instead of binding.
@@ -342,7 +207,7 @@ master_signals(void)
  * What every child does first: the master's handlers and self-pipe are
  * not theirs, and no child may keep a listening socket.
  */
-static void
+void
 master_child_setup(void)
 {
 	struct sigaction	sa;
@@ -553,378 +418,6 @@ master_shm_create(void)
 	log_info("table %s: %zu bytes for %zu clients and %zu rooms",
 	    master.rt.shmname, size, cfg->max_clients, cfg->max_rooms);
 	master.rt.shmname[0] = '\0';
-}
-
-/*
- * fork(2) for a worker.  In the child, glibc's fork() also resets ld.so's
- * locks and advances libc's fork generation, and runs the atfork
- * handlers; each page that writes is one more copy-on-write page in
- * every live worker (two of ld.so's data and one of libc's: 12 KiB a
- * worker).  The master is single-threaded, holds no lock here and
- * registers no atfork handler, so a worker needs none of that: _Fork is
- * the same system call without it, and still gives the child its own
- * thread id.
- */
-static pid_t
-master_fork_light(void)
-{
-#ifdef HAVE__FORK
-	return _Fork();
-#else
-	return fork();
-#endif
-}
-
-/* Forks one worker for an accepted connection. */
-static int
-master_fork_worker(int fd, const char *addr, struct ip_count *ip)
-{
-	struct child	*c;
-	pid_t		 pid;
-
-	if ((c = nodepool_get(&live->child_pool)) == NULL) {
-		log_warn("connection from %s refused", addr);
-		return -1;
-	}
-	switch (pid = master_fork_light()) {
-	case -1:
-		log_warn("connection from %s refused: fork", addr);
-		nodepool_put(&live->child_pool, c);
-		return -1;
-	case 0:
-		master_child_setup();
-		close(master.rt.hub_listen_fd);
-		worker_main(master.cfg, &master.rt, fd, addr);
-		/* NOTREACHED */
-	default:
-		memset(c, 0, sizeof(*c));
-		c->pid = pid;
-		c->ip = ip;
-		RB_INSERT(child_tree, &live->children, c);
-		live->nchildren++;
-		live->status_dirty = 1;
-		return 0;
-	}
-}
-
-/*
- * Out of fds: the waiting client would sit in the backlog until it gave
- * up.  Give back the spare fd for a moment, so it can be accepted and
- * closed cleanly, then take the spare again.
- */
-static void
-master_refuse(int lfd)
-{
-	struct sockaddr_storage	ss;
-	socklen_t		sslen = sizeof(ss);
-	char			name[128];
-	int			fd;
-
-	log_warn("accept");
-	if (master.spare_fd == -1) {
-		master.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		return;
-	}
-	close(master.spare_fd);
-	fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_CLOEXEC);
-	if (fd != -1) {
-		sockaddr_fmt((struct sockaddr *)&ss, sslen, name, sizeof(name));
-		log_warnx("connection from %s refused: out of file "
-		    "descriptors", name);
-		close(fd);
-	}
-	/* -1 until an fd is free again; the next EMFILE tries once more. */
-	master.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-}
-
-/* Milliseconds of the monotonic clock. */
-static int64_t
-master_now_ms(void)
-{
-	struct timespec	ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		fatal("clock_gettime");
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
- * Creates the socket on which workers say their client is closed.  One
- * datagram socket pair: the master reads its end, and every worker
- * inherits the other end (the hub closes it).  SO_PASSCRED makes the
- * kernel stamp each datagram with its sender's pid, so a worker need
- * not, and cannot, say which worker it is.
- */
-static void
-master_release_open(void)
-{
-	int	sv[2], one = 1;
-
-	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-	    sv) == -1)
-		fatal("socketpair");
-	if (setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &one,
-	    sizeof(one)) == -1)
-		fatal("SO_PASSCRED");
-	master.release_fd = sv[0];
-	master.rt.release_fd = sv[1];
-}
-
-/*
- * A worker closed its client: its --max-clients and per-address places
- * are free now, though it may linger a moment (worker_finish).  Once
- * only; the reap then frees nothing more.
- */
-static void
-master_release(struct child *c)
-{
-	if (c->released)
-		return;
-	c->released = 1;
-	c->released_at = master_now_ms();
-	ip_release(c->ip);
-	c->ip = NULL;
-	live->nchildren--;
-	live->nreleased++;
-	TAILQ_INSERT_TAIL(&live->released, c, release_entry);
-	live->status_dirty = 1;
-}
-
-/*
- * Reads the workers' "client closed" datagrams.  The sender is the pid
- * the kernel wrote in the credentials, never anything in the datagram.
- * A worker running as -u USER cannot put another pid there, so it can
- * only give up its own place early (and lingering is cut short by
- * master_linger).  Without -u, workers run as root and CAP_SYS_ADMIN
- * lets one claim any pid: a compromised worker could free another's
- * place (more connections get in), and so have master_linger kill that
- * worker, which as root it could do itself anyway.
- */
-static void
-master_release_read(void)
-{
-	union {
-		struct cmsghdr	hdr;
-		/* Room for the credentials only: fds a hostile worker
-		 * attaches do not fit, and the kernel closes them. */
-		char		buf[CMSG_SPACE(sizeof(struct ucred))];
-	}		 cbuf;
-	struct msghdr	 msg;
-	struct iovec	 iov;
-	struct cmsghdr	*cm;
-	struct ucred	 cred;
-	struct child	 key, *c;
-	char		 b;
-	int		 i;
-
-	for (i = 0; i < MASTER_RELEASE_BURST; i++) {
-		memset(&msg, 0, sizeof(msg));
-		iov.iov_base = &b;
-		iov.iov_len = 1;
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = cbuf.buf;
-		msg.msg_controllen = sizeof(cbuf.buf);
-		if (recvmsg(master.release_fd, &msg, MSG_DONTWAIT) == -1) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN)
-				log_warn("recvmsg");
-			return;
-		}
-		cm = CMSG_FIRSTHDR(&msg);
-		if (cm == NULL || cm->cmsg_level != SOL_SOCKET ||
-		    cm->cmsg_type != SCM_CREDENTIALS ||
-		    cm->cmsg_len != CMSG_LEN(sizeof(cred)))
-			continue;
-		memcpy(&cred, CMSG_DATA(cm), sizeof(cred));
-		key.pid = cred.pid;
-		/* An unknown pid, or one released already: nothing. */
-		if ((c = RB_FIND(child_tree, &live->children, &key)) != NULL)
-			master_release(c);
-	}
-}
-
-/*
- * A released worker has had MASTER_LINGER_MS to exit: kill it.  Its
- * linger needs 500 ms at most; one that stays would be a process the
- * limits no longer count.  Returns the ms to the next such, or -1.
- */
-static int
-master_linger(void)
-{
-	struct child	*c;
-	int64_t		 now = master_now_ms();
-
-	while ((c = TAILQ_FIRST(&live->released)) != NULL) {
-		if (now - c->released_at < MASTER_LINGER_MS)
-			return (int)(c->released_at + MASTER_LINGER_MS - now);
-		TAILQ_REMOVE(&live->released, c, release_entry);
-		c->killed = 1;
-		/* Not reaped yet, so the pid is still this child's. */
-		(void)kill(c->pid, SIGKILL);
-	}
-	return -1;
-}
-
-/*
- * Whether --max-clients has room for one more worker.  Released workers
- * that still run are capped at max-clients + MASTER_LINGER_SLACK, so
- * that the processes stay within about twice the limit; each lingers
- * half a second at most.  Before refusing, the datagrams are read:
- * a worker says it is done before its client sees the end, so a client
- * that connects again at once finds its place free.
- */
-static int
-master_room(const char *name)
-{
-	size_t	max = master.cfg->max_clients;
-
-	if (live->nchildren >= max ||
-	    live->nreleased >= max + MASTER_LINGER_SLACK)
-		master_release_read();
-	if (live->nchildren >= max) {
-		log_warnx("connection from %s refused: %zu clients "
-		    "(--max-clients)", name, live->nchildren);
-		return 0;
-	}
-	if (live->nreleased >= max + MASTER_LINGER_SLACK) {
-		log_warnx("connection from %s refused: %zu clients closing",
-		    name, live->nreleased);
-		return 0;
-	}
-	return 1;
-}
-
-/* Counts one more worker for an address, reading releases first if full. */
-static struct ip_count *
-master_ip_take(const struct sockaddr *sa)
-{
-	struct ip_count	*ip;
-
-	if ((ip = ip_take(sa)) == NULL && errno == EUSERS) {
-		master_release_read();
-		ip = ip_take(sa);
-	}
-	return ip;
-}
-
-/* Accepts connections on one listener; returns -1 to pause accepting. */
-static int
-master_accept(int lfd)
-{
-	struct sockaddr_storage	 ss;
-	struct ip_count		*ip;
-	socklen_t		 sslen;
-	char			 name[128];
-	int			 fd, i;
-
-	for (i = 0; i < MASTER_ACCEPT_BURST; i++) {
-		sslen = sizeof(ss);
-		fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
-		    SOCK_CLOEXEC);
-		if (fd == -1) {
-			switch (errno) {
-			case EINTR:
-			case ECONNABORTED:
-				continue;
-			case EAGAIN:
-				return 0;
-			case EMFILE:
-			case ENFILE:
-				master_refuse(lfd);
-				return -1;
-			case ENOBUFS:
-			case ENOMEM:
-				log_warn("accept");
-				return -1;
-			default:
-				log_warn("accept");
-				return 0;
-			}
-		}
-		sockaddr_fmt((struct sockaddr *)&ss, sslen, name, sizeof(name));
-		if (!master_room(name)) {
-			close(fd);
-			continue;
-		}
-		if ((ip = master_ip_take((struct sockaddr *)&ss)) == NULL) {
-			if (errno != EUSERS) {
-				log_warn("connection from %s refused", name);
-				close(fd);
-				return -1;
-			}
-			log_warnx("connection from %s refused: %zu from that "
-			    "address (--max-clients-per-ip)", name,
-			    master.cfg->max_clients_per_ip);
-			close(fd);
-			continue;
-		}
-		if (master_fork_worker(fd, name, ip) == -1) {
-			ip_release(ip);
-			close(fd);
-			return -1;
-		}
-		/* The worker owns the client now; the master keeps no copy. */
-		close(fd);
-		log_debug("connection from %s", name);
-	}
-	return 0;
-}
-
-/* "SYS" for SIGSYS (a worker's forbidden system call), for the log. */
-static const char *
-master_signame(int sig)
-{
-#ifdef HAVE_SIGABBREV_NP
-	const char	*name;
-
-	if ((name = sigabbrev_np(sig)) != NULL)
-		return name;
-#endif
-	return sig == SIGSYS ? "SYS" : "?";
-}
-
-/* Reaps every child that exited; restarts the hub if it was one. */
-static void
-master_reap(void)
-{
-	struct child	 key, *c;
-	pid_t		 pid;
-	int		 status;
-
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (pid == master.hub_pid) {
-			master.hub_pid = 0;
-			if (master.hub_ctl != -1) {
-				close(master.hub_ctl);
-				master.hub_ctl = -1;
-			}
-			if (!master.stopping)
-				log_warnx("hub %ld exited (status 0x%x)",
-				    (long)pid, status);
-			continue;
-		}
-		key.pid = pid;
-		if ((c = RB_FIND(child_tree, &live->children, &key)) != NULL) {
-			RB_REMOVE(child_tree, &live->children, c);
-			if (!c->released) {
-				ip_release(c->ip);
-				live->nchildren--;
-			} else {
-				if (!c->killed)
-					TAILQ_REMOVE(&live->released, c,
-					    release_entry);
-				live->nreleased--;
-			}
-			nodepool_put(&live->child_pool, c);
-			live->status_dirty = 1;
-		}
-		if (WIFSIGNALED(status) && !master.stopping)
-			log_warnx("worker %ld killed by signal %d (SIG%s)",
-			    (long)pid, WTERMSIG(status),
-			    master_signame(WTERMSIG(status)));
-	}
 }
 
 /*
@@ -1259,13 +752,7 @@ master_main(struct config *cfg, reload_fn reload)
 	master_daemonize();
 	master.pid = getpid();
 	/* After daemonizing: the daemon is a child, and would not have it. */
-	if ((live = nodepool_map(sizeof(*live))) == NULL)
-		fatal("mmap");
-	RB_INIT(&live->children);
-	RB_INIT(&live->ips);
-	TAILQ_INIT(&live->released);
-	nodepool_init(&live->child_pool, sizeof(struct child));
-	nodepool_init(&live->ip_pool, sizeof(struct ip_count));
+	master_live_init();
 	if (atexit(master_atexit) != 0)
 		fatalx("atexit");
 	title_set("master");

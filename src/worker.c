@@ -42,114 +42,18 @@
 #include "shm.h"
 #include "talknetd.h"
 #include "title.h"
+#include "worker.h"
 #include "xmalloc.h"
 
-#define WORKER_READ_SIZE	(16 * 1024)	/* one read, client or hub */
-#define WORKER_KEEP		(32 * 1024)	/* buffer kept when idle */
-#define WORKER_HUB_HIGH		(256 * 1024)	/* stop reading the client */
-#define WORKER_LINGER_MS	2000		/* flush time after CLOSE */
-#define WORKER_STOP_MS		1000		/* flush time on SIGTERM */
-#define WORKER_HUB_RETRY_MS	10000		/* wait for a new hub */
-#define WORKER_HUB_TICK_MS	50		/* first wait between tries */
-#define WORKER_HUB_TICK_MAX_MS	1000		/* longest wait between tries */
-#define WORKER_CLIENT_FD	3
-#define WORKER_RELEASE_FD	4	/* "client closed", to the master */
-#define WORKER_PIPE_SIZE	(16 * 1024)	/* the send pipe's capacity */
-#define WORKER_SEND_ROUNDS	8		/* pipe fills per send */
-#define WORKER_SCRATCH_IDLE_MS	1000		/* quiet, then scratch goes */
-/* First storage of each buffer; past these a buffer moves to the heap. */
-#define WORKER_STORE_IN		256	/* client input */
-#define WORKER_STORE_OUT	512	/* client output */
-#define WORKER_STORE_HIN	256	/* a frame split between reads */
-#define WORKER_STORE_HCTL	128	/* HELLO */
-#define WORKER_STORE_HOUT	512	/* requests the hub has not run */
-#define WORKER_STORE_TOK	64	/* the parser's tokens (ints) */
-#define WORKER_STORE_STR	256	/* the parser's decoded strings */
-#define WORKER_STORE_NAME	64	/* the name of a pending IDENTIFY */
+/*
+ * The state, in .bss and page-aligned: its first page holds the state
+ * and the buffers' first storage, so a worker whose traffic fits
+ * writes few pages it shares with the master (see worker.h).
+ */
+struct worker_state w __attribute__((aligned(4096)));
 
-enum ident_state {
-	IDENT_NONE,		/* not identified */
-	IDENT_PENDING,		/* IDENTIFY sent, the hub has not answered */
-	IDENT_DONE
-};
+volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
 
-static struct {
-	const struct config	*cfg;
-	int			 cfd;		/* the client's TCP socket */
-	int			 hfd;		/* the channel to the hub, or -1 */
-	int			 pipe_r;	/* the send pipe, or -1: write() */
-	int			 pipe_w;
-	size_t			 piped;		/* bytes in the send pipe */
-	const struct runtime	*rt;
-	pid_t			 pid;
-	struct shm_live		 lim;		/* the limits in force */
-	uint64_t		 live_gen;	/* the table's, when taken */
-	uint64_t		 hub_gen;	/* the hub connected to last */
-	int64_t			 hub_retry_at;	/* next connect try */
-	int			 hub_backoff_ms; /* wait after a failed try */
-	int64_t			 started_at;
-	uint64_t		 sent;		/* bytes the socket took */
-	uint64_t		 acked_mark;	/* of them acked at the check */
-	int64_t			 stall_check_at; /* 0: nothing in flight */
-	sigset_t		 ppoll_mask;	/* SIGTERM let in, in ppoll */
-	uint32_t		 slot;		/* row in the table */
-	uint32_t		 seq;		/* last request's seq */
-	uint32_t		 ident_seq;	/* seq of the pending IDENTIFY */
-	struct buf		 ident_name;	/* of the pending IDENTIFY */
-	int64_t			 hub_lost_at;	/* 0 while connected */
-	int64_t			 login_deadline; /* 0: none */
-	double			 tokens;	/* rate limit's bucket */
-	int64_t			 tokens_at;	/* when it was last filled */
-	char			 addr[64];
-	struct framer		 in;		/* client input */
-	struct buf		 out;		/* client output queue */
-	struct buf		 hin;		/* frames from the hub */
-	struct buf		 hctl;		/* HELLO, sent before hout */
-	struct buf		 hout;		/* requests the hub has not run */
-	size_t			 hsent;		/* bytes of hout written */
-	struct proto_parser	 parser;
-	struct shm_table	 tab;		/* read-only */
-	enum ident_state	 ident;
-	int			 closing;	/* DISCONNECT sent to the hub */
-	int			 closed;	/* the hub answered CLOSE */
-	int			 rd_done;	/* no more client input */
-	int			 rd_eof;	/* the client half-closed */
-	int			 wr_dead;	/* the client cannot be written */
-	int			 cut;		/* over --max-queue: no more */
-	int			 hub_hup;	/* the hub hung up: read all */
-	enum result		 final;		/* reply after CLOSE, if any */
-	int			 linger_ms;	/* flush time once closed */
-	int			 gathering;	/* lines gather in scratch */
-	size_t			 gathered;	/* bytes of them, at its head */
-	size_t			 scratch_first;	/* its bytes in the state page */
-	size_t			 scratch_used;	/* most written since given back */
-	int64_t			 scratch_idle_at; /* give back then; 0: none */
-	/*
-	 * The buffers start here, in the state's page.  A worker whose
-	 * traffic fits never calls malloc, so it never writes the heap
-	 * pages and malloc's state that it shares with the master: each
-	 * page written would be one more copy per client.
-	 */
-	char			 store_in[WORKER_STORE_IN];
-	char			 store_out[WORKER_STORE_OUT];
-	char			 store_hin[WORKER_STORE_HIN];
-	char			 store_hctl[WORKER_STORE_HCTL];
-	char			 store_hout[WORKER_STORE_HOUT];
-	int			 store_tok[WORKER_STORE_TOK];
-	char			 store_str[WORKER_STORE_STR];
-	char			 store_name[WORKER_STORE_NAME];
-	/*
-	 * Every read lands here first, right after the state above: a
-	 * worker's small reads and its state share one page, so they cost
-	 * one copy-on-write fault.  Not on the stack: the stack probes of
-	 * a large frame would touch all of its pages.
-	 */
-	char			 scratch[WORKER_READ_SIZE];
-} w __attribute__((aligned(4096)));
-
-static volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
-
-static void	worker_hub_lost(void);
 static void	worker_stall_arm(void);
 static ssize_t	worker_send(const char *, size_t);
 
@@ -165,7 +69,7 @@ worker_sigterm(int sig)
  * Stops serving without the hub: no more input, and the queue gets a
  * short while to reach the client before the worker exits.
  */
-static void
+void
 worker_wind_down(const char *why)
 {
 	log_debug("worker %s: %s", w.addr, why);
@@ -185,107 +89,6 @@ worker_min_timeout(int a, int b)
 	if (a < 0 || b < a)
 		return b;
 	return a;
-}
-
-/*
- * Starts a request frame with the next seq.  The frame stays in hout
- * until the worker's row shows the hub ran it (worker_trim).
- */
-static size_t
-worker_request(enum msg_type t)
-{
-	size_t	hdr;
-
-	hdr = ipc_begin(&w.hout, (uint16_t)(IPC_REQ_BASE + t), 0);
-	ipc_set_seq(&w.hout, hdr, ++w.seq);
-	return hdr;
-}
-
-/* Asks the hub for the DISCONNECT semantics; the answer is CLOSE. */
-static void
-worker_leave(enum result final)
-{
-	size_t	hdr;
-
-	if (w.closing)
-		return;
-	w.closing = 1;
-	w.final = final;
-	w.rd_done = 1;
-	hdr = worker_request(MSG_DISCONNECT);
-	ipc_end(&w.hout, hdr);
-}
-
-/*
- * Drops the requests the hub has run, as the worker's row in the shared
- * table says; they need not be sent again after a hub restart.
- */
-static void
-worker_trim(uint64_t last_seq)
-{
-	struct ipc_hdr	h;
-	size_t		len;
-
-	while (buf_pending(&w.hout) >= sizeof(h)) {
-		memcpy(&h, buf_head(&w.hout), sizeof(h));
-		if (h.seq > last_seq)
-			break;
-		len = sizeof(h) + h.len;
-		buf_drain(&w.hout, len);
-		w.hsent = w.hsent > len ? w.hsent - len : 0;
-	}
-}
-
-/* The last request the hub ran, from the worker's row (read-only). */
-static uint64_t
-worker_last_seq(void)
-{
-	if (w.slot == IPC_SLOT_NEW)
-		return 0;
-	return __atomic_load_n(&shm_user(&w.tab, w.slot)->last_seq,
-	    __ATOMIC_ACQUIRE);
-}
-
-/* Forwards one valid request to the hub as a frame of strings. */
-static void
-worker_forward(const struct msg *m)
-{
-	size_t	hdr, i;
-
-	hdr = worker_request(m->type);
-	switch (m->type) {
-	case MSG_IDENTIFY:
-		ipc_put_str(&w.hout, m->username.p, m->username.len);
-		break;
-	case MSG_STATUS:
-		ipc_put_str(&w.hout, m->status.p, m->status.len);
-		break;
-	case MSG_TEXT:
-		ipc_put_str(&w.hout, m->username.p, m->username.len);
-		ipc_put_str(&w.hout, m->text.p, m->text.len);
-		break;
-	case MSG_PUBLIC_TEXT:
-		ipc_put_str(&w.hout, m->text.p, m->text.len);
-		break;
-	case MSG_INVITE:
-		ipc_put_str(&w.hout, m->roomname.p, m->roomname.len);
-		for (i = 0; i < m->nlist; i++)
-			ipc_put_str(&w.hout, m->list[i].p, m->list[i].len);
-		break;
-	case MSG_NEW_ROOM:
-	case MSG_JOIN_ROOM:
-	case MSG_ROOM_USERS:
-	case MSG_LEAVE_ROOM:
-		ipc_put_str(&w.hout, m->roomname.p, m->roomname.len);
-		break;
-	case MSG_ROOM_TEXT:
-		ipc_put_str(&w.hout, m->roomname.p, m->roomname.len);
-		ipc_put_str(&w.hout, m->text.p, m->text.len);
-		break;
-	default:
-		break;
-	}
-	ipc_end(&w.hout, hdr);
 }
 
 /* Checks one line from the client and forwards it, or fails the client. */
@@ -356,7 +159,7 @@ worker_token_wait_ms(void)
  * Runs the complete lines buffered from the client.  While an IDENTIFY
  * is pending the rest waits: whether they are allowed depends on it.
  */
-static void
+void
 worker_input(void)
 {
 	const char		*line;
@@ -390,7 +193,7 @@ worker_input(void)
  * each page written is the worker's own copy of the master's; a quiet
  * while later they are given back (worker_scratch_release).
  */
-static void
+void
 worker_scratch_wrote(size_t n)
 {
 	if (n <= w.scratch_first)
@@ -458,7 +261,7 @@ worker_client_read(void)
  * the client in one write, and only what the socket does not take is
  * copied to the queue.
  */
-static void
+void
 worker_gather_flush(void)
 {
 	ssize_t	n = 0;
@@ -480,7 +283,7 @@ worker_gather_flush(void)
  * Drops the queue but for its first line, whose start may already be on
  * its way to the client: the client never gets a line cut short.
  */
-static void
+void
 worker_queue_keep_head(void)
 {
 	const char	*head, *nl;
@@ -506,7 +309,7 @@ worker_queue_cap(void)
 }
 
 /* Queues a line for the client; a full queue disconnects the client. */
-static void
+void
 worker_queue(const char *p, size_t len)
 {
 	if (w.wr_dead || w.cut)
@@ -539,171 +342,6 @@ worker_queue(const char *p, size_t len)
 	}
 	xbuf_append(&w.out, p, len);
 	worker_stall_arm();
-}
-
-/* Ends a pending IDENTIFY; on success, the process title changes. */
-static int
-worker_ident_done(int ok)
-{
-	struct shm_user	*u;
-
-	if (!ok) {
-		w.ident = IDENT_NONE;
-		return 0;
-	}
-	/*
-	 * The row is read from the shared table, mapped read-only here; the
-	 * name is printed from it with its length, not copied to the stack.
-	 */
-	u = shm_user(&w.tab, w.slot);
-	if (u->name_len > 4 * LIMIT_MAX_NAME ||
-	    u->name_len > w.tab.hdr->name_bytes)
-		return -1;
-	title_set("worker %.*s %s", (int)u->name_len,
-	    shm_user_name(&w.tab, u), w.addr);
-	w.ident = IDENT_DONE;
-	w.login_deadline = 0;
-	return 0;
-}
-
-/* Takes the answer to IDENTIFY. */
-static int
-worker_identified(const char *p, size_t len)
-{
-	struct ipc_identified	 id;
-
-	if (len != sizeof(id) || w.ident != IDENT_PENDING)
-		return -1;
-	memcpy(&id, p, sizeof(id));
-	if (id.slot != w.slot)
-		return -1;
-	return worker_ident_done(id.ok);
-}
-
-/*
- * Takes the hub's WELCOME: the worker's row, and the last request that
- * ran.  After a hub restart, an IDENTIFY that ran but whose answer died
- * with the old hub is settled from the table, and the client gets the
- * RESPONSE the old hub would have sent.
- */
-static int
-worker_welcome(const char *p, size_t len)
-{
-	struct ipc_welcome	 wel;
-	struct msg		 m;
-	int			 ok;
-
-	if (len != sizeof(wel))
-		return -1;
-	memcpy(&wel, p, sizeof(wel));
-	if (wel.slot >= w.tab.hdr->max_users ||
-	    (w.slot != IPC_SLOT_NEW && wel.slot != w.slot))
-		return -1;
-	w.slot = wel.slot;
-	worker_trim(wel.last_seq);
-	if (w.ident != IDENT_PENDING || wel.last_seq < w.ident_seq)
-		return 0;
-	ok = shm_user(&w.tab, w.slot)->state == USER_IDENTIFIED;
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_RESPONSE;
-	m.op = MSG_IDENTIFY;
-	m.res = ok ? RES_SUCCESS : RES_USER_ALREADY_EXISTS;
-	m.extra.p = buf_head(&w.ident_name);
-	m.extra.len = buf_pending(&w.ident_name);
-	m.has_extra = 1;
-	worker_gather_flush();
-	if (!w.wr_dead && proto_encode(&w.out, &m) == -1)
-		fatal("proto_encode");
-	return worker_ident_done(ok);
-}
-
-/*
- * Takes the hub's CLOSE: the answer to DISCONNECT, or the hub dropping
- * the worker on purpose, which closes the client.  Either way the worker
- * flushes its queue and exits; it never reconnects after a CLOSE.
- */
-static int
-worker_close_frame(const char *p, size_t len)
-{
-	uint32_t	reason;
-
-	if ((reason = ipc_get_close(p, len)) == 0)
-		return -1;
-	if (reason == CLOSE_QUIT && !w.closing)
-		return -1;
-	if (reason != CLOSE_QUIT) {
-		log_info("worker %s: closed by the hub: %s", w.addr,
-		    ipc_close_reason_name(reason));
-		w.closing = 1;
-		w.rd_done = 1;
-		if (reason == CLOSE_QUEUE && !w.cut) {
-			w.cut = 1;
-			worker_queue_keep_head();
-		}
-	}
-	w.closed = 1;
-	return 0;
-}
-
-/* The dispatcher: one frame from the hub; returns -1 on a bad frame. */
-static int
-worker_dispatch(const struct ipc_hdr *h, const char *p)
-{
-	switch (h->type) {
-	case IPC_LINE:
-		if (h->len == 0 || p[h->len - 1] != '\n')
-			return -1;
-		worker_queue(p, h->len);
-		return 0;
-	case IPC_IDENTIFIED:
-		return worker_identified(p, h->len);
-	case IPC_WELCOME:
-		return worker_welcome(p, h->len);
-	case IPC_CLOSE:
-		return worker_close_frame(p, h->len);
-	default:
-		return -1;
-	}
-}
-
-/* Reads frames from the hub and runs them. */
-static void
-worker_hub_read(void)
-{
-	struct ipc_hdr	 h;
-	struct buf	 rb, *src;
-	const char	*p;
-	ssize_t		 n;
-	int		 r;
-
-	n = read(w.hfd, w.scratch, sizeof(w.scratch));
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		worker_hub_lost();
-		return;
-	}
-	worker_scratch_wrote((size_t)n);
-	/* hin keeps only a frame that arrived in part, never a batch. */
-	src = ipc_feed(&w.hin, &rb, w.scratch, (size_t)n);
-	/*
-	 * A batch read whole sends its lines from the scratch itself.  A
-	 * burst then never grows the queue onto the heap: each heap page a
-	 * worker writes is one it no longer shares with the master.
-	 */
-	w.gathering = src == &rb && buf_pending(&w.out) == 0;
-	while ((r = ipc_get(src, &h, &p)) == 1) {
-		if (worker_dispatch(&h, p) == -1)
-			fatalx("worker %s: bad frame 0x%04x from the hub",
-			    w.addr, h.type);
-	}
-	if (r == -1)
-		fatalx("worker %s: bad frame header from the hub", w.addr);
-	/* The lines sit below any partial frame, which is kept first. */
-	ipc_keep_rest(&w.hin, src);
-	worker_gather_flush();
-	/* An IDENTIFY answer may let buffered lines run. */
-	worker_input();
 }
 
 /*
@@ -906,170 +544,6 @@ worker_final_reply(void)
 	worker_queue_keep_head();
 	if (proto_encode(&w.out, &m) == -1)
 		fatal("proto_encode");
-}
-
-/*
- * Tries to connect to the hub's socket and queues HELLO, naming the row
- * the worker had if it had one.  Everything the hub has not run is sent
- * again after it.  Returns 0, or -1 to try again later.
- */
-static int
-worker_hub_connect(void)
-{
-	struct sockaddr_un	sun;
-	struct ipc_hello	hello;
-	int			fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlcpy(sun.sun_path, w.rt->hubpath, sizeof(sun.sun_path)) >=
-	    sizeof(sun.sun_path))
-		fatalx("worker: hub path too long");
-	/* Non-blocking: a full backlog is EAGAIN, tried again later, not
-	 * a wait that only SIGKILL would end (SIGTERM waits for ppoll). */
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-	    0)) == -1) {
-		log_warn("worker %s: socket", w.addr);
-		return -1;
-	}
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		close(fd);
-		return -1;
-	}
-	w.hfd = fd;
-	w.hsent = 0;
-	w.hub_hup = 0;
-	buf_reset(&w.hin);
-	buf_reset(&w.hctl);
-	memset(&hello, 0, sizeof(hello));
-	hello.slot = w.slot;
-	(void)strlcpy(hello.addr, w.addr, sizeof(hello.addr));
-	ipc_put(&w.hctl, IPC_HELLO, 0, &hello, sizeof(hello));
-	return 0;
-}
-
-/*
- * Whether the hub dropped this worker on purpose: it frees the worker's
- * row before it closes the channel, so a row that is free or another
- * process's means the hub is done with it.  A hub that died leaves the
- * row as it was.
- */
-static int
-worker_dropped(void)
-{
-	struct shm_user	*u;
-
-	if (w.slot == IPC_SLOT_NEW)
-		return 0;
-	u = shm_user(&w.tab, w.slot);
-	return __atomic_load_n(&u->state, __ATOMIC_ACQUIRE) == USER_FREE ||
-	    __atomic_load_n(&u->pid, __ATOMIC_ACQUIRE) != w.pid;
-}
-
-/*
- * The hub channel closed without a CLOSE.  If the hub dropped the worker
- * on purpose, the worker closes its client and exits.  Otherwise the hub
- * died: the master starts another, and the worker keeps its client and
- * what the hub has not run, and reconnects once the new hub is there
- * (worker_hub_retry); past WORKER_HUB_RETRY_MS it gives up.
- */
-static void
-worker_hub_lost(void)
-{
-	if (w.hfd == -1)
-		return;
-	close(w.hfd);
-	w.hfd = -1;
-	buf_reset(&w.hin);
-	if (w.closed || worker_stop)
-		return;
-	if (worker_dropped()) {
-		log_info("worker %s: dropped by the hub, closing", w.addr);
-		worker_wind_down("dropped by the hub");
-		return;
-	}
-	w.hub_lost_at = clock_now_ms();
-	w.hub_retry_at = w.hub_lost_at;
-	w.hub_backoff_ms = WORKER_HUB_TICK_MS;
-	log_info("worker %s: hub channel closed, waiting for a new hub",
-	    w.addr);
-}
-
-/*
- * Without a hub: connects once a hub of a new generation runs, never
- * again to the one that closed the channel, with a growing wait between
- * tries; gives up WORKER_HUB_RETRY_MS after losing it.
- */
-static void
-worker_hub_retry(void)
-{
-	int64_t		now;
-	uint64_t	gen;
-
-	if (w.hfd != -1 || w.closed)
-		return;
-	now = clock_now_ms();
-	if (now - w.hub_lost_at > WORKER_HUB_RETRY_MS) {
-		log_warnx("worker %s: no hub for %d ms", w.addr,
-		    WORKER_HUB_RETRY_MS);
-		worker_wind_down("no hub");
-		return;
-	}
-	if (now < w.hub_retry_at)
-		return;
-	/*
-	 * The hub that closed the channel is tried again only by a worker
-	 * it gave no row: its channel may have been over the hub's cap.  A
-	 * refusal on purpose says CLOSE, and the worker is gone by then.
-	 */
-	gen = __atomic_load_n(&w.tab.hdr->hub_gen, __ATOMIC_ACQUIRE);
-	if (gen != 0 && (gen != w.hub_gen || w.slot == IPC_SLOT_NEW) &&
-	    worker_hub_connect() == 0) {
-		w.hub_gen = gen;
-		return;
-	}
-	w.hub_retry_at = now + w.hub_backoff_ms;
-	if (w.hub_backoff_ms < WORKER_HUB_TICK_MAX_MS)
-		w.hub_backoff_ms *= 2;
-}
-
-/*
- * Writes HELLO, then the requests not yet written, to the hub: one
- * writev, so a new worker's HELLO and first request wake the hub once.
- */
-static void
-worker_hub_write(void)
-{
-	struct iovec	iov[2];
-	size_t		ctl;
-	ssize_t		n;
-	int		niov = 0;
-
-	if (w.hfd == -1)
-		return;
-	if ((ctl = buf_pending(&w.hctl)) > 0) {
-		iov[niov].iov_base = buf_head(&w.hctl);
-		iov[niov++].iov_len = ctl;
-	}
-	if (w.hsent < buf_pending(&w.hout)) {
-		iov[niov].iov_base = buf_head(&w.hout) + w.hsent;
-		iov[niov++].iov_len = buf_pending(&w.hout) - w.hsent;
-	}
-	if (niov == 0)
-		return;
-	n = writev(w.hfd, iov, niov);
-	if (n == -1) {
-		if (errno != EAGAIN && errno != EINTR)
-			worker_hub_lost();
-		return;
-	}
-	/* HELLO goes first and whole before any request counts as sent. */
-	if ((size_t)n < ctl) {
-		buf_drain(&w.hctl, (size_t)n);
-		return;
-	}
-	buf_drain(&w.hctl, ctl);
-	w.hsent += (size_t)n - ctl;
 }
 
 /*

@@ -1,0 +1,111 @@
+/*
+ * master.h: the master's state, shared by its files.  master.c is the
+ * process (listeners, the table, the hub, signals, reload, shutdown);
+ * master_child.c counts the workers: per address, released, reaped.
+ * Internal to the master: nothing outside these two files includes it.
+ */
+#ifndef TALKNET_MASTER_H
+#define TALKNET_MASTER_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/tree.h>
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "nodepool.h"
+#include "talknetd.h"
+
+struct config;
+struct pidfh;
+
+/* How many live workers serve clients from one address. */
+struct ip_count {
+	int			family;
+	unsigned char		addr[16];
+	size_t			n;
+	RB_ENTRY(ip_count)	entry;
+};
+RB_HEAD(ip_tree, ip_count);
+
+/*
+ * A live worker process.  Once it says its client is closed it is
+ * "released": no longer counted against --max-clients and
+ * --max-clients-per-ip, though it runs for a moment more.
+ */
+struct child {
+	pid_t			pid;
+	struct ip_count		*ip;		/* NULL once released */
+	int			released;
+	int			killed;		/* lingered too long */
+	int64_t			released_at;	/* ms, monotonic */
+	RB_ENTRY(child)		entry;
+	TAILQ_ENTRY(child)	release_entry;	/* released, not killed */
+};
+TAILQ_HEAD(child_list, child);
+RB_HEAD(child_tree, child);
+
+/* The child tree's functions: generated in master_child.c. */
+RB_PROTOTYPE(child_tree, child, entry, child_cmp)
+
+/* The master's own state: defined in master.c. */
+struct master_state {
+	struct config		*cfg;
+	reload_fn		 reload;
+	struct pidfh		*pidfh;		/* -p */
+	uid_t			 uid;		/* -u: what children run as */
+	gid_t			 gid;
+	int			 drop;		/* children drop to uid/gid */
+	int			 ready_fd;	/* daemon mode: tell the parent */
+	struct runtime		 rt;
+	pid_t			 pid;		/* the master's own */
+	pid_t			 hub_pid;
+	time_t			 hub_started;
+	int			 hub_ctl;	/* the control pipe to the hub */
+	int			 sigpipe[2];	/* self-pipe: handler to loop */
+	int			 spare_fd;	/* given up to refuse at EMFILE */
+	int			 release_fd;	/* workers say "client closed" */
+	int			 stopping;
+};
+
+/*
+ * What changes with every client.  It lives in a mapping that no child
+ * inherits (see nodepool.c), so the master's writes here leave no stale
+ * copy of a page behind in each worker.
+ */
+struct master_live {
+	struct child_tree	 children;
+	struct ip_tree		 ips;
+	struct nodepool		 child_pool;
+	struct nodepool		 ip_pool;
+	size_t			 nchildren;	/* counted: not released */
+	size_t			 nreleased;	/* released, not yet reaped */
+	struct child_list	 released;	/* in release order */
+	int			 status_dirty;	/* client count to report */
+	time_t			 status_sent;
+};
+
+extern struct master_state	 master;
+extern struct master_live	*live;
+
+/* master.c */
+/* What every child does first: drop what is the master's alone. */
+void	 master_child_setup(void);
+
+/* master_child.c */
+/* Sets up the per-client records, in memory no child inherits. */
+void	 master_live_init(void);
+/* Creates the socket on which workers say their client is closed. */
+void	 master_release_open(void);
+/* Reads the workers' "client closed" datagrams. */
+void	 master_release_read(void);
+/* Kills released workers that lingered; ms to the next, or -1. */
+int	 master_linger(void);
+/* Accepts connections on one listener; -1 to pause accepting. */
+int	 master_accept(int);
+/* Reaps every child that exited; notes the hub's exit. */
+void	 master_reap(void);
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * worker.h: the worker's state and the functions its files share.
+ * worker.c is the process (setup, signals, limits, timers, the loop and
+ * the client side); worker_hub.c is its channel to the hub.  Internal
+ * to the worker: nothing outside these two files includes it.
+ */
+#ifndef TALKNET_WORKER_H
+#define TALKNET_WORKER_H
+
+#include <sys/types.h>
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "frame.h"
+#include "proto.h"
+#include "shm.h"
+
+struct config;
+struct runtime;
+
+#define WORKER_READ_SIZE	(16 * 1024)	/* one read, client or hub */
+#define WORKER_KEEP		(32 * 1024)	/* buffer kept when idle */
+#define WORKER_HUB_HIGH		(256 * 1024)	/* stop reading the client */
+#define WORKER_LINGER_MS	2000		/* flush time after CLOSE */
+#define WORKER_STOP_MS		1000		/* flush time on SIGTERM */
+#define WORKER_HUB_RETRY_MS	10000		/* wait for a new hub */
+#define WORKER_HUB_TICK_MS	50		/* first wait between tries */
+#define WORKER_HUB_TICK_MAX_MS	1000		/* longest wait between tries */
+#define WORKER_CLIENT_FD	3
+#define WORKER_RELEASE_FD	4	/* "client closed", to the master */
+#define WORKER_PIPE_SIZE	(16 * 1024)	/* the send pipe's capacity */
+#define WORKER_SEND_ROUNDS	8		/* pipe fills per send */
+#define WORKER_SCRATCH_IDLE_MS	1000		/* quiet, then scratch goes */
+/* First storage of each buffer; past these a buffer moves to the heap. */
+#define WORKER_STORE_IN		256	/* client input */
+#define WORKER_STORE_OUT	512	/* client output */
+#define WORKER_STORE_HIN	256	/* a frame split between reads */
+#define WORKER_STORE_HCTL	128	/* HELLO */
+#define WORKER_STORE_HOUT	512	/* requests the hub has not run */
+#define WORKER_STORE_TOK	64	/* the parser's tokens (ints) */
+#define WORKER_STORE_STR	256	/* the parser's decoded strings */
+#define WORKER_STORE_NAME	64	/* the name of a pending IDENTIFY */
+
+enum ident_state {
+	IDENT_NONE,		/* not identified */
+	IDENT_PENDING,		/* IDENTIFY sent, the hub has not answered */
+	IDENT_DONE
+};
+
+/* One worker's whole state: defined in worker.c, page-aligned. */
+struct worker_state {
+	const struct config	*cfg;
+	int			 cfd;		/* the client's TCP socket */
+	int			 hfd;		/* the channel to the hub, or -1 */
+	int			 pipe_r;	/* the send pipe, or -1: write() */
+	int			 pipe_w;
+	size_t			 piped;		/* bytes in the send pipe */
+	const struct runtime	*rt;
+	pid_t			 pid;
+	struct shm_live		 lim;		/* the limits in force */
+	uint64_t		 live_gen;	/* the table's, when taken */
+	uint64_t		 hub_gen;	/* the hub connected to last */
+	int64_t			 hub_retry_at;	/* next connect try */
+	int			 hub_backoff_ms; /* wait after a failed try */
+	int64_t			 started_at;
+	uint64_t		 sent;		/* bytes the socket took */
+	uint64_t		 acked_mark;	/* of them acked at the check */
+	int64_t			 stall_check_at; /* 0: nothing in flight */
+	sigset_t		 ppoll_mask;	/* SIGTERM let in, in ppoll */
+	uint32_t		 slot;		/* row in the table */
+	uint32_t		 seq;		/* last request's seq */
+	uint32_t		 ident_seq;	/* seq of the pending IDENTIFY */
+	struct buf		 ident_name;	/* of the pending IDENTIFY */
+	int64_t			 hub_lost_at;	/* 0 while connected */
+	int64_t			 login_deadline; /* 0: none */
+	double			 tokens;	/* rate limit's bucket */
+	int64_t			 tokens_at;	/* when it was last filled */
+	char			 addr[64];
+	struct framer		 in;		/* client input */
+	struct buf		 out;		/* client output queue */
+	struct buf		 hin;		/* frames from the hub */
+	struct buf		 hctl;		/* HELLO, sent before hout */
+	struct buf		 hout;		/* requests the hub has not run */
+	size_t			 hsent;		/* bytes of hout written */
+	struct proto_parser	 parser;
+	struct shm_table	 tab;		/* read-only */
+	enum ident_state	 ident;
+	int			 closing;	/* DISCONNECT sent to the hub */
+	int			 closed;	/* the hub answered CLOSE */
+	int			 rd_done;	/* no more client input */
+	int			 rd_eof;	/* the client half-closed */
+	int			 wr_dead;	/* the client cannot be written */
+	int			 cut;		/* over --max-queue: no more */
+	int			 hub_hup;	/* the hub hung up: read all */
+	enum result		 final;		/* reply after CLOSE, if any */
+	int			 linger_ms;	/* flush time once closed */
+	int			 gathering;	/* lines gather in scratch */
+	size_t			 gathered;	/* bytes of them, at its head */
+	size_t			 scratch_first;	/* its bytes in the state page */
+	size_t			 scratch_used;	/* most written since given back */
+	int64_t			 scratch_idle_at; /* give back then; 0: none */
+	/*
+	 * The buffers start here, in the state's page.  A worker whose
+	 * traffic fits never calls malloc, so it never writes the heap
+	 * pages and malloc's state that it shares with the master: each
+	 * page written would be one more copy per client.
+	 */
+	char			 store_in[WORKER_STORE_IN];
+	char			 store_out[WORKER_STORE_OUT];
+	char			 store_hin[WORKER_STORE_HIN];
+	char			 store_hctl[WORKER_STORE_HCTL];
+	char			 store_hout[WORKER_STORE_HOUT];
+	int			 store_tok[WORKER_STORE_TOK];
+	char			 store_str[WORKER_STORE_STR];
+	char			 store_name[WORKER_STORE_NAME];
+	/*
+	 * Every read lands here first, right after the state above: a
+	 * worker's small reads and its state share one page, so they cost
+	 * one copy-on-write fault.  Not on the stack: the stack probes of
+	 * a large frame would touch all of its pages.
+	 */
+	char			 scratch[WORKER_READ_SIZE];
+};
+
+extern struct worker_state	w;
+extern volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
+
+/* worker.c */
+/* Stops serving without the hub: flush the queue a while, then exit. */
+void	 worker_wind_down(const char *);
+/* Runs the complete lines buffered from the client. */
+void	 worker_input(void);
+/* Notes that a read wrote n bytes of the scratch. */
+void	 worker_scratch_wrote(size_t);
+/* Ends gathering: the lines gathered in the scratch go to the client. */
+void	 worker_gather_flush(void);
+/* Drops the client queue but for its first line. */
+void	 worker_queue_keep_head(void);
+/* Queues a line for the client; a full queue disconnects the client. */
+void	 worker_queue(const char *, size_t);
+
+/* worker_hub.c */
+/* Asks the hub for the DISCONNECT semantics; the answer is CLOSE. */
+void	 worker_leave(enum result);
+/* Forwards one valid request to the hub. */
+void	 worker_forward(const struct msg *);
+/* Drops the requests the hub has run. */
+void	 worker_trim(uint64_t);
+/* The last request the hub ran, from the worker's row. */
+uint64_t worker_last_seq(void);
+/* Reads frames from the hub and runs them. */
+void	 worker_hub_read(void);
+/* Without a hub: connects again once a new one runs, or gives up. */
+void	 worker_hub_retry(void);
+/* Writes HELLO, then the requests not yet written, to the hub. */
+void	 worker_hub_write(void);
+
+#endif

@@ -1,0 +1,463 @@
+/*
+ * worker_hub.c: a worker's channel to the hub.  It connects (again after
+ * a hub restart), sends HELLO and the requests the hub has not run,
+ * reads the hub's frames and runs them: lines for the client, the
+ * answers to IDENTIFY, WELCOME and CLOSE.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "conf.h"
+#include "ipc.h"
+#include "log.h"
+#include "proto.h"
+#include "shm.h"
+#include "talknetd.h"
+#include "title.h"
+#include "worker.h"
+#include "xmalloc.h"
+
+static void	worker_hub_lost(void);
+
+/*
+ * Starts a request frame with the next seq.  The frame stays in hout
+ * until the worker's row shows the hub ran it (worker_trim).
+ */
+static size_t
+worker_request(enum msg_type t)
+{
+	size_t	hdr;
+
+	hdr = ipc_begin(&w.hout, (uint16_t)(IPC_REQ_BASE + t), 0);
+	ipc_set_seq(&w.hout, hdr, ++w.seq);
+	return hdr;
+}
+
+/* Asks the hub for the DISCONNECT semantics; the answer is CLOSE. */
+void
+worker_leave(enum result final)
+{
+	size_t	hdr;
+
+	if (w.closing)
+		return;
+	w.closing = 1;
+	w.final = final;
+	w.rd_done = 1;
+	hdr = worker_request(MSG_DISCONNECT);
+	ipc_end(&w.hout, hdr);
+}
+
+/*
+ * Drops the requests the hub has run, as the worker's row in the shared
+ * table says; they need not be sent again after a hub restart.
+ */
+void
+worker_trim(uint64_t last_seq)
+{
+	struct ipc_hdr	h;
+	size_t		len;
+
+	while (buf_pending(&w.hout) >= sizeof(h)) {
+		memcpy(&h, buf_head(&w.hout), sizeof(h));
+		if (h.seq > last_seq)
+			break;
+		len = sizeof(h) + h.len;
+		buf_drain(&w.hout, len);
+		w.hsent = w.hsent > len ? w.hsent - len : 0;
+	}
+}
+
+/* The last request the hub ran, from the worker's row (read-only). */
+uint64_t
+worker_last_seq(void)
+{
+	if (w.slot == IPC_SLOT_NEW)
+		return 0;
+	return __atomic_load_n(&shm_user(&w.tab, w.slot)->last_seq,
+	    __ATOMIC_ACQUIRE);
+}
+
+/* Forwards one valid request to the hub as a frame of strings. */
+void
+worker_forward(const struct msg *m)
+{
+	size_t	hdr, i;
+
+	hdr = worker_request(m->type);
+	switch (m->type) {
+	case MSG_IDENTIFY:
+		ipc_put_str(&w.hout, m->username.p, m->username.len);
+		break;
+	case MSG_STATUS:
+		ipc_put_str(&w.hout, m->status.p, m->status.len);
+		break;
+	case MSG_TEXT:
+		ipc_put_str(&w.hout, m->username.p, m->username.len);
+		ipc_put_str(&w.hout, m->text.p, m->text.len);
+		break;
+	case MSG_PUBLIC_TEXT:
+		ipc_put_str(&w.hout, m->text.p, m->text.len);
+		break;
+	case MSG_INVITE:
+		ipc_put_str(&w.hout, m->roomname.p, m->roomname.len);
+		for (i = 0; i < m->nlist; i++)
+			ipc_put_str(&w.hout, m->list[i].p, m->list[i].len);
+		break;
+	case MSG_NEW_ROOM:
+	case MSG_JOIN_ROOM:
+	case MSG_ROOM_USERS:
+	case MSG_LEAVE_ROOM:
+		ipc_put_str(&w.hout, m->roomname.p, m->roomname.len);
+		break;
+	case MSG_ROOM_TEXT:
+		ipc_put_str(&w.hout, m->roomname.p, m->roomname.len);
+		ipc_put_str(&w.hout, m->text.p, m->text.len);
+		break;
+	default:
+		break;
+	}
+	ipc_end(&w.hout, hdr);
+}
+
+/* Ends a pending IDENTIFY; on success, the process title changes. */
+static int
+worker_ident_done(int ok)
+{
+	struct shm_user	*u;
+
+	if (!ok) {
+		w.ident = IDENT_NONE;
+		return 0;
+	}
+	/*
+	 * The row is read from the shared table, mapped read-only here; the
+	 * name is printed from it with its length, not copied to the stack.
+	 */
+	u = shm_user(&w.tab, w.slot);
+	if (u->name_len > 4 * LIMIT_MAX_NAME ||
+	    u->name_len > w.tab.hdr->name_bytes)
+		return -1;
+	title_set("worker %.*s %s", (int)u->name_len,
+	    shm_user_name(&w.tab, u), w.addr);
+	w.ident = IDENT_DONE;
+	w.login_deadline = 0;
+	return 0;
+}
+
+/* Takes the answer to IDENTIFY. */
+static int
+worker_identified(const char *p, size_t len)
+{
+	struct ipc_identified	 id;
+
+	if (len != sizeof(id) || w.ident != IDENT_PENDING)
+		return -1;
+	memcpy(&id, p, sizeof(id));
+	if (id.slot != w.slot)
+		return -1;
+	return worker_ident_done(id.ok);
+}
+
+/*
+ * Takes the hub's WELCOME: the worker's row, and the last request that
+ * ran.  After a hub restart, an IDENTIFY that ran but whose answer died
+ * with the old hub is settled from the table, and the client gets the
+ * RESPONSE the old hub would have sent.
+ */
+static int
+worker_welcome(const char *p, size_t len)
+{
+	struct ipc_welcome	 wel;
+	struct msg		 m;
+	int			 ok;
+
+	if (len != sizeof(wel))
+		return -1;
+	memcpy(&wel, p, sizeof(wel));
+	if (wel.slot >= w.tab.hdr->max_users ||
+	    (w.slot != IPC_SLOT_NEW && wel.slot != w.slot))
+		return -1;
+	w.slot = wel.slot;
+	worker_trim(wel.last_seq);
+	if (w.ident != IDENT_PENDING || wel.last_seq < w.ident_seq)
+		return 0;
+	ok = shm_user(&w.tab, w.slot)->state == USER_IDENTIFIED;
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_RESPONSE;
+	m.op = MSG_IDENTIFY;
+	m.res = ok ? RES_SUCCESS : RES_USER_ALREADY_EXISTS;
+	m.extra.p = buf_head(&w.ident_name);
+	m.extra.len = buf_pending(&w.ident_name);
+	m.has_extra = 1;
+	worker_gather_flush();
+	if (!w.wr_dead && proto_encode(&w.out, &m) == -1)
+		fatal("proto_encode");
+	return worker_ident_done(ok);
+}
+
+/*
+ * Takes the hub's CLOSE: the answer to DISCONNECT, or the hub dropping
+ * the worker on purpose, which closes the client.  Either way the worker
+ * flushes its queue and exits; it never reconnects after a CLOSE.
+ */
+static int
+worker_close_frame(const char *p, size_t len)
+{
+	uint32_t	reason;
+
+	if ((reason = ipc_get_close(p, len)) == 0)
+		return -1;
+	if (reason == CLOSE_QUIT && !w.closing)
+		return -1;
+	if (reason != CLOSE_QUIT) {
+		log_info("worker %s: closed by the hub: %s", w.addr,
+		    ipc_close_reason_name(reason));
+		w.closing = 1;
+		w.rd_done = 1;
+		if (reason == CLOSE_QUEUE && !w.cut) {
+			w.cut = 1;
+			worker_queue_keep_head();
+		}
+	}
+	w.closed = 1;
+	return 0;
+}
+
+/* The dispatcher: one frame from the hub; returns -1 on a bad frame. */
+static int
+worker_dispatch(const struct ipc_hdr *h, const char *p)
+{
+	switch (h->type) {
+	case IPC_LINE:
+		if (h->len == 0 || p[h->len - 1] != '\n')
+			return -1;
+		worker_queue(p, h->len);
+		return 0;
+	case IPC_IDENTIFIED:
+		return worker_identified(p, h->len);
+	case IPC_WELCOME:
+		return worker_welcome(p, h->len);
+	case IPC_CLOSE:
+		return worker_close_frame(p, h->len);
+	default:
+		return -1;
+	}
+}
+
+/* Reads frames from the hub and runs them. */
+void
+worker_hub_read(void)
+{
+	struct ipc_hdr	 h;
+	struct buf	 rb, *src;
+	const char	*p;
+	ssize_t		 n;
+	int		 r;
+
+	n = read(w.hfd, w.scratch, sizeof(w.scratch));
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		worker_hub_lost();
+		return;
+	}
+	worker_scratch_wrote((size_t)n);
+	/* hin keeps only a frame that arrived in part, never a batch. */
+	src = ipc_feed(&w.hin, &rb, w.scratch, (size_t)n);
+	/*
+	 * A batch read whole sends its lines from the scratch itself.  A
+	 * burst then never grows the queue onto the heap: each heap page a
+	 * worker writes is one it no longer shares with the master.
+	 */
+	w.gathering = src == &rb && buf_pending(&w.out) == 0;
+	while ((r = ipc_get(src, &h, &p)) == 1) {
+		if (worker_dispatch(&h, p) == -1)
+			fatalx("worker %s: bad frame 0x%04x from the hub",
+			    w.addr, h.type);
+	}
+	if (r == -1)
+		fatalx("worker %s: bad frame header from the hub", w.addr);
+	/* The lines sit below any partial frame, which is kept first. */
+	ipc_keep_rest(&w.hin, src);
+	worker_gather_flush();
+	/* An IDENTIFY answer may let buffered lines run. */
+	worker_input();
+}
+
+/*
+ * Tries to connect to the hub's socket and queues HELLO, naming the row
+ * the worker had if it had one.  Everything the hub has not run is sent
+ * again after it.  Returns 0, or -1 to try again later.
+ */
+static int
+worker_hub_connect(void)
+{
+	struct sockaddr_un	sun;
+	struct ipc_hello	hello;
+	int			fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlcpy(sun.sun_path, w.rt->hubpath, sizeof(sun.sun_path)) >=
+	    sizeof(sun.sun_path))
+		fatalx("worker: hub path too long");
+	/* Non-blocking: a full backlog is EAGAIN, tried again later, not
+	 * a wait that only SIGKILL would end (SIGTERM waits for ppoll). */
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1) {
+		log_warn("worker %s: socket", w.addr);
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		close(fd);
+		return -1;
+	}
+	w.hfd = fd;
+	w.hsent = 0;
+	w.hub_hup = 0;
+	buf_reset(&w.hin);
+	buf_reset(&w.hctl);
+	memset(&hello, 0, sizeof(hello));
+	hello.slot = w.slot;
+	(void)strlcpy(hello.addr, w.addr, sizeof(hello.addr));
+	ipc_put(&w.hctl, IPC_HELLO, 0, &hello, sizeof(hello));
+	return 0;
+}
+
+/*
+ * Whether the hub dropped this worker on purpose: it frees the worker's
+ * row before it closes the channel, so a row that is free or another
+ * process's means the hub is done with it.  A hub that died leaves the
+ * row as it was.
+ */
+static int
+worker_dropped(void)
+{
+	struct shm_user	*u;
+
+	if (w.slot == IPC_SLOT_NEW)
+		return 0;
+	u = shm_user(&w.tab, w.slot);
+	return __atomic_load_n(&u->state, __ATOMIC_ACQUIRE) == USER_FREE ||
+	    __atomic_load_n(&u->pid, __ATOMIC_ACQUIRE) != w.pid;
+}
+
+/*
+ * The hub channel closed without a CLOSE.  If the hub dropped the worker
+ * on purpose, the worker closes its client and exits.  Otherwise the hub
+ * died: the master starts another, and the worker keeps its client and
+ * what the hub has not run, and reconnects once the new hub is there
+ * (worker_hub_retry); past WORKER_HUB_RETRY_MS it gives up.
+ */
+static void
+worker_hub_lost(void)
+{
+	if (w.hfd == -1)
+		return;
+	close(w.hfd);
+	w.hfd = -1;
+	buf_reset(&w.hin);
+	if (w.closed || worker_stop)
+		return;
+	if (worker_dropped()) {
+		log_info("worker %s: dropped by the hub, closing", w.addr);
+		worker_wind_down("dropped by the hub");
+		return;
+	}
+	w.hub_lost_at = clock_now_ms();
+	w.hub_retry_at = w.hub_lost_at;
+	w.hub_backoff_ms = WORKER_HUB_TICK_MS;
+	log_info("worker %s: hub channel closed, waiting for a new hub",
+	    w.addr);
+}
+
+/*
+ * Without a hub: connects once a hub of a new generation runs, never
+ * again to the one that closed the channel, with a growing wait between
+ * tries; gives up WORKER_HUB_RETRY_MS after losing it.
+ */
+void
+worker_hub_retry(void)
+{
+	int64_t		now;
+	uint64_t	gen;
+
+	if (w.hfd != -1 || w.closed)
+		return;
+	now = clock_now_ms();
+	if (now - w.hub_lost_at > WORKER_HUB_RETRY_MS) {
+		log_warnx("worker %s: no hub for %d ms", w.addr,
+		    WORKER_HUB_RETRY_MS);
+		worker_wind_down("no hub");
+		return;
+	}
+	if (now < w.hub_retry_at)
+		return;
+	/*
+	 * The hub that closed the channel is tried again only by a worker
+	 * it gave no row: its channel may have been over the hub's cap.  A
+	 * refusal on purpose says CLOSE, and the worker is gone by then.
+	 */
+	gen = __atomic_load_n(&w.tab.hdr->hub_gen, __ATOMIC_ACQUIRE);
+	if (gen != 0 && (gen != w.hub_gen || w.slot == IPC_SLOT_NEW) &&
+	    worker_hub_connect() == 0) {
+		w.hub_gen = gen;
+		return;
+	}
+	w.hub_retry_at = now + w.hub_backoff_ms;
+	if (w.hub_backoff_ms < WORKER_HUB_TICK_MAX_MS)
+		w.hub_backoff_ms *= 2;
+}
+
+/*
+ * Writes HELLO, then the requests not yet written, to the hub: one
+ * writev, so a new worker's HELLO and first request wake the hub once.
+ */
+void
+worker_hub_write(void)
+{
+	struct iovec	iov[2];
+	size_t		ctl;
+	ssize_t		n;
+	int		niov = 0;
+
+	if (w.hfd == -1)
+		return;
+	if ((ctl = buf_pending(&w.hctl)) > 0) {
+		iov[niov].iov_base = buf_head(&w.hctl);
+		iov[niov++].iov_len = ctl;
+	}
+	if (w.hsent < buf_pending(&w.hout)) {
+		iov[niov].iov_base = buf_head(&w.hout) + w.hsent;
+		iov[niov++].iov_len = buf_pending(&w.hout) - w.hsent;
+	}
+	if (niov == 0)
+		return;
+	n = writev(w.hfd, iov, niov);
+	if (n == -1) {
+		if (errno != EAGAIN && errno != EINTR)
+			worker_hub_lost();
+		return;
+	}
+	/* HELLO goes first and whole before any request counts as sent. */
+	if ((size_t)n < ctl) {
+		buf_drain(&w.hctl, (size_t)n);
+		return;
+	}
+	buf_drain(&w.hctl, ctl);
+	w.hsent += (size_t)n - ctl;
+}
