@@ -217,7 +217,7 @@ worker_scratch_release(void)
 
 	lo = (uintptr_t)w.scratch + w.scratch_first;
 	hi = ((uintptr_t)w.scratch + w.scratch_used + pg - 1) & ~(pg - 1);
-	/* w is page-aligned, so its last page is its own. */
+	/* struct worker_state is whole pages: its last page is its own. */
 	end = (uintptr_t)&w + sizeof(w);
 	if (hi > end)
 		hi = end;

@@ -50,7 +50,11 @@ enum ident_state {
 	IDENT_DONE
 };
 
-/* One worker's whole state: defined in worker.c, page-aligned. */
+/*
+ * One worker's whole state: defined in worker.c.  Page-aligned, and so
+ * a whole number of pages long: its last page holds nothing else, and
+ * worker_scratch_release may give it back.
+ */
 struct worker_state {
 	const struct config	*cfg;
 	int			 cfd;		/* the client's TCP socket */
@@ -123,7 +127,7 @@ struct worker_state {
 	 * a large frame would touch all of its pages.
 	 */
 	char			 scratch[WORKER_READ_SIZE];
-};
+} __attribute__((aligned(4096)));
 
 extern struct worker_state	w;
 extern volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
