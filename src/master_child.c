@@ -26,6 +26,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND	0
+#endif
+
 #include "addr.h"
 #include "conf.h"
 #include "log.h"
@@ -36,6 +42,7 @@
 #define MASTER_ACCEPT_BURST	64
 #define MASTER_RELEASE_BURST	256	/* release datagrams read per round */
 #define MASTER_LINGER_MS	2000	/* a released worker's time to exit */
+#define MASTER_LINGER_VG_MS	60000	/* the same, under valgrind */
 #define MASTER_LINGER_SLACK	64	/* released workers beyond max-clients */
 
 /* Orders children by pid. */
@@ -323,6 +330,17 @@ master_release_read(void)
 }
 
 /*
+ * How long a released worker may take to exit.  Under valgrind its exit
+ * runs the leak check, which takes seconds: a kill then would cut its
+ * report short.
+ */
+static int64_t
+master_linger_ms(void)
+{
+	return RUNNING_ON_VALGRIND ? MASTER_LINGER_VG_MS : MASTER_LINGER_MS;
+}
+
+/*
  * A released worker has had MASTER_LINGER_MS to exit: kill it.  Its
  * linger needs 500 ms at most; one that stays would be a process the
  * limits no longer count.  Returns the ms to the next such, or -1.
@@ -334,8 +352,8 @@ master_linger(void)
 	int64_t		 now = master_now_ms();
 
 	while ((c = TAILQ_FIRST(&live->released)) != NULL) {
-		if (now - c->released_at < MASTER_LINGER_MS)
-			return (int)(c->released_at + MASTER_LINGER_MS - now);
+		if (now - c->released_at < master_linger_ms())
+			return (int)(c->released_at + master_linger_ms() - now);
 		TAILQ_REMOVE(&live->released, c, release_entry);
 		c->killed = 1;
 		/* Not reaped yet, so the pid is still this child's. */
