@@ -36,6 +36,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND	0
+#endif
+
 #include "addr.h"
 #include "conf.h"
 #include "ipc.h"
@@ -52,6 +58,7 @@
 #define MASTER_BACKLOG		1024
 #define MASTER_PAUSE_MS		200	/* after EMFILE or a failed fork */
 #define MASTER_STOP_MS		3000	/* children get this long on exit */
+#define MASTER_STOP_VG_MS	30000	/* the same, under valgrind */
 #define MASTER_WORKER_KEEP	(32 * 1024)	/* malloc keeps this, no more */
 /*
  * Hub fds beyond one per client: up to 48 channels over max-clients
@@ -467,7 +474,7 @@ master_shutdown(void)
 	struct child	*c;
 	struct timespec	 ts = { 0, 20 * 1000 * 1000 };
 	size_t		 i;
-	int		 waited;
+	int		 waited, stop_ms;
 
 	master.stopping = 1;
 	log_info("shutting down");
@@ -479,7 +486,9 @@ master_shutdown(void)
 		(void)kill(master.hub_pid, SIGTERM);
 	RB_FOREACH(c, child_tree, &live->children)
 		(void)kill(c->pid, SIGTERM);
-	for (waited = 0; waited < MASTER_STOP_MS; waited += 20) {
+	/* Under valgrind each child's exit runs the leak check: slow. */
+	stop_ms = RUNNING_ON_VALGRIND ? MASTER_STOP_VG_MS : MASTER_STOP_MS;
+	for (waited = 0; waited < stop_ms; waited += 20) {
 		master_reap();
 		if (master.hub_pid == 0 && RB_EMPTY(&live->children))
 			break;
