@@ -292,6 +292,28 @@ conf_restart_needed(const struct config *a, const struct config *b)
 	return NULL;
 }
 
+/*
+ * Copies every setting that may change without a restart from next to
+ * cur (SIGHUP): the table says which, so a new live key needs no code.
+ */
+void
+conf_apply_live(struct config *cur, const struct config *next)
+{
+	const struct conf_key	*k;
+	size_t			 i;
+
+	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
+		k = &conf_keys[i];
+		if (!k->live)
+			continue;
+		if (k->kind == CONF_SIZE)
+			memcpy((char *)cur + k->off, (const char *)next + k->off,
+			    sizeof(size_t));
+		else if (k->kind == CONF_LOG_LEVEL)
+			cur->log_level = next->log_level;
+	}
+}
+
 /* The settings a reload may change, as the hub and workers take them. */
 void
 conf_live_limits(const struct config *cfg, struct shm_live *l)

@@ -35,6 +35,8 @@ int	 conf_live(const char *key);
 const char *conf_restart_needed(const struct config *,
 	    const struct config *);
 
+/* Copies the settings that may change without a restart (SIGHUP). */
+void	 conf_apply_live(struct config *cur, const struct config *next);
 /* The settings a reload may change, as the hub and workers take them. */
 void	 conf_live_limits(const struct config *, struct shm_live *);
 

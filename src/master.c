@@ -530,15 +530,7 @@ master_reload(void)
 		if ((key = conf_restart_needed(cur, next)) != NULL)
 			log_warnx("reload: %s changed: refused, it needs a "
 			    "restart; the other settings apply", key);
-		cur->log_level = next->log_level;
-		cur->max_line = next->max_line;
-		cur->max_queue = next->max_queue;
-		cur->max_clients_per_ip = next->max_clients_per_ip;
-		cur->login_timeout = next->login_timeout;
-		cur->rate_limit = next->rate_limit;
-		cur->rate_burst = next->rate_burst;
-		cur->stall_timeout = next->stall_timeout;
-		cur->send_buffer = next->send_buffer;
+		conf_apply_live(cur, next);
 		if (cur->max_line > master.rt.max_line_seen)
 			master.rt.max_line_seen = cur->max_line;
 		log_set_level(cur->log_level);
