@@ -326,4 +326,5 @@ conf_live_limits(const struct config *cfg, struct shm_live *l)
 	l->rate_limit = cfg->rate_limit;
 	l->rate_burst = cfg->rate_burst;
 	l->stall_timeout = cfg->stall_timeout;
+	l->reloads = cfg->reloads;
 }

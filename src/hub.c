@@ -570,12 +570,15 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 			(void)malloc_trim(0);
 			hub.ndropped = 0;
 		}
+		/* New limits first: a worker forked after the reload may
+		 * already send what only they allow. */
+		for (k = 0; k < n; k++)
+			if (evs[k].data.ptr == &hub.ctl_fd)
+				hub_ctl_read();
 		for (k = 0; k < n; k++) {
 			if ((c = evs[k].data.ptr) == NULL)
 				hub_accept();
-			else if (evs[k].data.ptr == &hub.ctl_fd)
-				hub_ctl_read();
-			else
+			else if (evs[k].data.ptr != &hub.ctl_fd)
 				hub_event(c, evs[k].events);
 		}
 		hub_timers();

@@ -531,6 +531,7 @@ master_reload(void)
 			log_warnx("reload: %s changed: refused, it needs a "
 			    "restart; the other settings apply", key);
 		conf_apply_live(cur, next);
+		cur->reloads++;
 		if (cur->max_line > master.rt.max_line_seen)
 			master.rt.max_line_seen = cur->max_line;
 		log_set_level(cur->log_level);

@@ -43,6 +43,7 @@ struct shm_live {
 	uint64_t	rate_limit;	/* messages a second, 0: none */
 	uint64_t	rate_burst;
 	uint64_t	stall_timeout;	/* seconds, 0: none */
+	uint64_t	reloads;	/* the master's reloads when sent */
 };
 
 struct shm_hdr {

@@ -64,6 +64,7 @@ struct config {
 	size_t			 rate_burst;
 	size_t			 stall_timeout;		/* seconds, 0: none */
 	size_t			 send_buffer;		/* bytes, 0: the kernel's */
+	size_t			 reloads;	/* SIGHUPs applied: not a key */
 };
 
 /* What the master hands each child: paths and fds it will need. */

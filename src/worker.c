@@ -582,6 +582,13 @@ worker_live(void)
 	if (shm_live_get(&w.tab, &l, &g) == -1 || ipc_check_limits(&l) == -1)
 		return;
 	w.live_gen = g;
+	/*
+	 * A worker forked just after a reload has the new limits already,
+	 * while the hub may not have written them yet: older ones in the
+	 * table are not taken.
+	 */
+	if (l.reloads < w.lim.reloads)
+		return;
 	w.lim = l;
 	w.in.max_line = (size_t)l.max_line;
 	log_set_level((int)l.log_level);
