@@ -726,7 +726,6 @@ void
 hub_end_round(void)
 {
 	struct hub_conn	*c;
-
 	int		 pass = 0;
 
 	for (;;) {

@@ -591,13 +591,11 @@ static void	hub_run(struct hub_conn *, enum msg_type, size_t);
  * NULL, or why the worker must be dropped.
  */
 static const char *
-hub_request_args(struct hub_conn *c, const struct ipc_hdr *h,
-    const char *p, long *np)
+hub_request_args(const struct ipc_hdr *h, const char *p, long *np)
 {
 	enum msg_type	 t = ipc_request_msg(h->type);
 	long		 n;
 
-	(void)c;
 	if ((n = ipc_get_strs(p, h->len, NULL, 0)) == -1)
 		return "request strings run past the frame";
 	if (ipc_check_request(h->type, n) == -1)
@@ -625,7 +623,7 @@ hub_request(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 	long		 n;
 	int		 again = 0;
 
-	if ((why = hub_request_args(c, h, p, &n)) != NULL)
+	if ((why = hub_request_args(h, p, &n)) != NULL)
 		return why;
 	/*
 	 * A request resent after a hub restart that already ran is skipped;
