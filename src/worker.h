@@ -78,7 +78,7 @@ struct worker_state {
 	uint32_t		 seq;		/* last request's seq */
 	uint32_t		 ident_seq;	/* seq of the pending IDENTIFY */
 	struct buf		 ident_name;	/* of the pending IDENTIFY */
-	int64_t			 hub_lost_at;	/* 0 while connected */
+	int64_t			 hub_lost_at;	/* 0 while welcomed */
 	int64_t			 login_deadline; /* 0: none */
 	double			 tokens;	/* rate limit's bucket */
 	int64_t			 tokens_at;	/* when it was last filled */

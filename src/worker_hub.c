@@ -192,6 +192,8 @@ worker_welcome(const char *p, size_t len)
 	    (w.slot != IPC_SLOT_NEW && wel.slot != w.slot))
 		return -1;
 	w.slot = wel.slot;
+	/* A hub that welcomed it: the next loss starts a fresh wait. */
+	w.hub_lost_at = 0;
 	worker_trim(wel.last_seq);
 	if (w.ident != IDENT_PENDING || wel.last_seq < w.ident_seq)
 		return 0;
@@ -376,6 +378,17 @@ worker_hub_lost(void)
 	if (worker_dropped()) {
 		log_info("worker %s: dropped by the hub, closing", w.addr);
 		worker_wind_down("dropped by the hub");
+		return;
+	}
+	/*
+	 * A channel closed before its WELCOME (over the hub's cap, say)
+	 * does not start the wait again: the retries keep backing off and
+	 * the 10 s still run out, so such closes cannot make a loop.
+	 */
+	if (w.hub_lost_at != 0) {
+		w.hub_retry_at = clock_now_ms() + w.hub_backoff_ms;
+		if (w.hub_backoff_ms < WORKER_HUB_TICK_MAX_MS)
+			w.hub_backoff_ms *= 2;
 		return;
 	}
 	w.hub_lost_at = clock_now_ms();

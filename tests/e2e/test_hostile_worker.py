@@ -248,6 +248,38 @@ def test_channels_over_the_cap_are_closed_at_once():
     anna.expect(tnlib.text_from("bob", "still here"))
 
 
+def test_a_worker_refused_by_a_full_hub_backs_off():
+    # Silent channels fill the hub's cap; a real client's worker has
+    # its channel closed at once, again and again.  It must back off,
+    # not spin (measured: 2.6 s of CPU and 87,160 log lines in 4.7 s),
+    # and get in once the silent ones are dropped at their deadline.
+    max_clients = 8
+    s = tnlib.Server("--max-clients", str(max_clients))
+    s.hub_pid()
+    path = hub_socket_path(s)
+    liars = [Liar(path) for _ in range(max_clients + CHANNEL_MARGIN)]
+    c = tnlib.Client(s)
+    w = s.worker_pid(c)
+    t0 = time.monotonic()
+    cpu0 = _cpu_s(w)
+    time.sleep(2)
+    cpu = _cpu_s(w) - cpu0
+    wall = time.monotonic() - t0
+    assert cpu < 0.1 * wall, "the worker used %.2f s of CPU in %.1f s" \
+        % (cpu, wall)
+    lines = len([ln for ln in s.log if "hub channel closed" in ln])
+    assert lines <= 2, "%d 'hub channel closed' lines" % lines
+    c.identify("patient", timeout=HELLO_S + 5)
+    for l in liars:
+        l.close()
+
+
+def _cpu_s(pid):
+    """utime + stime of pid, in seconds."""
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_hello_address_cannot_forge_log_lines():
     s = tnlib.Server()
     anna = tnlib.Client(s).identify("anna")
