@@ -307,8 +307,8 @@ conf_apply_live(struct config *cur, const struct config *next)
 		if (!k->live)
 			continue;
 		if (k->kind == CONF_SIZE)
-			memcpy((char *)cur + k->off, (const char *)next + k->off,
-			    sizeof(size_t));
+			memcpy((char *)cur + k->off,
+			    (const char *)next + k->off, sizeof(size_t));
 		else if (k->kind == CONF_LOG_LEVEL)
 			cur->log_level = next->log_level;
 	}

@@ -64,7 +64,7 @@ struct hub_conn {
 	int64_t			 pace_at;	/* its pacing window began */
 	uint64_t		 pace_taken;	/* hub_taken() when it began */
 	size_t			 cap_extra;	/* held when max-queue fell */
-	int			 waiting;	/* on hub.waiting, no HELLO yet */
+	int			 waiting;	/* no HELLO yet */
 	int64_t			 hello_by;	/* drop it then without HELLO */
 	uint32_t		 rooms;		/* it created, still there */
 	struct buf		 in;
@@ -141,9 +141,9 @@ struct hub_state {
 	struct conn_list	 waiting;	/* channels before HELLO */
 	size_t			 nchannels;	/* open channels (fd != -1) */
 	size_t			 max_channels;
-	size_t			 nrefused;	/* over the cap, not yet logged */
+	size_t			 nrefused;	/* over the cap, to be logged */
 	int64_t			 refused_logged;
-	int			 spare_fd;	/* given up to refuse at EMFILE */
+	int			 spare_fd;	/* spent to refuse at EMFILE */
 	int64_t			 paused_until;	/* 0, or accepting resumes */
 };
 

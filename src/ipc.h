@@ -50,7 +50,7 @@ enum ipc_type {
 	/* 0x02xx: hub to worker. */
 	IPC_LINE		= 0x0200,	/* one JSON line for the client */
 	IPC_IDENTIFIED		= 0x0201,	/* struct ipc_identified */
-	IPC_CLOSE		= 0x0202,	/* struct ipc_close: close now */
+	IPC_CLOSE		= 0x0202,	/* struct ipc_close: the end */
 	IPC_WELCOME		= 0x0203,	/* struct ipc_welcome */
 
 	/* 0x03xx: master to hub, over the hub's control pipe. */

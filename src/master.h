@@ -63,10 +63,10 @@ struct master_state {
 	pid_t			 pid;		/* the master's own */
 	pid_t			 hub_pid;
 	time_t			 hub_started;
-	int			 hub_ctl;	/* the control pipe to the hub */
+	int			 hub_ctl;	/* the hub's control pipe */
 	int			 sigpipe[2];	/* self-pipe: handler to loop */
 	int			 spare_fd;	/* given up to refuse at EMFILE */
-	int			 release_fd;	/* workers say "client closed" */
+	int			 release_fd;	/* release datagrams */
 	int			 stopping;
 };
 

@@ -43,7 +43,7 @@
 #define MASTER_RELEASE_BURST	256	/* release datagrams read per round */
 #define MASTER_LINGER_MS	2000	/* a released worker's time to exit */
 #define MASTER_LINGER_VG_MS	60000	/* the same, under valgrind */
-#define MASTER_LINGER_SLACK	64	/* released workers beyond max-clients */
+#define MASTER_LINGER_SLACK	64	/* released, beyond max-clients */
 
 /* Orders children by pid. */
 static int

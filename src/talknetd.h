@@ -23,7 +23,7 @@
 #define DEFAULT_RATE_LIMIT		20	/* messages per second */
 #define DEFAULT_RATE_BURST		50
 #define DEFAULT_STALL_TIMEOUT		10	/* seconds without progress */
-#define DEFAULT_SEND_BUFFER		(64 * 1024)	/* SO_SNDBUF, 0: kernel's */
+#define DEFAULT_SEND_BUFFER		(64 * 1024)	/* SO_SNDBUF */
 
 /* Ceilings that keep the shared table's size sane. */
 #define LIMIT_MAX_CLIENTS		100000
@@ -63,7 +63,7 @@ struct config {
 	size_t			 rate_limit;		/* msgs/s, 0: none */
 	size_t			 rate_burst;
 	size_t			 stall_timeout;		/* seconds, 0: none */
-	size_t			 send_buffer;		/* bytes, 0: the kernel's */
+	size_t			 send_buffer;		/* bytes; 0: kernel's */
 	size_t			 reloads;	/* SIGHUPs applied: not a key */
 };
 
@@ -76,7 +76,7 @@ struct runtime {
 	int	 shm_fd;		/* O_RDWR: only the hub maps it writable */
 	int	 hub_ctl_fd;		/* the hub's end of its control pipe */
 	size_t	 max_line_seen;		/* longest max-line since the start */
-	int	 release_fd;		/* workers' end: "my client is closed" */
+	int	 release_fd;		/* workers' end: "client closed" */
 	const void *shm_ro;		/* the master's read-only mapping */
 	size_t	 shm_size;
 };
