@@ -5,17 +5,14 @@ Standard library only.  Every wait is bounded.  Each test file exits 0
 when all its tests pass, 1 when one fails, 77 when a tool is missing.
 """
 
-import atexit
 import json
 import os
 import queue
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -38,26 +35,11 @@ TALKNET = tool("TALKNET", "./src/talknet")
 TALKNETD = tool("TALKNETD", "./src/talknetd")
 
 
-def use_short_tmpdir():
-    """Points TMPDIR at a private directory under /tmp, removed at exit,
-    if the current one is deep: the daemon binds its hub's socket under
-    it, and a Unix socket's path has room for 107 bytes (sun_path).  As
-    tnlib.use_short_tmpdir does for the other tests."""
-    if len(tempfile.gettempdir()) <= 40:
-        return
-    try:
-        d = tempfile.mkdtemp(prefix="tn-", dir="/tmp")
-    except OSError:
-        return
-    # Sticky and open to all, as /tmp is: daemons run as another user
-    # (-u nobody) make their run directories here too.
-    os.chmod(d, 0o1777)
-    os.environ["TMPDIR"] = d
-    tempfile.tempdir = d
-    atexit.register(shutil.rmtree, d, True)
-
-
-use_short_tmpdir()
+# The daemon binds its hub's socket under TMPDIR; tnlib points a deep one
+# at a short private directory, for these tests as for the others.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "e2e"))
+import tnlib  # noqa: E402,F401
 
 
 def sanitizer_report(text):
