@@ -314,6 +314,23 @@ check_whole(struct framer *whole, enum frame_result r, const char *line,
 		FUZZ_CHECK(wlen == len && memcmp(wline, line, len) == 0);
 }
 
+/*
+ * Gives the buffer back as an idle worker does: nothing pending is lost,
+ * and the storage goes only when nothing is pending and it outgrew keep.
+ */
+static void
+check_shrink(struct framer *f, size_t keep)
+{
+	size_t	cap = f->in.cap, n = framer_pending(f);
+
+	framer_shrink(f, keep);
+	FUZZ_CHECK(framer_pending(f) == n);
+	if (n == 0 && cap > keep)
+		FUZZ_CHECK(f->in.data == NULL && f->in.cap == 0);
+	else
+		FUZZ_CHECK(f->in.cap == cap);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *input, size_t insize)
 {
@@ -326,7 +343,6 @@ LLVMFuzzerTestOneInput(const uint8_t *input, size_t insize)
 	struct model		 md;
 	size_t			 max_line, fed = 0, len = 0, want_len = 0;
 	size_t			 chunk, want, avail, max_want = 0, n;
-	size_t			 keep, cap;
 	uint32_t		 rng;
 	int			 mode;
 	uint8_t			*data;
@@ -396,17 +412,8 @@ LLVMFuzzerTestOneInput(const uint8_t *input, size_t insize)
 			break;	/* the daemon drops the client here */
 		FUZZ_CHECK(framer_pending(&f) == fed - md.pos);
 		/* An idle worker may give the buffer back between reads. */
-		if ((xorshift32(&rng) & 7) == 0) {
-			keep = xorshift32(&rng) % 1024;
-			cap = f.in.cap;
-			n = framer_pending(&f);
-			framer_shrink(&f, keep);
-			FUZZ_CHECK(framer_pending(&f) == n);
-			if (n == 0 && cap > keep)
-				FUZZ_CHECK(f.in.data == NULL && f.in.cap == 0);
-			else
-				FUZZ_CHECK(f.in.cap == cap);
-		}
+		if ((xorshift32(&rng) & 7) == 0)
+			check_shrink(&f, xorshift32(&rng) % 1024);
 	}
 
 	/* Fed all, the two framers are at the same place. */
