@@ -73,6 +73,8 @@ static const struct conf_key conf_keys[] = {
 	    0, 86400, 0, 1 },
 	{ "send-buffer", CONF_SIZE, offsetof(struct config, send_buffer),
 	    0, 16 * 1024 * 1024, 0, 1 },
+	{ "max-gather", CONF_SIZE, offsetof(struct config, max_gather),
+	    0, LIMIT_MAX_GATHER, 0, 1 },
 	{ "user", CONF_STRING, offsetof(struct config, user), 0, 0,
 	    sizeof(((struct config *)NULL)->user), 0 },
 	{ "pidfile", CONF_STRING, offsetof(struct config, pidfile), 0, 0,
@@ -126,6 +128,7 @@ conf_defaults(struct config *cfg)
 	cfg->max_room = PROTO_MAX_ROOM;
 	cfg->max_line = PROTO_MAX_LINE;
 	cfg->max_queue = DEFAULT_MAX_QUEUE;
+	cfg->max_gather = DEFAULT_MAX_GATHER;
 	cfg->max_clients_per_ip = DEFAULT_MAX_CLIENTS_PER_IP;
 	cfg->login_timeout = DEFAULT_LOGIN_TIMEOUT;
 	cfg->rate_limit = DEFAULT_RATE_LIMIT;
@@ -322,6 +325,7 @@ conf_live_limits(const struct config *cfg, struct shm_live *l)
 	l->log_level = (uint32_t)cfg->log_level;
 	l->max_line = cfg->max_line;
 	l->max_queue = cfg->max_queue;
+	l->max_gather = (uint32_t)cfg->max_gather;
 	l->login_timeout = cfg->login_timeout;
 	l->rate_limit = cfg->rate_limit;
 	l->rate_burst = cfg->rate_burst;

@@ -502,7 +502,7 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 {
 	struct epoll_event	 evs[HUB_MAX_EVENTS];
 	struct hub_conn		*c;
-	int			 n, k, timeout;
+	int			 n, k, timeout, gather;
 
 	title_set("hub");
 	/* The table's writer: no process of our uid may ptrace it (again:
@@ -522,6 +522,7 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	hub.max_line_seen = rt->max_line_seen;
 	conf_live_limits(cfg, &hub.live);
 	hub_limits();
+	TAILQ_INIT(&hub.replies);
 	TAILQ_INIT(&hub.dirty);
 	TAILQ_INIT(&hub.dead);
 	TAILQ_INIT(&hub.idents);
@@ -555,6 +556,9 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 		if (hub.ndropped > 0 && timeout == -1)
 			timeout = HUB_TRIM_IDLE_MS;
 		timeout = hub_timeout(timeout);
+		if ((gather = hub_round_timeout()) != -1 &&
+		    (timeout == -1 || gather < timeout))
+			timeout = gather;
 		n = epoll_wait(hub.epfd, evs, HUB_MAX_EVENTS, timeout);
 		if (n == -1) {
 			if (errno == EINTR)

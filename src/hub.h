@@ -4,7 +4,8 @@
  * entry, the hub's one state struct, and the functions one of its files
  * calls in another.  hub.c is the process (epoll, accepting, the master's
  * pipe, resuming after a restart), hub_chan.c one channel's I/O and flow
- * control, hub_req.c the requests and the name indices.
+ * control, hub_round.c the end of a round (who is written when),
+ * hub_req.c the requests and the name indices.
  */
 #ifndef TALKNETD_HUB_H
 #define TALKNETD_HUB_H
@@ -22,6 +23,17 @@
 #define HUB_HELLO_MS		5000	/* a new channel's time to say HELLO */
 #define HUB_PAUSE_MS		200	/* no accepting after EMFILE */
 #define HUB_ACCEPT_BURST	64	/* channels accepted per round */
+/*
+ * The flush to many goes in passes, each worker written once a pass; a
+ * pass yields to requests every HUB_FLUSH_SLICE_US.  A pass that took
+ * over HUB_GATHER_MIN_US makes the next one start HUB_GATHER_FACTOR
+ * times as long (at most max-gather ms) after it ended, so lines that
+ * arrive meanwhile wake each worker once, not once each.
+ */
+#define HUB_FLUSH_SLICE_US	1000
+#define HUB_FLUSH_CLOCK_EVERY	16	/* writes between clock reads */
+#define HUB_GATHER_MIN_US	500
+#define HUB_GATHER_FACTOR	1
 /*
  * Channels beyond max-clients: the master forks at most max-clients
  * workers it counts, but a worker that has gone may not have been seen
@@ -47,6 +59,8 @@ struct hub_conn {
 	int			 parted;	/* DISCONNECT done, CLOSE sent */
 	int			 dead;		/* to be dropped this round */
 	int			 dirty;		/* out has frames to write */
+	int			 replied;	/* dirty as a requester */
+	uint64_t		 pass;		/* dirty: the pass it is for */
 	int			 want_out;	/* EPOLLOUT is registered */
 	int			 watched;	/* in the epoll set */
 	uint32_t		 close_reason;	/* enum ipc_close_reason */
@@ -121,7 +135,15 @@ struct hub_state {
 	uint32_t		 nfree_users;
 	uint32_t		*free_rooms;	/* stack of free room rows */
 	uint32_t		 nfree_rooms;
-	struct conn_list	 dirty;
+	struct conn_list	 replies;	/* dirty: requesters, first */
+	struct conn_list	 dirty;		/* dirty: everyone else */
+	int			 flushing;	/* a pass is under way */
+	uint64_t		 pass_cur;	/* the pass under way */
+	uint64_t		 pass_next;	/* the pass new lines go in */
+	int64_t			 pass_start;	/* µs: it began */
+	size_t			 pass_base;	/* hub.shared's length then */
+	size_t			 pass_written;	/* workers it wrote */
+	int64_t			 gather_until;	/* µs: the next pass begins */
 	struct conn_list	 dead;
 	struct conn_list	 idents;
 	struct conn_list	 paused;
@@ -158,9 +180,10 @@ RB_PROTOTYPE(room_tree, hub_room, entry, hub_room_cmp)
 struct shm_user	*hub_row(const struct hub_conn *);
 struct str	 hub_name(const struct hub_conn *);
 int		 hub_identified(const struct hub_conn *);
-void		 hub_mark_dirty(struct hub_conn *);
 void		 hub_kill(struct hub_conn *, uint32_t, const char *);
 size_t		 hub_backlog(const struct hub_conn *);
+void		 hub_watch(struct hub_conn *);
+void		 hub_own_share(struct hub_conn *);
 void		 hub_share_line(void);
 void		 hub_share(struct hub_conn *);
 void		 hub_put(struct hub_conn *, uint16_t, const void *, size_t);
@@ -168,7 +191,14 @@ void		 hub_encode(const struct msg *);
 void		 hub_send(struct hub_conn *);
 void		 hub_unwait(struct hub_conn *);
 void		 hub_read(struct hub_conn *);
+void		 hub_drop(struct hub_conn *);
+int		 hub_pace_check(void);
+
+/* hub_round.c */
+void		 hub_mark_dirty(struct hub_conn *);
+void		 hub_unmark_dirty(struct hub_conn *);
 void		 hub_end_round(void);
+int		 hub_round_timeout(void);
 
 /* hub_req.c */
 struct str	 hub_user_key(const struct hub_conn *);

@@ -2,8 +2,8 @@
  * hub_chan.c: one worker's channel in the hub: reading and checking its
  * frames, HELLO and reattaching after a restart, queueing lines for it
  * (its own buffer and its part of the round's shared batch), flow
- * control (pacing senders behind a slow reader), the end-of-round
- * flush, and dropping it.
+ * control (pacing senders behind a slow reader), and dropping it.
+ * hub_round.c writes what is queued.
  */
 #include "config.h"
 
@@ -56,16 +56,6 @@ hub_identified(const struct hub_conn *c)
 	return hub_row(c)->state == USER_IDENTIFIED;
 }
 
-/* Queues a connection for the end-of-round write. */
-void
-hub_mark_dirty(struct hub_conn *c)
-{
-	if (!c->dirty) {
-		c->dirty = 1;
-		TAILQ_INSERT_TAIL(&hub.dirty, c, dirty_entry);
-	}
-}
-
 /*
  * Schedules a connection to be dropped at the end of the round, saying
  * why in the log and, in a CLOSE frame, to the worker.
@@ -89,7 +79,7 @@ hub_backlog(const struct hub_conn *c)
 }
 
 /* Sets the events a channel is watched for: input unless paused. */
-static void
+void
 hub_watch(struct hub_conn *c)
 {
 	struct epoll_event	ev;
@@ -190,7 +180,7 @@ hub_queued(struct hub_conn *c)
  * Copies a worker's part of the shared batch into its own queue: before
  * anything else is queued for it, and for what a write did not take.
  */
-static void
+void
 hub_own_share(struct hub_conn *c)
 {
 	if (c->share_len == 0)
@@ -293,8 +283,7 @@ hub_reattach(struct hub_conn *c, uint32_t slot)
 		    buf_pending(&old->out));
 		hub_mark_dirty(c);
 	}
-	if (old->dirty)
-		TAILQ_REMOVE(&hub.dirty, old, dirty_entry);
+	hub_unmark_dirty(old);
 	buf_free(&old->in);
 	buf_free(&old->out);
 	free(old);
@@ -532,7 +521,7 @@ hub_say_close(struct hub_conn *c)
 }
 
 /* Drops a connection: DISCONNECT semantics, then frees its row. */
-static void
+void
 hub_drop(struct hub_conn *c)
 {
 	struct hub_conn	*s, *next;
@@ -552,8 +541,7 @@ hub_drop(struct hub_conn *c)
 		hub.free_users[hub.nfree_users++] = c->slot;
 		RB_REMOVE(pid_tree, &hub.pids, c);
 	}
-	if (c->dirty)
-		TAILQ_REMOVE(&hub.dirty, c, dirty_entry);
+	hub_unmark_dirty(c);
 	/* The row is free before the channel closes: a worker that sees
 	 * the close and then its row gone knows it was dropped. */
 	hub_say_close(c);
@@ -568,64 +556,6 @@ hub_drop(struct hub_conn *c)
 	buf_free(&c->out);
 	free(c);
 	hub.ndropped++;
-}
-
-/* Writes each dirty worker's batch once; waits for EPOLLOUT if partial. */
-static void
-hub_flush(void)
-{
-	struct hub_conn		*c;
-	struct iovec		 iov[2];
-	ssize_t			 n;
-	size_t			 own;
-	int			 want;
-
-	while ((c = TAILQ_FIRST(&hub.dirty)) != NULL) {
-		TAILQ_REMOVE(&hub.dirty, c, dirty_entry);
-		c->dirty = 0;
-		if (c->dead) {
-			c->share_len = 0;
-			continue;
-		}
-		/* A detached worker's lines wait for it to come back. */
-		if (c->fd == -1) {
-			hub_own_share(c);
-			continue;
-		}
-		/* Its own frames, then its part of the shared batch. */
-		iov[0].iov_base = buf_head(&c->out);
-		iov[0].iov_len = buf_pending(&c->out);
-		iov[1].iov_base = buf_head(&hub.shared) + c->share_off;
-		iov[1].iov_len = c->share_len;
-		n = writev(c->fd, iov, c->share_len > 0 ? 2 : 1);
-		if (n == -1 && errno != EAGAIN && errno != EINTR) {
-			c->share_len = 0;
-			hub_kill(c, 0, "write failed");
-			continue;
-		}
-		if (n > 0) {
-			c->drained += (uint64_t)n;
-			own = (size_t)n < iov[0].iov_len ? (size_t)n :
-			    iov[0].iov_len;
-			buf_drain(&c->out, own);
-			c->share_off += (size_t)n - own;
-			c->share_len -= (size_t)n - own;
-		}
-		/* The batch is gone after this round: keep what is left. */
-		hub_own_share(c);
-		buf_shrink(&c->out, HUB_KEEP);
-		/* Caught up: it may pace senders again if it falls behind. */
-		if (buf_pending(&c->out) <= hub.q_low) {
-			c->stuck = 0;
-			c->pace_at = 0;
-			c->cap_extra = 0;
-		}
-		want = buf_pending(&c->out) > 0;
-		if (want != c->want_out) {
-			c->want_out = want;
-			hub_watch(c);
-		}
-	}
 }
 
 /*
@@ -695,7 +625,7 @@ hub_still_pacing(struct hub_conn *r, int64_t now)
  * whether any did.  They leave the list first, so running their frames
  * may pause them again.
  */
-static int
+int
 hub_pace_check(void)
 {
 	struct conn_list	 go;
@@ -719,32 +649,4 @@ hub_pace_check(void)
 		hub_pace_resume(s);
 	}
 	return 1;
-}
-
-/* Ends the round: drops dead workers and writes every batch. */
-void
-hub_end_round(void)
-{
-	struct hub_conn	*c;
-	int		 pass = 0;
-
-	for (;;) {
-		while (!TAILQ_EMPTY(&hub.dead) || !TAILQ_EMPTY(&hub.dirty)) {
-			while ((c = TAILQ_FIRST(&hub.dead)) != NULL) {
-				TAILQ_REMOVE(&hub.dead, c, dead_entry);
-				hub_drop(c);
-			}
-			hub_flush();
-		}
-		/* Senders whose reader caught up run what they sent. */
-		if (++pass > HUB_END_ROUND_PASSES || !hub_pace_check())
-			break;
-	}
-	/*
-	 * Every part of the shared batch was written or copied by now (a
-	 * worker with a part is dirty until flushed), and a line to many
-	 * may have had no one to go to: start the next round empty.
-	 */
-	buf_reset(&hub.shared);
-	buf_shrink(&hub.shared, HUB_KEEP);
 }

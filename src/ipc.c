@@ -303,7 +303,7 @@ ipc_close_reason_name(uint32_t reason)
 int
 ipc_check_limits(const struct shm_live *l)
 {
-	if (l->log_level > 3 || l->pad != 0)
+	if (l->log_level > 3 || l->max_gather > LIMIT_MAX_GATHER)
 		return -1;
 	if (l->max_line < 64 || l->max_line > LIMIT_MAX_LINE)
 		return -1;

@@ -36,7 +36,7 @@ enum shm_user_state {
  */
 struct shm_live {
 	uint32_t	log_level;
-	uint32_t	pad;
+	uint32_t	max_gather;	/* ms a hub round may gather */
 	uint64_t	max_line;
 	uint64_t	max_queue;
 	uint64_t	login_timeout;	/* seconds, 0: none */

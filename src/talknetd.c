@@ -62,6 +62,7 @@ static const struct option talknetd_options[] = {
 	{ "rate-burst",		required_argument,	NULL, 0 },
 	{ "stall-timeout",	required_argument,	NULL, 0 },
 	{ "send-buffer",	required_argument,	NULL, 0 },
+	{ "max-gather",		required_argument,	NULL, 0 },
 	{ NULL,			0,			NULL, 0 }
 };
 
@@ -105,6 +106,8 @@ usage(FILE *f)
 	    "for S seconds (default %d; 0: never)\n"
 	    "      --send-buffer BYTES  kernel send buffer per client "
 	    "(default %d; 0: the kernel's)\n"
+	    "      --max-gather MS  longest a busy hub gathers lines for many "
+	    "(default %d; 0: never)\n"
 	    "      --log-level L    error, warning, info (default) or debug\n"
 	    "  -h, --help           show this help\n"
 	    "  -V, --version        show the version\n",
@@ -113,7 +116,7 @@ usage(FILE *f)
 	    PROTO_MAX_ROOM, PROTO_MAX_LINE, DEFAULT_MAX_QUEUE,
 	    DEFAULT_MAX_CLIENTS_PER_IP, DEFAULT_LOGIN_TIMEOUT,
 	    DEFAULT_RATE_LIMIT, DEFAULT_RATE_BURST, DEFAULT_STALL_TIMEOUT,
-	    DEFAULT_SEND_BUFFER);
+	    DEFAULT_SEND_BUFFER, DEFAULT_MAX_GATHER);
 }
 
 /* Remembers one setting of the command line, checking it at once. */

@@ -23,6 +23,7 @@
 #define DEFAULT_RATE_LIMIT		20	/* messages per second */
 #define DEFAULT_RATE_BURST		50
 #define DEFAULT_STALL_TIMEOUT		10	/* seconds without progress */
+#define DEFAULT_MAX_GATHER		20	/* ms, see hub_gather_start */
 #define DEFAULT_SEND_BUFFER		(64 * 1024)	/* SO_SNDBUF */
 
 /* Ceilings that keep the shared table's size sane. */
@@ -30,6 +31,7 @@
 #define LIMIT_MAX_ROOMS			100000
 #define LIMIT_MAX_NAME			256
 #define LIMIT_MAX_LINE			(16 * 1024 * 1024)
+#define LIMIT_MAX_GATHER		1000	/* ms */
 #define LIMIT_MAX_QUEUE			(1024 * 1024 * 1024)
 
 struct listen_addr {
@@ -64,6 +66,7 @@ struct config {
 	size_t			 rate_burst;
 	size_t			 stall_timeout;		/* seconds, 0: none */
 	size_t			 send_buffer;		/* bytes; 0: kernel's */
+	size_t			 max_gather;		/* ms; 0: never */
 	size_t			 reloads;	/* SIGHUPs applied: not a key */
 };
 
