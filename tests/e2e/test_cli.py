@@ -52,7 +52,8 @@ def test_bad_numbers():
                  ["--max-clients", ""], ["--max-clients", "99999999999999999999"],
                  ["--max-rooms", "abc"], ["--max-name", "0"],
                  ["--max-room", "x"], ["--max-line", "lots"],
-                 ["--max-queue", "-5"], ["--max-clients"]):
+                 ["--max-queue", "-5"], ["--max-gather", "1001"],
+                 ["--max-gather", "x"], ["--max-clients"]):
         rc, out, err = run(["-f", "-l", "127.0.0.1:0"] + args)
         assert rc == EX_USAGE, "%r: exit %r (want 64), stderr %r" % (
             args, rc, err)

@@ -11,6 +11,8 @@
 
 #include "buf.h"
 #include "ipc.h"
+#include "shm.h"
+#include "talknetd.h"
 
 /* Builds a request frame of strings. */
 static void
@@ -276,6 +278,28 @@ START_TEST(test_check_args)
 }
 END_TEST
 
+/* The limits the master sends the hub: max-gather is checked too. */
+START_TEST(test_check_limits)
+{
+	struct shm_live	l;
+
+	memset(&l, 0, sizeof(l));
+	l.max_line = 65536;
+	l.max_queue = 1 << 20;
+	l.rate_burst = 50;
+	ck_assert_int_eq(ipc_check_limits(&l), 0);
+	l.max_gather = LIMIT_MAX_GATHER;
+	ck_assert_int_eq(ipc_check_limits(&l), 0);
+	l.max_gather = LIMIT_MAX_GATHER + 1;
+	ck_assert_int_eq(ipc_check_limits(&l), -1);
+	l.max_gather = UINT32_MAX;
+	ck_assert_int_eq(ipc_check_limits(&l), -1);
+	l.max_gather = 0;
+	l.log_level = 4;
+	ck_assert_int_eq(ipc_check_limits(&l), -1);
+}
+END_TEST
+
 /* Collects the IPC tests. */
 static Suite *
 ipc_suite(void)
@@ -293,6 +317,7 @@ ipc_suite(void)
 	tcase_add_test(tc, test_feed_from_scratch);
 	tcase_add_test(tc, test_max_frame);
 	tcase_add_test(tc, test_check_args);
+	tcase_add_test(tc, test_check_limits);
 	suite_add_tcase(s, tc);
 	return s;
 }
