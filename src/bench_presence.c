@@ -48,7 +48,6 @@
 #define P_MAX_EVENTS	512
 #define P_RETRIES	5		/* connects retried per held client */
 #define P_NAME_ATTEMPTS	25		/* letters a..y; z is the joiner's */
-#define P_STEP_NS	(30 * NS)	/* one join or one broadcast, at most */
 #define P_PAUSE_NS	(300 * MS)	/* between two broadcasts */
 #define P_PROGRESS_NS	(5 * NS)
 #define P_READ		65536
@@ -344,20 +343,13 @@ p_copy(struct presence *p, struct pconn *c, const char *text, size_t len,
 
 /* Handles a RESPONSE: the only one expected is IDENTIFY's. */
 static void
-p_response(struct presence *p, struct pconn *c, const char *line,
-    size_t len, int64_t now)
+p_response(struct presence *p, struct pconn *c, const struct msg *m,
+    int64_t now)
 {
-	struct msg	m;
-
-	if (proto_parse_reply(&p->pp, line, len, &m) == -1) {
-		p->server_errors++;
-		p_note(p, "client %u: unreadable line from the server", c->idx);
-		return;
-	}
-	if (m.op == MSG_IDENTIFY && c->st == P_REGISTER) {
-		if (m.res == RES_SUCCESS) {
+	if (m->op == MSG_IDENTIFY && c->st == P_REGISTER) {
+		if (m->res == RES_SUCCESS) {
 			p_registered(p, c, now);
-		} else if (m.res == RES_USER_ALREADY_EXISTS &&
+		} else if (m->res == RES_USER_ALREADY_EXISTS &&
 		    c->idx < p->n && c->attempt + 1 < P_NAME_ATTEMPTS) {
 			c->attempt++;
 			p_register(p, c);
@@ -368,32 +360,37 @@ p_response(struct presence *p, struct pconn *c, const char *line,
 	}
 	p->server_errors++;
 	p_note(p, "client %u (%s): %.*s %.*s", c->idx, c->name,
-	    (int)m.operation.len, m.operation.p, (int)m.result.len,
-	    m.result.p);
+	    (int)m->operation.len, m->operation.p, (int)m->result.len,
+	    m->result.p);
 }
 
-/* Handles one TalkNet line: texts, RESPONSE; the rest is skipped. */
+/*
+ * Handles one TalkNet line.  The joins and departures that every held
+ * client hears are recognised by their first bytes and skipped unread;
+ * the rest goes through the codec.
+ */
 static void
 p_talknet_line(struct presence *p, struct pconn *c, const char *line,
     size_t len, int64_t now)
 {
-	static const char	 text_head[] = "{\"type\":\"PUBLIC_TEXT_FROM\"";
-	static const char	 resp_head[] = "{\"type\":\"RESPONSE\"";
-	static const char	 key[] = "\"text\":\"";
-	const char		*t, *q;
+	static const char *const skip[] = { "{\"type\":\"NEW_USER\"",
+	    "{\"type\":\"DISCONNECTED\"" };
+	struct msg	 m;
+	size_t		 i;
 
-	if (len >= sizeof(text_head) - 1 &&
-	    memcmp(line, text_head, sizeof(text_head) - 1) == 0) {
-		if ((t = memmem(line, len, key, sizeof(key) - 1)) == NULL)
+	for (i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
+		if (len >= strlen(skip[i]) &&
+		    memcmp(line, skip[i], strlen(skip[i])) == 0)
 			return;
-		t += sizeof(key) - 1;
-		if ((q = memchr(t, '"', (size_t)(line + len - t))) != NULL)
-			p_copy(p, c, t, (size_t)(q - t), now);
+	if (proto_parse_reply(&p->pp, line, len, &m) == -1) {
+		p->server_errors++;
+		p_note(p, "client %u: unreadable line from the server", c->idx);
 		return;
 	}
-	if (len >= sizeof(resp_head) - 1 &&
-	    memcmp(line, resp_head, sizeof(resp_head) - 1) == 0)
-		p_response(p, c, line, len, now);
+	if (m.type == MSG_PUBLIC_TEXT_FROM)
+		p_copy(p, c, m.text.p, m.text.len, now);
+	else if (m.type == MSG_RESPONSE)
+		p_response(p, c, &m, now);
 }
 
 /* Splits the next space-separated IRC word off *s. */
@@ -676,8 +673,8 @@ p_wait_joiner(struct presence *p, struct pconn *c, int64_t deadline)
 			return;
 		}
 		if (clock_now_ns() >= deadline) {
-			p_fail(p, "join %u (%s): no answer in %lld s", p->nsteps,
-			    c->name, P_STEP_NS / NS);
+			p_fail(p, "join %u (%s): not done in %u s", p->nsteps,
+			    c->name, p->o->drain);
 			return;
 		}
 		p_poll(p, 100);
@@ -698,7 +695,7 @@ p_join_step(struct presence *p)
 	buf_init(&c->in);
 	t0 = clock_now_ns();
 	p_start(p, c);
-	p_wait_joiner(p, c, t0 + P_STEP_NS);
+	p_wait_joiner(p, c, t0 + (int64_t)p->o->drain * NS);
 	if (p->failed)
 		return;
 	p->resp_ns[p->nsteps] = c->t_resp - t0;
@@ -728,7 +725,7 @@ p_broadcast_step(struct presence *p)
 	    (int)getpid(), p->round);
 	p->copies = 0;
 	t0 = clock_now_ns();
-	deadline = t0 + P_STEP_NS;
+	deadline = t0 + (int64_t)p->o->drain * NS;
 	if (p->irc)
 		p_send(p, c, "PRIVMSG %s :%s\r\n", P_CHANNEL, p->expect);
 	else
@@ -741,8 +738,8 @@ p_broadcast_step(struct presence *p)
 		}
 		if (clock_now_ns() >= deadline) {
 			p_fail(p, "broadcast %" PRIu64 ": %" PRIu64 " of %u "
-			    "copies in %lld s", p->round, p->copies, p->n - 1,
-			    P_STEP_NS / NS);
+			    "copies in %u s", p->round, p->copies, p->n - 1,
+			    p->o->drain);
 			return;
 		}
 		p_poll(p, 100);
@@ -952,7 +949,8 @@ bench_presence(const struct options *o)
 		p_json(p, stdout);
 	if (!o->json || !o->quiet)
 		p_human(p, o->json ? stderr : stdout);
-	if (p->failed && o->json && o->quiet)
+	/* Said on stderr too, unless the report already went there. */
+	if (p->failed && (!o->json || o->quiet))
 		warnx("FAILED: %s", p->error);
 	if (fflush(stdout) == EOF)
 		err(1, "stdout");

@@ -257,7 +257,8 @@ usage(FILE *f, int status)
 "  -d, --duration D         seconds measured (fanout, private 10; connect\n"
 "                           at most 10; hold: idle time before sampling, 2)\n"
 "      --warmup W           seconds sent before measuring (default 2)\n"
-"      --drain T            seconds to wait for late copies (default 5)\n"
+"      --drain T            seconds to wait for late copies (default 5;\n"
+"                           join, broadcast: for one step, 30)\n"
 "      --setup-timeout T    seconds for connecting and joining (default 60)\n"
 "      --concurrency K      connects in flight at once (default 8)\n"
 "      --repeat R           join: serial joins timed (50); broadcast:\n"
@@ -2679,6 +2680,7 @@ main(int argc, char *argv[])
 	struct bench		*b;
 	struct sigaction	 sa;
 	int			 ch, rv = 0, set_c = 0, set_r = 0, set_d = 0;
+	int			 set_drain = 0;
 	rlim_t			 need;
 	unsigned int		 i;
 
@@ -2728,6 +2730,7 @@ main(int argc, char *argv[])
 			break;
 		case OPT_DRAIN:
 			o.drain = opt_num("--drain", optarg, 0, 3600);
+			set_drain = 1;
 			break;
 		case OPT_SETUP_TIMEOUT:
 			o.setup_timeout = opt_num("--setup-timeout", optarg, 1,
@@ -2856,6 +2859,10 @@ main(int argc, char *argv[])
 			o.nclients = 1000;
 		if (o.repeat == 0)
 			o.repeat = o.wl == WL_JOIN ? 50 : 5;
+		if (!set_drain)
+			o.drain = 30;	/* here: one join or broadcast, at most */
+		if (o.drain == 0)
+			errx(2, "%s needs a --drain above 0", argv[0]);
 		if (o.wl == WL_BROADCAST && o.nclients < 2)
 			errx(2, "broadcast needs 2 clients or more");
 		break;
