@@ -69,6 +69,8 @@ struct srvstat {
 	uint64_t	 pss_kib;
 	uint64_t	 rss_kib;
 	double		 cpu_s;
+	int		 fine_ok;	/* cpu_fine_s could be read */
+	double		 cpu_fine_s;	/* schedstat of each, reaped in ticks */
 };
 
 /* talknet-bench.c */

@@ -107,6 +107,7 @@ struct presence {
 	uint64_t	 server_errors;
 	double		 setup_s;
 	double		 cpu_s;		/* server CPU over the timed steps */
+	int		 cpu_fine;	/* from schedstat, not ticks */
 	unsigned int	 nproc;
 	int64_t		*whole_ns;	/* join: connect..close; broadcast */
 	int64_t		*resp_ns;	/* join: connect..RESPONSE */
@@ -776,7 +777,9 @@ p_steps(struct presence *p)
 	}
 	srv_sample(p->o->server_pid, 0, &s1);
 	if (s0.ok && s1.ok) {
-		p->cpu_s = s1.cpu_s - s0.cpu_s;
+		p->cpu_fine = s0.fine_ok && s1.fine_ok;
+		p->cpu_s = p->cpu_fine ?
+		    s1.cpu_fine_s - s0.cpu_fine_s : s1.cpu_s - s0.cpu_s;
 		p->nproc = s1.nproc;
 	}
 	/* Lines that came after the last step are read, not left. */
@@ -868,8 +871,10 @@ p_json(const struct presence *p, FILE *f)
 		p_json_dist(f, "last_copy_ms", p->whole_ns, p->nsteps);
 	}
 	fprintf(f, ",\"server\":{\"pid\":%d,\"procs\":%u,\"cpu_s\":%.6g,"
-	    "\"cpu_us_per_%s\":%.6g}}\n", (int)o->server_pid, p->nproc,
-	    p->cpu_s, o->wl == WL_JOIN ? "join" : "copy", p_cpu_per(p));
+	    "\"cpu_from\":\"%s\",\"cpu_us_per_%s\":%.6g}}\n",
+	    (int)o->server_pid, p->nproc, p->cpu_s, p->cpu_fine ?
+	    "schedstat" : "ticks", o->wl == WL_JOIN ? "join" : "copy",
+	    p_cpu_per(p));
 }
 
 /* Prints the result for a reader. */

@@ -443,6 +443,7 @@ struct procent {
 	pid_t		 pid;
 	pid_t		 ppid;
 	unsigned long long ticks;
+	unsigned long long child_ticks;	/* cutime+cstime */
 	int		 in;
 };
 
@@ -466,11 +467,33 @@ procent_find(struct procent *p, size_t n, pid_t pid)
 }
 
 /*
+ * Reads the nanoseconds a process has run, the first field of
+ * /proc/PID/schedstat; -1 if it cannot.
+ */
+static int
+schedstat_ns(pid_t pid, unsigned long long *ns)
+{
+	char	path[64];
+	FILE	*f;
+	int	ok;
+
+	*ns = 0;
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	ok = fscanf(f, "%llu", ns) == 1;
+	fclose(f);
+	return ok ? 0 : -1;
+}
+
+/*
  * Samples the process tree under root: the CPU time of every member
  * (utime+stime, plus cutime+cstime for the children it has reaped,
  * which are no longer in the tree) and, with mem, the sums of Pss and
  * Rss from smaps_rollup.  Members are found by ppid, one generation
- * per pass.
+ * per pass.  cpu_fine_s counts the members' own time from schedstat,
+ * in nanoseconds, rather than in ticks truncated per process, which
+ * thousands of briefly busy workers would round off.
  */
 void
 srv_sample(pid_t root, int mem, struct srvstat *s)
@@ -484,7 +507,9 @@ srv_sample(pid_t root, int mem, struct srvstat *s)
 	size_t		 r;
 	int		 changed, pass;
 	long		 hz = sysconf(_SC_CLK_TCK);
-	unsigned long long ticks = 0, ut, st, cut, cst;
+	unsigned long long ticks = 0, ut, st, cut, cst, child_ticks = 0;
+	unsigned long long run_ns = 0, ns;
+	int		 run_ok;
 	int		 ppid;
 	static const char *const mem_keys[] = { "Pss", "Rss" };
 	long long	 pss, rss;
@@ -521,6 +546,7 @@ srv_sample(pid_t root, int mem, struct srvstat *s)
 		p[n].pid = (pid_t)strtol(de->d_name, NULL, 10);
 		p[n].ppid = ppid;
 		p[n].ticks = ut + st + cut + cst;
+		p[n].child_ticks = cut + cst;
 		p[n].in = p[n].pid == root;
 		n++;
 	}
@@ -542,11 +568,16 @@ srv_sample(pid_t root, int mem, struct srvstat *s)
 		if (!changed)
 			break;
 	}
+	run_ok = 1;
 	for (i = 0; i < n; i++) {
 		if (!p[i].in)
 			continue;
 		s->nproc++;
 		ticks += p[i].ticks;
+		child_ticks += p[i].child_ticks;
+		if (schedstat_ns(p[i].pid, &ns) == -1)
+			run_ok = 0;
+		run_ns += ns;
 		if (!mem)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup",
@@ -560,6 +591,9 @@ srv_sample(pid_t root, int mem, struct srvstat *s)
 	free(p);
 	s->ok = s->nproc > 0;
 	s->cpu_s = hz > 0 ? (double)ticks / (double)hz : 0;
+	s->fine_ok = s->ok && run_ok && hz > 0;
+	s->cpu_fine_s = s->fine_ok ? (double)run_ns / NS +
+	    (double)child_ticks / (double)hz : 0;
 }
 
 /* Reads struct meminfo's counters in one pass; m->ok if all were there. */

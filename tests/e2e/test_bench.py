@@ -453,6 +453,7 @@ def test_broadcast_every_copy_arrives():
         check_dist(d["last_copy_ms"], 2)
         assert is_num(d["server"]["cpu_us_per_copy"]) and \
             d["server"]["cpu_us_per_copy"] >= 0, d["server"]
+        assert d["server"]["cpu_from"] in ("schedstat", "ticks"), d["server"]
 
 
 class MuteServer:
