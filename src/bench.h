@@ -48,7 +48,7 @@ struct options {
 	unsigned int	 setup_timeout;
 	unsigned int	 drain;
 	unsigned int	 concurrency;	/* connects in flight at once */
-	unsigned int	 repeat;	/* join, broadcast: measured rounds */
+	unsigned int	 repeat;	/* join, broadcast: steps */
 	int		 room;
 	pid_t		 server_pid;
 	int		 json;
@@ -70,7 +70,7 @@ struct srvstat {
 	uint64_t	 rss_kib;
 	double		 cpu_s;
 	int		 fine_ok;	/* cpu_fine_s could be read */
-	double		 cpu_fine_s;	/* schedstat of each, reaped in ticks */
+	double		 cpu_fine_s;	/* schedstat; reaped: ticks */
 };
 
 /* talknet-bench.c */

@@ -26,7 +26,7 @@
 #include "clock.h"
 #include "bench.h"
 
-#define FORK_NS		NS		/* forks timed for about this long */
+#define FORK_NS		NS		/* forks timed this long */
 #define FORK_MAX	200000
 #define WAKE_WARMUP	200		/* round trips not timed */
 #define WAKE_ROUNDS	20000		/* round trips timed, at most */
@@ -39,7 +39,7 @@ struct machine {
 	unsigned int	 rounds_all;	/* with the warm-up */
 	double		 wake_us;	/* half the median round trip */
 	double		 wake_min_us;
-	double		 wake_cpu_us;	/* CPU of both sides per wake-up */
+	double		 wake_cpu_us;	/* both sides' CPU per wake-up */
 	long		 cpus;
 	char		 model[128];
 	char		 kernel[256];

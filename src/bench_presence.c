@@ -47,11 +47,11 @@
 
 #define P_MAX_EVENTS	512
 #define P_RETRIES	5		/* connects retried per held client */
-#define P_NAME_ATTEMPTS	25		/* letters a..y; z is the joiner's */
+#define P_NAME_ATTEMPTS	25		/* a..y; z: the joiner */
 #define P_PAUSE_NS	(300 * MS)	/* between two broadcasts */
 #define P_PROGRESS_NS	(5 * NS)
 #define P_READ		65536
-#define P_READS		4		/* reads per event, then others' turn */
+#define P_READS		4		/* reads per event, at most */
 #define P_LINE_MAX	(1024 * 1024)
 #define P_CHANNEL	"#bench"
 
@@ -78,7 +78,7 @@ struct pconn {
 	uint64_t	 got;		/* last broadcast round received */
 	int64_t		 t_retry;
 	int64_t		 t_resp;	/* RESPONSE SUCCESS or 001 */
-	int64_t		 t_close;	/* the server's close after the quit */
+	int64_t		 t_close;	/* closed after the quit */
 };
 
 struct presence {
@@ -88,28 +88,28 @@ struct presence {
 	char		 addrtext[INET6_ADDRSTRLEN + 8];
 	int		 ep;
 	int		 irc;
-	int		 setup;		/* still holding the clients */
-	char		 tag;		/* first letter of this run's names */
-	struct pconn	*c;		/* n held clients, then the joiner */
+	int		 setup;		/* connecting the held */
+	char		 tag;		/* this run's first letter */
+	struct pconn	*c;		/* n held, then the joiner */
 	unsigned int	 n;
-	unsigned int	 next;		/* next held client to start */
+	unsigned int	 next;		/* next held to start */
 	unsigned int	 inflight;
 	unsigned int	 nwait;
 	unsigned int	 nready;
 	uint64_t	 retries;
-	uint64_t	 round;		/* broadcast being timed, from 1 */
+	uint64_t	 round;		/* broadcast timed, from 1 */
 	char		 expect[48];	/* its text */
 	uint64_t	 copies;	/* its copies so far */
 	uint64_t	 copies_all;
 	uint64_t	 duplicates;
 	int64_t		 t_last;	/* its last copy */
-	uint64_t	 lost;		/* held clients lost after set-up */
+	uint64_t	 lost;		/* held, lost after set-up */
 	uint64_t	 server_errors;
 	double		 setup_s;
-	double		 cpu_s;		/* server CPU over the timed steps */
+	double		 cpu_s;		/* server CPU over the steps */
 	int		 cpu_fine;	/* from schedstat, not ticks */
 	unsigned int	 nproc;
-	int64_t		*whole_ns;	/* join: connect..close; broadcast */
+	int64_t		*whole_ns;	/* connect..close; last copy */
 	int64_t		*resp_ns;	/* join: connect..RESPONSE */
 	unsigned int	 nsteps;
 	int		 failed;
@@ -419,7 +419,7 @@ p_irc_numeric(struct presence *p, struct pconn *c, int num,
 		p_registered(p, c, now);
 		return;
 	}
-	if (num == 366 && c->st == P_JOINING) {		/* RPL_ENDOFNAMES */
+	if (num == 366 && c->st == P_JOINING) {	/* RPL_ENDOFNAMES */
 		if (c->idx < p->n)
 			p_set(p, c, P_READY);
 		else
