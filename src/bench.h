@@ -41,7 +41,7 @@ struct options {
 	int		 allow_remote;
 	unsigned int	 nclients;
 	unsigned int	 nsenders;
-	unsigned int	 rate;		/* msgs/s offered in all; 0: closed loop */
+	unsigned int	 rate;		/* msgs/s in all; 0: closed loop */
 	unsigned int	 bytes;
 	unsigned int	 duration;	/* seconds */
 	unsigned int	 warmup;
