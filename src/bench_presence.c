@@ -331,6 +331,11 @@ p_copy(struct presence *p, struct pconn *c, const char *text, size_t len,
 
 	if (p->round == 0 || len != elen || memcmp(text, p->expect, len) != 0)
 		return;
+	if (c->idx == 0) {
+		/* The sender's own copy is not one of the N-1. */
+		p_note(p, "the sender got its own text back");
+		return;
+	}
 	if (c->got == p->round) {
 		p->duplicates++;
 		p_note(p, "client %u: a second copy of %s", c->idx, p->expect);
