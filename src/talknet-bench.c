@@ -59,6 +59,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "proto.h"
+#include "bench.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION		"0.1.0"
@@ -67,8 +68,6 @@
 #define DEFAULT_HOST		"127.0.0.1"
 #define DEFAULT_PORT_TALKNET	"8001"
 #define DEFAULT_PORT_IRC	"6667"
-#define NS			1000000000LL
-#define MS			1000000LL
 #define READ_WANT		8192	/* bytes asked of one read */
 #define READS_PER_EVENT		4	/* then let other sockets have a turn */
 #define SERVER_MAX_LINE		(1024 * 1024)
@@ -80,7 +79,6 @@
 #define TEARDOWN_NS		(2 * NS)
 #define TICK_MAX_MS		100	/* the loop wakes at least this often */
 #define MAX_CLIENTS		999999	/* names stay within 8 code points */
-#define MAX_COMPARE		16
 #define MAX_SEQ_SLOTS		(16u * 1024 * 1024)
 #define IRC_MAX_BYTES		400	/* text that fits a 512-byte IRC line */
 #define CDF_STEP		0.02	/* in "nines" (-log10(1 - p)) */
@@ -88,19 +86,6 @@
 #define SETTLE_TICK_MS		250	/* MemAvailable read this often */
 #define SETTLE_WINDOW		9	/* readings: 2 s of them */
 #define SETTLE_SLACK_KIB	2048	/* it moved at most this much */
-
-enum workload {
-	WL_NONE = 0,
-	WL_FANOUT,
-	WL_PRIVATE,
-	WL_CONNECT,
-	WL_HOLD
-};
-
-enum proto_kind {
-	PK_TALKNET,
-	PK_IRC
-};
 
 enum cstate {
 	C_NEW = 0,	/* not started yet */
@@ -122,34 +107,6 @@ enum phase {
 	PH_HOLD,	/* idle clients, before the memory sample */
 	PH_TEARDOWN,	/* disconnecting */
 	PH_DONE
-};
-
-struct options {
-	enum workload	 wl;
-	enum proto_kind	 proto;
-	const char	*host;
-	const char	*port;
-	int		 allow_remote;
-	unsigned int	 nclients;
-	unsigned int	 nsenders;
-	unsigned int	 rate;		/* msgs/s offered in all; 0: closed loop */
-	unsigned int	 bytes;
-	unsigned int	 duration;	/* seconds */
-	unsigned int	 warmup;
-	unsigned int	 setup_timeout;
-	unsigned int	 drain;
-	unsigned int	 concurrency;	/* connects in flight at once */
-	int		 room;
-	pid_t		 server_pid;
-	int		 json;
-	int		 quiet;
-	const char	*svg;
-	const char	*label;
-	const char	*title;
-	const char	*compare[MAX_COMPARE];
-	size_t		 ncompare;
-	unsigned int	 settle;	/* seconds to wait for memory to hold */
-	int		 set_settle;
 };
 
 /* A log-linear histogram of nanoseconds: 128 buckets per octave. */
@@ -196,15 +153,6 @@ struct meminfo {
 	long long	 kernel_stack;	/* KernelStack */
 	long long	 slab;		/* Slab */
 	long long	 shmem;		/* Shmem */
-};
-
-/* A server process tree at one moment. */
-struct srvstat {
-	int		 ok;
-	unsigned int	 nproc;
-	uint64_t	 pss_kib;
-	uint64_t	 rss_kib;
-	double		 cpu_s;
 };
 
 struct bench {
@@ -282,7 +230,10 @@ static const char *const workload_names[] = {
 	[WL_FANOUT] = "fanout",
 	[WL_PRIVATE] = "private",
 	[WL_CONNECT] = "connect",
-	[WL_HOLD] = "hold"
+	[WL_HOLD] = "hold",
+	[WL_MACHINE] = "machine",
+	[WL_JOIN] = "join",
+	[WL_BROADCAST] = "broadcast"
 };
 
 /* Prints the usage text and exits. */
@@ -290,13 +241,15 @@ static void
 usage(FILE *f, int status)
 {
 	fprintf(f,
-"usage: %s [options] fanout|private|connect|hold\n"
+"usage: %s [options] fanout|private|connect|hold|join|broadcast\n"
+"       %s [--json] machine\n"
 "       %s --svg FILE --compare RESULT.json ...\n"
 "  -H, --host HOST          server address (default 127.0.0.1)\n"
 "  -p, --port PORT          server port (8001; 6667 with --proto irc)\n"
 "      --allow-remote       allow a host that is not loopback\n"
 "  -c, --clients N          clients (fanout 500, private 100, hold 1000,\n"
-"                           connect: connections in all, 2000)\n"
+"                           connect: connections in all, 2000; join,\n"
+"                           broadcast: clients held, 1000)\n"
 "  -s, --senders S          fanout senders (default 10)\n"
 "  -r, --rate R             msgs/s offered in all (fanout 1000; private 0:\n"
 "                           closed loop)\n"
@@ -304,9 +257,12 @@ usage(FILE *f, int status)
 "  -d, --duration D         seconds measured (fanout, private 10; connect\n"
 "                           at most 10; hold: idle time before sampling, 2)\n"
 "      --warmup W           seconds sent before measuring (default 2)\n"
-"      --drain T            seconds to wait for late copies (default 5)\n"
+"      --drain T            seconds to wait for late copies (default 5;\n"
+"                           join, broadcast: for one step, 30)\n"
 "      --setup-timeout T    seconds for connecting and joining (default 60)\n"
 "      --concurrency K      connects in flight at once (default 8)\n"
+"      --repeat R           join: serial joins timed (50); broadcast:\n"
+"                           texts timed (5)\n"
 "      --proto talknet|irc  protocol (default talknet)\n"
 "      --room               fanout in one room (always so over IRC)\n"
 "      --server-pid PID     sample CPU and memory of PID and its children\n"
@@ -321,8 +277,15 @@ usage(FILE *f, int status)
 "  -q, --quiet              no progress, no table with --json\n"
 "  -h, --help               show this help\n"
 "  -V, --version            show the version\n",
-	    getprogname(), getprogname());
+	    getprogname(), getprogname(), getprogname());
 	exit(status);
+}
+
+/* Tells the workloads of other files whether SIGINT or SIGTERM came. */
+int
+bench_interrupted(void)
+{
+	return got_signal != 0;
 }
 
 /* Records SIGINT or SIGTERM for the main loop. */
@@ -480,6 +443,7 @@ struct procent {
 	pid_t		 pid;
 	pid_t		 ppid;
 	unsigned long long ticks;
+	unsigned long long child_ticks;	/* cutime+cstime */
 	int		 in;
 };
 
@@ -503,13 +467,35 @@ procent_find(struct procent *p, size_t n, pid_t pid)
 }
 
 /*
+ * Reads the nanoseconds a process has run, the first field of
+ * /proc/PID/schedstat; -1 if it cannot.
+ */
+static int
+schedstat_ns(pid_t pid, unsigned long long *ns)
+{
+	char	path[64];
+	FILE	*f;
+	int	ok;
+
+	*ns = 0;
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	ok = fscanf(f, "%llu", ns) == 1;
+	fclose(f);
+	return ok ? 0 : -1;
+}
+
+/*
  * Samples the process tree under root: the CPU time of every member
  * (utime+stime, plus cutime+cstime for the children it has reaped,
  * which are no longer in the tree) and, with mem, the sums of Pss and
  * Rss from smaps_rollup.  Members are found by ppid, one generation
- * per pass.
+ * per pass.  cpu_fine_s counts the members' own time from schedstat,
+ * in nanoseconds, rather than in ticks truncated per process, which
+ * thousands of briefly busy workers would round off.
  */
-static void
+void
 srv_sample(pid_t root, int mem, struct srvstat *s)
 {
 	DIR		*d;
@@ -521,7 +507,9 @@ srv_sample(pid_t root, int mem, struct srvstat *s)
 	size_t		 r;
 	int		 changed, pass;
 	long		 hz = sysconf(_SC_CLK_TCK);
-	unsigned long long ticks = 0, ut, st, cut, cst;
+	unsigned long long ticks = 0, ut, st, cut, cst, child_ticks = 0;
+	unsigned long long run_ns = 0, ns;
+	int		 run_ok;
 	int		 ppid;
 	static const char *const mem_keys[] = { "Pss", "Rss" };
 	long long	 pss, rss;
@@ -558,6 +546,7 @@ srv_sample(pid_t root, int mem, struct srvstat *s)
 		p[n].pid = (pid_t)strtol(de->d_name, NULL, 10);
 		p[n].ppid = ppid;
 		p[n].ticks = ut + st + cut + cst;
+		p[n].child_ticks = cut + cst;
 		p[n].in = p[n].pid == root;
 		n++;
 	}
@@ -579,11 +568,16 @@ srv_sample(pid_t root, int mem, struct srvstat *s)
 		if (!changed)
 			break;
 	}
+	run_ok = 1;
 	for (i = 0; i < n; i++) {
 		if (!p[i].in)
 			continue;
 		s->nproc++;
 		ticks += p[i].ticks;
+		child_ticks += p[i].child_ticks;
+		if (schedstat_ns(p[i].pid, &ns) == -1)
+			run_ok = 0;
+		run_ns += ns;
 		if (!mem)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup",
@@ -597,6 +591,9 @@ srv_sample(pid_t root, int mem, struct srvstat *s)
 	free(p);
 	s->ok = s->nproc > 0;
 	s->cpu_s = hz > 0 ? (double)ticks / (double)hz : 0;
+	s->fine_ok = s->ok && run_ok && hz > 0;
+	s->cpu_fine_s = s->fine_ok ? (double)run_ns / NS +
+	    (double)child_ticks / (double)hz : 0;
 }
 
 /* Reads struct meminfo's counters in one pass; m->ok if all were there. */
@@ -647,9 +644,13 @@ addr_is_loopback(const struct sockaddr *sa)
 	return 0;
 }
 
-/* Resolves --host and --port to one address; refuses remote hosts. */
-static void
-bench_resolve(struct bench *b)
+/*
+ * Resolves --host and --port to one address, and its "host:port" text
+ * into text; refuses remote hosts.
+ */
+void
+bench_addr(const struct options *o, struct sockaddr_storage *sa,
+    socklen_t *salen, char *text, size_t textlen)
 {
 	struct addrinfo	 hints, *res;
 	char		 host[INET6_ADDRSTRLEN], serv[16];
@@ -659,22 +660,27 @@ bench_resolve(struct bench *b)
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV;
-	if ((e = getaddrinfo(b->o->host, b->o->port, &hints, &res)) != 0)
-		errx(1, "%s port %s: %s", b->o->host, b->o->port,
-		    gai_strerror(e));
-	if (res->ai_addrlen > sizeof(b->sa))
-		errx(1, "%s: address too long", b->o->host);
-	memcpy(&b->sa, res->ai_addr, res->ai_addrlen);
-	b->salen = res->ai_addrlen;
+	if ((e = getaddrinfo(o->host, o->port, &hints, &res)) != 0)
+		errx(1, "%s port %s: %s", o->host, o->port, gai_strerror(e));
+	if (res->ai_addrlen > sizeof(*sa))
+		errx(1, "%s: address too long", o->host);
+	memcpy(sa, res->ai_addr, res->ai_addrlen);
+	*salen = res->ai_addrlen;
 	freeaddrinfo(res);
-	if (!b->o->allow_remote && !addr_is_loopback((struct sockaddr *)&b->sa))
+	if (!o->allow_remote && !addr_is_loopback((struct sockaddr *)sa))
 		errx(2, "%s is not a loopback address; use --allow-remote "
-		    "to load a remote server", b->o->host);
-	if (getnameinfo((struct sockaddr *)&b->sa, b->salen, host,
-	    sizeof(host), serv, sizeof(serv),
-	    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-		strlcpy(host, b->o->host, sizeof(host));
-	snprintf(b->addrtext, sizeof(b->addrtext), "%s:%s", host, b->o->port);
+		    "to load a remote server", o->host);
+	if (getnameinfo((struct sockaddr *)sa, *salen, host, sizeof(host),
+	    serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		strlcpy(host, o->host, sizeof(host));
+	snprintf(text, textlen, "%s:%s", host, o->port);
+}
+
+/* Resolves the bench's address. */
+static void
+bench_resolve(struct bench *b)
+{
+	bench_addr(b->o, &b->sa, &b->salen, b->addrtext, sizeof(b->addrtext));
 }
 
 /* --- connections -------------------------------------------------------- */
@@ -2068,7 +2074,7 @@ report_human(const struct bench *b, FILE *f)
 }
 
 /* Prints a JSON string. */
-static void
+void
 json_str(FILE *f, const char *s)
 {
 	const unsigned char	*p;
@@ -2623,6 +2629,7 @@ enum {
 	OPT_DRAIN,
 	OPT_SETUP_TIMEOUT,
 	OPT_CONCURRENCY,
+	OPT_REPEAT,
 	OPT_PROTO,
 	OPT_SETTLE,
 	OPT_ROOM,
@@ -2647,6 +2654,7 @@ static const struct option longopts[] = {
 	{ "drain",		required_argument, NULL, OPT_DRAIN },
 	{ "setup-timeout",	required_argument, NULL, OPT_SETUP_TIMEOUT },
 	{ "concurrency",	required_argument, NULL, OPT_CONCURRENCY },
+	{ "repeat",		required_argument, NULL, OPT_REPEAT },
 	{ "proto",		required_argument, NULL, OPT_PROTO },
 	{ "room",		no_argument,	   NULL, OPT_ROOM },
 	{ "server-pid",		required_argument, NULL, OPT_SERVER_PID },
@@ -2706,6 +2714,7 @@ main(int argc, char *argv[])
 	struct bench		*b;
 	struct sigaction	 sa;
 	int			 ch, rv = 0, set_c = 0, set_r = 0, set_d = 0;
+	int			 set_drain = 0;
 	rlim_t			 need;
 	unsigned int		 i;
 
@@ -2755,6 +2764,7 @@ main(int argc, char *argv[])
 			break;
 		case OPT_DRAIN:
 			o.drain = opt_num("--drain", optarg, 0, 3600);
+			set_drain = 1;
 			break;
 		case OPT_SETUP_TIMEOUT:
 			o.setup_timeout = opt_num("--setup-timeout", optarg, 1,
@@ -2763,6 +2773,9 @@ main(int argc, char *argv[])
 		case OPT_CONCURRENCY:
 			o.concurrency = opt_num("--concurrency", optarg, 1,
 			    MAX_CLIENTS);
+			break;
+		case OPT_REPEAT:
+			o.repeat = opt_num("--repeat", optarg, 1, 100000);
 			break;
 		case OPT_PROTO:
 			if (strcmp(optarg, "talknet") == 0)
@@ -2821,11 +2834,12 @@ main(int argc, char *argv[])
 		return bench_chart(NULL, &o) == 0 ? 0 : 1;
 	if (argc != 1)
 		usage(stderr, 2);
-	for (i = WL_FANOUT; i <= WL_HOLD; i++)
+	for (i = WL_FANOUT; i <= WL_LAST; i++)
 		if (strcmp(argv[0], workload_names[i]) == 0)
 			o.wl = (enum workload)i;
 	if (o.wl == WL_NONE) {
-		warnx("%s: not a workload (fanout, private, connect, hold)",
+		warnx("%s: not a workload (fanout, private, connect, hold, "
+		    "machine, join, broadcast)",
 		    argv[0]);
 		usage(stderr, 2);
 	}
@@ -2873,6 +2887,20 @@ main(int argc, char *argv[])
 			o.settle = 30;
 		o.warmup = 0;
 		break;
+	case WL_JOIN:
+	case WL_BROADCAST:
+		if (!set_c)
+			o.nclients = 1000;
+		if (o.repeat == 0)
+			o.repeat = o.wl == WL_JOIN ? 50 : 5;
+		if (!set_drain)
+			o.drain = 30;	/* here: one join or broadcast, at most */
+		if (o.drain == 0)
+			errx(2, "%s needs a --drain above 0", argv[0]);
+		if (o.wl == WL_BROADCAST && o.nclients < 2)
+			errx(2, "broadcast needs 2 clients or more");
+		break;
+	case WL_MACHINE:
 	case WL_NONE:
 		break;
 	}
@@ -2891,6 +2919,11 @@ main(int argc, char *argv[])
 	sa.sa_handler = SIG_IGN;
 	if (sigaction(SIGPIPE, &sa, NULL) == -1)
 		err(1, "sigaction");
+
+	if (o.wl == WL_MACHINE)
+		return bench_machine(&o);
+	if (o.wl == WL_JOIN || o.wl == WL_BROADCAST)
+		return bench_presence(&o);
 
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		err(1, "calloc");

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -392,6 +393,150 @@ def test_hold_settle_5_and_memory_per_client():
             d.get("settled"),)
         check_meminfo(d)
         assert d["server"]["procs"] == 22, d["server"]
+
+
+def check_dist(dist, count):
+    """A {count, min, p50, p99, max} of count samples, in order, above 0."""
+    assert isinstance(dist, dict) and dist.get("count") == count, \
+        "%r: count is not %r" % (dist, count)
+    order = [dist[k] for k in ("min", "p50", "p99", "max")]
+    assert all(is_num(v) for v in order) and order == sorted(order), \
+        "out of order: %r" % dist
+    assert order[0] > 0, "a time of 0: %r" % dist
+
+
+def test_machine_prints_its_figures():
+    """machine: forks, wake-ups and their CPU, the CPU model and kernel."""
+    rc, out, err = run(["--json", "-q", "machine"])
+    d = parse(out, err)
+    assert rc == 0 and d["ok"] is True and d["error"] == "", (rc, d, err)
+    assert d["workload"] == "machine", d
+    assert isinstance(d["forks"], int) and d["forks"] > 0, d
+    assert d["fork_per_s"] > 0 and d["fork_seconds"] > 0, d
+    assert d["wakeup_rounds"] > 0, d
+    assert 0 < d["wakeup_min_us"] <= d["wakeup_us"], d
+    assert d["wakeup_cpu_us"] > 0, d
+    assert d["cpus"] >= 1, d
+    assert isinstance(d["cpu_model"], str) and d["cpu_model"], d
+    assert d["kernel"].startswith("Linux "), d
+
+
+def test_join_times_every_newcomer():
+    """join: 20 held, 5 newcomers timed, response before close in each."""
+    with Server() as s:
+        d = bench_json(s, "--server-pid", s.pid, "join", "-c", 20,
+                       "--repeat", 5)
+        assert d["workload"] == "join" and d["clients"] == 20, d
+        assert d["setup"]["clients"] == 20 and d["steps"] == 5, d
+        assert d["lost"] == 0 and d["server_errors"] == 0, d
+        check_dist(d["join_ms"], 5)
+        check_dist(d["response_ms"], 5)
+        # Each newcomer's RESPONSE comes before its close: so do the
+        # order statistics.
+        for k in ("min", "p50", "p99", "max"):
+            assert d["response_ms"][k] <= d["join_ms"][k], d
+        assert d["server"]["procs"] >= 22, d["server"]
+        assert is_num(d["server"]["cpu_us_per_join"]) and \
+            d["server"]["cpu_us_per_join"] >= 0, d["server"]
+
+
+def test_broadcast_every_copy_arrives():
+    """broadcast: 2 texts to 20 held, each of the 19 copies once."""
+    with Server() as s:
+        d = bench_json(s, "--server-pid", s.pid, "broadcast", "-c", 20,
+                       "--repeat", 2)
+        assert d["workload"] == "broadcast" and d["steps"] == 2, d
+        assert d["setup"]["clients"] == 20, d
+        assert d["copies"] == {"expected": 38, "delivered": 38,
+                               "duplicates": 0}, d["copies"]
+        assert d["lost"] == 0 and d["server_errors"] == 0, d
+        check_dist(d["last_copy_ms"], 2)
+        assert is_num(d["server"]["cpu_us_per_copy"]) and \
+            d["server"]["cpu_us_per_copy"] >= 0, d["server"]
+        assert d["server"]["cpu_from"] in ("schedstat", "ticks"), d["server"]
+
+
+class MuteServer:
+    """A fake TalkNet server: IDENTIFY succeeds, nothing else is answered
+    or relayed, and it never closes a connection itself."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((tnlib.LOOPBACK, 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        """Accepts and answers until stopped (bounded by the stop event)."""
+        self.sock.settimeout(0.05)
+        pending = {}
+        while not self.stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+                c.setblocking(False)
+                self.conns.append(c)
+                pending[c] = b""
+            except socket.timeout:
+                pass
+            for c in list(pending):
+                try:
+                    data = c.recv(4096)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    del pending[c]      # EOF: keep it open, say nothing
+                    continue
+                pending[c] += data
+                while b"\n" in pending[c]:
+                    line, pending[c] = pending[c].split(b"\n", 1)
+                    m = json.loads(line)
+                    if m.get("type") == "IDENTIFY":
+                        c.sendall(json.dumps({
+                            "type": "RESPONSE", "operation": "IDENTIFY",
+                            "result": "SUCCESS",
+                            "extra": m["username"]}).encode() + b"\n")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(5)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+def test_join_and_broadcast_fail_when_the_server_is_mute():
+    """A server that relays nothing and never closes: both fail, promptly,
+    and say why."""
+    with MuteServer() as m:
+        for args, word in ((["broadcast", "-c", 3, "--repeat", 1],
+                            "copies"),
+                           (["join", "-c", 3, "--repeat", 1], "not done")):
+            rc, out, err = run(["-p", m.port, "--json", "--drain", 1,
+                                "--setup-timeout", 5] + args, timeout=20)
+            d = parse(out, err)
+            assert rc == 1 and d["ok"] is False, (rc, d, err)
+            assert word in d["error"], "%r: error %r" % (args, d["error"])
+            assert d["steps"] == 0, d
+
+
+def test_join_fails_when_nothing_listens():
+    """join against a dead port: exit 1, ok false, the reason given."""
+    with dead_port() as hole:
+        port = hole.getsockname()[1]
+        rc, out, err = run(["-p", port, "--json", "--setup-timeout", 5,
+                            "join", "-c", 2, "--repeat", 1], timeout=20)
+        d = parse(out, err)
+        assert rc == 1 and d["ok"] is False, (rc, d, err)
+        assert "refused" in d["error"].lower(), d["error"]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,977 @@
+/*
+ * bench_presence.c: talknet-bench's join and broadcast workloads, what
+ * thousands of clients online cost.
+ *
+ * Both first hold N clients, identified (over IRC: registered and in
+ * #bench), which keep reading all along: every arrival and departure
+ * reaches each of them.  join then times R newcomers one after another:
+ * connect, IDENTIFY, RESPONSE, DISCONNECT and the server's close (over
+ * IRC: NICK/USER, 001, JOIN, 366, QUIT, close).  broadcast has one held
+ * client send one PUBLIC_TEXT (PRIVMSG #bench) R times and times each
+ * until the last of its N-1 copies is in.
+ *
+ * One thread, one epoll set, non-blocking sockets, a deadline on every
+ * phase; requests are a few bytes and are written whole or not at all.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1	/* memmem() */
+#endif
+
+#include <sys/types.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <err.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "proto.h"
+#include "bench.h"
+
+#define P_MAX_EVENTS	512
+#define P_RETRIES	5		/* connects retried per held client */
+#define P_NAME_ATTEMPTS	25		/* a..y; z: the joiner */
+#define P_PAUSE_NS	(300 * MS)	/* between two broadcasts */
+#define P_PROGRESS_NS	(5 * NS)
+#define P_READ		65536
+#define P_READS		4		/* reads per event, at most */
+#define P_LINE_MAX	(1024 * 1024)
+#define P_CHANNEL	"#bench"
+
+enum pstate {
+	P_IDLE = 0,	/* not started */
+	P_WAIT,		/* waiting to retry its connect */
+	P_CONNECTING,	/* non-blocking connect in progress */
+	P_REGISTER,	/* IDENTIFY or NICK/USER sent */
+	P_JOINING,	/* IRC: JOIN sent */
+	P_READY,	/* held and reading */
+	P_QUITTING,	/* DISCONNECT or QUIT sent, waiting for the close */
+	P_DONE,		/* the server closed it after the quit */
+	P_FAILED
+};
+
+struct pconn {
+	int		 fd;
+	unsigned int	 idx;
+	enum pstate	 st;
+	unsigned int	 retries;
+	unsigned int	 attempt;	/* name letter */
+	char		 name[24];
+	struct buf	 in;
+	uint64_t	 got;		/* last broadcast round received */
+	int64_t		 t_retry;
+	int64_t		 t_resp;	/* RESPONSE SUCCESS or 001 */
+	int64_t		 t_close;	/* closed after the quit */
+};
+
+struct presence {
+	const struct options *o;
+	struct sockaddr_storage sa;
+	socklen_t	 salen;
+	char		 addrtext[INET6_ADDRSTRLEN + 8];
+	int		 ep;
+	int		 irc;
+	int		 setup;		/* connecting the held */
+	char		 tag;		/* this run's first letter */
+	struct pconn	*c;		/* n held, then the joiner */
+	unsigned int	 n;
+	unsigned int	 next;		/* next held to start */
+	unsigned int	 inflight;
+	unsigned int	 nwait;
+	unsigned int	 nready;
+	uint64_t	 retries;
+	uint64_t	 round;		/* broadcast timed, from 1 */
+	char		 expect[48];	/* its text */
+	uint64_t	 copies;	/* its copies so far */
+	uint64_t	 copies_all;
+	uint64_t	 duplicates;
+	int64_t		 t_last;	/* its last copy */
+	uint64_t	 lost;		/* held, lost after set-up */
+	uint64_t	 server_errors;
+	double		 setup_s;
+	double		 cpu_s;		/* server CPU over the steps */
+	int		 cpu_fine;	/* from schedstat, not ticks */
+	unsigned int	 nproc;
+	int64_t		*whole_ns;	/* connect..close; last copy */
+	int64_t		*resp_ns;	/* join: connect..RESPONSE */
+	unsigned int	 nsteps;
+	int		 failed;
+	char		 error[256];
+	char		 first_problem[256];
+	struct proto_parser pp;
+	char		 scratch[P_READ];
+};
+
+static void	 p_lost(struct presence *, struct pconn *, const char *);
+
+/* Records the first error; the run has failed. */
+static void __attribute__((__format__(__printf__, 2, 3)))
+p_fail(struct presence *p, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (!p->failed) {
+		va_start(ap, fmt);
+		vsnprintf(p->error, sizeof(p->error), fmt, ap);
+		va_end(ap);
+	}
+	p->failed = 1;
+}
+
+/* Records the first problem, which need not fail the run. */
+static void __attribute__((__format__(__printf__, 2, 3)))
+p_note(struct presence *p, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (p->first_problem[0] != '\0')
+		return;
+	va_start(ap, fmt);
+	vsnprintf(p->first_problem, sizeof(p->first_problem), fmt, ap);
+	va_end(ap);
+}
+
+/* Tells whether a state counts against --concurrency. */
+static int
+p_inflight(enum pstate st)
+{
+	return st == P_CONNECTING || st == P_REGISTER || st == P_JOINING;
+}
+
+/* Moves a connection to a state, keeping the counts; the joiner is apart. */
+static void
+p_set(struct presence *p, struct pconn *c, enum pstate st)
+{
+	if (c->idx < p->n) {
+		p->inflight -= p_inflight(c->st);
+		p->inflight += p_inflight(st);
+		p->nwait -= c->st == P_WAIT;
+		p->nwait += st == P_WAIT;
+		p->nready -= c->st == P_READY;
+		p->nready += st == P_READY;
+	}
+	c->st = st;
+}
+
+/* Closes the socket (which drops it from the epoll set) and its buffer. */
+static void
+p_close(struct pconn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	buf_free(&c->in);
+}
+
+/* Writes one request whole; a request that does not fit is a loss. */
+static void __attribute__((__format__(__printf__, 3, 4)))
+p_send(struct presence *p, struct pconn *c, const char *fmt, ...)
+{
+	char	line[640];
+	va_list	ap;
+	int	len;
+	ssize_t	w;
+
+	if (c->fd < 0)
+		return;
+	va_start(ap, fmt);
+	len = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (len < 0 || (size_t)len >= sizeof(line))
+		errx(1, "request too long");
+	while ((w = send(c->fd, line, (size_t)len, MSG_NOSIGNAL)) == -1 &&
+	    errno == EINTR)
+		;
+	if (w != len)
+		p_lost(p, c, w == -1 ? strerror(errno) : "short write");
+}
+
+/* Names a client: the run's letter, the attempt's letter, its index. */
+static void
+p_name(struct presence *p, struct pconn *c)
+{
+	if (c->idx < p->n)
+		snprintf(c->name, sizeof(c->name), "%c%c%u", p->tag,
+		    'a' + (int)c->attempt, c->idx);
+	else
+		snprintf(c->name, sizeof(c->name), "%cz%u", p->tag,
+		    p->nsteps);
+}
+
+/* Sends IDENTIFY, or NICK and USER. */
+static void
+p_register(struct presence *p, struct pconn *c)
+{
+	p_name(p, c);
+	p_set(p, c, P_REGISTER);
+	if (p->irc)
+		p_send(p, c, "NICK %s\r\nUSER %s 0 * :talknet-bench\r\n",
+		    c->name, c->name);
+	else
+		p_send(p, c, "{\"type\":\"IDENTIFY\",\"username\":\"%s\"}\n",
+		    c->name);
+}
+
+/* Sends DISCONNECT or QUIT and half-closes, to wait for the server. */
+static void
+p_quit(struct presence *p, struct pconn *c)
+{
+	if (p->irc)
+		p_send(p, c, "QUIT :bye\r\n");
+	else
+		p_send(p, c, "{\"type\":\"DISCONNECT\"}\n");
+	if (c->fd < 0)
+		return;
+	(void)shutdown(c->fd, SHUT_WR);
+	p_set(p, c, P_QUITTING);
+}
+
+/* Starts a non-blocking connect. */
+static void
+p_start(struct presence *p, struct pconn *c)
+{
+	struct epoll_event	e;
+	int			fd, one = 1;
+
+	p_set(p, c, P_CONNECTING);
+	fd = socket(p->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		p_lost(p, c, strerror(errno));
+		return;
+	}
+	/* Each request must leave at once: latency is what is measured. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		warn("TCP_NODELAY");
+	c->fd = fd;
+	buf_init(&c->in);
+	memset(&e, 0, sizeof(e));
+	e.events = EPOLLIN | EPOLLOUT;
+	e.data.u32 = c->idx;
+	if (epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &e) == -1)
+		err(1, "epoll_ctl");
+	if (connect(fd, (struct sockaddr *)&p->sa, p->salen) == 0)
+		return;		/* EPOLLOUT comes all the same */
+	if (errno != EINPROGRESS)
+		p_lost(p, c, strerror(errno));
+}
+
+/*
+ * Handles a connection that broke or was closed.  A held client in
+ * set-up is retried a few times; later it is one lost client; the
+ * joiner's loss fails the run.
+ */
+static void
+p_lost(struct presence *p, struct pconn *c, const char *why)
+{
+	enum pstate	old = c->st;
+
+	p_close(c);
+	if (c->idx >= p->n) {
+		p_set(p, c, P_FAILED);
+		p_fail(p, "join %u (%s): %s", p->nsteps, c->name, why);
+		return;
+	}
+	if (p->setup && (old == P_CONNECTING || old == P_REGISTER) &&
+	    c->retries < P_RETRIES) {
+		c->retries++;
+		p->retries++;
+		p_note(p, "client %u: %s (retried)", c->idx, why);
+		c->t_retry = clock_now_ns() + (int64_t)c->retries * 100 * MS;
+		p_set(p, c, P_WAIT);
+		return;
+	}
+	p_set(p, c, P_FAILED);
+	if (p->setup) {
+		p_fail(p, "client %u (%s): %s", c->idx, c->name, why);
+		return;
+	}
+	p->lost++;
+	p_note(p, "client %u (%s): %s", c->idx, c->name, why);
+}
+
+/* Handles a successful IDENTIFY or IRC registration. */
+static void
+p_registered(struct presence *p, struct pconn *c, int64_t now)
+{
+	c->t_resp = now;
+	if (p->irc) {
+		p_set(p, c, P_JOINING);
+		p_send(p, c, "JOIN %s\r\n", P_CHANNEL);
+	} else if (c->idx < p->n) {
+		p_set(p, c, P_READY);
+	} else {
+		p_quit(p, c);
+	}
+}
+
+/* Counts one copy of a broadcast, if it is the one being timed. */
+static void
+p_copy(struct presence *p, struct pconn *c, const char *text, size_t len,
+    int64_t now)
+{
+	size_t	elen = strlen(p->expect);
+
+	if (p->round == 0 || len != elen || memcmp(text, p->expect, len) != 0)
+		return;
+	if (c->idx == 0) {
+		/* The sender's own copy is not one of the N-1. */
+		p_note(p, "the sender got its own text back");
+		return;
+	}
+	if (c->got == p->round) {
+		p->duplicates++;
+		p_note(p, "client %u: a second copy of %s", c->idx, p->expect);
+		return;
+	}
+	c->got = p->round;
+	p->copies++;
+	p->copies_all++;
+	p->t_last = now;
+}
+
+/* Handles a RESPONSE: the only one expected is IDENTIFY's. */
+static void
+p_response(struct presence *p, struct pconn *c, const struct msg *m,
+    int64_t now)
+{
+	if (m->op == MSG_IDENTIFY && c->st == P_REGISTER) {
+		if (m->res == RES_SUCCESS) {
+			p_registered(p, c, now);
+		} else if (m->res == RES_USER_ALREADY_EXISTS &&
+		    c->idx < p->n && c->attempt + 1 < P_NAME_ATTEMPTS) {
+			c->attempt++;
+			p_register(p, c);
+		} else {
+			p_lost(p, c, "IDENTIFY refused");
+		}
+		return;
+	}
+	p->server_errors++;
+	p_note(p, "client %u (%s): %.*s %.*s", c->idx, c->name,
+	    (int)m->operation.len, m->operation.p, (int)m->result.len,
+	    m->result.p);
+}
+
+/*
+ * Handles one TalkNet line.  The joins and departures that every held
+ * client hears are recognised by their first bytes and skipped unread;
+ * the rest goes through the codec.
+ */
+static void
+p_talknet_line(struct presence *p, struct pconn *c, const char *line,
+    size_t len, int64_t now)
+{
+	static const char *const skip[] = { "{\"type\":\"NEW_USER\"",
+	    "{\"type\":\"DISCONNECTED\"" };
+	struct msg	 m;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
+		if (len >= strlen(skip[i]) &&
+		    memcmp(line, skip[i], strlen(skip[i])) == 0)
+			return;
+	if (proto_parse_reply(&p->pp, line, len, &m) == -1) {
+		p->server_errors++;
+		p_note(p, "client %u: unreadable line from the server", c->idx);
+		return;
+	}
+	if (m.type == MSG_PUBLIC_TEXT_FROM)
+		p_copy(p, c, m.text.p, m.text.len, now);
+	else if (m.type == MSG_RESPONSE)
+		p_response(p, c, &m, now);
+}
+
+/* Splits the next space-separated IRC word off *s. */
+static const char *
+p_word(const char **s, const char *end, size_t *len)
+{
+	const char	*q = *s, *w;
+
+	while (q < end && *q == ' ')
+		q++;
+	w = q;
+	while (q < end && *q != ' ')
+		q++;
+	*len = (size_t)(q - w);
+	*s = q;
+	return w;
+}
+
+/* Handles an IRC numeric reply: 001, 366, a taken nick, errors. */
+static void
+p_irc_numeric(struct presence *p, struct pconn *c, int num,
+    const char *line, size_t len, int64_t now)
+{
+	if (num == 1 && c->st == P_REGISTER) {		/* RPL_WELCOME */
+		p_registered(p, c, now);
+		return;
+	}
+	if (num == 366 && c->st == P_JOINING) {	/* RPL_ENDOFNAMES */
+		if (c->idx < p->n)
+			p_set(p, c, P_READY);
+		else
+			p_quit(p, c);
+		return;
+	}
+	if (num < 400 || num >= 600 || c->st == P_QUITTING)
+		return;
+	if ((num == 432 || num == 433) && c->st == P_REGISTER &&
+	    c->idx < p->n && c->attempt + 1 < P_NAME_ATTEMPTS) {
+		c->attempt++;
+		p_name(p, c);
+		p_send(p, c, "NICK %s\r\n", c->name);
+		return;
+	}
+	p->server_errors++;
+	p_note(p, "client %u (%s): %.*s", c->idx, c->name, (int)len, line);
+	if (c->st == P_REGISTER || c->st == P_JOINING)
+		p_lost(p, c, "refused by the server");
+}
+
+/* Handles one IRC line: PING, PRIVMSG, ERROR, numerics. */
+static void
+p_irc_line(struct presence *p, struct pconn *c, const char *line,
+    size_t len, int64_t now)
+{
+	const char	*s = line, *end = line + len, *cmd;
+	size_t		 clen, wlen;
+
+	if (*s == ':')
+		(void)p_word(&s, end, &wlen);	/* the prefix */
+	cmd = p_word(&s, end, &clen);
+	if (clen == 7 && memcmp(cmd, "PRIVMSG", 7) == 0) {
+		(void)p_word(&s, end, &wlen);	/* the target */
+		while (s < end && *s == ' ')
+			s++;
+		if (s < end && *s == ':')
+			s++;
+		p_copy(p, c, s, (size_t)(end - s), now);
+	} else if (clen == 4 && memcmp(cmd, "PING", 4) == 0) {
+		p_send(p, c, "PONG%.*s\r\n", (int)(end - s), s);
+	} else if (clen == 5 && memcmp(cmd, "ERROR", 5) == 0) {
+		if (c->st != P_QUITTING) {
+			p->server_errors++;
+			p_note(p, "client %u: %.*s", c->idx, (int)len, line);
+		}
+	} else if (clen == 3 && isdigit((unsigned char)cmd[0]) &&
+	    isdigit((unsigned char)cmd[1]) && isdigit((unsigned char)cmd[2])) {
+		p_irc_numeric(p, c, (cmd[0] - '0') * 100 + (cmd[1] - '0') * 10 +
+		    (cmd[2] - '0'), line, len, now);
+	}
+}
+
+/* Handles the complete lines of data; the bytes used, or -1 if closed. */
+static ssize_t
+p_lines(struct presence *p, struct pconn *c, const char *data, size_t len,
+    int64_t now)
+{
+	const char	*s = data, *end = data + len, *nl;
+	size_t		 n;
+
+	while (s < end && (nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
+		n = (size_t)(nl - s);
+		if (n > 0 && s[n - 1] == '\r')
+			n--;
+		if (n > 0) {
+			if (p->irc)
+				p_irc_line(p, c, s, n, now);
+			else
+				p_talknet_line(p, c, s, n, now);
+			if (c->fd < 0)
+				return -1;
+		}
+		s = nl + 1;
+	}
+	return s - data;
+}
+
+/* The server closed a connection: the end of a quit, or a loss. */
+static void
+p_eof(struct presence *p, struct pconn *c, int64_t now)
+{
+	if (c->st != P_QUITTING) {
+		p_lost(p, c, "closed by the server");
+		return;
+	}
+	c->t_close = now;
+	p_close(c);
+	p_set(p, c, P_DONE);
+}
+
+/*
+ * Reads what a connection has.  Whole lines are handled straight from
+ * the scratch buffer; only a partial line is kept in the connection's
+ * own, so 10,000 idle clients hold no buffers.
+ */
+static void
+p_read(struct presence *p, struct pconn *c)
+{
+	ssize_t	 r, used;
+	int	 i;
+	int64_t	 now;
+	char	*d;
+	size_t	 dlen;
+
+	for (i = 0; i < P_READS && c->fd >= 0; i++) {
+		r = read(c->fd, p->scratch, sizeof(p->scratch));
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		now = clock_now_ns();
+		if (r <= 0) {
+			/* A reset after our quit ends it all the same. */
+			if (r == 0 || (c->st == P_QUITTING &&
+			    errno == ECONNRESET))
+				p_eof(p, c, now);
+			else
+				p_lost(p, c, strerror(errno));
+			return;
+		}
+		d = p->scratch;
+		dlen = (size_t)r;
+		if (buf_pending(&c->in) > 0) {
+			if (buf_append(&c->in, p->scratch, dlen) == -1)
+				err(1, "buf_append");
+			d = buf_head(&c->in);
+			dlen = buf_pending(&c->in);
+		}
+		if ((used = p_lines(p, c, d, dlen, now)) == -1)
+			return;
+		if (d == p->scratch && (size_t)used < dlen) {
+			if (buf_append(&c->in, d + used, dlen - used) == -1)
+				err(1, "buf_append");
+		} else if (d != p->scratch) {
+			buf_drain(&c->in, (size_t)used);
+		}
+		if (buf_pending(&c->in) > P_LINE_MAX) {
+			p_lost(p, c, "line too long");
+			return;
+		}
+		if (buf_pending(&c->in) == 0)
+			buf_free(&c->in);
+		if ((size_t)r < sizeof(p->scratch))
+			break;
+	}
+}
+
+/* Handles the epoll events of one connection. */
+static void
+p_event(struct presence *p, struct pconn *c, uint32_t ev)
+{
+	struct epoll_event	e;
+	int			err_ = 0;
+	socklen_t		elen = sizeof(err_);
+
+	if (c->fd < 0)
+		return;
+	if (c->st == P_CONNECTING) {
+		if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0)
+			return;
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err_, &elen) == -1)
+			err_ = errno;
+		if (err_ != 0) {
+			p_lost(p, c, strerror(err_));
+			return;
+		}
+		memset(&e, 0, sizeof(e));
+		e.events = EPOLLIN;
+		e.data.u32 = c->idx;
+		if (epoll_ctl(p->ep, EPOLL_CTL_MOD, c->fd, &e) == -1)
+			err(1, "epoll_ctl");
+		p_register(p, c);
+		return;
+	}
+	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
+		p_read(p, c);
+}
+
+/* Waits at most ms for events and handles them. */
+static void
+p_poll(struct presence *p, int ms)
+{
+	struct epoll_event	ev[P_MAX_EVENTS];
+	int			n, i;
+
+	n = epoll_wait(p->ep, ev, P_MAX_EVENTS, ms);
+	if (n == -1) {
+		if (errno != EINTR)
+			err(1, "epoll_wait");
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (ev[i].data.u32 <= p->n)
+			p_event(p, &p->c[ev[i].data.u32], ev[i].events);
+}
+
+/* Starts held clients while connects may be in flight, retries first. */
+static void
+p_start_more(struct presence *p, int64_t now)
+{
+	unsigned int	i;
+
+	for (i = 0; p->nwait > 0 && i < p->n &&
+	    p->inflight < p->o->concurrency; i++)
+		if (p->c[i].st == P_WAIT && now >= p->c[i].t_retry)
+			p_start(p, &p->c[i]);
+	while (p->next < p->n && p->inflight < p->o->concurrency)
+		p_start(p, &p->c[p->next++]);
+}
+
+/* Connects and identifies the held clients, --concurrency at a time. */
+static void
+p_setup(struct presence *p)
+{
+	int64_t	t0, now, deadline, t_progress;
+
+	t0 = now = clock_now_ns();
+	deadline = t0 + (int64_t)p->o->setup_timeout * NS;
+	t_progress = t0 + P_PROGRESS_NS;
+	p->setup = 1;
+	while (!p->failed && p->nready < p->n) {
+		if (bench_interrupted()) {
+			p_fail(p, "interrupted");
+			break;
+		}
+		if (now >= deadline) {
+			p_fail(p, "set-up: %u of %u clients ready after %u s",
+			    p->nready, p->n, p->o->setup_timeout);
+			break;
+		}
+		p_start_more(p, now);
+		p_poll(p, p->nwait > 0 ? 10 : 100);
+		now = clock_now_ns();
+		if (!p->o->quiet && now >= t_progress) {
+			fprintf(stderr, "set-up: %u of %u clients ready\n",
+			    p->nready, p->n);
+			t_progress = now + P_PROGRESS_NS;
+		}
+	}
+	p->setup_s = (double)(now - t0) / NS;
+	p->setup = 0;
+}
+
+/* Runs the loop until the joiner is done or failed, or the step is late. */
+static void
+p_wait_joiner(struct presence *p, struct pconn *c, int64_t deadline)
+{
+	while (!p->failed && c->st != P_DONE && c->st != P_FAILED) {
+		if (bench_interrupted()) {
+			p_fail(p, "interrupted");
+			return;
+		}
+		if (clock_now_ns() >= deadline) {
+			p_fail(p, "join %u (%s): not done in %u s", p->nsteps,
+			    c->name, p->o->drain);
+			return;
+		}
+		p_poll(p, 100);
+	}
+}
+
+/* Times one newcomer: connect..RESPONSE and connect..close. */
+static void
+p_join_step(struct presence *p)
+{
+	struct pconn	*c = &p->c[p->n];
+	int64_t		 t0;
+
+	p_close(c);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->idx = p->n;
+	buf_init(&c->in);
+	t0 = clock_now_ns();
+	p_start(p, c);
+	p_wait_joiner(p, c, t0 + (int64_t)p->o->drain * NS);
+	if (p->failed)
+		return;
+	p->resp_ns[p->nsteps] = c->t_resp - t0;
+	p->whole_ns[p->nsteps] = c->t_close - t0;
+	p->nsteps++;
+}
+
+/* Waits, reading, for ns: lets the server drain between broadcasts. */
+static void
+p_pause(struct presence *p, int64_t ns)
+{
+	int64_t	end = clock_now_ns() + ns, now;
+
+	while ((now = clock_now_ns()) < end && !bench_interrupted())
+		p_poll(p, (int)((end - now) / MS) + 1);
+}
+
+/* Times one text from client 0 until the last of its copies is in. */
+static void
+p_broadcast_step(struct presence *p)
+{
+	struct pconn	*c = &p->c[0];
+	int64_t		 t0, deadline;
+
+	p->round = p->nsteps + 1;
+	snprintf(p->expect, sizeof(p->expect), "bench-%d-%" PRIu64,
+	    (int)getpid(), p->round);
+	p->copies = 0;
+	t0 = clock_now_ns();
+	deadline = t0 + (int64_t)p->o->drain * NS;
+	if (p->irc)
+		p_send(p, c, "PRIVMSG %s :%s\r\n", P_CHANNEL, p->expect);
+	else
+		p_send(p, c, "{\"type\":\"PUBLIC_TEXT\",\"text\":\"%s\"}\n",
+		    p->expect);
+	while (!p->failed && p->copies < p->n - 1 - p->lost) {
+		if (bench_interrupted()) {
+			p_fail(p, "interrupted");
+			return;
+		}
+		if (clock_now_ns() >= deadline) {
+			p_fail(p, "broadcast %" PRIu64 ": %" PRIu64 " of %u "
+			    "copies in %u s", p->round, p->copies, p->n - 1,
+			    p->o->drain);
+			return;
+		}
+		p_poll(p, 100);
+	}
+	if (p->failed)
+		return;
+	if (p->lost > 0) {
+		p_fail(p, "broadcast %" PRIu64 ": %" PRIu64 " clients lost",
+		    p->round, p->lost);
+		return;
+	}
+	p->whole_ns[p->nsteps++] = p->t_last - t0;
+}
+
+/*
+ * Runs the timed steps.  The server's CPU is sampled around them all
+ * (it idles in the pauses): per step, its 10 ms ticks would round off
+ * most of a join.
+ */
+static void
+p_steps(struct presence *p)
+{
+	struct srvstat	s0, s1;
+	unsigned int	k;
+
+	srv_sample(p->o->server_pid, 0, &s0);
+	for (k = 0; k < p->o->repeat && !p->failed; k++) {
+		if (p->o->wl == WL_BROADCAST && k > 0)
+			p_pause(p, P_PAUSE_NS);
+		if (p->o->wl == WL_JOIN)
+			p_join_step(p);
+		else
+			p_broadcast_step(p);
+	}
+	srv_sample(p->o->server_pid, 0, &s1);
+	if (s0.ok && s1.ok) {
+		p->cpu_fine = s0.fine_ok && s1.fine_ok;
+		p->cpu_s = p->cpu_fine ?
+		    s1.cpu_fine_s - s0.cpu_fine_s : s1.cpu_s - s0.cpu_s;
+		p->nproc = s1.nproc;
+	}
+	/* Lines that came after the last step are read, not left. */
+	if (p->o->wl == WL_BROADCAST)
+		p_pause(p, P_PAUSE_NS);
+}
+
+/* Orders nanosecond samples. */
+static int
+p_cmp(const void *a, const void *b)
+{
+	int64_t	x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The nearest-rank quantile q of n sorted samples, in ms; 0 if none. */
+static double
+p_quantile(const int64_t *v, unsigned int n, double q)
+{
+	unsigned int	k;
+
+	if (n == 0)
+		return 0;
+	k = (unsigned int)ceil(q * n);
+	k = k < 1 ? 0 : k - 1;
+	return (double)v[k < n ? k : n - 1] / MS;
+}
+
+/* Prints {"count":..,"min":..,"p50":..,"p99":..,"max":..} of sorted ms. */
+static void
+p_json_dist(FILE *f, const char *key, const int64_t *v, unsigned int n)
+{
+	fprintf(f, "\"%s\":{\"count\":%u,\"min\":%.6g,\"p50\":%.6g,"
+	    "\"p99\":%.6g,\"max\":%.6g}", key, n, p_quantile(v, n, 0),
+	    p_quantile(v, n, 0.5), p_quantile(v, n, 0.99),
+	    p_quantile(v, n, 1));
+}
+
+/* The server's CPU microseconds per join or per delivered copy. */
+static double
+p_cpu_per(const struct presence *p)
+{
+	double	units;
+
+	units = p->o->wl == WL_JOIN ? p->nsteps :
+	    (double)p->nsteps * (p->n - 1);
+	return units > 0 && p->o->server_pid > 0 ? p->cpu_s * 1e6 / units : 0;
+}
+
+/* Prints the result as one JSON object. */
+static void
+p_json(const struct presence *p, FILE *f)
+{
+	const struct options	*o = p->o;
+	const char		*wl = o->wl == WL_JOIN ? "join" : "broadcast";
+	char			 label[128];
+
+	if (o->label != NULL)
+		strlcpy(label, o->label, sizeof(label));
+	else
+		snprintf(label, sizeof(label), "%s %s %u", p->irc ? "irc" :
+		    "talknet", wl, p->n);
+	fputs("{\"label\":", f);
+	json_str(f, label);
+	fprintf(f, ",\"workload\":\"%s\",\"proto\":\"%s\",\"address\":", wl,
+	    p->irc ? "irc" : "talknet");
+	json_str(f, p->addrtext);
+	fprintf(f, ",\"clients\":%u,\"repeat\":%u,\"concurrency\":%u,"
+	    "\"ok\":%s,\"error\":", p->n, o->repeat, o->concurrency,
+	    p->failed ? "false" : "true");
+	json_str(f, p->error);
+	fputs(",\"first_problem\":", f);
+	json_str(f, p->first_problem);
+	fprintf(f, ",\"setup\":{\"clients\":%u,\"seconds\":%.6g,"
+	    "\"per_s\":%.6g,\"retries\":%" PRIu64 "},", p->nready, p->setup_s,
+	    p->setup_s > 0 ? p->nready / p->setup_s : 0, p->retries);
+	fprintf(f, "\"steps\":%u,\"lost\":%" PRIu64 ",\"server_errors\":%"
+	    PRIu64 ",", p->nsteps, p->lost, p->server_errors);
+	if (o->wl == WL_JOIN) {
+		p_json_dist(f, "join_ms", p->whole_ns, p->nsteps);
+		fputc(',', f);
+		p_json_dist(f, "response_ms", p->resp_ns, p->nsteps);
+	} else {
+		fprintf(f, "\"copies\":{\"expected\":%llu,\"delivered\":%"
+		    PRIu64 ",\"duplicates\":%" PRIu64 "},",
+		    (unsigned long long)p->nsteps * (p->n - 1),
+		    p->copies_all, p->duplicates);
+		p_json_dist(f, "last_copy_ms", p->whole_ns, p->nsteps);
+	}
+	fprintf(f, ",\"server\":{\"pid\":%d,\"procs\":%u,\"cpu_s\":%.6g,"
+	    "\"cpu_from\":\"%s\",\"cpu_us_per_%s\":%.6g}}\n",
+	    (int)o->server_pid, p->nproc, p->cpu_s, p->cpu_fine ?
+	    "schedstat" : "ticks", o->wl == WL_JOIN ? "join" : "copy",
+	    p_cpu_per(p));
+}
+
+/* Prints the result for a reader. */
+static void
+p_human(const struct presence *p, FILE *f)
+{
+	const struct options	*o = p->o;
+	const int64_t		*w = p->whole_ns, *r = p->resp_ns;
+	unsigned int		 n = p->nsteps;
+
+	fprintf(f, "%s over %s at %s: %u clients held (set up in %.1f s, "
+	    "%" PRIu64 " retries), %u of %u timed\n", o->wl == WL_JOIN ?
+	    "join" : "broadcast", p->irc ? "irc" : "talknet", p->addrtext,
+	    p->nready, p->setup_s, p->retries, n, o->repeat);
+	if (o->wl == WL_JOIN) {
+		fprintf(f, "  join (connect..close) ms  p50 %.2f  p99 %.2f  "
+		    "max %.2f\n", p_quantile(w, n, 0.5), p_quantile(w, n, 0.99),
+		    p_quantile(w, n, 1));
+		fprintf(f, "  connect..RESPONSE ms      p50 %.2f  p99 %.2f  "
+		    "max %.2f\n", p_quantile(r, n, 0.5), p_quantile(r, n, 0.99),
+		    p_quantile(r, n, 1));
+	} else {
+		fprintf(f, "  last of %u copies ms  p50 %.2f  max %.2f  "
+		    "(%" PRIu64 " copies in all)\n", p->n - 1,
+		    p_quantile(w, n, 0.5), p_quantile(w, n, 1), p->copies_all);
+	}
+	if (o->server_pid > 0)
+		fprintf(f, "  server CPU %.3f s: %.1f us per %s, %u "
+		    "processes\n", p->cpu_s, p_cpu_per(p), o->wl == WL_JOIN ?
+		    "join" : "copy", p->nproc);
+	if (p->first_problem[0] != '\0')
+		fprintf(f, "  first problem: %s\n", p->first_problem);
+	if (p->failed)
+		fprintf(f, "FAILED: %s\n", p->error);
+}
+
+/* Runs join or broadcast and reports it; the exit status. */
+int
+bench_presence(const struct options *o)
+{
+	struct presence	*p;
+	struct srvstat	 s;
+	unsigned int	 i;
+	int		 rv;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		err(1, "calloc");
+	p->o = o;
+	p->n = o->nclients;
+	p->irc = o->proto == PK_IRC;
+	p->tag = (char)('a' + getpid() % 26);
+	bench_addr(o, &p->sa, &p->salen, p->addrtext, sizeof(p->addrtext));
+	proto_parser_init(&p->pp, NULL);
+	if ((p->c = calloc((size_t)p->n + 1, sizeof(*p->c))) == NULL ||
+	    (p->whole_ns = calloc(o->repeat, sizeof(int64_t))) == NULL ||
+	    (p->resp_ns = calloc(o->repeat, sizeof(int64_t))) == NULL)
+		err(1, "calloc");
+	for (i = 0; i <= p->n; i++) {
+		p->c[i].fd = -1;
+		p->c[i].idx = i;
+		buf_init(&p->c[i].in);
+	}
+	if ((p->ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		err(1, "epoll_create1");
+	if (o->server_pid > 0) {
+		srv_sample(o->server_pid, 0, &s);
+		if (!s.ok)
+			errx(1, "--server-pid %d: no such process",
+			    (int)o->server_pid);
+	}
+	p_setup(p);
+	if (!p->failed)
+		p_steps(p);
+	qsort(p->whole_ns, p->nsteps, sizeof(int64_t), p_cmp);
+	qsort(p->resp_ns, p->nsteps, sizeof(int64_t), p_cmp);
+	if (o->json)
+		p_json(p, stdout);
+	if (!o->json || !o->quiet)
+		p_human(p, o->json ? stderr : stdout);
+	/* Said on stderr too, unless the report already went there. */
+	if (p->failed && (!o->json || o->quiet))
+		warnx("FAILED: %s", p->error);
+	if (fflush(stdout) == EOF)
+		err(1, "stdout");
+	rv = p->failed ? 1 : 0;
+	for (i = 0; i <= p->n; i++)
+		p_close(&p->c[i]);
+	close(p->ep);
+	proto_parser_free(&p->pp);
+	free(p->c);
+	free(p->whole_ns);
+	free(p->resp_ns);
+	free(p);
+	return rv;
+}
