@@ -7,12 +7,14 @@ Checked, for every observer (identified before the storm, reads all):
 every NEW_USER exactly once; every DISCONNECTED exactly once, for a
 quitter only, after its NEW_USER; each sender's PUBLIC_TEXT_FROM
 complete, in order, between its NEW_USER and DISCONNECTED; every
-USER_LIST (three asked mid-storm, one at the end) equal to what the
-presence events before it on the same connection say.  For a sample of
-joiners: the first line is the RESPONSE to their IDENTIFY, then exactly
-what the observers saw after that join (NEW_USER of later joiners, in
-order), without their own texts (protocol.md: IDENTIFY, PUBLIC_TEXT,
-DISCONNECT, USERS, Ordering and delivery).
+USER_LIST (asked all through the storm, and at the end) equal to what the
+presence events before it on the same connection say.  For every joiner
+(but those that just close): the first line is the RESPONSE to its
+IDENTIFY, then byte for byte what the observers got between its NEW_USER
+and its DISCONNECTED (NEW_USER of later joiners, in order), without its
+own texts (protocol.md: IDENTIFY, PUBLIC_TEXT, DISCONNECT, USERS,
+Ordering and delivery).  Observers parse and check every line; joiners
+only keep their bytes, compared at the end.
 
 One process, one selector, non-blocking sockets; every wait is bounded
 by one deadline.  TN_PRESENCE_JOINERS sets the number of joiners.
@@ -30,35 +32,36 @@ from tnlib import Server, compact, req, resp
 N = int(os.environ.get("TN_PRESENCE_JOINERS", "2000"))
 NOBS = 4            # observers: identified first, read and check all
 INFLIGHT = 64       # joiners connected and waiting for their RESPONSE
-SAMPLE_EVERY = 97   # joiner i is a sample (parsed and checked) if i % 97 == 0
 OVERALL = 50.0      # seconds for the whole storm and its checks
-MID = (N // 4, N // 2, 3 * N // 4)   # joins after which observers ask USERS
+SETTLE = 2.0        # seconds without a byte for the joiners: all is there
+ASK_EVERY = 25      # every 25 joins, the next observer in turn asks USERS
 
-OBS, SAMPLE, PLAIN = "observer", "sample", "plain"
+OBS, JOINER = "observer", "joiner"
 
 
 class Peer:
     """One connection of the storm and what the test knows of it."""
     __slots__ = ("sock", "name", "kind", "state", "buf", "out", "texter",
-                 "quit", "pipelined", "abrupt", "lines", "events", "present",
-                 "seen_new", "seen_gone", "seq", "asked", "lists")
+                 "quit", "pipelined", "abrupt", "chunks", "nbytes", "events",
+                 "present", "seen_new", "seen_gone", "seq", "asked", "lists")
 
     def __repr__(self):
         return "<%s %s %s>" % (self.kind, self.name, self.state)
 
 
 def roles(i):
-    """(texter, quitter, pipelined, abrupt) of joiner i.  Samples stay to
-    the end and send texts; among the others every fifth leaves: half of
-    those send IDENTIFY, texts and DISCONNECT in one write (join and quit
-    then fall in one hub round), some of the rest just close."""
-    if i % SAMPLE_EVERY == 0:
-        return True, False, False, False
+    """(texter, quitter, pipelined, abrupt) of joiner i.  Every seventh
+    sends two texts; every fifth leaves: half of those send IDENTIFY,
+    texts and DISCONNECT in one write (join and quit then fall in one hub
+    round), a third of the rest just close (and send no text, which the
+    close could reset away)."""
     q = i % 10
-    return (i % 3 == 0, q in (1, 6), q == 1, i % 30 == 16)
+    abrupt = i % 30 == 16
+    return (i % 7 == 0 and not abrupt, q in (1, 6), q == 1, abrupt)
 
 
 def text_of(name, k):
+    """The text of the k-th PUBLIC_TEXT of a joiner."""
     return "%s#%d" % (name, k)
 
 
@@ -91,6 +94,8 @@ class Storm:
         self.waiting = 0        # joiners waiting for their RESPONSE
         self.joined = 0
         self.gone = 0           # quitters whose connection has ended
+        self.last_rx = time.monotonic()   # a joiner's last bytes
+        self.last_ev = time.monotonic()   # an observer's last line
         self.obs_names = [c.name for c in observers]
         for c in observers:
             p = self._peer(c.sock, c.name, OBS)
@@ -99,20 +104,25 @@ class Storm:
             self.obs.append(p)
 
     def _peer(self, sock, name, kind):
+        """A new Peer of sock, registered for reading."""
         p = Peer()
         p.sock, p.name, p.kind = sock, name, kind
-        p.state, p.buf, p.out, p.lines, p.events = "id", b"", b"", [], []
+        p.state, p.buf, p.out, p.chunks, p.events = "id", b"", b"", [], []
         p.present, p.seen_new, p.seen_gone = set(), set(), set()
-        p.seq, p.asked, p.lists = {}, 0, 0
+        p.seq, p.asked, p.lists, p.nbytes = {}, 0, 0, 0
         p.texter = p.quit = p.pipelined = p.abrupt = False
         self.sel.register(sock, selectors.EVENT_READ, p)
         return p
 
     def send(self, p, data):
+        """Sends now what the socket takes; the selector sends the rest."""
         if p.out:
             p.out += data
             return
-        n = p.sock.send(data)
+        try:
+            n = p.sock.send(data)
+        except BlockingIOError:
+            n = 0
         if n < len(data):
             p.out = data[n:]
             self.sel.modify(p.sock, selectors.EVENT_READ |
@@ -126,8 +136,7 @@ class Storm:
             name = self.names[i]
             s = socket.create_connection((tnlib.LOOPBACK, self.port), 10)
             s.setblocking(False)
-            p = self._peer(s, name, SAMPLE if i % SAMPLE_EVERY == 0
-                           else PLAIN)
+            p = self._peer(s, name, JOINER)
             p.texter, p.quit, p.pipelined, p.abrupt = roles(i)
             self.joiners.append(p)
             if p.texter:
@@ -162,15 +171,19 @@ class Storm:
                 self.send(p, out)
         if p.abrupt:
             self.close(p)
-        if self.joined in MID:
-            self.ask_users()
+        if self.joined % ASK_EVERY == 0:
+            # One observer at a time, so the requests fall in different
+            # hub rounds, among the joins, texts and quits of each.
+            self.ask_users(self.obs[self.joined // ASK_EVERY % NOBS])
 
-    def ask_users(self):
-        for o in self.obs:
+    def ask_users(self, *obs):
+        """The observers given (all if none) send USERS."""
+        for o in obs or self.obs:
             o.asked += 1
             self.send(o, compact(req("USERS")))
 
     def close(self, p):
+        """Closes a joiner's connection: it is gone."""
         self.sel.unregister(p.sock)
         p.sock.close()
         p.state = "gone"
@@ -181,7 +194,10 @@ class Storm:
         for key, ev in self.sel.select(timeout):
             p = key.data
             if ev & selectors.EVENT_WRITE and p.out:
-                n = p.sock.send(p.out)
+                try:
+                    n = p.sock.send(p.out)
+                except BlockingIOError:
+                    n = 0
                 p.out = p.out[n:]
                 if not p.out:
                     self.sel.modify(p.sock, selectors.EVENT_READ, p)
@@ -190,6 +206,9 @@ class Storm:
         self.start_joiners()
 
     def read(self, p):
+        """Reads what came for p: a joiner's first line must be its
+        RESPONSE, then its bytes are kept; an observer's lines are
+        checked one by one."""
         try:
             data = p.sock.recv(262144)
         except BlockingIOError:
@@ -211,19 +230,22 @@ class Storm:
             assert first == want, "%r: first line %r, not the RESPONSE " \
                 "to its IDENTIFY %r" % (p, first, want)
             self.identified(p)
-        if p.kind == PLAIN or not data:
+        if not data:
+            return
+        if p.kind == JOINER:
+            self.last_rx = time.monotonic()
+            p.nbytes += len(data)
+            if not p.abrupt:
+                p.chunks.append(data)
             return
         p.buf += data
         *lines, p.buf = p.buf.split(b"\n")
         for raw in lines:
-            m = tnlib.check_line(raw + b"\n")
-            if p.kind == OBS:
-                self.observe(p, raw, m)
-            else:
-                p.lines.append(raw)
+            self.observe(p, raw, tnlib.check_line(raw + b"\n"))
 
     def observe(self, o, raw, m):
         """Checks one line an observer got against what it saw before."""
+        self.last_ev = time.monotonic()
         t, who = m.get("type"), m.get("username")
         where = "%r got %r" % (o, raw)
         if t == "NEW_USER":
@@ -269,15 +291,30 @@ class Storm:
         return all(len(o.events) == want and o.lists == o.asked
                    for o in self.obs)
 
+    def quiet(self):
+        """True once all joined and left, and the observers got nothing
+        for SETTLE seconds: what they miss will not come."""
+        return (self.joined == N and self.gone == len(self.quitters) and
+                time.monotonic() - self.last_ev > SETTLE)
+
     def progress(self):
+        """What the storm has got so far, for a failure message."""
+        o = self.obs[0]
+        texts = sum(o.seq.values())
         return ("joined %d/%d, quitters gone %d/%d, observer events %r "
-                "(want %d), USER_LIST %r/%d" % (
+                "(want %d), USER_LIST %r/%r; %r misses NEW_USER of %r, "
+                "DISCONNECTED of %r, %d texts" % (
                     self.joined, N, self.gone, len(self.quitters),
                     [len(o.events) for o in self.obs],
                     N + len(self.quitters) + self.texts,
-                    [o.lists for o in self.obs], self.obs[0].asked))
+                    [o.lists for o in self.obs],
+                    [o.asked for o in self.obs], o,
+                    sorted(set(self.names) - o.seen_new)[:5],
+                    sorted(self.quitters - o.seen_gone)[:5],
+                    self.texts - texts))
 
     def run_until(self, pred, deadline, what):
+        """Pumps until pred() is true; AssertionError at the deadline."""
         while not pred():
             left = deadline - time.monotonic()
             if left <= 0:
@@ -286,6 +323,7 @@ class Storm:
             self.pump(min(left, 0.05))
 
     def close_all(self):
+        """Closes every connection still open."""
         for p in self.joiners + self.obs:
             if p.state != "gone":
                 try:
@@ -296,38 +334,76 @@ class Storm:
         self.sel.close()
 
 
-def sample_expected(storm, p):
-    """What sample joiner p must have got after its RESPONSE: what the
-    first observer got after NEW_USER of p, less p's own texts."""
-    ev = storm.obs[0].events
-    at = ev.index(compact(tnlib.new_user(p.name))[:-1])
-    mine = {compact(tnlib.public_from(p.name, text_of(p.name, k)))[:-1]
-            for k in (1, 2)}
-    return [raw for raw in ev[at + 1:] if raw not in mine]
+class Expected:
+    """What each joiner must get after its RESPONSE: what the first
+    observer got after the joiner's NEW_USER (up to its DISCONNECTED if
+    it left), less the joiner's own texts; slices of one byte string."""
+
+    def __init__(self, storm):
+        ev = storm.obs[0].events
+        self.blob = b"".join(raw + b"\n" for raw in ev)
+        off = [0]
+        at = {}
+        for k, raw in enumerate(ev):
+            off.append(off[-1] + len(raw) + 1)
+            if raw.startswith(b'{"type":"NEW_USER"') or \
+                    raw.startswith(b'{"type":"DISCONNECTED"'):
+                at.setdefault(tnlib.check_line(raw + b"\n")["username"],
+                              []).append(k)
+        self.span = {}
+        for p in storm.joiners:
+            if p.abrupt:
+                continue
+            k = at[p.name]
+            a, b = off[k[0] + 1], off[k[1]] if len(k) > 1 else off[-1]
+            n = b - a
+            if p.texter:
+                n -= sum(len(line) for line in own_texts(p))
+            self.span[p] = (a, b, n)
+
+    def size(self, p):
+        return self.span[p][2]
+
+    def bytes(self, p):
+        a, b, _ = self.span[p]
+        w = self.blob[a:b]
+        for line in own_texts(p) if p.texter else ():
+            w = w.replace(line, b"", 1)
+        return w
 
 
-def check_samples(storm, deadline):
-    """Each sample joiner got exactly what the observers got after its
-    join, in the same order, and none of its own texts."""
-    samples = [p for p in storm.joiners if p.kind == SAMPLE]
-    want = {p.name: sample_expected(storm, p) for p in samples}
-    storm.run_until(lambda: all(len(p.lines) >= len(want[p.name])
-                                for p in samples), deadline,
-                    "the sample joiners' lines")
-    for p in samples:
-        own = b'"username":"%s"' % p.name.encode()
-        echo = [raw for raw in p.lines if own in raw]
-        assert not echo, "%r: got its own %r" % (p, echo[:3])
-        w = want[p.name]
-        if p.lines != w:
-            i = next((i for i, (a, b) in enumerate(zip(p.lines, w))
-                      if a != b), min(len(p.lines), len(w)))
+def own_texts(p):
+    """The lines others get of p's texts."""
+    return [compact(tnlib.public_from(p.name, text_of(p.name, k)))
+            for k in (1, 2)]
+
+
+def check_joiners(storm, deadline):
+    """Each joiner got exactly what the observers got while it was
+    there, in the same order, and none of its own texts."""
+    want = Expected(storm)
+    # A joiner short of its bytes is reported below, once nothing more
+    # came for SETTLE seconds, rather than as a timeout.
+    storm.run_until(lambda: all(p.nbytes >= want.size(p)
+                                for p in want.span) or
+                    time.monotonic() - storm.last_rx > SETTLE, deadline,
+                    "every joiner's lines")
+    for p in want.span:
+        got = b"".join(p.chunks)
+        p.chunks = []
+        w = want.bytes(p)
+        own = b'{"type":"PUBLIC_TEXT_FROM","username":"%s",' % p.name.encode()
+        assert own not in got, "%r: got its own text" % p
+        if got != w:
+            i = next((i for i in range(min(len(got), len(w)))
+                      if got[i] != w[i]), min(len(got), len(w)))
+            i = got.rfind(b"\n", 0, i) + 1
             raise AssertionError(
-                "%r: %d lines after its RESPONSE, the observers saw %d "
-                "after its join; first difference at %d: got %r, "
-                "expected %r" % (p, len(p.lines), len(w), i,
-                                 p.lines[i:i + 3], w[i:i + 3]))
-    return samples
+                "%r: %d bytes after its RESPONSE, the observers got %d while "
+                "it was there; first difference at byte %d: got %r, "
+                "expected %r" % (p, len(got), len(w), i, got[i:i + 150],
+                                 w[i:i + 150]))
+    return want
 
 
 def test_join_storm_presence():
@@ -341,7 +417,10 @@ def test_join_storm_presence():
             t0 = time.monotonic()
             deadline = t0 + OVERALL
             storm.start_joiners()
-            storm.run_until(storm.settled, deadline, "the storm to settle")
+            storm.run_until(lambda: storm.settled() or storm.quiet(),
+                            deadline, "the storm to settle")
+            assert storm.settled(), "the observers are short: " + \
+                storm.progress()
             t_storm = time.monotonic() - t0
             # Every observer got the same events in the same order: the
             # hub routes one request at a time to every worker's queue.
@@ -356,25 +435,27 @@ def test_join_storm_presence():
             storm.run_until(lambda: all(o.lists == o.asked
                                         for o in storm.obs),
                             deadline, "the final USER_LIST")
-            samples = check_samples(storm, deadline)
-            # Nothing more for the observers and the samples.
+            want = check_joiners(storm, deadline)
+            # Nothing more for anyone.
             end = time.monotonic() + 0.3
             storm.run_until(lambda: time.monotonic() >= end, deadline,
                             "a quiet moment")
-            for p in storm.obs + samples:
+            for p in storm.obs:
                 assert not p.buf, "%r: partial line %r" % (p, p.buf)
             for o in storm.obs:
                 assert len(o.events) == N + len(storm.quitters) + \
                     storm.texts, "%r: %d events after the storm settled" \
                     % (o, len(o.events))
-            for p in samples:
-                assert p.lines == sample_expected(storm, p), \
-                    "%r: lines after the storm settled" % p
+            for p in want.span:
+                n = p.nbytes - want.size(p)
+                assert n == 0, "%r: %d bytes more after the storm " \
+                    "settled" % (p, n)
             print("  %d joiners (%d quit, %d texts), %d observers, %d "
-                  "samples (%d lines): settled in %.2f s, checked in %.2f s"
-                  % (N, len(storm.quitters), storm.texts, NOBS,
-                     len(samples), sum(len(p.lines) for p in samples),
-                     t_storm, time.monotonic() - t0))
+                  "streams checked (%d bytes): settled in %.2f s, checked "
+                  "in %.2f s" % (N, len(storm.quitters), storm.texts, NOBS,
+                                 len(want.span), sum(p.nbytes for p in
+                                                     want.span),
+                                 t_storm, time.monotonic() - t0))
         finally:
             storm.close_all()
 
