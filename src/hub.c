@@ -402,6 +402,7 @@ hub_limits(void)
 		    (b = hub_backlog(c)) > hub.q_cap && b > c->cap_extra)
 			c->cap_extra = b;
 	}
+	hub_gather_clamp();
 	log_set_level((int)hub.live.log_level);
 	if (hub.tab.hdr != NULL)
 		shm_live_set(&hub.tab, &hub.live);

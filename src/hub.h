@@ -198,6 +198,7 @@ int		 hub_pace_check(void);
 void		 hub_mark_dirty(struct hub_conn *);
 void		 hub_unmark_dirty(struct hub_conn *);
 void		 hub_end_round(void);
+void		 hub_gather_clamp(void);
 int		 hub_round_timeout(void);
 
 /* hub_req.c */

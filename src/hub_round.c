@@ -191,6 +191,19 @@ hub_pass_end(int64_t now)
 }
 
 /*
+ * Cuts the gap under way to the max-gather in force: a reload that
+ * lowers it holds at once, not after a gap the old value allowed.
+ */
+void
+hub_gather_clamp(void)
+{
+	int64_t	until = hub_now_us() + (int64_t)hub.live.max_gather * 1000;
+
+	if (hub.gather_until > until)
+		hub.gather_until = until;
+}
+
+/*
  * Runs the pass under way for one slice, or begins the next one if its
  * time has come.  Workers are written in the order they were queued.
  */
