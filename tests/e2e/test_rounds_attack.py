@@ -203,5 +203,87 @@ def test_no_spin_on_epollout_while_gathering():
         "with the same EPOLLOUT channels" % (rep, total)
 
 
+# -- max-gather lowered by a reload ----------------------------------------
+
+def _long_pass(s, nlog, at_least_us):
+    for l in s.log[nlog:]:
+        m = re.search(r"pass \d+ wrote \d+ workers in (\d+) us", l)
+        if m and int(m.group(1)) >= at_least_us:
+            return int(m.group(1))
+    return None
+
+
+# Failed on 6e4fabb: the gap before the next pass was fixed at the end of
+# the last pass with the max-gather then in force.  After a pass that took
+# 0.5 s (the hub stopped mid-pass: a slow or loaded CPU), a reload to
+# max-gather 0 left a lone TEXT waiting out the old gap (0.5-0.6 s against
+# 0.0004 s quiet).
+def test_reload_to_max_gather_0_cuts_the_gap_under_way():
+    stop_s = 0.5
+    d = tnlib.tempfile.mkdtemp()
+    conf = os.path.join(d, "talknetd.conf")
+    with open(conf, "w") as f:
+        f.write("max-gather = 1000\nlog-level = debug\n")
+    with tnlib.Server("-c", conf) as s:
+        hub = s.hub_pid()
+
+        def on_line(c, raw):
+            c.data["ok"] = True
+            if b"lone" in raw:
+                c.data["lone"] = time.monotonic()
+        pool = stresslib.Pool(_port(s), on_line=on_line)
+        cs = []
+        for i in range(50):
+            c = pool.connect(name="r%d" % i)
+            c.data = {"ok": False}
+            pool.send(c, req("IDENTIFY", username="r%d" % i))
+            cs.append(c)
+        pool.run_until(lambda: all(c.data["ok"] for c in cs), 10, "idents")
+        a, b = cs[0], cs[1]
+
+        def lone():
+            b.data.pop("lone", None)
+            t0 = time.monotonic()
+            pool.send(a, req("TEXT", username="r1", text="lone"))
+            pool.run_until(lambda: "lone" in b.data, 5, "the lone TEXT")
+            return b.data["lone"] - t0
+        quiet = sorted(lone() for _ in range(5))[2]
+        # Stop the hub while a pass writes 60 KB lines to 50 readers,
+        # until one pass is seen to have taken the whole stop.
+        took = None
+        for attempt in range(8):
+            nlog = len(s.log)
+            for c in cs[2:7]:
+                pool.send(c, req("PUBLIC_TEXT", text="z" * 60000))
+            time.sleep(0.002 * (attempt % 3))
+            os.kill(hub, signal.SIGSTOP)
+            time.sleep(stop_s)
+            os.kill(hub, signal.SIGCONT)
+            t = time.monotonic()
+            while time.monotonic() < t + 0.1 and took is None:
+                pool.poll(0.005)
+                took = _long_pass(s, nlog, int(stop_s * 1e6 * 0.8))
+            if took is not None:
+                break
+            pool.pump_for(0.5)
+        if took is None:
+            pool.close_all()
+            raise tnlib.Skip("no stop landed in a pass in 8 tries")
+        with open(conf, "w") as f:
+            f.write("max-gather = 0\nlog-level = debug\n")
+        nlog = len(s.log)
+        os.kill(s.pid, signal.SIGHUP)
+        pool.run_until(lambda: any("limits reloaded" in l
+                                   for l in s.log[nlog:]), 5, "the reload")
+        late = lone()
+        pool.close_all()
+    shutil.rmtree(d, ignore_errors=True)
+    stresslib.note("pass took %d us; lone TEXT quiet %.4f s, after the "
+                   "reload to 0 %.4f s" % (took, quiet, late))
+    assert late < stop_s / 4, \
+        "max-gather 0 reloaded, yet a lone TEXT took %.3f s (quiet %.4f s)" \
+        " after a pass of %.3f s" % (late, quiet, took / 1e6)
+
+
 if __name__ == "__main__":
     tnlib.main(globals())
