@@ -357,5 +357,78 @@ def test_hub_killed_mid_pass_loses_no_order():
     assert not eofs, "clients cut by the restarts: %s" % eofs
 
 
+# -- an impatient admin, and workers killed mid-pass -------------------------
+
+class _Port:
+    def __init__(self, port):
+        self.local_port = port
+
+
+def test_max_gather_swings_and_kills_mid_pass_keep_every_line():
+    """max-gather reloaded 0 <-> 1000 every 40 ms while numbered texts go
+    to 24 readers and readers' workers are SIGKILLed mid-pass: the hub
+    never dies, and every reader left gets every text exactly once, in
+    order."""
+    d = tnlib.tempfile.mkdtemp()
+    conf = os.path.join(d, "talknetd.conf")
+    with open(conf, "w") as f:
+        f.write("max-gather = 1000\n")
+    bad = []
+    with tnlib.Server("-c", conf) as s:
+        hub = s.hub_pid()
+
+        def on_line(c, raw):
+            m = stresslib.parse(raw)
+            if m["type"] == "RESPONSE" and m["operation"] == "IDENTIFY":
+                c.data["ok"] = True
+            if m["type"] != "PUBLIC_TEXT_FROM":
+                return
+            n = int(m["text"].split(" ", 1)[0])
+            seen = c.data["seen"].setdefault(m["username"], [])
+            if seen and seen[-1] >= n:
+                bad.append("%s: %s #%d after #%d" % (c.name, m["username"],
+                                                      n, seen[-1]))
+            seen.append(n)
+
+        pool = stresslib.Pool(_port(s), on_line=on_line)
+        cs = []
+        for i in range(24):
+            c = pool.connect(name="m%d" % i)
+            c.data = {"ok": False, "seen": {}}
+            pool.send(c, req("IDENTIFY", username="m%d" % i))
+            cs.append(c)
+        pool.run_until(lambda: all(c.data["ok"] for c in cs), 10, "idents")
+        senders, victims = cs[:3], cs[18:]
+        vpids = [s.worker_pid(_Port(v.port)) for v in victims]
+        n = 0
+        for k in range(40):
+            with open(conf, "w") as f:
+                f.write("max-gather = %d\n" % (1000 if k % 2 else 0))
+            os.kill(s.pid, signal.SIGHUP)
+            for c in senders:
+                pool.send(c, req("PUBLIC_TEXT", text="%d %s" %
+                                 (n, "q" * (500 + 300 * (k % 7)))))
+            n += 1
+            if k % 6 == 3 and vpids:
+                os.kill(vpids.pop(), signal.SIGKILL)
+            pool.pump_for(0.04)
+        # Everyone left gets the last text of each sender, then all of
+        # them must be there.
+        kept = [c for c in cs if c not in victims]
+
+        def done():
+            return all(len(c.data["seen"].get(x.name, ())) == n
+                       for c in kept for x in senders if x is not c)
+        pool.run_until(done, 10, lambda: "all texts: %s" % [
+            (c.name, {k: len(v) for k, v in c.data["seen"].items()})
+            for c in kept if not done()][:3])
+        assert s.hub_pid() == hub, "the hub was restarted"
+        eofs = [c.name for c in kept if c.eof]
+        pool.close_all()
+    shutil.rmtree(d, ignore_errors=True)
+    assert not bad, bad[:5]
+    assert not eofs, eofs
+
+
 if __name__ == "__main__":
     tnlib.main(globals())
