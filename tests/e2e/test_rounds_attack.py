@@ -430,5 +430,53 @@ def test_max_gather_swings_and_kills_mid_pass_keep_every_line():
     assert not eofs, eofs
 
 
+# -- a quiet server at max-gather 1000 -----------------------------------------
+
+def _lone_latency(gather):
+    """Median time for a lone PUBLIC_TEXT to reach 5 others, each sent
+    100 ms after a burst of big texts to 30 readers (passes long enough
+    to gather), at this max-gather."""
+    with tnlib.Server("--max-gather", str(gather)) as s:
+        def on_line(c, raw):
+            c.data["ok"] = True
+            if b"lone" in raw:
+                c.data["lone"] = time.monotonic()
+        pool = stresslib.Pool(_port(s), on_line=on_line)
+        cs = []
+        for i in range(30):
+            c = pool.connect(name="q%d" % i)
+            c.data = {"ok": False}
+            pool.send(c, req("IDENTIFY", username="q%d" % i))
+            cs.append(c)
+        pool.run_until(lambda: all(c.data["ok"] for c in cs), 10, "idents")
+        lat = []
+        for k in range(7):
+            for c in cs[1:4]:
+                pool.send(c, req("PUBLIC_TEXT", text="b" * 30000))
+            pool.pump_for(0.1)
+            for c in cs:
+                c.data.pop("lone", None)
+            t0 = time.monotonic()
+            pool.send(cs[0], req("PUBLIC_TEXT", text="lone %d" % k))
+            pool.run_until(lambda: all("lone" in c.data for c in cs[1:6]),
+                           5, "the lone text")
+            lat.append(max(c.data["lone"] for c in cs[1:6]) - t0)
+        pool.close_all()
+    return sorted(lat)[len(lat) // 2]
+
+
+def test_lone_text_after_a_burst_is_prompt_at_max_gather_1000():
+    # Noise on a shared machine: the worse of two tries must fail.
+    for attempt in range(2):
+        base = _lone_latency(0)
+        slow = _lone_latency(1000)
+        stresslib.note("lone text, median: max-gather 0 %.4f s, 1000 %.4f s"
+                       % (base, slow))
+        if slow <= 3 * base + 0.01:
+            return
+    raise AssertionError("a lone text 100 ms after a burst took %.4f s at "
+                         "max-gather 1000, %.4f s at 0" % (slow, base))
+
+
 if __name__ == "__main__":
     tnlib.main(globals())
