@@ -19,6 +19,7 @@ sys.path.insert(0, _here)
 sys.path.insert(0, os.path.join(_here, "..", "stress"))
 import tnlib  # noqa: E402
 import stresslib  # noqa: E402
+import test_hostile_worker as hw  # noqa: E402
 from tnlib import req  # noqa: E402
 
 tnlib.TEST_TIMEOUT = int(os.environ.get("TN_TEST_TIMEOUT", "60"))
@@ -476,6 +477,116 @@ def test_lone_text_after_a_burst_is_prompt_at_max_gather_1000():
             return
     raise AssertionError("a lone text 100 ms after a burst took %.4f s at "
                          "max-gather 1000, %.4f s at 0" % (slow, base))
+
+
+# -- a compromised worker in the middle of passes --------------------------
+
+def _liar_frames(liar, k):
+    """k numbered PUBLIC_TEXTs, every fifth followed by a USERS: the liar
+    is a requester again and again while passes write to it."""
+    out = []
+    for _ in range(k):
+        out.append(hw.frame(hw.IPC_REQ_BASE + hw.MSG_PUBLIC_TEXT,
+                            hw.strs(b"%d %s" % (liar.n, b"e" * 300)),
+                            seq=liar.seq))
+        liar.seq += 1
+        if liar.n % 5 == 0:
+            out.append(hw.frame(hw.IPC_REQ_BASE + MSG_USERS, b"",
+                                seq=liar.seq))
+            liar.seq += 1
+        liar.n += 1
+    return b"".join(out)
+
+
+MSG_USERS = 3
+
+
+def test_compromised_worker_flooding_mid_pass():
+    """A raw worker floods numbered PUBLIC_TEXTs, each with a USERS behind
+    it, unthrottled, and reads its channel a little at a time; a real
+    client sends numbered texts too.  The readers get both in order and
+    exactly once, no reader is cut, the hub stays up and its RSS stops
+    growing once the flood is under way."""
+    bad = []
+    with tnlib.Server("--max-gather", "1000") as s:
+        hub = s.hub_pid()
+
+        def on_line(c, raw):
+            m = stresslib.parse(raw)
+            if m["type"] == "RESPONSE" and m["operation"] == "IDENTIFY":
+                c.data["ok"] = True
+            if m["type"] != "PUBLIC_TEXT_FROM":
+                return
+            n = int(m["text"].split(" ", 1)[0])
+            want = c.data["next"].get(m["username"], 0)
+            if n != want:
+                bad.append("%s: %s #%d, expected #%d" %
+                           (c.name, m["username"], n, want))
+            c.data["next"][m["username"]] = n + 1
+
+        pool = stresslib.Pool(_port(s), on_line=on_line)
+        cs = []
+        for i in range(15):
+            c = pool.connect(name="h%d" % i)
+            c.data = {"ok": False, "next": {}}
+            pool.send(c, req("IDENTIFY", username="h%d" % i))
+            cs.append(c)
+        pool.run_until(lambda: all(c.data["ok"] for c in cs), 10, "idents")
+        liar = hw.Liar(hw.hub_socket_path(s))
+        liar.send(hw.hello(hw.SLOT_NEW))
+        hw._welcomed(liar)
+        liar.send(hw.frame(hw.IPC_REQ_BASE + hw.MSG_IDENTIFY,
+                           hw.strs(b"evil"), seq=1))
+        liar.seq, liar.n = 2, 0
+        pool.pump_for(0.2)
+        liar.sock.setblocking(False)
+        rss = []
+        sent_by_real = 0
+        pending = b""
+        end = time.monotonic() + 3.0
+        next_sample = time.monotonic() + 0.5
+        while time.monotonic() < end and len(bad) < 5:
+            if not pending:
+                pending = _liar_frames(liar, 20)
+            try:
+                pending = pending[liar.sock.send(pending):]
+            except BlockingIOError:
+                pass
+            try:
+                liar.sock.recv(16384)        # a little, now and then
+            except BlockingIOError:
+                pass
+            pool.send(cs[0], req("PUBLIC_TEXT", text="%d real" %
+                                 sent_by_real))
+            sent_by_real += 1
+            pool.poll(0.002)
+            if time.monotonic() >= next_sample:
+                next_sample += 0.5
+                rss.append(_hub_rss_kb(hub))
+        liar.sock.setblocking(True)
+        if pending:
+            liar.sock.sendall(pending)
+        n_liar = liar.n
+
+        def done():
+            return all(c.data["next"].get("evil", 0) == n_liar and
+                       (c is cs[0] or c.data["next"].get("h0", 0) ==
+                        sent_by_real) for c in cs)
+        pool.run_until(done, 15, lambda: "texts: %s" % [
+            (c.name, c.data["next"]) for c in cs if not done()][:3])
+        assert s.hub_pid() == hub, "the hub was restarted"
+        eofs = [c.name for c in cs if c.eof]
+        liar_cut = "dropped" in s.log_text()
+        liar.close()
+        pool.close_all()
+    stresslib.note("liar sent %d texts, real %d; hub VmRSS kB every 0.5 s: %s"
+                   % (n_liar, sent_by_real, rss))
+    assert not bad, bad[:5]
+    assert not eofs, eofs
+    assert not liar_cut, "a worker was dropped"
+    half = len(rss) // 2
+    assert max(rss[half:]) <= 2 * max(rss[:half]) + 4096, \
+        "hub RSS still growing: %s" % rss
 
 
 if __name__ == "__main__":
