@@ -214,13 +214,10 @@ def _long_pass(s, nlog, at_least_us):
     return None
 
 
-# Failed on 6e4fabb: the gap before the next pass was fixed at the end of
-# the last pass with the max-gather then in force.  After a pass that took
-# 0.5 s (the hub stopped mid-pass: a slow or loaded CPU), a reload to
-# max-gather 0 left a lone TEXT waiting out the old gap (0.5-0.6 s against
-# 0.0004 s quiet).
-def test_reload_to_max_gather_0_cuts_the_gap_under_way():
-    stop_s = 0.5
+def _stopped_pass_then_lone(stop_s, reload_to_0):
+    """(pass time in us, quiet latency, latency of a lone TEXT) after a
+    pass the hub was SIGSTOPped in for stop_s, at max-gather 1000, then
+    reloaded to 0 if reload_to_0.  None if no stop landed in a pass."""
     d = tnlib.tempfile.mkdtemp()
     conf = os.path.join(d, "talknetd.conf")
     with open(conf, "w") as f:
@@ -269,21 +266,64 @@ def test_reload_to_max_gather_0_cuts_the_gap_under_way():
             pool.pump_for(0.5)
         if took is None:
             pool.close_all()
-            raise tnlib.Skip("no stop landed in a pass in 8 tries")
-        with open(conf, "w") as f:
-            f.write("max-gather = 0\nlog-level = debug\n")
+            shutil.rmtree(d, ignore_errors=True)
+            return None
+        if not reload_to_0:
+            pool.pump_for(0.05)
         nlog = len(s.log)
-        os.kill(s.pid, signal.SIGHUP)
-        pool.run_until(lambda: any("limits reloaded" in l
-                                   for l in s.log[nlog:]), 5, "the reload")
+        if reload_to_0:
+            with open(conf, "w") as f:
+                f.write("max-gather = 0\nlog-level = debug\n")
+            os.kill(s.pid, signal.SIGHUP)
+            pool.run_until(lambda: any("limits reloaded" in l
+                                       for l in s.log[nlog:]), 5,
+                           "the reload")
         late = lone()
         pool.close_all()
     shutil.rmtree(d, ignore_errors=True)
+    return took, quiet, late
+
+
+# Failed on 6e4fabb: the gap before the next pass was fixed at the end of
+# the last pass with the max-gather then in force.  After a pass that took
+# 0.5 s (the hub stopped mid-pass: a slow or loaded CPU), a reload to
+# max-gather 0 left a lone TEXT waiting out the old gap (0.5-0.6 s against
+# 0.0004 s quiet).
+def test_reload_to_max_gather_0_cuts_the_gap_under_way():
+    stop_s = 0.5
+    r = _stopped_pass_then_lone(stop_s, True)
+    if r is None:
+        raise tnlib.Skip("no stop landed in a pass in 8 tries")
+    took, quiet, late = r
     stresslib.note("pass took %d us; lone TEXT quiet %.4f s, after the "
                    "reload to 0 %.4f s" % (took, quiet, late))
     assert late < stop_s / 4, \
         "max-gather 0 reloaded, yet a lone TEXT took %.3f s (quiet %.4f s)" \
         " after a pass of %.3f s" % (late, quiet, took / 1e6)
+
+
+# KNOWN WEAK on ff95d8f, not fixed (run with TN_XFAIL=1 to see it fail):
+# a pass's length is wall time, so a pass the hub was preempted in (a
+# slow or loaded CPU; here SIGSTOP for 0.5 s) makes the next pass wait as
+# long again, up to max-gather, on a server that is quiet by then: a lone
+# TEXT 50 ms after it took 0.45 s at max-gather 1000.  Measuring the pass
+# in CPU time would fix this case, but the gathering was made for a hub
+# preempted by the workers it wakes, which CPU time would not see: a
+# design choice, left to the maintainers.
+def test_pass_stretched_by_preemption_does_not_delay_a_lone_text():
+    if os.environ.get("TN_XFAIL") != "1":
+        raise tnlib.Skip("known weak, see the comment; TN_XFAIL=1 runs it")
+    stop_s = 0.5
+    r = _stopped_pass_then_lone(stop_s, False)
+    if r is None:
+        raise tnlib.Skip("no stop landed in a pass in 8 tries")
+    took, quiet, late = r
+    stresslib.note("pass took %d us; lone TEXT quiet %.4f s, then %.4f s"
+                   % (took, quiet, late))
+    assert late < stop_s / 4, \
+        "a lone TEXT took %.3f s (quiet %.4f s) after a pass the hub was " \
+        "stopped in for %.3f s" % (late, quiet, took / 1e6)
+
 
 
 # -- the hub killed mid-pass -----------------------------------------------
