@@ -625,6 +625,8 @@ def test_compromised_worker_flooding_mid_pass():
         assert s.hub_pid() == hub, "the hub was restarted"
         eofs = [c.name for c in cs if c.eof]
         liar_cut = "dropped" in s.log_text()
+        # ASan keeps freed memory in quarantine: RSS says nothing then.
+        asan = stresslib.sanitized(hub)
         liar.close()
         pool.close_all()
     stresslib.note("liar sent %d texts, real %d; hub VmRSS kB every 0.5 s: %s"
@@ -633,7 +635,7 @@ def test_compromised_worker_flooding_mid_pass():
     assert not eofs, eofs
     assert not liar_cut, "a worker was dropped"
     half = len(rss) // 2
-    assert max(rss[half:]) <= 2 * max(rss[:half]) + 4096, \
+    assert asan or max(rss[half:]) <= 2 * max(rss[:half]) + 4096, \
         "hub RSS still growing: %s" % rss
 
 
