@@ -144,7 +144,7 @@ struct hub_state {
 	size_t			 pass_base;	/* hub.shared's length then */
 	size_t			 pass_written;	/* workers it wrote */
 	int64_t			 gather_until;	/* µs: the next pass begins */
-	int			 gather_none;	/* no gap after the pass under way */
+	int			 gather_none;	/* no gap after this pass */
 	struct conn_list	 dead;
 	struct conn_list	 idents;
 	struct conn_list	 paused;

@@ -211,8 +211,9 @@ hub_pass_end(int64_t now)
 void
 hub_gather_clamp(void)
 {
-	int64_t	until = hub_now_us() + (int64_t)hub.live.max_gather * 1000;
+	int64_t	until;
 
+	until = hub_now_us() + (int64_t)hub.live.max_gather * 1000;
 	if (hub.gather_until > until)
 		hub.gather_until = until;
 }
