@@ -402,6 +402,7 @@ hub_limits(void)
 		    (b = hub_backlog(c)) > hub.q_cap && b > c->cap_extra)
 			c->cap_extra = b;
 	}
+	hub_gather_clamp();
 	log_set_level((int)hub.live.log_level);
 	if (hub.tab.hdr != NULL)
 		shm_live_set(&hub.tab, &hub.live);
@@ -492,8 +493,16 @@ hub_event(struct hub_conn *c, uint32_t events)
 	}
 	if (!c->paused && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		hub_read(c);
-	if ((events & EPOLLOUT) && !c->dead)
+	/*
+	 * Room again: disarm EPOLLOUT until the pass writes it (hub_write
+	 * arms it again if bytes are left), or level-triggered epoll would
+	 * report it on every wait and the hub spin through the gather.
+	 */
+	if ((events & EPOLLOUT) && !c->dead) {
+		c->want_out = 0;
+		hub_watch(c);
 		hub_mark_dirty(c);
+	}
 }
 
 /* The hub process: set up, then route until killed. */

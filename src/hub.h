@@ -144,6 +144,7 @@ struct hub_state {
 	size_t			 pass_base;	/* hub.shared's length then */
 	size_t			 pass_written;	/* workers it wrote */
 	int64_t			 gather_until;	/* µs: the next pass begins */
+	int			 gather_none;	/* no gap after this pass */
 	struct conn_list	 dead;
 	struct conn_list	 idents;
 	struct conn_list	 paused;
@@ -198,6 +199,7 @@ int		 hub_pace_check(void);
 void		 hub_mark_dirty(struct hub_conn *);
 void		 hub_unmark_dirty(struct hub_conn *);
 void		 hub_end_round(void);
+void		 hub_gather_clamp(void);
 int		 hub_round_timeout(void);
 
 /* hub_req.c */

@@ -54,6 +54,19 @@ hub_mark_dirty(struct hub_conn *c)
 {
 	int	reply = c == hub.reading;
 
+	/*
+	 * Over the high-water mark with room in its channel: it is behind
+	 * only because lines are gathered for it, and a reader that reads
+	 * well must not wait out a long gap with that much held for it
+	 * (senders it paces, the cap it would reach): the gather ends.
+	 */
+	if (!reply && c->fd != -1 && !c->want_out &&
+	    hub_backlog(c) > hub.q_high) {
+		if (hub.flushing)
+			hub.gather_none = 1;
+		else
+			hub.gather_until = 0;
+	}
 	if (c->dirty) {
 		if (!reply || c->replied)
 			return;
@@ -169,8 +182,9 @@ hub_pass_end(int64_t now)
 	log_debug("hub: pass %llu wrote %zu workers in %lld us",
 	    (unsigned long long)hub.pass_cur, hub.pass_written,
 	    (long long)took);
-	if (took >= HUB_GATHER_MIN_US)
+	if (took >= HUB_GATHER_MIN_US && !hub.gather_none)
 		gap = took * HUB_GATHER_FACTOR;
+	hub.gather_none = 0;
 	hub.gather_until = now + (gap < cap ? gap : cap);
 	if (TAILQ_EMPTY(&hub.dirty)) {
 		buf_reset(&hub.shared);
@@ -188,6 +202,20 @@ hub_pass_end(int64_t now)
 	}
 	buf_drain(&hub.shared, hub.pass_base);
 	hub.shared_frame = 0;
+}
+
+/*
+ * Cuts the gap under way to the max-gather in force: a reload that
+ * lowers it holds at once, not after a gap the old value allowed.
+ */
+void
+hub_gather_clamp(void)
+{
+	int64_t	until;
+
+	until = hub_now_us() + (int64_t)hub.live.max_gather * 1000;
+	if (hub.gather_until > until)
+		hub.gather_until = until;
 }
 
 /*
