@@ -678,7 +678,13 @@ worker_timeout(int64_t deadline)
 	if (w.login_deadline != 0)
 		timeout = worker_min_timeout(timeout,
 		    (int)(w.login_deadline - now) + 1);
-	if (w.stall_check_at != 0)
+	/*
+	 * The stall check wakes the worker only while bytes wait in it.
+	 * When the socket took them all, it runs at the next wake-up
+	 * (worker_timers): an idle client's line otherwise costs two
+	 * wake-ups, the line's and the check's, stall-timeout apart.
+	 */
+	if (w.stall_check_at != 0 && worker_unsent() > 0)
 		timeout = worker_min_timeout(timeout, w.stall_check_at > now ?
 		    (int)(w.stall_check_at - now) + 1 : 1);
 	return timeout;
