@@ -76,13 +76,25 @@ def cpu_faults(pids):
     return ns, faults
 
 
+def connect(port):
+    """A connection to the daemon, which may still be starting (10 s)."""
+    end = time.monotonic() + 10
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=30)
+        except ConnectionRefusedError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
 class Clients:
     """n + 1 identified clients, read through one epoll."""
 
     def __init__(self, port, n):
         self.socks = []
         for i in range(n + 1):
-            c = socket.create_connection(("127.0.0.1", port), timeout=30)
+            c = connect(port)
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             c.sendall(b'{"type":"IDENTIFY","username":"w%d"}\n' % i)
             self.socks.append(c)
