@@ -7,7 +7,7 @@ a quiet time longer than --stall-timeout may add the stall check's
 look at the socket (SIOCOUTQ), but no wake-up of its own.
 
 On 94596bb each such line also cost a second wake-up, stall-timeout
-later, for the check: six calls a line.  Skipped without strace, or when
+later, for the check: six calls and two wake-ups a line.  Skipped without strace, or when
 it cannot attach."""
 
 import os
@@ -90,11 +90,29 @@ def _per_line(calls, n):
         "%s %d" % kv for kv in sorted(counts.items())))
 
 
+WAITS = ("epoll_pwait", "ppoll", "poll", "epoll_wait")
+
+
+def _check(calls, n, what):
+    """At most one wake-up per line, four calls per line besides the
+    stall check's SIOCOUTQ, and at most one of those per line.  Over the
+    lines' own: the wait under way when strace detached, and a stall
+    check left from before the lines."""
+    waits = sum(1 for c in calls if c in WAITS)
+    looks = sum(1 for c in calls if c == "ioctl")
+    print("  lines %s: %s" % (what, _per_line(calls, n)))
+    assert waits <= n + 1, "reader's worker woke up more than once a " \
+        "line (%s): %s" % (what, _per_line(calls, n))
+    assert len(calls) - looks <= 4 * n + 1, "reader's worker made more " \
+        "than four calls a line (%s): %s" % (what, _per_line(calls, n))
+    assert looks <= n + 1, "more than one stall check a line (%s): %s" \
+        % (what, _per_line(calls, n))
+
+
 def test_calls_per_delivered_line():
-    """Lines 50 ms apart cost four calls each; lines further apart than
-    --stall-timeout (1 s here) cost at most five, and no second wake-up.
-    Over the lines' own calls: the wait under way when strace detached,
-    and one stall check left from before the lines."""
+    """Lines 50 ms apart, and lines further apart than --stall-timeout
+    (1 s here): one wake-up and four calls a line, and at most one look
+    at the socket for the stall check."""
     s = tnlib.Server("--stall-timeout", "1")
     text = s.log_text()
     if "running under valgrind" in text:
@@ -104,15 +122,11 @@ def test_calls_per_delivered_line():
     # Past the first lines' stall check: the worker is idle.
     time.sleep(1.5)
     n = 10
-    calls = _lines(s, sender, reader, pid, n, 0.05, "close")
-    print("  lines 50 ms apart: " + _per_line(calls, n))
-    assert len(calls) <= 4 * n + 2, "reader's worker made more than " \
-        "four calls a line: " + _per_line(calls, n)
+    _check(_lines(s, sender, reader, pid, n, 0.05, "close"), n,
+           "50 ms apart")
     n = 4
-    calls = _lines(s, sender, reader, pid, n, 1.5, "apart")
-    print("  lines 1.5 s apart: " + _per_line(calls, n))
-    assert len(calls) <= 5 * n + 2, "reader's worker made more than " \
-        "five calls a line: " + _per_line(calls, n)
+    _check(_lines(s, sender, reader, pid, n, 1.5, "apart"), n,
+           "1.5 s apart")
     tnlib.expect_nothing(reader, sender)
     assert s.terminate() == 0
 
