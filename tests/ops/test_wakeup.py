@@ -7,8 +7,8 @@ a quiet time longer than --stall-timeout may add the stall check's
 look at the socket (SIOCOUTQ), but no wake-up of its own.
 
 On 94596bb each such line also cost a second wake-up, stall-timeout
-later, for the check: six calls and two wake-ups a line.  Skipped without strace, or when
-it cannot attach."""
+later, for the check: six calls and two wake-ups a line.  Skipped
+without strace, or when it cannot attach."""
 
 import os
 import re
