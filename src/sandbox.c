@@ -87,6 +87,9 @@ static const int sandbox_allow[] = {
 	SCMP_SYS(splice),
 	SCMP_SYS(poll),
 	SCMP_SYS(ppoll),
+	/* The wait's epoll set, made before the filter (worker_wait.c). */
+	SCMP_SYS(epoll_pwait),
+	SCMP_SYS(epoll_ctl),
 	SCMP_SYS(connect),
 	SCMP_SYS(shutdown),
 	SCMP_SYS(close),

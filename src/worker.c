@@ -678,7 +678,13 @@ worker_timeout(int64_t deadline)
 	if (w.login_deadline != 0)
 		timeout = worker_min_timeout(timeout,
 		    (int)(w.login_deadline - now) + 1);
-	if (w.stall_check_at != 0)
+	/*
+	 * The stall check wakes the worker only while bytes wait in it.
+	 * When the socket took them all, it runs at the next wake-up
+	 * (worker_timers): an idle client's line otherwise costs two
+	 * wake-ups, the line's and the check's, stall-timeout apart.
+	 */
+	if (w.stall_check_at != 0 && worker_unsent() > 0)
 		timeout = worker_min_timeout(timeout, w.stall_check_at > now ?
 		    (int)(w.stall_check_at - now) + 1 : 1);
 	return timeout;
@@ -757,7 +763,7 @@ worker_events(const struct pollfd *pfd)
 }
 
 /*
- * SIGTERM is blocked but while the worker waits in ppoll: a signal
+ * SIGTERM is blocked but while the worker waits (worker_wait): a signal
  * that comes between the check of worker_stop and the wait is taken
  * by the wait itself, never missed until the master's SIGKILL.
  */
@@ -774,9 +780,9 @@ worker_signals(void)
 		fatal("worker: sigaction");
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &block, &w.ppoll_mask) == -1)
+	if (sigprocmask(SIG_BLOCK, &block, &w.wait_mask) == -1)
 		fatal("worker: sigprocmask");
-	sigdelset(&w.ppoll_mask, SIGTERM);
+	sigdelset(&w.wait_mask, SIGTERM);
 }
 
 /* Sets up the buffers, the parser and the limits, mostly in w itself. */
@@ -839,8 +845,7 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
     const char *addr)
 {
 	struct pollfd	 pfd[2];
-	struct timespec	 ts, *tsp;
-	int		 one = 1, timeout;
+	int		 one = 1;
 	int64_t		 deadline = 0;
 
 	w.cfg = cfg;
@@ -873,6 +878,7 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	(void)setsockopt(w.cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	worker_send_buffer(cfg);
 	worker_pipe_open();
+	worker_wait_open();
 	worker_setup(cfg);
 	/* Set up: from here on the worker can only serve its client. */
 	sandbox_worker();
@@ -901,16 +907,10 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 				worker_finish();
 		}
 		worker_poll_set(pfd);
-		tsp = NULL;
-		if ((timeout = worker_timeout(deadline)) >= 0) {
-			ts.tv_sec = timeout / 1000;
-			ts.tv_nsec = (long)(timeout % 1000) * 1000000L;
-			tsp = &ts;
-		}
-		if (ppoll(pfd, 2, tsp, &w.ppoll_mask) == -1) {
+		if (worker_wait(pfd, worker_timeout(deadline)) == -1) {
 			if (errno == EINTR)
 				continue;
-			fatal("worker: ppoll");
+			fatal("worker: wait");
 		}
 		worker_events(pfd);
 	}

@@ -1,8 +1,9 @@
 /*
  * worker.h: the worker's state and the functions its files share.
  * worker.c is the process (setup, signals, limits, timers, the loop and
- * the client side); worker_hub.c is its channel to the hub.  Internal
- * to the worker: nothing outside these two files includes it.
+ * the client side); worker_hub.c is its channel to the hub;
+ * worker_wait.c is its wait on both.  Internal to the worker: nothing
+ * outside these files includes it.
  */
 #ifndef TALKNET_WORKER_H
 #define TALKNET_WORKER_H
@@ -73,7 +74,12 @@ struct worker_state {
 	uint64_t		 sent;		/* bytes the socket took */
 	uint64_t		 acked_mark;	/* of them acked at the check */
 	int64_t			 stall_check_at; /* 0: nothing in flight */
-	sigset_t		 ppoll_mask;	/* SIGTERM let in, in ppoll */
+	sigset_t		 wait_mask;	/* SIGTERM let in, in the wait */
+	int			 epfd;		/* the wait's epoll set, or -1 */
+	int			 ep_fd[2];	/* in it: client, hub (or -1) */
+	uint32_t		 ep_events[2];	/* what it waits for on them */
+	uint64_t		 ep_conn[2];	/* hub_conn when added */
+	uint64_t		 hub_conn;	/* hub channels opened */
 	uint32_t		 slot;		/* row in the table */
 	uint32_t		 seq;		/* last request's seq */
 	uint32_t		 ident_seq;	/* seq of the pending IDENTIFY */
@@ -161,5 +167,12 @@ void	 worker_hub_read(void);
 void	 worker_hub_retry(void);
 /* Writes HELLO, then the requests not yet written, to the hub. */
 void	 worker_hub_write(void);
+
+/* worker_wait.c */
+struct pollfd;
+/* Makes the wait's epoll set (before the sandbox); -1 leaves ppoll. */
+void	 worker_wait_open(void);
+/* Waits on the client and the hub as ppoll would, SIGTERM let in. */
+int	 worker_wait(struct pollfd *, int);
 
 #endif

@@ -318,7 +318,7 @@ worker_hub_connect(void)
 	    sizeof(sun.sun_path))
 		fatalx("worker: hub path too long");
 	/* Non-blocking: a full backlog is EAGAIN, tried again later, not
-	 * a wait that only SIGKILL would end (SIGTERM waits for ppoll). */
+	 * a wait that only SIGKILL would end (SIGTERM waits for the wait). */
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 	    0)) == -1) {
 		log_warn("worker %s: socket", w.addr);
@@ -329,6 +329,8 @@ worker_hub_connect(void)
 		return -1;
 	}
 	w.hfd = fd;
+	/* A new channel, even if its fd number is the last one's. */
+	w.hub_conn++;
 	w.hsent = 0;
 	w.hub_hup = 0;
 	buf_reset(&w.hin);

@@ -82,9 +82,9 @@ def test_hub_and_workers_run_as_nobody():
 
 def test_worker_fds_and_read_only_table():
     """A worker keeps stdio, its client socket, its hub channel, the
-    socket on which it tells the master its client is closed and the
-    two ends of its send pipe, and nothing else; its mapping of the
-    table is read-only."""
+    socket on which it tells the master its client is closed, the
+    two ends of its send pipe and its epoll set, and nothing else; its
+    mapping of the table is read-only."""
     _nobody()
     s = tnlib.Server("-u", "nobody")
     a = tnlib.Client(s)
@@ -94,13 +94,15 @@ def test_worker_fds_and_read_only_table():
     extra = {fd: t for fd, t in fds.items() if fd > 2}
     socks = [t for t in extra.values() if t.startswith("socket:")]
     pipes = [t for t in extra.values() if t.startswith("pipe:")]
+    polls = [t for t in extra.values() if t == "anon_inode:[eventpoll]"]
     # The worker sends to its client through the pipe, so the kernel
-    # keeps no send page in the process (src/worker.c, worker_pipe_open).
-    assert len(extra) == 5 and len(socks) == 3 and len(pipes) == 2 \
-        and pipes[0] == pipes[1], \
+    # keeps no send page in the process (src/worker.c, worker_pipe_open);
+    # it waits in an epoll set made once (src/worker_wait.c).
+    assert len(extra) == 6 and len(socks) == 3 and len(pipes) == 2 \
+        and pipes[0] == pipes[1] and len(polls) == 1, \
         "worker %d fds beyond stdio: %r (expected the client socket, " \
-        "the hub channel, the release socket and both ends of one " \
-        "pipe)" % (w, extra)
+        "the hub channel, the release socket, both ends of one " \
+        "pipe and one epoll set)" % (w, extra)
     shm = opslib.shm_path(s.pid)
     with open("/proc/%d/maps" % w) as f:
         maps = [line.split() for line in f if shm in line]

@@ -131,7 +131,7 @@ def test_sigterm_just_before_the_wait_is_not_missed():
     c = tnlib.identify_new(s, "sleepy")
     w = s.worker_pid(c)
     g = Gdb(w, ["handle SIGTERM nostop noprint pass",
-                "break poll", "break ppoll"],
+                "break poll", "break ppoll", "break epoll_pwait"],
             ["delete", "shell kill -TERM %d" % w, "detach"])
     # Wake the worker: it loops once and stops at its wait.
     c.send(b" ")
