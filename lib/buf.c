@@ -1,14 +1,74 @@
 /*
  * buf.c: a growable byte buffer with a read offset.
  */
+#include "config.h"		/* _GNU_SOURCE, for mremap */
+
+#include <sys/mman.h>
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 
 #define BUF_MIN_CAP	256
+
+static int	buf_mapping;	/* new storage is mmap'ed (buf_map_storage) */
+
+/* New storage past the store is mapped from now on (see buf.h). */
+void
+buf_map_storage(void)
+{
+	buf_mapping = 1;
+}
+
+/* Gives back a buffer's storage that is not its store. */
+static void
+buf_release(struct buf *b)
+{
+	if (b->data == b->store)
+		return;
+	if (b->mapped)
+		(void)munmap(b->data, b->cap);
+	else
+		free(b->data);
+	b->mapped = 0;
+}
+
+/*
+ * Storage of cap bytes (a whole number of pages) as a mapping, holding
+ * the pending bytes, which are at the front; NULL on ENOMEM.
+ */
+static char *
+buf_map(struct buf *b, size_t *cap)
+{
+	size_t	 pg = (size_t)sysconf(_SC_PAGESIZE), c = *cap;
+	char	*p;
+
+	if (c > SIZE_MAX - pg) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	c = (c + pg - 1) / pg * pg;
+	if (b->mapped)
+		p = mremap(b->data, b->cap, c, MREMAP_MAYMOVE);
+	else {
+		p = mmap(NULL, c, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p != MAP_FAILED && b->len > 0)
+			memcpy(p, b->data, b->len);
+		if (p != MAP_FAILED)
+			buf_release(b);
+	}
+	if (p == MAP_FAILED) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	*cap = c;
+	return p;
+}
 
 /* Sets an empty buffer; nothing is allocated until the first append. */
 void
@@ -27,14 +87,14 @@ buf_init_store(struct buf *b, char *store, size_t cap)
 	b->off = 0;
 	b->len = 0;
 	b->cap = b->store_cap;
+	b->mapped = 0;
 }
 
 /* Frees heap storage and leaves the buffer empty (in its store, if any). */
 void
 buf_free(struct buf *b)
 {
-	if (b->data != b->store)
-		free(b->data);
+	buf_release(b);
 	buf_init_store(b, b->store, b->store_cap);
 }
 
@@ -113,13 +173,17 @@ buf_resize(struct buf *b, size_t cap)
 		/* Back into the store: it is always big enough for this. */
 		if (b->data != b->store) {
 			memcpy(b->store, b->data, pending);
-			free(b->data);
+			buf_release(b);
 			b->data = b->store;
 		}
 		b->cap = b->store_cap;
 		return 0;
 	}
-	if (b->data == b->store && b->store != NULL) {
+	if (buf_mapping || b->mapped) {
+		if ((p = buf_map(b, &cap)) == NULL)
+			return -1;
+		b->mapped = 1;
+	} else if (b->data == b->store && b->store != NULL) {
 		/* The store is not the heap's: copy out of it, never realloc. */
 		if ((p = malloc(cap)) == NULL)
 			return -1;

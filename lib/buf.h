@@ -14,7 +14,16 @@ struct buf {
 	size_t	 cap;	/* size of data */
 	char	*store;	/* the owner's fixed storage, or NULL */
 	size_t	 store_cap;
+	int	 mapped;	/* data is a mapping of its own */
 };
+
+/*
+ * From now on, storage past a buffer's store is a mapping of its own
+ * (mmap), page-sized, and unmapped when freed, rather than malloc's: a
+ * forked process that does this writes none of the heap it shares with
+ * its parent, and a burst's pages go back when the buffer empties.
+ */
+void	 buf_map_storage(void);
 
 /* Sets an empty buffer; nothing is allocated until the first append. */
 void	 buf_init(struct buf *);

@@ -203,6 +203,30 @@ worker_scratch_wrote(size_t n)
 	w.scratch_idle_at = clock_now_ms() + WORKER_SCRATCH_IDLE_MS;
 }
 
+/* Whether a queue's storage is past its store, in pages of its own. */
+static int
+worker_queues_grown(void)
+{
+	return w.out.data != w.out.store || w.hin.data != w.hin.store ||
+	    w.in.in.data != w.in.in.store || w.hout.data != w.hout.store;
+}
+
+/*
+ * Gives the pages of the queues that are empty back.  A batch from the
+ * hub outgrows the queue's store when the client reads slower than it
+ * comes; without this, a worker would keep up to WORKER_KEEP of each for
+ * as long as its client stays.
+ */
+static void
+worker_queues_release(void)
+{
+	buf_shrink(&w.out, 0);
+	buf_shrink(&w.hin, 0);
+	framer_shrink(&w.in, 0);
+	if (w.hsent == 0)
+		buf_shrink(&w.hout, 0);
+}
+
 /*
  * Gives the scratch's pages past the first back to the kernel; the next
  * read that reaches them gets zeroed pages.  Nothing stays in the
@@ -225,6 +249,7 @@ worker_scratch_release(void)
 		log_debug("worker %s: madvise: %s", w.addr, strerror(errno));
 	w.scratch_used = 0;
 	w.scratch_idle_at = 0;
+	worker_queues_release();
 }
 
 /* Reads from the client into the framer. */
@@ -754,7 +779,13 @@ worker_events(const struct pollfd *pfd)
 		w.piped = 0;
 		worker_leave(RES_NONE);
 	}
-	/* An idle worker holds no more than a little of each. */
+	/* An idle worker holds no more than a little of each, and after a
+	 * quiet while nothing past the stores (worker_queues_release). */
+	if (worker_queues_grown()) {
+		if (w.scratch_idle_at == 0)
+			w.scratch_idle_at = clock_now_ms() +
+			    WORKER_SCRATCH_IDLE_MS;
+	}
 	buf_shrink(&w.out, WORKER_KEEP);
 	buf_shrink(&w.hin, WORKER_KEEP);
 	framer_shrink(&w.in, WORKER_KEEP);
@@ -880,6 +911,14 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	worker_pipe_open();
 	worker_wait_open();
 	worker_setup(cfg);
+	/*
+	 * A batch from the hub that the client is slow to take outgrows the
+	 * queue's store.  Past it, a buffer gets pages of its own rather than
+	 * malloc's: the heap the worker shares with the master stays shared,
+	 * and the pages go back when the queue empties after a quiet while
+	 * (worker_queues_release).
+	 */
+	buf_map_storage();
 	/* Set up: from here on the worker can only serve its client. */
 	sandbox_worker();
 

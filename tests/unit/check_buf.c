@@ -168,6 +168,45 @@ START_TEST(test_store)
 END_TEST
 
 /* The buf test suite. */
+/*
+ * With buf_map_storage, storage past the store is a mapping: bytes
+ * survive growth (mremap) and the way back into the store, and an empty
+ * buffer gives its pages back.
+ */
+START_TEST(test_mapped_storage)
+{
+	struct buf	b;
+	char		store[64], chunk[1000];
+	size_t		i;
+
+	buf_map_storage();
+	buf_init_store(&b, store, sizeof(store));
+	for (i = 0; i < 300; i++) {
+		memset(chunk, 'a' + (int)(i % 26), sizeof(chunk));
+		ck_assert_int_eq(buf_append(&b, chunk, sizeof(chunk)), 0);
+	}
+	ck_assert(b.mapped);
+	ck_assert(b.data != store);
+	ck_assert_uint_eq(b.cap % 4096, 0);
+	for (i = 0; i < 300; i++) {
+		ck_assert_int_eq(buf_head(&b)[0], 'a' + (int)(i % 26));
+		ck_assert_int_eq(buf_head(&b)[999], 'a' + (int)(i % 26));
+		buf_drain(&b, 1000);
+	}
+	ck_assert_int_eq(buf_append(&b, "xyz", 3), 0);
+	ck_assert_int_eq(buf_resize(&b, 0), 0);	/* back into the store */
+	ck_assert(b.data == store);
+	ck_assert(!b.mapped);
+	ck_assert_int_eq(memcmp(buf_head(&b), "xyz", 3), 0);
+	ck_assert_int_eq(buf_append(&b, chunk, sizeof(chunk)), 0);
+	ck_assert(b.mapped);
+	buf_drain(&b, buf_pending(&b));
+	buf_shrink(&b, 0);
+	ck_assert(b.data == store && !b.mapped && b.cap == sizeof(store));
+	buf_free(&b);
+}
+END_TEST
+
 static Suite *
 buf_suite(void)
 {
@@ -181,6 +220,7 @@ buf_suite(void)
 	tcase_add_test(tc, test_grow_large);
 	tcase_add_test(tc, test_overflow);
 	tcase_add_test(tc, test_store);
+	tcase_add_test(tc, test_mapped_storage);
 	suite_add_tcase(s, tc);
 	return s;
 }
