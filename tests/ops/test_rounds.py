@@ -19,7 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import opslib  # noqa: E402
 from opslib import tnlib  # noqa: E402
-from tnlib import req, new_user, disconnected, public_from  # noqa: E402
+from tnlib import req, new_user, disconnected, public_from, text_from  # noqa: E402,E501
 
 T = opslib.TIMEOUT
 
@@ -169,6 +169,46 @@ def test_one_write_per_worker_per_round():
     # two epoll rounds, so allow two per channel, and the log's own.
     assert writes <= 2 * len(clients) + 8, "the hub made %d writes for %d " \
         "lines to %d channels" % (writes, lines, len(clients))
+
+
+def _pss_kib(pid):
+    """Proportional set size of pid, KiB (smaps_rollup)."""
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    raise AssertionError("no Pss in /proc/%d/smaps_rollup" % pid)
+
+
+def test_burst_memory_given_back():
+    """A batch the client is slow to take outgrows the worker's queue;
+    once the client has read it and a quiet second has passed, that
+    worker is no bigger than an idle twin's (measured in the same run):
+    the queue's pages went back, the heap it shares with the master
+    was never written."""
+    _need_root()
+    s = tnlib.Server("--max-clients-per-ip", "0", "--rate-limit", "0",
+                     "--send-buffer", "4096")
+    sender = tnlib.Client(s)
+    sender.identify("sender")
+    slow = tnlib.Client(s, rcvbuf=4096)
+    slow.identify("slow")
+    twin = tnlib.Client(s)
+    twin.identify("twin")
+    for c in (sender, slow):
+        c.drain()
+    n, text = 60, "m" * 1000
+    for i in range(n):
+        sender.send(req("TEXT", username="slow", text="%02d%s" % (i, text)))
+    time.sleep(0.5)                 # the queue fills while slow reads not
+    for i in range(n):
+        slow.expect(text_from("sender", "%02d%s" % (i, text)), timeout=T)
+    # Quiet for more than a second (WORKER_SCRATCH_IDLE_MS), bounded.
+    time.sleep(2.5)
+    pslow, ptwin = _pss_kib(s.worker_pid(slow)), _pss_kib(s.worker_pid(twin))
+    assert pslow <= ptwin + 16, "after a 60 KB burst and a quiet while, " \
+        "the worker holds %d KiB against its idle twin's %d KiB" % (
+            pslow, ptwin)
 
 
 if __name__ == "__main__":
