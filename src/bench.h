@@ -77,6 +77,7 @@ struct srvstat {
 void	 srv_sample(pid_t, int, struct srvstat *);
 void	 json_str(FILE *, const char *);
 int	 bench_interrupted(void);
+const char *irc_word(const char **, const char *, size_t *);
 void	 bench_addr(const struct options *, struct sockaddr_storage *,
 	    socklen_t *, char *, size_t);
 

@@ -399,22 +399,6 @@ p_talknet_line(struct presence *p, struct pconn *c, const char *line,
 		p_response(p, c, &m, now);
 }
 
-/* Splits the next space-separated IRC word off *s. */
-static const char *
-p_word(const char **s, const char *end, size_t *len)
-{
-	const char	*q = *s, *w;
-
-	while (q < end && *q == ' ')
-		q++;
-	w = q;
-	while (q < end && *q != ' ')
-		q++;
-	*len = (size_t)(q - w);
-	*s = q;
-	return w;
-}
-
 /* Handles an IRC numeric reply: 001, 366, a taken nick, errors. */
 static void
 p_irc_numeric(struct presence *p, struct pconn *c, int num,
@@ -455,10 +439,10 @@ p_irc_line(struct presence *p, struct pconn *c, const char *line,
 	size_t		 clen, wlen;
 
 	if (*s == ':')
-		(void)p_word(&s, end, &wlen);	/* the prefix */
-	cmd = p_word(&s, end, &clen);
+		(void)irc_word(&s, end, &wlen);	/* the prefix */
+	cmd = irc_word(&s, end, &clen);
 	if (clen == 7 && memcmp(cmd, "PRIVMSG", 7) == 0) {
-		(void)p_word(&s, end, &wlen);	/* the target */
+		(void)irc_word(&s, end, &wlen);	/* the target */
 		while (s < end && *s == ' ')
 			s++;
 		if (s < end && *s == ':')

@@ -1304,7 +1304,7 @@ bench_talknet_line(struct bench *b, struct conn *c, const char *line,
 }
 
 /* Splits the next space-separated IRC word off *p. */
-static const char *
+const char *
 irc_word(const char **p, const char *end, size_t *len)
 {
 	const char	*s = *p, *w;

@@ -7,6 +7,7 @@ run or checks an ordering property; every loop is bounded."""
 
 import sys
 sys.dont_write_bytecode = True   # keep the source tree clean
+import copy
 import os
 import re
 import shutil
@@ -29,13 +30,15 @@ def _port(s):
     return tnlib._port_of(s)
 
 
-def _identify_pool(pool, names, timeout=10):
-    """Connects and identifies each name; returns the conns once every
-    one has its IDENTIFY answer."""
+def _identify_pool(pool, names, timeout=10, rcvbuf=None, data=None):
+    """Connects and identifies each name (its c.data a copy of data, with
+    "ok" False until a line arrives); returns the conns once every one
+    has its IDENTIFY answer."""
     cs = []
     for n in names:
-        c = pool.connect(name=n)
-        c.data = {"ok": False}
+        c = pool.connect(name=n, rcvbuf=rcvbuf)
+        c.data = copy.deepcopy(data or {})
+        c.data["ok"] = False
         pool.send(c, req("IDENTIFY", username=n))
         cs.append(c)
     pool.run_until(lambda: all(c.data["ok"] for c in cs), timeout,
@@ -172,13 +175,8 @@ def test_no_spin_on_epollout_while_gathering():
         pool = stresslib.Pool(_port(s), on_line=on_line)
         # Small receive buffers: the readers' channels fill and empty
         # again and again, so EPOLLOUT fires while lines are gathered.
-        cs = []
-        for i in range(40):
-            c = pool.connect(name="r%d" % i, rcvbuf=4096)
-            c.data = {"ok": False}
-            pool.send(c, req("IDENTIFY", username="r%d" % i))
-            cs.append(c)
-        pool.run_until(lambda: all(c.data["ok"] for c in cs), 10, "idents")
+        cs = _identify_pool(pool, ["r%d" % i for i in range(40)],
+                            rcvbuf=4096)
         out = os.path.join(tnlib.tempfile.mkdtemp(), "trace")
         st = subprocess.Popen([strace, "-o", out, "-e", "trace=epoll_wait",
                                "-p", str(hub)], stdout=subprocess.DEVNULL,
@@ -253,13 +251,7 @@ def _stopped_pass_then_lone(stop_s, reload_to_0):
             if b"lone" in raw:
                 c.data["lone"] = time.monotonic()
         pool = stresslib.Pool(_port(s), on_line=on_line)
-        cs = []
-        for i in range(50):
-            c = pool.connect(name="r%d" % i)
-            c.data = {"ok": False}
-            pool.send(c, req("IDENTIFY", username="r%d" % i))
-            cs.append(c)
-        pool.run_until(lambda: all(c.data["ok"] for c in cs), 10, "idents")
+        cs = _identify_pool(pool, ["r%d" % i for i in range(50)])
         a, b = cs[0], cs[1]
 
         def lone():
@@ -363,13 +355,8 @@ def test_hub_killed_mid_pass_loses_no_order():
             c.data["got"] += 1
 
         pool = stresslib.Pool(_port(s), on_line=on_line)
-        cs = []
-        for i in range(30):
-            c = pool.connect(name="k%d" % i)
-            c.data = {"ok": False, "got": 0}
-            pool.send(c, req("IDENTIFY", username="k%d" % i))
-            cs.append(c)
-        pool.run_until(lambda: all(c.data["ok"] for c in cs), 10, "idents")
+        cs = _identify_pool(pool, ["k%d" % i for i in range(30)],
+                            data={"got": 0})
         senders = cs[:4]
         seq = [0]
 
@@ -440,13 +427,8 @@ def test_max_gather_swings_and_kills_mid_pass_keep_every_line():
             seen.append(n)
 
         pool = stresslib.Pool(_port(s), on_line=on_line)
-        cs = []
-        for i in range(24):
-            c = pool.connect(name="m%d" % i)
-            c.data = {"ok": False, "seen": {}}
-            pool.send(c, req("IDENTIFY", username="m%d" % i))
-            cs.append(c)
-        pool.run_until(lambda: all(c.data["ok"] for c in cs), 10, "idents")
+        cs = _identify_pool(pool, ["m%d" % i for i in range(24)],
+                            data={"seen": {}})
         senders, victims = cs[:3], cs[18:]
         vpids = [s.worker_pid(_Port(v.port)) for v in victims]
         n = 0
@@ -491,13 +473,7 @@ def _lone_latency(gather):
             if b"lone" in raw:
                 c.data["lone"] = time.monotonic()
         pool = stresslib.Pool(_port(s), on_line=on_line)
-        cs = []
-        for i in range(30):
-            c = pool.connect(name="q%d" % i)
-            c.data = {"ok": False}
-            pool.send(c, req("IDENTIFY", username="q%d" % i))
-            cs.append(c)
-        pool.run_until(lambda: all(c.data["ok"] for c in cs), 10, "idents")
+        cs = _identify_pool(pool, ["q%d" % i for i in range(30)])
         lat = []
         for k in range(7):
             for c in cs[1:4]:
@@ -573,13 +549,8 @@ def test_compromised_worker_flooding_mid_pass():
             c.data["next"][m["username"]] = n + 1
 
         pool = stresslib.Pool(_port(s), on_line=on_line)
-        cs = []
-        for i in range(15):
-            c = pool.connect(name="h%d" % i)
-            c.data = {"ok": False, "next": {}}
-            pool.send(c, req("IDENTIFY", username="h%d" % i))
-            cs.append(c)
-        pool.run_until(lambda: all(c.data["ok"] for c in cs), 10, "idents")
+        cs = _identify_pool(pool, ["h%d" % i for i in range(15)],
+                            data={"next": {}})
         liar = hw.Liar(hw.hub_socket_path(s))
         liar.send(hw.hello(hw.SLOT_NEW))
         hw._welcomed(liar)
@@ -654,13 +625,8 @@ def test_readers_that_read_well_are_not_cut_for_a_long_gather():
             c.data["ok"] = True
             c.data["n"] += 1
         pool = stresslib.Pool(_port(s), on_line=on_line)
-        cs = []
-        for i in range(45):
-            c = pool.connect(name="w%d" % i)
-            c.data = {"ok": False, "n": 0}
-            pool.send(c, req("IDENTIFY", username="w%d" % i))
-            cs.append(c)
-        pool.run_until(lambda: all(c.data["ok"] for c in cs), 10, "idents")
+        cs = _identify_pool(pool, ["w%d" % i for i in range(45)],
+                            data={"n": 0})
         took = _stop_mid_pass(s, hub, pool, cs, 0.5)
         if took is None:
             pool.close_all()

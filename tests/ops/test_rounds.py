@@ -19,7 +19,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import opslib  # noqa: E402
 from opslib import tnlib  # noqa: E402
-from tnlib import req, new_user, disconnected, public_from, text_from  # noqa: E402,E501
+from tnlib import (req, new_user, disconnected, public_from,  # noqa: E402
+                   text_from)
 
 T = opslib.TIMEOUT
 
@@ -123,13 +124,18 @@ def test_requester_written_first():
         "to every observer's channel after the CLOSE: %r" % calls[j:]
 
 
+def _proc_field(path, key):
+    """The number after "key" on its line of a /proc file."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1])
+    raise AssertionError("no %s in %s" % (key, path))
+
+
 def _hub_writes(pid):
     """The write calls the hub has made, from /proc/<pid>/io."""
-    with open("/proc/%d/io" % pid) as f:
-        for line in f:
-            if line.startswith("syscw:"):
-                return int(line.split()[1])
-    raise AssertionError("no syscw in /proc/%d/io" % pid)
+    return _proc_field("/proc/%d/io" % pid, "syscw:")
 
 
 def test_one_write_per_worker_per_round():
@@ -173,11 +179,7 @@ def test_one_write_per_worker_per_round():
 
 def _pss_kib(pid):
     """Proportional set size of pid, KiB (smaps_rollup)."""
-    with open("/proc/%d/smaps_rollup" % pid) as f:
-        for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    raise AssertionError("no Pss in /proc/%d/smaps_rollup" % pid)
+    return _proc_field("/proc/%d/smaps_rollup" % pid, "Pss:")
 
 
 def test_burst_memory_given_back():
