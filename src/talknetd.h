@@ -23,7 +23,7 @@
 #define DEFAULT_RATE_LIMIT		20	/* messages per second */
 #define DEFAULT_RATE_BURST		50
 #define DEFAULT_STALL_TIMEOUT		10	/* seconds without progress */
-#define DEFAULT_MAX_GATHER		20	/* ms, see hub_gather_start */
+#define DEFAULT_MAX_GATHER		5	/* ms, see hub_pass_end */
 #define DEFAULT_SEND_BUFFER		(64 * 1024)	/* SO_SNDBUF */
 
 /* Ceilings that keep the shared table's size sane. */
