@@ -3,8 +3,9 @@
  * one Unix stream connection to the hub; the hub owns the users and rooms
  * table (it is its only writer), turns each request into JSON lines for
  * the recipients' workers, and batches them: a line is appended to each
- * recipient's output buffer, and every dirty buffer is written once at
- * the end of the loop iteration.
+ * recipient's output buffer; the requester's is written at the end of
+ * the loop iteration, everyone else's in passes that gather under load
+ * (hub_round.c).
  *
  * This file is the process: its epoll loop, accepting channels, the
  * master's control pipe, and mapping the table and resuming from it
