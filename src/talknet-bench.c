@@ -2706,209 +2706,233 @@ bench_init_clients(struct bench *b)
 		err(1, "calloc");
 }
 
-/* Parses the options, runs one workload (or draws charts), reports. */
-int
-main(int argc, char *argv[])
-{
-	struct options		 o;
-	struct bench		*b;
-	struct sigaction	 sa;
-	int			 ch, rv = 0, set_c = 0, set_r = 0, set_d = 0;
-	int			 set_drain = 0;
-	rlim_t			 need;
-	unsigned int		 i;
+/* Which of the options that have a per-workload default were given. */
+struct opts_given {
+	int	clients, rate, duration, drain;
+};
 
-	memset(&o, 0, sizeof(o));
-	o.host = DEFAULT_HOST;
-	o.nsenders = 10;
-	o.bytes = 100;
-	o.warmup = 2;
-	o.drain = 5;
-	o.setup_timeout = 60;
-	o.concurrency = 8;
+/* Handles the options about the report: 1 if ch was one of them. */
+static int
+opts_report(int ch, struct options *o)
+{
+	switch (ch) {
+	case OPT_JSON:
+		o->json = 1;
+		return 1;
+	case OPT_LABEL:
+		o->label = optarg;
+		return 1;
+	case OPT_SVG:
+		o->svg = optarg;
+		return 1;
+	case OPT_COMPARE:
+		if (o->ncompare == MAX_COMPARE)
+			errx(2, "at most %d --compare files", MAX_COMPARE);
+		o->compare[o->ncompare++] = optarg;
+		return 1;
+	case OPT_TITLE:
+		o->title = optarg;
+		return 1;
+	case 'q':
+		o->quiet = 1;
+		return 1;
+	case 'h':
+		usage(stdout, 0);
+	case 'V':
+		printf("talknet-bench %s\n", PACKAGE_VERSION);
+		exit(0);
+	}
+	return 0;
+}
+
+/* Handles the options about the load: 1 if ch was one of them. */
+static int
+opts_load(int ch, struct options *o, struct opts_given *g)
+{
+	switch (ch) {
+	case 'c':
+		o->nclients = opt_num("--clients", optarg, 1, MAX_CLIENTS);
+		g->clients = 1;
+		return 1;
+	case 's':
+		o->nsenders = opt_num("--senders", optarg, 1, MAX_CLIENTS);
+		return 1;
+	case 'r':
+		o->rate = opt_num("--rate", optarg, 0, 10000000);
+		g->rate = 1;
+		return 1;
+	case 'b':
+		o->bytes = opt_num("--bytes", optarg, 32, 60000);
+		return 1;
+	case 'd':
+		o->duration = opt_num("--duration", optarg, 0, 86400);
+		g->duration = 1;
+		return 1;
+	case OPT_WARMUP:
+		o->warmup = opt_num("--warmup", optarg, 0, 3600);
+		return 1;
+	case OPT_DRAIN:
+		o->drain = opt_num("--drain", optarg, 0, 3600);
+		g->drain = 1;
+		return 1;
+	case OPT_SETUP_TIMEOUT:
+		o->setup_timeout = opt_num("--setup-timeout", optarg, 1, 86400);
+		return 1;
+	case OPT_CONCURRENCY:
+		o->concurrency = opt_num("--concurrency", optarg, 1,
+		    MAX_CLIENTS);
+		return 1;
+	case OPT_REPEAT:
+		o->repeat = opt_num("--repeat", optarg, 1, 100000);
+		return 1;
+	case OPT_ROOM:
+		o->room = 1;
+		return 1;
+	case OPT_SETTLE:
+		o->settle = opt_num("--settle", optarg, 0, 3600);
+		o->set_settle = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Parses the options into o; returns the index of the first operand. */
+static int
+opts_parse(int argc, char *argv[], struct options *o, struct opts_given *g)
+{
+	int	ch;
+
+	memset(o, 0, sizeof(*o));
+	memset(g, 0, sizeof(*g));
+	o->host = DEFAULT_HOST;
+	o->nsenders = 10;
+	o->bytes = 100;
+	o->warmup = 2;
+	o->drain = 5;
+	o->setup_timeout = 60;
+	o->concurrency = 8;
 	while ((ch = getopt_long(argc, argv, "H:p:c:s:r:b:d:qhV", longopts,
 	    NULL)) != -1) {
+		if (opts_load(ch, o, g) || opts_report(ch, o))
+			continue;
 		switch (ch) {
 		case 'H':
-			o.host = optarg;
+			o->host = optarg;
 			break;
 		case 'p':
 			(void)opt_num("--port", optarg, 1, 65535);
-			o.port = optarg;
+			o->port = optarg;
 			break;
 		case OPT_ALLOW_REMOTE:
-			o.allow_remote = 1;
-			break;
-		case 'c':
-			o.nclients = opt_num("--clients", optarg, 1,
-			    MAX_CLIENTS);
-			set_c = 1;
-			break;
-		case 's':
-			o.nsenders = opt_num("--senders", optarg, 1,
-			    MAX_CLIENTS);
-			break;
-		case 'r':
-			o.rate = opt_num("--rate", optarg, 0, 10000000);
-			set_r = 1;
-			break;
-		case 'b':
-			o.bytes = opt_num("--bytes", optarg, 32, 60000);
-			break;
-		case 'd':
-			o.duration = opt_num("--duration", optarg, 0, 86400);
-			set_d = 1;
-			break;
-		case OPT_WARMUP:
-			o.warmup = opt_num("--warmup", optarg, 0, 3600);
-			break;
-		case OPT_DRAIN:
-			o.drain = opt_num("--drain", optarg, 0, 3600);
-			set_drain = 1;
-			break;
-		case OPT_SETUP_TIMEOUT:
-			o.setup_timeout = opt_num("--setup-timeout", optarg, 1,
-			    86400);
-			break;
-		case OPT_CONCURRENCY:
-			o.concurrency = opt_num("--concurrency", optarg, 1,
-			    MAX_CLIENTS);
-			break;
-		case OPT_REPEAT:
-			o.repeat = opt_num("--repeat", optarg, 1, 100000);
+			o->allow_remote = 1;
 			break;
 		case OPT_PROTO:
 			if (strcmp(optarg, "talknet") == 0)
-				o.proto = PK_TALKNET;
+				o->proto = PK_TALKNET;
 			else if (strcmp(optarg, "irc") == 0)
-				o.proto = PK_IRC;
+				o->proto = PK_IRC;
 			else {
 				warnx("--proto %s: talknet or irc", optarg);
 				usage(stderr, 2);
 			}
 			break;
-		case OPT_ROOM:
-			o.room = 1;
-			break;
-		case OPT_SETTLE:
-			o.settle = opt_num("--settle", optarg, 0, 3600);
-			o.set_settle = 1;
-			break;
 		case OPT_SERVER_PID:
-			o.server_pid = (pid_t)opt_num("--server-pid", optarg,
+			o->server_pid = (pid_t)opt_num("--server-pid", optarg,
 			    1, INT_MAX);
 			break;
-		case OPT_JSON:
-			o.json = 1;
-			break;
-		case OPT_LABEL:
-			o.label = optarg;
-			break;
-		case OPT_SVG:
-			o.svg = optarg;
-			break;
-		case OPT_COMPARE:
-			if (o.ncompare == MAX_COMPARE)
-				errx(2, "at most %d --compare files",
-				    MAX_COMPARE);
-			o.compare[o.ncompare++] = optarg;
-			break;
-		case OPT_TITLE:
-			o.title = optarg;
-			break;
-		case 'q':
-			o.quiet = 1;
-			break;
-		case 'h':
-			usage(stdout, 0);
-		case 'V':
-			printf("talknet-bench %s\n", PACKAGE_VERSION);
-			return 0;
 		default:
 			usage(stderr, 2);
 		}
 	}
-	argc -= optind;
-	argv += optind;
-	if (argc == 0 && o.ncompare > 0 && o.svg != NULL)
-		return bench_chart(NULL, &o) == 0 ? 0 : 1;
-	if (argc != 1)
-		usage(stderr, 2);
+	return optind;
+}
+
+/* Sets the workload named name and the defaults that depend on it. */
+static void
+opts_workload(struct options *o, const char *name,
+    const struct opts_given *g)
+{
+	unsigned int	i;
+
 	for (i = WL_FANOUT; i <= WL_LAST; i++)
-		if (strcmp(argv[0], workload_names[i]) == 0)
-			o.wl = (enum workload)i;
-	if (o.wl == WL_NONE) {
+		if (strcmp(name, workload_names[i]) == 0)
+			o->wl = (enum workload)i;
+	if (o->wl == WL_NONE) {
 		warnx("%s: not a workload (fanout, private, connect, hold, "
-		    "machine, join, broadcast)",
-		    argv[0]);
+		    "machine, join, broadcast)", name);
 		usage(stderr, 2);
 	}
-	if (o.ncompare > 0 && o.svg == NULL)
+	if (o->ncompare > 0 && o->svg == NULL)
 		errx(2, "--compare needs --svg");
-	if (o.port == NULL)
-		o.port = o.proto == PK_IRC ? DEFAULT_PORT_IRC :
+	if (o->port == NULL)
+		o->port = o->proto == PK_IRC ? DEFAULT_PORT_IRC :
 		    DEFAULT_PORT_TALKNET;
-	switch (o.wl) {
+	switch (o->wl) {
 	case WL_FANOUT:
-		if (!set_c)
-			o.nclients = 500;
-		if (!set_r)
-			o.rate = 1000;
-		if (!set_d)
-			o.duration = 10;
-		if (o.rate == 0)
+		if (!g->clients)
+			o->nclients = 500;
+		if (!g->rate)
+			o->rate = 1000;
+		if (!g->duration)
+			o->duration = 10;
+		if (o->rate == 0)
 			errx(2, "fanout needs a --rate above 0");
-		if (o.nclients < 2 || o.nsenders > o.nclients)
+		if (o->nclients < 2 || o->nsenders > o->nclients)
 			errx(2, "fanout needs 2 clients or more, and no more "
 			    "senders than clients");
 		break;
 	case WL_PRIVATE:
-		if (!set_c)
-			o.nclients = 100;
-		if (!set_d)
-			o.duration = 10;
-		if (o.nclients < 2)
+		if (!g->clients)
+			o->nclients = 100;
+		if (!g->duration)
+			o->duration = 10;
+		if (o->nclients < 2)
 			errx(2, "private needs 2 clients or more");
-		o.nclients -= o.nclients % 2;
+		o->nclients -= o->nclients % 2;
 		break;
 	case WL_CONNECT:
-		if (!set_c)
-			o.nclients = 2000;
-		if (!set_d)
-			o.duration = 10;
-		o.warmup = 0;
+		if (!g->clients)
+			o->nclients = 2000;
+		if (!g->duration)
+			o->duration = 10;
+		o->warmup = 0;
 		break;
 	case WL_HOLD:
-		if (!set_c)
-			o.nclients = 1000;
-		if (!set_d)
-			o.duration = 2;
-		if (!o.set_settle)
-			o.settle = 30;
-		o.warmup = 0;
+		if (!g->clients)
+			o->nclients = 1000;
+		if (!g->duration)
+			o->duration = 2;
+		if (!o->set_settle)
+			o->settle = 30;
+		o->warmup = 0;
 		break;
 	case WL_JOIN:
 	case WL_BROADCAST:
-		if (!set_c)
-			o.nclients = 1000;
-		if (o.repeat == 0)
-			o.repeat = o.wl == WL_JOIN ? 50 : 5;
-		if (!set_drain)
-			o.drain = 30;	/* here: one join or broadcast, at most */
-		if (o.drain == 0)
-			errx(2, "%s needs a --drain above 0", argv[0]);
-		if (o.wl == WL_BROADCAST && o.nclients < 2)
+		if (!g->clients)
+			o->nclients = 1000;
+		if (o->repeat == 0)
+			o->repeat = o->wl == WL_JOIN ? 50 : 5;
+		if (!g->drain)
+			o->drain = 30;	/* here: one join or broadcast, at most */
+		if (o->drain == 0)
+			errx(2, "%s needs a --drain above 0", name);
+		if (o->wl == WL_BROADCAST && o->nclients < 2)
 			errx(2, "broadcast needs 2 clients or more");
 		break;
 	case WL_MACHINE:
 	case WL_NONE:
 		break;
 	}
-	if (o.proto == PK_IRC && o.bytes > IRC_MAX_BYTES)
-		errx(2, "--bytes %u: an IRC line holds at most %d", o.bytes,
+	if (o->proto == PK_IRC && o->bytes > IRC_MAX_BYTES)
+		errx(2, "--bytes %u: an IRC line holds at most %d", o->bytes,
 		    IRC_MAX_BYTES);
-	need = (o.wl == WL_CONNECT ? o.concurrency : o.nclients) + 64;
-	raise_nofile(need);
+}
+
+/* SIGINT and SIGTERM end the run with a report; SIGPIPE is ignored. */
+static void
+signals_setup(void)
+{
+	struct sigaction	sa;
 
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
@@ -2919,24 +2943,28 @@ main(int argc, char *argv[])
 	sa.sa_handler = SIG_IGN;
 	if (sigaction(SIGPIPE, &sa, NULL) == -1)
 		err(1, "sigaction");
+}
 
-	if (o.wl == WL_MACHINE)
-		return bench_machine(&o);
-	if (o.wl == WL_JOIN || o.wl == WL_BROADCAST)
-		return bench_presence(&o);
+/* Runs fanout, private, connect or hold, and reports; the exit status. */
+static int
+bench_classic(struct options *o)
+{
+	struct bench	*b;
+	unsigned int	 i;
+	int		 rv = 0;
 
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		err(1, "calloc");
-	b->o = &o;
-	b->n = o.nclients;
+	b->o = o;
+	b->n = o->nclients;
 	b->ph = PH_SETUP;
-	b->busy = o.wl == WL_FANOUT || o.wl == WL_PRIVATE;
+	b->busy = o->wl == WL_FANOUT || o->wl == WL_PRIVATE;
 	b->tag = (char)('a' + getpid() % 26);
 	snprintf(b->room, sizeof(b->room), "bench%d", (int)(getpid() % 100000));
 	TAILQ_INIT(&b->retryq);
 	buf_init(&b->line);
 	proto_parser_init(&b->pp, NULL);
-	if ((b->text = malloc((size_t)o.bytes + 64)) == NULL)
+	if ((b->text = malloc((size_t)o->bytes + 64)) == NULL)
 		err(1, "malloc");
 	bench_resolve(b);
 	bench_init_clients(b);
@@ -2944,9 +2972,9 @@ main(int argc, char *argv[])
 		err(1, "epoll_create1");
 
 	bench_sample(b, &b->srv_start, 1);
-	if (o.server_pid > 0 && !b->srv_start.ok)
-		errx(1, "--server-pid %d: no such process", (int)o.server_pid);
-	if (o.settle > 0) {
+	if (o->server_pid > 0 && !b->srv_start.ok)
+		errx(1, "--server-pid %d: no such process", (int)o->server_pid);
+	if (o->settle > 0) {
 		bench_settle(b);
 		/* The server's CPU while we waited is not the run's. */
 		bench_sample(b, &b->srv_start, 1);
@@ -2957,15 +2985,15 @@ main(int argc, char *argv[])
 
 	bench_run(b);
 
-	if (o.json)
+	if (o->json)
 		report_json(b, stdout);
-	if (!o.json || !o.quiet)
-		report_human(b, o.json ? stderr : stdout);
-	if (o.svg != NULL && bench_chart(b, &o) == -1)
+	if (!o->json || !o->quiet)
+		report_human(b, o->json ? stderr : stdout);
+	if (o->svg != NULL && bench_chart(b, o) == -1)
 		rv = 1;
 	if (b->failed) {
 		/* Said on stderr too, unless the report already went there. */
-		if (!o.json || o.quiet)
+		if (!o->json || o->quiet)
 			warnx("FAILED: %s", b->setup_error);
 		rv = 1;
 	}
@@ -2982,4 +3010,29 @@ main(int argc, char *argv[])
 	close(b->ep);
 	free(b);
 	return rv;
+}
+
+/* Parses the options, runs one workload (or draws charts), reports. */
+int
+main(int argc, char *argv[])
+{
+	struct options		o;
+	struct opts_given	g;
+	int			first;
+
+	first = opts_parse(argc, argv, &o, &g);
+	argc -= first;
+	argv += first;
+	if (argc == 0 && o.ncompare > 0 && o.svg != NULL)
+		return bench_chart(NULL, &o) == 0 ? 0 : 1;
+	if (argc != 1)
+		usage(stderr, 2);
+	opts_workload(&o, argv[0], &g);
+	raise_nofile((o.wl == WL_CONNECT ? o.concurrency : o.nclients) + 64);
+	signals_setup();
+	if (o.wl == WL_MACHINE)
+		return bench_machine(&o);
+	if (o.wl == WL_JOIN || o.wl == WL_BROADCAST)
+		return bench_presence(&o);
+	return bench_classic(&o);
 }
