@@ -27,30 +27,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def free_port():
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-        except OSError:
-            continue
-        if int(st.rsplit(")", 1)[1].split()[1]) == pid:
-            out.append(int(d))
-    return out
+sys.path.insert(0, os.path.join(HERE, "..", "ops"))
+import opslib  # noqa: E402  (free_port, and tnlib's children_of)
 
 
 def is_worker(pid):
@@ -129,7 +107,7 @@ class Clients:
 
 
 def run_daemon(binary, n, k, gap, args):
-    port = free_port()
+    port = opslib.free_port()
     p = subprocess.Popen([binary, "-f", "-l", "127.0.0.1:%d" % port,
                           "--max-clients-per-ip", "0", "--rate-limit", "0",
                           "--max-clients", str(n + 100)] + args,
@@ -139,7 +117,8 @@ def run_daemon(binary, n, k, gap, args):
         time.sleep(0.5)
         cl = Clients(port, n)
         cl.drain(3.0)
-        workers = [q for q in children(p.pid) if is_worker(q)]
+        workers = [q for q in opslib.tnlib.children_of(p.pid)
+                   if is_worker(q)]
         msg = b'{"type":"PUBLIC_TEXT","text":"' + b"x" * 100 + b'"}\n'
         cl.sender.sendall(msg)
         cl.drain(0.5)

@@ -30,6 +30,18 @@ def _port(s):
     return tnlib._port_of(s)
 
 
+def _numbered_text(c, raw):
+    """For a pool's on_line: marks c identified on its IDENTIFY answer;
+    for a PUBLIC_TEXT_FROM whose text starts with a number, returns
+    (sender, number), else None."""
+    m = stresslib.parse(raw)
+    if m["type"] == "RESPONSE" and m["operation"] == "IDENTIFY":
+        c.data["ok"] = True
+    if m["type"] != "PUBLIC_TEXT_FROM":
+        return None
+    return m["username"], int(m["text"].split(" ", 1)[0])
+
+
 def _identify_pool(pool, names, timeout=10, rcvbuf=None, data=None):
     """Connects and identifies each name (its c.data a copy of data, with
     "ok" False until a line arrives); returns the conns once every one
@@ -339,18 +351,14 @@ def test_hub_killed_mid_pass_loses_no_order():
         t0 = time.monotonic()
 
         def on_line(c, raw):
-            m = stresslib.parse(raw)
-            if m["type"] == "RESPONSE":
-                if m["operation"] == "IDENTIFY":
-                    c.data["ok"] = True
+            got = _numbered_text(c, raw)
+            if got is None:
                 return
-            if m["type"] != "PUBLIC_TEXT_FROM":
-                return
-            n = int(m["text"].split(" ", 1)[0])
-            key = (c.name, m["username"])
+            sender, n = got
+            key = (c.name, sender)
             if last.get(key, -1) >= n:
                 bad.append("%s got %s #%d after #%d" %
-                           (c.name, m["username"], n, last[key]))
+                           (c.name, sender, n, last[key]))
             last[key] = n
             c.data["got"] += 1
 
@@ -414,15 +422,13 @@ def test_max_gather_swings_and_kills_mid_pass_keep_every_line():
         hub = s.hub_pid()
 
         def on_line(c, raw):
-            m = stresslib.parse(raw)
-            if m["type"] == "RESPONSE" and m["operation"] == "IDENTIFY":
-                c.data["ok"] = True
-            if m["type"] != "PUBLIC_TEXT_FROM":
+            got = _numbered_text(c, raw)
+            if got is None:
                 return
-            n = int(m["text"].split(" ", 1)[0])
-            seen = c.data["seen"].setdefault(m["username"], [])
+            sender, n = got
+            seen = c.data["seen"].setdefault(sender, [])
             if seen and seen[-1] >= n:
-                bad.append("%s: %s #%d after #%d" % (c.name, m["username"],
+                bad.append("%s: %s #%d after #%d" % (c.name, sender,
                                                       n, seen[-1]))
             seen.append(n)
 
@@ -461,7 +467,7 @@ def test_max_gather_swings_and_kills_mid_pass_keep_every_line():
     assert not eofs, eofs
 
 
-# -- a quiet server at max-gather 1000 -----------------------------------------
+# -- a quiet server at max-gather 1000 -------------------------------------
 
 def _lone_latency(gather):
     """Median time for a lone PUBLIC_TEXT to reach 5 others, each sent
@@ -536,17 +542,15 @@ def test_compromised_worker_flooding_mid_pass():
         hub = s.hub_pid()
 
         def on_line(c, raw):
-            m = stresslib.parse(raw)
-            if m["type"] == "RESPONSE" and m["operation"] == "IDENTIFY":
-                c.data["ok"] = True
-            if m["type"] != "PUBLIC_TEXT_FROM":
+            got = _numbered_text(c, raw)
+            if got is None:
                 return
-            n = int(m["text"].split(" ", 1)[0])
-            want = c.data["next"].get(m["username"], 0)
+            sender, n = got
+            want = c.data["next"].get(sender, 0)
             if n != want:
                 bad.append("%s: %s #%d, expected #%d" %
-                           (c.name, m["username"], n, want))
-            c.data["next"][m["username"]] = n + 1
+                           (c.name, sender, n, want))
+            c.data["next"][sender] = n + 1
 
         pool = stresslib.Pool(_port(s), on_line=on_line)
         cs = _identify_pool(pool, ["h%d" % i for i in range(15)],
