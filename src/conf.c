@@ -83,10 +83,6 @@ static const struct conf_key conf_keys[] = {
 	    0, 0, 0, 1 },
 };
 
-static const char *const conf_log_levels[] = {
-	"error", "warning", "info", "debug"
-};
-
 /* Finds a key's row, or NULL. */
 static const struct conf_key *
 conf_find(const char *key)
@@ -145,7 +141,7 @@ conf_set(struct config *cfg, const char *key, const char *value, char *err,
 	const struct conf_key	*k;
 	const char		*errstr;
 	long long		 n;
-	size_t			 i;
+	int			 level;
 	int			 r;
 
 	if ((k = conf_find(key)) == NULL) {
@@ -187,12 +183,9 @@ conf_set(struct config *cfg, const char *key, const char *value, char *err,
 		(void)strlcpy((char *)cfg + k->off, value, k->len);
 		return 0;
 	case CONF_LOG_LEVEL:
-		for (i = 0; i < sizeof(conf_log_levels) /
-		    sizeof(conf_log_levels[0]); i++) {
-			if (strcmp(value, conf_log_levels[i]) == 0) {
-				cfg->log_level = (int)i;
-				return 0;
-			}
+		if ((level = log_level_parse(value)) != -1) {
+			cfg->log_level = level;
+			return 0;
 		}
 		(void)snprintf(err, errlen, "%s: not one of error, warning, "
 		    "info, debug", value);

@@ -294,6 +294,8 @@ ipc_close_reason_name(uint32_t reason)
 		return "no HELLO in time";
 	case CLOSE_GONE:
 		return "did not come back";
+	case CLOSE_KICKED:
+		return "kicked";
 	default:
 		return "unknown reason";
 	}

@@ -69,7 +69,8 @@ enum ipc_close_reason {
 	CLOSE_REFUSED,		/* no row for it, or a bad HELLO */
 	CLOSE_TIMEOUT,		/* no HELLO in time */
 	CLOSE_GONE,		/* it did not come back after a hub restart */
-	CLOSE_REASON_LAST = CLOSE_GONE
+	CLOSE_KICKED,		/* an admin's talknetctl kick */
+	CLOSE_REASON_LAST = CLOSE_KICKED
 };
 
 #define IPC_SLOT_NEW		UINT32_MAX

@@ -184,3 +184,30 @@ fatalx(const char *fmt, ...)
 	va_end(ap);
 	exit(1);
 }
+
+static const char *const log_level_names[] = {
+	"error", "warning", "info", "debug"
+};
+
+/* A level's name, as options, the config and talknetctl spell it. */
+const char *
+log_level_name(int level)
+{
+	if (level < 0 || (size_t)level >= sizeof(log_level_names) /
+	    sizeof(log_level_names[0]))
+		return "unknown";
+	return log_level_names[level];
+}
+
+/* The level a name stands for, or -1. */
+int
+log_level_parse(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(log_level_names) / sizeof(log_level_names[0]);
+	    i++)
+		if (strcmp(name, log_level_names[i]) == 0)
+			return (int)i;
+	return -1;
+}

@@ -14,6 +14,9 @@
 
 /* Sets the destination (stderr when foreground) and the highest level. */
 void	log_init(int foreground, int level);
+/* A level's name ("info"), and a name's level or -1. */
+const char *log_level_name(int level);
+int	log_level_parse(const char *name);
 /* Changes the highest level logged (SIGHUP). */
 void	log_set_level(int level);
 /*
