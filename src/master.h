@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "nodepool.h"
+#include "session.h"
 #include "talknetd.h"
 
 struct config;
@@ -85,6 +86,7 @@ struct master_live {
 	struct child_list	 released;	/* in release order */
 	int			 status_dirty;	/* client count to report */
 	time_t			 status_sent;
+	struct session_totals	 totals;	/* every session that ended */
 };
 
 extern struct master_state	 master;
