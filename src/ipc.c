@@ -305,11 +305,11 @@ ipc_close_reason_name(uint32_t reason)
 int
 ipc_check_limits(const struct shm_live *l)
 {
-	if (l->log_level > 3 || l->max_gather > LIMIT_MAX_GATHER)
+	if (l->log_level > 3 || l->max_gather > CEIL_MAX_GATHER)
 		return -1;
-	if (l->max_line < 64 || l->max_line > LIMIT_MAX_LINE)
+	if (l->max_line < 64 || l->max_line > CEIL_MAX_LINE)
 		return -1;
-	if (l->max_queue < 4096 || l->max_queue > LIMIT_MAX_QUEUE)
+	if (l->max_queue < 4096 || l->max_queue > CEIL_MAX_QUEUE)
 		return -1;
 	if (l->login_timeout > 86400 || l->stall_timeout > 86400)
 		return -1;

@@ -27,12 +27,12 @@
 #define DEFAULT_SEND_BUFFER		(64 * 1024)	/* SO_SNDBUF */
 
 /* Ceilings that keep the shared table's size sane. */
-#define LIMIT_MAX_CLIENTS		100000
-#define LIMIT_MAX_ROOMS			100000
-#define LIMIT_MAX_NAME			256
-#define LIMIT_MAX_LINE			(16 * 1024 * 1024)
-#define LIMIT_MAX_GATHER		1000	/* ms */
-#define LIMIT_MAX_QUEUE			(1024 * 1024 * 1024)
+#define CEIL_MAX_CLIENTS		100000
+#define CEIL_MAX_ROOMS			100000
+#define CEIL_MAX_NAME			256
+#define CEIL_MAX_LINE			(16 * 1024 * 1024)
+#define CEIL_MAX_GATHER		1000	/* ms */
+#define CEIL_MAX_QUEUE			(1024 * 1024 * 1024)
 
 struct listen_addr {
 	char			 text[128];	/* as given, for logs */

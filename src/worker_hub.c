@@ -148,7 +148,7 @@ worker_ident_done(int ok)
 	 * name is printed from it with its length, not copied to the stack.
 	 */
 	u = shm_user(&w.tab, w.slot);
-	if (u->name_len > 4 * LIMIT_MAX_NAME ||
+	if (u->name_len > 4 * CEIL_MAX_NAME ||
 	    u->name_len > w.tab.hdr->name_bytes)
 		return -1;
 	title_set("worker %.*s %s", (int)u->name_len,

@@ -288,9 +288,9 @@ START_TEST(test_check_limits)
 	l.max_queue = 1 << 20;
 	l.rate_burst = 50;
 	ck_assert_int_eq(ipc_check_limits(&l), 0);
-	l.max_gather = LIMIT_MAX_GATHER;
+	l.max_gather = CEIL_MAX_GATHER;
 	ck_assert_int_eq(ipc_check_limits(&l), 0);
-	l.max_gather = LIMIT_MAX_GATHER + 1;
+	l.max_gather = CEIL_MAX_GATHER + 1;
 	ck_assert_int_eq(ipc_check_limits(&l), -1);
 	l.max_gather = UINT32_MAX;
 	ck_assert_int_eq(ipc_check_limits(&l), -1);
