@@ -4,7 +4,11 @@
  */
 #include "config.h"
 
+#include <sys/types.h>
+#include <sys/wait.h>
+
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,4 +214,68 @@ log_level_parse(const char *name)
 		if (strcmp(name, log_level_names[i]) == 0)
 			return (int)i;
 	return -1;
+}
+
+#ifndef HAVE_SIGABBREV_NP
+/* The signals a child of talknetd may die of, for libcs without names. */
+static const struct {
+	int		 sig;
+	const char	*name;
+} log_signals[] = {
+	{ SIGHUP, "HUP" }, { SIGINT, "INT" }, { SIGQUIT, "QUIT" },
+	{ SIGILL, "ILL" }, { SIGTRAP, "TRAP" }, { SIGABRT, "ABRT" },
+	{ SIGBUS, "BUS" }, { SIGFPE, "FPE" }, { SIGKILL, "KILL" },
+	{ SIGUSR1, "USR1" }, { SIGSEGV, "SEGV" }, { SIGUSR2, "USR2" },
+	{ SIGPIPE, "PIPE" }, { SIGALRM, "ALRM" }, { SIGTERM, "TERM" },
+	{ SIGXCPU, "XCPU" }, { SIGXFSZ, "XFSZ" }, { SIGSYS, "SYS" },
+};
+#endif
+
+/*
+ * A signal's name as kill(1) and the man pages write it, "SIGSEGV";
+ * one without a name is "signal 40", written in buf.
+ */
+const char *
+log_signame(int sig, char *buf, size_t len)
+{
+	const char	*abbrev = NULL;
+#ifdef HAVE_SIGABBREV_NP
+	abbrev = sigabbrev_np(sig);
+#else
+	size_t		 i;
+
+	for (i = 0; i < sizeof(log_signals) / sizeof(log_signals[0]); i++)
+		if (log_signals[i].sig == sig)
+			abbrev = log_signals[i].name;
+#endif
+	if (abbrev != NULL)
+		(void)snprintf(buf, len, "SIG%s", abbrev);
+	else
+		(void)snprintf(buf, len, "signal %d", sig);
+	return buf;
+}
+
+/*
+ * What a status from waitpid says, for a log line: "exited with status
+ * 1", "killed by SIGSEGV (core dumped)".  Never a raw number such as
+ * "status 0x9", which an admin would have to decode.
+ */
+const char *
+log_wait_status(int status, char *buf, size_t len)
+{
+	char	sig[LOG_STATUS_LEN];
+
+	if (WIFEXITED(status))
+		(void)snprintf(buf, len, "exited with status %d",
+		    WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		(void)snprintf(buf, len, "killed by %s%s",
+		    log_signame(WTERMSIG(status), sig, sizeof(sig)),
+		    WCOREDUMP(status) ? " (core dumped)" : "");
+	else if (WIFSTOPPED(status))
+		(void)snprintf(buf, len, "stopped by %s",
+		    log_signame(WSTOPSIG(status), sig, sizeof(sig)));
+	else
+		(void)snprintf(buf, len, "ended (wait status %d)", status);
+	return buf;
 }

@@ -26,6 +26,12 @@ void	log_set_level(int level);
 const char *log_escape(const void *, size_t, char *dst, size_t dstlen);
 /* The size of dst that holds an escaped copy of n bytes, uncut. */
 #define LOG_ESCAPED(n)		(4 * (n) + 1)
+/* The size of a buffer that holds log_signame's or log_wait_status's text. */
+#define LOG_STATUS_LEN		64
+/* A signal's name, "SIGSEGV", or "signal 40", written in buf if need be. */
+const char *log_signame(int sig, char *buf, size_t len);
+/* What a wait status says: "exited with status 1", "killed by SIGKILL". */
+const char *log_wait_status(int status, char *buf, size_t len);
 /* Logs a warning with strerror(errno) appended. */
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* Logs a warning. */

@@ -77,6 +77,8 @@ const char	*limit_name(unsigned int);
  */
 int		 session_report_get(const void *p, size_t n,
 		    struct session_report *r);
+/* The end of a session the hub closed with a CLOSE frame's reason. */
+unsigned int	 session_end_of_close(uint32_t close_reason);
 /* Adds a checked report (or, with r NULL, a crash) to the totals. */
 void		 session_totals_add(struct session_totals *,
 		    const struct session_report *r, unsigned int reason);
