@@ -65,7 +65,16 @@ hub_kill(struct hub_conn *c, uint32_t reason, const char *why)
 {
 	if (c->dead)
 		return;
-	log_info("worker %ld (%s): dropped: %s", (long)c->pid, c->addr, why);
+	/*
+	 * Without a reason the worker closed its channel (or it broke):
+	 * the worker logs its session's end, so the hub adds nothing.
+	 */
+	if (reason == 0)
+		log_debug("worker %ld (%s): dropped: %s", (long)c->pid,
+		    c->addr, why);
+	else
+		log_info("worker %ld (%s): dropped: %s", (long)c->pid,
+		    c->addr, why);
 	c->dead = 1;
 	c->close_reason = reason;
 	TAILQ_INSERT_TAIL(&hub.dead, c, dead_entry);

@@ -536,9 +536,10 @@ master_reload(void)
 			master.rt.max_line_seen = cur->max_line;
 		log_set_level(cur->log_level);
 		master_send_limits();
-		log_info("reloaded: log-level %d, max-line %zu, max-queue %zu, "
+		log_info("reloaded: log-level %s, max-line %zu, max-queue %zu, "
 		    "max-clients-per-ip %zu, login-timeout %zu, rate-limit %zu, "
-		    "rate-burst %zu, stall-timeout %zu", cur->log_level,
+		    "rate-burst %zu, stall-timeout %zu",
+		    log_level_name(cur->log_level),
 		    cur->max_line, cur->max_queue, cur->max_clients_per_ip,
 		    cur->login_timeout, cur->rate_limit, cur->rate_burst,
 		    cur->stall_timeout);
@@ -593,8 +594,10 @@ master_user(void)
 
 	if (master.cfg->user[0] == '\0') {
 		if (geteuid() == 0)
-			log_warnx("running as root: use -u USER so the hub and "
-			    "the workers do not");
+			log_warnx("running as root without -u USER: the hub "
+			    "and the workers, which serve untrusted clients, "
+			    "run as root too; start with -u USER to run them "
+			    "as that user instead");
 		return;
 	}
 	if ((pw = getpwnam(master.cfg->user)) == NULL)
@@ -695,6 +698,35 @@ master_daemonize(void)
 	}
 }
 
+/*
+ * Daemon mode: the "listening on" lines went to the starting terminal,
+ * before the switch to syslog; they go to syslog too, where the admin
+ * of a daemon looks.  Sockets from systemd have no configured address.
+ */
+static void
+master_log_listening(void)
+{
+	struct sockaddr_storage	 ss;
+	struct listen_addr	*a;
+	socklen_t		 sslen;
+	char			 name[128];
+	size_t			 i;
+
+	for (i = 0; i < master.cfg->nlisten; i++) {
+		a = &master.cfg->listen[i];
+		if (a->fd == -1)
+			continue;
+		sslen = sizeof(ss);
+		if (getsockname(a->fd, (struct sockaddr *)&ss, &sslen) == -1) {
+			log_warn("getsockname fd %d", a->fd);
+			continue;
+		}
+		sockaddr_fmt((struct sockaddr *)&ss, sslen, name, sizeof(name));
+		log_info("listening on %s%s", name, a->sslen == 0 ?
+		    " (socket from systemd)" : "");
+	}
+}
+
 /* Daemon mode, once serving: syslog, no terminal, and tell the parent. */
 static void
 master_detach(void)
@@ -704,6 +736,7 @@ master_detach(void)
 	if (master.ready_fd == -1)
 		return;
 	log_init(0, master.cfg->log_level);
+	master_log_listening();
 	if ((fd = open("/dev/null", O_RDWR)) == -1)
 		fatal("/dev/null");
 	if (dup2(fd, STDIN_FILENO) == -1 || dup2(fd, STDOUT_FILENO) == -1 ||

@@ -40,8 +40,10 @@ struct child {
 	pid_t			pid;
 	struct ip_count		*ip;		/* NULL once released */
 	int			released;
+	int			reported;	/* its session report came */
 	int			killed;		/* lingered too long */
 	int64_t			released_at;	/* ms, monotonic */
+	char			addr[64];	/* the client's, for logs */
 	RB_ENTRY(child)		entry;
 	TAILQ_ENTRY(child)	release_entry;	/* released, not killed */
 };
@@ -101,8 +103,8 @@ void	 master_child_setup(void);
 void	 master_live_init(void);
 /* Creates the socket on which workers say their client is closed. */
 void	 master_release_open(void);
-/* Reads the workers' "client closed" datagrams. */
-void	 master_release_read(void);
+/* Reads the workers' "client closed" datagrams and their reports. */
+int	 master_release_read(void);
 /* Kills released workers that lingered; ms to the next, or -1. */
 int	 master_linger(void);
 /* Accepts connections on one listener; -1 to pause accepting. */

@@ -184,6 +184,7 @@ master_fork_worker(int fd, const char *addr, struct ip_count *ip)
 		memset(c, 0, sizeof(*c));
 		c->pid = pid;
 		c->ip = ip;
+		(void)strlcpy(c->addr, addr, sizeof(c->addr));
 		RB_INSERT(child_tree, &live->children, c);
 		live->nchildren++;
 		live->status_dirty = 1;
@@ -275,16 +276,47 @@ master_release(struct child *c)
 }
 
 /*
- * Reads the workers' "client closed" datagrams.  The sender is the pid
- * the kernel wrote in the credentials, never anything in the datagram.
- * A worker running as -u USER cannot put another pid there, so it can
- * only give up its own place early (and lingering is cut short by
- * master_linger).  Without -u, workers run as root and CAP_SYS_ADMIN
- * lets one claim any pid: a compromised worker could free another's
- * place (more connections get in), and so have master_linger kill that
- * worker, which as root it could do itself anyway.
+ * Takes a worker's end-of-session report into the totals: its first
+ * datagram only, so a worker that sends more cannot count twice.  The
+ * worker is not trusted: a datagram that is not a whole, plausible
+ * report counts the session as "unknown", with none of its numbers.
  */
-void
+static void
+master_report(struct child *c, const void *p, ssize_t n)
+{
+	struct session_report	r;
+
+	if (c->reported)
+		return;
+	c->reported = 1;
+	if (n < 0 || session_report_get(p, (size_t)n, &r) == -1) {
+		log_warnx("worker %ld (%s): bad session report (%zd bytes), "
+		    "counted as unknown", (long)c->pid, c->addr, n);
+		session_totals_add(&live->totals, NULL, END_NONE);
+		return;
+	}
+	session_totals_add(&live->totals, &r, r.reason);
+	log_debug("worker %ld (%s): session report: %s, in %llu/%llu, "
+	    "out %llu/%llu", (long)c->pid, c->addr,
+	    session_end_name(r.reason), (unsigned long long)r.lines_in,
+	    (unsigned long long)r.bytes_in, (unsigned long long)r.lines_out,
+	    (unsigned long long)r.bytes_out);
+}
+
+/*
+ * Reads the workers' "client closed" datagrams, each a worker's session
+ * report.  The sender is the pid the kernel wrote in the credentials,
+ * never anything in the datagram.  A worker running as -u USER cannot
+ * put another pid there, so it can only give up its own place early
+ * (and lingering is cut short by master_linger), and report its own
+ * session.  Without -u, workers run as root and CAP_SYS_ADMIN lets one
+ * claim any pid: a compromised worker could free another's place (more
+ * connections get in), and so have master_linger kill that worker,
+ * which as root it could do itself anyway; and it could report that
+ * worker's session in its stead, once.  Returns 1 when the burst ran
+ * out with datagrams maybe left, 0 when the socket is empty.
+ */
+int
 master_release_read(void)
 {
 	union {
@@ -293,28 +325,35 @@ master_release_read(void)
 		 * attaches do not fit, and the kernel closes them. */
 		char		buf[CMSG_SPACE(sizeof(struct ucred))];
 	}		 cbuf;
+	union {
+		struct session_report	r;
+		/* One byte more: a longer datagram is seen as such. */
+		char			b[sizeof(struct session_report) + 1];
+	}		 data;
 	struct msghdr	 msg;
 	struct iovec	 iov;
 	struct cmsghdr	*cm;
 	struct ucred	 cred;
 	struct child	 key, *c;
-	char		 b;
+	ssize_t		 n;
 	int		 i;
 
 	for (i = 0; i < MASTER_RELEASE_BURST; i++) {
 		memset(&msg, 0, sizeof(msg));
-		iov.iov_base = &b;
-		iov.iov_len = 1;
+		iov.iov_base = data.b;
+		iov.iov_len = sizeof(data.b);
 		msg.msg_iov = &iov;
 		msg.msg_iovlen = 1;
 		msg.msg_control = cbuf.buf;
 		msg.msg_controllen = sizeof(cbuf.buf);
-		if (recvmsg(master.release_fd, &msg, MSG_DONTWAIT) == -1) {
+		/* MSG_TRUNC: the datagram's whole length, even if cut. */
+		if ((n = recvmsg(master.release_fd, &msg,
+		    MSG_DONTWAIT | MSG_TRUNC)) == -1) {
 			if (errno == EINTR)
 				continue;
 			if (errno != EAGAIN)
 				log_warn("recvmsg");
-			return;
+			return 0;
 		}
 		cm = CMSG_FIRSTHDR(&msg);
 		if (cm == NULL || cm->cmsg_level != SOL_SOCKET ||
@@ -324,9 +363,12 @@ master_release_read(void)
 		memcpy(&cred, CMSG_DATA(cm), sizeof(cred));
 		key.pid = cred.pid;
 		/* An unknown pid, or one released already: nothing. */
-		if ((c = RB_FIND(child_tree, &live->children, &key)) != NULL)
+		if ((c = RB_FIND(child_tree, &live->children, &key)) != NULL) {
+			master_report(c, data.b, n);
 			master_release(c);
+		}
 	}
+	return 1;
 }
 
 /*
@@ -467,17 +509,41 @@ master_accept(int lfd)
 	return 0;
 }
 
-/* "SYS" for SIGSYS (a worker's forbidden system call), for the log. */
-static const char *
-master_signame(int sig)
+/*
+ * Logs how a worker ended, when that is news, and counts its session if
+ * the worker did not report it.  A worker that died on a signal crashed
+ * (SIGSYS: a system call its sandbox forbids), unless the master killed
+ * it for lingering after its report, or at shutdown.  One that exited
+ * with an error without a report stopped on an error of its own.
+ */
+static void
+master_child_ended(struct child *c, int status)
 {
-#ifdef HAVE_SIGABBREV_NP
-	const char	*name;
+	char		desc[LOG_STATUS_LEN];
+	unsigned int	reason = END_NONE;
+	int		i;
 
-	if ((name = sigabbrev_np(sig)) != NULL)
-		return name;
-#endif
-	return sig == SIGSYS ? "SYS" : "?";
+	/* Its report was sent before it exited: read it first. */
+	for (i = 0; !c->reported && i < 64 && master_release_read() == 1; i++)
+		;
+	(void)log_wait_status(status, desc, sizeof(desc));
+	if (c->killed)
+		log_info("worker %ld (%s) %s: still running %lld ms after its "
+		    "session ended", (long)c->pid, c->addr, desc,
+		    (long long)master_linger_ms());
+	else if (master.stopping)
+		reason = END_SHUTDOWN;
+	else if (WIFSIGNALED(status)) {
+		log_warnx("worker %ld (%s) crashed: %s", (long)c->pid, c->addr,
+		    desc);
+		reason = END_CRASHED;
+	} else if (!c->reported && WEXITSTATUS(status) != 0) {
+		log_warnx("worker %ld (%s) %s without ending its session",
+		    (long)c->pid, c->addr, desc);
+		reason = END_SERVER_ERROR;
+	}
+	if (!c->reported)
+		session_totals_add(&live->totals, NULL, reason);
 }
 
 /* Reaps every child that exited; restarts the hub if it was one. */
@@ -487,6 +553,7 @@ master_reap(void)
 	struct child	 key, *c;
 	pid_t		 pid;
 	int		 status;
+	char		 desc[LOG_STATUS_LEN];
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == master.hub_pid) {
@@ -496,28 +563,31 @@ master_reap(void)
 				master.hub_ctl = -1;
 			}
 			if (!master.stopping)
-				log_warnx("hub %ld exited (status 0x%x)",
-				    (long)pid, status);
+				log_warnx("hub %ld %s; starting another",
+				    (long)pid, log_wait_status(status, desc,
+				    sizeof(desc)));
 			continue;
 		}
 		key.pid = pid;
-		if ((c = RB_FIND(child_tree, &live->children, &key)) != NULL) {
-			RB_REMOVE(child_tree, &live->children, c);
-			if (!c->released) {
-				ip_release(c->ip);
-				live->nchildren--;
-			} else {
-				if (!c->killed)
-					TAILQ_REMOVE(&live->released, c,
-					    release_entry);
-				live->nreleased--;
-			}
-			nodepool_put(&live->child_pool, c);
-			live->status_dirty = 1;
+		if ((c = RB_FIND(child_tree, &live->children, &key)) == NULL) {
+			if (!master.stopping)
+				log_warnx("process %ld, not a worker of ours, "
+				    "%s", (long)pid, log_wait_status(status,
+				    desc, sizeof(desc)));
+			continue;
 		}
-		if (WIFSIGNALED(status) && !master.stopping)
-			log_warnx("worker %ld killed by signal %d (SIG%s)",
-			    (long)pid, WTERMSIG(status),
-			    master_signame(WTERMSIG(status)));
+		master_child_ended(c, status);
+		RB_REMOVE(child_tree, &live->children, c);
+		if (!c->released) {
+			ip_release(c->ip);
+			live->nchildren--;
+		} else {
+			if (!c->killed)
+				TAILQ_REMOVE(&live->released, c,
+				    release_entry);
+			live->nreleased--;
+		}
+		nodepool_put(&live->child_pool, c);
+		live->status_dirty = 1;
 	}
 }

@@ -99,18 +99,22 @@ worker_line(const char *line, size_t len)
 
 	if (proto_parse_request(&w.parser, line, len, &m) == -1) {
 		log_debug("worker %s: invalid message", w.addr);
+		worker_end(END_INVALID, LIMIT_LAST);
 		worker_leave(RES_INVALID);
 		return;
 	}
 	if (w.ident == IDENT_NONE && m.type != MSG_IDENTIFY) {
+		worker_end(END_INVALID, LIMIT_LAST);
 		worker_leave(RES_NOT_IDENTIFIED);
 		return;
 	}
 	if (w.ident == IDENT_DONE && m.type == MSG_IDENTIFY) {
+		worker_end(END_INVALID, LIMIT_LAST);
 		worker_leave(RES_INVALID);
 		return;
 	}
 	if (m.type == MSG_DISCONNECT) {
+		worker_end(END_QUIT, LIMIT_LAST);
 		worker_leave(RES_NONE);
 		return;
 	}
@@ -168,14 +172,21 @@ worker_input(void)
 
 	while (!w.closing && w.ident != IDENT_PENDING) {
 		worker_refill();
-		if (worker_token_wait_ms() > 0)
+		if (worker_token_wait_ms() > 0) {
+			/* Bytes wait: the line they make waits for a token. */
+			if (framer_pending(&w.in) > 0)
+				worker_rate_held(1);
 			break;
+		}
 		r = framer_next(&w.in, &line, &len);
 		if (r == FRAME_NONE)
 			break;
+		worker_rate_held(0);
+		w.rep.lines_in++;
 		if (r == FRAME_TOOLONG) {
 			log_debug("worker %s: line over %zu bytes", w.addr,
 			    (size_t)w.lim.max_line);
+			worker_end(END_INVALID, LIMIT_MAX_LINE);
 			worker_leave(RES_INVALID);
 			break;
 		}
@@ -184,8 +195,10 @@ worker_input(void)
 		worker_line(line, len);
 	}
 	if (w.rd_done && !w.closing && w.ident != IDENT_PENDING &&
-	    (framer_pending(&w.in) == 0 || worker_token_wait_ms() == 0))
+	    (framer_pending(&w.in) == 0 || worker_token_wait_ms() == 0)) {
+		worker_end(END_CLIENT_CLOSED, LIMIT_LAST);
 		worker_leave(RES_NONE);
+	}
 }
 
 /*
@@ -274,6 +287,7 @@ worker_client_read(void)
 		w.rd_done = 1;
 		w.rd_eof = 1;
 	} else {
+		w.rep.bytes_in += (uint64_t)n;
 		worker_scratch_wrote((size_t)n);
 		if (framer_feed(&w.in, w.scratch, (size_t)n) == -1)
 			fatal("framer_feed");
@@ -360,6 +374,7 @@ worker_queue(const char *p, size_t len)
 	if (!w.hub_hup && buf_pending(&w.out) + len > worker_queue_cap()) {
 		log_info("worker %s: output queue over %zu bytes, "
 		    "disconnecting", w.addr, worker_queue_cap());
+		worker_end(END_QUEUE, LIMIT_MAX_QUEUE);
 		w.cut = 1;
 		worker_queue_keep_head();
 		worker_leave(RES_NONE);
@@ -449,6 +464,7 @@ worker_send(const char *p, size_t len)
 			return 0;
 		if ((n = write(w.cfd, p, len)) == -1)
 			return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+		worker_count_out(p, (size_t)n);
 		worker_sent(n);
 		return n;
 	}
@@ -459,6 +475,7 @@ worker_send(const char *p, size_t len)
 			if (n == -1 && errno != EAGAIN && errno != EINTR)
 				return -1;
 			if (n > 0) {
+				worker_count_out(p + off, (size_t)n);
 				off += (size_t)n;
 				w.piped += (size_t)n;
 			}
@@ -505,21 +522,6 @@ worker_write(void)
 }
 
 /*
- * Tells the master the client is being closed, so its --max-clients and
- * per-address places are free before the client sees the end: a client
- * that connects again at once is not refused for the one closing.  One
- * byte; the kernel adds who sent it.  A failure (the master's queue is
- * full) only means the place is freed when the master reaps us.
- */
-static void
-worker_release(void)
-{
-	char	b = 0;
-
-	(void)send(WORKER_RELEASE_FD, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-}
-
-/*
  * Ends the connection once the hub said CLOSE and the queue is flushed:
  * half-close, then read what the client still sends for a moment, so the
  * kernel does not answer the last lines with a reset.
@@ -536,7 +538,8 @@ worker_finish(void)
 		close(w.hfd);
 		w.hfd = -1;
 	}
-	worker_release();
+	/* Its end line, and its report: the master frees its places. */
+	worker_session_end();
 	/* After the client's EOF nothing unread is left to cause a reset. */
 	if (!w.wr_dead && !w.rd_eof && shutdown(w.cfd, SHUT_WR) == 0) {
 		for (i = 0; i < 64 && clock_now_ms() < end; i++) {
@@ -657,6 +660,7 @@ worker_stall_check(int64_t now)
 	}
 	log_info("worker %s: client took nothing for %zu s, disconnecting",
 	    w.addr, (size_t)w.lim.stall_timeout);
+	worker_end(END_QUEUE, LIMIT_STALL);
 	w.stall_check_at = 0;
 	w.cut = 1;
 	worker_queue_keep_head();
@@ -675,6 +679,7 @@ worker_timers(void)
 	if (w.login_deadline != 0 && !w.closing && now >= w.login_deadline) {
 		log_info("worker %s: not identified after %zu s, closing",
 		    w.addr, (size_t)w.lim.login_timeout);
+		worker_end(END_LOGIN_TIMEOUT, LIMIT_LOGIN_TIMEOUT);
 		w.login_deadline = 0;
 		worker_leave(RES_NONE);
 	}
@@ -774,6 +779,7 @@ worker_events(const struct pollfd *pfd)
 		worker_hub_write();
 	if (!w.wr_dead && worker_write() == -1) {
 		log_debug("worker %s: write: %s", w.addr, strerror(errno));
+		worker_end(END_CLIENT_CLOSED, LIMIT_LAST);
 		w.wr_dead = 1;
 		buf_reset(&w.out);
 		w.piped = 0;
@@ -923,13 +929,17 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	sandbox_worker();
 
 	for (;;) {
-		if (worker_stop && !w.closed)
+		if (worker_stop && !w.closed) {
+			worker_end(END_SHUTDOWN, LIMIT_LAST);
 			worker_wind_down("SIGTERM");
+		}
 		worker_live();
 		worker_hub_retry();
 		/* The client is gone and no hub is there to tell: done. */
-		if (w.hfd == -1 && !w.closed && w.wr_dead)
+		if (w.hfd == -1 && !w.closed && w.wr_dead) {
+			worker_end(END_CLIENT_CLOSED, LIMIT_LAST);
 			worker_finish();
+		}
 		worker_trim(worker_last_seq());
 		worker_timers();
 		/* Lines held back by the rate limit may run now. */

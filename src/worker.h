@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "frame.h"
 #include "proto.h"
+#include "session.h"
 #include "shm.h"
 
 struct config;
@@ -106,6 +107,8 @@ struct worker_state {
 	int			 cut;		/* over --max-queue: no more */
 	int			 hub_hup;	/* the hub hung up: read all */
 	enum result		 final;		/* reply after CLOSE, if any */
+	struct session_report	 rep;		/* counts and why it ended */
+	int			 rate_held;	/* a line waits for a token */
 	int			 linger_ms;	/* flush time once closed */
 	int			 gathering;	/* lines gather in scratch */
 	size_t			 gathered;	/* bytes of them, at its head */
@@ -167,6 +170,18 @@ void	 worker_hub_read(void);
 void	 worker_hub_retry(void);
 /* Writes HELLO, then the requests not yet written, to the hub. */
 void	 worker_hub_write(void);
+
+/* worker_session.c */
+/* Notes why the session ends, and the limit that ended it (or LIMIT_LAST). */
+void	 worker_end(enum session_end, enum limit_id);
+/* Counts a line the rate limit held back (held 1), once per line. */
+void	 worker_rate_held(int held);
+/* Counts bytes handed to the kernel for the client, and their lines. */
+void	 worker_count_out(const char *, size_t);
+/* Logs "alice identified from 127.0.0.1:5555". */
+void	 worker_log_identified(void);
+/* Logs the end-of-session line and sends the master the report. */
+void	 worker_session_end(void);
 
 /* worker_wait.c */
 struct pollfd;

@@ -155,6 +155,7 @@ worker_ident_done(int ok)
 	    shm_user_name(&w.tab, u), w.addr);
 	w.ident = IDENT_DONE;
 	w.login_deadline = 0;
+	worker_log_identified();
 	return 0;
 }
 
@@ -228,6 +229,8 @@ worker_close_frame(const char *p, size_t len)
 	if (reason != CLOSE_QUIT) {
 		log_info("worker %s: closed by the hub: %s", w.addr,
 		    ipc_close_reason_name(reason));
+		worker_end(session_end_of_close(reason), reason ==
+		    CLOSE_QUEUE ? LIMIT_MAX_QUEUE : LIMIT_LAST);
 		w.closing = 1;
 		w.rd_done = 1;
 		if (reason == CLOSE_QUEUE && !w.cut) {
@@ -379,6 +382,7 @@ worker_hub_lost(void)
 		return;
 	if (worker_dropped()) {
 		log_info("worker %s: dropped by the hub, closing", w.addr);
+		worker_end(END_SERVER_ERROR, LIMIT_LAST);
 		worker_wind_down("dropped by the hub");
 		return;
 	}
@@ -417,6 +421,7 @@ worker_hub_retry(void)
 	if (now - w.hub_lost_at > WORKER_HUB_RETRY_MS) {
 		log_warnx("worker %s: no hub for %d ms", w.addr,
 		    WORKER_HUB_RETRY_MS);
+		worker_end(END_SERVER_ERROR, LIMIT_LAST);
 		worker_wind_down("no hub");
 		return;
 	}

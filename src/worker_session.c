@@ -1,0 +1,124 @@
+/*
+ * worker_session.c: a worker's account of its session.  It counts the
+ * lines and bytes each way, notes why the session ends and which limit
+ * ended it, logs the "identified" line and the end-of-session line, and
+ * sends the master its report (session.h) in the release datagram.
+ *
+ * The worker logs these lines, not the hub or the master: it alone
+ * knows all of the session, and the address it names came from the
+ * master's accept(2) before the worker read a byte of the client.  The
+ * hub, which every message passes through, does not spend a log write
+ * per login; the master does not learn of logins at all.  A compromised
+ * worker could lie in these lines, as it could write any line to its
+ * stderr; the master's own lines about it (crashed, killed) it cannot.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "log.h"
+#include "session.h"
+#include "worker.h"
+
+/* Room for an escaped name: names are short, and longer ones are cut. */
+#define WORKER_NAME_ESC		256
+
+/*
+ * Notes why the session ends and, if one did, which limit ended it
+ * (LIMIT_LAST: none).  The first reason stays: a client that sent an
+ * invalid line and then closed ended on the invalid line.
+ */
+void
+worker_end(enum session_end reason, enum limit_id limit)
+{
+	if (w.rep.reason != END_NONE)
+		return;
+	w.rep.reason = (uint16_t)reason;
+	if (limit < LIMIT_LAST)
+		w.rep.hits[limit]++;
+}
+
+/* Counts a line the rate limit held back, once per line. */
+void
+worker_rate_held(int held)
+{
+	if (held && !w.rate_held)
+		w.rep.hits[LIMIT_RATE]++;
+	w.rate_held = held;
+}
+
+/*
+ * Counts bytes handed to the kernel for the client, and the lines they
+ * end.  Through the send pipe they reach the socket a moment later:
+ * bytes still in the pipe when a client goes away are counted though it
+ * never got them, the only way the counts can be above what it read.
+ */
+void
+worker_count_out(const char *p, size_t n)
+{
+	const char	*q, *end = p + n;
+
+	w.rep.bytes_out += n;
+	while (p < end && (q = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		w.rep.lines_out++;
+		p = q + 1;
+	}
+}
+
+/* The user's name, escaped for a log line, or "(unidentified)". */
+static const char *
+worker_log_name(char *dst, size_t len)
+{
+	if (w.ident != IDENT_DONE)
+		return "(unidentified)";
+	return log_escape(buf_head(&w.ident_name), buf_pending(&w.ident_name),
+	    dst, len);
+}
+
+/* Logs "alice identified from 127.0.0.1:5555", the name escaped. */
+void
+worker_log_identified(void)
+{
+	char	name[WORKER_NAME_ESC];
+
+	log_info("%s identified from %s", worker_log_name(name, sizeof(name)),
+	    w.addr);
+}
+
+/*
+ * Logs the session's end line and sends the master the report, which
+ * also frees the client's --max-clients and per-address places before
+ * the client sees the end: a client that connects again at once is not
+ * refused for the one closing.  The kernel adds who sent it.  A failure
+ * (the master's queue is full) only means the place is freed, and the
+ * session counted as unknown, when the master reaps us.
+ */
+void
+worker_session_end(void)
+{
+	char	name[WORKER_NAME_ESC];
+	int64_t	ms = clock_now_ms() - w.started_at;
+
+	w.rep.version = SESSION_REPORT_VERSION;
+	log_info("session %s from %s ended: %s after %lld.%lld s, "
+	    "in %llu lines/%llu bytes, out %llu lines/%llu bytes",
+	    worker_log_name(name, sizeof(name)), w.addr,
+	    session_end_name(w.rep.reason), (long long)(ms / 1000),
+	    (long long)(ms % 1000 / 100), (unsigned long long)w.rep.lines_in,
+	    (unsigned long long)w.rep.bytes_in,
+	    (unsigned long long)w.rep.lines_out,
+	    (unsigned long long)w.rep.bytes_out);
+	if (send(WORKER_RELEASE_FD, &w.rep, sizeof(w.rep),
+	    MSG_DONTWAIT | MSG_NOSIGNAL) == -1)
+		log_debug("worker %s: session report: %s", w.addr,
+		    strerror(errno));
+}
