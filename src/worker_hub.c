@@ -382,7 +382,15 @@ worker_hub_lost(void)
 		return;
 	if (worker_dropped()) {
 		log_info("worker %s: dropped by the hub, closing", w.addr);
-		worker_end(END_SERVER_ERROR, LIMIT_LAST);
+		/*
+		 * The hub says CLOSE and why only on a channel with nothing
+		 * pending: one backed up while this worker read no more of
+		 * it, its client's queue full, was cut for that queue.
+		 */
+		if (w.cut || buf_pending(&w.out) + w.piped >= w.lim.max_queue)
+			worker_end(END_QUEUE, LIMIT_MAX_QUEUE);
+		else
+			worker_end(END_SERVER_ERROR, LIMIT_LAST);
 		worker_wind_down("dropped by the hub");
 		return;
 	}
