@@ -259,6 +259,24 @@ hub_part(struct hub_conn *c)
 	shm_user_unidentify(&hub.tab, c->slot);
 }
 
+/*
+ * Logs "alice identified from 127.0.0.1:5555", the name escaped.  The
+ * hub logs it, not the worker: the hub is the one that decides, and a
+ * worker's first log line would write a page of libc's data (stderr's
+ * FILE, syslog's state) that each idle worker then keeps a copy of.  The
+ * address is the one the master formatted from accept(2) and handed the
+ * worker, which named it in its HELLO (hub_addr_ok checked its shape);
+ * the worker's pid says which process, for the master's own lines.
+ */
+static void
+hub_log_identified(const struct hub_conn *c, struct str name)
+{
+	char	esc[256];
+
+	log_info("%s identified from %s", log_escape(name.p, name.len, esc,
+	    sizeof(esc)), c->addr);
+}
+
 /* IDENTIFY: takes a free name, or says it is taken. */
 static void
 hub_identify(struct hub_conn *c, const struct str *a)
@@ -281,6 +299,7 @@ hub_identify(struct hub_conn *c, const struct str *a)
 	hub_respond(c, MSG_IDENTIFY, RES_SUCCESS, a[0]);
 	id.ok = 1;
 	hub_put(c, IPC_IDENTIFIED, &id, sizeof(id));
+	hub_log_identified(c, a[0]);
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_NEW_USER;
 	m.username = a[0];

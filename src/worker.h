@@ -178,8 +178,6 @@ void	 worker_end(enum session_end, enum limit_id);
 void	 worker_rate_held(int held);
 /* Counts bytes handed to the kernel for the client, and their lines. */
 void	 worker_count_out(const char *, size_t);
-/* Logs "alice identified from 127.0.0.1:5555". */
-void	 worker_log_identified(void);
 /* Logs the end-of-session line and sends the master the report. */
 void	 worker_session_end(void);
 

@@ -155,7 +155,6 @@ worker_ident_done(int ok)
 	    shm_user_name(&w.tab, u), w.addr);
 	w.ident = IDENT_DONE;
 	w.login_deadline = 0;
-	worker_log_identified();
 	return 0;
 }
 

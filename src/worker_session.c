@@ -1,16 +1,16 @@
 /*
  * worker_session.c: a worker's account of its session.  It counts the
  * lines and bytes each way, notes why the session ends and which limit
- * ended it, logs the "identified" line and the end-of-session line, and
- * sends the master its report (session.h) in the release datagram.
+ * ended it, logs the end-of-session line and sends the master its
+ * report (session.h) in the release datagram.
  *
- * The worker logs these lines, not the hub or the master: it alone
+ * The worker logs the end line, not the hub or the master: it alone
  * knows all of the session, and the address it names came from the
- * master's accept(2) before the worker read a byte of the client.  The
- * hub, which every message passes through, does not spend a log write
- * per login; the master does not learn of logins at all.  A compromised
- * worker could lie in these lines, as it could write any line to its
- * stderr; the master's own lines about it (crashed, killed) it cannot.
+ * master's accept(2) before the worker read a byte of the client.  It
+ * logs as it exits, so the libc page the log call writes is no copy
+ * kept for long.  A compromised worker could lie in this line, as it
+ * could write any line to its stderr; the master's own lines about it
+ * (crashed, killed, a bad report) it cannot.
  */
 #include "config.h"
 
@@ -82,16 +82,6 @@ worker_log_name(char *dst, size_t len)
 		return "(unidentified)";
 	return log_escape(buf_head(&w.ident_name), buf_pending(&w.ident_name),
 	    dst, len);
-}
-
-/* Logs "alice identified from 127.0.0.1:5555", the name escaped. */
-void
-worker_log_identified(void)
-{
-	char	name[WORKER_NAME_ESC];
-
-	log_info("%s identified from %s", worker_log_name(name, sizeof(name)),
-	    w.addr);
 }
 
 /*

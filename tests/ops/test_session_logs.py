@@ -324,6 +324,61 @@ def test_root_warning_is_a_sentence():
 
 
 # ---------------------------------------------------------------------------
+# Daemon mode: "listening on" reaches syslog
+
+# In a mount namespace of its own, the daemon's /dev is a tmpfs with the
+# host's null, zero, random, urandom and shm, and a /dev/log that is our
+# socket: what it sends to syslog, we read.
+_SYSLOG_NS = """set -e
+mount --bind /dev "$D/olddev"
+mount -t tmpfs -o mode=755 tmpfs /dev
+for x in null zero full random urandom; do
+    touch /dev/$x; mount --bind "$D/olddev/$x" /dev/$x
+done
+mkdir /dev/shm; mount --bind "$D/olddev/shm" /dev/shm
+ln -s "$D/log" /dev/log
+exec "$TALKNETD" -l 127.0.0.1:0 -p "$D/pid"
+"""
+
+
+def test_daemon_logs_listening_to_syslog():
+    import shutil
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        raise tnlib.Skip("needs root and unshare(1) for a private /dev/log")
+    d = opslib.tempdir("syslog")
+    os.mkdir(os.path.join(d, "olddev"))
+    r = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    r.bind(os.path.join(d, "log"))
+    r.settimeout(T)
+    rc, out, err = opslib.run(["unshare", "-m", "--propagation", "private",
+                               "sh", "-c", _SYSLOG_NS], timeout=20,
+                              env={"D": d, "TALKNETD": opslib.TALKNETD})
+    pidfile = os.path.join(d, "pid")
+    if rc != 0 and not os.path.exists(pidfile):
+        r.close()
+        raise tnlib.Skip("no private mount namespace here: %s" % err[-300:])
+    pid = int(open(pidfile).read())
+    try:
+        assert rc == 0, (rc, err)
+        m = re.search(r"info: listening on (127\.0\.0\.1:\d+)", err)
+        assert m, err
+        got = []
+        deadline = time.monotonic() + T
+        while time.monotonic() < deadline and \
+                not any("hub started" in g for g in got):
+            try:
+                got.append(r.recv(4096).decode("utf-8", "replace"))
+            except socket.timeout:
+                break
+        want = "talknetd[%d]: info: listening on %s" % (pid, m.group(1))
+        assert any(g.endswith(want) for g in got), \
+            "syslog got %r, not %r" % (got, want)
+    finally:
+        opslib.kill_tree(pid, opslib.tree_pids(pid))
+        r.close()
+
+
+# ---------------------------------------------------------------------------
 # A compromised worker's report
 
 SYS_PIDFD_GETFD = 438          # the same number on every architecture
