@@ -137,6 +137,38 @@ def test_line_too_long():
     assert got[3:5] == (2, a.sent_bytes), (got, a.sent_bytes)
 
 
+def test_limit_hits_reported():
+    # Every line after the first waits for a token: each one counts as
+    # held back by the rate limit, once.
+    s = tnlib.Server("--log-level", "debug", "--rate-limit", "20",
+                     "--rate-burst", "1")
+    a = Counted(s)
+    a.identify("rita")
+    a.send(compact_lines(req("USERS"), req("USERS"), req("USERS"),
+                         req("DISCONNECT")))
+    a.expect_closed(allow_lines=True)
+    assert a.got_lines() == 4, a.received
+    s.wait_log(r"debug: worker \d+ \(127\.0\.0\.1:%d\): session report: "
+               r"quit, in 5/%d, out 4/%d, hits: rate-limit 4$"
+               % (a.local_port, a.sent_bytes, a.got_bytes()))
+    # The limits that end a session: max-line, login-timeout.
+    s2 = tnlib.Server("--log-level", "debug", "--max-line", "100",
+                      "--login-timeout", "1")
+    b = Counted(s2)
+    b.send(b"y" * 200 + b"\n")
+    b.expect_invalid_close()
+    s2.wait_log(r"\(127\.0\.0\.1:%d\): session report: invalid message, "
+                r"in 1/201, out 1/\d+, hits: max-line 1$" % b.local_port)
+    c = Counted(s2)
+    c.expect_closed(timeout=T + 2)
+    s2.wait_log(r"\(127\.0\.0\.1:%d\): session report: login timeout, "
+                r"in 0/0, out 0/0, hits: login-timeout 1$" % c.local_port)
+
+
+def compact_lines(*msgs):
+    return b"".join(tnlib.compact(m) for m in msgs)
+
+
 def test_login_timeout():
     s = tnlib.Server("--login-timeout", "1")
     a = Counted(s)
