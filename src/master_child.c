@@ -275,6 +275,25 @@ master_release(struct child *c)
 	live->status_dirty = 1;
 }
 
+/* The limits a report says were hit: ", hits: rate-limit 3", or "". */
+static const char *
+master_report_hits(const struct session_report *r, char *buf, size_t len)
+{
+	char		one[64];
+	unsigned int	i;
+
+	buf[0] = '\0';
+	for (i = 0; i < LIMIT_LAST; i++) {
+		if (r->hits[i] == 0)
+			continue;
+		(void)snprintf(one, sizeof(one), "%s %s %llu",
+		    buf[0] == '\0' ? ", hits:" : ",", limit_name(i),
+		    (unsigned long long)r->hits[i]);
+		(void)strlcat(buf, one, len);
+	}
+	return buf;
+}
+
 /*
  * Takes a worker's end-of-session report into the totals: its first
  * datagram only, so a worker that sends more cannot count twice.  The
@@ -285,6 +304,7 @@ static void
 master_report(struct child *c, const void *p, ssize_t n)
 {
 	struct session_report	r;
+	char			hits[256];
 
 	if (c->reported)
 		return;
@@ -297,10 +317,11 @@ master_report(struct child *c, const void *p, ssize_t n)
 	}
 	session_totals_add(&live->totals, &r, r.reason);
 	log_debug("worker %ld (%s): session report: %s, in %llu/%llu, "
-	    "out %llu/%llu", (long)c->pid, c->addr,
+	    "out %llu/%llu%s", (long)c->pid, c->addr,
 	    session_end_name(r.reason), (unsigned long long)r.lines_in,
 	    (unsigned long long)r.bytes_in, (unsigned long long)r.lines_out,
-	    (unsigned long long)r.bytes_out);
+	    (unsigned long long)r.bytes_out, master_report_hits(&r, hits,
+	    sizeof(hits)));
 }
 
 /*
