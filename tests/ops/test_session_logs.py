@@ -406,6 +406,24 @@ def test_daemon_logs_listening_to_syslog():
         want = "talknetd[%d]: info: listening on %s" % (pid, m.group(1))
         assert any(g.endswith(want) for g in got), \
             "syslog got %r, not %r" % (got, want)
+        # A session's lines reach syslog too, the end line from a
+        # sandboxed worker that reconnects to /dev/log.
+        c = Counted(int(m.group(1).rsplit(":", 1)[1]))
+        c.identify("sam")
+        c.send(req("DISCONNECT"))
+        c.expect_closed(allow_lines=True)
+        ended = re.compile(r"info: session sam from 127\.0\.0\.1:%d ended: "
+                           r"quit after " % c.local_port)
+        deadline = time.monotonic() + T
+        while time.monotonic() < deadline and \
+                not any(ended.search(g) for g in got):
+            try:
+                got.append(r.recv(4096).decode("utf-8", "replace"))
+            except socket.timeout:
+                break
+        assert any(re.search(r"info: sam identified from 127\.0\.0\.1:%d$"
+                             % c.local_port, g) for g in got), got
+        assert any(ended.search(g) for g in got), got
     finally:
         opslib.kill_tree(pid, opslib.tree_pids(pid))
         r.close()
