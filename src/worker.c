@@ -677,7 +677,8 @@ worker_timers(void)
 	int64_t	now = clock_now_ms();
 
 	if (w.login_deadline != 0 && !w.closing && now >= w.login_deadline) {
-		log_info("worker %s: not identified after %zu s, closing",
+		/* The end line says "login timeout": this is the detail. */
+		log_debug("worker %s: not identified after %zu s, closing",
 		    w.addr, (size_t)w.lim.login_timeout);
 		worker_end(END_LOGIN_TIMEOUT, LIMIT_LOGIN_TIMEOUT);
 		w.login_deadline = 0;
