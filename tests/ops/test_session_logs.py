@@ -314,6 +314,25 @@ def test_worker_crash_named():
     assert "signal 11" not in s.log_text()
 
 
+def test_worker_exit_without_report_named():
+    # A worker that exits on an error of its own (fatal()) sends no
+    # report: the master names how it ended.  gdb makes it call _exit(3).
+    import shutil
+    gdb = shutil.which("gdb")
+    if gdb is None or os.geteuid() != 0:
+        raise tnlib.Skip("needs gdb, and root to attach to a worker")
+    s = tnlib.Server()
+    a = Counted(s)
+    a.identify("kim")
+    w = s.worker_pid(a)
+    rc, out, err = opslib.run([gdb, "-nx", "-batch", "-p", str(w), "-ex",
+                               "call (void)_exit(3)"], timeout=120)
+    s.wait_log(r"warning: worker %d \(127\.0\.0\.1:%d\) exited with status "
+               r"3 without ending its session$" % (w, a.local_port),
+               timeout=10)
+    assert "crashed" not in s.log_text(), s.log_text()
+
+
 def test_lingering_worker_killed_is_no_crash():
     s = tnlib.Server("--login-timeout", "1")
     c = Counted(s)
