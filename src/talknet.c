@@ -36,6 +36,11 @@
 #include "clock.h"
 #include "talknet.h"
 
+#ifdef HAVE_LIBEDIT
+#define EDITOR_NAME		"libedit"
+#else
+#define EDITOR_NAME		"basic"
+#endif
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION		"0.1.0"
 #endif
@@ -439,7 +444,8 @@ options(struct client *c, int argc, char *argv[])
 		case 'h':
 			usage(stdout, 0);
 		case 'V':
-			printf("%s %s\n", getprogname(), PACKAGE_VERSION);
+			printf("%s %s (line editor: %s)\n", getprogname(),
+			    PACKAGE_VERSION, EDITOR_NAME);
 			exit(0);
 		default:
 			usage(stderr, 1);

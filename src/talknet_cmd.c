@@ -469,7 +469,10 @@ input_line(struct client *c, const char *p, size_t len)
 		(void)cmd_raw(c, p, len);
 		return;
 	}
-	if (len == 0)
+	if (len > 0 && p[len - 1] == '\r')
+		len--;		/* a CRLF line, from a file or nc -C */
+	if (len == 0 || (c->state == ST_NAME &&
+	    skip_space(p, len, 0) == len))
 		return;		/* not a name, and not a command */
 	if (!utf8_valid(p, len)) {
 		note(c, "input is not valid UTF-8, not sent");

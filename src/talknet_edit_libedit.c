@@ -166,13 +166,12 @@ ed_line(char *line)
 	ed_inline = 0;
 }
 
-/* ^D: the end of the input on an empty line, else nothing. */
+/* ^D: the end of the input on an empty line, else nothing; ^C: quit. */
 static int
 ed_ctrl_d(int count, int key)
 {
 	(void)count;
-	(void)key;
-	if (rl_end == 0)
+	if (rl_end == 0 || key == 3)
 		ed_eof = 1;
 	return 0;
 }
@@ -252,7 +251,13 @@ edit_start(struct client *c)
 		if (read_history(hist_path) != 0 && errno != ENOENT)
 			warnx("cannot read the history from %s", hist_path);
 	}
+	/*
+	 * ^C is a key, as with the basic editor, not a SIGINT that would
+	 * also reach the shell that waits for the client.
+	 */
+	(void)rl_parse_and_bind("setty -d -isig");
 	(void)rl_add_defun("talknet-eof", ed_ctrl_d, 4);
+	(void)rl_add_defun("talknet-quit", ed_ctrl_d, 3);
 	(void)rl_add_defun("talknet-search", ed_ctrl_r, 0x12);
 	ed_install(c);
 	return 0;

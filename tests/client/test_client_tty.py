@@ -25,7 +25,8 @@ class Pane:
     def __init__(self, command):
         self.dir = tempfile.mkdtemp(prefix="talknet-tty-")
         self.sock = os.path.join(self.dir, "tmux.sock")
-        env = dict(os.environ, TERM="xterm")
+        # The history file goes to the private directory too.
+        env = dict(os.environ, TERM="xterm", XDG_STATE_HOME=self.dir)
         env.pop("TMUX", None)
         self.env = env
         self.tmux("-f", "/dev/null", "new-session", "-d", "-x", "100",
@@ -144,6 +145,36 @@ def test_editor_keeps_typed_line(ctx):
         p.expect({"type": "DISCONNECTED", "username": a})
         s = pane.wait(lambda x: "EXIT=" in x, "the exit")
         assert "EXIT=0" in s and "TTY-RESTORED" in s, s
+        assert "connection closed" not in s, s
+    finally:
+        pane.close()
+        p.close()
+
+
+def test_long_name_asks_again(ctx):
+    """The server refuses a name over its limit and closes: on a
+    terminal the client says why, connects again and asks again."""
+    if TMUX is None:
+        return SKIP
+    a, b = ctx["name"]("tt"), ctx["name"]("pe")
+    p = Peer(ctx["port"], b)
+    pane = start(ctx)
+    try:
+        pane.wait_last("username:")
+        pane.text("abcdefghijkl")
+        pane.keys("Enter")
+        pane.wait(lambda s: "invalid username: abcdefghijkl is 12 "
+                  "characters, more than the server takes" in s, "why")
+        pane.wait_last("username:")
+        pane.text(a)
+        pane.keys("Enter")
+        pane.wait_last(a + ">")
+        p.expect({"type": "NEW_USER", "username": a})
+        pane.keys("C-d")
+        p.expect({"type": "DISCONNECTED", "username": a})
+        s = pane.wait(lambda x: "EXIT=" in x, "the exit")
+        assert "EXIT=0" in s and "TTY-RESTORED" in s, s
+        assert "connection closed" not in s, s
     finally:
         pane.close()
         p.close()
@@ -175,4 +206,5 @@ def test_taken_name_asks_again(ctx):
 
 
 if __name__ == "__main__":
-    run([test_editor_keeps_typed_line, test_taken_name_asks_again])
+    run([test_editor_keeps_typed_line, test_taken_name_asks_again,
+         test_long_name_asks_again])
