@@ -276,32 +276,35 @@ cmd_room(struct client *c, enum msg_type type, const char *p, size_t len)
 	return rv;
 }
 
-/* "room/ROOM", "JOIN/ROOM", "ROOM_CONTENT/ROOM", "LEAVE/ROOM". */
+/* "room/ROOM": NEW_ROOM. */
 static int
 cmd_new_room(struct client *c, const char *p, size_t len)
 {
 	return cmd_room(c, MSG_NEW_ROOM, p, len);
 }
 
+/* "JOIN/ROOM": JOIN_ROOM. */
 static int
 cmd_join(struct client *c, const char *p, size_t len)
 {
 	return cmd_room(c, MSG_JOIN_ROOM, p, len);
 }
 
+/* "ROOM_CONTENT/ROOM": ROOM_USERS. */
 static int
 cmd_room_users(struct client *c, const char *p, size_t len)
 {
 	return cmd_room(c, MSG_ROOM_USERS, p, len);
 }
 
+/* "LEAVE/ROOM": LEAVE_ROOM. */
 static int
 cmd_leave(struct client *c, const char *p, size_t len)
 {
 	return cmd_room(c, MSG_LEAVE_ROOM, p, len);
 }
 
-/* "txfrom/USER/text" and "TX_ROOM/ROOM/text": echoed once sent. */
+/* Sends a text to a user or a room, and echoes it. */
 static int
 cmd_to(struct client *c, enum msg_type type, const char *p, size_t len)
 {
@@ -323,12 +326,14 @@ cmd_to(struct client *c, enum msg_type type, const char *p, size_t len)
 	return rv;
 }
 
+/* "txfrom/USER/text": TEXT. */
 static int
 cmd_text(struct client *c, const char *p, size_t len)
 {
 	return cmd_to(c, MSG_TEXT, p, len);
 }
 
+/* "TX_ROOM/ROOM/text": ROOM_TEXT. */
 static int
 cmd_room_text(struct client *c, const char *p, size_t len)
 {
