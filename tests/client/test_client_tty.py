@@ -74,11 +74,12 @@ class Pane:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def start(ctx):
-    cmd = ("old=$(stty -g); %s 127.0.0.1 %d; rc=$?; "
+def start(ctx, *args):
+    cmd = ("old=$(stty -g); %s %s 127.0.0.1 %d; rc=$?; "
            "[ \"$old\" = \"$(stty -g)\" ] && echo TTY-RESTORED; "
            "echo EXIT=$rc; sleep 30"
-           % (shlex.quote(TALKNET), ctx["port"]))
+           % (shlex.quote(TALKNET), " ".join(shlex.quote(a) for a in args),
+              ctx["port"]))
     return Pane(cmd)
 
 
@@ -180,6 +181,26 @@ def test_long_name_asks_again(ctx):
         p.close()
 
 
+def test_long_name_option_asks_again(ctx):
+    """The same with -n: the name from the command line is refused."""
+    if TMUX is None:
+        return SKIP
+    a = ctx["name"]("tt")
+    pane = start(ctx, "-n", "abcdefghijklm")
+    try:
+        pane.wait(lambda s: "invalid username: abcdefghijklm is 13 "
+                  "characters" in s, "why")
+        pane.wait_last("username:")
+        pane.text(a)
+        pane.keys("Enter")
+        pane.wait_last(a + ">")
+        pane.keys("C-c")
+        s = pane.wait(lambda x: "EXIT=" in x, "the exit")
+        assert "EXIT=0" in s and "TTY-RESTORED" in s, s
+    finally:
+        pane.close()
+
+
 def test_taken_name_asks_again(ctx):
     if TMUX is None:
         return SKIP
@@ -207,4 +228,4 @@ def test_taken_name_asks_again(ctx):
 
 if __name__ == "__main__":
     run([test_editor_keeps_typed_line, test_taken_name_asks_again,
-         test_long_name_asks_again])
+         test_long_name_asks_again, test_long_name_option_asks_again])
