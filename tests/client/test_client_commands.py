@@ -265,7 +265,88 @@ def test_quit(ctx):
         p.expect({"type": "DISCONNECTED", "username": a})
         rc = c.wait()
         assert rc == 0, (rc, c.err)
-        c.expect_err("talknet: connection closed")
+        c.kill()
+        # A clean quit says nothing about the connection.
+        assert not any("connection closed" in x for x in c.err), c.err
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_aliases(ctx):
+    p, c, a, b = pair(ctx)
+    try:
+        c.send("/help")
+        c.expect("commands, one per line:")
+        c.expect(re.compile(r"^  quit/ or /quit "))
+        c.send("/quit")
+        p.expect({"type": "DISCONNECTED", "username": a})
+        assert c.wait() == 0, c.err
+        c.kill()
+        assert not any("unknown command" in x for x in c.err), c.err
+        assert not any("connection closed" in x for x in c.err), c.err
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_echo_and_confirmations(ctx):
+    """The server sends nobody their own texts back: the client echoes
+    them as sent, and confirms a status of any kind."""
+    p, c, a, b = pair(ctx)
+    room = "R " + a
+    try:
+        c.send(">hi all")
+        c.expect("[public] %s: hi all" % a)
+        c.send("txfrom/%s/psst" % b)
+        c.expect("[private] %s -> %s: psst" % (a, b))
+        p.expect({"type": "TEXT_FROM", "username": a, "text": "psst"})
+        c.send("room/" + room)
+        c.expect("* created room " + room)
+        c.send("TX_ROOM/%s/in here" % room)
+        c.expect("[%s] %s: in here" % (room, a))
+        for st in ("AWAY", "BUSY", "ACTIVE"):
+            c.send("status/" + st)
+            c.expect("* %s is now %s" % (a, st))
+        finish(c)
+    finally:
+        c.kill()
+        p.close()
+
+
+def test_slash_names(ctx):
+    """The server takes the name a/b; in a command a backslash escapes
+    the '/' (and itself), so txfrom/ and the room commands reach it."""
+    a, b = ctx["name"]("sl"), ctx["name"]("x")[:3] + "/\\"
+    p = Peer(ctx["port"], b)
+    c = identified(ctx["port"], a)
+    try:
+        p.expect({"type": "NEW_USER", "username": a})
+        esc = b.replace("\\", "\\\\").replace("/", "\\/")
+        c.send("txfrom/%s/hi a/b" % esc)
+        p.expect({"type": "TEXT_FROM", "username": a, "text": "hi a/b"})
+        c.expect("[private] %s -> %s: hi a/b" % (a, b))
+        # Unescaped, the name ends at the first '/'.
+        c.send("txfrom/%s/hi" % b)
+        c.expect("! no such user: " + b.split("/")[0])
+        room = "r/" + a
+        p.send({"type": "NEW_ROOM", "roomname": room})
+        p.expect({"type": "RESPONSE", "operation": "NEW_ROOM",
+                  "result": "SUCCESS"})
+        p.send({"type": "INVITE", "roomname": room, "usernames": [a]})
+        c.expect("* invitation from %s to %s (JOIN/r\\/%s to accept)"
+                 % (b, room, a))
+        c.send("JOIN/r\\/" + a)
+        c.expect("* joined " + room)
+        c.send("TX_ROOM/r\\/%s/x/y" % a)
+        p.expect({"type": "ROOM_TEXT_FROM", "roomname": room,
+                  "username": a, "text": "x/y"})
+        c.send("room/q\\/" + a)
+        c.expect("* created room q/" + a)
+        c.send("INVITE/ <%s> <q\\/%s>" % (esc, a))
+        p.expect({"type": "INVITATION", "username": a,
+                  "roomname": "q/" + a})
+        finish(c)
     finally:
         c.kill()
         p.close()
@@ -293,4 +374,5 @@ if __name__ == "__main__":
          test_rooms_both_ways, test_invite_many, test_error_results,
          test_new_user_and_disconnected, test_raw_json_line,
          test_invalid_closes, test_escapes_control_chars,
-         test_unknown_and_malformed, test_quit, test_too_many_rooms])
+         test_unknown_and_malformed, test_quit, test_too_many_rooms,
+         test_aliases, test_echo_and_confirmations, test_slash_names])

@@ -114,7 +114,8 @@ def test_end_of_input_disconnects(ctx):
         c.close_stdin()
         p.expect({"type": "DISCONNECTED", "username": a})
         assert c.wait() == 0, c.err
-        c.expect_err("talknet: connection closed")
+        c.kill()
+        assert c.err == [], c.err
     finally:
         c.kill()
         p.close()
@@ -293,10 +294,95 @@ def test_options(ctx):
             or "option" in err, (bad, err)
 
 
+def test_bad_port(ctx):
+    for port, want in (("abc", "talknet: bad port: abc"),
+                       ("80x", "talknet: bad port: 80x"),
+                       ("", "talknet: bad port: ")):
+        r = subprocess.run([TALKNET, "127.0.0.1", port],
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=5)
+        err = r.stderr.decode()
+        assert r.returncode == 1, (port, r.returncode, err)
+        assert err.splitlines() == [want], (port, err)
+    r = subprocess.run([TALKNET, "127.0.0.1", "70000"],
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=5)
+    assert r.returncode == 1 and \
+        r.stderr.decode().startswith("talknet: bad port: 70000"), r
+
+
+def test_name_too_long_on_pipe(ctx):
+    """The server refuses a name over its limit and closes: the client
+    says why, and exits 1 on a pipe."""
+    long_name = "abcdefghijk"
+    for args, first in ((("-n", long_name), None), ((), long_name)):
+        c = Client(ctx["port"], *args)
+        try:
+            if first:
+                c.send(first)
+            assert c.wait() == 1, c.err
+            c.kill()
+            assert c.err == ["talknet: invalid username: %s is 11 "
+                             "characters, more than the server takes (8 "
+                             "unless it was configured otherwise)"
+                             % long_name], c.err
+        finally:
+            c.kill()
+
+
+def test_empty_first_line(ctx):
+    """Empty and blank lines on a pipe are skipped before the name, and
+    empty lines after it: not a name, not a command."""
+    a = ctx["name"]("em")
+    c = Client(ctx["port"])
+    try:
+        c.send("")
+        c.send("  ")
+        c.send("\r")
+        c.send(a + "\r")
+        c.expect("* identified as " + a)
+        c.send("")
+        c.send(">x")
+        c.expect("[public] %s: x" % a)
+        c.close_stdin()
+        assert c.wait() == 0, c.err
+        c.kill()
+        assert c.err == [], c.err
+    finally:
+        c.kill()
+
+
+def test_raw_exit_status(ctx):
+    """--raw: 1 when the server closes on its own (here after INVALID),
+    even once the input is over; 0 after a DISCONNECT line."""
+    c = Client(ctx["port"], "--raw")
+    try:
+        c.send("not json")
+        c.close_stdin()
+        c.expect('{"type":"RESPONSE","operation":"INVALID",'
+                 '"result":"INVALID"}')
+        assert c.wait() == 1, c.err
+        c.expect_err("talknet: connection closed by server")
+    finally:
+        c.kill()
+    r = ctx["name"]("rw")
+    c = Client(ctx["port"], "--raw")
+    try:
+        c.send('{"type":"IDENTIFY","username":"%s"}' % r)
+        c.send('{"type":"DISCONNECT"}')
+        assert c.wait() == 0, c.err
+        c.kill()
+        assert c.err == [], c.err
+    finally:
+        c.kill()
+
+
 if __name__ == "__main__":
     run([test_name_from_first_line, test_whole_script_at_once,
          test_name_taken_on_pipe, test_invalid_name_on_pipe,
          test_end_of_input_before_name, test_end_of_input_disconnects,
          test_refused, test_localhost_name, test_ipv6, test_raw_mode,
          test_raw_mode_sends_nothing_itself, test_json_mode,
-         test_server_goes_away, test_options])
+         test_server_goes_away, test_options, test_bad_port,
+         test_name_too_long_on_pipe, test_empty_first_line,
+         test_raw_exit_status])

@@ -25,7 +25,8 @@ class Pane:
     def __init__(self, command):
         self.dir = tempfile.mkdtemp(prefix="talknet-tty-")
         self.sock = os.path.join(self.dir, "tmux.sock")
-        env = dict(os.environ, TERM="xterm")
+        # The history file goes to the private directory too.
+        env = dict(os.environ, TERM="xterm", XDG_STATE_HOME=self.dir)
         env.pop("TMUX", None)
         self.env = env
         self.tmux("-f", "/dev/null", "new-session", "-d", "-x", "100",
@@ -73,11 +74,12 @@ class Pane:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def start(ctx):
-    cmd = ("old=$(stty -g); %s 127.0.0.1 %d; rc=$?; "
+def start(ctx, *args):
+    cmd = ("old=$(stty -g); %s %s 127.0.0.1 %d; rc=$?; "
            "[ \"$old\" = \"$(stty -g)\" ] && echo TTY-RESTORED; "
            "echo EXIT=$rc; sleep 30"
-           % (shlex.quote(TALKNET), ctx["port"]))
+           % (shlex.quote(TALKNET), " ".join(shlex.quote(a) for a in args),
+              ctx["port"]))
     return Pane(cmd)
 
 
@@ -144,9 +146,59 @@ def test_editor_keeps_typed_line(ctx):
         p.expect({"type": "DISCONNECTED", "username": a})
         s = pane.wait(lambda x: "EXIT=" in x, "the exit")
         assert "EXIT=0" in s and "TTY-RESTORED" in s, s
+        assert "connection closed" not in s, s
     finally:
         pane.close()
         p.close()
+
+
+def test_long_name_asks_again(ctx):
+    """The server refuses a name over its limit and closes: on a
+    terminal the client says why, connects again and asks again."""
+    if TMUX is None:
+        return SKIP
+    a, b = ctx["name"]("tt"), ctx["name"]("pe")
+    p = Peer(ctx["port"], b)
+    pane = start(ctx)
+    try:
+        pane.wait_last("username:")
+        pane.text("abcdefghijkl")
+        pane.keys("Enter")
+        pane.wait(lambda s: "invalid username: abcdefghijkl is 12 "
+                  "characters, more than the server takes" in s, "why")
+        pane.wait_last("username:")
+        pane.text(a)
+        pane.keys("Enter")
+        pane.wait_last(a + ">")
+        p.expect({"type": "NEW_USER", "username": a})
+        pane.keys("C-d")
+        p.expect({"type": "DISCONNECTED", "username": a})
+        s = pane.wait(lambda x: "EXIT=" in x, "the exit")
+        assert "EXIT=0" in s and "TTY-RESTORED" in s, s
+        assert "connection closed" not in s, s
+    finally:
+        pane.close()
+        p.close()
+
+
+def test_long_name_option_asks_again(ctx):
+    """The same with -n: the name from the command line is refused."""
+    if TMUX is None:
+        return SKIP
+    a = ctx["name"]("tt")
+    pane = start(ctx, "-n", "abcdefghijklm")
+    try:
+        pane.wait(lambda s: "invalid username: abcdefghijklm is 13 "
+                  "characters" in s, "why")
+        pane.wait_last("username:")
+        pane.text(a)
+        pane.keys("Enter")
+        pane.wait_last(a + ">")
+        pane.keys("C-c")
+        s = pane.wait(lambda x: "EXIT=" in x, "the exit")
+        assert "EXIT=0" in s and "TTY-RESTORED" in s, s
+    finally:
+        pane.close()
 
 
 def test_taken_name_asks_again(ctx):
@@ -175,4 +227,5 @@ def test_taken_name_asks_again(ctx):
 
 
 if __name__ == "__main__":
-    run([test_editor_keeps_typed_line, test_taken_name_asks_again])
+    run([test_editor_keeps_typed_line, test_taken_name_asks_again,
+         test_long_name_asks_again, test_long_name_option_asks_again])

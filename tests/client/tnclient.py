@@ -341,3 +341,84 @@ def run(tests, need_daemon=True, daemon_args=()):
     if skipped == len(tests):
         sys.exit(SKIP)
     sys.exit(0)
+
+
+def editor():
+    """Returns the client's line editor: "libedit" or "basic"."""
+    r = subprocess.run([TALKNET, "-V"], capture_output=True, timeout=5)
+    m = re.search(r"line editor: (\w+)", r.stdout.decode())
+    return m.group(1) if m else None
+
+
+class PtyClient:
+    """The built talknet on a pseudo-terminal of 100x30, with keys sent
+    as bytes; a thread keeps the output, so the client never blocks."""
+
+    def __init__(self, port, *args, env=None):
+        import fcntl
+        import pty
+        import struct
+        import termios
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", 30, 100, 0, 0))
+        e = dict(os.environ, TERM="xterm")
+        e.update(env or {})
+        self.proc = subprocess.Popen(
+            [TALKNET] + list(args) + ["127.0.0.1", str(port)],
+            stdin=slave, stdout=slave, stderr=slave, env=e,
+            start_new_session=True)
+        os.close(slave)
+        self.buf = b""
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        while True:
+            try:
+                data = os.read(self.master, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            with self.lock:
+                self.buf += data
+
+    def text(self):
+        with self.lock:
+            return self.buf.decode("utf-8", "replace")
+
+    def keys(self, data, pause=0.05):
+        """Writes keys; a short pause lets each batch be read alone."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        os.write(self.master, data)
+        time.sleep(pause)
+
+    def wait_for(self, what, timeout=TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if what in self.text():
+                return
+            time.sleep(0.02)
+        raise AssertionError("terminal never showed %r: %r"
+                             % (what, self.text()))
+
+    def wait(self, timeout=TIMEOUT):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("client did not exit: %r" % self.text())
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        time.sleep(0.05)
+        try:
+            os.close(self.master)
+        except OSError:
+            pass
+        rep = sanitizer_report(self.text())
+        if rep:
+            raise AssertionError("client sanitizer report: %s" % rep)

@@ -1,0 +1,389 @@
+/*
+ * talknet_edit_libedit.c: the terminal line editor, on libedit's
+ * readline-compatible callback interface.  libedit reads one key at a
+ * time when poll(2) says stdin is readable, so the socket is served in
+ * the same loop; an incoming message erases the prompt and the line,
+ * prints, and has libedit draw them again.  History is kept in
+ * $XDG_STATE_HOME/talknet/history.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <sys/stat.h>
+
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <editline/readline.h>
+
+#include "talknet.h"
+
+#define KEYS_PER_WAKE	4096	/* keys handled before the socket's turn */
+
+static struct client	*ed_client;
+static int		 ed_on;		/* the callback handler is installed */
+static int		 ed_hidden;	/* prompt and line are erased */
+static int		 ed_inline;	/* inside the line handler */
+static int		 ed_eof;	/* ^D on an empty line */
+static int		 ed_took;	/* the handler took a line */
+static int		 ed_fresh;	/* the line is empty since then */
+static char		 ed_prompt[NAME_MAX_BYTES + 4];
+static char		 hist_path[PATH_MAX];
+static int		 hist_size = HISTORY_DEFAULT;
+static char		*hist_last;
+static char		 search_for[EDIT_MAX_LINE];	/* ^R: the text */
+static int		 search_at;	/* ^R: the entry last found */
+static int		 searching;	/* ^R was the last key, or the one before */
+static int		 ed_redraw;	/* ^R changed the line */
+
+/* Counts the terminal columns of p[0..len): one per code point. */
+static size_t
+text_cols(const char *p, size_t len)
+{
+	size_t	i, n = 0;
+
+	for (i = 0; i < len; i++)
+		if (((unsigned char)p[i] & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+/* Creates dir and its missing parents below base, mode 0700. */
+static int
+mkdir_under(const char *base, const char *dir)
+{
+	char	tmp[PATH_MAX];
+	size_t	i;
+
+	if (strlcpy(tmp, dir, sizeof(tmp)) >= sizeof(tmp))
+		return -1;
+	for (i = strlen(base) + 1; ; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		tmp[i] = '\0';
+		/* 0700: the history holds private messages. */
+		if (mkdir(tmp, 0700) == -1 && errno != EEXIST)
+			return -1;
+		if (dir[i] == '\0')
+			return 0;
+		tmp[i] = '/';
+	}
+}
+
+/* Finds the history file and its size; returns -1 for no file. */
+static int
+hist_setup(void)
+{
+	const char	*state, *home, *size, *errstr;
+	char		 dir[PATH_MAX];
+	int		 n;
+
+	if ((size = getenv("TALKNET_HISTSIZE")) != NULL && *size != '\0') {
+		hist_size = (int)strtonum(size, 0, HISTORY_MAX, &errstr);
+		if (errstr != NULL) {
+			warnx("TALKNET_HISTSIZE is %s: %s", errstr, size);
+			hist_size = HISTORY_DEFAULT;
+		}
+	}
+	if (hist_size == 0)
+		return -1;
+	home = getenv("HOME");
+	state = getenv("XDG_STATE_HOME");
+	if (state != NULL && state[0] == '/')
+		n = snprintf(dir, sizeof(dir), "%s/talknet", state);
+	else if (home != NULL && home[0] == '/') {
+		n = snprintf(dir, sizeof(dir), "%s/.local/state/talknet",
+		    home);
+		state = home;
+	} else
+		return -1;
+	if (n < 0 || (size_t)n >= sizeof(dir) ||
+	    mkdir_under(state, dir) == -1)
+		return -1;
+	n = snprintf(hist_path, sizeof(hist_path), "%s/history", dir);
+	if (n < 0 || (size_t)n >= sizeof(hist_path)) {
+		hist_path[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+/* Writes the history, creating the file 0600 first: it is private. */
+static void
+hist_save(void)
+{
+	int	fd;
+
+	if (hist_path[0] == '\0')
+		return;
+	fd = open(hist_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd == -1 || close(fd) == -1 || write_history(hist_path) != 0) {
+		warnx("cannot write the history to %s", hist_path);
+		hist_path[0] = '\0';
+	}
+}
+
+/* Adds a typed command to the history; the same line twice counts once. */
+void
+edit_history_add(struct client *c, const char *p, size_t len)
+{
+	if (!c->editing || len == 0)
+		return;
+	if (hist_last != NULL && strlen(hist_last) == len &&
+	    memcmp(hist_last, p, len) == 0)
+		return;
+	free(hist_last);
+	if ((hist_last = strndup(p, len)) == NULL)
+		err(1, "strndup");
+	add_history(hist_last);
+	hist_save();
+}
+
+/* Takes a line from libedit; NULL is the end of the input. */
+static void
+ed_line(char *line)
+{
+	struct client	*c = ed_client;
+
+	ed_inline = 1;
+	ed_took = 1;
+	if (line == NULL)
+		ed_eof = 1;
+	else {
+		if (c->state == ST_READY)
+			edit_history_add(c, line, strlen(line));
+		input_line(c, line, strlen(line));
+		free(line);
+	}
+	ed_inline = 0;
+}
+
+/* ^D: the end of the input on an empty line, else nothing; ^C: quit. */
+static int
+ed_ctrl_d(int count, int key)
+{
+	(void)count;
+	if (rl_end == 0 || key == 3)
+		ed_eof = 1;
+	return 0;
+}
+
+/*
+ * Installs the handler with the prompt of the current state.  Done again
+ * after each line, outside the handler: libedit then draws the new prompt
+ * on an empty line at once, not when the next key comes.
+ */
+static void
+ed_install(struct client *c)
+{
+	if (ed_on)
+		rl_callback_handler_remove();
+	(void)edit_prompt_text(c, ed_prompt, sizeof(ed_prompt));
+	rl_callback_handler_install(ed_prompt, ed_line);
+	ed_on = 1;
+	ed_hidden = 0;
+	ed_fresh = 1;
+	out_flush();
+}
+
+/*
+ * ^R: replaces the line with the newest history entry that holds the
+ * typed text; ^R again goes on to older ones.  libedit's own incremental
+ * search keeps the Enter that ends it for a later read, which a poll loop
+ * cannot see, so the search is done here.
+ */
+static int
+ed_ctrl_r(int count, int key)
+{
+	HIST_ENTRY	*h;
+	int		 i;
+
+	(void)count;
+	(void)key;
+	if (!searching) {
+		if (rl_line_buffer == NULL || rl_end <= 0 ||
+		    (size_t)rl_end >= sizeof(search_for))
+			return 0;
+		memcpy(search_for, rl_line_buffer, rl_end);
+		search_for[rl_end] = '\0';
+		search_at = history_length;
+	}
+	searching = 2;
+	for (i = search_at - 1; i >= 0; i--) {
+		h = history_get(history_base + i);
+		if (h == NULL || h->line == NULL ||
+		    strstr(h->line, search_for) == NULL)
+			continue;
+		search_at = i;
+		rl_replace_line(h->line, 0);
+		rl_point = rl_end = (int)strlen(h->line);
+		ed_redraw = 1;
+		return 0;
+	}
+	fputs("\a", stdout);
+	return 0;
+}
+
+/* Starts libedit on the terminal; returns -1 if it cannot. */
+int
+edit_start(struct client *c)
+{
+	ed_client = c;
+	/* The client's own handlers and poll loop see every signal. */
+	rl_catch_signals = 0;
+	rl_catch_sigwinch = 0;
+	rl_readline_name = "talknet";
+	rl_instream = stdin;
+	rl_outstream = stdout;
+	if (rl_initialize() != 0)
+		return -1;
+	using_history();
+	if (hist_setup() == 0) {
+		stifle_history(hist_size);
+		if (read_history(hist_path) != 0 && errno != ENOENT)
+			warnx("cannot read the history from %s", hist_path);
+	}
+	/*
+	 * ^C is a key, as with the basic editor, not a SIGINT that would
+	 * also reach the shell that waits for the client.
+	 */
+	(void)rl_parse_and_bind("setty -d -isig");
+	(void)rl_add_defun("talknet-eof", ed_ctrl_d, 4);
+	(void)rl_add_defun("talknet-quit", ed_ctrl_d, 3);
+	(void)rl_add_defun("talknet-search", ed_ctrl_r, 0x12);
+	ed_install(c);
+	return 0;
+}
+
+/* Erases the prompt and the typed line, even when they wrapped. */
+void
+edit_hide(struct client *c)
+{
+	int	rows, cols;
+	size_t	pos, up;
+
+	(void)c;
+	if (!ed_on || ed_hidden || ed_inline)
+		return;
+	rl_get_screen_size(&rows, &cols);
+	if (cols <= 0)
+		cols = 80;
+	pos = text_cols(ed_prompt, strlen(ed_prompt));
+	if (!ed_fresh && rl_line_buffer != NULL && rl_point > 0)
+		pos += text_cols(rl_line_buffer, (size_t)rl_point);
+	up = pos / (size_t)cols;
+	if (up > 0)
+		printf("\033[%zuA", up);
+	fputs("\r\033[J", stdout);
+	ed_hidden = 1;
+}
+
+/* Draws the prompt and the typed line again. */
+void
+edit_show(struct client *c)
+{
+	(void)c;
+	if (!ed_on || !ed_hidden || ed_inline)
+		return;
+	ed_hidden = 0;
+	rl_forced_update_display();
+	out_flush();
+}
+
+/* Follows a change of state: the prompt says what is expected. */
+void
+edit_prompt(struct client *c)
+{
+	if (!ed_on || ed_inline)
+		return;		/* edit_read installs it after the line */
+	edit_hide(c);
+	ed_install(c);
+}
+
+/* Follows a new terminal size. */
+void
+edit_resize(struct client *c)
+{
+	(void)c;
+	if (ed_on)
+		rl_resize_terminal();
+}
+
+/* Returns 1 if stdin has a key waiting, -1 if it hung up. */
+static int
+key_waiting(void)
+{
+	struct pollfd	pfd;
+
+	pfd.fd = STDIN_FILENO;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, 0) == -1)
+		return errno == EINTR ? 0 : -1;
+	if (pfd.revents & POLLIN)
+		return 1;
+	return (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) ? -1 : 0;
+}
+
+/* Hands the keys waiting on the terminal to libedit. */
+void
+edit_read(struct client *c)
+{
+	int	i, k;
+
+	for (i = 0; i < KEYS_PER_WAKE && input_wanted(c); i++) {
+		if ((k = key_waiting()) == -1)
+			ed_eof = 1;
+		if (k != 1 || ed_eof)
+			break;
+		ed_took = 0;
+		rl_callback_read_char();
+		if (searching > 0)
+			searching--;
+		if (ed_redraw) {
+			ed_redraw = 0;
+			edit_hide(c);
+			edit_show(c);
+		}
+		if (ed_took && ed_on)
+			ed_install(c);
+		else
+			ed_fresh = 0;
+		out_flush();
+	}
+	edit_drain(c);
+}
+
+/* Acts on the end of the input once the state lets it. */
+void
+edit_drain(struct client *c)
+{
+	if (ed_eof && input_wanted(c)) {
+		ed_eof = 0;
+		c->in_eof = 1;
+		edit_hide(c);
+		input_end(c);
+		if (c->state != ST_QUIT)
+			edit_show(c);
+	}
+	out_flush();
+}
+
+/* Gives the terminal back as it was and saves the history. */
+void
+edit_stop(struct client *c)
+{
+	if (!ed_on)
+		return;
+	edit_hide(c);
+	out_flush();
+	rl_callback_handler_remove();
+	ed_on = 0;
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""talknet client on a pseudo-terminal, with libedit: the editing keys as
+the escape sequences a terminal sends, history (Up, Down, ^R, the file
+and its cap), a message arriving while the cursor is inside a half-typed
+line, ^C and ^D ending quietly.  Skipped (77) when the client was built
+without libedit.
+"""
+
+import os
+import shutil
+import stat
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tnclient import SKIP, Peer, PtyClient, editor, run  # noqa: E402
+
+LEFT, RIGHT, UP, DOWN = "\x1b[D", "\x1b[C", "\x1b[A", "\x1b[B"
+HOME, END = "\x1b[H", "\x1b[F"
+HOME_VT, END_VT = "\x1b[1~", "\x1b[4~"
+CTRL_R, CTRL_C, CTRL_D = "\x12", "\x03", "\x04"
+
+
+class Session:
+    """A peer and a client on a terminal, with a private state dir."""
+
+    def __init__(self, ctx, histsize=None, state=None):
+        self.a, self.b = ctx["name"]("ed"), ctx["name"]("pe")
+        self.own_state = state is None
+        self.state = state or tempfile.mkdtemp(prefix="talknet-state-")
+        env = {"XDG_STATE_HOME": self.state}
+        if histsize is not None:
+            env["TALKNET_HISTSIZE"] = str(histsize)
+        self.p = Peer(ctx["port"], self.b)
+        self.c = PtyClient(ctx["port"], "-n", self.a, env=env)
+        self.c.wait_for("%s> " % self.a)
+        self.p.expect({"type": "NEW_USER", "username": self.a})
+
+    def line(self, keys, text):
+        """Types keys, then Enter; the peer must get text, in public."""
+        self.c.keys(keys)
+        self.c.keys("\r")
+        self.p.expect({"type": "PUBLIC_TEXT_FROM", "username": self.a,
+                       "text": text})
+
+    def history(self):
+        return os.path.join(self.state, "talknet", "history")
+
+    def close(self, remove=True):
+        self.c.close()
+        self.p.close()
+        if remove and self.own_state:
+            shutil.rmtree(self.state, ignore_errors=True)
+
+
+def needs_libedit(f):
+    def wrapped(ctx):
+        if editor() != "libedit":
+            return SKIP
+        return f(ctx)
+    wrapped.__name__ = f.__name__
+    return wrapped
+
+
+@needs_libedit
+def test_cursor_keys(ctx):
+    s = Session(ctx)
+    try:
+        # The issue's own example: >helo Left Left l End " world".
+        s.line(">helo" + LEFT + LEFT + "l" + END + " world", "hello world")
+        s.line("ello" + HOME + ">h", "hello")
+        s.line(">hxllo" + HOME + RIGHT + RIGHT + RIGHT + "\x7f" + "e",
+               "hello")
+        s.line("bc" + HOME_VT + ">a" + END_VT + "d", "abcd")
+    finally:
+        s.close()
+
+
+@needs_libedit
+def test_history_keys(ctx):
+    s = Session(ctx)
+    try:
+        s.line(">one", "one")
+        s.line(">two", "two")
+        s.line(UP + UP + DOWN, "two")
+        # "two" twice in a row is kept once: Up Up is "one".
+        s.line(UP + UP, "one")
+        s.line(">alpha x", "alpha x")
+        s.line(">beta y", "beta y")
+        s.line("alp" + CTRL_R, "alpha x")
+        # ^R again goes on to older lines that hold the text.
+        s.line("a" + CTRL_R + CTRL_R, "beta y")
+    finally:
+        s.close()
+
+
+@needs_libedit
+def test_redraw_keeps_cursor(ctx):
+    s = Session(ctx)
+    try:
+        s.c.keys(">partial" + LEFT + LEFT + LEFT)
+        s.p.send({"type": "PUBLIC_TEXT", "text": "interrupt"})
+        s.c.wait_for("[public] %s: interrupt" % s.b)
+        s.c.keys("X")
+        s.c.keys("\r")
+        s.p.expect({"type": "PUBLIC_TEXT_FROM", "username": s.a,
+                    "text": "partXial"})
+        # After the redraw the prompt and the line are drawn again.
+        tail = s.c.text().split("[public] %s: interrupt" % s.b, 1)[1]
+        assert "%s> >partial" % s.a in tail, repr(tail)
+    finally:
+        s.close()
+
+
+@needs_libedit
+def test_history_file(ctx):
+    s = Session(ctx, histsize=3)
+    state = s.state
+    try:
+        for i in range(5):
+            s.line(">h%d" % i, "h%d" % i)
+        s.c.keys(CTRL_D)
+        assert s.c.wait() == 0, s.c.text()
+        assert "connection closed" not in s.c.text(), s.c.text()
+        path = s.history()
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, \
+            oct(os.stat(path).st_mode)
+        d = os.path.dirname(path)
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700, \
+            oct(os.stat(d).st_mode)
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [x for x in f.read().splitlines()
+                     if not x.startswith("_HiStOrY_")]
+        assert len(lines) == 3, lines
+        assert lines[-1].endswith("h4") and "h1" not in "".join(lines), \
+            lines
+    finally:
+        s.close(remove=False)
+    # A new session starts from the saved history.
+    s = Session(ctx, histsize=3, state=state)
+    try:
+        s.line(UP, "h4")
+        s.c.keys(CTRL_C)
+        assert s.c.wait() == 0, s.c.text()
+        assert "connection closed" not in s.c.text(), s.c.text()
+    finally:
+        s.close(remove=False)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    run([test_cursor_keys, test_history_keys, test_redraw_keeps_cursor,
+         test_history_file])
