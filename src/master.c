@@ -208,6 +208,7 @@ master_signals(void)
 	sa.sa_handler = SIG_IGN;
 	if (sigaction(SIGPIPE, &sa, NULL) == -1)
 		fatal("sigaction");
+	master_signals_extra();
 }
 
 /*
@@ -227,6 +228,7 @@ master_child_setup(void)
 	(void)sigaction(SIGTERM, &sa, NULL);
 	(void)sigaction(SIGINT, &sa, NULL);
 	(void)sigaction(SIGHUP, &sa, NULL);
+	master_signals_child();
 	close(master.sigpipe[0]);
 	close(master.sigpipe[1]);
 	if (master.hub_ctl != -1)
@@ -344,8 +346,11 @@ master_hub_socket(void)
 	if ((base = getenv("RUNTIME_DIRECTORY")) == NULL &&
 	    (base = getenv("TMPDIR")) == NULL)
 		base = "/tmp";
+	master_remove_stale(base);
+	/* The pid in the name tells a later start whose directory it is. */
 	if ((size_t)snprintf(master.rt.rundir, sizeof(master.rt.rundir),
-	    "%s/talknetd.XXXXXX", base) >= sizeof(master.rt.rundir))
+	    "%s/talknetd.%ld.XXXXXX", base, (long)master.pid) >=
+	    sizeof(master.rt.rundir))
 		fatalx("run directory name too long: %s", base);
 	/* mkdtemp makes it 0700: only our own uid may reach the hub. */
 	if (mkdtemp(master.rt.rundir) == NULL)
