@@ -69,6 +69,7 @@ struct master_state {
 	int			 spare_fd;	/* given up to refuse at EMFILE */
 	int			 release_fd;	/* release datagrams */
 	int			 stopping;
+	int			 systemd;	/* listening sockets passed */
 };
 
 /*
