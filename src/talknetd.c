@@ -17,6 +17,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "paths.h"		/* made by make: SYSCONFDIR */
 #include "proto.h"
 #include "systemd.h"
 #include "talknetd.h"
