@@ -112,11 +112,14 @@ def test_sigkill_leftovers_removed_at_next_start():
     early enough, its table's name).  The next start removes them, and
     those of another dead pid, but not a live daemon's own."""
     d = opslib.tempdir("stale")
+    # Each run directory is made after "listening on": wait for the hub.
     live = opslib.EnvServer(env={"TMPDIR": d})
+    live.wait_log(r"hub started")
     live_dir = _rundirs(d)
     assert len(live_dir) == 1, os.listdir(d)
 
     doomed = opslib.EnvServer(env={"TMPDIR": d})
+    doomed.wait_log(r"hub started")
     doomed_dir = [n for n in _rundirs(d) if n not in live_dir]
     assert len(doomed_dir) == 1
     os.kill(doomed.pid, signal.SIGKILL)
@@ -142,7 +145,6 @@ def test_sigkill_leftovers_removed_at_next_start():
     os.mkdir(other)
     try:
         fresh = opslib.EnvServer(env={"TMPDIR": d})
-        # "listening on" comes first; the run directory after it.
         fresh.wait_log(r"hub started")
         left = _rundirs(d)
         assert doomed_dir[0] not in left, "the SIGKILLed master's run " \
