@@ -678,6 +678,8 @@ master_daemonize(void)
 	case -1:
 		fatal("fork");
 	case 0:
+		/* The daemon is the master now: its exit cleans up. */
+		master.pid = getpid();
 		close(p[0]);
 		master.ready_fd = p[1];
 		if (setsid() == -1)
@@ -750,13 +752,15 @@ master_main(struct config *cfg, reload_fn reload)
 	master_user();
 	master_fd_limit();
 	master.systemd = master_listen_systemd(cfg);
+	/* From here on, an exit removes what the master made: the pidfile. */
+	master.pid = getpid();
+	if (atexit(master_atexit) != 0)
+		fatalx("atexit");
 	master_pidfile();
 	master_daemonize();
 	master.pid = getpid();
 	/* After daemonizing: the daemon is a child, and would not have it. */
 	master_live_init();
-	if (atexit(master_atexit) != 0)
-		fatalx("atexit");
 	title_set("master");
 	/* Handlers first: a signal right after "listening" must not kill. */
 	master_signals();

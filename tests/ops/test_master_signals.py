@@ -166,5 +166,24 @@ def test_sigkill_leftovers_removed_at_next_start():
         os.rmdir(other)
 
 
+def test_error_exit_cleans_up():
+    """A start that fails after the run directory and the pidfile were
+    made (here: a TMPDIR so long that the hub's socket path does not fit
+    a sockaddr_un) removes both, with -f and as a daemon."""
+    for fg in (["-f"], []):
+        d = opslib.tempdir("errexit")
+        base = os.path.join(d, "d" * max(1, 95 - len(d)))
+        os.mkdir(base)
+        pidfile = os.path.join(d, "tn.pid")
+        rc, out, err = opslib.run([opslib.TALKNETD, "-l", "127.0.0.1:0",
+                                   "-p", pidfile] + fg,
+                                  env={"TMPDIR": base})
+        assert rc == 1, (rc, err)
+        assert "too long" in err, err
+        assert _rundirs(base) == [], "run directory left: %r" \
+            % _rundirs(base)
+        assert not os.path.exists(pidfile), "pidfile left"
+
+
 if __name__ == "__main__":
     opslib.main(globals())
