@@ -153,7 +153,10 @@ master_signals_extra(void)
 /*
  * What a child does first: the master's fatal handler cleans up the
  * master's files, and the ignored signals keep their usual meaning in
- * the hub and the workers (SIGPIPE stays ignored: they write sockets).
+ * the hub and the workers.  SIGPIPE stays ignored: they write sockets.
+ * So do the job-control stops: Ctrl-Z on talknetd -f reaches the whole
+ * process group, and a stopped hub under a running master would hang
+ * every client.
  */
 void
 master_signals_child(void)
@@ -166,7 +169,8 @@ master_signals_child(void)
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = SIG_DFL;
 	for (i = 0; i < sizeof(master_stray) / sizeof(master_stray[0]); i++)
-		if (master_stray[i] != SIGPIPE)
+		if (master_stray[i] != SIGPIPE && master_stray[i] != SIGTSTP &&
+		    master_stray[i] != SIGTTIN && master_stray[i] != SIGTTOU)
 			(void)sigaction(master_stray[i], &sa, NULL);
 	for (sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
 		(void)sigaction(sig, &sa, NULL);

@@ -55,6 +55,14 @@ def test_stray_signals_are_ignored():
     ign = int(opslib.proc_status(w)["SigIgn"], 16)
     assert not ign & (1 << (signal.SIGUSR2 - 1)), \
         "the worker ignores SIGUSR2 too (SigIgn %x)" % ign
+    # But no part of talknetd stops for Ctrl-Z: not the hub either.
+    for p in (w, s.hub_pid()):
+        ign = int(opslib.proc_status(p)["SigIgn"], 16)
+        for sig in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
+                    signal.SIGPIPE):
+            assert ign & (1 << (sig - 1)), "pid %d (%s) does not ignore " \
+                "%s (SigIgn %x)" % (p, tnlib.proc_title(p),
+                                    signal.Signals(sig).name, ign)
 
 
 def _asan(pid):
