@@ -49,6 +49,8 @@ tar -C "$top" -cf - --exclude=.git --exclude='*.o' --exclude='*.a' \
     --exclude='replay_ipc' --exclude=talknetd.8 \
     --exclude=talknetd.service --exclude=__pycache__ . |
     tar -C "$tmp/src" -xf -
+# distcheck's source tree is read-only, and tar kept the modes.
+chmod -R u+w "$tmp/src"
 
 # as_user CMD...: runs CMD as the unprivileged user, in the copy.
 if [ "$(id -u)" = 0 ]; then
