@@ -250,6 +250,16 @@ master_child_setup(void)
 		if (setresuid(master.uid, master.uid, master.uid) == -1)
 			fatal("setresuid");
 	}
+	/*
+	 * Die with the master, set here after the drop (which clears it):
+	 * a master killed before hub_main or worker_main set it would send
+	 * nothing, and the child would outlive it.  Killed before this
+	 * line, it is already gone: the parent is someone else.
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
+		fatal("prctl PR_SET_PDEATHSIG");
+	if (getppid() != master.pid)
+		_exit(0);
 }
 
 /*

@@ -6,7 +6,9 @@ next start removes what a master killed by SIGKILL left behind, never a
 live daemon's."""
 
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import time
 
@@ -130,9 +132,19 @@ def test_sigkill_leftovers_removed_at_next_start():
     doomed.wait_log(r"hub started")
     doomed_dir = [n for n in _rundirs(d) if n not in live_dir]
     assert len(doomed_dir) == 1
+    # Killed at once after "hub started": the hub may not have run a
+    # line of its own yet, and must not outlive the master all the same.
+    kids = opslib.tree_pids(doomed.pid)
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.terminated = True
     doomed.proc.wait(T)
+    try:
+        tnlib.wait_until(lambda: not any(opslib.alive(k) for k in kids), T,
+                         what="the SIGKILLed master's hub to end")
+    finally:
+        for k in kids:
+            if opslib.alive(k) and opslib.is_talknetd(k):
+                os.kill(k, signal.SIGKILL)
     assert doomed_dir[0] in _rundirs(d), "nothing left to test with"
 
     # A dead pid: a child that already ended.  Its "table" in /dev/shm
@@ -172,6 +184,57 @@ def test_sigkill_leftovers_removed_at_next_start():
         if shm_made and os.path.exists(fake_shm):
             os.unlink(fake_shm)
         os.rmdir(other)
+
+
+def _children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def test_hub_forked_as_the_master_dies_does_not_outlive_it():
+    """A hub (or worker) whose master is SIGKILLed before the child asked
+    to die with it (PR_SET_PDEATHSIG) used to outlive the master for
+    good.  strace delays every prctl of the master's children by 1.5 s,
+    the master restarts a killed hub, and is SIGKILLed while the new hub
+    waits in its first prctl: that hub must end on its own."""
+    if shutil.which("strace") is None:
+        raise tnlib.Skip("strace is not installed")
+    if os.geteuid() != 0:
+        raise tnlib.Skip("needs root to trace the non-dumpable master")
+    s = opslib.EnvServer()
+    hub = s.hub_pid()
+    st = subprocess.Popen(["strace", "-f", "-qq", "-o", "/dev/null",
+                           "-e", "trace=prctl",
+                           "-e", "inject=prctl:delay_enter=1500000",
+                           "-p", str(s.pid)],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+    tnlib._ctx.procs.append(st)
+    new = None
+    try:
+        # strace says nothing once attached: give it a moment.
+        time.sleep(0.5)
+        assert st.poll() is None, st.stderr.read()
+        os.kill(hub, signal.SIGKILL)
+        new = tnlib.wait_until(lambda: [k for k in _children(s.pid)
+                                        if k != hub], T,
+                               what="the master to fork a new hub")[0]
+        os.kill(s.pid, signal.SIGKILL)
+        s.terminated = True
+        s.proc.wait(T)
+    finally:
+        time.sleep(2)   # past the injected delay
+        st.terminate()
+        st.wait(T)
+    try:
+        tnlib.wait_until(lambda: not opslib.alive(new), T,
+                         what="the new hub %d to end with its master" % new)
+    finally:
+        if opslib.alive(new) and opslib.is_talknetd(new):
+            os.kill(new, signal.SIGKILL)
 
 
 def test_error_exit_cleans_up():
