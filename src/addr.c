@@ -125,3 +125,19 @@ sockaddr_fmt(const struct sockaddr *sa, socklen_t salen, char *out,
 	else
 		(void)snprintf(out, outlen, "%s:%s", host, serv);
 }
+
+/*
+ * Whether a and b are the same address and port: a second socket there
+ * could not be bound.  Port 0 (any free port) is never the same.
+ */
+int
+addr_same(const struct listen_addr *a, const struct listen_addr *b)
+{
+	const struct sockaddr_in	*sin;
+
+	if (a->sslen != b->sslen || memcmp(&a->ss, &b->ss, a->sslen) != 0)
+		return 0;
+	/* sin_port and sin6_port sit at the same offset. */
+	sin = (const struct sockaddr_in *)(const void *)&a->ss;
+	return sin->sin_port != 0;
+}

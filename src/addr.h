@@ -17,6 +17,8 @@ struct listen_addr;
  */
 int	 addr_parse(const char *, struct listen_addr *out, size_t max,
 	    char *err, size_t errlen);
+/* Whether two entries name the same address and (non-zero) port. */
+int	 addr_same(const struct listen_addr *, const struct listen_addr *);
 /* Formats a socket address as "1.2.3.4:80" or "[::1]:80". */
 void	 sockaddr_fmt(const struct sockaddr *, socklen_t, char *, size_t);
 

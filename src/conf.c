@@ -133,6 +133,27 @@ conf_defaults(struct config *cfg)
 	cfg->send_buffer = DEFAULT_SEND_BUFFER;
 }
 
+/*
+ * Whether the n entries just parsed after cfg->listen[nlisten - 1] repeat
+ * one already there: the second bind would fail at start.  -1 if so.
+ */
+static int
+conf_listen_twice(const struct config *cfg, size_t n, char *err,
+    size_t errlen)
+{
+	size_t	i, j;
+
+	for (i = cfg->nlisten; i < cfg->nlisten + n; i++)
+		for (j = 0; j < cfg->nlisten; j++)
+			if (addr_same(&cfg->listen[i], &cfg->listen[j])) {
+				(void)snprintf(err, errlen, "%s: already "
+				    "listed (as %s)", cfg->listen[i].text,
+				    cfg->listen[j].text);
+				return -1;
+			}
+	return 0;
+}
+
 /* Sets one key from its text value; -1 with the reason in err. */
 int
 conf_set(struct config *cfg, const char *key, const char *value, char *err,
@@ -162,6 +183,8 @@ conf_set(struct config *cfg, const char *key, const char *value, char *err,
 		r = addr_parse(value, &cfg->listen[cfg->nlisten],
 		    TALKNETD_MAX_LISTEN - cfg->nlisten, err, errlen);
 		if (r == -1)
+			return -1;
+		if (conf_listen_twice(cfg, (size_t)r, err, errlen) == -1)
 			return -1;
 		cfg->nlisten += (size_t)r;
 		return 0;

@@ -73,8 +73,10 @@ struct master_state	 master;
 struct master_live	*live;
 
 /*
- * Takes the listening sockets systemd passed instead of binding.
- * Returns 1 when there were some, 0 when not, -1 on a bad environment.
+ * Takes the listening sockets systemd passed instead of binding.  Done
+ * before daemonizing: LISTEN_PID names the process systemd started, and
+ * the daemon is its child.  Returns 1 when there were some, 0 when not;
+ * exits on a bad environment or socket.
  */
 static int
 master_listen_systemd(struct config *cfg)
@@ -83,13 +85,13 @@ master_listen_systemd(struct config *cfg)
 	socklen_t		 sslen;
 	int			 n, i, type;
 
-	if ((n = systemd_listen_fds()) <= 0)
-		return n;
-	if (n > TALKNETD_MAX_LISTEN) {
-		log_warnx("systemd passed %d sockets, more than %d", n,
+	if ((n = systemd_listen_fds()) == 0)
+		return 0;
+	if (n == -1)
+		fatalx("LISTEN_FDS or LISTEN_PID from systemd is malformed");
+	if (n > TALKNETD_MAX_LISTEN)
+		fatalx("systemd passed %d sockets, more than %d", n,
 		    TALKNETD_MAX_LISTEN);
-		return -1;
-	}
 	for (i = 0; i < n; i++) {
 		struct listen_addr *a = &cfg->listen[i];
 
@@ -97,19 +99,14 @@ master_listen_systemd(struct config *cfg)
 		a->fd = SYSTEMD_LISTEN_FDS_START + i;
 		sslen = sizeof(type);
 		if (getsockopt(a->fd, SOL_SOCKET, SO_TYPE, &type, &sslen) ==
-		    -1 || type != SOCK_STREAM) {
-			log_warnx("fd %d from systemd is not a stream socket",
+		    -1 || type != SOCK_STREAM)
+			fatalx("fd %d from systemd is not a stream socket",
 			    a->fd);
-			return -1;
-		}
 		sslen = sizeof(ss);
-		if (getsockname(a->fd, (struct sockaddr *)&ss, &sslen) == -1) {
-			log_warn("getsockname fd %d", a->fd);
-			return -1;
-		}
+		if (getsockname(a->fd, (struct sockaddr *)&ss, &sslen) == -1)
+			fatal("getsockname fd %d", a->fd);
 		sockaddr_fmt((struct sockaddr *)&ss, sslen, a->text,
 		    sizeof(a->text));
-		log_info("listening on %s (socket from systemd)", a->text);
 	}
 	cfg->nlisten = (size_t)n;
 	return 1;
@@ -126,11 +123,12 @@ master_listen(struct config *cfg)
 	size_t			 i;
 	int			 fd, one = 1, bound = 0;
 
-	switch (master_listen_systemd(cfg)) {
-	case 1:
+	/* Taken before daemonizing; said here, where the log goes. */
+	if (master.systemd) {
+		for (i = 0; i < cfg->nlisten; i++)
+			log_info("listening on %s (socket from systemd)",
+			    cfg->listen[i].text);
 		return 0;
-	case -1:
-		return -1;
 	}
 	for (i = 0; i < cfg->nlisten; i++) {
 		a = &cfg->listen[i];
@@ -141,8 +139,7 @@ master_listen(struct config *cfg)
 				log_debug("%s: %s", a->text, strerror(errno));
 				continue;
 			}
-			log_warn("socket %s", a->text);
-			return -1;
+			fatal("cannot listen on %s", a->text);
 		}
 		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
 		    sizeof(one)) == -1)
@@ -158,9 +155,8 @@ master_listen(struct config *cfg)
 				close(fd);
 				continue;
 			}
-			log_warn("bind %s", a->text);
-			close(fd);
-			return -1;
+			/* An error, and it names the address: exit 1. */
+			fatal("cannot listen on %s", a->text);
 		}
 		sslen = sizeof(ss);
 		if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
@@ -170,10 +166,8 @@ master_listen(struct config *cfg)
 		a->fd = fd;
 		bound++;
 	}
-	if (bound == 0) {
-		log_warnx("no address to listen on");
-		return -1;
-	}
+	if (bound == 0)
+		fatalx("no address to listen on");
 	return 0;
 }
 
@@ -208,6 +202,7 @@ master_signals(void)
 	sa.sa_handler = SIG_IGN;
 	if (sigaction(SIGPIPE, &sa, NULL) == -1)
 		fatal("sigaction");
+	master_signals_extra();
 }
 
 /*
@@ -227,6 +222,7 @@ master_child_setup(void)
 	(void)sigaction(SIGTERM, &sa, NULL);
 	(void)sigaction(SIGINT, &sa, NULL);
 	(void)sigaction(SIGHUP, &sa, NULL);
+	master_signals_child();
 	close(master.sigpipe[0]);
 	close(master.sigpipe[1]);
 	if (master.hub_ctl != -1)
@@ -254,6 +250,16 @@ master_child_setup(void)
 		if (setresuid(master.uid, master.uid, master.uid) == -1)
 			fatal("setresuid");
 	}
+	/*
+	 * Die with the master, set here after the drop (which clears it):
+	 * a master killed before hub_main or worker_main set it would send
+	 * nothing, and the child would outlive it.  Killed before this
+	 * line, it is already gone: the parent is someone else.
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
+		fatal("prctl PR_SET_PDEATHSIG");
+	if (getppid() != master.pid)
+		_exit(0);
 }
 
 /*
@@ -344,8 +350,11 @@ master_hub_socket(void)
 	if ((base = getenv("RUNTIME_DIRECTORY")) == NULL &&
 	    (base = getenv("TMPDIR")) == NULL)
 		base = "/tmp";
+	master_remove_stale(base);
+	/* The pid in the name tells a later start whose directory it is. */
 	if ((size_t)snprintf(master.rt.rundir, sizeof(master.rt.rundir),
-	    "%s/talknetd.XXXXXX", base) >= sizeof(master.rt.rundir))
+	    "%s/talknetd.%ld.XXXXXX", base, (long)master.pid) >=
+	    sizeof(master.rt.rundir))
 		fatalx("run directory name too long: %s", base);
 	/* mkdtemp makes it 0700: only our own uid may reach the hub. */
 	if (mkdtemp(master.rt.rundir) == NULL)
@@ -682,6 +691,8 @@ master_daemonize(void)
 	case -1:
 		fatal("fork");
 	case 0:
+		/* The daemon is the master now: its exit cleans up. */
+		master.pid = getpid();
 		close(p[0]);
 		master.ready_fd = p[1];
 		if (setsid() == -1)
@@ -783,13 +794,16 @@ master_main(struct config *cfg, reload_fn reload)
 	(void)mallopt(M_TRIM_THRESHOLD, MASTER_WORKER_KEEP);
 	master_user();
 	master_fd_limit();
+	master.systemd = master_listen_systemd(cfg);
+	/* From here on, an exit removes what the master made: the pidfile. */
+	master.pid = getpid();
+	if (atexit(master_atexit) != 0)
+		fatalx("atexit");
 	master_pidfile();
 	master_daemonize();
 	master.pid = getpid();
 	/* After daemonizing: the daemon is a child, and would not have it. */
 	master_live_init();
-	if (atexit(master_atexit) != 0)
-		fatalx("atexit");
 	title_set("master");
 	/* Handlers first: a signal right after "listening" must not kill. */
 	master_signals();

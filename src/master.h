@@ -71,6 +71,7 @@ struct master_state {
 	int			 spare_fd;	/* given up to refuse at EMFILE */
 	int			 release_fd;	/* release datagrams */
 	int			 stopping;
+	int			 systemd;	/* listening sockets passed */
 };
 
 /*
@@ -97,6 +98,14 @@ extern struct master_live	*live;
 /* master.c */
 /* What every child does first: drop what is the master's alone. */
 void	 master_child_setup(void);
+
+/* master_sig.c */
+/* Ignores stray signals; fatal ones clean up, then end the master. */
+void	 master_signals_extra(void);
+/* Gives a child back the default actions the master changed. */
+void	 master_signals_child(void);
+/* Removes run directories and tables of masters that are gone. */
+void	 master_remove_stale(const char *);
 
 /* master_child.c */
 /* Sets up the per-client records, in memory no child inherits. */

@@ -58,6 +58,23 @@ systemd_listen_fds(void)
 	return (int)n;
 }
 
+/* Whether LISTEN_PID and LISTEN_FDS pass sockets to this process. */
+int
+systemd_listen_ours(void)
+{
+	const char	*pid_s, *fds_s, *errstr;
+	long long	 pid, n;
+
+	if ((pid_s = getenv("LISTEN_PID")) == NULL ||
+	    (fds_s = getenv("LISTEN_FDS")) == NULL)
+		return 0;
+	pid = strtonum(pid_s, 1, INT32_MAX, &errstr);
+	if (errstr != NULL || (pid_t)pid != getpid())
+		return 0;
+	n = strtonum(fds_s, 0, 64, &errstr);
+	return errstr == NULL && n > 0;
+}
+
 /* Sends one state line to NOTIFY_SOCKET if it is set. */
 int
 systemd_notify(const char *fmt, ...)

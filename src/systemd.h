@@ -14,6 +14,8 @@
  * Unsets the variables so children do not see them.
  */
 int	systemd_listen_fds(void);
+/* Whether systemd passed this process listening sockets; 0 or 1. */
+int	systemd_listen_ours(void);
 /*
  * Sends one state line ("READY=1", "STATUS=...") to NOTIFY_SOCKET if it
  * is set; does nothing otherwise.  Returns 0, or -1 on a failed send.

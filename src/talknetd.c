@@ -17,7 +17,9 @@
 
 #include "conf.h"
 #include "log.h"
+#include "paths.h"		/* made by make: SYSCONFDIR */
 #include "proto.h"
+#include "systemd.h"
 #include "talknetd.h"
 #include "title.h"
 
@@ -30,6 +32,7 @@ extern char **environ;
 /* What the command line said: settings to lay over the file's. */
 static struct {
 	const char	*conf_file;	/* -c, or NULL for the default */
+	const char	*conf_read;	/* the file read, or NULL: none */
 	int		 check_only;	/* -n */
 	int		 foreground;	/* -f */
 	const char	*key[MAX_CLI_SETTINGS];
@@ -73,10 +76,16 @@ usage(FILE *f)
 	(void)fprintf(f,
 	    "usage: talknetd [-dfhnV] [-c FILE] [-l ADDR:PORT]... [-p PIDFILE] "
 	    "[-u USER]\n"
-	    "                [--max-clients N] [--max-rooms N] [--max-name N] "
-	    "[--max-room N]\n"
-	    "                [--max-line BYTES] [--max-queue BYTES] "
-	    "[--log-level LEVEL]\n"
+	    "                [--log-level LEVEL] [--max-clients N] "
+	    "[--max-clients-per-ip N]\n"
+	    "                [--max-rooms N] [--max-rooms-per-user N] "
+	    "[--max-name N]\n"
+	    "                [--max-room N] [--max-line BYTES] "
+	    "[--max-queue BYTES]\n"
+	    "                [--login-timeout S] [--rate-limit N] "
+	    "[--rate-burst N]\n"
+	    "                [--stall-timeout S] [--send-buffer BYTES] "
+	    "[--max-gather MS]\n"
 	    "  -c, --config FILE    read settings from FILE (default "
 	    DEFAULT_CONF_FILE ")\n"
 	    "  -d, --debug          log debug messages too\n"
@@ -130,9 +139,10 @@ cli_setting(const char *key, const char *value)
 		(void)fprintf(stderr, "talknetd: too many options\n");
 		exit(EX_USAGE_CODE);
 	}
-	/* Check it now, so a bad option is a usage error (64). */
-	if (strcmp(key, "listen") == 0)
-		scratch.nlisten = 0;
+	/*
+	 * Check it now, so a bad option is a usage error (64); the -l
+	 * addresses add up in scratch, so one given twice is one too.
+	 */
 	if (conf_set(&scratch, key, value, err, sizeof(err)) == -1) {
 		(void)fprintf(stderr, "talknetd: --%s %s\n", key, err);
 		exit(EX_USAGE_CODE);
@@ -223,6 +233,7 @@ configure(struct config *cfg, char *err, size_t errlen)
 		path = DEFAULT_CONF_FILE;
 	if (path != NULL && conf_load(cfg, path, err, errlen) == -1)
 		return -1;
+	cli.conf_read = path;
 	/* Addresses on the command line replace the file's. */
 	if (cli.listen)
 		cfg->nlisten = 0;
@@ -261,6 +272,22 @@ reconfigure(struct config *cfg, char *err, size_t errlen)
 	return configure(cfg, err, errlen);
 }
 
+/*
+ * -n: says which file was checked, or that there was none (the default
+ * is optional; -c FILE that does not exist failed before this), and
+ * exits 0.
+ */
+static void __attribute__((noreturn))
+check_report(void)
+{
+	if (cli.conf_read != NULL)
+		(void)printf("%s: configuration OK\n", cli.conf_read);
+	else
+		(void)printf("%s: no such file; the defaults and the command "
+		    "line: configuration OK\n", DEFAULT_CONF_FILE);
+	exit(0);
+}
+
 /* Starts the daemon. */
 int
 main(int argc, char *argv[])
@@ -274,9 +301,14 @@ main(int argc, char *argv[])
 		(void)fprintf(stderr, "talknetd: %s\n", err);
 		exit(1);
 	}
-	if (cli.check_only) {
-		(void)printf("configuration OK\n");
-		exit(0);
+	if (cli.check_only)
+		check_report();
+	/* Under socket activation systemd's sockets are the addresses. */
+	if (cli.listen && systemd_listen_ours()) {
+		(void)fprintf(stderr, "talknetd: -l cannot be used with the "
+		    "sockets systemd passed (LISTEN_FDS): set the addresses "
+		    "in the socket unit\n");
+		exit(EX_USAGE_CODE);
 	}
 	log_init(1, cfg.log_level);
 	master_main(&cfg, reconfigure);

@@ -2,8 +2,8 @@
 """Golden-file tests of talknetd's configuration check (issue 4).
 
 For each tests/conf/NAME.conf, runs `TALKNETD -n -c .../NAME.conf` and
-compares stdout with NAME.out, stderr with NAME.err (where @CONF@ stands
-for the path of the config file) and the exit status with NAME.status,
+compares stdout with NAME.out and stderr with NAME.err (where @CONF@
+stands for the path of the config file in both) and the exit status with NAME.status,
 exactly.  A case without NAME.err (see PENDING) gets looser checks of its
 stderr until its message is settled.  Plus: the command line over the
 file, and a missing file.
@@ -46,7 +46,8 @@ def check_case(name):
     for pat in tnlib.SANITIZER_PATTERNS:
         assert pat not in err, "sanitizer report:\n%s" % err
     want_rc = int(read(os.path.join(HERE, name + ".status")).strip())
-    want_out = read(os.path.join(HERE, name + ".out"))
+    want_out = read(os.path.join(HERE, name + ".out")).replace("@CONF@",
+                                                               conf)
     errfile = os.path.join(HERE, name + ".err")
     problems = []
     if rc != want_rc:
@@ -100,7 +101,8 @@ def test_command_line_overrides_file():
     assert err == "talknetd: --max-clients abc: invalid (1 to 100000)\n", \
         err
     rc, out, err = talknetd("-n", "-c", ok, "--max-clients", "7")
-    assert (rc, out, err) == (0, "configuration OK\n", ""), (rc, out, err)
+    assert (rc, out, err) == (0, "%s: configuration OK\n" % ok, ""), \
+        (rc, out, err)
     missing = os.path.join(HERE, "no-such-file.conf")
     rc, out, err = talknetd("-n", "-c", missing)
     assert rc == 1, "exit %r, stderr %r" % (rc, err)
@@ -110,6 +112,48 @@ def test_command_line_overrides_file():
     # Without -n too, before anything starts.
     rc, out, err = talknetd("-f", "-c", missing, "-l", "127.0.0.1:0")
     assert rc == 1 and "No such file or directory" in err, (rc, err)
+
+
+def _default_conf():
+    """The default configuration file, as --help names it."""
+    rc, out, err = talknetd("--help")
+    assert rc == 0, (rc, err)
+    for word in out.split():
+        if word.endswith("/talknetd.conf)"):
+            return word[:-1]
+    raise AssertionError("--help names no default file:\n%s" % out)
+
+
+def test_check_names_the_file():
+    """(issue 16) -n says which file it checked; without -c and with no
+    default file, it says that there was none; -c with a missing file is
+    an error (above)."""
+    ok = os.path.join(HERE, "ok-full.conf")
+    rc, out, err = talknetd("-n", "-c", ok)
+    assert (rc, out, err) == (0, "%s: configuration OK\n" % ok, ""), \
+        (rc, out, err)
+    default = _default_conf()
+    rc, out, err = talknetd("-n", "-l", "127.0.0.1:0")
+    if os.path.exists(default):
+        assert rc in (0, 1), (rc, out, err)
+        assert default in out + err, (out, err)
+    else:
+        assert (rc, err) == (0, ""), (rc, err)
+        assert out == "%s: no such file; the defaults and the command " \
+            "line: configuration OK\n" % default, out
+
+
+def test_duplicate_listen_on_the_command_line():
+    """(issue 16) -l twice with one address is a usage error, with -n and
+    without, before anything binds; two -l ADDR:0 are two free ports."""
+    for extra in (["-n"], ["-f"]):
+        rc, out, err = talknetd(*(extra + ["-l", "127.0.0.1:8001", "-l",
+                                           "127.0.0.1:8001"]))
+        assert rc == 64, (rc, err)
+        assert err == "talknetd: --listen 127.0.0.1:8001: already listed " \
+            "(as 127.0.0.1:8001)\n", err
+    rc, out, err = talknetd("-n", "-l", "127.0.0.1:0", "-l", "127.0.0.1:0")
+    assert rc == 0, (rc, err)
 
 
 if __name__ == "__main__":

@@ -146,6 +146,28 @@ for f in "$mandir/man8/talknetd.8" "$unitdir/talknetd.service"; do
 	fi
 done
 
+# --- the README lists what is installed (issue 16) -------------------------
+# Each program, man page, unit and example that make install put in
+# place is named in the README's Installing section.
+readme=$(cd "$(dirname "$0")/../.." && pwd)/README.md
+if [ -f "$readme" ]; then
+	inst=$(sed -n '/^## Installing/,/^## /p' "$readme")
+	for f in $(cd "$dest" && find . -type f | sort); do
+		base=${f##*/}
+		case $f in
+		*/man/man*) want="\`${base%.*}(${base##*.})\`" ;;
+		*) want="\`$base\`" ;;
+		esac
+		if printf '%s\n' "$inst" | grep -qF -- "$want"; then
+			ok "README's Installing section names $want"
+		else
+			fail "README's Installing section does not name $want (installed as ${f#.})"
+		fi
+	done
+else
+	say "# no README.md next to the tests: not checked"
+fi
+
 # --- the man pages render without a warning --------------------------------
 # lint_page file what: groff -ww, on its default device and on the
 # terminal man(1) uses, has nothing to say about the page.
