@@ -38,6 +38,8 @@ RB_HEAD(ip_tree, ip_count);
  */
 struct child {
 	pid_t			pid;
+	time_t			since;		/* accepted, wall clock */
+	char			addr[64];	/* the client, for talknetctl */
 	struct ip_count		*ip;		/* NULL once released */
 	int			released;
 	int			killed;		/* lingered too long */
@@ -69,6 +71,9 @@ struct master_state {
 	int			 spare_fd;	/* given up to refuse at EMFILE */
 	int			 release_fd;	/* release datagrams */
 	int			 stopping;
+	int			 activated;	/* sockets from systemd */
+	uint64_t		 hub_starts;	/* restarts: one less */
+	time_t			 started;
 };
 
 /*
@@ -95,6 +100,15 @@ extern struct master_live	*live;
 /* master.c */
 /* What every child does first: drop what is the master's alone. */
 void	 master_child_setup(void);
+/*
+ * Re-reads the configuration (SIGHUP, talknetctl reload).  Returns 0 or
+ * -1 (the file has an error), with what happened in msg.
+ */
+int	 master_reload(char *msg, size_t len);
+/* Sets the log level in every process (talknetctl log level). */
+void	 master_log_level(int level);
+/* Sends the hub one control frame; 0, or -1 if it did not take it. */
+int	 master_hub_send(uint16_t type, const void *payload, size_t len);
 
 /* master_child.c */
 /* Sets up the per-client records, in memory no child inherits. */

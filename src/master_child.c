@@ -184,6 +184,8 @@ master_fork_worker(int fd, const char *addr, struct ip_count *ip)
 		memset(c, 0, sizeof(*c));
 		c->pid = pid;
 		c->ip = ip;
+		c->since = time(NULL);
+		(void)strlcpy(c->addr, addr, sizeof(c->addr));
 		RB_INSERT(child_tree, &live->children, c);
 		live->nchildren++;
 		live->status_dirty = 1;
@@ -379,6 +381,9 @@ master_room(const char *name)
 	    live->nreleased >= max + MASTER_LINGER_SLACK)
 		master_release_read();
 	if (live->nchildren >= max) {
+		/* enum limit_id's LIMIT_MAX_CLIENTS (0): talknetd.h has a
+		 * macro of the same name, the option's ceiling. */
+		live->totals.hits[LIMIT_MAX_CLIENTS_PER_IP - 1]++;
 		log_warnx("connection from %s refused: %zu clients "
 		    "(--max-clients)", name, live->nchildren);
 		return 0;
@@ -449,6 +454,7 @@ master_accept(int lfd)
 				close(fd);
 				return -1;
 			}
+			live->totals.hits[LIMIT_MAX_CLIENTS_PER_IP]++;
 			log_warnx("connection from %s refused: %zu from that "
 			    "address (--max-clients-per-ip)", name,
 			    master.cfg->max_clients_per_ip);
