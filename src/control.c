@@ -33,6 +33,7 @@
 #define CONTROL_BACKLOG		16
 #define CONTROL_ACCEPT_BURST	16
 #define CONTROL_IDLE_MS		10000	/* no progress: closed */
+#define CONTROL_STALL_MS	1000	/* not reading: may make room */
 #define CONTROL_READ		(CTL_MAX_REQUEST + sizeof(struct ctl_hdr))
 
 static void	control_write(struct ctl_conn *);
@@ -237,6 +238,31 @@ control_allowed(uid_t uid)
 	return uid == 0 || uid == (master.drop ? master.uid : geteuid());
 }
 
+/*
+ * All places taken: the connection to close for a new one.  talknetctl
+ * sends its request as soon as it connects, so the oldest one that has
+ * sent none is a peer that holds a place and does nothing; failing
+ * that, one that has not read its answer for CONTROL_STALL_MS.  Idle
+ * peers, however many, never keep talknetctl out.
+ */
+static struct ctl_conn *
+control_victim(void)
+{
+	struct ctl_conn	*c, *v = NULL;
+	int64_t		 now = clock_now_ms();
+	int		 i;
+
+	for (i = 0; i < CONTROL_MAX_CONN; i++) {
+		c = &ctl.conns[i];
+		if (!c->asked && (v == NULL || v->asked || c->last < v->last))
+			v = c;
+		else if (c->asked && now - c->last >= CONTROL_STALL_MS &&
+		    (v == NULL || (v->asked && c->last < v->last)))
+			v = c;
+	}
+	return v;
+}
+
 /* Takes one accepted peer in, or turns it away. */
 static void
 control_take(int fd)
@@ -260,6 +286,8 @@ control_take(int fd)
 	for (i = 0; i < CONTROL_MAX_CONN && c == NULL; i++)
 		if (ctl.conns[i].fd == -1)
 			c = &ctl.conns[i];
+	if (c == NULL && (c = control_victim()) != NULL)
+		control_fail(c, "closed to make room for a new one");
 	if (c == NULL) {
 		log_warnx("control: uid %lu (pid %ld) refused: %d control "
 		    "connections already", (unsigned long)cred.uid,

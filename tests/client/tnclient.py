@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -65,7 +66,8 @@ class Daemon:
     def __init__(self, *args, listen="127.0.0.1:0"):
         self.proc = subprocess.Popen(
             [TALKNETD, "-f", "-l", listen, "--max-clients-per-ip", "0",
-             "--rate-limit", "0"] + list(args),
+             "--rate-limit", "0", "--control",
+             os.path.join(tempfile.mkdtemp(prefix="tnc-"), "ctl")] + list(args),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE)
         self.lines = []
