@@ -258,6 +258,9 @@ exchange(int fd, struct buf *req)
 		n = send(fd, buf_head(req), buf_pending(req), MSG_NOSIGNAL);
 		if (n == -1 && errno == EINTR)
 			continue;
+		/* Turned away at once: its answer says why. */
+		if (n == -1 && (errno == EPIPE || errno == ECONNRESET))
+			break;
 		if (n == -1) {
 			(void)fprintf(stderr, "talknetctl: send: %s\n",
 			    strerror(errno));
@@ -289,6 +292,8 @@ exchange(int fd, struct buf *req)
 		n = read(fd, rb, sizeof(rb));
 		if (n == -1 && errno == EINTR)
 			continue;
+		if (n == -1 && errno == ECONNRESET)
+			n = 0;
 		if (n <= 0) {
 			(void)fprintf(stderr, "talknetctl: the daemon closed "
 			    "the connection without an answer\n");

@@ -431,6 +431,9 @@ def control_path():
     """A control socket path of the caller's own (talknetctl): daemons of
     tests that run at once never share the default /run/talknetd/control."""
     d = tempfile.mkdtemp(prefix="tnc-")
+    # Sticky and open to all, as /tmp is: some tests start the daemon
+    # as another user (setpriv), and it must bind its socket here.
+    os.chmod(d, 0o1777)
     atexit.register(shutil.rmtree, d, True)
     return os.path.join(d, "ctl")
 

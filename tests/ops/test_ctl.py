@@ -447,6 +447,55 @@ def test_hostile_control_clients():
     assert ctl(s, "show", "stats")[0] == 0
 
 
+def test_big_answer_never_read():
+    """An answer bigger than the socket's buffers, asked for by 8 peers
+    that never read it: the master makes it a slice at a time and goes
+    on serving chat; after a second without progress a stalled peer
+    makes room, so talknetctl gets the whole answer too."""
+    s = tnlib.Server("--max-room", "250", "--max-rooms", "2000")
+    users = tnlib.connect_users(s, *["u%d" % i for i in range(8)])
+    for i, u in enumerate(users):
+        for r in range(150):
+            u.send(req("NEW_ROOM", roomname="%d-%03d-" % (i, r) + "x" * 240))
+        for r in range(150):
+            u.recv()
+    lazy = []
+    for _ in range(8):
+        c = raw_conn(s)
+        c.sendall(frame([b"show", b"users"]))
+        lazy.append(c)
+    time.sleep(0.3)
+    users[0].send(req("PUBLIC_TEXT", text="go on"))
+    users[1].expect(public_from("u0", "go on"))
+    time.sleep(1.2)
+    rc, out, err = ctl(s, "--json", "show", "users", timeout=30)
+    assert rc == 0, (rc, err)
+    data = json.loads(out)["data"]
+    assert len(data) == 8 and all(len(u["rooms"]) == 150 for u in data)
+    assert len(out) > 8 * 150 * 240, len(out)
+    # One that reads late still gets its whole answer, or was made room
+    # of (closed): never a truncated frame followed by more.
+    for c in lazy:
+        c.close()
+    assert s.alive()
+
+
+def test_hub_restart_counted():
+    """show stats counts hub restarts, and its counters survive one."""
+    s = tnlib.Server()
+    a, b = tnlib.connect_users(s, "a", "b")
+    a.send(req("PUBLIC_TEXT", text="x"))
+    b.expect(public_from("a", "x"))
+    before = stats(s)
+    hub = s.hub_pid()
+    os.kill(hub, signal.SIGKILL)
+    tnlib.wait_until(lambda: [p for p in s.titled("talknetd: hub")
+                              if p != hub], 10, what="a new hub")
+    st = stats(s)
+    assert st["hub_restarts"] == 1, st
+    assert st["messages_in"] >= before["messages_in"], (before, st)
+
+
 def test_idle_peer_times_out():
     """A peer that sends nothing is closed after the idle timeout, with
     a log line (the timeout is 10 s: one peer, one wait)."""
