@@ -194,22 +194,21 @@ control_close(void)
 	}
 }
 
-/* A child keeps no control fd, and must not unlink the socket. */
+/*
+ * A child keeps no control fd.  Only reads here: a write would copy the
+ * page of ctl into every worker.  It never unlinks the socket either:
+ * master_atexit runs the clean-up in the master alone.
+ */
 void
 control_child(void)
 {
 	int	i;
 
 	for (i = 0; i < CONTROL_MAX_CONN; i++)
-		if (ctl.conns[i].fd != -1) {
-			close(ctl.conns[i].fd);
-			ctl.conns[i].fd = -1;
-		}
-	if (ctl.lfd != -1) {
-		close(ctl.lfd);
-		ctl.lfd = -1;
-	}
-	ctl.path[0] = '\0';
+		if (ctl.conns[i].fd != -1)
+			(void)close(ctl.conns[i].fd);
+	if (ctl.lfd != -1)
+		(void)close(ctl.lfd);
 }
 
 /* Turns a peer away at once with one END frame, best effort. */

@@ -273,8 +273,10 @@ exchange(int fd, struct buf *req)
 		while ((r = ctl_get(&in, CTL_MAX_ANSWER, &h, &p)) == 1)
 			if ((r = take_frame(&h, p)) != 0)
 				break;
-		if (r == 1)
+		if (r == 1) {
+			buf_free(&in);
 			return;
+		}
 		if (r == -1) {
 			(void)fprintf(stderr, "talknetctl: a malformed answer "
 			    "from the daemon\n");
@@ -545,6 +547,7 @@ main(int argc, char *argv[])
 	build_request(&req, argc, argv);
 	fd = connect_daemon(path);
 	exchange(fd, &req);
+	buf_free(&req);
 	close(fd);
 	if (json)
 		print_json();
