@@ -556,8 +556,9 @@ control_run(struct ctl_conn *c, const struct str *w, size_t n)
 			    "command");
 			return;
 		}
-		log_debug("control: uid %lu (pid %ld): %s",
-		    (unsigned long)c->uid, (long)c->pid, cmd->w0);
+		log_debug("control: uid %lu (pid %ld): %s%s%s",
+		    (unsigned long)c->uid, (long)c->pid, cmd->w0,
+		    cmd->w1 != NULL ? " " : "", cmd->w1 != NULL ? cmd->w1 : "");
 		cmd->run(c, w, n);
 		if (c->cmd != CMD_NONE)
 			control_more(c);

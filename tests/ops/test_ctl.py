@@ -212,7 +212,7 @@ def test_log_level():
     assert rc == 0 and "log level debug (was info)" in out, (rc, out, err)
     s.wait_log(r"hub: limits reloaded")      # a debug line of the hub
     rc, out, err = ctl(s, "show", "stats")
-    s.wait_log(r"debug: control: uid \d+ \(pid \d+\): show")
+    s.wait_log(r"debug: control: uid \d+ \(pid \d+\): show stats")
     rc, out, err = ctl(s, "log", "level", "loud")
     assert rc == 1 and "not a log level" in err, (rc, out, err)
     rc, out, err = ctl(s, "log", "level", "info")
