@@ -286,7 +286,7 @@ control_take(int fd)
 		if (ctl.conns[i].fd == -1)
 			c = &ctl.conns[i];
 	if (c == NULL && (c = control_victim()) != NULL)
-		control_fail(c, "closed to make room for a new one");
+		control_fail(c, "idle while all places were taken");
 	if (c == NULL) {
 		log_warnx("control: uid %lu (pid %ld) refused: %d control "
 		    "connections already", (unsigned long)cred.uid,

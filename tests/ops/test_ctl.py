@@ -53,10 +53,21 @@ def frame(words, version=CTL_VERSION, type_=CTL_REQUEST):
 
 
 def raw_conn(server):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(T)
-    s.connect(server.control)
-    return s
+    """A plain connection to the control socket.  A full backlog (a
+    slow master, as under the sanitizers) says EAGAIN: try again, for
+    a bounded time."""
+    deadline = time.monotonic() + T
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(T)
+        try:
+            s.connect(server.control)
+            return s
+        except BlockingIOError:
+            s.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def closed_soon(sock, timeout):
