@@ -79,6 +79,8 @@ static const struct conf_key conf_keys[] = {
 	    sizeof(((struct config *)NULL)->user), 0 },
 	{ "pidfile", CONF_STRING, offsetof(struct config, pidfile), 0, 0,
 	    sizeof(((struct config *)NULL)->pidfile), 0 },
+	{ "control", CONF_STRING, offsetof(struct config, control), 0, 0,
+	    sizeof(((struct config *)NULL)->control), 0 },
 	{ "log-level", CONF_LOG_LEVEL, offsetof(struct config, log_level),
 	    0, 0, 0, 1 },
 };
@@ -282,33 +284,63 @@ fail:
 	return -1;
 }
 
-/* Names the first setting that needs a restart to change, or NULL. */
-const char *
-conf_restart_needed(const struct config *a, const struct config *b)
+/* Adds a key to the comma-separated list in buf. */
+static void
+conf_list_add(char *buf, size_t len, const char *key)
+{
+	if (buf[0] != '\0')
+		(void)strlcat(buf, ", ", len);
+	(void)strlcat(buf, key, len);
+}
+
+/* Whether two configurations listen on different addresses. */
+static int
+conf_listen_differs(const struct config *a, const struct config *b)
 {
 	size_t	i;
 
 	if (a->nlisten != b->nlisten)
-		return "listen";
+		return 1;
 	for (i = 0; i < a->nlisten; i++)
 		if (a->listen[i].sslen != b->listen[i].sslen ||
 		    memcmp(&a->listen[i].ss, &b->listen[i].ss,
 		    a->listen[i].sslen) != 0)
-			return "listen";
+			return 1;
+	return 0;
+}
+
+/*
+ * Names every setting that differs and needs a restart, in buf (comma
+ * separated), and returns how many.  With skip_listen, the addresses
+ * are not compared: sockets passed by systemd replace them.
+ */
+size_t
+conf_restart_changes(const struct config *a, const struct config *b,
+    int skip_listen, char *buf, size_t len)
+{
+	size_t	i, n = 0;
+
+	if (len > 0)
+		buf[0] = '\0';
+	if (!skip_listen && conf_listen_differs(a, b)) {
+		conf_list_add(buf, len, "listen");
+		n++;
+	}
 	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
 		const struct conf_key *k = &conf_keys[i];
 
 		if (k->live || k->kind == CONF_LISTEN)
 			continue;
-		if (k->kind == CONF_SIZE &&
+		if ((k->kind == CONF_SIZE &&
 		    *(const size_t *)(const void *)((const char *)a + k->off) !=
-		    *(const size_t *)(const void *)((const char *)b + k->off))
-			return k->key;
-		if (k->kind == CONF_STRING &&
-		    strcmp((const char *)a + k->off, (const char *)b + k->off))
-			return k->key;
+		    *(const size_t *)(const void *)((const char *)b + k->off)) ||
+		    (k->kind == CONF_STRING &&
+		    strcmp((const char *)a + k->off, (const char *)b + k->off))) {
+			conf_list_add(buf, len, k->key);
+			n++;
+		}
 	}
-	return NULL;
+	return n;
 }
 
 /*

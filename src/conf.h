@@ -29,11 +29,12 @@ int	 conf_load(struct config *, const char *path, char *err,
 int	 conf_known(const char *key);
 int	 conf_live(const char *key);
 /*
- * Names the first setting that differs between two configurations and
- * needs a restart to take effect, or NULL when there is none.
+ * Names every setting that differs between two configurations and
+ * needs a restart, comma separated in buf; returns how many.  With
+ * skip_listen the addresses are left out (systemd passed the sockets).
  */
-const char *conf_restart_needed(const struct config *,
-	    const struct config *);
+size_t	 conf_restart_changes(const struct config *, const struct config *,
+	    int skip_listen, char *buf, size_t len);
 
 /* Copies the settings that may change without a restart (SIGHUP). */
 void	 conf_apply_live(struct config *cur, const struct config *next);

@@ -418,6 +418,7 @@ static void
 hub_ctl_read(void)
 {
 	struct ipc_hdr	 h;
+	struct ipc_kick	 k;
 	struct shm_live	 l;
 	const char	*p;
 	char		 rb[512];
@@ -436,6 +437,11 @@ hub_ctl_read(void)
 	}
 	xbuf_append(&hub.ctl_in, rb, (size_t)n);
 	while ((r = ipc_get_max(&hub.ctl_in, sizeof(l), &h, &p)) == 1) {
+		if (h.type == IPC_KICK && h.len == sizeof(k)) {
+			memcpy(&k, p, sizeof(k));
+			hub_kick(&k);
+			continue;
+		}
 		if (h.type != IPC_LIMITS || h.len != sizeof(l)) {
 			log_warnx("hub: control frame 0x%04x ignored", h.type);
 			continue;

@@ -183,6 +183,7 @@ struct str	 hub_name(const struct hub_conn *);
 int		 hub_identified(const struct hub_conn *);
 void		 hub_kill(struct hub_conn *, uint32_t, const char *);
 size_t		 hub_backlog(const struct hub_conn *);
+void		 hub_note_backlog(const struct hub_conn *);
 void		 hub_watch(struct hub_conn *);
 void		 hub_own_share(struct hub_conn *);
 void		 hub_share_line(void);
@@ -206,6 +207,7 @@ int		 hub_round_timeout(void);
 struct str	 hub_user_key(const struct hub_conn *);
 struct hub_conn	*hub_room_creator(const struct hub_room *);
 void		 hub_part(struct hub_conn *);
+void		 hub_kick(const struct ipc_kick *);
 const char	*hub_request(struct hub_conn *, const struct ipc_hdr *,
 		    const char *);
 

@@ -87,6 +87,25 @@ hub_backlog(const struct hub_conn *c)
 	return buf_pending(&c->out) + c->share_len;
 }
 
+/*
+ * Publishes a worker's backlog in its row, for talknetctl "show users".
+ * Not under shm_begin: it is one aligned word, read without a lock.
+ */
+void
+hub_note_backlog(const struct hub_conn *c)
+{
+	if (c->slot != SLOT_NONE)
+		hub_row(c)->queued = hub_backlog(c);
+}
+
+/* Counts one line queued for a worker, for "show stats". */
+static void
+hub_count_out(size_t len)
+{
+	hub.tab.hdr->counters.msgs_out++;
+	hub.tab.hdr->counters.bytes_out += len;
+}
+
 /* Sets the events a channel is watched for: input unless paused. */
 void
 hub_watch(struct hub_conn *c)
@@ -169,6 +188,7 @@ hub_queued(struct hub_conn *c)
 {
 	size_t	b = hub_backlog(c);
 
+	hub_note_backlog(c);
 	hub_mark_dirty(c);
 	if (b > hub.q_cap + c->cap_extra) {
 		log_debug("worker %ld (%s): %zu bytes held, %zu in its part of "
@@ -227,6 +247,7 @@ hub_share(struct hub_conn *c)
 	if (c->share_len == 0)
 		c->share_off = hub.shared_frame;
 	c->share_len = end - c->share_off;
+	hub_count_out(buf_pending(&hub.line));
 	hub_queued(c);
 }
 
@@ -254,6 +275,8 @@ hub_encode(const struct msg *m)
 void
 hub_send(struct hub_conn *c)
 {
+	if (!c->dead)
+		hub_count_out(buf_pending(&hub.line));
 	hub_put(c, IPC_LINE, buf_head(&hub.line), buf_pending(&hub.line));
 }
 

@@ -580,6 +580,39 @@ hub_disconnect(struct hub_conn *c)
 }
 
 /*
+ * An admin's kick (talknetctl, through the master): the user parts as
+ * for a DISCONNECT, so everyone else sees DISCONNECTED, and the worker
+ * gets CLOSE with CLOSE_KICKED after what is queued for it, and closes
+ * its client.  The master read the row without a lock: it must still be
+ * that process and that identification, or nothing happens.
+ */
+void
+hub_kick(const struct ipc_kick *k)
+{
+	struct hub_conn	*c;
+	struct shm_user	*row;
+
+	if (k->slot >= hub.cfg->max_clients ||
+	    (c = hub.conns[k->slot]) == NULL || c->dead || c->parted ||
+	    c->pid != k->pid) {
+		log_info("hub: kick of row %u ignored: not that worker's now",
+		    k->slot);
+		return;
+	}
+	row = hub_row(c);
+	if (row->state != USER_IDENTIFIED || row->seq != k->seq) {
+		log_info("hub: kick of row %u ignored: not that user's now",
+		    k->slot);
+		return;
+	}
+	shm_begin(&hub.tab);
+	hub_part(c);
+	shm_commit(&hub.tab);
+	c->parted = 1;
+	hub_put_close(c, CLOSE_KICKED);
+}
+
+/*
  * An IDENTIFY sent again after a hub restart, whose row the dead hub had
  * already named with the same name but whose seq it had not stored: it
  * crashed inside the update.  The identification stands; the answer and
@@ -667,6 +700,8 @@ hub_request(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 	} else if (t != MSG_DISCONNECT && t != MSG_IDENTIFY &&
 	    !hub_identified(c))
 		return "request before IDENTIFY";
+	hub.tab.hdr->counters.msgs_in++;
+	hub.tab.hdr->counters.bytes_in += h->len;
 	/* The request's effects and its seq land in one table update. */
 	shm_begin(&hub.tab);
 	if (again)

@@ -133,6 +133,7 @@ hub_write(struct hub_conn *c)
 	/* The batch may be dropped after this pass: keep what is left. */
 	hub_own_share(c);
 	buf_shrink(&c->out, HUB_KEEP);
+	hub_note_backlog(c);
 	/* Caught up: it may pace senders again if it falls behind. */
 	if (buf_pending(&c->out) <= hub.q_low) {
 		c->stuck = 0;

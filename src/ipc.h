@@ -55,6 +55,7 @@ enum ipc_type {
 
 	/* 0x03xx: master to hub, over the hub's control pipe. */
 	IPC_LIMITS		= 0x0300,	/* struct shm_live: reloaded */
+	IPC_KICK		= 0x0301,	/* struct ipc_kick: talknetctl */
 };
 
 /*
@@ -99,6 +100,18 @@ struct ipc_close {
 struct ipc_identified {
 	uint32_t	ok;		/* 1: identified as slot's name */
 	uint32_t	slot;		/* the worker's row in the table */
+};
+
+/*
+ * IPC_KICK: close that user's worker as a DISCONNECT would, with
+ * CLOSE_KICKED.  The hub acts only if the row still holds that process
+ * and that identification: the master read them from the table, which
+ * may have changed since.
+ */
+struct ipc_kick {
+	uint32_t	slot;
+	int32_t		pid;
+	uint64_t	seq;		/* the row's seq when it identified */
 };
 
 /* Bytes the header takes on the wire. */

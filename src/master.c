@@ -44,6 +44,7 @@
 
 #include "addr.h"
 #include "conf.h"
+#include "control.h"
 #include "ipc.h"
 #include "log.h"
 #include "master.h"
@@ -197,7 +198,8 @@ master_signals(void)
 	if (sigaction(SIGCHLD, &sa, NULL) == -1 ||
 	    sigaction(SIGTERM, &sa, NULL) == -1 ||
 	    sigaction(SIGINT, &sa, NULL) == -1 ||
-	    sigaction(SIGHUP, &sa, NULL) == -1)
+	    sigaction(SIGHUP, &sa, NULL) == -1 ||
+	    sigaction(SIGUSR1, &sa, NULL) == -1)
 		fatal("sigaction");
 	sa.sa_handler = SIG_IGN;
 	if (sigaction(SIGPIPE, &sa, NULL) == -1)
@@ -222,7 +224,9 @@ master_child_setup(void)
 	(void)sigaction(SIGTERM, &sa, NULL);
 	(void)sigaction(SIGINT, &sa, NULL);
 	(void)sigaction(SIGHUP, &sa, NULL);
+	(void)sigaction(SIGUSR1, &sa, NULL);
 	master_signals_child();
+	control_child();
 	close(master.sigpipe[0]);
 	close(master.sigpipe[1]);
 	if (master.hub_ctl != -1)
@@ -303,6 +307,7 @@ master_start_hub(void)
 	default:
 		master.hub_pid = pid;
 		master.hub_started = time(NULL);
+		master.hub_starts++;
 		log_info("hub started, pid %ld", (long)pid);
 		break;
 	}
@@ -315,28 +320,52 @@ master_start_hub(void)
 }
 
 /*
+ * Sends the hub one control frame, smaller than PIPE_BUF, so it is
+ * written whole or not at all: the pipe never blocks the master.
+ */
+int
+master_hub_send(uint16_t type, const void *payload, size_t len)
+{
+	struct buf	b;
+	char		store[sizeof(struct ipc_hdr) + sizeof(struct shm_live)];
+	ssize_t		n;
+	int		r = 0;
+
+	if (master.hub_ctl == -1)
+		return -1;
+	buf_init_store(&b, store, sizeof(store));
+	ipc_put(&b, type, 0, payload, len);
+	n = write(master.hub_ctl, buf_head(&b), buf_pending(&b));
+	if (n != (ssize_t)buf_pending(&b))
+		r = -1;
+	buf_free(&b);
+	return r;
+}
+
+/*
  * Sends the hub the limits a reload changed.  The hub writes them into
- * the table, where every worker picks them up: one frame, smaller than
- * PIPE_BUF, so it is written whole or not at all.
+ * the table, where every worker picks them up.
  */
 static void
 master_send_limits(void)
 {
-	struct buf	b;
 	struct shm_live	l;
-	char		store[sizeof(struct ipc_hdr) + sizeof(l)];
-	ssize_t		n;
 
 	if (master.hub_ctl == -1)
 		return;
 	conf_live_limits(master.cfg, &l);
-	buf_init_store(&b, store, sizeof(store));
-	ipc_put(&b, IPC_LIMITS, 0, &l, sizeof(l));
-	n = write(master.hub_ctl, buf_head(&b), buf_pending(&b));
-	if (n != (ssize_t)buf_pending(&b))
+	if (master_hub_send(IPC_LIMITS, &l, sizeof(l)) == -1)
 		log_warnx("reload: the hub did not take the new limits; "
 		    "they apply from its next start");
-	buf_free(&b);
+}
+
+/* Sets the log level in every process (talknetctl log level). */
+void
+master_log_level(int level)
+{
+	master.cfg->log_level = level;
+	log_set_level(level);
+	master_send_limits();
 }
 
 /* Creates the private run directory and binds the hub's socket in it. */
@@ -445,6 +474,7 @@ master_shm_create(void)
 static void
 master_cleanup(void)
 {
+	control_close();
 	if (master.rt.shmname[0] != '\0') {
 		if (shm_unlink(master.rt.shmname) == -1)
 			log_warn("shm_unlink %s", master.rt.shmname);
@@ -518,43 +548,59 @@ master_shutdown(void)
 }
 
 /*
- * SIGHUP: re-reads the configuration.  The live settings take effect in
- * every process: the master's own, the hub's through its control pipe,
- * and the workers' through the table.  A changed setting that needs a
- * restart is refused, and the running value stays.
+ * SIGHUP and talknetctl reload: re-reads the configuration.  The live
+ * settings take effect in every process: the master's own, the hub's
+ * through its control pipe, and the workers' through the table.  Every
+ * changed setting that needs a restart is named and refused, and its
+ * running value stays.  Under socket activation the listen lines are not
+ * compared: systemd's sockets are served instead of them.
  */
-static void
-master_reload(void)
+int
+master_reload(char *msg, size_t len)
 {
 	struct config	*cur = master.cfg, *next;
-	const char	*key;
-	char		 err[512];
+	char		 err[512], keys[256];
+	size_t		 n;
+	int		 r = 0;
 
 	(void)systemd_notify("RELOADING=1");
 	next = xcalloc(1, sizeof(*next));
 	if (master.reload(next, err, sizeof(err)) == -1) {
 		log_warnx("reload: %s; keeping the running configuration",
 		    err);
+		(void)snprintf(msg, len, "%s; keeping the running "
+		    "configuration", err);
+		r = -1;
 	} else {
-		if ((key = conf_restart_needed(cur, next)) != NULL)
-			log_warnx("reload: %s changed: refused, it needs a "
-			    "restart; the other settings apply", key);
+		n = conf_restart_changes(cur, next, master.systemd, keys,
+		    sizeof(keys));
+		if (n > 0)
+			log_warnx("reload: %s changed: refused, %s a restart; "
+			    "the other settings apply", keys,
+			    n == 1 ? "it needs" : "they need");
 		conf_apply_live(cur, next);
 		cur->reloads++;
 		if (cur->max_line > master.rt.max_line_seen)
 			master.rt.max_line_seen = cur->max_line;
 		log_set_level(cur->log_level);
 		master_send_limits();
-		log_info("reloaded: log-level %s, max-line %zu, max-queue %zu, "
-		    "max-clients-per-ip %zu, login-timeout %zu, rate-limit %zu, "
-		    "rate-burst %zu, stall-timeout %zu",
-		    log_level_name(cur->log_level),
-		    cur->max_line, cur->max_queue, cur->max_clients_per_ip,
-		    cur->login_timeout, cur->rate_limit, cur->rate_burst,
-		    cur->stall_timeout);
+		(void)snprintf(err, sizeof(err), "log-level %s, max-line %zu, "
+		    "max-queue %zu, max-clients-per-ip %zu, login-timeout %zu, "
+		    "rate-limit %zu, rate-burst %zu, stall-timeout %zu",
+		    log_level_name(cur->log_level), cur->max_line,
+		    cur->max_queue, cur->max_clients_per_ip, cur->login_timeout,
+		    cur->rate_limit, cur->rate_burst, cur->stall_timeout);
+		log_info("reloaded: %s", err);
+		if (n > 0)
+			(void)snprintf(msg, len, "reloaded: %s\nnot applied, "
+			    "%s a restart: %s", err, n == 1 ? "needs" :
+			    "they need", keys);
+		else
+			(void)snprintf(msg, len, "reloaded: %s", err);
 	}
 	free(next);
 	(void)systemd_notify("READY=1");
+	return r;
 }
 
 /* Tells systemd how many clients there are, at most once a second. */
@@ -587,8 +633,14 @@ master_dispatch_signals(void)
 			case SIGINT:
 				master_shutdown();
 				break;
-			case SIGHUP:
-				master_reload();
+			case SIGHUP: {
+				char	msg[1024];
+
+				(void)master_reload(msg, sizeof(msg));
+				break;
+			}
+			case SIGUSR1:
+				control_log_stats();
 				break;
 			}
 		}
@@ -765,8 +817,8 @@ master_detach(void)
 void
 master_main(struct config *cfg, reload_fn reload)
 {
-	struct pollfd	 pfd[TALKNETD_MAX_LISTEN + 2];
-	size_t		 i, npfd;
+	struct pollfd	 pfd[TALKNETD_MAX_LISTEN + 2 + CONTROL_NPOLL];
+	size_t		 i, npfd, nlisten, nctl;
 	int		 timeout, left, paused = 0;
 
 	/*
@@ -800,6 +852,11 @@ master_main(struct config *cfg, reload_fn reload)
 	if (atexit(master_atexit) != 0)
 		fatalx("atexit");
 	master_pidfile();
+	master.started = time(NULL);
+	/* Before daemonizing: a relative path is the start directory's. */
+	if (control_open(cfg->control[0] != '\0' ? cfg->control :
+	    TALKNETD_CONTROL_PATH, cfg->control[0] != '\0') == -1)
+		exit(1);	/* master_atexit removes the pidfile */
 	master_daemonize();
 	master.pid = getpid();
 	/* After daemonizing: the daemon is a child, and would not have it. */
@@ -833,12 +890,18 @@ master_main(struct config *cfg, reload_fn reload)
 			pfd[npfd].fd = cfg->listen[i].fd;
 			pfd[npfd++].events = POLLIN;
 		}
+		nlisten = npfd;
+		nctl = control_pollfds(pfd + npfd, CONTROL_NPOLL);
+		npfd += nctl;
 		timeout = -1;
 		if (live->status_dirty)
 			timeout = 1000;
 		if (paused || master.hub_pid == 0)
 			timeout = MASTER_PAUSE_MS;
 		if ((left = master_linger()) != -1 &&
+		    (timeout == -1 || left < timeout))
+			timeout = left;
+		if ((left = control_timeout()) != -1 &&
 		    (timeout == -1 || left < timeout))
 			timeout = left;
 		if (poll(pfd, npfd, timeout) == -1) {
@@ -855,11 +918,12 @@ master_main(struct config *cfg, reload_fn reload)
 		/* A hub that keeps dying is restarted at most once a second. */
 		if (master.hub_pid == 0 && time(NULL) > master.hub_started)
 			master_start_hub();
-		for (i = 2; i < npfd; i++) {
+		for (i = 2; i < nlisten; i++) {
 			if ((pfd[i].revents & POLLIN) &&
 			    master_accept(pfd[i].fd) == -1)
 				paused = 1;
 		}
+		control_events(pfd + nlisten, nctl);
 		master_status();
 	}
 }

@@ -38,12 +38,14 @@ RB_HEAD(ip_tree, ip_count);
  */
 struct child {
 	pid_t			pid;
+	time_t			since;		/* accepted, wall clock */
 	struct ip_count		*ip;		/* NULL once released */
 	int			released;
 	int			reported;	/* its session report came */
 	int			killed;		/* lingered too long */
 	int64_t			released_at;	/* ms, monotonic */
-	char			addr[64];	/* the client's, for logs */
+	char			addr[64];	/* the client's, for logs and
+						   talknetctl */
 	RB_ENTRY(child)		entry;
 	TAILQ_ENTRY(child)	release_entry;	/* released, not killed */
 };
@@ -72,6 +74,8 @@ struct master_state {
 	int			 release_fd;	/* release datagrams */
 	int			 stopping;
 	int			 systemd;	/* listening sockets passed */
+	uint64_t		 hub_starts;	/* restarts: one less */
+	time_t			 started;
 };
 
 /*
@@ -98,6 +102,15 @@ extern struct master_live	*live;
 /* master.c */
 /* What every child does first: drop what is the master's alone. */
 void	 master_child_setup(void);
+/*
+ * Re-reads the configuration (SIGHUP, talknetctl reload).  Returns 0 or
+ * -1 (the file has an error), with what happened in msg.
+ */
+int	 master_reload(char *msg, size_t len);
+/* Sets the log level in every process (talknetctl log level). */
+void	 master_log_level(int level);
+/* Sends the hub one control frame; 0, or -1 if it did not take it. */
+int	 master_hub_send(uint16_t type, const void *payload, size_t len);
 
 /* master_sig.c */
 /* Ignores stray signals; fatal ones clean up, then end the master. */

@@ -184,6 +184,7 @@ master_fork_worker(int fd, const char *addr, struct ip_count *ip)
 		memset(c, 0, sizeof(*c));
 		c->pid = pid;
 		c->ip = ip;
+		c->since = time(NULL);
 		(void)strlcpy(c->addr, addr, sizeof(c->addr));
 		RB_INSERT(child_tree, &live->children, c);
 		live->nchildren++;
@@ -442,6 +443,7 @@ master_room(const char *name)
 	    live->nreleased >= max + MASTER_LINGER_SLACK)
 		master_release_read();
 	if (live->nchildren >= max) {
+		live->totals.hits[LIMIT_MAX_CLIENTS]++;
 		log_warnx("connection from %s refused: %zu clients "
 		    "(--max-clients)", name, live->nchildren);
 		return 0;
@@ -512,6 +514,7 @@ master_accept(int lfd)
 				close(fd);
 				return -1;
 			}
+			live->totals.hits[LIMIT_MAX_CLIENTS_PER_IP]++;
 			log_warnx("connection from %s refused: %zu from that "
 			    "address (--max-clients-per-ip)", name,
 			    master.cfg->max_clients_per_ip);

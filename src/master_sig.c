@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "log.h"
 #include "master.h"
 #include "talknetd.h"
@@ -74,7 +75,7 @@ sig_cat(char *buf, size_t size, size_t *o, const char *s)
 static void
 master_crash_cleanup(void)
 {
-	static const char *const names[] = { "hub.sock", "control" };
+	static const char *const names[] = { "hub.sock" };
 	char	path[PATH_MAX];
 	size_t	i, o;
 
@@ -95,6 +96,8 @@ master_crash_cleanup(void)
 		}
 		(void)rmdir(master.rt.rundir);
 	}
+	if (control_path()[0] != '\0')
+		(void)unlink(control_path());
 	if (master.pidfh != NULL && master.cfg != NULL)
 		(void)unlink(master.cfg->pidfile);
 }

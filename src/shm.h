@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define SHM_MAGIC	0x544b4e54U	/* "TKNT" */
-#define SHM_VERSION	3
+#define SHM_VERSION	4
 
 enum shm_user_state {
 	USER_FREE = 0,		/* no worker */
@@ -67,6 +67,18 @@ struct shm_hdr {
 	volatile uint64_t hub_gen;	/* one more for each hub started */
 	volatile uint64_t live_gen;	/* odd while live is being written */
 	struct shm_live	live;
+	/*
+	 * What the hub routed, since the table was made: only the hub
+	 * writes them, and talknetctl's "show stats" reads them without a
+	 * lock (each is one aligned word).  A cache line of their own, so
+	 * their updates do not bounce the line workers read gen from.
+	 */
+	struct shm_counters {
+		uint64_t	msgs_in;	/* requests run */
+		uint64_t	msgs_out;	/* lines queued to workers */
+		uint64_t	bytes_in;	/* their payload bytes */
+		uint64_t	bytes_out;
+	} __attribute__((aligned(64))) counters;
 };
 
 struct shm_user {
@@ -76,6 +88,8 @@ struct shm_user {
 	uint32_t	name_len;
 	uint64_t	seq;		/* when it identified */
 	uint64_t	last_seq;	/* the worker's last request that ran */
+	uint64_t	queued;		/* bytes the hub holds for it: its
+					   server-side backlog */
 	/* followed by name_bytes bytes of name */
 };
 

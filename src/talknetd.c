@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "control.h"
 #include "log.h"
 #include "paths.h"		/* made by make: SYSCONFDIR */
 #include "proto.h"
@@ -39,6 +40,7 @@ static struct {
 	const char	*value[MAX_CLI_SETTINGS];
 	size_t		 n;
 	int		 listen;	/* some -l was given */
+	char		 cwd[PATH_MAX];	/* at start: relative paths' base */
 } cli;
 
 static const struct option talknetd_options[] = {
@@ -66,6 +68,7 @@ static const struct option talknetd_options[] = {
 	{ "stall-timeout",	required_argument,	NULL, 0 },
 	{ "send-buffer",	required_argument,	NULL, 0 },
 	{ "max-gather",		required_argument,	NULL, 0 },
+	{ "control",		required_argument,	NULL, 0 },
 	{ NULL,			0,			NULL, 0 }
 };
 
@@ -86,6 +89,7 @@ usage(FILE *f)
 	    "[--rate-burst N]\n"
 	    "                [--stall-timeout S] [--send-buffer BYTES] "
 	    "[--max-gather MS]\n"
+	    "                [--control PATH]\n"
 	    "  -c, --config FILE    read settings from FILE (default "
 	    DEFAULT_CONF_FILE ")\n"
 	    "  -d, --debug          log debug messages too\n"
@@ -118,6 +122,8 @@ usage(FILE *f)
 	    "      --max-gather MS  longest a busy hub gathers lines for many "
 	    "(default %d; 0: never)\n"
 	    "      --log-level L    error, warning, info (default) or debug\n"
+	    "      --control PATH   talknetctl's socket (default "
+	    TALKNETD_CONTROL_PATH ")\n"
 	    "  -h, --help           show this help\n"
 	    "  -V, --version        show the version\n",
 	    DEFAULT_MAX_CLIENTS, DEFAULT_MAX_ROOMS,
@@ -249,10 +255,14 @@ configure(struct config *cfg, char *err, size_t errlen)
 		return -1;
 	/* A daemon runs in "/": make a relative pidfile absolute now. */
 	if (cfg->pidfile[0] != '\0' && cfg->pidfile[0] != '/') {
-		char	cwd[PATH_MAX], abs[PATH_MAX];
+		char	abs[PATH_MAX];
 
-		if (getcwd(cwd, sizeof(cwd)) == NULL ||
-		    (size_t)snprintf(abs, sizeof(abs), "%s/%s", cwd,
+		/*
+		 * The directory talknetd started in, not the current one: a
+		 * daemon is in "/" by the time SIGHUP reads this again.
+		 */
+		if (cli.cwd[0] == '\0' ||
+		    (size_t)snprintf(abs, sizeof(abs), "%s/%s", cli.cwd,
 		    cfg->pidfile) >= sizeof(abs) ||
 		    strlcpy(cfg->pidfile, abs, sizeof(cfg->pidfile)) >=
 		    sizeof(cfg->pidfile)) {
@@ -296,6 +306,8 @@ main(int argc, char *argv[])
 	char			err[512];
 
 	title_init(argc, argv, environ);
+	if (getcwd(cli.cwd, sizeof(cli.cwd)) == NULL)
+		cli.cwd[0] = '\0';
 	options(argc, argv);
 	if (configure(&cfg, err, sizeof(err)) == -1) {
 		(void)fprintf(stderr, "talknetd: %s\n", err);

@@ -51,6 +51,7 @@ struct config {
 	int			 log_level;
 	char			 user[64];	/* empty: stay as started */
 	char			 pidfile[256];	/* empty: none */
+	char			 control[108];	/* empty: the default */
 	struct listen_addr	 listen[TALKNETD_MAX_LISTEN];
 	size_t			 nlisten;
 	size_t			 max_clients;

@@ -5,14 +5,17 @@ Standard library only.  Every wait is bounded.  Each test file exits 0
 when all its tests pass, 1 when one fails, 77 when a tool is missing.
 """
 
+import atexit
 import json
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -63,9 +66,14 @@ class Daemon:
     """A talknetd on 127.0.0.1 and a port the kernel chose."""
 
     def __init__(self, *args, listen="127.0.0.1:0"):
+        # A control socket of its own (talknetctl): never the shared
+        # default /run/talknetd/control.
+        ctl_dir = tempfile.mkdtemp(prefix="tnc-")
+        atexit.register(shutil.rmtree, ctl_dir, True)
         self.proc = subprocess.Popen(
             [TALKNETD, "-f", "-l", listen, "--max-clients-per-ip", "0",
-             "--rate-limit", "0"] + list(args),
+             "--rate-limit", "0", "--control",
+             os.path.join(ctl_dir, "ctl")] + list(args),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE)
         self.lines = []

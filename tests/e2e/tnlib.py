@@ -427,6 +427,24 @@ def wait_until(pred, timeout, interval=0.02, what="condition"):
 _LISTEN_RE = re.compile(r"listening on (\[[^\]]*\]|[^\s\[\]]+?):(\d+)")
 
 
+def control_path():
+    """A control socket path of the caller's own (talknetctl): daemons of
+    tests that run at once never share the default /run/talknetd/control."""
+    d = tempfile.mkdtemp(prefix="tnc-")
+    # Sticky and open to all, as /tmp is: some tests start the daemon
+    # as another user (setpriv), and it must bind its socket here.
+    os.chmod(d, 0o1777)
+    atexit.register(shutil.rmtree, d, True)
+    return os.path.join(d, "ctl")
+
+
+def control_opts(opts):
+    """["--control", PATH] unless opts set one already."""
+    if "--control" in opts:
+        return []
+    return ["--control", control_path()]
+
+
 class Server:
     """A talknetd in the foreground on loopback, port chosen by the kernel."""
 
@@ -434,6 +452,8 @@ class Server:
         self.opts = list(opts)
         self.listen = list(listen)
         self.env = env         # added to the daemon's environment
+        self.opts = control_opts(self.opts) + self.opts
+        self.control = self.opts[self.opts.index("--control") + 1]
         self.proc = None
         self.pid = None
         self.log = []          # decoded stderr lines

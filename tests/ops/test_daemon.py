@@ -25,7 +25,8 @@ class Daemon:
     def __init__(self, *opts, tag="daemon"):
         self.dir = opslib.tempdir(tag)
         self.pidfile = os.path.join(self.dir, "tn.pid")
-        self.argv = [opslib.TALKNETD, "-p", self.pidfile] + list(opts)
+        self.argv = [opslib.TALKNETD, "-p", self.pidfile] + \
+            tnlib.control_opts(opts) + list(opts)
         self.pid = None
         self.kids = []
 
@@ -135,7 +136,7 @@ def test_second_instance_pidfile_from_config_file():
     conf = os.path.join(d.dir, "talknetd.conf")
     opslib.write_file(conf, "pidfile = %s\nlisten = 127.0.0.1:0\n"
                       % d.pidfile)
-    d.argv = [opslib.TALKNETD, "-c", conf]
+    d.argv = [opslib.TALKNETD, "-c", conf] + tnlib.control_opts([])
     try:
         rc, out, err = d.start()
         assert rc == 0, "exit %r, stderr %r" % (rc, err)
@@ -193,7 +194,7 @@ def test_bad_config_fails_before_detaching():
         assert "--max-line" in err, err
         conf = os.path.join(d.dir, "bad.conf")
         opslib.write_file(conf, "listen = 127.0.0.1:0\nmax-lines = 9\n")
-        d.argv = [opslib.TALKNETD, "-c", conf]
+        d.argv = [opslib.TALKNETD, "-c", conf] + tnlib.control_opts([]) + tnlib.control_opts([])
         rc, out, err = d.start()
         assert rc == 1, "exit %r, stderr %r" % (rc, err)
         assert err == "talknetd: %s:2: max-lines: unknown key\n" % conf, err

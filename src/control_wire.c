@@ -1,0 +1,113 @@
+/*
+ * control_wire.c: building and checking control frames, for the master
+ * and for talknetctl alike.  No I/O here.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "buf.h"
+#include "control.h"
+#include "log.h"
+#include "xmalloc.h"
+
+/* Appends a frame of n strings to b. */
+void
+ctl_put(struct buf *b, uint16_t type, const struct str *s, size_t n)
+{
+	size_t	off, i;
+
+	off = ctl_begin(b, type);
+	for (i = 0; i < n; i++)
+		ctl_put_str(b, s[i].p, s[i].len);
+	ctl_end(b, off);
+}
+
+/* Starts a frame; the offset stays true if the buffer compacts. */
+size_t
+ctl_begin(struct buf *b, uint16_t type)
+{
+	struct ctl_hdr	h;
+
+	memset(&h, 0, sizeof(h));
+	h.version = CTL_VERSION;
+	h.type = type;
+	xbuf_append(b, &h, sizeof(h));
+	return b->len - sizeof(h) - b->off;
+}
+
+/* Appends one length-prefixed string. */
+void
+ctl_put_str(struct buf *b, const char *p, size_t len)
+{
+	uint32_t	n;
+
+	if (len > CTL_MAX_ANSWER)
+		fatalx("%s: string of %zu bytes", __func__, len);
+	n = (uint32_t)len;
+	xbuf_append(b, &n, sizeof(n));
+	if (len > 0)
+		xbuf_append(b, p, len);
+}
+
+/* Writes the payload length of the frame started at hdroff. */
+void
+ctl_end(struct buf *b, size_t hdroff)
+{
+	struct ctl_hdr	 h;
+	char		*hp = b->data + b->off + hdroff;
+	size_t		 len;
+
+	memcpy(&h, hp, sizeof(h));
+	len = b->len - b->off - hdroff - sizeof(h);
+	if (len > CTL_MAX_ANSWER)
+		fatalx("%s: payload of %zu bytes", __func__, len);
+	h.len = (uint32_t)len;
+	memcpy(hp, &h, sizeof(h));
+}
+
+/* Takes the next frame of at most max payload bytes. */
+int
+ctl_get(struct buf *b, uint32_t max, struct ctl_hdr *h, const char **payload)
+{
+	size_t	avail = buf_pending(b);
+
+	if (avail < sizeof(*h))
+		return 0;
+	memcpy(h, buf_head(b), sizeof(*h));
+	if (h->version != CTL_VERSION || h->len > max)
+		return -1;
+	if (avail - sizeof(*h) < h->len)
+		return 0;
+	*payload = buf_head(b) + sizeof(*h);
+	buf_drain(b, sizeof(*h) + h->len);
+	return 1;
+}
+
+/* Splits a payload into strings; -1 if a length overruns it. */
+long
+ctl_get_strs(const char *payload, size_t len, struct str *s, size_t max)
+{
+	size_t		off = 0;
+	long		n = 0;
+	uint32_t	slen;
+
+	while (off < len) {
+		if (len - off < sizeof(slen))
+			return -1;
+		memcpy(&slen, payload + off, sizeof(slen));
+		off += sizeof(slen);
+		if (slen > len - off)
+			return -1;
+		if (s != NULL && (size_t)n < max) {
+			s[n].p = payload + off;
+			s[n].len = slen;
+		}
+		off += slen;
+		if (n == INT32_MAX)
+			return -1;
+		n++;
+	}
+	return n;
+}
