@@ -813,14 +813,12 @@ master_detach(void)
 	master.ready_fd = -1;
 }
 
+static void	master_loop(struct config *) __attribute__((noreturn));
+
 /* The master process: set up, start the hub, accept until told to stop. */
 void
 master_main(struct config *cfg, reload_fn reload)
 {
-	struct pollfd	 pfd[TALKNETD_MAX_LISTEN + 2 + CONTROL_NPOLL];
-	size_t		 i, npfd, nlisten, nctl;
-	int		 timeout, left, paused = 0;
-
 	/*
 	 * Not dumpable: a process of our uid (a worker, when there is no
 	 * -u) may not ptrace the master, read its memory or its fds
@@ -877,6 +875,19 @@ master_main(struct config *cfg, reload_fn reload)
 	master_start_hub();
 	(void)systemd_notify("READY=1\nSTATUS=0 clients\nMAINPID=%ld",
 	    (long)getpid());
+	master_loop(cfg);
+}
+
+/*
+ * The master's loop: signals, release datagrams, the listening sockets
+ * (not while paused after EMFILE) and the control connections.
+ */
+static void
+master_loop(struct config *cfg)
+{
+	struct pollfd	 pfd[TALKNETD_MAX_LISTEN + 2 + CONTROL_NPOLL];
+	size_t		 i, npfd, nlisten, nctl;
+	int		 timeout, left, paused = 0;
 
 	for (;;) {
 		npfd = 0;
