@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "control.h"
 #include "log.h"
+#include "strlist.h"
 #include "xmalloc.h"
 
 /* Appends a frame of n strings to b. */
@@ -89,25 +90,5 @@ ctl_get(struct buf *b, uint32_t max, struct ctl_hdr *h, const char **payload)
 long
 ctl_get_strs(const char *payload, size_t len, struct str *s, size_t max)
 {
-	size_t		off = 0;
-	long		n = 0;
-	uint32_t	slen;
-
-	while (off < len) {
-		if (len - off < sizeof(slen))
-			return -1;
-		memcpy(&slen, payload + off, sizeof(slen));
-		off += sizeof(slen);
-		if (slen > len - off)
-			return -1;
-		if (s != NULL && (size_t)n < max) {
-			s[n].p = payload + off;
-			s[n].len = slen;
-		}
-		off += slen;
-		if (n == INT32_MAX)
-			return -1;
-		n++;
-	}
-	return n;
+	return strlist_split(payload, len, s, max);
 }

@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "ipc.h"
 #include "log.h"
+#include "strlist.h"
 #include "talknetd.h"
 #include "utf8.h"
 #include "xmalloc.h"
@@ -179,27 +180,7 @@ ipc_get_max(struct buf *b, uint32_t max, struct ipc_hdr *h,
 long
 ipc_get_strs(const char *payload, size_t len, struct str *strs, size_t max)
 {
-	size_t		off = 0;
-	long		n = 0;
-	uint32_t	slen;
-
-	while (off < len) {
-		if (len - off < sizeof(slen))
-			return -1;
-		memcpy(&slen, payload + off, sizeof(slen));
-		off += sizeof(slen);
-		if (slen > len - off)
-			return -1;
-		if (strs != NULL && (size_t)n < max) {
-			strs[n].p = payload + off;
-			strs[n].len = slen;
-		}
-		off += slen;
-		if (n == INT32_MAX)
-			return -1;
-		n++;
-	}
-	return n;
+	return strlist_split(payload, len, strs, max);
 }
 
 /* Checks the number of strings a request frame carries. */
