@@ -226,8 +226,13 @@ worker_close_frame(const char *p, size_t len)
 	if (reason == CLOSE_QUIT && !w.closing)
 		return -1;
 	if (reason != CLOSE_QUIT) {
-		log_info("worker %s: closed by the hub: %s", w.addr,
-		    ipc_close_reason_name(reason));
+		/* The end line names a kick or a queue cut already. */
+		if (reason == CLOSE_KICKED || reason == CLOSE_QUEUE)
+			log_debug("worker %s: closed by the hub: %s", w.addr,
+			    ipc_close_reason_name(reason));
+		else
+			log_info("worker %s: closed by the hub: %s", w.addr,
+			    ipc_close_reason_name(reason));
 		worker_end(session_end_of_close(reason), reason ==
 		    CLOSE_QUEUE ? LIMIT_MAX_QUEUE : LIMIT_LAST);
 		w.closing = 1;
