@@ -187,6 +187,17 @@ def test_readme_cites_what_exists():
             page[0] in ("syslog", "nc", "man"), "README cites %s(%s)" % page
 
 
+def test_man_pages_have_real_dates():
+    # $Mdocdate$ is expanded by OpenBSD's CVS only; here it stays as is
+    # and man prints it literally in the page's footer.
+    pages = [n for n in os.listdir(os.path.join(TOP, "doc"))
+             if re.search(r"\.[178](\.in)?$", n)]
+    assert len(pages) >= 5, pages
+    for n in pages:
+        first = _read("doc", n).split("\n", 1)[0]
+        assert re.match(r"\.Dd [A-Z][a-z]+ \d{1,2}, \d{4}$", first), (n, first)
+
+
 def test_readme_quick_start_is_two_commands():
     readme = _read("README.md")
     sec = readme[readme.index("## Quick start"):]
