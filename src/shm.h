@@ -102,7 +102,7 @@ struct shm_room {
 	/* followed by members[bitmap_words], invited[bitmap_words], name */
 };
 
-/* A mapped table: the header pointer and the base it was mapped at. */
+/* A mapped table: the header pointer and the size of its mapping. */
 struct shm_table {
 	struct shm_hdr	*hdr;
 	size_t		 size;
@@ -168,7 +168,7 @@ void	 shm_commit(const struct shm_table *);
  */
 /* Gives user row i to a worker's connection. */
 void	 shm_user_attach(const struct shm_table *, uint32_t i, int32_t pid);
-/* Names user row i and makes it ACTIVE. */
+/* Names user row i and makes it IDENTIFIED. */
 void	 shm_user_identify(const struct shm_table *, uint32_t i,
 	    const char *name, size_t len);
 /* Takes the name back: the row stays attached, unidentified. */
