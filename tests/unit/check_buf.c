@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "check_run.h"
 
 START_TEST(test_empty)
 {
@@ -226,14 +227,4 @@ buf_suite(void)
 }
 
 /* Runs the suite; exits non-zero on failure. */
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(buf_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(buf_suite)

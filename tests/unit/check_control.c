@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "control.h"
 #include "talknetd.h"
+#include "check_run.h"
 
 /* Builds a request of words. */
 static void
@@ -158,14 +159,4 @@ control_suite(void)
 	return s;
 }
 
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(control_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(control_suite)

@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "frame.h"
+#include "check_run.h"
 
 #define MAXLINES	32
 
@@ -762,14 +763,4 @@ frame_suite(void)
 }
 
 /* Runs the suite; exits non-zero on failure. */
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(frame_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(frame_suite)

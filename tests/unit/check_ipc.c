@@ -13,6 +13,7 @@
 #include "ipc.h"
 #include "shm.h"
 #include "talknetd.h"
+#include "check_run.h"
 
 /* Builds a request frame of strings. */
 static void
@@ -322,14 +323,4 @@ ipc_suite(void)
 	return s;
 }
 
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(ipc_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(ipc_suite)

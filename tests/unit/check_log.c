@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "check_run.h"
 
 /* Escapes the len bytes of p into a buffer of dstlen bytes. */
 static const char *
@@ -78,14 +79,4 @@ log_suite(void)
 	return s;
 }
 
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(log_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(log_suite)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "nodepool.h"
+#include "check_run.h"
 
 /* 1 when the page holding p is mapped in this process, 0 when not. */
 static int
@@ -135,14 +136,4 @@ nodepool_suite(void)
 	return s;
 }
 
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(nodepool_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(nodepool_suite)

@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "proto.h"
+#include "check_run.h"
 
 struct sample {
 	const char	*s;
@@ -1235,14 +1236,4 @@ proto_suite(void)
 }
 
 /* Runs the suite; exits non-zero on failure. */
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(proto_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(proto_suite)

@@ -27,6 +27,7 @@
 
 #include "log.h"
 #include "sandbox.h"
+#include "check_run.h"
 
 /* Sanitizer builds allow what their runtimes need (src/sandbox.c). */
 #if defined(TALKNET_SANITIZERS) || defined(__SANITIZE_ADDRESS__)
@@ -362,16 +363,9 @@ sandbox_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
 	if (!sandbox_enabled())
 		return 77;
 	log_init(1, LOG_LEVEL_WARNING);
 	sandbox_init();
-	sr = srunner_create(sandbox_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(sandbox_suite());
 }

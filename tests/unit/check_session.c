@@ -19,6 +19,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "session.h"
+#include "check_run.h"
 
 /* A report an honest worker could send. */
 static struct session_report
@@ -197,14 +198,4 @@ session_suite(void)
 	return s;
 }
 
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(session_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(session_suite)

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "shm.h"
+#include "check_run.h"
 
 /* Allocates and formats a table. */
 static struct shm_table
@@ -389,14 +390,4 @@ shm_suite(void)
 	return s;
 }
 
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(shm_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(shm_suite)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "utf8.h"
+#include "check_run.h"
 
 struct sample {
 	const char	*s;
@@ -158,14 +159,4 @@ utf8_suite(void)
 }
 
 /* Runs the suite; exits non-zero on failure. */
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(utf8_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(utf8_suite)
