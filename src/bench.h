@@ -267,6 +267,8 @@ void	 conn_ready(struct bench *, struct conn *, int64_t);
 void	 conn_identified(struct bench *, struct conn *, int64_t);
 void	 conn_lost(struct bench *, struct conn *, const char *);
 void	 conn_event(struct bench *, struct conn *, uint32_t);
+int	 connect_result(int, uint32_t);
+const char *line_next(const char **, const char *, size_t *);
 
 /* bench_loop.c */
 void	 bench_signals_setup(void);

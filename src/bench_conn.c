@@ -347,30 +347,44 @@ conn_lost(struct bench *b, struct conn *c, const char *why)
 
 
 /*
+ * Returns the next complete line in *pp..end and its length n without
+ * "\n" or "\r\n", and moves *pp past it; NULL if no line is complete.
+ * Servers never send the "\0" lib/frame.c also takes; memchr() finds
+ * the ends, which at two million lines a second matters.
+ */
+const char *
+line_next(const char **pp, const char *end, size_t *n)
+{
+	const char	*p = *pp, *nl;
+
+	if (p >= end || (nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+		return NULL;
+	*n = (size_t)(nl - p);
+	if (*n > 0 && p[*n - 1] == '\r')
+		(*n)--;
+	*pp = nl + 1;
+	return p;
+}
+
+/*
  * Splits the lines of one read and handles each; returns the bytes
- * used, or -1 if the connection went away meanwhile.  Lines end in
- * "\n" or "\r\n" (servers never send the "\0" the framer also takes);
- * memchr() finds them, which at two million lines a second matters.
+ * used, or -1 if the connection went away meanwhile.
  */
 static ssize_t
 conn_lines(struct bench *b, struct conn *c, const char *p, size_t len,
     int64_t now)
 {
-	const char	*start = p, *end = p + len, *nl;
+	const char	*s = p, *end = p + len, *line;
 	size_t		 n;
 
-	while (p < end && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-		n = (size_t)(nl - p);
-		if (n > 0 && p[n - 1] == '\r')
-			n--;
-		if (n > 0) {
-			b->wire->line(b, c, p, n, now);
-			if (c->fd < 0)
-				return -1;
-		}
-		p = nl + 1;
+	while ((line = line_next(&s, end, &n)) != NULL) {
+		if (n == 0)
+			continue;
+		b->wire->line(b, c, line, n, now);
+		if (c->fd < 0)
+			return -1;
 	}
-	return p - start;
+	return s - p;
 }
 
 /* Reads what a connection has and handles each complete line. */
@@ -424,20 +438,34 @@ conn_read(struct bench *b, struct conn *c)
 		buf_free(&c->in);
 }
 
-/* Handles the epoll events of one connection. */
-void
-conn_event(struct bench *b, struct conn *c, uint32_t ev)
+/*
+ * Reads how a non-blocking connect on fd ended, given its epoll events:
+ * 0 if it is connected, its errno if it failed, -1 if it is still going.
+ */
+int
+connect_result(int fd, uint32_t ev)
 {
 	int		e = 0;
 	socklen_t	elen = sizeof(e);
 
+	if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0)
+		return -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) == -1)
+		e = errno;
+	return e;
+}
+
+/* Handles the epoll events of one connection. */
+void
+conn_event(struct bench *b, struct conn *c, uint32_t ev)
+{
+	int	e;
+
 	if (c->fd < 0)
 		return;
 	if (c->st == C_CONNECTING) {
-		if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0)
+		if ((e = connect_result(c->fd, ev)) == -1)
 			return;
-		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &elen) == -1)
-			e = errno;
 		if (e != 0) {
 			conn_lost(b, c, strerror(e));
 			return;

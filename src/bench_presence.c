@@ -494,22 +494,18 @@ static ssize_t
 p_lines(struct presence *p, struct pconn *c, const char *data, size_t len,
     int64_t now)
 {
-	const char	*s = data, *end = data + len, *nl;
+	const char	*s = data, *end = data + len, *line;
 	size_t		 n;
 
-	while (s < end && (nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
-		n = (size_t)(nl - s);
-		if (n > 0 && s[n - 1] == '\r')
-			n--;
-		if (n > 0) {
-			if (p->irc)
-				p_irc_line(p, c, s, n, now);
-			else
-				p_talknet_line(p, c, s, n, now);
-			if (c->fd < 0)
-				return -1;
-		}
-		s = nl + 1;
+	while ((line = line_next(&s, end, &n)) != NULL) {
+		if (n == 0)
+			continue;
+		if (p->irc)
+			p_irc_line(p, c, line, n, now);
+		else
+			p_talknet_line(p, c, line, n, now);
+		if (c->fd < 0)
+			return -1;
 	}
 	return s - data;
 }
@@ -589,16 +585,13 @@ static void
 p_event(struct presence *p, struct pconn *c, uint32_t ev)
 {
 	struct epoll_event	e;
-	int			err_ = 0;
-	socklen_t		elen = sizeof(err_);
+	int			err_;
 
 	if (c->fd < 0)
 		return;
 	if (c->st == P_CONNECTING) {
-		if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0)
+		if ((err_ = connect_result(c->fd, ev)) == -1)
 			return;
-		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err_, &elen) == -1)
-			err_ = errno;
 		if (err_ != 0) {
 			p_lost(p, c, strerror(err_));
 			return;
