@@ -278,8 +278,6 @@ int	 bench_classic(struct options *);
 
 /* bench_load.c */
 void	 bench_init_clients(struct bench *);
-void	 bench_send(struct bench *, struct conn *, int64_t);
-int	 bench_sending(const struct bench *, int64_t);
 void	 bench_on_text(struct bench *, struct conn *, const char *, size_t,
 	    int64_t);
 void	 bench_begin(struct bench *, int64_t);

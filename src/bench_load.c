@@ -120,7 +120,7 @@ stamp_parse(const char *p, size_t len, uint64_t *sender, uint64_t *seq,
 }
 
 /* Sends one timed message from a sender or pinger. */
-void
+static void
 bench_send(struct bench *b, struct conn *c, int64_t t)
 {
 	size_t		 len;
@@ -138,7 +138,7 @@ bench_send(struct bench *b, struct conn *c, int64_t t)
 }
 
 /* Tells whether timed sends may go out now. */
-int
+static int
 bench_sending(const struct bench *b, int64_t now)
 {
 	return (b->ph == PH_WARMUP || b->ph == PH_MEASURE) && now < b->t_end;
