@@ -12,6 +12,11 @@
  *
  * One thread, one epoll set, non-blocking sockets, a deadline on every
  * phase; requests are a few bytes and are written whole or not at all.
+ * The loop is not bench_loop.c's: each step waits for one joiner or one
+ * text's last copy, and 10,000 held clients read through one scratch
+ * buffer with no output queue, where a classic run keeps a queue per
+ * client and retries under --concurrency.  The pieces that are the same
+ * are shared: bench_addr(), line_next(), connect_result(), irc_word().
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
