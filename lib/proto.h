@@ -25,6 +25,7 @@
 #define PROTO_MAX_NAME		8	/* code points in a user name */
 #define PROTO_MAX_ROOM		16	/* code points in a room name */
 #define PROTO_MAX_LINE		65536	/* bytes in one line */
+#define PROTO_DEFAULT_PORT	"8001"	/* TCP, as getaddrinfo() takes it */
 
 enum msg_type {
 	MSG_NONE = 0,
@@ -176,6 +177,14 @@ const char	*proto_result_name(enum result);
 enum msg_type	 proto_type_lookup(const char *p, size_t len);
 int		 proto_status_lookup(const char *p, size_t len);
 enum result	 proto_result_lookup(const char *p, size_t len);
+
+/*
+ * Peeks at the type of a server line without decoding it (proto_peek.c):
+ * 0 and *t (MSG_NONE if unknown) for a line that starts {"type":"NAME";
+ * -1 for a line in another shape, which needs proto_parse_reply().
+ */
+int		 proto_peek_type(const char *line, size_t len,
+		    enum msg_type *t);
 
 /* Makes a struct str from a NUL-terminated string. */
 struct str	 str_c(const char *);

@@ -1,20 +1,43 @@
 /*
- * bench.h: what talknet-bench.c shares with the workloads that live in
- * files of their own (bench_machine.c, bench_presence.c): the options,
- * the server CPU sampler and the JSON string printer.
+ * bench.h: talknet-bench's shared types, one header for every piece.
+ *
+ * bench_main.c parses the options and calls down into the pieces:
+ *   bench_conn.c      the connections: connect, register, read, write, lose
+ *   bench_loop.c      the event loop and the phases of a classic run
+ *   bench_load.c      fanout, private, connect, hold: clients, stamps, sends
+ *   bench_talknet.c   the TalkNet side of those workloads (lib/ codec)
+ *   bench_irc.c       the IRC side of those workloads
+ *   bench_hist.c      the latency histogram
+ *   bench_procstat.c  /proc: the server tree's CPU and memory, MemAvailable
+ *   bench_report.c    the text and JSON reports
+ *   bench_svg.c       the latency CDF chart
+ *   bench_machine.c   the machine workload
+ *   bench_presence.c  the join and broadcast workloads
+ * No piece includes another's internals; each includes this header.
  */
 #ifndef TALKNET_BENCH_H
 #define TALKNET_BENCH_H
 
 #include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <stdint.h>
 #include <stdio.h>
 
+#include "buf.h"
+#include "proto.h"
+
 #define NS			1000000000LL
 #define MS			1000000LL
 #define MAX_COMPARE		16
+#define NAME_ATTEMPTS		26	/* letters tried when a name is taken */
+#define CDF_STEP		0.02	/* in "nines" (-log10(1 - p)) */
+#define CDF_MAX_NINES		6.0
 
 enum workload {
 	WL_NONE = 0,
@@ -73,13 +96,221 @@ struct srvstat {
 	double		 cpu_fine_s;	/* schedstat; reaped: ticks */
 };
 
-/* talknet-bench.c */
-void	 srv_sample(pid_t, int, struct srvstat *);
-void	 json_str(FILE *, const char *);
-int	 bench_interrupted(void);
-const char *irc_word(const char **, const char *, size_t *);
+
+enum cstate {
+	C_NEW = 0,	/* not started yet */
+	C_WAIT,		/* waiting to retry its connect */
+	C_CONNECTING,	/* non-blocking connect in progress */
+	C_REGISTER,	/* IDENTIFY or NICK/USER sent */
+	C_IDENT,	/* identified, waiting for the room */
+	C_JOINING,	/* JOIN_ROOM or JOIN sent */
+	C_READY,	/* in the workload */
+	C_QUITTING,	/* DISCONNECT or QUIT sent, waiting for the close */
+	C_CLOSED	/* done or failed, fd closed */
+};
+
+enum phase {
+	PH_SETUP,	/* connect, identify, join */
+	PH_WARMUP,	/* sending, not counted */
+	PH_MEASURE,	/* sending, counted */
+	PH_DRAIN,	/* waiting for the last copies */
+	PH_HOLD,	/* idle clients, before the memory sample */
+	PH_TEARDOWN,	/* disconnecting */
+	PH_DONE
+};
+
+/* A log-linear histogram of nanoseconds: 128 buckets per octave. */
+#define H_SUB_BITS	7
+#define H_SUB		(1u << H_SUB_BITS)
+#define H_LINEAR	(2u * H_SUB)		/* values below are exact */
+#define H_OCTAVES	44
+#define H_BUCKETS	(H_LINEAR + H_OCTAVES * H_SUB)
+
+struct hist {
+	uint64_t	 cnt[H_BUCKETS];
+	uint64_t	 n;
+	uint64_t	 min;
+	uint64_t	 max;
+	long double	 sum;
+};
+
+struct conn {
+	int		 fd;
+	unsigned int	 idx;
+	enum cstate	 st;
+	uint32_t	 ev;		/* events registered with epoll */
+	unsigned int	 retries;
+	unsigned int	 attempt;	/* name letter offset */
+	char		 name[16];
+	struct buf	 in;
+	struct buf	 out;
+	int		 sender;	/* sends on a schedule */
+	int		 pinger;	/* private: measures round trips */
+	unsigned int	 peer;		/* private: the other side */
+	int64_t		 next_ns;	/* next scheduled send, or retry */
+	uint64_t	 seq;		/* last sequence number sent */
+	int64_t		 t_start;	/* connect started */
+	TAILQ_ENTRY(conn) retry_entry;
+};
+TAILQ_HEAD(conn_queue, conn);
+
+/* The system's memory counters at one moment, from /proc/meminfo, KiB. */
+struct meminfo {
+	int		 ok;
+	long long	 avail;		/* MemAvailable */
+	long long	 anon;		/* AnonPages */
+	long long	 page_tables;	/* PageTables */
+	long long	 kernel_stack;	/* KernelStack */
+	long long	 slab;		/* Slab */
+	long long	 shmem;		/* Shmem */
+};
+
+struct bench {
+	struct options	*o;
+	const struct wire *wire;	/* TalkNet or IRC */
+	int		 ep;
+	struct sockaddr_storage sa;
+	socklen_t	 salen;
+	char		 addrtext[INET6_ADDRSTRLEN + 8];
+	struct conn	*c;
+	unsigned int	 n;
+	unsigned int	 next_new;	/* next C_NEW connection to start */
+	unsigned int	 inflight;
+	unsigned int	 nident;
+	unsigned int	 nready;
+	unsigned int	 nopen;
+	struct conn_queue retryq;
+	enum phase	 ph;
+	char		 tag;		/* first letter of this run's names */
+	char		 room[32];
+	int64_t		 t0;
+	int64_t		 t_ident;	/* all identified */
+	int64_t		 t_ready;	/* all ready (joined) */
+	int64_t		 t_measure;
+	int64_t		 t_end;		/* end of the measured window */
+	int64_t		 t_finish;	/* end of drain or hold */
+	int64_t		 t_phase_end;	/* deadline of the current phase */
+	int64_t		 deadline;	/* the whole run */
+	int64_t		 t_progress;
+	int64_t		 interval_ns;	/* between one sender's sends */
+	/* counters */
+	uint64_t	 sent;
+	uint64_t	 sent_all;
+	uint64_t	 expected;
+	uint64_t	 delivered;
+	uint64_t	 delivered_all;
+	uint64_t	 misordered;
+	uint64_t	 foreign;	/* text lines without our stamp */
+	uint64_t	 server_errors;
+	uint64_t	 disconnects;
+	uint64_t	 connects_ok;
+	uint64_t	 connects_failed;
+	uint64_t	 connect_retries;
+	int64_t		 max_lag_ns;
+	char		 first_error[256];
+	char		 setup_error[256];
+	int		 failed;	/* set-up failed or interrupted */
+	int		 busy;		/* buffers stay allocated: fanout, private */
+	uint32_t	*lastseq;	/* n x slots, or NULL */
+	unsigned int	 seq_slots;
+	struct hist	 h;
+	struct proto_parser pp;
+	struct buf	 line;		/* scratch for IRC lines */
+	char		*text;		/* scratch for a message text */
+	/* server and machine samples */
+	struct srvstat	 srv_start, srv_m0, srv_end;
+	struct meminfo	 mem_start, mem_end;
+	double		 settle_s;	/* waited for memory to settle */
+	int		 settled;	/* it held still before the baseline */
+	long long	 selfrss_start, selfrss_end;	/* KiB */
+	struct rusage	 ru_start;
+	double		 bench_cpu_s;
+};
+
+/*
+ * What differs between TalkNet and IRC in the classic workloads; the
+ * connection layer and the workloads call through it.
+ */
+struct wire {
+	/* Sends IDENTIFY, or NICK and USER. */
+	void	(*hello)(struct bench *, struct conn *);
+	/* Sends DISCONNECT or QUIT. */
+	void	(*bye)(struct bench *, struct conn *);
+	/* After identifying: heads for the room if the run needs one (1). */
+	int	(*enter)(struct bench *, struct conn *);
+	/* Sends a text to one client, or (to NULL) to the room or all. */
+	void	(*text)(struct bench *, struct conn *, const struct conn *,
+		    const char *, size_t);
+	/* Handles one line from the server, without its terminator. */
+	void	(*line)(struct bench *, struct conn *, const char *, size_t,
+		    int64_t);
+};
+
+/* bench_main.c: nothing; it calls down. */
+
+/* bench_conn.c */
 void	 bench_addr(const struct options *, struct sockaddr_storage *,
 	    socklen_t *, char *, size_t);
+void	 bench_note(struct bench *, const char *, ...)
+	    __attribute__((__format__(__printf__, 2, 3)));
+void	 bench_setup_error(struct bench *, const char *, ...)
+	    __attribute__((__format__(__printf__, 2, 3)));
+void	 conn_set_state(struct bench *, struct conn *, enum cstate);
+const char *conn_label(const struct conn *);
+void	 conn_close(struct bench *, struct conn *);
+int	 conn_flush(struct bench *, struct conn *);
+void	 conn_name(struct bench *, struct conn *);
+void	 conn_register(struct bench *, struct conn *);
+void	 conn_quit(struct bench *, struct conn *);
+void	 conn_start(struct bench *, struct conn *, int64_t);
+void	 conn_ready(struct bench *, struct conn *, int64_t);
+void	 conn_identified(struct bench *, struct conn *, int64_t);
+void	 conn_lost(struct bench *, struct conn *, const char *);
+void	 conn_event(struct bench *, struct conn *, uint32_t);
+int	 connect_result(int, uint32_t);
+const char *line_next(const char **, const char *, size_t *);
+
+/* bench_loop.c */
+void	 bench_signals_setup(void);
+int	 bench_interrupted(void);
+void	 bench_sample(struct bench *, struct srvstat *, int);
+int	 bench_classic(struct options *);
+
+/* bench_load.c */
+void	 bench_init_clients(struct bench *);
+void	 bench_on_text(struct bench *, struct conn *, const char *, size_t,
+	    int64_t);
+void	 bench_begin(struct bench *, int64_t);
+void	 bench_send_due(struct bench *, int64_t);
+
+/* bench_talknet.c */
+extern const struct wire wire_talknet;
+
+/* bench_irc.c */
+extern const struct wire wire_irc;
+const char *irc_word(const char **, const char *, size_t *);
+
+/* bench_hist.c */
+void	 hist_add(struct hist *, uint64_t);
+uint64_t hist_quantile(const struct hist *, double);
+double	 ns_ms(uint64_t);
+
+/* bench_procstat.c */
+void	 srv_sample(pid_t, int, struct srvstat *);
+void	 meminfo_read(struct meminfo *);
+long long self_rss_kib(void);
+double	 procstat_settle(unsigned int, int *);
+
+/* bench_report.c */
+const char *workload_name(enum workload);
+enum workload workload_lookup(const char *);
+void	 json_str(FILE *, const char *);
+void	 bench_label(const struct bench *, char *, size_t);
+void	 report_human(const struct bench *, FILE *);
+void	 report_json(const struct bench *, FILE *);
+
+/* bench_svg.c */
+int	 bench_chart(const struct bench *, const struct options *);
 
 /* bench_machine.c */
 int	 bench_machine(const struct options *);

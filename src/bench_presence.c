@@ -12,6 +12,11 @@
  *
  * One thread, one epoll set, non-blocking sockets, a deadline on every
  * phase; requests are a few bytes and are written whole or not at all.
+ * The loop is not bench_loop.c's: each step waits for one joiner or one
+ * text's last copy, and 10,000 held clients read through one scratch
+ * buffer with no output queue, where a classic run keeps a queue per
+ * client and retries under --concurrency.  The pieces that are the same
+ * are shared: bench_addr(), line_next(), connect_result(), irc_word().
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -181,13 +186,25 @@ p_close(struct pconn *c)
 }
 
 /* Writes one request whole; a request that does not fit is a loss. */
+static void
+p_write(struct presence *p, struct pconn *c, const char *line, size_t len)
+{
+	ssize_t	w;
+
+	while ((w = send(c->fd, line, len, MSG_NOSIGNAL)) == -1 &&
+	    errno == EINTR)
+		;
+	if (w == -1 || (size_t)w != len)
+		p_lost(p, c, w == -1 ? strerror(errno) : "short write");
+}
+
+/* Writes one IRC line (the format has its CRLF). */
 static void __attribute__((__format__(__printf__, 3, 4)))
 p_send(struct presence *p, struct pconn *c, const char *fmt, ...)
 {
 	char	line[640];
 	va_list	ap;
 	int	len;
-	ssize_t	w;
 
 	if (c->fd < 0)
 		return;
@@ -196,11 +213,30 @@ p_send(struct presence *p, struct pconn *c, const char *fmt, ...)
 	va_end(ap);
 	if (len < 0 || (size_t)len >= sizeof(line))
 		errx(1, "request too long");
-	while ((w = send(c->fd, line, (size_t)len, MSG_NOSIGNAL)) == -1 &&
-	    errno == EINTR)
-		;
-	if (w != len)
-		p_lost(p, c, w == -1 ? strerror(errno) : "short write");
+	p_write(p, c, line, (size_t)len);
+}
+
+/* Encodes one TalkNet request with the lib/ codec and writes it. */
+static void
+p_send_msg(struct presence *p, struct pconn *c, enum msg_type type,
+    const char *username, const char *text)
+{
+	struct msg	m;
+	struct buf	b;
+
+	if (c->fd < 0)
+		return;
+	memset(&m, 0, sizeof(m));
+	m.type = type;
+	if (username != NULL)
+		m.username = str_c(username);
+	if (text != NULL)
+		m.text = str_c(text);
+	buf_init(&b);
+	if (proto_encode(&b, &m) == -1)
+		err(1, "proto_encode");
+	p_write(p, c, buf_head(&b), buf_pending(&b));
+	buf_free(&b);
 }
 
 /* Names a client: the run's letter, the attempt's letter, its index. */
@@ -225,8 +261,7 @@ p_register(struct presence *p, struct pconn *c)
 		p_send(p, c, "NICK %s\r\nUSER %s 0 * :talknet-bench\r\n",
 		    c->name, c->name);
 	else
-		p_send(p, c, "{\"type\":\"IDENTIFY\",\"username\":\"%s\"}\n",
-		    c->name);
+		p_send_msg(p, c, MSG_IDENTIFY, c->name, NULL);
 }
 
 /* Sends DISCONNECT or QUIT and half-closes, to wait for the server. */
@@ -236,7 +271,7 @@ p_quit(struct presence *p, struct pconn *c)
 	if (p->irc)
 		p_send(p, c, "QUIT :bye\r\n");
 	else
-		p_send(p, c, "{\"type\":\"DISCONNECT\"}\n");
+		p_send_msg(p, c, MSG_DISCONNECT, NULL, NULL);
 	if (c->fd < 0)
 		return;
 	(void)shutdown(c->fd, SHUT_WR);
@@ -372,22 +407,19 @@ p_response(struct presence *p, struct pconn *c, const struct msg *m,
 
 /*
  * Handles one TalkNet line.  The joins and departures that every held
- * client hears are recognised by their first bytes and skipped unread;
- * the rest goes through the codec.
+ * client hears are recognised by their type (proto_peek_type) and skipped
+ * unread; the rest goes through the codec.
  */
 static void
 p_talknet_line(struct presence *p, struct pconn *c, const char *line,
     size_t len, int64_t now)
 {
-	static const char *const skip[] = { "{\"type\":\"NEW_USER\"",
-	    "{\"type\":\"DISCONNECTED\"" };
 	struct msg	 m;
-	size_t		 i;
+	enum msg_type	 t;
 
-	for (i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
-		if (len >= strlen(skip[i]) &&
-		    memcmp(line, skip[i], strlen(skip[i])) == 0)
-			return;
+	if (proto_peek_type(line, len, &t) == 0 &&
+	    (t == MSG_NEW_USER || t == MSG_DISCONNECTED))
+		return;
 	if (proto_parse_reply(&p->pp, line, len, &m) == -1) {
 		p->server_errors++;
 		p_note(p, "client %u: unreadable line from the server", c->idx);
@@ -467,22 +499,18 @@ static ssize_t
 p_lines(struct presence *p, struct pconn *c, const char *data, size_t len,
     int64_t now)
 {
-	const char	*s = data, *end = data + len, *nl;
+	const char	*s = data, *end = data + len, *line;
 	size_t		 n;
 
-	while (s < end && (nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
-		n = (size_t)(nl - s);
-		if (n > 0 && s[n - 1] == '\r')
-			n--;
-		if (n > 0) {
-			if (p->irc)
-				p_irc_line(p, c, s, n, now);
-			else
-				p_talknet_line(p, c, s, n, now);
-			if (c->fd < 0)
-				return -1;
-		}
-		s = nl + 1;
+	while ((line = line_next(&s, end, &n)) != NULL) {
+		if (n == 0)
+			continue;
+		if (p->irc)
+			p_irc_line(p, c, line, n, now);
+		else
+			p_talknet_line(p, c, line, n, now);
+		if (c->fd < 0)
+			return -1;
 	}
 	return s - data;
 }
@@ -562,16 +590,13 @@ static void
 p_event(struct presence *p, struct pconn *c, uint32_t ev)
 {
 	struct epoll_event	e;
-	int			err_ = 0;
-	socklen_t		elen = sizeof(err_);
+	int			err_;
 
 	if (c->fd < 0)
 		return;
 	if (c->st == P_CONNECTING) {
-		if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0)
+		if ((err_ = connect_result(c->fd, ev)) == -1)
 			return;
-		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err_, &elen) == -1)
-			err_ = errno;
 		if (err_ != 0) {
 			p_lost(p, c, strerror(err_));
 			return;
@@ -719,8 +744,7 @@ p_broadcast_step(struct presence *p)
 	if (p->irc)
 		p_send(p, c, "PRIVMSG %s :%s\r\n", P_CHANNEL, p->expect);
 	else
-		p_send(p, c, "{\"type\":\"PUBLIC_TEXT\",\"text\":\"%s\"}\n",
-		    p->expect);
+		p_send_msg(p, c, MSG_PUBLIC_TEXT, NULL, p->expect);
 	while (!p->failed && p->copies < p->n - 1 - p->lost) {
 		if (bench_interrupted()) {
 			p_fail(p, "interrupted");

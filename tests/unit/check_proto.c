@@ -1164,6 +1164,40 @@ START_TEST(test_roundtrip_all)
 }
 END_TEST
 
+/* proto_peek_type: the type of every encoded line, without a decode. */
+START_TEST(test_peek)
+{
+	struct buf	b;
+	struct msg	m;
+	enum msg_type	t;
+	int		i;
+
+	for (i = MSG_NONE + 1; i < MSG_TYPE_COUNT; i++) {
+		buf_init(&b);
+		memset(&m, 0, sizeof(m));
+		m.type = (enum msg_type)i;
+		ck_assert_int_eq(proto_encode(&b, &m), 0);
+		t = MSG_NONE;
+		ck_assert_int_eq(proto_peek_type(buf_head(&b),
+		    buf_pending(&b) - 1, &t), 0);
+		ck_assert_int_eq(t, i);
+		buf_free(&b);
+	}
+	/* TEXT is not TEXT_FROM, nor TEXT_FROM ROOM_TEXT_FROM. */
+	ck_assert_int_eq(proto_peek_type("{\"type\":\"TEXT\"}", 15, &t), 0);
+	ck_assert_int_eq(t, MSG_TEXT);
+	ck_assert_int_eq(proto_peek_type("{\"type\":\"TEXT_FROMX\"}", 21,
+	    &t), 0);
+	ck_assert_int_eq(t, MSG_NONE);
+	ck_assert_int_eq(proto_peek_type("{\"type\":\"RESPONSE", 17, &t), 0);
+	ck_assert_int_eq(t, MSG_NONE);
+	ck_assert_int_eq(proto_peek_type("{\"type\":\"", 9, &t), -1);
+	ck_assert_int_eq(proto_peek_type("{ \"type\":\"TEXT\"}", 16, &t),
+	    -1);
+	ck_assert_int_eq(proto_peek_type("", 0, &t), -1);
+}
+END_TEST
+
 START_TEST(test_names)
 {
 	int	t;
@@ -1231,6 +1265,7 @@ proto_suite(void)
 	tcase_add_test(te, test_encode_escapes);
 	tcase_add_test(te, test_roundtrip_all);
 	tcase_add_test(te, test_names);
+	tcase_add_test(te, test_peek);
 	suite_add_tcase(s, te);
 	return s;
 }

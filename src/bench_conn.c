@@ -1,0 +1,482 @@
+/*
+ * bench_conn.c: talknet-bench's connections.  Each client is one
+ * non-blocking socket in the run's epoll set: it connects (a burst of at
+ * most --concurrency at once), registers through the run's wire (TalkNet
+ * or IRC), reads lines and writes what is queued, and is retried, counted
+ * or reported when it is lost.
+ *
+ * Replies land in a lib/ buffer per connection and are split with
+ * memchr() (lib/frame.c scans byte by byte, which cost 41% of this
+ * program's CPU at two million lines a second).
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <sys/types.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <err.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "bench.h"
+
+#define READ_WANT		8192	/* bytes asked of one read */
+#define READS_PER_EVENT		4	/* then let other sockets have a turn */
+#define SERVER_MAX_LINE		(1024 * 1024)
+#define CONNECT_RETRIES		5	/* per client during set-up */
+
+/* Remembers the first problem of the run, for the report. */
+void
+bench_note(struct bench *b, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (b->first_error[0] != '\0')
+		return;
+	va_start(ap, fmt);
+	vsnprintf(b->first_error, sizeof(b->first_error), fmt, ap);
+	va_end(ap);
+}
+
+/* Stops a set-up that cannot finish; the results say why. */
+void
+bench_setup_error(struct bench *b, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (b->setup_error[0] == '\0') {
+		va_start(ap, fmt);
+		vsnprintf(b->setup_error, sizeof(b->setup_error), fmt, ap);
+		va_end(ap);
+	}
+	b->failed = 1;
+}
+
+/* Tells whether an address is loopback (127/8, ::1, ::ffff:127/104). */
+static int
+addr_is_loopback(const struct sockaddr *sa)
+{
+	const struct sockaddr_in	*sin;
+	const struct sockaddr_in6	*sin6;
+
+	if (sa->sa_family == AF_INET) {
+		sin = (const struct sockaddr_in *)(const void *)sa;
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+			return 1;
+		return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) &&
+		    sin6->sin6_addr.s6_addr[12] == 127;
+	}
+	return 0;
+}
+
+/*
+ * Resolves --host and --port to one address, and its "host:port" text
+ * into text; refuses remote hosts.
+ */
+void
+bench_addr(const struct options *o, struct sockaddr_storage *sa,
+    socklen_t *salen, char *text, size_t textlen)
+{
+	struct addrinfo	 hints, *res;
+	char		 host[INET6_ADDRSTRLEN], serv[16];
+	int		 e;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if ((e = getaddrinfo(o->host, o->port, &hints, &res)) != 0)
+		errx(1, "%s port %s: %s", o->host, o->port, gai_strerror(e));
+	if (res->ai_addrlen > sizeof(*sa))
+		errx(1, "%s: address too long", o->host);
+	memcpy(sa, res->ai_addr, res->ai_addrlen);
+	*salen = res->ai_addrlen;
+	freeaddrinfo(res);
+	if (!o->allow_remote && !addr_is_loopback((struct sockaddr *)sa))
+		errx(2, "%s is not a loopback address; use --allow-remote "
+		    "to load a remote server", o->host);
+	if (getnameinfo((struct sockaddr *)sa, *salen, host, sizeof(host),
+	    serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		strlcpy(host, o->host, sizeof(host));
+	snprintf(text, textlen, "%s:%s", host, o->port);
+}
+
+/* --- connections -------------------------------------------------------- */
+
+/* States that count against --concurrency. */
+static int
+state_inflight(enum cstate st)
+{
+	return st == C_CONNECTING || st == C_REGISTER || st == C_QUITTING;
+}
+
+/* Moves a connection to a new state, keeping the in-flight count. */
+void
+conn_set_state(struct bench *b, struct conn *c, enum cstate st)
+{
+	if (state_inflight(c->st))
+		b->inflight--;
+	if (state_inflight(st))
+		b->inflight++;
+	c->st = st;
+}
+
+/* Sets the epoll events of a connection if they changed. */
+static void
+conn_watch(struct bench *b, struct conn *c, uint32_t ev)
+{
+	struct epoll_event	e;
+
+	if (c->fd < 0 || ev == c->ev)
+		return;
+	memset(&e, 0, sizeof(e));
+	e.events = ev;
+	e.data.u32 = c->idx;
+	if (epoll_ctl(b->ep, EPOLL_CTL_MOD, c->fd, &e) == -1)
+		err(1, "epoll_ctl");
+	c->ev = ev;
+}
+
+/* A client's name for messages; it has none before it identifies. */
+const char *
+conn_label(const struct conn *c)
+{
+	return c->name[0] != '\0' ? c->name : "unnamed";
+}
+
+/* Closes the socket and frees the buffers; the state becomes C_CLOSED. */
+void
+conn_close(struct bench *b, struct conn *c)
+{
+	if (c->fd >= 0) {
+		/* Closing the only fd also drops it from the epoll set. */
+		close(c->fd);
+		c->fd = -1;
+		b->nopen--;
+	}
+	buf_free(&c->in);
+	buf_free(&c->out);
+	c->ev = 0;
+	conn_set_state(b, c, C_CLOSED);
+}
+
+/* Writes what is queued; watches EPOLLOUT while some is left. */
+int
+conn_flush(struct bench *b, struct conn *c)
+{
+	ssize_t	w;
+
+	while (buf_pending(&c->out) > 0) {
+		w = send(c->fd, buf_head(&c->out), buf_pending(&c->out),
+		    MSG_NOSIGNAL);
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			conn_lost(b, c, strerror(errno));
+			return -1;
+		}
+		buf_drain(&c->out, (size_t)w);
+	}
+	if (buf_pending(&c->out) > 0) {
+		conn_watch(b, c, EPOLLIN | EPOLLOUT);
+	} else {
+		if (!b->busy)
+			buf_free(&c->out);
+		conn_watch(b, c, EPOLLIN);
+	}
+	return 0;
+}
+
+/* Gives a connection its name for this attempt: a letter and its index. */
+void
+conn_name(struct bench *b, struct conn *c)
+{
+	snprintf(c->name, sizeof(c->name), "%c%u",
+	    'a' + (b->tag - 'a' + (int)c->attempt) % 26, c->idx);
+}
+
+/* Sends IDENTIFY, or NICK and USER. */
+void
+conn_register(struct bench *b, struct conn *c)
+{
+	conn_name(b, c);
+	conn_set_state(b, c, C_REGISTER);
+	b->wire->hello(b, c);
+}
+
+/* Sends DISCONNECT or QUIT and half-closes, to wait for the server. */
+void
+conn_quit(struct bench *b, struct conn *c)
+{
+	b->wire->bye(b, c);
+	if (c->fd < 0)
+		return;
+	if (buf_pending(&c->out) > 0) {
+		/* A shut-down socket would drop it: give up on this one. */
+		conn_close(b, c);
+		return;
+	}
+	(void)shutdown(c->fd, SHUT_WR);
+	conn_set_state(b, c, C_QUITTING);
+}
+
+/* Starts a non-blocking connect. */
+void
+conn_start(struct bench *b, struct conn *c, int64_t now)
+{
+	struct epoll_event	e;
+	int			fd, one = 1;
+
+	c->t_start = now;
+	fd = socket(b->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		conn_set_state(b, c, C_CONNECTING);
+		conn_lost(b, c, strerror(errno));
+		return;
+	}
+	/* Each message must leave at once: latency is what is measured. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		warn("TCP_NODELAY");
+	c->fd = fd;
+	b->nopen++;
+	buf_init(&c->in);
+	buf_init(&c->out);
+	memset(&e, 0, sizeof(e));
+	e.events = EPOLLIN | EPOLLOUT;
+	e.data.u32 = c->idx;
+	if (epoll_ctl(b->ep, EPOLL_CTL_ADD, fd, &e) == -1)
+		err(1, "epoll_ctl");
+	c->ev = e.events;
+	conn_set_state(b, c, C_CONNECTING);
+	if (connect(fd, (struct sockaddr *)&b->sa, b->salen) == 0) {
+		conn_register(b, c);
+		return;
+	}
+	if (errno != EINPROGRESS)
+		conn_lost(b, c, strerror(errno));
+}
+
+/* Marks a connection ready for the workload. */
+void
+conn_ready(struct bench *b, struct conn *c, int64_t now)
+{
+	conn_set_state(b, c, C_READY);
+	if (++b->nready == b->n)
+		b->t_ready = now;
+}
+
+/* Handles a successful IDENTIFY or IRC registration. */
+void
+conn_identified(struct bench *b, struct conn *c, int64_t now)
+{
+	const struct options	*o = b->o;
+
+	b->nident++;
+	if (o->wl == WL_CONNECT) {
+		hist_add(&b->h, (uint64_t)(now - c->t_start));
+		conn_quit(b, c);
+		return;
+	}
+	conn_set_state(b, c, C_IDENT);
+	if (b->nident == b->n)
+		b->t_ident = now;
+	if (o->wl == WL_FANOUT && b->wire->enter(b, c))
+		return;
+	conn_ready(b, c, now);
+}
+
+/*
+ * Handles a connection that broke or was closed.  During set-up it is
+ * retried a few times; in the connect workload it is one failure; later
+ * it is a disconnect, and its missing copies show in the results.
+ */
+void
+conn_lost(struct bench *b, struct conn *c, const char *why)
+{
+	enum cstate	old = c->st;
+	int64_t		now = clock_now_ns();
+
+	conn_close(b, c);
+	if (b->ph >= PH_TEARDOWN)
+		return;
+	if (b->o->wl == WL_CONNECT) {
+		b->connects_failed++;
+		bench_note(b, "connection %u: %s", c->idx, why);
+		return;
+	}
+	if (b->ph == PH_SETUP && (old == C_CONNECTING || old == C_REGISTER) &&
+	    c->retries < CONNECT_RETRIES) {
+		c->retries++;
+		b->connect_retries++;
+		bench_note(b, "client %u: %s (retried)", c->idx, why);
+		c->next_ns = now + (int64_t)c->retries * 100 * MS;
+		conn_set_state(b, c, C_WAIT);
+		TAILQ_INSERT_TAIL(&b->retryq, c, retry_entry);
+		return;
+	}
+	if (b->ph == PH_SETUP) {
+		bench_setup_error(b, "client %u (%s): %s", c->idx,
+		    conn_label(c), why);
+		return;
+	}
+	b->disconnects++;
+	bench_note(b, "client %u (%s): %s", c->idx, conn_label(c), why);
+}
+
+
+/*
+ * Returns the next complete line in *pp..end and its length n without
+ * "\n" or "\r\n", and moves *pp past it; NULL if no line is complete.
+ * Servers never send the "\0" lib/frame.c also takes; memchr() finds
+ * the ends, which at two million lines a second matters.
+ */
+const char *
+line_next(const char **pp, const char *end, size_t *n)
+{
+	const char	*p = *pp, *nl;
+
+	if (p >= end || (nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+		return NULL;
+	*n = (size_t)(nl - p);
+	if (*n > 0 && p[*n - 1] == '\r')
+		(*n)--;
+	*pp = nl + 1;
+	return p;
+}
+
+/*
+ * Splits the lines of one read and handles each; returns the bytes
+ * used, or -1 if the connection went away meanwhile.
+ */
+static ssize_t
+conn_lines(struct bench *b, struct conn *c, const char *p, size_t len,
+    int64_t now)
+{
+	const char	*s = p, *end = p + len, *line;
+	size_t		 n;
+
+	while ((line = line_next(&s, end, &n)) != NULL) {
+		if (n == 0)
+			continue;
+		b->wire->line(b, c, line, n, now);
+		if (c->fd < 0)
+			return -1;
+	}
+	return s - p;
+}
+
+/* Reads what a connection has and handles each complete line. */
+static void
+conn_read(struct bench *b, struct conn *c)
+{
+	ssize_t		 r, used;
+	int64_t		 now;
+	int		 i;
+
+	for (i = 0; i < READS_PER_EVENT; i++) {
+		if (buf_reserve(&c->in, READ_WANT) == -1)
+			err(1, "buf_reserve");
+		r = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			conn_lost(b, c, strerror(errno));
+			return;
+		}
+		if (r == 0) {
+			if (c->st == C_QUITTING) {
+				if (b->o->wl == WL_CONNECT &&
+				    b->ph == PH_SETUP)
+					b->connects_ok++;
+				conn_close(b, c);
+			} else {
+				conn_lost(b, c, "closed by the server");
+			}
+			return;
+		}
+		buf_commit(&c->in, (size_t)r);
+		now = clock_now_ns();
+		/* Not buf_head(): the reserve above made data non-NULL. */
+		used = conn_lines(b, c, c->in.data + c->in.off,
+		    buf_pending(&c->in), now);
+		if (used == -1)
+			return;
+		buf_drain(&c->in, (size_t)used);
+		if (buf_pending(&c->in) > SERVER_MAX_LINE) {
+			conn_lost(b, c, "line too long");
+			return;
+		}
+		if (c->in.len < c->in.cap)
+			break;
+	}
+	/* Idle clients keep no buffer: hold measures the server, not us. */
+	if (buf_pending(&c->in) == 0 && !b->busy)
+		buf_free(&c->in);
+}
+
+/*
+ * Reads how a non-blocking connect on fd ended, given its epoll events:
+ * 0 if it is connected, its errno if it failed, -1 if it is still going.
+ */
+int
+connect_result(int fd, uint32_t ev)
+{
+	int		e = 0;
+	socklen_t	elen = sizeof(e);
+
+	if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0)
+		return -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) == -1)
+		e = errno;
+	return e;
+}
+
+/* Handles the epoll events of one connection. */
+void
+conn_event(struct bench *b, struct conn *c, uint32_t ev)
+{
+	int	e;
+
+	if (c->fd < 0)
+		return;
+	if (c->st == C_CONNECTING) {
+		if ((e = connect_result(c->fd, ev)) == -1)
+			return;
+		if (e != 0) {
+			conn_lost(b, c, strerror(e));
+			return;
+		}
+		conn_watch(b, c, EPOLLIN);
+		conn_register(b, c);
+		return;
+	}
+	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
+		conn_read(b, c);
+	if (c->fd >= 0 && (ev & EPOLLOUT))
+		conn_flush(b, c);
+}
+
