@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Attacks on the control socket and talknetctl (issue 16): kick races,
+hostile frames, names built to fool a terminal or a JSON parser, and
+churn while the admin looks.  Throughout, the master keeps its pid and
+a chat round trip keeps working."""
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import opslib  # noqa: E402
+from opslib import tnlib  # noqa: E402
+from tnlib import req, disconnected, public_from  # noqa: E402
+from test_ctl import TALKNETCTL, ctl, ctl_json, frame, raw_conn  # noqa
+from test_ctl import closed_soon  # noqa: E402
+
+T = opslib.TIMEOUT
+
+
+def ctl_bytes(s, *words):
+    """Runs talknetctl: (status, stdout, stderr) as bytes, undecoded."""
+    p = subprocess.run([TALKNETCTL, "-s", s.control] + list(words),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=T)
+    return p.returncode, p.stdout, p.stderr
+
+
+def round_trip(s, a, b, text):
+    """A chat round trip, and the master still the same process."""
+    a.send(req("PUBLIC_TEXT", text=text))
+    b.expect(public_from(a.name, text))
+    assert s.alive()
+
+
+def test_kick_during_hub_restart():
+    """The hub is killed, then bob kicked at once: either bob is gone
+    for everyone or talknetctl says it could not (exit 1); never
+    "kicked" while bob stays."""
+    s = tnlib.Server()
+    alice, bob = tnlib.connect_users(s, "alice", "bob")
+    hub = s.hub_pid()
+    os.kill(hub, signal.SIGKILL)
+    rc, out, err = ctl(s, "kick", "bob")
+    if rc == 0:
+        alice.expect(disconnected("bob"))
+        bob.expect_closed(allow_lines=True)
+    else:
+        assert "try again" in err, (rc, out, err)
+    assert s.alive()
+
+
+def test_hostile_names_text_and_json():
+    """Names the server allows that are built to fool the reader: quotes,
+    backslashes, bidi overrides, zero-width and wide characters.  --json
+    parses and gives them back byte for byte; the text table prints no
+    raw bidi or format control, so a name cannot pass for another."""
+    s = tnlib.Server()
+    names = ['q"uo\\te', "\u202enimda", "a\u2066b\u2069", "zw\u200bsp",
+             "\u00e9\u4e2d\U0001f600"]
+    users = tnlib.connect_users(s, *names)
+    tnlib.make_room(users[0], 'r"\\\u202e', members=users[1:2])
+    data = ctl_json(s, "show", "users")["data"]
+    assert sorted(u["name"] for u in data) == sorted(names), data
+    rooms = ctl_json(s, "show", "rooms")["data"]
+    assert rooms[0]["name"] == 'r"\\\u202e', rooms
+    rc, out, err = ctl(s, "show", "users")
+    assert rc == 0, err
+    for bad in ("\u202e", "\u2066", "\u2069", "\u200b"):
+        assert bad not in out, (bad, out)
+    rc, out, err = ctl(s, "show", "rooms")
+    assert rc == 0 and "\u202e" not in out, out
+    rc, out, err = ctl(s, "kick", "\u202enimda")
+    assert rc == 0 and "\u202e" not in out, (rc, out, err)
+    users[2].expect(disconnected(names[1]))
+    round_trip(s, users[0], users[2], "after")
+
+
+def test_reload_error_not_utf8():
+    """A config line with bytes that are not UTF-8 (an 8-bit CSI, 0x9b)
+    is quoted back by a refused reload: talknetctl prints it escaped,
+    and --json stays valid JSON."""
+    d = opslib.tempdir("ctlbadutf8")
+    conf = os.path.join(d, "t.conf")
+    opslib.write_file(conf, "max-line = 2048\n")
+    s = tnlib.Server("-c", conf)
+    with open(conf, "wb") as f:
+        f.write(b"max-line = \x9b31m\xff\n")
+    rc, out, err = ctl_bytes(s, "reload")
+    assert rc == 1 and b"t.conf:1" in err, (rc, out, err)
+    assert b"\x9b" not in err and b"\xff" not in err, err
+    rc, out, err = ctl_bytes(s, "--json", "reload")
+    assert rc == 1, (rc, out, err)
+    ans = json.loads(out.decode("utf-8"))
+    assert ans["ok"] is False and "t.conf:1" in ans["message"][0], ans
+    a, b = tnlib.connect_users(s, "a", "b")
+    round_trip(s, a, b, "fine")
+
+
+def test_kick_reason_hostile():
+    """A 4 KiB reason full of escapes and newlines: the kick works, the
+    log line is one line, escaped, and bounded."""
+    s = tnlib.Server()
+    alice, bob = tnlib.connect_users(s, "alice", "bob")
+    reason = ("\x1b[2J\x1b]0;pwn\x07\nfake: line\r" * 200)[:4000]
+    rc, out, err = ctl(s, "kick", "bob", reason)
+    assert rc == 0 and "kicked bob" in out, (rc, out, err)
+    alice.expect(disconnected("bob"))
+    s.wait_log(r"kicked bob \(reason: ")
+    for line in s.log:
+        assert "\x1b" not in line and "\r" not in line, repr(line)
+        assert not line.startswith("fake: line"), repr(line)
+        if "kicked bob (reason:" in line:
+            assert len(line) < 2048, len(line)
+    # Too long for one request: talknetctl says so, exit 2.
+    rc, out, err = ctl(s, "kick", "alice", "x" * 5000)
+    assert rc == 2 and "too long" in err, (rc, out, err)
+    bob2 = tnlib.Client(s)
+    bob2.identify("bob")
+    alice.expect(tnlib.new_user("bob"))
+    round_trip(s, alice, bob2, "back")
+
+
+def test_frames_byte_by_byte_and_pipelined():
+    """A request split byte by byte with pauses is answered; requests
+    pipelined on one connection get one answer then a close; a peer
+    that closes mid-answer costs nothing."""
+    s = tnlib.Server()
+    alice, bob = tnlib.connect_users(s, "alice", "bob")
+    c = raw_conn(s)
+    for byte in frame([b"show", b"stats"]):
+        c.sendall(bytes([byte]))
+        time.sleep(0.01)
+    data = b""
+    c.settimeout(T)
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        data += d
+    assert b"uptime" in data and b"ok" in data, data
+    c.close()
+    c = raw_conn(s)
+    c.sendall(frame([b"show", b"users"]) * 20 + frame([b"reload"]))
+    assert closed_soon(c, T)
+    c.close()
+    for _ in range(20):
+        c = raw_conn(s)
+        c.sendall(frame([b"show", b"stats"]))
+        c.close()
+    round_trip(s, alice, bob, "still")
+    assert ctl(s, "show", "stats")[0] == 0
+
+
+if __name__ == "__main__":
+    opslib.main(globals())
