@@ -127,6 +127,52 @@ def test_kick_reason_hostile():
     round_trip(s, alice, bob2, "back")
 
 
+def read_all(c):
+    """Everything a control peer gets until the master closes."""
+    data = b""
+    c.settimeout(T)
+    while True:
+        d = c.recv(65536)
+        if not d:
+            return data
+        data += d
+
+
+def test_kick_twice_at_once():
+    """Four kicks of one user before the hub reads the first (it is
+    stopped): the user goes once, one answer says "kicked" and the
+    master logs one kick; the others are refused."""
+    s = tnlib.Server()
+    alice, bob = tnlib.connect_users(s, "alice", "bob")
+    hub = s.hub_pid()
+    os.kill(hub, signal.SIGSTOP)
+    try:
+        conns = [raw_conn(s) for _ in range(4)]
+        for c in conns:
+            c.sendall(frame([b"kick", b"bob"]))
+        answers = [read_all(c) for c in conns]
+    finally:
+        os.kill(hub, signal.SIGCONT)
+    ok = [a for a in answers if b"ok" in a and b"kicked bob" in a]
+    assert len(ok) == 1, answers
+    assert all(b"being kicked already" in a for a in answers
+               if a not in ok), answers
+    alice.expect(disconnected("bob"))
+    bob.expect_closed(allow_lines=True)
+    carol = tnlib.Client(s)
+    carol.identify("carol")
+    alice.expect(tnlib.new_user("carol"))
+    round_trip(s, alice, carol, "after")
+    assert len([x for x in s.log if "kicked bob by" in x]) == 1, s.log
+    # bob again, a new identification: kicked at once, not "already".
+    bob = tnlib.Client(s)
+    bob.identify("bob")
+    alice.expect(tnlib.new_user("bob"))
+    rc, out, err = ctl(s, "kick", "bob")
+    assert rc == 0 and "kicked bob" in out, (rc, out, err)
+    alice.expect(disconnected("bob"))
+
+
 def test_frames_byte_by_byte_and_pipelined():
     """A request split byte by byte with pauses is answered; requests
     pipelined on one connection get one answer then a close; a peer
