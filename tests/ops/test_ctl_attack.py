@@ -204,5 +204,32 @@ def test_frames_byte_by_byte_and_pipelined():
     assert ctl(s, "show", "stats")[0] == 0
 
 
+def test_relative_control_path_daemon():
+    """--control ctl (relative) in daemon mode: the socket is where
+    talknetd started, talknetctl reaches it there, and SIGTERM removes
+    it, although the daemon runs in "/" by then."""
+    opslib.become_subreaper()
+    d = opslib.tempdir("ctlrel")
+    pidfile = os.path.join(d, "tn.pid")
+    rc, out, err = opslib.run([opslib.TALKNETD, "-l", "127.0.0.1:0", "-p",
+                               "tn.pid", "--control", "ctl"], cwd=d,
+                              env={"TMPDIR": d})
+    assert rc == 0, (rc, out, err)
+    pid = int(open(pidfile).read().strip())
+    kids = []
+    try:
+        kids = opslib.tree_pids(pid)
+        path = os.path.join(d, "ctl")
+        assert os.path.exists(path), os.listdir(d)
+        rc, out, err = ctl(path, "show", "stats")
+        assert rc == 0 and "uptime" in out, (rc, out, err)
+        os.kill(pid, signal.SIGTERM)
+        assert opslib.reap(pid, T) is not None, "the daemon did not stop"
+        assert not os.path.exists(path), "the control socket was left"
+    finally:
+        if opslib.alive(pid) and opslib.is_talknetd(pid):
+            opslib.kill_tree(pid, kids)
+
+
 if __name__ == "__main__":
     opslib.main(globals())
