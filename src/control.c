@@ -103,9 +103,18 @@ control_mkdir(const char *path)
 	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
 		return;
 	*slash = '\0';
-	/* Searchable by all: the socket's own mode guards it. */
-	if (mkdir(dir, 0755) == -1 && errno != EEXIST)
-		log_debug("mkdir %s: %s", dir, strerror(errno));
+	/*
+	 * Searchable by all: the socket's own mode guards it.  mkdir's mode
+	 * goes through the umask, and under "umask 077" a 0700 directory of
+	 * root's would keep the daemon's user from its own socket: chmod.
+	 */
+	if (mkdir(dir, 0755) == -1) {
+		if (errno != EEXIST)
+			log_debug("mkdir %s: %s", dir, strerror(errno));
+		return;
+	}
+	if (chmod(dir, 0755) == -1)
+		log_warn("chmod %s", dir);
 }
 
 /*

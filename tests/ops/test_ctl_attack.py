@@ -6,6 +6,7 @@ a chat round trip keeps working."""
 
 import json
 import os
+import pwd
 import signal
 import socket
 import struct
@@ -229,6 +230,58 @@ def test_relative_control_path_daemon():
     finally:
         if opslib.alive(pid) and opslib.is_talknetd(pid):
             opslib.kill_tree(pid, kids)
+
+
+# Runs in a private mount namespace with its own /run (a tmpfs), so the
+# default path /run/talknetd/control is this test's alone.
+DEFAULT_PATH_SCRIPT = r"""
+set -u
+mount -t tmpfs none /run || exit 77
+umask 077
+"$TALKNETD" -f -u nobody -l 127.0.0.1:0 2>"$LOG" &
+pid=$!
+i=0
+while [ ! -S /run/talknetd/control ] && [ $i -lt 100 ]; do
+    sleep 0.05; i=$((i + 1))
+done
+stat -c '%a %U' /run/talknetd /run/talknetd/control
+setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups \
+    "$TALKNETCTL" show stats >/dev/null
+echo "ctl=$?"
+kill "$pid"
+wait "$pid"
+"""
+
+
+def test_default_dir_under_umask_077():
+    """talknetd -u nobody started under "umask 077" with the default
+    path: /run/talknetd is made 0755 all the same, so nobody (the
+    daemon's user, as the man page says) reaches its socket."""
+    if os.geteuid() != 0:
+        raise tnlib.Skip("needs root")
+    try:
+        pw = pwd.getpwnam("nobody")
+    except KeyError:
+        raise tnlib.Skip("no user 'nobody'")
+    d = opslib.tempdir("ctlumask")
+    env = dict(os.environ, TALKNETD=opslib.TALKNETD, TALKNETCTL=TALKNETCTL,
+               LOG=os.path.join(d, "log"))
+    try:
+        p = subprocess.run(["unshare", "-m", "sh", "-c",
+                            DEFAULT_PATH_SCRIPT], env=env, timeout=T,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise tnlib.Skip("no unshare")
+    out = p.stdout.decode()
+    if p.returncode == 77 or "Operation not permitted" in \
+            p.stderr.decode():
+        raise tnlib.Skip("no private mount namespace here")
+    lines = out.splitlines()
+    assert len(lines) == 3, (out, p.stderr, open(env["LOG"]).read())
+    assert lines[0] == "755 root", out
+    assert lines[1] == "660 %s" % pw.pw_name, out
+    assert lines[2] == "ctl=0", (out, open(env["LOG"]).read())
 
 
 if __name__ == "__main__":
