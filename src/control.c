@@ -10,6 +10,8 @@
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/tree.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -257,6 +259,24 @@ control_allowed(uid_t uid)
 }
 
 /*
+ * Whether pid is one of the master's own children: a worker (which
+ * serves the internet and is taken as compromised) or the hub.  They
+ * run as the daemon's user, which the socket lets in, and the workers'
+ * filter allows AF_UNIX connects (to reach the hub): the uid alone
+ * would let a compromised worker kick, reload and list every address.
+ * A child's pid stays its own until the master reaps it.
+ */
+static int
+control_from_child(pid_t pid)
+{
+	struct child	key;
+
+	key.pid = pid;
+	return pid == master.hub_pid ||
+	    RB_FIND(child_tree, &live->children, &key) != NULL;
+}
+
+/*
  * All places taken: the connection to close for a new one.  talknetctl
  * sends its request as soon as it connects, so the oldest one that has
  * sent none is a peer that holds a place and does nothing; failing
@@ -293,6 +313,13 @@ control_take(int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
 		log_warn("control: SO_PEERCRED");
 		close(fd);
+		return;
+	}
+	if (control_from_child(cred.pid)) {
+		log_warnx("control: pid %ld, talknetd's own %s, refused",
+		    (long)cred.pid, cred.pid == master.hub_pid ? "hub" :
+		    "worker");
+		control_turn_away(fd, "permission denied");
 		return;
 	}
 	if (!control_allowed(cred.uid)) {

@@ -284,5 +284,72 @@ def test_default_dir_under_umask_077():
     assert lines[2] == "ctl=0", (out, open(env["LOG"]).read())
 
 
+def gdb_exchange(pid, path, request):
+    """Makes process pid (a worker, as an attacker who took it over
+    would) connect to the control socket at path, send request and read
+    the answer, through gdb: the answer's bytes, or None when gdb cannot
+    do it here (not installed, ptrace not allowed)."""
+    cmds = ["set $fd = ((int (*)(int, int, int))socket)(1, 1, 0)",
+            "set $m = ((unsigned char *(*)(unsigned long))malloc)(8192)"]
+    addr = b"\x01\x00" + path.encode() + b"\x00"
+    for i, v in enumerate(addr + request):
+        cmds.append("set *($m + %d) = %d" % (i, v))
+    # Casts: connect's address is a transparent union, which gdb
+    # would pass in memory.
+    cmds += ["printf \"connect=%d\\n\", ((int (*)(int, void *, "
+             "unsigned int))connect)($fd, $m, " + str(len(addr)) + ")",
+             "printf \"write=%ld\\n\", ((long (*)(int, void *, "
+             "unsigned long))send)($fd, $m + " + str(len(addr)) + ", " +
+             str(len(request)) + ", 0x4000)",
+             "set $n = ((long (*)(int, void *, unsigned long))read)"
+             "($fd, $m + 4096, 4096)",
+             "printf \"read=%ld\\n\", $n",
+             "call ((int (*)(int))close)($fd)",
+             "set $i = 0",
+             "while $i < $n && $i < 4096",
+             "printf \"byte=%d\\n\", *($m + 4096 + $i)",
+             "set $i = $i + 1", "end"]
+    script = os.path.join(opslib.tempdir("ctlgdb"), "cmds")
+    opslib.write_file(script, "\n".join(cmds) + "\n")
+    argv = ["gdb", "-q", "-nx", "-batch", "-p", str(pid), "-x", script]
+    try:
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=T)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+    out = p.stdout.decode("utf-8", "replace")
+    if os.environ.get("GDBDEBUG"):
+        print(out[-3000:], p.stderr.decode()[-2000:])
+    vals = {}
+    data = []
+    for line in out.splitlines():
+        k, _, v = line.partition("=")
+        if k == "byte":
+            data.append(int(v))
+        elif k in ("connect", "write", "read"):
+            vals[k] = int(v)
+    if vals.get("connect") != 0:
+        return None     # attach or connect failed: not this test's point
+    return bytes(data)
+
+
+def test_compromised_worker_refused():
+    """A worker runs as the daemon's user, and its filter allows AF_UNIX
+    connects: one taken over (here through gdb) that connects to the
+    control socket is refused, by pid, and cannot kick."""
+    s = tnlib.Server()
+    alice, bob = tnlib.connect_users(s, "alice", "bob")
+    wpid = s.worker_pid(bob)
+    ans = gdb_exchange(wpid, s.control, frame([b"kick", b"alice"]))
+    if ans is None:
+        raise tnlib.Skip("gdb cannot drive a worker here")
+    assert b"permission denied" in ans and b"kicked" not in ans, ans
+    s.wait_log(r"control: pid %d, talknetd's own worker, refused" % wpid)
+    round_trip(s, alice, bob, "still here")
+    rc, out, err = ctl(s, "show", "users")
+    assert rc == 0 and "alice" in out, (rc, out, err)
+
+
 if __name__ == "__main__":
     opslib.main(globals())
