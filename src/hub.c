@@ -192,7 +192,12 @@ hub_timers(void)
 	}
 	while ((c = TAILQ_FIRST(&hub.waiting)) != NULL && c->hello_by <= now) {
 		hub_unwait(c);
-		hub_kill(c, CLOSE_TIMEOUT, "no HELLO in time");
+		/* The only ones on the list after HELLO are kicked. */
+		if (c->parted)
+			hub_kill(c, CLOSE_KICKED, "kicked, and its client "
+			    "took nothing in time");
+		else
+			hub_kill(c, CLOSE_TIMEOUT, "no HELLO in time");
 	}
 }
 

@@ -20,7 +20,8 @@
 #define HUB_PACE_WINDOW_MS	1000	/* a pacing reader is measured over */
 #define HUB_PACE_MIN_RATE	(64 * 1024)	/* bytes/s to pace a sender */
 #define HUB_END_ROUND_PASSES	4	/* flushes per round, at most */
-#define HUB_HELLO_MS		5000	/* a new channel's time to say HELLO */
+#define HUB_HELLO_MS		5000	/* a new channel's time to say HELLO,
+					   a kicked one's to close */
 #define HUB_PAUSE_MS		200	/* no accepting after EMFILE */
 #define HUB_ACCEPT_BURST	64	/* channels accepted per round */
 /*
@@ -78,7 +79,7 @@ struct hub_conn {
 	int64_t			 pace_at;	/* its pacing window began */
 	uint64_t		 pace_taken;	/* hub_taken() when it began */
 	size_t			 cap_extra;	/* held when max-queue fell */
-	int			 waiting;	/* no HELLO yet */
+	int			 waiting;	/* on hub.waiting */
 	int64_t			 hello_by;	/* drop it then without HELLO */
 	uint32_t		 rooms;		/* it created, still there */
 	struct buf		 in;
@@ -161,7 +162,8 @@ struct hub_state {
 	struct str		 key;		/* name looked up in the trees */
 	char			*rbuf;		/* HUB_READ_SIZE, for every read */
 	size_t			 ndropped;	/* workers gone since the trim */
-	struct conn_list	 waiting;	/* channels before HELLO */
+	struct conn_list	 waiting;	/* before HELLO, or kicked:
+						   each gone by hello_by */
 	size_t			 nchannels;	/* open channels (fd != -1) */
 	size_t			 max_channels;
 	size_t			 nrefused;	/* over the cap, to be logged */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "conf.h"
 #include "ipc.h"
 #include "log.h"
@@ -583,7 +584,7 @@ hub_disconnect(struct hub_conn *c)
  * An admin's kick (talknetctl, through the master): the user parts as
  * for a DISCONNECT, so everyone else sees DISCONNECTED, and the worker
  * gets CLOSE with CLOSE_KICKED after what is queued for it, and closes
- * its client.  The master read the row without a lock: it must still be
+ * its client; HUB_HELLO_MS later it is dropped if it has not.  The master read the row without a lock: it must still be
  * that process and that identification, or nothing happens.
  */
 void
@@ -610,6 +611,16 @@ hub_kick(const struct ipc_kick *k)
 	shm_commit(&hub.tab);
 	c->parted = 1;
 	hub_put_close(c, CLOSE_KICKED);
+	/*
+	 * The CLOSE goes after what is queued, which a client that reads
+	 * nothing (with --stall-timeout 0) never takes: the channel joins
+	 * the list of those with a deadline, and is dropped at it.
+	 */
+	if (!c->waiting) {
+		c->hello_by = clock_now_ms() + HUB_HELLO_MS;
+		c->waiting = 1;
+		TAILQ_INSERT_TAIL(&hub.waiting, c, wait_entry);
+	}
 }
 
 /*

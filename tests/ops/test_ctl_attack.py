@@ -351,5 +351,44 @@ def test_compromised_worker_refused():
     assert rc == 0 and "alice" in out, (rc, out, err)
 
 
+def test_kick_client_that_reads_nothing():
+    """bob reads nothing and has a backlog; with --stall-timeout 0
+    nothing else would close him.  A kick closes his connection all the
+    same, within the hub's grace (5 s), not never."""
+    s = tnlib.Server("--stall-timeout", "0", "--rate-limit", "0")
+    alice = tnlib.Client(s)
+    alice.identify("alice")
+    bob = socket.create_connection(("127.0.0.1", s.port), timeout=T)
+    bob.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    bob.sendall(b'{"type":"IDENTIFY","username":"bob"}\n')
+    alice.expect(tnlib.new_user("bob"))
+    for _ in range(40):
+        alice.send(req("PUBLIC_TEXT", text="x" * 60000))
+    def backlog():
+        return [u["queue"] for u in ctl_json(s, "show", "users")["data"]
+                if u["name"] == "bob"][0]
+
+    def stuck(last=[-1]):
+        # The same backlog twice 0.3 s apart: nothing moves any more.
+        b, last[0] = last[0], backlog()
+        time.sleep(0.3)
+        return b > 0 and b == last[0]
+    tnlib.wait_until(stuck, T, what="a backlog for bob that stays")
+    t0 = time.monotonic()
+    rc, out, err = ctl(s, "kick", "bob")
+    assert rc == 0, (rc, out, err)
+    alice.expect(disconnected("bob"))
+    tnlib.wait_until(lambda: ctl_json(s, "show", "stats")["data"]
+                     ["clients"] == 1, 12, interval=0.2,
+                     what="bob's connection closed")
+    assert time.monotonic() - t0 < 12
+    s.wait_log(r"kicked, and its client took nothing in time")
+    bob.close()
+    carol = tnlib.Client(s)
+    carol.identify("carol")
+    alice.expect(tnlib.new_user("carol"))
+    round_trip(s, alice, carol, "after")
+
+
 if __name__ == "__main__":
     opslib.main(globals())
