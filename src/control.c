@@ -85,7 +85,7 @@ control_bind(int fd, const struct sockaddr_un *sun, const char **why)
 		return -1;
 	}
 	if (control_in_use(sun)) {
-		*why = "another talknetd answers on it";
+		*why = "another program answers on it";
 		return -1;
 	}
 	log_info("control socket %s: removing a stale socket", sun->sun_path);

@@ -390,5 +390,44 @@ def test_kick_client_that_reads_nothing():
     round_trip(s, alice, carol, "after")
 
 
+def test_control_path_taken():
+    """--control at a path that is a file, a symlink to one, a
+    directory, a dangling symlink, or another program's live socket:
+    talknetd refuses to start (exit 1) naming the path, and leaves each
+    as it was: no chmod or chown through a symlink, nothing removed."""
+    d = opslib.tempdir("ctltaken")
+    victim = os.path.join(d, "victim")
+    opslib.write_file(victim, "keep\n")
+    os.chmod(victim, 0o600)
+    os.mkdir(os.path.join(d, "dir"))
+    os.symlink(victim, os.path.join(d, "lfile"))
+    os.symlink(os.path.join(d, "nowhere"), os.path.join(d, "dangling"))
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    other.bind(os.path.join(d, "other"))
+    other.listen(4)
+    try:
+        for name in ("victim", "lfile", "dir", "dangling", "other"):
+            path = os.path.join(d, name)
+            before = os.lstat(path)
+            rc, out, err = opslib.run([opslib.TALKNETD, "-f", "-l",
+                                       "127.0.0.1:0", "--control", path],
+                                      timeout=T)
+            assert rc == 1 and "control socket %s" % path in err, \
+                (name, rc, err)
+            if name == "other":
+                assert "another program answers on it" in err, err
+            after = os.lstat(path)
+            assert (after.st_mode, after.st_uid, after.st_ino) == \
+                (before.st_mode, before.st_uid, before.st_ino), name
+        st = os.stat(victim)
+        assert st.st_mode & 0o777 == 0o600, oct(st.st_mode)
+        assert open(victim).read() == "keep\n"
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(os.path.join(d, "other"))     # still that program's
+        c.close()
+    finally:
+        other.close()
+
+
 if __name__ == "__main__":
     opslib.main(globals())
