@@ -17,6 +17,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +120,41 @@ control_mkdir(const char *path)
 		log_warn("chmod %s", dir);
 }
 
+/* Why control_chown refused: the path is not ours to remove then. */
+static const char control_replaced[] =
+    "replaced by something else just after it was bound";
+
+/*
+ * Gives the socket just bound at path to the daemon's user, through an
+ * O_PATH descriptor of what is there now, checked to be that socket (a
+ * socket of ours, 0660, one link): chown by name would follow a symlink
+ * put in its place since bind, in a directory others may write, and
+ * hand the daemon's user whatever it points to.  -1 with *why.
+ */
+static int
+control_chown(const char *path, const char **why)
+{
+	struct stat	sb;
+	int		fd, r = -1;
+
+	if ((fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		*why = strerror(errno);
+		return -1;
+	}
+	if (fstat(fd, &sb) == -1)
+		*why = strerror(errno);
+	else if (!S_ISSOCK(sb.st_mode) || sb.st_uid != geteuid() ||
+	    (sb.st_mode & 07777) != 0660 || sb.st_nlink != 1)
+		*why = control_replaced;
+	else if (!master.drop)
+		r = 0;
+	else if ((r = fchownat(fd, "", master.uid, master.gid,
+	    AT_EMPTY_PATH)) == -1)
+		*why = strerror(errno);
+	close(fd);
+	return r;
+}
+
 /*
  * Binds the control socket at path, mode 0660, owned by the user the
  * children run as, so that user and root may use it.  A default path
@@ -130,7 +166,8 @@ control_open(const char *path, int explicit_path)
 {
 	struct sockaddr_un	 sun;
 	const char		*why = NULL;
-	int			 fd, i;
+	mode_t			 mask;
+	int			 fd, i, r;
 
 	for (i = 0; i < CONTROL_MAX_CONN; i++)
 		ctl.conns[i].fd = -1;
@@ -146,19 +183,29 @@ control_open(const char *path, int explicit_path)
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1)
 		fatal("socket");
-	if (control_bind(fd, &sun, &why) == -1) {
+	/*
+	 * Only root and the daemon's user: the peer's uid is checked too.
+	 * The umask makes the socket 0660 as bind creates it: no chmod by
+	 * name after, which would follow a symlink put there meanwhile.
+	 */
+	mask = umask(0117);
+	r = control_bind(fd, &sun, &why);
+	(void)umask(mask);
+	if (r == -1) {
 		if (why == NULL)
 			why = strerror(errno);
 		close(fd);
 		goto fail;
 	}
 	(void)strlcpy(ctl.path, path, sizeof(ctl.path));
-	/* Only root and the daemon's user: the peer's uid is checked too. */
-	if (chmod(path, 0660) == -1 || (master.drop &&
-	    chown(path, master.uid, master.gid) == -1) ||
+	if (control_chown(path, &why) == -1 ||
 	    listen(fd, CONTROL_BACKLOG) == -1) {
-		why = strerror(errno);
+		if (why == NULL)
+			why = strerror(errno);
 		close(fd);
+		/* Not ours to remove: whatever took the path's place. */
+		if (why == control_replaced)
+			ctl.path[0] = '\0';
 		control_close();
 		goto fail;
 	}

@@ -435,6 +435,71 @@ def test_control_path_taken():
         other.close()
 
 
+def test_control_path_swapped_after_bind():
+    """--control in a directory others may write: just after bind (held
+    there by strace), the socket is moved away and a symlink to a 0600
+    file put in its place.  talknetd -u nobody must not chmod or chown
+    that file through the symlink: it refuses to start (exit 1)."""
+    if os.geteuid() != 0:
+        raise tnlib.Skip("needs root")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        raise tnlib.Skip("no user 'nobody'")
+    d = opslib.tempdir("ctlswap")
+    pub = os.path.join(d, "pub")
+    os.mkdir(pub)
+    os.chmod(pub, 0o777)        # writable by all, not sticky
+    victim = os.path.join(d, "victim")
+    opslib.write_file(victim, "keep\n")
+    os.chmod(victim, 0o600)
+    path = os.path.join(pub, "ctl")
+    argv = ["strace", "-o", "/dev/null", "-e", "trace=bind",
+            "-e", "inject=bind:delay_exit=700000",
+            opslib.TALKNETD, "-f", "-u", "nobody", "-l", "127.0.0.1:0",
+            "--control", path]
+    try:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise tnlib.Skip("no strace")
+    try:
+        deadline = time.monotonic() + T
+        while not os.path.lexists(path) and p.poll() is None and \
+                time.monotonic() < deadline:
+            time.sleep(0.005)
+        if not os.path.lexists(path):
+            raise tnlib.Skip("strace cannot hold bind here: %r"
+                             % p.stderr.read(300) if p.poll() is not None
+                             else "no socket")
+        os.rename(path, path + ".moved")
+        os.symlink(victim, path)
+        try:
+            p.wait(timeout=T)
+        except subprocess.TimeoutExpired:
+            pass        # it started: the checks below say whether safely
+        st = os.stat(victim)
+        assert (st.st_mode & 0o777, st.st_uid) == (0o600, 0), \
+            "the victim was changed through the symlink: mode %o, uid %d" \
+            % (st.st_mode & 0o777, st.st_uid)
+        assert nobody.pw_uid != st.st_uid
+        err = p.stderr.read().decode() if p.returncode is not None else ""
+        assert p.returncode == 1 and "replaced" in err, (p.returncode, err)
+        assert os.path.islink(path), "the symlink was removed"
+    finally:
+        # strace's child is the daemon: stop it (and its own) first.
+        if p.poll() is None:
+            for k in tnlib.children_of(p.pid):
+                if opslib.is_talknetd(k):
+                    opslib.kill_tree(k, opslib.tree_pids(k))
+                    break
+            try:
+                p.wait(timeout=T)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
 def test_show_while_clients_churn():
     """show users, rooms and stats while 6 threads connect, identify,
     make rooms and quit in a loop, next to 200 idle clients: every
