@@ -192,8 +192,7 @@ hub_timers(void)
 	}
 	while ((c = TAILQ_FIRST(&hub.waiting)) != NULL && c->hello_by <= now) {
 		hub_unwait(c);
-		/* The only ones on the list after HELLO are kicked. */
-		if (c->parted)
+		if (c->kicked)
 			hub_kill(c, CLOSE_KICKED, "kicked, and its client "
 			    "took nothing in time");
 		else

@@ -58,6 +58,7 @@ struct hub_conn {
 	uint32_t		 slot;		/* its row in the users table */
 	int			 hello;		/* HELLO received */
 	int			 parted;	/* DISCONNECT done, CLOSE sent */
+	int			 kicked;	/* by talknetctl: a deadline */
 	int			 dead;		/* to be dropped this round */
 	int			 dirty;		/* out has frames to write */
 	int			 replied;	/* dirty as a requester */
@@ -210,6 +211,7 @@ struct str	 hub_user_key(const struct hub_conn *);
 struct hub_conn	*hub_room_creator(const struct hub_room *);
 void		 hub_part(struct hub_conn *);
 void		 hub_kick(const struct ipc_kick *);
+void		 hub_kick_deadline(struct hub_conn *);
 const char	*hub_request(struct hub_conn *, const struct ipc_hdr *,
 		    const char *);
 

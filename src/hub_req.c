@@ -610,17 +610,27 @@ hub_kick(const struct ipc_kick *k)
 	hub_part(c);
 	shm_commit(&hub.tab);
 	c->parted = 1;
+	c->kicked = 1;
 	hub_put_close(c, CLOSE_KICKED);
-	/*
-	 * The CLOSE goes after what is queued, which a client that reads
-	 * nothing (with --stall-timeout 0) never takes: the channel joins
-	 * the list of those with a deadline, and is dropped at it.
-	 */
-	if (!c->waiting) {
-		c->hello_by = clock_now_ms() + HUB_HELLO_MS;
-		c->waiting = 1;
-		TAILQ_INSERT_TAIL(&hub.waiting, c, wait_entry);
-	}
+	hub_kick_deadline(c);
+}
+
+/*
+ * The CLOSE of a kick goes after what is queued, which a client that
+ * reads nothing (with --stall-timeout 0) never takes: the channel joins
+ * the list of those with a deadline, HUB_HELLO_MS from now like every
+ * entry (so the list stays in order), and is dropped at it.  Again on a
+ * worker's return after a hub restart: hub_reattach took the detached
+ * conn, and its place on the list, away.
+ */
+void
+hub_kick_deadline(struct hub_conn *c)
+{
+	if (c->waiting)
+		return;
+	c->hello_by = clock_now_ms() + HUB_HELLO_MS;
+	c->waiting = 1;
+	TAILQ_INSERT_TAIL(&hub.waiting, c, wait_entry);
 }
 
 /*

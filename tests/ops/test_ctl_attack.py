@@ -33,6 +33,10 @@ def ctl_bytes(s, *words):
     return p.returncode, p.stdout, p.stderr
 
 
+def stats_of(s):
+    return ctl_json(s, "show", "stats")["data"]
+
+
 def round_trip(s, a, b, text):
     """A chat round trip, and the master still the same process."""
     a.send(req("PUBLIC_TEXT", text=text))
@@ -57,6 +61,36 @@ def test_kick_during_hub_restart():
     assert rc == 0 and "kicked bob" in out, (rc, out, err)
     alice.expect(disconnected("bob"))
     bob.expect_closed(allow_lines=True)
+    carol = tnlib.Client(s)
+    carol.identify("carol")
+    alice.expect(tnlib.new_user("carol"))
+    round_trip(s, alice, carol, "after")
+
+
+def test_kick_while_worker_away():
+    """bob's worker is stopped across a hub restart, so the new hub holds
+    bob's row detached when the kick comes; then the worker comes back.
+    bob goes, alice sees it, and the hub lives on past the kick's
+    deadline (5 s): no second restart (it freed the detached conn while
+    it was still on the deadline list)."""
+    s = tnlib.Server()
+    alice, bob = tnlib.connect_users(s, "alice", "bob")
+    wpid = s.worker_pid(bob)
+    hub = s.hub_pid()
+    os.kill(wpid, signal.SIGSTOP)
+    try:
+        os.kill(hub, signal.SIGKILL)
+        s.wait_log(r"hub: resumed 2 users")
+        newhub = [p for p in s.titled("talknetd: hub") if p != hub][0]
+        rc, out, err = ctl(s, "kick", "bob")
+        assert rc == 0 and "kicked bob" in out, (rc, out, err)
+    finally:
+        os.kill(wpid, signal.SIGCONT)
+    alice.expect(disconnected("bob"))
+    bob.expect_closed(allow_lines=True)
+    time.sleep(6)
+    assert stats_of(s)["hub_restarts"] == 1, s.log
+    assert s.hub_pid() == newhub
     carol = tnlib.Client(s)
     carol.identify("carol")
     alice.expect(tnlib.new_user("carol"))
