@@ -584,8 +584,9 @@ hub_disconnect(struct hub_conn *c)
  * An admin's kick (talknetctl, through the master): the user parts as
  * for a DISCONNECT, so everyone else sees DISCONNECTED, and the worker
  * gets CLOSE with CLOSE_KICKED after what is queued for it, and closes
- * its client; HUB_HELLO_MS later it is dropped if it has not.  The master read the row without a lock: it must still be
- * that process and that identification, or nothing happens.
+ * its client; HUB_HELLO_MS later it is dropped if it has not.  The
+ * master read the row without a lock: it must still be that process and
+ * that identification, or nothing happens.
  */
 void
 hub_kick(const struct ipc_kick *k)
