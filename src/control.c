@@ -10,11 +10,14 @@
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/tree.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,7 +86,7 @@ control_bind(int fd, const struct sockaddr_un *sun, const char **why)
 		return -1;
 	}
 	if (control_in_use(sun)) {
-		*why = "another talknetd answers on it";
+		*why = "another program answers on it";
 		return -1;
 	}
 	log_info("control socket %s: removing a stale socket", sun->sun_path);
@@ -103,9 +106,53 @@ control_mkdir(const char *path)
 	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
 		return;
 	*slash = '\0';
-	/* Searchable by all: the socket's own mode guards it. */
-	if (mkdir(dir, 0755) == -1 && errno != EEXIST)
-		log_debug("mkdir %s: %s", dir, strerror(errno));
+	/*
+	 * Searchable by all: the socket's own mode guards it.  mkdir's mode
+	 * goes through the umask, and under "umask 077" a 0700 directory of
+	 * root's would keep the daemon's user from its own socket: chmod.
+	 */
+	if (mkdir(dir, 0755) == -1) {
+		if (errno != EEXIST)
+			log_debug("mkdir %s: %s", dir, strerror(errno));
+		return;
+	}
+	if (chmod(dir, 0755) == -1)
+		log_warn("chmod %s", dir);
+}
+
+/* Why control_chown refused: the path is not ours to remove then. */
+static const char control_replaced[] =
+    "replaced by something else just after it was bound";
+
+/*
+ * Gives the socket just bound at path to the daemon's user, through an
+ * O_PATH descriptor of what is there now, checked to be that socket (a
+ * socket of ours, 0660, one link): chown by name would follow a symlink
+ * put in its place since bind, in a directory others may write, and
+ * hand the daemon's user whatever it points to.  -1 with *why.
+ */
+static int
+control_chown(const char *path, const char **why)
+{
+	struct stat	sb;
+	int		fd, r = -1;
+
+	if ((fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		*why = strerror(errno);
+		return -1;
+	}
+	if (fstat(fd, &sb) == -1)
+		*why = strerror(errno);
+	else if (!S_ISSOCK(sb.st_mode) || sb.st_uid != geteuid() ||
+	    (sb.st_mode & 07777) != 0660 || sb.st_nlink != 1)
+		*why = control_replaced;
+	else if (!master.drop)
+		r = 0;
+	else if ((r = fchownat(fd, "", master.uid, master.gid,
+	    AT_EMPTY_PATH)) == -1)
+		*why = strerror(errno);
+	close(fd);
+	return r;
 }
 
 /*
@@ -119,7 +166,8 @@ control_open(const char *path, int explicit_path)
 {
 	struct sockaddr_un	 sun;
 	const char		*why = NULL;
-	int			 fd, i;
+	mode_t			 mask;
+	int			 fd, i, r;
 
 	for (i = 0; i < CONTROL_MAX_CONN; i++)
 		ctl.conns[i].fd = -1;
@@ -135,19 +183,29 @@ control_open(const char *path, int explicit_path)
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1)
 		fatal("socket");
-	if (control_bind(fd, &sun, &why) == -1) {
+	/*
+	 * Only root and the daemon's user: the peer's uid is checked too.
+	 * The umask makes the socket 0660 as bind creates it: no chmod by
+	 * name after, which would follow a symlink put there meanwhile.
+	 */
+	mask = umask(0117);
+	r = control_bind(fd, &sun, &why);
+	(void)umask(mask);
+	if (r == -1) {
 		if (why == NULL)
 			why = strerror(errno);
 		close(fd);
 		goto fail;
 	}
 	(void)strlcpy(ctl.path, path, sizeof(ctl.path));
-	/* Only root and the daemon's user: the peer's uid is checked too. */
-	if (chmod(path, 0660) == -1 || (master.drop &&
-	    chown(path, master.uid, master.gid) == -1) ||
+	if (control_chown(path, &why) == -1 ||
 	    listen(fd, CONTROL_BACKLOG) == -1) {
-		why = strerror(errno);
+		if (why == NULL)
+			why = strerror(errno);
 		close(fd);
+		/* Not ours to remove: whatever took the path's place. */
+		if (why == control_replaced)
+			ctl.path[0] = '\0';
 		control_close();
 		goto fail;
 	}
@@ -248,6 +306,24 @@ control_allowed(uid_t uid)
 }
 
 /*
+ * Whether pid is one of the master's own children: a worker (which
+ * serves the internet and is taken as compromised) or the hub.  They
+ * run as the daemon's user, which the socket lets in, and the workers'
+ * filter allows AF_UNIX connects (to reach the hub): the uid alone
+ * would let a compromised worker kick, reload and list every address.
+ * A child's pid stays its own until the master reaps it.
+ */
+static int
+control_from_child(pid_t pid)
+{
+	struct child	key;
+
+	key.pid = pid;
+	return pid == master.hub_pid ||
+	    RB_FIND(child_tree, &live->children, &key) != NULL;
+}
+
+/*
  * All places taken: the connection to close for a new one.  talknetctl
  * sends its request as soon as it connects, so the oldest one that has
  * sent none is a peer that holds a place and does nothing; failing
@@ -284,6 +360,13 @@ control_take(int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
 		log_warn("control: SO_PEERCRED");
 		close(fd);
+		return;
+	}
+	if (control_from_child(cred.pid)) {
+		log_warnx("control: pid %ld, talknetd's own %s, refused",
+		    (long)cred.pid, cred.pid == master.hub_pid ? "hub" :
+		    "worker");
+		control_turn_away(fd, "permission denied");
 		return;
 	}
 	if (!control_allowed(cred.uid)) {

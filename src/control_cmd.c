@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "control.h"
 #include "control_int.h"
 #include "ipc.h"
@@ -32,6 +33,8 @@
 #define CTL_SNAP_TRIES		1000	/* seqlock retries per row */
 #define CTL_NAME_MAX		(CEIL_MAX_NAME * 4 + 1)
 #define CTL_STATS_MAX		64
+#define CTL_KICKS		8	/* kicks the hub may not have read */
+#define CTL_KICK_MS		1000	/* one of them that old is lost */
 
 /* One figure of "show stats". */
 struct ctl_stat {
@@ -437,6 +440,39 @@ ctl_word(const struct str *w, char *dst, size_t len)
 	return 0;
 }
 
+/*
+ * Whether that identification was kicked less than CTL_KICK_MS ago:
+ * the hub has not read the kick yet, so the row still shows the user.
+ * With sent set, remembers k as sent instead.  So two kicks at once
+ * are one kick, one answer "kicked" and one log line.  After
+ * CTL_KICK_MS a kick is taken as lost (a hub that died before reading
+ * it) and may be sent again.
+ */
+static int
+ctl_kick_pending(const struct ipc_kick *k, int sent_now)
+{
+	static struct {
+		struct ipc_kick	k;
+		int64_t		at;
+	}		 sent[CTL_KICKS];
+	static size_t	 next;
+	int64_t		 now = clock_now_ms();
+	size_t		 i;
+
+	if (sent_now) {
+		sent[next].k = *k;
+		sent[next].at = now;
+		next = (next + 1) % CTL_KICKS;
+		return 0;
+	}
+	for (i = 0; i < CTL_KICKS; i++)
+		if (sent[i].at != 0 && now - sent[i].at < CTL_KICK_MS &&
+		    sent[i].k.slot == k->slot && sent[i].k.pid == k->pid &&
+		    sent[i].k.seq == k->seq)
+			return 1;
+	return 0;
+}
+
 /* kick USER [REASON]: the hub closes that user's connection. */
 static void
 cmd_kick(struct ctl_conn *c, const struct str *w, size_t nw)
@@ -461,10 +497,17 @@ cmd_kick(struct ctl_conn *c, const struct str *w, size_t nw)
 		k.slot = i;
 		k.pid = cu.u.pid;
 		k.seq = cu.u.seq;
+		if (ctl_kick_pending(&k, 0)) {
+			(void)snprintf(msg, sizeof(msg), "%s is being kicked "
+			    "already", cu.name);
+			ctl_finish(c, 0, msg);
+			return;
+		}
 		if (master_hub_send(IPC_KICK, &k, sizeof(k)) == -1) {
 			ctl_finish(c, 0, "the hub is not running; try again");
 			return;
 		}
+		(void)ctl_kick_pending(&k, 1);
 		if (nw > 2) {
 			(void)log_escape(w[2].p, w[2].len, ewhy, sizeof(ewhy));
 			log_info("kicked %s (reason: %s) by uid %lu", ename,

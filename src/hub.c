@@ -192,7 +192,11 @@ hub_timers(void)
 	}
 	while ((c = TAILQ_FIRST(&hub.waiting)) != NULL && c->hello_by <= now) {
 		hub_unwait(c);
-		hub_kill(c, CLOSE_TIMEOUT, "no HELLO in time");
+		if (c->kicked)
+			hub_kill(c, CLOSE_KICKED, "kicked, and its client "
+			    "took nothing in time");
+		else
+			hub_kill(c, CLOSE_TIMEOUT, "no HELLO in time");
 	}
 }
 

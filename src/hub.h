@@ -20,7 +20,8 @@
 #define HUB_PACE_WINDOW_MS	1000	/* a pacing reader is measured over */
 #define HUB_PACE_MIN_RATE	(64 * 1024)	/* bytes/s to pace a sender */
 #define HUB_END_ROUND_PASSES	4	/* flushes per round, at most */
-#define HUB_HELLO_MS		5000	/* a new channel's time to say HELLO */
+#define HUB_HELLO_MS		5000	/* a new channel's time to say HELLO,
+					   a kicked one's to close */
 #define HUB_PAUSE_MS		200	/* no accepting after EMFILE */
 #define HUB_ACCEPT_BURST	64	/* channels accepted per round */
 /*
@@ -57,6 +58,7 @@ struct hub_conn {
 	uint32_t		 slot;		/* its row in the users table */
 	int			 hello;		/* HELLO received */
 	int			 parted;	/* DISCONNECT done, CLOSE sent */
+	int			 kicked;	/* by talknetctl: a deadline */
 	int			 dead;		/* to be dropped this round */
 	int			 dirty;		/* out has frames to write */
 	int			 replied;	/* dirty as a requester */
@@ -78,7 +80,7 @@ struct hub_conn {
 	int64_t			 pace_at;	/* its pacing window began */
 	uint64_t		 pace_taken;	/* hub_taken() when it began */
 	size_t			 cap_extra;	/* held when max-queue fell */
-	int			 waiting;	/* no HELLO yet */
+	int			 waiting;	/* on hub.waiting */
 	int64_t			 hello_by;	/* drop it then without HELLO */
 	uint32_t		 rooms;		/* it created, still there */
 	struct buf		 in;
@@ -161,7 +163,8 @@ struct hub_state {
 	struct str		 key;		/* name looked up in the trees */
 	char			*rbuf;		/* HUB_READ_SIZE, for every read */
 	size_t			 ndropped;	/* workers gone since the trim */
-	struct conn_list	 waiting;	/* channels before HELLO */
+	struct conn_list	 waiting;	/* before HELLO, or kicked:
+						   each gone by hello_by */
 	size_t			 nchannels;	/* open channels (fd != -1) */
 	size_t			 max_channels;
 	size_t			 nrefused;	/* over the cap, to be logged */
@@ -208,6 +211,7 @@ struct str	 hub_user_key(const struct hub_conn *);
 struct hub_conn	*hub_room_creator(const struct hub_room *);
 void		 hub_part(struct hub_conn *);
 void		 hub_kick(const struct ipc_kick *);
+void		 hub_kick_deadline(struct hub_conn *);
 const char	*hub_request(struct hub_conn *, const struct ipc_hdr *,
 		    const char *);
 

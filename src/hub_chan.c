@@ -297,6 +297,7 @@ hub_reattach(struct hub_conn *c, uint32_t slot)
 	c->slot = slot;
 	c->hello = old->hello;
 	c->parted = old->parted;
+	c->kicked = old->kicked;
 	c->rooms = old->rooms;
 	hub.conns[slot] = c;
 	RB_REMOVE(pid_tree, &hub.pids, old);
@@ -316,6 +317,8 @@ hub_reattach(struct hub_conn *c, uint32_t slot)
 		hub_mark_dirty(c);
 	}
 	hub_unmark_dirty(old);
+	/* Kicked while away: hub_hello puts c on the list in its place. */
+	hub_unwait(old);
 	buf_free(&old->in);
 	buf_free(&old->out);
 	free(old);
@@ -434,6 +437,8 @@ hub_hello(struct hub_conn *c, const char *p, size_t len)
 	}
 	c->hello = 1;
 	hub_unwait(c);
+	if (c->kicked)
+		hub_kick_deadline(c);
 	memset(&welcome, 0, sizeof(welcome));
 	welcome.slot = c->slot;
 	welcome.last_seq = hub_row(c)->last_seq;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "conf.h"
 #include "ipc.h"
 #include "log.h"
@@ -583,8 +584,9 @@ hub_disconnect(struct hub_conn *c)
  * An admin's kick (talknetctl, through the master): the user parts as
  * for a DISCONNECT, so everyone else sees DISCONNECTED, and the worker
  * gets CLOSE with CLOSE_KICKED after what is queued for it, and closes
- * its client.  The master read the row without a lock: it must still be
- * that process and that identification, or nothing happens.
+ * its client; HUB_HELLO_MS later it is dropped if it has not.  The
+ * master read the row without a lock: it must still be that process and
+ * that identification, or nothing happens.
  */
 void
 hub_kick(const struct ipc_kick *k)
@@ -609,7 +611,27 @@ hub_kick(const struct ipc_kick *k)
 	hub_part(c);
 	shm_commit(&hub.tab);
 	c->parted = 1;
+	c->kicked = 1;
 	hub_put_close(c, CLOSE_KICKED);
+	hub_kick_deadline(c);
+}
+
+/*
+ * The CLOSE of a kick goes after what is queued, which a client that
+ * reads nothing (with --stall-timeout 0) never takes: the channel joins
+ * the list of those with a deadline, HUB_HELLO_MS from now like every
+ * entry (so the list stays in order), and is dropped at it.  Again on a
+ * worker's return after a hub restart: hub_reattach took the detached
+ * conn, and its place on the list, away.
+ */
+void
+hub_kick_deadline(struct hub_conn *c)
+{
+	if (c->waiting)
+		return;
+	c->hello_by = clock_now_ms() + HUB_HELLO_MS;
+	c->waiting = 1;
+	TAILQ_INSERT_TAIL(&hub.waiting, c, wait_entry);
 }
 
 /*

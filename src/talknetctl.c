@@ -13,11 +13,13 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <locale.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "buf.h"
 #include "clock.h"
@@ -306,28 +308,93 @@ exchange(int fd, struct buf *req)
 }
 
 /*
- * Text safe for a terminal: control bytes (names cannot hold them, but
- * an address or a message might) as \ooo; UTF-8 is kept.  Returns the
- * copy, and its width in code points in *width.
+ * The code point at s, its length in *n (1 to 4); -1 (and *n = 1) for
+ * a byte that does not start a valid UTF-8 sequence.
+ */
+static long
+u8_next(const unsigned char *s, size_t *n)
+{
+	uint32_t	cp, min;
+	size_t		len, i;
+
+	*n = 1;
+	if (s[0] < 0x80)
+		return s[0];
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1f;
+		min = 0x80;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		cp = s[0] & 0x0f;
+		min = 0x800;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07;
+		min = 0x10000;
+	} else
+		return -1;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)	/* a NUL ends it here too */
+			return -1;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return -1;
+	*n = len;
+	return (long)cp;
+}
+
+/*
+ * Whether a code point must not reach a terminal raw: C0, DEL and C1
+ * controls, and the invisible format characters (bidi overrides and
+ * isolates, zero widths, tags) with which a name the server accepts
+ * could pass for another in a table: "\u202enimda" shows as "admin".
+ */
+static int
+u8_hidden(uint32_t cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x61c ||
+	    cp == 0x180e || (cp >= 0x200b && cp <= 0x200f) ||
+	    (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) ||
+	    cp == 0xfeff || (cp >= 0xfff9 && cp <= 0xfffb) ||
+	    (cp >= 0xe0000 && cp <= 0xe007f);
+}
+
+/*
+ * Text safe for a terminal: bytes that are not UTF-8 as \ooo, hidden
+ * code points (u8_hidden) as \uXXXX or \UXXXXXXXX; the rest is kept.
+ * Returns the copy, and its width in terminal columns in *width.
  */
 static char *
 term_safe(const char *s, size_t *width)
 {
-	const unsigned char	*u;
+	const unsigned char	*u = (const unsigned char *)s;
 	char			*d, *p;
-	size_t			 w = 0;
+	size_t			 w = 0, n;
+	long			 cp;
+	int			 cw;
 
+	/* At most 4 bytes out per byte in: "\ooo", "\uXXXX", "\U...". */
 	p = d = xcalloc(4, strlen(s) + 1);
-	for (u = (const unsigned char *)s; *u != '\0'; u++) {
-		if (*u < 0x20 || *u == 0x7f) {
-			(void)snprintf(p, 5, "\\%03o", *u);
-			p += 4;
-			w += 4;
+	while (*u != '\0') {
+		cp = u8_next(u, &n);
+		if (cp == -1)
+			cw = snprintf(p, 5, "\\%03o", *u);
+		else if (u8_hidden((uint32_t)cp))
+			cw = snprintf(p, n * 4 + 1, cp > 0xffff ? "\\U%08lx" :
+			    cp > 0xff ? "\\u%04lx" : "\\%03lo", cp);
+		else {
+			memcpy(p, u, n);
+			cw = wcwidth((wchar_t)cp);
+			w += cw < 0 ? 1 : (size_t)cw;
+			p += n;
+			u += n;
 			continue;
 		}
-		*p++ = (char)*u;
-		if ((*u & 0xc0) != 0x80)
-			w++;
+		p += cw;
+		w += (size_t)cw;
+		u += n;
 	}
 	*p = '\0';
 	*width = w;
@@ -408,20 +475,32 @@ print_record(void)
 	}
 }
 
-/* Prints s as a JSON string. */
+/*
+ * Prints s as a JSON string, always valid: a byte that is not UTF-8 as
+ * U+FFFD, controls and hidden code points (u8_hidden) as \u escapes.
+ */
 static void
 json_str(const char *s)
 {
-	const unsigned char	*u;
+	const unsigned char	*u = (const unsigned char *)s;
+	size_t			 n;
+	long			 cp;
 
 	(void)putchar('"');
-	for (u = (const unsigned char *)s; *u != '\0'; u++) {
-		if (*u == '"' || *u == '\\')
-			(void)printf("\\%c", *u);
-		else if (*u < 0x20 || *u == 0x7f)
-			(void)printf("\\u%04x", *u);
+	for (; *u != '\0'; u += n) {
+		cp = u8_next(u, &n);
+		if (cp == '"' || cp == '\\')
+			(void)printf("\\%c", (int)cp);
+		else if (cp == -1)
+			(void)printf("\\ufffd");
+		else if (u8_hidden((uint32_t)cp) && cp > 0xffff)
+			(void)printf("\\u%04lx\\u%04lx",
+			    0xd800 + ((cp - 0x10000) >> 10),
+			    0xdc00 + ((cp - 0x10000) & 0x3ff));
+		else if (u8_hidden((uint32_t)cp))
+			(void)printf("\\u%04lx", cp);
 		else
-			(void)putchar(*u);
+			(void)fwrite(u, 1, n, stdout);
 	}
 	(void)putchar('"');
 }
@@ -521,6 +600,9 @@ main(int argc, char *argv[])
 	int		 ch, json = 0, fd;
 
 	log_init(1, LOG_LEVEL_WARNING);
+	/* The daemon's text is UTF-8 whatever the locale: for wcwidth. */
+	if (setlocale(LC_CTYPE, "C.UTF-8") == NULL)
+		(void)setlocale(LC_CTYPE, "");
 	opterr = 0;
 	/* "+": the command's own words may start with '-' (a reason). */
 	while ((ch = getopt_long(argc, argv, "+:hjs:", opts, NULL)) != -1) {

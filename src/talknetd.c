@@ -223,6 +223,29 @@ options(int argc, char *argv[])
 }
 
 /*
+ * A daemon runs in "/": makes a relative path (the pidfile, the control
+ * socket, which the master removes at its exit) absolute now, from the
+ * directory talknetd started in, not the current one: a daemon is in
+ * "/" by the time SIGHUP reads this again.  -1 with the reason in err.
+ */
+static int
+absolute(char *path, size_t size, const char *what, char *err, size_t errlen)
+{
+	char	abs[PATH_MAX];
+
+	if (path[0] == '\0' || path[0] == '/')
+		return 0;
+	if (cli.cwd[0] == '\0' ||
+	    (size_t)snprintf(abs, sizeof(abs), "%s/%s", cli.cwd, path) >=
+	    sizeof(abs) || strlcpy(path, abs, size) >= size) {
+		(void)snprintf(err, errlen, "%s: the absolute path is too long",
+		    what);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Builds the configuration: defaults, then the file, then the command
  * line over both.  Returns 0, or -1 with the reason in err.
  */
@@ -253,24 +276,10 @@ configure(struct config *cfg, char *err, size_t errlen)
 	if (cfg->nlisten == 0 && conf_set(cfg, "listen",
 	    "*:" TALKNETD_DEFAULT_PORT, err, errlen) == -1)
 		return -1;
-	/* A daemon runs in "/": make a relative pidfile absolute now. */
-	if (cfg->pidfile[0] != '\0' && cfg->pidfile[0] != '/') {
-		char	abs[PATH_MAX];
-
-		/*
-		 * The directory talknetd started in, not the current one: a
-		 * daemon is in "/" by the time SIGHUP reads this again.
-		 */
-		if (cli.cwd[0] == '\0' ||
-		    (size_t)snprintf(abs, sizeof(abs), "%s/%s", cli.cwd,
-		    cfg->pidfile) >= sizeof(abs) ||
-		    strlcpy(cfg->pidfile, abs, sizeof(cfg->pidfile)) >=
-		    sizeof(cfg->pidfile)) {
-			(void)snprintf(err, errlen, "pidfile: the absolute "
-			    "path is too long");
-			return -1;
-		}
-	}
+	if (absolute(cfg->pidfile, sizeof(cfg->pidfile), "pidfile", err,
+	    errlen) == -1 || absolute(cfg->control, sizeof(cfg->control),
+	    "control", err, errlen) == -1)
+		return -1;
 	cfg->foreground = cli.foreground;
 	return 0;
 }

@@ -356,7 +356,7 @@ def test_stale_socket_replaced_and_live_one_kept():
     assert ctl(s, "show", "stats")[0] == 0
     rc, out, err = opslib.run([tnlib.TALKNETD, "-f", "-l", "127.0.0.1:0",
                                "--control", path], timeout=10)
-    assert rc == 1 and "another talknetd answers" in err, (rc, err)
+    assert rc == 1 and "another program answers" in err, (rc, err)
     assert ctl(s, "show", "stats")[0] == 0
 
 
