@@ -86,7 +86,7 @@ static const struct {
 
 /*
  * The server's messages; the requests' rows are in request.c, and
- * proto_fields turns them into fields.
+ * proto_row_of turns them into fields.
  */
 static const struct proto_row proto_rows[MSG_TYPE_COUNT] = {
 	[MSG_RESPONSE] = { "RESPONSE", 3, {

@@ -264,7 +264,7 @@ hub_part(struct hub_conn *c)
  * worker's first log line would write a page of libc's data (stderr's
  * FILE, syslog's state) that each idle worker then keeps a copy of.  The
  * address is the one the master formatted from accept(2) and handed the
- * worker, which named it in its HELLO (hub_addr_ok checked its shape);
+ * worker, which named it in its HELLO (ipc_addr_ok checked its shape);
  * the worker's pid says which process, for the master's own lines.
  */
 static void
