@@ -2,9 +2,10 @@
  * proto.c: the TalkNet client protocol codec.
  *
  * A line is checked in three steps: the whole line must be valid UTF-8,
- * then it must match the strict JSON grammar of RFC 8259 (json_check;
- * jsmn alone accepts too much), and only then is it tokenized by jsmn
- * and its fields checked against the row of its message type.
+ * then it must match the strict JSON grammar of RFC 8259 (json.c; jsmn
+ * alone accepts too much), and only then is it tokenized by jsmn and its
+ * fields checked against the row of its message type (a request's row
+ * comes from the table of requests, request.c).
  */
 #include <errno.h>
 #include <limits.h>
@@ -19,10 +20,11 @@
 #include <jsmn.h>
 
 #include "buf.h"
+#include "json.h"
 #include "proto.h"
+#include "request.h"
 #include "utf8.h"
 
-#define JSON_MAX_DEPTH	64	/* nesting of objects and arrays */
 #define PROTO_MIN_TOK	32
 #define PROTO_MAX_FIELDS 4
 
@@ -82,33 +84,11 @@ static const struct {
 	[K_USERS] =	{ "users", 0 },
 };
 
-/* The message table: every type name of the protocol lives here. */
+/*
+ * The server's messages; the requests' rows are in request.c, and
+ * proto_row_of turns them into fields.
+ */
 static const struct proto_row proto_rows[MSG_TYPE_COUNT] = {
-	[MSG_IDENTIFY] = { "IDENTIFY", 1, {
-	    { K_USERNAME, F_USER, 0 } } },
-	[MSG_STATUS] = { "STATUS", 1, {
-	    { K_STATUS, F_STATUS, 0 } } },
-	[MSG_USERS] = { "USERS", 0, { { K_NONE, F_STRING, 0 } } },
-	[MSG_TEXT] = { "TEXT", 2, {
-	    { K_USERNAME, F_USER, 0 },
-	    { K_TEXT, F_STRING, 0 } } },
-	[MSG_PUBLIC_TEXT] = { "PUBLIC_TEXT", 1, {
-	    { K_TEXT, F_STRING, 0 } } },
-	[MSG_NEW_ROOM] = { "NEW_ROOM", 1, {
-	    { K_ROOMNAME, F_ROOM, 0 } } },
-	[MSG_INVITE] = { "INVITE", 2, {
-	    { K_ROOMNAME, F_ROOM, 0 },
-	    { K_USERNAMES, F_NAMES, 0 } } },
-	[MSG_JOIN_ROOM] = { "JOIN_ROOM", 1, {
-	    { K_ROOMNAME, F_ROOM, 0 } } },
-	[MSG_ROOM_USERS] = { "ROOM_USERS", 1, {
-	    { K_ROOMNAME, F_ROOM, 0 } } },
-	[MSG_ROOM_TEXT] = { "ROOM_TEXT", 2, {
-	    { K_ROOMNAME, F_ROOM, 0 },
-	    { K_TEXT, F_STRING, 0 } } },
-	[MSG_LEAVE_ROOM] = { "LEAVE_ROOM", 1, {
-	    { K_ROOMNAME, F_ROOM, 0 } } },
-	[MSG_DISCONNECT] = { "DISCONNECT", 0, { { K_NONE, F_STRING, 0 } } },
 	[MSG_RESPONSE] = { "RESPONSE", 3, {
 	    { K_OPERATION, F_STRING, 0 },
 	    { K_RESULT, F_STRING, 0 },
@@ -146,111 +126,48 @@ static const struct proto_row proto_rows[MSG_TYPE_COUNT] = {
 	    { K_USERNAME, F_USER, 0 } } },
 };
 
-/* Every status name. */
-static const char *const proto_statuses[STATUS_COUNT] = {
-	[STATUS_ACTIVE] = "ACTIVE",
-	[STATUS_AWAY] = "AWAY",
-	[STATUS_BUSY] = "BUSY",
-};
-
-/* Every result name. */
-static const char *const proto_results[RES_COUNT] = {
-	[RES_NONE] = NULL,
-	[RES_SUCCESS] = "SUCCESS",
-	[RES_USER_ALREADY_EXISTS] = "USER_ALREADY_EXISTS",
-	[RES_NO_SUCH_USER] = "NO_SUCH_USER",
-	[RES_ROOM_ALREADY_EXISTS] = "ROOM_ALREADY_EXISTS",
-	[RES_TOO_MANY_ROOMS] = "TOO_MANY_ROOMS",
-	[RES_NO_SUCH_ROOM] = "NO_SUCH_ROOM",
-	[RES_NOT_JOINED] = "NOT_JOINED",
-	[RES_NOT_INVITED] = "NOT_INVITED",
-	[RES_INVALID] = "INVALID",
-	[RES_NOT_IDENTIFIED] = "NOT_IDENTIFIED",
-};
-
 /* The "operation" of a RESPONSE to a message that was not understood. */
 static const char proto_op_invalid[] = "INVALID";
-
-/* Makes a struct str from a NUL-terminated string. */
-struct str
-str_c(const char *s)
-{
-	struct str	r;
-
-	r.p = s;
-	r.len = s == NULL ? 0 : strlen(s);
-	return r;
-}
-
-/* Returns 1 if p[0..len) spells the NUL-terminated name exactly. */
-static int
-name_eq(const char *p, size_t len, const char *name)
-{
-	return name != NULL && strlen(name) == len &&
-	    (len == 0 || memcmp(p, name, len) == 0);
-}
 
 /* Protocol name of a message type; NULL if out of range. */
 const char *
 proto_type_name(enum msg_type t)
 {
+	const struct req_row	*row;
+
 	if ((int)t <= MSG_NONE || t >= MSG_TYPE_COUNT)
 		return NULL;
+	if ((row = req_row(t)) != NULL)
+		return row->name;
 	return proto_rows[t].name;
 }
 
-/* Protocol name of a status; NULL if out of range. */
-const char *
-proto_status_name(enum user_status st)
+/* The key and JSON shape of each kind of request argument. */
+static const struct proto_field proto_arg_fields[] = {
+	[ARG_USER] =	{ K_USERNAME, F_USER, 0 },
+	[ARG_ROOM] =	{ K_ROOMNAME, F_ROOM, 0 },
+	[ARG_TEXT] =	{ K_TEXT, F_STRING, 0 },
+	[ARG_STATUS] =	{ K_STATUS, F_STATUS, 0 },
+	[ARG_NAMES] =	{ K_USERNAMES, F_NAMES, 0 },
+};
+
+/*
+ * The row of type t (a valid type): a server message's from proto_rows,
+ * a request's made in tmp from its row in the table of requests.
+ */
+static const struct proto_row *
+proto_row_of(enum msg_type t, struct proto_row *tmp)
 {
-	if ((int)st < 0 || st >= STATUS_COUNT)
-		return NULL;
-	return proto_statuses[st];
-}
+	const struct req_row	*req;
+	size_t			 k;
 
-/* Protocol name of a result; NULL if out of range. */
-const char *
-proto_result_name(enum result r)
-{
-	if ((int)r <= RES_NONE || r >= RES_COUNT)
-		return NULL;
-	return proto_results[r];
-}
-
-/* Message type of a name, or MSG_NONE. */
-enum msg_type
-proto_type_lookup(const char *p, size_t len)
-{
-	int	t;
-
-	for (t = MSG_NONE + 1; t < MSG_TYPE_COUNT; t++)
-		if (name_eq(p, len, proto_rows[t].name))
-			return (enum msg_type)t;
-	return MSG_NONE;
-}
-
-/* Status of a name, or -1. */
-int
-proto_status_lookup(const char *p, size_t len)
-{
-	int	st;
-
-	for (st = 0; st < STATUS_COUNT; st++)
-		if (name_eq(p, len, proto_statuses[st]))
-			return st;
-	return -1;
-}
-
-/* Result of a name, or RES_NONE. */
-enum result
-proto_result_lookup(const char *p, size_t len)
-{
-	int	r;
-
-	for (r = RES_NONE + 1; r < RES_COUNT; r++)
-		if (name_eq(p, len, proto_results[r]))
-			return (enum result)r;
-	return RES_NONE;
+	if ((req = req_row(t)) == NULL)
+		return &proto_rows[t];
+	tmp->name = req->name;
+	tmp->nfields = req->nargs;
+	for (k = 0; k < req->nargs; k++)
+		tmp->fields[k] = proto_arg_fields[req->args[k]];
+	return tmp;
 }
 
 /* Sets up a parser with these limits (NULL: the protocol defaults). */
@@ -315,297 +232,6 @@ proto_realloc(void *p, const void *store, size_t old, size_t n)
 	if ((q = malloc(n)) != NULL)
 		memcpy(q, p, old);
 	return q;
-}
-
-/* --- strict JSON grammar ----------------------------------------------- */
-
-/* Skips JSON whitespace (space, tab, CR, LF) from i. */
-static size_t
-json_ws(const char *p, size_t len, size_t i)
-{
-	while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' ||
-	    p[i] == '\n'))
-		i++;
-	return i;
-}
-
-/* Value of the four hex digits at p[i..i+4), or -1. */
-static long
-json_hex4(const char *p, size_t len, size_t i)
-{
-	long	v = 0;
-	size_t	k;
-	char	c;
-
-	if (len < 4 || i > len - 4)
-		return -1;
-	for (k = 0; k < 4; k++) {
-		c = p[i + k];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
-			return -1;
-	}
-	return v;
-}
-
-/*
- * Checks the string whose opening quote is at p[i]; returns the index
- * after its closing quote, or 0 if it is not a valid JSON string.
- */
-static size_t
-json_string(const char *p, size_t len, size_t i)
-{
-	unsigned char	c;
-	long		cp, lo;
-
-	for (i++; i < len; ) {
-		c = (unsigned char)p[i];
-		if (c == '"')
-			return i + 1;
-		if (c < 0x20)
-			return 0;
-		if (c != '\\') {
-			i++;
-			continue;
-		}
-		if (++i >= len)
-			return 0;
-		switch (p[i]) {
-		case '"': case '\\': case '/':
-		case 'b': case 'f': case 'n': case 'r': case 't':
-			i++;
-			break;
-		case 'u':
-			if ((cp = json_hex4(p, len, i + 1)) == -1)
-				return 0;
-			i += 5;
-			if (cp >= 0xdc00 && cp <= 0xdfff)
-				return 0;	/* lone low surrogate */
-			if (cp >= 0xd800 && cp <= 0xdbff) {
-				if (i + 1 >= len || p[i] != '\\' ||
-				    p[i + 1] != 'u')
-					return 0;
-				lo = json_hex4(p, len, i + 2);
-				if (lo < 0xdc00 || lo > 0xdfff)
-					return 0;
-				i += 6;
-			}
-			break;
-		default:
-			return 0;
-		}
-	}
-	return 0;
-}
-
-/* Checks the number at p[i]; returns the index after it, or 0. */
-static size_t
-json_number(const char *p, size_t len, size_t i)
-{
-	size_t	start;
-
-	if (i < len && p[i] == '-')
-		i++;
-	if (i >= len)
-		return 0;
-	if (p[i] == '0')
-		i++;
-	else if (p[i] >= '1' && p[i] <= '9') {
-		while (i < len && p[i] >= '0' && p[i] <= '9')
-			i++;
-	} else
-		return 0;
-	if (i < len && p[i] == '.') {
-		start = ++i;
-		while (i < len && p[i] >= '0' && p[i] <= '9')
-			i++;
-		if (i == start)
-			return 0;
-	}
-	if (i < len && (p[i] == 'e' || p[i] == 'E')) {
-		i++;
-		if (i < len && (p[i] == '+' || p[i] == '-'))
-			i++;
-		start = i;
-		while (i < len && p[i] >= '0' && p[i] <= '9')
-			i++;
-		if (i == start)
-			return 0;
-	}
-	return i;
-}
-
-/* Checks the literal word at p[i]; returns the index after it, or 0. */
-static size_t
-json_literal(const char *p, size_t len, size_t i, const char *word)
-{
-	size_t	n = strlen(word);
-
-	if (len - i < n || memcmp(p + i, word, n) != 0)
-		return 0;
-	return i + n;
-}
-
-/*
- * Checks that p[0..len) is exactly one JSON object (RFC 8259), with
- * surrounding whitespace only and at most JSON_MAX_DEPTH levels of
- * nesting.  Non-recursive.  Sets *ntokp to the number of jsmn tokens
- * the text makes (one per value and one per key).  Returns 0 or -1.
- */
-static int
-json_check(const char *p, size_t len, size_t *ntokp)
-{
-	enum { J_VALUE, J_FIRST_VALUE, J_KEY, J_FIRST_KEY, J_NEXT } state;
-	char	 stack[JSON_MAX_DEPTH];
-	size_t	 depth = 0, i, ntok = 0;
-
-	i = json_ws(p, len, 0);
-	if (i >= len || p[i] != '{')
-		return -1;
-	state = J_VALUE;
-	for (;;) {
-		i = json_ws(p, len, i);
-		if (state == J_NEXT && depth == 0)
-			break;
-		if (i >= len)
-			return -1;
-		switch (state) {
-		case J_FIRST_KEY:
-			if (p[i] == '}') {
-				depth--;
-				i++;
-				state = J_NEXT;
-				break;
-			}
-			/* FALLTHROUGH */
-		case J_KEY:
-			if (p[i] != '"' || (i = json_string(p, len, i)) == 0)
-				return -1;
-			ntok++;
-			i = json_ws(p, len, i);
-			if (i >= len || p[i] != ':')
-				return -1;
-			i++;
-			state = J_VALUE;
-			break;
-		case J_FIRST_VALUE:
-			if (p[i] == ']') {
-				depth--;
-				i++;
-				state = J_NEXT;
-				break;
-			}
-			/* FALLTHROUGH */
-		case J_VALUE:
-			ntok++;
-			state = J_NEXT;
-			switch (p[i]) {
-			case '{':
-			case '[':
-				if (depth == JSON_MAX_DEPTH)
-					return -1;
-				stack[depth++] = p[i];
-				state = p[i] == '{' ? J_FIRST_KEY :
-				    J_FIRST_VALUE;
-				i++;
-				break;
-			case '"':
-				i = json_string(p, len, i);
-				break;
-			case 't':
-				i = json_literal(p, len, i, "true");
-				break;
-			case 'f':
-				i = json_literal(p, len, i, "false");
-				break;
-			case 'n':
-				i = json_literal(p, len, i, "null");
-				break;
-			default:
-				i = json_number(p, len, i);
-				break;
-			}
-			if (i == 0)
-				return -1;
-			break;
-		case J_NEXT:
-			if (p[i] == ',')
-				state = stack[depth - 1] == '{' ? J_KEY :
-				    J_VALUE;
-			else if ((p[i] == '}' && stack[depth - 1] == '{') ||
-			    (p[i] == ']' && stack[depth - 1] == '['))
-				depth--;
-			else
-				return -1;
-			i++;
-			break;
-		}
-	}
-	if (i != len)
-		return -1;
-	*ntokp = ntok;
-	return 0;
-}
-
-/*
- * Decodes the body of a checked JSON string (no quotes) into out, which
- * has room for len bytes; returns the decoded length (never above len).
- */
-static size_t
-json_unescape(const char *p, size_t len, char *out)
-{
-	size_t		i = 0, o = 0, run;
-	uint32_t	cp, lo;
-
-	while (i < len) {
-		for (run = i; run < len && p[run] != '\\'; run++)
-			;
-		if (run > i) {
-			memcpy(out + o, p + i, run - i);
-			o += run - i;
-			i = run;
-			continue;
-		}
-		switch (p[i + 1]) {
-		case 'b':
-			out[o++] = '\b';
-			break;
-		case 'f':
-			out[o++] = '\f';
-			break;
-		case 'n':
-			out[o++] = '\n';
-			break;
-		case 'r':
-			out[o++] = '\r';
-			break;
-		case 't':
-			out[o++] = '\t';
-			break;
-		case 'u':
-			cp = (uint32_t)json_hex4(p, len, i + 2);
-			if (cp >= 0xd800 && cp <= 0xdbff) {
-				lo = (uint32_t)json_hex4(p, len, i + 8);
-				cp = 0x10000 + ((cp - 0xd800) << 10) +
-				    (lo - 0xdc00);
-				i += 6;
-			}
-			o += utf8_encode(cp, out + o);
-			i += 4;
-			break;
-		default:	/* '"', '\\', '/' */
-			out[o++] = p[i + 1];
-			break;
-		}
-		i += 2;
-	}
-	return o;
 }
 
 /* --- parsing ------------------------------------------------------------ */
@@ -747,19 +373,19 @@ proto_find_key(struct proto_ctx *c, size_t i)
 
 	s = proto_decode(c, i, 0);
 	for (k = 0; k < K_COUNT; k++)
-		if (name_eq(s.p, s.len, proto_keys[k].name))
+		if (str_eq_c(s.p, s.len, proto_keys[k].name))
 			return (enum proto_key)k;
 	return K_NONE;
 }
 
-/* Decodes string token i as a name of at most max code points, or -1. */
+/* Decodes string token i as a name of this kind (its limit), or -1. */
 static int
-proto_name(struct proto_ctx *c, size_t i, size_t max, struct str *s)
+proto_name(struct proto_ctx *c, size_t i, enum req_arg kind, struct str *s)
 {
 	if (c->tok[i].type != JSMN_STRING)
 		return -1;
 	*s = proto_decode(c, i, 1);
-	if (c->request && !utf8_name_valid(s->p, s->len, max))
+	if (c->request && !req_arg_valid(kind, s->p, s->len, &c->pp->lim))
 		return -1;
 	return 0;
 }
@@ -787,9 +413,9 @@ proto_get_field(struct proto_ctx *c, const struct proto_field *f, size_t i,
 		*dst = proto_decode(c, i, 1);
 		break;
 	case F_USER:
-		return proto_name(c, i, c->pp->lim.max_name, dst);
+		return proto_name(c, i, ARG_USER, dst);
 	case F_ROOM:
-		return proto_name(c, i, c->pp->lim.max_room, dst);
+		return proto_name(c, i, ARG_ROOM, dst);
 	case F_STATUS:
 		if (t->type != JSMN_STRING)
 			return -1;
@@ -807,7 +433,7 @@ proto_get_field(struct proto_ctx *c, const struct proto_field *f, size_t i,
 			return -2;
 		list = c->pp->list;
 		for (k = 0, j = i + 1; k < n; k++, j++)
-			if (proto_name(c, j, c->pp->lim.max_name,
+			if (proto_name(c, j, ARG_USER,
 			    &list[k]) == -1)
 				return -1;
 		m->list = n > 0 ? list : NULL;
@@ -821,7 +447,7 @@ proto_get_field(struct proto_ctx *c, const struct proto_field *f, size_t i,
 			return -2;
 		list = c->pp->list;
 		for (k = 0, j = i + 1; k < n; k++, j += 2) {
-			if (proto_name(c, j, c->pp->lim.max_name,
+			if (proto_name(c, j, ARG_USER,
 			    &list[2 * k]) == -1 ||
 			    c->tok[j + 1].type != JSMN_STRING)
 				return -1;
@@ -862,6 +488,7 @@ proto_parse(struct proto_parser *pp, const char *line, size_t len,
 {
 	struct proto_ctx	 c;
 	const struct proto_row	*row;
+	struct proto_row	 tmp;
 	const struct proto_field *f;
 	size_t			 slot[K_COUNT], nkeys, i, k, hint;
 	int			 dup[K_COUNT], r;
@@ -913,7 +540,7 @@ proto_parse(struct proto_parser *pp, const char *line, size_t len,
 	    (!request && type <= MSG_REQUEST_LAST))
 		goto invalid;
 	m->type = type;
-	row = &proto_rows[type];
+	row = proto_row_of(type, &tmp);
 	for (k = 0; k < row->nfields; k++) {
 		f = &row->fields[k];
 		if (slot[f->key] == 0) {
@@ -1108,6 +735,7 @@ int
 proto_encode(struct buf *b, const struct msg *m)
 {
 	const struct proto_row	 *row;
+	struct proto_row	  tmp;
 	const struct proto_field *f;
 	size_t			  pending, k;
 
@@ -1115,7 +743,7 @@ proto_encode(struct buf *b, const struct msg *m)
 		errno = EINVAL;
 		return -1;
 	}
-	row = &proto_rows[m->type];
+	row = proto_row_of(m->type, &tmp);
 	pending = buf_pending(b);
 	if (buf_append(b, "{\"type\":", 8) == -1 ||
 	    enc_name(b, row->name) == -1)

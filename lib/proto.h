@@ -188,5 +188,7 @@ int		 proto_peek_type(const char *line, size_t len,
 
 /* Makes a struct str from a NUL-terminated string. */
 struct str	 str_c(const char *);
+/* Returns 1 if p[0..len) spells the NUL-terminated name exactly. */
+int		 str_eq_c(const char *p, size_t len, const char *name);
 
 #endif

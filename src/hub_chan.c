@@ -30,6 +30,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "proto.h"
+#include "request.h"
 #include "shm.h"
 #include "talknetd.h"
 #include "xmalloc.h"
@@ -328,29 +329,6 @@ hub_reattach(struct hub_conn *c, uint32_t slot)
 	return 0;
 }
 
-/*
- * Whether a HELLO's address is made of what sockaddr_fmt writes for an
- * honest worker: "192.0.2.1:80", "[2001:db8::1]:80", "[fe80::1%eth0]:80"
- * (an interface name: letters, digits, '-', '_', '.'), or "?".
- */
-static int
-hub_addr_ok(const char *a)
-{
-	unsigned char	ch;
-
-	if (*a == '\0')
-		return 0;
-	for (; *a != '\0'; a++) {
-		ch = (unsigned char)*a;
-		if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-		    (ch >= 'A' && ch <= 'Z'))
-			continue;
-		if (strchr(".:[]%-_?", ch) == NULL)
-			return 0;
-	}
-	return 1;
-}
-
 /* Takes a channel off the list of those that owe a HELLO. */
 void
 hub_unwait(struct hub_conn *c)
@@ -396,13 +374,13 @@ hub_hello(struct hub_conn *c, const char *p, size_t len)
 	struct ipc_hello	hello;
 	struct ipc_welcome	welcome;
 	char			esc[LOG_ESCAPED(sizeof(hello.addr))];
+	const char		*why;
 
-	if (c->slot != SLOT_NONE)
-		return "a second HELLO";
-	if (ipc_get_hello(p, len, &hello) == -1)
-		return "a malformed HELLO";
+	if ((why = ipc_check_hello(c->slot != SLOT_NONE, p, len,
+	    &hello)) != NULL)
+		return why;
 	/* It goes into log lines: only what an address is made of. */
-	if (!hub_addr_ok(hello.addr)) {
+	if (!ipc_addr_ok(hello.addr)) {
 		log_warnx("worker %ld: HELLO with a bad address \"%s\"",
 		    (long)c->pid, log_escape(hello.addr, strlen(hello.addr),
 		    esc, sizeof(esc)));
@@ -456,7 +434,7 @@ hub_dispatch(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 		return hub_hello(c, p, h->len);
 	if (!c->hello)
 		return "a frame before HELLO";
-	if (ipc_request_msg(h->type) == MSG_NONE)
+	if (req_of_wire(h->type) == MSG_NONE)
 		return "a frame of unknown type";
 	return hub_request(c, h, p);
 }

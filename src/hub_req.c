@@ -113,29 +113,32 @@ hub_room_find(struct str name)
 	return RB_FIND(room_tree, &hub.rooms, &key);
 }
 
+/* Encodes m into the shared line and sends it to one worker. */
+static void
+hub_tell(struct hub_conn *to, const struct msg *m)
+{
+	hub_encode(m);
+	hub_send(to);
+}
+
 /* Sends a RESPONSE to one worker. */
 static void
 hub_respond(struct hub_conn *c, enum msg_type op, enum result res,
     struct str extra)
 {
-	struct msg	m;
+	struct msg	m = { .type = MSG_RESPONSE, .op = op, .res = res,
+			    .extra = extra, .has_extra = 1 };
 
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_RESPONSE;
-	m.op = op;
-	m.res = res;
-	m.extra = extra;
-	m.has_extra = 1;
-	hub_encode(&m);
-	hub_send(c);
+	hub_tell(c, &m);
 }
 
-/* Sends the encoded line to every identified user but one. */
+/* Sends m to every identified user but one. */
 static void
-hub_send_others(const struct hub_conn *except)
+hub_tell_others(const struct msg *m, const struct hub_conn *except)
 {
 	struct hub_conn	*c;
 
+	hub_encode(m);
 	hub_share_line();
 	TAILQ_FOREACH(c, &hub.idents, ident_entry) {
 		if (c != except)
@@ -143,14 +146,16 @@ hub_send_others(const struct hub_conn *except)
 	}
 }
 
-/* Sends the encoded line to every member of a room but one. */
+/* Sends m to every member of a room but one. */
 static void
-hub_send_room(struct shm_room *row, const struct hub_conn *except)
+hub_tell_room(struct shm_room *row, const struct msg *m,
+    const struct hub_conn *except)
 {
 	uint64_t	*members = shm_room_members(&hub.tab, row);
 	uint64_t	 w;
 	uint32_t	 i, slot;
 
+	hub_encode(m);
 	hub_share_line();
 	for (i = 0; i < hub.tab.hdr->bitmap_words; i++) {
 		for (w = members[i]; w != 0; w &= w - 1) {
@@ -218,18 +223,15 @@ static void
 hub_room_leave(struct hub_conn *c, struct hub_room *r)
 {
 	struct shm_room	*row = shm_room(&hub.tab, r->idx);
-	struct msg	 m;
+	struct msg	 m = { .type = MSG_LEFT_ROOM,
+			    .roomname = hub_room_name(row),
+			    .username = hub_name(c) };
 
 	if (shm_room_leave(&hub.tab, r->idx, c->slot) == 0) {
 		hub_room_forget(r);
 		return;
 	}
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_LEFT_ROOM;
-	m.roomname = hub_room_name(row);
-	m.username = hub_name(c);
-	hub_encode(&m);
-	hub_send_room(row, c);
+	hub_tell_room(row, &m, c);
 }
 
 /*
@@ -241,7 +243,7 @@ void
 hub_part(struct hub_conn *c)
 {
 	struct hub_room	*r, *next;
-	struct msg	 m;
+	struct msg	 m = { .type = MSG_DISCONNECTED };
 
 	if (!hub_identified(c))
 		return;
@@ -251,11 +253,8 @@ hub_part(struct hub_conn *c)
 			hub_room_leave(c, r);
 	}
 	TAILQ_REMOVE(&hub.idents, c, ident_entry);
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_DISCONNECTED;
 	m.username = hub_name(c);
-	hub_encode(&m);
-	hub_send_others(c);
+	hub_tell_others(&m, c);
 	RB_REMOVE(user_tree, &hub.users, c);
 	shm_user_unidentify(&hub.tab, c->slot);
 }
@@ -266,7 +265,7 @@ hub_part(struct hub_conn *c)
  * worker's first log line would write a page of libc's data (stderr's
  * FILE, syslog's state) that each idle worker then keeps a copy of.  The
  * address is the one the master formatted from accept(2) and handed the
- * worker, which named it in its HELLO (hub_addr_ok checked its shape);
+ * worker, which named it in its HELLO (ipc_addr_ok checked its shape);
  * the worker's pid says which process, for the master's own lines.
  */
 static void
@@ -278,134 +277,123 @@ hub_log_identified(const struct hub_conn *c, struct str name)
 	    sizeof(esc)), c->addr);
 }
 
-/* IDENTIFY: takes a free name, or says it is taken. */
+/*
+ * The answer to an IDENTIFY: the RESPONSE, IDENTIFIED for the worker,
+ * and on success NEW_USER to every other user.
+ */
 static void
-hub_identify(struct hub_conn *c, const struct str *a)
+hub_identified_as(struct hub_conn *c, struct str name, enum result res)
 {
 	struct ipc_identified	 id;
-	struct msg		 m;
+	struct msg		 m = { .type = MSG_NEW_USER, .username = name };
 
+	hub_respond(c, MSG_IDENTIFY, res, name);
 	memset(&id, 0, sizeof(id));
+	id.ok = res == RES_SUCCESS;
 	id.slot = c->slot;
-	if (hub_user_find(a[0]) != NULL) {
-		hub_respond(c, MSG_IDENTIFY, RES_USER_ALREADY_EXISTS, a[0]);
-		hub_put(c, IPC_IDENTIFIED, &id, sizeof(id));
+	hub_put(c, IPC_IDENTIFIED, &id, sizeof(id));
+	if (res == RES_SUCCESS)
+		hub_tell_others(&m, c);
+}
+
+/* IDENTIFY: takes a free name, or says it is taken. */
+static void
+hub_identify(struct hub_conn *c, const struct msg *q)
+{
+	if (hub_user_find(q->username) != NULL) {
+		hub_identified_as(c, q->username, RES_USER_ALREADY_EXISTS);
 		return;
 	}
-	shm_user_identify(&hub.tab, c->slot, a[0].p, a[0].len);
+	shm_user_identify(&hub.tab, c->slot, q->username.p, q->username.len);
 	if (RB_INSERT(user_tree, &hub.users, c) != NULL)
 		fatalx("%s: name indexed twice", __func__);
 	TAILQ_INSERT_TAIL(&hub.idents, c, ident_entry);
-
-	hub_respond(c, MSG_IDENTIFY, RES_SUCCESS, a[0]);
-	id.ok = 1;
-	hub_put(c, IPC_IDENTIFIED, &id, sizeof(id));
-	hub_log_identified(c, a[0]);
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_NEW_USER;
-	m.username = a[0];
-	hub_encode(&m);
-	hub_send_others(c);
+	hub_log_identified(c, q->username);
+	hub_identified_as(c, q->username, RES_SUCCESS);
 }
 
 /* STATUS: a change is told to every other user; no reply. */
 static void
-hub_status(struct hub_conn *c, const struct str *a)
+hub_status(struct hub_conn *c, const struct msg *q)
 {
 	struct shm_user	*u = hub_row(c);
-	struct msg	 m;
-	int		 st = proto_status_lookup(a[0].p, a[0].len);
+	struct msg	 m = { .type = MSG_NEW_STATUS, .username = hub_name(c),
+			    .st = q->st };
 
-	if ((uint32_t)st == u->status)
+	if ((uint32_t)q->st == u->status)
 		return;
-	u->status = (uint32_t)st;
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_NEW_STATUS;
-	m.username = hub_name(c);
-	m.st = (enum user_status)st;
-	hub_encode(&m);
-	hub_send_others(c);
+	u->status = (uint32_t)q->st;
+	hub_tell_others(&m, c);
 }
 
 /* USERS: every identified user with its status, in order of arrival. */
 static void
-hub_users(struct hub_conn *c, const struct str *a)
+hub_users(struct hub_conn *c, const struct msg *q)
 {
 	struct hub_conn	*u;
-	struct msg	 m;
+	struct msg	 m = { .type = MSG_USER_LIST };
 	size_t		 n = 0;
 
-	(void)a;
+	(void)q;
 	hub_list_reserve(2 * (size_t)hub.tab.hdr->nidentified);
 	TAILQ_FOREACH(u, &hub.idents, ident_entry) {
 		hub.list[n++] = hub_name(u);
 		hub.list[n++] = str_c(proto_status_name(hub_row(u)->status));
 	}
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_USER_LIST;
 	m.list = hub.list;
 	m.nlist = n / 2;
-	hub_encode(&m);
-	hub_send(c);
+	hub_tell(c, &m);
 }
 
 /* TEXT: a private message to one user. */
 static void
-hub_text(struct hub_conn *c, const struct str *a)
+hub_text(struct hub_conn *c, const struct msg *q)
 {
 	struct hub_conn	*to;
-	struct msg	 m;
+	struct msg	 m = { .type = MSG_TEXT_FROM, .username = hub_name(c),
+			    .text = q->text };
 
-	if ((to = hub_user_find(a[0])) == NULL) {
-		hub_respond(c, MSG_TEXT, RES_NO_SUCH_USER, a[0]);
+	if ((to = hub_user_find(q->username)) == NULL) {
+		hub_respond(c, MSG_TEXT, RES_NO_SUCH_USER, q->username);
 		return;
 	}
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_TEXT_FROM;
-	m.username = hub_name(c);
-	m.text = a[1];
-	hub_encode(&m);
-	hub_send(to);
+	hub_tell(to, &m);
 }
 
 /* PUBLIC_TEXT: to every other identified user; no reply. */
 static void
-hub_public_text(struct hub_conn *c, const struct str *a)
+hub_public_text(struct hub_conn *c, const struct msg *q)
 {
-	struct msg	m;
+	struct msg	m = { .type = MSG_PUBLIC_TEXT_FROM,
+			    .username = hub_name(c), .text = q->text };
 
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_PUBLIC_TEXT_FROM;
-	m.username = hub_name(c);
-	m.text = a[0];
-	hub_encode(&m);
-	hub_send_others(c);
+	hub_tell_others(&m, c);
 }
 
 /* NEW_ROOM: creates a room whose only member is its creator. */
 static void
-hub_new_room(struct hub_conn *c, const struct str *a)
+hub_new_room(struct hub_conn *c, const struct msg *q)
 {
 	struct hub_room	*r;
 
-	if (hub_room_find(a[0]) != NULL) {
-		hub_respond(c, MSG_NEW_ROOM, RES_ROOM_ALREADY_EXISTS, a[0]);
+	if (hub_room_find(q->roomname) != NULL) {
+		hub_respond(c, MSG_NEW_ROOM, RES_ROOM_ALREADY_EXISTS, q->roomname);
 		return;
 	}
 	if (hub.nfree_rooms == 0 || (hub.cfg->max_rooms_per_user != 0 &&
 	    c->rooms >= hub.cfg->max_rooms_per_user)) {
-		hub_respond(c, MSG_NEW_ROOM, RES_TOO_MANY_ROOMS, a[0]);
+		hub_respond(c, MSG_NEW_ROOM, RES_TOO_MANY_ROOMS, q->roomname);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->idx = hub.free_rooms[--hub.nfree_rooms];
-	shm_room_create(&hub.tab, r->idx, a[0].p, a[0].len, c->slot);
+	shm_room_create(&hub.tab, r->idx, q->roomname.p, q->roomname.len, c->slot);
 	r->creator = c->slot;
 	r->seq = shm_room(&hub.tab, r->idx)->seq;
 	c->rooms++;
 	if (RB_INSERT(room_tree, &hub.rooms, r) != NULL)
 		fatalx("%s: room indexed twice", __func__);
-	hub_respond(c, MSG_NEW_ROOM, RES_SUCCESS, a[0]);
+	hub_respond(c, MSG_NEW_ROOM, RES_SUCCESS, q->roomname);
 }
 
 /*
@@ -435,29 +423,28 @@ hub_member_room(struct hub_conn *c, enum msg_type op, struct str name,
 
 /* INVITE: all or nothing; new invitees get INVITATION, no reply. */
 static void
-hub_invite(struct hub_conn *c, const struct str *a, size_t n)
+hub_invite(struct hub_conn *c, const struct msg *q)
 {
 	struct hub_room	*r;
 	struct shm_room	*row;
 	struct hub_conn	*to;
-	struct msg	 m;
+	struct msg	 m = { .type = MSG_INVITATION, .username = hub_name(c) };
 	size_t		 i;
 
-	if ((row = hub_member_room(c, MSG_INVITE, a[0], &r)) == NULL)
+	if ((row = hub_member_room(c, MSG_INVITE, q->roomname, &r)) == NULL)
 		return;
-	for (i = 1; i < n; i++) {
-		if (hub_user_find(a[i]) == NULL) {
-			hub_respond(c, MSG_INVITE, RES_NO_SUCH_USER, a[i]);
+	for (i = 0; i < q->nlist; i++) {
+		if (hub_user_find(q->list[i]) == NULL) {
+			hub_respond(c, MSG_INVITE, RES_NO_SUCH_USER,
+			    q->list[i]);
 			return;
 		}
 	}
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_INVITATION;
-	m.username = hub_name(c);
+	/* One line for every invitee, encoded once. */
 	m.roomname = hub_room_name(row);
 	hub_encode(&m);
-	for (i = 1; i < n; i++) {
-		to = hub_user_find(a[i]);
+	for (i = 0; i < q->nlist; i++) {
+		to = hub_user_find(q->list[i]);
 		if (to == c || shm_room_is_member(&hub.tab, r->idx, to->slot) ||
 		    shm_room_is_invited(&hub.tab, r->idx, to->slot))
 			continue;
@@ -468,47 +455,44 @@ hub_invite(struct hub_conn *c, const struct str *a, size_t n)
 
 /* JOIN_ROOM: an invited user becomes a member. */
 static void
-hub_join_room(struct hub_conn *c, const struct str *a)
+hub_join_room(struct hub_conn *c, const struct msg *q)
 {
 	struct hub_room	*r;
 	struct shm_room	*row;
-	struct msg	 m;
+	struct msg	 m = { .type = MSG_JOINED_ROOM, .username = hub_name(c) };
 
-	if ((r = hub_room_find(a[0])) == NULL) {
-		hub_respond(c, MSG_JOIN_ROOM, RES_NO_SUCH_ROOM, a[0]);
+	if ((r = hub_room_find(q->roomname)) == NULL) {
+		hub_respond(c, MSG_JOIN_ROOM, RES_NO_SUCH_ROOM, q->roomname);
 		return;
 	}
 	row = shm_room(&hub.tab, r->idx);
 	if (shm_room_is_member(&hub.tab, r->idx, c->slot)) {
-		hub_respond(c, MSG_JOIN_ROOM, RES_SUCCESS, a[0]);
+		hub_respond(c, MSG_JOIN_ROOM, RES_SUCCESS, q->roomname);
 		return;
 	}
 	if (!shm_room_is_invited(&hub.tab, r->idx, c->slot)) {
-		hub_respond(c, MSG_JOIN_ROOM, RES_NOT_INVITED, a[0]);
+		hub_respond(c, MSG_JOIN_ROOM, RES_NOT_INVITED, q->roomname);
 		return;
 	}
 	shm_room_join(&hub.tab, r->idx, c->slot);
-	hub_respond(c, MSG_JOIN_ROOM, RES_SUCCESS, a[0]);
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_JOINED_ROOM;
+	hub_respond(c, MSG_JOIN_ROOM, RES_SUCCESS, q->roomname);
 	m.roomname = hub_room_name(row);
-	m.username = hub_name(c);
-	hub_encode(&m);
-	hub_send_room(row, c);
+	hub_tell_room(row, &m, c);
 }
 
 /* ROOM_USERS: the members of a room the sender is in. */
 static void
-hub_room_users(struct hub_conn *c, const struct str *a)
+hub_room_users(struct hub_conn *c, const struct msg *q)
 {
 	struct shm_room	*row;
 	uint64_t	*members, w;
 	struct hub_conn	*u;
-	struct msg	 m;
+	struct msg	 m = { .type = MSG_ROOM_USER_LIST };
 	uint32_t	 i;
 	size_t		 n = 0;
 
-	if ((row = hub_member_room(c, MSG_ROOM_USERS, a[0], NULL)) == NULL)
+	if ((row = hub_member_room(c, MSG_ROOM_USERS, q->roomname,
+	    NULL)) == NULL)
 		return;
 	members = shm_room_members(&hub.tab, row);
 	hub_list_reserve(2 * (size_t)row->nmembers);
@@ -522,40 +506,34 @@ hub_room_users(struct hub_conn *c, const struct str *a)
 			    str_c(proto_status_name(hub_row(u)->status));
 		}
 	}
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_ROOM_USER_LIST;
 	m.roomname = hub_room_name(row);
 	m.list = hub.list;
 	m.nlist = n / 2;
-	hub_encode(&m);
-	hub_send(c);
+	hub_tell(c, &m);
 }
 
 /* ROOM_TEXT: to every other member; no reply. */
 static void
-hub_room_text(struct hub_conn *c, const struct str *a)
+hub_room_text(struct hub_conn *c, const struct msg *q)
 {
 	struct shm_room	*row;
-	struct msg	 m;
+	struct msg	 m = { .type = MSG_ROOM_TEXT_FROM,
+			    .username = hub_name(c), .text = q->text };
 
-	if ((row = hub_member_room(c, MSG_ROOM_TEXT, a[0], NULL)) == NULL)
+	if ((row = hub_member_room(c, MSG_ROOM_TEXT, q->roomname,
+	    NULL)) == NULL)
 		return;
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_ROOM_TEXT_FROM;
 	m.roomname = hub_room_name(row);
-	m.username = hub_name(c);
-	m.text = a[1];
-	hub_encode(&m);
-	hub_send_room(row, c);
+	hub_tell_room(row, &m, c);
 }
 
 /* LEAVE_ROOM: LEFT_ROOM to the others; an empty room disappears. */
 static void
-hub_leave_room(struct hub_conn *c, const struct str *a)
+hub_leave_room(struct hub_conn *c, const struct msg *q)
 {
 	struct hub_room	*r;
 
-	if (hub_member_room(c, MSG_LEAVE_ROOM, a[0], &r) == NULL)
+	if (hub_member_room(c, MSG_LEAVE_ROOM, q->roomname, &r) == NULL)
 		return;
 	hub_room_leave(c, r);
 }
@@ -573,8 +551,9 @@ hub_put_close(struct hub_conn *c, uint32_t reason)
 
 /* DISCONNECT: the semantics of the protocol, then CLOSE to the worker. */
 static void
-hub_disconnect(struct hub_conn *c)
+hub_disconnect(struct hub_conn *c, const struct msg *q)
 {
+	(void)q;
 	hub_part(c);
 	c->parted = 1;
 	hub_put_close(c, CLOSE_QUIT);
@@ -641,142 +620,71 @@ hub_kick_deadline(struct hub_conn *c)
  * NEW_USER, which died with the old hub's round, go out now.
  */
 static void
-hub_identify_again(struct hub_conn *c, const struct str *a)
+hub_identify_again(struct hub_conn *c, const struct msg *q)
 {
-	struct ipc_identified	 id;
-	struct msg		 m;
-
-	hub_respond(c, MSG_IDENTIFY, RES_SUCCESS, a[0]);
-	memset(&id, 0, sizeof(id));
-	id.ok = 1;
-	id.slot = c->slot;
-	hub_put(c, IPC_IDENTIFIED, &id, sizeof(id));
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_NEW_USER;
-	m.username = a[0];
-	hub_encode(&m);
-	hub_send_others(c);
+	hub_identified_as(c, q->username, RES_SUCCESS);
 }
 
-static void	hub_run(struct hub_conn *, enum msg_type, size_t);
+/* A request's handler: runs it for c, once checked and decoded. */
+typedef void hub_handler(struct hub_conn *, const struct msg *);
 
-/*
- * Checks a request frame and splits its strings into hub.args; returns
- * NULL, or why the worker must be dropped.
- */
-static const char *
-hub_request_args(const struct ipc_hdr *h, const char *p, long *np)
-{
-	enum msg_type	 t = ipc_request_msg(h->type);
-	long		 n;
-
-	if ((n = ipc_get_strs(p, h->len, NULL, 0)) == -1)
-		return "request strings run past the frame";
-	if (ipc_check_request(h->type, n) == -1)
-		return "request with a wrong number of strings";
-	if ((size_t)n > hub.nargs) {
-		hub.args = xreallocarray(hub.args, (size_t)n,
-		    sizeof(*hub.args));
-		hub.nargs = (size_t)n;
-	}
-	(void)ipc_get_strs(p, h->len, hub.args, hub.nargs);
-	if (!ipc_check_args(t, hub.args, (size_t)n, hub.cfg->max_name,
-	    hub.cfg->max_room))
-		return "request with a bad name, text or status";
-	*np = n;
-	return NULL;
-}
+/* The handlers, one per request of the table in lib/request.c. */
+static hub_handler *const hub_handlers[MSG_REQUEST_LAST + 1] = {
+	[MSG_IDENTIFY] =	hub_identify,
+	[MSG_STATUS] =		hub_status,
+	[MSG_USERS] =		hub_users,
+	[MSG_TEXT] =		hub_text,
+	[MSG_PUBLIC_TEXT] =	hub_public_text,
+	[MSG_NEW_ROOM] =	hub_new_room,
+	[MSG_INVITE] =		hub_invite,
+	[MSG_JOIN_ROOM] =	hub_join_room,
+	[MSG_ROOM_USERS] =	hub_room_users,
+	[MSG_ROOM_TEXT] =	hub_room_text,
+	[MSG_LEAVE_ROOM] =	hub_leave_room,
+	[MSG_DISCONNECT] =	hub_disconnect,
+};
 
 /* Runs one request from a worker; returns NULL, or why to drop it. */
 const char *
 hub_request(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 {
-	enum msg_type	 t = ipc_request_msg(h->type);
-	struct shm_user	*row = hub_row(c);
-	const char	*why;
-	long		 n;
-	int		 again = 0;
+	struct shm_user		*row = hub_row(c);
+	struct proto_limits	 lim;
+	struct ipc_chan		 ch;
+	struct msg		 m;
+	const char		*why;
+	enum ipc_step		 step;
 
-	if ((why = hub_request_args(h, p, &n)) != NULL)
+	lim.max_name = hub.cfg->max_name;
+	lim.max_room = hub.cfg->max_room;
+	if ((why = ipc_get_request(h, p, &lim, &hub.args, &hub.nargs,
+	    &m)) != NULL)
 		return why;
-	/*
-	 * A request resent after a hub restart that already ran is skipped;
-	 * only its CLOSE, if it was DISCONNECT, may have been lost.
-	 */
-	if (h->seq <= row->last_seq) {
-		if (t == MSG_DISCONNECT) {
+	memset(&ch, 0, sizeof(ch));
+	ch.last_seq = row->last_seq;
+	ch.identified = hub_identified(c);
+	ch.parted = c->parted;
+	if (ch.identified)
+		ch.name = hub_name(c);
+	if ((why = ipc_check_order(&ch, h->seq, &m, &step)) != NULL)
+		return why;
+	if (step == IPC_STEP_SKIP) {
+		/* It ran; only its CLOSE, if DISCONNECT, may have been lost. */
+		if (m.type == MSG_DISCONNECT) {
 			c->parted = 1;
 			hub_put_close(c, CLOSE_QUIT);
 		}
 		return NULL;
 	}
-	if (h->seq != row->last_seq + 1)
-		return "request out of sequence";
-	if (c->parted)
-		return "request after DISCONNECT";
-	/* The worker answers NOT_IDENTIFIED and double IDENTIFY itself. */
-	if (t == MSG_IDENTIFY && hub_identified(c)) {
-		if (hub_str_cmp(hub_name(c), hub.args[0]) != 0)
-			return "IDENTIFY when identified";
-		again = 1;
-	} else if (t != MSG_DISCONNECT && t != MSG_IDENTIFY &&
-	    !hub_identified(c))
-		return "request before IDENTIFY";
 	hub.tab.hdr->counters.msgs_in++;
 	hub.tab.hdr->counters.bytes_in += h->len;
 	/* The request's effects and its seq land in one table update. */
 	shm_begin(&hub.tab);
-	if (again)
-		hub_identify_again(c, hub.args);
+	if (step == IPC_STEP_AGAIN)
+		hub_identify_again(c, &m);
 	else
-		hub_run(c, t, (size_t)n);
+		hub_handlers[m.type](c, &m);
 	row->last_seq = h->seq;
 	shm_commit(&hub.tab);
 	return NULL;
-}
-
-/* Runs one checked request: the one switch over request types. */
-static void
-hub_run(struct hub_conn *c, enum msg_type t, size_t n)
-{
-	switch (t) {
-	case MSG_IDENTIFY:
-		hub_identify(c, hub.args);
-		return;
-	case MSG_STATUS:
-		hub_status(c, hub.args);
-		return;
-	case MSG_USERS:
-		hub_users(c, hub.args);
-		return;
-	case MSG_TEXT:
-		hub_text(c, hub.args);
-		return;
-	case MSG_PUBLIC_TEXT:
-		hub_public_text(c, hub.args);
-		return;
-	case MSG_NEW_ROOM:
-		hub_new_room(c, hub.args);
-		return;
-	case MSG_INVITE:
-		hub_invite(c, hub.args, n);
-		return;
-	case MSG_JOIN_ROOM:
-		hub_join_room(c, hub.args);
-		return;
-	case MSG_ROOM_USERS:
-		hub_room_users(c, hub.args);
-		return;
-	case MSG_ROOM_TEXT:
-		hub_room_text(c, hub.args);
-		return;
-	case MSG_LEAVE_ROOM:
-		hub_leave_room(c, hub.args);
-		return;
-	case MSG_DISCONNECT:
-		hub_disconnect(c);
-		return;
-	default:
-		fatalx("%s: request type %d", __func__, t);
-	}
 }

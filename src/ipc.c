@@ -11,29 +11,11 @@
 #include "buf.h"
 #include "ipc.h"
 #include "log.h"
+#include "request.h"
 #include "strlist.h"
 #include "talknetd.h"
 #include "utf8.h"
 #include "xmalloc.h"
-
-/* How many strings each request carries: {min, max}. */
-static const struct {
-	long	min;
-	long	max;
-} ipc_request_strs[MSG_REQUEST_LAST + 1] = {
-	[MSG_IDENTIFY]		= { 1, 1 },	/* username */
-	[MSG_STATUS]		= { 1, 1 },	/* status */
-	[MSG_USERS]		= { 0, 0 },
-	[MSG_TEXT]		= { 2, 2 },	/* username, text */
-	[MSG_PUBLIC_TEXT]	= { 1, 1 },	/* text */
-	[MSG_NEW_ROOM]		= { 1, 1 },	/* roomname */
-	[MSG_INVITE]		= { 2, INT32_MAX }, /* roomname, usernames */
-	[MSG_JOIN_ROOM]		= { 1, 1 },	/* roomname */
-	[MSG_ROOM_USERS]	= { 1, 1 },	/* roomname */
-	[MSG_ROOM_TEXT]		= { 2, 2 },	/* roomname, text */
-	[MSG_LEAVE_ROOM]	= { 1, 1 },	/* roomname */
-	[MSG_DISCONNECT]	= { 0, 0 },
-};
 
 /* Appends one frame with a fixed payload to b. */
 void
@@ -183,65 +165,138 @@ ipc_get_strs(const char *payload, size_t len, struct str *strs, size_t max)
 	return strlist_split(payload, len, strs, max);
 }
 
-/* Checks the number of strings a request frame carries. */
-int
-ipc_check_request(uint16_t type, long nstrs)
+/* Appends the strings of request m, in the order of its row. */
+void
+ipc_put_args(struct buf *b, const struct msg *m)
 {
-	enum msg_type	m = ipc_request_msg(type);
+	const struct req_row	*row = req_row(m->type);
+	struct str		 s;
+	size_t			 i, j;
 
-	if (m == MSG_NONE)
-		return -1;
-	if (nstrs < ipc_request_strs[m].min || nstrs > ipc_request_strs[m].max)
-		return -1;
-	return 0;
-}
-
-/* Checks the strings of a request as the protocol requires. */
-int
-ipc_check_args(enum msg_type t, const struct str *a, size_t n,
-    size_t max_name, size_t max_room)
-{
-	size_t	i;
-
-	switch (t) {
-	case MSG_IDENTIFY:
-		return utf8_name_valid(a[0].p, a[0].len, max_name);
-	case MSG_STATUS:
-		return proto_status_lookup(a[0].p, a[0].len) != -1;
-	case MSG_TEXT:
-		return utf8_name_valid(a[0].p, a[0].len, max_name) &&
-		    utf8_valid(a[1].p, a[1].len);
-	case MSG_PUBLIC_TEXT:
-		return utf8_valid(a[0].p, a[0].len);
-	case MSG_INVITE:
-		for (i = 1; i < n; i++)
-			if (!utf8_name_valid(a[i].p, a[i].len, max_name))
-				return 0;
-		return utf8_name_valid(a[0].p, a[0].len, max_room);
-	case MSG_NEW_ROOM:
-	case MSG_JOIN_ROOM:
-	case MSG_ROOM_USERS:
-	case MSG_LEAVE_ROOM:
-		return utf8_name_valid(a[0].p, a[0].len, max_room);
-	case MSG_ROOM_TEXT:
-		return utf8_name_valid(a[0].p, a[0].len, max_room) &&
-		    utf8_valid(a[1].p, a[1].len);
-	case MSG_USERS:
-	case MSG_DISCONNECT:
-		return 1;
-	default:
-		return 0;
+	if (row == NULL)
+		fatalx("%s: not a request: %d", __func__, m->type);
+	for (i = 0; i < row->nargs; i++) {
+		if (row->args[i] == ARG_NAMES) {
+			for (j = 0; j < m->nlist; j++)
+				ipc_put_str(b, m->list[j].p, m->list[j].len);
+			continue;
+		}
+		s = req_get(m, row->args[i]);
+		ipc_put_str(b, s.p, s.len);
 	}
 }
 
-/* The protocol request a request frame type stands for, or MSG_NONE. */
-enum msg_type
-ipc_request_msg(uint16_t type)
+/*
+ * Checks a request frame and decodes it into *m: its strings, split
+ * into *args (grown as needed, *nargs entries), must be as many as its
+ * row says and each good for its kind.  m's strings and list point into
+ * the payload and *args.  Returns NULL, or why the worker must be
+ * dropped.
+ */
+const char *
+ipc_get_request(const struct ipc_hdr *h, const char *p,
+    const struct proto_limits *lim, struct str **args, size_t *nargs,
+    struct msg *m)
 {
-	if (type < IPC_REQ_BASE + MSG_REQUEST_FIRST ||
-	    type > IPC_REQ_BASE + MSG_REQUEST_LAST)
-		return MSG_NONE;
-	return (enum msg_type)(type - IPC_REQ_BASE);
+	const struct req_row	*row;
+	enum msg_type		 t = req_of_wire(h->type);
+	long			 n;
+	size_t			 i;
+
+	if ((row = req_row(t)) == NULL)
+		return "a frame of unknown type";
+	if ((n = ipc_get_strs(p, h->len, NULL, 0)) == -1)
+		return "request strings run past the frame";
+	if (!req_nstrs_ok(t, n))
+		return "request with a wrong number of strings";
+	if ((size_t)n > *nargs) {
+		*args = xreallocarray(*args, (size_t)n, sizeof(**args));
+		*nargs = (size_t)n;
+	}
+	(void)ipc_get_strs(p, h->len, *args, *nargs);
+	if (!req_args_valid(t, *args, (size_t)n, lim))
+		return "request with a bad name, text or status";
+	memset(m, 0, sizeof(*m));
+	m->type = t;
+	for (i = 0; i < row->nargs; i++) {
+		if (row->args[i] == ARG_NAMES) {
+			m->list = *args + i;
+			m->nlist = (size_t)n - i;
+			break;
+		}
+		req_set(m, row->args[i], (*args)[i]);
+		if (row->args[i] == ARG_STATUS)
+			m->st = (enum user_status)proto_status_lookup(
+			    (*args)[i].p, (*args)[i].len);
+	}
+	return NULL;
+}
+
+/*
+ * The hub's checks of a decoded request against its channel's state.
+ * A request at or below the last seq that ran was resent after a hub
+ * restart: IPC_STEP_SKIP.  An IDENTIFY with the name the row already
+ * has is one the dead hub ran without storing its seq: IPC_STEP_AGAIN.
+ * Returns NULL with *step set, or why the worker must be dropped.
+ */
+const char *
+ipc_check_order(const struct ipc_chan *ch, uint32_t seq,
+    const struct msg *m, enum ipc_step *step)
+{
+	const struct req_row	*row = req_row(m->type);
+
+	*step = IPC_STEP_SKIP;
+	if (seq <= ch->last_seq)
+		return NULL;
+	if (seq != ch->last_seq + 1)
+		return "request out of sequence";
+	if (ch->parted)
+		return "request after DISCONNECT";
+	*step = IPC_STEP_RUN;
+	/* The worker answers NOT_IDENTIFIED and double IDENTIFY itself. */
+	if (m->type == MSG_IDENTIFY && ch->identified) {
+		if (ch->name.len != m->username.len || (m->username.len > 0 &&
+		    memcmp(ch->name.p, m->username.p, m->username.len) != 0))
+			return "IDENTIFY when identified";
+		*step = IPC_STEP_AGAIN;
+	} else if (!(row->flags & REQ_ANON) && !ch->identified)
+		return "request before IDENTIFY";
+	return NULL;
+}
+
+/* The hub's checks of a HELLO: NULL and *hello filled, or why to drop. */
+const char *
+ipc_check_hello(int had_hello, const char *p, size_t len,
+    struct ipc_hello *hello)
+{
+	if (had_hello)
+		return "a second HELLO";
+	if (ipc_get_hello(p, len, hello) == -1)
+		return "a malformed HELLO";
+	return NULL;
+}
+
+/*
+ * Whether a HELLO's address is made of what sockaddr_fmt writes for an
+ * honest worker: "192.0.2.1:80", "[2001:db8::1]:80", "[fe80::1%eth0]:80"
+ * (an interface name: letters, digits, '-', '_', '.'), or "?".
+ */
+int
+ipc_addr_ok(const char *a)
+{
+	unsigned char	ch;
+
+	if (*a == '\0')
+		return 0;
+	for (; *a != '\0'; a++) {
+		ch = (unsigned char)*a;
+		if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= 'A' && ch <= 'Z'))
+			continue;
+		if (strchr(".:[]%-_?", ch) == NULL)
+			return 0;
+	}
+	return 1;
 }
 
 /* Checks a CLOSE payload; returns its reason, or 0 if it is bad. */

@@ -41,10 +41,10 @@ struct ipc_hdr {
 };
 
 enum ipc_type {
-	/* 0x01xx: worker to hub.  Requests are IPC_REQ_BASE + enum msg_type. */
-	IPC_REQ_BASE		= 0x0100,
-	IPC_REQ_IDENTIFY	= IPC_REQ_BASE + MSG_IDENTIFY,
-	IPC_REQ_DISCONNECT	= IPC_REQ_BASE + MSG_DISCONNECT,
+	/*
+	 * 0x01xx: worker to hub.  The requests are 0x0101 to 0x010c, each
+	 * numbered in its row of the table of requests (lib/request.c).
+	 */
 	IPC_HELLO		= 0x0180,	/* first frame: struct ipc_hello */
 
 	/* 0x02xx: hub to worker. */
@@ -96,7 +96,7 @@ struct ipc_close {
 	uint32_t	pad;
 };
 
-/* IPC_IDENTIFIED: the answer to IPC_REQ_IDENTIFY. */
+/* IPC_IDENTIFIED: the answer to an IDENTIFY request. */
 struct ipc_identified {
 	uint32_t	ok;		/* 1: identified as slot's name */
 	uint32_t	slot;		/* the worker's row in the table */
@@ -163,21 +163,47 @@ void	 ipc_keep_rest(struct buf *keep, const struct buf *src);
  */
 long	 ipc_get_strs(const char *payload, size_t len, struct str *strs,
 	    size_t max);
+/* Appends the strings of request m, in the order of its row. */
+void	 ipc_put_args(struct buf *b, const struct msg *m);
 /*
- * Checks that a request frame of this type carries an acceptable number
- * of strings; returns 0, or -1 for an unknown type or a wrong count.
+ * Checks a request frame and decodes it into *m, as its row in the table
+ * of requests says: the strings' count, names within lim, texts valid
+ * UTF-8, a known status.  The worker checked them already; the hub
+ * checks again, since a worker is not trusted.  The strings are split
+ * into *args, grown as needed to *nargs entries; m points into them and
+ * into the payload.  Returns NULL, or why the worker must be dropped.
  */
-int	 ipc_check_request(uint16_t type, long nstrs);
+const char *ipc_get_request(const struct ipc_hdr *h, const char *payload,
+	    const struct proto_limits *lim, struct str **args, size_t *nargs,
+	    struct msg *m);
+
+/* What the hub's checks of a request need to know of its channel. */
+struct ipc_chan {
+	uint64_t	 last_seq;	/* the last request that ran */
+	int		 identified;
+	int		 parted;	/* DISCONNECT ran */
+	struct str	 name;		/* its user name, if identified */
+};
+
+/* What the hub does with a request that passed its checks. */
+enum ipc_step {
+	IPC_STEP_RUN,		/* run it */
+	IPC_STEP_AGAIN,		/* an IDENTIFY that ran, answered again */
+	IPC_STEP_SKIP		/* resent after a hub restart: it ran */
+};
+
 /*
- * Checks the strings of a request as the protocol requires: names within
- * max_name (users) or max_room (rooms) code points, texts valid UTF-8, a
- * known status.  The worker checked them already; the hub checks again,
- * since a worker is not trusted.  Returns 1 if they are good.
+ * The hub's checks of a decoded request against its channel: the seq,
+ * nothing after DISCONNECT, IDENTIFY first.  Pure, so the IPC fuzzer
+ * runs the same code.  Returns NULL with *step set, or why to drop.
  */
-int	 ipc_check_args(enum msg_type, const struct str *a, size_t n,
-	    size_t max_name, size_t max_room);
-/* The protocol request a request frame type stands for, or MSG_NONE. */
-enum msg_type ipc_request_msg(uint16_t type);
+const char *ipc_check_order(const struct ipc_chan *, uint32_t seq,
+	    const struct msg *m, enum ipc_step *step);
+/* The hub's checks of a HELLO payload: NULL, or why to drop its sender. */
+const char *ipc_check_hello(int had_hello, const char *payload, size_t len,
+	    struct ipc_hello *hello);
+/* Whether a HELLO's address is made only of what an address holds. */
+int	 ipc_addr_ok(const char *addr);
 /* Checks a CLOSE payload; returns its reason, or 0 if it is bad. */
 uint32_t ipc_get_close(const char *payload, size_t len);
 /* What a close reason means, for logs ("queue over the limit"). */

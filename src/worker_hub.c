@@ -24,6 +24,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "proto.h"
+#include "request.h"
 #include "shm.h"
 #include "talknetd.h"
 #include "title.h"
@@ -41,7 +42,7 @@ worker_request(enum msg_type t)
 {
 	size_t	hdr;
 
-	hdr = ipc_begin(&w.hout, (uint16_t)(IPC_REQ_BASE + t), 0);
+	hdr = ipc_begin(&w.hout, req_wire(t), 0);
 	ipc_set_seq(&w.hout, hdr, ++w.seq);
 	return hdr;
 }
@@ -95,41 +96,10 @@ worker_last_seq(void)
 void
 worker_forward(const struct msg *m)
 {
-	size_t	hdr, i;
+	size_t	hdr;
 
 	hdr = worker_request(m->type);
-	switch (m->type) {
-	case MSG_IDENTIFY:
-		ipc_put_str(&w.hout, m->username.p, m->username.len);
-		break;
-	case MSG_STATUS:
-		ipc_put_str(&w.hout, m->status.p, m->status.len);
-		break;
-	case MSG_TEXT:
-		ipc_put_str(&w.hout, m->username.p, m->username.len);
-		ipc_put_str(&w.hout, m->text.p, m->text.len);
-		break;
-	case MSG_PUBLIC_TEXT:
-		ipc_put_str(&w.hout, m->text.p, m->text.len);
-		break;
-	case MSG_INVITE:
-		ipc_put_str(&w.hout, m->roomname.p, m->roomname.len);
-		for (i = 0; i < m->nlist; i++)
-			ipc_put_str(&w.hout, m->list[i].p, m->list[i].len);
-		break;
-	case MSG_NEW_ROOM:
-	case MSG_JOIN_ROOM:
-	case MSG_ROOM_USERS:
-	case MSG_LEAVE_ROOM:
-		ipc_put_str(&w.hout, m->roomname.p, m->roomname.len);
-		break;
-	case MSG_ROOM_TEXT:
-		ipc_put_str(&w.hout, m->roomname.p, m->roomname.len);
-		ipc_put_str(&w.hout, m->text.p, m->text.len);
-		break;
-	default:
-		break;
-	}
+	ipc_put_args(&w.hout, m);
 	ipc_end(&w.hout, hdr);
 }
 

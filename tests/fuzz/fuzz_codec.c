@@ -35,6 +35,7 @@
 #include "buf.h"
 #include "frame.h"
 #include "proto.h"
+#include "request.h"
 #include "utf8.h"
 #include "fuzz.h"
 
@@ -80,7 +81,9 @@ check_same_msg(const struct msg *a, const struct msg *b)
 static void
 check_request(const struct msg *m, const struct proto_limits *lim)
 {
-	size_t	i;
+	const struct req_row	*row;
+	struct str		 s;
+	size_t			 i, k;
 
 	FUZZ_CHECK(m->type >= MSG_REQUEST_FIRST &&
 	    m->type <= MSG_REQUEST_LAST);
@@ -92,31 +95,22 @@ check_request(const struct msg *m, const struct proto_limits *lim)
 		    lim->max_room));
 	if (m->text.p != NULL)
 		FUZZ_CHECK(utf8_valid(m->text.p, m->text.len));
-	switch (m->type) {
-	case MSG_IDENTIFY:
-	case MSG_TEXT:
-		FUZZ_CHECK(m->username.p != NULL);
-		break;
-	case MSG_STATUS:
-		FUZZ_CHECK(m->status.p != NULL);
-		FUZZ_CHECK(proto_status_lookup(m->status.p, m->status.len) ==
-		    (int)m->st);
-		break;
-	case MSG_INVITE:
-		FUZZ_CHECK(m->nlist >= 1 && m->list != NULL);
-		for (i = 0; i < m->nlist; i++)
-			FUZZ_CHECK(utf8_name_valid(m->list[i].p,
-			    m->list[i].len, lim->max_name));
-		break;
-	case MSG_NEW_ROOM:
-	case MSG_JOIN_ROOM:
-	case MSG_ROOM_USERS:
-	case MSG_ROOM_TEXT:
-	case MSG_LEAVE_ROOM:
-		FUZZ_CHECK(m->roomname.p != NULL);
-		break;
-	default:
-		break;
+	/* Every argument its row names is there, and good for its kind. */
+	row = req_row(m->type);
+	for (k = 0; k < row->nargs; k++) {
+		if (row->args[k] == ARG_NAMES) {
+			FUZZ_CHECK(m->nlist >= 1 && m->list != NULL);
+			for (i = 0; i < m->nlist; i++)
+				FUZZ_CHECK(req_arg_valid(ARG_NAMES,
+				    m->list[i].p, m->list[i].len, lim));
+			continue;
+		}
+		s = req_get(m, row->args[k]);
+		FUZZ_CHECK(s.p != NULL && req_arg_valid(row->args[k], s.p,
+		    s.len, lim));
+		if (row->args[k] == ARG_STATUS)
+			FUZZ_CHECK(proto_status_lookup(s.p, s.len) ==
+			    (int)m->st);
 	}
 }
 

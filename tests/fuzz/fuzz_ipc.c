@@ -13,10 +13,10 @@
  *            max_room is 1 + (data[1] >> 4) code points.
  *
  * Each frame goes through what hub_read, hub_dispatch, hub_hello and
- * hub_request do with it (ipc_get, ipc_get_hello, ipc_request_msg,
- * ipc_get_strs, ipc_check_request, and ipc_check_args, the same content
- * checks the hub runs), with its per-worker state reduced to its flags
- * and last seq.  A frame the hub would drop its worker for ends the
+ * hub_request do with it: ipc_get, then the hub's own checks
+ * (ipc_check_hello and ipc_addr_ok; ipc_get_request and
+ * ipc_check_order), with its per-worker state reduced to its flags, its
+ * name and its last seq.  A frame the hub would drop its worker for ends the
  * input, as hub_kill ends the channel.
  *
  * Checked: no crash or sanitizer report; ipc_get returns a payload
@@ -34,6 +34,7 @@
 #include "buf.h"
 #include "ipc.h"
 #include "proto.h"
+#include "request.h"
 #include "utf8.h"
 #include "xmalloc.h"
 #include "fuzz.h"
@@ -45,25 +46,26 @@ struct sim_conn {
 	int		 parted;
 	uint64_t	 last_seq;	/* the row's last_seq */
 	char		 addr[64];
-	size_t		 max_name;	/* hub.cfg->max_name */
-	size_t		 max_room;	/* hub.cfg->max_room */
+	char		 name[4 * 16];	/* its user name, if identified */
+	size_t		 name_len;
+	struct proto_limits lim;	/* hub.cfg->max_name, max_room */
 	struct str	*args;		/* hub.args */
 	size_t		 nargs;
 };
 
-/* Mirrors hub_hello: a HELLO frame; -1 to drop the worker. */
+/* hub_hello's checks, the hub's own; -1 to drop the worker. */
 static int
 sim_hello(struct sim_conn *c, const char *p, size_t len)
 {
 	struct ipc_hello	hello;
 
-	if (c->hello || ipc_get_hello(p, len, &hello) == -1)
+	if (ipc_check_hello(c->hello, p, len, &hello) != NULL ||
+	    !ipc_addr_ok(hello.addr))
 		return -1;
 	FUZZ_CHECK(len == sizeof(hello));
 	FUZZ_CHECK(memchr(hello.addr, '\0', sizeof(hello.addr)) != NULL);
 	(void)strlcpy(c->addr, hello.addr, sizeof(c->addr));
-	if (!utf8_valid(c->addr, strlen(c->addr)))
-		(void)strlcpy(c->addr, "?", sizeof(c->addr));
+	FUZZ_CHECK(utf8_valid(c->addr, strlen(c->addr)));
 	/*
 	 * The hub gives a returning worker its old row only if it belongs
 	 * to the same process; this target accepts any slot so that the
@@ -73,17 +75,18 @@ sim_hello(struct sim_conn *c, const char *p, size_t len)
 	return 0;
 }
 
-/* Mirrors hub_request: one request frame; -1 to drop the worker. */
+/*
+ * Splits the strings of a request frame as ipc_get_request does, and
+ * checks they lie inside the payload, one after the other; -1 if they
+ * run past it.
+ */
 static int
-sim_request(struct sim_conn *c, const struct ipc_hdr *h, const char *p)
+check_strs(struct sim_conn *c, const struct ipc_hdr *h, const char *p)
 {
-	enum msg_type	 t = ipc_request_msg(h->type);
-	long		 n, n2, i;
 	const char	*end = p + h->len;
+	long		 n, n2, i;
 
-	FUZZ_CHECK(t >= MSG_REQUEST_FIRST && t <= MSG_REQUEST_LAST);
-	if ((n = ipc_get_strs(p, h->len, NULL, 0)) == -1 ||
-	    ipc_check_request(h->type, n) == -1)
+	if ((n = ipc_get_strs(p, h->len, NULL, 0)) == -1)
 		return -1;
 	FUZZ_CHECK(n >= 0 && (size_t)n <= h->len / sizeof(uint32_t));
 	if ((size_t)n > c->nargs) {
@@ -93,7 +96,6 @@ sim_request(struct sim_conn *c, const struct ipc_hdr *h, const char *p)
 	}
 	n2 = ipc_get_strs(p, h->len, c->args, c->nargs);
 	FUZZ_CHECK(n2 == n);
-	/* Every string lies inside the payload, one after the other. */
 	for (i = 0; i < n; i++) {
 		FUZZ_CHECK(c->args[i].p >= p + sizeof(uint32_t));
 		FUZZ_CHECK(c->args[i].len <= (size_t)(end - c->args[i].p));
@@ -103,22 +105,42 @@ sim_request(struct sim_conn *c, const struct ipc_hdr *h, const char *p)
 	}
 	if (n > 0)
 		FUZZ_CHECK(c->args[n - 1].p + c->args[n - 1].len == end);
-	if (!ipc_check_args(t, c->args, (size_t)n, c->max_name, c->max_room))
+	return 0;
+}
+
+/* hub_request's checks, the hub's own; -1 to drop the worker. */
+static int
+sim_request(struct sim_conn *c, const struct ipc_hdr *h, const char *p)
+{
+	struct ipc_chan	 ch;
+	struct msg	 m;
+	enum ipc_step	 step;
+
+	FUZZ_CHECK(req_of_wire(h->type) != MSG_NONE);
+	if (check_strs(c, h, p) == -1 ||
+	    ipc_get_request(h, p, &c->lim, &c->args, &c->nargs, &m) != NULL)
 		return -1;
-	/* A resent request that already ran is skipped. */
-	if (h->seq <= c->last_seq) {
-		if (t == MSG_DISCONNECT)
+	FUZZ_CHECK(m.type == req_of_wire(h->type));
+	memset(&ch, 0, sizeof(ch));
+	ch.last_seq = c->last_seq;
+	ch.identified = c->identified;
+	ch.parted = c->parted;
+	ch.name.p = c->name;
+	ch.name.len = c->name_len;
+	if (ipc_check_order(&ch, h->seq, &m, &step) != NULL)
+		return -1;
+	if (step == IPC_STEP_SKIP) {
+		if (m.type == MSG_DISCONNECT)
 			c->parted = 1;
 		return 0;
 	}
-	if (h->seq != c->last_seq + 1 || c->parted)
-		return -1;
-	if (t != MSG_DISCONNECT && c->identified != (t != MSG_IDENTIFY))
-		return -1;
-	/* hub_run: only the state frame handling depends on. */
-	if (t == MSG_IDENTIFY)
+	/* The handlers: only the state frame handling depends on. */
+	if (step == IPC_STEP_RUN && m.type == MSG_IDENTIFY) {
+		FUZZ_CHECK(m.username.len <= sizeof(c->name));
+		memcpy(c->name, m.username.p, m.username.len);
+		c->name_len = m.username.len;
 		c->identified = 1;
-	else if (t == MSG_DISCONNECT)
+	} else if (m.type == MSG_DISCONNECT)
 		c->parted = 1;
 	c->last_seq = h->seq;
 	return 0;
@@ -132,7 +154,7 @@ sim_dispatch(struct sim_conn *c, const struct ipc_hdr *h, const char *p)
 	case IPC_HELLO:
 		return sim_hello(c, p, h->len);
 	default:
-		if (!c->hello || ipc_request_msg(h->type) == MSG_NONE)
+		if (!c->hello || req_of_wire(h->type) == MSG_NONE)
 			return -1;
 		return sim_request(c, h, p);
 	}
@@ -167,8 +189,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	memset(&c, 0, sizeof(c));
-	c.max_name = 1 + (data[1] & 15);
-	c.max_room = 1 + (data[1] >> 4);
+	c.lim.max_name = 1 + (data[1] & 15);
+	c.lim.max_room = 1 + (data[1] >> 4);
 	mode = data[0] & 3;
 	rng = ((uint32_t)data[0] << 8 | data[1]) ^ ((uint32_t)size << 16) ^
 	    0x9e3779b9U;

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "ipc.h"
+#include "request.h"
 #include "shm.h"
 #include "talknetd.h"
 #include "check_run.h"
@@ -21,7 +22,7 @@ put_request(struct buf *b, enum msg_type t, const char **strs, size_t n)
 {
 	size_t	hdr, i;
 
-	hdr = ipc_begin(b, (uint16_t)(IPC_REQ_BASE + t), 0);
+	hdr = ipc_begin(b, req_wire(t), 0);
 	for (i = 0; i < n; i++)
 		ipc_put_str(b, strs[i], strlen(strs[i]));
 	ipc_end(b, hdr);
@@ -39,14 +40,14 @@ START_TEST(test_roundtrip)
 	put_request(&b, MSG_TEXT, strs, 2);
 	ck_assert_int_eq(ipc_get(&b, &h, &p), 1);
 	ck_assert_uint_eq(h.version, IPC_VERSION);
-	ck_assert_uint_eq(h.type, IPC_REQ_BASE + MSG_TEXT);
+	ck_assert_uint_eq(h.type, req_wire(MSG_TEXT));
 	ck_assert_int_eq(ipc_get_strs(p, h.len, got, 4), 2);
 	ck_assert_uint_eq(got[0].len, 4);
 	ck_assert(memcmp(got[0].p, "Luis", 4) == 0);
 	ck_assert_uint_eq(got[1].len, 7);
 	ck_assert(memcmp(got[1].p, "Hi Luis", 7) == 0);
-	ck_assert_int_eq(ipc_check_request(h.type, 2), 0);
-	ck_assert_int_eq(ipc_request_msg(h.type), MSG_TEXT);
+	ck_assert(req_nstrs_ok(req_of_wire(h.type), 2));
+	ck_assert_int_eq(req_of_wire(h.type), MSG_TEXT);
 	ck_assert_int_eq(ipc_get(&b, &h, &p), 0);
 	buf_free(&b);
 }
@@ -136,25 +137,38 @@ START_TEST(test_strs_malformed)
 }
 END_TEST
 
+/* Whether frame type w may carry n strings. */
+static int
+counts_ok(uint32_t w, long n)
+{
+	return req_nstrs_ok(req_of_wire(w), n);
+}
+
 START_TEST(test_request_counts)
 {
-	ck_assert_int_eq(ipc_check_request(IPC_REQ_BASE + MSG_IDENTIFY, 1), 0);
-	ck_assert_int_eq(ipc_check_request(IPC_REQ_BASE + MSG_IDENTIFY, 0), -1);
-	ck_assert_int_eq(ipc_check_request(IPC_REQ_BASE + MSG_IDENTIFY, 2), -1);
-	ck_assert_int_eq(ipc_check_request(IPC_REQ_BASE + MSG_USERS, 0), 0);
-	ck_assert_int_eq(ipc_check_request(IPC_REQ_BASE + MSG_USERS, 1), -1);
-	ck_assert_int_eq(ipc_check_request(IPC_REQ_BASE + MSG_INVITE, 1), -1);
-	ck_assert_int_eq(ipc_check_request(IPC_REQ_BASE + MSG_INVITE, 50), 0);
-	ck_assert_int_eq(ipc_check_request(IPC_REQ_BASE + MSG_TEXT, 2), 0);
-	ck_assert_int_eq(ipc_check_request(IPC_REQ_BASE + MSG_ROOM_TEXT, 1),
-	    -1);
+	int	t;
+
+	ck_assert(counts_ok(req_wire(MSG_IDENTIFY), 1));
+	ck_assert(!counts_ok(req_wire(MSG_IDENTIFY), 0));
+	ck_assert(!counts_ok(req_wire(MSG_IDENTIFY), 2));
+	ck_assert(counts_ok(req_wire(MSG_USERS), 0));
+	ck_assert(!counts_ok(req_wire(MSG_USERS), 1));
+	ck_assert(!counts_ok(req_wire(MSG_INVITE), 1));
+	ck_assert(counts_ok(req_wire(MSG_INVITE), 50));
+	ck_assert(counts_ok(req_wire(MSG_TEXT), 2));
+	ck_assert(!counts_ok(req_wire(MSG_ROOM_TEXT), 1));
 	/* Server-only and unknown types are never requests. */
-	ck_assert_int_eq(ipc_check_request(IPC_REQ_BASE + MSG_RESPONSE, 0),
-	    -1);
-	ck_assert_int_eq(ipc_check_request(IPC_LINE, 0), -1);
-	ck_assert_int_eq(ipc_check_request(IPC_HELLO, 1), -1);
-	ck_assert_int_eq(ipc_request_msg(IPC_REQ_BASE), MSG_NONE);
-	ck_assert_int_eq(ipc_request_msg(0xffff), MSG_NONE);
+	ck_assert(!counts_ok(0x0100 + MSG_RESPONSE, 0));
+	ck_assert(!counts_ok(IPC_LINE, 0));
+	ck_assert(!counts_ok(IPC_HELLO, 1));
+	ck_assert_int_eq(req_of_wire(0x0100), MSG_NONE);
+	ck_assert_int_eq(req_of_wire(0xffff), MSG_NONE);
+	ck_assert_ptr_null(req_row(MSG_RESPONSE));
+	/* The numbers on the wire are those of IPC version 2. */
+	for (t = MSG_REQUEST_FIRST; t <= MSG_REQUEST_LAST; t++) {
+		ck_assert_uint_eq(req_wire((enum msg_type)t), 0x0100 + t);
+		ck_assert_int_eq(req_of_wire(0x0100 + (uint32_t)t), t);
+	}
 }
 END_TEST
 
@@ -174,7 +188,7 @@ START_TEST(test_compaction_keeps_frame)
 	ck_assert_int_eq(ipc_get(&b, &h, &p), 1);
 	ipc_put(&b, IPC_LINE, 0, big, 10);
 	buf_drain(&b, 5);
-	hdr = ipc_begin(&b, IPC_REQ_BASE + MSG_PUBLIC_TEXT, 0);
+	hdr = ipc_begin(&b, req_wire(MSG_PUBLIC_TEXT), 0);
 	ipc_put_str(&b, big, sizeof(big));
 	ipc_end(&b, hdr);
 	buf_drain(&b, sizeof(struct ipc_hdr) + 10 - 5);
@@ -255,27 +269,94 @@ END_TEST
 
 START_TEST(test_check_args)
 {
-	struct str	a[3];
+	struct str		a[3];
+	struct proto_limits	lim = { 8, 16 };
 
 	a[0] = str_c("Luis");
-	ck_assert_int_eq(ipc_check_args(MSG_IDENTIFY, a, 1, 8, 16), 1);
+	ck_assert_int_eq(req_args_valid(MSG_IDENTIFY, a, 1, &lim), 1);
 	a[0] = str_c("123456789");		/* 9 code points */
-	ck_assert_int_eq(ipc_check_args(MSG_IDENTIFY, a, 1, 8, 16), 0);
+	ck_assert_int_eq(req_args_valid(MSG_IDENTIFY, a, 1, &lim), 0);
 	a[0] = str_c("a\tb");			/* a control character */
-	ck_assert_int_eq(ipc_check_args(MSG_IDENTIFY, a, 1, 8, 16), 0);
+	ck_assert_int_eq(req_args_valid(MSG_IDENTIFY, a, 1, &lim), 0);
 	a[0] = str_c("AWAY");
-	ck_assert_int_eq(ipc_check_args(MSG_STATUS, a, 1, 8, 16), 1);
+	ck_assert_int_eq(req_args_valid(MSG_STATUS, a, 1, &lim), 1);
 	a[0] = str_c("SLEEPY");
-	ck_assert_int_eq(ipc_check_args(MSG_STATUS, a, 1, 8, 16), 0);
+	ck_assert_int_eq(req_args_valid(MSG_STATUS, a, 1, &lim), 0);
 	a[0] = str_c("Room 1");
 	a[1] = str_c("\xff");			/* text that is not UTF-8 */
-	ck_assert_int_eq(ipc_check_args(MSG_ROOM_TEXT, a, 2, 8, 16), 0);
+	ck_assert_int_eq(req_args_valid(MSG_ROOM_TEXT, a, 2, &lim), 0);
 	a[1] = str_c("Luis");
 	a[2] = str_c("");			/* an empty invitee */
-	ck_assert_int_eq(ipc_check_args(MSG_INVITE, a, 3, 8, 16), 0);
+	ck_assert_int_eq(req_args_valid(MSG_INVITE, a, 3, &lim), 0);
 	a[2] = str_c("Ana");
-	ck_assert_int_eq(ipc_check_args(MSG_INVITE, a, 3, 8, 16), 1);
-	ck_assert_int_eq(ipc_check_args(MSG_RESPONSE, a, 0, 8, 16), 0);
+	ck_assert_int_eq(req_args_valid(MSG_INVITE, a, 3, &lim), 1);
+	ck_assert_int_eq(req_args_valid(MSG_RESPONSE, a, 0, &lim), 0);
+}
+END_TEST
+
+/* A request frame decodes into the fields its row names. */
+START_TEST(test_get_request)
+{
+	struct buf		 b;
+	struct ipc_hdr		 h;
+	struct msg		 m;
+	struct proto_limits	 lim = { 8, 16 };
+	struct str		*args = NULL;
+	size_t			 nargs = 0;
+	const char		*p;
+	const char		*inv[] = { "Room 1", "Ana", "Luis" };
+	const char		*st[] = { "BUSY" };
+	const char		*bad[] = { "Room 1", "123456789" };
+
+	buf_init(&b);
+	put_request(&b, MSG_INVITE, inv, 3);
+	put_request(&b, MSG_STATUS, st, 1);
+	put_request(&b, MSG_INVITE, bad, 2);
+	ck_assert_int_eq(ipc_get(&b, &h, &p), 1);
+	ck_assert_ptr_null(ipc_get_request(&h, p, &lim, &args, &nargs, &m));
+	ck_assert_int_eq(m.type, MSG_INVITE);
+	ck_assert(memcmp(m.roomname.p, "Room 1", 6) == 0);
+	ck_assert_uint_eq(m.nlist, 2);
+	ck_assert(memcmp(m.list[1].p, "Luis", 4) == 0);
+	ck_assert_int_eq(ipc_get(&b, &h, &p), 1);
+	ck_assert_ptr_null(ipc_get_request(&h, p, &lim, &args, &nargs, &m));
+	ck_assert_int_eq(m.st, STATUS_BUSY);
+	ck_assert_int_eq(ipc_get(&b, &h, &p), 1);
+	ck_assert_ptr_nonnull(ipc_get_request(&h, p, &lim, &args, &nargs,
+	    &m));
+	free(args);
+	buf_free(&b);
+}
+END_TEST
+
+/* The hub's checks of order: seq, DISCONNECT last, IDENTIFY first. */
+START_TEST(test_check_order)
+{
+	struct ipc_chan	ch;
+	struct msg	m;
+	enum ipc_step	step;
+
+	memset(&ch, 0, sizeof(ch));
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_USERS;
+	ck_assert_ptr_nonnull(ipc_check_order(&ch, 1, &m, &step));
+	m.type = MSG_IDENTIFY;
+	m.username = str_c("Ana");
+	ck_assert_ptr_null(ipc_check_order(&ch, 1, &m, &step));
+	ck_assert_int_eq(step, IPC_STEP_RUN);
+	ck_assert_ptr_nonnull(ipc_check_order(&ch, 2, &m, &step));
+	ch.identified = 1;
+	ch.last_seq = 1;
+	ch.name = str_c("Ana");
+	ck_assert_ptr_null(ipc_check_order(&ch, 1, &m, &step));
+	ck_assert_int_eq(step, IPC_STEP_SKIP);
+	ck_assert_ptr_null(ipc_check_order(&ch, 2, &m, &step));
+	ck_assert_int_eq(step, IPC_STEP_AGAIN);
+	ch.name = str_c("Bob");
+	ck_assert_ptr_nonnull(ipc_check_order(&ch, 2, &m, &step));
+	ch.parted = 1;
+	m.type = MSG_USERS;
+	ck_assert_ptr_nonnull(ipc_check_order(&ch, 2, &m, &step));
 }
 END_TEST
 
@@ -318,6 +399,8 @@ ipc_suite(void)
 	tcase_add_test(tc, test_feed_from_scratch);
 	tcase_add_test(tc, test_max_frame);
 	tcase_add_test(tc, test_check_args);
+	tcase_add_test(tc, test_get_request);
+	tcase_add_test(tc, test_check_order);
 	tcase_add_test(tc, test_check_limits);
 	suite_add_tcase(s, tc);
 	return s;
