@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/queue.h>
 #include <sys/prctl.h>
@@ -388,6 +389,14 @@ master_hub_socket(void)
 	/* mkdtemp makes it 0700: only our own uid may reach the hub. */
 	if (mkdtemp(master.rt.rundir) == NULL)
 		fatal("mkdtemp %s", master.rt.rundir);
+	/*
+	 * Locked for as long as we live (the fd is never closed): a later
+	 * start removes only a directory nobody holds, whatever its pid
+	 * and our argv[0] say.  Workers close their copy at fork.
+	 */
+	if ((fd = open(master.rt.rundir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1 || flock(fd, LOCK_EX | LOCK_NB) == -1)
+		fatal("locking %s", master.rt.rundir);
 	if ((size_t)snprintf(master.rt.hubpath, sizeof(master.rt.hubpath),
 	    "%s/hub.sock", master.rt.rundir) >= sizeof(master.rt.hubpath))
 		fatalx("hub socket path too long");
@@ -446,6 +455,9 @@ master_shm_create(void)
 	}
 	if (fd == -1)
 		fatal("shm_open %s", master.rt.shmname);
+	/* Until the name goes, the lock tells a later start it is live. */
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1)
+		fatal("locking %s", master.rt.shmname);
 	if (ftruncate(fd, (off_t)size) == -1)
 		fatal("ftruncate %s", master.rt.shmname);
 	if ((mem = shm_map_readonly(master.rt.shmname, size)) == NULL)
