@@ -130,9 +130,9 @@ def _plain_start_stop():
 # behind, or, arriving blocked, was never seen at all.  And a SIGTERM
 # that reached the hub between fork and its reset of the handlers ran
 # the master's handler in the hub, which lived on until the master's
-# SIGKILL 3 s later: a median far over a plain start and stop.
+# SIGKILL 3 s later: far over a plain start and stop.
 def test_sigterm_during_start_up_cleans_up():
-    early = sorted(_early_sigterm() for _ in range(3))[1]
+    early = max(_early_sigterm() for _ in range(3))
     base = sorted(_plain_start_stop() for _ in range(3))[1]
     assert early < base + 1.5, "a SIGTERM at start took %.2f s to end " \
         "the master, a plain start and stop %.2f s" % (early, base)
