@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/queue.h>
 #include <sys/prctl.h>
@@ -183,7 +184,36 @@ master_signal(int sig)
 	errno = saved;
 }
 
-/* Installs the master's signal handlers. */
+/*
+ * Holds every signal from the start until master_signals: one that came
+ * between the pidfile (or the control socket) and the handlers would end
+ * the master without the clean-up that removes them.  It waits instead.
+ */
+void
+master_signals_hold(void)
+{
+	sigset_t	all;
+
+	if (sigfillset(&all) == -1 || sigprocmask(SIG_BLOCK, &all, NULL) == -1)
+		fatal("sigprocmask");
+}
+
+/* Lets every signal through: held ones, or a mask the starter left. */
+void
+master_signals_release(void)
+{
+	sigset_t	none;
+
+	if (sigemptyset(&none) == -1 ||
+	    sigprocmask(SIG_SETMASK, &none, NULL) == -1)
+		fatal("sigprocmask");
+}
+
+/*
+ * Installs the master's signal handlers, then takes the signals that
+ * waited (master_signals_hold).  The mask is emptied, not restored: a
+ * master started with SIGHUP or SIGTERM blocked would never see them.
+ */
 static void
 master_signals(void)
 {
@@ -205,6 +235,7 @@ master_signals(void)
 	if (sigaction(SIGPIPE, &sa, NULL) == -1)
 		fatal("sigaction");
 	master_signals_extra();
+	master_signals_release();
 }
 
 /*
@@ -226,6 +257,9 @@ master_child_setup(void)
 	(void)sigaction(SIGHUP, &sa, NULL);
 	(void)sigaction(SIGUSR1, &sa, NULL);
 	master_signals_child();
+	/* Held across fork: one sent to us now finds SIG_DFL, not the
+	 * master's handler (which would only write to the master's pipe). */
+	master_signals_release();
 	control_child();
 	close(master.sigpipe[0]);
 	close(master.sigpipe[1]);
@@ -294,8 +328,10 @@ master_start_hub(void)
 	}
 	master.rt.hub_ctl_fd = p[0];
 	master.hub_ctl = p[1];
+	master_signals_hold();
 	switch (pid = fork()) {
 	case -1:
+		master_signals_release();
 		log_warn("fork hub");
 		break;
 	case 0:
@@ -305,6 +341,7 @@ master_start_hub(void)
 		hub_main(master.cfg, &master.rt);
 		/* NOTREACHED */
 	default:
+		master_signals_release();
 		master.hub_pid = pid;
 		master.hub_started = time(NULL);
 		master.hub_starts++;
@@ -388,6 +425,14 @@ master_hub_socket(void)
 	/* mkdtemp makes it 0700: only our own uid may reach the hub. */
 	if (mkdtemp(master.rt.rundir) == NULL)
 		fatal("mkdtemp %s", master.rt.rundir);
+	/*
+	 * Locked for as long as we live (the fd is never closed): a later
+	 * start removes only a directory nobody holds, whatever its pid
+	 * and our argv[0] say.  Workers close their copy at fork.
+	 */
+	if ((fd = open(master.rt.rundir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1 || flock(fd, LOCK_EX | LOCK_NB) == -1)
+		fatal("locking %s", master.rt.rundir);
 	if ((size_t)snprintf(master.rt.hubpath, sizeof(master.rt.hubpath),
 	    "%s/hub.sock", master.rt.rundir) >= sizeof(master.rt.hubpath))
 		fatalx("hub socket path too long");
@@ -446,6 +491,9 @@ master_shm_create(void)
 	}
 	if (fd == -1)
 		fatal("shm_open %s", master.rt.shmname);
+	/* Until the name goes, the lock tells a later start it is live. */
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1)
+		fatal("locking %s", master.rt.shmname);
 	if (ftruncate(fd, (off_t)size) == -1)
 		fatal("ftruncate %s", master.rt.shmname);
 	if ((mem = shm_map_readonly(master.rt.shmname, size)) == NULL)
@@ -753,6 +801,8 @@ master_daemonize(void)
 			fatal("chdir /");
 		return;
 	default:
+		/* The starting parent dies of a signal as before. */
+		master_signals_release();
 		close(p[1]);
 		if (read(p[0], &c, 1) == 1)
 			_exit(0);
@@ -846,6 +896,7 @@ master_main(struct config *cfg, reload_fn reload)
 	master_fd_limit();
 	master.systemd = master_listen_systemd(cfg);
 	/* From here on, an exit removes what the master made: the pidfile. */
+	master_signals_hold();
 	master.pid = getpid();
 	if (atexit(master_atexit) != 0)
 		fatalx("atexit");

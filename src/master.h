@@ -102,6 +102,10 @@ extern struct master_live	*live;
 /* master.c */
 /* What every child does first: drop what is the master's alone. */
 void	 master_child_setup(void);
+/* Holds every signal (start-up, fork) until master_signals_release. */
+void	 master_signals_hold(void);
+/* Empties the signal mask: the held signals are delivered now. */
+void	 master_signals_release(void);
 /*
  * Re-reads the configuration (SIGHUP, talknetctl reload).  Returns 0 or
  * -1 (the file has an error), with what happened in msg.

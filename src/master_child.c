@@ -170,7 +170,12 @@ master_fork_worker(int fd, const char *addr, struct ip_count *ip)
 		log_warn("connection from %s refused", addr);
 		return -1;
 	}
-	switch (pid = master_fork_light()) {
+	/* See master_child_setup: a SIGTERM must not hit our handler. */
+	master_signals_hold();
+	pid = master_fork_light();
+	if (pid != 0)
+		master_signals_release();
+	switch (pid) {
 	case -1:
 		log_warn("connection from %s refused: fork", addr);
 		nodepool_put(&live->child_pool, c);

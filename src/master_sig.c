@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <dirent.h>
@@ -241,6 +242,26 @@ master_stale_owner(int dfd, const char *name, mode_t type)
 	    sb.st_uid == master.uid);
 }
 
+/*
+ * Opens dfd/name, never through a link, and takes its lock: the fd, or
+ * -1 when a live master holds it (it locks its run directory and its
+ * table's name for its whole life: master.c), or on an error.
+ */
+static int
+master_stale_lock(int dfd, const char *name, int flags)
+{
+	int	fd;
+
+	if ((fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC | flags)) == -1)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* Empties and removes one stale run directory, base/name. */
 static void
 master_stale_rundir(int bfd, const char *base, const char *name, long pid)
@@ -249,11 +270,12 @@ master_stale_rundir(int bfd, const char *base, const char *name, long pid)
 	DIR		*d;
 	int		 fd;
 
-	if ((fd = openat(bfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1 || (d = fdopendir(fd)) == NULL) {
+	/* Held by a live master whose argv[0] is not "talknetd": keep it. */
+	if ((fd = master_stale_lock(bfd, name, O_DIRECTORY)) == -1)
+		return;
+	if ((d = fdopendir(fd)) == NULL) {
 		log_warn("stale run directory %s/%s", base, name);
-		if (fd != -1)
-			close(fd);
+		close(fd);
 		return;
 	}
 	/* Only files: the master makes nothing else in it. */
@@ -285,6 +307,7 @@ master_stale_scan(const char *dir, int is_rundir)
 	const char	*p;
 	char		*end;
 	long		 pid;
+	int		 fd;
 
 	if ((d = opendir(dir)) == NULL)
 		return;
@@ -303,13 +326,18 @@ master_stale_scan(const char *dir, int is_rundir)
 		if (!master_stale_owner(dirfd(d), de->d_name, is_rundir ?
 		    S_IFDIR : S_IFREG))
 			continue;
-		if (is_rundir)
+		if (is_rundir) {
 			master_stale_rundir(dirfd(d), dir, de->d_name, pid);
-		else if (unlinkat(dirfd(d), de->d_name, 0) == -1)
+			continue;
+		}
+		if ((fd = master_stale_lock(dirfd(d), de->d_name, 0)) == -1)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == -1)
 			log_warn("unlink %s/%s", dir, de->d_name);
 		else
 			log_info("removed %s/%s, left by talknetd pid %ld, "
 			    "which is gone", dir, de->d_name, pid);
+		close(fd);
 	}
 	closedir(d);
 }

@@ -82,6 +82,7 @@ mkdir_under(const char *base, const char *dir)
 static int
 hist_setup(void)
 {
+	struct stat	 sb;
 	const char	*state, *home, *size, *errstr;
 	char		 dir[PATH_MAX];
 	int		 n;
@@ -108,6 +109,17 @@ hist_setup(void)
 	if (n < 0 || (size_t)n >= sizeof(dir) ||
 	    mkdir_under(state, dir) == -1)
 		return -1;
+	/*
+	 * The history holds private messages: a talknet directory that is
+	 * another user's, or that others may write (made in advance where
+	 * XDG_STATE_HOME is shared), could hand it over or swap the file
+	 * for a link to one of ours.  No history then.
+	 */
+	if (stat(dir, &sb) == -1 || !S_ISDIR(sb.st_mode) ||
+	    sb.st_uid != getuid() || (sb.st_mode & (S_IWGRP | S_IWOTH))) {
+		warnx("%s is not yours alone: no history is kept", dir);
+		return -1;
+	}
 	n = snprintf(hist_path, sizeof(hist_path), "%s/history", dir);
 	if (n < 0 || (size_t)n >= sizeof(hist_path)) {
 		hist_path[0] = '\0';
