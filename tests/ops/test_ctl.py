@@ -103,10 +103,15 @@ def _as(uid, gid):
 
 
 def _three(s):
-    """alice and bob identified and in room "r", carol not identified."""
+    """alice and bob identified and in room "r", carol not identified.
+    Returns once carol's worker has its row: her connection is accepted
+    at once, but her worker says HELLO to the hub a moment later (long
+    under the sanitizers), and only a row is listed."""
     alice, bob = tnlib.connect_users(s, "alice", "bob")
     tnlib.make_room(alice, "r", members=[bob])
     carol = tnlib.Client(s)
+    tnlib.wait_until(lambda: len(ctl_json(s, "show", "users")["data"]) == 3,
+                     tnlib.START_TIMEOUT, interval=0.05, what="carol's row")
     return alice, bob, carol
 
 
