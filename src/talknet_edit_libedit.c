@@ -56,7 +56,7 @@ static int		 ed_full;	/* keys were dropped from this line */
 static int		 ed_dropped;	/* the key just read was dropped */
 static int		 ed_esc;	/* inside an escape sequence */
 static int		 ed_warn;	/* say that the line is too long */
-static int		 ed_utf8;	/* bytes left of a UTF-8 character */
+static int		 ed_back = -1;	/* a byte read ahead, or -1 */
 
 /* Counts the terminal columns of p[0..len): one per code point. */
 static size_t
@@ -224,20 +224,20 @@ ed_ctrl_d(int count, int key)
 }
 
 /*
- * Returns 1 if libedit may have key ch: keys that could take the line
- * past ED_MAX_LINE are not passed.  Below the limit that is only keys
- * that insert much at once: ^Y with a line already typed, Tab (file
- * name completion), M- and a digit (a repeat count) and other M- keys
- * than word moves; at the limit, all but the keys that move, erase or
- * end the line.  ESC [ and ESC O sequences (cursor keys) always pass.
+ * Returns 1 if libedit may have key ch (a byte, or the first byte of a
+ * UTF-8 character): keys that could take the line past ED_MAX_LINE are
+ * not passed.  Below the limit that is only keys that insert much at
+ * once: ^Y with a line already typed, Tab (file name completion), M- and
+ * a digit (a repeat count) and other M- keys than word moves; at the
+ * limit, all but the keys that move, erase or end the line.  ESC [ and
+ * ESC O sequences (cursor keys) always pass.
  */
 static int
 key_allowed(unsigned char ch)
 {
-	int	full;
-
 	/* rl_end keeps the last line's length until a key comes. */
-	full = !ed_fresh && rl_end >= ED_MAX_LINE;
+	int	full = !ed_fresh && rl_end >= ED_MAX_LINE;
+
 	if (ed_esc == 1) {
 		ed_esc = (ch == '[' || ch == 'O') ? 2 : 0;
 		return ed_esc == 2 ||
@@ -252,37 +252,67 @@ key_allowed(unsigned char ch)
 		ed_esc = 1;
 		return 1;
 	}
-	if ((ch & 0xc0) == 0x80)	/* the rest of a UTF-8 character */
-		return ed_utf8 > 0 ? (ed_utf8--, 1) : !full;
-	ed_utf8 = ch >= 0xf0 ? 3 : ch >= 0xe0 ? 2 : ch >= 0xc0 ? 1 : 0;
 	if (ch == '\t' || (ch == 0x19 && !ed_fresh && rl_end > 0))
 		return 0;
 	if (!full)
 		return 1;
-	ed_utf8 = 0;
-	return strchr("\r\n\177\b\001\002\003\004\005\006\013\014\025\027",
-	    ch) != NULL && ch != '\0';
+	return ch != '\0' &&
+	    strchr("\r\n\177\b\001\002\003\004\005\006\013\014\025\027",
+	    ch) != NULL;
+}
+
+/* Reads one byte of the terminal, or the one put back; -1 at the end. */
+static int
+key_byte(void)
+{
+	unsigned char	ch;
+	ssize_t		n;
+	int		k;
+
+	if ((k = ed_back) != -1) {
+		ed_back = -1;
+		return k;
+	}
+	while ((n = read(STDIN_FILENO, &ch, 1)) == -1 && errno == EINTR)
+		;
+	return n == 1 ? ch : -1;
 }
 
 /*
- * Reads a key for libedit.  A key that key_allowed() refuses is replaced
- * by KEY_FULL: at the limit it rings the bell and the line will not be
- * sent; below it, it does nothing.  libedit thus never holds a line long
- * enough to corrupt its heap.
+ * Reads a key for libedit, which takes what this returns as one wide
+ * character: a UTF-8 character is read whole and returned as its code
+ * point.  A key that key_allowed() refuses, or a byte that starts no
+ * valid character, is replaced by KEY_FULL: at the limit it rings the
+ * bell and the line will not be sent; below it, it does nothing.
+ * libedit thus never holds a line long enough to corrupt its heap.
  */
 static int
 ed_getc(FILE *fp)
 {
-	unsigned char	ch;
-	ssize_t		n;
+	int	k, more, cp, ok;
 
 	(void)fp;
-	while ((n = read(STDIN_FILENO, &ch, 1)) == -1 && errno == EINTR)
-		;
-	if (n != 1)
+	if ((k = key_byte()) == -1)
 		return EOF;
-	if (key_allowed(ch))
-		return ch;
+	ok = key_allowed((unsigned char)k);
+	more = k >= 0xf0 && k < 0xf8 ? 3 : k >= 0xe0 ? 2 : k >= 0xc0 ? 1 : 0;
+	if (k >= 0x80 && more == 0)
+		ok = 0;		/* not the first byte of a character */
+	cp = more == 3 ? k & 0x07 : more == 2 ? k & 0x0f : k & 0x1f;
+	if (more == 0)
+		cp = k;
+	while (more-- > 0) {
+		if ((k = key_byte()) == -1)
+			return EOF;
+		if ((k & 0xc0) != 0x80) {
+			ed_back = k;	/* starts the next key */
+			ok = 0;
+			break;
+		}
+		cp = cp << 6 | (k & 0x3f);
+	}
+	if (ok)
+		return cp;
 	ed_dropped = !ed_fresh && rl_end >= ED_MAX_LINE;
 	return KEY_FULL;
 }

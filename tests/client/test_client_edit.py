@@ -150,6 +150,12 @@ def test_long_line(ctx):
         s.line(">ab\x1b9\x1b9\x1b9x", "abx")
         s.line(">" + near + "\x01\x0b\x19\x19\x19", near)
         s.line(">q\t/", "q/")
+        # UTF-8 counts in bytes: 900 bytes pass, 1,200 do not.
+        s.line(">" + "\u00e9" * 450, "\u00e9" * 450)
+        paste(s.c, ">" + "\u00e9" * 600)
+        s.c.keys("\r")
+        s.p.quiet([s.a])
+        s.line(">ok", "ok")
         assert s.c.proc.poll() is None, s.c.text()[-300:]
     finally:
         s.close()
