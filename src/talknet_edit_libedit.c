@@ -30,11 +30,14 @@
 /*
  * libedit 3.1-20221030 sets rl_line_buffer once, to the buffer el_line()
  * converts the line into, and after each key writes rl_line_buffer[rl_end]
- * = '\0'; that buffer is realloc'd once the line reaches 1,020 bytes, so
- * a longer line writes into freed memory and corrupts the heap.  Lines
- * are kept below that: 1,000 bytes, plus one UTF-8 character.
+ * = '\0'; that buffer is realloc'd once the conversion reaches 1,020
+ * bytes, and a write into freed memory then corrupts the heap.  The
+ * conversion runs to the NUL of libedit's wide-character buffer, past the
+ * end of the line over what longer lines left there, and a character is
+ * up to 4 bytes: so no line may take more than (1,020 - 1) / 4 - 4 bytes
+ * (a byte is at least a character; 4 for the last UTF-8 character).
  */
-#define ED_MAX_LINE	1000
+#define ED_MAX_LINE	240
 #define KEY_FULL	0x1e	/* stands for a key dropped: line full */
 
 static struct client	*ed_client;

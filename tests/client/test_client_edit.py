@@ -125,21 +125,21 @@ def paste(c, data, chunk=512):
 
 @needs_libedit
 def test_long_line(ctx):
-    # libedit corrupts its heap past about 1 KB on one line (talknet(1),
-    # BUGS): the editor stops taking keys at 1,000 bytes, says so, and
+    # libedit corrupts its heap past about 1 KB (talknet(1)): the
+    # editor stops taking keys at 240 bytes, says so, and
     # Enter then sends nothing rather than a cut line.
     s = Session(ctx)
     try:
-        near = "n" * 900
+        near = "n" * 200
         s.line(">" + near, near)
         sent = paste(s.c, ">" + "x" * 40000)
         assert s.c.proc.poll() is None, \
             "client died after %d bytes: %r" % (sent, s.c.text()[-300:])
         # Slow: each byte of the paste is a key of its own.
-        s.c.wait_for("line longer than 1000 bytes: Enter will not send it",
+        s.c.wait_for("line longer than 240 bytes: Enter will not send it",
                       timeout=60)
         s.c.keys("\r")
-        s.c.wait_for("line longer than 1000 bytes: not sent", timeout=60)
+        s.c.wait_for("line longer than 240 bytes: not sent", timeout=60)
         s.p.quiet([s.a])
         # The editor goes on: the next line is sent, and the long one
         # was not kept in the history.
@@ -150,9 +150,14 @@ def test_long_line(ctx):
         s.line(">ab\x1b9\x1b9\x1b9x", "abx")
         s.line(">" + near + "\x01\x0b\x19\x19\x19", near)
         s.line(">q\t/", "q/")
-        # UTF-8 counts in bytes: 900 bytes pass, 1,200 do not.
-        s.line(">" + "\u00e9" * 450, "\u00e9" * 450)
-        paste(s.c, ">" + "\u00e9" * 600)
+        # UTF-8 counts in bytes: 200 bytes pass, 300 do not.
+        s.line(">" + "\u00e9" * 100, "\u00e9" * 100)
+        paste(s.c, ">" + "\u00e9" * 150)
+        s.c.keys("\r")
+        s.p.quiet([s.a])
+        # After long lines, a line of 4-byte characters (what libedit
+        # keeps of older lines is converted too).
+        paste(s.c, ">" + "\U0001f600" * 100)
         s.c.keys("\r")
         s.p.quiet([s.a])
         s.line(">ok", "ok")
