@@ -27,6 +27,18 @@
 #include "talknet.h"
 
 #define KEYS_PER_WAKE	4096	/* keys handled before the socket's turn */
+/*
+ * libedit 3.1-20221030 sets rl_line_buffer once, to the buffer el_line()
+ * converts the line into, and after each key writes rl_line_buffer[rl_end]
+ * = '\0'; that buffer is realloc'd once the conversion reaches 1,020
+ * bytes, and a write into freed memory then corrupts the heap.  The
+ * conversion runs to the NUL of libedit's wide-character buffer, past the
+ * end of the line over what longer lines left there, and a character is
+ * up to 4 bytes: so no line may take more than (1,020 - 1) / 4 - 4 bytes
+ * (a byte is at least a character; 4 for the last UTF-8 character).
+ */
+#define ED_MAX_LINE	240
+#define KEY_FULL	0x1e	/* stands for a key dropped: line full */
 
 static struct client	*ed_client;
 static int		 ed_on;		/* the callback handler is installed */
@@ -43,6 +55,11 @@ static char		 search_for[EDIT_MAX_LINE];	/* ^R: the text */
 static int		 search_at;	/* ^R: the entry last found */
 static int		 searching;	/* ^R was the last key, or the one before */
 static int		 ed_redraw;	/* ^R changed the line */
+static int		 ed_full;	/* keys were dropped from this line */
+static int		 ed_dropped;	/* the key just read was dropped */
+static int		 ed_esc;	/* inside an escape sequence */
+static int		 ed_warn;	/* say that the line is too long */
+static int		 ed_back = -1;	/* a byte read ahead, or -1 */
 
 /* Counts the terminal columns of p[0..len): one per code point. */
 static size_t
@@ -143,6 +160,22 @@ hist_save(void)
 	}
 }
 
+/* Drops saved lines too long to edit safely (see ED_MAX_LINE). */
+static void
+hist_trim(void)
+{
+	HIST_ENTRY	*h;
+	int		 i;
+
+	for (i = history_length - 1; i >= 0; i--) {
+		h = history_get(history_base + i);
+		if (h != NULL && h->line != NULL &&
+		    strlen(h->line) >= ED_MAX_LINE &&
+		    (h = remove_history(i)) != NULL)
+			(void)free_history_entry(h);
+	}
+}
+
 /* Adds a typed command to the history; the same line twice counts once. */
 void
 edit_history_add(struct client *c, const char *p, size_t len)
@@ -169,12 +202,17 @@ ed_line(char *line)
 	ed_took = 1;
 	if (line == NULL)
 		ed_eof = 1;
-	else {
+	else if (ed_full) {
+		printf("\r\033[Jtalknet: line longer than %d bytes: "
+		    "not sent\n", ED_MAX_LINE);
+		free(line);
+	} else {
 		if (c->state == ST_READY)
 			edit_history_add(c, line, strlen(line));
 		input_line(c, line, strlen(line));
 		free(line);
 	}
+	ed_full = 0;
 	ed_inline = 0;
 }
 
@@ -185,6 +223,117 @@ ed_ctrl_d(int count, int key)
 	(void)count;
 	if (rl_end == 0 || key == 3)
 		ed_eof = 1;
+	return 0;
+}
+
+/*
+ * Returns 1 if libedit may have key ch (a byte, or the first byte of a
+ * UTF-8 character): keys that could take the line past ED_MAX_LINE are
+ * not passed.  Below the limit that is only keys that insert much at
+ * once: ^Y with a line already typed, Tab (file name completion), M- and
+ * a digit (a repeat count) and other M- keys than word moves; at the
+ * limit, all but the keys that move, erase or end the line.  ESC [ and
+ * ESC O sequences (cursor keys) always pass.
+ */
+static int
+key_allowed(unsigned char ch)
+{
+	/* rl_end keeps the last line's length until a key comes. */
+	int	full = !ed_fresh && rl_end >= ED_MAX_LINE;
+
+	if (ed_esc == 1) {
+		ed_esc = (ch == '[' || ch == 'O') ? 2 : 0;
+		return ed_esc == 2 ||
+		    (ch != 0 && strchr("bBfFdD\177\b", ch) != NULL);
+	}
+	if (ed_esc == 2) {
+		if (ch >= 0x40 && ch <= 0x7e)
+			ed_esc = 0;
+		return 1;
+	}
+	if (ch == 0x1b) {
+		ed_esc = 1;
+		return 1;
+	}
+	if (ch == '\t' || (ch == 0x19 && !ed_fresh && rl_end > 0))
+		return 0;
+	if (!full)
+		return 1;
+	return ch != '\0' &&
+	    strchr("\r\n\177\b\001\002\003\004\005\006\013\014\025\027",
+	    ch) != NULL;
+}
+
+/* Reads one byte of the terminal, or the one put back; -1 at the end. */
+static int
+key_byte(void)
+{
+	unsigned char	ch;
+	ssize_t		n;
+	int		k;
+
+	if ((k = ed_back) != -1) {
+		ed_back = -1;
+		return k;
+	}
+	while ((n = read(STDIN_FILENO, &ch, 1)) == -1 && errno == EINTR)
+		;
+	return n == 1 ? ch : -1;
+}
+
+/*
+ * Reads a key for libedit, which takes what this returns as one wide
+ * character: a UTF-8 character is read whole and returned as its code
+ * point.  A key that key_allowed() refuses, or a byte that starts no
+ * valid character, is replaced by KEY_FULL: at the limit it rings the
+ * bell and the line will not be sent; below it, it does nothing.
+ * libedit thus never holds a line long enough to corrupt its heap.
+ */
+static int
+ed_getc(FILE *fp)
+{
+	int	k, more, cp, ok;
+
+	(void)fp;
+	if ((k = key_byte()) == -1)
+		return EOF;
+	ok = key_allowed((unsigned char)k);
+	more = k >= 0xf0 && k < 0xf8 ? 3 : k >= 0xe0 ? 2 : k >= 0xc0 ? 1 : 0;
+	if (k >= 0x80 && more == 0)
+		ok = 0;		/* not the first byte of a character */
+	cp = more == 3 ? k & 0x07 : more == 2 ? k & 0x0f : k & 0x1f;
+	if (more == 0)
+		cp = k;
+	while (more-- > 0) {
+		if ((k = key_byte()) == -1)
+			return EOF;
+		if ((k & 0xc0) != 0x80) {
+			ed_back = k;	/* starts the next key */
+			ok = 0;
+			break;
+		}
+		cp = cp << 6 | (k & 0x3f);
+	}
+	if (ok)
+		return cp;
+	ed_dropped = !ed_fresh && rl_end >= ED_MAX_LINE;
+	return KEY_FULL;
+}
+
+/* The key that stands for a key dropped: the bell, once per line. */
+static int
+ed_key_full(int count, int key)
+{
+	(void)count;
+	(void)key;
+	if (!ed_dropped)
+		return 0;	/* ^^ typed: nothing */
+	ed_dropped = 0;
+	if (!ed_full) {
+		fputs("\a", stdout);
+		ed_warn = 1;
+	}
+	ed_full = 1;
 	return 0;
 }
 
@@ -222,7 +371,7 @@ ed_ctrl_r(int count, int key)
 	(void)key;
 	if (!searching) {
 		if (rl_line_buffer == NULL || rl_end <= 0 ||
-		    (size_t)rl_end >= sizeof(search_for))
+		    rl_end >= ED_MAX_LINE)
 			return 0;
 		memcpy(search_for, rl_line_buffer, rl_end);
 		search_for[rl_end] = '\0';
@@ -232,6 +381,7 @@ ed_ctrl_r(int count, int key)
 	for (i = search_at - 1; i >= 0; i--) {
 		h = history_get(history_base + i);
 		if (h == NULL || h->line == NULL ||
+		    strlen(h->line) >= ED_MAX_LINE ||
 		    strstr(h->line, search_for) == NULL)
 			continue;
 		search_at = i;
@@ -255,6 +405,7 @@ edit_start(struct client *c)
 	rl_readline_name = "talknet";
 	rl_instream = stdin;
 	rl_outstream = stdout;
+	rl_getc_function = ed_getc;
 	if (rl_initialize() != 0)
 		return -1;
 	using_history();
@@ -262,6 +413,7 @@ edit_start(struct client *c)
 		stifle_history(hist_size);
 		if (read_history(hist_path) != 0 && errno != ENOENT)
 			warnx("cannot read the history from %s", hist_path);
+		hist_trim();
 	}
 	/*
 	 * ^C is a key, as with the basic editor, not a SIGINT that would
@@ -271,6 +423,7 @@ edit_start(struct client *c)
 	(void)rl_add_defun("talknet-eof", ed_ctrl_d, 4);
 	(void)rl_add_defun("talknet-quit", ed_ctrl_d, 3);
 	(void)rl_add_defun("talknet-search", ed_ctrl_r, 0x12);
+	(void)rl_add_defun("talknet-full", ed_key_full, KEY_FULL);
 	ed_install(c);
 	return 0;
 }
@@ -359,6 +512,13 @@ edit_read(struct client *c)
 		rl_callback_read_char();
 		if (searching > 0)
 			searching--;
+		if (ed_warn) {
+			ed_warn = 0;
+			edit_hide(c);
+			printf("talknet: line longer than %d bytes: "
+			    "Enter will not send it\n", ED_MAX_LINE);
+			edit_show(c);
+		}
 		if (ed_redraw) {
 			ed_redraw = 0;
 			edit_hide(c);

@@ -112,6 +112,60 @@ def test_redraw_keeps_cursor(ctx):
         s.close()
 
 
+def paste(c, data, chunk=512):
+    """Writes data in chunks while the client lives; returns the bytes
+    written (fewer if it died, which must not leave the test blocked)."""
+    data = data.encode("utf-8")
+    for i in range(0, len(data), chunk):
+        if c.proc.poll() is not None:
+            return i
+        c.keys(data[i:i + chunk], pause=0.02)
+    return len(data)
+
+
+@needs_libedit
+def test_long_line(ctx):
+    # libedit corrupts its heap past about 1 KB (talknet(1)): the
+    # editor stops taking keys at 240 bytes, says so, and
+    # Enter then sends nothing rather than a cut line.
+    s = Session(ctx)
+    try:
+        near = "n" * 200
+        s.line(">" + near, near)
+        sent = paste(s.c, ">" + "x" * 40000)
+        assert s.c.proc.poll() is None, \
+            "client died after %d bytes: %r" % (sent, s.c.text()[-300:])
+        # Slow: each byte of the paste is a key of its own.
+        s.c.wait_for("line longer than 240 bytes: Enter will not send it",
+                      timeout=60)
+        s.c.keys("\r")
+        s.c.wait_for("line longer than 240 bytes: not sent", timeout=60)
+        s.p.quiet([s.a])
+        # The editor goes on: the next line is sent, and the long one
+        # was not kept in the history.
+        s.line(">after", "after")
+        s.line(UP + UP, near)
+        # Keys that insert much at once are not passed: M-9 (a repeat
+        # count), ^Y into a typed line, Tab (file name completion).
+        s.line(">ab\x1b9\x1b9\x1b9x", "abx")
+        s.line(">" + near + "\x01\x0b\x19\x19\x19", near)
+        s.line(">q\t/", "q/")
+        # UTF-8 counts in bytes: 200 bytes pass, 300 do not.
+        s.line(">" + "\u00e9" * 100, "\u00e9" * 100)
+        paste(s.c, ">" + "\u00e9" * 150)
+        s.c.keys("\r")
+        s.p.quiet([s.a])
+        # After long lines, a line of 4-byte characters (what libedit
+        # keeps of older lines is converted too).
+        paste(s.c, ">" + "\U0001f600" * 100)
+        s.c.keys("\r")
+        s.p.quiet([s.a])
+        s.line(">ok", "ok")
+        assert s.c.proc.poll() is None, s.c.text()[-300:]
+    finally:
+        s.close()
+
+
 @needs_libedit
 def test_history_file(ctx):
     s = Session(ctx, histsize=3)
@@ -150,4 +204,4 @@ def test_history_file(ctx):
 
 if __name__ == "__main__":
     run([test_cursor_keys, test_history_keys, test_redraw_keeps_cursor,
-         test_history_file])
+         test_long_line, test_history_file])
