@@ -309,7 +309,10 @@ def test_reload_to_max_gather_0_cuts_the_gap_under_way():
     took, quiet, late = r
     stresslib.note("pass took %d us; lone TEXT quiet %.4f s, after the "
                    "reload to 0 %.4f s" % (took, quiet, late))
-    assert late < stop_s / 2, \
+    # Not cut, the lone TEXT waits out a gap as long as the pass (took).
+    # Cut, it waits only for its reader's backlog to drain, which under
+    # the sanitizers on a loaded machine was 0.36 s after a 0.66 s pass.
+    assert late < 0.75 * took / 1e6, \
         "max-gather 0 reloaded, yet a lone TEXT took %.3f s (quiet %.4f s)" \
         " after a pass of %.3f s" % (late, quiet, took / 1e6)
 

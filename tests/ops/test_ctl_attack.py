@@ -597,6 +597,11 @@ def test_show_while_clients_churn():
             c.close()
     assert not errors, errors[:3]
     assert n > 3, n
+    # The idle clients' DISCONNECTED would reach alice before bob's
+    # NEW_USER: wait until the table has let every one of them go.
+    tnlib.wait_until(lambda: stats_of(s)["clients"] == 0,
+                     tnlib.START_TIMEOUT, interval=0.05,
+                     what="the idle clients to be gone")
     alice, bob = tnlib.connect_users(s, "alice", "bob")
     round_trip(s, alice, bob, "after the churn")
 
