@@ -684,6 +684,18 @@ START_TEST(test_reply_each_type)
 	l = "{\"type\":\"USER_LIST\",\"users\":{}}";
 	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
 	ck_assert_uint_eq(m.nlist, 0);
+	proto_parser_free(&pp);
+}
+END_TEST
+
+/* The texts and room notices a client gets, each decoded. */
+START_TEST(test_reply_each_text)
+{
+	struct proto_parser	 pp;
+	struct msg		 m;
+	const char		*l;
+
+	proto_parser_init(&pp, NULL);
 
 	l = "{\"type\":\"TEXT_FROM\",\"username\":\"Kimberly\","
 	    "\"text\":\"Hi Luis\"}";
@@ -1255,6 +1267,7 @@ proto_suite(void)
 	suite_add_tcase(s, tr);
 
 	tcase_add_test(tp, test_reply_each_type);
+	tcase_add_test(tp, test_reply_each_text);
 	tcase_add_loop_test(tp, test_reply_invalid, 0,
 	    (int)(sizeof(reply_invalid) / sizeof(reply_invalid[0])));
 	suite_add_tcase(s, tp);
