@@ -1157,6 +1157,9 @@ def main(g):
                     lines = lines[-300:]
                 for line in lines:
                     print("  | " + line)
+            if err and _ctx.servers:
+                # Again after the logs, so that a tail shows it.
+                print("FAIL %s: %s" % (name, err.rstrip().splitlines()[-1]))
         elif skipped is not None:
             nskip += 1
             print("SKIP %s: %s" % (name, skipped))
