@@ -6,7 +6,7 @@
  * enum msg_type), its arguments in the order they are sent, each of a
  * kind whose limits one function checks, and the states it may run in.
  * The codec (proto.c), the worker's forwarding and the hub's checks
- * (src/ipc.c) and the fuzzers read it; nothing else lists requests.
+ * (src/daemon/ipc.c) and the fuzzers read it; nothing else lists requests.
  *
  * It also holds the names of statuses and results, and the look-ups.
  */

@@ -186,8 +186,8 @@ def test_requests_out_of_turn_drop_only_the_liar():
     anna.expect(public_from("bob", "fine"))
 
 
-HELLO_S = 5           # HUB_HELLO_MS in src/hub.c
-CHANNEL_MARGIN = 48   # HUB_CHANNEL_MARGIN in src/hub.c
+HELLO_S = 5           # HUB_HELLO_MS in src/daemon/hub.c
+CHANNEL_MARGIN = 48   # HUB_CHANNEL_MARGIN in src/daemon/hub.c
 
 
 def _closed_within(sock, timeout):

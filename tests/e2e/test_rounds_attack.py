@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Attacks on the hub's round (src/hub_round.c): requesters first, then
+"""Attacks on the hub's round (src/daemon/hub_round.c): requesters first, then
 everyone else in passes that gather under load.  Hostile clients, a
 compromised worker, an impatient admin swinging max-gather, the hub
 killed mid-pass.  Every assertion compares with a baseline of the same

@@ -3,7 +3,7 @@
 
 Each seed is the two control bytes of fuzz_ipc.c (read pattern, limits)
 followed by frames as a worker sends them to the hub: the 16-byte header
-of src/ipc.h in host byte order, then the payload.  Run it from anywhere;
+of src/daemon/ipc.h in host byte order, then the payload.  Run it from anywhere;
 it rewrites the seeds next to it.
 """
 import os

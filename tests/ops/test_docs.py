@@ -24,7 +24,7 @@ def _read(*path):
 
 def _options():
     """{long name: short letter or None}, from talknetd.c's table."""
-    src = _read("src", "talknetd.c")
+    src = _read("src", "daemon", "talknetd.c")
     table = src[src.index("talknetd_options[] = {"):]
     table = table[:table.index("};")]
     out = {}
@@ -128,9 +128,8 @@ def _master_signals():
     """Every signal master.c and master_sig.c name."""
     names = set()
     for f in ("master.c", "master_sig.c"):
-        if os.path.exists(os.path.join(TOP, "src", f)):
-            names |= set(re.findall(r"\bSIG(?!_IGN|_DFL|INFO)[A-Z0-9]+\b",
-                                    _read("src", f)))
+        names |= set(re.findall(r"\bSIG(?!_IGN|_DFL|INFO)[A-Z0-9]+\b",
+                                _read("src", "daemon", f)))
     names.discard("SIGRTMIN")
     names.discard("SIGRTMAX")
     return names

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The hub's round (issue 15; src/hub_round.c, "The round" in
+"""The hub's round (issue 15; src/daemon/hub_round.c, "The round" in
 doc/design.md): the requester's channel is written before anyone else's,
 for an IDENTIFY (its RESPONSE before the NEW_USER broadcast) and for a
 DISCONNECT (its CLOSE before DISCONNECTED); and however many requests a

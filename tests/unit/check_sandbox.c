@@ -29,7 +29,7 @@
 #include "sandbox.h"
 #include "check_run.h"
 
-/* Sanitizer builds allow what their runtimes need (src/sandbox.c). */
+/* Sanitizer builds allow what their runtimes need (src/daemon/sandbox.c). */
 #if defined(TALKNET_SANITIZERS) || defined(__SANITIZE_ADDRESS__)
 #define SANITIZERS	1
 #endif

@@ -1,9 +1,9 @@
 /*
  * talknet-bench: a load generator for talknetd and, over IRC, for
- * servers such as ngircd.  bench_main.c parses the options and hands the
+ * servers such as ngircd.  main.c parses the options and hands the
  * run to its workload: the classic ones (fanout, private, connect, hold:
- * bench_loop.c), machine (bench_machine.c), join and broadcast
- * (bench_presence.c), or draws charts of earlier results (bench_svg.c).
+ * loop.c), machine (machine.c), join and broadcast
+ * (presence.c), or draws charts of earlier results (svg.c).
  * bench.h lists the pieces.
  */
 #ifdef HAVE_CONFIG_H

@@ -1,6 +1,6 @@
 /*
- * talknetctl.c: see and steer a running talknetd through its control
- * socket (control.h): show stats, users and rooms, kick a user, reload,
+ * main.c: talknetctl, to see and steer a running talknetd through its control
+ * socket (control_wire.h): show stats, users and rooms, kick a user, reload,
  * set the log level.  Aligned text by default, JSON with --json.
  * Exit 0 on success, 1 when the daemon refused or cannot be reached,
  * 2 on a bad invocation.
@@ -23,7 +23,7 @@
 
 #include "buf.h"
 #include "clock.h"
-#include "control.h"
+#include "control_wire.h"
 #include "log.h"
 #include "xmalloc.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "buf.h"
-#include "control.h"
+#include "control_wire.h"
 #include "log.h"
 #include "strlist.h"
 #include "xmalloc.h"

@@ -1,5 +1,5 @@
 /*
- * bench_conn.c: talknet-bench's connections.  Each client is one
+ * conn.c: talknet-bench's connections.  Each client is one
  * non-blocking socket in the run's epoll set: it connects (a burst of at
  * most --concurrency at once), registers through the run's wire (TalkNet
  * or IRC), reads lines and writes what is queued, and is retried, counted

@@ -1,5 +1,5 @@
 /*
- * bench_hist.c: the latency histogram, log-linear, 128 buckets per
+ * hist.c: the latency histogram, log-linear, 128 buckets per
  * octave (under 0.4% error): adding a value, reading a quantile.
  */
 #ifdef HAVE_CONFIG_H

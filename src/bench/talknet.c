@@ -1,5 +1,5 @@
 /*
- * bench_talknet.c: the TalkNet side of the classic workloads.  Requests
+ * talknet.c: the TalkNet side of the classic workloads.  Requests
  * are built with the lib/ codec (proto_encode).  Of the server's lines,
  * texts, the hot path, are found by their type (proto_peek_type) and a
  * light scan for their "text"; RESPONSE and INVITATION, which steer the

@@ -1,13 +1,13 @@
 /*
- * talknet.h: the TalkNet line client, shared between its files.
+ * client.h: the TalkNet line client (talknet), shared between its files.
  *
  * talknet.c holds main, the options, the connection and the poll loop;
- * talknet_cmd.c turns input lines into requests; talknet_render.c turns
- * server lines into readable output; talknet_edit_libedit.c (or
- * talknet_edit_basic.c without libedit) is the terminal line editor.
+ * cmd.c turns input lines into requests; render.c turns
+ * server lines into readable output; edit_libedit.c (or
+ * edit_basic.c without libedit) is the terminal line editor.
  */
-#ifndef TALKNET_H
-#define TALKNET_H
+#ifndef TALKNET_CLIENT_H
+#define TALKNET_CLIENT_H
 
 #include <stdio.h>
 
@@ -68,7 +68,7 @@ struct client {
 void	 client_exit(struct client *, int) __attribute__((__noreturn__));
 void	 out_flush(void);
 
-/* talknet_cmd.c */
+/* cmd.c */
 extern const char help_text[];
 void	 send_quit(struct client *);
 void	 send_identify(struct client *);
@@ -80,7 +80,7 @@ void	 input_end(struct client *);
 void	 input_drain(struct client *);
 void	 input_read(struct client *);
 
-/* talknet_render.c */
+/* render.c */
 void	 out_add(struct client *, const void *, size_t);
 void	 out_puts(struct client *, const char *);
 void	 out_esc(struct client *, const char *, size_t);

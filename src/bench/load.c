@@ -1,5 +1,5 @@
 /*
- * bench_load.c: the classic workloads themselves, whatever the wire:
+ * load.c: the classic workloads themselves, whatever the wire:
  * fanout (senders on a schedule, every client a receiver), private
  * (pingers and their echoes), connect and hold.  Every message carries
  * its send time (CLOCK_MONOTONIC) in its text, so each delivered copy

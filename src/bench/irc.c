@@ -1,5 +1,5 @@
 /*
- * bench_irc.c: the IRC side of the classic workloads, for servers such
+ * irc.c: the IRC side of the classic workloads, for servers such
  * as ngircd: NICK and USER, JOIN of one channel, PRIVMSG, PING, QUIT,
  * and the numerics that steer the set-up.
  */

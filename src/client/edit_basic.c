@@ -1,5 +1,5 @@
 /*
- * talknet_edit_basic.c: the terminal line editor when talknet is built
+ * edit_basic.c: the terminal line editor when talknet is built
  * without libedit.  The cursor always sits at the end of the line:
  * Backspace, ^U, ^W, ^L, ^C and ^D, with no history and no cursor keys
  * (their escape sequences are read and dropped).
@@ -18,7 +18,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "talknet.h"
+#include "client.h"
 
 static struct {
 	int		 active;

@@ -1,5 +1,5 @@
 /*
- * bench_svg.c: the latency CDF chart, drawn from this run's histogram
+ * svg.c: the latency CDF chart, drawn from this run's histogram
  * and from the "cdf" of earlier --json results (--compare).
  */
 #ifdef HAVE_CONFIG_H

@@ -1,18 +1,18 @@
 /*
  * bench.h: talknet-bench's shared types, one header for every piece.
  *
- * bench_main.c parses the options and calls down into the pieces:
- *   bench_conn.c      the connections: connect, register, read, write, lose
- *   bench_loop.c      the event loop and the phases of a classic run
- *   bench_load.c      fanout, private, connect, hold: clients, stamps, sends
- *   bench_talknet.c   the TalkNet side of those workloads (lib/ codec)
- *   bench_irc.c       the IRC side of those workloads
- *   bench_hist.c      the latency histogram
- *   bench_procstat.c  /proc: the server tree's CPU and memory, MemAvailable
- *   bench_report.c    the text and JSON reports
- *   bench_svg.c       the latency CDF chart
- *   bench_machine.c   the machine workload
- *   bench_presence.c  the join and broadcast workloads
+ * main.c parses the options and calls down into the pieces:
+ *   conn.c      the connections: connect, register, read, write, lose
+ *   loop.c      the event loop and the phases of a classic run
+ *   load.c      fanout, private, connect, hold: clients, stamps, sends
+ *   talknet.c   the TalkNet side of those workloads (lib/ codec)
+ *   irc.c       the IRC side of those workloads
+ *   hist.c      the latency histogram
+ *   procstat.c  /proc: the server tree's CPU and memory, MemAvailable
+ *   report.c    the text and JSON reports
+ *   svg.c       the latency CDF chart
+ *   machine.c   the machine workload
+ *   presence.c  the join and broadcast workloads
  * No piece includes another's internals; each includes this header.
  */
 #ifndef TALKNET_BENCH_H
@@ -246,9 +246,9 @@ struct wire {
 		    int64_t);
 };
 
-/* bench_main.c: nothing; it calls down. */
+/* main.c: nothing; it calls down. */
 
-/* bench_conn.c */
+/* conn.c */
 void	 bench_addr(const struct options *, struct sockaddr_storage *,
 	    socklen_t *, char *, size_t);
 void	 bench_note(struct bench *, const char *, ...)
@@ -270,38 +270,38 @@ void	 conn_event(struct bench *, struct conn *, uint32_t);
 int	 connect_result(int, uint32_t);
 const char *line_next(const char **, const char *, size_t *);
 
-/* bench_loop.c */
+/* loop.c */
 void	 bench_signals_setup(void);
 int	 bench_interrupted(void);
 void	 bench_sample(struct bench *, struct srvstat *, int);
 int	 bench_classic(struct options *);
 
-/* bench_load.c */
+/* load.c */
 void	 bench_init_clients(struct bench *);
 void	 bench_on_text(struct bench *, struct conn *, const char *, size_t,
 	    int64_t);
 void	 bench_begin(struct bench *, int64_t);
 void	 bench_send_due(struct bench *, int64_t);
 
-/* bench_talknet.c */
+/* talknet.c */
 extern const struct wire wire_talknet;
 
-/* bench_irc.c */
+/* irc.c */
 extern const struct wire wire_irc;
 const char *irc_word(const char **, const char *, size_t *);
 
-/* bench_hist.c */
+/* hist.c */
 void	 hist_add(struct hist *, uint64_t);
 uint64_t hist_quantile(const struct hist *, double);
 double	 ns_ms(uint64_t);
 
-/* bench_procstat.c */
+/* procstat.c */
 void	 srv_sample(pid_t, int, struct srvstat *);
 void	 meminfo_read(struct meminfo *);
 long long self_rss_kib(void);
 double	 procstat_settle(unsigned int, int *);
 
-/* bench_report.c */
+/* report.c */
 const char *workload_name(enum workload);
 enum workload workload_lookup(const char *);
 void	 json_str(FILE *, const char *);
@@ -309,13 +309,13 @@ void	 bench_label(const struct bench *, char *, size_t);
 void	 report_human(const struct bench *, FILE *);
 void	 report_json(const struct bench *, FILE *);
 
-/* bench_svg.c */
+/* svg.c */
 int	 bench_chart(const struct bench *, const struct options *);
 
-/* bench_machine.c */
+/* machine.c */
 int	 bench_machine(const struct options *);
 
-/* bench_presence.c */
+/* presence.c */
 int	 bench_presence(const struct options *);
 
 #endif

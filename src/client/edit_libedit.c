@@ -1,5 +1,5 @@
 /*
- * talknet_edit_libedit.c: the terminal line editor, on libedit's
+ * edit_libedit.c: the terminal line editor, on libedit's
  * readline-compatible callback interface.  libedit reads one key at a
  * time when poll(2) says stdin is readable, so the socket is served in
  * the same loop; an incoming message erases the prompt and the line,
@@ -24,7 +24,7 @@
 
 #include <editline/readline.h>
 
-#include "talknet.h"
+#include "client.h"
 
 #define KEYS_PER_WAKE	4096	/* keys handled before the socket's turn */
 /*

@@ -1,5 +1,6 @@
 /*
- * control.h: the control socket, between talknetctl and the master.
+ * control_wire.h: the control socket's frames, shared by talknetctl and
+ * the master (src/daemon/control.c).
  *
  * A Unix stream socket (TALKNETD_CONTROL_PATH, or --control / the
  * "control" key), served by the master: it owns the sockets and the
@@ -23,8 +24,8 @@
  * type, a payload over its limit or strings that overrun it closes the
  * connection, and the master logs why.
  */
-#ifndef TALKNETD_CONTROL_H
-#define TALKNETD_CONTROL_H
+#ifndef TALKNET_CONTROL_WIRE_H
+#define TALKNET_CONTROL_WIRE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -76,25 +77,4 @@ int	 ctl_get(struct buf *b, uint32_t max, struct ctl_hdr *h,
 long	 ctl_get_strs(const char *payload, size_t len, struct str *s,
 	    size_t max);
 
-/* control.c: the master's side. */
-struct pollfd;
-/* Binds the control socket; -1 if an explicitly set path fails. */
-int	 control_open(const char *path, int explicit_path);
-/* Fills pfd with what the control side waits for; returns how many. */
-size_t	 control_pollfds(struct pollfd *pfd, size_t max);
-/* Handles what poll said about those entries. */
-void	 control_events(const struct pollfd *pfd, size_t n);
-/* ms until a control connection idles out, or -1. */
-int	 control_timeout(void);
-/* Closes every control fd and removes the socket (the master's exit). */
-void	 control_close(void);
-/* The socket's path while it is bound, or "": for a crash's clean-up. */
-const char *control_path(void);
-/* Closes the control fds in a forked child. */
-void	 control_child(void);
-/* Logs the "show stats" figures as one line (SIGUSR1). */
-void	 control_log_stats(void);
-
-#define CONTROL_NPOLL		9	/* the listener and 8 connections */
-
-#endif
+#endif /* TALKNET_CONTROL_WIRE_H */

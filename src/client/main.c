@@ -1,10 +1,10 @@
 /*
- * talknet.c: the TalkNet line client.
+ * main.c: talknet, the TalkNet line client.
  *
  * One process polls stdin and the server socket.  Lines in the original
  * TalkNet command syntax become protocol requests built by the lib/
- * codec (talknet_cmd.c); each server message becomes one readable line
- * on stdout (talknet_render.c).  On a terminal a line editor keeps the
+ * codec (cmd.c); each server message becomes one readable line
+ * on stdout (render.c).  On a terminal a line editor keeps the
  * typed line intact while events arrive (talknet_edit_*.c); on a pipe the
  * client reads plain lines, so scripts can drive it the way they drive
  * nc(1).  This file holds main, the options, the connection and the loop.
@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "talknet.h"
+#include "client.h"
 
 #ifdef HAVE_LIBEDIT
 #define EDITOR_NAME		"libedit"

@@ -1,5 +1,5 @@
 /*
- * talknet_cmd.c: input lines to requests.  The first line is the user
+ * cmd.c: input lines to requests.  The first line is the user
  * name; after it, each line is one command of the original TalkNet
  * client (see the table below), or a raw protocol message.  In a name,
  * a backslash takes the next character as it is, so that "txfrom/a\/b/hi"
@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "talknet.h"
+#include "client.h"
 #include "utf8.h"
 
 const char help_text[] =

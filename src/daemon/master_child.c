@@ -32,6 +32,7 @@
 #define RUNNING_ON_VALGRIND	0
 #endif
 
+#include "compat.h"
 #include "addr.h"
 #include "conf.h"
 #include "log.h"
@@ -52,10 +53,6 @@ child_cmp(struct child *a, struct child *b)
 	return (a->pid > b->pid) - (a->pid < b->pid);
 }
 
-/* libbsd's tree.h marks static generators __unused but leaves it undefined. */
-#ifndef __unused
-#define __unused __attribute__((__unused__))
-#endif
 RB_GENERATE(child_tree, child, entry, child_cmp)
 
 /* Orders client addresses. */

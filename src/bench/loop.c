@@ -1,5 +1,5 @@
 /*
- * bench_loop.c: a classic run (fanout, private, connect, hold) from its
+ * loop.c: a classic run (fanout, private, connect, hold) from its
  * start to its report.  One thread, one epoll set, non-blocking sockets;
  * the run moves through its phases (set-up, warm-up, measure, drain or
  * hold, teardown), each with a deadline, so the program always stops.

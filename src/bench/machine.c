@@ -1,5 +1,5 @@
 /*
- * bench_machine.c: talknet-bench's machine workload, the limits of the
+ * machine.c: talknet-bench's machine workload, the limits of the
  * machine itself that a process-per-client server builds on: how many
  * processes it forks and reaps a second, and what one wake-up of a
  * process by another over a Unix socket costs, in time and in CPU.

@@ -1,5 +1,5 @@
 /*
- * bench_presence.c: talknet-bench's join and broadcast workloads, what
+ * presence.c: talknet-bench's join and broadcast workloads, what
  * thousands of clients online cost.
  *
  * Both first hold N clients, identified (over IRC: registered and in
@@ -12,7 +12,7 @@
  *
  * One thread, one epoll set, non-blocking sockets, a deadline on every
  * phase; requests are a few bytes and are written whole or not at all.
- * The loop is not bench_loop.c's: each step waits for one joiner or one
+ * The loop is not loop.c's: each step waits for one joiner or one
  * text's last copy, and 10,000 held clients read through one scratch
  * buffer with no output queue, where a classic run keeps a queue per
  * client and retries under --concurrency.  The pieces that are the same

@@ -1,5 +1,5 @@
 /*
- * bench_procstat.c: what /proc tells of the server and the machine:
+ * procstat.c: what /proc tells of the server and the machine:
  * the server tree's CPU time and memory, MemAvailable and friends, the
  * bench's own resident size, and the wait for memory to hold still.
  */

@@ -1,5 +1,5 @@
 /*
- * talknet_render.c: what the client prints.  Each server message becomes
+ * render.c: what the client prints.  Each server message becomes
  * one readable line with every byte from the network escaped; the
  * client's own requests are echoed as sent, since the server does not
  * send a sender its own texts back.
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "talknet.h"
+#include "client.h"
 #include "utf8.h"
 
 /* Adds n bytes to the output line; running out of memory is fatal. */

@@ -1,5 +1,5 @@
 /*
- * bench_report.c: the result of a classic run, as a table for people or
+ * report.c: the result of a classic run, as a table for people or
  * as one JSON object (with the latency CDF) for run-bench and charts.
  */
 #ifdef HAVE_CONFIG_H
