@@ -208,23 +208,11 @@ START_TEST(test_mapped_storage)
 }
 END_TEST
 
-static Suite *
-buf_suite(void)
-{
-	Suite	*s = suite_create("buf");
-	TCase	*tc = tcase_create("core");
-
-	tcase_add_test(tc, test_empty);
-	tcase_add_test(tc, test_append_drain);
-	tcase_add_test(tc, test_reserve_commit);
-	tcase_add_test(tc, test_compact);
-	tcase_add_test(tc, test_grow_large);
-	tcase_add_test(tc, test_overflow);
-	tcase_add_test(tc, test_store);
-	tcase_add_test(tc, test_mapped_storage);
-	suite_add_tcase(s, tc);
-	return s;
-}
+CHECK_SUITE(buf_suite, "buf", "core",
+    CK_TEST(test_empty), CK_TEST(test_append_drain),
+    CK_TEST(test_reserve_commit), CK_TEST(test_compact),
+    CK_TEST(test_grow_large), CK_TEST(test_overflow), CK_TEST(test_store),
+    CK_TEST(test_mapped_storage))
 
 /* Runs the suite; exits non-zero on failure. */
 CHECK_MAIN(buf_suite)

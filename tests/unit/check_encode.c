@@ -463,22 +463,10 @@ START_TEST(test_names)
 END_TEST
 
 /* The encoding tests. */
-static Suite *
-encode_suite(void)
-{
-	Suite	*s = suite_create("encode");
-	TCase	*te = tcase_create("encode");
-
-	tcase_add_loop_test(te, test_examples_roundtrip, 0,
-	    (int)(sizeof(examples) / sizeof(examples[0])));
-	tcase_add_test(te, test_encode_built);
-	tcase_add_test(te, test_encode_escapes);
-	tcase_add_test(te, test_roundtrip_all);
-	tcase_add_test(te, test_names);
-	tcase_add_test(te, test_peek);
-	suite_add_tcase(s, te);
-	return s;
-}
+CHECK_SUITE(encode_suite, "encode", "encode",
+    CK_LOOP(test_examples_roundtrip, examples), CK_TEST(test_encode_built),
+    CK_TEST(test_encode_escapes), CK_TEST(test_roundtrip_all),
+    CK_TEST(test_names), CK_TEST(test_peek))
 
 /* Runs the suite; exits non-zero on failure. */
 CHECK_MAIN(encode_suite)

@@ -729,36 +729,31 @@ END_TEST
 static Suite *
 frame_suite(void)
 {
-	Suite	*s = suite_create("frame");
-	TCase	*tc = tcase_create("split");
-	TCase	*tl = tcase_create("limit");
-	TCase	*to = tcase_create("objects");
+	const struct check_test	split[] = {
+		CK_TEST(test_whole), CK_TEST(test_split_everywhere),
+		CK_TEST(test_byte_at_a_time), CK_TEST(test_split_three),
+		CK_TEST(test_empty_frames), CK_TEST(test_space_reuse),
+		CK_TEST(test_store)
+	};
+	const struct check_test	limit[] = {
+		CK_TEST(test_limit_boundary), CK_TEST(test_limit_bytewise),
+		CK_TEST(test_endless_line), CK_TEST(test_object_limit),
+		CK_TEST(test_object_bytewise_linear), CK_TEST(test_depth_cap)
+	};
+	const struct check_test	objects[] = {
+		CK_TEST(test_objects_split_everywhere),
+		CK_TEST(test_object_without_terminator),
+		CK_TEST(test_terminator_after_object),
+		CK_TEST(test_strings_and_escapes), CK_TEST(test_nesting),
+		CK_TEST(test_not_an_object),
+		CK_TEST(test_terminator_inside_object),
+		CK_TEST(test_whitespace), CK_TEST(test_lines_only)
+	};
+	Suite			*s = suite_create("frame");
 
-	tcase_add_test(tc, test_whole);
-	tcase_add_test(tc, test_split_everywhere);
-	tcase_add_test(tc, test_byte_at_a_time);
-	tcase_add_test(tc, test_split_three);
-	tcase_add_test(tc, test_empty_frames);
-	tcase_add_test(tc, test_space_reuse);
-	tcase_add_test(tc, test_store);
-	suite_add_tcase(s, tc);
-	tcase_add_test(tl, test_limit_boundary);
-	tcase_add_test(tl, test_limit_bytewise);
-	tcase_add_test(tl, test_endless_line);
-	tcase_add_test(tl, test_object_limit);
-	tcase_add_test(tl, test_object_bytewise_linear);
-	tcase_add_test(tl, test_depth_cap);
-	suite_add_tcase(s, tl);
-	tcase_add_test(to, test_objects_split_everywhere);
-	tcase_add_test(to, test_object_without_terminator);
-	tcase_add_test(to, test_terminator_after_object);
-	tcase_add_test(to, test_strings_and_escapes);
-	tcase_add_test(to, test_nesting);
-	tcase_add_test(to, test_not_an_object);
-	tcase_add_test(to, test_terminator_inside_object);
-	tcase_add_test(to, test_whitespace);
-	tcase_add_test(to, test_lines_only);
-	suite_add_tcase(s, to);
+	check_case(s, "split", split, CHECK_N(split));
+	check_case(s, "limit", limit, CHECK_N(limit));
+	check_case(s, "objects", objects, CHECK_N(objects));
 	return s;
 }
 

@@ -65,18 +65,8 @@ START_TEST(test_cut)
 END_TEST
 
 /* The log test suite. */
-static Suite *
-log_suite(void)
-{
-	Suite	*s = suite_create("log");
-	TCase	*tc = tcase_create("escape");
-
-	tcase_add_test(tc, test_printable_unchanged);
-	tcase_add_test(tc, test_controls_escaped);
-	tcase_add_test(tc, test_uncut_size);
-	tcase_add_test(tc, test_cut);
-	suite_add_tcase(s, tc);
-	return s;
-}
+CHECK_SUITE(log_suite, "log", "escape",
+    CK_TEST(test_printable_unchanged), CK_TEST(test_controls_escaped),
+    CK_TEST(test_uncut_size), CK_TEST(test_cut))
 
 CHECK_MAIN(log_suite)

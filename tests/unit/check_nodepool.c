@@ -123,17 +123,7 @@ START_TEST(test_not_inherited)
 END_TEST
 
 /* The nodepool test suite. */
-static Suite *
-nodepool_suite(void)
-{
-	Suite	*s = suite_create("nodepool");
-	TCase	*tc = tcase_create("core");
-
-	tcase_add_test(tc, test_get_put);
-	tcase_add_test(tc, test_many);
-	tcase_add_test(tc, test_not_inherited);
-	suite_add_tcase(s, tc);
-	return s;
-}
+CHECK_SUITE(nodepool_suite, "nodepool", "core",
+    CK_TEST(test_get_put), CK_TEST(test_many), CK_TEST(test_not_inherited))
 
 CHECK_MAIN(nodepool_suite)

@@ -592,27 +592,12 @@ START_TEST(test_big)
 END_TEST
 
 /* The proto test suite. */
-static Suite *
-proto_suite(void)
-{
-	Suite	*s = suite_create("proto");
-	TCase	*tr = tcase_create("request");
-
-	tcase_add_test(tr, test_req_each_type);
-	tcase_add_test(tr, test_parser_store);
-	tcase_add_loop_test(tr, test_req_valid, 0,
-	    (int)(sizeof(req_valid) / sizeof(req_valid[0])));
-	tcase_add_loop_test(tr, test_req_invalid, 0,
-	    (int)(sizeof(req_invalid) / sizeof(req_invalid[0])));
-	tcase_add_test(tr, test_depth);
-	tcase_add_test(tr, test_escapes);
-	tcase_add_test(tr, test_unknown_keys);
-	tcase_add_test(tr, test_limits);
-	tcase_add_test(tr, test_big);
-	suite_add_tcase(s, tr);
-
-	return s;
-}
+CHECK_SUITE(proto_suite, "proto", "request",
+    CK_TEST(test_req_each_type), CK_TEST(test_parser_store),
+    CK_LOOP(test_req_valid, req_valid),
+    CK_LOOP(test_req_invalid, req_invalid), CK_TEST(test_depth),
+    CK_TEST(test_escapes), CK_TEST(test_unknown_keys), CK_TEST(test_limits),
+    CK_TEST(test_big))
 
 /* Runs the suite; exits non-zero on failure. */
 CHECK_MAIN(proto_suite)

@@ -195,19 +195,9 @@ START_TEST(test_reply_invalid)
 END_TEST
 
 /* The reply tests. */
-static Suite *
-reply_suite(void)
-{
-	Suite	*s = suite_create("reply");
-	TCase	*tp = tcase_create("reply");
-
-	tcase_add_test(tp, test_reply_each_type);
-	tcase_add_test(tp, test_reply_each_text);
-	tcase_add_loop_test(tp, test_reply_invalid, 0,
-	    (int)(sizeof(reply_invalid) / sizeof(reply_invalid[0])));
-	suite_add_tcase(s, tp);
-	return s;
-}
+CHECK_SUITE(reply_suite, "reply", "reply",
+    CK_TEST(test_reply_each_type), CK_TEST(test_reply_each_text),
+    CK_LOOP(test_reply_invalid, reply_invalid))
 
 /* Runs the suite; exits non-zero on failure. */
 CHECK_MAIN(reply_suite)

@@ -345,19 +345,9 @@ START_TEST(test_status)
 END_TEST
 
 /* The sandbox test suite. */
-static Suite *
-sandbox_suite(void)
-{
-	Suite	*s = suite_create("sandbox");
-	TCase	*tc = tcase_create("core");
-
-	tcase_add_test(tc, test_allowed);
-	tcase_add_test(tc, test_forbidden);
-	tcase_add_test(tc, test_other_abis);
-	tcase_add_test(tc, test_status);
-	suite_add_tcase(s, tc);
-	return s;
-}
+CHECK_SUITE(sandbox_suite, "sandbox", "core",
+    CK_TEST(test_allowed), CK_TEST(test_forbidden), CK_TEST(test_other_abis),
+    CK_TEST(test_status))
 
 /* Builds the filter once, as the master does, and runs the cases. */
 int

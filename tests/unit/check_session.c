@@ -181,21 +181,10 @@ START_TEST(test_wait_status)
 END_TEST
 
 /* The session test suite. */
-static Suite *
-session_suite(void)
-{
-	Suite	*s = suite_create("session");
-	TCase	*tc = tcase_create("report");
-
-	tcase_add_test(tc, test_report_good);
-	tcase_add_test(tc, test_report_size);
-	tcase_add_test(tc, test_report_forged);
-	tcase_add_test(tc, test_totals);
-	tcase_add_test(tc, test_totals_saturate);
-	tcase_add_test(tc, test_end_of_close);
-	tcase_add_test(tc, test_wait_status);
-	suite_add_tcase(s, tc);
-	return s;
-}
+CHECK_SUITE(session_suite, "session", "report",
+    CK_TEST(test_report_good), CK_TEST(test_report_size),
+    CK_TEST(test_report_forged), CK_TEST(test_totals),
+    CK_TEST(test_totals_saturate), CK_TEST(test_end_of_close),
+    CK_TEST(test_wait_status))
 
 CHECK_MAIN(session_suite)

@@ -369,25 +369,12 @@ START_TEST(test_readonly_write_faults)
 END_TEST
 
 /* Collects the table tests. */
-static Suite *
-shm_suite(void)
-{
-	Suite	*s = suite_create("shm");
-	TCase	*tc = tcase_create("table");
-
-	tcase_add_test(tc, test_layout);
-	tcase_add_test(tc, test_bitmaps);
-	tcase_add_test(tc, test_check_rejects);
-	tcase_add_test(tc, test_generation);
-	tcase_add_test(tc, test_size_limits);
-	tcase_add_test(tc, test_users);
-	tcase_add_test(tc, test_rooms);
-	tcase_add_test(tc, test_repair);
-	tcase_add_test(tc, test_format_leaves_pages_free);
-	tcase_add_test(tc, test_readonly_cannot_be_made_writable);
-	tcase_add_exit_test(tc, test_readonly_write_faults, 42);
-	suite_add_tcase(s, tc);
-	return s;
-}
+CHECK_SUITE(shm_suite, "shm", "table",
+    CK_TEST(test_layout), CK_TEST(test_bitmaps), CK_TEST(test_check_rejects),
+    CK_TEST(test_generation), CK_TEST(test_size_limits), CK_TEST(test_users),
+    CK_TEST(test_rooms), CK_TEST(test_repair),
+    CK_TEST(test_format_leaves_pages_free),
+    CK_TEST(test_readonly_cannot_be_made_writable),
+    CK_EXIT(test_readonly_write_faults, 42))
 
 CHECK_MAIN(shm_suite)

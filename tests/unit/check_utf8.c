@@ -141,22 +141,9 @@ START_TEST(test_names)
 END_TEST
 
 /* The utf8 test suite. */
-static Suite *
-utf8_suite(void)
-{
-	Suite	*s = suite_create("utf8");
-	TCase	*tc = tcase_create("core");
-
-	tcase_add_loop_test(tc, test_valid, 0,
-	    (int)(sizeof(valid) / sizeof(valid[0])));
-	tcase_add_loop_test(tc, test_invalid, 0,
-	    (int)(sizeof(invalid) / sizeof(invalid[0])));
-	tcase_add_test(tc, test_count);
-	tcase_add_test(tc, test_encode);
-	tcase_add_test(tc, test_names);
-	suite_add_tcase(s, tc);
-	return s;
-}
+CHECK_SUITE(utf8_suite, "utf8", "core",
+    CK_LOOP(test_valid, valid), CK_LOOP(test_invalid, invalid),
+    CK_TEST(test_count), CK_TEST(test_encode), CK_TEST(test_names))
 
 /* Runs the suite; exits non-zero on failure. */
 CHECK_MAIN(utf8_suite)
