@@ -70,86 +70,44 @@ START_TEST(test_parser_store)
 }
 END_TEST
 
+/* A request of each type, each decoded. */
+static const struct want req_types[] = {
+	{ .line = "{\"type\":\"IDENTIFY\",\"username\":\"Kimberly\"}",
+	    .type = MSG_IDENTIFY, .username = "Kimberly" },
+	{ .line = "{\"type\":\"STATUS\",\"status\":\"AWAY\"}",
+	    .type = MSG_STATUS, .st = STATUS_AWAY, .status = "AWAY" },
+	{ .line = "{\"type\":\"STATUS\",\"status\":\"BUSY\"}",
+	    .type = MSG_STATUS, .st = STATUS_BUSY, .status = "BUSY" },
+	{ .line = "{\"type\":\"STATUS\",\"status\":\"ACTIVE\"}",
+	    .type = MSG_STATUS, .st = STATUS_ACTIVE, .status = "ACTIVE" },
+	{ .line = "{\"type\":\"USERS\"}", .type = MSG_USERS },
+	{ .line = "{\"type\":\"TEXT\",\"username\":\"Luis\","
+	    "\"text\":\"Hi Luis\"}",
+	    .type = MSG_TEXT, .username = "Luis", .text = "Hi Luis" },
+	{ .line = "{\"type\":\"PUBLIC_TEXT\",\"text\":\"Hello everyone!\"}",
+	    .type = MSG_PUBLIC_TEXT, .text = "Hello everyone!" },
+	{ .line = "{\"type\":\"NEW_ROOM\",\"roomname\":\"Room 1\"}",
+	    .type = MSG_NEW_ROOM, .roomname = "Room 1" },
+	{ .line = "{\"type\":\"INVITE\",\"roomname\":\"Room 1\","
+	    "\"usernames\":[\"Luis\",\"Antonio\"]}",
+	    .type = MSG_INVITE, .roomname = "Room 1", .nlist = 2,
+	    .list = { "Luis", "Antonio" } },
+	{ .line = "{\"type\":\"JOIN_ROOM\",\"roomname\":\"Room 1\"}",
+	    .type = MSG_JOIN_ROOM, .roomname = "Room 1" },
+	{ .line = "{\"type\":\"ROOM_USERS\",\"roomname\":\"Room 1\"}",
+	    .type = MSG_ROOM_USERS, .roomname = "Room 1" },
+	{ .line = "{\"type\":\"ROOM_TEXT\",\"roomname\":\"Room 1\","
+	    "\"text\":\"Hello Room 1!\"}",
+	    .type = MSG_ROOM_TEXT, .roomname = "Room 1",
+	    .text = "Hello Room 1!" },
+	{ .line = "{\"type\":\"LEAVE_ROOM\",\"roomname\":\"Room 1\"}",
+	    .type = MSG_LEAVE_ROOM, .roomname = "Room 1" },
+	{ .line = "{\"type\":\"DISCONNECT\"}", .type = MSG_DISCONNECT },
+};
+
 START_TEST(test_req_each_type)
 {
-	struct proto_parser	 pp;
-	struct msg		 m;
-	const char		*l;
-
-	proto_parser_init(&pp, NULL);
-
-	l = "{\"type\":\"IDENTIFY\",\"username\":\"Kimberly\"}";
-	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
-	ck_assert_int_eq(m.type, MSG_IDENTIFY);
-	ck_assert(str_is(m.username, "Kimberly"));
-
-	l = "{\"type\":\"STATUS\",\"status\":\"AWAY\"}";
-	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
-	ck_assert_int_eq(m.type, MSG_STATUS);
-	ck_assert_int_eq(m.st, STATUS_AWAY);
-	ck_assert(str_is(m.status, "AWAY"));
-	l = "{\"type\":\"STATUS\",\"status\":\"BUSY\"}";
-	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
-	ck_assert_int_eq(m.st, STATUS_BUSY);
-	l = "{\"type\":\"STATUS\",\"status\":\"ACTIVE\"}";
-	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
-	ck_assert_int_eq(m.st, STATUS_ACTIVE);
-
-	l = "{\"type\":\"USERS\"}";
-	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
-	ck_assert_int_eq(m.type, MSG_USERS);
-	ck_assert_ptr_null(m.username.p);
-
-	l = "{\"type\":\"TEXT\",\"username\":\"Luis\",\"text\":\"Hi Luis\"}";
-	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
-	ck_assert_int_eq(m.type, MSG_TEXT);
-	ck_assert(str_is(m.username, "Luis"));
-	ck_assert(str_is(m.text, "Hi Luis"));
-
-	l = "{\"type\":\"PUBLIC_TEXT\",\"text\":\"Hello everyone!\"}";
-	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
-	ck_assert_int_eq(m.type, MSG_PUBLIC_TEXT);
-	ck_assert(str_is(m.text, "Hello everyone!"));
-
-	l = "{\"type\":\"NEW_ROOM\",\"roomname\":\"Room 1\"}";
-	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
-	ck_assert_int_eq(m.type, MSG_NEW_ROOM);
-	ck_assert(str_is(m.roomname, "Room 1"));
-
-	l = "{\"type\":\"INVITE\",\"roomname\":\"Room 1\","
-	    "\"usernames\":[\"Luis\",\"Antonio\"]}";
-	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
-	ck_assert_int_eq(m.type, MSG_INVITE);
-	ck_assert(str_is(m.roomname, "Room 1"));
-	ck_assert_uint_eq(m.nlist, 2);
-	ck_assert(str_is(m.list[0], "Luis"));
-	ck_assert(str_is(m.list[1], "Antonio"));
-
-	l = "{\"type\":\"JOIN_ROOM\",\"roomname\":\"Room 1\"}";
-	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
-	ck_assert_int_eq(m.type, MSG_JOIN_ROOM);
-	ck_assert(str_is(m.roomname, "Room 1"));
-
-	l = "{\"type\":\"ROOM_USERS\",\"roomname\":\"Room 1\"}";
-	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
-	ck_assert_int_eq(m.type, MSG_ROOM_USERS);
-
-	l = "{\"type\":\"ROOM_TEXT\",\"roomname\":\"Room 1\","
-	    "\"text\":\"Hello Room 1!\"}";
-	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
-	ck_assert_int_eq(m.type, MSG_ROOM_TEXT);
-	ck_assert(str_is(m.roomname, "Room 1"));
-	ck_assert(str_is(m.text, "Hello Room 1!"));
-
-	l = "{\"type\":\"LEAVE_ROOM\",\"roomname\":\"Room 1\"}";
-	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
-	ck_assert_int_eq(m.type, MSG_LEAVE_ROOM);
-
-	l = "{\"type\":\"DISCONNECT\"}";
-	ck_assert_int_eq(parse_req(l, strlen(l), &pp, &m), 0);
-	ck_assert_int_eq(m.type, MSG_DISCONNECT);
-
-	proto_parser_free(&pp);
+	check_decodes_all(proto_parse_request, req_types, CHECK_N(req_types));
 }
 END_TEST
 
@@ -406,21 +364,8 @@ static const struct sample req_invalid[] = {
 
 START_TEST(test_req_invalid)
 {
-	struct proto_parser	pp;
-	struct msg		m;
-
-	proto_parser_init(&pp, NULL);
-	errno = 0;
-	ck_assert_msg(parse_req(req_invalid[_i].s, req_invalid[_i].len,
-	    &pp, &m) == -1, "should be invalid (#%d): %s", _i,
-	    req_invalid[_i].s);
-	ck_assert_int_eq(errno, EINVAL);
-	ck_assert_int_eq(m.type, MSG_NONE);
-	ck_assert_ptr_null(m.username.p);
-	ck_assert_ptr_null(m.list);
-	/* The parser still works after an invalid line. */
-	ck_assert_int_eq(parse_req("{\"type\":\"USERS\"}", 16, &pp, &m), 0);
-	proto_parser_free(&pp);
+	check_refused(proto_parse_request, &req_invalid[_i], _i,
+	    "{\"type\":\"USERS\"}");
 }
 END_TEST
 

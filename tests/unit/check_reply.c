@@ -12,148 +12,84 @@
 
 /* --- replies ------------------------------------------------------------- */
 
+/* The answers and lists a client gets, each decoded. */
+static const struct want reply_types[] = {
+	{ .line = "{\"type\":\"RESPONSE\",\"operation\":\"IDENTIFY\","
+	    "\"result\":\"SUCCESS\",\"extra\":\"Kimberly\"}",
+	    .type = MSG_RESPONSE, .op = MSG_IDENTIFY, .res = RES_SUCCESS,
+	    .operation = "IDENTIFY", .result = "SUCCESS", .has_extra = 1,
+	    .extra = "Kimberly" },
+	{ .line = "{\"type\":\"RESPONSE\",\"operation\":\"INVALID\","
+	    "\"result\":\"NOT_IDENTIFIED\"}",
+	    .type = MSG_RESPONSE, .op = MSG_NONE, .operation = "INVALID",
+	    .res = RES_NOT_IDENTIFIED, .has_extra = 0 },
+	{ .line = "{\"type\":\"RESPONSE\",\"operation\":\"NEW_ROOM\","
+	    "\"result\":\"SOMETHING_NEW\",\"extra\":\"\"}",
+	    .type = MSG_RESPONSE, .op = MSG_NEW_ROOM, .res = RES_NONE,
+	    .result = "SOMETHING_NEW", .has_extra = 1, .extra = "" },
+	{ .line = "{\"type\":\"RESPONSE\",\"operation\":\"FLY\","
+	    "\"result\":\"INVALID\"}",
+	    .type = MSG_RESPONSE, .op = MSG_NONE, .res = RES_INVALID },
+	{ .line = "{\"type\":\"NEW_USER\",\"username\":\"Kimberly\"}",
+	    .type = MSG_NEW_USER, .username = "Kimberly" },
+	{ .line = "{\"type\":\"NEW_STATUS\",\"username\":\"Kimberly\","
+	    "\"status\":\"BUSY\"}",
+	    .type = MSG_NEW_STATUS, .username = "Kimberly", .st = STATUS_BUSY },
+	{ .line = "{\"type\":\"NEW_STATUS\",\"username\":\"Kimberly\","
+	    "\"status\":\"SLEEPING\"}",
+	    .type = MSG_NEW_STATUS, .username = "Kimberly", .st = STATUS_ACTIVE,
+	    .status = "SLEEPING" },
+	{ .line = "{\"type\":\"USER_LIST\",\"users\":{\"Kimberly\":\"ACTIVE\","
+	    "\"Luis\":\"AWAY\",\"Someone_long\":\"NAPPING\"}}",
+	    .type = MSG_USER_LIST, .nlist = 3, .list = { "Kimberly", "ACTIVE",
+	    "Luis", "AWAY", "Someone_long", "NAPPING" } },
+	{ .line = "{\"type\":\"USER_LIST\",\"users\":{}}",
+	    .type = MSG_USER_LIST, .nlist = 0 },
+};
+
 START_TEST(test_reply_each_type)
 {
-	struct proto_parser	 pp;
-	struct msg		 m;
-	const char		*l;
-
-	proto_parser_init(&pp, NULL);
-
-	l = "{\"type\":\"RESPONSE\",\"operation\":\"IDENTIFY\","
-	    "\"result\":\"SUCCESS\",\"extra\":\"Kimberly\"}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.type, MSG_RESPONSE);
-	ck_assert_int_eq(m.op, MSG_IDENTIFY);
-	ck_assert_int_eq(m.res, RES_SUCCESS);
-	ck_assert(str_is(m.operation, "IDENTIFY"));
-	ck_assert(str_is(m.result, "SUCCESS"));
-	ck_assert_int_eq(m.has_extra, 1);
-	ck_assert(str_is(m.extra, "Kimberly"));
-
-	l = "{\"type\":\"RESPONSE\",\"operation\":\"INVALID\","
-	    "\"result\":\"NOT_IDENTIFIED\"}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.op, MSG_NONE);
-	ck_assert(str_is(m.operation, "INVALID"));
-	ck_assert_int_eq(m.res, RES_NOT_IDENTIFIED);
-	ck_assert_int_eq(m.has_extra, 0);
-
-	l = "{\"type\":\"RESPONSE\",\"operation\":\"NEW_ROOM\","
-	    "\"result\":\"SOMETHING_NEW\",\"extra\":\"\"}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.op, MSG_NEW_ROOM);
-	ck_assert_int_eq(m.res, RES_NONE);
-	ck_assert(str_is(m.result, "SOMETHING_NEW"));
-	ck_assert_int_eq(m.has_extra, 1);
-	ck_assert_uint_eq(m.extra.len, 0);
-
-	l = "{\"type\":\"RESPONSE\",\"operation\":\"FLY\","
-	    "\"result\":\"INVALID\"}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.op, MSG_NONE);
-	ck_assert_int_eq(m.res, RES_INVALID);
-
-	l = "{\"type\":\"NEW_USER\",\"username\":\"Kimberly\"}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.type, MSG_NEW_USER);
-	ck_assert(str_is(m.username, "Kimberly"));
-
-	l = "{\"type\":\"NEW_STATUS\",\"username\":\"Kimberly\","
-	    "\"status\":\"BUSY\"}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.type, MSG_NEW_STATUS);
-	ck_assert_int_eq(m.st, STATUS_BUSY);
-	l = "{\"type\":\"NEW_STATUS\",\"username\":\"Kimberly\","
-	    "\"status\":\"SLEEPING\"}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.st, STATUS_ACTIVE);
-	ck_assert(str_is(m.status, "SLEEPING"));
-
-	l = "{\"type\":\"USER_LIST\",\"users\":{\"Kimberly\":\"ACTIVE\","
-	    "\"Luis\":\"AWAY\",\"Someone_long\":\"NAPPING\"}}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.type, MSG_USER_LIST);
-	ck_assert_uint_eq(m.nlist, 3);
-	ck_assert(str_is(m.list[0], "Kimberly"));
-	ck_assert(str_is(m.list[1], "ACTIVE"));
-	ck_assert(str_is(m.list[2], "Luis"));
-	ck_assert(str_is(m.list[3], "AWAY"));
-	ck_assert(str_is(m.list[4], "Someone_long"));
-	ck_assert(str_is(m.list[5], "NAPPING"));
-	l = "{\"type\":\"USER_LIST\",\"users\":{}}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_uint_eq(m.nlist, 0);
-	proto_parser_free(&pp);
+	check_decodes_all(proto_parse_reply, reply_types, CHECK_N(reply_types));
 }
 END_TEST
 
 /* The texts and room notices a client gets, each decoded. */
+static const struct want reply_texts[] = {
+	{ .line = "{\"type\":\"TEXT_FROM\",\"username\":\"Kimberly\","
+	    "\"text\":\"Hi Luis\"}",
+	    .type = MSG_TEXT_FROM, .username = "Kimberly", .text = "Hi Luis" },
+	{ .line = "{\"type\":\"PUBLIC_TEXT_FROM\",\"username\":\"Kimberly\","
+	    "\"text\":\"Hello everyone!\"}",
+	    .type = MSG_PUBLIC_TEXT_FROM, .username = "Kimberly",
+	    .text = "Hello everyone!" },
+	{ .line = "{\"type\":\"INVITATION\",\"username\":\"Kimberly\","
+	    "\"roomname\":\"Room 1\"}",
+	    .type = MSG_INVITATION, .username = "Kimberly",
+	    .roomname = "Room 1" },
+	{ .line = "{\"type\":\"JOINED_ROOM\",\"roomname\":\"Room 1\","
+	    "\"username\":\"Luis\"}",
+	    .type = MSG_JOINED_ROOM, .username = "Luis", .roomname = "Room 1" },
+	{ .line = "{\"type\":\"ROOM_USER_LIST\",\"roomname\":\"Room 1\","
+	    "\"users\":{\"Kimberly\":\"ACTIVE\",\"Luis\":\"AWAY\"}}",
+	    .type = MSG_ROOM_USER_LIST, .roomname = "Room 1", .nlist = 2,
+	    .list = { "Kimberly", "ACTIVE", "Luis", "AWAY" } },
+	{ .line = "{\"type\":\"ROOM_TEXT_FROM\",\"roomname\":\"Room 1\","
+	    "\"username\":\"Kimberly\",\"text\":\"Hello Room 1!\"}",
+	    .type = MSG_ROOM_TEXT_FROM, .roomname = "Room 1",
+	    .username = "Kimberly", .text = "Hello Room 1!" },
+	{ .line = "{\"type\":\"LEFT_ROOM\",\"roomname\":\"Room 1\","
+	    "\"username\":\"Luis\"}",
+	    .type = MSG_LEFT_ROOM, .username = "Luis", .roomname = "Room 1" },
+	{ .line = "{\"type\":\"DISCONNECTED\",\"username\":\"Luis\"}",
+	    .type = MSG_DISCONNECTED, .username = "Luis" },
+	/* Servers may allow longer names than the defaults. */
+	{ .line = "{\"type\":\"NEW_USER\",\"username\":\"a_rather_long_name\"}",
+	    .type = MSG_NEW_USER, .username = "a_rather_long_name" },
+};
+
 START_TEST(test_reply_each_text)
 {
-	struct proto_parser	 pp;
-	struct msg		 m;
-	const char		*l;
-
-	proto_parser_init(&pp, NULL);
-
-	l = "{\"type\":\"TEXT_FROM\",\"username\":\"Kimberly\","
-	    "\"text\":\"Hi Luis\"}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.type, MSG_TEXT_FROM);
-	ck_assert(str_is(m.username, "Kimberly"));
-	ck_assert(str_is(m.text, "Hi Luis"));
-
-	l = "{\"type\":\"PUBLIC_TEXT_FROM\",\"username\":\"Kimberly\","
-	    "\"text\":\"Hello everyone!\"}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.type, MSG_PUBLIC_TEXT_FROM);
-	ck_assert(str_is(m.text, "Hello everyone!"));
-
-	l = "{\"type\":\"INVITATION\",\"username\":\"Kimberly\","
-	    "\"roomname\":\"Room 1\"}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.type, MSG_INVITATION);
-	ck_assert(str_is(m.username, "Kimberly"));
-	ck_assert(str_is(m.roomname, "Room 1"));
-
-	l = "{\"type\":\"JOINED_ROOM\",\"roomname\":\"Room 1\","
-	    "\"username\":\"Luis\"}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.type, MSG_JOINED_ROOM);
-	ck_assert(str_is(m.username, "Luis"));
-	ck_assert(str_is(m.roomname, "Room 1"));
-
-	l = "{\"type\":\"ROOM_USER_LIST\",\"roomname\":\"Room 1\","
-	    "\"users\":{\"Kimberly\":\"ACTIVE\",\"Luis\":\"AWAY\"}}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.type, MSG_ROOM_USER_LIST);
-	ck_assert(str_is(m.roomname, "Room 1"));
-	ck_assert_uint_eq(m.nlist, 2);
-	ck_assert(str_is(m.list[3], "AWAY"));
-
-	l = "{\"type\":\"ROOM_TEXT_FROM\",\"roomname\":\"Room 1\","
-	    "\"username\":\"Kimberly\",\"text\":\"Hello Room 1!\"}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.type, MSG_ROOM_TEXT_FROM);
-	ck_assert(str_is(m.roomname, "Room 1"));
-	ck_assert(str_is(m.username, "Kimberly"));
-	ck_assert(str_is(m.text, "Hello Room 1!"));
-
-	l = "{\"type\":\"LEFT_ROOM\",\"roomname\":\"Room 1\","
-	    "\"username\":\"Luis\"}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.type, MSG_LEFT_ROOM);
-
-	l = "{\"type\":\"DISCONNECTED\",\"username\":\"Luis\"}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	ck_assert_int_eq(m.type, MSG_DISCONNECTED);
-	ck_assert(str_is(m.username, "Luis"));
-
-	/* Servers may allow longer names than the defaults. */
-	l = "{\"type\":\"NEW_USER\",\"username\":\"a_rather_long_name\"}";
-	ck_assert_int_eq(proto_parse_reply(&pp, l, strlen(l), &m), 0);
-	proto_parser_free(&pp);
+	check_decodes_all(proto_parse_reply, reply_texts, CHECK_N(reply_texts));
 }
 END_TEST
 
@@ -183,14 +119,8 @@ static const struct sample reply_invalid[] = {
 
 START_TEST(test_reply_invalid)
 {
-	struct proto_parser	pp;
-	struct msg		m;
-
-	proto_parser_init(&pp, NULL);
-	ck_assert_msg(proto_parse_reply(&pp, reply_invalid[_i].s,
-	    reply_invalid[_i].len, &m) == -1, "should be invalid: %s",
-	    reply_invalid[_i].s);
-	proto_parser_free(&pp);
+	check_refused(proto_parse_reply, &reply_invalid[_i], _i,
+	    "{\"type\":\"NEW_USER\",\"username\":\"a\"}");
 }
 END_TEST
 

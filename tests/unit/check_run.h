@@ -27,7 +27,7 @@ check_run(Suite *s)
 struct check_test {
 	const TTest	*test;
 	int		 loops;		/* > 0: run for _i in [0, loops) */
-	int		 exit;		/* != 0: the status the test exits with */
+	int		 exit;		/* != 0: the status it must exit with */
 };
 
 #define CHECK_N(a)		((int)(sizeof(a) / sizeof((a)[0])))
