@@ -54,14 +54,112 @@ drain(struct framer *f, struct got *g)
 		g->toolong = 1;
 }
 
-/* Checks that g holds exactly the expected lines. */
+/* Checks that g holds exactly the nwant lines joined in want. */
+static void
+check_lines(const struct got *g, const char *want, int nwant)
+{
+	ck_assert_int_eq(g->toolong, 0);
+	ck_assert_int_eq(g->nlines, nwant);
+	ck_assert_uint_eq(g->len, strlen(want));
+	ck_assert_int_eq(memcmp(g->text, want, g->len), 0);
+}
+
+/* Checks that g holds exactly the expected lines of the stream. */
 static void
 check_got(const struct got *g)
 {
-	ck_assert_int_eq(g->toolong, 0);
-	ck_assert_int_eq(g->nlines, 8);
-	ck_assert_uint_eq(g->len, sizeof(expect) - 1);
-	ck_assert_int_eq(memcmp(g->text, expect, g->len), 0);
+	check_lines(g, expect, 8);
+}
+
+/* Feeds s[0..k), then s[k..n), to f, taking the lines into a fresh g. */
+static void
+feed_split(struct framer *f, const char *s, size_t n, size_t k,
+    struct got *g)
+{
+	memset(g, 0, sizeof(*g));
+	ck_assert_int_eq(framer_feed(f, s, k), 0);
+	drain(f, g);
+	ck_assert_int_eq(framer_feed(f, s + k, n - k), 0);
+	drain(f, g);
+}
+
+#define ANY		(-1)		/* a length not checked */
+#define F(s)		s, sizeof(s) - 1
+#define NOFEED		NULL, 0
+
+/*
+ * One step of a script: feed bytes (times times), then framer_next must
+ * give r each time; for a line, of length len (unless ANY) and bytes line
+ * (unless NULL); and then framer_pending must be pending (unless ANY).
+ */
+struct step {
+	const char		*feed;
+	size_t			 n;
+	int			 times;
+	enum frame_result	 r;
+	int			 len;
+	const char		*line;
+	int			 pending;
+};
+
+/* Runs the n steps of script st on a fresh framer of max (and flags). */
+static void
+run_steps(size_t max, int lines_only, const struct step *st, int n)
+{
+	struct framer	 f;
+	const char	*line;
+	size_t		 len;
+	int		 i, k;
+
+	framer_init(&f, max);
+	if (lines_only)
+		framer_lines_only(&f);
+	for (i = 0; i < n; i++)
+		for (k = 0; k < st[i].times; k++) {
+			if (st[i].feed != NULL)
+				framer_feed(&f, st[i].feed, st[i].n);
+			ck_assert_msg(framer_next(&f, &line, &len) == st[i].r,
+			    "step %d: not result %d", i, st[i].r);
+			if (st[i].r == FRAME_LINE && st[i].len != ANY)
+				ck_assert_uint_eq(len, (size_t)st[i].len);
+			if (st[i].r == FRAME_LINE && st[i].line != NULL)
+				ck_assert_int_eq(memcmp(line, st[i].line,
+				    len), 0);
+			if (st[i].pending != ANY)
+				ck_assert_uint_eq(framer_pending(&f),
+				    (size_t)st[i].pending);
+		}
+	framer_free(&f);
+}
+
+/* A line fed whole to a fresh framer of max: its first result. */
+struct first {
+	size_t			 max;
+	const char		*s;
+	size_t			 n;
+	enum frame_result	 r;
+	int			 len;	/* FRAME_LINE: the length, or ANY */
+};
+
+/* Checks the first framer_next result of each of the n lines of t. */
+static void
+check_first(const struct first *t, int n)
+{
+	struct framer		 f;
+	const char		*line;
+	size_t			 len;
+	int			 i;
+
+	for (i = 0; i < n; i++) {
+		framer_init(&f, t[i].max);
+		framer_feed(&f, t[i].s, t[i].n);
+		len = 0;
+		ck_assert_msg(framer_next(&f, &line, &len) == t[i].r,
+		    "line %d: not result %d", i, t[i].r);
+		if (t[i].len != ANY)
+			ck_assert_uint_eq(len, (size_t)t[i].len);
+		framer_free(&f);
+	}
 }
 
 START_TEST(test_whole)
@@ -87,12 +185,8 @@ START_TEST(test_split_everywhere)
 	size_t		n = sizeof(stream) - 1, k;
 
 	for (k = 0; k <= n; k++) {
-		memset(&g, 0, sizeof(g));
 		framer_init(&f, 100);
-		ck_assert_int_eq(framer_feed(&f, stream, k), 0);
-		drain(&f, &g);
-		ck_assert_int_eq(framer_feed(&f, stream + k, n - k), 0);
-		drain(&f, &g);
+		feed_split(&f, stream, n, k, &g);
 		check_got(&g);
 		ck_assert_uint_eq(framer_pending(&f), 0);
 		framer_free(&f);
@@ -150,100 +244,55 @@ END_TEST
 
 START_TEST(test_empty_frames)
 {
-	struct framer		 f;
-	const char		*line;
-	size_t			 len;
+	static const struct step	st[] = {
+		{ NOFEED, 1, FRAME_NONE, ANY, NULL, ANY },
+		{ F("\n\r\n\0\n\0\0\r\n"), 1, FRAME_NONE, ANY, NULL, 0 },
+		{ F("\r"), 1, FRAME_NONE, ANY, NULL, ANY },
+		{ F("\nx\n"), 1, FRAME_LINE, 1, "x", ANY },
+		{ NOFEED, 1, FRAME_NONE, ANY, NULL, ANY },
+	};
 
-	framer_init(&f, 10);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-	framer_feed(&f, "\n\r\n\0\n\0\0\r\n", 9);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-	ck_assert_uint_eq(framer_pending(&f), 0);
-	framer_feed(&f, "\r", 1);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-	framer_feed(&f, "\nx\n", 3);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
-	ck_assert_uint_eq(len, 1);
-	ck_assert_int_eq(line[0], 'x');
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-	framer_free(&f);
+	run_steps(10, 0, st, CHECK_N(st));
 }
 END_TEST
 
-/* Feeds s and returns the first framer_next result. */
-static enum frame_result
-feed_next(size_t max, const char *s, size_t n, size_t *len)
-{
-	struct framer		 f;
-	const char		*line;
-	enum frame_result	 r;
-
-	framer_init(&f, max);
-	framer_feed(&f, s, n);
-	*len = 0;
-	r = framer_next(&f, &line, len);
-	framer_free(&f);
-	return r;
-}
-
 START_TEST(test_limit_boundary)
 {
-	size_t	len;
+	static const struct first	t[] = {
+		{ 10, F("0123456789\n"), FRAME_LINE, 10 },
+		{ 10, F("0123456789\r\n"), FRAME_LINE, 10 },
+		{ 10, F("0123456789\0"), FRAME_LINE, ANY },
+		{ 10, F("0123456789"), FRAME_NONE, ANY },
+		{ 10, F("0123456789\r"), FRAME_NONE, ANY },
+		{ 10, F("01234567890\n"), FRAME_TOOLONG, ANY },
+		{ 10, F("01234567890\r\n"), FRAME_TOOLONG, ANY },
+		{ 10, F("01234567890"), FRAME_TOOLONG, ANY },
+		{ 10, F("0123456789\rx"), FRAME_TOOLONG, ANY },
+		{ 10, F("0123456789\r\r"), FRAME_TOOLONG, ANY },
+		/* A "\r" before "\0" is part of the line. */
+		{ 10, F("0123456789\r\0"), FRAME_TOOLONG, ANY },
+		/* A long line after a short one in the same read. */
+		{ 10, F("\nab\n"), FRAME_LINE, 2 },
+	};
 
-	ck_assert_int_eq(feed_next(10, "0123456789\n", 11, &len), FRAME_LINE);
-	ck_assert_uint_eq(len, 10);
-	ck_assert_int_eq(feed_next(10, "0123456789\r\n", 12, &len),
-	    FRAME_LINE);
-	ck_assert_uint_eq(len, 10);
-	ck_assert_int_eq(feed_next(10, "0123456789\0", 11, &len), FRAME_LINE);
-	ck_assert_int_eq(feed_next(10, "0123456789", 10, &len), FRAME_NONE);
-	ck_assert_int_eq(feed_next(10, "0123456789\r", 11, &len), FRAME_NONE);
-	ck_assert_int_eq(feed_next(10, "01234567890\n", 12, &len),
-	    FRAME_TOOLONG);
-	ck_assert_int_eq(feed_next(10, "01234567890\r\n", 13, &len),
-	    FRAME_TOOLONG);
-	ck_assert_int_eq(feed_next(10, "01234567890", 11, &len),
-	    FRAME_TOOLONG);
-	ck_assert_int_eq(feed_next(10, "0123456789\rx", 12, &len),
-	    FRAME_TOOLONG);
-	ck_assert_int_eq(feed_next(10, "0123456789\r\r", 12, &len),
-	    FRAME_TOOLONG);
-	/* A "\r" before "\0" is part of the line. */
-	ck_assert_int_eq(feed_next(10, "0123456789\r\0", 12, &len),
-	    FRAME_TOOLONG);
-	/* A long line after a short one in the same read. */
-	ck_assert_int_eq(feed_next(10, "\nab\n", 4, &len), FRAME_LINE);
-	ck_assert_uint_eq(len, 2);
+	check_first(t, CHECK_N(t));
 }
 END_TEST
 
 /* Byte by byte: the error comes exactly when the limit is crossed. */
 START_TEST(test_limit_bytewise)
 {
-	struct framer		 f;
-	const char		*line;
-	size_t			 len, k;
+	static const struct step	st[] = {
+		{ F("ab\n"), 1, FRAME_LINE, ANY, NULL, ANY },
+		{ F("x"), 10, FRAME_NONE, ANY, NULL, ANY },
+		{ F("\r"), 1, FRAME_NONE, ANY, NULL, ANY },
+		{ F("\n"), 1, FRAME_LINE, 10, NULL, ANY },
+		{ F("y"), 10, FRAME_NONE, ANY, NULL, ANY },
+		{ F("y"), 1, FRAME_TOOLONG, ANY, NULL, ANY },
+		{ NOFEED, 1, FRAME_TOOLONG, ANY, NULL, ANY },
+	};
 
-	framer_init(&f, 10);
-	framer_feed(&f, "ab\n", 3);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
-	for (k = 0; k < 10; k++) {
-		framer_feed(&f, "x", 1);
-		ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-	}
-	framer_feed(&f, "\r", 1);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-	framer_feed(&f, "\n", 1);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
-	ck_assert_uint_eq(len, 10);
-	for (k = 0; k < 10; k++) {
-		framer_feed(&f, "y", 1);
-		ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-	}
-	framer_feed(&f, "y", 1);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_TOOLONG);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_TOOLONG);
-	framer_free(&f);
+	run_steps(10, 0, st, CHECK_N(st));
 }
 END_TEST
 
@@ -322,12 +371,8 @@ START_TEST(test_store)
 	size_t		 n = sizeof(stream) - 1, k, len;
 
 	for (k = 0; k <= n; k++) {
-		memset(&g, 0, sizeof(g));
 		framer_init_store(&f, 100, store, sizeof(store));
-		ck_assert_int_eq(framer_feed(&f, stream, k), 0);
-		drain(&f, &g);
-		ck_assert_int_eq(framer_feed(&f, stream + k, n - k), 0);
-		drain(&f, &g);
+		feed_split(&f, stream, n, k, &g);
 		check_got(&g);
 		framer_shrink(&f, 0);
 		ck_assert_ptr_eq(f.in.data, store);
@@ -394,19 +439,12 @@ check_stream(const char *s, size_t n, const char *want, int nwant)
 	size_t		 k;
 
 	for (k = 0; k <= n; k++) {
-		memset(&g, 0, sizeof(g));
 		if (k % 2)
 			framer_init(&f, 100);
 		else
 			framer_init_store(&f, 100, store, sizeof(store));
-		ck_assert_int_eq(framer_feed(&f, s, k), 0);
-		drain(&f, &g);
-		ck_assert_int_eq(framer_feed(&f, s + k, n - k), 0);
-		drain(&f, &g);
-		ck_assert_int_eq(g.toolong, 0);
-		ck_assert_int_eq(g.nlines, nwant);
-		ck_assert_uint_eq(g.len, strlen(want));
-		ck_assert_int_eq(memcmp(g.text, want, g.len), 0);
+		feed_split(&f, s, n, k, &g);
+		check_lines(&g, want, nwant);
 		ck_assert_uint_eq(framer_pending(&f), 0);
 		framer_free(&f);
 	}
@@ -456,81 +494,58 @@ END_TEST
 /* A terminator right after an object ends an empty frame: consumed. */
 START_TEST(test_terminator_after_object)
 {
-	struct framer		 f;
-	const char		*line;
-	size_t			 len;
+	static const struct step	st[] = {
+		{ F("{}\r"), 1, FRAME_LINE, 2, NULL, ANY },
+		/* "\r" may be the start of "\r\n": it waits. */
+		{ NOFEED, 1, FRAME_NONE, ANY, NULL, 1 },
+		{ F("\n"), 1, FRAME_NONE, ANY, NULL, 0 },
+		/* "\0" and "\n", and whitespace before them. */
+		{ F("{} \0{}\t\n{}\n\n"), 1, FRAME_LINE, ANY, NULL, ANY },
+		{ NOFEED, 2, FRAME_LINE, ANY, NULL, ANY },
+		{ NOFEED, 1, FRAME_NONE, ANY, NULL, 0 },
+		/* A "\r" then something else starts the next frame. */
+		{ F("{}\rx\n"), 1, FRAME_LINE, ANY, NULL, ANY },
+		{ NOFEED, 1, FRAME_LINE, 2, "\rx", ANY },
+	};
 
-	framer_init(&f, 100);
-	framer_feed(&f, "{}\r", 3);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
-	ck_assert_uint_eq(len, 2);
-	/* "\r" may be the start of "\r\n": it waits. */
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-	ck_assert_uint_eq(framer_pending(&f), 1);
-	framer_feed(&f, "\n", 1);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-	ck_assert_uint_eq(framer_pending(&f), 0);
-	/* "\0" and "\n", and whitespace before them. */
-	framer_feed(&f, "{} \0{}\t\n{}\n\n", 12);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-	ck_assert_uint_eq(framer_pending(&f), 0);
-	/* A "\r" then something else starts the next frame. */
-	framer_feed(&f, "{}\rx\n", 5);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
-	ck_assert_uint_eq(len, 2);
-	ck_assert_int_eq(memcmp(line, "\rx", 2), 0);
-	framer_free(&f);
+	run_steps(100, 0, st, CHECK_N(st));
 }
 END_TEST
 
 /* Braces, brackets and escaped quotes inside strings do not count. */
 START_TEST(test_strings_and_escapes)
 {
-	size_t	len;
+	static const struct first	t[] = {
+		{ 100, F("{\"a\":\"}\""), FRAME_NONE, ANY },
+		{ 100, F("{\"a\":\"}\"}"), FRAME_LINE, 9 },
+		/* An escaped quote does not end the string... */
+		{ 100, F("{\"a\":\"\\\"}"), FRAME_NONE, ANY },
+		/* ...an escaped backslash does not escape the next quote. */
+		{ 100, F("{\"a\":\"\\\\\"}"), FRAME_LINE, 10 },
+		{ 100, F("{\"a\":\"\\\\\\\"}"), FRAME_NONE, ANY },
+		/* A key is a string too; a "\u" escape is plain bytes. */
+		{ 100, F("{\"}\\u007d\":1}"), FRAME_LINE, 13 },
+		/* Raw UTF-8 bytes are opaque. */
+		{ 100, F("{\"\xf0\x9f\x98\x80\":\"\xff]\"}"), FRAME_LINE, 13 },
+	};
 
-	ck_assert_int_eq(feed_next(100, "{\"a\":\"}\"", 8, &len), FRAME_NONE);
-	ck_assert_int_eq(feed_next(100, "{\"a\":\"}\"}", 9, &len), FRAME_LINE);
-	ck_assert_uint_eq(len, 9);
-	/* An escaped quote does not end the string... */
-	ck_assert_int_eq(feed_next(100, "{\"a\":\"\\\"}", 9, &len),
-	    FRAME_NONE);
-	/* ...an escaped backslash does not escape the quote after it. */
-	ck_assert_int_eq(feed_next(100, "{\"a\":\"\\\\\"}", 10, &len),
-	    FRAME_LINE);
-	ck_assert_uint_eq(len, 10);
-	ck_assert_int_eq(feed_next(100, "{\"a\":\"\\\\\\\"}", 11, &len),
-	    FRAME_NONE);
-	/* A key is a string too; a "\u" escape is plain bytes. */
-	ck_assert_int_eq(feed_next(100, "{\"}\\u007d\":1}", 13, &len),
-	    FRAME_LINE);
-	ck_assert_uint_eq(len, 13);
-	/* Raw UTF-8 bytes are opaque. */
-	ck_assert_int_eq(feed_next(100, "{\"\xf0\x9f\x98\x80\":\"\xff]\"}",
-	    13, &len), FRAME_LINE);
-	ck_assert_uint_eq(len, 13);
+	check_first(t, CHECK_N(t));
 }
 END_TEST
 
 /* Nesting: the frame ends at depth zero, whatever closes it. */
 START_TEST(test_nesting)
 {
-	size_t	len;
+	static const struct first	t[] = {
+		{ 100, F("{\"a\":[{},[]]"), FRAME_NONE, ANY },
+		{ 100, F("{\"a\":[{},[]]}{"), FRAME_LINE, 13 },
+		/* Mismatched: "]" closes "{"; the codec refuses such frames. */
+		{ 100, F("{]"), FRAME_LINE, 2 },
+		{ 100, F("{[}"), FRAME_NONE, ANY },
+		{ 100, F("{[}]"), FRAME_LINE, 4 },
+	};
 
-	ck_assert_int_eq(feed_next(100, "{\"a\":[{},[]]", 12, &len),
-	    FRAME_NONE);
-	ck_assert_int_eq(feed_next(100, "{\"a\":[{},[]]}{", 14, &len),
-	    FRAME_LINE);
-	ck_assert_uint_eq(len, 13);
-	/* Mismatched: "]" closes "{"; the codec refuses such a frame. */
-	ck_assert_int_eq(feed_next(100, "{]", 2, &len), FRAME_LINE);
-	ck_assert_uint_eq(len, 2);
-	ck_assert_int_eq(feed_next(100, "{[}", 3, &len), FRAME_NONE);
-	ck_assert_int_eq(feed_next(100, "{[}]", 4, &len), FRAME_LINE);
-	ck_assert_uint_eq(len, 4);
+	check_first(t, CHECK_N(t));
 }
 END_TEST
 
@@ -562,70 +577,53 @@ END_TEST
 /* Terminators end a frame even inside an object or one of its strings. */
 START_TEST(test_terminator_inside_object)
 {
-	size_t	len;
+	static const struct first	t[] = {
+		{ 100, F("{\"a\":\"b\nc\"}"), FRAME_LINE, 7 },
+		{ 100, F("{\"a\":\r\n1}"), FRAME_LINE, 5 },
+		{ 100, F("{\"a\0\":1}"), FRAME_LINE, 3 },
+	};
 
-	ck_assert_int_eq(feed_next(100, "{\"a\":\"b\nc\"}", 11, &len),
-	    FRAME_LINE);
-	ck_assert_uint_eq(len, 7);
-	ck_assert_int_eq(feed_next(100, "{\"a\":\r\n1}", 9, &len),
-	    FRAME_LINE);
-	ck_assert_uint_eq(len, 5);
-	ck_assert_int_eq(feed_next(100, "{\"a\0\":1}", 8, &len), FRAME_LINE);
-	ck_assert_uint_eq(len, 3);
+	check_first(t, CHECK_N(t));
 }
 END_TEST
 
 /* Whitespace only is an empty frame; whitespace before "{" is kept. */
 START_TEST(test_whitespace)
 {
-	struct framer		 f;
-	const char		*line;
-	size_t			 len;
+	static const struct step	st[] = {
+		{ F(" \t \r \n\t\0 \r\n"), 1, FRAME_NONE, ANY, NULL, 0 },
+		{ F(" \r\t{} "), 1, FRAME_LINE, 5, " \r\t{}", ANY },
+		{ NOFEED, 1, FRAME_NONE, ANY, NULL, ANY },
+		/* Whitespace counts toward the limit all the same. */
+		{ F("          "), 1, FRAME_TOOLONG, ANY, NULL, ANY },
+	};
+	static const struct first	t[] = {
+		{ 10, F("         {}"), FRAME_TOOLONG, ANY },
+		{ 10, F("        {}"), FRAME_LINE, ANY },
+	};
 
-	framer_init(&f, 10);
-	framer_feed(&f, " \t \r \n\t\0 \r\n", 11);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-	ck_assert_uint_eq(framer_pending(&f), 0);
-	framer_feed(&f, " \r\t{} ", 6);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
-	ck_assert_uint_eq(len, 5);
-	ck_assert_int_eq(memcmp(line, " \r\t{}", 5), 0);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-	/* Whitespace counts toward the limit all the same. */
-	framer_feed(&f, "          ", 10);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_TOOLONG);
-	framer_free(&f);
-	ck_assert_int_eq(feed_next(10, "         {}", 11, &len),
-	    FRAME_TOOLONG);
-	ck_assert_int_eq(feed_next(10, "        {}", 10, &len), FRAME_LINE);
+	run_steps(10, 0, st, CHECK_N(st));
+	check_first(t, CHECK_N(t));
 }
 END_TEST
 
 /* An object is held to max_line too, an open string included. */
 START_TEST(test_object_limit)
 {
-	struct framer		 f;
-	const char		*line;
-	size_t			 len, k;
+	static const struct first	t[] = {
+		{ 10, F("{\"a\":\"bc\"}"), FRAME_LINE, 10 },
+		{ 10, F("{\"a\":\"bcd\"}"), FRAME_TOOLONG, ANY },
+		{ 10, F("{\"a\":\"bcd\"}\n"), FRAME_TOOLONG, ANY },
+	};
+	static const struct step	st[] = {
+		{ F("{\"a\":\""), 1, FRAME_NONE, ANY, NULL, ANY },
+		{ F("}"), 4, FRAME_NONE, ANY, NULL, ANY },
+		{ F("}"), 1, FRAME_TOOLONG, ANY, NULL, ANY },
+		{ NOFEED, 1, FRAME_TOOLONG, ANY, NULL, ANY },
+	};
 
-	ck_assert_int_eq(feed_next(10, "{\"a\":\"bc\"}", 10, &len),
-	    FRAME_LINE);
-	ck_assert_uint_eq(len, 10);
-	ck_assert_int_eq(feed_next(10, "{\"a\":\"bcd\"}", 11, &len),
-	    FRAME_TOOLONG);
-	ck_assert_int_eq(feed_next(10, "{\"a\":\"bcd\"}\n", 12, &len),
-	    FRAME_TOOLONG);
-	framer_init(&f, 10);
-	framer_feed(&f, "{\"a\":\"", 6);
-	for (k = 6; k < 10; k++) {
-		ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-		framer_feed(&f, "}", 1);
-	}
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-	framer_feed(&f, "}", 1);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_TOOLONG);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_TOOLONG);
-	framer_free(&f);
+	check_first(t, CHECK_N(t));
+	run_steps(10, 0, st, CHECK_N(st));
 }
 END_TEST
 
@@ -707,21 +705,14 @@ END_TEST
 /* framer_lines_only: lines as typed, objects or not. */
 START_TEST(test_lines_only)
 {
-	struct framer		 f;
-	const char		*line;
-	size_t			 len;
+	static const struct step	st[] = {
+		{ F("{x} y{}{}"), 1, FRAME_NONE, ANY, NULL, ANY },
+		{ F("\n \t\r\n"), 1, FRAME_LINE, 9, NULL, ANY },
+		{ NOFEED, 1, FRAME_LINE, 2, NULL, ANY },
+		{ NOFEED, 1, FRAME_NONE, ANY, NULL, ANY },
+	};
 
-	framer_init(&f, 100);
-	framer_lines_only(&f);
-	framer_feed(&f, "{x} y{}{}", 9);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-	framer_feed(&f, "\n \t\r\n", 5);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
-	ck_assert_uint_eq(len, 9);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_LINE);
-	ck_assert_uint_eq(len, 2);
-	ck_assert_int_eq(framer_next(&f, &line, &len), FRAME_NONE);
-	framer_free(&f);
+	run_steps(100, 1, st, CHECK_N(st));
 }
 END_TEST
 
