@@ -116,80 +116,62 @@ expect_line(struct buf *b, const char *want)
 	buf_reset(b);
 }
 
+static const struct str users_ka[] = {
+	S("Kimberly"), S("ACTIVE"), S("Luis"), S("AWAY")
+};
+
 /* Messages built from the enums, as the server builds them. */
+static const struct built {
+	struct msg	 m;
+	const char	*want;
+} built[] = {
+	{ { .type = MSG_RESPONSE, .op = MSG_IDENTIFY, .res = RES_SUCCESS,
+	    .extra = S("Kimberly"), .has_extra = 1 },
+	    "{\"type\":\"RESPONSE\",\"operation\":\"IDENTIFY\","
+	    "\"result\":\"SUCCESS\",\"extra\":\"Kimberly\"}\n" },
+	{ { .type = MSG_RESPONSE, .operation = S("INVALID"),
+	    .res = RES_INVALID },
+	    "{\"type\":\"RESPONSE\",\"operation\":\"INVALID\","
+	    "\"result\":\"INVALID\"}\n" },
+	/* op MSG_NONE without an operation string also says INVALID. */
+	{ { .type = MSG_RESPONSE, .res = RES_NOT_IDENTIFIED },
+	    "{\"type\":\"RESPONSE\",\"operation\":\"INVALID\","
+	    "\"result\":\"NOT_IDENTIFIED\"}\n" },
+	/* Strings win over enums. */
+	{ { .type = MSG_RESPONSE, .op = MSG_TEXT,
+	    .operation = S("NEW_ROOM"), .res = RES_SUCCESS,
+	    .result = S("CUSTOM"), .extra = S(""), .has_extra = 1 },
+	    "{\"type\":\"RESPONSE\",\"operation\":\"NEW_ROOM\","
+	    "\"result\":\"CUSTOM\",\"extra\":\"\"}\n" },
+	{ { .type = MSG_NEW_STATUS, .username = S("Luis"),
+	    .st = STATUS_BUSY },
+	    "{\"type\":\"NEW_STATUS\",\"username\":\"Luis\","
+	    "\"status\":\"BUSY\"}\n" },
+	{ { .type = MSG_NEW_STATUS, .username = S("Luis"),
+	    .st = STATUS_BUSY, .status = S("AWAY") },
+	    "{\"type\":\"NEW_STATUS\",\"username\":\"Luis\","
+	    "\"status\":\"AWAY\"}\n" },
+	{ { .type = MSG_USER_LIST, .list = users_ka, .nlist = 2 },
+	    "{\"type\":\"USER_LIST\",\"users\":"
+	    "{\"Kimberly\":\"ACTIVE\",\"Luis\":\"AWAY\"}}\n" },
+	{ { .type = MSG_USER_LIST, .list = users_ka, .nlist = 0 },
+	    "{\"type\":\"USER_LIST\",\"users\":{}}\n" },
+};
+
 START_TEST(test_encode_built)
 {
 	struct msg	m;
 	struct buf	b;
-	struct str	users[4];
+	int		i;
 
 	buf_init(&b);
-
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_RESPONSE;
-	m.op = MSG_IDENTIFY;
-	m.res = RES_SUCCESS;
-	m.extra = str_c("Kimberly");
-	m.has_extra = 1;
-	ck_assert_int_eq(proto_encode(&b, &m), 0);
-	expect_line(&b, "{\"type\":\"RESPONSE\",\"operation\":\"IDENTIFY\","
-	    "\"result\":\"SUCCESS\",\"extra\":\"Kimberly\"}\n");
-
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_RESPONSE;
-	m.operation = str_c("INVALID");
-	m.res = RES_INVALID;
-	ck_assert_int_eq(proto_encode(&b, &m), 0);
-	expect_line(&b, "{\"type\":\"RESPONSE\",\"operation\":\"INVALID\","
-	    "\"result\":\"INVALID\"}\n");
-
-	/* op MSG_NONE without an operation string also says INVALID. */
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_RESPONSE;
-	m.res = RES_NOT_IDENTIFIED;
-	ck_assert_int_eq(proto_encode(&b, &m), 0);
-	expect_line(&b, "{\"type\":\"RESPONSE\",\"operation\":\"INVALID\","
-	    "\"result\":\"NOT_IDENTIFIED\"}\n");
-
-	/* Strings win over enums. */
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_RESPONSE;
-	m.op = MSG_TEXT;
-	m.operation = str_c("NEW_ROOM");
-	m.res = RES_SUCCESS;
-	m.result = str_c("CUSTOM");
-	m.extra = str_c("");
-	m.has_extra = 1;
-	ck_assert_int_eq(proto_encode(&b, &m), 0);
-	expect_line(&b, "{\"type\":\"RESPONSE\",\"operation\":\"NEW_ROOM\","
-	    "\"result\":\"CUSTOM\",\"extra\":\"\"}\n");
-
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_NEW_STATUS;
-	m.username = str_c("Luis");
-	m.st = STATUS_BUSY;
-	ck_assert_int_eq(proto_encode(&b, &m), 0);
-	expect_line(&b, "{\"type\":\"NEW_STATUS\",\"username\":\"Luis\","
-	    "\"status\":\"BUSY\"}\n");
-	m.status = str_c("AWAY");
-	ck_assert_int_eq(proto_encode(&b, &m), 0);
-	expect_line(&b, "{\"type\":\"NEW_STATUS\",\"username\":\"Luis\","
-	    "\"status\":\"AWAY\"}\n");
-
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_USER_LIST;
-	users[0] = str_c("Kimberly");
-	users[1] = str_c(proto_status_name(STATUS_ACTIVE));
-	users[2] = str_c("Luis");
-	users[3] = str_c(proto_status_name(STATUS_AWAY));
-	m.list = users;
-	m.nlist = 2;
-	ck_assert_int_eq(proto_encode(&b, &m), 0);
-	expect_line(&b, "{\"type\":\"USER_LIST\",\"users\":"
-	    "{\"Kimberly\":\"ACTIVE\",\"Luis\":\"AWAY\"}}\n");
-	m.nlist = 0;
-	ck_assert_int_eq(proto_encode(&b, &m), 0);
-	expect_line(&b, "{\"type\":\"USER_LIST\",\"users\":{}}\n");
+	for (i = 0; i < CHECK_N(built); i++) {
+		ck_assert_int_eq(proto_encode(&b, &built[i].m), 0);
+		expect_line(&b, built[i].want);
+	}
+	/* The table's list spells the statuses as the codec does. */
+	ck_assert_str_eq(proto_status_name(STATUS_ACTIVE), users_ka[1].p);
+	ck_assert_str_eq(proto_status_name(STATUS_AWAY), users_ka[3].p);
 
 	/* Bad types are refused and leave the buffer alone. */
 	buf_append(&b, "keep", 4);
@@ -269,6 +251,15 @@ START_TEST(test_encode_escapes)
 }
 END_TEST
 
+/* Compares two decoded strings: the same length, the same bytes. */
+static void
+same_str(struct str a, struct str b)
+{
+	ck_assert_uint_eq(a.len, b.len);
+	if (a.len)
+		ck_assert_int_eq(memcmp(a.p, b.p, a.len), 0);
+}
+
 /* Compares the fields two messages share. */
 static void
 same_msg(const struct msg *a, const struct msg *b)
@@ -276,17 +267,9 @@ same_msg(const struct msg *a, const struct msg *b)
 	size_t	i, n;
 
 	ck_assert_int_eq(a->type, b->type);
-	ck_assert_uint_eq(a->username.len, b->username.len);
-	if (a->username.len)
-		ck_assert_int_eq(memcmp(a->username.p, b->username.p,
-		    a->username.len), 0);
-	ck_assert_uint_eq(a->roomname.len, b->roomname.len);
-	if (a->roomname.len)
-		ck_assert_int_eq(memcmp(a->roomname.p, b->roomname.p,
-		    a->roomname.len), 0);
-	ck_assert_uint_eq(a->text.len, b->text.len);
-	if (a->text.len)
-		ck_assert_int_eq(memcmp(a->text.p, b->text.p, a->text.len), 0);
+	same_str(a->username, b->username);
+	same_str(a->roomname, b->roomname);
+	same_str(a->text, b->text);
 	ck_assert_int_eq(a->st, b->st);
 	ck_assert_int_eq(a->op, b->op);
 	ck_assert_int_eq(a->res, b->res);
@@ -294,11 +277,8 @@ same_msg(const struct msg *a, const struct msg *b)
 	ck_assert_uint_eq(a->extra.len, b->extra.len);
 	ck_assert_uint_eq(a->nlist, b->nlist);
 	n = a->type == MSG_INVITE ? a->nlist : 2 * a->nlist;
-	for (i = 0; i < n; i++) {
-		ck_assert_uint_eq(a->list[i].len, b->list[i].len);
-		ck_assert_int_eq(memcmp(a->list[i].p, b->list[i].p,
-		    a->list[i].len), 0);
-	}
+	for (i = 0; i < n; i++)
+		same_str(a->list[i], b->list[i]);
 }
 
 /* Every type: build, encode, parse, compare, encode again, same bytes. */
