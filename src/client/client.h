@@ -90,6 +90,7 @@ void	 note(struct client *, const char *, ...)
 	    __attribute__((__format__(__printf__, 2, 3)));
 void	 echo_sent(struct client *, const struct msg *);
 void	 server_line(struct client *, const char *, size_t);
+size_t	 text_cols(const char *, size_t);
 
 /* talknet_edit_*.c: the terminal line editor */
 int	 edit_start(struct client *);

@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "client.h"
+#include "compat.h"
 #include "utf8.h"
 
 const char help_text[] =
@@ -39,7 +40,9 @@ const char help_text[] =
 struct command {
 	const char	*word;
 	int		 whole;		/* the word is the whole line */
-	int		(*run)(struct client *, const char *, size_t);
+	enum msg_type	 type;		/* the request it sends, if one */
+	int		(*run)(struct client *, enum msg_type, const char *,
+			    size_t);
 };
 
 /* Queues one request for the server. */
@@ -72,10 +75,8 @@ await_close(struct client *c)
 void
 send_quit(struct client *c)
 {
-	struct msg	m;
+	struct msg	m = { .type = MSG_DISCONNECT };
 
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_DISCONNECT;
 	send_msg(c, &m);
 	await_close(c);
 }
@@ -84,10 +85,8 @@ send_quit(struct client *c)
 void
 send_identify(struct client *c)
 {
-	struct msg	m;
+	struct msg	m = { .type = MSG_IDENTIFY };
 
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_IDENTIFY;
 	m.username = str_c(c->name);
 	send_msg(c, &m);
 	c->state = ST_IDENT;
@@ -223,9 +222,9 @@ invite_users(const char *p, size_t len, size_t *ip, char *tmp,
 
 /* Parses and sends "INVITE/ <user1 user2 ...> <ROOM>". */
 static int
-cmd_invite(struct client *c, const char *p, size_t len)
+cmd_invite(struct client *c, enum msg_type type, const char *p, size_t len)
 {
-	struct msg	 m;
+	struct msg	 m = { .type = type };
 	struct str	*users = NULL;
 	size_t		 i, end, n = 0;
 	char		*tmp;
@@ -241,11 +240,9 @@ cmd_invite(struct client *c, const char *p, size_t len)
 	for (end = len; end > i && (p[end - 1] == ' ' || p[end - 1] == '\t');
 	    end--)
 		;
-	memset(&m, 0, sizeof(m));
 	if (i >= end || p[i] != '<' || p[end - 1] != '>' || end - i < 2 ||
 	    name_take(p + i + 1, end - i - 2, tmp + len + 1, &m.roomname) == -1)
 		goto done;
-	m.type = MSG_INVITE;
 	m.list = users;
 	m.nlist = n;
 	send_msg(c, &m);
@@ -256,98 +253,41 @@ done:
 	return rv;
 }
 
-/* Sends a request that carries one room name. */
+/*
+ * A request that names a room or a user: "room/ROOM", "JOIN/ROOM",
+ * "ROOM_CONTENT/ROOM", "LEAVE/ROOM"; and the texts "txfrom/USER/text" and
+ * "TX_ROOM/ROOM/text", which are echoed.
+ */
 static int
-cmd_room(struct client *c, enum msg_type type, const char *p, size_t len)
+cmd_named(struct client *c, enum msg_type type, const char *p, size_t len)
 {
-	struct msg	 m;
+	struct msg	 m = { .type = type };
 	char		*tmp;
-	int		 rv = -1;
+	int		 rv;
 
 	if ((tmp = malloc(len + 1)) == NULL)
 		err(1, "malloc");
-	memset(&m, 0, sizeof(m));
-	if (name_take(p, len, tmp, &m.roomname) == 0) {
-		m.type = type;
+	if (type == MSG_TEXT)
+		rv = split_name(p, len, tmp, &m.username, &m.text);
+	else if (type == MSG_ROOM_TEXT)
+		rv = split_name(p, len, tmp, &m.roomname, &m.text);
+	else
+		rv = name_take(p, len, tmp, &m.roomname);
+	if (rv == 0) {
 		send_msg(c, &m);
-		rv = 0;
+		if (type == MSG_TEXT || type == MSG_ROOM_TEXT)
+			echo_sent(c, &m);
 	}
 	free(tmp);
 	return rv;
 }
 
-/* "room/ROOM": NEW_ROOM. */
+/* ">text": to everyone, echoed. */
 static int
-cmd_new_room(struct client *c, const char *p, size_t len)
+cmd_public(struct client *c, enum msg_type type, const char *p, size_t len)
 {
-	return cmd_room(c, MSG_NEW_ROOM, p, len);
-}
+	struct msg	m = { .type = type };
 
-/* "JOIN/ROOM": JOIN_ROOM. */
-static int
-cmd_join(struct client *c, const char *p, size_t len)
-{
-	return cmd_room(c, MSG_JOIN_ROOM, p, len);
-}
-
-/* "ROOM_CONTENT/ROOM": ROOM_USERS. */
-static int
-cmd_room_users(struct client *c, const char *p, size_t len)
-{
-	return cmd_room(c, MSG_ROOM_USERS, p, len);
-}
-
-/* "LEAVE/ROOM": LEAVE_ROOM. */
-static int
-cmd_leave(struct client *c, const char *p, size_t len)
-{
-	return cmd_room(c, MSG_LEAVE_ROOM, p, len);
-}
-
-/* Sends a text to a user or a room, and echoes it. */
-static int
-cmd_to(struct client *c, enum msg_type type, const char *p, size_t len)
-{
-	struct msg	 m;
-	char		*tmp;
-	int		 rv = -1;
-
-	if ((tmp = malloc(len + 1)) == NULL)
-		err(1, "malloc");
-	memset(&m, 0, sizeof(m));
-	m.type = type;
-	if (split_name(p, len, tmp, type == MSG_TEXT ? &m.username :
-	    &m.roomname, &m.text) == 0) {
-		send_msg(c, &m);
-		echo_sent(c, &m);
-		rv = 0;
-	}
-	free(tmp);
-	return rv;
-}
-
-/* "txfrom/USER/text": TEXT. */
-static int
-cmd_text(struct client *c, const char *p, size_t len)
-{
-	return cmd_to(c, MSG_TEXT, p, len);
-}
-
-/* "TX_ROOM/ROOM/text": ROOM_TEXT. */
-static int
-cmd_room_text(struct client *c, const char *p, size_t len)
-{
-	return cmd_to(c, MSG_ROOM_TEXT, p, len);
-}
-
-/* ">text": to everyone. */
-static int
-cmd_public(struct client *c, const char *p, size_t len)
-{
-	struct msg	m;
-
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_PUBLIC_TEXT;
 	m.text.p = p;
 	m.text.len = len;
 	send_msg(c, &m);
@@ -357,15 +297,13 @@ cmd_public(struct client *c, const char *p, size_t len)
 
 /* "status/AWAY": the server tells only the others, so it is echoed. */
 static int
-cmd_status(struct client *c, const char *p, size_t len)
+cmd_status(struct client *c, enum msg_type type, const char *p, size_t len)
 {
-	struct msg	m;
+	struct msg	m = { .type = type };
 	int		st;
 
 	if ((st = proto_status_lookup(p, len)) == -1)
 		return -1;
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_STATUS;
 	m.st = (enum user_status)st;
 	m.status.p = p;
 	m.status.len = len;
@@ -374,36 +312,31 @@ cmd_status(struct client *c, const char *p, size_t len)
 	return 0;
 }
 
-/* "all/". */
+/* "all/": a request with nothing but its type. */
 static int
-cmd_users(struct client *c, const char *p, size_t len)
+cmd_bare(struct client *c, enum msg_type type, const char *p __unused,
+    size_t len __unused)
 {
-	struct msg	m;
+	struct msg	m = { .type = type };
 
-	(void)p;
-	(void)len;
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_USERS;
 	send_msg(c, &m);
 	return 0;
 }
 
 /* "quit/" and "/quit". */
 static int
-cmd_quit(struct client *c, const char *p, size_t len)
+cmd_quit(struct client *c, enum msg_type type __unused,
+    const char *p __unused, size_t len __unused)
 {
-	(void)p;
-	(void)len;
 	send_quit(c);
 	return 0;
 }
 
 /* "help/" and "/help". */
 static int
-cmd_help(struct client *c, const char *p, size_t len)
+cmd_help(struct client *c, enum msg_type type __unused,
+    const char *p __unused, size_t len __unused)
 {
-	(void)p;
-	(void)len;
 	buf_reset(&c->out);
 	out_add(c, help_text, sizeof(help_text) - 2);
 	out_emit(c, stdout);
@@ -412,7 +345,8 @@ cmd_help(struct client *c, const char *p, size_t len)
 
 /* A raw protocol line; a raw DISCONNECT still ends the session cleanly. */
 static int
-cmd_raw(struct client *c, const char *p, size_t len)
+cmd_raw(struct client *c, enum msg_type type __unused, const char *p,
+    size_t len)
 {
 	struct msg	m;
 
@@ -424,21 +358,21 @@ cmd_raw(struct client *c, const char *p, size_t len)
 }
 
 static const struct command commands[] = {
-	{ ">",			0,	cmd_public },
-	{ "all/",		1,	cmd_users },
-	{ "quit/",		1,	cmd_quit },
-	{ "/quit",		1,	cmd_quit },
-	{ "help/",		1,	cmd_help },
-	{ "/help",		1,	cmd_help },
-	{ "txfrom/",		0,	cmd_text },
-	{ "room/",		0,	cmd_new_room },
-	{ "INVITE/",		0,	cmd_invite },
-	{ "JOIN/",		0,	cmd_join },
-	{ "ROOM_CONTENT/",	0,	cmd_room_users },
-	{ "TX_ROOM/",		0,	cmd_room_text },
-	{ "LEAVE/",		0,	cmd_leave },
-	{ "status/",		0,	cmd_status },
-	{ "{",			0,	NULL },
+	{ ">",			0,	MSG_PUBLIC_TEXT,	cmd_public },
+	{ "all/",		1,	MSG_USERS,		cmd_bare },
+	{ "quit/",		1,	MSG_DISCONNECT,		cmd_quit },
+	{ "/quit",		1,	MSG_DISCONNECT,		cmd_quit },
+	{ "help/",		1,	MSG_NONE,		cmd_help },
+	{ "/help",		1,	MSG_NONE,		cmd_help },
+	{ "txfrom/",		0,	MSG_TEXT,		cmd_named },
+	{ "room/",		0,	MSG_NEW_ROOM,		cmd_named },
+	{ "INVITE/",		0,	MSG_INVITE,		cmd_invite },
+	{ "JOIN/",		0,	MSG_JOIN_ROOM,		cmd_named },
+	{ "ROOM_CONTENT/",	0,	MSG_ROOM_USERS,		cmd_named },
+	{ "TX_ROOM/",		0,	MSG_ROOM_TEXT,		cmd_named },
+	{ "LEAVE/",		0,	MSG_LEAVE_ROOM,		cmd_named },
+	{ "status/",		0,	MSG_STATUS,		cmd_status },
+	{ "{",			0,	MSG_NONE,		NULL },
 };
 
 /* Runs one command line typed or piped while identified. */
@@ -455,10 +389,10 @@ input_command(struct client *c, const char *p, size_t len)
 		    (cmd->whole && len != n))
 			continue;
 		if (cmd->run == NULL) {
-			(void)cmd_raw(c, p, len);
+			(void)cmd_raw(c, MSG_NONE, p, len);
 			return;
 		}
-		if (cmd->run(c, p + n, len - n) == -1)
+		if (cmd->run(c, cmd->type, p + n, len - n) == -1)
 			note(c, "malformed command, not sent (help/ shows "
 			    "its syntax)");
 		return;
@@ -471,7 +405,7 @@ void
 input_line(struct client *c, const char *p, size_t len)
 {
 	if (c->mode == MODE_RAW) {
-		(void)cmd_raw(c, p, len);
+		(void)cmd_raw(c, MSG_NONE, p, len);
 		return;
 	}
 	if (len > 0 && p[len - 1] == '\r')

@@ -44,18 +44,6 @@ tty_cols(void)
 	return ws.ws_col;
 }
 
-/* Counts the terminal columns of p[0..len): one per code point. */
-static size_t
-text_cols(const char *p, size_t len)
-{
-	size_t	i, n = 0;
-
-	for (i = 0; i < len; i++)
-		if (((unsigned char)p[i] & 0xc0) != 0x80)
-			n++;
-	return n;
-}
-
 /* Switches the terminal to byte-at-a-time input without echo. */
 int
 edit_start(struct client *c)

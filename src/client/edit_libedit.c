@@ -61,18 +61,6 @@ static int		 ed_esc;	/* inside an escape sequence */
 static int		 ed_warn;	/* say that the line is too long */
 static int		 ed_back = -1;	/* a byte read ahead, or -1 */
 
-/* Counts the terminal columns of p[0..len): one per code point. */
-static size_t
-text_cols(const char *p, size_t len)
-{
-	size_t	i, n = 0;
-
-	for (i = 0; i < len; i++)
-		if (((unsigned char)p[i] & 0xc0) != 0x80)
-			n++;
-	return n;
-}
-
 /* Creates dir and its missing parents below base, mode 0700. */
 static int
 mkdir_under(const char *base, const char *dir)

@@ -33,6 +33,21 @@ out_puts(struct client *c, const char *s)
 	out_add(c, s, strlen(s));
 }
 
+/*
+ * Counts the terminal columns of p[0..len): one per code point.  Both
+ * line editors measure the prompt and the line with it.
+ */
+size_t
+text_cols(const char *p, size_t len)
+{
+	size_t	i, n = 0;
+
+	for (i = 0; i < len; i++)
+		if (((unsigned char)p[i] & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
 /* Returns the length of the UTF-8 sequence a lead byte starts, or 0. */
 static size_t
 utf8_seqlen(unsigned char ch)
@@ -146,45 +161,6 @@ note(struct client *c, const char *fmt, ...)
 	out_emit(c, stderr);
 }
 
-/* Prints the client's own request as the others see it. */
-void
-echo_sent(struct client *c, const struct msg *m)
-{
-	if (c->mode != MODE_TEXT)
-		return;
-	buf_reset(&c->out);
-	switch (m->type) {
-	case MSG_PUBLIC_TEXT:
-		out_puts(c, "[public] ");
-		break;
-	case MSG_TEXT:
-		out_puts(c, "[private] ");
-		break;
-	case MSG_ROOM_TEXT:
-		out_puts(c, "[");
-		out_str(c, m->roomname);
-		out_puts(c, "] ");
-		break;
-	case MSG_STATUS:
-		out_puts(c, "* ");
-		out_esc(c, c->name, strlen(c->name));
-		out_puts(c, " is now ");
-		out_str(c, m->status);
-		out_emit(c, stdout);
-		return;
-	default:
-		return;
-	}
-	out_esc(c, c->name, strlen(c->name));
-	if (m->type == MSG_TEXT) {
-		out_puts(c, " -> ");
-		out_str(c, m->username);
-	}
-	out_puts(c, ": ");
-	out_str(c, m->text);
-	out_emit(c, stdout);
-}
-
 /* Adds "name (STATUS), ..." for a USER_LIST or ROOM_USER_LIST. */
 static void
 out_users(struct client *c, const struct msg *m)
@@ -203,141 +179,134 @@ out_users(struct client *c, const struct msg *m)
 	}
 }
 
-/* Returns the prefix for a RESPONSE of SUCCESS, or NULL. */
+/*
+ * The line each message is shown as.  A server message is rendered; a
+ * request of the client's own (PUBLIC_TEXT, TEXT, ROOM_TEXT, STATUS) is
+ * echoed, since the server does not send it back.  A RESPONSE is picked
+ * by its result and, for SUCCESS, its operation (MSG_NONE: any).  In the
+ * line, out_line puts the fields of the message.
+ */
+static const struct line {
+	enum msg_type	 type;
+	enum result	 res;
+	enum msg_type	 op;
+	const char	*line;
+} lines[] = {
+	{ MSG_RESPONSE, RES_INVALID, MSG_NONE,
+	    "! the server rejected a message as invalid" },
+	{ MSG_RESPONSE, RES_NOT_IDENTIFIED, MSG_NONE,
+	    "! not identified: the server refused the request" },
+	{ MSG_RESPONSE, RES_SUCCESS, MSG_IDENTIFY, "* identified as %x" },
+	{ MSG_RESPONSE, RES_SUCCESS, MSG_NEW_ROOM, "* created room %x" },
+	{ MSG_RESPONSE, RES_SUCCESS, MSG_JOIN_ROOM, "* joined %x" },
+	{ MSG_RESPONSE, RES_USER_ALREADY_EXISTS, MSG_NONE,
+	    "! name already taken: %x" },
+	{ MSG_RESPONSE, RES_NO_SUCH_USER, MSG_NONE, "! no such user: %x" },
+	{ MSG_RESPONSE, RES_ROOM_ALREADY_EXISTS, MSG_NONE,
+	    "! room already exists: %x" },
+	{ MSG_RESPONSE, RES_TOO_MANY_ROOMS, MSG_NONE,
+	    "! too many rooms on the server: %x" },
+	{ MSG_RESPONSE, RES_NO_SUCH_ROOM, MSG_NONE, "! no such room: %x" },
+	{ MSG_RESPONSE, RES_NOT_JOINED, MSG_NONE,
+	    "! not a member of room: %x" },
+	{ MSG_RESPONSE, RES_NOT_INVITED, MSG_NONE,
+	    "! not invited to room: %x" },
+	{ MSG_NEW_USER, RES_NONE, MSG_NONE, "* %u connected" },
+	{ MSG_DISCONNECTED, RES_NONE, MSG_NONE, "* %u disconnected" },
+	{ MSG_NEW_STATUS, RES_NONE, MSG_NONE, "* %u is now %s" },
+	{ MSG_USER_LIST, RES_NONE, MSG_NONE, "users: %l" },
+	{ MSG_TEXT_FROM, RES_NONE, MSG_NONE, "[private] %u: %t" },
+	{ MSG_PUBLIC_TEXT_FROM, RES_NONE, MSG_NONE, "[public] %u: %t" },
+	{ MSG_INVITATION, RES_NONE, MSG_NONE,
+	    "* invitation from %u to %r (JOIN/%c to accept)" },
+	{ MSG_JOINED_ROOM, RES_NONE, MSG_NONE, "* %u joined %r" },
+	{ MSG_LEFT_ROOM, RES_NONE, MSG_NONE, "* %u left %r" },
+	{ MSG_ROOM_USER_LIST, RES_NONE, MSG_NONE, "users in %r: %l" },
+	{ MSG_ROOM_TEXT_FROM, RES_NONE, MSG_NONE, "[%r] %u: %t" },
+	{ MSG_PUBLIC_TEXT, RES_NONE, MSG_NONE, "[public] %n: %t" },
+	{ MSG_TEXT, RES_NONE, MSG_NONE, "[private] %n -> %u: %t" },
+	{ MSG_ROOM_TEXT, RES_NONE, MSG_NONE, "[%r] %n: %t" },
+	{ MSG_STATUS, RES_NONE, MSG_NONE, "* %n is now %s" },
+};
+
+/* Returns the line m is shown as, or NULL if it has none. */
 static const char *
-response_success(const struct msg *m)
+line_of(const struct msg *m)
 {
-	switch (m->op) {
-	case MSG_IDENTIFY:
-		return "* identified as ";
-	case MSG_NEW_ROOM:
-		return "* created room ";
-	case MSG_JOIN_ROOM:
-		return "* joined ";
-	default:
+	const struct line	*l;
+	size_t			 i;
+
+	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		l = &lines[i];
+		if (l->type != m->type)
+			continue;
+		if (m->type != MSG_RESPONSE)
+			return l->line;
+		if (l->res == m->res && (l->op == MSG_NONE || l->op == m->op))
+			break;
+	}
+	if (i == sizeof(lines) / sizeof(lines[0]))
 		return NULL;
-	}
+	/* A response that names its subject needs the "extra" key. */
+	if (strstr(lines[i].line, "%x") != NULL && !m->has_extra)
+		return NULL;
+	return lines[i].line;
 }
 
-/* Renders a RESPONSE; returns -1 if it has no rendering. */
-static int
-render_response(struct client *c, const struct msg *m)
-{
-	static const char *const what[] = {
-		[RES_USER_ALREADY_EXISTS] = "! name already taken: ",
-		[RES_NO_SUCH_USER] = "! no such user: ",
-		[RES_ROOM_ALREADY_EXISTS] = "! room already exists: ",
-		[RES_TOO_MANY_ROOMS] = "! too many rooms on the server: ",
-		[RES_NO_SUCH_ROOM] = "! no such room: ",
-		[RES_NOT_JOINED] = "! not a member of room: ",
-		[RES_NOT_INVITED] = "! not invited to room: ",
-	};
-	const char	*w = NULL;
-
-	if (m->res == RES_INVALID) {
-		out_puts(c, "! the server rejected a message as invalid");
-		return 0;
-	}
-	if (m->res == RES_NOT_IDENTIFIED) {
-		out_puts(c, "! not identified: the server refused the "
-		    "request");
-		return 0;
-	}
-	if (m->res == RES_SUCCESS)
-		w = response_success(m);
-	else if ((size_t)m->res < sizeof(what) / sizeof(what[0]))
-		w = what[m->res];
-	if (w == NULL || !m->has_extra)
-		return -1;
-	out_puts(c, w);
-	out_str(c, m->extra);
-	return 0;
-}
-
-/* Adds "* NAME WHAT ROOM" for the room events. */
+/*
+ * Adds line l with the fields of m put in: %u the user name, %r the room
+ * name, %c the room name as a command spells it, %t the text, %s the
+ * status, %x the response's extra, %l the user list, %n our own name.
+ */
 static void
-out_event(struct client *c, const struct msg *m, const char *what)
+out_line(struct client *c, const struct msg *m, const char *l)
 {
-	out_puts(c, "* ");
-	out_str(c, m->username);
-	out_puts(c, what);
-	out_str(c, m->roomname);
-}
+	static const char	 keys[] = "urtsx";
+	const struct str	 f[] = {
+		m->username, m->roomname, m->text, m->status, m->extra
+	};
+	const char		*pct, *k;
 
-/* Renders the messages about a room; returns -1 if it has none. */
-static int
-render_room(struct client *c, const struct msg *m)
-{
-	switch (m->type) {
-	case MSG_INVITATION:
-		out_puts(c, "* invitation from ");
-		out_str(c, m->username);
-		out_puts(c, " to ");
-		out_str(c, m->roomname);
-		out_puts(c, " (JOIN/");
-		out_cmdname(c, m->roomname);
-		out_puts(c, " to accept)");
-		return 0;
-	case MSG_JOINED_ROOM:
-		out_event(c, m, " joined ");
-		return 0;
-	case MSG_LEFT_ROOM:
-		out_event(c, m, " left ");
-		return 0;
-	case MSG_ROOM_USER_LIST:
-		out_puts(c, "users in ");
-		out_str(c, m->roomname);
-		out_puts(c, ": ");
-		out_users(c, m);
-		return 0;
-	case MSG_ROOM_TEXT_FROM:
-		out_puts(c, "[");
-		out_str(c, m->roomname);
-		out_puts(c, "] ");
-		out_str(c, m->username);
-		out_puts(c, ": ");
-		out_str(c, m->text);
-		return 0;
-	default:
-		return -1;
+	while ((pct = strchr(l, '%')) != NULL && pct[1] != '\0') {
+		out_add(c, l, pct - l);
+		if ((k = memchr(keys, pct[1], sizeof(keys) - 1)) != NULL)
+			out_str(c, f[k - keys]);
+		else if (pct[1] == 'c')
+			out_cmdname(c, m->roomname);
+		else if (pct[1] == 'l')
+			out_users(c, m);
+		else if (pct[1] == 'n')
+			out_esc(c, c->name, strlen(c->name));
+		l = pct + 2;
 	}
+	out_puts(c, l);
 }
 
 /* Renders one server message as a line; returns -1 if it has none. */
 static int
 render(struct client *c, const struct msg *m)
 {
-	switch (m->type) {
-	case MSG_RESPONSE:
-		return render_response(c, m);
-	case MSG_NEW_USER:
-	case MSG_DISCONNECTED:
-		out_puts(c, "* ");
-		out_str(c, m->username);
-		out_puts(c, m->type == MSG_NEW_USER ? " connected" :
-		    " disconnected");
-		return 0;
-	case MSG_NEW_STATUS:
-		out_puts(c, "* ");
-		out_str(c, m->username);
-		out_puts(c, " is now ");
-		out_str(c, m->status);
-		return 0;
-	case MSG_USER_LIST:
-		out_puts(c, "users: ");
-		out_users(c, m);
-		return 0;
-	case MSG_TEXT_FROM:
-	case MSG_PUBLIC_TEXT_FROM:
-		out_puts(c, m->type == MSG_TEXT_FROM ? "[private] " :
-		    "[public] ");
-		out_str(c, m->username);
-		out_puts(c, ": ");
-		out_str(c, m->text);
-		return 0;
-	default:
-		return render_room(c, m);
-	}
+	const char	*l;
+
+	if ((l = line_of(m)) == NULL)
+		return -1;
+	out_line(c, m, l);
+	return 0;
+}
+
+/* Prints the client's own request as the others see it. */
+void
+echo_sent(struct client *c, const struct msg *m)
+{
+	const char	*l;
+
+	if (c->mode != MODE_TEXT)
+		return;
+	buf_reset(&c->out);
+	if ((l = line_of(m)) == NULL)
+		return;
+	out_line(c, m, l);
+	out_emit(c, stdout);
 }
 
 /* Says why the server refused the name; asks again on a terminal. */
