@@ -436,10 +436,8 @@ options(struct client *c, int argc, char *argv[])
 			name = optarg;
 			break;
 		case 'j':
-			c->mode = MODE_JSON;
-			break;
 		case 'r':
-			c->mode = MODE_RAW;
+			c->mode = ch == 'j' ? MODE_JSON : MODE_RAW;
 			break;
 		case 'h':
 			usage(stdout, 0);

@@ -23,6 +23,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "compat.h"
 #include "control_wire.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -537,48 +538,59 @@ json_cell(const char *v, char type)
 	(void)putchar(']');
 }
 
+/* Prints open, the n items that fn(ctx, i) prints, commas between, close. */
+static void
+json_list(int open, int close, size_t n, void (*fn)(const void *, size_t),
+    const void *ctx)
+{
+	size_t	i;
+
+	(void)putchar(open);
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			(void)putchar(',');
+		fn(ctx, i);
+	}
+	(void)putchar(close);
+}
+
+/* Prints column c of the row ctx as a JSON member. */
+static void
+json_field(const void *ctx, size_t c)
+{
+	char *const	*row = ctx;
+
+	json_str(ans.cols[c]);
+	(void)putchar(':');
+	json_cell(row[c], ans.types[c]);
+}
+
 /* Prints one row as a JSON object. */
 static void
-json_row(char **row)
+json_row(const void *ctx __unused, size_t r)
 {
-	size_t	c;
+	json_list('{', '}', ans.ncols, json_field, ans.rows[r]);
+}
 
-	(void)putchar('{');
-	for (c = 0; c < ans.ncols; c++) {
-		if (c > 0)
-			(void)putchar(',');
-		json_str(ans.cols[c]);
-		(void)putchar(':');
-		json_cell(row[c], ans.types[c]);
-	}
-	(void)putchar('}');
+/* Prints message i of the answer as a JSON string. */
+static void
+json_msg(const void *ctx __unused, size_t i)
+{
+	json_str(ans.msgs[i]);
 }
 
 /* Prints the whole answer as one JSON object. */
 static void
 print_json(void)
 {
-	size_t	i;
-
 	(void)printf("{\"ok\":%s,\"message\":", ans.ok ? "true" : "false");
-	(void)printf("[");
-	for (i = 0; i < ans.nmsgs; i++) {
-		if (i > 0)
-			(void)putchar(',');
-		json_str(ans.msgs[i]);
-	}
-	(void)printf("],\"data\":");
+	json_list('[', ']', ans.nmsgs, json_msg, NULL);
+	(void)printf(",\"data\":");
 	if (strcmp(ans.kind, "record") == 0 && ans.nrows == 1)
-		json_row(ans.rows[0]);
-	else if (strcmp(ans.kind, "table") == 0) {
-		(void)putchar('[');
-		for (i = 0; i < ans.nrows; i++) {
-			if (i > 0)
-				(void)putchar(',');
-			json_row(ans.rows[i]);
-		}
-		(void)putchar(']');
-	} else
+		json_row(NULL, 0);
+	else if (strcmp(ans.kind, "table") == 0)
+		json_list('[', ']', ans.nrows, json_row, NULL);
+	else
 		(void)printf("null");
 	(void)printf("}\n");
 }
