@@ -20,6 +20,7 @@
 static int	log_foreground = 1;
 static int	log_level = LOG_LEVEL_INFO;
 
+/* The levels' names, in log lines, options, the config and talknetctl. */
 static const char *const log_names[] = {
 	"error", "warning", "info", "debug"
 };
@@ -121,86 +122,32 @@ log_escape(const void *p, size_t len, char *dst, size_t dstlen)
 	return dst;
 }
 
-/* Logs a warning with strerror(errno) appended. */
+/* Logs one line at level, with strerror(errno) appended if with_errno. */
 void
-log_warn(const char *fmt, ...)
+log_at(int level, int with_errno, const char *fmt, ...)
 {
 	va_list	ap;
 
 	va_start(ap, fmt);
-	log_vwrite(LOG_LEVEL_WARNING, 1, fmt, ap);
+	log_vwrite(level, with_errno, fmt, ap);
 	va_end(ap);
 }
 
-/* Logs a warning. */
+/* Ends the process after fatal() or fatalx() has logged why. */
 void
-log_warnx(const char *fmt, ...)
+log_exit(void)
 {
-	va_list	ap;
-
-	va_start(ap, fmt);
-	log_vwrite(LOG_LEVEL_WARNING, 0, fmt, ap);
-	va_end(ap);
-}
-
-/* Logs an ordinary event. */
-void
-log_info(const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	log_vwrite(LOG_LEVEL_INFO, 0, fmt, ap);
-	va_end(ap);
-}
-
-/* Logs a detail useful when debugging. */
-void
-log_debug(const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	log_vwrite(LOG_LEVEL_DEBUG, 0, fmt, ap);
-	va_end(ap);
-}
-
-/* Logs an impossible condition with strerror(errno) and exits 1. */
-void
-fatal(const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	log_vwrite(LOG_LEVEL_ERROR, 1, fmt, ap);
-	va_end(ap);
 	exit(1);
 }
-
-/* Logs an impossible condition and exits 1. */
-void
-fatalx(const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	log_vwrite(LOG_LEVEL_ERROR, 0, fmt, ap);
-	va_end(ap);
-	exit(1);
-}
-
-static const char *const log_level_names[] = {
-	"error", "warning", "info", "debug"
-};
 
 /* A level's name, as options, the config and talknetctl spell it. */
 const char *
 log_level_name(int level)
 {
-	if (level < 0 || (size_t)level >= sizeof(log_level_names) /
-	    sizeof(log_level_names[0]))
+	if (level < 0 || (size_t)level >= sizeof(log_names) /
+	    sizeof(log_names[0]))
 		return "unknown";
-	return log_level_names[level];
+	return log_names[level];
 }
 
 /* The level a name stands for, or -1. */
@@ -209,9 +156,9 @@ log_level_parse(const char *name)
 {
 	size_t	i;
 
-	for (i = 0; i < sizeof(log_level_names) / sizeof(log_level_names[0]);
+	for (i = 0; i < sizeof(log_names) / sizeof(log_names[0]);
 	    i++)
-		if (strcmp(name, log_level_names[i]) == 0)
+		if (strcmp(name, log_names[i]) == 0)
 			return (int)i;
 	return -1;
 }

@@ -32,19 +32,23 @@ const char *log_escape(const void *, size_t, char *dst, size_t dstlen);
 const char *log_signame(int sig, char *buf, size_t len);
 /* What a wait status says: "exited with status 1", "killed by SIGKILL". */
 const char *log_wait_status(int status, char *buf, size_t len);
+/* Logs one line at level, with strerror(errno) appended if with_errno. */
+void	log_at(int level, int with_errno, const char *, ...)
+	    __attribute__((format(printf, 3, 4)));
+/* Exits 1: what fatal() and fatalx() end with. */
+void	log_exit(void) __attribute__((noreturn));
+
 /* Logs a warning with strerror(errno) appended. */
-void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+#define log_warn(...)	log_at(LOG_LEVEL_WARNING, 1, __VA_ARGS__)
 /* Logs a warning. */
-void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+#define log_warnx(...)	log_at(LOG_LEVEL_WARNING, 0, __VA_ARGS__)
 /* Logs an ordinary event. */
-void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+#define log_info(...)	log_at(LOG_LEVEL_INFO, 0, __VA_ARGS__)
 /* Logs a detail useful when debugging. */
-void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+#define log_debug(...)	log_at(LOG_LEVEL_DEBUG, 0, __VA_ARGS__)
 /* Logs an impossible condition with strerror(errno) and exits 1. */
-void	fatal(const char *, ...)
-	    __attribute__((format(printf, 1, 2), noreturn));
+#define fatal(...)	(log_at(LOG_LEVEL_ERROR, 1, __VA_ARGS__), log_exit())
 /* Logs an impossible condition and exits 1. */
-void	fatalx(const char *, ...)
-	    __attribute__((format(printf, 1, 2), noreturn));
+#define fatalx(...)	(log_at(LOG_LEVEL_ERROR, 0, __VA_ARGS__), log_exit())
 
 #endif
