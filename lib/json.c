@@ -246,6 +246,10 @@ json_check(const char *p, size_t len, size_t *ntokp)
 	return 0;
 }
 
+/* The one-letter escapes of JSON, and the bytes they stand for. */
+static const char json_esc[] = "bfnrt\"\\/";
+static const char json_unesc[] = "\b\f\n\r\t\"\\/";
+
 /*
  * Decodes the body of a checked JSON string (no quotes) into out, which
  * has room for len bytes; returns the decoded length (never above len).
@@ -253,8 +257,9 @@ json_check(const char *p, size_t len, size_t *ntokp)
 size_t
 json_unescape(const char *p, size_t len, char *out)
 {
-	size_t		i = 0, o = 0, run;
-	uint32_t	cp, lo;
+	size_t		 i = 0, o = 0, run;
+	uint32_t	 cp, lo;
+	const char	*e;
 
 	while (i < len) {
 		for (run = i; run < len && p[run] != '\\'; run++)
@@ -265,38 +270,21 @@ json_unescape(const char *p, size_t len, char *out)
 			i = run;
 			continue;
 		}
-		switch (p[i + 1]) {
-		case 'b':
-			out[o++] = '\b';
-			break;
-		case 'f':
-			out[o++] = '\f';
-			break;
-		case 'n':
-			out[o++] = '\n';
-			break;
-		case 'r':
-			out[o++] = '\r';
-			break;
-		case 't':
-			out[o++] = '\t';
-			break;
-		case 'u':
-			cp = (uint32_t)json_hex4(p, len, i + 2);
-			if (cp >= 0xd800 && cp <= 0xdbff) {
-				lo = (uint32_t)json_hex4(p, len, i + 8);
-				cp = 0x10000 + ((cp - 0xd800) << 10) +
-				    (lo - 0xdc00);
-				i += 6;
-			}
-			o += utf8_encode(cp, out + o);
-			i += 4;
-			break;
-		default:	/* '"', '\\', '/' */
-			out[o++] = p[i + 1];
-			break;
+		if ((e = memchr(json_esc, p[i + 1], sizeof(json_esc) - 1)) !=
+		    NULL) {
+			out[o++] = json_unesc[e - json_esc];
+			i += 2;
+			continue;
 		}
-		i += 2;
+		/* A checked string has only \uXXXX left, maybe a pair. */
+		cp = (uint32_t)json_hex4(p, len, i + 2);
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			lo = (uint32_t)json_hex4(p, len, i + 8);
+			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+			i += 6;
+		}
+		o += utf8_encode(cp, out + o);
+		i += 6;
 	}
 	return o;
 }

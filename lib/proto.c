@@ -88,42 +88,28 @@ static const struct {
  * The server's messages; the requests' rows are in request.c, and
  * proto_row_of turns them into fields.
  */
+#define FLD_USER	{ K_USERNAME, F_USER, 0 }
+#define FLD_ROOM	{ K_ROOMNAME, F_ROOM, 0 }
+#define FLD_TEXT	{ K_TEXT, F_STRING, 0 }
+#define FLD_USERS	{ K_USERS, F_USERS, 0 }
 static const struct proto_row proto_rows[MSG_TYPE_COUNT] = {
-	[MSG_RESPONSE] = { "RESPONSE", 3, {
-	    { K_OPERATION, F_STRING, 0 },
-	    { K_RESULT, F_STRING, 0 },
-	    { K_EXTRA, F_STRING, 1 } } },
-	[MSG_NEW_USER] = { "NEW_USER", 1, {
-	    { K_USERNAME, F_USER, 0 } } },
-	[MSG_NEW_STATUS] = { "NEW_STATUS", 2, {
-	    { K_USERNAME, F_USER, 0 },
-	    { K_STATUS, F_STATUS, 0 } } },
-	[MSG_USER_LIST] = { "USER_LIST", 1, {
-	    { K_USERS, F_USERS, 0 } } },
-	[MSG_TEXT_FROM] = { "TEXT_FROM", 2, {
-	    { K_USERNAME, F_USER, 0 },
-	    { K_TEXT, F_STRING, 0 } } },
-	[MSG_PUBLIC_TEXT_FROM] = { "PUBLIC_TEXT_FROM", 2, {
-	    { K_USERNAME, F_USER, 0 },
-	    { K_TEXT, F_STRING, 0 } } },
-	[MSG_INVITATION] = { "INVITATION", 2, {
-	    { K_USERNAME, F_USER, 0 },
-	    { K_ROOMNAME, F_ROOM, 0 } } },
-	[MSG_JOINED_ROOM] = { "JOINED_ROOM", 2, {
-	    { K_ROOMNAME, F_ROOM, 0 },
-	    { K_USERNAME, F_USER, 0 } } },
-	[MSG_ROOM_USER_LIST] = { "ROOM_USER_LIST", 2, {
-	    { K_ROOMNAME, F_ROOM, 0 },
-	    { K_USERS, F_USERS, 0 } } },
-	[MSG_ROOM_TEXT_FROM] = { "ROOM_TEXT_FROM", 3, {
-	    { K_ROOMNAME, F_ROOM, 0 },
-	    { K_USERNAME, F_USER, 0 },
-	    { K_TEXT, F_STRING, 0 } } },
-	[MSG_LEFT_ROOM] = { "LEFT_ROOM", 2, {
-	    { K_ROOMNAME, F_ROOM, 0 },
-	    { K_USERNAME, F_USER, 0 } } },
-	[MSG_DISCONNECTED] = { "DISCONNECTED", 1, {
-	    { K_USERNAME, F_USER, 0 } } },
+	[MSG_RESPONSE] = { "RESPONSE", 3, { { K_OPERATION, F_STRING, 0 },
+	    { K_RESULT, F_STRING, 0 }, { K_EXTRA, F_STRING, 1 } } },
+	[MSG_NEW_USER] = { "NEW_USER", 1, { FLD_USER } },
+	[MSG_NEW_STATUS] = { "NEW_STATUS", 2,
+	    { FLD_USER, { K_STATUS, F_STATUS, 0 } } },
+	[MSG_USER_LIST] = { "USER_LIST", 1, { FLD_USERS } },
+	[MSG_TEXT_FROM] = { "TEXT_FROM", 2, { FLD_USER, FLD_TEXT } },
+	[MSG_PUBLIC_TEXT_FROM] = { "PUBLIC_TEXT_FROM", 2,
+	    { FLD_USER, FLD_TEXT } },
+	[MSG_INVITATION] = { "INVITATION", 2, { FLD_USER, FLD_ROOM } },
+	[MSG_JOINED_ROOM] = { "JOINED_ROOM", 2, { FLD_ROOM, FLD_USER } },
+	[MSG_ROOM_USER_LIST] = { "ROOM_USER_LIST", 2,
+	    { FLD_ROOM, FLD_USERS } },
+	[MSG_ROOM_TEXT_FROM] = { "ROOM_TEXT_FROM", 3,
+	    { FLD_ROOM, FLD_USER, FLD_TEXT } },
+	[MSG_LEFT_ROOM] = { "LEFT_ROOM", 2, { FLD_ROOM, FLD_USER } },
+	[MSG_DISCONNECTED] = { "DISCONNECTED", 1, { FLD_USER } },
 };
 
 /* The "operation" of a RESPONSE to a message that was not understood. */
