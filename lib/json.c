@@ -170,13 +170,15 @@ json_check(const char *p, size_t len, size_t *ntokp)
 			return -1;
 		switch (state) {
 		case J_FIRST_KEY:
-			if (p[i] == '}') {
+		case J_FIRST_VALUE:
+			/* An empty object or array closes at once. */
+			if (p[i] == (state == J_FIRST_KEY ? '}' : ']')) {
 				depth--;
 				i++;
 				state = J_NEXT;
-				break;
-			}
-			/* FALLTHROUGH */
+			} else
+				state = state == J_FIRST_KEY ? J_KEY : J_VALUE;
+			break;
 		case J_KEY:
 			if (p[i] != '"' || (i = json_string(p, len, i)) == 0)
 				return -1;
@@ -187,14 +189,6 @@ json_check(const char *p, size_t len, size_t *ntokp)
 			i++;
 			state = J_VALUE;
 			break;
-		case J_FIRST_VALUE:
-			if (p[i] == ']') {
-				depth--;
-				i++;
-				state = J_NEXT;
-				break;
-			}
-			/* FALLTHROUGH */
 		case J_VALUE:
 			ntok++;
 			state = J_NEXT;
@@ -249,6 +243,17 @@ json_check(const char *p, size_t len, size_t *ntokp)
 /* The one-letter escapes of JSON, and the bytes they stand for. */
 static const char json_esc[] = "bfnrt\"\\/";
 static const char json_unesc[] = "\b\f\n\r\t\"\\/";
+
+/* The letter that escapes byte c in a JSON string ('n' for '\n'), or 0. */
+int
+json_esc_letter(int c)
+{
+	const char	*e;
+
+	if ((e = memchr(json_unesc, c, sizeof(json_unesc) - 1)) == NULL)
+		return 0;
+	return json_esc[e - json_unesc];
+}
 
 /*
  * Decodes the body of a checked JSON string (no quotes) into out, which

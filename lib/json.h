@@ -17,5 +17,7 @@ int	 json_check(const char *p, size_t len, size_t *ntokp);
  * has room for len bytes; returns the decoded length (never above len).
  */
 size_t	 json_unescape(const char *p, size_t len, char *out);
+/* The letter that escapes byte c in a JSON string ('n' for '\n'), or 0. */
+int	 json_esc_letter(int c);
 
 #endif

@@ -596,36 +596,13 @@ enc_str(struct buf *b, const char *p, size_t len)
 		c = (unsigned char)p[i++];
 		esc[0] = '\\';
 		n = 2;
-		switch (c) {
-		case '"':
-			esc[1] = '"';
-			break;
-		case '\\':
-			esc[1] = '\\';
-			break;
-		case '\b':
-			esc[1] = 'b';
-			break;
-		case '\f':
-			esc[1] = 'f';
-			break;
-		case '\n':
-			esc[1] = 'n';
-			break;
-		case '\r':
-			esc[1] = 'r';
-			break;
-		case '\t':
-			esc[1] = 't';
-			break;
-		default:
+		if ((esc[1] = (char)json_esc_letter(c)) == '\0') {
 			esc[1] = 'u';
 			esc[2] = '0';
 			esc[3] = '0';
 			esc[4] = hex[c >> 4];
 			esc[5] = hex[c & 0xf];
 			n = 6;
-			break;
 		}
 		if (buf_append(b, esc, n) == -1)
 			return -1;
