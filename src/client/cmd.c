@@ -282,31 +282,24 @@ cmd_named(struct client *c, enum msg_type type, const char *p, size_t len)
 	return rv;
 }
 
-/* ">text": to everyone, echoed. */
+/*
+ * ">text" to everyone, and "status/AWAY": the rest of the line is the
+ * text or the status.  Both are echoed: the server sends a text to the
+ * others only, and tells only the others of a new status.
+ */
 static int
-cmd_public(struct client *c, enum msg_type type, const char *p, size_t len)
+cmd_rest(struct client *c, enum msg_type type, const char *p, size_t len)
 {
 	struct msg	m = { .type = type };
+	int		st = STATUS_ACTIVE;
 
-	m.text.p = p;
-	m.text.len = len;
-	send_msg(c, &m);
-	echo_sent(c, &m);
-	return 0;
-}
-
-/* "status/AWAY": the server tells only the others, so it is echoed. */
-static int
-cmd_status(struct client *c, enum msg_type type, const char *p, size_t len)
-{
-	struct msg	m = { .type = type };
-	int		st;
-
-	if ((st = proto_status_lookup(p, len)) == -1)
+	if (type == MSG_STATUS && (st = proto_status_lookup(p, len)) == -1)
 		return -1;
 	m.st = (enum user_status)st;
-	m.status.p = p;
-	m.status.len = len;
+	if (type == MSG_STATUS)
+		m.status = (struct str){ p, len };
+	else
+		m.text = (struct str){ p, len };
 	send_msg(c, &m);
 	echo_sent(c, &m);
 	return 0;
@@ -358,7 +351,7 @@ cmd_raw(struct client *c, enum msg_type type __unused, const char *p,
 }
 
 static const struct command commands[] = {
-	{ ">",			0,	MSG_PUBLIC_TEXT,	cmd_public },
+	{ ">",			0,	MSG_PUBLIC_TEXT,	cmd_rest },
 	{ "all/",		1,	MSG_USERS,		cmd_bare },
 	{ "quit/",		1,	MSG_DISCONNECT,		cmd_quit },
 	{ "/quit",		1,	MSG_DISCONNECT,		cmd_quit },
@@ -371,7 +364,7 @@ static const struct command commands[] = {
 	{ "ROOM_CONTENT/",	0,	MSG_ROOM_USERS,		cmd_named },
 	{ "TX_ROOM/",		0,	MSG_ROOM_TEXT,		cmd_named },
 	{ "LEAVE/",		0,	MSG_LEAVE_ROOM,		cmd_named },
-	{ "status/",		0,	MSG_STATUS,		cmd_status },
+	{ "status/",		0,	MSG_STATUS,		cmd_rest },
 	{ "{",			0,	MSG_NONE,		NULL },
 };
 
