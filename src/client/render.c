@@ -180,77 +180,76 @@ out_users(struct client *c, const struct msg *m)
 }
 
 /*
- * The line each message is shown as.  A server message is rendered; a
- * request of the client's own (PUBLIC_TEXT, TEXT, ROOM_TEXT, STATUS) is
- * echoed, since the server does not send it back.  A RESPONSE is picked
- * by its result and, for SUCCESS, its operation (MSG_NONE: any).  In the
- * line, out_line puts the fields of the message.
+ * The line a RESPONSE is shown as, by its result and, for SUCCESS, its
+ * operation (MSG_NONE: any).  out_line puts the fields in.
  */
-static const struct line {
-	enum msg_type	 type;
+static const struct {
 	enum result	 res;
 	enum msg_type	 op;
 	const char	*line;
-} lines[] = {
-	{ MSG_RESPONSE, RES_INVALID, MSG_NONE,
-	    "! the server rejected a message as invalid" },
-	{ MSG_RESPONSE, RES_NOT_IDENTIFIED, MSG_NONE,
+} responses[] = {
+	{ RES_INVALID, MSG_NONE, "! the server rejected a message as invalid" },
+	{ RES_NOT_IDENTIFIED, MSG_NONE,
 	    "! not identified: the server refused the request" },
-	{ MSG_RESPONSE, RES_SUCCESS, MSG_IDENTIFY, "* identified as %x" },
-	{ MSG_RESPONSE, RES_SUCCESS, MSG_NEW_ROOM, "* created room %x" },
-	{ MSG_RESPONSE, RES_SUCCESS, MSG_JOIN_ROOM, "* joined %x" },
-	{ MSG_RESPONSE, RES_USER_ALREADY_EXISTS, MSG_NONE,
-	    "! name already taken: %x" },
-	{ MSG_RESPONSE, RES_NO_SUCH_USER, MSG_NONE, "! no such user: %x" },
-	{ MSG_RESPONSE, RES_ROOM_ALREADY_EXISTS, MSG_NONE,
-	    "! room already exists: %x" },
-	{ MSG_RESPONSE, RES_TOO_MANY_ROOMS, MSG_NONE,
-	    "! too many rooms on the server: %x" },
-	{ MSG_RESPONSE, RES_NO_SUCH_ROOM, MSG_NONE, "! no such room: %x" },
-	{ MSG_RESPONSE, RES_NOT_JOINED, MSG_NONE,
-	    "! not a member of room: %x" },
-	{ MSG_RESPONSE, RES_NOT_INVITED, MSG_NONE,
-	    "! not invited to room: %x" },
-	{ MSG_NEW_USER, RES_NONE, MSG_NONE, "* %u connected" },
-	{ MSG_DISCONNECTED, RES_NONE, MSG_NONE, "* %u disconnected" },
-	{ MSG_NEW_STATUS, RES_NONE, MSG_NONE, "* %u is now %s" },
-	{ MSG_USER_LIST, RES_NONE, MSG_NONE, "users: %l" },
-	{ MSG_TEXT_FROM, RES_NONE, MSG_NONE, "[private] %u: %t" },
-	{ MSG_PUBLIC_TEXT_FROM, RES_NONE, MSG_NONE, "[public] %u: %t" },
-	{ MSG_INVITATION, RES_NONE, MSG_NONE,
-	    "* invitation from %u to %r (JOIN/%c to accept)" },
-	{ MSG_JOINED_ROOM, RES_NONE, MSG_NONE, "* %u joined %r" },
-	{ MSG_LEFT_ROOM, RES_NONE, MSG_NONE, "* %u left %r" },
-	{ MSG_ROOM_USER_LIST, RES_NONE, MSG_NONE, "users in %r: %l" },
-	{ MSG_ROOM_TEXT_FROM, RES_NONE, MSG_NONE, "[%r] %u: %t" },
-	{ MSG_PUBLIC_TEXT, RES_NONE, MSG_NONE, "[public] %n: %t" },
-	{ MSG_TEXT, RES_NONE, MSG_NONE, "[private] %n -> %u: %t" },
-	{ MSG_ROOM_TEXT, RES_NONE, MSG_NONE, "[%r] %n: %t" },
-	{ MSG_STATUS, RES_NONE, MSG_NONE, "* %n is now %s" },
+	{ RES_SUCCESS, MSG_IDENTIFY, "* identified as %x" },
+	{ RES_SUCCESS, MSG_NEW_ROOM, "* created room %x" },
+	{ RES_SUCCESS, MSG_JOIN_ROOM, "* joined %x" },
+	{ RES_USER_ALREADY_EXISTS, MSG_NONE, "! name already taken: %x" },
+	{ RES_NO_SUCH_USER, MSG_NONE, "! no such user: %x" },
+	{ RES_ROOM_ALREADY_EXISTS, MSG_NONE, "! room already exists: %x" },
+	{ RES_TOO_MANY_ROOMS, MSG_NONE, "! too many rooms on the server: %x" },
+	{ RES_NO_SUCH_ROOM, MSG_NONE, "! no such room: %x" },
+	{ RES_NOT_JOINED, MSG_NONE, "! not a member of room: %x" },
+	{ RES_NOT_INVITED, MSG_NONE, "! not invited to room: %x" },
+};
+
+/*
+ * The line every other message is shown as.  A server message is
+ * rendered; a request of the client's own (PUBLIC_TEXT, TEXT, ROOM_TEXT,
+ * STATUS) is echoed, since the server does not send it back.
+ */
+static const struct {
+	enum msg_type	 type;
+	const char	*line;
+} lines[] = {
+	{ MSG_NEW_USER, "* %u connected" },
+	{ MSG_DISCONNECTED, "* %u disconnected" },
+	{ MSG_NEW_STATUS, "* %u is now %s" },
+	{ MSG_USER_LIST, "users: %l" },
+	{ MSG_TEXT_FROM, "[private] %u: %t" },
+	{ MSG_PUBLIC_TEXT_FROM, "[public] %u: %t" },
+	{ MSG_INVITATION, "* invitation from %u to %r (JOIN/%c to accept)" },
+	{ MSG_JOINED_ROOM, "* %u joined %r" },
+	{ MSG_LEFT_ROOM, "* %u left %r" },
+	{ MSG_ROOM_USER_LIST, "users in %r: %l" },
+	{ MSG_ROOM_TEXT_FROM, "[%r] %u: %t" },
+	{ MSG_PUBLIC_TEXT, "[public] %n: %t" },
+	{ MSG_TEXT, "[private] %n -> %u: %t" },
+	{ MSG_ROOM_TEXT, "[%r] %n: %t" },
+	{ MSG_STATUS, "* %n is now %s" },
 };
 
 /* Returns the line m is shown as, or NULL if it has none. */
 static const char *
 line_of(const struct msg *m)
 {
-	const struct line	*l;
-	size_t			 i;
+	const char	*l = NULL;
+	size_t		 i;
 
-	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-		l = &lines[i];
-		if (l->type != m->type)
-			continue;
-		if (m->type != MSG_RESPONSE)
-			return l->line;
-		if (l->res == m->res && (l->op == MSG_NONE || l->op == m->op))
-			break;
-	}
-	if (i == sizeof(lines) / sizeof(lines[0]))
+	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		if (lines[i].type == m->type)
+			return lines[i].line;
+	if (m->type != MSG_RESPONSE)
 		return NULL;
+	for (i = 0; l == NULL && i < sizeof(responses) / sizeof(responses[0]);
+	    i++)
+		if (responses[i].res == m->res && (responses[i].op ==
+		    MSG_NONE || responses[i].op == m->op))
+			l = responses[i].line;
 	/* A response that names its subject needs the "extra" key. */
-	if (strstr(lines[i].line, "%x") != NULL && !m->has_extra)
+	if (l != NULL && strstr(l, "%x") != NULL && !m->has_extra)
 		return NULL;
-	return lines[i].line;
+	return l;
 }
 
 /*
