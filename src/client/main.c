@@ -418,26 +418,26 @@ locale_setup(void)
 static const char *
 options(struct client *c, int argc, char *argv[])
 {
-	static const struct option longopts[] = {
+	/* --json and --raw set the mode through getopt_long's flag. */
+	static int			 mode;
+	static const struct option	 longopts[] = {
 		{ "name",	required_argument,	NULL,	'n' },
-		{ "json",	no_argument,		NULL,	'j' },
-		{ "raw",	no_argument,		NULL,	'r' },
+		{ "json",	no_argument,		&mode,	MODE_JSON },
+		{ "raw",	no_argument,		&mode,	MODE_RAW },
 		{ "help",	no_argument,		NULL,	'h' },
 		{ "version",	no_argument,		NULL,	'V' },
 		{ NULL,		0,			NULL,	0 }
 	};
-	const char	*name = NULL;
-	int		 ch;
+	const char			*name = NULL;
+	int				 ch;
 
-	c->mode = MODE_TEXT;
+	mode = MODE_TEXT;
 	while ((ch = getopt_long(argc, argv, "n:hV", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 0:		/* --json or --raw */
+			break;
 		case 'n':
 			name = optarg;
-			break;
-		case 'j':
-		case 'r':
-			c->mode = ch == 'j' ? MODE_JSON : MODE_RAW;
 			break;
 		case 'h':
 			usage(stdout, 0);
@@ -449,6 +449,7 @@ options(struct client *c, int argc, char *argv[])
 			usage(stderr, 1);
 		}
 	}
+	c->mode = (enum mode)mode;
 	argc -= optind;
 	argv += optind;
 	if (argc > 2)
