@@ -72,17 +72,27 @@ ctl_end(struct buf *b, size_t hdroff)
 int
 ctl_get(struct buf *b, uint32_t max, struct ctl_hdr *h, const char **payload)
 {
-	size_t	avail = buf_pending(b);
+	return wire_get(b, sizeof(*h), CTL_VERSION, max, h, payload);
+}
 
-	if (avail < sizeof(*h))
+/* Takes the next frame whose header starts as struct wire_hdr. */
+int
+wire_get(struct buf *b, size_t hdrlen, uint16_t version, uint32_t max,
+    void *h, const char **payload)
+{
+	struct wire_hdr	wh;
+	size_t		avail = buf_pending(b);
+
+	if (avail < hdrlen)
 		return 0;
-	memcpy(h, buf_head(b), sizeof(*h));
-	if (h->version != CTL_VERSION || h->len > max)
+	memcpy(h, buf_head(b), hdrlen);
+	memcpy(&wh, h, sizeof(wh));
+	if (wh.version != version || wh.len > max)
 		return -1;
-	if (avail - sizeof(*h) < h->len)
+	if (avail - hdrlen < wh.len)
 		return 0;
-	*payload = buf_head(b) + sizeof(*h);
-	buf_drain(b, sizeof(*h) + h->len);
+	*payload = buf_head(b) + hdrlen;
+	buf_drain(b, hdrlen + wh.len);
 	return 1;
 }
 

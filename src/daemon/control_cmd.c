@@ -136,14 +136,14 @@ ctl_finish(struct ctl_conn *c, int ok, const char *msg)
 	const char	*p, *nl;
 	size_t		 off;
 
-	off = ctl_begin(&c->out, CTL_END);
-	ctl_put_str(&c->out, ok ? "ok" : "refused", ok ? 2 : 7);
+	off = ctl_begin(&c->peer.out, CTL_END);
+	ctl_put_str(&c->peer.out, ok ? "ok" : "refused", ok ? 2 : 7);
 	for (p = msg; p != NULL && *p != '\0'; p = nl != NULL ? nl + 1 : NULL) {
 		nl = strchr(p, '\n');
-		ctl_put_str(&c->out, p, nl != NULL ? (size_t)(nl - p) :
+		ctl_put_str(&c->peer.out, p, nl != NULL ? (size_t)(nl - p) :
 		    strlen(p));
 	}
-	ctl_end(&c->out, off);
+	ctl_end(&c->peer.out, off);
 	c->done = 1;
 }
 
@@ -154,11 +154,11 @@ ctl_columns(struct ctl_conn *c, const char *kind, const char *const *cols,
 {
 	size_t	off, i;
 
-	off = ctl_begin(&c->out, CTL_COLUMNS);
-	ctl_put_str(&c->out, kind, strlen(kind));
+	off = ctl_begin(&c->peer.out, CTL_COLUMNS);
+	ctl_put_str(&c->peer.out, kind, strlen(kind));
 	for (i = 0; i < n; i++)
-		ctl_put_str(&c->out, cols[i], strlen(cols[i]));
-	ctl_end(&c->out, off);
+		ctl_put_str(&c->peer.out, cols[i], strlen(cols[i]));
+	ctl_end(&c->peer.out, off);
 }
 
 /* Appends a number as one string of the frame being built. */
@@ -262,10 +262,10 @@ cmd_stats(struct ctl_conn *c, const struct str *w, size_t nw)
 		colp[i] = cols[i];
 	}
 	ctl_columns(c, "record", colp, n);
-	off = ctl_begin(&c->out, CTL_ROW);
+	off = ctl_begin(&c->peer.out, CTL_ROW);
 	for (i = 0; i < n; i++)
-		ctl_put_num(&c->out, st[i].value);
-	ctl_end(&c->out, off);
+		ctl_put_num(&c->peer.out, st[i].value);
+	ctl_end(&c->peer.out, off);
 	ctl_finish(c, 1, NULL);
 }
 
@@ -342,17 +342,17 @@ ctl_user_row(struct ctl_conn *c, const struct shm_table *t, uint32_t i,
 	buf_init(&cell);
 	if (cu->u.state == USER_IDENTIFIED)
 		ctl_user_rooms(t, i, &cell);
-	off = ctl_begin(&c->out, CTL_ROW);
+	off = ctl_begin(&c->peer.out, CTL_ROW);
 	if (cu->u.state == USER_IDENTIFIED)
-		ctl_put_str(&c->out, cu->name, strlen(cu->name));
+		ctl_put_str(&c->peer.out, cu->name, strlen(cu->name));
 	else
-		ctl_put_str(&c->out, "-", 1);
-	ctl_put_str(&c->out, status, strlen(status));
-	ctl_put_str(&c->out, addr, strlen(addr));
-	ctl_put_str(&c->out, since, strlen(since));
-	ctl_put_str(&c->out, buf_head(&cell), buf_pending(&cell));
-	ctl_put_num(&c->out, cu->u.queued);
-	ctl_end(&c->out, off);
+		ctl_put_str(&c->peer.out, "-", 1);
+	ctl_put_str(&c->peer.out, status, strlen(status));
+	ctl_put_str(&c->peer.out, addr, strlen(addr));
+	ctl_put_str(&c->peer.out, since, strlen(since));
+	ctl_put_str(&c->peer.out, buf_head(&cell), buf_pending(&cell));
+	ctl_put_num(&c->peer.out, cu->u.queued);
+	ctl_end(&c->peer.out, off);
 	buf_free(&cell);
 	c->count++;
 }
@@ -385,12 +385,12 @@ ctl_room_row(struct ctl_conn *c, const struct shm_table *t, uint32_t r)
 			xbuf_append(&cell, "\n", 1);
 		xbuf_append(&cell, cu.name, strlen(cu.name));
 	}
-	off = ctl_begin(&c->out, CTL_ROW);
-	ctl_put_str(&c->out, name, strlen(name));
-	ctl_put_num(&c->out, copy.nmembers);
-	ctl_put_num(&c->out, invited);
-	ctl_put_str(&c->out, buf_head(&cell), buf_pending(&cell));
-	ctl_end(&c->out, off);
+	off = ctl_begin(&c->peer.out, CTL_ROW);
+	ctl_put_str(&c->peer.out, name, strlen(name));
+	ctl_put_num(&c->peer.out, copy.nmembers);
+	ctl_put_num(&c->peer.out, invited);
+	ctl_put_str(&c->peer.out, buf_head(&cell), buf_pending(&cell));
+	ctl_end(&c->peer.out, off);
 	buf_free(&cell);
 	c->count++;
 }
@@ -411,7 +411,7 @@ control_more(struct ctl_conn *c)
 	if (c->done || c->cmd == CMD_NONE)
 		return;
 	max = c->cmd == CMD_USERS ? t->hdr->max_users : t->hdr->max_rooms;
-	while (c->cursor < max && buf_pending(&c->out) < CONTROL_OUT_LOW) {
+	while (c->cursor < max && buf_pending(&c->peer.out) < CONTROL_OUT_LOW) {
 		if (c->cmd == CMD_USERS) {
 			if (shm_user(t, c->cursor)->state != USER_FREE &&
 			    ctl_user_get(t, c->cursor, &cu) == 0 &&

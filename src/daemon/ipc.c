@@ -5,10 +5,12 @@
  */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "buf.h"
+#include "control_wire.h"
 #include "ipc.h"
 #include "log.h"
 #include "request.h"
@@ -16,6 +18,12 @@
 #include "talknetd.h"
 #include "utf8.h"
 #include "xmalloc.h"
+
+/* wire_get finds the version and the length where struct wire_hdr has them. */
+_Static_assert(offsetof(struct ipc_hdr, version) ==
+    offsetof(struct wire_hdr, version) &&
+    offsetof(struct ipc_hdr, len) == offsetof(struct wire_hdr, len),
+    "struct ipc_hdr must start as struct wire_hdr");
 
 /* Appends one frame with a fixed payload to b. */
 void
@@ -143,19 +151,8 @@ int
 ipc_get_max(struct buf *b, uint32_t max, struct ipc_hdr *h,
     const char **payload)
 {
-	size_t	avail = buf_pending(b);
-
-	if (avail < sizeof(*h))
-		return 0;
-	memcpy(h, buf_head(b), sizeof(*h));
-	if (h->version != IPC_VERSION || h->len > max ||
-	    h->len > IPC_MAX_PAYLOAD)
-		return -1;
-	if (avail - sizeof(*h) < h->len)
-		return 0;
-	*payload = buf_head(b) + sizeof(*h);
-	buf_drain(b, sizeof(*h) + h->len);
-	return 1;
+	return wire_get(b, sizeof(*h), IPC_VERSION,
+	    max < IPC_MAX_PAYLOAD ? max : IPC_MAX_PAYLOAD, h, payload);
 }
 
 /* Splits a string-list payload into strs; -1 if it is malformed. */

@@ -220,8 +220,8 @@ worker_scratch_wrote(size_t n)
 static int
 worker_queues_grown(void)
 {
-	return w.out.data != w.out.store || w.hin.data != w.hin.store ||
-	    w.in.in.data != w.in.in.store || w.hout.data != w.hout.store;
+	return w.out.data != w.out.store || w.hub.in.data != w.hub.in.store ||
+	    w.in.in.data != w.in.in.store || w.hub.out.data != w.hub.out.store;
 }
 
 /*
@@ -234,10 +234,10 @@ static void
 worker_queues_release(void)
 {
 	buf_shrink(&w.out, 0);
-	buf_shrink(&w.hin, 0);
+	buf_shrink(&w.hub.in, 0);
 	framer_shrink(&w.in, 0);
 	if (w.hsent == 0)
-		buf_shrink(&w.hout, 0);
+		buf_shrink(&w.hub.out, 0);
 }
 
 /*
@@ -534,9 +534,9 @@ worker_finish(void)
 	int		i;
 
 	/* The hub has nothing more for us: its row is free from now. */
-	if (w.hfd != -1) {
-		close(w.hfd);
-		w.hfd = -1;
+	if (w.hub.fd != -1) {
+		close(w.hub.fd);
+		w.hub.fd = -1;
 	}
 	/* Its end line, and its report: the master frees its places. */
 	worker_session_end();
@@ -699,7 +699,7 @@ worker_timeout(int64_t deadline)
 
 	if (deadline != 0)
 		timeout = (int)(deadline - now) + 1;
-	if (w.hfd == -1 && !w.closed)
+	if (w.hub.fd == -1 && !w.closed)
 		timeout = worker_min_timeout(timeout,
 		    w.hub_retry_at > now ? (int)(w.hub_retry_at - now) : 1);
 	timeout = worker_min_timeout(timeout, worker_token_wait_ms());
@@ -739,20 +739,20 @@ worker_poll_set(struct pollfd *pfd)
 	 */
 	if (!w.rd_done && w.ident != IDENT_PENDING &&
 	    worker_token_wait_ms() == 0 &&
-	    buf_pending(&w.hout) - w.hsent < WORKER_HUB_HIGH)
+	    buf_pending(&w.hub.out) - w.hsent < WORKER_HUB_HIGH)
 		pfd[0].events |= POLLIN;
 	if (!w.wr_dead && worker_unsent() > 0)
 		pfd[0].events |= POLLOUT;
 	/* Not watched at all, so a hung-up socket cannot spin us. */
 	if (pfd[0].events == 0)
 		pfd[0].fd = -1;
-	pfd[1].fd = w.hfd;
+	pfd[1].fd = w.hub.fd;
 	pfd[1].events = 0;
 	/* Once closing, only CLOSE matters: read on to find it. */
 	if (!w.closed && (w.closing || worker_unsent() < w.lim.max_queue))
 		pfd[1].events |= POLLIN;
 	if (!w.closed && (buf_pending(&w.hctl) > 0 ||
-	    w.hsent < buf_pending(&w.hout)))
+	    w.hsent < buf_pending(&w.hub.out)))
 		pfd[1].events |= POLLOUT;
 	if (w.closed)
 		pfd[1].fd = -1;
@@ -794,10 +794,10 @@ worker_events(const struct pollfd *pfd)
 			    WORKER_SCRATCH_IDLE_MS;
 	}
 	buf_shrink(&w.out, WORKER_KEEP);
-	buf_shrink(&w.hin, WORKER_KEEP);
+	buf_shrink(&w.hub.in, WORKER_KEEP);
 	framer_shrink(&w.in, WORKER_KEEP);
 	if (w.hsent == 0)
-		buf_shrink(&w.hout, WORKER_KEEP);
+		buf_shrink(&w.hub.out, WORKER_KEEP);
 }
 
 /*
@@ -833,9 +833,8 @@ worker_setup(const struct config *cfg)
 	framer_init_store(&w.in, (size_t)w.lim.max_line, w.store_in,
 	    sizeof(w.store_in));
 	buf_init_store(&w.out, w.store_out, sizeof(w.store_out));
-	buf_init_store(&w.hin, w.store_hin, sizeof(w.store_hin));
+	worker_hub_init();
 	buf_init_store(&w.hctl, w.store_hctl, sizeof(w.store_hctl));
-	buf_init_store(&w.hout, w.store_hout, sizeof(w.store_hout));
 	lim.max_name = cfg->max_name;
 	lim.max_room = cfg->max_room;
 	proto_parser_init(&w.parser, &lim);
@@ -889,7 +888,7 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	w.cfg = cfg;
 	w.rt = rt;
 	w.pid = getpid();
-	w.hfd = -1;
+	w.hub.fd = -1;
 	w.slot = IPC_SLOT_NEW;
 	w.linger_ms = WORKER_LINGER_MS;
 	worker_signals();
@@ -937,7 +936,7 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 		worker_live();
 		worker_hub_retry();
 		/* The client is gone and no hub is there to tell: done. */
-		if (w.hfd == -1 && !w.closed && w.wr_dead) {
+		if (w.hub.fd == -1 && !w.closed && w.wr_dead) {
 			worker_end(END_CLIENT_CLOSED, LIMIT_LAST);
 			worker_finish();
 		}

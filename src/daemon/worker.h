@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "frame.h"
+#include "peer.h"
 #include "proto.h"
 #include "session.h"
 #include "shm.h"
@@ -60,7 +61,9 @@ enum ident_state {
 struct worker_state {
 	const struct config	*cfg;
 	int			 cfd;		/* the client's TCP socket */
-	int			 hfd;		/* the channel to the hub, or -1 */
+	struct peer		 hub;		/* the channel to the hub (fd -1:
+						   none); out holds the requests
+						   it has not run */
 	int			 pipe_r;	/* the send pipe, or -1: write() */
 	int			 pipe_w;
 	size_t			 piped;		/* bytes in the send pipe */
@@ -92,10 +95,8 @@ struct worker_state {
 	char			 addr[64];
 	struct framer		 in;		/* client input */
 	struct buf		 out;		/* client output queue */
-	struct buf		 hin;		/* frames from the hub */
-	struct buf		 hctl;		/* HELLO, sent before hout */
-	struct buf		 hout;		/* requests the hub has not run */
-	size_t			 hsent;		/* bytes of hout written */
+	struct buf		 hctl;		/* HELLO, sent before hub.out */
+	size_t			 hsent;		/* bytes of hub.out written */
 	struct proto_parser	 parser;
 	struct shm_table	 tab;		/* read-only */
 	enum ident_state	 ident;
@@ -156,6 +157,8 @@ void	 worker_queue_keep_head(void);
 void	 worker_queue(const char *, size_t);
 
 /* worker_hub.c */
+/* Sets up the channel to the hub, its buffers in w itself. */
+void	 worker_hub_init(void);
 /* Asks the hub for the DISCONNECT semantics; the answer is CLOSE. */
 void	 worker_leave(enum result);
 /* Forwards one valid request to the hub. */
