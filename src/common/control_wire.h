@@ -82,6 +82,10 @@ void	 ctl_end(struct buf *b, size_t hdroff);
  */
 int	 wire_get(struct buf *b, size_t hdrlen, uint16_t version, uint32_t max,
 	    void *h, const char **payload);
+/* Appends one string of at most max bytes, its uint32_t length first. */
+void	 wire_put_str(struct buf *b, const char *p, size_t len, uint32_t max);
+/* Ends the frame whose header (hdrlen bytes) is at hdroff. */
+void	 wire_end(struct buf *b, size_t hdroff, size_t hdrlen, uint32_t max);
 /*
  * Takes the next frame of at most max payload bytes from b.  Returns 1
  * and sets *h and *payload (valid until b changes), 0 if it is not all

@@ -386,13 +386,9 @@ control_want(const struct peer *p)
 
 /* A talknetctl connection, as the master reads it. */
 static const struct peer_role control_role = {
-	.hdr_len = sizeof(struct ctl_hdr),
-	.version = CTL_VERSION,
-	.bad_version = "a frame of another version",
-	.too_long = "a request too long",
-	.dispatch = control_dispatch,
-	.drop = control_bad,
-	.want = control_want,
+	sizeof(struct ctl_hdr), CTL_VERSION, "a frame of another version",
+	"a request too long", control_dispatch, control_bad, control_want,
+	NULL
 };
 
 /* Takes one accepted peer in, or turns it away. */
@@ -449,10 +445,9 @@ control_accept(void)
 	int	fd, i;
 
 	for (i = 0; i < CONTROL_ACCEPT_BURST; i++) {
-		fd = accept4(ctl.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = peer_accept(ctl.lfd, NULL, NULL,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
 			if (errno != EAGAIN)
 				log_warn("control: accept");
 			return;

@@ -74,23 +74,33 @@ ctl_same(const struct shm_table *t, uint64_t g1)
 	return __atomic_load_n(&t->hdr->gen, __ATOMIC_RELAXED) == g1;
 }
 
+/*
+ * Copies a row's name of len bytes from the table to dst, NUL-terminated;
+ * empty if len is over the table's max or dst's size (a torn read).
+ */
+static void
+ctl_name(char *dst, size_t size, const char *src, size_t len, size_t max)
+{
+	if (len > max || len >= size)
+		len = 0;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
 /* Copies user row i consistently; 0, or -1 if the hub kept changing it. */
 static int
 ctl_user_get(const struct shm_table *t, uint32_t i, struct ctl_user *cu)
 {
 	uint64_t	g1;
-	size_t		len;
 	int		k;
 
 	for (k = 0; k < CTL_SNAP_TRIES; k++) {
 		if ((g1 = ctl_gen(t)) & 1)
 			continue;
 		memcpy(&cu->u, shm_user(t, i), sizeof(cu->u));
-		len = cu->u.name_len;
-		if (len > t->hdr->name_bytes || len >= sizeof(cu->name))
-			len = 0;
-		memcpy(cu->name, shm_user_name(t, shm_user(t, i)), len);
-		cu->name[len] = '\0';
+		ctl_name(cu->name, sizeof(cu->name),
+		    shm_user_name(t, shm_user(t, i)), cu->u.name_len,
+		    t->hdr->name_bytes);
 		if (ctl_same(t, g1))
 			return 0;
 	}
@@ -104,7 +114,6 @@ ctl_room_get(const struct shm_table *t, uint32_t r, uint32_t u,
 {
 	struct shm_room	*row = shm_room(t, r);
 	uint64_t	 g1;
-	size_t		 len;
 	int		 k;
 
 	for (k = 0; k < CTL_SNAP_TRIES; k++) {
@@ -116,11 +125,8 @@ ctl_room_get(const struct shm_table *t, uint32_t r, uint32_t u,
 				return -1;
 			continue;
 		}
-		len = copy->name_len;
-		if (len > t->hdr->room_bytes || len >= namelen)
-			len = 0;
-		memcpy(name, shm_room_name(t, row), len);
-		name[len] = '\0';
+		ctl_name(name, namelen, shm_room_name(t, row), copy->name_len,
+		    t->hdr->room_bytes);
 		*member = u != UINT32_MAX &&
 		    shm_bit_test(shm_room_members(t, row), u);
 		if (ctl_same(t, g1))

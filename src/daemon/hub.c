@@ -133,19 +133,13 @@ hub_accept(void)
 	int		fd, i;
 
 	for (i = 0; i < HUB_ACCEPT_BURST; i++) {
-		fd = accept4(hub.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = peer_accept(hub.lfd, NULL, NULL,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
-			switch (errno) {
-			case EINTR:
-			case ECONNABORTED:
-				continue;
-			case EAGAIN:
+			if (errno == EAGAIN)
 				return;
-			case EMFILE:
-			case ENFILE:
+			if (errno == EMFILE || errno == ENFILE)
 				hub_refuse();
-				break;
-			}
 			/* One warning per pause, whatever the cause. */
 			log_warn("hub: accept (pausing %d ms)", HUB_PAUSE_MS);
 			hub_accept_pause();
@@ -447,12 +441,8 @@ hub_ctl_bad(struct peer *p, const char *why)
 
 /* The master's control pipe, as the hub reads it. */
 static const struct peer_role hub_ctl_role = {
-	.hdr_len = sizeof(struct ipc_hdr),
-	.version = IPC_VERSION,
-	.bad_version = "bad control frame",
-	.too_long = "bad control frame",
-	.dispatch = hub_ctl_dispatch,
-	.drop = hub_ctl_bad,
+	sizeof(struct ipc_hdr), IPC_VERSION, "bad control frame",
+	"bad control frame", hub_ctl_dispatch, hub_ctl_bad, NULL, NULL
 };
 
 /* Reads the master's control pipe and runs its frames. */

@@ -466,13 +466,9 @@ hub_want(const struct peer *p)
 
 /* A worker's channel, as the hub reads it. */
 static const struct peer_role hub_worker_role = {
-	.hdr_len = sizeof(struct ipc_hdr),
-	.version = IPC_VERSION,
-	.bad_version = "a frame of another IPC version",
-	.too_long = "a frame over the length limit",
-	.dispatch = hub_dispatch,
-	.drop = hub_drop_peer,
-	.want = hub_want,
+	sizeof(struct ipc_hdr), IPC_VERSION, "a frame of another IPC version",
+	"a frame over the length limit", hub_dispatch, hub_drop_peer, hub_want,
+	NULL
 };
 
 /* A new channel's conn, on fd (-1: a detached row), named addr. */

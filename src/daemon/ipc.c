@@ -60,32 +60,7 @@ ipc_begin(struct buf *b, uint16_t type, uint32_t peer)
 void
 ipc_put_str(struct buf *b, const char *p, size_t len)
 {
-	uint32_t	n;
-
-	if (len > IPC_MAX_PAYLOAD)
-		fatalx("%s: string of %zu bytes", __func__, len);
-	n = (uint32_t)len;
-	xbuf_reserve(b, sizeof(n) + len);
-	xbuf_append(b, &n, sizeof(n));
-	if (len > 0)
-		xbuf_append(b, p, len);
-}
-
-/* Ends the frame started at hdroff by writing its payload length. */
-void
-ipc_end(struct buf *b, size_t hdroff)
-{
-	struct ipc_hdr	h;
-	size_t		len;
-
-	char		*hp = b->data + b->off + hdroff;
-
-	memcpy(&h, hp, sizeof(h));
-	len = b->len - b->off - hdroff - sizeof(h);
-	if (len > IPC_MAX_PAYLOAD)
-		fatalx("%s: payload of %zu bytes", __func__, len);
-	h.len = (uint32_t)len;
-	memcpy(hp, &h, sizeof(h));
+	wire_put_str(b, p, len, IPC_MAX_PAYLOAD);
 }
 
 /* Sets the seq of the frame whose header is at hdroff. */
@@ -98,6 +73,13 @@ ipc_set_seq(struct buf *b, size_t hdroff, uint32_t seq)
 	memcpy(&h, hp, sizeof(h));
 	h.seq = seq;
 	memcpy(hp, &h, sizeof(h));
+}
+
+/* Ends the frame started at hdroff by writing its payload length. */
+void
+ipc_end(struct buf *b, size_t hdroff)
+{
+	wire_end(b, hdroff, sizeof(struct ipc_hdr), IPC_MAX_PAYLOAD);
 }
 
 /* Checks a HELLO payload: exact size and a NUL-terminated address. */

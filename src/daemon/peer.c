@@ -111,3 +111,23 @@ peer_say(int fd, const struct buf *b)
 	(void)send(fd, buf_head(b), buf_pending(b),
 	    MSG_DONTWAIT | MSG_NOSIGNAL);
 }
+
+/*
+ * The next connection on listener lfd, past what is no error (a signal,
+ * a peer that gave up in the backlog).  The fd, or -1 with errno: EAGAIN
+ * when there is none.
+ */
+int
+peer_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+	socklen_t	size = len != NULL ? *len : 0;
+	int		fd;
+
+	for (;;) {
+		if (len != NULL)
+			*len = size;
+		if ((fd = accept4(lfd, sa, len, flags)) != -1 ||
+		    (errno != EINTR && errno != ECONNABORTED))
+			return fd;
+	}
+}

@@ -9,6 +9,9 @@
 #ifndef TALKNETD_PEER_H
 #define TALKNETD_PEER_H
 
+#include <sys/types.h>
+#include <sys/socket.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,7 +28,10 @@ enum peer_want {
 	PEER_GONE		/* never: it was dropped, forget the rest */
 };
 
-/* What one kind of peer is: its frames, and what its role does. */
+/*
+ * What one kind of peer is: its frames, and what its role does.  The
+ * roles' tables give every field in this order.
+ */
 struct peer_role {
 	size_t		  hdr_len;	/* bytes of its fixed header */
 	uint16_t	  version;	/* the one its frames must carry */
@@ -65,5 +71,7 @@ int	 peer_read(struct peer *, char *scratch, size_t size);
 void	 peer_run(struct peer *, struct buf *src);
 /* Writes b at once and forgets it, best effort: a peer's last words. */
 void	 peer_say(int fd, const struct buf *b);
+/* The next connection on a listener, past EINTR; -1 with errno. */
+int	 peer_accept(int lfd, struct sockaddr *, socklen_t *, int flags);
 
 #endif

@@ -808,13 +808,9 @@ worker_events(const struct pollfd *pfd)
 static void
 worker_signals(void)
 {
-	struct sigaction	act;
-	sigset_t		block;
+	sigset_t	block;
 
-	memset(&act, 0, sizeof(act));
-	sigemptyset(&act.sa_mask);
-	act.sa_handler = worker_sigterm;
-	if (sigaction(SIGTERM, &act, NULL) == -1)
+	if (master_sig_set(SIGTERM, worker_sigterm, 0) == -1)
 		fatal("worker: sigaction");
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);

@@ -277,13 +277,9 @@ worker_hub_arrived(struct peer *p, size_t n)
 
 /* The channel to the hub, as the worker reads it. */
 static const struct peer_role worker_hub_role = {
-	.hdr_len = sizeof(struct ipc_hdr),
-	.version = IPC_VERSION,
-	.bad_version = "bad frame header",
-	.too_long = "bad frame header",
-	.dispatch = worker_dispatch,
-	.drop = worker_hub_bad,
-	.arrived = worker_hub_arrived,
+	sizeof(struct ipc_hdr), IPC_VERSION, "bad frame header",
+	"bad frame header", worker_dispatch, worker_hub_bad, NULL,
+	worker_hub_arrived
 };
 
 /* Sets up the channel to the hub, its buffers in w itself. */
