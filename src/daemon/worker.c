@@ -73,9 +73,7 @@ void
 worker_wind_down(const char *why)
 {
 	log_debug("worker %s: %s", w.addr, why);
-	w.rd_done = 1;
-	w.closing = 1;
-	w.closed = 1;
+	w.flags |= WF_RD_DONE | WF_CLOSING | WF_CLOSED;
 	w.final = RES_NONE;
 	w.linger_ms = WORKER_STOP_MS;
 }
@@ -170,7 +168,7 @@ worker_input(void)
 	size_t			 len;
 	enum frame_result	 r;
 
-	while (!w.closing && w.ident != IDENT_PENDING) {
+	while (!(w.flags & WF_CLOSING) && w.ident != IDENT_PENDING) {
 		worker_refill();
 		if (worker_token_wait_ms() > 0) {
 			/* Bytes wait: the line they make waits for a token. */
@@ -194,8 +192,8 @@ worker_input(void)
 			w.tokens -= 1.0;
 		worker_line(line, len);
 	}
-	if (w.rd_done && !w.closing && w.ident != IDENT_PENDING &&
-	    (framer_pending(&w.in) == 0 || worker_token_wait_ms() == 0)) {
+	if ((w.flags & (WF_RD_DONE | WF_CLOSING)) == WF_RD_DONE &&
+	    w.ident != IDENT_PENDING && (framer_pending(&w.in) == 0 || worker_token_wait_ms() == 0)) {
 		worker_end(END_CLIENT_CLOSED, LIMIT_LAST);
 		worker_leave(RES_NONE);
 	}
@@ -281,11 +279,9 @@ worker_client_read(void)
 		if (errno == EAGAIN || errno == EINTR)
 			return;
 		log_debug("worker %s: read: %s", w.addr, strerror(errno));
-		w.rd_done = 1;
-		w.wr_dead = 1;
+		w.flags |= WF_RD_DONE | WF_WR_DEAD;
 	} else if (n == 0) {
-		w.rd_done = 1;
-		w.rd_eof = 1;
+		w.flags |= WF_RD_DONE | WF_RD_EOF;
 	} else {
 		w.rep.bytes_in += (uint64_t)n;
 		worker_scratch_wrote((size_t)n);
@@ -305,13 +301,14 @@ worker_gather_flush(void)
 {
 	ssize_t	n = 0;
 
-	if (!w.gathering)
+	if (!(w.flags & WF_GATHERING))
 		return;
-	w.gathering = 0;
+	w.flags &= ~WF_GATHERING;
 	if (w.gathered == 0)
 		return;
 	/* The queue was empty when gathering began, so order holds. */
-	if (!w.wr_dead && (n = worker_send(w.scratch, w.gathered)) == -1)
+	if (!(w.flags & WF_WR_DEAD) &&
+	    (n = worker_send(w.scratch, w.gathered)) == -1)
 		n = 0;	/* the loop's own write meets the error again */
 	if ((size_t)n < w.gathered)
 		xbuf_append(&w.out, w.scratch + n, w.gathered - (size_t)n);
@@ -347,19 +344,29 @@ worker_queue_cap(void)
 	    2 * WORKER_READ_SIZE;
 }
 
+/* Sets flag f of the worker's state if on, else clears it. */
+void
+worker_flag(enum worker_flag f, int on)
+{
+	if (on)
+		w.flags |= f;
+	else
+		w.flags &= ~f;
+}
+
 /* Queues a line for the client; a full queue disconnects the client. */
 void
 worker_queue(const char *p, size_t len)
 {
-	if (w.wr_dead || w.cut)
+	if (w.flags & (WF_WR_DEAD | WF_CUT))
 		return;
-	if (w.gathering && w.gathered + len > w.lim.max_queue) {
+	if ((w.flags & WF_GATHERING) && w.gathered + len > w.lim.max_queue) {
 		worker_gather_flush();
 		/* What the client took is no longer queued: gather on. */
-		w.gathering = buf_pending(&w.out) == 0 &&
-		    len <= w.lim.max_queue;
+		worker_flag(WF_GATHERING, buf_pending(&w.out) == 0 &&
+		    len <= w.lim.max_queue);
 	}
-	if (w.gathering) {
+	if (w.flags & WF_GATHERING) {
 		/*
 		 * p lies in the scratch past the lines gathered so far and
 		 * the frame headers between them, so moving it down never
@@ -371,11 +378,12 @@ worker_queue(const char *p, size_t len)
 		return;
 	}
 	/* A channel that hung up holds at most its socket buffer. */
-	if (!w.hub_hup && buf_pending(&w.out) + len > worker_queue_cap()) {
+	if (!(w.flags & WF_HUB_HUP) &&
+	    buf_pending(&w.out) + len > worker_queue_cap()) {
 		log_info("worker %s: output queue over %zu bytes, "
 		    "disconnecting", w.addr, worker_queue_cap());
 		worker_end(END_QUEUE, LIMIT_MAX_QUEUE);
-		w.cut = 1;
+		w.flags |= WF_CUT;
 		worker_queue_keep_head();
 		worker_leave(RES_NONE);
 		return;
@@ -541,7 +549,8 @@ worker_finish(void)
 	/* Its end line, and its report: the master frees its places. */
 	worker_session_end();
 	/* After the client's EOF nothing unread is left to cause a reset. */
-	if (!w.wr_dead && !w.rd_eof && shutdown(w.cfd, SHUT_WR) == 0) {
+	if (!(w.flags & (WF_WR_DEAD | WF_RD_EOF)) &&
+	    shutdown(w.cfd, SHUT_WR) == 0) {
 		for (i = 0; i < 64 && clock_now_ms() < end; i++) {
 			pfd.fd = w.cfd;
 			pfd.events = POLLIN;
@@ -620,7 +629,7 @@ worker_live(void)
 	w.lim = l;
 	w.in.max_line = (size_t)l.max_line;
 	log_set_level((int)l.log_level);
-	if (w.ident == IDENT_NONE && !w.closing)
+	if (w.ident == IDENT_NONE && !(w.flags & WF_CLOSING))
 		w.login_deadline = l.login_timeout == 0 ? 0 :
 		    w.started_at + (int64_t)l.login_timeout * 1000;
 	if (w.tokens > (double)l.rate_burst)
@@ -642,7 +651,7 @@ worker_stall_check(int64_t now)
 	uint64_t	acked;
 	int		outq = 0;
 
-	if (w.wr_dead || w.cut || w.lim.stall_timeout == 0) {
+	if ((w.flags & (WF_WR_DEAD | WF_CUT)) || w.lim.stall_timeout == 0) {
 		w.stall_check_at = 0;
 		return;
 	}
@@ -662,7 +671,7 @@ worker_stall_check(int64_t now)
 	    w.addr, (size_t)w.lim.stall_timeout);
 	worker_end(END_QUEUE, LIMIT_STALL);
 	w.stall_check_at = 0;
-	w.cut = 1;
+	w.flags |= WF_CUT;
 	worker_queue_keep_head();
 	worker_leave(RES_NONE);
 }
@@ -676,7 +685,8 @@ worker_timers(void)
 {
 	int64_t	now = clock_now_ms();
 
-	if (w.login_deadline != 0 && !w.closing && now >= w.login_deadline) {
+	if (w.login_deadline != 0 && !(w.flags & WF_CLOSING) &&
+	    now >= w.login_deadline) {
 		/* The end line says "login timeout": this is the detail. */
 		log_debug("worker %s: not identified after %zu s, closing",
 		    w.addr, (size_t)w.lim.login_timeout);
@@ -699,7 +709,7 @@ worker_timeout(int64_t deadline)
 
 	if (deadline != 0)
 		timeout = (int)(deadline - now) + 1;
-	if (w.hub.fd == -1 && !w.closed)
+	if (w.hub.fd == -1 && !(w.flags & WF_CLOSED))
 		timeout = worker_min_timeout(timeout,
 		    w.hub_retry_at > now ? (int)(w.hub_retry_at - now) : 1);
 	timeout = worker_min_timeout(timeout, worker_token_wait_ms());
@@ -737,11 +747,11 @@ worker_poll_set(struct pollfd *pfd)
 	 * requests written but not yet seen to run are trimmed on a later
 	 * round, and nothing wakes the worker for that.
 	 */
-	if (!w.rd_done && w.ident != IDENT_PENDING &&
+	if (!(w.flags & WF_RD_DONE) && w.ident != IDENT_PENDING &&
 	    worker_token_wait_ms() == 0 &&
 	    buf_pending(&w.hub.out) - w.hsent < WORKER_HUB_HIGH)
 		pfd[0].events |= POLLIN;
-	if (!w.wr_dead && worker_unsent() > 0)
+	if (!(w.flags & WF_WR_DEAD) && worker_unsent() > 0)
 		pfd[0].events |= POLLOUT;
 	/* Not watched at all, so a hung-up socket cannot spin us. */
 	if (pfd[0].events == 0)
@@ -749,12 +759,13 @@ worker_poll_set(struct pollfd *pfd)
 	pfd[1].fd = w.hub.fd;
 	pfd[1].events = 0;
 	/* Once closing, only CLOSE matters: read on to find it. */
-	if (!w.closed && (w.closing || worker_unsent() < w.lim.max_queue))
+	if (!(w.flags & WF_CLOSED) && ((w.flags & WF_CLOSING) ||
+	    worker_unsent() < w.lim.max_queue))
 		pfd[1].events |= POLLIN;
-	if (!w.closed && (buf_pending(&w.hctl) > 0 ||
+	if (!(w.flags & WF_CLOSED) && (buf_pending(&w.hctl) > 0 ||
 	    w.hsent < buf_pending(&w.hub.out)))
 		pfd[1].events |= POLLOUT;
-	if (w.closed)
+	if (w.flags & WF_CLOSED)
 		pfd[1].fd = -1;
 }
 
@@ -765,23 +776,23 @@ worker_events(const struct pollfd *pfd)
 	/* A dead hub's lines are delivered, not counted against the
 	 * queue: the channel is read to its end, then reconnected. */
 	if (pfd[1].fd != -1 && (pfd[1].revents & (POLLHUP | POLLERR)))
-		w.hub_hup = 1;
+		w.flags |= WF_HUB_HUP;
 	if (pfd[1].fd != -1 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
 		worker_hub_read();
 	if (pfd[0].revents & POLLIN)
 		worker_client_read();
 	else if (pfd[0].revents & (POLLHUP | POLLERR)) {
-		w.rd_done = 1;
+		w.flags |= WF_RD_DONE;
 		if (pfd[0].revents & POLLERR)
-			w.wr_dead = 1;
+			w.flags |= WF_WR_DEAD;
 		worker_input();
 	}
-	if (!w.closed)
+	if (!(w.flags & WF_CLOSED))
 		worker_hub_write();
-	if (!w.wr_dead && worker_write() == -1) {
+	if (!(w.flags & WF_WR_DEAD) && worker_write() == -1) {
 		log_debug("worker %s: write: %s", w.addr, strerror(errno));
 		worker_end(END_CLIENT_CLOSED, LIMIT_LAST);
-		w.wr_dead = 1;
+		w.flags |= WF_WR_DEAD;
 		buf_reset(&w.out);
 		w.piped = 0;
 		worker_leave(RES_NONE);
@@ -925,14 +936,15 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	sandbox_worker();
 
 	for (;;) {
-		if (worker_stop && !w.closed) {
+		if (worker_stop && !(w.flags & WF_CLOSED)) {
 			worker_end(END_SHUTDOWN, LIMIT_LAST);
 			worker_wind_down("SIGTERM");
 		}
 		worker_live();
 		worker_hub_retry();
 		/* The client is gone and no hub is there to tell: done. */
-		if (w.hub.fd == -1 && !w.closed && w.wr_dead) {
+		if (w.hub.fd == -1 &&
+		    (w.flags & (WF_CLOSED | WF_WR_DEAD)) == WF_WR_DEAD) {
 			worker_end(END_CLIENT_CLOSED, LIMIT_LAST);
 			worker_finish();
 		}
@@ -942,9 +954,9 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 		worker_refill();
 		if (framer_pending(&w.in) > 0)
 			worker_input();
-		if (w.closed) {
+		if (w.flags & WF_CLOSED) {
 			worker_final_reply();
-			if (w.wr_dead || worker_unsent() == 0)
+			if ((w.flags & WF_WR_DEAD) || worker_unsent() == 0)
 				worker_finish();
 			if (deadline == 0)
 				deadline = clock_now_ms() + w.linger_ms;

@@ -54,6 +54,23 @@ enum ident_state {
 };
 
 /*
+ * Where a worker's session stands, one bit each in w.flags.  The first
+ * six are only ever set: a session closes a step at a time and never
+ * opens again.
+ */
+enum worker_flag {
+	WF_CLOSING	= 0x0001,	/* DISCONNECT sent to the hub */
+	WF_CLOSED	= 0x0002,	/* the hub answered CLOSE */
+	WF_RD_DONE	= 0x0004,	/* no more client input */
+	WF_RD_EOF	= 0x0008,	/* the client half-closed */
+	WF_WR_DEAD	= 0x0010,	/* the client cannot be written */
+	WF_CUT		= 0x0020,	/* over --max-queue: no more */
+	WF_HUB_HUP	= 0x0040,	/* the hub hung up: read all */
+	WF_RATE_HELD	= 0x0080,	/* a line waits for a token */
+	WF_GATHERING	= 0x0100	/* lines gather in the scratch */
+};
+
+/*
  * One worker's whole state: defined in worker.c.  Page-aligned, and so
  * a whole number of pages long: its last page holds nothing else, and
  * worker_scratch_release may give it back.
@@ -100,18 +117,10 @@ struct worker_state {
 	struct proto_parser	 parser;
 	struct shm_table	 tab;		/* read-only */
 	enum ident_state	 ident;
-	int			 closing;	/* DISCONNECT sent to the hub */
-	int			 closed;	/* the hub answered CLOSE */
-	int			 rd_done;	/* no more client input */
-	int			 rd_eof;	/* the client half-closed */
-	int			 wr_dead;	/* the client cannot be written */
-	int			 cut;		/* over --max-queue: no more */
-	int			 hub_hup;	/* the hub hung up: read all */
+	uint32_t		 flags;		/* enum worker_flag */
 	enum result		 final;		/* reply after CLOSE, if any */
 	struct session_report	 rep;		/* counts and why it ended */
-	int			 rate_held;	/* a line waits for a token */
 	int			 linger_ms;	/* flush time once closed */
-	int			 gathering;	/* lines gather in scratch */
 	size_t			 gathered;	/* bytes of them, at its head */
 	size_t			 scratch_first;	/* its bytes in the state page */
 	size_t			 scratch_used;	/* most written since given back */
@@ -151,6 +160,8 @@ void	 worker_input(void);
 void	 worker_scratch_wrote(size_t);
 /* Ends gathering: the lines gathered in the scratch go to the client. */
 void	 worker_gather_flush(void);
+/* Sets a flag of the worker's state if on, else clears it. */
+void	 worker_flag(enum worker_flag, int on);
 /* Drops the client queue but for its first line. */
 void	 worker_queue_keep_head(void);
 /* Queues a line for the client; a full queue disconnects the client. */

@@ -54,11 +54,11 @@ worker_leave(enum result final)
 {
 	size_t	hdr;
 
-	if (w.closing)
+	if (w.flags & WF_CLOSING)
 		return;
-	w.closing = 1;
+	w.flags |= WF_CLOSING;
 	w.final = final;
-	w.rd_done = 1;
+	w.flags |= WF_RD_DONE;
 	hdr = worker_request(MSG_DISCONNECT);
 	ipc_end(&w.hub.out, hdr);
 }
@@ -177,7 +177,7 @@ worker_welcome(const char *p, size_t len)
 	m.extra.len = buf_pending(&w.ident_name);
 	m.has_extra = 1;
 	worker_gather_flush();
-	if (!w.wr_dead && proto_encode(&w.out, &m) == -1)
+	if (!(w.flags & WF_WR_DEAD) && proto_encode(&w.out, &m) == -1)
 		fatal("proto_encode");
 	return worker_ident_done(ok);
 }
@@ -194,7 +194,7 @@ worker_close_frame(const char *p, size_t len)
 
 	if ((reason = ipc_get_close(p, len)) == 0)
 		return -1;
-	if (reason == CLOSE_QUIT && !w.closing)
+	if (reason == CLOSE_QUIT && !(w.flags & WF_CLOSING))
 		return -1;
 	if (reason != CLOSE_QUIT) {
 		/* The end line names a kick or a queue cut already. */
@@ -206,14 +206,13 @@ worker_close_frame(const char *p, size_t len)
 			    ipc_close_reason_name(reason));
 		worker_end(session_end_of_close(reason), reason ==
 		    CLOSE_QUEUE ? LIMIT_MAX_QUEUE : LIMIT_LAST);
-		w.closing = 1;
-		w.rd_done = 1;
-		if (reason == CLOSE_QUEUE && !w.cut) {
-			w.cut = 1;
+		w.flags |= WF_CLOSING | WF_RD_DONE;
+		if (reason == CLOSE_QUEUE && !(w.flags & WF_CUT)) {
+			w.flags |= WF_CUT;
 			worker_queue_keep_head();
 		}
 	}
-	w.closed = 1;
+	w.flags |= WF_CLOSED;
 	return 0;
 }
 
@@ -272,7 +271,8 @@ static void
 worker_hub_arrived(struct peer *p, size_t n)
 {
 	worker_scratch_wrote(n);
-	w.gathering = buf_pending(&p->in) == 0 && buf_pending(&w.out) == 0;
+	worker_flag(WF_GATHERING, buf_pending(&p->in) == 0 &&
+	    buf_pending(&w.out) == 0);
 }
 
 /* The channel to the hub, as the worker reads it. */
@@ -341,7 +341,7 @@ worker_hub_connect(void)
 	/* A new channel, even if its fd number is the last one's. */
 	w.hub_conn++;
 	w.hsent = 0;
-	w.hub_hup = 0;
+	w.flags &= ~WF_HUB_HUP;
 	buf_reset(&w.hub.in);
 	buf_reset(&w.hctl);
 	memset(&hello, 0, sizeof(hello));
@@ -384,7 +384,7 @@ worker_hub_lost(void)
 	close(w.hub.fd);
 	w.hub.fd = -1;
 	buf_reset(&w.hub.in);
-	if (w.closed || worker_stop)
+	if ((w.flags & WF_CLOSED) || worker_stop)
 		return;
 	if (worker_dropped()) {
 		log_info("worker %s: dropped by the hub, closing", w.addr);
@@ -393,7 +393,8 @@ worker_hub_lost(void)
 		 * pending: one backed up while this worker read no more of
 		 * it, its client's queue full, was cut for that queue.
 		 */
-		if (w.cut || buf_pending(&w.out) + w.piped >= w.lim.max_queue)
+		if ((w.flags & WF_CUT) ||
+		    buf_pending(&w.out) + w.piped >= w.lim.max_queue)
 			worker_end(END_QUEUE, LIMIT_MAX_QUEUE);
 		else
 			worker_end(END_SERVER_ERROR, LIMIT_LAST);
@@ -429,7 +430,7 @@ worker_hub_retry(void)
 	int64_t		now;
 	uint64_t	gen;
 
-	if (w.hub.fd != -1 || w.closed)
+	if (w.hub.fd != -1 || (w.flags & WF_CLOSED))
 		return;
 	now = clock_now_ms();
 	if (now - w.hub_lost_at > WORKER_HUB_RETRY_MS) {

@@ -51,9 +51,9 @@ worker_end(enum session_end reason, enum limit_id limit)
 void
 worker_rate_held(int held)
 {
-	if (held && !w.rate_held)
+	if (held && !(w.flags & WF_RATE_HELD))
 		w.rep.hits[LIMIT_RATE]++;
-	w.rate_held = held;
+	worker_flag(WF_RATE_HELD, held);
 }
 
 /*
