@@ -127,37 +127,6 @@ worker_line(const char *line, size_t len)
 }
 
 /*
- * The input rate limit: a token bucket of --rate-burst tokens, filled
- * at --rate-limit a second, one token a message.  Lines past the limit
- * stay buffered and the client is read no further until tokens come
- * back, so a flood is slowed down by TCP, never dropped.
- */
-static void
-worker_refill(void)
-{
-	int64_t	now;
-
-	if (w.lim.rate_limit == 0)
-		return;
-	now = clock_now_ms();
-	w.tokens += (double)(now - w.tokens_at) * (double)w.lim.rate_limit /
-	    1000.0;
-	if (w.tokens > (double)w.lim.rate_burst)
-		w.tokens = (double)w.lim.rate_burst;
-	w.tokens_at = now;
-}
-
-/* Milliseconds until the bucket holds a token again (0: now). */
-static int
-worker_token_wait_ms(void)
-{
-	if (w.lim.rate_limit == 0 || w.tokens >= 1.0)
-		return 0;
-	return (int)((1.0 - w.tokens) * 1000.0 / (double)w.lim.rate_limit) +
-	    1;
-}
-
-/*
  * Runs the complete lines buffered from the client.  While an IDENTIFY
  * is pending the rest waits: whether they are allowed depends on it.
  */
@@ -193,7 +162,8 @@ worker_input(void)
 		worker_line(line, len);
 	}
 	if ((w.flags & (WF_RD_DONE | WF_CLOSING)) == WF_RD_DONE &&
-	    w.ident != IDENT_PENDING && (framer_pending(&w.in) == 0 || worker_token_wait_ms() == 0)) {
+	    w.ident != IDENT_PENDING &&
+	    (framer_pending(&w.in) == 0 || worker_token_wait_ms() == 0)) {
 		worker_end(END_CLIENT_CLOSED, LIMIT_LAST);
 		worker_leave(RES_NONE);
 	}
@@ -342,16 +312,6 @@ worker_queue_cap(void)
 {
 	return (size_t)(w.lim.max_queue + 2 * w.lim.max_line) +
 	    2 * WORKER_READ_SIZE;
-}
-
-/* Sets flag f of the worker's state if on, else clears it. */
-void
-worker_flag(enum worker_flag f, int on)
-{
-	if (on)
-		w.flags |= f;
-	else
-		w.flags &= ~f;
 }
 
 /* Queues a line for the client; a full queue disconnects the client. */

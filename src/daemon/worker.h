@@ -160,8 +160,6 @@ void	 worker_input(void);
 void	 worker_scratch_wrote(size_t);
 /* Ends gathering: the lines gathered in the scratch go to the client. */
 void	 worker_gather_flush(void);
-/* Sets a flag of the worker's state if on, else clears it. */
-void	 worker_flag(enum worker_flag, int on);
 /* Drops the client queue but for its first line. */
 void	 worker_queue_keep_head(void);
 /* Queues a line for the client; a full queue disconnects the client. */
@@ -188,6 +186,12 @@ void	 worker_hub_write(void);
 /* worker_session.c */
 /* Notes why the session ends, and the limit that ended it (or LIMIT_LAST). */
 void	 worker_end(enum session_end, enum limit_id);
+/* Sets a flag of the worker's state if on, else clears it. */
+void	 worker_flag(enum worker_flag, int on);
+/* Fills the rate limit's bucket for the time gone by. */
+void	 worker_refill(void);
+/* Milliseconds until the bucket holds a token again (0: now). */
+int	 worker_token_wait_ms(void);
 /* Counts a line the rate limit held back (held 1), once per line. */
 void	 worker_rate_held(int held);
 /* Counts bytes handed to the kernel for the client, and their lines. */
