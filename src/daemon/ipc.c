@@ -101,33 +101,6 @@ ipc_get(struct buf *b, struct ipc_hdr *h, const char **payload)
 	return ipc_get_max(b, IPC_MAX_PAYLOAD, h, payload);
 }
 
-/*
- * The frames of one read of n bytes at data (a scratch buffer the
- * caller reuses): they run straight from data unless keep holds a frame
- * that arrived in part, which data then completes.  Returns the buffer
- * to take frames from; view is the caller's storage for the first case.
- */
-struct buf *
-ipc_feed(struct buf *keep, struct buf *view, char *data, size_t n)
-{
-	if (n == 0 || buf_pending(keep) > 0) {
-		xbuf_append(keep, data, n);
-		return keep;
-	}
-	/* A buffer over data itself: never freed or grown past it. */
-	buf_init_store(view, data, n);
-	buf_commit(view, n);
-	return view;
-}
-
-/* After ipc_feed's frames were taken: keeps a partial frame from data. */
-void
-ipc_keep_rest(struct buf *keep, const struct buf *src)
-{
-	if (src != keep && buf_pending(src) > 0)
-		xbuf_append(keep, buf_head(src), buf_pending(src));
-}
-
 /* Takes the next frame from b, of at most max payload bytes. */
 int
 ipc_get_max(struct buf *b, uint32_t max, struct ipc_hdr *h,

@@ -15,7 +15,6 @@
 
 #include "buf.h"
 #include "control_wire.h"
-#include "ipc.h"
 #include "log.h"
 #include "peer.h"
 #include "xmalloc.h"
@@ -34,6 +33,33 @@ peer_init(struct peer *p, const struct peer_role *role, void *arg, int fd,
 	p->max = max;
 	buf_init(&p->in);
 	buf_init(&p->out);
+}
+
+/*
+ * The frames of one read of n bytes at data (a scratch buffer the
+ * caller reuses): they run straight from data unless keep holds a frame
+ * that arrived in part, which data then completes.  Returns the buffer
+ * to take frames from; view is the caller's storage for the first case.
+ */
+struct buf *
+peer_feed(struct buf *keep, struct buf *view, char *data, size_t n)
+{
+	if (n == 0 || buf_pending(keep) > 0) {
+		xbuf_append(keep, data, n);
+		return keep;
+	}
+	/* A buffer over data itself: never freed or grown past it. */
+	buf_init_store(view, data, n);
+	buf_commit(view, n);
+	return view;
+}
+
+/* After peer_feed's frames were taken: keeps a partial frame from data. */
+void
+peer_keep_rest(struct buf *keep, const struct buf *src)
+{
+	if (src != keep && buf_pending(src) > 0)
+		xbuf_append(keep, buf_head(src), buf_pending(src));
 }
 
 /* Whether p takes its next frame now. */
@@ -75,7 +101,7 @@ peer_run(struct peer *p, struct buf *src)
 	if (want == PEER_GONE)
 		buf_reset(&p->in);
 	else
-		ipc_keep_rest(&p->in, src);
+		peer_keep_rest(&p->in, src);
 }
 
 /* Reads once into scratch and runs every complete frame. */
@@ -100,7 +126,7 @@ peer_read(struct peer *p, char *scratch, size_t size)
 	}
 	if (p->role->arrived != NULL)
 		p->role->arrived(p, (size_t)n);
-	peer_run(p, ipc_feed(&p->in, &view, scratch, (size_t)n));
+	peer_run(p, peer_feed(&p->in, &view, scratch, (size_t)n));
 	return 1;
 }
 

@@ -67,6 +67,15 @@ void	 peer_init(struct peer *, const struct peer_role *, void *arg,
  * -1 at the end of the stream (errno 0) or on an error (errno set).
  */
 int	 peer_read(struct peer *, char *scratch, size_t size);
+/*
+ * Frames from one read into a reused scratch: returns the buffer to take
+ * them from, data itself (through view) unless keep holds a partial
+ * frame.  Afterwards peer_keep_rest keeps what is left of a partial one,
+ * so a channel holds bytes of its own only between reads of one frame.
+ */
+struct buf *peer_feed(struct buf *keep, struct buf *view, char *data,
+	    size_t n);
+void	 peer_keep_rest(struct buf *keep, const struct buf *src);
 /* Runs the complete frames in src, then keeps what is left in p->in. */
 void	 peer_run(struct peer *, struct buf *src);
 /* Writes b at once and forgets it, best effort: a peer's last words. */

@@ -1,6 +1,7 @@
 /*
- * check_peer.c: unit tests of the peer layer (peer.h) over a socketpair:
- * frames cut from reads of every size, a role that holds its frames for
+ * check_peer.c: unit tests of the peer layer (peer.h): a read's frames
+ * taken from the scratch itself, and over a socketpair frames cut from
+ * reads of every size, a role that holds its frames for
  * later, and the drops with their reasons: another version, a frame
  * over the limit, a frame the dispatcher refuses, the end of the stream.
  */
@@ -102,6 +103,53 @@ t_frames(struct buf *b)
 	ipc_put(b, 0x0102, 0, "hello", 5);
 	ipc_put(b, 0x0103, 0, big, sizeof(big));
 }
+
+/*
+ * Reads into a reused scratch: whole frames run from the scratch itself,
+ * only a partial frame is kept, and the next read completes it.
+ */
+START_TEST(test_feed_from_scratch)
+{
+	struct buf	 wire, keep, view, *src;
+	struct ipc_hdr	 h;
+	const char	*p;
+	char		 scratch[256];
+	size_t		 cut;
+
+	buf_init(&wire);
+	buf_init(&keep);
+	ipc_put(&wire, IPC_LINE, 0, "one\n", 4);
+	ipc_put(&wire, IPC_LINE, 0, "two\n", 4);
+	cut = sizeof(struct ipc_hdr) + 4 + 6;	/* mid-way into "two" */
+
+	memcpy(scratch, buf_head(&wire), cut);
+	src = peer_feed(&keep, &view, scratch, cut);
+	ck_assert_ptr_eq(src, &view);
+	ck_assert_int_eq(ipc_get(src, &h, &p), 1);
+	ck_assert_ptr_eq(p, scratch + sizeof(struct ipc_hdr));
+	ck_assert_int_eq(ipc_get(src, &h, &p), 0);
+	peer_keep_rest(&keep, src);
+	ck_assert_uint_eq(buf_pending(&keep), 6);
+
+	/* The scratch is reused: the kept bytes must not point into it. */
+	memset(scratch, 0, sizeof(scratch));
+	memcpy(scratch, buf_head(&wire) + cut, buf_pending(&wire) - cut);
+	src = peer_feed(&keep, &view, scratch, buf_pending(&wire) - cut);
+	ck_assert_ptr_eq(src, &keep);
+	ck_assert_int_eq(ipc_get(src, &h, &p), 1);
+	ck_assert_uint_eq(h.len, 4);
+	ck_assert_int_eq(memcmp(p, "two\n", 4), 0);
+	peer_keep_rest(&keep, src);
+	ck_assert_uint_eq(buf_pending(&keep), 0);
+
+	/* End of input: only what keep holds is left to run. */
+	src = peer_feed(&keep, &view, scratch, 0);
+	ck_assert_ptr_eq(src, &keep);
+	ck_assert_int_eq(ipc_get(src, &h, &p), 0);
+	buf_free(&wire);
+	buf_free(&keep);
+}
+END_TEST
 
 START_TEST(test_reads_of_every_size)
 {
@@ -268,6 +316,7 @@ peer_suite(void)
 	Suite	*s = suite_create("peer");
 	TCase	*tc = tcase_create("channel");
 
+	tcase_add_test(tc, test_feed_from_scratch);
 	tcase_add_test(tc, test_reads_of_every_size);
 	tcase_add_test(tc, test_hold_then_resume);
 	tcase_add_test(tc, test_drops_with_reason);
