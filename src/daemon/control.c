@@ -501,8 +501,8 @@ control_write(struct ctl_conn *c)
 			control_more(c);
 		if (buf_pending(&c->peer.out) == 0)
 			break;
-		n = send(c->peer.fd, buf_head(&c->peer.out), buf_pending(&c->peer.out),
-		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		n = send(c->peer.fd, buf_head(&c->peer.out),
+		    buf_pending(&c->peer.out), MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EINTR)
 				return;

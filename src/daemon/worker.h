@@ -78,9 +78,9 @@ enum worker_flag {
 struct worker_state {
 	const struct config	*cfg;
 	int			 cfd;		/* the client's TCP socket */
-	struct peer		 hub;		/* the channel to the hub (fd -1:
-						   none); out holds the requests
-						   it has not run */
+	struct peer		 hub;		/* the channel to the hub,
+						   fd -1 if none; its out holds
+						   the requests not yet run */
 	int			 pipe_r;	/* the send pipe, or -1: write() */
 	int			 pipe_w;
 	size_t			 piped;		/* bytes in the send pipe */
