@@ -42,27 +42,45 @@ ctl_begin(struct buf *b, uint16_t type)
 void
 ctl_put_str(struct buf *b, const char *p, size_t len)
 {
-	uint32_t	n;
-
-	if (len > CTL_MAX_ANSWER)
-		fatalx("%s: string of %zu bytes", __func__, len);
-	n = (uint32_t)len;
-	xbuf_append(b, &n, sizeof(n));
-	if (len > 0)
-		xbuf_append(b, p, len);
+	wire_put_str(b, p, len, CTL_MAX_ANSWER);
 }
 
 /* Writes the payload length of the frame started at hdroff. */
 void
 ctl_end(struct buf *b, size_t hdroff)
 {
-	struct ctl_hdr	 h;
+	wire_end(b, hdroff, sizeof(struct ctl_hdr), CTL_MAX_ANSWER);
+}
+
+/* Appends one string of at most max bytes: its uint32_t length, then it. */
+void
+wire_put_str(struct buf *b, const char *p, size_t len, uint32_t max)
+{
+	uint32_t	n;
+
+	if (len > max)
+		fatalx("%s: string of %zu bytes", __func__, len);
+	n = (uint32_t)len;
+	xbuf_reserve(b, sizeof(n) + len);
+	xbuf_append(b, &n, sizeof(n));
+	if (len > 0)
+		xbuf_append(b, p, len);
+}
+
+/*
+ * Ends the frame whose hdrlen-byte header is at hdroff from the first
+ * pending byte: its len is what follows, of at most max bytes.
+ */
+void
+wire_end(struct buf *b, size_t hdroff, size_t hdrlen, uint32_t max)
+{
+	struct wire_hdr	 h;
 	char		*hp = b->data + b->off + hdroff;
 	size_t		 len;
 
 	memcpy(&h, hp, sizeof(h));
-	len = b->len - b->off - hdroff - sizeof(h);
-	if (len > CTL_MAX_ANSWER)
+	len = b->len - b->off - hdroff - hdrlen;
+	if (len > max)
 		fatalx("%s: payload of %zu bytes", __func__, len);
 	h.len = (uint32_t)len;
 	memcpy(hp, &h, sizeof(h));
@@ -72,17 +90,27 @@ ctl_end(struct buf *b, size_t hdroff)
 int
 ctl_get(struct buf *b, uint32_t max, struct ctl_hdr *h, const char **payload)
 {
-	size_t	avail = buf_pending(b);
+	return wire_get(b, sizeof(*h), CTL_VERSION, max, h, payload);
+}
 
-	if (avail < sizeof(*h))
+/* Takes the next frame whose header starts as struct wire_hdr. */
+int
+wire_get(struct buf *b, size_t hdrlen, uint16_t version, uint32_t max,
+    void *h, const char **payload)
+{
+	struct wire_hdr	wh;
+	size_t		avail = buf_pending(b);
+
+	if (avail < hdrlen)
 		return 0;
-	memcpy(h, buf_head(b), sizeof(*h));
-	if (h->version != CTL_VERSION || h->len > max)
+	memcpy(h, buf_head(b), hdrlen);
+	memcpy(&wh, h, sizeof(wh));
+	if (wh.version != version || wh.len > max)
 		return -1;
-	if (avail - sizeof(*h) < h->len)
+	if (avail - hdrlen < wh.len)
 		return 0;
-	*payload = buf_head(b) + sizeof(*h);
-	buf_drain(b, sizeof(*h) + h->len);
+	*payload = buf_head(b) + hdrlen;
+	buf_drain(b, hdrlen + wh.len);
 	return 1;
 }
 

@@ -42,6 +42,16 @@
 #define CTL_MAX_ANSWER		(16U * 1024 * 1024)	/* one answer frame */
 #define CTL_MAX_WORDS		16		/* words in a request */
 
+/*
+ * What every fixed header starts with, this one and the hub's (ipc.h):
+ * wire_get checks it for both.
+ */
+struct wire_hdr {
+	uint16_t	version;
+	uint16_t	type;
+	uint32_t	len;		/* payload bytes after the header */
+};
+
 struct ctl_hdr {
 	uint16_t	version;	/* CTL_VERSION */
 	uint16_t	type;		/* enum ctl_type */
@@ -63,6 +73,19 @@ size_t	 ctl_begin(struct buf *b, uint16_t type);
 void	 ctl_put_str(struct buf *b, const char *p, size_t len);
 /* Ends the frame started at hdroff. */
 void	 ctl_end(struct buf *b, size_t hdroff);
+/*
+ * Takes the next frame from b: a header of hdrlen bytes (copied to h)
+ * that starts as struct wire_hdr, then at most max payload bytes.
+ * Returns 1 and sets *payload (valid until b changes), 0 if it is not
+ * all there yet, -1 if the header is bad (another version than version,
+ * or too long): its sender must be dropped.
+ */
+int	 wire_get(struct buf *b, size_t hdrlen, uint16_t version, uint32_t max,
+	    void *h, const char **payload);
+/* Appends one string of at most max bytes, its uint32_t length first. */
+void	 wire_put_str(struct buf *b, const char *p, size_t len, uint32_t max);
+/* Ends the frame whose header (hdrlen bytes) is at hdroff. */
+void	 wire_end(struct buf *b, size_t hdroff, size_t hdrlen, uint32_t max);
 /*
  * Takes the next frame of at most max payload bytes from b.  Returns 1
  * and sets *h and *payload (valid until b changes), 0 if it is not all

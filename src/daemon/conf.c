@@ -42,45 +42,36 @@ struct conf_key {
 	int		 live;		/* changes without a restart */
 };
 
+/* A number's row: its field in struct config, its bounds, whether live. */
+#define CONF_NUM(key, field, min, max, live) \
+	{ key, CONF_SIZE, offsetof(struct config, field), min, max, 0, live }
+/* A string's row: its field, whose size bounds it; never live. */
+#define CONF_STR(key, field) \
+	{ key, CONF_STRING, offsetof(struct config, field), 0, 0, \
+	    sizeof(((struct config *)NULL)->field), 0 }
+
 static const struct conf_key conf_keys[] = {
 	{ "listen", CONF_LISTEN, 0, 0, 0, 0, 0 },
-	{ "max-clients", CONF_SIZE, offsetof(struct config, max_clients),
-	    1, CEIL_MAX_CLIENTS, 0, 0 },
-	{ "max-rooms", CONF_SIZE, offsetof(struct config, max_rooms),
-	    1, CEIL_MAX_ROOMS, 0, 0 },
+	CONF_NUM("max-clients", max_clients, 1, CEIL_MAX_CLIENTS, 0),
+	CONF_NUM("max-rooms", max_rooms, 1, CEIL_MAX_ROOMS, 0),
 	/* Not live: the hub, forked at start, keeps the value it had. */
-	{ "max-rooms-per-user", CONF_SIZE,
-	    offsetof(struct config, max_rooms_per_user), 0, CEIL_MAX_ROOMS,
-	    0, 0 },
-	{ "max-name", CONF_SIZE, offsetof(struct config, max_name),
-	    1, CEIL_MAX_NAME, 0, 0 },
-	{ "max-room", CONF_SIZE, offsetof(struct config, max_room),
-	    1, CEIL_MAX_NAME, 0, 0 },
-	{ "max-line", CONF_SIZE, offsetof(struct config, max_line),
-	    64, CEIL_MAX_LINE, 0, 1 },
-	{ "max-queue", CONF_SIZE, offsetof(struct config, max_queue),
-	    4096, CEIL_MAX_QUEUE, 0, 1 },
-	{ "max-clients-per-ip", CONF_SIZE,
-	    offsetof(struct config, max_clients_per_ip), 0, CEIL_MAX_CLIENTS,
-	    0, 1 },
-	{ "login-timeout", CONF_SIZE, offsetof(struct config, login_timeout),
-	    0, 86400, 0, 1 },
-	{ "rate-limit", CONF_SIZE, offsetof(struct config, rate_limit),
-	    0, 1000000, 0, 1 },
-	{ "rate-burst", CONF_SIZE, offsetof(struct config, rate_burst),
-	    1, 1000000, 0, 1 },
-	{ "stall-timeout", CONF_SIZE, offsetof(struct config, stall_timeout),
-	    0, 86400, 0, 1 },
-	{ "send-buffer", CONF_SIZE, offsetof(struct config, send_buffer),
-	    0, 16 * 1024 * 1024, 0, 1 },
-	{ "max-gather", CONF_SIZE, offsetof(struct config, max_gather),
-	    0, CEIL_MAX_GATHER, 0, 1 },
-	{ "user", CONF_STRING, offsetof(struct config, user), 0, 0,
-	    sizeof(((struct config *)NULL)->user), 0 },
-	{ "pidfile", CONF_STRING, offsetof(struct config, pidfile), 0, 0,
-	    sizeof(((struct config *)NULL)->pidfile), 0 },
-	{ "control", CONF_STRING, offsetof(struct config, control), 0, 0,
-	    sizeof(((struct config *)NULL)->control), 0 },
+	CONF_NUM("max-rooms-per-user", max_rooms_per_user,
+	    0, CEIL_MAX_ROOMS, 0),
+	CONF_NUM("max-name", max_name, 1, CEIL_MAX_NAME, 0),
+	CONF_NUM("max-room", max_room, 1, CEIL_MAX_NAME, 0),
+	CONF_NUM("max-line", max_line, 64, CEIL_MAX_LINE, 1),
+	CONF_NUM("max-queue", max_queue, 4096, CEIL_MAX_QUEUE, 1),
+	CONF_NUM("max-clients-per-ip", max_clients_per_ip,
+	    0, CEIL_MAX_CLIENTS, 1),
+	CONF_NUM("login-timeout", login_timeout, 0, 86400, 1),
+	CONF_NUM("rate-limit", rate_limit, 0, 1000000, 1),
+	CONF_NUM("rate-burst", rate_burst, 1, 1000000, 1),
+	CONF_NUM("stall-timeout", stall_timeout, 0, 86400, 1),
+	CONF_NUM("send-buffer", send_buffer, 0, 16 * 1024 * 1024, 1),
+	CONF_NUM("max-gather", max_gather, 0, CEIL_MAX_GATHER, 1),
+	CONF_STR("user", user),
+	CONF_STR("pidfile", pidfile),
+	CONF_STR("control", control),
 	{ "log-level", CONF_LOG_LEVEL, offsetof(struct config, log_level),
 	    0, 0, 0, 1 },
 };

@@ -170,7 +170,7 @@ control_open(const char *path, int explicit_path)
 	int			 fd, i, r;
 
 	for (i = 0; i < CONTROL_MAX_CONN; i++)
-		ctl.conns[i].fd = -1;
+		ctl.conns[i].peer.fd = -1;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if (strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
@@ -236,10 +236,10 @@ control_path(void)
 static void
 control_drop(struct ctl_conn *c)
 {
-	close(c->fd);
-	c->fd = -1;
-	buf_free(&c->in);
-	buf_free(&c->out);
+	close(c->peer.fd);
+	c->peer.fd = -1;
+	buf_free(&c->peer.in);
+	buf_free(&c->peer.out);
 }
 
 /* Closes every control fd and removes the socket (the master's exit). */
@@ -249,7 +249,7 @@ control_close(void)
 	int	i;
 
 	for (i = 0; i < CONTROL_MAX_CONN; i++)
-		if (ctl.conns[i].fd != -1)
+		if (ctl.conns[i].peer.fd != -1)
 			control_drop(&ctl.conns[i]);
 	if (ctl.lfd != -1) {
 		close(ctl.lfd);
@@ -273,8 +273,8 @@ control_child(void)
 	int	i;
 
 	for (i = 0; i < CONTROL_MAX_CONN; i++)
-		if (ctl.conns[i].fd != -1)
-			(void)close(ctl.conns[i].fd);
+		if (ctl.conns[i].peer.fd != -1)
+			(void)close(ctl.conns[i].peer.fd);
 	if (ctl.lfd != -1)
 		(void)close(ctl.lfd);
 }
@@ -292,8 +292,7 @@ control_turn_away(int fd, const char *why)
 	s[1].p = why;
 	s[1].len = strlen(why);
 	ctl_put(&b, CTL_END, s, 2);
-	(void)send(fd, buf_head(&b), buf_pending(&b),
-	    MSG_DONTWAIT | MSG_NOSIGNAL);
+	peer_say(fd, &b);
 	buf_free(&b);
 	close(fd);
 }
@@ -348,6 +347,50 @@ control_victim(void)
 	return v;
 }
 
+/* The request: its words run once it is whole; NULL, or why to close. */
+static const char *
+control_dispatch(struct peer *p, const void *hdr, const char *payload)
+{
+	struct ctl_conn	*c = p->arg;
+	struct ctl_hdr	 h;
+	struct str	 w[CTL_MAX_WORDS];
+	long		 nw;
+
+	memcpy(&h, hdr, sizeof(h));
+	if (h.type != CTL_REQUEST)
+		return "a frame that is not a request";
+	nw = ctl_get_strs(payload, h.len, w, CTL_MAX_WORDS);
+	if (nw < 1 || nw > CTL_MAX_WORDS)
+		return nw == -1 ? "a request whose strings overrun it" :
+		    "a request with no words, or too many";
+	c->asked = 1;
+	control_run(c, w, (size_t)nw);
+	return NULL;
+}
+
+/* Closes a connection that broke the protocol (control_fail). */
+static void
+control_bad(struct peer *p, const char *why)
+{
+	control_fail(p->arg, why);
+}
+
+/* One request a connection: after it, nothing more is read. */
+static enum peer_want
+control_want(const struct peer *p)
+{
+	const struct ctl_conn	*c = p->arg;
+
+	return c->asked || p->fd == -1 ? PEER_GONE : PEER_MORE;
+}
+
+/* A talknetctl connection, as the master reads it. */
+static const struct peer_role control_role = {
+	sizeof(struct ctl_hdr), CTL_VERSION, "a frame of another version",
+	"a request too long", control_dispatch, control_bad, control_want,
+	NULL
+};
+
 /* Takes one accepted peer in, or turns it away. */
 static void
 control_take(int fd)
@@ -376,7 +419,7 @@ control_take(int fd)
 		return;
 	}
 	for (i = 0; i < CONTROL_MAX_CONN && c == NULL; i++)
-		if (ctl.conns[i].fd == -1)
+		if (ctl.conns[i].peer.fd == -1)
 			c = &ctl.conns[i];
 	if (c == NULL && (c = control_victim()) != NULL)
 		control_fail(c, "idle while all places were taken");
@@ -389,12 +432,10 @@ control_take(int fd)
 		return;
 	}
 	memset(c, 0, sizeof(*c));
-	c->fd = fd;
+	peer_init(&c->peer, &control_role, c, fd, CTL_MAX_REQUEST);
 	c->uid = cred.uid;
 	c->pid = cred.pid;
 	c->last = clock_now_ms();
-	buf_init(&c->in);
-	buf_init(&c->out);
 }
 
 /* Accepts control connections. */
@@ -404,10 +445,9 @@ control_accept(void)
 	int	fd, i;
 
 	for (i = 0; i < CONTROL_ACCEPT_BURST; i++) {
-		fd = accept4(ctl.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = peer_accept(ctl.lfd, NULL, NULL,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
 			if (errno != EAGAIN)
 				log_warn("control: accept");
 			return;
@@ -429,46 +469,24 @@ control_fail(struct ctl_conn *c, const char *why)
 static void
 control_read(struct ctl_conn *c)
 {
-	struct ctl_hdr	 h;
-	struct str	 w[CTL_MAX_WORDS];
-	const char	*p;
-	char		 rb[CONTROL_READ];
-	ssize_t		 n;
-	long		 nw;
-	int		 r;
+	char	rb[CONTROL_READ];
+	int	r;
 
-	n = read(c->fd, rb, sizeof(rb));
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+	if ((r = peer_read(&c->peer, rb, sizeof(rb))) == 0)
 		return;
-	if (n <= 0) {
+	if (r == -1) {
 		control_drop(c);	/* gone before asking: nothing to say */
 		return;
 	}
 	c->last = clock_now_ms();
-	xbuf_append(&c->in, rb, (size_t)n);
-	if ((r = ctl_get(&c->in, CTL_MAX_REQUEST, &h, &p)) == 0) {
-		if (buf_pending(&c->in) > CONTROL_READ)
+	if (c->peer.fd == -1)
+		return;
+	if (!c->asked) {
+		if (buf_pending(&c->peer.in) > CONTROL_READ)
 			control_fail(c, "request too long");
 		return;
 	}
-	if (r == -1) {
-		control_fail(c, h.version != CTL_VERSION ?
-		    "a frame of another version" : "a request too long");
-		return;
-	}
-	if (h.type != CTL_REQUEST) {
-		control_fail(c, "a frame that is not a request");
-		return;
-	}
-	nw = ctl_get_strs(p, h.len, w, CTL_MAX_WORDS);
-	if (nw < 1 || nw > CTL_MAX_WORDS) {
-		control_fail(c, nw == -1 ? "a request whose strings overrun it" :
-		    "a request with no words, or too many");
-		return;
-	}
-	c->asked = 1;
-	control_run(c, w, (size_t)nw);
-	buf_reset(&c->in);
+	buf_reset(&c->peer.in);
 	control_write(c);
 }
 
@@ -479,12 +497,12 @@ control_write(struct ctl_conn *c)
 	ssize_t	n;
 
 	for (;;) {
-		if (buf_pending(&c->out) < CONTROL_OUT_LOW && !c->done)
+		if (buf_pending(&c->peer.out) < CONTROL_OUT_LOW && !c->done)
 			control_more(c);
-		if (buf_pending(&c->out) == 0)
+		if (buf_pending(&c->peer.out) == 0)
 			break;
-		n = send(c->fd, buf_head(&c->out), buf_pending(&c->out),
-		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		n = send(c->peer.fd, buf_head(&c->peer.out),
+		    buf_pending(&c->peer.out), MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EINTR)
 				return;
@@ -495,9 +513,9 @@ control_write(struct ctl_conn *c)
 			return;
 		}
 		c->last = clock_now_ms();
-		buf_drain(&c->out, (size_t)n);
+		buf_drain(&c->peer.out, (size_t)n);
 	}
-	buf_shrink(&c->out, CONTROL_OUT_LOW);
+	buf_shrink(&c->peer.out, CONTROL_OUT_LOW);
 	if (c->done)
 		control_drop(c);
 }
@@ -514,9 +532,9 @@ control_pollfds(struct pollfd *pfd, size_t max)
 		pfd[n++].events = POLLIN;
 	}
 	for (i = 0; i < CONTROL_MAX_CONN && n < max; i++) {
-		if (ctl.conns[i].fd == -1)
+		if (ctl.conns[i].peer.fd == -1)
 			continue;
-		pfd[n].fd = ctl.conns[i].fd;
+		pfd[n].fd = ctl.conns[i].peer.fd;
 		pfd[n++].events = ctl.conns[i].asked ? POLLOUT : POLLIN;
 	}
 	return n;
@@ -529,7 +547,7 @@ control_find(int fd)
 	int	i;
 
 	for (i = 0; i < CONTROL_MAX_CONN; i++)
-		if (ctl.conns[i].fd == fd)
+		if (ctl.conns[i].peer.fd == fd)
 			return &ctl.conns[i];
 	return NULL;
 }
@@ -560,7 +578,7 @@ control_events(const struct pollfd *pfd, size_t n)
 	now = clock_now_ms();
 	for (i = 0; i < CONTROL_MAX_CONN; i++) {
 		c = &ctl.conns[i];
-		if (c->fd != -1 && now - c->last >= CONTROL_IDLE_MS)
+		if (c->peer.fd != -1 && now - c->last >= CONTROL_IDLE_MS)
 			control_fail(c, c->asked ? "did not read its answer "
 			    "in time" : "sent no request in time");
 	}
@@ -574,7 +592,7 @@ control_timeout(void)
 	int	i;
 
 	for (i = 0; i < CONTROL_MAX_CONN; i++) {
-		if (ctl.conns[i].fd == -1)
+		if (ctl.conns[i].peer.fd == -1)
 			continue;
 		left = ctl.conns[i].last + CONTROL_IDLE_MS - now;
 		if (left < 0)

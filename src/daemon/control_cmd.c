@@ -74,23 +74,33 @@ ctl_same(const struct shm_table *t, uint64_t g1)
 	return __atomic_load_n(&t->hdr->gen, __ATOMIC_RELAXED) == g1;
 }
 
+/*
+ * Copies a row's name of len bytes from the table to dst, NUL-terminated;
+ * empty if len is over the table's max or dst's size (a torn read).
+ */
+static void
+ctl_name(char *dst, size_t size, const char *src, size_t len, size_t max)
+{
+	if (len > max || len >= size)
+		len = 0;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
 /* Copies user row i consistently; 0, or -1 if the hub kept changing it. */
 static int
 ctl_user_get(const struct shm_table *t, uint32_t i, struct ctl_user *cu)
 {
 	uint64_t	g1;
-	size_t		len;
 	int		k;
 
 	for (k = 0; k < CTL_SNAP_TRIES; k++) {
 		if ((g1 = ctl_gen(t)) & 1)
 			continue;
 		memcpy(&cu->u, shm_user(t, i), sizeof(cu->u));
-		len = cu->u.name_len;
-		if (len > t->hdr->name_bytes || len >= sizeof(cu->name))
-			len = 0;
-		memcpy(cu->name, shm_user_name(t, shm_user(t, i)), len);
-		cu->name[len] = '\0';
+		ctl_name(cu->name, sizeof(cu->name),
+		    shm_user_name(t, shm_user(t, i)), cu->u.name_len,
+		    t->hdr->name_bytes);
 		if (ctl_same(t, g1))
 			return 0;
 	}
@@ -104,7 +114,6 @@ ctl_room_get(const struct shm_table *t, uint32_t r, uint32_t u,
 {
 	struct shm_room	*row = shm_room(t, r);
 	uint64_t	 g1;
-	size_t		 len;
 	int		 k;
 
 	for (k = 0; k < CTL_SNAP_TRIES; k++) {
@@ -116,11 +125,8 @@ ctl_room_get(const struct shm_table *t, uint32_t r, uint32_t u,
 				return -1;
 			continue;
 		}
-		len = copy->name_len;
-		if (len > t->hdr->room_bytes || len >= namelen)
-			len = 0;
-		memcpy(name, shm_room_name(t, row), len);
-		name[len] = '\0';
+		ctl_name(name, namelen, shm_room_name(t, row), copy->name_len,
+		    t->hdr->room_bytes);
 		*member = u != UINT32_MAX &&
 		    shm_bit_test(shm_room_members(t, row), u);
 		if (ctl_same(t, g1))
@@ -136,14 +142,14 @@ ctl_finish(struct ctl_conn *c, int ok, const char *msg)
 	const char	*p, *nl;
 	size_t		 off;
 
-	off = ctl_begin(&c->out, CTL_END);
-	ctl_put_str(&c->out, ok ? "ok" : "refused", ok ? 2 : 7);
+	off = ctl_begin(&c->peer.out, CTL_END);
+	ctl_put_str(&c->peer.out, ok ? "ok" : "refused", ok ? 2 : 7);
 	for (p = msg; p != NULL && *p != '\0'; p = nl != NULL ? nl + 1 : NULL) {
 		nl = strchr(p, '\n');
-		ctl_put_str(&c->out, p, nl != NULL ? (size_t)(nl - p) :
+		ctl_put_str(&c->peer.out, p, nl != NULL ? (size_t)(nl - p) :
 		    strlen(p));
 	}
-	ctl_end(&c->out, off);
+	ctl_end(&c->peer.out, off);
 	c->done = 1;
 }
 
@@ -154,11 +160,11 @@ ctl_columns(struct ctl_conn *c, const char *kind, const char *const *cols,
 {
 	size_t	off, i;
 
-	off = ctl_begin(&c->out, CTL_COLUMNS);
-	ctl_put_str(&c->out, kind, strlen(kind));
+	off = ctl_begin(&c->peer.out, CTL_COLUMNS);
+	ctl_put_str(&c->peer.out, kind, strlen(kind));
 	for (i = 0; i < n; i++)
-		ctl_put_str(&c->out, cols[i], strlen(cols[i]));
-	ctl_end(&c->out, off);
+		ctl_put_str(&c->peer.out, cols[i], strlen(cols[i]));
+	ctl_end(&c->peer.out, off);
 }
 
 /* Appends a number as one string of the frame being built. */
@@ -262,10 +268,10 @@ cmd_stats(struct ctl_conn *c, const struct str *w, size_t nw)
 		colp[i] = cols[i];
 	}
 	ctl_columns(c, "record", colp, n);
-	off = ctl_begin(&c->out, CTL_ROW);
+	off = ctl_begin(&c->peer.out, CTL_ROW);
 	for (i = 0; i < n; i++)
-		ctl_put_num(&c->out, st[i].value);
-	ctl_end(&c->out, off);
+		ctl_put_num(&c->peer.out, st[i].value);
+	ctl_end(&c->peer.out, off);
 	ctl_finish(c, 1, NULL);
 }
 
@@ -342,17 +348,17 @@ ctl_user_row(struct ctl_conn *c, const struct shm_table *t, uint32_t i,
 	buf_init(&cell);
 	if (cu->u.state == USER_IDENTIFIED)
 		ctl_user_rooms(t, i, &cell);
-	off = ctl_begin(&c->out, CTL_ROW);
+	off = ctl_begin(&c->peer.out, CTL_ROW);
 	if (cu->u.state == USER_IDENTIFIED)
-		ctl_put_str(&c->out, cu->name, strlen(cu->name));
+		ctl_put_str(&c->peer.out, cu->name, strlen(cu->name));
 	else
-		ctl_put_str(&c->out, "-", 1);
-	ctl_put_str(&c->out, status, strlen(status));
-	ctl_put_str(&c->out, addr, strlen(addr));
-	ctl_put_str(&c->out, since, strlen(since));
-	ctl_put_str(&c->out, buf_head(&cell), buf_pending(&cell));
-	ctl_put_num(&c->out, cu->u.queued);
-	ctl_end(&c->out, off);
+		ctl_put_str(&c->peer.out, "-", 1);
+	ctl_put_str(&c->peer.out, status, strlen(status));
+	ctl_put_str(&c->peer.out, addr, strlen(addr));
+	ctl_put_str(&c->peer.out, since, strlen(since));
+	ctl_put_str(&c->peer.out, buf_head(&cell), buf_pending(&cell));
+	ctl_put_num(&c->peer.out, cu->u.queued);
+	ctl_end(&c->peer.out, off);
 	buf_free(&cell);
 	c->count++;
 }
@@ -385,12 +391,12 @@ ctl_room_row(struct ctl_conn *c, const struct shm_table *t, uint32_t r)
 			xbuf_append(&cell, "\n", 1);
 		xbuf_append(&cell, cu.name, strlen(cu.name));
 	}
-	off = ctl_begin(&c->out, CTL_ROW);
-	ctl_put_str(&c->out, name, strlen(name));
-	ctl_put_num(&c->out, copy.nmembers);
-	ctl_put_num(&c->out, invited);
-	ctl_put_str(&c->out, buf_head(&cell), buf_pending(&cell));
-	ctl_end(&c->out, off);
+	off = ctl_begin(&c->peer.out, CTL_ROW);
+	ctl_put_str(&c->peer.out, name, strlen(name));
+	ctl_put_num(&c->peer.out, copy.nmembers);
+	ctl_put_num(&c->peer.out, invited);
+	ctl_put_str(&c->peer.out, buf_head(&cell), buf_pending(&cell));
+	ctl_end(&c->peer.out, off);
 	buf_free(&cell);
 	c->count++;
 }
@@ -411,7 +417,7 @@ control_more(struct ctl_conn *c)
 	if (c->done || c->cmd == CMD_NONE)
 		return;
 	max = c->cmd == CMD_USERS ? t->hdr->max_users : t->hdr->max_rooms;
-	while (c->cursor < max && buf_pending(&c->out) < CONTROL_OUT_LOW) {
+	while (c->cursor < max && buf_pending(&c->peer.out) < CONTROL_OUT_LOW) {
 		if (c->cmd == CMD_USERS) {
 			if (shm_user(t, c->cursor)->state != USER_FREE &&
 			    ctl_user_get(t, c->cursor, &cu) == 0 &&

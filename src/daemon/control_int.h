@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "peer.h"
 #include "proto.h"
 
 #define CONTROL_MAX_CONN	8
@@ -24,7 +25,7 @@ enum ctl_cmd {
 
 /* One talknetctl connection. */
 struct ctl_conn {
-	int		 fd;		/* -1: free */
+	struct peer	 peer;		/* fd -1: free */
 	uid_t		 uid;		/* SO_PEERCRED */
 	pid_t		 pid;
 	int64_t		 last;		/* ms: it last made progress */
@@ -33,8 +34,6 @@ struct ctl_conn {
 	enum ctl_cmd	 cmd;		/* what control_more makes */
 	uint32_t	 cursor;	/* the next row to look at */
 	uint64_t	 count;		/* rows sent */
-	struct buf	 in;
-	struct buf	 out;
 };
 
 /* control.c */

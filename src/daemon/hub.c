@@ -104,13 +104,8 @@ hub_add(int fd, pid_t pid)
 	struct epoll_event	 ev;
 	struct hub_conn		*c;
 
-	c = xcalloc(1, sizeof(*c));
-	c->fd = fd;
-	c->pid = pid;
+	c = hub_conn_new(fd, pid, "?");
 	c->slot = SLOT_NONE;
-	(void)strlcpy(c->addr, "?", sizeof(c->addr));
-	buf_init(&c->in);
-	buf_init(&c->out);
 	/* Accepted in time order: the list stays sorted by deadline. */
 	c->hello_by = clock_now_ms() + HUB_HELLO_MS;
 	c->waiting = 1;
@@ -138,19 +133,13 @@ hub_accept(void)
 	int		fd, i;
 
 	for (i = 0; i < HUB_ACCEPT_BURST; i++) {
-		fd = accept4(hub.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = peer_accept(hub.lfd, NULL, NULL,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
-			switch (errno) {
-			case EINTR:
-			case ECONNABORTED:
-				continue;
-			case EAGAIN:
+			if (errno == EAGAIN)
 				return;
-			case EMFILE:
-			case ENFILE:
+			if (errno == EMFILE || errno == ENFILE)
 				hub_refuse();
-				break;
-			}
 			/* One warning per pause, whatever the cause. */
 			log_warn("hub: accept (pausing %d ms)", HUB_PAUSE_MS);
 			hub_accept_pause();
@@ -254,14 +243,9 @@ hub_resume(void)
 			hub.free_users[hub.nfree_users++] = i;
 			continue;
 		}
-		c = xcalloc(1, sizeof(*c));
-		c->fd = -1;
-		c->pid = u->pid;
+		c = hub_conn_new(-1, u->pid, "(away)");
 		c->slot = i;
 		c->hello = 1;
-		(void)strlcpy(c->addr, "(away)", sizeof(c->addr));
-		buf_init(&c->in);
-		buf_init(&c->out);
 		hub.conns[i] = c;
 		hub.ndetached++;
 		/* Two rows of one pid: the second is not found by pid. */
@@ -319,7 +303,7 @@ hub_grace(void)
 		return;
 	over = clock_now_ms() >= hub.grace_until;
 	for (i = 0; i < hub.cfg->max_clients; i++) {
-		if ((c = hub.conns[i]) == NULL || c->fd != -1 || c->dead)
+		if ((c = hub.conns[i]) == NULL || c->peer.fd != -1 || c->dead)
 			continue;
 		if (over)
 			hub_kill(c, CLOSE_GONE, "did not come back");
@@ -414,55 +398,65 @@ hub_limits(void)
 }
 
 /*
- * Reads the master's control pipe: limits a reload changed.  The master
- * is trusted, but its frames are checked all the same; a bad one is
- * logged and ignored.
+ * One frame on the master's control pipe: limits a reload changed, or
+ * a kick.  The master is trusted, but its frames are checked all the
+ * same; a bad one is logged and ignored.
  */
-static void
-hub_ctl_read(void)
+static const char *
+hub_ctl_dispatch(struct peer *p, const void *hdr, const char *payload)
 {
 	struct ipc_hdr	 h;
 	struct ipc_kick	 k;
 	struct shm_live	 l;
-	const char	*p;
-	char		 rb[512];
-	ssize_t		 n;
-	int		 r;
 
-	n = read(hub.ctl_fd, rb, sizeof(rb));
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+	(void)p;
+	memcpy(&h, hdr, sizeof(h));
+	if (h.type == IPC_KICK && h.len == sizeof(k)) {
+		memcpy(&k, payload, sizeof(k));
+		hub_kick(&k);
+		return NULL;
+	}
+	if (h.type != IPC_LIMITS || h.len != sizeof(l)) {
+		log_warnx("hub: control frame 0x%04x ignored", h.type);
+		return NULL;
+	}
+	memcpy(&l, payload, sizeof(l));
+	if (ipc_check_limits(&l) == -1) {
+		log_warnx("hub: limits out of range ignored");
+		return NULL;
+	}
+	hub.live = l;
+	hub_limits();
+	log_debug("hub: limits reloaded");
+	return NULL;
+}
+
+/* A bad header on the control pipe: what came so far is forgotten. */
+static void
+hub_ctl_bad(struct peer *p, const char *why)
+{
+	(void)p;
+	log_warnx("hub: %s; its bytes dropped", why);
+}
+
+/* The master's control pipe, as the hub reads it. */
+static const struct peer_role hub_ctl_role = {
+	sizeof(struct ipc_hdr), IPC_VERSION, "bad control frame",
+	"bad control frame", hub_ctl_dispatch, hub_ctl_bad, NULL, NULL
+};
+
+/* Reads the master's control pipe and runs its frames. */
+static void
+hub_ctl_read(void)
+{
+	char	rb[512];
+
+	if (peer_read(&hub.ctl, rb, sizeof(rb)) != -1)
 		return;
-	if (n <= 0) {
-		/* The master is gone; PR_SET_DEATHSIG ends the hub soon. */
-		(void)epoll_ctl(hub.epfd, EPOLL_CTL_DEL, hub.ctl_fd, NULL);
-		close(hub.ctl_fd);
-		hub.ctl_fd = -1;
-		return;
-	}
-	xbuf_append(&hub.ctl_in, rb, (size_t)n);
-	while ((r = ipc_get_max(&hub.ctl_in, sizeof(l), &h, &p)) == 1) {
-		if (h.type == IPC_KICK && h.len == sizeof(k)) {
-			memcpy(&k, p, sizeof(k));
-			hub_kick(&k);
-			continue;
-		}
-		if (h.type != IPC_LIMITS || h.len != sizeof(l)) {
-			log_warnx("hub: control frame 0x%04x ignored", h.type);
-			continue;
-		}
-		memcpy(&l, p, sizeof(l));
-		if (ipc_check_limits(&l) == -1) {
-			log_warnx("hub: limits out of range ignored");
-			continue;
-		}
-		hub.live = l;
-		hub_limits();
-		log_debug("hub: limits reloaded");
-	}
-	if (r == -1) {
-		log_warnx("hub: bad control frame; its bytes dropped");
-		buf_reset(&hub.ctl_in);
-	}
+	/* The master is gone; PR_SET_DEATHSIG ends the hub soon. */
+	(void)epoll_ctl(hub.epfd, EPOLL_CTL_DEL, hub.ctl.fd, NULL);
+	close(hub.ctl.fd);
+	hub.ctl.fd = -1;
 }
 
 /* Sets up the epoll set: the hub's socket and the control pipe. */
@@ -478,11 +472,11 @@ hub_epoll(void)
 	ev.data.ptr = NULL;
 	if (epoll_ctl(hub.epfd, EPOLL_CTL_ADD, hub.lfd, &ev) == -1)
 		fatal("hub: epoll_ctl");
-	if (hub.ctl_fd == -1)
+	if (hub.ctl.fd == -1)
 		return;
-	ev.data.ptr = &hub.ctl_fd;
-	if (fcntl(hub.ctl_fd, F_SETFL, O_NONBLOCK) == -1 ||
-	    epoll_ctl(hub.epfd, EPOLL_CTL_ADD, hub.ctl_fd, &ev) == -1)
+	ev.data.ptr = &hub.ctl;
+	if (fcntl(hub.ctl.fd, F_SETFL, O_NONBLOCK) == -1 ||
+	    epoll_ctl(hub.epfd, EPOLL_CTL_ADD, hub.ctl.fd, &ev) == -1)
 		fatal("hub: control pipe");
 }
 
@@ -497,7 +491,7 @@ hub_event(struct hub_conn *c, uint32_t events)
 	if (c->dead)
 		return;
 	if (c->paused && (events & (EPOLLHUP | EPOLLERR))) {
-		if (epoll_ctl(hub.epfd, EPOLL_CTL_DEL, c->fd, NULL) == -1)
+		if (epoll_ctl(hub.epfd, EPOLL_CTL_DEL, c->peer.fd, NULL) == -1)
 			fatal("hub: epoll_ctl del");
 		c->watched = 0;
 		return;
@@ -538,7 +532,8 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	(void)mallopt(M_TRIM_THRESHOLD, HUB_KEEP);
 	hub.cfg = cfg;
 	hub.lfd = rt->hub_listen_fd;
-	hub.ctl_fd = rt->hub_ctl_fd;
+	peer_init(&hub.ctl, &hub_ctl_role, NULL, rt->hub_ctl_fd,
+	    sizeof(struct shm_live));
 	hub.max_line_seen = rt->max_line_seen;
 	conf_live_limits(cfg, &hub.live);
 	hub_limits();
@@ -597,12 +592,12 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 		/* New limits first: a worker forked after the reload may
 		 * already send what only they allow. */
 		for (k = 0; k < n; k++)
-			if (evs[k].data.ptr == &hub.ctl_fd)
+			if (evs[k].data.ptr == &hub.ctl)
 				hub_ctl_read();
 		for (k = 0; k < n; k++) {
 			if ((c = evs[k].data.ptr) == NULL)
 				hub_accept();
-			else if (evs[k].data.ptr != &hub.ctl_fd)
+			else if (evs[k].data.ptr != &hub.ctl)
 				hub_event(c, evs[k].events);
 		}
 		hub_timers();

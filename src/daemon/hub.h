@@ -10,6 +10,8 @@
 #ifndef TALKNETD_HUB_H
 #define TALKNETD_HUB_H
 
+#include "peer.h"
+
 #define HUB_READ_SIZE		(64 * 1024)
 #define HUB_KEEP		(128 * 1024)	/* buffer kept when idle */
 #define HUB_MAX_EVENTS		256
@@ -53,7 +55,7 @@
  * it queue up, until the worker reconnects or the grace period ends.
  */
 struct hub_conn {
-	int			 fd;		/* -1: detached */
+	struct peer		 peer;		/* fd -1: detached */
 	pid_t			 pid;
 	uint32_t		 slot;		/* its row in the users table */
 	int			 hello;		/* HELLO received */
@@ -83,8 +85,6 @@ struct hub_conn {
 	int			 waiting;	/* on hub.waiting */
 	int64_t			 hello_by;	/* drop it then without HELLO */
 	uint32_t		 rooms;		/* it created, still there */
-	struct buf		 in;
-	struct buf		 out;
 	size_t			 share_off;	/* its part of hub.shared, */
 	size_t			 share_len;	/* queued after out */
 	char			 addr[64];
@@ -120,8 +120,7 @@ struct hub_state {
 	struct shm_table	 tab;
 	int			 epfd;
 	int			 lfd;
-	int			 ctl_fd;	/* the master's control pipe */
-	struct buf		 ctl_in;
+	struct peer		 ctl;		/* the master's control pipe */
 	struct shm_live		 live;		/* the limits in force */
 	size_t			 max_line_seen;	/* longest any worker has */
 	size_t			 q_low;		/* backlog: pacing ends */
@@ -195,6 +194,7 @@ void		 hub_put(struct hub_conn *, uint16_t, const void *, size_t);
 void		 hub_encode(const struct msg *);
 void		 hub_send(struct hub_conn *);
 void		 hub_unwait(struct hub_conn *);
+struct hub_conn	*hub_conn_new(int, pid_t, const char *);
 void		 hub_read(struct hub_conn *);
 void		 hub_drop(struct hub_conn *);
 int		 hub_pace_check(void);

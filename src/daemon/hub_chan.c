@@ -85,7 +85,7 @@ hub_kill(struct hub_conn *c, uint32_t reason, const char *why)
 size_t
 hub_backlog(const struct hub_conn *c)
 {
-	return buf_pending(&c->out) + c->share_len;
+	return buf_pending(&c->peer.out) + c->share_len;
 }
 
 /*
@@ -113,12 +113,12 @@ hub_watch(struct hub_conn *c)
 {
 	struct epoll_event	ev;
 
-	if (c->fd == -1 || !c->watched)
+	if (c->peer.fd == -1 || !c->watched)
 		return;
 	memset(&ev, 0, sizeof(ev));
 	ev.events = (c->paused ? 0 : EPOLLIN) | (c->want_out ? EPOLLOUT : 0);
 	ev.data.ptr = c;
-	if (epoll_ctl(hub.epfd, EPOLL_CTL_MOD, c->fd, &ev) == -1)
+	if (epoll_ctl(hub.epfd, EPOLL_CTL_MOD, c->peer.fd, &ev) == -1)
 		fatal("hub: epoll_ctl mod");
 }
 
@@ -133,7 +133,7 @@ hub_taken(const struct hub_conn *c)
 {
 	int	unread = 0;
 
-	if (c->fd == -1 || ioctl(c->fd, SIOCOUTQ, &unread) == -1 ||
+	if (c->peer.fd == -1 || ioctl(c->peer.fd, SIOCOUTQ, &unread) == -1 ||
 	    unread < 0)
 		unread = 0;
 	if ((uint64_t)unread > c->drained)
@@ -201,7 +201,7 @@ hub_queued(struct hub_conn *c)
 	}
 	/* A reader away after a hub restart paces until its grace ends. */
 	if (b > hub.q_high && !c->stuck &&
-	    (c->fd != -1 || hub.grace_until != 0) &&
+	    (c->peer.fd != -1 || hub.grace_until != 0) &&
 	    hub.reading != NULL && hub.reading != c)
 		hub_pace(hub.reading, c);
 }
@@ -215,7 +215,7 @@ hub_own_share(struct hub_conn *c)
 {
 	if (c->share_len == 0)
 		return;
-	xbuf_append(&c->out, buf_head(&hub.shared) + c->share_off,
+	xbuf_append(&c->peer.out, buf_head(&hub.shared) + c->share_off,
 	    c->share_len);
 	c->share_len = 0;
 }
@@ -259,7 +259,7 @@ hub_put(struct hub_conn *c, uint16_t type, const void *p, size_t len)
 	if (c->dead)
 		return;
 	hub_own_share(c);
-	ipc_put(&c->out, type, c->slot, p, len);
+	ipc_put(&c->peer.out, type, c->slot, p, len);
 	hub_queued(c);
 }
 
@@ -293,7 +293,7 @@ hub_reattach(struct hub_conn *c, uint32_t slot)
 	struct hub_conn	*old;
 
 	if (slot >= hub.cfg->max_clients || (old = hub.conns[slot]) == NULL ||
-	    old->fd != -1 || old->dead || old->pid != c->pid)
+	    old->peer.fd != -1 || old->dead || old->pid != c->pid)
 		return -1;
 	c->slot = slot;
 	c->hello = old->hello;
@@ -312,16 +312,16 @@ hub_reattach(struct hub_conn *c, uint32_t slot)
 	}
 	/* Lines queued while it was away go out first. */
 	hub_own_share(old);
-	if (buf_pending(&old->out) > 0) {
-		xbuf_append(&c->out, buf_head(&old->out),
-		    buf_pending(&old->out));
+	if (buf_pending(&old->peer.out) > 0) {
+		xbuf_append(&c->peer.out, buf_head(&old->peer.out),
+		    buf_pending(&old->peer.out));
 		hub_mark_dirty(c);
 	}
 	hub_unmark_dirty(old);
 	/* Kicked while away: hub_hello puts c on the list in its place. */
 	hub_unwait(old);
-	buf_free(&old->in);
-	buf_free(&old->out);
+	buf_free(&old->peer.in);
+	buf_free(&old->peer.out);
 	free(old);
 	hub.ndetached--;
 	log_info("worker %ld (%s): back on row %u", (long)c->pid, c->addr,
@@ -351,7 +351,7 @@ hub_detached_row(pid_t pid)
 
 	key.pid = pid;
 	if ((c = RB_FIND(pid_tree, &hub.pids, &key)) == NULL ||
-	    c->fd != -1 || c->dead)
+	    c->peer.fd != -1 || c->dead)
 		return SLOT_NONE;
 	return c->slot;
 }
@@ -364,7 +364,7 @@ hub_pid_has_row(pid_t pid)
 
 	key.pid = pid;
 	return (c = RB_FIND(pid_tree, &hub.pids, &key)) != NULL &&
-	    c->fd != -1;
+	    c->peer.fd != -1;
 }
 
 /* HELLO: gives a new worker a row, or a returning one its own. */
@@ -428,15 +428,60 @@ hub_hello(struct hub_conn *c, const char *p, size_t len)
 
 /* The dispatcher: one frame from a worker; NULL, or why to drop it. */
 static const char *
-hub_dispatch(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
+hub_dispatch(struct peer *p, const void *hdr, const char *payload)
 {
-	if (h->type == IPC_HELLO)
-		return hub_hello(c, p, h->len);
+	struct hub_conn	*c = p->arg;
+	struct ipc_hdr	 h;
+
+	memcpy(&h, hdr, sizeof(h));
+	if (h.type == IPC_HELLO)
+		return hub_hello(c, payload, h.len);
 	if (!c->hello)
 		return "a frame before HELLO";
-	if (req_of_wire(h->type) == MSG_NONE)
+	if (req_of_wire(h.type) == MSG_NONE)
 		return "a frame of unknown type";
-	return hub_request(c, h, p);
+	return hub_request(c, &h, payload);
+}
+
+/* Drops a worker that broke the protocol, with its CLOSE reason. */
+static void
+hub_drop_peer(struct peer *p, const char *why)
+{
+	struct hub_conn	*c = p->arg;
+
+	hub_kill(c, c->close_reason != 0 ? c->close_reason : CLOSE_PROTOCOL,
+	    why);
+}
+
+/* A sender that a reader behind paused keeps its frames for later. */
+static enum peer_want
+hub_want(const struct peer *p)
+{
+	const struct hub_conn	*c = p->arg;
+
+	if (c->dead)
+		return PEER_GONE;
+	return c->paused ? PEER_HOLD : PEER_MORE;
+}
+
+/* A worker's channel, as the hub reads it. */
+static const struct peer_role hub_worker_role = {
+	sizeof(struct ipc_hdr), IPC_VERSION, "a frame of another IPC version",
+	"a frame over the length limit", hub_dispatch, hub_drop_peer, hub_want,
+	NULL
+};
+
+/* A new channel's conn, on fd (-1: a detached row), named addr. */
+struct hub_conn *
+hub_conn_new(int fd, pid_t pid, const char *addr)
+{
+	struct hub_conn	*c;
+
+	c = xcalloc(1, sizeof(*c));
+	peer_init(&c->peer, &hub_worker_role, c, fd, hub.max_frame);
+	c->pid = pid;
+	(void)strlcpy(c->addr, addr, sizeof(c->addr));
+	return c;
 }
 
 /*
@@ -446,55 +491,33 @@ hub_dispatch(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 static void
 hub_run_frames(struct hub_conn *c, struct buf *src)
 {
-	struct ipc_hdr	 h;
-	const char	*p, *why;
-	int		 r;
-
 	hub.reading = c;
-	while (!c->dead && !c->paused &&
-	    (r = ipc_get_max(src, hub.max_frame, &h, &p)) != 0) {
-		if (r == -1) {
-			hub_kill(c, CLOSE_PROTOCOL, h.version != IPC_VERSION ?
-			    "a frame of another IPC version" :
-			    "a frame over the length limit");
-			break;
-		}
-		if ((why = hub_dispatch(c, &h, p)) != NULL) {
-			hub_kill(c, c->close_reason != 0 ? c->close_reason :
-			    CLOSE_PROTOCOL, why);
-			break;
-		}
-	}
+	/* The limit in force: a reload may have raised it. */
+	c->peer.max = hub.max_frame;
+	peer_run(&c->peer, src);
 	hub.reading = NULL;
-	if (!c->dead)
-		ipc_keep_rest(&c->in, src);
 }
 
 /* Reads what a worker sent and runs every complete frame. */
 void
 hub_read(struct hub_conn *c)
 {
-	struct buf	 rb, *src;
-	ssize_t		 n;
-	int		 eof = 0;
+	int	r;
 
-	/*
-	 * One read buffer for every worker: a channel keeps a buffer of its
-	 * own only for a frame that arrived in part, so thousands of idle
-	 * channels cost no read buffers.
-	 */
-	n = read(c->fd, hub.rbuf, HUB_READ_SIZE);
-	if (n == -1) {
-		if (errno == EAGAIN || errno == EINTR)
-			return;
-		log_warn("worker %ld: read", (long)c->pid);
-		eof = 1;
-	} else if (n == 0)
-		eof = 1;
-	src = ipc_feed(&c->in, &rb, hub.rbuf, eof ? 0 : (size_t)n);
-	hub_run_frames(c, src);
-	buf_shrink(&c->in, HUB_KEEP);
-	if (eof)
+	hub.reading = c;
+	c->peer.max = hub.max_frame;
+	r = peer_read(&c->peer, hub.rbuf, HUB_READ_SIZE);
+	hub.reading = NULL;
+	if (r == 0)
+		return;
+	if (r == -1) {
+		if (errno != 0)
+			log_warn("worker %ld: read", (long)c->pid);
+		/* What came before the end still runs. */
+		hub_run_frames(c, &c->peer.in);
+	}
+	buf_shrink(&c->peer.in, HUB_KEEP);
+	if (r == -1)
 		hub_kill(c, 0, "channel closed");
 }
 
@@ -522,16 +545,15 @@ hub_say_close(struct hub_conn *c)
 	struct buf		b;
 	char			store[sizeof(struct ipc_hdr) + sizeof(cl)];
 
-	if (c->fd == -1 || c->close_reason == 0 || c->parted ||
-	    buf_pending(&c->out) > 0)
+	if (c->peer.fd == -1 || c->close_reason == 0 || c->parted ||
+	    buf_pending(&c->peer.out) > 0)
 		return;
 	memset(&cl, 0, sizeof(cl));
 	cl.reason = c->close_reason;
 	buf_init_store(&b, store, sizeof(store));
 	ipc_put(&b, IPC_CLOSE, c->slot, &cl, sizeof(cl));
 	/* Best effort: a full channel means a worker that reads no more. */
-	(void)send(c->fd, buf_head(&b), buf_pending(&b),
-	    MSG_DONTWAIT | MSG_NOSIGNAL);
+	peer_say(c->peer.fd, &b);
 	buf_free(&b);
 }
 
@@ -562,13 +584,13 @@ hub_drop(struct hub_conn *c)
 	hub_say_close(c);
 	hub_unwait(c);
 	/* Closing the fd also removes it from the epoll set. */
-	if (c->fd != -1) {
-		close(c->fd);
+	if (c->peer.fd != -1) {
+		close(c->peer.fd);
 		hub.nchannels--;
 	} else
 		hub.ndetached--;
-	buf_free(&c->in);
-	buf_free(&c->out);
+	buf_free(&c->peer.in);
+	buf_free(&c->peer.out);
 	free(c);
 	hub.ndropped++;
 }
@@ -590,12 +612,12 @@ hub_pace_resume(struct hub_conn *s)
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN | (s->want_out ? EPOLLOUT : 0);
 		ev.data.ptr = s;
-		if (epoll_ctl(hub.epfd, EPOLL_CTL_ADD, s->fd, &ev) == -1)
+		if (epoll_ctl(hub.epfd, EPOLL_CTL_ADD, s->peer.fd, &ev) == -1)
 			fatal("hub: epoll_ctl add");
 		s->watched = 1;
 	} else
 		hub_watch(s);
-	hub_run_frames(s, &s->in);
+	hub_run_frames(s, &s->peer.in);
 }
 
 /*
@@ -611,7 +633,7 @@ hub_still_pacing(struct hub_conn *r, int64_t now)
 
 	if (r == NULL || r->dead || r->stuck || hub_backlog(r) <= hub.q_low)
 		return 0;
-	if (r->fd == -1)
+	if (r->peer.fd == -1)
 		return hub.grace_until != 0;
 	if (r->pace_at == 0) {
 		r->pace_at = now;

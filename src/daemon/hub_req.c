@@ -24,34 +24,42 @@
 #include "xmalloc.h"
 #include "hub.h"
 
-/* The name of a user row, or the look-up key for SLOT_NONE. */
-struct str
-hub_user_key(const struct hub_conn *c)
+/* A name in the table as a string. */
+static struct str
+hub_str(const char *p, size_t len)
 {
-	struct shm_user	*u;
-	struct str	 s;
+	struct str	s;
 
-	if (c->slot == SLOT_NONE)
-		return hub.key;
-	u = shm_user(&hub.tab, c->slot);
-	s.p = shm_user_name(&hub.tab, u);
-	s.len = u->name_len;
+	s.p = p;
+	s.len = len;
 	return s;
 }
 
-/* The name of a room row, or the look-up key for SLOT_NONE. */
+/*
+ * The name of user row idx, or of room row idx if room, or the look-up
+ * key for SLOT_NONE.
+ */
 static struct str
-hub_room_key(const struct hub_room *r)
+hub_key(uint32_t idx, int room)
 {
-	struct shm_room	*row;
-	struct str	 s;
+	struct shm_user	*u;
+	struct shm_room	*r;
 
-	if (r->idx == SLOT_NONE)
+	if (idx == SLOT_NONE)
 		return hub.key;
-	row = shm_room(&hub.tab, r->idx);
-	s.p = shm_room_name(&hub.tab, row);
-	s.len = row->name_len;
-	return s;
+	if (room) {
+		r = shm_room(&hub.tab, idx);
+		return hub_str(shm_room_name(&hub.tab, r), r->name_len);
+	}
+	u = shm_user(&hub.tab, idx);
+	return hub_str(shm_user_name(&hub.tab, u), u->name_len);
+}
+
+/* The name of a connection's user row, or the look-up key. */
+struct str
+hub_user_key(const struct hub_conn *c)
+{
+	return hub_key(c->slot, 0);
 }
 
 /* Orders two names: by bytes, then by length.  Names are case-sensitive. */
@@ -70,14 +78,14 @@ hub_str_cmp(struct str a, struct str b)
 static int
 hub_user_cmp(struct hub_conn *a, struct hub_conn *b)
 {
-	return hub_str_cmp(hub_user_key(a), hub_user_key(b));
+	return hub_str_cmp(hub_key(a->slot, 0), hub_key(b->slot, 0));
 }
 
 /* Orders rooms by name. */
 static int
 hub_room_cmp(struct hub_room *a, struct hub_room *b)
 {
-	return hub_str_cmp(hub_room_key(a), hub_room_key(b));
+	return hub_str_cmp(hub_key(a->idx, 1), hub_key(b->idx, 1));
 }
 
 /* Orders connections by their worker's pid. */
@@ -95,9 +103,9 @@ RB_GENERATE(room_tree, hub_room, entry, hub_room_cmp)
 static struct hub_conn *
 hub_user_find(struct str name)
 {
-	struct hub_conn	key;
+	/* Its row is none: the trees compare it by hub.key. */
+	static struct hub_conn	key = { .slot = SLOT_NONE };
 
-	key.slot = SLOT_NONE;
 	hub.key = name;
 	return RB_FIND(user_tree, &hub.users, &key);
 }
@@ -106,9 +114,8 @@ hub_user_find(struct str name)
 static struct hub_room *
 hub_room_find(struct str name)
 {
-	struct hub_room	key;
+	static struct hub_room	key = { .idx = SLOT_NONE };
 
-	key.idx = SLOT_NONE;
 	hub.key = name;
 	return RB_FIND(room_tree, &hub.rooms, &key);
 }
@@ -326,6 +333,23 @@ hub_status(struct hub_conn *c, const struct msg *q)
 	hub_tell_others(&m, c);
 }
 
+/* Adds user u's name and status to the list being built in hub.list. */
+static void
+hub_list_user(const struct hub_conn *u, size_t *n)
+{
+	hub.list[(*n)++] = hub_name(u);
+	hub.list[(*n)++] = str_c(proto_status_name(hub_row(u)->status));
+}
+
+/* Sends c the list of users (n strings, two a user) built in hub.list. */
+static void
+hub_tell_list(struct hub_conn *c, struct msg *m, size_t n)
+{
+	m->list = hub.list;
+	m->nlist = n / 2;
+	hub_tell(c, m);
+}
+
 /* USERS: every identified user with its status, in order of arrival. */
 static void
 hub_users(struct hub_conn *c, const struct msg *q)
@@ -336,13 +360,9 @@ hub_users(struct hub_conn *c, const struct msg *q)
 
 	(void)q;
 	hub_list_reserve(2 * (size_t)hub.tab.hdr->nidentified);
-	TAILQ_FOREACH(u, &hub.idents, ident_entry) {
-		hub.list[n++] = hub_name(u);
-		hub.list[n++] = str_c(proto_status_name(hub_row(u)->status));
-	}
-	m.list = hub.list;
-	m.nlist = n / 2;
-	hub_tell(c, &m);
+	TAILQ_FOREACH(u, &hub.idents, ident_entry)
+		hub_list_user(u, &n);
+	hub_tell_list(c, &m, n);
 }
 
 /* TEXT: a private message to one user. */
@@ -501,15 +521,11 @@ hub_room_users(struct hub_conn *c, const struct msg *q)
 			u = hub.conns[i * 64 + (uint32_t)__builtin_ctzll(w)];
 			if (u == NULL || n / 2 >= row->nmembers)
 				continue;
-			hub.list[n++] = hub_name(u);
-			hub.list[n++] =
-			    str_c(proto_status_name(hub_row(u)->status));
+			hub_list_user(u, &n);
 		}
 	}
 	m.roomname = hub_room_name(row);
-	m.list = hub.list;
-	m.nlist = n / 2;
-	hub_tell(c, &m);
+	hub_tell_list(c, &m, n);
 }
 
 /* ROOM_TEXT: to every other member; no reply. */

@@ -60,7 +60,7 @@ hub_mark_dirty(struct hub_conn *c)
 	 * well must not wait out a long gap with that much held for it
 	 * (senders it paces, the cap it would reach): the gather ends.
 	 */
-	if (!reply && c->fd != -1 && !c->want_out &&
+	if (!reply && c->peer.fd != -1 && !c->want_out &&
 	    hub_backlog(c) > hub.q_high) {
 		if (hub.flushing)
 			hub.gather_none = 1;
@@ -109,15 +109,15 @@ hub_write(struct hub_conn *c)
 		return;
 	}
 	/* A detached worker's lines wait for it to come back. */
-	if (c->fd == -1) {
+	if (c->peer.fd == -1) {
 		hub_own_share(c);
 		return;
 	}
-	iov[0].iov_base = buf_head(&c->out);
-	iov[0].iov_len = buf_pending(&c->out);
+	iov[0].iov_base = buf_head(&c->peer.out);
+	iov[0].iov_len = buf_pending(&c->peer.out);
 	iov[1].iov_base = buf_head(&hub.shared) + c->share_off;
 	iov[1].iov_len = c->share_len;
-	n = writev(c->fd, iov, c->share_len > 0 ? 2 : 1);
+	n = writev(c->peer.fd, iov, c->share_len > 0 ? 2 : 1);
 	if (n == -1 && errno != EAGAIN && errno != EINTR) {
 		c->share_len = 0;
 		hub_kill(c, 0, "write failed");
@@ -126,21 +126,21 @@ hub_write(struct hub_conn *c)
 	if (n > 0) {
 		c->drained += (uint64_t)n;
 		own = (size_t)n < iov[0].iov_len ? (size_t)n : iov[0].iov_len;
-		buf_drain(&c->out, own);
+		buf_drain(&c->peer.out, own);
 		c->share_off += (size_t)n - own;
 		c->share_len -= (size_t)n - own;
 	}
 	/* The batch may be dropped after this pass: keep what is left. */
 	hub_own_share(c);
-	buf_shrink(&c->out, HUB_KEEP);
+	buf_shrink(&c->peer.out, HUB_KEEP);
 	hub_note_backlog(c);
 	/* Caught up: it may pace senders again if it falls behind. */
-	if (buf_pending(&c->out) <= hub.q_low) {
+	if (buf_pending(&c->peer.out) <= hub.q_low) {
 		c->stuck = 0;
 		c->pace_at = 0;
 		c->cap_extra = 0;
 	}
-	want = buf_pending(&c->out) > 0;
+	want = buf_pending(&c->peer.out) > 0;
 	if (want != c->want_out) {
 		c->want_out = want;
 		hub_watch(c);

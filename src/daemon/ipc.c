@@ -5,10 +5,12 @@
  */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "buf.h"
+#include "control_wire.h"
 #include "ipc.h"
 #include "log.h"
 #include "request.h"
@@ -16,6 +18,12 @@
 #include "talknetd.h"
 #include "utf8.h"
 #include "xmalloc.h"
+
+/* wire_get finds the version and the length where struct wire_hdr has them. */
+_Static_assert(offsetof(struct ipc_hdr, version) ==
+    offsetof(struct wire_hdr, version) &&
+    offsetof(struct ipc_hdr, len) == offsetof(struct wire_hdr, len),
+    "struct ipc_hdr must start as struct wire_hdr");
 
 /* Appends one frame with a fixed payload to b. */
 void
@@ -52,32 +60,7 @@ ipc_begin(struct buf *b, uint16_t type, uint32_t peer)
 void
 ipc_put_str(struct buf *b, const char *p, size_t len)
 {
-	uint32_t	n;
-
-	if (len > IPC_MAX_PAYLOAD)
-		fatalx("%s: string of %zu bytes", __func__, len);
-	n = (uint32_t)len;
-	xbuf_reserve(b, sizeof(n) + len);
-	xbuf_append(b, &n, sizeof(n));
-	if (len > 0)
-		xbuf_append(b, p, len);
-}
-
-/* Ends the frame started at hdroff by writing its payload length. */
-void
-ipc_end(struct buf *b, size_t hdroff)
-{
-	struct ipc_hdr	h;
-	size_t		len;
-
-	char		*hp = b->data + b->off + hdroff;
-
-	memcpy(&h, hp, sizeof(h));
-	len = b->len - b->off - hdroff - sizeof(h);
-	if (len > IPC_MAX_PAYLOAD)
-		fatalx("%s: payload of %zu bytes", __func__, len);
-	h.len = (uint32_t)len;
-	memcpy(hp, &h, sizeof(h));
+	wire_put_str(b, p, len, IPC_MAX_PAYLOAD);
 }
 
 /* Sets the seq of the frame whose header is at hdroff. */
@@ -90,6 +73,13 @@ ipc_set_seq(struct buf *b, size_t hdroff, uint32_t seq)
 	memcpy(&h, hp, sizeof(h));
 	h.seq = seq;
 	memcpy(hp, &h, sizeof(h));
+}
+
+/* Ends the frame started at hdroff by writing its payload length. */
+void
+ipc_end(struct buf *b, size_t hdroff)
+{
+	wire_end(b, hdroff, sizeof(struct ipc_hdr), IPC_MAX_PAYLOAD);
 }
 
 /* Checks a HELLO payload: exact size and a NUL-terminated address. */
@@ -111,51 +101,13 @@ ipc_get(struct buf *b, struct ipc_hdr *h, const char **payload)
 	return ipc_get_max(b, IPC_MAX_PAYLOAD, h, payload);
 }
 
-/*
- * The frames of one read of n bytes at data (a scratch buffer the
- * caller reuses): they run straight from data unless keep holds a frame
- * that arrived in part, which data then completes.  Returns the buffer
- * to take frames from; view is the caller's storage for the first case.
- */
-struct buf *
-ipc_feed(struct buf *keep, struct buf *view, char *data, size_t n)
-{
-	if (n == 0 || buf_pending(keep) > 0) {
-		xbuf_append(keep, data, n);
-		return keep;
-	}
-	/* A buffer over data itself: never freed or grown past it. */
-	buf_init_store(view, data, n);
-	buf_commit(view, n);
-	return view;
-}
-
-/* After ipc_feed's frames were taken: keeps a partial frame from data. */
-void
-ipc_keep_rest(struct buf *keep, const struct buf *src)
-{
-	if (src != keep && buf_pending(src) > 0)
-		xbuf_append(keep, buf_head(src), buf_pending(src));
-}
-
 /* Takes the next frame from b, of at most max payload bytes. */
 int
 ipc_get_max(struct buf *b, uint32_t max, struct ipc_hdr *h,
     const char **payload)
 {
-	size_t	avail = buf_pending(b);
-
-	if (avail < sizeof(*h))
-		return 0;
-	memcpy(h, buf_head(b), sizeof(*h));
-	if (h->version != IPC_VERSION || h->len > max ||
-	    h->len > IPC_MAX_PAYLOAD)
-		return -1;
-	if (avail - sizeof(*h) < h->len)
-		return 0;
-	*payload = buf_head(b) + sizeof(*h);
-	buf_drain(b, sizeof(*h) + h->len);
-	return 1;
+	return wire_get(b, sizeof(*h), IPC_VERSION,
+	    max < IPC_MAX_PAYLOAD ? max : IPC_MAX_PAYLOAD, h, payload);
 }
 
 /* Splits a string-list payload into strs; -1 if it is malformed. */

@@ -146,15 +146,6 @@ int	 ipc_get(struct buf *b, struct ipc_hdr *h, const char **payload);
  */
 int	 ipc_get_max(struct buf *b, uint32_t max, struct ipc_hdr *h,
 	    const char **payload);
-/*
- * Frames from one read into a reused scratch: returns the buffer to take
- * them from, data itself (through view) unless keep holds a partial
- * frame.  Afterwards ipc_keep_rest keeps what is left of a partial one,
- * so a channel holds bytes of its own only between reads of one frame.
- */
-struct buf *ipc_feed(struct buf *keep, struct buf *view, char *data,
-	    size_t n);
-void	 ipc_keep_rest(struct buf *keep, const struct buf *src);
 
 /*
  * Splits a string-list payload.  Returns the number of strings (up to

@@ -209,6 +209,11 @@ master_signals_release(void)
 		fatal("sigprocmask");
 }
 
+/* The signals the master's loop serves, through its self-pipe. */
+static const int master_caught[] = {
+	SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1
+};
+
 /*
  * Installs the master's signal handlers, then takes the signals that
  * waited (master_signals_hold).  The mask is emptied, not restored: a
@@ -217,22 +222,15 @@ master_signals_release(void)
 static void
 master_signals(void)
 {
-	struct sigaction	sa;
+	size_t	i;
 
 	if (pipe2(master.sigpipe, O_NONBLOCK | O_CLOEXEC) == -1)
 		fatal("pipe2");
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = master_signal;
-	sa.sa_flags = SA_RESTART;
-	if (sigaction(SIGCHLD, &sa, NULL) == -1 ||
-	    sigaction(SIGTERM, &sa, NULL) == -1 ||
-	    sigaction(SIGINT, &sa, NULL) == -1 ||
-	    sigaction(SIGHUP, &sa, NULL) == -1 ||
-	    sigaction(SIGUSR1, &sa, NULL) == -1)
-		fatal("sigaction");
-	sa.sa_handler = SIG_IGN;
-	if (sigaction(SIGPIPE, &sa, NULL) == -1)
+	for (i = 0; i < sizeof(master_caught) / sizeof(master_caught[0]); i++)
+		if (master_sig_set(master_caught[i], master_signal,
+		    SA_RESTART) == -1)
+			fatal("sigaction");
+	if (master_sig_set(SIGPIPE, SIG_IGN, 0) == -1)
 		fatal("sigaction");
 	master_signals_extra();
 	master_signals_release();
@@ -245,17 +243,10 @@ master_signals(void)
 void
 master_child_setup(void)
 {
-	struct sigaction	sa;
-	size_t			i;
+	size_t	i;
 
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = SIG_DFL;
-	(void)sigaction(SIGCHLD, &sa, NULL);
-	(void)sigaction(SIGTERM, &sa, NULL);
-	(void)sigaction(SIGINT, &sa, NULL);
-	(void)sigaction(SIGHUP, &sa, NULL);
-	(void)sigaction(SIGUSR1, &sa, NULL);
+	for (i = 0; i < sizeof(master_caught) / sizeof(master_caught[0]); i++)
+		(void)master_sig_set(master_caught[i], SIG_DFL, 0);
 	master_signals_child();
 	/* Held across fork: one sent to us now finds SIG_DFL, not the
 	 * master's handler (which would only write to the master's pipe). */

@@ -38,6 +38,7 @@
 #include "log.h"
 #include "master.h"
 #include "nodepool.h"
+#include "peer.h"
 #include "talknetd.h"
 
 #define MASTER_ACCEPT_BURST	64
@@ -483,13 +484,10 @@ master_accept(int lfd)
 
 	for (i = 0; i < MASTER_ACCEPT_BURST; i++) {
 		sslen = sizeof(ss);
-		fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
+		fd = peer_accept(lfd, (struct sockaddr *)&ss, &sslen,
 		    SOCK_CLOEXEC);
 		if (fd == -1) {
 			switch (errno) {
-			case EINTR:
-			case ECONNABORTED:
-				continue;
 			case EAGAIN:
 				return 0;
 			case EMFILE:

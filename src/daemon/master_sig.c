@@ -127,26 +127,57 @@ master_fatal_signal(int sig, siginfo_t *si, void *ctx)
 	errno = saved;
 }
 
+/*
+ * Sets sig's disposition: a handler, SIG_IGN or SIG_DFL, nothing masked
+ * while it runs.  The workers use it too: they start as the master.
+ */
+int
+master_sig_set(int sig, void (*fn)(int), int flags)
+{
+	struct sigaction	sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = fn;
+	sa.sa_flags = flags;
+	return sigaction(sig, &sa, NULL);
+}
+
+/*
+ * Gives the stray signals and the real-time ones disposition fn: in the
+ * master every one, or it fails; in a child (child 1) all but those it
+ * keeps ignored, whatever comes of it.
+ */
+static void
+master_strays(void (*fn)(int), int child)
+{
+	size_t	i;
+	int	sig;
+
+	for (i = 0; i < sizeof(master_stray) / sizeof(master_stray[0]); i++) {
+		sig = master_stray[i];
+		if (child && (sig == SIGPIPE || sig == SIGTSTP ||
+		    sig == SIGTTIN || sig == SIGTTOU))
+			continue;
+		if (master_sig_set(sig, fn, 0) == -1 && !child)
+			fatal("sigaction %d", sig);
+	}
+	/* Real-time signals kill by default too; glibc keeps the first. */
+	for (sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		if (master_sig_set(sig, fn, 0) == -1 && !child)
+			fatal("sigaction %d", sig);
+}
+
 /* Ignores the stray signals and catches the fatal ones (master only). */
 void
 master_signals_extra(void)
 {
 	struct sigaction	sa;
 	size_t			i;
-	int			sig;
 
+	master_strays(SIG_IGN, 0);
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = SIG_IGN;
-	for (i = 0; i < sizeof(master_stray) / sizeof(master_stray[0]); i++)
-		if (sigaction(master_stray[i], &sa, NULL) == -1)
-			fatal("sigaction %d", master_stray[i]);
-	/* Real-time signals kill by default too; glibc keeps the first. */
-	for (sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
-		if (sigaction(sig, &sa, NULL) == -1)
-			fatal("sigaction %d", sig);
-
-	sa.sa_handler = NULL;
 	sa.sa_sigaction = master_fatal_signal;
 	sa.sa_flags = SA_SIGINFO;
 	for (i = 0; i < sizeof(master_fatal) / sizeof(master_fatal[0]); i++)
@@ -165,19 +196,9 @@ master_signals_extra(void)
 void
 master_signals_child(void)
 {
-	struct sigaction	sa;
-	size_t			i;
-	int			sig;
+	size_t	i;
 
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = SIG_DFL;
-	for (i = 0; i < sizeof(master_stray) / sizeof(master_stray[0]); i++)
-		if (master_stray[i] != SIGPIPE && master_stray[i] != SIGTSTP &&
-		    master_stray[i] != SIGTTIN && master_stray[i] != SIGTTOU)
-			(void)sigaction(master_stray[i], &sa, NULL);
-	for (sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
-		(void)sigaction(sig, &sa, NULL);
+	master_strays(SIG_DFL, 1);
 	for (i = 0; i < sizeof(master_fatal) / sizeof(master_fatal[0]); i++)
 		(void)sigaction(master_fatal[i], &master_fatal_old[i], NULL);
 }

@@ -154,13 +154,6 @@ shm_user_name(const struct shm_table *t, struct shm_user *u)
 	return (char *)(u + 1);
 }
 
-/* A room's name bytes, after its two bitmaps. */
-char *
-shm_room_name(const struct shm_table *t, struct shm_room *r)
-{
-	return (char *)(shm_room_invited(t, r) + t->hdr->bitmap_words);
-}
-
 /* A room's member bitmap, indexed by user row. */
 uint64_t *
 shm_room_members(const struct shm_table *t, struct shm_room *r)
@@ -174,6 +167,13 @@ uint64_t *
 shm_room_invited(const struct shm_table *t, struct shm_room *r)
 {
 	return shm_room_members(t, r) + t->hdr->bitmap_words;
+}
+
+/* A room's name bytes, after its two bitmaps. */
+char *
+shm_room_name(const struct shm_table *t, struct shm_room *r)
+{
+	return (char *)(shm_room_invited(t, r) + t->hdr->bitmap_words);
 }
 
 /* Tests bit i. */

@@ -91,6 +91,9 @@ typedef int (*reload_fn)(struct config *, char *, size_t);
 /* master.c */
 void	 master_main(struct config *, reload_fn) __attribute__((noreturn));
 
+/* master_sig.c: a signal's handler, SIG_IGN or SIG_DFL; -1 on failure. */
+int	 master_sig_set(int, void (*)(int), int);
+
 /* hub.c */
 void	 hub_main(const struct config *, const struct runtime *)
 	    __attribute__((noreturn));

@@ -73,9 +73,7 @@ void
 worker_wind_down(const char *why)
 {
 	log_debug("worker %s: %s", w.addr, why);
-	w.rd_done = 1;
-	w.closing = 1;
-	w.closed = 1;
+	w.flags |= WF_RD_DONE | WF_CLOSING | WF_CLOSED;
 	w.final = RES_NONE;
 	w.linger_ms = WORKER_STOP_MS;
 }
@@ -129,37 +127,6 @@ worker_line(const char *line, size_t len)
 }
 
 /*
- * The input rate limit: a token bucket of --rate-burst tokens, filled
- * at --rate-limit a second, one token a message.  Lines past the limit
- * stay buffered and the client is read no further until tokens come
- * back, so a flood is slowed down by TCP, never dropped.
- */
-static void
-worker_refill(void)
-{
-	int64_t	now;
-
-	if (w.lim.rate_limit == 0)
-		return;
-	now = clock_now_ms();
-	w.tokens += (double)(now - w.tokens_at) * (double)w.lim.rate_limit /
-	    1000.0;
-	if (w.tokens > (double)w.lim.rate_burst)
-		w.tokens = (double)w.lim.rate_burst;
-	w.tokens_at = now;
-}
-
-/* Milliseconds until the bucket holds a token again (0: now). */
-static int
-worker_token_wait_ms(void)
-{
-	if (w.lim.rate_limit == 0 || w.tokens >= 1.0)
-		return 0;
-	return (int)((1.0 - w.tokens) * 1000.0 / (double)w.lim.rate_limit) +
-	    1;
-}
-
-/*
  * Runs the complete lines buffered from the client.  While an IDENTIFY
  * is pending the rest waits: whether they are allowed depends on it.
  */
@@ -170,7 +137,7 @@ worker_input(void)
 	size_t			 len;
 	enum frame_result	 r;
 
-	while (!w.closing && w.ident != IDENT_PENDING) {
+	while (!(w.flags & WF_CLOSING) && w.ident != IDENT_PENDING) {
 		worker_refill();
 		if (worker_token_wait_ms() > 0) {
 			/* Bytes wait: the line they make waits for a token. */
@@ -194,7 +161,8 @@ worker_input(void)
 			w.tokens -= 1.0;
 		worker_line(line, len);
 	}
-	if (w.rd_done && !w.closing && w.ident != IDENT_PENDING &&
+	if ((w.flags & (WF_RD_DONE | WF_CLOSING)) == WF_RD_DONE &&
+	    w.ident != IDENT_PENDING &&
 	    (framer_pending(&w.in) == 0 || worker_token_wait_ms() == 0)) {
 		worker_end(END_CLIENT_CLOSED, LIMIT_LAST);
 		worker_leave(RES_NONE);
@@ -220,8 +188,8 @@ worker_scratch_wrote(size_t n)
 static int
 worker_queues_grown(void)
 {
-	return w.out.data != w.out.store || w.hin.data != w.hin.store ||
-	    w.in.in.data != w.in.in.store || w.hout.data != w.hout.store;
+	return w.out.data != w.out.store || w.hub.in.data != w.hub.in.store ||
+	    w.in.in.data != w.in.in.store || w.hub.out.data != w.hub.out.store;
 }
 
 /*
@@ -234,10 +202,10 @@ static void
 worker_queues_release(void)
 {
 	buf_shrink(&w.out, 0);
-	buf_shrink(&w.hin, 0);
+	buf_shrink(&w.hub.in, 0);
 	framer_shrink(&w.in, 0);
 	if (w.hsent == 0)
-		buf_shrink(&w.hout, 0);
+		buf_shrink(&w.hub.out, 0);
 }
 
 /*
@@ -281,11 +249,9 @@ worker_client_read(void)
 		if (errno == EAGAIN || errno == EINTR)
 			return;
 		log_debug("worker %s: read: %s", w.addr, strerror(errno));
-		w.rd_done = 1;
-		w.wr_dead = 1;
+		w.flags |= WF_RD_DONE | WF_WR_DEAD;
 	} else if (n == 0) {
-		w.rd_done = 1;
-		w.rd_eof = 1;
+		w.flags |= WF_RD_DONE | WF_RD_EOF;
 	} else {
 		w.rep.bytes_in += (uint64_t)n;
 		worker_scratch_wrote((size_t)n);
@@ -305,13 +271,14 @@ worker_gather_flush(void)
 {
 	ssize_t	n = 0;
 
-	if (!w.gathering)
+	if (!(w.flags & WF_GATHERING))
 		return;
-	w.gathering = 0;
+	w.flags &= ~WF_GATHERING;
 	if (w.gathered == 0)
 		return;
 	/* The queue was empty when gathering began, so order holds. */
-	if (!w.wr_dead && (n = worker_send(w.scratch, w.gathered)) == -1)
+	if (!(w.flags & WF_WR_DEAD) &&
+	    (n = worker_send(w.scratch, w.gathered)) == -1)
 		n = 0;	/* the loop's own write meets the error again */
 	if ((size_t)n < w.gathered)
 		xbuf_append(&w.out, w.scratch + n, w.gathered - (size_t)n);
@@ -351,15 +318,15 @@ worker_queue_cap(void)
 void
 worker_queue(const char *p, size_t len)
 {
-	if (w.wr_dead || w.cut)
+	if (w.flags & (WF_WR_DEAD | WF_CUT))
 		return;
-	if (w.gathering && w.gathered + len > w.lim.max_queue) {
+	if ((w.flags & WF_GATHERING) && w.gathered + len > w.lim.max_queue) {
 		worker_gather_flush();
 		/* What the client took is no longer queued: gather on. */
-		w.gathering = buf_pending(&w.out) == 0 &&
-		    len <= w.lim.max_queue;
+		worker_flag(WF_GATHERING, buf_pending(&w.out) == 0 &&
+		    len <= w.lim.max_queue);
 	}
-	if (w.gathering) {
+	if (w.flags & WF_GATHERING) {
 		/*
 		 * p lies in the scratch past the lines gathered so far and
 		 * the frame headers between them, so moving it down never
@@ -371,11 +338,12 @@ worker_queue(const char *p, size_t len)
 		return;
 	}
 	/* A channel that hung up holds at most its socket buffer. */
-	if (!w.hub_hup && buf_pending(&w.out) + len > worker_queue_cap()) {
+	if (!(w.flags & WF_HUB_HUP) &&
+	    buf_pending(&w.out) + len > worker_queue_cap()) {
 		log_info("worker %s: output queue over %zu bytes, "
 		    "disconnecting", w.addr, worker_queue_cap());
 		worker_end(END_QUEUE, LIMIT_MAX_QUEUE);
-		w.cut = 1;
+		w.flags |= WF_CUT;
 		worker_queue_keep_head();
 		worker_leave(RES_NONE);
 		return;
@@ -534,14 +502,15 @@ worker_finish(void)
 	int		i;
 
 	/* The hub has nothing more for us: its row is free from now. */
-	if (w.hfd != -1) {
-		close(w.hfd);
-		w.hfd = -1;
+	if (w.hub.fd != -1) {
+		close(w.hub.fd);
+		w.hub.fd = -1;
 	}
 	/* Its end line, and its report: the master frees its places. */
 	worker_session_end();
 	/* After the client's EOF nothing unread is left to cause a reset. */
-	if (!w.wr_dead && !w.rd_eof && shutdown(w.cfd, SHUT_WR) == 0) {
+	if (!(w.flags & (WF_WR_DEAD | WF_RD_EOF)) &&
+	    shutdown(w.cfd, SHUT_WR) == 0) {
 		for (i = 0; i < 64 && clock_now_ms() < end; i++) {
 			pfd.fd = w.cfd;
 			pfd.events = POLLIN;
@@ -620,7 +589,7 @@ worker_live(void)
 	w.lim = l;
 	w.in.max_line = (size_t)l.max_line;
 	log_set_level((int)l.log_level);
-	if (w.ident == IDENT_NONE && !w.closing)
+	if (w.ident == IDENT_NONE && !(w.flags & WF_CLOSING))
 		w.login_deadline = l.login_timeout == 0 ? 0 :
 		    w.started_at + (int64_t)l.login_timeout * 1000;
 	if (w.tokens > (double)l.rate_burst)
@@ -642,7 +611,7 @@ worker_stall_check(int64_t now)
 	uint64_t	acked;
 	int		outq = 0;
 
-	if (w.wr_dead || w.cut || w.lim.stall_timeout == 0) {
+	if ((w.flags & (WF_WR_DEAD | WF_CUT)) || w.lim.stall_timeout == 0) {
 		w.stall_check_at = 0;
 		return;
 	}
@@ -662,7 +631,7 @@ worker_stall_check(int64_t now)
 	    w.addr, (size_t)w.lim.stall_timeout);
 	worker_end(END_QUEUE, LIMIT_STALL);
 	w.stall_check_at = 0;
-	w.cut = 1;
+	w.flags |= WF_CUT;
 	worker_queue_keep_head();
 	worker_leave(RES_NONE);
 }
@@ -676,7 +645,8 @@ worker_timers(void)
 {
 	int64_t	now = clock_now_ms();
 
-	if (w.login_deadline != 0 && !w.closing && now >= w.login_deadline) {
+	if (w.login_deadline != 0 && !(w.flags & WF_CLOSING) &&
+	    now >= w.login_deadline) {
 		/* The end line says "login timeout": this is the detail. */
 		log_debug("worker %s: not identified after %zu s, closing",
 		    w.addr, (size_t)w.lim.login_timeout);
@@ -699,7 +669,7 @@ worker_timeout(int64_t deadline)
 
 	if (deadline != 0)
 		timeout = (int)(deadline - now) + 1;
-	if (w.hfd == -1 && !w.closed)
+	if (w.hub.fd == -1 && !(w.flags & WF_CLOSED))
 		timeout = worker_min_timeout(timeout,
 		    w.hub_retry_at > now ? (int)(w.hub_retry_at - now) : 1);
 	timeout = worker_min_timeout(timeout, worker_token_wait_ms());
@@ -737,24 +707,25 @@ worker_poll_set(struct pollfd *pfd)
 	 * requests written but not yet seen to run are trimmed on a later
 	 * round, and nothing wakes the worker for that.
 	 */
-	if (!w.rd_done && w.ident != IDENT_PENDING &&
+	if (!(w.flags & WF_RD_DONE) && w.ident != IDENT_PENDING &&
 	    worker_token_wait_ms() == 0 &&
-	    buf_pending(&w.hout) - w.hsent < WORKER_HUB_HIGH)
+	    buf_pending(&w.hub.out) - w.hsent < WORKER_HUB_HIGH)
 		pfd[0].events |= POLLIN;
-	if (!w.wr_dead && worker_unsent() > 0)
+	if (!(w.flags & WF_WR_DEAD) && worker_unsent() > 0)
 		pfd[0].events |= POLLOUT;
 	/* Not watched at all, so a hung-up socket cannot spin us. */
 	if (pfd[0].events == 0)
 		pfd[0].fd = -1;
-	pfd[1].fd = w.hfd;
+	pfd[1].fd = w.hub.fd;
 	pfd[1].events = 0;
 	/* Once closing, only CLOSE matters: read on to find it. */
-	if (!w.closed && (w.closing || worker_unsent() < w.lim.max_queue))
+	if (!(w.flags & WF_CLOSED) && ((w.flags & WF_CLOSING) ||
+	    worker_unsent() < w.lim.max_queue))
 		pfd[1].events |= POLLIN;
-	if (!w.closed && (buf_pending(&w.hctl) > 0 ||
-	    w.hsent < buf_pending(&w.hout)))
+	if (!(w.flags & WF_CLOSED) && (buf_pending(&w.hctl) > 0 ||
+	    w.hsent < buf_pending(&w.hub.out)))
 		pfd[1].events |= POLLOUT;
-	if (w.closed)
+	if (w.flags & WF_CLOSED)
 		pfd[1].fd = -1;
 }
 
@@ -765,23 +736,23 @@ worker_events(const struct pollfd *pfd)
 	/* A dead hub's lines are delivered, not counted against the
 	 * queue: the channel is read to its end, then reconnected. */
 	if (pfd[1].fd != -1 && (pfd[1].revents & (POLLHUP | POLLERR)))
-		w.hub_hup = 1;
+		w.flags |= WF_HUB_HUP;
 	if (pfd[1].fd != -1 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
 		worker_hub_read();
 	if (pfd[0].revents & POLLIN)
 		worker_client_read();
 	else if (pfd[0].revents & (POLLHUP | POLLERR)) {
-		w.rd_done = 1;
+		w.flags |= WF_RD_DONE;
 		if (pfd[0].revents & POLLERR)
-			w.wr_dead = 1;
+			w.flags |= WF_WR_DEAD;
 		worker_input();
 	}
-	if (!w.closed)
+	if (!(w.flags & WF_CLOSED))
 		worker_hub_write();
-	if (!w.wr_dead && worker_write() == -1) {
+	if (!(w.flags & WF_WR_DEAD) && worker_write() == -1) {
 		log_debug("worker %s: write: %s", w.addr, strerror(errno));
 		worker_end(END_CLIENT_CLOSED, LIMIT_LAST);
-		w.wr_dead = 1;
+		w.flags |= WF_WR_DEAD;
 		buf_reset(&w.out);
 		w.piped = 0;
 		worker_leave(RES_NONE);
@@ -794,10 +765,10 @@ worker_events(const struct pollfd *pfd)
 			    WORKER_SCRATCH_IDLE_MS;
 	}
 	buf_shrink(&w.out, WORKER_KEEP);
-	buf_shrink(&w.hin, WORKER_KEEP);
+	buf_shrink(&w.hub.in, WORKER_KEEP);
 	framer_shrink(&w.in, WORKER_KEEP);
 	if (w.hsent == 0)
-		buf_shrink(&w.hout, WORKER_KEEP);
+		buf_shrink(&w.hub.out, WORKER_KEEP);
 }
 
 /*
@@ -808,13 +779,9 @@ worker_events(const struct pollfd *pfd)
 static void
 worker_signals(void)
 {
-	struct sigaction	act;
-	sigset_t		block;
+	sigset_t	block;
 
-	memset(&act, 0, sizeof(act));
-	sigemptyset(&act.sa_mask);
-	act.sa_handler = worker_sigterm;
-	if (sigaction(SIGTERM, &act, NULL) == -1)
+	if (master_sig_set(SIGTERM, worker_sigterm, 0) == -1)
 		fatal("worker: sigaction");
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
@@ -833,9 +800,8 @@ worker_setup(const struct config *cfg)
 	framer_init_store(&w.in, (size_t)w.lim.max_line, w.store_in,
 	    sizeof(w.store_in));
 	buf_init_store(&w.out, w.store_out, sizeof(w.store_out));
-	buf_init_store(&w.hin, w.store_hin, sizeof(w.store_hin));
+	worker_hub_init();
 	buf_init_store(&w.hctl, w.store_hctl, sizeof(w.store_hctl));
-	buf_init_store(&w.hout, w.store_hout, sizeof(w.store_hout));
 	lim.max_name = cfg->max_name;
 	lim.max_room = cfg->max_room;
 	proto_parser_init(&w.parser, &lim);
@@ -889,7 +855,7 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	w.cfg = cfg;
 	w.rt = rt;
 	w.pid = getpid();
-	w.hfd = -1;
+	w.hub.fd = -1;
 	w.slot = IPC_SLOT_NEW;
 	w.linger_ms = WORKER_LINGER_MS;
 	worker_signals();
@@ -930,14 +896,15 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	sandbox_worker();
 
 	for (;;) {
-		if (worker_stop && !w.closed) {
+		if (worker_stop && !(w.flags & WF_CLOSED)) {
 			worker_end(END_SHUTDOWN, LIMIT_LAST);
 			worker_wind_down("SIGTERM");
 		}
 		worker_live();
 		worker_hub_retry();
 		/* The client is gone and no hub is there to tell: done. */
-		if (w.hfd == -1 && !w.closed && w.wr_dead) {
+		if (w.hub.fd == -1 &&
+		    (w.flags & (WF_CLOSED | WF_WR_DEAD)) == WF_WR_DEAD) {
 			worker_end(END_CLIENT_CLOSED, LIMIT_LAST);
 			worker_finish();
 		}
@@ -947,9 +914,9 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 		worker_refill();
 		if (framer_pending(&w.in) > 0)
 			worker_input();
-		if (w.closed) {
+		if (w.flags & WF_CLOSED) {
 			worker_final_reply();
-			if (w.wr_dead || worker_unsent() == 0)
+			if ((w.flags & WF_WR_DEAD) || worker_unsent() == 0)
 				worker_finish();
 			if (deadline == 0)
 				deadline = clock_now_ms() + w.linger_ms;

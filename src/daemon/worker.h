@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "frame.h"
+#include "peer.h"
 #include "proto.h"
 #include "session.h"
 #include "shm.h"
@@ -53,6 +54,23 @@ enum ident_state {
 };
 
 /*
+ * Where a worker's session stands, one bit each in w.flags.  The first
+ * six are only ever set: a session closes a step at a time and never
+ * opens again.
+ */
+enum worker_flag {
+	WF_CLOSING	= 0x0001,	/* DISCONNECT sent to the hub */
+	WF_CLOSED	= 0x0002,	/* the hub answered CLOSE */
+	WF_RD_DONE	= 0x0004,	/* no more client input */
+	WF_RD_EOF	= 0x0008,	/* the client half-closed */
+	WF_WR_DEAD	= 0x0010,	/* the client cannot be written */
+	WF_CUT		= 0x0020,	/* over --max-queue: no more */
+	WF_HUB_HUP	= 0x0040,	/* the hub hung up: read all */
+	WF_RATE_HELD	= 0x0080,	/* a line waits for a token */
+	WF_GATHERING	= 0x0100	/* lines gather in the scratch */
+};
+
+/*
  * One worker's whole state: defined in worker.c.  Page-aligned, and so
  * a whole number of pages long: its last page holds nothing else, and
  * worker_scratch_release may give it back.
@@ -60,7 +78,9 @@ enum ident_state {
 struct worker_state {
 	const struct config	*cfg;
 	int			 cfd;		/* the client's TCP socket */
-	int			 hfd;		/* the channel to the hub, or -1 */
+	struct peer		 hub;		/* the channel to the hub,
+						   fd -1 if none; its out holds
+						   the requests not yet run */
 	int			 pipe_r;	/* the send pipe, or -1: write() */
 	int			 pipe_w;
 	size_t			 piped;		/* bytes in the send pipe */
@@ -92,25 +112,15 @@ struct worker_state {
 	char			 addr[64];
 	struct framer		 in;		/* client input */
 	struct buf		 out;		/* client output queue */
-	struct buf		 hin;		/* frames from the hub */
-	struct buf		 hctl;		/* HELLO, sent before hout */
-	struct buf		 hout;		/* requests the hub has not run */
-	size_t			 hsent;		/* bytes of hout written */
+	struct buf		 hctl;		/* HELLO, sent before hub.out */
+	size_t			 hsent;		/* bytes of hub.out written */
 	struct proto_parser	 parser;
 	struct shm_table	 tab;		/* read-only */
 	enum ident_state	 ident;
-	int			 closing;	/* DISCONNECT sent to the hub */
-	int			 closed;	/* the hub answered CLOSE */
-	int			 rd_done;	/* no more client input */
-	int			 rd_eof;	/* the client half-closed */
-	int			 wr_dead;	/* the client cannot be written */
-	int			 cut;		/* over --max-queue: no more */
-	int			 hub_hup;	/* the hub hung up: read all */
+	uint32_t		 flags;		/* enum worker_flag */
 	enum result		 final;		/* reply after CLOSE, if any */
 	struct session_report	 rep;		/* counts and why it ended */
-	int			 rate_held;	/* a line waits for a token */
 	int			 linger_ms;	/* flush time once closed */
-	int			 gathering;	/* lines gather in scratch */
 	size_t			 gathered;	/* bytes of them, at its head */
 	size_t			 scratch_first;	/* its bytes in the state page */
 	size_t			 scratch_used;	/* most written since given back */
@@ -156,6 +166,8 @@ void	 worker_queue_keep_head(void);
 void	 worker_queue(const char *, size_t);
 
 /* worker_hub.c */
+/* Sets up the channel to the hub, its buffers in w itself. */
+void	 worker_hub_init(void);
 /* Asks the hub for the DISCONNECT semantics; the answer is CLOSE. */
 void	 worker_leave(enum result);
 /* Forwards one valid request to the hub. */
@@ -174,6 +186,12 @@ void	 worker_hub_write(void);
 /* worker_session.c */
 /* Notes why the session ends, and the limit that ended it (or LIMIT_LAST). */
 void	 worker_end(enum session_end, enum limit_id);
+/* Sets a flag of the worker's state if on, else clears it. */
+void	 worker_flag(enum worker_flag, int on);
+/* Fills the rate limit's bucket for the time gone by. */
+void	 worker_refill(void);
+/* Milliseconds until the bucket holds a token again (0: now). */
+int	 worker_token_wait_ms(void);
 /* Counts a line the rate limit held back (held 1), once per line. */
 void	 worker_rate_held(int held);
 /* Counts bytes handed to the kernel for the client, and their lines. */

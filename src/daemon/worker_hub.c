@@ -23,6 +23,7 @@
 #include "conf.h"
 #include "ipc.h"
 #include "log.h"
+#include "peer.h"
 #include "proto.h"
 #include "request.h"
 #include "shm.h"
@@ -34,7 +35,7 @@
 static void	worker_hub_lost(void);
 
 /*
- * Starts a request frame with the next seq.  The frame stays in hout
+ * Starts a request frame with the next seq.  The frame stays in hub.out
  * until the worker's row shows the hub ran it (worker_trim).
  */
 static size_t
@@ -42,8 +43,8 @@ worker_request(enum msg_type t)
 {
 	size_t	hdr;
 
-	hdr = ipc_begin(&w.hout, req_wire(t), 0);
-	ipc_set_seq(&w.hout, hdr, ++w.seq);
+	hdr = ipc_begin(&w.hub.out, req_wire(t), 0);
+	ipc_set_seq(&w.hub.out, hdr, ++w.seq);
 	return hdr;
 }
 
@@ -53,13 +54,13 @@ worker_leave(enum result final)
 {
 	size_t	hdr;
 
-	if (w.closing)
+	if (w.flags & WF_CLOSING)
 		return;
-	w.closing = 1;
+	w.flags |= WF_CLOSING;
 	w.final = final;
-	w.rd_done = 1;
+	w.flags |= WF_RD_DONE;
 	hdr = worker_request(MSG_DISCONNECT);
-	ipc_end(&w.hout, hdr);
+	ipc_end(&w.hub.out, hdr);
 }
 
 /*
@@ -72,12 +73,12 @@ worker_trim(uint64_t last_seq)
 	struct ipc_hdr	h;
 	size_t		len;
 
-	while (buf_pending(&w.hout) >= sizeof(h)) {
-		memcpy(&h, buf_head(&w.hout), sizeof(h));
+	while (buf_pending(&w.hub.out) >= sizeof(h)) {
+		memcpy(&h, buf_head(&w.hub.out), sizeof(h));
 		if (h.seq > last_seq)
 			break;
 		len = sizeof(h) + h.len;
-		buf_drain(&w.hout, len);
+		buf_drain(&w.hub.out, len);
 		w.hsent = w.hsent > len ? w.hsent - len : 0;
 	}
 }
@@ -99,8 +100,8 @@ worker_forward(const struct msg *m)
 	size_t	hdr;
 
 	hdr = worker_request(m->type);
-	ipc_put_args(&w.hout, m);
-	ipc_end(&w.hout, hdr);
+	ipc_put_args(&w.hub.out, m);
+	ipc_end(&w.hub.out, hdr);
 }
 
 /* Ends a pending IDENTIFY; on success, the process title changes. */
@@ -176,7 +177,7 @@ worker_welcome(const char *p, size_t len)
 	m.extra.len = buf_pending(&w.ident_name);
 	m.has_extra = 1;
 	worker_gather_flush();
-	if (!w.wr_dead && proto_encode(&w.out, &m) == -1)
+	if (!(w.flags & WF_WR_DEAD) && proto_encode(&w.out, &m) == -1)
 		fatal("proto_encode");
 	return worker_ident_done(ok);
 }
@@ -193,7 +194,7 @@ worker_close_frame(const char *p, size_t len)
 
 	if ((reason = ipc_get_close(p, len)) == 0)
 		return -1;
-	if (reason == CLOSE_QUIT && !w.closing)
+	if (reason == CLOSE_QUIT && !(w.flags & WF_CLOSING))
 		return -1;
 	if (reason != CLOSE_QUIT) {
 		/* The end line names a kick or a queue cut already. */
@@ -205,20 +206,19 @@ worker_close_frame(const char *p, size_t len)
 			    ipc_close_reason_name(reason));
 		worker_end(session_end_of_close(reason), reason ==
 		    CLOSE_QUEUE ? LIMIT_MAX_QUEUE : LIMIT_LAST);
-		w.closing = 1;
-		w.rd_done = 1;
-		if (reason == CLOSE_QUEUE && !w.cut) {
-			w.cut = 1;
+		w.flags |= WF_CLOSING | WF_RD_DONE;
+		if (reason == CLOSE_QUEUE && !(w.flags & WF_CUT)) {
+			w.flags |= WF_CUT;
 			worker_queue_keep_head();
 		}
 	}
-	w.closed = 1;
+	w.flags |= WF_CLOSED;
 	return 0;
 }
 
-/* The dispatcher: one frame from the hub; returns -1 on a bad frame. */
+/* Runs one frame from the hub; returns -1 on a bad frame. */
 static int
-worker_dispatch(const struct ipc_hdr *h, const char *p)
+worker_run_frame(const struct ipc_hdr *h, const char *p)
 {
 	switch (h->type) {
 	case IPC_LINE:
@@ -237,41 +237,73 @@ worker_dispatch(const struct ipc_hdr *h, const char *p)
 	}
 }
 
+/* The dispatcher: one frame from the hub; NULL, or what was wrong. */
+static const char *
+worker_dispatch(struct peer *p, const void *hdr, const char *payload)
+{
+	static char	why[32];
+	struct ipc_hdr	h;
+
+	(void)p;
+	memcpy(&h, hdr, sizeof(h));
+	if (worker_run_frame(&h, payload) == 0)
+		return NULL;
+	(void)snprintf(why, sizeof(why), "bad frame 0x%04x", h.type);
+	return why;
+}
+
+/* The hub is trusted: a bad frame from it is a bug, and fatal. */
+static void
+worker_hub_bad(struct peer *p, const char *why)
+{
+	(void)p;
+	fatalx("worker %s: %s from the hub", w.addr, why);
+}
+
+/*
+ * A read from the hub came.  A batch read whole sends its lines from
+ * the scratch itself.  A burst then never grows the queue onto the
+ * heap: each heap page a worker writes is one it no longer shares with
+ * the master.  The channel's input keeps only a frame that arrived in
+ * part, never a batch.
+ */
+static void
+worker_hub_arrived(struct peer *p, size_t n)
+{
+	worker_scratch_wrote(n);
+	worker_flag(WF_GATHERING, buf_pending(&p->in) == 0 &&
+	    buf_pending(&w.out) == 0);
+}
+
+/* The channel to the hub, as the worker reads it. */
+static const struct peer_role worker_hub_role = {
+	sizeof(struct ipc_hdr), IPC_VERSION, "bad frame header",
+	"bad frame header", worker_dispatch, worker_hub_bad, NULL,
+	worker_hub_arrived
+};
+
+/* Sets up the channel to the hub, its buffers in w itself. */
+void
+worker_hub_init(void)
+{
+	peer_init(&w.hub, &worker_hub_role, NULL, -1, IPC_MAX_PAYLOAD);
+	buf_init_store(&w.hub.in, w.store_hin, sizeof(w.store_hin));
+	buf_init_store(&w.hub.out, w.store_hout, sizeof(w.store_hout));
+}
+
 /* Reads frames from the hub and runs them. */
 void
 worker_hub_read(void)
 {
-	struct ipc_hdr	 h;
-	struct buf	 rb, *src;
-	const char	*p;
-	ssize_t		 n;
-	int		 r;
+	int	r;
 
-	n = read(w.hfd, w.scratch, sizeof(w.scratch));
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+	/* The lines sit below any partial frame, which is kept first. */
+	if ((r = peer_read(&w.hub, w.scratch, sizeof(w.scratch))) == 0)
 		return;
-	if (n <= 0) {
+	if (r == -1) {
 		worker_hub_lost();
 		return;
 	}
-	worker_scratch_wrote((size_t)n);
-	/* hin keeps only a frame that arrived in part, never a batch. */
-	src = ipc_feed(&w.hin, &rb, w.scratch, (size_t)n);
-	/*
-	 * A batch read whole sends its lines from the scratch itself.  A
-	 * burst then never grows the queue onto the heap: each heap page a
-	 * worker writes is one it no longer shares with the master.
-	 */
-	w.gathering = src == &rb && buf_pending(&w.out) == 0;
-	while ((r = ipc_get(src, &h, &p)) == 1) {
-		if (worker_dispatch(&h, p) == -1)
-			fatalx("worker %s: bad frame 0x%04x from the hub",
-			    w.addr, h.type);
-	}
-	if (r == -1)
-		fatalx("worker %s: bad frame header from the hub", w.addr);
-	/* The lines sit below any partial frame, which is kept first. */
-	ipc_keep_rest(&w.hin, src);
 	worker_gather_flush();
 	/* An IDENTIFY answer may let buffered lines run. */
 	worker_input();
@@ -305,12 +337,12 @@ worker_hub_connect(void)
 		close(fd);
 		return -1;
 	}
-	w.hfd = fd;
+	w.hub.fd = fd;
 	/* A new channel, even if its fd number is the last one's. */
 	w.hub_conn++;
 	w.hsent = 0;
-	w.hub_hup = 0;
-	buf_reset(&w.hin);
+	w.flags &= ~WF_HUB_HUP;
+	buf_reset(&w.hub.in);
 	buf_reset(&w.hctl);
 	memset(&hello, 0, sizeof(hello));
 	hello.slot = w.slot;
@@ -347,12 +379,12 @@ worker_dropped(void)
 static void
 worker_hub_lost(void)
 {
-	if (w.hfd == -1)
+	if (w.hub.fd == -1)
 		return;
-	close(w.hfd);
-	w.hfd = -1;
-	buf_reset(&w.hin);
-	if (w.closed || worker_stop)
+	close(w.hub.fd);
+	w.hub.fd = -1;
+	buf_reset(&w.hub.in);
+	if ((w.flags & WF_CLOSED) || worker_stop)
 		return;
 	if (worker_dropped()) {
 		log_info("worker %s: dropped by the hub, closing", w.addr);
@@ -361,7 +393,8 @@ worker_hub_lost(void)
 		 * pending: one backed up while this worker read no more of
 		 * it, its client's queue full, was cut for that queue.
 		 */
-		if (w.cut || buf_pending(&w.out) + w.piped >= w.lim.max_queue)
+		if ((w.flags & WF_CUT) ||
+		    buf_pending(&w.out) + w.piped >= w.lim.max_queue)
 			worker_end(END_QUEUE, LIMIT_MAX_QUEUE);
 		else
 			worker_end(END_SERVER_ERROR, LIMIT_LAST);
@@ -397,7 +430,7 @@ worker_hub_retry(void)
 	int64_t		now;
 	uint64_t	gen;
 
-	if (w.hfd != -1 || w.closed)
+	if (w.hub.fd != -1 || (w.flags & WF_CLOSED))
 		return;
 	now = clock_now_ms();
 	if (now - w.hub_lost_at > WORKER_HUB_RETRY_MS) {
@@ -437,19 +470,19 @@ worker_hub_write(void)
 	ssize_t		n;
 	int		niov = 0;
 
-	if (w.hfd == -1)
+	if (w.hub.fd == -1)
 		return;
 	if ((ctl = buf_pending(&w.hctl)) > 0) {
 		iov[niov].iov_base = buf_head(&w.hctl);
 		iov[niov++].iov_len = ctl;
 	}
-	if (w.hsent < buf_pending(&w.hout)) {
-		iov[niov].iov_base = buf_head(&w.hout) + w.hsent;
-		iov[niov++].iov_len = buf_pending(&w.hout) - w.hsent;
+	if (w.hsent < buf_pending(&w.hub.out)) {
+		iov[niov].iov_base = buf_head(&w.hub.out) + w.hsent;
+		iov[niov++].iov_len = buf_pending(&w.hub.out) - w.hsent;
 	}
 	if (niov == 0)
 		return;
-	n = writev(w.hfd, iov, niov);
+	n = writev(w.hub.fd, iov, niov);
 	if (n == -1) {
 		if (errno != EAGAIN && errno != EINTR)
 			worker_hub_lost();

@@ -1,7 +1,8 @@
 /*
- * worker_session.c: a worker's account of its session.  It counts the
- * lines and bytes each way, notes why the session ends and which limit
- * ended it, logs the end-of-session line and sends the master its
+ * worker_session.c: a worker's account of its session.  It keeps where
+ * the session stands (w.flags) and the input rate limit's bucket, counts
+ * the lines and bytes each way, notes why the session ends and which
+ * limit ended it, logs the end-of-session line and sends the master its
  * report (session.h) in the release datagram.
  *
  * The worker logs the end line, not the hub or the master: it alone
@@ -47,13 +48,54 @@ worker_end(enum session_end reason, enum limit_id limit)
 		w.rep.hits[limit]++;
 }
 
+/* Sets flag f of the worker's state if on, else clears it. */
+void
+worker_flag(enum worker_flag f, int on)
+{
+	if (on)
+		w.flags |= f;
+	else
+		w.flags &= ~f;
+}
+
+/*
+ * The input rate limit: a token bucket of --rate-burst tokens, filled
+ * at --rate-limit a second, one token a message.  Lines past the limit
+ * stay buffered and the client is read no further until tokens come
+ * back, so a flood is slowed down by TCP, never dropped.
+ */
+void
+worker_refill(void)
+{
+	int64_t	now;
+
+	if (w.lim.rate_limit == 0)
+		return;
+	now = clock_now_ms();
+	w.tokens += (double)(now - w.tokens_at) * (double)w.lim.rate_limit /
+	    1000.0;
+	if (w.tokens > (double)w.lim.rate_burst)
+		w.tokens = (double)w.lim.rate_burst;
+	w.tokens_at = now;
+}
+
+/* Milliseconds until the bucket holds a token again (0: now). */
+int
+worker_token_wait_ms(void)
+{
+	if (w.lim.rate_limit == 0 || w.tokens >= 1.0)
+		return 0;
+	return (int)((1.0 - w.tokens) * 1000.0 / (double)w.lim.rate_limit) +
+	    1;
+}
+
 /* Counts a line the rate limit held back, once per line. */
 void
 worker_rate_held(int held)
 {
-	if (held && !w.rate_held)
+	if (held && !(w.flags & WF_RATE_HELD))
 		w.rep.hits[LIMIT_RATE]++;
-	w.rate_held = held;
+	worker_flag(WF_RATE_HELD, held);
 }
 
 /*

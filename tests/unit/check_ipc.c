@@ -200,53 +200,6 @@ START_TEST(test_compaction_keeps_frame)
 }
 END_TEST
 
-/*
- * Reads into a reused scratch: whole frames run from the scratch itself,
- * only a partial frame is kept, and the next read completes it.
- */
-START_TEST(test_feed_from_scratch)
-{
-	struct buf	 wire, keep, view, *src;
-	struct ipc_hdr	 h;
-	const char	*p;
-	char		 scratch[256];
-	size_t		 cut;
-
-	buf_init(&wire);
-	buf_init(&keep);
-	ipc_put(&wire, IPC_LINE, 0, "one\n", 4);
-	ipc_put(&wire, IPC_LINE, 0, "two\n", 4);
-	cut = sizeof(struct ipc_hdr) + 4 + 6;	/* mid-way into "two" */
-
-	memcpy(scratch, buf_head(&wire), cut);
-	src = ipc_feed(&keep, &view, scratch, cut);
-	ck_assert_ptr_eq(src, &view);
-	ck_assert_int_eq(ipc_get(src, &h, &p), 1);
-	ck_assert_ptr_eq(p, scratch + sizeof(struct ipc_hdr));
-	ck_assert_int_eq(ipc_get(src, &h, &p), 0);
-	ipc_keep_rest(&keep, src);
-	ck_assert_uint_eq(buf_pending(&keep), 6);
-
-	/* The scratch is reused: the kept bytes must not point into it. */
-	memset(scratch, 0, sizeof(scratch));
-	memcpy(scratch, buf_head(&wire) + cut, buf_pending(&wire) - cut);
-	src = ipc_feed(&keep, &view, scratch, buf_pending(&wire) - cut);
-	ck_assert_ptr_eq(src, &keep);
-	ck_assert_int_eq(ipc_get(src, &h, &p), 1);
-	ck_assert_uint_eq(h.len, 4);
-	ck_assert_int_eq(memcmp(p, "two\n", 4), 0);
-	ipc_keep_rest(&keep, src);
-	ck_assert_uint_eq(buf_pending(&keep), 0);
-
-	/* End of input: only what keep holds is left to run. */
-	src = ipc_feed(&keep, &view, scratch, 0);
-	ck_assert_ptr_eq(src, &keep);
-	ck_assert_int_eq(ipc_get(src, &h, &p), 0);
-	buf_free(&wire);
-	buf_free(&keep);
-}
-END_TEST
-
 START_TEST(test_max_frame)
 {
 	struct buf	 b;
@@ -396,7 +349,6 @@ ipc_suite(void)
 	tcase_add_test(tc, test_strs_malformed);
 	tcase_add_test(tc, test_request_counts);
 	tcase_add_test(tc, test_compaction_keeps_frame);
-	tcase_add_test(tc, test_feed_from_scratch);
 	tcase_add_test(tc, test_max_frame);
 	tcase_add_test(tc, test_check_args);
 	tcase_add_test(tc, test_get_request);
