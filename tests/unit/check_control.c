@@ -143,20 +143,9 @@ START_TEST(test_restart_changes_all_named)
 }
 END_TEST
 
-/* Collects the control tests. */
-static Suite *
-control_suite(void)
-{
-	Suite	*s = suite_create("control");
-	TCase	*tc = tcase_create("frames");
-
-	tcase_add_test(tc, test_roundtrip);
-	tcase_add_test(tc, test_split_every_byte);
-	tcase_add_test(tc, test_bad_headers);
-	tcase_add_test(tc, test_strs_overrun);
-	tcase_add_test(tc, test_restart_changes_all_named);
-	suite_add_tcase(s, tc);
-	return s;
-}
+CHECK_SUITE(control_suite, "control", "frames",
+    CK_TEST(test_roundtrip), CK_TEST(test_split_every_byte),
+    CK_TEST(test_bad_headers), CK_TEST(test_strs_overrun),
+    CK_TEST(test_restart_changes_all_named))
 
 CHECK_MAIN(control_suite)

@@ -335,27 +335,12 @@ START_TEST(test_check_limits)
 }
 END_TEST
 
-/* Collects the IPC tests. */
-static Suite *
-ipc_suite(void)
-{
-	Suite	*s = suite_create("ipc");
-	TCase	*tc = tcase_create("frames");
-
-	tcase_add_test(tc, test_roundtrip);
-	tcase_add_test(tc, test_split_every_byte);
-	tcase_add_test(tc, test_bad_version);
-	tcase_add_test(tc, test_oversized);
-	tcase_add_test(tc, test_strs_malformed);
-	tcase_add_test(tc, test_request_counts);
-	tcase_add_test(tc, test_compaction_keeps_frame);
-	tcase_add_test(tc, test_max_frame);
-	tcase_add_test(tc, test_check_args);
-	tcase_add_test(tc, test_get_request);
-	tcase_add_test(tc, test_check_order);
-	tcase_add_test(tc, test_check_limits);
-	suite_add_tcase(s, tc);
-	return s;
-}
+CHECK_SUITE(ipc_suite, "ipc", "frames",
+    CK_TEST(test_roundtrip), CK_TEST(test_split_every_byte),
+    CK_TEST(test_bad_version), CK_TEST(test_oversized),
+    CK_TEST(test_strs_malformed), CK_TEST(test_request_counts),
+    CK_TEST(test_compaction_keeps_frame), CK_TEST(test_max_frame),
+    CK_TEST(test_check_args), CK_TEST(test_get_request),
+    CK_TEST(test_check_order), CK_TEST(test_check_limits))
 
 CHECK_MAIN(ipc_suite)

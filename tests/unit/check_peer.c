@@ -305,20 +305,9 @@ START_TEST(test_control_header)
 }
 END_TEST
 
-/* Collects the peer tests. */
-static Suite *
-peer_suite(void)
-{
-	Suite	*s = suite_create("peer");
-	TCase	*tc = tcase_create("channel");
-
-	tcase_add_test(tc, test_feed_from_scratch);
-	tcase_add_test(tc, test_reads_of_every_size);
-	tcase_add_test(tc, test_hold_then_resume);
-	tcase_add_test(tc, test_drops_with_reason);
-	tcase_add_test(tc, test_control_header);
-	suite_add_tcase(s, tc);
-	return s;
-}
+CHECK_SUITE(peer_suite, "peer", "channel",
+    CK_TEST(test_feed_from_scratch), CK_TEST(test_reads_of_every_size),
+    CK_TEST(test_hold_then_resume), CK_TEST(test_drops_with_reason),
+    CK_TEST(test_control_header))
 
 CHECK_MAIN(peer_suite)
