@@ -1,0 +1,162 @@
+/*
+ * tls_server.c: the daemon's TLS server context, built by the master
+ * from the certificate and key files and inherited by TLS workers.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <tls.h>
+
+#include "tls_server.h"
+
+static struct tls	*server_ctx;
+
+/*
+ * Reads a whole PEM file into memory.  The master does this as root:
+ * the key file may be readable by root alone.
+ */
+static uint8_t *
+tls_server_read(const char *path, size_t *len, char *err, size_t errlen)
+{
+	uint8_t	*mem;
+
+	if ((mem = tls_load_file(path, len, NULL)) == NULL)
+		snprintf(err, errlen, "%s: %s", path, errno != 0 ?
+		    strerror(errno) : "cannot be read");
+	return mem;
+}
+
+/* Sets the certificate, the key and, if any, the CA on cfg. */
+static int
+tls_server_files(struct tls_config *cfg, const struct tls_settings *s,
+    char *err, size_t errlen)
+{
+	uint8_t	*cert, *key, *ca;
+	size_t	 certlen, keylen, calen;
+	int	 r = -1;
+
+	if ((cert = tls_server_read(s->cert, &certlen, err, errlen)) == NULL)
+		return -1;
+	if ((key = tls_server_read(s->key, &keylen, err, errlen)) == NULL) {
+		tls_unload_file(cert, certlen);
+		return -1;
+	}
+	if (tls_config_set_keypair_mem(cfg, cert, certlen, key, keylen) == -1)
+		snprintf(err, errlen, "%s, %s: %s", s->cert, s->key,
+		    tls_config_error(cfg));
+	else
+		r = 0;
+	/* tls_unload_file wipes the key's bytes before freeing them. */
+	tls_unload_file(key, keylen);
+	tls_unload_file(cert, certlen);
+	if (r == -1 || s->ca == NULL || s->ca[0] == '\0')
+		return r;
+	if ((ca = tls_server_read(s->ca, &calen, err, errlen)) == NULL)
+		return -1;
+	if (tls_config_set_ca_mem(cfg, ca, calen) == -1) {
+		snprintf(err, errlen, "%s: %s", s->ca, tls_config_error(cfg));
+		r = -1;
+	} else
+		tls_config_verify_client(cfg);
+	tls_unload_file(ca, calen);
+	return r;
+}
+
+/* Sets the protocols and ciphers on cfg. */
+static int
+tls_server_params(struct tls_config *cfg, const struct tls_settings *s,
+    char *err, size_t errlen)
+{
+	uint32_t	protocols;
+
+	if (tls_config_parse_protocols(&protocols, s->protocols) == -1) {
+		snprintf(err, errlen, "tls-protocols: %s: invalid",
+		    s->protocols);
+		return -1;
+	}
+	if (tls_config_set_protocols(cfg, protocols) == -1 ||
+	    tls_config_set_ciphers(cfg, s->ciphers) == -1) {
+		snprintf(err, errlen, "tls-ciphers: %s: %s", s->ciphers,
+		    tls_config_error(cfg));
+		return -1;
+	}
+	return 0;
+}
+
+/* Builds a new server context from s and makes it the current one. */
+int
+tls_server_load(const struct tls_settings *s, char *err, size_t errlen)
+{
+	struct tls_config	*cfg;
+	struct tls		*ctx = NULL;
+	int			 r = -1;
+
+	if (tls_init() == -1) {
+		snprintf(err, errlen, "libtls cannot start");
+		return -1;
+	}
+	if ((cfg = tls_config_new()) == NULL) {
+		snprintf(err, errlen, "out of memory for a TLS configuration");
+		return -1;
+	}
+	if (tls_server_params(cfg, s, err, errlen) == -1 ||
+	    tls_server_files(cfg, s, err, errlen) == -1)
+		goto out;
+	if ((ctx = tls_server()) == NULL) {
+		snprintf(err, errlen, "out of memory for a TLS context");
+		goto out;
+	}
+	/* tls_configure checks that the key belongs to the certificate. */
+	if (tls_configure(ctx, cfg) == -1) {
+		snprintf(err, errlen, "%s, %s: %s", s->cert, s->key,
+		    tls_error(ctx));
+		tls_free(ctx);
+		goto out;
+	}
+	if (server_ctx != NULL)
+		tls_free(server_ctx);
+	server_ctx = ctx;
+	r = 0;
+out:
+	/* The context holds its own reference to what it needs of cfg. */
+	tls_config_free(cfg);
+	return r;
+}
+
+/* The current server context. */
+struct tls *
+tls_server_ctx(void)
+{
+	return server_ctx;
+}
+
+/*
+ * Frees the context.  Called at once by every child that serves no TLS
+ * connection, so the hub and plain workers do not keep the private key
+ * in their memory.
+ */
+void
+tls_server_forget(void)
+{
+	if (server_ctx != NULL) {
+		tls_free(server_ctx);
+		server_ctx = NULL;
+	}
+}
+
+/* Checks a protocol string as tls_server_load will read it. */
+int
+tls_server_check_protocols(const char *p, char *err, size_t errlen)
+{
+	uint32_t	protocols;
+
+	if (tls_config_parse_protocols(&protocols, p) == -1) {
+		snprintf(err, errlen, "invalid (e.g. tlsv1.2,tlsv1.3)");
+		return -1;
+	}
+	return 0;
+}
