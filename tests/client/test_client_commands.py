@@ -8,8 +8,9 @@ import os
 import re
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tnclient import (Daemon, Peer, identified, run,  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest.talknet import (Server, Peer, identified, run,  # noqa: E402
                       sanitizer_report)
 
 
@@ -353,7 +354,7 @@ def test_slash_names(ctx):
 
 
 def test_too_many_rooms(ctx):
-    d = Daemon("--max-rooms", "1")
+    d = Server("--max-rooms", "1")
     c = None
     try:
         c = identified(d.port, ctx["name"]("al"))

@@ -11,8 +11,9 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tnclient import Client, run  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest.talknet import PipeClient, run  # noqa: E402
 
 
 class Script:
@@ -95,7 +96,7 @@ def test_renderings(ctx):
         b'{"type":"NEW_STATUS","username":"q","status":"NAPPING"}\x00',
         b'{"type":"DISCONNECTED","username":"q"}\n',
     ])
-    c = Client(srv.port, "-n", "me")
+    c = PipeClient(srv.port, "-n", "me")
     try:
         c.expect("* identified as me")
         c.expect("! too many rooms on the server: R9")
@@ -120,7 +121,7 @@ def test_renderings(ctx):
 
 def test_quit_gives_up_after_2s(ctx):
     srv = Script([], close=False)
-    c = Client(srv.port, "-n", "me")
+    c = PipeClient(srv.port, "-n", "me")
     try:
         c.expect("* identified as me")
         start = time.monotonic()
@@ -138,7 +139,7 @@ def test_quit_gives_up_after_2s(ctx):
 def test_json_mode_exact(ctx):
     line = b'{"type":"PUBLIC_TEXT_FROM", "username":"x","text":"\xc3\xa9"}'
     srv = Script([line + b"\n"])
-    c = Client(srv.port, "--json", "-n", "me")
+    c = PipeClient(srv.port, "--json", "-n", "me")
     try:
         c.expect('{"type":"RESPONSE","operation":"IDENTIFY",'
                  '"result":"SUCCESS","extra":"me"}')
@@ -150,7 +151,7 @@ def test_json_mode_exact(ctx):
 
 def test_identify_is_encoded(ctx):
     srv = Script([], close=False, bye=True)
-    c = Client(srv.port, "-n", 'q"\\é')
+    c = PipeClient(srv.port, "-n", 'q"\\é')
     try:
         c.expect('* identified as me')
         c.close_stdin()

@@ -11,15 +11,16 @@ import socket
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tnclient import (SKIP, TALKNET, Client, Daemon, Peer,  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest.talknet import (SKIP, TALKNET, PipeClient, Server, Peer,  # noqa: E402
                       identified, run, sanitizer_report)
 
 
 def test_name_from_first_line(ctx):
     a, b = ctx["name"]("al"), ctx["name"]("bo")
     p = Peer(ctx["port"], b)
-    c = Client(ctx["port"])
+    c = PipeClient(ctx["port"])
     try:
         c.send(a)
         c.expect("* identified as " + a)
@@ -38,7 +39,7 @@ def test_whole_script_at_once(ctx):
     """Commands piped before the IDENTIFY reply wait for it, in order."""
     a, b = ctx["name"]("al"), ctx["name"]("bo")
     p = Peer(ctx["port"], b)
-    c = Client(ctx["port"])
+    c = PipeClient(ctx["port"])
     try:
         c.proc.stdin.write(("%s\n>one\ntxfrom/%s/two\n>three"
                             % (a, b)).encode())
@@ -61,7 +62,7 @@ def test_name_taken_on_pipe(ctx):
     p = Peer(ctx["port"], b)
     try:
         for args, first in ((("-n", b), None), ((), b)):
-            c = Client(ctx["port"], *args)
+            c = PipeClient(ctx["port"], *args)
             try:
                 if first:
                     c.send(first)
@@ -80,13 +81,13 @@ def test_name_taken_on_pipe(ctx):
 
 def test_invalid_name_on_pipe(ctx):
     for args in (("-n", "tab\tname"), ("-n", "")):
-        c = Client(ctx["port"], *args)
+        c = PipeClient(ctx["port"], *args)
         try:
             assert c.wait() == 1, c.err
             c.expect_err(re.compile(r"^talknet: invalid username"))
         finally:
             c.kill()
-    c = Client(ctx["port"])
+    c = PipeClient(ctx["port"])
     try:
         c.send("bad\x1bname")
         assert c.wait() == 1, c.err
@@ -96,7 +97,7 @@ def test_invalid_name_on_pipe(ctx):
 
 
 def test_end_of_input_before_name(ctx):
-    c = Client(ctx["port"])
+    c = PipeClient(ctx["port"])
     try:
         c.close_stdin()
         assert c.wait() == 1, c.err
@@ -126,7 +127,7 @@ def test_refused(ctx):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    c = Client(port, "-n", "x")
+    c = PipeClient(port, "-n", "x")
     try:
         assert c.wait() == 1
         c.kill()
@@ -140,7 +141,7 @@ def test_refused(ctx):
 def test_localhost_name(ctx):
     """A host name resolves; every address is tried in turn."""
     a = ctx["name"]("lo")
-    c = Client(ctx["port"], "-n", a, host="localhost")
+    c = PipeClient(ctx["port"], "-n", a, host="localhost")
     try:
         c.expect("* identified as " + a)
         c.close_stdin()
@@ -157,11 +158,11 @@ def test_ipv6(ctx):
         s.close()
     except OSError:
         return SKIP
-    d = Daemon(listen="[::1]:0")
+    d = Server(listen=["[::1]:0"])
     c = None
     try:
         a = ctx["name"]("v6")
-        c = Client(d.port, "-n", a, host="::1")
+        c = PipeClient(d.port, "-n", a, host="::1")
         c.expect("* identified as " + a)
         c.close_stdin()
         assert c.wait() == 0, c.err
@@ -175,7 +176,7 @@ def test_ipv6(ctx):
 def test_raw_mode(ctx):
     r, b = ctx["name"]("ra"), ctx["name"]("bo")
     p = Peer(ctx["port"], b)
-    c = Client(ctx["port"], "--raw")
+    c = PipeClient(ctx["port"], "--raw")
     try:
         c.send('{"type":"IDENTIFY","username":"%s"}' % r)
         c.expect('{"type":"RESPONSE","operation":"IDENTIFY",'
@@ -197,7 +198,7 @@ def test_raw_mode(ctx):
 
 def test_raw_mode_sends_nothing_itself(ctx):
     """--raw sends no IDENTIFY; the end of input ends it with status 0."""
-    c = Client(ctx["port"], "--raw")
+    c = PipeClient(ctx["port"], "--raw")
     try:
         c.send('{"type":"USERS"}')
         c.expect('{"type":"RESPONSE","operation":"INVALID",'
@@ -207,7 +208,7 @@ def test_raw_mode_sends_nothing_itself(ctx):
         c.kill()
     r, b = ctx["name"]("ra"), ctx["name"]("bo")
     p = Peer(ctx["port"], b)
-    c = Client(ctx["port"], "--raw")
+    c = PipeClient(ctx["port"], "--raw")
     try:
         c.send('{"type":"IDENTIFY","username":"%s"}' % r)
         p.expect({"type": "NEW_USER", "username": r})
@@ -223,7 +224,7 @@ def test_raw_mode_sends_nothing_itself(ctx):
 
 def test_json_mode(ctx):
     a, b, d = ctx["name"]("js"), ctx["name"]("bo"), ctx["name"]("wi")
-    c = Client(ctx["port"], "--json", "-n", a)
+    c = PipeClient(ctx["port"], "--json", "-n", a)
     p = w = None
     try:
         c.expect('{"type":"RESPONSE","operation":"IDENTIFY",'
@@ -257,7 +258,7 @@ def test_json_mode(ctx):
 
 
 def test_server_goes_away(ctx):
-    d = Daemon()
+    d = Server()
     c = None
     try:
         c = identified(d.port, ctx["name"]("al"))
@@ -316,7 +317,7 @@ def test_name_too_long_on_pipe(ctx):
     says why, and exits 1 on a pipe."""
     long_name = "abcdefghijk"
     for args, first in ((("-n", long_name), None), ((), long_name)):
-        c = Client(ctx["port"], *args)
+        c = PipeClient(ctx["port"], *args)
         try:
             if first:
                 c.send(first)
@@ -334,7 +335,7 @@ def test_empty_first_line(ctx):
     """Empty and blank lines on a pipe are skipped before the name, and
     empty lines after it: not a name, not a command."""
     a = ctx["name"]("em")
-    c = Client(ctx["port"])
+    c = PipeClient(ctx["port"])
     try:
         c.send("")
         c.send("  ")
@@ -355,7 +356,7 @@ def test_empty_first_line(ctx):
 def test_raw_exit_status(ctx):
     """--raw: 1 when the server closes on its own (here after INVALID),
     even once the input is over; 0 after a DISCONNECT line."""
-    c = Client(ctx["port"], "--raw")
+    c = PipeClient(ctx["port"], "--raw")
     try:
         c.send("not json")
         c.close_stdin()
@@ -366,7 +367,7 @@ def test_raw_exit_status(ctx):
     finally:
         c.kill()
     r = ctx["name"]("rw")
-    c = Client(ctx["port"], "--raw")
+    c = PipeClient(ctx["port"], "--raw")
     try:
         c.send('{"type":"IDENTIFY","username":"%s"}' % r)
         c.send('{"type":"DISCONNECT"}')

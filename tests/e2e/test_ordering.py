@@ -4,9 +4,13 @@ everyone gets all the others' messages, per sender in order
 
 import selectors
 import time
+import os
+import sys
 
-import tnlib
-from tnlib import Client, Server, req, resp
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import Client, Server, req, resp
 
 NCLIENTS = 50
 NMSG = 100
@@ -23,7 +27,7 @@ def test_fifty_clients_hundred_messages_each():
         # Client i hears of every later one, in order of identification.
         for i, c in enumerate(cs):
             for j in range(i + 1, NCLIENTS):
-                c.expect(tnlib.new_user("u%d" % j))
+                c.expect(tntest.new_user("u%d" % j))
 
         sel = selectors.DefaultSelector()
         out = {}
@@ -31,7 +35,7 @@ def test_fifty_clients_hundred_messages_each():
         nextseq = {}
         count = {}
         for i, c in enumerate(cs):
-            out[i] = b"".join(tnlib.compact(
+            out[i] = b"".join(tntest.compact(
                 req("PUBLIC_TEXT", text="%d:%d" % (i, k)))
                 for k in range(NMSG))
             inbuf[i] = b""
@@ -70,7 +74,7 @@ def test_fifty_clients_hundred_messages_each():
                     inbuf[i] += data
                     *lines, inbuf[i] = inbuf[i].split(b"\n")
                     for line in lines:
-                        m = tnlib.check_line(line + b"\n")
+                        m = tntest.check_line(line + b"\n")
                         assert m["type"] == "PUBLIC_TEXT_FROM", \
                             "u%d got %r" % (i, line)
                         snd, seq = (int(x) for x in m["text"].split(":"))
@@ -90,12 +94,12 @@ def test_fifty_clients_hundred_messages_each():
         sel.close()
         for c in cs:
             c.sock.setblocking(False)
-        tnlib.expect_nothing(cs, timeout=0.3)
+        tntest.expect_nothing(cs, timeout=0.3)
 
 
 def test_replies_in_request_order():
     with Server() as s:
-        a, b = tnlib.connect_users(s, "A", "B")
+        a, b = tntest.connect_users(s, "A", "B")
         reqs = []
         want = []
         for i in range(30):
@@ -108,18 +112,18 @@ def test_replies_in_request_order():
                      req("ROOM_TEXT", roomname="zz", text="x"),
                      req("LEAVE_ROOM", roomname=r),      # empties it: no reply
                      req("LEAVE_ROOM", roomname=r)]
-            want += [tnlib.resp("NEW_ROOM", "SUCCESS", r),
-                     tnlib.user_list({"A": "ACTIVE", "B": "ACTIVE"}),
-                     tnlib.resp("TEXT", "NO_SUCH_USER", "nobody%d" % i),
-                     tnlib.room_user_list(r, {"A": "ACTIVE"}),
-                     tnlib.resp("JOIN_ROOM", "SUCCESS", r),
-                     tnlib.resp("NEW_ROOM", "ROOM_ALREADY_EXISTS", r),
-                     tnlib.resp("ROOM_TEXT", "NO_SUCH_ROOM", "zz"),
-                     tnlib.resp("LEAVE_ROOM", "NO_SUCH_ROOM", r)]
-        a.send(b"".join(tnlib.compact(x) for x in reqs))
+            want += [tntest.resp("NEW_ROOM", "SUCCESS", r),
+                     tntest.user_list({"A": "ACTIVE", "B": "ACTIVE"}),
+                     tntest.resp("TEXT", "NO_SUCH_USER", "nobody%d" % i),
+                     tntest.room_user_list(r, {"A": "ACTIVE"}),
+                     tntest.resp("JOIN_ROOM", "SUCCESS", r),
+                     tntest.resp("NEW_ROOM", "ROOM_ALREADY_EXISTS", r),
+                     tntest.resp("ROOM_TEXT", "NO_SUCH_ROOM", "zz"),
+                     tntest.resp("LEAVE_ROOM", "NO_SUCH_ROOM", r)]
+        a.send(b"".join(tntest.compact(x) for x in reqs))
         for w in want:
             a.expect(w)
-        tnlib.expect_nothing(a, b)
+        tntest.expect_nothing(a, b)
 
 
 def test_lines_to_many_and_to_one_keep_their_order():
@@ -127,9 +131,9 @@ def test_lines_to_many_and_to_one_keep_their_order():
     a shared batch) and lines to one (TEXT), made in the same hub rounds,
     reach each client in the order they were sent."""
     with Server() as s:
-        a, b, c = tnlib.connect_users(s, "A", "B", "C")
-        tnlib.make_room(b, "r1", members=[a])
-        tnlib.make_room(b, "r2", members=[c])
+        a, b, c = tntest.connect_users(s, "A", "B", "C")
+        tntest.make_room(b, "r1", members=[a])
+        tntest.make_room(b, "r2", members=[c])
         reqs, want_a, want_c = [], [], []
         for i in range(40):
             t = "m%d" % i
@@ -139,20 +143,20 @@ def test_lines_to_many_and_to_one_keep_their_order():
                      req("ROOM_TEXT", roomname="r2", text="2" + t),
                      req("TEXT", username="C", text="c" + t),
                      req("PUBLIC_TEXT", text="q" + t)]
-            want_a += [tnlib.public_from("B", "p" + t),
-                       tnlib.text_from("B", "t" + t),
-                       tnlib.room_text_from("r1", "B", "1" + t),
-                       tnlib.public_from("B", "q" + t)]
-            want_c += [tnlib.public_from("B", "p" + t),
-                       tnlib.room_text_from("r2", "B", "2" + t),
-                       tnlib.text_from("B", "c" + t),
-                       tnlib.public_from("B", "q" + t)]
-        b.send(b"".join(tnlib.compact(x) for x in reqs))
+            want_a += [tntest.public_from("B", "p" + t),
+                       tntest.text_from("B", "t" + t),
+                       tntest.room_text_from("r1", "B", "1" + t),
+                       tntest.public_from("B", "q" + t)]
+            want_c += [tntest.public_from("B", "p" + t),
+                       tntest.room_text_from("r2", "B", "2" + t),
+                       tntest.text_from("B", "c" + t),
+                       tntest.public_from("B", "q" + t)]
+        b.send(b"".join(tntest.compact(x) for x in reqs))
         for w in want_a:
             a.expect(w)
         for w in want_c:
             c.expect(w)
-        tnlib.expect_nothing(a, b, c)
+        tntest.expect_nothing(a, b, c)
 
 
 class Model:
@@ -166,7 +170,7 @@ class Model:
         return [(n, u[0]) for n, u in self.users.items() if n != name]
 
     def user_list(self):
-        return tnlib.user_list({n: u[1] for n, u in self.users.items()})
+        return tntest.user_list({n: u[1] for n, u in self.users.items()})
 
 
 def test_random_operations_match_a_model():
@@ -210,14 +214,14 @@ def test_random_operations_match_a_model():
                     room["members"].discard(name)
                     for o in room["members"]:
                         shared.setdefault(o, []).append(
-                            tnlib.left_room(r, name))
+                            tntest.left_room(r, name))
                     if not room["members"]:
                         del m.rooms[r]
             del m.users[name]
             for o, oc in m.others(None):
                 if shared.get(o):
                     want(oc, shared[o])
-                want(oc, tnlib.disconnected(name))
+                want(oc, tntest.disconnected(name))
             if how == "disconnect":
                 c.send(req("DISCONNECT"))
                 c.expect_closed()
@@ -225,7 +229,7 @@ def test_random_operations_match_a_model():
                 c.close()
             elif how == "invalid":
                 c.send(b"[]\n")
-                c.expect(tnlib.INVALID)
+                c.expect(tntest.INVALID)
                 c.expect_closed()
             else:
                 os.kill(s.worker_pid(c), signal.SIGKILL)
@@ -254,7 +258,7 @@ def test_random_operations_match_a_model():
                 c.expect(resp("IDENTIFY", "SUCCESS", n))
                 c.name = n
                 for o, oc in m.others(n):
-                    want(oc, tnlib.new_user(n))
+                    want(oc, tntest.new_user(n))
                 m.users[n] = [c, "ACTIVE"]
                 check(c)
                 continue
@@ -272,18 +276,18 @@ def test_random_operations_match_a_model():
                 if st != m.users[me][1]:
                     m.users[me][1] = st
                     for o, oc in m.others(me):
-                        want(oc, tnlib.new_status(me, st))
+                        want(oc, tntest.new_status(me, st))
             elif op == "text":
                 to = rnd.choice(NAMES + ["zz"])
                 c.send(req("TEXT", username=to, text="t%d" % step))
                 if to in m.users:
-                    want(m.users[to][0], tnlib.text_from(me, "t%d" % step))
+                    want(m.users[to][0], tntest.text_from(me, "t%d" % step))
                 else:
                     want(c, resp("TEXT", "NO_SUCH_USER", to))
             elif op == "public":
                 c.send(req("PUBLIC_TEXT", text="p%d" % step))
                 for o, oc in m.others(me):
-                    want(oc, tnlib.public_from(me, "p%d" % step))
+                    want(oc, tntest.public_from(me, "p%d" % step))
             elif op == "new_room":
                 c.send(req("NEW_ROOM", roomname=r))
                 if room:
@@ -308,7 +312,7 @@ def test_random_operations_match_a_model():
                         if x in room["members"] or x in room["invited"]:
                             continue
                         room["invited"].add(x)
-                        want(m.users[x][0], tnlib.invitation(me, r))
+                        want(m.users[x][0], tntest.invitation(me, r))
             elif op == "join":
                 c.send(req("JOIN_ROOM", roomname=r))
                 if not room:
@@ -321,7 +325,7 @@ def test_random_operations_match_a_model():
                     room["invited"].discard(me)
                     want(c, resp("JOIN_ROOM", "SUCCESS", r))
                     for o in room["members"]:
-                        want(m.users[o][0], tnlib.joined_room(r, me))
+                        want(m.users[o][0], tntest.joined_room(r, me))
                     room["members"].add(me)
             elif op == "room_users":
                 c.send(req("ROOM_USERS", roomname=r))
@@ -330,7 +334,7 @@ def test_random_operations_match_a_model():
                 elif me not in room["members"]:
                     want(c, resp("ROOM_USERS", "NOT_JOINED", r))
                 else:
-                    want(c, tnlib.room_user_list(
+                    want(c, tntest.room_user_list(
                         r, {n: m.users[n][1] for n in room["members"]}))
             elif op == "room_text":
                 c.send(req("ROOM_TEXT", roomname=r, text="r%d" % step))
@@ -341,7 +345,7 @@ def test_random_operations_match_a_model():
                 else:
                     for o in room["members"] - {me}:
                         want(m.users[o][0],
-                             tnlib.room_text_from(r, me, "r%d" % step))
+                             tntest.room_text_from(r, me, "r%d" % step))
             elif op == "leave":
                 c.send(req("LEAVE_ROOM", roomname=r))
                 if not room:
@@ -351,7 +355,7 @@ def test_random_operations_match_a_model():
                 else:
                     room["members"].discard(me)
                     for o in room["members"]:
-                        want(m.users[o][0], tnlib.left_room(r, me))
+                        want(m.users[o][0], tntest.left_room(r, me))
                     if not room["members"]:
                         del m.rooms[r]
             elif op == "quit":
@@ -364,8 +368,8 @@ def test_random_operations_match_a_model():
             except AssertionError:
                 print("  last operations: %r" % log[-15:])
                 raise
-        tnlib.expect_nothing([u[0] for u in m.users.values()])
+        tntest.expect_nothing([u[0] for u in m.users.values()])
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

@@ -3,9 +3,12 @@
 
 import os
 import signal
+import sys
 
-import tnlib
-from tnlib import (Client, Server, barrier, connect_users, expect_nothing,
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import (Client, Server, barrier, connect_users, expect_nothing,
                    invite, join, joined_room, left_room, make_room, new_room,
                    req, resp, room_text_from, room_user_list)
 
@@ -140,11 +143,11 @@ def test_room_users():
         a, b, c, d = connect_users(s, "Kimberly", "Luis", "Antonio", "Dora")
         a.send(req("STATUS", status="AWAY"))
         for x in (b, c, d):
-            x.expect(tnlib.new_status("Kimberly", "AWAY"))
+            x.expect(tntest.new_status("Kimberly", "AWAY"))
         make_room(a, R, members=[b], invited=[c])
         b.send(req("STATUS", status="BUSY"))
         for x in (a, c, d):
-            x.expect(tnlib.new_status("Luis", "BUSY"))
+            x.expect(tntest.new_status("Luis", "BUSY"))
         want = room_user_list(R, {"Kimberly": "AWAY", "Luis": "BUSY"})
         a.send(req("ROOM_USERS", roomname=R))
         got = a.expect(want)
@@ -317,8 +320,8 @@ def test_invitation_survives_inviter_disconnect():
         a.send(req("DISCONNECT"))
         a.expect_closed()
         c.expect(left_room(R, "Kimberly"))
-        c.expect(tnlib.disconnected("Kimberly"))
-        b.expect(tnlib.disconnected("Kimberly"))
+        c.expect(tntest.disconnected("Kimberly"))
+        b.expect(tntest.disconnected("Kimberly"))
         join(b, R, [c])
         expect_nothing(b, c)
 
@@ -328,7 +331,7 @@ def test_invitation_survives_inviter_disconnect():
 
 class DefaultRoomsServer(Server):
     """A talknetd with the default rooms-per-user cap: the harness lifts
-    it (tnlib.LIFT_LIMITS) along with the other flood limits."""
+    it (tntest.LIFT_LIMITS) along with the other flood limits."""
 
     def argv(self):
         a = super().argv()
@@ -389,7 +392,7 @@ def test_rooms_per_user_counts_rooms_left_that_still_exist():
 def test_rooms_per_user_zero_lifts_the_cap():
     with Server("--max-rooms-per-user", "0", "--max-rooms", "40") as s:
         a = Client(s).identify("A")
-        a.send(b"".join(tnlib.compact(req("NEW_ROOM", roomname="r%d" % i))
+        a.send(b"".join(tntest.compact(req("NEW_ROOM", roomname="r%d" % i))
                         for i in range(41)))
         for i in range(40):
             a.expect(resp("NEW_ROOM", "SUCCESS", "r%d" % i))
@@ -406,11 +409,11 @@ def test_rooms_per_user_belong_to_the_user_not_its_row():
         a.send(req("DISCONNECT"))
         a.expect_closed()
         b.expect_unordered([left_room("r1", "A"), left_room("r2", "A")])
-        b.expect(tnlib.disconnected("A"))
+        b.expect(tntest.disconnected("A"))
         # A newcomer in A's row, even one named A, starts at zero while
         # A's rooms live on with B.
-        c = tnlib.identify_new(s, "A")
-        b.expect(tnlib.new_user("A"))
+        c = tntest.identify_new(s, "A")
+        b.expect(tntest.new_user("A"))
         new_room(c, "c1")
         # A's rooms disappearing does not count for the newcomer.
         b.send(req("LEAVE_ROOM", roomname="r1"))
@@ -432,7 +435,7 @@ def test_rooms_per_user_survive_a_hub_restart():
         new_room(a, "r2")
         hub = s.hub_pid()
         os.kill(hub, signal.SIGKILL)
-        tnlib.wait_until(lambda: [p for p in s.titled("talknetd: hub")
+        tntest.wait_until(lambda: [p for p in s.titled("talknetd: hub")
                                   if p != hub], 3, what="a new hub")
         # The new hub counted them again from the table: still two.
         a.send(req("NEW_ROOM", roomname="r3"))
@@ -454,7 +457,7 @@ def test_room_flood_from_one_address_leaves_rooms_for_others():
         names = ["f%02d" % i for i in range(16)]
         flood = connect_users(s, *names)
         for c in flood:
-            c.send(b"".join(tnlib.compact(req("NEW_ROOM",
+            c.send(b"".join(tntest.compact(req("NEW_ROOM",
                                               roomname="%s-%d" % (c.name, i)))
                             for i in range(100)))
         for c in flood:
@@ -469,4 +472,4 @@ def test_room_flood_from_one_address_leaves_rooms_for_others():
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

@@ -15,16 +15,17 @@ Prints the hub restart time (kill -> new "talknetd: hub" pid -> first
 message delivered again) and the messages lost and duplicated."""
 
 import sys
-sys.dont_write_bytecode = True   # keep the source tree clean
 import os
 import selectors
 import signal
 import time
 
-import stresslib
-from stresslib import figure, note
-import tnlib
-from tnlib import Client, Server, req, resp
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import stress  # noqa: E402
+from tntest.stress import figure, note
+import tntest  # noqa: E402
+from tntest import Client, Server, req, resp
 
 NCLIENTS = 20
 PUB_SENDERS = 5
@@ -89,24 +90,24 @@ class Killer:
             if not line:
                 return
             old = int(line)
-            known = set(tnlib.all_pids())
+            known = set(tntest.all_pids())
             t_kill = time.monotonic()
             os.kill(old, signal.SIGKILL)
             while True:
-                st = tnlib.proc_stat(old)
+                st = tntest.proc_stat(old)
                 if st is None or st[0] == "Z":
                     break
             t_dead = time.monotonic()
             new, t_new = 0, 0.0
             while not new and time.monotonic() - t_kill < 5:
-                for p in tnlib.all_pids():
+                for p in tntest.all_pids():
                     if p in known:
                         continue
-                    st = tnlib.proc_stat(p)
+                    st = tntest.proc_stat(p)
                     if st is None or st[1] != master:
                         known.add(p)
                         continue
-                    if tnlib.proc_title(p) == "talknetd: hub":
+                    if tntest.proc_title(p) == "talknetd: hub":
                         new, t_new = p, time.monotonic()
                         break
             os.write(res_w, ("%d %r %r %d %r\n" % (old, t_kill, t_dead, new,
@@ -150,27 +151,27 @@ class Killer:
 
 
 def _hub_kill_under_traffic(burst, tag):
-    stresslib.raise_nofile(256)
+    stress.raise_nofile(256)
     names = ["P%02d" % i for i in range(NCLIENTS)]
     with Server() as s:
         t_start = time.monotonic()
-        cs = tnlib.connect_users(s, *names)
+        cs = tntest.connect_users(s, *names)
         by = dict(zip(names, cs))
         # State the new hub must keep: statuses, rooms, members, invites.
         by["P01"].send(req("STATUS", status="AWAY"))
         by["P02"].send(req("STATUS", status="BUSY"))
         for c in cs:
-            want = [tnlib.new_status(n, st) for n, st in
+            want = [tntest.new_status(n, st) for n, st in
                     (("P01", "AWAY"), ("P02", "BUSY")) if n != c.name]
             c.expect_unordered(want)
-        tnlib.make_room(by["P00"], "R1",
+        tntest.make_room(by["P00"], "R1",
                         members=[by[n] for n in names[1:6]],
                         invited=[by["P06"], by["P07"]])
-        tnlib.make_room(by["P10"], "R2", members=[by["P11"], by["P12"]],
+        tntest.make_room(by["P10"], "R2", members=[by["P11"], by["P12"]],
                         invited=[by["P13"]])
         for c in cs:
             c.drain(0.05)
-        tnlib.barrier(by["P19"], *cs[:-1])
+        tntest.barrier(by["P19"], *cs[:-1])
         before = _state(cs, by["P00"], by["P10"])
         assert before["users"]["P01"] == "AWAY", before
         assert len(before["R1"]) == 6 and len(before["R2"]) == 3, before
@@ -209,7 +210,7 @@ def _hub_kill_under_traffic(burst, tag):
             now = time.monotonic()
             while b"\n" in c.buf:
                 raw, c.buf = c.buf.split(b"\n", 1)
-                m = tnlib.check_line(raw + b"\n")
+                m = tntest.check_line(raw + b"\n")
                 t = m.get("type")
                 if t in ("PUBLIC_TEXT_FROM", "ROOM_TEXT_FROM") and \
                         m["text"].startswith("seq "):
@@ -239,7 +240,7 @@ def _hub_kill_under_traffic(burst, tag):
                     # dies: the round in flight.
                     c = senders[0][0]
                     seq0 = len(sent[c.name])
-                    c.send(b"".join(tnlib.compact(req(
+                    c.send(b"".join(tntest.compact(req(
                         "PUBLIC_TEXT", text="seq %d %s" % (seq0 + j,
                                                            "y" * 40)))
                         for j in range(burst)))
@@ -345,15 +346,15 @@ def _hub_kill_under_traffic(burst, tag):
         by["P06"].send(req("JOIN_ROOM", roomname="R1"))
         by["P06"].expect(resp("JOIN_ROOM", "SUCCESS", "R1"))
         for n in names[:6]:
-            by[n].expect(tnlib.joined_room("R1", "P06"))
+            by[n].expect(tntest.joined_room("R1", "P06"))
         by["P13"].send(req("JOIN_ROOM", roomname="R2"))
         by["P13"].expect(resp("JOIN_ROOM", "SUCCESS", "R2"))
         for n in ("P10", "P11", "P12"):
-            by[n].expect(tnlib.joined_room("R2", "P13"))
+            by[n].expect(tntest.joined_room("R2", "P13"))
         d = Client(s)
         d.send(req("IDENTIFY", username="P03"))
         d.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "P03"))
-        tnlib.expect_nothing(*cs)
+        tntest.expect_nothing(*cs)
         assert s.titled("talknetd: hub") == [kills[-1]["new"]]
         assert len(s.children()) == nchildren + 1   # + d's worker
         for k in kills:
@@ -417,4 +418,4 @@ def test_hub_kill_mid_burst():
 
 
 if __name__ == "__main__":
-    stresslib.run(globals())
+    tntest.main(globals())

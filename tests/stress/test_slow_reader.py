@@ -6,14 +6,15 @@ is cut off (EOF or reset; the others get DISCONNECTED for it).  Prints
 the time and the throughput."""
 
 import sys
-sys.dont_write_bytecode = True   # keep the source tree clean
 import os
 import time
 
-import stresslib
-from stresslib import figure, note
-import tnlib
-from tnlib import Server, compact, req
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import stress  # noqa: E402
+from tntest.stress import figure, note
+import tntest  # noqa: E402
+from tntest import Server, compact, req
 
 SIZE = 1000                 # bytes of text per message
 
@@ -36,12 +37,12 @@ WINDOW = 400                # messages the flooder may be ahead of the reader
 
 
 def test_slow_reader_cut_off_flood_delivered():
-    stresslib.raise_nofile(256)
+    stress.raise_nofile(256)
     pad = "x" * (SIZE - 6)
     prefix = b'{"type":"PUBLIC_TEXT_FROM","username":"Flood","text":"'
     suffix = pad.encode() + b'"}'
-    newusers = {compact(tnlib.new_user(n))[:-1] for n in ("Flood", "Reader")}
-    gone_slow = compact(tnlib.disconnected("Slow"))[:-1]
+    newusers = {compact(tntest.new_user(n))[:-1] for n in ("Flood", "Reader")}
+    gone_slow = compact(tntest.disconnected("Slow"))[:-1]
     st = {"rd_next": 0, "slow_gone": {}, "bad": [], "t_last": None}
 
     def on_line(c, raw):
@@ -63,8 +64,8 @@ def test_slow_reader_cut_off_flood_delivered():
         st["bad"].append("%r was closed by the server" % c)
 
     with Server() as s:
-        slow = tnlib.Client(s, rcvbuf=4096).identify("Slow")
-        pool = stresslib.Pool(s.port, on_line, on_eof)
+        slow = tntest.Client(s, rcvbuf=4096).identify("Slow")
+        pool = stress.Pool(s.port, on_line, on_eof)
         st["sent"] = 0
         try:
             fl = pool.connect("Flood")
@@ -135,8 +136,8 @@ def test_slow_reader_cut_off_flood_delivered():
             pool.run_until(lambda: st.get("after"), 5, what="USER_LIST")
             assert len(st["after"]) == 1 and st["after"][0][0] == "Reader", \
                 st["after"]
-            got_list = stresslib.parse(st["after"][0][1])
-            assert got_list == tnlib.user_list(
+            got_list = stress.parse(st["after"][0][1])
+            assert got_list == tntest.user_list(
                 {"Flood": "ACTIVE", "Reader": "ACTIVE"}), got_list
         finally:
             pool.close_all()
@@ -161,4 +162,4 @@ def test_slow_reader_cut_off_flood_delivered():
 
 
 if __name__ == "__main__":
-    stresslib.run(globals())
+    tntest.main(globals())
