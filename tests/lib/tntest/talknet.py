@@ -9,9 +9,11 @@ import os
 import pty
 import queue
 import re
+import shutil
 import socket
 import struct
 import subprocess
+import tempfile
 import termios
 import threading
 import time
@@ -109,6 +111,13 @@ class Peer:
             if user is None or user in about:
                 raise AssertionError("peer got unexpected %r" % line)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
     def identify(self, name):
         self.send({"type": "IDENTIFY", "username": name})
         self.expect({"type": "RESPONSE", "operation": "IDENTIFY",
@@ -139,6 +148,13 @@ class PipeClient:
                                 (self.proc.stderr, self.errq, self.err)):
             threading.Thread(target=lines_reader, args=(stream, q, keep),
                              daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+        return False
 
     def send(self, line):
         """Writes one input line."""
@@ -275,6 +291,13 @@ class PtyClient:
         self.lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
     def _read(self):
         while True:
             try:
@@ -324,3 +347,38 @@ class PtyClient:
         rep = sanitizer_report(self.text())
         if rep:
             raise AssertionError("client sanitizer report: %s" % rep)
+
+
+TMUX = shutil.which("tmux")
+
+
+class Tmux:
+    """A tmux server of our own: a private socket in a private directory,
+    where the client's history file goes too (XDG_STATE_HOME)."""
+
+    def __init__(self, prefix):
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        self.sock = os.path.join(self.dir, "tmux.sock")
+        self.env = dict(os.environ, TERM="xterm", XDG_STATE_HOME=self.dir)
+        self.env.pop("TMUX", None)
+
+    def tmux(self, *args):
+        """Runs a tmux command on our server; returns its output."""
+        r = subprocess.run([TMUX, "-S", self.sock] + list(args),
+                           env=self.env, capture_output=True, timeout=10)
+        if r.returncode != 0:
+            raise AssertionError("tmux %r: %s" % (args, r.stderr))
+        return r.stdout.decode("utf-8", "replace")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self):
+        """Stops the server and removes its directory."""
+        subprocess.run([TMUX, "-S", self.sock, "kill-server"],
+                       env=self.env, capture_output=True, timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
