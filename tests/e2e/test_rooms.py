@@ -339,6 +339,37 @@ class DefaultRoomsServer(Server):
         return a[:i] + a[i + 2:]
 
 
+def refused_room(client, room):
+    """client's NEW_ROOM is refused: it has too many rooms."""
+    client.send(req("NEW_ROOM", roomname=room))
+    client.expect(too_many(room))
+
+
+def leave_last(client, room):
+    """client, the last member, leaves room, which is then gone."""
+    client.send(req("LEAVE_ROOM", roomname=room))
+    client.send(req("ROOM_USERS", roomname=room))
+    client.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", room))
+
+
+def two_rooms_of_a(s):
+    """A and B on s; A made r1 and left it to B, then made r2: two
+    rooms count for A."""
+    a, b = connect_users(s, "A", "B")
+    make_room(a, "r1", members=[b])
+    a.send(req("LEAVE_ROOM", roomname="r1"))
+    b.expect(left_room("r1", "A"))
+    new_room(a, "r2")
+    return a, b
+
+
+def r1_gone_frees_one(a, b):
+    """B leaves r1, the last: A may create one room more, r3, not r4."""
+    leave_last(b, "r1")
+    new_room(a, "r3")
+    refused_room(a, "r4")
+
+
 def too_many(room):
     return resp("NEW_ROOM", "TOO_MANY_ROOMS", room)
 
@@ -357,35 +388,23 @@ def test_rooms_per_user_default_is_10():
         # Once one of A's rooms is gone, A may create again.
         a.send(req("LEAVE_ROOM", roomname="r3"))
         new_room(a, "r11")
-        a.send(req("NEW_ROOM", roomname="r12"))
-        a.expect(too_many("r12"))
+        refused_room(a, "r12")
         expect_nothing(a, b)
 
 
 def test_rooms_per_user_counts_rooms_left_that_still_exist():
     with Server("--max-rooms-per-user", "2") as s:
-        a, b = connect_users(s, "A", "B")
-        make_room(a, "r1", members=[b])
-        a.send(req("LEAVE_ROOM", roomname="r1"))
-        b.expect(left_room("r1", "A"))
         # r1 still exists (B is in it): it still counts for A.
-        new_room(a, "r2")
-        a.send(req("NEW_ROOM", roomname="r3"))
-        a.expect(too_many("r3"))
+        a, b = two_rooms_of_a(s)
+        refused_room(a, "r3")
         # It stops counting when it disappears.
-        b.send(req("LEAVE_ROOM", roomname="r1"))
-        b.send(req("ROOM_USERS", roomname="r1"))
-        b.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", "r1"))
-        new_room(a, "r3")
-        a.send(req("NEW_ROOM", roomname="r4"))
-        a.expect(too_many("r4"))
+        r1_gone_frees_one(a, b)
         # B's rooms are B's: joining r2 and r3 costs B nothing.
         invite(a, "r2", b)
         join(b, "r2", [a])
         new_room(b, "b1")
         new_room(b, "b2")
-        b.send(req("NEW_ROOM", roomname="b3"))
-        b.expect(too_many("b3"))
+        refused_room(b, "b3")
         expect_nothing(a, b)
 
 
@@ -417,35 +436,22 @@ def test_rooms_per_user_belong_to_the_user_not_its_row():
         new_room(c, "c1")
         # A's rooms disappearing does not count for the newcomer.
         b.send(req("LEAVE_ROOM", roomname="r1"))
-        b.send(req("LEAVE_ROOM", roomname="r2"))
-        b.send(req("ROOM_USERS", roomname="r2"))
-        b.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", "r2"))
+        leave_last(b, "r2")
         new_room(c, "c2")
-        c.send(req("NEW_ROOM", roomname="c3"))
-        c.expect(too_many("c3"))
+        refused_room(c, "c3")
         expect_nothing(b, c)
 
 
 def test_rooms_per_user_survive_a_hub_restart():
     with Server("--max-rooms-per-user", "2") as s:
-        a, b = connect_users(s, "A", "B")
-        make_room(a, "r1", members=[b])
-        a.send(req("LEAVE_ROOM", roomname="r1"))
-        b.expect(left_room("r1", "A"))
-        new_room(a, "r2")
+        a, b = two_rooms_of_a(s)
         hub = s.hub_pid()
         os.kill(hub, signal.SIGKILL)
         tntest.wait_until(lambda: [p for p in s.titled("talknetd: hub")
                                   if p != hub], 3, what="a new hub")
         # The new hub counted them again from the table: still two.
-        a.send(req("NEW_ROOM", roomname="r3"))
-        a.expect(too_many("r3"))
-        b.send(req("LEAVE_ROOM", roomname="r1"))
-        b.send(req("ROOM_USERS", roomname="r1"))
-        b.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", "r1"))
-        new_room(a, "r3")
-        a.send(req("NEW_ROOM", roomname="r4"))
-        a.expect(too_many("r4"))
+        refused_room(a, "r3")
+        r1_gone_frees_one(a, b)
         expect_nothing(a, b)
 
 

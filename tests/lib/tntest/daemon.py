@@ -18,7 +18,7 @@ from .config import (LIFT_LIMITS, LOOPBACK, SANITIZER_PATTERNS,
                      START_TIMEOUT, STOP_TIMEOUT, TALKNETD, TIMEOUT)
 from .procfs import (children_of, descendants_of, pid_alive, proc_title,
                      socket_holders)
-from .runner import Skip, wait_until
+from .runner import Scoped, Skip, wait_until
 
 _LISTEN_RE = re.compile(r"listening on (\[[^\]]*\]|[^\s\[\]]+?):(\d+)")
 
@@ -41,7 +41,7 @@ def control_opts(opts):
     return ["--control", control_path()]
 
 
-class Server:
+class Server(Scoped):
     """A talknetd in the foreground on loopback, port chosen by the kernel."""
 
     def __init__(self, *opts, listen=("127.0.0.1:0",), start=True, env=None):
@@ -127,12 +127,8 @@ class Server:
         self.port = self.addrs[0][1]
         return self
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
+    def end(self):
         self.stop()
-        return False
 
     def log_text(self):
         with self._cond:

@@ -23,6 +23,17 @@ class Skip(Exception):
     pass
 
 
+class Scoped:
+    """A with block whose end calls self.end() (stop, close, kill)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.end()
+        return False
+
+
 # ---------------------------------------------------------------------------
 # Per-test bookkeeping: everything a test opens is closed by the runner
 

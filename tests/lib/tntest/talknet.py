@@ -21,7 +21,7 @@ import time
 from .config import (LOOPBACK, PROGRAM_TIMEOUT as TIMEOUT, TALKNET, TALKNETD,
                      sanitizer_report)
 from .daemon import Server
-from .runner import Skip, run_tests
+from .runner import Scoped, Skip, run_tests
 
 # What a test function returns when a tool it needs is missing.
 SKIP = 77
@@ -37,7 +37,7 @@ def lines_reader(stream, q, keep):
 
 
 
-class Peer:
+class Peer(Scoped):
     """A raw-socket TalkNet client, the other side of the tests."""
 
     def __init__(self, port, name=None):
@@ -111,13 +111,6 @@ class Peer:
             if user is None or user in about:
                 raise AssertionError("peer got unexpected %r" % line)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
     def identify(self, name):
         self.send({"type": "IDENTIFY", "username": name})
         self.expect({"type": "RESPONSE", "operation": "IDENTIFY",
@@ -129,8 +122,10 @@ class Peer:
         except OSError:
             pass
 
+    end = close
 
-class PipeClient:
+
+class PipeClient(Scoped):
     """The built talknet, driven through pipes."""
 
     def __init__(self, port, *args, host=LOOPBACK, env=None):
@@ -148,13 +143,6 @@ class PipeClient:
                                 (self.proc.stderr, self.errq, self.err)):
             threading.Thread(target=lines_reader, args=(stream, q, keep),
                              daemon=True).start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.kill()
-        return False
 
     def send(self, line):
         """Writes one input line."""
@@ -219,6 +207,8 @@ class PipeClient:
         if rep:
             raise AssertionError("client sanitizer report: %s" % rep)
 
+    end = kill
+
 
 def identified(port, name, *args):
     """Starts a client named with -n and waits until it is identified."""
@@ -272,7 +262,7 @@ def editor():
     return m.group(1) if m else None
 
 
-class PtyClient:
+class PtyClient(Scoped):
     """The built talknet on a pseudo-terminal of 100x30, with keys sent
     as bytes; a thread keeps the output, so the client never blocks."""
 
@@ -290,13 +280,6 @@ class PtyClient:
         self.buf = b""
         self.lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
     def _read(self):
         while True:
@@ -348,11 +331,13 @@ class PtyClient:
         if rep:
             raise AssertionError("client sanitizer report: %s" % rep)
 
+    end = close
+
 
 TMUX = shutil.which("tmux")
 
 
-class Tmux:
+class Tmux(Scoped):
     """A tmux server of our own: a private socket in a private directory,
     where the client's history file goes too (XDG_STATE_HOME)."""
 
@@ -370,15 +355,11 @@ class Tmux:
             raise AssertionError("tmux %r: %s" % (args, r.stderr))
         return r.stdout.decode("utf-8", "replace")
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
     def close(self):
         """Stops the server and removes its directory."""
         subprocess.run([TMUX, "-S", self.sock, "kill-server"],
                        env=self.env, capture_output=True, timeout=10)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    end = close
+
