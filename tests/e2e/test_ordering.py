@@ -2,10 +2,12 @@
 everyone gets all the others' messages, per sender in order
 (protocol.md, Ordering and delivery)."""
 
-import selectors
-import time
 import os
+import random
+import selectors
+import signal
 import sys
+import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
@@ -173,202 +175,237 @@ class Model:
         return tntest.user_list({n: u[1] for n, u in self.users.items()})
 
 
+NAMES = ["ana", "bob", "cy", "dee", "eve", "fay"]
+ROOMS = ["r1", "r2", "R1", "r 3"]
+STATUSES = ["ACTIVE", "AWAY", "BUSY"]
+
+
+class ModelRun:
+    """Random operations against s, each checked against the model: every
+    client must get exactly what the model says, in order."""
+
+    def __init__(self, s, rnd):
+        self.s = s
+        self.rnd = rnd
+        self.m = Model()
+        obs = Client(s).identify("zz")           # always there to see
+        self.m.users["zz"] = [obs, "ACTIVE"]
+        self.exp = {}                            # client -> [expected]
+        self.log = []
+
+    def want(self, c, msg):
+        self.exp.setdefault(c, []).append(msg)
+
+    def check(self, actor):
+        if actor is not None:
+            actor.send(req("USERS"))
+            self.want(actor, self.m.user_list())
+        for c, msgs in list(self.exp.items()):
+            for w in msgs:
+                if isinstance(w, list):          # any order
+                    c.expect_unordered(w)
+                else:
+                    c.expect(w)
+        self.exp.clear()
+
+    def leave_session(self, name, how):
+        m = self.m
+        c = m.users[name][0]
+        shared = {}
+        for r, room in list(m.rooms.items()):
+            room["invited"].discard(name)
+            if name in room["members"]:
+                room["members"].discard(name)
+                for o in room["members"]:
+                    shared.setdefault(o, []).append(
+                        tntest.left_room(r, name))
+                if not room["members"]:
+                    del m.rooms[r]
+        del m.users[name]
+        for o, oc in m.others(None):
+            if shared.get(o):
+                self.want(oc, shared[o])
+            self.want(oc, tntest.disconnected(name))
+        if how == "disconnect":
+            c.send(req("DISCONNECT"))
+            c.expect_closed()
+        elif how == "close":
+            c.close()
+        elif how == "invalid":
+            c.send(b"[]\n")
+            c.expect(tntest.INVALID)
+            c.expect_closed()
+        else:
+            os.kill(self.s.worker_pid(c), signal.SIGKILL)
+            c.expect_closed()
+
+    def identify(self, step, names):
+        if len(names) >= len(NAMES):
+            return
+        m, rnd = self.m, self.rnd
+        c = Client(self.s)
+        n = rnd.choice(NAMES)
+        self.log.append((step, "identify", n))
+        while n in m.users:
+            c.send(req("IDENTIFY", username=n))
+            c.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", n))
+            n = rnd.choice(NAMES)
+        c.send(req("IDENTIFY", username=n))
+        c.expect(resp("IDENTIFY", "SUCCESS", n))
+        c.name = n
+        for o, oc in m.others(n):
+            self.want(oc, tntest.new_user(n))
+        m.users[n] = [c, "ACTIVE"]
+        self.check(c)
+
+    def step(self, step):
+        """One random operation and its check."""
+        m, rnd = self.m, self.rnd
+        names = [n for n in m.users if n != "zz"]
+        op = rnd.choice(["identify"] * (4 if len(names) < 3 else 1) +
+                        ["status", "text", "public", "new_room",
+                         "new_room", "invite", "invite", "invite",
+                         "join", "join", "join", "room_users",
+                         "room_text", "room_text", "leave"])
+        if rnd.random() < 0.04:
+            op = "quit"
+        if op == "identify" or not names:
+            self.identify(step, names)
+            return
+        me = rnd.choice(names)
+        c = m.users[me][0]
+        if m.rooms and rnd.random() < 0.7:
+            r = rnd.choice(sorted(m.rooms))
+        else:
+            r = rnd.choice(ROOMS)
+        self.log.append((step, op, me, r))
+        if op == "quit":
+            self.leave_session(me, rnd.choice(["disconnect", "close",
+                                               "invalid", "kill"]))
+            self.check(None)
+            return
+        getattr(self, "op_" + op)(c, me, r, m.rooms.get(r), step)
+        try:
+            self.check(c)
+        except AssertionError:
+            print("  last operations: %r" % self.log[-15:])
+            raise
+
+    def op_status(self, c, me, r, room, step):
+        m = self.m
+        st = self.rnd.choice(STATUSES)
+        c.send(req("STATUS", status=st))
+        if st != m.users[me][1]:
+            m.users[me][1] = st
+            for o, oc in m.others(me):
+                self.want(oc, tntest.new_status(me, st))
+
+    def op_text(self, c, me, r, room, step):
+        m = self.m
+        to = self.rnd.choice(NAMES + ["zz"])
+        c.send(req("TEXT", username=to, text="t%d" % step))
+        if to in m.users:
+            self.want(m.users[to][0], tntest.text_from(me, "t%d" % step))
+        else:
+            self.want(c, resp("TEXT", "NO_SUCH_USER", to))
+
+    def op_public(self, c, me, r, room, step):
+        c.send(req("PUBLIC_TEXT", text="p%d" % step))
+        for o, oc in self.m.others(me):
+            self.want(oc, tntest.public_from(me, "p%d" % step))
+
+    def op_new_room(self, c, me, r, room, step):
+        c.send(req("NEW_ROOM", roomname=r))
+        if room:
+            self.want(c, resp("NEW_ROOM", "ROOM_ALREADY_EXISTS", r))
+        else:
+            self.m.rooms[r] = {"members": {me}, "invited": set()}
+            self.want(c, resp("NEW_ROOM", "SUCCESS", r))
+
+    def refused(self, c, me, op, r, room):
+        """The model's answer when room r is missing or me is not in it;
+        None if neither."""
+        if not room:
+            return resp(op, "NO_SUCH_ROOM", r)
+        if me not in room["members"]:
+            return resp(op, "NOT_JOINED", r)
+        return None
+
+    def op_invite(self, c, me, r, room, step):
+        m, rnd = self.m, self.rnd
+        lst = [rnd.choice(NAMES + ["zz"]) if rnd.random() < 0.1
+               else rnd.choice(sorted(m.users))
+               for _ in range(rnd.randint(1, 4))]
+        c.send(req("INVITE", roomname=r, usernames=lst))
+        missing = [x for x in lst if x not in m.users]
+        no = self.refused(c, me, "INVITE", r, room)
+        if no:
+            self.want(c, no)
+        elif missing:
+            self.want(c, resp("INVITE", "NO_SUCH_USER", missing[0]))
+        else:
+            for x in lst:
+                if x in room["members"] or x in room["invited"]:
+                    continue
+                room["invited"].add(x)
+                self.want(m.users[x][0], tntest.invitation(me, r))
+
+    def op_join(self, c, me, r, room, step):
+        c.send(req("JOIN_ROOM", roomname=r))
+        if not room:
+            self.want(c, resp("JOIN_ROOM", "NO_SUCH_ROOM", r))
+        elif me in room["members"]:
+            self.want(c, resp("JOIN_ROOM", "SUCCESS", r))
+        elif me not in room["invited"]:
+            self.want(c, resp("JOIN_ROOM", "NOT_INVITED", r))
+        else:
+            room["invited"].discard(me)
+            self.want(c, resp("JOIN_ROOM", "SUCCESS", r))
+            for o in room["members"]:
+                self.want(self.m.users[o][0], tntest.joined_room(r, me))
+            room["members"].add(me)
+
+    def op_room_users(self, c, me, r, room, step):
+        c.send(req("ROOM_USERS", roomname=r))
+        no = self.refused(c, me, "ROOM_USERS", r, room)
+        if no:
+            self.want(c, no)
+        else:
+            self.want(c, tntest.room_user_list(
+                r, {n: self.m.users[n][1] for n in room["members"]}))
+
+    def op_room_text(self, c, me, r, room, step):
+        c.send(req("ROOM_TEXT", roomname=r, text="r%d" % step))
+        no = self.refused(c, me, "ROOM_TEXT", r, room)
+        if no:
+            self.want(c, no)
+        else:
+            for o in room["members"] - {me}:
+                self.want(self.m.users[o][0],
+                          tntest.room_text_from(r, me, "r%d" % step))
+
+    def op_leave(self, c, me, r, room, step):
+        c.send(req("LEAVE_ROOM", roomname=r))
+        no = self.refused(c, me, "LEAVE_ROOM", r, room)
+        if no:
+            self.want(c, no)
+        else:
+            room["members"].discard(me)
+            for o in room["members"]:
+                self.want(self.m.users[o][0], tntest.left_room(r, me))
+            if not room["members"]:
+                del self.m.rooms[r]
+
+
 def test_random_operations_match_a_model():
-    import os
-    import random
-    import signal
     seed = int(os.environ.get("TN_SEED", "0")) or random.randrange(1 << 30)
     print("  seed %d (set TN_SEED to replay)" % seed)
     rnd = random.Random(seed)
-    NAMES = ["ana", "bob", "cy", "dee", "eve", "fay"]
-    ROOMS = ["r1", "r2", "R1", "r 3"]
-    STATUSES = ["ACTIVE", "AWAY", "BUSY"]
     with Server() as s:
-        m = Model()
-        obs = Client(s).identify("zz")           # always there to see
-        m.users["zz"] = [obs, "ACTIVE"]
-        exp = {}                                 # client -> [expected]
-        log = []
-
-        def want(c, msg):
-            exp.setdefault(c, []).append(msg)
-
-        def check(actor):
-            if actor is not None:
-                actor.send(req("USERS"))
-                want(actor, m.user_list())
-            for c, msgs in list(exp.items()):
-                for w in msgs:
-                    if isinstance(w, list):          # any order
-                        c.expect_unordered(w)
-                    else:
-                        c.expect(w)
-            exp.clear()
-
-        def leave_session(name, how):
-            c = m.users[name][0]
-            shared = {}
-            for r, room in list(m.rooms.items()):
-                room["invited"].discard(name)
-                if name in room["members"]:
-                    room["members"].discard(name)
-                    for o in room["members"]:
-                        shared.setdefault(o, []).append(
-                            tntest.left_room(r, name))
-                    if not room["members"]:
-                        del m.rooms[r]
-            del m.users[name]
-            for o, oc in m.others(None):
-                if shared.get(o):
-                    want(oc, shared[o])
-                want(oc, tntest.disconnected(name))
-            if how == "disconnect":
-                c.send(req("DISCONNECT"))
-                c.expect_closed()
-            elif how == "close":
-                c.close()
-            elif how == "invalid":
-                c.send(b"[]\n")
-                c.expect(tntest.INVALID)
-                c.expect_closed()
-            else:
-                os.kill(s.worker_pid(c), signal.SIGKILL)
-                c.expect_closed()
-
+        run = ModelRun(s, rnd)
         for step in range(500):
-            names = [n for n in m.users if n != "zz"]
-            op = rnd.choice(["identify"] * (4 if len(names) < 3 else 1) +
-                            ["status", "text", "public", "new_room",
-                             "new_room", "invite", "invite", "invite",
-                             "join", "join", "join", "room_users",
-                             "room_text", "room_text", "leave"])
-            if rnd.random() < 0.04:
-                op = "quit"
-            if op == "identify" or not names:
-                if len(names) >= len(NAMES):
-                    continue
-                c = Client(s)
-                n = rnd.choice(NAMES)
-                log.append((step, "identify", n))
-                while n in m.users:
-                    c.send(req("IDENTIFY", username=n))
-                    c.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", n))
-                    n = rnd.choice(NAMES)
-                c.send(req("IDENTIFY", username=n))
-                c.expect(resp("IDENTIFY", "SUCCESS", n))
-                c.name = n
-                for o, oc in m.others(n):
-                    want(oc, tntest.new_user(n))
-                m.users[n] = [c, "ACTIVE"]
-                check(c)
-                continue
-            me = rnd.choice(names)
-            c = m.users[me][0]
-            if m.rooms and rnd.random() < 0.7:
-                r = rnd.choice(sorted(m.rooms))
-            else:
-                r = rnd.choice(ROOMS)
-            room = m.rooms.get(r)
-            log.append((step, op, me, r))
-            if op == "status":
-                st = rnd.choice(STATUSES)
-                c.send(req("STATUS", status=st))
-                if st != m.users[me][1]:
-                    m.users[me][1] = st
-                    for o, oc in m.others(me):
-                        want(oc, tntest.new_status(me, st))
-            elif op == "text":
-                to = rnd.choice(NAMES + ["zz"])
-                c.send(req("TEXT", username=to, text="t%d" % step))
-                if to in m.users:
-                    want(m.users[to][0], tntest.text_from(me, "t%d" % step))
-                else:
-                    want(c, resp("TEXT", "NO_SUCH_USER", to))
-            elif op == "public":
-                c.send(req("PUBLIC_TEXT", text="p%d" % step))
-                for o, oc in m.others(me):
-                    want(oc, tntest.public_from(me, "p%d" % step))
-            elif op == "new_room":
-                c.send(req("NEW_ROOM", roomname=r))
-                if room:
-                    want(c, resp("NEW_ROOM", "ROOM_ALREADY_EXISTS", r))
-                else:
-                    m.rooms[r] = {"members": {me}, "invited": set()}
-                    want(c, resp("NEW_ROOM", "SUCCESS", r))
-            elif op == "invite":
-                lst = [rnd.choice(NAMES + ["zz"]) if rnd.random() < 0.1
-                       else rnd.choice(sorted(m.users))
-                       for _ in range(rnd.randint(1, 4))]
-                c.send(req("INVITE", roomname=r, usernames=lst))
-                missing = [x for x in lst if x not in m.users]
-                if not room:
-                    want(c, resp("INVITE", "NO_SUCH_ROOM", r))
-                elif me not in room["members"]:
-                    want(c, resp("INVITE", "NOT_JOINED", r))
-                elif missing:
-                    want(c, resp("INVITE", "NO_SUCH_USER", missing[0]))
-                else:
-                    for x in lst:
-                        if x in room["members"] or x in room["invited"]:
-                            continue
-                        room["invited"].add(x)
-                        want(m.users[x][0], tntest.invitation(me, r))
-            elif op == "join":
-                c.send(req("JOIN_ROOM", roomname=r))
-                if not room:
-                    want(c, resp("JOIN_ROOM", "NO_SUCH_ROOM", r))
-                elif me in room["members"]:
-                    want(c, resp("JOIN_ROOM", "SUCCESS", r))
-                elif me not in room["invited"]:
-                    want(c, resp("JOIN_ROOM", "NOT_INVITED", r))
-                else:
-                    room["invited"].discard(me)
-                    want(c, resp("JOIN_ROOM", "SUCCESS", r))
-                    for o in room["members"]:
-                        want(m.users[o][0], tntest.joined_room(r, me))
-                    room["members"].add(me)
-            elif op == "room_users":
-                c.send(req("ROOM_USERS", roomname=r))
-                if not room:
-                    want(c, resp("ROOM_USERS", "NO_SUCH_ROOM", r))
-                elif me not in room["members"]:
-                    want(c, resp("ROOM_USERS", "NOT_JOINED", r))
-                else:
-                    want(c, tntest.room_user_list(
-                        r, {n: m.users[n][1] for n in room["members"]}))
-            elif op == "room_text":
-                c.send(req("ROOM_TEXT", roomname=r, text="r%d" % step))
-                if not room:
-                    want(c, resp("ROOM_TEXT", "NO_SUCH_ROOM", r))
-                elif me not in room["members"]:
-                    want(c, resp("ROOM_TEXT", "NOT_JOINED", r))
-                else:
-                    for o in room["members"] - {me}:
-                        want(m.users[o][0],
-                             tntest.room_text_from(r, me, "r%d" % step))
-            elif op == "leave":
-                c.send(req("LEAVE_ROOM", roomname=r))
-                if not room:
-                    want(c, resp("LEAVE_ROOM", "NO_SUCH_ROOM", r))
-                elif me not in room["members"]:
-                    want(c, resp("LEAVE_ROOM", "NOT_JOINED", r))
-                else:
-                    room["members"].discard(me)
-                    for o in room["members"]:
-                        want(m.users[o][0], tntest.left_room(r, me))
-                    if not room["members"]:
-                        del m.rooms[r]
-            elif op == "quit":
-                leave_session(me, rnd.choice(["disconnect", "close",
-                                              "invalid", "kill"]))
-                check(None)
-                continue
-            try:
-                check(c)
-            except AssertionError:
-                print("  last operations: %r" % log[-15:])
-                raise
-        tntest.expect_nothing([u[0] for u in m.users.values()])
+            run.step(step)
+        tntest.expect_nothing([u[0] for u in run.m.users.values()])
 
 
 if __name__ == "__main__":
