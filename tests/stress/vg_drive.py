@@ -57,13 +57,8 @@ def hub_pids():
                                            f.read())]
 
 
-def main():
-    names = ["v%02d" % i for i in range(50)]
-    t_start = time.monotonic()
-    step("50 clients")
-    cs = tntest.connect_users(port, *names)
-    by = dict(zip(names, cs))
-
+def statuses(cs, by):
+    """Two statuses, seen by all."""
     step("statuses")
     by["v01"].send(req("STATUS", status="AWAY"))
     by["v02"].send(req("STATUS", status="BUSY"))
@@ -72,6 +67,10 @@ def main():
                             (("v01", "AWAY"), ("v02", "BUSY"))
                             if n != c.name])
 
+
+def rooms(by):
+    """Rooms A and B, invitations, refusals, room texts; returns the
+    members of A and of B."""
     step("rooms and invitations")
     a = tntest.make_room(by["v00"], "A",
                         members=[by["v%02d" % i] for i in range(1, 6)],
@@ -100,7 +99,11 @@ def main():
     for m in (by["v10"], by["v12"]):
         for i in range(5):
             m.expect(tntest.room_text_from("B", "v11", "b%d" % i))
+    return a, b
 
+
+def texts(cs, by):
+    """Public and private texts, USERS."""
     step("texts")
     for i in range(5):
         by["v%02d" % i].send(req("PUBLIC_TEXT", text="pub %d" % i))
@@ -113,8 +116,10 @@ def main():
     by["v00"].expect(resp("TEXT", "NO_SUCH_USER", "ghost"))
     assert len(by["v48"].users()) == 50
 
-    gone = []
 
+def leaver(cs, gone, a, b):
+    """went(c, rooms): c has gone; the members of its rooms get
+    LEFT_ROOM, everyone DISCONNECTED."""
     def went(c, rooms=()):
         cs.remove(c)
         gone.append(c.name)
@@ -126,7 +131,11 @@ def main():
                         "A" if room_members is a else "B", c.name))
         for o in cs:
             o.expect(tntest.disconnected(c.name))
+    return went
 
+
+def errors(by, went):
+    """Invalid JSON, an over-long line, NOT_IDENTIFIED."""
     step("errors: invalid JSON, an over-long line, NOT_IDENTIFIED")
     by["v20"].send(b"{not json\n")
     by["v20"].expect_invalid_close()
@@ -142,6 +151,9 @@ def main():
     u2.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "v00"))
     u2.close()
 
+
+def abrupt_ends(by, went, a, b):
+    """Close, reset, kill -9 of a worker, DISCONNECT."""
     step("abrupt ends: close, reset, kill -9 of a worker, DISCONNECT")
     by["v02"].close()
     went(by["v02"], [a])
@@ -156,6 +168,9 @@ def main():
     by["v12"].expect_closed()
     went(by["v12"], [b])
 
+
+def slow_reader(cs, by):
+    """A slow reader cut off at --max-queue."""
     step("a slow reader cut off at --max-queue")
     slow = Client(port, rcvbuf=4096).identify("slow")
     for o in cs:
@@ -174,6 +189,9 @@ def main():
         o.expect(tntest.disconnected("slow"), timeout=60)
     slow.close()
 
+
+def hub_killed(cs, by, a, gone, t_start):
+    """The hub killed with SIGKILL: the table and the rooms live on."""
     step("the hub killed with SIGKILL")
     while time.monotonic() - t_start < 1.5:
         time.sleep(0.1)
@@ -194,6 +212,9 @@ def main():
         if c is not by["v49"]:
             c.expect(tntest.public_from("v49", "after the hub"))
 
+
+def shutdown(cs):
+    """Most leave; SIGTERM to the master with 20 still connected."""
     step("most leave; SIGTERM to the master with %d still connected" % 20)
     leaving = [c for c in cs if c.name >= "v25"][:len(cs) - 20]
     for c in leaving:
@@ -207,6 +228,24 @@ def main():
     for c in stay:
         c.expect_closed(timeout=60, allow_lines=True, allow_partial=True)
     step("done")
+
+
+def main():
+    names = ["v%02d" % i for i in range(50)]
+    t_start = time.monotonic()
+    step("50 clients")
+    cs = tntest.connect_users(port, *names)
+    by = dict(zip(names, cs))
+    statuses(cs, by)
+    a, b = rooms(by)
+    texts(cs, by)
+    gone = []
+    went = leaver(cs, gone, a, b)
+    errors(by, went)
+    abrupt_ends(by, went, a, b)
+    slow_reader(cs, by)
+    hub_killed(cs, by, a, gone, t_start)
+    shutdown(cs)
 
 
 if __name__ == "__main__":
