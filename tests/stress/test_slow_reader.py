@@ -36,6 +36,51 @@ TOTAL = int(os.environ.get("TN_STRESS_FLOOD", "0")) or _flood_size()
 WINDOW = 400                # messages the flooder may be ahead of the reader
 
 
+def _flood(pool, fl, st, pad, deadline):
+    """Flood sends TOTAL texts, WINDOW ahead of what Reader got, until
+    Reader has them all and Flood and Reader saw Slow cut off."""
+    while st["sent"] < TOTAL or st["rd_next"] < TOTAL or \
+            len(st["slow_gone"]) < 2:
+        assert time.monotonic() < deadline, \
+            "flood not done in 90 s: sent %d, Reader got %d, " \
+            "DISCONNECTED Slow seen by %r" % (
+                st["sent"], st["rd_next"], list(st["slow_gone"]))
+        assert not st["bad"], st["bad"]
+        k = min(WINDOW - (st["sent"] - st["rd_next"]),
+                TOTAL - st["sent"])
+        if k > 0 and len(fl.out) < 65536:
+            fl.send(b"".join(
+                compact(req("PUBLIC_TEXT",
+                            text="%06d%s" % (st["sent"] + i, pad)))
+                for i in range(k)))
+            st["sent"] += k
+        pool.poll(0.05)
+
+
+def _read_slow(slow, newusers, prefix):
+    """Reads what was queued for Slow, in order, to its end (within 20 s);
+    returns how many of the flood's lines it got."""
+    got = 0
+    nxt = 0
+    t1 = time.monotonic()
+    while not slow.eof and time.monotonic() - t1 < 20:
+        slow._fill(time.monotonic() + 1)
+        while b"\n" in slow.buf:
+            line, slow.buf = slow.buf.split(b"\n", 1)
+            if line in newusers and not got:
+                continue
+            assert line.startswith(b'{"type":"PUBLIC_TEXT_FROM",'
+                                   b'"username":"Flood"'), line[:100]
+            seq = int(line[len(prefix):len(prefix) + 6])
+            assert seq == nxt, "Slow got seq %d, expected %d" \
+                % (seq, nxt)
+            nxt += 1
+            got += 1
+    assert slow.eof, "Slow's connection was not closed (got %d " \
+        "lines)" % got
+    return got
+
+
 def test_slow_reader_cut_off_flood_delivered():
     stress.raise_nofile(256)
     pad = "x" * (SIZE - 6)
@@ -86,46 +131,13 @@ def test_slow_reader_cut_off_flood_delivered():
             pool.on_line = on_line
             # From here on, Slow never reads.
             t0 = time.monotonic()
-            deadline = t0 + 90
-            while st["sent"] < TOTAL or st["rd_next"] < TOTAL or \
-                    len(st["slow_gone"]) < 2:
-                assert time.monotonic() < deadline, \
-                    "flood not done in 90 s: sent %d, Reader got %d, " \
-                    "DISCONNECTED Slow seen by %r" % (
-                        st["sent"], st["rd_next"], list(st["slow_gone"]))
-                assert not st["bad"], st["bad"]
-                k = min(WINDOW - (st["sent"] - st["rd_next"]),
-                        TOTAL - st["sent"])
-                if k > 0 and len(fl.out) < 65536:
-                    fl.send(b"".join(
-                        compact(req("PUBLIC_TEXT",
-                                    text="%06d%s" % (st["sent"] + i, pad)))
-                        for i in range(k)))
-                    st["sent"] += k
-                pool.poll(0.05)
+            _flood(pool, fl, st, pad, t0 + 90)
             dt = st["t_last"] - t0
             assert not st["bad"], st["bad"]
             assert st["rd_next"] == TOTAL
 
             # Slow: whatever was queued for it, then the end.
-            got = 0
-            nxt = 0
-            t1 = time.monotonic()
-            while not slow.eof and time.monotonic() - t1 < 20:
-                slow._fill(time.monotonic() + 1)
-                while b"\n" in slow.buf:
-                    line, slow.buf = slow.buf.split(b"\n", 1)
-                    if line in newusers and not got:
-                        continue
-                    assert line.startswith(b'{"type":"PUBLIC_TEXT_FROM",'
-                                           b'"username":"Flood"'), line[:100]
-                    seq = int(line[len(prefix):len(prefix) + 6])
-                    assert seq == nxt, "Slow got seq %d, expected %d" \
-                        % (seq, nxt)
-                    nxt += 1
-                    got += 1
-            assert slow.eof, "Slow's connection was not closed (got %d " \
-                "lines)" % got
+            got = _read_slow(slow, newusers, prefix)
             partial = len(slow.buf)
             assert got < TOTAL, "Slow got everything: it was not cut off"
 
