@@ -30,7 +30,7 @@ import sys
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
-from tntest import Server, compact, req, resp
+from tntest import Server, compact, recv_ready, req, resp, send_some
 
 N = int(os.environ.get("TN_PRESENCE_JOINERS", "2000"))
 NOBS = 4            # observers: identified first, read and check all
@@ -127,12 +127,8 @@ class Storm:
         if p.out:
             p.out += data
             return
-        try:
-            n = p.sock.send(data)
-        except BlockingIOError:
-            n = 0
-        if n < len(data):
-            p.out = data[n:]
+        p.out = send_some(p.sock, data)
+        if p.out:
             self.sel.modify(p.sock, selectors.EVENT_READ |
                             selectors.EVENT_WRITE, p)
 
@@ -217,12 +213,9 @@ class Storm:
         """Reads what came for p: a joiner's first line must be its
         RESPONSE, then its bytes are kept; an observer's lines are
         checked one by one."""
-        try:
-            data = p.sock.recv(262144)
-        except BlockingIOError:
+        data, _ = recv_ready(p.sock)
+        if data is None:
             return
-        except ConnectionResetError:
-            data = b""
         if not data:
             assert p.state == "leaving", \
                 "%r: the server closed the connection" % p

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 from tntest import stress  # noqa: E402
 from tntest.stress import figure, note
 import tntest  # noqa: E402
-from tntest import Client, Server, req, resp
+from tntest import Client, Server, recv_ready, req, resp
 
 NCLIENTS = 20
 PUB_SENDERS = 5
@@ -195,12 +195,9 @@ class Traffic:
             self.sel.register(c.sock, selectors.EVENT_READ, c)
 
     def read(self, c):
-        try:
-            data = c.sock.recv(262144)
-        except BlockingIOError:
+        data, _ = recv_ready(c.sock)
+        if data is None:
             return
-        except ConnectionResetError:
-            data = b""
         if not data:
             c.eof = True
             self.sel.unregister(c.sock)

@@ -25,6 +25,27 @@ def _wait_fd(sock, events, timeout):
     return bool(p.poll(max(0, int(timeout * 1000 + 0.999))))
 
 
+def recv_ready(sock):
+    """(data, reset) from a non-blocking socket that select() found
+    ready: data None if nothing came after all, b"" at the end (reset
+    true when that end was a reset)."""
+    try:
+        return sock.recv(262144), False
+    except BlockingIOError:
+        return None, False
+    except ConnectionResetError:
+        return b"", True
+
+
+def send_some(sock, data):
+    """Sends what a non-blocking socket takes now; returns the rest."""
+    try:
+        n = sock.send(data)
+    except BlockingIOError:
+        n = 0
+    return data[n:]
+
+
 def port_of(server):
     """The port of a Server, or the port given."""
     return server.port if isinstance(server, Server) else int(server)

@@ -16,6 +16,7 @@ import sys
 import time
 
 from . import runner
+from .client import recv_ready, send_some
 from .config import LOOPBACK
 from .procfs import nfds, smaps_rollup, status_kb
 from .proto import check_line, compact
@@ -180,13 +181,10 @@ class Pool:
             c.out += msg
             return
         try:
-            n = c.sock.send(msg)
-        except BlockingIOError:
-            n = 0
+            c.out = send_some(c.sock, msg)
         except (BrokenPipeError, ConnectionResetError):
             return
-        if n < len(msg):
-            c.out = msg[n:]
+        if c.out:
             self.sel.modify(c.sock, selectors.EVENT_READ |
                             selectors.EVENT_WRITE, c)
 
@@ -194,12 +192,10 @@ class Pool:
         return sum(len(c.out) for c in self.conns)
 
     def _read(self, c):
-        try:
-            data = c.sock.recv(262144)
-        except BlockingIOError:
+        data, reset = recv_ready(c.sock)
+        if data is None:
             return
-        except ConnectionResetError:
-            data = b""
+        if reset:
             c.reset = True
         if not data:
             c.eof = True
