@@ -6,7 +6,6 @@ hostile control clients that must not hold the master up."""
 
 import json
 import os
-import pwd
 import signal
 import socket
 import stat
@@ -83,16 +82,6 @@ def closed_soon(sock, timeout):
         return True
     except socket.timeout:
         return False
-
-
-def _nobody():
-    if os.geteuid() != 0:
-        raise tntest.Skip("needs root")
-    try:
-        pw = pwd.getpwnam("nobody")
-    except KeyError:
-        raise tntest.Skip("no user 'nobody'")
-    return pw.pw_uid, pw.pw_gid
 
 
 def _as(uid, gid):
@@ -385,7 +374,7 @@ def test_refused_uid():
     """A uid that is neither root nor the daemon's user: the socket's
     mode keeps it out; past the mode, the daemon refuses it by
     SO_PEERCRED and logs its uid and pid."""
-    uid, gid = _nobody()
+    uid, gid = ops.nobody_ids()
     s = tntest.Server()
     st = os.stat(s.control)
     assert stat.S_IMODE(st.st_mode) == 0o660, oct(st.st_mode)
@@ -403,7 +392,7 @@ def test_refused_uid():
 def test_daemon_user():
     """A daemon run with -u nobody: its socket belongs to nobody, and
     both root and nobody may use it."""
-    uid, gid = _nobody()
+    uid, gid = ops.nobody_ids()
     s = tntest.Server("-u", "nobody")
     a = tntest.Client(s)
     a.identify("a")

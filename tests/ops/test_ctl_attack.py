@@ -6,7 +6,6 @@ a chat round trip keeps working."""
 
 import json
 import os
-import pwd
 import signal
 import socket
 import struct
@@ -298,12 +297,8 @@ def test_default_dir_under_umask_077():
     """talknetd -u nobody started under "umask 077" with the default
     path: /run/talknetd is made 0755 all the same, so nobody (the
     daemon's user, as the man page says) reaches its socket."""
-    if os.geteuid() != 0:
-        raise tntest.Skip("needs root")
-    try:
-        pw = pwd.getpwnam("nobody")
-    except KeyError:
-        raise tntest.Skip("no user 'nobody'")
+    ops.need_root()
+    pw = ops.nobody()
     d = ops.tempdir("ctlumask")
     env = dict(os.environ, TALKNETD=tntest.TALKNETD, TALKNETCTL=TALKNETCTL,
                LOG=os.path.join(d, "log"))
@@ -479,12 +474,8 @@ def test_control_path_swapped_after_bind():
     there by strace), the socket is moved away and a symlink to a 0600
     file put in its place.  talknetd -u nobody must not chmod or chown
     that file through the symlink: it refuses to start (exit 1)."""
-    if os.geteuid() != 0:
-        raise tntest.Skip("needs root")
-    try:
-        nobody = pwd.getpwnam("nobody")
-    except KeyError:
-        raise tntest.Skip("no user 'nobody'")
+    ops.need_root()
+    nobody = ops.nobody()
     d = ops.tempdir("ctlswap")
     pub = os.path.join(d, "pub")
     os.mkdir(pub)

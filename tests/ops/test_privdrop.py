@@ -6,7 +6,6 @@ root and a 'nobody' user (skips otherwise), but for the check that -u
 fails closed without root, which runs as any user."""
 
 import os
-import pwd
 import sys
 
 sys.dont_write_bytecode = True   # keep the source tree clean
@@ -14,16 +13,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 from tntest import ops  # noqa: E402
 import tntest  # noqa: E402
 from tntest import req, new_user  # noqa: E402
-
-
-def _nobody():
-    if os.geteuid() != 0:
-        raise tntest.Skip("needs root")
-    try:
-        pw = pwd.getpwnam("nobody")
-    except KeyError:
-        raise tntest.Skip("no user 'nobody'")
-    return pw.pw_uid, pw.pw_gid
 
 
 def _ids(pid):
@@ -49,7 +38,7 @@ def _check_dropped(pid, uid, gid, what):
 
 
 def test_hub_and_workers_run_as_nobody():
-    uid, gid = _nobody()
+    uid, gid = ops.nobody_ids()
     s = tntest.Server("-u", "nobody")
     a = tntest.Client(s)
     a.identify("anna")
@@ -86,7 +75,7 @@ def test_worker_fds_and_read_only_table():
     socket on which it tells the master its client is closed, the
     two ends of its send pipe and its epoll set, and nothing else; its
     mapping of the table is read-only."""
-    _nobody()
+    ops.nobody_ids()
     s = tntest.Server("-u", "nobody")
     a = tntest.Client(s)
     a.identify("fds")
@@ -117,8 +106,7 @@ def test_worker_fds_and_read_only_table():
 
 def test_root_without_user_warns():
     """Running as root without -u logs a warning."""
-    if os.geteuid() != 0:
-        raise tntest.Skip("needs root")
+    ops.need_root()
     s = tntest.Server()
     s.wait_log(r"warning: .*running as root")
 
@@ -127,7 +115,7 @@ def test_user_option_needs_root():
     """-u USER when not started as root fails closed, exit 1 (run as
     nobody from here when the tests run as root, as they are otherwise)."""
     if os.geteuid() == 0:
-        uid, gid = _nobody()
+        uid, gid = ops.nobody_ids()
 
         def as_nobody():
             os.setgroups([])

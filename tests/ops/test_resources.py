@@ -8,7 +8,6 @@ master only (prlimit), so the hub and the workers already there keep
 theirs."""
 
 import os
-import pwd
 import resource
 import shutil
 import sys
@@ -122,10 +121,7 @@ def _nobody():
     for tool in ("setpriv", "prlimit"):
         if shutil.which(tool) is None:
             raise tntest.Skip("%s not found (util-linux)" % tool)
-    try:
-        pw = pwd.getpwnam("nobody")
-    except KeyError:
-        raise tntest.Skip("no user 'nobody'")
+    pw = ops.nobody()
     return pw.pw_uid, pw.pw_gid
 
 

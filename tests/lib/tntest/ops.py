@@ -8,6 +8,7 @@ ones the tests expect."""
 import atexit
 import ctypes
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -17,6 +18,7 @@ import time
 
 from .config import TIMEOUT
 from .procfs import pid_alive
+from .runner import Skip
 
 os.environ["LC_ALL"] = "C"
 
@@ -40,6 +42,30 @@ def write_file(path, text):
     with open(tmp, "w") as f:
         f.write(text)
     os.rename(tmp, path)
+
+
+# ---------------------------------------------------------------------------
+# Users
+
+def need_root(why="needs root"):
+    """Skips the test unless it runs as root."""
+    if os.geteuid() != 0:
+        raise Skip(why)
+
+
+def nobody():
+    """The passwd entry of the user nobody; skips the test without it."""
+    try:
+        return pwd.getpwnam("nobody")
+    except KeyError:
+        raise Skip("no user 'nobody'")
+
+
+def nobody_ids():
+    """(uid, gid) of nobody for a test run as root; skips otherwise."""
+    need_root()
+    pw = nobody()
+    return pw.pw_uid, pw.pw_gid
 
 
 # ---------------------------------------------------------------------------
