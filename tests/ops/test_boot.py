@@ -33,15 +33,7 @@ def _knock(port, timeout):
 
 
 def _line(sock):
-    sock.settimeout(T)
-    buf = b""
-    deadline = time.monotonic() + T
-    while b"\n" not in buf and time.monotonic() < deadline:
-        d = sock.recv(4096)
-        if not d:
-            break
-        buf += d
-    return buf
+    return tntest.read_line(sock, T)
 
 
 def _pid_from(pidfile, timeout):

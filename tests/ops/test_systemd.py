@@ -22,14 +22,7 @@ def _sock_identify(s, name):
     """IDENTIFY on a plain socket; returns the reply line."""
     s.settimeout(T)
     s.sendall(tntest.compact(req("IDENTIFY", username=name)))
-    buf = b""
-    deadline = time.monotonic() + T
-    while b"\n" not in buf and time.monotonic() < deadline:
-        d = s.recv(4096)
-        if not d:
-            break
-        buf += d
-    return buf
+    return tntest.read_line(s, T)
 
 
 def _ready_line(msg, pid):

@@ -45,5 +45,6 @@ from .daemon import (SSA, ActivatedServer, EnvServer,
                      free_port)
 from .client import (Client, Closed, barrier, connect_users,
                      expect_nothing, identify_new, invite, join, make_room,
-                     new_room, port_of, recv_ready, send_some)
+                     new_room, port_of, read_line, recv_ready,
+                     send_some)
 from . import runner  # noqa: F401  (tntest.runner.TEST_TIMEOUT)

@@ -46,6 +46,20 @@ def send_some(sock, data):
     return data[n:]
 
 
+def read_line(sock, timeout=TIMEOUT):
+    """What a plain (blocking) socket sends up to its first "\\n", its
+    end or timeout s, whichever comes first."""
+    sock.settimeout(timeout)
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in buf and time.monotonic() < deadline:
+        d = sock.recv(4096)
+        if not d:
+            break
+        buf += d
+    return buf
+
+
 def port_of(server):
     """The port of a Server, or the port given."""
     return server.port if isinstance(server, Server) else int(server)
