@@ -22,12 +22,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def _conf_server(text, *opts):
-    d = ops.tempdir("atk")
-    conf = os.path.join(d, "talknetd.conf")
-    ops.write_file(conf, text)
-    ns = ops.NotifySocket()
-    s = tntest.EnvServer("-c", conf, *opts, env=ns.env())
-    assert ns.next().startswith("READY=1"), ns.texts()
+    conf = ops.conf_file("atk", text)
+    s, ns = ops.ready_server(conf, *opts)
     return s, conf, ns
 
 
@@ -81,9 +77,7 @@ def _storm_once():
     lines to a reader taking 32 KB every 10 ms.  Returns None, or how
     the reader was cut."""
     base = "rate-limit = 0\nmax-clients-per-ip = 0\nstall-timeout = 0\n"
-    d = ops.tempdir("storm")
-    conf = os.path.join(d, "talknetd.conf")
-    ops.write_file(conf, base)
+    conf = ops.conf_file("storm", base)
     s = tntest.EnvServer("-c", conf)
     sender = tntest.Client(s)
     sender.identify("sender")

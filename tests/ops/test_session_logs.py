@@ -358,9 +358,7 @@ def test_hub_kill_named():
 # Levels and wording
 
 def test_reload_names_the_level():
-    d = ops.tempdir("lvl")
-    conf = os.path.join(d, "talknetd.conf")
-    ops.write_file(conf, "log-level = info\n")
+    conf = ops.conf_file("lvl", "log-level = info\n")
     s = tntest.Server("-c", conf)
     ops.write_file(conf, "log-level = debug\n")
     os.kill(s.pid, signal.SIGHUP)

@@ -211,12 +211,8 @@ def test_sighup_reload_live_settings():
     """max-line and log-level change at once in every process: for the
     connections accepted after the SIGHUP and for those accepted before
     (issue 14: the hub and the workers apply a reload too)."""
-    d = ops.tempdir("hup")
-    conf = os.path.join(d, "talknetd.conf")
-    ops.write_file(conf, "# before\nmax-line = 1024\nlog-level = info\n")
-    ns = ops.NotifySocket()
-    s = tntest.EnvServer("-c", conf, env=ns.env())
-    assert ns.next().startswith("READY=1"), ns.texts()
+    conf = ops.conf_file("hup", "# before\nmax-line = 1024\nlog-level = info\n")
+    s, ns = ops.ready_server(conf)
     old = tntest.Client(s)
     old.identify("old")
     c1 = tntest.Client(s)
@@ -270,12 +266,8 @@ def test_sighup_raised_max_line_reaches_the_hub():
     20 KB PUBLIC_TEXT.  The hub takes it (it used to drop the sender as a
     malformed frame, and the worker reconnected in a loop), everyone gets
     it, and no worker is dropped."""
-    d = ops.tempdir("hupline")
-    conf = os.path.join(d, "talknetd.conf")
-    ops.write_file(conf, "max-line = 1024\n")
-    ns = ops.NotifySocket()
-    s = tntest.EnvServer("-c", conf, env=ns.env())
-    assert ns.next().startswith("READY=1"), ns.texts()
+    conf = ops.conf_file("hupline", "max-line = 1024\n")
+    s, ns = ops.ready_server(conf)
     before = tntest.Client(s)
     before.identify("before")
     ops.write_file(conf, "max-line = 65536\n")
@@ -299,13 +291,9 @@ def test_sighup_max_queue_reaches_every_process():
     """max-queue raised by a reload holds in the hub and in the workers
     started before it: a client that reads nothing while 3 MB pile up,
     then reads, gets them all (under the old 64 KiB it was cut)."""
-    d = ops.tempdir("hupq")
-    conf = os.path.join(d, "talknetd.conf")
-    ops.write_file(conf, "max-queue = 65536\n"
+    conf = ops.conf_file("hupq", "max-queue = 65536\n"
                       "rate-limit = 0\nmax-clients-per-ip = 0\n")
-    ns = ops.NotifySocket()
-    s = tntest.EnvServer("-c", conf, env=ns.env())
-    assert ns.next().startswith("READY=1"), ns.texts()
+    s, ns = ops.ready_server(conf)
     talker = tntest.Client(s)
     talker.identify("talker")
     idle = tntest.Client(s, rcvbuf=4096)
@@ -328,9 +316,7 @@ def test_sighup_max_queue_reaches_every_process():
 def test_sighup_restart_needed():
     """A changed listen or max-clients is logged as needing a restart and
     is not applied; the daemon keeps serving where it was."""
-    d = ops.tempdir("hup2")
-    conf = os.path.join(d, "talknetd.conf")
-    ops.write_file(conf, "listen = 127.0.0.1:0\nmax-clients = 2\n")
+    conf = ops.conf_file("hup2", "listen = 127.0.0.1:0\nmax-clients = 2\n")
     s = tntest.FileServer("-c", conf)
     port = s.port
     ops.write_file(conf, "listen = 127.0.0.1:0\nmax-clients = 5\n")
@@ -362,9 +348,7 @@ def test_sighup_restart_needed():
 def test_sighup_broken_file_keeps_config():
     """A broken or missing file on SIGHUP is logged and ignored: the old
     configuration stays, in full, and the daemon keeps serving."""
-    d = ops.tempdir("hup3")
-    conf = os.path.join(d, "talknetd.conf")
-    ops.write_file(conf, "max-line = 1024\n")
+    conf = ops.conf_file("hup3", "max-line = 1024\n")
     s = tntest.EnvServer("-c", conf)
     ops.write_file(conf, "max-line = 4096\nbogus = 1\n")
     os.kill(s.pid, signal.SIGHUP)
@@ -386,12 +370,8 @@ def test_sighup_broken_file_keeps_config():
 def test_command_line_overrides_file_across_reload():
     """--max-line on the command line beats the file's, at start and
     after SIGHUP."""
-    d = ops.tempdir("hup4")
-    conf = os.path.join(d, "talknetd.conf")
-    ops.write_file(conf, "max-line = 1024\n")
-    ns = ops.NotifySocket()
-    s = tntest.EnvServer("-c", conf, "--max-line", "4096", env=ns.env())
-    assert ns.next().startswith("READY=1"), ns.texts()
+    conf = ops.conf_file("hup4", "max-line = 1024\n")
+    s, ns = ops.ready_server(conf, "--max-line", "4096")
     c = tntest.Client(s)
     c.send(tntest.padded_identify("big", BIG))
     c.expect(resp("IDENTIFY", "SUCCESS", "big"))

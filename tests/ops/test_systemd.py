@@ -185,9 +185,7 @@ def test_notify_through_socket_activate():
 def test_notify_reloading_around_sighup():
     """SIGHUP: RELOADING=1, then READY=1 once the file is read again,
     also when the new file is broken (the old settings stay)."""
-    d = ops.tempdir("sighup")
-    conf = os.path.join(d, "talknetd.conf")
-    ops.write_file(conf, "max-line = 1024\n")
+    conf = ops.conf_file("sighup", "max-line = 1024\n")
     ns = ops.NotifySocket()
     s = tntest.EnvServer("-c", conf, env=ns.env())
     _ready_line(ns.next(), s.pid)

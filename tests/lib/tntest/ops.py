@@ -17,6 +17,7 @@ import tempfile
 import time
 
 from .config import TIMEOUT
+from .daemon import EnvServer
 from .procfs import pid_alive
 from .runner import Skip
 
@@ -34,6 +35,13 @@ def tempdir(tag):
 
 
 _TEMPDIRS = []
+
+
+def conf_file(tag, text):
+    """A talknetd.conf holding text, in a private directory: its path."""
+    conf = os.path.join(tempdir(tag), "talknetd.conf")
+    write_file(conf, text)
+    return conf
 
 
 def write_file(path, text):
@@ -217,6 +225,15 @@ class NotifySocket:
 
 
 _SOCKETS = []
+
+
+def ready_server(conf, *opts):
+    """talknetd -c conf OPTS with a NOTIFY_SOCKET, once it said READY=1:
+    (the EnvServer, its NotifySocket)."""
+    ns = NotifySocket()
+    s = EnvServer("-c", conf, *opts, env=ns.env())
+    assert ns.next().startswith("READY=1"), ns.texts()
+    return s, ns
 
 
 def next_state(ns, timeout=TIMEOUT):
