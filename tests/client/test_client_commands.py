@@ -12,7 +12,7 @@ import sys
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 from tntest.talknet import (Server, Peer, identified, run,  # noqa: E402
-                      sanitizer_report)
+                            sanitizer_report)
 
 
 def finish(c):

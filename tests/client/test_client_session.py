@@ -13,8 +13,9 @@ import sys
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
-from tntest.talknet import (SKIP, TALKNET, PipeClient, Server, Peer,  # noqa: E402
-                      identified, run, sanitizer_report)
+from tntest.talknet import (SKIP, TALKNET, Peer,  # noqa: E402
+                            PipeClient, Server, identified, run,
+                            sanitizer_report)
 
 
 def test_name_from_first_line(ctx):

@@ -224,7 +224,7 @@ def test_a_sender_paused_by_a_reader_that_leaves_goes_on():
     try:
         before = o.count(b"sender")
         tntest.wait_until(lambda: o.count(b"sender") > before + 2000, 10,
-                         what="the sender's lines after its reader left")
+                          what="the sender's lines after its reader left")
         got = [int(x.split(b"go ")[1][:6]) for x in o.seen[b"sender"]
                if b"PUBLIC_TEXT" in x]
         assert got == list(range(len(got))), "out of order"
@@ -247,7 +247,7 @@ def test_sigterm_during_a_paced_flood_stops_in_time():
         o.finish()
     assert status == 0, "status %r after SIGTERM" % status
     tntest.wait_until(lambda: not any(tntest.pid_alive(k) for k in kids), 3,
-                     what="every child gone")
+                      what="every child gone")
 
 
 def _kill_hub(s):
@@ -356,7 +356,7 @@ def test_a_steady_reader_on_a_busy_cpu_is_not_cut():
     if shutil.which("taskset") is None or os.cpu_count() < 2:
         raise tntest.Skip("needs taskset and two CPUs")
     hog = tntest.start_program(["taskset", "-c", "0", sys.executable, "-c",
-                               "while True: pass"])
+                                "while True: pass"])
     try:
         s = PinnedServer("--stall-timeout", "0")
         sender, reader = tntest.connect_users(s, "sender", "reader")

@@ -10,8 +10,8 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, Server, canon, connect_users, disconnected,
-                   expect_nothing, left_room, make_room, new_room, new_user,
-                   req, resp, room_user_list)
+                    expect_nothing, left_room, make_room, new_room, new_user,
+                    req, resp, room_user_list)
 
 
 def expect_leave(client, rooms, name):
@@ -236,7 +236,7 @@ def test_disconnect_from_many_rooms():
         for r in rooms:
             new_room(b, r)
         b.send(b"".join(tntest.compact(req("INVITE", roomname=r,
-                                          usernames=["Kimberly"]))
+                                           usernames=["Kimberly"]))
                         for r in rooms))
         for r in rooms:
             a.expect(tntest.invitation("Luis", r))

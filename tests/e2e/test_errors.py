@@ -8,8 +8,8 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, Server, connect_users, disconnected,
-                   expect_nothing, left_room, make_room, new_user,
-                   public_from, req, resp)
+                    expect_nothing, left_room, make_room, new_user,
+                    public_from, req, resp)
 
 NOT_IDENTIFIED_LINE = (b'{"type":"RESPONSE","operation":"INVALID",'
                        b'"result":"NOT_IDENTIFIED"}\n')
@@ -392,7 +392,7 @@ def test_invalid_after_a_backlog_ends_on_whole_lines():
         # About 5.5 MB for Slow, who reads nothing meanwhile: more than
         # the kernel takes, so lines wait in its worker's queue.
         fl.send(b"".join(tntest.compact(req("PUBLIC_TEXT",
-                                           text="%04d" % i + text))
+                                            text="%04d" % i + text))
                          for i in range(n)))
         fl.send(req("USERS"))
         fl.expect(tntest.user_list({"Slow": "ACTIVE", "Flood": "ACTIVE"}))

@@ -13,7 +13,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, Server, connect_users, expect_nothing, public_from,
-                   req, text_from)
+                    req, text_from)
 
 SUCCESS_A = (b'{"type":"RESPONSE","operation":"IDENTIFY","result":"SUCCESS",'
              b'"extra":"A"}\n')

@@ -8,7 +8,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, Server, connect_users, disconnected,
-                   expect_nothing, new_user, req, resp, user_list)
+                    expect_nothing, new_user, req, resp, user_list)
 
 
 def test_identify_success_exact_bytes():

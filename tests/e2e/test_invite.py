@@ -8,8 +8,8 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, Server, barrier, connect_users, disconnected,
-                   expect_nothing, invitation, join, left_room, make_room,
-                   new_room, req, resp)
+                    expect_nothing, invitation, join, left_room, make_room,
+                    new_room, req, resp)
 
 R = "Room 1"
 

@@ -12,7 +12,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, Server, connect_users, disconnected,
-                   expect_nothing, new_room, new_user, public_from, req, resp)
+                    expect_nothing, new_room, new_user, public_from, req, resp)
 
 
 def test_max_name_raises_the_name_limit():
@@ -336,7 +336,7 @@ def test_user_list_longer_than_64k():
         cs[7].send(req("ROOM_USERS", roomname="big"))
         got = cs[7].recv()
         assert got == tntest.room_user_list("big", {n: "ACTIVE"
-                                                   for n in names[5:]})
+                                                    for n in names[5:]})
 
 
 def test_room_table_churn():
@@ -344,7 +344,7 @@ def test_room_table_churn():
         a, b = connect_users(s, "A", "B")
         for rnd in range(3):
             batch = b"".join(tntest.compact(req("NEW_ROOM",
-                                               roomname="r%d-%d" % (rnd, i)))
+                                                roomname="r%d-%d" % (rnd, i)))
                              for i in range(51))
             a.send(batch)
             for i in range(50):
@@ -353,7 +353,7 @@ def test_room_table_churn():
             b.send(req("NEW_ROOM", roomname="b"))
             b.expect(resp("NEW_ROOM", "TOO_MANY_ROOMS", "b"))
             a.send(b"".join(tntest.compact(req("LEAVE_ROOM",
-                                              roomname="r%d-%d" % (rnd, i)))
+                                               roomname="r%d-%d" % (rnd, i)))
                             for i in range(50)))
             a.send(req("ROOM_USERS", roomname="r%d-49" % rnd))
             a.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", "r%d-49" % rnd))
@@ -524,7 +524,7 @@ def test_a_closed_worker_that_stays_is_killed():
         os.kill(w, signal.SIGSTOP)
         try:
             tntest.wait_until(lambda: not tntest.pid_alive(w), 6,
-                             what="worker %d to be killed" % w)
+                              what="worker %d to be killed" % w)
         finally:
             if tntest.pid_alive(w):
                 os.kill(w, signal.SIGCONT)

@@ -57,7 +57,8 @@ def test_nc_session():
                                   b'"result":"SUCCESS","extra":"ncuser"}\n'), \
             got[0]
         ul = tntest.check_line(got[1] + b"\n")
-        assert ul == tntest.user_list({"peer": "ACTIVE", "ncuser": "ACTIVE"}), \
+        assert ul == tntest.user_list({"peer": "ACTIVE",
+                                       "ncuser": "ACTIVE"}), \
             got[1]
         peer.expect(tntest.new_user("ncuser"))
         peer.expect(tntest.public_from("ncuser", "hello from nc"))

@@ -10,7 +10,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, Server, compact, connect_users, pid_alive, proc_stat,
-                   proc_title, req, resp, wait_until)
+                    proc_title, req, resp, wait_until)
 
 
 def titles(s):
@@ -173,7 +173,7 @@ def test_workers_under_the_unit_share_the_rseq_page():
     base = idle_worker_anon_kib({"GLIBC_TUNABLES": ""})
     if base is None:
         raise tntest.Skip("the sanitizer runtime has anonymous mappings of "
-                         "its own")
+                          "its own")
     kib = idle_worker_anon_kib(env)
     assert kib <= base, "under the unit's environment a worker holds %d " \
         "kB of anonymous pages (its thread block and more), %d kB without " \

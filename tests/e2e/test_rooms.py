@@ -9,8 +9,8 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, Server, barrier, connect_users, expect_nothing,
-                   invite, join, joined_room, left_room, make_room, new_room,
-                   req, resp, room_text_from, room_user_list)
+                    invite, join, joined_room, left_room, make_room, new_room,
+                    req, resp, room_text_from, room_user_list)
 
 R = "Room 1"
 
@@ -448,7 +448,7 @@ def test_rooms_per_user_survive_a_hub_restart():
         hub = s.hub_pid()
         os.kill(hub, signal.SIGKILL)
         tntest.wait_until(lambda: [p for p in s.titled("talknetd: hub")
-                                  if p != hub], 3, what="a new hub")
+                                   if p != hub], 3, what="a new hub")
         # The new hub counted them again from the table: still two.
         refused_room(a, "r3")
         r1_gone_frees_one(a, b)
@@ -464,7 +464,7 @@ def test_room_flood_from_one_address_leaves_rooms_for_others():
         flood = connect_users(s, *names)
         for c in flood:
             c.send(b"".join(tntest.compact(req("NEW_ROOM",
-                                              roomname="%s-%d" % (c.name, i)))
+                                               roomname="%s-%d" % (c.name, i)))
                             for i in range(100)))
         for c in flood:
             got = [c.recv(timeout=10) for _ in range(100)]

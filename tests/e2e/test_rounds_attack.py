@@ -144,7 +144,7 @@ def test_presence_order_under_churn_and_users():
     for gather in (20, 1000):
         errors, lists, joins = _presence_run(gather)
         stress.note("max-gather %d: %d USER_LISTs checked, %d joins"
-                       % (gather, lists, joins))
+                    % (gather, lists, joins))
         assert not errors, "max-gather %d: %s" % (gather, errors[:5])
         assert lists > 20, "only %d USER_LISTs" % lists
 
@@ -312,7 +312,7 @@ def test_reload_to_max_gather_0_cuts_the_gap_under_way():
         raise tntest.Skip("no stop landed in a pass in 8 tries")
     took, quiet, late = r
     stress.note("pass took %d us; lone TEXT quiet %.4f s, after the "
-                   "reload to 0 %.4f s" % (took, quiet, late))
+                "reload to 0 %.4f s" % (took, quiet, late))
     # Not cut, the lone TEXT waits out a gap as long as the pass (took).
     # Cut, it waits only for its reader's backlog to drain.
     assert late < 0.75 * took / 1e6, \
@@ -337,7 +337,7 @@ def test_pass_stretched_by_preemption_does_not_delay_a_lone_text():
         raise tntest.Skip("no stop landed in a pass in 8 tries")
     took, quiet, late = r
     stress.note("pass took %d us; lone TEXT quiet %.4f s, then %.4f s"
-                   % (took, quiet, late))
+                % (took, quiet, late))
     assert late < stop_s / 4, \
         "a lone TEXT took %.3f s (quiet %.4f s) after a pass the hub was " \
         "stopped in for %.3f s" % (late, quiet, took / 1e6)
@@ -389,7 +389,7 @@ def test_hub_killed_mid_pass_loses_no_order():
             pool.poll(0.003)
             os.kill(hub, signal.SIGKILL)
             tntest.wait_until(lambda: s.titled("talknetd: hub") not in
-                             ([], [hub]), 5, what="a new hub")
+                              ([], [hub]), 5, what="a new hub")
             pool.pump_for(1.05)
         # Texts flow again: the last burst reaches everyone.
         before = {c.name: c.data["got"] for c in cs}
@@ -508,7 +508,7 @@ def test_lone_text_after_a_burst_is_prompt_at_max_gather_1000():
         base = _lone_latency(0)
         slow = _lone_latency(1000)
         stress.note("lone text, median: max-gather 0 %.4f s, 1000 %.4f s"
-                       % (base, slow))
+                    % (base, slow))
         if slow <= 3 * base + 0.01:
             return
     raise AssertionError("a lone text 100 ms after a burst took %.4f s at "
@@ -611,7 +611,7 @@ def test_compromised_worker_flooding_mid_pass():
         liar.close()
         pool.close_all()
     stress.note("liar sent %d texts, real %d; hub VmRSS kB every 0.5 s: %s"
-                   % (n_liar, sent_by_real, rss))
+                % (n_liar, sent_by_real, rss))
     assert not bad, bad[:5]
     assert not eofs, eofs
     assert not liar_cut, "a worker was dropped"

@@ -7,7 +7,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, Server, barrier, connect_users, disconnected,
-                   expect_nothing, new_status, public_from, req)
+                    expect_nothing, new_status, public_from, req)
 
 
 def test_status_change_goes_to_every_other_identified_user():

@@ -8,7 +8,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, Server, barrier, connect_users, disconnected,
-                   expect_nothing, public_from, req, resp, text_from)
+                    expect_nothing, public_from, req, resp, text_from)
 
 
 def test_text_goes_to_one_user_only():

@@ -105,7 +105,7 @@ def _storm_once():
             q = 4096 if k % 2 else 16 * 1024 * 1024
             ml = 65536 if k % 4 < 2 else 512
             ops.write_file(conf, base + "max-queue = %d\nmax-line = %d\n"
-                              % (q, ml))
+                           % (q, ml))
             os.kill(s.pid, signal.SIGHUP)
             k += 1
         try:
@@ -173,7 +173,7 @@ def test_a_hub_killed_again_and_again_leaves_no_worker_spinning():
         old = s.hub_pid()
         os.kill(old, signal.SIGKILL)
         tntest.wait_until(lambda: [p for p in s.titled("talknetd: hub")
-                                  if p != old], 5, what="a new hub")
+                                   if p != old], 5, what="a new hub")
     spent = time.monotonic() - start
     busy = _cpu_ticks(workers) - t0
     print("  6 workers: %d ticks in 2 s idle, %d ticks in %.1f s of hub "
@@ -198,7 +198,7 @@ def test_a_notify_socket_that_is_not_read_does_not_block_the_master():
     s, conf, ns = _conf_server("rate-limit = 0\nmax-clients-per-ip = 0\n")
     for i in range(8):
         ops.write_file(conf, "rate-limit = 0\nmax-clients-per-ip = 0\n"
-                          "max-line = %d\n" % (2048 + i))
+                       "max-line = %d\n" % (2048 + i))
         os.kill(s.pid, signal.SIGHUP)
         time.sleep(0.1)
     c = tntest.Client(s)

@@ -141,7 +141,7 @@ def test_port_in_use_is_an_error_naming_it():
         for fg in (["-f"], []):
             d = ops.tempdir("inuse")
             rc, out, err = ops.run([tntest.TALKNETD, "-l", addr] + fg,
-                                      env={"TMPDIR": d})
+                                   env={"TMPDIR": d})
             assert rc == 1, (rc, err)
             assert _error_line(err, addr), err
             assert "Address already in use" in err, err
@@ -171,7 +171,7 @@ def test_duplicate_listen_in_the_file_at_start():
     conf = os.path.join(d, "dup.conf")
     port = tntest.free_port()
     ops.write_file(conf, "listen = 127.0.0.1:%d\nlisten = 127.0.0.1:%d\n"
-                      % (port, port))
+                   % (port, port))
     for extra in (["-n"], ["-f"]):
         rc, out, err = ops.run([tntest.TALKNETD, "-c", conf] + extra)
         assert rc == 1, (rc, err)

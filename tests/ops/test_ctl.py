@@ -101,7 +101,7 @@ def _three(s):
     tntest.make_room(alice, "r", members=[bob])
     carol = tntest.Client(s)
     tntest.wait_until(lambda: len(ctl_json(s, "show", "users")["data"]) == 3,
-                     tntest.START_TIMEOUT, interval=0.05, what="carol's row")
+                      tntest.START_TIMEOUT, interval=0.05, what="carol's row")
     return alice, bob, carol
 
 
@@ -294,8 +294,8 @@ def test_reload_relative_pidfile():
                  "listen = 127.0.0.1:%d\n" % tntest.free_port())
     path = tntest.control_path()
     rc, out, err = ops.run([tntest.TALKNETD, "-c", conf, "--control", path]
-                              + tntest.LIFT_LIMITS, cwd=d,
-                              env={"TMPDIR": d})
+                           + tntest.LIFT_LIMITS, cwd=d,
+                           env={"TMPDIR": d})
     assert rc == 0, (rc, err)
     pidfile = os.path.join(d, "rel.pid")
     pid = int(open(pidfile).read())
@@ -307,7 +307,7 @@ def test_reload_relative_pidfile():
     finally:
         os.kill(pid, signal.SIGTERM)
         tntest.wait_until(lambda: not tntest.pid_alive(pid), 10,
-                         what="the daemon to stop")
+                          what="the daemon to stop")
     assert not os.path.exists(path), "the control socket was left behind"
 
 
@@ -350,7 +350,7 @@ def test_stale_socket_replaced_and_live_one_kept():
     s = tntest.Server("--control", path)
     assert ctl(s, "show", "stats")[0] == 0
     rc, out, err = ops.run([tntest.TALKNETD, "-f", "-l", "127.0.0.1:0",
-                               "--control", path], timeout=10)
+                            "--control", path], timeout=10)
     assert rc == 1 and "another program answers" in err, (rc, err)
     assert ctl(s, "show", "stats")[0] == 0
 
@@ -496,7 +496,7 @@ def test_hub_restart_counted():
     hub = s.hub_pid()
     os.kill(hub, signal.SIGKILL)
     tntest.wait_until(lambda: [p for p in s.titled("talknetd: hub")
-                              if p != hub], 10, what="a new hub")
+                               if p != hub], 10, what="a new hub")
     st = stats(s)
     assert st["hub_restarts"] == 1, st
     assert st["messages_in"] >= before["messages_in"], (before, st)

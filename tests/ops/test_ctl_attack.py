@@ -56,7 +56,7 @@ def test_kick_during_hub_restart():
     if rc != 0:
         assert rc == 1 and "try again" in err, (rc, out, err)
         tntest.wait_until(lambda: [p for p in s.titled("talknetd: hub")
-                                  if p != hub], T, what="a new hub")
+                                   if p != hub], T, what="a new hub")
         rc, out, err = ctl(s, "kick", "bob")
     assert rc == 0 and "kicked bob" in out, (rc, out, err)
     alice.expect(disconnected("bob"))
@@ -253,7 +253,7 @@ def test_relative_control_path_daemon():
     d = ops.tempdir("ctlrel")
     pidfile = os.path.join(d, "tn.pid")
     rc, out, err = ops.run([tntest.TALKNETD, "-l", "127.0.0.1:0", "-p",
-                               "tn.pid", "--control", "ctl"], cwd=d,
+                            "tn.pid", "--control", "ctl"], cwd=d,
                               env={"TMPDIR": d})
     assert rc == 0, (rc, out, err)
     pid = int(open(pidfile).read().strip())
@@ -419,8 +419,8 @@ def test_kick_client_that_reads_nothing():
     assert rc == 0, (rc, out, err)
     alice.expect(disconnected("bob"))
     tntest.wait_until(lambda: ctl_json(s, "show", "stats")["data"]
-                     ["clients"] == 1, 12, interval=0.2,
-                     what="bob's connection closed")
+                      ["clients"] == 1, 12, interval=0.2,
+                      what="bob's connection closed")
     assert time.monotonic() - t0 < 12
     s.wait_log(r"kicked, and its client took nothing in time")
     bob.close()
@@ -450,7 +450,7 @@ def test_control_path_taken():
             path = os.path.join(d, name)
             before = os.lstat(path)
             rc, out, err = ops.run([tntest.TALKNETD, "-f", "-l",
-                                       "127.0.0.1:0", "--control", path],
+                                    "127.0.0.1:0", "--control", path],
                                       timeout=T)
             assert rc == 1 and "control socket %s" % path in err, \
                 (name, rc, err)
@@ -500,8 +500,8 @@ def test_control_path_swapped_after_bind():
             time.sleep(0.005)
         if not os.path.lexists(path):
             raise tntest.Skip("strace cannot hold bind here: %r"
-                             % p.stderr.read(300) if p.poll() is not None
-                             else "no socket")
+                              % p.stderr.read(300) if p.poll() is not None
+                              else "no socket")
         os.rename(path, path + ".moved")
         os.symlink(victim, path)
         try:
@@ -592,8 +592,8 @@ def test_show_while_clients_churn():
     # The idle clients' DISCONNECTED would reach alice before bob's
     # NEW_USER: wait until the table has let every one of them go.
     tntest.wait_until(lambda: stats_of(s)["clients"] == 0,
-                     tntest.START_TIMEOUT, interval=0.05,
-                     what="the idle clients to be gone")
+                      tntest.START_TIMEOUT, interval=0.05,
+                      what="the idle clients to be gone")
     alice, bob = tntest.connect_users(s, "alice", "bob")
     round_trip(s, alice, bob, "after the churn")
 

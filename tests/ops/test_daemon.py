@@ -46,7 +46,7 @@ class Daemon:
 
     def port(self):
         ports = tntest.wait_until(lambda: tntest.listening_ports(self.pid),
-                                 T, what="a listening socket of the daemon")
+                                  T, what="a listening socket of the daemon")
         assert len(ports) == 1, ports
         return ports.pop()
 
@@ -136,7 +136,7 @@ def test_second_instance_pidfile_from_config_file():
     d = Daemon("-l", "127.0.0.1:0")
     conf = os.path.join(d.dir, "talknetd.conf")
     ops.write_file(conf, "pidfile = %s\nlisten = 127.0.0.1:0\n"
-                      % d.pidfile)
+                   % d.pidfile)
     d.argv = [tntest.TALKNETD, "-c", conf] + tntest.control_opts([])
     try:
         rc, out, err = d.start()

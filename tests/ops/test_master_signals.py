@@ -96,7 +96,7 @@ def _fatal(sig):
     assert not os.path.exists(pidfile), "pidfile left"
     assert not os.path.exists(tntest.shm_path(s.pid))
     tntest.wait_until(lambda: not any(tntest.pid_alive(k) for k in kids), T,
-                     what="the hub and the workers to end")
+                      what="the hub and the workers to end")
     c.expect_closed(timeout=T)
 
 
@@ -140,8 +140,9 @@ def test_sigkill_leftovers_removed_at_next_start():
     doomed.terminated = True
     doomed.proc.wait(T)
     try:
-        tntest.wait_until(lambda: not any(tntest.pid_alive(k) for k in kids), T,
-                         what="the SIGKILLed master's hub to end")
+        tntest.wait_until(lambda: not any(tntest.pid_alive(k)
+                                          for k in kids), T,
+                          what="the SIGKILLed master's hub to end")
     finally:
         for k in kids:
             if tntest.pid_alive(k) and tntest.is_talknetd(k):
@@ -221,7 +222,7 @@ def test_hub_forked_as_the_master_dies_does_not_outlive_it():
         assert st.poll() is None, st.stderr.read()
         os.kill(hub, signal.SIGKILL)
         new = tntest.wait_until(lambda: [k for k in _children(s.pid)
-                                        if k != hub], T,
+                                         if k != hub], T,
                                what="the master to fork a new hub")[0]
         os.kill(s.pid, signal.SIGKILL)
         s.terminated = True
@@ -232,7 +233,7 @@ def test_hub_forked_as_the_master_dies_does_not_outlive_it():
         st.wait(T)
     try:
         tntest.wait_until(lambda: not tntest.pid_alive(new), T,
-                         what="the new hub %d to end with its master" % new)
+                          what="the new hub %d to end with its master" % new)
     finally:
         if tntest.pid_alive(new) and tntest.is_talknetd(new):
             os.kill(new, signal.SIGKILL)
@@ -248,7 +249,7 @@ def test_error_exit_cleans_up():
         os.mkdir(base)
         pidfile = os.path.join(d, "tn.pid")
         rc, out, err = ops.run([tntest.TALKNETD, "-l", "127.0.0.1:0",
-                                   "-p", pidfile] + fg,
+                                "-p", pidfile] + fg,
                                   env={"TMPDIR": base})
         assert rc == 1, (rc, err)
         assert "too long" in err, err

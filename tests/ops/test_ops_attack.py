@@ -147,7 +147,7 @@ def test_signals_blocked_by_the_starter_still_reach_the_master():
         d, [signal.SIGHUP, signal.SIGTERM, signal.SIGUSR1], [])
     try:
         tntest.wait_until(lambda: os.listdir(tmp), T * 2,
-                         what="the run directory")
+                          what="the run directory")
         time.sleep(0.2)
         os.kill(p.pid, signal.SIGUSR1)
         time.sleep(0.2)

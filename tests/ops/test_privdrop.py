@@ -129,7 +129,7 @@ def test_user_option_needs_root():
     d = ops.tempdir("notroot")
     os.chmod(d, 0o777)
     rc, out, err = ops.run([tntest.TALKNETD, "-f", "-u", "nobody", "-l",
-                               "127.0.0.1:0"], preexec_fn=as_nobody,
+                            "127.0.0.1:0"], preexec_fn=as_nobody,
                               env={"TMPDIR": d})
     assert rc == 1, "exit %r, stderr %r" % (rc, err)
     assert "needs talknetd to start as root" in err, err

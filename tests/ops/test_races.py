@@ -70,7 +70,7 @@ class Gdb:
 
 def _new_hub(s, old):
     return tntest.wait_until(lambda: [p for p in s.titled("talknetd: hub")
-                                     if p != old], 10, what="a new hub")[0]
+                                      if p != old], 10, what="a new hub")[0]
 
 
 def test_hub_killed_inside_an_identify():
@@ -83,7 +83,7 @@ def test_hub_killed_inside_an_identify():
     hub = s.hub_pid()
     # bob's worker is on the hub already (HELLO, WELCOME) before gdb.
     tntest.wait_until(lambda: "hello, row" in s.log_text() or
-                     s.worker_pid(bob), T)
+                      s.worker_pid(bob), T)
     g = Gdb(hub, ["break shm_user_identify"], ["finish", "kill"])
     bob.send(req("IDENTIFY", username="bob"))
     g.wait()
@@ -138,7 +138,7 @@ def test_sigterm_just_before_the_wait_is_not_missed():
     c.send(b" ")
     g.wait()
     tntest.wait_until(lambda: not tntest.pid_alive(w), 3,
-                     what="the worker to exit on SIGTERM")
+                      what="the worker to exit on SIGTERM")
     c.expect_closed(timeout=T)
 
 

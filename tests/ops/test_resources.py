@@ -117,7 +117,7 @@ def _nobody():
     """uid and gid of nobody, when this test may run a master as nobody."""
     if os.geteuid() != 0:
         raise tntest.Skip("needs root (RLIMIT_NPROC does not bind root, so "
-                         "the master runs as nobody)")
+                          "the master runs as nobody)")
     for tool in ("setpriv", "prlimit"):
         if shutil.which(tool) is None:
             raise tntest.Skip("%s not found (util-linux)" % tool)
@@ -146,7 +146,7 @@ def _set_nproc(uid, gid, pid, soft):
     """Sets pid's soft RLIMIT_NPROC.  As nobody: root here may lack
     CAP_SYS_RESOURCE, and an owner may always set its own soft limit."""
     st = ops.run(_as(uid, gid) + ["prlimit", "--pid", str(pid),
-                                     "--nproc=%s:" % soft])
+                                  "--nproc=%s:" % soft])
     assert st[0] == 0, "prlimit failed: %r" % (st,)
 
 

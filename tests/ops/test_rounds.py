@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 from tntest import ops  # noqa: E402
 import tntest  # noqa: E402
 from tntest import (req, new_user, disconnected, public_from,  # noqa: E402
-                   text_from)
+                    text_from)
 
 T = tntest.TIMEOUT
 
@@ -191,7 +191,7 @@ def test_burst_memory_given_back():
     was never written."""
     _need_root()
     s = tntest.Server("--max-clients-per-ip", "0", "--rate-limit", "0",
-                     "--send-buffer", "4096")
+                      "--send-buffer", "4096")
     sender = tntest.Client(s)
     sender.identify("sender")
     slow = tntest.Client(s, rcvbuf=4096)

@@ -44,8 +44,8 @@ def _status(pid, key):
 def _wait_filtered(pid):
     """The worker loads its filter once set up: wait for it (bounded)."""
     tntest.wait_until(lambda: _status(pid, "Seccomp") == "2", tntest.TIMEOUT,
-                     what=lambda: "worker %d to show Seccomp 2 (has %r)"
-                     % (pid, _status(pid, "Seccomp")))
+                      what=lambda: "worker %d to show Seccomp 2 (has %r)"
+                      % (pid, _status(pid, "Seccomp")))
 
 
 def _shm_lines(pid, master_pid):
@@ -208,8 +208,8 @@ def test_same_uid_cannot_reach_table():
     d = ops.tempdir("sandbox-uid")
     os.chown(d, uid, gid)
     rc, _, err = ops.run(["setpriv", "--reuid=%d" % uid,
-                             "--regid=%d" % gid, "--clear-groups",
-                             tntest.TALKNETD, "-V"])
+                          "--regid=%d" % gid, "--clear-groups",
+                          tntest.TALKNETD, "-V"])
     if rc != 0:
         raise tntest.Skip("uid %d cannot run %s: %s" % (uid, tntest.TALKNETD,
                                                       err.strip()))
@@ -285,7 +285,7 @@ def test_forbidden_call_kills_only_that_worker():
     assert m1.group(1) == "SYS", "worker %d died by SIG%s, not SIGSYS " \
         "(gdb said %r)" % (victim, m1.group(1), out[-500:] + err[-500:])
     tntest.wait_until(lambda: not tntest.pid_alive(victim), tntest.TIMEOUT,
-                     what="the worker to be gone")
+                      what="the worker to be gone")
     m.expect_closed(allow_lines=True)
     for c in (a, b):
         got = c.drain(quiet=0.5)

@@ -143,7 +143,7 @@ def test_limit_hits_reported():
     # a token (3), and the first too if the batch was read before the
     # token came (4): each counts as held back by the rate limit, once.
     s = tntest.Server("--log-level", "debug", "--rate-limit", "20",
-                     "--rate-burst", "1")
+                      "--rate-burst", "1")
     a = Counted(s)
     a.identify("rita")
     a.send(compact_lines(req("USERS"), req("USERS"), req("USERS"),
@@ -155,7 +155,7 @@ def test_limit_hits_reported():
                % (a.local_port, a.sent_bytes, a.got_bytes()))
     # The limits that end a session: max-line, login-timeout.
     s2 = tntest.Server("--log-level", "debug", "--max-line", "100",
-                      "--login-timeout", "1")
+                       "--login-timeout", "1")
     b = Counted(s2)
     b.send(b"y" * 200 + b"\n")
     b.expect_invalid_close()
@@ -184,7 +184,7 @@ def test_queue_over_the_limit():
     # A client that reads nothing, with every buffer small: the texts for
     # it go over --max-queue, and it is cut.
     s = tntest.Server("--max-queue", "4096", "--stall-timeout", "0",
-                     "--send-buffer", "4096")
+                      "--send-buffer", "4096")
     slow = Counted(s, rcvbuf=4096)
     slow.identify("slow")
     sender = Counted(s)
@@ -322,7 +322,7 @@ def test_worker_exit_without_report_named():
     a.identify("kim")
     w = s.worker_pid(a)
     rc, out, err = ops.run([gdb, "-nx", "-batch", "-p", str(w), "-ex",
-                               "call (void)_exit(3)"], timeout=120)
+                            "call (void)_exit(3)"], timeout=120)
     s.wait_log(r"warning: worker %d \(127\.0\.0\.1:%d\) exited with status "
                r"3 without ending its session$" % (w, a.local_port),
                timeout=10)
@@ -403,7 +403,7 @@ def test_daemon_logs_listening_to_syslog():
     r.bind(os.path.join(d, "log"))
     r.settimeout(T)
     rc, out, err = ops.run(["unshare", "-m", "--propagation", "private",
-                               "sh", "-c", _SYSLOG_NS], timeout=20,
+                            "sh", "-c", _SYSLOG_NS], timeout=20,
                               env={"D": d, "TALKNETD": tntest.TALKNETD})
     pidfile = os.path.join(d, "pid")
     if rc != 0 and not os.path.exists(pidfile):
@@ -471,7 +471,7 @@ def _grab_release_socket(worker):
         fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, RELEASE_FD, 0)
         if fd < 0:
             raise tntest.Skip("pidfd_getfd: %s"
-                             % os.strerror(ctypes.get_errno()))
+                              % os.strerror(ctypes.get_errno()))
     finally:
         os.close(pidfd)
     return socket.socket(fileno=fd)

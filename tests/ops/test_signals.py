@@ -211,7 +211,8 @@ def test_sighup_reload_live_settings():
     """max-line and log-level change at once in every process: for the
     connections accepted after the SIGHUP and for those accepted before
     (issue 14: the hub and the workers apply a reload too)."""
-    conf = ops.conf_file("hup", "# before\nmax-line = 1024\nlog-level = info\n")
+    conf = ops.conf_file("hup",
+                         "# before\nmax-line = 1024\nlog-level = info\n")
     s, ns = ops.ready_server(conf)
     old = tntest.Client(s)
     old.identify("old")
@@ -300,7 +301,7 @@ def test_sighup_max_queue_reaches_every_process():
     idle.identify("idle")
     talker.expect(new_user("idle"))
     ops.write_file(conf, "max-queue = 16777216\n"
-                      "rate-limit = 0\nmax-clients-per-ip = 0\n")
+                   "rate-limit = 0\nmax-clients-per-ip = 0\n")
     os.kill(s.pid, signal.SIGHUP)
     _reloaded(ns)
     n = 100

@@ -44,7 +44,7 @@ def test_failed_start_removes_pidfile():
         port = hold.getsockname()[1]
         for fg in ([], ["-f"]):
             rc, out, err = ops.run([tntest.TALKNETD, "-p", pidfile, "-l",
-                                       "127.0.0.1:%d" % port] + fg)
+                                    "127.0.0.1:%d" % port] + fg)
             assert rc == 1, (rc, err)
             assert not os.path.exists(pidfile), \
                 "%s: failed start left the pidfile %s (%r)" \
@@ -66,12 +66,12 @@ def test_relative_paths_in_daemon_mode():
     ns = ops.NotifySocket()
     try:
         rc, out, err = ops.run([tntest.TALKNETD, "-c", "rel.conf", "-p",
-                                   "rel.pid"], cwd=d, env=ns.env())
+                                "rel.pid"], cwd=d, env=ns.env())
         assert rc == 0, (rc, err)
         pid = _pid_from(pidfile)
         assert pid, "no pid in %s" % pidfile
         port = tntest.wait_until(lambda: tntest.listening_ports(pid), 3,
-                                what="the daemon's port").pop()
+                                 what="the daemon's port").pop()
         ops.write_file(conf, "listen = 127.0.0.1:0\nmax-line = 4096\n")
         assert ns.next().startswith("READY=1"), ns.texts()
         os.kill(pid, signal.SIGHUP)
@@ -128,7 +128,7 @@ def test_bind_error_names_the_port():
         hold.listen(1)
         port = hold.getsockname()[1]
         rc, out, err = ops.run([tntest.TALKNETD, "-f", "-l",
-                                   "127.0.0.1:%d" % port])
+                                "127.0.0.1:%d" % port])
         assert rc == 1, (rc, err)
         assert "127.0.0.1:%d" % port in err, err
     finally:

@@ -29,8 +29,8 @@ def _fresh_client_sees_nothing_left(s, rooms):
         return last[0] == {"fresh": "ACTIVE"}
     # The workers are gone by now; allow the hub a moment for the last.
     tntest.wait_until(alone, 3, interval=0.1,
-                     what=lambda: "USERS to list only 'fresh', not %r"
-                     % sorted(last[0]))
+                      what=lambda: "USERS to list only 'fresh', not %r"
+                      % sorted(last[0]))
     for r in rooms:
         f.send(req("NEW_ROOM", roomname=r))
     for r in rooms:

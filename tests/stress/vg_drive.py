@@ -73,10 +73,10 @@ def rooms(by):
     members of A and of B."""
     step("rooms and invitations")
     a = tntest.make_room(by["v00"], "A",
-                        members=[by["v%02d" % i] for i in range(1, 6)],
-                        invited=[by["v%02d" % i] for i in range(6, 10)])
+                         members=[by["v%02d" % i] for i in range(1, 6)],
+                         invited=[by["v%02d" % i] for i in range(6, 10)])
     b = tntest.make_room(by["v10"], "B", members=[by["v11"], by["v12"]],
-                        invited=[by["v13"], by["v14"]])
+                         invited=[by["v13"], by["v14"]])
     by["v00"].send(req("INVITE", roomname="A", usernames=["v15", "nobody"]))
     by["v00"].expect(resp("INVITE", "NO_SUCH_USER", "nobody"))
     by["v20"].send(req("JOIN_ROOM", roomname="A"))
@@ -181,7 +181,7 @@ def slow_reader(cs, by):
     # slow never reads from here on; only it is in S with v40.
     # The kernel's buffers on the way to slow absorb a few MB first.
     big = b"".join(tntest.compact(req("ROOM_TEXT", roomname="S",
-                                     text="%04d" % i + "y" * 1000))
+                                      text="%04d" % i + "y" * 1000))
                    for i in range(8000))
     by["v40"].send(big)
     by["v40"].expect(tntest.left_room("S", "slow"), timeout=60)

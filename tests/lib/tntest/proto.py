@@ -5,7 +5,8 @@ import json
 
 
 def compact(obj):
-    """The exact bytes the server must send for obj (when no escapes differ)."""
+    """The exact bytes the server must send for obj (when no escapes
+    differ)."""
     return json.dumps(obj, separators=(",", ":"),
                       ensure_ascii=False).encode("utf-8") + b"\n"
 
@@ -125,8 +126,8 @@ def _scan_compact(line):
         if c == 0x22:
             in_str = True
         elif c in b" \t\r\n":
-            raise ProtocolError("whitespace between JSON tokens (not compact): "
-                                "%r" % line)
+            raise ProtocolError("whitespace between JSON tokens (not "
+                                "compact): %r" % line)
         i += 1
     if in_str:
         raise ProtocolError("unterminated string in %r" % line)
