@@ -101,9 +101,7 @@ def test_rooms_both_ways(ctx):
 
         # The other way round: the peer's room, the client invited.
         room2 = "R2 " + b
-        p.send({"type": "NEW_ROOM", "roomname": room2})
-        p.expect({"type": "RESPONSE", "operation": "NEW_ROOM",
-                  "result": "SUCCESS"})
+        p.new_room(room2)
         p.send({"type": "INVITE", "roomname": room2, "usernames": [a]})
         c.expect("* invitation from %s to %s (JOIN/%s to accept)"
                  % (b, room2, room2))
@@ -143,9 +141,7 @@ def test_error_results(ctx):
                     "LEAVE/nope", "INVITE/ <%s> <nope>" % b):
             c.send(cmd)
             c.expect("! no such room: nope")
-        p.send({"type": "NEW_ROOM", "roomname": proom})
-        p.expect({"type": "RESPONSE", "operation": "NEW_ROOM",
-                  "result": "SUCCESS"})
+        p.new_room(proom)
         c.send("JOIN/" + proom)
         c.expect("! not invited to room: " + proom)
         for cmd in ("ROOM_CONTENT/" + proom, "TX_ROOM/%s/x" % proom,
@@ -284,9 +280,7 @@ def test_slash_names(ctx):
         c.send("txfrom/%s/hi" % b)
         c.expect("! no such user: " + b.split("/")[0])
         room = "r/" + a
-        p.send({"type": "NEW_ROOM", "roomname": room})
-        p.expect({"type": "RESPONSE", "operation": "NEW_ROOM",
-                  "result": "SUCCESS"})
+        p.new_room(room)
         p.send({"type": "INVITE", "roomname": room, "usernames": [a]})
         c.expect("* invitation from %s to %s (JOIN/r\\/%s to accept)"
                  % (b, room, a))

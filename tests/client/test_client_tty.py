@@ -5,6 +5,7 @@ being typed, escaping, and the terminal restored on exit.
 Skipped (77) when tmux is not installed.
 """
 
+import contextlib
 import os
 import shlex
 import sys
@@ -12,7 +13,8 @@ import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
-from tntest.talknet import SKIP, TALKNET, TMUX, Peer, Tmux, run  # noqa: E402
+from tntest.talknet import (SKIP, TALKNET, TMUX, Peer, Skip,  # noqa: E402
+                            Tmux, run)
 
 class Pane(Tmux):
     """One tmux pane running a shell command, on a private server."""
@@ -73,12 +75,20 @@ def start(ctx, *args):
     return Pane(cmd)
 
 
-def test_editor_keeps_typed_line(ctx):
+@contextlib.contextmanager
+def at_prompt(ctx):
+    """A peer, and talknet in a pane at its "username:" prompt: (peer,
+    pane, a name for the client, the peer's name)."""
     if TMUX is None:
-        return SKIP
+        raise Skip("tmux is not installed")
     a, b = ctx["name"]("tt"), ctx["name"]("pe")
     with Peer(ctx["port"], b) as p, start(ctx) as pane:
         pane.wait_last("username:")
+        yield p, pane, a, b
+
+
+def test_editor_keeps_typed_line(ctx):
+    with at_prompt(ctx) as (p, pane, a, b):
         pane.answer(a)
         pane.wait(lambda s: "* identified as " + a in s, "identified")
         pane.wait_last(a + ">")
@@ -138,11 +148,7 @@ def test_editor_keeps_typed_line(ctx):
 def test_long_name_asks_again(ctx):
     """The server refuses a name over its limit and closes: on a
     terminal the client says why, connects again and asks again."""
-    if TMUX is None:
-        return SKIP
-    a, b = ctx["name"]("tt"), ctx["name"]("pe")
-    with Peer(ctx["port"], b) as p, start(ctx) as pane:
-        pane.wait_last("username:")
+    with at_prompt(ctx) as (p, pane, a, b):
         pane.answer("abcdefghijkl")
         pane.wait(lambda s: "invalid username: abcdefghijkl is 12 "
                   "characters, more than the server takes" in s, "why")
@@ -172,11 +178,7 @@ def test_long_name_option_asks_again(ctx):
 
 
 def test_taken_name_asks_again(ctx):
-    if TMUX is None:
-        return SKIP
-    a, b = ctx["name"]("tt"), ctx["name"]("pe")
-    with Peer(ctx["port"], b) as p, start(ctx) as pane:
-        pane.wait_last("username:")
+    with at_prompt(ctx) as (p, pane, a, b):
         pane.answer(b)
         pane.wait(lambda s: "! name already taken: " + b in s, "taken")
         pane.wait_last("username:")

@@ -111,6 +111,12 @@ class Peer(Scoped):
             if user is None or user in about:
                 raise AssertionError("peer got unexpected %r" % line)
 
+    def new_room(self, room):
+        """Creates room: the server must answer SUCCESS."""
+        self.send({"type": "NEW_ROOM", "roomname": room})
+        self.expect({"type": "RESPONSE", "operation": "NEW_ROOM",
+                     "result": "SUCCESS"})
+
     def identify(self, name):
         self.send({"type": "IDENTIFY", "username": name})
         self.expect({"type": "RESPONSE", "operation": "IDENTIFY",
