@@ -44,6 +44,17 @@ def round_trip(s, a, b, text):
     assert s.alive()
 
 
+def bob_gone_carol_talks(s, alice, bob):
+    """bob is gone and alice was told; a newcomer, carol, talks with
+    alice."""
+    alice.expect(disconnected("bob"))
+    bob.expect_closed(allow_lines=True)
+    carol = tntest.Client(s)
+    carol.identify("carol")
+    alice.expect(tntest.new_user("carol"))
+    round_trip(s, alice, carol, "after")
+
+
 def test_kick_during_hub_restart():
     """The hub is killed, then bob kicked at once: talknetctl says to
     try again (exit 1).  Kicked again as soon as the new hub runs, bob
@@ -59,12 +70,7 @@ def test_kick_during_hub_restart():
                                    if p != hub], T, what="a new hub")
         rc, out, err = ctl(s, "kick", "bob")
     assert rc == 0 and "kicked bob" in out, (rc, out, err)
-    alice.expect(disconnected("bob"))
-    bob.expect_closed(allow_lines=True)
-    carol = tntest.Client(s)
-    carol.identify("carol")
-    alice.expect(tntest.new_user("carol"))
-    round_trip(s, alice, carol, "after")
+    bob_gone_carol_talks(s, alice, bob)
 
 
 def test_kick_while_worker_away():
@@ -198,12 +204,7 @@ def test_kick_twice_at_once():
     assert len(ok) == 1, answers
     assert all(b"being kicked already" in a for a in answers
                if a not in ok), answers
-    alice.expect(disconnected("bob"))
-    bob.expect_closed(allow_lines=True)
-    carol = tntest.Client(s)
-    carol.identify("carol")
-    alice.expect(tntest.new_user("carol"))
-    round_trip(s, alice, carol, "after")
+    bob_gone_carol_talks(s, alice, bob)
     assert len([x for x in s.log if "kicked bob by" in x]) == 1, s.log
     # bob again, a new identification: kicked at once, not "already".
     bob = tntest.Client(s)
