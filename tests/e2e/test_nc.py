@@ -29,6 +29,16 @@ def find_nc():
     return nc
 
 
+def _nc(nc, s, data):
+    """nc -q1 to s with data as its input, run to its end (15 s)."""
+    try:
+        return subprocess.run([nc, "-q1", "127.0.0.1", str(s.port)],
+                              input=data, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=15)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("nc did not finish within 15 s")
+
+
 def test_nc_session():
     nc = find_nc()
     with Server() as s:
@@ -41,12 +51,7 @@ def test_nc_session():
             req("DISCONNECT"),
         ]
         data = b"".join(tntest.compact(m) for m in lines)
-        try:
-            p = subprocess.run([nc, "-q1", "127.0.0.1", str(s.port)],
-                               input=data, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, timeout=15)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("nc did not finish within 15 s")
+        p = _nc(nc, s, data)
         out = p.stdout
         got = out.split(b"\n")
         assert got[-1] == b"", "nc's output does not end in a newline: %r" \
@@ -76,12 +81,7 @@ def test_nc_plain_lines_typed_by_hand():
                 b'\r\n'
                 b'{ "type": "TEXT", "username": "peer", "text": "hi" }\r\n'
                 b'{ "type": "TEXT", "username": "nobody", "text": "hi" }\r\n')
-        try:
-            p = subprocess.run([nc, "-q1", "127.0.0.1", str(s.port)],
-                               input=data, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, timeout=15)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("nc did not finish within 15 s")
+        p = _nc(nc, s, data)
         got = [json.loads(x) for x in p.stdout.splitlines()]
         assert got == [tntest.resp("IDENTIFY", "SUCCESS", "typist"),
                        tntest.resp("TEXT", "NO_SUCH_USER", "nobody")], p.stdout

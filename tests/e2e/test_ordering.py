@@ -323,13 +323,15 @@ class ModelRun:
             self.want(c, resp("NEW_ROOM", "SUCCESS", r))
 
     def refused(self, c, me, op, r, room):
-        """The model's answer when room r is missing or me is not in it;
-        None if neither."""
+        """Expects the refusal of op when room r is missing or me is not
+        in it: true if so."""
         if not room:
-            return resp(op, "NO_SUCH_ROOM", r)
-        if me not in room["members"]:
-            return resp(op, "NOT_JOINED", r)
-        return None
+            self.want(c, resp(op, "NO_SUCH_ROOM", r))
+        elif me not in room["members"]:
+            self.want(c, resp(op, "NOT_JOINED", r))
+        else:
+            return False
+        return True
 
     def op_invite(self, c, me, r, room, step):
         m, rnd = self.m, self.rnd
@@ -338,9 +340,8 @@ class ModelRun:
                for _ in range(rnd.randint(1, 4))]
         c.send(req("INVITE", roomname=r, usernames=lst))
         missing = [x for x in lst if x not in m.users]
-        no = self.refused(c, me, "INVITE", r, room)
-        if no:
-            self.want(c, no)
+        if self.refused(c, me, "INVITE", r, room):
+            pass
         elif missing:
             self.want(c, resp("INVITE", "NO_SUCH_USER", missing[0]))
         else:
@@ -367,29 +368,20 @@ class ModelRun:
 
     def op_room_users(self, c, me, r, room, step):
         c.send(req("ROOM_USERS", roomname=r))
-        no = self.refused(c, me, "ROOM_USERS", r, room)
-        if no:
-            self.want(c, no)
-        else:
+        if not self.refused(c, me, "ROOM_USERS", r, room):
             self.want(c, tntest.room_user_list(
                 r, {n: self.m.users[n][1] for n in room["members"]}))
 
     def op_room_text(self, c, me, r, room, step):
         c.send(req("ROOM_TEXT", roomname=r, text="r%d" % step))
-        no = self.refused(c, me, "ROOM_TEXT", r, room)
-        if no:
-            self.want(c, no)
-        else:
+        if not self.refused(c, me, "ROOM_TEXT", r, room):
             for o in room["members"] - {me}:
                 self.want(self.m.users[o][0],
                           tntest.room_text_from(r, me, "r%d" % step))
 
     def op_leave(self, c, me, r, room, step):
         c.send(req("LEAVE_ROOM", roomname=r))
-        no = self.refused(c, me, "LEAVE_ROOM", r, room)
-        if no:
-            self.want(c, no)
-        else:
+        if not self.refused(c, me, "LEAVE_ROOM", r, room):
             room["members"].discard(me)
             for o in room["members"]:
                 self.want(self.m.users[o][0], tntest.left_room(r, me))

@@ -57,6 +57,16 @@ def _identify_pool(pool, names, timeout=10, rcvbuf=None, data=None):
     return cs
 
 
+def _on_numbered(on_text):
+    """A pool's on_line that calls on_text(c, sender, number) for each
+    numbered text (see _numbered_text)."""
+    def on_line(c, raw):
+        got = _numbered_text(c, raw)
+        if got is not None:
+            on_text(c, *got)
+    return on_line
+
+
 def _hub_rss_kb(pid):
     return tntest.status_kb(pid, "VmRSS")
 
@@ -356,11 +366,7 @@ def test_hub_killed_mid_pass_loses_no_order():
     with tntest.Server() as s:
         t0 = time.monotonic()
 
-        def on_line(c, raw):
-            got = _numbered_text(c, raw)
-            if got is None:
-                return
-            sender, n = got
+        def on_text(c, sender, n):
             key = (c.name, sender)
             if last.get(key, -1) >= n:
                 bad.append("%s got %s #%d after #%d" %
@@ -368,7 +374,7 @@ def test_hub_killed_mid_pass_loses_no_order():
             last[key] = n
             c.data["got"] += 1
 
-        pool = stress.Pool(_port(s), on_line=on_line)
+        pool = stress.Pool(_port(s), on_line=_on_numbered(on_text))
         cs = _identify_pool(pool, ["k%d" % i for i in range(30)],
                             data={"got": 0})
         senders = cs[:4]
@@ -427,18 +433,14 @@ def test_max_gather_swings_and_kills_mid_pass_keep_every_line():
     with tntest.Server("-c", conf) as s:
         hub = s.hub_pid()
 
-        def on_line(c, raw):
-            got = _numbered_text(c, raw)
-            if got is None:
-                return
-            sender, n = got
+        def on_text(c, sender, n):
             seen = c.data["seen"].setdefault(sender, [])
             if seen and seen[-1] >= n:
                 bad.append("%s: %s #%d after #%d" % (c.name, sender,
                                                       n, seen[-1]))
             seen.append(n)
 
-        pool = stress.Pool(_port(s), on_line=on_line)
+        pool = stress.Pool(_port(s), on_line=_on_numbered(on_text))
         cs = _identify_pool(pool, ["m%d" % i for i in range(24)],
                             data={"seen": {}})
         senders, victims = cs[:3], cs[18:]
@@ -547,18 +549,14 @@ def test_compromised_worker_flooding_mid_pass():
     with tntest.Server("--max-gather", "1000") as s:
         hub = s.hub_pid()
 
-        def on_line(c, raw):
-            got = _numbered_text(c, raw)
-            if got is None:
-                return
-            sender, n = got
+        def on_text(c, sender, n):
             want = c.data["next"].get(sender, 0)
             if n != want:
                 bad.append("%s: %s #%d, expected #%d" %
                            (c.name, sender, n, want))
             c.data["next"][sender] = n + 1
 
-        pool = stress.Pool(_port(s), on_line=on_line)
+        pool = stress.Pool(_port(s), on_line=_on_numbered(on_text))
         cs = _identify_pool(pool, ["h%d" % i for i in range(15)],
                             data={"next": {}})
         liar = hw.Liar(hw.hub_socket_path(s))
