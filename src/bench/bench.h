@@ -11,6 +11,7 @@
  *   procstat.c  /proc: the server tree's CPU and memory, MemAvailable
  *   report.c    the text and JSON reports
  *   svg.c       the latency CDF chart
+ *   workload.c  the workloads' names, the options each takes, defaults
  *   machine.c   the machine workload
  *   presence.c  the join and broadcast workloads
  * No piece includes another's internals; each includes this header.
@@ -56,20 +57,40 @@ enum proto_kind {
 	PK_IRC
 };
 
+/* The load options, one bit each: which were given, which apply. */
+enum {
+	OPTF_CLIENTS = 1 << 0,
+	OPTF_CONNECTIONS = 1 << 1,
+	OPTF_SENDERS = 1 << 2,
+	OPTF_RATE = 1 << 3,
+	OPTF_BYTES = 1 << 4,
+	OPTF_DURATION = 1 << 5,
+	OPTF_WARMUP = 1 << 6,
+	OPTF_DRAIN = 1 << 7,
+	OPTF_STEP_TIMEOUT = 1 << 8,
+	OPTF_REPEAT = 1 << 9,
+	OPTF_ROOM = 1 << 10,
+	OPTF_SETTLE = 1 << 11,
+	OPTF_SETUP_TIMEOUT = 1 << 12,
+	OPTF_CONCURRENCY = 1 << 13
+};
+
 struct options {
 	enum workload	 wl;
 	enum proto_kind	 proto;
 	const char	*host;
 	const char	*port;
 	int		 allow_remote;
-	unsigned int	 nclients;
+	unsigned int	 nclients;	/* clients connected at once */
+	unsigned int	 connections;	/* connect: connections in all */
 	unsigned int	 nsenders;
 	unsigned int	 rate;		/* msgs/s in all; 0: closed loop */
 	unsigned int	 bytes;
-	unsigned int	 duration;	/* seconds */
+	unsigned int	 duration;	/* the measured phase, seconds */
 	unsigned int	 warmup;
 	unsigned int	 setup_timeout;
-	unsigned int	 drain;
+	unsigned int	 drain;		/* the wait for what is in flight */
+	unsigned int	 step_timeout;	/* join, broadcast: one step at most */
 	unsigned int	 concurrency;	/* connects in flight at once */
 	unsigned int	 repeat;	/* join, broadcast: steps */
 	int		 room;
@@ -82,7 +103,7 @@ struct options {
 	const char	*compare[MAX_COMPARE];
 	size_t		 ncompare;
 	unsigned int	 settle;	/* seconds to wait for memory to hold */
-	int		 set_settle;
+	unsigned int	 given;		/* OPTF_* on the command line */
 };
 
 /* A server process tree at one moment. */
@@ -301,9 +322,12 @@ void	 meminfo_read(struct meminfo *);
 long long self_rss_kib(void);
 double	 procstat_settle(unsigned int, int *);
 
-/* report.c */
+/* workload.c */
 const char *workload_name(enum workload);
 enum workload workload_lookup(const char *);
+void	 workload_options(struct options *);
+
+/* report.c */
 void	 json_str(FILE *, const char *);
 void	 bench_label(const struct bench *, char *, size_t);
 void	 report_human(const struct bench *, FILE *);

@@ -125,6 +125,30 @@ bench_connect_end(struct bench *b, int64_t now)
 	bench_teardown(b, now);
 }
 
+/*
+ * A step of a connect run: its measured phase ends when the last
+ * connection starts, or after --duration; then the ones in flight have
+ * --drain to finish.
+ */
+static void
+bench_connect_tick(struct bench *b, int64_t now)
+{
+	if (b->t_end == 0 && now >= b->t_phase_end)
+		b->t_end = b->t_phase_end;
+	else if (b->t_end == 0 && b->next_new == b->n)
+		b->t_end = now;
+	if (b->t_end == 0)
+		return;
+	if (b->inflight == 0 && TAILQ_EMPTY(&b->retryq)) {
+		bench_connect_end(b, now);
+	} else if (now >= b->t_end + (int64_t)b->o->drain * NS) {
+		b->connects_failed += b->inflight;
+		bench_note(b, "%u connections still open after the drain time",
+		    b->inflight);
+		bench_connect_end(b, now);
+	}
+}
+
 /* Starts the connects that the concurrency limit allows. */
 static void
 bench_start_conns(struct bench *b, int64_t now)
@@ -201,16 +225,7 @@ bench_tick(struct bench *b, int64_t now)
 		}
 		bench_start_conns(b, now);
 		if (o->wl == WL_CONNECT) {
-			if ((b->next_new == b->n || now >= b->t_phase_end) &&
-			    b->inflight == 0 && TAILQ_EMPTY(&b->retryq)) {
-				bench_connect_end(b, now);
-			} else if (now >= b->t_phase_end +
-			    (int64_t)o->drain * NS) {
-				b->connects_failed += b->inflight;
-				bench_note(b, "%u connections still open after "
-				    "the drain time", b->inflight);
-				bench_connect_end(b, now);
-			}
+			bench_connect_tick(b, now);
 			return;
 		}
 		if (b->nready == b->n) {
@@ -293,8 +308,11 @@ bench_run(struct bench *b)
 	b->t_progress = b->t0 + NS;
 	b->deadline = b->t0 + (int64_t)(o->setup_timeout + o->warmup +
 	    o->duration + o->drain) * NS + 2 * TEARDOWN_NS;
-	if (o->wl == WL_CONNECT)
+	if (o->wl == WL_CONNECT) {
+		/* Its measured phase: connections start for --duration. */
+		b->t_measure = b->t0;
 		b->t_phase_end = b->t0 + (int64_t)o->duration * NS;
+	}
 	while (b->ph != PH_DONE) {
 		now = clock_now_ns();
 		bench_tick(b, now);
@@ -328,7 +346,7 @@ bench_classic(struct options *o)
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		err(1, "calloc");
 	b->o = o;
-	b->n = o->nclients;
+	b->n = o->wl == WL_CONNECT ? o->connections : o->nclients;
 	b->ph = PH_SETUP;
 	b->busy = o->wl == WL_FANOUT || o->wl == WL_PRIVATE;
 	b->tag = (char)('a' + getpid() % 26);

@@ -16,6 +16,7 @@
 #include <err.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,22 +47,23 @@ usage(FILE *f, int status)
 "  -H, --host HOST          server address (default 127.0.0.1)\n"
 "  -p, --port PORT          server port (8001; 6667 with --proto irc)\n"
 "      --allow-remote       allow a host that is not loopback\n"
-"  -c, --clients N          clients (fanout 500, private 100, hold 1000,\n"
-"                           connect: connections in all, 2000; join,\n"
-"                           broadcast: clients held, 1000)\n"
+"  -c, --clients N          clients connected at once (fanout 500,\n"
+"                           private 100, hold, join, broadcast 1000)\n"
+"      --connections N      connect: connections in all (2000)\n"
 "  -s, --senders S          fanout senders (default 10)\n"
 "  -r, --rate R             msgs/s offered in all (fanout 1000; private 0:\n"
 "                           closed loop)\n"
 "  -b, --bytes B            message text size (default 100)\n"
-"  -d, --duration D         seconds measured (fanout, private 10; connect\n"
-"                           at most 10; hold: idle time before sampling, 2)\n"
+"  -d, --duration D         seconds of the measured phase (fanout, private,\n"
+"                           connect 10; hold 2)\n"
 "      --warmup W           seconds sent before measuring (default 2)\n"
-"      --drain T            seconds to wait for late copies (default 5;\n"
-"                           join, broadcast: for one step, 30)\n"
+"      --drain T            seconds to wait at the end for what is still in\n"
+"                           flight (default 5)\n"
+"      --step-timeout T     join, broadcast: seconds one step may take (30)\n"
 "      --setup-timeout T    seconds for connecting and joining (default 60)\n"
 "      --concurrency K      connects in flight at once (default 8)\n"
-"      --repeat R           join: serial joins timed (50); broadcast:\n"
-"                           texts timed (5)\n"
+"      --repeat R           join, broadcast: steps timed (join 50,\n"
+"                           broadcast 5)\n"
 "      --proto talknet|irc  protocol (default talknet)\n"
 "      --room               fanout in one room (always so over IRC)\n"
 "      --server-pid PID     sample CPU and memory of PID and its children\n"
@@ -120,6 +122,8 @@ enum {
 	OPT_ALLOW_REMOTE = 256,
 	OPT_WARMUP,
 	OPT_DRAIN,
+	OPT_STEP_TIMEOUT,
+	OPT_CONNECTIONS,
 	OPT_SETUP_TIMEOUT,
 	OPT_CONCURRENCY,
 	OPT_REPEAT,
@@ -139,12 +143,14 @@ static const struct option longopts[] = {
 	{ "port",		required_argument, NULL, 'p' },
 	{ "allow-remote",	no_argument,	   NULL, OPT_ALLOW_REMOTE },
 	{ "clients",		required_argument, NULL, 'c' },
+	{ "connections",	required_argument, NULL, OPT_CONNECTIONS },
 	{ "senders",		required_argument, NULL, 's' },
 	{ "rate",		required_argument, NULL, 'r' },
 	{ "bytes",		required_argument, NULL, 'b' },
 	{ "duration",		required_argument, NULL, 'd' },
 	{ "warmup",		required_argument, NULL, OPT_WARMUP },
 	{ "drain",		required_argument, NULL, OPT_DRAIN },
+	{ "step-timeout",	required_argument, NULL, OPT_STEP_TIMEOUT },
 	{ "setup-timeout",	required_argument, NULL, OPT_SETUP_TIMEOUT },
 	{ "concurrency",	required_argument, NULL, OPT_CONCURRENCY },
 	{ "repeat",		required_argument, NULL, OPT_REPEAT },
@@ -163,11 +169,6 @@ static const struct option longopts[] = {
 	{ NULL,			0,		   NULL, 0 }
 };
 
-
-/* Which of the options that have a per-workload default were given. */
-struct opts_given {
-	int	clients, rate, duration, drain;
-};
 
 /* Handles the options about the report: 1 if ch was one of them. */
 static int
@@ -203,52 +204,60 @@ opts_report(int ch, struct options *o)
 	return 0;
 }
 
+/* A load option: its short or long code, its bit, its range. */
+static const struct {
+	int		 ch;
+	unsigned int	 bit;
+	const char	*name;
+	long long	 lo, hi;
+	size_t		 off;	/* of its unsigned int in struct options */
+} load_opts[] = {
+	{ 'c', OPTF_CLIENTS, "--clients", 1, MAX_CLIENTS,
+	    offsetof(struct options, nclients) },
+	{ OPT_CONNECTIONS, OPTF_CONNECTIONS, "--connections", 1, MAX_CLIENTS,
+	    offsetof(struct options, connections) },
+	{ 's', OPTF_SENDERS, "--senders", 1, MAX_CLIENTS,
+	    offsetof(struct options, nsenders) },
+	{ 'r', OPTF_RATE, "--rate", 0, 10000000,
+	    offsetof(struct options, rate) },
+	{ 'b', OPTF_BYTES, "--bytes", 32, 60000,
+	    offsetof(struct options, bytes) },
+	{ 'd', OPTF_DURATION, "--duration", 0, 86400,
+	    offsetof(struct options, duration) },
+	{ OPT_WARMUP, OPTF_WARMUP, "--warmup", 0, 3600,
+	    offsetof(struct options, warmup) },
+	{ OPT_DRAIN, OPTF_DRAIN, "--drain", 0, 3600,
+	    offsetof(struct options, drain) },
+	{ OPT_STEP_TIMEOUT, OPTF_STEP_TIMEOUT, "--step-timeout", 1, 3600,
+	    offsetof(struct options, step_timeout) },
+	{ OPT_SETUP_TIMEOUT, OPTF_SETUP_TIMEOUT, "--setup-timeout", 1, 86400,
+	    offsetof(struct options, setup_timeout) },
+	{ OPT_CONCURRENCY, OPTF_CONCURRENCY, "--concurrency", 1, MAX_CLIENTS,
+	    offsetof(struct options, concurrency) },
+	{ OPT_REPEAT, OPTF_REPEAT, "--repeat", 1, 100000,
+	    offsetof(struct options, repeat) },
+	{ OPT_SETTLE, OPTF_SETTLE, "--settle", 0, 3600,
+	    offsetof(struct options, settle) }
+};
+
 /* Handles the options about the load: 1 if ch was one of them. */
 static int
-opts_load(int ch, struct options *o, struct opts_given *g)
+opts_load(int ch, struct options *o)
 {
-	switch (ch) {
-	case 'c':
-		o->nclients = opt_num("--clients", optarg, 1, MAX_CLIENTS);
-		g->clients = 1;
-		return 1;
-	case 's':
-		o->nsenders = opt_num("--senders", optarg, 1, MAX_CLIENTS);
-		return 1;
-	case 'r':
-		o->rate = opt_num("--rate", optarg, 0, 10000000);
-		g->rate = 1;
-		return 1;
-	case 'b':
-		o->bytes = opt_num("--bytes", optarg, 32, 60000);
-		return 1;
-	case 'd':
-		o->duration = opt_num("--duration", optarg, 0, 86400);
-		g->duration = 1;
-		return 1;
-	case OPT_WARMUP:
-		o->warmup = opt_num("--warmup", optarg, 0, 3600);
-		return 1;
-	case OPT_DRAIN:
-		o->drain = opt_num("--drain", optarg, 0, 3600);
-		g->drain = 1;
-		return 1;
-	case OPT_SETUP_TIMEOUT:
-		o->setup_timeout = opt_num("--setup-timeout", optarg, 1, 86400);
-		return 1;
-	case OPT_CONCURRENCY:
-		o->concurrency = opt_num("--concurrency", optarg, 1,
-		    MAX_CLIENTS);
-		return 1;
-	case OPT_REPEAT:
-		o->repeat = opt_num("--repeat", optarg, 1, 100000);
-		return 1;
-	case OPT_ROOM:
+	size_t	i;
+
+	if (ch == OPT_ROOM) {
 		o->room = 1;
+		o->given |= OPTF_ROOM;
 		return 1;
-	case OPT_SETTLE:
-		o->settle = opt_num("--settle", optarg, 0, 3600);
-		o->set_settle = 1;
+	}
+	for (i = 0; i < sizeof(load_opts) / sizeof(load_opts[0]); i++) {
+		if (load_opts[i].ch != ch)
+			continue;
+		*(unsigned int *)(void *)((char *)o + load_opts[i].off) =
+		    opt_num(load_opts[i].name, optarg, load_opts[i].lo,
+		    load_opts[i].hi);
+		o->given |= load_opts[i].bit;
 		return 1;
 	}
 	return 0;
@@ -256,22 +265,22 @@ opts_load(int ch, struct options *o, struct opts_given *g)
 
 /* Parses the options into o; returns the index of the first operand. */
 static int
-opts_parse(int argc, char *argv[], struct options *o, struct opts_given *g)
+opts_parse(int argc, char *argv[], struct options *o)
 {
 	int	ch;
 
 	memset(o, 0, sizeof(*o));
-	memset(g, 0, sizeof(*g));
 	o->host = DEFAULT_HOST;
+	o->connections = 2000;
 	o->nsenders = 10;
 	o->bytes = 100;
-	o->warmup = 2;
 	o->drain = 5;
+	o->step_timeout = 30;
 	o->setup_timeout = 60;
 	o->concurrency = 8;
 	while ((ch = getopt_long(argc, argv, "H:p:c:s:r:b:d:qhV", longopts,
 	    NULL)) != -1) {
-		if (opts_load(ch, o, g) || opts_report(ch, o))
+		if (opts_load(ch, o) || opts_report(ch, o))
 			continue;
 		switch (ch) {
 		case 'H':
@@ -307,8 +316,7 @@ opts_parse(int argc, char *argv[], struct options *o, struct opts_given *g)
 
 /* Sets the workload named name and the defaults that depend on it. */
 static void
-opts_workload(struct options *o, const char *name,
-    const struct opts_given *g)
+opts_workload(struct options *o, const char *name)
 {
 	o->wl = workload_lookup(name);
 	if (o->wl == WL_NONE) {
@@ -321,62 +329,18 @@ opts_workload(struct options *o, const char *name,
 	if (o->port == NULL)
 		o->port = o->proto == PK_IRC ? DEFAULT_PORT_IRC :
 		    PROTO_DEFAULT_PORT;
-	switch (o->wl) {
-	case WL_FANOUT:
-		if (!g->clients)
-			o->nclients = 500;
-		if (!g->rate)
-			o->rate = 1000;
-		if (!g->duration)
-			o->duration = 10;
-		if (o->rate == 0)
-			errx(2, "fanout needs a --rate above 0");
-		if (o->nclients < 2 || o->nsenders > o->nclients)
-			errx(2, "fanout needs 2 clients or more, and no more "
-			    "senders than clients");
-		break;
-	case WL_PRIVATE:
-		if (!g->clients)
-			o->nclients = 100;
-		if (!g->duration)
-			o->duration = 10;
-		if (o->nclients < 2)
-			errx(2, "private needs 2 clients or more");
+	workload_options(o);
+	if (o->wl == WL_FANOUT && o->rate == 0)
+		errx(2, "fanout needs a --rate above 0");
+	if (o->wl == WL_FANOUT && (o->nclients < 2 ||
+	    o->nsenders > o->nclients))
+		errx(2, "fanout needs 2 clients or more, and no more senders "
+		    "than clients");
+	if ((o->wl == WL_PRIVATE || o->wl == WL_BROADCAST) &&
+	    o->nclients < 2)
+		errx(2, "%s needs 2 clients or more", name);
+	if (o->wl == WL_PRIVATE)
 		o->nclients -= o->nclients % 2;
-		break;
-	case WL_CONNECT:
-		if (!g->clients)
-			o->nclients = 2000;
-		if (!g->duration)
-			o->duration = 10;
-		o->warmup = 0;
-		break;
-	case WL_HOLD:
-		if (!g->clients)
-			o->nclients = 1000;
-		if (!g->duration)
-			o->duration = 2;
-		if (!o->set_settle)
-			o->settle = 30;
-		o->warmup = 0;
-		break;
-	case WL_JOIN:
-	case WL_BROADCAST:
-		if (!g->clients)
-			o->nclients = 1000;
-		if (o->repeat == 0)
-			o->repeat = o->wl == WL_JOIN ? 50 : 5;
-		if (!g->drain)
-			o->drain = 30;	/* here: one join or broadcast, at most */
-		if (o->drain == 0)
-			errx(2, "%s needs a --drain above 0", name);
-		if (o->wl == WL_BROADCAST && o->nclients < 2)
-			errx(2, "broadcast needs 2 clients or more");
-		break;
-	case WL_MACHINE:
-	case WL_NONE:
-		break;
-	}
 	if (o->proto == PK_IRC && o->bytes > IRC_MAX_BYTES)
 		errx(2, "--bytes %u: an IRC line holds at most %d", o->bytes,
 		    IRC_MAX_BYTES);
@@ -386,18 +350,17 @@ opts_workload(struct options *o, const char *name,
 int
 main(int argc, char *argv[])
 {
-	struct options		o;
-	struct opts_given	g;
-	int			first;
+	struct options	o;
+	int		first;
 
-	first = opts_parse(argc, argv, &o, &g);
+	first = opts_parse(argc, argv, &o);
 	argc -= first;
 	argv += first;
 	if (argc == 0 && o.ncompare > 0 && o.svg != NULL)
 		return bench_chart(NULL, &o) == 0 ? 0 : 1;
 	if (argc != 1)
 		usage(stderr, 2);
-	opts_workload(&o, argv[0], &g);
+	opts_workload(&o, argv[0]);
 	raise_nofile((o.wl == WL_CONNECT ? o.concurrency : o.nclients) + 64);
 	bench_signals_setup();
 	if (o.wl == WL_MACHINE)

@@ -689,7 +689,7 @@ p_wait_joiner(struct presence *p, struct pconn *c, int64_t deadline)
 		}
 		if (clock_now_ns() >= deadline) {
 			p_fail(p, "join %u (%s): not done in %u s", p->nsteps,
-			    c->name, p->o->drain);
+			    c->name, p->o->step_timeout);
 			return;
 		}
 		p_poll(p, 100);
@@ -710,7 +710,7 @@ p_join_step(struct presence *p)
 	buf_init(&c->in);
 	t0 = clock_now_ns();
 	p_start(p, c);
-	p_wait_joiner(p, c, t0 + (int64_t)p->o->drain * NS);
+	p_wait_joiner(p, c, t0 + (int64_t)p->o->step_timeout * NS);
 	if (p->failed)
 		return;
 	p->resp_ns[p->nsteps] = c->t_resp - t0;
@@ -740,7 +740,7 @@ p_broadcast_step(struct presence *p)
 	    (int)getpid(), p->round);
 	p->copies = 0;
 	t0 = clock_now_ns();
-	deadline = t0 + (int64_t)p->o->drain * NS;
+	deadline = t0 + (int64_t)p->o->step_timeout * NS;
 	if (p->irc)
 		p_send(p, c, "PRIVMSG %s :%s\r\n", P_CHANNEL, p->expect);
 	else
@@ -753,7 +753,7 @@ p_broadcast_step(struct presence *p)
 		if (clock_now_ns() >= deadline) {
 			p_fail(p, "broadcast %" PRIu64 ": %" PRIu64 " of %u "
 			    "copies in %u s", p->round, p->copies, p->n - 1,
-			    p->o->drain);
+			    p->o->step_timeout);
 			return;
 		}
 		p_poll(p, 100);
@@ -861,9 +861,9 @@ p_json(const struct presence *p, FILE *f)
 	fprintf(f, ",\"workload\":\"%s\",\"proto\":\"%s\",\"address\":", wl,
 	    p->irc ? "irc" : "talknet");
 	json_str(f, p->addrtext);
-	fprintf(f, ",\"clients\":%u,\"repeat\":%u,\"concurrency\":%u,"
-	    "\"ok\":%s,\"error\":", p->n, o->repeat, o->concurrency,
-	    p->failed ? "false" : "true");
+	fprintf(f, ",\"clients\":%u,\"repeat\":%u,\"step_timeout\":%u,"
+	    "\"concurrency\":%u,\"ok\":%s,\"error\":", p->n, o->repeat,
+	    o->step_timeout, o->concurrency, p->failed ? "false" : "true");
 	json_str(f, p->error);
 	fputs(",\"first_problem\":", f);
 	json_str(f, p->first_problem);

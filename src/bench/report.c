@@ -14,42 +14,13 @@
 
 #include "bench.h"
 
-static const char *const workload_names[] = {
-	[WL_NONE] = "none",
-	[WL_FANOUT] = "fanout",
-	[WL_PRIVATE] = "private",
-	[WL_CONNECT] = "connect",
-	[WL_HOLD] = "hold",
-	[WL_MACHINE] = "machine",
-	[WL_JOIN] = "join",
-	[WL_BROADCAST] = "broadcast"
-};
-
-
-/* The name of a workload, as the command line and the reports spell it. */
-const char *
-workload_name(enum workload wl)
-{
-	return workload_names[wl];
-}
-
-/* The workload of a name; WL_NONE if there is none. */
-enum workload
-workload_lookup(const char *name)
-{
-	unsigned int	i;
-
-	for (i = WL_FANOUT; i <= WL_LAST; i++)
-		if (strcmp(name, workload_names[i]) == 0)
-			return (enum workload)i;
-	return WL_NONE;
-}
-
 /* The figures derived from the counters, shared by both outputs. */
 struct outcome {
 	double	 setup_s;	/* connect + identify of all clients */
 	double	 join_s;	/* then the room */
 	double	 window_s;	/* the measured window */
+	double	 measured_s;	/* the measured phase, as it ran */
+	double	 drained_s;	/* the wait at its end */
 	double	 elapsed_s;	/* connect: the whole run */
 	double	 delivered_pct;
 	double	 delivered_per_s;
@@ -76,8 +47,16 @@ result_compute(const struct bench *b, struct outcome *r)
 {
 	const struct options	*o = b->o;
 	int64_t			 t_ident = b->t_ident ? b->t_ident : b->t_finish;
+	int64_t			 t_stop;
 
 	memset(r, 0, sizeof(*r));
+	/* The phase ends on time, or with the run if that was cut short. */
+	t_stop = b->t_end > 0 && b->t_end < b->t_finish ? b->t_end :
+	    b->t_finish;
+	if (b->t_measure > 0 && t_stop > b->t_measure)
+		r->measured_s = (double)(t_stop - b->t_measure) / NS;
+	if (b->t_end > 0 && b->t_finish > b->t_end)
+		r->drained_s = (double)(b->t_finish - b->t_end) / NS;
 	if (b->t0 != 0 && t_ident > b->t0)
 		r->setup_s = (double)(t_ident - b->t0) / NS;
 	if (b->t_ready > 0 && b->t_ident > 0)
@@ -164,9 +143,9 @@ report_human(const struct bench *b, FILE *f)
 	unsigned int		 n = b->n;
 
 	result_compute(b, &r);
-	fprintf(f, "workload %s  proto %s  server %s  clients %u",
+	fprintf(f, "workload %s  proto %s  server %s  %s %u",
 	    workload_name(o->wl), o->proto == PK_IRC ? "irc" : "talknet",
-	    b->addrtext, n);
+	    b->addrtext, o->wl == WL_CONNECT ? "connections" : "clients", n);
 	if (o->wl == WL_FANOUT)
 		fprintf(f, "  senders %u  rate %u/s  bytes %u  %s", o->nsenders,
 		    o->rate, o->bytes, o->room || o->proto == PK_IRC ?
@@ -338,12 +317,16 @@ report_json(const struct bench *b, FILE *f)
 	fprintf(f, ",\"workload\":\"%s\",\"proto\":\"%s\",\"address\":",
 	    workload_name(o->wl), o->proto == PK_IRC ? "irc" : "talknet");
 	json_str(f, b->addrtext);
-	fprintf(f, ",\"clients\":%u,\"senders\":%u,\"rate\":%u,\"bytes\":%u,"
-	    "\"duration\":%u,\"warmup\":%u,\"concurrency\":%u,\"room\":%s,",
-	    b->n, o->wl == WL_FANOUT ? o->nsenders : o->wl == WL_PRIVATE ?
-	    b->n / 2 : 0, o->rate, o->bytes, o->duration, o->warmup,
+	fprintf(f, ",\"clients\":%u,\"connections\":%u,\"senders\":%u,"
+	    "\"rate\":%u,\"bytes\":%u,\"duration\":%u,\"warmup\":%u,"
+	    "\"drain\":%u,\"concurrency\":%u,\"room\":%s,",
+	    o->wl == WL_CONNECT ? 0 : b->n, o->wl == WL_CONNECT ? b->n : 0,
+	    o->wl == WL_FANOUT ? o->nsenders : o->wl == WL_PRIVATE ?
+	    b->n / 2 : 0, o->rate, o->bytes, o->duration, o->warmup, o->drain,
 	    o->concurrency, o->room || (o->wl == WL_FANOUT &&
 	    o->proto == PK_IRC) ? "true" : "false");
+	json_num(f, "measured_s", r.measured_s, 0);
+	json_num(f, "drained_s", r.drained_s, 0);
 	fprintf(f, "\"ok\":%s,\"error\":", b->failed ? "false" : "true");
 	json_str(f, b->setup_error);
 	fputs(",\"first_problem\":", f);
