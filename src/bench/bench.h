@@ -57,22 +57,23 @@ enum proto_kind {
 	PK_IRC
 };
 
-/* The load options, one bit each: which were given, which apply. */
-enum {
-	OPTF_CLIENTS = 1 << 0,
-	OPTF_CONNECTIONS = 1 << 1,
-	OPTF_SENDERS = 1 << 2,
-	OPTF_RATE = 1 << 3,
-	OPTF_BYTES = 1 << 4,
-	OPTF_DURATION = 1 << 5,
-	OPTF_WARMUP = 1 << 6,
-	OPTF_DRAIN = 1 << 7,
-	OPTF_STEP_TIMEOUT = 1 << 8,
-	OPTF_REPEAT = 1 << 9,
-	OPTF_ROOM = 1 << 10,
-	OPTF_SETTLE = 1 << 11,
-	OPTF_SETUP_TIMEOUT = 1 << 12,
-	OPTF_CONCURRENCY = 1 << 13
+/* The load options, whose meaning and defaults workload.c keeps. */
+enum load_option {
+	LO_CLIENTS,
+	LO_CONNECTIONS,
+	LO_SENDERS,
+	LO_RATE,
+	LO_BYTES,
+	LO_DURATION,
+	LO_WARMUP,
+	LO_DRAIN,
+	LO_STEP_TIMEOUT,
+	LO_REPEAT,
+	LO_ROOM,
+	LO_SETTLE,
+	LO_SETUP_TIMEOUT,
+	LO_CONCURRENCY,
+	LO_COUNT
 };
 
 struct options {
@@ -103,7 +104,7 @@ struct options {
 	const char	*compare[MAX_COMPARE];
 	size_t		 ncompare;
 	unsigned int	 settle;	/* seconds to wait for memory to hold */
-	unsigned int	 given;		/* OPTF_* on the command line */
+	unsigned int	 given;		/* 1 << enum load_option, given */
 };
 
 /* A server process tree at one moment. */
@@ -325,6 +326,8 @@ double	 procstat_settle(unsigned int, int *);
 /* workload.c */
 const char *workload_name(enum workload);
 enum workload workload_lookup(const char *);
+unsigned int opt_num(const char *, const char *, long long, long long);
+void	 load_option(struct options *, enum load_option, const char *);
 void	 workload_options(struct options *);
 
 /* report.c */

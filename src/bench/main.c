@@ -16,7 +16,6 @@
 #include <err.h>
 #include <getopt.h>
 #include <limits.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +30,6 @@
 
 #define DEFAULT_HOST		"127.0.0.1"
 #define DEFAULT_PORT_IRC	"6667"
-#define MAX_CLIENTS		999999	/* names stay within 8 code points */
 #define IRC_MAX_BYTES		400	/* text that fits a 512-byte IRC line */
 
 static void	 usage(FILE *, int) __attribute__((__noreturn__));
@@ -82,21 +80,6 @@ usage(FILE *f, int status)
 	exit(status);
 }
 
-
-/* Parses a number option with strtonum, or exits with usage status. */
-static unsigned int
-opt_num(const char *name, const char *arg, long long lo, long long hi)
-{
-	const char	*errstr;
-	long long	 v;
-
-	v = strtonum(arg, lo, hi, &errstr);
-	if (errstr != NULL) {
-		warnx("%s %s: %s (%lld to %lld)", name, arg, errstr, lo, hi);
-		exit(2);
-	}
-	return (unsigned int)v;
-}
 
 /* Raises the open-file limit to what one run needs, if it may. */
 static void
@@ -204,40 +187,18 @@ opts_report(int ch, struct options *o)
 	return 0;
 }
 
-/* A load option: its short or long code, its bit, its range. */
+/* The getopt codes of the load options. */
 static const struct {
-	int		 ch;
-	unsigned int	 bit;
-	const char	*name;
-	long long	 lo, hi;
-	size_t		 off;	/* of its unsigned int in struct options */
-} load_opts[] = {
-	{ 'c', OPTF_CLIENTS, "--clients", 1, MAX_CLIENTS,
-	    offsetof(struct options, nclients) },
-	{ OPT_CONNECTIONS, OPTF_CONNECTIONS, "--connections", 1, MAX_CLIENTS,
-	    offsetof(struct options, connections) },
-	{ 's', OPTF_SENDERS, "--senders", 1, MAX_CLIENTS,
-	    offsetof(struct options, nsenders) },
-	{ 'r', OPTF_RATE, "--rate", 0, 10000000,
-	    offsetof(struct options, rate) },
-	{ 'b', OPTF_BYTES, "--bytes", 32, 60000,
-	    offsetof(struct options, bytes) },
-	{ 'd', OPTF_DURATION, "--duration", 0, 86400,
-	    offsetof(struct options, duration) },
-	{ OPT_WARMUP, OPTF_WARMUP, "--warmup", 0, 3600,
-	    offsetof(struct options, warmup) },
-	{ OPT_DRAIN, OPTF_DRAIN, "--drain", 0, 3600,
-	    offsetof(struct options, drain) },
-	{ OPT_STEP_TIMEOUT, OPTF_STEP_TIMEOUT, "--step-timeout", 1, 3600,
-	    offsetof(struct options, step_timeout) },
-	{ OPT_SETUP_TIMEOUT, OPTF_SETUP_TIMEOUT, "--setup-timeout", 1, 86400,
-	    offsetof(struct options, setup_timeout) },
-	{ OPT_CONCURRENCY, OPTF_CONCURRENCY, "--concurrency", 1, MAX_CLIENTS,
-	    offsetof(struct options, concurrency) },
-	{ OPT_REPEAT, OPTF_REPEAT, "--repeat", 1, 100000,
-	    offsetof(struct options, repeat) },
-	{ OPT_SETTLE, OPTF_SETTLE, "--settle", 0, 3600,
-	    offsetof(struct options, settle) }
+	int			ch;
+	enum load_option	lo;
+} load_chars[] = {
+	{ 'c', LO_CLIENTS }, { OPT_CONNECTIONS, LO_CONNECTIONS },
+	{ 's', LO_SENDERS }, { 'r', LO_RATE }, { 'b', LO_BYTES },
+	{ 'd', LO_DURATION }, { OPT_WARMUP, LO_WARMUP },
+	{ OPT_DRAIN, LO_DRAIN }, { OPT_STEP_TIMEOUT, LO_STEP_TIMEOUT },
+	{ OPT_REPEAT, LO_REPEAT }, { OPT_ROOM, LO_ROOM },
+	{ OPT_SETTLE, LO_SETTLE }, { OPT_SETUP_TIMEOUT, LO_SETUP_TIMEOUT },
+	{ OPT_CONCURRENCY, LO_CONCURRENCY }
 };
 
 /* Handles the options about the load: 1 if ch was one of them. */
@@ -246,19 +207,11 @@ opts_load(int ch, struct options *o)
 {
 	size_t	i;
 
-	if (ch == OPT_ROOM) {
-		o->room = 1;
-		o->given |= OPTF_ROOM;
-		return 1;
-	}
-	for (i = 0; i < sizeof(load_opts) / sizeof(load_opts[0]); i++) {
-		if (load_opts[i].ch != ch)
-			continue;
-		*(unsigned int *)(void *)((char *)o + load_opts[i].off) =
-		    opt_num(load_opts[i].name, optarg, load_opts[i].lo,
-		    load_opts[i].hi);
-		o->given |= load_opts[i].bit;
-		return 1;
+	for (i = 0; i < sizeof(load_chars) / sizeof(load_chars[0]); i++) {
+		if (load_chars[i].ch == ch) {
+			load_option(o, load_chars[i].lo, optarg);
+			return 1;
+		}
 	}
 	return 0;
 }
@@ -271,13 +224,6 @@ opts_parse(int argc, char *argv[], struct options *o)
 
 	memset(o, 0, sizeof(*o));
 	o->host = DEFAULT_HOST;
-	o->connections = 2000;
-	o->nsenders = 10;
-	o->bytes = 100;
-	o->drain = 5;
-	o->step_timeout = 30;
-	o->setup_timeout = 60;
-	o->concurrency = 8;
 	while ((ch = getopt_long(argc, argv, "H:p:c:s:r:b:d:qhV", longopts,
 	    NULL)) != -1) {
 		if (opts_load(ch, o) || opts_report(ch, o))

@@ -1,76 +1,88 @@
 /*
- * workload.c: the workloads by name, the options each one takes and
- * their defaults.  An option means one thing for every workload that
- * takes it; a workload that has no use for an option refuses it rather
- * than read it another way (connect counts --connections, not
- * --clients; join and broadcast time --repeat steps, each within
- * --step-timeout, not a --duration and a --drain).
+ * workload.c: the workloads by name, the load options, which of them
+ * each workload takes and their defaults.  An option means one thing
+ * for every workload that takes it; a workload that has no use for an
+ * option refuses it rather than read it another way (connect counts
+ * --connections, not --clients; join and broadcast time --repeat steps,
+ * each within --step-timeout, not a --duration and a --drain).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 
 #include <err.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
 
-#define OPT_FEED	(OPTF_BYTES | OPTF_DURATION | OPTF_WARMUP | OPTF_DRAIN)
-#define OPT_NET		(OPTF_SETUP_TIMEOUT | OPTF_CONCURRENCY)
-
-/* One workload: its name, the options it takes, and their defaults. */
-struct wl_def {
-	const char	*name;
-	unsigned int	 takes;		/* OPTF_* */
-	unsigned int	 clients, rate, duration, warmup, settle, repeat;
-};
-
-/* In enum workload's order; 0 where the workload takes no such option. */
-static const struct wl_def wl_defs[] = {
-	{ "none", 0, 0, 0, 0, 0, 0, 0 },
-	{ "fanout", OPTF_CLIENTS | OPTF_SENDERS | OPTF_RATE | OPTF_ROOM |
-	    OPTF_SETTLE | OPT_FEED | OPT_NET, 500, 1000, 10, 2, 0, 0 },
-	{ "private", OPTF_CLIENTS | OPTF_RATE | OPTF_SETTLE | OPT_FEED |
-	    OPT_NET, 100, 0, 10, 2, 0, 0 },
-	{ "connect", OPTF_CONNECTIONS | OPTF_DURATION | OPTF_DRAIN |
-	    OPTF_SETTLE | OPT_NET, 0, 0, 10, 0, 0, 0 },
-	{ "hold", OPTF_CLIENTS | OPTF_DURATION | OPTF_SETTLE | OPT_NET,
-	    1000, 0, 2, 0, 30, 0 },
-	{ "machine", 0, 0, 0, 0, 0, 0, 0 },
-	{ "join", OPTF_CLIENTS | OPTF_REPEAT | OPTF_STEP_TIMEOUT | OPT_NET,
-	    1000, 0, 0, 0, 0, 50 },
-	{ "broadcast", OPTF_CLIENTS | OPTF_REPEAT | OPTF_STEP_TIMEOUT |
-	    OPT_NET, 1000, 0, 0, 0, 0, 5 }
-};
-
+#define MAX_CLIENTS	999999	/* names stay within 8 code points */
+#define LOB(lo)		(1u << (lo))
 #define WLB(wl)		(1u << (wl))
+#define FIELD(name)	offsetof(struct options, name)
+#define LO_FEED		(LOB(LO_BYTES) | LOB(LO_DURATION) | LOB(LO_WARMUP) | \
+			    LOB(LO_DRAIN))
+#define LO_NET		(LOB(LO_SETUP_TIMEOUT) | LOB(LO_CONCURRENCY))
 
-/* The options by bit, for messages; where some workloads' use went. */
-static const struct {
-	unsigned int	 bit;
+/*
+ * One load option: its flag, range and default, its field in struct
+ * options (none for --room, which takes no value), and a hint for the
+ * workloads that once read it another way.
+ */
+static const struct load_opt {
 	const char	*flag;
+	long long	 lo, hi;
+	unsigned int	 dflt;
+	size_t		 field;
 	unsigned int	 hint_wl;	/* WLB() of the workloads hinted */
 	const char	*hint;
-} opt_names[] = {
-	{ OPTF_CLIENTS, "--clients", WLB(WL_CONNECT),
+} load_opts[LO_COUNT] = {
+	{ "--clients", 1, MAX_CLIENTS, 0, FIELD(nclients), WLB(WL_CONNECT),
 	    "; it counts --connections" },
-	{ OPTF_CONNECTIONS, "--connections", 0, NULL },
-	{ OPTF_SENDERS, "--senders", 0, NULL },
-	{ OPTF_RATE, "--rate", 0, NULL },
-	{ OPTF_BYTES, "--bytes", 0, NULL },
-	{ OPTF_DURATION, "--duration", WLB(WL_JOIN) | WLB(WL_BROADCAST),
-	    "; it times --repeat steps" },
-	{ OPTF_WARMUP, "--warmup", 0, NULL },
-	{ OPTF_DRAIN, "--drain", WLB(WL_JOIN) | WLB(WL_BROADCAST),
-	    "; it gives each step --step-timeout" },
-	{ OPTF_STEP_TIMEOUT, "--step-timeout", 0, NULL },
-	{ OPTF_REPEAT, "--repeat", 0, NULL },
-	{ OPTF_ROOM, "--room", 0, NULL },
-	{ OPTF_SETTLE, "--settle", 0, NULL },
-	{ OPTF_SETUP_TIMEOUT, "--setup-timeout", 0, NULL },
-	{ OPTF_CONCURRENCY, "--concurrency", 0, NULL }
+	{ "--connections", 1, MAX_CLIENTS, 2000, FIELD(connections), 0, "" },
+	{ "--senders", 1, MAX_CLIENTS, 10, FIELD(nsenders), 0, "" },
+	{ "--rate", 0, 10000000, 0, FIELD(rate), 0, "" },
+	{ "--bytes", 32, 60000, 100, FIELD(bytes), 0, "" },
+	{ "--duration", 0, 86400, 10, FIELD(duration),
+	    WLB(WL_JOIN) | WLB(WL_BROADCAST), "; it times --repeat steps" },
+	{ "--warmup", 0, 3600, 2, FIELD(warmup), 0, "" },
+	{ "--drain", 0, 3600, 5, FIELD(drain), WLB(WL_JOIN) |
+	    WLB(WL_BROADCAST), "; it gives each step --step-timeout" },
+	{ "--step-timeout", 1, 3600, 30, FIELD(step_timeout), 0, "" },
+	{ "--repeat", 1, 100000, 0, FIELD(repeat), 0, "" },
+	{ "--room", 0, 0, 0, 0, 0, "" },
+	{ "--settle", 0, 3600, 0, FIELD(settle), 0, "" },
+	{ "--setup-timeout", 1, 86400, 60, FIELD(setup_timeout), 0, "" },
+	{ "--concurrency", 1, MAX_CLIENTS, 8, FIELD(concurrency), 0, "" }
+};
+
+/* One workload: its name, the options it takes, its own defaults. */
+struct wl_def {
+	const char	*name;
+	unsigned int	 takes;		/* LOB() of its load options */
+	unsigned int	 dflt[LO_COUNT];	/* 0: the option's default */
+};
+
+/* In enum workload's order. */
+static const struct wl_def wl_defs[] = {
+	{ "none", 0, { 0 } },
+	{ "fanout", LOB(LO_CLIENTS) | LOB(LO_SENDERS) | LOB(LO_RATE) |
+	    LOB(LO_ROOM) | LOB(LO_SETTLE) | LO_FEED | LO_NET,
+	    { [LO_CLIENTS] = 500, [LO_RATE] = 1000 } },
+	{ "private", LOB(LO_CLIENTS) | LOB(LO_RATE) | LOB(LO_SETTLE) |
+	    LO_FEED | LO_NET, { [LO_CLIENTS] = 100 } },
+	{ "connect", LOB(LO_CONNECTIONS) | LOB(LO_DURATION) | LOB(LO_DRAIN) |
+	    LOB(LO_SETTLE) | LO_NET, { 0 } },
+	{ "hold", LOB(LO_CLIENTS) | LOB(LO_DURATION) | LOB(LO_SETTLE) | LO_NET,
+	    { [LO_CLIENTS] = 1000, [LO_DURATION] = 2, [LO_SETTLE] = 30 } },
+	{ "machine", 0, { 0 } },
+	{ "join", LOB(LO_CLIENTS) | LOB(LO_REPEAT) | LOB(LO_STEP_TIMEOUT) |
+	    LO_NET, { [LO_CLIENTS] = 1000, [LO_REPEAT] = 50 } },
+	{ "broadcast", LOB(LO_CLIENTS) | LOB(LO_REPEAT) |
+	    LOB(LO_STEP_TIMEOUT) | LO_NET,
+	    { [LO_CLIENTS] = 1000, [LO_REPEAT] = 5 } }
 };
 
 /* The name of a workload, as the command line and the reports spell it. */
@@ -92,20 +104,39 @@ workload_lookup(const char *name)
 	return WL_NONE;
 }
 
-/* Refuses, with status 2, an option given that o->wl has no use for. */
-static void
-workload_refuse(const struct options *o)
+/* Parses a number option with strtonum, or exits with usage status. */
+unsigned int
+opt_num(const char *name, const char *arg, long long lo, long long hi)
 {
-	unsigned int	 extra = o->given & ~wl_defs[o->wl].takes, i;
+	const char	*errstr;
+	long long	 v;
 
-	if (extra == 0)
-		return;
-	for (i = 0; i < sizeof(opt_names) / sizeof(opt_names[0]); i++)
-		if (extra & opt_names[i].bit)
-			errx(2, "%s takes no %s%s", workload_name(o->wl),
-			    opt_names[i].flag, opt_names[i].hint_wl &
-			    WLB(o->wl) ? opt_names[i].hint : "");
-	errx(2, "%s: an option it takes none of", workload_name(o->wl));
+	v = strtonum(arg, lo, hi, &errstr);
+	if (errstr != NULL) {
+		warnx("%s %s: %s (%lld to %lld)", name, arg, errstr, lo, hi);
+		exit(2);
+	}
+	return (unsigned int)v;
+}
+
+/* The field of a load option that takes a value. */
+static unsigned int *
+load_field(struct options *o, enum load_option lo)
+{
+	return (unsigned int *)(void *)((char *)o + load_opts[lo].field);
+}
+
+/* Sets one load option from the command line (arg NULL: --room). */
+void
+load_option(struct options *o, enum load_option lo, const char *arg)
+{
+	const struct load_opt	*l = &load_opts[lo];
+
+	o->given |= LOB(lo);
+	if (lo == LO_ROOM)
+		o->room = 1;
+	else
+		*load_field(o, lo) = opt_num(l->flag, arg, l->lo, l->hi);
 }
 
 /* Sets the defaults of the options not given; refuses those it lacks. */
@@ -113,24 +144,17 @@ void
 workload_options(struct options *o)
 {
 	const struct wl_def	*d = &wl_defs[o->wl];
+	unsigned int		 lo;
 
-	workload_refuse(o);
-	if (!(o->given & OPTF_CLIENTS))
-		o->nclients = d->clients;
-	if (!(o->given & OPTF_DURATION))
-		o->duration = d->duration;
-	if (!(o->given & OPTF_WARMUP))
-		o->warmup = d->warmup;
-	if (!(o->given & OPTF_SETTLE))
-		o->settle = d->settle;
-	if (!(o->given & OPTF_REPEAT))
-		o->repeat = d->repeat;
-	if (!(o->given & OPTF_RATE))
-		o->rate = d->rate;
-	if (!(d->takes & OPTF_CONNECTIONS))
-		o->connections = 0;
-	if (!(d->takes & OPTF_DRAIN))
-		o->drain = 0;
-	if (!(d->takes & OPTF_STEP_TIMEOUT))
-		o->step_timeout = 0;
+	for (lo = 0; lo < LO_COUNT; lo++) {
+		if ((o->given & LOB(lo)) && !(d->takes & LOB(lo)))
+			errx(2, "%s takes no %s%s", d->name,
+			    load_opts[lo].flag, load_opts[lo].hint_wl &
+			    WLB(o->wl) ? load_opts[lo].hint : "");
+		if (lo == LO_ROOM || (o->given & LOB(lo)))
+			continue;
+		/* One it does not take stays 0: nothing reads it. */
+		*load_field(o, lo) = !(d->takes & LOB(lo)) ? 0 :
+		    d->dflt[lo] != 0 ? d->dflt[lo] : load_opts[lo].dflt;
+	}
 }
