@@ -34,6 +34,7 @@
 #include "proto.h"
 
 #define NS			1000000000LL
+#define READ_WANT		8192	/* bytes asked of one read */
 #define MS			1000000LL
 #define MAX_COMPARE		16
 #define NAME_ATTEMPTS		26	/* letters tried when a name is taken */
@@ -238,6 +239,7 @@ struct bench {
 	struct hist	 h;
 	struct proto_parser pp;
 	struct buf	 line;		/* scratch for IRC lines */
+	char		 scratch[READ_WANT];	/* reads of idle clients */
 	char		*text;		/* scratch for a message text */
 	/* server and machine samples */
 	struct srvstat	 srv_start, srv_m0, srv_end;
@@ -268,6 +270,28 @@ struct wire {
 		    int64_t);
 };
 
+/* What rd_read() saw. */
+enum rd_status {
+	RD_OPEN,	/* all read that was there; still open */
+	RD_GONE,	/* a line's handler dropped the connection */
+	RD_EOF,		/* the server closed it */
+	RD_ERROR,	/* read failed: errno */
+	RD_LONG		/* a line longer than any server sends */
+};
+
+/* One connection's reading side, for rd_read(). */
+struct reader {
+	int		 fd;
+	struct buf	*in;		/* its partial line */
+	char		*scratch;	/* shared: where reads land otherwise */
+	size_t		 scratch_len;
+	int		 keep;		/* keep in's memory between reads */
+	/* Handles one line of conn; -1 once conn is gone. */
+	int		(*line)(void *, void *, const char *, size_t, int64_t);
+	void		*run;
+	void		*conn;
+};
+
 /* main.c: nothing; it calls down. */
 
 /* conn.c */
@@ -290,6 +314,9 @@ void	 conn_identified(struct bench *, struct conn *, int64_t);
 void	 conn_lost(struct bench *, struct conn *, const char *);
 void	 conn_event(struct bench *, struct conn *, uint32_t);
 int	 connect_result(int, uint32_t);
+int	 sock_connect(int, const struct sockaddr_storage *, socklen_t,
+	    unsigned int, int *);
+int	 rd_read(const struct reader *);
 const char *line_next(const char **, const char *, size_t *);
 
 /* loop.c */

@@ -35,7 +35,6 @@
 #include "clock.h"
 #include "bench.h"
 
-#define READ_WANT		8192	/* bytes asked of one read */
 #define READS_PER_EVENT		4	/* then let other sockets have a turn */
 #define SERVER_MAX_LINE		(1024 * 1024)
 #define CONNECT_RETRIES		5	/* per client during set-up */
@@ -241,41 +240,62 @@ conn_quit(struct bench *b, struct conn *c)
 	conn_set_state(b, c, C_QUITTING);
 }
 
+/*
+ * Opens a non-blocking TCP socket to sa in the epoll set ep, its events
+ * tagged idx, and starts its connect: the fd, or -1 (errno says why).
+ * *done tells whether the connect finished at once.
+ */
+int
+sock_connect(int ep, const struct sockaddr_storage *sa, socklen_t salen,
+    unsigned int idx, int *done)
+{
+	struct epoll_event	e;
+	int			fd, one = 1, saved;
+
+	*done = 0;
+	fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1)
+		return -1;
+	/* Each message must leave at once: latency is what is measured. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		warn("TCP_NODELAY");
+	memset(&e, 0, sizeof(e));
+	e.events = EPOLLIN | EPOLLOUT;
+	e.data.u32 = idx;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) == -1)
+		err(1, "epoll_ctl");
+	if (connect(fd, (const struct sockaddr *)sa, salen) == 0)
+		*done = 1;
+	else if (errno != EINPROGRESS) {
+		saved = errno;
+		close(fd);	/* which also drops it from the epoll set */
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
 /* Starts a non-blocking connect. */
 void
 conn_start(struct bench *b, struct conn *c, int64_t now)
 {
-	struct epoll_event	e;
-	int			fd, one = 1;
+	int	fd, done;
 
 	c->t_start = now;
-	fd = socket(b->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		conn_set_state(b, c, C_CONNECTING);
+	conn_set_state(b, c, C_CONNECTING);
+	if ((fd = sock_connect(b->ep, &b->sa, b->salen, c->idx, &done)) ==
+	    -1) {
 		conn_lost(b, c, strerror(errno));
 		return;
 	}
-	/* Each message must leave at once: latency is what is measured. */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
-		warn("TCP_NODELAY");
 	c->fd = fd;
 	b->nopen++;
 	buf_init(&c->in);
 	buf_init(&c->out);
-	memset(&e, 0, sizeof(e));
-	e.events = EPOLLIN | EPOLLOUT;
-	e.data.u32 = c->idx;
-	if (epoll_ctl(b->ep, EPOLL_CTL_ADD, fd, &e) == -1)
-		err(1, "epoll_ctl");
-	c->ev = e.events;
-	conn_set_state(b, c, C_CONNECTING);
-	if (connect(fd, (struct sockaddr *)&b->sa, b->salen) == 0) {
+	c->ev = EPOLLIN | EPOLLOUT;
+	if (done)
 		conn_register(b, c);
-		return;
-	}
-	if (errno != EINPROGRESS)
-		conn_lost(b, c, strerror(errno));
 }
 
 /* Marks a connection ready for the workload. */
@@ -367,12 +387,11 @@ line_next(const char **pp, const char *end, size_t *n)
 }
 
 /*
- * Splits the lines of one read and handles each; returns the bytes
- * used, or -1 if the connection went away meanwhile.
+ * Hands each complete line of p..p+len to the reader's handler; the
+ * bytes used, or -1 if the connection went away meanwhile.
  */
 static ssize_t
-conn_lines(struct bench *b, struct conn *c, const char *p, size_t len,
-    int64_t now)
+rd_lines(const struct reader *r, const char *p, size_t len, int64_t now)
 {
 	const char	*s = p, *end = p + len, *line;
 	size_t		 n;
@@ -380,62 +399,113 @@ conn_lines(struct bench *b, struct conn *c, const char *p, size_t len,
 	while ((line = line_next(&s, end, &n)) != NULL) {
 		if (n == 0)
 			continue;
-		b->wire->line(b, c, line, n, now);
-		if (c->fd < 0)
+		if (r->line(r->run, r->conn, line, n, now) == -1)
 			return -1;
 	}
 	return s - p;
+}
+
+/*
+ * Reads what a socket has, a few reads at most, and hands each complete
+ * line to the reader's handler.  A partial line waits in r->in, which
+ * the next read appends to; without one, the read lands in the shared
+ * scratch and only its last partial line is kept, so that idle clients
+ * (hold, join, broadcast) hold no buffer.  Returns an enum rd_status.
+ */
+int
+rd_read(const struct reader *r)
+{
+	ssize_t	 n, used;
+	size_t	 want;
+	char	*d;
+	int	 i;
+
+	for (i = 0; i < READS_PER_EVENT; i++) {
+		if (buf_pending(r->in) > 0 || r->keep) {
+			if (buf_reserve(r->in, READ_WANT) == -1)
+				err(1, "buf_reserve");
+			d = r->in->data + r->in->len;
+			want = r->in->cap - r->in->len;
+		} else {
+			d = r->scratch;
+			want = r->scratch_len;
+		}
+		n = read(r->fd, d, want);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0)
+			return n == 0 ? RD_EOF : RD_ERROR;
+		if (d == r->scratch) {
+			if ((used = rd_lines(r, d, (size_t)n,
+			    clock_now_ns())) == -1)
+				return RD_GONE;
+			if (used < n && buf_append(r->in, d + used,
+			    (size_t)(n - used)) == -1)
+				err(1, "buf_append");
+		} else {
+			buf_commit(r->in, (size_t)n);
+			/* Not buf_head(): the reserve made data non-NULL. */
+			if ((used = rd_lines(r, r->in->data + r->in->off,
+			    buf_pending(r->in), clock_now_ns())) == -1)
+				return RD_GONE;
+			buf_drain(r->in, (size_t)used);
+		}
+		if (buf_pending(r->in) > SERVER_MAX_LINE)
+			return RD_LONG;
+		if ((size_t)n < want)
+			break;
+	}
+	if (buf_pending(r->in) == 0 && !r->keep)
+		buf_free(r->in);
+	return RD_OPEN;
+}
+
+/* Hands one line to the run's wire; -1 once the connection is gone. */
+static int
+conn_line(void *run, void *conn, const char *line, size_t len, int64_t now)
+{
+	struct bench	*b = run;
+	struct conn	*c = conn;
+
+	b->wire->line(b, c, line, len, now);
+	return c->fd < 0 ? -1 : 0;
 }
 
 /* Reads what a connection has and handles each complete line. */
 static void
 conn_read(struct bench *b, struct conn *c)
 {
-	ssize_t		 r, used;
-	int64_t		 now;
-	int		 i;
+	struct reader	r;
 
-	for (i = 0; i < READS_PER_EVENT; i++) {
-		if (buf_reserve(&c->in, READ_WANT) == -1)
-			err(1, "buf_reserve");
-		r = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
-		if (r == -1) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			conn_lost(b, c, strerror(errno));
-			return;
-		}
-		if (r == 0) {
-			if (c->st == C_QUITTING) {
-				if (b->o->wl == WL_CONNECT &&
-				    b->ph == PH_SETUP)
-					b->connects_ok++;
-				conn_close(b, c);
-			} else {
-				conn_lost(b, c, "closed by the server");
-			}
-			return;
-		}
-		buf_commit(&c->in, (size_t)r);
-		now = clock_now_ns();
-		/* Not buf_head(): the reserve above made data non-NULL. */
-		used = conn_lines(b, c, c->in.data + c->in.off,
-		    buf_pending(&c->in), now);
-		if (used == -1)
-			return;
-		buf_drain(&c->in, (size_t)used);
-		if (buf_pending(&c->in) > SERVER_MAX_LINE) {
-			conn_lost(b, c, "line too long");
-			return;
-		}
-		if (c->in.len < c->in.cap)
-			break;
-	}
+	memset(&r, 0, sizeof(r));
+	r.fd = c->fd;
+	r.in = &c->in;
+	r.scratch = b->scratch;
+	r.scratch_len = sizeof(b->scratch);
 	/* Idle clients keep no buffer: hold measures the server, not us. */
-	if (buf_pending(&c->in) == 0 && !b->busy)
-		buf_free(&c->in);
+	r.keep = b->busy;
+	r.line = conn_line;
+	r.run = b;
+	r.conn = c;
+	switch (rd_read(&r)) {
+	case RD_EOF:
+		if (c->st != C_QUITTING) {
+			conn_lost(b, c, "closed by the server");
+			return;
+		}
+		if (b->o->wl == WL_CONNECT && b->ph == PH_SETUP)
+			b->connects_ok++;
+		conn_close(b, c);
+		return;
+	case RD_ERROR:
+		conn_lost(b, c, strerror(errno));
+		return;
+	case RD_LONG:
+		conn_lost(b, c, "line too long");
+		return;
+	}
 }
 
 /*

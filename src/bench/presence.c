@@ -56,8 +56,6 @@
 #define P_PAUSE_NS	(300 * MS)	/* between two broadcasts */
 #define P_PROGRESS_NS	(5 * NS)
 #define P_READ		65536
-#define P_READS		4		/* reads per event, at most */
-#define P_LINE_MAX	(1024 * 1024)
 #define P_CHANNEL	"#bench"
 
 enum pstate {
@@ -282,30 +280,17 @@ p_quit(struct presence *p, struct pconn *c)
 static void
 p_start(struct presence *p, struct pconn *c)
 {
-	struct epoll_event	e;
-	int			fd, one = 1;
+	int	fd, done;
 
 	p_set(p, c, P_CONNECTING);
-	fd = socket(p->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (fd == -1) {
+	if ((fd = sock_connect(p->ep, &p->sa, p->salen, c->idx, &done)) ==
+	    -1) {
 		p_lost(p, c, strerror(errno));
 		return;
 	}
-	/* Each request must leave at once: latency is what is measured. */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
-		warn("TCP_NODELAY");
 	c->fd = fd;
 	buf_init(&c->in);
-	memset(&e, 0, sizeof(e));
-	e.events = EPOLLIN | EPOLLOUT;
-	e.data.u32 = c->idx;
-	if (epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &e) == -1)
-		err(1, "epoll_ctl");
-	if (connect(fd, (struct sockaddr *)&p->sa, p->salen) == 0)
-		return;		/* EPOLLOUT comes all the same */
-	if (errno != EINPROGRESS)
-		p_lost(p, c, strerror(errno));
+	/* Connected at once or not, EPOLLOUT comes: p_event registers it. */
 }
 
 /*
@@ -494,25 +479,18 @@ p_irc_line(struct presence *p, struct pconn *c, const char *line,
 	}
 }
 
-/* Handles the complete lines of data; the bytes used, or -1 if closed. */
-static ssize_t
-p_lines(struct presence *p, struct pconn *c, const char *data, size_t len,
-    int64_t now)
+/* Handles one line of the server's; -1 once the connection is gone. */
+static int
+p_line(void *run, void *conn, const char *line, size_t len, int64_t now)
 {
-	const char	*s = data, *end = data + len, *line;
-	size_t		 n;
+	struct presence	*p = run;
+	struct pconn	*c = conn;
 
-	while ((line = line_next(&s, end, &n)) != NULL) {
-		if (n == 0)
-			continue;
-		if (p->irc)
-			p_irc_line(p, c, line, n, now);
-		else
-			p_talknet_line(p, c, line, n, now);
-		if (c->fd < 0)
-			return -1;
-	}
-	return s - data;
+	if (p->irc)
+		p_irc_line(p, c, line, len, now);
+	else
+		p_talknet_line(p, c, line, len, now);
+	return c->fd < 0 ? -1 : 0;
 }
 
 /* The server closed a connection: the end of a quit, or a loss. */
@@ -528,61 +506,30 @@ p_eof(struct presence *p, struct pconn *c, int64_t now)
 	p_set(p, c, P_DONE);
 }
 
-/*
- * Reads what a connection has.  Whole lines are handled straight from
- * the scratch buffer; only a partial line is kept in the connection's
- * own, so 10,000 idle clients hold no buffers.
- */
+/* Reads what a connection has; held clients keep no buffer when idle. */
 static void
 p_read(struct presence *p, struct pconn *c)
 {
-	ssize_t	 r, used;
-	int	 i;
-	int64_t	 now;
-	char	*d;
-	size_t	 dlen;
+	struct reader	r;
+	int		rs;
 
-	for (i = 0; i < P_READS && c->fd >= 0; i++) {
-		r = read(c->fd, p->scratch, sizeof(p->scratch));
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		now = clock_now_ns();
-		if (r <= 0) {
-			/* A reset after our quit ends it all the same. */
-			if (r == 0 || (c->st == P_QUITTING &&
-			    errno == ECONNRESET))
-				p_eof(p, c, now);
-			else
-				p_lost(p, c, strerror(errno));
-			return;
-		}
-		d = p->scratch;
-		dlen = (size_t)r;
-		if (buf_pending(&c->in) > 0) {
-			if (buf_append(&c->in, p->scratch, dlen) == -1)
-				err(1, "buf_append");
-			d = buf_head(&c->in);
-			dlen = buf_pending(&c->in);
-		}
-		if ((used = p_lines(p, c, d, dlen, now)) == -1)
-			return;
-		if (d == p->scratch && (size_t)used < dlen) {
-			if (buf_append(&c->in, d + used, dlen - used) == -1)
-				err(1, "buf_append");
-		} else if (d != p->scratch) {
-			buf_drain(&c->in, (size_t)used);
-		}
-		if (buf_pending(&c->in) > P_LINE_MAX) {
-			p_lost(p, c, "line too long");
-			return;
-		}
-		if (buf_pending(&c->in) == 0)
-			buf_free(&c->in);
-		if ((size_t)r < sizeof(p->scratch))
-			break;
-	}
+	memset(&r, 0, sizeof(r));
+	r.fd = c->fd;
+	r.in = &c->in;
+	r.scratch = p->scratch;
+	r.scratch_len = sizeof(p->scratch);
+	r.line = p_line;
+	r.run = p;
+	r.conn = c;
+	rs = rd_read(&r);
+	/* A reset after our quit ends it all the same. */
+	if (rs == RD_EOF || (rs == RD_ERROR && c->st == P_QUITTING &&
+	    errno == ECONNRESET))
+		p_eof(p, c, clock_now_ns());
+	else if (rs == RD_ERROR)
+		p_lost(p, c, strerror(errno));
+	else if (rs == RD_LONG)
+		p_lost(p, c, "line too long");
 }
 
 /* Handles the epoll events of one connection. */
