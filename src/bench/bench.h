@@ -108,6 +108,13 @@ struct options {
 	unsigned int	 given;		/* 1 << enum load_option, given */
 };
 
+/* How a run went: failed or not, why, and its first problem. */
+struct run_status {
+	int		 failed;	/* set-up failed, timed out, interrupted */
+	char		 error[256];	/* why it failed */
+	char		 note[256];	/* the first problem, which need not fail */
+};
+
 /* A server process tree at one moment. */
 struct srvstat {
 	int		 ok;
@@ -230,9 +237,7 @@ struct bench {
 	uint64_t	 connects_failed;
 	uint64_t	 connect_retries;
 	int64_t		 max_lag_ns;
-	char		 first_error[256];
-	char		 setup_error[256];
-	int		 failed;	/* set-up failed or interrupted */
+	struct run_status rs;		/* failed or not, and why */
 	int		 busy;		/* buffers stay allocated: fanout, private */
 	uint32_t	*lastseq;	/* n x slots, or NULL */
 	unsigned int	 seq_slots;
@@ -279,6 +284,14 @@ enum rd_status {
 	RD_LONG		/* a line longer than any server sends */
 };
 
+/* What an epoll event on a socket asks for (sock_event()). */
+enum sock_event {
+	SE_NONE,
+	SE_CONNECTED,
+	SE_FAILED,
+	SE_READ
+};
+
 /* One connection's reading side, for rd_read(). */
 struct reader {
 	int		 fd;
@@ -297,9 +310,9 @@ struct reader {
 /* conn.c */
 void	 bench_addr(const struct options *, struct sockaddr_storage *,
 	    socklen_t *, char *, size_t);
-void	 bench_note(struct bench *, const char *, ...)
+void	 rs_note(struct run_status *, const char *, ...)
 	    __attribute__((__format__(__printf__, 2, 3)));
-void	 bench_setup_error(struct bench *, const char *, ...)
+void	 rs_fail(struct run_status *, const char *, ...)
 	    __attribute__((__format__(__printf__, 2, 3)));
 void	 conn_set_state(struct bench *, struct conn *, enum cstate);
 const char *conn_label(const struct conn *);
@@ -313,10 +326,12 @@ void	 conn_ready(struct bench *, struct conn *, int64_t);
 void	 conn_identified(struct bench *, struct conn *, int64_t);
 void	 conn_lost(struct bench *, struct conn *, const char *);
 void	 conn_event(struct bench *, struct conn *, uint32_t);
-int	 connect_result(int, uint32_t);
+void	 sock_watch(int, int, unsigned int, uint32_t);
+enum sock_event sock_event(int, int, unsigned int, int, uint32_t, int *);
 int	 sock_connect(int, const struct sockaddr_storage *, socklen_t,
 	    unsigned int, int *);
 int	 rd_read(const struct reader *);
+const char *rd_why(int);
 const char *line_next(const char **, const char *, size_t *);
 
 /* loop.c */

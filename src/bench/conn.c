@@ -39,31 +39,31 @@
 #define SERVER_MAX_LINE		(1024 * 1024)
 #define CONNECT_RETRIES		5	/* per client during set-up */
 
-/* Remembers the first problem of the run, for the report. */
+/* Remembers the first problem of the run, which need not fail it. */
 void
-bench_note(struct bench *b, const char *fmt, ...)
+rs_note(struct run_status *rs, const char *fmt, ...)
 {
 	va_list	ap;
 
-	if (b->first_error[0] != '\0')
+	if (rs->note[0] != '\0')
 		return;
 	va_start(ap, fmt);
-	vsnprintf(b->first_error, sizeof(b->first_error), fmt, ap);
+	vsnprintf(rs->note, sizeof(rs->note), fmt, ap);
 	va_end(ap);
 }
 
-/* Stops a set-up that cannot finish; the results say why. */
+/* Fails the run; the first reason given is the one reported. */
 void
-bench_setup_error(struct bench *b, const char *fmt, ...)
+rs_fail(struct run_status *rs, const char *fmt, ...)
 {
 	va_list	ap;
 
-	if (b->setup_error[0] == '\0') {
+	if (!rs->failed) {
 		va_start(ap, fmt);
-		vsnprintf(b->setup_error, sizeof(b->setup_error), fmt, ap);
+		vsnprintf(rs->error, sizeof(rs->error), fmt, ap);
 		va_end(ap);
 	}
-	b->failed = 1;
+	rs->failed = 1;
 }
 
 /* Tells whether an address is loopback (127/8, ::1, ::ffff:127/104). */
@@ -143,15 +143,9 @@ conn_set_state(struct bench *b, struct conn *c, enum cstate st)
 static void
 conn_watch(struct bench *b, struct conn *c, uint32_t ev)
 {
-	struct epoll_event	e;
-
 	if (c->fd < 0 || ev == c->ev)
 		return;
-	memset(&e, 0, sizeof(e));
-	e.events = ev;
-	e.data.u32 = c->idx;
-	if (epoll_ctl(b->ep, EPOLL_CTL_MOD, c->fd, &e) == -1)
-		err(1, "epoll_ctl");
+	sock_watch(b->ep, c->fd, c->idx, ev);
 	c->ev = ev;
 }
 
@@ -280,19 +274,17 @@ sock_connect(int ep, const struct sockaddr_storage *sa, socklen_t salen,
 void
 conn_start(struct bench *b, struct conn *c, int64_t now)
 {
-	int	fd, done;
+	int	done;
 
 	c->t_start = now;
 	conn_set_state(b, c, C_CONNECTING);
-	if ((fd = sock_connect(b->ep, &b->sa, b->salen, c->idx, &done)) ==
-	    -1) {
+	c->fd = sock_connect(b->ep, &b->sa, b->salen, c->idx, &done);
+	if (c->fd == -1) {
 		conn_lost(b, c, strerror(errno));
 		return;
 	}
-	c->fd = fd;
+	/* Its buffers are empty: new, or freed by conn_close(). */
 	b->nopen++;
-	buf_init(&c->in);
-	buf_init(&c->out);
 	c->ev = EPOLLIN | EPOLLOUT;
 	if (done)
 		conn_register(b, c);
@@ -343,26 +335,26 @@ conn_lost(struct bench *b, struct conn *c, const char *why)
 		return;
 	if (b->o->wl == WL_CONNECT) {
 		b->connects_failed++;
-		bench_note(b, "connection %u: %s", c->idx, why);
+		rs_note(&b->rs, "connection %u: %s", c->idx, why);
 		return;
 	}
 	if (b->ph == PH_SETUP && (old == C_CONNECTING || old == C_REGISTER) &&
 	    c->retries < CONNECT_RETRIES) {
 		c->retries++;
 		b->connect_retries++;
-		bench_note(b, "client %u: %s (retried)", c->idx, why);
+		rs_note(&b->rs, "client %u: %s (retried)", c->idx, why);
 		c->next_ns = now + (int64_t)c->retries * 100 * MS;
 		conn_set_state(b, c, C_WAIT);
 		TAILQ_INSERT_TAIL(&b->retryq, c, retry_entry);
 		return;
 	}
 	if (b->ph == PH_SETUP) {
-		bench_setup_error(b, "client %u (%s): %s", c->idx,
+		rs_fail(&b->rs, "client %u (%s): %s", c->idx,
 		    conn_label(c), why);
 		return;
 	}
 	b->disconnects++;
-	bench_note(b, "client %u (%s): %s", c->idx, conn_label(c), why);
+	rs_note(&b->rs, "client %u (%s): %s", c->idx, conn_label(c), why);
 }
 
 
@@ -462,6 +454,17 @@ rd_read(const struct reader *r)
 	return RD_OPEN;
 }
 
+/* Why rd_read() ended a connection, in words. */
+const char *
+rd_why(int rs)
+{
+	if (rs == RD_EOF)
+		return "closed by the server";
+	if (rs == RD_LONG)
+		return "line too long";
+	return strerror(errno);
+}
+
 /* Hands one line to the run's wire; -1 once the connection is gone. */
 static int
 conn_line(void *run, void *conn, const char *line, size_t len, int64_t now)
@@ -477,52 +480,58 @@ conn_line(void *run, void *conn, const char *line, size_t len, int64_t now)
 static void
 conn_read(struct bench *b, struct conn *c)
 {
-	struct reader	r;
-
-	memset(&r, 0, sizeof(r));
-	r.fd = c->fd;
-	r.in = &c->in;
-	r.scratch = b->scratch;
-	r.scratch_len = sizeof(b->scratch);
 	/* Idle clients keep no buffer: hold measures the server, not us. */
-	r.keep = b->busy;
-	r.line = conn_line;
-	r.run = b;
-	r.conn = c;
-	switch (rd_read(&r)) {
-	case RD_EOF:
-		if (c->st != C_QUITTING) {
-			conn_lost(b, c, "closed by the server");
-			return;
-		}
+	const struct reader r = { .fd = c->fd, .in = &c->in,
+	    .scratch = b->scratch, .scratch_len = sizeof(b->scratch),
+	    .keep = b->busy, .line = conn_line, .run = b, .conn = c };
+	int		rs;
+
+	rs = rd_read(&r);
+	if (rs == RD_EOF && c->st == C_QUITTING) {
 		if (b->o->wl == WL_CONNECT && b->ph == PH_SETUP)
 			b->connects_ok++;
 		conn_close(b, c);
-		return;
-	case RD_ERROR:
-		conn_lost(b, c, strerror(errno));
-		return;
-	case RD_LONG:
-		conn_lost(b, c, "line too long");
-		return;
+	} else if (rs != RD_OPEN && rs != RD_GONE) {
+		conn_lost(b, c, rd_why(rs));
 	}
 }
 
-/*
- * Reads how a non-blocking connect on fd ended, given its epoll events:
- * 0 if it is connected, its errno if it failed, -1 if it is still going.
- */
-int
-connect_result(int fd, uint32_t ev)
+/* Sets the epoll events of a socket, its events tagged idx. */
+void
+sock_watch(int ep, int fd, unsigned int idx, uint32_t events)
 {
-	int		e = 0;
-	socklen_t	elen = sizeof(e);
+	struct epoll_event	e;
 
+	memset(&e, 0, sizeof(e));
+	e.events = events;
+	e.data.u32 = idx;
+	if (epoll_ctl(ep, EPOLL_CTL_MOD, fd, &e) == -1)
+		err(1, "epoll_ctl");
+}
+
+/*
+ * What one epoll event on a socket asks for: SE_CONNECTED when its
+ * connect went through (it is then watched for input only), SE_FAILED
+ * when it failed (*e: its errno), SE_READ when there is input or an end
+ * to read, SE_NONE when nothing is to be done yet.
+ */
+enum sock_event
+sock_event(int ep, int fd, unsigned int idx, int connecting, uint32_t ev,
+    int *e)
+{
+	socklen_t	elen = sizeof(*e);
+
+	*e = 0;
+	if (!connecting)
+		return ev & (EPOLLIN | EPOLLERR | EPOLLHUP) ? SE_READ : SE_NONE;
 	if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0)
-		return -1;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) == -1)
-		e = errno;
-	return e;
+		return SE_NONE;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, e, &elen) == -1)
+		*e = errno;
+	if (*e != 0)
+		return SE_FAILED;
+	sock_watch(ep, fd, idx, EPOLLIN);
+	return SE_CONNECTED;
 }
 
 /* Handles the epoll events of one connection. */
@@ -533,20 +542,21 @@ conn_event(struct bench *b, struct conn *c, uint32_t ev)
 
 	if (c->fd < 0)
 		return;
-	if (c->st == C_CONNECTING) {
-		if ((e = connect_result(c->fd, ev)) == -1)
-			return;
-		if (e != 0) {
-			conn_lost(b, c, strerror(e));
-			return;
-		}
-		conn_watch(b, c, EPOLLIN);
+	switch (sock_event(b->ep, c->fd, c->idx, c->st == C_CONNECTING, ev,
+	    &e)) {
+	case SE_CONNECTED:
+		c->ev = EPOLLIN;
 		conn_register(b, c);
 		return;
-	}
-	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
+	case SE_FAILED:
+		conn_lost(b, c, strerror(e));
+		return;
+	case SE_READ:
 		conn_read(b, c);
+		break;
+	case SE_NONE:
+		break;
+	}
 	if (c->fd >= 0 && (ev & EPOLLOUT))
 		conn_flush(b, c);
 }
-

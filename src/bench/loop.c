@@ -119,9 +119,9 @@ static void
 bench_connect_end(struct bench *b, int64_t now)
 {
 	if (b->connects_failed > 0)
-		bench_setup_error(b, "%" PRIu64 " of %" PRIu64 " connections "
+		rs_fail(&b->rs, "%" PRIu64 " of %" PRIu64 " connections "
 		    "failed, the first: %s", b->connects_failed,
-		    b->connects_failed + b->connects_ok, b->first_error);
+		    b->connects_failed + b->connects_ok, b->rs.note);
 	bench_teardown(b, now);
 }
 
@@ -143,7 +143,7 @@ bench_connect_tick(struct bench *b, int64_t now)
 		bench_connect_end(b, now);
 	} else if (now >= b->t_end + (int64_t)b->o->drain * NS) {
 		b->connects_failed += b->inflight;
-		bench_note(b, "%u connections still open after the drain time",
+		rs_note(&b->rs, "%u connections still open after the drain time",
 		    b->inflight);
 		bench_connect_end(b, now);
 	}
@@ -203,14 +203,14 @@ bench_tick(struct bench *b, int64_t now)
 	const struct options	*o = b->o;
 
 	if (got_signal && b->ph < PH_TEARDOWN) {
-		bench_setup_error(b, "interrupted by signal %d",
+		rs_fail(&b->rs, "interrupted by signal %d",
 		    (int)got_signal);
 		bench_teardown(b, now);
 		return;
 	}
 	if (now >= b->deadline) {
 		if (b->ph < PH_TEARDOWN) {
-			bench_setup_error(b, "the run passed its deadline");
+			rs_fail(&b->rs, "the run passed its deadline");
 			bench_teardown(b, now);
 		} else {
 			b->ph = PH_DONE;
@@ -219,7 +219,7 @@ bench_tick(struct bench *b, int64_t now)
 	}
 	switch (b->ph) {
 	case PH_SETUP:
-		if (b->failed) {
+		if (b->rs.failed) {
 			bench_teardown(b, now);
 			return;
 		}
@@ -233,7 +233,7 @@ bench_tick(struct bench *b, int64_t now)
 			return;
 		}
 		if (now >= b->t0 + (int64_t)o->setup_timeout * NS) {
-			bench_setup_error(b, "set-up timed out after %u s: %u "
+			rs_fail(&b->rs, "set-up timed out after %u s: %u "
 			    "of %u clients identified, %u ready",
 			    o->setup_timeout, b->nident, b->n, b->nready);
 			bench_teardown(b, now);
@@ -382,10 +382,10 @@ bench_classic(struct options *o)
 		report_human(b, o->json ? stderr : stdout);
 	if (o->svg != NULL && bench_chart(b, o) == -1)
 		rv = 1;
-	if (b->failed) {
+	if (b->rs.failed) {
 		/* Said on stderr too, unless the report already went there. */
 		if (!o->json || o->quiet)
-			warnx("FAILED: %s", b->setup_error);
+			warnx("FAILED: %s", b->rs.error);
 		rv = 1;
 	}
 	if (fflush(stdout) == EOF)

@@ -16,7 +16,8 @@
  * text's last copy, and 10,000 held clients read through one scratch
  * buffer with no output queue, where a classic run keeps a queue per
  * client and retries under --concurrency.  The pieces that are the same
- * are shared: bench_addr(), line_next(), connect_result(), irc_word().
+ * are shared: bench_addr(), sock_connect(), sock_event(), rd_read(),
+ * irc_word().
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -115,41 +116,12 @@ struct presence {
 	int64_t		*whole_ns;	/* connect..close; last copy */
 	int64_t		*resp_ns;	/* join: connect..RESPONSE */
 	unsigned int	 nsteps;
-	int		 failed;
-	char		 error[256];
-	char		 first_problem[256];
+	struct run_status rs;
 	struct proto_parser pp;
 	char		 scratch[P_READ];
 };
 
 static void	 p_lost(struct presence *, struct pconn *, const char *);
-
-/* Records the first error; the run has failed. */
-static void __attribute__((__format__(__printf__, 2, 3)))
-p_fail(struct presence *p, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (!p->failed) {
-		va_start(ap, fmt);
-		vsnprintf(p->error, sizeof(p->error), fmt, ap);
-		va_end(ap);
-	}
-	p->failed = 1;
-}
-
-/* Records the first problem, which need not fail the run. */
-static void __attribute__((__format__(__printf__, 2, 3)))
-p_note(struct presence *p, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (p->first_problem[0] != '\0')
-		return;
-	va_start(ap, fmt);
-	vsnprintf(p->first_problem, sizeof(p->first_problem), fmt, ap);
-	va_end(ap);
-}
 
 /* Tells whether a state counts against --concurrency. */
 static int
@@ -280,17 +252,13 @@ p_quit(struct presence *p, struct pconn *c)
 static void
 p_start(struct presence *p, struct pconn *c)
 {
-	int	fd, done;
+	int	done;
 
 	p_set(p, c, P_CONNECTING);
-	if ((fd = sock_connect(p->ep, &p->sa, p->salen, c->idx, &done)) ==
-	    -1) {
-		p_lost(p, c, strerror(errno));
-		return;
-	}
-	c->fd = fd;
-	buf_init(&c->in);
 	/* Connected at once or not, EPOLLOUT comes: p_event registers it. */
+	if ((c->fd = sock_connect(p->ep, &p->sa, p->salen, c->idx,
+	    &done)) == -1)
+		p_lost(p, c, strerror(errno));
 }
 
 /*
@@ -306,25 +274,25 @@ p_lost(struct presence *p, struct pconn *c, const char *why)
 	p_close(c);
 	if (c->idx >= p->n) {
 		p_set(p, c, P_FAILED);
-		p_fail(p, "join %u (%s): %s", p->nsteps, c->name, why);
+		rs_fail(&p->rs, "join %u (%s): %s", p->nsteps, c->name, why);
 		return;
 	}
 	if (p->setup && (old == P_CONNECTING || old == P_REGISTER) &&
 	    c->retries < P_RETRIES) {
 		c->retries++;
 		p->retries++;
-		p_note(p, "client %u: %s (retried)", c->idx, why);
+		rs_note(&p->rs, "client %u: %s (retried)", c->idx, why);
 		c->t_retry = clock_now_ns() + (int64_t)c->retries * 100 * MS;
 		p_set(p, c, P_WAIT);
 		return;
 	}
 	p_set(p, c, P_FAILED);
 	if (p->setup) {
-		p_fail(p, "client %u (%s): %s", c->idx, c->name, why);
+		rs_fail(&p->rs, "client %u (%s): %s", c->idx, c->name, why);
 		return;
 	}
 	p->lost++;
-	p_note(p, "client %u (%s): %s", c->idx, c->name, why);
+	rs_note(&p->rs, "client %u (%s): %s", c->idx, c->name, why);
 }
 
 /* Handles a successful IDENTIFY or IRC registration. */
@@ -353,12 +321,12 @@ p_copy(struct presence *p, struct pconn *c, const char *text, size_t len,
 		return;
 	if (c->idx == 0) {
 		/* The sender's own copy is not one of the N-1. */
-		p_note(p, "the sender got its own text back");
+		rs_note(&p->rs, "the sender got its own text back");
 		return;
 	}
 	if (c->got == p->round) {
 		p->duplicates++;
-		p_note(p, "client %u: a second copy of %s", c->idx, p->expect);
+		rs_note(&p->rs, "client %u: a second copy of %s", c->idx, p->expect);
 		return;
 	}
 	c->got = p->round;
@@ -385,7 +353,7 @@ p_response(struct presence *p, struct pconn *c, const struct msg *m,
 		return;
 	}
 	p->server_errors++;
-	p_note(p, "client %u (%s): %.*s %.*s", c->idx, c->name,
+	rs_note(&p->rs, "client %u (%s): %.*s %.*s", c->idx, c->name,
 	    (int)m->operation.len, m->operation.p, (int)m->result.len,
 	    m->result.p);
 }
@@ -407,7 +375,7 @@ p_talknet_line(struct presence *p, struct pconn *c, const char *line,
 		return;
 	if (proto_parse_reply(&p->pp, line, len, &m) == -1) {
 		p->server_errors++;
-		p_note(p, "client %u: unreadable line from the server", c->idx);
+		rs_note(&p->rs, "client %u: unreadable line from the server", c->idx);
 		return;
 	}
 	if (m.type == MSG_PUBLIC_TEXT_FROM)
@@ -442,7 +410,7 @@ p_irc_numeric(struct presence *p, struct pconn *c, int num,
 		return;
 	}
 	p->server_errors++;
-	p_note(p, "client %u (%s): %.*s", c->idx, c->name, (int)len, line);
+	rs_note(&p->rs, "client %u (%s): %.*s", c->idx, c->name, (int)len, line);
 	if (c->st == P_REGISTER || c->st == P_JOINING)
 		p_lost(p, c, "refused by the server");
 }
@@ -470,7 +438,7 @@ p_irc_line(struct presence *p, struct pconn *c, const char *line,
 	} else if (clen == 5 && memcmp(cmd, "ERROR", 5) == 0) {
 		if (c->st != P_QUITTING) {
 			p->server_errors++;
-			p_note(p, "client %u: %.*s", c->idx, (int)len, line);
+			rs_note(&p->rs, "client %u: %.*s", c->idx, (int)len, line);
 		}
 	} else if (clen == 3 && isdigit((unsigned char)cmd[0]) &&
 	    isdigit((unsigned char)cmd[1]) && isdigit((unsigned char)cmd[2])) {
@@ -510,53 +478,35 @@ p_eof(struct presence *p, struct pconn *c, int64_t now)
 static void
 p_read(struct presence *p, struct pconn *c)
 {
-	struct reader	r;
+	const struct reader r = { .fd = c->fd, .in = &c->in,
+	    .scratch = p->scratch, .scratch_len = sizeof(p->scratch),
+	    .line = p_line, .run = p, .conn = c };
 	int		rs;
 
-	memset(&r, 0, sizeof(r));
-	r.fd = c->fd;
-	r.in = &c->in;
-	r.scratch = p->scratch;
-	r.scratch_len = sizeof(p->scratch);
-	r.line = p_line;
-	r.run = p;
-	r.conn = c;
 	rs = rd_read(&r);
 	/* A reset after our quit ends it all the same. */
 	if (rs == RD_EOF || (rs == RD_ERROR && c->st == P_QUITTING &&
 	    errno == ECONNRESET))
 		p_eof(p, c, clock_now_ns());
-	else if (rs == RD_ERROR)
-		p_lost(p, c, strerror(errno));
-	else if (rs == RD_LONG)
-		p_lost(p, c, "line too long");
+	else if (rs != RD_OPEN && rs != RD_GONE)
+		p_lost(p, c, rd_why(rs));
 }
 
 /* Handles the epoll events of one connection. */
 static void
 p_event(struct presence *p, struct pconn *c, uint32_t ev)
 {
-	struct epoll_event	e;
-	int			err_;
+	enum sock_event	se;
+	int		e;
 
 	if (c->fd < 0)
 		return;
-	if (c->st == P_CONNECTING) {
-		if ((err_ = connect_result(c->fd, ev)) == -1)
-			return;
-		if (err_ != 0) {
-			p_lost(p, c, strerror(err_));
-			return;
-		}
-		memset(&e, 0, sizeof(e));
-		e.events = EPOLLIN;
-		e.data.u32 = c->idx;
-		if (epoll_ctl(p->ep, EPOLL_CTL_MOD, c->fd, &e) == -1)
-			err(1, "epoll_ctl");
+	se = sock_event(p->ep, c->fd, c->idx, c->st == P_CONNECTING, ev, &e);
+	if (se == SE_CONNECTED)
 		p_register(p, c);
-		return;
-	}
-	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
+	else if (se == SE_FAILED)
+		p_lost(p, c, strerror(e));
+	else if (se == SE_READ)
 		p_read(p, c);
 }
 
@@ -602,13 +552,13 @@ p_setup(struct presence *p)
 	deadline = t0 + (int64_t)p->o->setup_timeout * NS;
 	t_progress = t0 + P_PROGRESS_NS;
 	p->setup = 1;
-	while (!p->failed && p->nready < p->n) {
+	while (!p->rs.failed && p->nready < p->n) {
 		if (bench_interrupted()) {
-			p_fail(p, "interrupted");
+			rs_fail(&p->rs, "interrupted");
 			break;
 		}
 		if (now >= deadline) {
-			p_fail(p, "set-up: %u of %u clients ready after %u s",
+			rs_fail(&p->rs, "set-up: %u of %u clients ready after %u s",
 			    p->nready, p->n, p->o->setup_timeout);
 			break;
 		}
@@ -629,13 +579,13 @@ p_setup(struct presence *p)
 static void
 p_wait_joiner(struct presence *p, struct pconn *c, int64_t deadline)
 {
-	while (!p->failed && c->st != P_DONE && c->st != P_FAILED) {
+	while (!p->rs.failed && c->st != P_DONE && c->st != P_FAILED) {
 		if (bench_interrupted()) {
-			p_fail(p, "interrupted");
+			rs_fail(&p->rs, "interrupted");
 			return;
 		}
 		if (clock_now_ns() >= deadline) {
-			p_fail(p, "join %u (%s): not done in %u s", p->nsteps,
+			rs_fail(&p->rs, "join %u (%s): not done in %u s", p->nsteps,
 			    c->name, p->o->step_timeout);
 			return;
 		}
@@ -658,7 +608,7 @@ p_join_step(struct presence *p)
 	t0 = clock_now_ns();
 	p_start(p, c);
 	p_wait_joiner(p, c, t0 + (int64_t)p->o->step_timeout * NS);
-	if (p->failed)
+	if (p->rs.failed)
 		return;
 	p->resp_ns[p->nsteps] = c->t_resp - t0;
 	p->whole_ns[p->nsteps] = c->t_close - t0;
@@ -692,23 +642,23 @@ p_broadcast_step(struct presence *p)
 		p_send(p, c, "PRIVMSG %s :%s\r\n", P_CHANNEL, p->expect);
 	else
 		p_send_msg(p, c, MSG_PUBLIC_TEXT, NULL, p->expect);
-	while (!p->failed && p->copies < p->n - 1 - p->lost) {
+	while (!p->rs.failed && p->copies < p->n - 1 - p->lost) {
 		if (bench_interrupted()) {
-			p_fail(p, "interrupted");
+			rs_fail(&p->rs, "interrupted");
 			return;
 		}
 		if (clock_now_ns() >= deadline) {
-			p_fail(p, "broadcast %" PRIu64 ": %" PRIu64 " of %u "
+			rs_fail(&p->rs, "broadcast %" PRIu64 ": %" PRIu64 " of %u "
 			    "copies in %u s", p->round, p->copies, p->n - 1,
 			    p->o->step_timeout);
 			return;
 		}
 		p_poll(p, 100);
 	}
-	if (p->failed)
+	if (p->rs.failed)
 		return;
 	if (p->lost > 0) {
-		p_fail(p, "broadcast %" PRIu64 ": %" PRIu64 " clients lost",
+		rs_fail(&p->rs, "broadcast %" PRIu64 ": %" PRIu64 " clients lost",
 		    p->round, p->lost);
 		return;
 	}
@@ -727,7 +677,7 @@ p_steps(struct presence *p)
 	unsigned int	k;
 
 	srv_sample(p->o->server_pid, 0, &s0);
-	for (k = 0; k < p->o->repeat && !p->failed; k++) {
+	for (k = 0; k < p->o->repeat && !p->rs.failed; k++) {
 		if (p->o->wl == WL_BROADCAST && k > 0)
 			p_pause(p, P_PAUSE_NS);
 		if (p->o->wl == WL_JOIN)
@@ -810,10 +760,10 @@ p_json(const struct presence *p, FILE *f)
 	json_str(f, p->addrtext);
 	fprintf(f, ",\"clients\":%u,\"repeat\":%u,\"step_timeout\":%u,"
 	    "\"concurrency\":%u,\"ok\":%s,\"error\":", p->n, o->repeat,
-	    o->step_timeout, o->concurrency, p->failed ? "false" : "true");
-	json_str(f, p->error);
+	    o->step_timeout, o->concurrency, p->rs.failed ? "false" : "true");
+	json_str(f, p->rs.error);
 	fputs(",\"first_problem\":", f);
-	json_str(f, p->first_problem);
+	json_str(f, p->rs.note);
 	fprintf(f, ",\"setup\":{\"clients\":%u,\"seconds\":%.6g,"
 	    "\"per_s\":%.6g,\"retries\":%" PRIu64 "},", p->nready, p->setup_s,
 	    p->setup_s > 0 ? p->nready / p->setup_s : 0, p->retries);
@@ -865,10 +815,10 @@ p_human(const struct presence *p, FILE *f)
 		fprintf(f, "  server CPU %.3f s: %.1f us per %s, %u "
 		    "processes\n", p->cpu_s, p_cpu_per(p), o->wl == WL_JOIN ?
 		    "join" : "copy", p->nproc);
-	if (p->first_problem[0] != '\0')
-		fprintf(f, "  first problem: %s\n", p->first_problem);
-	if (p->failed)
-		fprintf(f, "FAILED: %s\n", p->error);
+	if (p->rs.note[0] != '\0')
+		fprintf(f, "  first problem: %s\n", p->rs.note);
+	if (p->rs.failed)
+		fprintf(f, "FAILED: %s\n", p->rs.error);
 }
 
 /* Runs join or broadcast and reports it; the exit status. */
@@ -906,7 +856,7 @@ bench_presence(const struct options *o)
 			    (int)o->server_pid);
 	}
 	p_setup(p);
-	if (!p->failed)
+	if (!p->rs.failed)
 		p_steps(p);
 	qsort(p->whole_ns, p->nsteps, sizeof(int64_t), p_cmp);
 	qsort(p->resp_ns, p->nsteps, sizeof(int64_t), p_cmp);
@@ -915,11 +865,11 @@ bench_presence(const struct options *o)
 	if (!o->json || !o->quiet)
 		p_human(p, o->json ? stderr : stdout);
 	/* Said on stderr too, unless the report already went there. */
-	if (p->failed && (!o->json || o->quiet))
-		warnx("FAILED: %s", p->error);
+	if (p->rs.failed && (!o->json || o->quiet))
+		warnx("FAILED: %s", p->rs.error);
 	if (fflush(stdout) == EOF)
 		err(1, "stdout");
-	rv = p->failed ? 1 : 0;
+	rv = p->rs.failed ? 1 : 0;
 	for (i = 0; i <= p->n; i++)
 		p_close(&p->c[i]);
 	close(p->ep);

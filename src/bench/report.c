@@ -156,8 +156,8 @@ report_human(const struct bench *b, FILE *f)
 	else if (o->wl == WL_CONNECT)
 		fprintf(f, "  concurrency %u", o->concurrency);
 	fputc('\n', f);
-	if (b->setup_error[0] != '\0')
-		fprintf(f, "FAILED: %s\n", b->setup_error);
+	if (b->rs.error[0] != '\0')
+		fprintf(f, "FAILED: %s\n", b->rs.error);
 	if (o->wl == WL_CONNECT) {
 		fprintf(f, "connections %" PRIu64 " in %.2f s (%.0f/s)  "
 		    "failed %" PRIu64 "\n", b->connects_ok,
@@ -206,13 +206,13 @@ report_human(const struct bench *b, FILE *f)
 		    (double)b->srv_end.rss_kib / 1024);
 	}
 	/* A failed run's machine-wide deltas mean nothing: left out. */
-	if ((o->wl == WL_HOLD || b->srv_end.ok) && !b->failed)
+	if ((o->wl == WL_HOLD || b->srv_end.ok) && !b->rs.failed)
 		fprintf(f, "memavail delta %.1f MiB (%.1f KiB/client; the "
 		    "bench's own %.1f MiB taken out)\n",
 		    (double)r.mem_delta.avail / 1024,
 		    per_client(r.mem_delta.avail, &r),
 		    (double)r.selfrss_delta_kib / 1024);
-	if (o->wl == WL_HOLD && r.mem_delta.ok && !b->failed)
+	if (o->wl == WL_HOLD && r.mem_delta.ok && !b->rs.failed)
 		fprintf(f, "per client KiB: anon %.1f  page tables %.1f  "
 		    "kernel stacks %.1f  slab %.1f  shmem %.1f\n",
 		    per_client(r.mem_delta.anon, &r),
@@ -228,9 +228,9 @@ report_human(const struct bench *b, FILE *f)
 		fprintf(f, "  server errors %" PRIu64 "  foreign texts %"
 		    PRIu64, b->server_errors, b->foreign);
 	fputc('\n', f);
-	if (b->first_error[0] != '\0' &&
-	    strcmp(b->first_error, b->setup_error) != 0)
-		fprintf(f, "first problem: %s\n", b->first_error);
+	if (b->rs.note[0] != '\0' &&
+	    strcmp(b->rs.note, b->rs.error) != 0)
+		fprintf(f, "first problem: %s\n", b->rs.note);
 }
 
 /* Prints a JSON string. */
@@ -327,10 +327,10 @@ report_json(const struct bench *b, FILE *f)
 	    o->proto == PK_IRC) ? "true" : "false");
 	json_num(f, "measured_s", r.measured_s, 0);
 	json_num(f, "drained_s", r.drained_s, 0);
-	fprintf(f, "\"ok\":%s,\"error\":", b->failed ? "false" : "true");
-	json_str(f, b->setup_error);
+	fprintf(f, "\"ok\":%s,\"error\":", b->rs.failed ? "false" : "true");
+	json_str(f, b->rs.error);
 	fputs(",\"first_problem\":", f);
-	json_str(f, b->first_error);
+	json_str(f, b->rs.note);
 	fprintf(f, ",\"setup\":{\"clients\":%u,", b->nident);
 	json_num(f, "seconds", r.setup_s, 0);
 	json_num(f, "per_s", r.setup_s > 0 ? b->nident / r.setup_s : 0, 0);
