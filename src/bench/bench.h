@@ -2,14 +2,15 @@
  * bench.h: talknet-bench's shared types, one header for every piece.
  *
  * main.c parses the options and calls down into the pieces:
- *   conn.c      the connections: connect, register, read, write, lose
+ *   conn.c      the connections: connect, register, read, write, lose;
+ *               sock_connect(), sock_event(), rd_read() serve presence too
  *   loop.c      the event loop and the phases of a classic run
  *   load.c      fanout, private, connect, hold: clients, stamps, sends
  *   talknet.c   the TalkNet side of those workloads (lib/ codec)
  *   irc.c       the IRC side of those workloads
  *   hist.c      the latency histogram
  *   procstat.c  /proc: the server tree's CPU and memory, MemAvailable
- *   report.c    the text and JSON reports
+ *   report.c    the text and JSON reports, join and broadcast's too
  *   svg.c       the latency CDF chart
  *   workload.c  the workloads' names, the options each takes, defaults
  *   machine.c   the machine workload
@@ -35,6 +36,7 @@
 
 #define NS			1000000000LL
 #define READ_WANT		8192	/* bytes asked of one read */
+#define P_READ			65536	/* join, broadcast: one read */
 #define MS			1000000LL
 #define MAX_COMPARE		16
 #define NAME_ATTEMPTS		26	/* letters tried when a name is taken */
@@ -110,9 +112,9 @@ struct options {
 
 /* How a run went: failed or not, why, and its first problem. */
 struct run_status {
-	int		 failed;	/* set-up failed, timed out, interrupted */
+	int		 failed;	/* set-up failed, ran late, stopped */
 	char		 error[256];	/* why it failed */
-	char		 note[256];	/* the first problem, which need not fail */
+	char		 note[256];	/* the first problem, failing or not */
 };
 
 /* A server process tree at one moment. */
@@ -256,6 +258,71 @@ struct bench {
 	double		 bench_cpu_s;
 };
 
+/* The states of a join or broadcast client. */
+enum pstate {
+	P_IDLE = 0,	/* not started */
+	P_WAIT,		/* waiting to retry its connect */
+	P_CONNECTING,	/* non-blocking connect in progress */
+	P_REGISTER,	/* IDENTIFY or NICK/USER sent */
+	P_JOINING,	/* IRC: JOIN sent */
+	P_READY,	/* held and reading */
+	P_QUITTING,	/* DISCONNECT or QUIT sent, waiting for the close */
+	P_DONE,		/* the server closed it after the quit */
+	P_FAILED
+};
+
+/* One client of a join or broadcast run. */
+struct pconn {
+	int		 fd;
+	unsigned int	 idx;
+	enum pstate	 st;
+	unsigned int	 retries;
+	unsigned int	 attempt;	/* name letter */
+	char		 name[24];
+	struct buf	 in;
+	uint64_t	 got;		/* last broadcast round received */
+	int64_t		 t_retry;
+	int64_t		 t_resp;	/* RESPONSE SUCCESS or 001 */
+	int64_t		 t_close;	/* closed after the quit */
+};
+
+/* A join or broadcast run (presence.c). */
+struct presence {
+	const struct options *o;
+	struct sockaddr_storage sa;
+	socklen_t	 salen;
+	char		 addrtext[INET6_ADDRSTRLEN + 8];
+	int		 ep;
+	int		 irc;
+	int		 setup;		/* connecting the held */
+	char		 tag;		/* this run's first letter */
+	struct pconn	*c;		/* n held, then the joiner */
+	unsigned int	 n;
+	unsigned int	 next;		/* next held to start */
+	unsigned int	 inflight;
+	unsigned int	 nwait;
+	unsigned int	 nready;
+	uint64_t	 retries;
+	uint64_t	 round;		/* broadcast timed, from 1 */
+	char		 expect[48];	/* its text */
+	uint64_t	 copies;	/* its copies so far */
+	uint64_t	 copies_all;
+	uint64_t	 duplicates;
+	int64_t		 t_last;	/* its last copy */
+	uint64_t	 lost;		/* held, lost after set-up */
+	uint64_t	 server_errors;
+	double		 setup_s;
+	double		 cpu_s;		/* server CPU over the steps */
+	int		 cpu_fine;	/* from schedstat, not ticks */
+	unsigned int	 nproc;
+	int64_t		*whole_ns;	/* connect..close; last copy */
+	int64_t		*resp_ns;	/* join: connect..RESPONSE */
+	unsigned int	 nsteps;
+	struct run_status rs;
+	struct proto_parser pp;
+	char		 scratch[P_READ];
+};
+
 /*
  * What differs between TalkNet and IRC in the classic workloads; the
  * connection layer and the workloads call through it.
@@ -377,6 +444,8 @@ void	 json_str(FILE *, const char *);
 void	 bench_label(const struct bench *, char *, size_t);
 void	 report_human(const struct bench *, FILE *);
 void	 report_json(const struct bench *, FILE *);
+void	 report_presence_json(const struct presence *, FILE *);
+void	 report_presence_human(const struct presence *, FILE *);
 
 /* svg.c */
 int	 bench_chart(const struct bench *, const struct options *);

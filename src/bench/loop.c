@@ -143,8 +143,8 @@ bench_connect_tick(struct bench *b, int64_t now)
 		bench_connect_end(b, now);
 	} else if (now >= b->t_end + (int64_t)b->o->drain * NS) {
 		b->connects_failed += b->inflight;
-		rs_note(&b->rs, "%u connections still open after the drain time",
-		    b->inflight);
+		rs_note(&b->rs, "%u connections still open after the drain "
+		    "time", b->inflight);
 		bench_connect_end(b, now);
 	}
 }

@@ -17,28 +17,20 @@
  * buffer with no output queue, where a classic run keeps a queue per
  * client and retries under --concurrency.  The pieces that are the same
  * are shared: bench_addr(), sock_connect(), sock_event(), rd_read(),
- * irc_word().
+ * irc_word(), and the reports are report.c's.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
-#endif
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1	/* memmem() */
 #endif
 
 #include <sys/types.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
-
 #include <ctype.h>
 #include <err.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -56,70 +48,7 @@
 #define P_NAME_ATTEMPTS	25		/* a..y; z: the joiner */
 #define P_PAUSE_NS	(300 * MS)	/* between two broadcasts */
 #define P_PROGRESS_NS	(5 * NS)
-#define P_READ		65536
 #define P_CHANNEL	"#bench"
-
-enum pstate {
-	P_IDLE = 0,	/* not started */
-	P_WAIT,		/* waiting to retry its connect */
-	P_CONNECTING,	/* non-blocking connect in progress */
-	P_REGISTER,	/* IDENTIFY or NICK/USER sent */
-	P_JOINING,	/* IRC: JOIN sent */
-	P_READY,	/* held and reading */
-	P_QUITTING,	/* DISCONNECT or QUIT sent, waiting for the close */
-	P_DONE,		/* the server closed it after the quit */
-	P_FAILED
-};
-
-struct pconn {
-	int		 fd;
-	unsigned int	 idx;
-	enum pstate	 st;
-	unsigned int	 retries;
-	unsigned int	 attempt;	/* name letter */
-	char		 name[24];
-	struct buf	 in;
-	uint64_t	 got;		/* last broadcast round received */
-	int64_t		 t_retry;
-	int64_t		 t_resp;	/* RESPONSE SUCCESS or 001 */
-	int64_t		 t_close;	/* closed after the quit */
-};
-
-struct presence {
-	const struct options *o;
-	struct sockaddr_storage sa;
-	socklen_t	 salen;
-	char		 addrtext[INET6_ADDRSTRLEN + 8];
-	int		 ep;
-	int		 irc;
-	int		 setup;		/* connecting the held */
-	char		 tag;		/* this run's first letter */
-	struct pconn	*c;		/* n held, then the joiner */
-	unsigned int	 n;
-	unsigned int	 next;		/* next held to start */
-	unsigned int	 inflight;
-	unsigned int	 nwait;
-	unsigned int	 nready;
-	uint64_t	 retries;
-	uint64_t	 round;		/* broadcast timed, from 1 */
-	char		 expect[48];	/* its text */
-	uint64_t	 copies;	/* its copies so far */
-	uint64_t	 copies_all;
-	uint64_t	 duplicates;
-	int64_t		 t_last;	/* its last copy */
-	uint64_t	 lost;		/* held, lost after set-up */
-	uint64_t	 server_errors;
-	double		 setup_s;
-	double		 cpu_s;		/* server CPU over the steps */
-	int		 cpu_fine;	/* from schedstat, not ticks */
-	unsigned int	 nproc;
-	int64_t		*whole_ns;	/* connect..close; last copy */
-	int64_t		*resp_ns;	/* join: connect..RESPONSE */
-	unsigned int	 nsteps;
-	struct run_status rs;
-	struct proto_parser pp;
-	char		 scratch[P_READ];
-};
 
 static void	 p_lost(struct presence *, struct pconn *, const char *);
 
@@ -326,7 +255,8 @@ p_copy(struct presence *p, struct pconn *c, const char *text, size_t len,
 	}
 	if (c->got == p->round) {
 		p->duplicates++;
-		rs_note(&p->rs, "client %u: a second copy of %s", c->idx, p->expect);
+		rs_note(&p->rs, "client %u: a second copy of %s", c->idx,
+		    p->expect);
 		return;
 	}
 	c->got = p->round;
@@ -375,7 +305,8 @@ p_talknet_line(struct presence *p, struct pconn *c, const char *line,
 		return;
 	if (proto_parse_reply(&p->pp, line, len, &m) == -1) {
 		p->server_errors++;
-		rs_note(&p->rs, "client %u: unreadable line from the server", c->idx);
+		rs_note(&p->rs, "client %u: unreadable line from the server",
+		    c->idx);
 		return;
 	}
 	if (m.type == MSG_PUBLIC_TEXT_FROM)
@@ -410,7 +341,8 @@ p_irc_numeric(struct presence *p, struct pconn *c, int num,
 		return;
 	}
 	p->server_errors++;
-	rs_note(&p->rs, "client %u (%s): %.*s", c->idx, c->name, (int)len, line);
+	rs_note(&p->rs, "client %u (%s): %.*s", c->idx, c->name, (int)len,
+	    line);
 	if (c->st == P_REGISTER || c->st == P_JOINING)
 		p_lost(p, c, "refused by the server");
 }
@@ -438,7 +370,8 @@ p_irc_line(struct presence *p, struct pconn *c, const char *line,
 	} else if (clen == 5 && memcmp(cmd, "ERROR", 5) == 0) {
 		if (c->st != P_QUITTING) {
 			p->server_errors++;
-			rs_note(&p->rs, "client %u: %.*s", c->idx, (int)len, line);
+			rs_note(&p->rs, "client %u: %.*s", c->idx, (int)len,
+			    line);
 		}
 	} else if (clen == 3 && isdigit((unsigned char)cmd[0]) &&
 	    isdigit((unsigned char)cmd[1]) && isdigit((unsigned char)cmd[2])) {
@@ -558,8 +491,8 @@ p_setup(struct presence *p)
 			break;
 		}
 		if (now >= deadline) {
-			rs_fail(&p->rs, "set-up: %u of %u clients ready after %u s",
-			    p->nready, p->n, p->o->setup_timeout);
+			rs_fail(&p->rs, "set-up: %u of %u clients ready "
+			    "after %u s", p->nready, p->n, p->o->setup_timeout);
 			break;
 		}
 		p_start_more(p, now);
@@ -585,8 +518,8 @@ p_wait_joiner(struct presence *p, struct pconn *c, int64_t deadline)
 			return;
 		}
 		if (clock_now_ns() >= deadline) {
-			rs_fail(&p->rs, "join %u (%s): not done in %u s", p->nsteps,
-			    c->name, p->o->step_timeout);
+			rs_fail(&p->rs, "join %u (%s): not done in %u s",
+			    p->nsteps, c->name, p->o->step_timeout);
 			return;
 		}
 		p_poll(p, 100);
@@ -648,9 +581,9 @@ p_broadcast_step(struct presence *p)
 			return;
 		}
 		if (clock_now_ns() >= deadline) {
-			rs_fail(&p->rs, "broadcast %" PRIu64 ": %" PRIu64 " of %u "
-			    "copies in %u s", p->round, p->copies, p->n - 1,
-			    p->o->step_timeout);
+			rs_fail(&p->rs, "broadcast %" PRIu64 ": %" PRIu64
+			    " of %u copies in %u s", p->round, p->copies,
+			    p->n - 1, p->o->step_timeout);
 			return;
 		}
 		p_poll(p, 100);
@@ -658,8 +591,8 @@ p_broadcast_step(struct presence *p)
 	if (p->rs.failed)
 		return;
 	if (p->lost > 0) {
-		rs_fail(&p->rs, "broadcast %" PRIu64 ": %" PRIu64 " clients lost",
-		    p->round, p->lost);
+		rs_fail(&p->rs, "broadcast %" PRIu64 ": %" PRIu64
+		    " clients lost", p->round, p->lost);
 		return;
 	}
 	p->whole_ns[p->nsteps++] = p->t_last - t0;
@@ -706,121 +639,6 @@ p_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The nearest-rank quantile q of n sorted samples, in ms; 0 if none. */
-static double
-p_quantile(const int64_t *v, unsigned int n, double q)
-{
-	unsigned int	k;
-
-	if (n == 0)
-		return 0;
-	k = (unsigned int)ceil(q * n);
-	k = k < 1 ? 0 : k - 1;
-	return (double)v[k < n ? k : n - 1] / MS;
-}
-
-/* Prints {"count":..,"min":..,"p50":..,"p99":..,"max":..} of sorted ms. */
-static void
-p_json_dist(FILE *f, const char *key, const int64_t *v, unsigned int n)
-{
-	fprintf(f, "\"%s\":{\"count\":%u,\"min\":%.6g,\"p50\":%.6g,"
-	    "\"p99\":%.6g,\"max\":%.6g}", key, n, p_quantile(v, n, 0),
-	    p_quantile(v, n, 0.5), p_quantile(v, n, 0.99),
-	    p_quantile(v, n, 1));
-}
-
-/* The server's CPU microseconds per join or per delivered copy. */
-static double
-p_cpu_per(const struct presence *p)
-{
-	double	units;
-
-	units = p->o->wl == WL_JOIN ? p->nsteps :
-	    (double)p->nsteps * (p->n - 1);
-	return units > 0 && p->o->server_pid > 0 ? p->cpu_s * 1e6 / units : 0;
-}
-
-/* Prints the result as one JSON object. */
-static void
-p_json(const struct presence *p, FILE *f)
-{
-	const struct options	*o = p->o;
-	const char		*wl = o->wl == WL_JOIN ? "join" : "broadcast";
-	char			 label[128];
-
-	if (o->label != NULL)
-		strlcpy(label, o->label, sizeof(label));
-	else
-		snprintf(label, sizeof(label), "%s %s %u", p->irc ? "irc" :
-		    "talknet", wl, p->n);
-	fputs("{\"label\":", f);
-	json_str(f, label);
-	fprintf(f, ",\"workload\":\"%s\",\"proto\":\"%s\",\"address\":", wl,
-	    p->irc ? "irc" : "talknet");
-	json_str(f, p->addrtext);
-	fprintf(f, ",\"clients\":%u,\"repeat\":%u,\"step_timeout\":%u,"
-	    "\"concurrency\":%u,\"ok\":%s,\"error\":", p->n, o->repeat,
-	    o->step_timeout, o->concurrency, p->rs.failed ? "false" : "true");
-	json_str(f, p->rs.error);
-	fputs(",\"first_problem\":", f);
-	json_str(f, p->rs.note);
-	fprintf(f, ",\"setup\":{\"clients\":%u,\"seconds\":%.6g,"
-	    "\"per_s\":%.6g,\"retries\":%" PRIu64 "},", p->nready, p->setup_s,
-	    p->setup_s > 0 ? p->nready / p->setup_s : 0, p->retries);
-	fprintf(f, "\"steps\":%u,\"lost\":%" PRIu64 ",\"server_errors\":%"
-	    PRIu64 ",", p->nsteps, p->lost, p->server_errors);
-	if (o->wl == WL_JOIN) {
-		p_json_dist(f, "join_ms", p->whole_ns, p->nsteps);
-		fputc(',', f);
-		p_json_dist(f, "response_ms", p->resp_ns, p->nsteps);
-	} else {
-		fprintf(f, "\"copies\":{\"expected\":%llu,\"delivered\":%"
-		    PRIu64 ",\"duplicates\":%" PRIu64 "},",
-		    (unsigned long long)p->nsteps * (p->n - 1),
-		    p->copies_all, p->duplicates);
-		p_json_dist(f, "last_copy_ms", p->whole_ns, p->nsteps);
-	}
-	fprintf(f, ",\"server\":{\"pid\":%d,\"procs\":%u,\"cpu_s\":%.6g,"
-	    "\"cpu_from\":\"%s\",\"cpu_us_per_%s\":%.6g}}\n",
-	    (int)o->server_pid, p->nproc, p->cpu_s, p->cpu_fine ?
-	    "schedstat" : "ticks", o->wl == WL_JOIN ? "join" : "copy",
-	    p_cpu_per(p));
-}
-
-/* Prints the result for a reader. */
-static void
-p_human(const struct presence *p, FILE *f)
-{
-	const struct options	*o = p->o;
-	const int64_t		*w = p->whole_ns, *r = p->resp_ns;
-	unsigned int		 n = p->nsteps;
-
-	fprintf(f, "%s over %s at %s: %u clients held (set up in %.1f s, "
-	    "%" PRIu64 " retries), %u of %u timed\n", o->wl == WL_JOIN ?
-	    "join" : "broadcast", p->irc ? "irc" : "talknet", p->addrtext,
-	    p->nready, p->setup_s, p->retries, n, o->repeat);
-	if (o->wl == WL_JOIN) {
-		fprintf(f, "  join (connect..close) ms  p50 %.2f  p99 %.2f  "
-		    "max %.2f\n", p_quantile(w, n, 0.5), p_quantile(w, n, 0.99),
-		    p_quantile(w, n, 1));
-		fprintf(f, "  connect..RESPONSE ms      p50 %.2f  p99 %.2f  "
-		    "max %.2f\n", p_quantile(r, n, 0.5), p_quantile(r, n, 0.99),
-		    p_quantile(r, n, 1));
-	} else {
-		fprintf(f, "  last of %u copies ms  p50 %.2f  max %.2f  "
-		    "(%" PRIu64 " copies in all)\n", p->n - 1,
-		    p_quantile(w, n, 0.5), p_quantile(w, n, 1), p->copies_all);
-	}
-	if (o->server_pid > 0)
-		fprintf(f, "  server CPU %.3f s: %.1f us per %s, %u "
-		    "processes\n", p->cpu_s, p_cpu_per(p), o->wl == WL_JOIN ?
-		    "join" : "copy", p->nproc);
-	if (p->rs.note[0] != '\0')
-		fprintf(f, "  first problem: %s\n", p->rs.note);
-	if (p->rs.failed)
-		fprintf(f, "FAILED: %s\n", p->rs.error);
-}
-
 /* Runs join or broadcast and reports it; the exit status. */
 int
 bench_presence(const struct options *o)
@@ -861,9 +679,9 @@ bench_presence(const struct options *o)
 	qsort(p->whole_ns, p->nsteps, sizeof(int64_t), p_cmp);
 	qsort(p->resp_ns, p->nsteps, sizeof(int64_t), p_cmp);
 	if (o->json)
-		p_json(p, stdout);
+		report_presence_json(p, stdout);
 	if (!o->json || !o->quiet)
-		p_human(p, o->json ? stderr : stdout);
+		report_presence_human(p, o->json ? stderr : stdout);
 	/* Said on stderr too, unless the report already went there. */
 	if (p->rs.failed && (!o->json || o->quiet))
 		warnx("FAILED: %s", p->rs.error);

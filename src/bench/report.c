@@ -390,3 +390,120 @@ report_json(const struct bench *b, FILE *f)
 	report_cdf(h, f);
 	fputs("}\n", f);
 }
+
+/* --- join and broadcast ---------------------------------------------- */
+
+/* The nearest-rank quantile q of n sorted samples, in ms; 0 if none. */
+static double
+p_quantile(const int64_t *v, unsigned int n, double q)
+{
+	unsigned int	k;
+
+	if (n == 0)
+		return 0;
+	k = (unsigned int)ceil(q * n);
+	k = k < 1 ? 0 : k - 1;
+	return (double)v[k < n ? k : n - 1] / MS;
+}
+
+/* Prints {"count":..,"min":..,"p50":..,"p99":..,"max":..} of sorted ms. */
+static void
+p_json_dist(FILE *f, const char *key, const int64_t *v, unsigned int n)
+{
+	fprintf(f, "\"%s\":{\"count\":%u,\"min\":%.6g,\"p50\":%.6g,"
+	    "\"p99\":%.6g,\"max\":%.6g}", key, n, p_quantile(v, n, 0),
+	    p_quantile(v, n, 0.5), p_quantile(v, n, 0.99),
+	    p_quantile(v, n, 1));
+}
+
+/* The server's CPU microseconds per join or per delivered copy. */
+static double
+p_cpu_per(const struct presence *p)
+{
+	double	units;
+
+	units = p->o->wl == WL_JOIN ? p->nsteps :
+	    (double)p->nsteps * (p->n - 1);
+	return units > 0 && p->o->server_pid > 0 ? p->cpu_s * 1e6 / units : 0;
+}
+
+/* Prints the result of join or broadcast as one JSON object. */
+void
+report_presence_json(const struct presence *p, FILE *f)
+{
+	const struct options	*o = p->o;
+	const char		*wl = o->wl == WL_JOIN ? "join" : "broadcast";
+	char			 label[128];
+
+	if (o->label != NULL)
+		strlcpy(label, o->label, sizeof(label));
+	else
+		snprintf(label, sizeof(label), "%s %s %u", p->irc ? "irc" :
+		    "talknet", wl, p->n);
+	fputs("{\"label\":", f);
+	json_str(f, label);
+	fprintf(f, ",\"workload\":\"%s\",\"proto\":\"%s\",\"address\":", wl,
+	    p->irc ? "irc" : "talknet");
+	json_str(f, p->addrtext);
+	fprintf(f, ",\"clients\":%u,\"repeat\":%u,\"step_timeout\":%u,"
+	    "\"concurrency\":%u,\"ok\":%s,\"error\":", p->n, o->repeat,
+	    o->step_timeout, o->concurrency, p->rs.failed ? "false" : "true");
+	json_str(f, p->rs.error);
+	fputs(",\"first_problem\":", f);
+	json_str(f, p->rs.note);
+	fprintf(f, ",\"setup\":{\"clients\":%u,\"seconds\":%.6g,"
+	    "\"per_s\":%.6g,\"retries\":%" PRIu64 "},", p->nready, p->setup_s,
+	    p->setup_s > 0 ? p->nready / p->setup_s : 0, p->retries);
+	fprintf(f, "\"steps\":%u,\"lost\":%" PRIu64 ",\"server_errors\":%"
+	    PRIu64 ",", p->nsteps, p->lost, p->server_errors);
+	if (o->wl == WL_JOIN) {
+		p_json_dist(f, "join_ms", p->whole_ns, p->nsteps);
+		fputc(',', f);
+		p_json_dist(f, "response_ms", p->resp_ns, p->nsteps);
+	} else {
+		fprintf(f, "\"copies\":{\"expected\":%llu,\"delivered\":%"
+		    PRIu64 ",\"duplicates\":%" PRIu64 "},",
+		    (unsigned long long)p->nsteps * (p->n - 1),
+		    p->copies_all, p->duplicates);
+		p_json_dist(f, "last_copy_ms", p->whole_ns, p->nsteps);
+	}
+	fprintf(f, ",\"server\":{\"pid\":%d,\"procs\":%u,\"cpu_s\":%.6g,"
+	    "\"cpu_from\":\"%s\",\"cpu_us_per_%s\":%.6g}}\n",
+	    (int)o->server_pid, p->nproc, p->cpu_s, p->cpu_fine ?
+	    "schedstat" : "ticks", o->wl == WL_JOIN ? "join" : "copy",
+	    p_cpu_per(p));
+}
+
+/* Prints the result of join or broadcast for a reader. */
+void
+report_presence_human(const struct presence *p, FILE *f)
+{
+	const struct options	*o = p->o;
+	const int64_t		*w = p->whole_ns, *r = p->resp_ns;
+	unsigned int		 n = p->nsteps;
+
+	fprintf(f, "%s over %s at %s: %u clients held (set up in %.1f s, "
+	    "%" PRIu64 " retries), %u of %u timed\n", o->wl == WL_JOIN ?
+	    "join" : "broadcast", p->irc ? "irc" : "talknet", p->addrtext,
+	    p->nready, p->setup_s, p->retries, n, o->repeat);
+	if (o->wl == WL_JOIN) {
+		fprintf(f, "  join (connect..close) ms  p50 %.2f  p99 %.2f  "
+		    "max %.2f\n", p_quantile(w, n, 0.5), p_quantile(w, n, 0.99),
+		    p_quantile(w, n, 1));
+		fprintf(f, "  connect..RESPONSE ms      p50 %.2f  p99 %.2f  "
+		    "max %.2f\n", p_quantile(r, n, 0.5), p_quantile(r, n, 0.99),
+		    p_quantile(r, n, 1));
+	} else {
+		fprintf(f, "  last of %u copies ms  p50 %.2f  max %.2f  "
+		    "(%" PRIu64 " copies in all)\n", p->n - 1,
+		    p_quantile(w, n, 0.5), p_quantile(w, n, 1), p->copies_all);
+	}
+	if (o->server_pid > 0)
+		fprintf(f, "  server CPU %.3f s: %.1f us per %s, %u "
+		    "processes\n", p->cpu_s, p_cpu_per(p), o->wl == WL_JOIN ?
+		    "join" : "copy", p->nproc);
+	if (p->rs.note[0] != '\0')
+		fprintf(f, "  first problem: %s\n", p->rs.note);
+	if (p->rs.failed)
+		fprintf(f, "FAILED: %s\n", p->rs.error);
+}
