@@ -416,6 +416,8 @@ void	 bench_send_due(struct bench *, int64_t);
 
 /* talknet.c */
 extern const struct wire wire_talknet;
+int	 talknet_reply(struct proto_parser *, const char *, size_t,
+	    struct msg *, struct run_status *, unsigned int);
 
 /* irc.c */
 extern const struct wire wire_irc;

@@ -303,10 +303,8 @@ p_talknet_line(struct presence *p, struct pconn *c, const char *line,
 	if (proto_peek_type(line, len, &t) == 0 &&
 	    (t == MSG_NEW_USER || t == MSG_DISCONNECTED))
 		return;
-	if (proto_parse_reply(&p->pp, line, len, &m) == -1) {
+	if (talknet_reply(&p->pp, line, len, &m, &p->rs, c->idx) == -1) {
 		p->server_errors++;
-		rs_note(&p->rs, "client %u: unreadable line from the server",
-		    c->idx);
 		return;
 	}
 	if (m.type == MSG_PUBLIC_TEXT_FROM)

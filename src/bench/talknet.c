@@ -204,6 +204,20 @@ talknet_text(const char *line, size_t len, const char **text, size_t *tlen)
 }
 
 /*
+ * Reads a line of the server's with the codec, for this run and for
+ * join and broadcast; one that is unreadable is noted, and is -1.
+ */
+int
+talknet_reply(struct proto_parser *pp, const char *line, size_t len,
+    struct msg *m, struct run_status *rs, unsigned int idx)
+{
+	if (proto_parse_reply(pp, line, len, m) == 0)
+		return 0;
+	rs_note(rs, "client %u: unreadable line from the server", idx);
+	return -1;
+}
+
+/*
  * Handles one TalkNet line.  Texts, the hot path, are found by a light
  * scan; RESPONSE and INVITATION go through the codec; the broadcasts
  * of others joining and leaving are skipped unread.
@@ -234,10 +248,8 @@ talknet_line(struct bench *b, struct conn *c, const char *line, size_t len,
 			return;
 		}
 	}
-	if (proto_parse_reply(&b->pp, line, len, &m) == -1) {
+	if (talknet_reply(&b->pp, line, len, &m, &b->rs, c->idx) == -1) {
 		b->server_errors++;
-		rs_note(&b->rs, "client %u: unreadable line from the server",
-		    c->idx);
 		return;
 	}
 	if (m.type == MSG_RESPONSE) {
