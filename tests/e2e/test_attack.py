@@ -157,6 +157,14 @@ def _flood_lines(client, lines, stop):
             return
 
 
+def _assert_in_order(rd, tag):
+    """The sender's PUBLIC_TEXT lines that rd saw are numbered 0, 1, ...
+    after tag: none lost, none out of order."""
+    got = [int(x.split(tag)[1][:6]) for x in rd.seen[b"sender"]
+           if b"PUBLIC_TEXT" in x]
+    assert got == list(range(len(got))), "out of order"
+
+
 def _paced_flood(tag):
     """A sender flooding 1 KB lines at a reader that reads 32 KB every
     10 ms, and an observer that reads everything; returns once the hub
@@ -188,9 +196,7 @@ def test_a_paused_sender_that_hangs_up_is_seen_to_leave():
             "no DISCONNECTED for a paused sender that hung up"
         assert r.wait(b"DISCONNECTED", 1, 15) is not None
         for rd in (r, o):
-            got = [int(x.split(b"hup ")[1][:6]) for x in rd.seen[b"sender"]
-                   if b"PUBLIC_TEXT" in x]
-            assert got == list(range(len(got))), "out of order"
+            _assert_in_order(rd, b"hup ")
     finally:
         r.finish()
         o.finish()
@@ -225,9 +231,7 @@ def test_a_sender_paused_by_a_reader_that_leaves_goes_on():
         before = o.count(b"sender")
         tntest.wait_until(lambda: o.count(b"sender") > before + 2000, 10,
                           what="the sender's lines after its reader left")
-        got = [int(x.split(b"go ")[1][:6]) for x in o.seen[b"sender"]
-               if b"PUBLIC_TEXT" in x]
-        assert got == list(range(len(got))), "out of order"
+        _assert_in_order(o, b"go ")
     finally:
         stop.set()
         o.finish()

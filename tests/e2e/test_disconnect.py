@@ -12,6 +12,7 @@ import tntest  # noqa: E402
 from tntest import (Client, Server, canon, connect_users, disconnected,
                     expect_nothing, left_room, make_room, new_room, new_user,
                     req, resp, room_user_list)
+from tntest.steps import name_taken  # noqa: E402
 
 
 def expect_leave(client, rooms, name):
@@ -140,9 +141,7 @@ def test_unidentified_close_notifies_nobody():
         u2 = Client(s)
         u2.send(b"\n")                   # an empty frame, then gone
         u2.abort()
-        u3 = Client(s)
-        u3.send(req("IDENTIFY", username="Kimberly"))
-        u3.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "Kimberly"))
+        u3 = name_taken(s, "Kimberly")
         u3.close()
         expect_nothing(a, b, timeout=0.5)
         assert a.users() == {"Kimberly": "ACTIVE", "Luis": "ACTIVE"}
