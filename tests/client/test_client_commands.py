@@ -11,8 +11,8 @@ import sys
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
-from tntest.talknet import (Server, Peer, identified, run,  # noqa: E402
-                            sanitizer_report)
+from tntest.talknet import Peer, identified, run  # noqa: E402
+from tntest.steps import own_daemon  # noqa: E402
 
 
 def finish(c):
@@ -38,11 +38,16 @@ def paired(ctx):
         p.close()
 
 
+def sent_public(c, p, a, line, text):
+    """The client a sends line; the peer gets PUBLIC_TEXT_FROM a, text."""
+    c.send(line)
+    p.expect({"type": "PUBLIC_TEXT_FROM", "username": a, "text": text})
+
+
 def test_public_text(ctx):
     with paired(ctx) as (p, c, a, b):
-        c.send(">hello world/with slash")
-        p.expect({"type": "PUBLIC_TEXT_FROM", "username": a,
-                  "text": "hello world/with slash"})
+        sent_public(c, p, a, ">hello world/with slash",
+                    "hello world/with slash")
         p.send({"type": "PUBLIC_TEXT", "text": "yo \"there\" \\ ü"})
         c.expect("[public] %s: yo \"there\" \\ ü" % b)
         finish(c)
@@ -175,9 +180,9 @@ def test_new_user_and_disconnected(ctx):
 
 def test_raw_json_line(ctx):
     with paired(ctx) as (p, c, a, b):
-        c.send('{"type":"PUBLIC_TEXT","text":"raw!","extra_key":1}')
-        p.expect({"type": "PUBLIC_TEXT_FROM", "username": a,
-                  "text": "raw!"})
+        sent_public(c, p, a,
+                    '{"type":"PUBLIC_TEXT","text":"raw!","extra_key":1}',
+                    "raw!")
         c.send('{"type":"DISCONNECT"}')
         p.expect({"type": "DISCONNECTED", "username": a})
         rc = c.wait()
@@ -298,20 +303,13 @@ def test_slash_names(ctx):
 
 
 def test_too_many_rooms(ctx):
-    d = Server("--max-rooms", "1")
-    c = None
-    try:
-        c = identified(d.port, ctx["name"]("al"))
+    with own_daemon("--max-rooms", "1") as (d, kill_at_end):
+        c = kill_at_end(identified(d.port, ctx["name"]("al")))
         c.send("room/first")
         c.expect("* created room first")
         c.send("room/second")
         c.expect("! too many rooms on the server: second")
         finish(c)
-    finally:
-        if c:
-            c.kill()
-        rep = sanitizer_report(d.stop())
-        assert rep is None, rep
 
 
 if __name__ == "__main__":

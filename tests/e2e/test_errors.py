@@ -173,33 +173,38 @@ def test_not_identified_after_failed_identify():
         expect_nothing(obs)
 
 
+def _each_bad(obs, connect, check):
+    """Each line of BAD on a new connection from connect(), then check(c)
+    (a failure names the line); then nothing more for obs."""
+    for what, line in BAD:
+        c = connect()
+        c.send(line + b"\n")
+        try:
+            check(c)
+        except AssertionError as e:
+            raise AssertionError("%s %r: %s" % (what, line, e))
+    expect_nothing(obs)
+
+
 def test_bad_messages_unidentified_get_invalid():
     with Server() as s:
         obs = Client(s).identify("Kimberly")
-        for what, line in BAD:
-            c = Client(s)
-            c.send(line + b"\n")
-            try:
-                c.expect(INVALID_LINE)
-                c.expect_closed()
-            except AssertionError as e:
-                raise AssertionError("%s %r: %s" % (what, line, e))
-        expect_nothing(obs)
+        _each_bad(obs, lambda: Client(s),
+                  lambda c: cut_off(c, None, line=INVALID_LINE, quiet=False))
         assert obs.users() == {"Kimberly": "ACTIVE"}
 
 
 def test_bad_messages_identified_get_invalid_others_see_disconnect():
     with Server() as s:
         obs = Client(s).identify("Observer")
-        for i, (what, line) in enumerate(BAD):
+
+        def connect():
             c = Client(s).identify("Kimberly")
             obs.expect(new_user("Kimberly"))
-            c.send(line + b"\n")
-            try:
-                cut_off(c, "Kimberly", obs, line=INVALID_LINE, quiet=False)
-            except AssertionError as e:
-                raise AssertionError("%s %r: %s" % (what, line, e))
-        expect_nothing(obs)
+            return c
+        _each_bad(obs, connect, lambda c: cut_off(c, "Kimberly", obs,
+                                                  line=INVALID_LINE,
+                                                  quiet=False))
         assert obs.users() == {"Observer": "ACTIVE"}
 
 

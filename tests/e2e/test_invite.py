@@ -10,7 +10,7 @@ import tntest  # noqa: E402
 from tntest import (Client, Server, barrier, connect_users, disconnected,
                     expect_nothing, invitation, join, left_room, make_room,
                     new_room, req, resp)
-from tntest.steps import cut_off  # noqa: E402
+from tntest.steps import cut_off, leave_room  # noqa: E402
 
 R = "Room 1"
 
@@ -139,8 +139,7 @@ def test_invite_again_after_leaving():
     with Server() as s:
         a, b = connect_users(s, "Kimberly", "Luis")
         make_room(a, R, members=[b])
-        b.send(req("LEAVE_ROOM", roomname=R))
-        a.expect(left_room(R, "Luis"))
+        leave_room(b, R, a)
         # b is neither member nor invited any more: invited anew.
         tntest.invite(a, R, b)
         join(b, R, [a])

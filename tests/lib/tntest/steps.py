@@ -8,10 +8,12 @@ import os
 import signal
 import time
 
+from .config import sanitizer_report
 from .client import Client, connect_users, expect_nothing
 from .daemon import Server
-from .proto import (INVALID, check_line, disconnected, left_room, new_user,
-                    req, resp, room_user_list)
+from .proto import (INVALID, check_line, disconnected, left_room,
+                    new_status, new_user, public_from, req, resp,
+                    room_user_list)
 
 
 @contextlib.contextmanager
@@ -126,3 +128,38 @@ def pool_settled(pool, st, n, ident, met, t0, met_timeout):
                    what=lambda: "%d NEW_USER (have %d)" % (want, st[met]))
     assert not bad, bad
     return t_id, time.monotonic() - t0, want
+
+
+def set_status(client, status, *others):
+    """client sends STATUS status; each of the others gets NEW_STATUS."""
+    client.send(req("STATUS", status=status))
+    for o in others:
+        o.expect(new_status(client.name, status))
+
+
+def say_all(client, text, *others):
+    """client sends PUBLIC_TEXT text; each of the others gets it."""
+    client.send(req("PUBLIC_TEXT", text=text))
+    for o in others:
+        o.expect(public_from(client.name, text))
+
+
+@contextlib.contextmanager
+def own_daemon(*opts, **kw):
+    """A talknetd of the test's own, Server(*opts, **kw), for a test that
+    stops it itself; yields it and a function that marks a client (a
+    talknet process) to kill at the end.  At the end the daemon must stop
+    without a sanitizer report."""
+    d = Server(*opts, **kw)
+    clients = []
+
+    def kill_at_end(c):
+        clients.append(c)
+        return c
+    try:
+        yield d, kill_at_end
+    finally:
+        for c in clients:
+            c.kill()
+        rep = sanitizer_report(d.stop())
+        assert rep is None, rep
