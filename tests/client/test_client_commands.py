@@ -44,6 +44,24 @@ def sent_public(c, p, a, line, text):
     p.expect({"type": "PUBLIC_TEXT_FROM", "username": a, "text": text})
 
 
+def gone(c, p, a, status):
+    """The peer is told the client a left; the client exits with status."""
+    p.expect({"type": "DISCONNECTED", "username": a})
+    rc = c.wait()
+    assert rc == status, (rc, c.err)
+
+
+def invited_joins(p, c, a, b, room, arg):
+    """The peer b makes room and invites the client a, which is told so
+    and joins it with JOIN/arg (room as the command line spells it)."""
+    p.new_room(room)
+    p.send({"type": "INVITE", "roomname": room, "usernames": [a]})
+    c.expect("* invitation from %s to %s (JOIN/%s to accept)"
+             % (b, room, arg))
+    c.send("JOIN/" + arg)
+    c.expect("* joined " + room)
+
+
 def test_public_text(ctx):
     with paired(ctx) as (p, c, a, b):
         sent_public(c, p, a, ">hello world/with slash",
@@ -106,12 +124,7 @@ def test_rooms_both_ways(ctx):
 
         # The other way round: the peer's room, the client invited.
         room2 = "R2 " + b
-        p.new_room(room2)
-        p.send({"type": "INVITE", "roomname": room2, "usernames": [a]})
-        c.expect("* invitation from %s to %s (JOIN/%s to accept)"
-                 % (b, room2, room2))
-        c.send("JOIN/" + room2)
-        c.expect("* joined " + room2)
+        invited_joins(p, c, a, b, room2, room2)
         p.expect({"type": "JOINED_ROOM", "roomname": room2, "username": a})
         p.send({"type": "LEAVE_ROOM", "roomname": room2})
         c.expect("* %s left %s" % (b, room2))
@@ -184,9 +197,7 @@ def test_raw_json_line(ctx):
                     '{"type":"PUBLIC_TEXT","text":"raw!","extra_key":1}',
                     "raw!")
         c.send('{"type":"DISCONNECT"}')
-        p.expect({"type": "DISCONNECTED", "username": a})
-        rc = c.wait()
-        assert rc == 0, (rc, c.err)
+        gone(c, p, a, 0)
 
 
 def test_invalid_closes(ctx):
@@ -194,9 +205,7 @@ def test_invalid_closes(ctx):
         c.send('{"type":"BOGUS"}')
         c.expect("! the server rejected a message as invalid")
         c.expect_err("talknet: connection closed by server")
-        p.expect({"type": "DISCONNECTED", "username": a})
-        rc = c.wait()
-        assert rc == 1, (rc, c.err)
+        gone(c, p, a, 1)
 
 
 def test_escapes_control_chars(ctx):
@@ -285,12 +294,7 @@ def test_slash_names(ctx):
         c.send("txfrom/%s/hi" % b)
         c.expect("! no such user: " + b.split("/")[0])
         room = "r/" + a
-        p.new_room(room)
-        p.send({"type": "INVITE", "roomname": room, "usernames": [a]})
-        c.expect("* invitation from %s to %s (JOIN/r\\/%s to accept)"
-                 % (b, room, a))
-        c.send("JOIN/r\\/" + a)
-        c.expect("* joined " + room)
+        invited_joins(p, c, a, b, room, "r\\/" + a)
         c.send("TX_ROOM/r\\/%s/x/y" % a)
         p.expect({"type": "ROOM_TEXT_FROM", "roomname": room,
                   "username": a, "text": "x/y"})

@@ -354,11 +354,16 @@ def two_rooms_of_a(s):
     return a, b
 
 
+def last_room(client, room, refused):
+    """client may create room, and then no more: refused is refused."""
+    new_room(client, room)
+    refused_room(client, refused)
+
+
 def r1_gone_frees_one(a, b):
     """B leaves r1, the last: A may create one room more, r3, not r4."""
     leave_last(b, "r1")
-    new_room(a, "r3")
-    refused_room(a, "r4")
+    last_room(a, "r3", "r4")
 
 
 def too_many(room):
@@ -377,9 +382,8 @@ def test_rooms_per_user_default_is_10():
         # is free.
         new_room(b, "r10")
         # Once one of A's rooms is gone, A may create again.
-        a.send(req("LEAVE_ROOM", roomname="r3"))
-        new_room(a, "r11")
-        refused_room(a, "r12")
+        leave_room(a, "r3")
+        last_room(a, "r11", "r12")
         expect_nothing(a, b)
 
 
@@ -394,8 +398,7 @@ def test_rooms_per_user_counts_rooms_left_that_still_exist():
         invite(a, "r2", b)
         join(b, "r2", [a])
         new_room(b, "b1")
-        new_room(b, "b2")
-        refused_room(b, "b3")
+        last_room(b, "b2", "b3")
         expect_nothing(a, b)
 
 
@@ -426,10 +429,9 @@ def test_rooms_per_user_belong_to_the_user_not_its_row():
         b.expect(tntest.new_user("A"))
         new_room(c, "c1")
         # A's rooms disappearing does not count for the newcomer.
-        b.send(req("LEAVE_ROOM", roomname="r1"))
+        leave_room(b, "r1")
         leave_last(b, "r2")
-        new_room(c, "c2")
-        refused_room(c, "c3")
+        last_room(c, "c2", "c3")
         expect_nothing(b, c)
 
 
