@@ -157,8 +157,11 @@ conn_tls_start(struct client *c)
 			err(1, "poll");
 	}
 	if (r == -1)
-		errx(1, "TLS handshake with %s port %s failed: %s", c->host,
-		    c->port, tls_error(c->tls));
+		errx(1, "TLS handshake with %s port %s failed: %s%s", c->host,
+		    c->port, tls_error(c->tls),
+		    /* OpenSSL's words for an answer that is not TLS */
+		    strstr(tls_error(c->tls), "wrong version number") != NULL ?
+		    " (a plain port, not a TLS one?)" : "");
 }
 
 /* Reads decrypted bytes: a size, 0 at the end, -1 or CONN_AGAIN. */

@@ -301,7 +301,7 @@ def test_tls_to_plain_server(ctx):
         rc = c.wait(timeout=10)
         assert rc == 1, (rc, c.err)
         c.expect_err(re.compile(r"^talknet: TLS handshake with \S+ port "
-                                r"%d" % ctx["port"]))
+                                r"%d failed: .*not a TLS one" % ctx["port"]))
         assert c.out == [], c.out
     assert time.monotonic() - t0 < 10
 
@@ -344,6 +344,32 @@ def test_burst_over_tls(ctx):
         assert c.wait() == 0, c.err
 
 
+def test_openssl_s_client(ctx):
+    """The README's nc of TLS: openssl s_client, strict as talknet with
+    -verify_return_error and -verify_hostname, holds a session and
+    refuses the wrong host."""
+    certs = tls_ctx(ctx)
+    if certs is None:
+        return SKIP
+    a = ctx["name"]("os")
+    lines = ('{"type":"IDENTIFY","username":"%s"}\n{"type":"USERS"}\n'
+             '{"type":"DISCONNECT"}\n' % a).encode()
+    for pair, ok in ((certs.good, True), (certs.wrong, False)):
+        with Stunnel(pair, ctx["port"], certs.dir) as s:
+            r = subprocess.run(
+                [OPENSSL, "s_client", "-quiet", "-verify_return_error",
+                 "-CAfile", certs.ca, "-verify_hostname", "localhost",
+                 "-connect", "127.0.0.1:%d" % s.port], input=lines,
+                capture_output=True, timeout=20)
+        out = r.stdout.decode()
+        if ok:
+            assert r.returncode == 0 and '"result":"SUCCESS"' in out \
+                and '"USER_LIST"' in out, (r.returncode, out, r.stderr)
+        else:
+            assert r.returncode != 0 and out == "", (out, r.stderr)
+    assert ctx["daemon"].log_text().count(" %s identified " % a) == 1
+
+
 def test_default_port_and_options(ctx):
     """--tls alone goes to port 8443; --ca needs --tls; a CA file that
     cannot be read is an error."""
@@ -380,5 +406,5 @@ if __name__ == "__main__":
          test_ca_and_host_name, test_system_cas_refuse_test_ca,
          test_wrong_host_refused, test_expired_refused, test_self_signed,
          test_tls_to_plain_server, test_raw_over_tls, test_burst_over_tls,
-         test_default_port_and_options, test_cleanup],
+         test_openssl_s_client, test_default_port_and_options, test_cleanup],
         daemon_args=LIFT_LIMITS)
