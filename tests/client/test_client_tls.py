@@ -25,7 +25,8 @@ import time
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 from tntest.talknet import (TALKNET, TALKNETD, Peer,  # noqa: E402
-                            PipeClient, Server, identified, run)
+                            PipeClient, PtyClient, Server, identified,
+                            run)
 from tntest import LIFT_LIMITS, Skip, free_port, runner  # noqa: E402
 from tntest.runner import Scoped  # noqa: E402
 
@@ -249,11 +250,11 @@ def test_session_over_tls(ctx):
         with Peer(s.plain, b) as p, \
                 identified(s.port, a, "--tls", "--ca", certs.ca) as c:
             p.expect({"type": "NEW_USER", "username": a})
-            c.send(">over tls")
-            p.expect({"type": "PUBLIC_TEXT_FROM", "username": a,
+            p.send({"type": "PUBLIC_TEXT", "text": "to all"})
+            c.expect("[public] %s: to all" % b)
+            c.send("txfrom/%s/over tls" % b)
+            p.expect({"type": "TEXT_FROM", "username": a,
                       "text": "over tls"})
-            p.send({"type": "TEXT", "username": a, "text": "back"})
-            c.expect("[private] %s: back" % b)
             c.send("quit/")
             assert c.wait() == 0, (s.kind, c.err)
             p.expect({"type": "DISCONNECTED", "username": a})
@@ -377,6 +378,29 @@ def test_burst_over_tls(ctx):
             assert c.wait() == 0, (s.kind, c.err)
 
 
+def test_reconnect_over_tls(ctx):
+    """A name the server refuses and closes on: on a terminal the client
+    connects again, with a new handshake, and asks again."""
+    certs = tls_ctx(ctx)
+    for s in fronts(ctx, certs.good):
+        a, b = ctx["name"]("re"), ctx["name"]("bo")
+        with Peer(s.plain, b) as p, \
+                PtyClient(s.port, "--tls", "--ca", certs.ca) as t:
+            t.wait_for("username: ")
+            t.keys("abcdefghijkl\r")
+            t.wait_for("invalid username: abcdefghijkl")
+            deadline = time.monotonic() + 5
+            while t.text().count("username: ") < 2:
+                assert time.monotonic() < deadline, t.text()
+                time.sleep(0.02)
+            t.keys(a + "\r")
+            t.wait_for("* identified as " + a)
+            p.expect({"type": "NEW_USER", "username": a})
+            t.keys("\x04")
+            p.expect({"type": "DISCONNECTED", "username": a})
+            assert t.wait() == 0, (s.kind, t.text())
+
+
 def test_openssl_s_client(ctx):
     """The README's nc of TLS: openssl s_client, strict as talknet with
     -verify_return_error and -verify_hostname, holds a session and
@@ -428,5 +452,5 @@ if __name__ == "__main__":
          test_ca_and_host_name, test_system_cas_refuse_test_ca,
          test_wrong_host_refused, test_expired_refused, test_self_signed,
          test_tls_to_plain_server, test_raw_over_tls, test_burst_over_tls,
-         test_openssl_s_client, test_default_port_and_options],
+         test_reconnect_over_tls, test_openssl_s_client, test_default_port_and_options],
         daemon_args=LIFT_LIMITS)
