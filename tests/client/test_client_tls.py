@@ -297,7 +297,10 @@ def check_refused(ctx, pair, why):
                 refused(c, why)
             with PipeClient(s.port, "--tls", "--ca", certs.ca,
                             "--raw") as c:
-                c.send('{"type":"IDENTIFY","username":"%s"}' % a)
+                try:    # it may have exited already: that is fine
+                    c.send('{"type":"IDENTIFY","username":"%s"}' % a)
+                except BrokenPipeError:
+                    pass
                 c.close_stdin()
                 refused(c, why)
             p.quiet((a,), timeout=0.5)
