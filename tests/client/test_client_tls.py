@@ -455,5 +455,6 @@ if __name__ == "__main__":
          test_ca_and_host_name, test_system_cas_refuse_test_ca,
          test_wrong_host_refused, test_expired_refused, test_self_signed,
          test_tls_to_plain_server, test_raw_over_tls, test_burst_over_tls,
-         test_reconnect_over_tls, test_openssl_s_client, test_default_port_and_options],
+         test_reconnect_over_tls, test_openssl_s_client,
+         test_default_port_and_options],
         daemon_args=LIFT_LIMITS)
