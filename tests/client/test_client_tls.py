@@ -450,11 +450,25 @@ def test_default_port_and_options(ctx):
     assert rc == 1 and err.startswith("talknet: CA file "), err
 
 
+def test_docs_show_tls(ctx):
+    """README and talknet(1) show --tls and the nc of TLS (run whatever
+    the build: the docs are the same)."""
+    top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                       "..")
+    for doc in ("README.md", "doc/talknet.1"):
+        with open(os.path.join(top, doc), encoding="utf-8") as f:
+            text = f.read().replace("\\-", "-")
+        for want in ("talknet --tls", "--ca", "--insecure", "8443",
+                     "openssl s_client -quiet -connect",
+                     "ncat --ssl", "-verify_return_error"):
+            assert want in text, (doc, want)
+
+
 if __name__ == "__main__":
     run([test_without_tls_build, test_session_over_tls,
          test_ca_and_host_name, test_system_cas_refuse_test_ca,
          test_wrong_host_refused, test_expired_refused, test_self_signed,
          test_tls_to_plain_server, test_raw_over_tls, test_burst_over_tls,
          test_reconnect_over_tls, test_openssl_s_client,
-         test_default_port_and_options],
+         test_default_port_and_options, test_docs_show_tls],
         daemon_args=LIFT_LIMITS)
