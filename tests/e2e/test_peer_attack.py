@@ -9,9 +9,11 @@ Whatever comes before a bad frame runs, the liar alone is dropped, with
 the reason, and everyone else keeps talking."""
 
 import os
+import re
 import socket
 import struct
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
@@ -19,15 +21,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../ops")
 import tntest  # noqa: E402
 from tntest import req, new_user, public_from, disconnected  # noqa: E402
+from tntest import compact  # noqa: E402
 from test_hostile_worker import (Liar, frame, strs, hello, _welcomed,  # noqa
                                  hub_socket_path, IPC_REQ_BASE, HDR,
                                  MSG_IDENTIFY, MSG_PUBLIC_TEXT, SLOT_NEW)
-from test_ctl import frame as ctl_frame, raw_conn, closed_soon  # noqa: E402
+from test_ctl import frame as ctl_frame, raw_conn, closed_soon, ctl  # noqa
 
 T = tntest.TIMEOUT
 MAX_LINE = 1024
 MAX_FRAME = 2 * MAX_LINE + 4096          # hub.c: the hub's frame limit
 CTL_MAX_REQUEST = 4096
+IPC_CLOSE = 0x0202
+CLOSE_KICKED = 7
 
 
 def identify(name, seq=1):
@@ -151,6 +156,156 @@ def test_eof_in_the_middle_of_a_frame():
     liar.expect_dropped()
     tntest.expect_nothing(anna)
     still_talking(s, anna, bob, "after")
+
+
+def _drain(sock):
+    """Reads whatever the hub sent a liar, so its writes never fail."""
+    try:
+        while sock.recv(65536):
+            pass
+    except OSError:
+        pass
+
+
+def _flood_held(s, liar, data, bob, deadline):
+    """Sends data (non-blocking, reading the liar's channel meanwhile)
+    and half-closes once all is sent and the hub paused the liar; returns
+    bob's lines up to mallory's DISCONNECTED."""
+    liar.sock.setblocking(False)
+    sent, closed, got = 0, False, []
+    while time.monotonic() < deadline:
+        if sent < len(data):
+            try:
+                sent += liar.sock.send(data[sent:])
+            except BlockingIOError:
+                pass
+        _drain(liar.sock)
+        if sent == len(data) and not closed and "paused for" in s.log_text():
+            liar.sock.shutdown(socket.SHUT_WR)
+            closed = True
+        try:
+            m = bob.recv(timeout=0.01)
+        except (AssertionError, OSError):
+            continue
+        got.append(m)
+        if m == disconnected("mallory"):
+            return got
+    raise AssertionError("mallory never left: sent %d of %d, closed %s"
+                         % (sent, len(data), closed))
+
+
+def test_held_frames_then_a_bad_one_then_the_end():
+    """A liar paced behind a reader that reads nothing: its frames wait
+    in the hub, a bad one and its half-close behind them.  Once the
+    reader is found stuck, every held frame runs, in order, then the bad
+    one drops the liar; what follows it never runs."""
+    s = tntest.Server("--stall-timeout", "0", "--log-level", "debug",
+                      "--max-queue", "65536", "--max-line", str(MAX_LINE))
+    anna = tntest.Client(s, rcvbuf=4096)
+    anna.identify("anna")
+    bob = tntest.identify_new(s, "bob")
+    liar = mallory_in(s, bob)
+    n = 600
+    data = b"".join(public(b"%05d " % i + b"z" * 900, 2 + i)
+                    for i in range(n))
+    data += HDR.pack(9, 0, 0, 0, 0) + public(b"never", n + 2)
+    got = _flood_held(s, liar, data, bob, time.monotonic() + 20)
+    texts = [m["text"][:5] for m in got
+             if m.get("type") == "PUBLIC_TEXT_FROM" and
+             m["username"] == "mallory"]
+    assert texts == ["%05d" % i for i in range(n)], \
+        "%d of %d held frames ran, or out of order" % (len(texts), n)
+    s.wait_log("dropped: a frame of another IPC version")
+    tntest.expect_nothing(bob)
+    carol = tntest.identify_new(s, "carol")
+    bob.expect(new_user("carol"))
+    carol.send(req("PUBLIC_TEXT", text="after"))
+    bob.expect(public_from("carol", "after"))
+
+
+def _frames_to_the_end(liar):
+    """The types and payloads of every frame the hub sends, to its EOF."""
+    got = []
+    liar.sock.setblocking(True)
+    liar.sock.settimeout(T)
+    while True:
+        f = liar.next_frame()
+        if f is None:
+            return got
+        got.append(f)
+        if f[0] == IPC_CLOSE:
+            return got
+
+
+def test_request_in_flight_when_kicked():
+    """A worker whose client was sending when the admin kicked it: its
+    requests already on the way arrive after the kick.  They do not run,
+    and they are no protocol error: the CLOSE of the kick, queued behind
+    lines the worker has not read yet, still reaches it, so the session
+    ends "kicked" and not "server error"."""
+    s = tntest.Server("--stall-timeout", "0")
+    anna, bob = tntest.connect_users(s, "anna", "bob")
+    liar = mallory_in(s, anna)
+    bob.expect(new_user("mallory"))
+    # mallory reads nothing: its channel fills, then its queue in the hub.
+    n, text = 300, "q" * 2000
+    for i in range(n):
+        bob.send(req("PUBLIC_TEXT", text="%03d %s" % (i, text)))
+    for i in range(n):
+        anna.expect(public_from("bob", "%03d %s" % (i, text)))
+    assert ctl(s, "kick", "mallory", "bye")[0] == 0
+    anna.expect(disconnected("mallory"))
+    bob.expect(disconnected("mallory"))
+    liar.send(public(b"in flight", 2))
+    tntest.expect_nothing(anna, bob)
+    got = _frames_to_the_end(liar)
+    assert got and got[-1][0] == IPC_CLOSE, \
+        "no CLOSE after %d frames" % len(got)
+    assert struct.unpack("=II", got[-1][1])[0] == CLOSE_KICKED
+    assert "request after DISCONNECT" not in s.log_text()
+    liar.close()
+    still_talking(s, anna, bob, "after")
+
+
+def _spam_then_kick(s, bob):
+    """bob's client sends lines as fast as it can while the admin kicks
+    it; returns how its session ended, from the log."""
+    line = (compact(req("PUBLIC_TEXT", text="spam")) + b"\n") * 50
+    stop = threading.Event()
+
+    def spam():
+        deadline = time.monotonic() + 2 * T
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                bob.sock.sendall(line)
+            except OSError:
+                return
+            time.sleep(0.001)
+
+    t = threading.Thread(target=spam)
+    t.start()
+    try:
+        time.sleep(0.2)
+        assert ctl(s, "kick", "bob", "spamming")[0] == 0
+        s.wait_log(r"session bob from \S+ ended")
+    finally:
+        stop.set()
+        t.join()
+    return re.search(r"session bob from \S+ ended: (\w+)",
+                     s.log_text()).group(1)
+
+
+def test_kick_a_client_that_is_sending():
+    """The race the test above plays out by hand, with a real client:
+    its session ends "kicked", every time."""
+    for _ in range(5):
+        s = tntest.Server()
+        anna, bob = tntest.connect_users(s, "anna", "bob")
+        ended = _spam_then_kick(s, bob)
+        assert ended == "kicked", "bob's session ended %r" % ended
+        assert "request after DISCONNECT" not in s.log_text()
+        anna.drain()
+        s.stop()
 
 
 def _answer(c):
