@@ -267,6 +267,37 @@ def test_request_in_flight_when_kicked():
     still_talking(s, anna, bob, "after")
 
 
+def test_kicked_liar_that_keeps_sending_is_dropped():
+    """What a kicked worker sends does not run, and does not keep its
+    channel open either: past the kick's deadline (HUB_HELLO_MS, 5 s) the
+    hub drops it."""
+    s = tntest.Server()
+    anna, bob = tntest.connect_users(s, "anna", "bob")
+    liar = mallory_in(s, anna)
+    bob.expect(new_user("mallory"))
+    assert ctl(s, "kick", "mallory", "bye")[0] == 0
+    anna.expect(disconnected("mallory"))
+    bob.expect(disconnected("mallory"))
+    liar.sock.setblocking(False)
+    deadline = time.monotonic() + 5 + 2 * T
+    seq = 2
+    while time.monotonic() < deadline:
+        try:
+            liar.sock.send(public(b"still here", seq))
+        except BlockingIOError:
+            pass
+        except OSError:
+            break
+        seq += 1
+        _drain(liar.sock)
+        time.sleep(0.05)
+    else:
+        raise AssertionError("a kicked liar kept its channel")
+    s.wait_log("kicked, and its client took nothing in time")
+    tntest.expect_nothing(anna, bob)
+    still_talking(s, anna, bob, "after")
+
+
 def _spam_then_kick(s, bob):
     """bob's client sends lines as fast as it can while the admin kicks
     it; returns how its session ended, from the log."""
