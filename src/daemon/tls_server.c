@@ -45,6 +45,8 @@ tls_server_files(struct tls_config *cfg, const struct tls_settings *s,
 		tls_unload_file(cert, certlen);
 		return -1;
 	}
+	/* libtls adds strerror(errno) to its message: no stale one. */
+	errno = 0;
 	if (tls_config_set_keypair_mem(cfg, cert, certlen, key, keylen) == -1)
 		snprintf(err, errlen, "%s, %s: %s", s->cert, s->key,
 		    tls_config_error(cfg));
@@ -57,6 +59,7 @@ tls_server_files(struct tls_config *cfg, const struct tls_settings *s,
 		return r;
 	if ((ca = tls_server_read(s->ca, &calen, err, errlen)) == NULL)
 		return -1;
+	errno = 0;
 	if (tls_config_set_ca_mem(cfg, ca, calen) == -1) {
 		snprintf(err, errlen, "%s: %s", s->ca, tls_config_error(cfg));
 		r = -1;
@@ -111,6 +114,7 @@ tls_server_load(const struct tls_settings *s, char *err, size_t errlen)
 		goto out;
 	}
 	/* tls_configure checks that the key belongs to the certificate. */
+	errno = 0;
 	if (tls_configure(ctx, cfg) == -1) {
 		snprintf(err, errlen, "%s, %s: %s", s->cert, s->key,
 		    tls_error(ctx));

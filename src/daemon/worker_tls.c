@@ -59,11 +59,13 @@ worker_tls_start(void)
 
 /*
  * The session failed in libtls: the reason, escaped (it may quote what
- * the client sent), is logged once and kept for the end line.  The
- * socket is dead: nothing more can be read or written on it.
+ * the client sent), is logged once and kept for the end line.  Nothing
+ * more is read or written through libtls.  A failed handshake leaves
+ * the socket itself sound: the worker closes it as any other (FIN, and
+ * what the client still sends read, so no reset), with no TLS alert.
  */
 static void
-worker_tls_fail(const char *what)
+worker_tls_fail(const char *what, int dead)
 {
 	const char	*e = tls_error(w.tls);
 
@@ -72,7 +74,9 @@ worker_tls_fail(const char *what)
 	(void)log_escape(e, strlen(e), worker_tls_failed,
 	    sizeof(worker_tls_failed));
 	log_info("worker %s: TLS %s: %s", w.addr, what, worker_tls_failed);
-	w.flags |= WF_RD_DONE | WF_WR_DEAD;
+	w.flags |= WF_RD_DONE;
+	if (dead)
+		w.flags |= WF_WR_DEAD;
 	buf_reset(&w.out);
 	worker_leave(RES_NONE);
 }
@@ -101,7 +105,7 @@ worker_tls_handshake(void)
 	}
 	if (r == -1) {
 		worker_end(END_INVALID, LIMIT_LAST);
-		worker_tls_fail("handshake");
+		worker_tls_fail("handshake", 0);
 		return;
 	}
 	w.tls_ready = 1;
@@ -130,6 +134,7 @@ static int
 worker_tls_read(void)
 {
 	ssize_t	n;
+	char	c;
 
 	n = tls_read(w.tls, w.scratch, sizeof(w.scratch));
 	if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT) {
@@ -141,7 +146,13 @@ worker_tls_read(void)
 	if (n == -1) {
 		w.tls_more = 0;
 		worker_end(END_CLIENT_CLOSED, LIMIT_LAST);
-		worker_tls_fail("read");
+		/* Most clients close without close_notify: no failure. */
+		if (recv(w.cfd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+			w.flags |= WF_RD_DONE | WF_RD_EOF | WF_WR_DEAD;
+			buf_reset(&w.out);
+			return 0;
+		}
+		worker_tls_fail("read", 1);
 		return 0;
 	}
 	if (n == 0) {
@@ -207,6 +218,7 @@ worker_tls_send(const char *p, size_t len)
 		if (n == -1) {
 			log_debug("worker %s: tls_write: %s", w.addr,
 			    tls_error(w.tls));
+			errno = EPIPE;
 			return off > 0 ? (ssize_t)off : -1;
 		}
 		worker_count_out(p + off, (size_t)n);
