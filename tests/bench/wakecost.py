@@ -27,8 +27,10 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "ops"))
-import opslib  # noqa: E402  (free_port, and tnlib's children_of)
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import ops  # noqa: E402,F401  (C locale)
 
 
 def is_worker(pid):
@@ -107,7 +109,7 @@ class Clients:
 
 
 def run_daemon(binary, n, k, gap, args):
-    port = opslib.free_port()
+    port = tntest.free_port()
     p = subprocess.Popen([binary, "-f", "-l", "127.0.0.1:%d" % port,
                           "--max-clients-per-ip", "0", "--rate-limit", "0",
                           "--max-clients", str(n + 100)] + args,
@@ -117,7 +119,7 @@ def run_daemon(binary, n, k, gap, args):
         time.sleep(0.5)
         cl = Clients(port, n)
         cl.drain(3.0)
-        workers = [q for q in opslib.tnlib.children_of(p.pid)
+        workers = [q for q in tntest.children_of(p.pid)
                    if is_worker(q)]
         msg = b'{"type":"PUBLIC_TEXT","text":"' + b"x" * 100 + b'"}\n'
         cl.sender.sendall(msg)

@@ -8,8 +8,9 @@ import shutil
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tnclient import SKIP, Peer, PtyClient, editor, run  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest.talknet import SKIP, Peer, PtyClient, editor, run  # noqa: E402
 
 CTRL_D = "\x04"
 

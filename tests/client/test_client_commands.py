@@ -4,13 +4,15 @@ a real talknetd with a raw-socket peer.  Outgoing: what the peer receives.
 Incoming: what the client prints for each message type and error result.
 """
 
+import contextlib
 import os
 import re
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tnclient import (Daemon, Peer, identified, run,  # noqa: E402
-                      sanitizer_report)
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest.talknet import (Server, Peer, identified, run,  # noqa: E402
+                            sanitizer_report)
 
 
 def finish(c):
@@ -21,45 +23,42 @@ def finish(c):
     assert rc == 0, "exit status %r, stderr %r" % (rc, c.err)
 
 
-def pair(ctx):
-    """Starts a peer and an identified client; returns (peer, client)."""
+@contextlib.contextmanager
+def paired(ctx):
+    """A peer and an identified client, (peer, client, client's name,
+    peer's name); the client is killed and the peer closed at the end."""
     a, b = ctx["name"]("al"), ctx["name"]("bo")
     p = Peer(ctx["port"], b)
     c = identified(ctx["port"], a)
     p.expect({"type": "NEW_USER", "username": a})
-    return p, c, a, b
+    try:
+        yield p, c, a, b
+    finally:
+        c.kill()
+        p.close()
 
 
 def test_public_text(ctx):
-    p, c, a, b = pair(ctx)
-    try:
+    with paired(ctx) as (p, c, a, b):
         c.send(">hello world/with slash")
         p.expect({"type": "PUBLIC_TEXT_FROM", "username": a,
                   "text": "hello world/with slash"})
         p.send({"type": "PUBLIC_TEXT", "text": "yo \"there\" \\ ü"})
         c.expect("[public] %s: yo \"there\" \\ ü" % b)
         finish(c)
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_private_text(ctx):
-    p, c, a, b = pair(ctx)
-    try:
+    with paired(ctx) as (p, c, a, b):
         c.send("txfrom/%s/a/b c" % b)
         p.expect({"type": "TEXT_FROM", "username": a, "text": "a/b c"})
         p.send({"type": "TEXT", "username": a, "text": "yo"})
         c.expect("[private] %s: yo" % b)
         finish(c)
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_status_and_users(ctx):
-    p, c, a, b = pair(ctx)
-    try:
+    with paired(ctx) as (p, c, a, b):
         c.send("status/BUSY")
         p.expect({"type": "NEW_STATUS", "username": a, "status": "BUSY"})
         p.send({"type": "STATUS", "status": "AWAY"})
@@ -73,15 +72,11 @@ def test_status_and_users(ctx):
         c.send("status/SLEEPY")
         c.expect_err(re.compile(r"^talknet: malformed command"))
         finish(c)
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_rooms_both_ways(ctx):
-    p, c, a, b = pair(ctx)
-    room = "Room " + a
-    try:
+    with paired(ctx) as (p, c, a, b):
+        room = "Room " + a
         c.send("room/" + room)
         c.expect("* created room " + room)
         c.send("room/" + room)
@@ -106,9 +101,7 @@ def test_rooms_both_ways(ctx):
 
         # The other way round: the peer's room, the client invited.
         room2 = "R2 " + b
-        p.send({"type": "NEW_ROOM", "roomname": room2})
-        p.expect({"type": "RESPONSE", "operation": "NEW_ROOM",
-                  "result": "SUCCESS"})
+        p.new_room(room2)
         p.send({"type": "INVITE", "roomname": room2, "usernames": [a]})
         c.expect("* invitation from %s to %s (JOIN/%s to accept)"
                  % (b, room2, room2))
@@ -118,17 +111,13 @@ def test_rooms_both_ways(ctx):
         p.send({"type": "LEAVE_ROOM", "roomname": room2})
         c.expect("* %s left %s" % (b, room2))
         finish(c)
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_invite_many(ctx):
-    p, c, a, b = pair(ctx)
-    d = ctx["name"]("ca")
-    p2 = Peer(ctx["port"], d)
-    room = "Big " + a
-    try:
+    with paired(ctx) as (p, c, a, b):
+        d = ctx["name"]("ca")
+        p2 = Peer(ctx["port"], d)
+        room = "Big " + a
         c.send("room/" + room)
         c.expect("* created room " + room)
         c.send("INVITE/  <%s   %s>   <%s>  " % (b, d, room))
@@ -139,26 +128,20 @@ def test_invite_many(ctx):
         c.send("INVITE/ %s %s" % (b, room))
         c.expect_err(re.compile(r"^talknet: malformed command"))
         finish(c)
-    finally:
-        c.kill()
-        p.close()
         p2.close()
 
 
 def test_error_results(ctx):
-    p, c, a, b = pair(ctx)
-    ghost = ctx["name"]("gh")
-    proom = "P " + b
-    try:
+    with paired(ctx) as (p, c, a, b):
+        ghost = ctx["name"]("gh")
+        proom = "P " + b
         c.send("txfrom/%s/boo" % ghost)
         c.expect("! no such user: " + ghost)
         for cmd in ("JOIN/nope", "TX_ROOM/nope/x", "ROOM_CONTENT/nope",
                     "LEAVE/nope", "INVITE/ <%s> <nope>" % b):
             c.send(cmd)
             c.expect("! no such room: nope")
-        p.send({"type": "NEW_ROOM", "roomname": proom})
-        p.expect({"type": "RESPONSE", "operation": "NEW_ROOM",
-                  "result": "SUCCESS"})
+        p.new_room(proom)
         c.send("JOIN/" + proom)
         c.expect("! not invited to room: " + proom)
         for cmd in ("ROOM_CONTENT/" + proom, "TX_ROOM/%s/x" % proom,
@@ -172,9 +155,6 @@ def test_error_results(ctx):
         c.expect("! no such user: " + ghost)
         p.quiet((a, b, ghost))
         finish(c)
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_new_user_and_disconnected(ctx):
@@ -194,8 +174,7 @@ def test_new_user_and_disconnected(ctx):
 
 
 def test_raw_json_line(ctx):
-    p, c, a, b = pair(ctx)
-    try:
+    with paired(ctx) as (p, c, a, b):
         c.send('{"type":"PUBLIC_TEXT","text":"raw!","extra_key":1}')
         p.expect({"type": "PUBLIC_TEXT_FROM", "username": a,
                   "text": "raw!"})
@@ -203,42 +182,30 @@ def test_raw_json_line(ctx):
         p.expect({"type": "DISCONNECTED", "username": a})
         rc = c.wait()
         assert rc == 0, (rc, c.err)
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_invalid_closes(ctx):
-    p, c, a, b = pair(ctx)
-    try:
+    with paired(ctx) as (p, c, a, b):
         c.send('{"type":"BOGUS"}')
         c.expect("! the server rejected a message as invalid")
         c.expect_err("talknet: connection closed by server")
         p.expect({"type": "DISCONNECTED", "username": a})
         rc = c.wait()
         assert rc == 1, (rc, c.err)
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_escapes_control_chars(ctx):
-    p, c, a, b = pair(ctx)
-    try:
+    with paired(ctx) as (p, c, a, b):
         p.send({"type": "PUBLIC_TEXT", "text": "\x1b[2Jboom\x07\ttab"})
         c.expect("[public] %s: \\x1b[2Jboom\\x07\\x09tab" % b)
         p.send({"type": "TEXT", "username": a,
                 "text": "c1\u009b31m del\x7f nul\x00 end"})
         c.expect("[private] %s: c1\\u009b31m del\\x7f nul\\x00 end" % b)
         finish(c)
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_unknown_and_malformed(ctx):
-    p, c, a, b = pair(ctx)
-    try:
+    with paired(ctx) as (p, c, a, b):
         for line in ("hello", "ALL/", "txfrom/nobody", "room/",
                      "TX_ROOM/only", "JOIN/", "status/"):
             c.send(line)
@@ -253,14 +220,10 @@ def test_unknown_and_malformed(ctx):
         c.expect(re.compile(r"^\s+quit/\s"))
         p.quiet((a, b))
         finish(c)
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_quit(ctx):
-    p, c, a, b = pair(ctx)
-    try:
+    with paired(ctx) as (p, c, a, b):
         c.send("quit/")
         p.expect({"type": "DISCONNECTED", "username": a})
         rc = c.wait()
@@ -268,14 +231,10 @@ def test_quit(ctx):
         c.kill()
         # A clean quit says nothing about the connection.
         assert not any("connection closed" in x for x in c.err), c.err
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_aliases(ctx):
-    p, c, a, b = pair(ctx)
-    try:
+    with paired(ctx) as (p, c, a, b):
         c.send("/help")
         c.expect("commands, one per line:")
         c.expect(re.compile(r"^  quit/ or /quit "))
@@ -285,17 +244,13 @@ def test_aliases(ctx):
         c.kill()
         assert not any("unknown command" in x for x in c.err), c.err
         assert not any("connection closed" in x for x in c.err), c.err
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_echo_and_confirmations(ctx):
     """The server sends nobody their own texts back: the client echoes
     them as sent, and confirms a status of any kind."""
-    p, c, a, b = pair(ctx)
-    room = "R " + a
-    try:
+    with paired(ctx) as (p, c, a, b):
+        room = "R " + a
         c.send(">hi all")
         c.expect("[public] %s: hi all" % a)
         c.send("txfrom/%s/psst" % b)
@@ -309,18 +264,13 @@ def test_echo_and_confirmations(ctx):
             c.send("status/" + st)
             c.expect("* %s is now %s" % (a, st))
         finish(c)
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_slash_names(ctx):
     """The server takes the name a/b; in a command a backslash escapes
     the '/' (and itself), so txfrom/ and the room commands reach it."""
     a, b = ctx["name"]("sl"), ctx["name"]("x")[:3] + "/\\"
-    p = Peer(ctx["port"], b)
-    c = identified(ctx["port"], a)
-    try:
+    with Peer(ctx["port"], b) as p, identified(ctx["port"], a) as c:
         p.expect({"type": "NEW_USER", "username": a})
         esc = b.replace("\\", "\\\\").replace("/", "\\/")
         c.send("txfrom/%s/hi a/b" % esc)
@@ -330,9 +280,7 @@ def test_slash_names(ctx):
         c.send("txfrom/%s/hi" % b)
         c.expect("! no such user: " + b.split("/")[0])
         room = "r/" + a
-        p.send({"type": "NEW_ROOM", "roomname": room})
-        p.expect({"type": "RESPONSE", "operation": "NEW_ROOM",
-                  "result": "SUCCESS"})
+        p.new_room(room)
         p.send({"type": "INVITE", "roomname": room, "usernames": [a]})
         c.expect("* invitation from %s to %s (JOIN/r\\/%s to accept)"
                  % (b, room, a))
@@ -347,13 +295,10 @@ def test_slash_names(ctx):
         p.expect({"type": "INVITATION", "username": a,
                   "roomname": "q/" + a})
         finish(c)
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_too_many_rooms(ctx):
-    d = Daemon("--max-rooms", "1")
+    d = Server("--max-rooms", "1")
     c = None
     try:
         c = identified(d.port, ctx["name"]("al"))

@@ -8,17 +8,15 @@ options, keys, aliases, history file and exit codes.
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tnclient import SKIP, TALKNET, run  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest.talknet import SKIP, TALKNET, TMUX, Tmux, run  # noqa: E402
 
 TOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-TMUX = shutil.which("tmux")
 RIGHT_COL = 44		# where the README's second column starts
 
 
@@ -49,22 +47,12 @@ def readme_example():
     return cols, typed
 
 
-class Panes:
+class Panes(Tmux):
     """Named tmux sessions on a private server."""
 
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="talknet-doc-")
-        self.sock = os.path.join(self.dir, "tmux.sock")
-        self.env = dict(os.environ, TERM="xterm", XDG_STATE_HOME=self.dir)
-        self.env.pop("TMUX", None)
+        super().__init__("talknet-doc-")
         self.first = True
-
-    def tmux(self, *args):
-        r = subprocess.run([TMUX, "-S", self.sock] + list(args),
-                           env=self.env, capture_output=True, timeout=10)
-        if r.returncode != 0:
-            raise AssertionError("tmux %r: %s" % (args, r.stderr))
-        return r.stdout.decode("utf-8", "replace")
 
     def start(self, name, command):
         extra = ["-f", "/dev/null"] if self.first else []
@@ -85,11 +73,6 @@ class Panes:
             time.sleep(0.05)
         raise AssertionError("pane %s shows %r, want %r first"
                              % (name, self.lines(name), want))
-
-    def close(self):
-        subprocess.run([TMUX, "-S", self.sock, "kill-server"],
-                       env=self.env, capture_output=True, timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def test_readme_terminal_example(ctx):

@@ -12,8 +12,9 @@ import stat
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tnclient import SKIP, Peer, PtyClient, editor, run  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest.talknet import SKIP, Peer, PtyClient, editor, run  # noqa: E402
 
 LEFT, RIGHT, UP, DOWN = "\x1b[D", "\x1b[C", "\x1b[A", "\x1b[B"
 HOME, END = "\x1b[H", "\x1b[F"

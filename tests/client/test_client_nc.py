@@ -12,9 +12,10 @@ import subprocess
 import sys
 import threading
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tnclient import (SKIP, TIMEOUT, Peer, identified,  # noqa: E402
-                      lines_reader, run)
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest.talknet import (SKIP, TIMEOUT, Peer, identified,  # noqa: E402
+                            lines_reader, run)
 
 NC = shutil.which("nc")
 

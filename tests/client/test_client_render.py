@@ -11,8 +11,9 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tnclient import Client, run  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest.talknet import PipeClient, run  # noqa: E402
 
 
 class Script:
@@ -95,8 +96,7 @@ def test_renderings(ctx):
         b'{"type":"NEW_STATUS","username":"q","status":"NAPPING"}\x00',
         b'{"type":"DISCONNECTED","username":"q"}\n',
     ])
-    c = Client(srv.port, "-n", "me")
-    try:
+    with PipeClient(srv.port, "-n", "me") as c:
         c.expect("* identified as me")
         c.expect("! too many rooms on the server: R9")
         c.expect("! not identified: the server refused the request")
@@ -114,14 +114,11 @@ def test_renderings(ctx):
         c.expect("* q disconnected")
         c.expect_err("talknet: connection closed by server")
         assert c.wait() == 1, c.err
-    finally:
-        c.kill()
 
 
 def test_quit_gives_up_after_2s(ctx):
     srv = Script([], close=False)
-    c = Client(srv.port, "-n", "me")
-    try:
+    with PipeClient(srv.port, "-n", "me") as c:
         c.expect("* identified as me")
         start = time.monotonic()
         c.send("quit/")
@@ -131,35 +128,27 @@ def test_quit_gives_up_after_2s(ctx):
         took = time.monotonic() - start
         assert 1.5 < took < 10, took
         assert b'{"type":"DISCONNECT"}\n' in srv.got, srv.got
-    finally:
-        c.kill()
 
 
 def test_json_mode_exact(ctx):
     line = b'{"type":"PUBLIC_TEXT_FROM", "username":"x","text":"\xc3\xa9"}'
     srv = Script([line + b"\n"])
-    c = Client(srv.port, "--json", "-n", "me")
-    try:
+    with PipeClient(srv.port, "--json", "-n", "me") as c:
         c.expect('{"type":"RESPONSE","operation":"IDENTIFY",'
                  '"result":"SUCCESS","extra":"me"}')
         c.expect(line.decode())
         assert c.wait() == 1, c.err
-    finally:
-        c.kill()
 
 
 def test_identify_is_encoded(ctx):
     srv = Script([], close=False, bye=True)
-    c = Client(srv.port, "-n", 'q"\\é')
-    try:
+    with PipeClient(srv.port, "-n", 'q"\\é') as c:
         c.expect('* identified as me')
         c.close_stdin()
         assert c.wait() == 0, c.err
         first = srv.got.split(b"\n")[0]
         assert first == ('{"type":"IDENTIFY","username":"q\\"\\\\é"}'
                          .encode()), first
-    finally:
-        c.kill()
 
 
 if __name__ == "__main__":

@@ -11,16 +11,16 @@ import socket
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tnclient import (SKIP, TALKNET, Client, Daemon, Peer,  # noqa: E402
-                      identified, run, sanitizer_report)
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest.talknet import (SKIP, TALKNET, Peer,  # noqa: E402
+                            PipeClient, Server, identified, run,
+                            sanitizer_report)
 
 
 def test_name_from_first_line(ctx):
     a, b = ctx["name"]("al"), ctx["name"]("bo")
-    p = Peer(ctx["port"], b)
-    c = Client(ctx["port"])
-    try:
+    with Peer(ctx["port"], b) as p, PipeClient(ctx["port"]) as c:
         c.send(a)
         c.expect("* identified as " + a)
         p.expect({"type": "NEW_USER", "username": a})
@@ -29,17 +29,12 @@ def test_name_from_first_line(ctx):
                   "text": "first"})
         c.close_stdin()
         assert c.wait() == 0, c.err
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_whole_script_at_once(ctx):
     """Commands piped before the IDENTIFY reply wait for it, in order."""
     a, b = ctx["name"]("al"), ctx["name"]("bo")
-    p = Peer(ctx["port"], b)
-    c = Client(ctx["port"])
-    try:
+    with Peer(ctx["port"], b) as p, PipeClient(ctx["port"]) as c:
         c.proc.stdin.write(("%s\n>one\ntxfrom/%s/two\n>three"
                             % (a, b)).encode())
         c.close_stdin()
@@ -51,18 +46,13 @@ def test_whole_script_at_once(ctx):
                   "text": "three"})
         p.expect({"type": "DISCONNECTED", "username": a})
         assert c.wait() == 0, c.err
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_name_taken_on_pipe(ctx):
     b = ctx["name"]("bo")
-    p = Peer(ctx["port"], b)
-    try:
+    with Peer(ctx["port"], b) as p:
         for args, first in ((("-n", b), None), ((), b)):
-            c = Client(ctx["port"], *args)
-            try:
+            with PipeClient(ctx["port"], *args) as c:
                 if first:
                     c.send(first)
                 # It exits without waiting on anything: within wait()'s
@@ -71,54 +61,36 @@ def test_name_taken_on_pipe(ctx):
                 assert rc == 1, (rc, c.err)
                 c.expect_err(re.compile(r"^talknet: .*%s.*already taken"
                                         % b))
-            finally:
-                c.kill()
         p.quiet((b,))
-    finally:
-        p.close()
 
 
 def test_invalid_name_on_pipe(ctx):
     for args in (("-n", "tab\tname"), ("-n", "")):
-        c = Client(ctx["port"], *args)
-        try:
+        with PipeClient(ctx["port"], *args) as c:
             assert c.wait() == 1, c.err
             c.expect_err(re.compile(r"^talknet: invalid username"))
-        finally:
-            c.kill()
-    c = Client(ctx["port"])
-    try:
+    with PipeClient(ctx["port"]) as c:
         c.send("bad\x1bname")
         assert c.wait() == 1, c.err
         c.expect_err(re.compile(r"^talknet: invalid username"))
-    finally:
-        c.kill()
 
 
 def test_end_of_input_before_name(ctx):
-    c = Client(ctx["port"])
-    try:
+    with PipeClient(ctx["port"]) as c:
         c.close_stdin()
         assert c.wait() == 1, c.err
         c.expect_err("talknet: no username given")
-    finally:
-        c.kill()
 
 
 def test_end_of_input_disconnects(ctx):
     a, b = ctx["name"]("al"), ctx["name"]("bo")
-    p = Peer(ctx["port"], b)
-    c = identified(ctx["port"], a)
-    try:
+    with Peer(ctx["port"], b) as p, identified(ctx["port"], a) as c:
         p.expect({"type": "NEW_USER", "username": a})
         c.close_stdin()
         p.expect({"type": "DISCONNECTED", "username": a})
         assert c.wait() == 0, c.err
         c.kill()
         assert c.err == [], c.err
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_refused(ctx):
@@ -126,27 +98,21 @@ def test_refused(ctx):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    c = Client(port, "-n", "x")
-    try:
+    with PipeClient(port, "-n", "x") as c:
         assert c.wait() == 1
         c.kill()
         assert c.err == ["talknet: connect to 127.0.0.1 port %d: "
                          "Connection refused" % port], c.err
         assert c.out == [], c.out
-    finally:
-        c.kill()
 
 
 def test_localhost_name(ctx):
     """A host name resolves; every address is tried in turn."""
     a = ctx["name"]("lo")
-    c = Client(ctx["port"], "-n", a, host="localhost")
-    try:
+    with PipeClient(ctx["port"], "-n", a, host="localhost") as c:
         c.expect("* identified as " + a)
         c.close_stdin()
         assert c.wait() == 0, c.err
-    finally:
-        c.kill()
 
 
 def test_ipv6(ctx):
@@ -157,11 +123,11 @@ def test_ipv6(ctx):
         s.close()
     except OSError:
         return SKIP
-    d = Daemon(listen="[::1]:0")
+    d = Server(listen=["[::1]:0"])
     c = None
     try:
         a = ctx["name"]("v6")
-        c = Client(d.port, "-n", a, host="::1")
+        c = PipeClient(d.port, "-n", a, host="::1")
         c.expect("* identified as " + a)
         c.close_stdin()
         assert c.wait() == 0, c.err
@@ -174,9 +140,7 @@ def test_ipv6(ctx):
 
 def test_raw_mode(ctx):
     r, b = ctx["name"]("ra"), ctx["name"]("bo")
-    p = Peer(ctx["port"], b)
-    c = Client(ctx["port"], "--raw")
-    try:
+    with Peer(ctx["port"], b) as p, PipeClient(ctx["port"], "--raw") as c:
         c.send('{"type":"IDENTIFY","username":"%s"}' % r)
         c.expect('{"type":"RESPONSE","operation":"IDENTIFY",'
                  '"result":"SUCCESS","extra":"%s"}' % r)
@@ -190,25 +154,17 @@ def test_raw_mode(ctx):
         p.expect({"type": "DISCONNECTED", "username": r})
         assert c.wait() == 1, c.err
         c.expect_err("talknet: connection closed by server")
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_raw_mode_sends_nothing_itself(ctx):
     """--raw sends no IDENTIFY; the end of input ends it with status 0."""
-    c = Client(ctx["port"], "--raw")
-    try:
+    with PipeClient(ctx["port"], "--raw") as c:
         c.send('{"type":"USERS"}')
         c.expect('{"type":"RESPONSE","operation":"INVALID",'
                  '"result":"NOT_IDENTIFIED"}')
         assert c.wait() == 1, c.err
-    finally:
-        c.kill()
     r, b = ctx["name"]("ra"), ctx["name"]("bo")
-    p = Peer(ctx["port"], b)
-    c = Client(ctx["port"], "--raw")
-    try:
+    with Peer(ctx["port"], b) as p, PipeClient(ctx["port"], "--raw") as c:
         c.send('{"type":"IDENTIFY","username":"%s"}' % r)
         p.expect({"type": "NEW_USER", "username": r})
         p.send({"type": "TEXT", "username": r, "text": "hi raw"})
@@ -216,14 +172,11 @@ def test_raw_mode_sends_nothing_itself(ctx):
         c.close_stdin()
         p.expect({"type": "DISCONNECTED", "username": r})
         assert c.wait() == 0, c.err
-    finally:
-        c.kill()
-        p.close()
 
 
 def test_json_mode(ctx):
     a, b, d = ctx["name"]("js"), ctx["name"]("bo"), ctx["name"]("wi")
-    c = Client(ctx["port"], "--json", "-n", a)
+    c = PipeClient(ctx["port"], "--json", "-n", a)
     p = w = None
     try:
         c.expect('{"type":"RESPONSE","operation":"IDENTIFY",'
@@ -257,7 +210,7 @@ def test_json_mode(ctx):
 
 
 def test_server_goes_away(ctx):
-    d = Daemon()
+    d = Server()
     c = None
     try:
         c = identified(d.port, ctx["name"]("al"))
@@ -316,8 +269,7 @@ def test_name_too_long_on_pipe(ctx):
     says why, and exits 1 on a pipe."""
     long_name = "abcdefghijk"
     for args, first in ((("-n", long_name), None), ((), long_name)):
-        c = Client(ctx["port"], *args)
-        try:
+        with PipeClient(ctx["port"], *args) as c:
             if first:
                 c.send(first)
             assert c.wait() == 1, c.err
@@ -326,16 +278,13 @@ def test_name_too_long_on_pipe(ctx):
                              "characters, more than the server takes (8 "
                              "unless it was configured otherwise)"
                              % long_name], c.err
-        finally:
-            c.kill()
 
 
 def test_empty_first_line(ctx):
     """Empty and blank lines on a pipe are skipped before the name, and
     empty lines after it: not a name, not a command."""
     a = ctx["name"]("em")
-    c = Client(ctx["port"])
-    try:
+    with PipeClient(ctx["port"]) as c:
         c.send("")
         c.send("  ")
         c.send("\r")
@@ -348,33 +297,25 @@ def test_empty_first_line(ctx):
         assert c.wait() == 0, c.err
         c.kill()
         assert c.err == [], c.err
-    finally:
-        c.kill()
 
 
 def test_raw_exit_status(ctx):
     """--raw: 1 when the server closes on its own (here after INVALID),
     even once the input is over; 0 after a DISCONNECT line."""
-    c = Client(ctx["port"], "--raw")
-    try:
+    with PipeClient(ctx["port"], "--raw") as c:
         c.send("not json")
         c.close_stdin()
         c.expect('{"type":"RESPONSE","operation":"INVALID",'
                  '"result":"INVALID"}')
         assert c.wait() == 1, c.err
         c.expect_err("talknet: connection closed by server")
-    finally:
-        c.kill()
     r = ctx["name"]("rw")
-    c = Client(ctx["port"], "--raw")
-    try:
+    with PipeClient(ctx["port"], "--raw") as c:
         c.send('{"type":"IDENTIFY","username":"%s"}' % r)
         c.send('{"type":"DISCONNECT"}')
         assert c.wait() == 0, c.err
         c.kill()
         assert c.err == [], c.err
-    finally:
-        c.kill()
 
 
 if __name__ == "__main__":

@@ -5,39 +5,24 @@ being typed, escaping, and the terminal restored on exit.
 Skipped (77) when tmux is not installed.
 """
 
+import contextlib
 import os
 import shlex
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tnclient import SKIP, TALKNET, Peer, run  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest.talknet import (SKIP, TALKNET, TMUX, Peer, Skip,  # noqa: E402
+                            Tmux, run)
 
-TMUX = shutil.which("tmux")
-
-
-class Pane:
-    """One tmux pane running a shell command, on a private socket."""
+class Pane(Tmux):
+    """One tmux pane running a shell command, on a private server."""
 
     def __init__(self, command):
-        self.dir = tempfile.mkdtemp(prefix="talknet-tty-")
-        self.sock = os.path.join(self.dir, "tmux.sock")
-        # The history file goes to the private directory too.
-        env = dict(os.environ, TERM="xterm", XDG_STATE_HOME=self.dir)
-        env.pop("TMUX", None)
-        self.env = env
+        super().__init__("talknet-tty-")
         self.tmux("-f", "/dev/null", "new-session", "-d", "-x", "100",
                   "-y", "30", "sh", "-c", command)
-
-    def tmux(self, *args):
-        r = subprocess.run([TMUX, "-S", self.sock] + list(args),
-                           env=self.env, capture_output=True, timeout=10)
-        if r.returncode != 0:
-            raise AssertionError("tmux %r: %s" % (args, r.stderr))
-        return r.stdout.decode("utf-8", "replace")
 
     def keys(self, *keys):
         self.tmux("send-keys", "-t", "0", *keys)
@@ -61,17 +46,24 @@ class Pane:
         raise AssertionError("screen never showed %s:\n%s"
                              % (what, self.screen()))
 
+    def answer(self, line):
+        """Types line and Enter."""
+        self.text(line)
+        self.keys("Enter")
+
+    def wait_exit(self):
+        """Waits for the client's exit; it must be 0 with the terminal
+        restored.  Returns the screen."""
+        s = self.wait(lambda x: "EXIT=" in x, "the exit")
+        assert "EXIT=0" in s and "TTY-RESTORED" in s, s
+        return s
+
     def wait_last(self, want, timeout=5):
         """Waits until the last non-empty line is exactly want."""
         def last(s):
             ls = [x for x in s.split("\n") if x.strip()]
             return bool(ls) and ls[-1].rstrip() == want
         return self.wait(last, "last line %r" % want, timeout)
-
-    def close(self):
-        subprocess.run([TMUX, "-S", self.sock, "kill-server"], env=self.env,
-                       capture_output=True, timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def start(ctx, *args):
@@ -83,16 +75,21 @@ def start(ctx, *args):
     return Pane(cmd)
 
 
-def test_editor_keeps_typed_line(ctx):
+@contextlib.contextmanager
+def at_prompt(ctx):
+    """A peer, and talknet in a pane at its "username:" prompt: (peer,
+    pane, a name for the client, the peer's name)."""
     if TMUX is None:
-        return SKIP
+        raise Skip("tmux is not installed")
     a, b = ctx["name"]("tt"), ctx["name"]("pe")
-    p = Peer(ctx["port"], b)
-    pane = start(ctx)
-    try:
+    with Peer(ctx["port"], b) as p, start(ctx) as pane:
         pane.wait_last("username:")
-        pane.text(a)
-        pane.keys("Enter")
+        yield p, pane, a, b
+
+
+def test_editor_keeps_typed_line(ctx):
+    with at_prompt(ctx) as (p, pane, a, b):
+        pane.answer(a)
         pane.wait(lambda s: "* identified as " + a in s, "identified")
         pane.wait_last(a + ">")
         p.expect({"type": "NEW_USER", "username": a})
@@ -144,41 +141,25 @@ def test_editor_keeps_typed_line(ctx):
         # ^D on an empty line quits; the terminal is restored.
         pane.keys("C-d")
         p.expect({"type": "DISCONNECTED", "username": a})
-        s = pane.wait(lambda x: "EXIT=" in x, "the exit")
-        assert "EXIT=0" in s and "TTY-RESTORED" in s, s
+        s = pane.wait_exit()
         assert "connection closed" not in s, s
-    finally:
-        pane.close()
-        p.close()
 
 
 def test_long_name_asks_again(ctx):
     """The server refuses a name over its limit and closes: on a
     terminal the client says why, connects again and asks again."""
-    if TMUX is None:
-        return SKIP
-    a, b = ctx["name"]("tt"), ctx["name"]("pe")
-    p = Peer(ctx["port"], b)
-    pane = start(ctx)
-    try:
-        pane.wait_last("username:")
-        pane.text("abcdefghijkl")
-        pane.keys("Enter")
+    with at_prompt(ctx) as (p, pane, a, b):
+        pane.answer("abcdefghijkl")
         pane.wait(lambda s: "invalid username: abcdefghijkl is 12 "
                   "characters, more than the server takes" in s, "why")
         pane.wait_last("username:")
-        pane.text(a)
-        pane.keys("Enter")
+        pane.answer(a)
         pane.wait_last(a + ">")
         p.expect({"type": "NEW_USER", "username": a})
         pane.keys("C-d")
         p.expect({"type": "DISCONNECTED", "username": a})
-        s = pane.wait(lambda x: "EXIT=" in x, "the exit")
-        assert "EXIT=0" in s and "TTY-RESTORED" in s, s
+        s = pane.wait_exit()
         assert "connection closed" not in s, s
-    finally:
-        pane.close()
-        p.close()
 
 
 def test_long_name_option_asks_again(ctx):
@@ -186,44 +167,27 @@ def test_long_name_option_asks_again(ctx):
     if TMUX is None:
         return SKIP
     a = ctx["name"]("tt")
-    pane = start(ctx, "-n", "abcdefghijklm")
-    try:
+    with start(ctx, "-n", "abcdefghijklm") as pane:
         pane.wait(lambda s: "invalid username: abcdefghijklm is 13 "
                   "characters" in s, "why")
         pane.wait_last("username:")
-        pane.text(a)
-        pane.keys("Enter")
+        pane.answer(a)
         pane.wait_last(a + ">")
         pane.keys("C-c")
-        s = pane.wait(lambda x: "EXIT=" in x, "the exit")
-        assert "EXIT=0" in s and "TTY-RESTORED" in s, s
-    finally:
-        pane.close()
+        pane.wait_exit()
 
 
 def test_taken_name_asks_again(ctx):
-    if TMUX is None:
-        return SKIP
-    a, b = ctx["name"]("tt"), ctx["name"]("pe")
-    p = Peer(ctx["port"], b)
-    pane = start(ctx)
-    try:
-        pane.wait_last("username:")
-        pane.text(b)
-        pane.keys("Enter")
+    with at_prompt(ctx) as (p, pane, a, b):
+        pane.answer(b)
         pane.wait(lambda s: "! name already taken: " + b in s, "taken")
         pane.wait_last("username:")
-        pane.text(a)
-        pane.keys("Enter")
+        pane.answer(a)
         pane.wait_last(a + ">")
         p.expect({"type": "NEW_USER", "username": a})
         pane.keys("C-c")
         p.expect({"type": "DISCONNECTED", "username": a})
-        s = pane.wait(lambda x: "EXIT=" in x, "the exit")
-        assert "EXIT=0" in s and "TTY-RESTORED" in s, s
-    finally:
-        pane.close()
-        p.close()
+        pane.wait_exit()
 
 
 if __name__ == "__main__":

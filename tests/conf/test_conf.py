@@ -13,8 +13,9 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
-import tnlib  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
 import subprocess  # noqa: E402
 
 os.environ["LC_ALL"] = "C"
@@ -24,7 +25,7 @@ PENDING = {}
 
 
 def talknetd(*args):
-    p = subprocess.run([tnlib.TALKNETD] + list(args),
+    p = subprocess.run([tntest.TALKNETD] + list(args),
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=10)
     return (p.returncode, p.stdout.decode("utf-8", "replace"),
@@ -43,7 +44,7 @@ def cases():
 def check_case(name):
     conf = os.path.join(HERE, name + ".conf")
     rc, out, err = talknetd("-n", "-c", conf)
-    for pat in tnlib.SANITIZER_PATTERNS:
+    for pat in tntest.SANITIZER_PATTERNS:
         assert pat not in err, "sanitizer report:\n%s" % err
     want_rc = int(read(os.path.join(HERE, name + ".status")).strip())
     want_out = read(os.path.join(HERE, name + ".out")).replace("@CONF@",
@@ -157,4 +158,4 @@ def test_duplicate_listen_on_the_command_line():
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

@@ -16,9 +16,10 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tnlib  # noqa: E402
-from tnlib import Client, Server, req, compact, new_user  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import Client, Server, req, compact, new_user  # noqa: E402
 from test_hostile_worker import (Liar, hello, hub_socket_path,  # noqa: E402
                                  frame, SLOT_NEW, IPC_WELCOME)
 
@@ -116,7 +117,7 @@ def _in_thread(fn, *args):
 def test_a_reader_at_twice_the_minimum_rate_is_not_taken_for_stuck():
     s = Server("--rate-limit", "20", "--rate-burst", "50",
                "--stall-timeout", "0", *DEBUG)
-    flooder = tnlib.identify_new(s, "flooder")
+    flooder = tntest.identify_new(s, "flooder")
     reader = Client(s, rcvbuf=16384)
     reader.identify("reader")
     flooder.expect(new_user("reader"))
@@ -161,7 +162,7 @@ def _paced_flood(tag):
     10 ms, and an observer that reads everything; returns once the hub
     has paused the sender.  (server, sender, reader, observer, stop)"""
     s = Server("--stall-timeout", "0", "--log-level", "debug")
-    sender, reader, obs = tnlib.connect_users(s, "sender", "reader", "obs")
+    sender, reader, obs = tntest.connect_users(s, "sender", "reader", "obs")
     r = Reader(reader, [b"sender", b"DISCONNECTED"], chunk=32768,
                pause=0.01)
     o = Reader(obs, [b"sender", b"DISCONNECTED"])
@@ -208,7 +209,7 @@ def test_a_paused_sender_whose_worker_dies_is_seen_to_leave():
     finally:
         r.finish()
         o.finish()
-    c = tnlib.identify_new(s, "later")
+    c = tntest.identify_new(s, "later")
     c.send(req("USERS"))
     assert c.recv()["users"] == {"reader": "ACTIVE", "obs": "ACTIVE",
                                  "later": "ACTIVE"}
@@ -222,8 +223,8 @@ def test_a_sender_paused_by_a_reader_that_leaves_goes_on():
     r.client.abort()
     try:
         before = o.count(b"sender")
-        tnlib.wait_until(lambda: o.count(b"sender") > before + 2000, 10,
-                         what="the sender's lines after its reader left")
+        tntest.wait_until(lambda: o.count(b"sender") > before + 2000, 10,
+                          what="the sender's lines after its reader left")
         got = [int(x.split(b"go ")[1][:6]) for x in o.seen[b"sender"]
                if b"PUBLIC_TEXT" in x]
         assert got == list(range(len(got))), "out of order"
@@ -245,15 +246,15 @@ def test_sigterm_during_a_paced_flood_stops_in_time():
         r.finish()
         o.finish()
     assert status == 0, "status %r after SIGTERM" % status
-    tnlib.wait_until(lambda: not any(tnlib.pid_alive(k) for k in kids), 3,
-                     what="every child gone")
+    tntest.wait_until(lambda: not any(tntest.pid_alive(k) for k in kids), 3,
+                      what="every child gone")
 
 
 def _kill_hub(s):
     """kill -9 the hub; returns once the master started another."""
     old = s.hub_pid()
     os.kill(old, signal.SIGKILL)
-    return tnlib.wait_until(
+    return tntest.wait_until(
         lambda: [p for p in s.titled("talknetd: hub") if p != old], 5,
         what="a new hub")[0]
 
@@ -266,7 +267,7 @@ def _kill_hub(s):
 # nothing wrong and would have been served by the new hub.
 def test_a_hub_crash_does_not_cut_a_reader_that_is_behind():
     s = Server("--stall-timeout", "0", "--max-line", "4096")
-    talker = tnlib.identify_new(s, "talker")
+    talker = tntest.identify_new(s, "talker")
     behind = Client(s, rcvbuf=4096)
     behind.identify("behind")
     talker.expect(new_user("behind"))
@@ -307,7 +308,7 @@ def test_a_hub_crash_does_not_cut_a_reader_that_is_behind():
 # machine workers come back at different times (here: SIGSTOP).
 def test_a_reader_slow_to_come_back_after_a_hub_restart_is_not_cut():
     s = Server("--stall-timeout", "0")
-    sender, reader = tnlib.connect_users(s, "sender", "reader")
+    sender, reader = tntest.connect_users(s, "sender", "reader")
     wpid = s.worker_pid(reader)
     os.kill(wpid, signal.SIGSTOP)
     try:
@@ -353,12 +354,12 @@ class PinnedServer(Server):
 # these conditions.
 def test_a_steady_reader_on_a_busy_cpu_is_not_cut():
     if shutil.which("taskset") is None or os.cpu_count() < 2:
-        raise tnlib.Skip("needs taskset and two CPUs")
-    hog = tnlib.start_program(["taskset", "-c", "0", sys.executable, "-c",
-                               "while True: pass"])
+        raise tntest.Skip("needs taskset and two CPUs")
+    hog = tntest.start_program(["taskset", "-c", "0", sys.executable, "-c",
+                                "while True: pass"])
     try:
         s = PinnedServer("--stall-timeout", "0")
-        sender, reader = tnlib.connect_users(s, "sender", "reader")
+        sender, reader = tntest.connect_users(s, "sender", "reader")
         n = 20000
         data = b"".join(compact(req("PUBLIC_TEXT", text="%06d%s" % (
             i, "x" * 1000))) for i in range(n))
@@ -385,7 +386,7 @@ def test_a_steady_reader_on_a_busy_cpu_is_not_cut():
 # a HELLO from a process that already holds a live one.
 def test_one_compromised_worker_cannot_take_every_row():
     s = Server("--max-clients", "6")
-    anna = tnlib.identify_new(s, "anna")
+    anna = tntest.identify_new(s, "anna")
     path = hub_socket_path(s)
     liars = []
     welcomed = 0
@@ -403,7 +404,7 @@ def test_one_compromised_worker_cannot_take_every_row():
     bob = Client(s)
     bob.send(req("IDENTIFY", username="bob"))
     try:
-        got = bob.recv(timeout=tnlib.TIMEOUT)
+        got = bob.recv(timeout=tntest.TIMEOUT)
     except AssertionError as e:
         got = "closed: %s" % e
     assert isinstance(got, dict) and got.get("result") == "SUCCESS", \
@@ -417,7 +418,7 @@ def test_forged_close_and_limits_frames_drop_only_the_liar():
     """A worker that sends the hub a CLOSE or a LIMITS frame (the
     master's, on the control pipe) is dropped; the limits stay."""
     s = Server("--max-line", "4096")
-    anna, bob = tnlib.connect_users(s, "anna", "bob")
+    anna, bob = tntest.connect_users(s, "anna", "bob")
     path = hub_socket_path(s)
     tiny = struct.pack("=IIQQQQQQ", 0, 0, 64, 4096, 0, 0, 1, 0)
     for type_, payload in ((IPC_CLOSE, struct.pack("=II", 1, 0)),
@@ -431,7 +432,7 @@ def test_forged_close_and_limits_frames_drop_only_the_liar():
     s.wait_log(r"dropped: a frame of unknown type")
     text = "L" * 3000
     anna.send(req("PUBLIC_TEXT", text=text))
-    bob.expect(tnlib.public_from("anna", text))
+    bob.expect(tntest.public_from("anna", text))
 
 
 def test_a_new_channel_cannot_take_a_detached_row_after_a_restart():
@@ -439,7 +440,7 @@ def test_a_new_channel_cannot_take_a_detached_row_after_a_restart():
     says HELLO with no row: it gets a row of its own, never anna's, and
     anna comes back to hers."""
     s = Server()
-    anna, bob = tnlib.connect_users(s, "anna", "bob")
+    anna, bob = tntest.connect_users(s, "anna", "bob")
     wpid = s.worker_pid(anna)
     os.kill(wpid, signal.SIGSTOP)
     try:
@@ -455,9 +456,9 @@ def test_a_new_channel_cannot_take_a_detached_row_after_a_restart():
     s.wait_log(r"worker %d \(127\.0\.0\.1:%d\): back on row 0"
                % (wpid, anna.local_port), timeout=5)
     anna.send(req("TEXT", username="bob", text="back"))
-    bob.expect(tnlib.text_from("anna", "back"))
+    bob.expect(tntest.text_from("anna", "back"))
     liar.close()
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

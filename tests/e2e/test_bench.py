@@ -11,13 +11,16 @@ import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
+import sys
 
-import tnlib
-from tnlib import Server, proc_title
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import Server, proc_title
 
 BENCH = os.path.join(os.environ["TOP_BUILDDIR"], "src", "talknet-bench") \
     if os.environ.get("TOP_BUILDDIR") else \
-    os.path.join(os.path.dirname(tnlib.TALKNETD), "talknet-bench")
+    os.path.join(os.path.dirname(tntest.TALKNETD), "talknet-bench")
 RUN_TIMEOUT = 30          # one bench run, far above what any run here needs
 DRAIN = 5                 # ends as soon as every copy is in: costs no time
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -30,13 +33,13 @@ SETTLE_OFF = ["--settle", 0]  # hold waits for memory to settle: not here
 def start(args):
     """Starts talknet-bench with args; the runner kills it if it stays."""
     if not os.access(BENCH, os.X_OK):
-        raise tnlib.Skip("talknet-bench not found at %s" % BENCH)
-    return tnlib.start_program([BENCH] + list(args))
+        raise tntest.Skip("talknet-bench not found at %s" % BENCH)
+    return tntest.start_program([BENCH] + list(args))
 
 
 def run(args, timeout=RUN_TIMEOUT):
     """Runs talknet-bench with args; returns (status, stdout, stderr)."""
-    return tnlib.finish_program(start(args), timeout)
+    return tntest.finish_program(start(args), timeout)
 
 
 def parse(out, err=""):
@@ -71,7 +74,7 @@ def bench_json(server, *args, timeout=RUN_TIMEOUT):
 def dead_port():
     """A bound loopback socket that does not listen: connects are refused."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((tnlib.LOOPBACK, 0))
+    s.bind((tntest.LOOPBACK, 0))
     return s
 
 
@@ -190,7 +193,7 @@ def test_hold_counts_master_hub_and_one_worker_per_client():
             if n > best:
                 best, titles = n, look
             time.sleep(0.02)
-        rc, out, err = tnlib.finish_program(p, 5)
+        rc, out, err = tntest.finish_program(p, 5)
         d = parse(out, err)
         assert rc == 0 and d["ok"] is True, \
             "exit %r, error %r; stderr:\n%s" % (rc, d["error"], err)
@@ -210,8 +213,8 @@ class DefaultLimitsServer(Server):
     """A talknetd with its own default limits (16 clients per address)."""
 
     def argv(self):
-        """The harness's command line without tnlib.LIFT_LIMITS."""
-        a = [tnlib.TALKNETD, "-f"]
+        """The harness's command line without tntest.LIFT_LIMITS."""
+        a = [tntest.TALKNETD, "-f"]
         for l in self.listen:
             a += ["-l", l]
         return a + self.opts
@@ -462,7 +465,7 @@ class MuteServer:
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind((tnlib.LOOPBACK, 0))
+        self.sock.bind((tntest.LOOPBACK, 0))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.conns = []
@@ -540,4 +543,4 @@ def test_join_fails_when_nothing_listens():
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

@@ -3,9 +3,13 @@ addresses, IPv6, several listeners and a port in use."""
 
 import re
 import socket
+import os
+import sys
 
-import tnlib
-from tnlib import Client, Server, TALKNETD, new_user, req
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import Client, Server, TALKNETD, new_user, req
 
 EX_USAGE = 64
 
@@ -13,7 +17,7 @@ EX_USAGE = 64
 def run(args, timeout=10):
     """Runs talknetd with args; returns (status, stdout, stderr).  A daemon
     that keeps running is killed and the test fails."""
-    return tnlib.run_program([TALKNETD] + args, timeout)
+    return tntest.run_program([TALKNETD] + args, timeout)
 
 
 def test_help():
@@ -75,7 +79,7 @@ def test_ipv6_loopback():
         t.bind(("::1", 0))
         t.close()
     except OSError:
-        raise tnlib.Skip("no IPv6 loopback")
+        raise tntest.Skip("no IPv6 loopback")
     with Server(listen=["[::1]:0"]) as s:
         host, port = s.addrs[0]
         assert host == "::1", s.addrs
@@ -83,7 +87,7 @@ def test_ipv6_loopback():
         b = Client(s, host="::1", port=port).identify("six2")
         a.expect(new_user("six2"))
         b.send(req("TEXT", username="six", text="over v6"))
-        a.expect(tnlib.text_from("six2", "over v6"))
+        a.expect(tntest.text_from("six2", "over v6"))
 
 
 def test_two_listeners():
@@ -95,7 +99,7 @@ def test_two_listeners():
         b = Client(s, port=p2).identify("two")
         a.expect(new_user("two"))
         b.send(req("PUBLIC_TEXT", text="across"))
-        a.expect(tnlib.public_from("two", "across"))
+        a.expect(tntest.public_from("two", "across"))
 
 
 def test_port_in_use():
@@ -122,4 +126,4 @@ def test_listens_where_told_and_reports_port():
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

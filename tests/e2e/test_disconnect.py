@@ -4,11 +4,14 @@
 import os
 import signal
 import socket
+import sys
 
-import tnlib
-from tnlib import (Client, Server, canon, connect_users, disconnected,
-                   expect_nothing, left_room, make_room, new_room, new_user,
-                   req, resp, room_user_list)
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import (Client, Server, canon, connect_users, disconnected,
+                    expect_nothing, left_room, make_room, new_room, new_user,
+                    req, resp, room_user_list)
 
 
 def expect_leave(client, rooms, name):
@@ -78,7 +81,7 @@ def scenario(s, how):
     b2.send(req("ROOM_USERS", roomname="R1"))
     b2.expect(resp("ROOM_USERS", "NOT_JOINED", "R1"))
     a.send(req("TEXT", username="Luis", text="welcome back"))
-    b2.expect(tnlib.text_from("Kimberly", "welcome back"))
+    b2.expect(tntest.text_from("Kimberly", "welcome back"))
     expect_nothing(a, b2, c, d, u)
 
 
@@ -162,8 +165,8 @@ def test_many_disconnects_in_a_row():
         for i in range(20):
             x = Client(s).identify("x%d" % i)
             a.expect(new_user("x%d" % i))
-            tnlib.invite(a, "R", x)
-            tnlib.join(x, "R", [a])
+            tntest.invite(a, "R", x)
+            tntest.join(x, "R", [a])
             if i % 3 == 0:
                 x.send(req("DISCONNECT"))
             elif i % 3 == 1:
@@ -188,9 +191,9 @@ def test_last_words_before_close_are_delivered():
                 a.close()
             else:
                 a.send(req("DISCONNECT"))
-            b.expect(tnlib.public_from("Kimberly", "last words " + how))
+            b.expect(tntest.public_from("Kimberly", "last words " + how))
             b.expect(disconnected("Kimberly"))
-            a = tnlib.identify_new(s, "Kimberly")
+            a = tntest.identify_new(s, "Kimberly")
             b.expect(new_user("Kimberly"))
         expect_nothing(a, b)
 
@@ -206,18 +209,18 @@ def test_mixed_messages_keep_their_order():
             k = i % 4
             if k == 0:
                 seq.append(req("TEXT", username="Luis", text="t%d" % i))
-                want.append(tnlib.text_from("Kimberly", "t%d" % i))
+                want.append(tntest.text_from("Kimberly", "t%d" % i))
             elif k == 1:
                 seq.append(req("PUBLIC_TEXT", text="p%d" % i))
-                want.append(tnlib.public_from("Kimberly", "p%d" % i))
+                want.append(tntest.public_from("Kimberly", "p%d" % i))
             elif k == 2:
                 seq.append(req("ROOM_TEXT", roomname="R", text="r%d" % i))
-                want.append(tnlib.room_text_from("R", "Kimberly", "r%d" % i))
+                want.append(tntest.room_text_from("R", "Kimberly", "r%d" % i))
             else:
                 st = sts[(i // 4) % 3]
                 seq.append(req("STATUS", status=st))
-                want.append(tnlib.new_status("Kimberly", st))
-        a.send(b"".join(tnlib.compact(m) for m in seq))
+                want.append(tntest.new_status("Kimberly", st))
+        a.send(b"".join(tntest.compact(m) for m in seq))
         for w in want:
             b.expect(w)
         for w in want:
@@ -232,17 +235,17 @@ def test_disconnect_from_many_rooms():
         rooms = ["room %d" % i for i in range(100)]
         for r in rooms:
             new_room(b, r)
-        b.send(b"".join(tnlib.compact(req("INVITE", roomname=r,
-                                          usernames=["Kimberly"]))
+        b.send(b"".join(tntest.compact(req("INVITE", roomname=r,
+                                           usernames=["Kimberly"]))
                         for r in rooms))
         for r in rooms:
-            a.expect(tnlib.invitation("Luis", r))
-        a.send(b"".join(tnlib.compact(req("JOIN_ROOM", roomname=r))
+            a.expect(tntest.invitation("Luis", r))
+        a.send(b"".join(tntest.compact(req("JOIN_ROOM", roomname=r))
                         for r in rooms))
         for r in rooms:
             a.expect(resp("JOIN_ROOM", "SUCCESS", r))
         for r in rooms:
-            b.expect(tnlib.joined_room(r, "Kimberly"))
+            b.expect(tntest.joined_room(r, "Kimberly"))
         b.close()
         expect_leave(a, rooms, "Luis")
         c.expect(disconnected("Luis"))
@@ -253,4 +256,4 @@ def test_disconnect_from_many_rooms():
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

@@ -1,10 +1,15 @@
 """Errors: NOT_IDENTIFIED before IDENTIFY, INVALID for bad messages, and
 no impact on others (protocol.md, Errors)."""
 
-import tnlib
-from tnlib import (Client, Server, connect_users, disconnected,
-                   expect_nothing, left_room, make_room, new_user,
-                   public_from, req, resp)
+import os
+import sys
+
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import (Client, Server, connect_users, disconnected,
+                    expect_nothing, left_room, make_room, new_user,
+                    public_from, req, resp)
 
 NOT_IDENTIFIED_LINE = (b'{"type":"RESPONSE","operation":"INVALID",'
                        b'"result":"NOT_IDENTIFIED"}\n')
@@ -207,8 +212,8 @@ def test_multibyte_names_at_the_limit_are_fine():
                                "\u20ac")                  # 8 code points
         b = Client(s).identify("\U0001F600" * 8)         # 32 bytes
         a.expect(new_user("\U0001F600" * 8))
-        tnlib.new_room(a, "\u65e5" * 16)
-        tnlib.new_room(b, "ABCDEFGHIJKLMNOP")
+        tntest.new_room(a, "\u65e5" * 16)
+        tntest.new_room(b, "ABCDEFGHIJKLMNOP")
         c = Client(s).identify("ABCDEFGH")
         for x in (a, b):
             x.expect(new_user("ABCDEFGH"))
@@ -221,13 +226,13 @@ def test_invalid_from_member_looks_like_disconnect():
         make_room(a, "R1", members=[b])
         make_room(b, "R2", members=[a, c])
         make_room(a, "R3", invited=[b])
-        tnlib.new_room(b, "R4")
+        tntest.new_room(b, "R4")
         b.send(b"this is not json\n")
         b.expect(INVALID_LINE)
         b.expect_closed()
         got = [a.recv() for _ in range(3)]
-        assert sorted(tnlib.canon(g) for g in got[:2]) == sorted(
-            tnlib.canon(left_room(r, "Luis")) for r in ("R1", "R2")), got
+        assert sorted(tntest.canon(g) for g in got[:2]) == sorted(
+            tntest.canon(left_room(r, "Luis")) for r in ("R1", "R2")), got
         assert got[2] == disconnected("Luis"), got
         c.expect(left_room("R2", "Luis"))
         c.expect(disconnected("Luis"))
@@ -238,8 +243,8 @@ def test_invalid_from_member_looks_like_disconnect():
         for x in (c, d):
             x.expect(public_from("Kimberly", "still here"))
         a.send(req("ROOM_TEXT", roomname="R2", text="r2"))
-        c.expect(tnlib.room_text_from("R2", "Kimberly", "r2"))
-        tnlib.new_room(d, "R4")          # b's lone room is gone
+        c.expect(tntest.room_text_from("R2", "Kimberly", "r2"))
+        tntest.new_room(d, "R4")          # b's lone room is gone
         b2 = Client(s).identify("Luis")  # and its name is free
         for x in (a, c, d):
             x.expect(new_user("Luis"))
@@ -254,7 +259,7 @@ def test_replies_before_invalid_in_same_batch():
         a.send(b'{"type":"USERS"}\n{"type":"PUBLIC_TEXT","text":"before"}\n'
                b'garbage\n{"type":"PUBLIC_TEXT","text":"after"}\n'
                b'{"type":"USERS"}\n')
-        a.expect(tnlib.user_list({"Kimberly": "ACTIVE", "Luis": "ACTIVE"}))
+        a.expect(tntest.user_list({"Kimberly": "ACTIVE", "Luis": "ACTIVE"}))
         a.expect(INVALID_LINE)
         a.expect_closed()
         b.expect(public_from("Kimberly", "before"))
@@ -318,11 +323,11 @@ def test_escapes_in_keys_and_values_are_decoded():
         a, b = connect_users(s, "Kimberly", "Luis")
         # Keys and values are JSON strings: their escapes are decoded too.
         a.send(b'{"t\\u0079pe":"US\\u0045RS"}\n')
-        a.expect(tnlib.user_list({"Kimberly": "ACTIVE", "Luis": "ACTIVE"}))
+        a.expect(tntest.user_list({"Kimberly": "ACTIVE", "Luis": "ACTIVE"}))
         a.send(b'{"type":"STATUS","\\u0073tatus":"\\u0041WAY"}\n')
-        b.expect(tnlib.new_status("Kimberly", "AWAY"))
+        b.expect(tntest.new_status("Kimberly", "AWAY"))
         a.send(b'{"type":"TEXT","username":"L\\u0075is","t\\u0065xt":"x"}\n')
-        b.expect(tnlib.text_from("Kimberly", "x"))
+        b.expect(tntest.text_from("Kimberly", "x"))
         # A surrogate pair is one code point of a name.
         c = Client(s)
         c.send(b'{"type":"IDENTIFY","username":"' + b'\\ud83d\\ude00' * 8 +
@@ -346,12 +351,12 @@ def test_any_valid_json_in_unknown_keys():
         for v in ok:
             a.send(b'{"type":"USERS","x":' + v + b'}\n')
             try:
-                a.expect(tnlib.user_list({"Kimberly": "ACTIVE"}))
+                a.expect(tntest.user_list({"Kimberly": "ACTIVE"}))
             except AssertionError as e:
                 raise AssertionError("unknown key with %r: %s" % (v[:60], e))
         # JSON whitespace includes a lone CR (not a terminator here).
         a.send(b'{"type":\r"USERS"}\n')
-        a.expect(tnlib.user_list({"Kimberly": "ACTIVE"}))
+        a.expect(tntest.user_list({"Kimberly": "ACTIVE"}))
 
 
 def test_very_deep_nesting_does_not_hurt():
@@ -365,7 +370,7 @@ def test_very_deep_nesting_does_not_hurt():
         a.send(b'{"type":"USERS","x":' + b'[' * 30000 + b']' * 30000 +
                b'}\n')
         got = a.recv()
-        if got == tnlib.INVALID:
+        if got == tntest.INVALID:
             a.expect_closed()
             obs.expect(disconnected("Kimberly"))
         else:
@@ -386,15 +391,15 @@ def test_invalid_after_a_backlog_ends_on_whole_lines():
         text = "q" * 900
         # About 5.5 MB for Slow, who reads nothing meanwhile: more than
         # the kernel takes, so lines wait in its worker's queue.
-        fl.send(b"".join(tnlib.compact(req("PUBLIC_TEXT",
-                                           text="%04d" % i + text))
+        fl.send(b"".join(tntest.compact(req("PUBLIC_TEXT",
+                                            text="%04d" % i + text))
                          for i in range(n)))
         fl.send(req("USERS"))
-        fl.expect(tnlib.user_list({"Slow": "ACTIVE", "Flood": "ACTIVE"}))
+        fl.expect(tntest.user_list({"Slow": "ACTIVE", "Flood": "ACTIVE"}))
         slow.send(b"garbage\n")
         lines = slow.expect_closed(timeout=20, allow_lines=True)
         assert lines, "Slow got nothing before the close"
-        got = [tnlib.check_line(line) for line in lines]
+        got = [tntest.check_line(line) for line in lines]
         assert lines[-1] == INVALID_LINE, \
             "the last line is %r, not INVALID" % lines[-1][:120]
         seqs = [int(m["text"][:4]) for m in got[:-1]
@@ -406,4 +411,4 @@ def test_invalid_after_a_backlog_ends_on_whole_lines():
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

@@ -14,9 +14,10 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tnlib  # noqa: E402
-from tnlib import Client, Server, req, compact, LIFT_LIMITS  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import Client, Server, req, compact, LIFT_LIMITS  # noqa: E402
 
 BURST = 20000                 # PUBLIC_TEXTs of about 1 KB, one sendall
 TEXT_PAD = "x" * 1000
@@ -107,13 +108,13 @@ def _one_burst(slow_kind):
     sender.identify("sender")
     reader = Client(s, name="reader")
     reader.identify("reader")
-    sender.expect(tnlib.new_user("reader"))
+    sender.expect(tntest.new_user("reader"))
     slow = None
     if slow_kind:
         slow = Client(s, name="slow", rcvbuf=8192)
         slow.identify("slow")
-        sender.expect(tnlib.new_user("slow"))
-        reader.expect(tnlib.new_user("slow"))
+        sender.expect(tntest.new_user("slow"))
+        reader.expect(tntest.new_user("slow"))
     stop = threading.Event()
     if slow_kind == "byte":
         threading.Thread(target=_slow_byte_reader, args=(slow.sock, stop),
@@ -137,9 +138,9 @@ def _expect_cut(s, client):
 def _sender_still_up(sender):
     sender.sock.setblocking(False)
     sender.send(req("USERS"))
-    deadline = time.monotonic() + tnlib.TIMEOUT * 3
+    deadline = time.monotonic() + tntest.TIMEOUT * 3
     while time.monotonic() < deadline:
-        msg = sender.recv(timeout=tnlib.TIMEOUT * 3)
+        msg = sender.recv(timeout=tntest.TIMEOUT * 3)
         if msg.get("type") == "USER_LIST":
             assert "sender" in msg["users"]
             return
@@ -169,7 +170,7 @@ def test_prompt_readers_of_twelve_senders_lose_nothing():
     # fast as it can.  Nobody may be dropped.
     s = Server()
     n, each = 12, 20
-    clients = tnlib.connect_users(s, *["u%02d" % i for i in range(n)])
+    clients = tntest.connect_users(s, *["u%02d" % i for i in range(n)])
     pad = "y" * 60000
     counts = [0] * n
     errors = []
@@ -213,25 +214,25 @@ def test_prompt_readers_of_twelve_senders_lose_nothing():
     # When they all leave, every worker exits: none is left reconnecting.
     for c in clients:
         c.sock.close()
-    tnlib.wait_until(lambda: len(s.descendants()) == 1, 10,
-                     what="every worker gone")
-    again = tnlib.connect_users(s, *["v%02d" % i for i in range(16)])
+    tntest.wait_until(lambda: len(s.descendants()) == 1, 10,
+                      what="every worker gone")
+    again = tntest.connect_users(s, *["v%02d" % i for i in range(16)])
     assert len(again) == 16
 
 
 def test_a_client_that_takes_nothing_is_cut_after_the_stall_timeout():
     s = Server("--stall-timeout", "1", *LIFT_LIMITS)
-    talker = tnlib.identify_new(s, "talker")
+    talker = tntest.identify_new(s, "talker")
     # A small window: the kernel cannot take the lines off the worker.
     stuck = Client(s, rcvbuf=4096)
     stuck.identify("stuck")
-    talker.expect(tnlib.new_user("stuck"))
+    talker.expect(tntest.new_user("stuck"))
     # Far under --max-queue: only the stall timeout can cut it.
     for i in range(40):
         talker.send(req("PUBLIC_TEXT", text="%02d %s" % (i, "z" * 30000)))
     s.wait_log(r"127\.0\.0\.1:%d: client took nothing for 1 s"
                % stuck.local_port, timeout=10)
-    talker.expect(tnlib.disconnected("stuck"), timeout=10)
+    talker.expect(tntest.disconnected("stuck"), timeout=10)
     # It still gets whole lines before the close, never half of one.
     stuck.sock.setblocking(True)
     stuck.sock.settimeout(10)
@@ -246,10 +247,10 @@ def test_a_client_that_takes_nothing_is_cut_after_the_stall_timeout():
 
 def test_a_client_that_reads_is_not_cut_by_the_stall_timeout():
     s = Server("--stall-timeout", "1", *LIFT_LIMITS)
-    talker = tnlib.identify_new(s, "talker")
+    talker = tntest.identify_new(s, "talker")
     slow = Client(s, rcvbuf=4096)
     slow.identify("slow")
-    talker.expect(tnlib.new_user("slow"))
+    talker.expect(tntest.new_user("slow"))
     for i in range(20):
         talker.send(req("PUBLIC_TEXT", text="%02d %s" % (i, "z" * 3000)))
     # Reads a little every half second: slow, but never stalled 1 s.
@@ -272,4 +273,4 @@ def test_a_client_that_reads_is_not_cut_by_the_stall_timeout():
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

@@ -7,10 +7,13 @@ import re
 import signal
 import tempfile
 import time
+import sys
 
-import tnlib
-from tnlib import (Client, Server, connect_users, expect_nothing, public_from,
-                   req, text_from)
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import (Client, Server, connect_users, expect_nothing, public_from,
+                    req, text_from)
 
 SUCCESS_A = (b'{"type":"RESPONSE","operation":"IDENTIFY","result":"SUCCESS",'
              b'"extra":"A"}\n')
@@ -27,9 +30,9 @@ def test_crlf_terminator():
     with Server() as s:
         c = Client(s)
         c.send(b'{"type":"IDENTIFY","username":"A"}\r\n')
-        c.expect(SUCCESS_A)            # "\n" only: tnlib refuses a raw "\r"
+        c.expect(SUCCESS_A)            # "\n" only: tntest refuses a raw "\r"
         b = Client(s).identify("B")
-        c.expect(tnlib.new_user("B"))
+        c.expect(tntest.new_user("B"))
         c.send(b'{"type":"PUBLIC_TEXT","text":"crlf"}\r\n')
         b.expect(public_from("A", "crlf"))
 
@@ -53,7 +56,7 @@ def test_nul_terminator():
         c.send(b'{"type":"IDENTIFY","username":"A"}\0')
         c.expect(SUCCESS_A)            # never "\0" on output
         b = Client(s).identify("B")
-        c.expect(tnlib.new_user("B"))
+        c.expect(tntest.new_user("B"))
         c.send(b'{"type":"TEXT","username":"B","text":"nul"}\0'
                b'{"type":"PUBLIC_TEXT","text":"nul2"}\0')
         b.expect(text_from("A", "nul"))
@@ -91,7 +94,7 @@ def test_lone_cr_is_not_a_terminator():
         # A frame that does not start with an object runs to "\n": the
         # "\r" does not end '[1]\r{"type":"USERS"}', which is INVALID.
         a.send(b'[1]\r{"type":"USERS"}\n')
-        a.expect(tnlib.INVALID)
+        a.expect(tntest.INVALID)
         a.expect_closed()
 
 
@@ -101,8 +104,8 @@ def test_lone_cr_between_objects_is_whitespace():
         # The first object ends the first frame; "\r" is JSON whitespace
         # before the second object, not a terminator.
         a.send(b'{"type":"USERS"}\r{"type":"USERS"}\n')
-        a.expect(tnlib.user_list({"A": "ACTIVE"}))
-        a.expect(tnlib.user_list({"A": "ACTIVE"}))
+        a.expect(tntest.user_list({"A": "ACTIVE"}))
+        a.expect(tntest.user_list({"A": "ACTIVE"}))
         a.expect_nothing()
 
 
@@ -112,10 +115,10 @@ def test_one_byte_writes():
         a = Client(s)
         a.send_slowly(b'{"type":"IDENTIFY","username":"A"}\n')
         a.expect(SUCCESS_A)
-        b.expect(tnlib.new_user("A"))
+        b.expect(tntest.new_user("A"))
         # Multibyte characters split between writes, CRLF split too.
         t = "\u00e9\u65e5\U0001F600 end"
-        a.send_slowly(tnlib.compact(req("PUBLIC_TEXT", text=t))[:-1] +
+        a.send_slowly(tntest.compact(req("PUBLIC_TEXT", text=t))[:-1] +
                       b"\r\n")
         b.expect(public_from("A", t))
         a.send_slowly(b'{"type":"TEXT","username":"B","text":"\\ud83d\\ude00"}'
@@ -130,7 +133,7 @@ def test_random_splits_of_a_large_message():
         rnd = random.Random(1234)
         t = "".join(rnd.choice("ab\u00e9\u65e5\U0001F600\"\\\n")
                     for _ in range(12000))
-        data = tnlib.compact(req("PUBLIC_TEXT", text=t))
+        data = tntest.compact(req("PUBLIC_TEXT", text=t))
         i = 0
         while i < len(data):
             n = rnd.randint(1, 4000)
@@ -144,29 +147,29 @@ def test_many_messages_in_one_write():
     with Server() as s:
         a, b = connect_users(s, "A", "B")
         n = 500
-        a.send(b"".join(tnlib.compact(req("PUBLIC_TEXT", text="m%d" % i))
+        a.send(b"".join(tntest.compact(req("PUBLIC_TEXT", text="m%d" % i))
                         for i in range(n)))
         for i in range(n):
             b.expect(public_from("A", "m%d" % i))
         a.send(b'{"type":"USERS"}\n' * 200)
         for _ in range(200):
-            a.expect(tnlib.user_list({"A": "ACTIVE", "B": "ACTIVE"}))
+            a.expect(tntest.user_list({"A": "ACTIVE", "B": "ACTIVE"}))
         expect_nothing(a, b)
 
 
 def test_output_is_compact_json_lines():
     with Server() as s:
         a, b = connect_users(s, "A", "B")
-        tnlib.make_room(a, "R 1", members=[b])
+        tntest.make_room(a, "R 1", members=[b])
         a.send(req("STATUS", status="BUSY"))
-        b.expect(tnlib.new_status("A", "BUSY"))
+        b.expect(tntest.new_status("A", "BUSY"))
         a.send(req("ROOM_TEXT", roomname="R 1", text=" spaced  out \n "))
         lines = [b.recv_raw()]
         b.send(req("ROOM_USERS", roomname="R 1"))
         b.send(req("USERS"))
         lines += [b.recv_raw() for _ in range(2)]
         for raw in lines:
-            tnlib.check_line(raw)
+            tntest.check_line(raw)
             assert raw.count(b"\n") == 1 and raw.endswith(b"\n"), raw
             assert b"\0" not in raw and b"\r" not in raw, raw
         assert lines[0] in (
@@ -201,9 +204,9 @@ def test_raw_nul_inside_a_string_ends_the_frame():
         a, b = connect_users(s, "A", "B")
         # "\0" is a terminator even inside quotes: the frame is cut short.
         a.send(b'{"type":"PUBLIC_TEXT","text":"a\0b"}\n')
-        a.expect(tnlib.INVALID)
+        a.expect(tntest.INVALID)
         a.expect_closed()
-        b.expect(tnlib.disconnected("A"))
+        b.expect(tntest.disconnected("A"))
         expect_nothing(b)
 
 
@@ -221,7 +224,7 @@ def test_max_length_line_with_each_terminator():
         a.send_slowly(body[150:] + b"\r\n", chunk=1, pause=0.002)
         b.expect(public_from("A", "t" * (200 - len(head) - 2)))
         a.send(body[:-2] + b'x"}\n', ignore_errors=True)
-        a.expect(tnlib.INVALID)
+        a.expect(tntest.INVALID)
         a.expect_closed()
 
 
@@ -231,7 +234,7 @@ def test_max_length_line_with_each_terminator():
 def bare(msg):
     """msg as the original TalkNet client writes it: compact JSON, no
     terminator."""
-    return tnlib.compact(msg)[:-1]
+    return tntest.compact(msg)[:-1]
 
 
 class RustClient(Client):
@@ -250,19 +253,19 @@ def test_original_client_without_terminator():
         peer = Client(s).identify("peer")
         r = RustClient(s)
         r.request(req("IDENTIFY", username="rusty"))
-        r.expect(tnlib.resp("IDENTIFY", "SUCCESS", "rusty"))
-        peer.expect(tnlib.new_user("rusty"))
+        r.expect(tntest.resp("IDENTIFY", "SUCCESS", "rusty"))
+        peer.expect(tntest.new_user("rusty"))
         r.request(req("USERS"))
-        r.expect(tnlib.user_list({"peer": "ACTIVE", "rusty": "ACTIVE"}))
+        r.expect(tntest.user_list({"peer": "ACTIVE", "rusty": "ACTIVE"}))
         r.request(req("NEW_ROOM", roomname="sala"))
-        r.expect(tnlib.resp("NEW_ROOM", "SUCCESS", "sala"))
+        r.expect(tntest.resp("NEW_ROOM", "SUCCESS", "sala"))
         r.request(req("PUBLIC_TEXT", text="hola {todos}"))
         peer.expect(public_from("rusty", "hola {todos}"))
         r.request(req("TEXT", username="nadie", text="x"))
-        r.expect(tnlib.resp("TEXT", "NO_SUCH_USER", "nadie"))
+        r.expect(tntest.resp("TEXT", "NO_SUCH_USER", "nadie"))
         r.request(req("DISCONNECT"))
         r.expect_closed()
-        peer.expect(tnlib.disconnected("rusty"))
+        peer.expect(tntest.disconnected("rusty"))
         expect_nothing(peer)
 
 
@@ -271,9 +274,9 @@ def test_two_objects_in_one_write():
         c = Client(s)
         c.send(bare(req("IDENTIFY", username="A")) + bare(req("USERS")))
         c.expect(SUCCESS_A)
-        c.expect(tnlib.user_list({"A": "ACTIVE"}))
+        c.expect(tntest.user_list({"A": "ACTIVE"}))
         b = Client(s).identify("B")
-        c.expect(tnlib.new_user("B"))
+        c.expect(tntest.new_user("B"))
         # Ten in a row, and whitespace between them.
         c.send(b" \t".join(bare(req("PUBLIC_TEXT", text="m%d" % i))
                            for i in range(10)))
@@ -310,7 +313,7 @@ def test_braces_and_escapes_inside_strings():
         b.expect(public_from("A", 'a"}\\'))
         # A key with a brace, and nested values in an unknown key.
         a.send(b'{"}{":"x","type":"USERS","n":[{"a":[1,{}]},[]]}')
-        a.expect(tnlib.user_list({"A": "ACTIVE", "B": "ACTIVE"}))
+        a.expect(tntest.user_list({"A": "ACTIVE", "B": "ACTIVE"}))
         expect_nothing(a, b)
 
 
@@ -320,10 +323,10 @@ def test_object_then_garbage_in_one_write():
         # The object is a message; what follows it is not an object, so
         # it runs to its terminator and is INVALID, as before.
         a.send(b'{"type":"USERS"}[{"type":"USERS"}]\n', ignore_errors=True)
-        a.expect(tnlib.user_list({"A": "ACTIVE", "B": "ACTIVE"}))
-        a.expect(tnlib.INVALID)
+        a.expect(tntest.user_list({"A": "ACTIVE", "B": "ACTIVE"}))
+        a.expect(tntest.INVALID)
         a.expect_closed()
-        b.expect(tnlib.disconnected("A"))
+        b.expect(tntest.disconnected("A"))
 
 
 def test_non_object_garbage_waits_for_its_terminator():
@@ -333,13 +336,13 @@ def test_non_object_garbage_waits_for_its_terminator():
         a.send(b'x{"type":"USERS"}{"type":"USERS"}')
         a.expect_nothing()
         a.send(b'\n', ignore_errors=True)
-        a.expect(tnlib.INVALID)
+        a.expect(tntest.INVALID)
         a.expect_closed()
         c = Client(s)
         c.send(b'}{"type":"IDENTIFY","username":"C"}')
         c.expect_nothing()
         c.send(b'\r\n', ignore_errors=True)
-        c.expect(tnlib.INVALID)
+        c.expect(tntest.INVALID)
         c.expect_closed()
 
 
@@ -356,12 +359,12 @@ def test_terminator_after_object_is_consumed():
         c.expect_nothing()
         for term in (b"\n", b"\r\n", b"\0", b" \r\n", b"\t\n"):
             c.send(bare(req("USERS")))
-            c.expect(tnlib.user_list({"A": "ACTIVE"}))
+            c.expect(tntest.user_list({"A": "ACTIVE"}))
             c.send(term)
             c.expect_nothing()
         c.send(bare(req("USERS")) + b"\r\n" + bare(req("USERS")) + b"\0")
-        c.expect(tnlib.user_list({"A": "ACTIVE"}))
-        c.expect(tnlib.user_list({"A": "ACTIVE"}))
+        c.expect(tntest.user_list({"A": "ACTIVE"}))
+        c.expect(tntest.user_list({"A": "ACTIVE"}))
         c.expect_nothing()
 
 
@@ -375,9 +378,9 @@ def test_object_at_the_line_limit_without_terminator():
         b.expect(public_from("A", "t" * (200 - len(head) - 2)))
         # One byte more, and still no terminator: INVALID at once.
         a.send(body[:-2] + b'x"}', ignore_errors=True)
-        a.expect(tnlib.INVALID)
+        a.expect(tntest.INVALID)
         a.expect_closed()
-        b.expect(tnlib.disconnected("A"))
+        b.expect(tntest.disconnected("A"))
 
 
 def test_unclosed_string_counts_toward_the_limit():
@@ -387,22 +390,22 @@ def test_unclosed_string_counts_toward_the_limit():
         a.send(b'{"type":"PUBLIC_TEXT","text":"' + b"}" * 150)
         a.expect_nothing()
         a.send(b"}" * 100, ignore_errors=True)
-        a.expect(tnlib.INVALID)
+        a.expect(tntest.INVALID)
         a.expect_closed()
-        b.expect(tnlib.disconnected("A"))
+        b.expect(tntest.disconnected("A"))
 
 
 def test_hostile_nesting_without_terminator():
     with Server() as s:
         obs = Client(s).identify("Obs")
         a = Client(s).identify("A")
-        obs.expect(tnlib.new_user("A"))
+        obs.expect(tntest.new_user("A"))
         # The framer stops counting at its depth cap and ends the frame
         # there; the codec finds it is not a JSON object.
         a.send(b'{"type":"USERS","x":' + b"[" * 30000, ignore_errors=True)
-        a.expect(tnlib.INVALID)
+        a.expect(tntest.INVALID)
         a.expect_closed()
-        obs.expect(tnlib.disconnected("A"))
+        obs.expect(tntest.disconnected("A"))
         expect_nothing(obs)
 
 
@@ -410,7 +413,7 @@ def test_login_timeout_default_is_60():
     # Clients of other authors connect first and then ask a person for a
     # name: the default gives a slow typist a minute (issue 14).  The
     # running daemon says what it uses when it reloads.
-    rc, out, err = tnlib.run_program([tnlib.TALKNETD, "--help"], 10)
+    rc, out, err = tntest.run_program([tntest.TALKNETD, "--help"], 10)
     assert rc == 0, (rc, err)
     assert re.search(r"--login-timeout S[^\n]*\n?[^\n]*\(default 60;",
                      out), out
@@ -424,4 +427,4 @@ def test_login_timeout_default_is_60():
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

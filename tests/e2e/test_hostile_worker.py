@@ -14,9 +14,10 @@ import struct
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tnlib  # noqa: E402
-from tnlib import req, new_user, public_from, expect_nothing  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import req, new_user, public_from, expect_nothing  # noqa: E402
 
 IPC_VERSION = 2
 IPC_REQ_BASE = 0x0100
@@ -67,7 +68,7 @@ class Liar:
 
     def __init__(self, path):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(tnlib.TIMEOUT)
+        self.sock.settimeout(tntest.TIMEOUT)
         self.sock.connect(path)
         self.buf = b""
 
@@ -91,7 +92,7 @@ class Liar:
 
     def expect_dropped(self):
         """The hub closes the channel (frames before EOF are allowed)."""
-        deadline = time.monotonic() + tnlib.TIMEOUT
+        deadline = time.monotonic() + tntest.TIMEOUT
         while time.monotonic() < deadline:
             try:
                 if self.next_frame() is None:
@@ -111,8 +112,8 @@ def _welcomed(liar):
 
 
 def test_forged_peer_field_changes_nothing():
-    s = tnlib.Server()
-    anna, bob = tnlib.connect_users(s, "anna", "bob")
+    s = tntest.Server()
+    anna, bob = tntest.connect_users(s, "anna", "bob")
     liar = Liar(hub_socket_path(s))
     liar.send(hello(SLOT_NEW))
     mine = _welcomed(liar)
@@ -135,13 +136,13 @@ def test_forged_peer_field_changes_nothing():
     assert anna.users() == {"anna": "ACTIVE", "bob": "ACTIVE",
                             "mallory": "ACTIVE"}
     liar.close()
-    anna.expect(tnlib.disconnected("mallory"))
-    bob.expect(tnlib.disconnected("mallory"))
+    anna.expect(tntest.disconnected("mallory"))
+    bob.expect(tntest.disconnected("mallory"))
 
 
 def test_hello_claiming_another_row_is_refused():
-    s = tnlib.Server()
-    anna, bob = tnlib.connect_users(s, "anna", "bob")
+    s = tntest.Server()
+    anna, bob = tntest.connect_users(s, "anna", "bob")
     path = hub_socket_path(s)
     # Whatever row it claims, it is not this process's: dropped, and the
     # row's owner never notices.
@@ -152,13 +153,13 @@ def test_hello_claiming_another_row_is_refused():
         liar.close()
     expect_nothing(anna, bob)
     anna.send(req("TEXT", username="bob", text="still here"))
-    bob.expect(tnlib.text_from("anna", "still here"))
+    bob.expect(tntest.text_from("anna", "still here"))
     s.wait_log(r"dropped: HELLO for a row that is not its own")
 
 
 def test_requests_out_of_turn_drop_only_the_liar():
-    s = tnlib.Server()
-    anna, bob = tnlib.connect_users(s, "anna", "bob")
+    s = tntest.Server()
+    anna, bob = tntest.connect_users(s, "anna", "bob")
     path = hub_socket_path(s)
     # A request before HELLO.
     liar = Liar(path)
@@ -204,8 +205,8 @@ def _closed_within(sock, timeout):
 
 
 def test_channel_without_hello_is_closed_after_the_deadline():
-    s = tnlib.Server()
-    anna = tnlib.Client(s).identify("anna")
+    s = tntest.Server()
+    anna = tntest.Client(s).identify("anna")
     mute = Liar(hub_socket_path(s))
     t0 = time.monotonic()
     assert _closed_within(mute.sock, HELLO_S + 5), \
@@ -215,17 +216,17 @@ def test_channel_without_hello_is_closed_after_the_deadline():
     assert dt >= HELLO_S - 1, "closed after %.1f s, before the deadline" % dt
     s.wait_log(r"dropped: no HELLO in time")
     mute.close()
-    bob = tnlib.Client(s).identify("bob")
+    bob = tntest.Client(s).identify("bob")
     anna.expect(new_user("bob"))
     bob.send(req("TEXT", username="anna", text="hi"))
-    anna.expect(tnlib.text_from("bob", "hi"))
+    anna.expect(tntest.text_from("bob", "hi"))
 
 
 def test_channels_over_the_cap_are_closed_at_once():
     max_clients = 8
     cap = max_clients + CHANNEL_MARGIN
     extra = 10
-    s = tnlib.Server("--max-clients", str(max_clients))
+    s = tntest.Server("--max-clients", str(max_clients))
     s.hub_pid()                 # the hub's socket exists by then
     path = hub_socket_path(s)
     liars = [Liar(path) for _ in range(cap + extra)]
@@ -243,9 +244,9 @@ def test_channels_over_the_cap_are_closed_at_once():
     assert len([ln for ln in s.log if "channel(s) refused" in ln]) <= 3
     for l in liars:
         l.close()
-    anna, bob = tnlib.connect_users(s, "anna", "bob")
+    anna, bob = tntest.connect_users(s, "anna", "bob")
     bob.send(req("TEXT", username="anna", text="still here"))
-    anna.expect(tnlib.text_from("bob", "still here"))
+    anna.expect(tntest.text_from("bob", "still here"))
 
 
 def test_a_worker_refused_by_a_full_hub_backs_off():
@@ -254,11 +255,11 @@ def test_a_worker_refused_by_a_full_hub_backs_off():
     # not spin (measured: 2.6 s of CPU and 87,160 log lines in 4.7 s),
     # and get in once the silent ones are dropped at their deadline.
     max_clients = 8
-    s = tnlib.Server("--max-clients", str(max_clients))
+    s = tntest.Server("--max-clients", str(max_clients))
     s.hub_pid()
     path = hub_socket_path(s)
     liars = [Liar(path) for _ in range(max_clients + CHANNEL_MARGIN)]
-    c = tnlib.Client(s)
+    c = tntest.Client(s)
     w = s.worker_pid(c)
     t0 = time.monotonic()
     cpu0 = _cpu_s(w)
@@ -281,8 +282,8 @@ def _cpu_s(pid):
 
 
 def test_hello_address_cannot_forge_log_lines():
-    s = tnlib.Server()
-    anna = tnlib.Client(s).identify("anna")
+    s = tntest.Server()
+    anna = tntest.Client(s).identify("anna")
     evil = b"1.2.3.4:5\ntalknetd[1]: error: forged\x1b[2J\r\\"
     liar = Liar(hub_socket_path(s))
     liar.send(hello(SLOT_NEW, evil))
@@ -297,13 +298,13 @@ def test_hello_address_cannot_forge_log_lines():
         liar.expect_dropped()
         liar.close()
     anna.send(req("USERS"))
-    anna.expect(tnlib.user_list({"anna": "ACTIVE"}))
+    anna.expect(tntest.user_list({"anna": "ACTIVE"}))
     for ln in s.log:
         assert ln.startswith("talknetd["), "a log line not the daemon's " \
             "own: %r" % ln
         assert "forged" not in ln or "bad address" in ln, ln
         assert "\x1b" not in ln and "\r" not in ln, ln
-    bob = tnlib.Client(s).identify("bob")
+    bob = tntest.Client(s).identify("bob")
     anna.expect(new_user("bob"))
 
 
@@ -319,8 +320,8 @@ def _nfds(pid):
 
 
 def test_hub_out_of_fds_pauses_and_recovers():
-    s = tnlib.Server()
-    anna = tnlib.Client(s).identify("anna")
+    s = tntest.Server()
+    anna = tntest.Client(s).identify("anna")
     hub = s.hub_pid()
     path = hub_socket_path(s)
     # Baseline: what the hub costs over an idle second, in this run.
@@ -350,11 +351,11 @@ def test_hub_out_of_fds_pauses_and_recovers():
     for l in liars:
         l.close()
     # The rogue channels go; a real client gets in and talks.
-    bob = tnlib.identify_new(s, "bob", timeout=10)
+    bob = tntest.identify_new(s, "bob", timeout=10)
     anna.expect(new_user("bob"))
     bob.send(req("TEXT", username="anna", text="back"))
-    anna.expect(tnlib.text_from("bob", "back"))
+    anna.expect(tntest.text_from("bob", "back"))
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

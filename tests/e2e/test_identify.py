@@ -1,9 +1,14 @@
 """IDENTIFY: success, NEW_USER to the others, USER_ALREADY_EXISTS, and a
 second IDENTIFY on an identified connection (protocol.md, IDENTIFY)."""
 
-import tnlib
-from tnlib import (Client, Server, connect_users, disconnected,
-                   expect_nothing, new_user, req, resp, user_list)
+import os
+import sys
+
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import (Client, Server, connect_users, disconnected,
+                    expect_nothing, new_user, req, resp, user_list)
 
 
 def test_identify_success_exact_bytes():
@@ -82,7 +87,7 @@ def test_failed_identify_then_close_does_not_touch_owner():
         expect_nothing(a, x)
         assert x.users() == {"Kimberly": "ACTIVE", "Luis": "ACTIVE"}
         x.send(req("TEXT", username="Kimberly", text="still there?"))
-        a.expect(tnlib.text_from("Luis", "still there?"))
+        a.expect(tntest.text_from("Luis", "still there?"))
 
 
 def test_second_identify_is_invalid_and_closes():
@@ -192,7 +197,7 @@ def test_names_with_quotes_and_backslashes():
         b = Client(s).identify("{}[],:")
         a.expect(b'{"type":"NEW_USER","username":"{}[],:"}\n')
         b.send(req("TEXT", username='a"b\\c', text="x"))
-        a.expect(tnlib.text_from("{}[],:", "x"))
+        a.expect(tntest.text_from("{}[],:", "x"))
 
 
 def test_identify_pipelined_with_more_requests():
@@ -206,13 +211,13 @@ def test_identify_pipelined_with_more_requests():
         b.expect(resp("IDENTIFY", "SUCCESS", "Luis"))
         b.expect(user_list({"Kimberly": "ACTIVE", "Luis": "ACTIVE"}))
         a.expect(new_user("Luis"))
-        a.expect(tnlib.public_from("Luis", "first"))
+        a.expect(tntest.public_from("Luis", "first"))
         # A taken name then a request: still unidentified.
         c = Client(s)
         c.send(b'{"type":"IDENTIFY","username":"Luis"}\n'
                b'{"type":"PUBLIC_TEXT","text":"sneaky"}\n')
         c.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "Luis"))
-        c.expect(tnlib.NOT_IDENTIFIED)
+        c.expect(tntest.NOT_IDENTIFIED)
         c.expect_closed()
         # A taken name, then a free one, then a request.
         d = Client(s)
@@ -222,10 +227,10 @@ def test_identify_pipelined_with_more_requests():
         d.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "Luis"))
         d.expect(resp("IDENTIFY", "SUCCESS", "Dora"))
         a.expect(new_user("Dora"))
-        a.expect(tnlib.text_from("Dora", "hi"))
+        a.expect(tntest.text_from("Dora", "hi"))
         b.expect(new_user("Dora"))
         expect_nothing(a, b, d)
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

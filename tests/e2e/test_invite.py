@@ -1,10 +1,15 @@
 """INVITE: the order of checks, all or nothing, who gets INVITATION
 (protocol.md, INVITE)."""
 
-import tnlib
-from tnlib import (Client, Server, barrier, connect_users, disconnected,
-                   expect_nothing, invitation, join, left_room, make_room,
-                   new_room, req, resp)
+import os
+import sys
+
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import (Client, Server, barrier, connect_users, disconnected,
+                    expect_nothing, invitation, join, left_room, make_room,
+                    new_room, req, resp)
 
 R = "Room 1"
 
@@ -81,7 +86,7 @@ def test_invite_no_such_user_first_missing_all_or_nothing():
             x.send(req("JOIN_ROOM", roomname=R))
             x.expect(resp("JOIN_ROOM", "NOT_INVITED", R))
         # A good list afterwards works.
-        tnlib.invite(a, R, b, c)
+        tntest.invite(a, R, b, c)
 
 
 def test_invite_skips_members_invited_and_inviter():
@@ -136,7 +141,7 @@ def test_invite_again_after_leaving():
         b.send(req("LEAVE_ROOM", roomname=R))
         a.expect(left_room(R, "Luis"))
         # b is neither member nor invited any more: invited anew.
-        tnlib.invite(a, R, b)
+        tntest.invite(a, R, b)
         join(b, R, [a])
 
 
@@ -168,7 +173,7 @@ def test_invite_bad_names_are_invalid():
                     b'["a\\u0001b"]', b'[null]', b'{"0":"Luis"}',
                     b'[["Luis"]]'):
             a = Client(s).identify("Kim")
-            obs.expect(tnlib.new_user("Kim"))
+            obs.expect(tntest.new_user("Kim"))
             new_room(a, R)
             a.send(b'{"type":"INVITE","roomname":"Room 1","usernames":'
                    + bad + b'}\n')
@@ -182,8 +187,8 @@ def test_invitations_for_several_rooms():
         a, b = connect_users(s, "Kimberly", "Luis")
         new_room(a, "R1")
         new_room(a, "R2")
-        tnlib.invite(a, "R1", b)
-        tnlib.invite(a, "R2", b)
+        tntest.invite(a, "R1", b)
+        tntest.invite(a, "R2", b)
         join(b, "R2", [a])
         join(b, "R1", [a])
 
@@ -206,4 +211,4 @@ def test_invite_long_lists():
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

@@ -6,10 +6,13 @@ import os
 import select
 import signal
 import time
+import sys
 
-import tnlib
-from tnlib import (Client, Server, connect_users, disconnected,
-                   expect_nothing, new_room, new_user, public_from, req, resp)
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import (Client, Server, connect_users, disconnected,
+                    expect_nothing, new_room, new_user, public_from, req, resp)
 
 
 def test_max_name_raises_the_name_limit():
@@ -18,9 +21,9 @@ def test_max_name_raises_the_name_limit():
         b = Client(s).identify("\u00e9" * 12)
         a.expect(new_user("\u00e9" * 12))
         b.send(req("TEXT", username="ABCDEFGHIJKL", text="hi"))
-        a.expect(tnlib.text_from("\u00e9" * 12, "hi"))
+        a.expect(tntest.text_from("\u00e9" * 12, "hi"))
         new_room(a, "R")
-        tnlib.invite(a, "R", b)
+        tntest.invite(a, "R", b)
         c = Client(s)
         c.send(req("IDENTIFY", username="ABCDEFGHIJKLM"))
         c.expect_invalid_close()
@@ -35,11 +38,11 @@ def test_max_room_raises_the_room_limit():
         a, b = connect_users(s, "A", "B")
         new_room(a, "R" * 20)
         new_room(a, "\u65e5" * 20)
-        tnlib.invite(a, "R" * 20, b)
-        tnlib.join(b, "R" * 20, [a])
+        tntest.invite(a, "R" * 20, b)
+        tntest.join(b, "R" * 20, [a])
         a.send(req("NEW_ROOM", roomname="R" * 21))
         a.expect_invalid_close()
-        b.expect(tnlib.left_room("R" * 20, "A"))
+        b.expect(tntest.left_room("R" * 20, "A"))
         b.expect(disconnected("A"))
         # The name limit stays at its default.
         c = Client(s)
@@ -66,7 +69,7 @@ def test_max_line_1024():
         b.expect(public_from("A", text))
         line, text = line_of(1025)
         a.send(line + b"\n", ignore_errors=True)
-        a.expect(tnlib.INVALID)
+        a.expect(tntest.INVALID)
         a.expect_closed()
         b.expect(disconnected("A"))
         expect_nothing(b)
@@ -101,7 +104,7 @@ def test_endless_line_is_cut_off_promptly():
                            "bytes in %.1f s: the server buffers the line"
                            % (sent, dt))
         print("  cut off after %d bytes sent, %.2f s" % (sent, dt))
-        c.expect(tnlib.INVALID)
+        c.expect(tntest.INVALID)
         c.expect_closed()
         obs.expect(disconnected("A"))
         expect_nothing(obs)
@@ -151,7 +154,7 @@ def test_max_clients():
         c.expect_closed()
         a.expect(disconnected("C"))
         b.expect(disconnected("C"))
-        e = tnlib.identify_new(s, "E")
+        e = tntest.identify_new(s, "E")
         a.expect(new_user("E"))
         b.expect(new_user("E"))
         f = Client(s)
@@ -167,10 +170,10 @@ def test_a_batch_over_max_queue_reaches_a_client_that_reads():
         texts = ["batch %02d %s" % (i, "y" * 140) for i in range(60)]
         # One write: the hub runs all 60 in one round and sends anna's
         # worker about 10 kB at once, more than twice her queue's limit.
-        ben.send(b"".join(tnlib.compact(req("PUBLIC_TEXT", text=t))
+        ben.send(b"".join(tntest.compact(req("PUBLIC_TEXT", text=t))
                           for t in texts))
         for t in texts:
-            anna.expect(tnlib.public_from("ben", t))
+            anna.expect(tntest.public_from("ben", t))
         expect_nothing(anna, ben)
 
 
@@ -201,7 +204,7 @@ def test_slow_reader_is_dropped_others_unaffected():
             # 16 KiB queued; the one that never reads piles up without end.
             k = min(window - (sent - rd_next), stop_at - sent)
             if not out and k > 0:
-                out = b"".join(tnlib.compact(
+                out = b"".join(tntest.compact(
                     req("PUBLIC_TEXT", text="%06d" % (sent + i) + text))
                     for i in range(k))
                 sent += k
@@ -226,7 +229,7 @@ def test_slow_reader_is_dropped_others_unaffected():
                 bufs[c] += data
                 *lines, bufs[c] = bufs[c].split(b"\n")
                 for line in lines:
-                    m = tnlib.check_line(line + b"\n")
+                    m = tntest.check_line(line + b"\n")
                     if m == disconnected("Slow") and not dropped[c]:
                         dropped[c] = True
                     elif c is rd and m["type"] == "PUBLIC_TEXT_FROM":
@@ -255,14 +258,14 @@ def test_slow_reader_is_dropped_others_unaffected():
             try:
                 slow.recv_raw(timeout=2)
                 n += 1
-            except tnlib.Closed:
+            except tntest.Closed:
                 break
         assert slow.eof, "Slow's connection was not closed"
         # The survivors still talk.
         rd.send(req("TEXT", username="Flood", text="ok?"))
-        fl.expect(tnlib.text_from("Reader", "ok?"))
+        fl.expect(tntest.text_from("Reader", "ok?"))
         fl.send(req("USERS"))
-        fl.expect(tnlib.user_list({"Flood": "ACTIVE", "Reader": "ACTIVE"}))
+        fl.expect(tntest.user_list({"Flood": "ACTIVE", "Reader": "ACTIVE"}))
 
 
 def test_big_messages_with_a_large_max_line():
@@ -274,11 +277,11 @@ def test_big_messages_with_a_large_max_line():
         b.expect(public_from("A", t), timeout=10)
         c.expect(public_from("A", t), timeout=10)
         a.send(req("TEXT", username="B", text=t))
-        b.expect(tnlib.text_from("A", t), timeout=10)
-        tnlib.make_room(a, "R", members=[b, c])
+        b.expect(tntest.text_from("A", t), timeout=10)
+        tntest.make_room(a, "R", members=[b, c])
         c.send(req("ROOM_TEXT", roomname="R", text=t))
-        a.expect(tnlib.room_text_from("R", "C", t), timeout=10)
-        b.expect(tnlib.room_text_from("R", "C", t), timeout=10)
+        a.expect(tntest.room_text_from("R", "C", t), timeout=10)
+        b.expect(tntest.room_text_from("R", "C", t), timeout=10)
         expect_nothing(a, b, c)
 
 
@@ -289,21 +292,21 @@ def test_names_at_the_ceiling():
         room = "\u65e5" * 255 + "\U0001F600"
         a, b = connect_users(s, n1, n2)
         new_room(a, room)
-        tnlib.invite(a, room, b)
-        tnlib.join(b, room, [a])
+        tntest.invite(a, room, b)
+        tntest.join(b, room, [a])
         b.send(req("ROOM_TEXT", roomname=room, text="hi"))
-        a.expect(tnlib.room_text_from(room, n2, "hi"))
+        a.expect(tntest.room_text_from(room, n2, "hi"))
         a.send(req("ROOM_USERS", roomname=room))
-        a.expect(tnlib.room_user_list(room, {n1: "ACTIVE", n2: "ACTIVE"}))
+        a.expect(tntest.room_user_list(room, {n1: "ACTIVE", n2: "ACTIVE"}))
         assert b.users() == {n1: "ACTIVE", n2: "ACTIVE"}
         b.send(req("STATUS", status="AWAY"))
-        a.expect(tnlib.new_status(n2, "AWAY"))
+        a.expect(tntest.new_status(n2, "AWAY"))
         c = Client(s)
         c.send(req("IDENTIFY", username="\U0001F600" * 257))
         c.expect_invalid_close()
         a.send(req("NEW_ROOM", roomname="x" * 257))
         a.expect_invalid_close()
-        b.expect(tnlib.left_room(room, n1))
+        b.expect(tntest.left_room(room, n1))
         b.expect(disconnected(n1))
 
 
@@ -322,26 +325,26 @@ def test_user_list_longer_than_64k():
         cs[0].send(req("USERS"))
         raw, got = cs[0].recv_line()
         assert len(raw) > 65536, len(raw)
-        assert got == tnlib.user_list(want), "USER_LIST of %d bytes differs" \
+        assert got == tntest.user_list(want), "USER_LIST of %d bytes differs" \
             % len(raw)
         new_room(cs[5], "big")
-        tnlib.invite(cs[5], "big", *cs[6:])
+        tntest.invite(cs[5], "big", *cs[6:])
         members = [cs[5]]
         for c in cs[6:]:
-            tnlib.join(c, "big", members)
+            tntest.join(c, "big", members)
             members.append(c)
         cs[7].send(req("ROOM_USERS", roomname="big"))
         got = cs[7].recv()
-        assert got == tnlib.room_user_list("big", {n: "ACTIVE"
-                                                   for n in names[5:]})
+        assert got == tntest.room_user_list("big", {n: "ACTIVE"
+                                                    for n in names[5:]})
 
 
 def test_room_table_churn():
     with Server("--max-rooms", "50") as s:
         a, b = connect_users(s, "A", "B")
         for rnd in range(3):
-            batch = b"".join(tnlib.compact(req("NEW_ROOM",
-                                               roomname="r%d-%d" % (rnd, i)))
+            batch = b"".join(tntest.compact(req("NEW_ROOM",
+                                                roomname="r%d-%d" % (rnd, i)))
                              for i in range(51))
             a.send(batch)
             for i in range(50):
@@ -349,8 +352,8 @@ def test_room_table_churn():
             a.expect(resp("NEW_ROOM", "TOO_MANY_ROOMS", "r%d-50" % rnd))
             b.send(req("NEW_ROOM", roomname="b"))
             b.expect(resp("NEW_ROOM", "TOO_MANY_ROOMS", "b"))
-            a.send(b"".join(tnlib.compact(req("LEAVE_ROOM",
-                                              roomname="r%d-%d" % (rnd, i)))
+            a.send(b"".join(tntest.compact(req("LEAVE_ROOM",
+                                               roomname="r%d-%d" % (rnd, i)))
                             for i in range(50)))
             a.send(req("ROOM_USERS", roomname="r%d-49" % rnd))
             a.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", "r%d-49" % rnd))
@@ -362,7 +365,7 @@ def test_user_table_churn():
         obs = Client(s).identify("obs")
         for i in range(40):
             n = "u%d" % (i % 7)
-            c = tnlib.identify_new(s, n)
+            c = tntest.identify_new(s, n)
             obs.expect(new_user(n))
             c.send(req("PUBLIC_TEXT", text="hi %d" % i))
             obs.expect(public_from(n, "hi %d" % i))
@@ -375,7 +378,7 @@ def test_user_table_churn():
         # The slots all came back: four more fit at once.
         more = []
         for n in ("w1", "w2", "w3", "w4"):
-            more.append(tnlib.identify_new(s, n))
+            more.append(tntest.identify_new(s, n))
             for o in [obs] + more[:-1]:
                 o.expect(new_user(n))
         assert len(obs.users()) == 5
@@ -407,7 +410,7 @@ def test_client_that_never_reads_its_replies():
             while got == disconnected("X"):
                 gone = True
                 got = b.recv()
-            assert got == tnlib.text_from("A", "ping %d" % sent), got
+            assert got == tntest.text_from("A", "ping %d" % sent), got
         a.expect(disconnected("X"), timeout=5)
         if not gone:
             b.expect(disconnected("X"), timeout=5)
@@ -425,7 +428,7 @@ def test_max_clients_per_ip():
         b.send(req("DISCONNECT"))
         b.expect_closed()
         a.expect(disconnected("B"))
-        d = tnlib.identify_new(s, "D", timeout=5)
+        d = tntest.identify_new(s, "D", timeout=5)
         a.expect(new_user("D"))
         expect_nothing(a, d)
 
@@ -444,7 +447,7 @@ def test_login_timeout():
         assert 0.8 <= dt <= 10, dt
         time.sleep(1.2)
         a.send(req("USERS"))
-        a.expect(tnlib.user_list({"A": "ACTIVE"}))
+        a.expect(tntest.user_list({"A": "ACTIVE"}))
         expect_nothing(a)
 
 
@@ -487,7 +490,7 @@ def _accepted_after_close(s, n, rounds):
         for i, c in enumerate(fresh):
             try:
                 got = c.recv()
-            except tnlib.Closed:
+            except tntest.Closed:
                 raise AssertionError("round %d: client %d refused right "
                                      "after the others were closed"
                                      % (r, i))
@@ -520,16 +523,16 @@ def test_a_closed_worker_that_stays_is_killed():
         c.expect_closed(timeout=5)
         os.kill(w, signal.SIGSTOP)
         try:
-            tnlib.wait_until(lambda: not tnlib.pid_alive(w), 6,
-                             what="worker %d to be killed" % w)
+            tntest.wait_until(lambda: not tntest.pid_alive(w), 6,
+                              what="worker %d to be killed" % w)
         finally:
-            if tnlib.pid_alive(w):
+            if tntest.pid_alive(w):
                 os.kill(w, signal.SIGCONT)
         s.wait_log(r"worker %d \(.*\) killed by SIGKILL: still running" % w)
         d = Client(s).identify("after")
         d.send(req("USERS"))
-        d.expect(tnlib.user_list({"after": "ACTIVE"}))
+        d.expect(tntest.user_list({"after": "ACTIVE"}))
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

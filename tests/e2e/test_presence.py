@@ -25,15 +25,18 @@ import resource
 import selectors
 import socket
 import time
+import sys
 
-import tnlib
-from tnlib import Server, compact, req, resp
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import Server, compact, recv_ready, req, resp, send_some
 
 N = int(os.environ.get("TN_PRESENCE_JOINERS", "2000"))
 NOBS = 4            # observers: identified first, read and check all
 INFLIGHT = 64       # joiners connected and waiting for their RESPONSE
 # Seconds for the whole storm and its checks: a backstop against a hang
-# only, under tnlib's 120 s alarm.  A run takes 5-7 s here, 14-16 s under
+# only, under the runner's 120 s alarm.  A run takes 5-7 s here, 14-16 s under
 # ASan, and 43 s was seen under ASan with the load average at 120.
 OVERALL = 100.0
 # Seconds without a byte after which what is missing will not come: the
@@ -75,12 +78,12 @@ def raise_nofile(need):
     afterwards, inherits it); skips when the hard limit is lower."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < need:
-        raise tnlib.Skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, need))
+        raise tntest.Skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, need))
     if soft != resource.RLIM_INFINITY and soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
     soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
     if soft != resource.RLIM_INFINITY and soft < N + 500:
-        raise tnlib.Skip("RLIMIT_NPROC %d < %d" % (soft, N + 500))
+        raise tntest.Skip("RLIMIT_NPROC %d < %d" % (soft, N + 500))
 
 
 class Storm:
@@ -124,12 +127,8 @@ class Storm:
         if p.out:
             p.out += data
             return
-        try:
-            n = p.sock.send(data)
-        except BlockingIOError:
-            n = 0
-        if n < len(data):
-            p.out = data[n:]
+        p.out = send_some(p.sock, data)
+        if p.out:
             self.sel.modify(p.sock, selectors.EVENT_READ |
                             selectors.EVENT_WRITE, p)
 
@@ -139,7 +138,7 @@ class Storm:
             i = self.next
             self.next += 1
             name = self.names[i]
-            s = socket.create_connection((tnlib.LOOPBACK, self.port), 10)
+            s = socket.create_connection((tntest.LOOPBACK, self.port), 10)
             s.setblocking(False)
             p = self._peer(s, name, JOINER)
             p.texter, p.quit, p.pipelined, p.abrupt = roles(i)
@@ -214,12 +213,9 @@ class Storm:
         """Reads what came for p: a joiner's first line must be its
         RESPONSE, then its bytes are kept; an observer's lines are
         checked one by one."""
-        try:
-            data = p.sock.recv(262144)
-        except BlockingIOError:
+        data, _ = recv_ready(p.sock)
+        if data is None:
             return
-        except ConnectionResetError:
-            data = b""
         if not data:
             assert p.state == "leaving", \
                 "%r: the server closed the connection" % p
@@ -246,7 +242,7 @@ class Storm:
         p.buf += data
         *lines, p.buf = p.buf.split(b"\n")
         for raw in lines:
-            self.observe(p, raw, tnlib.check_line(raw + b"\n"))
+            self.observe(p, raw, tntest.check_line(raw + b"\n"))
 
     def observe(self, o, raw, m):
         """Checks one line an observer got against what it saw before."""
@@ -353,7 +349,7 @@ class Expected:
             off.append(off[-1] + len(raw) + 1)
             if raw.startswith(b'{"type":"NEW_USER"') or \
                     raw.startswith(b'{"type":"DISCONNECTED"'):
-                at.setdefault(tnlib.check_line(raw + b"\n")["username"],
+                at.setdefault(tntest.check_line(raw + b"\n")["username"],
                               []).append(k)
         self.span = {}
         for p in storm.joiners:
@@ -379,7 +375,7 @@ class Expected:
 
 def own_texts(p):
     """The lines others get of p's texts."""
-    return [compact(tnlib.public_from(p.name, text_of(p.name, k)))
+    return [compact(tntest.public_from(p.name, text_of(p.name, k)))
             for k in (1, 2)]
 
 
@@ -413,9 +409,9 @@ def check_joiners(storm, deadline):
 
 def test_join_storm_presence():
     raise_nofile(N + NOBS + 200)
-    opts = tnlib.LIFT_LIMITS + ["--max-clients", str(N + NOBS + 64)]
+    opts = tntest.LIFT_LIMITS + ["--max-clients", str(N + NOBS + 64)]
     with Server(*opts) as s:
-        observers = tnlib.connect_users(s, *("obs%d" % i
+        observers = tntest.connect_users(s, *("obs%d" % i
                                             for i in range(NOBS)))
         storm = Storm(s, observers)
         try:
@@ -466,4 +462,4 @@ def test_join_storm_presence():
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

@@ -4,10 +4,13 @@ reaping, and a clean exit on SIGTERM."""
 import os
 import signal
 import time
+import sys
 
-import tnlib
-from tnlib import (Client, Server, compact, connect_users, pid_alive, proc_stat,
-                   proc_title, req, resp, wait_until)
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import (Client, Server, compact, connect_users, pid_alive, proc_stat,
+                    proc_title, req, resp, wait_until)
 
 
 def titles(s):
@@ -53,15 +56,15 @@ def test_idle_workers_have_no_heap_page_of_their_own():
     with Server() as s:
         anna, ben = connect_users(s, "anna", "ben")
         ben.send(req("PUBLIC_TEXT", text="hello"))
-        anna.expect(tnlib.public_from("ben", "hello"))
+        anna.expect(tntest.public_from("ben", "hello"))
         anna.send(req("TEXT", username="ben", text="hi ben"))
-        ben.expect(tnlib.text_from("anna", "hi ben"))
+        ben.expect(tntest.text_from("anna", "hi ben"))
         # More accepts and exits after theirs.
         others = connect_users(s, "carl", "dora", existing=[anna, ben])
         for c in others:
             c.close()
             for o in (anna, ben):
-                o.expect(tnlib.disconnected(c.name))
+                o.expect(tntest.disconnected(c.name))
         for c in (anna, ben):
             kib = heap_private_kib(s.worker_pid(c))
             assert kib == 0, "worker holds %d kB of private heap" % kib
@@ -79,7 +82,7 @@ def test_a_burst_of_lines_leaves_no_heap_page_either():
         ben.send(b"".join(compact(req("PUBLIC_TEXT", text=t))
                           for t in texts))
         for t in texts:
-            anna.expect(tnlib.public_from("ben", t))
+            anna.expect(tntest.public_from("ben", t))
         kib = heap_private_kib(s.worker_pid(anna))
         assert kib == 0, "worker holds %d kB of private heap" % kib
 
@@ -87,7 +90,7 @@ def test_a_burst_of_lines_leaves_no_heap_page_either():
 def config_defines(name):
     """True if the build's config.h defines name (or cannot be found)."""
     top = os.environ.get("TOP_BUILDDIR") or \
-        os.path.join(os.path.dirname(tnlib.TALKNETD), "..")
+        os.path.join(os.path.dirname(tntest.TALKNETD), "..")
     try:
         with open(os.path.join(top, "config.h")) as f:
             return ("#define %s 1" % name) in f.read()
@@ -101,11 +104,11 @@ def test_workers_hold_no_copy_of_libc_or_ld_so_data():
     every worker a private copy of those pages.  Where libc has no
     _Fork the master forks workers with fork(), and they do."""
     if not config_defines("HAVE__FORK"):
-        raise tnlib.Skip("this libc has no _Fork: workers come from fork()")
+        raise tntest.Skip("this libc has no _Fork: workers come from fork()")
     with Server() as s:
         anna, ben = connect_users(s, "anna", "ben")
         ben.send(req("PUBLIC_TEXT", text="hello"))
-        anna.expect(tnlib.public_from("ben", "hello"))
+        anna.expect(tntest.public_from("ben", "hello"))
         for c in (anna, ben):
             pid = s.worker_pid(c)
             names = ["/libc.so", "/libc-", "/ld-linux"]
@@ -147,7 +150,7 @@ def idle_worker_anon_kib(env):
     with Server(env=env) as s:
         anna, ben = connect_users(s, "anna", "ben")
         ben.send(req("PUBLIC_TEXT", text="hello"))
-        anna.expect(tnlib.public_from("ben", "hello"))
+        anna.expect(tntest.public_from("ben", "hello"))
         pid = s.worker_pid(anna)
         with open("/proc/%d/maps" % pid) as f:
             if "libasan" in f.read():
@@ -169,8 +172,8 @@ def test_workers_under_the_unit_share_the_rseq_page():
         % env
     base = idle_worker_anon_kib({"GLIBC_TUNABLES": ""})
     if base is None:
-        raise tnlib.Skip("the sanitizer runtime has anonymous mappings of "
-                         "its own")
+        raise tntest.Skip("the sanitizer runtime has anonymous mappings of "
+                          "its own")
     kib = idle_worker_anon_kib(env)
     assert kib <= base, "under the unit's environment a worker holds %d " \
         "kB of anonymous pages (its thread block and more), %d kB without " \
@@ -196,7 +199,7 @@ def test_a_burst_leaves_no_scratch_pages_behind():
     with Server() as s:
         anna, ben = connect_users(s, "anna", "ben")
         ben.send(req("PUBLIC_TEXT", text="hello"))
-        anna.expect(tnlib.public_from("ben", "hello"))
+        anna.expect(tntest.public_from("ben", "hello"))
         pid = s.worker_pid(anna)
         # Quiet for longer than the worker waits before it gives pages
         # back: what is left is the idle worker's own.
@@ -209,13 +212,13 @@ def test_a_burst_leaves_no_scratch_pages_behind():
             ben.send(b"".join(compact(req("PUBLIC_TEXT", text=t))
                               for t in texts))
             for t in texts:
-                anna.expect(tnlib.public_from("ben", t))
+                anna.expect(tntest.public_from("ben", t))
             peaks.append(bss_private_kib(pid))
             wait_until(lambda: bss_private_kib(pid) <= base, 10,
                        what=lambda: "anna's worker to give back its "
                        "scratch pages (bss private %d kB, %d kB when idle "
                        "before the burst)" % (bss_private_kib(pid), base))
-        tnlib.expect_nothing(anna, ben)
+        tntest.expect_nothing(anna, ben)
         # Read at once after the batch, the scratch shows the pages the
         # burst wrote; unless this process was kept off the CPU for the
         # worker's quiet second, every round, so one in three is plenty
@@ -253,7 +256,7 @@ def test_master_hub_and_one_worker_per_connection():
         for c in cs:
             wp = s.worker_pid(c)
             assert wp in workers
-            holders = tnlib._socket_holders([s.pid] + s.descendants(),
+            holders = tntest.socket_holders([s.pid] + s.descendants(),
                                             s.port, c.local_port)
             assert holders == [wp], "socket of port %d held by %r, worker " \
                 "%d" % (c.local_port, holders, wp)
@@ -282,9 +285,9 @@ def test_worker_exits_and_is_reaped():
         a, b = connect_users(s, "A", "B")
         wa = s.worker_pid(a)
         wb = s.worker_pid(b)
-        a.send(tnlib.req("DISCONNECT"))
+        a.send(tntest.req("DISCONNECT"))
         a.expect_closed()
-        b.expect(tnlib.disconnected("A"))
+        b.expect(tntest.disconnected("A"))
         b.close()
         # Gone, not left as a zombie child of the master.
         wait_until(lambda: proc_stat(wa) is None and proc_stat(wb) is None,
@@ -300,13 +303,13 @@ def test_killed_worker_is_reaped_and_master_survives():
         wa = s.worker_pid(a)
         os.kill(wa, signal.SIGKILL)
         a.expect_closed()
-        b.expect(tnlib.disconnected("A"))
+        b.expect(tntest.disconnected("A"))
         wait_until(lambda: proc_stat(wa) is None, 3,
                    what=lambda: "the killed worker to be reaped (state %r)"
                    % (proc_stat(wa),))
         assert s.alive()
         c = Client(s).identify("A")
-        b.expect(tnlib.new_user("A"))
+        b.expect(tntest.new_user("A"))
 
 
 def test_many_connections_many_workers():
@@ -335,7 +338,7 @@ def test_sigterm_clean_exit():
     try:
         a, b = connect_users(s, "A", "B")
         u = Client(s)
-        tnlib.new_room(a, "R")
+        tntest.new_room(a, "R")
         shm = "/dev/shm/talknetd.%d" % s.pid
         # The master unlinks the name once the table is mapped.
         assert shm_mapped(s.pid), "the master does not map %s" % shm
@@ -377,8 +380,8 @@ def test_title_stays_unidentified_after_refused_name():
     with Server() as s:
         a = Client(s).identify("Kimberly")
         b = Client(s)
-        b.send(tnlib.req("IDENTIFY", username="Kimberly"))
-        b.expect(tnlib.resp("IDENTIFY", "USER_ALREADY_EXISTS", "Kimberly"))
+        b.send(tntest.req("IDENTIFY", username="Kimberly"))
+        b.expect(tntest.resp("IDENTIFY", "USER_ALREADY_EXISTS", "Kimberly"))
         want = "talknetd: worker (unidentified) 127.0.0.1:%d" % b.local_port
         wait_until(lambda: want in titles(s).values(), 3,
                    what=lambda: "%r among %r" % (want, titles(s)))
@@ -398,24 +401,24 @@ def test_no_fd_leak_in_master_and_hub():
     with Server() as s:
         obs = Client(s).identify("obs")
         hub = s.hub_pid()
-        tnlib.new_room(obs, "R")
+        tntest.new_room(obs, "R")
         wait_until(lambda: len(s.children()) == 2, 3, what="hub + 1 worker")
         base = (nfds(s.pid), nfds(hub))
         for i in range(60):
-            c = tnlib.identify_new(s, "u%d" % (i % 5))
-            obs.expect(tnlib.new_user(c.name))
-            tnlib.invite(obs, "R", c)
+            c = tntest.identify_new(s, "u%d" % (i % 5))
+            obs.expect(tntest.new_user(c.name))
+            tntest.invite(obs, "R", c)
             if i % 2:
-                tnlib.join(c, "R", [obs])
+                tntest.join(c, "R", [obs])
             if i % 3 == 0:
-                c.send(tnlib.req("DISCONNECT"))
+                c.send(tntest.req("DISCONNECT"))
             elif i % 3 == 1:
                 c.close()
             else:
                 os.kill(s.worker_pid(c), signal.SIGKILL)
             if i % 2:
-                obs.expect(tnlib.left_room("R", c.name))
-            obs.expect(tnlib.disconnected(c.name))
+                obs.expect(tntest.left_room("R", c.name))
+            obs.expect(tntest.disconnected(c.name))
         wait_until(lambda: len(s.children()) == 2, 3,
                    what=lambda: "the workers to be reaped: %r" % titles(s))
         wait_until(lambda: (nfds(s.pid), nfds(hub)) == base, 3,
@@ -428,13 +431,13 @@ def test_hub_killed_is_restarted():
     # shared table and the workers reconnect: clients stay connected and
     # keep their names, statuses, rooms and invitations.
     with Server() as s:
-        a, b, c = tnlib.connect_users(s, "A", "B", "C")
+        a, b, c = tntest.connect_users(s, "A", "B", "C")
         b.send(req("STATUS", status="AWAY"))
-        a.expect(tnlib.new_status("B", "AWAY"))
-        c.expect(tnlib.new_status("B", "AWAY"))
-        tnlib.make_room(a, "R", members=[b])
+        a.expect(tntest.new_status("B", "AWAY"))
+        c.expect(tntest.new_status("B", "AWAY"))
+        tntest.make_room(a, "R", members=[b])
         a.send(req("INVITE", roomname="R", usernames=["C"]))
-        c.expect(tnlib.invitation("A", "R"))
+        c.expect(tntest.invitation("A", "R"))
         hub = s.hub_pid()
         os.kill(hub, signal.SIGKILL)
         # At once, or a second after the last start: 5 s leaves a loaded
@@ -445,30 +448,30 @@ def test_hub_killed_is_restarted():
         # Nobody was disconnected, and the state is all there.
         assert a.users() == {"A": "ACTIVE", "B": "AWAY", "C": "ACTIVE"}
         a.send(req("ROOM_USERS", roomname="R"))
-        a.expect(tnlib.room_user_list("R", {"A": "ACTIVE", "B": "AWAY"}))
+        a.expect(tntest.room_user_list("R", {"A": "ACTIVE", "B": "AWAY"}))
         c.send(req("JOIN_ROOM", roomname="R"))
         c.expect(resp("JOIN_ROOM", "SUCCESS", "R"))
-        a.expect(tnlib.joined_room("R", "C"))
-        b.expect(tnlib.joined_room("R", "C"))
+        a.expect(tntest.joined_room("R", "C"))
+        b.expect(tntest.joined_room("R", "C"))
         # Names stay taken; a newcomer is served as usual.
         d = Client(s)
         d.send(req("IDENTIFY", username="A"))
         d.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "A"))
         d.identify("D")
         for x in (a, b, c):
-            x.expect(tnlib.new_user("D"))
+            x.expect(tntest.new_user("D"))
         b.send(req("ROOM_TEXT", roomname="R", text="still here"))
-        a.expect(tnlib.room_text_from("R", "B", "still here"))
-        c.expect(tnlib.room_text_from("R", "B", "still here"))
-        tnlib.expect_nothing(a, b, c, d)
+        a.expect(tntest.room_text_from("R", "B", "still here"))
+        c.expect(tntest.room_text_from("R", "B", "still here"))
+        tntest.expect_nothing(a, b, c, d)
 
 
 def test_worker_gone_while_hub_down():
     # A worker that dies while the hub is down is noticed by the new hub:
     # the others get its DISCONNECT semantics, and its name is free.
     with Server() as s:
-        a, b = tnlib.connect_users(s, "A", "B")
-        tnlib.make_room(a, "R", members=[b])
+        a, b = tntest.connect_users(s, "A", "B")
+        tntest.make_room(a, "R", members=[b])
         hub = s.hub_pid()
         os.kill(hub, signal.SIGSTOP)
         try:
@@ -481,11 +484,11 @@ def test_worker_gone_while_hub_down():
                 os.kill(hub, signal.SIGCONT)
             except ProcessLookupError:
                 pass
-        a.expect(tnlib.left_room("R", "B"), timeout=5)
-        a.expect(tnlib.disconnected("B"), timeout=5)
-        e = tnlib.identify_new(s, "B", timeout=5)
-        a.expect(tnlib.new_user("B"))
-        tnlib.expect_nothing(a, e)
+        a.expect(tntest.left_room("R", "B"), timeout=5)
+        a.expect(tntest.disconnected("B"), timeout=5)
+        e = tntest.identify_new(s, "B", timeout=5)
+        a.expect(tntest.new_user("B"))
+        tntest.expect_nothing(a, e)
 
 
 def test_master_killed_leaves_no_orphans():
@@ -508,4 +511,4 @@ def test_master_killed_leaves_no_orphans():
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

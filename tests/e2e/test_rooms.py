@@ -3,11 +3,14 @@
 
 import os
 import signal
+import sys
 
-import tnlib
-from tnlib import (Client, Server, barrier, connect_users, expect_nothing,
-                   invite, join, joined_room, left_room, make_room, new_room,
-                   req, resp, room_text_from, room_user_list)
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import (Client, Server, barrier, connect_users, expect_nothing,
+                    invite, join, joined_room, left_room, make_room, new_room,
+                    req, resp, room_text_from, room_user_list)
 
 R = "Room 1"
 
@@ -140,11 +143,11 @@ def test_room_users():
         a, b, c, d = connect_users(s, "Kimberly", "Luis", "Antonio", "Dora")
         a.send(req("STATUS", status="AWAY"))
         for x in (b, c, d):
-            x.expect(tnlib.new_status("Kimberly", "AWAY"))
+            x.expect(tntest.new_status("Kimberly", "AWAY"))
         make_room(a, R, members=[b], invited=[c])
         b.send(req("STATUS", status="BUSY"))
         for x in (a, c, d):
-            x.expect(tnlib.new_status("Luis", "BUSY"))
+            x.expect(tntest.new_status("Luis", "BUSY"))
         want = room_user_list(R, {"Kimberly": "AWAY", "Luis": "BUSY"})
         a.send(req("ROOM_USERS", roomname=R))
         got = a.expect(want)
@@ -317,8 +320,8 @@ def test_invitation_survives_inviter_disconnect():
         a.send(req("DISCONNECT"))
         a.expect_closed()
         c.expect(left_room(R, "Kimberly"))
-        c.expect(tnlib.disconnected("Kimberly"))
-        b.expect(tnlib.disconnected("Kimberly"))
+        c.expect(tntest.disconnected("Kimberly"))
+        b.expect(tntest.disconnected("Kimberly"))
         join(b, R, [c])
         expect_nothing(b, c)
 
@@ -328,12 +331,43 @@ def test_invitation_survives_inviter_disconnect():
 
 class DefaultRoomsServer(Server):
     """A talknetd with the default rooms-per-user cap: the harness lifts
-    it (tnlib.LIFT_LIMITS) along with the other flood limits."""
+    it (tntest.LIFT_LIMITS) along with the other flood limits."""
 
     def argv(self):
         a = super().argv()
         i = a.index("--max-rooms-per-user")
         return a[:i] + a[i + 2:]
+
+
+def refused_room(client, room):
+    """client's NEW_ROOM is refused: it has too many rooms."""
+    client.send(req("NEW_ROOM", roomname=room))
+    client.expect(too_many(room))
+
+
+def leave_last(client, room):
+    """client, the last member, leaves room, which is then gone."""
+    client.send(req("LEAVE_ROOM", roomname=room))
+    client.send(req("ROOM_USERS", roomname=room))
+    client.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", room))
+
+
+def two_rooms_of_a(s):
+    """A and B on s; A made r1 and left it to B, then made r2: two
+    rooms count for A."""
+    a, b = connect_users(s, "A", "B")
+    make_room(a, "r1", members=[b])
+    a.send(req("LEAVE_ROOM", roomname="r1"))
+    b.expect(left_room("r1", "A"))
+    new_room(a, "r2")
+    return a, b
+
+
+def r1_gone_frees_one(a, b):
+    """B leaves r1, the last: A may create one room more, r3, not r4."""
+    leave_last(b, "r1")
+    new_room(a, "r3")
+    refused_room(a, "r4")
 
 
 def too_many(room):
@@ -354,42 +388,30 @@ def test_rooms_per_user_default_is_10():
         # Once one of A's rooms is gone, A may create again.
         a.send(req("LEAVE_ROOM", roomname="r3"))
         new_room(a, "r11")
-        a.send(req("NEW_ROOM", roomname="r12"))
-        a.expect(too_many("r12"))
+        refused_room(a, "r12")
         expect_nothing(a, b)
 
 
 def test_rooms_per_user_counts_rooms_left_that_still_exist():
     with Server("--max-rooms-per-user", "2") as s:
-        a, b = connect_users(s, "A", "B")
-        make_room(a, "r1", members=[b])
-        a.send(req("LEAVE_ROOM", roomname="r1"))
-        b.expect(left_room("r1", "A"))
         # r1 still exists (B is in it): it still counts for A.
-        new_room(a, "r2")
-        a.send(req("NEW_ROOM", roomname="r3"))
-        a.expect(too_many("r3"))
+        a, b = two_rooms_of_a(s)
+        refused_room(a, "r3")
         # It stops counting when it disappears.
-        b.send(req("LEAVE_ROOM", roomname="r1"))
-        b.send(req("ROOM_USERS", roomname="r1"))
-        b.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", "r1"))
-        new_room(a, "r3")
-        a.send(req("NEW_ROOM", roomname="r4"))
-        a.expect(too_many("r4"))
+        r1_gone_frees_one(a, b)
         # B's rooms are B's: joining r2 and r3 costs B nothing.
         invite(a, "r2", b)
         join(b, "r2", [a])
         new_room(b, "b1")
         new_room(b, "b2")
-        b.send(req("NEW_ROOM", roomname="b3"))
-        b.expect(too_many("b3"))
+        refused_room(b, "b3")
         expect_nothing(a, b)
 
 
 def test_rooms_per_user_zero_lifts_the_cap():
     with Server("--max-rooms-per-user", "0", "--max-rooms", "40") as s:
         a = Client(s).identify("A")
-        a.send(b"".join(tnlib.compact(req("NEW_ROOM", roomname="r%d" % i))
+        a.send(b"".join(tntest.compact(req("NEW_ROOM", roomname="r%d" % i))
                         for i in range(41)))
         for i in range(40):
             a.expect(resp("NEW_ROOM", "SUCCESS", "r%d" % i))
@@ -406,43 +428,30 @@ def test_rooms_per_user_belong_to_the_user_not_its_row():
         a.send(req("DISCONNECT"))
         a.expect_closed()
         b.expect_unordered([left_room("r1", "A"), left_room("r2", "A")])
-        b.expect(tnlib.disconnected("A"))
+        b.expect(tntest.disconnected("A"))
         # A newcomer in A's row, even one named A, starts at zero while
         # A's rooms live on with B.
-        c = tnlib.identify_new(s, "A")
-        b.expect(tnlib.new_user("A"))
+        c = tntest.identify_new(s, "A")
+        b.expect(tntest.new_user("A"))
         new_room(c, "c1")
         # A's rooms disappearing does not count for the newcomer.
         b.send(req("LEAVE_ROOM", roomname="r1"))
-        b.send(req("LEAVE_ROOM", roomname="r2"))
-        b.send(req("ROOM_USERS", roomname="r2"))
-        b.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", "r2"))
+        leave_last(b, "r2")
         new_room(c, "c2")
-        c.send(req("NEW_ROOM", roomname="c3"))
-        c.expect(too_many("c3"))
+        refused_room(c, "c3")
         expect_nothing(b, c)
 
 
 def test_rooms_per_user_survive_a_hub_restart():
     with Server("--max-rooms-per-user", "2") as s:
-        a, b = connect_users(s, "A", "B")
-        make_room(a, "r1", members=[b])
-        a.send(req("LEAVE_ROOM", roomname="r1"))
-        b.expect(left_room("r1", "A"))
-        new_room(a, "r2")
+        a, b = two_rooms_of_a(s)
         hub = s.hub_pid()
         os.kill(hub, signal.SIGKILL)
-        tnlib.wait_until(lambda: [p for p in s.titled("talknetd: hub")
-                                  if p != hub], 3, what="a new hub")
+        tntest.wait_until(lambda: [p for p in s.titled("talknetd: hub")
+                                   if p != hub], 3, what="a new hub")
         # The new hub counted them again from the table: still two.
-        a.send(req("NEW_ROOM", roomname="r3"))
-        a.expect(too_many("r3"))
-        b.send(req("LEAVE_ROOM", roomname="r1"))
-        b.send(req("ROOM_USERS", roomname="r1"))
-        b.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", "r1"))
-        new_room(a, "r3")
-        a.send(req("NEW_ROOM", roomname="r4"))
-        a.expect(too_many("r4"))
+        refused_room(a, "r3")
+        r1_gone_frees_one(a, b)
         expect_nothing(a, b)
 
 
@@ -454,8 +463,8 @@ def test_room_flood_from_one_address_leaves_rooms_for_others():
         names = ["f%02d" % i for i in range(16)]
         flood = connect_users(s, *names)
         for c in flood:
-            c.send(b"".join(tnlib.compact(req("NEW_ROOM",
-                                              roomname="%s-%d" % (c.name, i)))
+            c.send(b"".join(tntest.compact(req("NEW_ROOM",
+                                               roomname="%s-%d" % (c.name, i)))
                             for i in range(100)))
         for c in flood:
             got = [c.recv(timeout=10) for _ in range(100)]
@@ -469,4 +478,4 @@ def test_room_flood_from_one_address_leaves_rooms_for_others():
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

@@ -6,35 +6,34 @@ killed mid-pass.  Every assertion compares with a baseline of the same
 run or checks an ordering property; every loop is bounded."""
 
 import sys
-sys.dont_write_bytecode = True   # keep the source tree clean
 import copy
 import os
 import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
-_here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, _here)
-sys.path.insert(0, os.path.join(_here, "..", "stress"))
-import tnlib  # noqa: E402
-import stresslib  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import stress  # noqa: E402
 import test_hostile_worker as hw  # noqa: E402
-from tnlib import req  # noqa: E402
+from tntest import req  # noqa: E402
 
-tnlib.TEST_TIMEOUT = int(os.environ.get("TN_TEST_TIMEOUT", "60"))
+tntest.runner.TEST_TIMEOUT = int(os.environ.get("TN_TEST_TIMEOUT", "60"))
 
 
 def _port(s):
-    return tnlib._port_of(s)
+    return tntest.port_of(s)
 
 
 def _numbered_text(c, raw):
     """For a pool's on_line: marks c identified on its IDENTIFY answer;
     for a PUBLIC_TEXT_FROM whose text starts with a number, returns
     (sender, number), else None."""
-    m = stresslib.parse(raw)
+    m = stress.parse(raw)
     if m["type"] == "RESPONSE" and m["operation"] == "IDENTIFY":
         c.data["ok"] = True
     if m["type"] != "PUBLIC_TEXT_FROM":
@@ -58,8 +57,18 @@ def _identify_pool(pool, names, timeout=10, rcvbuf=None, data=None):
     return cs
 
 
+def _on_numbered(on_text):
+    """A pool's on_line that calls on_text(c, sender, number) for each
+    numbered text (see _numbered_text)."""
+    def on_line(c, raw):
+        got = _numbered_text(c, raw)
+        if got is not None:
+            on_text(c, *got)
+    return on_line
+
+
 def _hub_rss_kb(pid):
-    return stresslib.status_kb(pid, "VmRSS")
+    return tntest.status_kb(pid, "VmRSS")
 
 
 # -- presence order ---------------------------------------------------------
@@ -69,10 +78,10 @@ def _presence_run(gather):
     texts flow; every USER_LIST must equal what the watcher's own
     NEW_USER/DISCONNECTED lines say, in the order it got them."""
     errors = []
-    with tnlib.Server(*(tnlib.LIFT_LIMITS + ["--max-gather", str(gather)])) \
+    with tntest.Server(*(tntest.LIFT_LIMITS + ["--max-gather", str(gather)])) \
             as s:
         def on_line(c, raw):
-            m = stresslib.parse(raw)
+            m = stress.parse(raw)
             t = m["type"]
             d = c.data
             if t == "RESPONSE" and m["operation"] == "IDENTIFY":
@@ -101,7 +110,7 @@ def _presence_run(gather):
                                   (c.name, sorted(m["users"]),
                                    sorted(d["set"])))
 
-        pool = stresslib.Pool(_port(s), on_line=on_line)
+        pool = stress.Pool(_port(s), on_line=on_line)
         base = _identify_pool(pool, ["base%d" % i for i in range(30)])
         watchers = _identify_pool(pool, ["w%d" % i for i in range(6)])
         for w in watchers:
@@ -144,8 +153,8 @@ def _presence_run(gather):
 def test_presence_order_under_churn_and_users():
     for gather in (20, 1000):
         errors, lists, joins = _presence_run(gather)
-        stresslib.note("max-gather %d: %d USER_LISTs checked, %d joins"
-                       % (gather, lists, joins))
+        stress.note("max-gather %d: %d USER_LISTs checked, %d joins"
+                    % (gather, lists, joins))
         assert not errors, "max-gather %d: %s" % (gather, errors[:5])
         assert lists > 20, "only %d USER_LISTs" % lists
 
@@ -178,18 +187,18 @@ def _repeated_out_waits(path):
 def test_no_spin_on_epollout_while_gathering():
     strace = shutil.which("strace")
     if strace is None:
-        raise tnlib.Skip("strace not installed")
-    with tnlib.Server(*(tnlib.LIFT_LIMITS + ["--max-gather", "1000"])) as s:
+        raise tntest.Skip("strace not installed")
+    with tntest.Server(*(tntest.LIFT_LIMITS + ["--max-gather", "1000"])) as s:
         hub = s.hub_pid()
 
         def on_line(c, raw):
             c.data["ok"] = True
-        pool = stresslib.Pool(_port(s), on_line=on_line)
+        pool = stress.Pool(_port(s), on_line=on_line)
         # Small receive buffers: the readers' channels fill and empty
         # again and again, so EPOLLOUT fires while lines are gathered.
         cs = _identify_pool(pool, ["r%d" % i for i in range(40)],
                             rcvbuf=4096)
-        out = os.path.join(tnlib.tempfile.mkdtemp(), "trace")
+        out = os.path.join(tempfile.mkdtemp(), "trace")
         st = subprocess.Popen([strace, "-o", out, "-e", "trace=epoll_wait",
                                "-p", str(hub)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
@@ -207,8 +216,8 @@ def test_no_spin_on_epollout_while_gathering():
         shutil.rmtree(os.path.dirname(out), ignore_errors=True)
         pool.close_all()
     if total < 20:
-        raise tnlib.Skip("strace could not follow the hub (%d waits)" % total)
-    stresslib.note("%d epoll_wait, %d repeated EPOLLOUT-only" % (total, rep))
+        raise tntest.Skip("strace could not follow the hub (%d waits)" % total)
+    stress.note("%d epoll_wait, %d repeated EPOLLOUT-only" % (total, rep))
     assert rep * 10 <= total, \
         "hub spins on EPOLLOUT: %d of %d epoll_wait returned at once " \
         "with the same EPOLLOUT channels" % (rep, total)
@@ -251,18 +260,18 @@ def _stopped_pass_then_lone(stop_s, reload_to_0):
     """(pass time in us, quiet latency, latency of a lone TEXT) after a
     pass the hub was SIGSTOPped in for stop_s, at max-gather 1000, then
     reloaded to 0 if reload_to_0.  None if no stop landed in a pass."""
-    d = tnlib.tempfile.mkdtemp()
+    d = tempfile.mkdtemp()
     conf = os.path.join(d, "talknetd.conf")
     with open(conf, "w") as f:
         f.write("max-gather = 1000\nlog-level = debug\n")
-    with tnlib.Server("-c", conf) as s:
+    with tntest.Server("-c", conf) as s:
         hub = s.hub_pid()
 
         def on_line(c, raw):
             c.data["ok"] = True
             if b"lone" in raw:
                 c.data["lone"] = time.monotonic()
-        pool = stresslib.Pool(_port(s), on_line=on_line)
+        pool = stress.Pool(_port(s), on_line=on_line)
         cs = _identify_pool(pool, ["r%d" % i for i in range(50)])
         a, b = cs[0], cs[1]
 
@@ -310,10 +319,10 @@ def test_reload_to_max_gather_0_cuts_the_gap_under_way():
     stop_s = 0.6
     r = _stopped_pass_then_lone(stop_s, True)
     if r is None:
-        raise tnlib.Skip("no stop landed in a pass in 8 tries")
+        raise tntest.Skip("no stop landed in a pass in 8 tries")
     took, quiet, late = r
-    stresslib.note("pass took %d us; lone TEXT quiet %.4f s, after the "
-                   "reload to 0 %.4f s" % (took, quiet, late))
+    stress.note("pass took %d us; lone TEXT quiet %.4f s, after the "
+                "reload to 0 %.4f s" % (took, quiet, late))
     # Not cut, the lone TEXT waits out a gap as long as the pass (took).
     # Cut, it waits only for its reader's backlog to drain.
     assert late < 0.75 * took / 1e6, \
@@ -331,14 +340,14 @@ def test_reload_to_max_gather_0_cuts_the_gap_under_way():
 # design choice, left to the maintainers.
 def test_pass_stretched_by_preemption_does_not_delay_a_lone_text():
     if os.environ.get("TN_XFAIL") != "1":
-        raise tnlib.Skip("known weak, see the comment; TN_XFAIL=1 runs it")
+        raise tntest.Skip("known weak, see the comment; TN_XFAIL=1 runs it")
     stop_s = 0.5
     r = _stopped_pass_then_lone(stop_s, False)
     if r is None:
-        raise tnlib.Skip("no stop landed in a pass in 8 tries")
+        raise tntest.Skip("no stop landed in a pass in 8 tries")
     took, quiet, late = r
-    stresslib.note("pass took %d us; lone TEXT quiet %.4f s, then %.4f s"
-                   % (took, quiet, late))
+    stress.note("pass took %d us; lone TEXT quiet %.4f s, then %.4f s"
+                % (took, quiet, late))
     assert late < stop_s / 4, \
         "a lone TEXT took %.3f s (quiet %.4f s) after a pass the hub was " \
         "stopped in for %.3f s" % (late, quiet, took / 1e6)
@@ -354,14 +363,10 @@ def test_hub_killed_mid_pass_loses_no_order():
     order, and texts flow again from the new hub."""
     bad = []
     last = {}                  # (reader, sender) -> last number seen
-    with tnlib.Server() as s:
+    with tntest.Server() as s:
         t0 = time.monotonic()
 
-        def on_line(c, raw):
-            got = _numbered_text(c, raw)
-            if got is None:
-                return
-            sender, n = got
+        def on_text(c, sender, n):
             key = (c.name, sender)
             if last.get(key, -1) >= n:
                 bad.append("%s got %s #%d after #%d" %
@@ -369,7 +374,7 @@ def test_hub_killed_mid_pass_loses_no_order():
             last[key] = n
             c.data["got"] += 1
 
-        pool = stresslib.Pool(_port(s), on_line=on_line)
+        pool = stress.Pool(_port(s), on_line=_on_numbered(on_text))
         cs = _identify_pool(pool, ["k%d" % i for i in range(30)],
                             data={"got": 0})
         senders = cs[:4]
@@ -389,8 +394,8 @@ def test_hub_killed_mid_pass_loses_no_order():
             burst(5)
             pool.poll(0.003)
             os.kill(hub, signal.SIGKILL)
-            tnlib.wait_until(lambda: s.titled("talknetd: hub") not in
-                             ([], [hub]), 5, what="a new hub")
+            tntest.wait_until(lambda: s.titled("talknetd: hub") not in
+                              ([], [hub]), 5, what="a new hub")
             pool.pump_for(1.05)
         # Texts flow again: the last burst reaches everyone.
         before = {c.name: c.data["got"] for c in cs}
@@ -420,26 +425,22 @@ def test_max_gather_swings_and_kills_mid_pass_keep_every_line():
     to 24 readers and readers' workers are SIGKILLed mid-pass: the hub
     never dies, and every reader left gets every text exactly once, in
     order."""
-    d = tnlib.tempfile.mkdtemp()
+    d = tempfile.mkdtemp()
     conf = os.path.join(d, "talknetd.conf")
     with open(conf, "w") as f:
         f.write("max-gather = 1000\n")
     bad = []
-    with tnlib.Server("-c", conf) as s:
+    with tntest.Server("-c", conf) as s:
         hub = s.hub_pid()
 
-        def on_line(c, raw):
-            got = _numbered_text(c, raw)
-            if got is None:
-                return
-            sender, n = got
+        def on_text(c, sender, n):
             seen = c.data["seen"].setdefault(sender, [])
             if seen and seen[-1] >= n:
                 bad.append("%s: %s #%d after #%d" % (c.name, sender,
                                                       n, seen[-1]))
             seen.append(n)
 
-        pool = stresslib.Pool(_port(s), on_line=on_line)
+        pool = stress.Pool(_port(s), on_line=_on_numbered(on_text))
         cs = _identify_pool(pool, ["m%d" % i for i in range(24)],
                             data={"seen": {}})
         senders, victims = cs[:3], cs[18:]
@@ -480,12 +481,12 @@ def _lone_latency(gather):
     """Median time for a lone PUBLIC_TEXT to reach 5 others, each sent
     100 ms after a burst of big texts to 30 readers (passes long enough
     to gather), at this max-gather."""
-    with tnlib.Server("--max-gather", str(gather)) as s:
+    with tntest.Server("--max-gather", str(gather)) as s:
         def on_line(c, raw):
             c.data["ok"] = True
             if b"lone" in raw:
                 c.data["lone"] = time.monotonic()
-        pool = stresslib.Pool(_port(s), on_line=on_line)
+        pool = stress.Pool(_port(s), on_line=on_line)
         cs = _identify_pool(pool, ["q%d" % i for i in range(30)])
         lat = []
         for k in range(7):
@@ -508,8 +509,8 @@ def test_lone_text_after_a_burst_is_prompt_at_max_gather_1000():
     for attempt in range(2):
         base = _lone_latency(0)
         slow = _lone_latency(1000)
-        stresslib.note("lone text, median: max-gather 0 %.4f s, 1000 %.4f s"
-                       % (base, slow))
+        stress.note("lone text, median: max-gather 0 %.4f s, 1000 %.4f s"
+                    % (base, slow))
         if slow <= 3 * base + 0.01:
             return
     raise AssertionError("a lone text 100 ms after a burst took %.4f s at "
@@ -545,21 +546,17 @@ def test_compromised_worker_flooding_mid_pass():
     exactly once, no reader is cut, the hub stays up and its RSS stops
     growing once the flood is under way."""
     bad = []
-    with tnlib.Server("--max-gather", "1000") as s:
+    with tntest.Server("--max-gather", "1000") as s:
         hub = s.hub_pid()
 
-        def on_line(c, raw):
-            got = _numbered_text(c, raw)
-            if got is None:
-                return
-            sender, n = got
+        def on_text(c, sender, n):
             want = c.data["next"].get(sender, 0)
             if n != want:
                 bad.append("%s: %s #%d, expected #%d" %
                            (c.name, sender, n, want))
             c.data["next"][sender] = n + 1
 
-        pool = stresslib.Pool(_port(s), on_line=on_line)
+        pool = stress.Pool(_port(s), on_line=_on_numbered(on_text))
         cs = _identify_pool(pool, ["h%d" % i for i in range(15)],
                             data={"next": {}})
         liar = hw.Liar(hw.hub_socket_path(s))
@@ -608,11 +605,11 @@ def test_compromised_worker_flooding_mid_pass():
         eofs = [c.name for c in cs if c.eof]
         liar_cut = "dropped" in s.log_text()
         # ASan keeps freed memory in quarantine: RSS says nothing then.
-        asan = stresslib.sanitized(hub)
+        asan = tntest.sanitized(hub)
         liar.close()
         pool.close_all()
-    stresslib.note("liar sent %d texts, real %d; hub VmRSS kB every 0.5 s: %s"
-                   % (n_liar, sent_by_real, rss))
+    stress.note("liar sent %d texts, real %d; hub VmRSS kB every 0.5 s: %s"
+                % (n_liar, sent_by_real, rss))
     assert not bad, bad[:5]
     assert not eofs, eofs
     assert not liar_cut, "a worker was dropped"
@@ -629,19 +626,19 @@ def test_compromised_worker_flooding_mid_pass():
 # max-gather 0.  A reader over the high-water mark with room in its
 # channel now ends the gather.
 def test_readers_that_read_well_are_not_cut_for_a_long_gather():
-    with tnlib.Server("--max-gather", "1000", "-d") as s:
+    with tntest.Server("--max-gather", "1000", "-d") as s:
         hub = s.hub_pid()
 
         def on_line(c, raw):
             c.data["ok"] = True
             c.data["n"] += 1
-        pool = stresslib.Pool(_port(s), on_line=on_line)
+        pool = stress.Pool(_port(s), on_line=on_line)
         cs = _identify_pool(pool, ["w%d" % i for i in range(45)],
                             data={"n": 0})
         took = _stop_mid_pass(s, hub, pool, cs, 0.5)
         if took is None:
             pool.close_all()
-            raise tnlib.Skip("no stop landed in a pass in 8 tries")
+            raise tntest.Skip("no stop landed in a pass in 8 tries")
         # One 60 KB text from each of 40 clients, within the gap.
         for c in cs[5:45]:
             pool.send(c, req("PUBLIC_TEXT", text="w" * 60000))
@@ -652,10 +649,10 @@ def test_readers_that_read_well_are_not_cut_for_a_long_gather():
         cut = [c.name for c in cs if c.eof]
         dropped = [l for l in s.log if "dropped" in l]
         pool.close_all()
-    stresslib.note("pass took %d us; %d clients cut" % (took, len(cut)))
+    stress.note("pass took %d us; %d clients cut" % (took, len(cut)))
     assert not cut and not dropped, \
         "%d readers that read well were cut: %s" % (len(cut), dropped[:3])
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

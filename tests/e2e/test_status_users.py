@@ -1,8 +1,13 @@
 """STATUS and USERS (protocol.md, STATUS and USERS)."""
 
-import tnlib
-from tnlib import (Client, Server, barrier, connect_users, disconnected,
-                   expect_nothing, new_status, public_from, req)
+import os
+import sys
+
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import (Client, Server, barrier, connect_users, disconnected,
+                    expect_nothing, new_status, public_from, req)
 
 
 def test_status_change_goes_to_every_other_identified_user():
@@ -15,7 +20,7 @@ def test_status_change_goes_to_every_other_identified_user():
         c.expect(new_status("Kimberly", "AWAY"))
         expect_nothing(a, b, c, u)
         for st in ("BUSY", "ACTIVE", "AWAY"):
-            a.send(tnlib.req("STATUS", status=st))
+            a.send(tntest.req("STATUS", status=st))
             b.expect(new_status("Kimberly", st))
             c.expect(new_status("Kimberly", st))
         expect_nothing(a, b, c, u)
@@ -58,7 +63,7 @@ def test_bad_status_is_invalid():
         for bad in ('"away"', '"OFFLINE"', '""', '"ACTIVE "', '" AWAY"',
                     '"BUSY\\u0000"'):
             a = Client(s).identify("Kim")
-            obs.expect(tnlib.new_user("Kim"))
+            obs.expect(tntest.new_user("Kim"))
             a.send(('{"type":"STATUS","status":%s}\n' % bad).encode())
             a.expect_invalid_close()
             obs.expect(disconnected("Kim"))
@@ -83,7 +88,7 @@ def test_users_lists_everyone_with_status():
         for x in (a, b, c):
             assert x.users() == want
         b.send(req("USERS"))
-        b.expect(tnlib.user_list(want))
+        b.expect(tntest.user_list(want))
         expect_nothing(a, b, c, u)
 
 
@@ -109,4 +114,4 @@ def test_users_replies_in_request_order():
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

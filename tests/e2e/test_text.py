@@ -1,9 +1,14 @@
 """TEXT, PUBLIC_TEXT and the string rules of protocol.md (escapes,
 surrogate pairs, control characters, raw UTF-8 on output)."""
 
-import tnlib
-from tnlib import (Client, Server, barrier, connect_users, disconnected,
-                   expect_nothing, public_from, req, resp, text_from)
+import os
+import sys
+
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import (Client, Server, barrier, connect_users, disconnected,
+                    expect_nothing, public_from, req, resp, text_from)
 
 
 def test_text_goes_to_one_user_only():
@@ -61,7 +66,7 @@ def test_public_text_alone_gets_nothing():
         a = Client(s).identify("Kimberly")
         a.send(req("PUBLIC_TEXT", text="anyone?"))
         a.send(req("USERS"))
-        a.expect(tnlib.user_list({"Kimberly": "ACTIVE"}))
+        a.expect(tntest.user_list({"Kimberly": "ACTIVE"}))
         a.expect_nothing()
 
 
@@ -98,13 +103,13 @@ def test_surrogate_pair_decoding():
 def test_lone_surrogate_never_yields_invalid_utf8():
     # protocol.md does not say whether a lone surrogate escape is refused;
     # either it is INVALID, or what goes out is still valid UTF-8 (every
-    # line is checked by tnlib).
+    # line is checked by tntest).
     with Server() as s:
         a, b = connect_users(s, "Kimberly", "Luis")
         a.send(b'{"type":"PUBLIC_TEXT","text":"x\\ud83dy"}\n')
         a.send(req("USERS"))
         got = a.recv()
-        if got == tnlib.INVALID:
+        if got == tntest.INVALID:
             a.expect_closed()
             b.expect(disconnected("Kimberly"))
         else:
@@ -174,4 +179,4 @@ def test_many_texts_in_order_third_party_nothing():
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

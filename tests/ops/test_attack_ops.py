@@ -11,30 +11,27 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
-from tnlib import req, new_user, compact  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
+from tntest import req, new_user, compact  # noqa: E402
 
-T = opslib.TIMEOUT
+T = tntest.TIMEOUT
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def _conf_server(text, *opts):
-    d = opslib.tempdir("atk")
-    conf = os.path.join(d, "talknetd.conf")
-    opslib.write_file(conf, text)
-    ns = opslib.NotifySocket()
-    s = opslib.EnvServer("-c", conf, *opts, env=ns.env())
-    assert ns.next().startswith("READY=1"), ns.texts()
+    conf = ops.conf_file("atk", text)
+    s, ns = ops.ready_server(conf, *opts)
     return s, conf, ns
 
 
 def _reload(s, ns, conf, text):
-    opslib.write_file(conf, text)
+    ops.write_file(conf, text)
     os.kill(s.pid, signal.SIGHUP)
-    assert opslib.next_state(ns) == "RELOADING=1", ns.texts()
-    assert opslib.next_state(ns) == "READY=1", ns.texts()
+    assert ops.next_state(ns) == "RELOADING=1", ns.texts()
+    assert ops.next_state(ns) == "READY=1", ns.texts()
 
 
 def _cpu_ticks(pids):
@@ -59,9 +56,9 @@ def _cpu_ticks(pids):
 def test_stall_timeout_switched_on_by_reload_reaches_a_stalled_client():
     s, conf, ns = _conf_server("stall-timeout = 0\nrate-limit = 0\n"
                                "max-clients-per-ip = 0\n")
-    talker = tnlib.Client(s)
+    talker = tntest.Client(s)
     talker.identify("talker")
-    stuck = tnlib.Client(s, rcvbuf=4096)
+    stuck = tntest.Client(s, rcvbuf=4096)
     stuck.identify("stuck")
     talker.expect(new_user("stuck"))
     # Far under the hub's cap: only a stall timeout can cut it.
@@ -72,7 +69,7 @@ def test_stall_timeout_switched_on_by_reload_reaches_a_stalled_client():
             "max-clients-per-ip = 0\n")
     s.wait_log(r"127\.0\.0\.1:%d: client took nothing for 1 s"
                % stuck.local_port, timeout=6)
-    talker.expect(tnlib.disconnected("stuck"), timeout=T * 2)
+    talker.expect(tntest.disconnected("stuck"), timeout=T * 2)
 
 
 def _storm_once():
@@ -80,13 +77,11 @@ def _storm_once():
     lines to a reader taking 32 KB every 10 ms.  Returns None, or how
     the reader was cut."""
     base = "rate-limit = 0\nmax-clients-per-ip = 0\nstall-timeout = 0\n"
-    d = opslib.tempdir("storm")
-    conf = os.path.join(d, "talknetd.conf")
-    opslib.write_file(conf, base)
-    s = opslib.EnvServer("-c", conf)
-    sender = tnlib.Client(s)
+    conf = ops.conf_file("storm", base)
+    s = tntest.EnvServer("-c", conf)
+    sender = tntest.Client(s)
     sender.identify("sender")
-    reader = tnlib.Client(s)
+    reader = tntest.Client(s)
     reader.identify("reader")
     sender.expect(new_user("reader"))
     n = 30000
@@ -109,8 +104,8 @@ def _storm_once():
             next_hup = time.monotonic() + 0.05
             q = 4096 if k % 2 else 16 * 1024 * 1024
             ml = 65536 if k % 4 < 2 else 512
-            opslib.write_file(conf, base + "max-queue = %d\nmax-line = %d\n"
-                              % (q, ml))
+            ops.write_file(conf, base + "max-queue = %d\nmax-line = %d\n"
+                           % (q, ml))
             os.kill(s.pid, signal.SIGHUP)
             k += 1
         try:
@@ -167,7 +162,7 @@ def test_a_hub_killed_again_and_again_leaves_no_worker_spinning():
     restarts it; the workers reconnect each time and cost about what
     they cost idle: no loop, and everyone is still served."""
     s, conf, ns = _conf_server("rate-limit = 0\nmax-clients-per-ip = 0\n")
-    clients = tnlib.connect_users(s, *["w%d" % i for i in range(6)])
+    clients = tntest.connect_users(s, *["w%d" % i for i in range(6)])
     workers = [s.worker_pid(c) for c in clients]
     t0 = _cpu_ticks(workers)
     time.sleep(2.0)
@@ -177,8 +172,8 @@ def test_a_hub_killed_again_and_again_leaves_no_worker_spinning():
     for _ in range(5):
         old = s.hub_pid()
         os.kill(old, signal.SIGKILL)
-        tnlib.wait_until(lambda: [p for p in s.titled("talknetd: hub")
-                                  if p != old], 5, what="a new hub")
+        tntest.wait_until(lambda: [p for p in s.titled("talknetd: hub")
+                                   if p != old], 5, what="a new hub")
     spent = time.monotonic() - start
     busy = _cpu_ticks(workers) - t0
     print("  6 workers: %d ticks in 2 s idle, %d ticks in %.1f s of hub "
@@ -189,7 +184,7 @@ def test_a_hub_killed_again_and_again_leaves_no_worker_spinning():
     time.sleep(1.5)
     clients[0].send(req("PUBLIC_TEXT", text="still here"))
     for c in clients[1:]:
-        c.expect(tnlib.public_from("w0", "still here"), timeout=T * 2)
+        c.expect(tntest.public_from("w0", "still here"), timeout=T * 2)
 
 
 # Failed on 921b309: the master blocks for good in sendto() to a
@@ -202,15 +197,15 @@ def test_a_hub_killed_again_and_again_leaves_no_worker_spinning():
 def test_a_notify_socket_that_is_not_read_does_not_block_the_master():
     s, conf, ns = _conf_server("rate-limit = 0\nmax-clients-per-ip = 0\n")
     for i in range(8):
-        opslib.write_file(conf, "rate-limit = 0\nmax-clients-per-ip = 0\n"
-                          "max-line = %d\n" % (2048 + i))
+        ops.write_file(conf, "rate-limit = 0\nmax-clients-per-ip = 0\n"
+                       "max-line = %d\n" % (2048 + i))
         os.kill(s.pid, signal.SIGHUP)
         time.sleep(0.1)
-    c = tnlib.Client(s)
+    c = tntest.Client(s)
     c.identify("after", timeout=T)
     status = s.terminate(timeout=5)
     assert status is not None, "the master did not stop within 5 s"
 
 
 if __name__ == "__main__":
-    opslib.main(globals())
+    tntest.main(globals())

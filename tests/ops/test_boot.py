@@ -10,13 +10,14 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
-from tnlib import req, resp, new_user  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
+from tntest import req, resp, new_user  # noqa: E402
 
-T = opslib.TIMEOUT
-SUBREAPER = opslib.become_subreaper()
+T = tntest.TIMEOUT
+SUBREAPER = ops.become_subreaper()
 
 
 def _knock(port, timeout):
@@ -32,15 +33,7 @@ def _knock(port, timeout):
 
 
 def _line(sock):
-    sock.settimeout(T)
-    buf = b""
-    deadline = time.monotonic() + T
-    while b"\n" not in buf and time.monotonic() < deadline:
-        d = sock.recv(4096)
-        if not d:
-            break
-        buf += d
-    return buf
+    return tntest.read_line(sock, T)
 
 
 def _pid_from(pidfile, timeout):
@@ -50,41 +43,41 @@ def _pid_from(pidfile, timeout):
         except OSError:
             return None
         return int(t) if t.isdigit() else None
-    return tnlib.wait_until(get, timeout, what="a pid in %s" % pidfile)
+    return tntest.wait_until(get, timeout, what="a pid in %s" % pidfile)
 
 
 def test_socket_activation_in_daemon_mode():
     """systemd-socket-activate -l PORT talknetd (no -f): the daemon
     serves the socket it was given, and binds nothing else (it used to
     ignore it and bind *:8001, and the client on PORT hung)."""
-    if opslib.SSA is None:
-        raise tnlib.Skip("systemd-socket-activate is not installed")
-    d = opslib.tempdir("ssa-daemon")
+    if tntest.SSA is None:
+        raise tntest.Skip("systemd-socket-activate is not installed")
+    d = ops.tempdir("ssa-daemon")
     pidfile = os.path.join(d, "tn.pid")
-    port = opslib.free_port()
-    argv = [opslib.SSA, "-l", "127.0.0.1:%d" % port, opslib.TALKNETD,
-            "-p", pidfile] + tnlib.LIFT_LIMITS
+    port = tntest.free_port()
+    argv = [tntest.SSA, "-l", "127.0.0.1:%d" % port, tntest.TALKNETD,
+            "-p", pidfile] + tntest.LIFT_LIMITS
     env = dict(os.environ, TMPDIR=d)
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env=env)
     pid = None
     try:
-        first = _knock(port, tnlib.START_TIMEOUT)
+        first = _knock(port, tntest.START_TIMEOUT)
         # The starting process (systemd-socket-activate's own pid, which
         # exec'd talknetd) exits 0 once the daemon is ready.
-        _, err = p.communicate(timeout=tnlib.START_TIMEOUT)
+        _, err = p.communicate(timeout=tntest.START_TIMEOUT)
         assert p.returncode == 0, (p.returncode, err)
         pid = _pid_from(pidfile, T)
         assert pid != p.pid, "did not daemonize"
-        first.sendall(tnlib.compact(req("IDENTIFY", username="first")))
+        first.sendall(tntest.compact(req("IDENTIFY", username="first")))
         got = _line(first)
-        assert got == tnlib.compact(resp("IDENTIFY", "SUCCESS", "first")), \
+        assert got == tntest.compact(resp("IDENTIFY", "SUCCESS", "first")), \
             "IDENTIFY through the activating connection: %r" % got
-        c = tnlib.Client(port)
+        c = tntest.Client(port)
         c.identify("second")
-        assert _line(first) == tnlib.compact(new_user("second"))
-        ports = opslib.listening_ports(pid)
+        assert _line(first) == tntest.compact(new_user("second"))
+        ports = tntest.listening_ports(pid)
         assert ports == {port}, "the daemon listens on %r, not only %d" \
             % (sorted(ports), port)
         first.close()
@@ -92,27 +85,27 @@ def test_socket_activation_in_daemon_mode():
         if p.poll() is None:
             p.kill()
             p.wait(5)
-        if pid and opslib.alive(pid) and opslib.is_talknetd(pid):
-            opslib.kill_tree(pid, opslib.tree_pids(pid))
+        if pid and tntest.pid_alive(pid) and tntest.is_talknetd(pid):
+            ops.kill_tree(pid, tntest.tree_pids(pid))
 
 
 def test_listen_next_to_passed_sockets_is_refused():
     """-l next to sockets from systemd: a usage error (64) that says
     why, in daemon mode and with -f; nothing is bound."""
-    if opslib.SSA is None:
-        raise tnlib.Skip("systemd-socket-activate is not installed")
-    d = opslib.tempdir("ssa-refused")
+    if tntest.SSA is None:
+        raise tntest.Skip("systemd-socket-activate is not installed")
+    d = ops.tempdir("ssa-refused")
     pidfile = os.path.join(d, "tn.pid")
     for fg in ([], ["-f"]):
-        port = opslib.free_port()
-        other = opslib.free_port()
-        p = subprocess.Popen([opslib.SSA, "-l", "127.0.0.1:%d" % port,
-                              opslib.TALKNETD, "-p", pidfile] + fg +
+        port = tntest.free_port()
+        other = tntest.free_port()
+        p = subprocess.Popen([tntest.SSA, "-l", "127.0.0.1:%d" % port,
+                              tntest.TALKNETD, "-p", pidfile] + fg +
                              ["-l", "127.0.0.1:%d" % other],
                              stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            s = _knock(port, tnlib.START_TIMEOUT)
+            s = _knock(port, tntest.START_TIMEOUT)
             _, err = p.communicate(timeout=T)
             s.close()
         finally:
@@ -124,8 +117,8 @@ def test_listen_next_to_passed_sockets_is_refused():
                 pid = int(open(pidfile).read().strip() or 0)
             except (OSError, ValueError):
                 pid = 0
-            if pid and opslib.alive(pid) and opslib.is_talknetd(pid):
-                opslib.kill_tree(pid, opslib.tree_pids(pid))
+            if pid and tntest.pid_alive(pid) and tntest.is_talknetd(pid):
+                ops.kill_tree(pid, tntest.tree_pids(pid))
         err = err.decode()
         assert p.returncode == 64, (p.returncode, err)
         assert "-l cannot be used with the sockets systemd passed" in err, \
@@ -146,9 +139,9 @@ def test_port_in_use_is_an_error_naming_it():
         hold.listen(1)
         addr = "127.0.0.1:%d" % hold.getsockname()[1]
         for fg in (["-f"], []):
-            d = opslib.tempdir("inuse")
-            rc, out, err = opslib.run([opslib.TALKNETD, "-l", addr] + fg,
-                                      env={"TMPDIR": d})
+            d = ops.tempdir("inuse")
+            rc, out, err = ops.run([tntest.TALKNETD, "-l", addr] + fg,
+                                   env={"TMPDIR": d})
             assert rc == 1, (rc, err)
             assert _error_line(err, addr), err
             assert "Address already in use" in err, err
@@ -162,11 +155,11 @@ def test_address_not_on_this_host_is_an_error():
     try:
         with open("/proc/sys/net/ipv4/ip_nonlocal_bind") as f:
             if f.read().strip() != "0":
-                raise tnlib.Skip("ip_nonlocal_bind is set")
+                raise tntest.Skip("ip_nonlocal_bind is set")
     except OSError:
         pass
-    addr = "192.0.2.1:%d" % opslib.free_port()
-    rc, out, err = opslib.run([opslib.TALKNETD, "-f", "-l", addr])
+    addr = "192.0.2.1:%d" % tntest.free_port()
+    rc, out, err = ops.run([tntest.TALKNETD, "-f", "-l", addr])
     assert rc == 1, (rc, err)
     assert _error_line(err, addr), err
 
@@ -174,17 +167,17 @@ def test_address_not_on_this_host_is_an_error():
 def test_duplicate_listen_in_the_file_at_start():
     """A file that lists one address twice: the daemon does not start
     (exit 1, the file and line named), as with -n."""
-    d = opslib.tempdir("dup")
+    d = ops.tempdir("dup")
     conf = os.path.join(d, "dup.conf")
-    port = opslib.free_port()
-    opslib.write_file(conf, "listen = 127.0.0.1:%d\nlisten = 127.0.0.1:%d\n"
-                      % (port, port))
+    port = tntest.free_port()
+    ops.write_file(conf, "listen = 127.0.0.1:%d\nlisten = 127.0.0.1:%d\n"
+                   % (port, port))
     for extra in (["-n"], ["-f"]):
-        rc, out, err = opslib.run([opslib.TALKNETD, "-c", conf] + extra)
+        rc, out, err = ops.run([tntest.TALKNETD, "-c", conf] + extra)
         assert rc == 1, (rc, err)
         assert err.startswith("talknetd: %s:2: listen: 127.0.0.1:%d: "
                               "already listed" % (conf, port)), err
 
 
 if __name__ == "__main__":
-    opslib.main(globals())
+    tntest.main(globals())

@@ -6,7 +6,6 @@ hostile control clients that must not hold the master up."""
 
 import json
 import os
-import pwd
 import signal
 import socket
 import stat
@@ -14,14 +13,15 @@ import struct
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
-from tnlib import req, new_user, disconnected, public_from  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
+from tntest import req, new_user, disconnected, public_from  # noqa: E402
 
-T = opslib.TIMEOUT
+T = tntest.TIMEOUT
 TALKNETCTL = os.environ.get("TALKNETCTL") or os.path.join(
-    os.path.dirname(tnlib.TALKNETD), "talknetctl")
+    os.path.dirname(tntest.TALKNETD), "talknetctl")
 
 CTL_VERSION = 1
 CTL_REQUEST = 1
@@ -31,10 +31,10 @@ def ctl(server_or_path, *words, json_out=False, preexec=None, timeout=15):
     """Runs talknetctl: (status, stdout, stderr)."""
     path = getattr(server_or_path, "control", server_or_path)
     if not os.access(TALKNETCTL, os.X_OK):
-        raise tnlib.Skip("talknetctl not found at %s" % TALKNETCTL)
+        raise tntest.Skip("talknetctl not found at %s" % TALKNETCTL)
     argv = [TALKNETCTL, "-s", path] + (["--json"] if json_out else []) + \
         list(words)
-    return opslib.run(argv, timeout=timeout, preexec_fn=preexec)
+    return ops.run(argv, timeout=timeout, preexec_fn=preexec)
 
 
 def ctl_json(server, *words):
@@ -84,16 +84,6 @@ def closed_soon(sock, timeout):
         return False
 
 
-def _nobody():
-    if os.geteuid() != 0:
-        raise tnlib.Skip("needs root")
-    try:
-        pw = pwd.getpwnam("nobody")
-    except KeyError:
-        raise tnlib.Skip("no user 'nobody'")
-    return pw.pw_uid, pw.pw_gid
-
-
 def _as(uid, gid):
     def f():
         os.setgroups([])
@@ -107,21 +97,21 @@ def _three(s):
     Returns once carol's worker has its row: her connection is accepted
     at once, but her worker says HELLO to the hub a moment later (long
     under the sanitizers), and only a row is listed."""
-    alice, bob = tnlib.connect_users(s, "alice", "bob")
-    tnlib.make_room(alice, "r", members=[bob])
-    carol = tnlib.Client(s)
-    tnlib.wait_until(lambda: len(ctl_json(s, "show", "users")["data"]) == 3,
-                     tnlib.START_TIMEOUT, interval=0.05, what="carol's row")
+    alice, bob = tntest.connect_users(s, "alice", "bob")
+    tntest.make_room(alice, "r", members=[bob])
+    carol = tntest.Client(s)
+    tntest.wait_until(lambda: len(ctl_json(s, "show", "users")["data"]) == 3,
+                      tntest.START_TIMEOUT, interval=0.05, what="carol's row")
     return alice, bob, carol
 
 
 def test_show_users():
     """show users: name, status, address, since, rooms, queue, for every
     client (unidentified ones as "-"), in text and in JSON."""
-    s = tnlib.Server()
+    s = tntest.Server()
     alice, bob, carol = _three(s)
     bob.send(req("STATUS", status="BUSY"))
-    alice.expect(tnlib.new_status("bob", "BUSY"))
+    alice.expect(tntest.new_status("bob", "BUSY"))
     rc, out, err = ctl(s, "show", "users")
     assert rc == 0, err
     head = out.splitlines()[0].split()
@@ -149,7 +139,7 @@ def test_show_users():
 def test_show_stats_and_rooms():
     """show stats counts clients, rooms and the hub's messages and bytes
     (against a baseline of the same run); show rooms lists each room."""
-    s = tnlib.Server()
+    s = tntest.Server()
     alice, bob, carol = _three(s)
     before = stats(s)
     assert before["clients"] == 3 and before["identified"] == 2, before
@@ -177,19 +167,19 @@ def test_show_stats_and_rooms():
 
 def test_limit_hits_counted():
     """Refusals at --max-clients and --max-clients-per-ip are counted."""
-    s = tnlib.Server("--max-clients", "2")
-    a = tnlib.Client(s)
-    b = tnlib.Client(s)
+    s = tntest.Server("--max-clients", "2")
+    a = tntest.Client(s)
+    b = tntest.Client(s)
     a.identify("a")
     b.identify("b")
-    c = tnlib.Client(s)
+    c = tntest.Client(s)
     c.expect_closed(allow_lines=True)
     st = stats(s)
     assert st["hits_max_clients"] == 1, st
-    s2 = tnlib.Server("--max-clients-per-ip", "1")
-    d = tnlib.Client(s2)
+    s2 = tntest.Server("--max-clients-per-ip", "1")
+    d = tntest.Client(s2)
     d.identify("d")
-    e = tnlib.Client(s2)
+    e = tntest.Client(s2)
     e.expect_closed(allow_lines=True)
     assert stats(s2)["hits_max_clients_per_ip"] == 1
 
@@ -198,8 +188,8 @@ def test_kick():
     """kick: the user's connection closes, every other client sees
     DISCONNECTED, the master logs who and why; an unknown user is
     refused with exit 1."""
-    s = tnlib.Server()
-    alice, bob, carol = tnlib.connect_users(s, "alice", "bob", "carol")
+    s = tntest.Server()
+    alice, bob, carol = tntest.connect_users(s, "alice", "bob", "carol")
     rc, out, err = ctl(s, "kick", "bob", "flooding", "the", "room")
     assert rc == 0 and "kicked bob" in out, (rc, out, err)
     alice.expect(disconnected("bob"))
@@ -221,8 +211,8 @@ def test_kick():
 def test_log_level():
     """log level: the master and the hub log at the new level; a bad
     level is refused."""
-    s = tnlib.Server()
-    a = tnlib.Client(s)
+    s = tntest.Server()
+    a = tntest.Client(s)
     a.identify("a")
     rc, out, err = ctl(s, "log", "level", "debug")
     assert rc == 0 and "log level debug (was info)" in out, (rc, out, err)
@@ -236,16 +226,16 @@ def test_log_level():
 
 
 def _conf(path, text):
-    opslib.write_file(path, text)
+    ops.write_file(path, text)
     return path
 
 
 def test_reload():
     """reload: the result is printed; a broken file is refused (exit 1)
     with the file's error, and the daemon goes on."""
-    d = opslib.tempdir("ctlreload")
+    d = ops.tempdir("ctlreload")
     conf = _conf(os.path.join(d, "t.conf"), "max-line = 2048\n")
-    s = tnlib.Server("-c", conf)
+    s = tntest.Server("-c", conf)
     _conf(conf, "max-line = 4096\n")
     rc, out, err = ctl(s, "reload")
     assert rc == 0 and "max-line 4096" in out, (rc, out, err)
@@ -253,17 +243,17 @@ def test_reload():
     _conf(conf, "max-line = lots\n")
     rc, out, err = ctl(s, "reload")
     assert rc == 1 and "t.conf:1" in err, (rc, out, err)
-    a = tnlib.Client(s)
+    a = tntest.Client(s)
     a.identify("a")
 
 
 def test_reload_names_every_change():
     """Two restart-only settings changed: both are named, in the answer
     and in the log, and the live ones still apply."""
-    d = opslib.tempdir("ctlreload2")
+    d = ops.tempdir("ctlreload2")
     conf = _conf(os.path.join(d, "t.conf"),
                  "max-rooms = 100\nmax-name = 20\n")
-    s = tnlib.Server("-c", conf)
+    s = tntest.Server("-c", conf)
     _conf(conf, "max-rooms = 200\nmax-name = 30\nmax-line = 4096\n")
     rc, out, err = ctl(s, "reload")
     assert rc == 0, err
@@ -286,10 +276,10 @@ def _quiet_reload(s, what):
 def test_reload_socket_activation_listen():
     """Under socket activation a listen line in the file is not a change
     on every SIGHUP (neither by signal nor by talknetctl reload)."""
-    d = opslib.tempdir("ctlssa")
+    d = ops.tempdir("ctlssa")
     conf = _conf(os.path.join(d, "t.conf"),
-                 "listen = 127.0.0.1:%d\n" % opslib.free_port())
-    s = opslib.ActivatedServer("-c", conf)
+                 "listen = 127.0.0.1:%d\n" % tntest.free_port())
+    s = tntest.ActivatedServer("-c", conf)
     _quiet_reload(s, "listen")
     rc, out, err = ctl(s, "reload")
     assert rc == 0 and "listen" not in out, (rc, out, err)
@@ -298,14 +288,14 @@ def test_reload_socket_activation_listen():
 def test_reload_relative_pidfile():
     """A daemon started with a relative pidfile is in / when SIGHUP
     re-reads it: it must not take that for a changed pidfile."""
-    d = opslib.tempdir("ctlpid")
+    d = ops.tempdir("ctlpid")
     os.chmod(d, 0o755)
     conf = _conf(os.path.join(d, "t.conf"), "pidfile = rel.pid\n"
-                 "listen = 127.0.0.1:%d\n" % opslib.free_port())
-    path = tnlib.control_path()
-    rc, out, err = opslib.run([tnlib.TALKNETD, "-c", conf, "--control", path]
-                              + tnlib.LIFT_LIMITS, cwd=d,
-                              env={"TMPDIR": d})
+                 "listen = 127.0.0.1:%d\n" % tntest.free_port())
+    path = tntest.control_path()
+    rc, out, err = ops.run([tntest.TALKNETD, "-c", conf, "--control", path]
+                           + tntest.LIFT_LIMITS, cwd=d,
+                           env={"TMPDIR": d})
     assert rc == 0, (rc, err)
     pidfile = os.path.join(d, "rel.pid")
     pid = int(open(pidfile).read())
@@ -316,15 +306,15 @@ def test_reload_relative_pidfile():
         assert "restart" not in out, out
     finally:
         os.kill(pid, signal.SIGTERM)
-        tnlib.wait_until(lambda: not opslib.alive(pid), 10,
-                         what="the daemon to stop")
+        tntest.wait_until(lambda: not tntest.pid_alive(pid), 10,
+                          what="the daemon to stop")
     assert not os.path.exists(path), "the control socket was left behind"
 
 
 def test_sigusr1_logs_stats():
     """SIGUSR1 logs the stats line; the master lives and serves."""
-    s = tnlib.Server()
-    a, b = tnlib.connect_users(s, "a", "b")
+    s = tntest.Server()
+    a, b = tntest.connect_users(s, "a", "b")
     os.kill(s.pid, signal.SIGUSR1)
     s.wait_log(r"info: stats: uptime=\d+ clients=2 identified=2 .*"
                r"hub_restarts=0 .*hits_max_clients=0")
@@ -338,7 +328,7 @@ def test_sigusr1_logs_stats():
 def test_no_daemon():
     """No daemon: a clear error and exit 1, for a missing socket and for
     a stale one nobody listens on."""
-    d = opslib.tempdir("ctlnone")
+    d = ops.tempdir("ctlnone")
     rc, out, err = ctl(os.path.join(d, "nothing"), "show", "stats")
     assert rc == 1 and "no talknetd is running" in err, (rc, err)
     stale = os.path.join(d, "stale")
@@ -352,15 +342,15 @@ def test_no_daemon():
 def test_stale_socket_replaced_and_live_one_kept():
     """A daemon takes over a stale socket at its path, but an explicit
     path another live daemon answers on is a startup error."""
-    d = opslib.tempdir("ctlstale")
+    d = ops.tempdir("ctlstale")
     path = os.path.join(d, "ctl")
     u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     u.bind(path)
     u.close()
-    s = tnlib.Server("--control", path)
+    s = tntest.Server("--control", path)
     assert ctl(s, "show", "stats")[0] == 0
-    rc, out, err = opslib.run([tnlib.TALKNETD, "-f", "-l", "127.0.0.1:0",
-                               "--control", path], timeout=10)
+    rc, out, err = ops.run([tntest.TALKNETD, "-f", "-l", "127.0.0.1:0",
+                            "--control", path], timeout=10)
     assert rc == 1 and "another program answers" in err, (rc, err)
     assert ctl(s, "show", "stats")[0] == 0
 
@@ -372,11 +362,11 @@ def test_bad_invocation():
                   ["-s"]):
         argv = [TALKNETCTL] + words
         if not os.access(TALKNETCTL, os.X_OK):
-            raise tnlib.Skip("no talknetctl")
-        rc, out, err = opslib.run(argv)
+            raise tntest.Skip("no talknetctl")
+        rc, out, err = ops.run(argv)
         assert rc == 2, (words, rc, err)
         assert "usage: talknetctl" in err, (words, err)
-    rc, out, err = opslib.run([TALKNETCTL, "-h"])
+    rc, out, err = ops.run([TALKNETCTL, "-h"])
     assert rc == 0 and "show users" in out
 
 
@@ -384,8 +374,8 @@ def test_refused_uid():
     """A uid that is neither root nor the daemon's user: the socket's
     mode keeps it out; past the mode, the daemon refuses it by
     SO_PEERCRED and logs its uid and pid."""
-    uid, gid = _nobody()
-    s = tnlib.Server()
+    uid, gid = ops.nobody_ids()
+    s = tntest.Server()
     st = os.stat(s.control)
     assert stat.S_IMODE(st.st_mode) == 0o660, oct(st.st_mode)
     os.chmod(os.path.dirname(s.control), 0o755)
@@ -402,9 +392,9 @@ def test_refused_uid():
 def test_daemon_user():
     """A daemon run with -u nobody: its socket belongs to nobody, and
     both root and nobody may use it."""
-    uid, gid = _nobody()
-    s = tnlib.Server("-u", "nobody")
-    a = tnlib.Client(s)
+    uid, gid = ops.nobody_ids()
+    s = tntest.Server("-u", "nobody")
+    a = tntest.Client(s)
     a.identify("a")
     st = os.stat(s.control)
     assert st.st_uid == uid, st
@@ -419,8 +409,8 @@ def test_hostile_control_clients():
     """Peers that connect and never send, send garbage or an oversized
     frame, or ask and never read, 20 at once: chat and talknetctl go on
     throughout, and the bad ones are closed with a logged reason."""
-    s = tnlib.Server()
-    alice, bob = tnlib.connect_users(s, "alice", "bob")
+    s = tntest.Server()
+    alice, bob = tntest.connect_users(s, "alice", "bob")
     idle = [raw_conn(s) for _ in range(20)]
     # talknetctl still gets in: idle peers make room for it.
     t0 = time.monotonic()
@@ -468,8 +458,8 @@ def test_big_answer_never_read():
     that never read it: the master makes it a slice at a time and goes
     on serving chat; after a second without progress a stalled peer
     makes room, so talknetctl gets the whole answer too."""
-    s = tnlib.Server("--max-room", "250", "--max-rooms", "2000")
-    users = tnlib.connect_users(s, *["u%d" % i for i in range(8)])
+    s = tntest.Server("--max-room", "250", "--max-rooms", "2000")
+    users = tntest.connect_users(s, *["u%d" % i for i in range(8)])
     for i, u in enumerate(users):
         for r in range(150):
             u.send(req("NEW_ROOM", roomname="%d-%03d-" % (i, r) + "x" * 240))
@@ -498,15 +488,15 @@ def test_big_answer_never_read():
 
 def test_hub_restart_counted():
     """show stats counts hub restarts, and its counters survive one."""
-    s = tnlib.Server()
-    a, b = tnlib.connect_users(s, "a", "b")
+    s = tntest.Server()
+    a, b = tntest.connect_users(s, "a", "b")
     a.send(req("PUBLIC_TEXT", text="x"))
     b.expect(public_from("a", "x"))
     before = stats(s)
     hub = s.hub_pid()
     os.kill(hub, signal.SIGKILL)
-    tnlib.wait_until(lambda: [p for p in s.titled("talknetd: hub")
-                              if p != hub], 10, what="a new hub")
+    tntest.wait_until(lambda: [p for p in s.titled("talknetd: hub")
+                               if p != hub], 10, what="a new hub")
     st = stats(s)
     assert st["hub_restarts"] == 1, st
     assert st["messages_in"] >= before["messages_in"], (before, st)
@@ -515,11 +505,11 @@ def test_hub_restart_counted():
 def test_idle_peer_times_out():
     """A peer that sends nothing is closed after the idle timeout, with
     a log line (the timeout is 10 s: one peer, one wait)."""
-    s = tnlib.Server()
+    s = tntest.Server()
     c = raw_conn(s)
     assert closed_soon(c, 15), "an idle control peer was never closed"
     s.wait_log(r"sent no request in time")
 
 
 if __name__ == "__main__":
-    opslib.main(globals())
+    tntest.main(globals())

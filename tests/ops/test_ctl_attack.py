@@ -6,7 +6,6 @@ a chat round trip keeps working."""
 
 import json
 import os
-import pwd
 import signal
 import socket
 import struct
@@ -15,14 +14,15 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
-from tnlib import req, disconnected, public_from  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
+from tntest import req, disconnected, public_from  # noqa: E402
 from test_ctl import TALKNETCTL, ctl, ctl_json, frame, raw_conn  # noqa
 from test_ctl import closed_soon  # noqa: E402
 
-T = opslib.TIMEOUT
+T = tntest.TIMEOUT
 
 
 def ctl_bytes(s, *words):
@@ -44,27 +44,33 @@ def round_trip(s, a, b, text):
     assert s.alive()
 
 
+def bob_gone_carol_talks(s, alice, bob):
+    """bob is gone and alice was told; a newcomer, carol, talks with
+    alice."""
+    alice.expect(disconnected("bob"))
+    bob.expect_closed(allow_lines=True)
+    carol = tntest.Client(s)
+    carol.identify("carol")
+    alice.expect(tntest.new_user("carol"))
+    round_trip(s, alice, carol, "after")
+
+
 def test_kick_during_hub_restart():
     """The hub is killed, then bob kicked at once: talknetctl says to
     try again (exit 1).  Kicked again as soon as the new hub runs, bob
     is gone for everyone; never "kicked" while bob stays."""
-    s = tnlib.Server()
-    alice, bob = tnlib.connect_users(s, "alice", "bob")
+    s = tntest.Server()
+    alice, bob = tntest.connect_users(s, "alice", "bob")
     hub = s.hub_pid()
     os.kill(hub, signal.SIGKILL)
     rc, out, err = ctl(s, "kick", "bob")
     if rc != 0:
         assert rc == 1 and "try again" in err, (rc, out, err)
-        tnlib.wait_until(lambda: [p for p in s.titled("talknetd: hub")
-                                  if p != hub], T, what="a new hub")
+        tntest.wait_until(lambda: [p for p in s.titled("talknetd: hub")
+                                   if p != hub], T, what="a new hub")
         rc, out, err = ctl(s, "kick", "bob")
     assert rc == 0 and "kicked bob" in out, (rc, out, err)
-    alice.expect(disconnected("bob"))
-    bob.expect_closed(allow_lines=True)
-    carol = tnlib.Client(s)
-    carol.identify("carol")
-    alice.expect(tnlib.new_user("carol"))
-    round_trip(s, alice, carol, "after")
+    bob_gone_carol_talks(s, alice, bob)
 
 
 def test_kick_while_worker_away():
@@ -73,8 +79,8 @@ def test_kick_while_worker_away():
     bob goes, alice sees it, and the hub lives on past the kick's
     deadline (5 s): no second restart (it freed the detached conn while
     it was still on the deadline list)."""
-    s = tnlib.Server()
-    alice, bob = tnlib.connect_users(s, "alice", "bob")
+    s = tntest.Server()
+    alice, bob = tntest.connect_users(s, "alice", "bob")
     wpid = s.worker_pid(bob)
     hub = s.hub_pid()
     os.kill(wpid, signal.SIGSTOP)
@@ -91,9 +97,9 @@ def test_kick_while_worker_away():
     time.sleep(6)
     assert stats_of(s)["hub_restarts"] == 1, s.log
     assert s.hub_pid() == newhub
-    carol = tnlib.Client(s)
+    carol = tntest.Client(s)
     carol.identify("carol")
-    alice.expect(tnlib.new_user("carol"))
+    alice.expect(tntest.new_user("carol"))
     round_trip(s, alice, carol, "after")
 
 
@@ -102,11 +108,11 @@ def test_hostile_names_text_and_json():
     backslashes, bidi overrides, zero-width and wide characters.  --json
     parses and gives them back byte for byte; the text table prints no
     raw bidi or format control, so a name cannot pass for another."""
-    s = tnlib.Server()
+    s = tntest.Server()
     names = ['q"uo\\te', "\u202enimda", "a\u2066b\u2069", "zw\u200bsp",
              "\u00e9\u4e2d\U0001f600"]
-    users = tnlib.connect_users(s, *names)
-    tnlib.make_room(users[0], 'r"\\\u202e', members=users[1:2])
+    users = tntest.connect_users(s, *names)
+    tntest.make_room(users[0], 'r"\\\u202e', members=users[1:2])
     data = ctl_json(s, "show", "users")["data"]
     assert sorted(u["name"] for u in data) == sorted(names), data
     rooms = ctl_json(s, "show", "rooms")["data"]
@@ -127,10 +133,10 @@ def test_reload_error_not_utf8():
     """A config line with bytes that are not UTF-8 (an 8-bit CSI, 0x9b)
     is quoted back by a refused reload: talknetctl prints it escaped,
     and --json stays valid JSON."""
-    d = opslib.tempdir("ctlbadutf8")
+    d = ops.tempdir("ctlbadutf8")
     conf = os.path.join(d, "t.conf")
-    opslib.write_file(conf, "max-line = 2048\n")
-    s = tnlib.Server("-c", conf)
+    ops.write_file(conf, "max-line = 2048\n")
+    s = tntest.Server("-c", conf)
     with open(conf, "wb") as f:
         f.write(b"max-line = \x9b31m\xff\n")
     rc, out, err = ctl_bytes(s, "reload")
@@ -140,15 +146,15 @@ def test_reload_error_not_utf8():
     assert rc == 1, (rc, out, err)
     ans = json.loads(out.decode("utf-8"))
     assert ans["ok"] is False and "t.conf:1" in ans["message"][0], ans
-    a, b = tnlib.connect_users(s, "a", "b")
+    a, b = tntest.connect_users(s, "a", "b")
     round_trip(s, a, b, "fine")
 
 
 def test_kick_reason_hostile():
     """A 4 KiB reason full of escapes and newlines: the kick works, the
     log line is one line, escaped, and bounded."""
-    s = tnlib.Server()
-    alice, bob = tnlib.connect_users(s, "alice", "bob")
+    s = tntest.Server()
+    alice, bob = tntest.connect_users(s, "alice", "bob")
     reason = ("\x1b[2J\x1b]0;pwn\x07\nfake: line\r" * 200)[:4000]
     rc, out, err = ctl(s, "kick", "bob", reason)
     assert rc == 0 and "kicked bob" in out, (rc, out, err)
@@ -162,9 +168,9 @@ def test_kick_reason_hostile():
     # Too long for one request: talknetctl says so, exit 2.
     rc, out, err = ctl(s, "kick", "alice", "x" * 5000)
     assert rc == 2 and "too long" in err, (rc, out, err)
-    bob2 = tnlib.Client(s)
+    bob2 = tntest.Client(s)
     bob2.identify("bob")
-    alice.expect(tnlib.new_user("bob"))
+    alice.expect(tntest.new_user("bob"))
     round_trip(s, alice, bob2, "back")
 
 
@@ -183,8 +189,8 @@ def test_kick_twice_at_once():
     """Four kicks of one user before the hub reads the first (it is
     stopped): the user goes once, one answer says "kicked" and the
     master logs one kick; the others are refused."""
-    s = tnlib.Server()
-    alice, bob = tnlib.connect_users(s, "alice", "bob")
+    s = tntest.Server()
+    alice, bob = tntest.connect_users(s, "alice", "bob")
     hub = s.hub_pid()
     os.kill(hub, signal.SIGSTOP)
     try:
@@ -198,17 +204,12 @@ def test_kick_twice_at_once():
     assert len(ok) == 1, answers
     assert all(b"being kicked already" in a for a in answers
                if a not in ok), answers
-    alice.expect(disconnected("bob"))
-    bob.expect_closed(allow_lines=True)
-    carol = tnlib.Client(s)
-    carol.identify("carol")
-    alice.expect(tnlib.new_user("carol"))
-    round_trip(s, alice, carol, "after")
+    bob_gone_carol_talks(s, alice, bob)
     assert len([x for x in s.log if "kicked bob by" in x]) == 1, s.log
     # bob again, a new identification: kicked at once, not "already".
-    bob = tnlib.Client(s)
+    bob = tntest.Client(s)
     bob.identify("bob")
-    alice.expect(tnlib.new_user("bob"))
+    alice.expect(tntest.new_user("bob"))
     rc, out, err = ctl(s, "kick", "bob")
     assert rc == 0 and "kicked bob" in out, (rc, out, err)
     alice.expect(disconnected("bob"))
@@ -218,8 +219,8 @@ def test_frames_byte_by_byte_and_pipelined():
     """A request split byte by byte with pauses is answered; requests
     pipelined on one connection get one answer then a close; a peer
     that closes mid-answer costs nothing."""
-    s = tnlib.Server()
-    alice, bob = tnlib.connect_users(s, "alice", "bob")
+    s = tntest.Server()
+    alice, bob = tntest.connect_users(s, "alice", "bob")
     c = raw_conn(s)
     for byte in frame([b"show", b"stats"]):
         c.sendall(bytes([byte]))
@@ -249,27 +250,27 @@ def test_relative_control_path_daemon():
     """--control ctl (relative) in daemon mode: the socket is where
     talknetd started, talknetctl reaches it there, and SIGTERM removes
     it, although the daemon runs in "/" by then."""
-    opslib.become_subreaper()
-    d = opslib.tempdir("ctlrel")
+    ops.become_subreaper()
+    d = ops.tempdir("ctlrel")
     pidfile = os.path.join(d, "tn.pid")
-    rc, out, err = opslib.run([opslib.TALKNETD, "-l", "127.0.0.1:0", "-p",
-                               "tn.pid", "--control", "ctl"], cwd=d,
+    rc, out, err = ops.run([tntest.TALKNETD, "-l", "127.0.0.1:0", "-p",
+                            "tn.pid", "--control", "ctl"], cwd=d,
                               env={"TMPDIR": d})
     assert rc == 0, (rc, out, err)
     pid = int(open(pidfile).read().strip())
     kids = []
     try:
-        kids = opslib.tree_pids(pid)
+        kids = tntest.tree_pids(pid)
         path = os.path.join(d, "ctl")
         assert os.path.exists(path), os.listdir(d)
         rc, out, err = ctl(path, "show", "stats")
         assert rc == 0 and "uptime" in out, (rc, out, err)
         os.kill(pid, signal.SIGTERM)
-        assert opslib.reap(pid, T) is not None, "the daemon did not stop"
+        assert ops.reap(pid, T) is not None, "the daemon did not stop"
         assert not os.path.exists(path), "the control socket was left"
     finally:
-        if opslib.alive(pid) and opslib.is_talknetd(pid):
-            opslib.kill_tree(pid, kids)
+        if tntest.pid_alive(pid) and tntest.is_talknetd(pid):
+            ops.kill_tree(pid, kids)
 
 
 # Runs in a private mount namespace with its own /run (a tmpfs), so the
@@ -297,14 +298,10 @@ def test_default_dir_under_umask_077():
     """talknetd -u nobody started under "umask 077" with the default
     path: /run/talknetd is made 0755 all the same, so nobody (the
     daemon's user, as the man page says) reaches its socket."""
-    if os.geteuid() != 0:
-        raise tnlib.Skip("needs root")
-    try:
-        pw = pwd.getpwnam("nobody")
-    except KeyError:
-        raise tnlib.Skip("no user 'nobody'")
-    d = opslib.tempdir("ctlumask")
-    env = dict(os.environ, TALKNETD=opslib.TALKNETD, TALKNETCTL=TALKNETCTL,
+    ops.need_root()
+    pw = ops.nobody()
+    d = ops.tempdir("ctlumask")
+    env = dict(os.environ, TALKNETD=tntest.TALKNETD, TALKNETCTL=TALKNETCTL,
                LOG=os.path.join(d, "log"))
     try:
         p = subprocess.run(["unshare", "-m", "sh", "-c",
@@ -312,11 +309,11 @@ def test_default_dir_under_umask_077():
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE)
     except FileNotFoundError:
-        raise tnlib.Skip("no unshare")
+        raise tntest.Skip("no unshare")
     out = p.stdout.decode()
     if p.returncode == 77 or "Operation not permitted" in \
             p.stderr.decode():
-        raise tnlib.Skip("no private mount namespace here")
+        raise tntest.Skip("no private mount namespace here")
     lines = out.splitlines()
     assert len(lines) == 3, (out, p.stderr, open(env["LOG"]).read())
     assert lines[0] == "755 root", out
@@ -349,8 +346,8 @@ def gdb_exchange(pid, path, request):
              "while $i < $n && $i < 4096",
              "printf \"byte=%d\\n\", *($m + 4096 + $i)",
              "set $i = $i + 1", "end"]
-    script = os.path.join(opslib.tempdir("ctlgdb"), "cmds")
-    opslib.write_file(script, "\n".join(cmds) + "\n")
+    script = os.path.join(ops.tempdir("ctlgdb"), "cmds")
+    ops.write_file(script, "\n".join(cmds) + "\n")
     argv = ["gdb", "-q", "-nx", "-batch", "-p", str(pid), "-x", script]
     try:
         p = subprocess.run(argv, stdin=subprocess.DEVNULL,
@@ -378,12 +375,12 @@ def test_compromised_worker_refused():
     """A worker runs as the daemon's user, and its filter allows AF_UNIX
     connects: one taken over (here through gdb) that connects to the
     control socket is refused, by pid, and cannot kick."""
-    s = tnlib.Server()
-    alice, bob = tnlib.connect_users(s, "alice", "bob")
+    s = tntest.Server()
+    alice, bob = tntest.connect_users(s, "alice", "bob")
     wpid = s.worker_pid(bob)
     ans = gdb_exchange(wpid, s.control, frame([b"kick", b"alice"]))
     if ans is None:
-        raise tnlib.Skip("gdb cannot drive a worker here")
+        raise tntest.Skip("gdb cannot drive a worker here")
     assert b"permission denied" in ans and b"kicked" not in ans, ans
     s.wait_log(r"control: pid %d, talknetd's own worker, refused" % wpid)
     round_trip(s, alice, bob, "still here")
@@ -395,8 +392,8 @@ def test_kick_client_that_reads_nothing():
     """bob reads nothing and has a backlog; with --stall-timeout 0
     nothing else would close him.  A kick closes his connection all the
     same, within the hub's grace (5 s), not never."""
-    s = tnlib.Server("--stall-timeout", "0", "--rate-limit", "0")
-    alice = tnlib.Client(s)
+    s = tntest.Server("--stall-timeout", "0", "--rate-limit", "0")
+    alice = tntest.Client(s)
     alice.identify("alice")
     # A small receive buffer set before connect, so the window is small
     # from the start (shrinking it later may lose the connection).
@@ -405,7 +402,7 @@ def test_kick_client_that_reads_nothing():
     bob.settimeout(T)
     bob.connect(("127.0.0.1", s.port))
     bob.sendall(b'{"type":"IDENTIFY","username":"bob"}\n')
-    alice.expect(tnlib.new_user("bob"))
+    alice.expect(tntest.new_user("bob"))
     for _ in range(40):
         alice.send(req("PUBLIC_TEXT", text="x" * 60000))
     def backlog():
@@ -417,20 +414,20 @@ def test_kick_client_that_reads_nothing():
         b, last[0] = last[0], backlog()
         time.sleep(0.3)
         return b > 0 and b == last[0]
-    tnlib.wait_until(stuck, T, what="a backlog for bob that stays")
+    tntest.wait_until(stuck, T, what="a backlog for bob that stays")
     t0 = time.monotonic()
     rc, out, err = ctl(s, "kick", "bob")
     assert rc == 0, (rc, out, err)
     alice.expect(disconnected("bob"))
-    tnlib.wait_until(lambda: ctl_json(s, "show", "stats")["data"]
-                     ["clients"] == 1, 12, interval=0.2,
-                     what="bob's connection closed")
+    tntest.wait_until(lambda: ctl_json(s, "show", "stats")["data"]
+                      ["clients"] == 1, 12, interval=0.2,
+                      what="bob's connection closed")
     assert time.monotonic() - t0 < 12
     s.wait_log(r"kicked, and its client took nothing in time")
     bob.close()
-    carol = tnlib.Client(s)
+    carol = tntest.Client(s)
     carol.identify("carol")
-    alice.expect(tnlib.new_user("carol"))
+    alice.expect(tntest.new_user("carol"))
     round_trip(s, alice, carol, "after")
 
 
@@ -439,9 +436,9 @@ def test_control_path_taken():
     directory, a dangling symlink, or another program's live socket:
     talknetd refuses to start (exit 1) naming the path, and leaves each
     as it was: no chmod or chown through a symlink, nothing removed."""
-    d = opslib.tempdir("ctltaken")
+    d = ops.tempdir("ctltaken")
     victim = os.path.join(d, "victim")
-    opslib.write_file(victim, "keep\n")
+    ops.write_file(victim, "keep\n")
     os.chmod(victim, 0o600)
     os.mkdir(os.path.join(d, "dir"))
     os.symlink(victim, os.path.join(d, "lfile"))
@@ -453,8 +450,8 @@ def test_control_path_taken():
         for name in ("victim", "lfile", "dir", "dangling", "other"):
             path = os.path.join(d, name)
             before = os.lstat(path)
-            rc, out, err = opslib.run([opslib.TALKNETD, "-f", "-l",
-                                       "127.0.0.1:0", "--control", path],
+            rc, out, err = ops.run([tntest.TALKNETD, "-f", "-l",
+                                    "127.0.0.1:0", "--control", path],
                                       timeout=T)
             assert rc == 1 and "control socket %s" % path in err, \
                 (name, rc, err)
@@ -478,38 +475,34 @@ def test_control_path_swapped_after_bind():
     there by strace), the socket is moved away and a symlink to a 0600
     file put in its place.  talknetd -u nobody must not chmod or chown
     that file through the symlink: it refuses to start (exit 1)."""
-    if os.geteuid() != 0:
-        raise tnlib.Skip("needs root")
-    try:
-        nobody = pwd.getpwnam("nobody")
-    except KeyError:
-        raise tnlib.Skip("no user 'nobody'")
-    d = opslib.tempdir("ctlswap")
+    ops.need_root()
+    nobody = ops.nobody()
+    d = ops.tempdir("ctlswap")
     pub = os.path.join(d, "pub")
     os.mkdir(pub)
     os.chmod(pub, 0o777)        # writable by all, not sticky
     victim = os.path.join(d, "victim")
-    opslib.write_file(victim, "keep\n")
+    ops.write_file(victim, "keep\n")
     os.chmod(victim, 0o600)
     path = os.path.join(pub, "ctl")
     argv = ["strace", "-o", "/dev/null", "-e", "trace=bind",
             "-e", "inject=bind:delay_exit=700000",
-            opslib.TALKNETD, "-f", "-u", "nobody", "-l", "127.0.0.1:0",
+            tntest.TALKNETD, "-f", "-u", "nobody", "-l", "127.0.0.1:0",
             "--control", path]
     try:
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
-        raise tnlib.Skip("no strace")
+        raise tntest.Skip("no strace")
     try:
         deadline = time.monotonic() + T
         while not os.path.lexists(path) and p.poll() is None and \
                 time.monotonic() < deadline:
             time.sleep(0.005)
         if not os.path.lexists(path):
-            raise tnlib.Skip("strace cannot hold bind here: %r"
-                             % p.stderr.read(300) if p.poll() is not None
-                             else "no socket")
+            raise tntest.Skip("strace cannot hold bind here: %r"
+                              % p.stderr.read(300) if p.poll() is not None
+                              else "no socket")
         os.rename(path, path + ".moved")
         os.symlink(victim, path)
         try:
@@ -527,9 +520,9 @@ def test_control_path_swapped_after_bind():
     finally:
         # strace's child is the daemon: stop it (and its own) first.
         if p.poll() is None:
-            for k in tnlib.children_of(p.pid):
-                if opslib.is_talknetd(k):
-                    opslib.kill_tree(k, opslib.tree_pids(k))
+            for k in tntest.children_of(p.pid):
+                if tntest.is_talknetd(k):
+                    ops.kill_tree(k, tntest.tree_pids(k))
                     break
             try:
                 p.wait(timeout=T)
@@ -542,7 +535,7 @@ def test_show_while_clients_churn():
     """show users, rooms and stats while 6 threads connect, identify,
     make rooms and quit in a loop, next to 200 idle clients: every
     answer is whole, valid JSON with sane rows, and the master stays."""
-    s = tnlib.Server()      # 1000 clients: room for workers still closing
+    s = tntest.Server()      # 1000 clients: room for workers still closing
     idle = []
     for i in range(200):
         c = socket.create_connection(("127.0.0.1", s.port), timeout=T)
@@ -599,12 +592,12 @@ def test_show_while_clients_churn():
     assert n > 3, n
     # The idle clients' DISCONNECTED would reach alice before bob's
     # NEW_USER: wait until the table has let every one of them go.
-    tnlib.wait_until(lambda: stats_of(s)["clients"] == 0,
-                     tnlib.START_TIMEOUT, interval=0.05,
-                     what="the idle clients to be gone")
-    alice, bob = tnlib.connect_users(s, "alice", "bob")
+    tntest.wait_until(lambda: stats_of(s)["clients"] == 0,
+                      tntest.START_TIMEOUT, interval=0.05,
+                      what="the idle clients to be gone")
+    alice, bob = tntest.connect_users(s, "alice", "bob")
     round_trip(s, alice, bob, "after the churn")
 
 
 if __name__ == "__main__":
-    opslib.main(globals())
+    tntest.main(globals())

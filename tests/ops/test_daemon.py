@@ -9,13 +9,14 @@ import signal
 import socket
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
-from tnlib import new_user  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
+from tntest import new_user  # noqa: E402
 
-T = opslib.TIMEOUT
-SUBREAPER = opslib.become_subreaper()
+T = tntest.TIMEOUT
+SUBREAPER = ops.become_subreaper()
 
 
 class Daemon:
@@ -23,18 +24,18 @@ class Daemon:
     stop() always ends it (and the processes it started), by pid."""
 
     def __init__(self, *opts, tag="daemon"):
-        self.dir = opslib.tempdir(tag)
+        self.dir = ops.tempdir(tag)
         self.pidfile = os.path.join(self.dir, "tn.pid")
-        self.argv = [opslib.TALKNETD, "-p", self.pidfile] + \
-            tnlib.control_opts(opts) + list(opts)
+        self.argv = [tntest.TALKNETD, "-p", self.pidfile] + \
+            tntest.control_opts(opts) + list(opts)
         self.pid = None
         self.kids = []
 
     def start(self):
         """Runs the starting process to its end: (status, stdout, stderr)."""
         # TMPDIR puts the hub's run directory where we can check it.
-        rc, out, err = opslib.run(self.argv, env={"TMPDIR": self.dir})
-        probs = opslib.sanitizer_problems(out + err)
+        rc, out, err = ops.run(self.argv, env={"TMPDIR": self.dir})
+        probs = tntest.sanitizer_problems(out + err)
         assert not probs, "sanitizer report from the starting process: " \
             "%s" % err
         if os.path.exists(self.pidfile):
@@ -44,18 +45,18 @@ class Daemon:
         return rc, out, err
 
     def port(self):
-        ports = tnlib.wait_until(lambda: opslib.listening_ports(self.pid),
-                                 T, what="a listening socket of the daemon")
+        ports = tntest.wait_until(lambda: tntest.listening_ports(self.pid),
+                                  T, what="a listening socket of the daemon")
         assert len(ports) == 1, ports
         return ports.pop()
 
     def stop(self):
-        if self.pid is not None and opslib.alive(self.pid) and \
-                opslib.is_talknetd(self.pid):
-            opslib.kill_tree(self.pid, opslib.tree_pids(self.pid))
+        if self.pid is not None and tntest.pid_alive(self.pid) and \
+                tntest.is_talknetd(self.pid):
+            ops.kill_tree(self.pid, tntest.tree_pids(self.pid))
         for k in self.kids:
-            if opslib.alive(k) and opslib.is_talknetd(k):
-                opslib.kill_tree(k)
+            if tntest.pid_alive(k) and tntest.is_talknetd(k):
+                ops.kill_tree(k)
 
 
 def test_daemon_with_pidfile():
@@ -72,9 +73,9 @@ def test_daemon_with_pidfile():
             "pidfile holds %r" % text
         pid = int(text)
         assert d.pid == pid
-        assert opslib.alive(pid), "no process %d" % pid
-        assert tnlib.proc_title(pid) == "talknetd: master", \
-            tnlib.proc_title(pid)
+        assert tntest.pid_alive(pid), "no process %d" % pid
+        assert tntest.proc_title(pid) == "talknetd: master", \
+            tntest.proc_title(pid)
         # Detached: its own session, cwd /, stdio on /dev/null.
         with open("/proc/%d/stat" % pid) as f:
             st = f.read()
@@ -83,44 +84,44 @@ def test_daemon_with_pidfile():
         assert sid == pid, "session %d, expected setsid (%d)" % (sid, pid)
         assert os.readlink("/proc/%d/cwd" % pid) == "/", \
             os.readlink("/proc/%d/cwd" % pid)
-        fds = opslib.fd_targets(pid)
+        fds = tntest.fd_targets(pid)
         for fd in (0, 1, 2):
             assert fds.get(fd) == "/dev/null", \
                 "fd %d of the daemon is %r" % (fd, fds.get(fd))
         # Exit 0 meant "listening": the first connection gets in at once.
         port = d.port()
-        a = tnlib.Client(port)
+        a = tntest.Client(port)
         a.identify("daemon1")
-        b = tnlib.Client(port)
+        b = tntest.Client(port)
         b.identify("daemon2")
         a.expect(new_user("daemon2"))
-        kids = opslib.tree_pids(pid)
+        kids = tntest.tree_pids(pid)
         assert len(kids) == 3, "expected the hub and 2 workers, got %r" \
-            % [(k, tnlib.proc_title(k)) for k in kids]
-        shm = opslib.shm_path(pid)
-        assert opslib.shm_mapped(pid), \
+            % [(k, tntest.proc_title(k)) for k in kids]
+        shm = tntest.shm_path(pid)
+        assert tntest.shm_mapped(pid), \
             "the daemon does not map its table, or %s is still there" % shm
         rundirs = [n for n in os.listdir(d.dir) if n.startswith("talknetd.")]
         assert len(rundirs) == 1, os.listdir(d.dir)
 
         # A second instance with the same pidfile is refused.
-        rc2, out2, err2 = opslib.run(d.argv)
+        rc2, out2, err2 = ops.run(d.argv)
         assert rc2 == 1, "second instance: exit %r, stderr %r" % (rc2, err2)
         assert "already running as pid %d" % pid in err2, err2
         assert open(d.pidfile).read() == text, "the pidfile changed"
-        assert opslib.alive(pid)
-        a.send(tnlib.req("PUBLIC_TEXT", text="still here"))
-        b.expect(tnlib.public_from("daemon1", "still here"))
+        assert tntest.pid_alive(pid)
+        a.send(tntest.req("PUBLIC_TEXT", text="still here"))
+        b.expect(tntest.public_from("daemon1", "still here"))
 
         # SIGTERM: exit 0, the clients get EOF, nothing is left.
         os.kill(pid, signal.SIGTERM)
         a.expect_closed(timeout=5)
         b.expect_closed(timeout=5)
-        status = opslib.reap(pid, 6)
+        status = ops.reap(pid, 6)
         assert status is not None, "daemon still running 6 s after SIGTERM"
         if SUBREAPER:
             assert status == 0, "daemon exit status %r" % status
-        left = [k for k in kids if opslib.alive(k)]
+        left = [k for k in kids if tntest.pid_alive(k)]
         assert not left, "left behind: %r" % left
         assert not os.path.exists(d.pidfile), "pidfile not removed"
         assert not os.path.exists(shm), "%s not removed" % shm
@@ -134,20 +135,20 @@ def test_second_instance_pidfile_from_config_file():
     """The pidfile key of the config file works like -p."""
     d = Daemon("-l", "127.0.0.1:0")
     conf = os.path.join(d.dir, "talknetd.conf")
-    opslib.write_file(conf, "pidfile = %s\nlisten = 127.0.0.1:0\n"
-                      % d.pidfile)
-    d.argv = [opslib.TALKNETD, "-c", conf] + tnlib.control_opts([])
+    ops.write_file(conf, "pidfile = %s\nlisten = 127.0.0.1:0\n"
+                   % d.pidfile)
+    d.argv = [tntest.TALKNETD, "-c", conf] + tntest.control_opts([])
     try:
         rc, out, err = d.start()
         assert rc == 0, "exit %r, stderr %r" % (rc, err)
-        assert d.pid and opslib.alive(d.pid)
-        rc2, out2, err2 = opslib.run(d.argv + ["-f"])
+        assert d.pid and tntest.pid_alive(d.pid)
+        rc2, out2, err2 = ops.run(d.argv + ["-f"])
         assert rc2 == 1, "second instance (-f): exit %r, stderr %r" \
             % (rc2, err2)
         assert "already running as pid %d" % d.pid in err2, err2
-        tnlib.Client(d.port()).identify("conf")
+        tntest.Client(d.port()).identify("conf")
         os.kill(d.pid, signal.SIGTERM)
-        assert opslib.reap(d.pid, 6) is not None
+        assert ops.reap(d.pid, 6) is not None
         assert not os.path.exists(d.pidfile)
     finally:
         d.stop()
@@ -162,7 +163,7 @@ def test_cannot_bind_exits_nonzero():
         hold.bind(("127.0.0.1", 0))
         hold.listen(1)
         port = hold.getsockname()[1]
-        before = set(tnlib.all_pids())
+        before = set(tntest.all_pids())
         d = Daemon("-l", "127.0.0.1:%d" % port)
         rc, out, err = d.start()
         assert rc != 0, "starting process exited 0 though the port was " \
@@ -172,10 +173,10 @@ def test_cannot_bind_exits_nonzero():
         # Other tests (make -j, other users of the machine) start their
         # own talknetd meanwhile: as subreaper, a daemon that detached
         # from the starting process is still ours to find.
-        mine = set(opslib.tree_pids(os.getpid())) if SUBREAPER \
-            else set(tnlib.all_pids())
+        mine = set(tntest.tree_pids(os.getpid())) if SUBREAPER \
+            else set(tntest.all_pids())
         new = [p for p in mine - before
-               if opslib.alive(p) and opslib.is_talknetd(p)]
+               if tntest.pid_alive(p) and tntest.is_talknetd(p)]
         d.kids = new
         assert not new, "talknetd processes left: %r" % new
     finally:
@@ -193,8 +194,8 @@ def test_bad_config_fails_before_detaching():
         assert rc == 64, "exit %r, stderr %r" % (rc, err)
         assert "--max-line" in err, err
         conf = os.path.join(d.dir, "bad.conf")
-        opslib.write_file(conf, "listen = 127.0.0.1:0\nmax-lines = 9\n")
-        d.argv = [opslib.TALKNETD, "-c", conf] + tnlib.control_opts([]) + tnlib.control_opts([])
+        ops.write_file(conf, "listen = 127.0.0.1:0\nmax-lines = 9\n")
+        d.argv = [tntest.TALKNETD, "-c", conf] + tntest.control_opts([]) + tntest.control_opts([])
         rc, out, err = d.start()
         assert rc == 1, "exit %r, stderr %r" % (rc, err)
         assert err == "talknetd: %s:2: max-lines: unknown key\n" % conf, err
@@ -204,4 +205,4 @@ def test_bad_config_fails_before_detaching():
 
 
 if __name__ == "__main__":
-    opslib.main(globals())
+    tntest.main(globals())

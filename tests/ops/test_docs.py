@@ -10,9 +10,10 @@ import shutil
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -36,7 +37,7 @@ def _options():
 
 
 def _help():
-    rc, out, err = opslib.run([opslib.TALKNETD, "--help"])
+    rc, out, err = ops.run([tntest.TALKNETD, "--help"])
     assert rc == 0, (rc, err)
     return out
 
@@ -155,14 +156,14 @@ def test_man_page_exit_status_is_true():
     item = item[:item.index("\n.It ")]
     assert "64" in item, "the -n item does not say a bad option exits " \
         "64:\n%s" % item
-    rc, out, err = opslib.run([opslib.TALKNETD, "-n", "--max-clients", "x"])
+    rc, out, err = ops.run([tntest.TALKNETD, "-n", "--max-clients", "x"])
     assert rc == 64, (rc, err)
-    rc, out, err = opslib.run([opslib.TALKNETD, "-n", "--no-such-option"])
+    rc, out, err = ops.run([tntest.TALKNETD, "-n", "--no-such-option"])
     assert rc == 64, (rc, err)
-    d = opslib.tempdir("docs")
+    d = ops.tempdir("docs")
     bad = os.path.join(d, "bad.conf")
-    opslib.write_file(bad, "max-clients = x\n")
-    rc, out, err = opslib.run([opslib.TALKNETD, "-n", "-c", bad])
+    ops.write_file(bad, "max-clients = x\n")
+    rc, out, err = ops.run([tntest.TALKNETD, "-n", "-c", bad])
     assert rc == 1, (rc, err)
 
 
@@ -209,7 +210,7 @@ def test_readme_nc_script_runs_as_shown():
     """The README's "nc -q 1" line, run as it stands against a server,
     prints what the README shows under it."""
     if not shutil.which("nc"):
-        raise tnlib.Skip("nc is not installed")
+        raise tntest.Skip("nc is not installed")
     readme = _read("README.md").splitlines()
     at = [i for i, x in enumerate(readme) if "| nc -q 1 " in x]
     assert len(at) == 1, "no single nc -q 1 line in the README"
@@ -221,7 +222,7 @@ def test_readme_nc_script_runs_as_shown():
         if not x.startswith("    "):
             break
         shown.append(x.strip())
-    s = tnlib.Server()
+    s = tntest.Server()
     cmd = cmd[2:].replace(" 8001", " %d" % s.port)
     p = subprocess.run(["sh", "-c", cmd], stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -232,4 +233,4 @@ def test_readme_nc_script_runs_as_shown():
 
 
 if __name__ == "__main__":
-    opslib.main(globals())
+    tntest.main(globals())

@@ -10,18 +10,19 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
 
-T = opslib.TIMEOUT
+T = tntest.TIMEOUT
 
 
 def _rundirs(d):
     return sorted(n for n in os.listdir(d) if n.startswith("talknetd."))
 
 
-class NamedServer(opslib.EnvServer):
+class NamedServer(tntest.EnvServer):
     """talknetd started through a link of another name (a packager's
     "chatd", or exec -a): its titles read "chatd: master"."""
 
@@ -40,20 +41,20 @@ class NamedServer(opslib.EnvServer):
 # "talknetd", so a second daemon removed a live one's hub socket, and the
 # first daemon accepted nobody from then on.
 def test_live_daemon_under_another_name_keeps_its_run_directory():
-    d = opslib.tempdir("name")
+    d = ops.tempdir("name")
     link = os.path.join(d, "chatd")
-    os.symlink(opslib.TALKNETD, link)
+    os.symlink(tntest.TALKNETD, link)
     a = NamedServer(link, env={"TMPDIR": d})
     a.wait_log(r"hub started")
     mine = _rundirs(d)
     assert len(mine) == 1, os.listdir(d)
-    b = opslib.EnvServer(env={"TMPDIR": d})
+    b = tntest.EnvServer(env={"TMPDIR": d})
     b.wait_log(r"hub started")
     assert mine[0] in _rundirs(d), "a live daemon's run directory was " \
         "removed: %s" % b.log_text()
     assert "removed" not in b.log_text(), b.log_text()
     # Still served: a new worker reaches the hub through its socket.
-    c = tnlib.identify_new(a, "still")
+    c = tntest.identify_new(a, "still")
     assert c.local_port
     # And its own exit still removes it.
     a.stop()
@@ -74,7 +75,7 @@ def _start_with_mask(d, block, pending):
         signal.pthread_sigmask(signal.SIG_BLOCK, set(block))
         for sig in pending:
             os.kill(os.getpid(), sig)
-    p = subprocess.Popen([opslib.TALKNETD, "-f", "-l", "127.0.0.1:0",
+    p = subprocess.Popen([tntest.TALKNETD, "-f", "-l", "127.0.0.1:0",
                           "-p", pf, "--control", ctl],
                          env=dict(os.environ, TMPDIR=tmp),
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -84,8 +85,8 @@ def _start_with_mask(d, block, pending):
 
 def _kill_tree(p):
     """SIGKILL to p and its descendants, each by pid."""
-    for k in opslib.tree_pids(p.pid) + [p.pid]:
-        if opslib.alive(k):
+    for k in tntest.tree_pids(p.pid) + [p.pid]:
+        if tntest.pid_alive(k):
             os.kill(k, signal.SIGKILL)
 
 
@@ -102,7 +103,7 @@ def _finish(p, timeout):
 
 def _early_sigterm():
     """One start with a SIGTERM waiting: its seconds to exit."""
-    d = opslib.tempdir("early")
+    d = ops.tempdir("early")
     t0 = time.monotonic()
     p, pf, ctl, tmp = _start_with_mask(d, [signal.SIGTERM],
                                        [signal.SIGTERM])
@@ -118,7 +119,7 @@ def _early_sigterm():
 def _plain_start_stop():
     """A start, "hub started", then SIGTERM: the run's baseline."""
     t0 = time.monotonic()
-    s = opslib.EnvServer()
+    s = tntest.EnvServer()
     s.wait_log(r"hub started")
     s.stop()
     return time.monotonic() - t0
@@ -141,12 +142,12 @@ def test_sigterm_during_start_up_cleans_up():
 # Failed before master_signals_release: a master started with SIGHUP
 # blocked never reloaded, and with SIGTERM blocked never stopped.
 def test_signals_blocked_by_the_starter_still_reach_the_master():
-    d = opslib.tempdir("mask")
+    d = ops.tempdir("mask")
     p, pf, ctl, tmp = _start_with_mask(
         d, [signal.SIGHUP, signal.SIGTERM, signal.SIGUSR1], [])
     try:
-        tnlib.wait_until(lambda: os.listdir(tmp), T * 2,
-                         what="the run directory")
+        tntest.wait_until(lambda: os.listdir(tmp), T * 2,
+                          what="the run directory")
         time.sleep(0.2)
         os.kill(p.pid, signal.SIGUSR1)
         time.sleep(0.2)
@@ -165,4 +166,4 @@ def test_signals_blocked_by_the_starter_still_reach_the_master():
 
 
 if __name__ == "__main__":
-    opslib.main(globals())
+    tntest.main(globals())

@@ -6,27 +6,17 @@ root and a 'nobody' user (skips otherwise), but for the check that -u
 fails closed without root, which runs as any user."""
 
 import os
-import pwd
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
-from tnlib import req, new_user  # noqa: E402
-
-
-def _nobody():
-    if os.geteuid() != 0:
-        raise tnlib.Skip("needs root")
-    try:
-        pw = pwd.getpwnam("nobody")
-    except KeyError:
-        raise tnlib.Skip("no user 'nobody'")
-    return pw.pw_uid, pw.pw_gid
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
+from tntest import req, new_user  # noqa: E402
 
 
 def _ids(pid):
-    st = opslib.proc_status(pid)
+    st = tntest.proc_status(pid)
     assert st is not None, "process %d is gone" % pid
     return ([int(x) for x in st["Uid"].split()],
             [int(x) for x in st["Gid"].split()],
@@ -48,20 +38,20 @@ def _check_dropped(pid, uid, gid, what):
 
 
 def test_hub_and_workers_run_as_nobody():
-    uid, gid = _nobody()
-    s = tnlib.Server("-u", "nobody")
-    a = tnlib.Client(s)
+    uid, gid = ops.nobody_ids()
+    s = tntest.Server("-u", "nobody")
+    a = tntest.Client(s)
     a.identify("anna")
-    b = tnlib.Client(s)
+    b = tntest.Client(s)
     b.identify("ben")
     a.expect(new_user("ben"))
-    unident = tnlib.Client(s)
+    unident = tntest.Client(s)
     # Chat works across processes that run as nobody.
     a.send(req("TEXT", username="ben", text="hi ben"))
-    b.expect(tnlib.text_from("anna", "hi ben"))
-    tnlib.make_room(a, "den", members=[b])
+    b.expect(tntest.text_from("anna", "hi ben"))
+    tntest.make_room(a, "den", members=[b])
     b.send(req("ROOM_TEXT", roomname="den", text="in the den"))
-    a.expect(tnlib.room_text_from("den", "ben", "in the den"))
+    a.expect(tntest.room_text_from("den", "ben", "in the den"))
     assert a.users() == {"anna": "ACTIVE", "ben": "ACTIVE"}
 
     hub = s.hub_pid()
@@ -74,7 +64,7 @@ def test_hub_and_workers_run_as_nobody():
     assert mgids[0] == 0, "master Gid %r" % mgids
     assert "running as root" not in s.log_text(), s.log_text()
     # A worker forked later runs as nobody too.
-    c = tnlib.Client(s)
+    c = tntest.Client(s)
     c.identify("cleo")
     _check_dropped(s.worker_pid(c), uid, gid, "late worker")
     assert s.terminate() == 0
@@ -85,12 +75,12 @@ def test_worker_fds_and_read_only_table():
     socket on which it tells the master its client is closed, the
     two ends of its send pipe and its epoll set, and nothing else; its
     mapping of the table is read-only."""
-    _nobody()
-    s = tnlib.Server("-u", "nobody")
-    a = tnlib.Client(s)
+    ops.nobody_ids()
+    s = tntest.Server("-u", "nobody")
+    a = tntest.Client(s)
     a.identify("fds")
     w = s.worker_pid(a)
-    fds = opslib.fd_targets(w)
+    fds = tntest.fd_targets(w)
     extra = {fd: t for fd, t in fds.items() if fd > 2}
     socks = [t for t in extra.values() if t.startswith("socket:")]
     pipes = [t for t in extra.values() if t.startswith("pipe:")]
@@ -103,7 +93,7 @@ def test_worker_fds_and_read_only_table():
         "worker %d fds beyond stdio: %r (expected the client socket, " \
         "the hub channel, the release socket, both ends of one " \
         "pipe and one epoll set)" % (w, extra)
-    shm = opslib.shm_path(s.pid)
+    shm = tntest.shm_path(s.pid)
     with open("/proc/%d/maps" % w) as f:
         maps = [line.split() for line in f if shm in line]
     assert maps, "worker %d has no mapping of %s" % (w, shm)
@@ -116,9 +106,8 @@ def test_worker_fds_and_read_only_table():
 
 def test_root_without_user_warns():
     """Running as root without -u logs a warning."""
-    if os.geteuid() != 0:
-        raise tnlib.Skip("needs root")
-    s = tnlib.Server()
+    ops.need_root()
+    s = tntest.Server()
     s.wait_log(r"warning: .*running as root")
 
 
@@ -126,7 +115,7 @@ def test_user_option_needs_root():
     """-u USER when not started as root fails closed, exit 1 (run as
     nobody from here when the tests run as root, as they are otherwise)."""
     if os.geteuid() == 0:
-        uid, gid = _nobody()
+        uid, gid = ops.nobody_ids()
 
         def as_nobody():
             os.setgroups([])
@@ -134,19 +123,19 @@ def test_user_option_needs_root():
             os.setuid(uid)
     else:
         as_nobody = None
-    rc, out, err = opslib.run([opslib.TALKNETD, "-V"], preexec_fn=as_nobody)
+    rc, out, err = ops.run([tntest.TALKNETD, "-V"], preexec_fn=as_nobody)
     if rc != 0:
-        raise tnlib.Skip("nobody cannot run %s" % opslib.TALKNETD)
-    d = opslib.tempdir("notroot")
+        raise tntest.Skip("nobody cannot run %s" % tntest.TALKNETD)
+    d = ops.tempdir("notroot")
     os.chmod(d, 0o777)
-    rc, out, err = opslib.run([opslib.TALKNETD, "-f", "-u", "nobody", "-l",
-                               "127.0.0.1:0"], preexec_fn=as_nobody,
+    rc, out, err = ops.run([tntest.TALKNETD, "-f", "-u", "nobody", "-l",
+                            "127.0.0.1:0"], preexec_fn=as_nobody,
                               env={"TMPDIR": d})
     assert rc == 1, "exit %r, stderr %r" % (rc, err)
     assert "needs talknetd to start as root" in err, err
-    assert not opslib.sanitizer_problems(err), err
+    assert not tntest.sanitizer_problems(err), err
     assert os.listdir(d) == [], "left behind: %r" % os.listdir(d)
 
 
 if __name__ == "__main__":
-    opslib.main(globals())
+    tntest.main(globals())

@@ -15,12 +15,13 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
-from tnlib import req, resp, new_user, LIFT_LIMITS  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402,F401  (C locale, clean-up)
+import tntest  # noqa: E402
+from tntest import req, resp, new_user, LIFT_LIMITS  # noqa: E402
 
-T = opslib.TIMEOUT
+T = tntest.TIMEOUT
 
 
 class Gdb:
@@ -29,7 +30,7 @@ class Gdb:
 
     def __init__(self, pid, setup, after):
         if shutil.which("gdb") is None:
-            raise tnlib.Skip("gdb is not installed")
+            raise tntest.Skip("gdb is not installed")
         argv = ["gdb", "-nx", "-q", "-batch", "-p", str(pid),
                 "-ex", "set pagination off",
                 "-ex", "set confirm off"]
@@ -41,7 +42,7 @@ class Gdb:
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT)
-        tnlib._ctx.procs.append(self.p)
+        tntest.ctx().procs.append(self.p)
         self.out = b""
         self._wait_for(b"READY", 30)
 
@@ -68,21 +69,21 @@ class Gdb:
 
 
 def _new_hub(s, old):
-    return tnlib.wait_until(lambda: [p for p in s.titled("talknetd: hub")
-                                     if p != old], 10, what="a new hub")[0]
+    return tntest.wait_until(lambda: [p for p in s.titled("talknetd: hub")
+                                      if p != old], 10, what="a new hub")[0]
 
 
 def test_hub_killed_inside_an_identify():
     """The hub dies after it named the row, before it stored the
     request's seq.  The restarted hub finishes that IDENTIFY: the client
     gets SUCCESS, the others NEW_USER, and nobody is dropped."""
-    s = tnlib.Server(*LIFT_LIMITS)
-    anna = tnlib.identify_new(s, "anna")
-    bob = tnlib.Client(s)
+    s = tntest.Server(*LIFT_LIMITS)
+    anna = tntest.identify_new(s, "anna")
+    bob = tntest.Client(s)
     hub = s.hub_pid()
     # bob's worker is on the hub already (HELLO, WELCOME) before gdb.
-    tnlib.wait_until(lambda: "hello, row" in s.log_text() or
-                     s.worker_pid(bob), T)
+    tntest.wait_until(lambda: "hello, row" in s.log_text() or
+                      s.worker_pid(bob), T)
     g = Gdb(hub, ["break shm_user_identify"], ["finish", "kill"])
     bob.send(req("IDENTIFY", username="bob"))
     g.wait()
@@ -102,12 +103,12 @@ def test_hub_killed_before_a_new_worker_was_welcomed():
     WELCOME and the answer left.  The worker does not know its row; the
     restarted hub finds it by the worker's pid.  The client gets SUCCESS
     for its own name (not USER_ALREADY_EXISTS), and no ghost is listed."""
-    s = tnlib.Server(*LIFT_LIMITS)
-    anna = tnlib.identify_new(s, "anna")
+    s = tntest.Server(*LIFT_LIMITS)
+    anna = tntest.identify_new(s, "anna")
     hub = s.hub_pid()
     g = Gdb(hub, ["break shm_user_identify"],
             ["break writev", "continue", "kill"])
-    bob = tnlib.Client(s)
+    bob = tntest.Client(s)
     bob.send(req("IDENTIFY", username="bob"))
     g.wait()
     _new_hub(s, hub)
@@ -120,15 +121,15 @@ def test_hub_killed_before_a_new_worker_was_welcomed():
         c.send(req("USERS"))
         got = c.recv()
         assert got["users"] == {"anna": "ACTIVE", "bob": "ACTIVE"}, got
-    tnlib.expect_nothing(bob)
+    tntest.expect_nothing(bob)
 
 
 def test_sigterm_just_before_the_wait_is_not_missed():
     """SIGTERM lands after the worker looked at its stop flag and before
     it sleeps in its wait.  The worker must still see it at once: flush,
     close its client and exit (it used to sleep until SIGKILL)."""
-    s = tnlib.Server(*LIFT_LIMITS)
-    c = tnlib.identify_new(s, "sleepy")
+    s = tntest.Server(*LIFT_LIMITS)
+    c = tntest.identify_new(s, "sleepy")
     w = s.worker_pid(c)
     g = Gdb(w, ["handle SIGTERM nostop noprint pass",
                 "break poll", "break ppoll", "break epoll_pwait"],
@@ -136,10 +137,10 @@ def test_sigterm_just_before_the_wait_is_not_missed():
     # Wake the worker: it loops once and stops at its wait.
     c.send(b" ")
     g.wait()
-    tnlib.wait_until(lambda: not tnlib.pid_alive(w), 3,
-                     what="the worker to exit on SIGTERM")
+    tntest.wait_until(lambda: not tntest.pid_alive(w), 3,
+                      what="the worker to exit on SIGTERM")
     c.expect_closed(timeout=T)
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

@@ -8,15 +8,15 @@ master only (prlimit), so the hub and the workers already there keep
 theirs."""
 
 import os
-import pwd
 import resource
 import shutil
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
 
 SPIN_CPU_S = 0.3      # master CPU allowed over a 1 s refusal window
 
@@ -30,7 +30,7 @@ def _cpu_s(pid):
 
 def _fds(pid):
     """The fd numbers pid has open."""
-    return set(opslib.fd_targets(pid))
+    return set(tntest.fd_targets(pid))
 
 
 def _soft_limit(pid, name):
@@ -46,7 +46,7 @@ def _identified(s, name):
     """A new client identified as name, and the seconds that took: the
     same run's measure of how fast this machine serves a connection."""
     t0 = time.monotonic()
-    c = tnlib.Client(s)
+    c = tntest.Client(s)
     c.identify(name)
     return c, time.monotonic() - t0
 
@@ -61,13 +61,13 @@ def _refused_then_served(s, limit, restore, what, base):
     limit()
     refused = []
     for _ in range(3):
-        c = tnlib.Client(s)
+        c = tntest.Client(s)
         c.expect_closed(timeout=5)
         refused.append(c)
     # A client that keeps trying costs the master little: it pauses.
     end = time.monotonic() + 1.0
     while time.monotonic() < end:
-        c = tnlib.Client(s)
+        c = tntest.Client(s)
         c.expect_closed(timeout=5)
     cpu = _cpu_s(s.pid) - cpu0
     assert cpu < SPIN_CPU_S * (time.monotonic() - t0), \
@@ -83,14 +83,14 @@ def _refused_then_served(s, limit, restore, what, base):
 
 
 def test_out_of_fds_refuses_politely_and_resumes():
-    s = tnlib.Server()
+    s = tntest.Server()
     a, base = _identified(s, "anna")
     pid = s.pid
     soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
     # The master closes its copy of anna's socket just after the fork;
     # count its fds only then, or the limit would leave that one free.
-    tnlib.wait_until(lambda: not tnlib._socket_holders(
-        [pid], tnlib._port_of(s), a.local_port), 5,
+    tntest.wait_until(lambda: not tntest.socket_holders(
+        [pid], tntest.port_of(s), a.local_port), 5,
         what="the master to close its copy of the client's socket")
     # The next fd the master would take is the lowest free number;
     # capping the limit there makes accept4 fail with EMFILE.
@@ -107,7 +107,7 @@ def test_out_of_fds_refuses_politely_and_resumes():
     s.wait_log(r"connection from 127\.0\.0\.1:\d+ refused: out of file "
                r"descriptors")
     # Whoever was already connected never noticed.
-    a.expect(tnlib.new_user("back"))
+    a.expect(tntest.new_user("back"))
     assert a.users() == {"anna": "ACTIVE", "back": "ACTIVE"}
     assert _fds(pid) == used, "master fds %r, were %r" % (_fds(pid), used)
     assert s.terminate() == 0
@@ -116,15 +116,12 @@ def test_out_of_fds_refuses_politely_and_resumes():
 def _nobody():
     """uid and gid of nobody, when this test may run a master as nobody."""
     if os.geteuid() != 0:
-        raise tnlib.Skip("needs root (RLIMIT_NPROC does not bind root, so "
-                         "the master runs as nobody)")
+        raise tntest.Skip("needs root (RLIMIT_NPROC does not bind root, so "
+                          "the master runs as nobody)")
     for tool in ("setpriv", "prlimit"):
         if shutil.which(tool) is None:
-            raise tnlib.Skip("%s not found (util-linux)" % tool)
-    try:
-        pw = pwd.getpwnam("nobody")
-    except KeyError:
-        raise tnlib.Skip("no user 'nobody'")
+            raise tntest.Skip("%s not found (util-linux)" % tool)
+    pw = ops.nobody()
     return pw.pw_uid, pw.pw_gid
 
 
@@ -134,7 +131,7 @@ def _as(uid, gid):
             "--clear-groups", "--"]
 
 
-class NobodyServer(tnlib.Server):
+class NobodyServer(tntest.Server):
     """A talknetd whose master itself runs as nobody."""
 
     def __init__(self, uid, gid, *opts):
@@ -148,15 +145,15 @@ class NobodyServer(tnlib.Server):
 def _set_nproc(uid, gid, pid, soft):
     """Sets pid's soft RLIMIT_NPROC.  As nobody: root here may lack
     CAP_SYS_RESOURCE, and an owner may always set its own soft limit."""
-    st = opslib.run(_as(uid, gid) + ["prlimit", "--pid", str(pid),
-                                     "--nproc=%s:" % soft])
+    st = ops.run(_as(uid, gid) + ["prlimit", "--pid", str(pid),
+                                  "--nproc=%s:" % soft])
     assert st[0] == 0, "prlimit failed: %r" % (st,)
 
 
 def test_fork_failure_refuses_politely_and_resumes():
     uid, gid = _nobody()
-    if opslib.run(_as(uid, gid) + ["test", "-x", tnlib.TALKNETD])[0] != 0:
-        raise tnlib.Skip("nobody cannot run %s" % tnlib.TALKNETD)
+    if ops.run(_as(uid, gid) + ["test", "-x", tntest.TALKNETD])[0] != 0:
+        raise tntest.Skip("nobody cannot run %s" % tntest.TALKNETD)
     s = NobodyServer(uid, gid)
     a, base = _identified(s, "anna")
     pid = s.pid
@@ -175,12 +172,12 @@ def test_fork_failure_refuses_politely_and_resumes():
     _refused_then_served(s, limit, restore, "fork", base)
     s.wait_log(r"connection from 127\.0\.0\.1:\d+ refused: fork: "
                r"Resource temporarily unavailable")
-    a.expect(tnlib.new_user("back"))
+    a.expect(tntest.new_user("back"))
     assert a.users() == {"anna": "ACTIVE", "back": "ACTIVE"}
     assert s.terminate() == 0
 
 
-class LimitedServer(tnlib.Server):
+class LimitedServer(tntest.Server):
     """A talknetd started with a given RLIMIT_NOFILE."""
 
     def __init__(self, soft, hard, *opts):
@@ -197,10 +194,10 @@ class LimitedServer(tnlib.Server):
 
 def test_fd_limit_raised_for_max_clients_or_warned():
     if shutil.which("prlimit") is None:
-        raise tnlib.Skip("prlimit not found (util-linux)")
+        raise tntest.Skip("prlimit not found (util-linux)")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 1100:
-        raise tnlib.Skip("hard open files limit %d is too low" % hard)
+        raise tntest.Skip("hard open files limit %d is too low" % hard)
     # A soft limit below what --max-clients needs is raised (the hub
     # inherits it), up to the hard limit.
     s = LimitedServer(256, hard, "--max-clients", "1000")
@@ -213,10 +210,10 @@ def test_fd_limit_raised_for_max_clients_or_warned():
     s = LimitedServer(256, 512, "--max-clients", "1000")
     s.wait_log(r"warning: open files limit 512 is below the 1064 that "
                r"--max-clients 1000 needs")
-    a = tnlib.Client(s)
+    a = tntest.Client(s)
     a.identify("anna")
     assert s.terminate() == 0
 
 
 if __name__ == "__main__":
-    opslib.main(globals())
+    tntest.main(globals())

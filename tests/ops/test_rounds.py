@@ -16,26 +16,27 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
-from tnlib import (req, new_user, disconnected, public_from,  # noqa: E402
-                   text_from)
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
+from tntest import (req, new_user, disconnected, public_from,  # noqa: E402
+                    text_from)
 
-T = opslib.TIMEOUT
+T = tntest.TIMEOUT
 
 
 def _need_root():
     """Skips unless root: the hub is not dumpable."""
     if os.geteuid() != 0:
-        raise tnlib.Skip("needs root to watch the non-dumpable hub")
+        raise tntest.Skip("needs root to watch the non-dumpable hub")
 
 
 def _strace_start(pid, out):
     """Attaches strace to pid (reads and writevs, into out); returns the
     process once it says it is attached."""
     if shutil.which("strace") is None:
-        raise tnlib.Skip("strace is not installed")
+        raise tntest.Skip("strace is not installed")
     p = subprocess.Popen(["strace", "-p", str(pid), "-e",
                           "trace=read,writev", "-s", "256", "-o", out],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -44,7 +45,7 @@ def _strace_start(pid, out):
     if "attached" not in line:
         p.kill()
         p.wait(T)
-        raise tnlib.Skip("strace could not attach: %r" % line)
+        raise tntest.Skip("strace could not attach: %r" % line)
     return p
 
 
@@ -81,17 +82,17 @@ def test_requester_written_first():
     before the broadcast the same request causes: the first channel the
     hub writes after reading the request is the requester's."""
     _need_root()
-    s = tnlib.Server("--max-clients-per-ip", "0", "--rate-limit", "0")
+    s = tntest.Server("--max-clients-per-ip", "0", "--rate-limit", "0")
     observers = []
     for i in range(8):
-        c = tnlib.Client(s)
+        c = tntest.Client(s)
         c.identify("obs%d" % i)
         observers.append(c)
     for i, c in enumerate(observers):
         for k in range(i + 1, len(observers)):
             c.expect(new_user("obs%d" % k))
-    joiner = tnlib.Client(s)
-    out = os.path.join(opslib.tempdir("rounds"), "hub.trace")
+    joiner = tntest.Client(s)
+    out = os.path.join(ops.tempdir("rounds"), "hub.trace")
     st = _strace_start(s.hub_pid(), out)
     try:
         joiner.identify("zeta")
@@ -143,11 +144,11 @@ def test_one_write_per_worker_per_round():
     channel one write, not forty: the hub is stopped while 40 senders
     send, and continued."""
     _need_root()
-    s = tnlib.Server("--max-clients-per-ip", "0", "--rate-limit", "0")
+    s = tntest.Server("--max-clients-per-ip", "0", "--rate-limit", "0")
     nsend, nobs = 40, 20
     clients = []
     for i in range(nsend + nobs):
-        c = tnlib.Client(s)
+        c = tntest.Client(s)
         c.identify("u%d" % i)
         clients.append(c)
     names = ["u%d" % i for i in range(len(clients))]
@@ -189,13 +190,13 @@ def test_burst_memory_given_back():
     the queue's pages went back, the heap it shares with the master
     was never written."""
     _need_root()
-    s = tnlib.Server("--max-clients-per-ip", "0", "--rate-limit", "0",
-                     "--send-buffer", "4096")
-    sender = tnlib.Client(s)
+    s = tntest.Server("--max-clients-per-ip", "0", "--rate-limit", "0",
+                      "--send-buffer", "4096")
+    sender = tntest.Client(s)
     sender.identify("sender")
-    slow = tnlib.Client(s, rcvbuf=4096)
+    slow = tntest.Client(s, rcvbuf=4096)
     slow.identify("slow")
-    twin = tnlib.Client(s)
+    twin = tntest.Client(s)
     twin.identify("twin")
     for c in (sender, slow):
         c.drain()
@@ -214,4 +215,4 @@ def test_burst_memory_given_back():
 
 
 if __name__ == "__main__":
-    opslib.main(globals())
+    tntest.main(globals())

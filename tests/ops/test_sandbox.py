@@ -17,10 +17,11 @@ import re
 import shutil
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
-from tnlib import req, new_user  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
+from tntest import req, new_user  # noqa: E402
 
 NOT_BUILT = "built without seccomp"
 
@@ -29,29 +30,29 @@ def _skip_unless_sandboxed(s):
     """Skips when the daemon says its workers are not sandboxed."""
     text = s.log_text()
     if NOT_BUILT in text:
-        raise tnlib.Skip("talknetd was built --without-seccomp")
+        raise tntest.Skip("talknetd was built --without-seccomp")
     if "running under valgrind" in text:
-        raise tnlib.Skip("talknetd runs under valgrind: no filter")
+        raise tntest.Skip("talknetd runs under valgrind: no filter")
 
 
 def _status(pid, key):
-    st = opslib.proc_status(pid)
+    st = tntest.proc_status(pid)
     assert st is not None, "process %d is gone" % pid
     return st.get(key)
 
 
 def _wait_filtered(pid):
     """The worker loads its filter once set up: wait for it (bounded)."""
-    tnlib.wait_until(lambda: _status(pid, "Seccomp") == "2", opslib.TIMEOUT,
-                     what=lambda: "worker %d to show Seccomp 2 (has %r)"
-                     % (pid, _status(pid, "Seccomp")))
+    tntest.wait_until(lambda: _status(pid, "Seccomp") == "2", tntest.TIMEOUT,
+                      what=lambda: "worker %d to show Seccomp 2 (has %r)"
+                      % (pid, _status(pid, "Seccomp")))
 
 
 def _shm_lines(pid, master_pid):
     """The lines of /proc/PID/maps that map the master's table."""
     with open("/proc/%d/maps" % pid) as f:
         return [line.rstrip("\n") for line in f
-                if opslib.shm_path(master_pid) in line]
+                if tntest.shm_path(master_pid) in line]
 
 
 def test_worker_runs_filtered():
@@ -59,18 +60,18 @@ def test_worker_runs_filtered():
     identified client's worker and an unidentified one; the hub and the
     master are not filtered.  No worker holds a descriptor of the table,
     and its name is gone while the daemon runs: only mappings remain."""
-    s = tnlib.Server()
+    s = tntest.Server()
     _skip_unless_sandboxed(s)
-    a = tnlib.Client(s)
+    a = tntest.Client(s)
     a.identify("anna")
-    b = tnlib.Client(s)
+    b = tntest.Client(s)
     for c, what in ((a, "identified"), (b, "unidentified")):
         w = s.worker_pid(c)
         _wait_filtered(w)
         assert _status(w, "NoNewPrivs") == "1", \
             "%s worker %d: NoNewPrivs %r" % (what, w, _status(w,
                                                               "NoNewPrivs"))
-        fds = opslib.fd_targets(w)
+        fds = tntest.fd_targets(w)
         shm = [t for t in fds.values() if t.startswith("/dev/shm")]
         assert not shm, "%s worker %d holds %r" % (what, w, shm)
         maps = _shm_lines(w, s.pid)
@@ -79,13 +80,13 @@ def test_worker_runs_filtered():
     for pid, what in ((s.hub_pid(), "hub"), (s.pid, "master")):
         assert _status(pid, "Seccomp") == "0", \
             "%s %d: Seccomp %r" % (what, pid, _status(pid, "Seccomp"))
-    assert not os.path.exists(opslib.shm_path(s.pid)), \
-        "%s exists while the daemon runs" % opslib.shm_path(s.pid)
+    assert not os.path.exists(tntest.shm_path(s.pid)), \
+        "%s exists while the daemon runs" % tntest.shm_path(s.pid)
     # Filtered workers still serve their clients.
     b.identify("ben")
     a.expect(new_user("ben"))
     a.send(req("TEXT", username="ben", text="filtered"))
-    b.expect(tnlib.text_from("anna", "filtered"))
+    b.expect(tntest.text_from("anna", "filtered"))
     assert a.users() == {"anna": "ACTIVE", "ben": "ACTIVE"}
 
 
@@ -111,7 +112,7 @@ def _probe(master, hub, worker, uid):
         finally:
             os.close(fd)
 
-    name = opslib.shm_path(master)
+    name = tntest.shm_path(master)
     attempt("shm_rdwr", lambda: os.close(os.open(name, os.O_RDWR)))
     attempt("shm_rdonly", lambda: os.close(os.open(name, os.O_RDONLY)))
     out["shm_ours"] = [n for n in os.listdir("/dev/shm")
@@ -161,7 +162,7 @@ def _probe_as(uid, gid, *pids):
 def _free_uid():
     """A uid no account and no process has: ours alone for the test."""
     used = set()
-    for p in tnlib.all_pids():
+    for p in tntest.all_pids():
         try:
             used.add(os.stat("/proc/%d" % p).st_uid)
         except OSError:
@@ -174,10 +175,10 @@ def _free_uid():
             pass
         if uid not in used:
             return uid
-    raise tnlib.Skip("no free uid")
+    raise tntest.Skip("no free uid")
 
 
-class UidServer(tnlib.Server):
+class UidServer(tntest.Server):
     """talknetd -f -l 127.0.0.1:0, without -u, run as uid:gid by
     setpriv (which execs it in its own pid)."""
 
@@ -199,28 +200,28 @@ def test_same_uid_cannot_reach_table():
     through /proc, and cannot ptrace the hub; their /proc entries
     belong to root (not dumpable)."""
     if os.geteuid() != 0:
-        raise tnlib.Skip("needs root to run the daemon as another uid")
+        raise tntest.Skip("needs root to run the daemon as another uid")
     if shutil.which("setpriv") is None:
-        raise tnlib.Skip("setpriv is not installed")
+        raise tntest.Skip("setpriv is not installed")
     uid = _free_uid()
     gid = uid
-    d = opslib.tempdir("sandbox-uid")
+    d = ops.tempdir("sandbox-uid")
     os.chown(d, uid, gid)
-    rc, _, err = opslib.run(["setpriv", "--reuid=%d" % uid,
-                             "--regid=%d" % gid, "--clear-groups",
-                             opslib.TALKNETD, "-V"])
+    rc, _, err = ops.run(["setpriv", "--reuid=%d" % uid,
+                          "--regid=%d" % gid, "--clear-groups",
+                          tntest.TALKNETD, "-V"])
     if rc != 0:
-        raise tnlib.Skip("uid %d cannot run %s: %s" % (uid, opslib.TALKNETD,
+        raise tntest.Skip("uid %d cannot run %s: %s" % (uid, tntest.TALKNETD,
                                                       err.strip()))
     s = UidServer(uid, gid, d)
-    a = tnlib.Client(s)
+    a = tntest.Client(s)
     a.identify("anna")
-    b = tnlib.Client(s)
+    b = tntest.Client(s)
     b.identify("ben")
     a.expect(new_user("ben"))
     hub, w = s.hub_pid(), s.worker_pid(a)
     for pid in (s.pid, hub, w):
-        st = opslib.proc_status(pid)
+        st = tntest.proc_status(pid)
         assert st["Uid"].split()[0] == str(uid), \
             "process %d runs as %r, not %d" % (pid, st["Uid"], uid)
 
@@ -245,7 +246,7 @@ def test_same_uid_cannot_reach_table():
         "PTRACE_ATTACH to the hub: %s" % got["hub_ptrace"]
     # Still serving.
     a.send(req("TEXT", username="ben", text="after the probe"))
-    b.expect(tnlib.text_from("anna", "after the probe"))
+    b.expect(tntest.text_from("anna", "after the probe"))
 
 
 def test_forbidden_call_kills_only_that_worker():
@@ -254,27 +255,27 @@ def test_forbidden_call_kills_only_that_worker():
     that by name, the others are told DISCONNECTED, and everyone else
     keeps chatting with the same hub."""
     if os.geteuid() != 0:
-        raise tnlib.Skip("needs root to ptrace a non-dumpable worker")
+        raise tntest.Skip("needs root to ptrace a non-dumpable worker")
     gdb = shutil.which("gdb")
     if gdb is None:
-        raise tnlib.Skip("gdb is not installed")
-    s = tnlib.Server()
+        raise tntest.Skip("gdb is not installed")
+    s = tntest.Server()
     _skip_unless_sandboxed(s)
-    a = tnlib.Client(s)
+    a = tntest.Client(s)
     a.identify("anna")
-    b = tnlib.Client(s)
+    b = tntest.Client(s)
     b.identify("ben")
     a.expect(new_user("ben"))
-    m = tnlib.Client(s)
+    m = tntest.Client(s)
     m.identify("mallory")
     a.expect(new_user("mallory"))
     b.expect(new_user("mallory"))
-    tnlib.make_room(a, "den", members=[b, m])
+    tntest.make_room(a, "den", members=[b, m])
     hub = s.hub_pid()
     victim = s.worker_pid(m)
     _wait_filtered(victim)
     # kill(master, 0): SYS_kill is 62 on x86_64; elsewhere ask gdb.
-    rc, out, err = opslib.run(
+    rc, out, err = ops.run(
         [gdb, "-nx", "-batch", "-p", str(victim),
          "-ex", "call (long)syscall(%s, %d, 0)"
          % ("62" if os.uname().machine == "x86_64" else "__NR_kill",
@@ -283,20 +284,20 @@ def test_forbidden_call_kills_only_that_worker():
                     % victim, timeout=10)
     assert m1.group(1) == "SYS", "worker %d died by SIG%s, not SIGSYS " \
         "(gdb said %r)" % (victim, m1.group(1), out[-500:] + err[-500:])
-    tnlib.wait_until(lambda: not opslib.alive(victim), opslib.TIMEOUT,
-                     what="the worker to be gone")
+    tntest.wait_until(lambda: not tntest.pid_alive(victim), tntest.TIMEOUT,
+                      what="the worker to be gone")
     m.expect_closed(allow_lines=True)
     for c in (a, b):
         got = c.drain(quiet=0.5)
-        assert tnlib.disconnected("mallory") in got, \
+        assert tntest.disconnected("mallory") in got, \
             "%r was not told mallory left: %r" % (c, got)
     # The others, the hub and the master go on.
-    assert s.alive() and opslib.alive(hub) and s.hub_pid() == hub
+    assert s.alive() and tntest.pid_alive(hub) and s.hub_pid() == hub
     a.send(req("TEXT", username="ben", text="still here"))
-    b.expect(tnlib.text_from("anna", "still here"))
+    b.expect(tntest.text_from("anna", "still here"))
     b.send(req("ROOM_TEXT", roomname="den", text="the den"))
-    a.expect(tnlib.room_text_from("den", "ben", "the den"))
-    c = tnlib.Client(s)
+    a.expect(tntest.room_text_from("den", "ben", "the den"))
+    c = tntest.Client(s)
     c.identify("mallory")
     a.expect(new_user("mallory"))
     assert a.users() == {"anna": "ACTIVE", "ben": "ACTIVE",
@@ -306,4 +307,4 @@ def test_forbidden_call_kills_only_that_worker():
 
 
 if __name__ == "__main__":
-    opslib.main(globals())
+    tntest.main(globals())

@@ -15,18 +15,19 @@ import struct
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
-from tnlib import req, resp  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
+from tntest import req, resp  # noqa: E402
 
-T = opslib.TIMEOUT
+T = tntest.TIMEOUT
 END_RE = (r"info: session (\S+) from 127\.0\.0\.1:%d ended: (.+?) after "
           r"(\d+)\.(\d) s, in (\d+) lines/(\d+) bytes, out (\d+) lines/"
           r"(\d+) bytes$")
 
 
-class Counted(tnlib.Client):
+class Counted(tntest.Client):
     """A client that counts what it sends: lines and bytes."""
 
     def __init__(self, server, **kw):
@@ -82,16 +83,16 @@ def no_raw_controls(s):
 # The identified line and each end reason
 
 def test_identified_and_quit():
-    s = tnlib.Server()
+    s = tntest.Server()
     a = Counted(s)
     a.identify("alice")
     s.wait_log(r"info: alice identified from 127\.0\.0\.1:%d$"
                % a.local_port)
     b = Counted(s)
     b.identify("bob")
-    a.expect(tnlib.new_user("bob"))
+    a.expect(tntest.new_user("bob"))
     a.send(req("PUBLIC_TEXT", text="hello all"))
-    b.expect(tnlib.public_from("alice", "hello all"))
+    b.expect(tntest.public_from("alice", "hello all"))
     a.send(req("DISCONNECT"))
     a.expect_closed(allow_lines=True)
     got = assert_end(s, a, "alice", "quit")
@@ -101,7 +102,7 @@ def test_identified_and_quit():
 
 
 def test_client_closed():
-    s = tnlib.Server()
+    s = tntest.Server()
     a = Counted(s)
     a.identify("carol")
     a.sock.shutdown(socket.SHUT_WR)
@@ -110,7 +111,7 @@ def test_client_closed():
 
 
 def test_invalid_message():
-    s = tnlib.Server()
+    s = tntest.Server()
     a = Counted(s)
     a.identify("dave")
     a.send(b"this is not json\n")
@@ -126,7 +127,7 @@ def test_invalid_message():
 
 
 def test_line_too_long():
-    s = tnlib.Server("--max-line", "100")
+    s = tntest.Server("--max-line", "100")
     a = Counted(s)
     a.identify("erin")
     a.send(b"x" * 300 + b"\n")
@@ -141,8 +142,8 @@ def test_limit_hits_reported():
     # With a burst of 1, each line after the first of the batch waits for
     # a token (3), and the first too if the batch was read before the
     # token came (4): each counts as held back by the rate limit, once.
-    s = tnlib.Server("--log-level", "debug", "--rate-limit", "20",
-                     "--rate-burst", "1")
+    s = tntest.Server("--log-level", "debug", "--rate-limit", "20",
+                      "--rate-burst", "1")
     a = Counted(s)
     a.identify("rita")
     a.send(compact_lines(req("USERS"), req("USERS"), req("USERS"),
@@ -153,8 +154,8 @@ def test_limit_hits_reported():
                r"quit, in 5/%d, out 4/%d, hits: rate-limit [34]$"
                % (a.local_port, a.sent_bytes, a.got_bytes()))
     # The limits that end a session: max-line, login-timeout.
-    s2 = tnlib.Server("--log-level", "debug", "--max-line", "100",
-                      "--login-timeout", "1")
+    s2 = tntest.Server("--log-level", "debug", "--max-line", "100",
+                       "--login-timeout", "1")
     b = Counted(s2)
     b.send(b"y" * 200 + b"\n")
     b.expect_invalid_close()
@@ -167,11 +168,11 @@ def test_limit_hits_reported():
 
 
 def compact_lines(*msgs):
-    return b"".join(tnlib.compact(m) for m in msgs)
+    return b"".join(tntest.compact(m) for m in msgs)
 
 
 def test_login_timeout():
-    s = tnlib.Server("--login-timeout", "1")
+    s = tntest.Server("--login-timeout", "1")
     a = Counted(s)
     a.expect_closed(timeout=T + 2)
     got = assert_end(s, a, "(unidentified)", "login timeout")
@@ -182,8 +183,8 @@ def test_login_timeout():
 def test_queue_over_the_limit():
     # A client that reads nothing, with every buffer small: the texts for
     # it go over --max-queue, and it is cut.
-    s = tnlib.Server("--max-queue", "4096", "--stall-timeout", "0",
-                     "--send-buffer", "4096")
+    s = tntest.Server("--max-queue", "4096", "--stall-timeout", "0",
+                      "--send-buffer", "4096")
     slow = Counted(s, rcvbuf=4096)
     slow.identify("slow")
     sender = Counted(s)
@@ -207,7 +208,7 @@ def test_queue_over_the_limit():
 
 
 def test_server_shutdown():
-    s = tnlib.Server()
+    s = tntest.Server()
     a = Counted(s)
     a.identify("frank")
     assert s.terminate() == 0
@@ -218,7 +219,7 @@ def test_server_shutdown():
 def test_server_error_after_hub_restart():
     # A worker that stays away (stopped) past the new hub's grace period
     # lost its row: the hub says CLOSE "gone", a server error.
-    s = tnlib.Server()
+    s = tntest.Server()
     a = Counted(s)
     a.identify("gina")
     w = s.worker_pid(a)
@@ -235,26 +236,26 @@ def test_server_error_after_hub_restart():
     assert got[:2] == ("gina", "server error"), got
 
 
-TALKNETCTL = os.path.join(os.path.dirname(opslib.TALKNETD), "talknetctl")
+TALKNETCTL = os.path.join(os.path.dirname(tntest.TALKNETD), "talknetctl")
 
 
 def test_kicked():
     # talknetctl drives the kick; the worker maps the hub's CLOSE_KICKED
     # to "kicked" (also unit-tested in check_session).
     if not os.access(TALKNETCTL, os.X_OK):
-        raise tnlib.Skip("talknetctl is not built")
-    s = tnlib.Server()
+        raise tntest.Skip("talknetctl is not built")
+    s = tntest.Server()
     a = Counted(s)
     a.identify("mallory")
     b = Counted(s)
     b.identify("henry")
-    a.expect(tnlib.new_user("henry"))
+    a.expect(tntest.new_user("henry"))
     ctl = s.opts[s.opts.index("--control") + 1]
     argv = [TALKNETCTL, "-s", ctl, "kick", "mallory"]
-    rc, out, err = tnlib.run_program(argv, 10)
+    rc, out, err = tntest.run_program(argv, 10)
     assert rc == 0, (rc, out, err)
     a.expect_closed(allow_lines=True)
-    b.expect(tnlib.disconnected("mallory"))
+    b.expect(tntest.disconnected("mallory"))
     got = end_line(s, a)
     assert got[:2] == ("mallory", "kicked"), got
 
@@ -263,7 +264,7 @@ def test_kicked():
 # Escaping
 
 def test_hostile_name_escaped():
-    s = tnlib.Server()
+    s = tntest.Server()
     # Not ASCII, a right-to-left override, a backslash and a format.
     name = "\u00e9\u202e\\%s"
     a = Counted(s)
@@ -287,12 +288,12 @@ def test_hostile_name_escaped():
 # How processes ended: named signals
 
 def test_worker_crash_named():
-    s = tnlib.Server()
+    s = tntest.Server()
     a = Counted(s)
     a.identify("ivan")
     b = Counted(s)
     b.identify("judy")
-    a.expect(tnlib.new_user("judy"))
+    a.expect(tntest.new_user("judy"))
     w = s.worker_pid(b)
     # AddressSanitizer catches SIGSEGV and exits 1 with a report; it
     # leaves SIGILL to the kernel.
@@ -303,7 +304,7 @@ def test_worker_crash_named():
     os.kill(w, sig)
     s.wait_log(r"warning: worker %d \(127\.0\.0\.1:%d\) crashed: killed by "
                r"%s( \(core dumped\))?$" % (w, b.local_port, sig.name))
-    a.expect(tnlib.disconnected("judy"))
+    a.expect(tntest.disconnected("judy"))
     # It sent no report, and logged no end line.
     assert not re.search(END_RE % b.local_port, s.log_text(), re.M)
     assert "signal 11" not in s.log_text()
@@ -315,13 +316,13 @@ def test_worker_exit_without_report_named():
     import shutil
     gdb = shutil.which("gdb")
     if gdb is None or os.geteuid() != 0:
-        raise tnlib.Skip("needs gdb, and root to attach to a worker")
-    s = tnlib.Server()
+        raise tntest.Skip("needs gdb, and root to attach to a worker")
+    s = tntest.Server()
     a = Counted(s)
     a.identify("kim")
     w = s.worker_pid(a)
-    rc, out, err = opslib.run([gdb, "-nx", "-batch", "-p", str(w), "-ex",
-                               "call (void)_exit(3)"], timeout=120)
+    rc, out, err = ops.run([gdb, "-nx", "-batch", "-p", str(w), "-ex",
+                            "call (void)_exit(3)"], timeout=120)
     s.wait_log(r"warning: worker %d \(127\.0\.0\.1:%d\) exited with status "
                r"3 without ending its session$" % (w, a.local_port),
                timeout=10)
@@ -329,7 +330,7 @@ def test_worker_exit_without_report_named():
 
 
 def test_lingering_worker_killed_is_no_crash():
-    s = tnlib.Server("--login-timeout", "1")
+    s = tntest.Server("--login-timeout", "1")
     c = Counted(s)
     w = s.worker_pid(c)
     c.expect_closed(timeout=5)
@@ -339,13 +340,13 @@ def test_lingering_worker_killed_is_no_crash():
                    r"still running \d+ ms after its session ended"
                    % (w, c.local_port), timeout=6)
     finally:
-        if tnlib.pid_alive(w):
+        if tntest.pid_alive(w):
             os.kill(w, signal.SIGCONT)
     assert "crashed" not in s.log_text(), s.log_text()
 
 
 def test_hub_kill_named():
-    s = tnlib.Server()
+    s = tntest.Server()
     hub = s.hub_pid()
     os.kill(hub, signal.SIGKILL)
     s.wait_log(r"warning: hub %d killed by SIGKILL; starting another" % hub)
@@ -357,11 +358,9 @@ def test_hub_kill_named():
 # Levels and wording
 
 def test_reload_names_the_level():
-    d = opslib.tempdir("lvl")
-    conf = os.path.join(d, "talknetd.conf")
-    opslib.write_file(conf, "log-level = info\n")
-    s = tnlib.Server("-c", conf)
-    opslib.write_file(conf, "log-level = debug\n")
+    conf = ops.conf_file("lvl", "log-level = info\n")
+    s = tntest.Server("-c", conf)
+    ops.write_file(conf, "log-level = debug\n")
     os.kill(s.pid, signal.SIGHUP)
     s.wait_log(r"info: reloaded: log-level debug, max-line")
     assert not re.search(r"log-level \d", s.log_text()), s.log_text()
@@ -369,8 +368,8 @@ def test_reload_names_the_level():
 
 def test_root_warning_is_a_sentence():
     if os.geteuid() != 0:
-        raise tnlib.Skip("the warning is for root only")
-    s = tnlib.Server()
+        raise tntest.Skip("the warning is for root only")
+    s = tntest.Server()
     s.wait_log(r"warning: running as root without -u USER: the hub and the "
                r"workers, which serve untrusted clients, run as root too; "
                r"start with -u USER to run them as that user instead$")
@@ -397,19 +396,19 @@ exec "$TALKNETD" -l 127.0.0.1:0 -p "$D/pid"
 def test_daemon_logs_listening_to_syslog():
     import shutil
     if os.geteuid() != 0 or shutil.which("unshare") is None:
-        raise tnlib.Skip("needs root and unshare(1) for a private /dev/log")
-    d = opslib.tempdir("syslog")
+        raise tntest.Skip("needs root and unshare(1) for a private /dev/log")
+    d = ops.tempdir("syslog")
     os.mkdir(os.path.join(d, "olddev"))
     r = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     r.bind(os.path.join(d, "log"))
     r.settimeout(T)
-    rc, out, err = opslib.run(["unshare", "-m", "--propagation", "private",
-                               "sh", "-c", _SYSLOG_NS], timeout=20,
-                              env={"D": d, "TALKNETD": opslib.TALKNETD})
+    rc, out, err = ops.run(["unshare", "-m", "--propagation", "private",
+                            "sh", "-c", _SYSLOG_NS], timeout=20,
+                              env={"D": d, "TALKNETD": tntest.TALKNETD})
     pidfile = os.path.join(d, "pid")
     if rc != 0 and not os.path.exists(pidfile):
         r.close()
-        raise tnlib.Skip("no private mount namespace here: %s" % err[-300:])
+        raise tntest.Skip("no private mount namespace here: %s" % err[-300:])
     pid = int(open(pidfile).read())
     try:
         assert rc == 0, (rc, err)
@@ -445,7 +444,7 @@ def test_daemon_logs_listening_to_syslog():
                              % c.local_port, g) for g in got), got
         assert any(ended.search(g) for g in got), got
     finally:
-        opslib.kill_tree(pid, opslib.tree_pids(pid))
+        ops.kill_tree(pid, tntest.tree_pids(pid))
         r.close()
 
 
@@ -461,18 +460,18 @@ def _grab_release_socket(worker):
     we then send on it as that worker would.  Needs root (the workers
     are not dumpable) and Linux 5.6."""
     if os.geteuid() != 0:
-        raise tnlib.Skip("taking a worker's fd needs root")
+        raise tntest.Skip("taking a worker's fd needs root")
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
     try:
         pidfd = os.pidfd_open(worker)
     except (AttributeError, OSError) as e:
-        raise tnlib.Skip("pidfd_open: %s" % e)
+        raise tntest.Skip("pidfd_open: %s" % e)
     try:
         fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, RELEASE_FD, 0)
         if fd < 0:
-            raise tnlib.Skip("pidfd_getfd: %s"
-                             % os.strerror(ctypes.get_errno()))
+            raise tntest.Skip("pidfd_getfd: %s"
+                              % os.strerror(ctypes.get_errno()))
     finally:
         os.close(pidfd)
     return socket.socket(fileno=fd)
@@ -489,7 +488,7 @@ REPORT = struct.Struct("=HHI4Q7Q")
 
 
 def test_forged_reports():
-    s = tnlib.Server("--log-level", "debug", "--max-clients-per-ip", "4")
+    s = tntest.Server("--log-level", "debug", "--max-clients-per-ip", "4")
     victims = []
     for i in range(4):
         c = Counted(s)
@@ -533,4 +532,4 @@ def test_forged_reports():
 
 
 if __name__ == "__main__":
-    opslib.main(globals())
+    tntest.main(globals())

@@ -8,24 +8,25 @@ import signal
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
-from tnlib import req, resp, new_user  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
+from tntest import req, resp, new_user  # noqa: E402
 
-T = opslib.TIMEOUT
+T = tntest.TIMEOUT
 BIG = 2000          # bytes: over max-line 1024, under 4096
 
 
 def _leftovers(s, kids, rundir_parent):
     """What a stopped daemon left behind."""
     out = []
-    left = [k for k in kids if opslib.alive(k)]
+    left = [k for k in kids if tntest.pid_alive(k)]
     if left:
         out.append("processes still running: %r"
-                   % [(k, tnlib.proc_title(k)) for k in left])
-    if os.path.exists(opslib.shm_path(s.pid)):
-        out.append("%s still exists" % opslib.shm_path(s.pid))
+                   % [(k, tntest.proc_title(k)) for k in left])
+    if os.path.exists(tntest.shm_path(s.pid)):
+        out.append("%s still exists" % tntest.shm_path(s.pid))
     rd = [n for n in os.listdir(rundir_parent) if n.startswith("talknetd.")]
     if rd:
         out.append("run directory left in %s: %r" % (rundir_parent, rd))
@@ -34,20 +35,20 @@ def _leftovers(s, kids, rundir_parent):
 
 def _wait_gone(kids, timeout=3):
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(opslib.alive(k)
+    while time.monotonic() < deadline and any(tntest.pid_alive(k)
                                               for k in kids):
         time.sleep(0.02)
 
 
 def _three_clients(s):
     """alice and bob identified and in room "r", carol unidentified."""
-    alice = tnlib.Client(s, rcvbuf=4096)
+    alice = tntest.Client(s, rcvbuf=4096)
     alice.identify("alice")
-    bob = tnlib.Client(s)
+    bob = tntest.Client(s)
     bob.identify("bob")
     alice.expect(new_user("bob"))
-    tnlib.make_room(alice, "r", members=[bob])
-    carol = tnlib.Client(s)
+    tntest.make_room(alice, "r", members=[bob])
+    carol = tntest.Client(s)
     return alice, bob, carol
 
 
@@ -133,14 +134,14 @@ def _fill_until_queued(s, alice, bob):
 
 
 def _stop_with_clients(sig):
-    d = opslib.tempdir("stop")
-    s = opslib.EnvServer("--max-queue", str(16 << 20), env={"TMPDIR": d})
+    d = ops.tempdir("stop")
+    s = tntest.EnvServer("--max-queue", str(16 << 20), env={"TMPDIR": d})
     alice, bob, carol = _three_clients(s)
     texts = _fill_until_queued(s, alice, bob)
-    kids = opslib.tree_pids(s.pid)
+    kids = tntest.tree_pids(s.pid)
     assert len(kids) == 4, "expected the hub and 3 workers: %r" \
-        % [(k, tnlib.proc_title(k)) for k in kids]
-    assert opslib.shm_mapped(s.pid), "no table mapped while running"
+        % [(k, tntest.proc_title(k)) for k in kids]
+    assert tntest.shm_mapped(s.pid), "no table mapped while running"
     rd = [n for n in os.listdir(d) if n.startswith("talknetd.")]
     assert len(rd) == 1, "run directory in TMPDIR: %r" % os.listdir(d)
 
@@ -148,7 +149,7 @@ def _stop_with_clients(sig):
     os.kill(s.pid, sig)
     s.terminated = True
     # alice gets everything queued for her, in order, then EOF.
-    want = b"".join(tnlib.compact(tnlib.text_from("bob", t)) for t in texts)
+    want = b"".join(tntest.compact(tntest.text_from("bob", t)) for t in texts)
     got = _read_all(alice, 5)
     if got != want:
         n = got.count(b"\n")
@@ -182,13 +183,13 @@ def test_sigint_same_as_sigterm():
 def test_sigterm_idle_and_busy_clients_mixed():
     """SIGTERM while a client is half-way through a line and another is
     waiting to identify: still exit 0 promptly, nothing left."""
-    d = opslib.tempdir("stop2")
-    s = opslib.EnvServer(env={"TMPDIR": d})
-    a = tnlib.Client(s)
+    d = ops.tempdir("stop2")
+    s = tntest.EnvServer(env={"TMPDIR": d})
+    a = tntest.Client(s)
     a.identify("half")
     a.send(b'{"type":"PUBLIC_TEXT","te')
-    b = tnlib.Client(s)
-    kids = opslib.tree_pids(s.pid)
+    b = tntest.Client(s)
+    kids = tntest.tree_pids(s.pid)
     t0 = time.monotonic()
     assert s.terminate(timeout=6) == 0
     assert time.monotonic() - t0 < 5
@@ -202,53 +203,50 @@ def test_sigterm_idle_and_busy_clients_mixed():
 def _reloaded(ns):
     """Waits for a reload to finish: RELOADING=1 then READY=1 (STATUS
     lines may come in between)."""
-    assert opslib.next_state(ns) == "RELOADING=1", ns.texts()
-    assert opslib.next_state(ns) == "READY=1", ns.texts()
+    assert ops.next_state(ns) == "RELOADING=1", ns.texts()
+    assert ops.next_state(ns) == "READY=1", ns.texts()
 
 
 def test_sighup_reload_live_settings():
     """max-line and log-level change at once in every process: for the
     connections accepted after the SIGHUP and for those accepted before
     (issue 14: the hub and the workers apply a reload too)."""
-    d = opslib.tempdir("hup")
-    conf = os.path.join(d, "talknetd.conf")
-    opslib.write_file(conf, "# before\nmax-line = 1024\nlog-level = info\n")
-    ns = opslib.NotifySocket()
-    s = opslib.EnvServer("-c", conf, env=ns.env())
-    assert ns.next().startswith("READY=1"), ns.texts()
-    old = tnlib.Client(s)
+    conf = ops.conf_file("hup",
+                         "# before\nmax-line = 1024\nlog-level = info\n")
+    s, ns = ops.ready_server(conf)
+    old = tntest.Client(s)
     old.identify("old")
-    c1 = tnlib.Client(s)
-    c1.send(opslib.padded_identify("big1", BIG))
+    c1 = tntest.Client(s)
+    c1.send(tntest.padded_identify("big1", BIG))
     c1.expect_invalid_close()
     assert "debug:" not in s.log_text()
 
-    opslib.write_file(conf, "# after\nmax-line = 4096\nlog-level = debug\n")
+    ops.write_file(conf, "# after\nmax-line = 4096\nlog-level = debug\n")
     os.kill(s.pid, signal.SIGHUP)
     _reloaded(ns)
     s.wait_log(r"reloaded")
-    c2 = tnlib.Client(s)
-    c2.send(opslib.padded_identify("big2", BIG))
+    c2 = tntest.Client(s)
+    c2.send(tntest.padded_identify("big2", BIG))
     c2.expect(resp("IDENTIFY", "SUCCESS", "big2"))
     old.expect(new_user("big2"))
     s.wait_log(r"debug: connection from 127\.0\.0\.1:%d" % c2.local_port)
     # old was accepted under max-line 1024, and takes the new one too.
     old.send(req("PUBLIC_TEXT", text="o" * BIG))
-    c2.expect(tnlib.public_from("old", "o" * BIG))
+    c2.expect(tntest.public_from("old", "o" * BIG))
     assert s.alive()
 
     # Back down: every connection gets 1024 again, old ones too.
-    opslib.write_file(conf, "max-line = 1024\n")
+    ops.write_file(conf, "max-line = 1024\n")
     os.kill(s.pid, signal.SIGHUP)
     _reloaded(ns)
-    c3 = tnlib.Client(s)
-    c3.send(opslib.padded_identify("big3", BIG))
+    c3 = tntest.Client(s)
+    c3.send(tntest.padded_identify("big3", BIG))
     c3.expect_invalid_close()
-    c4 = tnlib.Client(s)
+    c4 = tntest.Client(s)
     c4.identify("small")
     old.expect(new_user("small"))
     c2.expect(new_user("small"))
-    tnlib.wait_until(lambda: _try_big(c2), T, what="max-line 1024 in c2")
+    tntest.wait_until(lambda: _try_big(c2), T, what="max-line 1024 in c2")
 
 
 def _try_big(c):
@@ -269,25 +267,21 @@ def test_sighup_raised_max_line_reaches_the_hub():
     20 KB PUBLIC_TEXT.  The hub takes it (it used to drop the sender as a
     malformed frame, and the worker reconnected in a loop), everyone gets
     it, and no worker is dropped."""
-    d = opslib.tempdir("hupline")
-    conf = os.path.join(d, "talknetd.conf")
-    opslib.write_file(conf, "max-line = 1024\n")
-    ns = opslib.NotifySocket()
-    s = opslib.EnvServer("-c", conf, env=ns.env())
-    assert ns.next().startswith("READY=1"), ns.texts()
-    before = tnlib.Client(s)
+    conf = ops.conf_file("hupline", "max-line = 1024\n")
+    s, ns = ops.ready_server(conf)
+    before = tntest.Client(s)
     before.identify("before")
-    opslib.write_file(conf, "max-line = 65536\n")
+    ops.write_file(conf, "max-line = 65536\n")
     os.kill(s.pid, signal.SIGHUP)
     _reloaded(ns)
-    after = tnlib.Client(s)
+    after = tntest.Client(s)
     after.identify("after")
     before.expect(new_user("after"))
     text = "t" * 20000
     after.send(req("PUBLIC_TEXT", text=text))
-    before.expect(tnlib.public_from("after", text))
+    before.expect(tntest.public_from("after", text))
     before.send(req("PUBLIC_TEXT", text=text))
-    after.expect(tnlib.public_from("before", text))
+    after.expect(tntest.public_from("before", text))
     time.sleep(0.5)
     assert _loop_lines(s) == 0, s.log_text()
     before.send(req("USERS"))
@@ -298,20 +292,16 @@ def test_sighup_max_queue_reaches_every_process():
     """max-queue raised by a reload holds in the hub and in the workers
     started before it: a client that reads nothing while 3 MB pile up,
     then reads, gets them all (under the old 64 KiB it was cut)."""
-    d = opslib.tempdir("hupq")
-    conf = os.path.join(d, "talknetd.conf")
-    opslib.write_file(conf, "max-queue = 65536\n"
+    conf = ops.conf_file("hupq", "max-queue = 65536\n"
                       "rate-limit = 0\nmax-clients-per-ip = 0\n")
-    ns = opslib.NotifySocket()
-    s = opslib.EnvServer("-c", conf, env=ns.env())
-    assert ns.next().startswith("READY=1"), ns.texts()
-    talker = tnlib.Client(s)
+    s, ns = ops.ready_server(conf)
+    talker = tntest.Client(s)
     talker.identify("talker")
-    idle = tnlib.Client(s, rcvbuf=4096)
+    idle = tntest.Client(s, rcvbuf=4096)
     idle.identify("idle")
     talker.expect(new_user("idle"))
-    opslib.write_file(conf, "max-queue = 16777216\n"
-                      "rate-limit = 0\nmax-clients-per-ip = 0\n")
+    ops.write_file(conf, "max-queue = 16777216\n"
+                   "rate-limit = 0\nmax-clients-per-ip = 0\n")
     os.kill(s.pid, signal.SIGHUP)
     _reloaded(ns)
     n = 100
@@ -319,7 +309,7 @@ def test_sighup_max_queue_reaches_every_process():
         talker.send(req("PUBLIC_TEXT", text="%03d %s" % (i, "q" * 30000)))
     time.sleep(1.0)
     for i in range(n):
-        idle.expect(tnlib.public_from("talker", "%03d %s" % (i, "q" * 30000)),
+        idle.expect(tntest.public_from("talker", "%03d %s" % (i, "q" * 30000)),
                     timeout=T * 3)
     assert "dropped" not in s.log_text(), s.log_text()
 
@@ -327,57 +317,53 @@ def test_sighup_max_queue_reaches_every_process():
 def test_sighup_restart_needed():
     """A changed listen or max-clients is logged as needing a restart and
     is not applied; the daemon keeps serving where it was."""
-    d = opslib.tempdir("hup2")
-    conf = os.path.join(d, "talknetd.conf")
-    opslib.write_file(conf, "listen = 127.0.0.1:0\nmax-clients = 2\n")
-    s = opslib.FileServer("-c", conf)
+    conf = ops.conf_file("hup2", "listen = 127.0.0.1:0\nmax-clients = 2\n")
+    s = tntest.FileServer("-c", conf)
     port = s.port
-    opslib.write_file(conf, "listen = 127.0.0.1:0\nmax-clients = 5\n")
+    ops.write_file(conf, "listen = 127.0.0.1:0\nmax-clients = 5\n")
     os.kill(s.pid, signal.SIGHUP)
     s.wait_log(r"max-clients changed: refused, it needs a restart")
     s.wait_log(r"reloaded")
     # Still 2 clients at most.
-    a = tnlib.Client(s)
+    a = tntest.Client(s)
     a.identify("one")
-    b = tnlib.Client(s)
+    b = tntest.Client(s)
     b.identify("two")
     a.expect(new_user("two"))
-    c = tnlib.Client(s)
+    c = tntest.Client(s)
     c.expect_closed(timeout=T)
     s.wait_log(r"refused: 2 clients")
 
-    opslib.write_file(conf, "listen = 127.0.0.2:0\nmax-clients = 2\n")
+    ops.write_file(conf, "listen = 127.0.0.2:0\nmax-clients = 2\n")
     os.kill(s.pid, signal.SIGHUP)
     s.wait_log(r"listen changed: refused, it needs a restart")
     b.close()
-    a.expect(tnlib.disconnected("two"))
-    e = tnlib.identify_new(s, "three")
+    a.expect(tntest.disconnected("two"))
+    e = tntest.identify_new(s, "three")
     a.expect(new_user("three"))
-    assert opslib.listening_ports(s.pid) == {port}, \
-        opslib.listening_ports(s.pid)
+    assert tntest.listening_ports(s.pid) == {port}, \
+        tntest.listening_ports(s.pid)
     assert e.local_port
 
 
 def test_sighup_broken_file_keeps_config():
     """A broken or missing file on SIGHUP is logged and ignored: the old
     configuration stays, in full, and the daemon keeps serving."""
-    d = opslib.tempdir("hup3")
-    conf = os.path.join(d, "talknetd.conf")
-    opslib.write_file(conf, "max-line = 1024\n")
-    s = opslib.EnvServer("-c", conf)
-    opslib.write_file(conf, "max-line = 4096\nbogus = 1\n")
+    conf = ops.conf_file("hup3", "max-line = 1024\n")
+    s = tntest.EnvServer("-c", conf)
+    ops.write_file(conf, "max-line = 4096\nbogus = 1\n")
     os.kill(s.pid, signal.SIGHUP)
     s.wait_log(r"reload: %s:2: bogus: unknown key; keeping the running "
                r"configuration" % conf.replace(".", r"\."))
-    c = tnlib.Client(s)
-    c.send(opslib.padded_identify("big", BIG))
+    c = tntest.Client(s)
+    c.send(tntest.padded_identify("big", BIG))
     c.expect_invalid_close()     # max-line = 4096 was not half-applied
     os.unlink(conf)
     os.kill(s.pid, signal.SIGHUP)
     s.wait_log(r"No such file or directory; keeping the running "
                r"configuration")
     assert "reloaded" not in s.log_text()
-    c2 = tnlib.Client(s)
+    c2 = tntest.Client(s)
     c2.identify("alive")
     assert s.alive()
 
@@ -385,23 +371,19 @@ def test_sighup_broken_file_keeps_config():
 def test_command_line_overrides_file_across_reload():
     """--max-line on the command line beats the file's, at start and
     after SIGHUP."""
-    d = opslib.tempdir("hup4")
-    conf = os.path.join(d, "talknetd.conf")
-    opslib.write_file(conf, "max-line = 1024\n")
-    ns = opslib.NotifySocket()
-    s = opslib.EnvServer("-c", conf, "--max-line", "4096", env=ns.env())
-    assert ns.next().startswith("READY=1"), ns.texts()
-    c = tnlib.Client(s)
-    c.send(opslib.padded_identify("big", BIG))
+    conf = ops.conf_file("hup4", "max-line = 1024\n")
+    s, ns = ops.ready_server(conf, "--max-line", "4096")
+    c = tntest.Client(s)
+    c.send(tntest.padded_identify("big", BIG))
     c.expect(resp("IDENTIFY", "SUCCESS", "big"))
-    opslib.write_file(conf, "max-line = 512\n")
+    ops.write_file(conf, "max-line = 512\n")
     os.kill(s.pid, signal.SIGHUP)
     _reloaded(ns)
-    c2 = tnlib.Client(s)
-    c2.send(opslib.padded_identify("big2", BIG))
+    c2 = tntest.Client(s)
+    c2.send(tntest.padded_identify("big2", BIG))
     c2.expect(resp("IDENTIFY", "SUCCESS", "big2"))
     c.expect(new_user("big2"))
 
 
 if __name__ == "__main__":
-    opslib.main(globals())
+    tntest.main(globals())

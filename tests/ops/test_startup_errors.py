@@ -9,12 +9,13 @@ import signal
 import socket
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
-from tnlib import resp  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
+from tntest import resp  # noqa: E402
 
-SUBREAPER = opslib.become_subreaper()
+SUBREAPER = ops.become_subreaper()
 
 
 def _pid_from(pidfile):
@@ -26,8 +27,8 @@ def _pid_from(pidfile):
 
 
 def _stop(pid):
-    if pid and opslib.alive(pid) and opslib.is_talknetd(pid):
-        opslib.kill_tree(pid, opslib.tree_pids(pid))
+    if pid and tntest.pid_alive(pid) and tntest.is_talknetd(pid):
+        ops.kill_tree(pid, tntest.tree_pids(pid))
 
 
 def test_failed_start_removes_pidfile():
@@ -35,15 +36,15 @@ def test_failed_start_removes_pidfile():
     pidfile behind: pidfile_open() created it (empty) before the bind,
     and nothing removes it on that exit path.  Same with -f."""
     hold = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    d = opslib.tempdir("bug-pidfile")
+    d = ops.tempdir("bug-pidfile")
     pidfile = os.path.join(d, "tn.pid")
     try:
         hold.bind(("127.0.0.1", 0))
         hold.listen(1)
         port = hold.getsockname()[1]
         for fg in ([], ["-f"]):
-            rc, out, err = opslib.run([opslib.TALKNETD, "-p", pidfile, "-l",
-                                       "127.0.0.1:%d" % port] + fg)
+            rc, out, err = ops.run([tntest.TALKNETD, "-p", pidfile, "-l",
+                                    "127.0.0.1:%d" % port] + fg)
             assert rc == 1, (rc, err)
             assert not os.path.exists(pidfile), \
                 "%s: failed start left the pidfile %s (%r)" \
@@ -57,27 +58,27 @@ def test_relative_paths_in_daemon_mode():
     """(test_daemon.py) Relative -c and -p are resolved before the
     daemon's chdir("/"): SIGHUP must re-read the same file, and SIGTERM
     must remove the pidfile it wrote."""
-    d = opslib.tempdir("bug-relative")
+    d = ops.tempdir("bug-relative")
     conf = os.path.join(d, "rel.conf")
-    opslib.write_file(conf, "listen = 127.0.0.1:0\nmax-line = 1024\n")
+    ops.write_file(conf, "listen = 127.0.0.1:0\nmax-line = 1024\n")
     pidfile = os.path.join(d, "rel.pid")
     pid = None
-    ns = opslib.NotifySocket()
+    ns = ops.NotifySocket()
     try:
-        rc, out, err = opslib.run([opslib.TALKNETD, "-c", "rel.conf", "-p",
-                                   "rel.pid"], cwd=d, env=ns.env())
+        rc, out, err = ops.run([tntest.TALKNETD, "-c", "rel.conf", "-p",
+                                "rel.pid"], cwd=d, env=ns.env())
         assert rc == 0, (rc, err)
         pid = _pid_from(pidfile)
         assert pid, "no pid in %s" % pidfile
-        port = tnlib.wait_until(lambda: opslib.listening_ports(pid), 3,
-                                what="the daemon's port").pop()
-        opslib.write_file(conf, "listen = 127.0.0.1:0\nmax-line = 4096\n")
+        port = tntest.wait_until(lambda: tntest.listening_ports(pid), 3,
+                                 what="the daemon's port").pop()
+        ops.write_file(conf, "listen = 127.0.0.1:0\nmax-line = 4096\n")
         assert ns.next().startswith("READY=1"), ns.texts()
         os.kill(pid, signal.SIGHUP)
         assert ns.next_state() == "RELOADING=1", ns.texts()
         assert ns.next_state() == "READY=1", ns.texts()
-        c = tnlib.Client(port)
-        c.send(opslib.padded_identify("big", 2000))
+        c = tntest.Client(port)
+        c.send(tntest.padded_identify("big", 2000))
         got = c.recv()
         c.close()
         problems = []
@@ -86,7 +87,7 @@ def test_relative_paths_in_daemon_mode():
                             "4096 got %r: the reload did not find rel.conf"
                             % got)
         os.kill(pid, signal.SIGTERM)
-        opslib.reap(pid, 6)
+        ops.reap(pid, 6)
         if os.path.exists(pidfile):
             problems.append("the relative pidfile was not removed on exit")
         assert not problems, "; ".join(problems)
@@ -98,10 +99,10 @@ def test_pidfile_too_long_says_why():
     """(tests/conf: pidfile-too-long.err) The error is cut off at 255
     bytes, before its reason ("longer than 255 bytes"): conf_set()'s
     message goes into a 256-byte buffer and begins with the long value."""
-    d = opslib.tempdir("bug-long")
+    d = ops.tempdir("bug-long")
     conf = os.path.join(d, "long.conf")
-    opslib.write_file(conf, "pidfile = /run/%s.pid\n" % ("p" * 260))
-    rc, out, err = opslib.run([opslib.TALKNETD, "-n", "-c", conf])
+    ops.write_file(conf, "pidfile = /run/%s.pid\n" % ("p" * 260))
+    rc, out, err = ops.run([tntest.TALKNETD, "-n", "-c", conf])
     assert rc == 1, (rc, err)
     assert err.endswith(": longer than 255 bytes\n"), \
         "stderr does not say why: %r" % err[-80:]
@@ -110,10 +111,10 @@ def test_pidfile_too_long_says_why():
 def test_unknown_user_names_file_and_line():
     """(tests/conf: unknown-user.err) Every other error in the file says
     FILE:LINE: KEY:, an unknown user does not."""
-    d = opslib.tempdir("bug-user")
+    d = ops.tempdir("bug-user")
     conf = os.path.join(d, "user.conf")
-    opslib.write_file(conf, "# run as\nuser = no-such-user-xyz\n")
-    rc, out, err = opslib.run([opslib.TALKNETD, "-n", "-c", conf])
+    ops.write_file(conf, "# run as\nuser = no-such-user-xyz\n")
+    rc, out, err = ops.run([tntest.TALKNETD, "-n", "-c", conf])
     assert rc == 1, (rc, err)
     assert err.startswith("talknetd: %s:2: user: " % conf), err
 
@@ -126,8 +127,8 @@ def test_bind_error_names_the_port():
         hold.bind(("127.0.0.1", 0))
         hold.listen(1)
         port = hold.getsockname()[1]
-        rc, out, err = opslib.run([opslib.TALKNETD, "-f", "-l",
-                                   "127.0.0.1:%d" % port])
+        rc, out, err = ops.run([tntest.TALKNETD, "-f", "-l",
+                                "127.0.0.1:%d" % port])
         assert rc == 1, (rc, err)
         assert "127.0.0.1:%d" % port in err, err
     finally:
@@ -135,4 +136,4 @@ def test_bind_error_names_the_port():
 
 
 if __name__ == "__main__":
-    opslib.main(globals())
+    tntest.main(globals())

@@ -9,26 +9,20 @@ import signal
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
-from tnlib import req, resp, new_user  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
+from tntest import req, resp, new_user  # noqa: E402
 
-T = opslib.TIMEOUT
+T = tntest.TIMEOUT
 
 
 def _sock_identify(s, name):
     """IDENTIFY on a plain socket; returns the reply line."""
     s.settimeout(T)
-    s.sendall(tnlib.compact(req("IDENTIFY", username=name)))
-    buf = b""
-    deadline = time.monotonic() + T
-    while b"\n" not in buf and time.monotonic() < deadline:
-        d = s.recv(4096)
-        if not d:
-            break
-        buf += d
-    return buf
+    s.sendall(tntest.compact(req("IDENTIFY", username=name)))
+    return tntest.read_line(s, T)
 
 
 def _ready_line(msg, pid):
@@ -44,7 +38,7 @@ def _statuses(ns):
 def test_socket_activation_identify():
     """A client IDENTIFYs through the socket systemd passed; talknetd
     binds nothing of its own."""
-    s = opslib.ActivatedServer()
+    s = tntest.ActivatedServer()
     port = s.ssa_port
     s.wait_log(r"listening on 127\.0\.0\.1:%d \(socket from systemd\)"
                % port)
@@ -52,19 +46,19 @@ def test_socket_activation_identify():
         "systemd-socket-activate"
     # The connection that woke it up was queued on the passed socket.
     got = _sock_identify(s.trigger, "first")
-    assert got == tnlib.compact(resp("IDENTIFY", "SUCCESS", "first")), \
+    assert got == tntest.compact(resp("IDENTIFY", "SUCCESS", "first")), \
         "IDENTIFY through the activating connection: %r" % got
-    b = tnlib.Client(port)
+    b = tntest.Client(port)
     b.identify("second")
     s.trigger.settimeout(T)
     got = s.trigger.recv(4096)
-    assert got == tnlib.compact(new_user("second")), got
+    assert got == tntest.compact(new_user("second")), got
     b.send(req("TEXT", username="first", text="via systemd"))
     got = s.trigger.recv(4096)
-    assert got == tnlib.compact(tnlib.text_from("second", "via systemd")), \
+    assert got == tntest.compact(tntest.text_from("second", "via systemd")), \
         got
     # It used the passed socket only: no bind of the default *:8001.
-    ports = opslib.listening_ports(s.pid)
+    ports = tntest.listening_ports(s.pid)
     assert ports == {port}, "master listens on %r, expected only %d" \
         % (sorted(ports), port)
     assert "socket from systemd" in s.log_text()
@@ -81,31 +75,31 @@ def test_socket_activation_identify():
 
 def test_socket_activation_two_sockets():
     """Two passed sockets: talknetd serves both."""
-    if opslib.SSA is None:
-        raise tnlib.Skip("systemd-socket-activate is not installed")
-    p2 = opslib.free_port()
+    if tntest.SSA is None:
+        raise tntest.Skip("systemd-socket-activate is not installed")
+    p2 = tntest.free_port()
 
-    class Two(opslib.ActivatedServer):
+    class Two(tntest.ActivatedServer):
         def argv(self):
             a = super().argv()
             return a[:1] + ["-l", "127.0.0.1:%d" % p2] + a[1:]
     s = Two()
     s.wait_log(r"listening on 127\.0\.0\.1:%d \(socket from systemd\)" % p2)
-    a = tnlib.Client(s.ssa_port)
+    a = tntest.Client(s.ssa_port)
     a.identify("one")
-    b = tnlib.Client(p2)
+    b = tntest.Client(p2)
     b.identify("two")
     a.expect(new_user("two"))
-    assert opslib.listening_ports(s.pid) == {s.ssa_port, p2}
+    assert tntest.listening_ports(s.pid) == {s.ssa_port, p2}
     s.trigger.close()
 
 
 def test_listen_pid_of_another_process_is_ignored():
     """LISTEN_FDS meant for another pid (our parent, say) is not ours:
     talknetd binds its -l address as usual."""
-    s = opslib.EnvServer(env={"LISTEN_PID": "1", "LISTEN_FDS": "1"})
+    s = tntest.EnvServer(env={"LISTEN_PID": "1", "LISTEN_FDS": "1"})
     assert "socket from systemd" not in s.log_text(), s.log_text()
-    c = tnlib.Client(s)
+    c = tntest.Client(s)
     c.identify("solo")
 
 
@@ -113,13 +107,13 @@ def test_notify_foreground():
     """-f with NOTIFY_SOCKET: READY=1 with STATUS and MAINPID once
     serving, STATUS=N clients as the count changes, STOPPING=1 on
     SIGTERM."""
-    ns = opslib.NotifySocket()
-    s = opslib.EnvServer(env=ns.env())
+    ns = ops.NotifySocket()
+    s = tntest.EnvServer(env=ns.env())
     _ready_line(ns.next(), s.pid)
     # READY means serving: a client gets in at once.
-    a = tnlib.Client(s)
+    a = tntest.Client(s)
     a.identify("a")
-    b = tnlib.Client(s)
+    b = tntest.Client(s)
     b.identify("b")
     a.expect(new_user("b"))
     ns.wait_for(lambda m: m == "STATUS=2 clients", timeout=4,
@@ -140,13 +134,13 @@ def test_notify_foreground():
 def test_notify_status_is_rate_limited():
     """A burst of connections gives at most about one STATUS a second,
     and the last one tells the final count."""
-    ns = opslib.NotifySocket()
-    s = opslib.EnvServer(env=ns.env())
+    ns = ops.NotifySocket()
+    s = tntest.EnvServer(env=ns.env())
     _ready_line(ns.next(), s.pid)
     t0 = time.monotonic()
     cs = []
     for i in range(12):
-        cs.append(tnlib.Client(s))
+        cs.append(tntest.Client(s))
         time.sleep(0.1)
     ns.wait_for(lambda m: m == "STATUS=12 clients", timeout=4,
                 what="STATUS=12 clients")
@@ -165,8 +159,8 @@ def test_notify_status_is_rate_limited():
 
 def test_notify_abstract_socket():
     """NOTIFY_SOCKET=@name (the abstract namespace) works too."""
-    ns = opslib.NotifySocket(abstract=True)
-    s = opslib.EnvServer(env=ns.env())
+    ns = ops.NotifySocket(abstract=True)
+    s = tntest.EnvServer(env=ns.env())
     _ready_line(ns.next(), s.pid)
     assert s.terminate() == 0
     ns.wait_for(lambda m: m == "STOPPING=1", timeout=2, what="STOPPING=1")
@@ -176,11 +170,11 @@ def test_notify_through_socket_activate():
     """systemd-socket-activate -E NOTIFY_SOCKET=...: READY=1 with the
     master's pid (systemd-socket-activate execs it in its own pid), then
     STATUS and STOPPING=1."""
-    ns = opslib.NotifySocket()
-    s = opslib.ActivatedServer(setenv=ns.env())
+    ns = ops.NotifySocket()
+    s = tntest.ActivatedServer(setenv=ns.env())
     _ready_line(ns.next(), s.pid)
     got = _sock_identify(s.trigger, "woke")
-    assert got == tnlib.compact(resp("IDENTIFY", "SUCCESS", "woke")), got
+    assert got == tntest.compact(resp("IDENTIFY", "SUCCESS", "woke")), got
     ns.wait_for(lambda m: m == "STATUS=1 clients", timeout=4,
                 what="STATUS=1 clients")
     assert s.terminate() == 0
@@ -191,23 +185,21 @@ def test_notify_through_socket_activate():
 def test_notify_reloading_around_sighup():
     """SIGHUP: RELOADING=1, then READY=1 once the file is read again,
     also when the new file is broken (the old settings stay)."""
-    d = opslib.tempdir("sighup")
-    conf = os.path.join(d, "talknetd.conf")
-    opslib.write_file(conf, "max-line = 1024\n")
-    ns = opslib.NotifySocket()
-    s = opslib.EnvServer("-c", conf, env=ns.env())
+    conf = ops.conf_file("sighup", "max-line = 1024\n")
+    ns = ops.NotifySocket()
+    s = tntest.EnvServer("-c", conf, env=ns.env())
     _ready_line(ns.next(), s.pid)
-    opslib.write_file(conf, "max-line = 4096\n")
+    ops.write_file(conf, "max-line = 4096\n")
     os.kill(s.pid, signal.SIGHUP)
-    assert opslib.next_state(ns) == "RELOADING=1", ns.texts()
-    assert opslib.next_state(ns) == "READY=1", ns.texts()
+    assert ops.next_state(ns) == "RELOADING=1", ns.texts()
+    assert ops.next_state(ns) == "READY=1", ns.texts()
     s.wait_log(r"reloaded")
-    opslib.write_file(conf, "max-line = lots\n")
+    ops.write_file(conf, "max-line = lots\n")
     os.kill(s.pid, signal.SIGHUP)
-    assert opslib.next_state(ns) == "RELOADING=1", ns.texts()
-    assert opslib.next_state(ns) == "READY=1", ns.texts()
+    assert ops.next_state(ns) == "RELOADING=1", ns.texts()
+    assert ops.next_state(ns) == "READY=1", ns.texts()
     s.wait_log(r"keeping the running configuration")
-    c = tnlib.Client(s)
+    c = tntest.Client(s)
     c.identify("still")
     assert s.terminate() == 0
     ns.wait_for(lambda m: m == "STOPPING=1", timeout=2, what="STOPPING=1")
@@ -216,18 +208,18 @@ def test_notify_reloading_around_sighup():
 def test_no_notify_socket_no_messages():
     """Without NOTIFY_SOCKET nothing is sent (the test's socket stays
     silent), and a NOTIFY_SOCKET that nobody listens on does no harm."""
-    ns = opslib.NotifySocket()
-    s = opslib.EnvServer()
-    c = tnlib.Client(s)
+    ns = ops.NotifySocket()
+    s = tntest.EnvServer()
+    c = tntest.Client(s)
     c.identify("quiet")
     ns.drain(0.3)
     assert ns.texts() == [], ns.texts()
-    d = opslib.tempdir("nobody-listens")
-    s2 = opslib.EnvServer(env={"NOTIFY_SOCKET": os.path.join(d, "none")})
-    c2 = tnlib.Client(s2)
+    d = ops.tempdir("nobody-listens")
+    s2 = tntest.EnvServer(env={"NOTIFY_SOCKET": os.path.join(d, "none")})
+    c2 = tntest.Client(s2)
     c2.identify("quiet2")
     assert s2.terminate() == 0
 
 
 if __name__ == "__main__":
-    opslib.main(globals())
+    tntest.main(globals())

@@ -17,12 +17,13 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opslib  # noqa: E402
-from opslib import tnlib  # noqa: E402
-from tnlib import req  # noqa: E402
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
+from tntest import req  # noqa: E402
 
-T = opslib.TIMEOUT
+T = tntest.TIMEOUT
 
 # One strace output line per system call; with -f a pid comes first.
 _CALL_RE = re.compile(r"^(?:\[?pid\s+)?(?:\d+\]?\s+)?([a-z_0-9]+)\(")
@@ -33,7 +34,7 @@ class Strace:
 
     def __init__(self, pid, path):
         if shutil.which("strace") is None:
-            raise tnlib.Skip("strace is not installed")
+            raise tntest.Skip("strace is not installed")
         self.path = path
         self.p = subprocess.Popen(["strace", "-f", "-o", path, "-p",
                                    str(pid)], stdin=subprocess.DEVNULL,
@@ -49,7 +50,7 @@ class Strace:
         if b"attached" not in line:
             self.p.kill()
             self.p.wait()
-            raise tnlib.Skip("strace cannot attach: %r" % line)
+            raise tntest.Skip("strace cannot attach: %r" % line)
 
     def stop(self):
         """Detaches and returns the names of the calls seen."""
@@ -69,13 +70,13 @@ class Strace:
 def _lines(s, sender, reader, pid, n, gap, tag):
     """Traces reader's worker while sender sends n lines, gap s apart;
     returns the calls the worker made."""
-    path = os.path.join(opslib.tempdir("wakeup"), "strace.%s" % tag)
+    path = os.path.join(ops.tempdir("wakeup"), "strace.%s" % tag)
     st = Strace(pid, path)
     try:
         for i in range(n):
             text = "%s %d" % (tag, i)
             sender.send(req("PUBLIC_TEXT", text=text))
-            reader.expect(tnlib.public_from("sender", text))
+            reader.expect(tntest.public_from("sender", text))
             time.sleep(gap)
     finally:
         calls = st.stop()
@@ -113,11 +114,11 @@ def test_calls_per_delivered_line():
     """Lines 50 ms apart, and lines further apart than --stall-timeout
     (1 s here): one wake-up and four calls a line, and at most one look
     at the socket for the stall check."""
-    s = tnlib.Server("--stall-timeout", "1")
+    s = tntest.Server("--stall-timeout", "1")
     text = s.log_text()
     if "running under valgrind" in text:
-        raise tnlib.Skip("talknetd runs under valgrind")
-    reader, sender = tnlib.connect_users(s, "reader", "sender")
+        raise tntest.Skip("talknetd runs under valgrind")
+    reader, sender = tntest.connect_users(s, "reader", "sender")
     pid = s.worker_pid(reader)
     # Past the first lines' stall check: the worker is idle.
     time.sleep(1.5)
@@ -127,9 +128,9 @@ def test_calls_per_delivered_line():
     n = 4
     _check(_lines(s, sender, reader, pid, n, 1.5, "apart"), n,
            "1.5 s apart")
-    tnlib.expect_nothing(reader, sender)
+    tntest.expect_nothing(reader, sender)
     assert s.terminate() == 0
 
 
 if __name__ == "__main__":
-    tnlib.main(globals())
+    tntest.main(globals())

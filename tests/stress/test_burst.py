@@ -11,16 +11,17 @@ sanitizer (libasan mapped in the master) the RSS is only reported: the
 allocator's quarantine grows by design."""
 
 import sys
-sys.dont_write_bytecode = True   # keep the source tree clean
 import os
 import time
 
-import stresslib
-from stresslib import figure, note
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import stress  # noqa: E402
+from tntest.stress import figure, note
 
 HUB_TRIM_WAIT = 1.5      # the hub trims its heap after 1 s of quiet
-import tnlib
-from tnlib import Server, compact, req, resp
+import tntest  # noqa: E402
+from tntest import Server, compact, req, resp
 
 N = int(os.environ.get("TN_STRESS_BURST", "2000"))
 SPREAD = 2.0                # seconds over which the N connects are spread
@@ -28,7 +29,7 @@ BURSTS = 3
 
 
 def _burst(s, k, st):
-    pool = stresslib.Pool(s.port)
+    pool = stress.Pool(s.port)
     names = ["b%d_%04d" % (k, i) for i in range(N)]
     ok_id = {compact(resp("IDENTIFY", "SUCCESS", n))[:-1]: n for n in names}
     nu_prefix = b'{"type":"NEW_USER","username":"b%d_' % k
@@ -76,7 +77,7 @@ def _burst(s, k, st):
         t_all = time.monotonic() - t0
         nkids = len(s.children())
         assert nkids == N + 1, "%d children for %d clients" % (nkids, N)
-        mem = stresslib.tree_memory(s)
+        mem = stress.tree_memory(s)
         # All go: half say DISCONNECT, half just close.
         t1 = time.monotonic()
         for c in pool.conns:
@@ -100,31 +101,31 @@ def _burst(s, k, st):
 
 
 def test_connect_bursts():
-    stresslib.raise_nofile(2 * N + 300)
-    stresslib.need_processes(N)
+    stress.raise_nofile(2 * N + 300)
+    stress.need_processes(N)
     st = {"t_conn": [], "t_id": [], "t_all": [], "mem": [], "settle": [],
           "rss": []}
     with Server("--max-clients", str(N + 100)) as s:
         hub = s.hub_pid()
-        tnlib.wait_until(lambda: len(s.children()) == 1, 3, what="the hub")
-        base = stresslib.baseline(s, hub)
-        sanitized = stresslib.sanitized(s.pid)
-        rss0 = stresslib.status_kb(s.pid, "VmRSS")
-        hub_rss0 = stresslib.status_kb(hub, "VmRSS")
+        tntest.wait_until(lambda: len(s.children()) == 1, 3, what="the hub")
+        base = stress.baseline(s, hub)
+        sanitized = tntest.sanitized(s.pid)
+        rss0 = tntest.status_kb(s.pid, "VmRSS")
+        hub_rss0 = tntest.status_kb(hub, "VmRSS")
         for k in range(BURSTS):
             t1 = _burst(s, k, st)
-            stresslib.wait_baseline(s, hub, base, timeout=60)
+            stress.wait_baseline(s, hub, base, timeout=60)
             st["settle"].append(time.monotonic() - t1)
-            st["rss"].append(stresslib.status_kb(s.pid, "VmRSS"))
+            st["rss"].append(tntest.status_kb(s.pid, "VmRSS"))
             # The hub gives freed memory back after 1 s of quiet.
             time.sleep(HUB_TRIM_WAIT)
             st.setdefault("hub_rss", []).append(
-                stresslib.status_kb(hub, "VmRSS"))
+                tntest.status_kb(hub, "VmRSS"))
             assert s.titled("talknetd: hub") == [hub], "the hub changed"
         # Nobody is left.
-        f = tnlib.Client(s).identify("fresh")
+        f = tntest.Client(s).identify("fresh")
         assert f.users() == {"fresh": "ACTIVE"}
-        hwm_hub = stresslib.status_kb(hub, "VmHWM")
+        hwm_hub = tntest.status_kb(hub, "VmHWM")
     for k in range(BURSTS):
         m = st["mem"][k]
         figure("burst.%d.connect" % (k + 1), "%d connects in %.2f s; all "
@@ -163,4 +164,4 @@ def test_connect_bursts():
 
 
 if __name__ == "__main__":
-    stresslib.run(globals())
+    tntest.main(globals())

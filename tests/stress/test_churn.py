@@ -6,15 +6,16 @@ the same with connections that end abruptly (close, reset, a killed
 worker) instead of DISCONNECT."""
 
 import sys
-sys.dont_write_bytecode = True   # keep the source tree clean
 import os
 import signal
 import time
 
-import stresslib
-from stresslib import figure, note
-import tnlib
-from tnlib import Client, Server, req, resp
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import stress  # noqa: E402
+from tntest.stress import figure, note
+import tntest  # noqa: E402
+from tntest import Client, Server, req, resp
 
 CYCLES = int(os.environ.get("TN_STRESS_CYCLES", "300"))
 
@@ -27,23 +28,23 @@ def _fresh_client_sees_nothing_left(s, rooms):
         last[0] = f.users()
         return last[0] == {"fresh": "ACTIVE"}
     # The workers are gone by now; allow the hub a moment for the last.
-    tnlib.wait_until(alone, 3, interval=0.1,
-                     what=lambda: "USERS to list only 'fresh', not %r"
-                     % sorted(last[0]))
+    tntest.wait_until(alone, 3, interval=0.1,
+                      what=lambda: "USERS to list only 'fresh', not %r"
+                      % sorted(last[0]))
     for r in rooms:
         f.send(req("NEW_ROOM", roomname=r))
     for r in rooms:
         f.expect(resp("NEW_ROOM", "SUCCESS", r))
-    tnlib.expect_nothing(f)
+    tntest.expect_nothing(f)
     f.send(req("DISCONNECT"))
     f.expect_closed()
 
 
 def _churn(s, how):
     hub = s.hub_pid()
-    tnlib.wait_until(lambda: len(s.children()) == 1, 3, what="only the hub")
-    base = stresslib.baseline(s, hub)
-    mem0 = stresslib.status_kb(s.pid, "VmRSS")
+    tntest.wait_until(lambda: len(s.children()) == 1, 3, what="only the hub")
+    base = stress.baseline(s, hub)
+    mem0 = tntest.status_kb(s.pid, "VmRSS")
     rooms = []
     gone = set()
     t0 = time.monotonic()
@@ -75,21 +76,21 @@ def _churn(s, how):
             c.expect_closed(allow_partial=True)
         c.close()
         # Do not keep 300 closed Client objects around.
-        tnlib._ctx.clients.remove(c)
+        tntest.ctx().clients.remove(c)
     dt = time.monotonic() - t0
     t1 = time.monotonic()
-    after = stresslib.wait_baseline(s, hub, base, timeout=15)
+    after = stress.wait_baseline(s, hub, base, timeout=15)
     settle = time.monotonic() - t1
-    assert tnlib.pid_alive(hub) and s.titled("talknetd: hub") == [hub], \
+    assert tntest.pid_alive(hub) and s.titled("talknetd: hub") == [hub], \
         "the hub changed"
     _fresh_client_sees_nothing_left(s, rooms)
-    stresslib.wait_baseline(s, hub, base, timeout=10)
-    mem1 = stresslib.status_kb(s.pid, "VmRSS")
+    stress.wait_baseline(s, hub, base, timeout=10)
+    mem1 = tntest.status_kb(s.pid, "VmRSS")
     return dt, settle, base, after, mem0, mem1
 
 
 def test_churn_disconnect():
-    stresslib.raise_nofile(256)
+    stress.raise_nofile(256)
     with Server() as s:
         dt, settle, base, after, m0, m1 = _churn(s, lambda i: "disconnect")
     figure("churn.cycles", "%d in %.2f s (%.1f ms per cycle)"
@@ -101,7 +102,7 @@ def test_churn_disconnect():
 
 
 def test_churn_abrupt_endings():
-    stresslib.raise_nofile(256)
+    stress.raise_nofile(256)
     modes = ("close", "reset", "kill", "disconnect")
     with Server() as s:
         dt, settle, base, after, m0, m1 = _churn(
@@ -113,4 +114,4 @@ def test_churn_abrupt_endings():
 
 
 if __name__ == "__main__":
-    stresslib.run(globals())
+    tntest.main(globals())

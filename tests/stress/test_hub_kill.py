@@ -15,16 +15,17 @@ Prints the hub restart time (kill -> new "talknetd: hub" pid -> first
 message delivered again) and the messages lost and duplicated."""
 
 import sys
-sys.dont_write_bytecode = True   # keep the source tree clean
 import os
 import selectors
 import signal
 import time
 
-import stresslib
-from stresslib import figure, note
-import tnlib
-from tnlib import Client, Server, req, resp
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import stress  # noqa: E402
+from tntest.stress import figure, note
+import tntest  # noqa: E402
+from tntest import Client, Server, recv_ready, req, resp
 
 NCLIENTS = 20
 PUB_SENDERS = 5
@@ -89,24 +90,24 @@ class Killer:
             if not line:
                 return
             old = int(line)
-            known = set(tnlib.all_pids())
+            known = set(tntest.all_pids())
             t_kill = time.monotonic()
             os.kill(old, signal.SIGKILL)
             while True:
-                st = tnlib.proc_stat(old)
+                st = tntest.proc_stat(old)
                 if st is None or st[0] == "Z":
                     break
             t_dead = time.monotonic()
             new, t_new = 0, 0.0
             while not new and time.monotonic() - t_kill < 5:
-                for p in tnlib.all_pids():
+                for p in tntest.all_pids():
                     if p in known:
                         continue
-                    st = tnlib.proc_stat(p)
+                    st = tntest.proc_stat(p)
                     if st is None or st[1] != master:
                         known.add(p)
                         continue
-                    if tnlib.proc_title(p) == "talknetd: hub":
+                    if tntest.proc_title(p) == "talknetd: hub":
                         new, t_new = p, time.monotonic()
                         break
             os.write(res_w, ("%d %r %r %d %r\n" % (old, t_kill, t_dead, new,
@@ -149,168 +150,135 @@ class Killer:
         os.waitpid(self.pid, 0)
 
 
-def _hub_kill_under_traffic(burst, tag):
-    stresslib.raise_nofile(256)
-    names = ["P%02d" % i for i in range(NCLIENTS)]
-    with Server() as s:
-        t_start = time.monotonic()
-        cs = tnlib.connect_users(s, *names)
-        by = dict(zip(names, cs))
-        # State the new hub must keep: statuses, rooms, members, invites.
-        by["P01"].send(req("STATUS", status="AWAY"))
-        by["P02"].send(req("STATUS", status="BUSY"))
+def _set_up(s, names):
+    """Connects the clients and gives the hub state to keep: statuses,
+    rooms, members, invitations.  Returns (clients, by name, state)."""
+    cs = tntest.connect_users(s, *names)
+    by = dict(zip(names, cs))
+    by["P01"].send(req("STATUS", status="AWAY"))
+    by["P02"].send(req("STATUS", status="BUSY"))
+    for c in cs:
+        want = [tntest.new_status(n, st) for n, st in
+                (("P01", "AWAY"), ("P02", "BUSY")) if n != c.name]
+        c.expect_unordered(want)
+    tntest.make_room(by["P00"], "R1",
+                     members=[by[n] for n in names[1:6]],
+                     invited=[by["P06"], by["P07"]])
+    tntest.make_room(by["P10"], "R2", members=[by["P11"], by["P12"]],
+                     invited=[by["P13"]])
+    for c in cs:
+        c.drain(0.05)
+    tntest.barrier(by["P19"], *cs[:-1])
+    before = _state(cs, by["P00"], by["P10"])
+    assert before["users"]["P01"] == "AWAY", before
+    assert len(before["R1"]) == 6 and len(before["R2"]) == 3, before
+    return cs, by, before
+
+
+class Traffic:
+    """The senders, the send time of each of their messages by seq, and
+    what each client got: got[receiver][sender] = seqs in arrival order,
+    t_arrive = [(arrival time, sender, seq)]."""
+
+    def __init__(self, cs, by, names):
+        self.names = names
+        self.senders = [(by[n], "PUBLIC_TEXT", None)
+                        for n in names[:PUB_SENDERS]]
+        self.senders.append((by["P05"], "ROOM_TEXT", "R1"))
+        self.r1 = set(names[:6])
+        self.sent = {c.name: [] for c, _, _ in self.senders}
+        self.got = {n: {} for n in names}
+        self.t_arrive = []
+        self.bad = []
+        self.sel = selectors.DefaultSelector()
         for c in cs:
-            want = [tnlib.new_status(n, st) for n, st in
-                    (("P01", "AWAY"), ("P02", "BUSY")) if n != c.name]
-            c.expect_unordered(want)
-        tnlib.make_room(by["P00"], "R1",
-                        members=[by[n] for n in names[1:6]],
-                        invited=[by["P06"], by["P07"]])
-        tnlib.make_room(by["P10"], "R2", members=[by["P11"], by["P12"]],
-                        invited=[by["P13"]])
-        for c in cs:
-            c.drain(0.05)
-        tnlib.barrier(by["P19"], *cs[:-1])
-        before = _state(cs, by["P00"], by["P10"])
-        assert before["users"]["P01"] == "AWAY", before
-        assert len(before["R1"]) == 6 and len(before["R2"]) == 3, before
-        hub = s.hub_pid()
-        nchildren = len(s.children())
-        assert nchildren == NCLIENTS + 1, nchildren
-        # The master restarts a hub at most once a second.
-        while time.monotonic() - t_start < 1.2:
-            time.sleep(0.05)
+            self.sel.register(c.sock, selectors.EVENT_READ, c)
 
-        senders = [(by[n], "PUBLIC_TEXT", None) for n in names[:PUB_SENDERS]]
-        senders.append((by["P05"], "ROOM_TEXT", "R1"))
-        r1 = set(names[:6])
-        sent = {c.name: [] for c, _, _ in senders}      # send times by seq
-        # got[receiver][sender] = list of seqs in arrival order
-        got = {n: {} for n in names}
-        t_arrive = []          # (arrival time, sender, seq)
-        bad = []
-        sel = selectors.DefaultSelector()
-        for c in cs:
-            sel.register(c.sock, selectors.EVENT_READ, c)
+    def read(self, c):
+        data, _ = recv_ready(c.sock)
+        if data is None:
+            return
+        if not data:
+            c.eof = True
+            self.sel.unregister(c.sock)
+            self.bad.append("%r was disconnected" % c)
+            return
+        c.buf += data
+        now = time.monotonic()
+        while b"\n" in c.buf:
+            raw, c.buf = c.buf.split(b"\n", 1)
+            m = tntest.check_line(raw + b"\n")
+            t = m.get("type")
+            if t in ("PUBLIC_TEXT_FROM", "ROOM_TEXT_FROM") and \
+                    m["text"].startswith("seq "):
+                seq = int(m["text"].split()[1])
+                who = m["username"]
+                self.got[c.name].setdefault(who, []).append(seq)
+                self.t_arrive.append((now, who, seq))
+            elif len(self.bad) < 20:
+                self.bad.append("%r got unexpected %r" % (c, raw[:200]))
 
-        def read(c):
-            try:
-                data = c.sock.recv(262144)
-            except BlockingIOError:
-                return
-            except ConnectionResetError:
-                data = b""
-            if not data:
-                c.eof = True
-                sel.unregister(c.sock)
-                bad.append("%r was disconnected" % c)
-                return
-            c.buf += data
-            now = time.monotonic()
-            while b"\n" in c.buf:
-                raw, c.buf = c.buf.split(b"\n", 1)
-                m = tnlib.check_line(raw + b"\n")
-                t = m.get("type")
-                if t in ("PUBLIC_TEXT_FROM", "ROOM_TEXT_FROM") and \
-                        m["text"].startswith("seq "):
-                    seq = int(m["text"].split()[1])
-                    who = m["username"]
-                    got[c.name].setdefault(who, []).append(seq)
-                    t_arrive.append((now, who, seq))
-                elif len(bad) < 20:
-                    bad.append("%r got unexpected %r" % (c, raw[:200]))
+    def pump(self, timeout):
+        """Reads what arrives within timeout; true if anything did."""
+        ready = self.sel.select(timeout)
+        for key, _ in ready:
+            self.read(key.data)
+        return bool(ready)
 
-        killer = Killer(s.pid)
-        nkill = 0
-        period = 1.0 / RATE
-        t0 = time.monotonic()
-        nxt = [t0 + i * period / len(senders) for i in range(len(senders))]
-        end = t0 + DURATION
-        while True:
-            now = time.monotonic()
-            if nkill < len(KILL_AT) and now >= t0 + KILL_AT[nkill]:
-                if nkill:
-                    assert killer.poll(nkill, 3) >= nkill, "no report of kill %d" \
-                        % nkill
-                    hub = killer.results[-1]["new"]
-                    assert hub, "no new hub after kill %d" % nkill
-                if burst:
-                    # The hub is in the middle of routing these when it
-                    # dies: the round in flight.
-                    c = senders[0][0]
-                    seq0 = len(sent[c.name])
-                    c.send(b"".join(tnlib.compact(req(
-                        "PUBLIC_TEXT", text="seq %d %s" % (seq0 + j,
-                                                           "y" * 40)))
-                        for j in range(burst)))
-                    sent[c.name].extend([time.monotonic()] * burst)
-                    time.sleep(0.0005)
-                killer.kill(hub)
-                nkill += 1
-            if now >= end:
-                break
-            for i, (c, typ, room) in enumerate(senders):
-                if now >= nxt[i]:
-                    seq = len(sent[c.name])
-                    text = "seq %d %s" % (seq, "x" * 40)
-                    if room:
-                        c.send(req(typ, roomname=room, text=text))
-                    else:
-                        c.send(req(typ, text=text))
-                    sent[c.name].append(time.monotonic())
-                    nxt[i] += period
-            wait = max(0.0, min(nxt) - time.monotonic())
-            for key, _ in sel.select(min(wait, 0.02)):
-                read(key.data)
-        t_sent_end = time.monotonic()
+    def send_burst(self, burst):
+        """The first sender writes burst texts at once."""
+        c = self.senders[0][0]
+        seq0 = len(self.sent[c.name])
+        c.send(b"".join(tntest.compact(req(
+            "PUBLIC_TEXT", text="seq %d %s" % (seq0 + j, "y" * 40)))
+            for j in range(burst)))
+        self.sent[c.name].extend([time.monotonic()] * burst)
 
-        # Let everything still in flight arrive.
-        def expected(rcv, snd):
-            if rcv == snd:
-                return 0
-            if snd == "P05":
-                return len(sent[snd]) if rcv in r1 else 0
-            return len(sent[snd])
+    def send_due(self, now, nxt, period):
+        """Each sender whose time has come sends its next text."""
+        for i, (c, typ, room) in enumerate(self.senders):
+            if now >= nxt[i]:
+                seq = len(self.sent[c.name])
+                text = "seq %d %s" % (seq, "x" * 40)
+                if room:
+                    c.send(req(typ, roomname=room, text=text))
+                else:
+                    c.send(req(typ, text=text))
+                self.sent[c.name].append(time.monotonic())
+                nxt[i] += period
 
-        def complete():
-            return all(len(set(got[r].get(sn, ()))) >= expected(r, sn)
-                       for r in names for sn in sent)
-        # (Until all expected arrived, or nothing arrived for 1 s: what
-        # the dead hub lost never comes.)  Then 0.3 s for extras.
+    def expected(self, rcv, snd):
+        if rcv == snd:
+            return 0
+        if snd == "P05":
+            return len(self.sent[snd]) if rcv in self.r1 else 0
+        return len(self.sent[snd])
+
+    def complete(self):
+        return all(len(set(self.got[r].get(sn, ()))) >= self.expected(r, sn)
+                   for r in self.names for sn in self.sent)
+
+    def settle(self):
+        """Lets everything still in flight arrive: until all expected
+        arrived, or nothing arrived for 1 s (what the dead hub lost never
+        comes), within 5 s; then 0.3 s for extras."""
         deadline = time.monotonic() + 5
         quiet = time.monotonic() + 1
-        while not complete() and time.monotonic() < min(deadline, quiet):
-            for key, _ in sel.select(0.05):
-                read(key.data)
+        while not self.complete() and time.monotonic() < min(deadline, quiet):
+            if self.pump(0.05):
                 quiet = time.monotonic() + 1
         quiet = time.monotonic() + 0.3
         while time.monotonic() < quiet:
-            for key, _ in sel.select(0.05):
-                read(key.data)
-        sel.close()
-        try:
-            assert killer.poll(len(KILL_AT), 5) == len(KILL_AT), "kills reported: %r" \
-                % killer.results
-        finally:
-            killer.close()
-        kills = killer.results
-        assert not bad, bad
-        for i, k in enumerate(kills):
-            assert k["new"], "no new hub after kill %d" % (i + 1)
-            # Restarted: the first message sent once the old hub was dead
-            # (so routed by the new one) that reached someone.
-            later = [ta for ta, sn, sq in t_arrive
-                     if sent[sn][sq] > k["t_dead"]]
-            assert later, "nothing sent after kill %d was delivered" % i
-            k["t_first"] = min(later)
-        # Losses, duplicates and order, per receiver and sender.
-        lost = []             # (receiver, sender, seq)
-        dups = []
-        order = []
-        for r in names:
-            for sn in sent:
-                seqs = got[r].get(sn, [])
-                want = expected(r, sn)
+            self.pump(0.05)
+        self.sel.close()
+
+    def tally(self):
+        """(lost, dups, order): (receiver, sender, seq...) per problem."""
+        lost, dups, order = [], [], []
+        for r in self.names:
+            for sn in self.sent:
+                seqs = self.got[r].get(sn, [])
+                want = self.expected(r, sn)
                 if want == 0:
                     assert not seqs, "%s got %d messages of %s" \
                         % (r, len(seqs), sn)
@@ -324,45 +292,88 @@ def _hub_kill_under_traffic(burst, tag):
                     if q < last:
                         order.append((r, sn, last, q))
                     last = max(last, q)
-                for q in range(want):
-                    if q not in seen:
-                        lost.append((r, sn, q))
-        total = sum(expected(r, sn) for r in names for sn in sent)
+                lost += [(r, sn, q) for q in range(want) if q not in seen]
+        return lost, dups, order
 
-        def rel(t):
-            # (kill number, time relative to the nearest kill)
-            i = min(range(len(kills)),
-                    key=lambda j: abs(t - kills[j]["t_kill"]))
-            return i, t - kills[i]["t_kill"]
-        per_rcv = {}
-        for r, sn, q in lost:
-            per_rcv[r] = per_rcv.get(r, 0) + 1
 
-        after = _state(cs, by["P00"], by["P10"])
-        assert after == before, "state changed by the hub restart:\n" \
-            "before %r\nafter  %r" % (before, after)
-        # Invitations survived; names stay taken; the new hub serves.
-        by["P06"].send(req("JOIN_ROOM", roomname="R1"))
-        by["P06"].expect(resp("JOIN_ROOM", "SUCCESS", "R1"))
-        for n in names[:6]:
-            by[n].expect(tnlib.joined_room("R1", "P06"))
-        by["P13"].send(req("JOIN_ROOM", roomname="R2"))
-        by["P13"].expect(resp("JOIN_ROOM", "SUCCESS", "R2"))
-        for n in ("P10", "P11", "P12"):
-            by[n].expect(tnlib.joined_room("R2", "P13"))
-        d = Client(s)
-        d.send(req("IDENTIFY", username="P03"))
-        d.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "P03"))
-        tnlib.expect_nothing(*cs)
-        assert s.titled("talknetd: hub") == [kills[-1]["new"]]
-        assert len(s.children()) == nchildren + 1   # + d's worker
-        for k in kills:
-            s.wait_log(r"hub started, pid %d" % k["new"])
+def _drive(tr, killer, hub, burst):
+    """The traffic for DURATION s, the hub killed at each KILL_AT."""
+    nkill = 0
+    period = 1.0 / RATE
+    t0 = time.monotonic()
+    nxt = [t0 + i * period / len(tr.senders) for i in range(len(tr.senders))]
+    end = t0 + DURATION
+    while True:
+        now = time.monotonic()
+        if nkill < len(KILL_AT) and now >= t0 + KILL_AT[nkill]:
+            if nkill:
+                assert killer.poll(nkill, 3) >= nkill, "no report of kill %d" \
+                    % nkill
+                hub = killer.results[-1]["new"]
+                assert hub, "no new hub after kill %d" % nkill
+            if burst:
+                # The hub is in the middle of routing these when it
+                # dies: the round in flight.
+                tr.send_burst(burst)
+                time.sleep(0.0005)
+            killer.kill(hub)
+            nkill += 1
+        if now >= end:
+            break
+        tr.send_due(now, nxt, period)
+        wait = max(0.0, min(nxt) - time.monotonic())
+        tr.pump(min(wait, 0.02))
 
+
+def _check_restarts(tr, kills):
+    for i, k in enumerate(kills):
+        assert k["new"], "no new hub after kill %d" % (i + 1)
+        # Restarted: the first message sent once the old hub was dead
+        # (so routed by the new one) that reached someone.
+        later = [ta for ta, sn, sq in tr.t_arrive
+                 if tr.sent[sn][sq] > k["t_dead"]]
+        assert later, "nothing sent after kill %d was delivered" % i
+        k["t_first"] = min(later)
+
+
+def _check_state_kept(s, cs, by, names, before, kills, nchildren):
+    after = _state(cs, by["P00"], by["P10"])
+    assert after == before, "state changed by the hub restart:\n" \
+        "before %r\nafter  %r" % (before, after)
+    # Invitations survived; names stay taken; the new hub serves.
+    by["P06"].send(req("JOIN_ROOM", roomname="R1"))
+    by["P06"].expect(resp("JOIN_ROOM", "SUCCESS", "R1"))
+    for n in names[:6]:
+        by[n].expect(tntest.joined_room("R1", "P06"))
+    by["P13"].send(req("JOIN_ROOM", roomname="R2"))
+    by["P13"].expect(resp("JOIN_ROOM", "SUCCESS", "R2"))
+    for n in ("P10", "P11", "P12"):
+        by[n].expect(tntest.joined_room("R2", "P13"))
+    d = Client(s)
+    d.send(req("IDENTIFY", username="P03"))
+    d.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "P03"))
+    tntest.expect_nothing(*cs)
+    assert s.titled("talknetd: hub") == [kills[-1]["new"]]
+    assert len(s.children()) == nchildren + 1   # + d's worker
+    for k in kills:
+        s.wait_log(r"hub started, pid %d" % k["new"])
+
+
+def _rel(kills, t):
+    """(kill number, time relative to the nearest kill)"""
+    i = min(range(len(kills)), key=lambda j: abs(t - kills[j]["t_kill"]))
+    return i, t - kills[i]["t_kill"]
+
+
+def _report(tag, tr, kills, lost, dups, order):
+    total = sum(tr.expected(r, sn) for r in tr.names for sn in tr.sent)
+    per_rcv = {}
+    for r, sn, q in lost:
+        per_rcv[r] = per_rcv.get(r, 0) + 1
     figure(tag + ".traffic", "%d clients, %d PUBLIC_TEXT + 1 ROOM_TEXT "
            "senders at %.0f msg/s each for %.1f s; %d messages sent, %d "
            "deliveries expected" % (NCLIENTS, PUB_SENDERS, RATE, DURATION,
-                                    sum(len(v) for v in sent.values()),
+                                    sum(len(v) for v in tr.sent.values()),
                                     total))
     for i, k in enumerate(kills):
         figure(tag + ".restart_%d" % (i + 1),
@@ -381,10 +392,10 @@ def _hub_kill_under_traffic(burst, tag):
         or "none"))
     for i in range(len(kills)):
         mine = [(r, sn, q) for r, sn, q in lost
-                if rel(sent[sn][q])[0] == i]
+                if _rel(kills, tr.sent[sn][q])[0] == i]
         if not mine:
             continue
-        ts = [rel(sent[sn][q])[1] * 1000 for _, sn, q in mine]
+        ts = [_rel(kills, tr.sent[sn][q])[1] * 1000 for _, sn, q in mine]
         figure(tag + ".lost_at_kill_%d" % (i + 1),
                "%d deliveries of %d distinct messages, sent %+.1f to %+.1f "
                "ms around the kill" % (len(mine),
@@ -392,13 +403,44 @@ def _hub_kill_under_traffic(burst, tag):
                                        min(ts), max(ts)))
     figure(tag + ".duplicated", len(dups))
     figure(tag + ".out_of_order", len(order))
+
+
+def _hub_kill_under_traffic(burst, tag):
+    stress.raise_nofile(256)
+    names = ["P%02d" % i for i in range(NCLIENTS)]
+    with Server() as s:
+        t_start = time.monotonic()
+        cs, by, before = _set_up(s, names)
+        hub = s.hub_pid()
+        nchildren = len(s.children())
+        assert nchildren == NCLIENTS + 1, nchildren
+        # The master restarts a hub at most once a second.
+        while time.monotonic() - t_start < 1.2:
+            time.sleep(0.05)
+        tr = Traffic(cs, by, names)
+        killer = Killer(s.pid)
+        _drive(tr, killer, hub, burst)
+        tr.settle()
+        try:
+            assert killer.poll(len(KILL_AT), 5) == len(KILL_AT), \
+                "kills reported: %r" % killer.results
+        finally:
+            killer.close()
+        kills = killer.results
+        assert not tr.bad, tr.bad
+        _check_restarts(tr, kills)
+        lost, dups, order = tr.tally()
+        _check_state_kept(s, cs, by, names, before, kills, nchildren)
+
+    _report(tag, tr, kills, lost, dups, order)
     assert not dups, "duplicates (receiver, sender, seq): %r" % dups[:20]
     assert not order, "out of order (receiver, sender, after, got): %r" \
         % order[:20]
-    bad_loss = [(r, sn, q, "kill %d %+.3f s" % (rel(sent[sn][q])[0] + 1,
-                                                 rel(sent[sn][q])[1]))
+    bad_loss = [(r, sn, q, "kill %d %+.3f s"
+                 % (_rel(kills, tr.sent[sn][q])[0] + 1,
+                    _rel(kills, tr.sent[sn][q])[1]))
                 for r, sn, q in lost
-                if not any(-LOSS_BEFORE <= sent[sn][q] - k["t_kill"] <=
+                if not any(-LOSS_BEFORE <= tr.sent[sn][q] - k["t_kill"] <=
                            k["t_dead"] - k["t_kill"] + SLACK for k in kills)]
     assert not bad_loss, "lost outside the round in flight at the kill " \
         "(receiver, sender, seq, sent relative to the kill): %r" \
@@ -417,4 +459,4 @@ def test_hub_kill_mid_burst():
 
 
 if __name__ == "__main__":
-    stresslib.run(globals())
+    tntest.main(globals())

@@ -6,14 +6,15 @@ is cut off (EOF or reset; the others get DISCONNECTED for it).  Prints
 the time and the throughput."""
 
 import sys
-sys.dont_write_bytecode = True   # keep the source tree clean
 import os
 import time
 
-import stresslib
-from stresslib import figure, note
-import tnlib
-from tnlib import Server, compact, req
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import stress  # noqa: E402
+from tntest.stress import figure, note
+import tntest  # noqa: E402
+from tntest import Server, compact, req
 
 SIZE = 1000                 # bytes of text per message
 
@@ -35,13 +36,58 @@ TOTAL = int(os.environ.get("TN_STRESS_FLOOD", "0")) or _flood_size()
 WINDOW = 400                # messages the flooder may be ahead of the reader
 
 
+def _flood(pool, fl, st, pad, deadline):
+    """Flood sends TOTAL texts, WINDOW ahead of what Reader got, until
+    Reader has them all and Flood and Reader saw Slow cut off."""
+    while st["sent"] < TOTAL or st["rd_next"] < TOTAL or \
+            len(st["slow_gone"]) < 2:
+        assert time.monotonic() < deadline, \
+            "flood not done in 90 s: sent %d, Reader got %d, " \
+            "DISCONNECTED Slow seen by %r" % (
+                st["sent"], st["rd_next"], list(st["slow_gone"]))
+        assert not st["bad"], st["bad"]
+        k = min(WINDOW - (st["sent"] - st["rd_next"]),
+                TOTAL - st["sent"])
+        if k > 0 and len(fl.out) < 65536:
+            fl.send(b"".join(
+                compact(req("PUBLIC_TEXT",
+                            text="%06d%s" % (st["sent"] + i, pad)))
+                for i in range(k)))
+            st["sent"] += k
+        pool.poll(0.05)
+
+
+def _read_slow(slow, newusers, prefix):
+    """Reads what was queued for Slow, in order, to its end (within 20 s);
+    returns how many of the flood's lines it got."""
+    got = 0
+    nxt = 0
+    t1 = time.monotonic()
+    while not slow.eof and time.monotonic() - t1 < 20:
+        slow._fill(time.monotonic() + 1)
+        while b"\n" in slow.buf:
+            line, slow.buf = slow.buf.split(b"\n", 1)
+            if line in newusers and not got:
+                continue
+            assert line.startswith(b'{"type":"PUBLIC_TEXT_FROM",'
+                                   b'"username":"Flood"'), line[:100]
+            seq = int(line[len(prefix):len(prefix) + 6])
+            assert seq == nxt, "Slow got seq %d, expected %d" \
+                % (seq, nxt)
+            nxt += 1
+            got += 1
+    assert slow.eof, "Slow's connection was not closed (got %d " \
+        "lines)" % got
+    return got
+
+
 def test_slow_reader_cut_off_flood_delivered():
-    stresslib.raise_nofile(256)
+    stress.raise_nofile(256)
     pad = "x" * (SIZE - 6)
     prefix = b'{"type":"PUBLIC_TEXT_FROM","username":"Flood","text":"'
     suffix = pad.encode() + b'"}'
-    newusers = {compact(tnlib.new_user(n))[:-1] for n in ("Flood", "Reader")}
-    gone_slow = compact(tnlib.disconnected("Slow"))[:-1]
+    newusers = {compact(tntest.new_user(n))[:-1] for n in ("Flood", "Reader")}
+    gone_slow = compact(tntest.disconnected("Slow"))[:-1]
     st = {"rd_next": 0, "slow_gone": {}, "bad": [], "t_last": None}
 
     def on_line(c, raw):
@@ -63,8 +109,8 @@ def test_slow_reader_cut_off_flood_delivered():
         st["bad"].append("%r was closed by the server" % c)
 
     with Server() as s:
-        slow = tnlib.Client(s, rcvbuf=4096).identify("Slow")
-        pool = stresslib.Pool(s.port, on_line, on_eof)
+        slow = tntest.Client(s, rcvbuf=4096).identify("Slow")
+        pool = stress.Pool(s.port, on_line, on_eof)
         st["sent"] = 0
         try:
             fl = pool.connect("Flood")
@@ -85,46 +131,13 @@ def test_slow_reader_cut_off_flood_delivered():
             pool.on_line = on_line
             # From here on, Slow never reads.
             t0 = time.monotonic()
-            deadline = t0 + 90
-            while st["sent"] < TOTAL or st["rd_next"] < TOTAL or \
-                    len(st["slow_gone"]) < 2:
-                assert time.monotonic() < deadline, \
-                    "flood not done in 90 s: sent %d, Reader got %d, " \
-                    "DISCONNECTED Slow seen by %r" % (
-                        st["sent"], st["rd_next"], list(st["slow_gone"]))
-                assert not st["bad"], st["bad"]
-                k = min(WINDOW - (st["sent"] - st["rd_next"]),
-                        TOTAL - st["sent"])
-                if k > 0 and len(fl.out) < 65536:
-                    fl.send(b"".join(
-                        compact(req("PUBLIC_TEXT",
-                                    text="%06d%s" % (st["sent"] + i, pad)))
-                        for i in range(k)))
-                    st["sent"] += k
-                pool.poll(0.05)
+            _flood(pool, fl, st, pad, t0 + 90)
             dt = st["t_last"] - t0
             assert not st["bad"], st["bad"]
             assert st["rd_next"] == TOTAL
 
             # Slow: whatever was queued for it, then the end.
-            got = 0
-            nxt = 0
-            t1 = time.monotonic()
-            while not slow.eof and time.monotonic() - t1 < 20:
-                slow._fill(time.monotonic() + 1)
-                while b"\n" in slow.buf:
-                    line, slow.buf = slow.buf.split(b"\n", 1)
-                    if line in newusers and not got:
-                        continue
-                    assert line.startswith(b'{"type":"PUBLIC_TEXT_FROM",'
-                                           b'"username":"Flood"'), line[:100]
-                    seq = int(line[len(prefix):len(prefix) + 6])
-                    assert seq == nxt, "Slow got seq %d, expected %d" \
-                        % (seq, nxt)
-                    nxt += 1
-                    got += 1
-            assert slow.eof, "Slow's connection was not closed (got %d " \
-                "lines)" % got
+            got = _read_slow(slow, newusers, prefix)
             partial = len(slow.buf)
             assert got < TOTAL, "Slow got everything: it was not cut off"
 
@@ -135,8 +148,8 @@ def test_slow_reader_cut_off_flood_delivered():
             pool.run_until(lambda: st.get("after"), 5, what="USER_LIST")
             assert len(st["after"]) == 1 and st["after"][0][0] == "Reader", \
                 st["after"]
-            got_list = stresslib.parse(st["after"][0][1])
-            assert got_list == tnlib.user_list(
+            got_list = stress.parse(st["after"][0][1])
+            assert got_list == tntest.user_list(
                 {"Flood": "ACTIVE", "Reader": "ACTIVE"}), got_list
         finally:
             pool.close_all()
@@ -161,4 +174,4 @@ def test_slow_reader_cut_off_flood_delivered():
 
 
 if __name__ == "__main__":
-    stresslib.run(globals())
+    tntest.main(globals())

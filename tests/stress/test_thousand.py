@@ -3,26 +3,27 @@ all 999 others.  Prints the setup and delivery times and the memory of
 the daemon's process tree (Rss/Pss sums from smaps_rollup, hub VmHWM)."""
 
 import sys
-sys.dont_write_bytecode = True   # keep the source tree clean
 import os
 import time
 
-import stresslib
-from stresslib import figure, note
-import tnlib
-from tnlib import Server, compact, req, resp
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+from tntest import stress  # noqa: E402
+from tntest.stress import figure, note
+import tntest  # noqa: E402
+from tntest import Server, compact, req, resp
 
 N = int(os.environ.get("TN_STRESS_CLIENTS", "1000"))
 
 
 def test_thousand_clients_one_public_text():
-    stresslib.raise_nofile(2 * N + 200)
-    stresslib.need_processes(N)
+    stress.raise_nofile(2 * N + 200)
+    stress.need_processes(N)
     names = ["u%04d" % i for i in range(N)]
-    newuser = {compact(tnlib.new_user(n))[:-1]: n for n in names}
+    newuser = {compact(tntest.new_user(n))[:-1]: n for n in names}
     ok_id = {compact(resp("IDENTIFY", "SUCCESS", n))[:-1]: n for n in names}
     text = "one for all %d" % time.monotonic_ns()
-    public = compact(tnlib.public_from(names[0], text))[:-1]
+    public = compact(tntest.public_from(names[0], text))[:-1]
     st = {"identified": 0, "newuser": 0, "public": 0, "t_pub": {},
           "bad": []}
 
@@ -47,8 +48,8 @@ def test_thousand_clients_one_public_text():
 
     with Server("--max-clients", str(N + 100)) as s:
         hub = s.hub_pid()
-        mem0 = stresslib.tree_memory(s)
-        pool = stresslib.Pool(s.port, on_line, on_eof)
+        mem0 = stress.tree_memory(s)
+        pool = stress.Pool(s.port, on_line, on_eof)
         try:
             t0 = time.monotonic()
             for n in names:
@@ -69,7 +70,7 @@ def test_thousand_clients_one_public_text():
             t_settled = time.monotonic() - t0
             workers = len(s.children()) - 1
             assert workers == N, "expected %d workers, have %d" % (N, workers)
-            mem1 = stresslib.tree_memory(s)
+            mem1 = stress.tree_memory(s)
 
             sender = pool.conns[0]
             t1 = time.monotonic()
@@ -84,8 +85,8 @@ def test_thousand_clients_one_public_text():
             assert not st["bad"], st["bad"]
             assert st["public"] == N - 1, st["public"]
             assert sum(1 for c in pool.conns if c.buf) == 0, "partial lines"
-            mem2 = stresslib.tree_memory(s)
-            assert tnlib.pid_alive(hub) and s.titled("talknetd: hub") == [hub]
+            mem2 = stress.tree_memory(s)
+            assert tntest.pid_alive(hub) and s.titled("talknetd: hub") == [hub]
         finally:
             pool.close_all()
 
@@ -110,4 +111,4 @@ def test_thousand_clients_one_public_text():
 
 
 if __name__ == "__main__":
-    stresslib.run(globals())
+    tntest.main(globals())

@@ -1,56 +1,30 @@
-"""Helpers for the talknet client tests: a talknetd on a private loopback
-port, raw-socket peers, and the built client driven through pipes.
+"""The talknet client under test: driven through pipes (PipeClient) or on
+a pseudo-terminal (PtyClient), against raw-socket peers (Peer), and the
+runner of tests/client, whose tests take a context: the daemon they
+share, its port and a source of short user names."""
 
-Standard library only.  Every wait is bounded.  Each test file exits 0
-when all its tests pass, 1 when one fails, 77 when a tool is missing.
-"""
-
-import atexit
+import fcntl
 import json
 import os
+import pty
 import queue
 import re
 import shutil
-import signal
 import socket
+import struct
 import subprocess
-import sys
 import tempfile
+import termios
 import threading
 import time
-import traceback
 
+from .config import (LOOPBACK, PROGRAM_TIMEOUT as TIMEOUT, TALKNET, TALKNETD,
+                     sanitizer_report)
+from .daemon import Server
+from .runner import Scoped, Skip, run_tests
+
+# What a test function returns when a tool it needs is missing.
 SKIP = 77
-TIMEOUT = 5.0
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                   "runtime error:")
-
-
-def tool(env, default):
-    """Returns the absolute path of a built program, or None."""
-    path = os.environ.get(env, default)
-    if not os.path.isabs(path):
-        path = os.path.abspath(path)
-    return path if os.access(path, os.X_OK) else None
-
-
-TALKNET = tool("TALKNET", "./src/talknet")
-TALKNETD = tool("TALKNETD", "./src/talknetd")
-
-
-# The daemon binds its hub's socket under TMPDIR; tnlib points a deep one
-# at a short private directory, for these tests as for the others.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "e2e"))
-import tnlib  # noqa: E402,F401
-
-
-def sanitizer_report(text):
-    """Returns the first sanitizer line in text, or None."""
-    for line in text.splitlines():
-        if any(m in line for m in SANITIZER_MARKS):
-            return line
-    return None
 
 
 def lines_reader(stream, q, keep):
@@ -62,63 +36,12 @@ def lines_reader(stream, q, keep):
     q.put(None)
 
 
-class Daemon:
-    """A talknetd on 127.0.0.1 and a port the kernel chose."""
 
-    def __init__(self, *args, listen="127.0.0.1:0"):
-        # A control socket of its own (talknetctl): never the shared
-        # default /run/talknetd/control.
-        ctl_dir = tempfile.mkdtemp(prefix="tnc-")
-        atexit.register(shutil.rmtree, ctl_dir, True)
-        self.proc = subprocess.Popen(
-            [TALKNETD, "-f", "-l", listen, "--max-clients-per-ip", "0",
-             "--rate-limit", "0", "--control",
-             os.path.join(ctl_dir, "ctl")] + list(args),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
-        self.lines = []
-        self.q = queue.Queue()
-        threading.Thread(target=lines_reader,
-                         args=(self.proc.stderr, self.q, self.lines),
-                         daemon=True).start()
-        self.port = None
-        deadline = time.monotonic() + 10
-        while self.port is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.stop()
-                raise RuntimeError("talknetd did not start: %r"
-                                   % self.lines)
-            try:
-                line = self.q.get(timeout=left)
-            except queue.Empty:
-                continue
-            if line is None:
-                self.stop()
-                raise RuntimeError("talknetd exited: %r" % self.lines)
-            m = re.search(r"listening on (?:127\.0\.0\.1|\[::1\]):(\d+)",
-                          line)
-            if m:
-                self.port = int(m.group(1))
-
-    def stop(self):
-        """Stops the daemon by its pid; returns its stderr."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        time.sleep(0.05)
-        return "\n".join(self.lines)
-
-
-class Peer:
+class Peer(Scoped):
     """A raw-socket TalkNet client, the other side of the tests."""
 
     def __init__(self, port, name=None):
-        self.sock = socket.create_connection(("127.0.0.1", port),
+        self.sock = socket.create_connection((LOOPBACK, port),
                                              timeout=TIMEOUT)
         self.rbuf = b""
         if name is not None:
@@ -188,6 +111,12 @@ class Peer:
             if user is None or user in about:
                 raise AssertionError("peer got unexpected %r" % line)
 
+    def new_room(self, room):
+        """Creates room: the server must answer SUCCESS."""
+        self.send({"type": "NEW_ROOM", "roomname": room})
+        self.expect({"type": "RESPONSE", "operation": "NEW_ROOM",
+                     "result": "SUCCESS"})
+
     def identify(self, name):
         self.send({"type": "IDENTIFY", "username": name})
         self.expect({"type": "RESPONSE", "operation": "IDENTIFY",
@@ -199,11 +128,13 @@ class Peer:
         except OSError:
             pass
 
+    end = close
 
-class Client:
+
+class PipeClient(Scoped):
     """The built talknet, driven through pipes."""
 
-    def __init__(self, port, *args, host="127.0.0.1", env=None):
+    def __init__(self, port, *args, host=LOOPBACK, env=None):
         argv = [TALKNET] + list(args)
         if host is not None:
             argv.append(host)
@@ -282,10 +213,12 @@ class Client:
         if rep:
             raise AssertionError("client sanitizer report: %s" % rep)
 
+    end = kill
+
 
 def identified(port, name, *args):
     """Starts a client named with -n and waits until it is identified."""
-    c = Client(port, "-n", name, *args)
+    c = PipeClient(port, "-n", name, *args)
     c.expect("* identified as " + name)
     return c
 
@@ -301,54 +234,31 @@ class Names:
         return "%s%d" % (base[:4], self.n)
 
 
+
 def run(tests, need_daemon=True, daemon_args=()):
-    """Runs test functions f(ctx) against one daemon; exits 0, 1 or 77."""
+    """Runs test functions f(ctx) in turn, sharing one daemon; exits 0, 1
+    or 77."""
     if TALKNET is None:
-        print("SKIP: no talknet client at %s"
-              % os.environ.get("TALKNET", "./src/talknet"))
-        sys.exit(SKIP)
-    daemon = None
+        print("SKIP all: no talknet client (set TALKNET)")
+        raise SystemExit(SKIP)
+    shared = []
+    ctx = {"daemon": None, "port": None, "name": Names()}
     if need_daemon:
-        if TALKNETD is None:
-            print("SKIP: no talknetd at %s"
-                  % os.environ.get("TALKNETD", "./src/talknetd"))
-            sys.exit(SKIP)
-        daemon = Daemon(*daemon_args)
-    failed = 0
-    skipped = 0
-    try:
-        ctx = {"daemon": daemon, "port": daemon.port if daemon else None,
-               "name": Names()}
-        for t in tests:
-            start = time.monotonic()
-            try:
-                r = t(ctx)
-            except Exception:
-                failed += 1
-                print("FAIL: %s" % t.__name__)
-                traceback.print_exc(file=sys.stdout)
-                continue
-            if r == SKIP:
-                skipped += 1
-                print("SKIP: %s" % t.__name__)
-            else:
-                print("PASS: %s (%.2fs)" % (t.__name__,
-                                           time.monotonic() - start))
-            sys.stdout.flush()
-    finally:
-        if daemon is not None:
-            log = daemon.stop()
-            rep = sanitizer_report(log)
-            if rep:
-                failed += 1
-                print("FAIL: daemon sanitizer report: %s" % rep)
-            if failed:
-                print("--- talknetd stderr ---\n%s" % log)
-    if failed:
-        sys.exit(1)
-    if skipped == len(tests):
-        sys.exit(SKIP)
-    sys.exit(0)
+        if not os.access(TALKNETD, os.X_OK):
+            print("SKIP all: talknetd not found at %s (set TALKNETD)"
+                  % TALKNETD)
+            raise SystemExit(SKIP)
+        shared.append(Server(*daemon_args))
+        ctx.update(daemon=shared[0], port=shared[0].port)
+    run_tests([(t.__name__, _with_ctx(t, ctx)) for t in tests], shared)
+
+
+def _with_ctx(t, ctx):
+    """t(ctx) as a test of the runner: its SKIP is a Skip."""
+    def call():
+        if t(ctx) == SKIP:
+            raise Skip("a tool it needs is missing")
+    return call
 
 
 def editor():
@@ -358,22 +268,18 @@ def editor():
     return m.group(1) if m else None
 
 
-class PtyClient:
+class PtyClient(Scoped):
     """The built talknet on a pseudo-terminal of 100x30, with keys sent
     as bytes; a thread keeps the output, so the client never blocks."""
 
     def __init__(self, port, *args, env=None):
-        import fcntl
-        import pty
-        import struct
-        import termios
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ,
                     struct.pack("HHHH", 30, 100, 0, 0))
         e = dict(os.environ, TERM="xterm")
         e.update(env or {})
         self.proc = subprocess.Popen(
-            [TALKNET] + list(args) + ["127.0.0.1", str(port)],
+            [TALKNET] + list(args) + [LOOPBACK, str(port)],
             stdin=slave, stdout=slave, stderr=slave, env=e,
             start_new_session=True)
         os.close(slave)
@@ -430,3 +336,36 @@ class PtyClient:
         rep = sanitizer_report(self.text())
         if rep:
             raise AssertionError("client sanitizer report: %s" % rep)
+
+    end = close
+
+
+TMUX = shutil.which("tmux")
+
+
+class Tmux(Scoped):
+    """A tmux server of our own: a private socket in a private directory,
+    where the client's history file goes too (XDG_STATE_HOME)."""
+
+    def __init__(self, prefix):
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        self.sock = os.path.join(self.dir, "tmux.sock")
+        self.env = dict(os.environ, TERM="xterm", XDG_STATE_HOME=self.dir)
+        self.env.pop("TMUX", None)
+
+    def tmux(self, *args):
+        """Runs a tmux command on our server; returns its output."""
+        r = subprocess.run([TMUX, "-S", self.sock] + list(args),
+                           env=self.env, capture_output=True, timeout=10)
+        if r.returncode != 0:
+            raise AssertionError("tmux %r: %s" % (args, r.stderr))
+        return r.stdout.decode("utf-8", "replace")
+
+    def close(self):
+        """Stops the server and removes its directory."""
+        subprocess.run([TMUX, "-S", self.sock, "kill-server"],
+                       env=self.env, capture_output=True, timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    end = close
+

@@ -1,33 +1,29 @@
-"""stresslib: helpers shared by the stress tests (Python 3, stdlib only).
-
-The tests import tnlib (tests/e2e, on PYTHONPATH or found next door) for
-the daemon (Server: started on loopback, stopped by its PID) and the
-runner (tnlib.main: PASS/FAIL per test, exit 0/1/77).  What tnlib.Client
-cannot do well for thousands of connections lives here: Pool, a
-selector loop over plain non-blocking sockets that counts and parses
-lines without keeping them, plus /proc readings and the file limit.
+"""What the stress tests need besides the daemon and the runner: the file
+and process limits, memory and fd readings of the daemon's tree, and
+Pool, a selector loop over thousands of plain non-blocking sockets that
+counts and parses lines without keeping them.
 
 Every figure a test measures is printed as "FIGURE name: value" so the
-notes can pick them up with grep.
-"""
+notes can pick them up with grep.  Importing it gives each test the
+longer limit of TN_STRESS_TIMEOUT (240 s)."""
 
-import json
 import os
 import resource
 import selectors
 import socket
+import struct
 import sys
 import time
 
-_here = os.path.dirname(os.path.abspath(__file__))
-_e2e = os.path.join(_here, "..", "e2e")
-if _e2e not in sys.path:
-    sys.path.insert(0, _e2e)
+from . import runner
+from .client import recv_ready, send_some
+from .config import LOOPBACK
+from .procfs import nfds, smaps_rollup, status_kb
+from .proto import check_line, compact
+from .runner import Skip, wait_until
 
-import tnlib  # noqa: E402
-
-# A stress test takes longer than an e2e test; tnlib's runner reads this.
-tnlib.TEST_TIMEOUT = int(os.environ.get("TN_STRESS_TIMEOUT", "240"))
+# A stress test takes longer than an e2e test; the runner reads this.
+runner.TEST_TIMEOUT = int(os.environ.get("TN_STRESS_TIMEOUT", "240"))
 
 
 def figure(name, value, unit=""):
@@ -49,7 +45,7 @@ def raise_nofile(need):
     need."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < need:
-        raise tnlib.Skip("RLIMIT_NOFILE hard limit %d < %d needed"
+        raise Skip("RLIMIT_NOFILE hard limit %d < %d needed"
                          % (hard, need))
     want = hard if hard != resource.RLIM_INFINITY else max(soft, need)
     if soft == resource.RLIM_INFINITY or soft >= want:
@@ -66,51 +62,18 @@ def need_processes(n):
                                (hard if hard != resource.RLIM_INFINITY
                                 else n + 200, hard))
         else:
-            raise tnlib.Skip("RLIMIT_NPROC %d < %d needed" % (soft, n + 200))
+            raise Skip("RLIMIT_NPROC %d < %d needed" % (soft, n + 200))
     try:
         with open("/proc/sys/kernel/pid_max") as f:
             if int(f.read()) < n + 1000:
-                raise tnlib.Skip("kernel.pid_max too low for %d processes"
+                raise Skip("kernel.pid_max too low for %d processes"
                                  % n)
     except OSError:
         pass
 
 
 # ---------------------------------------------------------------------------
-# /proc
-
-def nfds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def status_kb(pid, field):
-    """A "kB" field of /proc/PID/status (VmRSS, VmHWM...), or None."""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def smaps_rollup(pid):
-    """(Rss, Pss) in kB from /proc/PID/smaps_rollup, or None."""
-    rss = pss = None
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith("Rss:"):
-                    rss = int(line.split()[1])
-                elif line.startswith("Pss:"):
-                    pss = int(line.split()[1])
-    except OSError:
-        return None
-    if rss is None or pss is None:
-        return None
-    return rss, pss
-
+# The daemon's tree
 
 def tree_memory(server):
     """Memory of the daemon's whole tree: a dict with the process count,
@@ -135,16 +98,6 @@ def tree_memory(server):
     return out
 
 
-def sanitized(pid):
-    """True if the process has a sanitizer runtime mapped (ASan, UBSan)."""
-    try:
-        with open("/proc/%d/maps" % pid) as f:
-            maps = f.read()
-    except OSError:
-        return False
-    return "libasan" in maps or "libubsan" in maps or "libtsan" in maps
-
-
 def baseline(server, hub):
     """(fds of master, fds of hub, children of master)."""
     return (nfds(server.pid), nfds(hub), len(server.children()))
@@ -158,7 +111,7 @@ def wait_baseline(server, hub, base, timeout=15):
     def ok():
         last[0] = baseline(server, hub)
         return last[0] == base
-    tnlib.wait_until(ok, timeout, interval=0.1,
+    wait_until(ok, timeout, interval=0.1,
                      what=lambda: "(master fds, hub fds, children) back to "
                      "%r, have %r" % (base, last[0]))
     return last[0]
@@ -199,7 +152,7 @@ class Pool:
         if rcvbuf:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         s.settimeout(timeout)
-        s.connect((tnlib.LOOPBACK, self.port))
+        s.connect((LOOPBACK, self.port))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.setblocking(False)
         c = Conn()
@@ -221,20 +174,17 @@ class Pool:
 
     def send(self, c, msg):
         if isinstance(msg, dict):
-            msg = tnlib.compact(msg)
+            msg = compact(msg)
         if c.eof:
             return
         if c.out:
             c.out += msg
             return
         try:
-            n = c.sock.send(msg)
-        except BlockingIOError:
-            n = 0
+            c.out = send_some(c.sock, msg)
         except (BrokenPipeError, ConnectionResetError):
             return
-        if n < len(msg):
-            c.out = msg[n:]
+        if c.out:
             self.sel.modify(c.sock, selectors.EVENT_READ |
                             selectors.EVENT_WRITE, c)
 
@@ -242,12 +192,10 @@ class Pool:
         return sum(len(c.out) for c in self.conns)
 
     def _read(self, c):
-        try:
-            data = c.sock.recv(262144)
-        except BlockingIOError:
+        data, reset = recv_ready(c.sock)
+        if data is None:
             return
-        except ConnectionResetError:
-            data = b""
+        if reset:
             c.reset = True
         if not data:
             c.eof = True
@@ -316,7 +264,6 @@ class Pool:
 
     def close(self, c, reset=False):
         if reset:
-            import struct
             try:
                 c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                   struct.pack("ii", 1, 0))
@@ -341,13 +288,5 @@ class Pool:
 
 
 def parse(raw):
-    """A server line (without "\\n") as a dict, checked by tnlib."""
-    return tnlib.check_line(raw + b"\n")
-
-
-def run(g):
-    tnlib.main(g)
-
-
-def loads(raw):
-    return json.loads(raw)
+    """A server line (without "\\n") as a dict, checked by check_line."""
+    return check_line(raw + b"\n")
