@@ -139,6 +139,8 @@ tls_server_load(const struct tls_settings *s, char *err, size_t errlen)
 		tls_free(ctx);
 		goto out;
 	}
+	/* The key is in the context now: wipe cfg's copy, as httpd does. */
+	tls_config_clear_keys(cfg);
 	if (server_ctx != NULL)
 		tls_free(server_ctx);
 	server_ctx = ctx;
