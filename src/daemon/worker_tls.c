@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -110,6 +111,12 @@ worker_tls_handshake(void)
 	}
 	w.tls_ready = 1;
 	w.tls_rwant = POLLIN;
+	/*
+	 * The handshake's temporaries (key exchange, transcript) are
+	 * freed: give their pages back, or each idle TLS client keeps
+	 * them (doc/design.md, "TLS").
+	 */
+	(void)malloc_trim(0);
 	log_debug("worker %s: %s, %s", w.addr, tls_conn_version(w.tls),
 	    tls_conn_cipher(w.tls));
 }
