@@ -217,9 +217,8 @@ conf_tls_check(const char *key, const char *value, char *err, size_t errlen)
 	return 0;
 #else
 	(void)key;
-	(void)value;
-	(void)snprintf(err, errlen, "built without TLS (configure found no "
-	    "libtls)");
+	(void)snprintf(err, errlen, "%s: built without TLS (configure found "
+	    "no libtls)", value);
 	return -1;
 #endif
 }

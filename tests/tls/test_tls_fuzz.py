@@ -34,20 +34,9 @@ def pki():
     return _PKI[0]
 
 
-def hello():
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    c = ssl.create_default_context().wrap_bio(inc, out,
-                                              server_hostname="localhost")
-    try:
-        c.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return out.read()
-
-
 def payloads(rng):
     """Every payload, each kind N times."""
-    h = hello()
+    h = tlslib.client_hello()
     for _ in range(N):
         yield bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 2048)))
     for _ in range(N):

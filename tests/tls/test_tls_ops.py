@@ -70,18 +70,6 @@ def eof_within(sock, timeout):
     return got, "open"
 
 
-def client_hello():
-    """The first flight of a TLS client: a ClientHello, as bytes."""
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    c = ssl.create_default_context().wrap_bio(inc, out,
-                                              server_hostname="localhost")
-    try:
-        c.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return out.read()
-
-
 def test_protocol_mixed_plain_and_tls():
     """TLS and plain clients of one daemon talk to each other."""
     with tls_server(pki()) as s:
@@ -174,7 +162,7 @@ def test_client_hello_to_plain_port_is_invalid():
     the close, as any garbage."""
     with tls_server(pki()) as s:
         c = socket.create_connection(("127.0.0.1", plain_port(s)), timeout=T)
-        c.sendall(client_hello())
+        c.sendall(tlslib.client_hello())
         got, how = eof_within(c, T)
         assert how == "eof", how
         assert got == tntest.compact(resp("INVALID", "INVALID")), got
@@ -185,7 +173,7 @@ def test_stalled_handshake_cut_at_login_timeout():
     login timeout, as a plain client that never identifies: both close
     in the same run within the same bounds."""
     with tls_server(pki(), "--login-timeout", "1") as s:
-        hello = client_hello()
+        hello = tlslib.client_hello()
         t0 = time.monotonic()
         stalled = socket.create_connection(("127.0.0.1", tls_port(s)),
                                            timeout=T)

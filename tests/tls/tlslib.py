@@ -176,26 +176,19 @@ class TlsClient(tnclient.Client):
     def _fill(self, deadline):
         if not isinstance(self.sock, ssl.SSLSocket):
             self._handshake()
-        if self.eof:
-            return False
-        # Bytes decrypted already are in the ssl object: poll cannot see.
-        if self.sock.pending() == 0:
-            left = max(0, deadline - time.monotonic())
-            if not tnclient._wait_fd(self.sock, select.POLLIN, left):
-                return False
         try:
-            data = self.sock.recv(262144)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError,
-                BlockingIOError):
+            # Bytes decrypted already are in the ssl object: poll cannot
+            # see them, so they are read without a wait.
+            if self.sock.pending() > 0 and not self.eof:
+                self.buf += self.sock.recv(262144)
+                return True
+            return super()._fill(deadline)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return True
-        except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLError):
+        except ssl.SSLError:
             self.eof = True
             self.reset = True
             return True
-        if not data:
-            self.eof = True
-        self.buf += data
-        return True
 
     def _sendall(self, data, timeout=T * 3):
         if not isinstance(self.sock, ssl.SSLSocket):
@@ -215,6 +208,18 @@ class TlsClient(tnclient.Client):
                 raise AssertionError("send blocked for %.0f s" % timeout)
             tnclient._wait_fd(self.sock, select.POLLOUT | select.POLLIN,
                               min(left, 0.05))
+
+
+def client_hello():
+    """The first flight of a TLS client (a ClientHello), as bytes."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    c = ssl.create_default_context().wrap_bio(inc, out,
+                                              server_hostname="localhost")
+    try:
+        c.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
 
 
 def tls_users(server, pki, *names):
