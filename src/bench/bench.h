@@ -2,15 +2,17 @@
  * bench.h: talknet-bench's shared types, one header for every piece.
  *
  * main.c parses the options and calls down into the pieces:
- *   conn.c      the connections: connect, register, read, write, lose
+ *   conn.c      the connections: connect, register, read, write, lose;
+ *               sock_connect(), sock_event(), rd_read() serve presence too
  *   loop.c      the event loop and the phases of a classic run
  *   load.c      fanout, private, connect, hold: clients, stamps, sends
  *   talknet.c   the TalkNet side of those workloads (lib/ codec)
  *   irc.c       the IRC side of those workloads
  *   hist.c      the latency histogram
  *   procstat.c  /proc: the server tree's CPU and memory, MemAvailable
- *   report.c    the text and JSON reports
+ *   report.c    the text and JSON reports, join and broadcast's too
  *   svg.c       the latency CDF chart
+ *   workload.c  the workloads' names, the options each takes, defaults
  *   machine.c   the machine workload
  *   presence.c  the join and broadcast workloads
  * No piece includes another's internals; each includes this header.
@@ -33,6 +35,8 @@
 #include "proto.h"
 
 #define NS			1000000000LL
+#define READ_WANT		8192	/* bytes asked of one read */
+#define P_READ			65536	/* join, broadcast: one read */
 #define MS			1000000LL
 #define MAX_COMPARE		16
 #define NAME_ATTEMPTS		26	/* letters tried when a name is taken */
@@ -56,20 +60,41 @@ enum proto_kind {
 	PK_IRC
 };
 
+/* The load options, whose meaning and defaults workload.c keeps. */
+enum load_option {
+	LO_CLIENTS,
+	LO_CONNECTIONS,
+	LO_SENDERS,
+	LO_RATE,
+	LO_BYTES,
+	LO_DURATION,
+	LO_WARMUP,
+	LO_DRAIN,
+	LO_STEP_TIMEOUT,
+	LO_REPEAT,
+	LO_ROOM,
+	LO_SETTLE,
+	LO_SETUP_TIMEOUT,
+	LO_CONCURRENCY,
+	LO_COUNT
+};
+
 struct options {
 	enum workload	 wl;
 	enum proto_kind	 proto;
 	const char	*host;
 	const char	*port;
 	int		 allow_remote;
-	unsigned int	 nclients;
+	unsigned int	 nclients;	/* clients connected at once */
+	unsigned int	 connections;	/* connect: connections in all */
 	unsigned int	 nsenders;
 	unsigned int	 rate;		/* msgs/s in all; 0: closed loop */
 	unsigned int	 bytes;
-	unsigned int	 duration;	/* seconds */
+	unsigned int	 duration;	/* the measured phase, seconds */
 	unsigned int	 warmup;
 	unsigned int	 setup_timeout;
-	unsigned int	 drain;
+	unsigned int	 drain;		/* the wait for what is in flight */
+	unsigned int	 step_timeout;	/* join, broadcast: one step at most */
 	unsigned int	 concurrency;	/* connects in flight at once */
 	unsigned int	 repeat;	/* join, broadcast: steps */
 	int		 room;
@@ -82,7 +107,14 @@ struct options {
 	const char	*compare[MAX_COMPARE];
 	size_t		 ncompare;
 	unsigned int	 settle;	/* seconds to wait for memory to hold */
-	int		 set_settle;
+	unsigned int	 given;		/* 1 << enum load_option, given */
+};
+
+/* How a run went: failed or not, why, and its first problem. */
+struct run_status {
+	int		 failed;	/* set-up failed, ran late, stopped */
+	char		 error[256];	/* why it failed */
+	char		 note[256];	/* the first problem, failing or not */
 };
 
 /* A server process tree at one moment. */
@@ -207,15 +239,14 @@ struct bench {
 	uint64_t	 connects_failed;
 	uint64_t	 connect_retries;
 	int64_t		 max_lag_ns;
-	char		 first_error[256];
-	char		 setup_error[256];
-	int		 failed;	/* set-up failed or interrupted */
+	struct run_status rs;		/* failed or not, and why */
 	int		 busy;		/* buffers stay allocated: fanout, private */
 	uint32_t	*lastseq;	/* n x slots, or NULL */
 	unsigned int	 seq_slots;
 	struct hist	 h;
 	struct proto_parser pp;
 	struct buf	 line;		/* scratch for IRC lines */
+	char		 scratch[READ_WANT];	/* reads of idle clients */
 	char		*text;		/* scratch for a message text */
 	/* server and machine samples */
 	struct srvstat	 srv_start, srv_m0, srv_end;
@@ -225,6 +256,71 @@ struct bench {
 	long long	 selfrss_start, selfrss_end;	/* KiB */
 	struct rusage	 ru_start;
 	double		 bench_cpu_s;
+};
+
+/* The states of a join or broadcast client. */
+enum pstate {
+	P_IDLE = 0,	/* not started */
+	P_WAIT,		/* waiting to retry its connect */
+	P_CONNECTING,	/* non-blocking connect in progress */
+	P_REGISTER,	/* IDENTIFY or NICK/USER sent */
+	P_JOINING,	/* IRC: JOIN sent */
+	P_READY,	/* held and reading */
+	P_QUITTING,	/* DISCONNECT or QUIT sent, waiting for the close */
+	P_DONE,		/* the server closed it after the quit */
+	P_FAILED
+};
+
+/* One client of a join or broadcast run. */
+struct pconn {
+	int		 fd;
+	unsigned int	 idx;
+	enum pstate	 st;
+	unsigned int	 retries;
+	unsigned int	 attempt;	/* name letter */
+	char		 name[24];
+	struct buf	 in;
+	uint64_t	 got;		/* last broadcast round received */
+	int64_t		 t_retry;
+	int64_t		 t_resp;	/* RESPONSE SUCCESS or 001 */
+	int64_t		 t_close;	/* closed after the quit */
+};
+
+/* A join or broadcast run (presence.c). */
+struct presence {
+	const struct options *o;
+	struct sockaddr_storage sa;
+	socklen_t	 salen;
+	char		 addrtext[INET6_ADDRSTRLEN + 8];
+	int		 ep;
+	int		 irc;
+	int		 setup;		/* connecting the held */
+	char		 tag;		/* this run's first letter */
+	struct pconn	*c;		/* n held, then the joiner */
+	unsigned int	 n;
+	unsigned int	 next;		/* next held to start */
+	unsigned int	 inflight;
+	unsigned int	 nwait;
+	unsigned int	 nready;
+	uint64_t	 retries;
+	uint64_t	 round;		/* broadcast timed, from 1 */
+	char		 expect[48];	/* its text */
+	uint64_t	 copies;	/* its copies so far */
+	uint64_t	 copies_all;
+	uint64_t	 duplicates;
+	int64_t		 t_last;	/* its last copy */
+	uint64_t	 lost;		/* held, lost after set-up */
+	uint64_t	 server_errors;
+	double		 setup_s;
+	double		 cpu_s;		/* server CPU over the steps */
+	int		 cpu_fine;	/* from schedstat, not ticks */
+	unsigned int	 nproc;
+	int64_t		*whole_ns;	/* connect..close; last copy */
+	int64_t		*resp_ns;	/* join: connect..RESPONSE */
+	unsigned int	 nsteps;
+	struct run_status rs;
+	struct proto_parser pp;
+	char		 scratch[P_READ];
 };
 
 /*
@@ -246,14 +342,44 @@ struct wire {
 		    int64_t);
 };
 
+/* What rd_read() saw. */
+enum rd_status {
+	RD_OPEN,	/* all read that was there; still open */
+	RD_GONE,	/* a line's handler dropped the connection */
+	RD_EOF,		/* the server closed it */
+	RD_ERROR,	/* read failed: errno */
+	RD_LONG		/* a line longer than any server sends */
+};
+
+/* What an epoll event on a socket asks for (sock_event()). */
+enum sock_event {
+	SE_NONE,
+	SE_CONNECTED,
+	SE_FAILED,
+	SE_READ
+};
+
+/* One connection's reading side, for rd_read(). */
+struct reader {
+	int		 fd;
+	struct buf	*in;		/* its partial line */
+	char		*scratch;	/* shared: where reads land otherwise */
+	size_t		 scratch_len;
+	int		 keep;		/* keep in's memory between reads */
+	/* Handles one line of conn; -1 once conn is gone. */
+	int		(*line)(void *, void *, const char *, size_t, int64_t);
+	void		*run;
+	void		*conn;
+};
+
 /* main.c: nothing; it calls down. */
 
 /* conn.c */
 void	 bench_addr(const struct options *, struct sockaddr_storage *,
 	    socklen_t *, char *, size_t);
-void	 bench_note(struct bench *, const char *, ...)
+void	 rs_note(struct run_status *, const char *, ...)
 	    __attribute__((__format__(__printf__, 2, 3)));
-void	 bench_setup_error(struct bench *, const char *, ...)
+void	 rs_fail(struct run_status *, const char *, ...)
 	    __attribute__((__format__(__printf__, 2, 3)));
 void	 conn_set_state(struct bench *, struct conn *, enum cstate);
 const char *conn_label(const struct conn *);
@@ -267,7 +393,12 @@ void	 conn_ready(struct bench *, struct conn *, int64_t);
 void	 conn_identified(struct bench *, struct conn *, int64_t);
 void	 conn_lost(struct bench *, struct conn *, const char *);
 void	 conn_event(struct bench *, struct conn *, uint32_t);
-int	 connect_result(int, uint32_t);
+void	 sock_watch(int, int, unsigned int, uint32_t);
+enum sock_event sock_event(int, int, unsigned int, int, uint32_t, int *);
+int	 sock_connect(int, const struct sockaddr_storage *, socklen_t,
+	    unsigned int, int *);
+int	 rd_read(const struct reader *);
+const char *rd_why(int);
 const char *line_next(const char **, const char *, size_t *);
 
 /* loop.c */
@@ -285,6 +416,8 @@ void	 bench_send_due(struct bench *, int64_t);
 
 /* talknet.c */
 extern const struct wire wire_talknet;
+int	 talknet_reply(struct proto_parser *, const char *, size_t,
+	    struct msg *, struct run_status *, unsigned int);
 
 /* irc.c */
 extern const struct wire wire_irc;
@@ -301,13 +434,20 @@ void	 meminfo_read(struct meminfo *);
 long long self_rss_kib(void);
 double	 procstat_settle(unsigned int, int *);
 
-/* report.c */
+/* workload.c */
 const char *workload_name(enum workload);
 enum workload workload_lookup(const char *);
+unsigned int opt_num(const char *, const char *, long long, long long);
+void	 load_option(struct options *, enum load_option, const char *);
+void	 workload_options(struct options *);
+
+/* report.c */
 void	 json_str(FILE *, const char *);
 void	 bench_label(const struct bench *, char *, size_t);
 void	 report_human(const struct bench *, FILE *);
 void	 report_json(const struct bench *, FILE *);
+void	 report_presence_json(const struct presence *, FILE *);
+void	 report_presence_human(const struct presence *, FILE *);
 
 /* svg.c */
 int	 bench_chart(const struct bench *, const struct options *);

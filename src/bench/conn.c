@@ -35,36 +35,35 @@
 #include "clock.h"
 #include "bench.h"
 
-#define READ_WANT		8192	/* bytes asked of one read */
 #define READS_PER_EVENT		4	/* then let other sockets have a turn */
 #define SERVER_MAX_LINE		(1024 * 1024)
 #define CONNECT_RETRIES		5	/* per client during set-up */
 
-/* Remembers the first problem of the run, for the report. */
+/* Remembers the first problem of the run, which need not fail it. */
 void
-bench_note(struct bench *b, const char *fmt, ...)
+rs_note(struct run_status *rs, const char *fmt, ...)
 {
 	va_list	ap;
 
-	if (b->first_error[0] != '\0')
+	if (rs->note[0] != '\0')
 		return;
 	va_start(ap, fmt);
-	vsnprintf(b->first_error, sizeof(b->first_error), fmt, ap);
+	vsnprintf(rs->note, sizeof(rs->note), fmt, ap);
 	va_end(ap);
 }
 
-/* Stops a set-up that cannot finish; the results say why. */
+/* Fails the run; the first reason given is the one reported. */
 void
-bench_setup_error(struct bench *b, const char *fmt, ...)
+rs_fail(struct run_status *rs, const char *fmt, ...)
 {
 	va_list	ap;
 
-	if (b->setup_error[0] == '\0') {
+	if (!rs->failed) {
 		va_start(ap, fmt);
-		vsnprintf(b->setup_error, sizeof(b->setup_error), fmt, ap);
+		vsnprintf(rs->error, sizeof(rs->error), fmt, ap);
 		va_end(ap);
 	}
-	b->failed = 1;
+	rs->failed = 1;
 }
 
 /* Tells whether an address is loopback (127/8, ::1, ::ffff:127/104). */
@@ -144,15 +143,9 @@ conn_set_state(struct bench *b, struct conn *c, enum cstate st)
 static void
 conn_watch(struct bench *b, struct conn *c, uint32_t ev)
 {
-	struct epoll_event	e;
-
 	if (c->fd < 0 || ev == c->ev)
 		return;
-	memset(&e, 0, sizeof(e));
-	e.events = ev;
-	e.data.u32 = c->idx;
-	if (epoll_ctl(b->ep, EPOLL_CTL_MOD, c->fd, &e) == -1)
-		err(1, "epoll_ctl");
+	sock_watch(b->ep, c->fd, c->idx, ev);
 	c->ev = ev;
 }
 
@@ -241,41 +234,60 @@ conn_quit(struct bench *b, struct conn *c)
 	conn_set_state(b, c, C_QUITTING);
 }
 
+/*
+ * Opens a non-blocking TCP socket to sa in the epoll set ep, its events
+ * tagged idx, and starts its connect: the fd, or -1 (errno says why).
+ * *done tells whether the connect finished at once.
+ */
+int
+sock_connect(int ep, const struct sockaddr_storage *sa, socklen_t salen,
+    unsigned int idx, int *done)
+{
+	struct epoll_event	e;
+	int			fd, one = 1, saved;
+
+	*done = 0;
+	fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1)
+		return -1;
+	/* Each message must leave at once: latency is what is measured. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		warn("TCP_NODELAY");
+	memset(&e, 0, sizeof(e));
+	e.events = EPOLLIN | EPOLLOUT;
+	e.data.u32 = idx;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) == -1)
+		err(1, "epoll_ctl");
+	if (connect(fd, (const struct sockaddr *)sa, salen) == 0)
+		*done = 1;
+	else if (errno != EINPROGRESS) {
+		saved = errno;
+		close(fd);	/* which also drops it from the epoll set */
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
 /* Starts a non-blocking connect. */
 void
 conn_start(struct bench *b, struct conn *c, int64_t now)
 {
-	struct epoll_event	e;
-	int			fd, one = 1;
+	int	done;
 
 	c->t_start = now;
-	fd = socket(b->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		conn_set_state(b, c, C_CONNECTING);
-		conn_lost(b, c, strerror(errno));
-		return;
-	}
-	/* Each message must leave at once: latency is what is measured. */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
-		warn("TCP_NODELAY");
-	c->fd = fd;
-	b->nopen++;
-	buf_init(&c->in);
-	buf_init(&c->out);
-	memset(&e, 0, sizeof(e));
-	e.events = EPOLLIN | EPOLLOUT;
-	e.data.u32 = c->idx;
-	if (epoll_ctl(b->ep, EPOLL_CTL_ADD, fd, &e) == -1)
-		err(1, "epoll_ctl");
-	c->ev = e.events;
 	conn_set_state(b, c, C_CONNECTING);
-	if (connect(fd, (struct sockaddr *)&b->sa, b->salen) == 0) {
-		conn_register(b, c);
+	c->fd = sock_connect(b->ep, &b->sa, b->salen, c->idx, &done);
+	if (c->fd == -1) {
+		conn_lost(b, c, strerror(errno));
 		return;
 	}
-	if (errno != EINPROGRESS)
-		conn_lost(b, c, strerror(errno));
+	/* Its buffers are empty: new, or freed by conn_close(). */
+	b->nopen++;
+	c->ev = EPOLLIN | EPOLLOUT;
+	if (done)
+		conn_register(b, c);
 }
 
 /* Marks a connection ready for the workload. */
@@ -323,26 +335,26 @@ conn_lost(struct bench *b, struct conn *c, const char *why)
 		return;
 	if (b->o->wl == WL_CONNECT) {
 		b->connects_failed++;
-		bench_note(b, "connection %u: %s", c->idx, why);
+		rs_note(&b->rs, "connection %u: %s", c->idx, why);
 		return;
 	}
 	if (b->ph == PH_SETUP && (old == C_CONNECTING || old == C_REGISTER) &&
 	    c->retries < CONNECT_RETRIES) {
 		c->retries++;
 		b->connect_retries++;
-		bench_note(b, "client %u: %s (retried)", c->idx, why);
+		rs_note(&b->rs, "client %u: %s (retried)", c->idx, why);
 		c->next_ns = now + (int64_t)c->retries * 100 * MS;
 		conn_set_state(b, c, C_WAIT);
 		TAILQ_INSERT_TAIL(&b->retryq, c, retry_entry);
 		return;
 	}
 	if (b->ph == PH_SETUP) {
-		bench_setup_error(b, "client %u (%s): %s", c->idx,
+		rs_fail(&b->rs, "client %u (%s): %s", c->idx,
 		    conn_label(c), why);
 		return;
 	}
 	b->disconnects++;
-	bench_note(b, "client %u (%s): %s", c->idx, conn_label(c), why);
+	rs_note(&b->rs, "client %u (%s): %s", c->idx, conn_label(c), why);
 }
 
 
@@ -367,12 +379,11 @@ line_next(const char **pp, const char *end, size_t *n)
 }
 
 /*
- * Splits the lines of one read and handles each; returns the bytes
- * used, or -1 if the connection went away meanwhile.
+ * Hands each complete line of p..p+len to the reader's handler; the
+ * bytes used, or -1 if the connection went away meanwhile.
  */
 static ssize_t
-conn_lines(struct bench *b, struct conn *c, const char *p, size_t len,
-    int64_t now)
+rd_lines(const struct reader *r, const char *p, size_t len, int64_t now)
 {
 	const char	*s = p, *end = p + len, *line;
 	size_t		 n;
@@ -380,79 +391,147 @@ conn_lines(struct bench *b, struct conn *c, const char *p, size_t len,
 	while ((line = line_next(&s, end, &n)) != NULL) {
 		if (n == 0)
 			continue;
-		b->wire->line(b, c, line, n, now);
-		if (c->fd < 0)
+		if (r->line(r->run, r->conn, line, n, now) == -1)
 			return -1;
 	}
 	return s - p;
+}
+
+/*
+ * Reads what a socket has, a few reads at most, and hands each complete
+ * line to the reader's handler.  A partial line waits in r->in, which
+ * the next read appends to; without one, the read lands in the shared
+ * scratch and only its last partial line is kept, so that idle clients
+ * (hold, join, broadcast) hold no buffer.  Returns an enum rd_status.
+ */
+int
+rd_read(const struct reader *r)
+{
+	ssize_t	 n, used;
+	size_t	 want;
+	char	*d;
+	int	 i;
+
+	for (i = 0; i < READS_PER_EVENT; i++) {
+		if (buf_pending(r->in) > 0 || r->keep) {
+			if (buf_reserve(r->in, READ_WANT) == -1)
+				err(1, "buf_reserve");
+			d = r->in->data + r->in->len;
+			want = r->in->cap - r->in->len;
+		} else {
+			d = r->scratch;
+			want = r->scratch_len;
+		}
+		n = read(r->fd, d, want);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0)
+			return n == 0 ? RD_EOF : RD_ERROR;
+		if (d == r->scratch) {
+			if ((used = rd_lines(r, d, (size_t)n,
+			    clock_now_ns())) == -1)
+				return RD_GONE;
+			if (used < n && buf_append(r->in, d + used,
+			    (size_t)(n - used)) == -1)
+				err(1, "buf_append");
+		} else {
+			buf_commit(r->in, (size_t)n);
+			/* Not buf_head(): the reserve made data non-NULL. */
+			if ((used = rd_lines(r, r->in->data + r->in->off,
+			    buf_pending(r->in), clock_now_ns())) == -1)
+				return RD_GONE;
+			buf_drain(r->in, (size_t)used);
+		}
+		if (buf_pending(r->in) > SERVER_MAX_LINE)
+			return RD_LONG;
+		if ((size_t)n < want)
+			break;
+	}
+	if (buf_pending(r->in) == 0 && !r->keep)
+		buf_free(r->in);
+	return RD_OPEN;
+}
+
+/* Why rd_read() ended a connection, in words. */
+const char *
+rd_why(int rs)
+{
+	if (rs == RD_EOF)
+		return "closed by the server";
+	if (rs == RD_LONG)
+		return "line too long";
+	return strerror(errno);
+}
+
+/* Hands one line to the run's wire; -1 once the connection is gone. */
+static int
+conn_line(void *run, void *conn, const char *line, size_t len, int64_t now)
+{
+	struct bench	*b = run;
+	struct conn	*c = conn;
+
+	b->wire->line(b, c, line, len, now);
+	return c->fd < 0 ? -1 : 0;
 }
 
 /* Reads what a connection has and handles each complete line. */
 static void
 conn_read(struct bench *b, struct conn *c)
 {
-	ssize_t		 r, used;
-	int64_t		 now;
-	int		 i;
-
-	for (i = 0; i < READS_PER_EVENT; i++) {
-		if (buf_reserve(&c->in, READ_WANT) == -1)
-			err(1, "buf_reserve");
-		r = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
-		if (r == -1) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			conn_lost(b, c, strerror(errno));
-			return;
-		}
-		if (r == 0) {
-			if (c->st == C_QUITTING) {
-				if (b->o->wl == WL_CONNECT &&
-				    b->ph == PH_SETUP)
-					b->connects_ok++;
-				conn_close(b, c);
-			} else {
-				conn_lost(b, c, "closed by the server");
-			}
-			return;
-		}
-		buf_commit(&c->in, (size_t)r);
-		now = clock_now_ns();
-		/* Not buf_head(): the reserve above made data non-NULL. */
-		used = conn_lines(b, c, c->in.data + c->in.off,
-		    buf_pending(&c->in), now);
-		if (used == -1)
-			return;
-		buf_drain(&c->in, (size_t)used);
-		if (buf_pending(&c->in) > SERVER_MAX_LINE) {
-			conn_lost(b, c, "line too long");
-			return;
-		}
-		if (c->in.len < c->in.cap)
-			break;
-	}
 	/* Idle clients keep no buffer: hold measures the server, not us. */
-	if (buf_pending(&c->in) == 0 && !b->busy)
-		buf_free(&c->in);
+	const struct reader r = { .fd = c->fd, .in = &c->in,
+	    .scratch = b->scratch, .scratch_len = sizeof(b->scratch),
+	    .keep = b->busy, .line = conn_line, .run = b, .conn = c };
+	int		rs;
+
+	rs = rd_read(&r);
+	if (rs == RD_EOF && c->st == C_QUITTING) {
+		if (b->o->wl == WL_CONNECT && b->ph == PH_SETUP)
+			b->connects_ok++;
+		conn_close(b, c);
+	} else if (rs != RD_OPEN && rs != RD_GONE) {
+		conn_lost(b, c, rd_why(rs));
+	}
+}
+
+/* Sets the epoll events of a socket, its events tagged idx. */
+void
+sock_watch(int ep, int fd, unsigned int idx, uint32_t events)
+{
+	struct epoll_event	e;
+
+	memset(&e, 0, sizeof(e));
+	e.events = events;
+	e.data.u32 = idx;
+	if (epoll_ctl(ep, EPOLL_CTL_MOD, fd, &e) == -1)
+		err(1, "epoll_ctl");
 }
 
 /*
- * Reads how a non-blocking connect on fd ended, given its epoll events:
- * 0 if it is connected, its errno if it failed, -1 if it is still going.
+ * What one epoll event on a socket asks for: SE_CONNECTED when its
+ * connect went through (it is then watched for input only), SE_FAILED
+ * when it failed (*e: its errno), SE_READ when there is input or an end
+ * to read, SE_NONE when nothing is to be done yet.
  */
-int
-connect_result(int fd, uint32_t ev)
+enum sock_event
+sock_event(int ep, int fd, unsigned int idx, int connecting, uint32_t ev,
+    int *e)
 {
-	int		e = 0;
-	socklen_t	elen = sizeof(e);
+	socklen_t	elen = sizeof(*e);
 
+	*e = 0;
+	if (!connecting)
+		return ev & (EPOLLIN | EPOLLERR | EPOLLHUP) ? SE_READ : SE_NONE;
 	if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0)
-		return -1;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) == -1)
-		e = errno;
-	return e;
+		return SE_NONE;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, e, &elen) == -1)
+		*e = errno;
+	if (*e != 0)
+		return SE_FAILED;
+	sock_watch(ep, fd, idx, EPOLLIN);
+	return SE_CONNECTED;
 }
 
 /* Handles the epoll events of one connection. */
@@ -463,20 +542,21 @@ conn_event(struct bench *b, struct conn *c, uint32_t ev)
 
 	if (c->fd < 0)
 		return;
-	if (c->st == C_CONNECTING) {
-		if ((e = connect_result(c->fd, ev)) == -1)
-			return;
-		if (e != 0) {
-			conn_lost(b, c, strerror(e));
-			return;
-		}
-		conn_watch(b, c, EPOLLIN);
+	switch (sock_event(b->ep, c->fd, c->idx, c->st == C_CONNECTING, ev,
+	    &e)) {
+	case SE_CONNECTED:
+		c->ev = EPOLLIN;
 		conn_register(b, c);
 		return;
-	}
-	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
+	case SE_FAILED:
+		conn_lost(b, c, strerror(e));
+		return;
+	case SE_READ:
 		conn_read(b, c);
+		break;
+	case SE_NONE:
+		break;
+	}
 	if (c->fd >= 0 && (ev & EPOLLOUT))
 		conn_flush(b, c);
 }
-

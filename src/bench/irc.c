@@ -123,7 +123,7 @@ irc_line(struct bench *b, struct conn *c, const char *line, size_t len,
 	if (clen == 5 && memcmp(cmd, "ERROR", 5) == 0) {
 		if (c->st != C_QUITTING) {
 			b->server_errors++;
-			bench_note(b, "client %u: %.*s", c->idx, (int)len,
+			rs_note(&b->rs, "client %u: %.*s", c->idx, (int)len,
 			    line);
 		}
 		return;
@@ -160,17 +160,14 @@ irc_line(struct bench *b, struct conn *c, const char *line, size_t len,
 	w = irc_word(&p, end, &wlen);	/* our nick */
 	(void)w;
 	b->server_errors++;
-	bench_note(b, "client %u (%s): %.*s", c->idx, conn_label(c),
+	rs_note(&b->rs, "client %u (%s): %.*s", c->idx, conn_label(c),
 	    (int)len, line);
 	if (b->ph == PH_SETUP && c->st != C_READY)
-		bench_setup_error(b, "%s", b->first_error);
+		rs_fail(&b->rs, "%s", b->rs.note);
 }
 
 /* The IRC wire, for --proto irc. */
 const struct wire wire_irc = {
-	.hello = irc_hello,
-	.bye = irc_bye,
-	.enter = irc_enter,
-	.text = irc_text,
-	.line = irc_line
+	.hello = irc_hello, .bye = irc_bye, .enter = irc_enter,
+	.text = irc_text, .line = irc_line
 };

@@ -193,8 +193,10 @@ bench_begin(struct bench *b, int64_t now)
 	unsigned int		 i, k, nsnd = 0;
 
 	if (o->wl == WL_HOLD) {
+		/* Its measured phase: the clients held idle. */
 		b->ph = PH_HOLD;
-		b->t_phase_end = now + (int64_t)o->duration * NS;
+		b->t_measure = now;
+		b->t_end = b->t_phase_end = now + (int64_t)o->duration * NS;
 		return;
 	}
 	b->t_measure = now + (int64_t)o->warmup * NS;

@@ -119,10 +119,34 @@ static void
 bench_connect_end(struct bench *b, int64_t now)
 {
 	if (b->connects_failed > 0)
-		bench_setup_error(b, "%" PRIu64 " of %" PRIu64 " connections "
+		rs_fail(&b->rs, "%" PRIu64 " of %" PRIu64 " connections "
 		    "failed, the first: %s", b->connects_failed,
-		    b->connects_failed + b->connects_ok, b->first_error);
+		    b->connects_failed + b->connects_ok, b->rs.note);
 	bench_teardown(b, now);
+}
+
+/*
+ * A step of a connect run: its measured phase ends when the last
+ * connection starts, or after --duration; then the ones in flight have
+ * --drain to finish.
+ */
+static void
+bench_connect_tick(struct bench *b, int64_t now)
+{
+	if (b->t_end == 0 && now >= b->t_phase_end)
+		b->t_end = b->t_phase_end;
+	else if (b->t_end == 0 && b->next_new == b->n)
+		b->t_end = now;
+	if (b->t_end == 0)
+		return;
+	if (b->inflight == 0 && TAILQ_EMPTY(&b->retryq)) {
+		bench_connect_end(b, now);
+	} else if (now >= b->t_end + (int64_t)b->o->drain * NS) {
+		b->connects_failed += b->inflight;
+		rs_note(&b->rs, "%u connections still open after the drain "
+		    "time", b->inflight);
+		bench_connect_end(b, now);
+	}
 }
 
 /* Starts the connects that the concurrency limit allows. */
@@ -179,14 +203,14 @@ bench_tick(struct bench *b, int64_t now)
 	const struct options	*o = b->o;
 
 	if (got_signal && b->ph < PH_TEARDOWN) {
-		bench_setup_error(b, "interrupted by signal %d",
+		rs_fail(&b->rs, "interrupted by signal %d",
 		    (int)got_signal);
 		bench_teardown(b, now);
 		return;
 	}
 	if (now >= b->deadline) {
 		if (b->ph < PH_TEARDOWN) {
-			bench_setup_error(b, "the run passed its deadline");
+			rs_fail(&b->rs, "the run passed its deadline");
 			bench_teardown(b, now);
 		} else {
 			b->ph = PH_DONE;
@@ -195,22 +219,13 @@ bench_tick(struct bench *b, int64_t now)
 	}
 	switch (b->ph) {
 	case PH_SETUP:
-		if (b->failed) {
+		if (b->rs.failed) {
 			bench_teardown(b, now);
 			return;
 		}
 		bench_start_conns(b, now);
 		if (o->wl == WL_CONNECT) {
-			if ((b->next_new == b->n || now >= b->t_phase_end) &&
-			    b->inflight == 0 && TAILQ_EMPTY(&b->retryq)) {
-				bench_connect_end(b, now);
-			} else if (now >= b->t_phase_end +
-			    (int64_t)o->drain * NS) {
-				b->connects_failed += b->inflight;
-				bench_note(b, "%u connections still open after "
-				    "the drain time", b->inflight);
-				bench_connect_end(b, now);
-			}
+			bench_connect_tick(b, now);
 			return;
 		}
 		if (b->nready == b->n) {
@@ -218,7 +233,7 @@ bench_tick(struct bench *b, int64_t now)
 			return;
 		}
 		if (now >= b->t0 + (int64_t)o->setup_timeout * NS) {
-			bench_setup_error(b, "set-up timed out after %u s: %u "
+			rs_fail(&b->rs, "set-up timed out after %u s: %u "
 			    "of %u clients identified, %u ready",
 			    o->setup_timeout, b->nident, b->n, b->nready);
 			bench_teardown(b, now);
@@ -293,8 +308,11 @@ bench_run(struct bench *b)
 	b->t_progress = b->t0 + NS;
 	b->deadline = b->t0 + (int64_t)(o->setup_timeout + o->warmup +
 	    o->duration + o->drain) * NS + 2 * TEARDOWN_NS;
-	if (o->wl == WL_CONNECT)
+	if (o->wl == WL_CONNECT) {
+		/* Its measured phase: connections start for --duration. */
+		b->t_measure = b->t0;
 		b->t_phase_end = b->t0 + (int64_t)o->duration * NS;
+	}
 	while (b->ph != PH_DONE) {
 		now = clock_now_ns();
 		bench_tick(b, now);
@@ -328,7 +346,7 @@ bench_classic(struct options *o)
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		err(1, "calloc");
 	b->o = o;
-	b->n = o->nclients;
+	b->n = o->wl == WL_CONNECT ? o->connections : o->nclients;
 	b->ph = PH_SETUP;
 	b->busy = o->wl == WL_FANOUT || o->wl == WL_PRIVATE;
 	b->tag = (char)('a' + getpid() % 26);
@@ -364,10 +382,10 @@ bench_classic(struct options *o)
 		report_human(b, o->json ? stderr : stdout);
 	if (o->svg != NULL && bench_chart(b, o) == -1)
 		rv = 1;
-	if (b->failed) {
+	if (b->rs.failed) {
 		/* Said on stderr too, unless the report already went there. */
 		if (!o->json || o->quiet)
-			warnx("FAILED: %s", b->setup_error);
+			warnx("FAILED: %s", b->rs.error);
 		rv = 1;
 	}
 	if (fflush(stdout) == EOF)

@@ -30,7 +30,6 @@
 
 #define DEFAULT_HOST		"127.0.0.1"
 #define DEFAULT_PORT_IRC	"6667"
-#define MAX_CLIENTS		999999	/* names stay within 8 code points */
 #define IRC_MAX_BYTES		400	/* text that fits a 512-byte IRC line */
 
 static void	 usage(FILE *, int) __attribute__((__noreturn__));
@@ -46,22 +45,23 @@ usage(FILE *f, int status)
 "  -H, --host HOST          server address (default 127.0.0.1)\n"
 "  -p, --port PORT          server port (8001; 6667 with --proto irc)\n"
 "      --allow-remote       allow a host that is not loopback\n"
-"  -c, --clients N          clients (fanout 500, private 100, hold 1000,\n"
-"                           connect: connections in all, 2000; join,\n"
-"                           broadcast: clients held, 1000)\n"
+"  -c, --clients N          clients connected at once (fanout 500,\n"
+"                           private 100, hold, join, broadcast 1000)\n"
+"      --connections N      connect: connections in all (2000)\n"
 "  -s, --senders S          fanout senders (default 10)\n"
 "  -r, --rate R             msgs/s offered in all (fanout 1000; private 0:\n"
 "                           closed loop)\n"
 "  -b, --bytes B            message text size (default 100)\n"
-"  -d, --duration D         seconds measured (fanout, private 10; connect\n"
-"                           at most 10; hold: idle time before sampling, 2)\n"
+"  -d, --duration D         seconds of the measured phase (fanout, private,\n"
+"                           connect 10; hold 2)\n"
 "      --warmup W           seconds sent before measuring (default 2)\n"
-"      --drain T            seconds to wait for late copies (default 5;\n"
-"                           join, broadcast: for one step, 30)\n"
+"      --drain T            seconds to wait at the end for what is still in\n"
+"                           flight (default 5)\n"
+"      --step-timeout T     join, broadcast: seconds one step may take (30)\n"
 "      --setup-timeout T    seconds for connecting and joining (default 60)\n"
 "      --concurrency K      connects in flight at once (default 8)\n"
-"      --repeat R           join: serial joins timed (50); broadcast:\n"
-"                           texts timed (5)\n"
+"      --repeat R           join, broadcast: steps timed (join 50,\n"
+"                           broadcast 5)\n"
 "      --proto talknet|irc  protocol (default talknet)\n"
 "      --room               fanout in one room (always so over IRC)\n"
 "      --server-pid PID     sample CPU and memory of PID and its children\n"
@@ -80,21 +80,6 @@ usage(FILE *f, int status)
 	exit(status);
 }
 
-
-/* Parses a number option with strtonum, or exits with usage status. */
-static unsigned int
-opt_num(const char *name, const char *arg, long long lo, long long hi)
-{
-	const char	*errstr;
-	long long	 v;
-
-	v = strtonum(arg, lo, hi, &errstr);
-	if (errstr != NULL) {
-		warnx("%s %s: %s (%lld to %lld)", name, arg, errstr, lo, hi);
-		exit(2);
-	}
-	return (unsigned int)v;
-}
 
 /* Raises the open-file limit to what one run needs, if it may. */
 static void
@@ -120,6 +105,8 @@ enum {
 	OPT_ALLOW_REMOTE = 256,
 	OPT_WARMUP,
 	OPT_DRAIN,
+	OPT_STEP_TIMEOUT,
+	OPT_CONNECTIONS,
 	OPT_SETUP_TIMEOUT,
 	OPT_CONCURRENCY,
 	OPT_REPEAT,
@@ -139,12 +126,14 @@ static const struct option longopts[] = {
 	{ "port",		required_argument, NULL, 'p' },
 	{ "allow-remote",	no_argument,	   NULL, OPT_ALLOW_REMOTE },
 	{ "clients",		required_argument, NULL, 'c' },
+	{ "connections",	required_argument, NULL, OPT_CONNECTIONS },
 	{ "senders",		required_argument, NULL, 's' },
 	{ "rate",		required_argument, NULL, 'r' },
 	{ "bytes",		required_argument, NULL, 'b' },
 	{ "duration",		required_argument, NULL, 'd' },
 	{ "warmup",		required_argument, NULL, OPT_WARMUP },
 	{ "drain",		required_argument, NULL, OPT_DRAIN },
+	{ "step-timeout",	required_argument, NULL, OPT_STEP_TIMEOUT },
 	{ "setup-timeout",	required_argument, NULL, OPT_SETUP_TIMEOUT },
 	{ "concurrency",	required_argument, NULL, OPT_CONCURRENCY },
 	{ "repeat",		required_argument, NULL, OPT_REPEAT },
@@ -163,11 +152,6 @@ static const struct option longopts[] = {
 	{ NULL,			0,		   NULL, 0 }
 };
 
-
-/* Which of the options that have a per-workload default were given. */
-struct opts_given {
-	int	clients, rate, duration, drain;
-};
 
 /* Handles the options about the report: 1 if ch was one of them. */
 static int
@@ -203,75 +187,46 @@ opts_report(int ch, struct options *o)
 	return 0;
 }
 
+/* The getopt codes of the load options. */
+static const struct {
+	int			ch;
+	enum load_option	lo;
+} load_chars[] = {
+	{ 'c', LO_CLIENTS }, { OPT_CONNECTIONS, LO_CONNECTIONS },
+	{ 's', LO_SENDERS }, { 'r', LO_RATE }, { 'b', LO_BYTES },
+	{ 'd', LO_DURATION }, { OPT_WARMUP, LO_WARMUP },
+	{ OPT_DRAIN, LO_DRAIN }, { OPT_STEP_TIMEOUT, LO_STEP_TIMEOUT },
+	{ OPT_REPEAT, LO_REPEAT }, { OPT_ROOM, LO_ROOM },
+	{ OPT_SETTLE, LO_SETTLE }, { OPT_SETUP_TIMEOUT, LO_SETUP_TIMEOUT },
+	{ OPT_CONCURRENCY, LO_CONCURRENCY }
+};
+
 /* Handles the options about the load: 1 if ch was one of them. */
 static int
-opts_load(int ch, struct options *o, struct opts_given *g)
+opts_load(int ch, struct options *o)
 {
-	switch (ch) {
-	case 'c':
-		o->nclients = opt_num("--clients", optarg, 1, MAX_CLIENTS);
-		g->clients = 1;
-		return 1;
-	case 's':
-		o->nsenders = opt_num("--senders", optarg, 1, MAX_CLIENTS);
-		return 1;
-	case 'r':
-		o->rate = opt_num("--rate", optarg, 0, 10000000);
-		g->rate = 1;
-		return 1;
-	case 'b':
-		o->bytes = opt_num("--bytes", optarg, 32, 60000);
-		return 1;
-	case 'd':
-		o->duration = opt_num("--duration", optarg, 0, 86400);
-		g->duration = 1;
-		return 1;
-	case OPT_WARMUP:
-		o->warmup = opt_num("--warmup", optarg, 0, 3600);
-		return 1;
-	case OPT_DRAIN:
-		o->drain = opt_num("--drain", optarg, 0, 3600);
-		g->drain = 1;
-		return 1;
-	case OPT_SETUP_TIMEOUT:
-		o->setup_timeout = opt_num("--setup-timeout", optarg, 1, 86400);
-		return 1;
-	case OPT_CONCURRENCY:
-		o->concurrency = opt_num("--concurrency", optarg, 1,
-		    MAX_CLIENTS);
-		return 1;
-	case OPT_REPEAT:
-		o->repeat = opt_num("--repeat", optarg, 1, 100000);
-		return 1;
-	case OPT_ROOM:
-		o->room = 1;
-		return 1;
-	case OPT_SETTLE:
-		o->settle = opt_num("--settle", optarg, 0, 3600);
-		o->set_settle = 1;
-		return 1;
+	size_t	i;
+
+	for (i = 0; i < sizeof(load_chars) / sizeof(load_chars[0]); i++) {
+		if (load_chars[i].ch == ch) {
+			load_option(o, load_chars[i].lo, optarg);
+			return 1;
+		}
 	}
 	return 0;
 }
 
 /* Parses the options into o; returns the index of the first operand. */
 static int
-opts_parse(int argc, char *argv[], struct options *o, struct opts_given *g)
+opts_parse(int argc, char *argv[], struct options *o)
 {
 	int	ch;
 
 	memset(o, 0, sizeof(*o));
-	memset(g, 0, sizeof(*g));
 	o->host = DEFAULT_HOST;
-	o->nsenders = 10;
-	o->bytes = 100;
-	o->warmup = 2;
-	o->drain = 5;
-	o->setup_timeout = 60;
-	o->concurrency = 8;
 	while ((ch = getopt_long(argc, argv, "H:p:c:s:r:b:d:qhV", longopts,
 	    NULL)) != -1) {
-		if (opts_load(ch, o, g) || opts_report(ch, o))
+		if (opts_load(ch, o) || opts_report(ch, o))
 			continue;
 		switch (ch) {
 		case 'H':
@@ -307,8 +262,7 @@ opts_parse(int argc, char *argv[], struct options *o, struct opts_given *g)
 
 /* Sets the workload named name and the defaults that depend on it. */
 static void
-opts_workload(struct options *o, const char *name,
-    const struct opts_given *g)
+opts_workload(struct options *o, const char *name)
 {
 	o->wl = workload_lookup(name);
 	if (o->wl == WL_NONE) {
@@ -321,62 +275,18 @@ opts_workload(struct options *o, const char *name,
 	if (o->port == NULL)
 		o->port = o->proto == PK_IRC ? DEFAULT_PORT_IRC :
 		    PROTO_DEFAULT_PORT;
-	switch (o->wl) {
-	case WL_FANOUT:
-		if (!g->clients)
-			o->nclients = 500;
-		if (!g->rate)
-			o->rate = 1000;
-		if (!g->duration)
-			o->duration = 10;
-		if (o->rate == 0)
-			errx(2, "fanout needs a --rate above 0");
-		if (o->nclients < 2 || o->nsenders > o->nclients)
-			errx(2, "fanout needs 2 clients or more, and no more "
-			    "senders than clients");
-		break;
-	case WL_PRIVATE:
-		if (!g->clients)
-			o->nclients = 100;
-		if (!g->duration)
-			o->duration = 10;
-		if (o->nclients < 2)
-			errx(2, "private needs 2 clients or more");
+	workload_options(o);
+	if (o->wl == WL_FANOUT && o->rate == 0)
+		errx(2, "fanout needs a --rate above 0");
+	if (o->wl == WL_FANOUT && (o->nclients < 2 ||
+	    o->nsenders > o->nclients))
+		errx(2, "fanout needs 2 clients or more, and no more senders "
+		    "than clients");
+	if ((o->wl == WL_PRIVATE || o->wl == WL_BROADCAST) &&
+	    o->nclients < 2)
+		errx(2, "%s needs 2 clients or more", name);
+	if (o->wl == WL_PRIVATE)
 		o->nclients -= o->nclients % 2;
-		break;
-	case WL_CONNECT:
-		if (!g->clients)
-			o->nclients = 2000;
-		if (!g->duration)
-			o->duration = 10;
-		o->warmup = 0;
-		break;
-	case WL_HOLD:
-		if (!g->clients)
-			o->nclients = 1000;
-		if (!g->duration)
-			o->duration = 2;
-		if (!o->set_settle)
-			o->settle = 30;
-		o->warmup = 0;
-		break;
-	case WL_JOIN:
-	case WL_BROADCAST:
-		if (!g->clients)
-			o->nclients = 1000;
-		if (o->repeat == 0)
-			o->repeat = o->wl == WL_JOIN ? 50 : 5;
-		if (!g->drain)
-			o->drain = 30;	/* here: one join or broadcast, at most */
-		if (o->drain == 0)
-			errx(2, "%s needs a --drain above 0", name);
-		if (o->wl == WL_BROADCAST && o->nclients < 2)
-			errx(2, "broadcast needs 2 clients or more");
-		break;
-	case WL_MACHINE:
-	case WL_NONE:
-		break;
-	}
 	if (o->proto == PK_IRC && o->bytes > IRC_MAX_BYTES)
 		errx(2, "--bytes %u: an IRC line holds at most %d", o->bytes,
 		    IRC_MAX_BYTES);
@@ -386,18 +296,17 @@ opts_workload(struct options *o, const char *name,
 int
 main(int argc, char *argv[])
 {
-	struct options		o;
-	struct opts_given	g;
-	int			first;
+	struct options	o;
+	int		first;
 
-	first = opts_parse(argc, argv, &o, &g);
+	first = opts_parse(argc, argv, &o);
 	argc -= first;
 	argv += first;
 	if (argc == 0 && o.ncompare > 0 && o.svg != NULL)
 		return bench_chart(NULL, &o) == 0 ? 0 : 1;
 	if (argc != 1)
 		usage(stderr, 2);
-	opts_workload(&o, argv[0], &g);
+	opts_workload(&o, argv[0]);
 	raise_nofile((o.wl == WL_CONNECT ? o.concurrency : o.nclients) + 64);
 	bench_signals_setup();
 	if (o.wl == WL_MACHINE)

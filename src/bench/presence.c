@@ -16,28 +16,21 @@
  * text's last copy, and 10,000 held clients read through one scratch
  * buffer with no output queue, where a classic run keeps a queue per
  * client and retries under --concurrency.  The pieces that are the same
- * are shared: bench_addr(), line_next(), connect_result(), irc_word().
+ * are shared: bench_addr(), sock_connect(), sock_event(), rd_read(),
+ * irc_word(), and the reports are report.c's.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
-#endif
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1	/* memmem() */
 #endif
 
 #include <sys/types.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
-
 #include <ctype.h>
 #include <err.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -55,103 +48,9 @@
 #define P_NAME_ATTEMPTS	25		/* a..y; z: the joiner */
 #define P_PAUSE_NS	(300 * MS)	/* between two broadcasts */
 #define P_PROGRESS_NS	(5 * NS)
-#define P_READ		65536
-#define P_READS		4		/* reads per event, at most */
-#define P_LINE_MAX	(1024 * 1024)
 #define P_CHANNEL	"#bench"
 
-enum pstate {
-	P_IDLE = 0,	/* not started */
-	P_WAIT,		/* waiting to retry its connect */
-	P_CONNECTING,	/* non-blocking connect in progress */
-	P_REGISTER,	/* IDENTIFY or NICK/USER sent */
-	P_JOINING,	/* IRC: JOIN sent */
-	P_READY,	/* held and reading */
-	P_QUITTING,	/* DISCONNECT or QUIT sent, waiting for the close */
-	P_DONE,		/* the server closed it after the quit */
-	P_FAILED
-};
-
-struct pconn {
-	int		 fd;
-	unsigned int	 idx;
-	enum pstate	 st;
-	unsigned int	 retries;
-	unsigned int	 attempt;	/* name letter */
-	char		 name[24];
-	struct buf	 in;
-	uint64_t	 got;		/* last broadcast round received */
-	int64_t		 t_retry;
-	int64_t		 t_resp;	/* RESPONSE SUCCESS or 001 */
-	int64_t		 t_close;	/* closed after the quit */
-};
-
-struct presence {
-	const struct options *o;
-	struct sockaddr_storage sa;
-	socklen_t	 salen;
-	char		 addrtext[INET6_ADDRSTRLEN + 8];
-	int		 ep;
-	int		 irc;
-	int		 setup;		/* connecting the held */
-	char		 tag;		/* this run's first letter */
-	struct pconn	*c;		/* n held, then the joiner */
-	unsigned int	 n;
-	unsigned int	 next;		/* next held to start */
-	unsigned int	 inflight;
-	unsigned int	 nwait;
-	unsigned int	 nready;
-	uint64_t	 retries;
-	uint64_t	 round;		/* broadcast timed, from 1 */
-	char		 expect[48];	/* its text */
-	uint64_t	 copies;	/* its copies so far */
-	uint64_t	 copies_all;
-	uint64_t	 duplicates;
-	int64_t		 t_last;	/* its last copy */
-	uint64_t	 lost;		/* held, lost after set-up */
-	uint64_t	 server_errors;
-	double		 setup_s;
-	double		 cpu_s;		/* server CPU over the steps */
-	int		 cpu_fine;	/* from schedstat, not ticks */
-	unsigned int	 nproc;
-	int64_t		*whole_ns;	/* connect..close; last copy */
-	int64_t		*resp_ns;	/* join: connect..RESPONSE */
-	unsigned int	 nsteps;
-	int		 failed;
-	char		 error[256];
-	char		 first_problem[256];
-	struct proto_parser pp;
-	char		 scratch[P_READ];
-};
-
 static void	 p_lost(struct presence *, struct pconn *, const char *);
-
-/* Records the first error; the run has failed. */
-static void __attribute__((__format__(__printf__, 2, 3)))
-p_fail(struct presence *p, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (!p->failed) {
-		va_start(ap, fmt);
-		vsnprintf(p->error, sizeof(p->error), fmt, ap);
-		va_end(ap);
-	}
-	p->failed = 1;
-}
-
-/* Records the first problem, which need not fail the run. */
-static void __attribute__((__format__(__printf__, 2, 3)))
-p_note(struct presence *p, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (p->first_problem[0] != '\0')
-		return;
-	va_start(ap, fmt);
-	vsnprintf(p->first_problem, sizeof(p->first_problem), fmt, ap);
-	va_end(ap);
-}
 
 /* Tells whether a state counts against --concurrency. */
 static int
@@ -282,29 +181,12 @@ p_quit(struct presence *p, struct pconn *c)
 static void
 p_start(struct presence *p, struct pconn *c)
 {
-	struct epoll_event	e;
-	int			fd, one = 1;
+	int	done;
 
 	p_set(p, c, P_CONNECTING);
-	fd = socket(p->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		p_lost(p, c, strerror(errno));
-		return;
-	}
-	/* Each request must leave at once: latency is what is measured. */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
-		warn("TCP_NODELAY");
-	c->fd = fd;
-	buf_init(&c->in);
-	memset(&e, 0, sizeof(e));
-	e.events = EPOLLIN | EPOLLOUT;
-	e.data.u32 = c->idx;
-	if (epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &e) == -1)
-		err(1, "epoll_ctl");
-	if (connect(fd, (struct sockaddr *)&p->sa, p->salen) == 0)
-		return;		/* EPOLLOUT comes all the same */
-	if (errno != EINPROGRESS)
+	/* Connected at once or not, EPOLLOUT comes: p_event registers it. */
+	if ((c->fd = sock_connect(p->ep, &p->sa, p->salen, c->idx,
+	    &done)) == -1)
 		p_lost(p, c, strerror(errno));
 }
 
@@ -321,25 +203,25 @@ p_lost(struct presence *p, struct pconn *c, const char *why)
 	p_close(c);
 	if (c->idx >= p->n) {
 		p_set(p, c, P_FAILED);
-		p_fail(p, "join %u (%s): %s", p->nsteps, c->name, why);
+		rs_fail(&p->rs, "join %u (%s): %s", p->nsteps, c->name, why);
 		return;
 	}
 	if (p->setup && (old == P_CONNECTING || old == P_REGISTER) &&
 	    c->retries < P_RETRIES) {
 		c->retries++;
 		p->retries++;
-		p_note(p, "client %u: %s (retried)", c->idx, why);
+		rs_note(&p->rs, "client %u: %s (retried)", c->idx, why);
 		c->t_retry = clock_now_ns() + (int64_t)c->retries * 100 * MS;
 		p_set(p, c, P_WAIT);
 		return;
 	}
 	p_set(p, c, P_FAILED);
 	if (p->setup) {
-		p_fail(p, "client %u (%s): %s", c->idx, c->name, why);
+		rs_fail(&p->rs, "client %u (%s): %s", c->idx, c->name, why);
 		return;
 	}
 	p->lost++;
-	p_note(p, "client %u (%s): %s", c->idx, c->name, why);
+	rs_note(&p->rs, "client %u (%s): %s", c->idx, c->name, why);
 }
 
 /* Handles a successful IDENTIFY or IRC registration. */
@@ -368,12 +250,13 @@ p_copy(struct presence *p, struct pconn *c, const char *text, size_t len,
 		return;
 	if (c->idx == 0) {
 		/* The sender's own copy is not one of the N-1. */
-		p_note(p, "the sender got its own text back");
+		rs_note(&p->rs, "the sender got its own text back");
 		return;
 	}
 	if (c->got == p->round) {
 		p->duplicates++;
-		p_note(p, "client %u: a second copy of %s", c->idx, p->expect);
+		rs_note(&p->rs, "client %u: a second copy of %s", c->idx,
+		    p->expect);
 		return;
 	}
 	c->got = p->round;
@@ -400,7 +283,7 @@ p_response(struct presence *p, struct pconn *c, const struct msg *m,
 		return;
 	}
 	p->server_errors++;
-	p_note(p, "client %u (%s): %.*s %.*s", c->idx, c->name,
+	rs_note(&p->rs, "client %u (%s): %.*s %.*s", c->idx, c->name,
 	    (int)m->operation.len, m->operation.p, (int)m->result.len,
 	    m->result.p);
 }
@@ -420,9 +303,8 @@ p_talknet_line(struct presence *p, struct pconn *c, const char *line,
 	if (proto_peek_type(line, len, &t) == 0 &&
 	    (t == MSG_NEW_USER || t == MSG_DISCONNECTED))
 		return;
-	if (proto_parse_reply(&p->pp, line, len, &m) == -1) {
+	if (talknet_reply(&p->pp, line, len, &m, &p->rs, c->idx) == -1) {
 		p->server_errors++;
-		p_note(p, "client %u: unreadable line from the server", c->idx);
 		return;
 	}
 	if (m.type == MSG_PUBLIC_TEXT_FROM)
@@ -457,7 +339,8 @@ p_irc_numeric(struct presence *p, struct pconn *c, int num,
 		return;
 	}
 	p->server_errors++;
-	p_note(p, "client %u (%s): %.*s", c->idx, c->name, (int)len, line);
+	rs_note(&p->rs, "client %u (%s): %.*s", c->idx, c->name, (int)len,
+	    line);
 	if (c->st == P_REGISTER || c->st == P_JOINING)
 		p_lost(p, c, "refused by the server");
 }
@@ -485,7 +368,8 @@ p_irc_line(struct presence *p, struct pconn *c, const char *line,
 	} else if (clen == 5 && memcmp(cmd, "ERROR", 5) == 0) {
 		if (c->st != P_QUITTING) {
 			p->server_errors++;
-			p_note(p, "client %u: %.*s", c->idx, (int)len, line);
+			rs_note(&p->rs, "client %u: %.*s", c->idx, (int)len,
+			    line);
 		}
 	} else if (clen == 3 && isdigit((unsigned char)cmd[0]) &&
 	    isdigit((unsigned char)cmd[1]) && isdigit((unsigned char)cmd[2])) {
@@ -494,25 +378,18 @@ p_irc_line(struct presence *p, struct pconn *c, const char *line,
 	}
 }
 
-/* Handles the complete lines of data; the bytes used, or -1 if closed. */
-static ssize_t
-p_lines(struct presence *p, struct pconn *c, const char *data, size_t len,
-    int64_t now)
+/* Handles one line of the server's; -1 once the connection is gone. */
+static int
+p_line(void *run, void *conn, const char *line, size_t len, int64_t now)
 {
-	const char	*s = data, *end = data + len, *line;
-	size_t		 n;
+	struct presence	*p = run;
+	struct pconn	*c = conn;
 
-	while ((line = line_next(&s, end, &n)) != NULL) {
-		if (n == 0)
-			continue;
-		if (p->irc)
-			p_irc_line(p, c, line, n, now);
-		else
-			p_talknet_line(p, c, line, n, now);
-		if (c->fd < 0)
-			return -1;
-	}
-	return s - data;
+	if (p->irc)
+		p_irc_line(p, c, line, len, now);
+	else
+		p_talknet_line(p, c, line, len, now);
+	return c->fd < 0 ? -1 : 0;
 }
 
 /* The server closed a connection: the end of a quit, or a loss. */
@@ -528,88 +405,39 @@ p_eof(struct presence *p, struct pconn *c, int64_t now)
 	p_set(p, c, P_DONE);
 }
 
-/*
- * Reads what a connection has.  Whole lines are handled straight from
- * the scratch buffer; only a partial line is kept in the connection's
- * own, so 10,000 idle clients hold no buffers.
- */
+/* Reads what a connection has; held clients keep no buffer when idle. */
 static void
 p_read(struct presence *p, struct pconn *c)
 {
-	ssize_t	 r, used;
-	int	 i;
-	int64_t	 now;
-	char	*d;
-	size_t	 dlen;
+	const struct reader r = { .fd = c->fd, .in = &c->in,
+	    .scratch = p->scratch, .scratch_len = sizeof(p->scratch),
+	    .line = p_line, .run = p, .conn = c };
+	int		rs;
 
-	for (i = 0; i < P_READS && c->fd >= 0; i++) {
-		r = read(c->fd, p->scratch, sizeof(p->scratch));
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		now = clock_now_ns();
-		if (r <= 0) {
-			/* A reset after our quit ends it all the same. */
-			if (r == 0 || (c->st == P_QUITTING &&
-			    errno == ECONNRESET))
-				p_eof(p, c, now);
-			else
-				p_lost(p, c, strerror(errno));
-			return;
-		}
-		d = p->scratch;
-		dlen = (size_t)r;
-		if (buf_pending(&c->in) > 0) {
-			if (buf_append(&c->in, p->scratch, dlen) == -1)
-				err(1, "buf_append");
-			d = buf_head(&c->in);
-			dlen = buf_pending(&c->in);
-		}
-		if ((used = p_lines(p, c, d, dlen, now)) == -1)
-			return;
-		if (d == p->scratch && (size_t)used < dlen) {
-			if (buf_append(&c->in, d + used, dlen - used) == -1)
-				err(1, "buf_append");
-		} else if (d != p->scratch) {
-			buf_drain(&c->in, (size_t)used);
-		}
-		if (buf_pending(&c->in) > P_LINE_MAX) {
-			p_lost(p, c, "line too long");
-			return;
-		}
-		if (buf_pending(&c->in) == 0)
-			buf_free(&c->in);
-		if ((size_t)r < sizeof(p->scratch))
-			break;
-	}
+	rs = rd_read(&r);
+	/* A reset after our quit ends it all the same. */
+	if (rs == RD_EOF || (rs == RD_ERROR && c->st == P_QUITTING &&
+	    errno == ECONNRESET))
+		p_eof(p, c, clock_now_ns());
+	else if (rs != RD_OPEN && rs != RD_GONE)
+		p_lost(p, c, rd_why(rs));
 }
 
 /* Handles the epoll events of one connection. */
 static void
 p_event(struct presence *p, struct pconn *c, uint32_t ev)
 {
-	struct epoll_event	e;
-	int			err_;
+	enum sock_event	se;
+	int		e;
 
 	if (c->fd < 0)
 		return;
-	if (c->st == P_CONNECTING) {
-		if ((err_ = connect_result(c->fd, ev)) == -1)
-			return;
-		if (err_ != 0) {
-			p_lost(p, c, strerror(err_));
-			return;
-		}
-		memset(&e, 0, sizeof(e));
-		e.events = EPOLLIN;
-		e.data.u32 = c->idx;
-		if (epoll_ctl(p->ep, EPOLL_CTL_MOD, c->fd, &e) == -1)
-			err(1, "epoll_ctl");
+	se = sock_event(p->ep, c->fd, c->idx, c->st == P_CONNECTING, ev, &e);
+	if (se == SE_CONNECTED)
 		p_register(p, c);
-		return;
-	}
-	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
+	else if (se == SE_FAILED)
+		p_lost(p, c, strerror(e));
+	else if (se == SE_READ)
 		p_read(p, c);
 }
 
@@ -655,14 +483,14 @@ p_setup(struct presence *p)
 	deadline = t0 + (int64_t)p->o->setup_timeout * NS;
 	t_progress = t0 + P_PROGRESS_NS;
 	p->setup = 1;
-	while (!p->failed && p->nready < p->n) {
+	while (!p->rs.failed && p->nready < p->n) {
 		if (bench_interrupted()) {
-			p_fail(p, "interrupted");
+			rs_fail(&p->rs, "interrupted");
 			break;
 		}
 		if (now >= deadline) {
-			p_fail(p, "set-up: %u of %u clients ready after %u s",
-			    p->nready, p->n, p->o->setup_timeout);
+			rs_fail(&p->rs, "set-up: %u of %u clients ready "
+			    "after %u s", p->nready, p->n, p->o->setup_timeout);
 			break;
 		}
 		p_start_more(p, now);
@@ -682,14 +510,14 @@ p_setup(struct presence *p)
 static void
 p_wait_joiner(struct presence *p, struct pconn *c, int64_t deadline)
 {
-	while (!p->failed && c->st != P_DONE && c->st != P_FAILED) {
+	while (!p->rs.failed && c->st != P_DONE && c->st != P_FAILED) {
 		if (bench_interrupted()) {
-			p_fail(p, "interrupted");
+			rs_fail(&p->rs, "interrupted");
 			return;
 		}
 		if (clock_now_ns() >= deadline) {
-			p_fail(p, "join %u (%s): not done in %u s", p->nsteps,
-			    c->name, p->o->drain);
+			rs_fail(&p->rs, "join %u (%s): not done in %u s",
+			    p->nsteps, c->name, p->o->step_timeout);
 			return;
 		}
 		p_poll(p, 100);
@@ -710,8 +538,8 @@ p_join_step(struct presence *p)
 	buf_init(&c->in);
 	t0 = clock_now_ns();
 	p_start(p, c);
-	p_wait_joiner(p, c, t0 + (int64_t)p->o->drain * NS);
-	if (p->failed)
+	p_wait_joiner(p, c, t0 + (int64_t)p->o->step_timeout * NS);
+	if (p->rs.failed)
 		return;
 	p->resp_ns[p->nsteps] = c->t_resp - t0;
 	p->whole_ns[p->nsteps] = c->t_close - t0;
@@ -740,29 +568,29 @@ p_broadcast_step(struct presence *p)
 	    (int)getpid(), p->round);
 	p->copies = 0;
 	t0 = clock_now_ns();
-	deadline = t0 + (int64_t)p->o->drain * NS;
+	deadline = t0 + (int64_t)p->o->step_timeout * NS;
 	if (p->irc)
 		p_send(p, c, "PRIVMSG %s :%s\r\n", P_CHANNEL, p->expect);
 	else
 		p_send_msg(p, c, MSG_PUBLIC_TEXT, NULL, p->expect);
-	while (!p->failed && p->copies < p->n - 1 - p->lost) {
+	while (!p->rs.failed && p->copies < p->n - 1 - p->lost) {
 		if (bench_interrupted()) {
-			p_fail(p, "interrupted");
+			rs_fail(&p->rs, "interrupted");
 			return;
 		}
 		if (clock_now_ns() >= deadline) {
-			p_fail(p, "broadcast %" PRIu64 ": %" PRIu64 " of %u "
-			    "copies in %u s", p->round, p->copies, p->n - 1,
-			    p->o->drain);
+			rs_fail(&p->rs, "broadcast %" PRIu64 ": %" PRIu64
+			    " of %u copies in %u s", p->round, p->copies,
+			    p->n - 1, p->o->step_timeout);
 			return;
 		}
 		p_poll(p, 100);
 	}
-	if (p->failed)
+	if (p->rs.failed)
 		return;
 	if (p->lost > 0) {
-		p_fail(p, "broadcast %" PRIu64 ": %" PRIu64 " clients lost",
-		    p->round, p->lost);
+		rs_fail(&p->rs, "broadcast %" PRIu64 ": %" PRIu64
+		    " clients lost", p->round, p->lost);
 		return;
 	}
 	p->whole_ns[p->nsteps++] = p->t_last - t0;
@@ -780,7 +608,7 @@ p_steps(struct presence *p)
 	unsigned int	k;
 
 	srv_sample(p->o->server_pid, 0, &s0);
-	for (k = 0; k < p->o->repeat && !p->failed; k++) {
+	for (k = 0; k < p->o->repeat && !p->rs.failed; k++) {
 		if (p->o->wl == WL_BROADCAST && k > 0)
 			p_pause(p, P_PAUSE_NS);
 		if (p->o->wl == WL_JOIN)
@@ -807,121 +635,6 @@ p_cmp(const void *a, const void *b)
 	int64_t	x = *(const int64_t *)a, y = *(const int64_t *)b;
 
 	return x < y ? -1 : x > y;
-}
-
-/* The nearest-rank quantile q of n sorted samples, in ms; 0 if none. */
-static double
-p_quantile(const int64_t *v, unsigned int n, double q)
-{
-	unsigned int	k;
-
-	if (n == 0)
-		return 0;
-	k = (unsigned int)ceil(q * n);
-	k = k < 1 ? 0 : k - 1;
-	return (double)v[k < n ? k : n - 1] / MS;
-}
-
-/* Prints {"count":..,"min":..,"p50":..,"p99":..,"max":..} of sorted ms. */
-static void
-p_json_dist(FILE *f, const char *key, const int64_t *v, unsigned int n)
-{
-	fprintf(f, "\"%s\":{\"count\":%u,\"min\":%.6g,\"p50\":%.6g,"
-	    "\"p99\":%.6g,\"max\":%.6g}", key, n, p_quantile(v, n, 0),
-	    p_quantile(v, n, 0.5), p_quantile(v, n, 0.99),
-	    p_quantile(v, n, 1));
-}
-
-/* The server's CPU microseconds per join or per delivered copy. */
-static double
-p_cpu_per(const struct presence *p)
-{
-	double	units;
-
-	units = p->o->wl == WL_JOIN ? p->nsteps :
-	    (double)p->nsteps * (p->n - 1);
-	return units > 0 && p->o->server_pid > 0 ? p->cpu_s * 1e6 / units : 0;
-}
-
-/* Prints the result as one JSON object. */
-static void
-p_json(const struct presence *p, FILE *f)
-{
-	const struct options	*o = p->o;
-	const char		*wl = o->wl == WL_JOIN ? "join" : "broadcast";
-	char			 label[128];
-
-	if (o->label != NULL)
-		strlcpy(label, o->label, sizeof(label));
-	else
-		snprintf(label, sizeof(label), "%s %s %u", p->irc ? "irc" :
-		    "talknet", wl, p->n);
-	fputs("{\"label\":", f);
-	json_str(f, label);
-	fprintf(f, ",\"workload\":\"%s\",\"proto\":\"%s\",\"address\":", wl,
-	    p->irc ? "irc" : "talknet");
-	json_str(f, p->addrtext);
-	fprintf(f, ",\"clients\":%u,\"repeat\":%u,\"concurrency\":%u,"
-	    "\"ok\":%s,\"error\":", p->n, o->repeat, o->concurrency,
-	    p->failed ? "false" : "true");
-	json_str(f, p->error);
-	fputs(",\"first_problem\":", f);
-	json_str(f, p->first_problem);
-	fprintf(f, ",\"setup\":{\"clients\":%u,\"seconds\":%.6g,"
-	    "\"per_s\":%.6g,\"retries\":%" PRIu64 "},", p->nready, p->setup_s,
-	    p->setup_s > 0 ? p->nready / p->setup_s : 0, p->retries);
-	fprintf(f, "\"steps\":%u,\"lost\":%" PRIu64 ",\"server_errors\":%"
-	    PRIu64 ",", p->nsteps, p->lost, p->server_errors);
-	if (o->wl == WL_JOIN) {
-		p_json_dist(f, "join_ms", p->whole_ns, p->nsteps);
-		fputc(',', f);
-		p_json_dist(f, "response_ms", p->resp_ns, p->nsteps);
-	} else {
-		fprintf(f, "\"copies\":{\"expected\":%llu,\"delivered\":%"
-		    PRIu64 ",\"duplicates\":%" PRIu64 "},",
-		    (unsigned long long)p->nsteps * (p->n - 1),
-		    p->copies_all, p->duplicates);
-		p_json_dist(f, "last_copy_ms", p->whole_ns, p->nsteps);
-	}
-	fprintf(f, ",\"server\":{\"pid\":%d,\"procs\":%u,\"cpu_s\":%.6g,"
-	    "\"cpu_from\":\"%s\",\"cpu_us_per_%s\":%.6g}}\n",
-	    (int)o->server_pid, p->nproc, p->cpu_s, p->cpu_fine ?
-	    "schedstat" : "ticks", o->wl == WL_JOIN ? "join" : "copy",
-	    p_cpu_per(p));
-}
-
-/* Prints the result for a reader. */
-static void
-p_human(const struct presence *p, FILE *f)
-{
-	const struct options	*o = p->o;
-	const int64_t		*w = p->whole_ns, *r = p->resp_ns;
-	unsigned int		 n = p->nsteps;
-
-	fprintf(f, "%s over %s at %s: %u clients held (set up in %.1f s, "
-	    "%" PRIu64 " retries), %u of %u timed\n", o->wl == WL_JOIN ?
-	    "join" : "broadcast", p->irc ? "irc" : "talknet", p->addrtext,
-	    p->nready, p->setup_s, p->retries, n, o->repeat);
-	if (o->wl == WL_JOIN) {
-		fprintf(f, "  join (connect..close) ms  p50 %.2f  p99 %.2f  "
-		    "max %.2f\n", p_quantile(w, n, 0.5), p_quantile(w, n, 0.99),
-		    p_quantile(w, n, 1));
-		fprintf(f, "  connect..RESPONSE ms      p50 %.2f  p99 %.2f  "
-		    "max %.2f\n", p_quantile(r, n, 0.5), p_quantile(r, n, 0.99),
-		    p_quantile(r, n, 1));
-	} else {
-		fprintf(f, "  last of %u copies ms  p50 %.2f  max %.2f  "
-		    "(%" PRIu64 " copies in all)\n", p->n - 1,
-		    p_quantile(w, n, 0.5), p_quantile(w, n, 1), p->copies_all);
-	}
-	if (o->server_pid > 0)
-		fprintf(f, "  server CPU %.3f s: %.1f us per %s, %u "
-		    "processes\n", p->cpu_s, p_cpu_per(p), o->wl == WL_JOIN ?
-		    "join" : "copy", p->nproc);
-	if (p->first_problem[0] != '\0')
-		fprintf(f, "  first problem: %s\n", p->first_problem);
-	if (p->failed)
-		fprintf(f, "FAILED: %s\n", p->error);
 }
 
 /* Runs join or broadcast and reports it; the exit status. */
@@ -959,20 +672,20 @@ bench_presence(const struct options *o)
 			    (int)o->server_pid);
 	}
 	p_setup(p);
-	if (!p->failed)
+	if (!p->rs.failed)
 		p_steps(p);
 	qsort(p->whole_ns, p->nsteps, sizeof(int64_t), p_cmp);
 	qsort(p->resp_ns, p->nsteps, sizeof(int64_t), p_cmp);
 	if (o->json)
-		p_json(p, stdout);
+		report_presence_json(p, stdout);
 	if (!o->json || !o->quiet)
-		p_human(p, o->json ? stderr : stdout);
+		report_presence_human(p, o->json ? stderr : stdout);
 	/* Said on stderr too, unless the report already went there. */
-	if (p->failed && (!o->json || o->quiet))
-		warnx("FAILED: %s", p->error);
+	if (p->rs.failed && (!o->json || o->quiet))
+		warnx("FAILED: %s", p->rs.error);
 	if (fflush(stdout) == EOF)
 		err(1, "stdout");
-	rv = p->failed ? 1 : 0;
+	rv = p->rs.failed ? 1 : 0;
 	for (i = 0; i <= p->n; i++)
 		p_close(&p->c[i]);
 	close(p->ep);

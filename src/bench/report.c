@@ -14,42 +14,13 @@
 
 #include "bench.h"
 
-static const char *const workload_names[] = {
-	[WL_NONE] = "none",
-	[WL_FANOUT] = "fanout",
-	[WL_PRIVATE] = "private",
-	[WL_CONNECT] = "connect",
-	[WL_HOLD] = "hold",
-	[WL_MACHINE] = "machine",
-	[WL_JOIN] = "join",
-	[WL_BROADCAST] = "broadcast"
-};
-
-
-/* The name of a workload, as the command line and the reports spell it. */
-const char *
-workload_name(enum workload wl)
-{
-	return workload_names[wl];
-}
-
-/* The workload of a name; WL_NONE if there is none. */
-enum workload
-workload_lookup(const char *name)
-{
-	unsigned int	i;
-
-	for (i = WL_FANOUT; i <= WL_LAST; i++)
-		if (strcmp(name, workload_names[i]) == 0)
-			return (enum workload)i;
-	return WL_NONE;
-}
-
 /* The figures derived from the counters, shared by both outputs. */
 struct outcome {
 	double	 setup_s;	/* connect + identify of all clients */
 	double	 join_s;	/* then the room */
 	double	 window_s;	/* the measured window */
+	double	 measured_s;	/* the measured phase, as it ran */
+	double	 drained_s;	/* the wait at its end */
 	double	 elapsed_s;	/* connect: the whole run */
 	double	 delivered_pct;
 	double	 delivered_per_s;
@@ -76,8 +47,16 @@ result_compute(const struct bench *b, struct outcome *r)
 {
 	const struct options	*o = b->o;
 	int64_t			 t_ident = b->t_ident ? b->t_ident : b->t_finish;
+	int64_t			 t_stop;
 
 	memset(r, 0, sizeof(*r));
+	/* The phase ends on time, or with the run if that was cut short. */
+	t_stop = b->t_end > 0 && b->t_end < b->t_finish ? b->t_end :
+	    b->t_finish;
+	if (b->t_measure > 0 && t_stop > b->t_measure)
+		r->measured_s = (double)(t_stop - b->t_measure) / NS;
+	if (b->t_end > 0 && b->t_finish > b->t_end)
+		r->drained_s = (double)(b->t_finish - b->t_end) / NS;
 	if (b->t0 != 0 && t_ident > b->t0)
 		r->setup_s = (double)(t_ident - b->t0) / NS;
 	if (b->t_ready > 0 && b->t_ident > 0)
@@ -164,9 +143,9 @@ report_human(const struct bench *b, FILE *f)
 	unsigned int		 n = b->n;
 
 	result_compute(b, &r);
-	fprintf(f, "workload %s  proto %s  server %s  clients %u",
+	fprintf(f, "workload %s  proto %s  server %s  %s %u",
 	    workload_name(o->wl), o->proto == PK_IRC ? "irc" : "talknet",
-	    b->addrtext, n);
+	    b->addrtext, o->wl == WL_CONNECT ? "connections" : "clients", n);
 	if (o->wl == WL_FANOUT)
 		fprintf(f, "  senders %u  rate %u/s  bytes %u  %s", o->nsenders,
 		    o->rate, o->bytes, o->room || o->proto == PK_IRC ?
@@ -177,8 +156,8 @@ report_human(const struct bench *b, FILE *f)
 	else if (o->wl == WL_CONNECT)
 		fprintf(f, "  concurrency %u", o->concurrency);
 	fputc('\n', f);
-	if (b->setup_error[0] != '\0')
-		fprintf(f, "FAILED: %s\n", b->setup_error);
+	if (b->rs.error[0] != '\0')
+		fprintf(f, "FAILED: %s\n", b->rs.error);
 	if (o->wl == WL_CONNECT) {
 		fprintf(f, "connections %" PRIu64 " in %.2f s (%.0f/s)  "
 		    "failed %" PRIu64 "\n", b->connects_ok,
@@ -227,13 +206,13 @@ report_human(const struct bench *b, FILE *f)
 		    (double)b->srv_end.rss_kib / 1024);
 	}
 	/* A failed run's machine-wide deltas mean nothing: left out. */
-	if ((o->wl == WL_HOLD || b->srv_end.ok) && !b->failed)
+	if ((o->wl == WL_HOLD || b->srv_end.ok) && !b->rs.failed)
 		fprintf(f, "memavail delta %.1f MiB (%.1f KiB/client; the "
 		    "bench's own %.1f MiB taken out)\n",
 		    (double)r.mem_delta.avail / 1024,
 		    per_client(r.mem_delta.avail, &r),
 		    (double)r.selfrss_delta_kib / 1024);
-	if (o->wl == WL_HOLD && r.mem_delta.ok && !b->failed)
+	if (o->wl == WL_HOLD && r.mem_delta.ok && !b->rs.failed)
 		fprintf(f, "per client KiB: anon %.1f  page tables %.1f  "
 		    "kernel stacks %.1f  slab %.1f  shmem %.1f\n",
 		    per_client(r.mem_delta.anon, &r),
@@ -249,9 +228,9 @@ report_human(const struct bench *b, FILE *f)
 		fprintf(f, "  server errors %" PRIu64 "  foreign texts %"
 		    PRIu64, b->server_errors, b->foreign);
 	fputc('\n', f);
-	if (b->first_error[0] != '\0' &&
-	    strcmp(b->first_error, b->setup_error) != 0)
-		fprintf(f, "first problem: %s\n", b->first_error);
+	if (b->rs.note[0] != '\0' &&
+	    strcmp(b->rs.note, b->rs.error) != 0)
+		fprintf(f, "first problem: %s\n", b->rs.note);
 }
 
 /* Prints a JSON string. */
@@ -338,16 +317,20 @@ report_json(const struct bench *b, FILE *f)
 	fprintf(f, ",\"workload\":\"%s\",\"proto\":\"%s\",\"address\":",
 	    workload_name(o->wl), o->proto == PK_IRC ? "irc" : "talknet");
 	json_str(f, b->addrtext);
-	fprintf(f, ",\"clients\":%u,\"senders\":%u,\"rate\":%u,\"bytes\":%u,"
-	    "\"duration\":%u,\"warmup\":%u,\"concurrency\":%u,\"room\":%s,",
-	    b->n, o->wl == WL_FANOUT ? o->nsenders : o->wl == WL_PRIVATE ?
-	    b->n / 2 : 0, o->rate, o->bytes, o->duration, o->warmup,
+	fprintf(f, ",\"clients\":%u,\"connections\":%u,\"senders\":%u,"
+	    "\"rate\":%u,\"bytes\":%u,\"duration\":%u,\"warmup\":%u,"
+	    "\"drain\":%u,\"concurrency\":%u,\"room\":%s,",
+	    o->wl == WL_CONNECT ? 0 : b->n, o->wl == WL_CONNECT ? b->n : 0,
+	    o->wl == WL_FANOUT ? o->nsenders : o->wl == WL_PRIVATE ?
+	    b->n / 2 : 0, o->rate, o->bytes, o->duration, o->warmup, o->drain,
 	    o->concurrency, o->room || (o->wl == WL_FANOUT &&
 	    o->proto == PK_IRC) ? "true" : "false");
-	fprintf(f, "\"ok\":%s,\"error\":", b->failed ? "false" : "true");
-	json_str(f, b->setup_error);
+	json_num(f, "measured_s", r.measured_s, 0);
+	json_num(f, "drained_s", r.drained_s, 0);
+	fprintf(f, "\"ok\":%s,\"error\":", b->rs.failed ? "false" : "true");
+	json_str(f, b->rs.error);
 	fputs(",\"first_problem\":", f);
-	json_str(f, b->first_error);
+	json_str(f, b->rs.note);
 	fprintf(f, ",\"setup\":{\"clients\":%u,", b->nident);
 	json_num(f, "seconds", r.setup_s, 0);
 	json_num(f, "per_s", r.setup_s > 0 ? b->nident / r.setup_s : 0, 0);
@@ -406,4 +389,121 @@ report_json(const struct bench *b, FILE *f)
 	fputs("\"cdf\":", f);
 	report_cdf(h, f);
 	fputs("}\n", f);
+}
+
+/* --- join and broadcast ---------------------------------------------- */
+
+/* The nearest-rank quantile q of n sorted samples, in ms; 0 if none. */
+static double
+p_quantile(const int64_t *v, unsigned int n, double q)
+{
+	unsigned int	k;
+
+	if (n == 0)
+		return 0;
+	k = (unsigned int)ceil(q * n);
+	k = k < 1 ? 0 : k - 1;
+	return (double)v[k < n ? k : n - 1] / MS;
+}
+
+/* Prints {"count":..,"min":..,"p50":..,"p99":..,"max":..} of sorted ms. */
+static void
+p_json_dist(FILE *f, const char *key, const int64_t *v, unsigned int n)
+{
+	fprintf(f, "\"%s\":{\"count\":%u,\"min\":%.6g,\"p50\":%.6g,"
+	    "\"p99\":%.6g,\"max\":%.6g}", key, n, p_quantile(v, n, 0),
+	    p_quantile(v, n, 0.5), p_quantile(v, n, 0.99),
+	    p_quantile(v, n, 1));
+}
+
+/* The server's CPU microseconds per join or per delivered copy. */
+static double
+p_cpu_per(const struct presence *p)
+{
+	double	units;
+
+	units = p->o->wl == WL_JOIN ? p->nsteps :
+	    (double)p->nsteps * (p->n - 1);
+	return units > 0 && p->o->server_pid > 0 ? p->cpu_s * 1e6 / units : 0;
+}
+
+/* Prints the result of join or broadcast as one JSON object. */
+void
+report_presence_json(const struct presence *p, FILE *f)
+{
+	const struct options	*o = p->o;
+	const char		*wl = o->wl == WL_JOIN ? "join" : "broadcast";
+	char			 label[128];
+
+	if (o->label != NULL)
+		strlcpy(label, o->label, sizeof(label));
+	else
+		snprintf(label, sizeof(label), "%s %s %u", p->irc ? "irc" :
+		    "talknet", wl, p->n);
+	fputs("{\"label\":", f);
+	json_str(f, label);
+	fprintf(f, ",\"workload\":\"%s\",\"proto\":\"%s\",\"address\":", wl,
+	    p->irc ? "irc" : "talknet");
+	json_str(f, p->addrtext);
+	fprintf(f, ",\"clients\":%u,\"repeat\":%u,\"step_timeout\":%u,"
+	    "\"concurrency\":%u,\"ok\":%s,\"error\":", p->n, o->repeat,
+	    o->step_timeout, o->concurrency, p->rs.failed ? "false" : "true");
+	json_str(f, p->rs.error);
+	fputs(",\"first_problem\":", f);
+	json_str(f, p->rs.note);
+	fprintf(f, ",\"setup\":{\"clients\":%u,\"seconds\":%.6g,"
+	    "\"per_s\":%.6g,\"retries\":%" PRIu64 "},", p->nready, p->setup_s,
+	    p->setup_s > 0 ? p->nready / p->setup_s : 0, p->retries);
+	fprintf(f, "\"steps\":%u,\"lost\":%" PRIu64 ",\"server_errors\":%"
+	    PRIu64 ",", p->nsteps, p->lost, p->server_errors);
+	if (o->wl == WL_JOIN) {
+		p_json_dist(f, "join_ms", p->whole_ns, p->nsteps);
+		fputc(',', f);
+		p_json_dist(f, "response_ms", p->resp_ns, p->nsteps);
+	} else {
+		fprintf(f, "\"copies\":{\"expected\":%llu,\"delivered\":%"
+		    PRIu64 ",\"duplicates\":%" PRIu64 "},",
+		    (unsigned long long)p->nsteps * (p->n - 1),
+		    p->copies_all, p->duplicates);
+		p_json_dist(f, "last_copy_ms", p->whole_ns, p->nsteps);
+	}
+	fprintf(f, ",\"server\":{\"pid\":%d,\"procs\":%u,\"cpu_s\":%.6g,"
+	    "\"cpu_from\":\"%s\",\"cpu_us_per_%s\":%.6g}}\n",
+	    (int)o->server_pid, p->nproc, p->cpu_s, p->cpu_fine ?
+	    "schedstat" : "ticks", o->wl == WL_JOIN ? "join" : "copy",
+	    p_cpu_per(p));
+}
+
+/* Prints the result of join or broadcast for a reader. */
+void
+report_presence_human(const struct presence *p, FILE *f)
+{
+	const struct options	*o = p->o;
+	const int64_t		*w = p->whole_ns, *r = p->resp_ns;
+	unsigned int		 n = p->nsteps;
+
+	fprintf(f, "%s over %s at %s: %u clients held (set up in %.1f s, "
+	    "%" PRIu64 " retries), %u of %u timed\n", o->wl == WL_JOIN ?
+	    "join" : "broadcast", p->irc ? "irc" : "talknet", p->addrtext,
+	    p->nready, p->setup_s, p->retries, n, o->repeat);
+	if (o->wl == WL_JOIN) {
+		fprintf(f, "  join (connect..close) ms  p50 %.2f  p99 %.2f  "
+		    "max %.2f\n", p_quantile(w, n, 0.5), p_quantile(w, n, 0.99),
+		    p_quantile(w, n, 1));
+		fprintf(f, "  connect..RESPONSE ms      p50 %.2f  p99 %.2f  "
+		    "max %.2f\n", p_quantile(r, n, 0.5), p_quantile(r, n, 0.99),
+		    p_quantile(r, n, 1));
+	} else {
+		fprintf(f, "  last of %u copies ms  p50 %.2f  max %.2f  "
+		    "(%" PRIu64 " copies in all)\n", p->n - 1,
+		    p_quantile(w, n, 0.5), p_quantile(w, n, 1), p->copies_all);
+	}
+	if (o->server_pid > 0)
+		fprintf(f, "  server CPU %.3f s: %.1f us per %s, %u "
+		    "processes\n", p->cpu_s, p_cpu_per(p), o->wl == WL_JOIN ?
+		    "join" : "copy", p->nproc);
+	if (p->rs.note[0] != '\0')
+		fprintf(f, "  first problem: %s\n", p->rs.note);
+	if (p->rs.failed)
+		fprintf(f, "FAILED: %s\n", p->rs.error);
 }

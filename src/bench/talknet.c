@@ -146,7 +146,7 @@ talknet_response(struct bench *b, struct conn *c, const struct msg *m,
 	}
 	if (m->op == MSG_NEW_ROOM && c->idx == 0 && c->st == C_JOINING) {
 		if (m->res != RES_SUCCESS) {
-			bench_setup_error(b, "NEW_ROOM %s: %.*s", b->room,
+			rs_fail(&b->rs, "NEW_ROOM %s: %.*s", b->room,
 			    (int)m->result.len, m->result.p);
 			return;
 		}
@@ -156,7 +156,7 @@ talknet_response(struct bench *b, struct conn *c, const struct msg *m,
 	}
 	if (m->op == MSG_JOIN_ROOM && c->st == C_JOINING) {
 		if (m->res != RES_SUCCESS) {
-			bench_setup_error(b, "JOIN_ROOM %s: %.*s", b->room,
+			rs_fail(&b->rs, "JOIN_ROOM %s: %.*s", b->room,
 			    (int)m->result.len, m->result.p);
 			return;
 		}
@@ -164,11 +164,11 @@ talknet_response(struct bench *b, struct conn *c, const struct msg *m,
 		return;
 	}
 	b->server_errors++;
-	bench_note(b, "client %u (%s): %.*s %.*s %.*s", c->idx, conn_label(c),
+	rs_note(&b->rs, "client %u (%s): %.*s %.*s %.*s", c->idx, conn_label(c),
 	    (int)m->operation.len, m->operation.p, (int)m->result.len,
 	    m->result.p, (int)m->extra.len, m->extra.p);
 	if (b->ph == PH_SETUP)
-		bench_setup_error(b, "%s", b->first_error);
+		rs_fail(&b->rs, "%s", b->rs.note);
 }
 
 /*
@@ -204,6 +204,20 @@ talknet_text(const char *line, size_t len, const char **text, size_t *tlen)
 }
 
 /*
+ * Reads a line of the server's with the codec, for this run and for
+ * join and broadcast; one that is unreadable is noted, and is -1.
+ */
+int
+talknet_reply(struct proto_parser *pp, const char *line, size_t len,
+    struct msg *m, struct run_status *rs, unsigned int idx)
+{
+	if (proto_parse_reply(pp, line, len, m) == 0)
+		return 0;
+	rs_note(rs, "client %u: unreadable line from the server", idx);
+	return -1;
+}
+
+/*
  * Handles one TalkNet line.  Texts, the hot path, are found by a light
  * scan; RESPONSE and INVITATION go through the codec; the broadcasts
  * of others joining and leaving are skipped unread.
@@ -234,10 +248,8 @@ talknet_line(struct bench *b, struct conn *c, const char *line, size_t len,
 			return;
 		}
 	}
-	if (proto_parse_reply(&b->pp, line, len, &m) == -1) {
+	if (talknet_reply(&b->pp, line, len, &m, &b->rs, c->idx) == -1) {
 		b->server_errors++;
-		bench_note(b, "client %u: unreadable line from the server",
-		    c->idx);
 		return;
 	}
 	if (m.type == MSG_RESPONSE) {
@@ -255,9 +267,6 @@ talknet_line(struct bench *b, struct conn *c, const char *line, size_t len,
 
 /* The TalkNet wire, which bench_classic() gives a run by default. */
 const struct wire wire_talknet = {
-	.hello = talknet_hello,
-	.bye = talknet_bye,
-	.enter = talknet_enter,
-	.text = talknet_text_to,
-	.line = talknet_line
+	.hello = talknet_hello, .bye = talknet_bye, .enter = talknet_enter,
+	.text = talknet_text_to, .line = talknet_line
 };

@@ -1,7 +1,7 @@
 """talknet-bench against a real talknetd on loopback: the counts of each
 workload (fanout public and in a room, private, connect, hold), the
 server's process count, failures reported rather than hidden, charts,
-usage errors and the memory figures of hold.  No test asserts a time or
+usage errors, one meaning for each flag and the memory figures of hold.  No test asserts a time or
 a rate, only counts, consistency and shapes: the machine may be loaded."""
 
 import json
@@ -159,7 +159,7 @@ def test_private_every_round_trip_comes_back():
 def test_connect_counts_every_connection():
     """connect: 200 connect, identify and disconnect, none fails."""
     with Server() as s:
-        d = bench_json(s, "connect", "-c", 200)
+        d = bench_json(s, "connect", "--connections", 200)
         assert d["connects"]["ok"] == 200, d["connects"]
         assert d["connects"]["failed"] == 0, d["connects"]
         assert d["setup"]["clients"] == 200, d["setup"]
@@ -268,8 +268,8 @@ def test_connect_to_dead_port_is_a_failure():
     """connect where every connection is refused is not an ok run."""
     with dead_port() as hole:
         port = hole.getsockname()[1]
-        rc, out, err = run(["-p", port, "--json", "connect", "-c", 5, "-d", 2,
-                            "--drain", 1], timeout=20)
+        rc, out, err = run(["-p", port, "--json", "connect", "--connections", 5,
+                            "-d", 2, "--drain", 1], timeout=20)
         d = parse(out, err)
         assert d["connects"]["ok"] == 0, d["connects"]
         assert d["connects"]["ok"] + d["connects"]["failed"] == 5, \
@@ -354,7 +354,7 @@ def test_json_has_no_duplicate_keys():
         return dict(pairs)
     with Server() as s:
         rc, out, err = run(["-p", s.port, "--server-pid", s.pid, "--json",
-                            "connect", "-c", 5])
+                            "connect", "--connections", 5])
         assert rc == 0, "exit %r; stderr %r" % (rc, err)
         json.loads(out, object_pairs_hook=no_dups)
 
@@ -378,7 +378,7 @@ def test_hold_settle_0_takes_the_baseline_at_once():
         assert isinstance(d.get("settled"), bool), "settled: %r" % (
             d.get("settled"),)
         check_meminfo(d)
-        d = bench_json(s, "connect", "-c", 10)
+        d = bench_json(s, "connect", "--connections", 10)
         assert is_num(d.get("settle_s")) and d["settle_s"] == 0, \
             "connect: settle_s %r" % d.get("settle_s")
 
@@ -523,12 +523,75 @@ def test_join_and_broadcast_fail_when_the_server_is_mute():
         for args, word in ((["broadcast", "-c", 3, "--repeat", 1],
                             "copies"),
                            (["join", "-c", 3, "--repeat", 1], "not done")):
-            rc, out, err = run(["-p", m.port, "--json", "--drain", 1,
+            rc, out, err = run(["-p", m.port, "--json", "--step-timeout", 1,
                                 "--setup-timeout", 5] + args, timeout=20)
             d = parse(out, err)
             assert rc == 1 and d["ok"] is False, (rc, d, err)
             assert word in d["error"], "%r: error %r" % (args, d["error"])
             assert d["steps"] == 0, d
+
+
+def test_duration_is_the_measured_phase_of_every_workload():
+    """One --duration, one meaning: the measured phase of fanout, private,
+    connect and hold lasts exactly that long (measured_s in the JSON)."""
+    dur = 2
+    with Server() as s:
+        for args in (["fanout", "-c", 4, "-s", 1, "-r", 20, "--warmup", 0],
+                     ["private", "-c", 2, "-r", 20, "--warmup", 0],
+                     # More than 2 s can open: the duration ends it.
+                     ["connect", "--connections", 50000, "--concurrency",
+                      2],
+                     ["hold", "-c", 4] + SETTLE_OFF):
+            d = bench_json(s, *args, "-d", dur)
+            assert d["duration"] == dur, "%s: duration %r" % (
+                args[0], d["duration"])
+            assert abs(d["measured_s"] - dur) < 1e-3, \
+                "%s: -d %d measured %r s" % (args[0], dur, d["measured_s"])
+        assert d["clients"] == 4, "hold: clients %r" % d["clients"]
+
+
+def test_drain_is_the_wait_for_what_is_in_flight():
+    """One --drain, one meaning: with nothing ever answered, fanout,
+    private and connect each wait that long after the measured phase;
+    hold, with nothing in flight, takes no --drain at all."""
+    drain = 2
+    with MuteServer() as m:
+        for args in (["fanout", "-c", 3, "-s", 1, "-r", 20, "--warmup", 0],
+                     ["private", "-c", 2, "-r", 20, "--warmup", 0],
+                     ["connect", "--connections", 3]):
+            rc, out, err = run(["-p", m.port, "--json", "--setup-timeout",
+                                5, "-d", 1, "--drain", drain] + args)
+            d = parse(out, err)
+            assert d["drain"] == drain, (args[0], d["drain"])
+            assert d["drained_s"] >= drain, \
+                "%s: --drain %d, waited %r s" % (args[0], drain,
+                                                 d["drained_s"])
+        rc, out, err = run(["-p", m.port, "--json", "hold", "-c", 3,
+                            "-d", 1, "--drain", drain] + SETTLE_OFF)
+        assert rc == USAGE and out == "" and "--drain" in err, (rc, err)
+
+
+def test_a_flag_given_a_second_meaning_is_refused():
+    """Where a workload once read a flag its own way, the flag is refused
+    and the message names the flag that now has that meaning."""
+    with dead_port() as hole:
+        port = hole.getsockname()[1]
+        for args, word in ((["connect", "-c", 5], "--connections"),
+                           (["join", "-d", 5], "--repeat"),
+                           (["broadcast", "--duration", 5], "--repeat"),
+                           (["join", "--drain", 5], "--step-timeout"),
+                           (["broadcast", "--drain", 5], "--step-timeout"),
+                           (["hold", "--warmup", 1], "--warmup"),
+                           (["private", "-s", 1], "--senders"),
+                           (["fanout", "--connections", 5],
+                            "--connections"),
+                           (["fanout", "--step-timeout", 5],
+                            "--step-timeout")):
+            rc, out, err = run(["-p", port] + args, timeout=10)
+            assert rc == USAGE and out == "", "%r: exit %r, stdout %r" % (
+                args, rc, out)
+            assert word in err, "%r: %r not in stderr %r" % (args, word,
+                                                             err)
 
 
 def test_join_fails_when_nothing_listens():
