@@ -21,6 +21,7 @@ import tntest  # noqa: E402
 from tntest import client as tnclient  # noqa: E402
 from tntest import daemon as tndaemon  # noqa: E402
 import tlslib  # noqa: E402
+from tlslib import pki  # noqa: E402
 
 # The protocol's files: identify, users, texts, rooms, invitations,
 # disconnects, errors, framing, ordering and presence.
@@ -33,15 +34,8 @@ MODULES = ["test_identify", "test_status_users", "test_text", "test_rooms",
 # bytes (a TLS half-close is not something Python's ssl module does).
 EXCLUDE = {"test_disconnect.test_half_close"}
 
-_pki = []
 _PlainServer = tndaemon.Server
 _PlainClient = tnclient.Client
-
-
-def pki():
-    if not _pki:
-        _pki.append(tlslib.make_pki())
-    return _pki[0]
 
 
 class TlsSuiteServer(_PlainServer):

@@ -21,17 +21,10 @@ sys.path.insert(0, HERE + "/../lib")
 sys.path.insert(0, HERE)
 import tntest  # noqa: E402
 import tlslib  # noqa: E402
-from tlslib import TlsClient, plain_port, tls_port, tls_server  # noqa: E402
+from tlslib import pki, TlsClient, plain_port, tls_port, tls_server  # noqa: E402
 
 N = int(os.environ.get("TN_TLS_FUZZ", "60"))
 SEED = int(os.environ.get("TN_TLS_FUZZ_SEED") or time.time_ns() % 2**32)
-_PKI = []
-
-
-def pki():
-    if not _PKI:
-        _PKI.append(tlslib.make_pki())
-    return _PKI[0]
 
 
 def payloads(rng):

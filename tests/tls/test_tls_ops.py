@@ -24,18 +24,11 @@ import tntest  # noqa: E402
 from tntest import ops  # noqa: E402
 from tntest import req, resp, text_from, public_from  # noqa: E402
 import tlslib  # noqa: E402
-from tlslib import TlsClient, tls_port, plain_port, tls_server  # noqa: E402
+from tlslib import pki, TlsClient, tls_port, plain_port, tls_server  # noqa: E402
 
 T = tntest.TIMEOUT
 TALKNETCTL = os.environ.get("TALKNETCTL") or os.path.join(
     HERE, "..", "..", "src", "talknetctl")
-_PKI = []
-
-
-def pki():
-    if not _PKI:
-        _PKI.append(tlslib.make_pki())
-    return _PKI[0]
 
 
 def der(path):

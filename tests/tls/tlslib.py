@@ -107,6 +107,16 @@ def make_pki():
     return p
 
 
+_PKI = []
+
+
+def pki():
+    """The test run's Pki, made on first use (one per test file)."""
+    if not _PKI:
+        _PKI.append(make_pki())
+    return _PKI[0]
+
+
 def tls_opts(pki, cert=None, key=None):
     return ["--tls-cert", cert or pki.server_cert,
             "--tls-key", key or pki.server_key]
