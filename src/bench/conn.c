@@ -39,6 +39,8 @@
 #define SERVER_MAX_LINE		(1024 * 1024)
 #define CONNECT_RETRIES		5	/* per client during set-up */
 
+static void	 conn_read(struct bench *, struct conn *);
+
 /* Remembers the first problem of the run, which need not fail it. */
 void
 rs_note(struct run_status *rs, const char *fmt, ...)
@@ -292,6 +294,8 @@ conn_handshake(struct bench *b, struct conn *c)
 	}
 	conn_watch(b, c, EPOLLIN);
 	conn_register(b, c);
+	if (c->fd >= 0 && tlsio_pending(c->fd))
+		conn_read(b, c);
 }
 
 /* The TCP connect went through: the TLS handshake if --tls, or register. */

@@ -445,6 +445,8 @@ p_handshake(struct presence *p, struct pconn *c)
 	}
 	sock_watch(p->ep, c->fd, c->idx, EPOLLIN);
 	p_register(p, c);
+	if (c->fd >= 0 && tlsio_pending(c->fd))
+		p_read(p, c);
 }
 
 /* The TCP connect went through: the TLS handshake if --tls, or register. */
