@@ -280,7 +280,14 @@ tlsio_read(int fd, void *p, size_t len)
 	ssize_t		 n;
 
 	if (t != NULL) {
-		n = tls_read(t, p, len);
+		/*
+		 * A record without data (a session ticket) ends a read with
+		 * TLS_WANT_POLLIN although more may wait in the buffer,
+		 * where epoll cannot see it: go on while some does.
+		 */
+		while ((n = tls_read(t, p, len)) == TLS_WANT_POLLIN &&
+		    tlsio_ctx[fd]->rbuf != NULL)
+			;
 		if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT) {
 			errno = EAGAIN;
 			return -1;
