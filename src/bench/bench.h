@@ -470,7 +470,7 @@ void	 tlsio_setup(const struct options *);
 int	 tlsio_start(int);
 int	 tlsio_on(int);
 int	 tlsio_pending(int);
-int	 tlsio_handshake(int, uint32_t *);
+int	 tlsio_step(int, int, unsigned int, uint32_t *);
 ssize_t	 tlsio_read(int, void *, size_t);
 ssize_t	 tlsio_send(int, const void *, size_t);
 void	 tlsio_close(int);

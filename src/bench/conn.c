@@ -282,18 +282,14 @@ sock_connect(int ep, const struct sockaddr_storage *sa, socklen_t salen,
 static void
 conn_handshake(struct bench *b, struct conn *c)
 {
-	uint32_t	ev = EPOLLIN;
+	int	r = tlsio_step(b->ep, c->fd, c->idx, &c->ev);
 
-	switch (tlsio_handshake(c->fd, &ev)) {
-	case -1:
+	if (r == -1)
 		conn_lost(b, c, tlsio_why());
+	if (r != 1)
 		return;
-	case 0:
-		conn_watch(b, c, ev);
-		return;
-	}
-	conn_watch(b, c, EPOLLIN);
 	conn_register(b, c);
+	/* The handshake's last read may have taken the first lines. */
 	if (c->fd >= 0 && tlsio_pending(c->fd))
 		conn_read(b, c);
 }
@@ -302,16 +298,17 @@ conn_handshake(struct bench *b, struct conn *c)
 static void
 conn_connected(struct bench *b, struct conn *c)
 {
-	if (tlsio_start(c->fd) == -1) {
+	switch (tlsio_start(c->fd)) {
+	case -1:
 		conn_lost(b, c, tlsio_why());
-		return;
-	}
-	if (!tlsio_on(c->fd)) {
+		break;
+	case 0:
 		conn_register(b, c);
-		return;
+		break;
+	default:
+		conn_set_state(b, c, C_HANDSHAKE);
+		conn_handshake(b, c);
 	}
-	conn_set_state(b, c, C_HANDSHAKE);
-	conn_handshake(b, c);
 }
 
 /* Starts a non-blocking connect. */

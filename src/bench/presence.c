@@ -429,40 +429,38 @@ p_read(struct presence *p, struct pconn *c)
 		p_lost(p, c, rd_why(rs));
 }
 
-/* Goes on with a connection's TLS handshake; registers once it is done. */
+/* Goes on with a client's TLS handshake, then registers it. */
 static void
 p_handshake(struct presence *p, struct pconn *c)
 {
-	uint32_t	ev = EPOLLIN;
+	uint32_t	ev;
 
-	switch (tlsio_handshake(c->fd, &ev)) {
+	switch (tlsio_step(p->ep, c->fd, c->idx, &ev)) {
 	case -1:
 		p_lost(p, c, tlsio_why());
 		return;
 	case 0:
-		sock_watch(p->ep, c->fd, c->idx, ev);
 		return;
 	}
-	sock_watch(p->ep, c->fd, c->idx, EPOLLIN);
 	p_register(p, c);
 	if (c->fd >= 0 && tlsio_pending(c->fd))
 		p_read(p, c);
 }
 
-/* The TCP connect went through: the TLS handshake if --tls, or register. */
+/* The TCP connect went through: --tls starts the handshake. */
 static void
 p_connected(struct presence *p, struct pconn *c)
 {
-	if (tlsio_start(c->fd) == -1) {
+	int	tls = tlsio_start(c->fd);
+
+	if (tls == -1)
 		p_lost(p, c, tlsio_why());
-		return;
-	}
-	if (!tlsio_on(c->fd)) {
+	else if (tls == 0)
 		p_register(p, c);
-		return;
+	else {
+		p_set(p, c, P_HANDSHAKE);
+		p_handshake(p, c);
 	}
-	p_set(p, c, P_HANDSHAKE);
-	p_handshake(p, c);
 }
 
 /* Handles the epoll events of one connection. */

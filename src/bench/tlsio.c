@@ -88,6 +88,22 @@ tlsio_get(int fd)
 	return tlsio_ctx[fd]->t;
 }
 
+/*
+ * What a tls_read() or tls_write() gave, as read(2) would: waiting for
+ * either direction is EAGAIN, an error EPROTO with its words kept.
+ */
+static ssize_t
+tlsio_result(struct tls *t, ssize_t n, const char *what)
+{
+	if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (n == -1)
+		tlsio_fail(t, what);
+	return n;
+}
+
 /* libtls's reads: from the buffer, refilled by one large read(2). */
 static ssize_t
 tlsio_cb_read(struct tls *t, void *p, size_t len, void *arg)
@@ -169,8 +185,8 @@ tlsio_setup(const struct options *o)
 }
 
 /*
- * Starts TLS on a connected socket: 0, or -1 (errno and rd_why() say
- * why).  The handshake itself is tlsio_handshake()'s.
+ * Starts TLS on a connected socket if --tls: 1, or 0 for a plain run,
+ * or -1 (tlsio_why() says why).  The handshake is tlsio_step()'s.
  */
 int
 tlsio_start(int fd)
@@ -205,10 +221,11 @@ tlsio_start(int fd)
 		return -1;
 	}
 	tlsio_ctx[fd] = s;
+	return 1;
 #else
 	(void)fd;
-#endif
 	return 0;
+#endif
 }
 
 /* Tells whether fd is a TLS socket: its reads go on to TLS_WANT_POLLIN. */
@@ -240,32 +257,32 @@ tlsio_pending(int fd)
 }
 
 /*
- * Goes on with the handshake of fd: 1 once done (or plain), 0 while it
- * waits (*ev: the epoll events it waits for), -1 if it failed.
+ * Goes on with the handshake of fd, whose events in the epoll set ep
+ * are tagged idx: 1 once done (fd then watched for input), 0 while it
+ * waits (watched for what it waits for), -1 if it failed.  *ev: the
+ * events now watched.
  */
 int
-tlsio_handshake(int fd, uint32_t *ev)
+tlsio_step(int ep, int fd, unsigned int idx, uint32_t *ev)
 {
 #ifdef HAVE_TLS
 	struct tls	*t = tlsio_get(fd);
-	int		 r;
+	int		 r = t != NULL ? tls_handshake(t) : 0;
 
-	if (t == NULL)
-		return 1;
-	r = tls_handshake(t);
-	if (r == TLS_WANT_POLLIN || r == TLS_WANT_POLLOUT) {
-		*ev = r == TLS_WANT_POLLIN ? EPOLLIN : EPOLLOUT;
-		return 0;
-	}
 	if (r == -1) {
 		tlsio_fail(t, "handshake");
 		return -1;
 	}
+	*ev = r == TLS_WANT_POLLOUT ? EPOLLOUT : EPOLLIN;
+	sock_watch(ep, fd, idx, *ev);
+	return r == TLS_WANT_POLLIN || r == TLS_WANT_POLLOUT ? 0 : 1;
 #else
+	(void)ep;
 	(void)fd;
-	(void)ev;
-#endif
+	(void)idx;
+	*ev = EPOLLIN;
 	return 1;
+#endif
 }
 
 /*
@@ -288,13 +305,7 @@ tlsio_read(int fd, void *p, size_t len)
 		while ((n = tls_read(t, p, len)) == TLS_WANT_POLLIN &&
 		    tlsio_ctx[fd]->rbuf != NULL)
 			;
-		if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT) {
-			errno = EAGAIN;
-			return -1;
-		}
-		if (n == -1)
-			tlsio_fail(t, "read");
-		return n;
+		return tlsio_result(t, n, "read");
 	}
 #endif
 	return read(fd, p, len);
@@ -310,13 +321,7 @@ tlsio_send(int fd, const void *p, size_t len)
 
 	if (t != NULL) {
 		n = tls_write(t, p, len);
-		if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT) {
-			errno = EAGAIN;
-			return -1;
-		}
-		if (n == -1)
-			tlsio_fail(t, "write");
-		return n;
+		return tlsio_result(t, n, "write");
 	}
 #endif
 	return send(fd, p, len, MSG_NOSIGNAL);
