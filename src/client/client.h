@@ -1,13 +1,15 @@
 /*
  * client.h: the TalkNet line client (talknet), shared between its files.
  *
- * talknet.c holds main, the options, the connection and the poll loop;
- * cmd.c turns input lines into requests; render.c turns
- * server lines into readable output; edit_libedit.c (or
+ * main.c holds main, the options and the poll loop; conn.c the
+ * connection, plain or TLS; cmd.c turns input lines into requests;
+ * render.c turns server lines into readable output; edit_libedit.c (or
  * edit_basic.c without libedit) is the terminal line editor.
  */
 #ifndef TALKNET_CLIENT_H
 #define TALKNET_CLIENT_H
+
+#include <sys/types.h>
 
 #include <stdio.h>
 
@@ -17,6 +19,7 @@
 
 #define DEFAULT_HOST		"127.0.0.1"
 #define DEFAULT_PORT		"8001"
+#define DEFAULT_TLS_PORT	"8443"	/* the convention for tls:// */
 #define CONNECT_TIMEOUT_MS	5000	/* an unreachable server never hangs */
 #define QUIT_TIMEOUT_MS		2000	/* for the close after DISCONNECT */
 #define SERVER_MAX_LINE		(16 * 1024 * 1024)
@@ -24,6 +27,8 @@
 #define EDIT_MAX_LINE		4096	/* bytes typed on one terminal line */
 #define OUT_HIGH_WATER		(1024 * 1024)
 #define READ_SIZE		16384
+#define TLS_READS_PER_TURN	64	/* then stdin gets its turn */
+#define CONN_AGAIN		(-2)	/* conn_*: nothing more for now */
 #define NAME_MAX_BYTES		1024	/* a name as typed, escapes undone */
 #define HISTORY_DEFAULT		1000	/* lines kept in the history file */
 #define HISTORY_MAX		100000
@@ -62,11 +67,24 @@ struct client {
 	struct buf		 sock_out;
 	struct buf		 out;		/* the output line being made */
 	struct proto_parser	 parser;
+	short			 rd_events;	/* poll for a read: POLLIN */
+	short			 wr_events;	/* poll for a write: POLLOUT */
+	int			 tls_more;	/* libtls may hold unread bytes */
+	struct tls_config	*tls_conf;	/* --tls, else NULL */
+	struct tls		*tls;		/* this connection's, or NULL */
 };
 
-/* talknet.c */
+/* main.c */
 void	 client_exit(struct client *, int) __attribute__((__noreturn__));
 void	 out_flush(void);
+
+/* conn.c */
+void	 conn_tls_setup(struct client *, const char *, int);
+void	 conn_open(struct client *);
+void	 conn_close(struct client *);
+ssize_t	 conn_read(struct client *, void *, size_t);
+ssize_t	 conn_write(struct client *, const void *, size_t);
+void	 conn_shutdown(struct client *);
 
 /* cmd.c */
 extern const char help_text[];

@@ -7,7 +7,8 @@
  * on stdout (render.c).  On a terminal a line editor keeps the
  * typed line intact while events arrive (talknet_edit_*.c); on a pipe the
  * client reads plain lines, so scripts can drive it the way they drive
- * nc(1).  This file holds main, the options, the connection and the loop.
+ * nc(1).  This file holds main, the options and the loop; conn.c the
+ * connection, plain or over TLS.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -24,7 +25,6 @@
 #include <getopt.h>
 #include <langinfo.h>
 #include <locale.h>
-#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,14 +50,23 @@ static volatile sig_atomic_t got_term;
 static volatile sig_atomic_t got_int;
 static volatile sig_atomic_t got_winch;
 
+/* The long options without a short one. */
+enum {
+	OPT_TLS = 256,
+	OPT_CA,
+	OPT_INSECURE
+};
+
 static void	 usage(FILE *, int) __attribute__((__noreturn__));
 
 /* Prints the usage line and exits. */
 static void
 usage(FILE *f, int status)
 {
-	fprintf(f, "usage: %s [-n|--name NAME] [--json] [--raw] [-h|--help] "
-	    "[-V|--version] [HOST [PORT]]\n", getprogname());
+	fprintf(f, "usage: %s [-n|--name NAME] [--json] [--raw] "
+	    "[--tls [--ca FILE] [--insecure]]\n"
+	    "               [-h|--help] [-V|--version] [HOST [PORT]]\n",
+	    getprogname());
 	exit(status);
 }
 
@@ -110,7 +119,13 @@ client_exit(struct client *c, int status)
 	exit(status);
 }
 
-/* Reads from the server; returns -1 once the connection is gone. */
+/*
+ * Reads from the server; returns -1 once the connection is gone.  A
+ * plain socket is read once per turn of the loop.  TLS is read until
+ * libtls wants the socket again: bytes it has already decrypted make
+ * no POLLIN, so after TLS_READS_PER_TURN reads tls_more makes the next
+ * turn come back here without waiting.
+ */
 static int
 server_read(struct client *c)
 {
@@ -119,30 +134,33 @@ server_read(struct client *c)
 	size_t			 avail, len;
 	ssize_t			 n;
 	enum frame_result	 r;
+	int			 i;
 
-	if ((p = framer_space(&c->sock_in, READ_SIZE, &avail)) == NULL)
-		err(1, "framer_space");
-	n = read(c->fd, p, avail);
-	if (n == -1) {
-		if (errno == EINTR || errno == EAGAIN)
+	for (i = 0; i < TLS_READS_PER_TURN; i++) {
+		if ((p = framer_space(&c->sock_in, READ_SIZE, &avail)) ==
+		    NULL)
+			err(1, "framer_space");
+		n = conn_read(c, p, avail);
+		if (n == CONN_AGAIN)
 			return 0;
-		if (errno != ECONNRESET)
-			note(c, "read from server: %s", strerror(errno));
-		return -1;
-	}
-	if (n == 0)
-		return -1;
-	framer_commit(&c->sock_in, n);
-	for (;;) {
-		r = framer_next(&c->sock_in, &line, &len);
-		if (r == FRAME_NONE)
-			break;
-		if (r == FRAME_TOOLONG) {
-			note(c, "the server sent a line that is too long");
-			client_exit(c, 1);
+		if (n <= 0)
+			return -1;
+		framer_commit(&c->sock_in, n);
+		for (;;) {
+			r = framer_next(&c->sock_in, &line, &len);
+			if (r == FRAME_NONE)
+				break;
+			if (r == FRAME_TOOLONG) {
+				note(c, "the server sent a line that is too "
+				    "long");
+				client_exit(c, 1);
+			}
+			server_line(c, line, len);
 		}
-		server_line(c, line, len);
+		if (c->tls_conf == NULL)
+			return 0;
 	}
+	c->tls_more = 1;
 	return 0;
 }
 
@@ -152,14 +170,10 @@ server_write(struct client *c)
 {
 	ssize_t	n;
 
-	n = send(c->fd, buf_head(&c->sock_out), buf_pending(&c->sock_out),
-	    MSG_NOSIGNAL);
-	if (n == -1) {
-		if (errno == EINTR || errno == EAGAIN)
-			return 0;
+	n = conn_write(c, buf_head(&c->sock_out), buf_pending(&c->sock_out));
+	if (n == -1)
 		return -1;
-	}
-	if (n == 0)
+	if (n <= 0)
 		return 0;
 	buf_drain(&c->sock_out, n);
 	return 0;
@@ -182,86 +196,17 @@ server_closed(struct client *c)
 	client_exit(c, 1);
 }
 
-/*
- * Connects to host and port with a time limit: each address in turn,
- * non-blocking, so an unreachable server never hangs the client.
- */
-static int
-net_connect(const char *host, const char *port)
-{
-	struct addrinfo	 hints, *res, *ai;
-	struct pollfd	 pfd;
-	socklen_t	 sl;
-	long long	 deadline, left;
-	int		 fd = -1, error, saved = ECONNREFUSED, soerr, n;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	if ((error = getaddrinfo(host, port, &hints, &res)) != 0)
-		errx(1, "%s port %s: %s", host, port, gai_strerror(error));
-	deadline = clock_now_ms() + CONNECT_TIMEOUT_MS;
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd == -1) {
-			saved = errno;
-			continue;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		if (errno != EINPROGRESS) {
-			saved = errno;
-			goto next;
-		}
-		pfd.fd = fd;
-		pfd.events = POLLOUT;
-		for (;;) {
-			left = deadline - clock_now_ms();
-			if (left <= 0) {
-				n = 0;
-				break;
-			}
-			n = poll(&pfd, 1, (int)left);
-			if (n != -1 || errno != EINTR)
-				break;
-		}
-		if (n == -1)
-			err(1, "poll");
-		if (n == 0) {
-			saved = ETIMEDOUT;
-			goto next;
-		}
-		sl = sizeof(soerr);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
-			err(1, "getsockopt");
-		if (soerr == 0)
-			break;
-		saved = soerr;
-next:
-		if (close(fd) == -1)
-			err(1, "close");
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd == -1)
-		errx(1, "connect to %s port %s: %s", host, port,
-		    strerror(saved));
-	return fd;
-}
-
 /* Opens a new connection after the server refused a name. */
 static void
 client_reconnect(struct client *c)
 {
-	if (close(c->fd) == -1)
-		err(1, "close");
+	conn_close(c);
 	framer_free(&c->sock_in);
 	framer_init(&c->sock_in, SERVER_MAX_LINE);
 	buf_reset(&c->sock_out);
 	c->refused = 0;
 	c->retry = 0;
-	c->fd = net_connect(c->host, c->port);
+	conn_open(c);
 	ask_name(c);
 }
 
@@ -325,8 +270,7 @@ client_timeout(struct client *c, struct timespec *ts)
 		return NULL;
 	if (c->mode == MODE_RAW && !c->shut &&
 	    buf_pending(&c->sock_out) == 0) {
-		if (shutdown(c->fd, SHUT_WR) == -1 && errno != ENOTCONN)
-			err(1, "shutdown");
+		conn_shutdown(c);
 		c->shut = 1;
 	}
 	left = c->deadline - clock_now_ms();
@@ -348,29 +292,36 @@ client_loop(struct client *c, const sigset_t *waitmask)
 	for (;;) {
 		client_signals(c);
 		pfd[0].fd = c->fd;
-		pfd[0].events = POLLIN;
+		pfd[0].events = c->rd_events;
 		if (buf_pending(&c->sock_out) > 0)
-			pfd[0].events |= POLLOUT;
+			pfd[0].events |= c->wr_events;
 		pfd[1].fd = STDIN_FILENO;
 		pfd[1].events = POLLIN;
 		if (c->in_eof || !input_wanted(c) ||
 		    buf_pending(&c->sock_out) > OUT_HIGH_WATER)
 			pfd[1].fd = -1;
 		tsp = client_timeout(c, &ts);
+		if (c->tls_more) {
+			ts.tv_sec = 0;
+			ts.tv_nsec = 0;
+			tsp = &ts;
+		}
 		n = ppoll(pfd, 2, tsp, waitmask);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
 			err(1, "ppoll");
 		}
-		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+		if (c->tls_more ||
+		    (pfd[0].revents & (c->rd_events | POLLHUP | POLLERR))) {
 			if (server_read(c) == -1) {
 				server_closed(c);
 				client_reconnect(c);
 				continue;
 			}
 		}
-		if ((pfd[0].revents & POLLOUT) && server_write(c) == -1) {
+		if (buf_pending(&c->sock_out) > 0 &&
+		    (pfd[0].revents & c->wr_events) && server_write(c) == -1) {
 			/*
 			 * The peer is gone; drop what cannot be sent and let
 			 * the read side collect its last lines and the close.
@@ -426,10 +377,13 @@ options(struct client *c, int argc, char *argv[])
 		{ "raw",	no_argument,		&mode,	MODE_RAW },
 		{ "help",	no_argument,		NULL,	'h' },
 		{ "version",	no_argument,		NULL,	'V' },
+		{ "tls",	no_argument,		NULL,	OPT_TLS },
+		{ "ca",		required_argument,	NULL,	OPT_CA },
+		{ "insecure",	no_argument,		NULL,	OPT_INSECURE },
 		{ NULL,		0,			NULL,	0 }
 	};
-	const char			*name = NULL;
-	int				 ch;
+	const char			*name = NULL, *ca = NULL;
+	int				 ch, tls = 0, insecure = 0;
 
 	mode = MODE_TEXT;
 	while ((ch = getopt_long(argc, argv, "n:hV", longopts, NULL)) != -1) {
@@ -445,6 +399,15 @@ options(struct client *c, int argc, char *argv[])
 			printf("%s %s (line editor: %s)\n", getprogname(),
 			    PACKAGE_VERSION, EDITOR_NAME);
 			exit(0);
+		case OPT_TLS:
+			tls = 1;
+			break;
+		case OPT_CA:
+			ca = optarg;
+			break;
+		case OPT_INSECURE:
+			insecure = 1;
+			break;
 		default:
 			usage(stderr, 1);
 		}
@@ -455,10 +418,14 @@ options(struct client *c, int argc, char *argv[])
 	if (argc > 2)
 		usage(stderr, 1);
 	c->host = argc > 0 ? argv[0] : DEFAULT_HOST;
-	c->port = argc > 1 ? argv[1] : DEFAULT_PORT;
+	c->port = argc > 1 ? argv[1] : tls ? DEFAULT_TLS_PORT : DEFAULT_PORT;
 	check_port(c->port);
 	if (c->mode == MODE_RAW && name != NULL)
 		errx(1, "--raw sends no IDENTIFY: it takes no --name");
+	if (!tls && (ca != NULL || insecure))
+		errx(1, "--ca and --insecure go with --tls");
+	if (tls)
+		conn_tls_setup(c, ca, insecure);
 	return name;
 }
 
@@ -481,7 +448,7 @@ main(int argc, char *argv[])
 	proto_parser_init(&c->parser, NULL);
 	c->tty_in = isatty(STDIN_FILENO);
 	c->tty_out = isatty(STDOUT_FILENO);
-	c->fd = net_connect(c->host, c->port);
+	conn_open(c);
 	signals_setup(&waitmask);
 
 	if (c->mode == MODE_RAW)

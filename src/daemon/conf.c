@@ -21,8 +21,10 @@
 #include "proto.h"
 #include "shm.h"
 #include "talknetd.h"
+#include "tls_server.h"
 
 #define CONF_LINE_MAX	1024
+#define CONF_TLS_SCHEME	"tls://"
 
 enum conf_kind {
 	CONF_SIZE,		/* a number in [min, max] */
@@ -49,9 +51,15 @@ struct conf_key {
 #define CONF_STR(key, field) \
 	{ key, CONF_STRING, offsetof(struct config, field), 0, 0, \
 	    sizeof(((struct config *)NULL)->field), 0 }
+/* A live string's row: a reload reads the TLS files again anyway. */
+#define CONF_STR_LIVE(key, field) \
+	{ key, CONF_STRING, offsetof(struct config, field), 0, 0, \
+	    sizeof(((struct config *)NULL)->field), 1 }
 
 static const struct conf_key conf_keys[] = {
 	{ "listen", CONF_LISTEN, 0, 0, 0, 0, 0 },
+	/* min 1: the addresses are tls://, as "listen = tls://...". */
+	{ "tls-listen", CONF_LISTEN, 0, 1, 0, 0, 0 },
 	CONF_NUM("max-clients", max_clients, 1, CEIL_MAX_CLIENTS, 0),
 	CONF_NUM("max-rooms", max_rooms, 1, CEIL_MAX_ROOMS, 0),
 	/* Not live: the hub, forked at start, keeps the value it had. */
@@ -72,6 +80,11 @@ static const struct conf_key conf_keys[] = {
 	CONF_STR("user", user),
 	CONF_STR("pidfile", pidfile),
 	CONF_STR("control", control),
+	CONF_STR_LIVE("tls-cert", tls_cert),
+	CONF_STR_LIVE("tls-key", tls_key),
+	CONF_STR_LIVE("tls-ca", tls_ca),
+	CONF_STR_LIVE("tls-protocols", tls_protocols),
+	CONF_STR_LIVE("tls-ciphers", tls_ciphers),
 	{ "log-level", CONF_LOG_LEVEL, offsetof(struct config, log_level),
 	    0, 0, 0, 1 },
 };
@@ -124,6 +137,10 @@ conf_defaults(struct config *cfg)
 	cfg->rate_burst = DEFAULT_RATE_BURST;
 	cfg->stall_timeout = DEFAULT_STALL_TIMEOUT;
 	cfg->send_buffer = DEFAULT_SEND_BUFFER;
+	(void)strlcpy(cfg->tls_protocols, TLS_DEFAULT_PROTOCOLS,
+	    sizeof(cfg->tls_protocols));
+	(void)strlcpy(cfg->tls_ciphers, TLS_DEFAULT_CIPHERS,
+	    sizeof(cfg->tls_ciphers));
 }
 
 /*
@@ -147,6 +164,65 @@ conf_listen_twice(const struct config *cfg, size_t n, char *err,
 	return 0;
 }
 
+/*
+ * Parses one listen value into cfg->listen: "tls://ADDR:PORT", or any
+ * address of the tls-listen key, is served with TLS.  -1 with the
+ * reason in err.
+ */
+static int
+conf_listen(struct config *cfg, const char *value, int tls, char *err,
+    size_t errlen)
+{
+	size_t	i;
+	int	r;
+
+	if (strncmp(value, CONF_TLS_SCHEME, strlen(CONF_TLS_SCHEME)) == 0) {
+		value += strlen(CONF_TLS_SCHEME);
+		tls = 1;
+	}
+#ifndef HAVE_TLS
+	if (tls) {
+		(void)snprintf(err, errlen, "%s%s: built without TLS "
+		    "(configure found no libtls)", CONF_TLS_SCHEME, value);
+		return -1;
+	}
+#endif
+	r = addr_parse(value, &cfg->listen[cfg->nlisten],
+	    TALKNETD_MAX_LISTEN - cfg->nlisten, err, errlen);
+	if (r == -1)
+		return -1;
+	if (conf_listen_twice(cfg, (size_t)r, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < (size_t)r; i++)
+		cfg->listen[cfg->nlisten + i].tls = tls;
+	cfg->nlisten += (size_t)r;
+	return 0;
+}
+
+/*
+ * Checks a tls-* value as far as it can be without reading files:
+ * libtls's protocol syntax.  Without TLS every tls-* key is an error.
+ */
+static int
+conf_tls_check(const char *key, const char *value, char *err, size_t errlen)
+{
+#ifdef HAVE_TLS
+	char	why[128];
+
+	if (strcmp(key, "tls-protocols") == 0 &&
+	    tls_server_check_protocols(value, why, sizeof(why)) == -1) {
+		(void)snprintf(err, errlen, "%s: %s", value, why);
+		return -1;
+	}
+	return 0;
+#else
+	(void)key;
+	(void)snprintf(err, errlen, "%s: built without TLS (configure found "
+	    "no libtls)", value);
+	return -1;
+#endif
+}
+
 /* Sets one key from its text value; -1 with the reason in err. */
 int
 conf_set(struct config *cfg, const char *key, const char *value, char *err,
@@ -156,7 +232,6 @@ conf_set(struct config *cfg, const char *key, const char *value, char *err,
 	const char		*errstr;
 	long long		 n;
 	int			 level;
-	int			 r;
 
 	if ((k = conf_find(key)) == NULL) {
 		(void)snprintf(err, errlen, "unknown key");
@@ -173,14 +248,7 @@ conf_set(struct config *cfg, const char *key, const char *value, char *err,
 		*(size_t *)(void *)((char *)cfg + k->off) = (size_t)n;
 		return 0;
 	case CONF_LISTEN:
-		r = addr_parse(value, &cfg->listen[cfg->nlisten],
-		    TALKNETD_MAX_LISTEN - cfg->nlisten, err, errlen);
-		if (r == -1)
-			return -1;
-		if (conf_listen_twice(cfg, (size_t)r, err, errlen) == -1)
-			return -1;
-		cfg->nlisten += (size_t)r;
-		return 0;
+		return conf_listen(cfg, value, k->min == 1, err, errlen);
 	case CONF_STRING:
 		if (*value == '\0') {
 			(void)snprintf(err, errlen, "empty value");
@@ -196,6 +264,9 @@ conf_set(struct config *cfg, const char *key, const char *value, char *err,
 			(void)snprintf(err, errlen, "%s: no such user", value);
 			return -1;
 		}
+		if (strncmp(k->key, "tls-", 4) == 0 &&
+		    conf_tls_check(k->key, value, err, errlen) == -1)
+			return -1;
 		(void)strlcpy((char *)cfg + k->off, value, k->len);
 		return 0;
 	case CONF_LOG_LEVEL:
@@ -293,7 +364,8 @@ conf_listen_differs(const struct config *a, const struct config *b)
 	if (a->nlisten != b->nlisten)
 		return 1;
 	for (i = 0; i < a->nlisten; i++)
-		if (a->listen[i].sslen != b->listen[i].sslen ||
+		if (a->listen[i].tls != b->listen[i].tls ||
+		    a->listen[i].sslen != b->listen[i].sslen ||
 		    memcmp(&a->listen[i].ss, &b->listen[i].ss,
 		    a->listen[i].sslen) != 0)
 			return 1;
@@ -351,6 +423,9 @@ conf_apply_live(struct config *cur, const struct config *next)
 		if (k->kind == CONF_SIZE)
 			memcpy((char *)cur + k->off,
 			    (const char *)next + k->off, sizeof(size_t));
+		else if (k->kind == CONF_STRING)
+			(void)strlcpy((char *)cur + k->off,
+			    (const char *)next + k->off, k->len);
 		else if (k->kind == CONF_LOG_LEVEL)
 			cur->log_level = next->log_level;
 	}

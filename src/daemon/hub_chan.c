@@ -440,6 +440,13 @@ hub_dispatch(struct peer *p, const void *hdr, const char *payload)
 		return "a frame before HELLO";
 	if (req_of_wire(h.type) == MSG_NONE)
 		return "a frame of unknown type";
+	/*
+	 * Kicked: what its client sent before the worker read the CLOSE is
+	 * still on the way.  It does not run, and is no error: dropping the
+	 * worker would throw away that CLOSE, queued behind its lines.
+	 */
+	if (c->kicked)
+		return NULL;
 	return hub_request(c, &h, payload);
 }
 

@@ -644,20 +644,28 @@ hub_identify_again(struct hub_conn *c, const struct msg *q)
 /* A request's handler: runs it for c, once checked and decoded. */
 typedef void hub_handler(struct hub_conn *, const struct msg *);
 
-/* The handlers, one per request of the table in lib/request.c. */
-static hub_handler *const hub_handlers[MSG_REQUEST_LAST + 1] = {
-	[MSG_IDENTIFY] =	hub_identify,
-	[MSG_STATUS] =		hub_status,
-	[MSG_USERS] =		hub_users,
-	[MSG_TEXT] =		hub_text,
-	[MSG_PUBLIC_TEXT] =	hub_public_text,
-	[MSG_NEW_ROOM] =	hub_new_room,
-	[MSG_INVITE] =		hub_invite,
-	[MSG_JOIN_ROOM] =	hub_join_room,
-	[MSG_ROOM_USERS] =	hub_room_users,
-	[MSG_ROOM_TEXT] =	hub_room_text,
-	[MSG_LEAVE_ROOM] =	hub_leave_room,
-	[MSG_DISCONNECT] =	hub_disconnect,
+/*
+ * The handlers, one per request of the table in lib/request.c, and
+ * whether each changes the table (HUB_WRITES) or only reads it and
+ * routes lines (HUB_READS).
+ */
+enum hub_access { HUB_READS, HUB_WRITES };
+static const struct {
+	hub_handler	*run;
+	enum hub_access	 access;
+} hub_handlers[MSG_REQUEST_LAST + 1] = {
+	[MSG_IDENTIFY] =	{ hub_identify, HUB_WRITES },
+	[MSG_STATUS] =		{ hub_status, HUB_WRITES },
+	[MSG_USERS] =		{ hub_users, HUB_READS },
+	[MSG_TEXT] =		{ hub_text, HUB_READS },
+	[MSG_PUBLIC_TEXT] =	{ hub_public_text, HUB_READS },
+	[MSG_NEW_ROOM] =	{ hub_new_room, HUB_WRITES },
+	[MSG_INVITE] =		{ hub_invite, HUB_WRITES },
+	[MSG_JOIN_ROOM] =	{ hub_join_room, HUB_WRITES },
+	[MSG_ROOM_USERS] =	{ hub_room_users, HUB_READS },
+	[MSG_ROOM_TEXT] =	{ hub_room_text, HUB_READS },
+	[MSG_LEAVE_ROOM] =	{ hub_leave_room, HUB_WRITES },
+	[MSG_DISCONNECT] =	{ hub_disconnect, HUB_WRITES },
 };
 
 /* Runs one request from a worker; returns NULL, or why to drop it. */
@@ -694,12 +702,22 @@ hub_request(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 	}
 	hub.tab.hdr->counters.msgs_in++;
 	hub.tab.hdr->counters.bytes_in += h->len;
-	/* The request's effects and its seq land in one table update. */
+	/*
+	 * A request that only reads the table (texts, lists) runs before
+	 * the update that records its seq: run inside it, a flood of texts
+	 * to many users kept the table odd nearly all the time, and the
+	 * master's seqlock reads for talknetctl found no gap ("show users"
+	 * missed the flooding clients, "kick" said "no such user").  One
+	 * that changes it lands in one update with its seq.
+	 */
+	if (step != IPC_STEP_AGAIN &&
+	    hub_handlers[m.type].access == HUB_READS)
+		hub_handlers[m.type].run(c, &m);
 	shm_begin(&hub.tab);
 	if (step == IPC_STEP_AGAIN)
 		hub_identify_again(c, &m);
-	else
-		hub_handlers[m.type](c, &m);
+	else if (hub_handlers[m.type].access == HUB_WRITES)
+		hub_handlers[m.type].run(c, &m);
 	row->last_seq = h->seq;
 	shm_commit(&hub.tab);
 	return NULL;

@@ -55,6 +55,7 @@
 #include "systemd.h"
 #include "talknetd.h"
 #include "title.h"
+#include "tls_server.h"
 #include "xmalloc.h"
 
 #define MASTER_BACKLOG		1024
@@ -109,6 +110,8 @@ master_listen_systemd(struct config *cfg)
 			fatal("getsockname fd %d", a->fd);
 		sockaddr_fmt((struct sockaddr *)&ss, sslen, a->text,
 		    sizeof(a->text));
+		/* FileDescriptorName=tls in the socket unit. */
+		a->tls = strcmp(systemd_listen_name(i), "tls") == 0;
 	}
 	cfg->nlisten = (size_t)n;
 	return 1;
@@ -128,7 +131,8 @@ master_listen(struct config *cfg)
 	/* Taken before daemonizing; said here, where the log goes. */
 	if (master.systemd) {
 		for (i = 0; i < cfg->nlisten; i++)
-			log_info("listening on %s (socket from systemd)",
+			log_info("listening on %s%s (socket from systemd)",
+			    cfg->listen[i].tls ? "tls://" : "",
 			    cfg->listen[i].text);
 		return 0;
 	}
@@ -164,7 +168,7 @@ master_listen(struct config *cfg)
 		if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
 			fatal("getsockname");
 		sockaddr_fmt((struct sockaddr *)&ss, sslen, name, sizeof(name));
-		log_info("listening on %s", name);
+		log_info("listening on %s%s", a->tls ? "tls://" : "", name);
 		a->fd = fd;
 		bound++;
 	}
@@ -327,6 +331,8 @@ master_start_hub(void)
 		break;
 	case 0:
 		master_child_setup();
+		/* The hub never holds the TLS private key. */
+		tls_server_forget();
 		/* Only workers report a closed client. */
 		close(master.rt.release_fd);
 		hub_main(master.cfg, &master.rt);
@@ -636,6 +642,7 @@ master_reload(char *msg, size_t len)
 			    "they need", keys);
 		else
 			(void)snprintf(msg, len, "reloaded: %s", err);
+		r = master_tls_reload(msg, len);
 	}
 	free(next);
 	(void)systemd_notify("READY=1");
@@ -826,8 +833,8 @@ master_log_listening(void)
 			continue;
 		}
 		sockaddr_fmt((struct sockaddr *)&ss, sslen, name, sizeof(name));
-		log_info("listening on %s%s", name, a->sslen == 0 ?
-		    " (socket from systemd)" : "");
+		log_info("listening on %s%s%s", a->tls ? "tls://" : "", name,
+		    a->sslen == 0 ? " (socket from systemd)" : "");
 	}
 }
 
@@ -860,6 +867,8 @@ static void	master_loop(struct config *) __attribute__((noreturn));
 void
 master_main(struct config *cfg, reload_fn reload)
 {
+	char	err[512];
+
 	/*
 	 * Not dumpable: a process of our uid (a worker, when there is no
 	 * -u) may not ptrace the master, read its memory or its fds
@@ -886,6 +895,9 @@ master_main(struct config *cfg, reload_fn reload)
 	master_user();
 	master_fd_limit();
 	master.systemd = master_listen_systemd(cfg);
+	/* As root, before any child: the key file may be root's alone. */
+	if (master_tls_load(cfg, err, sizeof(err)) == -1)
+		fatalx("TLS: %s", err);
 	/* From here on, an exit removes what the master made: the pidfile. */
 	master_signals_hold();
 	master.pid = getpid();

@@ -124,6 +124,12 @@ void	 master_signals_child(void);
 /* Removes run directories and tables of masters that are gone. */
 void	 master_remove_stale(const char *);
 
+/* master_tls.c */
+/* Whether the listening socket fd is a tls:// one. */
+int	 master_tls_listener(int fd);
+/* Reload: the certificate and key again; says how it went after msg. */
+int	 master_tls_reload(char *msg, size_t len);
+
 /* master_child.c */
 /* Sets up the per-client records, in memory no child inherits. */
 void	 master_live_init(void);

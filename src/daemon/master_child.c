@@ -40,6 +40,7 @@
 #include "nodepool.h"
 #include "peer.h"
 #include "talknetd.h"
+#include "tls_server.h"
 
 #define MASTER_ACCEPT_BURST	64
 #define MASTER_RELEASE_BURST	256	/* release datagrams read per round */
@@ -159,7 +160,7 @@ master_fork_light(void)
 
 /* Forks one worker for an accepted connection. */
 static int
-master_fork_worker(int fd, const char *addr, struct ip_count *ip)
+master_fork_worker(int fd, const char *addr, struct ip_count *ip, int tls)
 {
 	struct child	*c;
 	pid_t		 pid;
@@ -181,7 +182,10 @@ master_fork_worker(int fd, const char *addr, struct ip_count *ip)
 	case 0:
 		master_child_setup();
 		close(master.rt.hub_listen_fd);
-		worker_main(master.cfg, &master.rt, fd, addr);
+		/* Only a TLS client's worker keeps the key (design.md). */
+		if (!tls)
+			tls_server_forget();
+		worker_main(master.cfg, &master.rt, fd, addr, tls);
 		/* NOTREACHED */
 	default:
 		memset(c, 0, sizeof(*c));
@@ -521,7 +525,8 @@ master_accept(int lfd)
 			close(fd);
 			continue;
 		}
-		if (master_fork_worker(fd, name, ip) == -1) {
+		if (master_fork_worker(fd, name, ip,
+		    master_tls_listener(lfd)) == -1) {
 			ip_release(ip);
 			close(fd);
 			return -1;

@@ -103,6 +103,11 @@ static const int sandbox_allow[] = {
 	SCMP_SYS(gettimeofday),
 	SCMP_SYS(time),
 	SCMP_SYS(getpid),
+	/*
+	 * TLS workers (issue 18), found with strace -f on TLS sessions:
+	 * OpenSSL reseeds its random generator in each forked process.
+	 */
+	SCMP_SYS(getrandom),
 	/* Signals: SIGTERM's handler returns, ppoll's mask. */
 	SCMP_SYS(rt_sigprocmask),
 	SCMP_SYS(rt_sigreturn),

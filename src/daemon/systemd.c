@@ -20,6 +20,9 @@
 
 #include "systemd.h"
 
+/* LISTEN_FDNAMES as systemd set it: "plain:tls", one name an fd. */
+static char	systemd_names[1024];
+
 /* Returns how many listening sockets systemd passed, 0, or -1. */
 int
 systemd_listen_fds(void)
@@ -41,6 +44,11 @@ systemd_listen_fds(void)
 	n = strtonum(fds_s, 0, 64, &errstr);
 	if (errstr != NULL)
 		return -1;
+	/* Kept for systemd_listen_name: the variable goes below. */
+	if ((fds_s = getenv("LISTEN_FDNAMES")) != NULL &&
+	    strlcpy(systemd_names, fds_s, sizeof(systemd_names)) >=
+	    sizeof(systemd_names))
+		return -1;
 	(void)unsetenv("LISTEN_PID");
 	(void)unsetenv("LISTEN_FDS");
 	(void)unsetenv("LISTEN_FDNAMES");
@@ -56,6 +64,31 @@ systemd_listen_fds(void)
 			return -1;
 	}
 	return (int)n;
+}
+
+/*
+ * The name of the i-th socket systemd passed (FileDescriptorName=), or
+ * "" when it has none.  Names never contain ':', which separates them.
+ */
+const char *
+systemd_listen_name(int i)
+{
+	static char	 name[256];
+	const char	*p = systemd_names, *end;
+	size_t		 len;
+
+	for (; i > 0 && p != NULL; i--)
+		if ((p = strchr(p, ':')) != NULL)
+			p++;
+	if (p == NULL)
+		return "";
+	end = strchr(p, ':');
+	len = end != NULL ? (size_t)(end - p) : strlen(p);
+	if (len >= sizeof(name))
+		return "";
+	memcpy(name, p, len);
+	name[len] = '\0';
+	return name;
 }
 
 /* Whether LISTEN_PID and LISTEN_FDS pass sockets to this process. */

@@ -14,6 +14,11 @@
  * Unsets the variables so children do not see them.
  */
 int	systemd_listen_fds(void);
+/*
+ * The name of the i-th socket systemd_listen_fds took (the socket
+ * unit's FileDescriptorName=, LISTEN_FDNAMES), or "" for none.
+ */
+const char *systemd_listen_name(int i);
 /* Whether systemd passed this process listening sockets; 0 or 1. */
 int	systemd_listen_ours(void);
 /*

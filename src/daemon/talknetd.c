@@ -23,6 +23,7 @@
 #include "systemd.h"
 #include "talknetd.h"
 #include "title.h"
+#include "tls_server.h"
 
 #define EX_USAGE_CODE		64	/* sysexits.h EX_USAGE */
 #define DEFAULT_CONF_FILE	SYSCONFDIR "/talknetd.conf"
@@ -69,6 +70,11 @@ static const struct option talknetd_options[] = {
 	{ "send-buffer",	required_argument,	NULL, 0 },
 	{ "max-gather",		required_argument,	NULL, 0 },
 	{ "control",		required_argument,	NULL, 0 },
+	{ "tls-cert",		required_argument,	NULL, 0 },
+	{ "tls-key",		required_argument,	NULL, 0 },
+	{ "tls-ca",		required_argument,	NULL, 0 },
+	{ "tls-protocols",	required_argument,	NULL, 0 },
+	{ "tls-ciphers",	required_argument,	NULL, 0 },
 	{ NULL,			0,			NULL, 0 }
 };
 
@@ -89,13 +95,18 @@ usage(FILE *f)
 	    "[--rate-burst N]\n"
 	    "                [--stall-timeout S] [--send-buffer BYTES] "
 	    "[--max-gather MS]\n"
-	    "                [--control PATH]\n"
+	    "                [--control PATH] [--tls-cert FILE] "
+	    "[--tls-key FILE]\n"
+	    "                [--tls-ca FILE] [--tls-protocols LIST] "
+	    "[--tls-ciphers LIST]\n"
 	    "  -c, --config FILE    read settings from FILE (default "
 	    DEFAULT_CONF_FILE ")\n"
 	    "  -d, --debug          log debug messages too\n"
 	    "  -f, --foreground     stay in the foreground, log to stderr\n"
 	    "  -l, --listen ADDR:PORT  listen there (repeatable; default "
-	    "*:" TALKNETD_DEFAULT_PORT ")\n"
+	    "*:" TALKNETD_DEFAULT_PORT ");\n"
+	    "                       tls://ADDR:PORT serves TLS (by convention "
+	    "port " TALKNETD_TLS_PORT ")\n"
 	    "  -n, --check          check the configuration and exit\n"
 	    "  -p, --pidfile FILE   write the pid there\n"
 	    "  -u, --user USER      run the hub and workers as USER\n"
@@ -124,6 +135,16 @@ usage(FILE *f)
 	    "      --log-level L    error, warning, info (default) or debug\n"
 	    "      --control PATH   talknetctl's socket (default "
 	    TALKNETD_CONTROL_PATH ")\n"
+	    "      --tls-cert FILE  PEM certificate chain of tls:// "
+	    "listeners\n"
+	    "      --tls-key FILE   its PEM private key (read as root, "
+	    "before -u)\n"
+	    "      --tls-ca FILE    require client certificates signed by "
+	    "these CAs\n"
+	    "      --tls-protocols LIST  TLS versions (default "
+	    TLS_DEFAULT_PROTOCOLS ")\n"
+	    "      --tls-ciphers LIST  cipher list (default libtls's \""
+	    TLS_DEFAULT_CIPHERS "\")\n"
 	    "  -h, --help           show this help\n"
 	    "  -V, --version        show the version\n",
 	    DEFAULT_MAX_CLIENTS, DEFAULT_MAX_ROOMS,
@@ -278,8 +299,19 @@ configure(struct config *cfg, char *err, size_t errlen)
 		return -1;
 	if (absolute(cfg->pidfile, sizeof(cfg->pidfile), "pidfile", err,
 	    errlen) == -1 || absolute(cfg->control, sizeof(cfg->control),
-	    "control", err, errlen) == -1)
+	    "control", err, errlen) == -1 ||
+	    absolute(cfg->tls_cert, sizeof(cfg->tls_cert), "tls-cert", err,
+	    errlen) == -1 || absolute(cfg->tls_key, sizeof(cfg->tls_key),
+	    "tls-key", err, errlen) == -1 || absolute(cfg->tls_ca,
+	    sizeof(cfg->tls_ca), "tls-ca", err, errlen) == -1)
 		return -1;
+	/* Checked again at start, under systemd's names for the sockets. */
+	if (master_tls_any(cfg) && (cfg->tls_cert[0] == '\0' ||
+	    cfg->tls_key[0] == '\0')) {
+		(void)snprintf(err, errlen, "a tls:// listener needs "
+		    "--tls-cert and --tls-key (tls-cert, tls-key)");
+		return -1;
+	}
 	cfg->foreground = cli.foreground;
 	return 0;
 }
@@ -320,6 +352,11 @@ main(int argc, char *argv[])
 	options(argc, argv);
 	if (configure(&cfg, err, sizeof(err)) == -1) {
 		(void)fprintf(stderr, "talknetd: %s\n", err);
+		exit(1);
+	}
+	/* -n reads the certificate and key too: they must load. */
+	if (cli.check_only && master_tls_load(&cfg, err, sizeof(err)) == -1) {
+		(void)fprintf(stderr, "talknetd: TLS: %s\n", err);
 		exit(1);
 	}
 	if (cli.check_only)

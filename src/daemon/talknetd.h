@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #define TALKNETD_DEFAULT_PORT		"8001"
+#define TALKNETD_TLS_PORT		"8443"	/* the convention, documented */
 #define TALKNETD_MAX_LISTEN		16
 
 /* Defaults of the limits; each has an option. */
@@ -39,6 +40,7 @@ struct listen_addr {
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen;
 	int			 optional;	/* "*": may lack IPv6 */
+	int			 tls;		/* tls://: workers speak TLS */
 	int			 fd;
 };
 
@@ -52,6 +54,12 @@ struct config {
 	char			 user[64];	/* empty: stay as started */
 	char			 pidfile[256];	/* empty: none */
 	char			 control[108];	/* empty: the default */
+	/* TLS (tls_server.h): read again by every reload. */
+	char			 tls_cert[256];	/* PEM chain; "": none */
+	char			 tls_key[256];	/* PEM key; "": none */
+	char			 tls_ca[256];	/* "": no client certs */
+	char			 tls_protocols[64];
+	char			 tls_ciphers[256];
 	struct listen_addr	 listen[TALKNETD_MAX_LISTEN];
 	size_t			 nlisten;
 	size_t			 max_clients;
@@ -91,6 +99,10 @@ typedef int (*reload_fn)(struct config *, char *, size_t);
 /* master.c */
 void	 master_main(struct config *, reload_fn) __attribute__((noreturn));
 
+/* master_tls.c: whether cfg serves TLS; loads its pair (0, or -1). */
+int	 master_tls_any(const struct config *);
+int	 master_tls_load(const struct config *, char *err, size_t errlen);
+
 /* master_sig.c: a signal's handler, SIG_IGN or SIG_DFL; -1 on failure. */
 int	 master_sig_set(int, void (*)(int), int);
 
@@ -100,6 +112,6 @@ void	 hub_main(const struct config *, const struct runtime *)
 
 /* worker.c */
 void	 worker_main(const struct config *, const struct runtime *, int fd,
-	    const char *addr) __attribute__((noreturn));
+	    const char *addr, int tls) __attribute__((noreturn));
 
 #endif

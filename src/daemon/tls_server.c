@@ -16,6 +16,20 @@
 static struct tls	*server_ctx;
 
 /*
+ * Cuts the ": Success" libtls adds to a message when errno was 0 (a
+ * PEM file that holds no certificate is no system error).
+ */
+static void
+tls_server_tidy(char *err)
+{
+	static const char	 tail[] = ": Success";
+	size_t			 n = strlen(err), t = sizeof(tail) - 1;
+
+	if (n >= t && strcmp(err + n - t, tail) == 0)
+		err[n - t] = '\0';
+}
+
+/*
  * Reads a whole PEM file into memory.  The master does this as root:
  * the key file may be readable by root alone.
  */
@@ -45,10 +59,14 @@ tls_server_files(struct tls_config *cfg, const struct tls_settings *s,
 		tls_unload_file(cert, certlen);
 		return -1;
 	}
-	if (tls_config_set_keypair_mem(cfg, cert, certlen, key, keylen) == -1)
+	/* libtls adds strerror(errno) to its message: no stale one. */
+	errno = 0;
+	if (tls_config_set_keypair_mem(cfg, cert, certlen, key, keylen) ==
+	    -1) {
 		snprintf(err, errlen, "%s, %s: %s", s->cert, s->key,
 		    tls_config_error(cfg));
-	else
+		tls_server_tidy(err);
+	} else
 		r = 0;
 	/* tls_unload_file wipes the key's bytes before freeing them. */
 	tls_unload_file(key, keylen);
@@ -57,8 +75,10 @@ tls_server_files(struct tls_config *cfg, const struct tls_settings *s,
 		return r;
 	if ((ca = tls_server_read(s->ca, &calen, err, errlen)) == NULL)
 		return -1;
+	errno = 0;
 	if (tls_config_set_ca_mem(cfg, ca, calen) == -1) {
 		snprintf(err, errlen, "%s: %s", s->ca, tls_config_error(cfg));
+		tls_server_tidy(err);
 		r = -1;
 	} else
 		tls_config_verify_client(cfg);
@@ -111,12 +131,16 @@ tls_server_load(const struct tls_settings *s, char *err, size_t errlen)
 		goto out;
 	}
 	/* tls_configure checks that the key belongs to the certificate. */
+	errno = 0;
 	if (tls_configure(ctx, cfg) == -1) {
 		snprintf(err, errlen, "%s, %s: %s", s->cert, s->key,
 		    tls_error(ctx));
+		tls_server_tidy(err);
 		tls_free(ctx);
 		goto out;
 	}
+	/* The key is in the context now: wipe cfg's copy, as httpd does. */
+	tls_config_clear_keys(cfg);
 	if (server_ctx != NULL)
 		tls_free(server_ctx);
 	server_ctx = ctx;

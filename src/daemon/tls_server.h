@@ -28,6 +28,7 @@ struct tls_settings {
 #define TLS_DEFAULT_PROTOCOLS	"tlsv1.2,tlsv1.3"
 #define TLS_DEFAULT_CIPHERS	"secure"
 
+#ifdef HAVE_TLS
 /*
  * Builds a server context from s and makes it the current one, freeing
  * the one before.  On failure the current context stays and err says
@@ -45,5 +46,12 @@ void		 tls_server_forget(void);
  */
 int		 tls_server_check_protocols(const char *, char *err,
 		    size_t errlen);
+#else
+/* Built without TLS: no context is ever loaded, so none is freed. */
+static inline void
+tls_server_forget(void)
+{
+}
+#endif
 
 #endif

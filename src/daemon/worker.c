@@ -55,6 +55,7 @@ struct worker_state w __attribute__((aligned(4096)));
 volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
 
 static void	worker_stall_arm(void);
+static int	worker_want_read(void);
 static ssize_t	worker_send(const char *, size_t);
 
 /* Records SIGTERM; the loop flushes the queue, then exits. */
@@ -293,9 +294,14 @@ void
 worker_queue_keep_head(void)
 {
 	const char	*head, *nl;
+	size_t		 keep = 0;
 
+	/* A TLS write that waits is retried with at least its bytes. */
+	if (w.tls_wlen > 0 && w.tls_wlen <= buf_pending(&w.out))
+		keep = w.tls_wlen - 1;
 	head = buf_head(&w.out);
-	if ((nl = memchr(head, '\n', buf_pending(&w.out))) != NULL)
+	if ((nl = memchr(head + keep, '\n', buf_pending(&w.out) - keep)) !=
+	    NULL)
 		w.out.len = w.out.off + (size_t)(nl - head) + 1;
 	else
 		buf_reset(&w.out);
@@ -427,6 +433,8 @@ worker_send(const char *p, size_t len)
 	ssize_t	n;
 	int	i;
 
+	if (w.tls != NULL)
+		return worker_tls_send(p, len);
 	if (w.pipe_w == -1) {
 		if (len == 0)
 			return 0;
@@ -508,6 +516,7 @@ worker_finish(void)
 	}
 	/* Its end line, and its report: the master frees its places. */
 	worker_session_end();
+	worker_tls_close();
 	/* After the client's EOF nothing unread is left to cause a reset. */
 	if (!(w.flags & (WF_WR_DEAD | WF_RD_EOF)) &&
 	    shutdown(w.cfd, SHUT_WR) == 0) {
@@ -688,7 +697,23 @@ worker_timeout(int64_t deadline)
 	if (w.stall_check_at != 0 && worker_unsent() > 0)
 		timeout = worker_min_timeout(timeout, w.stall_check_at > now ?
 		    (int)(w.stall_check_at - now) + 1 : 1);
+	/* Bytes left inside libtls: poll would not wake for them. */
+	if (w.tls_more && worker_want_read())
+		timeout = 0;
 	return timeout;
+}
+
+/*
+ * Whether the loop reads the client.  Back-pressure counts what is not
+ * yet written to the hub: requests written but not yet seen to run are
+ * trimmed on a later round, and nothing wakes the worker for that.
+ */
+static int
+worker_want_read(void)
+{
+	return !(w.flags & WF_RD_DONE) && w.ident != IDENT_PENDING &&
+	    worker_token_wait_ms() == 0 &&
+	    buf_pending(&w.hub.out) - w.hsent < WORKER_HUB_HIGH;
 }
 
 /*
@@ -702,17 +727,14 @@ worker_poll_set(struct pollfd *pfd)
 {
 	pfd[0].fd = w.cfd;
 	pfd[0].events = 0;
-	/*
-	 * Back-pressure counts what is not yet written to the hub:
-	 * requests written but not yet seen to run are trimmed on a later
-	 * round, and nothing wakes the worker for that.
-	 */
-	if (!(w.flags & WF_RD_DONE) && w.ident != IDENT_PENDING &&
-	    worker_token_wait_ms() == 0 &&
-	    buf_pending(&w.hub.out) - w.hsent < WORKER_HUB_HIGH)
+	if (worker_want_read())
 		pfd[0].events |= POLLIN;
 	if (!(w.flags & WF_WR_DEAD) && worker_unsent() > 0)
 		pfd[0].events |= POLLOUT;
+	/* TLS: what libtls waits for, its handshake first. */
+	if (w.tls != NULL)
+		pfd[0].events = worker_tls_events(pfd[0].events & POLLIN,
+		    pfd[0].events & POLLOUT);
 	/* Not watched at all, so a hung-up socket cannot spin us. */
 	if (pfd[0].events == 0)
 		pfd[0].fd = -1;
@@ -739,7 +761,9 @@ worker_events(const struct pollfd *pfd)
 		w.flags |= WF_HUB_HUP;
 	if (pfd[1].fd != -1 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
 		worker_hub_read();
-	if (pfd[0].revents & POLLIN)
+	if (w.tls != NULL)
+		worker_tls_ready(pfd[0].revents, worker_want_read());
+	else if (pfd[0].revents & POLLIN)
 		worker_client_read();
 	else if (pfd[0].revents & (POLLHUP | POLLERR)) {
 		w.flags |= WF_RD_DONE;
@@ -846,7 +870,7 @@ worker_send_buffer(const struct config *cfg)
 /* The worker process: serve one client until it leaves. */
 void
 worker_main(const struct config *cfg, const struct runtime *rt, int fd,
-    const char *addr)
+    const char *addr, int tls)
 {
 	struct pollfd	 pfd[2];
 	int		 one = 1;
@@ -881,7 +905,12 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 		fatal("worker: fcntl");
 	(void)setsockopt(w.cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	worker_send_buffer(cfg);
-	worker_pipe_open();
+	/* libtls writes the socket itself: a TLS worker splices nothing. */
+	if (tls) {
+		w.pipe_r = w.pipe_w = -1;
+		worker_tls_start();
+	} else
+		worker_pipe_open();
 	worker_wait_open();
 	worker_setup(cfg);
 	/*

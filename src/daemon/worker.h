@@ -23,6 +23,7 @@
 
 struct config;
 struct runtime;
+struct tls;
 
 #define WORKER_READ_SIZE	(16 * 1024)	/* one read, client or hub */
 #define WORKER_KEEP		(32 * 1024)	/* buffer kept when idle */
@@ -81,6 +82,12 @@ struct worker_state {
 	struct peer		 hub;		/* the channel to the hub,
 						   fd -1 if none; its out holds
 						   the requests not yet run */
+	struct tls		*tls;		/* tls:// client, or NULL */
+	int			 tls_ready;	/* its handshake is done */
+	short			 tls_rwant;	/* what a read waits for */
+	short			 tls_wwant;	/* what a write waits for */
+	size_t			 tls_wlen;	/* length of a write to retry */
+	int			 tls_more;	/* a read may have left some */
 	int			 pipe_r;	/* the send pipe, or -1: write() */
 	int			 pipe_w;
 	size_t			 piped;		/* bytes in the send pipe */
@@ -198,6 +205,20 @@ void	 worker_rate_held(int held);
 void	 worker_count_out(const char *, size_t);
 /* Logs the end-of-session line and sends the master the report. */
 void	 worker_session_end(void);
+
+/* worker_tls.c: a tls:// client (without TLS: never one). */
+/* Starts serving TLS on the client socket (before the sandbox). */
+void	 worker_tls_start(void);
+/* The events to wait for on the client, given what the loop wants. */
+short	 worker_tls_events(int rd, int wr);
+/* Runs the handshake or reads, after the client's fd woke; see .c. */
+void	 worker_tls_ready(short revents, int rd);
+/* tls_write's worker_send: bytes taken, 0 when full, -1 when dead. */
+ssize_t	 worker_tls_send(const char *, size_t);
+/* Sends close_notify, once, without waiting. */
+void	 worker_tls_close(void);
+/* Why the TLS session failed, for the end line ("" if it did not). */
+const char *worker_tls_why(void);
 
 /* worker_wait.c */
 struct pollfd;

@@ -137,14 +137,18 @@ worker_log_name(char *dst, size_t len)
 void
 worker_session_end(void)
 {
-	char	name[WORKER_NAME_ESC];
-	int64_t	ms = clock_now_ms() - w.started_at;
+	char		 name[WORKER_NAME_ESC];
+	const char	*tls = worker_tls_why();
+	int64_t		 ms = clock_now_ms() - w.started_at;
 
 	w.rep.version = SESSION_REPORT_VERSION;
-	log_info("session %s from %s ended: %s after %lld.%lld s, "
+	/* A TLS failure's reason follows the end's: "invalid message
+	 * (TLS: wrong version number)". */
+	log_info("session %s from %s ended: %s%s%s%s after %lld.%lld s, "
 	    "in %llu lines/%llu bytes, out %llu lines/%llu bytes",
 	    worker_log_name(name, sizeof(name)), w.addr,
-	    session_end_name(w.rep.reason), (long long)(ms / 1000),
+	    session_end_name(w.rep.reason), *tls != '\0' ? " (TLS: " : "",
+	    tls, *tls != '\0' ? ")" : "", (long long)(ms / 1000),
 	    (long long)(ms % 1000 / 100), (unsigned long long)w.rep.lines_in,
 	    (unsigned long long)w.rep.bytes_in,
 	    (unsigned long long)w.rep.lines_out,

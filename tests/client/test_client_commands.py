@@ -11,8 +11,8 @@ import sys
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
-from tntest.talknet import (Server, Peer, identified, run,  # noqa: E402
-                            sanitizer_report)
+from tntest.talknet import Peer, identified, run  # noqa: E402
+from tntest.steps import own_daemon  # noqa: E402
 
 
 def finish(c):
@@ -38,11 +38,34 @@ def paired(ctx):
         p.close()
 
 
+def sent_public(c, p, a, line, text):
+    """The client a sends line; the peer gets PUBLIC_TEXT_FROM a, text."""
+    c.send(line)
+    p.expect({"type": "PUBLIC_TEXT_FROM", "username": a, "text": text})
+
+
+def gone(c, p, a, status):
+    """The peer is told the client a left; the client exits with status."""
+    p.expect({"type": "DISCONNECTED", "username": a})
+    rc = c.wait()
+    assert rc == status, (rc, c.err)
+
+
+def invited_joins(p, c, a, b, room, arg):
+    """The peer b makes room and invites the client a, which is told so
+    and joins it with JOIN/arg (room as the command line spells it)."""
+    p.new_room(room)
+    p.send({"type": "INVITE", "roomname": room, "usernames": [a]})
+    c.expect("* invitation from %s to %s (JOIN/%s to accept)"
+             % (b, room, arg))
+    c.send("JOIN/" + arg)
+    c.expect("* joined " + room)
+
+
 def test_public_text(ctx):
     with paired(ctx) as (p, c, a, b):
-        c.send(">hello world/with slash")
-        p.expect({"type": "PUBLIC_TEXT_FROM", "username": a,
-                  "text": "hello world/with slash"})
+        sent_public(c, p, a, ">hello world/with slash",
+                    "hello world/with slash")
         p.send({"type": "PUBLIC_TEXT", "text": "yo \"there\" \\ ü"})
         c.expect("[public] %s: yo \"there\" \\ ü" % b)
         finish(c)
@@ -101,12 +124,7 @@ def test_rooms_both_ways(ctx):
 
         # The other way round: the peer's room, the client invited.
         room2 = "R2 " + b
-        p.new_room(room2)
-        p.send({"type": "INVITE", "roomname": room2, "usernames": [a]})
-        c.expect("* invitation from %s to %s (JOIN/%s to accept)"
-                 % (b, room2, room2))
-        c.send("JOIN/" + room2)
-        c.expect("* joined " + room2)
+        invited_joins(p, c, a, b, room2, room2)
         p.expect({"type": "JOINED_ROOM", "roomname": room2, "username": a})
         p.send({"type": "LEAVE_ROOM", "roomname": room2})
         c.expect("* %s left %s" % (b, room2))
@@ -175,13 +193,11 @@ def test_new_user_and_disconnected(ctx):
 
 def test_raw_json_line(ctx):
     with paired(ctx) as (p, c, a, b):
-        c.send('{"type":"PUBLIC_TEXT","text":"raw!","extra_key":1}')
-        p.expect({"type": "PUBLIC_TEXT_FROM", "username": a,
-                  "text": "raw!"})
+        sent_public(c, p, a,
+                    '{"type":"PUBLIC_TEXT","text":"raw!","extra_key":1}',
+                    "raw!")
         c.send('{"type":"DISCONNECT"}')
-        p.expect({"type": "DISCONNECTED", "username": a})
-        rc = c.wait()
-        assert rc == 0, (rc, c.err)
+        gone(c, p, a, 0)
 
 
 def test_invalid_closes(ctx):
@@ -189,9 +205,7 @@ def test_invalid_closes(ctx):
         c.send('{"type":"BOGUS"}')
         c.expect("! the server rejected a message as invalid")
         c.expect_err("talknet: connection closed by server")
-        p.expect({"type": "DISCONNECTED", "username": a})
-        rc = c.wait()
-        assert rc == 1, (rc, c.err)
+        gone(c, p, a, 1)
 
 
 def test_escapes_control_chars(ctx):
@@ -280,12 +294,7 @@ def test_slash_names(ctx):
         c.send("txfrom/%s/hi" % b)
         c.expect("! no such user: " + b.split("/")[0])
         room = "r/" + a
-        p.new_room(room)
-        p.send({"type": "INVITE", "roomname": room, "usernames": [a]})
-        c.expect("* invitation from %s to %s (JOIN/r\\/%s to accept)"
-                 % (b, room, a))
-        c.send("JOIN/r\\/" + a)
-        c.expect("* joined " + room)
+        invited_joins(p, c, a, b, room, "r\\/" + a)
         c.send("TX_ROOM/r\\/%s/x/y" % a)
         p.expect({"type": "ROOM_TEXT_FROM", "roomname": room,
                   "username": a, "text": "x/y"})
@@ -298,20 +307,13 @@ def test_slash_names(ctx):
 
 
 def test_too_many_rooms(ctx):
-    d = Server("--max-rooms", "1")
-    c = None
-    try:
-        c = identified(d.port, ctx["name"]("al"))
+    with own_daemon("--max-rooms", "1") as (d, kill_at_end):
+        c = kill_at_end(identified(d.port, ctx["name"]("al")))
         c.send("room/first")
         c.expect("* created room first")
         c.send("room/second")
         c.expect("! too many rooms on the server: second")
         finish(c)
-    finally:
-        if c:
-            c.kill()
-        rep = sanitizer_report(d.stop())
-        assert rep is None, rep
 
 
 if __name__ == "__main__":

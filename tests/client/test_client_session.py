@@ -14,8 +14,8 @@ import sys
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 from tntest.talknet import (SKIP, TALKNET, Peer,  # noqa: E402
-                            PipeClient, Server, identified, run,
-                            sanitizer_report)
+                            PipeClient, identified, run)
+from tntest.steps import own_daemon  # noqa: E402
 
 
 def test_name_from_first_line(ctx):
@@ -123,19 +123,12 @@ def test_ipv6(ctx):
         s.close()
     except OSError:
         return SKIP
-    d = Server(listen=["[::1]:0"])
-    c = None
-    try:
+    with own_daemon(listen=["[::1]:0"]) as (d, kill_at_end):
         a = ctx["name"]("v6")
-        c = PipeClient(d.port, "-n", a, host="::1")
+        c = kill_at_end(PipeClient(d.port, "-n", a, host="::1"))
         c.expect("* identified as " + a)
         c.close_stdin()
         assert c.wait() == 0, c.err
-    finally:
-        if c:
-            c.kill()
-        rep = sanitizer_report(d.stop())
-        assert rep is None, rep
 
 
 def test_raw_mode(ctx):
@@ -210,18 +203,11 @@ def test_json_mode(ctx):
 
 
 def test_server_goes_away(ctx):
-    d = Server()
-    c = None
-    try:
-        c = identified(d.port, ctx["name"]("al"))
+    with own_daemon() as (d, kill_at_end):
+        c = kill_at_end(identified(d.port, ctx["name"]("al")))
         d.stop()
         c.expect_err("talknet: connection closed by server")
         assert c.wait() == 1, c.err
-    finally:
-        if c:
-            c.kill()
-        rep = sanitizer_report(d.stop())
-        assert rep is None, rep
 
 
 def test_options(ctx):

@@ -145,6 +145,21 @@ def test_editor_keeps_typed_line(ctx):
         assert "connection closed" not in s, s
 
 
+def _asked_again(pane, a, quit_key, p=None):
+    """The client asks for a name again: a is taken (the peer p, if any,
+    sees NEW_USER), then quit_key ends it (p sees DISCONNECTED).
+    Returns the screen at exit."""
+    pane.wait_last("username:")
+    pane.answer(a)
+    pane.wait_last(a + ">")
+    if p:
+        p.expect({"type": "NEW_USER", "username": a})
+    pane.keys(quit_key)
+    if p:
+        p.expect({"type": "DISCONNECTED", "username": a})
+    return pane.wait_exit()
+
+
 def test_long_name_asks_again(ctx):
     """The server refuses a name over its limit and closes: on a
     terminal the client says why, connects again and asks again."""
@@ -152,13 +167,7 @@ def test_long_name_asks_again(ctx):
         pane.answer("abcdefghijkl")
         pane.wait(lambda s: "invalid username: abcdefghijkl is 12 "
                   "characters, more than the server takes" in s, "why")
-        pane.wait_last("username:")
-        pane.answer(a)
-        pane.wait_last(a + ">")
-        p.expect({"type": "NEW_USER", "username": a})
-        pane.keys("C-d")
-        p.expect({"type": "DISCONNECTED", "username": a})
-        s = pane.wait_exit()
+        s = _asked_again(pane, a, "C-d", p)
         assert "connection closed" not in s, s
 
 
@@ -170,24 +179,14 @@ def test_long_name_option_asks_again(ctx):
     with start(ctx, "-n", "abcdefghijklm") as pane:
         pane.wait(lambda s: "invalid username: abcdefghijklm is 13 "
                   "characters" in s, "why")
-        pane.wait_last("username:")
-        pane.answer(a)
-        pane.wait_last(a + ">")
-        pane.keys("C-c")
-        pane.wait_exit()
+        _asked_again(pane, a, "C-c")
 
 
 def test_taken_name_asks_again(ctx):
     with at_prompt(ctx) as (p, pane, a, b):
         pane.answer(b)
         pane.wait(lambda s: "! name already taken: " + b in s, "taken")
-        pane.wait_last("username:")
-        pane.answer(a)
-        pane.wait_last(a + ">")
-        p.expect({"type": "NEW_USER", "username": a})
-        pane.keys("C-c")
-        p.expect({"type": "DISCONNECTED", "username": a})
-        pane.wait_exit()
+        _asked_again(pane, a, "C-c", p)
 
 
 if __name__ == "__main__":

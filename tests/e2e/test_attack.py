@@ -157,6 +157,23 @@ def _flood_lines(client, lines, stop):
             return
 
 
+def _blast(c, n, text):
+    """c sends n numbered PUBLIC_TEXT lines in one blocking write."""
+    c.sock.setblocking(True)
+    c.sock.sendall(b"".join(
+        compact(req("PUBLIC_TEXT", text="%04d %s" % (i, text)))
+        for i in range(n)))
+    c.sock.setblocking(False)
+
+
+def _assert_in_order(rd, tag):
+    """The sender's PUBLIC_TEXT lines that rd saw are numbered 0, 1, ...
+    after tag: none lost, none out of order."""
+    got = [int(x.split(tag)[1][:6]) for x in rd.seen[b"sender"]
+           if b"PUBLIC_TEXT" in x]
+    assert got == list(range(len(got))), "out of order"
+
+
 def _paced_flood(tag):
     """A sender flooding 1 KB lines at a reader that reads 32 KB every
     10 ms, and an observer that reads everything; returns once the hub
@@ -188,9 +205,7 @@ def test_a_paused_sender_that_hangs_up_is_seen_to_leave():
             "no DISCONNECTED for a paused sender that hung up"
         assert r.wait(b"DISCONNECTED", 1, 15) is not None
         for rd in (r, o):
-            got = [int(x.split(b"hup ")[1][:6]) for x in rd.seen[b"sender"]
-                   if b"PUBLIC_TEXT" in x]
-            assert got == list(range(len(got))), "out of order"
+            _assert_in_order(rd, b"hup ")
     finally:
         r.finish()
         o.finish()
@@ -225,9 +240,7 @@ def test_a_sender_paused_by_a_reader_that_leaves_goes_on():
         before = o.count(b"sender")
         tntest.wait_until(lambda: o.count(b"sender") > before + 2000, 10,
                           what="the sender's lines after its reader left")
-        got = [int(x.split(b"go ")[1][:6]) for x in o.seen[b"sender"]
-               if b"PUBLIC_TEXT" in x]
-        assert got == list(range(len(got))), "out of order"
+        _assert_in_order(o, b"go ")
     finally:
         stop.set()
         o.finish()
@@ -275,11 +288,7 @@ def test_a_hub_crash_does_not_cut_a_reader_that_is_behind():
     # channel, under the hub's cap for a reader (2 MiB and more): nobody
     # is cut for it.  Lines of 3 KB: the worker's own cap is max-queue
     # + 2 max-line + 32 KiB.
-    talker.sock.setblocking(True)
-    talker.sock.sendall(b"".join(
-        compact(req("PUBLIC_TEXT", text="%04d %s" % (i, "b" * 3000)))
-        for i in range(450)))
-    talker.sock.setblocking(False)
+    _blast(talker, 450, "b" * 3000)
     time.sleep(1.5)
     assert "dropped" not in s.log_text(), s.log_text()
     assert "output queue over" not in s.log_text(), s.log_text()
@@ -316,11 +325,7 @@ def test_a_reader_slow_to_come_back_after_a_hub_restart_is_not_cut():
         s.wait_log(r"worker %d \(127\.0\.0\.1:%d\): back on row"
                    % (s.worker_pid(sender), sender.local_port), timeout=5)
         # 3 MB: more than the hub keeps for a reader (2 MiB and more).
-        sender.sock.setblocking(True)
-        sender.sock.sendall(b"".join(
-            compact(req("PUBLIC_TEXT", text="%04d %s" % (i, "d" * 1000)))
-            for i in range(3000)))
-        sender.sock.setblocking(False)
+        _blast(sender, 3000, "d" * 1000)
         time.sleep(0.5)
     finally:
         os.kill(wpid, signal.SIGCONT)

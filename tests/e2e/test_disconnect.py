@@ -12,6 +12,7 @@ import tntest  # noqa: E402
 from tntest import (Client, Server, canon, connect_users, disconnected,
                     expect_nothing, left_room, make_room, new_room, new_user,
                     req, resp, room_user_list)
+from tntest.steps import expect_room_users, name_taken  # noqa: E402
 
 
 def expect_leave(client, rooms, name):
@@ -61,10 +62,8 @@ def scenario(s, how):
     # Rooms keep their other members; rooms left empty are gone.
     a.send(req("ROOM_USERS", roomname="R1"))
     a.expect(room_user_list("R1", {"Kimberly": "ACTIVE"}))
-    c.send(req("ROOM_USERS", roomname="R2"))
-    got = c.recv()
-    assert got == room_user_list("R2", {"Kimberly": "ACTIVE",
-                                        "Antonio": "ACTIVE"}), got
+    expect_room_users(c, "R2", {"Kimberly": "ACTIVE",
+                                "Antonio": "ACTIVE"})
     c.send(req("JOIN_ROOM", roomname="R4"))
     c.expect(resp("JOIN_ROOM", "NO_SUCH_ROOM", "R4"))
     new_room(a, "R3")
@@ -85,24 +84,19 @@ def scenario(s, how):
     expect_nothing(a, b2, c, d, u)
 
 
-def test_disconnect_message():
-    with Server() as s:
-        scenario(s, "disconnect")
+def _scenario_test(how):
+    """A test of its own for scenario(how), on a new server."""
+    def test():
+        with Server() as s:
+            scenario(s, how)
+    return test
 
 
-def test_abrupt_close():
-    with Server() as s:
-        scenario(s, "close")
-
-
-def test_connection_reset():
-    with Server() as s:
-        scenario(s, "reset")
-
-
-def test_half_close():
-    with Server() as s:
-        scenario(s, "shutdown")
+for _name, _how in (("test_disconnect_message", "disconnect"),
+                    ("test_abrupt_close", "close"),
+                    ("test_connection_reset", "reset"),
+                    ("test_half_close", "shutdown")):
+    globals()[_name] = _scenario_test(_how)
 
 
 def test_worker_killed():
@@ -140,9 +134,7 @@ def test_unidentified_close_notifies_nobody():
         u2 = Client(s)
         u2.send(b"\n")                   # an empty frame, then gone
         u2.abort()
-        u3 = Client(s)
-        u3.send(req("IDENTIFY", username="Kimberly"))
-        u3.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "Kimberly"))
+        u3 = name_taken(s, "Kimberly")
         u3.close()
         expect_nothing(a, b, timeout=0.5)
         assert a.users() == {"Kimberly": "ACTIVE", "Luis": "ACTIVE"}

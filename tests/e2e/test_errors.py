@@ -10,6 +10,7 @@ import tntest  # noqa: E402
 from tntest import (Client, Server, connect_users, disconnected,
                     expect_nothing, left_room, make_room, new_user,
                     public_from, req, resp)
+from tntest.steps import cut_off, name_taken  # noqa: E402
 
 NOT_IDENTIFIED_LINE = (b'{"type":"RESPONSE","operation":"INVALID",'
                        b'"result":"NOT_IDENTIFIED"}\n')
@@ -165,44 +166,45 @@ def test_not_identified_for_every_other_request():
 def test_not_identified_after_failed_identify():
     with Server() as s:
         obs = Client(s).identify("Kimberly")
-        c = Client(s)
-        c.send(req("IDENTIFY", username="Kimberly"))
-        c.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "Kimberly"))
+        c = name_taken(s, "Kimberly")
         c.send(req("PUBLIC_TEXT", text="sneaky"))
         c.expect(NOT_IDENTIFIED_LINE)
         c.expect_closed()
         expect_nothing(obs)
 
 
+def _each_bad(obs, connect, check):
+    """Each line of BAD on a new connection from connect(), then check(c)
+    (a failure names the line); then nothing more for obs."""
+    for what, line in BAD:
+        c = connect()
+        c.send(line + b"\n")
+        try:
+            check(c)
+        except AssertionError as e:
+            raise AssertionError("%s %r: %s" % (what, line, e))
+    expect_nothing(obs)
+
+
 def test_bad_messages_unidentified_get_invalid():
     with Server() as s:
         obs = Client(s).identify("Kimberly")
-        for what, line in BAD:
-            c = Client(s)
-            c.send(line + b"\n")
-            try:
-                c.expect(INVALID_LINE)
-                c.expect_closed()
-            except AssertionError as e:
-                raise AssertionError("%s %r: %s" % (what, line, e))
-        expect_nothing(obs)
+        _each_bad(obs, lambda: Client(s),
+                  lambda c: cut_off(c, None, line=INVALID_LINE, quiet=False))
         assert obs.users() == {"Kimberly": "ACTIVE"}
 
 
 def test_bad_messages_identified_get_invalid_others_see_disconnect():
     with Server() as s:
         obs = Client(s).identify("Observer")
-        for i, (what, line) in enumerate(BAD):
+
+        def connect():
             c = Client(s).identify("Kimberly")
             obs.expect(new_user("Kimberly"))
-            c.send(line + b"\n")
-            try:
-                c.expect(INVALID_LINE)
-                c.expect_closed()
-                obs.expect(disconnected("Kimberly"))
-            except AssertionError as e:
-                raise AssertionError("%s %r: %s" % (what, line, e))
-        expect_nothing(obs)
+            return c
+        _each_bad(obs, connect, lambda c: cut_off(c, "Kimberly", obs,
+                                                  line=INVALID_LINE,
+                                                  quiet=False))
         assert obs.users() == {"Observer": "ACTIVE"}
 
 
@@ -302,10 +304,7 @@ def test_line_over_default_limit():
         b.expect(public_from("Kimberly", "x" * fill))
         # One more byte: INVALID.
         a.send(head + b"x" * (fill + 1) + tail + b"\n", ignore_errors=True)
-        a.expect(INVALID_LINE)
-        a.expect_closed()
-        b.expect(disconnected("Kimberly"))
-        expect_nothing(b)
+        cut_off(a, "Kimberly", b, line=INVALID_LINE)
 
 
 def test_unknown_keys_and_whitespace_are_accepted():

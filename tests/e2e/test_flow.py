@@ -220,16 +220,23 @@ def test_prompt_readers_of_twelve_senders_lose_nothing():
     assert len(again) == 16
 
 
-def test_a_client_that_takes_nothing_is_cut_after_the_stall_timeout():
+def _stall_pair(reader, nlines, size):
+    """A server with --stall-timeout 1, a talker, and reader with a small
+    receive window (the kernel cannot take the lines off its worker), to
+    whom the talker sends nlines PUBLIC_TEXT of size bytes."""
     s = Server("--stall-timeout", "1", *LIFT_LIMITS)
     talker = tntest.identify_new(s, "talker")
-    # A small window: the kernel cannot take the lines off the worker.
-    stuck = Client(s, rcvbuf=4096)
-    stuck.identify("stuck")
-    talker.expect(tntest.new_user("stuck"))
+    c = Client(s, rcvbuf=4096)
+    c.identify(reader)
+    talker.expect(tntest.new_user(reader))
+    for i in range(nlines):
+        talker.send(req("PUBLIC_TEXT", text="%02d %s" % (i, "z" * size)))
+    return s, talker, c
+
+
+def test_a_client_that_takes_nothing_is_cut_after_the_stall_timeout():
     # Far under --max-queue: only the stall timeout can cut it.
-    for i in range(40):
-        talker.send(req("PUBLIC_TEXT", text="%02d %s" % (i, "z" * 30000)))
+    s, talker, stuck = _stall_pair("stuck", 40, 30000)
     s.wait_log(r"127\.0\.0\.1:%d: client took nothing for 1 s"
                % stuck.local_port, timeout=10)
     talker.expect(tntest.disconnected("stuck"), timeout=10)
@@ -246,13 +253,7 @@ def test_a_client_that_takes_nothing_is_cut_after_the_stall_timeout():
 
 
 def test_a_client_that_reads_is_not_cut_by_the_stall_timeout():
-    s = Server("--stall-timeout", "1", *LIFT_LIMITS)
-    talker = tntest.identify_new(s, "talker")
-    slow = Client(s, rcvbuf=4096)
-    slow.identify("slow")
-    talker.expect(tntest.new_user("slow"))
-    for i in range(20):
-        talker.send(req("PUBLIC_TEXT", text="%02d %s" % (i, "z" * 3000)))
+    s, talker, slow = _stall_pair("slow", 20, 3000)
     # Reads a little every half second: slow, but never stalled 1 s.
     got = 0
     deadline = time.monotonic() + 60

@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, Server, connect_users, expect_nothing, public_from,
                     req, text_from)
+from tntest.steps import cut_off  # noqa: E402
 
 SUCCESS_A = (b'{"type":"RESPONSE","operation":"IDENTIFY","result":"SUCCESS",'
              b'"extra":"A"}\n')
@@ -204,10 +205,7 @@ def test_raw_nul_inside_a_string_ends_the_frame():
         a, b = connect_users(s, "A", "B")
         # "\0" is a terminator even inside quotes: the frame is cut short.
         a.send(b'{"type":"PUBLIC_TEXT","text":"a\0b"}\n')
-        a.expect(tntest.INVALID)
-        a.expect_closed()
-        b.expect(tntest.disconnected("A"))
-        expect_nothing(b)
+        cut_off(a, "A", b)
 
 
 def test_max_length_line_with_each_terminator():
@@ -324,9 +322,7 @@ def test_object_then_garbage_in_one_write():
         # it runs to its terminator and is INVALID, as before.
         a.send(b'{"type":"USERS"}[{"type":"USERS"}]\n', ignore_errors=True)
         a.expect(tntest.user_list({"A": "ACTIVE", "B": "ACTIVE"}))
-        a.expect(tntest.INVALID)
-        a.expect_closed()
-        b.expect(tntest.disconnected("A"))
+        cut_off(a, "A", b, quiet=False)
 
 
 def test_non_object_garbage_waits_for_its_terminator():
@@ -378,9 +374,7 @@ def test_object_at_the_line_limit_without_terminator():
         b.expect(public_from("A", "t" * (200 - len(head) - 2)))
         # One byte more, and still no terminator: INVALID at once.
         a.send(body[:-2] + b'x"}', ignore_errors=True)
-        a.expect(tntest.INVALID)
-        a.expect_closed()
-        b.expect(tntest.disconnected("A"))
+        cut_off(a, "A", b, quiet=False)
 
 
 def test_unclosed_string_counts_toward_the_limit():
@@ -390,9 +384,7 @@ def test_unclosed_string_counts_toward_the_limit():
         a.send(b'{"type":"PUBLIC_TEXT","text":"' + b"}" * 150)
         a.expect_nothing()
         a.send(b"}" * 100, ignore_errors=True)
-        a.expect(tntest.INVALID)
-        a.expect_closed()
-        b.expect(tntest.disconnected("A"))
+        cut_off(a, "A", b, quiet=False)
 
 
 def test_hostile_nesting_without_terminator():
@@ -403,10 +395,7 @@ def test_hostile_nesting_without_terminator():
         # The framer stops counting at its depth cap and ends the frame
         # there; the codec finds it is not a JSON object.
         a.send(b'{"type":"USERS","x":' + b"[" * 30000, ignore_errors=True)
-        a.expect(tntest.INVALID)
-        a.expect_closed()
-        obs.expect(tntest.disconnected("A"))
-        expect_nothing(obs)
+        cut_off(a, "A", obs)
 
 
 def test_login_timeout_default_is_60():

@@ -7,8 +7,9 @@ import sys
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
-from tntest import (Client, Server, connect_users, disconnected,
-                    expect_nothing, new_user, req, resp, user_list)
+from tntest import (Client, Server, connect_users, expect_nothing,
+                    new_user, req, resp, user_list)
+from tntest.steps import cut_off, name_taken  # noqa: E402
 
 
 def test_identify_success_exact_bytes():
@@ -67,9 +68,7 @@ def test_already_exists_twice_then_retry():
 def test_already_exists_connection_stays_unidentified():
     with Server() as s:
         a = Client(s).identify("Kimberly")
-        b = Client(s)
-        b.send(req("IDENTIFY", username="Kimberly"))
-        b.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "Kimberly"))
+        b = name_taken(s, "Kimberly")
         b.send(req("USERS"))
         b.expect_invalid_close("NOT_IDENTIFIED")
         # b was never Kimberly: its going away announces nothing.
@@ -80,9 +79,7 @@ def test_already_exists_connection_stays_unidentified():
 def test_failed_identify_then_close_does_not_touch_owner():
     with Server() as s:
         a, x = connect_users(s, "Kimberly", "Luis")
-        b = Client(s)
-        b.send(req("IDENTIFY", username="Kimberly"))
-        b.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "Kimberly"))
+        b = name_taken(s, "Kimberly")
         b.close()
         expect_nothing(a, x)
         assert x.users() == {"Kimberly": "ACTIVE", "Luis": "ACTIVE"}
@@ -94,9 +91,7 @@ def test_second_identify_is_invalid_and_closes():
     with Server() as s:
         a, b = connect_users(s, "Kimberly", "Luis")
         a.send(req("IDENTIFY", username="Other"))
-        a.expect_invalid_close()
-        b.expect(disconnected("Kimberly"))
-        expect_nothing(b)
+        cut_off(a, "Kimberly", b)
         assert b.users() == {"Luis": "ACTIVE"}
         # The name is free again; "Other" was never taken.
         c = Client(s).identify("Kimberly")
@@ -111,9 +106,7 @@ def test_second_identify_same_name_is_invalid():
     with Server() as s:
         a, b = connect_users(s, "Kimberly", "Luis")
         b.send(req("IDENTIFY", username="Luis"))
-        b.expect_invalid_close()
-        a.expect(disconnected("Luis"))
-        expect_nothing(a)
+        cut_off(b, "Luis", a)
 
 
 def test_identify_with_escapes_and_multibyte():

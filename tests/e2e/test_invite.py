@@ -10,6 +10,7 @@ import tntest  # noqa: E402
 from tntest import (Client, Server, barrier, connect_users, disconnected,
                     expect_nothing, invitation, join, left_room, make_room,
                     new_room, req, resp)
+from tntest.steps import cut_off, leave_room  # noqa: E402
 
 R = "Room 1"
 
@@ -138,8 +139,7 @@ def test_invite_again_after_leaving():
     with Server() as s:
         a, b = connect_users(s, "Kimberly", "Luis")
         make_room(a, R, members=[b])
-        b.send(req("LEAVE_ROOM", roomname=R))
-        a.expect(left_room(R, "Luis"))
+        leave_room(b, R, a)
         # b is neither member nor invited any more: invited anew.
         tntest.invite(a, R, b)
         join(b, R, [a])
@@ -161,9 +161,7 @@ def test_invite_empty_name_is_invalid():
         a, b = connect_users(s, "Kimberly", "Luis")
         new_room(a, R)
         a.send(req("INVITE", roomname=R, usernames=["Luis", ""]))
-        a.expect_invalid_close()
-        b.expect(disconnected("Kimberly"))
-        expect_nothing(b)
+        cut_off(a, "Kimberly", b)
 
 
 def test_invite_bad_names_are_invalid():
@@ -177,8 +175,7 @@ def test_invite_bad_names_are_invalid():
             new_room(a, R)
             a.send(b'{"type":"INVITE","roomname":"Room 1","usernames":'
                    + bad + b'}\n')
-            a.expect_invalid_close()
-            obs.expect(disconnected("Kim"))
+            cut_off(a, "Kim", obs, quiet=False)
         expect_nothing(obs)
 
 

@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, Server, connect_users, disconnected,
                     expect_nothing, new_room, new_user, public_from, req, resp)
+from tntest.steps import checked_lines, cut_off  # noqa: E402
 
 
 def test_max_name_raises_the_name_limit():
@@ -69,10 +70,7 @@ def test_max_line_1024():
         b.expect(public_from("A", text))
         line, text = line_of(1025)
         a.send(line + b"\n", ignore_errors=True)
-        a.expect(tntest.INVALID)
-        a.expect_closed()
-        b.expect(disconnected("A"))
-        expect_nothing(b)
+        cut_off(a, "A", b)
 
 
 def test_endless_line_is_cut_off_promptly():
@@ -104,10 +102,7 @@ def test_endless_line_is_cut_off_promptly():
                            "bytes in %.1f s: the server buffers the line"
                            % (sent, dt))
         print("  cut off after %d bytes sent, %.2f s" % (sent, dt))
-        c.expect(tntest.INVALID)
-        c.expect_closed()
-        obs.expect(disconnected("A"))
-        expect_nothing(obs)
+        cut_off(c, "A", obs)
 
 
 def test_max_rooms():
@@ -221,15 +216,9 @@ def test_slow_reader_is_dropped_others_unaffected():
                     pass
             for sk in r:
                 c = fl if sk is fl.sock else rd
-                try:
-                    data = sk.recv(1 << 20)
-                except BlockingIOError:
-                    continue
-                assert data, "%r was closed by the server" % c
-                bufs[c] += data
-                *lines, bufs[c] = bufs[c].split(b"\n")
-                for line in lines:
-                    m = tntest.check_line(line + b"\n")
+                got, bufs[c] = checked_lines(sk, bufs[c],
+                                             "%r was closed by the server" % c)
+                for m, line in got:
                     if m == disconnected("Slow") and not dropped[c]:
                         dropped[c] = True
                     elif c is rd and m["type"] == "PUBLIC_TEXT_FROM":

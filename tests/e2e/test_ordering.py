@@ -5,7 +5,6 @@ everyone gets all the others' messages, per sender in order
 import os
 import random
 import selectors
-import signal
 import sys
 import time
 
@@ -13,6 +12,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import Client, Server, req, resp
+from tntest.steps import checked_lines, end_client  # noqa: E402
 
 NCLIENTS = 50
 NMSG = 100
@@ -68,15 +68,9 @@ def test_fifty_clients_hundred_messages_each():
                     if not out[i]:
                         sel.modify(c.sock, selectors.EVENT_READ, i)
                 if ev & selectors.EVENT_READ:
-                    try:
-                        data = c.sock.recv(1 << 20)
-                    except BlockingIOError:
-                        continue
-                    assert data, "u%d was disconnected" % i
-                    inbuf[i] += data
-                    *lines, inbuf[i] = inbuf[i].split(b"\n")
-                    for line in lines:
-                        m = tntest.check_line(line + b"\n")
+                    got, inbuf[i] = checked_lines(
+                        c.sock, inbuf[i], "u%d was disconnected" % i)
+                    for m, line in got:
                         assert m["type"] == "PUBLIC_TEXT_FROM", \
                             "u%d got %r" % (i, line)
                         snd, seq = (int(x) for x in m["text"].split(":"))
@@ -226,18 +220,7 @@ class ModelRun:
             if shared.get(o):
                 self.want(oc, shared[o])
             self.want(oc, tntest.disconnected(name))
-        if how == "disconnect":
-            c.send(req("DISCONNECT"))
-            c.expect_closed()
-        elif how == "close":
-            c.close()
-        elif how == "invalid":
-            c.send(b"[]\n")
-            c.expect(tntest.INVALID)
-            c.expect_closed()
-        else:
-            os.kill(self.s.worker_pid(c), signal.SIGKILL)
-            c.expect_closed()
+        end_client(c, how, self.s)
 
     def identify(self, step, names):
         if len(names) >= len(NAMES):

@@ -11,6 +11,7 @@ import tntest  # noqa: E402
 from tntest import (Client, Server, barrier, connect_users, expect_nothing,
                     invite, join, joined_room, left_room, make_room, new_room,
                     req, resp, room_text_from, room_user_list)
+from tntest.steps import expect_room_users, leave_room  # noqa: E402
 
 R = "Room 1"
 
@@ -48,10 +49,8 @@ def test_room_names_case_sensitive():
         b.send(req("JOIN_ROOM", roomname="Room"))
         b.expect(resp("JOIN_ROOM", "NOT_INVITED", "Room"))
         join(a, "room", [b])
-        a.send(req("ROOM_USERS", roomname="room"))
-        got = a.recv()
-        assert got == room_user_list("room", {"Luis": "ACTIVE",
-                                              "Kimberly": "ACTIVE"}), got
+        expect_room_users(a, "room", {"Luis": "ACTIVE",
+                                      "Kimberly": "ACTIVE"})
         b.send(req("ROOM_USERS", roomname="ROOM"))
         b.expect(resp("ROOM_USERS", "NOT_JOINED", "ROOM"))
 
@@ -128,8 +127,7 @@ def test_invitation_used_up_after_join():
     with Server() as s:
         a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
         make_room(a, R, members=[b])
-        b.send(req("LEAVE_ROOM", roomname=R))
-        a.expect(left_room(R, "Luis"))
+        leave_room(b, R, a)
         # a is still a member, so the room exists: b needs a new invitation.
         b.send(req("JOIN_ROOM", roomname=R))
         b.expect(resp("JOIN_ROOM", "NOT_INVITED", R))
@@ -210,9 +208,8 @@ def test_leave_room():
         c.expect(left_room(R, "Luis"))
         barrier(b, d)
         expect_nothing(a, b, c, d)
-        a.send(req("ROOM_USERS", roomname=R))
-        assert a.recv() == room_user_list(R, {"Kimberly": "ACTIVE",
-                                              "Antonio": "ACTIVE"})
+        expect_room_users(a, R, {"Kimberly": "ACTIVE",
+                                 "Antonio": "ACTIVE"})
         # b is no longer a member.
         b.send(req("ROOM_TEXT", roomname=R, text="x"))
         b.expect(resp("ROOM_TEXT", "NOT_JOINED", R))
@@ -225,8 +222,7 @@ def test_leave_room_errors():
     with Server() as s:
         a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
         make_room(a, R, members=[b], invited=[c])
-        b.send(req("LEAVE_ROOM", roomname=R))
-        a.expect(left_room(R, "Luis"))
+        leave_room(b, R, a)
         b.send(req("LEAVE_ROOM", roomname=R))
         b.expect(b'{"type":"RESPONSE","operation":"LEAVE_ROOM",'
                  b'"result":"NOT_JOINED","extra":"Room 1"}\n')
@@ -242,8 +238,7 @@ def test_room_disappears_when_last_member_leaves():
     with Server() as s:
         a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
         make_room(a, R, members=[b], invited=[c])
-        b.send(req("LEAVE_ROOM", roomname=R))
-        a.expect(left_room(R, "Luis"))
+        leave_room(b, R, a)
         a.send(req("LEAVE_ROOM", roomname=R))
         # Nobody is left to be told.
         expect_nothing(a, b, c)
@@ -292,8 +287,7 @@ def test_rooms_are_separate():
         a.send(req("ROOM_TEXT", roomname="R3", text="x"))
         a.expect(resp("ROOM_TEXT", "NOT_JOINED", "R3"))
         expect_nothing(a, b, c)
-        c.send(req("LEAVE_ROOM", roomname="R2"))
-        a.expect(left_room("R2", "Antonio"))
+        leave_room(c, "R2", a)
         c.send(req("ROOM_TEXT", roomname="R3", text="still"))
         b.expect(room_text_from("R3", "Antonio", "still"))
         expect_nothing(a, b, c)
@@ -303,13 +297,11 @@ def test_invitation_survives_inviter_leaving():
     with Server() as s:
         a, b, c = connect_users(s, "Kimberly", "Luis", "Antonio")
         make_room(a, R, members=[c], invited=[b])
-        a.send(req("LEAVE_ROOM", roomname=R))
-        c.expect(left_room(R, "Kimberly"))
+        leave_room(a, R, c)
         # The room still exists (c), so b's invitation still stands.
         join(b, R, [c])
-        b.send(req("ROOM_USERS", roomname=R))
-        assert b.recv() == room_user_list(R, {"Antonio": "ACTIVE",
-                                              "Luis": "ACTIVE"})
+        expect_room_users(b, R, {"Antonio": "ACTIVE",
+                                 "Luis": "ACTIVE"})
         expect_nothing(a, b, c)
 
 
@@ -357,17 +349,21 @@ def two_rooms_of_a(s):
     rooms count for A."""
     a, b = connect_users(s, "A", "B")
     make_room(a, "r1", members=[b])
-    a.send(req("LEAVE_ROOM", roomname="r1"))
-    b.expect(left_room("r1", "A"))
+    leave_room(a, "r1", b)
     new_room(a, "r2")
     return a, b
+
+
+def last_room(client, room, refused):
+    """client may create room, and then no more: refused is refused."""
+    new_room(client, room)
+    refused_room(client, refused)
 
 
 def r1_gone_frees_one(a, b):
     """B leaves r1, the last: A may create one room more, r3, not r4."""
     leave_last(b, "r1")
-    new_room(a, "r3")
-    refused_room(a, "r4")
+    last_room(a, "r3", "r4")
 
 
 def too_many(room):
@@ -386,9 +382,8 @@ def test_rooms_per_user_default_is_10():
         # is free.
         new_room(b, "r10")
         # Once one of A's rooms is gone, A may create again.
-        a.send(req("LEAVE_ROOM", roomname="r3"))
-        new_room(a, "r11")
-        refused_room(a, "r12")
+        leave_room(a, "r3")
+        last_room(a, "r11", "r12")
         expect_nothing(a, b)
 
 
@@ -403,8 +398,7 @@ def test_rooms_per_user_counts_rooms_left_that_still_exist():
         invite(a, "r2", b)
         join(b, "r2", [a])
         new_room(b, "b1")
-        new_room(b, "b2")
-        refused_room(b, "b3")
+        last_room(b, "b2", "b3")
         expect_nothing(a, b)
 
 
@@ -435,10 +429,9 @@ def test_rooms_per_user_belong_to_the_user_not_its_row():
         b.expect(tntest.new_user("A"))
         new_room(c, "c1")
         # A's rooms disappearing does not count for the newcomer.
-        b.send(req("LEAVE_ROOM", roomname="r1"))
+        leave_room(b, "r1")
         leave_last(b, "r2")
-        new_room(c, "c2")
-        refused_room(c, "c3")
+        last_room(c, "c2", "c3")
         expect_nothing(b, c)
 
 

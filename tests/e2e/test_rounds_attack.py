@@ -41,6 +41,13 @@ def _numbered_text(c, raw):
     return m["username"], int(m["text"].split(" ", 1)[0])
 
 
+def _mark_lone(c, raw):
+    """Pool on_line: c got a line; the time of the one with "lone"."""
+    c.data["ok"] = True
+    if b"lone" in raw:
+        c.data["lone"] = time.monotonic()
+
+
 def _identify_pool(pool, names, timeout=10, rcvbuf=None, data=None):
     """Connects and identifies each name (its c.data a copy of data, with
     "ok" False until a line arrives); returns the conns once every one
@@ -256,6 +263,15 @@ def _stop_mid_pass(s, hub, pool, cs, stop_s):
     return None
 
 
+def _stopped_pass_or_skip(stop_s, reload_to_0):
+    """_stopped_pass_then_lone, or the test is skipped when no stop
+    landed in a pass."""
+    r = _stopped_pass_then_lone(stop_s, reload_to_0)
+    if r is None:
+        raise tntest.Skip("no stop landed in a pass in 8 tries")
+    return r
+
+
 def _stopped_pass_then_lone(stop_s, reload_to_0):
     """(pass time in us, quiet latency, latency of a lone TEXT) after a
     pass the hub was SIGSTOPped in for stop_s, at max-gather 1000, then
@@ -266,12 +282,7 @@ def _stopped_pass_then_lone(stop_s, reload_to_0):
         f.write("max-gather = 1000\nlog-level = debug\n")
     with tntest.Server("-c", conf) as s:
         hub = s.hub_pid()
-
-        def on_line(c, raw):
-            c.data["ok"] = True
-            if b"lone" in raw:
-                c.data["lone"] = time.monotonic()
-        pool = stress.Pool(_port(s), on_line=on_line)
+        pool = stress.Pool(_port(s), on_line=_mark_lone)
         cs = _identify_pool(pool, ["r%d" % i for i in range(50)])
         a, b = cs[0], cs[1]
 
@@ -317,10 +328,7 @@ def _stopped_pass_then_lone(stop_s, reload_to_0):
 # 0.0004 s quiet).
 def test_reload_to_max_gather_0_cuts_the_gap_under_way():
     stop_s = 0.6
-    r = _stopped_pass_then_lone(stop_s, True)
-    if r is None:
-        raise tntest.Skip("no stop landed in a pass in 8 tries")
-    took, quiet, late = r
+    took, quiet, late = _stopped_pass_or_skip(stop_s, True)
     stress.note("pass took %d us; lone TEXT quiet %.4f s, after the "
                 "reload to 0 %.4f s" % (took, quiet, late))
     # Not cut, the lone TEXT waits out a gap as long as the pass (took).
@@ -342,10 +350,7 @@ def test_pass_stretched_by_preemption_does_not_delay_a_lone_text():
     if os.environ.get("TN_XFAIL") != "1":
         raise tntest.Skip("known weak, see the comment; TN_XFAIL=1 runs it")
     stop_s = 0.5
-    r = _stopped_pass_then_lone(stop_s, False)
-    if r is None:
-        raise tntest.Skip("no stop landed in a pass in 8 tries")
-    took, quiet, late = r
+    took, quiet, late = _stopped_pass_or_skip(stop_s, False)
     stress.note("pass took %d us; lone TEXT quiet %.4f s, then %.4f s"
                 % (took, quiet, late))
     assert late < stop_s / 4, \
@@ -482,11 +487,7 @@ def _lone_latency(gather):
     100 ms after a burst of big texts to 30 readers (passes long enough
     to gather), at this max-gather."""
     with tntest.Server("--max-gather", str(gather)) as s:
-        def on_line(c, raw):
-            c.data["ok"] = True
-            if b"lone" in raw:
-                c.data["lone"] = time.monotonic()
-        pool = stress.Pool(_port(s), on_line=on_line)
+        pool = stress.Pool(_port(s), on_line=_mark_lone)
         cs = _identify_pool(pool, ["q%d" % i for i in range(30)])
         lat = []
         for k in range(7):

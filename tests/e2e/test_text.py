@@ -9,6 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, Server, barrier, connect_users, disconnected,
                     expect_nothing, public_from, req, resp, text_from)
+from tntest.steps import name_taken  # noqa: E402
 
 
 def test_text_goes_to_one_user_only():
@@ -37,9 +38,7 @@ def test_text_no_such_user():
         expect_nothing(a, b)
         # An unidentified connection has no name; a failed IDENTIFY
         # does not make one.
-        u = Client(s)
-        u.send(req("IDENTIFY", username="Luis"))
-        u.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "Luis"))
+        u = name_taken(s, "Luis")
         b.send(req("DISCONNECT"))
         b.expect_closed()
         a.expect(disconnected("Luis"))

@@ -13,7 +13,6 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 from tntest import ops  # noqa: E402
 import tntest  # noqa: E402
-from tntest import new_user  # noqa: E402
 
 T = tntest.TIMEOUT
 SUBREAPER = ops.become_subreaper()
@@ -90,11 +89,7 @@ def test_daemon_with_pidfile():
                 "fd %d of the daemon is %r" % (fd, fds.get(fd))
         # Exit 0 meant "listening": the first connection gets in at once.
         port = d.port()
-        a = tntest.Client(port)
-        a.identify("daemon1")
-        b = tntest.Client(port)
-        b.identify("daemon2")
-        a.expect(new_user("daemon2"))
+        a, b = tntest.connect_users(port, "daemon1", "daemon2")
         kids = tntest.tree_pids(pid)
         assert len(kids) == 3, "expected the hub and 2 workers, got %r" \
             % [(k, tntest.proc_title(k)) for k in kids]

@@ -12,7 +12,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 from tntest import ops  # noqa: E402
 import tntest  # noqa: E402
-from tntest import req, new_user  # noqa: E402
+from tntest import req  # noqa: E402
 
 
 def _ids(pid):
@@ -40,11 +40,7 @@ def _check_dropped(pid, uid, gid, what):
 def test_hub_and_workers_run_as_nobody():
     uid, gid = ops.nobody_ids()
     s = tntest.Server("-u", "nobody")
-    a = tntest.Client(s)
-    a.identify("anna")
-    b = tntest.Client(s)
-    b.identify("ben")
-    a.expect(new_user("ben"))
+    a, b = tntest.connect_users(s, "anna", "ben")
     unident = tntest.Client(s)
     # Chat works across processes that run as nobody.
     a.send(req("TEXT", username="ben", text="hi ben"))

@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 from tntest import ops  # noqa: E402
 import tntest  # noqa: E402
 from tntest import req, resp  # noqa: E402
+from tntest.steps import connect_as  # noqa: E402
 
 T = tntest.TIMEOUT
 END_RE = (r"info: session (\S+) from 127\.0\.0\.1:%d ended: (.+?) after "
@@ -245,11 +246,7 @@ def test_kicked():
     if not os.access(TALKNETCTL, os.X_OK):
         raise tntest.Skip("talknetctl is not built")
     s = tntest.Server()
-    a = Counted(s)
-    a.identify("mallory")
-    b = Counted(s)
-    b.identify("henry")
-    a.expect(tntest.new_user("henry"))
+    a, b = connect_as(Counted, s, "mallory", "henry")
     ctl = s.opts[s.opts.index("--control") + 1]
     argv = [TALKNETCTL, "-s", ctl, "kick", "mallory"]
     rc, out, err = tntest.run_program(argv, 10)
@@ -289,11 +286,7 @@ def test_hostile_name_escaped():
 
 def test_worker_crash_named():
     s = tntest.Server()
-    a = Counted(s)
-    a.identify("ivan")
-    b = Counted(s)
-    b.identify("judy")
-    a.expect(tntest.new_user("judy"))
+    a, b = connect_as(Counted, s, "ivan", "judy")
     w = s.worker_pid(b)
     # AddressSanitizer catches SIGSEGV and exits 1 with a report; it
     # leaves SIGILL to the kernel.

@@ -325,11 +325,7 @@ def test_sighup_restart_needed():
     s.wait_log(r"max-clients changed: refused, it needs a restart")
     s.wait_log(r"reloaded")
     # Still 2 clients at most.
-    a = tntest.Client(s)
-    a.identify("one")
-    b = tntest.Client(s)
-    b.identify("two")
-    a.expect(new_user("two"))
+    a, b = tntest.connect_users(s, "one", "two")
     c = tntest.Client(s)
     c.expect_closed(timeout=T)
     s.wait_log(r"refused: 2 clients")

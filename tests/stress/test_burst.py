@@ -22,6 +22,7 @@ from tntest.stress import figure, note
 HUB_TRIM_WAIT = 1.5      # the hub trims its heap after 1 s of quiet
 import tntest  # noqa: E402
 from tntest import Server, compact, req, resp
+from tntest.steps import pool_settled  # noqa: E402
 
 N = int(os.environ.get("TN_STRESS_BURST", "2000"))
 SPREAD = 2.0                # seconds over which the N connects are spread
@@ -64,17 +65,7 @@ def _burst(s, k, st):
             c = pool.connect(n, timeout=15)
             c.send(req("IDENTIFY", username=n))
         t_conn = time.monotonic() - t0
-        pool.run_until(lambda: c_st["id"] == N or c_st["bad"], 60,
-                       what=lambda: "%d IDENTIFY SUCCESS (have %d)"
-                       % (N, c_st["id"]))
-        assert not c_st["bad"], c_st["bad"]
-        t_id = time.monotonic() - t0
-        want = N * (N - 1) // 2
-        pool.run_until(lambda: c_st["nu"] == want or c_st["bad"], 180,
-                       what=lambda: "%d NEW_USER (have %d)"
-                       % (want, c_st["nu"]))
-        assert not c_st["bad"], c_st["bad"]
-        t_all = time.monotonic() - t0
+        t_id, t_all, _ = pool_settled(pool, c_st, N, "id", "nu", t0, 180)
         nkids = len(s.children())
         assert nkids == N + 1, "%d children for %d clients" % (nkids, N)
         mem = stress.tree_memory(s)

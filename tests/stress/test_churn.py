@@ -7,7 +7,6 @@ worker) instead of DISCONNECT."""
 
 import sys
 import os
-import signal
 import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
@@ -16,6 +15,7 @@ from tntest import stress  # noqa: E402
 from tntest.stress import figure, note
 import tntest  # noqa: E402
 from tntest import Client, Server, req, resp
+from tntest.steps import end_client  # noqa: E402
 
 CYCLES = int(os.environ.get("TN_STRESS_CYCLES", "300"))
 
@@ -64,16 +64,7 @@ def _churn(s, how):
         rooms.append(room)
         gone.add(name)
         mode = how(i)
-        if mode == "disconnect":
-            c.send(req("DISCONNECT"))
-            c.expect_closed()
-        elif mode == "close":
-            c.close()
-        elif mode == "reset":
-            c.abort()
-        else:
-            os.kill(s.worker_pid(c), signal.SIGKILL)
-            c.expect_closed(allow_partial=True)
+        end_client(c, mode, s, allow_partial=True)
         c.close()
         # Do not keep 300 closed Client objects around.
         tntest.ctx().clients.remove(c)

@@ -12,6 +12,7 @@ from tntest import stress  # noqa: E402
 from tntest.stress import figure, note
 import tntest  # noqa: E402
 from tntest import Server, compact, req, resp
+from tntest.steps import pool_settled  # noqa: E402
 
 N = int(os.environ.get("TN_STRESS_CLIENTS", "1000"))
 
@@ -57,17 +58,8 @@ def test_thousand_clients_one_public_text():
                 c.send(req("IDENTIFY", username=n))
                 pool.poll(0)
             t_conn = time.monotonic() - t0
-            pool.run_until(lambda: st["identified"] == N or st["bad"], 60,
-                           what=lambda: "%d IDENTIFY replies (have %d)"
-                           % (N, st["identified"]))
-            assert not st["bad"], st["bad"]
-            t_id = time.monotonic() - t0
-            want_nu = N * (N - 1) // 2
-            pool.run_until(lambda: st["newuser"] == want_nu or st["bad"],
-                           120, what=lambda: "%d NEW_USER (have %d)"
-                           % (want_nu, st["newuser"]))
-            assert not st["bad"], st["bad"]
-            t_settled = time.monotonic() - t0
+            t_id, t_settled, want_nu = pool_settled(
+                pool, st, N, "identified", "newuser", t0, 120)
             workers = len(s.children()) - 1
             assert workers == N, "expected %d workers, have %d" % (N, workers)
             mem1 = stress.tree_memory(s)

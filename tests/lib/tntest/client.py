@@ -87,6 +87,7 @@ class Client:
         self.reset = False
         self.name = name
         self.received = []   # every raw line, for diagnostics
+        self.server = server  # Server.stop closes it first
         runner.ctx().clients.append(self)
 
     def __repr__(self):

@@ -214,6 +214,12 @@ class Server(Scoped):
                                      "test (status %s)" % self.proc.returncode)
         else:
             kids = self.descendants()
+            # The test is over: its clients close first.  Left open, each
+            # worker would linger up to 0.5 s for its client's EOF before
+            # it exits (worker_finish), and the master waits for them.
+            for cl in runner.ctx().clients:
+                if getattr(cl, "server", None) is self:
+                    cl.close()
             try:
                 os.kill(self.pid, signal.SIGTERM)
             except ProcessLookupError:
