@@ -15,6 +15,7 @@
  *   workload.c  the workloads' names, the options each takes, defaults
  *   machine.c   the machine workload
  *   presence.c  the join and broadcast workloads
+ *   tlsio.c     --tls: the sockets' reads, writes and handshakes
  * No piece includes another's internals; each includes this header.
  */
 #ifndef TALKNET_BENCH_H
@@ -85,6 +86,9 @@ struct options {
 	const char	*host;
 	const char	*port;
 	int		 allow_remote;
+	int		 tls;		/* --tls */
+	const char	*ca;		/* --ca: verify against it */
+	int		 insecure;	/* --insecure: verify nothing */
 	unsigned int	 nclients;	/* clients connected at once */
 	unsigned int	 connections;	/* connect: connections in all */
 	unsigned int	 nsenders;
@@ -133,6 +137,7 @@ enum cstate {
 	C_NEW = 0,	/* not started yet */
 	C_WAIT,		/* waiting to retry its connect */
 	C_CONNECTING,	/* non-blocking connect in progress */
+	C_HANDSHAKE,	/* --tls: the TLS handshake in progress */
 	C_REGISTER,	/* IDENTIFY or NICK/USER sent */
 	C_IDENT,	/* identified, waiting for the room */
 	C_JOINING,	/* JOIN_ROOM or JOIN sent */
@@ -263,6 +268,7 @@ enum pstate {
 	P_IDLE = 0,	/* not started */
 	P_WAIT,		/* waiting to retry its connect */
 	P_CONNECTING,	/* non-blocking connect in progress */
+	P_HANDSHAKE,	/* --tls: the TLS handshake in progress */
 	P_REGISTER,	/* IDENTIFY or NICK/USER sent */
 	P_JOINING,	/* IRC: JOIN sent */
 	P_READY,	/* held and reading */
@@ -457,5 +463,17 @@ int	 bench_machine(const struct options *);
 
 /* presence.c */
 int	 bench_presence(const struct options *);
+
+/* tlsio.c */
+int	 tlsio_available(void);
+void	 tlsio_setup(const struct options *);
+int	 tlsio_start(int);
+int	 tlsio_on(int);
+int	 tlsio_pending(int);
+int	 tlsio_step(int, int, unsigned int, uint32_t *);
+ssize_t	 tlsio_read(int, void *, size_t);
+ssize_t	 tlsio_send(int, const void *, size_t);
+void	 tlsio_close(int);
+const char *tlsio_why(void);
 
 #endif

@@ -39,6 +39,8 @@
 #define SERVER_MAX_LINE		(1024 * 1024)
 #define CONNECT_RETRIES		5	/* per client during set-up */
 
+static void	 conn_read(struct bench *, struct conn *);
+
 /* Remembers the first problem of the run, which need not fail it. */
 void
 rs_note(struct run_status *rs, const char *fmt, ...)
@@ -125,7 +127,8 @@ bench_addr(const struct options *o, struct sockaddr_storage *sa,
 static int
 state_inflight(enum cstate st)
 {
-	return st == C_CONNECTING || st == C_REGISTER || st == C_QUITTING;
+	return st == C_CONNECTING || st == C_HANDSHAKE || st == C_REGISTER ||
+	    st == C_QUITTING;
 }
 
 /* Moves a connection to a new state, keeping the in-flight count. */
@@ -161,6 +164,7 @@ void
 conn_close(struct bench *b, struct conn *c)
 {
 	if (c->fd >= 0) {
+		tlsio_close(c->fd);
 		/* Closing the only fd also drops it from the epoll set. */
 		close(c->fd);
 		c->fd = -1;
@@ -179,14 +183,14 @@ conn_flush(struct bench *b, struct conn *c)
 	ssize_t	w;
 
 	while (buf_pending(&c->out) > 0) {
-		w = send(c->fd, buf_head(&c->out), buf_pending(&c->out),
-		    MSG_NOSIGNAL);
+		w = tlsio_send(c->fd, buf_head(&c->out),
+		    buf_pending(&c->out));
 		if (w == -1) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
-			conn_lost(b, c, strerror(errno));
+			conn_lost(b, c, rd_why(RD_ERROR));
 			return -1;
 		}
 		buf_drain(&c->out, (size_t)w);
@@ -218,7 +222,10 @@ conn_register(struct bench *b, struct conn *c)
 	b->wire->hello(b, c);
 }
 
-/* Sends DISCONNECT or QUIT and half-closes, to wait for the server. */
+/*
+ * Sends DISCONNECT or QUIT and half-closes, to wait for the server; over
+ * TLS it only waits, since a TCP half-close would cut the TLS stream.
+ */
 void
 conn_quit(struct bench *b, struct conn *c)
 {
@@ -230,7 +237,8 @@ conn_quit(struct bench *b, struct conn *c)
 		conn_close(b, c);
 		return;
 	}
-	(void)shutdown(c->fd, SHUT_WR);
+	if (!tlsio_on(c->fd))
+		(void)shutdown(c->fd, SHUT_WR);
 	conn_set_state(b, c, C_QUITTING);
 }
 
@@ -270,6 +278,39 @@ sock_connect(int ep, const struct sockaddr_storage *sa, socklen_t salen,
 	return fd;
 }
 
+/* Goes on with a connection's TLS handshake; registers once it is done. */
+static void
+conn_handshake(struct bench *b, struct conn *c)
+{
+	int	r = tlsio_step(b->ep, c->fd, c->idx, &c->ev);
+
+	if (r == -1)
+		conn_lost(b, c, tlsio_why());
+	if (r != 1)
+		return;
+	conn_register(b, c);
+	/* The handshake's last read may have taken the first lines. */
+	if (c->fd >= 0 && tlsio_pending(c->fd))
+		conn_read(b, c);
+}
+
+/* The TCP connect went through: the TLS handshake if --tls, or register. */
+static void
+conn_connected(struct bench *b, struct conn *c)
+{
+	switch (tlsio_start(c->fd)) {
+	case -1:
+		conn_lost(b, c, tlsio_why());
+		break;
+	case 0:
+		conn_register(b, c);
+		break;
+	default:
+		conn_set_state(b, c, C_HANDSHAKE);
+		conn_handshake(b, c);
+	}
+}
+
 /* Starts a non-blocking connect. */
 void
 conn_start(struct bench *b, struct conn *c, int64_t now)
@@ -287,7 +328,7 @@ conn_start(struct bench *b, struct conn *c, int64_t now)
 	b->nopen++;
 	c->ev = EPOLLIN | EPOLLOUT;
 	if (done)
-		conn_register(b, c);
+		conn_connected(b, c);
 }
 
 /* Marks a connection ready for the workload. */
@@ -338,7 +379,8 @@ conn_lost(struct bench *b, struct conn *c, const char *why)
 		rs_note(&b->rs, "connection %u: %s", c->idx, why);
 		return;
 	}
-	if (b->ph == PH_SETUP && (old == C_CONNECTING || old == C_REGISTER) &&
+	if (b->ph == PH_SETUP && (old == C_CONNECTING ||
+	    old == C_HANDSHAKE || old == C_REGISTER) &&
 	    c->retries < CONNECT_RETRIES) {
 		c->retries++;
 		b->connect_retries++;
@@ -402,7 +444,9 @@ rd_lines(const struct reader *r, const char *p, size_t len, int64_t now)
  * line to the reader's handler.  A partial line waits in r->in, which
  * the next read appends to; without one, the read lands in the shared
  * scratch and only its last partial line is kept, so that idle clients
- * (hold, join, broadcast) hold no buffer.  Returns an enum rd_status.
+ * (hold, join, broadcast) hold no buffer.  Over TLS it reads until
+ * libtls wants the socket: what libtls holds decrypted, epoll never
+ * reports.  Returns an enum rd_status.
  */
 int
 rd_read(const struct reader *r)
@@ -410,9 +454,9 @@ rd_read(const struct reader *r)
 	ssize_t	 n, used;
 	size_t	 want;
 	char	*d;
-	int	 i;
+	int	 i, tls = tlsio_on(r->fd);
 
-	for (i = 0; i < READS_PER_EVENT; i++) {
+	for (i = 0; tls || i < READS_PER_EVENT; i++) {
 		if (buf_pending(r->in) > 0 || r->keep) {
 			if (buf_reserve(r->in, READ_WANT) == -1)
 				err(1, "buf_reserve");
@@ -422,7 +466,7 @@ rd_read(const struct reader *r)
 			d = r->scratch;
 			want = r->scratch_len;
 		}
-		n = read(r->fd, d, want);
+		n = tlsio_read(r->fd, d, want);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -446,7 +490,7 @@ rd_read(const struct reader *r)
 		}
 		if (buf_pending(r->in) > SERVER_MAX_LINE)
 			return RD_LONG;
-		if ((size_t)n < want)
+		if (!tls && (size_t)n < want)
 			break;
 	}
 	if (buf_pending(r->in) == 0 && !r->keep)
@@ -462,6 +506,8 @@ rd_why(int rs)
 		return "closed by the server";
 	if (rs == RD_LONG)
 		return "line too long";
+	if (errno == EPROTO)
+		return tlsio_why();
 	return strerror(errno);
 }
 
@@ -542,11 +588,15 @@ conn_event(struct bench *b, struct conn *c, uint32_t ev)
 
 	if (c->fd < 0)
 		return;
+	if (c->st == C_HANDSHAKE) {
+		conn_handshake(b, c);
+		return;
+	}
 	switch (sock_event(b->ep, c->fd, c->idx, c->st == C_CONNECTING, ev,
 	    &e)) {
 	case SE_CONNECTED:
 		c->ev = EPOLLIN;
-		conn_register(b, c);
+		conn_connected(b, c);
 		return;
 	case SE_FAILED:
 		conn_lost(b, c, strerror(e));

@@ -107,7 +107,7 @@ bench_teardown(struct bench *b, int64_t now)
 		c = &b->c[i];
 		if (c->fd < 0 || c->st == C_QUITTING)
 			continue;
-		if (c->st == C_CONNECTING)
+		if (c->st == C_CONNECTING || c->st == C_HANDSHAKE)
 			conn_close(b, c);
 		else
 			conn_quit(b, c);

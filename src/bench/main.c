@@ -45,6 +45,10 @@ usage(FILE *f, int status)
 "  -H, --host HOST          server address (default 127.0.0.1)\n"
 "  -p, --port PORT          server port (8001; 6667 with --proto irc)\n"
 "      --allow-remote       allow a host that is not loopback\n"
+"      --tls                speak TLS (every workload but machine)\n"
+"      --ca FILE            --tls: verify the server against FILE's CAs\n"
+"                           (default: the system's)\n"
+"      --insecure           --tls: verify no certificate (test setups)\n"
 "  -c, --clients N          clients connected at once (fanout 500,\n"
 "                           private 100, hold, join, broadcast 1000)\n"
 "      --connections N      connect: connections in all (2000)\n"
@@ -118,13 +122,19 @@ enum {
 	OPT_LABEL,
 	OPT_SVG,
 	OPT_COMPARE,
-	OPT_TITLE
+	OPT_TITLE,
+	OPT_TLS,
+	OPT_CA,
+	OPT_INSECURE
 };
 
 static const struct option longopts[] = {
 	{ "host",		required_argument, NULL, 'H' },
 	{ "port",		required_argument, NULL, 'p' },
 	{ "allow-remote",	no_argument,	   NULL, OPT_ALLOW_REMOTE },
+	{ "tls",		no_argument,	   NULL, OPT_TLS },
+	{ "ca",			required_argument, NULL, OPT_CA },
+	{ "insecure",		no_argument,	   NULL, OPT_INSECURE },
 	{ "clients",		required_argument, NULL, 'c' },
 	{ "connections",	required_argument, NULL, OPT_CONNECTIONS },
 	{ "senders",		required_argument, NULL, 's' },
@@ -239,6 +249,15 @@ opts_parse(int argc, char *argv[], struct options *o)
 		case OPT_ALLOW_REMOTE:
 			o->allow_remote = 1;
 			break;
+		case OPT_TLS:
+			o->tls = 1;
+			break;
+		case OPT_CA:
+			o->ca = optarg;
+			break;
+		case OPT_INSECURE:
+			o->insecure = 1;
+			break;
 		case OPT_PROTO:
 			if (strcmp(optarg, "talknet") == 0)
 				o->proto = PK_TALKNET;
@@ -272,6 +291,15 @@ opts_workload(struct options *o, const char *name)
 	}
 	if (o->ncompare > 0 && o->svg == NULL)
 		errx(2, "--compare needs --svg");
+	if (o->tls && !tlsio_available())
+		errx(2, "--tls: this talknet-bench was built without TLS "
+		    "(configure found no libtls)");
+	if ((o->ca != NULL || o->insecure) && !o->tls)
+		errx(2, "--ca and --insecure need --tls");
+	if (o->ca != NULL && o->insecure)
+		errx(2, "--ca or --insecure, not both");
+	if (o->tls && o->wl == WL_MACHINE)
+		errx(2, "machine makes no connections: no --tls");
 	if (o->port == NULL)
 		o->port = o->proto == PK_IRC ? DEFAULT_PORT_IRC :
 		    PROTO_DEFAULT_PORT;
@@ -309,6 +337,7 @@ main(int argc, char *argv[])
 	opts_workload(&o, argv[0]);
 	raise_nofile((o.wl == WL_CONNECT ? o.concurrency : o.nclients) + 64);
 	bench_signals_setup();
+	tlsio_setup(&o);
 	if (o.wl == WL_MACHINE)
 		return bench_machine(&o);
 	if (o.wl == WL_JOIN || o.wl == WL_BROADCAST)

@@ -56,7 +56,8 @@ static void	 p_lost(struct presence *, struct pconn *, const char *);
 static int
 p_inflight(enum pstate st)
 {
-	return st == P_CONNECTING || st == P_REGISTER || st == P_JOINING;
+	return st == P_CONNECTING || st == P_HANDSHAKE || st == P_REGISTER ||
+	    st == P_JOINING;
 }
 
 /* Moves a connection to a state, keeping the counts; the joiner is apart. */
@@ -78,8 +79,10 @@ p_set(struct presence *p, struct pconn *c, enum pstate st)
 static void
 p_close(struct pconn *c)
 {
-	if (c->fd >= 0)
+	if (c->fd >= 0) {
+		tlsio_close(c->fd);
 		close(c->fd);
+	}
 	c->fd = -1;
 	buf_free(&c->in);
 }
@@ -90,11 +93,10 @@ p_write(struct presence *p, struct pconn *c, const char *line, size_t len)
 {
 	ssize_t	w;
 
-	while ((w = send(c->fd, line, len, MSG_NOSIGNAL)) == -1 &&
-	    errno == EINTR)
+	while ((w = tlsio_send(c->fd, line, len)) == -1 && errno == EINTR)
 		;
 	if (w == -1 || (size_t)w != len)
-		p_lost(p, c, w == -1 ? strerror(errno) : "short write");
+		p_lost(p, c, w == -1 ? rd_why(RD_ERROR) : "short write");
 }
 
 /* Writes one IRC line (the format has its CRLF). */
@@ -163,7 +165,10 @@ p_register(struct presence *p, struct pconn *c)
 		p_send_msg(p, c, MSG_IDENTIFY, c->name, NULL);
 }
 
-/* Sends DISCONNECT or QUIT and half-closes, to wait for the server. */
+/*
+ * Sends DISCONNECT or QUIT and half-closes, to wait for the server; over
+ * TLS it only waits, since a TCP half-close would cut the TLS stream.
+ */
 static void
 p_quit(struct presence *p, struct pconn *c)
 {
@@ -173,7 +178,8 @@ p_quit(struct presence *p, struct pconn *c)
 		p_send_msg(p, c, MSG_DISCONNECT, NULL, NULL);
 	if (c->fd < 0)
 		return;
-	(void)shutdown(c->fd, SHUT_WR);
+	if (!tlsio_on(c->fd))
+		(void)shutdown(c->fd, SHUT_WR);
 	p_set(p, c, P_QUITTING);
 }
 
@@ -206,8 +212,8 @@ p_lost(struct presence *p, struct pconn *c, const char *why)
 		rs_fail(&p->rs, "join %u (%s): %s", p->nsteps, c->name, why);
 		return;
 	}
-	if (p->setup && (old == P_CONNECTING || old == P_REGISTER) &&
-	    c->retries < P_RETRIES) {
+	if (p->setup && (old == P_CONNECTING || old == P_HANDSHAKE ||
+	    old == P_REGISTER) && c->retries < P_RETRIES) {
 		c->retries++;
 		p->retries++;
 		rs_note(&p->rs, "client %u: %s (retried)", c->idx, why);
@@ -423,6 +429,40 @@ p_read(struct presence *p, struct pconn *c)
 		p_lost(p, c, rd_why(rs));
 }
 
+/* Goes on with a client's TLS handshake, then registers it. */
+static void
+p_handshake(struct presence *p, struct pconn *c)
+{
+	uint32_t	ev;
+
+	switch (tlsio_step(p->ep, c->fd, c->idx, &ev)) {
+	case -1:
+		p_lost(p, c, tlsio_why());
+		return;
+	case 0:
+		return;
+	}
+	p_register(p, c);
+	if (c->fd >= 0 && tlsio_pending(c->fd))
+		p_read(p, c);
+}
+
+/* The TCP connect went through: --tls starts the handshake. */
+static void
+p_connected(struct presence *p, struct pconn *c)
+{
+	int	tls = tlsio_start(c->fd);
+
+	if (tls == -1)
+		p_lost(p, c, tlsio_why());
+	else if (tls == 0)
+		p_register(p, c);
+	else {
+		p_set(p, c, P_HANDSHAKE);
+		p_handshake(p, c);
+	}
+}
+
 /* Handles the epoll events of one connection. */
 static void
 p_event(struct presence *p, struct pconn *c, uint32_t ev)
@@ -432,9 +472,13 @@ p_event(struct presence *p, struct pconn *c, uint32_t ev)
 
 	if (c->fd < 0)
 		return;
+	if (c->st == P_HANDSHAKE) {
+		p_handshake(p, c);
+		return;
+	}
 	se = sock_event(p->ep, c->fd, c->idx, c->st == P_CONNECTING, ev, &e);
 	if (se == SE_CONNECTED)
-		p_register(p, c);
+		p_connected(p, c);
 	else if (se == SE_FAILED)
 		p_lost(p, c, strerror(e));
 	else if (se == SE_READ)

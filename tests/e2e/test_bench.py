@@ -1,12 +1,16 @@
 """talknet-bench against a real talknetd on loopback: the counts of each
 workload (fanout public and in a room, private, connect, hold), the
 server's process count, failures reported rather than hidden, charts,
-usage errors, one meaning for each flag and the memory figures of hold.  No test asserts a time or
-a rate, only counts, consistency and shapes: the machine may be loaded."""
+usage errors, one meaning for each flag and the memory figures of hold,
+and every workload over TLS (--tls, through stunnel with a throwaway CA
+made by the openssl CLI).  No test asserts a time or a rate, only
+counts, consistency and shapes: the machine may be loaded."""
 
 import json
 import os
+import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -603,6 +607,118 @@ def test_join_fails_when_nothing_listens():
         d = parse(out, err)
         assert rc == 1 and d["ok"] is False, (rc, d, err)
         assert "refused" in d["error"].lower(), d["error"]
+
+
+def tls_built():
+    """Whether talknet-bench speaks TLS; a build without must say so, 2."""
+    with dead_port() as hole:
+        rc, out, err = run(["--tls", "--insecure", "-p",
+                            hole.getsockname()[1], "connect",
+                            "--connections", 1], timeout=10)
+    if rc == USAGE:
+        assert "without TLS" in err and out == "", (rc, out, err)
+        return False
+    assert rc == 1, "--tls to a dead port: exit %r, stderr %r" % (rc, err)
+    return True
+
+
+def make_certs(d):
+    """A throwaway CA and a server certificate for 127.0.0.1 in d."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+          "-nodes"]
+    steps = [
+        ["req", "-x509"] + ec + ["-keyout", "ca.key", "-out", "ca.pem",
+                                 "-days", "1", "-subj", "/CN=bench-ca"],
+        ["req"] + ec + ["-keyout", "key.pem", "-out", "req.pem",
+                        "-subj", "/CN=localhost"],
+        ["x509", "-req", "-in", "req.pem", "-CA", "ca.pem", "-CAkey",
+         "ca.key", "-CAcreateserial", "-days", "1", "-extfile", "ext.cnf",
+         "-out", "cert.pem"]]
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for argv in steps:
+        subprocess.run(["openssl"] + argv, cwd=d, check=True, timeout=30,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
+def start_stunnel(d, backend):
+    """stunnel in front of backend on a free port: (its process, port)."""
+    port = tntest.free_port()
+    conf = os.path.join(d, "stunnel.conf")
+    with open(conf, "w") as f:
+        f.write("foreground = yes\npid =\ndebug = 3\noutput = %s\n"
+                "[tn]\naccept = %s:%d\nconnect = %s:%s\ncert = %s\n"
+                "key = %s\n" % (os.path.join(d, "stunnel.log"),
+                                 tntest.LOOPBACK, port, tntest.LOOPBACK,
+                                 backend, os.path.join(d, "cert.pem"),
+                                 os.path.join(d, "key.pem")))
+    p = subprocess.Popen([shutil.which("stunnel4"), conf],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection((tntest.LOOPBACK, port), 1).close()
+            return p, port
+        except OSError:
+            if p.poll() is not None:
+                break
+            time.sleep(0.05)
+    p.kill()
+    p.wait(5)
+    raise AssertionError("stunnel did not listen on %d" % port)
+
+
+def test_every_workload_over_tls():
+    """--tls through stunnel: each workload counts as it does in clear;
+    without --ca the throwaway CA is refused, with --insecure it is not."""
+    if not tls_built():
+        return
+    for prog in ("openssl", "stunnel4"):
+        if shutil.which(prog) is None:
+            raise tntest.Skip("%s is not installed" % prog)
+    d = tempfile.mkdtemp(prefix="bench-tls.")
+    try:
+        make_certs(d)
+        with Server() as s:
+            st, port = start_stunnel(d, s.port)
+            try:
+                check_tls_workloads(port, os.path.join(d, "ca.pem"))
+            finally:
+                st.kill()
+                st.wait(5)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def check_tls_workloads(port, ca):
+    """The counts of every workload against the TLS port."""
+    class Tls:
+        pass
+    t = Tls()
+    t.port = port
+    tls = ("--tls", "--ca", ca)
+    d = bench_json(t, *tls, "fanout", "--room", "-c", 10, "-s", 2,
+                   "-r", 100, "-d", 1, "--warmup", 0, "--drain", DRAIN)
+    check_fanout(d, 10, True)
+    d = bench_json(t, *tls, "connect", "--connections", 20)
+    assert d["connects"]["ok"] == 20 and d["connects"]["failed"] == 0, d
+    assert d["latency_ms"]["count"] == 20, d["latency_ms"]
+    d = bench_json(t, *tls, "private", "-c", 4, "-r", 50, "-d", 1,
+                   "--warmup", 0, "--drain", DRAIN)
+    assert d["sent"] > 0 and d["delivered"] == d["expected"] == d["sent"], d
+    d = bench_json(t, *tls, "hold", "-c", 5, "-d", 1, *SETTLE_OFF)
+    assert d["setup"]["clients"] == 5 and d["disconnects"] == 0, d
+    d = bench_json(t, *tls, "join", "-c", 5, "--repeat", 2)
+    assert d["ok"] is True, d
+    d = bench_json(t, "--insecure", "--tls", "broadcast", "-c", 5,
+                   "--repeat", 2)
+    assert d["ok"] is True, d
+    rc, out, err = run(["-p", port, "--json", "--setup-timeout", 10,
+                        "--tls", "connect", "--connections", 2])
+    d = parse(out, err)
+    assert rc == 1 and d["ok"] is False, (rc, d, err)
+    assert "TLS" in d["error"] or "TLS" in d.get("note", ""), d
 
 
 if __name__ == "__main__":
