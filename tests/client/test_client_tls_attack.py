@@ -24,7 +24,6 @@ sys.path.insert(0, HERE + "/../tls")
 import tntest  # noqa: E402
 from tntest import ops, procfs  # noqa: E402
 from tntest.talknet import TALKNET  # noqa: E402
-import tlslib  # noqa: E402
 from tlslib import pki  # noqa: E402
 
 IDENTIFY = b'{"type":"IDENTIFY","username":"victim"}\n'
@@ -93,6 +92,18 @@ def client(port, *opts, stdin=IDENTIFY, stdout=subprocess.PIPE):
     return p
 
 
+def against(handler, *opts):
+    """Runs talknet --tls with opts (default --ca) against a Hostile
+    server with handler: (status, stderr, seconds, the server)."""
+    h = Hostile(handler)
+    try:
+        rc, err, took = finish(client(h.port, *(opts or (
+            "--ca", pki().ca_cert))), HANDSHAKE_S * 3)
+    finally:
+        h.close()
+    return rc, err, took, h
+
+
 def finish(p, timeout):
     """(status, stderr, seconds) once p exits within timeout."""
     t0 = time.monotonic()
@@ -154,12 +165,7 @@ def test_handshake_never_finished():
                 return
             s.sendall(bytes([b]))
     for handler in (silent, dribble):
-        h = Hostile(handler)
-        try:
-            rc, err, took = finish(client(h.port, "--ca", pki().ca_cert),
-                                   HANDSHAKE_S * 3)
-        finally:
-            h.close()
+        rc, err, took, h = against(handler)
         assert rc == 1, (handler.__name__, rc, err)
         assert re.search(r"^talknet: TLS handshake with 127\.0\.0\.1 port "
                          r"\d+: timed out", err, re.M), err
@@ -168,7 +174,8 @@ def test_handshake_never_finished():
 
 def test_garbage_and_close_mid_handshake():
     """Garbage instead of a ServerHello, a close after the ClientHello,
-    a reset: each a clear error, exit 1, at once."""
+    half a ServerHello then a close: each a clear error, exit 1, at
+    once."""
     tls_built()
 
     def garbage(s, h):
@@ -183,12 +190,7 @@ def test_garbage_and_close_mid_handshake():
         s.sendall(b"\x16\x03\x03\x00\x50\x02\x00\x00\x4c\x03\x03")
 
     for handler in (garbage, close, half_hello):
-        h = Hostile(handler)
-        try:
-            rc, err, took = finish(client(h.port, "--ca", pki().ca_cert),
-                                   HANDSHAKE_S * 3)
-        finally:
-            h.close()
+        rc, err, took, h = against(handler)
         assert rc == 1, (handler.__name__, rc, err)
         assert re.search(r"^talknet: TLS handshake with 127\.0\.0\.1 port "
                          r"\d+ failed: ", err, re.M), (handler.__name__, err)
@@ -217,12 +219,7 @@ def test_huge_certificate_chain():
                 h.got = t.recv(4096)
             except (socket.timeout, ssl.SSLError, OSError):
                 pass
-    h = Hostile(big)
-    try:
-        rc, err, took = finish(client(h.port, "--ca", pki().ca_cert),
-                               HANDSHAKE_S * 3)
-    finally:
-        h.close()
+    rc, err, took, h = against(big)
     print("huge chain: %s" % err.strip())
     assert rc == 1, (rc, err)
     assert "failed" in err, err
@@ -379,12 +376,7 @@ def test_unverified_server_gets_nothing():
                 h.got += d
         return handler
     for name, cert, key, why in cases:
-        h = Hostile(grab(server_context(cert, key)))
-        try:
-            rc, err, took = finish(client(h.port, "--ca", pki().ca_cert),
-                                   HANDSHAKE_S * 3)
-        finally:
-            h.close()
+        rc, err, took, h = against(grab(server_context(cert, key)))
         assert rc == 1, (name, rc, err)
         assert re.search(r"^talknet: TLS handshake with 127\.0\.0\.1 port "
                          r"\d+ failed: .*(%s)" % why, err, re.M), (name, err)

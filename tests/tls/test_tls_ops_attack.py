@@ -25,11 +25,10 @@ from tntest import ops, procfs  # noqa: E402
 from tntest import req, text_from  # noqa: E402
 import tlslib  # noqa: E402
 from tlslib import pki, TlsClient, tls_port, tls_server  # noqa: E402
-from test_tls_ops import der, served_cert, _copy_pair  # noqa: E402
+from test_tls_ops import (TALKNETCTL, der, served_cert,  # noqa: E402
+                          _copy_pair)
 
 T = tntest.TIMEOUT
-TALKNETCTL = os.environ.get("TALKNETCTL") or os.path.join(
-    HERE, "..", "..", "src", "talknetctl")
 
 
 def ctl_reload(s, timeout=10):
