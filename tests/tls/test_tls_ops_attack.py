@@ -3,8 +3,9 @@
 storm under TLS traffic, and reloads onto every kind of bad file the
 master could be handed as certificate or key (a FIFO, /dev/zero, a
 directory, a huge file, an empty one, a truncated PEM, a key of another
-certificate, a symlink swapped to a FIFO).  The master must neither
-hang nor read without bound, keep the old pair and say why; its fds and
+certificate, a symlink swapped to a FIFO), and some of those at start.
+The master must neither hang nor read without bound, keep the old pair
+and say why (at start: exit 1, leaving nothing behind); its fds and
 memory after the storm match a baseline measured before it."""
 
 import errno
@@ -166,6 +167,33 @@ def test_bad_files_on_reload():
         assert list(a.users()) == ["a"]
 
 
+def test_bad_files_at_start():
+    """A FIFO, /dev/zero or a directory as key at start: exit 1 at
+    once naming the file, and nothing left behind: no pidfile, no
+    control socket, no shared table."""
+    d = ops.tempdir("tlsbadstart")
+    os.mkfifo(os.path.join(d, "fifo"))
+    for key in (os.path.join(d, "fifo"), "/dev/zero", d):
+        pidfile, ctl = os.path.join(d, "pid"), os.path.join(d, "ctl")
+        p = subprocess.Popen(
+            [tntest.TALKNETD, "-f", "-c", "/dev/null", "-p", pidfile,
+             "--control", ctl, "-l", "tls://127.0.0.1:0", "--tls-cert",
+             pki().server_cert, "--tls-key", key],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+        try:
+            err = p.communicate(timeout=8)[1].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            unblock_fifo(os.path.join(d, "fifo"))
+            err = "hung: " + p.communicate(timeout=8)[1].decode()
+        assert p.returncode == 1 and "TLS: %s: " % key in err, (
+            key, p.returncode, err)
+        assert not os.path.exists(pidfile), key
+        assert not os.path.exists(ctl), key
+        # The shared table is named after the master's pid.
+        assert not os.path.exists("/dev/shm/talknetd.%d" % p.pid), key
+
+
 def _master_rss_kb(pid):
     return procfs.status_kb(pid, "VmRSS")
 
@@ -243,8 +271,13 @@ def test_reload_storm_under_traffic():
         assert errors == [], errors[:3]
         assert set(seen) == pairs, (len(seen), len(set(seen)))
         assert sorted(a.users()) == ["a", "b"]
+        # And 200 SIGHUPs back to back, not waiting for any.
+        for i in range(200):
+            os.kill(s.pid, signal.SIGHUP)
         # Every SIGHUP handled: the last reloads are done.
         assert ctl_reload(s)[0] == 0
+        a.send(req("TEXT", username="b", text="after"))
+        b.expect(text_from("a", "after"))
         # The newcomers' workers are reaped: then no fd is left over.
         tntest.wait_until(lambda: procfs.nfds(s.pid) <= base_fds, T,
                           what="%d fds, as before the storm" % base_fds)
