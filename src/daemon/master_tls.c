@@ -87,17 +87,19 @@ master_tls_load(const struct config *cfg, char *err, size_t errlen)
 int
 master_tls_reload(char *msg, size_t len)
 {
-	char	err[512];
+	char	err[512], esc[1024];
 	size_t	n;
 
 	if (!master_tls_any(master.cfg))
 		return 0;
 	n = strlen(msg);
 	if (master_tls_load(master.cfg, err, sizeof(err)) == -1) {
+		/* A path or libtls's words: no newline or escape gets out. */
+		(void)log_escape(err, strlen(err), esc, sizeof(esc));
 		log_warnx("reload: TLS: %s; keeping the certificate and key "
-		    "loaded before", err);
+		    "loaded before", esc);
 		(void)snprintf(msg + n, len - n, "\nTLS: %s; keeping the "
-		    "certificate and key loaded before", err);
+		    "certificate and key loaded before", esc);
 		return -1;
 	}
 	log_info("reload: TLS certificate %s and key loaded",

@@ -4,16 +4,33 @@
  */
 #include "config.h"
 
+#include <sys/types.h>
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <tls.h>
 
 #include "tls_server.h"
 
+/* A PEM chain or CA bundle is kilobytes; this bounds what root reads. */
+#define TLS_SERVER_FILE_MAX	(4 * 1024 * 1024)
+
 static struct tls	*server_ctx;
+
+/* Wipes and frees what tls_server_read read: it may be the key. */
+static void
+tls_server_unload(uint8_t *mem, size_t len)
+{
+	explicit_bzero(mem, len);
+	free(mem);
+}
 
 /*
  * Cuts the ": Success" libtls adds to a message when errno was 0 (a
@@ -30,17 +47,59 @@ tls_server_tidy(char *err)
 }
 
 /*
- * Reads a whole PEM file into memory.  The master does this as root:
- * the key file may be readable by root alone.
+ * Reads a whole PEM file into memory, at most TLS_SERVER_FILE_MAX
+ * bytes.  The master does this as root (the key file may be readable
+ * by root alone) and in its event loop on reload: O_NONBLOCK, so a
+ * FIFO named by mistake cannot hang it in open, and only a regular
+ * file is read, so /dev/zero or a directory is an error, not a read
+ * without end.
  */
 static uint8_t *
 tls_server_read(const char *path, size_t *len, char *err, size_t errlen)
 {
-	uint8_t	*mem;
+	struct stat	 st;
+	uint8_t		*mem = NULL;
+	size_t		 got = 0;
+	ssize_t		 n = 0;
+	int		 fd;
 
-	if ((mem = tls_load_file(path, len, NULL)) == NULL)
-		snprintf(err, errlen, "%s: %s", path, errno != 0 ?
-		    strerror(errno) : "cannot be read");
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY |
+	    O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) == -1)
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		snprintf(err, errlen, "%s: not a regular file", path);
+	else if (st.st_size == 0)
+		snprintf(err, errlen, "%s: empty", path);
+	else if (st.st_size > TLS_SERVER_FILE_MAX)
+		snprintf(err, errlen, "%s: larger than %d bytes", path,
+		    TLS_SERVER_FILE_MAX);
+	else if ((mem = malloc(st.st_size)) == NULL)
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	/* A file that shrinks meanwhile ends the loop: got says how much. */
+	while (mem != NULL && got < (size_t)st.st_size) {
+		n = read(fd, mem + got, st.st_size - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	if (mem != NULL && (n == -1 || got == 0)) {
+		snprintf(err, errlen, "%s: %s", path, n == -1 ?
+		    strerror(errno) : "empty");
+		tls_server_unload(mem, st.st_size);
+		mem = NULL;
+	}
+	if (close(fd) == -1 && mem != NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		tls_server_unload(mem, st.st_size);
+		mem = NULL;
+	}
+	*len = got;
 	return mem;
 }
 
@@ -56,7 +115,7 @@ tls_server_files(struct tls_config *cfg, const struct tls_settings *s,
 	if ((cert = tls_server_read(s->cert, &certlen, err, errlen)) == NULL)
 		return -1;
 	if ((key = tls_server_read(s->key, &keylen, err, errlen)) == NULL) {
-		tls_unload_file(cert, certlen);
+		tls_server_unload(cert, certlen);
 		return -1;
 	}
 	/* libtls adds strerror(errno) to its message: no stale one. */
@@ -68,9 +127,9 @@ tls_server_files(struct tls_config *cfg, const struct tls_settings *s,
 		tls_server_tidy(err);
 	} else
 		r = 0;
-	/* tls_unload_file wipes the key's bytes before freeing them. */
-	tls_unload_file(key, keylen);
-	tls_unload_file(cert, certlen);
+	/* tls_server_unload wipes the key's bytes before freeing them. */
+	tls_server_unload(key, keylen);
+	tls_server_unload(cert, certlen);
 	if (r == -1 || s->ca == NULL || s->ca[0] == '\0')
 		return r;
 	if ((ca = tls_server_read(s->ca, &calen, err, errlen)) == NULL)
@@ -82,7 +141,7 @@ tls_server_files(struct tls_config *cfg, const struct tls_settings *s,
 		r = -1;
 	} else
 		tls_config_verify_client(cfg);
-	tls_unload_file(ca, calen);
+	tls_server_unload(ca, calen);
 	return r;
 }
 
