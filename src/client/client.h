@@ -21,6 +21,7 @@
 #define DEFAULT_PORT		"8001"
 #define DEFAULT_TLS_PORT	"8443"	/* the convention for tls:// */
 #define CONNECT_TIMEOUT_MS	5000	/* an unreachable server never hangs */
+#define CONNECT_TIMEOUT_MAX_S	600	/* --timeout's upper bound */
 #define QUIT_TIMEOUT_MS		2000	/* for the close after DISCONNECT */
 #define SERVER_MAX_LINE		(16 * 1024 * 1024)
 #define INPUT_MAX_LINE		PROTO_MAX_LINE
@@ -59,6 +60,7 @@ struct client {
 	int			 retry;		/* reconnect and ask a name */
 	int			 shut;		/* --raw: write side is shut */
 	long long		 deadline;	/* ST_QUIT: ms, monotonic */
+	long long		 connect_timeout_ms; /* connect, handshake */
 	char			 name[NAME_MAX_BYTES];
 	const char		*host;
 	const char		*port;

@@ -29,11 +29,12 @@
 #include "client.h"
 
 /*
- * Connects to host and port with a time limit: each address in turn,
- * non-blocking, so an unreachable server never hangs the client.
+ * Connects to host and port within timeout_ms for all the addresses,
+ * each in turn, non-blocking, so an unreachable server never hangs the
+ * client.
  */
 static int
-conn_connect(const char *host, const char *port)
+conn_connect(const char *host, const char *port, long long timeout_ms)
 {
 	struct addrinfo	 hints, *res, *ai;
 	struct pollfd	 pfd;
@@ -46,7 +47,7 @@ conn_connect(const char *host, const char *port)
 	hints.ai_socktype = SOCK_STREAM;
 	if ((error = getaddrinfo(host, port, &hints, &res)) != 0)
 		errx(1, "%s port %s: %s", host, port, gai_strerror(error));
-	deadline = clock_now_ms() + CONNECT_TIMEOUT_MS;
+	deadline = clock_now_ms() + timeout_ms;
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, ai->ai_protocol);
@@ -125,7 +126,7 @@ conn_tls_setup(struct client *c, const char *ca, int insecure)
 }
 
 /*
- * Runs the TLS handshake on c->fd, within CONNECT_TIMEOUT_MS; a
+ * Runs the TLS handshake on c->fd, within --timeout; a
  * certificate or name that does not verify ends the client here,
  * before anything of ours is written.
  */
@@ -143,7 +144,7 @@ conn_tls_start(struct client *c)
 	if (tls_connect_socket(c->tls, c->fd, c->host) == -1)
 		errx(1, "TLS with %s port %s: %s", c->host, c->port,
 		    tls_error(c->tls));
-	deadline = clock_now_ms() + CONNECT_TIMEOUT_MS;
+	deadline = clock_now_ms() + c->connect_timeout_ms;
 	pfd.fd = c->fd;
 	while ((r = tls_handshake(c->tls)) == TLS_WANT_POLLIN ||
 	    r == TLS_WANT_POLLOUT) {
@@ -222,7 +223,7 @@ conn_tls_setup(struct client *c, const char *ca, int insecure)
 void
 conn_open(struct client *c)
 {
-	c->fd = conn_connect(c->host, c->port);
+	c->fd = conn_connect(c->host, c->port, c->connect_timeout_ms);
 	c->rd_events = POLLIN;
 	c->wr_events = POLLOUT;
 	c->tls_more = 0;

@@ -54,7 +54,8 @@ static volatile sig_atomic_t got_winch;
 enum {
 	OPT_TLS = 256,
 	OPT_CA,
-	OPT_INSECURE
+	OPT_INSECURE,
+	OPT_TIMEOUT
 };
 
 static void	 usage(FILE *, int) __attribute__((__noreturn__));
@@ -65,7 +66,8 @@ usage(FILE *f, int status)
 {
 	fprintf(f, "usage: %s [-n|--name NAME] [--json] [--raw] "
 	    "[--tls [--ca FILE] [--insecure]]\n"
-	    "               [-h|--help] [-V|--version] [HOST [PORT]]\n",
+	    "               [--timeout SECONDS] [-h|--help] [-V|--version] "
+	    "[HOST [PORT]]\n",
 	    getprogname());
 	exit(status);
 }
@@ -380,12 +382,14 @@ options(struct client *c, int argc, char *argv[])
 		{ "tls",	no_argument,		NULL,	OPT_TLS },
 		{ "ca",		required_argument,	NULL,	OPT_CA },
 		{ "insecure",	no_argument,		NULL,	OPT_INSECURE },
+		{ "timeout",	required_argument,	NULL,	OPT_TIMEOUT },
 		{ NULL,		0,			NULL,	0 }
 	};
-	const char			*name = NULL, *ca = NULL;
+	const char			*name = NULL, *ca = NULL, *errstr;
 	int				 ch, tls = 0, insecure = 0;
 
 	mode = MODE_TEXT;
+	c->connect_timeout_ms = CONNECT_TIMEOUT_MS;
 	while ((ch = getopt_long(argc, argv, "n:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 0:		/* --json or --raw */
@@ -407,6 +411,14 @@ options(struct client *c, int argc, char *argv[])
 			break;
 		case OPT_INSECURE:
 			insecure = 1;
+			break;
+		case OPT_TIMEOUT:
+			c->connect_timeout_ms = 1000 * strtonum(optarg, 1,
+			    CONNECT_TIMEOUT_MAX_S, &errstr);
+			if (errstr != NULL)
+				errx(1, "bad --timeout: %s (%s; 1 to %d "
+				    "seconds)", optarg, errstr,
+				    CONNECT_TIMEOUT_MAX_S);
 			break;
 		default:
 			usage(stderr, 1);

@@ -172,6 +172,29 @@ def test_handshake_never_finished():
         assert HANDSHAKE_S - 1 < took < HANDSHAKE_S * 2.5, took
 
 
+def test_timeout_option():
+    """--timeout sets the handshake limit: against the silent server,
+    --timeout 1 gives up well before the default (5 s) does, and a bad
+    value is refused before anything is connected."""
+    tls_built()
+
+    def silent(s, h):
+        read_hello(s)
+        h.stop.wait(HANDSHAKE_S * 3)
+    rc, err, short, _ = against(silent, "--ca", pki().ca_cert,
+                                "--timeout", "1")
+    assert rc == 1 and "timed out" in err, (rc, err)
+    rc, err, default, _ = against(silent)
+    assert rc == 1 and "timed out" in err, (rc, err)
+    assert short < default / 2, (short, default)
+    for bad in ("0", "601", "x", ""):
+        r = subprocess.run([TALKNET, "--timeout", bad, "-n", "x",
+                            "127.0.0.1", "1"], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=10)
+        assert r.returncode == 1 and b"bad --timeout" in r.stderr, \
+            (bad, r.returncode, r.stderr)
+
+
 def test_garbage_and_close_mid_handshake():
     """Garbage instead of a ServerHello, a close after the ClientHello,
     half a ServerHello then a close: each a clear error, exit 1, at
