@@ -476,4 +476,58 @@ ssize_t	 tlsio_send(int, const void *, size_t);
 void	 tlsio_close(int);
 const char *tlsio_why(void);
 
+/*
+ * A connection's TLS start, written once for conn.c's connections and
+ * presence.c's, and made for each kind as RB_GENERATE makes a tree's
+ * functions.  PFX_handshake(run, c) goes on with the handshake and
+ * registers once it is done; PFX_connected(run, c), once the TCP
+ * connect went through, starts the handshake (--tls) or registers at
+ * once; PFX_tls_event(run, c) takes an event of a connection in its
+ * handshake (1), or leaves it to the caller (0).  RUN has ep, CONN has
+ * fd, idx and st; EV, an expression of c, points to where the events
+ * watched go; LOST, SET (with the state HANDSHAKE), REGISTER and READ
+ * are the kind's own.
+ */
+#define TLSIO_START_GENERATE(PFX, RUN, CONN, EV, LOST, SET, HANDSHAKE,	\
+    REGISTER, READ)							\
+static void								\
+PFX##_handshake(RUN *r, CONN *c)					\
+{									\
+	int	s = tlsio_step(r->ep, c->fd, c->idx, EV);		\
+									\
+	if (s == -1)							\
+		LOST(r, c, tlsio_why());				\
+	if (s != 1)							\
+		return;							\
+	REGISTER(r, c);							\
+	/* The handshake's last read may have taken the first lines. */	\
+	if (c->fd >= 0 && tlsio_pending(c->fd))				\
+		READ(r, c);						\
+}									\
+									\
+static void								\
+PFX##_connected(RUN *r, CONN *c)					\
+{									\
+	switch (tlsio_start(c->fd)) {					\
+	case -1:							\
+		LOST(r, c, tlsio_why());				\
+		break;							\
+	case 0:								\
+		REGISTER(r, c);						\
+		break;							\
+	default:							\
+		SET(r, c, HANDSHAKE);					\
+		PFX##_handshake(r, c);					\
+	}								\
+}									\
+									\
+static int								\
+PFX##_tls_event(RUN *r, CONN *c)					\
+{									\
+	if (c->st != HANDSHAKE)						\
+		return 0;						\
+	PFX##_handshake(r, c);						\
+	return 1;							\
+}
+
 #endif

@@ -278,38 +278,14 @@ sock_connect(int ep, const struct sockaddr_storage *sa, socklen_t salen,
 	return fd;
 }
 
-/* Goes on with a connection's TLS handshake; registers once it is done. */
-static void
-conn_handshake(struct bench *b, struct conn *c)
-{
-	int	r = tlsio_step(b->ep, c->fd, c->idx, &c->ev);
-
-	if (r == -1)
-		conn_lost(b, c, tlsio_why());
-	if (r != 1)
-		return;
-	conn_register(b, c);
-	/* The handshake's last read may have taken the first lines. */
-	if (c->fd >= 0 && tlsio_pending(c->fd))
-		conn_read(b, c);
-}
-
-/* The TCP connect went through: the TLS handshake if --tls, or register. */
-static void
-conn_connected(struct bench *b, struct conn *c)
-{
-	switch (tlsio_start(c->fd)) {
-	case -1:
-		conn_lost(b, c, tlsio_why());
-		break;
-	case 0:
-		conn_register(b, c);
-		break;
-	default:
-		conn_set_state(b, c, C_HANDSHAKE);
-		conn_handshake(b, c);
-	}
-}
+/*
+ * conn_handshake goes on with a connection's TLS handshake and registers
+ * it once done; conn_connected, once its TCP connect went through, starts
+ * the handshake if --tls, or registers it; conn_tls_event takes the
+ * events of a connection in its handshake.
+ */
+TLSIO_START_GENERATE(conn, struct bench, struct conn, &c->ev, conn_lost,
+    conn_set_state, C_HANDSHAKE, conn_register, conn_read)
 
 /* Starts a non-blocking connect. */
 void
@@ -586,12 +562,8 @@ conn_event(struct bench *b, struct conn *c, uint32_t ev)
 {
 	int	e;
 
-	if (c->fd < 0)
+	if (c->fd < 0 || conn_tls_event(b, c))
 		return;
-	if (c->st == C_HANDSHAKE) {
-		conn_handshake(b, c);
-		return;
-	}
 	switch (sock_event(b->ep, c->fd, c->idx, c->st == C_CONNECTING, ev,
 	    &e)) {
 	case SE_CONNECTED:

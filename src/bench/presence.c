@@ -429,39 +429,14 @@ p_read(struct presence *p, struct pconn *c)
 		p_lost(p, c, rd_why(rs));
 }
 
-/* Goes on with a client's TLS handshake, then registers it. */
-static void
-p_handshake(struct presence *p, struct pconn *c)
-{
-	uint32_t	ev;
-
-	switch (tlsio_step(p->ep, c->fd, c->idx, &ev)) {
-	case -1:
-		p_lost(p, c, tlsio_why());
-		return;
-	case 0:
-		return;
-	}
-	p_register(p, c);
-	if (c->fd >= 0 && tlsio_pending(c->fd))
-		p_read(p, c);
-}
-
-/* The TCP connect went through: --tls starts the handshake. */
-static void
-p_connected(struct presence *p, struct pconn *c)
-{
-	int	tls = tlsio_start(c->fd);
-
-	if (tls == -1)
-		p_lost(p, c, tlsio_why());
-	else if (tls == 0)
-		p_register(p, c);
-	else {
-		p_set(p, c, P_HANDSHAKE);
-		p_handshake(p, c);
-	}
-}
+/*
+ * p_handshake goes on with a client's TLS handshake, then registers it;
+ * p_connected, once its TCP connect went through, starts the handshake
+ * if --tls, or registers it; p_tls_event takes the events of a client in
+ * its handshake.  The events watched are not kept.
+ */
+TLSIO_START_GENERATE(p, struct presence, struct pconn, &(uint32_t){ 0 },
+    p_lost, p_set, P_HANDSHAKE, p_register, p_read)
 
 /* Handles the epoll events of one connection. */
 static void
@@ -470,12 +445,8 @@ p_event(struct presence *p, struct pconn *c, uint32_t ev)
 	enum sock_event	se;
 	int		e;
 
-	if (c->fd < 0)
+	if (c->fd < 0 || p_tls_event(p, c))
 		return;
-	if (c->st == P_HANDSHAKE) {
-		p_handshake(p, c);
-		return;
-	}
 	se = sock_event(p->ep, c->fd, c->idx, c->st == P_CONNECTING, ev, &e);
 	if (se == SE_CONNECTED)
 		p_connected(p, c);

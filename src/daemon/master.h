@@ -1,8 +1,10 @@
 /*
  * master.h: the master's state, shared by its files.  master.c is the
- * process (listeners, the table, the hub, signals, reload, shutdown);
- * master_child.c counts the workers: per address, released, reaped.
- * Internal to the master: nothing outside these two files includes it.
+ * process (start, signals, reload, shutdown, the loop); master_setup.c
+ * makes what it holds (listeners, the hub's socket, the table, the
+ * pidfile, daemon mode); master_hub.c starts the hub and writes to its
+ * pipe; master_child.c counts the workers: per address, released,
+ * reaped.  Internal to the master: nothing outside its files includes it.
  */
 #ifndef TALKNET_MASTER_H
 #define TALKNET_MASTER_H
@@ -111,10 +113,36 @@ void	 master_signals_release(void);
  * -1 (the file has an error), with what happened in msg.
  */
 int	 master_reload(char *msg, size_t len);
-/* Sets the log level in every process (talknetctl log level). */
-void	 master_log_level(int level);
+
+/* master_hub.c */
+/* Forks the hub, with a new control pipe to it. */
+void	 master_start_hub(void);
 /* Sends the hub one control frame; 0, or -1 if it did not take it. */
 int	 master_hub_send(uint16_t type, const void *payload, size_t len);
+/* Sends the hub the limits a reload changed. */
+void	 master_send_limits(void);
+/* Sets the log level in every process (talknetctl log level). */
+void	 master_log_level(int level);
+
+/* master_setup.c */
+/* Takes the sockets systemd passed: 1 if there were some, else 0. */
+int	 master_listen_systemd(struct config *);
+/* Binds every configured address; 0, or -1 after logging. */
+int	 master_listen(struct config *);
+/* Creates the private run directory and binds the hub's socket in it. */
+void	 master_hub_socket(void);
+/* Creates the shared table: the writable fd for the hub alone. */
+void	 master_shm_create(void);
+/* Looks up -u USER. */
+void	 master_user(void);
+/* Raises the open files limit to what max-clients needs. */
+void	 master_fd_limit(void);
+/* Opens the pidfile; a second instance with the same one stops here. */
+void	 master_pidfile(void);
+/* Daemon mode: forks; the parent waits until the daemon is ready. */
+void	 master_daemonize(void);
+/* Daemon mode, once serving: syslog, no terminal, tell the parent. */
+void	 master_detach(void);
 
 /* master_sig.c */
 /* Ignores stray signals; fatal ones clean up, then end the master. */

@@ -3,6 +3,8 @@
  * what the client sends, answers INVALID and NOT_IDENTIFIED itself,
  * forwards valid requests to the hub as binary frames, and queues what
  * the hub routes back, up to --max-queue bytes, for the client.
+ * This file is the process: setup, signals, limits, timers, the loop;
+ * worker_in.c reads the client's lines, worker_out.c writes to it.
  */
 #include "config.h"
 
@@ -11,8 +13,6 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
-#include <sys/un.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -24,7 +24,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -43,7 +42,6 @@
 #include "talknetd.h"
 #include "title.h"
 #include "worker.h"
-#include "xmalloc.h"
 
 /*
  * The state, in .bss and page-aligned: its first page holds the state
@@ -54,9 +52,7 @@ struct worker_state w __attribute__((aligned(4096)));
 
 volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
 
-static void	worker_stall_arm(void);
 static int	worker_want_read(void);
-static ssize_t	worker_send(const char *, size_t);
 
 /* Records SIGTERM; the loop flushes the queue, then exits. */
 static void
@@ -88,86 +84,6 @@ worker_min_timeout(int a, int b)
 	if (a < 0 || b < a)
 		return b;
 	return a;
-}
-
-/* Checks one line from the client and forwards it, or fails the client. */
-static void
-worker_line(const char *line, size_t len)
-{
-	struct msg	m;
-
-	if (proto_parse_request(&w.parser, line, len, &m) == -1) {
-		log_debug("worker %s: invalid message", w.addr);
-		worker_end(END_INVALID, LIMIT_LAST);
-		worker_leave(RES_INVALID);
-		return;
-	}
-	if (w.ident == IDENT_NONE && m.type != MSG_IDENTIFY) {
-		worker_end(END_INVALID, LIMIT_LAST);
-		worker_leave(RES_NOT_IDENTIFIED);
-		return;
-	}
-	if (w.ident == IDENT_DONE && m.type == MSG_IDENTIFY) {
-		worker_end(END_INVALID, LIMIT_LAST);
-		worker_leave(RES_INVALID);
-		return;
-	}
-	if (m.type == MSG_DISCONNECT) {
-		worker_end(END_QUIT, LIMIT_LAST);
-		worker_leave(RES_NONE);
-		return;
-	}
-	worker_forward(&m);
-	if (m.type == MSG_IDENTIFY) {
-		w.ident = IDENT_PENDING;
-		w.ident_seq = w.seq;
-		/* Kept to answer the client if the hub dies mid-answer. */
-		buf_reset(&w.ident_name);
-		xbuf_append(&w.ident_name, m.username.p, m.username.len);
-	}
-}
-
-/*
- * Runs the complete lines buffered from the client.  While an IDENTIFY
- * is pending the rest waits: whether they are allowed depends on it.
- */
-void
-worker_input(void)
-{
-	const char		*line;
-	size_t			 len;
-	enum frame_result	 r;
-
-	while (!(w.flags & WF_CLOSING) && w.ident != IDENT_PENDING) {
-		worker_refill();
-		if (worker_token_wait_ms() > 0) {
-			/* Bytes wait: the line they make waits for a token. */
-			if (framer_pending(&w.in) > 0)
-				worker_rate_held(1);
-			break;
-		}
-		r = framer_next(&w.in, &line, &len);
-		if (r == FRAME_NONE)
-			break;
-		worker_rate_held(0);
-		w.rep.lines_in++;
-		if (r == FRAME_TOOLONG) {
-			log_debug("worker %s: line over %zu bytes", w.addr,
-			    (size_t)w.lim.max_line);
-			worker_end(END_INVALID, LIMIT_MAX_LINE);
-			worker_leave(RES_INVALID);
-			break;
-		}
-		if (w.lim.rate_limit != 0)
-			w.tokens -= 1.0;
-		worker_line(line, len);
-	}
-	if ((w.flags & (WF_RD_DONE | WF_CLOSING)) == WF_RD_DONE &&
-	    w.ident != IDENT_PENDING &&
-	    (framer_pending(&w.in) == 0 || worker_token_wait_ms() == 0)) {
-		worker_end(END_CLIENT_CLOSED, LIMIT_LAST);
-		worker_leave(RES_NONE);
-	}
 }
 
 /*
@@ -234,269 +150,6 @@ worker_scratch_release(void)
 	worker_queues_release();
 }
 
-/* Reads from the client into the framer. */
-static void
-worker_client_read(void)
-{
-	ssize_t	n;
-
-	/*
-	 * Read into the scratch and keep only what arrived: an idle
-	 * worker's buffers stay as small as its last lines, not as big as
-	 * a read.
-	 */
-	n = read(w.cfd, w.scratch, sizeof(w.scratch));
-	if (n == -1) {
-		if (errno == EAGAIN || errno == EINTR)
-			return;
-		log_debug("worker %s: read: %s", w.addr, strerror(errno));
-		w.flags |= WF_RD_DONE | WF_WR_DEAD;
-	} else if (n == 0) {
-		w.flags |= WF_RD_DONE | WF_RD_EOF;
-	} else {
-		w.rep.bytes_in += (uint64_t)n;
-		worker_scratch_wrote((size_t)n);
-		if (framer_feed(&w.in, w.scratch, (size_t)n) == -1)
-			fatal("framer_feed");
-	}
-	worker_input();
-}
-
-/*
- * Ends gathering: the lines gathered at the front of the scratch go to
- * the client in one write, and only what the socket does not take is
- * copied to the queue.
- */
-void
-worker_gather_flush(void)
-{
-	ssize_t	n = 0;
-
-	if (!(w.flags & WF_GATHERING))
-		return;
-	w.flags &= ~WF_GATHERING;
-	if (w.gathered == 0)
-		return;
-	/* The queue was empty when gathering began, so order holds. */
-	if (!(w.flags & WF_WR_DEAD) &&
-	    (n = worker_send(w.scratch, w.gathered)) == -1)
-		n = 0;	/* the loop's own write meets the error again */
-	if ((size_t)n < w.gathered)
-		xbuf_append(&w.out, w.scratch + n, w.gathered - (size_t)n);
-	w.gathered = 0;
-}
-
-/*
- * Drops the queue but for its first line, whose start may already be on
- * its way to the client: the client never gets a line cut short.
- */
-void
-worker_queue_keep_head(void)
-{
-	const char	*head, *nl;
-	size_t		 keep = 0;
-
-	/* A TLS write that waits is retried with at least its bytes. */
-	if (w.tls_wlen > 0 && w.tls_wlen <= buf_pending(&w.out))
-		keep = w.tls_wlen - 1;
-	head = buf_head(&w.out);
-	if ((nl = memchr(head + keep, '\n', buf_pending(&w.out) - keep)) !=
-	    NULL)
-		w.out.len = w.out.off + (size_t)(nl - head) + 1;
-	else
-		buf_reset(&w.out);
-}
-
-/*
- * The most the client queue may hold.  The worker reads the hub only
- * while less than max-queue is unsent, and one read adds at most a line
- * and a read's worth: only a hub channel that hung up, read to its end,
- * can take the queue past this.
- */
-static size_t
-worker_queue_cap(void)
-{
-	return (size_t)(w.lim.max_queue + 2 * w.lim.max_line) +
-	    2 * WORKER_READ_SIZE;
-}
-
-/* Queues a line for the client; a full queue disconnects the client. */
-void
-worker_queue(const char *p, size_t len)
-{
-	if (w.flags & (WF_WR_DEAD | WF_CUT))
-		return;
-	if ((w.flags & WF_GATHERING) && w.gathered + len > w.lim.max_queue) {
-		worker_gather_flush();
-		/* What the client took is no longer queued: gather on. */
-		worker_flag(WF_GATHERING, buf_pending(&w.out) == 0 &&
-		    len <= w.lim.max_queue);
-	}
-	if (w.flags & WF_GATHERING) {
-		/*
-		 * p lies in the scratch past the lines gathered so far and
-		 * the frame headers between them, so moving it down never
-		 * overwrites a frame still to be read.
-		 */
-		memmove(w.scratch + w.gathered, p, len);
-		w.gathered += len;
-		worker_stall_arm();
-		return;
-	}
-	/* A channel that hung up holds at most its socket buffer. */
-	if (!(w.flags & WF_HUB_HUP) &&
-	    buf_pending(&w.out) + len > worker_queue_cap()) {
-		log_info("worker %s: output queue over %zu bytes, "
-		    "disconnecting", w.addr, worker_queue_cap());
-		worker_end(END_QUEUE, LIMIT_MAX_QUEUE);
-		w.flags |= WF_CUT;
-		worker_queue_keep_head();
-		worker_leave(RES_NONE);
-		return;
-	}
-	xbuf_append(&w.out, p, len);
-	worker_stall_arm();
-}
-
-/*
- * Opens the send pipe.  What a process write()s to a TCP socket is
- * copied into a page the kernel keeps for that process until it exits:
- * 32 KiB unless net.core.high_order_alloc_disable is set.  With one
- * process per client that is one such page per client.  Bytes written
- * into a pipe and spliced to the socket travel in the pipe's own pages,
- * which the kernel frees once they are sent.  Without a pipe (no
- * splice(2), or no pipe to be had) the worker writes to the socket.
- */
-static void
-worker_pipe_open(void)
-{
-	int	p[2];
-
-	w.pipe_r = w.pipe_w = -1;
-#ifdef HAVE_SPLICE
-	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1) {
-		log_debug("worker %s: pipe2: %s", w.addr, strerror(errno));
-		return;
-	}
-	/* Smaller than the default: what a stuck client pins is less,
-	 * and the user's pipe quota (fs.pipe-user-pages-soft) lasts for
-	 * more clients.  A refusal leaves the default, which works too. */
-	(void)fcntl(p[1], F_SETPIPE_SZ, WORKER_PIPE_SIZE);
-	w.pipe_r = p[0];
-	w.pipe_w = p[1];
-#else
-	(void)p;
-#endif
-}
-
-/*
- * Starts the stall check when bytes wait for the client and none runs:
- * its first look only notes what was acknowledged (the mark is unknown).
- */
-static void
-worker_stall_arm(void)
-{
-	if (w.stall_check_at != 0 || w.lim.stall_timeout == 0)
-		return;
-	w.acked_mark = UINT64_MAX;
-	w.stall_check_at = clock_now_ms() +
-	    (int64_t)w.lim.stall_timeout * 1000;
-}
-
-/*
- * Counts bytes the client's socket took.  The first after a quiet time
- * starts the stall check: everything sent before them was acked then.
- */
-static void
-worker_sent(ssize_t n)
-{
-	if (n <= 0)
-		return;
-	if (w.stall_check_at == 0 && w.lim.stall_timeout != 0) {
-		w.acked_mark = w.sent;
-		w.stall_check_at = clock_now_ms() +
-		    (int64_t)w.lim.stall_timeout * 1000;
-	}
-	w.sent += (uint64_t)n;
-}
-
-/*
- * Sends bytes to the client, through the send pipe when there is one,
- * and returns how many the kernel took: 0 when the socket is full, -1
- * when it is dead.  Bytes taken may wait in the pipe: they go first on
- * the next call, which may be made with len 0 just to push them.
- */
-static ssize_t
-worker_send(const char *p, size_t len)
-{
-	size_t	off = 0;
-	ssize_t	n;
-	int	i;
-
-	if (w.tls != NULL)
-		return worker_tls_send(p, len);
-	if (w.pipe_w == -1) {
-		if (len == 0)
-			return 0;
-		if ((n = write(w.cfd, p, len)) == -1)
-			return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-		worker_count_out(p, (size_t)n);
-		worker_sent(n);
-		return n;
-	}
-#ifdef HAVE_SPLICE
-	for (i = 0; i < WORKER_SEND_ROUNDS; i++) {
-		if (off < len) {
-			n = write(w.pipe_w, p + off, len - off);
-			if (n == -1 && errno != EAGAIN && errno != EINTR)
-				return -1;
-			if (n > 0) {
-				worker_count_out(p + off, (size_t)n);
-				off += (size_t)n;
-				w.piped += (size_t)n;
-			}
-		}
-		if (w.piped == 0)
-			break;
-		n = splice(w.pipe_r, NULL, w.cfd, NULL, w.piped,
-		    SPLICE_F_NONBLOCK);
-		if (n == -1)
-			return (errno == EAGAIN || errno == EINTR) ?
-			    (ssize_t)off : -1;
-		w.piped -= (size_t)n;
-		worker_sent(n);
-		/* The socket is full, or everything went. */
-		if (n == 0 || w.piped > 0 || off == len)
-			break;
-	}
-#else
-	(void)i;
-	(void)n;
-#endif
-	return (ssize_t)off;
-}
-
-/* Bytes for the client not yet in its socket: the queue and the pipe. */
-static size_t
-worker_unsent(void)
-{
-	return buf_pending(&w.out) + w.piped;
-}
-
-/* Sends as much of the queue as the socket takes; -1 on a dead socket. */
-static int
-worker_write(void)
-{
-	ssize_t	n;
-
-	if (worker_unsent() == 0)
-		return 0;
-	if ((n = worker_send(buf_head(&w.out), buf_pending(&w.out))) == -1)
-		return -1;
-	buf_drain(&w.out, (size_t)n);
-	return 0;
-}
-
 /*
  * Ends the connection once the hub said CLOSE and the queue is flushed:
  * half-close, then read what the client still sends for a moment, so the
@@ -531,25 +184,6 @@ worker_finish(void)
 	}
 	close(w.cfd);
 	_exit(0);
-}
-
-/* Appends the final INVALID or NOT_IDENTIFIED reply after CLOSE. */
-static void
-worker_final_reply(void)
-{
-	struct msg	m;
-
-	if (w.final == RES_NONE)
-		return;
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_RESPONSE;
-	m.operation = str_c("INVALID");
-	m.res = w.final;
-	w.final = RES_NONE;
-	/* The reply comes after whole lines only, whatever the limit. */
-	worker_queue_keep_head();
-	if (proto_encode(&w.out, &m) == -1)
-		fatal("proto_encode");
 }
 
 /*

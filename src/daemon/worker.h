@@ -1,7 +1,8 @@
 /*
  * worker.h: the worker's state and the functions its files share.
- * worker.c is the process (setup, signals, limits, timers, the loop and
- * the client side); worker_hub.c is its channel to the hub;
+ * worker.c is the process (setup, signals, limits, timers, the loop);
+ * worker_in.c reads the client's lines, worker_out.c queues and writes
+ * what goes to it; worker_hub.c is its channel to the hub;
  * worker_wait.c is its wait on both.  Internal to the worker: nothing
  * outside these files includes it.
  */
@@ -161,16 +162,32 @@ extern volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
 /* worker.c */
 /* Stops serving without the hub: flush the queue a while, then exit. */
 void	 worker_wind_down(const char *);
-/* Runs the complete lines buffered from the client. */
-void	 worker_input(void);
 /* Notes that a read wrote n bytes of the scratch. */
 void	 worker_scratch_wrote(size_t);
+
+/* worker_in.c */
+/* Runs the complete lines buffered from the client. */
+void	 worker_input(void);
+/* Reads from the client into the framer. */
+void	 worker_client_read(void);
+
+/* worker_out.c */
 /* Ends gathering: the lines gathered in the scratch go to the client. */
 void	 worker_gather_flush(void);
 /* Drops the client queue but for its first line. */
 void	 worker_queue_keep_head(void);
 /* Queues a line for the client; a full queue disconnects the client. */
 void	 worker_queue(const char *, size_t);
+/* Opens the send pipe to splice from, if it can (else write()). */
+void	 worker_pipe_open(void);
+/* Starts the stall check when bytes wait for the client. */
+void	 worker_stall_arm(void);
+/* Bytes for the client not yet in its socket: the queue and the pipe. */
+size_t	 worker_unsent(void);
+/* Sends as much of the queue as the socket takes; -1 on a dead socket. */
+int	 worker_write(void);
+/* Appends the final INVALID or NOT_IDENTIFIED reply after CLOSE. */
+void	 worker_final_reply(void);
 
 /* worker_hub.c */
 /* Sets up the channel to the hub, its buffers in w itself. */

@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../ops")
 import tntest  # noqa: E402
 from tntest import req, new_user, public_from, disconnected  # noqa: E402
 from tntest import compact  # noqa: E402
+from tntest.steps import flood  # noqa: E402
 from test_hostile_worker import (Liar, frame, strs, hello, _welcomed,  # noqa
                                  hub_socket_path, IPC_REQ_BASE, HDR,
                                  MSG_IDENTIFY, MSG_PUBLIC_TEXT, SLOT_NEW)
@@ -303,17 +304,8 @@ def _spam_then_kick(s, bob):
     it; returns how its session ended, from the log."""
     line = (compact(req("PUBLIC_TEXT", text="spam")) + b"\n") * 50
     stop = threading.Event()
-
-    def spam():
-        deadline = time.monotonic() + 2 * T
-        while not stop.is_set() and time.monotonic() < deadline:
-            try:
-                bob.sock.sendall(line)
-            except OSError:
-                return
-            time.sleep(0.001)
-
-    t = threading.Thread(target=spam)
+    t = threading.Thread(target=flood,
+                         args=(bob.sock, line, stop, 2 * T, 0.001))
     t.start()
     try:
         time.sleep(0.2)

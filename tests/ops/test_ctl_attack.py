@@ -21,6 +21,7 @@ import tntest  # noqa: E402
 from tntest import req, disconnected, public_from  # noqa: E402
 from test_ctl import TALKNETCTL, ctl, ctl_json, frame, raw_conn  # noqa
 from test_ctl import closed_soon  # noqa: E402
+from tntest.steps import flood  # noqa: E402
 
 T = tntest.TIMEOUT
 
@@ -613,14 +614,6 @@ def test_show_users_while_clients_flood():
     line = (tntest.compact(req("PUBLIC_TEXT", text="spam")) + b"\n") * 50
     stop = threading.Event()
 
-    def spam(c):
-        deadline = time.monotonic() + 4 * T
-        while not stop.is_set() and time.monotonic() < deadline:
-            try:
-                c.sock.sendall(line)
-            except OSError:
-                return
-
     def drain(c):
         c.sock.settimeout(0.2)
         deadline = time.monotonic() + 4 * T
@@ -632,7 +625,8 @@ def test_show_users_while_clients_flood():
                 continue
             except OSError:
                 return
-    th = [threading.Thread(target=spam, args=(c,)) for c in cl[1:]] + \
+    th = [threading.Thread(target=flood, args=(c.sock, line, stop, 4 * T))
+          for c in cl[1:]] + \
         [threading.Thread(target=drain, args=(c,)) for c in cl]
     for t in th:
         t.start()

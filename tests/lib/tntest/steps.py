@@ -1,6 +1,7 @@
 """Steps that several test files take the same way: a server with users,
 a refused name, a connection cut off for a bad line, the ways a client
-leaves, ROOM_USERS checked as a set, lines read from a non-blocking socket.
+leaves, ROOM_USERS checked as a set, lines read from a non-blocking socket,
+a client that floods.
 Each keeps the assertions the tests made inline before."""
 
 import contextlib
@@ -104,6 +105,20 @@ def read_lines(sock, buf, gone):
     assert data, gone
     *lines, rest = (buf + data).split(b"\n")
     return lines, rest
+
+
+def flood(sock, data, stop, seconds, pause=0.0):
+    """A flooder thread's body: sends data on sock again and again, with
+    pause seconds between (none by default), until stop (an Event) is
+    set, seconds have passed or the socket fails."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            sock.sendall(data)
+        except OSError:
+            return
+        if pause:
+            time.sleep(pause)
 
 
 def checked_lines(sock, buf, gone):
