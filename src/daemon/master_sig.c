@@ -266,7 +266,7 @@ master_stale_owner(int dfd, const char *name, mode_t type)
 /*
  * Opens dfd/name, never through a link, and takes its lock: the fd, or
  * -1 when a live master holds it (it locks its run directory and its
- * table's name for its whole life: master.c), or on an error.
+ * table's name for its whole life: master_setup.c), or on an error.
  */
 static int
 master_stale_lock(int dfd, const char *name, int flags)

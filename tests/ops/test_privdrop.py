@@ -82,7 +82,7 @@ def test_worker_fds_and_read_only_table():
     pipes = [t for t in extra.values() if t.startswith("pipe:")]
     polls = [t for t in extra.values() if t == "anon_inode:[eventpoll]"]
     # The worker sends to its client through the pipe, so the kernel
-    # keeps no send page in the process (src/daemon/worker.c, worker_pipe_open);
+    # keeps no send page in the process (src/daemon/worker_out.c, worker_pipe_open);
     # it waits in an epoll set made once (src/daemon/worker_wait.c).
     assert len(extra) == 6 and len(socks) == 3 and len(pipes) == 2 \
         and pipes[0] == pipes[1] and len(polls) == 1, \
