@@ -136,6 +136,25 @@ worker_tls_events(int rd, int wr)
 	return ev;
 }
 
+/*
+ * Whether the client half-closed at a record boundary: its fd woke
+ * (revents), nothing is left inside libtls, and the socket holds only
+ * its FIN.  Seen here, it is an end of input as in clear, and what is
+ * queued for the client still goes: libtls, reading that FIN itself,
+ * fails the session (no close_notify) and sends an alert, and the queue
+ * would be lost.  One peek a wake-up: worker_wait reports no POLLRDHUP.
+ */
+static int
+worker_tls_fin(short revents)
+{
+	char	c;
+
+	if (!(revents & (POLLIN | POLLHUP | POLLERR)) || w.tls_more ||
+	    w.tls_rwant != POLLIN)
+		return 0;
+	return recv(w.cfd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 /* Reads once from the client into the framer; 1 if it may read more. */
 static int
 worker_tls_read(void)
@@ -193,7 +212,10 @@ worker_tls_ready(short revents, int rd)
 	}
 	if (!rd || (revents == 0 && !w.tls_more))
 		return;
-	(void)worker_tls_read();
+	if (worker_tls_fin(revents))
+		w.flags |= WF_RD_DONE | WF_RD_EOF;
+	else
+		(void)worker_tls_read();
 	worker_input();
 }
 
