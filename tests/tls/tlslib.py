@@ -297,8 +297,14 @@ class BioClient:
         deadline = time.monotonic() + timeout
         while got.count(b"\n") < lines and self.end is None:
             try:
-                got += self.obj.read(262144)
-                continue
+                d = self.obj.read(262144)
+                if not d:
+                    self.end = "close_notify"
+                    break
+                got += d
+                if time.monotonic() < deadline:
+                    continue
+                break
             except ssl.SSLWantReadError:
                 pass
             except ssl.SSLZeroReturnError:
