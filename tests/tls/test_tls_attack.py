@@ -24,7 +24,8 @@ sys.path.insert(0, HERE)
 import tntest  # noqa: E402
 from tntest import ops, req, resp, compact  # noqa: E402
 import tlslib  # noqa: E402
-from tlslib import pki, BioClient, tls_port, plain_port, tls_server  # noqa: E402
+from tlslib import (pki, BioClient, tls_port, plain_port,  # noqa: E402
+                    tls_server)
 
 T = tntest.TIMEOUT
 
@@ -189,43 +190,37 @@ def _wait_output(p, marker, timeout):
     return out
 
 
+def _s_client_steps(port, version, steps):
+    """openssl s_client (version) identified as "sc", then each step:
+    (what to type, line by line, and what its output must then show).
+    s_client takes a command only at the start of what one read got."""
+    p = _s_client(port, version)
+    try:
+        for typed, want in [([compact(req("IDENTIFY", username="sc"))],
+                             b'"extra":"sc"')] + steps:
+            for line in typed:
+                p.stdin.write(line)
+                p.stdin.flush()
+                time.sleep(0.002)
+            out = _wait_output(p, want, T)
+            assert want in out, out[-500:]
+    finally:
+        p.stdin.close()
+        p.wait(T)
+
+
 def test_renegotiation_refused_and_key_updates_served():
     """A TLS 1.2 client asking to renegotiate is refused (no new
     handshake in the worker); a TLS 1.3 client sending 50 KeyUpdates
     that each ask for one back stays served."""
     with tls_server(pki()) as s:
         watcher = bio(s, "watcher")
-        p = _s_client(tls_port(s), "-tls1_2")
-        try:
-            p.stdin.write(compact(req("IDENTIFY", username="reneg")))
-            p.stdin.flush()
-            out = _wait_output(p, b'"extra":"reneg"', T)
-            assert b'"extra":"reneg"' in out, out[-500:]
-            p.stdin.write(b"R\n")
-            p.stdin.flush()
-            out = _wait_output(p, b"no renegotiation", T)
-            assert b"no renegotiation" in out, out[-500:]
-        finally:
-            p.stdin.close()
-            p.wait(T)
-        watcher.read(2)
-        p = _s_client(tls_port(s), "-tls1_3")
-        try:
-            p.stdin.write(compact(req("IDENTIFY", username="kupd")))
-            p.stdin.flush()
-            out = _wait_output(p, b'"extra":"kupd"', T)
-            assert b'"extra":"kupd"' in out, out[-500:]
-            for i in range(50):
-                p.stdin.write(b"K\n")
-                p.stdin.flush()
-                time.sleep(0.002)
-            p.stdin.write(compact(req("USERS")))
-            p.stdin.flush()
-            out = _wait_output(p, b'"USER_LIST"', T)
-            assert b'"kupd":"ACTIVE"' in out, out[-500:]
-        finally:
-            p.stdin.close()
-            p.wait(T)
+        _s_client_steps(tls_port(s), "-tls1_2",
+                        [([b"R\n"], b"no renegotiation")])
+        assert watcher.read(2).count(b"\n") == 2
+        _s_client_steps(tls_port(s), "-tls1_3",
+                        [([b"K\n"] * 50 + [compact(req("USERS"))],
+                          b'"sc":"ACTIVE"')])
 
 
 def test_records_cut_every_way():
