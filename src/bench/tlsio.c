@@ -47,6 +47,7 @@ struct tlsio_sock {
 	char		*rbuf;		/* NULL when empty */
 	size_t		 roff;
 	size_t		 rlen;
+	int		 drained;	/* the last read took all there was */
 };
 
 static struct tls_config *tlsio_config;
@@ -293,18 +294,33 @@ ssize_t
 tlsio_read(int fd, void *p, size_t len)
 {
 #ifdef HAVE_TLS
-	struct tls	*t = tlsio_get(fd);
-	ssize_t		 n;
+	struct tls		*t = tlsio_get(fd);
+	struct tlsio_sock	*s;
+	ssize_t			 n;
 
 	if (t != NULL) {
+		s = tlsio_ctx[fd];
+		/*
+		 * The caller reads until EAGAIN.  A read shorter than asked
+		 * that left the buffer empty took a whole record and all
+		 * that was read of the socket: the next would be a read(2)
+		 * that finds nothing, one a message.  Say EAGAIN at once;
+		 * epoll (level-triggered) reports what came since.
+		 */
+		if (s->drained) {
+			s->drained = 0;
+			errno = EAGAIN;
+			return -1;
+		}
 		/*
 		 * A record without data (a session ticket) ends a read with
 		 * TLS_WANT_POLLIN although more may wait in the buffer,
 		 * where epoll cannot see it: go on while some does.
 		 */
 		while ((n = tls_read(t, p, len)) == TLS_WANT_POLLIN &&
-		    tlsio_ctx[fd]->rbuf != NULL)
+		    s->rbuf != NULL)
 			;
+		s->drained = n > 0 && (size_t)n < len && s->rbuf == NULL;
 		return tlsio_result(t, n, "read");
 	}
 #endif

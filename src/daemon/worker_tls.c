@@ -11,7 +11,9 @@
  * more than one read takes; what it leaves inside libtls, poll cannot
  * see, so a read that filled the scratch is followed by another at
  * once.  A write takes the whole queue, up to a record (16 KiB) a call:
- * lines queued together leave in one record, never one each.
+ * lines queued together leave in one record, never one each.  libtls
+ * reads and writes the socket through the worker's callbacks, which keep
+ * the client's FIN from it (worker_tls_cb_read).
  */
 #include "config.h"
 
@@ -24,6 +26,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef HAVE_TLS
 #include <tls.h>
@@ -38,6 +41,47 @@
 #define WORKER_TLS_WHY		160
 
 static char	worker_tls_failed[WORKER_TLS_WHY];
+static int	worker_tls_fin;	/* the client's FIN, kept from libtls */
+
+/*
+ * libtls's reads of the client socket.  Once the handshake is done, the
+ * client's FIN is kept from libtls: read by libtls, a FIN without
+ * close_notify fails the session, with an alert, and what is queued for
+ * the client would be lost.  Held back, it is an end of input as in
+ * clear (worker_tls_read).  In the handshake, libtls fails it.
+ */
+static ssize_t
+worker_tls_cb_read(struct tls *t, void *p, size_t len, void *arg)
+{
+	ssize_t	n;
+
+	(void)t;
+	(void)arg;
+	if (worker_tls_fin)
+		return TLS_WANT_POLLIN;
+	if ((n = read(w.cfd, p, len)) == -1)
+		return (errno == EAGAIN || errno == EINTR) ?
+		    TLS_WANT_POLLIN : -1;
+	if (n == 0 && w.tls_ready) {
+		worker_tls_fin = 1;
+		return TLS_WANT_POLLIN;
+	}
+	return n;
+}
+
+/* libtls's writes to the client socket (SIGPIPE is ignored). */
+static ssize_t
+worker_tls_cb_write(struct tls *t, const void *p, size_t len, void *arg)
+{
+	ssize_t	n;
+
+	(void)t;
+	(void)arg;
+	if ((n = write(w.cfd, p, len)) == -1 &&
+	    (errno == EAGAIN || errno == EINTR))
+		return TLS_WANT_POLLOUT;
+	return n;
+}
 
 /*
  * Starts serving TLS on the client socket: a context for this one
@@ -51,8 +95,9 @@ worker_tls_start(void)
 
 	if ((srv = tls_server_ctx()) == NULL)
 		fatalx("worker %s: no TLS context", w.addr);
-	if (tls_accept_socket(srv, &w.tls, w.cfd) == -1)
-		fatalx("worker %s: tls_accept_socket: %s", w.addr,
+	if (tls_accept_cbs(srv, &w.tls, worker_tls_cb_read,
+	    worker_tls_cb_write, NULL) == -1)
+		fatalx("worker %s: tls_accept_cbs: %s", w.addr,
 		    tls_error(srv));
 	w.tls_rwant = POLLIN;
 	w.tls_wwant = POLLOUT;
@@ -147,6 +192,9 @@ worker_tls_read(void)
 	if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT) {
 		w.tls_rwant = n == TLS_WANT_POLLIN ? POLLIN : POLLOUT;
 		w.tls_more = 0;
+		/* The client's FIN: input ends (a record cut short is lost). */
+		if (worker_tls_fin)
+			w.flags |= WF_RD_DONE | WF_RD_EOF;
 		return 0;
 	}
 	w.tls_rwant = POLLIN;

@@ -242,3 +242,101 @@ def tls_users(server, pki, *names):
             o.expect(tntest.new_user(n))
         out.append(c)
     return out
+
+
+class BioClient:
+    """A TLS client over memory BIOs on a raw socket, for the attack tests:
+    the test decides what goes on the wire and when (the handshake's last
+    flight held back, records built one by one, raw bytes after)."""
+
+    def __init__(self, port, context, host="localhost", rcvbuf=None,
+                 addr="127.0.0.1"):
+        self.sock = socket.socket()
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.bind((addr, 0))
+        self.sock.settimeout(T)
+        self.sock.connect(("127.0.0.1", port))
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = context.wrap_bio(self.inc, self.out, server_hostname=host)
+        self.end = None
+
+    def handshake(self, send_last=True):
+        """Runs the handshake; returns the client's last flight, already
+        sent unless send_last is false."""
+        deadline = time.monotonic() + T
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.sock.sendall(self.out.read())
+                d = self.sock.recv(65536)
+                if not d or time.monotonic() > deadline:
+                    raise AssertionError("closed in the handshake")
+                self.inc.write(d)
+        last = self.out.read()
+        if send_last:
+            self.sock.sendall(last)
+        return last
+
+    def record(self, data):
+        """data as the TLS bytes of one record (not sent)."""
+        self.obj.write(data)
+        return self.out.read()
+
+    def send(self, data):
+        """data in one record, sent."""
+        self.sock.sendall(self.record(data))
+
+    def read(self, lines=1, timeout=T):
+        """What arrives until lines lines, the end or timeout.  How the
+        stream ended, if it did, is in self.end: "close_notify", "eof",
+        "reset" or the TLS error."""
+        got = b""
+        deadline = time.monotonic() + timeout
+        while got.count(b"\n") < lines and self.end is None:
+            try:
+                d = self.obj.read(262144)
+                if not d:
+                    self.end = "close_notify"
+                    break
+                got += d
+                if time.monotonic() < deadline:
+                    continue
+                break
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLZeroReturnError:
+                self.end = "close_notify"
+                break
+            except ssl.SSLError as e:
+                self.end = str(e)
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.sock.settimeout(left)
+            try:
+                d = self.sock.recv(262144)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                self.end = "reset"
+                break
+            if not d:
+                self.end = "eof"
+                break
+            self.inc.write(d)
+        return got
+
+    def close_notify(self):
+        """Sends close_notify (and keeps the socket open)."""
+        try:
+            self.obj.unwrap()
+        except ssl.SSLWantReadError:
+            pass
+        self.sock.sendall(self.out.read())
+
+    def close(self):
+        self.sock.close()
