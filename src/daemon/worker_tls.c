@@ -51,6 +51,8 @@ worker_tls_start(void)
 
 	if ((srv = tls_server_ctx()) == NULL)
 		fatalx("worker %s: no TLS context", w.addr);
+	/* Not in free chunks of pages shared with the master: copies. */
+	tls_server_child();
 	if (tls_accept_socket(srv, &w.tls, w.cfd) == -1)
 		fatalx("worker %s: tls_accept_socket: %s", w.addr,
 		    tls_error(srv));
