@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """What an idle client costs in memory (issue 18: native TLS against
 stunnel on memory), measured in one run against a baseline of the same
-run: an idle plain worker of a daemon without TLS.
+run: an idle plain worker of a daemon without TLS.  And what is left of
+the private key in the processes that must not hold it.
 
 - A plain worker of a daemon that also serves TLS must cost what the
   baseline costs: it drops the inherited server context (and the key
@@ -18,10 +19,19 @@ The figure is Private_Dirty from smaps_rollup: pages the worker has
 written, its own.  Pss is printed too, but with a handful of processes
 it is mostly shared pages (libcrypto's text, the master's heap) split
 among few; as clients grow a client's Pss tends to its private pages,
-which is what make bench's hold 1000 reports."""
+which is what make bench's hold 1000 reports.
+
+The key: the hub and a plain worker must hold no copy of the private
+key's scalar, live or freed (before the arenas, a temporary OpenSSL
+freed while it parsed the key was left in the heap every child
+inherits); the master holds it, which shows the scan finds it, and so
+does a TLS worker (documented in doc/design.md)."""
 
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 
@@ -88,6 +98,66 @@ def test_memory_per_idle_client():
         "a plain worker of a TLS daemon: %d kB, baseline %d" % (plain, base)
     assert tls <= TLS_MAX * base, \
         "a TLS worker: %d kB, baseline %d" % (tls, base)
+
+
+def key_scalar(path):
+    """The EC private key's scalar, big-endian, from openssl pkey."""
+    if shutil.which("openssl") is None:
+        raise tntest.Skip("no openssl command")
+    out = subprocess.run(["openssl", "pkey", "-in", path, "-text",
+                          "-noout"], capture_output=True, text=True,
+                         timeout=30).stdout
+    m = re.search(r"priv:\s*((?:[0-9a-f]{2}:?\s*)+)", out)
+    assert m, "no private scalar in openssl pkey's output"
+    return bytes.fromhex(re.sub(r"[:\s]", "", m.group(1)))[-32:]
+
+
+def holds(pid, secret):
+    """Whether pid's anonymous memory (heap, stack, mappings of no file)
+    has either half of secret, in either byte order."""
+    pats = [secret[:16], secret[16:], secret[::-1][:16], secret[::-1][16:]]
+    try:
+        mem = open("/proc/%d/mem" % pid, "rb")
+    except PermissionError:
+        raise tntest.Skip("cannot read the daemon's memory here")
+    with mem, open("/proc/%d/maps" % pid) as maps:
+        for line in maps:
+            f = line.split()
+            name = f[5] if len(f) > 5 else ""
+            if not f[1].startswith("r") or name.startswith("/") or \
+                    name in ("[vvar]", "[vdso]", "[vsyscall]"):
+                continue
+            lo, hi = (int(x, 16) for x in f[0].split("-"))
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except OSError:
+                continue
+            if any(p in data for p in pats):
+                return True
+    return False
+
+
+def test_key_only_where_served():
+    """The hub and plain workers hold nothing of the key; the master and
+    a TLS worker do."""
+    secret = key_scalar(pki().server_key)
+    with tls_server(pki()) as s:
+        if tntest.sanitized(s.pid):
+            raise tntest.Skip("a sanitizer build")
+        p = tntest.Client(plain_port(s)).identify("plain")
+        t = TlsClient(s, pki()).identify("tls")
+        who = {"master": s.pid, "hub": s.hub_pid(),
+               "plain worker": s.worker_pid(p),
+               "TLS worker": s.worker_pid(t)}
+        found = {k: holds(v, secret) for k, v in who.items()}
+        p.close()
+        t.close()
+    print("holds the key: %s" % found)
+    assert found["master"], "the scan does not find the master's key"
+    assert found["TLS worker"], "the scan does not find a TLS worker's key"
+    assert not found["hub"], "the hub holds the private key"
+    assert not found["plain worker"], "a plain worker holds the private key"
 
 
 if __name__ == "__main__":
