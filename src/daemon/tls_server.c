@@ -62,6 +62,7 @@ struct arena {
 	size_t		 top;		/* bytes handed out from the start */
 	size_t		 live;		/* blocks not freed */
 	int		 own;		/* a TLS worker's: pages given back */
+	uint16_t	*pages;		/* own: live blocks on each page */
 	int		 inherited;	/* the master's, in a TLS worker */
 	int		 ctx;		/* a context's: never malloc(3) */
 	void		*free[ARENA_CLASS_MAX + 1];
@@ -106,6 +107,12 @@ arena_new(int own, int ctx)
 	a->base = p;
 	a->own = own;
 	a->ctx = ctx;
+	/* A worker's counts blocks per page, in the arena's first pages. */
+	if (own) {
+		a->pages = p;
+		a->top = (a->size / ARENA_PAGE * sizeof(*a->pages) +
+		    ARENA_PAGE - 1) & ~(size_t)(ARENA_PAGE - 1);
+	}
 	return a;
 }
 
@@ -171,6 +178,20 @@ arena_find(const void *p)
 	return NULL;
 }
 
+/* Counts a block in (d 1) or out (d -1) of the pages it is on. */
+static void
+arena_count(struct arena *a, struct arena_hdr *h, int d)
+{
+	size_t	pg, last;
+
+	if (a->pages == NULL)
+		return;
+	pg = (size_t)((char *)h - a->base) / ARENA_PAGE;
+	last = pg + (((size_t)1 << h->class) - 1) / ARENA_PAGE;
+	for (; pg <= last; pg++)
+		a->pages[pg] += d;
+}
+
 /* A block of at least n bytes from a, or NULL when a is full. */
 static void *
 arena_alloc(struct arena *a, size_t n)
@@ -188,6 +209,7 @@ arena_alloc(struct arena *a, size_t n)
 	if ((p = a->free[c]) != NULL) {
 		memcpy(&a->free[c], p, sizeof(void *));
 		a->live++;
+		arena_count(a, (struct arena_hdr *)p - 1, 1);
 		return p;
 	}
 	/* Page-sized blocks on pages of their own: given back whole. */
@@ -201,6 +223,7 @@ arena_alloc(struct arena *a, size_t n)
 	h->class = c;
 	a->top = off + bs;
 	a->live++;
+	arena_count(a, h, 1);
 	return h + 1;
 }
 
@@ -227,6 +250,43 @@ arena_free(struct arena *a, void *p)
 	memcpy(p, &a->free[h->class], sizeof(void *));
 	a->free[h->class] = p;
 	a->live--;
+	arena_count(a, h, -1);
+}
+
+/*
+ * A worker's arena, once the handshake is done: the pages where no
+ * block is live any more (its temporaries) go back to the kernel, and
+ * the free blocks on them leave the free lists (their links are on
+ * those pages).  New blocks come from the top again.
+ */
+static void
+arena_trim(struct arena *a)
+{
+	size_t	 c, pg, run, end;
+	void	*p, *keep, *next;
+
+	for (c = ARENA_CLASS_MIN; c <= ARENA_CLASS_MAX; c++) {
+		keep = NULL;
+		for (p = a->free[c]; p != NULL; p = next) {
+			memcpy(&next, p, sizeof(next));
+			pg = (size_t)((char *)p - a->base) / ARENA_PAGE;
+			if (a->pages[pg] == 0)
+				continue;
+			memcpy(p, &keep, sizeof(keep));
+			keep = p;
+		}
+		a->free[c] = keep;
+	}
+	end = (a->top + ARENA_PAGE - 1) / ARENA_PAGE;
+	pg = a->size / ARENA_PAGE * sizeof(*a->pages) / ARENA_PAGE;
+	while (pg < end) {
+		for (run = 0; pg + run < end && a->pages[pg + run] == 0; run++)
+			;
+		if (run > 0)
+			(void)madvise(a->base + pg * ARENA_PAGE,
+			    run * ARENA_PAGE, MADV_DONTNEED);
+		pg += run + 1;
+	}
 }
 
 /* A block from arena a, or from malloc(3) (a NULL or full). */
@@ -634,6 +694,17 @@ tls_server_forget(void)
 	server_left = server_ctx;
 	server_ctx = NULL;
 	server_arena = NULL;
+}
+
+/*
+ * A TLS worker whose handshake is done: gives back the pages of its
+ * arena that only held the handshake's temporaries.
+ */
+void
+tls_server_trim(void)
+{
+	if (arena_cur != NULL && arena_cur->own)
+		arena_trim(arena_cur);
 }
 
 /*

@@ -44,6 +44,8 @@ struct tls	*tls_server_ctx(void);
 void		 tls_server_forget(void);
 /* A TLS worker: OpenSSL's allocations go to pages of its own. */
 void		 tls_server_child(void);
+/* A TLS worker after its handshake: gives back the temporaries' pages. */
+void		 tls_server_trim(void);
 /*
  * Checks a protocol or cipher string the way libtls will read it.
  * Returns 0, or -1 with the reason in err.

@@ -119,6 +119,7 @@ worker_tls_handshake(void)
 	 * them (doc/design.md, "TLS").
 	 */
 	(void)malloc_trim(0);
+	tls_server_trim();
 	log_debug("worker %s: %s, %s", w.addr, tls_conn_version(w.tls),
 	    tls_conn_cipher(w.tls));
 }
