@@ -551,20 +551,12 @@ tls_server_warm_steps(struct tls *cli, struct tls *conn)
 	}
 }
 
-/*
- * Runs one handshake against srv over a socketpair, in the master.  What
- * OpenSSL builds once per process at its first handshake (the algorithms
- * it fetches and caches, its random generator) is then built before the
- * fork, in pages every TLS worker shares, rather than in each worker.
- * Best effort: with client certificates required it stops half-way,
- * having warmed most of it.
- */
+/* One handshake against srv over a socketpair, with protocol version v. */
 static void
-tls_server_warm(struct tls *srv, const struct tls_settings *s)
+tls_server_warm_one(struct tls *srv, uint32_t v)
 {
 	struct tls_config	*cfg;
 	struct tls		*cli = NULL, *conn = NULL;
-	uint32_t		 protocols;
 	int			 sv[2];
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
@@ -572,29 +564,51 @@ tls_server_warm(struct tls *srv, const struct tls_settings *s)
 		log_warn("TLS: socketpair");
 		return;
 	}
+	arena_cur = NULL;
 	if ((cfg = tls_config_new()) == NULL)
 		goto out;
 	/* Our own server at the other end: nothing to verify. */
 	tls_config_insecure_noverifycert(cfg);
 	tls_config_insecure_noverifyname(cfg);
-	if (tls_config_parse_protocols(&protocols, s->protocols) == 0)
-		(void)tls_config_set_protocols(cfg, protocols);
-	arena_cur = NULL;
-	if ((cli = tls_client()) == NULL || tls_configure(cli, cfg) == -1 ||
-	    tls_connect_socket(cli, sv[0], "localhost") == -1) {
-		arena_cur = arena_global;
+	if (tls_config_set_protocols(cfg, v) == -1 ||
+	    (cli = tls_client()) == NULL || tls_configure(cli, cfg) == -1 ||
+	    tls_connect_socket(cli, sv[0], "localhost") == -1)
 		goto out;
-	}
 	arena_cur = arena_global;
 	if (tls_accept_socket(srv, &conn, sv[1]) == -1)
 		goto out;
 	tls_server_warm_steps(cli, conn);
 out:
+	arena_cur = arena_global;
 	tls_free(conn);
 	tls_free(cli);
 	tls_config_free(cfg);
 	close(sv[0]);
 	close(sv[1]);
+}
+
+/*
+ * Runs a handshake against srv in the master, once with each protocol
+ * version it serves.  What OpenSSL builds once per process at its first
+ * handshake (the algorithms it fetches and caches, its random
+ * generators) is then built before the fork, in pages every TLS worker
+ * shares, rather than in each worker: about 115 KiB a TLS worker.  Best
+ * effort: with client certificates required it stops half-way, having
+ * warmed most of it.
+ */
+static void
+tls_server_warm(struct tls *srv, const struct tls_settings *s)
+{
+	static const uint32_t	 v[] = { TLS_PROTOCOL_TLSv1_3,
+				    TLS_PROTOCOL_TLSv1_2 };
+	uint32_t		 protocols;
+	size_t			 i;
+
+	if (tls_config_parse_protocols(&protocols, s->protocols) == -1)
+		return;
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (protocols & v[i])
+			tls_server_warm_one(srv, v[i]);
 }
 
 /*
