@@ -107,7 +107,7 @@ arena_new(int own, int ctx)
 	a->base = p;
 	a->own = own;
 	a->ctx = ctx;
-	/* A worker's counts blocks per page, in the arena's first pages. */
+	/* A worker's arena counts live blocks per page in its first pages. */
 	if (own) {
 		a->pages = p;
 		a->top = (a->size / ARENA_PAGE * sizeof(*a->pages) +
