@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <tls.h>
 
 #include "log.h"
@@ -76,8 +77,6 @@ static int		 arena_dropped;	/* a child that unmapped them all */
 
 static struct tls	*server_ctx;
 static struct arena	*server_arena;	/* server_ctx's, or NULL: malloc */
-/* A child's dropped context: still pointed at, for valgrind's sake. */
-static struct tls	*server_left;
 
 /*
  * A new arena, or NULL: use malloc(3).  own: a TLS worker's; ctx: a
@@ -529,60 +528,58 @@ tls_server_build(struct tls_config *cfg, struct arena *a,
 
 /*
  * Runs the two ends of a handshake in turns, a bounded number of steps.
- * The client's OpenSSL blocks come from malloc(3): libtls frees what
+ * The client is raw OpenSSL, not libtls: libtls frees what
  * X509_NAME_oneline gives it (the peer's subject, its issuer) with
- * free(3), not OPENSSL_free.  The server's end is as a worker's.
+ * free(3), not OPENSSL_free, so a libtls client's blocks could not be
+ * in an arena; and OpenSSL's lasting state made for the client must be
+ * (a child that unmaps the arenas would leave it unreachable).
  */
 static void
-tls_server_warm_steps(struct tls *cli, struct tls *conn)
+tls_server_warm_steps(SSL *cli, struct tls *conn)
 {
-	int	rc = TLS_WANT_POLLIN, rs = TLS_WANT_POLLIN, i;
+	int	rc = 0, rs = TLS_WANT_POLLIN, i;
 
-	for (i = 0; i < 32 && (rc != 0 || rs != 0); i++) {
-		if (rc != 0) {
-			arena_cur = NULL;
-			rc = tls_handshake(cli);
-			arena_cur = arena_global;
-		}
-		if (rs != 0)
-			rs = tls_handshake(conn);
-		if (rc == -1 || rs == -1)
+	for (i = 0; i < 32 && (rc != 1 || rs != 0); i++) {
+		if (rc != 1 && (rc = SSL_do_handshake(cli)) != 1 &&
+		    SSL_get_error(cli, rc) != SSL_ERROR_WANT_READ)
+			break;
+		if (rs != 0 && (rs = tls_handshake(conn)) == -1)
 			break;
 	}
+	ERR_clear_error();
 }
 
-/* One handshake against srv over a socketpair, with protocol version v. */
+/*
+ * One handshake against srv over a socketpair, with protocol version v
+ * (OpenSSL's number): the client verifies nothing, it is our server.
+ */
 static void
-tls_server_warm_one(struct tls *srv, uint32_t v)
+tls_server_warm_one(struct tls *srv, int v)
 {
-	struct tls_config	*cfg;
-	struct tls		*cli = NULL, *conn = NULL;
-	int			 sv[2];
+	SSL_CTX		*cctx = NULL;
+	SSL		*cli = NULL;
+	struct tls	*conn = NULL;
+	int		 sv[2];
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
 	    sv) == -1) {
 		log_warn("TLS: socketpair");
 		return;
 	}
-	arena_cur = NULL;
-	if ((cfg = tls_config_new()) == NULL)
+	if ((cctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    SSL_CTX_set_min_proto_version(cctx, v) != 1 ||
+	    SSL_CTX_set_max_proto_version(cctx, v) != 1 ||
+	    (cli = SSL_new(cctx)) == NULL || SSL_set_fd(cli, sv[0]) != 1)
 		goto out;
-	/* Our own server at the other end: nothing to verify. */
-	tls_config_insecure_noverifycert(cfg);
-	tls_config_insecure_noverifyname(cfg);
-	if (tls_config_set_protocols(cfg, v) == -1 ||
-	    (cli = tls_client()) == NULL || tls_configure(cli, cfg) == -1 ||
-	    tls_connect_socket(cli, sv[0], "localhost") == -1)
-		goto out;
-	arena_cur = arena_global;
+	SSL_set_connect_state(cli);
 	if (tls_accept_socket(srv, &conn, sv[1]) == -1)
 		goto out;
 	tls_server_warm_steps(cli, conn);
 out:
-	arena_cur = arena_global;
 	tls_free(conn);
-	tls_free(cli);
-	tls_config_free(cfg);
+	SSL_free(cli);
+	SSL_CTX_free(cctx);
+	ERR_clear_error();
 	close(sv[0]);
 	close(sv[1]);
 }
@@ -599,16 +596,21 @@ out:
 static void
 tls_server_warm(struct tls *srv, const struct tls_settings *s)
 {
-	static const uint32_t	 v[] = { TLS_PROTOCOL_TLSv1_3,
-				    TLS_PROTOCOL_TLSv1_2 };
-	uint32_t		 protocols;
-	size_t			 i;
+	static const struct {
+		uint32_t	 libtls;
+		int		 openssl;
+	} v[] = {
+		{ TLS_PROTOCOL_TLSv1_3, TLS1_3_VERSION },
+		{ TLS_PROTOCOL_TLSv1_2, TLS1_2_VERSION },
+	};
+	uint32_t	 protocols;
+	size_t		 i;
 
 	if (tls_config_parse_protocols(&protocols, s->protocols) == -1)
 		return;
 	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
-		if (protocols & v[i])
-			tls_server_warm_one(srv, v[i]);
+		if (protocols & v[i].libtls)
+			tls_server_warm_one(srv, v[i].openssl);
 }
 
 /*
@@ -675,7 +677,7 @@ out:
 struct tls *
 tls_server_ctx(void)
 {
-	return server_ctx;
+	return arena_dropped ? NULL : server_ctx;
 }
 
 /*
@@ -692,7 +694,7 @@ tls_server_forget(void)
 {
 	size_t	i;
 
-	if (server_ctx == NULL)
+	if (server_ctx == NULL || arena_dropped)
 		return;
 	if (server_arena == NULL) {
 		tls_free(server_ctx);
@@ -704,10 +706,9 @@ tls_server_forget(void)
 		if (arenas[i].base != NULL &&
 		    munmap(arenas[i].base, arenas[i].size) == -1)
 			log_warn("TLS: munmap of an arena");
+	/* server_ctx stays pointed at (libtls's part, in the heap: no
+	 * key), or valgrind would call it lost; tls_server_ctx hides it. */
 	arena_dropped = 1;
-	server_left = server_ctx;
-	server_ctx = NULL;
-	server_arena = NULL;
 }
 
 /*
