@@ -11,7 +11,7 @@ the private key in the processes that must not hold it.
 - A TLS worker costs its connection's state (OpenSSL's SSL object and
   record buffers, in an arena of its own) and the pages of the master's
   that OpenSSL writes in each process (locks, reference counts, its
-  random generator's reseed): about 8x the baseline, measured.  The
+  random generator's reseed): about 7x the baseline, measured.  The
   bound (10x) catches a change that copies the master's OpenSSL state
   wholesale (its global arena alone is some 30x the baseline).
 
