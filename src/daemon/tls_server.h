@@ -6,8 +6,10 @@
  * as root, before any child drops its privileges, so the key file may
  * be root-only.  Each worker for a tls:// connection inherits the
  * context through fork and accepts its one connection on it; every
- * other child (the hub, plain workers) frees it at once, so that only
- * the processes that need the key hold it.
+ * other child (the hub, plain workers) drops it at once, so that only
+ * the processes that need the key hold it.  OpenSSL's memory lives in
+ * arenas of ours (see tls_server.c): dropping the context is an
+ * munmap, which copies no page.
  */
 #ifndef TALKNETD_TLS_SERVER_H
 #define TALKNETD_TLS_SERVER_H
@@ -38,8 +40,12 @@ int		 tls_server_load(const struct tls_settings *s, char *err,
 		    size_t errlen);
 /* The current context, or NULL when none was loaded. */
 struct tls	*tls_server_ctx(void);
-/* Frees the context (a child that serves no TLS connection). */
+/* Drops the context (a child that serves no TLS connection). */
 void		 tls_server_forget(void);
+/* A TLS worker: OpenSSL's allocations go to pages of its own. */
+void		 tls_server_child(void);
+/* A TLS worker after its handshake: gives back the temporaries' pages. */
+void		 tls_server_trim(void);
 /*
  * Checks a protocol or cipher string the way libtls will read it.
  * Returns 0, or -1 with the reason in err.

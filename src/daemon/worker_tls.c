@@ -95,6 +95,8 @@ worker_tls_start(void)
 
 	if ((srv = tls_server_ctx()) == NULL)
 		fatalx("worker %s: no TLS context", w.addr);
+	/* Not in free chunks of pages shared with the master: copies. */
+	tls_server_child();
 	if (tls_accept_cbs(srv, &w.tls, worker_tls_cb_read,
 	    worker_tls_cb_write, NULL) == -1)
 		fatalx("worker %s: tls_accept_cbs: %s", w.addr,
@@ -162,6 +164,7 @@ worker_tls_handshake(void)
 	 * them (doc/design.md, "TLS").
 	 */
 	(void)malloc_trim(0);
+	tls_server_trim();
 	log_debug("worker %s: %s, %s", w.addr, tls_conn_version(w.tls),
 	    tls_conn_cipher(w.tls));
 }
