@@ -35,6 +35,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "cluster.h"
 #include "conf.h"
 #include "ipc.h"
 #include "log.h"
@@ -562,6 +563,8 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	hub.tab.hdr->hub_gen = hub.gen_before + 1;
 	hub_limits();
 	hub_epoll();
+	/* --cluster: Redis on this epoll set (no-op without it). */
+	cluster_start(cfg, hub.epfd);
 	log_debug("hub: ready, %zu bytes of table", rt->shm_size);
 
 	for (;;) {
@@ -570,7 +573,7 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 			timeout = HUB_PACE_TICK_MS;
 		if (hub.ndropped > 0 && timeout == -1)
 			timeout = HUB_TRIM_IDLE_MS;
-		timeout = hub_timeout(timeout);
+		timeout = cluster_timeout(hub_timeout(timeout));
 		if ((gather = hub_round_timeout()) != -1 &&
 		    (timeout == -1 || gather < timeout))
 			timeout = gather;
@@ -597,10 +600,13 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 		for (k = 0; k < n; k++) {
 			if ((c = evs[k].data.ptr) == NULL)
 				hub_accept();
+			else if (cluster_owns(evs[k].data.ptr))
+				cluster_event(evs[k].data.ptr, evs[k].events);
 			else if (evs[k].data.ptr != &hub.ctl)
 				hub_event(c, evs[k].events);
 		}
 		hub_timers();
+		cluster_timers();
 		hub_grace();
 		hub_end_round();
 	}

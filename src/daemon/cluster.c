@@ -1,0 +1,571 @@
+/*
+ * cluster.c: one node's part of the cluster (issue 19; doc/design.md,
+ * "The cluster").  Redis holds the cluster's state, and every
+ * check-and-set is one Lua script, so two nodes never both win one:
+ *
+ *   tn:node:ID	   hash: token, host, pid, beat; PEXPIREs unless the
+ *		   node's hub refreshes it (its heartbeat)
+ *   tn:nodes	   set of the ids that ever joined
+ *   tn:names	   hash: user name -> the id of the node holding it
+ *   tn:names:ID	   set: the names node ID holds
+ *   tn:stream:ID   the node's stream: what its users did, in order
+ *
+ * The master claims the node's id (cluster_join) before anything
+ * starts; the hub keeps it alive and claims names, one script each.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/queue.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "cluster.h"
+#include "cluster_int.h"
+#include "conf.h"
+#include "log.h"
+#include "talknetd.h"
+#include "xmalloc.h"
+
+#define CLUSTER_STREAM_MAX	"100000"	/* entries kept, about */
+
+/*
+ * Joins: takes the node's key unless a live node holds it.  ARGV: token,
+ * ttl ms, host, pid, and the token a dead holder on this host left ("":
+ * none).  The names a previous run of this id held are freed: whoever
+ * held the id before is gone, and its users with it.  Returns "OK", or
+ * the holder's {token, host, pid}.
+ */
+static const char cluster_lua_join[] =
+	"local t = redis.call('HGET', KEYS[1], 'token')\n"
+	"if t and t ~= ARGV[5] then\n"
+	"  return {t, redis.call('HGET', KEYS[1], 'host') or '',\n"
+	"    redis.call('HGET', KEYS[1], 'pid') or ''}\n"
+	"end\n"
+	"for _, n in ipairs(redis.call('SMEMBERS', KEYS[3])) do\n"
+	"  if redis.call('HGET', KEYS[4], n) == ARGV[6] then\n"
+	"    redis.call('HDEL', KEYS[4], n)\n"
+	"  end\n"
+	"end\n"
+	"redis.call('DEL', KEYS[1], KEYS[3])\n"
+	"local now = redis.call('TIME')\n"
+	"redis.call('HSET', KEYS[1], 'token', ARGV[1], 'host', ARGV[3],\n"
+	"  'pid', ARGV[4], 'beat', now[1] * 1000 + math.floor(now[2] / 1000))\n"
+	"redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+	"redis.call('SADD', KEYS[2], ARGV[6])\n"
+	"return redis.status_reply('OK')\n";
+
+/*
+ * The heartbeat: refreshes the node's key if it is still this run's.
+ * ARGV: token, ttl ms, pid, host.  0: refreshed; 1: it had lapsed and
+ * is taken again; -1: another run holds the id.
+ */
+static const char cluster_lua_beat[] =
+	"local t = redis.call('HGET', KEYS[1], 'token')\n"
+	"if t and t ~= ARGV[1] then return -1 end\n"
+	"local now = redis.call('TIME')\n"
+	"redis.call('HSET', KEYS[1], 'token', ARGV[1], 'host', ARGV[4],\n"
+	"  'pid', ARGV[3], 'beat', now[1] * 1000 + math.floor(now[2] / 1000))\n"
+	"redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+	"if t then return 0 end\n"
+	"redis.call('SADD', KEYS[2], ARGV[5])\n"
+	"return 1\n";
+
+/*
+ * Claims a name: the claim and the event for the other nodes in one
+ * script, so one write.  KEYS: tn:names, tn:names:ID, tn:stream:ID;
+ * ARGV: name, node id.  1: granted; 0: taken.
+ */
+static const char cluster_lua_claim[] =
+	"if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then\n"
+	"  return 0\n"
+	"end\n"
+	"redis.call('SADD', KEYS[2], ARGV[1])\n"
+	"redis.call('XADD', KEYS[3], 'MAXLEN', '~', '" CLUSTER_STREAM_MAX "',\n"
+	"  '*', 'e', 'user', 'n', ARGV[1])\n"
+	"return 1\n";
+
+/*
+ * Releases a name this node holds, and tells the other nodes.  Same
+ * KEYS and ARGV as the claim.  1: released; 0: not this node's.
+ */
+static const char cluster_lua_release[] =
+	"if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then\n"
+	"  return 0\n"
+	"end\n"
+	"redis.call('HDEL', KEYS[1], ARGV[1])\n"
+	"redis.call('SREM', KEYS[2], ARGV[1])\n"
+	"redis.call('XADD', KEYS[3], 'MAXLEN', '~', '" CLUSTER_STREAM_MAX "',\n"
+	"  '*', 'e', 'gone', 'n', ARGV[1])\n"
+	"return 1\n";
+
+/* A name claim waiting for Redis. */
+struct cluster_claim_req {
+	cluster_claim_fn		 fn;
+	void				*arg;	/* NULL: cancelled */
+	char				*name;
+	size_t				 len;
+	TAILQ_ENTRY(cluster_claim_req)	 entry;
+};
+TAILQ_HEAD(cluster_claims, cluster_claim_req);
+
+/* The node's cluster state: the hub's, one of it. */
+static struct {
+	int			 on;
+	const struct config	*cfg;
+	struct cluster_addr	 addr;
+	struct cluster_redis	 cmd;		/* scripts and commands */
+	char			 host[256];
+	char			 pid[16];	/* the master's */
+	char			 k_node[192];	/* tn:node:ID */
+	char			 k_names_node[192];	/* tn:names:ID */
+	char			 k_stream[192];	/* tn:stream:ID */
+	int64_t			 beat_at;	/* the next heartbeat */
+	int			 beat_sent;	/* one is on its way */
+	int			 fenced;	/* another run holds the id */
+	int			 degraded;	/* as last logged */
+	struct cluster_claims	 claims;	/* in the order sent */
+	struct cluster_claims	 failed;	/* not sent: fail next round */
+} cl;
+
+static void	cluster_fail_claims(void);
+
+/* The keys of node id. */
+static void
+cluster_keys(const char *id, char *node, size_t nlen, char *names,
+    size_t nmlen, char *stream, size_t slen)
+{
+	(void)snprintf(node, nlen, CLUSTER_PREFIX "node:%s", id);
+	(void)snprintf(names, nmlen, CLUSTER_PREFIX "names:%s", id);
+	(void)snprintf(stream, slen, CLUSTER_PREFIX "stream:%s", id);
+}
+
+/* Makes this run's token: random, so two runs never share one. */
+static void
+cluster_token(char *buf, size_t len)
+{
+	uint32_t	a = arc4random(), b = arc4random(), c = arc4random(),
+			d = arc4random();
+
+	(void)snprintf(buf, len, "%08x%08x%08x%08x", a, b, c, d);
+}
+
+/* Whether pid has exited and waits for its parent to reap it. */
+static int
+cluster_pid_zombie(pid_t pid)
+{
+	FILE	*f;
+	char	 path[64], state = '?';
+	int	 n;
+
+	(void)snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	/* "pid (comm) S ...": comm may hold spaces, the last ')' ends it. */
+	n = fscanf(f, "%*d (%*[^)]) %c", &state);
+	fclose(f);
+	return n == 1 && state == 'Z';
+}
+
+/*
+ * Whether the holder of an id is a talknetd of this host that is gone:
+ * its master's pid no longer runs.  Then its id may be taken at once,
+ * not only after its heartbeat lapses (a restart).  A pid that runs,
+ * whatever it is now, counts as alive: the safe side.
+ */
+static int
+cluster_holder_dead(const redisReply *rep, const char *host)
+{
+	const char	*errstr;
+	long long	 pid;
+
+	if (rep->elements != 3 || rep->element[1]->type !=
+	    REDIS_REPLY_STRING || rep->element[2]->type != REDIS_REPLY_STRING)
+		return 0;
+	if (strcmp(rep->element[1]->str, host) != 0)
+		return 0;
+	pid = strtonum(rep->element[2]->str, 2, INT32_MAX, &errstr);
+	if (errstr != NULL)
+		return 0;
+	if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
+		return 1;
+	return cluster_pid_zombie((pid_t)pid);
+}
+
+/* Runs the join script once; the reply, or NULL with err. */
+static redisReply *
+cluster_join_try(redisContext *c, const struct config *cfg,
+    const char *host, const char *takeover, char *err, size_t errlen)
+{
+	char		 k_node[192], k_names[192], k_stream[192], ttl[16],
+			 pid[16];
+	redisReply	*rep;
+
+	cluster_keys(cfg->node_id, k_node, sizeof(k_node), k_names,
+	    sizeof(k_names), k_stream, sizeof(k_stream));
+	(void)snprintf(ttl, sizeof(ttl), "%d", CLUSTER_TTL_MS);
+	(void)snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+	rep = redisCommand(c, "EVAL %s 4 %s %s %s %s %s %s %s %s %s %s",
+	    cluster_lua_join, k_node, CLUSTER_PREFIX "nodes", k_names,
+	    CLUSTER_PREFIX "names", cfg->cluster_token, ttl, host, pid,
+	    takeover, cfg->node_id);
+	if (rep == NULL)
+		(void)snprintf(err, errlen, "redis: %s", c->errstr);
+	else if (rep->type == REDIS_REPLY_ERROR) {
+		(void)snprintf(err, errlen, "redis: %s", rep->str);
+		freeReplyObject(rep);
+		rep = NULL;
+	}
+	return rep;
+}
+
+/* Claims the node's id before the master starts; -1 with err. */
+int
+cluster_join(struct config *cfg, char *err, size_t errlen)
+{
+	struct cluster_addr	 a;
+	redisContext		*c;
+	redisReply		*rep;
+	char			 host[256], takeover[64];
+	int			 rc = -1;
+
+	err[0] = '\0';
+	if (conf_cluster_parse(cfg->cluster, &a, err, errlen) == -1)
+		return -1;
+	if (gethostname(host, sizeof(host)) == -1)
+		(void)strlcpy(host, "?", sizeof(host));
+	cluster_token(cfg->cluster_token, sizeof(cfg->cluster_token));
+	if ((c = cluster_redis_sync(&a, cfg->cluster_password, err,
+	    errlen)) == NULL)
+		return -1;
+	if ((rep = cluster_join_try(c, cfg, host, "", err, errlen)) == NULL)
+		goto out;
+	if (rep->type == REDIS_REPLY_ARRAY && cluster_holder_dead(rep, host)) {
+		(void)strlcpy(takeover, rep->element[0]->str,
+		    sizeof(takeover));
+		log_info("cluster: node id %s: its last run on this host "
+		    "(pid %s) is gone; taking it over", cfg->node_id,
+		    rep->element[2]->str);
+		freeReplyObject(rep);
+		if ((rep = cluster_join_try(c, cfg, host, takeover, err,
+		    errlen)) == NULL)
+			goto out;
+	}
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3)
+		(void)snprintf(err, errlen, "node id %s is in use by a live "
+		    "node (host %s, pid %s); a node's id is free %d s after "
+		    "it stops", cfg->node_id, rep->element[1]->str,
+		    rep->element[2]->str, CLUSTER_TTL_MS / 1000);
+	else if (rep->type != REDIS_REPLY_STATUS)
+		(void)snprintf(err, errlen, "redis: unexpected reply to the "
+		    "join script");
+	else
+		rc = 0;
+	freeReplyObject(rep);
+out:
+	redisFree(c);
+	return rc;
+}
+
+/* Says when the node's state changes: degraded, or back. */
+static void
+cluster_note_state(void)
+{
+	int	degraded = !cl.cmd.ready || cl.fenced;
+
+	if (degraded == cl.degraded)
+		return;
+	cl.degraded = degraded;
+	if (degraded)
+		log_warnx("cluster: degraded (%s): new users are refused",
+		    cl.fenced ? "another run holds this node's id" :
+		    "redis unreachable");
+	else
+		log_info("cluster: ok");
+}
+
+/* The heartbeat's reply. */
+static void
+cluster_beat_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply	*rep = reply;
+
+	(void)ac;
+	(void)arg;
+	cl.beat_sent = 0;
+	if (rep == NULL)
+		return;
+	if (rep->type != REDIS_REPLY_INTEGER) {
+		log_warnx("cluster: heartbeat: %s", rep->type ==
+		    REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+		return;
+	}
+	if (rep->integer == 1)
+		log_warnx("cluster: node id %s had lapsed; taken again",
+		    cl.cfg->node_id);
+	cl.fenced = rep->integer == -1;
+	cluster_note_state();
+}
+
+/* Sends the heartbeat, if none is on its way. */
+static void
+cluster_beat(void)
+{
+	char	ttl[16];
+
+	cl.beat_at = clock_now_ms() + CLUSTER_BEAT_MS;
+	if (cl.beat_sent)
+		return;
+	(void)snprintf(ttl, sizeof(ttl), "%d", CLUSTER_TTL_MS);
+	if (cluster_redis_cmd(&cl.cmd, cluster_beat_reply, NULL,
+	    "EVAL %s 2 %s %s %s %s %s %s %s", cluster_lua_beat, cl.k_node,
+	    CLUSTER_PREFIX "nodes", cl.cfg->cluster_token, ttl, cl.pid,
+	    cl.host, cl.cfg->node_id) == 0)
+		cl.beat_sent = 1;
+}
+
+/* The command connection is ready (again): beat at once. */
+static void
+cluster_cmd_ready(struct cluster_redis *r)
+{
+	(void)r;
+	cluster_beat();
+	cluster_note_state();
+}
+
+/* The command connection is lost: what was on its way is failed. */
+static void
+cluster_cmd_lost(struct cluster_redis *r)
+{
+	(void)r;
+	cl.beat_sent = 0;
+	cluster_note_state();
+}
+
+/* The hub: connects to Redis, its fds in epfd. */
+void
+cluster_start(const struct config *cfg, int epfd)
+{
+	char	err[256];
+
+	if (cfg->cluster[0] == '\0')
+		return;
+	if (conf_cluster_parse(cfg->cluster, &cl.addr, err, sizeof(err)) ==
+	    -1)
+		fatalx("cluster: %s", err);
+	cl.on = 1;
+	cl.cfg = cfg;
+	TAILQ_INIT(&cl.claims);
+	TAILQ_INIT(&cl.failed);
+	if (gethostname(cl.host, sizeof(cl.host)) == -1)
+		(void)strlcpy(cl.host, "?", sizeof(cl.host));
+	/* The master's pid: a restart on this host checks it is gone. */
+	(void)snprintf(cl.pid, sizeof(cl.pid), "%ld", (long)getppid());
+	cluster_keys(cfg->node_id, cl.k_node, sizeof(cl.k_node),
+	    cl.k_names_node, sizeof(cl.k_names_node), cl.k_stream,
+	    sizeof(cl.k_stream));
+	/* Not ready yet: degraded until it is. */
+	cl.degraded = 1;
+	cluster_redis_init(&cl.cmd, "commands", &cl.addr,
+	    cfg->cluster_password, cfg->node_id, epfd, cluster_cmd_ready,
+	    cluster_cmd_lost);
+	log_info("cluster: node %s joining %s", cfg->node_id, cfg->cluster);
+}
+
+/* Whether this node runs in a cluster. */
+int
+cluster_on(void)
+{
+	return cl.on;
+}
+
+/* Whether the node cannot take new users now. */
+int
+cluster_degraded(void)
+{
+	return cl.on && (!cl.cmd.ready || cl.fenced);
+}
+
+/* Whether an epoll data.ptr is one of the cluster's connections. */
+int
+cluster_owns(const void *p)
+{
+	return cl.on && p == &cl.cmd;
+}
+
+/* Handles an event of one of the cluster's connections. */
+void
+cluster_event(void *p, uint32_t events)
+{
+	cluster_redis_event(p, events);
+}
+
+/* The sooner of t (ms, -1: none) and the cluster's next timer. */
+int
+cluster_timeout(int t)
+{
+	int64_t	next, now;
+
+	if (!cl.on)
+		return t;
+	if (!TAILQ_EMPTY(&cl.failed))
+		return 0;
+	now = clock_now_ms();
+	next = cl.cmd.ready ? cl.beat_at : cluster_redis_next(&cl.cmd);
+	if (next == 0)
+		return t;
+	next = next > now ? next - now + 1 : 0;
+	return t == -1 || next < t ? (int)next : t;
+}
+
+/* Runs the heartbeat and the connection's timers. */
+void
+cluster_timers(void)
+{
+	int64_t	now;
+
+	if (!cl.on)
+		return;
+	now = clock_now_ms();
+	cluster_redis_timers(&cl.cmd, now);
+	if (cl.cmd.ready && now >= cl.beat_at)
+		cluster_beat();
+	cluster_fail_claims();
+}
+
+/* A claim's reply: its requester hears, unless it went away. */
+static void
+cluster_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct cluster_claim_req	*q = arg;
+	redisReply			*rep = reply;
+	enum cluster_claim		 res = CLAIM_FAILED;
+
+	(void)ac;
+	TAILQ_REMOVE(&cl.claims, q, entry);
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
+		res = rep->integer == 1 ? CLAIM_GRANTED : CLAIM_TAKEN;
+	else if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+		log_warnx("cluster: name claim: %s", rep->str);
+	if (q->arg != NULL)
+		q->fn(q->arg, res);
+	else if (res == CLAIM_GRANTED)
+		cluster_release_name(q->name, q->len);
+	free(q->name);
+	free(q);
+}
+
+/* Sends a name script (claim or release); -1 if it cannot go now. */
+static int
+cluster_name_script(const char *script, const char *name, size_t len,
+    redisCallbackFn *fn, void *arg)
+{
+	const char	*argv[8];
+	size_t		 argvlen[8];
+	int		 i;
+
+	argv[0] = "EVAL";
+	argv[1] = script;
+	argv[2] = "3";
+	argv[3] = CLUSTER_PREFIX "names";
+	argv[4] = cl.k_names_node;
+	argv[5] = cl.k_stream;
+	argv[6] = name;
+	argv[7] = cl.cfg->node_id;
+	for (i = 0; i < 8; i++)
+		argvlen[i] = strlen(argv[i]);
+	argvlen[6] = len;
+	if (cl.fenced)
+		return -1;
+	return cluster_redis_argv(&cl.cmd, fn, arg, 8, argv, argvlen);
+}
+
+/*
+ * Claims a name for a user of this node.  A claim that cannot be sent
+ * (degraded) fails, but from the hub's loop (cluster_timers), like any
+ * answer: the caller's callback never runs inside this call.
+ */
+void
+cluster_claim_name(const char *name, size_t len, uint32_t row,
+    cluster_claim_fn fn, void *arg)
+{
+	struct cluster_claim_req	*q;
+
+	(void)row;
+	q = xcalloc(1, sizeof(*q));
+	q->fn = fn;
+	q->arg = arg;
+	q->name = xcalloc(1, len + 1);
+	memcpy(q->name, name, len);
+	q->name[len] = '\0';
+	q->len = len;
+	if (cluster_name_script(cluster_lua_claim, q->name, len,
+	    cluster_claim_reply, q) == -1) {
+		TAILQ_INSERT_TAIL(&cl.failed, q, entry);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&cl.claims, q, entry);
+}
+
+/* Forgets the requester of a claim on its way: it went away. */
+void
+cluster_claim_cancel(void *arg)
+{
+	struct cluster_claim_req	*q;
+
+	TAILQ_FOREACH(q, &cl.claims, entry)
+		if (q->arg == arg)
+			q->arg = NULL;
+	TAILQ_FOREACH(q, &cl.failed, entry)
+		if (q->arg == arg)
+			q->arg = NULL;
+}
+
+/* A release's reply: nothing waits for it. */
+static void
+cluster_release_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply	*rep = reply;
+
+	(void)ac;
+	(void)arg;
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+		log_warnx("cluster: name release: %s", rep->str);
+}
+
+/*
+ * Gives a name back.  Degraded, the release is lost here; the name
+ * stays this node's in Redis until the node re-asserts its users
+ * (doc/design.md: not built yet) or restarts (the join frees it).
+ */
+void
+cluster_release_name(const char *name, size_t len)
+{
+	char	esc[256];
+
+	if (cluster_name_script(cluster_lua_release, name, len,
+	    cluster_release_reply, NULL) == -1)
+		log_warnx("cluster: degraded: %s stays claimed in redis",
+		    log_escape(name, len, esc, sizeof(esc)));
+}
+
+/* Answers the claims that could not be sent: they failed. */
+static void
+cluster_fail_claims(void)
+{
+	struct cluster_claim_req	*q;
+
+	while ((q = TAILQ_FIRST(&cl.failed)) != NULL) {
+		TAILQ_REMOVE(&cl.failed, q, entry);
+		if (q->arg != NULL)
+			q->fn(q->arg, CLAIM_FAILED);
+		free(q->name);
+		free(q);
+	}
+}

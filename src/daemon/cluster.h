@@ -1,0 +1,91 @@
+/*
+ * cluster.h: the bridge between one node's hub and the cluster's Redis
+ * (issue 19, doc/design.md "The cluster").  Only the hub calls it, and
+ * only through these functions: Redis never shows in the request
+ * handlers.  cluster.c holds the cluster's logic (the node's heartbeat,
+ * the scripts); cluster_redis.c drives hiredis's async API from the
+ * hub's own epoll loop (connecting, AUTH, SELECT, reconnecting).
+ *
+ * Built without hiredis, every function is a stub that says "no
+ * cluster", and --cluster is refused when the configuration is read.
+ */
+#ifndef TALKNETD_CLUSTER_H
+#define TALKNETD_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct config;
+
+#define CLUSTER_PREFIX		"tn:"	/* every key the cluster owns */
+#define CLUSTER_TTL_MS		3000	/* a node's heartbeat lives */
+#define CLUSTER_BEAT_MS		1000	/* and is refreshed this often */
+#define CLUSTER_CONNECT_MS	2000	/* a connect that takes longer fails */
+#define CLUSTER_BACKOFF_MIN_MS	100	/* reconnecting waits, doubling, */
+#define CLUSTER_BACKOFF_MAX_MS	5000	/* at most this long */
+
+/* What a name claim came to (cluster_claim_name's callback). */
+enum cluster_claim {
+	CLAIM_GRANTED,		/* the name is this user's, cluster-wide */
+	CLAIM_TAKEN,		/* a user of some node holds it */
+	CLAIM_FAILED		/* Redis did not answer: refuse for now */
+};
+typedef void (*cluster_claim_fn)(void *arg, enum cluster_claim);
+
+#ifdef HAVE_HIREDIS
+/*
+ * Claims this node's id in Redis, in the process about to be the
+ * master, before anything starts: a live node holding the id refuses
+ * it.  Sets cfg->cluster_token, which the hub's heartbeat then keeps
+ * alive.  0, or -1 with the reason in err (talknetd exits with
+ * TALKNETD_EXIT_CLUSTER).
+ */
+int	 cluster_join(struct config *, char *err, size_t errlen);
+
+/* The hub: connects to Redis, registering its fds in epfd. */
+void	 cluster_start(const struct config *, int epfd);
+/* Whether this node runs in a cluster (--cluster). */
+int	 cluster_on(void);
+/* Whether Redis is unreachable or refused this node: no new users. */
+int	 cluster_degraded(void);
+/* Whether an epoll event's data.ptr is one of the cluster's fds. */
+int	 cluster_owns(const void *);
+/* Handles that event. */
+void	 cluster_event(void *, uint32_t events);
+/* The epoll timeout: the sooner of t and the cluster's next timer. */
+int	 cluster_timeout(int t);
+/* Runs the cluster's timers (heartbeat, reconnecting). */
+void	 cluster_timers(void);
+
+/*
+ * Claims a user name cluster-wide for a user of this node (its row in
+ * the table), atomically in Redis.  fn(arg, result) runs once, later,
+ * from the hub's loop (never from within this call); until then the
+ * caller holds the request.  cluster_claim_cancel forgets a claim whose
+ * requester went away; the name, if granted, is released then.
+ */
+void	 cluster_claim_name(const char *, size_t, uint32_t row,
+	    cluster_claim_fn, void *arg);
+void	 cluster_claim_cancel(void *arg);
+/* Gives a name this node held back to the cluster. */
+void	 cluster_release_name(const char *, size_t);
+#else
+static inline int	cluster_join(struct config *c, char *err, size_t len)
+{ (void)c; (void)snprintf(err, len, "built without cluster support"); return -1; }
+static inline void	cluster_start(const struct config *c, int fd)
+{ (void)c; (void)fd; }
+static inline int	cluster_on(void) { return 0; }
+static inline int	cluster_degraded(void) { return 0; }
+static inline int	cluster_owns(const void *p) { (void)p; return 0; }
+static inline void	cluster_event(void *p, uint32_t e) { (void)p; (void)e; }
+static inline int	cluster_timeout(int t) { return t; }
+static inline void	cluster_timers(void) { }
+static inline void	cluster_claim_name(const char *n, size_t l, uint32_t r,
+    cluster_claim_fn f, void *a) { (void)n; (void)l; (void)r; (void)f; (void)a; }
+static inline void	cluster_claim_cancel(void *a) { (void)a; }
+static inline void	cluster_release_name(const char *n, size_t l)
+{ (void)n; (void)l; }
+#endif
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * cluster_int.h: what cluster.c and cluster_redis.c share, and nothing
+ * else includes: one connection to Redis, driven by the hub's epoll.
+ */
+#ifndef TALKNETD_CLUSTER_INT_H
+#define TALKNETD_CLUSTER_INT_H
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "conf.h"
+
+struct cluster_redis;
+typedef void (*cluster_redis_fn)(struct cluster_redis *);
+
+/*
+ * One connection.  It connects, authenticates and selects its database
+ * on its own, and after a loss reconnects with a doubling backoff;
+ * on_ready runs each time it is ready for commands, on_lost each time
+ * a ready connection is lost.
+ */
+struct cluster_redis {
+	const char		*role;		/* for logs: "commands" */
+	const struct cluster_addr *addr;
+	const char		*password;	/* "": no AUTH */
+	char			 client_name[160];
+	int			 epfd;
+	redisAsyncContext	*ac;		/* NULL: not connected */
+	uint32_t		 events;	/* registered in epfd */
+	int			 registered;
+	int			 fd;
+	int			 ready;		/* AUTH and SELECT done */
+	int64_t			 connect_by;	/* ms: connecting fails then */
+	int64_t			 retry_at;	/* ms: 0, or reconnect then */
+	int			 backoff;	/* ms, the next wait */
+	int			 warned;	/* the loss is logged */
+	cluster_redis_fn	 on_ready;
+	cluster_redis_fn	 on_lost;
+};
+
+/* Sets a connection up and starts connecting. */
+void	 cluster_redis_init(struct cluster_redis *, const char *role,
+	    const struct cluster_addr *, const char *password,
+	    const char *node_id, int epfd, cluster_redis_fn on_ready,
+	    cluster_redis_fn on_lost);
+/*
+ * Sends one command (hiredis's format) on a ready connection; fn gets
+ * its reply, or NULL if the connection is lost first.  -1 if it is not
+ * ready (fn is not called).
+ */
+int	 cluster_redis_cmd(struct cluster_redis *, redisCallbackFn *,
+	    void *, const char *, ...);
+/* The same, with argv (binary-safe strings). */
+int	 cluster_redis_argv(struct cluster_redis *, redisCallbackFn *,
+	    void *, int, const char **, const size_t *);
+/* Handles an epoll event of its fd. */
+void	 cluster_redis_event(struct cluster_redis *, uint32_t);
+/* Reconnects, or gives up a connect that takes too long. */
+void	 cluster_redis_timers(struct cluster_redis *, int64_t now);
+/* Its next timer (ms, monotonic), or 0: none. */
+int64_t	 cluster_redis_next(const struct cluster_redis *);
+/* Drops the connection on purpose (a bad reply): it reconnects. */
+void	 cluster_redis_drop(struct cluster_redis *, const char *why);
+/* Connects synchronously, AUTH and SELECT done; NULL with err. */
+redisContext *cluster_redis_sync(const struct cluster_addr *,
+	    const char *password, char *err, size_t errlen);
+
+#endif
