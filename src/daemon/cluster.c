@@ -132,6 +132,7 @@ static struct {
 	int			 degraded;	/* as last logged */
 	struct cluster_claims	 claims;	/* in the order sent */
 	struct cluster_claims	 failed;	/* not sent: fail next round */
+	struct cluster_claims	 failing;	/* failed, last round */
 } cl;
 
 static void	cluster_fail_claims(void);
@@ -363,6 +364,7 @@ cluster_start(const struct config *cfg, int epfd)
 	cl.cfg = cfg;
 	TAILQ_INIT(&cl.claims);
 	TAILQ_INIT(&cl.failed);
+	TAILQ_INIT(&cl.failing);
 	if (gethostname(cl.host, sizeof(cl.host)) == -1)
 		(void)strlcpy(cl.host, "?", sizeof(cl.host));
 	/* The master's pid: a restart on this host checks it is gone. */
@@ -414,7 +416,7 @@ cluster_timeout(int t)
 
 	if (!cl.on)
 		return t;
-	if (!TAILQ_EMPTY(&cl.failed))
+	if (!TAILQ_EMPTY(&cl.failed) || !TAILQ_EMPTY(&cl.failing))
 		return 0;
 	now = clock_now_ms();
 	next = cl.cmd.ready ? cl.beat_at : cluster_redis_next(&cl.cmd);
@@ -454,7 +456,7 @@ cluster_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 	else if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
 		log_warnx("cluster: name claim: %s", rep->str);
 	if (q->arg != NULL)
-		q->fn(q->arg, res);
+		q->fn(q->arg, q->name, q->len, res);
 	else if (res == CLAIM_GRANTED)
 		cluster_release_name(q->name, q->len);
 	free(q->name);
@@ -525,6 +527,9 @@ cluster_claim_cancel(void *arg)
 	TAILQ_FOREACH(q, &cl.failed, entry)
 		if (q->arg == arg)
 			q->arg = NULL;
+	TAILQ_FOREACH(q, &cl.failing, entry)
+		if (q->arg == arg)
+			q->arg = NULL;
 }
 
 /* A release's reply: nothing waits for it. */
@@ -555,17 +560,24 @@ cluster_release_name(const char *name, size_t len)
 		    log_escape(name, len, esc, sizeof(esc)));
 }
 
-/* Answers the claims that could not be sent: they failed. */
+/*
+ * Answers the claims that could not be sent: they failed.  Each waits
+ * one round first, so that what the hub queued for its requester in
+ * the round of the request (its WELCOME) is written before the answer
+ * may drop it: a worker dropped before its WELCOME would take the
+ * close for a refusal at the door and come back.
+ */
 static void
 cluster_fail_claims(void)
 {
 	struct cluster_claim_req	*q;
 
-	while ((q = TAILQ_FIRST(&cl.failed)) != NULL) {
-		TAILQ_REMOVE(&cl.failed, q, entry);
+	while ((q = TAILQ_FIRST(&cl.failing)) != NULL) {
+		TAILQ_REMOVE(&cl.failing, q, entry);
 		if (q->arg != NULL)
-			q->fn(q->arg, CLAIM_FAILED);
+			q->fn(q->arg, q->name, q->len, CLAIM_FAILED);
 		free(q->name);
 		free(q);
 	}
+	TAILQ_CONCAT(&cl.failing, &cl.failed, entry);
 }

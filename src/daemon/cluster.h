@@ -31,7 +31,8 @@ enum cluster_claim {
 	CLAIM_TAKEN,		/* a user of some node holds it */
 	CLAIM_FAILED		/* Redis did not answer: refuse for now */
 };
-typedef void (*cluster_claim_fn)(void *arg, enum cluster_claim);
+typedef void (*cluster_claim_fn)(void *arg, const char *name, size_t len,
+    enum cluster_claim);
 
 #ifdef HAVE_HIREDIS
 /*
@@ -60,7 +61,7 @@ void	 cluster_timers(void);
 
 /*
  * Claims a user name cluster-wide for a user of this node (its row in
- * the table), atomically in Redis.  fn(arg, result) runs once, later,
+ * the table), atomically in Redis.  fn(arg, name, result) runs once, later,
  * from the hub's loop (never from within this call); until then the
  * caller holds the request.  cluster_claim_cancel forgets a claim whose
  * requester went away; the name, if granted, is released then.

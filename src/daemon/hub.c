@@ -491,13 +491,14 @@ hub_event(struct hub_conn *c, uint32_t events)
 {
 	if (c->dead)
 		return;
-	if (c->paused && (events & (EPOLLHUP | EPOLLERR))) {
+	if ((c->paused || c->parked) && (events & (EPOLLHUP | EPOLLERR))) {
 		if (epoll_ctl(hub.epfd, EPOLL_CTL_DEL, c->peer.fd, NULL) == -1)
 			fatal("hub: epoll_ctl del");
 		c->watched = 0;
 		return;
 	}
-	if (!c->paused && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+	if (!c->paused && !c->parked &&
+	    (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		hub_read(c);
 	/*
 	 * Room again: disarm EPOLLOUT until the pass writes it (hub_write

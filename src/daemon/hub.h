@@ -83,6 +83,13 @@ struct hub_conn {
 	uint64_t		 pace_taken;	/* hub_taken() when it began */
 	size_t			 cap_extra;	/* held when max-queue fell */
 	int			 waiting;	/* on hub.waiting */
+	/*
+	 * --cluster: its IDENTIFY waits for Redis to grant the name; its
+	 * channel is not read meanwhile (the next request may need the
+	 * name), and park_seq is recorded once the answer came.
+	 */
+	int			 parked;
+	uint64_t		 park_seq;
 	int64_t			 hello_by;	/* drop it then without HELLO */
 	uint32_t		 rooms;		/* it created, still there */
 	size_t			 share_off;	/* its part of hub.shared, */
@@ -198,6 +205,7 @@ struct hub_conn	*hub_conn_new(int, pid_t, const char *);
 void		 hub_read(struct hub_conn *);
 void		 hub_drop(struct hub_conn *);
 int		 hub_pace_check(void);
+void		 hub_unpark(struct hub_conn *);
 
 /* hub_round.c */
 void		 hub_mark_dirty(struct hub_conn *);

@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "cluster.h"
 #include "conf.h"
 #include "ipc.h"
 #include "log.h"
@@ -262,6 +263,9 @@ hub_part(struct hub_conn *c)
 	TAILQ_REMOVE(&hub.idents, c, ident_entry);
 	m.username = hub_name(c);
 	hub_tell_others(&m, c);
+	/* --cluster: the name is free on every node again. */
+	if (cluster_on())
+		cluster_release_name(m.username.p, m.username.len);
 	RB_REMOVE(user_tree, &hub.users, c);
 	shm_user_unidentify(&hub.tab, c->slot);
 }
@@ -303,7 +307,61 @@ hub_identified_as(struct hub_conn *c, struct str name, enum result res)
 		hub_tell_others(&m, c);
 }
 
-/* IDENTIFY: takes a free name, or says it is taken. */
+/* Gives c the name, which no other user has: the IDENTIFY succeeded. */
+static void
+hub_identify_as(struct hub_conn *c, struct str name)
+{
+	shm_user_identify(&hub.tab, c->slot, name.p, name.len);
+	if (RB_INSERT(user_tree, &hub.users, c) != NULL)
+		fatalx("%s: name indexed twice", __func__);
+	TAILQ_INSERT_TAIL(&hub.idents, c, ident_entry);
+	hub_log_identified(c, name);
+	hub_identified_as(c, name, RES_SUCCESS);
+}
+
+/*
+ * --cluster: Redis answered a parked IDENTIFY.  Granted, the name is
+ * c's; taken, c hears so; no answer (degraded), c's client is closed,
+ * so that a load balancer sends it to a node that can take it.  The
+ * request's seq is recorded now, with its effect.
+ */
+static void
+hub_identify_claimed(void *arg, const char *name, size_t len,
+    enum cluster_claim res)
+{
+	struct hub_conn	*c = arg;
+	struct str	 n = { name, len };
+
+	if (c->dead || res == CLAIM_FAILED) {
+		c->parked = 0;
+		if (res == CLAIM_GRANTED)
+			cluster_release_name(name, len);
+		hub_kill(c, CLOSE_REFUSED, "cluster degraded: its name could "
+		    "not be claimed");
+		return;
+	}
+	/* Its answer goes out first, as any requester's (hub_mark_dirty). */
+	hub.reading = c;
+	shm_begin(&hub.tab);
+	if (res == CLAIM_GRANTED && hub_user_find(n) == NULL)
+		hub_identify_as(c, n);
+	else {
+		/* Redis is the authority: a local holder means a bug. */
+		if (res == CLAIM_GRANTED)
+			cluster_release_name(name, len);
+		hub_identified_as(c, n, RES_USER_ALREADY_EXISTS);
+	}
+	hub_row(c)->last_seq = c->park_seq;
+	shm_commit(&hub.tab);
+	hub.reading = NULL;
+	hub_unpark(c);
+}
+
+/*
+ * IDENTIFY: takes a free name, or says it is taken.  In a cluster the
+ * name must be free on every node: the request waits (parked) for
+ * Redis's answer, and only this channel waits.
+ */
 static void
 hub_identify(struct hub_conn *c, const struct msg *q)
 {
@@ -311,12 +369,13 @@ hub_identify(struct hub_conn *c, const struct msg *q)
 		hub_identified_as(c, q->username, RES_USER_ALREADY_EXISTS);
 		return;
 	}
-	shm_user_identify(&hub.tab, c->slot, q->username.p, q->username.len);
-	if (RB_INSERT(user_tree, &hub.users, c) != NULL)
-		fatalx("%s: name indexed twice", __func__);
-	TAILQ_INSERT_TAIL(&hub.idents, c, ident_entry);
-	hub_log_identified(c, q->username);
-	hub_identified_as(c, q->username, RES_SUCCESS);
+	if (cluster_on()) {
+		c->parked = 1;
+		cluster_claim_name(q->username.p, q->username.len, c->slot,
+		    hub_identify_claimed, c);
+		return;
+	}
+	hub_identify_as(c, q->username);
 }
 
 /* STATUS: a change is told to every other user; no reply. */
@@ -718,7 +777,11 @@ hub_request(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 		hub_identify_again(c, &m);
 	else if (hub_handlers[m.type].access == HUB_WRITES)
 		hub_handlers[m.type].run(c, &m);
-	row->last_seq = h->seq;
+	/* Parked, its seq counts once Redis answered (hub_identify_claimed). */
+	if (c->parked)
+		c->park_seq = h->seq;
+	else
+		row->last_seq = h->seq;
 	shm_commit(&hub.tab);
 	return NULL;
 }
