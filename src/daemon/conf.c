@@ -261,10 +261,16 @@ conf_cluster_parse(const char *value, struct cluster_addr *a, char *err,
 	    strlen(p))) == NULL || colon == p)
 		goto bad;
 	hlen = (size_t)(colon - p);
-	if (hlen >= sizeof(a->host))
+	/* [v6]: hiredis takes the address without its brackets. */
+	if (hlen >= 2 && p[0] == '[' && p[hlen - 1] == ']') {
+		p++;
+		hlen -= 2;
+	}
+	if (hlen == 0 || hlen >= sizeof(a->host))
 		goto bad;
 	memcpy(a->host, p, hlen);
 	a->host[hlen] = '\0';
+	p = value + strlen(CONF_REDIS_SCHEME);
 	hlen = slash != NULL ? (size_t)(slash - colon - 1) :
 	    strlen(colon + 1);
 	if (hlen == 0 || hlen >= sizeof(num))
