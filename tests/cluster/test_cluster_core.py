@@ -91,6 +91,28 @@ def test_unreachable_redis_at_start_is_refused():
     assert "cannot reach redis" in err, err
 
 
+def test_auth_from_a_password_file_and_a_wrong_password():
+    with Redis(password="s3cret pw") as r:
+        path = os.path.join(r.dir, "pw")
+        with open(path, "w") as f:
+            f.write("s3cret pw\n")
+        os.chmod(path, 0o600)
+        a = node(r, "alpha", "--cluster-password-file", path)
+        a.wait_log(r"cluster: ok")
+        Client(a).identify("ann")
+        assert r.cmd("HGET", "tn:names", "ann") == b"alpha"
+        with open(path, "w") as f:
+            f.write("wrong\n")
+        p = subprocess.run(
+            [tntest.TALKNETD, "-f", "-l", "127.0.0.1:0", "--control",
+             tntest.control_path(), "--cluster", r.url, "--node-id", "beta",
+             "--cluster-password-file", path], stdin=subprocess.DEVNULL,
+            capture_output=True, timeout=10 * T)
+        err = p.stderr.decode()
+        assert p.returncode == EXIT_CLUSTER, (p.returncode, err)
+        assert "AUTH" in err and "wrong" not in err, err
+
+
 def test_a_name_is_unique_across_nodes():
     with Redis() as r:
         a, b = nodes(r, 2)

@@ -42,9 +42,11 @@ class Conn:
     """One RESP connection: cmd("HGETALL", key) -> the decoded reply
     (bytes for strings, int, list, None; an error reply raises)."""
 
-    def __init__(self, port, timeout=TIMEOUT):
+    def __init__(self, port, timeout=TIMEOUT, password=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout)
         self.f = self.sock.makefile("rb")
+        if password is not None:
+            self.cmd("AUTH", password)
 
     def send(self, *args):
         self.sock.sendall(_encode(args))
@@ -88,12 +90,15 @@ class Redis(Scoped):
     in a directory of its own; the runner kills it at the end of the test
     if the test did not stop it."""
 
-    def __init__(self, *extra, port=None):
+    def __init__(self, *extra, port=None, password=None):
         if REDIS_SERVER is None:
             raise Skip("redis-server not installed (Debian: redis-server)")
         self.dir = tempfile.mkdtemp(prefix="tnredis-")
         self.port = port or free_port()
         self.extra = list(extra)
+        self.password = password
+        if password is not None:
+            self.extra += ["--requirepass", password]
         self.proc = None
         self.start()
 
@@ -117,7 +122,7 @@ class Redis(Scoped):
                 raise AssertionError("redis-server exited with status %s"
                                      % self.proc.returncode)
             try:
-                c = Conn(self.port, 0.5)
+                c = Conn(self.port, 0.5, self.password)
             except OSError:
                 return False
             try:
@@ -146,10 +151,10 @@ class Redis(Scoped):
         shutil.rmtree(self.dir, True)
 
     def conn(self):
-        return Conn(self.port)
+        return Conn(self.port, password=self.password)
 
     def cmd(self, *args):
-        c = Conn(self.port)
+        c = Conn(self.port, password=self.password)
         try:
             return c.cmd(*args)
         finally:
