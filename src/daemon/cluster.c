@@ -36,11 +36,14 @@
 #define CLUSTER_STREAM_MAX	"100000"	/* entries kept, about */
 
 /*
- * Joins: takes the node's key unless a live node holds it.  ARGV: token,
- * ttl ms, host, pid, and the token a dead holder on this host left ("":
- * none).  The names a previous run of this id held are freed: whoever
- * held the id before is gone, and its users with it.  Returns "OK", or
- * the holder's {token, host, pid}.
+ * Joins: takes the node's key unless a live node holds it.  KEYS: the
+ * node's key, tn:nodes, tn:names:ID, tn:names, tn:stream:ID, tn:status;
+ * ARGV: token, ttl ms, host, pid, the token a dead holder on this host
+ * left ("": none), the node id.  The names a previous run of this id
+ * held are freed: whoever held the id before is gone, and its users
+ * with it.  The stream starts again empty, with their "gone" events,
+ * so that a node reading it from its start replays only this run.
+ * Returns "OK", or the holder's {token, host, pid}.
  */
 static const char cluster_lua_join[] =
 	"local t = redis.call('HGET', KEYS[1], 'token')\n"
@@ -48,9 +51,12 @@ static const char cluster_lua_join[] =
 	"  return {t, redis.call('HGET', KEYS[1], 'host') or '',\n"
 	"    redis.call('HGET', KEYS[1], 'pid') or ''}\n"
 	"end\n"
+	"redis.call('DEL', KEYS[5])\n"
 	"for _, n in ipairs(redis.call('SMEMBERS', KEYS[3])) do\n"
 	"  if redis.call('HGET', KEYS[4], n) == ARGV[6] then\n"
 	"    redis.call('HDEL', KEYS[4], n)\n"
+	"    redis.call('HDEL', KEYS[6], n)\n"
+	"    redis.call('XADD', KEYS[5], '*', 'e', 'gone', 'n', n)\n"
 	"  end\n"
 	"end\n"
 	"redis.call('DEL', KEYS[1], KEYS[3])\n"
@@ -92,17 +98,30 @@ static const char cluster_lua_claim[] =
 	"return 1\n";
 
 /*
- * Releases a name this node holds, and tells the other nodes.  Same
- * KEYS and ARGV as the claim.  1: released; 0: not this node's.
+ * Releases a name this node holds, and tells the other nodes.  The
+ * claim's KEYS and tn:status; the same ARGV.  1: released; 0: not this
+ * node's.
  */
 static const char cluster_lua_release[] =
 	"if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then\n"
 	"  return 0\n"
 	"end\n"
 	"redis.call('HDEL', KEYS[1], ARGV[1])\n"
+	"redis.call('HDEL', KEYS[4], ARGV[1])\n"
 	"redis.call('SREM', KEYS[2], ARGV[1])\n"
 	"redis.call('XADD', KEYS[3], 'MAXLEN', '~', '" CLUSTER_STREAM_MAX "',\n"
 	"  '*', 'e', 'gone', 'n', ARGV[1])\n"
+	"return 1\n";
+
+/*
+ * A status: kept for the snapshots of nodes that start later, and told
+ * to the nodes reading now, in one write.  KEYS: tn:status,
+ * tn:stream:ID; ARGV: name, status (a digit).
+ */
+static const char cluster_lua_status[] =
+	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+	"redis.call('XADD', KEYS[2], 'MAXLEN', '~', '" CLUSTER_STREAM_MAX "',\n"
+	"  '*', 'e', 'status', 'n', ARGV[1], 's', ARGV[2])\n"
 	"return 1\n";
 
 /* A name claim waiting for Redis. */
@@ -128,6 +147,7 @@ static struct {
 	char			 k_stream[192];	/* tn:stream:ID */
 	int64_t			 beat_at;	/* the next heartbeat */
 	int			 beat_sent;	/* one is on its way */
+	int64_t			 beat_sent_at;
 	int			 fenced;	/* another run holds the id */
 	int			 degraded;	/* as last logged */
 	struct cluster_claims	 claims;	/* in the order sent */
@@ -212,10 +232,10 @@ cluster_join_try(redisContext *c, const struct config *cfg,
 	    sizeof(k_names), k_stream, sizeof(k_stream));
 	(void)snprintf(ttl, sizeof(ttl), "%d", CLUSTER_TTL_MS);
 	(void)snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-	rep = redisCommand(c, "EVAL %s 4 %s %s %s %s %s %s %s %s %s %s",
+	rep = redisCommand(c, "EVAL %s 6 %s %s %s %s %s %s %s %s %s %s %s %s",
 	    cluster_lua_join, k_node, CLUSTER_PREFIX "nodes", k_names,
-	    CLUSTER_PREFIX "names", cfg->cluster_token, ttl, host, pid,
-	    takeover, cfg->node_id);
+	    CLUSTER_PREFIX "names", k_stream, CLUSTER_PREFIX "status",
+	    cfg->cluster_token, ttl, host, pid, takeover, cfg->node_id);
 	if (rep == NULL)
 		(void)snprintf(err, errlen, "redis: %s", c->errstr);
 	else if (rep->type == REDIS_REPLY_ERROR) {
@@ -327,8 +347,10 @@ cluster_beat(void)
 	if (cluster_redis_cmd(&cl.cmd, cluster_beat_reply, NULL,
 	    "EVAL %s 2 %s %s %s %s %s %s %s", cluster_lua_beat, cl.k_node,
 	    CLUSTER_PREFIX "nodes", cl.cfg->cluster_token, ttl, cl.pid,
-	    cl.host, cl.cfg->node_id) == 0)
+	    cl.host, cl.cfg->node_id) == 0) {
 		cl.beat_sent = 1;
+		cl.beat_sent_at = clock_now_ms();
+	}
 }
 
 /* The command connection is ready (again): beat at once. */
@@ -377,6 +399,7 @@ cluster_start(const struct config *cfg, int epfd)
 	cluster_redis_init(&cl.cmd, "commands", &cl.addr,
 	    cfg->cluster_password, cfg->node_id, epfd, cluster_cmd_ready,
 	    cluster_cmd_lost);
+	cluster_stream_start(&cl.addr, cfg, epfd);
 	log_info("cluster: node %s joining %s", cfg->node_id, cfg->cluster);
 }
 
@@ -398,14 +421,17 @@ cluster_degraded(void)
 int
 cluster_owns(const void *p)
 {
-	return cl.on && p == &cl.cmd;
+	return cl.on && (p == &cl.cmd || cluster_stream_owns(p));
 }
 
 /* Handles an event of one of the cluster's connections. */
 void
 cluster_event(void *p, uint32_t events)
 {
-	cluster_redis_event(p, events);
+	if (p == &cl.cmd)
+		cluster_redis_event(&cl.cmd, events);
+	else
+		cluster_stream_event(events);
 }
 
 /* The sooner of t (ms, -1: none) and the cluster's next timer. */
@@ -420,6 +446,9 @@ cluster_timeout(int t)
 		return 0;
 	now = clock_now_ms();
 	next = cl.cmd.ready ? cl.beat_at : cluster_redis_next(&cl.cmd);
+	if (cluster_stream_next() != 0 && (next == 0 ||
+	    cluster_stream_next() < next))
+		next = cluster_stream_next();
 	if (next == 0)
 		return t;
 	next = next > now ? next - now + 1 : 0;
@@ -436,8 +465,14 @@ cluster_timers(void)
 		return;
 	now = clock_now_ms();
 	cluster_redis_timers(&cl.cmd, now);
-	if (cl.cmd.ready && now >= cl.beat_at)
+	/* A Redis that hangs answers nothing: drop, and reconnect. */
+	if (cl.cmd.ready && cl.beat_sent && now - cl.beat_sent_at >
+	    CLUSTER_TTL_MS)
+		cluster_redis_drop(&cl.cmd, "no answer to the heartbeat in "
+		    "time");
+	else if (cl.cmd.ready && now >= cl.beat_at)
 		cluster_beat();
+	cluster_stream_timers(now);
 	cluster_fail_claims();
 }
 
@@ -468,24 +503,25 @@ static int
 cluster_name_script(const char *script, const char *name, size_t len,
     redisCallbackFn *fn, void *arg)
 {
-	const char	*argv[8];
-	size_t		 argvlen[8];
+	const char	*argv[9];
+	size_t		 argvlen[9];
 	int		 i;
 
 	argv[0] = "EVAL";
 	argv[1] = script;
-	argv[2] = "3";
+	argv[2] = "4";
 	argv[3] = CLUSTER_PREFIX "names";
 	argv[4] = cl.k_names_node;
 	argv[5] = cl.k_stream;
-	argv[6] = name;
-	argv[7] = cl.cfg->node_id;
-	for (i = 0; i < 8; i++)
+	argv[6] = CLUSTER_PREFIX "status";
+	argv[7] = name;
+	argv[8] = cl.cfg->node_id;
+	for (i = 0; i < 9; i++)
 		argvlen[i] = strlen(argv[i]);
-	argvlen[6] = len;
+	argvlen[7] = len;
 	if (cl.fenced)
 		return -1;
-	return cluster_redis_argv(&cl.cmd, fn, arg, 8, argv, argvlen);
+	return cluster_redis_argv(&cl.cmd, fn, arg, 9, argv, argvlen);
 }
 
 /*
@@ -532,16 +568,16 @@ cluster_claim_cancel(void *arg)
 			q->arg = NULL;
 }
 
-/* A release's reply: nothing waits for it. */
+/* A write's reply (a release, an event): nothing waits for it. */
 static void
-cluster_release_reply(redisAsyncContext *ac, void *reply, void *arg)
+cluster_write_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
 	redisReply	*rep = reply;
 
 	(void)ac;
 	(void)arg;
 	if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
-		log_warnx("cluster: name release: %s", rep->str);
+		log_warnx("cluster: redis: %s", rep->str);
 }
 
 /*
@@ -555,7 +591,7 @@ cluster_release_name(const char *name, size_t len)
 	char	esc[256];
 
 	if (cluster_name_script(cluster_lua_release, name, len,
-	    cluster_release_reply, NULL) == -1)
+	    cluster_write_reply, NULL) == -1)
 		log_warnx("cluster: degraded: %s stays claimed in redis",
 		    log_escape(name, len, esc, sizeof(esc)));
 }
@@ -580,4 +616,98 @@ cluster_fail_claims(void)
 		free(q);
 	}
 	TAILQ_CONCAT(&cl.failing, &cl.failed, entry);
+}
+
+/* Sends one XADD on this node's stream; a failure is logged, not kept. */
+static void
+cluster_xadd(const char **argv, size_t *argvlen, int argc)
+{
+	int	i;
+
+	argv[0] = "XADD";
+	argv[1] = cl.k_stream;
+	argv[2] = "MAXLEN";
+	argv[3] = "~";
+	argv[4] = CLUSTER_STREAM_MAX;
+	argv[5] = "*";
+	for (i = 0; i < 6; i++)
+		argvlen[i] = strlen(argv[i]);
+	if (cl.fenced || cluster_redis_argv(&cl.cmd, cluster_write_reply,
+	    NULL, argc, argv, argvlen) == -1)
+		log_debug("cluster: degraded: an event stays on this node");
+}
+
+/* A status change of a user of this node. */
+void
+cluster_status(const char *name, size_t len, int status)
+{
+	const char	*argv[7];
+	size_t		 argvlen[7];
+	char		 s[16];
+	int		 i;
+
+	(void)snprintf(s, sizeof(s), "%d", status);
+	argv[0] = "EVAL";
+	argv[1] = cluster_lua_status;
+	argv[2] = "2";
+	argv[3] = CLUSTER_PREFIX "status";
+	argv[4] = cl.k_stream;
+	argv[5] = name;
+	argv[6] = s;
+	for (i = 0; i < 7; i++)
+		argvlen[i] = strlen(argv[i]);
+	argvlen[5] = len;
+	if (cl.fenced || cluster_redis_argv(&cl.cmd, cluster_write_reply,
+	    NULL, 7, argv, argvlen) == -1)
+		log_debug("cluster: degraded: a status stays on this node");
+}
+
+/* A PUBLIC_TEXT of a user of this node: one XADD. */
+void
+cluster_public_text(const char *from, size_t flen, const char *text,
+    size_t tlen)
+{
+	const char	*argv[12];
+	size_t		 argvlen[12];
+
+	argv[6] = "e";
+	argv[7] = "pub";
+	argv[8] = "n";
+	argv[9] = from;
+	argv[10] = "t";
+	argv[11] = text;
+	argvlen[6] = 1;
+	argvlen[7] = 3;
+	argvlen[8] = 1;
+	argvlen[9] = flen;
+	argvlen[10] = 1;
+	argvlen[11] = tlen;
+	cluster_xadd(argv, argvlen, 12);
+}
+
+/* A TEXT of a user of this node to a user of another: one XADD. */
+void
+cluster_private_text(const char *from, size_t flen, const char *to,
+    size_t tolen, const char *text, size_t tlen)
+{
+	const char	*argv[14];
+	size_t		 argvlen[14];
+
+	argv[6] = "e";
+	argv[7] = "priv";
+	argv[8] = "n";
+	argv[9] = from;
+	argv[10] = "to";
+	argv[11] = to;
+	argv[12] = "t";
+	argv[13] = text;
+	argvlen[6] = 1;
+	argvlen[7] = 4;
+	argvlen[8] = 1;
+	argvlen[9] = flen;
+	argvlen[10] = 2;
+	argvlen[11] = tolen;
+	argvlen[12] = 1;
+	argvlen[13] = tlen;
+	cluster_xadd(argv, argvlen, 14);
 }

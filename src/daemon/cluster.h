@@ -71,6 +71,36 @@ void	 cluster_claim_name(const char *, size_t, uint32_t row,
 void	 cluster_claim_cancel(void *arg);
 /* Gives a name this node held back to the cluster. */
 void	 cluster_release_name(const char *, size_t);
+
+/*
+ * What this node's users do that other nodes must see: one XADD (or one
+ * script) each on this node's stream, whatever the recipients.
+ */
+void	 cluster_status(const char *, size_t, int status);
+void	 cluster_public_text(const char *from, size_t, const char *text,
+	    size_t);
+void	 cluster_private_text(const char *from, size_t, const char *to,
+	    size_t, const char *text, size_t);
+
+/*
+ * cluster_mirror.c: the hub's mirror of the other nodes' users, rows of
+ * the table flagged remote.  cluster.c calls these as it reads the
+ * other nodes' streams, in each stream's order.
+ */
+void	 cluster_mirror_user(const char *, size_t, int status);
+void	 cluster_mirror_gone(const char *, size_t);
+void	 cluster_mirror_status(const char *, size_t, int status);
+void	 cluster_mirror_public(const char *from, size_t, const char *text,
+	    size_t);
+void	 cluster_mirror_private(const char *from, size_t, const char *to,
+	    size_t, const char *text, size_t);
+/*
+ * A snapshot of the cluster's names replaces the mirror: mark, then
+ * cluster_mirror_user for each name (a user already there is kept),
+ * then sweep drops the remote users the snapshot did not name.
+ */
+void	 cluster_mirror_mark(void);
+void	 cluster_mirror_sweep(void);
 #else
 static inline int	cluster_join(struct config *c, char *err, size_t len)
 { (void)c; (void)snprintf(err, len, "built without cluster support"); return -1; }
@@ -87,6 +117,13 @@ static inline void	cluster_claim_name(const char *n, size_t l, uint32_t r,
 static inline void	cluster_claim_cancel(void *a) { (void)a; }
 static inline void	cluster_release_name(const char *n, size_t l)
 { (void)n; (void)l; }
+static inline void	cluster_status(const char *n, size_t l, int s)
+{ (void)n; (void)l; (void)s; }
+static inline void	cluster_public_text(const char *f, size_t fl,
+    const char *t, size_t tl) { (void)f; (void)fl; (void)t; (void)tl; }
+static inline void	cluster_private_text(const char *f, size_t fl,
+    const char *to, size_t tol, const char *t, size_t tl)
+{ (void)f; (void)fl; (void)to; (void)tol; (void)t; (void)tl; }
 #endif
 
 #endif

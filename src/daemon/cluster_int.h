@@ -61,6 +61,14 @@ void	 cluster_redis_timers(struct cluster_redis *, int64_t now);
 int64_t	 cluster_redis_next(const struct cluster_redis *);
 /* Drops the connection on purpose (a bad reply): it reconnects. */
 void	 cluster_redis_drop(struct cluster_redis *, const char *why);
+/* cluster_stream.c: reading the other nodes' streams. */
+void	 cluster_stream_start(const struct cluster_addr *,
+	    const struct config *, int epfd);
+int	 cluster_stream_owns(const void *);
+void	 cluster_stream_event(uint32_t);
+void	 cluster_stream_timers(int64_t now);
+int64_t	 cluster_stream_next(void);
+
 /* Connects synchronously, AUTH and SELECT done; NULL with err. */
 redisContext *cluster_redis_sync(const struct cluster_addr *,
 	    const char *password, char *err, size_t errlen);

@@ -244,13 +244,18 @@ hub_resume(void)
 			hub.free_users[hub.nfree_users++] = i;
 			continue;
 		}
-		c = hub_conn_new(-1, u->pid, "(away)");
+		c = hub_conn_new(-1, u->pid, u->remote ? "(remote)" : "(away)");
 		c->slot = i;
 		c->hello = 1;
 		hub.conns[i] = c;
-		hub.ndetached++;
-		/* Two rows of one pid: the second is not found by pid. */
-		(void)RB_INSERT(pid_tree, &hub.pids, c);
+		/* Another node's user: the mirror's, no worker to wait for. */
+		if (u->remote)
+			c->remote = 1;
+		else {
+			hub.ndetached++;
+			/* Two rows of one pid: the second is not found by pid. */
+			(void)RB_INSERT(pid_tree, &hub.pids, c);
+		}
 		if (u->state == USER_IDENTIFIED) {
 			if (RB_INSERT(user_tree, &hub.users, c) != NULL) {
 				/* Two rows with one name: keep the first. */
@@ -304,7 +309,8 @@ hub_grace(void)
 		return;
 	over = clock_now_ms() >= hub.grace_until;
 	for (i = 0; i < hub.cfg->max_clients; i++) {
-		if ((c = hub.conns[i]) == NULL || c->peer.fd != -1 || c->dead)
+		if ((c = hub.conns[i]) == NULL || c->peer.fd != -1 ||
+		    c->dead || c->remote)
 			continue;
 		if (over)
 			hub_kill(c, CLOSE_GONE, "did not come back");

@@ -90,6 +90,13 @@ struct hub_conn {
 	 */
 	int			 parked;
 	uint64_t		 park_seq;
+	/*
+	 * --cluster: a user of another node, mirrored (cluster_mirror.c):
+	 * no channel, no worker; lines for it are not queued, and what is
+	 * meant for it crosses to its node through this node's stream.
+	 */
+	int			 remote;
+	int			 stale;		/* not in the last snapshot */
 	int64_t			 hello_by;	/* drop it then without HELLO */
 	uint32_t		 rooms;		/* it created, still there */
 	size_t			 share_off;	/* its part of hub.shared, */
@@ -216,6 +223,9 @@ int		 hub_round_timeout(void);
 
 /* hub_req.c */
 struct str	 hub_user_key(const struct hub_conn *);
+struct hub_conn	*hub_user_find(struct str);
+void		 hub_tell(struct hub_conn *, const struct msg *);
+void		 hub_tell_others(const struct msg *, const struct hub_conn *);
 struct hub_conn	*hub_room_creator(const struct hub_room *);
 void		 hub_part(struct hub_conn *);
 void		 hub_kick(const struct ipc_kick *);

@@ -241,7 +241,7 @@ hub_share(struct hub_conn *c)
 {
 	size_t	end = buf_pending(&hub.shared);
 
-	if (c->dead)
+	if (c->dead || c->remote)
 		return;
 	/* Its part must stay one run of the batch, last in its queue. */
 	if (c->share_len > 0 &&
@@ -258,7 +258,7 @@ hub_share(struct hub_conn *c)
 void
 hub_put(struct hub_conn *c, uint16_t type, const void *p, size_t len)
 {
-	if (c->dead)
+	if (c->dead || c->remote)
 		return;
 	hub_own_share(c);
 	ipc_put(&c->peer.out, type, c->slot, p, len);
@@ -278,7 +278,7 @@ hub_encode(const struct msg *m)
 void
 hub_send(struct hub_conn *c)
 {
-	if (!c->dead)
+	if (!c->dead && !c->remote)
 		hub_count_out(buf_pending(&hub.line));
 	hub_put(c, IPC_LINE, buf_head(&hub.line), buf_pending(&hub.line));
 }

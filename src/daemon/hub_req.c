@@ -100,8 +100,8 @@ RB_GENERATE(user_tree, hub_conn, name_entry, hub_user_cmp)
 RB_GENERATE(pid_tree, hub_conn, pid_entry, hub_pid_cmp)
 RB_GENERATE(room_tree, hub_room, entry, hub_room_cmp)
 
-/* Finds an identified user by name. */
-static struct hub_conn *
+/* Finds an identified user by name (with --cluster, of any node). */
+struct hub_conn *
 hub_user_find(struct str name)
 {
 	/* Its row is none: the trees compare it by hub.key. */
@@ -122,7 +122,7 @@ hub_room_find(struct str name)
 }
 
 /* Encodes m into the shared line and sends it to one worker. */
-static void
+void
 hub_tell(struct hub_conn *to, const struct msg *m)
 {
 	hub_encode(m);
@@ -140,8 +140,8 @@ hub_respond(struct hub_conn *c, enum msg_type op, enum result res,
 	hub_tell(c, &m);
 }
 
-/* Sends m to every identified user but one. */
-static void
+/* Sends m to every identified user but one (remote users: no). */
+void
 hub_tell_others(const struct msg *m, const struct hub_conn *except)
 {
 	struct hub_conn	*c;
@@ -264,7 +264,7 @@ hub_part(struct hub_conn *c)
 	m.username = hub_name(c);
 	hub_tell_others(&m, c);
 	/* --cluster: the name is free on every node again. */
-	if (cluster_on())
+	if (cluster_on() && !c->remote)
 		cluster_release_name(m.username.p, m.username.len);
 	RB_REMOVE(user_tree, &hub.users, c);
 	shm_user_unidentify(&hub.tab, c->slot);
@@ -390,6 +390,8 @@ hub_status(struct hub_conn *c, const struct msg *q)
 		return;
 	u->status = (uint32_t)q->st;
 	hub_tell_others(&m, c);
+	if (cluster_on())
+		cluster_status(m.username.p, m.username.len, (int)q->st);
 }
 
 /* Adds user u's name and status to the list being built in hub.list. */
@@ -436,6 +438,12 @@ hub_text(struct hub_conn *c, const struct msg *q)
 		hub_respond(c, MSG_TEXT, RES_NO_SUCH_USER, q->username);
 		return;
 	}
+	/* A user of another node: its node delivers it. */
+	if (to->remote) {
+		cluster_private_text(m.username.p, m.username.len,
+		    q->username.p, q->username.len, q->text.p, q->text.len);
+		return;
+	}
 	hub_tell(to, &m);
 }
 
@@ -447,6 +455,9 @@ hub_public_text(struct hub_conn *c, const struct msg *q)
 			    .username = hub_name(c), .text = q->text };
 
 	hub_tell_others(&m, c);
+	if (cluster_on())
+		cluster_public_text(m.username.p, m.username.len, q->text.p,
+		    q->text.len);
 }
 
 /* NEW_ROOM: creates a room whose only member is its creator. */
@@ -650,7 +661,7 @@ hub_kick(const struct ipc_kick *k)
 
 	if (k->slot >= hub.cfg->max_clients ||
 	    (c = hub.conns[k->slot]) == NULL || c->dead || c->parted ||
-	    c->pid != k->pid) {
+	    c->remote || c->pid != k->pid) {
 		log_info("hub: kick of row %u ignored: not that worker's now",
 		    k->slot);
 		return;

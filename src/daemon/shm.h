@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define SHM_MAGIC	0x544b4e54U	/* "TKNT" */
-#define SHM_VERSION	4
+#define SHM_VERSION	5
 
 enum shm_user_state {
 	USER_FREE = 0,		/* no worker */
@@ -90,6 +90,9 @@ struct shm_user {
 	uint64_t	last_seq;	/* the worker's last request that ran */
 	uint64_t	queued;		/* bytes the hub holds for it: its
 					   server-side backlog */
+	uint32_t	remote;		/* --cluster: a user of another
+					   node, mirrored; no worker */
+	uint32_t	pad;
 	/* followed by name_bytes bytes of name */
 };
 
@@ -168,6 +171,8 @@ void	 shm_commit(const struct shm_table *);
  */
 /* Gives user row i to a worker's connection. */
 void	 shm_user_attach(const struct shm_table *, uint32_t i, int32_t pid);
+/* Gives user row i to a user of another node (--cluster): no worker. */
+void	 shm_user_attach_remote(const struct shm_table *, uint32_t i);
 /* Names user row i and makes it IDENTIFIED. */
 void	 shm_user_identify(const struct shm_table *, uint32_t i,
 	    const char *name, size_t len);

@@ -1,0 +1,204 @@
+/*
+ * cluster_mirror.c: the hub's mirror of the other nodes' users
+ * (--cluster).  Each is a row of the table flagged remote, with a conn
+ * that has no channel (remote: nothing is ever queued for it), in the
+ * name index and the identification order like any user: USERS is
+ * answered locally, and a TEXT to one crosses to its node.  cluster.c
+ * calls these as it reads the other nodes' streams, each stream in its
+ * order; what they tell this node's users goes out with the hub's
+ * round, as any line.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/tree.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cluster.h"
+#include "conf.h"
+#include "ipc.h"
+#include "log.h"
+#include "proto.h"
+#include "shm.h"
+#include "talknetd.h"
+#include "xmalloc.h"
+#include "hub.h"
+
+/* A name from a stream as a string; NULL if it cannot be a user's. */
+static int
+cluster_mirror_name(const char *p, size_t len, struct str *s)
+{
+	s->p = p;
+	s->len = len;
+	/* Another node checked it against its own limits, not ours. */
+	return len > 0 && len < hub.tab.hdr->name_bytes ? 0 : -1;
+}
+
+/* The remote user of that name, or NULL (none, or a local user). */
+static struct hub_conn *
+cluster_mirror_find(struct str name)
+{
+	struct hub_conn	*c;
+
+	if ((c = hub_user_find(name)) == NULL || !c->remote)
+		return NULL;
+	return c;
+}
+
+/*
+ * Another node's user identified (or a snapshot names one): a row of
+ * its own, and NEW_USER to this node's users.  One already mirrored is
+ * kept (and no longer stale); a local user of that name means two
+ * nodes granted one name, which Redis's claim rules out: logged.
+ */
+void
+cluster_mirror_user(const char *p, size_t len, int status)
+{
+	struct msg	 m = { .type = MSG_NEW_USER };
+	struct hub_conn	*c;
+	struct str	 name;
+	char		 esc[256];
+
+	if (cluster_mirror_name(p, len, &name) == -1)
+		return;
+	if ((c = hub_user_find(name)) != NULL) {
+		if (c->remote) {
+			c->stale = 0;
+			cluster_mirror_status(p, len, status);
+		} else
+			log_warnx("cluster: %s is a user here and on another "
+			    "node", log_escape(p, len, esc, sizeof(esc)));
+		return;
+	}
+	if (hub.nfree_users == 0) {
+		log_warnx("cluster: no row for %s of another node "
+		    "(--max-clients rows hold every node's users)",
+		    log_escape(p, len, esc, sizeof(esc)));
+		return;
+	}
+	c = hub_conn_new(-1, 0, "(remote)");
+	c->remote = 1;
+	c->hello = 1;
+	c->slot = hub.free_users[--hub.nfree_users];
+	hub.conns[c->slot] = c;
+	shm_begin(&hub.tab);
+	shm_user_attach_remote(&hub.tab, c->slot);
+	shm_user_identify(&hub.tab, c->slot, p, len);
+	if (status >= 0 && status < STATUS_COUNT)
+		hub_row(c)->status = (uint32_t)status;
+	if (RB_INSERT(user_tree, &hub.users, c) != NULL)
+		fatalx("%s: name indexed twice", __func__);
+	TAILQ_INSERT_TAIL(&hub.idents, c, ident_entry);
+	m.username = hub_name(c);
+	hub_tell_others(&m, c);
+	shm_commit(&hub.tab);
+}
+
+/* Frees a remote user's row: DISCONNECTED to this node's users. */
+static void
+cluster_mirror_drop(struct hub_conn *c)
+{
+	uint32_t	slot = c->slot;
+
+	shm_begin(&hub.tab);
+	hub_part(c);
+	shm_user_detach(&hub.tab, slot);
+	shm_commit(&hub.tab);
+	hub.conns[slot] = NULL;
+	hub.free_users[hub.nfree_users++] = slot;
+	buf_free(&c->peer.in);
+	buf_free(&c->peer.out);
+	free(c);
+}
+
+/* Another node's user left. */
+void
+cluster_mirror_gone(const char *p, size_t len)
+{
+	struct hub_conn	*c;
+	struct str	 name;
+
+	if (cluster_mirror_name(p, len, &name) == 0 &&
+	    (c = cluster_mirror_find(name)) != NULL)
+		cluster_mirror_drop(c);
+}
+
+/* Another node's user changed its status: NEW_STATUS here. */
+void
+cluster_mirror_status(const char *p, size_t len, int status)
+{
+	struct msg	 m = { .type = MSG_NEW_STATUS };
+	struct hub_conn	*c;
+	struct str	 name;
+
+	if (cluster_mirror_name(p, len, &name) == -1 || status < 0 ||
+	    status >= STATUS_COUNT || (c = cluster_mirror_find(name)) ==
+	    NULL || hub_row(c)->status == (uint32_t)status)
+		return;
+	shm_begin(&hub.tab);
+	hub_row(c)->status = (uint32_t)status;
+	m.username = hub_name(c);
+	m.st = (enum user_status)status;
+	hub_tell_others(&m, c);
+	shm_commit(&hub.tab);
+}
+
+/* A PUBLIC_TEXT of another node's user: to every user here. */
+void
+cluster_mirror_public(const char *from, size_t flen, const char *text,
+    size_t tlen)
+{
+	struct msg	m = { .type = MSG_PUBLIC_TEXT_FROM };
+
+	m.username.p = from;
+	m.username.len = flen;
+	m.text.p = text;
+	m.text.len = tlen;
+	hub_tell_others(&m, NULL);
+}
+
+/* A TEXT of another node's user to a user here. */
+void
+cluster_mirror_private(const char *from, size_t flen, const char *to,
+    size_t tolen, const char *text, size_t tlen)
+{
+	struct msg	 m = { .type = MSG_TEXT_FROM };
+	struct hub_conn	*c;
+	struct str	 name;
+
+	if (cluster_mirror_name(to, tolen, &name) == -1 ||
+	    (c = hub_user_find(name)) == NULL || c->remote)
+		return;
+	m.username.p = from;
+	m.username.len = flen;
+	m.text.p = text;
+	m.text.len = tlen;
+	hub_tell(c, &m);
+}
+
+/* Marks every remote user stale, before a snapshot names them again. */
+void
+cluster_mirror_mark(void)
+{
+	struct hub_conn	*c;
+
+	TAILQ_FOREACH(c, &hub.idents, ident_entry)
+		if (c->remote)
+			c->stale = 1;
+}
+
+/* Drops the remote users the snapshot did not name. */
+void
+cluster_mirror_sweep(void)
+{
+	struct hub_conn	*c, *next;
+
+	TAILQ_FOREACH_SAFE(c, &hub.idents, ident_entry, next)
+		if (c->remote && c->stale)
+			cluster_mirror_drop(c);
+}
