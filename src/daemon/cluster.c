@@ -618,20 +618,43 @@ cluster_fail_claims(void)
 	TAILQ_CONCAT(&cl.failing, &cl.failed, entry);
 }
 
-/* Sends one XADD on this node's stream; a failure is logged, not kept. */
+/*
+ * Sends one event on this node's stream, one XADD: e kind, n user, and
+ * to and t when given (NULL: none).  A failure is logged, not kept.
+ */
 static void
-cluster_xadd(const char **argv, size_t *argvlen, int argc)
+cluster_xadd(const char *kind, const char *n, size_t nlen, const char *to,
+    size_t tolen, const char *t, size_t tlen)
 {
-	int	i;
+	const char	*argv[14];
+	size_t		 argvlen[14];
+	int		 argc = 0, i;
 
-	argv[0] = "XADD";
-	argv[1] = cl.k_stream;
-	argv[2] = "MAXLEN";
-	argv[3] = "~";
-	argv[4] = CLUSTER_STREAM_MAX;
-	argv[5] = "*";
-	for (i = 0; i < 6; i++)
+	argv[argc++] = "XADD";
+	argv[argc++] = cl.k_stream;
+	argv[argc++] = "MAXLEN";
+	argv[argc++] = "~";
+	argv[argc++] = CLUSTER_STREAM_MAX;
+	argv[argc++] = "*";
+	argv[argc++] = "e";
+	argv[argc++] = kind;
+	argv[argc++] = "n";
+	for (i = 0; i < argc; i++)
 		argvlen[i] = strlen(argv[i]);
+	argv[argc] = n;
+	argvlen[argc++] = nlen;
+	if (to != NULL) {
+		argv[argc] = "to";
+		argvlen[argc++] = 2;
+		argv[argc] = to;
+		argvlen[argc++] = tolen;
+	}
+	if (t != NULL) {
+		argv[argc] = "t";
+		argvlen[argc++] = 1;
+		argv[argc] = t;
+		argvlen[argc++] = tlen;
+	}
 	if (cl.fenced || cluster_redis_argv(&cl.cmd, cluster_write_reply,
 	    NULL, argc, argv, argvlen) == -1)
 		log_debug("cluster: degraded: an event stays on this node");
@@ -667,22 +690,7 @@ void
 cluster_public_text(const char *from, size_t flen, const char *text,
     size_t tlen)
 {
-	const char	*argv[12];
-	size_t		 argvlen[12];
-
-	argv[6] = "e";
-	argv[7] = "pub";
-	argv[8] = "n";
-	argv[9] = from;
-	argv[10] = "t";
-	argv[11] = text;
-	argvlen[6] = 1;
-	argvlen[7] = 3;
-	argvlen[8] = 1;
-	argvlen[9] = flen;
-	argvlen[10] = 1;
-	argvlen[11] = tlen;
-	cluster_xadd(argv, argvlen, 12);
+	cluster_xadd("pub", from, flen, NULL, 0, text, tlen);
 }
 
 /* A TEXT of a user of this node to a user of another: one XADD. */
@@ -690,24 +698,5 @@ void
 cluster_private_text(const char *from, size_t flen, const char *to,
     size_t tolen, const char *text, size_t tlen)
 {
-	const char	*argv[14];
-	size_t		 argvlen[14];
-
-	argv[6] = "e";
-	argv[7] = "priv";
-	argv[8] = "n";
-	argv[9] = from;
-	argv[10] = "to";
-	argv[11] = to;
-	argv[12] = "t";
-	argv[13] = text;
-	argvlen[6] = 1;
-	argvlen[7] = 4;
-	argvlen[8] = 1;
-	argvlen[9] = flen;
-	argvlen[10] = 2;
-	argvlen[11] = tolen;
-	argvlen[12] = 1;
-	argvlen[13] = tlen;
-	cluster_xadd(argv, argvlen, 14);
+	cluster_xadd("priv", from, flen, to, tolen, text, tlen);
 }

@@ -74,6 +74,24 @@ static struct {
 
 static void	stream_poll(void);
 
+/* An answer came: none is awaited now.  NULL: the connection is lost. */
+static redisReply *
+stream_answer(void *reply)
+{
+	cs.asked = 0;
+	return reply;
+}
+
+/* A request went (rc 0): its answer is awaited from now on. */
+static void
+stream_asked(int rc)
+{
+	if (rc != 0)
+		return;
+	cs.asked = 1;
+	cs.asked_at = clock_now_ms();
+}
+
 /* The tail of node's stream, or NULL. */
 static struct stream_tail *
 stream_tail_find(const char *node)
@@ -196,13 +214,12 @@ stream_apply_stream(const redisReply *s)
 static void
 stream_read_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
-	redisReply	*rep = reply;
+	redisReply	*rep;
 	size_t		 i;
 
 	(void)ac;
 	(void)arg;
-	cs.asked = 0;
-	if (rep == NULL)
+	if ((rep = stream_answer(reply)) == NULL)
 		return;
 	if (rep->type == REDIS_REPLY_ERROR)
 		log_warnx("cluster: XREAD: %s", rep->str);
@@ -238,11 +255,8 @@ stream_read(void)
 	}
 	for (i = 0; i < argc; i++)
 		argvlen[i] = strlen(argv[i]);
-	if (cluster_redis_argv(&cs.rd, stream_read_reply, NULL, (int)argc,
-	    argv, argvlen) == 0) {
-		cs.asked = 1;
-		cs.asked_at = clock_now_ms();
-	}
+	stream_asked(cluster_redis_argv(&cs.rd, stream_read_reply, NULL,
+	    (int)argc, argv, argvlen));
 	free(argv);
 	free(argvlen);
 }
@@ -251,13 +265,12 @@ stream_read(void)
 static void
 stream_nodes_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
-	redisReply	*rep = reply;
+	redisReply	*rep;
 	size_t		 i;
 
 	(void)ac;
 	(void)arg;
-	cs.asked = 0;
-	if (rep == NULL)
+	if ((rep = stream_answer(reply)) == NULL)
 		return;
 	if (rep->type == REDIS_REPLY_ARRAY)
 		for (i = 0; i < rep->elements; i++)
@@ -276,24 +289,20 @@ static void
 stream_poll(void)
 {
 	cs.idle_until = 0;
-	if (cluster_redis_cmd(&cs.rd, stream_nodes_reply, NULL,
-	    "SMEMBERS %s", CLUSTER_PREFIX "nodes") == 0) {
-		cs.asked = 1;
-		cs.asked_at = clock_now_ms();
-	}
+	stream_asked(cluster_redis_cmd(&cs.rd, stream_nodes_reply, NULL,
+	    "SMEMBERS %s", CLUSTER_PREFIX "nodes"));
 }
 
 /* The snapshot's reply: the mirror is replaced, then reading starts. */
 static void
 stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
-	redisReply	*rep = reply, *names, *last;
+	redisReply	*rep, *names, *last;
 	size_t		 i;
 
 	(void)ac;
 	(void)arg;
-	cs.asked = 0;
-	if (rep == NULL)
+	if ((rep = stream_answer(reply)) == NULL)
 		return;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
 	    rep->element[0]->type != REDIS_REPLY_ARRAY ||
@@ -325,13 +334,10 @@ stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
 static void
 stream_snapshot(void)
 {
-	if (cluster_redis_cmd(&cs.rd, stream_snapshot_reply, NULL,
+	stream_asked(cluster_redis_cmd(&cs.rd, stream_snapshot_reply, NULL,
 	    "EVAL %s 3 %s %s %s %s", stream_lua_snapshot,
 	    CLUSTER_PREFIX "names", CLUSTER_PREFIX "nodes",
-	    CLUSTER_PREFIX "status", cs.cfg->node_id) == 0) {
-		cs.asked = 1;
-		cs.asked_at = clock_now_ms();
-	}
+	    CLUSTER_PREFIX "status", cs.cfg->node_id));
 }
 
 /* The connection is ready: the snapshot first, then reading on. */

@@ -518,6 +518,20 @@ hub_event(struct hub_conn *c, uint32_t events)
 	}
 }
 
+/* Publishes the cluster's state in the table's header for the master. */
+static void
+hub_cluster_state(void)
+{
+	uint32_t	st = SHM_CLUSTER_NONE;
+
+	if (cluster_on())
+		st = cluster_degraded() ? SHM_CLUSTER_DEGRADED :
+		    SHM_CLUSTER_OK;
+	if (hub.tab.hdr->cluster_state != st)
+		__atomic_store_n(&hub.tab.hdr->cluster_state, st,
+		    __ATOMIC_RELEASE);
+}
+
 /* The hub process: set up, then route until killed. */
 void
 hub_main(const struct config *cfg, const struct runtime *rt)
@@ -614,6 +628,7 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 		}
 		hub_timers();
 		cluster_timers();
+		hub_cluster_state();
 		hub_grace();
 		hub_end_round();
 	}

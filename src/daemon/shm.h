@@ -23,6 +23,13 @@
 #define SHM_MAGIC	0x544b4e54U	/* "TKNT" */
 #define SHM_VERSION	5
 
+/* The cluster's state in the header (cluster_state). */
+enum shm_cluster {
+	SHM_CLUSTER_NONE = 0,	/* no --cluster */
+	SHM_CLUSTER_OK,
+	SHM_CLUSTER_DEGRADED	/* Redis unreachable: no new users */
+};
+
 enum shm_user_state {
 	USER_FREE = 0,		/* no worker */
 	USER_CONNECTED,		/* a worker, not identified yet */
@@ -64,6 +71,13 @@ struct shm_hdr {
 	uint64_t	seq;		/* orders identifications and rooms */
 	uint32_t	nidentified;
 	uint32_t	nrooms;
+	/*
+	 * --cluster, as the hub sees it (enum shm_cluster): for the master,
+	 * which is to refuse new clients while degraded, sd_notify it and
+	 * show it in "talknetctl show stats" (not done yet: master.c).
+	 */
+	volatile uint32_t cluster_state;
+	uint32_t	pad2;
 	volatile uint64_t hub_gen;	/* one more for each hub started */
 	volatile uint64_t live_gen;	/* odd while live is being written */
 	struct shm_live	live;

@@ -44,6 +44,16 @@ def wait_users(c, want, timeout=3 * T):
         time.sleep(0.05)
 
 
+def know_all(clients, names):
+    """Waits until USERS of each client lists every one of names, then
+    drains each (the NEW_USER lines that came meanwhile)."""
+    for cl in clients:
+        tntest.wait_until(lambda: set(users_of(cl)) >= set(names), 3 * T,
+                          what="every user known")
+    for cl in clients:
+        cl.drain()
+
+
 def test_users_and_presence_cross_nodes():
     with Redis() as r:
         a, b = nodes(r, 2)
@@ -66,11 +76,7 @@ def test_public_and_private_texts_cross_nodes():
         alice = Client(a).identify("alice")
         bob = Client(b).identify("bob")
         carol = Client(c).identify("carol")
-        for cl, want in ((alice, {"bob", "carol"}), (bob, {"alice", "carol"}),
-                         (carol, {"alice", "bob"})):
-            tntest.wait_until(lambda: set(users_of(cl)) >= want, 3 * T,
-                              what="every user known")
-            cl.drain()
+        know_all((alice, bob, carol), ("alice", "bob", "carol"))
         alice.send(req("PUBLIC_TEXT", text="hello all"))
         bob.expect(public_from("alice", "hello all"), 3 * T)
         carol.expect(public_from("alice", "hello all"), 3 * T)
@@ -103,12 +109,7 @@ def test_one_xadd_per_message_whatever_the_recipients():
         alice = Client(a).identify("alice")
         others = [Client(n).identify("u%d" % i)
                   for i, n in enumerate((a, b, c, b, c))]
-        everyone = {"alice"} | {"u%d" % i for i in range(len(others))}
-        for o in others:
-            tntest.wait_until(lambda: set(users_of(o)) == everyone, 3 * T,
-                              what="every user known")
-        for o in others:
-            o.drain()
+        know_all(others, ["alice"] + ["u%d" % i for i in range(5)])
 
         def calls():
             st = r.info("commandstats")
@@ -169,9 +170,7 @@ def test_ten_thousand_messages_from_a_arrive_in_order_on_b_and_c():
         sender = Client(a).identify("sender")
         rb = Client(b).identify("rb")
         rc = Client(c).identify("rc")
-        for cl in (rb, rc):
-            tntest.wait_until(lambda: "sender" in users_of(cl), 3 * T)
-            cl.drain()
+        know_all((rb, rc), ("sender", "rb", "rc"))
         n = 10000
         lines = b"".join(tntest.compact(req("PUBLIC_TEXT", text="%05d" % i))
                          for i in range(n))
