@@ -85,10 +85,11 @@ void	 cluster_private_text(const char *from, size_t, const char *to,
 /*
  * cluster_mirror.c: the hub's mirror of the other nodes' users, rows of
  * the table flagged remote.  cluster.c calls these as it reads the
- * other nodes' streams, in each stream's order.
+ * other nodes' streams, in each stream's order; node is the stream's.
  */
-void	 cluster_mirror_user(const char *, size_t, int status);
-void	 cluster_mirror_gone(const char *, size_t);
+void	 cluster_mirror_user(const char *node, const char *, size_t,
+	    int status);
+void	 cluster_mirror_gone(const char *node, const char *, size_t);
 void	 cluster_mirror_status(const char *, size_t, int status);
 void	 cluster_mirror_public(const char *from, size_t, const char *text,
 	    size_t);

@@ -53,11 +53,16 @@ cluster_mirror_find(struct str name)
 /*
  * Another node's user identified (or a snapshot names one): a row of
  * its own, and NEW_USER to this node's users.  One already mirrored is
- * kept (and no longer stale); a local user of that name means two
+ * kept (and no longer stale), and is node's from now on: the streams of
+ * two nodes are not ordered against each other, so a name freed on one
+ * node and claimed on another may be seen claimed before it is seen
+ * freed, and the late "gone" of the first node must not drop it (the
+ * conn's addr names its node).  A local user of that name means two
  * nodes granted one name, which Redis's claim rules out: logged.
  */
 void
-cluster_mirror_user(const char *p, size_t len, int status)
+cluster_mirror_user(const char *node, const char *p, size_t len,
+    int status)
 {
 	struct msg	 m = { .type = MSG_NEW_USER };
 	struct hub_conn	*c;
@@ -69,6 +74,7 @@ cluster_mirror_user(const char *p, size_t len, int status)
 	if ((c = hub_user_find(name)) != NULL) {
 		if (c->remote) {
 			c->stale = 0;
+			(void)strlcpy(c->addr, node, sizeof(c->addr));
 			cluster_mirror_status(p, len, status);
 		} else
 			log_warnx("cluster: %s is a user here and on another "
@@ -81,7 +87,7 @@ cluster_mirror_user(const char *p, size_t len, int status)
 		    log_escape(p, len, esc, sizeof(esc)));
 		return;
 	}
-	c = hub_conn_new(-1, 0, "(remote)");
+	c = hub_conn_new(-1, 0, node);
 	c->remote = 1;
 	c->hello = 1;
 	c->slot = hub.free_users[--hub.nfree_users];
@@ -116,15 +122,16 @@ cluster_mirror_drop(struct hub_conn *c)
 	free(c);
 }
 
-/* Another node's user left. */
+/* Another node's user left; a user of that name on a third is kept. */
 void
-cluster_mirror_gone(const char *p, size_t len)
+cluster_mirror_gone(const char *node, const char *p, size_t len)
 {
 	struct hub_conn	*c;
 	struct str	 name;
 
 	if (cluster_mirror_name(p, len, &name) == 0 &&
-	    (c = cluster_mirror_find(name)) != NULL)
+	    (c = cluster_mirror_find(name)) != NULL &&
+	    strcmp(c->addr, node) == 0)
 		cluster_mirror_drop(c);
 }
 

@@ -30,8 +30,9 @@
 #define STREAM_ID_MAX		48	/* "ms-seq": two 64-bit numbers */
 
 /*
- * The snapshot: every name another node holds, with its status, and
- * the last id of every other node's stream, read at one instant.
+ * The snapshot: every name another node holds, with its node and its
+ * status, and the last id of every other node's stream, read at one
+ * instant.
  * KEYS: tn:names, tn:nodes, tn:status; ARGV: this node's id.
  */
 static const char stream_lua_snapshot[] =
@@ -40,6 +41,7 @@ static const char stream_lua_snapshot[] =
 	"for i = 1, #names, 2 do\n"
 	"  if names[i + 1] ~= ARGV[1] then\n"
 	"    out[#out + 1] = names[i]\n"
+	"    out[#out + 1] = names[i + 1]\n"
 	"    out[#out + 1] = redis.call('HGET', KEYS[3], names[i]) or '0'\n"
 	"  end\n"
 	"end\n"
@@ -153,9 +155,9 @@ stream_status(const redisReply *s)
 	return s->str[0] - '0';
 }
 
-/* Applies one entry of another node's stream. */
+/* Applies one entry of node's stream. */
 static void
-stream_apply(const redisReply *fields)
+stream_apply(const char *node, const redisReply *fields)
 {
 	const redisReply	*e, *n, *t, *to;
 
@@ -165,9 +167,9 @@ stream_apply(const redisReply *fields)
 		return;
 	t = stream_field(fields, "t");
 	if (strcmp(e->str, "user") == 0)
-		cluster_mirror_user(n->str, n->len, 0);
+		cluster_mirror_user(node, n->str, n->len, 0);
 	else if (strcmp(e->str, "gone") == 0)
-		cluster_mirror_gone(n->str, n->len);
+		cluster_mirror_gone(node, n->str, n->len);
 	else if (strcmp(e->str, "status") == 0)
 		cluster_mirror_status(n->str, n->len,
 		    stream_status(stream_field(fields, "s")));
@@ -204,7 +206,7 @@ stream_apply_stream(const redisReply *s)
 		    stream_str(ent->element[0]) == NULL ||
 		    ent->element[0]->len >= sizeof(tail->id))
 			continue;
-		stream_apply(ent->element[1]);
+		stream_apply(tail->node, ent->element[1]);
 		(void)strlcpy(tail->id, ent->element[0]->str,
 		    sizeof(tail->id));
 	}
@@ -313,11 +315,12 @@ stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
 	names = rep->element[0];
 	last = rep->element[1];
 	cluster_mirror_mark();
-	for (i = 0; i + 1 < names->elements; i += 2)
-		if (stream_str(names->element[i]) != NULL)
-			cluster_mirror_user(names->element[i]->str,
-			    names->element[i]->len,
-			    stream_status(stream_str(names->element[i + 1])));
+	for (i = 0; i + 2 < names->elements; i += 3)
+		if (stream_str(names->element[i]) != NULL &&
+		    stream_str(names->element[i + 1]) != NULL)
+			cluster_mirror_user(names->element[i + 1]->str,
+			    names->element[i]->str, names->element[i]->len,
+			    stream_status(stream_str(names->element[i + 2])));
 	cluster_mirror_sweep();
 	for (i = 0; i + 1 < last->elements; i += 2)
 		if (stream_str(last->element[i]) != NULL &&
@@ -326,7 +329,7 @@ stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
 			    last->element[i + 1]->str);
 	cs.synced = 1;
 	log_info("cluster: mirror of %zu users of other nodes, %zu "
-	    "streams", names->elements / 2, cs.ntails);
+	    "streams", names->elements / 3, cs.ntails);
 	stream_poll();
 }
 

@@ -28,6 +28,7 @@
 #define CONF_REDIS_SCHEME	"redis://"
 #define CONF_UNIX_SCHEME	"unix:"
 #define CONF_REDIS_MAX_DB	15	/* redis.conf's databases default */
+#define CONF_NODE_ID_MAX	63	/* a mirrored user's conn names it */
 
 enum conf_kind {
 	CONF_SIZE,		/* a number in [min, max] */
@@ -308,6 +309,11 @@ conf_cluster_check(const char *key, const char *value, char *err,
 	if (strcmp(key, "cluster") == 0)
 		return conf_cluster_parse(value, &a, err, errlen);
 	/* It names Redis keys and shows in logs: a plain token. */
+	if (strcmp(key, "node-id") == 0 && strlen(value) > CONF_NODE_ID_MAX) {
+		(void)snprintf(err, errlen, "%s: longer than %d bytes", value,
+		    CONF_NODE_ID_MAX);
+		return -1;
+	}
 	for (c = value; strcmp(key, "node-id") == 0 && *c != '\0'; c++)
 		if (!isalnum((unsigned char)*c) && strchr("._:-", *c) == NULL) {
 			(void)snprintf(err, errlen, "%s: only letters, digits "

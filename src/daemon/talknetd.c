@@ -327,7 +327,7 @@ cluster_password_read(struct config *cfg, char *err, size_t errlen)
 static int
 cluster_settings(struct config *cfg, char *err, size_t errlen)
 {
-	char	host[256], port[16];
+	char	host[256], port[16], id[320], why[256];
 
 	if (cfg->cluster[0] == '\0') {
 		if (cfg->node_id[0] != '\0' || cfg->cluster_password[0] !=
@@ -353,12 +353,14 @@ cluster_settings(struct config *cfg, char *err, size_t errlen)
 		return -1;
 	if (cfg->node_id[0] != '\0')
 		return 0;
+	/* The same checks as a node-id given: it names Redis keys. */
 	if (gethostname(host, sizeof(host)) == -1 ||
 	    getnameinfo((struct sockaddr *)&cfg->listen[0].ss,
 	    cfg->listen[0].sslen, NULL, 0, port, sizeof(port),
 	    NI_NUMERICSERV) != 0 ||
-	    (size_t)snprintf(cfg->node_id, sizeof(cfg->node_id), "%s:%s",
-	    host, port) >= sizeof(cfg->node_id)) {
+	    (size_t)snprintf(id, sizeof(id), "%s:%s", host, port) >=
+	    sizeof(id) || conf_set(cfg, "node-id", id, why,
+	    sizeof(why)) == -1) {
 		(void)snprintf(err, errlen, "no default node-id (hostname:"
 		    "port): give --node-id");
 		return -1;

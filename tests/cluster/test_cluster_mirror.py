@@ -88,6 +88,21 @@ def test_public_and_private_texts_cross_nodes():
         carol.expect(resp("TEXT", "NO_SUCH_USER", "nobody"))
 
 
+def test_a_name_that_moves_to_another_node_stays_listed():
+    with Redis() as r:
+        a, b, c = nodes(r, 3)
+        carol = Client(c).identify("carol")
+        x = Client(a).identify("x")
+        know_all((carol,), ("x", "carol"))
+        x.close()
+        carol.expect(disconnected("x"), 3 * T)
+        x2 = Client(b).identify_eventually("x")
+        carol.expect(new_user("x"), 3 * T)
+        x2.send(req("TEXT", username="carol", text="it is me"))
+        carol.expect(text_from("x", "it is me"), 3 * T)
+        assert users_of(carol) == {"carol": "ACTIVE", "x": "ACTIVE"}
+
+
 def test_a_node_that_starts_later_takes_a_snapshot():
     with Redis() as r:
         (a,) = nodes(r, 1)
