@@ -33,7 +33,6 @@
 #include "talknetd.h"
 #include "xmalloc.h"
 
-#define CLUSTER_STREAM_MAX	"100000"	/* entries kept, about */
 
 /*
  * Joins: takes the node's key unless a live node holds it.  KEYS: the
@@ -46,6 +45,7 @@
  * Returns "OK", or the holder's {token, host, pid}.
  */
 static const char cluster_lua_join[] =
+	CLUSTER_LUA_ROOMS
 	"local t = redis.call('HGET', KEYS[1], 'token')\n"
 	"if t and t ~= ARGV[5] then\n"
 	"  return {t, redis.call('HGET', KEYS[1], 'host') or '',\n"
@@ -56,6 +56,7 @@ static const char cluster_lua_join[] =
 	"  if redis.call('HGET', KEYS[4], n) == ARGV[6] then\n"
 	"    redis.call('HDEL', KEYS[4], n)\n"
 	"    redis.call('HDEL', KEYS[6], n)\n"
+	"    forget_user(n)\n"
 	"    redis.call('XADD', KEYS[5], '*', 'e', 'gone', 'n', n)\n"
 	"  end\n"
 	"end\n"
@@ -98,14 +99,17 @@ static const char cluster_lua_claim[] =
 	"return 1\n";
 
 /*
- * Releases a name this node holds, and tells the other nodes.  The
+ * Releases a name this node holds (its user leaves its rooms), and
+ * tells the other nodes, which run the DISCONNECT semantics.  The
  * claim's KEYS and tn:status; the same ARGV.  1: released; 0: not this
  * node's.
  */
 static const char cluster_lua_release[] =
+	CLUSTER_LUA_ROOMS
 	"if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then\n"
 	"  return 0\n"
 	"end\n"
+	"forget_user(ARGV[1])\n"
 	"redis.call('HDEL', KEYS[1], ARGV[1])\n"
 	"redis.call('HDEL', KEYS[4], ARGV[1])\n"
 	"redis.call('SREM', KEYS[2], ARGV[1])\n"
@@ -156,6 +160,10 @@ static struct {
 } cl;
 
 static void	cluster_fail_claims(void);
+static void	cluster_write_reply(redisAsyncContext *, void *, void *);
+static struct cluster_claim_req *cluster_claim_new(const char *, size_t,
+		    cluster_claim_fn, void *);
+static void	cluster_claim_sent(struct cluster_claim_req *, int);
 
 /* The keys of node id. */
 static void
@@ -536,6 +544,18 @@ cluster_claim_name(const char *name, size_t len, uint32_t row,
 	struct cluster_claim_req	*q;
 
 	(void)row;
+	q = cluster_claim_new(name, len, fn, arg);
+	cluster_claim_sent(q, cluster_name_script(cluster_lua_claim, q->name,
+	    len, cluster_claim_reply, q));
+}
+
+/* A claim whose answer fn(arg, name, result) gives; not sent yet. */
+static struct cluster_claim_req *
+cluster_claim_new(const char *name, size_t len, cluster_claim_fn fn,
+    void *arg)
+{
+	struct cluster_claim_req	*q;
+
 	q = xcalloc(1, sizeof(*q));
 	q->fn = fn;
 	q->arg = arg;
@@ -543,12 +563,51 @@ cluster_claim_name(const char *name, size_t len, uint32_t row,
 	memcpy(q->name, name, len);
 	q->name[len] = '\0';
 	q->len = len;
-	if (cluster_name_script(cluster_lua_claim, q->name, len,
-	    cluster_claim_reply, q) == -1) {
+	return q;
+}
+
+/* A claim went (rc 0) and waits for its reply, or failed (-1). */
+static void
+cluster_claim_sent(struct cluster_claim_req *q, int rc)
+{
+	if (rc == -1)
 		TAILQ_INSERT_TAIL(&cl.failed, q, entry);
-		return;
-	}
-	TAILQ_INSERT_TAIL(&cl.claims, q, entry);
+	else
+		TAILQ_INSERT_TAIL(&cl.claims, q, entry);
+}
+
+/*
+ * Runs a check-and-set script (argv) whose integer reply is 1 when it
+ * granted: fn(arg, name, result) gives the answer from the hub's loop,
+ * as for a name's claim (cluster_room.c's claims).
+ */
+void
+cluster_claim_argv(const char *name, size_t len, int argc,
+    const char **argv, const size_t *argvlen, cluster_claim_fn fn,
+    void *arg)
+{
+	struct cluster_claim_req	*q;
+
+	q = cluster_claim_new(name, len, fn, arg);
+	cluster_claim_sent(q, cl.fenced ? -1 : cluster_redis_argv(&cl.cmd,
+	    cluster_claim_reply, q, argc, argv, argvlen));
+}
+
+/* Sends a write whose reply nothing waits for; -1 if it cannot go. */
+int
+cluster_write_argv(int argc, const char **argv, const size_t *argvlen)
+{
+	if (cl.fenced)
+		return -1;
+	return cluster_redis_argv(&cl.cmd, cluster_write_reply, NULL, argc,
+	    argv, argvlen);
+}
+
+/* This node's stream's key. */
+const char *
+cluster_stream_key(void)
+{
+	return cl.k_stream;
 }
 
 /* Forgets the requester of a claim on its way: it went away. */

@@ -83,6 +83,20 @@ void	 cluster_private_text(const char *from, size_t, const char *to,
 	    size_t, const char *text, size_t);
 
 /*
+ * cluster_room.c: rooms.  The claims (create, join) answer like a
+ * name's; the rest are writes nothing waits for.
+ */
+void	 cluster_claim_room(const char *, size_t, const char *user, size_t,
+	    cluster_claim_fn, void *);
+void	 cluster_join_room(const char *, size_t, const char *user, size_t,
+	    cluster_claim_fn, void *);
+void	 cluster_invite(const char *, size_t, const char *inviter, size_t,
+	    const char **names, const size_t *lens, size_t n);
+void	 cluster_leave_room(const char *, size_t, const char *user, size_t);
+void	 cluster_room_text(const char *, size_t, const char *user, size_t,
+	    const char *text, size_t);
+
+/*
  * cluster_mirror.c: the hub's mirror of the other nodes' users, rows of
  * the table flagged remote.  cluster.c calls these as it reads the
  * other nodes' streams, in each stream's order; node is the stream's.
@@ -102,6 +116,19 @@ void	 cluster_mirror_private(const char *from, size_t, const char *to,
  */
 void	 cluster_mirror_mark(void);
 void	 cluster_mirror_sweep(void);
+/* Rooms: created, invited to, joined, left, talked in on other nodes. */
+void	 cluster_mirror_room(const char *room, size_t, const char *creator,
+	    size_t);
+void	 cluster_mirror_invite(const char *room, size_t, const char *from,
+	    size_t, const char *to, size_t);
+void	 cluster_mirror_join(const char *room, size_t, const char *user,
+	    size_t);
+void	 cluster_mirror_room_member(const char *room, size_t,
+	    const char *user, size_t);
+void	 cluster_mirror_left(const char *room, size_t, const char *user,
+	    size_t);
+void	 cluster_mirror_room_text(const char *room, size_t, const char *user,
+	    size_t, const char *text, size_t);
 #else
 static inline int	cluster_join(struct config *c, char *err, size_t len)
 { (void)c; (void)snprintf(err, len, "built without cluster support"); return -1; }
@@ -122,6 +149,20 @@ static inline void	cluster_status(const char *n, size_t l, int s)
 { (void)n; (void)l; (void)s; }
 static inline void	cluster_public_text(const char *f, size_t fl,
     const char *t, size_t tl) { (void)f; (void)fl; (void)t; (void)tl; }
+static inline void	cluster_claim_room(const char *r, size_t rl,
+    const char *u, size_t ul, cluster_claim_fn f, void *a)
+{ (void)r; (void)rl; (void)u; (void)ul; (void)f; (void)a; }
+static inline void	cluster_join_room(const char *r, size_t rl,
+    const char *u, size_t ul, cluster_claim_fn f, void *a)
+{ (void)r; (void)rl; (void)u; (void)ul; (void)f; (void)a; }
+static inline void	cluster_invite(const char *r, size_t rl,
+    const char *i, size_t il, const char **n, const size_t *l, size_t c)
+{ (void)r; (void)rl; (void)i; (void)il; (void)n; (void)l; (void)c; }
+static inline void	cluster_leave_room(const char *r, size_t rl,
+    const char *u, size_t ul) { (void)r; (void)rl; (void)u; (void)ul; }
+static inline void	cluster_room_text(const char *r, size_t rl,
+    const char *u, size_t ul, const char *t, size_t tl)
+{ (void)r; (void)rl; (void)u; (void)ul; (void)t; (void)tl; }
 static inline void	cluster_private_text(const char *f, size_t fl,
     const char *to, size_t tol, const char *t, size_t tl)
 { (void)f; (void)fl; (void)to; (void)tol; (void)t; (void)tl; }

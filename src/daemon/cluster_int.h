@@ -10,6 +10,8 @@
 
 #include "conf.h"
 
+#define CLUSTER_STREAM_MAX	"100000"	/* a stream's entries, about */
+
 struct cluster_redis;
 typedef void (*cluster_redis_fn)(struct cluster_redis *);
 
@@ -61,6 +63,37 @@ void	 cluster_redis_timers(struct cluster_redis *, int64_t now);
 int64_t	 cluster_redis_next(const struct cluster_redis *);
 /* Drops the connection on purpose (a bad reply): it reconnects. */
 void	 cluster_redis_drop(struct cluster_redis *, const char *why);
+/*
+ * Rooms in Redis (cluster_room.c): tn:rooms, the set of their names;
+ * tn:room:R, a hash (creator); tn:rm:R and tn:ri:R, its members and
+ * its invited; tn:ur:U, the rooms user U is a member of or invited to.
+ * The prefixes differ, so no room or user name makes two keys meet.
+ * Two Lua functions the scripts share: a room dropped when its last
+ * member left, and a user gone from every room (its node ended it).
+ */
+#define CLUSTER_LUA_ROOMS \
+	"local function drop_room(r)\n" \
+	"  for _, v in ipairs(redis.call('SMEMBERS', 'tn:ri:' .. r)) do\n" \
+	"    redis.call('SREM', 'tn:ur:' .. v, r)\n" \
+	"  end\n" \
+	"  redis.call('DEL', 'tn:room:' .. r, 'tn:rm:' .. r, 'tn:ri:' .. r)\n" \
+	"  redis.call('SREM', 'tn:rooms', r)\n" \
+	"end\n" \
+	"local function forget_user(u)\n" \
+	"  for _, r in ipairs(redis.call('SMEMBERS', 'tn:ur:' .. u)) do\n" \
+	"    redis.call('SREM', 'tn:rm:' .. r, u)\n" \
+	"    redis.call('SREM', 'tn:ri:' .. r, u)\n" \
+	"    if redis.call('SCARD', 'tn:rm:' .. r) == 0 then drop_room(r) end\n" \
+	"  end\n" \
+	"  redis.call('DEL', 'tn:ur:' .. u)\n" \
+	"end\n"
+
+/* cluster.c, for cluster_room.c: scripts and writes on the commands. */
+void	 cluster_claim_argv(const char *, size_t, int, const char **,
+	    const size_t *, cluster_claim_fn, void *);
+int	 cluster_write_argv(int, const char **, const size_t *);
+const char *cluster_stream_key(void);
+
 /* cluster_stream.c: reading the other nodes' streams. */
 void	 cluster_stream_start(const struct cluster_addr *,
 	    const struct config *, int epfd);

@@ -209,3 +209,151 @@ cluster_mirror_sweep(void)
 		if (c->remote && c->stale)
 			cluster_mirror_drop(c);
 }
+
+/* A user (of any node) by a name from a stream, or NULL. */
+static struct hub_conn *
+cluster_mirror_anyone(const char *p, size_t len)
+{
+	struct str	name;
+
+	if (cluster_mirror_name(p, len, &name) == -1)
+		return NULL;
+	return hub_user_find(name);
+}
+
+/* A room by a name from a stream, or NULL. */
+static struct hub_room *
+cluster_mirror_find_room(const char *p, size_t len)
+{
+	struct str	name = { p, len };
+
+	if (len == 0 || len >= hub.tab.hdr->room_bytes)
+		return NULL;
+	return hub_room_find(name);
+}
+
+/*
+ * Another node made a room (or a snapshot names one): a row here, its
+ * creator its member.  NEW_ROOM tells nobody else, so neither does
+ * this.  Without the creator mirrored, or a row, the room is not.
+ */
+void
+cluster_mirror_room(const char *room, size_t rlen, const char *creator,
+    size_t clen)
+{
+	struct hub_conn	*c;
+	struct str	 name = { room, rlen };
+	char		 esc[256];
+
+	if (rlen == 0 || rlen >= hub.tab.hdr->room_bytes ||
+	    hub_room_find(name) != NULL ||
+	    (c = cluster_mirror_anyone(creator, clen)) == NULL)
+		return;
+	if (hub.nfree_rooms == 0) {
+		log_warnx("cluster: no row for room %s of another node "
+		    "(--max-rooms)", log_escape(room, rlen, esc, sizeof(esc)));
+		return;
+	}
+	shm_begin(&hub.tab);
+	(void)hub_room_make(c, name);
+	shm_commit(&hub.tab);
+}
+
+/* An invitation from another node: INVITATION to the invitee if here. */
+void
+cluster_mirror_invite(const char *room, size_t rlen, const char *from,
+    size_t flen, const char *to, size_t tlen)
+{
+	struct msg	 m = { .type = MSG_INVITATION };
+	struct hub_room	*r;
+	struct hub_conn	*u;
+
+	if ((r = cluster_mirror_find_room(room, rlen)) == NULL ||
+	    (u = cluster_mirror_anyone(to, tlen)) == NULL ||
+	    shm_room_is_member(&hub.tab, r->idx, u->slot) ||
+	    shm_room_is_invited(&hub.tab, r->idx, u->slot))
+		return;
+	shm_begin(&hub.tab);
+	shm_room_invite(&hub.tab, r->idx, u->slot);
+	m.username.p = from;
+	m.username.len = flen;
+	m.roomname = hub_room_name(shm_room(&hub.tab, r->idx));
+	hub_tell(u, &m);
+	shm_commit(&hub.tab);
+}
+
+/*
+ * A user of another node joined: JOINED_ROOM to the members here.
+ * quiet (a snapshot) sets the bit and tells nobody.
+ */
+static void
+cluster_mirror_member(const char *room, size_t rlen, const char *user,
+    size_t ulen, int quiet)
+{
+	struct hub_room	*r;
+	struct hub_conn	*u;
+
+	if ((r = cluster_mirror_find_room(room, rlen)) == NULL ||
+	    (u = cluster_mirror_anyone(user, ulen)) == NULL || !u->remote ||
+	    shm_room_is_member(&hub.tab, r->idx, u->slot))
+		return;
+	shm_begin(&hub.tab);
+	if (quiet)
+		shm_room_join(&hub.tab, r->idx, u->slot);
+	else
+		hub_join(u, r);
+	shm_commit(&hub.tab);
+}
+
+/* A user of another node joined a room. */
+void
+cluster_mirror_join(const char *room, size_t rlen, const char *user,
+    size_t ulen)
+{
+	cluster_mirror_member(room, rlen, user, ulen, 0);
+}
+
+/* A snapshot's member of a room: no news for anyone. */
+void
+cluster_mirror_room_member(const char *room, size_t rlen, const char *user,
+    size_t ulen)
+{
+	cluster_mirror_member(room, rlen, user, ulen, 1);
+}
+
+/* A user of another node left a room: LEFT_ROOM to the members here. */
+void
+cluster_mirror_left(const char *room, size_t rlen, const char *user,
+    size_t ulen)
+{
+	struct hub_room	*r;
+	struct hub_conn	*u;
+
+	if ((r = cluster_mirror_find_room(room, rlen)) == NULL ||
+	    (u = cluster_mirror_anyone(user, ulen)) == NULL || !u->remote ||
+	    !shm_room_is_member(&hub.tab, r->idx, u->slot))
+		return;
+	shm_begin(&hub.tab);
+	hub_room_leave(u, r);
+	shm_commit(&hub.tab);
+}
+
+/* A ROOM_TEXT of another node's member: to the members here. */
+void
+cluster_mirror_room_text(const char *room, size_t rlen, const char *user,
+    size_t ulen, const char *text, size_t tlen)
+{
+	struct msg	 m = { .type = MSG_ROOM_TEXT_FROM };
+	struct hub_room	*r;
+	struct shm_room	*row;
+
+	if ((r = cluster_mirror_find_room(room, rlen)) == NULL)
+		return;
+	row = shm_room(&hub.tab, r->idx);
+	m.roomname = hub_room_name(row);
+	m.username.p = user;
+	m.username.len = ulen;
+	m.text.p = text;
+	m.text.len = tlen;
+	hub_tell_room(row, &m, NULL);
+}

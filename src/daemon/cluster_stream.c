@@ -31,8 +31,8 @@
 
 /*
  * The snapshot: every name another node holds, with its node and its
- * status, and the last id of every other node's stream, read at one
- * instant.
+ * status, the last id of every other node's stream, and every room
+ * with its creator and members, read at one instant.
  * KEYS: tn:names, tn:nodes, tn:status; ARGV: this node's id.
  */
 static const char stream_lua_snapshot[] =
@@ -54,7 +54,13 @@ static const char stream_lua_snapshot[] =
 	"    last[#last + 1] = (e[1] and e[1][1]) or '0-0'\n"
 	"  end\n"
 	"end\n"
-	"return {out, last}\n";
+	"local rooms = {}\n"
+	"for _, r in ipairs(redis.call('SMEMBERS', 'tn:rooms')) do\n"
+	"  rooms[#rooms + 1] = {r,\n"
+	"    redis.call('HGET', 'tn:room:' .. r, 'creator') or '',\n"
+	"    redis.call('SMEMBERS', 'tn:rm:' .. r)}\n"
+	"end\n"
+	"return {out, last, rooms}\n";
 
 /* One stream read: its node, its key, the last id applied. */
 struct stream_tail {
@@ -155,6 +161,28 @@ stream_status(const redisReply *s)
 	return s->str[0] - '0';
 }
 
+/* Applies one room event: e kind, n user, r room. */
+static void
+stream_apply_room(const redisReply *e, const redisReply *n,
+    const redisReply *r, const redisReply *fields)
+{
+	const redisReply	*t = stream_field(fields, "t"),
+				*to = stream_field(fields, "to");
+
+	if (strcmp(e->str, "room") == 0)
+		cluster_mirror_room(r->str, r->len, n->str, n->len);
+	else if (strcmp(e->str, "invite") == 0 && to != NULL)
+		cluster_mirror_invite(r->str, r->len, n->str, n->len, to->str,
+		    to->len);
+	else if (strcmp(e->str, "join") == 0)
+		cluster_mirror_join(r->str, r->len, n->str, n->len);
+	else if (strcmp(e->str, "left") == 0)
+		cluster_mirror_left(r->str, r->len, n->str, n->len);
+	else if (strcmp(e->str, "rtext") == 0 && t != NULL)
+		cluster_mirror_room_text(r->str, r->len, n->str, n->len,
+		    t->str, t->len);
+}
+
 /* Applies one entry of node's stream. */
 static void
 stream_apply(const char *node, const redisReply *fields)
@@ -166,6 +194,10 @@ stream_apply(const char *node, const redisReply *fields)
 	    (n = stream_field(fields, "n")) == NULL)
 		return;
 	t = stream_field(fields, "t");
+	if (stream_field(fields, "r") != NULL) {
+		stream_apply_room(e, n, stream_field(fields, "r"), fields);
+		return;
+	}
 	if (strcmp(e->str, "user") == 0)
 		cluster_mirror_user(node, n->str, n->len, 0);
 	else if (strcmp(e->str, "gone") == 0)
@@ -295,6 +327,39 @@ stream_poll(void)
 	    "SMEMBERS %s", CLUSTER_PREFIX "nodes"));
 }
 
+/*
+ * The snapshot's rooms: each missing here is made (its first member
+ * known here as its creator: the creator may have left), and the
+ * members of other nodes are set, quietly.  A room here that Redis does not know
+ * stays (not swept: a restarted hub's local rooms are in the table).
+ */
+static void
+stream_snapshot_rooms(const redisReply *rooms)
+{
+	const redisReply	*room, *members;
+	size_t			 i, j;
+
+	for (i = 0; i < rooms->elements; i++) {
+		room = rooms->element[i];
+		if (room->type != REDIS_REPLY_ARRAY || room->elements != 3 ||
+		    stream_str(room->element[0]) == NULL ||
+		    stream_str(room->element[1]) == NULL ||
+		    room->element[2]->type != REDIS_REPLY_ARRAY)
+			continue;
+		members = room->element[2];
+		for (j = 0; j < members->elements; j++) {
+			if (stream_str(members->element[j]) == NULL)
+				continue;
+			cluster_mirror_room(room->element[0]->str,
+			    room->element[0]->len, members->element[j]->str,
+			    members->element[j]->len);
+			cluster_mirror_room_member(room->element[0]->str,
+			    room->element[0]->len, members->element[j]->str,
+			    members->element[j]->len);
+		}
+	}
+}
+
 /* The snapshot's reply: the mirror is replaced, then reading starts. */
 static void
 stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
@@ -306,9 +371,10 @@ stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
 	(void)arg;
 	if ((rep = stream_answer(reply)) == NULL)
 		return;
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
 	    rep->element[0]->type != REDIS_REPLY_ARRAY ||
-	    rep->element[1]->type != REDIS_REPLY_ARRAY) {
+	    rep->element[1]->type != REDIS_REPLY_ARRAY ||
+	    rep->element[2]->type != REDIS_REPLY_ARRAY) {
 		cluster_redis_drop(&cs.rd, "bad reply to the snapshot");
 		return;
 	}
@@ -322,6 +388,7 @@ stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
 			    names->element[i]->str, names->element[i]->len,
 			    stream_status(stream_str(names->element[i + 2])));
 	cluster_mirror_sweep();
+	stream_snapshot_rooms(rep->element[2]);
 	for (i = 0; i + 1 < last->elements; i += 2)
 		if (stream_str(last->element[i]) != NULL &&
 		    stream_str(last->element[i + 1]) != NULL)

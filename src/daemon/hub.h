@@ -226,6 +226,13 @@ struct str	 hub_user_key(const struct hub_conn *);
 struct hub_conn	*hub_user_find(struct str);
 void		 hub_tell(struct hub_conn *, const struct msg *);
 void		 hub_tell_others(const struct msg *, const struct hub_conn *);
+struct hub_room	*hub_room_find(struct str);
+struct hub_room	*hub_room_make(struct hub_conn *, struct str);
+struct str	 hub_room_name(struct shm_room *);
+void		 hub_room_leave(struct hub_conn *, struct hub_room *);
+void		 hub_join(struct hub_conn *, struct hub_room *);
+void		 hub_tell_room(struct shm_room *, const struct msg *,
+		    const struct hub_conn *);
 struct hub_conn	*hub_room_creator(const struct hub_room *);
 void		 hub_part(struct hub_conn *);
 void		 hub_kick(const struct ipc_kick *);

@@ -112,7 +112,7 @@ hub_user_find(struct str name)
 }
 
 /* Finds a room by name. */
-static struct hub_room *
+struct hub_room *
 hub_room_find(struct str name)
 {
 	static struct hub_room	key = { .idx = SLOT_NONE };
@@ -154,8 +154,8 @@ hub_tell_others(const struct msg *m, const struct hub_conn *except)
 	}
 }
 
-/* Sends m to every member of a room but one. */
-static void
+/* Sends m to every member of a room but one (remote members: no). */
+void
 hub_tell_room(struct shm_room *row, const struct msg *m,
     const struct hub_conn *except)
 {
@@ -176,7 +176,7 @@ hub_tell_room(struct shm_room *row, const struct msg *m,
 }
 
 /* The name of a room row. */
-static struct str
+struct str
 hub_room_name(struct shm_room *row)
 {
 	struct str	s;
@@ -227,7 +227,7 @@ hub_room_forget(struct hub_room *r)
 }
 
 /* Takes a user out of a room, telling the others; may end the room. */
-static void
+void
 hub_room_leave(struct hub_conn *c, struct hub_room *r)
 {
 	struct shm_room	*row = shm_room(&hub.tab, r->idx);
@@ -320,6 +320,19 @@ hub_identify_as(struct hub_conn *c, struct str name)
 }
 
 /*
+ * Ends a parked request (IDENTIFY, NEW_ROOM, JOIN_ROOM): its
+ * seq is recorded with its effect, and its channel read again.
+ */
+static void
+hub_park_end(struct hub_conn *c)
+{
+	hub_row(c)->last_seq = c->park_seq;
+	shm_commit(&hub.tab);
+	hub.reading = NULL;
+	hub_unpark(c);
+}
+
+/*
  * --cluster: Redis answered a parked IDENTIFY.  Granted, the name is
  * c's; taken, c hears so; no answer (degraded), c's client is closed,
  * so that a load balancer sends it to a node that can take it.  The
@@ -351,10 +364,7 @@ hub_identify_claimed(void *arg, const char *name, size_t len,
 			cluster_release_name(name, len);
 		hub_identified_as(c, n, RES_USER_ALREADY_EXISTS);
 	}
-	hub_row(c)->last_seq = c->park_seq;
-	shm_commit(&hub.tab);
-	hub.reading = NULL;
-	hub_unpark(c);
+	hub_park_end(c);
 }
 
 /*
@@ -460,12 +470,63 @@ hub_public_text(struct hub_conn *c, const struct msg *q)
 		    q->text.len);
 }
 
+/* Makes room name, with c (the table's row free) its only member. */
+struct hub_room *
+hub_room_make(struct hub_conn *c, struct str name)
+{
+	struct hub_room	*r;
+
+	r = xcalloc(1, sizeof(*r));
+	r->idx = hub.free_rooms[--hub.nfree_rooms];
+	shm_room_create(&hub.tab, r->idx, name.p, name.len, c->slot);
+	r->creator = c->slot;
+	r->seq = shm_room(&hub.tab, r->idx)->seq;
+	c->rooms++;
+	if (RB_INSERT(room_tree, &hub.rooms, r) != NULL)
+		fatalx("%s: room indexed twice", __func__);
+	return r;
+}
+
+/*
+ * --cluster: Redis answered a parked NEW_ROOM.  Granted, the room is
+ * made here (a stale room of that name here, not yet seen gone, undoes
+ * it); taken, ROOM_ALREADY_EXISTS; no answer, TOO_MANY_ROOMS: the
+ * server cannot take a room now (a decision).
+ */
+static void
+hub_new_room_claimed(void *arg, const char *name, size_t len,
+    enum cluster_claim res)
+{
+	struct hub_conn	*c = arg;
+	struct str	 n = { name, len };
+	enum result	 r = RES_SUCCESS;
+
+	if (c->dead) {
+		c->parked = 0;
+		if (res == CLAIM_GRANTED)
+			cluster_leave_room(name, len, hub_name(c).p,
+			    hub_name(c).len);
+		return;
+	}
+	hub.reading = c;
+	shm_begin(&hub.tab);
+	if (res == CLAIM_FAILED)
+		r = RES_TOO_MANY_ROOMS;
+	else if (res == CLAIM_TAKEN || hub_room_find(n) != NULL ||
+	    hub.nfree_rooms == 0)
+		r = RES_ROOM_ALREADY_EXISTS;
+	if (r == RES_SUCCESS)
+		hub_room_make(c, n);
+	else if (res == CLAIM_GRANTED)
+		cluster_leave_room(name, len, hub_name(c).p, hub_name(c).len);
+	hub_respond(c, MSG_NEW_ROOM, r, n);
+	hub_park_end(c);
+}
+
 /* NEW_ROOM: creates a room whose only member is its creator. */
 static void
 hub_new_room(struct hub_conn *c, const struct msg *q)
 {
-	struct hub_room	*r;
-
 	if (hub_room_find(q->roomname) != NULL) {
 		hub_respond(c, MSG_NEW_ROOM, RES_ROOM_ALREADY_EXISTS, q->roomname);
 		return;
@@ -475,14 +536,14 @@ hub_new_room(struct hub_conn *c, const struct msg *q)
 		hub_respond(c, MSG_NEW_ROOM, RES_TOO_MANY_ROOMS, q->roomname);
 		return;
 	}
-	r = xcalloc(1, sizeof(*r));
-	r->idx = hub.free_rooms[--hub.nfree_rooms];
-	shm_room_create(&hub.tab, r->idx, q->roomname.p, q->roomname.len, c->slot);
-	r->creator = c->slot;
-	r->seq = shm_room(&hub.tab, r->idx)->seq;
-	c->rooms++;
-	if (RB_INSERT(room_tree, &hub.rooms, r) != NULL)
-		fatalx("%s: room indexed twice", __func__);
+	/* In a cluster the name must be free on every node: ask Redis. */
+	if (cluster_on()) {
+		c->parked = 1;
+		cluster_claim_room(q->roomname.p, q->roomname.len,
+		    hub_name(c).p, hub_name(c).len, hub_new_room_claimed, c);
+		return;
+	}
+	hub_room_make(c, q->roomname);
 	hub_respond(c, MSG_NEW_ROOM, RES_SUCCESS, q->roomname);
 }
 
@@ -509,6 +570,25 @@ hub_member_room(struct hub_conn *c, enum msg_type op, struct str name,
 	if (rp != NULL)
 		*rp = r;
 	return row;
+}
+
+/* --cluster: an INVITE crosses to the invitees' nodes, in one script. */
+static void
+hub_invite_cluster(struct hub_conn *c, const struct msg *q)
+{
+	const char	**names;
+	size_t		 *lens, i;
+
+	names = xcalloc(q->nlist, sizeof(*names));
+	lens = xcalloc(q->nlist, sizeof(*lens));
+	for (i = 0; i < q->nlist; i++) {
+		names[i] = q->list[i].p;
+		lens[i] = q->list[i].len;
+	}
+	cluster_invite(q->roomname.p, q->roomname.len, hub_name(c).p,
+	    hub_name(c).len, names, lens, q->nlist);
+	free(names);
+	free(lens);
 }
 
 /* INVITE: all or nothing; new invitees get INVITATION, no reply. */
@@ -541,6 +621,50 @@ hub_invite(struct hub_conn *c, const struct msg *q)
 		shm_room_invite(&hub.tab, r->idx, to->slot);
 		hub_send(to);
 	}
+	if (cluster_on())
+		hub_invite_cluster(c, q);
+}
+
+/* Makes c a member of r: JOINED_ROOM to the other members. */
+void
+hub_join(struct hub_conn *c, struct hub_room *r)
+{
+	struct shm_room	*row = shm_room(&hub.tab, r->idx);
+	struct msg	 m = { .type = MSG_JOINED_ROOM, .username = hub_name(c) };
+
+	shm_room_join(&hub.tab, r->idx, c->slot);
+	m.roomname = hub_room_name(row);
+	hub_tell_room(row, &m, c);
+}
+
+/*
+ * --cluster: Redis answered a parked JOIN_ROOM.  Granted, c joins here
+ * too (unless the room went meanwhile); otherwise NOT_INVITED, for no
+ * answer too (a decision: the client may try again).
+ */
+static void
+hub_join_claimed(void *arg, const char *name, size_t len,
+    enum cluster_claim res)
+{
+	struct hub_conn	*c = arg;
+	struct hub_room	*r;
+	struct str	 n = { name, len };
+
+	if (c->dead) {
+		c->parked = 0;
+		return;
+	}
+	hub.reading = c;
+	shm_begin(&hub.tab);
+	if ((r = hub_room_find(n)) == NULL)
+		hub_respond(c, MSG_JOIN_ROOM, RES_NO_SUCH_ROOM, n);
+	else if (res != CLAIM_GRANTED)
+		hub_respond(c, MSG_JOIN_ROOM, RES_NOT_INVITED, n);
+	else {
+		hub_respond(c, MSG_JOIN_ROOM, RES_SUCCESS, n);
+		hub_join(c, r);
+	}
+	hub_park_end(c);
 }
 
 /* JOIN_ROOM: an invited user becomes a member. */
@@ -548,14 +672,11 @@ static void
 hub_join_room(struct hub_conn *c, const struct msg *q)
 {
 	struct hub_room	*r;
-	struct shm_room	*row;
-	struct msg	 m = { .type = MSG_JOINED_ROOM, .username = hub_name(c) };
 
 	if ((r = hub_room_find(q->roomname)) == NULL) {
 		hub_respond(c, MSG_JOIN_ROOM, RES_NO_SUCH_ROOM, q->roomname);
 		return;
 	}
-	row = shm_room(&hub.tab, r->idx);
 	if (shm_room_is_member(&hub.tab, r->idx, c->slot)) {
 		hub_respond(c, MSG_JOIN_ROOM, RES_SUCCESS, q->roomname);
 		return;
@@ -564,10 +685,15 @@ hub_join_room(struct hub_conn *c, const struct msg *q)
 		hub_respond(c, MSG_JOIN_ROOM, RES_NOT_INVITED, q->roomname);
 		return;
 	}
-	shm_room_join(&hub.tab, r->idx, c->slot);
+	/* In a cluster the invitation is used up in Redis, once. */
+	if (cluster_on()) {
+		c->parked = 1;
+		cluster_join_room(q->roomname.p, q->roomname.len,
+		    hub_name(c).p, hub_name(c).len, hub_join_claimed, c);
+		return;
+	}
 	hub_respond(c, MSG_JOIN_ROOM, RES_SUCCESS, q->roomname);
-	m.roomname = hub_room_name(row);
-	hub_tell_room(row, &m, c);
+	hub_join(c, r);
 }
 
 /* ROOM_USERS: the members of a room the sender is in. */
@@ -611,6 +737,9 @@ hub_room_text(struct hub_conn *c, const struct msg *q)
 		return;
 	m.roomname = hub_room_name(row);
 	hub_tell_room(row, &m, c);
+	if (cluster_on())
+		cluster_room_text(m.roomname.p, m.roomname.len,
+		    m.username.p, m.username.len, q->text.p, q->text.len);
 }
 
 /* LEAVE_ROOM: LEFT_ROOM to the others; an empty room disappears. */
@@ -622,6 +751,9 @@ hub_leave_room(struct hub_conn *c, const struct msg *q)
 	if (hub_member_room(c, MSG_LEAVE_ROOM, q->roomname, &r) == NULL)
 		return;
 	hub_room_leave(c, r);
+	if (cluster_on())
+		cluster_leave_room(q->roomname.p, q->roomname.len,
+		    hub_name(c).p, hub_name(c).len);
 }
 
 /* Queues the CLOSE frame that ends a channel, with its reason. */
