@@ -36,7 +36,8 @@
 
 /*
  * Joins: takes the node's key unless a live node holds it.  KEYS: the
- * node's key, tn:nodes, tn:names:ID, tn:names, tn:stream:ID, tn:status;
+ * node's key, tn:nodes, tn:names:ID, tn:names, tn:stream:ID, tn:status,
+ * tn:reaped:ID (a tombstone another node's reaping left);
  * ARGV: token, ttl ms, host, pid, the token a dead holder on this host
  * left ("": none), the node id.  The names a previous run of this id
  * held are freed: whoever held the id before is gone, and its users
@@ -60,7 +61,7 @@ static const char cluster_lua_join[] =
 	"    redis.call('XADD', KEYS[5], '*', 'e', 'gone', 'n', n)\n"
 	"  end\n"
 	"end\n"
-	"redis.call('DEL', KEYS[1], KEYS[3])\n"
+	"redis.call('DEL', KEYS[1], KEYS[3], KEYS[7])\n"
 	"local now = redis.call('TIME')\n"
 	"redis.call('HSET', KEYS[1], 'token', ARGV[1], 'host', ARGV[3],\n"
 	"  'pid', ARGV[4], 'beat', now[1] * 1000 + math.floor(now[2] / 1000))\n"
@@ -70,18 +71,26 @@ static const char cluster_lua_join[] =
 
 /*
  * The heartbeat: refreshes the node's key if it is still this run's.
- * ARGV: token, ttl ms, pid, host.  0: refreshed; 1: it had lapsed and
- * is taken again; -1: another run holds the id.
+ * KEYS: the node's key, tn:nodes, tn:reaped:ID, tn:stream:ID; ARGV:
+ * token, ttl ms, pid, host, node id.  0: refreshed; 1: it had lapsed
+ * and is taken again; 2: it lapsed and another node reaped this one
+ * meanwhile (its users are gone from the cluster: fence; its stream
+ * starts again empty, as at a join); -1: another run holds it.
  */
 static const char cluster_lua_beat[] =
 	"local t = redis.call('HGET', KEYS[1], 'token')\n"
 	"if t and t ~= ARGV[1] then return -1 end\n"
+	"local reaped = not t and redis.call('DEL', KEYS[3]) == 1\n"
 	"local now = redis.call('TIME')\n"
 	"redis.call('HSET', KEYS[1], 'token', ARGV[1], 'host', ARGV[4],\n"
 	"  'pid', ARGV[3], 'beat', now[1] * 1000 + math.floor(now[2] / 1000))\n"
 	"redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
 	"if t then return 0 end\n"
 	"redis.call('SADD', KEYS[2], ARGV[5])\n"
+	"if reaped then\n"
+	"  redis.call('DEL', KEYS[4])\n"
+	"  return 2\n"
+	"end\n"
 	"return 1\n";
 
 /*
@@ -149,6 +158,7 @@ static struct {
 	char			 k_node[192];	/* tn:node:ID */
 	char			 k_names_node[192];	/* tn:names:ID */
 	char			 k_stream[192];	/* tn:stream:ID */
+	char			 k_reaped[192];	/* tn:reaped:ID */
 	int64_t			 beat_at;	/* the next heartbeat */
 	int			 beat_sent;	/* one is on its way */
 	int64_t			 beat_sent_at;
@@ -160,6 +170,7 @@ static struct {
 } cl;
 
 static void	cluster_fail_claims(void);
+static void	cluster_fence(void);
 static void	cluster_write_reply(redisAsyncContext *, void *, void *);
 static struct cluster_claim_req *cluster_claim_new(const char *, size_t,
 		    cluster_claim_fn, void *);
@@ -233,17 +244,20 @@ cluster_join_try(redisContext *c, const struct config *cfg,
     const char *host, const char *takeover, char *err, size_t errlen)
 {
 	char		 k_node[192], k_names[192], k_stream[192], ttl[16],
-			 pid[16];
+			 pid[16], k_reaped[192];
 	redisReply	*rep;
 
 	cluster_keys(cfg->node_id, k_node, sizeof(k_node), k_names,
 	    sizeof(k_names), k_stream, sizeof(k_stream));
 	(void)snprintf(ttl, sizeof(ttl), "%d", CLUSTER_TTL_MS);
 	(void)snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-	rep = redisCommand(c, "EVAL %s 6 %s %s %s %s %s %s %s %s %s %s %s %s",
-	    cluster_lua_join, k_node, CLUSTER_PREFIX "nodes", k_names,
-	    CLUSTER_PREFIX "names", k_stream, CLUSTER_PREFIX "status",
-	    cfg->cluster_token, ttl, host, pid, takeover, cfg->node_id);
+	(void)snprintf(k_reaped, sizeof(k_reaped), CLUSTER_PREFIX "reaped:%s",
+	    cfg->node_id);
+	rep = redisCommand(c, "EVAL %s 7 %s %s %s %s %s %s %s "
+	    "%s %s %s %s %s %s", cluster_lua_join, k_node,
+	    CLUSTER_PREFIX "nodes", k_names, CLUSTER_PREFIX "names", k_stream,
+	    CLUSTER_PREFIX "status", k_reaped, cfg->cluster_token, ttl, host,
+	    pid, takeover, cfg->node_id);
 	if (rep == NULL)
 		(void)snprintf(err, errlen, "redis: %s", c->errstr);
 	else if (rep->type == REDIS_REPLY_ERROR) {
@@ -338,8 +352,29 @@ cluster_beat_reply(redisAsyncContext *ac, void *reply, void *arg)
 	if (rep->integer == 1)
 		log_warnx("cluster: node id %s had lapsed; taken again",
 		    cl.cfg->node_id);
+	if (rep->integer == 2)
+		cluster_fence();
 	cl.fenced = rep->integer == -1;
 	cluster_note_state();
+	if (!cl.fenced)
+		cluster_reap();
+}
+
+/*
+ * This node was cut off long enough to be reaped: every other node
+ * has let its users go, and a name of one may be another's by now.
+ * Its clients are closed (they reconnect through the load balancer),
+ * its mirror thrown away and read again; it goes on as a fresh node
+ * (the heartbeat that said so took its id again).
+ */
+static void
+cluster_fence(void)
+{
+	log_warnx("cluster: fenced: this node was cut off for longer than "
+	    "%d ms and reaped by another; closing its clients and starting "
+	    "afresh", CLUSTER_TTL_MS);
+	cluster_mirror_fence();
+	cluster_stream_resync();
 }
 
 /* Sends the heartbeat, if none is on its way. */
@@ -353,9 +388,10 @@ cluster_beat(void)
 		return;
 	(void)snprintf(ttl, sizeof(ttl), "%d", CLUSTER_TTL_MS);
 	if (cluster_redis_cmd(&cl.cmd, cluster_beat_reply, NULL,
-	    "EVAL %s 2 %s %s %s %s %s %s %s", cluster_lua_beat, cl.k_node,
-	    CLUSTER_PREFIX "nodes", cl.cfg->cluster_token, ttl, cl.pid,
-	    cl.host, cl.cfg->node_id) == 0) {
+	    "EVAL %s 4 %s %s %s %s %s %s %s %s %s", cluster_lua_beat,
+	    cl.k_node, CLUSTER_PREFIX "nodes", cl.k_reaped, cl.k_stream,
+	    cl.cfg->cluster_token, ttl, cl.pid, cl.host,
+	    cl.cfg->node_id) == 0) {
 		cl.beat_sent = 1;
 		cl.beat_sent_at = clock_now_ms();
 	}
@@ -402,6 +438,8 @@ cluster_start(const struct config *cfg, int epfd)
 	cluster_keys(cfg->node_id, cl.k_node, sizeof(cl.k_node),
 	    cl.k_names_node, sizeof(cl.k_names_node), cl.k_stream,
 	    sizeof(cl.k_stream));
+	(void)snprintf(cl.k_reaped, sizeof(cl.k_reaped), CLUSTER_PREFIX
+	    "reaped:%s", cfg->node_id);
 	/* Not ready yet: degraded until it is. */
 	cl.degraded = 1;
 	cluster_redis_init(&cl.cmd, "commands", &cl.addr,
@@ -601,6 +639,20 @@ cluster_write_argv(int argc, const char **argv, const size_t *argvlen)
 		return -1;
 	return cluster_redis_argv(&cl.cmd, cluster_write_reply, NULL, argc,
 	    argv, argvlen);
+}
+
+/* The commands' connection (cluster_reap.c's scripts). */
+struct cluster_redis *
+cluster_cmd(void)
+{
+	return &cl.cmd;
+}
+
+/* This node's id. */
+const char *
+cluster_node_id(void)
+{
+	return cl.cfg->node_id;
 }
 
 /* This node's stream's key. */

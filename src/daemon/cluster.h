@@ -116,6 +116,8 @@ void	 cluster_mirror_private(const char *from, size_t, const char *to,
  */
 void	 cluster_mirror_mark(void);
 void	 cluster_mirror_sweep(void);
+/* Fencing: closes every client of this node, empties the mirror. */
+void	 cluster_mirror_fence(void);
 /* Rooms: created, invited to, joined, left, talked in on other nodes. */
 void	 cluster_mirror_room(const char *room, size_t, const char *creator,
 	    size_t);

@@ -93,6 +93,11 @@ void	 cluster_claim_argv(const char *, size_t, int, const char **,
 	    const size_t *, cluster_claim_fn, void *);
 int	 cluster_write_argv(int, const char **, const size_t *);
 const char *cluster_stream_key(void);
+struct cluster_redis *cluster_cmd(void);
+const char *cluster_node_id(void);
+
+/* cluster_reap.c: exactly one live node reaps each dead one. */
+void	 cluster_reap(void);
 
 /* cluster_stream.c: reading the other nodes' streams. */
 void	 cluster_stream_start(const struct cluster_addr *,
@@ -101,6 +106,8 @@ int	 cluster_stream_owns(const void *);
 void	 cluster_stream_event(uint32_t);
 void	 cluster_stream_timers(int64_t now);
 int64_t	 cluster_stream_next(void);
+/* Throws the streams' state away: a new snapshot, then reading on. */
+void	 cluster_stream_resync(void);
 
 /* Connects synchronously, AUTH and SELECT done; NULL with err. */
 redisContext *cluster_redis_sync(const struct cluster_addr *,

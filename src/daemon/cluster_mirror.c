@@ -357,3 +357,26 @@ cluster_mirror_room_text(const char *room, size_t rlen, const char *user,
 	m.text.len = tlen;
 	hub_tell_room(row, &m, NULL);
 }
+
+/*
+ * Fencing: every client of this node is closed (its users were reaped
+ * by another node, their names may be others' by now), and every
+ * remote user dropped; the snapshot that follows mirrors the cluster
+ * again.
+ */
+void
+cluster_mirror_fence(void)
+{
+	struct hub_conn	*c;
+	uint32_t	 i;
+
+	for (i = 0; i < hub.cfg->max_clients; i++) {
+		if ((c = hub.conns[i]) == NULL || c->remote || c->dead)
+			continue;
+		if (hub_identified(c) || c->parked)
+			hub_kill(c, CLOSE_REFUSED, "fenced: this node was "
+			    "reaped while cut off");
+	}
+	cluster_mirror_mark();
+	cluster_mirror_sweep();
+}

@@ -81,6 +81,7 @@ static struct {
 } cs;
 
 static void	stream_poll(void);
+static void	stream_snapshot(void);
 
 /* An answer came: none is awaited now.  NULL: the connection is lost. */
 static redisReply *
@@ -201,7 +202,9 @@ stream_apply(const char *node, const redisReply *fields)
 	if (strcmp(e->str, "user") == 0)
 		cluster_mirror_user(node, n->str, n->len, 0);
 	else if (strcmp(e->str, "gone") == 0)
-		cluster_mirror_gone(node, n->str, n->len);
+		/* A reaper's "gone" names the dead node ("of"). */
+		cluster_mirror_gone(stream_field(fields, "of") != NULL ?
+		    stream_field(fields, "of")->str : node, n->str, n->len);
 	else if (strcmp(e->str, "status") == 0)
 		cluster_mirror_status(n->str, n->len,
 		    stream_status(stream_field(fields, "s")));
@@ -295,6 +298,28 @@ stream_read(void)
 	free(argvlen);
 }
 
+/*
+ * Stops reading the streams of nodes no longer in the set (reaped: by
+ * then their last entries were read, the reaping comes seconds after
+ * their last heartbeat).
+ */
+static void
+stream_tails_keep(const redisReply *set)
+{
+	size_t	i, j;
+	int	found;
+
+	for (i = 0; i < cs.ntails; ) {
+		for (found = 0, j = 0; j < set->elements && !found; j++)
+			found = stream_str(set->element[j]) != NULL &&
+			    strcmp(set->element[j]->str, cs.tails[i].node) == 0;
+		if (found)
+			i++;
+		else
+			cs.tails[i] = cs.tails[--cs.ntails];
+	}
+}
+
 /* The nodes' set: a node new since the last look is read from its start. */
 static void
 stream_nodes_reply(redisAsyncContext *ac, void *reply, void *arg)
@@ -306,11 +331,13 @@ stream_nodes_reply(redisAsyncContext *ac, void *reply, void *arg)
 	(void)arg;
 	if ((rep = stream_answer(reply)) == NULL)
 		return;
-	if (rep->type == REDIS_REPLY_ARRAY)
+	if (rep->type == REDIS_REPLY_ARRAY) {
 		for (i = 0; i < rep->elements; i++)
 			if (stream_str(rep->element[i]) != NULL &&
 			    stream_tail_find(rep->element[i]->str) == NULL)
 				stream_tail_add(rep->element[i]->str, "0-0");
+		stream_tails_keep(rep);
+	}
 	stream_read();
 }
 
@@ -323,6 +350,11 @@ static void
 stream_poll(void)
 {
 	cs.idle_until = 0;
+	/* Fenced: the mirror is read again from a snapshot. */
+	if (!cs.synced) {
+		stream_snapshot();
+		return;
+	}
 	stream_asked(cluster_redis_cmd(&cs.rd, stream_nodes_reply, NULL,
 	    "SMEMBERS %s", CLUSTER_PREFIX "nodes"));
 }
@@ -428,6 +460,20 @@ stream_lost(struct cluster_redis *r)
 	(void)r;
 	cs.asked = 0;
 	cs.idle_until = 0;
+}
+
+/*
+ * Throws the streams' state away (fencing): the next poll takes a new
+ * snapshot; a read on its way is answered first, into the mirror that
+ * the snapshot then replaces.
+ */
+void
+cluster_stream_resync(void)
+{
+	cs.synced = 0;
+	cs.ntails = 0;
+	if (cs.rd.ready && !cs.asked)
+		stream_snapshot();
 }
 
 /* Starts reading the other nodes' streams. */

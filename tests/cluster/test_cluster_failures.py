@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Node failures (issue 19): a node killed with SIGKILL (all its
+processes at once, as a power cut) is reaped by exactly one survivor
+within about 5 s: its users leave their rooms and the cluster, and
+everyone gets LEFT_ROOM and DISCONNECTED.  A node cut off (its hub
+stopped for longer than the heartbeat's TTL) is reaped too, and when it
+comes back it fences: it closes its clients and starts afresh, so no
+ghost of a reaped user stays.  Timings are asserted loosely."""
+
+import os
+import signal
+import sys
+import time
+
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import (Client, req, resp, invitation, joined_room,  # noqa: E402
+                    left_room, disconnected, new_user)
+from tntest.cluster import Redis, nodes  # noqa: E402
+
+T = tntest.TIMEOUT
+REAP_BOUND = 8.0     # target 5 s (TTL 3 s + one beat); loose for load
+
+
+def users_of(c):
+    c.send(req("USERS"))
+    for _ in range(1000):
+        m = c.recv()
+        if m.get("type") == "USER_LIST":
+            return m["users"]
+    raise AssertionError("no USER_LIST")
+
+
+def know_all(clients, names):
+    for cl in clients:
+        tntest.wait_until(lambda: set(users_of(cl)) >= set(names), 3 * T,
+                          what="every user known")
+    for cl in clients:
+        cl.drain()
+
+
+def room_with(owner, room, *members):
+    owner.send(req("NEW_ROOM", roomname=room))
+    owner.expect(resp("NEW_ROOM", "SUCCESS", room))
+    owner.send(req("INVITE", roomname=room,
+                   usernames=[m.name for m in members]))
+    joined = [owner]
+    for m in members:
+        m.expect(invitation(owner.name, room), 3 * T)
+        m.send(req("JOIN_ROOM", roomname=room))
+        m.expect(resp("JOIN_ROOM", "SUCCESS", room))
+        for j in joined:
+            j.expect(joined_room(room, m.name), 3 * T)
+        joined.append(m)
+
+
+def gone_events(r, stream, name):
+    out = []
+    for _, fields in r.cmd("XRANGE", stream, "-", "+"):
+        f = dict(zip(fields[::2], fields[1::2]))
+        if f.get(b"e") == b"gone" and f.get(b"n") == name.encode():
+            out.append(f)
+    return out
+
+
+def test_a_killed_node_is_reaped_once_within_seconds():
+    with Redis() as r:
+        a, b, c = nodes(r, 3)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        carol = Client(c).identify("carol")
+        know_all((alice, bob, carol), ("alice", "bob", "carol"))
+        room_with(alice, "hall", bob, carol)
+        # A power cut: every process of node A at once.
+        a.terminated = True
+        pids = [a.pid] + a.descendants()
+        t0 = time.monotonic()
+        for p in pids:
+            os.kill(p, signal.SIGKILL)
+        for cl in (bob, carol):
+            cl.expect(left_room("hall", "alice"), REAP_BOUND)
+            cl.expect(disconnected("alice"), 3 * T)
+        took = time.monotonic() - t0
+        print("node A reaped, its user gone on B and C %.2f s after the "
+              "kill" % took)
+        assert took < REAP_BOUND
+        # Exactly one survivor reaped it: one "gone" in all streams.
+        events = (gone_events(r, "tn:stream:node2", "alice") +
+                  gone_events(r, "tn:stream:node3", "alice"))
+        assert len(events) == 1, events
+        assert events[0][b"of"] == b"node1"
+        assert r.cmd("HEXISTS", "tn:names", "alice") == 0
+        assert b"node1" not in r.cmd("SMEMBERS", "tn:nodes")
+        assert r.cmd("SMEMBERS", "tn:rm:hall") in ([b"bob", b"carol"],
+                                                   [b"carol", b"bob"])
+        # The name is free again, on any node.
+        Client(b).identify_eventually("alice")
+        carol.expect(new_user("alice"), 3 * T)
+
+
+def test_a_node_cut_off_is_reaped_and_fences_when_it_comes_back():
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        know_all((alice, bob), ("alice", "bob"))
+        hub = a.hub_pid()
+        os.kill(hub, signal.SIGSTOP)
+        try:
+            bob.expect(disconnected("alice"), REAP_BOUND)
+            # While A is away its user's name is free: B takes it.
+            alice2 = Client(b).identify_eventually("alice")
+            bob.expect(new_user("alice"), 3 * T)
+        finally:
+            os.kill(hub, signal.SIGCONT)
+        a.wait_log(r"cluster: fenced", 3 * T)
+        # A's client is closed: two users named alice never both stay.
+        alice.expect_closed(3 * T, allow_lines=True)
+        # A goes on afresh: it mirrors B's users, and takes new ones.
+        dave = Client(a).identify_eventually("dave")
+        know_all((dave,), ("alice", "bob", "dave"))
+        bob.expect(new_user("dave"), 3 * T)
+        assert r.cmd("HGET", "tn:names", "alice") == b"node2"
+        # No ghost on either side: each lists the three, once.
+        assert set(users_of(bob)) == {"alice", "bob", "dave"}
+        assert set(users_of(dave)) == {"alice", "bob", "dave"}
+        alice2.send(req("TEXT", username="dave", text="hi"))
+        dave.expect(tntest.text_from("alice", "hi"), 3 * T)
+
+
+if __name__ == "__main__":
+    tntest.main(globals())
