@@ -57,6 +57,7 @@ static const char cluster_lua_join[] =
 	"  if redis.call('HGET', KEYS[4], n) == ARGV[6] then\n"
 	"    redis.call('HDEL', KEYS[4], n)\n"
 	"    redis.call('HDEL', KEYS[6], n)\n"
+	"    redis.call('HDEL', 'tn:since', n)\n"
 	"    forget_user(n)\n"
 	"    redis.call('XADD', KEYS[5], '*', 'e', 'gone', 'n', n)\n"
 	"  end\n"
@@ -96,16 +97,20 @@ static const char cluster_lua_beat[] =
 /*
  * Claims a name: the claim and the event for the other nodes in one
  * script, so one write.  KEYS: tn:names, tn:names:ID, tn:stream:ID;
- * ARGV: name, node id.  1: granted; 0: taken.
+ * ARGV: name, node id.  Granted: the cluster's time of the claim (ms,
+ * kept in tn:since: the older claim wins a conflict); 0: taken.
  */
 static const char cluster_lua_claim[] =
 	"if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then\n"
 	"  return 0\n"
 	"end\n"
+	"local now = redis.call('TIME')\n"
+	"local since = now[1] * 1000 + math.floor(now[2] / 1000)\n"
+	"redis.call('HSET', 'tn:since', ARGV[1], since)\n"
 	"redis.call('SADD', KEYS[2], ARGV[1])\n"
 	"redis.call('XADD', KEYS[3], 'MAXLEN', '~', '" CLUSTER_STREAM_MAX "',\n"
 	"  '*', 'e', 'user', 'n', ARGV[1])\n"
-	"return 1\n";
+	"return since\n";
 
 /*
  * Releases a name this node holds (its user leaves its rooms), and
@@ -119,6 +124,7 @@ static const char cluster_lua_release[] =
 	"  return 0\n"
 	"end\n"
 	"forget_user(ARGV[1])\n"
+	"redis.call('HDEL', 'tn:since', ARGV[1])\n"
 	"redis.call('HDEL', KEYS[1], ARGV[1])\n"
 	"redis.call('HDEL', KEYS[4], ARGV[1])\n"
 	"redis.call('SREM', KEYS[2], ARGV[1])\n"
@@ -137,12 +143,14 @@ static const char cluster_lua_status[] =
 	"  '*', 'e', 'status', 'n', ARGV[1], 's', ARGV[2])\n"
 	"return 1\n";
 
-/* A name claim waiting for Redis. */
+/* A claim waiting for Redis: a name's, or a room's (create, join). */
 struct cluster_claim_req {
 	cluster_claim_fn		 fn;
 	void				*arg;	/* NULL: cancelled */
-	char				*name;
+	char				*name;	/* the user's, or the room's */
 	size_t				 len;
+	char				*user;	/* a room's: who; or NULL */
+	size_t				 ulen;
 	TAILQ_ENTRY(cluster_claim_req)	 entry;
 };
 TAILQ_HEAD(cluster_claims, cluster_claim_req);
@@ -175,6 +183,8 @@ static void	cluster_write_reply(redisAsyncContext *, void *, void *);
 static struct cluster_claim_req *cluster_claim_new(const char *, size_t,
 		    cluster_claim_fn, void *);
 static void	cluster_claim_sent(struct cluster_claim_req *, int);
+static void	cluster_claim_undo(struct cluster_claim_req *);
+static void	cluster_claim_free(struct cluster_claim_req *);
 
 /* The keys of node id. */
 static void
@@ -349,9 +359,12 @@ cluster_beat_reply(redisAsyncContext *ac, void *reply, void *arg)
 		    REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
 		return;
 	}
-	if (rep->integer == 1)
-		log_warnx("cluster: node id %s had lapsed; taken again",
-		    cl.cfg->node_id);
+	/* Redis forgot this node (restarted empty?): it says who is here. */
+	if (rep->integer == 1) {
+		log_warnx("cluster: node id %s had lapsed, not reaped: taken "
+		    "again, its users re-asserted", cl.cfg->node_id);
+		cluster_mirror_reassert();
+	}
 	if (rep->integer == 2)
 		cluster_fence();
 	cl.fenced = rep->integer == -1;
@@ -529,19 +542,20 @@ cluster_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 	struct cluster_claim_req	*q = arg;
 	redisReply			*rep = reply;
 	enum cluster_claim		 res = CLAIM_FAILED;
+	uint64_t			 value = 0;
 
 	(void)ac;
 	TAILQ_REMOVE(&cl.claims, q, entry);
-	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
-		res = rep->integer == 1 ? CLAIM_GRANTED : CLAIM_TAKEN;
-	else if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
-		log_warnx("cluster: name claim: %s", rep->str);
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER) {
+		res = rep->integer >= 1 ? CLAIM_GRANTED : CLAIM_TAKEN;
+		value = rep->integer >= 1 ? (uint64_t)rep->integer : 0;
+	} else if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+		log_warnx("cluster: claim: %s", rep->str);
 	if (q->arg != NULL)
-		q->fn(q->arg, q->name, q->len, res);
+		q->fn(q->arg, q->name, q->len, res, value);
 	else if (res == CLAIM_GRANTED)
-		cluster_release_name(q->name, q->len);
-	free(q->name);
-	free(q);
+		cluster_claim_undo(q);
+	cluster_claim_free(q);
 }
 
 /* Sends a name script (claim or release); -1 if it cannot go now. */
@@ -604,6 +618,28 @@ cluster_claim_new(const char *name, size_t len, cluster_claim_fn fn,
 	return q;
 }
 
+/*
+ * Undoes a claim granted to a requester that went away meanwhile: a
+ * name is released, a room (made or joined) is left.
+ */
+static void
+cluster_claim_undo(struct cluster_claim_req *q)
+{
+	if (q->user == NULL)
+		cluster_release_name(q->name, q->len);
+	else
+		cluster_leave_room(q->name, q->len, q->user, q->ulen);
+}
+
+/* Frees a claim. */
+static void
+cluster_claim_free(struct cluster_claim_req *q)
+{
+	free(q->name);
+	free(q->user);
+	free(q);
+}
+
 /* A claim went (rc 0) and waits for its reply, or failed (-1). */
 static void
 cluster_claim_sent(struct cluster_claim_req *q, int rc)
@@ -620,13 +656,16 @@ cluster_claim_sent(struct cluster_claim_req *q, int rc)
  * as for a name's claim (cluster_room.c's claims).
  */
 void
-cluster_claim_argv(const char *name, size_t len, int argc,
-    const char **argv, const size_t *argvlen, cluster_claim_fn fn,
-    void *arg)
+cluster_claim_argv(const char *name, size_t len, const char *user,
+    size_t ulen, int argc, const char **argv, const size_t *argvlen,
+    cluster_claim_fn fn, void *arg)
 {
 	struct cluster_claim_req	*q;
 
 	q = cluster_claim_new(name, len, fn, arg);
+	q->user = xcalloc(1, ulen + 1);
+	memcpy(q->user, user, ulen);
+	q->ulen = ulen;
 	cluster_claim_sent(q, cl.fenced ? -1 : cluster_redis_argv(&cl.cmd,
 	    cluster_claim_reply, q, argc, argv, argvlen));
 }
@@ -646,6 +685,13 @@ struct cluster_redis *
 cluster_cmd(void)
 {
 	return &cl.cmd;
+}
+
+/* The set of the names this node holds (tn:names:ID). */
+const char *
+cluster_names_key(void)
+{
+	return cl.k_names_node;
 }
 
 /* This node's id. */
@@ -722,9 +768,8 @@ cluster_fail_claims(void)
 	while ((q = TAILQ_FIRST(&cl.failing)) != NULL) {
 		TAILQ_REMOVE(&cl.failing, q, entry);
 		if (q->arg != NULL)
-			q->fn(q->arg, q->name, q->len, CLAIM_FAILED);
-		free(q->name);
-		free(q);
+			q->fn(q->arg, q->name, q->len, CLAIM_FAILED, 0);
+		cluster_claim_free(q);
 	}
 	TAILQ_CONCAT(&cl.failing, &cl.failed, entry);
 }

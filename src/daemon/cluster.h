@@ -31,8 +31,9 @@ enum cluster_claim {
 	CLAIM_TAKEN,		/* a user of some node holds it */
 	CLAIM_FAILED		/* Redis did not answer: refuse for now */
 };
+/* value: for a name granted, the cluster's time of the claim (ms). */
 typedef void (*cluster_claim_fn)(void *arg, const char *name, size_t len,
-    enum cluster_claim);
+    enum cluster_claim, uint64_t value);
 
 #ifdef HAVE_HIREDIS
 /*
@@ -118,6 +119,12 @@ void	 cluster_mirror_mark(void);
 void	 cluster_mirror_sweep(void);
 /* Fencing: closes every client of this node, empties the mirror. */
 void	 cluster_mirror_fence(void);
+/* Re-asserts this node's users and their rooms (cluster_reassert). */
+void	 cluster_mirror_reassert(void);
+/* cluster_reap.c: sends it, args being the script's ARGV from the 2nd. */
+void	 cluster_reassert(const char **args, const size_t *lens, size_t n);
+/* A user of this node lost its name to another node's: closed. */
+void	 cluster_mirror_evict(const char *, size_t);
 /* Rooms: created, invited to, joined, left, talked in on other nodes. */
 void	 cluster_mirror_room(const char *room, size_t, const char *creator,
 	    size_t);

@@ -89,12 +89,13 @@ void	 cluster_redis_drop(struct cluster_redis *, const char *why);
 	"end\n"
 
 /* cluster.c, for cluster_room.c: scripts and writes on the commands. */
-void	 cluster_claim_argv(const char *, size_t, int, const char **,
-	    const size_t *, cluster_claim_fn, void *);
+void	 cluster_claim_argv(const char *, size_t, const char *user, size_t,
+	    int, const char **, const size_t *, cluster_claim_fn, void *);
 int	 cluster_write_argv(int, const char **, const size_t *);
 const char *cluster_stream_key(void);
 struct cluster_redis *cluster_cmd(void);
 const char *cluster_node_id(void);
+const char *cluster_names_key(void);
 
 /* cluster_reap.c: exactly one live node reaps each dead one. */
 void	 cluster_reap(void);

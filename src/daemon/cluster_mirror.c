@@ -15,6 +15,7 @@
 #include <sys/tree.h>
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,13 +123,21 @@ cluster_mirror_drop(struct hub_conn *c)
 	free(c);
 }
 
-/* Another node's user left; a user of that name on a third is kept. */
+/*
+ * Another node's user left; a user of that name on a third is kept.
+ * node is this node when another took a name of this node's over at a
+ * re-assertion (a reaper's "gone" of us never comes: we fence first).
+ */
 void
 cluster_mirror_gone(const char *node, const char *p, size_t len)
 {
 	struct hub_conn	*c;
 	struct str	 name;
 
+	if (strcmp(node, hub.cfg->node_id) == 0) {
+		cluster_mirror_evict(p, len);
+		return;
+	}
 	if (cluster_mirror_name(p, len, &name) == 0 &&
 	    (c = cluster_mirror_find(name)) != NULL &&
 	    strcmp(c->addr, node) == 0)
@@ -379,4 +388,101 @@ cluster_mirror_fence(void)
 	}
 	cluster_mirror_mark();
 	cluster_mirror_sweep();
+}
+
+/*
+ * A user of this node lost its name to another node's, after Redis
+ * came back empty (the older claim wins): its client is closed.
+ */
+void
+cluster_mirror_evict(const char *p, size_t len)
+{
+	struct hub_conn	*c;
+	struct str	 name;
+	char		 esc[256];
+
+	if (cluster_mirror_name(p, len, &name) == -1 ||
+	    (c = hub_user_find(name)) == NULL || c->remote)
+		return;
+	log_warnx("cluster: %s: another node's user holds that name since "
+	    "an older claim; closing this one",
+	    log_escape(p, len, esc, sizeof(esc)));
+	hub_kill(c, CLOSE_REFUSED, "name conflict: another node keeps it");
+}
+
+/* The pairs (room, member) of this node's members, appended to args. */
+static size_t
+cluster_mirror_memberships(const char **args, size_t *lens, size_t n)
+{
+	struct hub_room	*r;
+	struct shm_room	*row;
+	struct hub_conn	*u;
+	struct str	 rn, un;
+	uint32_t	 i;
+
+	RB_FOREACH(r, room_tree, &hub.rooms) {
+		row = shm_room(&hub.tab, r->idx);
+		rn = hub_room_name(row);
+		for (i = 0; i < hub.cfg->max_clients; i++) {
+			if ((u = hub.conns[i]) == NULL || u->remote ||
+			    !hub_identified(u) ||
+			    !shm_room_is_member(&hub.tab, r->idx, i))
+				continue;
+			un = hub_name(u);
+			args[n] = rn.p;
+			lens[n++] = rn.len;
+			args[n] = un.p;
+			lens[n++] = un.len;
+		}
+	}
+	return n;
+}
+
+/*
+ * Redis lost this node's state: sends every identified user of this
+ * node (name, the time of its claim, status) and its rooms, in one
+ * script.  Memberships are counted as users times rooms at most.
+ */
+void
+cluster_mirror_reassert(void)
+{
+	static const char	*status[STATUS_COUNT] = { "0", "1", "2" };
+	struct hub_conn		*c;
+	const char		**args;
+	size_t			 *lens, n = 0, nusers = 0, cap;
+	char			(*since)[24], count[24];
+	struct str		 name;
+
+	TAILQ_FOREACH(c, &hub.idents, ident_entry)
+		if (!c->remote)
+			nusers++;
+	cap = 1 + 3 * nusers + 2 * nusers * (hub.tab.hdr->nrooms + 1);
+	args = xcalloc(cap, sizeof(*args));
+	lens = xcalloc(cap, sizeof(*lens));
+	since = xcalloc(nusers + 1, sizeof(*since));
+	(void)snprintf(count, sizeof(count), "%zu", nusers);
+	args[n] = count;
+	lens[n++] = strlen(count);
+	nusers = 0;
+	TAILQ_FOREACH(c, &hub.idents, ident_entry) {
+		if (c->remote)
+			continue;
+		name = hub_name(c);
+		(void)snprintf(since[nusers], sizeof(since[nusers]), "%llu",
+		    (unsigned long long)hub_row(c)->since_ms);
+		args[n] = name.p;
+		lens[n++] = name.len;
+		args[n] = since[nusers];
+		lens[n++] = strlen(since[nusers++]);
+		args[n] = status[hub_row(c)->status < STATUS_COUNT ?
+		    hub_row(c)->status : 0];
+		lens[n] = strlen(args[n]);
+		n++;
+	}
+	n = cluster_mirror_memberships(args, lens, n);
+	log_info("cluster: re-asserting %zu users", nusers);
+	cluster_reassert(args, lens, n);
+	free(args);
+	free(lens);
+	free(since);
 }

@@ -121,7 +121,8 @@ cluster_claim_room(const char *room, size_t rlen, const char *user,
 
 	argc = room_argv(argv, argvlen, room_lua_create, 2, room, rlen, user,
 	    ulen);
-	cluster_claim_argv(room, rlen, argc, argv, argvlen, fn, arg);
+	cluster_claim_argv(room, rlen, user, ulen, argc, argv, argvlen, fn,
+	    arg);
 }
 
 /* Uses up user's invitation to room: fn hears if there was one. */
@@ -135,7 +136,8 @@ cluster_join_room(const char *room, size_t rlen, const char *user,
 
 	argc = room_argv(argv, argvlen, room_lua_join, 1, room, rlen, user,
 	    ulen);
-	cluster_claim_argv(room, rlen, argc, argv, argvlen, fn, arg);
+	cluster_claim_argv(room, rlen, user, ulen, argc, argv, argvlen, fn,
+	    arg);
 }
 
 /* Invites n users (names[i], lens[i]) to room; nothing waits for it. */

@@ -340,7 +340,7 @@ hub_park_end(struct hub_conn *c)
  */
 static void
 hub_identify_claimed(void *arg, const char *name, size_t len,
-    enum cluster_claim res)
+    enum cluster_claim res, uint64_t value)
 {
 	struct hub_conn	*c = arg;
 	struct str	 n = { name, len };
@@ -356,9 +356,11 @@ hub_identify_claimed(void *arg, const char *name, size_t len,
 	/* Its answer goes out first, as any requester's (hub_mark_dirty). */
 	hub.reading = c;
 	shm_begin(&hub.tab);
-	if (res == CLAIM_GRANTED && hub_user_find(n) == NULL)
+	if (res == CLAIM_GRANTED && hub_user_find(n) == NULL) {
 		hub_identify_as(c, n);
-	else {
+		/* Re-asserted after Redis lost it, the older claim wins. */
+		hub_row(c)->since_ms = value;
+	} else {
 		/* Redis is the authority: a local holder means a bug. */
 		if (res == CLAIM_GRANTED)
 			cluster_release_name(name, len);
@@ -495,7 +497,7 @@ hub_room_make(struct hub_conn *c, struct str name)
  */
 static void
 hub_new_room_claimed(void *arg, const char *name, size_t len,
-    enum cluster_claim res)
+    enum cluster_claim res, uint64_t value)
 {
 	struct hub_conn	*c = arg;
 	struct str	 n = { name, len };
@@ -644,7 +646,7 @@ hub_join(struct hub_conn *c, struct hub_room *r)
  */
 static void
 hub_join_claimed(void *arg, const char *name, size_t len,
-    enum cluster_claim res)
+    enum cluster_claim res, uint64_t value)
 {
 	struct hub_conn	*c = arg;
 	struct hub_room	*r;

@@ -107,6 +107,8 @@ struct shm_user {
 	uint32_t	remote;		/* --cluster: a user of another
 					   node, mirrored; no worker */
 	uint32_t	pad;
+	uint64_t	since_ms;	/* --cluster: when Redis granted
+					   the name (its clock) */
 	/* followed by name_bytes bytes of name */
 };
 

@@ -5,7 +5,10 @@ within about 5 s: its users leave their rooms and the cluster, and
 everyone gets LEFT_ROOM and DISCONNECTED.  A node cut off (its hub
 stopped for longer than the heartbeat's TTL) is reaped too, and when it
 comes back it fences: it closes its clients and starts afresh, so no
-ghost of a reaped user stays.  Timings are asserted loosely."""
+ghost of a reaped user stays.  Redis back empty: the nodes keep their
+clients and re-assert their users and rooms; a conflict goes to the
+older claim, and the loser's client is closed.  Timings are asserted
+loosely."""
 
 import os
 import signal
@@ -127,6 +130,72 @@ def test_a_node_cut_off_is_reaped_and_fences_when_it_comes_back():
         assert set(users_of(dave)) == {"alice", "bob", "dave"}
         alice2.send(req("TEXT", username="dave", text="hi"))
         dave.expect(tntest.text_from("alice", "hi"), 3 * T)
+
+
+def test_redis_back_empty_the_nodes_reassert_their_users_and_rooms():
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        know_all((alice, bob), ("alice", "bob"))
+        room_with(alice, "den", bob)
+        r.stop()
+        for n in (a, b):
+            n.wait_log(r"cluster: degraded", 3 * T)
+        # Persistence is off: it comes back empty, on the same port.
+        r.start()
+        assert r.cmd("EXISTS", "tn:names") == 0
+        for n in (a, b):
+            n.wait_log(r"re-asserting 1 users", 10 * T)
+        tntest.wait_until(lambda: r.cmd("HGET", "tn:names", "bob") ==
+                          b"node2" and r.cmd("HGET", "tn:names", "alice")
+                          == b"node1", 3 * T, what="names re-asserted")
+        tntest.wait_until(lambda: sorted(r.cmd("SMEMBERS", "tn:rm:den"))
+                          == [b"alice", b"bob"], 3 * T,
+                          what="the room re-asserted")
+        # The clients stayed, and the cluster works on.
+        alice.send(req("ROOM_TEXT", roomname="den", text="still here"))
+        bob.expect(tntest.room_text_from("den", "alice", "still here"),
+                   3 * T)
+        c = nodes(r, 1, prefix="late")[0]
+        carol = Client(c).identify("carol")
+        assert set(users_of(carol)) == {"alice", "bob", "carol"}
+        # Still one alice in the cluster.
+        Client(c).send(req("IDENTIFY", username="alice"))
+        other = Client(c)
+        other.send(req("IDENTIFY", username="alice"))
+        other.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "alice"))
+
+
+def test_a_reasserted_name_another_node_claimed_earlier_is_closed():
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        know_all((alice, bob), ("alice", "bob"))
+        since = int(r.cmd("HGET", "tn:since", "alice"))
+        # As if Redis had lost node1's state and node2 had a user
+        # "alice" whose claim is older: node1 must give it up.
+        r.cmd("HSET", "tn:names", "alice", "node2")
+        r.cmd("HSET", "tn:since", "alice", since - 1000)
+        r.cmd("DEL", "tn:node:node1")
+        a.wait_log(r"alice: another node's user holds that name", 3 * T)
+        alice.expect_closed(3 * T, allow_lines=True)
+
+
+def test_a_name_taken_over_at_a_reassertion_closes_the_old_holder():
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        bob = Client(b).identify("bob")
+        know_all((bob,), ("bob",))
+        # A third node's stream says it took bob over (as its newer
+        # re-assertion would): node2 closes its bob.
+        r.cmd("SET", "tn:node:fake", "x", "PX", "60000")
+        r.cmd("SADD", "tn:nodes", "fake")
+        r.cmd("XADD", "tn:stream:fake", "*", "e", "gone", "n", "bob",
+              "of", "node2")
+        b.wait_log(r"bob: another node's user holds that name", 3 * T)
+        bob.expect_closed(3 * T, allow_lines=True)
 
 
 if __name__ == "__main__":
