@@ -175,10 +175,13 @@ static struct {
 	struct cluster_claims	 claims;	/* in the order sent */
 	struct cluster_claims	 failed;	/* not sent: fail next round */
 	struct cluster_claims	 failing;	/* failed, last round */
+	struct cluster_claims	 pending;	/* releases Redis missed */
+	size_t			 npending;
 } cl;
 
 static void	cluster_fail_claims(void);
 static void	cluster_fence(void);
+static void	cluster_release_pending(void);
 static void	cluster_write_reply(redisAsyncContext *, void *, void *);
 static struct cluster_claim_req *cluster_claim_new(const char *, size_t,
 		    cluster_claim_fn, void *);
@@ -417,6 +420,7 @@ cluster_cmd_ready(struct cluster_redis *r)
 	(void)r;
 	cluster_beat();
 	cluster_note_state();
+	cluster_release_pending();
 }
 
 /* The command connection is lost: what was on its way is failed. */
@@ -444,6 +448,7 @@ cluster_start(const struct config *cfg, int epfd)
 	TAILQ_INIT(&cl.claims);
 	TAILQ_INIT(&cl.failed);
 	TAILQ_INIT(&cl.failing);
+	TAILQ_INIT(&cl.pending);
 	if (gethostname(cl.host, sizeof(cl.host)) == -1)
 		(void)strlcpy(cl.host, "?", sizeof(cl.host));
 	/* The master's pid: a restart on this host checks it is gone. */
@@ -738,19 +743,49 @@ cluster_write_reply(redisAsyncContext *ac, void *reply, void *arg)
 }
 
 /*
- * Gives a name back.  Degraded, the release is lost here; the name
- * stays this node's in Redis until the node re-asserts its users
- * (doc/design.md: not built yet) or restarts (the join frees it).
+ * Gives a name back.  Degraded, the release waits for Redis (at most
+ * CLUSTER_PENDING_MAX of them; past that the name stays this node's in
+ * Redis until the node restarts, logged).
  */
 void
 cluster_release_name(const char *name, size_t len)
 {
-	char	esc[256];
+	struct cluster_claim_req	*q;
+	char				 esc[256];
 
 	if (cluster_name_script(cluster_lua_release, name, len,
-	    cluster_write_reply, NULL) == -1)
+	    cluster_write_reply, NULL) == 0)
+		return;
+	if (cl.npending >= CLUSTER_PENDING_MAX) {
 		log_warnx("cluster: degraded: %s stays claimed in redis",
 		    log_escape(name, len, esc, sizeof(esc)));
+		return;
+	}
+	q = cluster_claim_new(name, len, NULL, NULL);
+	TAILQ_INSERT_TAIL(&cl.pending, q, entry);
+	cl.npending++;
+}
+
+/*
+ * Redis is back: the releases that waited go now, but for a name a
+ * user of this node took again meanwhile (the script would free it).
+ */
+static void
+cluster_release_pending(void)
+{
+	struct cluster_claims		 todo;
+	struct cluster_claim_req	*q;
+
+	/* Taken whole: one that fails again goes back on cl.pending. */
+	TAILQ_INIT(&todo);
+	TAILQ_CONCAT(&todo, &cl.pending, entry);
+	cl.npending = 0;
+	while ((q = TAILQ_FIRST(&todo)) != NULL) {
+		TAILQ_REMOVE(&todo, q, entry);
+		if (!cluster_mirror_local(q->name, q->len))
+			cluster_release_name(q->name, q->len);
+		cluster_claim_free(q);
+	}
 }
 
 /*

@@ -24,6 +24,7 @@ struct config;
 #define CLUSTER_CONNECT_MS	2000	/* a connect that takes longer fails */
 #define CLUSTER_BACKOFF_MIN_MS	100	/* reconnecting waits, doubling, */
 #define CLUSTER_BACKOFF_MAX_MS	5000	/* at most this long */
+#define CLUSTER_PENDING_MAX	100000	/* releases kept for Redis */
 
 /* What a name claim came to (cluster_claim_name's callback). */
 enum cluster_claim {
@@ -123,6 +124,8 @@ void	 cluster_mirror_fence(void);
 void	 cluster_mirror_reassert(void);
 /* cluster_reap.c: sends it, args being the script's ARGV from the 2nd. */
 void	 cluster_reassert(const char **args, const size_t *lens, size_t n);
+/* Whether a user of this node holds that name. */
+int	 cluster_mirror_local(const char *, size_t);
 /* A user of this node lost its name to another node's: closed. */
 void	 cluster_mirror_evict(const char *, size_t);
 /* Rooms: created, invited to, joined, left, talked in on other nodes. */

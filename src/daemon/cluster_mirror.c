@@ -486,3 +486,14 @@ cluster_mirror_reassert(void)
 	free(lens);
 	free(since);
 }
+
+/* Whether a user of this node holds that name. */
+int
+cluster_mirror_local(const char *p, size_t len)
+{
+	struct hub_conn	*c;
+	struct str	 name;
+
+	return cluster_mirror_name(p, len, &name) == 0 &&
+	    (c = hub_user_find(name)) != NULL && !c->remote;
+}

@@ -317,14 +317,21 @@ cluster_redis_next(const struct cluster_redis *r)
 	return r->ready ? 0 : r->connect_by;
 }
 
-/* Drops the connection on purpose; it reconnects after the backoff. */
+/*
+ * Drops the connection on purpose; it reconnects after the backoff.
+ * At once: redisAsyncDisconnect would wait for the replies pending,
+ * which a Redis that hangs never sends.  In a callback hiredis frees
+ * the context once the callback returns.
+ */
 void
 cluster_redis_drop(struct cluster_redis *r, const char *why)
 {
-	if (r->ac == NULL)
+	redisAsyncContext	*ac = r->ac;
+
+	if (ac == NULL)
 		return;
-	log_warnx("cluster: redis (%s): %s", r->role, why);
-	redisAsyncDisconnect(r->ac);
+	cluster_redis_lost(r, why);
+	redisAsyncFree(ac);
 }
 
 /* Sends one setup command on a blocking context; -1 with err. */

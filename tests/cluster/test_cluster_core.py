@@ -9,6 +9,7 @@ Redis does; and without --cluster no connection to Redis is made."""
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -224,6 +225,24 @@ def test_without_redis_a_node_refuses_new_users_then_recovers():
         r.start()
         cluster.wait_ok_again(a, 2)
         Client(a).identify("frank")
+
+
+def test_a_release_while_redis_hangs_is_sent_when_it_answers():
+    with Redis() as r:
+        (a,) = nodes(r, 1)
+        erin = Client(a).identify("erin")
+        os.kill(r.pid, signal.SIGSTOP)
+        try:
+            # The heartbeat goes unanswered for the TTL: degraded.
+            a.wait_log(r"cluster: degraded", 10 * T)
+            erin.close()
+            a.wait_log(r"session erin .* ended", 3 * T)
+        finally:
+            os.kill(r.pid, signal.SIGCONT)
+        cluster.wait_ok_again(a, 2)
+        tntest.wait_until(lambda: r.cmd("HEXISTS", "tn:names", "erin") == 0,
+                          3 * T, what="erin released once redis answered")
+        Client(a).identify("erin")
 
 
 def tcp_peers(pids):
