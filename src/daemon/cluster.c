@@ -98,12 +98,17 @@ static const char cluster_lua_beat[] =
  * Claims a name: the claim and the event for the other nodes in one
  * script, so one write.  KEYS: tn:names, tn:names:ID, tn:stream:ID;
  * ARGV: name, node id.  Granted: the cluster's time of the claim (ms,
- * kept in tn:since: the older claim wins a conflict); 0: taken.
+ * kept in tn:since: the older claim wins a conflict); 0: taken; minus
+ * the claim's time: this node holds it already (a claim granted to a
+ * hub that died before it could answer; the hub decides).
  */
 static const char cluster_lua_claim[] =
-	"if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then\n"
-	"  return 0\n"
+	"local h = redis.call('HGET', KEYS[1], ARGV[1])\n"
+	"if h == ARGV[2] then\n"
+	"  return -(tonumber(redis.call('HGET', 'tn:since', ARGV[1])) or 1)\n"
 	"end\n"
+	"if h then return 0 end\n"
+	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
 	"local now = redis.call('TIME')\n"
 	"local since = now[1] * 1000 + math.floor(now[2] / 1000)\n"
 	"redis.call('HSET', 'tn:since', ARGV[1], since)\n"
@@ -151,6 +156,7 @@ struct cluster_claim_req {
 	size_t				 len;
 	char				*user;	/* a room's: who; or NULL */
 	size_t				 ulen;
+	enum cluster_claim		 res;	/* not sent: the answer */
 	TAILQ_ENTRY(cluster_claim_req)	 entry;
 };
 TAILQ_HEAD(cluster_claims, cluster_claim_req);
@@ -188,6 +194,7 @@ static struct cluster_claim_req *cluster_claim_new(const char *, size_t,
 static void	cluster_claim_sent(struct cluster_claim_req *, int);
 static void	cluster_claim_undo(struct cluster_claim_req *);
 static void	cluster_claim_free(struct cluster_claim_req *);
+static int	cluster_claim_in_flight(const char *, size_t);
 
 /* The keys of node id. */
 static void
@@ -552,8 +559,10 @@ cluster_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 	(void)ac;
 	TAILQ_REMOVE(&cl.claims, q, entry);
 	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER) {
-		res = rep->integer >= 1 ? CLAIM_GRANTED : CLAIM_TAKEN;
-		value = rep->integer >= 1 ? (uint64_t)rep->integer : 0;
+		res = rep->integer >= 1 ? CLAIM_GRANTED : rep->integer < 0 ?
+		    CLAIM_OURS : CLAIM_TAKEN;
+		value = rep->integer >= 1 ? (uint64_t)rep->integer :
+		    rep->integer < 0 ? (uint64_t)-rep->integer : 0;
 	} else if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
 		log_warnx("cluster: claim: %s", rep->str);
 	if (q->arg != NULL)
@@ -602,8 +611,31 @@ cluster_claim_name(const char *name, size_t len, uint32_t row,
 
 	(void)row;
 	q = cluster_claim_new(name, len, fn, arg);
+	/*
+	 * One claim of a name at a time from this node: a second would be
+	 * answered "ours" and granted, and the first one's undo (its
+	 * requester gone) would then free the second's name.
+	 */
+	if (cluster_claim_in_flight(name, len)) {
+		q->res = CLAIM_TAKEN;
+		TAILQ_INSERT_TAIL(&cl.failed, q, entry);
+		return;
+	}
 	cluster_claim_sent(q, cluster_name_script(cluster_lua_claim, q->name,
 	    len, cluster_claim_reply, q));
+}
+
+/* Whether a claim of that name is on its way. */
+static int
+cluster_claim_in_flight(const char *name, size_t len)
+{
+	struct cluster_claim_req	*q;
+
+	TAILQ_FOREACH(q, &cl.claims, entry)
+		if (q->user == NULL && q->len == len &&
+		    memcmp(q->name, name, len) == 0)
+			return 1;
+	return 0;
 }
 
 /* A claim whose answer fn(arg, name, result) gives; not sent yet. */
@@ -620,6 +652,7 @@ cluster_claim_new(const char *name, size_t len, cluster_claim_fn fn,
 	memcpy(q->name, name, len);
 	q->name[len] = '\0';
 	q->len = len;
+	q->res = CLAIM_FAILED;
 	return q;
 }
 
@@ -789,10 +822,10 @@ cluster_release_pending(void)
 }
 
 /*
- * Answers the claims that could not be sent: they failed.  Each waits
- * one round first, so that what the hub queued for its requester in
- * the round of the request (its WELCOME) is written before the answer
- * may drop it: a worker dropped before its WELCOME would take the
+ * Answers the claims that were not sent: failed, or taken (a claim of
+ * the name on its way).  Each waits one round first, so that what the
+ * hub queued for its requester in the round of the request (its
+ * WELCOME) is written before the answer may drop it: a worker dropped before its WELCOME would take the
  * close for a refusal at the door and come back.
  */
 static void
@@ -803,7 +836,7 @@ cluster_fail_claims(void)
 	while ((q = TAILQ_FIRST(&cl.failing)) != NULL) {
 		TAILQ_REMOVE(&cl.failing, q, entry);
 		if (q->arg != NULL)
-			q->fn(q->arg, q->name, q->len, CLAIM_FAILED, 0);
+			q->fn(q->arg, q->name, q->len, q->res, 0);
 		cluster_claim_free(q);
 	}
 	TAILQ_CONCAT(&cl.failing, &cl.failed, entry);

@@ -30,6 +30,8 @@ struct config;
 enum cluster_claim {
 	CLAIM_GRANTED,		/* the name is this user's, cluster-wide */
 	CLAIM_TAKEN,		/* a user of some node holds it */
+	CLAIM_OURS,		/* this node holds it: free if no user here
+				   has it (a dead hub's claim) */
 	CLAIM_FAILED		/* Redis did not answer: refuse for now */
 };
 /* value: for a name granted, the cluster's time of the claim (ms). */

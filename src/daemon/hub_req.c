@@ -356,6 +356,9 @@ hub_identify_claimed(void *arg, const char *name, size_t len,
 	/* Its answer goes out first, as any requester's (hub_mark_dirty). */
 	hub.reading = c;
 	shm_begin(&hub.tab);
+	/* Ours in Redis and nobody's here: a dead hub's claim for it. */
+	if (res == CLAIM_OURS)
+		res = hub_user_find(n) == NULL ? CLAIM_GRANTED : CLAIM_TAKEN;
 	if (res == CLAIM_GRANTED && hub_user_find(n) == NULL) {
 		hub_identify_as(c, n);
 		/* Re-asserted after Redis lost it, the older claim wins. */

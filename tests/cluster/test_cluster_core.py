@@ -133,6 +133,26 @@ def test_a_name_is_unique_across_nodes():
         assert r.cmd("SMEMBERS", "tn:names:node1") == []
 
 
+def test_a_name_this_node_holds_with_nobody_here_is_granted_again():
+    # As if a hub had died between Redis's grant and its answer: the
+    # worker's IDENTIFY comes again to the next hub.
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        r.cmd("HSET", "tn:names", "ghost", "node1")
+        r.cmd("SADD", "tn:names:node1", "ghost")
+        r.cmd("HSET", "tn:since", "ghost", "1000")
+        other = Client(b)
+        other.send(req("IDENTIFY", username="ghost"))
+        other.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "ghost"))
+        g = Client(a).identify("ghost")
+        twin = Client(a)
+        twin.send(req("IDENTIFY", username="ghost"))
+        twin.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "ghost"))
+        g.close()
+        tntest.wait_until(lambda: r.cmd("HEXISTS", "tn:names", "ghost") == 0,
+                          3 * T, what="ghost released")
+
+
 def test_the_claim_and_its_event_are_one_write():
     with Redis() as r:
         (a,) = nodes(r, 1)
