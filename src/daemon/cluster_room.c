@@ -110,19 +110,27 @@ room_argv(const char **argv, size_t *argvlen, const char *script,
 	return argc;
 }
 
-/* Creates a room in Redis: fn hears if it was free (GRANTED). */
-void
-cluster_claim_room(const char *room, size_t rlen, const char *user,
-    size_t ulen, cluster_claim_fn fn, void *arg)
+/* Runs a room's check-and-set script for user; fn hears the answer. */
+static void
+room_claim(const char *script, int nkeys, const char *room, size_t rlen,
+    const char *user, size_t ulen, cluster_claim_fn fn, void *arg)
 {
 	const char	*argv[7];
 	size_t		 argvlen[7];
 	int		 argc;
 
-	argc = room_argv(argv, argvlen, room_lua_create, 2, room, rlen, user,
+	argc = room_argv(argv, argvlen, script, nkeys, room, rlen, user,
 	    ulen);
 	cluster_claim_argv(room, rlen, user, ulen, argc, argv, argvlen, fn,
 	    arg);
+}
+
+/* Creates a room in Redis: fn hears if it was free (GRANTED). */
+void
+cluster_claim_room(const char *room, size_t rlen, const char *user,
+    size_t ulen, cluster_claim_fn fn, void *arg)
+{
+	room_claim(room_lua_create, 2, room, rlen, user, ulen, fn, arg);
 }
 
 /* Uses up user's invitation to room: fn hears if there was one. */
@@ -130,14 +138,7 @@ void
 cluster_join_room(const char *room, size_t rlen, const char *user,
     size_t ulen, cluster_claim_fn fn, void *arg)
 {
-	const char	*argv[6];
-	size_t		 argvlen[6];
-	int		 argc;
-
-	argc = room_argv(argv, argvlen, room_lua_join, 1, room, rlen, user,
-	    ulen);
-	cluster_claim_argv(room, rlen, user, ulen, argc, argv, argvlen, fn,
-	    arg);
+	room_claim(room_lua_join, 1, room, rlen, user, ulen, fn, arg);
 }
 
 /* Invites n users (names[i], lens[i]) to room; nothing waits for it. */

@@ -10,7 +10,6 @@ Redis does; and without --cluster no connection to Redis is made."""
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading

@@ -18,44 +18,15 @@ import time
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
-from tntest import (Client, req, resp, invitation, joined_room,  # noqa: E402
-                    left_room, disconnected, new_user)
-from tntest.cluster import Redis, nodes  # noqa: E402
+from tntest import (Client, req, resp, left_room,  # noqa: E402
+                    disconnected, new_user)
+from tntest.cluster import (Redis, nodes, users_of, know_all,  # noqa: E402
+                            room_with)
 
 T = tntest.TIMEOUT
 REAP_BOUND = 8.0     # target 5 s (TTL 3 s + one beat); loose for load
 
 
-def users_of(c):
-    c.send(req("USERS"))
-    for _ in range(1000):
-        m = c.recv()
-        if m.get("type") == "USER_LIST":
-            return m["users"]
-    raise AssertionError("no USER_LIST")
-
-
-def know_all(clients, names):
-    for cl in clients:
-        tntest.wait_until(lambda: set(users_of(cl)) >= set(names), 3 * T,
-                          what="every user known")
-    for cl in clients:
-        cl.drain()
-
-
-def room_with(owner, room, *members):
-    owner.send(req("NEW_ROOM", roomname=room))
-    owner.expect(resp("NEW_ROOM", "SUCCESS", room))
-    owner.send(req("INVITE", roomname=room,
-                   usernames=[m.name for m in members]))
-    joined = [owner]
-    for m in members:
-        m.expect(invitation(owner.name, room), 3 * T)
-        m.send(req("JOIN_ROOM", roomname=room))
-        m.expect(resp("JOIN_ROOM", "SUCCESS", room))
-        for j in joined:
-            j.expect(joined_room(room, m.name), 3 * T)
-        joined.append(m)
 
 
 def gone_events(r, stream, name):

@@ -18,19 +18,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, req, resp, new_user, new_status,  # noqa: E402
                     disconnected, public_from, text_from)
-from tntest.cluster import Redis, node, nodes  # noqa: E402
+from tntest.cluster import (Redis, node, nodes, users_of,  # noqa: E402
+                            know_all)
 
 T = tntest.TIMEOUT
 
-
-def users_of(c):
-    """USERS' answer; presence lines that come first are skipped."""
-    c.send(req("USERS"))
-    for _ in range(1000):
-        m = c.recv()
-        if m.get("type") == "USER_LIST":
-            return m["users"]
-    raise AssertionError("no USER_LIST")
 
 
 def wait_users(c, want, timeout=3 * T):
@@ -43,15 +35,6 @@ def wait_users(c, want, timeout=3 * T):
             return
         time.sleep(0.05)
 
-
-def know_all(clients, names):
-    """Waits until USERS of each client lists every one of names, then
-    drains each (the NEW_USER lines that came meanwhile)."""
-    for cl in clients:
-        tntest.wait_until(lambda: set(users_of(cl)) >= set(names), 3 * T,
-                          what="every user known")
-    for cl in clients:
-        cl.drain()
 
 
 def test_users_and_presence_cross_nodes():

@@ -15,27 +15,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, req, resp, invitation, joined_room,  # noqa: E402
                     left_room, room_text_from, disconnected)
-from tntest.cluster import Redis, nodes  # noqa: E402
+from tntest.cluster import Redis, nodes, know_all  # noqa: E402
 
 T = tntest.TIMEOUT
 
 
-def users_of(c):
-    """USERS' answer; presence lines that come first are skipped."""
-    c.send(req("USERS"))
-    for _ in range(1000):
-        m = c.recv()
-        if m.get("type") == "USER_LIST":
-            return m["users"]
-    raise AssertionError("no USER_LIST")
-
-
-def know_all(clients, names):
-    for cl in clients:
-        tntest.wait_until(lambda: set(users_of(cl)) >= set(names), 3 * T,
-                          what="every user known")
-    for cl in clients:
-        cl.drain()
 
 
 def room_users(c, room):

@@ -20,6 +20,7 @@ import time
 from . import runner
 from .config import START_TIMEOUT, STOP_TIMEOUT, TIMEOUT
 from .daemon import Server, free_port
+from .proto import invitation, joined_room, req, resp
 from .runner import Scoped, Skip, wait_until
 
 REDIS_SERVER = shutil.which("redis-server")
@@ -194,6 +195,45 @@ def wait_ok_again(server, count, timeout=10 * TIMEOUT):
         return server.log_text().count("cluster: ok") >= count
     wait_until(enough, timeout, interval=0.05,
                what="'cluster: ok' %d times" % count)
+
+
+def users_of(c):
+    """USERS' answer (a dict of name to status); presence lines that
+    come first (NEW_USER from another node) are skipped."""
+    c.send(req("USERS"))
+    for _ in range(1000):
+        m = c.recv()
+        if m.get("type") == "USER_LIST":
+            return m["users"]
+    raise AssertionError("no USER_LIST")
+
+
+def know_all(clients, names, timeout=3 * TIMEOUT):
+    """Waits until USERS of each client lists every one of names (the
+    other nodes' streams were read), then drains each of the NEW_USER
+    lines that came meanwhile."""
+    for cl in clients:
+        wait_until(lambda: set(users_of(cl)) >= set(names), timeout,
+                   what="every user known")
+    for cl in clients:
+        cl.drain()
+
+
+def room_with(owner, room, *members):
+    """owner makes room and invites members, each on any node; they
+    join in turn, and every member so far sees each JOINED_ROOM."""
+    owner.send(req("NEW_ROOM", roomname=room))
+    owner.expect(resp("NEW_ROOM", "SUCCESS", room))
+    owner.send(req("INVITE", roomname=room,
+                   usernames=[m.name for m in members]))
+    joined = [owner]
+    for m in members:
+        m.expect(invitation(owner.name, room), 3 * TIMEOUT)
+        m.send(req("JOIN_ROOM", roomname=room))
+        m.expect(resp("JOIN_ROOM", "SUCCESS", room))
+        for j in joined:
+            j.expect(joined_room(room, m.name), 3 * TIMEOUT)
+        joined.append(m)
 
 
 def now():
