@@ -25,6 +25,10 @@
 
 #define CONF_LINE_MAX	1024
 #define CONF_TLS_SCHEME	"tls://"
+#define CONF_REDIS_SCHEME	"redis://"
+#define CONF_UNIX_SCHEME	"unix:"
+#define CONF_REDIS_MAX_DB	15	/* redis.conf's databases default */
+#define CONF_NODE_ID_MAX	63	/* a mirrored user's conn names it */
 
 enum conf_kind {
 	CONF_SIZE,		/* a number in [min, max] */
@@ -85,6 +89,10 @@ static const struct conf_key conf_keys[] = {
 	CONF_STR_LIVE("tls-ca", tls_ca),
 	CONF_STR_LIVE("tls-protocols", tls_protocols),
 	CONF_STR_LIVE("tls-ciphers", tls_ciphers),
+	CONF_STR("cluster", cluster),
+	CONF_STR("node-id", node_id),
+	CONF_STR("cluster-password", cluster_password),
+	CONF_STR("cluster-password-file", cluster_password_file),
 	{ "log-level", CONF_LOG_LEVEL, offsetof(struct config, log_level),
 	    0, 0, 0, 1 },
 };
@@ -223,6 +231,104 @@ conf_tls_check(const char *key, const char *value, char *err, size_t errlen)
 #endif
 }
 
+/* Parses a --cluster value; -1 with the reason in err. */
+int
+conf_cluster_parse(const char *value, struct cluster_addr *a, char *err,
+    size_t errlen)
+{
+	const char	*p, *colon, *slash, *errstr;
+	char		 num[16];
+	size_t		 hlen;
+
+	memset(a, 0, sizeof(*a));
+	if (strncmp(value, CONF_UNIX_SCHEME, strlen(CONF_UNIX_SCHEME)) == 0) {
+		p = value + strlen(CONF_UNIX_SCHEME);
+		/* sun_path's 108 bytes, with its NUL. */
+		if (*p != '/' || strlen(p) >= 108) {
+			(void)snprintf(err, errlen, "%s: unix:PATH needs an "
+			    "absolute path shorter than 108 bytes", value);
+			return -1;
+		}
+		a->unix_path = 1;
+		(void)strlcpy(a->host, p, sizeof(a->host));
+		return 0;
+	}
+	if (strncmp(value, CONF_REDIS_SCHEME, strlen(CONF_REDIS_SCHEME)) != 0)
+		goto bad;
+	p = value + strlen(CONF_REDIS_SCHEME);
+	slash = strchr(p, '/');
+	/* The last colon: the port follows it, whatever the host is. */
+	if ((colon = memrchr(p, ':', slash != NULL ? (size_t)(slash - p) :
+	    strlen(p))) == NULL || colon == p)
+		goto bad;
+	hlen = (size_t)(colon - p);
+	/* [v6]: hiredis takes the address without its brackets. */
+	if (hlen >= 2 && p[0] == '[' && p[hlen - 1] == ']') {
+		p++;
+		hlen -= 2;
+	}
+	if (hlen == 0 || hlen >= sizeof(a->host))
+		goto bad;
+	memcpy(a->host, p, hlen);
+	a->host[hlen] = '\0';
+	p = value + strlen(CONF_REDIS_SCHEME);
+	hlen = slash != NULL ? (size_t)(slash - colon - 1) :
+	    strlen(colon + 1);
+	if (hlen == 0 || hlen >= sizeof(num))
+		goto bad;
+	memcpy(num, colon + 1, hlen);
+	num[hlen] = '\0';
+	a->port = (int)strtonum(num, 1, 65535, &errstr);
+	if (errstr != NULL)
+		goto bad;
+	if (slash != NULL) {
+		a->db = (int)strtonum(slash + 1, 0, CONF_REDIS_MAX_DB, &errstr);
+		if (errstr != NULL)
+			goto bad;
+	}
+	return 0;
+bad:
+	(void)snprintf(err, errlen, "%s: expected redis://HOST:PORT[/DB] "
+	    "(DB 0 to %d) or unix:PATH", value, CONF_REDIS_MAX_DB);
+	return -1;
+}
+
+/*
+ * Checks a cluster key as far as it can be without Redis.  Built without
+ * hiredis, every cluster key is an error.
+ */
+static int
+conf_cluster_check(const char *key, const char *value, char *err,
+    size_t errlen)
+{
+#ifdef HAVE_HIREDIS
+	struct cluster_addr	a;
+
+	const char		*c;
+
+	if (strcmp(key, "cluster") == 0)
+		return conf_cluster_parse(value, &a, err, errlen);
+	/* It names Redis keys and shows in logs: a plain token. */
+	if (strcmp(key, "node-id") == 0 && strlen(value) > CONF_NODE_ID_MAX) {
+		(void)snprintf(err, errlen, "%s: longer than %d bytes", value,
+		    CONF_NODE_ID_MAX);
+		return -1;
+	}
+	for (c = value; strcmp(key, "node-id") == 0 && *c != '\0'; c++)
+		if (!isalnum((unsigned char)*c) && strchr("._:-", *c) == NULL) {
+			(void)snprintf(err, errlen, "%s: only letters, digits "
+			    "and . _ : - please", value);
+			return -1;
+		}
+	return 0;
+#else
+	(void)key;
+	(void)snprintf(err, errlen, "%s: built without cluster support "
+	    "(configure found no hiredis)", value);
+	return -1;
+#endif
+}
+
 /* Sets one key from its text value; -1 with the reason in err. */
 int
 conf_set(struct config *cfg, const char *key, const char *value, char *err,
@@ -266,6 +372,11 @@ conf_set(struct config *cfg, const char *key, const char *value, char *err,
 		}
 		if (strncmp(k->key, "tls-", 4) == 0 &&
 		    conf_tls_check(k->key, value, err, errlen) == -1)
+			return -1;
+		if ((strcmp(k->key, "cluster") == 0 ||
+		    strncmp(k->key, "cluster-", 8) == 0 ||
+		    strcmp(k->key, "node-id") == 0) &&
+		    conf_cluster_check(k->key, value, err, errlen) == -1)
 			return -1;
 		(void)strlcpy((char *)cfg + k->off, value, k->len);
 		return 0;

@@ -11,6 +11,14 @@
 struct config;
 struct shm_live;
 
+/* Where the cluster's Redis is, as --cluster gives it. */
+struct cluster_addr {
+	int		 unix_path;	/* path, not host and port */
+	char		 host[256];	/* or the Unix socket's path */
+	int		 port;
+	int		 db;		/* SELECT db; 0: none */
+};
+
 /* Fills cfg with the defaults of every setting. */
 void	 conf_defaults(struct config *);
 /*
@@ -35,6 +43,13 @@ int	 conf_live(const char *key);
  */
 size_t	 conf_restart_changes(const struct config *, const struct config *,
 	    int skip_listen, char *buf, size_t len);
+
+/*
+ * Parses a --cluster value: redis://HOST:PORT[/DB] or unix:PATH.
+ * Returns 0, or -1 with the reason in err.
+ */
+int	 conf_cluster_parse(const char *, struct cluster_addr *, char *err,
+	    size_t errlen);
 
 /* Copies the settings that may change without a restart (SIGHUP). */
 void	 conf_apply_live(struct config *cur, const struct config *next);

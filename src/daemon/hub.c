@@ -35,6 +35,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "cluster.h"
 #include "conf.h"
 #include "ipc.h"
 #include "log.h"
@@ -243,13 +244,18 @@ hub_resume(void)
 			hub.free_users[hub.nfree_users++] = i;
 			continue;
 		}
-		c = hub_conn_new(-1, u->pid, "(away)");
+		c = hub_conn_new(-1, u->pid, u->remote ? "(remote)" : "(away)");
 		c->slot = i;
 		c->hello = 1;
 		hub.conns[i] = c;
-		hub.ndetached++;
-		/* Two rows of one pid: the second is not found by pid. */
-		(void)RB_INSERT(pid_tree, &hub.pids, c);
+		/* Another node's user: the mirror's, no worker to wait for. */
+		if (u->remote)
+			c->remote = 1;
+		else {
+			hub.ndetached++;
+			/* Two rows of one pid: the second is not found by pid. */
+			(void)RB_INSERT(pid_tree, &hub.pids, c);
+		}
 		if (u->state == USER_IDENTIFIED) {
 			if (RB_INSERT(user_tree, &hub.users, c) != NULL) {
 				/* Two rows with one name: keep the first. */
@@ -303,7 +309,8 @@ hub_grace(void)
 		return;
 	over = clock_now_ms() >= hub.grace_until;
 	for (i = 0; i < hub.cfg->max_clients; i++) {
-		if ((c = hub.conns[i]) == NULL || c->peer.fd != -1 || c->dead)
+		if ((c = hub.conns[i]) == NULL || c->peer.fd != -1 ||
+		    c->dead || c->remote)
 			continue;
 		if (over)
 			hub_kill(c, CLOSE_GONE, "did not come back");
@@ -490,13 +497,14 @@ hub_event(struct hub_conn *c, uint32_t events)
 {
 	if (c->dead)
 		return;
-	if (c->paused && (events & (EPOLLHUP | EPOLLERR))) {
+	if ((c->paused || c->parked) && (events & (EPOLLHUP | EPOLLERR))) {
 		if (epoll_ctl(hub.epfd, EPOLL_CTL_DEL, c->peer.fd, NULL) == -1)
 			fatal("hub: epoll_ctl del");
 		c->watched = 0;
 		return;
 	}
-	if (!c->paused && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+	if (!c->paused && !c->parked &&
+	    (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		hub_read(c);
 	/*
 	 * Room again: disarm EPOLLOUT until the pass writes it (hub_write
@@ -508,6 +516,20 @@ hub_event(struct hub_conn *c, uint32_t events)
 		hub_watch(c);
 		hub_mark_dirty(c);
 	}
+}
+
+/* Publishes the cluster's state in the table's header for the master. */
+static void
+hub_cluster_state(void)
+{
+	uint32_t	st = SHM_CLUSTER_NONE;
+
+	if (cluster_on())
+		st = cluster_degraded() ? SHM_CLUSTER_DEGRADED :
+		    SHM_CLUSTER_OK;
+	if (hub.tab.hdr->cluster_state != st)
+		__atomic_store_n(&hub.tab.hdr->cluster_state, st,
+		    __ATOMIC_RELEASE);
 }
 
 /* The hub process: set up, then route until killed. */
@@ -562,6 +584,8 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	hub.tab.hdr->hub_gen = hub.gen_before + 1;
 	hub_limits();
 	hub_epoll();
+	/* --cluster: Redis on this epoll set (no-op without it). */
+	cluster_start(cfg, hub.epfd);
 	log_debug("hub: ready, %zu bytes of table", rt->shm_size);
 
 	for (;;) {
@@ -570,7 +594,7 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 			timeout = HUB_PACE_TICK_MS;
 		if (hub.ndropped > 0 && timeout == -1)
 			timeout = HUB_TRIM_IDLE_MS;
-		timeout = hub_timeout(timeout);
+		timeout = cluster_timeout(hub_timeout(timeout));
 		if ((gather = hub_round_timeout()) != -1 &&
 		    (timeout == -1 || gather < timeout))
 			timeout = gather;
@@ -597,10 +621,14 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 		for (k = 0; k < n; k++) {
 			if ((c = evs[k].data.ptr) == NULL)
 				hub_accept();
+			else if (cluster_owns(evs[k].data.ptr))
+				cluster_event(evs[k].data.ptr, evs[k].events);
 			else if (evs[k].data.ptr != &hub.ctl)
 				hub_event(c, evs[k].events);
 		}
 		hub_timers();
+		cluster_timers();
+		hub_cluster_state();
 		hub_grace();
 		hub_end_round();
 	}

@@ -83,6 +83,20 @@ struct hub_conn {
 	uint64_t		 pace_taken;	/* hub_taken() when it began */
 	size_t			 cap_extra;	/* held when max-queue fell */
 	int			 waiting;	/* on hub.waiting */
+	/*
+	 * --cluster: its IDENTIFY waits for Redis to grant the name; its
+	 * channel is not read meanwhile (the next request may need the
+	 * name), and park_seq is recorded once the answer came.
+	 */
+	int			 parked;
+	uint64_t		 park_seq;
+	/*
+	 * --cluster: a user of another node, mirrored (cluster_mirror.c):
+	 * no channel, no worker; lines for it are not queued, and what is
+	 * meant for it crosses to its node through this node's stream.
+	 */
+	int			 remote;
+	int			 stale;		/* not in the last snapshot */
 	int64_t			 hello_by;	/* drop it then without HELLO */
 	uint32_t		 rooms;		/* it created, still there */
 	size_t			 share_off;	/* its part of hub.shared, */
@@ -198,6 +212,7 @@ struct hub_conn	*hub_conn_new(int, pid_t, const char *);
 void		 hub_read(struct hub_conn *);
 void		 hub_drop(struct hub_conn *);
 int		 hub_pace_check(void);
+void		 hub_unpark(struct hub_conn *);
 
 /* hub_round.c */
 void		 hub_mark_dirty(struct hub_conn *);
@@ -208,6 +223,16 @@ int		 hub_round_timeout(void);
 
 /* hub_req.c */
 struct str	 hub_user_key(const struct hub_conn *);
+struct hub_conn	*hub_user_find(struct str);
+void		 hub_tell(struct hub_conn *, const struct msg *);
+void		 hub_tell_others(const struct msg *, const struct hub_conn *);
+struct hub_room	*hub_room_find(struct str);
+struct hub_room	*hub_room_make(struct hub_conn *, struct str);
+struct str	 hub_room_name(struct shm_room *);
+void		 hub_room_leave(struct hub_conn *, struct hub_room *);
+void		 hub_join(struct hub_conn *, struct hub_room *);
+void		 hub_tell_room(struct shm_room *, const struct msg *,
+		    const struct hub_conn *);
 struct hub_conn	*hub_room_creator(const struct hub_room *);
 void		 hub_part(struct hub_conn *);
 void		 hub_kick(const struct ipc_kick *);

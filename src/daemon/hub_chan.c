@@ -26,6 +26,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "cluster.h"
 #include "conf.h"
 #include "ipc.h"
 #include "log.h"
@@ -116,7 +117,8 @@ hub_watch(struct hub_conn *c)
 	if (c->peer.fd == -1 || !c->watched)
 		return;
 	memset(&ev, 0, sizeof(ev));
-	ev.events = (c->paused ? 0 : EPOLLIN) | (c->want_out ? EPOLLOUT : 0);
+	ev.events = (c->paused || c->parked ? 0 : EPOLLIN) |
+	    (c->want_out ? EPOLLOUT : 0);
 	ev.data.ptr = c;
 	if (epoll_ctl(hub.epfd, EPOLL_CTL_MOD, c->peer.fd, &ev) == -1)
 		fatal("hub: epoll_ctl mod");
@@ -239,7 +241,7 @@ hub_share(struct hub_conn *c)
 {
 	size_t	end = buf_pending(&hub.shared);
 
-	if (c->dead)
+	if (c->dead || c->remote)
 		return;
 	/* Its part must stay one run of the batch, last in its queue. */
 	if (c->share_len > 0 &&
@@ -256,7 +258,7 @@ hub_share(struct hub_conn *c)
 void
 hub_put(struct hub_conn *c, uint16_t type, const void *p, size_t len)
 {
-	if (c->dead)
+	if (c->dead || c->remote)
 		return;
 	hub_own_share(c);
 	ipc_put(&c->peer.out, type, c->slot, p, len);
@@ -276,7 +278,7 @@ hub_encode(const struct msg *m)
 void
 hub_send(struct hub_conn *c)
 {
-	if (!c->dead)
+	if (!c->dead && !c->remote)
 		hub_count_out(buf_pending(&hub.line));
 	hub_put(c, IPC_LINE, buf_head(&hub.line), buf_pending(&hub.line));
 }
@@ -460,7 +462,10 @@ hub_drop_peer(struct peer *p, const char *why)
 	    why);
 }
 
-/* A sender that a reader behind paused keeps its frames for later. */
+/*
+ * A sender that a reader behind paused, or whose IDENTIFY waits for the
+ * cluster, keeps its frames for later.
+ */
 static enum peer_want
 hub_want(const struct peer *p)
 {
@@ -468,7 +473,7 @@ hub_want(const struct peer *p)
 
 	if (c->dead)
 		return PEER_GONE;
-	return c->paused ? PEER_HOLD : PEER_MORE;
+	return c->paused || c->parked ? PEER_HOLD : PEER_MORE;
 }
 
 /* A worker's channel, as the hub reads it. */
@@ -571,6 +576,9 @@ hub_drop(struct hub_conn *c)
 	struct hub_conn	*s, *next;
 
 	hub_unpause(c);
+	/* A claim still on its way must not call back into a freed conn. */
+	if (c->parked)
+		cluster_claim_cancel(c);
 	/* Whoever it paced goes on: hub_end_round runs their input. */
 	TAILQ_FOREACH_SAFE(s, &hub.paused, paused_entry, next) {
 		if (s->paced_by == c)
@@ -625,6 +633,18 @@ hub_pace_resume(struct hub_conn *s)
 	} else
 		hub_watch(s);
 	hub_run_frames(s, &s->peer.in);
+}
+
+/*
+ * The cluster answered a parked IDENTIFY: the channel is read again
+ * and what it sent meanwhile runs, unless a reader paused it too.
+ */
+void
+hub_unpark(struct hub_conn *c)
+{
+	c->parked = 0;
+	if (!c->paused)
+		hub_pace_resume(c);
 }
 
 /*

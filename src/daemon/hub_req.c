@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "cluster.h"
 #include "conf.h"
 #include "ipc.h"
 #include "log.h"
@@ -99,8 +100,8 @@ RB_GENERATE(user_tree, hub_conn, name_entry, hub_user_cmp)
 RB_GENERATE(pid_tree, hub_conn, pid_entry, hub_pid_cmp)
 RB_GENERATE(room_tree, hub_room, entry, hub_room_cmp)
 
-/* Finds an identified user by name. */
-static struct hub_conn *
+/* Finds an identified user by name (with --cluster, of any node). */
+struct hub_conn *
 hub_user_find(struct str name)
 {
 	/* Its row is none: the trees compare it by hub.key. */
@@ -111,7 +112,7 @@ hub_user_find(struct str name)
 }
 
 /* Finds a room by name. */
-static struct hub_room *
+struct hub_room *
 hub_room_find(struct str name)
 {
 	static struct hub_room	key = { .idx = SLOT_NONE };
@@ -121,7 +122,7 @@ hub_room_find(struct str name)
 }
 
 /* Encodes m into the shared line and sends it to one worker. */
-static void
+void
 hub_tell(struct hub_conn *to, const struct msg *m)
 {
 	hub_encode(m);
@@ -139,8 +140,8 @@ hub_respond(struct hub_conn *c, enum msg_type op, enum result res,
 	hub_tell(c, &m);
 }
 
-/* Sends m to every identified user but one. */
-static void
+/* Sends m to every identified user but one (remote users: no). */
+void
 hub_tell_others(const struct msg *m, const struct hub_conn *except)
 {
 	struct hub_conn	*c;
@@ -153,8 +154,8 @@ hub_tell_others(const struct msg *m, const struct hub_conn *except)
 	}
 }
 
-/* Sends m to every member of a room but one. */
-static void
+/* Sends m to every member of a room but one (remote members: no). */
+void
 hub_tell_room(struct shm_room *row, const struct msg *m,
     const struct hub_conn *except)
 {
@@ -175,7 +176,7 @@ hub_tell_room(struct shm_room *row, const struct msg *m,
 }
 
 /* The name of a room row. */
-static struct str
+struct str
 hub_room_name(struct shm_room *row)
 {
 	struct str	s;
@@ -226,7 +227,7 @@ hub_room_forget(struct hub_room *r)
 }
 
 /* Takes a user out of a room, telling the others; may end the room. */
-static void
+void
 hub_room_leave(struct hub_conn *c, struct hub_room *r)
 {
 	struct shm_room	*row = shm_room(&hub.tab, r->idx);
@@ -262,6 +263,9 @@ hub_part(struct hub_conn *c)
 	TAILQ_REMOVE(&hub.idents, c, ident_entry);
 	m.username = hub_name(c);
 	hub_tell_others(&m, c);
+	/* --cluster: the name is free on every node again. */
+	if (cluster_on() && !c->remote)
+		cluster_release_name(m.username.p, m.username.len);
 	RB_REMOVE(user_tree, &hub.users, c);
 	shm_user_unidentify(&hub.tab, c->slot);
 }
@@ -303,7 +307,76 @@ hub_identified_as(struct hub_conn *c, struct str name, enum result res)
 		hub_tell_others(&m, c);
 }
 
-/* IDENTIFY: takes a free name, or says it is taken. */
+/* Gives c the name, which no other user has: the IDENTIFY succeeded. */
+static void
+hub_identify_as(struct hub_conn *c, struct str name)
+{
+	shm_user_identify(&hub.tab, c->slot, name.p, name.len);
+	if (RB_INSERT(user_tree, &hub.users, c) != NULL)
+		fatalx("%s: name indexed twice", __func__);
+	TAILQ_INSERT_TAIL(&hub.idents, c, ident_entry);
+	hub_log_identified(c, name);
+	hub_identified_as(c, name, RES_SUCCESS);
+}
+
+/*
+ * Ends a parked request (IDENTIFY, NEW_ROOM, JOIN_ROOM): its
+ * seq is recorded with its effect, and its channel read again.
+ */
+static void
+hub_park_end(struct hub_conn *c)
+{
+	hub_row(c)->last_seq = c->park_seq;
+	shm_commit(&hub.tab);
+	hub.reading = NULL;
+	hub_unpark(c);
+}
+
+/*
+ * --cluster: Redis answered a parked IDENTIFY.  Granted, the name is
+ * c's; taken, c hears so; no answer (degraded), c's client is closed,
+ * so that a load balancer sends it to a node that can take it.  The
+ * request's seq is recorded now, with its effect.
+ */
+static void
+hub_identify_claimed(void *arg, const char *name, size_t len,
+    enum cluster_claim res, uint64_t value)
+{
+	struct hub_conn	*c = arg;
+	struct str	 n = { name, len };
+
+	if (c->dead || res == CLAIM_FAILED) {
+		c->parked = 0;
+		if (res == CLAIM_GRANTED)
+			cluster_release_name(name, len);
+		hub_kill(c, CLOSE_REFUSED, "cluster degraded: its name could "
+		    "not be claimed");
+		return;
+	}
+	/* Its answer goes out first, as any requester's (hub_mark_dirty). */
+	hub.reading = c;
+	shm_begin(&hub.tab);
+	/* Ours in Redis and nobody's here: a dead hub's claim for it. */
+	if (res == CLAIM_OURS)
+		res = hub_user_find(n) == NULL ? CLAIM_GRANTED : CLAIM_TAKEN;
+	if (res == CLAIM_GRANTED && hub_user_find(n) == NULL) {
+		hub_identify_as(c, n);
+		/* Re-asserted after Redis lost it, the older claim wins. */
+		hub_row(c)->since_ms = value;
+	} else {
+		/* Redis is the authority: a local holder means a bug. */
+		if (res == CLAIM_GRANTED)
+			cluster_release_name(name, len);
+		hub_identified_as(c, n, RES_USER_ALREADY_EXISTS);
+	}
+	hub_park_end(c);
+}
+
+/*
+ * IDENTIFY: takes a free name, or says it is taken.  In a cluster the
+ * name must be free on every node: the request waits (parked) for
+ * Redis's answer, and only this channel waits.
+ */
 static void
 hub_identify(struct hub_conn *c, const struct msg *q)
 {
@@ -311,12 +384,13 @@ hub_identify(struct hub_conn *c, const struct msg *q)
 		hub_identified_as(c, q->username, RES_USER_ALREADY_EXISTS);
 		return;
 	}
-	shm_user_identify(&hub.tab, c->slot, q->username.p, q->username.len);
-	if (RB_INSERT(user_tree, &hub.users, c) != NULL)
-		fatalx("%s: name indexed twice", __func__);
-	TAILQ_INSERT_TAIL(&hub.idents, c, ident_entry);
-	hub_log_identified(c, q->username);
-	hub_identified_as(c, q->username, RES_SUCCESS);
+	if (cluster_on()) {
+		c->parked = 1;
+		cluster_claim_name(q->username.p, q->username.len, c->slot,
+		    hub_identify_claimed, c);
+		return;
+	}
+	hub_identify_as(c, q->username);
 }
 
 /* STATUS: a change is told to every other user; no reply. */
@@ -331,6 +405,8 @@ hub_status(struct hub_conn *c, const struct msg *q)
 		return;
 	u->status = (uint32_t)q->st;
 	hub_tell_others(&m, c);
+	if (cluster_on())
+		cluster_status(m.username.p, m.username.len, (int)q->st);
 }
 
 /* Adds user u's name and status to the list being built in hub.list. */
@@ -377,6 +453,12 @@ hub_text(struct hub_conn *c, const struct msg *q)
 		hub_respond(c, MSG_TEXT, RES_NO_SUCH_USER, q->username);
 		return;
 	}
+	/* A user of another node: its node delivers it. */
+	if (to->remote) {
+		cluster_private_text(m.username.p, m.username.len,
+		    q->username.p, q->username.len, q->text.p, q->text.len);
+		return;
+	}
 	hub_tell(to, &m);
 }
 
@@ -388,14 +470,68 @@ hub_public_text(struct hub_conn *c, const struct msg *q)
 			    .username = hub_name(c), .text = q->text };
 
 	hub_tell_others(&m, c);
+	if (cluster_on())
+		cluster_public_text(m.username.p, m.username.len, q->text.p,
+		    q->text.len);
+}
+
+/* Makes room name, with c (the table's row free) its only member. */
+struct hub_room *
+hub_room_make(struct hub_conn *c, struct str name)
+{
+	struct hub_room	*r;
+
+	r = xcalloc(1, sizeof(*r));
+	r->idx = hub.free_rooms[--hub.nfree_rooms];
+	shm_room_create(&hub.tab, r->idx, name.p, name.len, c->slot);
+	r->creator = c->slot;
+	r->seq = shm_room(&hub.tab, r->idx)->seq;
+	c->rooms++;
+	if (RB_INSERT(room_tree, &hub.rooms, r) != NULL)
+		fatalx("%s: room indexed twice", __func__);
+	return r;
+}
+
+/*
+ * --cluster: Redis answered a parked NEW_ROOM.  Granted, the room is
+ * made here (a stale room of that name here, not yet seen gone, undoes
+ * it); taken, ROOM_ALREADY_EXISTS; no answer, TOO_MANY_ROOMS: the
+ * server cannot take a room now (a decision).
+ */
+static void
+hub_new_room_claimed(void *arg, const char *name, size_t len,
+    enum cluster_claim res, uint64_t value)
+{
+	struct hub_conn	*c = arg;
+	struct str	 n = { name, len };
+	enum result	 r = RES_SUCCESS;
+
+	if (c->dead) {
+		c->parked = 0;
+		if (res == CLAIM_GRANTED)
+			cluster_leave_room(name, len, hub_name(c).p,
+			    hub_name(c).len);
+		return;
+	}
+	hub.reading = c;
+	shm_begin(&hub.tab);
+	if (res == CLAIM_FAILED)
+		r = RES_TOO_MANY_ROOMS;
+	else if (res == CLAIM_TAKEN || hub_room_find(n) != NULL ||
+	    hub.nfree_rooms == 0)
+		r = RES_ROOM_ALREADY_EXISTS;
+	if (r == RES_SUCCESS)
+		hub_room_make(c, n);
+	else if (res == CLAIM_GRANTED)
+		cluster_leave_room(name, len, hub_name(c).p, hub_name(c).len);
+	hub_respond(c, MSG_NEW_ROOM, r, n);
+	hub_park_end(c);
 }
 
 /* NEW_ROOM: creates a room whose only member is its creator. */
 static void
 hub_new_room(struct hub_conn *c, const struct msg *q)
 {
-	struct hub_room	*r;
-
 	if (hub_room_find(q->roomname) != NULL) {
 		hub_respond(c, MSG_NEW_ROOM, RES_ROOM_ALREADY_EXISTS, q->roomname);
 		return;
@@ -405,14 +541,14 @@ hub_new_room(struct hub_conn *c, const struct msg *q)
 		hub_respond(c, MSG_NEW_ROOM, RES_TOO_MANY_ROOMS, q->roomname);
 		return;
 	}
-	r = xcalloc(1, sizeof(*r));
-	r->idx = hub.free_rooms[--hub.nfree_rooms];
-	shm_room_create(&hub.tab, r->idx, q->roomname.p, q->roomname.len, c->slot);
-	r->creator = c->slot;
-	r->seq = shm_room(&hub.tab, r->idx)->seq;
-	c->rooms++;
-	if (RB_INSERT(room_tree, &hub.rooms, r) != NULL)
-		fatalx("%s: room indexed twice", __func__);
+	/* In a cluster the name must be free on every node: ask Redis. */
+	if (cluster_on()) {
+		c->parked = 1;
+		cluster_claim_room(q->roomname.p, q->roomname.len,
+		    hub_name(c).p, hub_name(c).len, hub_new_room_claimed, c);
+		return;
+	}
+	hub_room_make(c, q->roomname);
 	hub_respond(c, MSG_NEW_ROOM, RES_SUCCESS, q->roomname);
 }
 
@@ -439,6 +575,25 @@ hub_member_room(struct hub_conn *c, enum msg_type op, struct str name,
 	if (rp != NULL)
 		*rp = r;
 	return row;
+}
+
+/* --cluster: an INVITE crosses to the invitees' nodes, in one script. */
+static void
+hub_invite_cluster(struct hub_conn *c, const struct msg *q)
+{
+	const char	**names;
+	size_t		 *lens, i;
+
+	names = xcalloc(q->nlist, sizeof(*names));
+	lens = xcalloc(q->nlist, sizeof(*lens));
+	for (i = 0; i < q->nlist; i++) {
+		names[i] = q->list[i].p;
+		lens[i] = q->list[i].len;
+	}
+	cluster_invite(q->roomname.p, q->roomname.len, hub_name(c).p,
+	    hub_name(c).len, names, lens, q->nlist);
+	free(names);
+	free(lens);
 }
 
 /* INVITE: all or nothing; new invitees get INVITATION, no reply. */
@@ -471,6 +626,50 @@ hub_invite(struct hub_conn *c, const struct msg *q)
 		shm_room_invite(&hub.tab, r->idx, to->slot);
 		hub_send(to);
 	}
+	if (cluster_on())
+		hub_invite_cluster(c, q);
+}
+
+/* Makes c a member of r: JOINED_ROOM to the other members. */
+void
+hub_join(struct hub_conn *c, struct hub_room *r)
+{
+	struct shm_room	*row = shm_room(&hub.tab, r->idx);
+	struct msg	 m = { .type = MSG_JOINED_ROOM, .username = hub_name(c) };
+
+	shm_room_join(&hub.tab, r->idx, c->slot);
+	m.roomname = hub_room_name(row);
+	hub_tell_room(row, &m, c);
+}
+
+/*
+ * --cluster: Redis answered a parked JOIN_ROOM.  Granted, c joins here
+ * too (unless the room went meanwhile); otherwise NOT_INVITED, for no
+ * answer too (a decision: the client may try again).
+ */
+static void
+hub_join_claimed(void *arg, const char *name, size_t len,
+    enum cluster_claim res, uint64_t value)
+{
+	struct hub_conn	*c = arg;
+	struct hub_room	*r;
+	struct str	 n = { name, len };
+
+	if (c->dead) {
+		c->parked = 0;
+		return;
+	}
+	hub.reading = c;
+	shm_begin(&hub.tab);
+	if ((r = hub_room_find(n)) == NULL)
+		hub_respond(c, MSG_JOIN_ROOM, RES_NO_SUCH_ROOM, n);
+	else if (res != CLAIM_GRANTED)
+		hub_respond(c, MSG_JOIN_ROOM, RES_NOT_INVITED, n);
+	else {
+		hub_respond(c, MSG_JOIN_ROOM, RES_SUCCESS, n);
+		hub_join(c, r);
+	}
+	hub_park_end(c);
 }
 
 /* JOIN_ROOM: an invited user becomes a member. */
@@ -478,14 +677,11 @@ static void
 hub_join_room(struct hub_conn *c, const struct msg *q)
 {
 	struct hub_room	*r;
-	struct shm_room	*row;
-	struct msg	 m = { .type = MSG_JOINED_ROOM, .username = hub_name(c) };
 
 	if ((r = hub_room_find(q->roomname)) == NULL) {
 		hub_respond(c, MSG_JOIN_ROOM, RES_NO_SUCH_ROOM, q->roomname);
 		return;
 	}
-	row = shm_room(&hub.tab, r->idx);
 	if (shm_room_is_member(&hub.tab, r->idx, c->slot)) {
 		hub_respond(c, MSG_JOIN_ROOM, RES_SUCCESS, q->roomname);
 		return;
@@ -494,10 +690,15 @@ hub_join_room(struct hub_conn *c, const struct msg *q)
 		hub_respond(c, MSG_JOIN_ROOM, RES_NOT_INVITED, q->roomname);
 		return;
 	}
-	shm_room_join(&hub.tab, r->idx, c->slot);
+	/* In a cluster the invitation is used up in Redis, once. */
+	if (cluster_on()) {
+		c->parked = 1;
+		cluster_join_room(q->roomname.p, q->roomname.len,
+		    hub_name(c).p, hub_name(c).len, hub_join_claimed, c);
+		return;
+	}
 	hub_respond(c, MSG_JOIN_ROOM, RES_SUCCESS, q->roomname);
-	m.roomname = hub_room_name(row);
-	hub_tell_room(row, &m, c);
+	hub_join(c, r);
 }
 
 /* ROOM_USERS: the members of a room the sender is in. */
@@ -541,6 +742,9 @@ hub_room_text(struct hub_conn *c, const struct msg *q)
 		return;
 	m.roomname = hub_room_name(row);
 	hub_tell_room(row, &m, c);
+	if (cluster_on())
+		cluster_room_text(m.roomname.p, m.roomname.len,
+		    m.username.p, m.username.len, q->text.p, q->text.len);
 }
 
 /* LEAVE_ROOM: LEFT_ROOM to the others; an empty room disappears. */
@@ -552,6 +756,9 @@ hub_leave_room(struct hub_conn *c, const struct msg *q)
 	if (hub_member_room(c, MSG_LEAVE_ROOM, q->roomname, &r) == NULL)
 		return;
 	hub_room_leave(c, r);
+	if (cluster_on())
+		cluster_leave_room(q->roomname.p, q->roomname.len,
+		    hub_name(c).p, hub_name(c).len);
 }
 
 /* Queues the CLOSE frame that ends a channel, with its reason. */
@@ -591,7 +798,7 @@ hub_kick(const struct ipc_kick *k)
 
 	if (k->slot >= hub.cfg->max_clients ||
 	    (c = hub.conns[k->slot]) == NULL || c->dead || c->parted ||
-	    c->pid != k->pid) {
+	    c->remote || c->pid != k->pid) {
 		log_info("hub: kick of row %u ignored: not that worker's now",
 		    k->slot);
 		return;
@@ -718,7 +925,11 @@ hub_request(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 		hub_identify_again(c, &m);
 	else if (hub_handlers[m.type].access == HUB_WRITES)
 		hub_handlers[m.type].run(c, &m);
-	row->last_seq = h->seq;
+	/* Parked, its seq counts once Redis answered (hub_identify_claimed). */
+	if (c->parked)
+		c->park_seq = h->seq;
+	else
+		row->last_seq = h->seq;
 	shm_commit(&hub.tab);
 	return NULL;
 }

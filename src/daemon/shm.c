@@ -272,6 +272,14 @@ shm_user_attach(const struct shm_table *t, uint32_t i, int32_t pid)
 	u->pid = pid;
 }
 
+/* Gives user row i to a user of another node: no worker, no pid. */
+void
+shm_user_attach_remote(const struct shm_table *t, uint32_t i)
+{
+	shm_user_attach(t, i, 0);
+	shm_user(t, i)->remote = 1;
+}
+
 /* Names user row i and makes it ACTIVE. */
 void
 shm_user_identify(const struct shm_table *t, uint32_t i, const char *name,

@@ -21,7 +21,14 @@
 #include <stdint.h>
 
 #define SHM_MAGIC	0x544b4e54U	/* "TKNT" */
-#define SHM_VERSION	4
+#define SHM_VERSION	5
+
+/* The cluster's state in the header (cluster_state). */
+enum shm_cluster {
+	SHM_CLUSTER_NONE = 0,	/* no --cluster */
+	SHM_CLUSTER_OK,
+	SHM_CLUSTER_DEGRADED	/* Redis unreachable: no new users */
+};
 
 enum shm_user_state {
 	USER_FREE = 0,		/* no worker */
@@ -64,6 +71,13 @@ struct shm_hdr {
 	uint64_t	seq;		/* orders identifications and rooms */
 	uint32_t	nidentified;
 	uint32_t	nrooms;
+	/*
+	 * --cluster, as the hub sees it (enum shm_cluster): for the master,
+	 * which is to refuse new clients while degraded, sd_notify it and
+	 * show it in "talknetctl show stats" (not done yet: master.c).
+	 */
+	volatile uint32_t cluster_state;
+	uint32_t	pad2;
 	volatile uint64_t hub_gen;	/* one more for each hub started */
 	volatile uint64_t live_gen;	/* odd while live is being written */
 	struct shm_live	live;
@@ -90,6 +104,11 @@ struct shm_user {
 	uint64_t	last_seq;	/* the worker's last request that ran */
 	uint64_t	queued;		/* bytes the hub holds for it: its
 					   server-side backlog */
+	uint32_t	remote;		/* --cluster: a user of another
+					   node, mirrored; no worker */
+	uint32_t	pad;
+	uint64_t	since_ms;	/* --cluster: when Redis granted
+					   the name (its clock) */
 	/* followed by name_bytes bytes of name */
 };
 
@@ -168,6 +187,8 @@ void	 shm_commit(const struct shm_table *);
  */
 /* Gives user row i to a worker's connection. */
 void	 shm_user_attach(const struct shm_table *, uint32_t i, int32_t pid);
+/* Gives user row i to a user of another node (--cluster): no worker. */
+void	 shm_user_attach_remote(const struct shm_table *, uint32_t i);
 /* Names user row i and makes it IDENTIFIED. */
 void	 shm_user_identify(const struct shm_table *, uint32_t i,
 	    const char *name, size_t len);

@@ -9,12 +9,14 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "conf.h"
 #include "control.h"
 #include "log.h"
@@ -75,6 +77,10 @@ static const struct option talknetd_options[] = {
 	{ "tls-ca",		required_argument,	NULL, 0 },
 	{ "tls-protocols",	required_argument,	NULL, 0 },
 	{ "tls-ciphers",	required_argument,	NULL, 0 },
+	{ "cluster",		required_argument,	NULL, 0 },
+	{ "node-id",		required_argument,	NULL, 0 },
+	{ "cluster-password",	required_argument,	NULL, 0 },
+	{ "cluster-password-file", required_argument,	NULL, 0 },
 	{ NULL,			0,			NULL, 0 }
 };
 
@@ -99,6 +105,9 @@ usage(FILE *f)
 	    "[--tls-key FILE]\n"
 	    "                [--tls-ca FILE] [--tls-protocols LIST] "
 	    "[--tls-ciphers LIST]\n"
+	    "                [--cluster URL] [--node-id ID] "
+	    "[--cluster-password PW]\n"
+	    "                [--cluster-password-file FILE]\n"
 	    "  -c, --config FILE    read settings from FILE (default "
 	    DEFAULT_CONF_FILE ")\n"
 	    "  -d, --debug          log debug messages too\n"
@@ -145,6 +154,13 @@ usage(FILE *f)
 	    TLS_DEFAULT_PROTOCOLS ")\n"
 	    "      --tls-ciphers LIST  cipher list (default libtls's \""
 	    TLS_DEFAULT_CIPHERS "\")\n"
+	    "      --cluster URL    join the nodes of redis://HOST:PORT[/DB] "
+	    "or unix:PATH\n"
+	    "      --node-id ID     this node's name in the cluster (default "
+	    "hostname:port)\n"
+	    "      --cluster-password PW  Redis AUTH password\n"
+	    "      --cluster-password-file FILE  read it from FILE (as root, "
+	    "before -u)\n"
 	    "  -h, --help           show this help\n"
 	    "  -V, --version        show the version\n",
 	    DEFAULT_MAX_CLIENTS, DEFAULT_MAX_ROOMS,
@@ -267,6 +283,92 @@ absolute(char *path, size_t size, const char *what, char *err, size_t errlen)
 }
 
 /*
+ * Reads the Redis password from its file: the master runs this, as
+ * root before any child drops to -u, so the file may be root's alone;
+ * the hub gets the password in its copy of the configuration.  The
+ * first line is the password.  -1 with the reason in err.
+ */
+static int
+cluster_password_read(struct config *cfg, char *err, size_t errlen)
+{
+	FILE	*f;
+	char	 line[sizeof(cfg->cluster_password) + 1];
+	size_t	 len;
+
+	if ((f = fopen(cfg->cluster_password_file, "r")) == NULL) {
+		(void)snprintf(err, errlen, "cluster-password-file: %s: %s",
+		    cfg->cluster_password_file, strerror(errno));
+		return -1;
+	}
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	len = strcspn(line, "\r\n");
+	line[len] = '\0';
+	if (len == 0 || len >= sizeof(cfg->cluster_password)) {
+		explicit_bzero(line, sizeof(line));
+		(void)snprintf(err, errlen, "cluster-password-file: %s: the "
+		    "first line must hold the password (1 to %zu bytes)",
+		    cfg->cluster_password_file,
+		    sizeof(cfg->cluster_password) - 1);
+		return -1;
+	}
+	(void)strlcpy(cfg->cluster_password, line,
+	    sizeof(cfg->cluster_password));
+	explicit_bzero(line, sizeof(line));
+	return 0;
+}
+
+/*
+ * The cluster's settings once every source is read: the password from
+ * its file, and the node id by default this host's name and the port
+ * of the first listener.  -1 with the reason in err.
+ */
+static int
+cluster_settings(struct config *cfg, char *err, size_t errlen)
+{
+	char	host[256], port[16], id[320], why[256];
+
+	if (cfg->cluster[0] == '\0') {
+		if (cfg->node_id[0] != '\0' || cfg->cluster_password[0] !=
+		    '\0' || cfg->cluster_password_file[0] != '\0') {
+			(void)snprintf(err, errlen, "node-id and "
+			    "cluster-password need cluster");
+			return -1;
+		}
+		return 0;
+	}
+	if (cfg->cluster_password[0] != '\0' &&
+	    cfg->cluster_password_file[0] != '\0') {
+		(void)snprintf(err, errlen, "give cluster-password or "
+		    "cluster-password-file, not both");
+		return -1;
+	}
+	if (absolute(cfg->cluster_password_file,
+	    sizeof(cfg->cluster_password_file), "cluster-password-file", err,
+	    errlen) == -1)
+		return -1;
+	if (cfg->cluster_password_file[0] != '\0' &&
+	    cluster_password_read(cfg, err, errlen) == -1)
+		return -1;
+	if (cfg->node_id[0] != '\0')
+		return 0;
+	/* The same checks as a node-id given: it names Redis keys. */
+	if (gethostname(host, sizeof(host)) == -1 ||
+	    getnameinfo((struct sockaddr *)&cfg->listen[0].ss,
+	    cfg->listen[0].sslen, NULL, 0, port, sizeof(port),
+	    NI_NUMERICSERV) != 0 ||
+	    (size_t)snprintf(id, sizeof(id), "%s:%s", host, port) >=
+	    sizeof(id) || conf_set(cfg, "node-id", id, why,
+	    sizeof(why)) == -1) {
+		(void)snprintf(err, errlen, "no default node-id (hostname:"
+		    "port): give --node-id");
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Builds the configuration: defaults, then the file, then the command
  * line over both.  Returns 0, or -1 with the reason in err.
  */
@@ -312,6 +414,8 @@ configure(struct config *cfg, char *err, size_t errlen)
 		    "--tls-cert and --tls-key (tls-cert, tls-key)");
 		return -1;
 	}
+	if (cluster_settings(cfg, err, errlen) == -1)
+		return -1;
 	cfg->foreground = cli.foreground;
 	return 0;
 }
@@ -369,5 +473,11 @@ main(int argc, char *argv[])
 		exit(EX_USAGE_CODE);
 	}
 	log_init(1, cfg.log_level);
+	/* Claimed before the master starts: refused, nothing has begun. */
+	if (cfg.cluster[0] != '\0' && cluster_join(&cfg, err,
+	    sizeof(err)) == -1) {
+		(void)fprintf(stderr, "talknetd: cluster: %s\n", err);
+		exit(TALKNETD_EXIT_CLUSTER);
+	}
 	master_main(&cfg, reconfigure);
 }

@@ -35,6 +35,9 @@
 #define CEIL_MAX_GATHER		1000	/* ms */
 #define CEIL_MAX_QUEUE			(1024 * 1024 * 1024)
 
+/* Exit status when the cluster refuses this node (sysexits.h EX_TEMPFAIL). */
+#define TALKNETD_EXIT_CLUSTER		75
+
 struct listen_addr {
 	char			 text[128];	/* as given, for logs */
 	struct sockaddr_storage	 ss;
@@ -60,6 +63,12 @@ struct config {
 	char			 tls_ca[256];	/* "": no client certs */
 	char			 tls_protocols[64];
 	char			 tls_ciphers[256];
+	/* The cluster (cluster.h): read at start only. */
+	char			 cluster[256];	/* redis:// or unix:; "": none */
+	char			 node_id[128];	/* "": hostname:port */
+	char			 cluster_password[256];
+	char			 cluster_password_file[256];
+	char			 cluster_token[40];	/* this start's, not a key */
 	struct listen_addr	 listen[TALKNETD_MAX_LISTEN];
 	size_t			 nlisten;
 	size_t			 max_clients;

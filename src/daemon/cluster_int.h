@@ -1,0 +1,117 @@
+/*
+ * cluster_int.h: what cluster.c and cluster_redis.c share, and nothing
+ * else includes: one connection to Redis, driven by the hub's epoll.
+ */
+#ifndef TALKNETD_CLUSTER_INT_H
+#define TALKNETD_CLUSTER_INT_H
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "conf.h"
+
+#define CLUSTER_STREAM_MAX	"100000"	/* a stream's entries, about */
+
+struct cluster_redis;
+typedef void (*cluster_redis_fn)(struct cluster_redis *);
+
+/*
+ * One connection.  It connects, authenticates and selects its database
+ * on its own, and after a loss reconnects with a doubling backoff;
+ * on_ready runs each time it is ready for commands, on_lost each time
+ * a ready connection is lost.
+ */
+struct cluster_redis {
+	const char		*role;		/* for logs: "commands" */
+	const struct cluster_addr *addr;
+	const char		*password;	/* "": no AUTH */
+	char			 client_name[160];
+	int			 epfd;
+	redisAsyncContext	*ac;		/* NULL: not connected */
+	uint32_t		 events;	/* registered in epfd */
+	int			 registered;
+	int			 fd;
+	int			 ready;		/* AUTH and SELECT done */
+	int64_t			 connect_by;	/* ms: connecting fails then */
+	int64_t			 retry_at;	/* ms: 0, or reconnect then */
+	int			 backoff;	/* ms, the next wait */
+	int			 warned;	/* the loss is logged */
+	cluster_redis_fn	 on_ready;
+	cluster_redis_fn	 on_lost;
+};
+
+/* Sets a connection up and starts connecting. */
+void	 cluster_redis_init(struct cluster_redis *, const char *role,
+	    const struct cluster_addr *, const char *password,
+	    const char *node_id, int epfd, cluster_redis_fn on_ready,
+	    cluster_redis_fn on_lost);
+/*
+ * Sends one command (hiredis's format) on a ready connection; fn gets
+ * its reply, or NULL if the connection is lost first.  -1 if it is not
+ * ready (fn is not called).
+ */
+int	 cluster_redis_cmd(struct cluster_redis *, redisCallbackFn *,
+	    void *, const char *, ...);
+/* The same, with argv (binary-safe strings). */
+int	 cluster_redis_argv(struct cluster_redis *, redisCallbackFn *,
+	    void *, int, const char **, const size_t *);
+/* Handles an epoll event of its fd. */
+void	 cluster_redis_event(struct cluster_redis *, uint32_t);
+/* Reconnects, or gives up a connect that takes too long. */
+void	 cluster_redis_timers(struct cluster_redis *, int64_t now);
+/* Its next timer (ms, monotonic), or 0: none. */
+int64_t	 cluster_redis_next(const struct cluster_redis *);
+/* Drops the connection on purpose (a bad reply): it reconnects. */
+void	 cluster_redis_drop(struct cluster_redis *, const char *why);
+/*
+ * Rooms in Redis (cluster_room.c): tn:rooms, the set of their names;
+ * tn:room:R, a hash (creator); tn:rm:R and tn:ri:R, its members and
+ * its invited; tn:ur:U, the rooms user U is a member of or invited to.
+ * The prefixes differ, so no room or user name makes two keys meet.
+ * Two Lua functions the scripts share: a room dropped when its last
+ * member left, and a user gone from every room (its node ended it).
+ */
+#define CLUSTER_LUA_ROOMS \
+	"local function drop_room(r)\n" \
+	"  for _, v in ipairs(redis.call('SMEMBERS', 'tn:ri:' .. r)) do\n" \
+	"    redis.call('SREM', 'tn:ur:' .. v, r)\n" \
+	"  end\n" \
+	"  redis.call('DEL', 'tn:room:' .. r, 'tn:rm:' .. r, 'tn:ri:' .. r)\n" \
+	"  redis.call('SREM', 'tn:rooms', r)\n" \
+	"end\n" \
+	"local function forget_user(u)\n" \
+	"  for _, r in ipairs(redis.call('SMEMBERS', 'tn:ur:' .. u)) do\n" \
+	"    redis.call('SREM', 'tn:rm:' .. r, u)\n" \
+	"    redis.call('SREM', 'tn:ri:' .. r, u)\n" \
+	"    if redis.call('SCARD', 'tn:rm:' .. r) == 0 then drop_room(r) end\n" \
+	"  end\n" \
+	"  redis.call('DEL', 'tn:ur:' .. u)\n" \
+	"end\n"
+
+/* cluster.c, for cluster_room.c: scripts and writes on the commands. */
+void	 cluster_claim_argv(const char *, size_t, const char *user, size_t,
+	    int, const char **, const size_t *, cluster_claim_fn, void *);
+int	 cluster_write_argv(int, const char **, const size_t *);
+const char *cluster_stream_key(void);
+struct cluster_redis *cluster_cmd(void);
+const char *cluster_node_id(void);
+const char *cluster_names_key(void);
+
+/* cluster_reap.c: exactly one live node reaps each dead one. */
+void	 cluster_reap(void);
+
+/* cluster_stream.c: reading the other nodes' streams. */
+void	 cluster_stream_start(const struct cluster_addr *,
+	    const struct config *, int epfd);
+int	 cluster_stream_owns(const void *);
+void	 cluster_stream_event(uint32_t);
+void	 cluster_stream_timers(int64_t now);
+int64_t	 cluster_stream_next(void);
+/* Throws the streams' state away: a new snapshot, then reading on. */
+void	 cluster_stream_resync(void);
+
+/* Connects synchronously, AUTH and SELECT done; NULL with err. */
+redisContext *cluster_redis_sync(const struct cluster_addr *,
+	    const char *password, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * cluster_reap.c: a dead node's users leave the cluster, exactly once.
+ * Every live node runs the reap script after each heartbeat; one
+ * script is atomic, so for each node whose heartbeat key lapsed exactly
+ * one run finds it still in tn:nodes and reaps it: its users leave
+ * their rooms, their names are freed, a "gone" event for each goes on
+ * the reaper's stream (with "of", the dead node, so that the mirrors
+ * drop the right users), and a tombstone tells the dead node, should
+ * it come back, that it must fence.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "cluster_int.h"
+#include "log.h"
+#include "talknetd.h"
+#include "xmalloc.h"
+
+#define REAP_TOMBSTONE_S	"3600"	/* a reaped node has an hour */
+#define REAP_STREAM_MS		"60000"	/* its stream outlives it a minute */
+
+/*
+ * KEYS: tn:nodes, the reaper's stream; ARGV: the reaper's id.  Returns
+ * {node, {names}} for each node reaped.
+ */
+static const char reap_lua[] =
+	CLUSTER_LUA_ROOMS
+	"local out = {}\n"
+	"for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+	"  if n ~= ARGV[1] and redis.call('EXISTS', 'tn:node:' .. n) == 0 then\n"
+	"    local names = {}\n"
+	"    for _, u in ipairs(redis.call('SMEMBERS', 'tn:names:' .. n)) do\n"
+	"      if redis.call('HGET', 'tn:names', u) == n then\n"
+	"        forget_user(u)\n"
+	"        redis.call('HDEL', 'tn:names', u)\n"
+	"        redis.call('HDEL', 'tn:status', u)\n"
+	"        redis.call('HDEL', 'tn:since', u)\n"
+	"        redis.call('XADD', KEYS[2], 'MAXLEN', '~', '"
+	    CLUSTER_STREAM_MAX "',\n"
+	"          '*', 'e', 'gone', 'n', u, 'of', n)\n"
+	"        names[#names + 1] = u\n"
+	"      end\n"
+	"    end\n"
+	"    redis.call('DEL', 'tn:names:' .. n)\n"
+	"    redis.call('SREM', KEYS[1], n)\n"
+	"    redis.call('SET', 'tn:reaped:' .. n, ARGV[1], 'EX', '"
+	    REAP_TOMBSTONE_S "')\n"
+	"    redis.call('PEXPIRE', 'tn:stream:' .. n, '" REAP_STREAM_MS "')\n"
+	"    out[#out + 1] = {n, names}\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+/* The reap's reply: this node drops the reaped users from its mirror. */
+static void
+reap_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply	*rep = reply, *one, *names;
+	size_t		 i, j;
+
+	(void)ac;
+	(void)arg;
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+		if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+			log_warnx("cluster: reap: %s", rep->str);
+		return;
+	}
+	for (i = 0; i < rep->elements; i++) {
+		one = rep->element[i];
+		if (one->type != REDIS_REPLY_ARRAY || one->elements != 2 ||
+		    one->element[0]->type != REDIS_REPLY_STRING ||
+		    one->element[1]->type != REDIS_REPLY_ARRAY)
+			continue;
+		names = one->element[1];
+		log_warnx("cluster: node %s is gone (no heartbeat for %d ms): "
+		    "reaped, %zu users", one->element[0]->str, CLUSTER_TTL_MS,
+		    names->elements);
+		for (j = 0; j < names->elements; j++)
+			if (names->element[j]->type == REDIS_REPLY_STRING)
+				cluster_mirror_gone(one->element[0]->str,
+				    names->element[j]->str,
+				    names->element[j]->len);
+	}
+}
+
+/* Runs the reap script (after a heartbeat: this node is alive). */
+void
+cluster_reap(void)
+{
+	if (cluster_redis_cmd(cluster_cmd(), reap_reply, NULL,
+	    "EVAL %s 2 %s %s %s", reap_lua, CLUSTER_PREFIX "nodes",
+	    cluster_stream_key(), cluster_node_id()) == -1)
+		log_debug("cluster: degraded: no reaping");
+}
+
+/*
+ * Re-asserts this node's users after Redis lost them (it restarted
+ * empty, or a replica that lagged took over): each node is the
+ * authority on its own clients.  KEYS: tn:names:ID, the stream; ARGV:
+ * node id, n, then n triples (name, since, status), then pairs (room,
+ * member).  A name free in Redis is taken again; one another node
+ * holds goes to the older claim (since, on Redis's clock), ties to the
+ * lower node id, and the loser's node closes that client (the winner's
+ * "gone" with "of" tells it).  The rooms that hold the winners are made
+ * again, with their members here.  Returns the names this node lost.
+ */
+static const char reassert_lua[] =
+	CLUSTER_LUA_ROOMS
+	"local node, n = ARGV[1], tonumber(ARGV[2])\n"
+	"local lost, out = {}, {}\n"
+	"local function ev(...)\n"
+	"  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '" CLUSTER_STREAM_MAX
+	    "', '*', ...)\n"
+	"end\n"
+	"for i = 0, n - 1 do\n"
+	"  local u, since = ARGV[3 + 3 * i], tonumber(ARGV[4 + 3 * i])\n"
+	"  local h = redis.call('HGET', 'tn:names', u)\n"
+	"  local win = h == node or not h\n"
+	"  if not win then\n"
+	"    local other = tonumber(redis.call('HGET', 'tn:since', u))\n"
+	"    other = other or math.huge\n"
+	"    win = since < other or (since == other and node < h)\n"
+	"    if win then\n"
+	"      forget_user(u)\n"
+	"      redis.call('SREM', 'tn:names:' .. h, u)\n"
+	"      ev('e', 'gone', 'n', u, 'of', h)\n"
+	"    end\n"
+	"  end\n"
+	"  if win then\n"
+	"    if h ~= node then ev('e', 'user', 'n', u) end\n"
+	"    redis.call('HSET', 'tn:names', u, node)\n"
+	"    redis.call('SADD', KEYS[1], u)\n"
+	"    redis.call('HSET', 'tn:since', u, since)\n"
+	"    redis.call('HSET', 'tn:status', u, ARGV[5 + 3 * i])\n"
+	"  else\n"
+	"    lost[u] = true\n"
+	"    out[#out + 1] = u\n"
+	"  end\n"
+	"end\n"
+	"for i = 3 + 3 * n, #ARGV - 1, 2 do\n"
+	"  local r, u = ARGV[i], ARGV[i + 1]\n"
+	"  if not lost[u] then\n"
+	"    if redis.call('SADD', 'tn:rooms', r) == 1 then\n"
+	"      redis.call('HSET', 'tn:room:' .. r, 'creator', u)\n"
+	"      redis.call('SADD', 'tn:rm:' .. r, u)\n"
+	"      redis.call('SADD', 'tn:ur:' .. u, r)\n"
+	"      ev('e', 'room', 'n', u, 'r', r)\n"
+	"    elseif redis.call('SADD', 'tn:rm:' .. r, u) == 1 then\n"
+	"      redis.call('SADD', 'tn:ur:' .. u, r)\n"
+	"      ev('e', 'join', 'n', u, 'r', r)\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+/* The re-assertion's reply: the names lost close their clients here. */
+static void
+reassert_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply	*rep = reply;
+	size_t		 i;
+
+	(void)ac;
+	(void)arg;
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+		if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+			log_warnx("cluster: re-assert: %s", rep->str);
+		return;
+	}
+	for (i = 0; i < rep->elements; i++)
+		if (rep->element[i]->type == REDIS_REPLY_STRING)
+			cluster_mirror_evict(rep->element[i]->str,
+			    rep->element[i]->len);
+}
+
+/*
+ * Sends the re-assertion; args (nargs of them) are its ARGV from the
+ * second on (cluster_mirror_reassert builds them from the table).
+ */
+void
+cluster_reassert(const char **args, const size_t *lens, size_t nargs)
+{
+	const char	**argv;
+	size_t		 *argvlen, i;
+
+	argv = xcalloc(nargs + 6, sizeof(*argv));
+	argvlen = xcalloc(nargs + 6, sizeof(*argvlen));
+	argv[0] = "EVAL";
+	argv[1] = reassert_lua;
+	argv[2] = "2";
+	argv[3] = cluster_names_key();
+	argv[4] = cluster_stream_key();
+	argv[5] = cluster_node_id();
+	for (i = 0; i < 6; i++)
+		argvlen[i] = strlen(argv[i]);
+	for (i = 0; i < nargs; i++) {
+		argv[6 + i] = args[i];
+		argvlen[6 + i] = lens[i];
+	}
+	if (cluster_redis_argv(cluster_cmd(), reassert_reply, NULL,
+	    (int)(nargs + 6), argv, argvlen) == -1)
+		log_warnx("cluster: degraded: re-assertion not sent");
+	free(argv);
+	free(argvlen);
+}

@@ -1,0 +1,527 @@
+/*
+ * cluster_stream.c: this node reads every other node's stream, on a
+ * connection of its own that does nothing else (XREAD BLOCK holds it).
+ * The last id read of each stream is remembered, so a reconnect
+ * resumes where it stopped: no gap while the stream still holds it.
+ * A hub that starts (or starts again) first takes a snapshot of the
+ * cluster's names and each stream's last id in one script, replaces
+ * its mirror with it, and reads on from those ids.  Each entry is
+ * applied in its stream's order (cluster_mirror.c).
+ */
+#include "config.h"
+
+#include <sys/types.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "cluster.h"
+#include "cluster_int.h"
+#include "log.h"
+#include "talknetd.h"
+#include "xmalloc.h"
+
+#define STREAM_BLOCK_MS		"1000"	/* one XREAD waits at most */
+#define STREAM_COUNT		"1000"	/* entries, per stream, per XREAD */
+#define STREAM_STUCK_MS		(1000 + CLUSTER_TTL_MS)	/* no answer */
+#define STREAM_IDLE_MS		1000	/* no stream to read: look again */
+#define STREAM_ID_MAX		48	/* "ms-seq": two 64-bit numbers */
+
+/*
+ * The snapshot: every name another node holds, with its node and its
+ * status, the last id of every other node's stream, and every room
+ * with its creator and members, read at one instant.
+ * KEYS: tn:names, tn:nodes, tn:status; ARGV: this node's id.
+ */
+static const char stream_lua_snapshot[] =
+	"local out = {}\n"
+	"local names = redis.call('HGETALL', KEYS[1])\n"
+	"for i = 1, #names, 2 do\n"
+	"  if names[i + 1] ~= ARGV[1] then\n"
+	"    out[#out + 1] = names[i]\n"
+	"    out[#out + 1] = names[i + 1]\n"
+	"    out[#out + 1] = redis.call('HGET', KEYS[3], names[i]) or '0'\n"
+	"  end\n"
+	"end\n"
+	"local last = {}\n"
+	"for _, n in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
+	"  if n ~= ARGV[1] then\n"
+	"    local e = redis.call('XREVRANGE', '" CLUSTER_PREFIX "stream:' .. n,"
+	"      '+', '-', 'COUNT', 1)\n"
+	"    last[#last + 1] = n\n"
+	"    last[#last + 1] = (e[1] and e[1][1]) or '0-0'\n"
+	"  end\n"
+	"end\n"
+	"local rooms = {}\n"
+	"for _, r in ipairs(redis.call('SMEMBERS', 'tn:rooms')) do\n"
+	"  rooms[#rooms + 1] = {r,\n"
+	"    redis.call('HGET', 'tn:room:' .. r, 'creator') or '',\n"
+	"    redis.call('SMEMBERS', 'tn:rm:' .. r)}\n"
+	"end\n"
+	"return {out, last, rooms}\n";
+
+/* One stream read: its node, its key, the last id applied. */
+struct stream_tail {
+	char	 node[128];
+	char	 key[160];
+	char	 id[STREAM_ID_MAX];
+};
+
+static struct {
+	const struct config	*cfg;
+	struct cluster_redis	 rd;
+	struct stream_tail	*tails;
+	size_t			 ntails;
+	int			 synced;	/* the snapshot is applied */
+	int			 asked;		/* a request is on its way */
+	int64_t			 asked_at;
+	int64_t			 idle_until;	/* 0, or read again then */
+} cs;
+
+static void	stream_poll(void);
+static void	stream_snapshot(void);
+
+/* An answer came: none is awaited now.  NULL: the connection is lost. */
+static redisReply *
+stream_answer(void *reply)
+{
+	cs.asked = 0;
+	return reply;
+}
+
+/* A request went (rc 0): its answer is awaited from now on. */
+static void
+stream_asked(int rc)
+{
+	if (rc != 0)
+		return;
+	cs.asked = 1;
+	cs.asked_at = clock_now_ms();
+}
+
+/* The tail of node's stream, or NULL. */
+static struct stream_tail *
+stream_tail_find(const char *node)
+{
+	size_t	i;
+
+	for (i = 0; i < cs.ntails; i++)
+		if (strcmp(cs.tails[i].node, node) == 0)
+			return &cs.tails[i];
+	return NULL;
+}
+
+/* Starts reading node's stream after id. */
+static void
+stream_tail_add(const char *node, const char *id)
+{
+	struct stream_tail	*t;
+
+	if (strcmp(node, cs.cfg->node_id) == 0 || strlen(node) >=
+	    sizeof(t->node) || strlen(id) >= sizeof(t->id))
+		return;
+	if ((t = stream_tail_find(node)) == NULL) {
+		cs.tails = xreallocarray(cs.tails, cs.ntails + 1,
+		    sizeof(*cs.tails));
+		t = &cs.tails[cs.ntails++];
+		(void)strlcpy(t->node, node, sizeof(t->node));
+		(void)snprintf(t->key, sizeof(t->key), CLUSTER_PREFIX
+		    "stream:%s", node);
+	}
+	(void)strlcpy(t->id, id, sizeof(t->id));
+}
+
+/* A string element, or NULL. */
+static const redisReply *
+stream_str(const redisReply *r)
+{
+	return r != NULL && r->type == REDIS_REPLY_STRING ? r : NULL;
+}
+
+/* The value of field f in an entry's field list, or NULL. */
+static const redisReply *
+stream_field(const redisReply *fields, const char *f)
+{
+	size_t	i;
+
+	for (i = 0; i + 1 < fields->elements; i += 2)
+		if (stream_str(fields->element[i]) != NULL &&
+		    strcmp(fields->element[i]->str, f) == 0)
+			return stream_str(fields->element[i + 1]);
+	return NULL;
+}
+
+/* A status as a stream or the snapshot writes it ("0" to "2"). */
+static int
+stream_status(const redisReply *s)
+{
+	if (s == NULL || s->len != 1 || s->str[0] < '0' || s->str[0] > '9')
+		return 0;
+	return s->str[0] - '0';
+}
+
+/* Applies one room event: e kind, n user, r room. */
+static void
+stream_apply_room(const redisReply *e, const redisReply *n,
+    const redisReply *r, const redisReply *fields)
+{
+	const redisReply	*t = stream_field(fields, "t"),
+				*to = stream_field(fields, "to");
+
+	if (strcmp(e->str, "room") == 0)
+		cluster_mirror_room(r->str, r->len, n->str, n->len);
+	else if (strcmp(e->str, "invite") == 0 && to != NULL)
+		cluster_mirror_invite(r->str, r->len, n->str, n->len, to->str,
+		    to->len);
+	else if (strcmp(e->str, "join") == 0)
+		cluster_mirror_join(r->str, r->len, n->str, n->len);
+	else if (strcmp(e->str, "left") == 0)
+		cluster_mirror_left(r->str, r->len, n->str, n->len);
+	else if (strcmp(e->str, "rtext") == 0 && t != NULL)
+		cluster_mirror_room_text(r->str, r->len, n->str, n->len,
+		    t->str, t->len);
+}
+
+/* Applies one entry of node's stream. */
+static void
+stream_apply(const char *node, const redisReply *fields)
+{
+	const redisReply	*e, *n, *t, *to;
+
+	if (fields->type != REDIS_REPLY_ARRAY ||
+	    (e = stream_field(fields, "e")) == NULL ||
+	    (n = stream_field(fields, "n")) == NULL)
+		return;
+	t = stream_field(fields, "t");
+	if (stream_field(fields, "r") != NULL) {
+		stream_apply_room(e, n, stream_field(fields, "r"), fields);
+		return;
+	}
+	if (strcmp(e->str, "user") == 0)
+		cluster_mirror_user(node, n->str, n->len, 0);
+	else if (strcmp(e->str, "gone") == 0)
+		/* A reaper's "gone" names the dead node ("of"). */
+		cluster_mirror_gone(stream_field(fields, "of") != NULL ?
+		    stream_field(fields, "of")->str : node, n->str, n->len);
+	else if (strcmp(e->str, "status") == 0)
+		cluster_mirror_status(n->str, n->len,
+		    stream_status(stream_field(fields, "s")));
+	else if (strcmp(e->str, "pub") == 0 && t != NULL)
+		cluster_mirror_public(n->str, n->len, t->str, t->len);
+	else if (strcmp(e->str, "priv") == 0 && t != NULL &&
+	    (to = stream_field(fields, "to")) != NULL)
+		cluster_mirror_private(n->str, n->len, to->str, to->len,
+		    t->str, t->len);
+}
+
+/* Applies one stream's entries of an XREAD reply, in order. */
+static void
+stream_apply_stream(const redisReply *s)
+{
+	struct stream_tail	*tail;
+	const redisReply	*entries, *ent;
+	size_t			 i;
+
+	if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
+	    stream_str(s->element[0]) == NULL ||
+	    s->element[1]->type != REDIS_REPLY_ARRAY)
+		return;
+	/* The key is tn:stream:NODE. */
+	if (strncmp(s->element[0]->str, CLUSTER_PREFIX "stream:",
+	    strlen(CLUSTER_PREFIX "stream:")) != 0 ||
+	    (tail = stream_tail_find(s->element[0]->str +
+	    strlen(CLUSTER_PREFIX "stream:"))) == NULL)
+		return;
+	entries = s->element[1];
+	for (i = 0; i < entries->elements; i++) {
+		ent = entries->element[i];
+		if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2 ||
+		    stream_str(ent->element[0]) == NULL ||
+		    ent->element[0]->len >= sizeof(tail->id))
+			continue;
+		stream_apply(tail->node, ent->element[1]);
+		(void)strlcpy(tail->id, ent->element[0]->str,
+		    sizeof(tail->id));
+	}
+}
+
+/* An XREAD's reply: apply, then read again. */
+static void
+stream_read_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply	*rep;
+	size_t		 i;
+
+	(void)ac;
+	(void)arg;
+	if ((rep = stream_answer(reply)) == NULL)
+		return;
+	if (rep->type == REDIS_REPLY_ERROR)
+		log_warnx("cluster: XREAD: %s", rep->str);
+	else if (rep->type == REDIS_REPLY_ARRAY)
+		for (i = 0; i < rep->elements; i++)
+			stream_apply_stream(rep->element[i]);
+	stream_poll();
+}
+
+/* Reads every tailed stream after its last id, waiting at most 1 s. */
+static void
+stream_read(void)
+{
+	const char	**argv;
+	size_t		 *argvlen, i, argc;
+
+	if (cs.ntails == 0) {
+		cs.idle_until = clock_now_ms() + STREAM_IDLE_MS;
+		return;
+	}
+	argc = 6 + 2 * cs.ntails;
+	argv = xcalloc(argc, sizeof(*argv));
+	argvlen = xcalloc(argc, sizeof(*argvlen));
+	argv[0] = "XREAD";
+	argv[1] = "COUNT";
+	argv[2] = STREAM_COUNT;
+	argv[3] = "BLOCK";
+	argv[4] = STREAM_BLOCK_MS;
+	argv[5] = "STREAMS";
+	for (i = 0; i < cs.ntails; i++) {
+		argv[6 + i] = cs.tails[i].key;
+		argv[6 + cs.ntails + i] = cs.tails[i].id;
+	}
+	for (i = 0; i < argc; i++)
+		argvlen[i] = strlen(argv[i]);
+	stream_asked(cluster_redis_argv(&cs.rd, stream_read_reply, NULL,
+	    (int)argc, argv, argvlen));
+	free(argv);
+	free(argvlen);
+}
+
+/*
+ * Stops reading the streams of nodes no longer in the set (reaped: by
+ * then their last entries were read, the reaping comes seconds after
+ * their last heartbeat).
+ */
+static void
+stream_tails_keep(const redisReply *set)
+{
+	size_t	i, j;
+	int	found;
+
+	for (i = 0; i < cs.ntails; ) {
+		for (found = 0, j = 0; j < set->elements && !found; j++)
+			found = stream_str(set->element[j]) != NULL &&
+			    strcmp(set->element[j]->str, cs.tails[i].node) == 0;
+		if (found)
+			i++;
+		else
+			cs.tails[i] = cs.tails[--cs.ntails];
+	}
+}
+
+/* The nodes' set: a node new since the last look is read from its start. */
+static void
+stream_nodes_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply	*rep;
+	size_t		 i;
+
+	(void)ac;
+	(void)arg;
+	if ((rep = stream_answer(reply)) == NULL)
+		return;
+	if (rep->type == REDIS_REPLY_ARRAY) {
+		for (i = 0; i < rep->elements; i++)
+			if (stream_str(rep->element[i]) != NULL &&
+			    stream_tail_find(rep->element[i]->str) == NULL)
+				stream_tail_add(rep->element[i]->str, "0-0");
+		stream_tails_keep(rep);
+	}
+	stream_read();
+}
+
+/*
+ * Looks at the nodes' set, then reads.  A node's stream starts empty
+ * when it joins (the join script deletes it), so reading a new one
+ * from its start replays nothing older than that node's run.
+ */
+static void
+stream_poll(void)
+{
+	cs.idle_until = 0;
+	/* Fenced: the mirror is read again from a snapshot. */
+	if (!cs.synced) {
+		stream_snapshot();
+		return;
+	}
+	stream_asked(cluster_redis_cmd(&cs.rd, stream_nodes_reply, NULL,
+	    "SMEMBERS %s", CLUSTER_PREFIX "nodes"));
+}
+
+/*
+ * The snapshot's rooms: each missing here is made (its first member
+ * known here as its creator: the creator may have left), and the
+ * members of other nodes are set, quietly.  A room here that Redis does not know
+ * stays (not swept: a restarted hub's local rooms are in the table).
+ */
+static void
+stream_snapshot_rooms(const redisReply *rooms)
+{
+	const redisReply	*room, *members;
+	size_t			 i, j;
+
+	for (i = 0; i < rooms->elements; i++) {
+		room = rooms->element[i];
+		if (room->type != REDIS_REPLY_ARRAY || room->elements != 3 ||
+		    stream_str(room->element[0]) == NULL ||
+		    stream_str(room->element[1]) == NULL ||
+		    room->element[2]->type != REDIS_REPLY_ARRAY)
+			continue;
+		members = room->element[2];
+		for (j = 0; j < members->elements; j++) {
+			if (stream_str(members->element[j]) == NULL)
+				continue;
+			cluster_mirror_room(room->element[0]->str,
+			    room->element[0]->len, members->element[j]->str,
+			    members->element[j]->len);
+			cluster_mirror_room_member(room->element[0]->str,
+			    room->element[0]->len, members->element[j]->str,
+			    members->element[j]->len);
+		}
+	}
+}
+
+/* The snapshot's reply: the mirror is replaced, then reading starts. */
+static void
+stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply	*rep, *names, *last;
+	size_t		 i;
+
+	(void)ac;
+	(void)arg;
+	if ((rep = stream_answer(reply)) == NULL)
+		return;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+	    rep->element[0]->type != REDIS_REPLY_ARRAY ||
+	    rep->element[1]->type != REDIS_REPLY_ARRAY ||
+	    rep->element[2]->type != REDIS_REPLY_ARRAY) {
+		cluster_redis_drop(&cs.rd, "bad reply to the snapshot");
+		return;
+	}
+	names = rep->element[0];
+	last = rep->element[1];
+	cluster_mirror_mark();
+	for (i = 0; i + 2 < names->elements; i += 3)
+		if (stream_str(names->element[i]) != NULL &&
+		    stream_str(names->element[i + 1]) != NULL)
+			cluster_mirror_user(names->element[i + 1]->str,
+			    names->element[i]->str, names->element[i]->len,
+			    stream_status(stream_str(names->element[i + 2])));
+	cluster_mirror_sweep();
+	stream_snapshot_rooms(rep->element[2]);
+	for (i = 0; i + 1 < last->elements; i += 2)
+		if (stream_str(last->element[i]) != NULL &&
+		    stream_str(last->element[i + 1]) != NULL)
+			stream_tail_add(last->element[i]->str,
+			    last->element[i + 1]->str);
+	cs.synced = 1;
+	log_info("cluster: mirror of %zu users of other nodes, %zu "
+	    "streams", names->elements / 3, cs.ntails);
+	stream_poll();
+}
+
+/* Takes the snapshot. */
+static void
+stream_snapshot(void)
+{
+	stream_asked(cluster_redis_cmd(&cs.rd, stream_snapshot_reply, NULL,
+	    "EVAL %s 3 %s %s %s %s", stream_lua_snapshot,
+	    CLUSTER_PREFIX "names", CLUSTER_PREFIX "nodes",
+	    CLUSTER_PREFIX "status", cs.cfg->node_id));
+}
+
+/* The connection is ready: the snapshot first, then reading on. */
+static void
+stream_ready(struct cluster_redis *r)
+{
+	(void)r;
+	if (!cs.synced)
+		stream_snapshot();
+	else
+		stream_poll();
+}
+
+/* The connection is lost: what was asked is forgotten. */
+static void
+stream_lost(struct cluster_redis *r)
+{
+	(void)r;
+	cs.asked = 0;
+	cs.idle_until = 0;
+}
+
+/*
+ * Throws the streams' state away (fencing): the next poll takes a new
+ * snapshot; a read on its way is answered first, into the mirror that
+ * the snapshot then replaces.
+ */
+void
+cluster_stream_resync(void)
+{
+	cs.synced = 0;
+	cs.ntails = 0;
+	if (cs.rd.ready && !cs.asked)
+		stream_snapshot();
+}
+
+/* Starts reading the other nodes' streams. */
+void
+cluster_stream_start(const struct cluster_addr *addr,
+    const struct config *cfg, int epfd)
+{
+	cs.cfg = cfg;
+	cluster_redis_init(&cs.rd, "streams", addr, cfg->cluster_password,
+	    cfg->node_id, epfd, stream_ready, stream_lost);
+}
+
+/* Whether an epoll data.ptr is the streams' connection. */
+int
+cluster_stream_owns(const void *p)
+{
+	return p == &cs.rd;
+}
+
+/* Handles its event. */
+void
+cluster_stream_event(uint32_t events)
+{
+	cluster_redis_event(&cs.rd, events);
+}
+
+/*
+ * Its timers: reconnecting, reading again after an idle second, and a
+ * read that never comes back (a Redis that hangs) drops the connection.
+ */
+void
+cluster_stream_timers(int64_t now)
+{
+	cluster_redis_timers(&cs.rd, now);
+	if (cs.rd.ready && cs.asked && now - cs.asked_at > STREAM_STUCK_MS)
+		cluster_redis_drop(&cs.rd, "no answer to a read in time");
+	else if (cs.rd.ready && !cs.asked && cs.idle_until != 0 &&
+	    now >= cs.idle_until)
+		stream_poll();
+}
+
+/* Its next timer, or 0. */
+int64_t
+cluster_stream_next(void)
+{
+	if (!cs.rd.ready)
+		return cluster_redis_next(&cs.rd);
+	if (cs.asked)
+		return cs.asked_at + STREAM_STUCK_MS + 1;
+	return cs.idle_until;
+}

@@ -1,0 +1,240 @@
+"""The cluster fixture (issue 19): a redis-server of the test's own on a
+free loopback port, persistence off, in its own directory, stopped by its
+pid; nodes (Server with --cluster and a --node-id each) on it; and a
+small RESP client to look at the keys (standard library only).
+
+    with Redis() as r:
+        a, b = nodes(r, 2)
+
+Imported on demand: `from tntest import cluster`.  Without redis-server
+the test skips (77)."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from . import runner
+from .config import START_TIMEOUT, STOP_TIMEOUT, TIMEOUT
+from .daemon import Server, free_port
+from .proto import invitation, joined_room, req, resp
+from .runner import Scoped, Skip, wait_until
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def _encode(args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if not isinstance(a, bytes):
+            a = str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class RedisError(Exception):
+    pass
+
+
+class Conn:
+    """One RESP connection: cmd("HGETALL", key) -> the decoded reply
+    (bytes for strings, int, list, None; an error reply raises)."""
+
+    def __init__(self, port, timeout=TIMEOUT, password=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
+        self.f = self.sock.makefile("rb")
+        if password is not None:
+            self.cmd("AUTH", password)
+
+    def send(self, *args):
+        self.sock.sendall(_encode(args))
+
+    def read(self):
+        line = self.f.readline()
+        if not line:
+            raise ConnectionError("redis closed the connection")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            raise RedisError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.f.read(n + 2)
+            return data[:-2]
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise RedisError("bad reply line %r" % line)
+
+    def cmd(self, *args):
+        self.send(*args)
+        return self.read()
+
+    def close(self):
+        try:
+            self.f.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Redis(Scoped):
+    """redis-server on 127.0.0.1:<free port>, no persistence, its files
+    in a directory of its own; the runner kills it at the end of the test
+    if the test did not stop it."""
+
+    def __init__(self, *extra, port=None, password=None):
+        if REDIS_SERVER is None:
+            raise Skip("redis-server not installed (Debian: redis-server)")
+        self.dir = tempfile.mkdtemp(prefix="tnredis-")
+        self.port = port or free_port()
+        self.extra = list(extra)
+        self.password = password
+        if password is not None:
+            self.extra += ["--requirepass", password]
+        self.proc = None
+        self.start()
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+    def start(self):
+        argv = [REDIS_SERVER, "--port", str(self.port),
+                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", self.dir, "--daemonize", "no",
+                "--logfile", os.path.join(self.dir, "redis.log")] + self.extra
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        runner.ctx().procs.append(self.proc)
+        self.pid = self.proc.pid
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("redis-server exited with status %s"
+                                     % self.proc.returncode)
+            try:
+                c = Conn(self.port, 0.5, self.password)
+            except OSError:
+                return False
+            try:
+                return c.cmd("PING") == b"PONG"
+            except (OSError, RedisError):
+                return False
+            finally:
+                c.close()
+        wait_until(up, START_TIMEOUT, interval=0.05,
+                   what="redis-server on port %d" % self.port)
+        return self
+
+    def stop(self):
+        """SIGTERM to its pid, and wait (SIGKILL after STOP_TIMEOUT)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.kill(self.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def end(self):
+        self.stop()
+        shutil.rmtree(self.dir, True)
+
+    def conn(self):
+        return Conn(self.port, password=self.password)
+
+    def cmd(self, *args):
+        c = Conn(self.port, password=self.password)
+        try:
+            return c.cmd(*args)
+        finally:
+            c.close()
+
+    def info(self, section):
+        """INFO section as a dict of str to str."""
+        out = {}
+        for line in self.cmd("INFO", section).decode().splitlines():
+            if ":" in line and not line.startswith("#"):
+                k, v = line.split(":", 1)
+                out[k] = v
+        return out
+
+
+def node(redis, node_id, *opts, start=True):
+    """A talknetd in the cluster of redis, as node node_id."""
+    return Server("--cluster", redis.url, "--node-id", node_id, *opts,
+                  start=start)
+
+
+def nodes(redis, n, *opts, prefix="node"):
+    """n nodes on redis, named node1 .. nodeN, each up and connected to
+    Redis (its hub logged "cluster: ok")."""
+    out = []
+    for i in range(n):
+        s = node(redis, "%s%d" % (prefix, i + 1), *opts)
+        out.append(s)
+    for s in out:
+        s.wait_log(r"cluster: ok")
+    return out
+
+
+def wait_ok_again(server, count, timeout=10 * TIMEOUT):
+    """Waits until server logged "cluster: ok" count times in all."""
+    def enough():
+        return server.log_text().count("cluster: ok") >= count
+    wait_until(enough, timeout, interval=0.05,
+               what="'cluster: ok' %d times" % count)
+
+
+def users_of(c):
+    """USERS' answer (a dict of name to status); presence lines that
+    come first (NEW_USER from another node) are skipped."""
+    c.send(req("USERS"))
+    for _ in range(1000):
+        m = c.recv()
+        if m.get("type") == "USER_LIST":
+            return m["users"]
+    raise AssertionError("no USER_LIST")
+
+
+def know_all(clients, names, timeout=3 * TIMEOUT):
+    """Waits until USERS of each client lists every one of names (the
+    other nodes' streams were read), then drains each of the NEW_USER
+    lines that came meanwhile."""
+    for cl in clients:
+        wait_until(lambda: set(users_of(cl)) >= set(names), timeout,
+                   what="every user known")
+    for cl in clients:
+        cl.drain()
+
+
+def room_with(owner, room, *members):
+    """owner makes room and invites members, each on any node; they
+    join in turn, and every member so far sees each JOINED_ROOM."""
+    owner.send(req("NEW_ROOM", roomname=room))
+    owner.expect(resp("NEW_ROOM", "SUCCESS", room))
+    owner.send(req("INVITE", roomname=room,
+                   usernames=[m.name for m in members]))
+    joined = [owner]
+    for m in members:
+        m.expect(invitation(owner.name, room), 3 * TIMEOUT)
+        m.send(req("JOIN_ROOM", roomname=room))
+        m.expect(resp("JOIN_ROOM", "SUCCESS", room))
+        for j in joined:
+            j.expect(joined_room(room, m.name), 3 * TIMEOUT)
+        joined.append(m)
+
+
+def now():
+    return time.monotonic()
