@@ -506,6 +506,7 @@ hub_new_room_claimed(void *arg, const char *name, size_t len,
 	struct str	 n = { name, len };
 	enum result	 r = RES_SUCCESS;
 
+	(void)value;	/* a name claim's; rooms have none */
 	if (c->dead) {
 		c->parked = 0;
 		if (res == CLAIM_GRANTED)
@@ -655,6 +656,7 @@ hub_join_claimed(void *arg, const char *name, size_t len,
 	struct hub_room	*r;
 	struct str	 n = { name, len };
 
+	(void)value;	/* a name claim's; rooms have none */
 	if (c->dead) {
 		c->parked = 0;
 		return;
