@@ -354,6 +354,46 @@ cluster_redis_sync_cmd(redisContext *c, const char *what, char *err,
 	return rc;
 }
 
+/*
+ * AUTH on a synchronous connection, written from a buffer of ours that
+ * is wiped after: hiredis would format it in the heap and free it, and
+ * the master's freed heap is every worker's (design.md, the password).
+ */
+static int
+cluster_redis_sync_auth(redisContext *c, const char *password, char *err,
+    size_t errlen)
+{
+	char		 cmd[256 + 64];	/* a password of the configuration's 255 */
+	redisReply	*rep = NULL;
+	size_t		 len = strlen(password);
+	ssize_t		 n;
+	int		 w, rc = -1;
+
+	w = snprintf(cmd, sizeof(cmd), "*2\r\n$4\r\nAUTH\r\n$%zu\r\n%s\r\n",
+	    len, password);
+	if (w < 0 || (size_t)w >= sizeof(cmd)) {
+		(void)snprintf(err, errlen, "AUTH: password too long");
+		goto out;
+	}
+	n = write(c->fd, cmd, (size_t)w);
+	explicit_bzero(cmd, sizeof(cmd));
+	if (n != w) {
+		(void)snprintf(err, errlen, "AUTH: %s", n == -1 ?
+		    strerror(errno) : "short write");
+		goto out;
+	}
+	if (redisGetReply(c, (void **)&rep) != REDIS_OK || rep == NULL)
+		(void)snprintf(err, errlen, "AUTH: %s", c->errstr);
+	else if (rep->type == REDIS_REPLY_ERROR)
+		(void)snprintf(err, errlen, "AUTH: %s", rep->str);
+	else
+		rc = 0;
+out:
+	if (rep != NULL)
+		freeReplyObject(rep);
+	return rc;
+}
+
 /* Connects synchronously, AUTH and SELECT done; NULL with err. */
 redisContext *
 cluster_redis_sync(const struct cluster_addr *a, const char *password,
@@ -383,8 +423,8 @@ cluster_redis_sync(const struct cluster_addr *a, const char *password,
 	/* Replies must not wait forever either. */
 	if (redisSetTimeout(c, tv) != REDIS_OK)
 		goto fail;
-	if (password[0] != '\0' && cluster_redis_sync_cmd(c, "AUTH", err,
-	    errlen, "AUTH %s", password) == -1)
+	if (password[0] != '\0' && cluster_redis_sync_auth(c, password, err,
+	    errlen) == -1)
 		goto fail;
 	(void)snprintf(db, sizeof(db), "%d", a->db);
 	if (a->db != 0 && cluster_redis_sync_cmd(c, "SELECT", err, errlen,

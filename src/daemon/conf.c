@@ -413,12 +413,20 @@ conf_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	FILE	*f;
 	char	 line[CONF_LINE_MAX + 2], why[256], *key, *value, *eq, *hash;
+	char	 iobuf[BUFSIZ];
 	size_t	 lineno = 0, len;
+	int	 rc = -1;
 
 	if ((f = fopen(path, "r")) == NULL) {
 		(void)snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	/*
+	 * Our buffer, wiped below: the file may hold cluster-password,
+	 * which must not stay in a freed stdio buffer of the master's
+	 * heap, which every worker inherits.
+	 */
+	(void)setvbuf(f, iobuf, _IOFBF, sizeof(iobuf));
 	while (fgets(line, sizeof(line), f) != NULL) {
 		lineno++;
 		len = strlen(line);
@@ -450,11 +458,12 @@ conf_load(struct config *cfg, const char *path, char *err, size_t errlen)
 		(void)snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
-	fclose(f);
-	return 0;
+	rc = 0;
 fail:
 	fclose(f);
-	return -1;
+	explicit_bzero(iobuf, sizeof(iobuf));
+	explicit_bzero(line, sizeof(line));
+	return rc;
 }
 
 /* Adds a key to the comma-separated list in buf. */

@@ -312,6 +312,8 @@ master_reload(char *msg, size_t len)
 			(void)snprintf(msg, len, "reloaded: %s", err);
 		r = master_tls_reload(msg, len);
 	}
+	/* Its copy of the cluster password: not in the heap workers get. */
+	explicit_bzero(next, sizeof(*next));
 	free(next);
 	(void)systemd_notify("READY=1");
 	return r;

@@ -185,6 +185,11 @@ master_fork_worker(int fd, const char *addr, struct ip_count *ip, int tls)
 		/* Only a TLS client's worker keeps the key (design.md). */
 		if (!tls)
 			tls_server_forget();
+		/* Only the hub talks to Redis: no worker keeps its password
+		 * (tested only when set: wiping writes, so copies a page). */
+		if (master.cfg->cluster_password[0] != '\0')
+			explicit_bzero(master.cfg->cluster_password,
+			    sizeof(master.cfg->cluster_password));
 		worker_main(master.cfg, &master.rt, fd, addr, tls);
 		/* NOTREACHED */
 	default:

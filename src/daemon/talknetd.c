@@ -190,6 +190,9 @@ cli_setting(const char *key, const char *value)
 		(void)fprintf(stderr, "talknetd: --%s %s\n", key, err);
 		exit(EX_USAGE_CODE);
 	}
+	/* Checked, not kept: the password's one copy is the master's. */
+	explicit_bzero(scratch.cluster_password,
+	    sizeof(scratch.cluster_password));
 	if (strcmp(key, "listen") == 0)
 		cli.listen = 1;
 	cli.key[cli.n] = key;
@@ -300,6 +303,9 @@ cluster_password_read(struct config *cfg, char *err, size_t errlen)
 		    cfg->cluster_password_file, strerror(errno));
 		return -1;
 	}
+	/* Unbuffered: no copy of the password left in a freed stdio buffer
+	 * of the heap every child inherits. */
+	(void)setvbuf(f, NULL, _IONBF, 0);
 	if (fgets(line, sizeof(line), f) == NULL)
 		line[0] = '\0';
 	fclose(f);
@@ -420,6 +426,29 @@ configure(struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Wipes --cluster-password's argument (a copy of argv in the heap,
+ * setproctitle's) once the configuration has it: every worker forked
+ * later would inherit it.  It leaves the settings a reload lays over
+ * the file: the cluster's apply at start only.
+ */
+static void
+cli_forget_password(void)
+{
+	size_t	i, n = 0;
+
+	for (i = 0; i < cli.n; i++) {
+		if (strcmp(cli.key[i], "cluster-password") == 0) {
+			explicit_bzero((char *)(uintptr_t)cli.value[i],
+			    strlen(cli.value[i]));
+			continue;
+		}
+		cli.key[n] = cli.key[i];
+		cli.value[n++] = cli.value[i];
+	}
+	cli.n = n;
+}
+
 /* Re-reads the configuration for SIGHUP. */
 static int
 reconfigure(struct config *cfg, char *err, size_t errlen)
@@ -465,6 +494,7 @@ main(int argc, char *argv[])
 	}
 	if (cli.check_only)
 		check_report();
+	cli_forget_password();
 	/* Under socket activation systemd's sockets are the addresses. */
 	if (cli.listen && systemd_listen_ours()) {
 		(void)fprintf(stderr, "talknetd: -l cannot be used with the "
