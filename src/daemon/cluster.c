@@ -345,6 +345,7 @@ cluster_note_state(void)
 	if (degraded == cl.degraded)
 		return;
 	cl.degraded = degraded;
+	hub_cluster_state();
 	if (degraded)
 		log_warnx("cluster: degraded (%s): new users are refused",
 		    cl.fenced ? "another run holds this node's id" :

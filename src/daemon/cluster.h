@@ -38,6 +38,9 @@ enum cluster_claim {
 typedef void (*cluster_claim_fn)(void *arg, const char *name, size_t len,
     enum cluster_claim, uint64_t value);
 
+/* hub.c: publishes cluster_degraded() in the table's header. */
+void	 hub_cluster_state(void);
+
 #ifdef HAVE_HIREDIS
 /*
  * Claims this node's id in Redis, in the process about to be the

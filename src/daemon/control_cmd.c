@@ -225,6 +225,7 @@ ctl_stats(struct ctl_stat *st)
 	    master.hub_starts - 1 : 0);
 	for (i = 0; i < LIMIT_LAST; i++)
 		ctl_stat(st, &n, "hits_", limit_name(i), live->totals.hits[i]);
+	ctl_stat(st, &n, "", "cluster_refused", live->cluster_refused);
 	return n;
 }
 
@@ -247,7 +248,7 @@ control_log_stats(void)
 			break;
 		len += (size_t)w;
 	}
-	log_info("stats: %s", line);
+	log_info("stats: %s cluster=%s", line, master_cluster_name());
 }
 
 /* show stats: one record. */
@@ -256,7 +257,7 @@ cmd_stats(struct ctl_conn *c, const struct str *w, size_t nw)
 {
 	struct ctl_stat	 st[CTL_STATS_MAX];
 	char		 cols[CTL_STATS_MAX][52];
-	const char	*colp[CTL_STATS_MAX];
+	const char	*colp[CTL_STATS_MAX + 1], *cl;
 	size_t		 n, i, off;
 
 	(void)w;
@@ -267,10 +268,14 @@ cmd_stats(struct ctl_conn *c, const struct str *w, size_t nw)
 		    st[i].key);
 		colp[i] = cols[i];
 	}
-	ctl_columns(c, "record", colp, n);
+	/* The one word among the figures: none, ok or degraded. */
+	colp[n] = "s:cluster";
+	ctl_columns(c, "record", colp, n + 1);
 	off = ctl_begin(&c->peer.out, CTL_ROW);
 	for (i = 0; i < n; i++)
 		ctl_put_num(&c->peer.out, st[i].value);
+	cl = master_cluster_name();
+	ctl_put_str(&c->peer.out, cl, strlen(cl));
 	ctl_end(&c->peer.out, off);
 	ctl_finish(c, 1, NULL);
 }

@@ -518,8 +518,12 @@ hub_event(struct hub_conn *c, uint32_t events)
 	}
 }
 
-/* Publishes the cluster's state in the table's header for the master. */
-static void
+/*
+ * Publishes the cluster's state in the table's header for the master
+ * (cluster.c calls it too, before it logs a change: once "cluster: ok"
+ * is logged, the master accepts).
+ */
+void
 hub_cluster_state(void)
 {
 	uint32_t	st = SHM_CLUSTER_NONE;

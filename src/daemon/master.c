@@ -329,7 +329,11 @@ master_status(void)
 		return;
 	live->status_dirty = 0;
 	live->status_sent = now;
-	(void)systemd_notify("STATUS=%zu clients", live->nchildren);
+	if (master.cfg->cluster[0] != '\0')
+		(void)systemd_notify("STATUS=%zu clients, cluster: %s",
+		    live->nchildren, master_cluster_name());
+	else
+		(void)systemd_notify("STATUS=%zu clients", live->nchildren);
 }
 
 /* Handles the signals the handler recorded. */
@@ -463,6 +467,10 @@ master_loop(struct config *cfg)
 		timeout = -1;
 		if (live->status_dirty)
 			timeout = 1000;
+		/* The hub's cluster state is read at least once a second. */
+		if (cfg->cluster[0] != '\0' && (timeout == -1 ||
+		    timeout > 1000))
+			timeout = 1000;
 		if (paused || master.hub_pid == 0)
 			timeout = MASTER_PAUSE_MS;
 		if ((left = master_linger()) != -1 &&
@@ -485,6 +493,7 @@ master_loop(struct config *cfg)
 		/* A hub that keeps dying is restarted at most once a second. */
 		if (master.hub_pid == 0 && time(NULL) > master.hub_started)
 			master_start_hub();
+		master_cluster_poll();
 		for (i = 2; i < nlisten; i++) {
 			if ((pfd[i].revents & POLLIN) &&
 			    master_accept(pfd[i].fd) == -1)

@@ -78,6 +78,8 @@ struct master_state {
 	int			 systemd;	/* listening sockets passed */
 	uint64_t		 hub_starts;	/* restarts: one less */
 	time_t			 started;
+	uint32_t		 cluster_state;	/* enum shm_cluster, as seen */
+	int			 cluster_was_ok;
 };
 
 /*
@@ -96,6 +98,7 @@ struct master_live {
 	int			 status_dirty;	/* client count to report */
 	time_t			 status_sent;
 	struct session_totals	 totals;	/* every session that ended */
+	uint64_t		 cluster_refused;	/* closed: degraded */
 };
 
 extern struct master_state	 master;
@@ -157,6 +160,14 @@ void	 master_remove_stale(const char *);
 int	 master_tls_listener(int fd);
 /* Reload: the certificate and key again; says how it went after msg. */
 int	 master_tls_reload(char *msg, size_t len);
+
+/* master_cluster.c */
+/* Notes the cluster state the hub published: logs a change, once. */
+void	 master_cluster_poll(void);
+/* Whether new connections are closed at accept (degraded). */
+int	 master_cluster_refusing(void);
+/* "none", "ok" or "degraded". */
+const char *master_cluster_name(void);
 
 /* master_child.c */
 /* Sets up the per-client records, in memory no child inherits. */

@@ -512,6 +512,13 @@ master_accept(int lfd)
 				return 0;
 			}
 		}
+		/* Degraded: closed at once, so the balancer tries another
+		 * node; the listener stays polled, its backlog drained. */
+		if (master_cluster_refusing()) {
+			live->cluster_refused++;
+			close(fd);
+			continue;
+		}
 		sockaddr_fmt((struct sockaddr *)&ss, sslen, name, sizeof(name));
 		if (!master_room(name)) {
 			close(fd);

@@ -52,11 +52,12 @@ def stats(server):
     return out["data"]
 
 
-def refused_at_accept(server):
+def refused_at_accept(server, timeout=T):
     """Whether a new connection is closed before it can say anything:
-    the master closes it at once (EOF, or a reset), no worker read it."""
+    the master closes it at once (EOF, or a reset), no worker read it;
+    False if it is still open after timeout."""
     s = socket.create_connection(("127.0.0.1", server.port), T)
-    s.settimeout(T)
+    s.settimeout(timeout)
     try:
         return s.recv(64) == b""
     except ConnectionResetError:
@@ -83,7 +84,7 @@ def test_degraded_refuses_at_accept_and_says_so():
         tntest.wait_until(lambda: stats(a).get("cluster") == "ok", T,
                           what="show stats: cluster ok")
         erin = Client(a).identify("erin")
-        assert not refused_at_accept(a)
+        assert not refused_at_accept(a, 0.5)
         r.stop()
         a.wait_log(r"cluster: degraded")
         tntest.wait_until(lambda: stats(a)["cluster"] == "degraded", 3 * T,
@@ -93,6 +94,7 @@ def test_degraded_refuses_at_accept_and_says_so():
         a.wait_log(r"connections refused: cluster degraded", 3 * T)
         for _ in range(5):
             assert refused_at_accept(a), "a new connection was served"
+        assert stats(a)["cluster_refused"] >= 5
         # Logged once per change of state, not once per connection.
         assert a.log_text().count("connections refused: cluster "
                                   "degraded") == 1, a.log_text()
