@@ -61,6 +61,7 @@ usage(FILE *f)
 	    "limit hits\n"
 	    "  show users         who is connected, from where, since when\n"
 	    "  show rooms         each room, its members and invitations\n"
+	    "  show cluster       the nodes: clients, stream lag, heartbeat\n"
 	    "  kick USER [REASON] close that user's connection\n"
 	    "  reload             re-read the configuration (as SIGHUP)\n"
 	    "  log level LEVEL    error, warning, info or debug\n");
@@ -85,8 +86,10 @@ check_command(int argc, char **argv)
 	if (strcmp(argv[0], "show") == 0) {
 		if (argc != 2 || (strcmp(argv[1], "stats") != 0 &&
 		    strcmp(argv[1], "users") != 0 &&
-		    strcmp(argv[1], "rooms") != 0))
-			bad_usage("show what? stats, users or rooms", NULL);
+		    strcmp(argv[1], "rooms") != 0 &&
+		    strcmp(argv[1], "cluster") != 0))
+			bad_usage("show what? stats, users, rooms or cluster",
+			    NULL);
 	} else if (strcmp(argv[0], "kick") == 0) {
 		if (argc < 2 || argv[1][0] == '\0')
 			bad_usage("kick whom?", NULL);

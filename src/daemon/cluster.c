@@ -380,6 +380,7 @@ cluster_beat_reply(redisAsyncContext *ac, void *reply, void *arg)
 		cluster_fence();
 	cl.fenced = rep->integer == -1;
 	cluster_note_state();
+	cluster_show();
 	if (!cl.fenced)
 		cluster_reap();
 }

@@ -109,6 +109,11 @@ void	 cluster_stream_timers(int64_t now);
 int64_t	 cluster_stream_next(void);
 /* Throws the streams' state away: a new snapshot, then reading on. */
 void	 cluster_stream_resync(void);
+/* The last id read of node's stream, or NULL. */
+const char *cluster_stream_tail(const char *);
+
+/* cluster_show.c: the nodes, read after each heartbeat, into the table. */
+void	 cluster_show(void);
 
 /* Connects synchronously, AUTH and SELECT done; NULL with err. */
 redisContext *cluster_redis_sync(const struct cluster_addr *,

@@ -525,3 +525,12 @@ cluster_stream_next(void)
 		return cs.asked_at + STREAM_STUCK_MS + 1;
 	return cs.idle_until;
 }
+
+/* The last id read of node's stream, or NULL: not read (show cluster). */
+const char *
+cluster_stream_tail(const char *node)
+{
+	struct stream_tail	*t = stream_tail_find(node);
+
+	return t != NULL ? t->id : NULL;
+}

@@ -280,6 +280,89 @@ cmd_stats(struct ctl_conn *c, const struct str *w, size_t nw)
 	ctl_finish(c, 1, NULL);
 }
 
+/*
+ * Whether a node row the hub wrote is sane: an id that ends within its
+ * field, known flags, times of -1 or more.  The hub is trusted less
+ * than the master: a bad row is left out, and counted.
+ */
+static int
+ctl_node_ok(const struct shm_node *n)
+{
+	size_t	len = strnlen(n->id, sizeof(n->id)), i;
+
+	if (len == 0 || len == sizeof(n->id) ||
+	    (n->flags & ~(uint32_t)(SHM_NODE_SELF | SHM_NODE_LIVE)) != 0 ||
+	    n->beat_ms < -1 || n->lag_ms < -1)
+		return 0;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)n->id[i] < 0x20 || n->id[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* A number, or "-" for -1 (unknown), as one string of the row. */
+static void
+ctl_put_ms(struct buf *b, int64_t v)
+{
+	if (v < 0)
+		ctl_put_str(b, "-", 1);
+	else
+		ctl_put_num(b, (uint64_t)v);
+}
+
+/* show cluster: the nodes, as the hub last read them from Redis. */
+static void
+cmd_cluster(struct ctl_conn *c, const struct str *w, size_t nw)
+{
+	static const char *const cols[] = { "s:node", "s:here", "s:state",
+	    "n:clients", "n:lag_ms", "n:heartbeat_ms" };
+	static struct shm_nodes	 ns;
+	const struct shm_node	*n;
+	char			 msg[160];
+	size_t			 i, off, bad = 0;
+	int64_t			 age;
+
+	(void)w;
+	(void)nw;
+	if (master.cfg->cluster[0] == '\0') {
+		ctl_finish(c, 0, "not in a cluster (no --cluster)");
+		return;
+	}
+	if (shm_nodes_get(ctl_tab(), &ns) == -1 || ns.version !=
+	    SHM_NODES_VERSION || ns.n > SHM_NODES_MAX || ns.total < ns.n) {
+		ctl_finish(c, 0, ns.version == 0 ? "the hub has not read the "
+		    "cluster from Redis yet; try again" : "the hub's node list "
+		    "is not readable");
+		return;
+	}
+	ctl_columns(c, "table", cols, sizeof(cols) / sizeof(cols[0]));
+	for (i = 0; i < ns.n; i++) {
+		n = &ns.node[i];
+		if (!ctl_node_ok(n)) {
+			bad++;
+			continue;
+		}
+		off = ctl_begin(&c->peer.out, CTL_ROW);
+		ctl_put_str(&c->peer.out, n->id, strlen(n->id));
+		ctl_put_str(&c->peer.out, n->flags & SHM_NODE_SELF ? "yes" :
+		    "", n->flags & SHM_NODE_SELF ? 3 : 0);
+		ctl_put_str(&c->peer.out, n->flags & SHM_NODE_LIVE ? "live" :
+		    "lapsed", n->flags & SHM_NODE_LIVE ? 4 : 6);
+		ctl_put_num(&c->peer.out, n->clients);
+		ctl_put_ms(&c->peer.out, n->lag_ms);
+		ctl_put_ms(&c->peer.out, n->beat_ms);
+		ctl_end(&c->peer.out, off);
+	}
+	age = (int64_t)time(NULL) - ns.at;
+	(void)snprintf(msg, sizeof(msg), "%u %s, read from Redis %lld s ago "
+	    "(cluster %s)", ns.total, ns.total == 1 ? "node" : "nodes",
+	    (long long)(age > 0 ? age : 0), master_cluster_name());
+	if (ns.total > ns.n - bad)
+		(void)snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
+		    "; %zu shown", ns.n - bad);
+	ctl_finish(c, 1, msg);
+}
+
 /* show users: the columns; control_more makes the rows. */
 static void
 cmd_users(struct ctl_conn *c, const struct str *w, size_t nw)
@@ -581,6 +664,7 @@ static const struct ctl_command {
 	{ "show", "stats", 2, 2, cmd_stats },
 	{ "show", "users", 2, 2, cmd_users },
 	{ "show", "rooms", 2, 2, cmd_rooms },
+	{ "show", "cluster", 2, 2, cmd_cluster },
 	{ "kick", NULL, 2, 3, cmd_kick },
 	{ "reload", NULL, 1, 1, cmd_reload },
 	{ "log", "level", 3, 3, cmd_log_level },

@@ -261,6 +261,44 @@ shm_live_get(const struct shm_table *t, struct shm_live *l, uint64_t *gen)
 	return -1;
 }
 
+/* Writes the cluster's nodes under their seqlock (the hub only). */
+void
+shm_nodes_set(const struct shm_table *t, const struct shm_nodes *n)
+{
+	struct shm_nodes	*d = &t->hdr->nodes;
+	uint64_t		 g = d->gen;
+
+	__atomic_store_n(&d->gen, g + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	d->version = SHM_NODES_VERSION;
+	d->n = n->n;
+	d->total = n->total;
+	d->at = n->at;
+	memcpy(d->node, n->node, sizeof(d->node));
+	__atomic_store_n(&d->gen, g + 2, __ATOMIC_RELEASE);
+}
+
+/* Reads a stable copy of the cluster's nodes; 0, or -1 if none. */
+int
+shm_nodes_get(const struct shm_table *t, struct shm_nodes *n)
+{
+	const struct shm_nodes	*s = &t->hdr->nodes;
+	uint64_t		 g1, g2;
+	int			 i;
+
+	for (i = 0; i < 100; i++) {
+		g1 = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
+		if (g1 & 1)
+			continue;
+		memcpy(n, (const void *)s, sizeof(*n));
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		g2 = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
+		if (g1 == g2)
+			return 0;
+	}
+	return -1;
+}
+
 /* Gives user row i to a worker's connection. */
 void
 shm_user_attach(const struct shm_table *t, uint32_t i, int32_t pid)

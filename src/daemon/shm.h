@@ -21,13 +21,50 @@
 #include <stdint.h>
 
 #define SHM_MAGIC	0x544b4e54U	/* "TKNT" */
-#define SHM_VERSION	5
+#define SHM_VERSION	6
 
 /* The cluster's state in the header (cluster_state). */
 enum shm_cluster {
 	SHM_CLUSTER_NONE = 0,	/* no --cluster */
 	SHM_CLUSTER_OK,
 	SHM_CLUSTER_DEGRADED	/* Redis unreachable: no new users */
+};
+
+/*
+ * --cluster: the nodes as the hub last read them from Redis, for
+ * "talknetctl show cluster" (the master serves it; only the hub talks
+ * to Redis).  Fixed size: the first SHM_NODES_MAX ids in order, and
+ * how many there were.  The hub writes it under its own seqlock (gen);
+ * the master checks it before it shows it (version, counts, ids).
+ */
+#define SHM_NODES_VERSION	1
+#define SHM_NODES_MAX		32
+#define SHM_NODE_ID		128	/* bytes of an id, its NUL included */
+
+enum shm_node_flags {
+	SHM_NODE_SELF = 1,	/* this node */
+	SHM_NODE_LIVE = 2	/* its heartbeat key is there */
+};
+
+struct shm_node {
+	char		id[SHM_NODE_ID];	/* NUL-terminated */
+	uint32_t	flags;		/* enum shm_node_flags */
+	uint32_t	clients;	/* the names it holds in Redis */
+	int64_t		beat_ms;	/* since its last heartbeat, on
+					   Redis's clock; -1: none */
+	int64_t		lag_ms;		/* its stream's last entry minus
+					   the last this node read; -1:
+					   not read here (itself, or new) */
+};
+
+struct shm_nodes {
+	volatile uint64_t gen;		/* odd while the hub writes */
+	uint32_t	version;	/* SHM_NODES_VERSION once written */
+	uint32_t	n;		/* rows in node[] */
+	uint32_t	total;		/* nodes in the cluster: n or more */
+	uint32_t	pad;
+	int64_t		at;		/* when read (wall clock, seconds) */
+	struct shm_node	node[SHM_NODES_MAX];
 };
 
 enum shm_user_state {
@@ -72,9 +109,9 @@ struct shm_hdr {
 	uint32_t	nidentified;
 	uint32_t	nrooms;
 	/*
-	 * --cluster, as the hub sees it (enum shm_cluster): for the master,
-	 * which is to refuse new clients while degraded, sd_notify it and
-	 * show it in "talknetctl show stats" (not done yet: master.c).
+	 * --cluster, as the hub sees it (enum shm_cluster): the master
+	 * refuses new clients while degraded, sd_notifies it and shows it
+	 * in "talknetctl show stats" (master_cluster.c).
 	 */
 	volatile uint32_t cluster_state;
 	uint32_t	pad2;
@@ -93,6 +130,7 @@ struct shm_hdr {
 		uint64_t	bytes_in;	/* their payload bytes */
 		uint64_t	bytes_out;
 	} __attribute__((aligned(64))) counters;
+	struct shm_nodes nodes;		/* --cluster: "show cluster" */
 };
 
 struct shm_user {
@@ -175,6 +213,11 @@ int	 shm_live_get(const struct shm_table *, struct shm_live *,
 	    uint64_t *gen);
 /* The generation of the live limits, to see cheaply if they changed. */
 uint64_t shm_live_gen(const struct shm_table *);
+
+/* Writes the cluster's nodes (the hub only), under their seqlock. */
+void	 shm_nodes_set(const struct shm_table *, const struct shm_nodes *);
+/* Reads a stable copy of them; 0, or -1 if none was read. */
+int	 shm_nodes_get(const struct shm_table *, struct shm_nodes *);
 
 /* Marks the table as being changed (gen odd), and as consistent again. */
 void	 shm_begin(const struct shm_table *);

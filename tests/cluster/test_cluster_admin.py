@@ -191,5 +191,116 @@ def test_workers_hold_no_cluster_password():
                 "a worker forked after a reload holds the password"
 
 
+def show_cluster(server):
+    """show cluster's rows, {node: row}; None if it was refused."""
+    rc, out, err = ctl(server, "show", "cluster")
+    if rc != 0:
+        return None
+    return {row["node"]: row for row in out["data"]}
+
+
+def test_show_cluster_lists_nodes_clients_lag_and_heartbeat():
+    with Redis() as r:
+        a, b, c = nodes(r, 3)
+        ann = Client(a).identify("ann")
+        Client(a).identify("amy")
+        Client(b).identify("bob")
+        # A message from B, so A has read something of B's stream.
+        ann.drain()
+
+        def complete():
+            rows = show_cluster(a)
+            return rows is not None and set(rows) == \
+                {"node1", "node2", "node3"} and \
+                [rows[n]["clients"] for n in ("node1", "node2", "node3")] \
+                == [2, 1, 0] and rows["node2"]["lag_ms"] == 0
+        tntest.wait_until(complete, 5 * T, what="show cluster complete")
+        rows = show_cluster(a)
+        print("show cluster on node1: %s" % rows)
+        assert rows["node1"]["here"] == "yes"
+        assert rows["node2"]["here"] == "" and rows["node3"]["here"] == ""
+        for n in ("node1", "node2", "node3"):
+            assert rows[n]["state"] == "live", rows
+            assert 0 <= rows[n]["heartbeat_ms"] <= 3000, rows
+        # Its own stream is not read here: no lag to show.
+        assert rows["node1"]["lag_ms"] == "-", rows
+        rc, text, err = ctl(a, "show", "cluster", json_out=False)
+        assert rc == 0 and "3 nodes, read from Redis" in text, text
+        # Node 3 stops: its heartbeat ages, then it is reaped and gone.
+        c.stop()
+        tntest.wait_until(lambda: set(show_cluster(a) or ()) ==
+                          {"node1", "node2"}, 5 * T,
+                          what="node3 gone from show cluster")
+
+
+def test_show_cluster_without_a_cluster_is_refused():
+    s = Server()
+    rc, out, err = ctl(s, "show", "cluster", json_out=False)
+    assert rc != 0 and "not in a cluster" in err, (rc, out, err)
+
+
+def hub_table(server):
+    """The hub's writable mapping of the table (its name is unlinked),
+    opened through /proc/PID/map_files as a read-write file."""
+    hub = server.hub_pid()
+    with open("/proc/%d/maps" % hub) as maps:
+        for line in maps:
+            f = line.split()
+            if len(f) > 5 and f[5].startswith("/dev/shm/talknetd.") and \
+                    f[1].startswith("rw"):
+                try:
+                    return open("/proc/%d/map_files/%s" % (hub, f[0]),
+                                "r+b")
+                except PermissionError:
+                    raise tntest.Skip("cannot open the hub's mapping")
+    raise AssertionError("no writable table among the hub's mappings")
+
+
+NODE = 128 + 4 + 4 + 8 + 8      # struct shm_node
+NODES_HEAD = 8 + 4 + 4 + 4 + 4 + 8  # struct shm_nodes before node[]
+
+
+def test_show_cluster_checks_what_the_hub_wrote():
+    """A hub that writes nonsense into the node array (a bad count, an
+    id with no end, unknown flags) gets it refused or left out."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        tntest.wait_until(lambda: set(show_cluster(a) or ()) ==
+                          {"node1", "node2"}, 5 * T, what="two nodes")
+        hub = a.hub_pid()
+        f = hub_table(a)
+        head = f.read(64 * 1024)
+        at = head.find(b"node1\0")
+        assert at > 0, "node1's row not found in the table's header"
+        base = at - NODES_HEAD
+        os.kill(hub, signal.SIGSTOP)
+        try:
+            # A count over the array's size: the whole list is refused.
+            f.seek(base + 12)
+            f.write((999).to_bytes(4, "little"))
+            f.flush()
+            rc, out, err = ctl(a, "show", "cluster", json_out=False)
+            assert rc != 0 and "not readable" in err, (rc, out, err)
+            # A sane count, but row 0's id without its NUL and row 1's
+            # unknown flags: both rows are left out.
+            f.seek(base + 12)
+            f.write((2).to_bytes(4, "little"))
+            f.seek(base + NODES_HEAD)
+            f.write(b"A" * 128)
+            f.seek(base + NODES_HEAD + NODE + 128)
+            f.write((0xff).to_bytes(4, "little"))
+            f.flush()
+            rc, out, err = ctl(a, "show", "cluster")
+            assert rc == 0 and out["data"] == [], (rc, out, err)
+            assert "0 shown" in out["message"][0], out
+        finally:
+            os.kill(hub, signal.SIGCONT)
+            f.close()
+        # The hub writes it whole again at its next heartbeat.
+        tntest.wait_until(lambda: set(show_cluster(a) or ()) ==
+                          {"node1", "node2"}, 5 * T, what="rewritten")
+        assert b.alive()
+
+
 if __name__ == "__main__":
     tntest.main(globals())
