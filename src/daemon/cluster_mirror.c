@@ -84,7 +84,7 @@ cluster_mirror_user(const char *node, const char *p, size_t len,
 	}
 	if (hub.nfree_users == 0) {
 		log_warnx("cluster: no row for %s of another node "
-		    "(--max-clients rows hold every node's users)",
+		    "(--max-users rows hold every node's users)",
 		    log_escape(p, len, esc, sizeof(esc)));
 		return;
 	}
@@ -379,7 +379,7 @@ cluster_mirror_fence(void)
 	struct hub_conn	*c;
 	uint32_t	 i;
 
-	for (i = 0; i < hub.cfg->max_clients; i++) {
+	for (i = 0; i < hub.cfg->max_users; i++) {
 		if ((c = hub.conns[i]) == NULL || c->remote || c->dead)
 			continue;
 		if (hub_identified(c) || c->parked)
@@ -423,7 +423,7 @@ cluster_mirror_memberships(const char **args, size_t *lens, size_t n)
 	RB_FOREACH(r, room_tree, &hub.rooms) {
 		row = shm_room(&hub.tab, r->idx);
 		rn = hub_room_name(row);
-		for (i = 0; i < hub.cfg->max_clients; i++) {
+		for (i = 0; i < hub.cfg->max_users; i++) {
 			if ((u = hub.conns[i]) == NULL || u->remote ||
 			    !hub_identified(u) ||
 			    !shm_room_is_member(&hub.tab, r->idx, i))

@@ -66,6 +66,8 @@ static const struct conf_key conf_keys[] = {
 	{ "tls-listen", CONF_LISTEN, 0, 1, 0, 0, 0 },
 	CONF_NUM("max-clients", max_clients, 1, CEIL_MAX_CLIENTS, 0),
 	CONF_NUM("max-rooms", max_rooms, 1, CEIL_MAX_ROOMS, 0),
+	/* 0 (the default) is max-clients: see configure(). */
+	CONF_NUM("max-users", max_users, 0, CEIL_MAX_USERS, 0),
 	/* Not live: the hub, forked at start, keeps the value it had. */
 	CONF_NUM("max-rooms-per-user", max_rooms_per_user,
 	    0, CEIL_MAX_ROOMS, 0),

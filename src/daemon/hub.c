@@ -308,7 +308,7 @@ hub_grace(void)
 	if (hub.grace_until == 0)
 		return;
 	over = clock_now_ms() >= hub.grace_until;
-	for (i = 0; i < hub.cfg->max_clients; i++) {
+	for (i = 0; i < hub.cfg->max_users; i++) {
 		if ((c = hub.conns[i]) == NULL || c->peer.fd != -1 ||
 		    c->dead || c->remote)
 			continue;
@@ -342,13 +342,13 @@ hub_map(const struct runtime *rt)
 	if (rt->shm_size >= sizeof(*hub.tab.hdr))
 		hub.gen_before = hub.tab.hdr->hub_gen;
 	resume = shm_check(mem, rt->shm_size) == 0 &&
-	    hub.tab.hdr->max_users == hub.cfg->max_clients &&
+	    hub.tab.hdr->max_users == hub.cfg->max_users &&
 	    hub.tab.hdr->max_rooms == hub.cfg->max_rooms;
 	if (!resume)
-		shm_format(mem, rt->shm_size, hub.cfg->max_clients,
+		shm_format(mem, rt->shm_size, hub.cfg->max_users,
 		    hub.cfg->max_rooms, hub.cfg->max_name, hub.cfg->max_room);
-	hub.conns = xcalloc(hub.cfg->max_clients, sizeof(*hub.conns));
-	hub.free_users = xcalloc(hub.cfg->max_clients,
+	hub.conns = xcalloc(hub.cfg->max_users, sizeof(*hub.conns));
+	hub.free_users = xcalloc(hub.cfg->max_users,
 	    sizeof(*hub.free_users));
 	hub.free_rooms = xcalloc(hub.cfg->max_rooms, sizeof(*hub.free_rooms));
 	if (resume) {
@@ -356,10 +356,10 @@ hub_map(const struct runtime *rt)
 		return;
 	}
 	/* Lowest rows first: the stacks pop from the end. */
-	for (hub.nfree_users = 0; hub.nfree_users < hub.cfg->max_clients;
+	for (hub.nfree_users = 0; hub.nfree_users < hub.cfg->max_users;
 	    hub.nfree_users++)
 		hub.free_users[hub.nfree_users] = (uint32_t)
-		    (hub.cfg->max_clients - 1 - hub.nfree_users);
+		    (hub.cfg->max_users - 1 - hub.nfree_users);
 	for (hub.nfree_rooms = 0; hub.nfree_rooms < hub.cfg->max_rooms;
 	    hub.nfree_rooms++)
 		hub.free_rooms[hub.nfree_rooms] = (uint32_t)
@@ -393,7 +393,7 @@ hub_limits(void)
 	 * to hold: it keeps that much on top of the new cap until it has
 	 * caught up, and is paced meanwhile like any reader.
 	 */
-	for (i = 0; hub.conns != NULL && i < hub.cfg->max_clients; i++) {
+	for (i = 0; hub.conns != NULL && i < hub.cfg->max_users; i++) {
 		if ((c = hub.conns[i]) != NULL &&
 		    (b = hub_backlog(c)) > hub.q_cap && b > c->cap_extra)
 			c->cap_extra = b;

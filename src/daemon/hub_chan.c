@@ -294,7 +294,7 @@ hub_reattach(struct hub_conn *c, uint32_t slot)
 {
 	struct hub_conn	*old;
 
-	if (slot >= hub.cfg->max_clients || (old = hub.conns[slot]) == NULL ||
+	if (slot >= hub.cfg->max_users || (old = hub.conns[slot]) == NULL ||
 	    old->peer.fd != -1 || old->dead || old->pid != c->pid)
 		return -1;
 	c->slot = slot;
@@ -394,7 +394,7 @@ hub_hello(struct hub_conn *c, const char *p, size_t len)
 	if (hello.slot != SLOT_NONE) {
 		if (hub_reattach(c, hello.slot) == -1) {
 			/* Its row went when the grace period ended. */
-			if (hello.slot < hub.cfg->max_clients &&
+			if (hello.slot < hub.cfg->max_users &&
 			    hub.conns[hello.slot] == NULL)
 				c->close_reason = CLOSE_GONE;
 			return "HELLO for a row that is not its own";

@@ -798,7 +798,7 @@ hub_kick(const struct ipc_kick *k)
 	struct hub_conn	*c;
 	struct shm_user	*row;
 
-	if (k->slot >= hub.cfg->max_clients ||
+	if (k->slot >= hub.cfg->max_users ||
 	    (c = hub.conns[k->slot]) == NULL || c->dead || c->parted ||
 	    c->remote || c->pid != k->pid) {
 		log_info("hub: kick of row %u ignored: not that worker's now",

@@ -208,7 +208,9 @@ master_shm_create(void)
 	size_t		 size;
 	int		 fd;
 
-	size = shm_size(cfg->max_clients, cfg->max_rooms, cfg->max_name,
+	/* Rows for every user the node sees: its own and, with --cluster,
+	 * the other nodes' (--max-users, at least --max-clients). */
+	size = shm_size(cfg->max_users, cfg->max_rooms, cfg->max_name,
 	    cfg->max_room);
 	if (size == 0)
 		fatalx("table size overflows");
@@ -246,8 +248,13 @@ master_shm_create(void)
 	master.rt.shm_fd = fd;
 	master.rt.shm_ro = mem;
 	master.rt.shm_size = size;
-	log_info("table %s: %zu bytes for %zu clients and %zu rooms",
-	    master.rt.shmname, size, cfg->max_clients, cfg->max_rooms);
+	if (cfg->max_users != cfg->max_clients)
+		log_info("table %s: %zu bytes for %zu users (%zu clients "
+		    "here) and %zu rooms", master.rt.shmname, size,
+		    cfg->max_users, cfg->max_clients, cfg->max_rooms);
+	else
+		log_info("table %s: %zu bytes for %zu clients and %zu rooms",
+		    master.rt.shmname, size, cfg->max_clients, cfg->max_rooms);
 	master.rt.shmname[0] = '\0';
 }
 

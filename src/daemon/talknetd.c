@@ -43,6 +43,7 @@ static struct {
 	const char	*value[MAX_CLI_SETTINGS];
 	size_t		 n;
 	int		 listen;	/* some -l was given */
+	int		 password;	/* --cluster-password, wiped */
 	char		 cwd[PATH_MAX];	/* at start: relative paths' base */
 } cli;
 
@@ -59,6 +60,7 @@ static const struct option talknetd_options[] = {
 	{ "log-level",		required_argument,	NULL, 0 },
 	{ "max-clients",	required_argument,	NULL, 0 },
 	{ "max-rooms",		required_argument,	NULL, 0 },
+	{ "max-users",		required_argument,	NULL, 0 },
 	{ "max-rooms-per-user",	required_argument,	NULL, 0 },
 	{ "max-name",		required_argument,	NULL, 0 },
 	{ "max-room",		required_argument,	NULL, 0 },
@@ -107,7 +109,7 @@ usage(FILE *f)
 	    "[--tls-ciphers LIST]\n"
 	    "                [--cluster URL] [--node-id ID] "
 	    "[--cluster-password PW]\n"
-	    "                [--cluster-password-file FILE]\n"
+	    "                [--cluster-password-file FILE] [--max-users N]\n"
 	    "  -c, --config FILE    read settings from FILE (default "
 	    DEFAULT_CONF_FILE ")\n"
 	    "  -d, --debug          log debug messages too\n"
@@ -161,6 +163,9 @@ usage(FILE *f)
 	    "      --cluster-password PW  Redis AUTH password\n"
 	    "      --cluster-password-file FILE  read it from FILE (as root, "
 	    "before -u)\n"
+	    "      --max-users N    table rows for the cluster's users, this "
+	    "node's and\n"
+	    "                       the others' (default: max-clients)\n"
 	    "  -h, --help           show this help\n"
 	    "  -V, --version        show the version\n",
 	    DEFAULT_MAX_CLIENTS, DEFAULT_MAX_ROOMS,
@@ -422,6 +427,14 @@ configure(struct config *cfg, char *err, size_t errlen)
 	}
 	if (cluster_settings(cfg, err, errlen) == -1)
 		return -1;
+	/* The table's rows: the node's clients, and the other nodes'. */
+	if (cfg->max_users == 0)
+		cfg->max_users = cfg->max_clients;
+	if (cfg->max_users < cfg->max_clients) {
+		(void)snprintf(err, errlen, "max-users (%zu) must be at least "
+		    "max-clients (%zu)", cfg->max_users, cfg->max_clients);
+		return -1;
+	}
 	cfg->foreground = cli.foreground;
 	return 0;
 }
@@ -441,6 +454,7 @@ cli_forget_password(void)
 		if (strcmp(cli.key[i], "cluster-password") == 0) {
 			explicit_bzero((char *)(uintptr_t)cli.value[i],
 			    strlen(cli.value[i]));
+			cli.password = 1;
 			continue;
 		}
 		cli.key[n] = cli.key[i];
@@ -449,11 +463,23 @@ cli_forget_password(void)
 	cli.n = n;
 }
 
-/* Re-reads the configuration for SIGHUP. */
+/* The configuration in force: main's. */
+static const struct config	*running;
+
+/*
+ * Re-reads the configuration for SIGHUP.  --cluster-password's argument
+ * is gone (cli_forget_password): the running password stands for it, so
+ * a reload does not see it as changed.
+ */
 static int
 reconfigure(struct config *cfg, char *err, size_t errlen)
 {
-	return configure(cfg, err, errlen);
+	if (configure(cfg, err, errlen) == -1)
+		return -1;
+	if (cli.password && running != NULL)
+		(void)strlcpy(cfg->cluster_password,
+		    running->cluster_password, sizeof(cfg->cluster_password));
+	return 0;
 }
 
 /*
@@ -495,6 +521,7 @@ main(int argc, char *argv[])
 	if (cli.check_only)
 		check_report();
 	cli_forget_password();
+	running = &cfg;
 	/* Under socket activation systemd's sockets are the addresses. */
 	if (cli.listen && systemd_listen_ours()) {
 		(void)fprintf(stderr, "talknetd: -l cannot be used with the "

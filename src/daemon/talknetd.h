@@ -30,6 +30,7 @@
 /* Ceilings that keep the shared table's size sane. */
 #define CEIL_MAX_CLIENTS		100000
 #define CEIL_MAX_ROOMS			100000
+#define CEIL_MAX_USERS			1000000	/* the cluster's, mirrored */
 #define CEIL_MAX_NAME			256
 #define CEIL_MAX_LINE			(16 * 1024 * 1024)
 #define CEIL_MAX_GATHER		1000	/* ms */
@@ -72,6 +73,8 @@ struct config {
 	struct listen_addr	 listen[TALKNETD_MAX_LISTEN];
 	size_t			 nlisten;
 	size_t			 max_clients;
+	size_t			 max_users;	/* table rows, local and
+						   remote; 0: max_clients */
 	size_t			 max_rooms;
 	size_t			 max_rooms_per_user;	/* 0: no cap */
 	size_t			 max_name;

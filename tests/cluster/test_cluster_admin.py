@@ -27,7 +27,8 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import Client, Server, ops, req  # noqa: E402
-from tntest.cluster import Redis, node, nodes, wait_ok_again  # noqa: E402
+from tntest.cluster import (Redis, node, nodes, users_of,  # noqa: E402
+                            wait_ok_again)
 
 T = tntest.TIMEOUT
 PASSWORD = "Zq7-cluster-pw-4f1e9b"     # nothing else in memory looks like it
@@ -164,6 +165,8 @@ def password_holders(r, *opts):
     c = Client(a).identify("ann")
     os.kill(a.pid, signal.SIGHUP)
     a.wait_log(r"reloaded")
+    # The wiped argument is not taken for a changed password.
+    assert "cluster-password changed" not in a.log_text(), a.log_text()
     d = Client(a).identify("bob")
     secret = PASSWORD.encode()
     found = {"hub": holds(a.hub_pid(), secret),
@@ -300,6 +303,42 @@ def test_show_cluster_checks_what_the_hub_wrote():
         tntest.wait_until(lambda: set(show_cluster(a) or ()) ==
                           {"node1", "node2"}, 5 * T, what="rewritten")
         assert b.alive()
+
+
+def test_max_users_below_max_clients_is_refused():
+    argv = [tntest.TALKNETD, "-n", "--max-clients", "10", "--max-users",
+            "5"]
+    rc, out, err = ops.run(argv, timeout=10 * T)
+    assert rc == 1 and "max-users (5) must be at least max-clients (10)" \
+        in err, (rc, out, err)
+    rc, out, err = ops.run([tntest.TALKNETD, "-n", "--max-clients", "10",
+                            "--max-users", "10"], timeout=10 * T)
+    assert rc == 0, (rc, out, err)
+
+
+def test_max_users_gives_remote_users_rows_beyond_max_clients():
+    """Node 1 takes 2 clients but has rows for 6 users: node 2's four
+    users are mirrored and node 1's two clients identify too; a third
+    client of node 1 is refused by max-clients, and a fifth user of
+    node 2 finds no row on node 1 (logged)."""
+    with Redis() as r:
+        (a,) = nodes(r, 1, "--max-clients", "2", "--max-users", "6")
+        (b,) = nodes(r, 1, prefix="far")
+        a.wait_log(r"for 6 users \(2 clients here\)")
+        far = [Client(b).identify("far%d" % i) for i in range(4)]
+        local = [Client(a).identify("near%d" % i) for i in range(2)]
+        names = {"far0", "far1", "far2", "far3", "near0", "near1"}
+        tntest.wait_until(lambda: set(users_of(local[0])) == names, 3 * T,
+                          what="all six users on node 1")
+        # Local connections stay bounded by max-clients.
+        third = Client(a)
+        third.send(req("IDENTIFY", username="near2"))
+        third.expect_closed()
+        a.wait_log(r"refused: 2 clients \(--max-clients\)")
+        # Every row of node 1 is taken: a fifth remote user is not.
+        Client(b).identify("far4")
+        a.wait_log(r"cluster: no row for far4", 3 * T)
+        assert set(users_of(far[0])) >= names | {"far4"}
 
 
 if __name__ == "__main__":
