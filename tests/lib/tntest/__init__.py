@@ -34,7 +34,8 @@ from .proto import (INVALID, NOT_IDENTIFIED, ProtocolError,
                     padded_identify, public_from, req, resp, room_text_from,
                     room_user_list, text_from, user_list)
 from .procfs import (all_pids, children_of, descendants_of,
-                     fd_targets, is_talknetd, listening_ports, nfds,
+                     fd_targets, is_talknetd, listening_ports,
+                     memory_holds, nfds,
                      pid_alive, proc_stat, proc_status, proc_title, sanitized,
                      shm_mapped, shm_path, smaps_rollup, socket_holders,
                      socket_inodes, status_kb, tcp_table, tree_pids)

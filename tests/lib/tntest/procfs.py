@@ -85,6 +85,32 @@ def sanitized(pid):
     return "libasan" in maps or "libubsan" in maps or "libtsan" in maps
 
 
+def memory_holds(pid, patterns):
+    """Whether pid's anonymous memory (heap, stack, mappings of no file)
+    holds any of patterns (bytes); None if it cannot be read here (a
+    non-dumpable process without root)."""
+    try:
+        mem = open("/proc/%d/mem" % pid, "rb")
+    except PermissionError:
+        return None
+    with mem, open("/proc/%d/maps" % pid) as maps:
+        for line in maps:
+            f = line.split()
+            name = f[5] if len(f) > 5 else ""
+            if not f[1].startswith("r") or name.startswith("/") or \
+                    name in ("[vvar]", "[vdso]", "[vsyscall]"):
+                continue
+            lo, hi = (int(x, 16) for x in f[0].split("-"))
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except OSError:
+                continue
+            if any(p in data for p in patterns):
+                return True
+    return False
+
+
 def shm_path(master_pid):
     """The table's name while the master creates it; it unlinks the name
     once the table is mapped, so the path exists only in /proc/PID/maps,
