@@ -167,8 +167,11 @@ def test_workers_hold_no_cluster_password():
         with open(path, "w") as f:
             f.write(PASSWORD + "\n")
         os.chmod(path, 0o600)
+        conf = os.path.join(r.dir, "talknetd.conf")
+        with open(conf, "w") as f:
+            f.write("cluster-password = %s\n" % PASSWORD)
         for opts in (("--cluster-password-file", path),
-                     ("--cluster-password", PASSWORD)):
+                     ("--cluster-password", PASSWORD), ("-c", conf)):
             found = password_holders(r, *opts)
             print("%s: holds the password: %s" % (opts[0], found))
             assert found["hub"], "the scan does not find the hub's copy"
@@ -297,6 +300,16 @@ def test_max_users_below_max_clients_is_refused():
     rc, out, err = ops.run([tntest.TALKNETD, "-n", "--max-clients", "10",
                             "--max-users", "10"], timeout=10 * T)
     assert rc == 0, (rc, out, err)
+
+
+def test_max_users_changes_at_a_restart_only():
+    conf = ops.conf_file("maxusers", "max-users = 2000\n")
+    s = Server("-c", conf)
+    s.wait_log(r"for 2000 users \(1000 clients here\)")
+    ops.write_file(conf, "max-users = 3000\n")
+    os.kill(s.pid, signal.SIGHUP)
+    s.wait_log(r"reload: max-users changed: refused, it needs a restart")
+    Client(s).identify("still")
 
 
 def test_max_users_gives_remote_users_rows_beyond_max_clients():
