@@ -35,8 +35,11 @@
  *
  * An arena hands out blocks of a power of two (a 16-byte header, then
  * the payload), first from its free lists, then from the top.  The
- * mapping is reserved, not committed (MAP_NORESERVE): only pages
- * touched cost memory.
+ * mapping is reserved PROT_NONE and made writable as the top grows, a
+ * step at a time: with vm.overcommit_memory=2 the kernel charges every
+ * writable private page mapped, MAP_NORESERVE or not, and again at each
+ * fork, so whole writable arenas (64 MiB each) would charge some 160
+ * MiB a TLS worker and make forks fail long before --max-clients.
  */
 #define ARENA_MAX		8
 #define ARENA_CLASS_MIN		5		/* 32-byte blocks */
@@ -44,6 +47,7 @@
 #define ARENA_PAGE		4096
 #define ARENA_CTX_SIZE		((size_t)64 << 20)	/* a context's */
 #define ARENA_OWN_SIZE		((size_t)32 << 20)	/* a TLS worker's */
+#define ARENA_STEP		((size_t)64 << 10)	/* made writable at once */
 #define ARENA_MAGIC		0x546c5361u
 
 struct arena_hdr {
@@ -56,6 +60,7 @@ struct tls_arena {
 	char		*base;		/* NULL: a free slot */
 	size_t		 size;
 	size_t		 top;		/* bytes handed out from the start */
+	size_t		 rw;		/* bytes writable from the start */
 	size_t		 live;		/* blocks not freed */
 	int		 own;		/* a TLS worker's: pages given back */
 	uint16_t	*pages;		/* own: live blocks on each page */
@@ -70,6 +75,36 @@ static struct tls_arena	*arena_global;	/* all but contexts, in the master */
 static int		 arena_on;	/* OpenSSL took our functions */
 static int		 arena_dropped;	/* a child that unmapped them all */
 
+
+/* Unmaps an arena without touching its pages. */
+static void
+arena_unmap(struct tls_arena *a)
+{
+	if (munmap(a->base, a->size) == -1)
+		log_warn("TLS: munmap of an arena");
+	memset(a, 0, sizeof(*a));
+}
+
+/*
+ * Makes a's first end bytes writable (rounded up to a step), or returns
+ * -1: a committed page is charged to the process (see above).
+ */
+static int
+arena_commit(struct tls_arena *a, size_t end)
+{
+	size_t	n;
+
+	if (end <= a->rw)
+		return 0;
+	n = (end + ARENA_STEP - 1) & ~(ARENA_STEP - 1);
+	if (n > a->size)
+		n = a->size;
+	if (mprotect(a->base + a->rw, n - a->rw, PROT_READ | PROT_WRITE) ==
+	    -1)
+		return -1;
+	a->rw = n;
+	return 0;
+}
 
 /*
  * A new arena, or NULL: use malloc(3).  own: a TLS worker's; ctx: a
@@ -90,7 +125,8 @@ arena_new(int own, int ctx)
 		return NULL;
 	a = &arenas[i];
 	a->size = own ? ARENA_OWN_SIZE : ARENA_CTX_SIZE;
-	p = mmap(NULL, a->size, PROT_READ | PROT_WRITE,
+	/* Reserved, not writable: arena_commit makes it so as it grows. */
+	p = mmap(NULL, a->size, PROT_NONE,
 	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED) {
 		log_warn("TLS: mmap of an arena");
@@ -104,17 +140,13 @@ arena_new(int own, int ctx)
 		a->pages = p;
 		a->top = (a->size / ARENA_PAGE * sizeof(*a->pages) +
 		    ARENA_PAGE - 1) & ~(size_t)(ARENA_PAGE - 1);
+		if (arena_commit(a, a->top) == -1) {
+			log_warn("TLS: mprotect of an arena");
+			arena_unmap(a);
+			return NULL;
+		}
 	}
 	return a;
-}
-
-/* Unmaps an arena without touching its pages. */
-static void
-arena_unmap(struct tls_arena *a)
-{
-	if (munmap(a->base, a->size) == -1)
-		log_warn("TLS: munmap of an arena");
-	memset(a, 0, sizeof(*a));
 }
 
 /*
@@ -208,7 +240,8 @@ arena_alloc(struct tls_arena *a, size_t n)
 	bs = (size_t)1 << c;
 	align = bs < ARENA_PAGE ? bs : ARENA_PAGE;
 	off = (a->top + align - 1) & ~(align - 1);
-	if (off > a->size || bs > a->size - off)
+	if (off > a->size || bs > a->size - off || arena_commit(a, off + bs) ==
+	    -1)
 		return NULL;
 	h = (struct arena_hdr *)(void *)(a->base + off);
 	h->magic = ARENA_MAGIC;
