@@ -40,6 +40,7 @@ import tntest  # noqa: E402
 from tntest import compact, ops, req  # noqa: E402
 from tlslib import (OPENSSL, pki, TlsClient, plain_port,  # noqa: E402
                     tls_port, tls_server)
+from test_tls_attack import _hello  # noqa: E402
 from test_tls_memory import holds, key_scalar  # noqa: E402
 
 T = tntest.TIMEOUT
@@ -217,18 +218,10 @@ def test_tls_worker_crash_is_reaped():
 
 def _server_random(port):
     """The 32 random bytes of the server's hello to a new connection."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(inc, out)
-    try:
-        obj.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
+    hello = _hello(ssl.TLSVersion.TLSv1_3)
     data = b""
     with socket.create_connection(("127.0.0.1", port), timeout=T) as sock:
-        sock.sendall(out.read())
+        sock.sendall(hello)
         while len(data) < 43:
             d = sock.recv(4096)
             if not d:
