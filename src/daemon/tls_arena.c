@@ -118,8 +118,8 @@ arena_commit(struct tls_arena *a, size_t end)
 	n = (end + ARENA_STEP - 1) & ~(ARENA_STEP - 1);
 	if (n > a->size)
 		n = a->size;
-	if (mprotect(a->base + a->rw, n - a->rw, PROT_READ | PROT_WRITE) ==
-	    -1)
+	if (mprotect(a->base + a->rw, n - a->rw,
+	    PROT_READ | PROT_WRITE) == -1)
 		return -1;
 	a->rw = n;
 	return 0;
