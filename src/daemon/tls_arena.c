@@ -35,8 +35,11 @@
  *
  * An arena hands out blocks of a power of two (a 16-byte header, then
  * the payload), first from its free lists, then from the top.  The
- * mapping is reserved, not committed (MAP_NORESERVE): only pages
- * touched cost memory.
+ * mapping is reserved PROT_NONE and made writable as the top grows, a
+ * step at a time: with vm.overcommit_memory=2 the kernel charges every
+ * writable private page mapped, MAP_NORESERVE or not, and again at each
+ * fork, so whole writable arenas (64 MiB each) would charge some 160
+ * MiB a TLS worker and make forks fail long before --max-clients.
  */
 #define ARENA_MAX		8
 #define ARENA_CLASS_MIN		5		/* 32-byte blocks */
@@ -44,7 +47,24 @@
 #define ARENA_PAGE		4096
 #define ARENA_CTX_SIZE		((size_t)64 << 20)	/* a context's */
 #define ARENA_OWN_SIZE		((size_t)32 << 20)	/* a TLS worker's */
-#define ARENA_MAGIC		0x546c5361u
+#define ARENA_STEP		((size_t)64 << 10)	/* made writable at once */
+#define ARENA_MAGIC		0x546c5361u	/* a live block's */
+#define ARENA_FREED		0x546c5366u	/* one on a free list */
+
+/*
+ * An ASan build is told which bytes of an arena are a live block's, so
+ * that it sees OpenSSL's overflows and uses after free in arenas as it
+ * would in malloc's heap.
+ */
+#ifdef __SANITIZE_ADDRESS__
+void	__asan_poison_memory_region(void const volatile *, size_t);
+void	__asan_unpoison_memory_region(void const volatile *, size_t);
+#define ARENA_POISON(p, n)	__asan_poison_memory_region((p), (n))
+#define ARENA_UNPOISON(p, n)	__asan_unpoison_memory_region((p), (n))
+#else
+#define ARENA_POISON(p, n)	((void)(p), (void)(n))
+#define ARENA_UNPOISON(p, n)	((void)(p), (void)(n))
+#endif
 
 struct arena_hdr {
 	uint32_t	 magic;
@@ -56,6 +76,7 @@ struct tls_arena {
 	char		*base;		/* NULL: a free slot */
 	size_t		 size;
 	size_t		 top;		/* bytes handed out from the start */
+	size_t		 rw;		/* bytes writable from the start */
 	size_t		 live;		/* blocks not freed */
 	int		 own;		/* a TLS worker's: pages given back */
 	uint16_t	*pages;		/* own: live blocks on each page */
@@ -70,6 +91,39 @@ static struct tls_arena	*arena_global;	/* all but contexts, in the master */
 static int		 arena_on;	/* OpenSSL took our functions */
 static int		 arena_dropped;	/* a child that unmapped them all */
 
+
+/* Unmaps an arena without touching its pages. */
+static void
+arena_unmap(struct tls_arena *a)
+{
+	/* ASan keeps a range's poison past munmap: the next mapping there
+	 * (an arena) would start poisoned. */
+	ARENA_UNPOISON(a->base, a->size);
+	if (munmap(a->base, a->size) == -1)
+		log_warn("TLS: munmap of an arena");
+	memset(a, 0, sizeof(*a));
+}
+
+/*
+ * Makes a's first end bytes writable (rounded up to a step), or returns
+ * -1: a committed page is charged to the process (see above).
+ */
+static int
+arena_commit(struct tls_arena *a, size_t end)
+{
+	size_t	n;
+
+	if (end <= a->rw)
+		return 0;
+	n = (end + ARENA_STEP - 1) & ~(ARENA_STEP - 1);
+	if (n > a->size)
+		n = a->size;
+	if (mprotect(a->base + a->rw, n - a->rw,
+	    PROT_READ | PROT_WRITE) == -1)
+		return -1;
+	a->rw = n;
+	return 0;
+}
 
 /*
  * A new arena, or NULL: use malloc(3).  own: a TLS worker's; ctx: a
@@ -90,7 +144,8 @@ arena_new(int own, int ctx)
 		return NULL;
 	a = &arenas[i];
 	a->size = own ? ARENA_OWN_SIZE : ARENA_CTX_SIZE;
-	p = mmap(NULL, a->size, PROT_READ | PROT_WRITE,
+	/* Reserved, not writable: arena_commit makes it so as it grows. */
+	p = mmap(NULL, a->size, PROT_NONE,
 	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED) {
 		log_warn("TLS: mmap of an arena");
@@ -104,17 +159,13 @@ arena_new(int own, int ctx)
 		a->pages = p;
 		a->top = (a->size / ARENA_PAGE * sizeof(*a->pages) +
 		    ARENA_PAGE - 1) & ~(size_t)(ARENA_PAGE - 1);
+		if (arena_commit(a, a->top) == -1) {
+			log_warn("TLS: mprotect of an arena");
+			arena_unmap(a);
+			return NULL;
+		}
 	}
 	return a;
-}
-
-/* Unmaps an arena without touching its pages. */
-static void
-arena_unmap(struct tls_arena *a)
-{
-	if (munmap(a->base, a->size) == -1)
-		log_warn("TLS: munmap of an arena");
-	memset(a, 0, sizeof(*a));
 }
 
 /*
@@ -184,6 +235,16 @@ arena_count(struct tls_arena *a, struct arena_hdr *h, int d)
 		a->pages[pg] += d;
 }
 
+/* ASan: the first n bytes of block p (class c) usable, the rest not. */
+static void
+arena_usable(void *p, uint32_t c, size_t n)
+{
+	size_t	cap = ((size_t)1 << c) - sizeof(struct arena_hdr);
+
+	ARENA_UNPOISON(p, cap);
+	ARENA_POISON((char *)p + n, cap - n);
+}
+
 /* A block of at least n bytes from a, or NULL when a is full. */
 static void *
 arena_alloc(struct tls_arena *a, size_t n)
@@ -199,16 +260,21 @@ arena_alloc(struct tls_arena *a, size_t n)
 	if (c > ARENA_CLASS_MAX)
 		return NULL;
 	if ((p = a->free[c]) != NULL) {
+		ARENA_UNPOISON(p, sizeof(void *));
 		memcpy(&a->free[c], p, sizeof(void *));
+		h = (struct arena_hdr *)p - 1;
+		h->magic = ARENA_MAGIC;
 		a->live++;
-		arena_count(a, (struct arena_hdr *)p - 1, 1);
+		arena_count(a, h, 1);
+		arena_usable(p, c, n);
 		return p;
 	}
 	/* Page-sized blocks on pages of their own: given back whole. */
 	bs = (size_t)1 << c;
 	align = bs < ARENA_PAGE ? bs : ARENA_PAGE;
 	off = (a->top + align - 1) & ~(align - 1);
-	if (off > a->size || bs > a->size - off)
+	if (off > a->size || bs > a->size - off ||
+	    arena_commit(a, off + bs) == -1)
 		return NULL;
 	h = (struct arena_hdr *)(void *)(a->base + off);
 	h->magic = ARENA_MAGIC;
@@ -216,6 +282,7 @@ arena_alloc(struct tls_arena *a, size_t n)
 	a->top = off + bs;
 	a->live++;
 	arena_count(a, h, 1);
+	arena_usable(h + 1, c, n);
 	return h + 1;
 }
 
@@ -230,16 +297,20 @@ arena_free(struct tls_arena *a, void *p)
 	struct arena_hdr	*h = (struct arena_hdr *)p - 1;
 	size_t			 bs;
 
+	/* Not a live block of ours (freed twice, say): stop here. */
 	if (h->magic != ARENA_MAGIC || h->class < ARENA_CLASS_MIN ||
 	    h->class > ARENA_CLASS_MAX)
 		abort();
+	h->magic = ARENA_FREED;
 	bs = (size_t)1 << h->class;
+	ARENA_UNPOISON(p, bs - sizeof(*h));
 	if (!a->own)
 		explicit_bzero(p, bs - sizeof(*h));
 	else if (bs >= 2 * ARENA_PAGE)
 		(void)madvise((char *)h + ARENA_PAGE, bs - ARENA_PAGE,
 		    MADV_DONTNEED);
 	memcpy(p, &a->free[h->class], sizeof(void *));
+	ARENA_POISON(p, bs - sizeof(*h));
 	a->free[h->class] = p;
 	a->live--;
 	arena_count(a, h, -1);
@@ -260,12 +331,14 @@ arena_trim(struct tls_arena *a)
 	for (c = ARENA_CLASS_MIN; c <= ARENA_CLASS_MAX; c++) {
 		keep = NULL;
 		for (p = a->free[c]; p != NULL; p = next) {
+			ARENA_UNPOISON(p, sizeof(next));
 			memcpy(&next, p, sizeof(next));
 			pg = (size_t)((char *)p - a->base) / ARENA_PAGE;
-			if (a->pages[pg] == 0)
-				continue;
-			memcpy(p, &keep, sizeof(keep));
-			keep = p;
+			if (a->pages[pg] != 0) {
+				memcpy(p, &keep, sizeof(keep));
+				keep = p;
+			}
+			ARENA_POISON(p, sizeof(next));
 		}
 		a->free[c] = keep;
 	}
@@ -328,8 +401,12 @@ tls_mem_realloc(void *p, size_t n, const char *file, int line)
 	}
 	h = (struct arena_hdr *)p - 1;
 	cap = ((size_t)1 << h->class) - sizeof(*h);
-	if (n <= cap && !a->inherited)
+	/* Live: its bytes past what was asked are OpenSSL's to copy. */
+	ARENA_UNPOISON(p, cap);
+	if (n <= cap && !a->inherited) {
+		arena_usable(p, h->class, n);
 		return p;
+	}
 	if ((q = arena_malloc(a->inherited ? arena_cur : a, n)) == NULL)
 		return NULL;
 	memcpy(q, p, n < cap ? n : cap);
@@ -422,10 +499,13 @@ tls_arena_drop_all(void)
 {
 	size_t	i;
 
-	for (i = 0; i < ARENA_MAX; i++)
-		if (arenas[i].base != NULL &&
-		    munmap(arenas[i].base, arenas[i].size) == -1)
+	for (i = 0; i < ARENA_MAX; i++) {
+		if (arenas[i].base == NULL)
+			continue;
+		ARENA_UNPOISON(arenas[i].base, arenas[i].size);
+		if (munmap(arenas[i].base, arenas[i].size) == -1)
 			log_warn("TLS: munmap of an arena");
+	}
 	arena_dropped = 1;
 }
 
