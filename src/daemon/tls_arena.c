@@ -140,8 +140,12 @@ arena_new(int own, int ctx)
 		return NULL;
 	for (i = 0; i < ARENA_MAX && arenas[i].base != NULL; i++)
 		;
-	if (i == ARENA_MAX)
+	if (i == ARENA_MAX) {
+		/* OpenSSL keeps blocks in every old context's arena. */
+		log_warnx("TLS: no arena left: this one goes in the global "
+		    "arena, which children without TLS drop all the same");
 		return NULL;
+	}
 	a = &arenas[i];
 	a->size = own ? ARENA_OWN_SIZE : ARENA_CTX_SIZE;
 	/* Reserved, not writable: arena_commit makes it so as it grows. */
@@ -541,4 +545,11 @@ tls_arena_child(void)
 	for (i = 0; i < ARENA_MAX; i++)
 		arenas[i].inherited = arenas[i].base != NULL;
 	arena_cur = arena_new(1, 0);
+}
+
+/* Whether OpenSSL allocates in our arenas (tls_arena_init took). */
+int
+tls_arena_enabled(void)
+{
+	return arena_on;
 }

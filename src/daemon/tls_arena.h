@@ -14,7 +14,7 @@ struct tls_arena;
 
 /* Gives OpenSSL our allocator, once, before its first allocation. */
 void		 tls_arena_init(void);
-/* A new arena for a server context, or NULL (arenas off: malloc). */
+/* A new arena for a server context, or NULL (arenas off, or none left). */
 struct tls_arena *tls_arena_new_ctx(void);
 /* Where OpenSSL allocates from now on; NULL: the global arena. */
 void		 tls_arena_use(struct tls_arena *);
@@ -24,6 +24,8 @@ void		 tls_arena_release(struct tls_arena *);
 void		 tls_arena_thread_reset(void);
 /* A child without TLS: unmaps every arena. */
 void		 tls_arena_drop_all(void);
+/* Whether OpenSSL allocates in the arenas at all. */
+int		 tls_arena_enabled(void);
 /* Whether tls_arena_drop_all ran in this process. */
 int		 tls_arena_dropped(void);
 /* A TLS worker before its connection: an arena of its own. */

@@ -31,7 +31,7 @@
 #define TLS_SERVER_FILE_MAX	(4 * 1024 * 1024)
 
 static struct tls	*server_ctx;
-static struct tls_arena	*server_arena;	/* server_ctx's, or NULL: malloc */
+static struct tls_arena	*server_arena;	/* server_ctx's, or NULL: global */
 
 /* Wipes and frees what tls_server_read read: it may be the key. */
 static void
@@ -177,7 +177,8 @@ tls_server_params(struct tls_config *cfg, const struct tls_settings *s,
 
 /*
  * Builds a server context from cfg, OpenSSL's part of it in arena a
- * (NULL: malloc).  Returns it, or NULL with the reason in err.
+ * (NULL: the global arena, or malloc when arenas are off).  Returns it,
+ * or NULL with the reason in err.
  */
 static struct tls *
 tls_server_build(struct tls_config *cfg, struct tls_arena *a,
@@ -373,7 +374,8 @@ tls_server_forget(void)
 {
 	if (server_ctx == NULL || tls_arena_dropped())
 		return;
-	if (server_arena == NULL) {
+	/* With arenas, all of OpenSSL is in them, this context too. */
+	if (!tls_arena_enabled()) {
 		tls_free(server_ctx);
 		server_ctx = NULL;
 		return;
