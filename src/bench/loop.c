@@ -224,6 +224,8 @@ bench_tick(struct bench *b, int64_t now)
 			return;
 		}
 		bench_start_conns(b, now);
+		if (b->nident == b->n && !conn_synced(b))
+			b->wire->sync(b, now);
 		if (o->wl == WL_CONNECT) {
 			bench_connect_tick(b, now);
 			return;
@@ -357,7 +359,11 @@ bench_classic(struct options *o)
 	if ((b->text = malloc((size_t)o->bytes + 64)) == NULL)
 		err(1, "malloc");
 	b->wire = o->proto == PK_IRC ? &wire_irc : &wire_talknet;
-	bench_addr(o, &b->sa, &b->salen, b->addrtext, sizeof(b->addrtext));
+	targets_resolve(o, &b->tg);
+	/* --nodes: the first client of each node asks it, from now on. */
+	b->unsynced = b->tg.n < b->n ? b->tg.n : b->n;
+	for (i = 0; i < b->unsynced; i++)
+		b->probe_at[i] = 1;
 	bench_init_clients(b);
 	if ((b->ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		err(1, "epoll_create1");
