@@ -336,12 +336,14 @@ report_json(const struct bench *b, FILE *f)
 	json_num(f, "per_s", r.setup_s > 0 ? b->nident / r.setup_s : 0, 0);
 	json_num(f, "join_seconds", r.join_s, 0);
 	fprintf(f, "\"retries\":%" PRIu64 "},", b->connect_retries);
-	fprintf(f, "\"sent\":%" PRIu64 ",\"expected\":%" PRIu64
+	/* sent_all: the warm-up's too, what the server saw (per message). */
+	fprintf(f, "\"sent\":%" PRIu64 ",\"sent_all\":%" PRIu64
+	    ",\"expected\":%" PRIu64
 	    ",\"delivered\":%" PRIu64 ",\"missing\":%" PRIu64
 	    ",\"misordered\":%" PRIu64 ",\"disconnects\":%" PRIu64
 	    ",\"server_errors\":%" PRIu64 ",\"foreign\":%" PRIu64 ",",
-	    b->sent, b->expected, b->delivered, r.missing, b->misordered,
-	    b->disconnects, b->server_errors, b->foreign);
+	    b->sent, b->sent_all, b->expected, b->delivered, r.missing,
+	    b->misordered, b->disconnects, b->server_errors, b->foreign);
 	json_num(f, "sent_per_s", r.sent_per_s, 0);
 	json_num(f, "delivered_pct", r.delivered_pct, 0);
 	json_num(f, "delivered_per_s", r.delivered_per_s, 0);
