@@ -54,17 +54,28 @@ cl_start_redis() {
 	log "redis-server pid $cl_redis_pid port $cl_redis_port"
 }
 
-# The port a talknetd logged in $1 it listens on, once it has.
-cl_port_of() {
-	sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$1" 2>/dev/null |
-	    head -n 1
+# Waits (at most 30 s: a node mapping its table on a busy machine may
+# take seconds) until the talknetd logging to $1 listens, and with $3
+# until its hub reached Redis, while PID $2 lives; its port, or nothing.
+cl_wait() {
+	local i port=
+	for i in $(seq 1 300); do
+		port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' \
+		    "$1" 2>/dev/null | head -n 1)
+		[ -n "$port" ] && { [ -z "${3:-}" ] ||
+		    grep -q 'cluster: ok' "$1"; } && break
+		port=
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.1
+	done
+	[ -n "$port" ] && echo "$port"
 }
 
 # Starts the three nodes, children of one shell whose PID stands for
 # them (--server-pid samples the three; stopping the shell stops them),
 # and waits until each listens and its hub reached Redis.
 cl_start_nodes() {
-	local i k up port
+	local k port
 	(
 		pids=
 		trap 'kill -TERM $pids 2>/dev/null; wait' TERM
@@ -79,25 +90,14 @@ cl_start_nodes() {
 		wait
 	) &
 	cl_nodes_pid=$!
-	# A node mapping its table on a busy machine may take seconds.
-	for i in $(seq 1 300); do
-		up=0
-		for k in $(seq 1 "$CL_NODES"); do
-			[ -n "$(cl_port_of "$tmp/cluster-node$k.log")" ] &&
-			    grep -q 'cluster: ok' "$tmp/cluster-node$k.log" &&
-			    up=$((up + 1))
-		done
-		[ "$up" = "$CL_NODES" ] && break
-		sleep 0.1
-	done
-	if [ "$up" != "$CL_NODES" ]; then
-		log "the cluster's nodes did not start:"
-		cat "$tmp"/cluster-node*.log >&2
-		return 1
-	fi
 	cl_nodes=
 	for k in $(seq 1 "$CL_NODES"); do
-		port=$(cl_port_of "$tmp/cluster-node$k.log")
+		if ! port=$(cl_wait "$tmp/cluster-node$k.log" "$cl_nodes_pid" \
+		    ok); then
+			log "the cluster's node $k did not start:"
+			cat "$tmp/cluster-node$k.log" >&2
+			return 1
+		fi
 		cl_nodes=${cl_nodes:+$cl_nodes,}127.0.0.1:$port
 	done
 	sleep 0.5
@@ -108,17 +108,11 @@ cl_start_nodes() {
 # Starts the single node the cluster is measured against: the same
 # options, no --cluster.
 cl_start_single() {
-	local i
 	env $tn_env "$TALKNETD" -f -l 127.0.0.1:0 --control "$tmp/cl-control-0" \
 	    "${tn_opts[@]}" >"$tmp/cluster-single.log" 2>&1 &
 	cl_single_pid=$!
-	for i in $(seq 1 300); do
-		cl_single_port=$(cl_port_of "$tmp/cluster-single.log")
-		[ -n "$cl_single_port" ] && break
-		kill -0 "$cl_single_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if [ -z "$cl_single_port" ]; then
+	if ! cl_single_port=$(cl_wait "$tmp/cluster-single.log" \
+	    "$cl_single_pid"); then
 		log "the single node did not start:"
 		cat "$tmp/cluster-single.log" >&2
 		return 1
