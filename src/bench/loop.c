@@ -236,8 +236,10 @@ bench_tick(struct bench *b, int64_t now)
 		}
 		if (now >= b->t0 + (int64_t)o->setup_timeout * NS) {
 			rs_fail(&b->rs, "set-up timed out after %u s: %u "
-			    "of %u clients identified, %u ready",
-			    o->setup_timeout, b->nident, b->n, b->nready);
+			    "of %u clients identified, %u ready%s",
+			    o->setup_timeout, b->nident, b->n, b->nready,
+			    conn_synced(b) ? "" : "; some node does not list "
+			    "every client (are the --nodes one cluster?)");
 			bench_teardown(b, now);
 		}
 		return;
