@@ -363,7 +363,8 @@ bench_classic(struct options *o)
 	b->wire = o->proto == PK_IRC ? &wire_irc : &wire_talknet;
 	targets_resolve(o, &b->tg);
 	/* --nodes: the first client of each node asks it, from now on. */
-	b->unsynced = b->tg.n < b->n ? b->tg.n : b->n;
+	if (b->tg.n > 1)
+		b->unsynced = b->tg.n < b->n ? b->tg.n : b->n;
 	for (i = 0; i < b->unsynced; i++)
 		b->probe_at[i] = 1;
 	bench_init_clients(b);
