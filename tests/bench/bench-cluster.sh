@@ -305,8 +305,9 @@ cl_table() {
 	us=$(cl_per_msg "fanout-${RATES##* }" 5 1000000)
 	echo "- Redis itself: one thread.  At $(num "$us") µs of its CPU per message"
 	echo "  (the ${RATES##* } msgs/s run), one Redis core would carry about"
-	echo "  $(awk -v u="$us" 'BEGIN { if (u > 0) printf "%.0f", 1000000 / u; else print "?" }') msgs/s for $CL_NODES nodes; below that the ceiling here is the"
-	echo "  cores everything shares."
+	echo "  $(awk -v u="$us" 'BEGIN { if (u > 0) printf "%.0f", 1000000 / u; else print "?" }') msgs/s for $CL_NODES nodes (a floor: that CPU includes its timers"
+	echo "  and the idle nodes' polling); below that the ceiling here is the"
+	echo "  cores everything shares, and the nodes' fan-out to their workers."
 	for n in "${cl_notes[@]}"; do
 		echo "- $n"
 	done
