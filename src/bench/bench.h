@@ -16,6 +16,8 @@
  *   machine.c   the machine workload
  *   presence.c  the join and broadcast workloads
  *   tlsio.c     --tls: the sockets' reads, writes and handshakes
+ * conn.c also resolves the targets (--host and --port, or --nodes), and
+ * talknet.c waits, over several nodes, until each knows every client.
  * No piece includes another's internals; each includes this header.
  */
 #ifndef TALKNET_BENCH_H
@@ -43,6 +45,8 @@
 #define NAME_ATTEMPTS		26	/* letters tried when a name is taken */
 #define CDF_STEP		0.02	/* in "nines" (-log10(1 - p)) */
 #define CDF_MAX_NINES		6.0
+#define MAX_NODES		32	/* --nodes: addresses at most */
+#define TARGET_TEXT		(MAX_NODES * (INET6_ADDRSTRLEN + 10))
 
 enum workload {
 	WL_NONE = 0,
@@ -84,7 +88,9 @@ struct options {
 	enum workload	 wl;
 	enum proto_kind	 proto;
 	const char	*host;
+	int		 host_given;	/* -H */
 	const char	*port;
+	const char	*nodes;		/* --nodes: HOST:PORT,... or NULL */
 	int		 allow_remote;
 	int		 tls;		/* --tls */
 	const char	*ca;		/* --ca: verify against it */
@@ -112,6 +118,18 @@ struct options {
 	size_t		 ncompare;
 	unsigned int	 settle;	/* seconds to wait for memory to hold */
 	unsigned int	 given;		/* 1 << enum load_option, given */
+};
+
+/*
+ * Where the clients connect: one address (--host, --port), or several
+ * nodes of one cluster (--nodes), client i to node i % n; text is
+ * "host:port[,host:port...]" for the reports.
+ */
+struct targets {
+	struct sockaddr_storage sa[MAX_NODES];
+	socklen_t	 salen[MAX_NODES];
+	unsigned int	 n;
+	char		 text[TARGET_TEXT];
 };
 
 /* How a run went: failed or not, why, and its first problem. */
@@ -206,9 +224,7 @@ struct bench {
 	struct options	*o;
 	const struct wire *wire;	/* TalkNet or IRC */
 	int		 ep;
-	struct sockaddr_storage sa;
-	socklen_t	 salen;
-	char		 addrtext[INET6_ADDRSTRLEN + 8];
+	struct targets	 tg;
 	struct conn	*c;
 	unsigned int	 n;
 	unsigned int	 next_new;	/* next C_NEW connection to start */
@@ -216,6 +232,8 @@ struct bench {
 	unsigned int	 nident;
 	unsigned int	 nready;
 	unsigned int	 nopen;
+	unsigned int	 unsynced;	/* --nodes: nodes not knowing all yet */
+	int64_t		 probe_at[MAX_NODES];	/* next USERS; 0: asked */
 	struct conn_queue retryq;
 	enum phase	 ph;
 	char		 tag;		/* first letter of this run's names */
@@ -295,9 +313,7 @@ struct pconn {
 /* A join or broadcast run (presence.c). */
 struct presence {
 	const struct options *o;
-	struct sockaddr_storage sa;
-	socklen_t	 salen;
-	char		 addrtext[INET6_ADDRSTRLEN + 8];
+	struct targets	 tg;
 	int		 ep;
 	int		 irc;
 	int		 setup;		/* connecting the held */
@@ -340,6 +356,12 @@ struct wire {
 	void	(*bye)(struct bench *, struct conn *);
 	/* After identifying: heads for the room if the run needs one (1). */
 	int	(*enter)(struct bench *, struct conn *);
+	/*
+	 * Over several nodes, before anyone enters: asks each node until it
+	 * knows every client (b->unsynced falls to 0), then enters them
+	 * all; NULL where the wire has no way to ask (IRC).
+	 */
+	void	(*sync)(struct bench *, int64_t);
 	/* Sends a text to one client, or (to NULL) to the room or all. */
 	void	(*text)(struct bench *, struct conn *, const struct conn *,
 		    const char *, size_t);
@@ -381,8 +403,8 @@ struct reader {
 /* main.c: nothing; it calls down. */
 
 /* conn.c */
-void	 bench_addr(const struct options *, struct sockaddr_storage *,
-	    socklen_t *, char *, size_t);
+int	 node_next(const char **, char *, size_t, char *, size_t);
+void	 targets_resolve(const struct options *, struct targets *);
 void	 rs_note(struct run_status *, const char *, ...)
 	    __attribute__((__format__(__printf__, 2, 3)));
 void	 rs_fail(struct run_status *, const char *, ...)
@@ -397,6 +419,8 @@ void	 conn_quit(struct bench *, struct conn *);
 void	 conn_start(struct bench *, struct conn *, int64_t);
 void	 conn_ready(struct bench *, struct conn *, int64_t);
 void	 conn_identified(struct bench *, struct conn *, int64_t);
+void	 conn_enter(struct bench *, struct conn *, int64_t);
+int	 conn_synced(const struct bench *);
 void	 conn_lost(struct bench *, struct conn *, const char *);
 void	 conn_event(struct bench *, struct conn *, uint32_t);
 void	 sock_watch(int, int, unsigned int, uint32_t);

@@ -12,6 +12,9 @@
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1	/* memrchr() */
+#endif
 
 #include <sys/types.h>
 #include <sys/epoll.h>
@@ -90,35 +93,102 @@ addr_is_loopback(const struct sockaddr *sa)
 }
 
 /*
- * Resolves --host and --port to one address, and its "host:port" text
- * into text; refuses remote hosts.
+ * Takes the next "HOST:PORT" (or "[V6]:PORT") of a --nodes list at *pp
+ * into host and port, and moves *pp past it and its comma: 1, or 0 at
+ * the end of the list.  A malformed item is a usage error.
  */
-void
-bench_addr(const struct options *o, struct sockaddr_storage *sa,
-    socklen_t *salen, char *text, size_t textlen)
+int
+node_next(const char **pp, char *host, size_t hostlen, char *port,
+    size_t portlen)
 {
-	struct addrinfo	 hints, *res;
-	char		 host[INET6_ADDRSTRLEN], serv[16];
-	int		 e;
+	const char	*p = *pp, *end, *colon, *h = p;
+	size_t		 hlen;
 
+	if (*p == '\0')
+		return 0;
+	end = p + strcspn(p, ",");
+	if (*p == '[') {
+		h = p + 1;
+		colon = memchr(p, ']', (size_t)(end - p));
+		if (colon == NULL || colon + 1 >= end || colon[1] != ':')
+			colon = NULL;
+		hlen = colon == NULL ? 0 : (size_t)(colon - h);
+		if (colon != NULL)
+			colon++;
+	} else {
+		colon = memrchr(p, ':', (size_t)(end - p));
+		hlen = colon == NULL ? 0 : (size_t)(colon - p);
+	}
+	if (colon == NULL || hlen == 0 || hlen >= hostlen ||
+	    (size_t)(end - colon - 1) >= portlen || end == colon + 1)
+		errx(2, "--nodes: \"%.*s\" is not HOST:PORT", (int)(end - p),
+		    p);
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	memcpy(port, colon + 1, (size_t)(end - colon - 1));
+	port[end - colon - 1] = '\0';
+	(void)opt_num("--nodes port", port, 1, 65535);
+	*pp = *end == ',' ? end + 1 : end;
+	if (*end == ',' && **pp == '\0')
+		errx(2, "--nodes: a list ends with a comma");
+	return 1;
+}
+
+/* Resolves host and port into the next slot of tg; refuses remote hosts. */
+static void
+target_add(const struct options *o, struct targets *tg, const char *host,
+    const char *port)
+{
+	struct addrinfo		 hints, *res;
+	struct sockaddr_storage	*sa = &tg->sa[tg->n];
+	char			 h[INET6_ADDRSTRLEN], text[INET6_ADDRSTRLEN + 10];
+	int			 e;
+
+	if (tg->n == MAX_NODES)
+		errx(2, "--nodes: %d nodes at most", MAX_NODES);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV;
-	if ((e = getaddrinfo(o->host, o->port, &hints, &res)) != 0)
-		errx(1, "%s port %s: %s", o->host, o->port, gai_strerror(e));
+	if ((e = getaddrinfo(host, port, &hints, &res)) != 0)
+		errx(1, "%s port %s: %s", host, port, gai_strerror(e));
 	if (res->ai_addrlen > sizeof(*sa))
-		errx(1, "%s: address too long", o->host);
+		errx(1, "%s: address too long", host);
 	memcpy(sa, res->ai_addr, res->ai_addrlen);
-	*salen = res->ai_addrlen;
+	tg->salen[tg->n] = res->ai_addrlen;
 	freeaddrinfo(res);
 	if (!o->allow_remote && !addr_is_loopback((struct sockaddr *)sa))
 		errx(2, "%s is not a loopback address; use --allow-remote "
-		    "to load a remote server", o->host);
-	if (getnameinfo((struct sockaddr *)sa, *salen, host, sizeof(host),
-	    serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-		strlcpy(host, o->host, sizeof(host));
-	snprintf(text, textlen, "%s:%s", host, o->port);
+		    "to load a remote server", host);
+	if (getnameinfo((struct sockaddr *)sa, tg->salen[tg->n], h, sizeof(h),
+	    NULL, 0, NI_NUMERICHOST) != 0)
+		strlcpy(h, host, sizeof(h));
+	snprintf(text, sizeof(text), "%s%s%s%s:%s", tg->n > 0 ? "," : "",
+	    strchr(h, ':') != NULL ? "[" : "", h,
+	    strchr(h, ':') != NULL ? "]" : "", port);
+	strlcat(tg->text, text, sizeof(tg->text));
+	tg->n++;
+}
+
+/*
+ * Resolves where the clients connect: --host and --port, or each node of
+ * --nodes; client i goes to tg->sa[i % tg->n].
+ */
+void
+targets_resolve(const struct options *o, struct targets *tg)
+{
+	char		 host[NI_MAXHOST], port[16];
+	const char	*p = o->nodes;
+
+	memset(tg, 0, sizeof(*tg));
+	if (p == NULL) {
+		target_add(o, tg, o->host, o->port);
+		return;
+	}
+	while (node_next(&p, host, sizeof(host), port, sizeof(port)))
+		target_add(o, tg, host, port);
+	if (tg->n == 0)
+		errx(2, "--nodes: no HOST:PORT given");
 }
 
 /* --- connections -------------------------------------------------------- */
@@ -291,11 +361,15 @@ TLSIO_START_GENERATE(conn, struct bench, struct conn, &c->ev, conn_lost,
 void
 conn_start(struct bench *b, struct conn *c, int64_t now)
 {
-	int	done;
+	unsigned int	k;
+	int		done;
 
 	c->t_start = now;
 	conn_set_state(b, c, C_CONNECTING);
-	c->fd = sock_connect(b->ep, &b->sa, b->salen, c->idx, &done);
+	/* Round robin: senders and pingers' peers spread over the nodes. */
+	k = c->idx % b->tg.n;
+	c->fd = sock_connect(b->ep, &b->tg.sa[k], b->tg.salen[k], c->idx,
+	    &done);
 	if (c->fd == -1) {
 		conn_lost(b, c, strerror(errno));
 		return;
@@ -331,7 +405,32 @@ conn_identified(struct bench *b, struct conn *c, int64_t now)
 	conn_set_state(b, c, C_IDENT);
 	if (b->nident == b->n)
 		b->t_ident = now;
-	if (o->wl == WL_FANOUT && b->wire->enter(b, c))
+	if (!conn_synced(b)) {
+		/* Nobody enters before every node knows everyone. */
+		if (b->nident == b->n)
+			b->wire->sync(b, now);
+		return;
+	}
+	conn_enter(b, c, now);
+}
+
+/*
+ * Tells whether the clients may enter: always on one node; over several,
+ * a fanout or private run (texts and invitations name the clients) waits
+ * until each node's table lists every one of them.
+ */
+int
+conn_synced(const struct bench *b)
+{
+	return b->tg.n < 2 || b->wire->sync == NULL || b->unsynced == 0 ||
+	    (b->o->wl != WL_FANOUT && b->o->wl != WL_PRIVATE);
+}
+
+/* An identified client heads for the room, or is ready. */
+void
+conn_enter(struct bench *b, struct conn *c, int64_t now)
+{
+	if (b->o->wl == WL_FANOUT && b->wire->enter(b, c))
 		return;
 	conn_ready(b, c, now);
 }

@@ -224,6 +224,8 @@ bench_tick(struct bench *b, int64_t now)
 			return;
 		}
 		bench_start_conns(b, now);
+		if (b->nident == b->n && !conn_synced(b))
+			b->wire->sync(b, now);
 		if (o->wl == WL_CONNECT) {
 			bench_connect_tick(b, now);
 			return;
@@ -234,8 +236,10 @@ bench_tick(struct bench *b, int64_t now)
 		}
 		if (now >= b->t0 + (int64_t)o->setup_timeout * NS) {
 			rs_fail(&b->rs, "set-up timed out after %u s: %u "
-			    "of %u clients identified, %u ready",
-			    o->setup_timeout, b->nident, b->n, b->nready);
+			    "of %u clients identified, %u ready%s",
+			    o->setup_timeout, b->nident, b->n, b->nready,
+			    conn_synced(b) ? "" : "; some node does not list "
+			    "every client (are the --nodes one cluster?)");
 			bench_teardown(b, now);
 		}
 		return;
@@ -357,7 +361,12 @@ bench_classic(struct options *o)
 	if ((b->text = malloc((size_t)o->bytes + 64)) == NULL)
 		err(1, "malloc");
 	b->wire = o->proto == PK_IRC ? &wire_irc : &wire_talknet;
-	bench_addr(o, &b->sa, &b->salen, b->addrtext, sizeof(b->addrtext));
+	targets_resolve(o, &b->tg);
+	/* --nodes: the first client of each node asks it, from now on. */
+	if (b->tg.n > 1)
+		b->unsynced = b->tg.n < b->n ? b->tg.n : b->n;
+	for (i = 0; i < b->unsynced; i++)
+		b->probe_at[i] = 1;
 	bench_init_clients(b);
 	if ((b->ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		err(1, "epoll_create1");

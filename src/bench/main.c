@@ -15,6 +15,7 @@
 
 #include <err.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,9 @@ usage(FILE *f, int status)
 "       %s --svg FILE --compare RESULT.json ...\n"
 "  -H, --host HOST          server address (default 127.0.0.1)\n"
 "  -p, --port PORT          server port (8001; 6667 with --proto irc)\n"
+"      --nodes H:P,...      spread the clients over these nodes of one\n"
+"                           cluster, client i to node i mod N (instead of\n"
+"                           --host and --port; every workload but machine)\n"
 "      --allow-remote       allow a host that is not loopback\n"
 "      --tls                speak TLS (every workload but machine)\n"
 "      --ca FILE            --tls: verify the server against FILE's CAs\n"
@@ -125,12 +129,14 @@ enum {
 	OPT_TITLE,
 	OPT_TLS,
 	OPT_CA,
-	OPT_INSECURE
+	OPT_INSECURE,
+	OPT_NODES
 };
 
 static const struct option longopts[] = {
 	{ "host",		required_argument, NULL, 'H' },
 	{ "port",		required_argument, NULL, 'p' },
+	{ "nodes",		required_argument, NULL, OPT_NODES },
 	{ "allow-remote",	no_argument,	   NULL, OPT_ALLOW_REMOTE },
 	{ "tls",		no_argument,	   NULL, OPT_TLS },
 	{ "ca",			required_argument, NULL, OPT_CA },
@@ -241,10 +247,14 @@ opts_parse(int argc, char *argv[], struct options *o)
 		switch (ch) {
 		case 'H':
 			o->host = optarg;
+			o->host_given = 1;
 			break;
 		case 'p':
 			(void)opt_num("--port", optarg, 1, 65535);
 			o->port = optarg;
+			break;
+		case OPT_NODES:
+			o->nodes = optarg;
 			break;
 		case OPT_ALLOW_REMOTE:
 			o->allow_remote = 1;
@@ -279,6 +289,29 @@ opts_parse(int argc, char *argv[], struct options *o)
 	return optind;
 }
 
+/*
+ * Checks --nodes against the other address options; --tls then checks
+ * every node's certificate against the first node's host.
+ */
+static void
+opts_nodes(struct options *o)
+{
+	static char	 host[NI_MAXHOST];
+	char		 port[16];
+	const char	*p = o->nodes;
+
+	if (o->nodes == NULL)
+		return;
+	if (o->host_given || o->port != NULL)
+		errx(2, "--nodes takes the place of --host and --port");
+	if (o->wl == WL_MACHINE)
+		errx(2, "machine makes no connections: no --nodes");
+	if (!node_next(&p, host, sizeof(host), port, sizeof(port)))
+		errx(2, "--nodes: no HOST:PORT given");
+	o->host = host;
+	o->port = NULL;
+}
+
 /* Sets the workload named name and the defaults that depend on it. */
 static void
 opts_workload(struct options *o, const char *name)
@@ -300,6 +333,7 @@ opts_workload(struct options *o, const char *name)
 		errx(2, "--ca or --insecure, not both");
 	if (o->tls && o->wl == WL_MACHINE)
 		errx(2, "machine makes no connections: no --tls");
+	opts_nodes(o);
 	if (o->port == NULL)
 		o->port = o->proto == PK_IRC ? DEFAULT_PORT_IRC :
 		    PROTO_DEFAULT_PORT;

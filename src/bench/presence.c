@@ -16,7 +16,7 @@
  * text's last copy, and 10,000 held clients read through one scratch
  * buffer with no output queue, where a classic run keeps a queue per
  * client and retries under --concurrency.  The pieces that are the same
- * are shared: bench_addr(), sock_connect(), sock_event(), rd_read(),
+ * are shared: targets_resolve(), sock_connect(), sock_event(), rd_read(),
  * irc_word(), and the reports are report.c's.
  */
 #ifdef HAVE_CONFIG_H
@@ -187,11 +187,14 @@ p_quit(struct presence *p, struct pconn *c)
 static void
 p_start(struct presence *p, struct pconn *c)
 {
-	int	done;
+	unsigned int	k;
+	int		done;
 
+	/* Round robin over --nodes: the held by index, joiners by step. */
+	k = (c->idx < p->n ? c->idx : p->nsteps) % p->tg.n;
 	p_set(p, c, P_CONNECTING);
 	/* Connected at once or not, EPOLLOUT comes: p_event registers it. */
-	if ((c->fd = sock_connect(p->ep, &p->sa, p->salen, c->idx,
+	if ((c->fd = sock_connect(p->ep, &p->tg.sa[k], p->tg.salen[k], c->idx,
 	    &done)) == -1)
 		p_lost(p, c, strerror(errno));
 }
@@ -667,7 +670,7 @@ bench_presence(const struct options *o)
 	p->n = o->nclients;
 	p->irc = o->proto == PK_IRC;
 	p->tag = (char)('a' + getpid() % 26);
-	bench_addr(o, &p->sa, &p->salen, p->addrtext, sizeof(p->addrtext));
+	targets_resolve(o, &p->tg);
 	proto_parser_init(&p->pp, NULL);
 	if ((p->c = calloc((size_t)p->n + 1, sizeof(*p->c))) == NULL ||
 	    (p->whole_ns = calloc(o->repeat, sizeof(int64_t))) == NULL ||

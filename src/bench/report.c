@@ -145,7 +145,7 @@ report_human(const struct bench *b, FILE *f)
 	result_compute(b, &r);
 	fprintf(f, "workload %s  proto %s  server %s  %s %u",
 	    workload_name(o->wl), o->proto == PK_IRC ? "irc" : "talknet",
-	    b->addrtext, o->wl == WL_CONNECT ? "connections" : "clients", n);
+	    b->tg.text, o->wl == WL_CONNECT ? "connections" : "clients", n);
 	if (o->wl == WL_FANOUT)
 		fprintf(f, "  senders %u  rate %u/s  bytes %u  %s", o->nsenders,
 		    o->rate, o->bytes, o->room || o->proto == PK_IRC ?
@@ -316,10 +316,10 @@ report_json(const struct bench *b, FILE *f)
 	json_str(f, label);
 	fprintf(f, ",\"workload\":\"%s\",\"proto\":\"%s\",\"address\":",
 	    workload_name(o->wl), o->proto == PK_IRC ? "irc" : "talknet");
-	json_str(f, b->addrtext);
-	fprintf(f, ",\"clients\":%u,\"connections\":%u,\"senders\":%u,"
-	    "\"rate\":%u,\"bytes\":%u,\"duration\":%u,\"warmup\":%u,"
-	    "\"drain\":%u,\"concurrency\":%u,\"room\":%s,",
+	json_str(f, b->tg.text);
+	fprintf(f, ",\"nodes\":%u,\"clients\":%u,\"connections\":%u,"
+	    "\"senders\":%u,\"rate\":%u,\"bytes\":%u,\"duration\":%u,"
+	    "\"warmup\":%u,\"drain\":%u,\"concurrency\":%u,\"room\":%s,", b->tg.n,
 	    o->wl == WL_CONNECT ? 0 : b->n, o->wl == WL_CONNECT ? b->n : 0,
 	    o->wl == WL_FANOUT ? o->nsenders : o->wl == WL_PRIVATE ?
 	    b->n / 2 : 0, o->rate, o->bytes, o->duration, o->warmup, o->drain,
@@ -336,12 +336,14 @@ report_json(const struct bench *b, FILE *f)
 	json_num(f, "per_s", r.setup_s > 0 ? b->nident / r.setup_s : 0, 0);
 	json_num(f, "join_seconds", r.join_s, 0);
 	fprintf(f, "\"retries\":%" PRIu64 "},", b->connect_retries);
-	fprintf(f, "\"sent\":%" PRIu64 ",\"expected\":%" PRIu64
+	/* sent_all: the warm-up's too, what the server saw (per message). */
+	fprintf(f, "\"sent\":%" PRIu64 ",\"sent_all\":%" PRIu64
+	    ",\"expected\":%" PRIu64
 	    ",\"delivered\":%" PRIu64 ",\"missing\":%" PRIu64
 	    ",\"misordered\":%" PRIu64 ",\"disconnects\":%" PRIu64
 	    ",\"server_errors\":%" PRIu64 ",\"foreign\":%" PRIu64 ",",
-	    b->sent, b->expected, b->delivered, r.missing, b->misordered,
-	    b->disconnects, b->server_errors, b->foreign);
+	    b->sent, b->sent_all, b->expected, b->delivered, r.missing,
+	    b->misordered, b->disconnects, b->server_errors, b->foreign);
 	json_num(f, "sent_per_s", r.sent_per_s, 0);
 	json_num(f, "delivered_pct", r.delivered_pct, 0);
 	json_num(f, "delivered_per_s", r.delivered_per_s, 0);
@@ -444,10 +446,11 @@ report_presence_json(const struct presence *p, FILE *f)
 	json_str(f, label);
 	fprintf(f, ",\"workload\":\"%s\",\"proto\":\"%s\",\"address\":", wl,
 	    p->irc ? "irc" : "talknet");
-	json_str(f, p->addrtext);
-	fprintf(f, ",\"clients\":%u,\"repeat\":%u,\"step_timeout\":%u,"
-	    "\"concurrency\":%u,\"ok\":%s,\"error\":", p->n, o->repeat,
-	    o->step_timeout, o->concurrency, p->rs.failed ? "false" : "true");
+	json_str(f, p->tg.text);
+	fprintf(f, ",\"nodes\":%u,\"clients\":%u,\"repeat\":%u,"
+	    "\"step_timeout\":%u,\"concurrency\":%u,\"ok\":%s,\"error\":",
+	    p->tg.n, p->n, o->repeat, o->step_timeout, o->concurrency,
+	    p->rs.failed ? "false" : "true");
 	json_str(f, p->rs.error);
 	fputs(",\"first_problem\":", f);
 	json_str(f, p->rs.note);
@@ -484,7 +487,7 @@ report_presence_human(const struct presence *p, FILE *f)
 
 	fprintf(f, "%s over %s at %s: %u clients held (set up in %.1f s, "
 	    "%" PRIu64 " retries), %u of %u timed\n", o->wl == WL_JOIN ?
-	    "join" : "broadcast", p->irc ? "irc" : "talknet", p->addrtext,
+	    "join" : "broadcast", p->irc ? "irc" : "talknet", p->tg.text,
 	    p->nready, p->setup_s, p->retries, n, o->repeat);
 	if (o->wl == WL_JOIN) {
 		fprintf(f, "  join (connect..close) ms  p50 %.2f  p99 %.2f  "

@@ -22,6 +22,7 @@
 #include "bench.h"
 
 #define INVITE_CHUNK		100	/* names per INVITE */
+#define PROBE_NS		(50 * MS)	/* between two USERS of a node */
 
 /* Encodes one TalkNet request and writes it. */
 static void
@@ -70,7 +71,8 @@ talknet_enter(struct bench *b, struct conn *c)
 	(void)c;
 	if (!b->o->room)
 		return 0;
-	if (b->nident == b->n) {
+	/* Once: after a sync every client enters at the same moment. */
+	if (b->nident == b->n && b->c[0].st == C_IDENT) {
 		memset(&m, 0, sizeof(m));
 		m.type = MSG_NEW_ROOM;
 		m.roomname = str_c(b->room);
@@ -78,6 +80,66 @@ talknet_enter(struct bench *b, struct conn *c)
 		talknet_send(b, &b->c[0], &m);
 	}
 	return 1;
+}
+
+/*
+ * Over several nodes: client k (k < nodes) is the first on node k, and
+ * asks it USERS until the list holds every client of the run, PROBE_NS
+ * apart; once every node has, everyone enters.  A name another node
+ * granted reaches this node's table through its stream a moment later,
+ * and a TEXT, INVITE or JOIN_ROOM naming a client not there yet fails.
+ */
+static void
+talknet_sync(struct bench *b, int64_t now)
+{
+	struct msg	m;
+	unsigned int	k, nprobe = b->tg.n < b->n ? b->tg.n : b->n;
+
+	for (k = 0; k < nprobe && b->unsynced > 0; k++) {
+		if (b->probe_at[k] <= 0 || b->probe_at[k] > now)
+			continue;	/* asked, done, or not yet */
+		memset(&m, 0, sizeof(m));
+		m.type = MSG_USERS;
+		b->probe_at[k] = 0;
+		talknet_send(b, &b->c[k], &m);
+	}
+	if (b->unsynced > 0)
+		return;
+	for (k = 0; k < b->n; k++)
+		if (b->c[k].st == C_IDENT)
+			conn_enter(b, &b->c[k], now);
+}
+
+/* A node's USER_LIST: done if it names every client, else asked again. */
+static void
+talknet_user_list(struct bench *b, struct conn *c, const struct msg *m,
+    int64_t now)
+{
+	const struct str	*u;
+	const char		*p;
+	unsigned int		 found = 0, i;
+	size_t			 j, k;
+
+	if (c->idx >= b->tg.n || b->unsynced == 0 || b->probe_at[c->idx] != 0)
+		return;
+	for (j = 0; j < m->nlist; j++) {
+		/* Our names: a letter, then the client's index. */
+		u = &m->list[2 * j];
+		for (p = u->p + 1, i = 0, k = 1; k < u->len && k < 8 &&
+		    (unsigned char)(*p - '0') <= 9; k++, p++)
+			i = i * 10 + (unsigned int)(*p - '0');
+		if (k == u->len && k > 1 && i < b->n &&
+		    strlen(b->c[i].name) == u->len &&
+		    memcmp(b->c[i].name, u->p, u->len) == 0)
+			found++;
+	}
+	if (found == b->n) {
+		b->probe_at[c->idx] = -1;
+		b->unsynced--;
+	} else {
+		b->probe_at[c->idx] = now + PROBE_NS;
+	}
+	talknet_sync(b, now);
 }
 
 /* Sends TEXT to one client, or ROOM_TEXT or PUBLIC_TEXT (to NULL). */
@@ -244,6 +306,10 @@ talknet_line(struct bench *b, struct conn *c, const char *line, size_t len,
 		case MSG_RESPONSE:
 		case MSG_INVITATION:
 			break;
+		case MSG_USER_LIST:
+			if (b->unsynced > 0)
+				break;
+			return;
 		default:
 			return;
 		}
@@ -254,6 +320,8 @@ talknet_line(struct bench *b, struct conn *c, const char *line, size_t len,
 	}
 	if (m.type == MSG_RESPONSE) {
 		talknet_response(b, c, &m, now);
+	} else if (m.type == MSG_USER_LIST) {
+		talknet_user_list(b, c, &m, now);
 	} else if (m.type == MSG_INVITATION && c->st == C_IDENT &&
 	    m.roomname.len == strlen(b->room) &&
 	    memcmp(m.roomname.p, b->room, m.roomname.len) == 0) {
@@ -268,5 +336,5 @@ talknet_line(struct bench *b, struct conn *c, const char *line, size_t len,
 /* The TalkNet wire, which bench_classic() gives a run by default. */
 const struct wire wire_talknet = {
 	.hello = talknet_hello, .bye = talknet_bye, .enter = talknet_enter,
-	.text = talknet_text_to, .line = talknet_line
+	.sync = talknet_sync, .text = talknet_text_to, .line = talknet_line
 };

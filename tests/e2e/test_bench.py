@@ -2,8 +2,9 @@
 workload (fanout public and in a room, private, connect, hold), the
 server's process count, failures reported rather than hidden, charts,
 usage errors, one meaning for each flag and the memory figures of hold,
-and every workload over TLS (--tls, through stunnel with a throwaway CA
-made by the openssl CLI).  No test asserts a time or a rate, only
+every workload over TLS (--tls, through stunnel with a throwaway CA
+made by the openssl CLI), and --nodes over two talknetd nodes of one
+cluster (a redis-server of the test's own).  No test asserts a time or a rate, only
 counts, consistency and shapes: the machine may be loaded."""
 
 import json
@@ -58,8 +59,11 @@ def parse(out, err=""):
 
 
 def bench_json_out(server, *args, timeout=RUN_TIMEOUT):
-    """A --json run that must exit 0 with ok true: (result, its stdout)."""
-    rc, out, err = run(["-p", server.port, "--json", "--setup-timeout", 10]
+    """A --json run that must exit 0 with ok true: (result, its stdout).
+    server may be a list of nodes, given as --nodes."""
+    where = ["-p", server.port] if not isinstance(server, list) else \
+        ["--nodes", nodes_arg(server)]
+    rc, out, err = run(where + ["--json", "--setup-timeout", 10]
                        + list(args), timeout)
     assert out.strip() or rc == 0, "exit %r and no JSON; stderr: %r" % (
         rc, err[:400])
@@ -68,6 +72,11 @@ def bench_json_out(server, *args, timeout=RUN_TIMEOUT):
         "exit %r, ok %r, error %r; stderr:\n%s" % (rc, d.get("ok"),
                                                    d.get("error"), err)
     return d, out
+
+
+def nodes_arg(servers):
+    """--nodes for servers: 127.0.0.1:PORT,..."""
+    return ",".join("127.0.0.1:%s" % s.port for s in servers)
 
 
 def bench_json(server, *args, timeout=RUN_TIMEOUT):
@@ -340,6 +349,8 @@ def test_bad_options_exit_2_with_a_message():
                            (["-c", "2", "-s", "5", "fanout"], "senders"),
                            (["--compare", "x.json", "fanout"], "--svg"),
                            (["-H", "10.1.2.3", "hold"], "loopback"),
+                           (["--nodes", "127.0.0.1:1", "hold"],
+                            "--nodes takes the place"),
                            ([], "usage")):
             rc, out, err = run(["-p", port] + args, timeout=10)
             assert rc == USAGE, "%r: exit %r (want 2), stderr %r" % (
@@ -719,6 +730,56 @@ def check_tls_workloads(port, ca):
     d = parse(out, err)
     assert rc == 1 and d["ok"] is False, (rc, d, err)
     assert "TLS" in d["error"] or "TLS" in d.get("note", ""), d
+
+
+def cluster_built():
+    """True if talknetd knows --cluster (built with hiredis)."""
+    p = subprocess.run([tntest.TALKNETD, "-h"], capture_output=True,
+                       timeout=10)
+    return b"--cluster" in p.stdout + p.stderr
+
+
+def test_nodes_spread_every_workload_over_a_cluster():
+    """--nodes over two talknetd nodes on one redis-server: clients go
+    round robin (each node holds half, senders on both), fanout to
+    everyone and in a room delivers every copy across the nodes, and
+    each private pair, split over the two nodes, gets every round trip
+    back."""
+    if not cluster_built():
+        raise tntest.Skip("talknetd built without hiredis (no --cluster)")
+    from tntest import cluster
+    with cluster.Redis() as r:
+        a, b = cluster.nodes(r, 2)
+        both = nodes_arg([a, b])
+        for room in ([], ["--room"]):
+            d = bench_json([a, b], "fanout", *room, "-c", 20, "-s", 4,
+                           "-r", 100, "-d", 1, "--warmup", 0, "--drain",
+                           DRAIN)
+            check_fanout(d, 20, bool(room))
+            assert d["nodes"] == 2 and d["address"] == both, d["address"]
+        d = bench_json([a, b], "private", "-c", 6, "-r", 60, "-d", 1,
+                       "--warmup", 0, "--drain", DRAIN)
+        assert d["sent"] > 0 and d["missing"] == 0, d
+        assert d["delivered"] == d["expected"] == d["sent"], d
+        assert d["misordered"] == 0 and d["server_errors"] == 0, d
+        d = bench_json([a, b], "connect", "--connections", 40)
+        assert d["connects"]["ok"] == 40, d["connects"]
+        assert d["connects"]["failed"] == 0, d["connects"]
+        d = bench_json([a, b], "broadcast", "-c", 6, "--repeat", 2)
+        assert d["ok"] is True and d["nodes"] == 2, d
+        # A hold: while it holds, each node's name set in Redis has half.
+        p = start(["--nodes", both, "hold", "-c", 10, "-d", 3,
+                   "--setup-timeout", 10] + SETTLE_OFF)
+        shares = []
+
+        def split():
+            shares[:] = [r.cmd("SCARD", "tn:names:%s" % n)
+                         for n in ("node1", "node2")]
+            return shares == [5, 5]
+        tntest.wait_until(split, RUN_TIMEOUT, interval=0.05,
+                          what="5 names on each node")
+        rc, out, err = tntest.finish_program(p, RUN_TIMEOUT)
+        assert rc == 0, (rc, err)
 
 
 if __name__ == "__main__":
