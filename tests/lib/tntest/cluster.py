@@ -9,7 +9,9 @@ small RESP client to look at the keys (standard library only).
 Imported on demand: `from tntest import cluster`.  Without redis-server
 the test skips (77)."""
 
+import atexit
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,7 +20,8 @@ import tempfile
 import time
 
 from . import runner
-from .config import START_TIMEOUT, STOP_TIMEOUT, TIMEOUT
+from .config import (LIFT_LIMITS, START_TIMEOUT, STOP_TIMEOUT, TALKNETD,
+                     TIMEOUT)
 from .daemon import Server, free_port
 from .proto import invitation, joined_room, req, resp
 from .runner import Scoped, Skip, wait_until
@@ -238,3 +241,165 @@ def room_with(owner, room, *members):
 
 def now():
     return time.monotonic()
+
+
+# ---------------------------------------------------------------------------
+# The suite's fixture: one Server that stands for three nodes
+
+class _Node(Server):
+    """One node of a Cluster: its argv is the cluster's (so that a test's
+    subclass of Server, which edits argv, edits every node's) plus the
+    node's own options."""
+
+    def __init__(self, cluster, node_id, listen, env):
+        self.cluster = cluster
+        super().__init__("--cluster", cluster.redis.url, "--node-id",
+                         node_id, listen=listen, env=env, start=False)
+
+    def argv(self):
+        return self.cluster.argv() + self.opts
+
+
+class Cluster(Server):
+    """Server(*opts) as N nodes (three by default) on a redis-server of
+    their own: each new Client, and each read of .port, goes to the next
+    node in turn, so the clients of a test spread over the nodes.  The
+    rest of Server's face: pid and hub_pid are the first node's (a
+    signal sent to pid reaches one node), log, log_text and wait_log
+    cover every node, worker_pid finds the node of the client's
+    connection, stop stops every node and then Redis.  The nodes are
+    Servers of the test (the runner stops them, checks them and prints
+    their logs); this object is not."""
+
+    N = 3
+
+    def __init__(self, *opts, listen=("127.0.0.1:0",), start=True,
+                 env=None):
+        # Server.__init__ is not called: this is no daemon of its own.
+        self.opts = list(opts)
+        self.listen = list(listen)
+        self.env = env
+        self.problems = []
+        self.stopped = False
+        self.turn = 0
+        self.redis = Redis()
+        # A test that ends without stopping it: the runner kills Redis
+        # (its proc), this removes its directory.
+        atexit.register(shutil.rmtree, self.redis.dir, True)
+        self.nodes = []
+        for i in range(self.N):
+            nid = "n%d-%d" % (i + 1, self.redis.port)
+            self.nodes.append(_Node(self, nid, self.listen, env))
+        if start:
+            self.start()
+
+    def argv(self):
+        a = [TALKNETD, "-f"] + LIFT_LIMITS
+        for l in self.listen:
+            a += ["-l", l]
+        return a + self.opts
+
+    def start(self):
+        for n in self.nodes:
+            n.start()
+        for n in self.nodes:
+            n.wait_log(r"cluster: ok")
+        return self
+
+    # -- where clients go
+
+    @property
+    def port(self):
+        n = self.nodes[self.turn % len(self.nodes)]
+        self.turn += 1
+        return n.port
+
+    def node_of(self, client):
+        """The node a client's connection went to."""
+        port = client.sock.getpeername()[1]
+        for n in self.nodes:
+            if port in [p for _, p in n.addrs]:
+                return n
+        raise AssertionError("%r is on none of the nodes" % client)
+
+    # -- the first node's process
+
+    @property
+    def pid(self):
+        return self.nodes[0].pid
+
+    @property
+    def proc(self):
+        return self.nodes[0].proc
+
+    @property
+    def addrs(self):
+        return self.nodes[0].addrs
+
+    def hub_pid(self, timeout=TIMEOUT):
+        return self.nodes[0].hub_pid(timeout)
+
+    def children(self):
+        return self.nodes[0].children()
+
+    def terminate(self, timeout=5):
+        for n in self.nodes[1:]:
+            n.terminate(timeout)
+        return self.nodes[0].terminate(timeout)
+
+    # -- every node
+
+    def descendants(self):
+        return [p for n in self.nodes for p in n.descendants()]
+
+    def titled(self, title):
+        return [p for n in self.nodes for p in n.titled(title)]
+
+    def worker_pid(self, client, timeout=TIMEOUT):
+        return self.node_of(client).worker_pid(client, timeout)
+
+    def alive(self):
+        return all(n.alive() for n in self.nodes)
+
+    @property
+    def log(self):
+        return [line for n in self.nodes for line in n.log]
+
+    def log_text(self):
+        return "\n".join(n.log_text() for n in self.nodes)
+
+    def wait_log(self, pattern, timeout=TIMEOUT):
+        """The first match of pattern in any node's log, within timeout."""
+        rx = re.compile(pattern)
+
+        def found():
+            for n in self.nodes:
+                m = rx.search(n.log_text())
+                if m:
+                    return m
+            return None
+        try:
+            return wait_until(found, timeout, interval=0.02,
+                              what="a log line matching %r" % pattern)
+        except AssertionError:
+            raise AssertionError("no log line matching %r within %.1f s"
+                                 % (pattern, timeout))
+
+    def stop(self, expect_status=0):
+        if not self.stopped:
+            self.stopped = True
+            # Its clients close first, as Server.stop does them.
+            for cl in runner.ctx().clients:
+                if getattr(cl, "server", None) is self:
+                    cl.close()
+            for n in self.nodes:
+                n.stop(expect_status)
+            self.redis.end()
+        return self.log_text()
+
+    def end(self):
+        self.stop()
+
+    def check_sanitizers(self):
+        for n in self.nodes:
+            n.check_sanitizers()
