@@ -33,7 +33,11 @@ MODULES = ["test_identify", "test_status_users", "test_text", "test_rooms",
 #   test_rounds_attack, test_attack: the master, hub and workers of one
 #   node (kills, seccomp, a hostile worker's frames, hub rounds).
 # test_cli, test_bench: talknetd's command line, and talknet-bench.
-EXCLUDE = set()
+# test_presence.test_join_storm_presence: every observer sees one
+#   sequence, the one hub's order of every request; across nodes only
+#   each sender's own order holds (doc/design.md "Order"), which
+#   test_cluster_mirror.py checks.
+EXCLUDE = {"test_presence.test_join_storm_presence"}
 
 
 def patch():

@@ -375,6 +375,17 @@ def identify_new(server, name, timeout=TIMEOUT):
         time.sleep(0.05)
 
 
+def settle(*clients):
+    """What the clients caused has reached every node of their servers
+    (a no-op on one node: see tntest.cluster.Cluster.settle)."""
+    done = []
+    for c in clients:
+        s = getattr(c, "server", None)
+        if hasattr(s, "settle") and s not in done:
+            s.settle()
+            done.append(s)
+
+
 def barrier(sender, *receivers):
     """Orders: sender sends each receiver a private TEXT token and waits for
     it.  Messages from one sender arrive in order, so anything sender caused

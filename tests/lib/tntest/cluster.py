@@ -282,6 +282,7 @@ class Cluster(Server):
         self.problems = []
         self.stopped = False
         self.turn = 0
+        self._redis_conn = None
         self.redis = Redis()
         # A test that ends without stopping it: the runner kills Redis
         # (its proc), this removes its directory.
@@ -304,15 +305,49 @@ class Cluster(Server):
             n.start()
         for n in self.nodes:
             n.wait_log(r"cluster: ok")
+        self.settle()
         return self
 
     # -- where clients go
 
     @property
     def port(self):
+        """The next node's port, once every node read what the others
+        wrote: a client that connects now sees the cluster as a client
+        of one node would see that node (the cross-node path is
+        asynchronous: without this, a newcomer on C could still get the
+        DISCONNECTED of a user that B's clients saw leave before it
+        came)."""
+        self.settle()
         n = self.nodes[self.turn % len(self.nodes)]
         self.turn += 1
         return n.port
+
+    def _reading(self):
+        """Whether every node's streams connection is blocked in XREAD:
+        it read every stream to its end and applied what it read (a
+        hub applies a reply before it reads again)."""
+        if self.stopped or not all(n.alive() for n in self.nodes):
+            return True
+        if self._redis_conn is None:
+            self._redis_conn = self.redis.conn()
+        blocked = 0
+        for line in self._redis_conn.cmd("CLIENT", "LIST").decode() \
+                .splitlines():
+            f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+            if f.get("name", "").endswith(":streams") and \
+                    "b" in f.get("flags", "") and f.get("cmd") == "xread":
+                blocked += 1
+        return blocked == len(self.nodes)
+
+    def settle(self, timeout=3 * TIMEOUT):
+        """Waits until every node has read and applied everything the
+        others wrote to Redis so far (seen twice in a row, so that a
+        script sent a moment ago has run)."""
+        def twice():
+            return self._reading() and self._reading()
+        wait_until(twice, timeout, interval=0.005,
+                   what="every node reading the others' streams")
 
     def node_of(self, client):
         """The node a client's connection went to."""
@@ -394,6 +429,8 @@ class Cluster(Server):
                     cl.close()
             for n in self.nodes:
                 n.stop(expect_status)
+            if self._redis_conn is not None:
+                self._redis_conn.close()
             self.redis.end()
         return self.log_text()
 
