@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 from . import runner
@@ -94,13 +95,16 @@ class Redis(Scoped):
     in a directory of its own; the runner kills it at the end of the test
     if the test did not stop it."""
 
-    def __init__(self, *extra, port=None, password=None):
+    def __init__(self, *extra, port=None, password=None, keep=False):
         if REDIS_SERVER is None:
             raise Skip("redis-server not installed (Debian: redis-server)")
         self.dir = tempfile.mkdtemp(prefix="tnredis-")
         self.port = port or free_port()
         self.extra = list(extra)
         self.password = password
+        # keep: it outlives the test (a file's shared Redis), stopped by
+        # its pid when the file's process exits.
+        self.keep = keep
         if password is not None:
             self.extra += ["--requirepass", password]
         self.proc = None
@@ -118,7 +122,10 @@ class Redis(Scoped):
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        runner.ctx().procs.append(self.proc)
+        if self.keep:
+            atexit.register(self.end)
+        else:
+            runner.ctx().procs.append(self.proc)
         self.pid = self.proc.pid
 
         def up():
@@ -246,6 +253,18 @@ def now():
 # ---------------------------------------------------------------------------
 # The suite's fixture: one Server that stands for three nodes
 
+_shared = []
+
+
+def _shared_redis():
+    """The redis-server every Cluster of this process uses in turn
+    (started again if a test stopped or killed it): one per test would
+    cost a start and a stop, a fifth of a second, each time."""
+    if not _shared or _shared[0].proc.poll() is not None:
+        _shared[:] = [Redis(keep=True)]
+    return _shared[0]
+
+
 class _Node(Server):
     """One node of a Cluster: its argv is the cluster's (so that a test's
     subclass of Server, which edits argv, edits every node's) plus the
@@ -253,25 +272,29 @@ class _Node(Server):
 
     def __init__(self, cluster, node_id, listen, env):
         self.cluster = cluster
-        super().__init__("--cluster", cluster.redis.url, "--node-id",
-                         node_id, listen=listen, env=env, start=False)
+        super().__init__("--cluster", "%s/%d" % (cluster.redis.url,
+                                                 cluster.db),
+                         "--node-id", node_id, listen=listen, env=env,
+                         start=False)
 
     def argv(self):
         return self.cluster.argv() + self.opts
 
 
 class Cluster(Server):
-    """Server(*opts) as N nodes (three by default) on a redis-server of
-    their own: each new Client, and each read of .port, goes to the next
+    """Server(*opts) as N nodes (three by default) on a redis-server
+    (one for the whole process, emptied before each cluster): each new Client, and each read of .port, goes to the next
     node in turn, so the clients of a test spread over the nodes.  The
     rest of Server's face: pid and hub_pid are the first node's (a
     signal sent to pid reaches one node), log, log_text and wait_log
     cover every node, worker_pid finds the node of the client's
-    connection, stop stops every node and then Redis.  The nodes are
+    connection, stop stops every node.  The nodes are
     Servers of the test (the runner stops them, checks them and prints
     their logs); this object is not."""
 
     N = 3
+    runs = 0    # node ids differ from one test to the next
+    live = []   # the Clusters not stopped yet, each on its database
 
     def __init__(self, *opts, listen=("127.0.0.1:0",), start=True,
                  env=None):
@@ -282,14 +305,21 @@ class Cluster(Server):
         self.problems = []
         self.stopped = False
         self.turn = 0
-        self._redis_conn = None
-        self.redis = Redis()
-        # A test that ends without stopping it: the runner kills Redis
-        # (its proc), this removes its directory.
-        atexit.register(shutil.rmtree, self.redis.dir, True)
+        self.redis = _shared_redis()
+        # A database of its own while it runs (a test may run two), and
+        # emptied of what an earlier test's nodes left in it.
+        Cluster.live = [c for c in Cluster.live
+                        if not all(n.stopped for n in c.nodes)]
+        used = [c.db for c in Cluster.live]
+        self.db = min(set(range(16)) - set(used))
+        Cluster.live.append(self)
+        self._redis_conn = self.redis.conn()
+        self._redis_conn.cmd("SELECT", self.db)
+        self._redis_conn.cmd("FLUSHDB")
+        Cluster.runs += 1
         self.nodes = []
         for i in range(self.N):
-            nid = "n%d-%d" % (i + 1, self.redis.port)
+            nid = "n%d-%d" % (i + 1, Cluster.runs)
             self.nodes.append(_Node(self, nid, self.listen, env))
         if start:
             self.start()
@@ -329,13 +359,13 @@ class Cluster(Server):
         hub applies a reply before it reads again)."""
         if self.stopped or not all(n.alive() for n in self.nodes):
             return True
-        if self._redis_conn is None:
-            self._redis_conn = self.redis.conn()
         blocked = 0
+        self._readers = {"talknetd:%s:streams" % n.opts[n.opts.index(
+            "--node-id") + 1] for n in self.nodes}
         for line in self._redis_conn.cmd("CLIENT", "LIST").decode() \
                 .splitlines():
             f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
-            if f.get("name", "").endswith(":streams") and \
+            if f.get("name") in self._readers and \
                     "b" in f.get("flags", "") and f.get("cmd") == "xread":
                 blocked += 1
         return blocked == len(self.nodes)
@@ -427,11 +457,15 @@ class Cluster(Server):
             for cl in runner.ctx().clients:
                 if getattr(cl, "server", None) is self:
                     cl.close()
-            for n in self.nodes:
-                n.stop(expect_status)
-            if self._redis_conn is not None:
-                self._redis_conn.close()
-            self.redis.end()
+            # At once: each waits for its master's exit.
+            ts = [threading.Thread(target=n.stop, args=(expect_status,))
+                  for n in self.nodes]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            self._redis_conn.close()
+            Cluster.live.remove(self)
         return self.log_text()
 
     def end(self):
