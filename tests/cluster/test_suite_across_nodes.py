@@ -8,7 +8,6 @@ the next node in turn.  The same requests, the same byte-exact replies,
 the same checks of every line: each scenario runs once single-node (its
 own file) and once here, across nodes."""
 
-import importlib
 import os
 import sys
 
@@ -26,13 +25,20 @@ MODULES = ["test_identify", "test_status_users", "test_text", "test_rooms",
            "test_invite", "test_disconnect", "test_errors", "test_framing",
            "test_presence", "test_ordering", "test_nc"]
 
-# Left out, and why (the files, then single tests):
-# test_limits, test_flow: one process's mechanics (--max-clients, the
-#   output queue, a slow reader's flow control): per node by design.
-# test_processes, test_hostile_worker, test_peer_attack,
-#   test_rounds_attack, test_attack: the master, hub and workers of one
-#   node (kills, seccomp, a hostile worker's frames, hub rounds).
-# test_cli, test_bench: talknetd's command line, and talknet-bench.
+# Left out, and why: each tests one process's mechanics, which are per
+# node by design (every node runs them alone, as a single node does):
+# test_limits: --max-clients (the master refuses at accept), per-IP
+#   caps, --max-queue, the login timeout, the rate limit;
+# test_flow: a slow reader's output queue and the hub's pacing of its
+#   sender (one hub's flow control);
+# test_processes: forking, reaping, SIGTERM of one master's tree;
+# test_hostile_worker, test_peer_attack, test_rounds_attack: a forged
+#   worker on one hub's socket, the peer layer's frames, the hub's
+#   rounds (a compromised worker speaks to its own hub only);
+# test_attack: flow control, reconnect rules and the hub's channel
+#   under attack (one hub's queues and rows);
+# test_cli: talknetd's command line (listen addresses, IPv6, a port in
+#   use); test_bench: talknet-bench (it gains --nodes of its own).
 # test_presence.test_join_storm_presence: every observer sees one
 #   sequence, the one hub's order of every request; across nodes only
 #   each sender's own order holds (doc/design.md "Order"), which
@@ -46,19 +52,6 @@ def patch():
     tntest.Server = tndaemon.Server = tnsteps.Server = cluster.Cluster
 
 
-def collect(extra=()):
-    tests = []
-    for m in MODULES + [x for x in extra if x not in MODULES]:
-        mod = importlib.import_module(m)
-        fs = sorted((f.__code__.co_firstlineno, n, f)
-                    for n, f in vars(mod).items()
-                    if n.startswith("test_") and callable(f)
-                    and hasattr(f, "__code__"))
-        tests += [("%s.%s" % (m, n), f) for _, n, f in fs
-                  if "%s.%s" % (m, n) not in EXCLUDE]
-    return tests
-
-
 def main():
     """Runs the e2e files across nodes (or those named on the command
     line, MODULE or MODULE.test_name)."""
@@ -69,11 +62,7 @@ def main():
         print("SKIP all: talknetd not found at %s" % tntest.TALKNETD)
         sys.exit(77)
     patch()
-    only = sys.argv[1:]
-    extra = [m for m in only if "." not in m]
-    tests = [t for t in collect(extra) if not only or t[0] in only or
-             t[0].split(".")[0] in only]
-    tntest.runner.run_tests(tests)
+    tntest.runner.run_modules(MODULES, EXCLUDE)
 
 
 if __name__ == "__main__":

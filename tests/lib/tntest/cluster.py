@@ -21,8 +21,7 @@ import threading
 import time
 
 from . import runner
-from .config import (LIFT_LIMITS, START_TIMEOUT, STOP_TIMEOUT, TALKNETD,
-                     TIMEOUT)
+from .config import START_TIMEOUT, STOP_TIMEOUT, TIMEOUT
 from .daemon import Server, free_port
 from .proto import invitation, joined_room, req, resp
 from .runner import Scoped, Skip, wait_until
@@ -323,12 +322,6 @@ class Cluster(Server):
             self.nodes.append(_Node(self, nid, self.listen, env))
         if start:
             self.start()
-
-    def argv(self):
-        a = [TALKNETD, "-f"] + LIFT_LIMITS
-        for l in self.listen:
-            a += ["-l", l]
-        return a + self.opts
 
     def start(self):
         for n in self.nodes:
