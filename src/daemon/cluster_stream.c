@@ -69,10 +69,11 @@ struct stream_tail {
 };
 
 /*
- * The last join read ("$" until one is: the SMEMBERS just before each
- * read lists every node that joined earlier).
+ * The last join read.  From the start: the first read returns at once
+ * (with this node's own join at least), and from then on no join
+ * between a SMEMBERS and the next read is missed, as "$" would.
  */
-static char	stream_joins_id[STREAM_ID_MAX] = "$";
+static char	stream_joins_id[STREAM_ID_MAX] = "0-0";
 
 static struct {
 	const struct config	*cfg;
@@ -238,7 +239,7 @@ stream_apply_stream(const redisReply *s)
 		ent = entries->elements == 0 ? NULL :
 		    entries->element[entries->elements - 1];
 		if (ent != NULL && ent->type == REDIS_REPLY_ARRAY &&
-		    ent->elements == 2 && stream_str(ent->element[0]) &&
+		    ent->elements == 2 && stream_str(ent->element[0]) != NULL &&
 		    ent->element[0]->len < sizeof(stream_joins_id))
 			(void)strlcpy(stream_joins_id, ent->element[0]->str,
 			    sizeof(stream_joins_id));
@@ -515,7 +516,8 @@ cluster_stream_event(uint32_t events)
 }
 
 /*
- * Its timers: reconnecting, and a read that never comes back (a Redis that hangs) drops the connection.
+ * Its timers: reconnecting, and a read that never comes back (a Redis
+ * that hangs) drops the connection.
  */
 void
 cluster_stream_timers(int64_t now)
