@@ -10,6 +10,7 @@ own file) and once here, across nodes."""
 
 import os
 import sys
+import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,6 +53,31 @@ def patch():
     tntest.Server = tndaemon.Server = tnsteps.Server = cluster.Cluster
 
 
+def test_a_new_nodes_first_user_is_seen_at_once():
+    """The suite's premise: a node that just joined is read by the others
+    at once (its join wakes their XREAD), not after their blocked read
+    of the streams known before times out (up to a second).  Compared
+    with the same crossing once every node reads every stream."""
+    with cluster.Cluster(start=False) as s:
+        # Not Cluster.start, nor its port: they wait for every node to
+        # read every stream, which is what this measures.
+        for n in s.nodes:
+            n.start()
+        for n in s.nodes:
+            n.wait_log(r"cluster: mirror of")
+        a = tntest.Client(s.nodes[0]).identify("a")
+        t0 = time.monotonic()
+        b = tntest.Client(s.nodes[1]).identify("b")
+        a.expect(tntest.new_user("b"))
+        first = time.monotonic() - t0
+        t0 = time.monotonic()
+        c = tntest.Client(s.nodes[2]).identify("c")
+        for x in (a, b):
+            x.expect(tntest.new_user("c"))
+        later = time.monotonic() - t0
+        assert first < max(0.5, 10 * later), (first, later)
+
+
 def main():
     """Runs the e2e files across nodes (or those named on the command
     line, MODULE or MODULE.test_name)."""
@@ -62,7 +88,8 @@ def main():
         print("SKIP all: talknetd not found at %s" % tntest.TALKNETD)
         sys.exit(77)
     patch()
-    tntest.runner.run_modules(MODULES, EXCLUDE)
+    own = [(n, f) for n, f in globals().items() if n.startswith("test_")]
+    tntest.runner.run_modules(MODULES, EXCLUDE, own)
 
 
 if __name__ == "__main__":
