@@ -412,6 +412,9 @@ def invite(inviter, room, *invitees):
 
 def join(client, room, members=()):
     """client joins room (must succeed); members get JOINED_ROOM."""
+    # The members' own joins have reached client's node first: across
+    # nodes it would otherwise be told of a join it came after.
+    settle(client)
     client.send(req("JOIN_ROOM", roomname=room))
     client.expect(resp("JOIN_ROOM", "SUCCESS", room))
     for m in members:
