@@ -23,6 +23,7 @@ import time
 from . import runner
 from .config import START_TIMEOUT, STOP_TIMEOUT, TIMEOUT
 from .daemon import Server, free_port
+from .procfs import ppid_map, descendants_of
 from .proto import invitation, joined_room, req, resp
 from .runner import Scoped, Skip, wait_until
 
@@ -264,6 +265,25 @@ def _shared_redis():
     return _shared[0]
 
 
+def _each(nodes, f):
+    """f(node) for every node at once (each waits on its own daemon);
+    the first exception is raised again here."""
+    errs = []
+
+    def run(n):
+        try:
+            f(n)
+        except BaseException as e:  # noqa: B902 (raised again below)
+            errs.append(e)
+    ts = [threading.Thread(target=run, args=(n,)) for n in nodes]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errs:
+        raise errs[0]
+
+
 class _Node(Server):
     """One node of a Cluster: its argv is the cluster's (so that a test's
     subclass of Server, which edits argv, edits every node's) plus the
@@ -278,6 +298,10 @@ class _Node(Server):
 
     def argv(self):
         return self.cluster.argv() + self.opts
+
+    def descendants(self):
+        # At the cluster's stop, one scan of /proc serves every node.
+        return descendants_of(self.pid, self.cluster.ppids)
 
 
 class Cluster(Server):
@@ -304,6 +328,7 @@ class Cluster(Server):
         self.problems = []
         self.stopped = False
         self.turn = 0
+        self.ppids = None
         self.redis = _shared_redis()
         # A database of its own while it runs (a test may run two), and
         # emptied of what an earlier test's nodes left in it.
@@ -324,8 +349,7 @@ class Cluster(Server):
             self.start()
 
     def start(self):
-        for n in self.nodes:
-            n.start()
+        _each(self.nodes, lambda n: n.start())
         for n in self.nodes:
             n.wait_log(r"cluster: ok")
         self.settle()
@@ -451,12 +475,9 @@ class Cluster(Server):
                 if getattr(cl, "server", None) is self:
                     cl.close()
             # At once: each waits for its master's exit.
-            ts = [threading.Thread(target=n.stop, args=(expect_status,))
-                  for n in self.nodes]
-            for t in ts:
-                t.start()
-            for t in ts:
-                t.join()
+            self.ppids = ppid_map()
+            _each(self.nodes, lambda n: n.stop(expect_status))
+            self.ppids = None
             self._redis_conn.close()
             Cluster.live.remove(self)
         return self.log_text()
