@@ -305,15 +305,16 @@ class _Node(Server):
 
 
 class Cluster(Server):
-    """Server(*opts) as N nodes (three by default) on a redis-server
-    (one for the whole process, emptied before each cluster): each new Client, and each read of .port, goes to the next
-    node in turn, so the clients of a test spread over the nodes.  The
-    rest of Server's face: pid and hub_pid are the first node's (a
-    signal sent to pid reaches one node), log, log_text and wait_log
-    cover every node, worker_pid finds the node of the client's
-    connection, stop stops every node.  The nodes are
-    Servers of the test (the runner stops them, checks them and prints
-    their logs); this object is not."""
+    """Server(*opts) as N nodes (three by default) on a redis-server (one
+    for the whole process, a database of its own emptied first): each
+    new Client, and each read of .port, goes to the next node in turn,
+    so the clients of a test spread over the nodes.  The rest of
+    Server's face: pid and hub_pid are the first node's (a signal sent
+    to pid reaches one node), log, log_text and wait_log cover every
+    node, worker_pid finds the node of the client's connection, stop
+    stops every node.  The nodes are Servers of the test (the runner
+    stops them, checks them and prints their logs); this object is
+    not."""
 
     N = 3
     runs = 0    # node ids differ from one test to the next
@@ -332,8 +333,11 @@ class Cluster(Server):
         self.redis = _shared_redis()
         # A database of its own while it runs (a test may run two), and
         # emptied of what an earlier test's nodes left in it.
-        Cluster.live = [c for c in Cluster.live
-                        if not all(n.stopped for n in c.nodes)]
+        for c in [c for c in Cluster.live
+                  if all(n.stopped for n in c.nodes)]:
+            # Its nodes were stopped by the runner, not by its stop().
+            c._redis_conn.close()
+            Cluster.live.remove(c)
         used = [c.db for c in Cluster.live]
         self.db = min(set(range(16)) - set(used))
         Cluster.live.append(self)
@@ -345,6 +349,8 @@ class Cluster(Server):
         for i in range(self.N):
             nid = "n%d-%d" % (i + 1, Cluster.runs)
             self.nodes.append(_Node(self, nid, self.listen, env))
+        self.readers = {"talknetd:n%d-%d:streams" % (i + 1, Cluster.runs)
+                        for i in range(self.N)}
         if start:
             self.start()
 
@@ -374,15 +380,14 @@ class Cluster(Server):
         """Whether every node's streams connection is blocked in XREAD:
         it read every stream to its end and applied what it read (a
         hub applies a reply before it reads again)."""
+        # A node that is gone waits for nothing (the test fails elsewhere).
         if self.stopped or not all(n.alive() for n in self.nodes):
             return True
         blocked = 0
-        self._readers = {"talknetd:%s:streams" % n.opts[n.opts.index(
-            "--node-id") + 1] for n in self.nodes}
         for line in self._redis_conn.cmd("CLIENT", "LIST").decode() \
                 .splitlines():
             f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
-            if f.get("name") in self._readers and \
+            if f.get("name") in self.readers and \
                     "b" in f.get("flags", "") and f.get("cmd") == "xread":
                 blocked += 1
         return blocked == len(self.nodes)
@@ -460,12 +465,8 @@ class Cluster(Server):
                 if m:
                     return m
             return None
-        try:
-            return wait_until(found, timeout, interval=0.02,
-                              what="a log line matching %r" % pattern)
-        except AssertionError:
-            raise AssertionError("no log line matching %r within %.1f s"
-                                 % (pattern, timeout))
+        return wait_until(found, timeout, interval=0.02,
+                          what="a log line matching %r" % pattern)
 
     def stop(self, expect_status=0):
         if not self.stopped:
