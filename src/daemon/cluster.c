@@ -68,6 +68,7 @@ static const char cluster_lua_join[] =
 	"  'pid', ARGV[4], 'beat', now[1] * 1000 + math.floor(now[2] / 1000))\n"
 	"redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
 	"redis.call('SADD', KEYS[2], ARGV[6])\n"
+	CLUSTER_LUA_JOINED("ARGV[6]")
 	"return redis.status_reply('OK')\n";
 
 /*
@@ -88,6 +89,7 @@ static const char cluster_lua_beat[] =
 	"redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
 	"if t then return 0 end\n"
 	"redis.call('SADD', KEYS[2], ARGV[5])\n"
+	CLUSTER_LUA_JOINED("ARGV[5]")
 	"if reaped then\n"
 	"  redis.call('DEL', KEYS[4])\n"
 	"  return 2\n"

@@ -12,6 +12,17 @@
 
 #define CLUSTER_STREAM_MAX	"100000"	/* a stream's entries, about */
 
+/*
+ * A node (re)joined tn:nodes: one entry in tn:joins, which every node's
+ * XREAD includes, so the others' blocked reads wake at once and read
+ * the new node's stream from its start, rather than after their block
+ * of up to a second (its first users' NEW_USER came that late).
+ */
+#define CLUSTER_JOINS		CLUSTER_PREFIX "joins"
+#define CLUSTER_LUA_JOINED(id) \
+	"redis.call('XADD', '" CLUSTER_JOINS "', 'MAXLEN', '~', '1000', " \
+	"'*', 'n', " id ")\n"
+
 struct cluster_redis;
 typedef void (*cluster_redis_fn)(struct cluster_redis *);
 

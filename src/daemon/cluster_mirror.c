@@ -37,7 +37,7 @@ cluster_mirror_name(const char *p, size_t len, struct str *s)
 	s->p = p;
 	s->len = len;
 	/* Another node checked it against its own limits, not ours. */
-	return len > 0 && len < hub.tab.hdr->name_bytes ? 0 : -1;
+	return len > 0 && len <= hub.tab.hdr->name_bytes ? 0 : -1;
 }
 
 /* The remote user of that name, or NULL (none, or a local user). */
@@ -236,7 +236,7 @@ cluster_mirror_find_room(const char *p, size_t len)
 {
 	struct str	name = { p, len };
 
-	if (len == 0 || len >= hub.tab.hdr->room_bytes)
+	if (len == 0 || len > hub.tab.hdr->room_bytes)
 		return NULL;
 	return hub_room_find(name);
 }
@@ -254,7 +254,7 @@ cluster_mirror_room(const char *room, size_t rlen, const char *creator,
 	struct str	 name = { room, rlen };
 	char		 esc[256];
 
-	if (rlen == 0 || rlen >= hub.tab.hdr->room_bytes ||
+	if (rlen == 0 || rlen > hub.tab.hdr->room_bytes ||
 	    hub_room_find(name) != NULL ||
 	    (c = cluster_mirror_anyone(creator, clen)) == NULL)
 		return;

@@ -26,7 +26,6 @@
 #define STREAM_BLOCK_MS		"1000"	/* one XREAD waits at most */
 #define STREAM_COUNT		"1000"	/* entries, per stream, per XREAD */
 #define STREAM_STUCK_MS		(1000 + CLUSTER_TTL_MS)	/* no answer */
-#define STREAM_IDLE_MS		1000	/* no stream to read: look again */
 #define STREAM_ID_MAX		48	/* "ms-seq": two 64-bit numbers */
 
 /*
@@ -69,6 +68,13 @@ struct stream_tail {
 	char	 id[STREAM_ID_MAX];
 };
 
+/*
+ * The last join read.  From the start: the first read returns at once
+ * (with this node's own join at least), and from then on no join
+ * between a SMEMBERS and the next read is missed, as "$" would.
+ */
+static char	stream_joins_id[STREAM_ID_MAX] = "0-0";
+
 static struct {
 	const struct config	*cfg;
 	struct cluster_redis	 rd;
@@ -77,7 +83,6 @@ static struct {
 	int			 synced;	/* the snapshot is applied */
 	int			 asked;		/* a request is on its way */
 	int64_t			 asked_at;
-	int64_t			 idle_until;	/* 0, or read again then */
 } cs;
 
 static void	stream_poll(void);
@@ -228,13 +233,24 @@ stream_apply_stream(const redisReply *s)
 	    stream_str(s->element[0]) == NULL ||
 	    s->element[1]->type != REDIS_REPLY_ARRAY)
 		return;
+	/* A join: only its id; the next poll's SMEMBERS has the node. */
+	entries = s->element[1];
+	if (strcmp(s->element[0]->str, CLUSTER_JOINS) == 0) {
+		ent = entries->elements == 0 ? NULL :
+		    entries->element[entries->elements - 1];
+		if (ent != NULL && ent->type == REDIS_REPLY_ARRAY &&
+		    ent->elements == 2 && stream_str(ent->element[0]) != NULL &&
+		    ent->element[0]->len < sizeof(stream_joins_id))
+			(void)strlcpy(stream_joins_id, ent->element[0]->str,
+			    sizeof(stream_joins_id));
+		return;
+	}
 	/* The key is tn:stream:NODE. */
 	if (strncmp(s->element[0]->str, CLUSTER_PREFIX "stream:",
 	    strlen(CLUSTER_PREFIX "stream:")) != 0 ||
 	    (tail = stream_tail_find(s->element[0]->str +
 	    strlen(CLUSTER_PREFIX "stream:"))) == NULL)
 		return;
-	entries = s->element[1];
 	for (i = 0; i < entries->elements; i++) {
 		ent = entries->element[i];
 		if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2 ||
@@ -266,18 +282,17 @@ stream_read_reply(redisAsyncContext *ac, void *reply, void *arg)
 	stream_poll();
 }
 
-/* Reads every tailed stream after its last id, waiting at most 1 s. */
+/*
+ * Reads every tailed stream after its last id, and the joins, waiting
+ * at most 1 s.
+ */
 static void
 stream_read(void)
 {
 	const char	**argv;
 	size_t		 *argvlen, i, argc;
 
-	if (cs.ntails == 0) {
-		cs.idle_until = clock_now_ms() + STREAM_IDLE_MS;
-		return;
-	}
-	argc = 6 + 2 * cs.ntails;
+	argc = 6 + 2 * (cs.ntails + 1);
 	argv = xcalloc(argc, sizeof(*argv));
 	argvlen = xcalloc(argc, sizeof(*argvlen));
 	argv[0] = "XREAD";
@@ -288,8 +303,10 @@ stream_read(void)
 	argv[5] = "STREAMS";
 	for (i = 0; i < cs.ntails; i++) {
 		argv[6 + i] = cs.tails[i].key;
-		argv[6 + cs.ntails + i] = cs.tails[i].id;
+		argv[6 + cs.ntails + 1 + i] = cs.tails[i].id;
 	}
+	argv[6 + cs.ntails] = CLUSTER_JOINS;
+	argv[argc - 1] = stream_joins_id;
 	for (i = 0; i < argc; i++)
 		argvlen[i] = strlen(argv[i]);
 	stream_asked(cluster_redis_argv(&cs.rd, stream_read_reply, NULL,
@@ -349,7 +366,6 @@ stream_nodes_reply(redisAsyncContext *ac, void *reply, void *arg)
 static void
 stream_poll(void)
 {
-	cs.idle_until = 0;
 	/* Fenced: the mirror is read again from a snapshot. */
 	if (!cs.synced) {
 		stream_snapshot();
@@ -459,7 +475,6 @@ stream_lost(struct cluster_redis *r)
 {
 	(void)r;
 	cs.asked = 0;
-	cs.idle_until = 0;
 }
 
 /*
@@ -501,8 +516,8 @@ cluster_stream_event(uint32_t events)
 }
 
 /*
- * Its timers: reconnecting, reading again after an idle second, and a
- * read that never comes back (a Redis that hangs) drops the connection.
+ * Its timers: reconnecting, and a read that never comes back (a Redis
+ * that hangs) drops the connection.
  */
 void
 cluster_stream_timers(int64_t now)
@@ -510,9 +525,6 @@ cluster_stream_timers(int64_t now)
 	cluster_redis_timers(&cs.rd, now);
 	if (cs.rd.ready && cs.asked && now - cs.asked_at > STREAM_STUCK_MS)
 		cluster_redis_drop(&cs.rd, "no answer to a read in time");
-	else if (cs.rd.ready && !cs.asked && cs.idle_until != 0 &&
-	    now >= cs.idle_until)
-		stream_poll();
 }
 
 /* Its next timer, or 0. */
@@ -523,7 +535,7 @@ cluster_stream_next(void)
 		return cluster_redis_next(&cs.rd);
 	if (cs.asked)
 		return cs.asked_at + STREAM_STUCK_MS + 1;
-	return cs.idle_until;
+	return 0;
 }
 
 /* The last id read of node's stream, or NULL: not read (show cluster). */

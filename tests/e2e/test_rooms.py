@@ -342,6 +342,8 @@ def leave_last(client, room):
     client.send(req("LEAVE_ROOM", roomname=room))
     client.send(req("ROOM_USERS", roomname=room))
     client.expect(resp("ROOM_USERS", "NO_SUCH_ROOM", room))
+    # Gone on every node (across nodes the others read it a moment later).
+    tntest.settle(client)
 
 
 def two_rooms_of_a(s):

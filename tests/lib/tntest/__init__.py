@@ -47,5 +47,5 @@ from .daemon import (SSA, ActivatedServer, EnvServer,
 from .client import (Client, Closed, barrier, connect_users,
                      expect_nothing, identify_new, invite, join, make_room,
                      new_room, port_of, read_line, recv_ready,
-                     send_some)
+                     send_some, settle)
 from . import runner  # noqa: F401  (tntest.runner.TEST_TIMEOUT)

@@ -375,6 +375,17 @@ def identify_new(server, name, timeout=TIMEOUT):
         time.sleep(0.05)
 
 
+def settle(*clients):
+    """What the clients caused has reached every node of their servers
+    (a no-op on one node: see tntest.cluster.Cluster.settle)."""
+    done = []
+    for c in clients:
+        s = getattr(c, "server", None)
+        if hasattr(s, "settle") and s not in done:
+            s.settle()
+            done.append(s)
+
+
 def barrier(sender, *receivers):
     """Orders: sender sends each receiver a private TEXT token and waits for
     it.  Messages from one sender arrive in order, so anything sender caused
@@ -401,6 +412,9 @@ def invite(inviter, room, *invitees):
 
 def join(client, room, members=()):
     """client joins room (must succeed); members get JOINED_ROOM."""
+    # The members' own joins have reached client's node first: across
+    # nodes it would otherwise be told of a join it came after.
+    settle(client)
     client.send(req("JOIN_ROOM", roomname=room))
     client.expect(resp("JOIN_ROOM", "SUCCESS", room))
     for m in members:

@@ -9,17 +9,21 @@ small RESP client to look at the keys (standard library only).
 Imported on demand: `from tntest import cluster`.  Without redis-server
 the test skips (77)."""
 
+import atexit
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 from . import runner
 from .config import START_TIMEOUT, STOP_TIMEOUT, TIMEOUT
 from .daemon import Server, free_port
+from .procfs import ppid_map, descendants_of
 from .proto import invitation, joined_room, req, resp
 from .runner import Scoped, Skip, wait_until
 
@@ -91,13 +95,16 @@ class Redis(Scoped):
     in a directory of its own; the runner kills it at the end of the test
     if the test did not stop it."""
 
-    def __init__(self, *extra, port=None, password=None):
+    def __init__(self, *extra, port=None, password=None, keep=False):
         if REDIS_SERVER is None:
             raise Skip("redis-server not installed (Debian: redis-server)")
         self.dir = tempfile.mkdtemp(prefix="tnredis-")
         self.port = port or free_port()
         self.extra = list(extra)
         self.password = password
+        # keep: it outlives the test (a file's shared Redis), stopped by
+        # its pid when the file's process exits.
+        self.keep = keep
         if password is not None:
             self.extra += ["--requirepass", password]
         self.proc = None
@@ -115,7 +122,10 @@ class Redis(Scoped):
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        runner.ctx().procs.append(self.proc)
+        if self.keep:
+            atexit.register(self.end)
+        else:
+            runner.ctx().procs.append(self.proc)
         self.pid = self.proc.pid
 
         def up():
@@ -238,3 +248,244 @@ def room_with(owner, room, *members):
 
 def now():
     return time.monotonic()
+
+
+# ---------------------------------------------------------------------------
+# The suite's fixture: one Server that stands for three nodes
+
+_shared = []
+
+
+def _shared_redis():
+    """The redis-server every Cluster of this process uses in turn
+    (started again if a test stopped or killed it): one per test would
+    cost a start and a stop, a fifth of a second, each time."""
+    if not _shared or _shared[0].proc.poll() is not None:
+        _shared[:] = [Redis(keep=True)]
+    return _shared[0]
+
+
+def _each(nodes, f):
+    """f(node) for every node at once (each waits on its own daemon);
+    the first exception is raised again here."""
+    errs = []
+
+    def run(n):
+        try:
+            f(n)
+        except BaseException as e:  # noqa: B902 (raised again below)
+            errs.append(e)
+    ts = [threading.Thread(target=run, args=(n,)) for n in nodes]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errs:
+        raise errs[0]
+
+
+class _Node(Server):
+    """One node of a Cluster: its argv is the cluster's (so that a test's
+    subclass of Server, which edits argv, edits every node's) plus the
+    node's own options."""
+
+    def __init__(self, cluster, node_id, listen, env):
+        self.cluster = cluster
+        super().__init__("--cluster", "%s/%d" % (cluster.redis.url,
+                                                 cluster.db),
+                         "--node-id", node_id, listen=listen, env=env,
+                         start=False)
+
+    def argv(self):
+        return self.cluster.argv() + self.opts
+
+    def descendants(self):
+        # At the cluster's stop, one scan of /proc serves every node.
+        return descendants_of(self.pid, self.cluster.ppids)
+
+
+class Cluster(Server):
+    """Server(*opts) as N nodes (three by default) on a redis-server (one
+    for the whole process, a database of its own emptied first): each
+    new Client, and each read of .port, goes to the next node in turn,
+    so the clients of a test spread over the nodes.  The rest of
+    Server's face: pid and hub_pid are the first node's (a signal sent
+    to pid reaches one node), log, log_text and wait_log cover every
+    node, worker_pid finds the node of the client's connection, stop
+    stops every node.  The nodes are Servers of the test (the runner
+    stops them, checks them and prints their logs); this object is
+    not."""
+
+    N = 3
+    runs = 0    # node ids differ from one test to the next
+    live = []   # the Clusters not stopped yet, each on its database
+
+    def __init__(self, *opts, listen=("127.0.0.1:0",), start=True,
+                 env=None):
+        # Server.__init__ is not called: this is no daemon of its own.
+        self.opts = list(opts)
+        self.listen = list(listen)
+        self.env = env
+        self.problems = []
+        self.stopped = False
+        self.turn = 0
+        self.ppids = None
+        self.redis = _shared_redis()
+        # A database of its own while it runs (a test may run two), and
+        # emptied of what an earlier test's nodes left in it.
+        for c in [c for c in Cluster.live
+                  if all(n.stopped for n in c.nodes)]:
+            # Its nodes were stopped by the runner, not by its stop().
+            c._redis_conn.close()
+            Cluster.live.remove(c)
+        used = [c.db for c in Cluster.live]
+        self.db = min(set(range(16)) - set(used))
+        Cluster.live.append(self)
+        self._redis_conn = self.redis.conn()
+        self._redis_conn.cmd("SELECT", self.db)
+        self._redis_conn.cmd("FLUSHDB")
+        Cluster.runs += 1
+        self.nodes = []
+        for i in range(self.N):
+            nid = "n%d-%d" % (i + 1, Cluster.runs)
+            self.nodes.append(_Node(self, nid, self.listen, env))
+        self.readers = {"talknetd:n%d-%d:streams" % (i + 1, Cluster.runs)
+                        for i in range(self.N)}
+        if start:
+            self.start()
+
+    def start(self):
+        _each(self.nodes, lambda n: n.start())
+        for n in self.nodes:
+            n.wait_log(r"cluster: ok")
+        self.settle()
+        return self
+
+    # -- where clients go
+
+    @property
+    def port(self):
+        """The next node's port, once every node read what the others
+        wrote: a client that connects now sees the cluster as a client
+        of one node would see that node (the cross-node path is
+        asynchronous: without this, a newcomer on C could still get the
+        DISCONNECTED of a user that B's clients saw leave before it
+        came)."""
+        self.settle()
+        n = self.nodes[self.turn % len(self.nodes)]
+        self.turn += 1
+        return n.port
+
+    def _reading(self):
+        """Whether every node's streams connection is blocked in XREAD:
+        it read every stream to its end and applied what it read (a
+        hub applies a reply before it reads again)."""
+        # A node that is gone waits for nothing (the test fails elsewhere).
+        if self.stopped or not all(n.alive() for n in self.nodes):
+            return True
+        blocked = 0
+        for line in self._redis_conn.cmd("CLIENT", "LIST").decode() \
+                .splitlines():
+            f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+            if f.get("name") in self.readers and \
+                    "b" in f.get("flags", "") and f.get("cmd") == "xread":
+                blocked += 1
+        return blocked == len(self.nodes)
+
+    def settle(self, timeout=3 * TIMEOUT):
+        """Waits until every node has read and applied everything the
+        others wrote to Redis so far (seen twice in a row, so that a
+        script sent a moment ago has run)."""
+        def twice():
+            return self._reading() and self._reading()
+        wait_until(twice, timeout, interval=0.005,
+                   what="every node reading the others' streams")
+
+    def node_of(self, client):
+        """The node a client's connection went to."""
+        port = client.sock.getpeername()[1]
+        for n in self.nodes:
+            if port in [p for _, p in n.addrs]:
+                return n
+        raise AssertionError("%r is on none of the nodes" % client)
+
+    # -- the first node's process
+
+    @property
+    def pid(self):
+        return self.nodes[0].pid
+
+    @property
+    def proc(self):
+        return self.nodes[0].proc
+
+    @property
+    def addrs(self):
+        return self.nodes[0].addrs
+
+    def hub_pid(self, timeout=TIMEOUT):
+        return self.nodes[0].hub_pid(timeout)
+
+    def children(self):
+        return self.nodes[0].children()
+
+    def terminate(self, timeout=5):
+        for n in self.nodes[1:]:
+            n.terminate(timeout)
+        return self.nodes[0].terminate(timeout)
+
+    # -- every node
+
+    def descendants(self):
+        return [p for n in self.nodes for p in n.descendants()]
+
+    def titled(self, title):
+        return [p for n in self.nodes for p in n.titled(title)]
+
+    def worker_pid(self, client, timeout=TIMEOUT):
+        return self.node_of(client).worker_pid(client, timeout)
+
+    def alive(self):
+        return all(n.alive() for n in self.nodes)
+
+    @property
+    def log(self):
+        return [line for n in self.nodes for line in n.log]
+
+    def log_text(self):
+        return "\n".join(n.log_text() for n in self.nodes)
+
+    def wait_log(self, pattern, timeout=TIMEOUT):
+        """The first match of pattern in any node's log, within timeout."""
+        rx = re.compile(pattern)
+
+        def found():
+            for n in self.nodes:
+                m = rx.search(n.log_text())
+                if m:
+                    return m
+            return None
+        return wait_until(found, timeout, interval=0.02,
+                          what="a log line matching %r" % pattern)
+
+    def stop(self, expect_status=0):
+        if not self.stopped:
+            self.stopped = True
+            # Its clients close first, as Server.stop does them.
+            for cl in runner.ctx().clients:
+                if getattr(cl, "server", None) is self:
+                    cl.close()
+            # At once: each waits for its master's exit.
+            self.ppids = ppid_map()
+            _each(self.nodes, lambda n: n.stop(expect_status))
+            self.ppids = None
+            self._redis_conn.close()
+            Cluster.live.remove(self)
+        return self.log_text()
+
+    def end(self):
+        self.stop()
+
+    def check_sanitizers(self):
+        for n in self.nodes:
+            n.check_sanitizers()

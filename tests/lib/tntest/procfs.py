@@ -200,7 +200,7 @@ def all_pids():
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
-def _ppid_map():
+def ppid_map():
     """{pid: ppid} of every process, from one scan of /proc."""
     m = {}
     for p in all_pids():
@@ -213,14 +213,17 @@ def _ppid_map():
 def children_of(pid, ppids=None):
     """Direct children of pid (zombies included)."""
     if ppids is None:
-        ppids = _ppid_map()
+        ppids = ppid_map()
     return sorted(p for p, pp in ppids.items() if pp == pid)
 
 
-def descendants_of(pid):
-    """Every descendant of pid, from one scan of /proc."""
+def descendants_of(pid, ppids=None):
+    """Every descendant of pid, from one scan of /proc (or ppids, one
+    made for several trees)."""
     kids = {}
-    for p, pp in _ppid_map().items():
+    if ppids is None:
+        ppids = ppid_map()
+    for p, pp in ppids.items():
         kids.setdefault(pp, []).append(p)
     out = []
     todo = [pid]

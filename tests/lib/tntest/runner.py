@@ -230,3 +230,25 @@ def main(g):
         print("SKIP all: talknetd not found at %s (set TALKNETD)" % TALKNETD)
         sys.exit(77)
     run_tests([(name, f) for _, name, f in tests])
+
+
+def run_modules(modules, exclude=(), own=()):
+    """Runs own [(name, function)], then the test_* functions of the
+    modules (names on sys.path), each module's in source order, less
+    those named MODULE.test_name in exclude; or only the modules and
+    tests named on the command line (MODULE, MODULE.test_name, or an own
+    test's name; a MODULE not in modules runs too).  Exits (run_tests)."""
+    import importlib
+    only = sys.argv[1:]
+    names = list(modules) + [m for m in only if "." not in m and
+                             m not in modules and m not in dict(own)]
+    tests = list(own)
+    for m in names:
+        g = vars(importlib.import_module(m))
+        fs = sorted((f.__code__.co_firstlineno, n, f) for n, f in g.items()
+                    if n.startswith("test_") and callable(f)
+                    and hasattr(f, "__code__"))
+        tests += [("%s.%s" % (m, n), f) for _, n, f in fs
+                  if "%s.%s" % (m, n) not in exclude]
+    run_tests([t for t in tests if not only or t[0] in only
+               or t[0].split(".")[0] in only])
