@@ -99,6 +99,52 @@ cluster_reap(void)
 		log_debug("cluster: degraded: no reaping");
 }
 
+/* A name this node was told it lost, while Redis is asked who has it. */
+struct reap_evict {
+	size_t	len;
+	char	name[];
+};
+
+/*
+ * Who holds the name: a client here is closed unless it is this node
+ * (then the "gone" was not Redis's: anything may write a stream).  No
+ * answer closes it, as the "gone" alone did.
+ */
+static void
+reap_evict_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply		*rep = reply;
+	struct reap_evict	*ev = arg;
+	char			 esc[LOG_ESCAPED(64)];
+
+	(void)ac;
+	if (rep != NULL && rep->type == REDIS_REPLY_STRING &&
+	    strcmp(rep->str, cluster_node_id()) == 0)
+		log_warnx("cluster: a \"gone\" of %s, which Redis says this "
+		    "node holds: ignored", log_escape(ev->name,
+		    ev->len < 64 ? ev->len : 64, esc, sizeof(esc)));
+	else
+		cluster_mirror_evict(ev->name, ev->len);
+	free(ev);
+}
+
+/* Closes a client here that lost its name, once Redis confirms it. */
+void
+cluster_evict_checked(const char *name, size_t len)
+{
+	struct reap_evict	*ev;
+
+	ev = xcalloc(1, sizeof(*ev) + len + 1);
+	ev->len = len;
+	memcpy(ev->name, name, len);
+	ev->name[len] = '\0';
+	if (cluster_redis_cmd(cluster_cmd(), reap_evict_reply, ev,
+	    "HGET %s %b", CLUSTER_PREFIX "names", name, len) == -1) {
+		cluster_mirror_evict(name, len);
+		free(ev);
+	}
+}
+
 /*
  * Re-asserts this node's users after Redis lost them (it restarted
  * empty, or a replica that lagged took over): each node is the

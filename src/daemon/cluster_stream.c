@@ -19,8 +19,10 @@
 #include "clock.h"
 #include "cluster.h"
 #include "cluster_int.h"
+#include "ipc.h"
 #include "log.h"
 #include "talknetd.h"
+#include "utf8.h"
 #include "xmalloc.h"
 
 #define STREAM_BLOCK_MS		"1000"	/* one XREAD waits at most */
@@ -28,6 +30,29 @@
 #define STREAM_STUCK_MS		(1000 + CLUSTER_TTL_MS)	/* no answer */
 #define STREAM_IDLE_MS		1000	/* no stream to read: look again */
 #define STREAM_ID_MAX		48	/* "ms-seq": two 64-bit numbers */
+#define STREAM_NODE_MAX		63	/* as conf.c's node-id */
+#define STREAM_SKIP_LOGS	5	/* skipped entries logged a second */
+#define STREAM_TEXT_MAX		(IPC_MAX_PAYLOAD / 8)	/* escaped, fits */
+
+/*
+ * The kinds of entries, and the fields each needs besides e and n:
+ * r (a room), to (a user), t (a text), s (a status).
+ */
+static const struct stream_kind {
+	const char	*e;
+	int		 r, to, t, s;
+} stream_kinds[] = {
+	{ "user", 0, 0, 0, 0 },
+	{ "gone", 0, 0, 0, 0 },
+	{ "status", 0, 0, 0, 1 },
+	{ "pub", 0, 0, 1, 0 },
+	{ "priv", 0, 1, 1, 0 },
+	{ "room", 1, 0, 0, 0 },
+	{ "invite", 1, 1, 0, 0 },
+	{ "join", 1, 0, 0, 0 },
+	{ "left", 1, 0, 0, 0 },
+	{ "rtext", 1, 0, 1, 0 },
+};
 
 /*
  * The snapshot: every name another node holds, with its node and its
@@ -119,8 +144,9 @@ stream_tail_add(const char *node, const char *id)
 {
 	struct stream_tail	*t;
 
-	if (strcmp(node, cs.cfg->node_id) == 0 || strlen(node) >=
-	    sizeof(t->node) || strlen(id) >= sizeof(t->id))
+	if (strcmp(node, cs.cfg->node_id) == 0 ||
+	    !cluster_node_valid(node, strlen(node)) ||
+	    strlen(id) >= sizeof(t->id))
 		return;
 	if ((t = stream_tail_find(node)) == NULL) {
 		cs.tails = xreallocarray(cs.tails, cs.ntails + 1,
@@ -162,56 +188,165 @@ stream_status(const redisReply *s)
 	return s->str[0] - '0';
 }
 
+/*
+ * Whether a node id is one conf.c would take (1 to 63 of letters,
+ * digits and . _ : -): ids from Redis name keys, conns and log lines.
+ */
+int
+cluster_node_valid(const char *p, size_t len)
+{
+	size_t	i;
+
+	if (len == 0 || len > STREAM_NODE_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!((p[i] >= 'a' && p[i] <= 'z') ||
+		    (p[i] >= 'A' && p[i] <= 'Z') ||
+		    (p[i] >= '0' && p[i] <= '9') ||
+		    strchr("._:-", p[i]) != NULL) || p[i] == '\0')
+			return 0;
+	return 1;
+}
+
+/*
+ * Logs an entry of node's stream that is skipped (anything that writes
+ * to Redis may have written it), with the offending value escaped and
+ * cut; at most a few a second, the rest counted.
+ */
+static void
+stream_skip(const char *node, const char *why, const redisReply *v)
+{
+	static int64_t		 since;
+	static unsigned int	 logged;
+	static unsigned long long hushed;
+	char			 esc[LOG_ESCAPED(64)];
+	int64_t			 now = clock_now_ms();
+
+	if (now - since >= 1000) {
+		if (hushed > 0)
+			log_warnx("cluster: %llu more entries skipped", hushed);
+		since = now;
+		logged = 0;
+		hushed = 0;
+	}
+	if (logged >= STREAM_SKIP_LOGS) {
+		hushed++;
+		return;
+	}
+	logged++;
+	log_warnx("cluster: skipped an entry of %s's stream: %s%s%s", node,
+	    why, v != NULL ? ": " : "", v != NULL ? log_escape(v->str,
+	    v->len < 64 ? v->len : 64, esc, sizeof(esc)) : "");
+}
+
+/*
+ * Why an entry cannot be applied, or NULL; *bad is the value at fault.
+ * Names must be ones this node's clients could send, texts valid UTF-8
+ * no longer than this node's lines.
+ */
+static const char *
+stream_check(const redisReply *fields, const struct stream_kind **kind,
+    const redisReply **bad)
+{
+	const redisReply	*e, *n, *v;
+	size_t			 i;
+
+	*bad = NULL;
+	if (fields->type != REDIS_REPLY_ARRAY ||
+	    (e = stream_field(fields, "e")) == NULL)
+		return "no kind";
+	*kind = NULL;
+	for (i = 0; i < sizeof(stream_kinds) / sizeof(stream_kinds[0]); i++)
+		if (e->len == strlen(stream_kinds[i].e) &&
+		    memcmp(e->str, stream_kinds[i].e, e->len) == 0)
+			*kind = &stream_kinds[i];
+	if (*kind == NULL) {
+		*bad = e;
+		return "unknown kind";
+	}
+	if ((*bad = n = stream_field(fields, "n")) == NULL ||
+	    !utf8_name_valid(n->str, n->len, cs.cfg->max_name))
+		return "no user, or not a user name";
+	if ((*kind)->r && ((*bad = v = stream_field(fields, "r")) == NULL ||
+	    !utf8_name_valid(v->str, v->len, cs.cfg->max_room)))
+		return "no room, or not a room name";
+	if ((*kind)->to && ((*bad = v = stream_field(fields, "to")) == NULL ||
+	    !utf8_name_valid(v->str, v->len, cs.cfg->max_name)))
+		return "no recipient, or not a user name";
+	if ((*kind)->t && ((*bad = v = stream_field(fields, "t")) == NULL ||
+	    v->len > cs.cfg->max_line || v->len > STREAM_TEXT_MAX ||
+	    !utf8_valid(v->str, v->len)))
+		return "no text, or longer than a line, or not UTF-8";
+	if ((*kind)->s && ((*bad = v = stream_field(fields, "s")) == NULL ||
+	    v->len != 1 || v->str[0] < '0' || v->str[0] >= '0' + STATUS_COUNT))
+		return "no status, or not one";
+	if ((*bad = stream_field(fields, "of")) != NULL &&
+	    !cluster_node_valid((*bad)->str, (*bad)->len))
+		return "not a node id";
+	return NULL;
+}
+
 /* Applies one room event: e kind, n user, r room. */
 static void
 stream_apply_room(const redisReply *e, const redisReply *n,
-    const redisReply *r, const redisReply *fields)
+    const redisReply *fields)
 {
-	const redisReply	*t = stream_field(fields, "t"),
+	const redisReply	*r = stream_field(fields, "r"),
+				*t = stream_field(fields, "t"),
 				*to = stream_field(fields, "to");
 
 	if (strcmp(e->str, "room") == 0)
 		cluster_mirror_room(r->str, r->len, n->str, n->len);
-	else if (strcmp(e->str, "invite") == 0 && to != NULL)
+	else if (strcmp(e->str, "invite") == 0)
 		cluster_mirror_invite(r->str, r->len, n->str, n->len, to->str,
 		    to->len);
 	else if (strcmp(e->str, "join") == 0)
 		cluster_mirror_join(r->str, r->len, n->str, n->len);
 	else if (strcmp(e->str, "left") == 0)
 		cluster_mirror_left(r->str, r->len, n->str, n->len);
-	else if (strcmp(e->str, "rtext") == 0 && t != NULL)
+	else
 		cluster_mirror_room_text(r->str, r->len, n->str, n->len,
 		    t->str, t->len);
 }
 
-/* Applies one entry of node's stream. */
+/*
+ * Applies one entry of node's stream, checked first.  A "gone" whose
+ * "of" is this node (another node took a name of ours over) is checked
+ * against tn:names before it closes a client here.
+ */
 static void
 stream_apply(const char *node, const redisReply *fields)
 {
-	const redisReply	*e, *n, *t, *to;
+	const struct stream_kind	*k;
+	const redisReply		*e, *n, *t, *to, *of, *bad;
+	const char			*why;
 
-	if (fields->type != REDIS_REPLY_ARRAY ||
-	    (e = stream_field(fields, "e")) == NULL ||
-	    (n = stream_field(fields, "n")) == NULL)
-		return;
-	t = stream_field(fields, "t");
-	if (stream_field(fields, "r") != NULL) {
-		stream_apply_room(e, n, stream_field(fields, "r"), fields);
+	if ((why = stream_check(fields, &k, &bad)) != NULL) {
+		stream_skip(node, why, bad);
 		return;
 	}
-	if (strcmp(e->str, "user") == 0)
+	e = stream_field(fields, "e");
+	n = stream_field(fields, "n");
+	t = stream_field(fields, "t");
+	to = stream_field(fields, "to");
+	of = stream_field(fields, "of");
+	if (k->r)
+		stream_apply_room(e, n, fields);
+	else if (strcmp(e->str, "user") == 0)
 		cluster_mirror_user(node, n->str, n->len, 0);
+	else if (strcmp(e->str, "gone") == 0 && of != NULL &&
+	    strcmp(of->str, cs.cfg->node_id) == 0)
+		cluster_evict_checked(n->str, n->len);
 	else if (strcmp(e->str, "gone") == 0)
 		/* A reaper's "gone" names the dead node ("of"). */
-		cluster_mirror_gone(stream_field(fields, "of") != NULL ?
-		    stream_field(fields, "of")->str : node, n->str, n->len);
+		cluster_mirror_gone(of != NULL ? of->str : node, n->str,
+		    n->len);
 	else if (strcmp(e->str, "status") == 0)
 		cluster_mirror_status(n->str, n->len,
 		    stream_status(stream_field(fields, "s")));
-	else if (strcmp(e->str, "pub") == 0 && t != NULL)
+	else if (strcmp(e->str, "pub") == 0)
 		cluster_mirror_public(n->str, n->len, t->str, t->len);
-	else if (strcmp(e->str, "priv") == 0 && t != NULL &&
-	    (to = stream_field(fields, "to")) != NULL)
+	else
 		cluster_mirror_private(n->str, n->len, to->str, to->len,
 		    t->str, t->len);
 }
@@ -415,7 +550,9 @@ stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
 	cluster_mirror_mark();
 	for (i = 0; i + 2 < names->elements; i += 3)
 		if (stream_str(names->element[i]) != NULL &&
-		    stream_str(names->element[i + 1]) != NULL)
+		    stream_str(names->element[i + 1]) != NULL &&
+		    cluster_node_valid(names->element[i + 1]->str,
+		    names->element[i + 1]->len))
 			cluster_mirror_user(names->element[i + 1]->str,
 			    names->element[i]->str, names->element[i]->len,
 			    stream_status(stream_str(names->element[i + 2])));

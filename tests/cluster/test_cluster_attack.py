@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""The cluster under attack (issue 19).  Redis is a trust boundary:
+anything that can write to it (a same-uid process, a compromised node)
+can put entries in a node's stream or change the keys, so each hub
+treats what it reads as hostile input: a bad entry is skipped and
+logged (escaped, rate-limited), and no hub crashes, mis-delivers or
+grows without bound.  And the impatient admin: a node killed with
+SIGKILL and restarted at once with the same id."""
+
+import os
+import signal
+import sys
+import time
+
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import (Client, req, new_user, disconnected,  # noqa: E402
+                    public_from)
+from tntest.cluster import (Redis, node, nodes, users_of,  # noqa: E402
+                            know_all)
+from tntest.procfs import status_kb  # noqa: E402
+from tntest.runner import wait_until  # noqa: E402
+
+T = tntest.TIMEOUT
+S1 = "tn:stream:node1"       # node1's stream, which node2 reads
+
+
+def xadd(r, stream, *fields):
+    return r.cmd("XADD", stream, "*", *fields)
+
+
+def marker(alice, bob, text):
+    """alice's PUBLIC_TEXT reaches bob: the entries before it were read."""
+    alice.send(req("PUBLIC_TEXT", text=text))
+    got = bob.drain(quiet=0.5)
+    deadline = time.monotonic() + 6 * T
+    while public_from("alice", text) not in got:
+        assert time.monotonic() < deadline, "no marker; got %r" % got[-5:]
+        got = bob.drain(quiet=0.5)
+    return got
+
+
+HOSTILE = [
+    ("x", "y"),                                         # no kind
+    ("e", "user"),                                      # no user
+    ("e", "zzz", "n", "alice"),                         # unknown kind
+    ("e", b"user\x00x", "n", "ghost1"),                 # kind with a NUL
+    ("e", "user", "n", "a\x01b"),                       # control character
+    ("e", "user", "n", "toolongname12"),                # over 8 code points
+    ("e", "user", "n", b"\xff\xfe"),                    # not UTF-8
+    ("e", "user", "n", b"nu\x00l"),                     # a NUL
+    ("e", "user", "n", "x" * 1000000),                  # 1 MB name
+    ("e", "room", "n", "alice", "r", "r\x02oom"),       # room: control
+    ("e", "room", "n", "alice", "r", "r" * 17),         # room: too long
+    ("e", "pub", "n", "alice"),                         # no text
+    ("e", "pub", "n", "alice", "t", b"\xffbad"),        # text not UTF-8
+    ("e", "pub", "n", "alice", "t", "\x01" * 1000000),  # 1 MB text
+    ("e", "priv", "n", "nobody", "to", "bob", "t", "spoof"),  # no such user
+    ("e", "priv", "n", "bob", "to", "bob", "t", "spoof"),  # a user here
+    ("e", "pub", "n", "ghost", "t", "spoof"),           # no such user
+    ("e", "rtext", "n", "alice", "r", "nope", "t", "x"),  # no such room
+    ("e", "status", "n", "alice", "s", "9"),            # no such status
+    ("e", "status", "n", "alice"),                      # no status
+    ("e", "gone", "n", "bob", "of", "node2"),           # bob is node2's
+    ("e", "gone", "n", "bob", "of", "no\nde"),          # not a node id
+]
+
+
+def test_hostile_stream_entries_are_skipped_and_logged():
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        bob = Client(b).identify("bob")
+        alice = Client(a).identify("alice")
+        know_all((bob, alice), ("alice", "bob"))
+        hub = b.hub_pid()
+        rss0 = status_kb(hub, "VmRSS")
+        for f in HOSTILE:
+            xadd(r, S1, *f)
+        # A name with quotes and a backslash is a name: shown escaped.
+        xadd(r, S1, "e", "user", "n", 'q"\\')
+        got = marker(alice, bob, "after")
+        assert got == [new_user('q"\\'), public_from("alice", "after")], got
+        assert users_of(bob) == {"bob": "ACTIVE", "alice": "ACTIVE",
+                                 'q"\\': "ACTIVE"}
+        assert b.hub_pid() == hub and a.alive() and b.alive()
+        rss1 = status_kb(hub, "VmRSS")
+        print("hub VmRSS %d kB, after the entries %d kB" % (rss0, rss1))
+        assert rss1 < rss0 + 16 * 1024
+        log = b.log_text()
+        # Logged, escaped (no raw control byte), and rate-limited.
+        assert "skipped an entry of node1's stream" in log
+        assert "a\\001b" in log or "a\\x01b" in log, log[-2000:]
+        assert "\x01" not in log and "\x02" not in log
+        assert log.count("skipped an entry") <= 10
+        assert 'a "gone" of bob, which Redis says this node holds' in log
+        assert "dropped: name conflict" not in log
+        bob.send(req("PUBLIC_TEXT", text="still here"))
+        alice.expect(public_from("bob", "still here"), 3 * T)
+
+
+def test_a_flood_of_entries_is_read_in_bounded_memory():
+    """100,000 entries at once, half of them bad: the hub reads them all
+    (1000 an XREAD), logs a few lines, and its memory stays bounded."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        bob = Client(b).identify("bob")
+        alice = Client(a).identify("alice")
+        know_all((bob, alice), ("alice", "bob"))
+        hub = b.hub_pid()
+        rss0 = status_kb(hub, "VmRSS")
+        conn = r.conn()
+        n = 100000
+        chunk = 5000
+        t0 = time.monotonic()
+        for i in range(0, n, chunk):
+            for j in range(i, i + chunk):
+                if j % 2:
+                    conn.send("XADD", S1, "*", "e", "pub", "n", "alice",
+                              "t", "f%06d" % j)
+                else:
+                    conn.send("XADD", S1, "*", "e", "what", "n", "x")
+            for _ in range(chunk):
+                conn.read()
+        conn.close()
+        print("%d entries XADDed in %.2f s" % (n, time.monotonic() - t0))
+        seen = 0
+        deadline = time.monotonic() + 30 * T
+        last = public_from("alice", "f%06d" % (n - 1))
+        while time.monotonic() < deadline:
+            got = bob.drain(quiet=1.0)
+            seen += sum(1 for m in got if m.get("type") ==
+                        "PUBLIC_TEXT_FROM")
+            if last in got or not got:
+                break
+        assert b.hub_pid() == hub and b.alive()
+        marker(alice, bob, "after the flood")
+        rss1 = status_kb(hub, "VmRSS")
+        print("bob got %d of %d texts; hub VmRSS %d kB, after %d kB"
+              % (seen, n // 2, rss0, rss1))
+        assert seen > 0
+        assert rss1 < rss0 + 64 * 1024
+        log = b.log_text()
+        assert log.count("skipped an entry") <= 5 * 40, \
+            log.count("skipped an entry")
+
+
+def test_odd_names_and_nodes_in_the_keys_are_not_mirrored():
+    """tn:names and tn:nodes with values no node writes: a new node's
+    snapshot mirrors none of them and tails no odd stream."""
+    with Redis() as r:
+        (a,) = nodes(r, 1)
+        alice = Client(a).identify("alice")
+        r.cmd("HSET", "tn:names", "a\x01b", "node1")
+        r.cmd("HSET", "tn:names", "toolongname12", "node1")
+        r.cmd("HSET", "tn:names", "evil", "no de\n")
+        r.cmd("HSET", "tn:names", "evil2", "n" * 100)
+        r.cmd("HSET", "tn:names", b"\xff", "node1")
+        r.cmd("SADD", "tn:nodes", "bad\nnode", "x" * 200, "")
+        b = node(r, "node2")
+        b.wait_log(r"cluster: ok")
+        bob = Client(b).identify("bob")
+        wait_until(lambda: "alice" in users_of(bob), 3 * T,
+                   what="alice mirrored")
+        assert users_of(bob) == {"alice": "ACTIVE", "bob": "ACTIVE"}
+        marker(alice, bob, "ok")
+        assert b.alive()
+
+
+def test_killed_and_restarted_at_once_with_its_id():
+    """The impatient admin (systemd's Restart=): node1 killed with
+    SIGKILL and started again at once with the same id.  It starts (the
+    old pid is gone: the key is taken over) and its old users vanish
+    everywhere, at once, without waiting for the reaping."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        know_all((alice, bob), ("alice", "bob"))
+        a.terminated = True
+        for p in [a.pid] + a.descendants():
+            os.kill(p, signal.SIGKILL)
+        t0 = time.monotonic()
+        # systemd restarts once the main process has exited.
+        a.proc.wait(5)
+        a2 = node(r, "node1")
+        print("restarted in %.2f s" % (time.monotonic() - t0))
+        a2.wait_log(r"cluster: ok")
+        bob.expect(disconnected("alice"), 3 * T)
+        took = time.monotonic() - t0
+        print("restarted and alice gone on node2 %.2f s after the kill"
+              % took)
+        alice2 = Client(a2).identify("alice")
+        bob.expect(new_user("alice"), 3 * T)
+        know_all((alice2, bob), ("alice", "bob"))
+        alice2.send(req("PUBLIC_TEXT", text="back"))
+        bob.expect(public_from("alice", "back"), 3 * T)
+        # No reaping of the new run later.
+        time.sleep(4.5)
+        assert users_of(bob) == {"alice": "ACTIVE", "bob": "ACTIVE"}
+        assert "reaped" not in b.log_text()
+
+
+if __name__ == "__main__":
+    tntest.main(globals())
