@@ -33,6 +33,9 @@
 #include "talknetd.h"
 #include "xmalloc.h"
 
+/* After a reconnect: long enough for every other node to reconnect. */
+#define CLUSTER_REAP_GRACE_MS	(CLUSTER_BACKOFF_MAX_MS + \
+				    CLUSTER_CONNECT_MS + CLUSTER_BEAT_MS)
 
 /*
  * Joins: takes the node's key unless a live node holds it.  KEYS: the
@@ -178,6 +181,8 @@ static struct {
 	int64_t			 beat_sent_at;
 	int			 fenced;	/* another run holds the id */
 	int			 degraded;	/* as last logged */
+	int			 was_lost;	/* the connection was lost */
+	int64_t			 reap_from;	/* no reaping before */
 	struct cluster_claims	 claims;	/* in the order sent */
 	struct cluster_claims	 failed;	/* not sent: fail next round */
 	struct cluster_claims	 failing;	/* failed, last round */
@@ -379,7 +384,7 @@ cluster_beat_reply(redisAsyncContext *ac, void *reply, void *arg)
 		cluster_fence();
 	cl.fenced = rep->integer == -1;
 	cluster_note_state();
-	if (!cl.fenced)
+	if (!cl.fenced && clock_now_ms() >= cl.reap_from)
 		cluster_reap();
 }
 
@@ -425,6 +430,14 @@ static void
 cluster_cmd_ready(struct cluster_redis *r)
 {
 	(void)r;
+	/*
+	 * Back after Redis was away: if it was away for everyone, every
+	 * key lapsed, and the others are reconnecting too (with backoff).
+	 * Reaping them now would fence every node but the first back.
+	 */
+	if (cl.was_lost)
+		cl.reap_from = clock_now_ms() + CLUSTER_REAP_GRACE_MS;
+	cl.was_lost = 0;
 	cluster_beat();
 	cluster_note_state();
 	cluster_release_pending();
@@ -436,6 +449,7 @@ cluster_cmd_lost(struct cluster_redis *r)
 {
 	(void)r;
 	cl.beat_sent = 0;
+	cl.was_lost = 1;
 	cluster_note_state();
 }
 
