@@ -10,6 +10,7 @@ SIGKILL and restarted at once with the same id."""
 import os
 import signal
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
@@ -21,6 +22,8 @@ from tntest.cluster import (Redis, node, nodes, users_of,  # noqa: E402
                             know_all, wait_ok_again)
 from tntest.procfs import status_kb  # noqa: E402
 from tntest.runner import wait_until  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../e2e")
+import test_hostile_worker as hw  # noqa: E402
 
 T = tntest.TIMEOUT
 S1 = "tn:stream:node1"       # node1's stream, which node2 reads
@@ -236,6 +239,110 @@ def test_redis_back_after_the_ttl_with_its_data_fences_nobody():
         cl[0].send(req("PUBLIC_TEXT", text="still one chat"))
         for x in cl[1:]:
             x.expect(public_from("alice", "still one chat"), 3 * T)
+
+
+MSG_DISCONNECT = 12
+IPC_CLOSE = 0x0202
+
+
+def closed(liar):
+    """The hub sends its CLOSE frame, or closes the channel."""
+    deadline = time.monotonic() + 3 * T
+    while time.monotonic() < deadline:
+        try:
+            f = liar.next_frame()
+        except ConnectionResetError:
+            return
+        if f is None or f[0] == IPC_CLOSE:
+            return
+    raise AssertionError("the hub neither closed nor sent CLOSE")
+
+
+def test_a_compromised_worker_leaves_no_name_in_redis():
+    """A worker that speaks the hub's IPC itself, while Redis stalls so
+    that its IDENTIFY stays parked: IDENTIFY then DISCONNECT at once;
+    then five IDENTIFYs in one write (dropped at the second).  No name
+    of theirs stays in Redis or in another node's mirror."""
+    with Redis("--enable-debug-command", "yes") as r:
+        a, b = nodes(r, 2)
+        bob = Client(b).identify("bob")
+        path = hw.hub_socket_path(a)
+        stall = r.conn()
+        for frames in ([hw.frame(hw.IPC_REQ_BASE + hw.MSG_IDENTIFY,
+                                 hw.strs(b"m1"), seq=1),
+                        hw.frame(hw.IPC_REQ_BASE + MSG_DISCONNECT, b"",
+                                 seq=2)],
+                       [hw.frame(hw.IPC_REQ_BASE + hw.MSG_IDENTIFY,
+                                 hw.strs(b"p%d" % i), seq=1 + i)
+                        for i in range(5)]):
+            stall.send("DEBUG", "SLEEP", "0.5")
+            liar = hw.Liar(path)
+            liar.send(hw.hello(hw.SLOT_NEW))
+            hw._welcomed(liar)
+            liar.send(b"".join(frames))
+            stall.read()
+            closed(liar)
+            liar.close()
+        wait_until(lambda: r.cmd("HKEYS", "tn:names") == [b"bob"], 3 * T,
+                   what="only bob's name in tn:names")
+        assert users_of(bob) == {"bob": "ACTIVE"}
+        a.wait_log(r"dropped: IDENTIFY when identified")
+
+
+def test_a_slow_redis_does_not_slow_local_delivery():
+    """Redis stalls 0.5 s again and again (DEBUG SLEEP) while one client
+    on node1 and one on node3 talk: their own node's users get every
+    line without waiting for Redis, and the other nodes get every
+    public text, in order."""
+    with Redis("--enable-debug-command", "yes") as r:
+        a, b, c = nodes(r, 3)
+        alice, ann = Client(a).identify("alice"), Client(a).identify("ann")
+        bob = Client(b).identify("bob")
+        carol, cid = Client(c).identify("carol"), Client(c).identify("cid")
+        know_all((alice, ann, bob, carol, cid),
+                 ("alice", "ann", "bob", "carol", "cid"))
+        stop = threading.Event()
+
+        def staller():
+            s = r.conn()
+            for _ in range(30):
+                if stop.is_set():
+                    break
+                s.cmd("DEBUG", "SLEEP", "0.5")
+                time.sleep(0.05)
+            s.close()
+        th = threading.Thread(target=staller)
+        th.start()
+        lat, n = [], 100
+        try:
+            for i in range(n):
+                t0 = time.monotonic()
+                alice.send(req("PUBLIC_TEXT", text="m%03d" % i))
+                ann.expect(public_from("alice", "m%03d" % i), 3 * T)
+                lat.append(time.monotonic() - t0)
+                t0 = time.monotonic()
+                carol.send(req("TEXT", username="cid", text="c%03d" % i))
+                m = cid.recv(3 * T)
+                while m.get("type") != "TEXT_FROM":
+                    m = cid.recv(3 * T)
+                assert m["text"] == "c%03d" % i, m
+                lat.append(time.monotonic() - t0)
+                time.sleep(0.02)
+        finally:
+            stop.set()
+            th.join()
+        slow = [x for x in lat if x > 0.3]
+        print("local delivery: median %.3f s, max %.3f s, %d of %d over "
+              "0.3 s" % (sorted(lat)[len(lat) // 2], max(lat), len(slow),
+                         len(lat)))
+        # Waiting on Redis would put about half of them over 0.3 s.
+        assert len(slow) < len(lat) // 10
+        want = ["m%03d" % i for i in range(n)]
+        for cl in (bob, carol, cid):
+            got = [m["text"] for m in cl.drain(quiet=2.0)
+                   if m.get("type") == "PUBLIC_TEXT_FROM"]
+            if cl is not cid:
+                assert got == want, (cl.name, len(got))
 
 
 if __name__ == "__main__":
