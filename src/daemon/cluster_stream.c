@@ -29,6 +29,7 @@
 #define STREAM_COUNT		"1000"	/* entries, per stream, per XREAD */
 #define STREAM_STUCK_MS		(1000 + CLUSTER_TTL_MS)	/* no answer */
 #define STREAM_IDLE_MS		1000	/* no stream to read: look again */
+#define STREAM_FORGET_MS	60000	/* a node out of the set: its id kept */
 #define STREAM_ID_MAX		48	/* "ms-seq": two 64-bit numbers */
 #define STREAM_NODE_MAX		63	/* as conf.c's node-id */
 #define STREAM_SKIP_LOGS	5	/* skipped entries logged a second */
@@ -92,6 +93,7 @@ struct stream_tail {
 	char	 node[128];
 	char	 key[160];
 	char	 id[STREAM_ID_MAX];
+	int64_t	 absent_since;	/* 0, or not in tn:nodes since: not read */
 };
 
 static struct {
@@ -157,6 +159,7 @@ stream_tail_add(const char *node, const char *id)
 		    "stream:%s", node);
 	}
 	(void)strlcpy(t->id, id, sizeof(t->id));
+	t->absent_since = 0;
 }
 
 /* A string element, or NULL. */
@@ -406,13 +409,16 @@ static void
 stream_read(void)
 {
 	const char	**argv;
-	size_t		 *argvlen, i, argc;
+	size_t		 *argvlen, i, n, argc;
 
-	if (cs.ntails == 0) {
+	for (i = n = 0; i < cs.ntails; i++)
+		if (cs.tails[i].absent_since == 0)
+			n++;
+	if (n == 0) {
 		cs.idle_until = clock_now_ms() + STREAM_IDLE_MS;
 		return;
 	}
-	argc = 6 + 2 * cs.ntails;
+	argc = 6 + 2 * n;
 	argv = xcalloc(argc, sizeof(*argv));
 	argvlen = xcalloc(argc, sizeof(*argvlen));
 	argv[0] = "XREAD";
@@ -421,9 +427,11 @@ stream_read(void)
 	argv[3] = "BLOCK";
 	argv[4] = STREAM_BLOCK_MS;
 	argv[5] = "STREAMS";
-	for (i = 0; i < cs.ntails; i++) {
-		argv[6 + i] = cs.tails[i].key;
-		argv[6 + cs.ntails + i] = cs.tails[i].id;
+	for (i = n = 0; i < cs.ntails; i++) {
+		if (cs.tails[i].absent_since != 0)
+			continue;
+		argv[6 + n] = cs.tails[i].key;
+		argv[6 + (argc - 6) / 2 + n++] = cs.tails[i].id;
 	}
 	for (i = 0; i < argc; i++)
 		argvlen[i] = strlen(argv[i]);
@@ -436,11 +444,15 @@ stream_read(void)
 /*
  * Stops reading the streams of nodes no longer in the set (reaped: by
  * then their last entries were read, the reaping comes seconds after
- * their last heartbeat).
+ * their last heartbeat).  Their last ids are kept a minute: a node
+ * that comes back into the set (Redis lost the set, FLUSHALL, and its
+ * heartbeat put it back) is read on after them, not from the start of
+ * a stream whose first entries this node applied already.
  */
 static void
 stream_tails_keep(const redisReply *set)
 {
+	int64_t	now = clock_now_ms();
 	size_t	i, j;
 	int	found;
 
@@ -449,6 +461,10 @@ stream_tails_keep(const redisReply *set)
 			found = stream_str(set->element[j]) != NULL &&
 			    strcmp(set->element[j]->str, cs.tails[i].node) == 0;
 		if (found)
+			cs.tails[i].absent_since = 0;
+		else if (cs.tails[i].absent_since == 0)
+			cs.tails[i].absent_since = now;
+		if (found || now - cs.tails[i].absent_since < STREAM_FORGET_MS)
 			i++;
 		else
 			cs.tails[i] = cs.tails[--cs.ntails];
