@@ -781,12 +781,24 @@ cluster_claim_cancel(void *arg)
 static void
 cluster_write_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
-	redisReply	*rep = reply;
+	static int64_t		 since;
+	static unsigned long long more;
+	redisReply		*rep = reply;
+	int64_t			 now = clock_now_ms();
 
 	(void)ac;
 	(void)arg;
-	if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
-		log_warnx("cluster: redis: %s", rep->str);
+	if (rep == NULL || rep->type != REDIS_REPLY_ERROR)
+		return;
+	/* One a message would flood the log (a stream made unwritable). */
+	if (since != 0 && now - since < 1000) {
+		more++;
+		return;
+	}
+	log_warnx("cluster: redis: %s (%llu more errors not logged since "
+	    "the last)", rep->str, more);
+	since = now;
+	more = 0;
 }
 
 /*
