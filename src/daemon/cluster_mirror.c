@@ -90,15 +90,16 @@ cluster_mirror_user(const char *node, const char *p, size_t len,
 			c->stale = 0;
 			(void)strlcpy(c->addr, node, sizeof(c->addr));
 			cluster_mirror_status(p, len, status);
-		} else
+		} else if (cluster_warn_ok())
 			log_warnx("cluster: %s is a user here and on another "
 			    "node", log_escape(p, len, esc, sizeof(esc)));
 		return;
 	}
 	if (hub.nfree_users == 0) {
-		log_warnx("cluster: no row for %s of another node "
-		    "(--max-clients rows hold every node's users)",
-		    log_escape(p, len, esc, sizeof(esc)));
+		if (cluster_warn_ok())
+			log_warnx("cluster: no row for %s of another "
+			    "node (--max-clients rows hold every node's "
+			    "users)", log_escape(p, len, esc, sizeof(esc)));
 		return;
 	}
 	c = hub_conn_new(-1, 0, node);
@@ -288,8 +289,10 @@ cluster_mirror_room(const char *room, size_t rlen, const char *creator,
 	    (c = cluster_mirror_anyone(creator, clen)) == NULL)
 		return;
 	if (hub.nfree_rooms == 0) {
-		log_warnx("cluster: no row for room %s of another node "
-		    "(--max-rooms)", log_escape(room, rlen, esc, sizeof(esc)));
+		if (cluster_warn_ok())
+			log_warnx("cluster: no row for room %s of another "
+			    "node (--max-rooms)", log_escape(room, rlen, esc,
+			    sizeof(esc)));
 		return;
 	}
 	shm_begin(&hub.tab);

@@ -212,31 +212,46 @@ cluster_node_valid(const char *p, size_t len)
 }
 
 /*
- * Logs an entry of node's stream that is skipped (anything that writes
- * to Redis may have written it), with the offending value escaped and
- * cut; at most a few a second, the rest counted.
+ * Whether a warning about what was read from Redis may be logged now:
+ * anything that writes to Redis could make one a line per entry, so a
+ * few a second, and the count of the others when the next second
+ * starts.
  */
-static void
-stream_skip(const char *node, const char *why, const redisReply *v)
+int
+cluster_warn_ok(void)
 {
-	static int64_t		 since;
-	static unsigned int	 logged;
-	static unsigned long long hushed;
-	char			 esc[LOG_ESCAPED(64)];
-	int64_t			 now = clock_now_ms();
+	static int64_t			 since;
+	static unsigned int		 logged;
+	static unsigned long long	 hushed;
+	int64_t				 now = clock_now_ms();
 
 	if (now - since >= 1000) {
 		if (hushed > 0)
-			log_warnx("cluster: %llu more entries skipped", hushed);
+			log_warnx("cluster: %llu more warnings about what was "
+			    "read from Redis not logged", hushed);
 		since = now;
 		logged = 0;
 		hushed = 0;
 	}
 	if (logged >= STREAM_SKIP_LOGS) {
 		hushed++;
-		return;
+		return 0;
 	}
 	logged++;
+	return 1;
+}
+
+/*
+ * Logs an entry of node's stream that is skipped, with the offending
+ * value escaped and cut.
+ */
+static void
+stream_skip(const char *node, const char *why, const redisReply *v)
+{
+	char	esc[LOG_ESCAPED(64)];
+
+	if (!cluster_warn_ok())
+		return;
 	log_warnx("cluster: skipped an entry of %s's stream: %s%s%s", node,
 	    why, v != NULL ? ": " : "", v != NULL ? log_escape(v->str,
 	    v->len < 64 ? v->len : 64, esc, sizeof(esc)) : "");

@@ -148,6 +148,38 @@ def test_a_flood_of_entries_is_read_in_bounded_memory():
             log.count("skipped an entry")
 
 
+def test_more_users_than_rows_log_a_few_lines():
+    """5,000 valid users in node1's stream, 500 entries naming node2's
+    own bob, and 5,000 names in tn:names for a node that starts later,
+    with rows for 50: each hub mirrors what fits and logs a few lines a
+    second, not one an entry."""
+    with Redis() as r:
+        a, b = nodes(r, 2, "--max-clients", "50")
+        bob = Client(b).identify("bob")
+        alice = Client(a).identify("alice")
+        know_all((bob, alice), ("alice", "bob"))
+        conn = r.conn()
+        n = 5000
+        cmds = [("XADD", S1, "*", "e", "user", "n", "u%d" % i)
+                for i in range(n)]
+        cmds += [("XADD", S1, "*", "e", "user", "n", "bob")] * 500
+        cmds += [("HSET", "tn:names", "v%d" % i, "node1") for i in range(n)]
+        for c in cmds:
+            conn.send(*c)
+        for _ in cmds:
+            conn.read()
+        conn.close()
+        marker(alice, bob, "after")
+        c = node(r, "node3", "--max-clients", "50")
+        c.wait_log(r"cluster: mirror of \d+ users")
+        assert len(users_of(bob)) <= 50
+        for s in (b, c):
+            lines = len(s.log_text().splitlines())
+            print("%d log lines" % lines)
+            assert lines < 100, lines
+        assert b.alive() and c.alive()
+
+
 def test_odd_names_and_nodes_in_the_keys_are_not_mirrored():
     """tn:names and tn:nodes with values no node writes: a new node's
     snapshot mirrors none of them and tails no odd stream."""
