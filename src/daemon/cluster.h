@@ -130,6 +130,8 @@ void	 cluster_reassert(const char **args, const size_t *lens, size_t n);
 int	 cluster_mirror_local(const char *, size_t);
 /* Whether a warning about what was read from Redis may be logged now. */
 int	 cluster_warn_ok(void);
+/* Whether one of node's users is mirrored here by that name. */
+int	 cluster_mirror_of(const char *node, const char *, size_t);
 /* Whether a user of another node has that name. */
 int	 cluster_mirror_remote(const char *, size_t);
 /* A user of this node lost its name to another node's: closed. */

@@ -191,6 +191,22 @@ cluster_mirror_remote(const char *p, size_t len)
 	    cluster_mirror_find(name) != NULL;
 }
 
+/*
+ * Whether node's stream speaks for that user: one of node's users is
+ * mirrored here by that name.  A node's stream tells of its own users
+ * only (a reaper's "gone" names the dead node, and is not asked).
+ */
+int
+cluster_mirror_of(const char *node, const char *p, size_t len)
+{
+	struct hub_conn	*c;
+	struct str	 name;
+
+	return cluster_mirror_name(p, len, &name) == 0 &&
+	    (c = cluster_mirror_find(name)) != NULL &&
+	    strcmp(c->addr, node) == 0;
+}
+
 /* A PUBLIC_TEXT of another node's user: to every user here. */
 void
 cluster_mirror_public(const char *from, size_t flen, const char *text,
@@ -307,9 +323,12 @@ cluster_mirror_invite(const char *room, size_t rlen, const char *from,
 {
 	struct msg	 m = { .type = MSG_INVITATION };
 	struct hub_room	*r;
-	struct hub_conn	*u;
+	struct hub_conn	*u, *f;
 
+	/* Only a member invites (its node checked; a stream may lie). */
 	if ((r = cluster_mirror_find_room(room, rlen)) == NULL ||
+	    (f = cluster_mirror_anyone(from, flen)) == NULL || !f->remote ||
+	    !shm_room_is_member(&hub.tab, r->idx, f->slot) ||
 	    (u = cluster_mirror_anyone(to, tlen)) == NULL ||
 	    shm_room_is_member(&hub.tab, r->idx, u->slot) ||
 	    shm_room_is_invited(&hub.tab, r->idx, u->slot))

@@ -345,6 +345,11 @@ stream_apply(const char *node, const redisReply *fields)
 	}
 	e = stream_field(fields, "e");
 	n = stream_field(fields, "n");
+	if (strcmp(e->str, "user") != 0 && strcmp(e->str, "gone") != 0 &&
+	    !cluster_mirror_of(node, n->str, n->len)) {
+		stream_skip(node, "not a user of that node", n);
+		return;
+	}
 	t = stream_field(fields, "t");
 	to = stream_field(fields, "to");
 	of = stream_field(fields, "of");

@@ -102,6 +102,36 @@ def test_hostile_stream_entries_are_skipped_and_logged():
         alice.expect(public_from("bob", "still here"), 3 * T)
 
 
+def test_a_stream_speaks_only_for_its_own_users():
+    """node1's stream (written by anyone) tells of node3's carol, or
+    has alice invite to or talk in a room she is not in: node2 applies
+    none of it."""
+    with Redis() as r:
+        a, b, c = nodes(r, 3)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        carol = Client(c).identify("carol")
+        bea = Client(b).identify("bea")
+        know_all((alice, bob, carol, bea), ("alice", "bob", "carol", "bea"))
+        bob.send(req("NEW_ROOM", roomname="hall"))
+        bob.expect(tntest.resp("NEW_ROOM", "SUCCESS", "hall"))
+        for f in (("e", "pub", "n", "carol", "t", "spoof"),
+                  ("e", "priv", "n", "carol", "to", "bob", "t", "spoof"),
+                  ("e", "status", "n", "carol", "s", "1"),
+                  ("e", "invite", "n", "alice", "r", "hall", "to", "bea"),
+                  ("e", "rtext", "n", "alice", "r", "hall", "t", "spoof"),
+                  ("e", "join", "n", "carol", "r", "hall")):
+            xadd(r, S1, *f)
+        got = marker(alice, bob, "after")
+        assert got == [public_from("alice", "after")], got
+        assert bea.drain() == [public_from("alice", "after")]
+        assert users_of(bob) == {"alice": "ACTIVE", "bob": "ACTIVE",
+                                 "carol": "ACTIVE", "bea": "ACTIVE"}
+        bob.send(req("ROOM_USERS", roomname="hall"))
+        assert bob.recv()["users"] == {"bob": "ACTIVE"}
+        assert "not a user of that node" in b.log_text()
+
+
 def test_a_flood_of_entries_is_read_in_bounded_memory():
     """100,000 entries at once, half of them bad: the hub reads them all
     (1000 an XREAD), logs a few lines, and its memory stays bounded."""
