@@ -33,6 +33,16 @@ def xadd(r, stream, *fields):
     return r.cmd("XADD", stream, "*", *fields)
 
 
+def pair(r, *opts):
+    """Two nodes on r, alice on node1 and bob on node2, who know each
+    other."""
+    a, b = nodes(r, 2, *opts)
+    bob = Client(b).identify("bob")
+    alice = Client(a).identify("alice")
+    know_all((bob, alice), ("alice", "bob"))
+    return a, b, alice, bob
+
+
 def marker(alice, bob, text):
     """alice's PUBLIC_TEXT reaches bob: the entries before it were read."""
     alice.send(req("PUBLIC_TEXT", text=text))
@@ -72,10 +82,7 @@ HOSTILE = [
 
 def test_hostile_stream_entries_are_skipped_and_logged():
     with Redis() as r:
-        a, b = nodes(r, 2)
-        bob = Client(b).identify("bob")
-        alice = Client(a).identify("alice")
-        know_all((bob, alice), ("alice", "bob"))
+        a, b, alice, bob = pair(r)
         hub = b.hub_pid()
         rss0 = status_kb(hub, "VmRSS")
         for f in HOSTILE:
@@ -136,10 +143,7 @@ def test_a_flood_of_entries_is_read_in_bounded_memory():
     """100,000 entries at once, half of them bad: the hub reads them all
     (1000 an XREAD), logs a few lines, and its memory stays bounded."""
     with Redis() as r:
-        a, b = nodes(r, 2)
-        bob = Client(b).identify("bob")
-        alice = Client(a).identify("alice")
-        know_all((bob, alice), ("alice", "bob"))
+        a, b, alice, bob = pair(r)
         hub = b.hub_pid()
         rss0 = status_kb(hub, "VmRSS")
         conn = r.conn()
@@ -184,10 +188,7 @@ def test_more_users_than_rows_log_a_few_lines():
     with rows for 50: each hub mirrors what fits and logs a few lines a
     second, not one an entry."""
     with Redis() as r:
-        a, b = nodes(r, 2, "--max-clients", "50")
-        bob = Client(b).identify("bob")
-        alice = Client(a).identify("alice")
-        know_all((bob, alice), ("alice", "bob"))
+        a, b, alice, bob = pair(r, "--max-clients", "50")
         conn = r.conn()
         n = 5000
         cmds = [("XADD", S1, "*", "e", "user", "n", "u%d" % i)
@@ -238,10 +239,7 @@ def test_killed_and_restarted_at_once_with_its_id():
     old pid is gone: the key is taken over) and its old users vanish
     everywhere, at once, without waiting for the reaping."""
     with Redis() as r:
-        a, b = nodes(r, 2)
-        alice = Client(a).identify("alice")
-        bob = Client(b).identify("bob")
-        know_all((alice, bob), ("alice", "bob"))
+        a, b, alice, bob = pair(r)
         a.terminated = True
         for p in [a.pid] + a.descendants():
             os.kill(p, signal.SIGKILL)
@@ -381,10 +379,7 @@ def test_reload_and_client_kill_in_cluster_mode():
     Redis connections: the nodes reconnect, and texts and new users
     cross again."""
     with Redis() as r:
-        a, b = nodes(r, 2)
-        alice = Client(a).identify("alice")
-        bob = Client(b).identify("bob")
-        know_all((alice, bob), ("alice", "bob"))
+        a, b, alice, bob = pair(r)
         os.kill(a.pid, signal.SIGHUP)
         a.wait_log(r"reload", 3 * T)
         alice.send(req("PUBLIC_TEXT", text="after the reload"))
