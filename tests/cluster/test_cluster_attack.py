@@ -96,7 +96,8 @@ def test_hostile_stream_entries_are_skipped_and_logged():
         assert b.hub_pid() == hub and a.alive() and b.alive()
         rss1 = status_kb(hub, "VmRSS")
         print("hub VmRSS %d kB, after the entries %d kB" % (rss0, rss1))
-        assert rss1 < rss0 + 16 * 1024
+        slack = 16 * 1024 + (320 * 1024 if tntest.sanitized(hub) else 0)
+        assert rss1 < rss0 + slack, (rss0, rss1)
         log = b.log_text()
         # Logged, escaped (no raw control byte), and rate-limited.
         assert "skipped an entry of node1's stream" in log
@@ -176,7 +177,9 @@ def test_a_flood_of_entries_is_read_in_bounded_memory():
         print("bob got %d of %d texts; hub VmRSS %d kB, after %d kB"
               % (seen, n // 2, rss0, rss1))
         assert seen > 0
-        assert rss1 < rss0 + 64 * 1024
+        # ASan keeps freed memory in its quarantine (256 MB at most).
+        slack = 64 * 1024 + (320 * 1024 if tntest.sanitized(hub) else 0)
+        assert rss1 < rss0 + slack, (rss0, rss1)
         log = b.log_text()
         assert log.count("skipped an entry") <= 5 * 40, \
             log.count("skipped an entry")
