@@ -30,6 +30,7 @@
 #define STREAM_STUCK_MS		(1000 + CLUSTER_TTL_MS)	/* no answer */
 #define STREAM_IDLE_MS		1000	/* no stream to read: look again */
 #define STREAM_FORGET_MS	60000	/* a node out of the set: its id kept */
+#define STREAM_BAD_MS		5000	/* a key that is not a stream: not read */
 #define STREAM_ID_MAX		48	/* "ms-seq": two 64-bit numbers */
 #define STREAM_NODE_MAX		63	/* as conf.c's node-id */
 #define STREAM_SKIP_LOGS	5	/* skipped entries logged a second */
@@ -94,6 +95,7 @@ struct stream_tail {
 	char	 key[160];
 	char	 id[STREAM_ID_MAX];
 	int64_t	 absent_since;	/* 0, or not in tn:nodes since: not read */
+	int64_t	 bad_until;	/* its key was not a stream: not read */
 };
 
 static struct {
@@ -109,6 +111,13 @@ static struct {
 
 static void	stream_poll(void);
 static void	stream_snapshot(void);
+static void	stream_types(void);
+
+/* The types of keys (after an XREAD failed).  KEYS: the keys. */
+static const char stream_lua_types[] =
+	"local out = {}\n"
+	"for i, k in ipairs(KEYS) do out[i] = redis.call('TYPE', k)['ok'] end\n"
+	"return out\n";
 
 /* An answer came: none is awaited now.  NULL: the connection is lost. */
 static redisReply *
@@ -154,6 +163,7 @@ stream_tail_add(const char *node, const char *id)
 		cs.tails = xreallocarray(cs.tails, cs.ntails + 1,
 		    sizeof(*cs.tails));
 		t = &cs.tails[cs.ntails++];
+		memset(t, 0, sizeof(*t));
 		(void)strlcpy(t->node, node, sizeof(t->node));
 		(void)snprintf(t->key, sizeof(t->key), CLUSTER_PREFIX
 		    "stream:%s", node);
@@ -416,12 +426,90 @@ stream_read_reply(redisAsyncContext *ac, void *reply, void *arg)
 	(void)arg;
 	if ((rep = stream_answer(reply)) == NULL)
 		return;
-	if (rep->type == REDIS_REPLY_ERROR)
-		log_warnx("cluster: XREAD: %s", rep->str);
-	else if (rep->type == REDIS_REPLY_ARRAY)
+	if (rep->type == REDIS_REPLY_ERROR) {
+		/* One key that is not a stream fails the whole XREAD. */
+		if (cluster_warn_ok())
+			log_warnx("cluster: XREAD: %s", rep->str);
+		stream_types();
+		return;
+	}
+	if (rep->type == REDIS_REPLY_ARRAY)
 		for (i = 0; i < rep->elements; i++)
 			stream_apply_stream(rep->element[i]);
 	stream_poll();
+}
+
+/* Whether a tail is read now: its node is in the set, its key sound. */
+static int
+stream_tail_read(const struct stream_tail *t, int64_t now)
+{
+	return t->absent_since == 0 && now >= t->bad_until;
+}
+
+/*
+ * The types of the keys read: one that is not a stream (nor missing)
+ * is not read for a while, so the others' are; if none is, the
+ * reading waits a second before it tries again, rather than spin.
+ */
+static void
+stream_types_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply	*rep;
+	int64_t		 now = clock_now_ms();
+	size_t		 i, n = 0;
+	int		 bad = 0;
+
+	(void)ac;
+	(void)arg;
+	if ((rep = stream_answer(reply)) == NULL)
+		return;
+	for (i = 0; i < cs.ntails && rep->type == REDIS_REPLY_ARRAY; i++) {
+		if (!stream_tail_read(&cs.tails[i], now))
+			continue;
+		if (n >= rep->elements)
+			break;
+		if (stream_str(rep->element[n]) != NULL &&
+		    strcmp(rep->element[n]->str, "stream") != 0 &&
+		    strcmp(rep->element[n]->str, "none") != 0) {
+			cs.tails[i].bad_until = now + STREAM_BAD_MS;
+			bad = 1;
+			if (cluster_warn_ok())
+				log_warnx("cluster: %s is a %s, not a stream: "
+				    "not read for %d s", cs.tails[i].key,
+				    rep->element[n]->str, STREAM_BAD_MS / 1000);
+		}
+		n++;
+	}
+	if (bad)
+		stream_poll();
+	else
+		cs.idle_until = now + STREAM_IDLE_MS;
+}
+
+/* Asks the types of the keys read. */
+static void
+stream_types(void)
+{
+	const char	**argv;
+	size_t		 *argvlen, i, n = 0;
+	char		  nkeys[24];
+	int64_t		  now = clock_now_ms();
+
+	argv = xcalloc(3 + cs.ntails, sizeof(*argv));
+	argvlen = xcalloc(3 + cs.ntails, sizeof(*argvlen));
+	for (i = 0; i < cs.ntails; i++)
+		if (stream_tail_read(&cs.tails[i], now))
+			argv[3 + n++] = cs.tails[i].key;
+	(void)snprintf(nkeys, sizeof(nkeys), "%zu", n);
+	argv[0] = "EVAL";
+	argv[1] = stream_lua_types;
+	argv[2] = nkeys;
+	for (i = 0; i < 3 + n; i++)
+		argvlen[i] = strlen(argv[i]);
+	stream_asked(cluster_redis_argv(&cs.rd, stream_types_reply, NULL,
+	    (int)(3 + n), argv, argvlen));
+	free(argv);
+	free(argvlen);
 }
 
 /* Reads every tailed stream after its last id, waiting at most 1 s. */
@@ -430,9 +518,10 @@ stream_read(void)
 {
 	const char	**argv;
 	size_t		 *argvlen, i, n, argc;
+	int64_t		  now = clock_now_ms();
 
 	for (i = n = 0; i < cs.ntails; i++)
-		if (cs.tails[i].absent_since == 0)
+		if (stream_tail_read(&cs.tails[i], now))
 			n++;
 	if (n == 0) {
 		cs.idle_until = clock_now_ms() + STREAM_IDLE_MS;
@@ -448,7 +537,7 @@ stream_read(void)
 	argv[4] = STREAM_BLOCK_MS;
 	argv[5] = "STREAMS";
 	for (i = n = 0; i < cs.ntails; i++) {
-		if (cs.tails[i].absent_since != 0)
+		if (!stream_tail_read(&cs.tails[i], now))
 			continue;
 		argv[6 + n] = cs.tails[i].key;
 		argv[6 + (argc - 6) / 2 + n++] = cs.tails[i].id;
