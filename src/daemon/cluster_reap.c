@@ -63,6 +63,7 @@ reap_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
 	redisReply	*rep = reply, *one, *names;
 	size_t		 i, j;
+	char		 esc[LOG_ESCAPED(64)];
 
 	(void)ac;
 	(void)arg;
@@ -78,9 +79,13 @@ reap_reply(redisAsyncContext *ac, void *reply, void *arg)
 		    one->element[1]->type != REDIS_REPLY_ARRAY)
 			continue;
 		names = one->element[1];
-		log_warnx("cluster: node %s is gone (no heartbeat for %d ms): "
-		    "reaped, %zu users", one->element[0]->str, CLUSTER_TTL_MS,
-		    names->elements);
+		/* Anything that writes to Redis may add ids to tn:nodes. */
+		if (cluster_warn_ok())
+			log_warnx("cluster: node %s is gone (no heartbeat for "
+			    "%d ms): reaped, %zu users", log_escape(
+			    one->element[0]->str, one->element[0]->len < 64 ?
+			    one->element[0]->len : 64, esc, sizeof(esc)),
+			    CLUSTER_TTL_MS, names->elements);
 		for (j = 0; j < names->elements; j++)
 			if (names->element[j]->type == REDIS_REPLY_STRING)
 				cluster_mirror_gone(one->element[0]->str,

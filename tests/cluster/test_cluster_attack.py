@@ -238,6 +238,28 @@ def test_more_users_than_rows_log_a_few_lines():
         assert b.alive() and c.alive()
 
 
+def test_thousands_of_fake_nodes_are_reaped_quietly():
+    """5,000 ids (and one with a newline) added to tn:nodes: the first
+    heartbeat reaps them all, with a few escaped log lines (it logged
+    one each, raw), and texts keep crossing."""
+    with Redis() as r:
+        a, b, alice, bob = pair(r)
+        conn = r.conn()
+        ids = ["fake%d" % i for i in range(5000)] + ["bad\nnode"]
+        for i in ids:
+            conn.send("SADD", "tn:nodes", i)
+        for _ in ids:
+            conn.read()
+        conn.close()
+        wait_until(lambda: r.cmd("SCARD", "tn:nodes") == 2, 3 * T,
+                   what="the fake nodes reaped")
+        marker(alice, bob, "after")
+        for s in (a, b):
+            lines = s.log_text().splitlines()
+            assert len(lines) < 60, len(lines)
+            assert all(ln.startswith("talknetd") for ln in lines)
+
+
 def test_odd_names_and_nodes_in_the_keys_are_not_mirrored():
     """tn:names and tn:nodes with values no node writes: a new node's
     snapshot mirrors none of them and tails no odd stream."""
