@@ -301,6 +301,7 @@ cluster_join(struct config *cfg, char *err, size_t errlen)
 	redisContext		*c;
 	redisReply		*rep;
 	char			 host[256], takeover[64];
+	char			 ehost[LOG_ESCAPED(64)], epid[LOG_ESCAPED(16)];
 	int			 rc = -1;
 
 	err[0] = '\0';
@@ -325,11 +326,16 @@ cluster_join(struct config *cfg, char *err, size_t errlen)
 		    errlen)) == NULL)
 			goto out;
 	}
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3)
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+	    rep->element[1]->type == REDIS_REPLY_STRING &&
+	    rep->element[2]->type == REDIS_REPLY_STRING)
+		/* The key's fields are anyone's who writes to Redis. */
 		(void)snprintf(err, errlen, "node id %s is in use by a live "
 		    "node (host %s, pid %s); a node's id is free %d s after "
-		    "it stops", cfg->node_id, rep->element[1]->str,
-		    rep->element[2]->str, CLUSTER_TTL_MS / 1000);
+		    "it stops", cfg->node_id, log_escape(rep->element[1]->str,
+		    rep->element[1]->len, ehost, sizeof(ehost)),
+		    log_escape(rep->element[2]->str, rep->element[2]->len,
+		    epid, sizeof(epid)), CLUSTER_TTL_MS / 1000);
 	else if (rep->type != REDIS_REPLY_STATUS)
 		(void)snprintf(err, errlen, "redis: unexpected reply to the "
 		    "join script");

@@ -9,6 +9,7 @@ SIGKILL and restarted at once with the same id."""
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -280,6 +281,24 @@ def test_odd_names_and_nodes_in_the_keys_are_not_mirrored():
         assert users_of(bob) == {"alice": "ACTIVE", "bob": "ACTIVE"}
         marker(alice, bob, "ok")
         assert b.alive()
+
+
+def test_a_refusal_escapes_what_the_node_key_holds():
+    """A node key whose host and pid fields hold control characters:
+    the node that is refused says so in one escaped line."""
+    with Redis() as r:
+        r.cmd("HSET", "tn:node:node9", "token", "t", "host", "evil\nhost",
+              "pid", "1\x1b[2J")
+        r.cmd("PEXPIRE", "tn:node:node9", 60000)
+        p = subprocess.run(
+            [tntest.TALKNETD, "-f", "-l", "127.0.0.1:0", "--control",
+             tntest.control_path(), "--cluster", r.url, "--node-id",
+             "node9"], stdin=subprocess.DEVNULL, capture_output=True,
+            timeout=10 * T)
+        err = p.stderr.decode()
+        assert p.returncode == 75, (p.returncode, err)
+        assert "is in use by a live node" in err, err
+        assert "\x1b" not in err and "evil\nhost" not in err, err
 
 
 def test_killed_and_restarted_at_once_with_its_id():
