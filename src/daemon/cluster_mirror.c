@@ -207,6 +207,25 @@ cluster_mirror_of(const char *node, const char *p, size_t len)
 	    strcmp(c->addr, node) == 0;
 }
 
+/* Gives a mirrored user back to the node Redis says holds it. */
+void
+cluster_mirror_owner(const char *p, size_t len, const char *node)
+{
+	struct hub_conn	*c;
+	struct str	 name;
+	char		 esc[LOG_ESCAPED(32)];
+
+	if (cluster_mirror_name(p, len, &name) == -1 ||
+	    (c = cluster_mirror_find(name)) == NULL ||
+	    strcmp(c->addr, node) == 0)
+		return;
+	if (cluster_warn_ok())
+		log_warnx("cluster: %s moved to node %s by a stream, but Redis "
+		    "says node %s holds it: given back",
+		    log_escape(p, len, esc, sizeof(esc)), c->addr, node);
+	(void)strlcpy(c->addr, node, sizeof(c->addr));
+}
+
 /* A PUBLIC_TEXT of another node's user: to every user here. */
 void
 cluster_mirror_public(const char *from, size_t flen, const char *text,

@@ -151,6 +151,41 @@ cluster_evict_checked(const char *name, size_t len)
 }
 
 /*
+ * Who holds a name a stream moved to its node: if Redis names another
+ * node (the stream lied: anything may write one), the mirrored user
+ * goes back to it.  The move itself is not held back: in the usual
+ * case (a name freed on one node and taken on another, the second
+ * stream read first) it is true, and the new holder's texts follow.
+ */
+static void
+reap_owner_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply		*rep = reply;
+	struct reap_evict	*ev = arg;
+
+	(void)ac;
+	if (rep != NULL && rep->type == REDIS_REPLY_STRING &&
+	    cluster_node_valid(rep->str, rep->len) &&
+	    strcmp(rep->str, cluster_node_id()) != 0)
+		cluster_mirror_owner(ev->name, ev->len, rep->str);
+	free(ev);
+}
+
+/* Asks Redis who holds a name that moved between nodes. */
+void
+cluster_owner_checked(const char *name, size_t len)
+{
+	struct reap_evict	*ev;
+
+	ev = xcalloc(1, sizeof(*ev) + len + 1);
+	ev->len = len;
+	memcpy(ev->name, name, len);
+	if (cluster_redis_cmd(cluster_cmd(), reap_owner_reply, ev,
+	    "HGET %s %b", CLUSTER_PREFIX "names", name, len) == -1)
+		free(ev);
+}
+
+/*
  * Re-asserts this node's users after Redis lost them (it restarted
  * empty, or a replica that lagged took over): each node is the
  * authority on its own clients.  KEYS: tn:names:ID, the stream; ARGV:

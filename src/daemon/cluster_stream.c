@@ -365,7 +365,13 @@ stream_apply(const char *node, const redisReply *fields)
 	of = stream_field(fields, "of");
 	if (k->r)
 		stream_apply_room(e, n, fields);
-	else if (strcmp(e->str, "user") == 0)
+	else if (strcmp(e->str, "user") == 0 &&
+	    cluster_mirror_remote(n->str, n->len) &&
+	    !cluster_mirror_of(node, n->str, n->len)) {
+		/* A name that moves here from another node: Redis says. */
+		cluster_mirror_user(node, n->str, n->len, 0);
+		cluster_owner_checked(n->str, n->len);
+	} else if (strcmp(e->str, "user") == 0)
 		cluster_mirror_user(node, n->str, n->len, 0);
 	else if (strcmp(e->str, "gone") == 0 && of != NULL &&
 	    strcmp(of->str, cs.cfg->node_id) == 0)

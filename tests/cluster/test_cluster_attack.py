@@ -139,6 +139,13 @@ def test_a_stream_speaks_only_for_its_own_users():
         bob.send(req("ROOM_USERS", roomname="hall"))
         assert bob.recv()["users"] == {"bob": "ACTIVE"}
         assert "not a user of that node" in b.log_text()
+        # node1's stream says carol is now node1's: Redis says node3's,
+        # so carol's texts still cross.
+        xadd(r, S1, "e", "user", "n", "carol")
+        b.wait_log(r"carol moved to node node1 by a stream, but Redis "
+                   r"says node node3 holds it", 3 * T)
+        carol.send(req("PUBLIC_TEXT", text="still carol"))
+        bob.expect(public_from("carol", "still carol"), 3 * T)
 
 
 def test_a_flood_of_entries_is_read_in_bounded_memory():
