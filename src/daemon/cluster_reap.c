@@ -104,11 +104,28 @@ cluster_reap(void)
 		log_debug("cluster: degraded: no reaping");
 }
 
-/* A name this node was told it lost, while Redis is asked who has it. */
+/* A name a stream said something of, while Redis is asked who has it. */
 struct reap_evict {
 	size_t	len;
 	char	name[];
 };
+
+/* Asks HGET tn:names name, fn getting the name; -1 if not sent. */
+static int
+reap_ask_holder(const char *name, size_t len, redisCallbackFn *fn)
+{
+	struct reap_evict	*ev;
+
+	ev = xcalloc(1, sizeof(*ev) + len + 1);
+	ev->len = len;
+	memcpy(ev->name, name, len);
+	if (cluster_redis_cmd(cluster_cmd(), fn, ev, "HGET %s %b",
+	    CLUSTER_PREFIX "names", name, len) == -1) {
+		free(ev);
+		return -1;
+	}
+	return 0;
+}
 
 /*
  * Who holds the name: a client here is closed unless it is this node
@@ -137,17 +154,8 @@ reap_evict_reply(redisAsyncContext *ac, void *reply, void *arg)
 void
 cluster_evict_checked(const char *name, size_t len)
 {
-	struct reap_evict	*ev;
-
-	ev = xcalloc(1, sizeof(*ev) + len + 1);
-	ev->len = len;
-	memcpy(ev->name, name, len);
-	ev->name[len] = '\0';
-	if (cluster_redis_cmd(cluster_cmd(), reap_evict_reply, ev,
-	    "HGET %s %b", CLUSTER_PREFIX "names", name, len) == -1) {
+	if (reap_ask_holder(name, len, reap_evict_reply) == -1)
 		cluster_mirror_evict(name, len);
-		free(ev);
-	}
 }
 
 /*
@@ -175,14 +183,7 @@ reap_owner_reply(redisAsyncContext *ac, void *reply, void *arg)
 void
 cluster_owner_checked(const char *name, size_t len)
 {
-	struct reap_evict	*ev;
-
-	ev = xcalloc(1, sizeof(*ev) + len + 1);
-	ev->len = len;
-	memcpy(ev->name, name, len);
-	if (cluster_redis_cmd(cluster_cmd(), reap_owner_reply, ev,
-	    "HGET %s %b", CLUSTER_PREFIX "names", name, len) == -1)
-		free(ev);
+	(void)reap_ask_holder(name, len, reap_owner_reply);
 }
 
 /*
