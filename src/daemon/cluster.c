@@ -181,8 +181,8 @@ static struct {
 	int64_t			 beat_sent_at;
 	int			 fenced;	/* another run holds the id */
 	int			 degraded;	/* as last logged */
-	int			 was_lost;	/* the connection was lost */
-	int64_t			 reap_from;	/* no reaping before */
+	int			 was_lost;	/* its connection broke */
+	int64_t			 reap_from;	/* reaps from then */
 	struct cluster_claims	 claims;	/* in the order sent */
 	struct cluster_claims	 failed;	/* not sent: fail next round */
 	struct cluster_claims	 failing;	/* failed, last round */
@@ -301,7 +301,8 @@ cluster_join(struct config *cfg, char *err, size_t errlen)
 	redisContext		*c;
 	redisReply		*rep;
 	char			 host[256], takeover[64];
-	char			 ehost[LOG_ESCAPED(64)], epid[LOG_ESCAPED(16)];
+	char			 ehost[LOG_ESCAPED(64)];
+	char			 epid[LOG_ESCAPED(16)];
 	int			 rc = -1;
 
 	err[0] = '\0';

@@ -29,12 +29,12 @@
 #define STREAM_COUNT		"1000"	/* entries, per stream, per XREAD */
 #define STREAM_STUCK_MS		(1000 + CLUSTER_TTL_MS)	/* no answer */
 #define STREAM_IDLE_MS		1000	/* no stream to read: look again */
-#define STREAM_FORGET_MS	60000	/* a node out of the set: its id kept */
-#define STREAM_BAD_MS		5000	/* a key that is not a stream: not read */
+#define STREAM_FORGET_MS	60000	/* out of tn:nodes: its id kept */
+#define STREAM_BAD_MS		5000	/* not a stream: not read */
 #define STREAM_ID_MAX		48	/* "ms-seq": two 64-bit numbers */
 #define STREAM_NODE_MAX		63	/* as conf.c's node-id */
 #define STREAM_SKIP_LOGS	5	/* skipped entries logged a second */
-#define STREAM_TEXT_MAX		(IPC_MAX_PAYLOAD / 8)	/* escaped, fits */
+#define STREAM_TEXT_MAX		(IPC_MAX_PAYLOAD / 8) /* escaped, fits */
 
 /*
  * The kinds of entries, and the fields each needs besides e and n:
@@ -94,8 +94,8 @@ struct stream_tail {
 	char	 node[128];
 	char	 key[160];
 	char	 id[STREAM_ID_MAX];
-	int64_t	 absent_since;	/* 0, or not in tn:nodes since: not read */
-	int64_t	 bad_until;	/* its key was not a stream: not read */
+	int64_t	 absent_since;	/* 0, or out of tn:nodes since */
+	int64_t	 bad_until;	/* its key is not a stream */
 };
 
 static struct {
