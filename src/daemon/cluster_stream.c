@@ -31,6 +31,7 @@
 #define STREAM_IDLE_MS		1000	/* no stream to read: look again */
 #define STREAM_FORGET_MS	60000	/* out of tn:nodes: its id kept */
 #define STREAM_BAD_MS		5000	/* not a stream: not read */
+#define STREAM_NODES_MAX	1024	/* streams read, at most */
 #define STREAM_ID_MAX		48	/* "ms-seq": two 64-bit numbers */
 #define STREAM_NODE_MAX		63	/* as conf.c's node-id */
 #define STREAM_SKIP_LOGS	5	/* skipped entries logged a second */
@@ -149,6 +150,22 @@ stream_tail_find(const char *node)
 	return NULL;
 }
 
+/* A new tail, read from the stream's start. */
+static struct stream_tail *
+stream_tail_new(const char *node)
+{
+	struct stream_tail	*t;
+
+	cs.tails = xreallocarray(cs.tails, cs.ntails + 1, sizeof(*cs.tails));
+	t = &cs.tails[cs.ntails++];
+	memset(t, 0, sizeof(*t));
+	(void)strlcpy(t->node, node, sizeof(t->node));
+	(void)snprintf(t->key, sizeof(t->key), CLUSTER_PREFIX "stream:%s",
+	    node);
+	(void)strlcpy(t->id, "0-0", sizeof(t->id));
+	return t;
+}
+
 /* Starts reading node's stream after id. */
 static void
 stream_tail_add(const char *node, const char *id)
@@ -160,13 +177,9 @@ stream_tail_add(const char *node, const char *id)
 	    strlen(id) >= sizeof(t->id))
 		return;
 	if ((t = stream_tail_find(node)) == NULL) {
-		cs.tails = xreallocarray(cs.tails, cs.ntails + 1,
-		    sizeof(*cs.tails));
-		t = &cs.tails[cs.ntails++];
-		memset(t, 0, sizeof(*t));
-		(void)strlcpy(t->node, node, sizeof(t->node));
-		(void)snprintf(t->key, sizeof(t->key), CLUSTER_PREFIX
-		    "stream:%s", node);
+		if (cs.ntails >= STREAM_NODES_MAX)
+			return;
+		t = stream_tail_new(node);
 	}
 	(void)strlcpy(t->id, id, sizeof(t->id));
 	t->absent_since = 0;
@@ -556,25 +569,49 @@ stream_read(void)
 	free(argvlen);
 }
 
+/* Orders node ids (qsort, bsearch of a string in them). */
+static int
+stream_cmp_id(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Orders tails by node. */
+static int
+stream_cmp_tail(const void *a, const void *b)
+{
+	return strcmp(((const struct stream_tail *)a)->node,
+	    ((const struct stream_tail *)b)->node);
+}
+
+/* A node id against a tail (bsearch). */
+static int
+stream_cmp_key_tail(const void *key, const void *t)
+{
+	return strcmp(key, ((const struct stream_tail *)t)->node);
+}
+
 /*
  * Stops reading the streams of nodes no longer in the set (reaped: by
  * then their last entries were read, the reaping comes seconds after
  * their last heartbeat).  Their last ids are kept a minute: a node
  * that comes back into the set (Redis lost the set, FLUSHALL, and its
  * heartbeat put it back) is read on after them, not from the start of
- * a stream whose first entries this node applied already.
+ * a stream whose first entries this node applied already.  set is
+ * sorted.
  */
 static void
-stream_tails_keep(const redisReply *set)
+stream_tails_keep(const char **set, size_t n)
 {
-	int64_t	now = clock_now_ms();
-	size_t	i, j;
-	int	found;
+	int64_t		 now = clock_now_ms();
+	const char	*key;
+	size_t		 i;
+	int		 found;
 
 	for (i = 0; i < cs.ntails; ) {
-		for (found = 0, j = 0; j < set->elements && !found; j++)
-			found = stream_str(set->element[j]) != NULL &&
-			    strcmp(set->element[j]->str, cs.tails[i].node) == 0;
+		key = cs.tails[i].node;
+		found = bsearch(&key, set, n, sizeof(*set),
+		    stream_cmp_id) != NULL;
 		if (found)
 			cs.tails[i].absent_since = 0;
 		else if (cs.tails[i].absent_since == 0)
@@ -586,23 +623,49 @@ stream_tails_keep(const redisReply *set)
 	}
 }
 
-/* The nodes' set: a node new since the last look is read from its start. */
+/*
+ * The nodes' set: a node new since the last look is read from its
+ * start.  Anything that writes to Redis may fill the set: both sides
+ * are sorted (no set times tails), and at most STREAM_NODES_MAX
+ * streams are read.
+ */
 static void
 stream_nodes_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
 	redisReply	*rep;
-	size_t		 i;
+	const char	**set;
+	size_t		 i, n = 0, old;
 
 	(void)ac;
 	(void)arg;
 	if ((rep = stream_answer(reply)) == NULL)
 		return;
 	if (rep->type == REDIS_REPLY_ARRAY) {
+		set = xcalloc(rep->elements + 1, sizeof(*set));
 		for (i = 0; i < rep->elements; i++)
 			if (stream_str(rep->element[i]) != NULL &&
-			    stream_tail_find(rep->element[i]->str) == NULL)
-				stream_tail_add(rep->element[i]->str, "0-0");
-		stream_tails_keep(rep);
+			    cluster_node_valid(rep->element[i]->str,
+			    rep->element[i]->len) &&
+			    strcmp(rep->element[i]->str, cs.cfg->node_id) != 0)
+				set[n++] = rep->element[i]->str;
+		qsort(set, n, sizeof(*set), stream_cmp_id);
+		stream_tails_keep(set, n);
+		qsort(cs.tails, cs.ntails, sizeof(*cs.tails), stream_cmp_tail);
+		old = cs.ntails;
+		for (i = 0; i < n; i++) {
+			if (bsearch(set[i], cs.tails, old, sizeof(*cs.tails),
+			    stream_cmp_key_tail) != NULL)
+				continue;
+			if (cs.ntails >= STREAM_NODES_MAX) {
+				if (cluster_warn_ok())
+					log_warnx("cluster: over %d nodes in "
+					    "tn:nodes: the others are not read",
+					    STREAM_NODES_MAX);
+				break;
+			}
+			(void)stream_tail_new(set[i]);
+		}
+		free(set);
 	}
 	stream_read();
 }
