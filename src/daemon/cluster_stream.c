@@ -650,11 +650,13 @@ stream_nodes_reply(redisAsyncContext *ac, void *reply, void *arg)
 				set[n++] = rep->element[i]->str;
 		qsort(set, n, sizeof(*set), stream_cmp_id);
 		stream_tails_keep(set, n);
-		qsort(cs.tails, cs.ntails, sizeof(*cs.tails), stream_cmp_tail);
-		old = cs.ntails;
+		/* No tail yet: cs.tails is NULL, which qsort may not take. */
+		if ((old = cs.ntails) > 0)
+			qsort(cs.tails, old, sizeof(*cs.tails),
+			    stream_cmp_tail);
 		for (i = 0; i < n; i++) {
-			if (bsearch(set[i], cs.tails, old, sizeof(*cs.tails),
-			    stream_cmp_key_tail) != NULL)
+			if (old > 0 && bsearch(set[i], cs.tails, old,
+			    sizeof(*cs.tails), stream_cmp_key_tail) != NULL)
 				continue;
 			if (cs.ntails >= STREAM_NODES_MAX) {
 				if (cluster_warn_ok())
