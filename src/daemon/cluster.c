@@ -33,6 +33,9 @@
 #include "talknetd.h"
 #include "xmalloc.h"
 
+/* After a reconnect: long enough for every other node to reconnect. */
+#define CLUSTER_REAP_GRACE_MS	(CLUSTER_BACKOFF_MAX_MS + \
+				    CLUSTER_CONNECT_MS + CLUSTER_BEAT_MS)
 
 /*
  * Joins: takes the node's key unless a live node holds it.  KEYS: the
@@ -180,6 +183,8 @@ static struct {
 	int64_t			 beat_sent_at;
 	int			 fenced;	/* another run holds the id */
 	int			 degraded;	/* as last logged */
+	int			 was_lost;	/* its connection broke */
+	int64_t			 reap_from;	/* reaps from then */
 	struct cluster_claims	 claims;	/* in the order sent */
 	struct cluster_claims	 failed;	/* not sent: fail next round */
 	struct cluster_claims	 failing;	/* failed, last round */
@@ -298,6 +303,8 @@ cluster_join(struct config *cfg, char *err, size_t errlen)
 	redisContext		*c;
 	redisReply		*rep;
 	char			 host[256], takeover[64];
+	char			 ehost[LOG_ESCAPED(64)];
+	char			 epid[LOG_ESCAPED(16)];
 	int			 rc = -1;
 
 	err[0] = '\0';
@@ -322,11 +329,16 @@ cluster_join(struct config *cfg, char *err, size_t errlen)
 		    errlen)) == NULL)
 			goto out;
 	}
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3)
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+	    rep->element[1]->type == REDIS_REPLY_STRING &&
+	    rep->element[2]->type == REDIS_REPLY_STRING)
+		/* The key's fields are anyone's who writes to Redis. */
 		(void)snprintf(err, errlen, "node id %s is in use by a live "
 		    "node (host %s, pid %s); a node's id is free %d s after "
-		    "it stops", cfg->node_id, rep->element[1]->str,
-		    rep->element[2]->str, CLUSTER_TTL_MS / 1000);
+		    "it stops", cfg->node_id, log_escape(rep->element[1]->str,
+		    rep->element[1]->len, ehost, sizeof(ehost)),
+		    log_escape(rep->element[2]->str, rep->element[2]->len,
+		    epid, sizeof(epid)), CLUSTER_TTL_MS / 1000);
 	else if (rep->type != REDIS_REPLY_STATUS)
 		(void)snprintf(err, errlen, "redis: unexpected reply to the "
 		    "join script");
@@ -383,7 +395,7 @@ cluster_beat_reply(redisAsyncContext *ac, void *reply, void *arg)
 	cl.fenced = rep->integer == -1;
 	cluster_note_state();
 	cluster_show();
-	if (!cl.fenced)
+	if (!cl.fenced && clock_now_ms() >= cl.reap_from)
 		cluster_reap();
 }
 
@@ -429,6 +441,14 @@ static void
 cluster_cmd_ready(struct cluster_redis *r)
 {
 	(void)r;
+	/*
+	 * Back after Redis was away: if it was away for everyone, every
+	 * key lapsed, and the others are reconnecting too (with backoff).
+	 * Reaping them now would fence every node but the first back.
+	 */
+	if (cl.was_lost)
+		cl.reap_from = clock_now_ms() + CLUSTER_REAP_GRACE_MS;
+	cl.was_lost = 0;
 	cluster_beat();
 	cluster_note_state();
 	cluster_release_pending();
@@ -440,6 +460,7 @@ cluster_cmd_lost(struct cluster_redis *r)
 {
 	(void)r;
 	cl.beat_sent = 0;
+	cl.was_lost = 1;
 	cluster_note_state();
 }
 
@@ -771,12 +792,24 @@ cluster_claim_cancel(void *arg)
 static void
 cluster_write_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
-	redisReply	*rep = reply;
+	static int64_t		 since;
+	static unsigned long long more;
+	redisReply		*rep = reply;
+	int64_t			 now = clock_now_ms();
 
 	(void)ac;
 	(void)arg;
-	if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
-		log_warnx("cluster: redis: %s", rep->str);
+	if (rep == NULL || rep->type != REDIS_REPLY_ERROR)
+		return;
+	/* One a message would flood the log (a stream made unwritable). */
+	if (since != 0 && now - since < 1000) {
+		more++;
+		return;
+	}
+	log_warnx("cluster: redis: %s (%llu more errors not logged since "
+	    "the last)", rep->str, more);
+	since = now;
+	more = 0;
 }
 
 /*

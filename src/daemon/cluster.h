@@ -131,6 +131,14 @@ void	 cluster_mirror_reassert(void);
 void	 cluster_reassert(const char **args, const size_t *lens, size_t n);
 /* Whether a user of this node holds that name. */
 int	 cluster_mirror_local(const char *, size_t);
+/* Whether a warning about what was read from Redis may be logged now. */
+int	 cluster_warn_ok(void);
+/* Whether one of node's users is mirrored here by that name. */
+int	 cluster_mirror_of(const char *node, const char *, size_t);
+/* Gives a mirrored user back to the node Redis says holds it. */
+void	 cluster_mirror_owner(const char *, size_t, const char *node);
+/* Whether a user of another node has that name. */
+int	 cluster_mirror_remote(const char *, size_t);
 /* A user of this node lost its name to another node's: closed. */
 void	 cluster_mirror_evict(const char *, size_t);
 /* Rooms: created, invited to, joined, left, talked in on other nodes. */

@@ -109,6 +109,18 @@ const char *cluster_node_id(void);
 const char *cluster_names_key(void);
 
 /* cluster_reap.c: exactly one live node reaps each dead one. */
+/*
+ * Another node's "gone" says a user of this node lost its name: it is
+ * closed unless tn:names still gives the name to this node.
+ */
+void	 cluster_evict_checked(const char *, size_t);
+/*
+ * A mirrored user moved to another node on a stream's word: tn:names
+ * is asked, and the user given back to the node it names if not that.
+ */
+void	 cluster_owner_checked(const char *, size_t);
+/* Whether a node id (from Redis) is one conf.c would take. */
+int	 cluster_node_valid(const char *, size_t);
 void	 cluster_reap(void);
 
 /* cluster_stream.c: reading the other nodes' streams. */

@@ -27,6 +27,7 @@
 #include "proto.h"
 #include "shm.h"
 #include "talknetd.h"
+#include "utf8.h"
 #include "xmalloc.h"
 #include "hub.h"
 
@@ -36,8 +37,20 @@ cluster_mirror_name(const char *p, size_t len, struct str *s)
 {
 	s->p = p;
 	s->len = len;
-	/* Another node checked it against its own limits, not ours. */
-	return len > 0 && len <= hub.tab.hdr->name_bytes ? 0 : -1;
+	/*
+	 * Anything that writes to Redis wrote it: a name this node's
+	 * clients could not send (nor address) is not one.
+	 */
+	return len > 0 && len <= hub.tab.hdr->name_bytes &&
+	    utf8_name_valid(p, len, hub.cfg->max_name) ? 0 : -1;
+}
+
+/* Whether a room name from a stream is one this node's clients send. */
+static int
+cluster_mirror_room_ok(const char *p, size_t len)
+{
+	return len > 0 && len <= hub.tab.hdr->room_bytes &&
+	    utf8_name_valid(p, len, hub.cfg->max_room);
 }
 
 /* The remote user of that name, or NULL (none, or a local user). */
@@ -77,15 +90,16 @@ cluster_mirror_user(const char *node, const char *p, size_t len,
 			c->stale = 0;
 			(void)strlcpy(c->addr, node, sizeof(c->addr));
 			cluster_mirror_status(p, len, status);
-		} else
+		} else if (cluster_warn_ok())
 			log_warnx("cluster: %s is a user here and on another "
 			    "node", log_escape(p, len, esc, sizeof(esc)));
 		return;
 	}
 	if (hub.nfree_users == 0) {
-		log_warnx("cluster: no row for %s of another node "
-		    "(--max-users rows hold every node's users)",
-		    log_escape(p, len, esc, sizeof(esc)));
+		if (cluster_warn_ok())
+			log_warnx("cluster: no row for %s of another "
+			    "node (--max-users rows hold every node's "
+			    "users)", log_escape(p, len, esc, sizeof(esc)));
 		return;
 	}
 	c = hub_conn_new(-1, 0, node);
@@ -164,6 +178,54 @@ cluster_mirror_status(const char *p, size_t len, int status)
 	shm_commit(&hub.tab);
 }
 
+/*
+ * Whether a user of another node has that name: texts come from users
+ * the stream announced, not from a name nobody (or a user here) holds.
+ */
+int
+cluster_mirror_remote(const char *p, size_t len)
+{
+	struct str	name;
+
+	return cluster_mirror_name(p, len, &name) == 0 &&
+	    cluster_mirror_find(name) != NULL;
+}
+
+/*
+ * Whether node's stream speaks for that user: one of node's users is
+ * mirrored here by that name.  A node's stream tells of its own users
+ * only (a reaper's "gone" names the dead node, and is not asked).
+ */
+int
+cluster_mirror_of(const char *node, const char *p, size_t len)
+{
+	struct hub_conn	*c;
+	struct str	 name;
+
+	return cluster_mirror_name(p, len, &name) == 0 &&
+	    (c = cluster_mirror_find(name)) != NULL &&
+	    strcmp(c->addr, node) == 0;
+}
+
+/* Gives a mirrored user back to the node Redis says holds it. */
+void
+cluster_mirror_owner(const char *p, size_t len, const char *node)
+{
+	struct hub_conn	*c;
+	struct str	 name;
+	char		 esc[LOG_ESCAPED(32)];
+
+	if (cluster_mirror_name(p, len, &name) == -1 ||
+	    (c = cluster_mirror_find(name)) == NULL ||
+	    strcmp(c->addr, node) == 0)
+		return;
+	if (cluster_warn_ok())
+		log_warnx("cluster: %s moved to node %s by a stream, but Redis "
+		    "says node %s holds it: given back",
+		    log_escape(p, len, esc, sizeof(esc)), c->addr, node);
+	(void)strlcpy(c->addr, node, sizeof(c->addr));
+}
+
 /* A PUBLIC_TEXT of another node's user: to every user here. */
 void
 cluster_mirror_public(const char *from, size_t flen, const char *text,
@@ -171,6 +233,8 @@ cluster_mirror_public(const char *from, size_t flen, const char *text,
 {
 	struct msg	m = { .type = MSG_PUBLIC_TEXT_FROM };
 
+	if (!cluster_mirror_remote(from, flen))
+		return;
 	m.username.p = from;
 	m.username.len = flen;
 	m.text.p = text;
@@ -187,7 +251,8 @@ cluster_mirror_private(const char *from, size_t flen, const char *to,
 	struct hub_conn	*c;
 	struct str	 name;
 
-	if (cluster_mirror_name(to, tolen, &name) == -1 ||
+	if (!cluster_mirror_remote(from, flen) ||
+	    cluster_mirror_name(to, tolen, &name) == -1 ||
 	    (c = hub_user_find(name)) == NULL || c->remote)
 		return;
 	m.username.p = from;
@@ -236,7 +301,7 @@ cluster_mirror_find_room(const char *p, size_t len)
 {
 	struct str	name = { p, len };
 
-	if (len == 0 || len > hub.tab.hdr->room_bytes)
+	if (!cluster_mirror_room_ok(p, len))
 		return NULL;
 	return hub_room_find(name);
 }
@@ -254,13 +319,15 @@ cluster_mirror_room(const char *room, size_t rlen, const char *creator,
 	struct str	 name = { room, rlen };
 	char		 esc[256];
 
-	if (rlen == 0 || rlen > hub.tab.hdr->room_bytes ||
+	if (!cluster_mirror_room_ok(room, rlen) ||
 	    hub_room_find(name) != NULL ||
 	    (c = cluster_mirror_anyone(creator, clen)) == NULL)
 		return;
 	if (hub.nfree_rooms == 0) {
-		log_warnx("cluster: no row for room %s of another node "
-		    "(--max-rooms)", log_escape(room, rlen, esc, sizeof(esc)));
+		if (cluster_warn_ok())
+			log_warnx("cluster: no row for room %s of another "
+			    "node (--max-rooms)", log_escape(room, rlen, esc,
+			    sizeof(esc)));
 		return;
 	}
 	shm_begin(&hub.tab);
@@ -275,9 +342,12 @@ cluster_mirror_invite(const char *room, size_t rlen, const char *from,
 {
 	struct msg	 m = { .type = MSG_INVITATION };
 	struct hub_room	*r;
-	struct hub_conn	*u;
+	struct hub_conn	*u, *f;
 
+	/* Only a member invites (its node checked; a stream may lie). */
 	if ((r = cluster_mirror_find_room(room, rlen)) == NULL ||
+	    (f = cluster_mirror_anyone(from, flen)) == NULL || !f->remote ||
+	    !shm_room_is_member(&hub.tab, r->idx, f->slot) ||
 	    (u = cluster_mirror_anyone(to, tlen)) == NULL ||
 	    shm_room_is_member(&hub.tab, r->idx, u->slot) ||
 	    shm_room_is_invited(&hub.tab, r->idx, u->slot))
@@ -355,8 +425,12 @@ cluster_mirror_room_text(const char *room, size_t rlen, const char *user,
 	struct msg	 m = { .type = MSG_ROOM_TEXT_FROM };
 	struct hub_room	*r;
 	struct shm_room	*row;
+	struct hub_conn	*u;
 
-	if ((r = cluster_mirror_find_room(room, rlen)) == NULL)
+	/* Only a member of another node talks in a room from there. */
+	if ((r = cluster_mirror_find_room(room, rlen)) == NULL ||
+	    (u = cluster_mirror_anyone(user, ulen)) == NULL || !u->remote ||
+	    !shm_room_is_member(&hub.tab, r->idx, u->slot))
 		return;
 	row = shm_room(&hub.tab, r->idx);
 	m.roomname = hub_room_name(row);

@@ -63,6 +63,7 @@ reap_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
 	redisReply	*rep = reply, *one, *names;
 	size_t		 i, j;
+	char		 esc[LOG_ESCAPED(64)];
 
 	(void)ac;
 	(void)arg;
@@ -78,9 +79,13 @@ reap_reply(redisAsyncContext *ac, void *reply, void *arg)
 		    one->element[1]->type != REDIS_REPLY_ARRAY)
 			continue;
 		names = one->element[1];
-		log_warnx("cluster: node %s is gone (no heartbeat for %d ms): "
-		    "reaped, %zu users", one->element[0]->str, CLUSTER_TTL_MS,
-		    names->elements);
+		/* Anything that writes to Redis may add ids to tn:nodes. */
+		if (cluster_warn_ok())
+			log_warnx("cluster: node %s is gone (no heartbeat for "
+			    "%d ms): reaped, %zu users", log_escape(
+			    one->element[0]->str, one->element[0]->len < 64 ?
+			    one->element[0]->len : 64, esc, sizeof(esc)),
+			    CLUSTER_TTL_MS, names->elements);
 		for (j = 0; j < names->elements; j++)
 			if (names->element[j]->type == REDIS_REPLY_STRING)
 				cluster_mirror_gone(one->element[0]->str,
@@ -97,6 +102,88 @@ cluster_reap(void)
 	    "EVAL %s 2 %s %s %s", reap_lua, CLUSTER_PREFIX "nodes",
 	    cluster_stream_key(), cluster_node_id()) == -1)
 		log_debug("cluster: degraded: no reaping");
+}
+
+/* A name a stream said something of, while Redis is asked who has it. */
+struct reap_evict {
+	size_t	len;
+	char	name[];
+};
+
+/* Asks HGET tn:names name, fn getting the name; -1 if not sent. */
+static int
+reap_ask_holder(const char *name, size_t len, redisCallbackFn *fn)
+{
+	struct reap_evict	*ev;
+
+	ev = xcalloc(1, sizeof(*ev) + len + 1);
+	ev->len = len;
+	memcpy(ev->name, name, len);
+	if (cluster_redis_cmd(cluster_cmd(), fn, ev, "HGET %s %b",
+	    CLUSTER_PREFIX "names", name, len) == -1) {
+		free(ev);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Who holds the name: a client here is closed unless it is this node
+ * (then the "gone" was not Redis's: anything may write a stream).  No
+ * answer closes it, as the "gone" alone did.
+ */
+static void
+reap_evict_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply		*rep = reply;
+	struct reap_evict	*ev = arg;
+	char			 esc[LOG_ESCAPED(64)];
+
+	(void)ac;
+	if (rep != NULL && rep->type == REDIS_REPLY_STRING &&
+	    strcmp(rep->str, cluster_node_id()) == 0)
+		log_warnx("cluster: a \"gone\" of %s, which Redis says this "
+		    "node holds: ignored", log_escape(ev->name,
+		    ev->len < 64 ? ev->len : 64, esc, sizeof(esc)));
+	else
+		cluster_mirror_evict(ev->name, ev->len);
+	free(ev);
+}
+
+/* Closes a client here that lost its name, once Redis confirms it. */
+void
+cluster_evict_checked(const char *name, size_t len)
+{
+	if (reap_ask_holder(name, len, reap_evict_reply) == -1)
+		cluster_mirror_evict(name, len);
+}
+
+/*
+ * Who holds a name a stream moved to its node: if Redis names another
+ * node (the stream lied: anything may write one), the mirrored user
+ * goes back to it.  The move itself is not held back: in the usual
+ * case (a name freed on one node and taken on another, the second
+ * stream read first) it is true, and the new holder's texts follow.
+ */
+static void
+reap_owner_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply		*rep = reply;
+	struct reap_evict	*ev = arg;
+
+	(void)ac;
+	if (rep != NULL && rep->type == REDIS_REPLY_STRING &&
+	    cluster_node_valid(rep->str, rep->len) &&
+	    strcmp(rep->str, cluster_node_id()) != 0)
+		cluster_mirror_owner(ev->name, ev->len, rep->str);
+	free(ev);
+}
+
+/* Asks Redis who holds a name that moved between nodes. */
+void
+cluster_owner_checked(const char *name, size_t len)
+{
+	(void)reap_ask_holder(name, len, reap_owner_reply);
 }
 
 /*

@@ -19,14 +19,43 @@
 #include "clock.h"
 #include "cluster.h"
 #include "cluster_int.h"
+#include "ipc.h"
 #include "log.h"
 #include "talknetd.h"
+#include "utf8.h"
 #include "xmalloc.h"
 
 #define STREAM_BLOCK_MS		"1000"	/* one XREAD waits at most */
 #define STREAM_COUNT		"1000"	/* entries, per stream, per XREAD */
 #define STREAM_STUCK_MS		(1000 + CLUSTER_TTL_MS)	/* no answer */
+#define STREAM_IDLE_MS		1000	/* no stream to read: look again */
+#define STREAM_FORGET_MS	60000	/* out of tn:nodes: its id kept */
+#define STREAM_BAD_MS		5000	/* not a stream: not read */
+#define STREAM_NODES_MAX	1024	/* streams read, at most */
 #define STREAM_ID_MAX		48	/* "ms-seq": two 64-bit numbers */
+#define STREAM_NODE_MAX		63	/* as conf.c's node-id */
+#define STREAM_SKIP_LOGS	5	/* skipped entries logged a second */
+#define STREAM_TEXT_MAX		(IPC_MAX_PAYLOAD / 8) /* escaped, fits */
+
+/*
+ * The kinds of entries, and the fields each needs besides e and n:
+ * r (a room), to (a user), t (a text), s (a status).
+ */
+static const struct stream_kind {
+	const char	*e;
+	int		 r, to, t, s;
+} stream_kinds[] = {
+	{ "user", 0, 0, 0, 0 },
+	{ "gone", 0, 0, 0, 0 },
+	{ "status", 0, 0, 0, 1 },
+	{ "pub", 0, 0, 1, 0 },
+	{ "priv", 0, 1, 1, 0 },
+	{ "room", 1, 0, 0, 0 },
+	{ "invite", 1, 1, 0, 0 },
+	{ "join", 1, 0, 0, 0 },
+	{ "left", 1, 0, 0, 0 },
+	{ "rtext", 1, 0, 1, 0 },
+};
 
 /*
  * The snapshot: every name another node holds, with its node and its
@@ -61,19 +90,21 @@ static const char stream_lua_snapshot[] =
 	"end\n"
 	"return {out, last, rooms}\n";
 
-/* One stream read: its node, its key, the last id applied. */
-struct stream_tail {
-	char	 node[128];
-	char	 key[160];
-	char	 id[STREAM_ID_MAX];
-};
-
 /*
  * The last join read.  From the start: the first read returns at once
  * (with this node's own join at least), and from then on no join
  * between a SMEMBERS and the next read is missed, as "$" would.
  */
 static char	stream_joins_id[STREAM_ID_MAX] = "0-0";
+
+/* One stream read: its node, its key, the last id applied. */
+struct stream_tail {
+	char	 node[128];
+	char	 key[160];
+	char	 id[STREAM_ID_MAX];
+	int64_t	 absent_since;	/* 0, or out of tn:nodes since */
+	int64_t	 bad_until;	/* its key is not a stream */
+};
 
 static struct {
 	const struct config	*cfg;
@@ -83,10 +114,18 @@ static struct {
 	int			 synced;	/* the snapshot is applied */
 	int			 asked;		/* a request is on its way */
 	int64_t			 asked_at;
+	int64_t			 idle_until;	/* 0, or read again then */
 } cs;
 
 static void	stream_poll(void);
 static void	stream_snapshot(void);
+static void	stream_types(void);
+
+/* The types of keys (after an XREAD failed).  KEYS: the keys. */
+static const char stream_lua_types[] =
+	"local out = {}\n"
+	"for i, k in ipairs(KEYS) do out[i] = redis.call('TYPE', k)['ok'] end\n"
+	"return out\n";
 
 /* An answer came: none is awaited now.  NULL: the connection is lost. */
 static redisReply *
@@ -118,24 +157,39 @@ stream_tail_find(const char *node)
 	return NULL;
 }
 
+/* A new tail, read from the stream's start. */
+static struct stream_tail *
+stream_tail_new(const char *node)
+{
+	struct stream_tail	*t;
+
+	cs.tails = xreallocarray(cs.tails, cs.ntails + 1, sizeof(*cs.tails));
+	t = &cs.tails[cs.ntails++];
+	memset(t, 0, sizeof(*t));
+	(void)strlcpy(t->node, node, sizeof(t->node));
+	(void)snprintf(t->key, sizeof(t->key), CLUSTER_PREFIX "stream:%s",
+	    node);
+	(void)strlcpy(t->id, "0-0", sizeof(t->id));
+	return t;
+}
+
 /* Starts reading node's stream after id. */
 static void
 stream_tail_add(const char *node, const char *id)
 {
 	struct stream_tail	*t;
 
-	if (strcmp(node, cs.cfg->node_id) == 0 || strlen(node) >=
-	    sizeof(t->node) || strlen(id) >= sizeof(t->id))
+	if (strcmp(node, cs.cfg->node_id) == 0 ||
+	    !cluster_node_valid(node, strlen(node)) ||
+	    strlen(id) >= sizeof(t->id))
 		return;
 	if ((t = stream_tail_find(node)) == NULL) {
-		cs.tails = xreallocarray(cs.tails, cs.ntails + 1,
-		    sizeof(*cs.tails));
-		t = &cs.tails[cs.ntails++];
-		(void)strlcpy(t->node, node, sizeof(t->node));
-		(void)snprintf(t->key, sizeof(t->key), CLUSTER_PREFIX
-		    "stream:%s", node);
+		if (cs.ntails >= STREAM_NODES_MAX)
+			return;
+		t = stream_tail_new(node);
 	}
 	(void)strlcpy(t->id, id, sizeof(t->id));
+	t->absent_since = 0;
 }
 
 /* A string element, or NULL. */
@@ -167,56 +221,191 @@ stream_status(const redisReply *s)
 	return s->str[0] - '0';
 }
 
+/*
+ * Whether a node id is one conf.c would take (1 to 63 of letters,
+ * digits and . _ : -): ids from Redis name keys, conns and log lines.
+ */
+int
+cluster_node_valid(const char *p, size_t len)
+{
+	size_t	i;
+
+	if (len == 0 || len > STREAM_NODE_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!((p[i] >= 'a' && p[i] <= 'z') ||
+		    (p[i] >= 'A' && p[i] <= 'Z') ||
+		    (p[i] >= '0' && p[i] <= '9') ||
+		    strchr("._:-", p[i]) != NULL) || p[i] == '\0')
+			return 0;
+	return 1;
+}
+
+/*
+ * Whether a warning about what was read from Redis may be logged now:
+ * anything that writes to Redis could make one a line per entry, so a
+ * few a second, and the count of the others when the next second
+ * starts.
+ */
+int
+cluster_warn_ok(void)
+{
+	static int64_t			 since;
+	static unsigned int		 logged;
+	static unsigned long long	 hushed;
+	int64_t				 now = clock_now_ms();
+
+	if (now - since >= 1000) {
+		if (hushed > 0)
+			log_warnx("cluster: %llu more warnings about what was "
+			    "read from Redis not logged", hushed);
+		since = now;
+		logged = 0;
+		hushed = 0;
+	}
+	if (logged >= STREAM_SKIP_LOGS) {
+		hushed++;
+		return 0;
+	}
+	logged++;
+	return 1;
+}
+
+/*
+ * Logs an entry of node's stream that is skipped, with the offending
+ * value escaped and cut.
+ */
+static void
+stream_skip(const char *node, const char *why, const redisReply *v)
+{
+	char	esc[LOG_ESCAPED(64)];
+
+	if (!cluster_warn_ok())
+		return;
+	log_warnx("cluster: skipped an entry of %s's stream: %s%s%s", node,
+	    why, v != NULL ? ": " : "", v != NULL ? log_escape(v->str,
+	    v->len < 64 ? v->len : 64, esc, sizeof(esc)) : "");
+}
+
+/*
+ * Why an entry cannot be applied, or NULL; *bad is the value at fault.
+ * Names must be ones this node's clients could send, texts valid UTF-8
+ * no longer than this node's lines.
+ */
+static const char *
+stream_check(const redisReply *fields, const struct stream_kind **kind,
+    const redisReply **bad)
+{
+	const redisReply	*e, *n, *v;
+	size_t			 i;
+
+	*bad = NULL;
+	if (fields->type != REDIS_REPLY_ARRAY ||
+	    (e = stream_field(fields, "e")) == NULL)
+		return "no kind";
+	*kind = NULL;
+	for (i = 0; i < sizeof(stream_kinds) / sizeof(stream_kinds[0]); i++)
+		if (e->len == strlen(stream_kinds[i].e) &&
+		    memcmp(e->str, stream_kinds[i].e, e->len) == 0)
+			*kind = &stream_kinds[i];
+	if (*kind == NULL) {
+		*bad = e;
+		return "unknown kind";
+	}
+	if ((*bad = n = stream_field(fields, "n")) == NULL ||
+	    !utf8_name_valid(n->str, n->len, cs.cfg->max_name))
+		return "no user, or not a user name";
+	if ((*kind)->r && ((*bad = v = stream_field(fields, "r")) == NULL ||
+	    !utf8_name_valid(v->str, v->len, cs.cfg->max_room)))
+		return "no room, or not a room name";
+	if ((*kind)->to && ((*bad = v = stream_field(fields, "to")) == NULL ||
+	    !utf8_name_valid(v->str, v->len, cs.cfg->max_name)))
+		return "no recipient, or not a user name";
+	if ((*kind)->t && ((*bad = v = stream_field(fields, "t")) == NULL ||
+	    v->len > cs.cfg->max_line || v->len > STREAM_TEXT_MAX ||
+	    !utf8_valid(v->str, v->len)))
+		return "no text, or longer than a line, or not UTF-8";
+	if ((*kind)->s && ((*bad = v = stream_field(fields, "s")) == NULL ||
+	    v->len != 1 || v->str[0] < '0' || v->str[0] >= '0' + STATUS_COUNT))
+		return "no status, or not one";
+	if ((*bad = stream_field(fields, "of")) != NULL &&
+	    !cluster_node_valid((*bad)->str, (*bad)->len))
+		return "not a node id";
+	return NULL;
+}
+
 /* Applies one room event: e kind, n user, r room. */
 static void
 stream_apply_room(const redisReply *e, const redisReply *n,
-    const redisReply *r, const redisReply *fields)
+    const redisReply *fields)
 {
-	const redisReply	*t = stream_field(fields, "t"),
+	const redisReply	*r = stream_field(fields, "r"),
+				*t = stream_field(fields, "t"),
 				*to = stream_field(fields, "to");
 
 	if (strcmp(e->str, "room") == 0)
 		cluster_mirror_room(r->str, r->len, n->str, n->len);
-	else if (strcmp(e->str, "invite") == 0 && to != NULL)
+	else if (strcmp(e->str, "invite") == 0)
 		cluster_mirror_invite(r->str, r->len, n->str, n->len, to->str,
 		    to->len);
 	else if (strcmp(e->str, "join") == 0)
 		cluster_mirror_join(r->str, r->len, n->str, n->len);
 	else if (strcmp(e->str, "left") == 0)
 		cluster_mirror_left(r->str, r->len, n->str, n->len);
-	else if (strcmp(e->str, "rtext") == 0 && t != NULL)
+	else
 		cluster_mirror_room_text(r->str, r->len, n->str, n->len,
 		    t->str, t->len);
 }
 
-/* Applies one entry of node's stream. */
+/*
+ * Applies one entry of node's stream, checked first.  A "gone" whose
+ * "of" is this node (another node took a name of ours over) is checked
+ * against tn:names before it closes a client here.
+ */
 static void
 stream_apply(const char *node, const redisReply *fields)
 {
-	const redisReply	*e, *n, *t, *to;
+	const struct stream_kind	*k;
+	const redisReply		*e, *n, *t, *to, *of, *bad;
+	const char			*why;
 
-	if (fields->type != REDIS_REPLY_ARRAY ||
-	    (e = stream_field(fields, "e")) == NULL ||
-	    (n = stream_field(fields, "n")) == NULL)
-		return;
-	t = stream_field(fields, "t");
-	if (stream_field(fields, "r") != NULL) {
-		stream_apply_room(e, n, stream_field(fields, "r"), fields);
+	if ((why = stream_check(fields, &k, &bad)) != NULL) {
+		stream_skip(node, why, bad);
 		return;
 	}
-	if (strcmp(e->str, "user") == 0)
+	e = stream_field(fields, "e");
+	n = stream_field(fields, "n");
+	if (strcmp(e->str, "user") != 0 && strcmp(e->str, "gone") != 0 &&
+	    !cluster_mirror_of(node, n->str, n->len)) {
+		stream_skip(node, "not a user of that node", n);
+		return;
+	}
+	t = stream_field(fields, "t");
+	to = stream_field(fields, "to");
+	of = stream_field(fields, "of");
+	if (k->r)
+		stream_apply_room(e, n, fields);
+	else if (strcmp(e->str, "user") == 0 &&
+	    cluster_mirror_remote(n->str, n->len) &&
+	    !cluster_mirror_of(node, n->str, n->len)) {
+		/* A name that moves here from another node: Redis says. */
 		cluster_mirror_user(node, n->str, n->len, 0);
+		cluster_owner_checked(n->str, n->len);
+	} else if (strcmp(e->str, "user") == 0)
+		cluster_mirror_user(node, n->str, n->len, 0);
+	else if (strcmp(e->str, "gone") == 0 && of != NULL &&
+	    strcmp(of->str, cs.cfg->node_id) == 0)
+		cluster_evict_checked(n->str, n->len);
 	else if (strcmp(e->str, "gone") == 0)
 		/* A reaper's "gone" names the dead node ("of"). */
-		cluster_mirror_gone(stream_field(fields, "of") != NULL ?
-		    stream_field(fields, "of")->str : node, n->str, n->len);
+		cluster_mirror_gone(of != NULL ? of->str : node, n->str,
+		    n->len);
 	else if (strcmp(e->str, "status") == 0)
 		cluster_mirror_status(n->str, n->len,
 		    stream_status(stream_field(fields, "s")));
-	else if (strcmp(e->str, "pub") == 0 && t != NULL)
+	else if (strcmp(e->str, "pub") == 0)
 		cluster_mirror_public(n->str, n->len, t->str, t->len);
-	else if (strcmp(e->str, "priv") == 0 && t != NULL &&
-	    (to = stream_field(fields, "to")) != NULL)
+	else
 		cluster_mirror_private(n->str, n->len, to->str, to->len,
 		    t->str, t->len);
 }
@@ -274,12 +463,90 @@ stream_read_reply(redisAsyncContext *ac, void *reply, void *arg)
 	(void)arg;
 	if ((rep = stream_answer(reply)) == NULL)
 		return;
-	if (rep->type == REDIS_REPLY_ERROR)
-		log_warnx("cluster: XREAD: %s", rep->str);
-	else if (rep->type == REDIS_REPLY_ARRAY)
+	if (rep->type == REDIS_REPLY_ERROR) {
+		/* One key that is not a stream fails the whole XREAD. */
+		if (cluster_warn_ok())
+			log_warnx("cluster: XREAD: %s", rep->str);
+		stream_types();
+		return;
+	}
+	if (rep->type == REDIS_REPLY_ARRAY)
 		for (i = 0; i < rep->elements; i++)
 			stream_apply_stream(rep->element[i]);
 	stream_poll();
+}
+
+/* Whether a tail is read now: its node is in the set, its key sound. */
+static int
+stream_tail_read(const struct stream_tail *t, int64_t now)
+{
+	return t->absent_since == 0 && now >= t->bad_until;
+}
+
+/*
+ * The types of the keys read: one that is not a stream (nor missing)
+ * is not read for a while, so the others' are; if none is, the
+ * reading waits a second before it tries again, rather than spin.
+ */
+static void
+stream_types_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply	*rep;
+	int64_t		 now = clock_now_ms();
+	size_t		 i, n = 0;
+	int		 bad = 0;
+
+	(void)ac;
+	(void)arg;
+	if ((rep = stream_answer(reply)) == NULL)
+		return;
+	for (i = 0; i < cs.ntails && rep->type == REDIS_REPLY_ARRAY; i++) {
+		if (!stream_tail_read(&cs.tails[i], now))
+			continue;
+		if (n >= rep->elements)
+			break;
+		if (stream_str(rep->element[n]) != NULL &&
+		    strcmp(rep->element[n]->str, "stream") != 0 &&
+		    strcmp(rep->element[n]->str, "none") != 0) {
+			cs.tails[i].bad_until = now + STREAM_BAD_MS;
+			bad = 1;
+			if (cluster_warn_ok())
+				log_warnx("cluster: %s is a %s, not a stream: "
+				    "not read for %d s", cs.tails[i].key,
+				    rep->element[n]->str, STREAM_BAD_MS / 1000);
+		}
+		n++;
+	}
+	if (bad)
+		stream_poll();
+	else
+		cs.idle_until = now + STREAM_IDLE_MS;
+}
+
+/* Asks the types of the keys read. */
+static void
+stream_types(void)
+{
+	const char	**argv;
+	size_t		 *argvlen, i, n = 0;
+	char		  nkeys[24];
+	int64_t		  now = clock_now_ms();
+
+	argv = xcalloc(3 + cs.ntails, sizeof(*argv));
+	argvlen = xcalloc(3 + cs.ntails, sizeof(*argvlen));
+	for (i = 0; i < cs.ntails; i++)
+		if (stream_tail_read(&cs.tails[i], now))
+			argv[3 + n++] = cs.tails[i].key;
+	(void)snprintf(nkeys, sizeof(nkeys), "%zu", n);
+	argv[0] = "EVAL";
+	argv[1] = stream_lua_types;
+	argv[2] = nkeys;
+	for (i = 0; i < 3 + n; i++)
+		argvlen[i] = strlen(argv[i]);
+	stream_asked(cluster_redis_argv(&cs.rd, stream_types_reply, NULL,
+	    (int)(3 + n), argv, argvlen));
+	free(argv);
+	free(argvlen);
 }
 
 /*
@@ -290,9 +557,14 @@ static void
 stream_read(void)
 {
 	const char	**argv;
-	size_t		 *argvlen, i, argc;
+	size_t		 *argvlen, i, n, argc;
+	int64_t		  now = clock_now_ms();
 
-	argc = 6 + 2 * (cs.ntails + 1);
+	for (i = n = 0; i < cs.ntails; i++)
+		if (stream_tail_read(&cs.tails[i], now))
+			n++;
+	/* The joins' stream too: it is always read, so a read waits. */
+	argc = 6 + 2 * (n + 1);
 	argv = xcalloc(argc, sizeof(*argv));
 	argvlen = xcalloc(argc, sizeof(*argvlen));
 	argv[0] = "XREAD";
@@ -301,11 +573,13 @@ stream_read(void)
 	argv[3] = "BLOCK";
 	argv[4] = STREAM_BLOCK_MS;
 	argv[5] = "STREAMS";
-	for (i = 0; i < cs.ntails; i++) {
-		argv[6 + i] = cs.tails[i].key;
-		argv[6 + cs.ntails + 1 + i] = cs.tails[i].id;
+	for (i = n = 0; i < cs.ntails; i++) {
+		if (!stream_tail_read(&cs.tails[i], now))
+			continue;
+		argv[6 + n] = cs.tails[i].key;
+		argv[6 + (argc - 6) / 2 + n++] = cs.tails[i].id;
 	}
-	argv[6 + cs.ntails] = CLUSTER_JOINS;
+	argv[6 + n] = CLUSTER_JOINS;
 	argv[argc - 1] = stream_joins_id;
 	for (i = 0; i < argc; i++)
 		argvlen[i] = strlen(argv[i]);
@@ -315,45 +589,105 @@ stream_read(void)
 	free(argvlen);
 }
 
+/* Orders node ids (qsort, bsearch of a string in them). */
+static int
+stream_cmp_id(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Orders tails by node. */
+static int
+stream_cmp_tail(const void *a, const void *b)
+{
+	return strcmp(((const struct stream_tail *)a)->node,
+	    ((const struct stream_tail *)b)->node);
+}
+
+/* A node id against a tail (bsearch). */
+static int
+stream_cmp_key_tail(const void *key, const void *t)
+{
+	return strcmp(key, ((const struct stream_tail *)t)->node);
+}
+
 /*
  * Stops reading the streams of nodes no longer in the set (reaped: by
  * then their last entries were read, the reaping comes seconds after
- * their last heartbeat).
+ * their last heartbeat).  Their last ids are kept a minute: a node
+ * that comes back into the set (Redis lost the set, FLUSHALL, and its
+ * heartbeat put it back) is read on after them, not from the start of
+ * a stream whose first entries this node applied already.  set is
+ * sorted.
  */
 static void
-stream_tails_keep(const redisReply *set)
+stream_tails_keep(const char **set, size_t n)
 {
-	size_t	i, j;
-	int	found;
+	int64_t		 now = clock_now_ms();
+	const char	*key;
+	size_t		 i;
+	int		 found;
 
 	for (i = 0; i < cs.ntails; ) {
-		for (found = 0, j = 0; j < set->elements && !found; j++)
-			found = stream_str(set->element[j]) != NULL &&
-			    strcmp(set->element[j]->str, cs.tails[i].node) == 0;
+		key = cs.tails[i].node;
+		found = bsearch(&key, set, n, sizeof(*set),
+		    stream_cmp_id) != NULL;
 		if (found)
+			cs.tails[i].absent_since = 0;
+		else if (cs.tails[i].absent_since == 0)
+			cs.tails[i].absent_since = now;
+		if (found || now - cs.tails[i].absent_since < STREAM_FORGET_MS)
 			i++;
 		else
 			cs.tails[i] = cs.tails[--cs.ntails];
 	}
 }
 
-/* The nodes' set: a node new since the last look is read from its start. */
+/*
+ * The nodes' set: a node new since the last look is read from its
+ * start.  Anything that writes to Redis may fill the set: both sides
+ * are sorted (no set times tails), and at most STREAM_NODES_MAX
+ * streams are read.
+ */
 static void
 stream_nodes_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
 	redisReply	*rep;
-	size_t		 i;
+	const char	**set;
+	size_t		 i, n = 0, old;
 
 	(void)ac;
 	(void)arg;
 	if ((rep = stream_answer(reply)) == NULL)
 		return;
 	if (rep->type == REDIS_REPLY_ARRAY) {
+		set = xcalloc(rep->elements + 1, sizeof(*set));
 		for (i = 0; i < rep->elements; i++)
 			if (stream_str(rep->element[i]) != NULL &&
-			    stream_tail_find(rep->element[i]->str) == NULL)
-				stream_tail_add(rep->element[i]->str, "0-0");
-		stream_tails_keep(rep);
+			    cluster_node_valid(rep->element[i]->str,
+			    rep->element[i]->len) &&
+			    strcmp(rep->element[i]->str, cs.cfg->node_id) != 0)
+				set[n++] = rep->element[i]->str;
+		qsort(set, n, sizeof(*set), stream_cmp_id);
+		stream_tails_keep(set, n);
+		/* No tail yet: cs.tails is NULL, which qsort may not take. */
+		if ((old = cs.ntails) > 0)
+			qsort(cs.tails, old, sizeof(*cs.tails),
+			    stream_cmp_tail);
+		for (i = 0; i < n; i++) {
+			if (old > 0 && bsearch(set[i], cs.tails, old,
+			    sizeof(*cs.tails), stream_cmp_key_tail) != NULL)
+				continue;
+			if (cs.ntails >= STREAM_NODES_MAX) {
+				if (cluster_warn_ok())
+					log_warnx("cluster: over %d nodes in "
+					    "tn:nodes: the others are not read",
+					    STREAM_NODES_MAX);
+				break;
+			}
+			(void)stream_tail_new(set[i]);
+		}
+		free(set);
 	}
 	stream_read();
 }
@@ -366,6 +700,7 @@ stream_nodes_reply(redisAsyncContext *ac, void *reply, void *arg)
 static void
 stream_poll(void)
 {
+	cs.idle_until = 0;
 	/* Fenced: the mirror is read again from a snapshot. */
 	if (!cs.synced) {
 		stream_snapshot();
@@ -431,7 +766,9 @@ stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
 	cluster_mirror_mark();
 	for (i = 0; i + 2 < names->elements; i += 3)
 		if (stream_str(names->element[i]) != NULL &&
-		    stream_str(names->element[i + 1]) != NULL)
+		    stream_str(names->element[i + 1]) != NULL &&
+		    cluster_node_valid(names->element[i + 1]->str,
+		    names->element[i + 1]->len))
 			cluster_mirror_user(names->element[i + 1]->str,
 			    names->element[i]->str, names->element[i]->len,
 			    stream_status(stream_str(names->element[i + 2])));
@@ -475,6 +812,7 @@ stream_lost(struct cluster_redis *r)
 {
 	(void)r;
 	cs.asked = 0;
+	cs.idle_until = 0;
 }
 
 /*
@@ -516,8 +854,8 @@ cluster_stream_event(uint32_t events)
 }
 
 /*
- * Its timers: reconnecting, and a read that never comes back (a Redis
- * that hangs) drops the connection.
+ * Its timers: reconnecting, reading again after an idle second, and a
+ * read that never comes back (a Redis that hangs) drops the connection.
  */
 void
 cluster_stream_timers(int64_t now)
@@ -525,6 +863,9 @@ cluster_stream_timers(int64_t now)
 	cluster_redis_timers(&cs.rd, now);
 	if (cs.rd.ready && cs.asked && now - cs.asked_at > STREAM_STUCK_MS)
 		cluster_redis_drop(&cs.rd, "no answer to a read in time");
+	else if (cs.rd.ready && !cs.asked && cs.idle_until != 0 &&
+	    now >= cs.idle_until)
+		stream_poll();
 }
 
 /* Its next timer, or 0. */
@@ -535,7 +876,7 @@ cluster_stream_next(void)
 		return cluster_redis_next(&cs.rd);
 	if (cs.asked)
 		return cs.asked_at + STREAM_STUCK_MS + 1;
-	return 0;
+	return cs.idle_until;
 }
 
 /* The last id read of node's stream, or NULL: not read (show cluster). */
