@@ -516,6 +516,10 @@ conf_restart_changes(const struct config *a, const struct config *b,
 
 		if (k->live || k->kind == CONF_LISTEN)
 			continue;
+		/* Following max-clients, it changed with it: named once. */
+		if (k->off == offsetof(struct config, max_users) &&
+		    a->max_users_auto && b->max_users_auto)
+			continue;
 		if ((k->kind == CONF_SIZE &&
 		    *(const size_t *)(const void *)((const char *)a + k->off) !=
 		    *(const size_t *)(const void *)((const char *)b + k->off)) ||

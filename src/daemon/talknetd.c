@@ -428,7 +428,7 @@ configure(struct config *cfg, char *err, size_t errlen)
 	if (cluster_settings(cfg, err, errlen) == -1)
 		return -1;
 	/* The table's rows: the node's clients, and the other nodes'. */
-	if (cfg->max_users == 0)
+	if ((cfg->max_users_auto = cfg->max_users == 0))
 		cfg->max_users = cfg->max_clients;
 	if (cfg->max_users < cfg->max_clients) {
 		(void)snprintf(err, errlen, "max-users (%zu) must be at least "

@@ -75,6 +75,7 @@ struct config {
 	size_t			 max_clients;
 	size_t			 max_users;	/* table rows, local and
 						   remote; 0: max_clients */
+	int			 max_users_auto; /* not given: max-clients */
 	size_t			 max_rooms;
 	size_t			 max_rooms_per_user;	/* 0: no cap */
 	size_t			 max_name;
