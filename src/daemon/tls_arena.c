@@ -97,8 +97,10 @@ static void
 arena_unmap(struct tls_arena *a)
 {
 	/* ASan keeps a range's poison past munmap: the next mapping there
-	 * (an arena) would start poisoned. */
-	ARENA_UNPOISON(a->base, a->size);
+	 * (an arena) would start poisoned.  Only the writable part was
+	 * ever poisoned: the whole range's shadow would cost every child
+	 * megabytes under ASan (the CI's sanitizer pass ran out). */
+	ARENA_UNPOISON(a->base, a->rw);
 	if (munmap(a->base, a->size) == -1)
 		log_warn("TLS: munmap of an arena");
 	memset(a, 0, sizeof(*a));
@@ -506,7 +508,7 @@ tls_arena_drop_all(void)
 	for (i = 0; i < ARENA_MAX; i++) {
 		if (arenas[i].base == NULL)
 			continue;
-		ARENA_UNPOISON(arenas[i].base, arenas[i].size);
+		ARENA_UNPOISON(arenas[i].base, arenas[i].rw);
 		if (munmap(arenas[i].base, arenas[i].size) == -1)
 			log_warn("TLS: munmap of an arena");
 	}
