@@ -20,7 +20,8 @@ import tntest  # noqa: E402
 from tntest import (Client, req, new_user, disconnected,  # noqa: E402
                     public_from)
 from tntest.cluster import (Redis, node, nodes, users_of,  # noqa: E402
-                            know_all, wait_ok_again, room_with)
+                            know_all, one_user_each, wait_ok_again,
+                            room_with)
 from tntest.procfs import status_kb  # noqa: E402
 from tntest.runner import wait_until  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../e2e")
@@ -200,10 +201,7 @@ def test_a_stream_key_of_another_type_stops_only_that_stream():
     and reads node1's again once it is a stream."""
     with Redis() as r:
         a, b, c = nodes(r, 3)
-        alice = Client(a).identify("alice")
-        bob = Client(b).identify("bob")
-        carol = Client(c).identify("carol")
-        know_all((alice, bob, carol), ("alice", "bob", "carol"))
+        alice, bob, carol = one_user_each((a, b, c), ("alice", "bob", "carol"))
         r.cmd("DEL", S1)
         r.cmd("SET", S1, "not a stream")
         b.wait_log(r"tn:stream:node1 is a string, not a stream", 3 * T)

@@ -21,7 +21,7 @@ import tntest  # noqa: E402
 from tntest import (Client, req, resp, left_room,  # noqa: E402
                     disconnected, new_user)
 from tntest.cluster import (Redis, nodes, users_of, know_all,  # noqa: E402
-                            room_with)
+                            one_user_each, room_with)
 
 T = tntest.TIMEOUT
 REAP_BOUND = 8.0     # target 5 s (TTL 3 s + one beat); loose for load
@@ -41,10 +41,7 @@ def gone_events(r, stream, name):
 def test_a_killed_node_is_reaped_once_within_seconds():
     with Redis() as r:
         a, b, c = nodes(r, 3)
-        alice = Client(a).identify("alice")
-        bob = Client(b).identify("bob")
-        carol = Client(c).identify("carol")
-        know_all((alice, bob, carol), ("alice", "bob", "carol"))
+        alice, bob, carol = one_user_each((a, b, c), ("alice", "bob", "carol"))
         room_with(alice, "hall", bob, carol)
         # A power cut: every process of node A at once.
         a.terminated = True

@@ -19,7 +19,7 @@ import tntest  # noqa: E402
 from tntest import (Client, req, resp, new_user, new_status,  # noqa: E402
                     disconnected, public_from, text_from)
 from tntest.cluster import (Redis, node, nodes, users_of,  # noqa: E402
-                            know_all)
+                            know_all, one_user_each)
 
 T = tntest.TIMEOUT
 
@@ -56,10 +56,7 @@ def test_users_and_presence_cross_nodes():
 def test_public_and_private_texts_cross_nodes():
     with Redis() as r:
         a, b, c = nodes(r, 3)
-        alice = Client(a).identify("alice")
-        bob = Client(b).identify("bob")
-        carol = Client(c).identify("carol")
-        know_all((alice, bob, carol), ("alice", "bob", "carol"))
+        alice, bob, carol = one_user_each((a, b, c), ("alice", "bob", "carol"))
         alice.send(req("PUBLIC_TEXT", text="hello all"))
         bob.expect(public_from("alice", "hello all"), 3 * T)
         carol.expect(public_from("alice", "hello all"), 3 * T)

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, req, resp, invitation, joined_room,  # noqa: E402
                     left_room, room_text_from, disconnected)
-from tntest.cluster import Redis, nodes, know_all  # noqa: E402
+from tntest.cluster import Redis, nodes, know_all, one_user_each  # noqa: E402
 
 T = tntest.TIMEOUT
 
@@ -67,10 +67,7 @@ def test_a_room_across_two_nodes():
 def test_a_member_gone_leaves_its_rooms_everywhere():
     with Redis() as r:
         a, b, c = nodes(r, 3)
-        alice = Client(a).identify("alice")
-        bob = Client(b).identify("bob")
-        carol = Client(c).identify("carol")
-        know_all((alice, bob, carol), ("alice", "bob", "carol"))
+        alice, bob, carol = one_user_each((a, b, c), ("alice", "bob", "carol"))
         alice.send(req("NEW_ROOM", roomname="r1"))
         alice.expect(resp("NEW_ROOM", "SUCCESS", "r1"))
         alice.send(req("INVITE", roomname="r1", usernames=["bob", "carol"]))

@@ -23,6 +23,7 @@ import time
 from . import runner
 from .config import START_TIMEOUT, STOP_TIMEOUT, TIMEOUT
 from .daemon import Server, free_port
+from .client import Client
 from .procfs import ppid_map, descendants_of
 from .proto import invitation, joined_room, req, resp
 from .runner import Scoped, Skip, wait_until
@@ -227,6 +228,14 @@ def know_all(clients, names, timeout=3 * TIMEOUT):
                    what="every user known")
     for cl in clients:
         cl.drain()
+
+
+def one_user_each(nodes, names):
+    """One client identified on each node as names, in turn, once every
+    one of them knows all the others (their NEW_USER lines drained)."""
+    clients = [Client(n).identify(name) for n, name in zip(nodes, names)]
+    know_all(clients, names)
+    return clients
 
 
 def room_with(owner, room, *members):
