@@ -83,6 +83,9 @@ static const struct conf_key conf_keys[] = {
 	CONF_NUM("stall-timeout", stall_timeout, 0, 86400, 1),
 	CONF_NUM("send-buffer", send_buffer, 0, 16 * 1024 * 1024, 1),
 	CONF_NUM("max-gather", max_gather, 0, CEIL_MAX_GATHER, 1),
+	/* Live: a reload retires the spares, forked with the old settings. */
+	CONF_NUM("min-spare", min_spare, 0, CEIL_MAX_SPARE, 1),
+	CONF_NUM("max-spare", max_spare, 0, CEIL_MAX_SPARE, 1),
 	CONF_STR("user", user),
 	CONF_STR("pidfile", pidfile),
 	CONF_STR("control", control),
@@ -147,6 +150,8 @@ conf_defaults(struct config *cfg)
 	cfg->rate_burst = DEFAULT_RATE_BURST;
 	cfg->stall_timeout = DEFAULT_STALL_TIMEOUT;
 	cfg->send_buffer = DEFAULT_SEND_BUFFER;
+	cfg->min_spare = DEFAULT_MIN_SPARE;
+	cfg->max_spare = DEFAULT_MAX_SPARE;
 	(void)strlcpy(cfg->tls_protocols, TLS_DEFAULT_PROTOCOLS,
 	    sizeof(cfg->tls_protocols));
 	(void)strlcpy(cfg->tls_ciphers, TLS_DEFAULT_CIPHERS,

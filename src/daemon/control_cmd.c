@@ -226,6 +226,11 @@ ctl_stats(struct ctl_stat *st)
 	for (i = 0; i < LIMIT_LAST; i++)
 		ctl_stat(st, &n, "hits_", limit_name(i), live->totals.hits[i]);
 	ctl_stat(st, &n, "", "cluster_refused", live->cluster_refused);
+	ctl_stat(st, &n, "", "spares_idle", live->nspare[0] + live->nspare[1]);
+	ctl_stat(st, &n, "", "spares_forked", live->spare_forks);
+	ctl_stat(st, &n, "", "spares_handed", live->spare_handoffs);
+	ctl_stat(st, &n, "", "spares_missed", live->spare_misses);
+	ctl_stat(st, &n, "", "spares_lost", live->spare_lost);
 	return n;
 }
 

@@ -311,6 +311,8 @@ master_reload(char *msg, size_t len)
 		else
 			(void)snprintf(msg, len, "reloaded: %s", err);
 		r = master_tls_reload(msg, len);
+		/* Forked with the old settings and TLS context: replaced. */
+		master_spare_retire_all();
 	}
 	/* Its copy of the cluster password: not in the heap workers get. */
 	explicit_bzero(next, sizeof(*next));
@@ -477,6 +479,10 @@ master_loop(struct config *cfg)
 		    (timeout == -1 || left < timeout))
 			timeout = left;
 		if ((left = control_timeout()) != -1 &&
+		    (timeout == -1 || left < timeout))
+			timeout = left;
+		/* One spare forked a turn: accepts wait for one fork at most. */
+		if ((left = master_spare_fill()) != -1 &&
 		    (timeout == -1 || left < timeout))
 			timeout = left;
 		if (poll(pfd, npfd, timeout) == -1) {

@@ -4,7 +4,7 @@
  * makes what it holds (listeners, the hub's socket, the table, the
  * pidfile, daemon mode); master_hub.c starts the hub and writes to its
  * pipe; master_child.c counts the workers: per address, released,
- * reaped.  Internal to the master: nothing outside its files includes it.
+ * reaped; master_spare.c keeps workers forked ahead of their clients.  Internal to the master: nothing outside its files includes it.
  */
 #ifndef TALKNET_MASTER_H
 #define TALKNET_MASTER_H
@@ -48,8 +48,14 @@ struct child {
 	int64_t			released_at;	/* ms, monotonic */
 	char			addr[64];	/* the client's, for logs and
 						   talknetctl */
+	int			spare;		/* forked ahead, no client */
+	int			spare_idle;	/* in live->spares */
+	int			retired;	/* a spare told to exit */
+	int			tls;		/* a spare's kind */
+	int			handoff_fd;	/* a spare's, while idle */
 	RB_ENTRY(child)		entry;
 	TAILQ_ENTRY(child)	release_entry;	/* released, not killed */
+	TAILQ_ENTRY(child)	spare_entry;	/* idle, oldest first */
 };
 TAILQ_HEAD(child_list, child);
 RB_HEAD(child_tree, child);
@@ -99,6 +105,17 @@ struct master_live {
 	time_t			 status_sent;
 	struct session_totals	 totals;	/* every session that ended */
 	uint64_t		 cluster_refused;	/* closed: degraded */
+	/* The spare pool (master_spare.c); index 1 is tls:// clients'. */
+	struct child_list	 spares[2];	/* idle, oldest first */
+	size_t			 nspare[2];
+	size_t			 spare_want[2];	/* grown by a burst */
+	int			 spare_turn;	/* kind forked next */
+	int64_t			 spare_missed_at; /* ms: none was idle */
+	int64_t			 spare_retry_at;	/* ms: a fork failed */
+	uint64_t		 spare_forks;
+	uint64_t		 spare_handoffs;
+	uint64_t		 spare_misses;	/* accepted, none idle */
+	uint64_t		 spare_lost;	/* died idle */
 };
 
 extern struct master_state	 master;
@@ -182,5 +199,22 @@ int	 master_linger(void);
 int	 master_accept(int);
 /* Reaps every child that exited; notes the hub's exit. */
 void	 master_reap(void);
+/* fork(2) without glibc's atfork work: see master_child.c. */
+pid_t	 master_fork_light(void);
+/* In a new worker or spare: drops what it must not keep of the master's. */
+void	 master_worker_child(int tls);
+
+/* master_spare.c */
+/* Hands a connection to an idle spare: 0, or -1 when none is idle. */
+int	 master_spare_give(int fd, const char *addr, struct ip_count *ip,
+	    int tls);
+/* Forks a missing spare, retires extra ones; a poll timeout, or -1. */
+int	 master_spare_fill(void);
+/* Retires every idle spare (a reload). */
+void	 master_spare_retire_all(void);
+/* Copies the idle spares' hand-off fds, for the hub to close. */
+size_t	 master_spare_fds(int *fds, size_t max);
+/* A spare exited before it had a client. */
+void	 master_spare_reaped(struct child *c, int status);
 
 #endif

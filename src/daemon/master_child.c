@@ -134,6 +134,8 @@ master_live_init(void)
 	RB_INIT(&live->children);
 	RB_INIT(&live->ips);
 	TAILQ_INIT(&live->released);
+	TAILQ_INIT(&live->spares[0]);
+	TAILQ_INIT(&live->spares[1]);
 	nodepool_init(&live->child_pool, sizeof(struct child));
 	nodepool_init(&live->ip_pool, sizeof(struct ip_count));
 }
@@ -148,7 +150,7 @@ master_live_init(void)
  * the same system call without it, and still gives the child its own
  * thread id.
  */
-static pid_t
+pid_t
 master_fork_light(void)
 {
 #ifdef HAVE__FORK
@@ -158,7 +160,26 @@ master_fork_light(void)
 #endif
 }
 
-/* Forks one worker for an accepted connection. */
+/*
+ * In a new worker or spare, before it serves anyone: what it must not
+ * keep of the master's.
+ */
+void
+master_worker_child(int tls)
+{
+	master_child_setup();
+	close(master.rt.hub_listen_fd);
+	/* Only a TLS client's worker keeps the key (design.md). */
+	if (!tls)
+		tls_server_forget();
+	/* Only the hub talks to Redis: no worker keeps its password
+	 * (tested only when set: wiping writes, so copies a page). */
+	if (master.cfg->cluster_password[0] != '\0')
+		explicit_bzero(master.cfg->cluster_password,
+		    sizeof(master.cfg->cluster_password));
+}
+
+/* Forks one worker for an accepted connection no spare took. */
 static int
 master_fork_worker(int fd, const char *addr, struct ip_count *ip, int tls)
 {
@@ -180,16 +201,7 @@ master_fork_worker(int fd, const char *addr, struct ip_count *ip, int tls)
 		nodepool_put(&live->child_pool, c);
 		return -1;
 	case 0:
-		master_child_setup();
-		close(master.rt.hub_listen_fd);
-		/* Only a TLS client's worker keeps the key (design.md). */
-		if (!tls)
-			tls_server_forget();
-		/* Only the hub talks to Redis: no worker keeps its password
-		 * (tested only when set: wiping writes, so copies a page). */
-		if (master.cfg->cluster_password[0] != '\0')
-			explicit_bzero(master.cfg->cluster_password,
-			    sizeof(master.cfg->cluster_password));
+		master_worker_child(tls);
 		worker_main(master.cfg, &master.rt, fd, addr, tls);
 		/* NOTREACHED */
 	default:
@@ -489,7 +501,7 @@ master_accept(int lfd)
 	struct ip_count		*ip;
 	socklen_t		 sslen;
 	char			 name[128];
-	int			 fd, i;
+	int			 fd, i, tls;
 
 	for (i = 0; i < MASTER_ACCEPT_BURST; i++) {
 		sslen = sizeof(ss);
@@ -537,8 +549,9 @@ master_accept(int lfd)
 			close(fd);
 			continue;
 		}
-		if (master_fork_worker(fd, name, ip,
-		    master_tls_listener(lfd)) == -1) {
+		tls = master_tls_listener(lfd);
+		if (master_spare_give(fd, name, ip, tls) == -1 &&
+		    master_fork_worker(fd, name, ip, tls) == -1) {
 			ip_release(ip);
 			close(fd);
 			return -1;
@@ -587,6 +600,21 @@ master_child_ended(struct child *c, int status)
 		session_totals_add(&live->totals, NULL, reason);
 }
 
+/* Frees the places of a worker that was reaped, whatever its state. */
+static void
+master_child_gone(struct child *c, int status)
+{
+	master_child_ended(c, status);
+	if (!c->released) {
+		ip_release(c->ip);
+		live->nchildren--;
+	} else {
+		if (!c->killed)
+			TAILQ_REMOVE(&live->released, c, release_entry);
+		live->nreleased--;
+	}
+}
+
 /* Reaps every child that exited; restarts the hub if it was one. */
 void
 master_reap(void)
@@ -617,17 +645,12 @@ master_reap(void)
 				    desc, sizeof(desc)));
 			continue;
 		}
-		master_child_ended(c, status);
+		/* Before it leaves the tree: its report is looked up there. */
+		if (c->spare)
+			master_spare_reaped(c, status);
+		else
+			master_child_gone(c, status);
 		RB_REMOVE(child_tree, &live->children, c);
-		if (!c->released) {
-			ip_release(c->ip);
-			live->nchildren--;
-		} else {
-			if (!c->killed)
-				TAILQ_REMOVE(&live->released, c,
-				    release_entry);
-			live->nreleased--;
-		}
 		nodepool_put(&live->child_pool, c);
 		live->status_dirty = 1;
 	}

@@ -31,6 +31,8 @@
 void
 master_start_hub(void)
 {
+	int	spares[2 * CEIL_MAX_SPARE];
+	size_t	nspares, i;
 	pid_t	pid;
 	int	p[2];
 
@@ -51,6 +53,8 @@ master_start_hub(void)
 	}
 	master.rt.hub_ctl_fd = p[0];
 	master.hub_ctl = p[1];
+	/* On the stack: the list itself is in memory the hub never gets. */
+	nspares = master_spare_fds(spares, sizeof(spares) / sizeof(spares[0]));
 	master_signals_hold();
 	switch (pid = fork()) {
 	case -1:
@@ -63,6 +67,10 @@ master_start_hub(void)
 		tls_server_forget();
 		/* Only workers report a closed client. */
 		close(master.rt.release_fd);
+		/* Only the master hands spares their clients: a hub holding
+		 * their sockets would also keep them from seeing a retire. */
+		for (i = 0; i < nspares; i++)
+			close(spares[i]);
 		hub_main(master.cfg, &master.rt);
 		/* NOTREACHED */
 	default:

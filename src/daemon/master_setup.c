@@ -293,7 +293,9 @@ master_fd_limit(void)
 	struct rlimit	rl;
 	rlim_t		need, had;
 
-	need = (rlim_t)master.cfg->max_clients + MASTER_FD_SLACK;
+	/* Each idle spare holds one: its hand-off socket. */
+	need = (rlim_t)master.cfg->max_clients + MASTER_FD_SLACK +
+	    2 * master.cfg->max_spare;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
 		log_warn("getrlimit");
 		return;
@@ -311,9 +313,10 @@ master_fd_limit(void)
 		    (unsigned long long)rl.rlim_cur);
 	if (rl.rlim_cur < need)
 		log_warnx("open files limit %llu is below the %llu that "
-		    "--max-clients %zu needs: raise it (LimitNOFILE=, "
-		    "ulimit -n)", (unsigned long long)rl.rlim_cur,
-		    (unsigned long long)need, master.cfg->max_clients);
+		    "--max-clients %zu and --max-spare %zu need: raise it "
+		    "(LimitNOFILE=, ulimit -n)", (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)need, master.cfg->max_clients,
+		    master.cfg->max_spare);
 }
 
 /* Opens the pidfile; a second instance with the same one stops here. */

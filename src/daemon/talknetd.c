@@ -73,6 +73,8 @@ static const struct option talknetd_options[] = {
 	{ "stall-timeout",	required_argument,	NULL, 0 },
 	{ "send-buffer",	required_argument,	NULL, 0 },
 	{ "max-gather",		required_argument,	NULL, 0 },
+	{ "min-spare",		required_argument,	NULL, 0 },
+	{ "max-spare",		required_argument,	NULL, 0 },
 	{ "control",		required_argument,	NULL, 0 },
 	{ "tls-cert",		required_argument,	NULL, 0 },
 	{ "tls-key",		required_argument,	NULL, 0 },
@@ -110,6 +112,7 @@ usage(FILE *f)
 	    "                [--cluster URL] [--node-id ID] "
 	    "[--cluster-password PW]\n"
 	    "                [--cluster-password-file FILE] [--max-users N]\n"
+	    "                [--min-spare N] [--max-spare N]\n"
 	    "  -c, --config FILE    read settings from FILE (default "
 	    DEFAULT_CONF_FILE ")\n"
 	    "  -d, --debug          log debug messages too\n"
@@ -143,6 +146,10 @@ usage(FILE *f)
 	    "(default %d; 0: the kernel's)\n"
 	    "      --max-gather MS  longest a busy hub gathers lines for many "
 	    "(default %d; 0: never)\n"
+	    "      --min-spare N    idle workers forked ahead of clients "
+	    "(default %d; 0: none)\n"
+	    "      --max-spare N    idle workers kept at most, under a burst "
+	    "(default %d)\n"
 	    "      --log-level L    error, warning, info (default) or debug\n"
 	    "      --control PATH   talknetctl's socket (default "
 	    TALKNETD_CONTROL_PATH ")\n"
@@ -173,7 +180,8 @@ usage(FILE *f)
 	    PROTO_MAX_ROOM, PROTO_MAX_LINE, DEFAULT_MAX_QUEUE,
 	    DEFAULT_MAX_CLIENTS_PER_IP, DEFAULT_LOGIN_TIMEOUT,
 	    DEFAULT_RATE_LIMIT, DEFAULT_RATE_BURST, DEFAULT_STALL_TIMEOUT,
-	    DEFAULT_SEND_BUFFER, DEFAULT_MAX_GATHER);
+	    DEFAULT_SEND_BUFFER, DEFAULT_MAX_GATHER, DEFAULT_MIN_SPARE,
+	    DEFAULT_MAX_SPARE);
 }
 
 /* Remembers one setting of the command line, checking it at once. */
@@ -430,6 +438,11 @@ configure(struct config *cfg, char *err, size_t errlen)
 	/* The table's rows: the node's clients, and the other nodes'. */
 	if ((cfg->max_users_auto = cfg->max_users == 0))
 		cfg->max_users = cfg->max_clients;
+	if (cfg->max_spare < cfg->min_spare) {
+		(void)snprintf(err, errlen, "max-spare (%zu) must be at least "
+		    "min-spare (%zu)", cfg->max_spare, cfg->min_spare);
+		return -1;
+	}
 	if (cfg->max_users < cfg->max_clients) {
 		(void)snprintf(err, errlen, "max-users (%zu) must be at least "
 		    "max-clients (%zu)", cfg->max_users, cfg->max_clients);

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define TALKNETD_DEFAULT_PORT		"8001"
 #define TALKNETD_TLS_PORT		"8443"	/* the convention, documented */
@@ -26,6 +27,8 @@
 #define DEFAULT_STALL_TIMEOUT		10	/* seconds without progress */
 #define DEFAULT_MAX_GATHER		5	/* ms, see hub_pass_end */
 #define DEFAULT_SEND_BUFFER		(64 * 1024)	/* SO_SNDBUF */
+#define DEFAULT_MIN_SPARE		4	/* workers forked ahead */
+#define DEFAULT_MAX_SPARE		32
 
 /* Ceilings that keep the shared table's size sane. */
 #define CEIL_MAX_CLIENTS		100000
@@ -35,6 +38,7 @@
 #define CEIL_MAX_LINE			(16 * 1024 * 1024)
 #define CEIL_MAX_GATHER		1000	/* ms */
 #define CEIL_MAX_QUEUE			(1024 * 1024 * 1024)
+#define CEIL_MAX_SPARE			1024	/* one master fd each */
 
 /* Exit status when the cluster refuses this node (sysexits.h EX_TEMPFAIL). */
 #define TALKNETD_EXIT_CLUSTER		75
@@ -89,6 +93,8 @@ struct config {
 	size_t			 stall_timeout;		/* seconds, 0: none */
 	size_t			 send_buffer;		/* bytes; 0: kernel's */
 	size_t			 max_gather;		/* ms; 0: never */
+	size_t			 min_spare;	/* idle workers kept; 0: none */
+	size_t			 max_spare;	/* at most, under a burst */
 	size_t			 reloads;	/* SIGHUPs applied: not a key */
 };
 
@@ -123,8 +129,24 @@ int	 master_sig_set(int, void (*)(int), int);
 void	 hub_main(const struct config *, const struct runtime *)
 	    __attribute__((noreturn));
 
+/*
+ * What the master sends a spare worker with its client's socket
+ * (SCM_RIGHTS, one SOCK_SEQPACKET message): fixed and versioned, and
+ * checked whole by the spare before it serves anyone.
+ */
+#define SPARE_HANDOFF_VERSION	1
+struct spare_handoff {
+	uint32_t	version;
+	uint32_t	tls;		/* 1: a tls:// client */
+	char		addr[64];	/* the client, NUL-terminated */
+};
+
 /* worker.c */
 void	 worker_main(const struct config *, const struct runtime *, int fd,
 	    const char *addr, int tls) __attribute__((noreturn));
+
+/* worker_spare.c */
+void	 worker_spare_main(const struct config *, const struct runtime *,
+	    int handoff, int tls) __attribute__((noreturn));
 
 #endif

@@ -501,25 +501,22 @@ worker_send_buffer(const struct config *cfg)
 		log_debug("worker %s: SO_SNDBUF: %s", w.addr, strerror(errno));
 }
 
-/* The worker process: serve one client until it leaves. */
+/*
+ * What every worker sets up before it has a client: a spare does it
+ * ahead, off the connect path.  fd goes to WORKER_CLIENT_FD: the
+ * client's socket, or a spare's hand-off socket until the client's
+ * replaces it there.
+ */
 void
-worker_main(const struct config *cfg, const struct runtime *rt, int fd,
-    const char *addr, int tls)
+worker_prepare(const struct config *cfg, const struct runtime *rt, int fd,
+    int tls)
 {
-	struct pollfd	 pfd[2];
-	int		 one = 1;
-	int64_t		 deadline = 0;
-
 	w.cfg = cfg;
 	w.rt = rt;
 	w.pid = getpid();
 	w.hub.fd = -1;
 	w.slot = IPC_SLOT_NEW;
 	w.linger_ms = WORKER_LINGER_MS;
-	worker_signals();
-	/* The master formatted the address already: no resolver code here. */
-	(void)strlcpy(w.addr, addr, sizeof(w.addr));
-	title_set("worker (unidentified) %s", w.addr);
 	/* glibc's syslog fd is about to be closed and its number reused
 	 * (the send pipe, the hub channel): forget it, so syslog()
 	 * reconnects rather than write to, or close, one of those. */
@@ -534,19 +531,31 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	 * writable here, so a worker cannot corrupt the table. */
 	w.tab.hdr = (struct shm_hdr *)(uintptr_t)rt->shm_ro;
 	w.tab.size = rt->shm_size;
+	/* libtls writes the socket itself: a TLS worker splices nothing. */
+	if (tls)
+		w.pipe_r = w.pipe_w = -1;
+	else
+		worker_pipe_open();
+	worker_wait_open();
+}
 
+/* Sets up the client's socket (at WORKER_CLIENT_FD), then the sandbox. */
+static void
+worker_take(const char *addr, int tls)
+{
+	int	one = 1;
+
+	worker_signals();
+	/* The master formatted the address already: no resolver code here. */
+	(void)strlcpy(w.addr, addr, sizeof(w.addr));
+	title_set("worker (unidentified) %s", w.addr);
 	if (fcntl(w.cfd, F_SETFL, O_NONBLOCK) == -1)
 		fatal("worker: fcntl");
 	(void)setsockopt(w.cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	worker_send_buffer(cfg);
-	/* libtls writes the socket itself: a TLS worker splices nothing. */
-	if (tls) {
-		w.pipe_r = w.pipe_w = -1;
+	worker_send_buffer(w.cfg);
+	if (tls)
 		worker_tls_start();
-	} else
-		worker_pipe_open();
-	worker_wait_open();
-	worker_setup(cfg);
+	worker_setup(w.cfg);
 	/*
 	 * A batch from the hub that the client is slow to take outgrows the
 	 * queue's store.  Past it, a buffer gets pages of its own rather than
@@ -557,7 +566,16 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	buf_map_storage();
 	/* Set up: from here on the worker can only serve its client. */
 	sandbox_worker();
+}
 
+/* Serves the client at WORKER_CLIENT_FD until it leaves. */
+void
+worker_serve(const char *addr, int tls)
+{
+	struct pollfd	 pfd[2];
+	int64_t		 deadline = 0;
+
+	worker_take(addr, tls);
 	for (;;) {
 		if (worker_stop && !(w.flags & WF_CLOSED)) {
 			worker_end(END_SHUTDOWN, LIMIT_LAST);
@@ -594,4 +612,13 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 		}
 		worker_events(pfd);
 	}
+}
+
+/* The worker process of a connection the master forked it for. */
+void
+worker_main(const struct config *cfg, const struct runtime *rt, int fd,
+    const char *addr, int tls)
+{
+	worker_prepare(cfg, rt, fd, tls);
+	worker_serve(addr, tls);
 }

@@ -3,7 +3,8 @@
  * worker.c is the process (setup, signals, limits, timers, the loop);
  * worker_in.c reads the client's lines, worker_out.c queues and writes
  * what goes to it; worker_hub.c is its channel to the hub;
- * worker_wait.c is its wait on both.  Internal to the worker: nothing
+ * worker_wait.c is its wait on both; worker_spare.c is a spare's wait
+ * for its client.  Internal to the worker: nothing
  * outside these files includes it.
  */
 #ifndef TALKNET_WORKER_H
@@ -160,6 +161,11 @@ extern struct worker_state	w;
 extern volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
 
 /* worker.c */
+/* Sets up what needs no client: fds, the table, the send pipe. */
+void	 worker_prepare(const struct config *, const struct runtime *,
+	    int fd, int tls);
+/* Serves the client at WORKER_CLIENT_FD until it leaves. */
+void	 worker_serve(const char *addr, int tls) __attribute__((noreturn));
 /* Stops serving without the hub: flush the queue a while, then exit. */
 void	 worker_wind_down(const char *);
 /* Notes that a read wrote n bytes of the scratch. */

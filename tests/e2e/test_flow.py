@@ -219,7 +219,7 @@ def test_prompt_readers_of_twelve_senders_lose_nothing():
     # When they all leave, every worker exits: none is left reconnecting.
     for c in clients:
         c.sock.close()
-    tntest.wait_until(lambda: len(s.descendants()) == 1, 10,
+    tntest.wait_until(lambda: len(s.descendants(spares=False)) == 1, 10,
                       what="every worker gone")
     again = tntest.connect_users(s, *["v%02d" % i for i in range(16)])
     assert len(again) == 16

@@ -154,7 +154,9 @@ def test_fork_failure_refuses_politely_and_resumes():
     uid, gid = _nobody()
     if ops.run(_as(uid, gid) + ["test", "-x", tntest.TALKNETD])[0] != 0:
         raise tntest.Skip("nobody cannot run %s" % tntest.TALKNETD)
-    s = NobodyServer(uid, gid)
+    # No spare: a spare would take the connection without a fork
+    # (test_spare_pool.py covers the pool).
+    s = NobodyServer(uid, gid, "--min-spare", "0", "--max-spare", "0")
     a, base = _identified(s, "anna")
     pid = s.pid
     soft = _soft_limit(pid, "Max processes")
@@ -199,17 +201,18 @@ def test_fd_limit_raised_for_max_clients_or_warned():
     if hard != resource.RLIM_INFINITY and hard < 1100:
         raise tntest.Skip("hard open files limit %d is too low" % hard)
     # A soft limit below what --max-clients needs is raised (the hub
-    # inherits it), up to the hard limit.
+    # inherits it), up to the hard limit: 1000 clients, 64 of slack,
+    # and two for each of the --max-spare 32 spares of each kind.
     s = LimitedServer(256, hard, "--max-clients", "1000")
     for pid in (s.pid, s.hub_pid()):
         soft = _soft_limit(pid, "Max open files")
-        assert soft == "1064", "pid %d: soft open files limit %s" % (pid, soft)
+        assert soft == "1128", "pid %d: soft open files limit %s" % (pid, soft)
     assert "open files limit" not in s.log_text(), s.log_text()
     assert s.terminate() == 0
     # A hard limit below it cannot be raised: the daemon says so.
     s = LimitedServer(256, 512, "--max-clients", "1000")
-    s.wait_log(r"warning: open files limit 512 is below the 1064 that "
-               r"--max-clients 1000 needs")
+    s.wait_log(r"warning: open files limit 512 is below the 1128 that "
+               r"--max-clients 1000 and --max-spare 32 need")
     a = tntest.Client(s)
     a.identify("anna")
     assert s.terminate() == 0

@@ -123,17 +123,26 @@ def holds(pid, secret):
 
 
 def test_key_only_where_served():
-    """The hub and plain workers hold nothing of the key; the master and
-    a TLS worker do."""
+    """The hub, plain workers and plain spares hold nothing of the key;
+    the master, a TLS worker and a TLS spare do."""
     secret = key_scalar(pki().server_key)
     with tls_server(pki()) as s:
         if tntest.sanitized(s.pid):
             raise tntest.Skip("a sanitizer build")
         p = tntest.Client(plain_port(s)).identify("plain")
         t = TlsClient(s, pki()).identify("tls")
+        # Idle spares of each kind (--min-spare): a plain one has
+        # dropped the key before it waits, as a plain worker has.
+        plain_spare = tntest.wait_until(
+            lambda: s.titled("talknetd: worker (spare)"), tntest.TIMEOUT,
+            what="a plain spare")[0]
+        tls_spare = tntest.wait_until(
+            lambda: s.titled("talknetd: worker (spare, tls)"),
+            tntest.TIMEOUT, what="a TLS spare")[0]
         who = {"master": s.pid, "hub": s.hub_pid(),
                "plain worker": s.worker_pid(p),
-               "TLS worker": s.worker_pid(t)}
+               "TLS worker": s.worker_pid(t),
+               "plain spare": plain_spare, "TLS spare": tls_spare}
         found = {k: holds(v, secret) for k, v in who.items()}
         p.close()
         t.close()
@@ -142,6 +151,8 @@ def test_key_only_where_served():
     assert found["TLS worker"], "the scan does not find a TLS worker's key"
     assert not found["hub"], "the hub holds the private key"
     assert not found["plain worker"], "a plain worker holds the private key"
+    assert not found["plain spare"], "a plain spare holds the private key"
+    assert found["TLS spare"], "the scan does not find a TLS spare's key"
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ def test_bad_files_on_reload():
         good = der(pki().server_cert)
         r, out, took = ctl_reload(s)
         assert r == 0, out
-        fds = procfs.nfds(s.pid)
+        fds = s.master_nfds()
         cases = []
         for which, src in (("c.pem", pki().server_cert),
                            ("k.pem", pki().server_key)):
@@ -158,7 +158,7 @@ def test_bad_files_on_reload():
         assert failed == [], failed
         assert served_cert(tls_port(s)) == good
         # talknetctl's connection may still be closing: wait for it.
-        tntest.wait_until(lambda: procfs.nfds(s.pid) <= fds, T,
+        tntest.wait_until(lambda: s.master_nfds() <= fds, T,
                           what="%d fds, as before" % fds)
         _copy_pair(d, "rotated")
         r, out, took = ctl_reload(s)
@@ -223,7 +223,7 @@ def test_reload_storm_under_traffic():
         # Warm up: the first reloads allocate what later ones reuse.
         for i in range(10):
             assert ctl_reload(s)[0] == 0
-        base_fds = procfs.nfds(s.pid)
+        base_fds = s.master_nfds()
         base_rss = _master_rss_kb(s.pid)
         stop = threading.Event()
         sent = []
@@ -279,7 +279,7 @@ def test_reload_storm_under_traffic():
         a.send(req("TEXT", username="b", text="after"))
         b.expect(text_from("a", "after"))
         # The newcomers' workers are reaped: then no fd is left over.
-        tntest.wait_until(lambda: procfs.nfds(s.pid) <= base_fds, T,
+        tntest.wait_until(lambda: s.master_nfds() <= base_fds, T,
                           what="%d fds, as before the storm" % base_fds)
         rss = _master_rss_kb(s.pid)
         print("storm: %d lines, %d new connections, master fds %d -> %d, "

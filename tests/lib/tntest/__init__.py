@@ -33,7 +33,7 @@ from .proto import (INVALID, NOT_IDENTIFIED, ProtocolError,
                     joined_room, left_room, match, new_status, new_user,
                     padded_identify, public_from, req, resp, room_text_from,
                     room_user_list, text_from, user_list)
-from .procfs import (all_pids, children_of, descendants_of,
+from .procfs import (all_pids, children_of, descendants_of, is_spare,
                      fd_targets, is_talknetd, listening_ports,
                      memory_holds, nfds,
                      pid_alive, proc_stat, proc_status, proc_title, sanitized,

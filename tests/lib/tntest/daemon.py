@@ -16,8 +16,8 @@ import time
 from . import runner
 from .config import (LIFT_LIMITS, LOOPBACK, SANITIZER_PATTERNS,
                      START_TIMEOUT, STOP_TIMEOUT, TALKNETD, TIMEOUT)
-from .procfs import (children_of, descendants_of, pid_alive, proc_title,
-                     socket_holders)
+from .procfs import (children_of, descendants_of, is_spare, nfds,
+                     pid_alive, proc_title, socket_holders)
 from .runner import Scoped, Skip, wait_until
 
 _LISTEN_RE = re.compile(r"listening on (\[[^\]]*\]|[^\s\[\]]+?):(\d+)")
@@ -158,11 +158,24 @@ class Server(Scoped):
         return self.proc is not None and self.proc.poll() is None
 
     def children(self):
-        """Direct children of the master (zombies included)."""
-        return children_of(self.pid)
+        """Direct children of the master (zombies included), but the
+        idle spare workers: the hub and the workers of clients."""
+        return [p for p in children_of(self.pid) if not is_spare(p)]
 
-    def descendants(self):
-        return descendants_of(self.pid)
+    def spares(self):
+        """The master's idle spare workers, forked ahead of clients."""
+        return [p for p in children_of(self.pid) if is_spare(p)]
+
+    def descendants(self, spares=True):
+        """Every process under the master; spares=False leaves out the
+        idle spare workers (what serves no client)."""
+        return [p for p in descendants_of(self.pid)
+                if spares or not is_spare(p)]
+
+    def master_nfds(self):
+        """The master's open fds, less one per idle spare (the master's
+        end of its hand-off socket): flat unless something leaks."""
+        return nfds(self.pid) - len(self.spares())
 
     def titled(self, title):
         """PIDs of the master's descendants whose title is exactly title."""

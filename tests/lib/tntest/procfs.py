@@ -37,6 +37,15 @@ def proc_title(pid):
     return data.decode("utf-8", "replace")
 
 
+# An idle worker forked ahead of its client (talknetd --min-spare).
+SPARE_TITLE = "talknetd: worker (spare"
+
+
+def is_spare(pid):
+    """True if pid is an idle spare worker, not yet a client's."""
+    return (proc_title(pid) or "").startswith(SPARE_TITLE)
+
+
 def is_talknetd(pid):
     """True if pid's title names talknetd."""
     return "talknetd" in (proc_title(pid) or "")

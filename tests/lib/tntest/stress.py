@@ -100,7 +100,7 @@ def tree_memory(server):
 
 def baseline(server, hub):
     """(fds of master, fds of hub, children of master)."""
-    return (nfds(server.pid), nfds(hub), len(server.children()))
+    return (server.master_nfds(), nfds(hub), len(server.children()))
 
 
 def wait_baseline(server, hub, base, timeout=15):
