@@ -62,7 +62,7 @@ pair_text() {
 # The hold target: Pss and MemAvailable per client (spares included)
 # no worse than the baseline report's.
 hold_target() {
-	local n=$HOLD_MAX p m bp bm v= fig
+	local n=$HOLD_MAX p m bp bm v="" fig
 	fig="hold $n: Pss and MemAvailable per client, spares included"
 	if [ "$n" = 0 ]; then
 		target_row "hold 10000: Pss and MemAvailable per client" \
