@@ -142,7 +142,8 @@ settle_report() {
 	echo "$SETTLE_MAX\`) until MemAvailable holds still (within 2 MiB over"
 	echo "2 s) and the CPUs are at most 10% busy over the same 2 s, for"
 	echo "$SETTLE_MAX s at most.  Each workload's wait in seconds; \"(bound)\""
-	echo "where the bound ended it, with the CPUs' busy share then:"
+	echo "where the bound ended it, with the CPUs' busy share and how far"
+	echo "MemAvailable moved over those last 2 s:"
 	echo
 	[ -s "$tmp/settle.log" ] || { echo "- no waits recorded"; return 0; }
 	awk '
@@ -150,7 +151,7 @@ settle_report() {
 		{
 			w = sprintf("%s %.1f", $2, $3)
 			if ($4 != "settled")
-				w = w sprintf(" (bound, %s%%)", $5)
+				w = w sprintf(" (bound, CPU %s%%, %.1f MiB)", $5, $6 / 1024)
 			line[$1] = line[$1] (line[$1] == "" ? "" : ", ") w
 			all++
 			sum += $3
