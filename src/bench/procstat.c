@@ -286,8 +286,10 @@ cpustat_read(long long *busy, long long *total)
 	fclose(f);
 	if (p == NULL || strncmp(line, "cpu ", 4) != 0)
 		return 0;
-	/* user nice system idle iowait irq softirq steal: idle and iowait
-	 * are the CPU's own idle time; steal is another guest's, busy. */
+	/*
+	 * user nice system idle iowait irq softirq steal: idle and iowait
+	 * are the CPUs' own idle time; steal is another guest's, busy.
+	 */
 	p = line + 4;
 	for (i = 0; i < 8; i++) {
 		v = strtoll(p, &end, 10);
