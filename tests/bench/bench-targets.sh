@@ -166,5 +166,7 @@ settle_report() {
 			for (i = 1; i <= n; i++)
 				printf "- %s: %s\n", order[i], line[order[i]]
 			printf "- longest: %.1f s, %s; %d of %d waits ended at the bound; %.0f s waited in all\n", max, at, bound, all, sum
+			if (bound * 2 > all)
+				print "\n**Most waits ended at the bound: the machine did not settle before most workloads (other work, or the kernel still reclaiming after the last one), and the figures are skewed by it.**"
 		}' "$tmp/settle.log"
 }
