@@ -57,7 +57,8 @@ enum workload {
 	WL_MACHINE,
 	WL_JOIN,
 	WL_BROADCAST,
-	WL_LAST = WL_BROADCAST
+	WL_SETTLE,
+	WL_LAST = WL_SETTLE
 };
 
 enum proto_kind {
@@ -453,6 +454,14 @@ int	 talknet_reply(struct proto_parser *, const char *, size_t,
 extern const struct wire wire_irc;
 const char *irc_word(const char **, const char *, size_t *);
 
+/* How a wait for the machine to settle ended. */
+struct settle {
+	double		 secs;		/* waited */
+	int		 settled;	/* 0: the bound ended it */
+	long long	 mem_range_kib;	/* MemAvailable's spread, last window */
+	double		 cpu_pct;	/* CPUs busy over it; -1 not read */
+};
+
 /* hist.c */
 void	 hist_add(struct hist *, uint64_t);
 uint64_t hist_quantile(const struct hist *, double);
@@ -463,6 +472,8 @@ void	 srv_sample(pid_t, int, struct srvstat *);
 void	 meminfo_read(struct meminfo *);
 long long self_rss_kib(void);
 double	 procstat_settle(unsigned int, int *);
+void	 settle_wait(unsigned int, int, struct settle *);
+int	 bench_settle(const struct options *);
 
 /* workload.c */
 const char *workload_name(enum workload);

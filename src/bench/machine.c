@@ -38,6 +38,8 @@ struct machine {
 	unsigned int	 rounds;	/* timed round trips */
 	unsigned int	 rounds_all;	/* with the warm-up */
 	double		 wake_us;	/* half the median round trip */
+	double		 rtt_p50_us;	/* the round trip itself */
+	double		 rtt_p99_us;
 	double		 wake_min_us;
 	double		 wake_cpu_us;	/* both sides' CPU per wake-up */
 	long		 cpus;
@@ -171,6 +173,8 @@ machine_wakeups(struct machine *m, int64_t *rtt)
 	}
 	qsort(rtt, m->rounds, sizeof(*rtt), machine_cmp);
 	m->wake_us = (double)rtt[m->rounds / 2] / 2 / 1000;
+	m->rtt_p50_us = (double)rtt[m->rounds / 2] / 1000;
+	m->rtt_p99_us = (double)rtt[(size_t)m->rounds * 99 / 100] / 1000;
 	m->wake_min_us = (double)rtt[0] / 2 / 1000;
 	m->wake_cpu_us = (ru_cpu(&r1) - ru_cpu(&r0) + ru_cpu(&rc)) * 1e6 /
 	    m->rounds_all / 2;
@@ -221,6 +225,8 @@ machine_json(const struct options *o, const struct machine *m, FILE *f)
 	fprintf(f, "\"wakeup_rounds\":%u,\"wakeup_us\":%.6g,"
 	    "\"wakeup_min_us\":%.6g,\"wakeup_cpu_us\":%.6g,", m->rounds,
 	    m->wake_us, m->wake_min_us, m->wake_cpu_us);
+	fprintf(f, "\"pingpong_p50_us\":%.6g,\"pingpong_p99_us\":%.6g,",
+	    m->rtt_p50_us, m->rtt_p99_us);
 	fprintf(f, "\"cpus\":%ld,\"cpu_model\":", m->cpus);
 	json_str(f, m->model);
 	fputs(",\"kernel\":", f);
@@ -239,6 +245,8 @@ machine_human(const struct machine *m, FILE *f)
 	    (unsigned long long)m->forks, m->fork_s);
 	fprintf(f, "  bare wake-up         %8.2f us  (median; min %.2f us; "
 	    "%u round trips)\n", m->wake_us, m->wake_min_us, m->rounds);
+	fprintf(f, "  ping-pong round trip %8.2f us  (p50; p99 %.2f us)\n",
+	    m->rtt_p50_us, m->rtt_p99_us);
 	fprintf(f, "  CPU per wake-up      %8.2f us  (both processes)\n",
 	    m->wake_cpu_us);
 	if (m->error[0] != '\0')

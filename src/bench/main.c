@@ -3,7 +3,7 @@
  * servers such as ngircd.  main.c parses the options and hands the
  * run to its workload: the classic ones (fanout, private, connect, hold:
  * loop.c), machine (machine.c), join and broadcast
- * (presence.c), or draws charts of earlier results (svg.c).
+ * (presence.c), settle (procstat.c), or draws charts of earlier results (svg.c).
  * bench.h lists the pieces.
  */
 #ifdef HAVE_CONFIG_H
@@ -42,6 +42,7 @@ usage(FILE *f, int status)
 	fprintf(f,
 "usage: %s [options] fanout|private|connect|hold|join|broadcast\n"
 "       %s [--json] machine\n"
+"       %s [--json] [--settle S] settle\n"
 "       %s --svg FILE --compare RESULT.json ...\n"
 "  -H, --host HOST          server address (default 127.0.0.1)\n"
 "  -p, --port PORT          server port (8001; 6667 with --proto irc)\n"
@@ -75,7 +76,8 @@ usage(FILE *f, int status)
 "      --server-pid PID     sample CPU and memory of PID and its children\n"
 "      --settle S           seconds to wait at most for the system's memory\n"
 "                           to hold still before the baseline (hold 30,\n"
-"                           others 0: no wait)\n"
+"                           others 0: no wait); settle: for the memory to\n"
+"                           hold still and the CPUs to idle (30)\n"
 "      --json               print the result as JSON on stdout\n"
 "      --label TEXT         name of this result in JSON and charts\n"
 "      --svg FILE           write the latency CDF as an SVG chart\n"
@@ -84,7 +86,7 @@ usage(FILE *f, int status)
 "  -q, --quiet              no progress, no table with --json\n"
 "  -h, --help               show this help\n"
 "  -V, --version            show the version\n",
-	    getprogname(), getprogname(), getprogname());
+	    getprogname(), getprogname(), getprogname(), getprogname());
 	exit(status);
 }
 
@@ -304,8 +306,9 @@ opts_nodes(struct options *o)
 		return;
 	if (o->host_given || o->port != NULL)
 		errx(2, "--nodes takes the place of --host and --port");
-	if (o->wl == WL_MACHINE)
-		errx(2, "machine makes no connections: no --nodes");
+	if (o->wl == WL_MACHINE || o->wl == WL_SETTLE)
+		errx(2, "%s makes no connections: no --nodes",
+		    workload_name(o->wl));
 	if (!node_next(&p, host, sizeof(host), port, sizeof(port)))
 		errx(2, "--nodes: no HOST:PORT given");
 	o->host = host;
@@ -319,7 +322,7 @@ opts_workload(struct options *o, const char *name)
 	o->wl = workload_lookup(name);
 	if (o->wl == WL_NONE) {
 		warnx("%s: not a workload (fanout, private, connect, hold, "
-		    "machine, join, broadcast)", name);
+		    "machine, join, broadcast, settle)", name);
 		usage(stderr, 2);
 	}
 	if (o->ncompare > 0 && o->svg == NULL)
@@ -331,8 +334,9 @@ opts_workload(struct options *o, const char *name)
 		errx(2, "--ca and --insecure need --tls");
 	if (o->ca != NULL && o->insecure)
 		errx(2, "--ca or --insecure, not both");
-	if (o->tls && o->wl == WL_MACHINE)
-		errx(2, "machine makes no connections: no --tls");
+	if (o->tls && (o->wl == WL_MACHINE || o->wl == WL_SETTLE))
+		errx(2, "%s makes no connections: no --tls",
+		    workload_name(o->wl));
 	opts_nodes(o);
 	if (o->port == NULL)
 		o->port = o->proto == PK_IRC ? DEFAULT_PORT_IRC :
@@ -374,6 +378,8 @@ main(int argc, char *argv[])
 	tlsio_setup(&o);
 	if (o.wl == WL_MACHINE)
 		return bench_machine(&o);
+	if (o.wl == WL_SETTLE)
+		return bench_settle(&o);
 	if (o.wl == WL_JOIN || o.wl == WL_BROADCAST)
 		return bench_presence(&o);
 	return bench_classic(&o);

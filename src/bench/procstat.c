@@ -1,7 +1,8 @@
 /*
  * procstat.c: what /proc tells of the server and the machine:
  * the server tree's CPU time and memory, MemAvailable and friends, the
- * bench's own resident size, and the wait for memory to hold still.
+ * bench's own resident size, and the wait for the machine to settle
+ * (memory holding still, the CPUs mostly idle).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -10,6 +11,7 @@
 #include <sys/types.h>
 
 #include <ctype.h>
+#include <err.h>
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 #define SETTLE_TICK_MS		250	/* MemAvailable read this often */
 #define SETTLE_WINDOW		9	/* readings: 2 s of them */
 #define SETTLE_SLACK_KIB	2048	/* it moved at most this much */
+#define SETTLE_CPU_PCT		10	/* all CPUs busy at most this much */
 
 /*
  * Reads "Key: N kB" values of a /proc file in one pass: vals[i] for
@@ -267,42 +270,96 @@ self_rss_kib(void)
 	return v;
 }
 
+/* Reads the busy and the total jiffies of all CPUs; 0 on failure. */
+static int
+cpustat_read(long long *busy, long long *total)
+{
+	FILE		*f;
+	char		 line[512], *p, *end;
+	long long	 v, idle = 0;
+	int		 i;
+
+	*busy = *total = 0;
+	if ((f = fopen("/proc/stat", "r")) == NULL)
+		return 0;
+	p = fgets(line, sizeof(line), f);
+	fclose(f);
+	if (p == NULL || strncmp(line, "cpu ", 4) != 0)
+		return 0;
+	/*
+	 * user nice system idle iowait irq softirq steal: idle and iowait
+	 * are the CPUs' own idle time; steal is another guest's, busy.
+	 */
+	p = line + 4;
+	for (i = 0; i < 8; i++) {
+		v = strtoll(p, &end, 10);
+		if (end == p)
+			return 0;
+		p = end;
+		*total += v;
+		if (i == 3 || i == 4)
+			idle += v;
+	}
+	*busy = *total - idle;
+	return 1;
+}
+
+/* Spread of the window's readings. */
+static long long
+settle_range(const long long *w, unsigned int n)
+{
+	long long	lo = w[0], hi = w[0];
+	unsigned int	i;
+
+	for (i = 1; i < n; i++) {
+		lo = w[i] < lo ? w[i] : lo;
+		hi = w[i] > hi ? w[i] : hi;
+	}
+	return hi - lo;
+}
+
 /*
- * Waits until MemAvailable holds still, at most secs seconds, and returns
- * the seconds waited; *settled says whether it held.  The
- * kernel gives back what an earlier run's processes and sockets held over
- * many seconds after they are gone (on a VM that reports free pages to
- * its host, a quarter of a gigabyte took 18 s); a baseline taken meanwhile
- * would count that return against this run, even below zero.
+ * Waits until the machine settles, at most secs seconds, into *st:
+ * MemAvailable holds still over the window and, with cpu, the CPUs
+ * are mostly idle over it.  The kernel gives back what an earlier
+ * run's processes and sockets held over many seconds after they are
+ * gone (on a VM that reports free pages to its host, a quarter of a
+ * gigabyte took 18 s), and reclaims meanwhile; a baseline or a latency
+ * measured then would carry that return, even below zero.
  */
-double
-procstat_settle(unsigned int secs, int *settled)
+void
+settle_wait(unsigned int secs, int cpu, struct settle *st)
 {
 	struct meminfo		 m;
 	struct timespec		 tick = { 0, SETTLE_TICK_MS * 1000000L };
 	long long		 win[SETTLE_WINDOW];
-	long long		 lo, hi;
+	long long		 busy[SETTLE_WINDOW], total[SETTLE_WINDOW];
+	long long		 db, dt;
 	int64_t			 t0, deadline;
-	unsigned int		 i, n = 0;
+	unsigned int		 n = 0, k, first;
 
-	*settled = 0;
+	memset(st, 0, sizeof(*st));
+	st->cpu_pct = -1;
 	if (secs == 0)
-		return 0;
+		return;
 	t0 = clock_now_ns();
 	deadline = t0 + (int64_t)secs * NS;
 	while (!bench_interrupted()) {
 		meminfo_read(&m);
-		if (!m.ok)
+		k = n % SETTLE_WINDOW;
+		if (!m.ok || (cpu && !cpustat_read(&busy[k], &total[k])))
 			break;
-		win[n++ % SETTLE_WINDOW] = m.avail;
-		if (n >= SETTLE_WINDOW) {
-			lo = hi = win[0];
-			for (i = 1; i < SETTLE_WINDOW; i++) {
-				lo = win[i] < lo ? win[i] : lo;
-				hi = win[i] > hi ? win[i] : hi;
-			}
-			if (hi - lo <= SETTLE_SLACK_KIB) {
-				*settled = 1;
+		win[k] = m.avail;
+		if (++n >= SETTLE_WINDOW) {
+			st->mem_range_kib = settle_range(win, SETTLE_WINDOW);
+			first = n % SETTLE_WINDOW;	/* the oldest */
+			db = busy[k] - busy[first];
+			dt = total[k] - total[first];
+			if (cpu)
+				st->cpu_pct = dt > 0 ? 100.0 * db / dt : 0;
+			if (st->mem_range_kib <= SETTLE_SLACK_KIB &&
+			    (!cpu || st->cpu_pct <= SETTLE_CPU_PCT)) {
+				st->settled = 1;
 				break;
 			}
 		}
@@ -310,5 +367,46 @@ procstat_settle(unsigned int secs, int *settled)
 			break;
 		(void)nanosleep(&tick, NULL);
 	}
-	return (double)(clock_now_ns() - t0) / NS;
+	st->secs = (double)(clock_now_ns() - t0) / NS;
+}
+
+/* Waits for memory alone to hold still (the holds' baseline). */
+double
+procstat_settle(unsigned int secs, int *settled)
+{
+	struct settle	st;
+
+	settle_wait(secs, 0, &st);
+	*settled = st.settled;
+	return st.secs;
+}
+
+/* The settle workload: waits, and tells how long and why it ended. */
+int
+bench_settle(const struct options *o)
+{
+	struct settle	st;
+	FILE		*f = o->json ? stderr : stdout;
+
+	settle_wait(o->settle, 1, &st);
+	if (o->json) {
+		fputs("{\"label\":", stdout);
+		json_str(stdout, o->label != NULL ? o->label : "settle");
+		printf(",\"workload\":\"settle\",\"ok\":true,"
+		    "\"settle_s\":%.3f,\"settled\":%s,\"ended\":\"%s\","
+		    "\"max_s\":%u,\"memavail_range_kib\":%lld,"
+		    "\"cpu_busy_pct\":%.1f}\n", st.secs,
+		    st.settled ? "true" : "false",
+		    st.settled ? "settled" : "bound", o->settle,
+		    st.mem_range_kib, st.cpu_pct);
+	}
+	if (!o->json || !o->quiet)
+		fprintf(f, "settle: %s after %.1f s (MemAvailable moved %lld "
+		    "KiB, CPUs %.1f%% busy over the last %d ms)\n",
+		    st.settled ? "settled" : "not settled, bound reached",
+		    st.secs, st.mem_range_kib, st.cpu_pct,
+		    (SETTLE_WINDOW - 1) * SETTLE_TICK_MS);
+	if (fflush(stdout) == EOF)
+		err(1, "stdout");
+	return 0;
 }

@@ -82,7 +82,8 @@ static const struct wl_def wl_defs[] = {
 	    LO_NET, { [LO_CLIENTS] = 1000, [LO_REPEAT] = 50 } },
 	{ "broadcast", LOB(LO_CLIENTS) | LOB(LO_REPEAT) |
 	    LOB(LO_STEP_TIMEOUT) | LO_NET,
-	    { [LO_CLIENTS] = 1000, [LO_REPEAT] = 5 } }
+	    { [LO_CLIENTS] = 1000, [LO_REPEAT] = 5 } },
+	{ "settle", LOB(LO_SETTLE), { [LO_SETTLE] = 30 } }
 };
 
 /* The name of a workload, as the command line and the reports spell it. */

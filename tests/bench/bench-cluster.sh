@@ -3,7 +3,7 @@
 # on it and one talknetd alone, the same clients against both
 # (talknet-bench --nodes spreads them), Redis's own counts, and the
 # table.  It uses run-bench's variables and helpers (free_port, stop_pid,
-# settle, tree_size, jget, num, ratio, median_of, log, notes); its one
+# settle, machine_settle, tree_size, jget, num, ratio, median_of, log, notes); its one
 # entry is cluster_report, which runs and prints the section, and stops
 # every process it started by PID before it returns.
 #
@@ -165,7 +165,7 @@ cl_bench() {
 	local args=(--json --label "$server $name" --concurrency "$TN_CONC")
 	settle "$cl_nodes_pid" "$cl_nodes_base"
 	settle "$cl_single_pid" "$cl_single_base"
-	sleep 1
+	machine_settle "$server" "$name"
 	if [ "$server" = cluster ]; then
 		args+=(--nodes "$cl_nodes" --server-pid "$cl_nodes_pid")
 		cl_snap "$tmp/cluster-$name.r0"
