@@ -449,6 +449,24 @@ def test_machine_prints_its_figures():
     assert d["cpus"] >= 1, d
     assert isinstance(d["cpu_model"], str) and d["cpu_model"], d
     assert d["kernel"].startswith("Linux "), d
+    # Issue 20: the Unix-socket ping-pong's p50 and p99 beside it.
+    assert 0 < d["pingpong_p50_us"] <= d["pingpong_p99_us"], d
+
+
+def test_settle_waits_within_its_bound_and_says_how_it_ended():
+    """settle: waits for MemAvailable and the CPUs to hold still, at
+    most --settle seconds, and says whether it settled or hit the
+    bound, with what it saw."""
+    t0 = time.monotonic()
+    rc, out, err = run(["--json", "--settle", "3", "settle"])
+    took = time.monotonic() - t0
+    d = parse(out, err)
+    assert rc == 0 and d["ok"] is True, (rc, d, err)
+    assert d["workload"] == "settle" and d["max_s"] == 3, d
+    assert d["ended"] in ("settled", "bound"), d
+    assert d["settled"] == (d["ended"] == "settled"), d
+    assert 0 < d["settle_s"] <= 3.5 and took < 10, (d, took)
+    assert d["memavail_range_kib"] >= 0 and 0 <= d["cpu_busy_pct"] <= 100, d
 
 
 def test_join_times_every_newcomer():
