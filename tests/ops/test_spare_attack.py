@@ -16,10 +16,13 @@ import sys
 import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE + "/../lib")
+sys.path.insert(0, HERE + "/../tls")
 from tntest import ops  # noqa: E402
 import tntest  # noqa: E402
 from tntest import wait_until  # noqa: E402
+import tlslib  # noqa: E402
 
 T = tntest.TIMEOUT
 WORKER_RELEASE_FD = 4            # src/daemon/worker.h
@@ -223,6 +226,127 @@ def test_sigterm_in_a_burst_leaves_no_process():
                what="no process of the daemon left")
     for so in socks:
         so.close()
+
+
+def test_connections_gone_before_their_hand_off_leak_nothing():
+    """60 connections reset (SO_LINGER 0) or half-closed right after
+    connect, while two spares are idle: the master hands each on, or
+    forks for it; all of them end, the per-address count comes back (a
+    limit of 2 per address still lets 2 in), the master's fds too."""
+    with tntest.Server("--min-spare", "2", "--max-spare", "4",
+                       "--max-clients-per-ip", "2") as s:
+        spares(s, 2)
+        fds0 = s.master_nfds()
+        for i in range(60):
+            so = socket.create_connection(("127.0.0.1", s.port), timeout=T)
+            if i % 2:
+                so.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                              struct.pack("ii", 1, 0))
+            else:
+                so.shutdown(socket.SHUT_WR)
+            so.close()
+        wait_until(lambda: len(s.children()) == 1, T,
+                   what="every worker gone (%r)" % s.children())
+        wait_until(lambda: stats(s)["clients"] == 0, T, what="no client")
+        a, b = identified(s, "a"), identified(s, "b")
+        wait_until(lambda: s.master_nfds() == fds0, T,
+                   what="the master's fds back (%d, were %d)"
+                   % (s.master_nfds(), fds0))
+        a.close()
+        b.close()
+
+
+def test_tls_and_plain_spares_serve_only_their_own_port():
+    """Five clients on the tls:// port with two TLS spares idle: each
+    is served (the misses fork), no plain spare is taken for one; then
+    five on the plain port, and no TLS spare is taken."""
+    pki = tlslib.pki()
+    with tlslib.tls_server(pki, "--min-spare", "2", "--max-spare",
+                           "2") as s:
+        def kind(title):
+            return [p for p in s.spares()
+                    if tntest.proc_title(p) == "talknetd: " + title]
+        wait_until(lambda: len(kind("worker (spare)")) == 2 and
+                   len(kind("worker (spare, tls)")) == 2, T,
+                   what="two spares of each kind (%r)" % s.spares())
+        plain0 = set(kind("worker (spare)"))
+        tls0 = set(kind("worker (spare, tls)"))
+        t = [tlslib.TlsClient(s, pki) for _ in range(5)]
+        for i, c in enumerate(t):
+            c.identify("t%d" % i)
+        assert plain0 <= set(kind("worker (spare)")), (plain0, s.spares())
+        p = [tntest.Client(s, port=tlslib.plain_port(s)) for _ in range(5)]
+        for i, c in enumerate(p):
+            c.identify("p%d" % i)
+        wait_until(lambda: len(kind("worker (spare, tls)")) == 2, T,
+                   what="two TLS spares")
+        for c in t:
+            w = s.worker_pid(c)
+            assert w not in plain0, "TLS client %d went to plain spare %d" \
+                % (c.local_port, w)
+        for c in p:
+            assert s.worker_pid(c) not in tls0
+        for c in t + p:
+            c.close()
+
+
+def _as(uid, gid):
+    """A command prefix that runs what follows as uid:gid."""
+    return ["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid,
+            "--clear-groups", "--"]
+
+
+class NobodyServer(tntest.Server):
+    """A talknetd whose master itself runs as nobody (RLIMIT_NPROC does
+    not bind root)."""
+
+    def __init__(self, uid, gid, *opts):
+        self.uid, self.gid = uid, gid
+        super().__init__(*opts)
+
+    def argv(self):
+        return _as(self.uid, self.gid) + super().argv()
+
+
+def test_fork_failures_while_the_pool_refills_do_not_spin():
+    """RLIMIT_NPROC leaves no room for a process: the spares used or
+    lost cannot be replaced.  The master retries once a second (no
+    spin, a few log lines), the spares left still serve, and once the
+    limit is back the pool refills."""
+    uid, gid = ops.nobody_ids()
+    for tool in ("setpriv", "prlimit"):
+        if shutil.which(tool) is None:
+            raise tntest.Skip("%s not found (util-linux)" % tool)
+    if ops.run(_as(uid, gid) + ["test", "-x", tntest.TALKNETD])[0] != 0:
+        raise tntest.Skip("nobody cannot run %s" % tntest.TALKNETD)
+    with NobodyServer(uid, gid, "--min-spare", "3", "--max-spare",
+                      "3") as s:
+        spares(s, 3)
+        with open("/proc/%d/limits" % s.pid) as f:
+            soft = [ln.split()[2] for ln in f
+                    if ln.startswith("Max processes")][0]
+
+        def nproc(n):
+            st = ops.run(_as(uid, gid) + ["prlimit", "--pid", str(s.pid),
+                                          "--nproc=%s:" % n])
+            assert st[0] == 0, "prlimit failed: %r" % (st,)
+        nproc(1)
+        try:
+            a = identified(s, "a")
+            s.wait_log(r"spare worker: fork: Resource temporarily")
+            t0 = cpu_ticks(s.pid)
+            time.sleep(1.5)
+            hz = os.sysconf("SC_CLK_TCK")
+            assert cpu_ticks(s.pid) - t0 < hz // 4, \
+                "the master spun: %d ticks in 1.5 s" % (cpu_ticks(s.pid) - t0)
+            assert s.log_text().count("spare worker: fork") <= 3, \
+                s.log_text()
+            b = identified(s, "b")
+        finally:
+            nproc(soft)
+        spares(s, 3)
+        a.close()
+        b.close()
 
 
 if __name__ == "__main__":
