@@ -13,6 +13,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
@@ -43,8 +44,9 @@ def stats(server):
 
 def spares(s, n, timeout=T):
     """Waits until the master has exactly n idle spares; their pids."""
-    return wait_until(lambda: len(s.spares()) == n and s.spares(), timeout,
-                      what="%d idle spares (have %r)" % (n, s.spares()))
+    wait_until(lambda: len(s.spares()) == n, timeout,
+               what="%d idle spares (have %r)" % (n, s.spares()))
+    return s.spares()
 
 
 def identified(s, name):
@@ -185,20 +187,33 @@ def test_a_stopped_spare_stalls_only_the_client_it_was_given():
 
 
 def test_a_reload_storm_while_clients_connect():
-    """150 SIGHUPs and talknetctl reloads between connections: every
-    client is served, every retired spare exits quietly, and after it
-    the pool, the master's fds and its children are as before."""
+    """150 SIGHUPs and 10 talknetctl reloads while 40 clients connect
+    from another thread: every client is served, the retired spares
+    exit quietly, and after it the pool, the master's fds and its
+    children are as before."""
     with tntest.Server("--min-spare", "3", "--max-spare", "6") as s:
         spares(s, 3)
         fds0 = s.master_nfds()
-        clients = []
+        clients, errors = [], []
+
+        def connect():
+            try:
+                for i in range(40):
+                    clients.append(identified(s, "r%d" % i))
+            except Exception as e:  # noqa: BLE001 (reported below)
+                errors.append(e)
+        th = threading.Thread(target=connect)
+        th.start()
         for i in range(150):
             os.kill(s.pid, signal.SIGHUP)
-            if i % 10 == 0:
-                clients.append(identified(s, "r%d" % i))
-        rc, _, err = ops.run([TALKNETCTL, "-s", s.control, "reload"],
-                             timeout=T)
-        assert rc == 0, err
+            time.sleep(0.002)
+            if i % 15 == 0:
+                rc, _, err = ops.run([TALKNETCTL, "-s", s.control,
+                                      "reload"], timeout=T)
+                assert rc == 0, err
+        th.join(4 * T)
+        assert not errors and len(clients) == 40, (errors, len(clients))
+        assert s.log_text().count("reloaded") >= 10
         for c in clients:
             c.close()
         wait_until(lambda: len(s.children()) == 1, T,
@@ -347,6 +362,55 @@ def test_fork_failures_while_the_pool_refills_do_not_spin():
         spares(s, 3)
         a.close()
         b.close()
+
+
+def test_reloads_move_the_bounds_up_down_to_zero_and_to_the_ceiling():
+    """--min-spare/--max-spare by reload: up, to 0 (no pool: a fork per
+    accept, every spare gone), to --max-spare 1024 (the ceiling), down
+    again; a client is served at each step and the pool is what the
+    step says, no more."""
+    conf = os.path.join(ops.tempdir("spareatk"), "t.conf")
+
+    def step(lo, hi):
+        with open(conf, "w") as f:
+            f.write("min-spare = %d\nmax-spare = %d\n" % (lo, hi))
+        rc, out, err = ops.run([TALKNETCTL, "-s", s.control, "reload"],
+                               timeout=T)
+        assert rc == 0, (out, err)
+    with open(conf, "w") as f:
+        f.write("min-spare = 2\nmax-spare = 2\n")
+    with tntest.Server("-c", conf) as s:
+        spares(s, 2)
+        for i, (lo, hi, n) in enumerate(((8, 16, 8), (0, 0, 0),
+                                         (1, 1024, 1), (3, 3, 3))):
+            step(lo, hi)
+            got = spares(s, n)
+            c = identified(s, "s%d" % i)
+            c.close()
+            time.sleep(0.2)
+            assert len(s.spares()) <= max(n, 1) + 1, (lo, hi, got,
+                                                      s.spares())
+        spares(s, 3)
+        wait_until(lambda: len(s.children()) == 1, T,
+                   what="only the hub besides the spares")
+        assert stats(s)["spares_lost"] == 0
+
+
+def test_a_restart_on_the_same_port_finds_it_free():
+    """A systemd-style restart: the master killed with SIGKILL (its
+    spares die with it), a new one started at once on the same port:
+    no spare of the old one holds the listening socket."""
+    s = tntest.Server("--min-spare", "4", "--max-spare", "4")
+    old = spares(s, 4)
+    port = s.port
+    os.kill(s.pid, signal.SIGKILL)
+    s.terminated = True
+    s.proc.wait(T)
+    with tntest.Server("--min-spare", "4", "--max-spare", "4",
+                       listen=("127.0.0.1:%d" % port,)) as s2:
+        identified(s2, "back")
+    wait_until(lambda: not any(tntest.pid_alive(p) for p in old), T,
+               what="the old spares gone")
 
 
 if __name__ == "__main__":
