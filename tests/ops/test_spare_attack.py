@@ -413,5 +413,66 @@ def test_a_restart_on_the_same_port_finds_it_free():
                what="the old spares gone")
 
 
+def test_no_child_shares_a_socket_with_the_master():
+    """What a worker inherits: no hub, worker or spare holds any of the
+    master's sockets (another spare's hand-off end would let it send
+    that spare a client of its choosing, and keep it from seeing a
+    retire), with spares idle, workers forked on misses meanwhile, and
+    a hub restarted while they wait."""
+    from tntest import procfs
+    with tntest.Server("--min-spare", "3", "--max-spare", "3") as s:
+        spares(s, 3)
+        hub = s.hub_pid()
+        os.kill(hub, signal.SIGKILL)
+        wait_until(lambda: s.hub_pid() != hub, 5, what="a new hub")
+
+        def seqpacket():
+            """Inodes of SOCK_SEQPACKET Unix sockets: the hand-offs."""
+            with open("/proc/net/unix") as f:
+                next(f)
+                return {ln.split()[6] for ln in f
+                        if len(ln.split()) >= 7 and ln.split()[4] == "0005"}
+
+        def shared():
+            mine = procfs.socket_inodes(s.pid) & seqpacket()
+            assert len(mine) >= 3, "the master's hand-off sockets: %r" % mine
+            return {p: mine & procfs.socket_inodes(p)
+                    for p in s.descendants()
+                    if mine & procfs.socket_inodes(p)}
+        assert shared() == {}, shared()
+        clients = [identified(s, "k%d" % i) for i in range(8)]
+        assert len(s.descendants()) >= 12, s.descendants()
+        assert shared() == {}, shared()
+        # The spares forked before the hub's restart serve with the new hub.
+        late = [identified(s, "l%d" % i) for i in range(3)]
+        clients[0].send(tntest.req("PUBLIC_TEXT", text="hi"))
+        late[-1].expect(tntest.public_from("k0", "hi"))
+        for c in clients + late:
+            c.close()
+
+
+def test_a_burst_with_max_spare_1024():
+    """--max-spare 1024 from the start: a burst of 150 connections is
+    served, the pool grows toward it one miss at a time (never past the
+    connections that missed), and the master stays within its fds."""
+    with tntest.Server("--min-spare", "1", "--max-spare", "1024") as s:
+        spares(s, 1)
+        socks = [socket.create_connection(("127.0.0.1", s.port), timeout=T)
+                 for _ in range(150)]
+        for i, so in enumerate(socks):
+            so.sendall(b'{"type":"IDENTIFY","username":"b%d"}\n' % i)
+        for i, so in enumerate(socks):
+            f = so.makefile("rb")
+            assert b'"SUCCESS"' in f.readline(), i
+            f.close()
+        st = stats(s)
+        assert st["clients"] == 150, st
+        assert st["spares_idle"] <= st["spares_missed"] + 1, st
+        for so in socks:
+            so.close()
+        wait_until(lambda: len(s.children()) == 1, 2 * T,
+                   what="every worker gone")
+
+
 if __name__ == "__main__":
     tntest.main(globals())
