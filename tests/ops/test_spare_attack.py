@@ -474,5 +474,45 @@ def test_a_burst_with_max_spare_1024():
                    what="every worker gone")
 
 
+def test_many_addresses_against_max_clients_per_ip():
+    """Clients from 20 loopback addresses, two each under
+    --max-clients-per-ip 1: the first of each is handed to a spare or
+    a fork, the second refused; once they leave, each address gets its
+    place back (the hand-off moved the count with the client)."""
+    with tntest.Server("--min-spare", "4", "--max-spare", "8",
+                       "--max-clients-per-ip", "1",
+                       listen=("0.0.0.0:0",)) as s:
+        spares(s, 4)
+
+        def conn(i):
+            so = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            so.settimeout(T)
+            so.bind(("127.0.0.%d" % (i + 2), 0))
+            so.connect(("127.0.0.1", s.port))
+            return so
+
+        def served(so, name):
+            so.sendall(b'{"type":"IDENTIFY","username":"%s"}\n' % name)
+            f = so.makefile("rb")
+            line = f.readline()
+            f.close()
+            return b'"SUCCESS"' in line
+        for rnd in range(2):
+            first = [conn(i) for i in range(20)]
+            second = [conn(i) for i in range(20)]
+            for i, so in enumerate(first):
+                assert served(so, b"a%d_%d" % (rnd, i)), (rnd, i)
+            for i, so in enumerate(second):
+                try:
+                    assert not served(so, b"b%d_%d" % (rnd, i)), (rnd, i)
+                except OSError:
+                    pass    # reset: refused all the same
+            for so in first + second:
+                so.close()
+            wait_until(lambda: stats(s)["clients"] == 0, T,
+                       what="every client gone")
+        assert len(s.spares()) <= 8
+
+
 if __name__ == "__main__":
     tntest.main(globals())
