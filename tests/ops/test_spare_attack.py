@@ -2,12 +2,14 @@
 """Attacks on the pool of spare workers (issue 20): a compromised
 worker that forges a "client closed" report for an idle spare, spares
 that take the master's last fds, a spare stopped while it waits, reload
-storms while clients connect, SIGTERM in the middle of a burst."""
+storms while clients connect, SIGTERM in the middle of a burst,
+connections gone before their hand-off, TLS and plain kinds, fork
+failures, bounds moved by reload, a restart on the same port, sockets
+a child must not share with the master, --max-spare 1024, many
+addresses against --max-clients-per-ip."""
 
 import ctypes
-import json
 import os
-import resource
 import shutil
 import signal
 import socket
@@ -20,26 +22,16 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE + "/../lib")
 sys.path.insert(0, HERE + "/../tls")
+sys.path.insert(0, HERE)
 from tntest import ops  # noqa: E402
 import tntest  # noqa: E402
 from tntest import wait_until  # noqa: E402
 import tlslib  # noqa: E402
+from test_spare_pool import TALKNETCTL, stats  # noqa: E402
 
 T = tntest.TIMEOUT
 WORKER_RELEASE_FD = 4            # src/daemon/worker.h
 SYS_PIDFD_GETFD = 438            # the same number on every Linux arch
-TALKNETCTL = os.environ.get("TALKNETCTL") or os.path.join(
-    os.path.dirname(tntest.TALKNETD), "talknetctl")
-
-
-def stats(server):
-    """talknetctl show stats, as a dict."""
-    if not os.access(TALKNETCTL, os.X_OK):
-        raise tntest.Skip("talknetctl not found at %s" % TALKNETCTL)
-    rc, out, err = ops.run([TALKNETCTL, "-s", server.control, "--json",
-                            "show", "stats"], timeout=15)
-    assert rc == 0, "talknetctl show stats: exit %d, %r" % (rc, err)
-    return json.loads(out)["data"]
 
 
 def spares(s, n, timeout=T):
@@ -349,12 +341,15 @@ def test_fork_failures_while_the_pool_refills_do_not_spin():
         try:
             a = identified(s, "a")
             s.wait_log(r"spare worker: fork: Resource temporarily")
+            since = time.monotonic()
             t0 = cpu_ticks(s.pid)
             time.sleep(1.5)
             hz = os.sysconf("SC_CLK_TCK")
             assert cpu_ticks(s.pid) - t0 < hz // 4, \
                 "the master spun: %d ticks in 1.5 s" % (cpu_ticks(s.pid) - t0)
-            assert s.log_text().count("spare worker: fork") <= 3, \
+            # One a second (MASTER_SPARE_RETRY_MS), the first included.
+            most = int(time.monotonic() - since) + 2
+            assert s.log_text().count("spare worker: fork") <= most, \
                 s.log_text()
             b = identified(s, "b")
         finally:
