@@ -142,7 +142,7 @@ spare_fork(int tls)
 {
 	struct child	*c;
 	pid_t		 pid;
-	int		 sv[2];
+	int		 sv[2], full;
 
 	if ((c = nodepool_get(&live->child_pool)) == NULL) {
 		log_warn("spare worker");
@@ -150,9 +150,10 @@ spare_fork(int tls)
 	}
 	/* SEQPACKET: the hand-off is one message, whole or not at all. */
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
-		if (errno != EMFILE || !spare_fd_warned)
+		full = errno == EMFILE;
+		if (!full || !spare_fd_warned)
 			log_warn("spare worker: socketpair");
-		spare_fd_warned = errno == EMFILE;
+		spare_fd_warned = full;
 		nodepool_put(&live->child_pool, c);
 		return -1;
 	}
