@@ -408,8 +408,11 @@ master_release_read(void)
 			continue;
 		memcpy(&cred, CMSG_DATA(cm), sizeof(cred));
 		key.pid = cred.pid;
-		/* An unknown pid, or one released already: nothing. */
-		if ((c = RB_FIND(child_tree, &live->children, &key)) != NULL) {
+		/* An unknown pid, or one released already: nothing.  Nor an
+		 * idle spare's, which only a forged pid can name: it holds
+		 * no place, and freeing one would wrap the count. */
+		if ((c = RB_FIND(child_tree, &live->children, &key)) != NULL &&
+		    !c->spare) {
 			master_report(c, data.b, n);
 			master_release(c);
 		}

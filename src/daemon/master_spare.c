@@ -27,6 +27,7 @@
 
 #include <sys/types.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/tree.h>
 #include <sys/uio.h>
@@ -47,6 +48,13 @@
 
 #define MASTER_SPARE_DECAY_MS	5000	/* no miss this long: fewer spares */
 #define MASTER_SPARE_RETRY_MS	1000	/* after a fork that failed */
+/*
+ * The master's fds no spare may take: the talknetctl connections
+ * (CONTROL_MAX_CONN), an accepted client, the hub's pipe on a restart.
+ */
+#define MASTER_SPARE_FD_FREE	16
+
+static int	spare_fd_warned;	/* the pool is at the fd limit */
 
 /* Whether some listener serves this kind of client (1: tls://). */
 static int
@@ -98,13 +106,43 @@ spare_retire(struct child *c)
 	c->retired = 1;
 }
 
+/*
+ * Whether a spare may keep fd: each idle one holds one of the master's
+ * fds, and a pool that took the last ones would leave accept(2) with
+ * EMFILE, refusing every client while spares wait for one.  Logged
+ * once each time the pool reaches the limit.
+ */
+static int
+spare_fd_room(int fd)
+{
+	struct rlimit	rl;
+	rlim_t		keep = MASTER_SPARE_FD_FREE;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return 1;
+	/* A tiny limit: half of it for the master, half for spares. */
+	if (keep > rl.rlim_cur / 2)
+		keep = rl.rlim_cur / 2;
+	if ((rlim_t)fd + keep < rl.rlim_cur) {
+		spare_fd_warned = 0;
+		return 1;
+	}
+	if (!spare_fd_warned)
+		log_warnx("spare worker: %zu idle, no more: the open files "
+		    "limit %llu must leave the master %llu", live->nspare[0] +
+		    live->nspare[1], (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)keep);
+	spare_fd_warned = 1;
+	return 0;
+}
+
 /* Forks one spare of a kind; 0, or -1 (logged) if it could not. */
 static int
 spare_fork(int tls)
 {
 	struct child	*c;
 	pid_t		 pid;
-	int		 sv[2];
+	int		 sv[2], full;
 
 	if ((c = nodepool_get(&live->child_pool)) == NULL) {
 		log_warn("spare worker");
@@ -112,7 +150,17 @@ spare_fork(int tls)
 	}
 	/* SEQPACKET: the hand-off is one message, whole or not at all. */
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
-		log_warn("spare worker: socketpair");
+		full = errno == EMFILE;
+		if (!full || !spare_fd_warned)
+			log_warn("spare worker: socketpair");
+		spare_fd_warned = full;
+		nodepool_put(&live->child_pool, c);
+		return -1;
+	}
+	/* The higher of the two: the lowest numbers are taken first. */
+	if (!spare_fd_room(sv[0] > sv[1] ? sv[0] : sv[1])) {
+		close(sv[0]);
+		close(sv[1]);
 		nodepool_put(&live->child_pool, c);
 		return -1;
 	}
