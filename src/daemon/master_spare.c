@@ -18,8 +18,9 @@
  * How many stay idle follows demand: each accept that finds none adds
  * one to the number wanted, up to --max-spare, and each
  * MASTER_SPARE_DECAY_MS without such a miss halves it back toward
- * --min-spare, retiring the spares above it.  A reload retires every spare: they were forked with
- * the old settings and the old TLS context.  A spare is retired by
+ * --min-spare, retiring the spares above it.  A reload retires every
+ * spare: they were forked with the old settings and the old TLS
+ * context.  A spare is retired by
  * closing the master's end of its hand-off socket; it sees the end of
  * file and exits 0.
  */
@@ -416,4 +417,7 @@ master_spare_reaped(struct child *c, int status)
 	live->spare_lost++;
 	log_warnx("spare worker %ld %s before it had a client", (long)c->pid,
 	    log_wait_status(status, desc, sizeof(desc)));
+	/* Something kills spares: fork the next one a second later, not at
+	 * the killer's pace (accepts meanwhile fork for themselves). */
+	live->spare_retry_at = clock_now_ms() + MASTER_SPARE_RETRY_MS;
 }

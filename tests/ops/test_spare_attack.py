@@ -178,6 +178,29 @@ def test_a_stopped_spare_stalls_only_the_client_it_was_given():
         fresh.close()
 
 
+def test_a_spare_killer_does_not_set_the_fork_pace():
+    """A same-uid process that kills every idle spare as soon as it
+    appears: after each loss the master waits a second before the next
+    fork (clients meanwhile get a worker forked at accept), so the
+    killer does not make it fork in a loop."""
+    with tntest.Server("--min-spare", "2", "--max-spare", "2") as s:
+        spares(s, 2)
+        forked0 = stats(s)["spares_forked"]
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 3:
+            for p in s.spares():
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+        forked = stats(s)["spares_forked"] - forked0
+        # About one a second, two spares wanted: a loop would be hundreds.
+        assert forked <= 10, "%d spares forked in 3 s of killing" % forked
+        c = identified(s, "still")
+        c.close()
+
+
 def test_a_reload_storm_while_clients_connect():
     """150 SIGHUPs and 10 talknetctl reloads while 40 clients connect
     from another thread: every client is served, the retired spares
