@@ -552,9 +552,6 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	/* Die with the master, so no hub outlives the service. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
 		fatal("hub: prctl");
-	/* Routing a line wakes a worker: it must not take the CPU from
-	 * the hub before the hub is back in epoll_wait. */
-	peer_no_preempt("hub");
 
 	/* Bursts must not pin memory: big chunks go back when freed. */
 	(void)mallopt(M_MMAP_THRESHOLD, HUB_KEEP);

@@ -9,7 +9,6 @@
 #include <sys/socket.h>
 
 #include <errno.h>
-#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -157,23 +156,4 @@ peer_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)
 		    (errno != EINTR && errno != ECONNABORTED))
 			return fd;
 	}
-}
-
-/*
- * Keeps this process, at one end of a channel, from preempting the one
- * whose write woke it (SCHED_BATCH: the same share of the CPU, no
- * preemption on wake-up).  Otherwise the worker or hub woken takes the
- * CPU before the writer is back in its wait, and the writer is switched
- * in again later only to block: two more context switches per hop.  The
- * price: on a CPU busy with other work, it waits for the next tick
- * rather than preempting that work.  A failure costs only the switches.
- */
-void
-peer_no_preempt(const char *who)
-{
-	struct sched_param	sp;
-
-	memset(&sp, 0, sizeof(sp));
-	if (sched_setscheduler(0, SCHED_BATCH, &sp) == -1)
-		log_debug("%s: sched_setscheduler: %s", who, strerror(errno));
 }

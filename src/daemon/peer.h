@@ -82,7 +82,5 @@ void	 peer_run(struct peer *, struct buf *src);
 void	 peer_say(int fd, const struct buf *b);
 /* The next connection on a listener, past EINTR; -1 with errno. */
 int	 peer_accept(int lfd, struct sockaddr *, socklen_t *, int flags);
-/* Wakes on its channels without preempting the writer. */
-void	 peer_no_preempt(const char *who);
 
 #endif

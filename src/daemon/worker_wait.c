@@ -30,8 +30,6 @@ void
 worker_wait_open(void)
 {
 	w.ep_fd[0] = w.ep_fd[1] = -1;
-	/* Before the sandbox, which has no sched_setscheduler. */
-	peer_no_preempt("worker");
 	if ((w.epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		log_debug("worker %s: epoll_create1: %s, waiting in ppoll",
 		    w.addr, strerror(errno));
