@@ -110,33 +110,6 @@ def _check(calls, n, what):
         % (what, _per_line(calls, n))
 
 
-SCHED_OTHER, SCHED_BATCH = 0, 3
-
-
-def sched_policy(pid):
-    """A process's scheduling policy, field 41 of /proc/PID/stat."""
-    with open("/proc/%d/stat" % pid) as f:
-        return int(f.read().rsplit(")", 1)[1].split()[38])
-
-
-def test_hub_and_workers_do_not_preempt_their_writers():
-    """The hub, the workers and the idle spares run SCHED_BATCH: woken
-    by a channel write, they wait for the writer to get back to its
-    wait instead of preempting it (two context switches less a hop;
-    doc/performance-profile.md).  The master stays SCHED_OTHER: it
-    accepts, and is woken by no channel."""
-    with tntest.Server() as s:
-        c = tntest.Client(s)
-        c.identify("batch")
-        spare = tntest.wait_until(s.spares, T, what="an idle spare")[0]
-        got = {"hub": sched_policy(s.hub_pid()),
-               "worker": sched_policy(s.worker_pid(c)),
-               "spare": sched_policy(spare),
-               "master": sched_policy(s.pid)}
-        assert got == {"hub": SCHED_BATCH, "worker": SCHED_BATCH,
-                       "spare": SCHED_BATCH, "master": SCHED_OTHER}, got
-
-
 def test_calls_per_delivered_line():
     """Lines 50 ms apart, and lines further apart than --stall-timeout
     (1 s here): one wake-up and four calls a line, and at most one look
