@@ -199,8 +199,8 @@ int	 master_linger(void);
 int	 master_accept(int);
 /* Reaps every child that exited; notes the hub's exit. */
 void	 master_reap(void);
-/* fork(2) without glibc's atfork work: see master_child.c. */
-pid_t	 master_fork_light(void);
+/* Forks a worker or spare, signals held across the fork; as fork(2). */
+pid_t	 master_fork_child(void);
 /* In a new worker or spare: drops what it must not keep of the master's. */
 void	 master_worker_child(int tls);
 

@@ -150,7 +150,7 @@ master_live_init(void)
  * the same system call without it, and still gives the child its own
  * thread id.
  */
-pid_t
+static pid_t
 master_fork_light(void)
 {
 #ifdef HAVE__FORK
@@ -179,6 +179,24 @@ master_worker_child(int tls)
 		    sizeof(master.cfg->cluster_password));
 }
 
+/*
+ * Forks a worker or a spare.  Every signal is held across the fork (see
+ * master_child_setup: a SIGTERM must not hit the master's handler in
+ * the child); the parent gets them back at once, the child once it has
+ * set the default actions.
+ */
+pid_t
+master_fork_child(void)
+{
+	pid_t	pid;
+
+	master_signals_hold();
+	pid = master_fork_light();
+	if (pid != 0)
+		master_signals_release();
+	return pid;
+}
+
 /* Forks one worker for an accepted connection no spare took. */
 static int
 master_fork_worker(int fd, const char *addr, struct ip_count *ip, int tls)
@@ -190,12 +208,7 @@ master_fork_worker(int fd, const char *addr, struct ip_count *ip, int tls)
 		log_warn("connection from %s refused", addr);
 		return -1;
 	}
-	/* See master_child_setup: a SIGTERM must not hit our handler. */
-	master_signals_hold();
-	pid = master_fork_light();
-	if (pid != 0)
-		master_signals_release();
-	switch (pid) {
+	switch (pid = master_fork_child()) {
 	case -1:
 		log_warn("connection from %s refused: fork", addr);
 		nodepool_put(&live->child_pool, c);

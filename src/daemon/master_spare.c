@@ -165,12 +165,7 @@ spare_fork(int tls)
 		nodepool_put(&live->child_pool, c);
 		return -1;
 	}
-	/* See master_child_setup: a SIGTERM must not hit our handler. */
-	master_signals_hold();
-	pid = master_fork_light();
-	if (pid != 0)
-		master_signals_release();
-	switch (pid) {
+	switch (pid = master_fork_child()) {
 	case -1:
 		log_warn("spare worker: fork");
 		close(sv[0]);
