@@ -85,25 +85,26 @@ spare_want(int tls)
 	return want;
 }
 
-/* Takes an idle spare out of its list; the caller closes its socket. */
+/*
+ * Takes an idle spare out of its list and closes the master's end of
+ * its hand-off socket: used (one connection per spare, ever), retired
+ * (the end of file is its signal to exit), or the spare is gone.
+ */
 static void
 spare_unlist(struct child *c)
 {
 	TAILQ_REMOVE(&live->spares[c->tls], c, spare_entry);
 	live->nspare[c->tls]--;
 	c->spare_idle = 0;
+	close(c->handoff_fd);
+	c->handoff_fd = -1;
 }
 
-/*
- * Retires an idle spare: closing the master's end of its hand-off
- * socket is its signal to exit.  It is reaped like any child.
- */
+/* Retires an idle spare; it exits 0 and is reaped like any child. */
 static void
 spare_retire(struct child *c)
 {
 	spare_unlist(c);
-	close(c->handoff_fd);
-	c->handoff_fd = -1;
 	c->retired = 1;
 }
 
@@ -268,11 +269,9 @@ master_spare_give(int fd, const char *addr, struct ip_count *ip, int tls)
 	h.tls = (uint32_t)tls;
 	(void)strlcpy(h.addr, addr, sizeof(h.addr));
 	while ((c = TAILQ_FIRST(&live->spares[tls])) != NULL) {
-		spare_unlist(c);
 		r = spare_send(c, fd, &h);
 		/* Used either way: one connection per spare, ever. */
-		close(c->handoff_fd);
-		c->handoff_fd = -1;
+		spare_unlist(c);
 		if (r == -1)
 			continue;	/* its reap tells how it ended */
 		c->spare = 0;
@@ -299,24 +298,23 @@ spare_trim(int tls, size_t want)
 		spare_retire(c);
 }
 
-/* A quiet while after a burst: halve the spares wanted of each kind. */
+/*
+ * A quiet while after a burst: halve the spares wanted of each kind
+ * (master_spare_fill then retires those above it).
+ */
 static void
 spare_decay(int64_t now)
 {
-	int	tls;
-
 	if (now - live->spare_missed_at < MASTER_SPARE_DECAY_MS)
 		return;
 	live->spare_missed_at = now;
-	for (tls = 0; tls < 2; tls++) {
-		live->spare_want[tls] /= 2;
-		spare_trim(tls, spare_want(tls));
-	}
+	live->spare_want[0] /= 2;
+	live->spare_want[1] /= 2;
 }
 
 /*
- * Forks at most one spare, of the kind that is shortest, and retires
- * those beyond the bound.  Returns the poll timeout the loop should
+ * Forks at most one spare (the kinds taking turns), and retires those
+ * beyond what is wanted.  Returns the poll timeout the loop should
  * use at most: 0 while spares are missing, the ms to the next retry or
  * decay, or -1.
  */
@@ -402,11 +400,8 @@ master_spare_reaped(struct child *c, int status)
 {
 	char	desc[LOG_STATUS_LEN];
 
-	if (c->spare_idle) {
+	if (c->spare_idle)
 		spare_unlist(c);
-		close(c->handoff_fd);
-		c->handoff_fd = -1;
-	}
 	if (c->retired || master.stopping)
 		return;
 	live->spare_lost++;

@@ -619,6 +619,8 @@ void
 worker_main(const struct config *cfg, const struct runtime *rt, int fd,
     const char *addr, int tls)
 {
+	/* Known already: the set-up's own log lines name the client. */
+	(void)strlcpy(w.addr, addr, sizeof(w.addr));
 	worker_prepare(cfg, rt, fd, tls);
 	worker_serve(addr, tls);
 }
