@@ -69,13 +69,6 @@ def refused_at_accept(server, timeout=T):
         s.close()
 
 
-def cpu_ticks(pid):
-    """User and system clock ticks pid has used."""
-    with open("/proc/%d/stat" % pid) as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return int(rest[11]) + int(rest[12])
-
-
 def test_degraded_refuses_at_accept_and_says_so():
     ns = ops.NotifySocket()
     with Redis() as r:
@@ -102,9 +95,9 @@ def test_degraded_refuses_at_accept_and_says_so():
         ns.wait_for(lambda m: "cluster: degraded" in m, timeout=3 * T,
                     what="STATUS with cluster: degraded")
         # The listener stays polled but does not spin: the master idles.
-        cpu0 = cpu_ticks(a.pid)
+        cpu0 = tntest.cpu_ticks(a.pid)
         time.sleep(1.0)
-        ticks = cpu_ticks(a.pid) - cpu0
+        ticks = tntest.cpu_ticks(a.pid) - cpu0
         assert ticks < 0.3 * os.sysconf("SC_CLK_TCK"), \
             "the master used %d ticks in 1 s while degraded" % ticks
         # The connected client is still served.

@@ -277,8 +277,7 @@ def test_a_worker_refused_by_a_full_hub_backs_off():
 
 def _cpu_s(pid):
     """utime + stime of pid, in seconds."""
-    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    return tntest.cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
 
 
 def test_hello_address_cannot_forge_log_lines():

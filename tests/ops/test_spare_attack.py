@@ -27,18 +27,11 @@ from tntest import ops  # noqa: E402
 import tntest  # noqa: E402
 from tntest import wait_until  # noqa: E402
 import tlslib  # noqa: E402
-from test_spare_pool import TALKNETCTL, stats  # noqa: E402
+from test_spare_pool import TALKNETCTL, spares, stats  # noqa: E402
 
 T = tntest.TIMEOUT
 WORKER_RELEASE_FD = 4            # src/daemon/worker.h
 SYS_PIDFD_GETFD = 438            # the same number on every Linux arch
-
-
-def spares(s, n, timeout=T):
-    """Waits until the master has exactly n idle spares; their pids."""
-    wait_until(lambda: len(s.spares()) == n, timeout,
-               what="%d idle spares (have %r)" % (n, s.spares()))
-    return s.spares()
 
 
 def identified(s, name):
@@ -61,13 +54,6 @@ def steal_fd(pid, fd):
         return got
     finally:
         os.close(pidfd)
-
-
-def cpu_ticks(pid):
-    """utime + stime of pid, in clock ticks."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
 
 
 def test_a_forged_release_for_an_idle_spare_changes_nothing():
@@ -138,11 +124,11 @@ def test_spares_leave_the_master_fds_to_accept_with():
         assert tntest.nfds(s.pid) < 48, tntest.nfds(s.pid)
         s.wait_log(r"warning: spare worker: \d+ idle, no more: the open "
                    r"files limit 48 must leave the master 16")
-        t0 = cpu_ticks(s.pid)
+        t0 = tntest.cpu_ticks(s.pid)
         time.sleep(1.0)
         hz = os.sysconf("SC_CLK_TCK")
-        assert cpu_ticks(s.pid) - t0 < hz // 4, \
-            "the master spun: %d ticks in 1 s" % (cpu_ticks(s.pid) - t0)
+        assert tntest.cpu_ticks(s.pid) - t0 < hz // 4, \
+            "the master spun: %d ticks in 1 s" % (tntest.cpu_ticks(s.pid) - t0)
         # Two talknetctl connections held open, then clients.
         ctl = []
         for _ in range(2):
@@ -365,11 +351,11 @@ def test_fork_failures_while_the_pool_refills_do_not_spin():
             a = identified(s, "a")
             s.wait_log(r"spare worker: fork: Resource temporarily")
             since = time.monotonic()
-            t0 = cpu_ticks(s.pid)
+            t0 = tntest.cpu_ticks(s.pid)
             time.sleep(1.5)
             hz = os.sysconf("SC_CLK_TCK")
-            assert cpu_ticks(s.pid) - t0 < hz // 4, \
-                "the master spun: %d ticks in 1.5 s" % (cpu_ticks(s.pid) - t0)
+            assert tntest.cpu_ticks(s.pid) - t0 < hz // 4, \
+                "the master spun: %d ticks in 1.5 s" % (tntest.cpu_ticks(s.pid) - t0)
             # One a second (MASTER_SPARE_RETRY_MS), the first included.
             most = int(time.monotonic() - since) + 2
             assert s.log_text().count("spare worker: fork") <= most, \

@@ -27,6 +27,16 @@ def proc_stat(pid):
     return rest[0], int(rest[1])
 
 
+def cpu_ticks(pid):
+    """utime + stime of pid in clock ticks (os.sysconf("SC_CLK_TCK")
+    a second), or None if it is gone."""
+    data = _read("/proc/%d/stat" % pid, "rb")
+    if data is None:
+        return None
+    rest = data[data.rfind(b")") + 2:].split()
+    return int(rest[11]) + int(rest[12])
+
+
 def proc_title(pid):
     """The process title from /proc/PID/cmdline, trailing NULs/spaces
     stripped, inner NULs shown as spaces; None if the process is gone."""
