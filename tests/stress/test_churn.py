@@ -64,7 +64,13 @@ def _churn(s, how):
         rooms.append(room)
         gone.add(name)
         mode = how(i)
-        end_client(c, mode, s, allow_partial=True)
+        # The ending of the connection before may be announced even
+        # after the NEW_ROOM reply, right up to this one's end.
+        late = end_client(c, mode, s, allow_partial=True, allow_lines=True)
+        for line in late:
+            got = tntest.check_line(line)
+            assert got.get("type") == "DISCONNECTED" and \
+                got["username"] in gone - {name}, (name, mode, line)
         c.close()
         # Do not keep 300 closed Client objects around.
         tntest.ctx().clients.remove(c)

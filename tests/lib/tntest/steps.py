@@ -75,15 +75,15 @@ def end_client(c, how, server=None, **closed):
     """Ends c's connection: "disconnect" (DISCONNECT, then EOF), "close",
     "reset" (RST), "invalid" (a non-object line: INVALID, then EOF) or
     "kill" (SIGKILL to its worker, then EOF; needs server).  closed goes
-    to expect_closed."""
+    to expect_closed; returns the lines it saw (none for close, reset)."""
     if how == "disconnect":
         c.send(req("DISCONNECT"))
     elif how == "close":
         c.close()
-        return
+        return []
     elif how == "reset":
         c.abort()
-        return
+        return []
     elif how == "invalid":
         c.send(b"[]\n")
         c.expect(INVALID)
@@ -91,7 +91,7 @@ def end_client(c, how, server=None, **closed):
         os.kill(server.worker_pid(c), signal.SIGKILL)
     else:
         raise ValueError(how)
-    c.expect_closed(**closed)
+    return c.expect_closed(**closed)
 
 
 def read_lines(sock, buf, gone):
