@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -509,6 +510,30 @@ master_ip_take(const struct sockaddr *sa)
 	return ip;
 }
 
+/*
+ * Sets up an accepted client's socket for its worker: TCP_NODELAY, and
+ * the send buffer's size (--send-buffer).  Left to the kernel, the
+ * buffer grows to megabytes on a fast link, and the socket reports room
+ * again only when a third of it went: a client reading steadily would
+ * look idle for seconds to the hub's pacing (hub.c), and each client
+ * could pin that much kernel memory.  Done here because the options
+ * belong to the socket, which the worker shares, and a worker's
+ * sandbox allows no setsockopt.  A failure is harmless: the kernel's
+ * defaults stay.
+ */
+static void
+master_client_socket(int fd, const char *name)
+{
+	int	one = 1, size;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (master.cfg->send_buffer == 0)
+		return;
+	size = (int)master.cfg->send_buffer;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) == -1)
+		log_debug("%s: SO_SNDBUF: %s", name, strerror(errno));
+}
+
 /* Accepts connections on one listener; returns -1 to pause accepting. */
 int
 master_accept(int lfd)
@@ -521,8 +546,9 @@ master_accept(int lfd)
 
 	for (i = 0; i < MASTER_ACCEPT_BURST; i++) {
 		sslen = sizeof(ss);
+		/* Non-blocking for its worker: the flag is the socket's. */
 		fd = peer_accept(lfd, (struct sockaddr *)&ss, &sslen,
-		    SOCK_CLOEXEC);
+		    SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd == -1) {
 			switch (errno) {
 			case EAGAIN:
@@ -565,6 +591,7 @@ master_accept(int lfd)
 			close(fd);
 			continue;
 		}
+		master_client_socket(fd, name);
 		tls = master_tls_listener(lfd);
 		if (master_spare_give(fd, name, ip, tls) == -1 &&
 		    master_fork_worker(fd, name, ip, tls) == -1) {

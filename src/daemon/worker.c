@@ -15,7 +15,6 @@
 #include <sys/socket.h>
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include <linux/sockios.h>
 
@@ -481,31 +480,10 @@ worker_setup(const struct config *cfg)
 }
 
 /*
- * Sizes the client socket's send buffer (--send-buffer).  Left to the
- * kernel, it grows to megabytes on a fast link, and the socket reports
- * room again only when a third of it went: a client reading steadily
- * would look idle for seconds to the hub's pacing (hub.c), and each
- * client could pin that much kernel memory.  A failure is harmless: the
- * kernel's size stays.
- */
-static void
-worker_send_buffer(const struct config *cfg)
-{
-	int	size;
-
-	if (cfg->send_buffer == 0)
-		return;
-	size = (int)cfg->send_buffer;
-	if (setsockopt(w.cfd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) ==
-	    -1)
-		log_debug("worker %s: SO_SNDBUF: %s", w.addr, strerror(errno));
-}
-
-/*
- * What every worker sets up before it has a client: a spare does it
- * ahead, off the connect path.  fd goes to WORKER_CLIENT_FD: the
- * client's socket, or a spare's hand-off socket until the client's
- * replaces it there.
+ * What every worker sets up before it has a client, ending with its
+ * sandbox: a spare does it ahead, off the connect path.  fd goes to
+ * WORKER_CLIENT_FD: the client's socket, or a spare's hand-off socket
+ * until the client's replaces it there.
  */
 void
 worker_prepare(const struct config *cfg, const struct runtime *rt, int fd,
@@ -537,24 +515,30 @@ worker_prepare(const struct config *cfg, const struct runtime *rt, int fd,
 	else
 		worker_pipe_open();
 	worker_wait_open();
+	/* A TLS session's state, made ahead: it needs no client yet. */
+	if (tls)
+		worker_tls_start();
+	worker_signals();
+	/*
+	 * Set up: from here on the worker can only serve a client, the
+	 * one it has or, for a spare, the one the master will send.  A
+	 * spare loads the filter before it waits, so the load (some 50 us
+	 * of the kernel's) is not on any client's connect.
+	 */
+	sandbox_worker();
 }
 
-/* Sets up the client's socket (at WORKER_CLIENT_FD), then the sandbox. */
+/*
+ * Takes the client at WORKER_CLIENT_FD.  Its socket is set up already:
+ * the master made it non-blocking and set its options before the
+ * hand-off (master_client_socket), as the filter allows neither here.
+ */
 static void
-worker_take(const char *addr, int tls)
+worker_take(const char *addr)
 {
-	int	one = 1;
-
-	worker_signals();
 	/* The master formatted the address already: no resolver code here. */
 	(void)strlcpy(w.addr, addr, sizeof(w.addr));
 	title_set("worker (unidentified) %s", w.addr);
-	if (fcntl(w.cfd, F_SETFL, O_NONBLOCK) == -1)
-		fatal("worker: fcntl");
-	(void)setsockopt(w.cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	worker_send_buffer(w.cfg);
-	if (tls)
-		worker_tls_start();
 	worker_setup(w.cfg);
 	/*
 	 * A batch from the hub that the client is slow to take outgrows the
@@ -564,18 +548,16 @@ worker_take(const char *addr, int tls)
 	 * (worker_queues_release).
 	 */
 	buf_map_storage();
-	/* Set up: from here on the worker can only serve its client. */
-	sandbox_worker();
 }
 
 /* Serves the client at WORKER_CLIENT_FD until it leaves. */
 void
-worker_serve(const char *addr, int tls)
+worker_serve(const char *addr)
 {
 	struct pollfd	 pfd[2];
 	int64_t		 deadline = 0;
 
-	worker_take(addr, tls);
+	worker_take(addr);
 	for (;;) {
 		if (worker_stop && !(w.flags & WF_CLOSED)) {
 			worker_end(END_SHUTDOWN, LIMIT_LAST);
@@ -622,5 +604,5 @@ worker_main(const struct config *cfg, const struct runtime *rt, int fd,
 	/* Known already: the set-up's own log lines name the client. */
 	(void)strlcpy(w.addr, addr, sizeof(w.addr));
 	worker_prepare(cfg, rt, fd, tls);
-	worker_serve(addr, tls);
+	worker_serve(addr);
 }

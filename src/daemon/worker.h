@@ -161,11 +161,12 @@ extern struct worker_state	w;
 extern volatile sig_atomic_t	worker_stop;	/* SIGTERM came */
 
 /* worker.c */
-/* Sets up what needs no client: fds, the table, the send pipe. */
+/* Sets up what needs no client (fds, the table, the send pipe, TLS),
+ * then loads the sandbox. */
 void	 worker_prepare(const struct config *, const struct runtime *,
 	    int fd, int tls);
 /* Serves the client at WORKER_CLIENT_FD until it leaves. */
-void	 worker_serve(const char *addr, int tls) __attribute__((noreturn));
+void	 worker_serve(const char *addr) __attribute__((noreturn));
 /* Stops serving without the hub: flush the queue a while, then exit. */
 void	 worker_wind_down(const char *);
 /* Notes that a read wrote n bytes of the scratch. */

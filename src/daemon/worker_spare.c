@@ -7,16 +7,21 @@
  * The hand-off socket is the spare's only link to the master until
  * then.  The master closing it (a reload, fewer spares wanted) is the
  * spare's cue to exit; so is anything but one well-formed message
- * carrying exactly one socket.
+ * carrying exactly one socket, and so is SIGTERM.
+ *
+ * The spare waits inside its sandbox (worker_prepare loads it), so
+ * what it does with the hand-off is what the filter allows a worker:
+ * recvmsg, getsockopt(SO_TYPE), dup2 and close.
  */
 #include "config.h"
 
 #include <sys/types.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,15 +35,14 @@
 /*
  * Checks a hand-off: the whole message, this version, the kind of
  * client this spare was forked for, a terminated address, and one fd
- * that is a stream socket.  Returns the fd, or -1 (any fd passed is
- * closed).
+ * that is a stream socket (SO_TYPE fails on anything not a socket).
+ * Returns the fd, or -1 (any fd passed is closed).
  */
 static int
 worker_spare_check(struct msghdr *msg, ssize_t n,
     const struct spare_handoff *h, int tls)
 {
 	struct cmsghdr	*cm;
-	struct stat	 sb;
 	int		 fd = -1, type;
 	socklen_t	 len = sizeof(type);
 
@@ -59,8 +63,7 @@ worker_spare_check(struct msghdr *msg, ssize_t n,
 		close(fd);
 		return -1;
 	}
-	if (fstat(fd, &sb) == -1 || !S_ISSOCK(sb.st_mode) ||
-	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
 	    type != SOCK_STREAM) {
 		log_warnx("worker (spare): the hand-off's fd is not a "
 		    "stream socket");
@@ -68,6 +71,30 @@ worker_spare_check(struct msghdr *msg, ssize_t n,
 		return -1;
 	}
 	return fd;
+}
+
+/*
+ * Sleeps until the hand-off socket has a message or its end (POLLHUP),
+ * with SIGTERM let in only here (worker_signals blocks it otherwise):
+ * a SIGTERM, from the master's shutdown or its death, ends the spare.
+ */
+static void
+worker_spare_idle(void)
+{
+	struct pollfd	pfd;
+
+	pfd.fd = WORKER_CLIENT_FD;
+	pfd.events = POLLIN;
+	for (;;) {
+		pfd.revents = 0;
+		if (ppoll(&pfd, 1, NULL, &w.wait_mask) == -1) {
+			if (errno != EINTR)
+				fatal("worker (spare): ppoll");
+		} else if (pfd.revents != 0)
+			return;
+		if (worker_stop)
+			_exit(0);
+	}
 }
 
 /*
@@ -95,7 +122,7 @@ worker_spare_wait(struct spare_handoff *h, int tls)
 	msg.msg_iovlen = 1;
 	msg.msg_control = cbuf.buf;
 	msg.msg_controllen = sizeof(cbuf.buf);
-	/* Blocking: SIGTERM still has its default action here. */
+	worker_spare_idle();
 	do
 		n = recvmsg(WORKER_CLIENT_FD, &msg, MSG_CMSG_CLOEXEC);
 	while (n == -1 && errno == EINTR);
@@ -123,5 +150,5 @@ worker_spare_main(const struct config *cfg, const struct runtime *rt,
 	worker_prepare(cfg, rt, handoff, tls);
 	memset(&h, 0, sizeof(h));
 	worker_spare_wait(&h, tls);
-	worker_serve(h.addr, tls);
+	worker_serve(h.addr);
 }

@@ -90,6 +90,28 @@ def test_worker_runs_filtered():
     assert a.users() == {"anna": "ACTIVE", "ben": "ACTIVE"}
 
 
+def test_idle_spares_wait_filtered_and_serve():
+    """A spare loads the filter before it waits for a client (the load
+    is then on no connect): every idle spare shows Seccomp 2 and
+    NoNewPrivs 1, and one then takes a client inside the
+    filter (recvmsg, getsockopt, dup2) and serves it."""
+    s = tntest.Server("--min-spare", "3", "--max-spare", "3")
+    _skip_unless_sandboxed(s)
+    tntest.wait_until(lambda: len(s.spares()) == 3, tntest.TIMEOUT,
+                      what=lambda: "3 spares (%r)" % s.spares())
+    idle = s.spares()
+    for pid in idle:
+        _wait_filtered(pid)
+        assert _status(pid, "NoNewPrivs") == "1", pid
+    a = tntest.Client(s)
+    a.identify("spared")
+    w = s.worker_pid(a)
+    assert w in idle, "worker %d was not one of the spares %r" % (w, idle)
+    assert _status(w, "Seccomp") == "2"
+    assert a.users() == {"spared": "ACTIVE"}
+    assert "SIGSYS" not in s.log_text()
+
+
 def _probe(master, hub, worker, uid):
     """What a process of uid can reach of the daemon: {check: "ok" or
     the errno's name}.  Runs in a child of ours that became uid."""

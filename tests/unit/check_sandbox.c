@@ -13,6 +13,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #include <check.h>
@@ -127,6 +128,74 @@ call_unix_socket(void)
 		return -1;
 	close(fd);
 	return 0;
+}
+
+/*
+ * A spare's hand-off: a socket received with SCM_RIGHTS, checked with
+ * getsockopt(SO_TYPE), moved with dup2.  The pair is made before the
+ * filter, as the spare's hand-off socket is.
+ */
+static int	pre_pair[2] = { -1, -1 };
+
+static int
+call_handoff(void)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	}		 cb;
+	struct msghdr	 msg;
+	struct cmsghdr	*cm;
+	struct iovec	 iov;
+	char		 b = 'h';
+	int		 fd = pre_pipe[0], type;
+	socklen_t	 len = sizeof(type);
+
+	memset(&msg, 0, sizeof(msg));
+	memset(&cb, 0, sizeof(cb));
+	iov.iov_base = &b;
+	iov.iov_len = 1;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cb.buf;
+	msg.msg_controllen = sizeof(cb.buf);
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &pre_pair[0], sizeof(int));
+	if (sendmsg(pre_pair[1], &msg, 0) != 1)
+		return -1;
+	msg.msg_controllen = sizeof(cb.buf);
+	if (recvmsg(pre_pair[0], &msg, 0) != 1 ||
+	    (cm = CMSG_FIRSTHDR(&msg)) == NULL)
+		return -1;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
+	    type != SOCK_STREAM)
+		return -1;
+	if (dup2(fd, pre_pipe[0]) == -1)
+		return -1;
+	return close(fd);
+}
+
+/* getsockopt(2) of anything but SO_TYPE. */
+static int
+call_getsockopt_other(void)
+{
+	int		v;
+	socklen_t	len = sizeof(v);
+
+	return getsockopt(pre_pair[0], SOL_SOCKET, SO_SNDBUF, &v, &len);
+}
+
+/* setsockopt(2): the master sets a client socket's options. */
+static int
+call_setsockopt(void)
+{
+	int	v = 4096;
+
+	return setsockopt(pre_pair[0], SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
 }
 
 /* An Internet socket: a worker has no network of its own. */
@@ -248,6 +317,10 @@ START_TEST(test_allowed)
 {
 	assert_allowed(call_worker_io, "pipe, fcntl, mmap, malloc, getpid");
 	assert_allowed(call_unix_socket, "socket(AF_UNIX)");
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, pre_pair), 0);
+	assert_allowed(call_handoff, "recvmsg, getsockopt(SO_TYPE), dup2");
+	close(pre_pair[0]);
+	close(pre_pair[1]);
 }
 END_TEST
 
@@ -260,6 +333,11 @@ START_TEST(test_forbidden)
 	assert_killed(call_bind, "bind");
 	assert_killed(call_mmap_exec, "mmap(PROT_EXEC)");
 	assert_killed(call_fork, "clone without CLONE_VM (fork)");
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, pre_pair), 0);
+	assert_killed(call_setsockopt, "setsockopt");
+	assert_killed(call_getsockopt_other, "getsockopt(SO_SNDBUF)");
+	close(pre_pair[0]);
+	close(pre_pair[1]);
 #ifndef SANITIZERS
 	/* The sanitizers' runtimes need these at exit or in a report. */
 	assert_killed(call_open, "open");
