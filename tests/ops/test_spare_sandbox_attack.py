@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""Attacks on the spare's early sandbox (a spare loads its seccomp filter
+before it waits, and takes its client inside it; the master sets the
+client socket's options).  Every worker, spare-served or forked at
+accept, plain or TLS, after a reload or a hub restart, runs filtered;
+the filter's new calls are only the hand-off's (getsockopt other than
+SO_TYPE and setsockopt still kill); every client socket has
+--send-buffer, TCP_NODELAY and O_NONBLOCK; a spare signalled while it
+waits goes quietly; a TLS spare serves the certificate of the last
+reload and a malformed ClientHello costs no SIGSYS.  Parts that need
+root or gdb skip without them."""
+
+import fcntl
+import os
+import pwd
+import shutil
+import signal
+import socket
+import sys
+
+sys.dont_write_bytecode = True   # keep the source tree clean
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE + "/../lib")
+sys.path.insert(0, HERE + "/../tls")
+sys.path.insert(0, HERE)
+from tntest import ops  # noqa: E402
+import tntest  # noqa: E402
+from tntest import wait_until  # noqa: E402
+import tlslib  # noqa: E402
+from test_spare_pool import spares  # noqa: E402
+from test_spare_attack import steal_fd  # noqa: E402
+from test_sandbox import _skip_unless_sandboxed, _status  # noqa: E402
+
+T = tntest.TIMEOUT
+CLIENT_FD = 3                    # WORKER_CLIENT_FD, src/daemon/worker.h
+SOL_TCP, TCP_NODELAY, TCP_INFO = 6, 1, 11
+SOL_SOCKET, SO_TYPE, SO_SNDBUF, SO_PEERCRED = 1, 3, 7, 17
+
+
+def _filtered(pid, what):
+    """Asserts pid shows Seccomp 2 and NoNewPrivs 1 (waits, bounded)."""
+    wait_until(lambda: _status(pid, "Seccomp") == "2", T,
+               what=lambda: "%s %d to show Seccomp 2 (has %r)"
+               % (what, pid, _status(pid, "Seccomp")))
+    assert _status(pid, "NoNewPrivs") == "1", "%s %d" % (what, pid)
+
+
+def _clients(s, pki, tag):
+    """A plain and a TLS client of s, identified; their workers."""
+    p = tntest.Client(s, port=tlslib.plain_port(s))
+    p.identify("p" + tag)
+    t = tlslib.TlsClient(s, pki)
+    t.identify("t" + tag)
+    return [(p, s.worker_pid(p), "plain"), (t, s.worker_pid(t), "tls")]
+
+
+def _pool(pool):
+    return [] if pool else ["--min-spare", "0", "--max-spare", "0"]
+
+
+def test_every_worker_runs_filtered_in_every_mode():
+    """Pool on and off, plain and tls://, and after a reload and a hub
+    restart: each client's worker shows Seccomp 2, and each idle spare
+    too; with the pool off, no spare exists at all."""
+    pki = tlslib.pki()
+    for pool in (True, False):
+        with tlslib.tls_server(pki, *_pool(pool)) as s:
+            _skip_unless_sandboxed(s)
+            seen = _clients(s, pki, "a")
+            os.kill(s.pid, signal.SIGHUP)
+            s.wait_log(r"reload")
+            seen += _clients(s, pki, "b")
+            hub = s.hub_pid()
+            os.kill(hub, signal.SIGKILL)
+            wait_until(lambda: s.hub_pid() != hub, T, what="a new hub")
+            seen += _clients(s, pki, "c")
+            for c, w, kind in seen:
+                _filtered(w, "%s worker (pool %s)" % (kind, pool))
+            for p in s.spares():
+                _filtered(p, "idle spare")
+            if not pool:
+                assert s.spares() == [], s.spares()
+            assert "SIGSYS" not in s.log_text(), s.log_text()[-2000:]
+
+
+def test_workers_run_filtered_as_another_user():
+    """-u nobody: spares and forked workers run as nobody, filtered."""
+    if os.geteuid() != 0:
+        raise tntest.Skip("needs root for -u")
+    nobody = pwd.getpwnam("nobody").pw_uid
+    pki = tlslib.pki()
+    for pool in (True, False):
+        with tlslib.tls_server(pki, "-u", "nobody", *_pool(pool)) as s:
+            _skip_unless_sandboxed(s)
+            procs = [w for c, w, kind in _clients(s, pki, "u")]
+            procs += s.spares()
+            for p in procs:
+                _filtered(p, "worker")
+                uids = _status(p, "Uid").split()
+                assert uids == [str(nobody)] * 4, (p, uids)
+
+
+def _sockopts(pid):
+    """(SO_SNDBUF, TCP_NODELAY, O_NONBLOCK) of pid's client socket, read
+    through a copy of its fd (the socket and its file are shared)."""
+    fd = steal_fd(pid, CLIENT_FD)
+    try:
+        with socket.socket(fileno=os.dup(fd)) as sk:
+            return (sk.getsockopt(SOL_SOCKET, SO_SNDBUF),
+                    sk.getsockopt(SOL_TCP, TCP_NODELAY),
+                    bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK))
+    finally:
+        os.close(fd)
+
+
+def test_send_buffer_and_nodelay_on_every_client():
+    """--send-buffer, TCP_NODELAY and O_NONBLOCK on every client socket:
+    spare-served and forked at accept, plain and TLS; a reload that
+    changes --send-buffer applies it to the clients after it (spares
+    forked with the old value are retired)."""
+    if os.geteuid() != 0:
+        raise tntest.Skip("needs root to copy a worker's fd")
+    pki = tlslib.pki()
+    conf = os.path.join(ops.tempdir("sbxatk"), "t.conf")
+    for pool in (True, False):
+        ops.write_file(conf, "send-buffer = 24576\n")
+        with tlslib.tls_server(pki, "-c", conf, *_pool(pool)) as s:
+            for size, tag in ((24576, "a"), (49152, "b")):
+                if tag == "b":
+                    ops.write_file(conf, "send-buffer = 49152\n")
+                    os.kill(s.pid, signal.SIGHUP)
+                    s.wait_log(r"reload")
+                for c, w, kind in _clients(s, pki, tag):
+                    got = _sockopts(w)
+                    # The kernel doubles what is set (socket(7)).
+                    assert got == (2 * size, 1, True), \
+                        "%s client, pool %s, send-buffer %d: (SO_SNDBUF, " \
+                        "TCP_NODELAY, O_NONBLOCK) = %r" % (kind, pool, size,
+                                                           got)
+
+
+def _gdb_calls(pid, *calls):
+    """Has gdb make pid call each syscall(...) in turn; gdb's output."""
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        raise tntest.Skip("gdb is not installed")
+    if os.geteuid() != 0:
+        raise tntest.Skip("needs root to ptrace a non-dumpable worker")
+    if os.uname().machine != "x86_64":
+        raise tntest.Skip("system-call numbers below are x86_64's")
+    argv = [gdb, "-nx", "-batch", "-p", str(pid)]
+    for c in calls:
+        argv += ["-ex", "print (long)syscall(%s)" % c]
+    rc, out, err = ops.run(argv, timeout=120)
+    return out + err
+
+
+def _sigsys(s, pid, out):
+    m = s.wait_log(r"(?:worker|spare worker) %d .*killed by SIG(\w+)" % pid,
+                   timeout=10)
+    assert m.group(1) == "SYS", "%d died by SIG%s (gdb: %r)" \
+        % (pid, m.group(1), out[-600:])
+    wait_until(lambda: not tntest.pid_alive(pid), T, what="%d gone" % pid)
+
+
+def test_forbidden_socket_calls_kill_spares_and_workers():
+    """Inside the filter, a spare may getsockopt(SOL_SOCKET, SO_TYPE)
+    (its hand-off check; here EFAULT) and live on, but getsockopt of
+    another level or option and setsockopt kill it (SIGSYS), idle or
+    serving; the pool refills and the others chat on."""
+    # x86_64: getsockopt 55, setsockopt 54.
+    s = tntest.Server("--min-spare", "2", "--max-spare", "2")
+    with s:
+        _skip_unless_sandboxed(s)
+        a = tntest.Client(s)
+        a.identify("anna")
+        b = tntest.Client(s)
+        b.identify("ben")
+        idle = spares(s, 2)
+        out = _gdb_calls(idle[0], "55, %d, %d, %d, 0, 0" % (CLIENT_FD,
+                                                            SOL_SOCKET,
+                                                            SO_TYPE))
+        assert tntest.pid_alive(idle[0]), "getsockopt(SO_TYPE) killed " \
+            "spare %d: %r" % (idle[0], out[-600:])
+        assert "$1 = -1" in out, out[-600:]
+        out = _gdb_calls(idle[0], "55, %d, %d, %d, 0, 0" % (CLIENT_FD,
+                                                            SOL_TCP,
+                                                            TCP_INFO))
+        _sigsys(s, idle[0], out)
+        out = _gdb_calls(idle[1], "54, %d, %d, %d, 0, 0" % (CLIENT_FD,
+                                                            SOL_SOCKET,
+                                                            SO_SNDBUF))
+        _sigsys(s, idle[1], out)
+        victim = s.worker_pid(b)
+        out = _gdb_calls(victim, "55, %d, %d, %d, 0, 0" % (CLIENT_FD,
+                                                           SOL_SOCKET,
+                                                           SO_PEERCRED))
+        _sigsys(s, victim, out)
+        got = a.drain(quiet=0.5)
+        assert tntest.disconnected("ben") in got, got
+        wait_until(lambda: len(s.spares()) == 2, T * 2,
+                   what=lambda: "the pool refilled (%r)" % s.spares())
+        c = tntest.Client(s)
+        c.identify("ben")
+        a.expect(tntest.new_user("ben"))
+        assert a.users() == {"anna": "ACTIVE", "ben": "ACTIVE"}
+
+
+def test_a_spare_signalled_while_it_waits_goes_quietly():
+    """SIGTERM to an idle spare, and to a stopped one then let go: each
+    exits 0 (no crash, no SIGSYS), the pool forks others, which serve."""
+    with tntest.Server("--min-spare", "2", "--max-spare", "2") as s:
+        _skip_unless_sandboxed(s)
+        idle = spares(s, 2)
+        os.kill(idle[0], signal.SIGTERM)
+        os.kill(idle[1], signal.SIGSTOP)
+        os.kill(idle[1], signal.SIGTERM)
+        os.kill(idle[1], signal.SIGCONT)
+        for p in idle:
+            m = s.wait_log(r"spare worker %d (.*) before it had a client"
+                           % p, timeout=10)
+            assert "exit" in m.group(1) and "0" in m.group(1), m.group(0)
+        wait_until(lambda: len(s.spares()) == 2 and
+                   not set(s.spares()) & set(idle), T * 2,
+                   what=lambda: "two new spares (%r)" % s.spares())
+        c = tntest.Client(s)
+        c.identify("after")
+        assert c.users() == {"after": "ACTIVE"}
+        assert "SIG" not in s.log_text(), s.log_text()[-2000:]
+
+
+def _copy_pair(d, name, pki):
+    for src, dst in ((getattr(pki, name + "_cert"), "c.pem"),
+                     (getattr(pki, name + "_key"), "k.pem")):
+        with open(src, "rb") as f:
+            ops.write_file(os.path.join(d, dst), f.read().decode())
+
+
+def _der(path):
+    import ssl
+    with open(path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+def test_tls_spares_serve_the_certificate_of_the_last_reload():
+    """TLS spares make their context ahead: the first handshake after a
+    reload's log line, with spares idle, already gets the new
+    certificate (the old spares were retired before any accept)."""
+    pki = tlslib.pki()
+    d = ops.tempdir("sbxcert")
+    _copy_pair(d, "server", pki)
+    with tlslib.tls_server(pki, "--min-spare", "2", "--max-spare", "2",
+                           cert=os.path.join(d, "c.pem"),
+                           key=os.path.join(d, "k.pem")) as s:
+        wait_until(lambda: len(s.spares()) == 4, T, what="four spares")
+        a = tlslib.TlsClient(s, pki)
+        assert a.sock.getpeercert(binary_form=True) == _der(pki.server_cert)
+        _copy_pair(d, "rotated", pki)
+        os.kill(s.pid, signal.SIGHUP)
+        s.wait_log(r"reload: TLS certificate .* loaded")
+        for i in range(3):
+            c = tlslib.TlsClient(s, pki)
+            got = c.sock.getpeercert(binary_form=True)
+            assert got == _der(pki.rotated_cert), "handshake %d after the " \
+                "reload got the old certificate" % i
+            c.close()
+
+
+def test_malformed_client_hellos_to_tls_spares_cost_no_sigsys():
+    """Garbage, a cut ClientHello, a ClientHello then garbage, and a
+    reset mid-handshake, each to a spare-served TLS worker: each ends
+    without a SIGSYS (libtls's error paths run inside the filter), and
+    a real client is served after."""
+    pki = tlslib.pki()
+    hello = tlslib.client_hello()
+    bad = [b"\x16\x03\x01\x00\x05hello", hello[:len(hello) // 2],
+           hello + b"\x17\x03\x03\x00\x10" + b"x" * 16,
+           b"\x80\x2e\x01\x03\x01" + b"\x00" * 40, b"GET / HTTP/1.0\r\n\r\n"]
+    with tlslib.tls_server(pki, "--min-spare", "2", "--max-spare", "2") as s:
+        _skip_unless_sandboxed(s)
+        port = tlslib.tls_port(s)
+        for i, data in enumerate(bad + [hello]):
+            raw = socket.create_connection(("127.0.0.1", port), timeout=T)
+            raw.sendall(data)
+            if i == len(bad):   # reset with the handshake under way
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                               b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            else:
+                raw.shutdown(socket.SHUT_WR)
+                raw.settimeout(T)
+                try:
+                    while raw.recv(4096):
+                        pass
+                except OSError:
+                    pass
+            raw.close()
+        c = tlslib.TlsClient(s, pki)
+        c.identify("fine")
+        assert c.users() == {"fine": "ACTIVE"}
+        wait_until(lambda: len(s.spares()) >= 2, T, what="spares back")
+        assert "SIGSYS" not in s.log_text() and \
+            "crashed" not in s.log_text(), s.log_text()[-3000:]
+
+
+if __name__ == "__main__":
+    tntest.main(globals())
