@@ -10,6 +10,8 @@ waits goes quietly; a TLS spare serves the certificate of the last
 reload and a malformed ClientHello costs no SIGSYS.  Parts that need
 root or gdb skip without them."""
 
+import ctypes
+import errno
 import fcntl
 import os
 import pwd
@@ -30,6 +32,7 @@ import tlslib  # noqa: E402
 from test_spare_pool import spares  # noqa: E402
 from test_spare_attack import steal_fd  # noqa: E402
 from test_sandbox import _skip_unless_sandboxed, _status  # noqa: E402
+from test_sandbox import UidServer, _free_uid  # noqa: E402
 
 T = tntest.TIMEOUT
 CLIENT_FD = 3                    # WORKER_CLIENT_FD, src/daemon/worker.h
@@ -167,16 +170,17 @@ def test_forbidden_socket_calls_kill_spares_and_workers():
     """Inside the filter, a spare may getsockopt(SOL_SOCKET, SO_TYPE)
     (its hand-off check; here EFAULT) and live on, but getsockopt of
     another level or option and setsockopt kill it (SIGSYS), idle or
-    serving; the pool refills and the others chat on."""
+    serving, and so does SO_TYPE's number at another level; the pool
+    refills and the others chat on."""
     # x86_64: getsockopt 55, setsockopt 54.
-    s = tntest.Server("--min-spare", "2", "--max-spare", "2")
+    s = tntest.Server("--min-spare", "3", "--max-spare", "3")
     with s:
         _skip_unless_sandboxed(s)
         a = tntest.Client(s)
         a.identify("anna")
         b = tntest.Client(s)
         b.identify("ben")
-        idle = spares(s, 2)
+        idle = spares(s, 3)
         out = _gdb_calls(idle[0], "55, %d, %d, %d, 0, 0" % (CLIENT_FD,
                                                             SOL_SOCKET,
                                                             SO_TYPE))
@@ -191,6 +195,11 @@ def test_forbidden_socket_calls_kill_spares_and_workers():
                                                             SOL_SOCKET,
                                                             SO_SNDBUF))
         _sigsys(s, idle[1], out)
+        # SO_TYPE's number at another level (TCP_CORK): both are checked.
+        out = _gdb_calls(idle[2], "55, %d, %d, %d, 0, 0" % (CLIENT_FD,
+                                                            SOL_TCP,
+                                                            SO_TYPE))
+        _sigsys(s, idle[2], out)
         victim = s.worker_pid(b)
         out = _gdb_calls(victim, "55, %d, %d, %d, 0, 0" % (CLIENT_FD,
                                                            SOL_SOCKET,
@@ -198,7 +207,7 @@ def test_forbidden_socket_calls_kill_spares_and_workers():
         _sigsys(s, victim, out)
         got = a.drain(quiet=0.5)
         assert tntest.disconnected("ben") in got, got
-        wait_until(lambda: len(s.spares()) == 2, T * 2,
+        wait_until(lambda: len(s.spares()) == 3, T * 2,
                    what=lambda: "the pool refilled (%r)" % s.spares())
         c = tntest.Client(s)
         c.identify("ben")
@@ -227,6 +236,73 @@ def test_a_spare_signalled_while_it_waits_goes_quietly():
         c.identify("after")
         assert c.users() == {"after": "ACTIVE"}
         assert "SIG" not in s.log_text(), s.log_text()[-2000:]
+
+
+def _steal_as(uid, pid):
+    """In a child of ours become uid: pidfd_getfd of pid's fd 3 (a spare's
+    hand-off socket, where its client will come), ptrace(PTRACE_ATTACH)
+    and a read of /proc/pid/mem; the errno names (or "ok")."""
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.ptrace.restype = ctypes.c_long
+            libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long,
+                                    ctypes.c_void_p, ctypes.c_void_p]
+            out = []
+            try:
+                pidfd = os.pidfd_open(pid)
+                got = libc.syscall(438, pidfd, CLIENT_FD, 0)
+                out.append("ok" if got >= 0 else
+                           errno.errorcode[ctypes.get_errno()])
+            except OSError as e:
+                out.append(errno.errorcode[e.errno])
+            if libc.ptrace(16, pid, None, None) == 0:    # PTRACE_ATTACH
+                out.append("ok")
+            else:
+                out.append(errno.errorcode[ctypes.get_errno()])
+            try:
+                with open("/proc/%d/mem" % pid, "rb") as f:
+                    f.read(1)
+                out.append("ok")
+            except OSError as e:
+                out.append(errno.errorcode[e.errno])
+            os.write(w, " ".join(out).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read().decode()
+    os.waitpid(child, 0)
+    return data.split()
+
+
+def test_a_same_uid_process_cannot_steal_a_spares_hand_off():
+    """The daemon run as a uid of its own (no -u): another process of
+    that uid can neither copy an idle spare's hand-off socket (and so
+    take the next client's fd before it), nor ptrace it, nor read its
+    memory: the spare is not dumpable, as the master."""
+    if os.geteuid() != 0:
+        raise tntest.Skip("needs root to run as another uid")
+    uid = _free_uid()
+    d = ops.tempdir("sbxuid")
+    os.chmod(d, 0o777)
+    s = UidServer(uid, uid, d)
+    with s:
+        idle = wait_until(s.spares, T, what="idle spares")
+        for p in idle:
+            assert os.stat("/proc/%d" % p).st_uid == uid
+            got = _steal_as(uid, p)
+            assert len(got) == 3 and "ok" not in got, \
+                "spare %d: (pidfd_getfd, ptrace, mem) = %r" % (p, got)
+            assert tntest.pid_alive(p)
+        c = tntest.Client(s)
+        c.identify("whole")
 
 
 def _copy_pair(d, name, pki):
