@@ -228,7 +228,7 @@ def test_a_spare_signalled_while_it_waits_goes_quietly():
         for p in idle:
             m = s.wait_log(r"spare worker %d (.*) before it had a client"
                            % p, timeout=10)
-            assert "exit" in m.group(1) and "0" in m.group(1), m.group(0)
+            assert m.group(1) == "exited with status 0", m.group(0)
         wait_until(lambda: len(s.spares()) == 2 and
                    not set(s.spares()) & set(idle), T * 2,
                    what=lambda: "two new spares (%r)" % s.spares())
@@ -303,6 +303,25 @@ def test_a_same_uid_process_cannot_steal_a_spares_hand_off():
             assert tntest.pid_alive(p)
         c = tntest.Client(s)
         c.identify("whole")
+
+
+def test_tls_and_plain_spares_die_with_a_killed_master():
+    """SIGKILL to the master while plain and TLS spares wait in ppoll
+    (SIGTERM let in): PR_SET_PDEATHSIG's SIGTERM ends every one, with
+    a served client's worker too."""
+    pki = tlslib.pki()
+    s = tlslib.tls_server(pki, "--min-spare", "2", "--max-spare", "2")
+    pids = wait_until(lambda: (lambda p: p if len(p) == 4 else None)(
+        s.spares()), T, what="four spares")
+    c = tlslib.TlsClient(s, pki)
+    c.identify("held")
+    pids.append(s.worker_pid(c))
+    os.kill(s.pid, signal.SIGKILL)
+    s.terminated = True
+    s.proc.wait(T)
+    wait_until(lambda: not any(tntest.pid_alive(p) for p in pids), T,
+               what=lambda: "no spare left (%r)"
+               % [p for p in pids if tntest.pid_alive(p)])
 
 
 def _copy_pair(d, name, pki):
