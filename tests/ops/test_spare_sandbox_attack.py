@@ -18,6 +18,7 @@ import pwd
 import shutil
 import signal
 import socket
+import struct
 import sys
 
 sys.dont_write_bytecode = True   # keep the source tree clean
@@ -322,6 +323,65 @@ def test_tls_and_plain_spares_die_with_a_killed_master():
     wait_until(lambda: not any(tntest.pid_alive(p) for p in pids), T,
                what=lambda: "no spare left (%r)"
                % [p for p in pids if tntest.pid_alive(p)])
+
+
+def _ctl_request(*words):
+    """A talknetctl request frame (src/common/control_wire.h)."""
+    payload = b"".join(struct.pack("<I", len(w)) + w.encode()
+                       for w in words)
+    return struct.pack("<HHI", 1, 1, len(payload)) + payload
+
+
+def test_a_dead_workers_control_request_is_refused():
+    """A compromised worker connects to the control socket, sends "kick
+    anna" and exits before the master takes the connection (the master
+    busy: here stopped).  The master reaps the worker first, then
+    accepts: the peer's pid is no child of its any more, and its uid is
+    the daemon's.  The request must still be refused, as a live
+    worker's is: a peer gone before it is taken is turned away."""
+    s = tntest.Server()
+    with s:
+        _skip_unless_sandboxed(s)
+        a, m = tntest.connect_users(s, "anna", "mallory")
+        victim = s.worker_pid(m)
+        req = _ctl_request("kick", "anna")
+        path = s.control.encode()
+        addr = struct.pack("<H", socket.AF_UNIX) + path + b"\0"
+        # x86_64: socket 41, brk 12, connect 42, write 1, exit_group 231.
+        cmds = ["set $fd = (long)syscall(41, 1, 1, 0)",
+                "set $a = (long)syscall(12, 0)",
+                "print (long)syscall(12, $a + 4096) - $a"]
+        cmds += ["set {unsigned char}($a + %d) = %d" % (i, b)
+                 for i, b in enumerate(addr + req)]
+        cmds += ["print (long)syscall(42, $fd, $a, %d)" % len(addr),
+                 "print (long)syscall(1, $fd, $a + %d, %d)"
+                 % (len(addr), len(req)),
+                 "print (long)syscall(231, 0)"]
+        os.kill(s.pid, signal.SIGSTOP)
+        try:
+            out = _gdb_raw(victim, cmds)
+            assert "$2 = 0" in out and "$3 = %d" % len(req) in out, \
+                out[-800:]
+            wait_until(lambda: _status(victim, "State")[0] == "Z", T,
+                       what="the worker to be dead")
+        finally:
+            os.kill(s.pid, signal.SIGCONT)
+        tntest.wait_until(lambda: "refused" in s.log_text() or
+                          "kicked" in s.log_text(), T,
+                          what="the master to take the connection (gdb: "
+                          "%r)" % out[-800:])
+        assert "kicked anna" not in s.log_text(), s.log_text()[-2000:]
+        assert a.users() == {"anna": "ACTIVE"}, "anna was kicked"
+
+
+def _gdb_raw(pid, cmds):
+    """Has gdb run each command in pid (syscall numbers: x86_64's)."""
+    _gdb_calls(pid)     # the skips: no gdb, not root, not x86_64
+    argv = [shutil.which("gdb"), "-nx", "-batch", "-p", str(pid)]
+    for c in cmds:
+        argv += ["-ex", c]
+    rc, out, err = ops.run(argv, timeout=120)
+    return out + err
 
 
 def _copy_pair(d, name, pki):
