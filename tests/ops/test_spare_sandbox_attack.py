@@ -371,6 +371,7 @@ def test_a_dead_workers_control_request_is_refused():
                           what="the master to take the connection (gdb: "
                           "%r)" % out[-800:])
         assert "kicked anna" not in s.log_text(), s.log_text()[-2000:]
+        a.expect(tntest.disconnected("mallory"))
         assert a.users() == {"anna": "ACTIVE"}, "anna was kicked"
 
 
