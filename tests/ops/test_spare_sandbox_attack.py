@@ -104,6 +104,66 @@ def test_workers_run_filtered_as_another_user():
                 assert uids == [str(nobody)] * 4, (p, uids)
 
 
+def test_root_workers_hold_no_capability():
+    """Run as root without -u, a worker is root: with CAP_SYS_ADMIN it
+    could put another worker's pid in the SCM_CREDENTIALS of a release
+    datagram, and the master would free that client's places and
+    SIGKILL it as lingering.  Every worker and spare, plain and TLS,
+    pool on and off, holds no capability (CapPrm, CapEff 0)."""
+    if os.geteuid() != 0:
+        raise tntest.Skip("needs root")
+    pki = tlslib.pki()
+    for pool in (True, False):
+        with tlslib.tls_server(pki, *_pool(pool)) as s:
+            _skip_unless_sandboxed(s)
+            procs = [w for c, w, kind in _clients(s, pki, "r")]
+            procs += s.spares()
+            for p in procs:
+                _filtered(p, "worker")
+                for key in ("CapPrm", "CapEff", "CapInh", "CapAmb"):
+                    assert int(_status(p, key), 16) == 0, \
+                        "worker %d (pool %s): %s %s" % (p, pool, key,
+                                                        _status(p, key))
+
+
+def test_a_root_worker_cannot_forge_another_workers_release():
+    """gdb makes mallory's worker (root, no -u) send a release datagram
+    whose SCM_CREDENTIALS name anna's worker: the kernel refuses the pid
+    (no CAP_SYS_ADMIN), so the master neither frees anna's places nor
+    kills her worker as lingering."""
+    s = tntest.Server()
+    with s:
+        _skip_unless_sandboxed(s)
+        if os.geteuid() != 0:
+            raise tntest.Skip("needs root: the workers are root then")
+        a, m = tntest.connect_users(s, "anna", "mallory")
+        anna, victim = s.worker_pid(a), s.worker_pid(m)
+        # iovec at $a, msghdr at $a+64, cmsghdr+ucred at $a+128, data
+        # at $a+200; sendmsg is 46 on x86_64, the release fd is 4.
+        cmds = ["set $a = (long)malloc(512)",
+                "set {long}($a) = $a + 200", "set {long}($a + 8) = 6",
+                "set {long}($a + 64) = 0", "set {long}($a + 72) = 0",
+                "set {long}($a + 80) = $a", "set {long}($a + 88) = 1",
+                "set {long}($a + 96) = $a + 128",
+                "set {long}($a + 104) = 32", "set {long}($a + 112) = 0",
+                "set {long}($a + 128) = 28",
+                "set {int}($a + 136) = %d" % SOL_SOCKET,
+                "set {int}($a + 140) = %d" % socket.SCM_CREDENTIALS,
+                "set {int}($a + 144) = %d" % anna,
+                "set {int}($a + 148) = 0", "set {int}($a + 152) = 0"]
+        cmds += ["set {char}($a + %d) = %d" % (200 + i, b)
+                 for i, b in enumerate(b"forged")]
+        cmds += ["print (long)syscall(46, 4, $a + 64, 0)",
+                 "print *(int *)__errno_location()"]
+        out = _gdb_raw(victim, cmds)
+        assert "$1 = -1" in out and "$2 = %d" % errno.EPERM in out, \
+            "the forged release was sent: %r" % out[-600:]
+        assert "bad session report" not in s.log_text(), s.log_text()
+        m.send(tntest.req("TEXT", username="anna", text="still here"))
+        a.expect(tntest.text_from("mallory", "still here"))
+        assert tntest.pid_alive(anna)
+
+
 def _sockopts(pid):
     """(SO_SNDBUF, TCP_NODELAY, O_NONBLOCK) of pid's client socket, read
     through a copy of its fd (the socket and its file are shared)."""
