@@ -392,42 +392,53 @@ def _ctl_request(*words):
     return struct.pack("<HHI", 1, 1, len(payload)) + payload
 
 
+def _ctl_cmds(s, req, die):
+    """gdb commands: connect to s's control socket, send req, and exit
+    if die (x86_64: socket 41, brk 12, connect 42, write 1, exit 231)."""
+    addr = struct.pack("<H", socket.AF_UNIX) + s.control.encode() + b"\0"
+    cmds = ["set $fd = (long)syscall(41, 1, 1, 0)",
+            "set $a = (long)syscall(12, 0)",
+            "print (long)syscall(12, $a + 4096) - $a"]
+    cmds += ["set {unsigned char}($a + %d) = %d" % (i, b)
+             for i, b in enumerate(addr + req)]
+    cmds += ["print (long)syscall(42, $fd, $a, %d)" % len(addr),
+             "print (long)syscall(1, $fd, $a + %d, %d)"
+             % (len(addr), len(req))]
+    return cmds + (["print (long)syscall(231, 0)"] if die else [])
+
+
 def test_a_dead_workers_control_request_is_refused():
     """A compromised worker connects to the control socket, sends "kick
     anna" and exits before the master takes the connection (the master
     busy: here stopped).  The master reaps the worker first, then
     accepts: the peer's pid is no child of its any more, and its uid is
     the daemon's.  The request must still be refused, as a live
-    worker's is: a peer gone before it is taken is turned away."""
-    s = tntest.Server()
+    worker's or spare's is: a peer gone before it is taken is turned
+    away."""
+    s = tntest.Server("--min-spare", "1", "--max-spare", "1")
     with s:
         _skip_unless_sandboxed(s)
         a, m = tntest.connect_users(s, "anna", "mallory")
-        victim = s.worker_pid(m)
         req = _ctl_request("kick", "anna")
-        path = s.control.encode()
-        addr = struct.pack("<H", socket.AF_UNIX) + path + b"\0"
-        # x86_64: socket 41, brk 12, connect 42, write 1, exit_group 231.
-        cmds = ["set $fd = (long)syscall(41, 1, 1, 0)",
-                "set $a = (long)syscall(12, 0)",
-                "print (long)syscall(12, $a + 4096) - $a"]
-        cmds += ["set {unsigned char}($a + %d) = %d" % (i, b)
-                 for i, b in enumerate(addr + req)]
-        cmds += ["print (long)syscall(42, $fd, $a, %d)" % len(addr),
-                 "print (long)syscall(1, $fd, $a + %d, %d)"
-                 % (len(addr), len(req)),
-                 "print (long)syscall(231, 0)"]
+        # A live idle spare first: its own worker, refused.
+        spare = spares(s, 1)[0]
+        # (Turned away at once: its write may meet the closed end.)
+        out = _gdb_raw(spare, _ctl_cmds(s, req, False))
+        assert "$2 = 0" in out, out[-800:]
+        s.wait_log(r"control: pid %d, talknetd's own worker, refused"
+                   % spare)
+        victim = s.worker_pid(m)
         os.kill(s.pid, signal.SIGSTOP)
         try:
-            out = _gdb_raw(victim, cmds)
+            out = _gdb_raw(victim, _ctl_cmds(s, req, True))
             assert "$2 = 0" in out and "$3 = %d" % len(req) in out, \
                 out[-800:]
             wait_until(lambda: _status(victim, "State")[0] == "Z", T,
                        what="the worker to be dead")
         finally:
             os.kill(s.pid, signal.SIGCONT)
-        tntest.wait_until(lambda: "refused" in s.log_text() or
-                          "kicked" in s.log_text(), T,
+        tntest.wait_until(lambda: "control: pid %d" % victim in
+                          s.log_text() or "kicked" in s.log_text(), T,
                           what="the master to take the connection (gdb: "
                           "%r)" % out[-800:])
         assert "kicked anna" not in s.log_text(), s.log_text()[-2000:]
