@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,6 +324,21 @@ control_from_child(pid_t pid)
 }
 
 /*
+ * Whether the peer is gone already.  A worker can connect, send a
+ * request and exit before the master takes the connection (the master
+ * busy); reaped first, its pid is no child's any more, and its uid
+ * would let the request in.  A peer gone cannot read an answer anyway.
+ * (A pid reused by then is another process: that needs a wrap of
+ * pid_max within the wait.)
+ */
+static int
+control_peer_gone(pid_t pid)
+{
+	/* 0: a peer in a pid namespace the master cannot see, as before. */
+	return pid > 0 && kill(pid, 0) == -1 && errno == ESRCH;
+}
+
+/*
  * All places taken: the connection to close for a new one.  talknetctl
  * sends its request as soon as it connects, so the oldest one that has
  * sent none is a peer that holds a place and does nothing; failing
@@ -402,6 +418,12 @@ control_take(int fd)
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
 		log_warn("control: SO_PEERCRED");
+		close(fd);
+		return;
+	}
+	if (control_peer_gone(cred.pid)) {
+		log_warnx("control: pid %ld gone before it was taken, refused",
+		    (long)cred.pid);
 		close(fd);
 		return;
 	}

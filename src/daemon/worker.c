@@ -13,9 +13,11 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 #include <netinet/in.h>
 
+#include <linux/capability.h>
 #include <linux/sockios.h>
 
 #include <errno.h>
@@ -447,6 +449,26 @@ worker_signals(void)
 	sigdelset(&w.wait_mask, SIGTERM);
 }
 
+/*
+ * Drops every capability, keeping the uid.  Without -u a worker is
+ * root: CAP_SYS_ADMIN would let it put another worker's pid in the
+ * credentials of a release datagram (SCM_CREDENTIALS), and the master
+ * would free that client's places and kill its worker as lingering.
+ * A worker needs no privilege: it was handed every fd it uses.
+ */
+static void
+worker_drop_caps(void)
+{
+	struct __user_cap_header_struct	hdr;
+	struct __user_cap_data_struct	data[_LINUX_CAPABILITY_U32S_3];
+
+	memset(&hdr, 0, sizeof(hdr));
+	memset(data, 0, sizeof(data));
+	hdr.version = _LINUX_CAPABILITY_VERSION_3;
+	if (syscall(SYS_capset, &hdr, data) == -1)
+		fatal("worker: capset");
+}
+
 /* Sets up the buffers, the parser and the limits, mostly in w itself. */
 static void
 worker_setup(const struct config *cfg)
@@ -519,6 +541,7 @@ worker_prepare(const struct config *cfg, const struct runtime *rt, int fd,
 	if (tls)
 		worker_tls_start();
 	worker_signals();
+	worker_drop_caps();
 	/*
 	 * Set up: from here on the worker can only serve a client, the
 	 * one it has or, for a spare, the one the master will send.  A
