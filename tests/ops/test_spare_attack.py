@@ -57,9 +57,11 @@ def steal_fd(pid, fd):
 
 
 def test_a_forged_release_for_an_idle_spare_changes_nothing():
-    """Without -u a worker is root, and CAP_SYS_ADMIN lets it put any
-    pid in the credentials of a "client closed" datagram.  Claiming an
-    idle spare's pid must not count as a client leaving: the spare was
+    """A process with CAP_SYS_ADMIN on the release socket (a worker
+    without -u had it until workers dropped every capability; here the
+    test process sends, through a copy of a worker's release socket)
+    can put any pid in the credentials of a "client closed" datagram.
+    Claiming an idle spare's pid must not count as a client leaving: the spare was
     never counted, so the master's client count would wrap and refuse
     everyone from then on, and the spare would be killed as lingering."""
     ops.need_root("a forged pid in SCM_CREDENTIALS needs CAP_SYS_ADMIN")
