@@ -19,18 +19,20 @@ class Closed(AssertionError):
 
 
 # The last IDENTIFY round trips (send to reply, through worker and hub,
-# and Redis in a cluster): the baseline of quiet().
+# and Redis in a cluster), each server's first left out (it waits for
+# a worker to be forked): the baseline of quiet().
 _rtts = collections.deque(maxlen=32)
 
 
 def quiet():
-    """How long "nothing arrives" waits: QUIET_RTTS times the slowest
-    recent IDENTIFY round trip of this run, so that what the server
+    """How long "nothing arrives" waits: QUIET_RTTS times the median of
+    the recent IDENTIFY round trips of this run, so that what the server
     would send has had many round trips' time to come, on a loaded
     machine too; within [QUIET_MIN, QUIET] (QUIET before any)."""
     if not _rtts:
         return QUIET
-    return min(QUIET, max(QUIET_MIN, QUIET_RTTS * max(_rtts)))
+    median = sorted(_rtts)[len(_rtts) // 2]
+    return min(QUIET, max(QUIET_MIN, QUIET_RTTS * median))
 
 
 def _wait_fd(sock, events, timeout):
@@ -277,7 +279,12 @@ class Client:
         t0 = time.monotonic()
         self.send(req("IDENTIFY", username=name))
         self.expect(resp("IDENTIFY", "SUCCESS", name), timeout)
-        _rtts.append(time.monotonic() - t0)
+        server = getattr(self, "server", None)
+        if not isinstance(server, Server) or server.__dict__.get(
+                "rtt_seen"):
+            _rtts.append(time.monotonic() - t0)
+        else:
+            server.rtt_seen = True
         self.name = name
         return self
 
