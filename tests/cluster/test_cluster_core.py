@@ -38,10 +38,18 @@ def test_the_node_key_lives_and_is_refreshed():
             lambda: r.cmd("HGET", "tn:node:alpha", "pid") ==
             str(a.pid).encode(), T, what="the master's pid in the key")
         assert b"alpha" in r.cmd("SMEMBERS", "tn:nodes")
-        # A TTL of about 3 s, refreshed: still there after two TTLs.
+        # A TTL of about 3 s, refreshed: still there after a TTL, and
+        # its beat refreshed again after that (not once only).
         ttl = r.cmd("PTTL", "tn:node:alpha")
         assert 0 < ttl <= 3000, ttl
-        time.sleep(2 * 3.0 + 0.5)
+        time.sleep(3.0 + 0.5)
+        ttl = r.cmd("PTTL", "tn:node:alpha")
+        assert 0 < ttl <= 3000, ttl
+        beat = r.cmd("HGET", "tn:node:alpha", "beat")
+        assert beat != fields[b"beat"], beat
+        tntest.wait_until(
+            lambda: r.cmd("HGET", "tn:node:alpha", "beat") not in
+            (beat, None), 3 * T, what="one more beat")
         ttl = r.cmd("PTTL", "tn:node:alpha")
         assert 0 < ttl <= 3000, ttl
         assert r.cmd("HGET", "tn:node:alpha", "token") == fields[b"token"]

@@ -365,7 +365,7 @@ def test_a_steady_reader_on_a_busy_cpu_is_not_cut():
     try:
         s = PinnedServer("--stall-timeout", "0")
         sender, reader = tntest.connect_users(s, "sender", "reader")
-        n = 20000
+        n = 8000              # 8 MB: eight times the default --max-queue
         data = b"".join(compact(req("PUBLIC_TEXT", text="%06d%s" % (
             i, "x" * 1000))) for i in range(n))
         _in_thread(_flood_lines, sender, [data], threading.Event())

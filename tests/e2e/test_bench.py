@@ -578,12 +578,13 @@ def test_join_and_broadcast_fail_when_the_server_is_mute():
 
 def test_duration_is_the_measured_phase_of_every_workload():
     """One --duration, one meaning: the measured phase of fanout, private,
-    connect and hold lasts exactly that long (measured_s in the JSON)."""
-    dur = 2
+    connect and hold lasts exactly that long (measured_s in the JSON).
+    1 s is no workload's default (hold's is 2 s, the others' 10 s)."""
+    dur = 1
     with Server() as s:
         for args in (["fanout", "-c", 4, "-s", 1, "-r", 20, "--warmup", 0],
                      ["private", "-c", 2, "-r", 20, "--warmup", 0],
-                     # More than 2 s can open: the duration ends it.
+                     # More than 1 s can open: the duration ends it.
                      ["connect", "--connections", 50000, "--concurrency",
                       2],
                      ["hold", "-c", 4] + SETTLE_OFF):
@@ -598,8 +599,9 @@ def test_duration_is_the_measured_phase_of_every_workload():
 def test_drain_is_the_wait_for_what_is_in_flight():
     """One --drain, one meaning: with nothing ever answered, fanout,
     private and connect each wait that long after the measured phase;
-    hold, with nothing in flight, takes no --drain at all."""
-    drain = 2
+    hold, with nothing in flight, takes no --drain at all.  1 s is not
+    the default (5 s)."""
+    drain = 1
     with MuteServer() as m:
         for args in (["fanout", "-c", 3, "-s", 1, "-r", 20, "--warmup", 0],
                      ["private", "-c", 2, "-r", 20, "--warmup", 0],

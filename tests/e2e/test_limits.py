@@ -493,12 +493,12 @@ def _accepted_after_close(s, n, rounds):
 
 def test_a_closed_client_frees_its_place_at_once():
     with Server("--max-clients", "3", "--login-timeout", "1") as s:
-        _accepted_after_close(s, 3, 3)
+        _accepted_after_close(s, 3, 2)
 
 
 def test_a_closed_client_frees_its_address_place_at_once():
     with Server("--max-clients-per-ip", "2", "--login-timeout", "1") as s:
-        _accepted_after_close(s, 2, 3)
+        _accepted_after_close(s, 2, 2)
         assert "from that address" not in s.log_text()
 
 

@@ -29,6 +29,11 @@ TALKNET = tool("TALKNET", "talknet")
 
 TIMEOUT = float(os.environ.get("TN_TIMEOUT", "3"))   # one expected message
 QUIET = float(os.environ.get("TN_QUIET", "0.25"))    # "nothing arrives"
+# expect_nothing waits QUIET_RTTS times the median of the recent
+# IDENTIFY round trips (the machine's pace now), within [QUIET_MIN,
+# QUIET] (tntest.client.quiet).
+QUIET_RTTS = 40
+QUIET_MIN = min(0.05, QUIET)
 # One line that the talknet client prints (it reads, decodes, renders).
 PROGRAM_TIMEOUT = 5.0
 START_TIMEOUT = 10.0
