@@ -582,17 +582,24 @@ def test_duration_is_the_measured_phase_of_every_workload():
     1 s is no workload's default (hold's is 2 s, the others' 10 s)."""
     dur = 1
     with Server() as s:
-        for args in (["fanout", "-c", 4, "-s", 1, "-r", 20, "--warmup", 0],
-                     ["private", "-c", 2, "-r", 20, "--warmup", 0],
-                     # More than 1 s can open: the duration ends it.
-                     ["connect", "--connections", 50000, "--concurrency",
-                      2],
-                     ["hold", "-c", 4] + SETTLE_OFF):
-            d = bench_json(s, *args, "-d", dur)
+        # The four side by side: each times its own phase.
+        runs = [(args[0], start(["-p", s.port, "--json", "--setup-timeout",
+                                 10, "-d", dur] + args))
+                for args in (["fanout", "-c", 4, "-s", 1, "-r", 20,
+                              "--warmup", 0],
+                             ["private", "-c", 2, "-r", 20, "--warmup", 0],
+                             # More than 1 s can open: the duration ends it.
+                             ["connect", "--connections", 50000,
+                              "--concurrency", 2],
+                             ["hold", "-c", 4] + SETTLE_OFF)]
+        for wl, proc in runs:
+            rc, out, err = tntest.finish_program(proc, RUN_TIMEOUT)
+            d = parse(out, err)
+            assert rc == 0 and d.get("ok") is True, (wl, rc, err[-400:])
             assert d["duration"] == dur, "%s: duration %r" % (
-                args[0], d["duration"])
+                wl, d["duration"])
             assert abs(d["measured_s"] - dur) < 1e-3, \
-                "%s: -d %d measured %r s" % (args[0], dur, d["measured_s"])
+                "%s: -d %d measured %r s" % (wl, dur, d["measured_s"])
         assert d["clients"] == 4, "hold: clients %r" % d["clients"]
 
 
@@ -603,16 +610,19 @@ def test_drain_is_the_wait_for_what_is_in_flight():
     the default (5 s)."""
     drain = 1
     with MuteServer() as m:
-        for args in (["fanout", "-c", 3, "-s", 1, "-r", 20, "--warmup", 0],
-                     ["private", "-c", 2, "-r", 20, "--warmup", 0],
-                     ["connect", "--connections", 3]):
-            rc, out, err = run(["-p", m.port, "--json", "--setup-timeout",
-                                5, "-d", 1, "--drain", drain] + args)
+        # The three side by side: each waits out its own drain.
+        runs = [(args[0], start(["-p", m.port, "--json", "--setup-timeout",
+                                 5, "-d", 1, "--drain", drain] + args))
+                for args in (["fanout", "-c", 3, "-s", 1, "-r", 20,
+                              "--warmup", 0],
+                             ["private", "-c", 2, "-r", 20, "--warmup", 0],
+                             ["connect", "--connections", 3])]
+        for wl, proc in runs:
+            rc, out, err = tntest.finish_program(proc, RUN_TIMEOUT)
             d = parse(out, err)
-            assert d["drain"] == drain, (args[0], d["drain"])
+            assert d["drain"] == drain, (wl, d["drain"])
             assert d["drained_s"] >= drain, \
-                "%s: --drain %d, waited %r s" % (args[0], drain,
-                                                 d["drained_s"])
+                "%s: --drain %d, waited %r s" % (wl, drain, d["drained_s"])
         rc, out, err = run(["-p", m.port, "--json", "hold", "-c", 3,
                             "-d", 1, "--drain", drain] + SETTLE_OFF)
         assert rc == USAGE and out == "" and "--drain" in err, (rc, err)
