@@ -454,17 +454,30 @@ worker_signals(void)
  * root: CAP_SYS_ADMIN would let it put another worker's pid in the
  * credentials of a release datagram (SCM_CREDENTIALS), and the master
  * would free that client's places and kill its worker as lingering.
- * A worker needs no privilege: it was handed every fd it uses.
+ * A worker needs no privilege: it was handed every fd it uses.  One
+ * that holds none (-u, or systemd's empty CapabilityBoundingSet) makes
+ * no capset, which the shipped unit's SystemCallFilter=~@privileged
+ * refuses.
  */
 static void
 worker_drop_caps(void)
 {
 	struct __user_cap_header_struct	hdr;
 	struct __user_cap_data_struct	data[_LINUX_CAPABILITY_U32S_3];
+	size_t				i;
+	uint32_t			held = 0;
 
 	memset(&hdr, 0, sizeof(hdr));
 	memset(data, 0, sizeof(data));
 	hdr.version = _LINUX_CAPABILITY_VERSION_3;
+	if (syscall(SYS_capget, &hdr, data) == -1)
+		fatal("worker: capget");
+	for (i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+		held |= data[i].effective | data[i].permitted |
+		    data[i].inheritable;
+	if (!held)
+		return;
+	memset(data, 0, sizeof(data));
 	if (syscall(SYS_capset, &hdr, data) == -1)
 		fatal("worker: capset");
 }

@@ -112,6 +112,31 @@ def test_idle_spares_wait_filtered_and_serve():
     assert "SIGSYS" not in s.log_text()
 
 
+class UnitFilterServer(tntest.Server):
+    """A talknetd confined as the shipped systemd unit confines it: no
+    capabilities, capset(2) refused (tests/ops/unit_filter.py)."""
+
+    def argv(self):
+        return [sys.executable, os.path.join(os.path.dirname(
+            os.path.abspath(__file__)), "unit_filter.py")] + super().argv()
+
+
+def test_workers_serve_under_the_units_confinement():
+    """Under the unit (CapabilityBoundingSet= empty, capset refused by
+    SystemCallFilter=~@privileged), workers, plain and from spares,
+    serve: one that holds no capability has none to drop and makes no
+    capset, which would fail there."""
+    s = UnitFilterServer("--min-spare", "1", "--max-spare", "1")
+    a = tntest.Client(s)
+    a.identify("unit")
+    b = tntest.Client(s)
+    b.identify("file")
+    a.expect(new_user("file"))
+    w = s.worker_pid(a)
+    assert _status(w, "CapEff") == "0000000000000000", _status(w, "CapEff")
+    assert "capset" not in s.log_text() and "crashed" not in s.log_text()
+
+
 def _probe(master, hub, worker, uid):
     """What a process of uid can reach of the daemon: {check: "ok" or
     the errno's name}.  Runs in a child of ours that became uid."""
