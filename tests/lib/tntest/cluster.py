@@ -300,6 +300,7 @@ class _Node(Server):
 
     def __init__(self, cluster, node_id, listen, env):
         self.cluster = cluster
+        self.node_id = node_id
         super().__init__("--cluster", "%s/%d" % (cluster.redis.url,
                                                  cluster.db),
                          "--node-id", node_id, listen=listen, env=env,
@@ -358,8 +359,8 @@ class Cluster(Server):
         for i in range(self.N):
             nid = "n%d-%d" % (i + 1, Cluster.runs)
             self.nodes.append(_Node(self, nid, self.listen, env))
-        self.readers = {"talknetd:n%d-%d:streams" % (i + 1, Cluster.runs)
-                        for i in range(self.N)}
+        self.node_ids = [n.node_id for n in self.nodes]
+        self.readers = {"talknetd:%s:streams" % n for n in self.node_ids}
         if start:
             self.start()
 
@@ -401,13 +402,28 @@ class Cluster(Server):
                 blocked += 1
         return blocked == len(self.nodes)
 
+    def _written(self):
+        """What the nodes have written so far: each node's stream's last
+        entry and the number of names claimed."""
+        c = self._redis_conn
+        return ([c.cmd("XREVRANGE", "tn:stream:%s" % n, "+", "-", "COUNT",
+                       "1") for n in self.node_ids],
+                c.cmd("HLEN", "tn:names"))
+
     def settle(self, timeout=3 * TIMEOUT):
         """Waits until every node has read and applied everything the
-        others wrote to Redis so far (seen twice in a row, so that a
-        script sent a moment ago has run)."""
-        def twice():
-            return self._reading() and self._reading()
-        wait_until(twice, timeout, interval=0.005,
+        others wrote to Redis so far: every node blocked in XREAD before
+        and after a short gap in which nothing new was written.  A
+        node's write may still be on its way to Redis when its own
+        clients already saw what it tells of (a user's DISCONNECTED, and
+        the release of the name)."""
+        def still():
+            before = self._written()
+            if not self._reading():
+                return False
+            time.sleep(0.003)
+            return self._reading() and self._written() == before
+        wait_until(still, timeout, interval=0.005,
                    what="every node reading the others' streams")
 
     def node_of(self, client):
