@@ -327,8 +327,10 @@ def test_endless_line():
     try:
         peak = 0
         deadline = time.monotonic() + 20
+        asan = False
         while p.poll() is None and time.monotonic() < deadline:
             peak = max(peak, _peak_kb(p))
+            asan = asan or procfs.sanitized(p.pid)
             time.sleep(0.05)
         rc, err, took = finish(p, 10)
     finally:
@@ -336,8 +338,10 @@ def test_endless_line():
     assert rc == 1, (rc, err)
     assert "too long" in err, err
     print("endless line: peak %d kB, baseline %d kB" % (peak, base))
-    # The line buffer may hold up to 16 MiB (it doubles as it grows).
-    assert peak - base < 40 * 1024, (peak, base)
+    # The line buffer may hold up to 16 MiB (it doubles as it grows);
+    # ASan's quarantine keeps the smaller buffers it outgrew (16 MiB
+    # more) resident too.
+    assert peak - base < (56 if asan else 40) * 1024, (peak, base)
 
 
 def test_lines_faster_than_stdout():
