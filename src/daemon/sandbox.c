@@ -181,23 +181,11 @@ sandbox_rule(scmp_filter_ctx ctx, int nr, unsigned int argc,
 	}
 }
 
-/* Adds one rule on two of a call's arguments. */
-static void
-sandbox_rule2(scmp_filter_ctx ctx, int nr, struct scmp_arg_cmp a,
-    struct scmp_arg_cmp b)
-{
-	struct scmp_arg_cmp	arg[2];
-
-	arg[0] = a;
-	arg[1] = b;
-	sandbox_rule(ctx, nr, 2, arg);
-}
-
 /* The rules: the allow-list, then the calls allowed some arguments. */
 static void
 sandbox_rules(scmp_filter_ctx ctx)
 {
-	struct scmp_arg_cmp	arg, arg2;
+	struct scmp_arg_cmp	arg, two[2];
 	size_t			i;
 
 	for (i = 0; i < sizeof(sandbox_allow) / sizeof(sandbox_allow[0]); i++)
@@ -210,9 +198,9 @@ sandbox_rules(scmp_filter_ctx ctx)
 	arg = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
 	sandbox_rule(ctx, SCMP_SYS(socket), 1, &arg);
 	/* A spare's check of the socket handed to it (worker_spare.c). */
-	arg = SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET);
-	arg2 = SCMP_A2(SCMP_CMP_EQ, SO_TYPE);
-	sandbox_rule2(ctx, SCMP_SYS(getsockopt), arg, arg2);
+	two[0] = SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET);
+	two[1] = SCMP_A2(SCMP_CMP_EQ, SO_TYPE);
+	sandbox_rule(ctx, SCMP_SYS(getsockopt), 2, two);
 	/* O_NONBLOCK on a reconnected hub channel, and reading it back. */
 	arg = SCMP_A1(SCMP_CMP_EQ, F_GETFL);
 	sandbox_rule(ctx, SCMP_SYS(fcntl), 1, &arg);
