@@ -123,6 +123,8 @@ void	 cluster_mirror_private(const char *from, size_t, const char *to,
  */
 void	 cluster_mirror_mark(void);
 void	 cluster_mirror_sweep(void);
+/* A restarted hub's mirrored user is node's (a snapshot says), quietly. */
+void	 cluster_mirror_owned(const char *node, const char *, size_t);
 /* Fencing: closes every client of this node, empties the mirror. */
 void	 cluster_mirror_fence(void);
 /* Re-asserts this node's users and their rooms (cluster_reassert). */

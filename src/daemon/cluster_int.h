@@ -9,6 +9,7 @@
 #include <hiredis/async.h>
 
 #include "conf.h"
+#include "shm.h"
 
 #define CLUSTER_STREAM_MAX	"100000"	/* a stream's entries, about */
 
@@ -123,6 +124,17 @@ void	 cluster_owner_checked(const char *, size_t);
 int	 cluster_node_valid(const char *, size_t);
 void	 cluster_reap(void);
 
+#define STREAM_ID_MAX	SHM_TAIL_ID	/* "ms-seq": two 64-bit numbers */
+
+/* One stream read: its node, its key, the last id applied. */
+struct stream_tail {
+	char	 node[SHM_NODE_ID];
+	char	 key[160];
+	char	 id[STREAM_ID_MAX];
+	int64_t	 absent_since;	/* 0, or out of tn:nodes since */
+	int64_t	 bad_until;	/* its key is not a stream */
+};
+
 /* cluster_stream.c: reading the other nodes' streams. */
 void	 cluster_stream_start(const struct cluster_addr *,
 	    const struct config *, int epfd);
@@ -134,6 +146,22 @@ int64_t	 cluster_stream_next(void);
 void	 cluster_stream_resync(void);
 /* The last id read of node's stream, or NULL. */
 const char *cluster_stream_tail(const char *);
+
+/*
+ * cluster_tails.c: the streams' last ids, kept in the table's header
+ * too, so a hub started again after a crash reads on from there.
+ * save writes the set when its nodes or their order changed (always
+ * if force); id writes row i's last id as it is applied; joins,
+ * tn:joins'; forget marks them not to be read on from (fencing);
+ * load reads them back for a new hub: 0, or -1 if there are none it
+ * can trust.
+ */
+void	 cluster_tails_save(const struct stream_tail *, size_t n,
+	    const char *joins, int force);
+void	 cluster_tails_id(size_t i, const char *id);
+void	 cluster_tails_joins(const char *id);
+void	 cluster_tails_forget(void);
+int	 cluster_tails_load(struct shm_tails *, const char *self);
 
 /* cluster_show.c: the nodes, read after each heartbeat, into the table. */
 void	 cluster_show(void);

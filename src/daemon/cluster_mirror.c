@@ -65,6 +65,19 @@ cluster_mirror_find(struct str name)
 }
 
 /*
+ * Whether a mirrored user is node's.  One whose node a restarted hub
+ * could not learn (Redis no longer names it: it left while no hub ran
+ * here) is any node's, so that its node's "gone", read on from where
+ * the dead hub stopped, drops it.
+ */
+static int
+cluster_mirror_is(const struct hub_conn *c, const char *node)
+{
+	return strcmp(c->addr, node) == 0 ||
+	    strcmp(c->addr, HUB_ADDR_REMOTE) == 0;
+}
+
+/*
  * Another node's user identified (or a snapshot names one): a row of
  * its own, and NEW_USER to this node's users.  One already mirrored is
  * kept (and no longer stale), and is node's from now on: the streams of
@@ -154,7 +167,7 @@ cluster_mirror_gone(const char *node, const char *p, size_t len)
 	}
 	if (cluster_mirror_name(p, len, &name) == 0 &&
 	    (c = cluster_mirror_find(name)) != NULL &&
-	    strcmp(c->addr, node) == 0)
+	    cluster_mirror_is(c, node))
 		cluster_mirror_drop(c);
 }
 
@@ -204,7 +217,24 @@ cluster_mirror_of(const char *node, const char *p, size_t len)
 
 	return cluster_mirror_name(p, len, &name) == 0 &&
 	    (c = cluster_mirror_find(name)) != NULL &&
-	    strcmp(c->addr, node) == 0;
+	    cluster_mirror_is(c, node);
+}
+
+/*
+ * A restarted hub learns whose its mirrored users are (a snapshot names
+ * them): quietly, since nothing changed; the streams, read on from
+ * where the dead hub stopped, bring what did.
+ */
+void
+cluster_mirror_owned(const char *node, const char *p, size_t len)
+{
+	struct hub_conn	*c;
+	struct str	 name;
+
+	if (cluster_mirror_name(p, len, &name) == 0 &&
+	    (c = cluster_mirror_find(name)) != NULL &&
+	    strcmp(c->addr, HUB_ADDR_REMOTE) == 0)
+		(void)strlcpy(c->addr, node, sizeof(c->addr));
 }
 
 /* Gives a mirrored user back to the node Redis says holds it. */

@@ -3,10 +3,13 @@
  * connection of its own that does nothing else (XREAD BLOCK holds it).
  * The last id read of each stream is remembered, so a reconnect
  * resumes where it stopped: no gap while the stream still holds it.
- * A hub that starts (or starts again) first takes a snapshot of the
- * cluster's names and each stream's last id in one script, replaces
- * its mirror with it, and reads on from those ids.  Each entry is
- * applied in its stream's order (cluster_mirror.c).
+ * A hub that starts first takes a snapshot of the cluster's names and
+ * each stream's last id in one script, replaces its mirror with it,
+ * and reads on from those ids.  The last ids are also kept in the
+ * table's header (struct shm_tails), so a hub started again after a
+ * crash reads on from where the dead one stopped, into the mirror it
+ * left, with no snapshot and no gap.  Each entry is applied in its
+ * stream's order (cluster_mirror.c).
  */
 #include "config.h"
 
@@ -21,6 +24,7 @@
 #include "cluster_int.h"
 #include "ipc.h"
 #include "log.h"
+#include "shm.h"
 #include "talknetd.h"
 #include "utf8.h"
 #include "xmalloc.h"
@@ -32,7 +36,6 @@
 #define STREAM_FORGET_MS	60000	/* out of tn:nodes: its id kept */
 #define STREAM_BAD_MS		5000	/* not a stream: not read */
 #define STREAM_NODES_MAX	1024	/* streams read, at most */
-#define STREAM_ID_MAX		48	/* "ms-seq": two 64-bit numbers */
 #define STREAM_NODE_MAX		63	/* as conf.c's node-id */
 #define STREAM_SKIP_LOGS	5	/* skipped entries logged a second */
 #define STREAM_TEXT_MAX		(IPC_MAX_PAYLOAD / 8) /* escaped, fits */
@@ -97,21 +100,15 @@ static const char stream_lua_snapshot[] =
  */
 static char	stream_joins_id[STREAM_ID_MAX] = "0-0";
 
-/* One stream read: its node, its key, the last id applied. */
-struct stream_tail {
-	char	 node[128];
-	char	 key[160];
-	char	 id[STREAM_ID_MAX];
-	int64_t	 absent_since;	/* 0, or out of tn:nodes since */
-	int64_t	 bad_until;	/* its key is not a stream */
-};
-
 static struct {
 	const struct config	*cfg;
 	struct cluster_redis	 rd;
 	struct stream_tail	*tails;
 	size_t			 ntails;
 	int			 synced;	/* the snapshot is applied */
+	int			 resuming;	/* the dead hub's ids are in
+						   tails: its snapshot only
+						   names the users' nodes */
 	int			 asked;		/* a request is on its way */
 	int64_t			 asked_at;
 	int64_t			 idle_until;	/* 0, or read again then */
@@ -429,9 +426,11 @@ stream_apply_stream(const redisReply *s)
 		    entries->element[entries->elements - 1];
 		if (ent != NULL && ent->type == REDIS_REPLY_ARRAY &&
 		    ent->elements == 2 && stream_str(ent->element[0]) != NULL &&
-		    ent->element[0]->len < sizeof(stream_joins_id))
+		    ent->element[0]->len < sizeof(stream_joins_id)) {
 			(void)strlcpy(stream_joins_id, ent->element[0]->str,
 			    sizeof(stream_joins_id));
+			cluster_tails_joins(stream_joins_id);
+		}
 		return;
 	}
 	/* The key is tn:stream:NODE. */
@@ -449,6 +448,8 @@ stream_apply_stream(const redisReply *s)
 		stream_apply(tail->node, ent->element[1]);
 		(void)strlcpy(tail->id, ent->element[0]->str,
 		    sizeof(tail->id));
+		/* After the entry: a crash between repeats it, once. */
+		cluster_tails_id((size_t)(tail - cs.tails), tail->id);
 	}
 }
 
@@ -689,6 +690,7 @@ stream_nodes_reply(redisAsyncContext *ac, void *reply, void *arg)
 		}
 		free(set);
 	}
+	cluster_tails_save(cs.tails, cs.ntails, stream_joins_id, 0);
 	stream_read();
 }
 
@@ -743,6 +745,31 @@ stream_snapshot_rooms(const redisReply *rooms)
 	}
 }
 
+/*
+ * A restarted hub's snapshot: it only tells whose each mirrored user
+ * is (the dead hub knew, the table does not say), then reading goes on
+ * from the dead hub's ids, so every change since reaches the users
+ * here as news.
+ */
+static void
+stream_resume_owners(const redisReply *names)
+{
+	size_t	i;
+
+	for (i = 0; i + 2 < names->elements; i += 3)
+		if (stream_str(names->element[i]) != NULL &&
+		    stream_str(names->element[i + 1]) != NULL &&
+		    cluster_node_valid(names->element[i + 1]->str,
+		    names->element[i + 1]->len))
+			cluster_mirror_owned(names->element[i + 1]->str,
+			    names->element[i]->str, names->element[i]->len);
+	cs.resuming = 0;
+	cs.synced = 1;
+	log_info("cluster: reading on from where the last hub stopped, in "
+	    "%zu streams", cs.ntails);
+	stream_poll();
+}
+
 /* The snapshot's reply: the mirror is replaced, then reading starts. */
 static void
 stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
@@ -763,6 +790,10 @@ stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
 	}
 	names = rep->element[0];
 	last = rep->element[1];
+	if (cs.resuming) {
+		stream_resume_owners(names);
+		return;
+	}
 	cluster_mirror_mark();
 	for (i = 0; i + 2 < names->elements; i += 3)
 		if (stream_str(names->element[i]) != NULL &&
@@ -779,6 +810,7 @@ stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
 		    stream_str(last->element[i + 1]) != NULL)
 			stream_tail_add(last->element[i]->str,
 			    last->element[i + 1]->str);
+	cluster_tails_save(cs.tails, cs.ntails, stream_joins_id, 1);
 	cs.synced = 1;
 	log_info("cluster: mirror of %zu users of other nodes, %zu "
 	    "streams", names->elements / 3, cs.ntails);
@@ -824,9 +856,32 @@ void
 cluster_stream_resync(void)
 {
 	cs.synced = 0;
+	cs.resuming = 0;
 	cs.ntails = 0;
+	cluster_tails_forget();
 	if (cs.rd.ready && !cs.asked)
 		stream_snapshot();
+}
+
+/*
+ * A hub started again after a crash reads on from where the dead one
+ * stopped, into the mirror it left in the table, so nothing written
+ * meanwhile is missed; its snapshot only names the users' nodes.
+ * Without the dead hub's ids (a first start, a fenced node, a torn
+ * write) the snapshot replaces the mirror, as at a first start.
+ */
+static void
+stream_resume(void)
+{
+	static struct shm_tails	v;	/* 11 KiB: not on the stack */
+	uint32_t		i;
+
+	if (cluster_tails_load(&v, cs.cfg->node_id) == -1)
+		return;
+	for (i = 0; i < v.n; i++)
+		stream_tail_add(v.tail[i].node, v.tail[i].id);
+	(void)strlcpy(stream_joins_id, v.joins, sizeof(stream_joins_id));
+	cs.resuming = 1;
 }
 
 /* Starts reading the other nodes' streams. */
@@ -835,6 +890,7 @@ cluster_stream_start(const struct cluster_addr *addr,
     const struct config *cfg, int epfd)
 {
 	cs.cfg = cfg;
+	stream_resume();
 	cluster_redis_init(&cs.rd, "streams", addr, cfg->cluster_password,
 	    cfg->node_id, epfd, stream_ready, stream_lost);
 }

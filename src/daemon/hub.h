@@ -48,6 +48,11 @@
  */
 #define HUB_CHANNEL_MARGIN	48
 #define SLOT_NONE		UINT32_MAX
+/*
+ * A restarted hub's remote rows name no node until Redis says whose
+ * they are (cluster_mirror_owned): node ids hold no parentheses.
+ */
+#define HUB_ADDR_REMOTE		"(remote)"
 
 /*
  * One worker's channel.  After a hub restart, a worker's row in the

@@ -261,21 +261,61 @@ shm_live_get(const struct shm_table *t, struct shm_live *l, uint64_t *gen)
 	return -1;
 }
 
+/* Opens a seqlock for writing (gen odd), returning the old gen. */
+static uint64_t
+shm_seq_open(volatile uint64_t *gen)
+{
+	uint64_t	g = *gen;
+
+	__atomic_store_n(gen, g + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	return g;
+}
+
+/* Closes it again (gen even, one step on). */
+static void
+shm_seq_close(volatile uint64_t *gen, uint64_t g)
+{
+	__atomic_store_n(gen, g + 2, __ATOMIC_RELEASE);
+}
+
 /* Writes the cluster's nodes under their seqlock (the hub only). */
 void
 shm_nodes_set(const struct shm_table *t, const struct shm_nodes *n)
 {
 	struct shm_nodes	*d = &t->hdr->nodes;
-	uint64_t		 g = d->gen;
+	uint64_t		 g = shm_seq_open(&d->gen);
 
-	__atomic_store_n(&d->gen, g + 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
 	d->version = SHM_NODES_VERSION;
 	d->n = n->n;
 	d->total = n->total;
 	d->at = n->at;
 	memcpy(d->node, n->node, sizeof(d->node));
-	__atomic_store_n(&d->gen, g + 2, __ATOMIC_RELEASE);
+	shm_seq_close(&d->gen, g);
+}
+
+/*
+ * Copies len bytes of a part of the table that gen guards (a seqlock:
+ * it retries while the hub writes); 0, or -1 if no stable copy came.
+ */
+static int
+shm_seq_copy(const volatile uint64_t *gen, void *dst, const void *src,
+    size_t len)
+{
+	uint64_t	g1, g2;
+	int		i;
+
+	for (i = 0; i < 100; i++) {
+		g1 = __atomic_load_n(gen, __ATOMIC_ACQUIRE);
+		if (g1 & 1)
+			continue;
+		memcpy(dst, src, len);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		g2 = __atomic_load_n(gen, __ATOMIC_RELAXED);
+		if (g1 == g2)
+			return 0;
+	}
+	return -1;
 }
 
 /* Reads a stable copy of the cluster's nodes; 0, or -1 if none. */
@@ -283,20 +323,50 @@ int
 shm_nodes_get(const struct shm_table *t, struct shm_nodes *n)
 {
 	const struct shm_nodes	*s = &t->hdr->nodes;
-	uint64_t		 g1, g2;
-	int			 i;
 
-	for (i = 0; i < 100; i++) {
-		g1 = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
-		if (g1 & 1)
-			continue;
-		memcpy(n, (const void *)s, sizeof(*n));
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		g2 = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
-		if (g1 == g2)
-			return 0;
-	}
-	return -1;
+	return shm_seq_copy(&s->gen, n, (const void *)s, sizeof(*n));
+}
+
+/*
+ * Writes every stream's last id (the hub only).  A hub killed in the
+ * middle leaves gen odd, and the next hub does not trust them.
+ */
+void
+shm_tails_set(const struct shm_table *t, const struct shm_tails *v)
+{
+	struct shm_tails	*d = &t->hdr->tails;
+	uint64_t		 g = shm_seq_open(&d->gen);
+
+	d->version = v->version;
+	d->n = v->n;
+	memcpy(d->joins, v->joins, sizeof(d->joins));
+	memcpy(d->tail, v->tail, sizeof(d->tail));
+	shm_seq_close(&d->gen, g);
+}
+
+/* Writes one row's last id; row -1 is tn:joins' (the hub only). */
+void
+shm_tails_id(const struct shm_table *t, int row, const char *id)
+{
+	struct shm_tails	*d = &t->hdr->tails;
+	char			*to;
+	uint64_t		 g;
+
+	if (row >= SHM_TAILS_MAX || (row >= 0 && (uint32_t)row >= d->n))
+		return;
+	to = row < 0 ? d->joins : d->tail[row].id;
+	g = shm_seq_open(&d->gen);
+	(void)strlcpy(to, id, SHM_TAIL_ID);
+	shm_seq_close(&d->gen, g);
+}
+
+/* Reads a stable copy of the streams' last ids; 0, or -1 if none. */
+int
+shm_tails_get(const struct shm_table *t, struct shm_tails *v)
+{
+	const struct shm_tails	*s = &t->hdr->tails;
+
+	return shm_seq_copy(&s->gen, v, (const void *)s, sizeof(*v));
 }
 
 /* Gives user row i to a worker's connection. */

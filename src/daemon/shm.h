@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define SHM_MAGIC	0x544b4e54U	/* "TKNT" */
-#define SHM_VERSION	6
+#define SHM_VERSION	7
 
 /* The cluster's state in the header (cluster_state). */
 enum shm_cluster {
@@ -67,6 +67,30 @@ struct shm_nodes {
 	struct shm_node	node[SHM_NODES_MAX];
 };
 
+/*
+ * --cluster: the last id this node's hub applied of each other node's
+ * stream, and of tn:joins, so that a hub started again after a crash
+ * reads on from there: what the other nodes wrote while no hub ran
+ * here still reaches this node's users (cluster_stream.c).  Only the
+ * hub reads and writes it.  gen is odd while one is written: a hub
+ * killed in the middle leaves it odd, and the next one takes a
+ * snapshot instead.  version 0: nothing to read on from (a new table,
+ * a fenced node, or more streams than fit).
+ */
+#define SHM_TAILS_VERSION	1
+#define SHM_TAILS_MAX		64
+#define SHM_TAIL_ID		48	/* "ms-seq", its NUL included */
+struct shm_tail {
+	char		node[SHM_NODE_ID];	/* NUL-terminated */
+	char		id[SHM_TAIL_ID];	/* NUL-terminated */
+};
+struct shm_tails {
+	volatile uint64_t gen;		/* odd while the hub writes */
+	uint32_t	version;	/* SHM_TAILS_VERSION, or 0 */
+	uint32_t	n;		/* rows in tail[] */
+	char		joins[SHM_TAIL_ID];	/* tn:joins' last id */
+	struct shm_tail	tail[SHM_TAILS_MAX];
+};
 enum shm_user_state {
 	USER_FREE = 0,		/* no worker */
 	USER_CONNECTED,		/* a worker, not identified yet */
@@ -131,6 +155,7 @@ struct shm_hdr {
 		uint64_t	bytes_out;
 	} __attribute__((aligned(64))) counters;
 	struct shm_nodes nodes;		/* --cluster: "show cluster" */
+	struct shm_tails tails;		/* --cluster: the streams read */
 };
 
 struct shm_user {
@@ -219,6 +244,12 @@ void	 shm_nodes_set(const struct shm_table *, const struct shm_nodes *);
 /* Reads a stable copy of them; 0, or -1 if none was read. */
 int	 shm_nodes_get(const struct shm_table *, struct shm_nodes *);
 
+/* Writes every stream's last id (the hub only), under their seqlock. */
+void	 shm_tails_set(const struct shm_table *, const struct shm_tails *);
+/* Writes one row's last id; row -1 is tn:joins' (the hub only). */
+void	 shm_tails_id(const struct shm_table *, int row, const char *id);
+/* Reads a stable copy of them; 0, or -1 if none was read. */
+int	 shm_tails_get(const struct shm_table *, struct shm_tails *);
 /* Marks the table as being changed (gen odd), and as consistent again. */
 void	 shm_begin(const struct shm_table *);
 void	 shm_commit(const struct shm_table *);

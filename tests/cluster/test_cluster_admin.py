@@ -27,8 +27,8 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import Client, Server, ops, req  # noqa: E402
-from tntest.cluster import (Redis, node, nodes, users_of,  # noqa: E402
-                            wait_ok_again)
+from tntest.cluster import (Redis, hub_table, node, nodes,  # noqa: E402
+                            users_of, wait_ok_again)
 
 T = tntest.TIMEOUT
 PASSWORD = "Zq7-cluster-pw-4f1e9b"     # nothing else in memory looks like it
@@ -219,23 +219,6 @@ def test_show_cluster_without_a_cluster_is_refused():
     s = Server()
     rc, out, err = ctl(s, "show", "cluster", json_out=False)
     assert rc != 0 and "not in a cluster" in err, (rc, out, err)
-
-
-def hub_table(server):
-    """The hub's writable mapping of the table (its name is unlinked),
-    opened through /proc/PID/map_files as a read-write file."""
-    hub = server.hub_pid()
-    with open("/proc/%d/maps" % hub) as maps:
-        for line in maps:
-            f = line.split()
-            if len(f) > 5 and f[5].startswith("/dev/shm/talknetd.") and \
-                    f[1].startswith("rw"):
-                try:
-                    return open("/proc/%d/map_files/%s" % (hub, f[0]),
-                                "r+b")
-                except PermissionError:
-                    raise tntest.Skip("cannot open the hub's mapping")
-    raise AssertionError("no writable table among the hub's mappings")
 
 
 NODE = 128 + 4 + 4 + 8 + 8      # struct shm_node

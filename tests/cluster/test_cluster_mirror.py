@@ -18,8 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, req, resp, new_user, new_status,  # noqa: E402
                     disconnected, public_from, text_from)
-from tntest.cluster import (Redis, node, nodes, users_of,  # noqa: E402
-                            know_all, one_user_each)
+from tntest.cluster import (Redis, hub_table, node, nodes,  # noqa: E402
+                            users_of, know_all, one_user_each)
 
 T = tntest.TIMEOUT
 
@@ -131,8 +131,9 @@ def test_a_hub_killed_keeps_its_mirror_and_reads_on():
         tntest.wait_until(lambda: b.hub_pid() != old, 3 * T,
                           what="a new hub")
         b.wait_log(r"hub: resumed 2 users")
-        # The new hub's snapshot finds alice already mirrored: no news.
-        b.wait_log(r"cluster: mirror of 1 users", 3 * T)
+        # The new hub reads on from the dead one's place: no news.
+        b.wait_log(r"cluster: reading on from where the last hub stopped, "
+                   r"in 1 streams", 3 * T)
         bob.send(req("USERS"))
         got = bob.recv()
         assert got["type"] == "USER_LIST", got
@@ -143,6 +144,135 @@ def test_a_hub_killed_keeps_its_mirror_and_reads_on():
         bob.expect(new_user("carol"), 3 * T)
         carol.close()
         bob.expect(disconnected("carol"), 3 * T)
+
+
+def stream_len(r, node_id):
+    """How many entries node_id's stream holds."""
+    return int(r.cmd("XLEN", "tn:stream:" + node_id))
+
+
+def test_a_new_hub_reads_on_where_the_dead_one_stopped():
+    """What another node's users did while no hub ran here reaches this
+    node's users as news once the master has started a new hub: a text,
+    a newcomer, a departure and a status, in their order.  The dead
+    hub's place in each stream is kept in the table; a new hub that
+    took a snapshot instead would have mirrored carol and dropped dave
+    quietly, and lost the text."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        dave = Client(a).identify("dave")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE",
+                         "dave": "ACTIVE"})
+        bob.drain()
+        old = b.hub_pid()
+        base = stream_len(r, "node1")
+        os.kill(old, signal.SIGSTOP)
+        try:
+            alice.send(req("PUBLIC_TEXT", text="while you were out"))
+            carol = Client(a).identify("carol")
+            dave.send(req("DISCONNECT"))
+            alice.send(req("STATUS", status="BUSY"))
+            # All four are in node1's stream before the new hub starts.
+            tntest.wait_until(lambda: stream_len(r, "node1") >= base + 4,
+                              3 * T, what="four entries in node1's stream")
+        finally:
+            os.kill(old, signal.SIGKILL)
+            os.kill(old, signal.SIGCONT)
+        tntest.wait_until(lambda: b.hub_pid() != old, 3 * T,
+                          what="a new hub")
+        b.wait_log(r"cluster: reading on from where the last hub stopped",
+                   3 * T)
+        bob.expect(public_from("alice", "while you were out"), 3 * T)
+        bob.expect(new_user("carol"), 3 * T)
+        bob.expect(disconnected("dave"), 3 * T)
+        bob.expect(new_status("alice", "BUSY"), 3 * T)
+        wait_users(bob, {"bob": "ACTIVE", "alice": "BUSY",
+                         "carol": "ACTIVE"})
+        # And on from there, as before.
+        carol.send(req("PUBLIC_TEXT", text="hello bob"))
+        bob.expect(public_from("carol", "hello bob"), 3 * T)
+
+
+TAILS_HEAD = 8 + 4 + 4 + 48     # struct shm_tails before tail[]
+
+
+def kill_hub_with_tails(server, edit):
+    """Stops server's hub, lets edit(f, row) change the table's last
+    ids (row: the offset of tail[0]), kills the hub and waits for the
+    next one."""
+    hub = server.hub_pid()
+    f = hub_table(server)
+    head = f.read(64 * 1024)
+    # node1 is a row of "show cluster" first, then node2's tail[0].
+    at = head.rfind(b"node1\0")
+    assert at > 0, "no tail of node1 in the table's header"
+    os.kill(hub, signal.SIGSTOP)
+    try:
+        edit(f, at)
+        f.flush()
+    finally:
+        f.close()
+        os.kill(hub, signal.SIGKILL)
+        os.kill(hub, signal.SIGCONT)
+    tntest.wait_until(lambda: server.hub_pid() != hub, 3 * T,
+                      what="a new hub")
+
+
+def test_a_new_hub_does_not_read_on_from_a_torn_or_bad_place():
+    """A dead hub's last ids that are torn (killed while it wrote them)
+    or not stream ids are not read on from: the new hub logs it and
+    takes a snapshot, and the mirror is right and reads on."""
+    def torn(f, row):
+        f.seek(row - TAILS_HEAD)
+        gen = int.from_bytes(f.read(8), "little")
+        f.seek(row - TAILS_HEAD)
+        f.write((gen | 1).to_bytes(8, "little"))
+
+    def bad_id(f, row):
+        f.seek(row + 128)
+        f.write(b"9-9-9\0")
+
+    for edit, why in ((torn, "died writing"), (bad_id, "not sound")):
+        with Redis() as r:
+            a, b = nodes(r, 2)
+            alice = Client(a).identify("alice")
+            bob = Client(b).identify("bob")
+            wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+            bob.drain()
+            kill_hub_with_tails(b, edit)
+            b.wait_log(r"cluster: the last hub.*%s.*a snapshot instead" % why,
+                       3 * T)
+            b.wait_log(r"cluster: mirror of 1 users", 3 * T)
+            wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+            alice.send(req("PUBLIC_TEXT", text="after " + why))
+            bob.expect(public_from("alice", "after " + why), 3 * T)
+
+
+def test_more_streams_than_the_table_keeps_mean_a_snapshot():
+    """The table keeps the place of 64 streams: with more nodes a new hub
+    takes a snapshot, and the mirror is still right."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        # Nodes with a heartbeat (a key that lasts the test), no stream.
+        fakes = ["fake%02d" % i for i in range(70)]
+        for n in fakes:
+            r.cmd("HSET", "tn:node:" + n, "token", "t", "pid", "1")
+        r.cmd("SADD", "tn:nodes", *fakes)
+        b.wait_log(r"cluster: 7\d streams, over the 64 the table keeps",
+                   3 * T)
+        old = b.hub_pid()
+        os.kill(old, signal.SIGKILL)
+        tntest.wait_until(lambda: b.hub_pid() != old, 3 * T,
+                          what="a new hub")
+        b.wait_log(r"cluster: mirror of 1 users", 3 * T)
+        assert "reading on from where" not in b.log_text()
+        alice.send(req("PUBLIC_TEXT", text="many"))
+        bob.expect(public_from("alice", "many"), 3 * T)
 
 
 def read_until(c, n, deadline):

@@ -259,6 +259,23 @@ def now():
     return time.monotonic()
 
 
+def hub_table(server):
+    """The hub's writable mapping of the table (its name is unlinked),
+    opened through /proc/PID/map_files as a read-write file."""
+    hub = server.hub_pid()
+    with open("/proc/%d/maps" % hub) as maps:
+        for line in maps:
+            f = line.split()
+            if len(f) > 5 and f[5].startswith("/dev/shm/talknetd.") and \
+                    f[1].startswith("rw"):
+                try:
+                    return open("/proc/%d/map_files/%s" % (hub, f[0]),
+                                "r+b")
+                except PermissionError:
+                    raise Skip("cannot open the hub's mapping")
+    raise AssertionError("no writable table among the hub's mappings")
+
+
 # ---------------------------------------------------------------------------
 # The suite's fixture: one Server that stands for three nodes
 

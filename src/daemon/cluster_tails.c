@@ -1,0 +1,168 @@
+/*
+ * cluster_tails.c: the last id this hub applied of every other node's
+ * stream (and of tn:joins), kept in the table's header (shm.h, struct
+ * shm_tails) as well as in the hub's memory (cluster_stream.c).  The
+ * hub writes each id as it applies the entry; a hub the master starts
+ * again after a crash reads them back and reads on from there, into
+ * the mirror the dead hub left in the table, so what the other nodes
+ * wrote while no hub ran here still reaches this node's users.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/tree.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cluster.h"
+#include "cluster_int.h"
+#include "conf.h"
+#include "ipc.h"
+#include "log.h"
+#include "proto.h"
+#include "shm.h"
+#include "talknetd.h"
+#include "hub.h"
+
+/* What is written, built here: too big for the hub's stack frames. */
+static struct shm_tails	tails_out;
+
+/*
+ * Whether the table's rows name these nodes in this order already: the
+ * streams' set is looked at before every read, and changes seldom.
+ */
+static int
+tails_same(const struct shm_tails *d, const struct stream_tail *t,
+    size_t n)
+{
+	size_t	i;
+
+	if (d->version != SHM_TAILS_VERSION || d->n != n)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (strcmp(d->tail[i].node, t[i].node) != 0)
+			return 0;
+	return 1;
+}
+
+/*
+ * Writes the set when its nodes or their order changed (always if
+ * force: every id moved, as after a snapshot).  More streams than the
+ * table has rows for: none is kept, and a new hub takes a snapshot.
+ */
+void
+cluster_tails_save(const struct stream_tail *t, size_t n, const char *joins,
+    int force)
+{
+	size_t	i;
+
+	if (n > SHM_TAILS_MAX) {
+		if (hub.tab.hdr->tails.version != 0) {
+			log_warnx("cluster: %zu streams, over the %d the table "
+			    "keeps the place of: a hub started again would "
+			    "take a snapshot", n, SHM_TAILS_MAX);
+			cluster_tails_forget();
+		}
+		return;
+	}
+	if (!force && tails_same(&hub.tab.hdr->tails, t, n))
+		return;
+	memset(&tails_out, 0, sizeof(tails_out));
+	tails_out.version = SHM_TAILS_VERSION;
+	tails_out.n = (uint32_t)n;
+	(void)strlcpy(tails_out.joins, joins, sizeof(tails_out.joins));
+	for (i = 0; i < n; i++) {
+		(void)strlcpy(tails_out.tail[i].node, t[i].node,
+		    sizeof(tails_out.tail[i].node));
+		(void)strlcpy(tails_out.tail[i].id, t[i].id,
+		    sizeof(tails_out.tail[i].id));
+	}
+	shm_tails_set(&hub.tab, &tails_out);
+}
+
+/* Row i's last id, as its entry is applied. */
+void
+cluster_tails_id(size_t i, const char *id)
+{
+	if (i < SHM_TAILS_MAX)
+		shm_tails_id(&hub.tab, (int)i, id);
+}
+
+/* tn:joins' last id. */
+void
+cluster_tails_joins(const char *id)
+{
+	shm_tails_id(&hub.tab, -1, id);
+}
+
+/* Marks them not to be read on from: the next hub takes a snapshot. */
+void
+cluster_tails_forget(void)
+{
+	memset(&tails_out, 0, sizeof(tails_out));
+	shm_tails_set(&hub.tab, &tails_out);
+}
+
+/*
+ * Whether a field holds a stream id, NUL-terminated within it: "ms-seq",
+ * each of 1 to 20 digits.
+ */
+static int
+tails_id_valid(const char *id, size_t size)
+{
+	const char	*p = id, *dash;
+	size_t		 len;
+
+	if (memchr(id, '\0', size) == NULL || (dash = strchr(id, '-')) == NULL)
+		return 0;
+	len = strlen(id);
+	if (dash == id || dash - id > 20 || len - (size_t)(dash - id) < 2 ||
+	    len - (size_t)(dash - id) > 21)
+		return 0;
+	for (; *p != '\0'; p++)
+		if ((*p < '0' || *p > '9') && p != dash)
+			return 0;
+	return 1;
+}
+
+/*
+ * Reads the dead hub's ids back, all checked: a torn write (a hub killed
+ * in it), a row that is not a node id or a stream id, or one naming
+ * this node, and none is used.
+ */
+int
+cluster_tails_load(struct shm_tails *v, const char *self)
+{
+	uint32_t	i;
+
+	if (shm_tails_get(&hub.tab, v) == -1) {
+		log_warnx("cluster: the last hub died writing its place in the "
+		    "streams: a snapshot instead");
+		return -1;
+	}
+	if (v->version == 0)
+		return -1;	/* a first start, or fenced: nothing to resume */
+	if (v->version != SHM_TAILS_VERSION || v->n > SHM_TAILS_MAX ||
+	    !tails_id_valid(v->joins, sizeof(v->joins))) {
+		log_warnx("cluster: the last hub's place in the streams is not "
+		    "sound: a snapshot instead");
+		return -1;
+	}
+	for (i = 0; i < v->n; i++)
+		if (memchr(v->tail[i].node, '\0',
+		    sizeof(v->tail[i].node)) == NULL ||
+		    !cluster_node_valid(v->tail[i].node,
+		    strlen(v->tail[i].node)) ||
+		    strcmp(v->tail[i].node, self) == 0 ||
+		    !tails_id_valid(v->tail[i].id, sizeof(v->tail[i].id))) {
+			log_warnx("cluster: the last hub's place in the "
+			    "streams is not sound: a snapshot instead");
+			return -1;
+		}
+	return 0;
+}
