@@ -3,16 +3,19 @@
 processes at once, as a power cut) is reaped by exactly one survivor
 within about 5 s: its users leave their rooms and the cluster, and
 everyone gets LEFT_ROOM and DISCONNECTED.  A node cut off (its hub
-stopped for longer than the heartbeat's TTL) is reaped too, and when it
-comes back it fences: it closes its clients and starts afresh, so no
+stopped for longer than the heartbeat's TTL, or a partition that leaves
+it alone without Redis) is reaped too, and when it comes back it fences: it closes its clients and starts afresh, so no
 ghost of a reaped user stays.  Redis back empty: the nodes keep their
 clients and re-assert their users and rooms; a conflict goes to the
 older claim, and the loser's client is closed.  Timings are asserted
 loosely."""
 
 import os
+import select
 import signal
+import socket
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
@@ -20,8 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, req, resp, left_room,  # noqa: E402
                     disconnected, new_user)
-from tntest.cluster import (Redis, nodes, users_of, know_all,  # noqa: E402
-                            one_user_each, room_with)
+from tntest.cluster import (Redis, node, nodes, users_of,  # noqa: E402
+                            know_all, one_user_each, room_with)
 
 T = tntest.TIMEOUT
 REAP_BOUND = 8.0     # target 5 s (TTL 3 s + one beat); loose for load
@@ -98,6 +101,114 @@ def test_a_node_cut_off_is_reaped_and_fences_when_it_comes_back():
         assert set(users_of(dave)) == {"alice", "bob", "dave"}
         alice2.send(req("TEXT", username="dave", text="hi"))
         dave.expect(tntest.text_from("alice", "hi"), 3 * T)
+
+
+class Link:
+    """A TCP relay on loopback between one node and Redis, which can be
+    cut: its connections closed and new ones closed at once, as when a
+    network partition leaves that node alone without Redis."""
+
+    def __init__(self, port):
+        self.port = port
+        self.cut = threading.Event()
+        self.done = threading.Event()
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.url = "redis://127.0.0.1:%d" % self.lsock.getsockname()[1]
+        self.pairs = []
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        """Accepts and relays until done, for at most 120 s."""
+        end = time.monotonic() + 120
+        while not self.done.is_set() and time.monotonic() < end:
+            if self.cut.is_set():
+                self.close_pairs()
+            socks = [x for p in self.pairs for x in p]
+            ready, _, _ = select.select([self.lsock] + socks, [], [], 0.05)
+            if self.lsock in ready:
+                c, _ = self.lsock.accept()
+                if self.cut.is_set():
+                    c.close()
+                else:
+                    s = socket.create_connection(("127.0.0.1", self.port))
+                    self.pairs.append((c, s))
+            for p in list(self.pairs):
+                for x, y in (p, p[::-1]):
+                    if x in ready and not self.relay(x, y):
+                        self.drop(p)
+                        break
+        self.close_pairs()
+        self.lsock.close()
+
+    @staticmethod
+    def relay(x, y):
+        """Moves what x has to y; False once either side is closed."""
+        try:
+            data = x.recv(65536)
+            if data:
+                y.sendall(data)
+                return True
+        except OSError:
+            pass
+        return False
+
+    def drop(self, p):
+        if p in self.pairs:
+            self.pairs.remove(p)
+            for x in p:
+                x.close()
+
+    def close_pairs(self):
+        for p in list(self.pairs):
+            self.drop(p)
+
+    def stop(self):
+        self.done.set()
+        self.thread.join(5)
+
+
+def test_a_node_cut_off_from_redis_alone_is_reaped_and_fences():
+    """A partition leaves node A without Redis while B still has it: A
+    goes degraded and keeps its clients; B reaps A's users (alice's name
+    is free there, and taken); once A reaches Redis again it finds it
+    was reaped, fences (its alice is closed, so two alices are never
+    both in the cluster) and serves afresh."""
+    with Redis() as r:
+        link = Link(r.port)
+        try:
+            a = node(link, "node1")
+            b = node(r, "node2")
+            for n in (a, b):
+                n.wait_log(r"cluster: ok")
+            alice = Client(a).identify("alice")
+            bob = Client(b).identify("bob")
+            know_all((alice, bob), ("alice", "bob"))
+            t0 = time.monotonic()
+            link.cut.set()
+            a.wait_log(r"cluster: degraded", 3 * T)
+            bob.expect(disconnected("alice"), REAP_BOUND)
+            reaped = time.monotonic() - t0
+            alice2 = Client(b).identify_eventually("alice")
+            bob.expect(new_user("alice"), 3 * T)
+            # A kept its client meanwhile.
+            alice.send(req("USERS"))
+            assert alice.recv()["type"] == "USER_LIST"
+            link.cut.clear()
+            a.wait_log(r"cluster: fenced", 10 * T)
+            alice.expect_closed(3 * T, allow_lines=True)
+            dave = Client(a).identify_eventually("dave", 10 * T)
+            know_all((dave,), ("alice", "bob", "dave"))
+            bob.expect(new_user("dave"), 3 * T)
+            assert r.cmd("HGET", "tn:names", "alice") == b"node2"
+            assert set(users_of(bob)) == {"alice", "bob", "dave"}
+            alice2.send(req("TEXT", username="dave", text="hi"))
+            dave.expect(tntest.text_from("alice", "hi"), 3 * T)
+            print("cut off alone: reaped %.2f s after the cut" % reaped)
+        finally:
+            link.stop()
 
 
 def test_redis_back_empty_the_nodes_reassert_their_users_and_rooms():
