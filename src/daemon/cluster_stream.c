@@ -745,6 +745,16 @@ stream_snapshot_rooms(const redisReply *rooms)
 	}
 }
 
+/* Whether the snapshot's i-th name, and the node holding it, are sound. */
+static int
+stream_name_ok(const redisReply *names, size_t i)
+{
+	return stream_str(names->element[i]) != NULL &&
+	    stream_str(names->element[i + 1]) != NULL &&
+	    cluster_node_valid(names->element[i + 1]->str,
+	    names->element[i + 1]->len);
+}
+
 /*
  * A restarted hub's snapshot: it only tells whose each mirrored user
  * is (the dead hub knew, the table does not say), then reading goes on
@@ -757,10 +767,7 @@ stream_resume_owners(const redisReply *names)
 	size_t	i;
 
 	for (i = 0; i + 2 < names->elements; i += 3)
-		if (stream_str(names->element[i]) != NULL &&
-		    stream_str(names->element[i + 1]) != NULL &&
-		    cluster_node_valid(names->element[i + 1]->str,
-		    names->element[i + 1]->len))
+		if (stream_name_ok(names, i))
 			cluster_mirror_owned(names->element[i + 1]->str,
 			    names->element[i]->str, names->element[i]->len);
 	cs.resuming = 0;
@@ -796,10 +803,7 @@ stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
 	}
 	cluster_mirror_mark();
 	for (i = 0; i + 2 < names->elements; i += 3)
-		if (stream_str(names->element[i]) != NULL &&
-		    stream_str(names->element[i + 1]) != NULL &&
-		    cluster_node_valid(names->element[i + 1]->str,
-		    names->element[i + 1]->len))
+		if (stream_name_ok(names, i))
 			cluster_mirror_user(names->element[i + 1]->str,
 			    names->element[i]->str, names->element[i]->len,
 			    stream_status(stream_str(names->element[i + 2])));
