@@ -124,14 +124,17 @@ def test_a_torn_place_does_not_stop_every_later_resume():
         bob.expect(public_from("alice", "two"), 3 * T)
 
 
-def test_a_name_that_moved_while_the_hub_was_down_leaves_no_ghost():
-    """alice, a member of a room, leaves on A and the name identifies
-    again on C while B's hub is down.  B's new hub learns from Redis
-    that alice is C's, so A's "gone" for her must still drop the old
-    row (her rooms, her status): B must not show the new alice in the
-    old one's room, nor with the old one's status."""
+def name_moves_while_the_hub_is_down(first, then):
+    """alice, a member of a room, leaves on node first and the name
+    identifies again on node then while node2's hub is down.  The new
+    hub learns from Redis that alice is then's; the old holder's "gone"
+    must still drop the old row (its rooms, its status), whichever of
+    the two streams is read first: B must not show the new alice in the
+    old one's room.  B's users hear it as news: LEFT_ROOM, DISCONNECTED,
+    NEW_USER."""
     with Redis() as r:
-        a, b, c = nodes(r, 3)
+        ns = nodes(r, 3)
+        a, b, c = ns[first - 1], ns[1], ns[then - 1]
         alice = Client(a).identify("alice")
         bob = Client(b).identify("bob")
         wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
@@ -144,24 +147,31 @@ def test_a_name_that_moved_while_the_hub_was_down_leaves_no_ghost():
         wait_room(bob, "R", {"bob": "ACTIVE", "alice": "BUSY"})
         bob.drain()
         old = b.hub_pid()
-        base1, base3 = stream_len(r, "node1"), stream_len(r, "node3")
+        s1, s3 = "node%d" % first, "node%d" % then
+        base1, base3 = stream_len(r, s1), stream_len(r, s3)
         os.kill(old, signal.SIGSTOP)
         try:
             alice.send(req("DISCONNECT"))
             alice.close()
-            tntest.wait_until(lambda: stream_len(r, "node1") > base1,
-                              3 * T, what="alice's gone on node1")
+            tntest.wait_until(lambda: stream_len(r, s1) > base1,
+                              3 * T, what="alice's gone")
             tntest.wait_until(lambda: r.cmd("HGET", "tn:names",
                                             "alice") is None, 3 * T,
                               what="alice's name freed")
             alice2 = Client(c).identify("alice")
-            tntest.wait_until(lambda: stream_len(r, "node3") > base3,
-                              3 * T, what="alice's user on node3")
+            tntest.wait_until(lambda: stream_len(r, s3) > base3,
+                              3 * T, what="alice's user on the other")
         finally:
             os.kill(old, signal.SIGKILL)
             os.kill(old, signal.SIGCONT)
         new_hub(b, old)
         b.wait_log(RESUMED, 3 * T)
+        seen = []
+        while ("NEW_USER", "alice") not in seen and len(seen) < 20:
+            m = bob.recv(3 * T)
+            seen.append((m["type"], m.get("username")))
+        assert seen == [("LEFT_ROOM", "alice"), ("DISCONNECTED", "alice"),
+                        ("NEW_USER", "alice")], seen
         want = users_of(alice2)
         assert want == {"bob": "ACTIVE", "alice": "ACTIVE"}, want
         wait_users(bob, want)
@@ -169,6 +179,17 @@ def test_a_name_that_moved_while_the_hub_was_down_leaves_no_ghost():
         # And what B says about alice now is the new one's.
         alice2.send(req("STATUS", status="AWAY"))
         wait_users(bob, {"bob": "ACTIVE", "alice": "AWAY"})
+
+
+def test_a_name_that_moved_while_the_hub_was_down_leaves_no_ghost():
+    """The old holder's stream is read first (node1 before node3)."""
+    name_moves_while_the_hub_is_down(1, 3)
+
+
+def test_a_name_that_moved_back_while_the_hub_was_down_leaves_no_ghost():
+    """The new holder's stream is read first: its "user" replaces the
+    former holder's row before that one's "gone" comes."""
+    name_moves_while_the_hub_is_down(3, 1)
 
 
 def test_kills_in_a_row_under_traffic():
