@@ -123,8 +123,12 @@ void	 cluster_mirror_private(const char *from, size_t, const char *to,
  */
 void	 cluster_mirror_mark(void);
 void	 cluster_mirror_sweep(void);
-/* A restarted hub's mirrored user is node's (a snapshot says), quietly. */
-void	 cluster_mirror_owned(const char *node, const char *, size_t);
+/*
+ * A restarted hub's mirrored user is node's (a snapshot says), quietly;
+ * former: node took the name after the dead hub's place in its stream.
+ */
+void	 cluster_mirror_owned(const char *node, const char *, size_t,
+	    int former);
 /* Fencing: closes every client of this node, empties the mirror. */
 void	 cluster_mirror_fence(void);
 /* Re-asserts this node's users and their rooms (cluster_reassert). */

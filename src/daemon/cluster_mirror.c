@@ -74,8 +74,11 @@ static int
 cluster_mirror_is(const struct hub_conn *c, const char *node)
 {
 	return strcmp(c->addr, node) == 0 ||
-	    strcmp(c->addr, HUB_ADDR_REMOTE) == 0;
+	    strcmp(c->addr, HUB_ADDR_REMOTE) == 0 ||
+	    strcmp(c->addr, HUB_ADDR_FORMER) == 0;
 }
+
+static void	cluster_mirror_drop(struct hub_conn *);
 
 /*
  * Another node's user identified (or a snapshot names one): a row of
@@ -98,7 +101,13 @@ cluster_mirror_user(const char *node, const char *p, size_t len,
 
 	if (cluster_mirror_name(p, len, &name) == -1)
 		return;
-	if ((c = hub_user_find(name)) != NULL) {
+	/* A former holder's row (a restarted hub's): it left meanwhile. */
+	if ((c = hub_user_find(name)) != NULL && c->remote &&
+	    strcmp(c->addr, HUB_ADDR_FORMER) == 0) {
+		cluster_mirror_drop(c);
+		c = NULL;
+	}
+	if (c != NULL) {
 		if (c->remote) {
 			c->stale = 0;
 			(void)strlcpy(c->addr, node, sizeof(c->addr));
@@ -223,10 +232,13 @@ cluster_mirror_of(const char *node, const char *p, size_t len)
 /*
  * A restarted hub learns whose its mirrored users are (a snapshot names
  * them): quietly, since nothing changed; the streams, read on from
- * where the dead hub stopped, bring what did.
+ * where the dead hub stopped, bring what did.  A name node took after
+ * the dead hub's place (former) is a former holder's row: any stream's
+ * "gone" drops it, node's "user" replaces it.
  */
 void
-cluster_mirror_owned(const char *node, const char *p, size_t len)
+cluster_mirror_owned(const char *node, const char *p, size_t len,
+    int former)
 {
 	struct hub_conn	*c;
 	struct str	 name;
@@ -234,7 +246,8 @@ cluster_mirror_owned(const char *node, const char *p, size_t len)
 	if (cluster_mirror_name(p, len, &name) == 0 &&
 	    (c = cluster_mirror_find(name)) != NULL &&
 	    strcmp(c->addr, HUB_ADDR_REMOTE) == 0)
-		(void)strlcpy(c->addr, node, sizeof(c->addr));
+		(void)strlcpy(c->addr, former ? HUB_ADDR_FORMER : node,
+		    sizeof(c->addr));
 }
 
 /* Gives a mirrored user back to the node Redis says holds it. */

@@ -67,13 +67,15 @@ static const struct stream_kind {
  * KEYS: tn:names, tn:nodes, tn:status; ARGV: this node's id.
  */
 static const char stream_lua_snapshot[] =
-	"local out = {}\n"
+	"local out, since = {}, {}\n"
 	"local names = redis.call('HGETALL', KEYS[1])\n"
 	"for i = 1, #names, 2 do\n"
 	"  if names[i + 1] ~= ARGV[1] then\n"
 	"    out[#out + 1] = names[i]\n"
 	"    out[#out + 1] = names[i + 1]\n"
 	"    out[#out + 1] = redis.call('HGET', KEYS[3], names[i]) or '0'\n"
+	"    since[#since + 1] = redis.call('HGET', 'tn:since', names[i])"
+	"      or '0'\n"
 	"  end\n"
 	"end\n"
 	"local last = {}\n"
@@ -91,7 +93,7 @@ static const char stream_lua_snapshot[] =
 	"    redis.call('HGET', 'tn:room:' .. r, 'creator') or '',\n"
 	"    redis.call('SMEMBERS', 'tn:rm:' .. r)}\n"
 	"end\n"
-	"return {out, last, rooms}\n";
+	"return {out, last, rooms, since}\n";
 
 /*
  * The last join read.  From the start: the first read returns at once
@@ -746,23 +748,51 @@ stream_snapshot_rooms(const redisReply *rooms)
 }
 
 /*
+ * Whether node took a name (at since, Redis's ms) after the last entry
+ * of its stream the dead hub applied: the row here is then a former
+ * holder's, who left while no hub ran (its "gone" may come in another
+ * stream, after or before node's "user").
+ */
+static int
+stream_taken_after(const char *node, const redisReply *since)
+{
+	struct stream_tail	*t;
+	unsigned long long	 at;
+	char			*end;
+
+	if (stream_str(since) == NULL)
+		return 0;
+	at = strtoull(since->str, &end, 10);
+	if (*end != '\0' || at == 0)
+		return 0;
+	if ((t = stream_tail_find(node)) == NULL)
+		return 1;	/* a node the dead hub did not read */
+	return at > strtoull(t->id, NULL, 10);	/* "ms-seq" */
+}
+
+/*
  * A restarted hub's snapshot: it only tells whose each mirrored user
  * is (the dead hub knew, the table does not say), then reading goes on
  * from the dead hub's ids, so every change since reaches the users
- * here as news.
+ * here as news.  since: when each name was granted.
  */
 static void
-stream_resume_owners(const redisReply *names)
+stream_resume_owners(const redisReply *names, const redisReply *since)
 {
 	size_t	i;
 
-	for (i = 0; i + 2 < names->elements; i += 3)
-		if (stream_str(names->element[i]) != NULL &&
-		    stream_str(names->element[i + 1]) != NULL &&
-		    cluster_node_valid(names->element[i + 1]->str,
+	for (i = 0; i + 2 < names->elements; i += 3) {
+		if (stream_str(names->element[i]) == NULL ||
+		    stream_str(names->element[i + 1]) == NULL ||
+		    !cluster_node_valid(names->element[i + 1]->str,
 		    names->element[i + 1]->len))
-			cluster_mirror_owned(names->element[i + 1]->str,
-			    names->element[i]->str, names->element[i]->len);
+			continue;
+		cluster_mirror_owned(names->element[i + 1]->str,
+		    names->element[i]->str, names->element[i]->len,
+		    i / 3 < since->elements &&
+		    stream_taken_after(names->element[i + 1]->str,
+		    since->element[i / 3]));
+	}
 	cs.resuming = 0;
 	cs.synced = 1;
 	log_info("cluster: reading on from where the last hub stopped, in "
@@ -781,17 +811,18 @@ stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
 	(void)arg;
 	if ((rep = stream_answer(reply)) == NULL)
 		return;
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4 ||
 	    rep->element[0]->type != REDIS_REPLY_ARRAY ||
 	    rep->element[1]->type != REDIS_REPLY_ARRAY ||
-	    rep->element[2]->type != REDIS_REPLY_ARRAY) {
+	    rep->element[2]->type != REDIS_REPLY_ARRAY ||
+	    rep->element[3]->type != REDIS_REPLY_ARRAY) {
 		cluster_redis_drop(&cs.rd, "bad reply to the snapshot");
 		return;
 	}
 	names = rep->element[0];
 	last = rep->element[1];
 	if (cs.resuming) {
-		stream_resume_owners(names);
+		stream_resume_owners(names, rep->element[3]);
 		return;
 	}
 	cluster_mirror_mark();
