@@ -192,6 +192,43 @@ def test_a_name_that_moved_back_while_the_hub_was_down_leaves_no_ghost():
     name_moves_while_the_hub_is_down(3, 1)
 
 
+def test_a_stream_trimmed_past_the_place_means_a_snapshot():
+    """A's stream trimmed (XTRIM MAXLEN 0, as MAXLEN ~ does to a node
+    that writes fast) past where B's dead hub stopped: reading on from
+    there would miss dave's departure and carol's arrival for good (a
+    ghost, a user never shown).  The new hub must see the gap and take
+    a snapshot: the presence is right, the texts of the gap are lost,
+    and the gap is logged."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        dave = Client(a).identify("dave")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE",
+                         "dave": "ACTIVE"})
+        bob.drain()
+        old = b.hub_pid()
+        base = stream_len(r, "node1")
+        os.kill(old, signal.SIGSTOP)
+        try:
+            dave.send(req("DISCONNECT"))
+            carol = Client(a).identify("carol")
+            alice.send(req("PUBLIC_TEXT", text="lost in the gap"))
+            tntest.wait_until(lambda: stream_len(r, "node1") >= base + 3,
+                              3 * T, what="three entries in node1's stream")
+            r.cmd("XTRIM", "tn:stream:node1", "MAXLEN", "0")
+        finally:
+            os.kill(old, signal.SIGKILL)
+            os.kill(old, signal.SIGCONT)
+        new_hub(b, old)
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE",
+                         "carol": "ACTIVE"})
+        b.wait_log(r"cluster: node1's stream lost entries after where the "
+                   r"last hub stopped", 3 * T)
+        carol.send(req("PUBLIC_TEXT", text="after the gap"))
+        bob.expect(public_from("carol", "after the gap"), 3 * T)
+
+
 def test_kills_in_a_row_under_traffic():
     """B's hub killed 6 times, 0.2 to 1 s apart, while A's users talk,
     change status and come and go.  Afterwards B's users see what A's
