@@ -858,12 +858,33 @@ stream_snapshot(void)
 	    CLUSTER_PREFIX "status", cs.cfg->node_id));
 }
 
+/*
+ * Whether a stream lost entries after the dead hub's place: then the
+ * snapshot rebuilds the mirror rather than only naming the nodes.
+ */
+static void
+stream_gaps_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply	*rep;
+
+	(void)ac;
+	(void)arg;
+	if ((rep = stream_answer(reply)) == NULL)
+		return;
+	if (cluster_tails_gaps(rep))
+		cs.resuming = 0;
+	stream_snapshot();
+}
+
 /* The connection is ready: the snapshot first, then reading on. */
 static void
 stream_ready(struct cluster_redis *r)
 {
 	(void)r;
-	if (!cs.synced)
+	if (!cs.synced && cs.resuming)
+		stream_asked(cluster_tails_gaps_ask(&cs.rd, cs.tails,
+		    cs.ntails, stream_gaps_reply));
+	else if (!cs.synced)
 		stream_snapshot();
 	else
 		stream_poll();

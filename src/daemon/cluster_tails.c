@@ -27,6 +27,7 @@
 #include "proto.h"
 #include "shm.h"
 #include "talknetd.h"
+#include "xmalloc.h"
 #include "hub.h"
 
 /* What is written, built here: too big for the hub's stack frames. */
@@ -165,4 +166,97 @@ cluster_tails_load(struct shm_tails *v, const char *self)
 			return -1;
 		}
 	return 0;
+}
+
+/*
+ * Which of the streams lost entries after the place given (ARGV: node,
+ * id, ...): trimmed (MAXLEN, XTRIM) or deleted (XDEL) past it.  Reading
+ * on from there would miss them for good (a "gone" missed is a ghost).
+ * The first entry left after the place means a gap too, when entries
+ * were removed: whether one came between is not known.
+ */
+static const char tails_lua_gaps[] =
+	"local function after(a, b)\n"
+	"  local am, as = string.match(a, '^(%d+)-(%d+)$')\n"
+	"  local bm, bs = string.match(b, '^(%d+)-(%d+)$')\n"
+	"  if not am or not bm then return true end\n"
+	"  if tonumber(am) ~= tonumber(bm) then\n"
+	"    return tonumber(am) > tonumber(bm)\n"
+	"  end\n"
+	"  return tonumber(as) > tonumber(bs)\n"
+	"end\n"
+	"local out = {}\n"
+	"for i = 1, #ARGV - 1, 2 do\n"
+	"  local k = '" CLUSTER_PREFIX "stream:' .. ARGV[i]\n"
+	"  if redis.call('TYPE', k)['ok'] == 'stream' then\n"
+	"    local info, f = redis.call('XINFO', 'STREAM', k), {}\n"
+	"    for j = 1, #info - 1, 2 do f[info[j]] = info[j + 1] end\n"
+	"    local lost = f['max-deleted-entry-id'] and\n"
+	"      after(f['max-deleted-entry-id'], ARGV[i + 1])\n"
+	"    if not lost and f['entries-added'] and\n"
+	"        f['length'] < f['entries-added'] then\n"
+	"      if f['first-entry'] then\n"
+	"        lost = after(f['first-entry'][1], ARGV[i + 1])\n"
+	"      else\n"
+	"        lost = after(f['last-generated-id'], ARGV[i + 1])\n"
+	"      end\n"
+	"    end\n"
+	"    if lost then out[#out + 1] = ARGV[i] end\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+/* Asks which of the n streams lost entries after their place. */
+int
+cluster_tails_gaps_ask(struct cluster_redis *rd, const struct stream_tail *t,
+    size_t n, redisCallbackFn *fn)
+{
+	const char	**argv;
+	size_t		 *argvlen, i, argc = 3 + 2 * n;
+	int		  rc;
+
+	argv = xcalloc(argc, sizeof(*argv));
+	argvlen = xcalloc(argc, sizeof(*argvlen));
+	argv[0] = "EVAL";
+	argv[1] = tails_lua_gaps;
+	argv[2] = "0";
+	for (i = 0; i < n; i++) {
+		argv[3 + 2 * i] = t[i].node;
+		argv[4 + 2 * i] = t[i].id;
+	}
+	for (i = 0; i < argc; i++)
+		argvlen[i] = strlen(argv[i]);
+	rc = cluster_redis_argv(rd, fn, NULL, (int)argc, argv, argvlen);
+	free(argv);
+	free(argvlen);
+	return rc;
+}
+
+/*
+ * Whether the answer says a stream lost entries after its place (each
+ * logged), or cannot say: then the dead hub's places are not read on
+ * from, and a snapshot rebuilds the mirror.
+ */
+int
+cluster_tails_gaps(const redisReply *rep)
+{
+	char	esc[LOG_ESCAPED(64)];
+	size_t	i;
+
+	if (rep->type != REDIS_REPLY_ARRAY) {
+		log_warnx("cluster: cannot tell whether the streams lost "
+		    "entries after where the last hub stopped: %s; a snapshot "
+		    "instead", rep->type == REDIS_REPLY_ERROR ? rep->str :
+		    "a bad reply");
+		return 1;
+	}
+	for (i = 0; i < rep->elements && i < SHM_TAILS_MAX; i++)
+		if (rep->element[i]->type == REDIS_REPLY_STRING)
+			log_warnx("cluster: %s's stream lost entries after where "
+			    "the last hub stopped (trimmed): a snapshot "
+			    "instead, what it said meanwhile is lost here",
+			    log_escape(rep->element[i]->str,
+			    rep->element[i]->len < 64 ? rep->element[i]->len :
+			    64, esc, sizeof(esc)));
+	return rep->elements > 0;
 }
