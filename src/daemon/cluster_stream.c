@@ -748,29 +748,6 @@ stream_snapshot_rooms(const redisReply *rooms)
 }
 
 /*
- * Whether node took a name (at since, Redis's ms) after the last entry
- * of its stream the dead hub applied: the row here is then a former
- * holder's, who left while no hub ran (its "gone" may come in another
- * stream, after or before node's "user").
- */
-static int
-stream_taken_after(const char *node, const redisReply *since)
-{
-	struct stream_tail	*t;
-	unsigned long long	 at;
-	char			*end;
-
-	if (stream_str(since) == NULL)
-		return 0;
-	at = strtoull(since->str, &end, 10);
-	if (*end != '\0' || at == 0)
-		return 0;
-	if ((t = stream_tail_find(node)) == NULL)
-		return 1;	/* a node the dead hub did not read */
-	return at > strtoull(t->id, NULL, 10);	/* "ms-seq" */
-}
-
-/*
  * A restarted hub's snapshot: it only tells whose each mirrored user
  * is (the dead hub knew, the table does not say), then reading goes on
  * from the dead hub's ids, so every change since reaches the users
@@ -790,8 +767,8 @@ stream_resume_owners(const redisReply *names, const redisReply *since)
 		cluster_mirror_owned(names->element[i + 1]->str,
 		    names->element[i]->str, names->element[i]->len,
 		    i / 3 < since->elements &&
-		    stream_taken_after(names->element[i + 1]->str,
-		    since->element[i / 3]));
+		    cluster_tails_after(stream_tail_find(
+		    names->element[i + 1]->str), since->element[i / 3]));
 	}
 	cs.resuming = 0;
 	cs.synced = 1;

@@ -260,3 +260,25 @@ cluster_tails_gaps(const redisReply *rep)
 			    64, esc, sizeof(esc)));
 	return rep->elements > 0;
 }
+
+/*
+ * Whether a name was granted (at since, Redis's ms) after t, the last
+ * entry of its holder's stream the dead hub applied: the row here is
+ * then a former holder's, who left while no hub ran (its "gone" may
+ * come in another stream, after or before the holder's "user").
+ */
+int
+cluster_tails_after(const struct stream_tail *t, const redisReply *since)
+{
+	unsigned long long	 at;
+	char			*end;
+
+	if (since->type != REDIS_REPLY_STRING)
+		return 0;
+	at = strtoull(since->str, &end, 10);
+	if (*end != '\0' || at == 0)
+		return 0;
+	if (t == NULL)
+		return 1;	/* a node the dead hub did not read */
+	return at > strtoull(t->id, NULL, 10);	/* "ms-seq" */
+}
