@@ -229,6 +229,112 @@ def test_a_stream_trimmed_past_the_place_means_a_snapshot():
         bob.expect(public_from("carol", "after the gap"), 3 * T)
 
 
+def test_garbage_in_the_place_neither_crashes_nor_stops_the_hub():
+    """The header's places written with garbage while the hub is stopped
+    (as a same-uid process could): the next hub logs it and takes a
+    snapshot, or reads on, but it never crashes, and it reads A's texts
+    again within seconds.  An id that passes as digits but is no stream
+    id Redis takes (past 2^64), or lies past a stream's end, would make
+    every XREAD fail or wait for ever."""
+    def put(at, data):
+        def edit(f, row):
+            f.seek(row + at)
+            f.write(data)
+        return edit
+
+    def rand(f, row):
+        f.seek(row - TAILS_HEAD + 8)
+        f.write(random.Random(7).randbytes(TAILS_HEAD - 8 + 64 * 176))
+
+    cases = (
+        ("random", rand),
+        ("n huge", put(-TAILS_HEAD + 12, b"\xff\xff\xff\x7f")),
+        ("no NUL in a node", put(0, b"a" * 128)),
+        ("joins not an id", put(-48, b"abc\0")),
+        ("past 2^64", put(128, b"99999999999999999999-0\0")),
+        ("past the end", put(128, b"18446744073709551615-0\0")),
+    )
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        for why, edit in cases:
+            hub = kill_hub_with_tails(b, edit)
+            tntest.wait_until(lambda: "hub started, pid %d" % hub
+                              in b.log_text(), 3 * T, what="the new hub")
+            text = "after " + why
+            deadline = time.monotonic() + 4 * T
+            while True:
+                alice.send(req("PUBLIC_TEXT", text=text))
+                try:
+                    m = bob.recv(0.5)
+                    while m.get("text") != text:
+                        m = bob.recv(0.5)
+                    break
+                except AssertionError:
+                    assert time.monotonic() < deadline, \
+                        "%s: the new hub reads nothing" % why
+            wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+            bob.drain()
+            assert b.hub_pid() == hub, "%s: the hub died" % why
+
+
+def test_a_new_hub_killed_while_it_resumes():
+    """B's hub is killed, and the next one too before it has read on;
+    the third reads on from the first one's place: the text, newcomer
+    and departure of the gap reach bob once each."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        dave = Client(a).identify("dave")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE",
+                         "dave": "ACTIVE"})
+        bob.drain()
+        old = b.hub_pid()
+        base = stream_len(r, "node1")
+        os.kill(old, signal.SIGSTOP)
+        try:
+            alice.send(req("PUBLIC_TEXT", text="while you were out"))
+            Client(a).identify("carol")
+            dave.send(req("DISCONNECT"))
+            tntest.wait_until(lambda: stream_len(r, "node1") >= base + 3,
+                              3 * T, what="three entries in node1's stream")
+        finally:
+            os.kill(old, signal.SIGKILL)
+            os.kill(old, signal.SIGCONT)
+        # Redis stopped: the next hub's requests wait, and it is killed
+        # while it resumes (its "joining" logged, nothing read on).
+        os.kill(r.pid, signal.SIGSTOP)
+        try:
+            for _ in range(2):
+                second = new_hub(b, old)
+                b.wait_log(r"talknetd\[%d\]: info: cluster: node node2 "
+                           r"joining" % second, 3 * T)
+                time.sleep(0.2)
+                os.kill(second, signal.SIGKILL)
+                old = second
+        finally:
+            os.kill(r.pid, signal.SIGCONT)
+        assert resumes(b) == 0, b.log_text()
+        new_hub(b, old)
+        b.wait_log(RESUMED, 3 * T)
+        want = [("PUBLIC_TEXT_FROM", "alice", "while you were out"),
+                ("NEW_USER", "carol", None), ("DISCONNECTED", "dave", None)]
+        got = []
+        while len(got) < len(want):
+            m = bob.recv(3 * T)
+            got.append((m["type"], m.get("username"), m.get("text")))
+        got += [(m["type"], m.get("username"), m.get("text"))
+                for m in bob.drain()]
+        assert got == want, got
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE",
+                         "carol": "ACTIVE"})
+        alice.send(req("PUBLIC_TEXT", text="and on"))
+        bob.expect(public_from("alice", "and on"), 3 * T)
+
+
 def test_kills_in_a_row_under_traffic():
     """B's hub killed 6 times, 0.2 to 1 s apart, while A's users talk,
     change status and come and go.  Afterwards B's users see what A's
