@@ -13,6 +13,7 @@
 #include <sys/queue.h>
 #include <sys/tree.h>
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,13 +112,15 @@ cluster_tails_forget(void)
 
 /*
  * Whether a field holds a stream id, NUL-terminated within it: "ms-seq",
- * each of 1 to 20 digits.
+ * each of 1 to 20 digits and below 2^64 (Redis refuses a larger one,
+ * and one refused id fails every XREAD: nothing would be read).
  */
 static int
 tails_id_valid(const char *id, size_t size)
 {
 	const char	*p = id, *dash;
 	size_t		 len;
+	int		 e;
 
 	if (memchr(id, '\0', size) == NULL || (dash = strchr(id, '-')) == NULL)
 		return 0;
@@ -128,7 +131,13 @@ tails_id_valid(const char *id, size_t size)
 	for (; *p != '\0'; p++)
 		if ((*p < '0' || *p > '9') && p != dash)
 			return 0;
-	return 1;
+	e = errno;
+	errno = 0;
+	(void)strtoull(id, NULL, 10);
+	(void)strtoull(dash + 1, NULL, 10);
+	p = errno == ERANGE ? NULL : id;
+	errno = e;
+	return p != NULL;
 }
 
 /*
@@ -173,7 +182,9 @@ cluster_tails_load(struct shm_tails *v, const char *self)
  * id, ...): trimmed (MAXLEN, XTRIM) or deleted (XDEL) past it.  Reading
  * on from there would miss them for good (a "gone" missed is a ghost).
  * The first entry left after the place means a gap too, when entries
- * were removed: whether one came between is not known.
+ * were removed: whether one came between is not known.  A place past
+ * the stream's last id (garbage, or a Redis whose clock is behind)
+ * would wait for ever, or skip what comes: a gap as well.
  */
 static const char tails_lua_gaps[] =
 	"local function after(a, b)\n"
@@ -191,8 +202,9 @@ static const char tails_lua_gaps[] =
 	"  if redis.call('TYPE', k)['ok'] == 'stream' then\n"
 	"    local info, f = redis.call('XINFO', 'STREAM', k), {}\n"
 	"    for j = 1, #info - 1, 2 do f[info[j]] = info[j + 1] end\n"
-	"    local lost = f['max-deleted-entry-id'] and\n"
-	"      after(f['max-deleted-entry-id'], ARGV[i + 1])\n"
+	"    local lost = after(ARGV[i + 1], f['last-generated-id']) or\n"
+	"      (f['max-deleted-entry-id'] and\n"
+	"      after(f['max-deleted-entry-id'], ARGV[i + 1]))\n"
 	"    if not lost and f['entries-added'] and\n"
 	"        f['length'] < f['entries-added'] then\n"
 	"      if f['first-entry'] then\n"
@@ -253,8 +265,9 @@ cluster_tails_gaps(const redisReply *rep)
 	for (i = 0; i < rep->elements && i < SHM_TAILS_MAX; i++)
 		if (rep->element[i]->type == REDIS_REPLY_STRING)
 			log_warnx("cluster: %s's stream lost entries after where "
-			    "the last hub stopped (trimmed): a snapshot "
-			    "instead, what it said meanwhile is lost here",
+			    "the last hub stopped (trimmed, or that place is "
+			    "past its end): a snapshot instead, what it said "
+			    "meanwhile is lost here",
 			    log_escape(rep->element[i]->str,
 			    rep->element[i]->len < 64 ? rep->element[i]->len :
 			    64, esc, sizeof(esc)));
