@@ -348,6 +348,35 @@ def test_a_new_hub_killed_while_it_resumes():
         bob.expect(public_from("alice", "and on"), 3 * T)
 
 
+def test_only_the_hub_maps_the_places_writable():
+    """The places are in the table's header: a worker (a client's, or a
+    spare) maps the table read-only, from a read-only descriptor (the
+    unit test check_shm shows mprotect cannot upgrade it), so a
+    compromised worker cannot steer the next hub.  The hub maps it
+    writable; the master, which made it, too."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        Client(a).identify("alice")
+        Client(b).identify("bob")
+        Client(b)       # one not identified yet
+        hub = b.hub_pid()
+        seen = 0
+        for pid in b.descendants():
+            try:
+                with open("/proc/%d/maps" % pid) as maps:
+                    modes = [line.split()[1] for line in maps
+                             if "/dev/shm/talknetd." in line]
+            except FileNotFoundError:
+                continue    # a spare that went meanwhile
+            if pid == hub:
+                assert any(m.startswith("rw") for m in modes), modes
+            else:
+                assert modes and all("w" not in m for m in modes), \
+                    (pid, modes)
+                seen += 1
+        assert seen >= 2, seen
+
+
 def test_kills_in_a_row_under_traffic():
     """B's hub killed 6 times, 0.2 to 1 s apart, while A's users talk,
     change status and come and go.  Afterwards B's users see what A's
