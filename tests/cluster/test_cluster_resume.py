@@ -16,6 +16,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, req, resp, public_from)  # noqa: E402
+import tntest.cluster  # noqa: E402
 from tntest.cluster import (Redis, hub_table, nodes,  # noqa: E402
                             users_of, room_with)
 
@@ -375,6 +376,63 @@ def test_only_the_hub_maps_the_places_writable():
                     (pid, modes)
                 seen += 1
         assert seen >= 2, seen
+
+
+def test_a_node_restarted_while_the_hub_was_down():
+    """node1 stopped (its users leave: their gone go in its stream) and
+    started again (its join empties its stream) while node2's hub is
+    down: the gones node2's next hub would read on to are gone with the
+    old stream.  alice must not stay on node2 as a ghost; carol, on the
+    new node1, is news."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        bob.drain()
+        old = b.hub_pid()
+        os.kill(old, signal.SIGSTOP)
+        try:
+            a.stop()
+            a = tntest.cluster.node(r, "node1")
+            a.wait_log(r"cluster: ok")
+            carol = Client(a).identify("carol")
+        finally:
+            os.kill(old, signal.SIGKILL)
+            cont(old)
+        new_hub(b, old)
+        wait_users(bob, {"bob": "ACTIVE", "carol": "ACTIVE"})
+        carol.send(req("PUBLIC_TEXT", text="new node1"))
+        bob.expect(public_from("carol", "new node1"), 3 * T)
+
+
+def test_redis_back_empty_while_the_hub_was_down():
+    """Redis restarted empty while node2's hub is down: node1 re-asserts
+    alice, and carol comes; node2's next hub sees the same as node1's
+    users, and reads on."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        bob.drain()
+        old = b.hub_pid()
+        os.kill(old, signal.SIGSTOP)
+        try:
+            r.stop()
+            r.start()
+            tntest.cluster.wait_ok_again(a, 2)
+            carol = Client(a).identify("carol")
+        finally:
+            os.kill(old, signal.SIGKILL)
+            cont(old)
+        new_hub(b, old)
+        tntest.cluster.wait_ok_again(b, 2)
+        want = {"bob": "ACTIVE", "alice": "ACTIVE", "carol": "ACTIVE"}
+        wait_users(bob, want, 5 * T)
+        wait_users(alice, want, 5 * T)
+        carol.send(req("PUBLIC_TEXT", text="after redis"))
+        bob.expect(public_from("carol", "after redis"), 3 * T)
 
 
 def test_kills_in_a_row_under_traffic():
