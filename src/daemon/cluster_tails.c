@@ -179,12 +179,14 @@ cluster_tails_load(struct shm_tails *v, const char *self)
 
 /*
  * Which of the streams lost entries after the place given (ARGV: node,
- * id, ...): trimmed (MAXLEN, XTRIM) or deleted (XDEL) past it.  Reading
- * on from there would miss them for good (a "gone" missed is a ghost).
- * The first entry left after the place means a gap too, when entries
- * were removed: whether one came between is not known.  A place past
- * the stream's last id (garbage, or a Redis whose clock is behind)
- * would wait for ever, or skip what comes: a gap as well.
+ * id, ...): trimmed (MAXLEN, XTRIM) or deleted (XDEL) past it, or the
+ * stream itself deleted since (its node started again: its join empties
+ * it; reaped and expired; Redis lost it), which took the old stream's
+ * last entries (its users' gones) with it.  Reading on from there would
+ * miss them for good (a "gone" missed is a ghost).  The first entry
+ * left coming after the place means a gap (whether one came between is
+ * not known), and so does a place past the stream's last id (garbage,
+ * or a Redis whose clock is behind), which would wait for ever.
  */
 static const char tails_lua_gaps[] =
 	"local function after(a, b)\n"
@@ -198,23 +200,23 @@ static const char tails_lua_gaps[] =
 	"end\n"
 	"local out = {}\n"
 	"for i = 1, #ARGV - 1, 2 do\n"
-	"  local k = '" CLUSTER_PREFIX "stream:' .. ARGV[i]\n"
-	"  if redis.call('TYPE', k)['ok'] == 'stream' then\n"
+	"  local k, at = '" CLUSTER_PREFIX "stream:' .. ARGV[i], ARGV[i + 1]\n"
+	"  local t, lost = redis.call('TYPE', k)['ok'], false\n"
+	"  if t == 'none' then\n"
+	"    lost = at ~= '0-0'\n"
+	"  elseif t == 'stream' then\n"
 	"    local info, f = redis.call('XINFO', 'STREAM', k), {}\n"
 	"    for j = 1, #info - 1, 2 do f[info[j]] = info[j + 1] end\n"
-	"    local lost = after(ARGV[i + 1], f['last-generated-id']) or\n"
+	"    lost = after(at, f['last-generated-id']) or\n"
 	"      (f['max-deleted-entry-id'] and\n"
-	"      after(f['max-deleted-entry-id'], ARGV[i + 1]))\n"
-	"    if not lost and f['entries-added'] and\n"
-	"        f['length'] < f['entries-added'] then\n"
-	"      if f['first-entry'] then\n"
-	"        lost = after(f['first-entry'][1], ARGV[i + 1])\n"
-	"      else\n"
-	"        lost = after(f['last-generated-id'], ARGV[i + 1])\n"
-	"      end\n"
+	"      after(f['max-deleted-entry-id'], at))\n"
+	"    if not lost and f['first-entry'] then\n"
+	"      lost = at ~= '0-0' and after(f['first-entry'][1], at)\n"
+	"    elseif not lost and f['length'] < f['entries-added'] then\n"
+	"      lost = after(f['last-generated-id'], at)\n"
 	"    end\n"
-	"    if lost then out[#out + 1] = ARGV[i] end\n"
 	"  end\n"
+	"  if lost then out[#out + 1] = ARGV[i] end\n"
 	"end\n"
 	"return out\n";
 
@@ -265,8 +267,8 @@ cluster_tails_gaps(const redisReply *rep)
 	for (i = 0; i < rep->elements && i < SHM_TAILS_MAX; i++)
 		if (rep->element[i]->type == REDIS_REPLY_STRING)
 			log_warnx("cluster: %s's stream lost entries after where "
-			    "the last hub stopped (trimmed, or that place is "
-			    "past its end): a snapshot instead, what it said "
+			    "the last hub stopped (trimmed, or started "
+			    "again): a snapshot instead, what it said "
 			    "meanwhile is lost here",
 			    log_escape(rep->element[i]->str,
 			    rep->element[i]->len < 64 ? rep->element[i]->len :

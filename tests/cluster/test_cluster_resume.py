@@ -401,6 +401,8 @@ def test_a_node_restarted_while_the_hub_was_down():
             os.kill(old, signal.SIGKILL)
             cont(old)
         new_hub(b, old)
+        b.wait_log(r"node1's stream lost entries after where the last hub "
+                   r"stopped", 3 * T)
         wait_users(bob, {"bob": "ACTIVE", "carol": "ACTIVE"})
         carol.send(req("PUBLIC_TEXT", text="new node1"))
         bob.expect(public_from("carol", "new node1"), 3 * T)
