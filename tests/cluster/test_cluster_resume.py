@@ -441,8 +441,9 @@ def test_kills_in_a_row_under_traffic():
     """B's hub killed 6 times, 0.2 to 1 s apart, while A's users talk,
     change status and come and go.  Afterwards B's users see what A's
     see, and each text reached B's observer at most once more than it
-    was sent per kill (an entry applied again per stream per kill);
-    texts the dead hubs had queued may be lost: counted."""
+    was sent per kill (an entry applied again per stream per kill), in
+    order; texts the dead hubs had queued may be lost: counted (here,
+    about 2,800 sent, 0 repeated, one run of 230 to 290 lost)."""
     with Redis() as r:
         a, b = nodes(r, 2)
         sender = Client(a).identify("sender")
@@ -520,8 +521,19 @@ def test_kills_in_a_row_under_traffic():
         dup = sum(n - 1 for n in counts.values())
         print("%d kills, %d resumes, %d texts sent, %d lost, %d repeated"
               % (kills, resumes(b), len(sent), len(lost), dup))
-        print("lost: %s" % lost[:20])
+        runs = []
+        for t in lost:
+            n = int(t[1:])
+            if runs and runs[-1][1] == n - 1:
+                runs[-1][1] = n
+            else:
+                runs.append([n, n])
+        print("lost, as runs of texts: %s" % runs)
         assert dup <= kills, (dup, kills)
+        # At most once: what a dead hub had queued for bob's worker is
+        # lost (a resumed hub's first read is the whole outage's
+        # backlog, so one kill right after it loses that); most arrive.
+        assert len(lost) < len(sent) // 2, (len(lost), len(sent))
         # Order kept, but for the repeats.
         firsts = []
         for t in got:
