@@ -437,6 +437,81 @@ def test_redis_back_empty_while_the_hub_was_down():
         bob.expect(public_from("carol", "after redis"), 3 * T)
 
 
+def test_a_hub_killed_while_another_node_is_reaped():
+    """node3 loses power (every process at once); node2's hub is killed
+    too, and is down while node1 reaps node3.  node2's next hub drops
+    carol (her gone, on node1's stream, names node3), LEFT_ROOM first,
+    and lists what node1 lists."""
+    with Redis() as r:
+        a, b, c = nodes(r, 3)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        carol = Client(c).identify("carol")
+        for cl in (alice, bob, carol):
+            wait_users(cl, {"alice": "ACTIVE", "bob": "ACTIVE",
+                            "carol": "ACTIVE"})
+            cl.drain()
+        room_with(bob, "hall", carol)
+        bob.drain()
+        c.terminated = True
+        for p in [c.pid] + c.descendants():
+            os.kill(p, signal.SIGKILL)
+        # node2's hub stopped well within the TTL (3 s), or node2 would
+        # be reaped too: from just before node3's key lapses.
+        time.sleep(2.0)
+        old = b.hub_pid()
+        os.kill(old, signal.SIGSTOP)
+        try:
+            # Killed once node3 is reaped, or while it is (at most 2 s).
+            deadline = time.monotonic() + 2.0
+            while r.cmd("HGET", "tn:names", "carol") is not None and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            os.kill(old, signal.SIGKILL)
+            cont(old)
+        new_hub(b, old)
+        got = [bob.recv(3 * T) for _ in range(2)]
+        assert [(m["type"], m.get("username")) for m in got] == \
+            [("LEFT_ROOM", "carol"), ("DISCONNECTED", "carol")], got
+        want = users_of(alice)
+        assert want == {"alice": "ACTIVE", "bob": "ACTIVE"}, want
+        wait_users(bob, want)
+        wait_room(bob, "hall", {"bob": "ACTIVE"})
+
+
+def test_a_hub_killed_right_after_its_node_was_fenced():
+    """node2's hub stopped past the TTL: node1 reaps node2, and node2
+    fences when it comes back (its place is forgotten); its hub is then
+    killed at once.  The next hub must not read on from a place of the
+    fenced past: it takes a snapshot, and node2 ends with no ghost and
+    takes new users that see node1's."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        hub = b.hub_pid()
+        os.kill(hub, signal.SIGSTOP)
+        try:
+            tntest.wait_until(lambda: r.cmd("HGET", "tn:names", "bob")
+                              is None, 8.0, what="node2 reaped")
+            alice.send(req("STATUS", status="AWAY"))
+            dave = Client(a).identify("dave")
+        finally:
+            os.kill(hub, signal.SIGCONT)
+        b.wait_log(r"cluster: fenced", 3 * T)
+        os.kill(hub, signal.SIGKILL)
+        new_hub(b, hub)
+        tntest.cluster.wait_ok_again(b, 2)
+        b.wait_log(r"cluster: mirror of 2 users", 3 * T)
+        assert resumes(b) == 0, b.log_text()
+        bob2 = Client(b).identify_eventually("bob")
+        want = {"alice": "AWAY", "dave": "ACTIVE", "bob": "ACTIVE"}
+        wait_users(bob2, want)
+        wait_users(dave, want)
+
+
 def test_kills_in_a_row_under_traffic():
     """B's hub killed 6 times, 0.2 to 1 s apart, while A's users talk,
     change status and come and go.  Afterwards B's users see what A's
