@@ -692,7 +692,9 @@ stream_nodes_reply(redisAsyncContext *ac, void *reply, void *arg)
 		}
 		free(set);
 	}
-	cluster_tails_save(cs.tails, cs.ntails, stream_joins_id, 0);
+	/* Fenced meanwhile: its places stay forgotten until the snapshot. */
+	if (cs.synced)
+		cluster_tails_save(cs.tails, cs.ntails, stream_joins_id, 0);
 	stream_read();
 }
 
