@@ -15,7 +15,7 @@ import time
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
-from tntest import (Client, req, resp, public_from)  # noqa: E402
+from tntest import Client, req, resp, public_from  # noqa: E402
 import tntest.cluster  # noqa: E402
 from tntest.cluster import (Redis, hub_table, nodes,  # noqa: E402
                             users_of, room_with)
@@ -525,6 +525,45 @@ def test_a_hub_killed_right_after_its_node_was_fenced():
             if m["type"] == "PUBLIC_TEXT_FROM":
                 texts.append(m["text"])
         assert texts == ["new news"], texts
+
+
+def test_a_hub_killed_inside_its_fence_leaves_no_name_twice():
+    """The heartbeat that tells a node it was reaped takes the tombstone
+    and the node's key again; a hub killed before it has closed its
+    clients leaves them to the next hub, whose heartbeat finds nothing
+    wrong.  Made exact here: node2's hub stopped, node1 reaps it, the
+    tombstone taken and the key put back by hand (as that heartbeat
+    does), the hub killed.  bob, still on node2, holds a name Redis
+    freed: a client of node1 could take it, two bobs at once.  The next
+    hub re-asserts its users once: bob's name is node2's again, and
+    node1 refuses a second bob."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        key = r.cmd("HGETALL", "tn:node:node2")
+        hub = b.hub_pid()
+        os.kill(hub, signal.SIGSTOP)
+        try:
+            tntest.wait_until(lambda: r.cmd("EXISTS", "tn:reaped:node2")
+                              == 1, 8.0, what="node2 reaped")
+            r.cmd("DEL", "tn:reaped:node2")
+            r.cmd("HSET", "tn:node:node2", *key)
+            r.cmd("PEXPIRE", "tn:node:node2", "3000")
+            r.cmd("SADD", "tn:nodes", "node2")
+        finally:
+            os.kill(hub, signal.SIGKILL)
+            cont(hub)
+        new_hub(b, hub)
+        tntest.wait_until(lambda: r.cmd("HGET", "tn:names", "bob")
+                          == b"node2", 3 * T, what="bob's name node2's again")
+        other = Client(a)
+        other.send(req("IDENTIFY", username="bob"))
+        other.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "bob"),
+                     3 * T)
+        wait_users(alice, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
 
 
 def test_kills_in_a_row_under_traffic():
