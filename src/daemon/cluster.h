@@ -133,6 +133,8 @@ void	 cluster_mirror_owned(const char *node, const char *, size_t,
 void	 cluster_mirror_fence(void);
 /* Re-asserts this node's users and their rooms (cluster_reassert). */
 void	 cluster_mirror_reassert(void);
+/* Whether this hub took over the table of a dead one. */
+int	 cluster_mirror_restarted(void);
 /* cluster_reap.c: sends it, args being the script's ARGV from the 2nd. */
 void	 cluster_reassert(const char **args, const size_t *lens, size_t n);
 /* Whether a user of this node holds that name. */

@@ -614,3 +614,10 @@ cluster_mirror_local(const char *p, size_t len)
 	return cluster_mirror_name(p, len, &name) == 0 &&
 	    (c = hub_user_find(name)) != NULL && !c->remote;
 }
+
+/* Whether this hub took over the table of a dead one (hub_gen). */
+int
+cluster_mirror_restarted(void)
+{
+	return hub.gen_before != 0;
+}
