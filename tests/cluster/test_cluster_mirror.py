@@ -182,6 +182,10 @@ def test_a_new_hub_reads_on_where_the_dead_one_stopped():
             alice.send(req("PUBLIC_TEXT", text="while you were out"))
             carol = Client(a).identify("carol")
             dave.send(req("DISCONNECT"))
+            # Two clients: dave's gone first in the stream, then alice's
+            # status (node1's hub may read alice's line first otherwise).
+            tntest.wait_until(lambda: stream_len(r, "node1") >= base + 3,
+                              3 * T, what="dave's gone in node1's stream")
             alice.send(req("STATUS", status="BUSY"))
             # All four are in node1's stream before the new hub starts.
             tntest.wait_until(lambda: stream_len(r, "node1") >= base + 4,
