@@ -411,7 +411,8 @@ def test_a_node_restarted_while_the_hub_was_down():
 def test_redis_back_empty_while_the_hub_was_down():
     """Redis restarted empty while node2's hub is down: node1 re-asserts
     alice, and carol comes; node2's next hub sees the same as node1's
-    users, and reads on."""
+    users, and reads on.  Then a FLUSHALL while it is down again, and
+    carol leaves meanwhile: no ghost."""
     with Redis() as r:
         a, b = nodes(r, 2)
         alice = Client(a).identify("alice")
@@ -435,6 +436,26 @@ def test_redis_back_empty_while_the_hub_was_down():
         wait_users(alice, want, 5 * T)
         carol.send(req("PUBLIC_TEXT", text="after redis"))
         bob.expect(public_from("carol", "after redis"), 3 * T)
+        # Then a FLUSHALL while node2's hub is down, and carol leaves.
+        bob.drain()
+        old = b.hub_pid()
+        os.kill(old, signal.SIGSTOP)
+        try:
+            r.cmd("FLUSHALL")
+            tntest.wait_until(lambda: r.cmd("HGET", "tn:names", "alice")
+                              == b"node1", 5 * T, what="node1 re-asserts")
+            carol.send(req("DISCONNECT"))
+            tntest.wait_until(lambda: r.cmd("HGET", "tn:names", "carol")
+                              is None, 3 * T, what="carol's release")
+        finally:
+            os.kill(old, signal.SIGKILL)
+            cont(old)
+        new_hub(b, old)
+        want = {"bob": "ACTIVE", "alice": "ACTIVE"}
+        wait_users(bob, want, 5 * T)
+        wait_users(alice, want, 5 * T)
+        alice.send(req("PUBLIC_TEXT", text="after flushall"))
+        bob.expect(public_from("alice", "after flushall"), 3 * T)
 
 
 def test_a_hub_killed_while_another_node_is_reaped():
