@@ -600,7 +600,7 @@ def test_a_hub_killed_inside_its_fence_leaves_no_name_twice():
 
 def test_kills_in_a_row_under_traffic():
     """B's hub killed 6 times, 0.2 to 1 s apart, while A's users talk,
-    change status and come and go.  Afterwards B's users see what A's
+    change status, come and go, and join and leave a room of bob's.  Afterwards B's users see what A's
     see, and each text reached B's observer at most once more than it
     was sent per kill (an entry applied again per stream per kill), in
     order; texts the dead hubs had queued may be lost: counted (here,
@@ -610,6 +610,9 @@ def test_kills_in_a_row_under_traffic():
         sender = Client(a).identify("sender")
         bob = Client(b).identify("bob")
         wait_users(bob, {"bob": "ACTIVE", "sender": "ACTIVE"})
+        sender.drain()
+        bob.drain()
+        room_with(sender, "hall", bob)
         bob.drain()
         stop = threading.Event()
         sent = []
@@ -630,7 +633,15 @@ def test_kills_in_a_row_under_traffic():
                             churn.close()
                             churn = None
                         else:
+                            # A newcomer, invited into the hall, joins.
                             churn = Client(a).identify("u%d" % i)
+                            sender.send(req("INVITE", roomname="hall",
+                                            usernames=["u%d" % i]))
+                            for _ in range(2000):
+                                if churn.recv(3 * T)["type"] == \
+                                        "INVITATION":
+                                    break
+                            churn.send(req("JOIN_ROOM", roomname="hall"))
                     i += 1
                     time.sleep(0.002)
                 if churn is not None:
@@ -703,6 +714,9 @@ def test_kills_in_a_row_under_traffic():
         assert len(firsts) == len(counts), "out of order on B"
         want = users_of(sender)
         wait_users(bob, want)
+        members = room_users(sender, "hall")
+        assert set(members) == {"sender", "bob"}, members
+        wait_room(bob, "hall", members)
 
 
 if __name__ == "__main__":
