@@ -598,6 +598,41 @@ def test_a_hub_killed_inside_its_fence_leaves_no_name_twice():
         wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
 
 
+def test_a_restarted_hub_yields_a_name_freed_here_and_taken_there():
+    """bob's release ran in Redis (as a hub killed right after it would
+    leave it: the row still in the table), and a client of node1 took
+    the name; node2's next hub re-asserts its users, and must give bob
+    up rather than win on the older claim and close node1's bob."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        wait_users(alice, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        alice.drain()
+        hub = b.hub_pid()
+        os.kill(hub, signal.SIGSTOP)
+        try:
+            r.cmd("HDEL", "tn:names", "bob")
+            r.cmd("HDEL", "tn:since", "bob")
+            r.cmd("SREM", "tn:names:node2", "bob")
+            r.cmd("XADD", "tn:stream:node2", "*", "e", "gone", "n", "bob")
+            alice.expect(tntest.disconnected("bob"), 3 * T)
+            bob1 = Client(a).identify("bob")
+        finally:
+            os.kill(hub, signal.SIGKILL)
+            cont(hub)
+        new_hub(b, hub)
+        bob.expect_closed(3 * T, allow_lines=True)
+        assert r.cmd("HGET", "tn:names", "bob") == b"node1"
+        want = {"bob": "ACTIVE", "alice": "ACTIVE"}
+        wait_users(bob1, want)
+        carol = Client(b).identify("carol")
+        want["carol"] = "ACTIVE"
+        wait_users(carol, want)
+        bob1.send(req("PUBLIC_TEXT", text="still here"))
+        carol.expect(public_from("bob", "still here"), 3 * T)
+
+
 def test_kills_in_a_row_under_traffic():
     """B's hub killed 6 times, 0.2 to 1 s apart, while A's users talk,
     change status, come and go, and join and leave a room of bob's.  Afterwards B's users see what A's
