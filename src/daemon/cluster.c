@@ -389,7 +389,7 @@ cluster_beat_reply(redisAsyncContext *ac, void *reply, void *arg)
 	if (rep->integer == 1) {
 		log_warnx("cluster: node id %s had lapsed, not reaped: taken "
 		    "again, its users re-asserted", cl.cfg->node_id);
-		cluster_mirror_reassert();
+		cluster_mirror_reassert(0);
 	}
 	if (rep->integer == 2)
 		cluster_fence();
@@ -397,9 +397,10 @@ cluster_beat_reply(redisAsyncContext *ac, void *reply, void *arg)
 	 * A hub started again re-asserts its users once: one killed inside
 	 * its fence left users whose names Redis freed, and the heartbeat
 	 * that told it took the tombstone, so this one finds nothing wrong.
+	 * It yields a name another node holds: freed here, taken there.
 	 */
 	if (rep->integer == 0 && !cl.beaten && cluster_mirror_restarted())
-		cluster_mirror_reassert();
+		cluster_mirror_reassert(1);
 	cl.beaten = 1;
 	cl.fenced = rep->integer == -1;
 	cluster_note_state();

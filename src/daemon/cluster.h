@@ -132,7 +132,7 @@ void	 cluster_mirror_owned(const char *node, const char *, size_t,
 /* Fencing: closes every client of this node, empties the mirror. */
 void	 cluster_mirror_fence(void);
 /* Re-asserts this node's users and their rooms (cluster_reassert). */
-void	 cluster_mirror_reassert(void);
+void	 cluster_mirror_reassert(int yield);
 /* Whether this hub took over the table of a dead one. */
 int	 cluster_mirror_restarted(void);
 /* cluster_reap.c: sends it, args being the script's ARGV from the 2nd. */

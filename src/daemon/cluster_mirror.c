@@ -559,9 +559,11 @@ cluster_mirror_memberships(const char **args, size_t *lens, size_t n)
  * Redis lost this node's state: sends every identified user of this
  * node (name, the time of its claim, status) and its rooms, in one
  * script.  Memberships are counted as users times rooms at most.
+ * yield (a restarted hub's check): a name another node holds is given
+ * up, whatever the age of its claim.
  */
 void
-cluster_mirror_reassert(void)
+cluster_mirror_reassert(int yield)
 {
 	static const char	*status[STATUS_COUNT] = { "0", "1", "2" };
 	struct hub_conn		*c;
@@ -577,7 +579,8 @@ cluster_mirror_reassert(void)
 	args = xcalloc(cap, sizeof(*args));
 	lens = xcalloc(cap, sizeof(*lens));
 	since = xcalloc(nusers + 1, sizeof(*since));
-	(void)snprintf(count, sizeof(count), "%zu", nusers);
+	(void)snprintf(count, sizeof(count), "%s%zu", yield ? "-" : "",
+	    nusers);
 	args[n] = count;
 	lens[n++] = strlen(count);
 	nusers = 0;

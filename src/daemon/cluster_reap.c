@@ -196,10 +196,14 @@ cluster_owner_checked(const char *name, size_t len)
  * lower node id, and the loser's node closes that client (the winner's
  * "gone" with "of" tells it).  The rooms that hold the winners are made
  * again, with their members here.  Returns the names this node lost.
+ * n negative (a restarted hub): a name another node holds is lost,
+ * whatever its claim's age (it was freed here, then taken there).
  */
 static const char reassert_lua[] =
 	CLUSTER_LUA_ROOMS
 	"local node, n = ARGV[1], tonumber(ARGV[2])\n"
+	"local yield = n < 0\n"
+	"n = math.abs(n)\n"
 	"local lost, out = {}, {}\n"
 	"local function ev(...)\n"
 	"  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '" CLUSTER_STREAM_MAX
@@ -209,7 +213,7 @@ static const char reassert_lua[] =
 	"  local u, since = ARGV[3 + 3 * i], tonumber(ARGV[4 + 3 * i])\n"
 	"  local h = redis.call('HGET', 'tn:names', u)\n"
 	"  local win = h == node or not h\n"
-	"  if not win then\n"
+	"  if not win and not yield then\n"
 	"    local other = tonumber(redis.call('HGET', 'tn:since', u))\n"
 	"    other = other or math.huge\n"
 	"    win = since < other or (since == other and node < h)\n"
