@@ -149,6 +149,8 @@ void	 cluster_mirror_owner(const char *, size_t, const char *node);
 int	 cluster_mirror_remote(const char *, size_t);
 /* A user of this node lost its name to another node's: closed. */
 void	 cluster_mirror_evict(const char *, size_t);
+/* Mirrors who holds a name a client here was closed for, once it is. */
+void	 cluster_holder_mirrored(const char *, size_t);
 /* Rooms: created, invited to, joined, left, talked in on other nodes. */
 void	 cluster_mirror_room(const char *room, size_t, const char *creator,
 	    size_t);

@@ -525,6 +525,7 @@ cluster_mirror_evict(const char *p, size_t len)
 	    "an older claim; closing this one",
 	    log_escape(p, len, esc, sizeof(esc)));
 	hub_kill(c, CLOSE_REFUSED, "name conflict: another node keeps it");
+	cluster_holder_mirrored(p, len);
 }
 
 /* The pairs (room, member) of this node's members, appended to args. */
