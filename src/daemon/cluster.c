@@ -182,6 +182,7 @@ static struct {
 	int			 beat_sent;	/* one is on its way */
 	int64_t			 beat_sent_at;
 	int			 fenced;	/* another run holds the id */
+	int			 beaten;	/* a heartbeat was answered */
 	int			 degraded;	/* as last logged */
 	int			 was_lost;	/* its connection broke */
 	int64_t			 reap_from;	/* reaps from then */
@@ -388,10 +389,19 @@ cluster_beat_reply(redisAsyncContext *ac, void *reply, void *arg)
 	if (rep->integer == 1) {
 		log_warnx("cluster: node id %s had lapsed, not reaped: taken "
 		    "again, its users re-asserted", cl.cfg->node_id);
-		cluster_mirror_reassert();
+		cluster_mirror_reassert(0);
 	}
 	if (rep->integer == 2)
 		cluster_fence();
+	/*
+	 * A hub started again re-asserts its users once: one killed inside
+	 * its fence left users whose names Redis freed, and the heartbeat
+	 * that told it took the tombstone, so this one finds nothing wrong.
+	 * It yields a name another node holds: freed here, taken there.
+	 */
+	if (rep->integer == 0 && !cl.beaten && cluster_mirror_restarted())
+		cluster_mirror_reassert(1);
+	cl.beaten = 1;
 	cl.fenced = rep->integer == -1;
 	cluster_note_state();
 	cluster_show();

@@ -123,12 +123,18 @@ void	 cluster_mirror_private(const char *from, size_t, const char *to,
  */
 void	 cluster_mirror_mark(void);
 void	 cluster_mirror_sweep(void);
-/* A restarted hub's mirrored user is node's (a snapshot says), quietly. */
-void	 cluster_mirror_owned(const char *node, const char *, size_t);
+/*
+ * A restarted hub's mirrored user is node's (a snapshot says), quietly;
+ * former: node took the name after the dead hub's place in its stream.
+ */
+void	 cluster_mirror_owned(const char *node, const char *, size_t,
+	    int former);
 /* Fencing: closes every client of this node, empties the mirror. */
 void	 cluster_mirror_fence(void);
 /* Re-asserts this node's users and their rooms (cluster_reassert). */
-void	 cluster_mirror_reassert(void);
+void	 cluster_mirror_reassert(int yield);
+/* Whether this hub took over the table of a dead one. */
+int	 cluster_mirror_restarted(void);
 /* cluster_reap.c: sends it, args being the script's ARGV from the 2nd. */
 void	 cluster_reassert(const char **args, const size_t *lens, size_t n);
 /* Whether a user of this node holds that name. */
@@ -143,6 +149,8 @@ void	 cluster_mirror_owner(const char *, size_t, const char *node);
 int	 cluster_mirror_remote(const char *, size_t);
 /* A user of this node lost its name to another node's: closed. */
 void	 cluster_mirror_evict(const char *, size_t);
+/* Mirrors who holds a name a client here was closed for, once it is. */
+void	 cluster_holder_mirrored(const char *, size_t);
 /* Rooms: created, invited to, joined, left, talked in on other nodes. */
 void	 cluster_mirror_room(const char *room, size_t, const char *creator,
 	    size_t);

@@ -162,6 +162,13 @@ void	 cluster_tails_id(size_t i, const char *id);
 void	 cluster_tails_joins(const char *id);
 void	 cluster_tails_forget(void);
 int	 cluster_tails_load(struct shm_tails *, const char *self);
+/* Asks which streams lost entries after their place; 1 if any did. */
+int	 cluster_tails_gaps_ask(struct cluster_redis *,
+	    const struct stream_tail *, size_t, redisCallbackFn *);
+int	 cluster_tails_gaps(const redisReply *);
+/* Whether a name was granted (since, Redis's ms) after the place t. */
+int	 cluster_tails_after(const struct stream_tail *t,
+	    const redisReply *since);
 
 /* cluster_show.c: the nodes, read after each heartbeat, into the table. */
 void	 cluster_show(void);

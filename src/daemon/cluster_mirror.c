@@ -74,8 +74,11 @@ static int
 cluster_mirror_is(const struct hub_conn *c, const char *node)
 {
 	return strcmp(c->addr, node) == 0 ||
-	    strcmp(c->addr, HUB_ADDR_REMOTE) == 0;
+	    strcmp(c->addr, HUB_ADDR_REMOTE) == 0 ||
+	    strcmp(c->addr, HUB_ADDR_FORMER) == 0;
 }
+
+static void	cluster_mirror_drop(struct hub_conn *);
 
 /*
  * Another node's user identified (or a snapshot names one): a row of
@@ -98,7 +101,13 @@ cluster_mirror_user(const char *node, const char *p, size_t len,
 
 	if (cluster_mirror_name(p, len, &name) == -1)
 		return;
-	if ((c = hub_user_find(name)) != NULL) {
+	/* A former holder's row (a restarted hub's): it left meanwhile. */
+	if ((c = hub_user_find(name)) != NULL && c->remote &&
+	    strcmp(c->addr, HUB_ADDR_FORMER) == 0) {
+		cluster_mirror_drop(c);
+		c = NULL;
+	}
+	if (c != NULL) {
 		if (c->remote) {
 			c->stale = 0;
 			(void)strlcpy(c->addr, node, sizeof(c->addr));
@@ -223,10 +232,13 @@ cluster_mirror_of(const char *node, const char *p, size_t len)
 /*
  * A restarted hub learns whose its mirrored users are (a snapshot names
  * them): quietly, since nothing changed; the streams, read on from
- * where the dead hub stopped, bring what did.
+ * where the dead hub stopped, bring what did.  A name node took after
+ * the dead hub's place (former) is a former holder's row: any stream's
+ * "gone" drops it, node's "user" replaces it.
  */
 void
-cluster_mirror_owned(const char *node, const char *p, size_t len)
+cluster_mirror_owned(const char *node, const char *p, size_t len,
+    int former)
 {
 	struct hub_conn	*c;
 	struct str	 name;
@@ -234,7 +246,8 @@ cluster_mirror_owned(const char *node, const char *p, size_t len)
 	if (cluster_mirror_name(p, len, &name) == 0 &&
 	    (c = cluster_mirror_find(name)) != NULL &&
 	    strcmp(c->addr, HUB_ADDR_REMOTE) == 0)
-		(void)strlcpy(c->addr, node, sizeof(c->addr));
+		(void)strlcpy(c->addr, former ? HUB_ADDR_FORMER : node,
+		    sizeof(c->addr));
 }
 
 /* Gives a mirrored user back to the node Redis says holds it. */
@@ -512,6 +525,7 @@ cluster_mirror_evict(const char *p, size_t len)
 	    "an older claim; closing this one",
 	    log_escape(p, len, esc, sizeof(esc)));
 	hub_kill(c, CLOSE_REFUSED, "name conflict: another node keeps it");
+	cluster_holder_mirrored(p, len);
 }
 
 /* The pairs (room, member) of this node's members, appended to args. */
@@ -546,9 +560,11 @@ cluster_mirror_memberships(const char **args, size_t *lens, size_t n)
  * Redis lost this node's state: sends every identified user of this
  * node (name, the time of its claim, status) and its rooms, in one
  * script.  Memberships are counted as users times rooms at most.
+ * yield (a restarted hub's check): a name another node holds is given
+ * up, whatever the age of its claim.
  */
 void
-cluster_mirror_reassert(void)
+cluster_mirror_reassert(int yield)
 {
 	static const char	*status[STATUS_COUNT] = { "0", "1", "2" };
 	struct hub_conn		*c;
@@ -564,7 +580,8 @@ cluster_mirror_reassert(void)
 	args = xcalloc(cap, sizeof(*args));
 	lens = xcalloc(cap, sizeof(*lens));
 	since = xcalloc(nusers + 1, sizeof(*since));
-	(void)snprintf(count, sizeof(count), "%zu", nusers);
+	(void)snprintf(count, sizeof(count), "%s%zu", yield ? "-" : "",
+	    nusers);
 	args[n] = count;
 	lens[n++] = strlen(count);
 	nusers = 0;
@@ -600,4 +617,11 @@ cluster_mirror_local(const char *p, size_t len)
 
 	return cluster_mirror_name(p, len, &name) == 0 &&
 	    (c = hub_user_find(name)) != NULL && !c->remote;
+}
+
+/* Whether this hub took over the table of a dead one (hub_gen). */
+int
+cluster_mirror_restarted(void)
+{
+	return hub.gen_before != 0;
 }

@@ -158,6 +158,56 @@ cluster_evict_checked(const char *name, size_t len)
 		cluster_mirror_evict(name, len);
 }
 
+/* Who holds a name, and the status: KEYS tn:names, tn:status. */
+static const char reap_lua_holder[] =
+	"return {redis.call('HGET', KEYS[1], ARGV[1]),\n"
+	"  redis.call('HGET', KEYS[2], ARGV[1])}\n";
+
+/*
+ * The holder of a name a client here was closed for: mirrored, with its
+ * status.  Its "user" may have been read while the client here still
+ * held the row (the client goes at the end of that round), and was not
+ * mirrored then; this answer comes in a later round.
+ */
+static void
+reap_holder_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply		*rep = reply;
+	struct reap_evict	*ev = arg;
+	const redisReply	*st;
+	int			 status = 0;
+
+	(void)ac;
+	if (rep != NULL && rep->type == REDIS_REPLY_ARRAY &&
+	    rep->elements == 2 &&
+	    rep->element[0]->type == REDIS_REPLY_STRING &&
+	    cluster_node_valid(rep->element[0]->str, rep->element[0]->len) &&
+	    strcmp(rep->element[0]->str, cluster_node_id()) != 0) {
+		st = rep->element[1];
+		if (st->type == REDIS_REPLY_STRING && st->len == 1 &&
+		    st->str[0] >= '0' && st->str[0] <= '9')
+			status = st->str[0] - '0';
+		cluster_mirror_user(rep->element[0]->str, ev->name, ev->len,
+		    status);
+	}
+	free(ev);
+}
+
+/* Asks who holds a name a client here was closed for, to mirror it. */
+void
+cluster_holder_mirrored(const char *name, size_t len)
+{
+	struct reap_evict	*ev;
+
+	ev = xcalloc(1, sizeof(*ev) + len + 1);
+	ev->len = len;
+	memcpy(ev->name, name, len);
+	if (cluster_redis_cmd(cluster_cmd(), reap_holder_reply, ev,
+	    "EVAL %s 2 %s %s %b", reap_lua_holder, CLUSTER_PREFIX "names",
+	    CLUSTER_PREFIX "status", name, len) == -1)
+		free(ev);
+}
+
 /*
  * Who holds a name a stream moved to its node: if Redis names another
  * node (the stream lied: anything may write one), the mirrored user
@@ -196,10 +246,14 @@ cluster_owner_checked(const char *name, size_t len)
  * lower node id, and the loser's node closes that client (the winner's
  * "gone" with "of" tells it).  The rooms that hold the winners are made
  * again, with their members here.  Returns the names this node lost.
+ * n negative (a restarted hub): a name another node holds is lost,
+ * whatever its claim's age (it was freed here, then taken there).
  */
 static const char reassert_lua[] =
 	CLUSTER_LUA_ROOMS
 	"local node, n = ARGV[1], tonumber(ARGV[2])\n"
+	"local yield = n < 0\n"
+	"n = math.abs(n)\n"
 	"local lost, out = {}, {}\n"
 	"local function ev(...)\n"
 	"  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '" CLUSTER_STREAM_MAX
@@ -209,7 +263,7 @@ static const char reassert_lua[] =
 	"  local u, since = ARGV[3 + 3 * i], tonumber(ARGV[4 + 3 * i])\n"
 	"  local h = redis.call('HGET', 'tn:names', u)\n"
 	"  local win = h == node or not h\n"
-	"  if not win then\n"
+	"  if not win and not yield then\n"
 	"    local other = tonumber(redis.call('HGET', 'tn:since', u))\n"
 	"    other = other or math.huge\n"
 	"    win = since < other or (since == other and node < h)\n"

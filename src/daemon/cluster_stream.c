@@ -67,13 +67,15 @@ static const struct stream_kind {
  * KEYS: tn:names, tn:nodes, tn:status; ARGV: this node's id.
  */
 static const char stream_lua_snapshot[] =
-	"local out = {}\n"
+	"local out, since = {}, {}\n"
 	"local names = redis.call('HGETALL', KEYS[1])\n"
 	"for i = 1, #names, 2 do\n"
 	"  if names[i + 1] ~= ARGV[1] then\n"
 	"    out[#out + 1] = names[i]\n"
 	"    out[#out + 1] = names[i + 1]\n"
 	"    out[#out + 1] = redis.call('HGET', KEYS[3], names[i]) or '0'\n"
+	"    since[#since + 1] = redis.call('HGET', 'tn:since', names[i])"
+	"      or '0'\n"
 	"  end\n"
 	"end\n"
 	"local last = {}\n"
@@ -91,7 +93,7 @@ static const char stream_lua_snapshot[] =
 	"    redis.call('HGET', 'tn:room:' .. r, 'creator') or '',\n"
 	"    redis.call('SMEMBERS', 'tn:rm:' .. r)}\n"
 	"end\n"
-	"return {out, last, rooms}\n";
+	"return {out, last, rooms, since}\n";
 
 /*
  * The last join read.  From the start: the first read returns at once
@@ -690,7 +692,9 @@ stream_nodes_reply(redisAsyncContext *ac, void *reply, void *arg)
 		}
 		free(set);
 	}
-	cluster_tails_save(cs.tails, cs.ntails, stream_joins_id, 0);
+	/* Fenced meanwhile: its places stay forgotten until the snapshot. */
+	if (cs.synced)
+		cluster_tails_save(cs.tails, cs.ntails, stream_joins_id, 0);
 	stream_read();
 }
 
@@ -759,17 +763,22 @@ stream_name_ok(const redisReply *names, size_t i)
  * A restarted hub's snapshot: it only tells whose each mirrored user
  * is (the dead hub knew, the table does not say), then reading goes on
  * from the dead hub's ids, so every change since reaches the users
- * here as news.
+ * here as news.  since: when each name was granted.
  */
 static void
-stream_resume_owners(const redisReply *names)
+stream_resume_owners(const redisReply *names, const redisReply *since)
 {
 	size_t	i;
 
-	for (i = 0; i + 2 < names->elements; i += 3)
-		if (stream_name_ok(names, i))
-			cluster_mirror_owned(names->element[i + 1]->str,
-			    names->element[i]->str, names->element[i]->len);
+	for (i = 0; i + 2 < names->elements; i += 3) {
+		if (!stream_name_ok(names, i))
+			continue;
+		cluster_mirror_owned(names->element[i + 1]->str,
+		    names->element[i]->str, names->element[i]->len,
+		    i / 3 < since->elements &&
+		    cluster_tails_after(stream_tail_find(
+		    names->element[i + 1]->str), since->element[i / 3]));
+	}
 	cs.resuming = 0;
 	cs.synced = 1;
 	log_info("cluster: reading on from where the last hub stopped, in "
@@ -788,17 +797,18 @@ stream_snapshot_reply(redisAsyncContext *ac, void *reply, void *arg)
 	(void)arg;
 	if ((rep = stream_answer(reply)) == NULL)
 		return;
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4 ||
 	    rep->element[0]->type != REDIS_REPLY_ARRAY ||
 	    rep->element[1]->type != REDIS_REPLY_ARRAY ||
-	    rep->element[2]->type != REDIS_REPLY_ARRAY) {
+	    rep->element[2]->type != REDIS_REPLY_ARRAY ||
+	    rep->element[3]->type != REDIS_REPLY_ARRAY) {
 		cluster_redis_drop(&cs.rd, "bad reply to the snapshot");
 		return;
 	}
 	names = rep->element[0];
 	last = rep->element[1];
 	if (cs.resuming) {
-		stream_resume_owners(names);
+		stream_resume_owners(names, rep->element[3]);
 		return;
 	}
 	cluster_mirror_mark();
@@ -831,12 +841,33 @@ stream_snapshot(void)
 	    CLUSTER_PREFIX "status", cs.cfg->node_id));
 }
 
+/*
+ * Whether a stream lost entries after the dead hub's place: then the
+ * snapshot rebuilds the mirror rather than only naming the nodes.
+ */
+static void
+stream_gaps_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisReply	*rep;
+
+	(void)ac;
+	(void)arg;
+	if ((rep = stream_answer(reply)) == NULL)
+		return;
+	if (cluster_tails_gaps(rep))
+		cs.resuming = 0;
+	stream_snapshot();
+}
+
 /* The connection is ready: the snapshot first, then reading on. */
 static void
 stream_ready(struct cluster_redis *r)
 {
 	(void)r;
-	if (!cs.synced)
+	if (!cs.synced && cs.resuming)
+		stream_asked(cluster_tails_gaps_ask(&cs.rd, cs.tails,
+		    cs.ntails, stream_gaps_reply));
+	else if (!cs.synced)
 		stream_snapshot();
 	else
 		stream_poll();

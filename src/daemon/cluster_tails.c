@@ -13,6 +13,7 @@
 #include <sys/queue.h>
 #include <sys/tree.h>
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include "proto.h"
 #include "shm.h"
 #include "talknetd.h"
+#include "xmalloc.h"
 #include "hub.h"
 
 /* What is written, built here: too big for the hub's stack frames. */
@@ -110,13 +112,15 @@ cluster_tails_forget(void)
 
 /*
  * Whether a field holds a stream id, NUL-terminated within it: "ms-seq",
- * each of 1 to 20 digits.
+ * each of 1 to 20 digits and below 2^64 (Redis refuses a larger one,
+ * and one refused id fails every XREAD: nothing would be read).
  */
 static int
 tails_id_valid(const char *id, size_t size)
 {
 	const char	*p = id, *dash;
 	size_t		 len;
+	int		 e;
 
 	if (memchr(id, '\0', size) == NULL || (dash = strchr(id, '-')) == NULL)
 		return 0;
@@ -127,7 +131,13 @@ tails_id_valid(const char *id, size_t size)
 	for (; *p != '\0'; p++)
 		if ((*p < '0' || *p > '9') && p != dash)
 			return 0;
-	return 1;
+	e = errno;
+	errno = 0;
+	(void)strtoull(id, NULL, 10);
+	(void)strtoull(dash + 1, NULL, 10);
+	p = errno == ERANGE ? NULL : id;
+	errno = e;
+	return p != NULL;
 }
 
 /*
@@ -165,4 +175,125 @@ cluster_tails_load(struct shm_tails *v, const char *self)
 			return -1;
 		}
 	return 0;
+}
+
+/*
+ * Which of the streams lost entries after the place given (ARGV: node,
+ * id, ...): trimmed (MAXLEN, XTRIM) or deleted (XDEL) past it, or the
+ * stream itself deleted since (its node started again: its join empties
+ * it; reaped and expired; Redis lost it), which took the old stream's
+ * last entries (its users' gones) with it.  Reading on from there would
+ * miss them for good (a "gone" missed is a ghost).  The first entry
+ * left coming after the place means a gap (whether one came between is
+ * not known), and so does a place past the stream's last id (garbage,
+ * or a Redis whose clock is behind), which would wait for ever.
+ */
+static const char tails_lua_gaps[] =
+	"local function after(a, b)\n"
+	"  local am, as = string.match(a, '^(%d+)-(%d+)$')\n"
+	"  local bm, bs = string.match(b, '^(%d+)-(%d+)$')\n"
+	"  if not am or not bm then return true end\n"
+	"  if tonumber(am) ~= tonumber(bm) then\n"
+	"    return tonumber(am) > tonumber(bm)\n"
+	"  end\n"
+	"  return tonumber(as) > tonumber(bs)\n"
+	"end\n"
+	"local out = {}\n"
+	"for i = 1, #ARGV - 1, 2 do\n"
+	"  local k, at = '" CLUSTER_PREFIX "stream:' .. ARGV[i], ARGV[i + 1]\n"
+	"  local t, lost = redis.call('TYPE', k)['ok'], false\n"
+	"  if t == 'none' then\n"
+	"    lost = at ~= '0-0'\n"
+	"  elseif t == 'stream' then\n"
+	"    local info, f = redis.call('XINFO', 'STREAM', k), {}\n"
+	"    for j = 1, #info - 1, 2 do f[info[j]] = info[j + 1] end\n"
+	"    lost = after(at, f['last-generated-id']) or\n"
+	"      (f['max-deleted-entry-id'] and\n"
+	"      after(f['max-deleted-entry-id'], at))\n"
+	"    if not lost and f['first-entry'] then\n"
+	"      lost = at ~= '0-0' and after(f['first-entry'][1], at)\n"
+	"    elseif not lost and f['length'] < f['entries-added'] then\n"
+	"      lost = after(f['last-generated-id'], at)\n"
+	"    end\n"
+	"  end\n"
+	"  if lost then out[#out + 1] = ARGV[i] end\n"
+	"end\n"
+	"return out\n";
+
+/* Asks which of the n streams lost entries after their place. */
+int
+cluster_tails_gaps_ask(struct cluster_redis *rd, const struct stream_tail *t,
+    size_t n, redisCallbackFn *fn)
+{
+	const char	**argv;
+	size_t		 *argvlen, i, argc = 3 + 2 * n;
+	int		  rc;
+
+	argv = xcalloc(argc, sizeof(*argv));
+	argvlen = xcalloc(argc, sizeof(*argvlen));
+	argv[0] = "EVAL";
+	argv[1] = tails_lua_gaps;
+	argv[2] = "0";
+	for (i = 0; i < n; i++) {
+		argv[3 + 2 * i] = t[i].node;
+		argv[4 + 2 * i] = t[i].id;
+	}
+	for (i = 0; i < argc; i++)
+		argvlen[i] = strlen(argv[i]);
+	rc = cluster_redis_argv(rd, fn, NULL, (int)argc, argv, argvlen);
+	free(argv);
+	free(argvlen);
+	return rc;
+}
+
+/*
+ * Whether the answer says a stream lost entries after its place (each
+ * logged), or cannot say: then the dead hub's places are not read on
+ * from, and a snapshot rebuilds the mirror.
+ */
+int
+cluster_tails_gaps(const redisReply *rep)
+{
+	char	esc[LOG_ESCAPED(64)];
+	size_t	i;
+
+	if (rep->type != REDIS_REPLY_ARRAY) {
+		log_warnx("cluster: cannot tell whether the streams lost "
+		    "entries after where the last hub stopped: %s; a snapshot "
+		    "instead", rep->type == REDIS_REPLY_ERROR ? rep->str :
+		    "a bad reply");
+		return 1;
+	}
+	for (i = 0; i < rep->elements && i < SHM_TAILS_MAX; i++)
+		if (rep->element[i]->type == REDIS_REPLY_STRING)
+			log_warnx("cluster: %s's stream lost entries after where "
+			    "the last hub stopped (trimmed, or started "
+			    "again): a snapshot instead, what it said "
+			    "meanwhile is lost here",
+			    log_escape(rep->element[i]->str,
+			    rep->element[i]->len < 64 ? rep->element[i]->len :
+			    64, esc, sizeof(esc)));
+	return rep->elements > 0;
+}
+
+/*
+ * Whether a name was granted (at since, Redis's ms) after t, the last
+ * entry of its holder's stream the dead hub applied: the row here is
+ * then a former holder's, who left while no hub ran (its "gone" may
+ * come in another stream, after or before the holder's "user").
+ */
+int
+cluster_tails_after(const struct stream_tail *t, const redisReply *since)
+{
+	unsigned long long	 at;
+	char			*end;
+
+	if (since->type != REDIS_REPLY_STRING)
+		return 0;
+	at = strtoull(since->str, &end, 10);
+	if (*end != '\0' || at == 0)
+		return 0;
+	if (t == NULL)
+		return 1;	/* a node the dead hub did not read */
+	return at > strtoull(t->id, NULL, 10);	/* "ms-seq" */
 }

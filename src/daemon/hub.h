@@ -53,6 +53,12 @@
  * they are (cluster_mirror_owned): node ids hold no parentheses.
  */
 #define HUB_ADDR_REMOTE		"(remote)"
+/*
+ * ... and one whose name Redis says another holder took after the dead
+ * hub's place in that holder's stream: a former holder's row, which
+ * that holder's "user" replaces (cluster_mirror_user).
+ */
+#define HUB_ADDR_FORMER		"(former)"
 
 /*
  * One worker's channel.  After a hub restart, a worker's row in the

@@ -261,11 +261,15 @@ shm_live_get(const struct shm_table *t, struct shm_live *l, uint64_t *gen)
 	return -1;
 }
 
-/* Opens a seqlock for writing (gen odd), returning the old gen. */
+/*
+ * Opens a seqlock for writing (gen odd), returning the old gen.  A hub
+ * killed while it wrote left gen odd: the next starts from the even
+ * below, or its writes would leave it odd for good, never trusted.
+ */
 static uint64_t
 shm_seq_open(volatile uint64_t *gen)
 {
-	uint64_t	g = *gen;
+	uint64_t	g = *gen & ~(uint64_t)1;
 
 	__atomic_store_n(gen, g + 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_RELEASE);

@@ -1,0 +1,758 @@
+#!/usr/bin/env python3
+"""A node's hub killed and started again reads the other nodes' streams
+on from where the dead one stopped (issue 19, 4ade999): attacked with
+kills in a row under traffic, a torn place, a name that moved between
+nodes while no hub ran, a stream trimmed past the place, and garbage in
+the table's header."""
+
+import os
+import random
+import signal
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
+import tntest  # noqa: E402
+from tntest import Client, req, resp, public_from  # noqa: E402
+import tntest.cluster  # noqa: E402
+from tntest.cluster import (Redis, hub_table, nodes,  # noqa: E402
+                            users_of, room_with)
+
+T = tntest.TIMEOUT
+TAILS_HEAD = 8 + 4 + 4 + 48     # struct shm_tails before tail[]
+RESUMED = r"cluster: reading on from where the last hub stopped"
+
+
+def wait_users(c, want, timeout=3 * T):
+    """Asks USERS until it is want (a dict of name to status)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = users_of(c)
+        if got == want or time.monotonic() >= deadline:
+            assert got == want, (got, want)
+            return
+        time.sleep(0.05)
+
+
+def room_users(c, room):
+    """ROOM_USERS' answer (a dict), other lines skipped."""
+    c.send(req("ROOM_USERS", roomname=room))
+    for _ in range(1000):
+        m = c.recv()
+        if m.get("type") == "ROOM_USER_LIST":
+            return m["users"]
+    raise AssertionError("no ROOM_USER_LIST")
+
+
+def wait_room(c, room, want, timeout=3 * T):
+    """Asks ROOM_USERS until it is want."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = room_users(c, room)
+        if got == want or time.monotonic() >= deadline:
+            assert got == want, (got, want)
+            return
+        time.sleep(0.05)
+
+
+def stream_len(r, node_id):
+    """How many entries node_id's stream holds."""
+    return int(r.cmd("XLEN", "tn:stream:" + node_id))
+
+
+def new_hub(server, old):
+    """Waits for the hub the master starts after old."""
+    tntest.wait_until(lambda: server.hub_pid() != old, 3 * T,
+                      what="a new hub")
+    return server.hub_pid()
+
+
+def resumes(server):
+    """How many hubs of server read on from the dead one's place."""
+    return server.log_text().count("reading on from where the last hub")
+
+
+def cont(pid):
+    """SIGCONT to a process just killed, which the master may have
+    reaped already."""
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+
+
+def kill_hub_with_tails(server, edit):
+    """Stops server's hub, lets edit(f, row) change the table's last
+    ids (row: the offset of tail[0]), kills the hub and waits for the
+    next one."""
+    hub = server.hub_pid()
+    f = hub_table(server)
+    head = f.read(64 * 1024)
+    at = head.rfind(b"node1\0")
+    assert at > 0, "no tail of node1 in the table's header"
+    os.kill(hub, signal.SIGSTOP)
+    try:
+        edit(f, at)
+        f.flush()
+    finally:
+        f.close()
+        os.kill(hub, signal.SIGKILL)
+        cont(hub)
+    return new_hub(server, hub)
+
+
+def test_a_torn_place_does_not_stop_every_later_resume():
+    """A hub killed while it wrote its place leaves the seqlock odd; the
+    next hub takes a snapshot, and the one after that must read on
+    again: the snapshot's own write has to leave the seqlock even."""
+    def torn(f, row):
+        f.seek(row - TAILS_HEAD)
+        gen = int.from_bytes(f.read(8), "little")
+        f.seek(row - TAILS_HEAD)
+        f.write((gen | 1).to_bytes(8, "little"))
+
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        kill_hub_with_tails(b, torn)
+        b.wait_log(r"cluster: the last hub died writing", 3 * T)
+        b.wait_log(r"cluster: mirror of 1 users", 3 * T)
+        alice.send(req("PUBLIC_TEXT", text="one"))
+        bob.expect(public_from("alice", "one"), 3 * T)
+        before = resumes(b)
+        old = b.hub_pid()
+        os.kill(old, signal.SIGKILL)
+        new_hub(b, old)
+        tntest.wait_until(lambda: resumes(b) > before, 3 * T,
+                          what="the hub after the snapshot reads on")
+        assert b.log_text().count("died writing") == 1, b.log_text()
+        alice.send(req("PUBLIC_TEXT", text="two"))
+        bob.expect(public_from("alice", "two"), 3 * T)
+
+
+def name_moves_while_the_hub_is_down(first, then):
+    """alice, a member of a room, leaves on node first and the name
+    identifies again on node then while node2's hub is down.  The new
+    hub learns from Redis that alice is then's; the old holder's "gone"
+    must still drop the old row (its rooms, its status), whichever of
+    the two streams is read first: B must not show the new alice in the
+    old one's room.  B's users hear it as news: LEFT_ROOM, DISCONNECTED,
+    NEW_USER."""
+    with Redis() as r:
+        ns = nodes(r, 3)
+        a, b, c = ns[first - 1], ns[1], ns[then - 1]
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        wait_users(alice, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        alice.drain()
+        bob.drain()
+        room_with(bob, "R", alice)
+        alice.send(req("STATUS", status="BUSY"))
+        wait_users(bob, {"bob": "ACTIVE", "alice": "BUSY"})
+        wait_room(bob, "R", {"bob": "ACTIVE", "alice": "BUSY"})
+        bob.drain()
+        old = b.hub_pid()
+        s1, s3 = "node%d" % first, "node%d" % then
+        base1, base3 = stream_len(r, s1), stream_len(r, s3)
+        os.kill(old, signal.SIGSTOP)
+        try:
+            alice.send(req("DISCONNECT"))
+            alice.close()
+            tntest.wait_until(lambda: stream_len(r, s1) > base1,
+                              3 * T, what="alice's gone")
+            tntest.wait_until(lambda: r.cmd("HGET", "tn:names",
+                                            "alice") is None, 3 * T,
+                              what="alice's name freed")
+            alice2 = Client(c).identify("alice")
+            tntest.wait_until(lambda: stream_len(r, s3) > base3,
+                              3 * T, what="alice's user on the other")
+        finally:
+            os.kill(old, signal.SIGKILL)
+            cont(old)
+        new_hub(b, old)
+        b.wait_log(RESUMED, 3 * T)
+        seen = []
+        while ("NEW_USER", "alice") not in seen and len(seen) < 20:
+            m = bob.recv(3 * T)
+            seen.append((m["type"], m.get("username")))
+        assert seen == [("LEFT_ROOM", "alice"), ("DISCONNECTED", "alice"),
+                        ("NEW_USER", "alice")], seen
+        want = users_of(alice2)
+        assert want == {"bob": "ACTIVE", "alice": "ACTIVE"}, want
+        wait_users(bob, want)
+        wait_room(bob, "R", {"bob": "ACTIVE"})
+        # And what B says about alice now is the new one's.
+        alice2.send(req("STATUS", status="AWAY"))
+        wait_users(bob, {"bob": "ACTIVE", "alice": "AWAY"})
+
+
+def test_a_name_that_moved_while_the_hub_was_down_leaves_no_ghost():
+    """The old holder's stream is read first (node1 before node3)."""
+    name_moves_while_the_hub_is_down(1, 3)
+
+
+def test_a_name_that_moved_back_while_the_hub_was_down_leaves_no_ghost():
+    """The new holder's stream is read first: its "user" replaces the
+    former holder's row before that one's "gone" comes."""
+    name_moves_while_the_hub_is_down(3, 1)
+
+
+def test_a_stream_trimmed_past_the_place_means_a_snapshot():
+    """A's stream trimmed (XTRIM MAXLEN 0, as MAXLEN ~ does to a node
+    that writes fast) past where B's dead hub stopped: reading on from
+    there would miss dave's departure and carol's arrival for good (a
+    ghost, a user never shown).  The new hub must see the gap and take
+    a snapshot: the presence is right, the texts of the gap are lost,
+    and the gap is logged."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        dave = Client(a).identify("dave")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE",
+                         "dave": "ACTIVE"})
+        bob.drain()
+        old = b.hub_pid()
+        base = stream_len(r, "node1")
+        os.kill(old, signal.SIGSTOP)
+        try:
+            dave.send(req("DISCONNECT"))
+            carol = Client(a).identify("carol")
+            alice.send(req("PUBLIC_TEXT", text="lost in the gap"))
+            tntest.wait_until(lambda: stream_len(r, "node1") >= base + 3,
+                              3 * T, what="three entries in node1's stream")
+            r.cmd("XTRIM", "tn:stream:node1", "MAXLEN", "0")
+        finally:
+            os.kill(old, signal.SIGKILL)
+            cont(old)
+        new_hub(b, old)
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE",
+                         "carol": "ACTIVE"})
+        b.wait_log(r"cluster: node1's stream lost entries after where the "
+                   r"last hub stopped", 3 * T)
+        carol.send(req("PUBLIC_TEXT", text="after the gap"))
+        bob.expect(public_from("carol", "after the gap"), 3 * T)
+
+
+def test_garbage_in_the_place_neither_crashes_nor_stops_the_hub():
+    """The header's places written with garbage while the hub is stopped
+    (as a same-uid process could): the next hub logs it and takes a
+    snapshot, or reads on, but it never crashes, and it reads A's texts
+    again within seconds.  An id that passes as digits but is no stream
+    id Redis takes (past 2^64), or lies past a stream's end, would make
+    every XREAD fail or wait for ever."""
+    def put(at, data):
+        def edit(f, row):
+            f.seek(row + at)
+            f.write(data)
+        return edit
+
+    def rand(f, row):
+        f.seek(row - TAILS_HEAD + 8)
+        f.write(random.Random(7).randbytes(TAILS_HEAD - 8 + 64 * 176))
+
+    cases = (
+        ("random", rand),
+        ("n huge", put(-TAILS_HEAD + 12, b"\xff\xff\xff\x7f")),
+        ("no NUL in a node", put(0, b"a" * 128)),
+        ("joins not an id", put(-48, b"abc\0")),
+        ("past 2^64", put(128, b"99999999999999999999-0\0")),
+        ("past the end", put(128, b"18446744073709551615-0\0")),
+    )
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        for why, edit in cases:
+            hub = kill_hub_with_tails(b, edit)
+            tntest.wait_until(lambda: "hub started, pid %d" % hub
+                              in b.log_text(), 3 * T, what="the new hub")
+            text = "after " + why
+            deadline = time.monotonic() + 4 * T
+            while True:
+                alice.send(req("PUBLIC_TEXT", text=text))
+                try:
+                    m = bob.recv(0.5)
+                    while m.get("text") != text:
+                        m = bob.recv(0.5)
+                    break
+                except AssertionError:
+                    assert time.monotonic() < deadline, \
+                        "%s: the new hub reads nothing" % why
+            wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+            bob.drain()
+            assert b.hub_pid() == hub, "%s: the hub died" % why
+        # Each one was seen, and a snapshot taken instead.
+        fell = [line for line in b.log_text().splitlines()
+                if "a snapshot instead" in line]
+        assert len(fell) == len(cases), fell
+
+
+def test_a_new_hub_killed_while_it_resumes():
+    """B's hub is killed, and the next one too before it has read on;
+    the third reads on from the first one's place: the text, newcomer
+    and departure of the gap reach bob once each."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        dave = Client(a).identify("dave")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE",
+                         "dave": "ACTIVE"})
+        bob.drain()
+        old = b.hub_pid()
+        base = stream_len(r, "node1")
+        os.kill(old, signal.SIGSTOP)
+        try:
+            alice.send(req("PUBLIC_TEXT", text="while you were out"))
+            Client(a).identify("carol")
+            dave.send(req("DISCONNECT"))
+            tntest.wait_until(lambda: stream_len(r, "node1") >= base + 3,
+                              3 * T, what="three entries in node1's stream")
+        finally:
+            os.kill(old, signal.SIGKILL)
+            cont(old)
+        # Redis stopped: the next hub's requests wait, and it is killed
+        # while it resumes (its "joining" logged, nothing read on).
+        os.kill(r.pid, signal.SIGSTOP)
+        try:
+            for _ in range(2):
+                second = new_hub(b, old)
+                b.wait_log(r"talknetd\[%d\]: info: cluster: node node2 "
+                           r"joining" % second, 3 * T)
+                time.sleep(0.2)
+                os.kill(second, signal.SIGKILL)
+                old = second
+        finally:
+            os.kill(r.pid, signal.SIGCONT)
+        assert resumes(b) == 0, b.log_text()
+        new_hub(b, old)
+        b.wait_log(RESUMED, 3 * T)
+        want = [("PUBLIC_TEXT_FROM", "alice", "while you were out"),
+                ("NEW_USER", "carol", None), ("DISCONNECTED", "dave", None)]
+        got = []
+        while len(got) < len(want):
+            m = bob.recv(3 * T)
+            got.append((m["type"], m.get("username"), m.get("text")))
+        got += [(m["type"], m.get("username"), m.get("text"))
+                for m in bob.drain()]
+        assert got == want, got
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE",
+                         "carol": "ACTIVE"})
+        alice.send(req("PUBLIC_TEXT", text="and on"))
+        bob.expect(public_from("alice", "and on"), 3 * T)
+
+
+def test_only_the_hub_maps_the_places_writable():
+    """The places are in the table's header: a worker (a client's, or a
+    spare) maps the table read-only, from a read-only descriptor (the
+    unit test check_shm shows mprotect cannot upgrade it), so a
+    compromised worker cannot steer the next hub.  The hub maps it
+    writable; the master, which made it, too."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        Client(a).identify("alice")
+        Client(b).identify("bob")
+        Client(b)       # one not identified yet
+        hub = b.hub_pid()
+        seen = 0
+        for pid in b.descendants():
+            try:
+                with open("/proc/%d/maps" % pid) as maps:
+                    modes = [line.split()[1] for line in maps
+                             if "/dev/shm/talknetd." in line]
+            except FileNotFoundError:
+                continue    # a spare that went meanwhile
+            if pid == hub:
+                assert any(m.startswith("rw") for m in modes), modes
+            else:
+                assert modes and all("w" not in m for m in modes), \
+                    (pid, modes)
+                seen += 1
+        assert seen >= 2, seen
+
+
+def test_a_node_restarted_while_the_hub_was_down():
+    """node1 stopped (its users leave: their gone go in its stream) and
+    started again (its join empties its stream) while node2's hub is
+    down: the gones node2's next hub would read on to are gone with the
+    old stream.  alice must not stay on node2 as a ghost; carol, on the
+    new node1, is news."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        bob.drain()
+        old = b.hub_pid()
+        os.kill(old, signal.SIGSTOP)
+        try:
+            a.stop()
+            a = tntest.cluster.node(r, "node1")
+            a.wait_log(r"cluster: ok")
+            carol = Client(a).identify("carol")
+        finally:
+            os.kill(old, signal.SIGKILL)
+            cont(old)
+        new_hub(b, old)
+        b.wait_log(r"node1's stream lost entries after where the last hub "
+                   r"stopped", 3 * T)
+        wait_users(bob, {"bob": "ACTIVE", "carol": "ACTIVE"})
+        carol.send(req("PUBLIC_TEXT", text="new node1"))
+        bob.expect(public_from("carol", "new node1"), 3 * T)
+
+
+def test_redis_back_empty_while_the_hub_was_down():
+    """Redis restarted empty while node2's hub is down: node1 re-asserts
+    alice, and carol comes; node2's next hub sees the same as node1's
+    users, and reads on.  Then a FLUSHALL while it is down again, and
+    carol leaves meanwhile: no ghost."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        bob.drain()
+        old = b.hub_pid()
+        os.kill(old, signal.SIGSTOP)
+        try:
+            r.stop()
+            r.start()
+            tntest.cluster.wait_ok_again(a, 2)
+            carol = Client(a).identify("carol")
+        finally:
+            os.kill(old, signal.SIGKILL)
+            cont(old)
+        new_hub(b, old)
+        tntest.cluster.wait_ok_again(b, 2)
+        want = {"bob": "ACTIVE", "alice": "ACTIVE", "carol": "ACTIVE"}
+        wait_users(bob, want, 5 * T)
+        wait_users(alice, want, 5 * T)
+        carol.send(req("PUBLIC_TEXT", text="after redis"))
+        bob.expect(public_from("carol", "after redis"), 3 * T)
+        # Then a FLUSHALL while node2's hub is down, and carol leaves.
+        bob.drain()
+        old = b.hub_pid()
+        os.kill(old, signal.SIGSTOP)
+        try:
+            r.cmd("FLUSHALL")
+            tntest.wait_until(lambda: r.cmd("HGET", "tn:names", "alice")
+                              == b"node1", 5 * T, what="node1 re-asserts")
+            carol.send(req("DISCONNECT"))
+            tntest.wait_until(lambda: r.cmd("HGET", "tn:names", "carol")
+                              is None, 3 * T, what="carol's release")
+        finally:
+            os.kill(old, signal.SIGKILL)
+            cont(old)
+        new_hub(b, old)
+        want = {"bob": "ACTIVE", "alice": "ACTIVE"}
+        wait_users(bob, want, 5 * T)
+        wait_users(alice, want, 5 * T)
+        alice.send(req("PUBLIC_TEXT", text="after flushall"))
+        bob.expect(public_from("alice", "after flushall"), 3 * T)
+
+
+def test_a_hub_killed_while_another_node_is_reaped():
+    """node3 loses power (every process at once); node2's hub is killed
+    too, and is down while node1 reaps node3.  node2's next hub drops
+    carol (her gone, on node1's stream, names node3), LEFT_ROOM first,
+    and lists what node1 lists."""
+    with Redis() as r:
+        a, b, c = nodes(r, 3)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        carol = Client(c).identify("carol")
+        for cl in (alice, bob, carol):
+            wait_users(cl, {"alice": "ACTIVE", "bob": "ACTIVE",
+                            "carol": "ACTIVE"})
+            cl.drain()
+        room_with(bob, "hall", carol)
+        bob.drain()
+        c.terminated = True
+        for p in [c.pid] + c.descendants():
+            os.kill(p, signal.SIGKILL)
+        # node2's hub stopped well within the TTL (3 s), or node2 would
+        # be reaped too: from just before node3's key lapses.
+        time.sleep(2.0)
+        old = b.hub_pid()
+        os.kill(old, signal.SIGSTOP)
+        try:
+            # Killed once node3 is reaped, or while it is (at most 2 s).
+            deadline = time.monotonic() + 2.0
+            while r.cmd("HGET", "tn:names", "carol") is not None and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            os.kill(old, signal.SIGKILL)
+            cont(old)
+        new_hub(b, old)
+        got = [bob.recv(3 * T) for _ in range(2)]
+        assert [(m["type"], m.get("username")) for m in got] == \
+            [("LEFT_ROOM", "carol"), ("DISCONNECTED", "carol")], got
+        want = users_of(alice)
+        assert want == {"alice": "ACTIVE", "bob": "ACTIVE"}, want
+        wait_users(bob, want)
+        wait_room(bob, "hall", {"bob": "ACTIVE"})
+
+
+def test_a_hub_killed_right_after_its_node_was_fenced():
+    """node2's hub stopped past the TTL: node1 reaps node2, and node2
+    fences when it comes back (its place is forgotten); its hub is then
+    killed at once, maybe before the fence is done (its clients not yet
+    closed: the heartbeat that said "reaped" took the tombstone).  The
+    next hub reads on from a place of after the fence, or, killed in
+    it, from before: then the reaper's gone of bob, which names node2,
+    closes bob, as Redis says the name is no longer node2's.  Either
+    way node2 ends with no ghost, bob's old client closed, and takes
+    new users that see node1's."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        alice.send(req("PUBLIC_TEXT", text="old news"))
+        bob.expect(public_from("alice", "old news"), 3 * T)
+        hub = b.hub_pid()
+        os.kill(hub, signal.SIGSTOP)
+        try:
+            tntest.wait_until(lambda: r.cmd("HGET", "tn:names", "bob")
+                              is None, 8.0, what="node2 reaped")
+            alice.send(req("STATUS", status="AWAY"))
+            dave = Client(a).identify("dave")
+        finally:
+            os.kill(hub, signal.SIGCONT)
+        b.wait_log(r"cluster: fenced", 3 * T)
+        os.kill(hub, signal.SIGKILL)
+        new_hub(b, hub)
+        tntest.cluster.wait_ok_again(b, 2)
+        # bob's client is closed, or, the hub killed inside the fence,
+        # the next hub re-asserted bob (test_a_hub_killed_inside_its_
+        # fence_leaves_no_name_twice): one bob either way.
+        deadline = time.monotonic() + 3 * T
+        while r.cmd("HGET", "tn:names", "bob") != b"node2":
+            try:
+                bob.expect_closed(0.2, allow_lines=True)
+                bob = None
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline, \
+                    "bob neither closed nor re-asserted"
+        bob2 = bob or Client(b).identify_eventually("bob")
+        want = {"alice": "AWAY", "dave": "ACTIVE", "bob": "ACTIVE"}
+        wait_users(bob2, want)
+        wait_users(dave, want)
+        # node1's stream is not read again from its start: a place the
+        # fenced hub wrote after it forgot them (an SMEMBERS answered
+        # then) named no stream, and node1's was new to the next hub.
+        alice.send(req("PUBLIC_TEXT", text="new news"))
+        texts = []
+        while "new news" not in texts:
+            m = bob2.recv(3 * T)
+            if m["type"] == "PUBLIC_TEXT_FROM":
+                texts.append(m["text"])
+        assert texts == ["new news"], texts
+
+
+def test_a_hub_killed_inside_its_fence_leaves_no_name_twice():
+    """The heartbeat that tells a node it was reaped takes the tombstone
+    and the node's key again; a hub killed before it has closed its
+    clients leaves them to the next hub, whose heartbeat finds nothing
+    wrong.  Made exact here: node2's hub stopped, node1 reaps it, the
+    tombstone taken and the key put back by hand (as that heartbeat
+    does), the hub killed.  bob, still on node2, holds a name Redis
+    freed: a client of node1 could take it, two bobs at once.  The next
+    hub re-asserts its users once: bob's name is node2's again, and
+    node1 refuses a second bob."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        key = r.cmd("HGETALL", "tn:node:node2")
+        hub = b.hub_pid()
+        os.kill(hub, signal.SIGSTOP)
+        try:
+            tntest.wait_until(lambda: r.cmd("EXISTS", "tn:reaped:node2")
+                              == 1, 8.0, what="node2 reaped")
+            r.cmd("DEL", "tn:reaped:node2")
+            r.cmd("HSET", "tn:node:node2", *key)
+            r.cmd("PEXPIRE", "tn:node:node2", "3000")
+            r.cmd("SADD", "tn:nodes", "node2")
+        finally:
+            os.kill(hub, signal.SIGKILL)
+            cont(hub)
+        new_hub(b, hub)
+        tntest.wait_until(lambda: r.cmd("HGET", "tn:names", "bob")
+                          == b"node2", 3 * T, what="bob's name node2's again")
+        other = Client(a)
+        other.send(req("IDENTIFY", username="bob"))
+        other.expect(resp("IDENTIFY", "USER_ALREADY_EXISTS", "bob"),
+                     3 * T)
+        wait_users(alice, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+
+
+def test_a_restarted_hub_yields_a_name_freed_here_and_taken_there():
+    """bob's release ran in Redis (as a hub killed right after it would
+    leave it: the row still in the table), and a client of node1 took
+    the name; node2's next hub re-asserts its users, and must give bob
+    up rather than win on the older claim and close node1's bob."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        wait_users(alice, {"bob": "ACTIVE", "alice": "ACTIVE"})
+        alice.drain()
+        hub = b.hub_pid()
+        os.kill(hub, signal.SIGSTOP)
+        try:
+            r.cmd("HDEL", "tn:names", "bob")
+            r.cmd("HDEL", "tn:since", "bob")
+            r.cmd("SREM", "tn:names:node2", "bob")
+            r.cmd("XADD", "tn:stream:node2", "*", "e", "gone", "n", "bob")
+            alice.expect(tntest.disconnected("bob"), 3 * T)
+            bob1 = Client(a).identify("bob")
+        finally:
+            os.kill(hub, signal.SIGKILL)
+            cont(hub)
+        new_hub(b, hub)
+        bob.expect_closed(3 * T, allow_lines=True)
+        assert r.cmd("HGET", "tn:names", "bob") == b"node1"
+        want = {"bob": "ACTIVE", "alice": "ACTIVE"}
+        wait_users(bob1, want)
+        carol = Client(b).identify("carol")
+        want["carol"] = "ACTIVE"
+        wait_users(carol, want)
+        bob1.send(req("PUBLIC_TEXT", text="still here"))
+        carol.expect(public_from("bob", "still here"), 3 * T)
+
+
+def test_kills_in_a_row_under_traffic():
+    """B's hub killed 6 times, 0.2 to 1 s apart, while A's users talk,
+    change status, come and go, and join and leave a room of bob's.  Afterwards B's users see what A's
+    see, and each text reached B's observer at most once more than it
+    was sent per kill (an entry applied again per stream per kill), in
+    order; texts the dead hubs had queued may be lost: counted (here,
+    about 2,800 sent, 0 repeated, one run of 230 to 290 lost)."""
+    with Redis() as r:
+        a, b = nodes(r, 2)
+        sender = Client(a).identify("sender")
+        bob = Client(b).identify("bob")
+        wait_users(bob, {"bob": "ACTIVE", "sender": "ACTIVE"})
+        sender.drain()
+        bob.drain()
+        room_with(sender, "hall", bob)
+        bob.drain()
+        stop = threading.Event()
+        sent = []
+        errors = []
+
+        def traffic():
+            i = 0
+            churn = None
+            try:
+                while not stop.is_set() and i < 4000:
+                    sender.send(req("PUBLIC_TEXT", text="t%05d" % i))
+                    sent.append("t%05d" % i)
+                    if i % 50 == 0:
+                        sender.send(req("STATUS", status=("AWAY", "BUSY",
+                                        "ACTIVE")[(i // 50) % 3]))
+                    if i % 80 == 0:
+                        if churn is not None:
+                            churn.close()
+                            churn = None
+                        else:
+                            # A newcomer, invited into the hall, joins.
+                            churn = Client(a).identify("u%d" % i)
+                            sender.send(req("INVITE", roomname="hall",
+                                            usernames=["u%d" % i]))
+                            for _ in range(2000):
+                                if churn.recv(3 * T)["type"] == \
+                                        "INVITATION":
+                                    break
+                            churn.send(req("JOIN_ROOM", roomname="hall"))
+                    i += 1
+                    time.sleep(0.002)
+                if churn is not None:
+                    churn.close()
+            except Exception as e:  # noqa: BLE001 (reported below)
+                errors.append(e)
+
+        got = []
+        reader_stop = threading.Event()
+
+        def reader():
+            while not reader_stop.is_set():
+                try:
+                    m = bob.recv(0.5)
+                except AssertionError:  # a quiet gap
+                    continue
+                if m.get("type") == "PUBLIC_TEXT_FROM":
+                    got.append(m["text"])
+
+        th = threading.Thread(target=traffic)
+        rd = threading.Thread(target=reader)
+        th.start()
+        rd.start()
+        kills = 6
+        rnd = random.Random(19)
+        try:
+            time.sleep(0.5)
+            for _ in range(kills):
+                pid = b.hub_pid(3 * T)
+                os.kill(pid, signal.SIGKILL)
+                time.sleep(rnd.uniform(0.2, 1.0))
+        finally:
+            time.sleep(1.0)
+            stop.set()
+            th.join(30)
+        assert not errors, errors
+        b.wait_log(RESUMED, 3 * T)
+        # Everything sent is in node1's stream; B reads it all.
+        last = sent[-1]
+        tntest.wait_until(lambda: last in got, 5 * T,
+                          what="the last text on B")
+        time.sleep(0.5)
+        reader_stop.set()
+        rd.join(10)
+        counts = {}
+        for t in got:
+            counts[t] = counts.get(t, 0) + 1
+        lost = [t for t in sent if t not in counts]
+        dup = sum(n - 1 for n in counts.values())
+        print("%d kills, %d resumes, %d texts sent, %d lost, %d repeated"
+              % (kills, resumes(b), len(sent), len(lost), dup))
+        runs = []
+        for t in lost:
+            n = int(t[1:])
+            if runs and runs[-1][1] == n - 1:
+                runs[-1][1] = n
+            else:
+                runs.append([n, n])
+        print("lost, as runs of texts: %s" % runs)
+        assert dup <= kills, (dup, kills)
+        # At most once: what a dead hub had queued for bob's worker is
+        # lost (a resumed hub's first read is the whole outage's
+        # backlog, so one kill right after it loses that); most arrive.
+        assert len(lost) < len(sent) // 2, (len(lost), len(sent))
+        # Order kept, but for the repeats.
+        firsts = []
+        for t in got:
+            if not firsts or t > firsts[-1]:
+                firsts.append(t)
+        assert len(firsts) == len(counts), "out of order on B"
+        want = users_of(sender)
+        wait_users(bob, want)
+        members = room_users(sender, "hall")
+        assert set(members) == {"sender", "bob"}, members
+        wait_room(bob, "hall", members)
+
+
+if __name__ == "__main__":
+    tntest.main(globals())
