@@ -151,7 +151,8 @@ launch() {
 free_port() {
 	local p i
 	for i in $(seq 1 50); do
-		p=$((20000 + RANDOM % 30000))
+		# Below the ephemeral ports, which the clients' own take.
+		p=$((10000 + RANDOM % 20000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0
@@ -189,13 +190,16 @@ start_ngircd() {
 EOF
 	"$NGIRCD" -n -f "$tmp/ngircd.conf" >"$tmp/ngircd.log" 2>&1 &
 	pid[ngircd]=$!
-	servers+=(ngircd)
 	for i in $(seq 1 100); do
 		grep -q "Now listening on .*:$p " "$tmp/ngircd.log" && break
+		kill -0 "${pid[ngircd]}" 2>/dev/null || break
 		sleep 0.1
 	done
-	grep -q "Now listening on .*:$p " "$tmp/ngircd.log" ||
-	    { log "ngircd did not start"; cat "$tmp/ngircd.log" >&2; exit 1; }
+	if ! grep -q "Now listening on .*:$p " "$tmp/ngircd.log"; then
+		stop_pid "${pid[ngircd]}"
+		return 1
+	fi
+	servers+=(ngircd)
 	port[ngircd]=$p
 	conc[ngircd]=8	# its listen backlog is 10: never overrun it
 }
@@ -262,12 +266,11 @@ tn_env=$(sed -n 's/^Environment=//p' \
 tn_opts=(--max-clients 20000 --max-rooms 20000 --max-clients-per-ip 0
     --rate-limit 0 --login-timeout 0)
 launch talknetd env $tn_env "$TALKNETD" -f -l 127.0.0.1:0 "${tn_opts[@]}"
-if [ -n "$NGIRCD" ]; then
-	start_ngircd
-else
-	log "ngircd is not installed"
-	exit 1
-fi
+[ -n "$NGIRCD" ] || { log "ngircd is not installed"; exit 1; }
+for i in 1 2 3; do
+	start_ngircd && break
+	[ "$i" = 3 ] && { log "ngircd did not start:"; cat "$tmp/ngircd.log" >&2; exit 1; }
+done
 # The floor gets talknetd's environment too (no rseq area to keep up
 # at each switch), so the shapes differ and nothing else.
 launch multi env $tn_env "$tmp/floor" multi 0
@@ -457,7 +460,7 @@ echo "- machine (\`talknet-bench machine\`, median of $ROUNDS, one a round): for
 for l in "${loads[@]}"; do
 	echo "- $l"
 done
-echo "- talknetd: \`${tn_opts[*]}\`, environment \`$tn_env\`; ngircd: run-bench's configuration; floor multi and single: talknetd's environment, multi 8 spares ahead (one more after each miss, to 64); connects in flight: 32, ngircd 8"
+echo "- talknetd: \`${tn_opts[*]}\`, environment \`$tn_env\`; ngircd: run-bench's configuration; floor multi and single: talknetd's environment, multi 8 spares ahead (one more after each miss, to 64), its hub gathering after broadcasts (5 ms at most); connects in flight: 32, ngircd 8"
 echo "- each figure the median of $ROUNDS runs, the servers taking turns; fan-out: $CLIENTS clients in one room, $SENDERS senders, $BYTES-byte texts, $DUR s; the sweep one $SWEEP_DUR s run a rate"
 echo
 echo "| figure | talknetd | ngircd | floor multi | floor single | talknetd/ngircd | multi/ngircd | multi/single | talknetd/multi |"

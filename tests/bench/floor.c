@@ -4,11 +4,11 @@
  * NEW_ROOM, INVITE, JOIN_ROOM, ROOM_TEXT, DISCONNECT), scanning lines as
  * its encoder writes them: no codec, sandbox, shm, limits, or NEW_USER,
  * JOINED_ROOM, DISCONNECTED broadcasts.  usage: floor multi|single PORT
- * [SPARES]; PORT 0 takes a free one, printed as "listening on ...".
+ * (0 takes a free one, printed as "listening on 127.0.0.1:PORT").
  *
  * multi, talknetd's process shape: a master hands each accepted client
- * (SCM_RIGHTS, SOCK_SEQPACKET) to one of SPARES (8) workers forked ahead,
- * one fork a loop turn; a hub forked at start listens on a Unix stream
+ * (SCM_RIGHTS, SOCK_SEQPACKET) to one of the workers forked ahead (8,
+ * one more after each miss), one fork a loop turn; a hub forked at start listens on a Unix stream
  * socket, as talknetd's, and each worker connects its channel to it (a
  * spare does so before it has a client: the cheapest it can be).  The
  * worker relays client lines to the hub and hub bytes to the client.
@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NAME_LEN	64		/* names and room names, bytes */
@@ -44,6 +45,7 @@
 #define HASH_SIZE	65536		/* name hash heads */
 #define LINE_CAP	(1 << 20)	/* an unended line this long: close */
 #define READ_CHUNK	65536
+#define SPARES_MIN	8		/* spares forked ahead at first */
 #define SPARES_MAX	64		/* the pool grows to this under a burst */
 #define EVENTS		256
 
@@ -102,13 +104,12 @@ buf_add(struct buf *b, const void *p, size_t n)
 	b->len += n;
 }
 
-/* Drops the first n bytes of b. */
+/* Drops the first n bytes of b (n <= b->len). */
 static void
 buf_drop(struct buf *b, size_t n)
 {
-	if (n < b->len)
-		memmove(b->p, b->p + n, b->len - n);
-	b->len -= n < b->len ? n : b->len;
+	memmove(b->p, b->p + n, b->len - n);
+	b->len -= n;
 }
 
 /* Adds fd to a set. */
@@ -184,7 +185,7 @@ json_str(const char *l, size_t len, const char *key, const char **v,
 {
 	char		 pat[32];
 	size_t		 kl = strlen(key);
-	const char	*p, *e = l + len;
+	const char	*p, *q, *e = l + len;
 
 	if (kl + 4 > sizeof(pat))
 		return -1;
@@ -193,13 +194,12 @@ json_str(const char *l, size_t len, const char *key, const char **v,
 	memcpy(pat + 1 + kl, "\":\"", 3);
 	if ((p = memmem(l, len, pat, kl + 4)) == NULL)
 		return -1;
-	p += kl + 4;
-	*v = p;
-	while (p < e && *p != '"')
-		p += *p == '\\' ? 2 : 1;
-	if (p >= e)
+	for (q = p += kl + 4; q < e && *q != '"'; q += *q == '\\' ? 2 : 1)
+		;
+	if (q >= e)
 		return -1;
-	*vlen = (size_t)(p - *v);
+	*v = p;
+	*vlen = (size_t)(q - p);
 	return 0;
 }
 
@@ -253,25 +253,19 @@ respond(int fd, const char *op, const char *res, const char *x, size_t xl)
 	line_to(fd);
 }
 
-/* The room of that name, or -1. */
-static int
-room_find(const char *p, size_t n)
-{
-	int	i;
-
-	for (i = 0; i < nrooms; i++)
-		if (rooms[i].len == n && memcmp(rooms[i].name, p, n) == 0)
-			return i;
-	return -1;
-}
-
-/* The room a request names, its name in *r, *rn; or -1. */
+/* The room a request names, its name in *r, *rn (NULL if none); or -1. */
 static int
 room_arg(const char *l, size_t len, const char **r, size_t *rn)
 {
+	int	i;
+
+	*r = NULL;
 	if (json_str(l, len, "roomname", r, rn) == -1)
 		return -1;
-	return room_find(*r, *rn);
+	for (i = 0; i < nrooms; i++)
+		if (rooms[i].len == *rn && memcmp(rooms[i].name, *r, *rn) == 0)
+			return i;
+	return -1;
 }
 
 /* IDENTIFY: the name, or USER_ALREADY_EXISTS. */
@@ -354,11 +348,10 @@ do_new_room(int fd, const char *l, size_t len)
 	const char	*r;
 	size_t		 rn;
 
-	if (json_str(l, len, "roomname", &r, &rn) == -1 || rn == 0 ||
-	    rn >= NAME_LEN)
+	/* Its errors are not answered: a bench run makes none. */
+	if (room_arg(l, len, &r, &rn) != -1 || r == NULL || rn == 0 ||
+	    rn >= NAME_LEN || nrooms == ROOMS_MAX)
 		return;
-	if (room_find(r, rn) != -1 || nrooms == ROOMS_MAX)
-		return;		/* errors: none in a bench run */
 	memcpy(rooms[nrooms].name, r, rn);
 	rooms[nrooms].len = rn;
 	set_add(&rooms[nrooms].mem, fd);
@@ -575,15 +568,31 @@ ep_accept(int lfd, int tcp)
 		warn("accept4");
 }
 
+/* The monotonic clock in microseconds. */
+static int64_t
+now_us(void)
+{
+	struct timespec	ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		err(1, "clock_gettime");
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /*
  * The routing loop, over the listener lfd: single's whole server, or
  * multi's hub.  Queued lines are written once a turn, so a turn that
- * routes many lines to one endpoint writes them in one call.
+ * routes many lines to one endpoint writes them in one call.  The hub
+ * also gathers, as talknetd's does (hub_round.c, max-gather 5 ms), but
+ * only after a broadcast: a write pass to 100 workers or more that took
+ * 500 us or more makes the next wait as long (at most 5 ms), so under
+ * load each worker wakes for more lines at a time.
  */
 static void __attribute__((noreturn))
 serve(int lfd, int tcp)
 {
 	struct epoll_event	ev[EVENTS];
+	int64_t			t, until = 0;
 	size_t			i;
 	int			n, k, fd;
 
@@ -591,7 +600,9 @@ serve(int lfd, int tcp)
 		err(1, "epoll_create1");
 	watch(efd, EPOLL_CTL_ADD, lfd, EPOLLIN);
 	for (;;) {
-		if ((n = epoll_wait(efd, ev, EVENTS, -1)) == -1) {
+		t = dirty.n == 0 ? -1 : (until - now_us() + 999) / 1000;
+		if ((n = epoll_wait(efd, ev, EVENTS, t < 0 && dirty.n ? 0 :
+		    (int)t)) == -1) {
 			if (errno == EINTR)
 				continue;
 			err(1, "epoll_wait");
@@ -606,8 +617,12 @@ serve(int lfd, int tcp)
 			    (ev[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 				ep_read(fd);
 		}
+		if (dirty.n == 0 || (t = now_us()) < until)
+			continue;
 		for (i = 0; i < dirty.n; i++)
 			ep_flush(dirty.v[i]);
+		if (!tcp && dirty.n >= 100 && (t = now_us() - t) >= 500)
+			until = now_us() + (t < 5000 ? t : 5000);
 		dirty.n = 0;
 	}
 }
@@ -772,7 +787,7 @@ spare(const struct sockaddr_un *sun, socklen_t sl)
 
 static pid_t		 hub_pid;
 static int		 spare_fd[SPARES_MAX];
-static int		 nspare, want;
+static int		 nspare, want = SPARES_MIN;
 
 /* Forks one spare; its hand-off socket goes on the idle list. */
 static void
@@ -961,21 +976,15 @@ main(int argc, char **argv)
 	struct sockaddr_un	 sun;
 	socklen_t		 sl;
 	char			*end;
-	long			 port, n = 8;
+	long			 port;
 	int			 lfd, ulfd;
 
-	if (argc < 3 || argc > 4 || (strcmp(argv[1], "multi") != 0 &&
+	if (argc != 3 || (strcmp(argv[1], "multi") != 0 &&
 	    strcmp(argv[1], "single") != 0))
-		errx(2, "usage: floor multi|single PORT [SPARES]");
+		errx(2, "usage: floor multi|single PORT");
 	port = strtol(argv[2], &end, 10);
 	if (*end != '\0' || port < 0 || port > 65535)
 		errx(2, "bad port %s", argv[2]);
-	if (argc == 4) {
-		n = strtol(argv[3], &end, 10);
-		if (*end != '\0' || n < 1 || n > SPARES_MAX)
-			errx(2, "spares: 1 to %d", SPARES_MAX);
-	}
-	want = (int)n;
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		err(1, "signal");
 	eps_init();
