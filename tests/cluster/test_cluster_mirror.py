@@ -18,33 +18,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, req, resp, new_user, new_status,  # noqa: E402
                     disconnected, public_from, text_from)
-from tntest.cluster import (Redis, hub_table, node, nodes,  # noqa: E402
-                            users_of, know_all, one_user_each)
+from tntest.cluster import (Redis, TAILS_HEAD, know_all,  # noqa: E402
+                            kill_hub_with_tails, node, nodes,
+                            one_user_each, sigcont, stream_len, users_of,
+                            two_nodes, wait_users)
 
 T = tntest.TIMEOUT
-
-
-
-def wait_users(c, want, timeout=3 * T):
-    """Asks USERS until it is want (a dict of name to status)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = users_of(c)
-        if got == want or time.monotonic() >= deadline:
-            assert got == want, (got, want)
-            return
-        time.sleep(0.05)
-
-
-
-def alice_and_bob(r):
-    """Two nodes on r, alice on the first and bob on the second, once
-    bob's node mirrors alice: (a, b, alice, bob)."""
-    a, b = nodes(r, 2)
-    alice = Client(a).identify("alice")
-    bob = Client(b).identify("bob")
-    wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
-    return a, b, alice, bob
 
 
 def test_users_and_presence_cross_nodes():
@@ -131,7 +110,8 @@ def test_one_xadd_per_message_whatever_the_recipients():
 
 def test_a_hub_killed_keeps_its_mirror_and_reads_on():
     with Redis() as r:
-        a, b, alice, bob = alice_and_bob(r)
+        a, b, cl = two_nodes(r, ("alice",), ("bob",))
+        alice, bob = cl["alice"], cl["bob"]
         bob.drain()
         old = b.hub_pid()
         os.kill(old, signal.SIGKILL)
@@ -153,20 +133,6 @@ def test_a_hub_killed_keeps_its_mirror_and_reads_on():
         bob.expect(disconnected("carol"), 3 * T)
 
 
-def cont(pid):
-    """SIGCONT to a process just killed, which the master may have
-    reaped already."""
-    try:
-        os.kill(pid, signal.SIGCONT)
-    except ProcessLookupError:
-        pass
-
-
-def stream_len(r, node_id):
-    """How many entries node_id's stream holds."""
-    return int(r.cmd("XLEN", "tn:stream:" + node_id))
-
-
 def test_a_new_hub_reads_on_where_the_dead_one_stopped():
     """What another node's users did while no hub ran here reaches this
     node's users as news once the master has started a new hub: a text,
@@ -175,12 +141,8 @@ def test_a_new_hub_reads_on_where_the_dead_one_stopped():
     took a snapshot instead would have mirrored carol and dropped dave
     quietly, and lost the text."""
     with Redis() as r:
-        a, b = nodes(r, 2)
-        alice = Client(a).identify("alice")
-        dave = Client(a).identify("dave")
-        bob = Client(b).identify("bob")
-        wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE",
-                         "dave": "ACTIVE"})
+        a, b, cl = two_nodes(r, ("alice", "dave"), ("bob",))
+        alice, dave, bob = cl["alice"], cl["dave"], cl["bob"]
         bob.drain()
         old = b.hub_pid()
         base = stream_len(r, "node1")
@@ -199,7 +161,7 @@ def test_a_new_hub_reads_on_where_the_dead_one_stopped():
                               3 * T, what="four entries in node1's stream")
         finally:
             os.kill(old, signal.SIGKILL)
-            cont(old)
+            sigcont(old)
         tntest.wait_until(lambda: b.hub_pid() != old, 3 * T,
                           what="a new hub")
         b.wait_log(r"cluster: reading on from where the last hub stopped",
@@ -220,31 +182,6 @@ def test_a_new_hub_reads_on_where_the_dead_one_stopped():
         bob.expect(public_from("carol", "hello bob"), 3 * T)
 
 
-TAILS_HEAD = 8 + 4 + 4 + 48     # struct shm_tails before tail[]
-
-
-def kill_hub_with_tails(server, edit):
-    """Stops server's hub, lets edit(f, row) change the table's last
-    ids (row: the offset of tail[0]), kills the hub and waits for the
-    next one."""
-    hub = server.hub_pid()
-    f = hub_table(server)
-    head = f.read(64 * 1024)
-    # node1 is a row of "show cluster" first, then node2's tail[0].
-    at = head.rfind(b"node1\0")
-    assert at > 0, "no tail of node1 in the table's header"
-    os.kill(hub, signal.SIGSTOP)
-    try:
-        edit(f, at)
-        f.flush()
-    finally:
-        f.close()
-        os.kill(hub, signal.SIGKILL)
-        cont(hub)
-    tntest.wait_until(lambda: server.hub_pid() != hub, 3 * T,
-                      what="a new hub")
-
-
 def test_a_new_hub_does_not_read_on_from_a_torn_or_bad_place():
     """A dead hub's last ids that are torn (killed while it wrote them)
     or not stream ids are not read on from: the new hub logs it and
@@ -261,7 +198,8 @@ def test_a_new_hub_does_not_read_on_from_a_torn_or_bad_place():
 
     for edit, why in ((torn, "died writing"), (bad_id, "not sound")):
         with Redis() as r:
-            a, b, alice, bob = alice_and_bob(r)
+            a, b, cl = two_nodes(r, ("alice",), ("bob",))
+            alice, bob = cl["alice"], cl["bob"]
             bob.drain()
             kill_hub_with_tails(b, edit)
             b.wait_log(r"cluster: the last hub.*%s.*a snapshot instead" % why,
@@ -276,7 +214,8 @@ def test_more_streams_than_the_table_keeps_mean_a_snapshot():
     """The table keeps the place of 64 streams: with more nodes a new hub
     takes a snapshot, and the mirror is still right."""
     with Redis() as r:
-        a, b, alice, bob = alice_and_bob(r)
+        a, b, cl = two_nodes(r, ("alice",), ("bob",))
+        alice, bob = cl["alice"], cl["bob"]
         # Nodes with a heartbeat (a key that lasts the test), no stream.
         fakes = ["fake%02d" % i for i in range(70)]
         for n in fakes:

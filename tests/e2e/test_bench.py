@@ -774,22 +774,14 @@ def check_tls_workloads(port, ca):
     assert "TLS" in d["error"] or "TLS" in d.get("note", ""), d
 
 
-def cluster_built():
-    """True if talknetd knows --cluster (built with hiredis)."""
-    p = subprocess.run([tntest.TALKNETD, "-h"], capture_output=True,
-                       timeout=10)
-    return b"--cluster" in p.stdout + p.stderr
-
-
 def test_nodes_spread_every_workload_over_a_cluster():
     """--nodes over two talknetd nodes on one redis-server: clients go
     round robin (each node holds half, senders on both), fanout to
     everyone and in a room delivers every copy across the nodes, and
     each private pair, split over the two nodes, gets every round trip
     back."""
-    if not cluster_built():
-        raise tntest.Skip("talknetd built without hiredis (no --cluster)")
     from tntest import cluster
+    cluster.need_cluster()
     with cluster.Redis() as r:
         a, b = cluster.nodes(r, 2)
         both = nodes_arg([a, b])

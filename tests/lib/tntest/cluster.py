@@ -21,7 +21,7 @@ import threading
 import time
 
 from . import runner
-from .config import START_TIMEOUT, STOP_TIMEOUT, TIMEOUT
+from .config import START_TIMEOUT, STOP_TIMEOUT, TALKNETD, TIMEOUT
 from .daemon import Server, free_port
 from .client import Client
 from .procfs import ppid_map, descendants_of
@@ -257,6 +257,116 @@ def room_with(owner, room, *members):
 
 def now():
     return time.monotonic()
+
+
+def wait_users(c, want, timeout=3 * TIMEOUT):
+    """Asks USERS until it is want (a dict of name to status)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = users_of(c)
+        if got == want or time.monotonic() >= deadline:
+            assert got == want, (got, want)
+            return
+        time.sleep(0.05)
+
+
+def two_nodes(r, on_a, on_b):
+    """Two nodes on r, a client identified on the first for each name of
+    on_a and on the second for each of on_b, once the last of on_b lists
+    them all: (a, b, the clients by name)."""
+    a, b = nodes(r, 2)
+    cl = {n: Client(a).identify(n) for n in on_a}
+    cl.update({n: Client(b).identify(n) for n in on_b})
+    wait_users(cl[on_b[-1]], {n: "ACTIVE" for n in cl})
+    return a, b, cl
+
+
+def stream_len(r, node_id):
+    """How many entries node_id's stream holds."""
+    return int(r.cmd("XLEN", "tn:stream:" + node_id))
+
+
+def sigcont(pid):
+    """SIGCONT to a process just killed, which its master may have
+    reaped already."""
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+
+
+def new_hub(server, old):
+    """Waits for the hub the master starts after old; its pid."""
+    wait_until(lambda: server.hub_pid() != old, 3 * TIMEOUT,
+               what="a new hub")
+    return server.hub_pid()
+
+
+TAILS_HEAD = 8 + 4 + 4 + 48     # struct shm_tails before tail[]
+
+
+def kill_hub_with_tails(server, edit):
+    """Stops server's hub, lets edit(f, row) change the table's places in
+    the streams (row: the offset of tail[0]), kills the hub, and returns
+    the next one's pid.  server is node2 of two: node1 is a row of "show
+    cluster" first, then node2's tail[0]."""
+    hub = server.hub_pid()
+    f = hub_table(server)
+    head = f.read(64 * 1024)
+    at = head.rfind(b"node1\0")
+    assert at > 0, "no tail of node1 in the table's header"
+    os.kill(hub, signal.SIGSTOP)
+    try:
+        edit(f, at)
+        f.flush()
+    finally:
+        f.close()
+        os.kill(hub, signal.SIGKILL)
+        sigcont(hub)
+    return new_hub(server, hub)
+
+
+RESUMED = r"cluster: reading on from where the last hub stopped"
+
+
+def resumes(server):
+    """How many hubs of server read on from the dead one's place."""
+    return server.log_text().count("reading on from where the last hub")
+
+
+def room_users(c, room):
+    """ROOM_USERS' answer (a dict), other lines skipped."""
+    c.send(req("ROOM_USERS", roomname=room))
+    for _ in range(1000):
+        m = c.recv()
+        if m.get("type") == "ROOM_USER_LIST":
+            return m["users"]
+    raise AssertionError("no ROOM_USER_LIST")
+
+
+def wait_room(c, room, want, timeout=3 * TIMEOUT):
+    """Asks ROOM_USERS until it is want."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = room_users(c, room)
+        if got == want or time.monotonic() >= deadline:
+            assert got == want, (got, want)
+            return
+        time.sleep(0.05)
+
+
+def cluster_built():
+    """True if talknetd knows --cluster (built with hiredis)."""
+    p = subprocess.run([TALKNETD, "-h"], capture_output=True, timeout=10)
+    return b"--cluster" in p.stdout + p.stderr
+
+
+def need_cluster():
+    """Skips a test outside tests/cluster/ when talknetd has no --cluster."""
+    if not cluster_built():
+        raise Skip("talknetd built without hiredis (no --cluster)")
+
+
 
 
 def hub_table(server):
