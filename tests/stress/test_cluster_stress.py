@@ -2,10 +2,13 @@
 """Stress of the cluster (issue 19), run by make check-stress: the
 longest cluster runs, which wait out the daemon's own timers under
 traffic.  A node's hub killed six times in a row while another node's
-users talk and come and go (tests/cluster/test_cluster_resume.py has
-the single cases); Redis away for everyone past the heartbeat's TTL and
-back with its data, which must fence nobody (test_cluster_attack.py has
-the other Redis attacks).  Skipped when talknetd has no --cluster."""
+users talk and come and go, killed while another node is reaped, or
+right after its own node fenced, and garbage in its places in the
+streams (tests/cluster/test_cluster_resume.py has the single cases);
+Redis away for everyone past the heartbeat's TTL and back with its
+data, which must fence nobody (test_cluster_attack.py has the other
+Redis attacks).  Skipped when talknetd has no --cluster.  .ci/run runs
+this file again under ASan/UBSan."""
 
 import os
 import random
@@ -18,10 +21,11 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import Client, req, public_from  # noqa: E402
-from tntest.cluster import (RESUMED, Redis, know_all,  # noqa: E402
-                            need_cluster, nodes, resumes, room_users,
-                            room_with, users_of, wait_ok_again, wait_room,
-                            two_nodes, wait_users)
+from tntest.cluster import (RESUMED, Redis, TAILS_HEAD,  # noqa: E402
+                            kill_hub_with_tails, know_all, need_cluster,
+                            new_hub, nodes, resumes, room_users, room_with,
+                            sigcont, two_nodes, users_of, wait_ok_again,
+                            wait_room, wait_users)
 
 T = tntest.TIMEOUT
 
@@ -182,6 +186,161 @@ def test_redis_back_after_the_ttl_with_its_data_fences_nobody():
         cl[0].send(req("PUBLIC_TEXT", text="still one chat"))
         for x in cl[1:]:
             x.expect(public_from("alice", "still one chat"), 3 * T)
+
+
+def test_garbage_in_the_place_neither_crashes_nor_stops_the_hub():
+    """The header's places written with garbage while the hub is stopped
+    (as a same-uid process could): the next hub logs it and takes a
+    snapshot, or reads on, but it never crashes, and it reads A's texts
+    again within seconds.  An id that passes as digits but is no stream
+    id Redis takes (past 2^64), or lies past a stream's end, would make
+    every XREAD fail or wait for ever."""
+    def put(at, data):
+        def edit(f, row):
+            f.seek(row + at)
+            f.write(data)
+        return edit
+
+    def rand(f, row):
+        f.seek(row - TAILS_HEAD + 8)
+        f.write(random.Random(7).randbytes(TAILS_HEAD - 8 + 64 * 176))
+
+    cases = (
+        ("random", rand),
+        ("n huge", put(-TAILS_HEAD + 12, b"\xff\xff\xff\x7f")),
+        ("no NUL in a node", put(0, b"a" * 128)),
+        ("joins not an id", put(-48, b"abc\0")),
+        ("past 2^64", put(128, b"99999999999999999999-0\0")),
+        ("past the end", put(128, b"18446744073709551615-0\0")),
+    )
+    need_cluster()
+    with Redis() as r:
+        a, b, cl = two_nodes(r, ("alice",), ("bob",))
+        alice, bob = cl["alice"], cl["bob"]
+        for why, edit in cases:
+            hub = kill_hub_with_tails(b, edit)
+            tntest.wait_until(lambda: "hub started, pid %d" % hub
+                              in b.log_text(), 3 * T, what="the new hub")
+            text = "after " + why
+            deadline = time.monotonic() + 4 * T
+            while True:
+                alice.send(req("PUBLIC_TEXT", text=text))
+                try:
+                    m = bob.recv(0.5)
+                    while m.get("text") != text:
+                        m = bob.recv(0.5)
+                    break
+                except AssertionError:
+                    assert time.monotonic() < deadline, \
+                        "%s: the new hub reads nothing" % why
+            wait_users(bob, {"bob": "ACTIVE", "alice": "ACTIVE"})
+            bob.drain()
+            assert b.hub_pid() == hub, "%s: the hub died" % why
+        # Each one was seen, and a snapshot taken instead.
+        fell = [line for line in b.log_text().splitlines()
+                if "a snapshot instead" in line]
+        assert len(fell) == len(cases), fell
+
+
+def test_a_hub_killed_while_another_node_is_reaped():
+    """node3 loses power (every process at once); node2's hub is killed
+    too, and is down while node1 reaps node3.  node2's next hub drops
+    carol (her gone, on node1's stream, names node3), LEFT_ROOM first,
+    and lists what node1 lists."""
+    need_cluster()
+    with Redis() as r:
+        a, b, c = nodes(r, 3)
+        alice = Client(a).identify("alice")
+        bob = Client(b).identify("bob")
+        carol = Client(c).identify("carol")
+        for cl in (alice, bob, carol):
+            wait_users(cl, {"alice": "ACTIVE", "bob": "ACTIVE",
+                            "carol": "ACTIVE"})
+            cl.drain()
+        room_with(bob, "hall", carol)
+        bob.drain()
+        c.terminated = True
+        for p in [c.pid] + c.descendants():
+            os.kill(p, signal.SIGKILL)
+        # node2's hub stopped well within the TTL (3 s), or node2 would
+        # be reaped too: from just before node3's key lapses.
+        time.sleep(2.0)
+        old = b.hub_pid()
+        os.kill(old, signal.SIGSTOP)
+        try:
+            # Killed once node3 is reaped, or while it is (at most 2 s).
+            deadline = time.monotonic() + 2.0
+            while r.cmd("HGET", "tn:names", "carol") is not None and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            os.kill(old, signal.SIGKILL)
+            sigcont(old)
+        new_hub(b, old)
+        got = [bob.recv(3 * T) for _ in range(2)]
+        assert [(m["type"], m.get("username")) for m in got] == \
+            [("LEFT_ROOM", "carol"), ("DISCONNECTED", "carol")], got
+        want = users_of(alice)
+        assert want == {"alice": "ACTIVE", "bob": "ACTIVE"}, want
+        wait_users(bob, want)
+        wait_room(bob, "hall", {"bob": "ACTIVE"})
+
+
+def test_a_hub_killed_right_after_its_node_was_fenced():
+    """node2's hub stopped past the TTL: node1 reaps node2, and node2
+    fences when it comes back (its place is forgotten); its hub is then
+    killed at once, maybe before the fence is done (its clients not yet
+    closed: the heartbeat that said "reaped" took the tombstone).  The
+    next hub reads on from a place of after the fence, or, killed in
+    it, from before: then the reaper's gone of bob, which names node2,
+    closes bob, as Redis says the name is no longer node2's.  Either
+    way node2 ends with no ghost, bob's old client closed, and takes
+    new users that see node1's."""
+    need_cluster()
+    with Redis() as r:
+        a, b, cl = two_nodes(r, ("alice",), ("bob",))
+        alice, bob = cl["alice"], cl["bob"]
+        alice.send(req("PUBLIC_TEXT", text="old news"))
+        bob.expect(public_from("alice", "old news"), 3 * T)
+        hub = b.hub_pid()
+        os.kill(hub, signal.SIGSTOP)
+        try:
+            tntest.wait_until(lambda: r.cmd("HGET", "tn:names", "bob")
+                              is None, 8.0, what="node2 reaped")
+            alice.send(req("STATUS", status="AWAY"))
+            dave = Client(a).identify("dave")
+        finally:
+            os.kill(hub, signal.SIGCONT)
+        b.wait_log(r"cluster: fenced", 3 * T)
+        os.kill(hub, signal.SIGKILL)
+        new_hub(b, hub)
+        tntest.cluster.wait_ok_again(b, 2)
+        # bob's client is closed, or, the hub killed inside the fence,
+        # the next hub re-asserted bob (test_a_hub_killed_inside_its_
+        # fence_leaves_no_name_twice): one bob either way.
+        deadline = time.monotonic() + 3 * T
+        while r.cmd("HGET", "tn:names", "bob") != b"node2":
+            try:
+                bob.expect_closed(0.2, allow_lines=True)
+                bob = None
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline, \
+                    "bob neither closed nor re-asserted"
+        bob2 = bob or Client(b).identify_eventually("bob")
+        want = {"alice": "AWAY", "dave": "ACTIVE", "bob": "ACTIVE"}
+        wait_users(bob2, want)
+        wait_users(dave, want)
+        # node1's stream is not read again from its start: a place the
+        # fenced hub wrote after it forgot them (an SMEMBERS answered
+        # then) named no stream, and node1's was new to the next hub.
+        alice.send(req("PUBLIC_TEXT", text="new news"))
+        texts = []
+        while "new news" not in texts:
+            m = bob2.recv(3 * T)
+            if m["type"] == "PUBLIC_TEXT_FROM":
+                texts.append(m["text"])
+        assert texts == ["new news"], texts
 
 
 if __name__ == "__main__":
