@@ -30,13 +30,92 @@ from tntest.cluster import (RESUMED, Redis, TAILS_HEAD,  # noqa: E402
 T = tntest.TIMEOUT
 
 
+def churn_step(a, sender, churn, i):
+    """Every 80th text: the newcomer leaves, or a new one is invited
+    into the hall and joins it.  Returns the newcomer, or None."""
+    if churn is not None:
+        churn.close()
+        return None
+    churn = Client(a).identify("u%d" % i)
+    sender.send(req("INVITE", roomname="hall", usernames=["u%d" % i]))
+    for _ in range(2000):
+        if churn.recv(3 * T)["type"] == "INVITATION":
+            break
+    churn.send(req("JOIN_ROOM", roomname="hall"))
+    return churn
+
+
+def traffic(a, sender, stop, sent, errors):
+    """Texts every 2 ms, a status every 50, a newcomer every 80, until
+    stop (4,000 texts at most)."""
+    i = 0
+    churn = None
+    try:
+        while not stop.is_set() and i < 4000:
+            sender.send(req("PUBLIC_TEXT", text="t%05d" % i))
+            sent.append("t%05d" % i)
+            if i % 50 == 0:
+                sender.send(req("STATUS", status=("AWAY", "BUSY",
+                                "ACTIVE")[(i // 50) % 3]))
+            if i % 80 == 0:
+                churn = churn_step(a, sender, churn, i)
+            i += 1
+            time.sleep(0.002)
+        if churn is not None:
+            churn.close()
+    except Exception as e:  # noqa: BLE001 (reported by the test)
+        errors.append(e)
+
+
+def read_texts(c, stop, got):
+    """Appends every PUBLIC_TEXT_FROM text c gets to got, until stop."""
+    while not stop.is_set():
+        try:
+            m = c.recv(0.5)
+        except AssertionError:  # a quiet gap
+            continue
+        if m.get("type") == "PUBLIC_TEXT_FROM":
+            got.append(m["text"])
+
+
+def check_texts(sent, got, kills, server):
+    """Counts the texts lost and repeated on B; each kill may repeat one,
+    most arrive, and the order is kept but for the repeats."""
+    counts = {}
+    for t in got:
+        counts[t] = counts.get(t, 0) + 1
+    lost = [t for t in sent if t not in counts]
+    dup = sum(n - 1 for n in counts.values())
+    print("%d kills, %d resumes, %d texts sent, %d lost, %d repeated"
+          % (kills, resumes(server), len(sent), len(lost), dup))
+    runs = []
+    for t in lost:
+        n = int(t[1:])
+        if runs and runs[-1][1] == n - 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    print("lost, as runs of texts: %s" % runs)
+    assert dup <= kills, (dup, kills)
+    # At most once: what a dead hub had queued for bob's worker is
+    # lost (a resumed hub's first read is the whole outage's backlog,
+    # so one kill right after it loses that); most arrive.
+    assert len(lost) < len(sent) // 2, (len(lost), len(sent))
+    firsts = []
+    for t in got:
+        if not firsts or t > firsts[-1]:
+            firsts.append(t)
+    assert len(firsts) == len(counts), "out of order on B"
+
+
 def test_kills_in_a_row_under_traffic():
     """B's hub killed 6 times, 0.2 to 1 s apart, while A's users talk,
-    change status, come and go, and join and leave a room of bob's.  Afterwards B's users see what A's
-    see, and each text reached B's observer at most once more than it
-    was sent per kill (an entry applied again per stream per kill), in
-    order; texts the dead hubs had queued may be lost: counted (here,
-    about 2,800 sent, 0 repeated, one run of 230 to 290 lost)."""
+    change status, come and go, and join and leave a room of bob's.
+    Afterwards B's users see what A's see, and each text reached B's
+    observer at most once more than it was sent per kill (an entry
+    applied again per stream per kill), in order; texts the dead hubs
+    had queued may be lost: counted (here, about 2,800 sent, 0
+    repeated, one run of 230 to 290 lost)."""
     need_cluster()
     with Redis() as r:
         a, b, cl = two_nodes(r, ("sender",), ("bob",))
@@ -45,55 +124,11 @@ def test_kills_in_a_row_under_traffic():
         bob.drain()
         room_with(sender, "hall", bob)
         bob.drain()
-        stop = threading.Event()
-        sent = []
-        errors = []
-
-        def traffic():
-            i = 0
-            churn = None
-            try:
-                while not stop.is_set() and i < 4000:
-                    sender.send(req("PUBLIC_TEXT", text="t%05d" % i))
-                    sent.append("t%05d" % i)
-                    if i % 50 == 0:
-                        sender.send(req("STATUS", status=("AWAY", "BUSY",
-                                        "ACTIVE")[(i // 50) % 3]))
-                    if i % 80 == 0:
-                        if churn is not None:
-                            churn.close()
-                            churn = None
-                        else:
-                            # A newcomer, invited into the hall, joins.
-                            churn = Client(a).identify("u%d" % i)
-                            sender.send(req("INVITE", roomname="hall",
-                                            usernames=["u%d" % i]))
-                            for _ in range(2000):
-                                if churn.recv(3 * T)["type"] == \
-                                        "INVITATION":
-                                    break
-                            churn.send(req("JOIN_ROOM", roomname="hall"))
-                    i += 1
-                    time.sleep(0.002)
-                if churn is not None:
-                    churn.close()
-            except Exception as e:  # noqa: BLE001 (reported below)
-                errors.append(e)
-
-        got = []
-        reader_stop = threading.Event()
-
-        def reader():
-            while not reader_stop.is_set():
-                try:
-                    m = bob.recv(0.5)
-                except AssertionError:  # a quiet gap
-                    continue
-                if m.get("type") == "PUBLIC_TEXT_FROM":
-                    got.append(m["text"])
-
-        th = threading.Thread(target=traffic)
-        rd = threading.Thread(target=reader)
+        stop, reader_stop = threading.Event(), threading.Event()
+        sent, errors, got = [], [], []
+        th = threading.Thread(target=traffic,
+                              args=(a, sender, stop, sent, errors))
+        rd = threading.Thread(target=read_texts, args=(bob, reader_stop, got))
         th.start()
         rd.start()
         kills = 6
@@ -101,8 +136,7 @@ def test_kills_in_a_row_under_traffic():
         try:
             time.sleep(0.5)
             for _ in range(kills):
-                pid = b.hub_pid(3 * T)
-                os.kill(pid, signal.SIGKILL)
+                os.kill(b.hub_pid(3 * T), signal.SIGKILL)
                 time.sleep(rnd.uniform(0.2, 1.0))
         finally:
             time.sleep(1.0)
@@ -117,34 +151,8 @@ def test_kills_in_a_row_under_traffic():
         time.sleep(0.5)
         reader_stop.set()
         rd.join(10)
-        counts = {}
-        for t in got:
-            counts[t] = counts.get(t, 0) + 1
-        lost = [t for t in sent if t not in counts]
-        dup = sum(n - 1 for n in counts.values())
-        print("%d kills, %d resumes, %d texts sent, %d lost, %d repeated"
-              % (kills, resumes(b), len(sent), len(lost), dup))
-        runs = []
-        for t in lost:
-            n = int(t[1:])
-            if runs and runs[-1][1] == n - 1:
-                runs[-1][1] = n
-            else:
-                runs.append([n, n])
-        print("lost, as runs of texts: %s" % runs)
-        assert dup <= kills, (dup, kills)
-        # At most once: what a dead hub had queued for bob's worker is
-        # lost (a resumed hub's first read is the whole outage's
-        # backlog, so one kill right after it loses that); most arrive.
-        assert len(lost) < len(sent) // 2, (len(lost), len(sent))
-        # Order kept, but for the repeats.
-        firsts = []
-        for t in got:
-            if not firsts or t > firsts[-1]:
-                firsts.append(t)
-        assert len(firsts) == len(counts), "out of order on B"
-        want = users_of(sender)
-        wait_users(bob, want)
+        check_texts(sent, got, kills, b)
+        wait_users(bob, users_of(sender))
         members = room_users(sender, "hall")
         assert set(members) == {"sender", "bob"}, members
         wait_room(bob, "hall", members)
