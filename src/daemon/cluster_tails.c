@@ -155,8 +155,9 @@ cluster_tails_load(struct shm_tails *v, const char *self)
 		    "streams: a snapshot instead");
 		return -1;
 	}
+	/* A first start, or fenced: nothing to read on from. */
 	if (v->version == 0)
-		return -1;	/* a first start, or fenced: nothing to resume */
+		return -1;
 	if (v->version != SHM_TAILS_VERSION || v->n > SHM_TAILS_MAX ||
 	    !tails_id_valid(v->joins, sizeof(v->joins))) {
 		log_warnx("cluster: the last hub's place in the streams is not "
@@ -266,8 +267,8 @@ cluster_tails_gaps(const redisReply *rep)
 	}
 	for (i = 0; i < rep->elements && i < SHM_TAILS_MAX; i++)
 		if (rep->element[i]->type == REDIS_REPLY_STRING)
-			log_warnx("cluster: %s's stream lost entries after where "
-			    "the last hub stopped (trimmed, or started "
+			log_warnx("cluster: %s's stream lost entries after "
+			    "where the last hub stopped (trimmed, or started "
 			    "again): a snapshot instead, what it said "
 			    "meanwhile is lost here",
 			    log_escape(rep->element[i]->str,

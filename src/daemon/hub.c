@@ -244,7 +244,8 @@ hub_resume(void)
 			hub.free_users[hub.nfree_users++] = i;
 			continue;
 		}
-		c = hub_conn_new(-1, u->pid, u->remote ? HUB_ADDR_REMOTE : "(away)");
+		c = hub_conn_new(-1, u->pid,
+		    u->remote ? HUB_ADDR_REMOTE : "(away)");
 		c->slot = i;
 		c->hello = 1;
 		hub.conns[i] = c;
