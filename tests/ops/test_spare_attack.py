@@ -196,7 +196,7 @@ def test_a_reload_storm_while_clients_connect():
     children are as before."""
     with tntest.Server("--min-spare", "3", "--max-spare", "6") as s:
         spares(s, 3)
-        fds0 = s.master_nfds()
+        fds0 = s.master_nfds_settled()
         clients, errors = [], []
 
         def connect():
@@ -254,7 +254,7 @@ def test_connections_gone_before_their_hand_off_leak_nothing():
     with tntest.Server("--min-spare", "2", "--max-spare", "4",
                        "--max-clients-per-ip", "2") as s:
         spares(s, 2)
-        fds0 = s.master_nfds()
+        fds0 = s.master_nfds_settled()
         for i in range(60):
             so = socket.create_connection(("127.0.0.1", s.port), timeout=T)
             if i % 2:

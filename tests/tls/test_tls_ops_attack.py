@@ -123,7 +123,7 @@ def test_bad_files_on_reload():
         good = der(pki().server_cert)
         r, out, took = ctl_reload(s)
         assert r == 0, out
-        fds = s.master_nfds()
+        fds = s.master_nfds_settled()
         cases = []
         for which, src in (("c.pem", pki().server_cert),
                            ("k.pem", pki().server_key)):
@@ -223,7 +223,7 @@ def test_reload_storm_under_traffic():
         # Warm up: the first reloads allocate what later ones reuse.
         for i in range(10):
             assert ctl_reload(s)[0] == 0
-        base_fds = s.master_nfds()
+        base_fds = s.master_nfds_settled()
         base_rss = _master_rss_kb(s.pid)
         stop = threading.Event()
         sent = []

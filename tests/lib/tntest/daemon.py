@@ -177,6 +177,21 @@ class Server(Scoped):
         end of its hand-off socket): flat unless something leaks."""
         return nfds(self.pid) - len(self.spares())
 
+    def master_nfds_settled(self, timeout=TIMEOUT):
+        """master_nfds once it holds still over 0.2 s: a baseline.  Just
+        after a reload the spares it replaced are still exiting, titled
+        spares while the master has closed their ends already, so a
+        count taken then is low by as many."""
+        last = self.master_nfds()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = self.master_nfds()
+            if now == last:
+                return now
+            last = now
+        return last
+
     def titled(self, title):
         """PIDs of the master's descendants whose title is exactly title."""
         return [p for p in self.descendants() if proc_title(p) == title]
