@@ -140,6 +140,23 @@ tails_id_valid(const char *id, size_t size)
 	return p != NULL;
 }
 
+/* Whether the rows hold node ids, none this node's, and stream ids. */
+static int
+tails_rows_sound(const struct shm_tails *v, const char *self)
+{
+	uint32_t	i;
+
+	for (i = 0; i < v->n; i++)
+		if (memchr(v->tail[i].node, '\0',
+		    sizeof(v->tail[i].node)) == NULL ||
+		    !cluster_node_valid(v->tail[i].node,
+		    strlen(v->tail[i].node)) ||
+		    strcmp(v->tail[i].node, self) == 0 ||
+		    !tails_id_valid(v->tail[i].id, sizeof(v->tail[i].id)))
+			return 0;
+	return 1;
+}
+
 /*
  * Reads the dead hub's ids back, all checked: a torn write (a hub killed
  * in it), a row that is not a node id or a stream id, or one naming
@@ -148,8 +165,6 @@ tails_id_valid(const char *id, size_t size)
 int
 cluster_tails_load(struct shm_tails *v, const char *self)
 {
-	uint32_t	i;
-
 	if (shm_tails_get(&hub.tab, v) == -1) {
 		log_warnx("cluster: the last hub died writing its place in the "
 		    "streams: a snapshot instead");
@@ -159,22 +174,12 @@ cluster_tails_load(struct shm_tails *v, const char *self)
 	if (v->version == 0)
 		return -1;
 	if (v->version != SHM_TAILS_VERSION || v->n > SHM_TAILS_MAX ||
-	    !tails_id_valid(v->joins, sizeof(v->joins))) {
+	    !tails_id_valid(v->joins, sizeof(v->joins)) ||
+	    !tails_rows_sound(v, self)) {
 		log_warnx("cluster: the last hub's place in the streams is not "
 		    "sound: a snapshot instead");
 		return -1;
 	}
-	for (i = 0; i < v->n; i++)
-		if (memchr(v->tail[i].node, '\0',
-		    sizeof(v->tail[i].node)) == NULL ||
-		    !cluster_node_valid(v->tail[i].node,
-		    strlen(v->tail[i].node)) ||
-		    strcmp(v->tail[i].node, self) == 0 ||
-		    !tails_id_valid(v->tail[i].id, sizeof(v->tail[i].id))) {
-			log_warnx("cluster: the last hub's place in the "
-			    "streams is not sound: a snapshot instead");
-			return -1;
-		}
 	return 0;
 }
 

@@ -19,7 +19,7 @@ import tntest  # noqa: E402
 from tntest import (Client, req, resp, new_user, new_status,  # noqa: E402
                     disconnected, public_from, text_from)
 from tntest.cluster import (Redis, TAILS_HEAD, know_all,  # noqa: E402
-                            kill_hub_with_tails, node, nodes,
+                            kill_hub_with_tails, new_hub, node, nodes,
                             one_user_each, sigcont, stream_len, users_of,
                             two_nodes, wait_users)
 
@@ -115,8 +115,7 @@ def test_a_hub_killed_keeps_its_mirror_and_reads_on():
         bob.drain()
         old = b.hub_pid()
         os.kill(old, signal.SIGKILL)
-        tntest.wait_until(lambda: b.hub_pid() != old, 3 * T,
-                          what="a new hub")
+        new_hub(b, old)
         b.wait_log(r"hub: resumed 2 users")
         # The new hub reads on from the dead one's place: no news.
         b.wait_log(r"cluster: reading on from where the last hub stopped, "
@@ -162,8 +161,7 @@ def test_a_new_hub_reads_on_where_the_dead_one_stopped():
         finally:
             os.kill(old, signal.SIGKILL)
             sigcont(old)
-        tntest.wait_until(lambda: b.hub_pid() != old, 3 * T,
-                          what="a new hub")
+        new_hub(b, old)
         b.wait_log(r"cluster: reading on from where the last hub stopped",
                    3 * T)
         got = [bob.recv(3 * T) for _ in range(4)]
@@ -225,8 +223,7 @@ def test_more_streams_than_the_table_keeps_mean_a_snapshot():
                    3 * T)
         old = b.hub_pid()
         os.kill(old, signal.SIGKILL)
-        tntest.wait_until(lambda: b.hub_pid() != old, 3 * T,
-                          what="a new hub")
+        new_hub(b, old)
         b.wait_log(r"cluster: mirror of 1 users", 3 * T)
         assert "reading on from where" not in b.log_text()
         alice.send(req("PUBLIC_TEXT", text="many"))
