@@ -43,20 +43,7 @@ servers=()
 declare -A pid port conc
 notes=()
 log() { printf 'floor-bench: %s\n' "$*" >&2; }
-
-# Stops one server we started: TERM, a bounded wait, then KILL; reaped.
-stop_pid() {
-	local p=$1 i
-	[ -n "$p" ] || return 0
-	kill -TERM "$p" 2>/dev/null || return 0
-	for i in $(seq 1 50); do
-		kill -0 "$p" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$p" 2>/dev/null
-	wait "$p" 2>/dev/null
-	return 0
-}
+. "$here/bench-lib.sh"
 
 cleanup() {
 	local s
@@ -73,59 +60,10 @@ for f in "$TALKNETD" "$TALKNET_BENCH"; do
 done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 # Built as wakecost.py builds wakebare.c: not part of the build.
-if ! ${CC:-cc} -O2 -o "$tmp/floor" "$here/floor.c"; then
+if ! ${CC:-cc} -O2 -o "$tmp/floor" "$here/floor.c" "$here/floor_multi.c"; then
 	log "floor.c does not build"
 	exit 1
 fi
-
-# Counts the processes of the tree under a PID.
-tree_size() {
-	ps -e -o pid=,ppid= | awk -v root="$1" '
-		{ parent[$1] = $2 }
-		END {
-			n = 0
-			for (p in parent)
-				for (q = p; q != "" && q != 0; q = parent[q])
-					if (q == root) { n++; break }
-			print n
-		}'
-}
-
-# Waits (at most 20 s) for a server's tree to shrink back to its size
-# at start, or to hold still 2 s (a spare pool may stay larger).
-tree_settle() {
-	local p=$1 base=$2 i n last=-1 still=0
-	for i in $(seq 1 200); do
-		n=$(tree_size "$p")
-		[ "$n" -le "$base" ] && break
-		if [ "$n" = "$last" ]; then
-			still=$((still + 1))
-			[ "$still" -ge 20 ] && break
-		else
-			still=0
-			last=$n
-		fi
-		sleep 0.1
-	done
-}
-
-# The CPU seconds the tree under a PID has used: each member's utime
-# and stime, and the cutime and cstime of the children it reaped (the
-# kernel sums them in ns; /proc gives the sums in ticks).
-tree_cpu() {
-	local p
-	ps -e -o pid=,ppid= | awk -v root="$1" '
-		{ parent[$1] = $2 }
-		END {
-			for (p in parent)
-				for (q = p; q != "" && q != 0; q = parent[q])
-					if (q == root) { print p; break }
-		}' | while read -r p; do
-		# Fields after the ")" of the command: utime is the 12th.
-		sed 's/.*) //' "/proc/$p/stat" 2>/dev/null
-	done | awk -v hz="$(getconf CLK_TCK)" \
-	    '{ t += $12 + $13 + $14 + $15 } END { printf "%.2f\n", t / hz }'
-}
 
 # Starts $1 (a name) as "$2 ..." logging to $tmp/$1.log, and reads the
 # port from the line "listening on 127.0.0.1:PORT" (talknetd, floor).
@@ -202,22 +140,6 @@ EOF
 	servers+=(ngircd)
 	port[ngircd]=$p
 	conc[ngircd]=8	# its listen backlog is 10: never overrun it
-}
-
-# Reads one number of a talknet-bench JSON result: "key" or "obj.key".
-jget() {
-	local s path=$2 obj
-	[ -s "$1" ] || { echo ""; return; }
-	s=$(cat "$1")
-	while [[ $path == *.* ]]; do
-		obj=${path%%.*}
-		s=${s#*\"$obj\":\{}
-		path=${path#*.}
-	done
-	[[ $s == *\"$path\":* ]] || { echo ""; return; }
-	s=${s#*\"$path\":}
-	s=${s%%[,\}]*}
-	echo "$s"
 }
 
 over_budget() {

@@ -2,17 +2,17 @@
  * floor: the cheapest TalkNet server of each shape, for floor-bench.sh.
  * It answers what talknet-bench sends (IDENTIFY, TEXT, PUBLIC_TEXT,
  * NEW_ROOM, INVITE, JOIN_ROOM, ROOM_TEXT, DISCONNECT), scanning lines as
- * its encoder writes them: no codec, sandbox, shm, limits, or NEW_USER,
- * JOINED_ROOM, DISCONNECTED broadcasts.  usage: floor multi|single PORT
- * (0 takes a free one, printed as "listening on 127.0.0.1:PORT").
+ * its encoder writes them: no codec, sandbox, shm, limits, or JOINED_ROOM
+ * broadcasts.  usage: floor multi|single PORT [presence] (PORT 0 takes a
+ * free one, printed as "listening on 127.0.0.1:PORT").  With presence,
+ * every other identified user gets NEW_USER and DISCONNECTED, as the
+ * protocol says (and talknetd does); without, no one does.
  *
- * multi, talknetd's process shape: a master hands each accepted client
- * (SCM_RIGHTS, SOCK_SEQPACKET) to one of the workers forked ahead (8,
- * one more after each miss), one fork a loop turn; a hub forked at start listens on a Unix stream
- * socket, as talknetd's, and each worker connects its channel to it (a
- * spare does so before it has a client: the cheapest it can be).  The
- * worker relays client lines to the hub and hub bytes to the client.
- * single: the same routing in one process and one epoll loop (ngircd's).
+ * multi, talknetd's process shape: a master hands each client to a worker
+ * forked ahead (SCM_RIGHTS), which relays between it and a hub over a
+ * Unix socket (connected ahead: the cheapest it can be); floor_multi.c.
+ * This file routes: the hub of multi, and single, the same routing in
+ * one process and one epoll loop (ngircd's).
  */
 #define _GNU_SOURCE 1	/* accept4, memmem, close_range */
 
@@ -40,20 +40,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "floor.h"
+
 #define NAME_LEN	64		/* names and room names, bytes */
 #define ROOMS_MAX	64		/* one bit each in struct ep */
 #define HASH_SIZE	65536		/* name hash heads */
-#define LINE_CAP	(1 << 20)	/* an unended line this long: close */
-#define READ_CHUNK	65536
-#define SPARES_MIN	8		/* spares forked ahead at first */
-#define SPARES_MAX	64		/* the pool grows to this under a burst */
 #define EVENTS		256
-
-/* A growable byte buffer. */
-struct buf {
-	char	*p;
-	size_t	 len, cap;
-};
 
 /* A list of endpoint fds: the identified users, a room's members. */
 struct set {
@@ -82,10 +74,11 @@ static int		 heads[HASH_SIZE];
 static struct set	 everyone, dirty;	/* identified; to flush */
 static struct room	 rooms[ROOMS_MAX];
 static struct buf	 scratch;		/* the line being built */
-static volatile sig_atomic_t stopping;
+volatile sig_atomic_t	 stopping;
+static int		 presence;		/* NEW_USER, DISCONNECTED */
 
 /* Appends n bytes to b; out of memory is fatal. */
-static void
+void
 buf_add(struct buf *b, const void *p, size_t n)
 {
 	size_t	cap;
@@ -105,7 +98,7 @@ buf_add(struct buf *b, const void *p, size_t n)
 }
 
 /* Drops the first n bytes of b (n <= b->len). */
-static void
+void
 buf_drop(struct buf *b, size_t n)
 {
 	memmove(b->p, b->p + n, b->len - n);
@@ -179,7 +172,7 @@ name_del(int fd)
  * Finds the string value of "key" in a line as talknet-bench writes it
  * (no spaces, key then value): 0 with its still-escaped bytes, or -1.
  */
-static int
+int
 json_str(const char *l, size_t len, const char *key, const char **v,
     size_t *vlen)
 {
@@ -204,7 +197,7 @@ json_str(const char *l, size_t len, const char *key, const char **v,
 }
 
 /* Whether a scanned value is the string s. */
-static int
+int
 is(const char *v, size_t n, const char *s)
 {
 	return strlen(s) == n && memcmp(v, s, n) == 0;
@@ -268,6 +261,28 @@ room_arg(const char *l, size_t len, const char **r, size_t *rn)
 	return -1;
 }
 
+/* The line in scratch to every fd of s but the sender. */
+static void
+fan_out(const struct set *s, int from)
+{
+	size_t	i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->v[i] != from)
+			line_to(s->v[i]);
+}
+
+/* NEW_USER or DISCONNECTED to every identified user but from. */
+static void
+announce(const char *type, const char *name, size_t n, int from)
+{
+	if (!presence)
+		return;
+	line_build("{\"type\":\"", Z, type, Z, "\",\"username\":\"", Z,
+	    name, n, "\"}\n", Z, (const char *)NULL);
+	fan_out(&everyone, from);
+}
+
 /* IDENTIFY: the name, or USER_ALREADY_EXISTS. */
 static void
 do_identify(int fd, const char *l, size_t len)
@@ -290,8 +305,9 @@ do_identify(int fd, const char *l, size_t len)
 	h = name_hash(v, n);
 	e->hnext = heads[h];
 	heads[h] = fd;
-	set_add(&everyone, fd);
 	respond(fd, "IDENTIFY", "SUCCESS", v, n);
+	announce("NEW_USER", v, n, fd);
+	set_add(&everyone, fd);
 }
 
 /* TEXT: TEXT_FROM to the one user named. */
@@ -313,17 +329,6 @@ do_text(int fd, const char *l, size_t len)
 	    eps[fd].namelen, "\",\"text\":\"", Z, t, tn, "\"}\n", Z,
 	    (const char *)NULL);
 	line_to(to);
-}
-
-/* The line in scratch to every fd of s but the sender. */
-static void
-fan_out(const struct set *s, int from)
-{
-	size_t	i;
-
-	for (i = 0; i < s->n; i++)
-		if (s->v[i] != from)
-			line_to(s->v[i]);
 }
 
 /* PUBLIC_TEXT: PUBLIC_TEXT_FROM to every other identified user. */
@@ -437,6 +442,7 @@ ep_close(int fd)
 	if (e->ident) {
 		name_del(fd);
 		set_del(&everyone, fd);
+		announce("DISCONNECTED", e->name, e->namelen, -1);
 		for (i = 0; i < nrooms; i++)
 			if (e->rooms & (1ULL << i))
 				set_del(&rooms[i].mem, fd);
@@ -482,7 +488,7 @@ route(int fd, const char *l, size_t len)
 }
 
 /* Adds fd to the epoll set ep (or changes it: op), for events. */
-static void
+void
 watch(int ep, int op, int fd, uint32_t events)
 {
 	struct epoll_event	ev;
@@ -588,7 +594,7 @@ now_us(void)
  * 500 us or more makes the next wait as long (at most 5 ms), so under
  * load each worker wakes for more lines at a time.
  */
-static void __attribute__((noreturn))
+void __attribute__((noreturn))
 serve(int lfd, int tcp)
 {
 	struct epoll_event	ev[EVENTS];
@@ -647,283 +653,6 @@ eps_init(void)
 		heads[i] = -1;
 }
 
-/* Writes all of p to fd, waiting while the socket is full; -1 if gone. */
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	struct pollfd	pf;
-	ssize_t		w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) > 0) {
-			p += w;
-			n -= (size_t)w;
-			continue;
-		}
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w == 0 || errno != EAGAIN)
-			return -1;
-		pf.fd = fd;
-		pf.events = POLLOUT;
-		if (poll(&pf, 1, -1) == -1 && errno != EINTR)
-			return -1;
-	}
-	return 0;
-}
-
-/*
- * The client's new bytes: relays every whole line before a DISCONNECT
- * to the hub in one write, keeps a partial one; exits on DISCONNECT.
- */
-static void
-worker_client(struct buf *in, int hfd)
-{
-	const char	*l, *nl, *t;
-	size_t		 off = 0, n;
-	int		 bye = 0;
-
-	while ((nl = memchr(in->p + off, '\n', in->len - off)) != NULL) {
-		l = in->p + off;
-		if (json_str(l, (size_t)(nl - l), "type", &t, &n) == 0 &&
-		    is(t, n, "DISCONNECT")) {
-			bye = 1;
-			break;
-		}
-		off = (size_t)(nl - in->p) + 1;
-	}
-	if (off > 0 && write_all(hfd, in->p, off) == -1)
-		_exit(0);
-	if (bye)
-		_exit(0);	/* the client sees the end of file */
-	buf_drop(in, off);
-	if (in->len > LINE_CAP)
-		_exit(0);
-}
-
-/* A worker: relays between its client and its hub channel, then exits. */
-static void __attribute__((noreturn))
-worker(int ep, int cfd, int hfd)
-{
-	struct epoll_event	ev[2];
-	struct buf		in = { NULL, 0, 0 };
-	char			tmp[READ_CHUNK];
-	ssize_t			r;
-	int			n, k;
-
-	watch(ep, EPOLL_CTL_ADD, cfd, EPOLLIN);
-	for (;;) {
-		if ((n = epoll_wait(ep, ev, 2, -1)) == -1) {
-			if (errno == EINTR)
-				continue;
-			err(1, "epoll_wait");
-		}
-		for (k = 0; k < n; k++) {
-			r = read(ev[k].data.fd, tmp, sizeof(tmp));
-			if (r == -1 && (errno == EAGAIN || errno == EINTR))
-				continue;
-			if (r <= 0)
-				_exit(0);	/* client or hub gone */
-			if (ev[k].data.fd == hfd) {
-				if (write_all(cfd, tmp, (size_t)r) == -1)
-					_exit(0);
-				continue;
-			}
-			buf_add(&in, tmp, (size_t)r);
-			worker_client(&in, hfd);
-		}
-	}
-}
-
-/* Points msg at one byte c and room for one fd in cbuf. */
-static void
-handoff_msg(struct msghdr *msg, struct iovec *iov, char *c, char *cbuf,
-    size_t clen)
-{
-	memset(msg, 0, sizeof(*msg));
-	memset(cbuf, 0, clen);
-	iov->iov_base = c;
-	iov->iov_len = 1;
-	msg->msg_iov = iov;
-	msg->msg_iovlen = 1;
-	msg->msg_control = cbuf;
-	msg->msg_controllen = clen;
-}
-
-/*
- * A spare: connects its hub channel and makes its epoll set ahead, then
- * waits for one client on the hand-off socket (fd 3); the master
- * closing it means exit.
- */
-static void __attribute__((noreturn))
-spare(const struct sockaddr_un *sun, socklen_t sl)
-{
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
-	}		 cbuf;
-	struct msghdr	 msg;
-	struct cmsghdr	*cm;
-	struct iovec	 iov;
-	char		 c;
-	int		 hfd, cfd, ep;
-
-	if ((hfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    connect(hfd, (const struct sockaddr *)sun, sl) == -1)
-		err(1, "spare: hub");
-	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
-		err(1, "epoll_create1");
-	watch(ep, EPOLL_CTL_ADD, hfd, EPOLLIN);
-	handoff_msg(&msg, &iov, &c, cbuf.buf, sizeof(cbuf.buf));
-	if (recvmsg(3, &msg, MSG_CMSG_CLOEXEC) <= 0)
-		_exit(0);
-	cm = CMSG_FIRSTHDR(&msg);
-	if (cm == NULL || cm->cmsg_type != SCM_RIGHTS)
-		_exit(1);
-	memcpy(&cfd, CMSG_DATA(cm), sizeof(cfd));
-	(void)close(3);
-	worker(ep, cfd, hfd);
-}
-
-static pid_t		 hub_pid;
-static int		 spare_fd[SPARES_MAX];
-static int		 nspare, want = SPARES_MIN;
-
-/* Forks one spare; its hand-off socket goes on the idle list. */
-static void
-spare_fork(const struct sockaddr_un *sun, socklen_t sl)
-{
-	int	sv[2];
-	pid_t	pid;
-
-	/* SEQPACKET: the hand-off is one message, whole or not at all. */
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
-		warn("socketpair");
-		return;
-	}
-	if ((pid = fork()) == -1) {
-		warn("fork");
-		(void)close(sv[0]);
-		(void)close(sv[1]);
-		return;
-	}
-	if (pid == 0) {
-		/* The spare keeps its end at 3 and none of the master's
-		 * fds: the listener and the other spares' hand-offs. */
-		if (sv[1] != 3 && dup2(sv[1], 3) == -1)
-			err(1, "dup2");
-		if (close_range(4, ~0U, 0) == -1 ||
-		    signal(SIGTERM, SIG_DFL) == SIG_ERR)
-			err(1, "spare");
-		spare(sun, sl);
-	}
-	(void)close(sv[1]);
-	spare_fd[nspare++] = sv[0];
-}
-
-/* Hands cfd to the newest idle spare; its hand-off is used up either way. */
-static void
-spare_give(int cfd)
-{
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
-	}		 cbuf;
-	struct msghdr	 msg;
-	struct cmsghdr	*cm;
-	struct iovec	 iov;
-	char		 c = 'c';
-	int		 hfd = spare_fd[--nspare];
-
-	handoff_msg(&msg, &iov, &c, cbuf.buf, sizeof(cbuf.buf));
-	cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(cfd));
-	memcpy(CMSG_DATA(cm), &cfd, sizeof(cfd));
-	if (sendmsg(hfd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)
-		warn("hand-off");
-	(void)close(hfd);
-}
-
-static void
-on_term(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
-
-/* Accepts what the listener has, each client to a spare. */
-static void
-master_accept(int lfd, const struct sockaddr_un *sun, socklen_t sl)
-{
-	int	cfd, one = 1;
-
-	while ((cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC))
-	    != -1) {
-		if (setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one)) == -1)
-			err(1, "setsockopt");
-		if (nspare == 0) {
-			/* A miss: fork for this one, keep one more ahead. */
-			if (want < SPARES_MAX)
-				want++;
-			spare_fork(sun, sl);
-		}
-		if (nspare > 0)
-			spare_give(cfd);
-		(void)close(cfd);
-	}
-	if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-		warn("accept4");
-}
-
-/*
- * The master: forks the hub, then accepts and hands off, refilling the
- * pool one fork a turn and reaping each turn, until SIGTERM.
- */
-static void
-master(int lfd, int ulfd, const struct sockaddr_un *sun, socklen_t sl)
-{
-	struct pollfd		pf;
-	pid_t			pid;
-	int			i;
-
-	if ((hub_pid = fork()) == -1)
-		err(1, "fork");
-	if (hub_pid == 0) {
-		/* The hub goes with the master; it needs no listener. */
-		if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
-			err(1, "prctl");
-		(void)close(lfd);
-		serve(ulfd, 0);
-	}
-	(void)close(ulfd);
-	/* Only the master stops in order; the others die of SIGTERM. */
-	/* (poll(2) is never restarted: the flag is seen at once.) */
-	if (signal(SIGTERM, on_term) == SIG_ERR ||
-	    signal(SIGINT, on_term) == SIG_ERR)
-		err(1, "signal");
-	while (!stopping) {
-		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
-			if (pid == hub_pid)
-				errx(1, "the hub exited");
-		if (nspare < want)
-			spare_fork(sun, sl);
-		pf.fd = lfd;
-		pf.events = POLLIN;
-		if (poll(&pf, 1, nspare < want ? 0 : 100) > 0)
-			master_accept(lfd, sun, sl);
-	}
-	for (i = 0; i < nspare; i++)
-		(void)close(spare_fd[i]);
-	/* Every child reaped, the workers once the hub is gone: 5 s. */
-	(void)kill(hub_pid, SIGTERM);
-	(void)alarm(5);
-	while (wait(NULL) > 0 || errno == EINTR)
-		;
-}
-
 /* The TCP listener on 127.0.0.1:port (0: any free one). */
 static int
 listen_tcp(int port)
@@ -950,26 +679,6 @@ listen_tcp(int port)
 	return fd;
 }
 
-/* The hub's listener: an abstract Unix stream socket, named by our pid. */
-static int
-listen_hub(struct sockaddr_un *sun, socklen_t *sl)
-{
-	int	fd, n;
-
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1,
-	    "talknet-floor-%ld", (long)getpid());
-	if (n < 0 || (size_t)n >= sizeof(sun->sun_path) - 1)
-		errx(1, "hub name");
-	*sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0)) == -1 || bind(fd, (struct sockaddr *)sun, *sl) == -1 ||
-	    listen(fd, 4096) == -1)
-		err(1, "hub socket");
-	return fd;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -979,9 +688,11 @@ main(int argc, char **argv)
 	long			 port;
 	int			 lfd, ulfd;
 
-	if (argc != 3 || (strcmp(argv[1], "multi") != 0 &&
-	    strcmp(argv[1], "single") != 0))
-		errx(2, "usage: floor multi|single PORT");
+	if (argc < 3 || argc > 4 || (strcmp(argv[1], "multi") != 0 &&
+	    strcmp(argv[1], "single") != 0) || (argc == 4 &&
+	    strcmp(argv[3], "presence") != 0))
+		errx(2, "usage: floor multi|single PORT [presence]");
+	presence = argc == 4;
 	port = strtol(argv[2], &end, 10);
 	if (*end != '\0' || port < 0 || port > 65535)
 		errx(2, "bad port %s", argv[2]);
