@@ -345,8 +345,9 @@ cluster_join(struct config *cfg, char *err, size_t errlen)
 		/* The key's fields are anyone's who writes to Redis. */
 		(void)snprintf(err, errlen, "node id %s is in use by a live "
 		    "node (host %s, pid %s); a node's id is free %zu ms "
-		    "after it stops", cfg->node_id, log_escape(rep->element[1]->str,
-		    rep->element[1]->len, ehost, sizeof(ehost)),
+		    "after it stops", cfg->node_id,
+		    log_escape(rep->element[1]->str, rep->element[1]->len,
+		    ehost, sizeof(ehost)),
 		    log_escape(rep->element[2]->str, rep->element[2]->len,
 		    epid, sizeof(epid)), cfg->cluster_ttl_ms);
 	else if (rep->type != REDIS_REPLY_STATUS)

@@ -66,14 +66,15 @@ def test_cluster_ttl_ms_sets_the_key_life_and_the_beat():
         assert r.cmd("HGET", "tn:node:alpha", "ttl") == \
             str(FAST_TTL_MS).encode()
         beats = set()
-        end = time.monotonic() + 1.5 * FAST_TTL_MS / 1000
+        end = time.monotonic() + 1.1 * FAST_TTL_MS / 1000
         while time.monotonic() < end:
             ttl = r.cmd("PTTL", "tn:node:alpha")
             assert 0 < ttl <= FAST_TTL_MS, ttl
             beats.add(r.cmd("HGET", "tn:node:alpha", "beat"))
             time.sleep(0.02)
-        # Every 0.5 s for 2.25 s: 5 or 6 beats; the default's 3 at most.
-        assert len(beats) >= 4, beats
+        # Past a TTL: refreshed.  Every 0.5 s for 1.65 s: 3 or 4 beats;
+        # the default's once a second, 2 at most.
+        assert len(beats) >= 3, beats
 
 
 def test_a_node_with_another_ttl_is_refused():
@@ -299,7 +300,7 @@ def test_without_redis_a_node_refuses_new_users_then_recovers():
 
 def test_a_release_while_redis_hangs_is_sent_when_it_answers():
     with Redis() as r:
-        (a,) = nodes(r, 1)
+        (a,) = nodes(r, 1, *FAST_TTL)
         erin = Client(a).identify("erin")
         os.kill(r.pid, signal.SIGSTOP)
         try:
