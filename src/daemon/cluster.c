@@ -35,7 +35,7 @@
 
 /* After a reconnect: long enough for every other node to reconnect. */
 #define CLUSTER_REAP_GRACE_MS	(CLUSTER_BACKOFF_MAX_MS + \
-				    CLUSTER_CONNECT_MS + CLUSTER_BEAT_MS)
+			    CLUSTER_CONNECT_MS + CLUSTER_BEAT_MS(cl.cfg))
 
 /*
  * Joins: takes the node's key unless a live node holds it.  KEYS: the
@@ -46,7 +46,8 @@
  * held are freed: whoever held the id before is gone, and its users
  * with it.  The stream starts again empty, with their "gone" events,
  * so that a node reading it from its start replays only this run.
- * Returns "OK", or the holder's {token, host, pid}.
+ * Returns "OK", or the holder's {token, host, pid}, or an error if a
+ * live node's ttl (cluster-ttl-ms) is not this one's.
  */
 static const char cluster_lua_join[] =
 	CLUSTER_LUA_ROOMS
@@ -54,6 +55,12 @@ static const char cluster_lua_join[] =
 	"if t and t ~= ARGV[5] then\n"
 	"  return {t, redis.call('HGET', KEYS[1], 'host') or '',\n"
 	"    redis.call('HGET', KEYS[1], 'pid') or ''}\n"
+	"end\n"
+	"for _, n in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
+	"  local o = redis.call('HGET', 'tn:node:' .. n, 'ttl')\n"
+	"  if n ~= ARGV[6] and o and o ~= ARGV[2] then return\n"
+	"    redis.error_reply('cluster-ttl-ms is ' .. ARGV[2] .. ', node '\n"
+	"    .. n .. ' runs with ' .. o .. ': it must be the same') end\n"
 	"end\n"
 	"redis.call('DEL', KEYS[5])\n"
 	"for _, n in ipairs(redis.call('SMEMBERS', KEYS[3])) do\n"
@@ -68,7 +75,8 @@ static const char cluster_lua_join[] =
 	"redis.call('DEL', KEYS[1], KEYS[3], KEYS[7])\n"
 	"local now = redis.call('TIME')\n"
 	"redis.call('HSET', KEYS[1], 'token', ARGV[1], 'host', ARGV[3],\n"
-	"  'pid', ARGV[4], 'beat', now[1] * 1000 + math.floor(now[2] / 1000))\n"
+	"  'pid', ARGV[4], 'beat', now[1] * 1000 + math.floor(now[2] / 1000),\n"
+	"  'ttl', ARGV[2])\n"
 	"redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
 	"redis.call('SADD', KEYS[2], ARGV[6])\n"
 	CLUSTER_LUA_JOINED("ARGV[6]")
@@ -88,7 +96,8 @@ static const char cluster_lua_beat[] =
 	"local reaped = not t and redis.call('DEL', KEYS[3]) == 1\n"
 	"local now = redis.call('TIME')\n"
 	"redis.call('HSET', KEYS[1], 'token', ARGV[1], 'host', ARGV[4],\n"
-	"  'pid', ARGV[3], 'beat', now[1] * 1000 + math.floor(now[2] / 1000))\n"
+	"  'pid', ARGV[3], 'beat', now[1] * 1000 + math.floor(now[2] / 1000),\n"
+	"  'ttl', ARGV[2])\n"
 	"redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
 	"if t then return 0 end\n"
 	"redis.call('SADD', KEYS[2], ARGV[5])\n"
@@ -277,7 +286,7 @@ cluster_join_try(redisContext *c, const struct config *cfg,
 
 	cluster_keys(cfg->node_id, k_node, sizeof(k_node), k_names,
 	    sizeof(k_names), k_stream, sizeof(k_stream));
-	(void)snprintf(ttl, sizeof(ttl), "%d", CLUSTER_TTL_MS);
+	(void)snprintf(ttl, sizeof(ttl), "%zu", cfg->cluster_ttl_ms);
 	(void)snprintf(pid, sizeof(pid), "%ld", (long)getpid());
 	(void)snprintf(k_reaped, sizeof(k_reaped), CLUSTER_PREFIX "reaped:%s",
 	    cfg->node_id);
@@ -335,11 +344,12 @@ cluster_join(struct config *cfg, char *err, size_t errlen)
 	    rep->element[2]->type == REDIS_REPLY_STRING)
 		/* The key's fields are anyone's who writes to Redis. */
 		(void)snprintf(err, errlen, "node id %s is in use by a live "
-		    "node (host %s, pid %s); a node's id is free %d s after "
-		    "it stops", cfg->node_id, log_escape(rep->element[1]->str,
-		    rep->element[1]->len, ehost, sizeof(ehost)),
+		    "node (host %s, pid %s); a node's id is free %zu ms "
+		    "after it stops", cfg->node_id,
+		    log_escape(rep->element[1]->str, rep->element[1]->len,
+		    ehost, sizeof(ehost)),
 		    log_escape(rep->element[2]->str, rep->element[2]->len,
-		    epid, sizeof(epid)), CLUSTER_TTL_MS / 1000);
+		    epid, sizeof(epid)), cfg->cluster_ttl_ms);
 	else if (rep->type != REDIS_REPLY_STATUS)
 		(void)snprintf(err, errlen, "redis: unexpected reply to the "
 		    "join script");
@@ -420,8 +430,8 @@ static void
 cluster_fence(void)
 {
 	log_warnx("cluster: fenced: this node was cut off for longer than "
-	    "%d ms and reaped by another; closing its clients and starting "
-	    "afresh", CLUSTER_TTL_MS);
+	    "%zu ms and reaped by another; closing its clients and starting "
+	    "afresh", cl.cfg->cluster_ttl_ms);
 	cluster_mirror_fence();
 	cluster_stream_resync();
 }
@@ -432,10 +442,10 @@ cluster_beat(void)
 {
 	char	ttl[16];
 
-	cl.beat_at = clock_now_ms() + CLUSTER_BEAT_MS;
+	cl.beat_at = clock_now_ms() + CLUSTER_BEAT_MS(cl.cfg);
 	if (cl.beat_sent)
 		return;
-	(void)snprintf(ttl, sizeof(ttl), "%d", CLUSTER_TTL_MS);
+	(void)snprintf(ttl, sizeof(ttl), "%zu", cl.cfg->cluster_ttl_ms);
 	if (cluster_redis_cmd(&cl.cmd, cluster_beat_reply, NULL,
 	    "EVAL %s 4 %s %s %s %s %s %s %s %s %s", cluster_lua_beat,
 	    cl.k_node, CLUSTER_PREFIX "nodes", cl.k_reaped, cl.k_stream,
@@ -573,7 +583,7 @@ cluster_timers(void)
 	cluster_redis_timers(&cl.cmd, now);
 	/* A Redis that hangs answers nothing: drop, and reconnect. */
 	if (cl.cmd.ready && cl.beat_sent && now - cl.beat_sent_at >
-	    CLUSTER_TTL_MS)
+	    CLUSTER_TTL_MS(cl.cfg))
 		cluster_redis_drop(&cl.cmd, "no answer to the heartbeat in "
 		    "time");
 	else if (cl.cmd.ready && now >= cl.beat_at)
@@ -772,6 +782,13 @@ const char *
 cluster_node_id(void)
 {
 	return cl.cfg->node_id;
+}
+
+/* This node's cluster-ttl-ms: its heartbeat's life. */
+size_t
+cluster_ttl_ms(void)
+{
+	return cl.cfg->cluster_ttl_ms;
 }
 
 /* This node's stream's key. */

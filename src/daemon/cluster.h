@@ -19,8 +19,14 @@
 struct config;
 
 #define CLUSTER_PREFIX		"tn:"	/* every key the cluster owns */
-#define CLUSTER_TTL_MS		3000	/* a node's heartbeat lives */
-#define CLUSTER_BEAT_MS		1000	/* and is refreshed this often */
+/*
+ * How long a node's heartbeat lives (cluster-ttl-ms, not live; the same
+ * on every node: the join refuses a node whose TTL differs from a live
+ * one's, since the reap grace and the stream's stuck timer of each node
+ * follow its own), and how often it is refreshed.
+ */
+#define CLUSTER_TTL_MS(cfg)	((int64_t)(cfg)->cluster_ttl_ms)
+#define CLUSTER_BEAT_MS(cfg)	(CLUSTER_TTL_MS(cfg) / 3)
 #define CLUSTER_CONNECT_MS	2000	/* a connect that takes longer fails */
 #define CLUSTER_BACKOFF_MIN_MS	100	/* reconnecting waits, doubling, */
 #define CLUSTER_BACKOFF_MAX_MS	5000	/* at most this long */

@@ -107,6 +107,7 @@ int	 cluster_write_argv(int, const char **, const size_t *);
 const char *cluster_stream_key(void);
 struct cluster_redis *cluster_cmd(void);
 const char *cluster_node_id(void);
+size_t	 cluster_ttl_ms(void);
 const char *cluster_names_key(void);
 
 /* cluster_reap.c: exactly one live node reaps each dead one. */

@@ -82,10 +82,10 @@ reap_reply(redisAsyncContext *ac, void *reply, void *arg)
 		/* Anything that writes to Redis may add ids to tn:nodes. */
 		if (cluster_warn_ok())
 			log_warnx("cluster: node %s is gone (no heartbeat for "
-			    "%d ms): reaped, %zu users", log_escape(
+			    "%zu ms): reaped, %zu users", log_escape(
 			    one->element[0]->str, one->element[0]->len < 64 ?
 			    one->element[0]->len : 64, esc, sizeof(esc)),
-			    CLUSTER_TTL_MS, names->elements);
+			    cluster_ttl_ms(), names->elements);
 		for (j = 0; j < names->elements; j++)
 			if (names->element[j]->type == REDIS_REPLY_STRING)
 				cluster_mirror_gone(one->element[0]->str,

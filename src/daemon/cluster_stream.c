@@ -31,7 +31,7 @@
 
 #define STREAM_BLOCK_MS		"1000"	/* one XREAD waits at most */
 #define STREAM_COUNT		"1000"	/* entries, per stream, per XREAD */
-#define STREAM_STUCK_MS		(1000 + CLUSTER_TTL_MS)	/* no answer */
+#define STREAM_STUCK_MS		(1000 + CLUSTER_TTL_MS(cs.cfg))	/* no answer */
 #define STREAM_IDLE_MS		1000	/* no stream to read: look again */
 #define STREAM_FORGET_MS	60000	/* out of tn:nodes: its id kept */
 #define STREAM_BAD_MS		5000	/* not a stream: not read */

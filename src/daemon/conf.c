@@ -86,6 +86,14 @@ static const struct conf_key conf_keys[] = {
 	/* Live: a reload retires the spares, forked with the old settings. */
 	CONF_NUM("min-spare", min_spare, 0, CEIL_MAX_SPARE, 1),
 	CONF_NUM("max-spare", max_spare, 0, CEIL_MAX_SPARE, 1),
+	/* Milliseconds, as every key ending in -ms.  Live: the master's. */
+	CONF_NUM("spare-decay-ms", spare_decay_ms, 100, 3600000, 1),
+	CONF_NUM("control-idle-ms", control_idle_ms, 100, 3600000, 1),
+	/*
+	 * Not live: the hub, forked at start, keeps it; and a node must
+	 * not change it alone (cluster.c's join refuses a differing one).
+	 */
+	CONF_NUM("cluster-ttl-ms", cluster_ttl_ms, 300, 600000, 0),
 	CONF_STR("user", user),
 	CONF_STR("pidfile", pidfile),
 	CONF_STR("control", control),
@@ -152,6 +160,9 @@ conf_defaults(struct config *cfg)
 	cfg->send_buffer = DEFAULT_SEND_BUFFER;
 	cfg->min_spare = DEFAULT_MIN_SPARE;
 	cfg->max_spare = DEFAULT_MAX_SPARE;
+	cfg->spare_decay_ms = DEFAULT_SPARE_DECAY_MS;
+	cfg->control_idle_ms = DEFAULT_CONTROL_IDLE_MS;
+	cfg->cluster_ttl_ms = DEFAULT_CLUSTER_TTL_MS;
 	(void)strlcpy(cfg->tls_protocols, TLS_DEFAULT_PROTOCOLS,
 	    sizeof(cfg->tls_protocols));
 	(void)strlcpy(cfg->tls_ciphers, TLS_DEFAULT_CIPHERS,

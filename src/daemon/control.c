@@ -36,7 +36,8 @@
 
 #define CONTROL_BACKLOG		16
 #define CONTROL_ACCEPT_BURST	16
-#define CONTROL_IDLE_MS		10000	/* no progress: closed */
+/* No progress this long: closed (control-idle-ms, live: the master's). */
+#define CONTROL_IDLE_MS		((int64_t)master.cfg->control_idle_ms)
 #define CONTROL_STALL_MS	1000	/* not reading: may make room */
 #define CONTROL_READ		(CTL_MAX_REQUEST + sizeof(struct ctl_hdr))
 

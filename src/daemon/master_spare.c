@@ -47,7 +47,7 @@
 #include "master.h"
 #include "talknetd.h"
 
-#define MASTER_SPARE_DECAY_MS	5000	/* no miss this long: fewer spares */
+#define MASTER_SPARE_DECAY_MS	((int64_t)master.cfg->spare_decay_ms)
 #define MASTER_SPARE_RETRY_MS	1000	/* after a fork that failed */
 /*
  * The master's fds no spare may take: the talknetctl connections

@@ -75,6 +75,9 @@ static const struct option talknetd_options[] = {
 	{ "max-gather",		required_argument,	NULL, 0 },
 	{ "min-spare",		required_argument,	NULL, 0 },
 	{ "max-spare",		required_argument,	NULL, 0 },
+	{ "spare-decay-ms",	required_argument,	NULL, 0 },
+	{ "control-idle-ms",	required_argument,	NULL, 0 },
+	{ "cluster-ttl-ms",	required_argument,	NULL, 0 },
 	{ "control",		required_argument,	NULL, 0 },
 	{ "tls-cert",		required_argument,	NULL, 0 },
 	{ "tls-key",		required_argument,	NULL, 0 },
@@ -88,9 +91,9 @@ static const struct option talknetd_options[] = {
 	{ NULL,			0,			NULL, 0 }
 };
 
-/* Prints the synopsis to f. */
+/* Prints the usage line to f. */
 static void
-usage(FILE *f)
+usage_synopsis(FILE *f)
 {
 	(void)fprintf(f,
 	    "usage: talknetd [-dfhnV] [-c FILE] [-l ADDR:PORT]... [-p PIDFILE] "
@@ -112,7 +115,17 @@ usage(FILE *f)
 	    "                [--cluster URL] [--node-id ID] "
 	    "[--cluster-password PW]\n"
 	    "                [--cluster-password-file FILE] [--max-users N]\n"
-	    "                [--min-spare N] [--max-spare N]\n"
+	    "                [--min-spare N] [--max-spare N] "
+	    "[--spare-decay-ms MS]\n"
+	    "                [--control-idle-ms MS] [--cluster-ttl-ms MS]\n");
+}
+
+/* Prints the synopsis and every option's help to f. */
+static void
+usage(FILE *f)
+{
+	usage_synopsis(f);
+	(void)fprintf(f,
 	    "  -c, --config FILE    read settings from FILE (default "
 	    DEFAULT_CONF_FILE ")\n"
 	    "  -d, --debug          log debug messages too\n"
@@ -150,9 +163,13 @@ usage(FILE *f)
 	    "(default %d; 0: none)\n"
 	    "      --max-spare N    idle workers kept at most, under a burst "
 	    "(default %d)\n"
+	    "      --spare-decay-ms MS  halve the extra spares after MS "
+	    "without a miss (default %d)\n"
 	    "      --log-level L    error, warning, info (default) or debug\n"
 	    "      --control PATH   talknetctl's socket (default "
 	    TALKNETD_CONTROL_PATH ")\n"
+	    "      --control-idle-ms MS  close a talknetctl connection idle "
+	    "for MS (default %d)\n"
 	    "      --tls-cert FILE  PEM certificate chain of tls:// "
 	    "listeners\n"
 	    "      --tls-key FILE   its PEM private key (read as root, "
@@ -170,6 +187,8 @@ usage(FILE *f)
 	    "      --cluster-password PW  Redis AUTH password\n"
 	    "      --cluster-password-file FILE  read it from FILE (as root, "
 	    "before -u)\n"
+	    "      --cluster-ttl-ms MS  a node's heartbeat lives MS, the same "
+	    "on every node (default %d)\n"
 	    "      --max-users N    table rows for the cluster's users, this "
 	    "node's and\n"
 	    "                       the others' (default: max-clients)\n"
@@ -181,7 +200,8 @@ usage(FILE *f)
 	    DEFAULT_MAX_CLIENTS_PER_IP, DEFAULT_LOGIN_TIMEOUT,
 	    DEFAULT_RATE_LIMIT, DEFAULT_RATE_BURST, DEFAULT_STALL_TIMEOUT,
 	    DEFAULT_SEND_BUFFER, DEFAULT_MAX_GATHER, DEFAULT_MIN_SPARE,
-	    DEFAULT_MAX_SPARE);
+	    DEFAULT_MAX_SPARE, DEFAULT_SPARE_DECAY_MS, DEFAULT_CONTROL_IDLE_MS,
+	    DEFAULT_CLUSTER_TTL_MS);
 }
 
 /* Remembers one setting of the command line, checking it at once. */

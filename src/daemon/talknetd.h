@@ -29,6 +29,9 @@
 #define DEFAULT_SEND_BUFFER		(64 * 1024)	/* SO_SNDBUF */
 #define DEFAULT_MIN_SPARE		4	/* workers forked ahead */
 #define DEFAULT_MAX_SPARE		32
+#define DEFAULT_SPARE_DECAY_MS		5000	/* no miss this long: fewer */
+#define DEFAULT_CONTROL_IDLE_MS		10000	/* talknetctl's, no progress */
+#define DEFAULT_CLUSTER_TTL_MS		3000	/* a node's heartbeat lives */
 
 /* Ceilings that keep the shared table's size sane. */
 #define CEIL_MAX_CLIENTS		100000
@@ -95,6 +98,9 @@ struct config {
 	size_t			 max_gather;		/* ms; 0: never */
 	size_t			 min_spare;	/* idle workers kept; 0: none */
 	size_t			 max_spare;	/* at most, under a burst */
+	size_t			 spare_decay_ms;	/* halves the burst's */
+	size_t			 control_idle_ms;	/* talknetctl's */
+	size_t			 cluster_ttl_ms;	/* same on every node */
 	size_t			 reloads;	/* SIGHUPs applied: not a key */
 };
 

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import Client, Server, ops, req  # noqa: E402
 from tntest.cluster import (Redis, hub_table, node, nodes,  # noqa: E402
-                            users_of, wait_ok_again)
+                            users_of, wait_ok_again, FAST_TTL, FAST_TTL_MS)
 
 T = tntest.TIMEOUT
 PASSWORD = "Zq7-cluster-pw-4f1e9b"     # nothing else in memory looks like it
@@ -183,7 +183,7 @@ def show_cluster(server):
 
 def test_show_cluster_lists_nodes_clients_lag_and_heartbeat():
     with Redis() as r:
-        a, b, c = nodes(r, 3)
+        a, b, c = nodes(r, 3, *FAST_TTL)
         ann = Client(a).identify("ann")
         Client(a).identify("amy")
         Client(b).identify("bob")
@@ -203,7 +203,7 @@ def test_show_cluster_lists_nodes_clients_lag_and_heartbeat():
         assert rows["node2"]["here"] == "" and rows["node3"]["here"] == ""
         for n in ("node1", "node2", "node3"):
             assert rows[n]["state"] == "live", rows
-            assert 0 <= rows[n]["heartbeat_ms"] <= 3000, rows
+            assert 0 <= rows[n]["heartbeat_ms"] <= FAST_TTL_MS, rows
         # Its own stream is not read here: no lag to show.
         assert rows["node1"]["lag_ms"] == "-", rows
         rc, text, err = ctl(a, "show", "cluster", json_out=False)

@@ -21,7 +21,7 @@ from tntest import (Client, req, new_user, disconnected,  # noqa: E402
                     public_from)
 from tntest.cluster import (Redis, node, nodes, users_of,  # noqa: E402
                             know_all, one_user_each, wait_ok_again,
-                            room_with)
+                            room_with, FAST_TTL, FAST_TTL_MS)
 from tntest.procfs import status_kb  # noqa: E402
 from tntest.runner import wait_until  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../e2e")
@@ -318,14 +318,14 @@ def test_killed_and_restarted_at_once_with_its_id():
     old pid is gone: the key is taken over) and its old users vanish
     everywhere, at once, without waiting for the reaping."""
     with Redis() as r:
-        a, b, alice, bob = pair(r)
+        a, b, alice, bob = pair(r, *FAST_TTL)
         a.terminated = True
         for p in [a.pid] + a.descendants():
             os.kill(p, signal.SIGKILL)
         t0 = time.monotonic()
         # systemd restarts once the main process has exited.
         a.proc.wait(5)
-        a2 = node(r, "node1")
+        a2 = node(r, "node1", *FAST_TTL)
         print("restarted in %.2f s" % (time.monotonic() - t0))
         a2.wait_log(r"cluster: ok")
         bob.expect(disconnected("alice"), 3 * T)
@@ -337,8 +337,8 @@ def test_killed_and_restarted_at_once_with_its_id():
         know_all((alice2, bob), ("alice", "bob"))
         alice2.send(req("PUBLIC_TEXT", text="back"))
         bob.expect(public_from("alice", "back"), 3 * T)
-        # No reaping of the new run later.
-        time.sleep(4.5)
+        # No reaping of the new run later: past the old run's TTL.
+        time.sleep(1.5 * FAST_TTL_MS / 1000)
         assert users_of(bob) == {"alice": "ACTIVE", "bob": "ACTIVE"}
         assert "is gone (no heartbeat" not in b.log_text()
 

@@ -21,6 +21,7 @@ import tntest  # noqa: E402
 from tntest import Client, Server, req, resp, new_user  # noqa: E402
 from tntest import cluster  # noqa: E402
 from tntest.cluster import Redis, node, nodes  # noqa: E402
+from tntest.cluster import FAST_TTL, FAST_TTL_MS  # noqa: E402
 
 T = tntest.TIMEOUT
 EXIT_CLUSTER = 75
@@ -53,6 +54,49 @@ def test_the_node_key_lives_and_is_refreshed():
         ttl = r.cmd("PTTL", "tn:node:alpha")
         assert 0 < ttl <= 3000, ttl
         assert r.cmd("HGET", "tn:node:alpha", "token") == fields[b"token"]
+
+
+def test_cluster_ttl_ms_sets_the_key_life_and_the_beat():
+    """--cluster-ttl-ms 1500: the key lives 1.5 s, not the default 3 s,
+    says so (ttl), and is refreshed every third of it: it never lapses,
+    and beats more often than the default's once a second."""
+    with Redis() as r:
+        a = node(r, "alpha", *FAST_TTL)
+        a.wait_log(r"cluster: ok")
+        assert r.cmd("HGET", "tn:node:alpha", "ttl") == \
+            str(FAST_TTL_MS).encode()
+        beats = set()
+        end = time.monotonic() + 1.1 * FAST_TTL_MS / 1000
+        while time.monotonic() < end:
+            ttl = r.cmd("PTTL", "tn:node:alpha")
+            assert 0 < ttl <= FAST_TTL_MS, ttl
+            beats.add(r.cmd("HGET", "tn:node:alpha", "beat"))
+            time.sleep(0.02)
+        # Past a TTL: refreshed.  Every 0.5 s for 1.65 s: 3 or 4 beats;
+        # the default's once a second, 2 at most.
+        assert len(beats) >= 3, beats
+
+
+def test_a_node_with_another_ttl_is_refused():
+    """Every node of a cluster must have the same --cluster-ttl-ms (a
+    node's reap grace follows its own heartbeat): one that differs from
+    a live node's exits 75 before it starts, saying which; the same TTL
+    joins."""
+    with Redis() as r:
+        a = node(r, "alpha", *FAST_TTL)
+        a.wait_log(r"cluster: ok")
+        p = subprocess.run(
+            [tntest.TALKNETD, "-f", "-l", "127.0.0.1:0", "--control",
+             tntest.control_path(), "--cluster", r.url, "--node-id",
+             "beta"], stdin=subprocess.DEVNULL, capture_output=True,
+            timeout=10 * T)
+        err = p.stderr.decode()
+        assert p.returncode == EXIT_CLUSTER, (p.returncode, err)
+        assert "cluster-ttl-ms is 3000, node alpha runs with %d" % \
+            FAST_TTL_MS in err, err
+        assert "listening on" not in err, err
+        b = node(r, "beta", *FAST_TTL)
+        b.wait_log(r"cluster: ok")
 
 
 def test_a_second_node_with_a_live_id_is_refused():
@@ -256,7 +300,7 @@ def test_without_redis_a_node_refuses_new_users_then_recovers():
 
 def test_a_release_while_redis_hangs_is_sent_when_it_answers():
     with Redis() as r:
-        (a,) = nodes(r, 1)
+        (a,) = nodes(r, 1, *FAST_TTL)
         erin = Client(a).identify("erin")
         os.kill(r.pid, signal.SIGSTOP)
         try:

@@ -18,7 +18,8 @@ import tntest.cluster  # noqa: E402
 from tntest.cluster import (RESUMED, Redis, TAILS_HEAD,  # noqa: E402
                             kill_hub_with_tails, new_hub, nodes, resumes,
                             room_with, sigcont, stream_len, users_of,
-                            two_nodes, wait_room, wait_users)
+                            two_nodes, wait_room, wait_users, FAST_TTL,
+                            FAST_TTL_MS, reap_bound)
 
 T = tntest.TIMEOUT
 
@@ -322,17 +323,18 @@ def test_a_hub_killed_inside_its_fence_leaves_no_name_twice():
     hub re-asserts its users once: bob's name is node2's again, and
     node1 refuses a second bob."""
     with Redis() as r:
-        a, b, cl = two_nodes(r, ("alice",), ("bob",))
+        a, b, cl = two_nodes(r, ("alice",), ("bob",), *FAST_TTL)
         alice, bob = cl["alice"], cl["bob"]
         key = r.cmd("HGETALL", "tn:node:node2")
         hub = b.hub_pid()
         os.kill(hub, signal.SIGSTOP)
         try:
             tntest.wait_until(lambda: r.cmd("EXISTS", "tn:reaped:node2")
-                              == 1, 8.0, what="node2 reaped")
+                              == 1, reap_bound(FAST_TTL_MS),
+                              what="node2 reaped")
             r.cmd("DEL", "tn:reaped:node2")
             r.cmd("HSET", "tn:node:node2", *key)
-            r.cmd("PEXPIRE", "tn:node:node2", "3000")
+            r.cmd("PEXPIRE", "tn:node:node2", str(FAST_TTL_MS))
             r.cmd("SADD", "tn:nodes", "node2")
         finally:
             os.kill(hub, signal.SIGKILL)

@@ -504,11 +504,65 @@ def test_hub_restart_counted():
 
 def test_idle_peer_times_out():
     """A peer that sends nothing is closed after the idle timeout, with
-    a log line (the timeout is 10 s: one peer, one wait)."""
+    a log line.  The default --control-idle-ms, 10 s: the one test that
+    waits it out (one peer, one wait), and not closed before it."""
     s = tntest.Server()
+    t0 = time.monotonic()
     c = raw_conn(s)
     assert closed_soon(c, 15), "an idle control peer was never closed"
+    took = time.monotonic() - t0
+    assert took >= 9.9, "closed after %.2f s, before the default 10 s" % took
     s.wait_log(r"sent no request in time")
+
+
+def idle_closed_within(s, idle_ms):
+    """A raw peer that sends nothing is closed no sooner than idle_ms
+    after it connected, and within a loose bound derived from it (well
+    under the default 10 s), with the log line; the seconds it took."""
+    t0 = time.monotonic()
+    c = raw_conn(s)
+    bound = 15 * idle_ms / 1000
+    assert closed_soon(c, bound), \
+        "an idle control peer was not closed within %.1f s" % bound
+    took = time.monotonic() - t0
+    assert took >= idle_ms / 1000 - 0.01, took
+    s.wait_log(r"sent no request in time")
+    return took
+
+
+def test_control_idle_ms_sets_the_idle_timeout():
+    """--control-idle-ms 300: an idle peer is closed after 0.3 s, not
+    after the default 10 s, and talknetctl is answered as ever."""
+    s = tntest.Server("--control-idle-ms", "300")
+    print("closed after %.2f s" % idle_closed_within(s, 300))
+    rc, out, err = ctl(s, "show", "stats")
+    assert rc == 0, (rc, out, err)
+
+
+def test_control_idle_ms_is_live_on_reload():
+    """control-idle-ms is the master's own: a reload applies it at once,
+    with no restart named."""
+    d = ops.tempdir("ctlidle")
+    conf = _conf(os.path.join(d, "t.conf"), "control-idle-ms = 60000\n")
+    s = tntest.Server("-c", conf)
+    _conf(conf, "control-idle-ms = 300\n")
+    rc, out, err = ctl(s, "reload")
+    assert rc == 0 and "restart" not in out, (rc, out, err)
+    idle_closed_within(s, 300)
+
+
+def test_cluster_ttl_ms_needs_a_restart():
+    """cluster-ttl-ms is not live (the hub keeps its own, and every node
+    of a cluster must have the same): a reload names it as needing a
+    restart.  No cluster is needed to read the key."""
+    d = ops.tempdir("ctlttl")
+    conf = _conf(os.path.join(d, "t.conf"), "cluster-ttl-ms = 1500\n")
+    s = tntest.Server("-c", conf)
+    _conf(conf, "cluster-ttl-ms = 2000\n")
+    rc, out, err = ctl(s, "reload")
+    assert rc == 0 and "cluster-ttl-ms" in out and "restart" in out, \
+        (rc, out, err)
+    s.wait_log(r"reload: cluster-ttl-ms changed: refused")
 
 
 if __name__ == "__main__":

@@ -111,20 +111,44 @@ def test_a_burst_is_served_and_grows_the_pool_within_max():
         assert len(s.spares()) <= 8, s.spares()
 
 
+def burst_then_shrink(s, grown, bound):
+    """20 connections at once grow the pool of s (--min-spare 1) to
+    grown spares; once they are closed it halves back to 1 within bound
+    seconds.  Returns the seconds from the burst to the pool at 1: no
+    less than the halvings take (a miss restarts the wait)."""
+    spares(s, 1)
+    t0 = time.monotonic()
+    socks = [socket.create_connection(("127.0.0.1", s.port), timeout=T)
+             for _ in range(20)]
+    wait_until(lambda: len(s.spares()) >= grown, T,
+               what="a grown pool (%r)" % s.spares())
+    for so in socks:
+        so.close()
+    wait_until(lambda: len(s.spares()) == 1, bound,
+               what="the pool back at --min-spare 1 (%r)" % s.spares())
+    return time.monotonic() - t0
+
+
 def test_the_pool_shrinks_back_after_a_burst():
-    """Every 5 s without a connection that found no spare, the spares
-    wanted halve toward --min-spare, and those above it exit."""
-    with tntest.Server("--min-spare", "1", "--max-spare", "4",
+    """Every --spare-decay-ms without a connection that found no spare,
+    the spares wanted halve toward --min-spare, and those above it exit.
+    The default, 5 s, waited out once (one halving, from 2 to 1), and no
+    sooner; test_spare_decay_ms_sets_the_decay halves twice, quicker."""
+    with tntest.Server("--min-spare", "1", "--max-spare", "2",
                        "--max-clients-per-ip", "0") as s:
-        spares(s, 1)
-        socks = [socket.create_connection(("127.0.0.1", s.port), timeout=T)
-                 for _ in range(20)]
-        wait_until(lambda: len(s.spares()) == 4, T,
-                   what="a grown pool (%r)" % s.spares())
-        for so in socks:
-            so.close()
-        wait_until(lambda: len(s.spares()) == 1, 25,
-                   what="the pool back at --min-spare 1 (%r)" % s.spares())
+        took = burst_then_shrink(s, 2, 15)
+        assert took >= 5.0 - 0.01, "halved after %.2f s, not 5" % took
+
+
+def test_spare_decay_ms_sets_the_decay():
+    """--spare-decay-ms 500: a pool grown to 4 is back at 1 after two
+    halvings, 1 s, well before the default's 10 s."""
+    with tntest.Server("--min-spare", "1", "--max-spare", "4",
+                       "--max-clients-per-ip", "0",
+                       "--spare-decay-ms", "500") as s:
+        took = burst_then_shrink(s, 2, 8 * 0.5)
+        print("back at 1 spare %.2f s after the burst" % took)
+        assert took >= 2 * 0.5 - 0.01, took
 
 
 def test_a_killed_spare_is_replaced_and_logged():

@@ -25,9 +25,14 @@ from tntest.cluster import (RESUMED, Redis, TAILS_HEAD,  # noqa: E402
                             kill_hub_with_tails, know_all, need_cluster,
                             new_hub, nodes, resumes, room_users, room_with,
                             sigcont, two_nodes, users_of, wait_ok_again,
-                            wait_room, wait_users)
+                            wait_room, wait_users, FAST_TTL, FAST_TTL_MS,
+                            reap_bound)
 
 T = tntest.TIMEOUT
+# The hub's reap grace after a reconnect (cluster.c): the backoff's
+# longest wait and a connect's, fixed, and one heartbeat (a third of
+# the TTL).
+GRACE_FIXED_MS = 5000 + 2000
 
 
 def churn_step(a, sender, churn, i):
@@ -165,13 +170,14 @@ def test_redis_back_after_the_ttl_with_its_data_fences_nobody():
     fencing storm: nobody's clients are closed)."""
     need_cluster()
     with Redis() as r:
-        ns = nodes(r, 3)
+        ns = nodes(r, 3, *FAST_TTL)
         names = ("alice", "bob", "carol")
         cl = [Client(s).identify(n) for s, n in zip(ns, names)]
         know_all(cl, names)
         r.cmd("SAVE")
         r.stop()
-        time.sleep(3.5)          # past the TTL: every key lapses
+        # Past the TTL: every key lapses.
+        time.sleep(FAST_TTL_MS / 1000 + 0.5)
         # node3 is a little late back (its backoff, its load): its hub
         # is held while the others reconnect and beat.
         hub3 = ns[2].hub_pid()
@@ -185,7 +191,7 @@ def test_redis_back_after_the_ttl_with_its_data_fences_nobody():
             os.kill(hub3, signal.SIGCONT)
         wait_ok_again(ns[2], 2)
         # Past the grace after a reconnect, when reaping starts again.
-        time.sleep(9.0)
+        time.sleep((GRACE_FIXED_MS + FAST_TTL_MS / 3) / 1000 + 1.0)
         for s in ns:
             assert "fenced" not in s.log_text()
             assert "is gone (no heartbeat" not in s.log_text()
@@ -306,7 +312,7 @@ def test_a_hub_killed_right_after_its_node_was_fenced():
     new users that see node1's."""
     need_cluster()
     with Redis() as r:
-        a, b, cl = two_nodes(r, ("alice",), ("bob",))
+        a, b, cl = two_nodes(r, ("alice",), ("bob",), *FAST_TTL)
         alice, bob = cl["alice"], cl["bob"]
         alice.send(req("PUBLIC_TEXT", text="old news"))
         bob.expect(public_from("alice", "old news"), 3 * T)
@@ -314,7 +320,8 @@ def test_a_hub_killed_right_after_its_node_was_fenced():
         os.kill(hub, signal.SIGSTOP)
         try:
             tntest.wait_until(lambda: r.cmd("HGET", "tn:names", "bob")
-                              is None, 8.0, what="node2 reaped")
+                              is None, reap_bound(FAST_TTL_MS),
+                              what="node2 reaped")
             alice.send(req("STATUS", status="AWAY"))
             dave = Client(a).identify("dave")
         finally:

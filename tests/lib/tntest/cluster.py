@@ -30,6 +30,24 @@ from .runner import Scoped, Skip, wait_until
 
 REDIS_SERVER = shutil.which("redis-server")
 
+# --cluster-ttl-ms: the daemon's default, and the one the tests that wait
+# for a node to be reaped (or a heartbeat to go unanswered) give their
+# nodes to wait half as long.  Not shorter: a hub held up by a busy
+# machine (make -j2, sanitizers) must still beat within its TTL, or it
+# is reaped when no test meant it.  The tests of the default TTL itself
+# (test_cluster_core, test_cluster_failures's first) run without it.
+DEFAULT_TTL_MS = 3000
+FAST_TTL_MS = 1500
+FAST_TTL = ("--cluster-ttl-ms", str(FAST_TTL_MS))
+
+
+def reap_bound(ttl_ms=DEFAULT_TTL_MS):
+    """A loose bound, in seconds, from a node's death to its reaping:
+    its key lapses within ttl_ms, and a survivor's next heartbeat (every
+    third of it) reaps it; twice that, for a loaded machine (8 s for the
+    default TTL, as the tests always allowed)."""
+    return 2 * (ttl_ms + ttl_ms / 3) / 1000
+
 
 def _encode(args):
     out = [b"*%d\r\n" % len(args)]
@@ -270,11 +288,11 @@ def wait_users(c, want, timeout=3 * TIMEOUT):
         time.sleep(0.05)
 
 
-def two_nodes(r, on_a, on_b):
-    """Two nodes on r, a client identified on the first for each name of
-    on_a and on the second for each of on_b, once the last of on_b lists
-    them all: (a, b, the clients by name)."""
-    a, b = nodes(r, 2)
+def two_nodes(r, on_a, on_b, *opts):
+    """Two nodes on r (with the options opts), a client identified on the
+    first for each name of on_a and on the second for each of on_b, once
+    the last of on_b lists them all: (a, b, the clients by name)."""
+    a, b = nodes(r, 2, *opts)
     cl = {n: Client(a).identify(n) for n in on_a}
     cl.update({n: Client(b).identify(n) for n in on_b})
     wait_users(cl[on_b[-1]], {n: "ACTIVE" for n in cl})
