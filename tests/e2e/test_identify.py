@@ -8,7 +8,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, Server, connect_users, expect_nothing,
-                    new_user, req, resp, user_list)
+                    new_user, req, resp, settle, user_list)
 from tntest.steps import cut_off, name_taken  # noqa: E402
 
 
@@ -170,6 +170,9 @@ def test_concurrent_identify_same_name_one_wins():
         done = [winner]
         for i, c in enumerate(cs):
             if c is not winner:
+                # Across nodes, c's node may not have read the last
+                # arrival yet, and would tell c of it after its own.
+                settle(c)
                 c.identify("n%d" % i)
                 for o in done:
                     o.expect(new_user("n%d" % i))
