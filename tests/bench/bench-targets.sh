@@ -132,6 +132,10 @@ targets_report() {
 	    "$(num "$a") / ngircd $(num "$b") msgs/s$( [ "$b" = 0 ] && echo " (ngircd sustained none of the rates tried)" || echo " = ${r:--}×")" \
 	    "≥ 2.5× ngircd's" "$r" "v >= 2.5"
 	hold_target
+	echo
+	echo "Where a target is not met, doc/performance-profile.md measures the"
+	echo "limit: the floor of the process shape (tests/bench/floor-bench.sh)"
+	echo "and a connection's CPU part by part (tests/bench/connect-parts.sh)."
 }
 
 # How long each workload waited for the machine to settle.

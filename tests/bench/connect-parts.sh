@@ -209,3 +209,16 @@ echo "| our code: codec, checks, table, queues (tn-bare - floor-presence) | $(di
 echo "| the sandbox: loading the filter, each call through it (tn-nolibs - tn-bare) | $(diff_of "${cpu[tn-nolibs]}" "${cpu[tn-bare]}") |"
 echo "| the libraries: libtls, libcrypto, hiredis mapped in every process (talknetd - tn-nolibs) | $(diff_of "${cpu[talknetd]}" "${cpu[tn-nolibs]}") |"
 echo "| talknetd in all | ${cpu[talknetd]:--} |"
+echo
+# The target: what the shape reaches with the protocol's work, and
+# with the sandbox every worker must load (issue 14) on top, its CPU
+# added to the floor's at the floor's rate per CPU.
+sandbox=$(diff_of "${cpu[tn-nolibs]}" "${cpu[tn-bare]}")
+with=$(awk -v p="${pct[floor-presence]}" -v c="${cpu[floor-presence]}" \
+    -v s="$sandbox" 'BEGIN { if (p != "" && c > 0 && s != "-")
+	printf "%.1f\n", p * c / (c + (s > 0 ? s : 0)) }')
+echo "| against \"connects/s >= 80% of fork+exit/s\" | % of fork+exit/s (median) |"
+echo "|---|---|"
+echo "| the shape with the protocol's presence (floor-presence) | ${pct[floor-presence]:--} |"
+echo "| the same with the sandbox's CPU added | ${with:--} |"
+echo "| talknetd | ${pct[talknetd]:--} |"
