@@ -1,7 +1,8 @@
 # bench-lib.sh: helpers the bench scripts share, sourced by
-# floor-bench.sh and connect-parts.sh: stopping a server, the size and
-# the CPU of a process tree, one number of a talknet-bench JSON result.
-# Defines functions only; runs nothing.
+# floor-bench.sh and connect-parts.sh: starting and stopping a server,
+# the size and the CPU of a process tree, one number of a talknet-bench
+# JSON result.  Defines functions only; runs nothing.  launch uses the
+# caller's tmp, servers, pid, port and log.
 
 # Stops one server we started: TERM, a bounded wait, then KILL; reaped.
 stop_pid() {
@@ -80,4 +81,23 @@ jget() {
 	s=${s#*\"$path\":}
 	s=${s%%[,\}]*}
 	echo "$s"
+}
+
+# Starts $1 (a name) as "$2 ..." logging to $tmp/$1.log, and reads the
+# port from the line "listening on 127.0.0.1:PORT" (talknetd, floor).
+launch() {
+	local name=$1 i p=
+	shift
+	"$@" >"$tmp/$name.log" 2>&1 &
+	pid[$name]=$!
+	servers+=("$name")
+	for i in $(seq 1 100); do
+		p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' \
+		    "$tmp/$name.log" | head -n 1)
+		[ -n "$p" ] && break
+		kill -0 "${pid[$name]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	[ -n "$p" ] || { log "$name did not start:"; cat "$tmp/$name.log" >&2; exit 1; }
+	port[$name]=$p
 }

@@ -89,24 +89,6 @@ then
 fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
-# Starts server $1 as "$2 ..." and reads its port from its log.
-launch() {
-	local name=$1 i p=
-	shift
-	"$@" >"$tmp/$name.log" 2>&1 &
-	pid[$name]=$!
-	servers+=("$name")
-	for i in $(seq 1 100); do
-		p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' \
-		    "$tmp/$name.log" | head -n 1)
-		[ -n "$p" ] && break
-		kill -0 "${pid[$name]}" 2>/dev/null || break
-		sleep 0.1
-	done
-	[ -n "$p" ] || { log "$name did not start:"; cat "$tmp/$name.log" >&2; exit 1; }
-	port[$name]=$p
-}
-
 # As run-bench starts talknetd: its unit's environment, no limits.
 tn_env=$(sed -n 's/^Environment=//p' \
     "$srcdir/contrib/systemd/talknetd.service.in")

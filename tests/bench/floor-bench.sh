@@ -65,26 +65,6 @@ if ! ${CC:-cc} -O2 -o "$tmp/floor" "$here/floor.c" "$here/floor_multi.c"; then
 	exit 1
 fi
 
-# Starts $1 (a name) as "$2 ..." logging to $tmp/$1.log, and reads the
-# port from the line "listening on 127.0.0.1:PORT" (talknetd, floor).
-launch() {
-	local name=$1 i p
-	shift
-	"$@" >"$tmp/$name.log" 2>&1 &
-	pid[$name]=$!
-	servers+=("$name")
-	for i in $(seq 1 100); do
-		p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' \
-		    "$tmp/$name.log" | head -n 1)
-		[ -n "$p" ] && break
-		kill -0 "${pid[$name]}" 2>/dev/null || break
-		sleep 0.1
-	done
-	[ -n "$p" ] || { log "$name did not start:"; cat "$tmp/$name.log" >&2; exit 1; }
-	port[$name]=$p
-	conc[$name]=32
-}
-
 # A free loopback TCP port.
 free_port() {
 	local p i
@@ -197,6 +177,9 @@ done
 # at each switch), so the shapes differ and nothing else.
 launch multi env $tn_env "$tmp/floor" multi 0
 launch single env $tn_env "$tmp/floor" single 0
+for s in talknetd multi single; do
+	conc[$s]=32
+done
 sleep 0.5
 declare -A base
 for s in "${servers[@]}"; do

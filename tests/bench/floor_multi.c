@@ -33,6 +33,12 @@
 
 #include "floor.h"
 
+/* Room for the control message of one fd (SCM_RIGHTS). */
+union fdbuf {
+	struct cmsghdr	hdr;
+	char		buf[CMSG_SPACE(sizeof(int))];
+};
+
 /* Writes all of p to fd, waiting while the socket is full; -1 if gone. */
 static int
 write_all(int fd, const char *p, size_t n)
@@ -144,10 +150,7 @@ handoff_msg(struct msghdr *msg, struct iovec *iov, char *c, char *cbuf,
 static void __attribute__((noreturn))
 spare(const struct sockaddr_un *sun, socklen_t sl)
 {
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
-	}		 cbuf;
+	union fdbuf	 cbuf;
 	struct msghdr	 msg;
 	struct cmsghdr	*cm;
 	struct iovec	 iov;
@@ -211,10 +214,7 @@ spare_fork(const struct sockaddr_un *sun, socklen_t sl)
 static void
 spare_give(int cfd)
 {
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
-	}		 cbuf;
+	union fdbuf	 cbuf;
 	struct msghdr	 msg;
 	struct cmsghdr	*cm;
 	struct iovec	 iov;
