@@ -275,13 +275,13 @@ cluster_holder_dead(const redisReply *rep, const char *host)
 	return cluster_pid_zombie((pid_t)pid);
 }
 
-/* Runs the join script once; the reply, or NULL with err. */
+/* Runs the join script once; the reply, or NULL with err (escaped). */
 static redisReply *
 cluster_join_try(redisContext *c, const struct config *cfg,
     const char *host, const char *takeover, char *err, size_t errlen)
 {
 	char		 k_node[192], k_names[192], k_stream[192], ttl[16],
-			 pid[16], k_reaped[192];
+			 pid[16], k_reaped[192], eerr[LOG_ESCAPED(96)];
 	redisReply	*rep;
 
 	cluster_keys(cfg->node_id, k_node, sizeof(k_node), k_names,
@@ -298,7 +298,8 @@ cluster_join_try(redisContext *c, const struct config *cfg,
 	if (rep == NULL)
 		(void)snprintf(err, errlen, "redis: %s", c->errstr);
 	else if (rep->type == REDIS_REPLY_ERROR) {
-		(void)snprintf(err, errlen, "redis: %s", rep->str);
+		(void)snprintf(err, errlen, "redis: %s", log_escape(rep->str,
+		    rep->len, eerr, sizeof(eerr)));
 		freeReplyObject(rep);
 		rep = NULL;
 	}
