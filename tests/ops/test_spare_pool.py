@@ -145,11 +145,10 @@ def test_the_pool_shrinks_back_after_a_burst():
     the spares wanted halve toward --min-spare, and those above it exit.
     The default is 5 s, as --help says (the constant the configuration
     starts from); a pool grown to 2 under it is still at 2 1.5 s after
-    the burst's last miss, three times the 500 ms that
-    test_spare_decay_ms_sets_the_decay
-    sees a halving after: the default is in force, not a short one.
-    Not waited out: the halvings themselves and their bounds are that
-    test's."""
+    the burst's last miss, three times the 500 ms after which
+    test_spare_decay_ms_sets_the_decay sees a halving: the default is
+    in force, not a short one.  Not waited out: the halvings themselves
+    and their bounds are that test's."""
     assert help_default("spare-decay-ms") == 5000
     with tntest.Server("--min-spare", "1", "--max-spare", "2",
                        "--max-clients-per-ip", "0") as s:
