@@ -410,14 +410,16 @@ def test_hold_settle_0_takes_the_baseline_at_once():
             "connect: settle_s %r" % d.get("settle_s")
 
 
-def test_hold_settle_5_and_memory_per_client():
-    """--settle 5 waits at most about 5 s; the memory counters are numbers."""
+def test_hold_settle_2_and_memory_per_client():
+    """--settle 2 waits at most about 2 s; the memory counters are numbers.
+    (Any bound under the default 30 s shows it is kept; on a busy
+    machine the wait runs to it, so a short one costs little.)"""
     # Not their values: they are the whole machine's, and even KernelStack
     # per client went below 0 while other tests' workers exited (make -j).
     with Server() as s:
         d = bench_json(s, "--server-pid", s.pid, "hold", "-c", 20, "-d", 1,
-                       "--settle", 5)
-        assert is_num(d.get("settle_s")) and 0 <= d["settle_s"] <= 5 + 1, \
+                       "--settle", 2)
+        assert is_num(d.get("settle_s")) and 0 <= d["settle_s"] <= 2 + 1, \
             "settle_s: %r" % d.get("settle_s")
         assert isinstance(d.get("settled"), bool), "settled: %r" % (
             d.get("settled"),)
@@ -802,7 +804,7 @@ def test_nodes_spread_every_workload_over_a_cluster():
         d = bench_json([a, b], "broadcast", "-c", 6, "--repeat", 2)
         assert d["ok"] is True and d["nodes"] == 2, d
         # A hold: while it holds, each node's name set in Redis has half.
-        p = start(["--nodes", both, "hold", "-c", 10, "-d", 3,
+        p = start(["--nodes", both, "hold", "-c", 10, "-d", 2,
                    "--setup-timeout", 10] + SETTLE_OFF)
         shares = []
 

@@ -28,7 +28,7 @@ BURST = 8000                  # PUBLIC_TEXTs of about 1 KB, one sendall:
                               # 8 MB, eight times the default --max-queue
                               # the slow client is cut at
 TEXT_PAD = "x" * 1000
-STEADY_CHUNK = 32 * 1024      # the steady reader: 32 KB every 10 ms
+STEADY_CHUNK = 64 * 1024      # the steady reader: 64 KB every 10 ms
 STEADY_PAUSE = 0.010
 
 

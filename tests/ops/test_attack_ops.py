@@ -173,7 +173,11 @@ def test_a_hub_killed_again_and_again_leaves_no_worker_spinning():
     # A loop would cost a CPU per worker: hundreds of ticks a second.
     assert busy <= 10 * idle + CLK_TCK * spent * 0.05 * len(workers), \
         "workers spent %d ticks in %.1f s" % (busy, spent)
-    time.sleep(1.5)
+    # Every worker back on the last hub, then a line to everyone.
+    last = "talknetd[%d]: " % s.hub_pid()
+    tntest.wait_until(lambda: sum(1 for x in s.log if x.startswith(last)
+                                  and "): back on row" in x) == 6, T * 2,
+                      what="the 6 workers back on the last hub")
     clients[0].send(req("PUBLIC_TEXT", text="still here"))
     for c in clients[1:]:
         c.expect(tntest.public_from("w0", "still here"), timeout=T * 2)
