@@ -1,8 +1,8 @@
 # bench-lib.sh: helpers the bench scripts share, sourced by
 # floor-bench.sh and connect-parts.sh: starting and stopping a server,
 # the size and the CPU of a process tree, one number of a talknet-bench
-# JSON result.  Defines functions only; runs nothing.  launch uses the
-# caller's tmp, servers, pid, port and log.
+# JSON result.  Defines functions only; runs nothing.  launch and
+# cleanup use the caller's tmp, servers, pid, port and log.
 
 # Stops one server we started: TERM, a bounded wait, then KILL; reaped.
 stop_pid() {
@@ -16,6 +16,15 @@ stop_pid() {
 	kill -KILL "$p" 2>/dev/null
 	wait "$p" 2>/dev/null
 	return 0
+}
+
+# Stops every server launched, and removes $tmp: the scripts' EXIT trap.
+cleanup() {
+	local s
+	for s in "${servers[@]}"; do
+		stop_pid "${pid[$s]}"
+	done
+	rm -rf "$tmp"
 }
 
 # Counts the processes of the tree under a PID.

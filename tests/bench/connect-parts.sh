@@ -41,13 +41,6 @@ declare -A pid port
 log() { printf 'connect-parts: %s\n' "$*" >&2; }
 . "$here/bench-lib.sh"
 
-cleanup() {
-	local s
-	for s in "${servers[@]}"; do
-		stop_pid "${pid[$s]}"
-	done
-	rm -rf "$tmp"
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

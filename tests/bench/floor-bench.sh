@@ -45,13 +45,6 @@ notes=()
 log() { printf 'floor-bench: %s\n' "$*" >&2; }
 . "$here/bench-lib.sh"
 
-cleanup() {
-	local s
-	for s in "${servers[@]}"; do
-		stop_pid "${pid[$s]}"
-	done
-	rm -rf "$tmp"
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

@@ -9,7 +9,6 @@ SIGKILL and restarted at once with the same id."""
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -19,9 +18,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import (Client, req, new_user, disconnected,  # noqa: E402
                     public_from)
-from tntest.cluster import (Redis, node, nodes, users_of,  # noqa: E402
-                            know_all, one_user_each, wait_ok_again,
-                            room_with, FAST_TTL, FAST_TTL_MS)
+from tntest.cluster import (EXIT_CLUSTER, Redis, node, nodes,  # noqa: E402
+                            start_refused, users_of, know_all,
+                            one_user_each, wait_ok_again, room_with,
+                            FAST_TTL, FAST_TTL_MS)
 from tntest.procfs import status_kb  # noqa: E402
 from tntest.runner import wait_until  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../e2e")
@@ -313,13 +313,9 @@ def test_a_refusal_escapes_what_the_node_key_holds():
         r.cmd("HSET", "tn:node:node9", "token", "t", "host", "evil\nhost",
               "pid", "1\x1b[2J")
         r.cmd("PEXPIRE", "tn:node:node9", 60000)
-        p = subprocess.run(
-            [tntest.TALKNETD, "-f", "-l", "127.0.0.1:0", "--control",
-             tntest.control_path(), "--cluster", r.url, "--node-id",
-             "node9"], stdin=subprocess.DEVNULL, capture_output=True,
-            timeout=10 * T)
-        err = p.stderr.decode()
-        assert p.returncode == 75, (p.returncode, err)
+        rc, err = start_refused(r.url, "node9")
+        err = err.decode()
+        assert rc == EXIT_CLUSTER, (rc, err)
         assert "is in use by a live node" in err, err
         assert "\x1b" not in err and "evil\nhost" not in err, err
 

@@ -10,7 +10,6 @@ Redis does; and without --cluster no connection to Redis is made."""
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -20,11 +19,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import Client, Server, req, resp, new_user  # noqa: E402
 from tntest import cluster  # noqa: E402
-from tntest.cluster import Redis, node, nodes  # noqa: E402
+from tntest.cluster import (EXIT_CLUSTER, Redis, node, nodes,  # noqa: E402
+                            start_refused)
 from tntest.cluster import FAST_TTL, FAST_TTL_MS  # noqa: E402
 
 T = tntest.TIMEOUT
-EXIT_CLUSTER = 75
 
 
 def test_the_node_key_lives_and_is_refreshed():
@@ -85,13 +84,9 @@ def test_a_node_with_another_ttl_is_refused():
     with Redis() as r:
         a = node(r, "alpha", *FAST_TTL)
         a.wait_log(r"cluster: ok")
-        p = subprocess.run(
-            [tntest.TALKNETD, "-f", "-l", "127.0.0.1:0", "--control",
-             tntest.control_path(), "--cluster", r.url, "--node-id",
-             "beta"], stdin=subprocess.DEVNULL, capture_output=True,
-            timeout=10 * T)
-        err = p.stderr.decode()
-        assert p.returncode == EXIT_CLUSTER, (p.returncode, err)
+        rc, err = start_refused(r.url, "beta")
+        err = err.decode()
+        assert rc == EXIT_CLUSTER, (rc, err)
         assert "cluster-ttl-ms is 3000, node alpha runs with %d" % \
             FAST_TTL_MS in err, err
         assert "listening on" not in err, err
@@ -103,13 +98,9 @@ def test_a_second_node_with_a_live_id_is_refused():
     with Redis() as r:
         a = node(r, "alpha")
         a.wait_log(r"cluster: ok")
-        p = subprocess.run(
-            [tntest.TALKNETD, "-f", "-l", "127.0.0.1:0", "--control",
-             tntest.control_path(), "--cluster", r.url, "--node-id",
-             "alpha"], stdin=subprocess.DEVNULL, capture_output=True,
-            timeout=10 * T)
-        err = p.stderr.decode()
-        assert p.returncode == EXIT_CLUSTER, (p.returncode, err)
+        rc, err = start_refused(r.url, "alpha")
+        err = err.decode()
+        assert rc == EXIT_CLUSTER, (rc, err)
         assert "node id alpha is in use by a live node" in err, err
         assert "listening on" not in err, err
         # The live node kept its key and its token.
@@ -133,13 +124,9 @@ def test_a_node_restarted_at_once_takes_its_id_back():
 
 def test_unreachable_redis_at_start_is_refused():
     port = tntest.free_port()
-    p = subprocess.run(
-        [tntest.TALKNETD, "-f", "-l", "127.0.0.1:0", "--control",
-         tntest.control_path(), "--cluster", "redis://127.0.0.1:%d" % port,
-         "--node-id", "alpha"], stdin=subprocess.DEVNULL,
-        capture_output=True, timeout=10 * T)
-    err = p.stderr.decode()
-    assert p.returncode == EXIT_CLUSTER, (p.returncode, err)
+    rc, err = start_refused("redis://127.0.0.1:%d" % port, "alpha")
+    err = err.decode()
+    assert rc == EXIT_CLUSTER, (rc, err)
     assert "cannot reach redis" in err, err
 
 
@@ -155,13 +142,10 @@ def test_auth_from_a_password_file_and_a_wrong_password():
         assert r.cmd("HGET", "tn:names", "ann") == b"alpha"
         with open(path, "w") as f:
             f.write("wrong\n")
-        p = subprocess.run(
-            [tntest.TALKNETD, "-f", "-l", "127.0.0.1:0", "--control",
-             tntest.control_path(), "--cluster", r.url, "--node-id", "beta",
-             "--cluster-password-file", path], stdin=subprocess.DEVNULL,
-            capture_output=True, timeout=10 * T)
-        err = p.stderr.decode()
-        assert p.returncode == EXIT_CLUSTER, (p.returncode, err)
+        rc, err = start_refused(r.url, "beta", "--cluster-password-file",
+                                path)
+        err = err.decode()
+        assert rc == EXIT_CLUSTER, (rc, err)
         assert "AUTH" in err and "wrong" not in err, err
 
 

@@ -7,28 +7,16 @@ accepted; the first node restarted with another TTL while the second
 runs is refused, naming both values."""
 
 import os
-import subprocess
 import sys
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/../lib")
 import tntest  # noqa: E402
 from tntest import Client  # noqa: E402
-from tntest.cluster import Redis, node  # noqa: E402
+from tntest.cluster import EXIT_CLUSTER, Redis, node, start_refused  # noqa: E402
 from tntest.cluster import FAST_TTL, FAST_TTL_MS  # noqa: E402
 
 T = tntest.TIMEOUT
-EXIT_CLUSTER = 75
-
-
-def join(r, node_id, *opts):
-    """Runs a node that is expected to be refused: (status, stderr)."""
-    p = subprocess.run(
-        [tntest.TALKNETD, "-f", "-l", "127.0.0.1:0", "--control",
-         tntest.control_path(), "--cluster", r.url, "--node-id", node_id,
-         *opts], stdin=subprocess.DEVNULL, capture_output=True,
-        timeout=5 * T)
-    return p.returncode, p.stderr
 
 
 def test_a_hostile_ttl_field_is_escaped_and_bounded():
@@ -46,7 +34,7 @@ def test_a_hostile_ttl_field_is_escaped_and_bounded():
             r.cmd("HSET", "tn:node:alpha", "ttl", bad)
             r.cmd("HSET", "tn:node:ghost", "token", "t", "ttl", bad)
             r.cmd("PEXPIRE", "tn:node:ghost", str(60 * 1000))
-            rc, err = join(r, "beta", *FAST_TTL)
+            rc, err = start_refused(r.url, "beta", *FAST_TTL)
             assert rc == EXIT_CLUSTER, (rc, err[:300])
             lines = err.rstrip(b"\n").split(b"\n")
             assert len(lines) == 1, err[:300]
@@ -81,7 +69,7 @@ def test_the_first_node_restarted_with_another_ttl_is_refused():
         b = node(r, "beta", *FAST_TTL)
         b.wait_log(r"cluster: ok")
         a.stop()
-        rc, err = join(r, "alpha", "--cluster-ttl-ms", "3000")
+        rc, err = start_refused(r.url, "alpha", "--cluster-ttl-ms", "3000")
         assert rc == EXIT_CLUSTER, (rc, err)
         assert b"cluster-ttl-ms is 3000, node beta runs with %d" % \
             FAST_TTL_MS in err, err

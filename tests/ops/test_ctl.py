@@ -6,7 +6,6 @@ hostile control clients that must not hold the master up."""
 
 import json
 import os
-import re
 import signal
 import socket
 import stat
@@ -503,16 +502,6 @@ def test_hub_restart_counted():
     assert st["messages_in"] >= before["messages_in"], (before, st)
 
 
-def help_default(option):
-    """The default talknetd --help names for option (its text is built
-    from the same constant the configuration starts from), as an int."""
-    rc, out, err = ops.run([tntest.TALKNETD, "--help"])
-    assert rc == 0, (rc, err)
-    m = re.search(r"--%s\b.*\(default (\d+)\)" % re.escape(option), out)
-    assert m, "--help names no default for --%s:\n%s" % (option, out)
-    return int(m.group(1))
-
-
 def test_idle_peer_times_out():
     """A peer that sends nothing is closed after the idle timeout, with
     a log line.  The default --control-idle-ms is 10 s, as --help says
@@ -521,7 +510,7 @@ def test_idle_peer_times_out():
     the tests below see it closed after: the default is in force, not a
     short one.  Not waited out: the close itself, its bounds and its
     log line are the tests below's, with 300 ms."""
-    assert help_default("control-idle-ms") == 10000
+    assert ops.help_default("control-idle-ms") == 10000
     s = tntest.Server()
     c = raw_conn(s)
     assert not closed_soon(c, 2), \

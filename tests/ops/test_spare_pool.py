@@ -7,7 +7,6 @@ is left behind, and the pool can be turned off."""
 
 import json
 import os
-import re
 import signal
 import socket
 import sys
@@ -130,16 +129,6 @@ def burst_then_shrink(s, grown, bound):
     return time.monotonic() - t0
 
 
-def help_default(option):
-    """The default talknetd --help names for option (its text is built
-    from the same constant the configuration starts from), as an int."""
-    rc, out, err = ops.run([tntest.TALKNETD, "--help"])
-    assert rc == 0, (rc, err)
-    m = re.search(r"--%s\b.*\(default (\d+)\)" % re.escape(option), out)
-    assert m, "--help names no default for --%s:\n%s" % (option, out)
-    return int(m.group(1))
-
-
 def test_the_pool_shrinks_back_after_a_burst():
     """Every --spare-decay-ms without a connection that found no spare,
     the spares wanted halve toward --min-spare, and those above it exit.
@@ -149,7 +138,7 @@ def test_the_pool_shrinks_back_after_a_burst():
     test_spare_decay_ms_sets_the_decay sees a halving: the default is
     in force, not a short one.  Not waited out: the halvings themselves
     and their bounds are that test's."""
-    assert help_default("spare-decay-ms") == 5000
+    assert ops.help_default("spare-decay-ms") == 5000
     with tntest.Server("--min-spare", "1", "--max-spare", "2",
                        "--max-clients-per-ip", "0") as s:
         spares(s, 1)

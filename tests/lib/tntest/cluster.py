@@ -22,7 +22,7 @@ import time
 
 from . import runner
 from .config import START_TIMEOUT, STOP_TIMEOUT, TALKNETD, TIMEOUT
-from .daemon import Server, free_port
+from .daemon import Server, control_path, free_port
 from .client import Client
 from .procfs import ppid_map, descendants_of
 from .proto import invitation, joined_room, req, resp
@@ -455,6 +455,20 @@ class _Node(Server):
     def descendants(self):
         # At the cluster's stop, one scan of /proc serves every node.
         return descendants_of(self.pid, self.cluster.ppids)
+
+
+# What a node refused at start exits with (EX_TEMPFAIL).
+EXIT_CLUSTER = 75
+
+
+def start_refused(url, node_id, *opts):
+    """Runs a node on redis url that is expected to be refused at start:
+    (its exit status, its stderr as bytes)."""
+    p = subprocess.run(
+        [TALKNETD, "-f", "-l", "127.0.0.1:0", "--control", control_path(),
+         "--cluster", url, "--node-id", node_id, *opts],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=10 * TIMEOUT)
+    return p.returncode, p.stderr
 
 
 class Cluster(Server):

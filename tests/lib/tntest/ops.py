@@ -9,6 +9,7 @@ import atexit
 import ctypes
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -16,7 +17,7 @@ import subprocess
 import tempfile
 import time
 
-from .config import TIMEOUT
+from .config import TALKNETD, TIMEOUT
 from .daemon import EnvServer
 from .procfs import pid_alive
 from .runner import Skip
@@ -282,6 +283,16 @@ def run(argv, timeout=10, env=None, **kw):
                            timeout=timeout, **kw)
     return (p.returncode, p.stdout.decode("utf-8", "replace"),
             p.stderr.decode("utf-8", "replace"))
+
+
+def help_default(option):
+    """The default talknetd --help names for option (its text is built
+    from the same constant the configuration starts from), as an int."""
+    rc, out, err = run([TALKNETD, "--help"])
+    assert rc == 0, (rc, err)
+    m = re.search(r"--%s\b.*\(default (\d+)\)" % re.escape(option), out)
+    assert m, "--help names no default for --%s:\n%s" % (option, out)
+    return int(m.group(1))
 
 
 # Our sockets and temporary directories go at exit (after the runner has
