@@ -271,6 +271,10 @@ def room_with(owner, room, *members):
         for j in joined:
             j.expect(joined_room(room, m.name), 3 * TIMEOUT)
         joined.append(m)
+        # m's node may read an earlier join only after m's own, and then
+        # tells m of it (it learnt of it later): once m sees every member
+        # so far, any such line has come, and is skipped here.
+        wait_room(m, room, {j.name: "ACTIVE" for j in joined})
 
 
 def now():
