@@ -314,10 +314,6 @@ def _cpu_s(pid):
     return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _nfds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
 def test_hub_out_of_fds_pauses_and_recovers():
     s = tntest.Server()
     anna = tntest.Client(s).identify("anna")
@@ -330,7 +326,7 @@ def test_hub_out_of_fds_pauses_and_recovers():
     idle_wall = time.monotonic() - t0
     # Room for a few more channels only.
     soft, hard = resource.prlimit(hub, resource.RLIMIT_NOFILE)
-    resource.prlimit(hub, resource.RLIMIT_NOFILE, (_nfds(hub) + 4, hard))
+    resource.prlimit(hub, resource.RLIMIT_NOFILE, (tntest.nfds(hub) + 4, hard))
     liars = [Liar(path) for _ in range(40)]
     s.wait_log(r"hub: accept.*Too many open files")
     nlog = len(s.log)
