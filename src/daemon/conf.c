@@ -573,6 +573,30 @@ conf_apply_live(struct config *cur, const struct config *next)
 	}
 }
 
+/*
+ * The live settings as "log-level info, max-line 4096, ...": what a
+ * reload leaves running, for its log line and talknetctl's answer.  The
+ * TLS files are left out: master_tls_reload reports those.
+ */
+void
+conf_live_summary(const struct config *cfg, char *buf, size_t len)
+{
+	const struct conf_key	*k;
+	size_t			 i, v;
+	char			 one[64];
+
+	(void)snprintf(buf, len, "log-level %s",
+	    log_level_name(cfg->log_level));
+	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
+		k = &conf_keys[i];
+		if (!k->live || k->kind != CONF_SIZE)
+			continue;
+		memcpy(&v, (const char *)cfg + k->off, sizeof(v));
+		(void)snprintf(one, sizeof(one), ", %s %zu", k->key, v);
+		(void)strlcat(buf, one, len);
+	}
+}
+
 /* The settings a reload may change, as the hub and workers take them. */
 void
 conf_live_limits(const struct config *cfg, struct shm_live *l)

@@ -53,6 +53,8 @@ int	 conf_cluster_parse(const char *, struct cluster_addr *, char *err,
 
 /* Copies the settings that may change without a restart (SIGHUP). */
 void	 conf_apply_live(struct config *cur, const struct config *next);
+/* The live settings, "log-level info, max-line 4096, ...", into buf. */
+void	 conf_live_summary(const struct config *, char *, size_t);
 /* The settings a reload may change, as the hub and workers take them. */
 void	 conf_live_limits(const struct config *, struct shm_live *);
 

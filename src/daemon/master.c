@@ -297,12 +297,7 @@ master_reload(char *msg, size_t len)
 			master.rt.max_line_seen = cur->max_line;
 		log_set_level(cur->log_level);
 		master_send_limits();
-		(void)snprintf(err, sizeof(err), "log-level %s, max-line %zu, "
-		    "max-queue %zu, max-clients-per-ip %zu, login-timeout %zu, "
-		    "rate-limit %zu, rate-burst %zu, stall-timeout %zu",
-		    log_level_name(cur->log_level), cur->max_line,
-		    cur->max_queue, cur->max_clients_per_ip, cur->login_timeout,
-		    cur->rate_limit, cur->rate_burst, cur->stall_timeout);
+		conf_live_summary(cur, err, sizeof(err));
 		log_info("reloaded: %s", err);
 		if (n > 0)
 			(void)snprintf(msg, len, "reloaded: %s\nnot applied, "

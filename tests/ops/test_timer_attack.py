@@ -49,15 +49,23 @@ def sighup(s):
 def test_sighup_applies_control_idle_ms_to_an_open_connection():
     """A peer connected under control-idle-ms 60000 is closed soon after
     a SIGHUP sets 300: the idle time is measured against the live value,
-    not the one at accept."""
+    not the one at accept.  The reload's log line and talknetctl's
+    answer name the new values."""
     d = ops.tempdir("tidle")
     conf = _conf(os.path.join(d, "t.conf"), "control-idle-ms = 60000\n")
     s = tntest.Server("-c", conf)
     c = raw_conn(s)
-    _conf(conf, "control-idle-ms = 300\n")
-    sighup(s)
+    _conf(conf, "control-idle-ms = 300\nspare-decay-ms = 700\n")
+    new = sighup(s)
+    # The reload's line tells what now runs, these keys as the others.
+    assert any("reloaded: " in line and "spare-decay-ms 700," in line and
+               "control-idle-ms 300" in line for line in new), new
     assert idle_closed(c, 300), "the open peer kept the old 60 s"
     s.wait_log(r"sent no request in time")
+    _conf(conf, "control-idle-ms = 400\n")
+    rc, out, err = ctl(s, "reload")
+    assert rc == 0 and "control-idle-ms 400" in out, \
+        (rc, out, err)
 
 
 def test_a_bad_timer_value_on_reload_keeps_the_running_one():
