@@ -569,6 +569,7 @@ hub_main(const struct config *cfg, const struct runtime *rt)
 	TAILQ_INIT(&hub.dead);
 	TAILQ_INIT(&hub.idents);
 	TAILQ_INIT(&hub.paused);
+	TAILQ_INIT(&hub.behind);
 	TAILQ_INIT(&hub.waiting);
 	hub.max_channels = cfg->max_clients + HUB_CHANNEL_MARGIN;
 	/* Held in reserve: hub_refuse spends it to turn a channel away. */

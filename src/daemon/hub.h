@@ -84,11 +84,15 @@ struct hub_conn {
 	 * the high-water mark is paused (not read) until that reader
 	 * drains; only a reader that drains at HUB_PACE_MIN_RATE may pace
 	 * anyone, and one that does not is stuck: it is cut when its
-	 * backlog reaches the cap, and nobody waits for it.
+	 * backlog reaches the cap, and nobody waits for it.  A reader over
+	 * the mark is on hub.behind, and a text for it does not run: its
+	 * sender is paused before the line is queued (hub_hold_text), so
+	 * however many send to it, one text at most goes past the mark.
 	 */
 	int			 paused;	/* unread: a reader is behind */
 	struct hub_conn		*paced_by;	/* that reader */
 	int			 stuck;		/* too slow to pace anyone */
+	int			 behind;	/* on hub.behind */
 	uint64_t		 drained;	/* bytes written to it, ever */
 	int64_t			 pace_at;	/* its pacing window began */
 	uint64_t		 pace_taken;	/* hub_taken() when it began */
@@ -117,6 +121,7 @@ struct hub_conn {
 	TAILQ_ENTRY(hub_conn)	 dead_entry;
 	TAILQ_ENTRY(hub_conn)	 ident_entry;	/* identified, in order */
 	TAILQ_ENTRY(hub_conn)	 paused_entry;
+	TAILQ_ENTRY(hub_conn)	 behind_entry;
 	TAILQ_ENTRY(hub_conn)	 wait_entry;	/* by hello_by */
 	RB_ENTRY(hub_conn)	 name_entry;
 	RB_ENTRY(hub_conn)	 pid_entry;	/* every conn with a row */
@@ -174,6 +179,7 @@ struct hub_state {
 	struct conn_list	 dead;
 	struct conn_list	 idents;
 	struct conn_list	 paused;
+	struct conn_list	 behind;	/* readers over q_high, maybe */
 	struct user_tree	 users;
 	struct pid_tree		 pids;		/* one row per process */
 	struct room_tree	 rooms;
@@ -223,6 +229,7 @@ struct hub_conn	*hub_conn_new(int, pid_t, const char *);
 void		 hub_read(struct hub_conn *);
 void		 hub_drop(struct hub_conn *);
 int		 hub_pace_check(void);
+int		 hub_hold_text(struct hub_conn *, const struct msg *);
 void		 hub_unpark(struct hub_conn *);
 
 /* hub_round.c */

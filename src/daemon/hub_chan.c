@@ -144,6 +144,29 @@ hub_taken(const struct hub_conn *c)
 }
 
 /*
+ * Whether reader r is behind: over the high-water mark, and still one
+ * that paces (not stuck; a channel, or one on its way back after a hub
+ * restart).  Then a sender waits for it.
+ */
+static int
+hub_behind(const struct hub_conn *r)
+{
+	return !r->dead && !r->stuck && !r->remote &&
+	    hub_backlog(r) > hub.q_high &&
+	    (r->peer.fd != -1 || hub.grace_until != 0);
+}
+
+/* Takes a reader off hub.behind. */
+static void
+hub_unbehind(struct hub_conn *r)
+{
+	if (r->behind) {
+		TAILQ_REMOVE(&hub.behind, r, behind_entry);
+		r->behind = 0;
+	}
+}
+
+/*
  * A detached reader came back as a new conn (hub_reattach): the senders
  * it paced now wait for the new one, whose pacing window starts now.
  */
@@ -157,6 +180,11 @@ hub_pace_moved(struct hub_conn *old, struct hub_conn *c)
 			s->paced_by = c;
 	}
 	c->pace_at = 0;
+	if (old->behind) {
+		hub_unbehind(old);
+		TAILQ_INSERT_TAIL(&hub.behind, c, behind_entry);
+		c->behind = 1;
+	}
 }
 
 /*
@@ -202,10 +230,71 @@ hub_queued(struct hub_conn *c)
 		return;
 	}
 	/* A reader away after a hub restart paces until its grace ends. */
-	if (b > hub.q_high && !c->stuck &&
-	    (c->peer.fd != -1 || hub.grace_until != 0) &&
-	    hub.reading != NULL && hub.reading != c)
+	if (!hub_behind(c))
+		return;
+	if (!c->behind) {
+		TAILQ_INSERT_TAIL(&hub.behind, c, behind_entry);
+		c->behind = 1;
+	}
+	if (hub.reading != NULL && hub.reading != c)
 		hub_pace(hub.reading, c);
+}
+
+/*
+ * The first reader on hub.behind that text m from c would reach (its
+ * addressee, a member of its room, or anyone identified for a public
+ * one), or NULL.  Those no longer behind leave the list on the way.
+ */
+static struct hub_conn *
+hub_text_behind(const struct hub_conn *c, const struct msg *m)
+{
+	struct hub_conn	*r, *next, *to = NULL;
+	struct hub_room	*room;
+	uint64_t	*members = NULL;
+
+	if (m->type == MSG_TEXT &&
+	    (to = hub_user_find(m->username)) == NULL)
+		return NULL;
+	if (m->type == MSG_ROOM_TEXT) {
+		if ((room = hub_room_find(m->roomname)) == NULL)
+			return NULL;
+		members = shm_room_members(&hub.tab,
+		    shm_room(&hub.tab, room->idx));
+	}
+	TAILQ_FOREACH_SAFE(r, &hub.behind, behind_entry, next) {
+		if (!hub_behind(r)) {
+			hub_unbehind(r);
+			continue;
+		}
+		if (r == c || r->slot == SLOT_NONE)
+			continue;
+		if (to != NULL ? r == to : members != NULL ?
+		    shm_bit_test(members, r->slot) : hub_identified(r))
+			return r;
+	}
+	return NULL;
+}
+
+/*
+ * Whether text m from c waits: a reader it would reach is behind.  Then
+ * c is paused for that reader before anything is queued, and the frame
+ * goes back to c's input (peer_again) to run once the reader drains.
+ * Pausing only after the line was queued let each of many senders add
+ * a line per drain of any reader, and a prompt reader of two dozen
+ * senders of long texts was cut at the cap.
+ */
+int
+hub_hold_text(struct hub_conn *c, const struct msg *m)
+{
+	struct hub_conn	*r;
+
+	if (TAILQ_EMPTY(&hub.behind) || (m->type != MSG_TEXT &&
+	    m->type != MSG_PUBLIC_TEXT && m->type != MSG_ROOM_TEXT))
+		return 0;
+	if ((r = hub_text_behind(c, m)) == NULL)
+		return 0;
+	hub_pace(c, r);
+	return 1;
 }
 
 /*
@@ -576,6 +665,7 @@ hub_drop(struct hub_conn *c)
 	struct hub_conn	*s, *next;
 
 	hub_unpause(c);
+	hub_unbehind(c);
 	/* A claim still on its way must not call back into a freed conn. */
 	if (c->parked)
 		cluster_claim_cancel(c);

@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "ipc.h"
 #include "log.h"
+#include "peer.h"
 #include "proto.h"
 #include "shm.h"
 #include "talknetd.h"
@@ -909,6 +910,9 @@ hub_request(struct hub_conn *c, const struct ipc_hdr *h, const char *p)
 		}
 		return NULL;
 	}
+	/* A text for a reader that is behind waits, whole, in c's input. */
+	if (step != IPC_STEP_AGAIN && hub_hold_text(c, &m))
+		return peer_again;
 	hub.tab.hdr->counters.msgs_in++;
 	hub.tab.hdr->counters.bytes_in += h->len;
 	/*

@@ -62,6 +62,8 @@ peer_keep_rest(struct buf *keep, const struct buf *src)
 		xbuf_append(keep, buf_head(src), buf_pending(src));
 }
 
+const char peer_again[] = "not now";
+
 /* Whether p takes its next frame now. */
 static enum peer_want
 peer_want(const struct peer *p)
@@ -84,16 +86,26 @@ peer_run(struct peer *p, struct buf *src)
 	}			 h;
 	enum peer_want		 want;
 	const char		*payload, *why;
+	size_t			 off, len;
 	int			 r;
 
-	while ((want = peer_want(p)) == PEER_MORE &&
-	    (r = wire_get(src, p->role->hdr_len, p->role->version, p->max,
-	    h.b, &payload)) != 0) {
+	while ((want = peer_want(p)) == PEER_MORE) {
+		off = src->off;
+		len = src->len;
+		if ((r = wire_get(src, p->role->hdr_len, p->role->version,
+		    p->max, h.b, &payload)) == 0)
+			break;
 		if (r == -1)
 			why = h.w.version != p->role->version ?
 			    p->role->bad_version : p->role->too_long;
 		else if ((why = p->role->dispatch(p, h.b, payload)) == NULL)
 			continue;
+		else if (why == peer_again) {
+			/* wire_get only moved the offsets: the bytes stay. */
+			src->off = off;
+			src->len = len;
+			break;
+		}
 		p->role->drop(p, why);
 		want = PEER_GONE;
 		break;

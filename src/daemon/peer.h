@@ -76,6 +76,13 @@ int	 peer_read(struct peer *, char *scratch, size_t size);
 struct buf *peer_feed(struct buf *keep, struct buf *view, char *data,
 	    size_t n);
 void	 peer_keep_rest(struct buf *keep, const struct buf *src);
+/*
+ * What a dispatcher returns for a frame it will not run yet: the frame
+ * goes back, whole, and stays with the rest in p->in until the peer is
+ * run again.  The role's want() must say PEER_HOLD by then, or the same
+ * frame comes straight back.
+ */
+extern const char peer_again[];
 /* Runs the complete frames in src, then keeps what is left in p->in. */
 void	 peer_run(struct peer *, struct buf *src);
 /* Writes b at once and forgets it, best effort: a peer's last words. */

@@ -2,7 +2,7 @@
  * check_peer.c: unit tests of the peer layer (peer.h): a read's frames
  * taken from the scratch itself, and over a socketpair frames cut from
  * reads of every size, a role that holds its frames for
- * later, and the drops with their reasons: another version, a frame
+ * later, a frame its dispatcher puts back (peer_again), and the drops with their reasons: another version, a frame
  * over the limit, a frame the dispatcher refuses, the end of the stream.
  */
 #include "config.h"
@@ -33,6 +33,9 @@ static struct {
 	const char	*dropped;	/* the reason, or NULL */
 	int		 hold_after;	/* HOLD once n reaches it; 0: never */
 	uint16_t	 refuse;	/* the type the dispatcher refuses */
+	uint16_t	 again;		/* the type it puts back, */
+	int		 again_left;	/* this many times */
+	int		 holding;	/* HOLD: it put one back */
 } seen;
 
 /* Records one frame; refuses seen.refuse. */
@@ -46,6 +49,11 @@ t_dispatch(struct peer *p, const void *hdr, const char *payload)
 	memcpy(&h, hdr, sizeof(h));
 	if (h.type == seen.refuse)
 		return "refused by the role";
+	if (h.type == seen.again && seen.again_left > 0) {
+		seen.again_left--;
+		seen.holding = 1;
+		return peer_again;
+	}
 	ck_assert_uint_lt(seen.n, 16);
 	seen.types[seen.n] = h.type;
 	seen.lens[seen.n++] = h.len;
@@ -67,6 +75,8 @@ t_want(const struct peer *p)
 	(void)p;
 	if (seen.dropped != NULL)
 		return PEER_GONE;
+	if (seen.holding)
+		return PEER_HOLD;
 	if (seen.hold_after != 0 && seen.n >= (size_t)seen.hold_after)
 		return PEER_HOLD;
 	return PEER_MORE;
@@ -226,6 +236,50 @@ START_TEST(test_hold_then_resume)
 END_TEST
 
 /*
+ * A frame the dispatcher puts back stays whole, with those after it:
+ * from the scratch of a read, and from the peer's own input; it runs
+ * first when the peer is run again.
+ */
+START_TEST(test_again_puts_the_frame_back)
+{
+	struct buf	 b;
+	struct peer	 p;
+	char		 scratch[1024];
+	int		 sv[2];
+
+	t_frames(&b);
+	memset(&seen, 0, sizeof(seen));
+	seen.again = 0x0102;
+	seen.again_left = 1;
+	t_open(&p, &t_role, IPC_MAX_PAYLOAD, sv, &b);
+	ck_assert_int_eq(peer_read(&p, scratch, sizeof(scratch)), 1);
+	ck_assert_uint_eq(seen.n, 1);
+	ck_assert_ptr_null(seen.dropped);
+	ck_assert_uint_eq(buf_pending(&p.in), buf_pending(&b) -
+	    sizeof(struct ipc_hdr));
+	/* Again, the last frame, now out of the peer's own input. */
+	seen.holding = 0;
+	seen.again = 0x0103;
+	seen.again_left = 1;
+	peer_run(&p, &p.in);
+	ck_assert_uint_eq(seen.n, 2);
+	ck_assert_uint_eq(seen.types[1], 0x0102);
+	ck_assert_uint_eq(seen.lens[1], 5);
+	ck_assert_uint_eq(buf_pending(&p.in), sizeof(struct ipc_hdr) + 300);
+	seen.holding = 0;
+	peer_run(&p, &p.in);
+	ck_assert_uint_eq(seen.n, NFRAMES);
+	ck_assert_uint_eq(seen.types[2], 0x0103);
+	ck_assert_uint_eq(seen.lens[2], 300);
+	ck_assert_uint_eq(buf_pending(&p.in), 0);
+	close(sv[0]);
+	close(sv[1]);
+	buf_free(&p.in);
+	buf_free(&b);
+}
+END_TEST
+
+/*
  * Sends b to a fresh peer of role r (max payload) and reads it once,
  * with what seen holds so far.
  */
@@ -307,7 +361,8 @@ END_TEST
 
 CHECK_SUITE(peer_suite, "peer", "channel",
     CK_TEST(test_feed_from_scratch), CK_TEST(test_reads_of_every_size),
-    CK_TEST(test_hold_then_resume), CK_TEST(test_drops_with_reason),
+    CK_TEST(test_hold_then_resume), CK_TEST(test_again_puts_the_frame_back),
+    CK_TEST(test_drops_with_reason),
     CK_TEST(test_control_header))
 
 CHECK_MAIN(peer_suite)
