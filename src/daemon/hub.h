@@ -229,6 +229,7 @@ struct hub_conn	*hub_conn_new(int, pid_t, const char *);
 void		 hub_read(struct hub_conn *);
 void		 hub_drop(struct hub_conn *);
 int		 hub_pace_check(void);
+void		 hub_pace_release(struct hub_conn *);
 int		 hub_hold_text(struct hub_conn *, const struct msg *);
 void		 hub_unpark(struct hub_conn *);
 

@@ -658,22 +658,33 @@ hub_say_close(struct hub_conn *c)
 	buf_free(&b);
 }
 
+/*
+ * Lets the senders reader r paces go on: hub_end_round runs their input,
+ * and a held text that still reaches a reader behind waits again.  For
+ * a reader that goes, or leaves a room: a text for a room it left must
+ * not wait until it drains.
+ */
+void
+hub_pace_release(struct hub_conn *r)
+{
+	struct hub_conn	*s;
+
+	TAILQ_FOREACH(s, &hub.paused, paused_entry) {
+		if (s->paced_by == r)
+			s->paced_by = NULL;
+	}
+}
+
 /* Drops a connection: DISCONNECT semantics, then frees its row. */
 void
 hub_drop(struct hub_conn *c)
 {
-	struct hub_conn	*s, *next;
-
 	hub_unpause(c);
 	hub_unbehind(c);
 	/* A claim still on its way must not call back into a freed conn. */
 	if (c->parked)
 		cluster_claim_cancel(c);
-	/* Whoever it paced goes on: hub_end_round runs their input. */
-	TAILQ_FOREACH_SAFE(s, &hub.paused, paused_entry, next) {
-		if (s->paced_by == c)
-			s->paced_by = NULL;
-	}
+	hub_pace_release(c);
 	if (c->slot != SLOT_NONE) {
 		shm_begin(&hub.tab);
 		hub_part(c);
@@ -748,7 +759,9 @@ hub_still_pacing(struct hub_conn *r, int64_t now)
 	uint64_t	taken;
 	int64_t		elapsed;
 
-	if (r == NULL || r->dead || r->stuck || hub_backlog(r) <= hub.q_low)
+	/* Parted (DISCONNECT, kick): no text reaches it any more. */
+	if (r == NULL || r->dead || r->stuck || r->parted ||
+	    hub_backlog(r) <= hub.q_low)
 		return 0;
 	if (r->peer.fd == -1)
 		return hub.grace_until != 0;

@@ -236,6 +236,7 @@ hub_room_leave(struct hub_conn *c, struct hub_room *r)
 			    .roomname = hub_room_name(row),
 			    .username = hub_name(c) };
 
+	hub_pace_release(c);
 	if (shm_room_leave(&hub.tab, r->idx, c->slot) == 0) {
 		hub_room_forget(r);
 		return;
