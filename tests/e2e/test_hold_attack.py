@@ -276,6 +276,46 @@ def _seen_index(events, pred):
     return None
 
 
+def _stall(k):
+    """A public flood while k clients read nothing at all (a tiny
+    receive window, never read): the longest the prompt reader went
+    without a text, once the first of them was behind."""
+    s = Server("--stall-timeout", "0", "--max-queue", "262144")
+    f, p = tntest.connect_users(s, "flood", "prompt")
+    for c in (f, p):
+        _blocking(c)
+    fr, pr = Reader(f), Reader(p)
+    dead = []
+    for i in range(k):
+        c = Client(s, rcvbuf=4096, name="dead%d" % i)
+        c.identify("dead%d" % i)
+        dead.append(c)
+    n = 3000
+    t, box = _send_in_thread(f, _texts("F", n))
+    wait_until(lambda: pr.count("F") == n, 60,
+               what=lambda: "the flood (%d of %d)" % (pr.count("F"), n))
+    pr.check("F", n)
+    with pr.lock:
+        ts = list(pr.times)
+    gap = max(b - a for a, b in zip(ts, ts[1:]))
+    assert s.log_text().count("draining too slowly") == k
+    for r in (fr, pr):
+        r.close()
+    s.stop()
+    return gap
+
+
+def test_readers_that_read_nothing_are_judged_together():
+    """Each reader that reads nothing may hold a sender one window (1 s)
+    before it is found stuck; four of them at once must not hold it four
+    windows in a row: the longest stall with four is about that with
+    one, measured in this run."""
+    one = _stall(1)
+    four = _stall(4)
+    print("longest stall: %.2f s with one, %.2f s with four" % (one, four))
+    assert four < 2 * one, (one, four)
+
+
 def test_a_held_text_then_a_text_then_disconnect_run_in_order():
     """The held PUBLIC_TEXT goes back whole before a TEXT and a
     DISCONNECT behind it in the same input: once the slow reader drains,
