@@ -188,6 +188,20 @@ hub_pace_moved(struct hub_conn *old, struct hub_conn *c)
 }
 
 /*
+ * Starts reader r's pacing window, if none runs.  Every reader a held
+ * text would reach is measured from then, not only the one its sender
+ * waits for first: four that read nothing held it four windows in a row.
+ */
+static void
+hub_pace_window(struct hub_conn *r)
+{
+	if (r->pace_at == 0) {
+		r->pace_at = clock_now_ms();
+		r->pace_taken = hub_taken(r);
+	}
+}
+
+/*
  * Pauses sender s because reader r is behind: s is read no more until r
  * drains, so TCP carries the back-pressure to s's client.  r's pacing
  * window starts now, if it has none running.
@@ -200,10 +214,7 @@ hub_pace(struct hub_conn *s, struct hub_conn *r)
 	s->paused = 1;
 	s->paced_by = r;
 	TAILQ_INSERT_TAIL(&hub.paused, s, paused_entry);
-	if (r->pace_at == 0) {
-		r->pace_at = clock_now_ms();
-		r->pace_taken = hub_taken(r);
-	}
+	hub_pace_window(r);
 	hub_watch(s);
 	log_debug("worker %ld (%s): paused for worker %ld (%s)",
 	    (long)s->pid, s->addr, (long)r->pid, r->addr);
@@ -243,12 +254,13 @@ hub_queued(struct hub_conn *c)
 /*
  * The first reader on hub.behind that text m from c would reach (its
  * addressee, a member of its room, or anyone identified for a public
- * one), or NULL.  Those no longer behind leave the list on the way.
+ * one), or NULL; the pacing windows of all it would reach start.  Those
+ * no longer behind leave the list on the way.
  */
 static struct hub_conn *
 hub_text_behind(const struct hub_conn *c, const struct msg *m)
 {
-	struct hub_conn	*r, *next, *to = NULL;
+	struct hub_conn	*r, *next, *to = NULL, *first = NULL;
 	struct hub_room	*room;
 	uint64_t	*members = NULL;
 
@@ -269,10 +281,13 @@ hub_text_behind(const struct hub_conn *c, const struct msg *m)
 		if (r == c || r->slot == SLOT_NONE)
 			continue;
 		if (to != NULL ? r == to : members != NULL ?
-		    shm_bit_test(members, r->slot) : hub_identified(r))
-			return r;
+		    shm_bit_test(members, r->slot) : hub_identified(r)) {
+			hub_pace_window(r);
+			if (first == NULL)
+				first = r;
+		}
 	}
-	return NULL;
+	return first;
 }
 
 /*

@@ -306,14 +306,15 @@ def _stall(k):
 
 
 def test_readers_that_read_nothing_are_judged_together():
-    """Each reader that reads nothing may hold a sender one window (1 s)
-    before it is found stuck; four of them at once must not hold it four
-    windows in a row: the longest stall with four is about that with
+    """Each reader that reads nothing may hold a sender a window (1 s),
+    or two if the first began while its worker still took lines, before
+    it is found stuck; six of them at once must not hold it six windows
+    in a row: the longest stall with six is under three times that with
     one, measured in this run."""
     one = _stall(1)
-    four = _stall(4)
-    print("longest stall: %.2f s with one, %.2f s with four" % (one, four))
-    assert four < 2 * one, (one, four)
+    six = _stall(6)
+    print("longest stall: %.2f s with one, %.2f s with six" % (one, six))
+    assert six < 3 * one, (one, six)
 
 
 def test_a_held_text_then_a_text_then_disconnect_run_in_order():
