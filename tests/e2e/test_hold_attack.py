@@ -317,6 +317,26 @@ def test_readers_that_read_nothing_are_judged_together():
     assert six < 3 * one, (one, six)
 
 
+def test_a_reader_that_texts_itself_is_paced_not_cut():
+    """A client that sends private TEXTs to itself faster than it reads
+    them, reading at three times the rate that lets a reader pace its
+    senders: it is its own sender, and must be paced like any, not cut
+    at the cap; it gets every text, once and in order."""
+    s = Server("--stall-timeout", "0", "--max-queue", "262144")
+    (me,) = tntest.connect_users(s, "me")
+    _blocking(me, 65536)
+    r = Reader(me, rate=SLOW_RATE)
+    n = 1500
+    t, box = _send_in_thread(me, _texts("M", n, "TEXT", username="me"))
+    wait_until(lambda: r.count("M") == n or r.eof, 60,
+               what=lambda: "%d of %d texts" % (r.count("M"), n))
+    assert not r.eof, "cut after %d of %d texts: %r" % (
+        r.count("M"), n, [x for x in s.log if "dropped" in x][:2])
+    r.check("M", n)
+    r.close()
+    s.stop()
+
+
 def test_a_held_text_then_a_text_then_disconnect_run_in_order():
     """The held PUBLIC_TEXT goes back whole before a TEXT and a
     DISCONNECT behind it in the same input: once the slow reader drains,
