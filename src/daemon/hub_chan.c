@@ -278,7 +278,8 @@ hub_text_behind(const struct hub_conn *c, const struct msg *m)
 			hub_unbehind(r);
 			continue;
 		}
-		if (r == c || r->slot == SLOT_NONE)
+		/* A text to oneself waits for oneself like any other. */
+		if ((r == c && to != c) || r->slot == SLOT_NONE)
 			continue;
 		if (to != NULL ? r == to : members != NULL ?
 		    shm_bit_test(members, r->slot) : hub_identified(r)) {

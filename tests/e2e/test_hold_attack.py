@@ -319,13 +319,13 @@ def test_readers_that_read_nothing_are_judged_together():
 
 def test_a_reader_that_texts_itself_is_paced_not_cut():
     """A client that sends private TEXTs to itself faster than it reads
-    them, reading at three times the rate that lets a reader pace its
+    them, reading at six times the rate that lets a reader pace its
     senders: it is its own sender, and must be paced like any, not cut
     at the cap; it gets every text, once and in order."""
     s = Server("--stall-timeout", "0", "--max-queue", "262144")
     (me,) = tntest.connect_users(s, "me")
     _blocking(me, 65536)
-    r = Reader(me, rate=SLOW_RATE)
+    r = Reader(me, rate=2 * SLOW_RATE)
     n = 1500
     t, box = _send_in_thread(me, _texts("M", n, "TEXT", username="me"))
     wait_until(lambda: r.count("M") == n or r.eof, 60,
