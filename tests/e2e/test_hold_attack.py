@@ -290,7 +290,7 @@ def _stall(k):
         c = Client(s, rcvbuf=4096, name="dead%d" % i)
         c.identify("dead%d" % i)
         dead.append(c)
-    n = 3000
+    n = 2000
     t, box = _send_in_thread(f, _texts("F", n))
     wait_until(lambda: pr.count("F") == n, 60,
                what=lambda: "the flood (%d of %d)" % (pr.count("F"), n))
@@ -319,13 +319,13 @@ def test_readers_that_read_nothing_are_judged_together():
 
 def test_a_reader_that_texts_itself_is_paced_not_cut():
     """A client that sends private TEXTs to itself faster than it reads
-    them, reading at six times the rate that lets a reader pace its
+    them, reading at nine times the rate that lets a reader pace its
     senders: it is its own sender, and must be paced like any, not cut
     at the cap; it gets every text, once and in order."""
     s = Server("--stall-timeout", "0", "--max-queue", "262144")
     (me,) = tntest.connect_users(s, "me")
     _blocking(me, 65536)
-    r = Reader(me, rate=2 * SLOW_RATE)
+    r = Reader(me, rate=3 * SLOW_RATE)
     n = 1500
     t, box = _send_in_thread(me, _texts("M", n, "TEXT", username="me"))
     wait_until(lambda: r.count("M") == n or r.eof, 60,
@@ -501,7 +501,7 @@ def test_reloads_of_max_queue_while_senders_are_held():
         os.kill(s.pid, signal.SIGHUP)
         wait_until(lambda: any("reloaded" in x for x in s.log[nlog:]), T,
                    what="the reload to %d" % q)
-        time.sleep(0.5)
+        time.sleep(0.2)
     wait_until(lambda: pr.count("F") == n, 120,
                what=lambda: "all %d texts (got %d)" % (n, pr.count("F")))
     pr.check("F", n)
@@ -528,7 +528,7 @@ def test_private_floods_in_a_cycle_do_not_deadlock():
     for c in cs:
         _blocking(c)
     rs = dict((nm, Reader(c)) for nm, c in zip(names, cs))
-    n = 3000
+    n = 2000
     ts = [_send_in_thread(c, _texts(nm, n, "TEXT", username=to[nm]))
           for nm, c in zip(names, cs)]
     for nm in names:
