@@ -479,6 +479,36 @@ def test_senders_held_when_the_hub_is_killed_lose_and_repeat_nothing():
     s.stop()
 
 
+def test_a_stopped_hub_does_not_make_a_slow_reader_stuck():
+    """The hub stopped (SIGSTOP: gdb, a starved CPU) for 5 s while a
+    sender is held for a slow but legal reader: the reader drained what
+    its channel held and then had nothing to read, through no fault of
+    its own.  It must not be judged stuck on that window (it would then
+    pace nobody, and be cut at the cap by the rest of the flood)."""
+    s, (f, p, slow), (fr, pr, sr) = _slow_setup("flood", "prompt", "slow")
+    n = 3000
+    t, box = _send_in_thread(f, _texts("F", n))
+    _wait_for_hold(pr, 0.3, 30)
+    hub = s.hub_pid()
+    os.kill(hub, signal.SIGSTOP)
+    try:
+        time.sleep(5)
+    finally:
+        os.kill(hub, signal.SIGCONT)
+    # Two windows after the hub is back, with the reader reading.
+    nlog = len(s.log)
+    had = sr.count("F")
+    wait_until(lambda: sr.count("F") > had + 200 or sr.eof, 30,
+               what=lambda: "the slow reader reading on (%d)" % sr.count("F"))
+    judged = [x for x in s.log[nlog:] if "no longer wait" in x]
+    assert not judged, judged
+    assert not sr.eof
+    f.abort()
+    for r in (fr, pr, sr):
+        r.close()
+    s.stop()
+
+
 def test_reloads_of_max_queue_while_senders_are_held():
     """max-queue lowered sixteenfold, then raised, while a flooder is
     held for a slow reader: nobody hangs, the prompt reader is not cut,
