@@ -160,6 +160,8 @@ struct hub_state {
 	struct hub_conn		*reading;	/* whose frames run now */
 	uint64_t		 gen_before;	/* the last hub's generation */
 	int64_t			 grace_until;	/* 0, or when detached rows go */
+	int64_t			 pace_last;	/* last pacing check, or 0 */
+	int64_t			 pace_lapse;	/* the hub last stood still */
 	size_t			 ndetached;
 	struct hub_conn		**conns;	/* by slot */
 	uint32_t		*free_users;	/* stack of free user rows */

@@ -781,7 +781,8 @@ hub_still_pacing(struct hub_conn *r, int64_t now)
 		return 0;
 	if (r->peer.fd == -1)
 		return hub.grace_until != 0;
-	if (r->pace_at == 0) {
+	/* A window over a lapse of the hub's measures the hub: anew. */
+	if (r->pace_at == 0 || r->pace_at <= hub.pace_lapse) {
 		r->pace_at = now;
 		r->pace_taken = hub_taken(r);
 		return 1;
@@ -804,6 +805,21 @@ hub_still_pacing(struct hub_conn *r, int64_t now)
 }
 
 /*
+ * Notes a lapse of the hub itself.  While a sender waits the checks come
+ * every HUB_PACE_TICK_MS, so half a window between two means the hub
+ * stood still (stopped, starved of CPU) and wrote nobody anything: a
+ * reader that drained its channel meanwhile and then had nothing to read
+ * was judged stuck on it, and cut at the cap by the rest of a flood.
+ */
+static void
+hub_pace_lapse(int64_t now)
+{
+	if (hub.pace_last != 0 && now - hub.pace_last > HUB_PACE_WINDOW_MS / 2)
+		hub.pace_lapse = now;
+	hub.pace_last = now;
+}
+
+/*
  * Resumes the senders whose reader caught up or stopped pacing; returns
  * whether any did.  They leave the list first, so running their frames
  * may pause them again.
@@ -815,10 +831,13 @@ hub_pace_check(void)
 	struct hub_conn		*s, *next;
 	int64_t			 now;
 
-	if (TAILQ_EMPTY(&hub.paused))
+	if (TAILQ_EMPTY(&hub.paused)) {
+		hub.pace_last = 0;
 		return 0;
+	}
 	TAILQ_INIT(&go);
 	now = clock_now_ms();
+	hub_pace_lapse(now);
 	TAILQ_FOREACH_SAFE(s, &hub.paused, paused_entry, next) {
 		if (hub_still_pacing(s->paced_by, now))
 			continue;
