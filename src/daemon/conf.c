@@ -83,6 +83,9 @@ static const struct conf_key conf_keys[] = {
 	CONF_NUM("stall-timeout", stall_timeout, 0, 86400, 1),
 	CONF_NUM("send-buffer", send_buffer, 0, 16 * 1024 * 1024, 1),
 	CONF_NUM("max-gather", max_gather, 0, CEIL_MAX_GATHER, 1),
+	/* Live: the hub's flow control (hub_still_pacing). */
+	CONF_NUM("pace-min-rate", pace_min_rate, 1024, 1073741824, 1),
+	CONF_NUM("pace-window-ms", pace_window_ms, 100, 60000, 1),
 	/* Live: a reload retires the spares, forked with the old settings. */
 	CONF_NUM("min-spare", min_spare, 0, CEIL_MAX_SPARE, 1),
 	CONF_NUM("max-spare", max_spare, 0, CEIL_MAX_SPARE, 1),
@@ -157,6 +160,8 @@ conf_defaults(struct config *cfg)
 	cfg->rate_limit = DEFAULT_RATE_LIMIT;
 	cfg->rate_burst = DEFAULT_RATE_BURST;
 	cfg->stall_timeout = DEFAULT_STALL_TIMEOUT;
+	cfg->pace_min_rate = DEFAULT_PACE_MIN_RATE;
+	cfg->pace_window_ms = DEFAULT_PACE_WINDOW_MS;
 	cfg->send_buffer = DEFAULT_SEND_BUFFER;
 	cfg->min_spare = DEFAULT_MIN_SPARE;
 	cfg->max_spare = DEFAULT_MAX_SPARE;
@@ -610,5 +615,7 @@ conf_live_limits(const struct config *cfg, struct shm_live *l)
 	l->rate_limit = cfg->rate_limit;
 	l->rate_burst = cfg->rate_burst;
 	l->stall_timeout = cfg->stall_timeout;
+	l->pace_min_rate = cfg->pace_min_rate;
+	l->pace_window_ms = cfg->pace_window_ms;
 	l->reloads = cfg->reloads;
 }

@@ -19,8 +19,6 @@
 #define HUB_GRACE_TICK_MS	100
 #define HUB_TRIM_IDLE_MS	1000	/* quiet time before malloc_trim */
 #define HUB_PACE_TICK_MS	50	/* pacing checks while senders wait */
-#define HUB_PACE_WINDOW_MS	1000	/* a pacing reader is measured over */
-#define HUB_PACE_MIN_RATE	(64 * 1024)	/* bytes/s to pace a sender */
 #define HUB_END_ROUND_PASSES	4	/* flushes per round, at most */
 #define HUB_HELLO_MS		5000	/* a new channel's time to say HELLO,
 					   a kicked one's to close */
@@ -82,7 +80,7 @@ struct hub_conn {
 	/*
 	 * Flow control.  A sender whose line takes a reader's backlog over
 	 * the high-water mark is paused (not read) until that reader
-	 * drains; only a reader that drains at HUB_PACE_MIN_RATE may pace
+	 * drains; only a reader that drains at pace-min-rate may pace
 	 * anyone, and one that does not is stuck: it is cut when its
 	 * backlog reaches the cap, and nobody waits for it.  A reader over
 	 * the mark is on hub.behind, and a text for it does not run: its

@@ -766,8 +766,8 @@ hub_unpark(struct hub_conn *c)
 
 /*
  * Whether reader r still paces its senders: it exists, is behind, and
- * drained at HUB_PACE_MIN_RATE over its last window.  One that did not
- * is stuck from now on, until it catches up.
+ * drained at pace-min-rate over its last window (pace-window-ms, both
+ * live).  One that did not is stuck from now on, until it catches up.
  */
 static int
 hub_still_pacing(struct hub_conn *r, int64_t now)
@@ -788,14 +788,16 @@ hub_still_pacing(struct hub_conn *r, int64_t now)
 		return 1;
 	}
 	elapsed = now - r->pace_at;
-	if (elapsed < HUB_PACE_WINDOW_MS)
+	if (elapsed < (int64_t)hub.live.pace_window_ms)
 		return 1;
 	taken = hub_taken(r) - r->pace_taken;
-	if (taken * 1000 < (uint64_t)HUB_PACE_MIN_RATE * (uint64_t)elapsed) {
+	/* Both at most 2^30 and 2^63 / 2^30 ms: no overflow. */
+	if (taken * 1000 < hub.live.pace_min_rate * (uint64_t)elapsed) {
 		log_info("worker %ld (%s): read %llu bytes in %lld ms, "
-		    "under %d a second: senders no longer wait for it",
+		    "under %llu a second: senders no longer wait for it",
 		    (long)r->pid, r->addr, (unsigned long long)taken,
-		    (long long)elapsed, HUB_PACE_MIN_RATE);
+		    (long long)elapsed,
+		    (unsigned long long)hub.live.pace_min_rate);
 		r->stuck = 1;
 		return 0;
 	}
@@ -806,15 +808,20 @@ hub_still_pacing(struct hub_conn *r, int64_t now)
 
 /*
  * Notes a lapse of the hub itself.  While a sender waits the checks come
- * every HUB_PACE_TICK_MS, so half a window between two means the hub
- * stood still (stopped, starved of CPU) and wrote nobody anything: a
- * reader that drained its channel meanwhile and then had nothing to read
- * was judged stuck on it, and cut at the cap by the rest of a flood.
+ * every HUB_PACE_TICK_MS, so half a window (four ticks at least) between
+ * two means the hub stood still (stopped, starved of CPU) and wrote
+ * nobody anything: a reader that drained its channel meanwhile and then
+ * had nothing to read was judged stuck on it, and cut at the cap by the
+ * rest of a flood.
  */
 static void
 hub_pace_lapse(int64_t now)
 {
-	if (hub.pace_last != 0 && now - hub.pace_last > HUB_PACE_WINDOW_MS / 2)
+	int64_t	lapse = (int64_t)hub.live.pace_window_ms / 2;
+
+	if (lapse < 4 * HUB_PACE_TICK_MS)
+		lapse = 4 * HUB_PACE_TICK_MS;
+	if (hub.pace_last != 0 && now - hub.pace_last > lapse)
 		hub.pace_lapse = now;
 	hub.pace_last = now;
 }

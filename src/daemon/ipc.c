@@ -304,5 +304,8 @@ ipc_check_limits(const struct shm_live *l)
 	if (l->rate_limit > 1000000 || l->rate_burst < 1 ||
 	    l->rate_burst > 1000000)
 		return -1;
+	if (l->pace_min_rate < 1024 || l->pace_min_rate > 1073741824 ||
+	    l->pace_window_ms < 100 || l->pace_window_ms > 60000)
+		return -1;
 	return 0;
 }

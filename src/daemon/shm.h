@@ -111,6 +111,8 @@ struct shm_live {
 	uint64_t	rate_limit;	/* messages a second, 0: none */
 	uint64_t	rate_burst;
 	uint64_t	stall_timeout;	/* seconds, 0: none */
+	uint64_t	pace_min_rate;	/* bytes/s a pacing reader takes */
+	uint64_t	pace_window_ms;	/* measured over this */
 	uint64_t	reloads;	/* the master's reloads when sent */
 };
 

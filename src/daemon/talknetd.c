@@ -73,6 +73,8 @@ static const struct option talknetd_options[] = {
 	{ "stall-timeout",	required_argument,	NULL, 0 },
 	{ "send-buffer",	required_argument,	NULL, 0 },
 	{ "max-gather",		required_argument,	NULL, 0 },
+	{ "pace-min-rate",	required_argument,	NULL, 0 },
+	{ "pace-window-ms",	required_argument,	NULL, 0 },
 	{ "min-spare",		required_argument,	NULL, 0 },
 	{ "max-spare",		required_argument,	NULL, 0 },
 	{ "spare-decay-ms",	required_argument,	NULL, 0 },
@@ -117,7 +119,8 @@ usage_synopsis(FILE *f)
 	    "                [--cluster-password-file FILE] [--max-users N]\n"
 	    "                [--min-spare N] [--max-spare N] "
 	    "[--spare-decay-ms MS]\n"
-	    "                [--control-idle-ms MS] [--cluster-ttl-ms MS]\n");
+	    "                [--control-idle-ms MS] [--cluster-ttl-ms MS]\n"
+	    "                [--pace-min-rate BYTES] [--pace-window-ms MS]\n");
 }
 
 /* Prints the synopsis and every option's help to f. */
@@ -159,6 +162,10 @@ usage(FILE *f)
 	    "(default %d; 0: the kernel's)\n"
 	    "      --max-gather MS  longest a busy hub gathers lines for many "
 	    "(default %d; 0: never)\n"
+	    "      --pace-min-rate BYTES  a reader behind slows its senders "
+	    "while it takes\n"
+	    "                       BYTES a second (default %d)\n"
+	    "      --pace-window-ms MS  measured over MS (default %d)\n"
 	    "      --min-spare N    idle workers forked ahead of clients "
 	    "(default %d; 0: none)\n"
 	    "      --max-spare N    idle workers kept at most, under a burst "
@@ -199,7 +206,8 @@ usage(FILE *f)
 	    PROTO_MAX_ROOM, PROTO_MAX_LINE, DEFAULT_MAX_QUEUE,
 	    DEFAULT_MAX_CLIENTS_PER_IP, DEFAULT_LOGIN_TIMEOUT,
 	    DEFAULT_RATE_LIMIT, DEFAULT_RATE_BURST, DEFAULT_STALL_TIMEOUT,
-	    DEFAULT_SEND_BUFFER, DEFAULT_MAX_GATHER, DEFAULT_MIN_SPARE,
+	    DEFAULT_SEND_BUFFER, DEFAULT_MAX_GATHER, DEFAULT_PACE_MIN_RATE,
+	    DEFAULT_PACE_WINDOW_MS, DEFAULT_MIN_SPARE,
 	    DEFAULT_MAX_SPARE, DEFAULT_SPARE_DECAY_MS, DEFAULT_CONTROL_IDLE_MS,
 	    DEFAULT_CLUSTER_TTL_MS);
 }

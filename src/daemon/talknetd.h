@@ -26,6 +26,8 @@
 #define DEFAULT_RATE_BURST		50
 #define DEFAULT_STALL_TIMEOUT		10	/* seconds without progress */
 #define DEFAULT_MAX_GATHER		5	/* ms, see hub_pass_end */
+#define DEFAULT_PACE_MIN_RATE		(64 * 1024)	/* bytes/s to pace */
+#define DEFAULT_PACE_WINDOW_MS		1000	/* that rate is measured over */
 #define DEFAULT_SEND_BUFFER		(64 * 1024)	/* SO_SNDBUF */
 #define DEFAULT_MIN_SPARE		4	/* workers forked ahead */
 #define DEFAULT_MAX_SPARE		32
@@ -96,6 +98,8 @@ struct config {
 	size_t			 stall_timeout;		/* seconds, 0: none */
 	size_t			 send_buffer;		/* bytes; 0: kernel's */
 	size_t			 max_gather;		/* ms; 0: never */
+	size_t			 pace_min_rate;	/* bytes/s a pacing reader takes */
+	size_t			 pace_window_ms;	/* measured over this */
 	size_t			 min_spare;	/* idle workers kept; 0: none */
 	size_t			 max_spare;	/* at most, under a burst */
 	size_t			 spare_decay_ms;	/* halves the burst's */

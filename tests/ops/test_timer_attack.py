@@ -202,5 +202,65 @@ def test_sighup_applies_spare_decay_ms():
                    what="the pool back at 1 (%r)" % s.spares())
 
 
+
+
+def _slow_reader_episode(s, sender, name, n=30, size=20000):
+    """A client of name that reads nothing gets n private texts of size
+    bytes from sender: the hub paces sender, then finds the reader too
+    slow.  Returns (ms, rate) from the hub's log line about it."""
+    r = tntest.Client(s, rcvbuf=4096)
+    r.identify(name)
+    sender.expect(tntest.new_user(name))
+    pad = "p" * size
+    for i in range(n):
+        sender.send(tntest.req("TEXT", username=name, text="%02d %s"
+                               % (i, pad)))
+    m = s.wait_log(r"\(127\.0\.0\.1:%d\): read \d+ bytes in (\d+) ms, "
+                   r"under (\d+) a second" % r.local_port, timeout=T * 3)
+    # Cut at the cap, or not yet: it leaves now, and is gone once.  The
+    # texts that came after a cut were answered NO_SUCH_USER; a USERS
+    # round trip, answered after all of them, ends the episode.
+    r.close()
+    _skip_missed(sender, name, lambda g: g == tntest.disconnected(name))
+    sender.send(tntest.req("USERS"))
+    _skip_missed(sender, name, lambda g: g.get("type") == "USER_LIST")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _skip_missed(sender, name, done):
+    """Reads sender's lines until one that done() accepts, passing over
+    the NO_SUCH_USER answers for texts to name; any other line fails."""
+    for _ in range(100):
+        got = sender.recv(timeout=T * 3)
+        if done(got):
+            return
+        assert got.get("type") == "RESPONSE" and got.get("extra") == name \
+            and got.get("result") == "NO_SUCH_USER", got
+    raise AssertionError("no end after 100 lines")
+
+
+def test_pace_min_rate_and_window_are_honoured_and_live():
+    """A reader that takes nothing is found too slow after pace-window-ms
+    against pace-min-rate: first 200 ms and 1 GiB/s from the command
+    line's file, then, after a SIGHUP, 1500 ms (more than the default
+    1000) and 2048 for the next one."""
+    d = ops.tempdir("tpace")
+    conf = _conf(os.path.join(d, "t.conf"),
+                 "pace-window-ms = 200\npace-min-rate = 1073741824\n")
+    s = tntest.Server("-c", conf, "--max-queue", "65536",
+                      "--stall-timeout", "0", "--rate-limit", "0")
+    sender = tntest.identify_new(s, "sender")
+    ms, rate = _slow_reader_episode(s, sender, "slow1")
+    assert rate == 1073741824 and ms >= 200, (ms, rate)
+    _conf(conf, "pace-window-ms = 1500\npace-min-rate = 2048\n")
+    new = sighup(s)
+    assert any("pace-min-rate 2048, pace-window-ms 1500" in line
+               for line in new), new
+    ms, rate = _slow_reader_episode(s, sender, "slow2")
+    assert rate == 2048 and ms >= 1500, (ms, rate)
+    # The sender was let go each time: it is served.
+    assert "sender" in sender.users()
+
+
 if __name__ == "__main__":
     tntest.main(globals())

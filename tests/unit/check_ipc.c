@@ -313,7 +313,10 @@ START_TEST(test_check_order)
 }
 END_TEST
 
-/* The limits the master sends the hub: max-gather is checked too. */
+/*
+ * The limits the master sends the hub: max-gather and the pacing rate
+ * and window are checked too.
+ */
 START_TEST(test_check_limits)
 {
 	struct shm_live	l;
@@ -322,7 +325,21 @@ START_TEST(test_check_limits)
 	l.max_line = 65536;
 	l.max_queue = 1 << 20;
 	l.rate_burst = 50;
+	l.pace_min_rate = 65536;
+	l.pace_window_ms = 1000;
 	ck_assert_int_eq(ipc_check_limits(&l), 0);
+	l.pace_min_rate = 1023;
+	ck_assert_int_eq(ipc_check_limits(&l), -1);
+	l.pace_min_rate = (uint64_t)1 << 30;
+	ck_assert_int_eq(ipc_check_limits(&l), 0);
+	l.pace_min_rate = UINT64_MAX;
+	ck_assert_int_eq(ipc_check_limits(&l), -1);
+	l.pace_min_rate = 65536;
+	l.pace_window_ms = 99;
+	ck_assert_int_eq(ipc_check_limits(&l), -1);
+	l.pace_window_ms = 60001;
+	ck_assert_int_eq(ipc_check_limits(&l), -1);
+	l.pace_window_ms = 1000;
 	l.max_gather = CEIL_MAX_GATHER;
 	ck_assert_int_eq(ipc_check_limits(&l), 0);
 	l.max_gather = CEIL_MAX_GATHER + 1;

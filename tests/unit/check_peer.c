@@ -208,30 +208,49 @@ START_TEST(test_reads_of_every_size)
 }
 END_TEST
 
+/*
+ * Sends b's three frames to a fresh peer and reads them once, with seen
+ * set to stop after the first: the two others wait, whole, in the
+ * peer's own input.
+ */
+static void
+t_read_first(struct peer *p, int sv[2], const struct buf *b)
+{
+	char	scratch[1024];
+
+	t_open(p, &t_role, IPC_MAX_PAYLOAD, sv, b);
+	ck_assert_int_eq(peer_read(p, scratch, sizeof(scratch)), 1);
+	ck_assert_uint_eq(seen.n, 1);
+	ck_assert_ptr_null(seen.dropped);
+	ck_assert_uint_eq(buf_pending(&p->in), buf_pending(b) -
+	    sizeof(struct ipc_hdr));
+}
+
+/* Closes what t_read_first opened. */
+static void
+t_close(struct peer *p, int sv[2], struct buf *b)
+{
+	close(sv[0]);
+	close(sv[1]);
+	buf_free(&p->in);
+	buf_free(b);
+}
+
 START_TEST(test_hold_then_resume)
 {
 	struct buf	 b;
 	struct peer	 p;
-	char		 scratch[1024];
 	int		 sv[2];
 
 	t_frames(&b);
 	memset(&seen, 0, sizeof(seen));
 	seen.hold_after = 1;
-	t_open(&p, &t_role, IPC_MAX_PAYLOAD, sv, &b);
-	ck_assert_int_eq(peer_read(&p, scratch, sizeof(scratch)), 1);
-	/* Held: the two other frames wait in the peer's own input. */
-	ck_assert_uint_eq(seen.n, 1);
-	ck_assert_uint_eq(buf_pending(&p.in), buf_pending(&b) -
-	    sizeof(struct ipc_hdr));
+	t_read_first(&p, sv, &b);
 	seen.hold_after = 0;
 	peer_run(&p, &p.in);
 	ck_assert_uint_eq(seen.n, NFRAMES);
 	ck_assert_uint_eq(buf_pending(&p.in), 0);
-	close(sv[0]);
-	close(sv[1]);
-	buf_free(&p.in);
-	buf_free(&b);
+	t_close(&p, sv, &b);
 }
 END_TEST
 
@@ -244,19 +263,13 @@ START_TEST(test_again_puts_the_frame_back)
 {
 	struct buf	 b;
 	struct peer	 p;
-	char		 scratch[1024];
 	int		 sv[2];
 
 	t_frames(&b);
 	memset(&seen, 0, sizeof(seen));
 	seen.again = 0x0102;
 	seen.again_left = 1;
-	t_open(&p, &t_role, IPC_MAX_PAYLOAD, sv, &b);
-	ck_assert_int_eq(peer_read(&p, scratch, sizeof(scratch)), 1);
-	ck_assert_uint_eq(seen.n, 1);
-	ck_assert_ptr_null(seen.dropped);
-	ck_assert_uint_eq(buf_pending(&p.in), buf_pending(&b) -
-	    sizeof(struct ipc_hdr));
+	t_read_first(&p, sv, &b);
 	/* Again, the last frame, now out of the peer's own input. */
 	seen.holding = 0;
 	seen.again = 0x0103;
@@ -272,10 +285,7 @@ START_TEST(test_again_puts_the_frame_back)
 	ck_assert_uint_eq(seen.types[2], 0x0103);
 	ck_assert_uint_eq(seen.lens[2], 300);
 	ck_assert_uint_eq(buf_pending(&p.in), 0);
-	close(sv[0]);
-	close(sv[1]);
-	buf_free(&p.in);
-	buf_free(&b);
+	t_close(&p, sv, &b);
 }
 END_TEST
 
