@@ -11,7 +11,11 @@ repeats or cuts nothing; senders that flood each other do not deadlock;
 and a hostile worker holds up nobody else.
 
 Every time bound is relative to one measured in the same test (plus,
-where a reader must be found stuck, the hub's one-second window)."""
+where a reader must be found stuck, the hub's one-second window).
+
+The cases named stress_* take seconds each (several windows, a hub
+stopped for 6 s): tests/stress/test_hold_stress.py runs them, in make
+check-stress, so that make check stays under five minutes."""
 
 import os
 import re
@@ -306,7 +310,7 @@ def _stall(k):
     return gap
 
 
-def test_readers_that_read_nothing_are_judged_together():
+def stress_readers_that_read_nothing_are_judged_together():
     """Each reader that reads nothing may hold a sender a window (1 s),
     or two if the first began while its worker still took lines, before
     it is found stuck; six of them at once must not hold it six windows
@@ -480,7 +484,7 @@ def test_senders_held_when_the_hub_is_killed_lose_and_repeat_nothing():
     s.stop()
 
 
-def test_a_stopped_hub_does_not_make_a_slow_reader_stuck():
+def stress_a_stopped_hub_does_not_make_a_slow_reader_stuck():
     """The hub stopped (SIGSTOP: gdb, a starved CPU) for 6 s while a
     sender is held for a slow but legal reader: the reader drained what
     its channel held and then had nothing to read, through no fault of
@@ -512,7 +516,7 @@ def test_a_stopped_hub_does_not_make_a_slow_reader_stuck():
     s.stop()
 
 
-def test_reloads_of_max_queue_while_senders_are_held():
+def stress_reloads_of_max_queue_while_senders_are_held():
     """max-queue lowered sixteenfold, then raised, while a flooder is
     held for a slow reader: nobody hangs, the prompt reader is not cut,
     and it gets every text once and in order."""
@@ -605,7 +609,7 @@ def _liar_sends(liar, data, stop):
             return
 
 
-def test_private_texts_beside_a_held_flood_and_a_liar_are_not_held():
+def stress_private_texts_beside_a_held_flood_and_a_liar_are_not_held():
     """Two clients exchanging only private TEXTs, never to the slow
     reader, while a public flood is held for it in turns: each TEXT
     takes well under a hold, and their median about what it was before
