@@ -75,6 +75,9 @@ def test_a_new_nodes_first_user_is_seen_at_once():
         b = tntest.Client(s.nodes[1]).identify("b")
         a.expect(tntest.new_user("b"))
         first = time.monotonic() - t0
+        # b may have identified before node2 read a's identify, and is
+        # then told NEW_USER a as news: read past it (USERS) first.
+        cluster.wait_users(b, {"a": "ACTIVE", "b": "ACTIVE"})
         t0 = time.monotonic()
         c = tntest.Client(s.nodes[2]).identify("c")
         for x in (a, b):

@@ -113,6 +113,9 @@ def test_join_errors():
         c.expect(b'{"type":"RESPONSE","operation":"JOIN_ROOM",'
                  b'"result":"NO_SUCH_ROOM","extra":"Room 1"}\n')
         make_room(a, R, invited=[b])
+        # Across nodes (test_suite_across_nodes), c's node has read the
+        # room's creation, or the answer is NO_SUCH_ROOM.
+        tntest.settle(c)
         c.send(req("JOIN_ROOM", roomname=R))
         c.expect(b'{"type":"RESPONSE","operation":"JOIN_ROOM",'
                  b'"result":"NOT_INVITED","extra":"Room 1"}\n')
