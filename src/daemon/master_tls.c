@@ -93,7 +93,15 @@ master_tls_reload(char *msg, size_t len)
 	if (!master_tls_any(master.cfg))
 		return 0;
 	n = strlen(msg);
-	if (master_tls_load(master.cfg, err, sizeof(err)) == -1) {
+	/*
+	 * Once more on a failure: the certificate and the key are read one
+	 * after the other, so a renewal that swaps them (a symlink to the
+	 * pair's directory, or each file in turn, as certbot does) between
+	 * the two reads gives a pair that does not match.  Read again, it
+	 * is whole.
+	 */
+	if (master_tls_load(master.cfg, err, sizeof(err)) == -1 &&
+	    master_tls_load(master.cfg, err, sizeof(err)) == -1) {
 		/* A path or libtls's words: no newline or escape gets out. */
 		(void)log_escape(err, strlen(err), esc, sizeof(esc));
 		log_warnx("reload: TLS: %s; keeping the certificate and key "

@@ -206,7 +206,9 @@ def test_reload_storm_under_traffic():
     the storm are those of a baseline taken after a few reloads."""
     d = ops.tempdir("tlsstorm")
     # certbot's way: live is a symlink to the current pair's directory,
-    # swapped atomically, so a reload never sees half a pair.
+    # swapped atomically.  A reload reads the certificate, then the key:
+    # a swap in between gives a pair that does not match, and the daemon
+    # reads both once more (master_tls_reload) instead of warning.
     for sub, which in (("a", "server"), ("b", "rotated")):
         os.mkdir(os.path.join(d, sub))
         _copy_pair(os.path.join(d, sub), which)
