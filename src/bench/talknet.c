@@ -233,6 +233,15 @@ talknet_response(struct bench *b, struct conn *c, const struct msg *m,
 		rs_fail(&b->rs, "%s", b->rs.note);
 }
 
+/* The kind of text this run's clients get: the kind it sends. */
+static enum msg_type
+talknet_text_kind(const struct bench *b)
+{
+	if (b->o->wl == WL_PRIVATE)
+		return MSG_TEXT_FROM;
+	return b->o->room ? MSG_ROOM_TEXT_FROM : MSG_PUBLIC_TEXT_FROM;
+}
+
 /*
  * Finds the "text" value of a TEXT_FROM-like line.  The protocol fixes
  * the key order and "text" comes last, so the value is found from the
@@ -298,7 +307,14 @@ talknet_line(struct bench *b, struct conn *c, const char *line, size_t len,
 		case MSG_ROOM_TEXT_FROM:
 		case MSG_PUBLIC_TEXT_FROM:
 		case MSG_TEXT_FROM:
-			if (talknet_text(line, len, &text, &tlen) == -1)
+			/*
+			 * Not the kind this run sends: another run's, on the
+			 * same server.  A private run's echo side once sent a
+			 * fanout run's public text on to a peer not yet
+			 * identified, and failed on NO_SUCH_USER.
+			 */
+			if (t != talknet_text_kind(b) ||
+			    talknet_text(line, len, &text, &tlen) == -1)
 				b->foreign++;
 			else
 				bench_on_text(b, c, text, tlen, now);
